@@ -1,0 +1,16 @@
+/* Reading certificates from PEM bundles and DER files. */
+#ifndef PINPROXY_CERTFILE_H
+#define PINPROXY_CERTFILE_H
+
+#include <openssl/x509.h>
+
+#include <stddef.h>
+
+/*
+ * Every certificate of a PEM file, in file order, or the one certificate
+ * of a DER file. NULL with err filled when the file cannot be read or
+ * holds no certificate. Free with sk_X509_pop_free(s, X509_free).
+ */
+STACK_OF(X509)	*certfile_load(const char *path, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,97 @@
+/*
+ * The configuration: an immutable, reference-counted object. A reload
+ * builds a new one; connections hold a reference to the one they started
+ * with, so nothing is ever changed under them.
+ */
+#ifndef PINPROXY_CONF_H
+#define PINPROXY_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "conf_value.h"
+#include "log.h"
+#include "pin.h"
+
+enum unpinned_policy {
+	UNPINNED_PASS,
+	UNPINNED_VERIFY,
+	UNPINNED_BLOCK
+};
+
+/* The longest pin set name accepted: names of 40 characters are errors. */
+#define PINSET_NAME_MAX		39
+
+/* One [pins:NAME] section. */
+struct pinset {
+	char			*name;
+	int			 line;		/* of the section header */
+	char			**hosts;	/* normalised patterns */
+	size_t			 nhosts;
+	struct pin		*pins;
+	size_t			 npins;
+	bool			 include_subdomains;
+	bool			 enforce;
+	bool			 has_expires;
+	time_t			 expires;	/* 00:00 UTC of the date */
+	char			 expires_text[11];	/* "YYYY-MM-DD" */
+	uint16_t		 port;
+	char			*ca_file;	/* NULL when unset */
+	bool			 has_connect_to;
+	struct conf_addr	 connect_to;
+};
+
+struct conf {
+	int			 refs;
+	unsigned long		 generation;
+	char			*path;
+
+	struct conf_addr	*listen;
+	size_t			 nlisten;
+	char			*ca_cert;
+	char			*ca_key;
+	char			*trust;		/* "system" or a path */
+	enum unpinned_policy	 unpinned;
+	uint16_t		*connect_ports;
+	size_t			 nconnect_ports;
+	struct cidr		*allow_clients;
+	size_t			 nallow_clients;
+	unsigned long		 max_connections;
+	unsigned int		 connect_timeout;	/* seconds */
+	unsigned int		 header_timeout;
+	unsigned int		 idle_timeout;
+	unsigned int		 shutdown_timeout;
+	enum log_sink		 log;
+	enum log_level		 log_level;
+	char			*report_file;	/* NULL when unset */
+	bool			 has_stats_listen;
+	struct conf_addr	 stats_listen;
+
+	struct pinset		*pinsets;
+	size_t			 npinsets;
+};
+
+/* A configuration with every default and no pin sets; refs = 1. */
+struct conf	*conf_new_default(void);
+/* Take a reference. */
+struct conf	*conf_ref(struct conf *c);
+/* Drop a reference, freeing the configuration with the last (NULL ok). */
+void		 conf_unref(struct conf *c);
+/*
+ * The pin set that covers a normalised host name: an exact host first,
+ * then the longest pattern; NULL when no section covers it.
+ */
+const struct pinset *conf_lookup(const struct conf *c, const char *host);
+/* Whether a port is in connect_ports. */
+bool		 conf_connect_port_allowed(const struct conf *c, uint16_t port);
+/* Whether a client address is in allow_clients. */
+bool		 conf_client_allowed(const struct conf *c,
+		    const struct sockaddr *sa);
+/* Whether the pin set's expires date has passed at now. */
+bool		 pinset_expired(const struct pinset *ps, time_t now);
+/* The name of a policy ("pass", "verify", "block"). */
+const char	*conf_unpinned_name(enum unpinned_policy p);
+
+#endif

@@ -1,0 +1,59 @@
+/*
+ * Typed values of the configuration: durations, booleans, numbers, ports,
+ * ADDR:PORT, CIDR blocks, UTC dates and comma/space separated lists. Every
+ * parser returns false and explains why in err when the text is not valid.
+ */
+#ifndef PINPROXY_CONF_VALUE_H
+#define PINPROXY_CONF_VALUE_H
+
+#include <sys/socket.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+/* Long enough for "[ffff:...:ffff]:65535". */
+#define CONF_ADDR_TEXT_MAX	64
+
+/* A numeric socket address with its canonical text form. */
+struct conf_addr {
+	struct sockaddr_storage	 ss;
+	socklen_t		 sslen;
+	char			 text[CONF_ADDR_TEXT_MAX];
+};
+
+/* An address block; family is AF_INET or AF_INET6. */
+struct cidr {
+	int			 family;
+	unsigned char		 addr[16];
+	unsigned int		 prefix;
+};
+
+/* Seconds, or a number with the suffix s, m or h ("30s", "5m", "1h"). */
+bool	 cv_duration(const char *s, unsigned int *seconds, char *err,
+	    size_t errlen);
+/* yes/no, true/false, on/off, 1/0 (case-insensitive). */
+bool	 cv_bool(const char *s, bool *out, char *err, size_t errlen);
+/* A decimal integer within [min, max]. */
+bool	 cv_uint(const char *s, unsigned long min, unsigned long max,
+	    unsigned long *out, char *err, size_t errlen);
+/* A TCP port, 1 to 65535. */
+bool	 cv_port(const char *s, uint16_t *out, char *err, size_t errlen);
+/* A numeric "IPv4:PORT" or "[IPv6]:PORT"; no name resolution. */
+bool	 cv_addr(const char *s, struct conf_addr *out, char *err,
+	    size_t errlen);
+/* "ADDR/PREFIX" or a single address (a /32 or /128); host bits must be 0. */
+bool	 cv_cidr(const char *s, struct cidr *out, char *err, size_t errlen);
+/* Whether sa falls in the block; IPv4-mapped IPv6 addresses count as IPv4. */
+bool	 cidr_match(const struct cidr *c, const struct sockaddr *sa);
+/* A calendar date "YYYY-MM-DD"; *out is its first second, 00:00:00 UTC. */
+bool	 cv_date(const char *s, time_t *out, char *err, size_t errlen);
+/* Split a list on commas and/or white space; empty items are skipped. */
+char	**cv_list(const char *s, size_t *count);
+/* Free what cv_list returned. */
+void	 cv_list_free(char **items, size_t count);
+/* Format a socket address as "1.2.3.4:80" or "[::1]:80". */
+void	 cv_sockaddr_text(const struct sockaddr *sa, char *buf, size_t len);
+
+#endif

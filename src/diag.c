@@ -1,0 +1,167 @@
+/*
+ * Collected diagnostics, kept sorted by line so that output reads like the
+ * file whatever order the checks ran in.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "diag.h"
+#include "xmalloc.h"
+
+struct diag_msg {
+	enum diag_severity	 severity;
+	int			 line;
+	size_t			 seq;
+	char			*text;
+};
+
+struct diag {
+	struct diag_msg		*msgs;
+	size_t			 count;
+	size_t			 cap;
+	size_t			 errors;
+	bool			 sorted;
+};
+
+struct diag *
+diag_new(void)
+{
+	return xcalloc(1, sizeof(struct diag));
+}
+
+void
+diag_free(struct diag *d)
+{
+	size_t	 i;
+
+	if (d == NULL)
+		return;
+	for (i = 0; i < d->count; i++)
+		free(d->msgs[i].text);
+	free(d->msgs);
+	free(d);
+}
+
+/* Record one message. */
+static void
+diag_add(struct diag *d, enum diag_severity sev, const char *file, int line,
+    const char *fmt, va_list ap)
+{
+	struct diag_msg	*m;
+	char		*msg;
+
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = xstrdup("(out of memory formatting a message)");
+	if (d->count == d->cap) {
+		d->cap = d->cap == 0 ? 8 : d->cap * 2;
+		d->msgs = xreallocarray(d->msgs, d->cap, sizeof(*d->msgs));
+	}
+	m = &d->msgs[d->count];
+	m->severity = sev;
+	m->line = line;
+	m->seq = d->count;
+	if (line > 0)
+		m->text = xasprintf("%s:%d: %s%s", file,
+		    line, sev == DIAG_WARNING ? "warning: " : "", msg);
+	else
+		m->text = xasprintf("%s: %s%s", file,
+		    sev == DIAG_WARNING ? "warning: " : "", msg);
+	free(msg);
+	d->count++;
+	if (sev == DIAG_ERROR)
+		d->errors++;
+	d->sorted = false;
+}
+
+void
+diag_error(struct diag *d, const char *file, int line, const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	diag_add(d, DIAG_ERROR, file, line, fmt, ap);
+	va_end(ap);
+}
+
+void
+diag_warn(struct diag *d, const char *file, int line, const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	diag_add(d, DIAG_WARNING, file, line, fmt, ap);
+	va_end(ap);
+}
+
+/* Order by line, then by the order the messages were recorded. */
+static int
+diag_cmp(const void *a, const void *b)
+{
+	const struct diag_msg	*x = a, *y = b;
+
+	if (x->line != y->line)
+		return x->line < y->line ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Sort lazily: messages are added in check order, read in file order. */
+static void
+diag_sort(const struct diag *cd)
+{
+	struct diag	*d = (struct diag *)cd;
+
+	if (d->sorted)
+		return;
+	qsort(d->msgs, d->count, sizeof(*d->msgs), diag_cmp);
+	d->sorted = true;
+}
+
+size_t
+diag_errors(const struct diag *d)
+{
+	return d->errors;
+}
+
+size_t
+diag_count(const struct diag *d)
+{
+	return d->count;
+}
+
+const char *
+diag_text(const struct diag *d, size_t i)
+{
+	diag_sort(d);
+	return i < d->count ? d->msgs[i].text : NULL;
+}
+
+enum diag_severity
+diag_severity(const struct diag *d, size_t i)
+{
+	diag_sort(d);
+	return d->msgs[i].severity;
+}
+
+const char *
+diag_first_error(const struct diag *d)
+{
+	size_t	 i;
+
+	diag_sort(d);
+	for (i = 0; i < d->count; i++)
+		if (d->msgs[i].severity == DIAG_ERROR)
+			return d->msgs[i].text;
+	return NULL;
+}
+
+void
+diag_print(const struct diag *d, FILE *fp)
+{
+	size_t	 i;
+
+	diag_sort(d);
+	for (i = 0; i < d->count; i++)
+		fprintf(fp, "%s\n", d->msgs[i].text);
+}

@@ -1,0 +1,38 @@
+/*
+ * Host names and the host patterns of pin sets: "api.example.com" (exact),
+ * "*.example.com" (exactly one more label, not the apex) and IP literals.
+ * Matching is case-insensitive and ignores one trailing dot.
+ */
+#ifndef PINPROXY_HOSTMATCH_H
+#define PINPROXY_HOSTMATCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* The longest DNS name, plus room for the terminator. */
+#define HOSTMATCH_NAME_MAX	254
+/* The score of a pattern equal to the host: beats every other match. */
+#define HOSTMATCH_EXACT		1000
+
+/*
+ * Normalise a host name (SNI, CONNECT host, Host header): lower-case, one
+ * trailing dot removed, brackets of an IPv6 literal removed. Returns false
+ * for an empty name, one longer than 253 bytes, or bytes no host name has.
+ */
+bool	 hostmatch_normalize(const char *in, size_t inlen, char *out,
+	    size_t outsize);
+/* Validate a pattern from the configuration and normalise it into out. */
+bool	 hostmatch_pattern(const char *in, char *out, size_t outsize,
+	    char *err, size_t errlen);
+/*
+ * How specifically a normalised pattern covers a normalised host: -1 when
+ * it does not, HOSTMATCH_EXACT when they are equal, else the pattern's
+ * length (a wildcard, or an exact host covering a subdomain because of
+ * include_subdomains).
+ */
+int	 hostmatch_score(const char *pattern, const char *host,
+	    bool include_subdomains);
+/* Whether a normalised host is an IPv4 or IPv6 literal. */
+bool	 hostmatch_is_ip(const char *host);
+
+#endif
