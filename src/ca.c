@@ -1,1 +1,537 @@
-/* placeholder: written next */
+/*
+ * The interception CA: loading and checking an existing CA, creating a new
+ * EC P-256 one on first start (key written 0600, created exclusively and
+ * synced), and signing certificates without ever exposing the key.
+ */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/bn.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509v3.h>
+
+#include "ca.h"
+#include "xmalloc.h"
+
+#define CA_CN_PREFIX		"pinproxy interception CA"
+#define CA_ORGANIZATION		"pinproxy"
+#define CA_VALID_DAYS		3650
+#define CA_BACKDATE_SECONDS	(24 * 60 * 60)
+#define CA_SERIAL_BYTES		16
+
+struct ca {
+	int		 refs;
+	X509		*cert;
+	EVP_PKEY	*key;
+	const EVP_MD	*md;		/* NULL when the key type fixes it */
+	time_t		 not_after;
+	unsigned char	 id[CA_ID_LEN];
+};
+
+/* Whether path exists: 1 yes, 0 no, -1 on another error (err filled). */
+static int
+ca_exists(const char *what, const char *path, char *err, size_t errlen)
+{
+	struct stat	 st;
+
+	if (stat(path, &st) == 0)
+		return 1;
+	if (errno == ENOENT)
+		return 0;
+	snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
+	return -1;
+}
+
+/* Refuse a passphrase prompt: the daemon cannot ask anyone for one. */
+static int
+ca_no_passphrase(char *buf, int size, int rwflag, void *arg)
+{
+	return -1;
+}
+
+static X509 *
+ca_read_cert(const char *path, char *err, size_t errlen)
+{
+	FILE	*fp;
+	X509	*cert;
+
+	if ((fp = fopen(path, "r")) == NULL) {
+		snprintf(err, errlen, "ca_cert %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	cert = PEM_read_X509(fp, NULL, ca_no_passphrase, NULL);
+	fclose(fp);
+	if (cert == NULL)
+		snprintf(err, errlen, "ca_cert %s: no PEM certificate in the "
+		    "file", path);
+	return cert;
+}
+
+static EVP_PKEY *
+ca_read_key(const char *path, char *err, size_t errlen)
+{
+	FILE		*fp;
+	EVP_PKEY	*key;
+
+	if ((fp = fopen(path, "r")) == NULL) {
+		snprintf(err, errlen, "ca_key %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	key = PEM_read_PrivateKey(fp, NULL, ca_no_passphrase, NULL);
+	fclose(fp);
+	if (key == NULL)
+		snprintf(err, errlen, "ca_key %s: no PEM private key in the "
+		    "file (encrypted keys are not supported)", path);
+	return key;
+}
+
+static bool
+ca_asn1_time(const ASN1_TIME *t, time_t *out)
+{
+	struct tm	 tm;
+
+	if (ASN1_TIME_to_tm(t, &tm) != 1)
+		return false;
+	*out = timegm(&tm);
+	return true;
+}
+
+/*
+ * Build a struct ca from cert and key (taking ownership of both, also on
+ * failure) after checking that they belong together and form a usable CA.
+ */
+static struct ca *
+ca_new(X509 *cert, EVP_PKEY *key, const char *cert_path, const char *key_path,
+    char *err, size_t errlen)
+{
+	struct ca	*ca;
+	struct tm	 tm;
+	unsigned int	 idlen = CA_ID_LEN;
+	uint32_t	 flags;
+	time_t		 not_after;
+	int		 nid;
+	char		 date[32];
+
+	if (X509_check_private_key(cert, key) != 1) {
+		snprintf(err, errlen, "ca_key %s does not match ca_cert %s",
+		    key_path, cert_path);
+		goto fail;
+	}
+	flags = X509_get_extension_flags(cert);
+	if ((flags & EXFLAG_INVALID) != 0) {
+		snprintf(err, errlen, "ca_cert %s has invalid extensions",
+		    cert_path);
+		goto fail;
+	}
+	if ((flags & EXFLAG_CA) == 0) {
+		snprintf(err, errlen, "ca_cert %s is not a CA certificate "
+		    "(no basicConstraints CA:TRUE)", cert_path);
+		goto fail;
+	}
+	if ((flags & EXFLAG_KUSAGE) != 0 &&
+	    (X509_get_key_usage(cert) & KU_KEY_CERT_SIGN) == 0) {
+		snprintf(err, errlen, "ca_cert %s may not sign certificates "
+		    "(keyUsage lacks keyCertSign)", cert_path);
+		goto fail;
+	}
+	if (!ca_asn1_time(X509_get0_notAfter(cert), &not_after)) {
+		snprintf(err, errlen, "ca_cert %s has an invalid notAfter",
+		    cert_path);
+		goto fail;
+	}
+	if (X509_cmp_current_time(X509_get0_notAfter(cert)) <= 0) {
+		gmtime_r(&not_after, &tm);
+		strftime(date, sizeof(date), "%Y-%m-%d", &tm);
+		snprintf(err, errlen, "ca_cert %s expired on %s", cert_path,
+		    date);
+		goto fail;
+	}
+
+	ca = xcalloc(1, sizeof(*ca));
+	ca->refs = 1;
+	ca->cert = cert;
+	ca->key = key;
+	ca->not_after = not_after;
+	ca->md = EVP_sha256();
+	/* Ed25519 and Ed448 sign without a separate digest. */
+	if (EVP_PKEY_get_default_digest_nid(key, &nid) == 2 &&
+	    nid == NID_undef)
+		ca->md = NULL;
+	if (X509_digest(cert, EVP_sha256(), ca->id, &idlen) != 1 ||
+	    idlen != CA_ID_LEN) {
+		snprintf(err, errlen, "ca_cert %s: cannot compute its digest",
+		    cert_path);
+		ca_free(ca);
+		return NULL;
+	}
+	return ca;
+
+fail:
+	X509_free(cert);
+	EVP_PKEY_free(key);
+	return NULL;
+}
+
+static struct ca *
+ca_load(const char *cert_path, const char *key_path, char *err,
+    size_t errlen)
+{
+	X509		*cert;
+	EVP_PKEY	*key;
+
+	if ((cert = ca_read_cert(cert_path, err, errlen)) == NULL)
+		return NULL;
+	if ((key = ca_read_key(key_path, err, errlen)) == NULL) {
+		X509_free(cert);
+		return NULL;
+	}
+	return ca_new(cert, key, cert_path, key_path, err, errlen);
+}
+
+bool
+ca_set_random_serial(X509 *cert)
+{
+	unsigned char	 buf[CA_SERIAL_BYTES];
+	BIGNUM		*bn;
+	bool		 ok;
+
+	if (RAND_bytes(buf, sizeof(buf)) != 1)
+		return false;
+	/* Positive, non-zero and always of the same encoded length. */
+	buf[0] = (buf[0] & 0x7f) | 0x40;
+	if ((bn = BN_bin2bn(buf, sizeof(buf), NULL)) == NULL)
+		return false;
+	ok = BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(cert)) != NULL;
+	BN_free(bn);
+	return ok;
+}
+
+static bool
+ca_add_ext(X509 *cert, X509V3_CTX *ctx, int nid, const char *value)
+{
+	X509_EXTENSION	*ext;
+	bool		 ok;
+
+	if ((ext = X509V3_EXT_conf_nid(NULL, ctx, nid, value)) == NULL)
+		return false;
+	ok = X509_add_ext(cert, ext, -1) == 1;
+	X509_EXTENSION_free(ext);
+	return ok;
+}
+
+/* A fresh self-signed CA certificate for key. */
+static X509 *
+ca_generate_cert(EVP_PKEY *key)
+{
+	X509		*cert;
+	X509_NAME	*name;
+	X509V3_CTX	 ctx;
+	unsigned char	 rnd[4];
+	char		 cn[64];
+
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+		return NULL;
+	snprintf(cn, sizeof(cn), "%s %02x%02x%02x%02x", CA_CN_PREFIX,
+	    rnd[0], rnd[1], rnd[2], rnd[3]);
+	if ((cert = X509_new()) == NULL)
+		return NULL;
+	name = X509_get_subject_name(cert);
+	if (X509_set_version(cert, X509_VERSION_3) != 1 ||
+	    !ca_set_random_serial(cert) ||
+	    X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC,
+	    (const unsigned char *)CA_ORGANIZATION, -1, -1, 0) != 1 ||
+	    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+	    (const unsigned char *)cn, -1, -1, 0) != 1 ||
+	    X509_set_issuer_name(cert, name) != 1 ||
+	    X509_gmtime_adj(X509_getm_notBefore(cert),
+	    -CA_BACKDATE_SECONDS) == NULL ||
+	    X509_time_adj_ex(X509_getm_notAfter(cert), CA_VALID_DAYS, 0,
+	    NULL) == NULL ||
+	    X509_set_pubkey(cert, key) != 1)
+		goto fail;
+	X509V3_set_ctx(&ctx, cert, cert, NULL, NULL, 0);
+	if (!ca_add_ext(cert, &ctx, NID_basic_constraints,
+	    "critical,CA:TRUE,pathlen:0") ||
+	    !ca_add_ext(cert, &ctx, NID_key_usage,
+	    "critical,keyCertSign,cRLSign") ||
+	    !ca_add_ext(cert, &ctx, NID_subject_key_identifier, "hash") ||
+	    X509_sign(cert, key, EVP_sha256()) <= 0)
+		goto fail;
+	return cert;
+
+fail:
+	X509_free(cert);
+	return NULL;
+}
+
+/* Create the directory holding path (one level) if it is missing. */
+static bool
+ca_make_parent(const char *path, char *err, size_t errlen)
+{
+	char	*dir, *slash;
+	bool	 ok = true;
+
+	dir = xstrdup(path);
+	if ((slash = strrchr(dir, '/')) != NULL && slash != dir) {
+		*slash = '\0';
+		if (mkdir(dir, 0700) == -1 && errno != EEXIST) {
+			snprintf(err, errlen, "cannot create directory %s: %s",
+			    dir, strerror(errno));
+			ok = false;
+		}
+	}
+	free(dir);
+	return ok;
+}
+
+/* Flush the directory entry of a freshly created path to disk. */
+static void
+ca_sync_parent(const char *path)
+{
+	char	*dir, *slash;
+	int	 fd;
+
+	dir = xstrdup(path);
+	if ((slash = strrchr(dir, '/')) == NULL)
+		strcpy(dir, ".");
+	else if (slash == dir)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) != -1) {
+		fsync(fd);
+		close(fd);
+	}
+	free(dir);
+}
+
+/*
+ * Write len bytes to a new file (never an existing one) with mode, and sync
+ * it; a partly written file is removed.
+ */
+static bool
+ca_write_new(const char *path, mode_t mode, const char *data, size_t len,
+    char *err, size_t errlen)
+{
+	ssize_t	 n = -1;
+	size_t	 off = 0;
+	int	 fd, saved;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+	    mode);
+	if (fd == -1) {
+		snprintf(err, errlen, "cannot create %s: %s", path,
+		    strerror(errno));
+		return false;
+	}
+	while (off < len) {
+		n = write(fd, data + off, len - off);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			goto fail;
+		off += (size_t)n;
+	}
+	if (fsync(fd) == -1)
+		goto fail;
+	if (close(fd) == -1) {
+		fd = -1;
+		goto fail;
+	}
+	ca_sync_parent(path);
+	return true;
+
+fail:
+	saved = n == 0 ? EIO : errno;
+	snprintf(err, errlen, "cannot write %s: %s", path, strerror(saved));
+	if (fd != -1)
+		close(fd);
+	unlink(path);
+	return false;
+}
+
+/*
+ * Write the PEM of key or cert to path. The key's PEM lives in secure-heap
+ * memory, which OpenSSL wipes when the BIO is freed.
+ */
+static bool
+ca_write_pem(const char *path, mode_t mode, EVP_PKEY *key, X509 *cert,
+    char *err, size_t errlen)
+{
+	BIO	*bio;
+	char	*data;
+	long	 len;
+	bool	 ok;
+
+	if ((bio = BIO_new(BIO_s_secmem())) == NULL) {
+		snprintf(err, errlen, "cannot allocate a buffer for %s", path);
+		return false;
+	}
+	if (key != NULL)
+		ok = PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL,
+		    NULL) == 1;
+	else
+		ok = PEM_write_bio_X509(bio, cert) == 1;
+	if (!ok || (len = BIO_get_mem_data(bio, &data)) <= 0) {
+		snprintf(err, errlen, "cannot encode %s", path);
+		BIO_free(bio);
+		return false;
+	}
+	ok = ca_write_new(path, mode, data, (size_t)len, err, errlen);
+	BIO_free(bio);
+	return ok;
+}
+
+/* Create a new CA and write it to key_path (first) and cert_path. */
+static struct ca *
+ca_create(const char *cert_path, const char *key_path, char *err,
+    size_t errlen)
+{
+	EVP_PKEY	*key;
+	X509		*cert;
+
+	if (!ca_make_parent(key_path, err, errlen) ||
+	    !ca_make_parent(cert_path, err, errlen))
+		return NULL;
+	if ((key = EVP_EC_gen("P-256")) == NULL) {
+		snprintf(err, errlen, "cannot generate the CA key");
+		return NULL;
+	}
+	if ((cert = ca_generate_cert(key)) == NULL) {
+		snprintf(err, errlen, "cannot build the CA certificate");
+		EVP_PKEY_free(key);
+		return NULL;
+	}
+	if (!ca_write_pem(key_path, 0600, key, NULL, err, errlen))
+		goto fail;
+	if (!ca_write_pem(cert_path, 0644, NULL, cert, err, errlen)) {
+		/* Leaving the key alone would block the next start. */
+		unlink(key_path);
+		goto fail;
+	}
+	return ca_new(cert, key, cert_path, key_path, err, errlen);
+
+fail:
+	X509_free(cert);
+	EVP_PKEY_free(key);
+	return NULL;
+}
+
+/*
+ * Which of the two files exist: 2 both, 0 none, -1 an error (only one, or
+ * one cannot be looked at), with err filled.
+ */
+static int
+ca_files(const char *cert_path, const char *key_path, char *err,
+    size_t errlen)
+{
+	int	 have_cert, have_key;
+
+	if ((have_cert = ca_exists("ca_cert", cert_path, err, errlen)) == -1 ||
+	    (have_key = ca_exists("ca_key", key_path, err, errlen)) == -1)
+		return -1;
+	if (have_cert && !have_key) {
+		snprintf(err, errlen, "ca_key %s missing but ca_cert %s "
+		    "exists: refusing to create a new CA over an existing one",
+		    key_path, cert_path);
+		return -1;
+	}
+	if (have_key && !have_cert) {
+		snprintf(err, errlen, "ca_cert %s missing but ca_key %s "
+		    "exists: refusing to create a new CA over an existing one",
+		    cert_path, key_path);
+		return -1;
+	}
+	return have_cert ? 2 : 0;
+}
+
+struct ca *
+ca_load_or_create(const char *cert_path, const char *key_path,
+    bool *created, char *err, size_t errlen)
+{
+	struct ca	*ca;
+
+	*created = false;
+	switch (ca_files(cert_path, key_path, err, errlen)) {
+	case 2:
+		return ca_load(cert_path, key_path, err, errlen);
+	case 0:
+		if ((ca = ca_create(cert_path, key_path, err, errlen)) != NULL)
+			*created = true;
+		return ca;
+	default:
+		return NULL;
+	}
+}
+
+bool
+ca_check(const char *cert_path, const char *key_path, char *err,
+    size_t errlen)
+{
+	struct ca	*ca;
+
+	switch (ca_files(cert_path, key_path, err, errlen)) {
+	case 2:
+		if ((ca = ca_load(cert_path, key_path, err, errlen)) == NULL)
+			return false;
+		ca_free(ca);
+		return true;
+	case 0:
+		return true;
+	default:
+		return false;
+	}
+}
+
+struct ca *
+ca_ref(struct ca *ca)
+{
+	ca->refs++;
+	return ca;
+}
+
+void
+ca_free(struct ca *ca)
+{
+	if (ca == NULL || --ca->refs > 0)
+		return;
+	/* EVP_PKEY_free wipes the private key material. */
+	EVP_PKEY_free(ca->key);
+	X509_free(ca->cert);
+	free(ca);
+}
+
+X509 *
+ca_cert(const struct ca *ca)
+{
+	return ca->cert;
+}
+
+time_t
+ca_not_after(const struct ca *ca)
+{
+	return ca->not_after;
+}
+
+const unsigned char *
+ca_id(const struct ca *ca)
+{
+	return ca->id;
+}
+
+bool
+ca_sign(struct ca *ca, X509 *cert)
+{
+	if (X509_set_issuer_name(cert, X509_get_subject_name(ca->cert)) != 1)
+		return false;
+	return X509_sign(cert, ca->key, ca->md) > 0;
+}

@@ -1,1 +1,53 @@
-/* placeholder */
+/*
+ * The interception CA: loads its certificate and key, or creates both on
+ * first start, and signs forged leaf certificates. This is the only module
+ * that holds the CA private key; it never hands the key out.
+ */
+#ifndef PINPROXY_CA_H
+#define PINPROXY_CA_H
+
+#include <openssl/x509.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+/* The length of a CA identity: the SHA-256 of its certificate's DER. */
+#define CA_ID_LEN	32
+
+struct ca;
+
+/*
+ * Load the CA from cert_path and key_path, or create both files when both
+ * are missing (the key with mode 0600, the parent directory with 0700 if it
+ * is missing); *created says which happened. Returns NULL with err filled
+ * when only one file exists, a file is unreadable, the key does not match
+ * the certificate, or the certificate is not a valid, unexpired CA.
+ */
+struct ca	*ca_load_or_create(const char *cert_path, const char *key_path,
+		    bool *created, char *err, size_t errlen);
+/*
+ * Check the CA files without creating anything, for configuration checks:
+ * true when both are missing (they would be created) or both load.
+ */
+bool		 ca_check(const char *cert_path, const char *key_path,
+		    char *err, size_t errlen);
+/* Take another reference to a CA. */
+struct ca	*ca_ref(struct ca *ca);
+/* Drop a reference (NULL is fine); the last one frees and wipes the key. */
+void		 ca_free(struct ca *ca);
+/* The CA certificate, borrowed from ca. */
+X509		*ca_cert(const struct ca *ca);
+/* When the CA certificate expires. */
+time_t		 ca_not_after(const struct ca *ca);
+/* The CA identity (CA_ID_LEN bytes, borrowed): a key for caches. */
+const unsigned char *ca_id(const struct ca *ca);
+/*
+ * Issue cert: set its issuer name to the CA subject and sign it with the CA
+ * key (SHA-256 unless the key type fixes its own digest).
+ */
+bool		 ca_sign(struct ca *ca, X509 *cert);
+/* Give cert a fresh random, positive 128-bit serial number. */
+bool		 ca_set_random_serial(X509 *cert);
+
+#endif

@@ -1,1 +1,150 @@
-/* placeholder: written next */
+/*
+ * The configuration object: defaults, reference counting, and the lookups
+ * the runtime needs (pin set for a host, connect_ports, allow_clients).
+ */
+#include <sys/socket.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf.h"
+#include "hostmatch.h"
+#include "xmalloc.h"
+
+static const char *const conf_unpinned_names[] = {
+	[UNPINNED_PASS] = "pass",
+	[UNPINNED_VERIFY] = "verify",
+	[UNPINNED_BLOCK] = "block",
+};
+
+struct conf *
+conf_new_default(void)
+{
+	struct conf	*c;
+	char		 err[128];
+
+	c = xcalloc(1, sizeof(*c));
+	c->refs = 1;
+	c->listen = xcalloc(1, sizeof(*c->listen));
+	if (!cv_addr("127.0.0.1:8080", &c->listen[0], err, sizeof(err)))
+		abort();
+	c->nlisten = 1;
+	c->ca_cert = xstrdup(PINPROXY_STATEDIR "/ca.pem");
+	c->ca_key = xstrdup(PINPROXY_STATEDIR "/ca.key");
+	c->trust = xstrdup("system");
+	c->unpinned = UNPINNED_PASS;
+	c->connect_ports = xcalloc(1, sizeof(*c->connect_ports));
+	c->connect_ports[0] = 443;
+	c->nconnect_ports = 1;
+	c->allow_clients = xcalloc(2, sizeof(*c->allow_clients));
+	if (!cv_cidr("127.0.0.0/8", &c->allow_clients[0], err, sizeof(err)) ||
+	    !cv_cidr("::1", &c->allow_clients[1], err, sizeof(err)))
+		abort();
+	c->nallow_clients = 2;
+	c->max_connections = 1024;
+	c->connect_timeout = 10;
+	c->header_timeout = 30;
+	c->idle_timeout = 300;
+	c->shutdown_timeout = 10;
+	c->log = LOG_SINK_STDERR;
+	c->log_level = LL_INFO;
+	return c;
+}
+
+struct conf *
+conf_ref(struct conf *c)
+{
+	c->refs++;
+	return c;
+}
+
+/* Free the contents of one pin set. */
+static void
+conf_pinset_clear(struct pinset *ps)
+{
+	size_t	 i;
+
+	free(ps->name);
+	for (i = 0; i < ps->nhosts; i++)
+		free(ps->hosts[i]);
+	free(ps->hosts);
+	free(ps->pins);
+	free(ps->ca_file);
+}
+
+void
+conf_unref(struct conf *c)
+{
+	size_t	 i;
+
+	if (c == NULL || --c->refs > 0)
+		return;
+	for (i = 0; i < c->npinsets; i++)
+		conf_pinset_clear(&c->pinsets[i]);
+	free(c->pinsets);
+	free(c->path);
+	free(c->listen);
+	free(c->ca_cert);
+	free(c->ca_key);
+	free(c->trust);
+	free(c->connect_ports);
+	free(c->allow_clients);
+	free(c->report_file);
+	free(c);
+}
+
+const struct pinset *
+conf_lookup(const struct conf *c, const char *host)
+{
+	const struct pinset	*best = NULL;
+	int			 best_score = -1, score;
+	size_t			 i, j;
+
+	for (i = 0; i < c->npinsets; i++) {
+		for (j = 0; j < c->pinsets[i].nhosts; j++) {
+			score = hostmatch_score(c->pinsets[i].hosts[j], host,
+			    c->pinsets[i].include_subdomains);
+			/* Ties go to the earlier section: strictly greater. */
+			if (score > best_score) {
+				best_score = score;
+				best = &c->pinsets[i];
+			}
+		}
+	}
+	return best;
+}
+
+bool
+conf_connect_port_allowed(const struct conf *c, uint16_t port)
+{
+	size_t	 i;
+
+	for (i = 0; i < c->nconnect_ports; i++)
+		if (c->connect_ports[i] == port)
+			return true;
+	return false;
+}
+
+bool
+conf_client_allowed(const struct conf *c, const struct sockaddr *sa)
+{
+	size_t	 i;
+
+	for (i = 0; i < c->nallow_clients; i++)
+		if (cidr_match(&c->allow_clients[i], sa))
+			return true;
+	return false;
+}
+
+bool
+pinset_expired(const struct pinset *ps, time_t now)
+{
+	/* The date itself is still covered: expiry starts the day after. */
+	return ps->has_expires && now >= ps->expires + 86400;
+}
+
+const char *
+conf_unpinned_name(enum unpinned_policy p)
+{
+	return conf_unpinned_names[p];
+}

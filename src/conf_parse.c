@@ -1,1 +1,960 @@
-/* placeholder: written next */
+/*
+ * Reading the configuration. inih does the INI syntax; it is fed through
+ * our own line reader, which counts lines (Debian's inih gives the handler
+ * none), rejects long lines and bad section headers before inih truncates
+ * them, reports every malformed line (inih reports only the first), and
+ * tracks sections itself. Keys are dispatched through one table.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "certfile.h"
+#include "conf_parse.h"
+#include "conf_value.h"
+#include "hostmatch.h"
+#include "trust.h"
+#include "xmalloc.h"
+
+/* Lines of this many bytes (without the newline) or more are errors. */
+#define CONF_LINE_MAX		199
+/* Pin sets expiring within this many days are warned about. */
+#define CONF_EXPIRY_WARN_DAYS	30
+
+enum conf_section {
+	SECTION_NONE,		/* before the first header */
+	SECTION_PROXY,
+	SECTION_PINS,
+	SECTION_IGNORED		/* bad header, already reported */
+};
+
+enum conf_key_id {
+	KEY_LISTEN,
+	KEY_CA_CERT,
+	KEY_CA_KEY,
+	KEY_TRUST,
+	KEY_UNPINNED,
+	KEY_CONNECT_PORTS,
+	KEY_ALLOW_CLIENTS,
+	KEY_MAX_CONNECTIONS,
+	KEY_CONNECT_TIMEOUT,
+	KEY_HEADER_TIMEOUT,
+	KEY_IDLE_TIMEOUT,
+	KEY_SHUTDOWN_TIMEOUT,
+	KEY_LOG,
+	KEY_LOG_LEVEL,
+	KEY_REPORT_FILE,
+	KEY_STATS_LISTEN,
+	KEY_HOSTS,
+	KEY_PIN,
+	KEY_INCLUDE_SUBDOMAINS,
+	KEY_ENFORCE,
+	KEY_EXPIRES,
+	KEY_PORT,
+	KEY_CA_FILE,
+	KEY_CONNECT_TO,
+	KEY__COUNT
+};
+
+/* A host pattern already claimed by a section, to find duplicates. */
+struct conf_host_seen {
+	const char	*pattern;	/* borrowed from the pin set */
+	const char	*pinset;
+	int		 line;
+};
+
+struct conf_parse {
+	FILE			*fp;
+	const char		*file;
+	struct diag		*diag;
+	time_t			 now;
+	int			 lineno;
+	struct conf		*conf;
+
+	enum conf_section	 section;
+	bool			 proxy_seen;
+	int			 proxy_line;
+	struct pinset		*pinset;	/* the current [pins:] */
+	int			 key_line[KEY__COUNT]; /* 0: not seen */
+	bool			 listen_default;
+
+	struct conf_host_seen	*hosts;
+	size_t			 nhosts;
+};
+
+typedef bool (*conf_setter)(struct conf_parse *, const char *, char *,
+    size_t);
+
+struct conf_key {
+	const char		*name;
+	enum conf_section	 section;
+	bool			 repeatable;
+	conf_setter		 set;
+};
+
+static bool conf_set_listen(struct conf_parse *, const char *, char *, size_t);
+static bool conf_set_ca_cert(struct conf_parse *, const char *, char *,
+    size_t);
+static bool conf_set_ca_key(struct conf_parse *, const char *, char *, size_t);
+static bool conf_set_trust(struct conf_parse *, const char *, char *, size_t);
+static bool conf_set_unpinned(struct conf_parse *, const char *, char *,
+    size_t);
+static bool conf_set_connect_ports(struct conf_parse *, const char *, char *,
+    size_t);
+static bool conf_set_allow_clients(struct conf_parse *, const char *, char *,
+    size_t);
+static bool conf_set_max_connections(struct conf_parse *, const char *, char *,
+    size_t);
+static bool conf_set_connect_timeout(struct conf_parse *, const char *, char *,
+    size_t);
+static bool conf_set_header_timeout(struct conf_parse *, const char *, char *,
+    size_t);
+static bool conf_set_idle_timeout(struct conf_parse *, const char *, char *,
+    size_t);
+static bool conf_set_shutdown_timeout(struct conf_parse *, const char *,
+    char *, size_t);
+static bool conf_set_log(struct conf_parse *, const char *, char *, size_t);
+static bool conf_set_log_level(struct conf_parse *, const char *, char *,
+    size_t);
+static bool conf_set_report_file(struct conf_parse *, const char *, char *,
+    size_t);
+static bool conf_set_stats_listen(struct conf_parse *, const char *, char *,
+    size_t);
+static bool conf_set_hosts(struct conf_parse *, const char *, char *, size_t);
+static bool conf_set_pin(struct conf_parse *, const char *, char *, size_t);
+static bool conf_set_include_subdomains(struct conf_parse *, const char *,
+    char *, size_t);
+static bool conf_set_enforce(struct conf_parse *, const char *, char *,
+    size_t);
+static bool conf_set_expires(struct conf_parse *, const char *, char *,
+    size_t);
+static bool conf_set_port(struct conf_parse *, const char *, char *, size_t);
+static bool conf_set_ca_file(struct conf_parse *, const char *, char *,
+    size_t);
+static bool conf_set_connect_to(struct conf_parse *, const char *, char *,
+    size_t);
+
+static const struct conf_key conf_keys[KEY__COUNT] = {
+	[KEY_LISTEN] = { "listen", SECTION_PROXY, true, conf_set_listen },
+	[KEY_CA_CERT] = { "ca_cert", SECTION_PROXY, false, conf_set_ca_cert },
+	[KEY_CA_KEY] = { "ca_key", SECTION_PROXY, false, conf_set_ca_key },
+	[KEY_TRUST] = { "trust", SECTION_PROXY, false, conf_set_trust },
+	[KEY_UNPINNED] = { "unpinned", SECTION_PROXY, false,
+	    conf_set_unpinned },
+	[KEY_CONNECT_PORTS] = { "connect_ports", SECTION_PROXY, false,
+	    conf_set_connect_ports },
+	[KEY_ALLOW_CLIENTS] = { "allow_clients", SECTION_PROXY, false,
+	    conf_set_allow_clients },
+	[KEY_MAX_CONNECTIONS] = { "max_connections", SECTION_PROXY, false,
+	    conf_set_max_connections },
+	[KEY_CONNECT_TIMEOUT] = { "connect_timeout", SECTION_PROXY, false,
+	    conf_set_connect_timeout },
+	[KEY_HEADER_TIMEOUT] = { "header_timeout", SECTION_PROXY, false,
+	    conf_set_header_timeout },
+	[KEY_IDLE_TIMEOUT] = { "idle_timeout", SECTION_PROXY, false,
+	    conf_set_idle_timeout },
+	[KEY_SHUTDOWN_TIMEOUT] = { "shutdown_timeout", SECTION_PROXY, false,
+	    conf_set_shutdown_timeout },
+	[KEY_LOG] = { "log", SECTION_PROXY, false, conf_set_log },
+	[KEY_LOG_LEVEL] = { "log_level", SECTION_PROXY, false,
+	    conf_set_log_level },
+	[KEY_REPORT_FILE] = { "report_file", SECTION_PROXY, false,
+	    conf_set_report_file },
+	[KEY_STATS_LISTEN] = { "stats_listen", SECTION_PROXY, false,
+	    conf_set_stats_listen },
+	[KEY_HOSTS] = { "hosts", SECTION_PINS, true, conf_set_hosts },
+	[KEY_PIN] = { "pin", SECTION_PINS, true, conf_set_pin },
+	[KEY_INCLUDE_SUBDOMAINS] = { "include_subdomains", SECTION_PINS,
+	    false, conf_set_include_subdomains },
+	[KEY_ENFORCE] = { "enforce", SECTION_PINS, false, conf_set_enforce },
+	[KEY_EXPIRES] = { "expires", SECTION_PINS, false, conf_set_expires },
+	[KEY_PORT] = { "port", SECTION_PINS, false, conf_set_port },
+	[KEY_CA_FILE] = { "ca_file", SECTION_PINS, false, conf_set_ca_file },
+	[KEY_CONNECT_TO] = { "connect_to", SECTION_PINS, false,
+	    conf_set_connect_to },
+};
+
+/* Replace a string setting; an empty value leaves it unset (NULL). */
+static void
+conf_set_string(char **dst, const char *value)
+{
+	free(*dst);
+	*dst = value[0] == '\0' ? NULL : xstrdup(value);
+}
+
+static bool
+conf_set_listen(struct conf_parse *p, const char *value, char *err,
+    size_t errlen)
+{
+	struct conf		*c = p->conf;
+	struct conf_addr	 addr;
+	char			**items;
+	size_t			 n, i;
+	bool			 ok = true;
+
+	items = cv_list(value, &n);
+	if (n == 0) {
+		snprintf(err, errlen, "an address is required");
+		ok = false;
+	}
+	for (i = 0; ok && i < n; i++)
+		ok = cv_addr(items[i], &addr, err, errlen);
+	if (ok) {
+		/* The first listen line replaces the default address. */
+		if (p->listen_default) {
+			c->nlisten = 0;
+			p->listen_default = false;
+		}
+		c->listen = xreallocarray(c->listen, c->nlisten + n,
+		    sizeof(*c->listen));
+		for (i = 0; i < n; i++)
+			cv_addr(items[i], &c->listen[c->nlisten++], err,
+			    errlen);
+	}
+	cv_list_free(items, n);
+	return ok;
+}
+
+/* A required, non-empty path. */
+static bool
+conf_set_path(char **dst, const char *value, char *err, size_t errlen)
+{
+	if (value[0] == '\0') {
+		snprintf(err, errlen, "a path is required");
+		return false;
+	}
+	conf_set_string(dst, value);
+	return true;
+}
+
+static bool
+conf_set_ca_cert(struct conf_parse *p, const char *value, char *err,
+    size_t errlen)
+{
+	return conf_set_path(&p->conf->ca_cert, value, err, errlen);
+}
+
+static bool
+conf_set_ca_key(struct conf_parse *p, const char *value, char *err,
+    size_t errlen)
+{
+	return conf_set_path(&p->conf->ca_key, value, err, errlen);
+}
+
+static bool
+conf_set_trust(struct conf_parse *p, const char *value, char *err,
+    size_t errlen)
+{
+	if (strcmp(value, "system") != 0 && !trust_check(value, err, errlen))
+		return false;
+	return conf_set_path(&p->conf->trust, value, err, errlen);
+}
+
+static bool
+conf_set_unpinned(struct conf_parse *p, const char *value, char *err,
+    size_t errlen)
+{
+	enum unpinned_policy	 u;
+
+	for (u = UNPINNED_PASS; u <= UNPINNED_BLOCK; u++) {
+		if (strcmp(value, conf_unpinned_name(u)) == 0) {
+			p->conf->unpinned = u;
+			return true;
+		}
+	}
+	snprintf(err, errlen, "expected pass, verify or block");
+	return false;
+}
+
+static bool
+conf_set_connect_ports(struct conf_parse *p, const char *value, char *err,
+    size_t errlen)
+{
+	struct conf	*c = p->conf;
+	uint16_t	*ports;
+	char		**items;
+	size_t		 n, i;
+	bool		 ok = true;
+
+	items = cv_list(value, &n);
+	if (n == 0) {
+		snprintf(err, errlen, "at least one port is required");
+		ok = false;
+	}
+	ports = xcalloc(n, sizeof(*ports));
+	for (i = 0; ok && i < n; i++)
+		ok = cv_port(items[i], &ports[i], err, errlen);
+	cv_list_free(items, n);
+	if (!ok) {
+		free(ports);
+		return false;
+	}
+	free(c->connect_ports);
+	c->connect_ports = ports;
+	c->nconnect_ports = n;
+	return true;
+}
+
+static bool
+conf_set_allow_clients(struct conf_parse *p, const char *value, char *err,
+    size_t errlen)
+{
+	struct conf	*c = p->conf;
+	struct cidr	*blocks;
+	char		**items;
+	size_t		 n, i;
+	bool		 ok = true;
+
+	items = cv_list(value, &n);
+	if (n == 0) {
+		snprintf(err, errlen, "at least one address block is required");
+		ok = false;
+	}
+	blocks = xcalloc(n, sizeof(*blocks));
+	for (i = 0; ok && i < n; i++)
+		ok = cv_cidr(items[i], &blocks[i], err, errlen);
+	cv_list_free(items, n);
+	if (!ok) {
+		free(blocks);
+		return false;
+	}
+	free(c->allow_clients);
+	c->allow_clients = blocks;
+	c->nallow_clients = n;
+	return true;
+}
+
+static bool
+conf_set_max_connections(struct conf_parse *p, const char *value, char *err,
+    size_t errlen)
+{
+	return cv_uint(value, 1, 1000000, &p->conf->max_connections, err,
+	    errlen);
+}
+
+/* A timeout of at least min seconds. */
+static bool
+conf_set_timeout(unsigned int *dst, unsigned int min, const char *value,
+    char *err, size_t errlen)
+{
+	unsigned int	 secs;
+
+	if (!cv_duration(value, &secs, err, errlen))
+		return false;
+	if (secs < min) {
+		snprintf(err, errlen, "must be at least %us", min);
+		return false;
+	}
+	*dst = secs;
+	return true;
+}
+
+static bool
+conf_set_connect_timeout(struct conf_parse *p, const char *value, char *err,
+    size_t errlen)
+{
+	return conf_set_timeout(&p->conf->connect_timeout, 1, value, err,
+	    errlen);
+}
+
+static bool
+conf_set_header_timeout(struct conf_parse *p, const char *value, char *err,
+    size_t errlen)
+{
+	return conf_set_timeout(&p->conf->header_timeout, 1, value, err,
+	    errlen);
+}
+
+static bool
+conf_set_idle_timeout(struct conf_parse *p, const char *value, char *err,
+    size_t errlen)
+{
+	return conf_set_timeout(&p->conf->idle_timeout, 1, value, err, errlen);
+}
+
+static bool
+conf_set_shutdown_timeout(struct conf_parse *p, const char *value, char *err,
+    size_t errlen)
+{
+	return conf_set_timeout(&p->conf->shutdown_timeout, 0, value, err,
+	    errlen);
+}
+
+static bool
+conf_set_log(struct conf_parse *p, const char *value, char *err,
+    size_t errlen)
+{
+	if (strcmp(value, "stderr") == 0)
+		p->conf->log = LOG_SINK_STDERR;
+	else if (strcmp(value, "syslog") == 0)
+		p->conf->log = LOG_SINK_SYSLOG;
+	else {
+		snprintf(err, errlen, "expected stderr or syslog");
+		return false;
+	}
+	return true;
+}
+
+static bool
+conf_set_log_level(struct conf_parse *p, const char *value, char *err,
+    size_t errlen)
+{
+	if (!log_level_parse(value, &p->conf->log_level)) {
+		snprintf(err, errlen, "expected error, warn, info or debug");
+		return false;
+	}
+	return true;
+}
+
+static bool
+conf_set_report_file(struct conf_parse *p, const char *value, char *err,
+    size_t errlen)
+{
+	conf_set_string(&p->conf->report_file, value);
+	return true;
+}
+
+static bool
+conf_set_stats_listen(struct conf_parse *p, const char *value, char *err,
+    size_t errlen)
+{
+	struct conf	*c = p->conf;
+
+	if (value[0] == '\0') {
+		c->has_stats_listen = false;
+		return true;
+	}
+	if (!cv_addr(value, &c->stats_listen, err, errlen))
+		return false;
+	c->has_stats_listen = true;
+	return true;
+}
+
+/* Record a host pattern, refusing one that another line already claims. */
+static bool
+conf_claim_host(struct conf_parse *p, const char *pattern, char *err,
+    size_t errlen)
+{
+	struct pinset	*ps = p->pinset;
+	size_t		 i;
+
+	for (i = 0; i < p->nhosts; i++) {
+		if (strcmp(p->hosts[i].pattern, pattern) != 0)
+			continue;
+		snprintf(err, errlen, "host %s is already listed in "
+		    "[pins:%s] at line %d", pattern, p->hosts[i].pinset,
+		    p->hosts[i].line);
+		return false;
+	}
+	ps->hosts = xreallocarray(ps->hosts, ps->nhosts + 1,
+	    sizeof(*ps->hosts));
+	ps->hosts[ps->nhosts] = xstrdup(pattern);
+	p->hosts = xreallocarray(p->hosts, p->nhosts + 1, sizeof(*p->hosts));
+	p->hosts[p->nhosts].pattern = ps->hosts[ps->nhosts];
+	p->hosts[p->nhosts].pinset = ps->name;
+	p->hosts[p->nhosts].line = p->lineno;
+	p->nhosts++;
+	ps->nhosts++;
+	return true;
+}
+
+static bool
+conf_set_hosts(struct conf_parse *p, const char *value, char *err,
+    size_t errlen)
+{
+	char		 pattern[HOSTMATCH_NAME_MAX + 2];
+	char		**items;
+	size_t		 n, i;
+	bool		 ok = true;
+
+	items = cv_list(value, &n);
+	if (n == 0) {
+		snprintf(err, errlen, "at least one host pattern is required");
+		ok = false;
+	}
+	/* Validate every pattern before claiming any. */
+	for (i = 0; ok && i < n; i++)
+		ok = hostmatch_pattern(items[i], pattern, sizeof(pattern), err,
+		    errlen);
+	for (i = 0; ok && i < n; i++) {
+		hostmatch_pattern(items[i], pattern, sizeof(pattern), err,
+		    errlen);
+		ok = conf_claim_host(p, pattern, err, errlen);
+	}
+	cv_list_free(items, n);
+	return ok;
+}
+
+static bool
+conf_set_pin(struct conf_parse *p, const char *value, char *err,
+    size_t errlen)
+{
+	struct pinset	*ps = p->pinset;
+	struct pin	 pin;
+
+	if (!pin_parse(value, &pin, err, errlen))
+		return false;
+	ps->pins = xreallocarray(ps->pins, ps->npins + 1, sizeof(*ps->pins));
+	ps->pins[ps->npins++] = pin;
+	return true;
+}
+
+static bool
+conf_set_include_subdomains(struct conf_parse *p, const char *value,
+    char *err, size_t errlen)
+{
+	return cv_bool(value, &p->pinset->include_subdomains, err, errlen);
+}
+
+static bool
+conf_set_enforce(struct conf_parse *p, const char *value, char *err,
+    size_t errlen)
+{
+	return cv_bool(value, &p->pinset->enforce, err, errlen);
+}
+
+static bool
+conf_set_expires(struct conf_parse *p, const char *value, char *err,
+    size_t errlen)
+{
+	struct pinset	*ps = p->pinset;
+
+	if (value[0] == '\0') {
+		ps->has_expires = false;
+		return true;
+	}
+	if (!cv_date(value, &ps->expires, err, errlen))
+		return false;
+	ps->has_expires = true;
+	xstrlcpy(ps->expires_text, value, sizeof(ps->expires_text));
+	return true;
+}
+
+static bool
+conf_set_port(struct conf_parse *p, const char *value, char *err,
+    size_t errlen)
+{
+	return cv_port(value, &p->pinset->port, err, errlen);
+}
+
+static bool
+conf_set_ca_file(struct conf_parse *p, const char *value, char *err,
+    size_t errlen)
+{
+	STACK_OF(X509)	*certs;
+
+	/* The runtime loads ca_file as one file, never as a directory. */
+	if (value[0] != '\0') {
+		if ((certs = certfile_load(value, err, errlen)) == NULL)
+			return false;
+		sk_X509_pop_free(certs, X509_free);
+	}
+	conf_set_string(&p->pinset->ca_file, value);
+	return true;
+}
+
+static bool
+conf_set_connect_to(struct conf_parse *p, const char *value, char *err,
+    size_t errlen)
+{
+	struct pinset	*ps = p->pinset;
+
+	if (value[0] == '\0') {
+		ps->has_connect_to = false;
+		return true;
+	}
+	if (!cv_addr(value, &ps->connect_to, err, errlen))
+		return false;
+	ps->has_connect_to = true;
+	return true;
+}
+
+/* Whether a pin set has at least two different pins. */
+static bool
+conf_has_backup_pin(const struct pinset *ps)
+{
+	size_t	 i;
+
+	for (i = 1; i < ps->npins; i++)
+		if (!pin_equal(&ps->pins[0], &ps->pins[i]))
+			return true;
+	return false;
+}
+
+/* Warn about an enforced pin set that has expired or expires soon. */
+static void
+conf_check_expiry(struct conf_parse *p, const struct pinset *ps)
+{
+	time_t	 today;
+	long	 days;
+	int	 line = p->key_line[KEY_EXPIRES];
+
+	if (!ps->enforce || !ps->has_expires)
+		return;
+	if (pinset_expired(ps, p->now)) {
+		diag_warn(p->diag, p->file, line, "[pins:%s] expired on %s: "
+		    "its pins are no longer enforced", ps->name,
+		    ps->expires_text);
+		return;
+	}
+	/* Whole days from today's date (UTC) to the expires date. */
+	today = p->now - p->now % 86400;
+	days = (long)((ps->expires - today) / 86400);
+	if (days > CONF_EXPIRY_WARN_DAYS)
+		return;
+	if (days <= 0)
+		diag_warn(p->diag, p->file, line, "[pins:%s] expires today "
+		    "(%s): after that date its pins are not enforced",
+		    ps->name, ps->expires_text);
+	else
+		diag_warn(p->diag, p->file, line, "[pins:%s] expires in %ld "
+		    "day%s (%s): after that date its pins are not enforced",
+		    ps->name, days, days == 1 ? "" : "s", ps->expires_text);
+}
+
+/* Checks that need the whole section: required keys, warnings. */
+static void
+conf_end_section(struct conf_parse *p)
+{
+	struct pinset	*ps = p->pinset;
+
+	if (p->section != SECTION_PINS || ps == NULL)
+		return;
+	if (ps->nhosts == 0 && p->key_line[KEY_HOSTS] == 0)
+		diag_error(p->diag, p->file, ps->line, "[pins:%s] has no "
+		    "hosts line: at least one host pattern is required",
+		    ps->name);
+	if (ps->npins == 0 && p->key_line[KEY_PIN] == 0)
+		diag_error(p->diag, p->file, ps->line, "[pins:%s] has no "
+		    "pin line: at least one pin is required", ps->name);
+	if (ps->npins > 0 && !conf_has_backup_pin(ps))
+		diag_warn(p->diag, p->file, ps->line,
+		    "[pins:%s] has no backup pin: a key change on the server "
+		    "will break every connection", ps->name);
+	conf_check_expiry(p, ps);
+}
+
+/* Whether a pin set name is acceptable; err says why not. */
+static bool
+conf_pinset_name_ok(const char *name, size_t len, char *err, size_t errlen)
+{
+	size_t	 i;
+
+	if (len == 0) {
+		snprintf(err, errlen, "pin set name is empty");
+		return false;
+	}
+	if (len > PINSET_NAME_MAX) {
+		snprintf(err, errlen, "pin set name is %zu characters long; "
+		    "the limit is %d", len, PINSET_NAME_MAX);
+		return false;
+	}
+	for (i = 0; i < len; i++) {
+		if (!isalnum((unsigned char)name[i]) && name[i] != '-' &&
+		    name[i] != '_' && name[i] != '.') {
+			snprintf(err, errlen, "pin set name may contain only "
+			    "letters, digits, '-', '_' and '.'");
+			return false;
+		}
+	}
+	return true;
+}
+
+/* A new [pins:NAME] section. */
+static void
+conf_begin_pinset(struct conf_parse *p, const char *name, size_t len)
+{
+	struct conf	*c = p->conf;
+	struct pinset	*ps;
+	size_t		 i;
+
+	for (i = 0; i < c->npinsets; i++) {
+		if (strlen(c->pinsets[i].name) == len &&
+		    strncmp(c->pinsets[i].name, name, len) == 0) {
+			diag_error(p->diag, p->file, p->lineno,
+			    "duplicate section [pins:%s], first at line %d",
+			    c->pinsets[i].name, c->pinsets[i].line);
+			p->section = SECTION_IGNORED;
+			return;
+		}
+	}
+	/* Host claims hold the names' strings, which do not move here. */
+	c->pinsets = xreallocarray(c->pinsets, c->npinsets + 1,
+	    sizeof(*c->pinsets));
+	ps = &c->pinsets[c->npinsets++];
+	memset(ps, 0, sizeof(*ps));
+	ps->name = xstrndup(name, len);
+	ps->line = p->lineno;
+	ps->enforce = true;
+	ps->port = 443;
+	p->pinset = ps;
+	p->section = SECTION_PINS;
+}
+
+/* Handle a section header line (trimmed, starting with '['). */
+static void
+conf_header(struct conf_parse *p, const char *line)
+{
+	const char	*end, *name, *rest;
+	char		 err[128];
+	size_t		 len;
+
+	conf_end_section(p);
+	memset(p->key_line, 0, sizeof(p->key_line));
+	p->pinset = NULL;
+	p->section = SECTION_IGNORED;
+
+	if ((end = strchr(line, ']')) == NULL) {
+		diag_error(p->diag, p->file, p->lineno,
+		    "section header has no closing ']'");
+		return;
+	}
+	/* inih would silently drop what follows the ']'. */
+	for (rest = end + 1; isspace((unsigned char)*rest); rest++)
+		continue;
+	if (*rest != '\0' && *rest != ';')
+		diag_error(p->diag, p->file, p->lineno,
+		    "unexpected text after the section header: \"%s\" "
+		    "(a comment after a header starts with ';')", rest);
+	name = line + 1;
+	len = (size_t)(end - name);
+	if (len == 5 && strncmp(name, "proxy", 5) == 0) {
+		if (p->proxy_seen) {
+			diag_error(p->diag, p->file, p->lineno,
+			    "duplicate section [proxy], first at line %d",
+			    p->proxy_line);
+			return;
+		}
+		p->proxy_seen = true;
+		p->proxy_line = p->lineno;
+		p->section = SECTION_PROXY;
+		return;
+	}
+	if (len >= 5 && strncmp(name, "pins:", 5) == 0) {
+		if (!conf_pinset_name_ok(name + 5, len - 5, err, sizeof(err))) {
+			diag_error(p->diag, p->file, p->lineno,
+			    "bad section [%.*s]: %s", (int)len, name, err);
+			return;
+		}
+		conf_begin_pinset(p, name + 5, len - 5);
+		return;
+	}
+	diag_error(p->diag, p->file, p->lineno,
+	    "unknown section [%.*s]; expected [proxy] or [pins:NAME]",
+	    (int)len, name);
+}
+
+/*
+ * Check a "key = value" line the way inih will split it: at the first '='
+ * or ':', unless an inline comment (" ;") comes first. inih reports only
+ * the first bad line of a file, so every bad line is reported here instead.
+ */
+static bool
+conf_key_line_ok(struct conf_parse *p, const char *line)
+{
+	const char	*s;
+	bool		 was_space = false;
+
+	for (s = line; *s != '\0' && *s != '=' && *s != ':'; s++) {
+		if (was_space && *s == ';')
+			break;
+		was_space = isspace((unsigned char)*s);
+	}
+	if (*s != '=' && *s != ':') {
+		diag_error(p->diag, p->file, p->lineno, "expected \"key = "
+		    "value\" or a [section] header, not \"%s\"", line);
+		return false;
+	}
+	if (s == line) {
+		diag_error(p->diag, p->file, p->lineno,
+		    "missing key name before '%c'", *s);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * The reader inih calls for each line. It reads a whole line whatever its
+ * length, counts it, and screens it: section headers are handled here, and
+ * inih receives only "key = value" lines, with their leading white space
+ * removed so that an indented key is never taken for a continuation line.
+ * Any other line reaches inih as an empty line.
+ */
+static char *
+conf_reader(char *str, int num, void *arg)
+{
+	struct conf_parse	*p = arg;
+	char			 buf[CONF_LINE_MAX + 1];
+	const char		*line;
+	size_t			 len = 0, total = 0;
+	int			 ch, last = EOF;
+	bool			 nul = false;
+
+	while ((ch = getc(p->fp)) != EOF && ch != '\n') {
+		if (ch == '\0')
+			nul = true;
+		if (len < sizeof(buf) - 1)
+			buf[len++] = (char)ch;
+		total++;
+		last = ch;
+	}
+	if (ch == EOF && total == 0)
+		return NULL;
+	p->lineno++;
+	/* The '\r' of a CRLF line ending is not part of the line. */
+	if (last == '\r') {
+		total--;
+		if (len > total)
+			len--;
+	}
+	buf[len] = '\0';
+	str[0] = '\0';
+	if (total >= CONF_LINE_MAX) {
+		diag_error(p->diag, p->file, p->lineno, "line is %zu bytes "
+		    "long; the limit is %d", total, CONF_LINE_MAX - 1);
+		return str;
+	}
+	if (nul) {
+		diag_error(p->diag, p->file, p->lineno,
+		    "line contains a NUL byte");
+		return str;
+	}
+	line = buf;
+	if (p->lineno == 1 && strncmp(line, "\xef\xbb\xbf", 3) == 0)
+		line += 3;
+	while (isspace((unsigned char)*line))
+		line++;
+	switch (*line) {
+	case '\0':
+	case ';':
+	case '#':
+		return str;
+	case '[':
+		conf_header(p, line);
+		return str;
+	default:
+		break;
+	}
+	if (!conf_key_line_ok(p, line) || strlen(line) + 2 > (size_t)num)
+		return str;
+	snprintf(str, (size_t)num, "%s\n", line);
+	return str;
+}
+
+/* Report a key that the current section does not have. */
+static void
+conf_unknown_key(struct conf_parse *p, const char *name)
+{
+	char	 section[PINSET_NAME_MAX + 8];
+	size_t	 i;
+
+	if (p->section == SECTION_PROXY)
+		snprintf(section, sizeof(section), "proxy");
+	else
+		snprintf(section, sizeof(section), "pins:%s", p->pinset->name);
+	for (i = 0; i < KEY__COUNT; i++) {
+		if (strcmp(conf_keys[i].name, name) != 0)
+			continue;
+		diag_error(p->diag, p->file, p->lineno,
+		    "unknown key \"%s\" in [%s]: it belongs in %s", name,
+		    section, conf_keys[i].section == SECTION_PROXY ?
+		    "[proxy]" : "a [pins:NAME] section");
+		return;
+	}
+	diag_error(p->diag, p->file, p->lineno, "unknown key \"%s\" in [%s]",
+	    name, section);
+}
+
+/* inih's handler: one key = value in the section the reader tracked. */
+static int
+conf_handler(void *arg, const char *section, const char *name,
+    const char *value)
+{
+	struct conf_parse	*p = arg;
+	const struct conf_key	*k = NULL;
+	char			 err[256];
+	size_t			 i;
+
+	if (p->section == SECTION_IGNORED)
+		return 1;
+	if (p->section == SECTION_NONE) {
+		diag_error(p->diag, p->file, p->lineno,
+		    "key \"%s\" before any [section]", name);
+		return 1;
+	}
+	for (i = 0; i < KEY__COUNT; i++) {
+		if (conf_keys[i].section == p->section &&
+		    strcmp(conf_keys[i].name, name) == 0) {
+			k = &conf_keys[i];
+			break;
+		}
+	}
+	if (k == NULL) {
+		conf_unknown_key(p, name);
+		return 1;
+	}
+	if (!k->repeatable && p->key_line[i] != 0) {
+		diag_error(p->diag, p->file, p->lineno,
+		    "duplicate key %s: already set at line %d", name,
+		    p->key_line[i]);
+		return 1;
+	}
+	p->key_line[i] = p->lineno;
+	err[0] = '\0';
+	if (!k->set(p, value, err, sizeof(err)))
+		diag_error(p->diag, p->file, p->lineno,
+		    "bad value for %s: \"%s\": %s", name, value, err);
+	return 1;
+}
+
+struct conf *
+conf_parse_stream(FILE *fp, const char *name, time_t now, struct diag *d)
+{
+	struct conf_parse	 p;
+	struct conf		*c;
+	int			 rc;
+
+	memset(&p, 0, sizeof(p));
+	p.fp = fp;
+	p.file = name;
+	p.diag = d;
+	p.now = now;
+	p.conf = conf_new_default();
+	p.conf->path = xstrdup(name);
+	p.listen_default = true;
+	p.section = SECTION_NONE;
+
+	/* The reader reports bad lines itself; this is a safety net. */
+	rc = ini_parse_stream(conf_reader, &p, conf_handler, &p);
+	if (rc > 0)
+		diag_error(d, name, rc, "inih cannot parse this line");
+	conf_end_section(&p);
+	if (ferror(fp))
+		diag_error(d, name, 0, "read error: %s", strerror(errno));
+
+	free(p.hosts);
+	c = p.conf;
+	if (diag_errors(d) > 0) {
+		conf_unref(c);
+		return NULL;
+	}
+	return c;
+}
+
+struct conf *
+conf_parse_file(const char *path, time_t now, struct diag *d)
+{
+	struct conf	*c;
+	FILE		*fp;
+
+	if ((fp = fopen(path, "r")) == NULL) {
+		diag_error(d, path, 0, "cannot open: %s", strerror(errno));
+		return NULL;
+	}
+	c = conf_parse_stream(fp, path, now, d);
+	fclose(fp);
+	return c;
+}

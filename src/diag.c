@@ -112,7 +112,7 @@ diag_sort(const struct diag *cd)
 {
 	struct diag	*d = (struct diag *)cd;
 
-	if (d->sorted)
+	if (d->sorted || d->count == 0)
 		return;
 	qsort(d->msgs, d->count, sizeof(*d->msgs), diag_cmp);
 	d->sorted = true;

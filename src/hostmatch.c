@@ -1,1 +1,247 @@
-/* placeholder: written next */
+/*
+ * Host name normalisation and host pattern matching. Names come from the
+ * network (SNI, CONNECT, Host) with an explicit length and are checked byte
+ * by byte; IPv6 literals are rewritten in their canonical text form so that
+ * a pattern and a host spelled differently still compare equal.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "hostmatch.h"
+#include "xmalloc.h"
+
+/* The longest DNS name and label, in bytes. */
+#define HOSTMATCH_LEN_MAX	253
+#define HOSTMATCH_LABEL_MAX	63
+
+static void	hostmatch_err(char *err, size_t errlen, const char *fmt, ...)
+		    __attribute__((format(printf, 3, 4)));
+
+/* Write a reason into err, which may be NULL or empty. */
+static void
+hostmatch_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list	 ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* Parse an IPv6 literal of len bytes and write its canonical text form. */
+static bool
+hostmatch_ipv6(const char *in, size_t len, char *out, size_t outsize,
+    const char **why)
+{
+	char		 text[INET6_ADDRSTRLEN];
+	struct in6_addr	 a6;
+
+	*why = "contains ':' but is not an IPv6 address";
+	if (len == 0 || len >= sizeof(text))
+		return false;
+	memcpy(text, in, len);
+	text[len] = '\0';
+	if (inet_pton(AF_INET6, text, &a6) != 1)
+		return false;
+	inet_ntop(AF_INET6, &a6, text, sizeof(text));
+	if (xstrlcpy(out, text, outsize) >= outsize) {
+		*why = "IPv6 address does not fit the buffer";
+		return false;
+	}
+	return true;
+}
+
+static bool
+hostmatch_name_byte(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+	    c == '-' || c == '_';
+}
+
+/*
+ * The work of hostmatch_normalize, with the reason for a rejection in *why
+ * so that the configuration can explain a bad pattern.
+ */
+static bool
+hostmatch_check(const char *in, size_t len, char *out, size_t outsize,
+    const char **why)
+{
+	size_t		 i, label = 0;
+	unsigned char	 c;
+
+	if (len == 0) {
+		*why = "empty host name";
+		return false;
+	}
+	if (memchr(in, '\0', len) != NULL) {
+		*why = "host name contains a NUL byte";
+		return false;
+	}
+	if (in[0] == '[') {
+		if (len < 2 || in[len - 1] != ']') {
+			*why = "missing ] after the IPv6 address";
+			return false;
+		}
+		return hostmatch_ipv6(in + 1, len - 2, out, outsize, why);
+	}
+	if (memchr(in, ':', len) != NULL)
+		return hostmatch_ipv6(in, len, out, outsize, why);
+	if (in[len - 1] == '.')
+		len--;
+	if (len == 0) {
+		*why = "empty host name";
+		return false;
+	}
+	if (len > HOSTMATCH_LEN_MAX) {
+		*why = "host name longer than 253 bytes";
+		return false;
+	}
+	if (outsize <= len) {
+		*why = "host name does not fit the buffer";
+		return false;
+	}
+	for (i = 0; i < len; i++) {
+		c = (unsigned char)in[i];
+		if (c >= 'A' && c <= 'Z')
+			c = (unsigned char)(c - 'A' + 'a');
+		if (c == '.') {
+			if (label == 0) {
+				*why = "empty label in host name";
+				return false;
+			}
+			label = 0;
+		} else if (!hostmatch_name_byte(c)) {
+			*why = "host name contains a byte other than a "
+			    "letter, digit, '-', '_' or '.'";
+			return false;
+		} else if (++label > HOSTMATCH_LABEL_MAX) {
+			*why = "label longer than 63 bytes in host name";
+			return false;
+		}
+		out[i] = (char)c;
+	}
+	if (label == 0) {
+		*why = "empty label in host name";
+		return false;
+	}
+	out[len] = '\0';
+	return true;
+}
+
+bool
+hostmatch_normalize(const char *in, size_t inlen, char *out, size_t outsize)
+{
+	const char	*why;
+
+	if (in == NULL || out == NULL || outsize == 0)
+		return false;
+	return hostmatch_check(in, inlen, out, outsize, &why);
+}
+
+bool
+hostmatch_pattern(const char *in, char *out, size_t outsize, char *err,
+    size_t errlen)
+{
+	char		 rest[HOSTMATCH_NAME_MAX];
+	const char	*why;
+	size_t		 len;
+
+	if (in == NULL || *in == '\0') {
+		hostmatch_err(err, errlen, "empty host pattern");
+		return false;
+	}
+	if (strchr(in, '*') == NULL) {
+		if (!hostmatch_check(in, strlen(in), out, outsize, &why)) {
+			hostmatch_err(err, errlen, "%s", why);
+			return false;
+		}
+		return true;
+	}
+	if (strcmp(in, "*") == 0 || strcmp(in, "*.") == 0) {
+		hostmatch_err(err, errlen, "a lone * is not a host pattern; "
+		    "write *.example.com to cover the names one label below "
+		    "example.com");
+		return false;
+	}
+	if (in[0] != '*' || in[1] != '.' || strchr(in + 1, '*') != NULL) {
+		hostmatch_err(err, errlen, "a wildcard must be the whole "
+		    "first label and appear once, as in *.example.com");
+		return false;
+	}
+	if (!hostmatch_check(in + 2, strlen(in + 2), rest, sizeof(rest),
+	    &why)) {
+		hostmatch_err(err, errlen, "%s", why);
+		return false;
+	}
+	if (hostmatch_is_ip(rest)) {
+		hostmatch_err(err, errlen, "a wildcard cannot stand before an "
+		    "IP address");
+		return false;
+	}
+	if (strchr(rest, '.') == NULL) {
+		hostmatch_err(err, errlen, "a wildcard needs at least two "
+		    "labels after it, as in *.example.com: *.%s would cover a "
+		    "whole top-level domain", rest);
+		return false;
+	}
+	len = 2 + strlen(rest);
+	if (len > HOSTMATCH_LEN_MAX) {
+		hostmatch_err(err, errlen, "host pattern longer than 253 "
+		    "bytes");
+		return false;
+	}
+	if (outsize <= len) {
+		hostmatch_err(err, errlen, "host pattern does not fit the "
+		    "buffer");
+		return false;
+	}
+	snprintf(out, outsize, "*.%s", rest);
+	return true;
+}
+
+int
+hostmatch_score(const char *pattern, const char *host,
+    bool include_subdomains)
+{
+	size_t	 plen, hlen;
+
+	if (pattern == NULL || host == NULL)
+		return -1;
+	if (strcmp(pattern, host) == 0)
+		return HOSTMATCH_EXACT;
+	if (hostmatch_is_ip(host) || hostmatch_is_ip(pattern))
+		return -1;
+	plen = strlen(pattern);
+	hlen = strlen(host);
+	if (pattern[0] == '*' && pattern[1] == '.') {
+		/* "*.example.com" covers exactly one label more. */
+		if (hlen <= plen - 1 ||
+		    strcmp(host + hlen - (plen - 1), pattern + 1) != 0)
+			return -1;
+		if (memchr(host, '.', hlen - (plen - 1)) != NULL)
+			return -1;
+		return (int)plen;
+	}
+	if (include_subdomains && hlen > plen + 1 &&
+	    host[hlen - plen - 1] == '.' &&
+	    strcmp(host + hlen - plen, pattern) == 0)
+		return (int)plen;
+	return -1;
+}
+
+bool
+hostmatch_is_ip(const char *host)
+{
+	unsigned char	 buf[sizeof(struct in6_addr)];
+
+	if (host == NULL)
+		return false;
+	return inet_pton(AF_INET, host, buf) == 1 ||
+	    inet_pton(AF_INET6, host, buf) == 1;
+}

@@ -1,1 +1,885 @@
-/* placeholder: written next */
+/*
+ * HTTP heads and body framing on top of libhttp-parser. The parser is
+ * paused at the end of every head and every message so that callers learn
+ * exactly where each ends; the head is stored once, in a buffer the size of
+ * the largest head accepted, and checked against request smuggling.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+#include <http_parser.h>
+
+#include "http.h"
+#include "xmalloc.h"
+
+/* Which string of the head the parser is delivering. */
+enum http_piece {
+	PIECE_NONE,
+	PIECE_URL,
+	PIECE_REASON,
+	PIECE_NAME,
+	PIECE_VALUE
+};
+
+/*
+ * The line discipline of a head or of chunked framing: CRLF line ends, no
+ * control bytes but HTAB, no line starting with whitespace (obs-fold).
+ */
+struct http_lines {
+	unsigned char	 prev;
+	bool		 line_start;
+	bool		 need_cr;	/* chunk data ended: CRLF must follow */
+};
+
+/* Offsets of a header's name and value in the store. */
+struct http_field {
+	size_t		 name;
+	size_t		 value;
+};
+
+struct http_msg {
+	http_parser		 parser;
+	enum http_dir		 dir;
+	enum http_msg_state	 state;
+	bool			 started;	/* a start line has begun */
+	bool			 head_valid;
+	bool			 too_large;	/* why a callback stopped */
+	bool			 no_body_next;
+	size_t			 head_len;
+	struct http_lines	 lines;
+
+	/* Chunked framing not yet checked, and data left in this chunk. */
+	const char		*frame_from;
+	uint64_t		 chunk_left;
+
+	/* Parser fields read when the head ends, before the body uses them. */
+	uint64_t		 content_length;
+	unsigned int		 parser_flags;
+	bool			 parser_upgrade;
+
+	enum http_piece		 piece;
+	size_t			 used;
+	size_t			 url;
+	size_t			 reason;
+	struct http_field	 fields[HTTP_HEADERS_MAX];
+	size_t			 nfields;
+
+	struct http_head	 head;
+	struct http_header	 headers[HTTP_HEADERS_MAX];
+	char			 host[HTTP_HOST_MAX];
+	char			 scheme[16];
+	char			 store[HTTP_HEAD_MAX + 1];
+};
+
+/* Headers never forwarded (SPEC §3), besides those named in Connection. */
+static const char *const http_hop_by_hop_names[] = {
+	"Connection",
+	"Proxy-Connection",
+	"Proxy-Authorization",
+	"Keep-Alive",
+	"TE",
+	"Trailer"
+};
+
+/* Check bytes against the line discipline, carrying state across calls. */
+static bool
+http_lines_check(struct http_lines *l, const char *data, size_t len)
+{
+	size_t		 i;
+	unsigned char	 c;
+
+	for (i = 0; i < len; i++) {
+		c = (unsigned char)data[i];
+		if (l->need_cr) {
+			if (c != '\r')
+				return false;
+			l->need_cr = false;
+		}
+		if (l->prev == '\r' && c != '\n')
+			return false;
+		if (c == '\n') {
+			if (l->prev != '\r')
+				return false;
+			l->line_start = true;
+		} else if (c != '\r') {
+			if ((c < 0x20 && c != '\t') || c == 0x7f)
+				return false;
+			if (l->line_start && (c == ' ' || c == '\t'))
+				return false;
+			l->line_start = false;
+		}
+		l->prev = c;
+	}
+	return true;
+}
+
+/* Reset the line discipline for a new head or body. */
+static void
+http_lines_reset(struct http_lines *l)
+{
+	l->prev = '\0';
+	l->line_start = true;
+	l->need_cr = false;
+}
+
+/* Forget the previous message and wait for the next head. */
+static void
+http_msg_begin(struct http_msg *m)
+{
+	m->state = HTTP_MSG_HEAD;
+	m->started = false;
+	m->head_valid = false;
+	m->too_large = false;
+	m->head_len = 0;
+	http_lines_reset(&m->lines);
+	m->frame_from = NULL;
+	m->piece = PIECE_NONE;
+	m->used = 0;
+	m->url = SIZE_MAX;
+	m->reason = SIZE_MAX;
+	m->nfields = 0;
+}
+
+/* Stop parsing for good and return the error. */
+static enum http_result
+http_msg_fail(struct http_msg *m, enum http_result r)
+{
+	m->state = HTTP_MSG_FAILED;
+	m->head_valid = false;
+	return r;
+}
+
+/* Terminate the string being stored; a value loses trailing whitespace. */
+static void
+http_piece_end(struct http_msg *m)
+{
+	size_t	 start;
+
+	if (m->piece == PIECE_NONE)
+		return;
+	if (m->piece == PIECE_VALUE) {
+		start = m->fields[m->nfields - 1].value;
+		while (m->used > start && (m->store[m->used - 1] == ' ' ||
+		    m->store[m->used - 1] == '\t'))
+			m->used--;
+	}
+	m->store[m->used++] = '\0';
+	m->piece = PIECE_NONE;
+}
+
+/* Store bytes of a string of the head; the parser may split any string. */
+static int
+http_piece_add(struct http_msg *m, enum http_piece piece, const char *at,
+    size_t len)
+{
+	if (m->piece != piece) {
+		http_piece_end(m);
+		switch (piece) {
+		case PIECE_URL:
+			m->url = m->used;
+			break;
+		case PIECE_REASON:
+			m->reason = m->used;
+			break;
+		case PIECE_NAME:
+			if (m->nfields == HTTP_HEADERS_MAX) {
+				m->too_large = true;
+				return -1;
+			}
+			m->fields[m->nfields].name = m->used;
+			m->fields[m->nfields].value = SIZE_MAX;
+			m->nfields++;
+			break;
+		case PIECE_VALUE:
+			if (m->nfields == 0)
+				return -1;
+			m->fields[m->nfields - 1].value = m->used;
+			break;
+		case PIECE_NONE:
+			return -1;
+		}
+		m->piece = piece;
+	}
+	/* Keep room for the terminator. */
+	if (len >= sizeof(m->store) - m->used) {
+		m->too_large = true;
+		return -1;
+	}
+	memcpy(m->store + m->used, at, len);
+	m->used += len;
+	return 0;
+}
+
+static int
+http_on_message_begin(http_parser *p)
+{
+	struct http_msg	*m = p->data;
+
+	m->started = true;
+	return 0;
+}
+
+static int
+http_on_url(http_parser *p, const char *at, size_t len)
+{
+	return http_piece_add(p->data, PIECE_URL, at, len);
+}
+
+static int
+http_on_status(http_parser *p, const char *at, size_t len)
+{
+	return http_piece_add(p->data, PIECE_REASON, at, len);
+}
+
+static int
+http_on_header_field(http_parser *p, const char *at, size_t len)
+{
+	struct http_msg	*m = p->data;
+
+	/* Trailers are forwarded with the body, not kept. */
+	if (m->state != HTTP_MSG_HEAD)
+		return 0;
+	return http_piece_add(m, PIECE_NAME, at, len);
+}
+
+static int
+http_on_header_value(http_parser *p, const char *at, size_t len)
+{
+	struct http_msg	*m = p->data;
+
+	if (m->state != HTTP_MSG_HEAD)
+		return 0;
+	return http_piece_add(m, PIECE_VALUE, at, len);
+}
+
+/*
+ * Pause at the end of the head so the caller sees it before any body byte;
+ * the return value tells the parser which responses carry no body.
+ */
+static int
+http_on_headers_complete(http_parser *p)
+{
+	struct http_msg	*m = p->data;
+	bool		 no_body;
+
+	m->content_length = p->content_length;
+	m->parser_flags = p->flags;
+	m->parser_upgrade = p->upgrade;
+	http_parser_pause(p, 1);
+	if (m->dir == HTTP_DIR_REQUEST)
+		return 0;
+	if (p->status_code == 101)
+		return 2;
+	if (p->status_code / 100 == 1 || p->status_code == 204 ||
+	    p->status_code == 304)
+		return 1;
+	no_body = m->no_body_next;
+	m->no_body_next = false;
+	return no_body ? 1 : 0;
+}
+
+static int
+http_on_chunk_header(http_parser *p)
+{
+	struct http_msg	*m = p->data;
+
+	m->chunk_left = p->content_length;
+	return 0;
+}
+
+/* Body bytes are forwarded by the caller; only chunk framing is checked. */
+static int
+http_on_body(http_parser *p, const char *at, size_t len)
+{
+	struct http_msg	*m = p->data;
+
+	if (m->frame_from == NULL)
+		return 0;
+	if (!http_lines_check(&m->lines, m->frame_from,
+	    (size_t)(at - m->frame_from)))
+		return -1;
+	m->frame_from = at + len;
+	m->chunk_left -= len < m->chunk_left ? len : m->chunk_left;
+	if (m->chunk_left == 0)
+		m->lines.need_cr = true;
+	return 0;
+}
+
+static int
+http_on_message_complete(http_parser *p)
+{
+	http_parser_pause(p, 1);
+	return 0;
+}
+
+static const http_parser_settings http_settings = {
+	.on_message_begin = http_on_message_begin,
+	.on_url = http_on_url,
+	.on_status = http_on_status,
+	.on_header_field = http_on_header_field,
+	.on_header_value = http_on_header_value,
+	.on_headers_complete = http_on_headers_complete,
+	.on_body = http_on_body,
+	.on_message_complete = http_on_message_complete,
+	.on_chunk_header = http_on_chunk_header
+};
+
+/* Whether s is a non-empty RFC 9110 token (a field name, a coding). */
+static bool
+http_is_token(const char *s, size_t len)
+{
+	static const char	 punct[] = "!#$%&'*+-.^_`|~";
+	size_t			 i;
+	char			 c;
+
+	for (i = 0; i < len; i++) {
+		c = s[i];
+		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+		    (c >= 'A' && c <= 'Z') || (c != '\0' &&
+		    strchr(punct, c) != NULL)))
+			return false;
+	}
+	return len > 0;
+}
+
+/* Whether a request target is visible ASCII only, as RFC 9112 wants. */
+static bool
+http_is_target(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f)
+			return false;
+	return true;
+}
+
+/* Copy a host name or IPv6 literal in lower case; false if malformed. */
+static bool
+http_host_copy(const char *s, size_t len, bool ipv6, char *out)
+{
+	size_t	 i;
+	char	 c;
+	bool	 colon = false;
+
+	if (len == 0 || len >= HTTP_HOST_MAX)
+		return false;
+	for (i = 0; i < len; i++) {
+		c = s[i];
+		if (c >= 'A' && c <= 'Z')
+			c = c - 'A' + 'a';
+		if (ipv6) {
+			if (c == ':')
+				colon = true;
+			else if (!((c >= '0' && c <= '9') ||
+			    (c >= 'a' && c <= 'f') || c == '.'))
+				return false;
+		} else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+		    c == '-' || c == '.' || c == '_'))
+			return false;
+		out[i] = c;
+	}
+	out[len] = '\0';
+	return !ipv6 || colon;
+}
+
+/* Parse a decimal port from 1 to 65535 that fills the whole string. */
+static bool
+http_port_parse(const char *s, uint16_t *port)
+{
+	unsigned long	 v = 0;
+	size_t		 i;
+
+	for (i = 0; s[i] != '\0'; i++) {
+		if (s[i] < '0' || s[i] > '9' || i >= 5)
+			return false;
+		v = v * 10 + (unsigned long)(s[i] - '0');
+	}
+	if (i == 0 || v == 0 || v > 65535)
+		return false;
+	*port = (uint16_t)v;
+	return true;
+}
+
+/* Parse "host", "host:port", "[v6]" or "[v6]:port" (port required or not). */
+static bool
+http_hostport_parse(const char *s, char *host, uint16_t *port,
+    bool need_port)
+{
+	const char	*end, *colon;
+
+	*port = 0;
+	if (s[0] == '[') {
+		if ((end = strchr(s, ']')) == NULL ||
+		    !http_host_copy(s + 1, (size_t)(end - s - 1), true, host))
+			return false;
+		if (end[1] != '\0' && end[1] != ':')
+			return false;
+		colon = end[1] == ':' ? end + 1 : NULL;
+	} else {
+		colon = strchr(s, ':');
+		if (!http_host_copy(s, colon != NULL ? (size_t)(colon - s) :
+		    strlen(s), false, host))
+			return false;
+	}
+	if (colon == NULL)
+		return !need_port;
+	return http_port_parse(colon + 1, port);
+}
+
+/* Split an absolute-form target into scheme, host, port and path. */
+static bool
+http_absolute_parse(struct http_msg *m)
+{
+	struct http_head	*h = &m->head;
+	struct http_parser_url	 u;
+	const char		*t = h->target;
+	size_t			 off, len, i;
+
+	http_parser_url_init(&u);
+	if (http_parser_parse_url(t, strlen(t), 0, &u) != 0)
+		return false;
+	if ((u.field_set & (1 << UF_SCHEMA)) == 0 ||
+	    (u.field_set & (1 << UF_HOST)) == 0 ||
+	    (u.field_set & (1 << UF_USERINFO)) != 0)
+		return false;
+
+	len = u.field_data[UF_SCHEMA].len;
+	off = u.field_data[UF_SCHEMA].off;
+	if (len >= sizeof(m->scheme))
+		return false;
+	for (i = 0; i < len; i++) {
+		m->scheme[i] = t[off + i];
+		if (m->scheme[i] >= 'A' && m->scheme[i] <= 'Z')
+			m->scheme[i] += 'a' - 'A';
+	}
+	m->scheme[len] = '\0';
+
+	off = u.field_data[UF_HOST].off;
+	if (!http_host_copy(t + off, u.field_data[UF_HOST].len,
+	    off > 0 && t[off - 1] == '[', m->host))
+		return false;
+	if ((u.field_set & (1 << UF_PORT)) != 0) {
+		if (u.port == 0)
+			return false;
+		h->port = u.port;
+	}
+
+	/* Fragments were refused, so path and query run to the end. */
+	if ((u.field_set & (1 << UF_PATH)) != 0)
+		h->path = t + u.field_data[UF_PATH].off;
+	else if ((u.field_set & (1 << UF_QUERY)) != 0)
+		return false;
+	else
+		h->path = "/";
+	h->absolute_form = true;
+	return true;
+}
+
+/* Work out where a request goes: CONNECT, origin- or absolute-form. */
+static bool
+http_target_parse(struct http_msg *m)
+{
+	struct http_head	*h = &m->head;
+	const char		*host;
+	size_t			 i, nhost = 0;
+
+	for (i = 0; i < h->nheaders; i++)
+		if (strcasecmp(h->headers[i].name, "Host") == 0)
+			nhost++;
+	if (nhost > 1 || strchr(h->target, '#') != NULL)
+		return false;
+	if (h->is_connect)
+		return http_hostport_parse(h->target, m->host, &h->port, true);
+	/* RFC 9112 §3.2.2: an absolute URL wins over the Host header. */
+	if (h->target[0] != '/' && (strcmp(h->target, "*") != 0 ||
+	    strcmp(h->method, "OPTIONS") != 0))
+		return http_absolute_parse(m);
+	h->path = h->target;
+	if ((host = http_head_get(h, "Host")) == NULL)
+		return false;
+	return http_hostport_parse(host, m->host, &h->port, false);
+}
+
+/* The next element of a comma-separated list, without whitespace. */
+static bool
+http_list_next(const char **pp, const char **tok, size_t *toklen)
+{
+	const char	*p = *pp;
+	size_t		 n;
+
+	while (*p == ' ' || *p == '\t' || *p == ',')
+		p++;
+	if (*p == '\0') {
+		*pp = p;
+		return false;
+	}
+	n = strcspn(p, ",");
+	*tok = p;
+	*pp = p + n;
+	while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+		n--;
+	*toklen = n;
+	return true;
+}
+
+/* Whether a comma-separated list names token (any case). */
+static bool
+http_list_has(const char *list, const char *token)
+{
+	const char	*tok;
+	size_t		 len;
+
+	while (http_list_next(&list, &tok, &len))
+		if (len == strlen(token) && strncasecmp(tok, token, len) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * The framing rules against request smuggling: Transfer-Encoding ends in
+ * chunked (a request's is exactly "chunked"), never with Content-Length,
+ * and the parser must agree on whether the body is chunked.
+ */
+static bool
+http_framing_check(struct http_msg *m)
+{
+	struct http_head	*h = &m->head;
+	const char		*v, *tok;
+	size_t			 i, len, nte = 0, ntok = 0, ncl = 0;
+	bool			 chunked = false;
+
+	for (i = 0; i < h->nheaders; i++) {
+		if (strcasecmp(h->headers[i].name, "Content-Length") == 0)
+			ncl++;
+		if (strcasecmp(h->headers[i].name, "Transfer-Encoding") != 0)
+			continue;
+		nte++;
+		v = h->headers[i].value;
+		while (http_list_next(&v, &tok, &len)) {
+			if (chunked)
+				return false;
+			chunked = len == 7 &&
+			    strncasecmp(tok, "chunked", 7) == 0;
+			ntok++;
+		}
+	}
+	if (nte == 0)
+		return ncl <= 1 && (m->parser_flags & F_CHUNKED) == 0;
+	if (ncl > 0 || ntok == 0)
+		return false;
+	if (h->dir == HTTP_DIR_REQUEST &&
+	    (ntok != 1 || !chunked || h->http_minor == 0))
+		return false;
+	if (chunked != ((m->parser_flags & F_CHUNKED) != 0))
+		return false;
+	h->chunked = chunked;
+	return true;
+}
+
+/* Fill in the head from the stored strings and check it. */
+static bool
+http_head_build(struct http_msg *m)
+{
+	struct http_head	*h = &m->head;
+	http_parser		*p = &m->parser;
+	size_t			 i;
+
+	http_piece_end(m);
+	memset(h, 0, sizeof(*h));
+	m->host[0] = '\0';
+	m->scheme[0] = '\0';
+	h->dir = m->dir;
+	h->http_major = p->http_major;
+	h->http_minor = p->http_minor;
+	h->method = "";
+	h->target = "";
+	h->scheme = m->scheme;
+	h->host = m->host;
+	h->path = "";
+	h->reason = "";
+	/* The parser lets spaces into names; a proxy must not. */
+	for (i = 0; i < m->nfields; i++) {
+		m->headers[i].name = m->store + m->fields[i].name;
+		m->headers[i].value = m->fields[i].value == SIZE_MAX ? "" :
+		    m->store + m->fields[i].value;
+		if (!http_is_token(m->headers[i].name,
+		    strlen(m->headers[i].name)))
+			return false;
+	}
+	h->headers = m->headers;
+	h->nheaders = m->nfields;
+	if (h->http_major != 1 || !http_framing_check(m))
+		return false;
+	if ((m->parser_flags & F_CONTENTLENGTH) != 0) {
+		h->has_content_length = true;
+		h->content_length = m->content_length;
+	}
+	if (m->dir == HTTP_DIR_RESPONSE) {
+		h->status = p->status_code;
+		if (m->reason != SIZE_MAX)
+			h->reason = m->store + m->reason;
+		h->upgrade = h->status == 101;
+		return true;
+	}
+	if (m->url == SIZE_MAX || !http_is_target(m->store + m->url))
+		return false;
+	h->method = http_method_str((enum http_method)p->method);
+	h->target = m->store + m->url;
+	h->is_connect = p->method == HTTP_CONNECT;
+	h->upgrade = m->parser_upgrade && !h->is_connect;
+	return http_target_parse(m);
+}
+
+/* The head ended: check it, then let the parser decide on the body. */
+static enum http_result
+http_msg_head_done(struct http_msg *m)
+{
+	struct http_head	*h = &m->head;
+	enum http_errno		 err;
+
+	if (!http_head_build(m))
+		return http_msg_fail(m, HTTP_ERR_BAD_REQUEST);
+
+	/* The parser stopped on the head's final LF; hand it over again. */
+	http_parser_pause(&m->parser, 0);
+	(void)http_parser_execute(&m->parser, &http_settings, "\n", 1);
+	err = HTTP_PARSER_ERRNO(&m->parser);
+	if (err == HPE_PAUSED) {
+		http_parser_pause(&m->parser, 0);
+		m->state = h->upgrade && m->dir == HTTP_DIR_RESPONSE ?
+		    HTTP_MSG_SWITCHED : HTTP_MSG_DONE;
+		h->framing = HTTP_FRAMING_NONE;
+	} else if (err != HPE_OK)
+		return http_msg_fail(m, HTTP_ERR_BAD_REQUEST);
+	else {
+		m->state = HTTP_MSG_BODY;
+		if (h->chunked)
+			h->framing = HTTP_FRAMING_CHUNKED;
+		else if (h->has_content_length)
+			h->framing = HTTP_FRAMING_LENGTH;
+		else
+			h->framing = HTTP_FRAMING_CLOSE;
+		http_lines_reset(&m->lines);
+		m->chunk_left = 0;
+	}
+	h->keep_alive = http_should_keep_alive(&m->parser) != 0;
+	m->head_valid = true;
+	return HTTP_HEAD_COMPLETE;
+}
+
+struct http_msg *
+http_msg_new(enum http_dir dir)
+{
+	struct http_msg	*m;
+
+	m = xcalloc(1, sizeof(*m));
+	m->dir = dir;
+	http_parser_init(&m->parser,
+	    dir == HTTP_DIR_REQUEST ? HTTP_REQUEST : HTTP_RESPONSE);
+	m->parser.data = m;
+	http_msg_begin(m);
+	return m;
+}
+
+void
+http_msg_free(struct http_msg *m)
+{
+	free(m);
+}
+
+enum http_result
+http_msg_feed_head(struct http_msg *m, const char *data, size_t len,
+    size_t *consumed)
+{
+	size_t		 room, n, parsed;
+	enum http_errno	 err;
+
+	*consumed = 0;
+	if (m->state == HTTP_MSG_DONE)
+		http_msg_begin(m);
+	if (m->state != HTTP_MSG_HEAD)
+		return http_msg_fail(m, HTTP_ERR_BAD_REQUEST);
+	/* Zero bytes would tell the parser the peer closed. */
+	if (len == 0)
+		return HTTP_NEED_MORE;
+
+	room = HTTP_HEAD_MAX - m->head_len;
+	n = len < room ? len : room;
+	parsed = http_parser_execute(&m->parser, &http_settings, data, n);
+	err = HTTP_PARSER_ERRNO(&m->parser);
+	if (err == HPE_PAUSED)
+		parsed++;
+	else if (err != HPE_OK)
+		return http_msg_fail(m, m->too_large ?
+		    HTTP_ERR_HEAD_TOO_LARGE : HTTP_ERR_BAD_REQUEST);
+	if (!http_lines_check(&m->lines, data, parsed))
+		return http_msg_fail(m, HTTP_ERR_BAD_REQUEST);
+	m->head_len += parsed;
+	*consumed = parsed;
+	if (err == HPE_PAUSED)
+		return http_msg_head_done(m);
+	if (n < len)
+		return http_msg_fail(m, HTTP_ERR_HEAD_TOO_LARGE);
+	return HTTP_NEED_MORE;
+}
+
+const struct http_head *
+http_msg_head(const struct http_msg *m)
+{
+	return m->head_valid ? &m->head : NULL;
+}
+
+enum http_msg_state
+http_msg_state(const struct http_msg *m)
+{
+	return m->state;
+}
+
+enum http_result
+http_msg_feed_body(struct http_msg *m, const char *data, size_t len,
+    size_t *consumed)
+{
+	size_t		 parsed;
+	enum http_errno	 err;
+
+	*consumed = 0;
+	if (m->state == HTTP_MSG_DONE || m->state == HTTP_MSG_SWITCHED)
+		return HTTP_BODY_COMPLETE;
+	if (m->state != HTTP_MSG_BODY)
+		return http_msg_fail(m, HTTP_ERR_BAD_REQUEST);
+	if (len == 0)
+		return HTTP_NEED_MORE;
+
+	m->frame_from = m->head.chunked ? data : NULL;
+	parsed = http_parser_execute(&m->parser, &http_settings, data, len);
+	err = HTTP_PARSER_ERRNO(&m->parser);
+	if (err != HPE_OK && err != HPE_PAUSED)
+		return http_msg_fail(m, HTTP_ERR_BAD_REQUEST);
+	if (m->frame_from != NULL && !http_lines_check(&m->lines,
+	    m->frame_from, (size_t)(data + parsed - m->frame_from)))
+		return http_msg_fail(m, HTTP_ERR_BAD_REQUEST);
+	m->frame_from = NULL;
+	*consumed = parsed;
+	if (err == HPE_PAUSED) {
+		http_parser_pause(&m->parser, 0);
+		m->state = HTTP_MSG_DONE;
+		return HTTP_BODY_COMPLETE;
+	}
+	return HTTP_NEED_MORE;
+}
+
+enum http_result
+http_msg_feed_eof(struct http_msg *m)
+{
+	switch (m->state) {
+	case HTTP_MSG_HEAD:
+		if (m->started)
+			return http_msg_fail(m, HTTP_ERR_BAD_REQUEST);
+		return HTTP_NEED_MORE;
+	case HTTP_MSG_BODY:
+		(void)http_parser_execute(&m->parser, &http_settings, NULL, 0);
+		if (HTTP_PARSER_ERRNO(&m->parser) != HPE_PAUSED)
+			return http_msg_fail(m, HTTP_ERR_BAD_REQUEST);
+		http_parser_pause(&m->parser, 0);
+		m->state = HTTP_MSG_DONE;
+		return HTTP_BODY_COMPLETE;
+	case HTTP_MSG_DONE:
+	case HTTP_MSG_SWITCHED:
+		return HTTP_NEED_MORE;
+	case HTTP_MSG_FAILED:
+		break;
+	}
+	return HTTP_ERR_BAD_REQUEST;
+}
+
+void
+http_msg_expect_no_body(struct http_msg *m)
+{
+	m->no_body_next = true;
+}
+
+const char *
+http_head_get(const struct http_head *h, const char *name)
+{
+	size_t	 i;
+
+	for (i = 0; i < h->nheaders; i++)
+		if (strcasecmp(h->headers[i].name, name) == 0)
+			return h->headers[i].value;
+	return NULL;
+}
+
+/*
+ * Whether a header stays on this hop: the fixed list and whatever
+ * Connection names, except the framing headers of a body forwarded as is,
+ * and Upgrade when the connection is being upgraded.
+ */
+static bool
+http_is_hop_by_hop(const struct http_head *h, const char *name,
+    bool keep_upgrade)
+{
+	size_t	 i;
+
+	if (strcasecmp(name, "Transfer-Encoding") == 0 ||
+	    strcasecmp(name, "Content-Length") == 0)
+		return false;
+	if (keep_upgrade && strcasecmp(name, "Upgrade") == 0)
+		return false;
+	for (i = 0; i < sizeof(http_hop_by_hop_names) /
+	    sizeof(http_hop_by_hop_names[0]); i++)
+		if (strcasecmp(name, http_hop_by_hop_names[i]) == 0)
+			return true;
+	for (i = 0; i < h->nheaders; i++)
+		if (strcasecmp(h->headers[i].name, "Connection") == 0 &&
+		    http_list_has(h->headers[i].value, name))
+			return true;
+	return false;
+}
+
+/* Append the end-to-end headers, and Connection: upgrade if upgrading. */
+static void
+http_headers_write(const struct http_head *h, bool upgrade, bool skip_host,
+    struct evbuffer *out)
+{
+	const struct http_header	*f;
+	size_t				 i;
+
+	for (i = 0; i < h->nheaders; i++) {
+		f = &h->headers[i];
+		if (skip_host && strcasecmp(f->name, "Host") == 0)
+			continue;
+		if (http_is_hop_by_hop(h, f->name, upgrade))
+			continue;
+		evbuffer_add_printf(out, "%s: %s\r\n", f->name, f->value);
+	}
+	if (upgrade)
+		evbuffer_add_printf(out, "Connection: upgrade\r\n");
+}
+
+void
+http_request_write(const struct http_head *h, const char *host,
+    uint16_t port, bool tls, struct evbuffer *out)
+{
+	evbuffer_add_printf(out, "%s %s HTTP/1.1\r\n", h->method, h->path);
+	if (strchr(host, ':') != NULL)
+		evbuffer_add_printf(out, "Host: [%s]", host);
+	else
+		evbuffer_add_printf(out, "Host: %s", host);
+	if (port != 0 && port != (tls ? 443 : 80))
+		evbuffer_add_printf(out, ":%u", (unsigned int)port);
+	evbuffer_add_printf(out, "\r\n");
+	http_headers_write(h, h->upgrade, true, out);
+	evbuffer_add_printf(out, "\r\n");
+}
+
+void
+http_response_write(const struct http_head *h, bool close,
+    struct evbuffer *out)
+{
+	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", h->status, h->reason);
+	http_headers_write(h, h->status == 101, false, out);
+	if (close && h->status != 101)
+		evbuffer_add_printf(out, "Connection: close\r\n");
+	evbuffer_add_printf(out, "\r\n");
+}

@@ -1,1 +1,148 @@
-/* placeholder */
+/*
+ * HTTP/1.1 message framing over libhttp-parser: parses the heads of one
+ * direction of a connection with the limits and request-smuggling rules of
+ * a proxy, tracks where each body ends so bodies can be forwarded verbatim,
+ * and writes the heads that go on with hop-by-hop headers removed.
+ */
+#ifndef PINPROXY_HTTP_H
+#define PINPROXY_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct evbuffer;
+
+/* The largest head accepted, from the first byte to the empty line. */
+#define HTTP_HEAD_MAX		16384
+/* The most header fields a head may carry. */
+#define HTTP_HEADERS_MAX	100
+/* Room for a host name or IPv6 literal and its terminator. */
+#define HTTP_HOST_MAX		256
+
+/* Which side of a connection a parser reads. */
+enum http_dir {
+	HTTP_DIR_REQUEST,
+	HTTP_DIR_RESPONSE
+};
+
+/* The outcome of feeding bytes to a parser. */
+enum http_result {
+	HTTP_NEED_MORE,		/* every byte taken; the head or body goes on */
+	HTTP_HEAD_COMPLETE,	/* the head ended; the body starts after it */
+	HTTP_BODY_COMPLETE,	/* the message ended */
+	HTTP_ERR_BAD_REQUEST,	/* malformed message or bad framing */
+	HTTP_ERR_HEAD_TOO_LARGE	/* head over HTTP_HEAD_MAX or too many fields */
+};
+
+/* Where a parser stands. */
+enum http_msg_state {
+	HTTP_MSG_HEAD,		/* reading a head (or waiting for one) */
+	HTTP_MSG_BODY,		/* reading the body of the current message */
+	HTTP_MSG_DONE,		/* the message ended; a next head may follow */
+	HTTP_MSG_SWITCHED,	/* a 101 response: the rest is not HTTP */
+	HTTP_MSG_FAILED		/* an error was returned: close the link */
+};
+
+/* How the body of a message is delimited. */
+enum http_framing {
+	HTTP_FRAMING_NONE,	/* no body */
+	HTTP_FRAMING_LENGTH,	/* Content-Length bytes */
+	HTTP_FRAMING_CHUNKED,	/* chunked, up to the last chunk and trailers */
+	HTTP_FRAMING_CLOSE	/* a response body up to the peer's close */
+};
+
+/* One header field as received, names in their original case. */
+struct http_header {
+	const char	*name;
+	const char	*value;		/* without surrounding whitespace */
+};
+
+/*
+ * A parsed head; every pointer is owned by the parser and stays valid until
+ * the next head starts or the parser is freed.
+ */
+struct http_head {
+	enum http_dir		 dir;
+	unsigned short		 http_major;
+	unsigned short		 http_minor;
+
+	/* Requests. */
+	const char		*method;	/* "GET", "CONNECT", ... */
+	const char		*target;	/* the request target as sent */
+	bool			 absolute_form;	/* "http://host/path" */
+	bool			 is_connect;	/* "CONNECT host:port" */
+	const char		*scheme;	/* lower case, absolute-form */
+	const char		*host;		/* lower case, no port, no [] */
+	uint16_t		 port;		/* from URL or Host; 0 unset */
+	const char		*path;		/* origin-form path and query */
+
+	/* Responses. */
+	int			 status;
+	const char		*reason;
+
+	const struct http_header *headers;
+	size_t			 nheaders;
+
+	bool			 keep_alive;	/* more messages may follow */
+	bool			 upgrade;	/* Upgrade request, or a 101 */
+	bool			 chunked;
+	bool			 has_content_length;
+	uint64_t		 content_length;
+	enum http_framing	 framing;
+};
+
+struct http_msg;
+
+/* A parser for the messages of one direction of a connection. */
+struct http_msg		*http_msg_new(enum http_dir dir);
+/* Free a parser (NULL is fine). */
+void			 http_msg_free(struct http_msg *m);
+/*
+ * Feed bytes of a head. *consumed is how many belong to it; on
+ * HTTP_HEAD_COMPLETE the body (or the next message) starts right after.
+ * Starts a new message when the previous one is done. After a CONNECT or
+ * an Upgrade request, feed nothing more until the answer says it is HTTP.
+ */
+enum http_result	 http_msg_feed_head(struct http_msg *m,
+			    const char *data, size_t len, size_t *consumed);
+/* The head of the current message, or NULL while it is being read. */
+const struct http_head	*http_msg_head(const struct http_msg *m);
+/* Where the parser stands. */
+enum http_msg_state	 http_msg_state(const struct http_msg *m);
+/*
+ * Feed body bytes: *consumed of them belong to the current message and are
+ * to be forwarded verbatim. Returns HTTP_BODY_COMPLETE when the message
+ * ended (at once for a message without a body), HTTP_NEED_MORE when the
+ * body goes on, HTTP_ERR_BAD_REQUEST on bad framing.
+ */
+enum http_result	 http_msg_feed_body(struct http_msg *m,
+			    const char *data, size_t len, size_t *consumed);
+/*
+ * The peer closed: HTTP_BODY_COMPLETE when that ended a close-delimited
+ * body, HTTP_NEED_MORE when it came between messages, HTTP_ERR_BAD_REQUEST
+ * when it cut a message short.
+ */
+enum http_result	 http_msg_feed_eof(struct http_msg *m);
+/* A response parser: the next final response answers HEAD, so no body. */
+void			 http_msg_expect_no_body(struct http_msg *m);
+
+/* The value of the first header called name (any case), or NULL. */
+const char		*http_head_get(const struct http_head *h,
+			    const char *name);
+/*
+ * Append a request head for an upstream: origin-form request line, a Host
+ * header naming host (with port unless 0 or the default of the scheme, 443
+ * when tls, else 80) and the headers that are not hop-by-hop.
+ */
+void			 http_request_write(const struct http_head *h,
+			    const char *host, uint16_t port, bool tls,
+			    struct evbuffer *out);
+/*
+ * Append a response head for the client without the hop-by-hop headers,
+ * with "Connection: close" when close is set (ignored for a 101).
+ */
+void			 http_response_write(const struct http_head *h,
+			    bool close, struct evbuffer *out);
+
+#endif

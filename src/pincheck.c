@@ -1,1 +1,129 @@
-/* placeholder: written next */
+/*
+ * The pin verdict: hash every certificate of the chain OpenSSL verified and
+ * compare the hashes with the pin set of the host. Only the verified path
+ * counts; what else the server sent is never looked at here.
+ */
+#include <openssl/x509.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "pincheck.h"
+
+static const char *const pincheck_verdict_names[] = {
+	[PIN_MATCH] =		"match",
+	[PIN_MISMATCH] =	"mismatch",
+	[PIN_REPORT_ONLY] =	"report_only",
+	[PIN_EXPIRED] =		"expired",
+	[PIN_UNPINNED] =	"unpinned",
+};
+
+/*
+ * Record the pins of the chain, leaf first. A certificate whose key cannot
+ * be hashed ends the record there: fewer pins can only fail closed.
+ */
+static void
+pincheck_record(STACK_OF(X509) *chain, struct pincheck_result *res)
+{
+	int	 i, n;
+
+	res->nseen = 0;
+	if (chain == NULL)
+		return;
+	n = sk_X509_num(chain);
+	for (i = 0; i < n && i < PINCHECK_MAX_CHAIN; i++) {
+		if (!pin_from_cert(sk_X509_value(chain, i),
+		    &res->seen[res->nseen]))
+			break;
+		res->nseen++;
+	}
+}
+
+/*
+ * The depth of the first seen pin that is in the set, or -1. Every pair is
+ * compared and the result is selected with masks, so the time taken does
+ * not depend on which digest bytes, or which pair, matched.
+ */
+static int
+pincheck_match(const struct pinset *ps, const struct pincheck_result *res)
+{
+	unsigned int	 eq, take, mask, found;
+	int		 depth;
+	size_t		 i, j;
+
+	depth = -1;
+	found = 0;
+	for (i = 0; i < res->nseen; i++) {
+		for (j = 0; j < ps->npins; j++) {
+			eq = (unsigned int)pin_equal(&res->seen[i],
+			    &ps->pins[j]);
+			take = eq & (found ^ 1u);
+			mask = 0u - take;
+			depth = (int)(((unsigned int)depth & ~mask) |
+			    ((unsigned int)i & mask));
+			found |= eq;
+		}
+	}
+	return depth;
+}
+
+enum pin_verdict
+pincheck_verdict(const struct pinset *ps, STACK_OF(X509) *verified_chain,
+    time_t now, struct pincheck_result *res)
+{
+	memset(res, 0, sizeof(*res));
+	res->matched_depth = -1;
+	pincheck_record(verified_chain, res);
+
+	if (ps == NULL)
+		res->verdict = PIN_UNPINNED;
+	else if (pinset_expired(ps, now))
+		res->verdict = PIN_EXPIRED;
+	else if ((res->matched_depth = pincheck_match(ps, res)) >= 0)
+		res->verdict = PIN_MATCH;
+	else if (ps->enforce)
+		res->verdict = PIN_MISMATCH;
+	else
+		res->verdict = PIN_REPORT_ONLY;
+	return res->verdict;
+}
+
+bool
+pincheck_allows(enum pin_verdict v)
+{
+	return v != PIN_MISMATCH;
+}
+
+void
+pincheck_seen_text(const struct pincheck_result *res, char *buf, size_t len)
+{
+	char	 text[PIN_TEXT_MAX];
+	size_t	 i, used;
+	int	 n;
+
+	if (len == 0)
+		return;
+	buf[0] = '\0';
+	used = 0;
+	for (i = 0; i < res->nseen; i++) {
+		pin_format(&res->seen[i], text, sizeof(text));
+		n = snprintf(buf + used, len - used, "%s%s", i > 0 ? " " : "",
+		    text);
+		/* Leave out a pin that does not fit rather than cut it. */
+		if (n < 0 || (size_t)n >= len - used) {
+			buf[used] = '\0';
+			break;
+		}
+		used += (size_t)n;
+	}
+}
+
+const char *
+pincheck_verdict_name(enum pin_verdict v)
+{
+	if ((size_t)v >= sizeof(pincheck_verdict_names) /
+	    sizeof(pincheck_verdict_names[0]) ||
+	    pincheck_verdict_names[v] == NULL)
+		return "unknown";
+	return pincheck_verdict_names[v];
+}

@@ -17,6 +17,8 @@
 
 /* Longest chain whose pins are recorded; deeper certificates are ignored. */
 #define PINCHECK_MAX_CHAIN	10
+/* A buffer that holds pincheck_seen_text() of the longest chain. */
+#define PINCHECK_SEEN_TEXT_MAX	(PINCHECK_MAX_CHAIN * PIN_TEXT_MAX)
 
 enum pin_verdict {
 	PIN_MATCH,		/* a pin of the set is in the chain */
@@ -45,7 +47,7 @@ bool		 pincheck_allows(enum pin_verdict v);
 /* The seen pins, space-separated, leaf first, into buf. */
 void		 pincheck_seen_text(const struct pincheck_result *res,
 		    char *buf, size_t len);
-/* A verdict's name: "match", "mismatch", "report_only", "expired", "unpinned". */
+/* A verdict's name: "match", "mismatch", "report_only", "expired"... */
 const char	*pincheck_verdict_name(enum pin_verdict v);
 
 #endif

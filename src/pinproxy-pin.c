@@ -1,1 +1,780 @@
-/* placeholder */ int main(void) { return 0; }
+/*
+ * pinproxy-pin: prints the SPKI pins of the certificates in files or of a
+ * live server's chain, writes them as a ready-to-paste [pins:NAME] section,
+ * and checks every exact host of a configuration against its pin set.
+ */
+#include <sys/socket.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <openssl/asn1.h>
+#include <openssl/bio.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "certfile.h"
+#include "chainfetch.h"
+#include "conf.h"
+#include "conf_parse.h"
+#include "conf_value.h"
+#include "diag.h"
+#include "hostmatch.h"
+#include "pin.h"
+#include "pincheck.h"
+#include "version.h"
+#include "xmalloc.h"
+
+#define PROGRAM			"pinproxy-pin"
+#define DEFAULT_PORT		443
+/* Seconds allowed for connecting and for the handshake, each. */
+#define FETCH_TIMEOUT		10
+/* The configuration parser rejects lines of 199 bytes or more. */
+#define INI_LINE_MAX		190
+/* Room for "[HOST]:PORT". */
+#define TARGET_TEXT_MAX		(HOSTMATCH_NAME_MAX + 8)
+
+enum exit_status {
+	EXIT_OK = 0,
+	EXIT_FAILED = 1,
+	EXIT_USAGE = 2
+};
+
+enum tool_mode {
+	MODE_NONE,
+	MODE_FILES,
+	MODE_SERVER,
+	MODE_CHECK
+};
+
+/* What the command line asked for; strings are borrowed from argv. */
+struct tool_opts {
+	enum tool_mode	 mode;
+	bool		 ini;
+	bool		 check;
+	const char	*server;
+	const char	*sni;
+	const char	*ca_file;
+	const char	*connect_to;
+	const char	*conf_path;
+	char		**files;
+	int		 nfiles;
+};
+
+/* A host name or IP literal (normalised, without brackets) and a port. */
+struct target {
+	char		 host[HOSTMATCH_NAME_MAX];
+	uint16_t	 port;
+};
+
+/* The host names of a [pins:] section, owned. */
+struct hostlist {
+	char		**names;
+	size_t		 count;
+};
+
+enum {
+	OPT_CONNECT_TO = 256,
+	OPT_INI,
+	OPT_CHECK
+};
+
+static const struct option tool_longopts[] = {
+	{ .name = "server",	.has_arg = required_argument, .val = 's' },
+	{ .name = "sni",	.has_arg = required_argument, .val = 'n' },
+	{ .name = "ca-file",	.has_arg = required_argument, .val = 'a' },
+	{ .name = "connect-to",	.has_arg = required_argument,
+	    .val = OPT_CONNECT_TO },
+	{ .name = "ini",	.has_arg = no_argument, .val = OPT_INI },
+	{ .name = "check",	.has_arg = no_argument, .val = OPT_CHECK },
+	{ .name = "config",	.has_arg = required_argument, .val = 'c' },
+	{ .name = "help",	.has_arg = no_argument, .val = 'h' },
+	{ .name = "version",	.has_arg = no_argument, .val = 'V' },
+	{ 0 }
+};
+
+static void
+usage(FILE *fp)
+{
+	fprintf(fp,
+	    "usage: " PROGRAM " [--ini] FILE...\n"
+	    "       " PROGRAM " [--ini] -s HOST[:PORT] [-n SNI] [-a CAFILE]\n"
+	    "                    [--connect-to ADDR:PORT]\n"
+	    "       " PROGRAM " --check [-c FILE]\n"
+	    "       " PROGRAM " -h | -V\n"
+	    "  FILE...                 pins of every certificate in PEM or DER"
+	    " files\n"
+	    "  -s HOST[:PORT]          pins of a live server's chain"
+	    " (port 443 by default)\n"
+	    "  -n SNI                  server name to send instead of HOST\n"
+	    "  -a CAFILE               trust CAFILE besides the system store\n"
+	    "  --connect-to ADDR:PORT  dial ADDR:PORT instead of resolving"
+	    " HOST\n"
+	    "  --ini                   print a [pins:NAME] section\n"
+	    "  --check                 check the configuration's hosts live\n"
+	    "  -c FILE                 configuration for --check\n"
+	    "                          (default %s)\n"
+	    "  -h                      print this help\n"
+	    "  -V                      print the version\n",
+	    PINPROXY_CONF_PATH);
+}
+
+static enum exit_status __attribute__((format(printf, 1, 2)))
+usage_error(const char *fmt, ...)
+{
+	va_list	 ap;
+
+	fprintf(stderr, PROGRAM ": ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	usage(stderr);
+	return EXIT_USAGE;
+}
+
+/*
+ * Copy len bytes for a terminal: printable ASCII stays, every other byte
+ * becomes \XX, so that no certificate can send control sequences.
+ * Returns a new string.
+ */
+static char *
+terminal_safe(const char *in, size_t len)
+{
+	static const char	 hex[] = "0123456789ABCDEF";
+	unsigned char		 c;
+	char			*out;
+	size_t			 i, n = 0;
+
+	out = xmalloc(len * 3 + 1);
+	for (i = 0; i < len; i++) {
+		c = (unsigned char)in[i];
+		if (c >= 0x20 && c < 0x7f) {
+			out[n++] = (char)c;
+			continue;
+		}
+		out[n++] = '\\';
+		out[n++] = hex[c >> 4];
+		out[n++] = hex[c & 0x0f];
+	}
+	out[n] = '\0';
+	return out;
+}
+
+/* The subject in RFC 2253 form, safe for a terminal; a new string. */
+static char *
+cert_subject(X509 *cert)
+{
+	BIO	*bio;
+	char	*data, *text;
+	long	 len;
+
+	if ((bio = BIO_new(BIO_s_mem())) == NULL)
+		return xstrdup("");
+	if (X509_NAME_print_ex(bio, X509_get_subject_name(cert), 0,
+	    XN_FLAG_RFC2253) < 0) {
+		BIO_free(bio);
+		return xstrdup("");
+	}
+	len = BIO_get_mem_data(bio, &data);
+	text = terminal_safe(data, len > 0 ? (size_t)len : 0);
+	BIO_free(bio);
+	return text;
+}
+
+/* The notAfter date as YYYY-MM-DD into buf of at least 11 bytes. */
+static void
+cert_not_after(X509 *cert, char *buf, size_t len)
+{
+	struct tm	 tm;
+
+	if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) != 1 ||
+	    strftime(buf, len, "%Y-%m-%d", &tm) == 0)
+		xstrlcpy(buf, "unknown", len);
+}
+
+/* The pin text of a certificate; false (with a message) if it has none. */
+static bool
+cert_pin_text(X509 *cert, int depth, char *buf, size_t len)
+{
+	struct pin	 pin;
+
+	if (!pin_from_cert(cert, &pin)) {
+		fprintf(stderr, PROGRAM ": certificate at depth %d: "
+		    "cannot compute the pin of its public key\n", depth);
+		return false;
+	}
+	pin_format(&pin, buf, len);
+	return true;
+}
+
+/* One line per certificate, leaf (index 0) first. */
+static bool
+print_chain(STACK_OF(X509) *chain)
+{
+	X509	*cert;
+	char	 pin[PIN_TEXT_MAX], date[16], *subject;
+	bool	 ok = true;
+	int	 i;
+
+	for (i = 0; i < sk_X509_num(chain); i++) {
+		cert = sk_X509_value(chain, i);
+		if (!cert_pin_text(cert, i, pin, sizeof(pin))) {
+			ok = false;
+			continue;
+		}
+		subject = cert_subject(cert);
+		cert_not_after(cert, date, sizeof(date));
+		printf("%s  depth=%d  subject=%s  not_after=%s\n", pin, i,
+		    subject, date);
+		free(subject);
+	}
+	return ok;
+}
+
+static void
+hostlist_add(struct hostlist *hl, const char *name)
+{
+	size_t	 i;
+
+	for (i = 0; i < hl->count; i++)
+		if (strcmp(hl->names[i], name) == 0)
+			return;
+	hl->names = xreallocarray(hl->names, hl->count + 1, sizeof(char *));
+	hl->names[hl->count++] = xstrdup(name);
+}
+
+static void
+hostlist_clear(struct hostlist *hl)
+{
+	size_t	 i;
+
+	for (i = 0; i < hl->count; i++)
+		free(hl->names[i]);
+	free(hl->names);
+	hl->names = NULL;
+	hl->count = 0;
+}
+
+/* Add a SAN entry to hl when the configuration would accept it. */
+static void
+hostlist_add_san(struct hostlist *hl, const GENERAL_NAME *gen)
+{
+	const unsigned char	*data;
+	char			 text[HOSTMATCH_NAME_MAX];
+	char			 norm[HOSTMATCH_NAME_MAX], err[128];
+	int			 len;
+
+	if (gen->type == GEN_DNS) {
+		data = ASN1_STRING_get0_data(gen->d.dNSName);
+		len = ASN1_STRING_length(gen->d.dNSName);
+		if (len <= 0 || (size_t)len >= sizeof(text) ||
+		    memchr(data, '\0', len) != NULL)
+			return;
+		memcpy(text, data, len);
+		text[len] = '\0';
+	} else if (gen->type == GEN_IPADD) {
+		data = ASN1_STRING_get0_data(gen->d.iPAddress);
+		len = ASN1_STRING_length(gen->d.iPAddress);
+		if ((len != 4 && len != 16) || inet_ntop(len == 4 ? AF_INET :
+		    AF_INET6, data, text, sizeof(text)) == NULL)
+			return;
+	} else
+		return;
+	if (hostmatch_pattern(text, norm, sizeof(norm), err, sizeof(err)))
+		hostlist_add(hl, norm);
+}
+
+/*
+ * The leaf's host names for hosts =: its DNS names, or its IP addresses
+ * when it names no host.
+ */
+static void
+leaf_hosts(X509 *leaf, struct hostlist *hl)
+{
+	GENERAL_NAMES	*gens;
+	GENERAL_NAME	*gen;
+	int		 i, pass;
+
+	gens = X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL);
+	if (gens == NULL)
+		return;
+	for (pass = GEN_DNS; pass <= GEN_IPADD && hl->count == 0;
+	    pass = pass == GEN_DNS ? GEN_IPADD : GEN_IPADD + 1) {
+		for (i = 0; i < sk_GENERAL_NAME_num(gens); i++) {
+			gen = sk_GENERAL_NAME_value(gens, i);
+			if (gen->type == pass)
+				hostlist_add_san(hl, gen);
+		}
+	}
+	GENERAL_NAMES_free(gens);
+}
+
+/* A pin set name from a host: its letters and digits, dash-separated. */
+static void
+ini_name(const char *host, char *out, size_t outlen)
+{
+	size_t	 n = 0, max;
+	bool	 gap = false;
+	char	 c;
+
+	max = outlen - 1 < PINSET_NAME_MAX ? outlen - 1 : PINSET_NAME_MAX;
+	for (; *host != '\0'; host++) {
+		c = *host;
+		if (c >= 'A' && c <= 'Z')
+			c = (char)(c - 'A' + 'a');
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))) {
+			gap = n > 0;
+			continue;
+		}
+		if (n + (gap ? 2 : 1) > max)
+			break;
+		if (gap)
+			out[n++] = '-';
+		out[n++] = c;
+		gap = false;
+	}
+	out[n] = '\0';
+	if (n == 0)
+		xstrlcpy(out, "pins", outlen);
+}
+
+/* hosts = lines, as many as needed to keep each under INI_LINE_MAX. */
+static void
+ini_print_hosts(const struct hostlist *hl)
+{
+	char	 line[INI_LINE_MAX + 1];
+	size_t	 i, len, start;
+
+	start = (size_t)snprintf(line, sizeof(line), "hosts = ");
+	len = start;
+	for (i = 0; i < hl->count; i++) {
+		if (len > start &&
+		    len + 2 + strlen(hl->names[i]) > INI_LINE_MAX) {
+			printf("%s\n", line);
+			len = start;
+		}
+		len += (size_t)snprintf(line + len, sizeof(line) - len, "%s%s",
+		    len > start ? ", " : "", hl->names[i]);
+	}
+	printf("%s\n", line);
+}
+
+/*
+ * A [pins:NAME] section: the hosts, extra lines (port, ca_file,
+ * connect_to; may be NULL), then one pin line per certificate.
+ */
+static bool
+ini_print(const struct hostlist *hl, const char *name_from,
+    const char *extra, STACK_OF(X509) *chain)
+{
+	X509	*cert;
+	char	 name[PINSET_NAME_MAX + 1], pin[PIN_TEXT_MAX];
+	char	 line[INI_LINE_MAX + 1], *subject;
+	bool	 ok = true;
+	int	 i;
+
+	ini_name(name_from, name, sizeof(name));
+	printf("[pins:%s]\n", name);
+	if (hl->count > 0)
+		ini_print_hosts(hl);
+	else
+		printf("; hosts = (the leaf certificate names no host:"
+		    " add the hosts here)\n");
+	if (extra != NULL)
+		printf("%s", extra);
+	for (i = 0; i < sk_X509_num(chain); i++) {
+		cert = sk_X509_value(chain, i);
+		if (!cert_pin_text(cert, i, pin, sizeof(pin))) {
+			ok = false;
+			continue;
+		}
+		subject = cert_subject(cert);
+		/* Truncation only shortens the comment. */
+		snprintf(line, sizeof(line), "pin = %s  ; depth=%d %s", pin, i,
+		    subject);
+		printf("%s\n", line);
+		free(subject);
+	}
+	return ok;
+}
+
+static enum exit_status
+run_files(const struct tool_opts *o)
+{
+	STACK_OF(X509)		*certs;
+	struct hostlist		 hl = { 0 };
+	enum exit_status	 status = EXIT_OK;
+	const char		*slash;
+	char			 err[512];
+	int			 i;
+
+	for (i = 0; i < o->nfiles; i++) {
+		certs = certfile_load(o->files[i], err, sizeof(err));
+		if (certs == NULL) {
+			fprintf(stderr, PROGRAM ": %s\n", err);
+			status = EXIT_FAILED;
+			continue;
+		}
+		if (o->ini) {
+			if (i > 0)
+				printf("\n");
+			leaf_hosts(sk_X509_value(certs, 0), &hl);
+			slash = strrchr(o->files[i], '/');
+			if (!ini_print(&hl, hl.count > 0 ? hl.names[0] :
+			    slash != NULL ? slash + 1 : o->files[i], NULL,
+			    certs))
+				status = EXIT_FAILED;
+			hostlist_clear(&hl);
+		} else {
+			if (o->nfiles > 1)
+				printf("# %s\n", o->files[i]);
+			if (!print_chain(certs))
+				status = EXIT_FAILED;
+		}
+		sk_X509_pop_free(certs, X509_free);
+	}
+	return status;
+}
+
+/*
+ * Split HOST[:PORT], "[IPv6]:PORT" or a bare IPv6 literal, and normalise
+ * the host.
+ */
+static bool
+parse_target(const char *arg, struct target *t, char *err, size_t errlen)
+{
+	const char	*host, *end, *port = NULL, *colon;
+	size_t		 hostlen;
+
+	host = arg;
+	if (arg[0] == '[') {
+		if ((end = strchr(arg, ']')) == NULL)
+			goto bad;
+		host = arg + 1;
+		hostlen = (size_t)(end - host);
+		if (end[1] == ':')
+			port = end + 2;
+		else if (end[1] != '\0')
+			goto bad;
+	} else if ((colon = strchr(arg, ':')) != NULL &&
+	    strchr(colon + 1, ':') == NULL) {
+		hostlen = (size_t)(colon - arg);
+		port = colon + 1;
+	} else
+		hostlen = strlen(arg);
+	if (!hostmatch_normalize(host, hostlen, t->host, sizeof(t->host)))
+		goto bad;
+	t->port = DEFAULT_PORT;
+	if (port != NULL && !cv_port(port, &t->port, err, errlen))
+		return false;
+	return true;
+bad:
+	snprintf(err, errlen, "not a host name or address");
+	return false;
+}
+
+static void
+target_text(const char *host, uint16_t port, char *buf, size_t len)
+{
+	if (strchr(host, ':') != NULL)
+		snprintf(buf, len, "[%s]:%u", host, port);
+	else
+		snprintf(buf, len, "%s:%u", host, port);
+}
+
+/* port, connect_to and ca_file lines for an -s section; a new string. */
+static char *
+server_ini_extra(const struct target *t, const struct tool_opts *o)
+{
+	char	*extra, *next, *abs = NULL;
+
+	extra = xstrdup("");
+	if (t->port != DEFAULT_PORT) {
+		next = xasprintf("%sport = %u\n", extra, t->port);
+		free(extra);
+		extra = next;
+	}
+	if (o->connect_to != NULL) {
+		next = xasprintf("%sconnect_to = %s\n", extra, o->connect_to);
+		free(extra);
+		extra = next;
+	}
+	if (o->ca_file != NULL) {
+		abs = realpath(o->ca_file, NULL);
+		next = xasprintf("%sca_file = %s\n", extra,
+		    abs != NULL ? abs : o->ca_file);
+		free(abs);
+		free(extra);
+		extra = next;
+	}
+	return extra;
+}
+
+static enum exit_status
+run_server(const struct tool_opts *o)
+{
+	struct chainfetch_opts	 fo = { 0 };
+	struct chainfetch_result res;
+	struct conf_addr	 addr;
+	struct target		 t;
+	struct hostlist		 hl = { 0 };
+	enum exit_status	 status = EXIT_OK;
+	char			 err[512], sni[HOSTMATCH_NAME_MAX];
+	char			 text[TARGET_TEXT_MAX], *extra;
+
+	if (!parse_target(o->server, &t, err, sizeof(err)))
+		return usage_error("-s %s: %s", o->server, err);
+	if (o->sni != NULL && !hostmatch_normalize(o->sni, strlen(o->sni),
+	    sni, sizeof(sni)))
+		return usage_error("-n %s: not a host name", o->sni);
+	if (o->connect_to != NULL &&
+	    !cv_addr(o->connect_to, &addr, err, sizeof(err)))
+		return usage_error("--connect-to %s: not a numeric ADDR:PORT",
+		    o->connect_to);
+
+	fo.host = t.host;
+	fo.port = t.port;
+	fo.sni = o->sni != NULL ? sni : NULL;
+	fo.trust = "system";
+	fo.ca_file = o->ca_file;
+	fo.connect_to = o->connect_to != NULL ? addr.text : NULL;
+	fo.timeout = FETCH_TIMEOUT;
+	target_text(t.host, t.port, text, sizeof(text));
+	if (!chainfetch(&fo, &res, err, sizeof(err))) {
+		fprintf(stderr, PROGRAM ": %s\n", err);
+		return EXIT_FAILED;
+	}
+
+	if (!res.verified) {
+		if (!o->ini) {
+			print_chain(res.served_chain);
+			printf("verify: FAILED (%s)\n", res.reason);
+		}
+		fprintf(stderr, PROGRAM ": %s: the chain did not verify: %s\n",
+		    text, res.reason);
+		status = EXIT_FAILED;
+	} else if (o->ini) {
+		hostlist_add(&hl, t.host);
+		extra = server_ini_extra(&t, o);
+		if (!ini_print(&hl, t.host, extra, res.verified_chain))
+			status = EXIT_FAILED;
+		free(extra);
+		hostlist_clear(&hl);
+	} else {
+		if (!print_chain(res.verified_chain))
+			status = EXIT_FAILED;
+		printf("verify: ok\n");
+	}
+	chainfetch_result_clear(&res);
+	return status;
+}
+
+/*
+ * Whether a verdict passes --check: a report-only mismatch fails too,
+ * since the check exists to catch it before the pins are enforced.
+ */
+static bool
+check_verdict(const struct pinset *ps, const struct chainfetch_result *res,
+    time_t now, char *out, size_t outlen)
+{
+	struct pincheck_result	 pr;
+	char			 seen[PINCHECK_MAX_CHAIN * (PIN_TEXT_MAX + 1)];
+
+	switch (pincheck_verdict(ps, res->verified_chain, now, &pr)) {
+	case PIN_MATCH:
+		snprintf(out, outlen, "match");
+		return true;
+	case PIN_EXPIRED:
+		snprintf(out, outlen, "expired (expires=%s)", ps->expires_text);
+		return true;
+	case PIN_UNPINNED:
+		snprintf(out, outlen, "unpinned");
+		return true;
+	case PIN_REPORT_ONLY:
+		pincheck_seen_text(&pr, seen, sizeof(seen));
+		snprintf(out, outlen, "MISMATCH (report-only; seen: %s)", seen);
+		return false;
+	case PIN_MISMATCH:
+	default:
+		pincheck_seen_text(&pr, seen, sizeof(seen));
+		snprintf(out, outlen, "MISMATCH (seen: %s)", seen);
+		return false;
+	}
+}
+
+/* Fetch one host of a pin set and print its line; false unless it passed. */
+static bool
+check_host(const struct conf *c, const struct pinset *ps, const char *host,
+    time_t now)
+{
+	struct chainfetch_opts	 fo = { 0 };
+	struct chainfetch_result res;
+	char			 text[TARGET_TEXT_MAX], err[512];
+	char			 outcome[1024];
+	bool			 ok;
+
+	target_text(host, ps->port, text, sizeof(text));
+	fo.host = host;
+	fo.port = ps->port;
+	fo.trust = c->trust;
+	fo.ca_file = ps->ca_file;
+	fo.connect_to = ps->has_connect_to ? ps->connect_to.text : NULL;
+	fo.timeout = c->connect_timeout > 0 ? c->connect_timeout :
+	    FETCH_TIMEOUT;
+	if (!chainfetch(&fo, &res, err, sizeof(err))) {
+		snprintf(outcome, sizeof(outcome), "error (%s)", err);
+		ok = false;
+	} else if (!res.verified) {
+		snprintf(outcome, sizeof(outcome), "verify FAILED (%s)",
+		    res.reason);
+		ok = false;
+	} else
+		ok = check_verdict(ps, &res, now, outcome, sizeof(outcome));
+	chainfetch_result_clear(&res);
+	printf("%s  pinset=%s  %s\n", text, ps->name, outcome);
+	fflush(stdout);
+	return ok;
+}
+
+static enum exit_status
+run_check(const struct tool_opts *o)
+{
+	struct diag		*d;
+	struct conf		*c;
+	const struct pinset	*ps;
+	enum exit_status	 status = EXIT_OK;
+	char			 text[TARGET_TEXT_MAX];
+	time_t			 now;
+	size_t			 i, j;
+
+	now = time(NULL);
+	d = diag_new();
+	c = conf_parse_file(o->conf_path, now, d);
+	if (diag_count(d) > 0)
+		diag_print(d, stderr);
+	diag_free(d);
+	if (c == NULL)
+		return EXIT_FAILED;
+	if (c->npinsets == 0)
+		fprintf(stderr, PROGRAM ": %s: no pin sets to check\n",
+		    o->conf_path);
+	for (i = 0; i < c->npinsets; i++) {
+		ps = &c->pinsets[i];
+		for (j = 0; j < ps->nhosts; j++) {
+			if (strchr(ps->hosts[j], '*') != NULL) {
+				target_text(ps->hosts[j], ps->port, text,
+				    sizeof(text));
+				printf("%s  pinset=%s  skipped (a wildcard"
+				    " pattern names no host to dial)\n", text,
+				    ps->name);
+				continue;
+			}
+			if (!check_host(c, ps, ps->hosts[j], now))
+				status = EXIT_FAILED;
+		}
+	}
+	conf_unref(c);
+	return status;
+}
+
+/* Parse the command line into o; returns -1 to go on, else an exit code. */
+static int
+parse_args(int argc, char **argv, struct tool_opts *o)
+{
+	int	 ch;
+
+	o->conf_path = NULL;
+	while ((ch = getopt_long(argc, argv, "a:c:hn:s:V", tool_longopts,
+	    NULL)) != -1) {
+		switch (ch) {
+		case 'a':
+			o->ca_file = optarg;
+			break;
+		case 'c':
+			o->conf_path = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		case 'n':
+			o->sni = optarg;
+			break;
+		case 's':
+			o->server = optarg;
+			break;
+		case 'V':
+			version_print(stdout, PROGRAM);
+			return EXIT_OK;
+		case OPT_CONNECT_TO:
+			o->connect_to = optarg;
+			break;
+		case OPT_INI:
+			o->ini = true;
+			break;
+		case OPT_CHECK:
+			o->check = true;
+			break;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	o->files = argv + optind;
+	o->nfiles = argc - optind;
+
+	if (o->check) {
+		if (o->server != NULL || o->nfiles > 0 || o->ini)
+			return usage_error("--check takes no FILE, -s or"
+			    " --ini");
+		o->mode = MODE_CHECK;
+		if (o->conf_path == NULL)
+			o->conf_path = PINPROXY_CONF_PATH;
+	} else if (o->server != NULL) {
+		if (o->nfiles > 0)
+			return usage_error("-s takes no FILE");
+		o->mode = MODE_SERVER;
+	} else if (o->nfiles > 0)
+		o->mode = MODE_FILES;
+	else
+		return usage_error("give a FILE, -s HOST or --check");
+
+	if (o->mode != MODE_CHECK && o->conf_path != NULL)
+		return usage_error("-c goes with --check");
+	if (o->mode != MODE_SERVER &&
+	    (o->sni != NULL || o->ca_file != NULL || o->connect_to != NULL))
+		return usage_error("-n, -a and --connect-to go with -s");
+	return -1;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct tool_opts	 o = { 0 };
+	int			 r;
+
+	/* A server that resets the connection must not kill the tool. */
+	signal(SIGPIPE, SIG_IGN);
+	if ((r = parse_args(argc, argv, &o)) != -1)
+		return r;
+	switch (o.mode) {
+	case MODE_FILES:
+		return run_files(&o);
+	case MODE_SERVER:
+		return run_server(&o);
+	case MODE_CHECK:
+		return run_check(&o);
+	case MODE_NONE:
+	default:
+		return EXIT_USAGE;
+	}
+}

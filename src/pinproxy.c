@@ -1,1 +1,107 @@
-/* placeholder */ int main(void) { return 0; }
+/*
+ * pinproxy: the daemon's entry point. Parses the command line, reads the
+ * configuration, and either reports on it (-t) or hands it to the proxy.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "conf_parse.h"
+#include "diag.h"
+#include "log.h"
+#include "proxy.h"
+#include "version.h"
+#include "xmalloc.h"
+
+static void
+usage(FILE *fp)
+{
+	fprintf(fp, "usage: pinproxy [-c FILE] [-t] [-d] [-V] [-h]\n"
+	    "  -c FILE  configuration file (default: %s)\n"
+	    "  -t       check the configuration and exit\n"
+	    "  -d       log at debug level\n"
+	    "  -V       print the version and exit\n"
+	    "  -h       print this help and exit\n", PINPROXY_CONF_PATH);
+}
+
+int
+main(int argc, char *argv[])
+{
+	const char	*path = PINPROXY_CONF_PATH;
+	struct diag	*d;
+	struct conf	*conf;
+	bool		 check = false, debug = false, builtin = false;
+	bool		 explicit_path = false;
+	int		 ch, rc;
+
+	while ((ch = getopt(argc, argv, "c:tdVh")) != -1) {
+		switch (ch) {
+		case 'c':
+			path = optarg;
+			explicit_path = true;
+			break;
+		case 't':
+			check = true;
+			break;
+		case 'd':
+			debug = true;
+			break;
+		case 'V':
+			version_print(stdout, "pinproxy");
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "pinproxy: unexpected argument: %s\n",
+		    argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+
+	d = diag_new();
+	/* Without -c and without the file, the built-in defaults apply. */
+	if (!explicit_path && access(path, F_OK) == -1 && errno == ENOENT) {
+		builtin = true;
+		conf = conf_new_default();
+		conf->path = xstrdup(path);
+	} else
+		conf = conf_parse_file(path, time(NULL), d);
+	if (check) {
+		if (builtin)
+			printf("%s: not found; the built-in defaults apply\n",
+			    path);
+		diag_print(d, stderr);
+		if (conf != NULL)
+			printf("%s: configuration OK (%zu pin set%s)\n", path,
+			    conf->npinsets, conf->npinsets == 1 ? "" : "s");
+		rc = conf == NULL ? 1 : 0;
+		diag_free(d);
+		conf_unref(conf);
+		return rc;
+	}
+	if (conf == NULL) {
+		diag_print(d, stderr);
+		diag_free(d);
+		return 1;
+	}
+	log_open(conf->log, debug ? LL_DEBUG : conf->log_level);
+	if (builtin)
+		log_msg(EV_CONFIG_WARNING, "no configuration file at %s; "
+		    "running with the built-in defaults", path);
+	proxy_log_warnings(d);
+	diag_free(d);
+	rc = proxy_main(conf, path, debug);
+	conf_unref(conf);
+	return rc;
+}

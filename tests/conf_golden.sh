@@ -1,0 +1,118 @@
+#!/bin/bash
+# pinproxy -t against golden files: each tests/conf/NAME.conf is checked
+# from inside tests/conf, and everything printed (stderr and stdout, then
+# "exit=N") must equal NAME.expected. Also the command-line options.
+# REGEN=1 rewrites the expected files instead; review every change by hand,
+# since the expected files are the specification of the messages.
+
+. "${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}/tests/lib.sh"
+
+CONFDIR="$top_srcdir/tests/conf"
+
+# golden NAME: run pinproxy -t on NAME.conf and compare with NAME.expected.
+golden()
+{
+	local name=$1 out="$TMP/$1.out"
+
+	(cd "$CONFDIR" && "$PINPROXY" -t -c "$name.conf" >"$out" 2>&1
+	echo "exit=$?" >>"$out")
+	if [ -n "${REGEN:-}" ]; then
+		cp "$out" "$CONFDIR/$name.expected"
+		ok "$name: expected output regenerated"
+	elif [ ! -f "$CONFDIR/$name.expected" ]; then
+		not_ok "$name: no $name.expected (REGEN=1 writes it)"
+		diag "$(cat "$out")"
+	elif diff -u "$CONFDIR/$name.expected" "$out" >"$TMP/$name.diff"; then
+		ok "$name: pinproxy -t output matches"
+	else
+		not_ok "$name: pinproxy -t output matches"
+		diag "$(cat "$TMP/$name.diff")"
+	fi
+}
+
+# run NAME COMMAND...: stdout to $TMP/NAME.out, stderr to $TMP/NAME.err,
+# the exit status in RC.
+run()
+{
+	local name=$1
+	shift
+	"$@" >"$TMP/$name.out" 2>"$TMP/$name.err"
+	RC=$?
+}
+
+# check_rc DESCRIPTION EXPECTED NAME: the status of "run NAME".
+check_rc()
+{
+	check_eq "$1" "$2" "$RC"
+	if [ "$2" != "$RC" ]; then
+		diag "stdout: $(cat "$TMP/$3.out")"
+		diag "stderr: $(cat "$TMP/$3.err")"
+	fi
+}
+
+n=0
+for conf in "$CONFDIR"/*.conf; do
+	golden "$(basename "$conf" .conf)"
+	n=$((n + 1))
+done
+check "at least 15 golden files were checked" [ "$n" -ge 15 ]
+
+run version "$PINPROXY" -V
+check_rc "-V exits 0" 0 version
+check_grep "-V prints the version" '^pinproxy [0-9]+\.[0-9]+' \
+    "$TMP/version.out"
+check_grep "-V prints the libevent version" '^libevent [0-9]' \
+    "$TMP/version.out"
+check_grep "-V prints the OpenSSL version" '^OpenSSL [0-9]' \
+    "$TMP/version.out"
+
+run help "$PINPROXY" -h
+check_rc "-h exits 0" 0 help
+check_grep "-h prints the usage on stdout" '^usage: pinproxy ' \
+    "$TMP/help.out"
+check_grep "-h names every option" '\[-c FILE\] \[-t\] \[-d\] \[-V\] \[-h\]' \
+    "$TMP/help.out"
+
+run badopt "$PINPROXY" -x
+check_rc "an unknown option exits 2" 2 badopt
+check_grep "an unknown option prints the usage on stderr" '^usage: pinproxy ' \
+    "$TMP/badopt.err"
+check_eq "an unknown option prints nothing on stdout" "" \
+    "$(cat "$TMP/badopt.out")"
+
+run badarg "$PINPROXY" -t -c "$CONFDIR/valid-full.conf" extra
+check_rc "an extra argument exits 2" 2 badarg
+check_grep "an extra argument is named" 'unexpected argument: extra' \
+    "$TMP/badarg.err"
+
+run noarg "$PINPROXY" -c
+check_rc "-c without a file exits 2" 2 noarg
+
+run missing "$PINPROXY" -t -c "$TMP/missing.conf"
+check_rc "-t on a missing file exits 1" 1 missing
+check_grep "-t on a missing file names it" \
+    "^$TMP/missing.conf: cannot open: No such file or directory\$" \
+    "$TMP/missing.err"
+check_eq "-t on a missing file prints nothing on stdout" "" \
+    "$(cat "$TMP/missing.out")"
+
+run startmissing "$PINPROXY" -c "$TMP/missing.conf"
+check_rc "starting with a missing file exits 1" 1 startmissing
+check_grep "starting with a missing file names it" \
+    "^$TMP/missing.conf: cannot open: No such file or directory\$" \
+    "$TMP/startmissing.err"
+
+run startbad "$PINPROXY" -c "$CONFDIR/many-errors.conf"
+check_rc "starting with a bad file exits 1" 1 startbad
+check_grep "starting with a bad file names the file and line" \
+    "^$CONFDIR/many-errors.conf:[0-9]+: " "$TMP/startbad.err"
+
+run abspath "$PINPROXY" -t -c "$CONFDIR/warnings.conf"
+check_rc "-t with warnings only exits 0" 0 abspath
+check_grep "messages name the file as given" \
+    "^$CONFDIR/warnings.conf:[0-9]+: warning: " "$TMP/abspath.err"
+check_grep "the summary names the file as given" \
+    "^$CONFDIR/warnings.conf: configuration OK \\([0-9]+ pin sets?\\)\$" \
+    "$TMP/abspath.out"
+
+done_testing

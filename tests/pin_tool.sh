@@ -1,0 +1,382 @@
+#!/bin/bash
+# pinproxy-pin end to end: pins of certificate files equal the openssl
+# pipeline of the product contract, live chains are fetched from openssl
+# s_server on the loopback, --ini sections are accepted by pinproxy -t, and
+# --check tells a matching pin from a wrong one.
+
+. "${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}/tests/lib.sh"
+
+MKPKI="$top_srcdir/tests/mkpki.sh"
+PKI="$TMP/pki"
+
+# run NAME COMMAND...: stdout to $TMP/NAME.out, stderr to $TMP/NAME.err,
+# the exit status in RC.
+run()
+{
+	local name=$1
+	shift
+	"$@" >"$TMP/$name.out" 2>"$TMP/$name.err"
+	RC=$?
+}
+
+# check_rc DESCRIPTION EXPECTED NAME: the status of "run NAME".
+check_rc()
+{
+	check_eq "$1" "$2" "$RC"
+	if [ "$2" != "$RC" ]; then
+		diag "stdout: $(cat "$TMP/$3.out")"
+		diag "stderr: $(cat "$TMP/$3.err")"
+	fi
+}
+
+# The form of a certificate file, for openssl's -inform.
+form_of()
+{
+	if grep -q -- '-----BEGIN CERTIFICATE-----' "$1"; then
+		echo PEM
+	else
+		echo DER
+	fi
+}
+
+# expected_line FILE DEPTH: the line pinproxy-pin should print for the
+# first certificate of FILE, built from openssl's own output.
+expected_line()
+{
+	local form pin subject date
+
+	form=$(form_of "$1")
+	pin=$(sh "$MKPKI" pin "$1")
+	subject=$(openssl x509 -inform "$form" -in "$1" -noout -subject \
+	    -nameopt RFC2253 | sed 's/^subject=//')
+	date=$(openssl x509 -inform "$form" -in "$1" -noout -enddate \
+	    -dateopt iso_8601 | sed 's/^notAfter=//; s/ .*//')
+	echo "$pin  depth=$2  subject=$subject  not_after=$date"
+}
+
+# A pin (or any text) quoted for use in an extended regular expression.
+q()
+{
+	printf '%s' "$1" | sed 's/[][\\.*^$+?(){}|/]/\\&/g'
+}
+
+# The Nth line (from 1) of a file.
+line_of()
+{
+	sed -n "$1p" "$2"
+}
+
+# serve NAME PORT CERT KEY CHAIN [ADDR]: an openssl s_server on the
+# loopback sending CERT and CHAIN; its PID goes into the variable NAME.
+serve()
+{
+	spawn "$1" openssl s_server -accept "${6:-127.0.0.1}:$2" \
+	    -cert "$3" -key "$4" -cert_chain "$5" -www -quiet \
+	    </dev/null >>"$TMP/s_server.log" 2>&1
+}
+
+if ! sh "$MKPKI" "$PKI" >"$TMP/mkpki.log" 2>&1; then
+	echo "Bail out! tests/mkpki.sh failed: $(cat "$TMP/mkpki.log")"
+	exit 1
+fi
+ok "mkpki.sh builds the test PKI"
+openssl x509 -in "$PKI/rsa.pem" -outform DER -out "$PKI/rsa.der"
+
+LEAF=$(sh "$MKPKI" pin "$PKI/leaf.pem")
+INTER=$(sh "$MKPKI" pin "$PKI/inter.pem")
+ROOT=$(sh "$MKPKI" pin "$PKI/root.pem")
+RSA=$(sh "$MKPKI" pin "$PKI/rsa.pem")
+FOREIGN_LEAF=$(sh "$MKPKI" pin "$PKI/foreign-leaf.pem")
+FOREIGN_ROOT=$(sh "$MKPKI" pin "$PKI/foreign-root.pem")
+
+## Files.
+
+run bundle "$PINPROXY_PIN" "$PKI/bundle.pem"
+check_rc "a PEM bundle is read with status 0" 0 bundle
+check_eq "a bundle of three certificates gives three lines" 3 \
+    "$(wc -l <"$TMP/bundle.out")"
+check_eq "the EC leaf's line matches the openssl pipeline" \
+    "$(expected_line "$PKI/leaf.pem" 0)" "$(line_of 1 "$TMP/bundle.out")"
+check_eq "the intermediate's line matches the openssl pipeline" \
+    "$(expected_line "$PKI/inter.pem" 1)" "$(line_of 2 "$TMP/bundle.out")"
+check_eq "the root's line matches the openssl pipeline" \
+    "$(expected_line "$PKI/root.pem" 2)" "$(line_of 3 "$TMP/bundle.out")"
+
+run der "$PINPROXY_PIN" "$PKI/rsa.der"
+check_rc "a DER file is read with status 0" 0 der
+check_eq "the pin of an RSA certificate in DER matches the openssl pipeline" \
+    "$(expected_line "$PKI/rsa.der" 0)" "$(cat "$TMP/der.out")"
+check_eq "the pipeline gives the same pin for the PEM and DER forms" \
+    "$RSA" "$(sh "$MKPKI" pin "$PKI/rsa.der")"
+
+run two "$PINPROXY_PIN" "$PKI/leaf.pem" "$PKI/rsa.pem"
+check_rc "two files are read with status 0" 0 two
+check_eq "several files get a # FILE header before each" \
+    "# $PKI/leaf.pem|$LEAF|# $PKI/rsa.pem|$RSA" \
+    "$(sed 's/  depth=.*//' "$TMP/two.out" | paste -sd'|')"
+
+run missing "$PINPROXY_PIN" "$TMP/no-such-file.pem"
+check_rc "an unreadable file gives status 1" 1 missing
+check_grep "the message names the unreadable file" \
+    "^pinproxy-pin: .*no-such-file.pem" "$TMP/missing.err"
+
+run notcert "$PINPROXY_PIN" "$PKI/leaf.key"
+check_rc "a file without certificates gives status 1" 1 notcert
+check_grep "the message says no certificate was found" \
+    "^pinproxy-pin: .*certificate.*leaf.key" "$TMP/notcert.err"
+
+run mixed "$PINPROXY_PIN" "$PKI/leaf.pem" "$TMP/no-such-file.pem"
+check_rc "a bad file among good ones still gives status 1" 1 mixed
+check_grep "the good file's pin is still printed" "^$(q "$LEAF")  depth=0" \
+    "$TMP/mixed.out"
+
+printf '\033' >"$TMP/esc"
+openssl req -x509 -new -key "$PKI/leaf.key" -days 1 \
+    -subj "/CN=evil$(cat "$TMP/esc")[31mred" -out "$TMP/evil.pem" 2>/dev/null
+run evil "$PINPROXY_PIN" "$TMP/evil.pem"
+check "a subject with a control byte prints no control byte" \
+    test "$RC" = 0 -a -s "$TMP/evil.out" -a \
+    "$(tr -d '\n' <"$TMP/evil.out" | tr -d '[:print:]' | wc -c)" = 0
+
+## Usage.
+
+run noargs "$PINPROXY_PIN"
+check_rc "no argument is a usage error (status 2)" 2 noargs
+check_grep "a usage error prints the usage on stderr" "^usage:" \
+    "$TMP/noargs.err"
+run badopt "$PINPROXY_PIN" --no-such-option "$PKI/leaf.pem"
+check_rc "an unknown option gives status 2" 2 badopt
+run sfile "$PINPROXY_PIN" -s 127.0.0.1:1 "$PKI/leaf.pem"
+check_rc "-s with a FILE gives status 2" 2 sfile
+run nsolo "$PINPROXY_PIN" -n api.test "$PKI/leaf.pem"
+check_rc "-n without -s gives status 2" 2 nsolo
+run badct "$PINPROXY_PIN" -s api.test --connect-to localhost:443
+check_rc "a --connect-to that is not numeric gives status 2" 2 badct
+run badport "$PINPROXY_PIN" -s api.test:99999
+check_rc "a port out of range gives status 2" 2 badport
+run help "$PINPROXY_PIN" -h
+check_rc "-h exits 0" 0 help
+check_grep "-h prints the usage on stdout" "^usage: pinproxy-pin" \
+    "$TMP/help.out"
+run version "$PINPROXY_PIN" -V
+check_rc "-V exits 0" 0 version
+check_grep "-V names the program and OpenSSL" "^pinproxy-pin " \
+    "$TMP/version.out"
+
+## A live server sending leaf + intermediate.
+
+PORT=$(free_port)
+serve SERVER "$PORT" "$PKI/leaf.pem" "$PKI/leaf.key" "$PKI/inter.pem"
+if ! wait_port "$PORT"; then
+	echo "Bail out! openssl s_server did not start: $(cat "$TMP/s_server.log")"
+	exit 1
+fi
+
+run live "$PINPROXY_PIN" -s "127.0.0.1:$PORT" -n api.test -a "$PKI/root.pem"
+check_rc "-s with the test root verifies (status 0)" 0 live
+check_eq "the verified chain is printed leaf, intermediate, root" \
+    "$LEAF $INTER $ROOT" "$(head -n 3 "$TMP/live.out" | cut -d' ' -f1 |
+    paste -sd' ')"
+check_eq "the leaf's live line equals the file's" \
+    "$(expected_line "$PKI/leaf.pem" 0)" "$(line_of 1 "$TMP/live.out")"
+check_eq "the root's live line is at depth 2" \
+    "$(expected_line "$PKI/root.pem" 2)" "$(line_of 3 "$TMP/live.out")"
+check_eq "verify: ok closes the output" "verify: ok" \
+    "$(tail -n 1 "$TMP/live.out")"
+
+run connto "$PINPROXY_PIN" -s "api.test:$PORT" \
+    --connect-to "127.0.0.1:$PORT" -a "$PKI/root.pem"
+check_rc "--connect-to dials the address and checks the name (status 0)" \
+    0 connto
+check_grep "--connect-to verifies" "^verify: ok$" "$TMP/connto.out"
+
+run untrusted "$PINPROXY_PIN" -s "api.test:$PORT" \
+    --connect-to "127.0.0.1:$PORT"
+check_rc "an untrusted chain gives status 1" 1 untrusted
+check_grep "an untrusted chain says verify: FAILED" \
+    "^verify: FAILED \(.+\)$" "$TMP/untrusted.out"
+check_eq "an untrusted chain prints the served chain: leaf, intermediate" \
+    "$LEAF $INTER" "$(grep '^sha256/' "$TMP/untrusted.out" | cut -d' ' -f1 |
+    paste -sd' ')"
+check_grep "an untrusted chain is reported on stderr" \
+    "^pinproxy-pin: .*did not verify" "$TMP/untrusted.err"
+
+run wrongname "$PINPROXY_PIN" -s "other.test:$PORT" \
+    --connect-to "127.0.0.1:$PORT" -a "$PKI/root.pem"
+check_rc "a name the leaf does not carry gives status 1" 1 wrongname
+check_grep "a wrong name fails as a host name mismatch" \
+    "^verify: FAILED \(hostname mismatch\)$" "$TMP/wrongname.out"
+
+DEAD=$(free_port)
+run dead "$PINPROXY_PIN" -s "127.0.0.1:$DEAD"
+check_rc "an unreachable port gives status 1" 1 dead
+check_grep "an unreachable port is reported on stderr" \
+    "^pinproxy-pin: cannot connect to 127.0.0.1:$DEAD" "$TMP/dead.err"
+check_eq "an unreachable port prints nothing on stdout" "" \
+    "$(cat "$TMP/dead.out")"
+
+## --ini and the daemon's configuration parser.
+
+PROXY_PORT=$(free_port)
+cat >"$TMP/proxy.conf" <<EOF
+[proxy]
+listen = 127.0.0.1:$PROXY_PORT
+ca_cert = $PKI/root.pem
+ca_key = $PKI/root.key
+
+EOF
+
+run ini "$PINPROXY_PIN" --ini -s "api.test:$PORT" \
+    --connect-to "127.0.0.1:$PORT" -a "$PKI/root.pem"
+check_rc "--ini -s exits 0" 0 ini
+check_grep "--ini names the section after the host" "^\[pins:api-test\]$" \
+    "$TMP/ini.out"
+check_grep "--ini lists the -s host" "^hosts = api.test$" "$TMP/ini.out"
+check_eq "--ini has one pin line per certificate of the verified chain" \
+    "$LEAF $INTER $ROOT" "$(sed -n 's/^pin = \([^ ]*\) .*/\1/p' \
+    "$TMP/ini.out" | paste -sd' ')"
+check_grep "each pin line names its depth and subject" \
+    "^pin = $(q "$INTER")  ; depth=1 CN=pinproxy inter" "$TMP/ini.out"
+check_eq "no --ini line is 199 bytes or longer" "" \
+    "$(awk 'length($0) >= 199' "$TMP/ini.out")"
+cat "$TMP/proxy.conf" "$TMP/ini.out" >"$TMP/good.conf"
+run t_good "$PINPROXY" -t -c "$TMP/good.conf"
+check_rc "pinproxy -t accepts the --ini section" 0 t_good
+
+run inifile "$PINPROXY_PIN" --ini "$PKI/chain.pem"
+check_rc "--ini FILE exits 0" 0 inifile
+check_grep "--ini FILE lists the leaf's DNS names" \
+    "^hosts = api.test, localhost$" "$TMP/inifile.out"
+sed 's/^hosts = .*/hosts = files.test/; s/^\[pins:.*/[pins:files]/' \
+    "$TMP/inifile.out" | cat "$TMP/good.conf" - >"$TMP/files.conf"
+run t_files "$PINPROXY" -t -c "$TMP/files.conf"
+check_rc "pinproxy -t accepts an --ini FILE section" 0 t_files
+
+## --check.
+
+run check_good "$PINPROXY_PIN" --check -c "$TMP/good.conf"
+check_rc "--check with a correct pin exits 0" 0 check_good
+check_grep "--check reports the match" \
+    "^api.test:$PORT  pinset=api-test  match$" "$TMP/check_good.out"
+
+sed -e "/^pin = /d" -e "/^hosts = /a pin = $RSA\\
+pin = $FOREIGN_ROOT" "$TMP/good.conf" >"$TMP/wrong.conf"
+run check_wrong "$PINPROXY_PIN" --check -c "$TMP/wrong.conf"
+check_rc "--check with a wrong pin exits 1" 1 check_wrong
+SEEN=$(q "$LEAF $INTER $ROOT")
+check_grep "--check reports MISMATCH with the pins it saw" \
+    "^api.test:$PORT  pinset=api-test  MISMATCH \(seen: $SEEN\)$" \
+    "$TMP/check_wrong.out"
+
+sed -e "/^pin = /d" -e "/^hosts = /a expires = 2020-01-01\\
+pin = $RSA\\
+pin = $FOREIGN_ROOT" "$TMP/good.conf" >"$TMP/expired.conf"
+run check_expired "$PINPROXY_PIN" --check -c "$TMP/expired.conf"
+check_rc "--check of an expired pin set exits 0" 0 check_expired
+check_grep "--check reports the expired pin set" \
+    "^api.test:$PORT  pinset=api-test  expired \(expires=2020-01-01\)$" \
+    "$TMP/check_expired.out"
+
+# A listener that never answers: the kernel accepts, nobody speaks TLS.
+MUTE=$(free_port)
+spawn MUTE_PID python3 -c 'import socket, sys, time
+s = socket.socket()
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen()
+time.sleep(60)' "$MUTE"
+wait_port "$MUTE"
+cat >"$TMP/dead.conf" <<EOF
+[proxy]
+listen = 127.0.0.1:$PROXY_PORT
+ca_cert = $PKI/root.pem
+ca_key = $PKI/root.key
+connect_timeout = 1s
+
+[pins:dead]
+hosts = dead.test
+connect_to = 127.0.0.1:$DEAD
+pin = $LEAF
+pin = $RSA
+
+[pins:mute]
+hosts = mute.test
+connect_to = 127.0.0.1:$MUTE
+pin = $LEAF
+pin = $RSA
+hosts = *.wild.test
+EOF
+run check_dead "$PINPROXY_PIN" --check -c "$TMP/dead.conf"
+check_rc "--check with unreachable hosts exits 1" 1 check_dead
+check_grep "--check reports a refused connection" \
+    "^dead.test:443  pinset=dead  error \(cannot connect to 127.0.0.1:$DEAD" \
+    "$TMP/check_dead.out"
+check_grep "--check gives up on a silent server after connect_timeout" \
+    "^mute.test:443  pinset=mute  error \(.*timed out\)$" \
+    "$TMP/check_dead.out"
+check_grep "--check skips wildcard patterns with a note" \
+    "^\*\.wild\.test:443  pinset=mute  skipped" "$TMP/check_dead.out"
+stop "$MUTE_PID"
+
+printf '[pins:broken]\nhosts = broken.test\npin = sha1/AAAA\n' |
+    cat "$TMP/good.conf" - >"$TMP/broken.conf"
+run check_broken "$PINPROXY_PIN" --check -c "$TMP/broken.conf"
+check_rc "--check of an invalid configuration exits 1" 1 check_broken
+check_grep "--check prints the configuration error as FILE:LINE" \
+    "broken.conf:[0-9]+: " "$TMP/check_broken.err"
+
+## The appended-intermediate attack: a foreign leaf sent with the genuine
+## intermediate appended. Only the verified chain counts.
+
+APORT=$(free_port)
+serve ATTACKER "$APORT" "$PKI/foreign-leaf.pem" "$PKI/foreign-leaf.key" \
+    "$PKI/inter.pem"
+cat "$PKI/root.pem" "$PKI/foreign-root.pem" >"$TMP/both-roots.pem"
+if wait_port "$APORT"; then
+	run attack "$PINPROXY_PIN" -s "api.test:$APORT" \
+	    --connect-to "127.0.0.1:$APORT" -a "$TMP/both-roots.pem"
+	check_eq "the verified chain leaves out the appended intermediate" \
+	    "$FOREIGN_LEAF $FOREIGN_ROOT" "$(grep '^sha256/' \
+	    "$TMP/attack.out" | cut -d' ' -f1 | paste -sd' ')"
+	cat >"$TMP/attack.conf" <<EOF
+[pins:inter-only]
+hosts = api.test
+port = $APORT
+connect_to = 127.0.0.1:$APORT
+ca_file = $TMP/both-roots.pem
+pin = $INTER
+pin = $RSA
+EOF
+	run check_attack "$PINPROXY_PIN" --check -c "$TMP/attack.conf"
+	check_rc "--check fails when the pinned certificate is only appended" \
+	    1 check_attack
+	check_grep "--check reports the appended intermediate as MISMATCH" \
+	    "pinset=inter-only  MISMATCH" "$TMP/check_attack.out"
+else
+	not_ok "the attacking s_server did not start"
+fi
+stop "$ATTACKER"
+
+## IPv6 literal hosts.
+
+if python3 -c 'import socket; socket.socket(socket.AF_INET6).bind(("::1", 0))' \
+    2>/dev/null; then
+	V6PORT=$(free_port)
+	serve V6 "$V6PORT" "$PKI/leaf.pem" "$PKI/leaf.key" "$PKI/inter.pem" \
+	    "[::1]"
+	for _ in $(seq 100); do
+		(exec 3<>"/dev/tcp/::1/$V6PORT") 2>/dev/null && break
+		sleep 0.05
+	done
+	run v6 "$PINPROXY_PIN" -s "[::1]:$V6PORT" -a "$PKI/root.pem"
+	check_rc "-s [::1]:PORT verifies against the leaf's IP address" 0 v6
+	check_eq "-s [::1]:PORT prints the verified chain" \
+	    "$LEAF $INTER $ROOT" "$(grep '^sha256/' "$TMP/v6.out" |
+	    cut -d' ' -f1 | paste -sd' ')"
+	stop "$V6"
+else
+	skip "no IPv6 loopback"
+	skip "no IPv6 loopback"
+fi
+
+stop "$SERVER"
+done_testing

@@ -1,1 +1,491 @@
-int main(void) { return 0; }
+/*
+ * Tests of the interception CA: creation on first start, reuse on the next,
+ * and the refusals (one file missing, a foreign key, a certificate that is
+ * no CA or has expired), each in a scratch directory under /tmp.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <sys/stat.h>
+
+#include <ftw.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/bn.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include "ca.h"
+
+#define DAY	(24 * 60 * 60)
+
+struct paths {
+	char	 dir[64];
+	char	 cert[128];
+	char	 key[128];
+};
+
+static int
+rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+static int
+setup_dir(void **state)
+{
+	struct paths	*p;
+
+	p = calloc(1, sizeof(*p));
+	assert_non_null(p);
+	strcpy(p->dir, "/tmp/pinproxy-test-ca.XXXXXX");
+	assert_non_null(mkdtemp(p->dir));
+	snprintf(p->cert, sizeof(p->cert), "%s/state/ca.pem", p->dir);
+	snprintf(p->key, sizeof(p->key), "%s/state/ca.key", p->dir);
+	*state = p;
+	return 0;
+}
+
+static int
+teardown_dir(void **state)
+{
+	struct paths	*p = *state;
+
+	nftw(p->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	free(p);
+	return 0;
+}
+
+/* Create the directory the CA files go into, as an earlier start would. */
+static void
+make_state_dir(const struct paths *p)
+{
+	char	 dir[128];
+
+	snprintf(dir, sizeof(dir), "%s/state", p->dir);
+	assert_int_equal(mkdir(dir, 0700), 0);
+}
+
+static X509 *
+read_cert(const char *path)
+{
+	FILE	*fp;
+	X509	*cert;
+
+	fp = fopen(path, "r");
+	assert_non_null(fp);
+	cert = PEM_read_X509(fp, NULL, NULL, NULL);
+	fclose(fp);
+	assert_non_null(cert);
+	return cert;
+}
+
+static void
+write_file(const char *path, const char *text)
+{
+	FILE	*fp;
+
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	fputs(text, fp);
+	fclose(fp);
+}
+
+static void
+write_key_and_cert(const char *key_path, EVP_PKEY *key, const char *cert_path,
+    X509 *cert)
+{
+	FILE	*fp;
+
+	fp = fopen(key_path, "w");
+	assert_non_null(fp);
+	assert_int_equal(PEM_write_PrivateKey(fp, key, NULL, NULL, 0, NULL,
+	    NULL), 1);
+	fclose(fp);
+	fp = fopen(cert_path, "w");
+	assert_non_null(fp);
+	assert_int_equal(PEM_write_X509(fp, cert), 1);
+	fclose(fp);
+}
+
+/*
+ * A self-signed certificate for key, valid from now+from to now+until
+ * seconds, with the given basicConstraints (or none when NULL).
+ */
+static X509 *
+self_signed(EVP_PKEY *key, const char *constraints, long from, long until)
+{
+	X509		*cert;
+	X509_NAME	*name;
+	X509_EXTENSION	*ext;
+	X509V3_CTX	 ctx;
+
+	cert = X509_new();
+	assert_non_null(cert);
+	assert_int_equal(X509_set_version(cert, X509_VERSION_3), 1);
+	ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
+	name = X509_get_subject_name(cert);
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+	    (const unsigned char *)"test", -1, -1, 0);
+	X509_set_issuer_name(cert, name);
+	X509_gmtime_adj(X509_getm_notBefore(cert), from);
+	X509_gmtime_adj(X509_getm_notAfter(cert), until);
+	X509_set_pubkey(cert, key);
+	if (constraints != NULL) {
+		X509V3_set_ctx(&ctx, cert, cert, NULL, NULL, 0);
+		ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_basic_constraints,
+		    constraints);
+		assert_non_null(ext);
+		X509_add_ext(cert, ext, -1);
+		X509_EXTENSION_free(ext);
+	}
+	assert_true(X509_sign(cert, key, EVP_sha256()) > 0);
+	return cert;
+}
+
+static struct ca *
+create_ok(const struct paths *p)
+{
+	struct ca	*ca;
+	char		 err[512] = "";
+	bool		 created = false;
+
+	ca = ca_load_or_create(p->cert, p->key, &created, err, sizeof(err));
+	if (ca == NULL)
+		fail_msg("ca_load_or_create: %s", err);
+	assert_true(created);
+	return ca;
+}
+
+/* Expect ca_load_or_create() to fail with a message containing want. */
+static void
+assert_refused(const struct paths *p, const char *want)
+{
+	char	 err[512] = "";
+	bool	 created = true;
+
+	assert_null(ca_load_or_create(p->cert, p->key, &created, err,
+	    sizeof(err)));
+	assert_false(created);
+	if (strstr(err, want) == NULL)
+		fail_msg("error \"%s\" lacks \"%s\"", err, want);
+	assert_false(ca_check(p->cert, p->key, err, sizeof(err)));
+}
+
+static bool
+ext_critical(X509 *cert, int nid)
+{
+	int	 i;
+
+	i = X509_get_ext_by_NID(cert, nid, -1);
+	assert_true(i >= 0);
+	return X509_EXTENSION_get_critical(X509_get_ext(cert, i)) == 1;
+}
+
+static void
+test_ca_creates_key_and_cert_on_first_start(void **state)
+{
+	struct paths	*p = *state;
+	struct ca	*ca;
+	struct stat	 st;
+	X509		*cert;
+	EVP_PKEY	*pub;
+	BIGNUM		*serial;
+	char		 cn[256];
+	char		 dir[128];
+	time_t		 now = time(NULL);
+
+	ca = create_ok(p);
+	assert_int_equal(stat(p->key, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0600);
+	assert_int_equal(stat(p->cert, &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+	snprintf(dir, sizeof(dir), "%s/state", p->dir);
+	assert_int_equal(stat(dir, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0700);
+
+	cert = read_cert(p->cert);
+	assert_int_equal(X509_cmp(cert, ca_cert(ca)), 0);
+	assert_true((X509_get_extension_flags(cert) & EXFLAG_CA) != 0);
+	assert_int_equal(X509_get_pathlen(cert), 0);
+	assert_true(ext_critical(cert, NID_basic_constraints));
+	assert_int_equal(X509_get_key_usage(cert),
+	    KU_KEY_CERT_SIGN | KU_CRL_SIGN);
+	assert_true(ext_critical(cert, NID_key_usage));
+	assert_non_null(X509_get0_subject_key_id(cert));
+	assert_int_equal(X509_self_signed(cert, 1), 1);
+	assert_int_equal(X509_get_signature_nid(cert),
+	    NID_ecdsa_with_SHA256);
+
+	pub = X509_get0_pubkey(cert);
+	assert_true(EVP_PKEY_is_a(pub, "EC"));
+	assert_int_equal(EVP_PKEY_get_bits(pub), 256);
+
+	X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName,
+	    cn, sizeof(cn));
+	assert_true(strncmp(cn, "pinproxy interception CA ", 25) == 0);
+	assert_true(strlen(cn) > 25);
+	X509_NAME_get_text_by_NID(X509_get_subject_name(cert),
+	    NID_organizationName, cn, sizeof(cn));
+	assert_string_equal(cn, "pinproxy");
+
+	serial = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
+	assert_non_null(serial);
+	assert_false(BN_is_negative(serial));
+	assert_true(BN_num_bits(serial) > 120);
+	BN_free(serial);
+
+	assert_true(ca_not_after(ca) > now + 9 * 365 * (time_t)DAY);
+	assert_true(ca_not_after(ca) < now + 11 * 365 * (time_t)DAY);
+	X509_free(cert);
+	ca_free(ca);
+}
+
+static void
+test_ca_reuses_the_existing_ca_on_the_next_start(void **state)
+{
+	struct paths	*p = *state;
+	struct ca	*first, *second;
+	unsigned char	 id[CA_ID_LEN];
+	char		 err[512] = "";
+	bool		 created = true;
+
+	first = create_ok(p);
+	memcpy(id, ca_id(first), CA_ID_LEN);
+	ca_free(first);
+
+	second = ca_load_or_create(p->cert, p->key, &created, err,
+	    sizeof(err));
+	if (second == NULL)
+		fail_msg("second load: %s", err);
+	assert_false(created);
+	assert_memory_equal(ca_id(second), id, CA_ID_LEN);
+	assert_true(ca_check(p->cert, p->key, err, sizeof(err)));
+	ca_free(second);
+}
+
+static void
+test_ca_two_installs_differ(void **state)
+{
+	struct paths	*p = *state;
+	struct ca	*one, *two;
+	char		 cert2[160], key2[160], err[512] = "";
+	bool		 created;
+
+	one = create_ok(p);
+	snprintf(cert2, sizeof(cert2), "%s/other.pem", p->dir);
+	snprintf(key2, sizeof(key2), "%s/other.key", p->dir);
+	two = ca_load_or_create(cert2, key2, &created, err, sizeof(err));
+	assert_non_null(two);
+	assert_true(created);
+	assert_int_not_equal(X509_NAME_cmp(
+	    X509_get_subject_name(ca_cert(one)),
+	    X509_get_subject_name(ca_cert(two))), 0);
+	assert_memory_not_equal(ca_id(one), ca_id(two), CA_ID_LEN);
+	ca_free(one);
+	ca_free(two);
+}
+
+static void
+test_ca_refuses_to_create_when_only_the_cert_exists(void **state)
+{
+	struct paths	*p = *state;
+	struct stat	 st;
+
+	ca_free(create_ok(p));
+	assert_int_equal(unlink(p->key), 0);
+	assert_refused(p, "ca_key");
+	assert_refused(p, "refusing to create a new CA over an existing one");
+	assert_int_equal(stat(p->key, &st), -1);
+}
+
+static void
+test_ca_refuses_to_create_when_only_the_key_exists(void **state)
+{
+	struct paths	*p = *state;
+	struct stat	 st;
+
+	ca_free(create_ok(p));
+	assert_int_equal(unlink(p->cert), 0);
+	assert_refused(p, "refusing to create a new CA over an existing one");
+	assert_int_equal(stat(p->cert, &st), -1);
+}
+
+static void
+test_ca_refuses_a_key_that_does_not_match_the_cert(void **state)
+{
+	struct paths	*p = *state;
+	EVP_PKEY	*other;
+	X509		*cert;
+
+	ca_free(create_ok(p));
+	other = EVP_EC_gen("P-256");
+	assert_non_null(other);
+	cert = read_cert(p->cert);
+	assert_int_equal(unlink(p->key), 0);
+	assert_int_equal(unlink(p->cert), 0);
+	write_key_and_cert(p->key, other, p->cert, cert);
+	assert_refused(p, "does not match");
+	X509_free(cert);
+	EVP_PKEY_free(other);
+}
+
+static void
+test_ca_refuses_a_cert_that_is_not_a_ca(void **state)
+{
+	struct paths	*p = *state;
+	EVP_PKEY	*key;
+	X509		*cert;
+
+	make_state_dir(p);
+	key = EVP_EC_gen("P-256");
+	cert = self_signed(key, "critical,CA:FALSE", -DAY, 30 * DAY);
+	write_key_and_cert(p->key, key, p->cert, cert);
+	assert_refused(p, "not a CA certificate");
+	X509_free(cert);
+
+	cert = self_signed(key, NULL, -DAY, 30 * DAY);
+	assert_int_equal(unlink(p->cert), 0);
+	assert_int_equal(unlink(p->key), 0);
+	write_key_and_cert(p->key, key, p->cert, cert);
+	assert_refused(p, "not a CA certificate");
+	X509_free(cert);
+	EVP_PKEY_free(key);
+}
+
+static void
+test_ca_refuses_an_expired_ca(void **state)
+{
+	struct paths	*p = *state;
+	EVP_PKEY	*key;
+	X509		*cert;
+
+	make_state_dir(p);
+	key = EVP_EC_gen("P-256");
+	cert = self_signed(key, "critical,CA:TRUE", -30 * DAY, -DAY);
+	write_key_and_cert(p->key, key, p->cert, cert);
+	assert_refused(p, "expired on");
+	X509_free(cert);
+	EVP_PKEY_free(key);
+}
+
+static void
+test_ca_refuses_files_that_hold_no_pem(void **state)
+{
+	struct paths	*p = *state;
+	char		 saved[4096];
+	FILE		*fp;
+	size_t		 n;
+
+	ca_free(create_ok(p));
+	fp = fopen(p->key, "r");
+	assert_non_null(fp);
+	n = fread(saved, 1, sizeof(saved) - 1, fp);
+	saved[n] = '\0';
+	fclose(fp);
+
+	write_file(p->key, "not a key\n");
+	assert_refused(p, "no PEM private key");
+	write_file(p->key, saved);
+	write_file(p->cert, "not a certificate\n");
+	assert_refused(p, "no PEM certificate");
+}
+
+static void
+test_ca_reports_a_directory_it_cannot_create(void **state)
+{
+	struct paths	*p = *state;
+	char		 err[512] = "";
+	bool		 created = true;
+
+	snprintf(p->cert, sizeof(p->cert), "%s/a/b/ca.pem", p->dir);
+	snprintf(p->key, sizeof(p->key), "%s/a/b/ca.key", p->dir);
+	assert_null(ca_load_or_create(p->cert, p->key, &created, err,
+	    sizeof(err)));
+	assert_false(created);
+	assert_non_null(strstr(err, "cannot create directory"));
+}
+
+static void
+test_ca_check_does_not_create_missing_files(void **state)
+{
+	struct paths	*p = *state;
+	struct stat	 st;
+	char		 err[512] = "";
+
+	assert_true(ca_check(p->cert, p->key, err, sizeof(err)));
+	assert_int_equal(stat(p->cert, &st), -1);
+	assert_int_equal(stat(p->key, &st), -1);
+}
+
+static void
+test_ca_signs_certificates_as_their_issuer(void **state)
+{
+	struct paths	*p = *state;
+	struct ca	*ca;
+	EVP_PKEY	*key;
+	X509		*cert;
+
+	ca = create_ok(p);
+	key = EVP_EC_gen("P-256");
+	cert = self_signed(key, NULL, 0, DAY);
+	assert_true(ca_set_random_serial(cert));
+	assert_true(ca_sign(ca, cert));
+	assert_int_equal(X509_NAME_cmp(X509_get_issuer_name(cert),
+	    X509_get_subject_name(ca_cert(ca))), 0);
+	assert_int_equal(X509_verify(cert, X509_get0_pubkey(ca_cert(ca))), 1);
+	assert_int_equal(X509_verify(cert, key), 0);
+	assert_int_equal(X509_get_signature_nid(cert), NID_ecdsa_with_SHA256);
+	X509_free(cert);
+	EVP_PKEY_free(key);
+	ca_free(ca);
+}
+
+static void
+test_ca_stays_alive_while_a_reference_is_held(void **state)
+{
+	struct paths	*p = *state;
+	struct ca	*ca, *ref;
+
+	ca = create_ok(p);
+	ref = ca_ref(ca);
+	assert_ptr_equal(ref, ca);
+	ca_free(ca);
+	assert_non_null(X509_get_subject_name(ca_cert(ref)));
+	ca_free(ref);
+	ca_free(NULL);
+}
+
+#define DIR_TEST(f)	cmocka_unit_test_setup_teardown(f, setup_dir, \
+			    teardown_dir)
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		DIR_TEST(test_ca_creates_key_and_cert_on_first_start),
+		DIR_TEST(test_ca_reuses_the_existing_ca_on_the_next_start),
+		DIR_TEST(test_ca_two_installs_differ),
+		DIR_TEST(test_ca_refuses_to_create_when_only_the_cert_exists),
+		DIR_TEST(test_ca_refuses_to_create_when_only_the_key_exists),
+		DIR_TEST(test_ca_refuses_a_key_that_does_not_match_the_cert),
+		DIR_TEST(test_ca_refuses_a_cert_that_is_not_a_ca),
+		DIR_TEST(test_ca_refuses_an_expired_ca),
+		DIR_TEST(test_ca_refuses_files_that_hold_no_pem),
+		DIR_TEST(test_ca_reports_a_directory_it_cannot_create),
+		DIR_TEST(test_ca_check_does_not_create_missing_files),
+		DIR_TEST(test_ca_signs_certificates_as_their_issuer),
+		DIR_TEST(test_ca_stays_alive_while_a_reference_is_held),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

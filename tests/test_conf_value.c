@@ -1,1 +1,680 @@
-int main(void) { return 0; }
+/*
+ * Tests of the configuration value parsers: every accepted spelling, the
+ * boundaries, and that each rejection explains itself in err.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "conf_value.h"
+
+/* Run a parser on bad input and require a non-empty reason. */
+#define assert_rejected(call, err) do {					\
+	(err)[0] = '\0';						\
+	assert_false(call);						\
+	assert_true((err)[0] != '\0');					\
+} while (0)
+
+static struct sockaddr_in
+v4(const char *text, uint16_t port)
+{
+	struct sockaddr_in	 sin;
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons(port);
+	assert_int_equal(inet_pton(AF_INET, text, &sin.sin_addr), 1);
+	return sin;
+}
+
+static struct sockaddr_in6
+v6(const char *text, uint16_t port)
+{
+	struct sockaddr_in6	 sin6;
+
+	memset(&sin6, 0, sizeof(sin6));
+	sin6.sin6_family = AF_INET6;
+	sin6.sin6_port = htons(port);
+	assert_int_equal(inet_pton(AF_INET6, text, &sin6.sin6_addr), 1);
+	return sin6;
+}
+
+static bool
+match4(const struct cidr *c, const char *text)
+{
+	struct sockaddr_in	 sin = v4(text, 1);
+
+	return cidr_match(c, (struct sockaddr *)&sin);
+}
+
+static bool
+match6(const struct cidr *c, const char *text)
+{
+	struct sockaddr_in6	 sin6 = v6(text, 1);
+
+	return cidr_match(c, (struct sockaddr *)&sin6);
+}
+
+static void
+test_duration_accepts_plain_seconds_and_units(void **state)
+{
+	unsigned int	 s;
+	char		 err[128];
+
+	assert_true(cv_duration("30", &s, err, sizeof(err)));
+	assert_int_equal(s, 30);
+	assert_true(cv_duration("30s", &s, err, sizeof(err)));
+	assert_int_equal(s, 30);
+	assert_true(cv_duration("5m", &s, err, sizeof(err)));
+	assert_int_equal(s, 300);
+	assert_true(cv_duration("1h", &s, err, sizeof(err)));
+	assert_int_equal(s, 3600);
+	assert_true(cv_duration("0", &s, err, sizeof(err)));
+	assert_int_equal(s, 0);
+	assert_true(cv_duration("0s", &s, err, sizeof(err)));
+	assert_int_equal(s, 0);
+}
+
+static void
+test_duration_accepts_exactly_one_year(void **state)
+{
+	unsigned int	 s;
+	char		 err[128];
+
+	assert_true(cv_duration("31536000", &s, err, sizeof(err)));
+	assert_int_equal(s, 31536000);
+	assert_true(cv_duration("8760h", &s, err, sizeof(err)));
+	assert_int_equal(s, 31536000);
+	assert_true(cv_duration("525600m", &s, err, sizeof(err)));
+	assert_int_equal(s, 31536000);
+}
+
+static void
+test_duration_rejects_more_than_one_year(void **state)
+{
+	unsigned int	 s = 7;
+	char		 err[128];
+
+	assert_rejected(cv_duration("31536001", &s, err, sizeof(err)), err);
+	assert_non_null(strstr(err, "31536000"));
+	assert_rejected(cv_duration("8761h", &s, err, sizeof(err)), err);
+	assert_rejected(cv_duration("525601m", &s, err, sizeof(err)), err);
+	assert_rejected(cv_duration("99999999999999999999999", &s, err,
+	    sizeof(err)), err);
+	assert_rejected(cv_duration("4294967296s", &s, err, sizeof(err)), err);
+	assert_int_equal(s, 7);
+}
+
+static void
+test_duration_rejects_negative_empty_and_junk(void **state)
+{
+	unsigned int	 s;
+	char		 err[128];
+
+	assert_rejected(cv_duration("-5", &s, err, sizeof(err)), err);
+	assert_non_null(strstr(err, "negative"));
+	assert_rejected(cv_duration("", &s, err, sizeof(err)), err);
+	assert_rejected(cv_duration(NULL, &s, err, sizeof(err)), err);
+	assert_rejected(cv_duration("s", &s, err, sizeof(err)), err);
+	assert_rejected(cv_duration("5x", &s, err, sizeof(err)), err);
+	assert_rejected(cv_duration("5ms", &s, err, sizeof(err)), err);
+	assert_rejected(cv_duration("5 m", &s, err, sizeof(err)), err);
+	assert_rejected(cv_duration(" 5", &s, err, sizeof(err)), err);
+	assert_rejected(cv_duration("+5", &s, err, sizeof(err)), err);
+	assert_rejected(cv_duration("1.5h", &s, err, sizeof(err)), err);
+	assert_rejected(cv_duration("5M", &s, err, sizeof(err)), err);
+	assert_rejected(cv_duration("0x10", &s, err, sizeof(err)), err);
+}
+
+static void
+test_duration_tolerates_a_missing_err_buffer(void **state)
+{
+	unsigned int	 s;
+
+	assert_false(cv_duration("junk", &s, NULL, 0));
+}
+
+static void
+test_bool_accepts_every_spelling_in_any_case(void **state)
+{
+	static const char *const yes[] = { "yes", "YES", "true", "True", "on",
+	    "ON", "1" };
+	static const char *const no[] = { "no", "No", "false", "FALSE", "off",
+	    "Off", "0" };
+	bool		 b;
+	size_t		 i;
+	char		 err[128];
+
+	for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		b = false;
+		assert_true(cv_bool(yes[i], &b, err, sizeof(err)));
+		assert_true(b);
+	}
+	for (i = 0; i < sizeof(no) / sizeof(no[0]); i++) {
+		b = true;
+		assert_true(cv_bool(no[i], &b, err, sizeof(err)));
+		assert_false(b);
+	}
+}
+
+static void
+test_bool_rejects_other_words(void **state)
+{
+	bool	 b;
+	char	 err[128];
+
+	assert_rejected(cv_bool("", &b, err, sizeof(err)), err);
+	assert_rejected(cv_bool("y", &b, err, sizeof(err)), err);
+	assert_rejected(cv_bool("2", &b, err, sizeof(err)), err);
+	assert_rejected(cv_bool("yes ", &b, err, sizeof(err)), err);
+	assert_rejected(cv_bool("enabled", &b, err, sizeof(err)), err);
+	assert_rejected(cv_bool(NULL, &b, err, sizeof(err)), err);
+}
+
+static void
+test_uint_accepts_the_bounds_of_its_range(void **state)
+{
+	unsigned long	 v;
+	char		 err[128];
+
+	assert_true(cv_uint("1", 1, 1024, &v, err, sizeof(err)));
+	assert_int_equal(v, 1);
+	assert_true(cv_uint("1024", 1, 1024, &v, err, sizeof(err)));
+	assert_int_equal(v, 1024);
+	assert_true(cv_uint("0", 0, 10, &v, err, sizeof(err)));
+	assert_int_equal(v, 0);
+	assert_true(cv_uint("18446744073709551615", 0, ~0UL, &v, err,
+	    sizeof(err)));
+	assert_true(v == ~0UL);
+}
+
+static void
+test_uint_rejects_out_of_range_and_junk(void **state)
+{
+	unsigned long	 v = 99;
+	char		 err[128];
+
+	assert_rejected(cv_uint("0", 1, 1024, &v, err, sizeof(err)), err);
+	assert_non_null(strstr(err, "1024"));
+	assert_rejected(cv_uint("1025", 1, 1024, &v, err, sizeof(err)), err);
+	assert_rejected(cv_uint("18446744073709551616", 0, ~0UL, &v, err,
+	    sizeof(err)), err);
+	assert_rejected(cv_uint("", 0, 10, &v, err, sizeof(err)), err);
+	assert_rejected(cv_uint("-1", 0, 10, &v, err, sizeof(err)), err);
+	assert_rejected(cv_uint("+1", 0, 10, &v, err, sizeof(err)), err);
+	assert_rejected(cv_uint("1a", 0, 10, &v, err, sizeof(err)), err);
+	assert_rejected(cv_uint(" 1", 0, 10, &v, err, sizeof(err)), err);
+	assert_rejected(cv_uint("0x1", 0, 10, &v, err, sizeof(err)), err);
+	assert_int_equal(v, 99);
+}
+
+static void
+test_port_accepts_1_and_65535(void **state)
+{
+	uint16_t	 p;
+	char		 err[128];
+
+	assert_true(cv_port("1", &p, err, sizeof(err)));
+	assert_int_equal(p, 1);
+	assert_true(cv_port("443", &p, err, sizeof(err)));
+	assert_int_equal(p, 443);
+	assert_true(cv_port("65535", &p, err, sizeof(err)));
+	assert_int_equal(p, 65535);
+}
+
+static void
+test_port_rejects_0_65536_and_junk(void **state)
+{
+	uint16_t	 p;
+	char		 err[128];
+
+	assert_rejected(cv_port("0", &p, err, sizeof(err)), err);
+	assert_non_null(strstr(err, "65535"));
+	assert_rejected(cv_port("65536", &p, err, sizeof(err)), err);
+	assert_rejected(cv_port("", &p, err, sizeof(err)), err);
+	assert_rejected(cv_port("https", &p, err, sizeof(err)), err);
+	assert_rejected(cv_port("-443", &p, err, sizeof(err)), err);
+}
+
+static void
+test_addr_parses_ipv4_with_port(void **state)
+{
+	struct conf_addr	 a;
+	struct sockaddr_in	*sin;
+	char			 err[128];
+
+	assert_true(cv_addr("127.0.0.1:8080", &a, err, sizeof(err)));
+	sin = (struct sockaddr_in *)&a.ss;
+	assert_int_equal(sin->sin_family, AF_INET);
+	assert_int_equal(ntohs(sin->sin_port), 8080);
+	assert_int_equal(ntohl(sin->sin_addr.s_addr), 0x7f000001);
+	assert_int_equal(a.sslen, sizeof(struct sockaddr_in));
+	assert_string_equal(a.text, "127.0.0.1:8080");
+}
+
+static void
+test_addr_parses_bracketed_ipv6_into_canonical_text(void **state)
+{
+	struct conf_addr	 a;
+	struct sockaddr_in6	*sin6;
+	char			 err[128];
+
+	assert_true(cv_addr("[::1]:8080", &a, err, sizeof(err)));
+	sin6 = (struct sockaddr_in6 *)&a.ss;
+	assert_int_equal(sin6->sin6_family, AF_INET6);
+	assert_int_equal(ntohs(sin6->sin6_port), 8080);
+	assert_true(IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr));
+	assert_int_equal(a.sslen, sizeof(struct sockaddr_in6));
+	assert_string_equal(a.text, "[::1]:8080");
+
+	assert_true(cv_addr("[0:0:0:0:0:0:0:1]:65535", &a, err, sizeof(err)));
+	assert_string_equal(a.text, "[::1]:65535");
+	assert_true(cv_addr("[FE80::A]:1", &a, err, sizeof(err)));
+	assert_string_equal(a.text, "[fe80::a]:1");
+}
+
+static void
+test_addr_rejects_unbracketed_ipv6_missing_port_and_names(void **state)
+{
+	struct conf_addr	 a;
+	char			 err[128];
+
+	assert_rejected(cv_addr("::1:8080", &a, err, sizeof(err)), err);
+	assert_non_null(strstr(err, "brackets"));
+	assert_rejected(cv_addr("127.0.0.1", &a, err, sizeof(err)), err);
+	assert_non_null(strstr(err, "PORT"));
+	assert_rejected(cv_addr("127.0.0.1:", &a, err, sizeof(err)), err);
+	assert_rejected(cv_addr("[::1]", &a, err, sizeof(err)), err);
+	assert_rejected(cv_addr("[::1]:", &a, err, sizeof(err)), err);
+	assert_rejected(cv_addr("[::1:8080", &a, err, sizeof(err)), err);
+	assert_rejected(cv_addr("[]:8080", &a, err, sizeof(err)), err);
+	assert_rejected(cv_addr(":8080", &a, err, sizeof(err)), err);
+	assert_rejected(cv_addr("localhost:8080", &a, err, sizeof(err)), err);
+	assert_rejected(cv_addr("[127.0.0.1]:8080", &a, err, sizeof(err)),
+	    err);
+	assert_rejected(cv_addr("127.0.0.256:8080", &a, err, sizeof(err)),
+	    err);
+	assert_rejected(cv_addr("", &a, err, sizeof(err)), err);
+	assert_rejected(cv_addr("[fe80::1%eth0]:80", &a, err, sizeof(err)),
+	    err);
+}
+
+static void
+test_addr_rejects_port_0_and_65536(void **state)
+{
+	struct conf_addr	 a;
+	char			 err[128];
+
+	assert_rejected(cv_addr("127.0.0.1:0", &a, err, sizeof(err)), err);
+	assert_rejected(cv_addr("127.0.0.1:65536", &a, err, sizeof(err)),
+	    err);
+	assert_rejected(cv_addr("[::1]:0", &a, err, sizeof(err)), err);
+	assert_rejected(cv_addr("127.0.0.1:80x", &a, err, sizeof(err)), err);
+	assert_true(cv_addr("127.0.0.1:65535", &a, err, sizeof(err)));
+}
+
+static void
+test_cidr_parses_blocks_and_lone_addresses(void **state)
+{
+	struct cidr	 c;
+	char		 err[128];
+
+	assert_true(cv_cidr("127.0.0.0/8", &c, err, sizeof(err)));
+	assert_int_equal(c.family, AF_INET);
+	assert_int_equal(c.prefix, 8);
+	assert_int_equal(c.addr[0], 127);
+
+	assert_true(cv_cidr("10.0.0.1", &c, err, sizeof(err)));
+	assert_int_equal(c.family, AF_INET);
+	assert_int_equal(c.prefix, 32);
+
+	assert_true(cv_cidr("::1", &c, err, sizeof(err)));
+	assert_int_equal(c.family, AF_INET6);
+	assert_int_equal(c.prefix, 128);
+	assert_int_equal(c.addr[15], 1);
+
+	assert_true(cv_cidr("fe80::/10", &c, err, sizeof(err)));
+	assert_int_equal(c.family, AF_INET6);
+	assert_int_equal(c.prefix, 10);
+	assert_int_equal(c.addr[0], 0xfe);
+	assert_int_equal(c.addr[1], 0x80);
+
+	assert_true(cv_cidr("0.0.0.0/0", &c, err, sizeof(err)));
+	assert_int_equal(c.prefix, 0);
+	assert_true(cv_cidr("::/0", &c, err, sizeof(err)));
+	assert_int_equal(c.prefix, 0);
+	assert_true(cv_cidr("10.0.0.1/32", &c, err, sizeof(err)));
+	assert_true(cv_cidr("::1/128", &c, err, sizeof(err)));
+}
+
+static void
+test_cidr_rejects_host_bits_and_suggests_the_block(void **state)
+{
+	struct cidr	 c;
+	char		 err[128];
+
+	assert_rejected(cv_cidr("127.0.0.1/8", &c, err, sizeof(err)), err);
+	assert_non_null(strstr(err, "host bits set"));
+	assert_non_null(strstr(err, "127.0.0.0/8"));
+	assert_rejected(cv_cidr("fe80::1/10", &c, err, sizeof(err)), err);
+	assert_non_null(strstr(err, "fe80::/10"));
+	assert_true(cv_cidr("10.0.0.128/25", &c, err, sizeof(err)));
+	assert_rejected(cv_cidr("10.0.0.192/25", &c, err, sizeof(err)), err);
+	assert_non_null(strstr(err, "10.0.0.128/25"));
+}
+
+static void
+test_cidr_rejects_too_long_prefixes_and_junk(void **state)
+{
+	struct cidr	 c;
+	char		 err[128];
+
+	assert_rejected(cv_cidr("10.0.0.0/33", &c, err, sizeof(err)), err);
+	assert_non_null(strstr(err, "32"));
+	assert_rejected(cv_cidr("::/129", &c, err, sizeof(err)), err);
+	assert_non_null(strstr(err, "128"));
+	assert_rejected(cv_cidr("10.0.0.0/", &c, err, sizeof(err)), err);
+	assert_rejected(cv_cidr("10.0.0.0/-1", &c, err, sizeof(err)), err);
+	assert_rejected(cv_cidr("10.0.0.0/8x", &c, err, sizeof(err)), err);
+	assert_rejected(cv_cidr("10.0.0.0/99999999999999999999", &c, err,
+	    sizeof(err)), err);
+	assert_rejected(cv_cidr("/8", &c, err, sizeof(err)), err);
+	assert_rejected(cv_cidr("", &c, err, sizeof(err)), err);
+	assert_rejected(cv_cidr("localhost", &c, err, sizeof(err)), err);
+	assert_rejected(cv_cidr("10.0.0/8", &c, err, sizeof(err)), err);
+	assert_rejected(cv_cidr("[::1]", &c, err, sizeof(err)), err);
+	assert_rejected(cv_cidr("::1/64/64", &c, err, sizeof(err)), err);
+}
+
+static void
+test_cidr_match_compares_only_the_prefix(void **state)
+{
+	struct cidr	 c;
+	char		 err[128];
+
+	assert_true(cv_cidr("127.0.0.0/8", &c, err, sizeof(err)));
+	assert_true(match4(&c, "127.0.0.1"));
+	assert_true(match4(&c, "127.255.255.255"));
+	assert_false(match4(&c, "128.0.0.1"));
+	assert_false(match4(&c, "126.255.255.255"));
+
+	assert_true(cv_cidr("10.0.0.128/25", &c, err, sizeof(err)));
+	assert_true(match4(&c, "10.0.0.128"));
+	assert_true(match4(&c, "10.0.0.255"));
+	assert_false(match4(&c, "10.0.0.127"));
+
+	assert_true(cv_cidr("10.0.0.1", &c, err, sizeof(err)));
+	assert_true(match4(&c, "10.0.0.1"));
+	assert_false(match4(&c, "10.0.0.2"));
+
+	assert_true(cv_cidr("fe80::/10", &c, err, sizeof(err)));
+	assert_true(match6(&c, "fe80::1"));
+	assert_true(match6(&c, "febf:ffff::1"));
+	assert_false(match6(&c, "fec0::1"));
+	assert_false(match4(&c, "127.0.0.1"));
+
+	assert_true(cv_cidr("::1", &c, err, sizeof(err)));
+	assert_true(match6(&c, "::1"));
+	assert_false(match6(&c, "::2"));
+	assert_false(match4(&c, "127.0.0.1"));
+}
+
+static void
+test_cidr_match_treats_mapped_ipv6_clients_as_ipv4(void **state)
+{
+	struct cidr	 c;
+	char		 err[128];
+
+	assert_true(cv_cidr("127.0.0.0/8", &c, err, sizeof(err)));
+	assert_true(match6(&c, "::ffff:127.0.0.1"));
+	assert_false(match6(&c, "::ffff:10.0.0.1"));
+	assert_false(match6(&c, "::1"));
+	/* The same four bytes outside the mapped range are not IPv4. */
+	assert_false(match6(&c, "::127.0.0.1"));
+	assert_false(match6(&c, "64:ff9b::127.0.0.1"));
+
+	assert_true(cv_cidr("0.0.0.0/0", &c, err, sizeof(err)));
+	assert_true(match6(&c, "::ffff:8.8.8.8"));
+	assert_false(match6(&c, "2001:db8::1"));
+}
+
+static void
+test_cidr_match_with_prefix_0_covers_the_whole_family(void **state)
+{
+	struct cidr	 c;
+	char		 err[128];
+
+	assert_true(cv_cidr("0.0.0.0/0", &c, err, sizeof(err)));
+	assert_true(match4(&c, "0.0.0.0"));
+	assert_true(match4(&c, "255.255.255.255"));
+	assert_false(match6(&c, "::1"));
+
+	assert_true(cv_cidr("::/0", &c, err, sizeof(err)));
+	assert_true(match6(&c, "::1"));
+	assert_true(match6(&c, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"));
+	assert_false(match4(&c, "127.0.0.1"));
+}
+
+static void
+test_cidr_match_refuses_other_families_and_null(void **state)
+{
+	struct cidr		 c;
+	struct sockaddr		 sa;
+	char			 err[128];
+
+	assert_true(cv_cidr("0.0.0.0/0", &c, err, sizeof(err)));
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_family = AF_UNIX;
+	assert_false(cidr_match(&c, &sa));
+	assert_false(cidr_match(&c, NULL));
+	assert_false(cidr_match(NULL, &sa));
+}
+
+static void
+test_date_is_midnight_utc(void **state)
+{
+	time_t	 t;
+	char	 err[128];
+
+	assert_true(cv_date("1970-01-01", &t, err, sizeof(err)));
+	assert_int_equal(t, 0);
+	assert_true(cv_date("2027-06-30", &t, err, sizeof(err)));
+	assert_int_equal(t, 1814313600);
+	assert_true(cv_date("2000-03-01", &t, err, sizeof(err)));
+	assert_int_equal(t, 951868800);
+	assert_true(cv_date("2027-12-31", &t, err, sizeof(err)));
+	assert_int_equal(t, 1830211200);
+}
+
+static void
+test_date_knows_leap_years(void **state)
+{
+	time_t	 t, next;
+	char	 err[128];
+
+	assert_true(cv_date("2028-02-29", &t, err, sizeof(err)));
+	assert_true(cv_date("2028-03-01", &next, err, sizeof(err)));
+	assert_int_equal(next - t, 86400);
+	assert_true(cv_date("2000-02-29", &t, err, sizeof(err)));
+	assert_int_equal(t, 951782400);
+	assert_rejected(cv_date("2027-02-29", &t, err, sizeof(err)), err);
+	assert_rejected(cv_date("2100-02-29", &t, err, sizeof(err)), err);
+	assert_rejected(cv_date("2028-02-30", &t, err, sizeof(err)), err);
+}
+
+static void
+test_date_rejects_impossible_days_and_months(void **state)
+{
+	time_t	 t = 42;
+	char	 err[128];
+
+	assert_rejected(cv_date("2027-02-30", &t, err, sizeof(err)), err);
+	assert_rejected(cv_date("2027-13-01", &t, err, sizeof(err)), err);
+	assert_rejected(cv_date("2027-00-10", &t, err, sizeof(err)), err);
+	assert_rejected(cv_date("2027-04-31", &t, err, sizeof(err)), err);
+	assert_rejected(cv_date("2027-01-00", &t, err, sizeof(err)), err);
+	assert_rejected(cv_date("2027-01-32", &t, err, sizeof(err)), err);
+	assert_true(cv_date("2027-01-31", &t, err, sizeof(err)));
+	assert_true(cv_date("2027-04-30", &t, err, sizeof(err)));
+}
+
+static void
+test_date_rejects_other_formats(void **state)
+{
+	time_t	 t = 42;
+	char	 err[128];
+
+	assert_rejected(cv_date("2027-6-30", &t, err, sizeof(err)), err);
+	assert_rejected(cv_date("2027/06/30", &t, err, sizeof(err)), err);
+	assert_rejected(cv_date("30-06-2027", &t, err, sizeof(err)), err);
+	assert_rejected(cv_date("2027-06-30 ", &t, err, sizeof(err)), err);
+	assert_rejected(cv_date("2027-06-30T00:00:00Z", &t, err, sizeof(err)),
+	    err);
+	assert_rejected(cv_date("20270630", &t, err, sizeof(err)), err);
+	assert_rejected(cv_date("+027-06-30", &t, err, sizeof(err)), err);
+	assert_rejected(cv_date("", &t, err, sizeof(err)), err);
+	assert_rejected(cv_date("1969-12-31", &t, err, sizeof(err)), err);
+	assert_int_equal(t, 42);
+}
+
+static void
+test_list_splits_on_commas_and_blanks(void **state)
+{
+	char	**items;
+	size_t	  n;
+
+	items = cv_list("a, b,c\td  e,,, f", &n);
+	assert_int_equal(n, 6);
+	assert_string_equal(items[0], "a");
+	assert_string_equal(items[1], "b");
+	assert_string_equal(items[2], "c");
+	assert_string_equal(items[3], "d");
+	assert_string_equal(items[4], "e");
+	assert_string_equal(items[5], "f");
+	cv_list_free(items, n);
+
+	items = cv_list("127.0.0.0/8 ::1", &n);
+	assert_int_equal(n, 2);
+	assert_string_equal(items[0], "127.0.0.0/8");
+	assert_string_equal(items[1], "::1");
+	cv_list_free(items, n);
+
+	items = cv_list(" ,only, ", &n);
+	assert_int_equal(n, 1);
+	assert_string_equal(items[0], "only");
+	cv_list_free(items, n);
+}
+
+static void
+test_list_of_nothing_is_empty(void **state)
+{
+	char	**items;
+	size_t	  n = 99;
+
+	items = cv_list("", &n);
+	assert_int_equal(n, 0);
+	cv_list_free(items, n);
+	n = 99;
+	items = cv_list(" , \t,", &n);
+	assert_int_equal(n, 0);
+	cv_list_free(items, n);
+	cv_list_free(NULL, 0);
+}
+
+static void
+test_sockaddr_text_formats_both_families(void **state)
+{
+	struct sockaddr_in	 sin = v4("1.2.3.4", 80);
+	struct sockaddr_in6	 sin6 = v6("::1", 80);
+	struct sockaddr_in6	 mapped = v6("::ffff:1.2.3.4", 443);
+	struct sockaddr		 other;
+	char			 buf[CONF_ADDR_TEXT_MAX];
+
+	cv_sockaddr_text((struct sockaddr *)&sin, buf, sizeof(buf));
+	assert_string_equal(buf, "1.2.3.4:80");
+	cv_sockaddr_text((struct sockaddr *)&sin6, buf, sizeof(buf));
+	assert_string_equal(buf, "[::1]:80");
+	cv_sockaddr_text((struct sockaddr *)&mapped, buf, sizeof(buf));
+	assert_string_equal(buf, "[::ffff:1.2.3.4]:443");
+	memset(&other, 0, sizeof(other));
+	other.sa_family = AF_UNIX;
+	cv_sockaddr_text(&other, buf, sizeof(buf));
+	assert_string_equal(buf, "?");
+}
+
+static void
+test_sockaddr_text_fits_the_longest_ipv6_address(void **state)
+{
+	struct sockaddr_in6	 sin6;
+	char			 buf[CONF_ADDR_TEXT_MAX];
+
+	sin6 = v6("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 65535);
+	cv_sockaddr_text((struct sockaddr *)&sin6, buf, sizeof(buf));
+	assert_string_equal(buf,
+	    "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535");
+}
+
+static void
+test_sockaddr_text_truncates_to_the_buffer(void **state)
+{
+	struct sockaddr_in	 sin = v4("192.168.100.200", 8080);
+	char			 buf[8];
+
+	memset(buf, 'x', sizeof(buf));
+	cv_sockaddr_text((struct sockaddr *)&sin, buf, sizeof(buf));
+	assert_string_equal(buf, "192.168");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_duration_accepts_plain_seconds_and_units),
+		cmocka_unit_test(test_duration_accepts_exactly_one_year),
+		cmocka_unit_test(test_duration_rejects_more_than_one_year),
+		cmocka_unit_test(test_duration_rejects_negative_empty_and_junk),
+		cmocka_unit_test(test_duration_tolerates_a_missing_err_buffer),
+		cmocka_unit_test(test_bool_accepts_every_spelling_in_any_case),
+		cmocka_unit_test(test_bool_rejects_other_words),
+		cmocka_unit_test(test_uint_accepts_the_bounds_of_its_range),
+		cmocka_unit_test(test_uint_rejects_out_of_range_and_junk),
+		cmocka_unit_test(test_port_accepts_1_and_65535),
+		cmocka_unit_test(test_port_rejects_0_65536_and_junk),
+		cmocka_unit_test(test_addr_parses_ipv4_with_port),
+		cmocka_unit_test(
+		    test_addr_parses_bracketed_ipv6_into_canonical_text),
+		cmocka_unit_test(
+		    test_addr_rejects_unbracketed_ipv6_missing_port_and_names),
+		cmocka_unit_test(test_addr_rejects_port_0_and_65536),
+		cmocka_unit_test(test_cidr_parses_blocks_and_lone_addresses),
+		cmocka_unit_test(
+		    test_cidr_rejects_host_bits_and_suggests_the_block),
+		cmocka_unit_test(test_cidr_rejects_too_long_prefixes_and_junk),
+		cmocka_unit_test(test_cidr_match_compares_only_the_prefix),
+		cmocka_unit_test(
+		    test_cidr_match_treats_mapped_ipv6_clients_as_ipv4),
+		cmocka_unit_test(
+		    test_cidr_match_with_prefix_0_covers_the_whole_family),
+		cmocka_unit_test(
+		    test_cidr_match_refuses_other_families_and_null),
+		cmocka_unit_test(test_date_is_midnight_utc),
+		cmocka_unit_test(test_date_knows_leap_years),
+		cmocka_unit_test(test_date_rejects_impossible_days_and_months),
+		cmocka_unit_test(test_date_rejects_other_formats),
+		cmocka_unit_test(test_list_splits_on_commas_and_blanks),
+		cmocka_unit_test(test_list_of_nothing_is_empty),
+		cmocka_unit_test(test_sockaddr_text_formats_both_families),
+		cmocka_unit_test(
+		    test_sockaddr_text_fits_the_longest_ipv6_address),
+		cmocka_unit_test(test_sockaddr_text_truncates_to_the_buffer),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

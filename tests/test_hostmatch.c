@@ -1,1 +1,473 @@
-int main(void) { return 0; }
+/*
+ * Tests of host name normalisation, host pattern validation and the
+ * specificity score that picks the pin set for a host.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "hostmatch.h"
+
+/* A name of labels of the given lengths made of 'a', joined by dots. */
+static void
+make_name(char *buf, size_t bufsize, const size_t *labels, size_t n)
+{
+	size_t	 i, o = 0;
+
+	for (i = 0; i < n; i++) {
+		if (i > 0)
+			buf[o++] = '.';
+		assert_true(o + labels[i] < bufsize);
+		memset(buf + o, 'a', labels[i]);
+		o += labels[i];
+	}
+	buf[o] = '\0';
+}
+
+/* Normalise a NUL-terminated name. */
+static bool
+norm(const char *in, char *out, size_t outsize)
+{
+	return hostmatch_normalize(in, strlen(in), out, outsize);
+}
+
+static void
+test_normalize_lowercases_and_drops_one_trailing_dot(void **state)
+{
+	char	 out[HOSTMATCH_NAME_MAX];
+
+	assert_true(norm("API.Example.COM", out, sizeof(out)));
+	assert_string_equal(out, "api.example.com");
+	assert_true(norm("api.example.com.", out, sizeof(out)));
+	assert_string_equal(out, "api.example.com");
+	assert_true(norm("localhost", out, sizeof(out)));
+	assert_string_equal(out, "localhost");
+	assert_true(norm("_srv-1.x_y.example", out, sizeof(out)));
+	assert_string_equal(out, "_srv-1.x_y.example");
+	assert_true(norm("127.0.0.1", out, sizeof(out)));
+	assert_string_equal(out, "127.0.0.1");
+}
+
+static void
+test_normalize_rejects_two_trailing_dots_and_empty_labels(void **state)
+{
+	char	 out[HOSTMATCH_NAME_MAX];
+
+	assert_false(norm("example.com..", out, sizeof(out)));
+	assert_false(norm("a..b", out, sizeof(out)));
+	assert_false(norm(".example.com", out, sizeof(out)));
+	assert_false(norm(".", out, sizeof(out)));
+	assert_false(norm("", out, sizeof(out)));
+}
+
+static void
+test_normalize_rejects_bytes_no_host_name_has(void **state)
+{
+	char	 out[HOSTMATCH_NAME_MAX];
+
+	assert_false(norm("exa mple.com", out, sizeof(out)));
+	assert_false(norm("example.com/", out, sizeof(out)));
+	assert_false(norm("user@example.com", out, sizeof(out)));
+	assert_false(norm("*.example.com", out, sizeof(out)));
+	assert_false(norm("example.com\r\n", out, sizeof(out)));
+	assert_false(norm("b\xc3\xbc" "cher.de", out, sizeof(out)));
+	assert_false(norm("example.com:443", out, sizeof(out)));
+}
+
+static void
+test_normalize_rejects_a_nul_byte_inside_the_length(void **state)
+{
+	static const char	 evil[] = "good.example.com\0.evil.net";
+	char			 out[HOSTMATCH_NAME_MAX];
+
+	assert_false(hostmatch_normalize(evil, sizeof(evil) - 1, out,
+	    sizeof(out)));
+	assert_false(hostmatch_normalize("a\0", 2, out, sizeof(out)));
+	assert_false(hostmatch_normalize("::1\0:2", 6, out, sizeof(out)));
+	assert_false(hostmatch_normalize("[::1\0]", 6, out, sizeof(out)));
+	assert_true(hostmatch_normalize(evil, strlen(evil), out,
+	    sizeof(out)));
+	assert_string_equal(out, "good.example.com");
+}
+
+static void
+test_normalize_uses_only_the_given_length(void **state)
+{
+	char	 out[HOSTMATCH_NAME_MAX];
+
+	assert_true(hostmatch_normalize("example.com:443", 11, out,
+	    sizeof(out)));
+	assert_string_equal(out, "example.com");
+	assert_false(hostmatch_normalize("example.com", 0, out, sizeof(out)));
+}
+
+static void
+test_normalize_accepts_253_bytes_and_rejects_254(void **state)
+{
+	static const size_t	 l253[] = { 63, 63, 63, 61 };
+	static const size_t	 l254[] = { 63, 63, 63, 62 };
+	char			 name[300], out[HOSTMATCH_NAME_MAX];
+
+	make_name(name, sizeof(name), l253, 4);
+	assert_int_equal(strlen(name), 253);
+	assert_true(norm(name, out, sizeof(out)));
+	assert_string_equal(out, name);
+
+	strcat(name, ".");
+	assert_true(norm(name, out, sizeof(out)));
+	assert_int_equal(strlen(out), 253);
+
+	make_name(name, sizeof(name), l254, 4);
+	assert_int_equal(strlen(name), 254);
+	assert_false(norm(name, out, sizeof(out)));
+}
+
+static void
+test_normalize_accepts_63_byte_labels_and_rejects_64(void **state)
+{
+	static const size_t	 l63[] = { 63, 7 };
+	static const size_t	 l64[] = { 64, 7 };
+	static const size_t	 last64[] = { 3, 64 };
+	char			 name[300], out[HOSTMATCH_NAME_MAX];
+
+	make_name(name, sizeof(name), l63, 2);
+	assert_true(norm(name, out, sizeof(out)));
+	make_name(name, sizeof(name), l64, 2);
+	assert_false(norm(name, out, sizeof(out)));
+	make_name(name, sizeof(name), last64, 2);
+	assert_false(norm(name, out, sizeof(out)));
+}
+
+static void
+test_normalize_refuses_an_output_buffer_too_small(void **state)
+{
+	char	 out[8];
+
+	assert_true(norm("a.b.cde", out, sizeof(out)));
+	assert_false(norm("a.b.cdef", out, sizeof(out)));
+	assert_false(norm("::ffff:1.2.3.4", out, sizeof(out)));
+}
+
+static void
+test_normalize_unwraps_and_canonicalises_ipv6_literals(void **state)
+{
+	char	 out[HOSTMATCH_NAME_MAX];
+
+	assert_true(norm("[::1]", out, sizeof(out)));
+	assert_string_equal(out, "::1");
+	assert_true(norm("::1", out, sizeof(out)));
+	assert_string_equal(out, "::1");
+	assert_true(norm("[2001:DB8:0:0::1]", out, sizeof(out)));
+	assert_string_equal(out, "2001:db8::1");
+	assert_false(norm("[::1", out, sizeof(out)));
+	assert_false(norm("[]", out, sizeof(out)));
+	assert_false(norm("[", out, sizeof(out)));
+	assert_false(norm("[example.com]", out, sizeof(out)));
+	assert_false(norm("[127.0.0.1]", out, sizeof(out)));
+	assert_false(norm("[::1].", out, sizeof(out)));
+	assert_false(norm("fe80::1%eth0", out, sizeof(out)));
+	assert_false(norm("1:2:3:4:5:6:7:8:9", out, sizeof(out)));
+}
+
+static void
+test_pattern_accepts_exact_names_wildcards_and_ip_literals(void **state)
+{
+	char	 out[HOSTMATCH_NAME_MAX], err[160];
+
+	assert_true(hostmatch_pattern("API.Example.com.", out, sizeof(out),
+	    err, sizeof(err)));
+	assert_string_equal(out, "api.example.com");
+	assert_true(hostmatch_pattern("*.CDN.example.com", out, sizeof(out),
+	    err, sizeof(err)));
+	assert_string_equal(out, "*.cdn.example.com");
+	assert_true(hostmatch_pattern("*.example.com.", out, sizeof(out),
+	    err, sizeof(err)));
+	assert_string_equal(out, "*.example.com");
+	assert_true(hostmatch_pattern("10.0.0.1", out, sizeof(out), err,
+	    sizeof(err)));
+	assert_string_equal(out, "10.0.0.1");
+	assert_true(hostmatch_pattern("[::1]", out, sizeof(out), err,
+	    sizeof(err)));
+	assert_string_equal(out, "::1");
+}
+
+static void
+test_pattern_rejects_wildcards_that_cover_too_much(void **state)
+{
+	char	 out[HOSTMATCH_NAME_MAX], err[160];
+
+	err[0] = '\0';
+	assert_false(hostmatch_pattern("*.com", out, sizeof(out), err,
+	    sizeof(err)));
+	assert_non_null(strstr(err, "two labels"));
+	err[0] = '\0';
+	assert_false(hostmatch_pattern("*", out, sizeof(out), err,
+	    sizeof(err)));
+	assert_true(err[0] != '\0');
+	err[0] = '\0';
+	assert_false(hostmatch_pattern("*.", out, sizeof(out), err,
+	    sizeof(err)));
+	assert_true(err[0] != '\0');
+	err[0] = '\0';
+	assert_false(hostmatch_pattern("*.com.", out, sizeof(out), err,
+	    sizeof(err)));
+	assert_true(err[0] != '\0');
+}
+
+static void
+test_pattern_rejects_a_wildcard_outside_the_first_label(void **state)
+{
+	static const char *const bad[] = { "a.*.com", "*foo.example.com",
+	    "foo*.example.com", "*.*.example.com", "**.example.com",
+	    "example.*", "*example.com" };
+	char	 out[HOSTMATCH_NAME_MAX], err[160];
+	size_t	 i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		assert_false(hostmatch_pattern(bad[i], out, sizeof(out), err,
+		    sizeof(err)));
+		assert_non_null(strstr(err, "first label"));
+	}
+}
+
+static void
+test_pattern_rejects_wildcards_before_ip_addresses(void **state)
+{
+	char	 out[HOSTMATCH_NAME_MAX], err[160];
+
+	err[0] = '\0';
+	assert_false(hostmatch_pattern("*.10.0.0.1", out, sizeof(out), err,
+	    sizeof(err)));
+	assert_non_null(strstr(err, "IP address"));
+	err[0] = '\0';
+	assert_false(hostmatch_pattern("*.::1", out, sizeof(out), err,
+	    sizeof(err)));
+	assert_true(err[0] != '\0');
+}
+
+static void
+test_pattern_rejects_bad_names_with_a_reason(void **state)
+{
+	static const char *const bad[] = { "", "a..b", "exa mple.com",
+	    "example.com..", "api.example.com:443", "[::1", "*.a..b",
+	    "*.exa mple.com", "http://example.com" };
+	char	 out[HOSTMATCH_NAME_MAX], err[160];
+	size_t	 i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		assert_false(hostmatch_pattern(bad[i], out, sizeof(out), err,
+		    sizeof(err)));
+		assert_true(err[0] != '\0');
+	}
+	err[0] = '\0';
+	assert_false(hostmatch_pattern(NULL, out, sizeof(out), err,
+	    sizeof(err)));
+	assert_true(err[0] != '\0');
+}
+
+static void
+test_pattern_applies_the_length_limits_to_wildcards(void **state)
+{
+	static const size_t	 l251[] = { 63, 63, 63, 59 };
+	static const size_t	 l252[] = { 63, 63, 63, 60 };
+	static const size_t	 l64[] = { 64, 3 };
+	char			 name[300], pat[310];
+	char			 out[HOSTMATCH_NAME_MAX], err[160];
+
+	make_name(name, sizeof(name), l251, 4);
+	snprintf(pat, sizeof(pat), "*.%s", name);
+	assert_int_equal(strlen(pat), 253);
+	assert_true(hostmatch_pattern(pat, out, sizeof(out), err,
+	    sizeof(err)));
+	assert_string_equal(out, pat);
+
+	make_name(name, sizeof(name), l252, 4);
+	snprintf(pat, sizeof(pat), "*.%s", name);
+	err[0] = '\0';
+	assert_false(hostmatch_pattern(pat, out, sizeof(out), err,
+	    sizeof(err)));
+	assert_non_null(strstr(err, "253"));
+
+	make_name(name, sizeof(name), l64, 2);
+	snprintf(pat, sizeof(pat), "*.%s", name);
+	err[0] = '\0';
+	assert_false(hostmatch_pattern(pat, out, sizeof(out), err,
+	    sizeof(err)));
+	assert_non_null(strstr(err, "63"));
+}
+
+static void
+test_score_of_an_equal_host_is_exact(void **state)
+{
+	assert_int_equal(hostmatch_score("api.example.com", "api.example.com",
+	    false), HOSTMATCH_EXACT);
+	assert_int_equal(hostmatch_score("api.example.com", "api.example.com",
+	    true), HOSTMATCH_EXACT);
+	assert_int_equal(hostmatch_score("api.example.com", "www.example.com",
+	    false), -1);
+}
+
+static void
+test_score_of_a_wildcard_covers_exactly_one_label(void **state)
+{
+	assert_int_equal(hostmatch_score("*.example.com", "a.example.com",
+	    false), (int)strlen("*.example.com"));
+	assert_int_equal(hostmatch_score("*.example.com", "example.com",
+	    false), -1);
+	assert_int_equal(hostmatch_score("*.example.com", "a.b.example.com",
+	    false), -1);
+	assert_int_equal(hostmatch_score("*.example.com", "abadexample.com",
+	    false), -1);
+	assert_int_equal(hostmatch_score("*.example.com", "a.example.com.evil",
+	    false), -1);
+	assert_int_equal(hostmatch_score("*.example.com", "a.example.org",
+	    false), -1);
+}
+
+static void
+test_score_of_a_wildcard_ignores_include_subdomains(void **state)
+{
+	assert_int_equal(hostmatch_score("*.example.com", "a.example.com",
+	    true), (int)strlen("*.example.com"));
+	assert_int_equal(hostmatch_score("*.example.com", "a.b.example.com",
+	    true), -1);
+	assert_int_equal(hostmatch_score("*.example.com", "example.com",
+	    true), -1);
+}
+
+static void
+test_score_with_include_subdomains_covers_every_subdomain(void **state)
+{
+	int	 len = (int)strlen("example.com");
+
+	assert_int_equal(hostmatch_score("example.com", "a.example.com",
+	    true), len);
+	assert_int_equal(hostmatch_score("example.com", "a.b.example.com",
+	    true), len);
+	assert_int_equal(hostmatch_score("example.com", "badexample.com",
+	    true), -1);
+	assert_int_equal(hostmatch_score("example.com", ".example.com",
+	    true), -1);
+	assert_int_equal(hostmatch_score("example.com", "example.com.evil",
+	    true), -1);
+	assert_int_equal(hostmatch_score("example.com", "a.example.com",
+	    false), -1);
+}
+
+static void
+test_score_prefers_the_more_specific_pattern(void **state)
+{
+	int	 exact, wild, sub;
+
+	exact = hostmatch_score("a.example.com", "a.example.com", true);
+	wild = hostmatch_score("*.example.com", "a.example.com", false);
+	sub = hostmatch_score("example.com", "a.example.com", true);
+	assert_true(exact > wild);
+	assert_true(wild > sub);
+	assert_true(sub > 0);
+	assert_true(hostmatch_score("b.a.example.com", "c.b.a.example.com",
+	    true) > hostmatch_score("a.example.com", "c.b.a.example.com",
+	    true));
+}
+
+static void
+test_score_of_ip_literals_matches_only_the_same_address(void **state)
+{
+	assert_int_equal(hostmatch_score("10.0.0.1", "10.0.0.1", true),
+	    HOSTMATCH_EXACT);
+	assert_int_equal(hostmatch_score("::1", "::1", false),
+	    HOSTMATCH_EXACT);
+	assert_int_equal(hostmatch_score("0.0.1", "10.0.0.1", true), -1);
+	assert_int_equal(hostmatch_score("*.0.0.1", "10.0.0.1", false), -1);
+	assert_int_equal(hostmatch_score("10.0.0.1", "10.0.0.10", true), -1);
+	assert_int_equal(hostmatch_score("::1", "::2", true), -1);
+}
+
+static void
+test_score_accepts_what_normalize_and_pattern_produce(void **state)
+{
+	char	 host[HOSTMATCH_NAME_MAX], pat[HOSTMATCH_NAME_MAX];
+	char	 err[160];
+
+	assert_true(hostmatch_pattern("*.Example.COM.", pat, sizeof(pat), err,
+	    sizeof(err)));
+	assert_true(norm("WWW.example.com.", host, sizeof(host)));
+	assert_true(hostmatch_score(pat, host, false) > 0);
+	assert_true(hostmatch_pattern("[0::1]", pat, sizeof(pat), err,
+	    sizeof(err)));
+	assert_true(norm("[::1]", host, sizeof(host)));
+	assert_int_equal(hostmatch_score(pat, host, false), HOSTMATCH_EXACT);
+}
+
+static void
+test_is_ip_recognises_both_families(void **state)
+{
+	assert_true(hostmatch_is_ip("127.0.0.1"));
+	assert_true(hostmatch_is_ip("93.184.216.34"));
+	assert_true(hostmatch_is_ip("::1"));
+	assert_true(hostmatch_is_ip("::ffff:127.0.0.1"));
+	assert_true(hostmatch_is_ip("2001:db8::1"));
+	assert_false(hostmatch_is_ip("example.com"));
+	assert_false(hostmatch_is_ip("1.2.3"));
+	assert_false(hostmatch_is_ip("1.2.3.4.5"));
+	assert_false(hostmatch_is_ip("256.0.0.1"));
+	assert_false(hostmatch_is_ip("[::1]"));
+	assert_false(hostmatch_is_ip(""));
+	assert_false(hostmatch_is_ip(NULL));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(
+		    test_normalize_lowercases_and_drops_one_trailing_dot),
+		cmocka_unit_test(
+		    test_normalize_rejects_two_trailing_dots_and_empty_labels),
+		cmocka_unit_test(test_normalize_rejects_bytes_no_host_name_has),
+		cmocka_unit_test(
+		    test_normalize_rejects_a_nul_byte_inside_the_length),
+		cmocka_unit_test(test_normalize_uses_only_the_given_length),
+		cmocka_unit_test(
+		    test_normalize_accepts_253_bytes_and_rejects_254),
+		cmocka_unit_test(
+		    test_normalize_accepts_63_byte_labels_and_rejects_64),
+		cmocka_unit_test(
+		    test_normalize_refuses_an_output_buffer_too_small),
+		cmocka_unit_test(
+		    test_normalize_unwraps_and_canonicalises_ipv6_literals),
+		cmocka_unit_test(
+		    test_pattern_accepts_exact_names_wildcards_and_ip_literals),
+		cmocka_unit_test(
+		    test_pattern_rejects_wildcards_that_cover_too_much),
+		cmocka_unit_test(
+		    test_pattern_rejects_a_wildcard_outside_the_first_label),
+		cmocka_unit_test(
+		    test_pattern_rejects_wildcards_before_ip_addresses),
+		cmocka_unit_test(test_pattern_rejects_bad_names_with_a_reason),
+		cmocka_unit_test(
+		    test_pattern_applies_the_length_limits_to_wildcards),
+		cmocka_unit_test(test_score_of_an_equal_host_is_exact),
+		cmocka_unit_test(
+		    test_score_of_a_wildcard_covers_exactly_one_label),
+		cmocka_unit_test(
+		    test_score_of_a_wildcard_ignores_include_subdomains),
+		cmocka_unit_test(
+		    test_score_with_include_subdomains_covers_every_subdomain),
+		cmocka_unit_test(test_score_prefers_the_more_specific_pattern),
+		cmocka_unit_test(
+		    test_score_of_ip_literals_matches_only_the_same_address),
+		cmocka_unit_test(
+		    test_score_accepts_what_normalize_and_pattern_produce),
+		cmocka_unit_test(test_is_ip_recognises_both_families),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,1 +1,1288 @@
-int main(void) { return 0; }
+/*
+ * Tests of the HTTP framing module: request and response heads, the head
+ * limits, the request-smuggling rules, body framing and the heads written
+ * for the next hop.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "http.h"
+
+/* A request head parsed in one call, which must take all of it. */
+static struct http_msg *
+request(const char *s)
+{
+	struct http_msg	*m = http_msg_new(HTTP_DIR_REQUEST);
+	size_t		 used;
+
+	assert_int_equal(http_msg_feed_head(m, s, strlen(s), &used),
+	    HTTP_HEAD_COMPLETE);
+	assert_int_equal(used, strlen(s));
+	assert_non_null(http_msg_head(m));
+	return m;
+}
+
+/* A response head parsed in one call, which must take all of it. */
+static struct http_msg *
+response(const char *s)
+{
+	struct http_msg	*m = http_msg_new(HTTP_DIR_RESPONSE);
+	size_t		 used;
+
+	assert_int_equal(http_msg_feed_head(m, s, strlen(s), &used),
+	    HTTP_HEAD_COMPLETE);
+	assert_int_equal(used, strlen(s));
+	return m;
+}
+
+/* Feed a head in pieces of step bytes; returns the first final result. */
+static enum http_result
+feed_in_steps(struct http_msg *m, const char *s, size_t len, size_t step,
+    size_t *total)
+{
+	enum http_result	 r = HTTP_NEED_MORE;
+	size_t			 off = 0, n, used;
+
+	*total = 0;
+	while (off < len) {
+		n = len - off < step ? len - off : step;
+		r = http_msg_feed_head(m, s + off, n, &used);
+		*total += used;
+		if (r != HTTP_NEED_MORE)
+			return r;
+		assert_int_equal(used, n);
+		off += n;
+	}
+	return r;
+}
+
+/* The result of a fresh parser fed a head whole, and byte by byte. */
+static enum http_result
+head_result(enum http_dir dir, const char *s, size_t len)
+{
+	struct http_msg		*m;
+	enum http_result	 whole, bytewise;
+	size_t			 used;
+
+	m = http_msg_new(dir);
+	whole = http_msg_feed_head(m, s, len, &used);
+	http_msg_free(m);
+	m = http_msg_new(dir);
+	bytewise = feed_in_steps(m, s, len, 1, &used);
+	http_msg_free(m);
+	assert_int_equal(whole, bytewise);
+	return whole;
+}
+
+#define REQUEST_RESULT(lit) \
+	head_result(HTTP_DIR_REQUEST, (lit), sizeof(lit) - 1)
+#define RESPONSE_RESULT(lit) \
+	head_result(HTTP_DIR_RESPONSE, (lit), sizeof(lit) - 1)
+
+/* The contents of an evbuffer as a string; the caller frees it. */
+static char *
+buffer_string(struct evbuffer *b)
+{
+	size_t	 len = evbuffer_get_length(b);
+	char	*s = malloc(len + 1);
+
+	assert_non_null(s);
+	evbuffer_copyout(b, s, len);
+	s[len] = '\0';
+	return s;
+}
+
+/* A request head of exactly size bytes, padded with one header. */
+static char *
+head_of_size(size_t size)
+{
+	static const char	 prefix[] =
+	    "GET / HTTP/1.1\r\nHost: a.example\r\nX-Pad: ";
+	static const char	 suffix[] = "\r\n\r\n";
+	size_t			 pad;
+	char			*s;
+
+	pad = size - (sizeof(prefix) - 1) - (sizeof(suffix) - 1);
+	s = malloc(size + 1);
+	assert_non_null(s);
+	memcpy(s, prefix, sizeof(prefix) - 1);
+	memset(s + sizeof(prefix) - 1, 'p', pad);
+	memcpy(s + sizeof(prefix) - 1 + pad, suffix, sizeof(suffix));
+	assert_int_equal(strlen(s), size);
+	return s;
+}
+
+/* A request head with nfields header fields, Host among them. */
+static char *
+head_with_fields(size_t nfields)
+{
+	size_t	 i, len = 0, size = 64 + nfields * 32;
+	char	*s = malloc(size);
+
+	assert_non_null(s);
+	len += (size_t)snprintf(s + len, size - len,
+	    "GET / HTTP/1.1\r\nHost: a.example\r\n");
+	for (i = 1; i < nfields; i++)
+		len += (size_t)snprintf(s + len, size - len,
+		    "X-Field-%zu: v\r\n", i);
+	snprintf(s + len, size - len, "\r\n");
+	return s;
+}
+
+static void
+test_http_parses_an_origin_form_request(void **state)
+{
+	struct http_msg		*m;
+	const struct http_head	*h;
+
+	(void)state;
+	m = request("GET /a/b?q=1 HTTP/1.1\r\nHost: Example.COM:8080\r\n"
+	    "User-Agent: test\r\n\r\n");
+	h = http_msg_head(m);
+	assert_string_equal(h->method, "GET");
+	assert_string_equal(h->target, "/a/b?q=1");
+	assert_false(h->absolute_form);
+	assert_false(h->is_connect);
+	assert_string_equal(h->host, "example.com");
+	assert_int_equal(h->port, 8080);
+	assert_string_equal(h->path, "/a/b?q=1");
+	assert_string_equal(h->scheme, "");
+	assert_int_equal(h->http_major, 1);
+	assert_int_equal(h->http_minor, 1);
+	assert_int_equal(h->nheaders, 2);
+	assert_string_equal(h->headers[0].name, "Host");
+	assert_string_equal(h->headers[0].value, "Example.COM:8080");
+	assert_string_equal(h->headers[1].name, "User-Agent");
+	assert_string_equal(h->headers[1].value, "test");
+	assert_true(h->keep_alive);
+	assert_false(h->upgrade);
+	assert_int_equal(h->framing, HTTP_FRAMING_NONE);
+	assert_int_equal(http_msg_state(m), HTTP_MSG_DONE);
+	http_msg_free(m);
+}
+
+static void
+test_http_absolute_form_url_host_beats_host_header(void **state)
+{
+	struct http_msg		*m;
+	const struct http_head	*h;
+
+	(void)state;
+	m = request("GET http://API.Example.com/path?x=1 HTTP/1.1\r\n"
+	    "Host: other.example\r\n\r\n");
+	h = http_msg_head(m);
+	assert_true(h->absolute_form);
+	assert_string_equal(h->scheme, "http");
+	assert_string_equal(h->host, "api.example.com");
+	assert_int_equal(h->port, 0);
+	assert_string_equal(h->path, "/path?x=1");
+	assert_string_equal(h->target, "http://API.Example.com/path?x=1");
+	http_msg_free(m);
+}
+
+static void
+test_http_absolute_form_without_path_gets_slash(void **state)
+{
+	struct http_msg		*m;
+	const struct http_head	*h;
+
+	(void)state;
+	m = request("GET http://example.com:8080 HTTP/1.1\r\n\r\n");
+	h = http_msg_head(m);
+	assert_string_equal(h->path, "/");
+	assert_int_equal(h->port, 8080);
+	assert_string_equal(h->host, "example.com");
+	http_msg_free(m);
+}
+
+static void
+test_http_absolute_form_reports_other_schemes(void **state)
+{
+	struct http_msg		*m;
+
+	(void)state;
+	m = request("GET HTTPS://example.com/ HTTP/1.1\r\n"
+	    "Host: example.com\r\n\r\n");
+	assert_string_equal(http_msg_head(m)->scheme, "https");
+	http_msg_free(m);
+}
+
+static void
+test_http_parses_ipv6_hosts(void **state)
+{
+	struct http_msg		*m;
+	const struct http_head	*h;
+
+	(void)state;
+	m = request("GET http://[::1]:8080/x HTTP/1.1\r\nHost: [::1]:8080\r\n"
+	    "\r\n");
+	h = http_msg_head(m);
+	assert_string_equal(h->host, "::1");
+	assert_int_equal(h->port, 8080);
+	assert_string_equal(h->path, "/x");
+	http_msg_free(m);
+
+	m = request("GET / HTTP/1.1\r\nHost: [2001:DB8::1]:80\r\n\r\n");
+	h = http_msg_head(m);
+	assert_string_equal(h->host, "2001:db8::1");
+	assert_int_equal(h->port, 80);
+	http_msg_free(m);
+
+	m = request("GET / HTTP/1.1\r\nHost: [2001:db8::1]\r\n\r\n");
+	assert_string_equal(http_msg_head(m)->host, "2001:db8::1");
+	assert_int_equal(http_msg_head(m)->port, 0);
+	http_msg_free(m);
+}
+
+static void
+test_http_rejects_malformed_targets_and_hosts(void **state)
+{
+	(void)state;
+	assert_int_equal(REQUEST_RESULT(
+	    "GET http://user:pw@example.com/ HTTP/1.1\r\n\r\n"),
+	    HTTP_ERR_BAD_REQUEST);
+	assert_int_equal(REQUEST_RESULT(
+	    "GET http://example.com/#frag HTTP/1.1\r\n\r\n"),
+	    HTTP_ERR_BAD_REQUEST);
+	assert_int_equal(REQUEST_RESULT(
+	    "GET http://example.com:0/ HTTP/1.1\r\n\r\n"),
+	    HTTP_ERR_BAD_REQUEST);
+	assert_int_equal(REQUEST_RESULT(
+	    "GET http://[abc]/ HTTP/1.1\r\n\r\n"), HTTP_ERR_BAD_REQUEST);
+	assert_int_equal(REQUEST_RESULT(
+	    "GET example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n"),
+	    HTTP_ERR_BAD_REQUEST);
+	assert_int_equal(REQUEST_RESULT(
+	    "GET * HTTP/1.1\r\nHost: example.com\r\n\r\n"),
+	    HTTP_ERR_BAD_REQUEST);
+	assert_int_equal(REQUEST_RESULT(
+	    "GET / HTTP/1.1\r\nHost: exa$mple.com\r\n\r\n"),
+	    HTTP_ERR_BAD_REQUEST);
+	assert_int_equal(REQUEST_RESULT(
+	    "GET / HTTP/1.1\r\nHost: a:b:c\r\n\r\n"), HTTP_ERR_BAD_REQUEST);
+	assert_int_equal(REQUEST_RESULT(
+	    "GET / HTTP/1.1\r\nHost: example.com:99999\r\n\r\n"),
+	    HTTP_ERR_BAD_REQUEST);
+	assert_int_equal(REQUEST_RESULT(
+	    "GET / HTTP/1.1\r\nHost: example.com:\r\n\r\n"),
+	    HTTP_ERR_BAD_REQUEST);
+	assert_int_equal(REQUEST_RESULT(
+	    "GET / HTTP/1.1\r\nHost: [::1\r\n\r\n"), HTTP_ERR_BAD_REQUEST);
+	assert_int_equal(REQUEST_RESULT(
+	    "GET / HTTP/2.0\r\nHost: example.com\r\n\r\n"),
+	    HTTP_ERR_BAD_REQUEST);
+	assert_int_equal(REQUEST_RESULT(
+	    "BREW / HTTP/1.1\r\nHost: example.com\r\n\r\n"),
+	    HTTP_ERR_BAD_REQUEST);
+}
+
+static void
+test_http_accepts_options_asterisk(void **state)
+{
+	struct http_msg	*m;
+
+	(void)state;
+	m = request("OPTIONS * HTTP/1.1\r\nHost: example.com\r\n\r\n");
+	assert_string_equal(http_msg_head(m)->path, "*");
+	assert_string_equal(http_msg_head(m)->host, "example.com");
+	http_msg_free(m);
+}
+
+static void
+test_http_origin_form_needs_exactly_one_host(void **state)
+{
+	(void)state;
+	assert_int_equal(REQUEST_RESULT("GET / HTTP/1.1\r\n\r\n"),
+	    HTTP_ERR_BAD_REQUEST);
+	assert_int_equal(REQUEST_RESULT("GET / HTTP/1.0\r\n\r\n"),
+	    HTTP_ERR_BAD_REQUEST);
+	assert_int_equal(REQUEST_RESULT("GET / HTTP/1.1\r\nHost:\r\n\r\n"),
+	    HTTP_ERR_BAD_REQUEST);
+	assert_int_equal(REQUEST_RESULT(
+	    "GET / HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\n\r\n"),
+	    HTTP_ERR_BAD_REQUEST);
+	assert_int_equal(REQUEST_RESULT(
+	    "GET http://a.example/ HTTP/1.1\r\nHost: a.example\r\n"
+	    "Host: b.example\r\n\r\n"), HTTP_ERR_BAD_REQUEST);
+}
+
+static void
+test_http_parses_connect_authorities(void **state)
+{
+	struct http_msg		*m;
+	const struct http_head	*h;
+
+	(void)state;
+	m = request("CONNECT API.example.com:443 HTTP/1.1\r\n"
+	    "Host: api.example.com:443\r\n\r\n");
+	h = http_msg_head(m);
+	assert_true(h->is_connect);
+	assert_false(h->upgrade);
+	assert_string_equal(h->method, "CONNECT");
+	assert_string_equal(h->host, "api.example.com");
+	assert_int_equal(h->port, 443);
+	assert_int_equal(h->framing, HTTP_FRAMING_NONE);
+	assert_int_equal(http_msg_state(m), HTTP_MSG_DONE);
+	http_msg_free(m);
+
+	m = request("CONNECT [::1]:8443 HTTP/1.1\r\n\r\n");
+	h = http_msg_head(m);
+	assert_string_equal(h->host, "::1");
+	assert_int_equal(h->port, 8443);
+	http_msg_free(m);
+
+	m = request("CONNECT 93.184.216.34:443 HTTP/1.1\r\n\r\n");
+	h = http_msg_head(m);
+	assert_string_equal(h->host, "93.184.216.34");
+	assert_int_equal(h->port, 443);
+	http_msg_free(m);
+}
+
+static void
+test_http_rejects_connect_without_port_or_with_junk(void **state)
+{
+	(void)state;
+	assert_int_equal(REQUEST_RESULT(
+	    "CONNECT example.com HTTP/1.1\r\n\r\n"), HTTP_ERR_BAD_REQUEST);
+	assert_int_equal(REQUEST_RESULT(
+	    "CONNECT [::1] HTTP/1.1\r\n\r\n"), HTTP_ERR_BAD_REQUEST);
+	assert_int_equal(REQUEST_RESULT(
+	    "CONNECT example.com:0 HTTP/1.1\r\n\r\n"), HTTP_ERR_BAD_REQUEST);
+	assert_int_equal(REQUEST_RESULT(
+	    "CONNECT example.com:https HTTP/1.1\r\n\r\n"),
+	    HTTP_ERR_BAD_REQUEST);
+	assert_int_equal(REQUEST_RESULT(
+	    "CONNECT example.com:65536 HTTP/1.1\r\n\r\n"),
+	    HTTP_ERR_BAD_REQUEST);
+	assert_int_equal(REQUEST_RESULT(
+	    "CONNECT exa$mple.com:443 HTTP/1.1\r\n\r\n"),
+	    HTTP_ERR_BAD_REQUEST);
+	assert_int_equal(REQUEST_RESULT(
+	    "CONNECT /path HTTP/1.1\r\n\r\n"), HTTP_ERR_BAD_REQUEST);
+	assert_int_equal(REQUEST_RESULT(
+	    "CONNECT :443 HTTP/1.1\r\n\r\n"), HTTP_ERR_BAD_REQUEST);
+}
+
+static void
+test_http_keep_alive_follows_version_and_connection(void **state)
+{
+	struct http_msg	*m;
+
+	(void)state;
+	m = request("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+	assert_true(http_msg_head(m)->keep_alive);
+	http_msg_free(m);
+	m = request("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+	assert_false(http_msg_head(m)->keep_alive);
+	http_msg_free(m);
+	m = request("GET / HTTP/1.0\r\nHost: a\r\n\r\n");
+	assert_false(http_msg_head(m)->keep_alive);
+	http_msg_free(m);
+	m = request("GET / HTTP/1.0\r\nHost: a\r\nConnection: keep-alive\r\n"
+	    "\r\n");
+	assert_true(http_msg_head(m)->keep_alive);
+	http_msg_free(m);
+	m = request("GET http://a/ HTTP/1.0\r\n"
+	    "Proxy-Connection: keep-alive\r\n\r\n");
+	assert_true(http_msg_head(m)->keep_alive);
+	http_msg_free(m);
+
+	m = response("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+	assert_true(http_msg_head(m)->keep_alive);
+	http_msg_free(m);
+	m = response("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n");
+	assert_false(http_msg_head(m)->keep_alive);
+	http_msg_free(m);
+}
+
+static void
+test_http_head_fed_one_byte_at_a_time_matches_whole(void **state)
+{
+	static const char	 s[] =
+	    "POST http://example.com:81/up HTTP/1.1\r\nHost: example.com:81\r\n"
+	    "Content-Length: 3\r\nX-A: b c\r\n\r\nxyz";
+	static const char	 reply[] = "HTTP/1.1 404 Not Found\r\n"
+	    "Content-Length: 0\r\n\r\n";
+	struct http_msg		*m;
+	const struct http_head	*h;
+	size_t			 total, used;
+
+	(void)state;
+	m = http_msg_new(HTTP_DIR_REQUEST);
+	assert_int_equal(feed_in_steps(m, s, sizeof(s) - 1, 1, &total),
+	    HTTP_HEAD_COMPLETE);
+	assert_int_equal(total, sizeof(s) - 1 - 3);
+	h = http_msg_head(m);
+	assert_non_null(h);
+	assert_string_equal(h->method, "POST");
+	assert_string_equal(h->host, "example.com");
+	assert_int_equal(h->port, 81);
+	assert_string_equal(h->path, "/up");
+	assert_int_equal(h->nheaders, 3);
+	assert_string_equal(h->headers[2].name, "X-A");
+	assert_string_equal(h->headers[2].value, "b c");
+	assert_true(h->has_content_length);
+	assert_int_equal(h->content_length, 3);
+	assert_int_equal(h->framing, HTTP_FRAMING_LENGTH);
+	assert_int_equal(http_msg_state(m), HTTP_MSG_BODY);
+	assert_int_equal(http_msg_feed_body(m, "x", 1, &used), HTTP_NEED_MORE);
+	assert_int_equal(http_msg_feed_body(m, "y", 1, &used), HTTP_NEED_MORE);
+	assert_int_equal(http_msg_feed_body(m, "z", 1, &used),
+	    HTTP_BODY_COMPLETE);
+	assert_int_equal(used, 1);
+	http_msg_free(m);
+
+	m = http_msg_new(HTTP_DIR_RESPONSE);
+	assert_int_equal(feed_in_steps(m, reply, sizeof(reply) - 1, 1, &total),
+	    HTTP_HEAD_COMPLETE);
+	assert_int_equal(total, sizeof(reply) - 1);
+	assert_int_equal(http_msg_head(m)->status, 404);
+	assert_string_equal(http_msg_head(m)->reason, "Not Found");
+	http_msg_free(m);
+}
+
+static void
+test_http_consumed_stops_at_the_end_of_the_head(void **state)
+{
+	static const char	 head[] = "POST / HTTP/1.1\r\nHost: a\r\n"
+	    "Content-Length: 5\r\n\r\n";
+	char			 s[128];
+	struct http_msg		*m;
+	size_t			 used;
+
+	(void)state;
+	snprintf(s, sizeof(s), "%shelloGET", head);
+	m = http_msg_new(HTTP_DIR_REQUEST);
+	assert_int_equal(http_msg_feed_head(m, s, strlen(s), &used),
+	    HTTP_HEAD_COMPLETE);
+	assert_int_equal(used, sizeof(head) - 1);
+	assert_int_equal(http_msg_feed_body(m, s + used, strlen(s) - used,
+	    &used), HTTP_BODY_COMPLETE);
+	assert_int_equal(used, 5);
+	http_msg_free(m);
+}
+
+static void
+test_http_head_of_exactly_16_kib_passes(void **state)
+{
+	struct http_msg	*m;
+	char		*s = head_of_size(HTTP_HEAD_MAX);
+	size_t		 total;
+
+	(void)state;
+	m = request(s);
+	http_msg_free(m);
+	m = http_msg_new(HTTP_DIR_REQUEST);
+	assert_int_equal(feed_in_steps(m, s, HTTP_HEAD_MAX, 1000, &total),
+	    HTTP_HEAD_COMPLETE);
+	assert_int_equal(total, HTTP_HEAD_MAX);
+	http_msg_free(m);
+	free(s);
+}
+
+static void
+test_http_head_one_byte_over_16_kib_is_too_large(void **state)
+{
+	struct http_msg	*m;
+	char		*s = head_of_size(HTTP_HEAD_MAX + 1);
+	size_t		 total;
+
+	(void)state;
+	m = http_msg_new(HTTP_DIR_REQUEST);
+	assert_int_equal(http_msg_feed_head(m, s, HTTP_HEAD_MAX + 1, &total),
+	    HTTP_ERR_HEAD_TOO_LARGE);
+	assert_int_equal(http_msg_state(m), HTTP_MSG_FAILED);
+	http_msg_free(m);
+	m = http_msg_new(HTTP_DIR_REQUEST);
+	assert_int_equal(feed_in_steps(m, s, HTTP_HEAD_MAX + 1, 1000, &total),
+	    HTTP_ERR_HEAD_TOO_LARGE);
+	http_msg_free(m);
+	free(s);
+}
+
+static void
+test_http_head_of_20_kib_in_small_pieces_is_too_large(void **state)
+{
+	struct http_msg	*m;
+	char		*s = head_of_size(20 * 1024);
+	size_t		 total;
+
+	(void)state;
+	m = http_msg_new(HTTP_DIR_REQUEST);
+	assert_int_equal(feed_in_steps(m, s, 20 * 1024, 7, &total),
+	    HTTP_ERR_HEAD_TOO_LARGE);
+	assert_true(total <= HTTP_HEAD_MAX);
+	http_msg_free(m);
+	free(s);
+}
+
+static void
+test_http_allows_100_header_fields_but_not_101(void **state)
+{
+	struct http_msg	*m;
+	char		*s;
+
+	(void)state;
+	s = head_with_fields(HTTP_HEADERS_MAX);
+	m = request(s);
+	assert_int_equal(http_msg_head(m)->nheaders, HTTP_HEADERS_MAX);
+	http_msg_free(m);
+	free(s);
+
+	s = head_with_fields(HTTP_HEADERS_MAX + 1);
+	assert_int_equal(head_result(HTTP_DIR_REQUEST, s, strlen(s)),
+	    HTTP_ERR_HEAD_TOO_LARGE);
+	free(s);
+}
+
+static void
+test_http_rejects_each_smuggling_shape(void **state)
+{
+	static const struct {
+		const char	*head;
+		size_t		 len;
+	} bad[] = {
+#define SHAPE(lit)	{ (lit), sizeof(lit) - 1 }
+		SHAPE("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
+		    "Transfer-Encoding: chunked\r\n\r\n"),
+		SHAPE("POST / HTTP/1.1\r\nHost: a\r\n"
+		    "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n"),
+		SHAPE("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
+		    "Content-Length: 6\r\n\r\n"),
+		SHAPE("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
+		    "Content-Length: 5\r\n\r\n"),
+		SHAPE("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n"
+		    "\r\n"),
+		SHAPE("POST / HTTP/1.1\r\nHost: a\r\n"
+		    "Transfer-Encoding: gzip\r\n\r\n"),
+		SHAPE("POST / HTTP/1.1\r\nHost: a\r\n"
+		    "Transfer-Encoding: gzip, chunked\r\n\r\n"),
+		SHAPE("POST / HTTP/1.1\r\nHost: a\r\n"
+		    "Transfer-Encoding: chunked, chunked\r\n\r\n"),
+		SHAPE("POST / HTTP/1.1\r\nHost: a\r\n"
+		    "Transfer-Encoding: chunked\r\n"
+		    "Transfer-Encoding: identity\r\n\r\n"),
+		SHAPE("POST / HTTP/1.1\r\nHost: a\r\n"
+		    "Transfer-Encoding: xchunked\r\n\r\n"),
+		SHAPE("POST / HTTP/1.1\r\nHost: a\r\n"
+		    "Transfer-Encoding:\r\n\r\n"),
+		SHAPE("POST / HTTP/1.0\r\nHost: a\r\n"
+		    "Transfer-Encoding: chunked\r\n\r\n"),
+		SHAPE("POST / HTTP/1.1\r\nHost: a\r\n"
+		    "Transfer-Encoding : chunked\r\n\r\n"),
+		SHAPE("POST / HTTP/1.1\r\nHost: a\r\n"
+		    "Transfer-Encoding: \x0b" "chunked\r\n\r\n"),
+		SHAPE("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5a\r\n"
+		    "\r\n"),
+		SHAPE("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n"
+		    "\r\n"),
+		SHAPE("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n"
+		    "\r\n"),
+		SHAPE("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x5\r\n"
+		    "\r\n"),
+		SHAPE("POST / HTTP/1.1\r\nHost: a\r\nContent-Length:\r\n\r\n"),
+		SHAPE("POST / HTTP/1.1\r\nHost: a\r\n"
+		    "Content-Length: 99999999999999999999999\r\n\r\n"),
+		SHAPE("GET / HTTP/1.1\r\nHost: a\r\nX-A: b\0c\r\n\r\n"),
+		SHAPE("GET / HTTP/1.1\r\nHost: a\r\nX-A: b\rc\r\n\r\n"),
+		SHAPE("GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\r\n\r\n"),
+		SHAPE("GET / HTTP/1.1\r\nHost: a\nX-A: b\r\n\r\n"),
+		SHAPE("GET / HTTP/1.1\nHost: a\n\n"),
+		SHAPE("GET / HTTP/1.1\r\nHost: a\r\n\n"),
+		SHAPE("GET / HTTP/1.1\r\nHost: a\r\nX-A: b\x01" "c\r\n\r\n"),
+		SHAPE("GET / HTTP/1.1\r\nHost: a\r\nX-A: b\x7f" "c\r\n\r\n"),
+		SHAPE("GET / HTTP/1.1\r\nHost: a\r\nX-\0A: b\r\n\r\n"),
+		SHAPE("GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\n\r\n"),
+		SHAPE("GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n\tc\r\n\r\n"),
+		SHAPE("GET / HTTP/1.1\r\n Host: a\r\n\r\n"),
+		SHAPE("GET / HTTP/1.1\r\nHost: a\r\nX A: b\r\n\r\n"),
+		SHAPE("\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"),
+		SHAPE("GET / HTTP/1.1\r\nHost: a\r\nX-A\x80: b\r\n\r\n"),
+		SHAPE("GET / HTTP/1.1\r\nHost: a\r\n: b\r\n\r\n"),
+		SHAPE("GET /caf\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n"),
+		SHAPE("GET http://a.example/\x7f HTTP/1.1\r\n\r\n"),
+#undef SHAPE
+	};
+	size_t	 i;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (head_result(HTTP_DIR_REQUEST, bad[i].head, bad[i].len) !=
+		    HTTP_ERR_BAD_REQUEST)
+			fail_msg("smuggling shape %zu was accepted", i);
+	}
+}
+
+static void
+test_http_accepts_lone_chunked_in_any_case(void **state)
+{
+	struct http_msg	*m;
+
+	(void)state;
+	m = request("POST / HTTP/1.1\r\nHost: a\r\n"
+	    "Transfer-Encoding: Chunked \r\n\r\n");
+	assert_true(http_msg_head(m)->chunked);
+	assert_false(http_msg_head(m)->has_content_length);
+	assert_int_equal(http_msg_head(m)->framing, HTTP_FRAMING_CHUNKED);
+	http_msg_free(m);
+}
+
+static void
+test_http_keeps_empty_values_and_trims_whitespace(void **state)
+{
+	static const char	 s[] =
+	    "GET / HTTP/1.1\r\nX-Empty:\r\nHost: a\r\n"
+	    "X-Spaced:   v  w \t\r\nX-Empty-Too:   \r\n\r\n";
+	struct http_msg		*m;
+	const struct http_head	*h;
+	size_t			 used;
+
+	(void)state;
+	m = request(s);
+	h = http_msg_head(m);
+	assert_int_equal(h->nheaders, 4);
+	assert_string_equal(h->headers[0].name, "X-Empty");
+	assert_string_equal(h->headers[0].value, "");
+	assert_string_equal(h->headers[1].name, "Host");
+	assert_string_equal(h->headers[2].value, "v  w");
+	assert_string_equal(h->headers[3].name, "X-Empty-Too");
+	assert_string_equal(h->headers[3].value, "");
+	assert_string_equal(http_head_get(h, "x-spaced"), "v  w");
+	assert_null(http_head_get(h, "X-Missing"));
+	http_msg_free(m);
+
+	m = http_msg_new(HTTP_DIR_REQUEST);
+	assert_int_equal(feed_in_steps(m, s, sizeof(s) - 1, 1, &used),
+	    HTTP_HEAD_COMPLETE);
+	h = http_msg_head(m);
+	assert_int_equal(h->nheaders, 4);
+	assert_string_equal(h->headers[0].value, "");
+	assert_string_equal(h->headers[1].value, "a");
+	assert_string_equal(h->headers[2].value, "v  w");
+	assert_string_equal(h->headers[3].value, "");
+	http_msg_free(m);
+}
+
+static void
+test_http_chunked_body_with_extensions_and_trailers(void **state)
+{
+	static const char	 body[] = "5;ext=1;name=\"v\"\r\nhello\r\n"
+	    "6 ; x\r\n world\r\n0\r\nTrailer-X: y\r\nTrailer-Z: w\r\n\r\n";
+	static const char	 next[] =
+	    "GET /next HTTP/1.1\r\nHost: a\r\n\r\n";
+	char			 s[256];
+	struct http_msg		*m;
+	size_t			 used, len;
+
+	(void)state;
+	m = request("POST / HTTP/1.1\r\nHost: a\r\n"
+	    "Transfer-Encoding: chunked\r\n\r\n");
+	assert_int_equal(http_msg_state(m), HTTP_MSG_BODY);
+	len = (size_t)snprintf(s, sizeof(s), "%s%s", body, next);
+	assert_int_equal(http_msg_feed_body(m, s, len, &used),
+	    HTTP_BODY_COMPLETE);
+	assert_int_equal(used, sizeof(body) - 1);
+	assert_int_equal(http_msg_state(m), HTTP_MSG_DONE);
+	assert_int_equal(http_msg_feed_head(m, s + used, len - used, &used),
+	    HTTP_HEAD_COMPLETE);
+	assert_int_equal(used, sizeof(next) - 1);
+	assert_string_equal(http_msg_head(m)->path, "/next");
+	assert_int_equal(http_msg_head(m)->nheaders, 1);
+	http_msg_free(m);
+}
+
+static void
+test_http_chunked_body_fed_one_byte_at_a_time(void **state)
+{
+	static const char	 body[] = "5\r\nhello\r\n1a\r\n"
+	    "abcdefghijklmnopqrstuvwxyz\r\n0\r\nT: x\r\n\r\n";
+	struct http_msg		*m;
+	enum http_result	 r = HTTP_NEED_MORE;
+	size_t			 i, used;
+
+	(void)state;
+	m = request("POST / HTTP/1.1\r\nHost: a\r\n"
+	    "Transfer-Encoding: chunked\r\n\r\n");
+	for (i = 0; i < sizeof(body) - 1; i++) {
+		r = http_msg_feed_body(m, body + i, 1, &used);
+		assert_int_equal(used, 1);
+		if (i + 1 < sizeof(body) - 1)
+			assert_int_equal(r, HTTP_NEED_MORE);
+	}
+	assert_int_equal(r, HTTP_BODY_COMPLETE);
+	http_msg_free(m);
+}
+
+/* Feed a chunked request body whole and byte by byte; return the result. */
+static enum http_result
+chunked_body_result(const char *body, size_t len)
+{
+	static const char	 head[] = "POST / HTTP/1.1\r\nHost: a\r\n"
+	    "Transfer-Encoding: chunked\r\n\r\n";
+	struct http_msg		*m;
+	enum http_result	 whole, bytewise = HTTP_NEED_MORE;
+	size_t			 i, used;
+
+	m = request(head);
+	whole = http_msg_feed_body(m, body, len, &used);
+	http_msg_free(m);
+	m = request(head);
+	for (i = 0; i < len && bytewise == HTTP_NEED_MORE; i++)
+		bytewise = http_msg_feed_body(m, body + i, 1, &used);
+	http_msg_free(m);
+	assert_int_equal(whole, bytewise);
+	return whole;
+}
+
+#define CHUNKED_RESULT(lit)	chunked_body_result((lit), sizeof(lit) - 1)
+
+static void
+test_http_rejects_bad_chunk_sizes(void **state)
+{
+	(void)state;
+	assert_int_equal(CHUNKED_RESULT("zz\r\n"), HTTP_ERR_BAD_REQUEST);
+	assert_int_equal(CHUNKED_RESULT("\r\n"), HTTP_ERR_BAD_REQUEST);
+	assert_int_equal(CHUNKED_RESULT("-5\r\nhello\r\n"),
+	    HTTP_ERR_BAD_REQUEST);
+	assert_int_equal(CHUNKED_RESULT("0x5\r\nhello\r\n"),
+	    HTTP_ERR_BAD_REQUEST);
+	assert_int_equal(CHUNKED_RESULT("5\nhello\r\n0\r\n\r\n"),
+	    HTTP_ERR_BAD_REQUEST);
+	assert_int_equal(CHUNKED_RESULT("5\r\nhelloXY0\r\n\r\n"),
+	    HTTP_ERR_BAD_REQUEST);
+	assert_int_equal(CHUNKED_RESULT("5\r\nhello\n0\r\n\r\n"),
+	    HTTP_ERR_BAD_REQUEST);
+	assert_int_equal(CHUNKED_RESULT("5;a\x01" "b\r\nhello\r\n"),
+	    HTTP_ERR_BAD_REQUEST);
+	assert_int_equal(CHUNKED_RESULT("0\r\nT: x\n\r\n"),
+	    HTTP_ERR_BAD_REQUEST);
+	assert_int_equal(CHUNKED_RESULT("0\r\n\n"), HTTP_ERR_BAD_REQUEST);
+}
+
+static void
+test_http_rejects_chunk_size_overflow(void **state)
+{
+	(void)state;
+	assert_int_equal(CHUNKED_RESULT("ffffffffffffffffff\r\n"),
+	    HTTP_ERR_BAD_REQUEST);
+	assert_int_equal(CHUNKED_RESULT("10000000000000000\r\n"),
+	    HTTP_ERR_BAD_REQUEST);
+}
+
+static void
+test_http_content_length_body_split_across_feeds(void **state)
+{
+	struct http_msg	*m;
+	size_t		 used;
+
+	(void)state;
+	m = request("PUT /x HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n");
+	assert_int_equal(http_msg_feed_body(m, "0123", 4, &used),
+	    HTTP_NEED_MORE);
+	assert_int_equal(used, 4);
+	assert_int_equal(http_msg_feed_body(m, "", 0, &used), HTTP_NEED_MORE);
+	assert_int_equal(used, 0);
+	assert_int_equal(http_msg_feed_body(m, "456", 3, &used),
+	    HTTP_NEED_MORE);
+	assert_int_equal(http_msg_feed_body(m, "789GET", 6, &used),
+	    HTTP_BODY_COMPLETE);
+	assert_int_equal(used, 3);
+	assert_int_equal(http_msg_feed_body(m, "GET", 3, &used),
+	    HTTP_BODY_COMPLETE);
+	assert_int_equal(used, 0);
+	http_msg_free(m);
+}
+
+static void
+test_http_parses_pipelined_requests_after_a_body(void **state)
+{
+	static const char	 s[] =
+	    "POST /one HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc"
+	    "GET /two HTTP/1.1\r\nHost: b\r\n\r\n"
+	    "GET /three HTTP/1.1\r\nHost: c\r\n\r\n";
+	struct http_msg		*m;
+	size_t			 off = 0, used;
+
+	(void)state;
+	m = http_msg_new(HTTP_DIR_REQUEST);
+	assert_int_equal(http_msg_feed_head(m, s, sizeof(s) - 1, &used),
+	    HTTP_HEAD_COMPLETE);
+	off += used;
+	assert_string_equal(http_msg_head(m)->path, "/one");
+	assert_int_equal(http_msg_feed_body(m, s + off, sizeof(s) - 1 - off,
+	    &used), HTTP_BODY_COMPLETE);
+	off += used;
+	assert_int_equal(http_msg_feed_head(m, s + off, sizeof(s) - 1 - off,
+	    &used), HTTP_HEAD_COMPLETE);
+	off += used;
+	assert_string_equal(http_msg_head(m)->path, "/two");
+	assert_string_equal(http_msg_head(m)->host, "b");
+	assert_int_equal(http_msg_feed_body(m, s + off, sizeof(s) - 1 - off,
+	    &used), HTTP_BODY_COMPLETE);
+	assert_int_equal(used, 0);
+	assert_int_equal(http_msg_feed_head(m, s + off, sizeof(s) - 1 - off,
+	    &used), HTTP_HEAD_COMPLETE);
+	off += used;
+	assert_int_equal(off, sizeof(s) - 1);
+	assert_string_equal(http_msg_head(m)->path, "/three");
+	assert_int_equal(http_msg_head(m)->nheaders, 1);
+	http_msg_free(m);
+}
+
+static void
+test_http_response_to_head_has_no_body(void **state)
+{
+	static const char	 s[] =
+	    "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n";
+	struct http_msg		*m;
+	size_t			 used;
+
+	(void)state;
+	m = http_msg_new(HTTP_DIR_RESPONSE);
+	http_msg_expect_no_body(m);
+	assert_int_equal(http_msg_feed_head(m, s, sizeof(s) - 1, &used),
+	    HTTP_HEAD_COMPLETE);
+	assert_int_equal(http_msg_state(m), HTTP_MSG_DONE);
+	assert_int_equal(http_msg_head(m)->framing, HTTP_FRAMING_NONE);
+	assert_true(http_msg_head(m)->has_content_length);
+	assert_int_equal(http_msg_head(m)->content_length, 100);
+	assert_true(http_msg_head(m)->keep_alive);
+
+	/* Only that one response: the next carries its body. */
+	assert_int_equal(http_msg_feed_head(m, s, sizeof(s) - 1, &used),
+	    HTTP_HEAD_COMPLETE);
+	assert_int_equal(http_msg_state(m), HTTP_MSG_BODY);
+	assert_int_equal(http_msg_head(m)->framing, HTTP_FRAMING_LENGTH);
+	http_msg_free(m);
+}
+
+static void
+test_http_204_and_304_responses_have_no_body(void **state)
+{
+	struct http_msg	*m;
+
+	(void)state;
+	m = response("HTTP/1.1 204 No Content\r\n\r\n");
+	assert_int_equal(http_msg_state(m), HTTP_MSG_DONE);
+	assert_true(http_msg_head(m)->keep_alive);
+	http_msg_free(m);
+	m = response("HTTP/1.1 304 Not Modified\r\nContent-Length: 12\r\n\r\n");
+	assert_int_equal(http_msg_state(m), HTTP_MSG_DONE);
+	assert_int_equal(http_msg_head(m)->framing, HTTP_FRAMING_NONE);
+	http_msg_free(m);
+	m = response("HTTP/1.1 304 Not Modified\r\n"
+	    "Transfer-Encoding: chunked\r\n\r\n");
+	assert_int_equal(http_msg_state(m), HTTP_MSG_DONE);
+	http_msg_free(m);
+}
+
+static void
+test_http_100_continue_is_followed_by_the_real_response(void **state)
+{
+	static const char	 s[] = "HTTP/1.1 100 Continue\r\n\r\n"
+	    "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+	struct http_msg		*m;
+	size_t			 off = 0, used;
+
+	(void)state;
+	m = http_msg_new(HTTP_DIR_RESPONSE);
+	http_msg_expect_no_body(m);
+	assert_int_equal(http_msg_feed_head(m, s, sizeof(s) - 1, &used),
+	    HTTP_HEAD_COMPLETE);
+	off += used;
+	assert_int_equal(used, 25);
+	assert_int_equal(http_msg_head(m)->status, 100);
+	assert_int_equal(http_msg_state(m), HTTP_MSG_DONE);
+	assert_int_equal(http_msg_feed_head(m, s + off, sizeof(s) - 1 - off,
+	    &used), HTTP_HEAD_COMPLETE);
+	off += used;
+	assert_int_equal(http_msg_head(m)->status, 200);
+	/* The HEAD request's promise holds for the final response. */
+	assert_int_equal(http_msg_state(m), HTTP_MSG_DONE);
+	assert_int_equal(off, sizeof(s) - 1 - 2);
+	http_msg_free(m);
+
+	m = http_msg_new(HTTP_DIR_RESPONSE);
+	assert_int_equal(http_msg_feed_head(m, s, sizeof(s) - 1, &used),
+	    HTTP_HEAD_COMPLETE);
+	off = used;
+	assert_int_equal(http_msg_feed_head(m, s + off, sizeof(s) - 1 - off,
+	    &used), HTTP_HEAD_COMPLETE);
+	off += used;
+	assert_int_equal(http_msg_state(m), HTTP_MSG_BODY);
+	assert_int_equal(http_msg_feed_body(m, s + off, sizeof(s) - 1 - off,
+	    &used), HTTP_BODY_COMPLETE);
+	assert_int_equal(used, 2);
+	http_msg_free(m);
+}
+
+static void
+test_http_close_delimited_response_ends_at_eof(void **state)
+{
+	struct http_msg	*m;
+	size_t		 used;
+
+	(void)state;
+	m = response("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n");
+	assert_int_equal(http_msg_head(m)->framing, HTTP_FRAMING_CLOSE);
+	assert_false(http_msg_head(m)->keep_alive);
+	assert_int_equal(http_msg_state(m), HTTP_MSG_BODY);
+	assert_int_equal(http_msg_feed_body(m, "abc", 3, &used),
+	    HTTP_NEED_MORE);
+	assert_int_equal(used, 3);
+	assert_int_equal(http_msg_feed_body(m, "HTTP/1.1 200", 12, &used),
+	    HTTP_NEED_MORE);
+	assert_int_equal(used, 12);
+	assert_int_equal(http_msg_feed_eof(m), HTTP_BODY_COMPLETE);
+	assert_int_equal(http_msg_state(m), HTTP_MSG_DONE);
+	http_msg_free(m);
+
+	m = response("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n");
+	assert_int_equal(http_msg_head(m)->framing, HTTP_FRAMING_CLOSE);
+	assert_int_equal(http_msg_feed_eof(m), HTTP_BODY_COMPLETE);
+	http_msg_free(m);
+}
+
+static void
+test_http_eof_inside_a_message_is_an_error(void **state)
+{
+	struct http_msg	*m;
+	size_t		 used;
+
+	(void)state;
+	m = response("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n");
+	assert_int_equal(http_msg_feed_body(m, "abc", 3, &used),
+	    HTTP_NEED_MORE);
+	assert_int_equal(http_msg_feed_eof(m), HTTP_ERR_BAD_REQUEST);
+	http_msg_free(m);
+
+	m = response("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+	assert_int_equal(http_msg_feed_eof(m), HTTP_ERR_BAD_REQUEST);
+	http_msg_free(m);
+
+	m = http_msg_new(HTTP_DIR_REQUEST);
+	assert_int_equal(http_msg_feed_head(m, "GET / HT", 8, &used),
+	    HTTP_NEED_MORE);
+	assert_int_equal(http_msg_feed_eof(m), HTTP_ERR_BAD_REQUEST);
+	http_msg_free(m);
+
+	m = request("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+	assert_int_equal(http_msg_feed_eof(m), HTTP_NEED_MORE);
+	http_msg_free(m);
+	m = http_msg_new(HTTP_DIR_REQUEST);
+	assert_int_equal(http_msg_feed_eof(m), HTTP_NEED_MORE);
+	http_msg_free(m);
+}
+
+static void
+test_http_101_response_switches_protocols(void **state)
+{
+	static const char	 s[] = "HTTP/1.1 101 Switching Protocols\r\n"
+	    "Upgrade: websocket\r\nConnection: Upgrade\r\n\r\n\x81\x05hello";
+	struct http_msg		*m;
+	size_t			 used;
+
+	(void)state;
+	m = http_msg_new(HTTP_DIR_RESPONSE);
+	assert_int_equal(http_msg_feed_head(m, s, sizeof(s) - 1, &used),
+	    HTTP_HEAD_COMPLETE);
+	assert_int_equal(used, sizeof(s) - 1 - 7);
+	assert_true(http_msg_head(m)->upgrade);
+	assert_int_equal(http_msg_state(m), HTTP_MSG_SWITCHED);
+	assert_int_equal(http_msg_feed_body(m, s + used, 7, &used),
+	    HTTP_BODY_COMPLETE);
+	assert_int_equal(used, 0);
+	http_msg_free(m);
+}
+
+static void
+test_http_upgrade_request_is_reported(void **state)
+{
+	struct http_msg	*m;
+
+	(void)state;
+	m = request("GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n"
+	    "Connection: Upgrade\r\n\r\n");
+	assert_true(http_msg_head(m)->upgrade);
+	assert_int_equal(http_msg_state(m), HTTP_MSG_DONE);
+	http_msg_free(m);
+	m = request("GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n"
+	    "\r\n");
+	assert_false(http_msg_head(m)->upgrade);
+	http_msg_free(m);
+}
+
+static void
+test_http_response_framing_rules(void **state)
+{
+	struct http_msg	*m;
+
+	(void)state;
+	m = response("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n"
+	    "\r\n");
+	assert_true(http_msg_head(m)->chunked);
+	assert_int_equal(http_msg_head(m)->framing, HTTP_FRAMING_CHUNKED);
+	http_msg_free(m);
+	assert_int_equal(RESPONSE_RESULT("HTTP/1.1 200 OK\r\n"
+	    "Transfer-Encoding: chunked, gzip\r\n\r\n"), HTTP_ERR_BAD_REQUEST);
+	assert_int_equal(RESPONSE_RESULT("HTTP/1.1 200 OK\r\n"
+	    "Transfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"),
+	    HTTP_ERR_BAD_REQUEST);
+	assert_int_equal(RESPONSE_RESULT("HTTP/1.1 200 OK\r\n"
+	    "Transfer-Encoding: gzip\r\nContent-Length: 3\r\n\r\n"),
+	    HTTP_ERR_BAD_REQUEST);
+	assert_int_equal(RESPONSE_RESULT("HTTP/1.1 200 OK\r\n"
+	    "Content-Length: 3\r\nContent-Length: 4\r\n\r\n"),
+	    HTTP_ERR_BAD_REQUEST);
+	assert_int_equal(RESPONSE_RESULT("HTTP/1.1 2000 OK\r\n\r\n"),
+	    HTTP_ERR_BAD_REQUEST);
+	assert_int_equal(RESPONSE_RESULT("HTTP/1.1 200 O\x01K\r\n\r\n"),
+	    HTTP_ERR_BAD_REQUEST);
+}
+
+static void
+test_http_failed_parser_refuses_more_input(void **state)
+{
+	struct http_msg	*m;
+	size_t		 used;
+
+	(void)state;
+	m = http_msg_new(HTTP_DIR_REQUEST);
+	assert_int_equal(http_msg_feed_head(m, "GET / HTTP/1.1\r\n\r\n", 18,
+	    &used), HTTP_ERR_BAD_REQUEST);
+	assert_null(http_msg_head(m));
+	assert_int_equal(http_msg_state(m), HTTP_MSG_FAILED);
+	assert_int_equal(http_msg_feed_head(m, "GET / HTTP/1.1\r\nHost: a\r\n"
+	    "\r\n", 27, &used), HTTP_ERR_BAD_REQUEST);
+	assert_int_equal(http_msg_feed_body(m, "x", 1, &used),
+	    HTTP_ERR_BAD_REQUEST);
+	assert_int_equal(http_msg_feed_eof(m), HTTP_ERR_BAD_REQUEST);
+	http_msg_free(m);
+	http_msg_free(NULL);
+}
+
+static void
+test_http_request_write_removes_hop_by_hop_headers(void **state)
+{
+	struct http_msg		*m;
+	struct evbuffer		*out;
+	char			*s;
+
+	(void)state;
+	m = request("POST http://api.example.com/v1?x=2 HTTP/1.1\r\n"
+	    "Host: api.example.com\r\n"
+	    "User-Agent: test\r\n"
+	    "Proxy-Connection: keep-alive\r\n"
+	    "Proxy-Authorization: Basic Zm9vOmJhcg==\r\n"
+	    "Keep-Alive: timeout=5\r\n"
+	    "TE: trailers\r\n"
+	    "Trailer: X-Sum\r\n"
+	    "Connection: X-Secret, keep-alive\r\n"
+	    "connection: transfer-encoding, X-Other\r\n"
+	    "X-Secret: s\r\n"
+	    "x-other: o\r\n"
+	    "Upgrade: h2c\r\n"
+	    "Accept: */*\r\n"
+	    "Transfer-Encoding: chunked\r\n\r\n");
+	out = evbuffer_new();
+	http_request_write(http_msg_head(m), "api.example.com", 443, true, out);
+	s = buffer_string(out);
+	assert_string_equal(s,
+	    "POST /v1?x=2 HTTP/1.1\r\n"
+	    "Host: api.example.com\r\n"
+	    "User-Agent: test\r\n"
+	    "Upgrade: h2c\r\n"
+	    "Accept: */*\r\n"
+	    "Transfer-Encoding: chunked\r\n\r\n");
+	free(s);
+	evbuffer_free(out);
+	http_msg_free(m);
+}
+
+static void
+test_http_request_write_names_the_port_unless_default(void **state)
+{
+	struct http_msg		*m;
+	struct evbuffer		*out;
+	char			*s;
+
+	(void)state;
+	m = request("GET / HTTP/1.1\r\nHost: Example.com:8080\r\n"
+	    "Content-Length: 0\r\n\r\n");
+	out = evbuffer_new();
+	http_request_write(http_msg_head(m), "example.com", 8443, true, out);
+	s = buffer_string(out);
+	assert_string_equal(s, "GET / HTTP/1.1\r\nHost: example.com:8443\r\n"
+	    "Content-Length: 0\r\n\r\n");
+	free(s);
+	evbuffer_drain(out, evbuffer_get_length(out));
+	http_request_write(http_msg_head(m), "example.com", 80, false, out);
+	s = buffer_string(out);
+	assert_string_equal(s, "GET / HTTP/1.1\r\nHost: example.com\r\n"
+	    "Content-Length: 0\r\n\r\n");
+	free(s);
+	evbuffer_drain(out, evbuffer_get_length(out));
+	http_request_write(http_msg_head(m), "::1", 443, false, out);
+	s = buffer_string(out);
+	assert_string_equal(s, "GET / HTTP/1.1\r\nHost: [::1]:443\r\n"
+	    "Content-Length: 0\r\n\r\n");
+	free(s);
+	evbuffer_drain(out, evbuffer_get_length(out));
+	http_request_write(http_msg_head(m), "example.com", 0, true, out);
+	s = buffer_string(out);
+	assert_string_equal(s, "GET / HTTP/1.1\r\nHost: example.com\r\n"
+	    "Content-Length: 0\r\n\r\n");
+	free(s);
+	evbuffer_free(out);
+	http_msg_free(m);
+}
+
+static void
+test_http_request_write_keeps_upgrade_for_websocket(void **state)
+{
+	struct http_msg		*m;
+	struct evbuffer		*out;
+	char			*s;
+
+	(void)state;
+	m = request("GET /ws HTTP/1.1\r\nHost: a.example\r\n"
+	    "Upgrade: websocket\r\nConnection: Upgrade, X-A\r\nX-A: 1\r\n"
+	    "Sec-WebSocket-Key: k\r\n\r\n");
+	out = evbuffer_new();
+	http_request_write(http_msg_head(m), "a.example", 443, true, out);
+	s = buffer_string(out);
+	assert_string_equal(s, "GET /ws HTTP/1.1\r\nHost: a.example\r\n"
+	    "Upgrade: websocket\r\nSec-WebSocket-Key: k\r\n"
+	    "Connection: upgrade\r\n\r\n");
+	free(s);
+	evbuffer_free(out);
+	http_msg_free(m);
+}
+
+static void
+test_http_response_write_removes_hop_by_hop_headers(void **state)
+{
+	struct http_msg		*m;
+	struct evbuffer		*out;
+	char			*s;
+
+	(void)state;
+	m = response("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
+	    "Connection: keep-alive, X-Hop\r\nKeep-Alive: timeout=5\r\n"
+	    "X-Hop: 1\r\nTrailer: X-Sum\r\nTransfer-Encoding: chunked\r\n\r\n");
+	out = evbuffer_new();
+	http_response_write(http_msg_head(m), false, out);
+	s = buffer_string(out);
+	assert_string_equal(s, "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
+	    "Transfer-Encoding: chunked\r\n\r\n");
+	free(s);
+	evbuffer_drain(out, evbuffer_get_length(out));
+	http_response_write(http_msg_head(m), true, out);
+	s = buffer_string(out);
+	assert_string_equal(s, "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
+	    "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+	free(s);
+	evbuffer_free(out);
+	http_msg_free(m);
+}
+
+static void
+test_http_response_write_keeps_upgrade_for_101(void **state)
+{
+	struct http_msg		*m;
+	struct evbuffer		*out;
+	char			*s;
+
+	(void)state;
+	m = response("HTTP/1.1 101 Switching Protocols\r\n"
+	    "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+	    "Sec-WebSocket-Accept: a\r\n\r\n");
+	out = evbuffer_new();
+	http_response_write(http_msg_head(m), true, out);
+	s = buffer_string(out);
+	assert_string_equal(s, "HTTP/1.1 101 Switching Protocols\r\n"
+	    "Upgrade: websocket\r\nSec-WebSocket-Accept: a\r\n"
+	    "Connection: upgrade\r\n\r\n");
+	free(s);
+	evbuffer_free(out);
+	http_msg_free(m);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_http_parses_an_origin_form_request),
+		cmocka_unit_test(
+		    test_http_absolute_form_url_host_beats_host_header),
+		cmocka_unit_test(
+		    test_http_absolute_form_without_path_gets_slash),
+		cmocka_unit_test(test_http_absolute_form_reports_other_schemes),
+		cmocka_unit_test(test_http_parses_ipv6_hosts),
+		cmocka_unit_test(test_http_rejects_malformed_targets_and_hosts),
+		cmocka_unit_test(test_http_accepts_options_asterisk),
+		cmocka_unit_test(test_http_origin_form_needs_exactly_one_host),
+		cmocka_unit_test(test_http_parses_connect_authorities),
+		cmocka_unit_test(
+		    test_http_rejects_connect_without_port_or_with_junk),
+		cmocka_unit_test(
+		    test_http_keep_alive_follows_version_and_connection),
+		cmocka_unit_test(
+		    test_http_head_fed_one_byte_at_a_time_matches_whole),
+		cmocka_unit_test(
+		    test_http_consumed_stops_at_the_end_of_the_head),
+		cmocka_unit_test(test_http_head_of_exactly_16_kib_passes),
+		cmocka_unit_test(
+		    test_http_head_one_byte_over_16_kib_is_too_large),
+		cmocka_unit_test(
+		    test_http_head_of_20_kib_in_small_pieces_is_too_large),
+		cmocka_unit_test(
+		    test_http_allows_100_header_fields_but_not_101),
+		cmocka_unit_test(test_http_rejects_each_smuggling_shape),
+		cmocka_unit_test(test_http_accepts_lone_chunked_in_any_case),
+		cmocka_unit_test(
+		    test_http_keeps_empty_values_and_trims_whitespace),
+		cmocka_unit_test(
+		    test_http_chunked_body_with_extensions_and_trailers),
+		cmocka_unit_test(test_http_chunked_body_fed_one_byte_at_a_time),
+		cmocka_unit_test(test_http_rejects_bad_chunk_sizes),
+		cmocka_unit_test(test_http_rejects_chunk_size_overflow),
+		cmocka_unit_test(
+		    test_http_content_length_body_split_across_feeds),
+		cmocka_unit_test(
+		    test_http_parses_pipelined_requests_after_a_body),
+		cmocka_unit_test(test_http_response_to_head_has_no_body),
+		cmocka_unit_test(test_http_204_and_304_responses_have_no_body),
+		cmocka_unit_test(
+		    test_http_100_continue_is_followed_by_the_real_response),
+		cmocka_unit_test(
+		    test_http_close_delimited_response_ends_at_eof),
+		cmocka_unit_test(test_http_eof_inside_a_message_is_an_error),
+		cmocka_unit_test(test_http_101_response_switches_protocols),
+		cmocka_unit_test(test_http_upgrade_request_is_reported),
+		cmocka_unit_test(test_http_response_framing_rules),
+		cmocka_unit_test(test_http_failed_parser_refuses_more_input),
+		cmocka_unit_test(
+		    test_http_request_write_removes_hop_by_hop_headers),
+		cmocka_unit_test(
+		    test_http_request_write_names_the_port_unless_default),
+		cmocka_unit_test(
+		    test_http_request_write_keeps_upgrade_for_websocket),
+		cmocka_unit_test(
+		    test_http_response_write_removes_hop_by_hop_headers),
+		cmocka_unit_test(
+		    test_http_response_write_keeps_upgrade_for_101),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

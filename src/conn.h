@@ -1,0 +1,72 @@
+/*
+ * A client connection: reads request heads, applies the policy, and runs
+ * the plaintext exchange with a pinned upstream; CONNECT requests are
+ * handed to the tunnel module. Every connection ends in conn_close().
+ */
+#ifndef PINPROXY_CONN_H
+#define PINPROXY_CONN_H
+
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include <event2/bufferevent.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "http_error.h"
+#include "runconf.h"
+
+struct conn;
+struct tunnel;
+struct tunnel_env;
+
+/* What every connection shares; owned by the proxy, outlives them all. */
+struct conn_env {
+	struct event_base	*base;
+	struct evdns_base	*dns;
+	const struct conf_addr	*listen;	/* the listening addresses */
+	size_t			 nlisten;
+	struct tunnel_env	*tunnel;	/* CONNECT: CA, forged leaves */
+	void			(*closed)(void *);	/* after a close */
+	void			*closed_arg;
+	TAILQ_HEAD(, conn)	 conns;		/* every open connection */
+	size_t			 nconns;
+};
+
+/* Serve a freshly accepted client (takes over fd) under rc. */
+struct conn	*conn_new(struct conn_env *env, struct runconf *rc,
+		    evutil_socket_t fd, const struct sockaddr *sa,
+		    socklen_t salen);
+/* Close now, whatever is in progress: the single teardown. */
+void		 conn_close(struct conn *c);
+/* Finish the current exchange, then close; close at once when idle. */
+void		 conn_shutdown(struct conn *c);
+
+/* Shut every connection down gracefully (conn_shutdown). */
+void		 conn_shutdown_all(struct conn_env *env);
+/* Close every connection now. */
+void		 conn_close_all(struct conn_env *env);
+
+/* For the CONNECT path: the client's bufferevent, address and generation. */
+struct bufferevent *conn_client_bev(struct conn *c);
+const char	*conn_client(const struct conn *c);
+struct runconf	*conn_runconf(struct conn *c);
+struct conn_env	*conn_env(struct conn *c);
+/* Register the CONNECT in progress, freed by conn_close. */
+void		 conn_set_tunnel(struct conn *c, struct tunnel *t);
+/* Replace the client's bufferevent (a TLS filter over it takes it over). */
+void		 conn_set_client_bev(struct conn *c, struct bufferevent *bev);
+/* Whether host:port names one of the proxy's own listening sockets. */
+bool		 conn_is_self(const struct conn *c, const char *host,
+		    uint16_t port);
+/* Answer an HTTP error (before a CONNECT's 200) and close after it. */
+void		 conn_reply_error(struct conn *c, enum http_error_kind kind,
+		    const char *host, const char *explanation);
+/* Log the access line of a CONNECT that ended, then close. */
+void		 conn_tunnel_done(struct conn *c, const char *mode,
+		    const char *host, int status, uint64_t up, uint64_t down);
+
+#endif

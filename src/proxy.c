@@ -1,0 +1,400 @@
+/*
+ * The daemon: event base, resolver, listeners, signals, reloads and the
+ * graceful stop. It owns the current configuration generation; each
+ * connection keeps a reference to the one it started under.
+ */
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "conf_parse.h"
+#include "conn.h"
+#include "log.h"
+#include "notify.h"
+#include "proxy.h"
+#include "runconf.h"
+#include "tunnel.h"
+#include "version.h"
+#include "xmalloc.h"
+
+/* How long accepting pauses after running out of descriptors. */
+#define PROXY_EMFILE_PAUSE	1
+
+struct proxy {
+	struct event_base	 *base;
+	struct evdns_base	 *dns;
+	struct runconf		 *rc;		/* the current generation */
+	unsigned long		  generation;
+	const char		 *path;
+	bool			  debug;
+	struct conn_env		  env;
+	struct conf_addr	 *listen;	/* as bound at start */
+	size_t			  nlisten;
+	struct evconnlistener	**listeners;
+	struct event		 *sighup;
+	struct event		 *sigterm;
+	struct event		 *sigint;
+	struct event		 *resume_ev;	/* after EMFILE */
+	struct event		 *stop_ev;	/* shutdown_timeout */
+	bool			  paused;
+	bool			  stopping;
+};
+
+void
+proxy_log_warnings(const struct diag *d)
+{
+	size_t	 i;
+
+	for (i = 0; i < diag_count(d); i++)
+		if (diag_severity(d, i) == DIAG_WARNING)
+			log_msg(EV_CONFIG_WARNING, "%s", diag_text(d, i));
+}
+
+/* Stop or restart accepting on every listener. */
+static void
+proxy_set_accepting(struct proxy *p, bool on, const char *why)
+{
+	size_t	 i;
+
+	if (p->stopping || on == !p->paused)
+		return;
+	for (i = 0; i < p->nlisten; i++) {
+		if (on)
+			evconnlistener_enable(p->listeners[i]);
+		else
+			evconnlistener_disable(p->listeners[i]);
+	}
+	p->paused = !on;
+	log_msg(on ? EV_ACCEPT_RESUMED : EV_ACCEPT_PAUSED, "%s", why);
+}
+
+/* A connection closed: accept again if we had stopped, or finish. */
+static void
+proxy_conn_closed(void *arg)
+{
+	struct proxy	*p = arg;
+
+	if (p->stopping) {
+		if (p->env.nconns == 0)
+			event_base_loopexit(p->base, NULL);
+		return;
+	}
+	if (p->paused && p->env.nconns < p->rc->conf->max_connections)
+		proxy_set_accepting(p, true, "below max_connections");
+}
+
+static void
+proxy_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	struct proxy	*p = arg;
+
+	conn_new(&p->env, p->rc, fd, sa, (socklen_t)salen);
+	if (p->env.nconns >= p->rc->conf->max_connections)
+		proxy_set_accepting(p, false, "max_connections reached");
+}
+
+static void
+proxy_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct proxy	*p = arg;
+
+	if (p->env.nconns < p->rc->conf->max_connections)
+		proxy_set_accepting(p, true, "retrying after running out "
+		    "of file descriptors");
+}
+
+/* accept() failed: out of descriptors pauses, the rest is logged. */
+static void
+proxy_accept_error_cb(struct evconnlistener *l, void *arg)
+{
+	struct proxy	*p = arg;
+	struct timeval	 tv = { PROXY_EMFILE_PAUSE, 0 };
+	int		 err = EVUTIL_SOCKET_ERROR();
+
+	if (err == EMFILE || err == ENFILE || err == ENOBUFS ||
+	    err == ENOMEM) {
+		proxy_set_accepting(p, false, strerror(err));
+		evtimer_add(p->resume_ev, &tv);
+		return;
+	}
+	log_msg(EV_DEBUG, "accept: %s", strerror(err));
+}
+
+/* Bind every listen address; false with a logged error on failure. */
+static bool
+proxy_listen(struct proxy *p)
+{
+	const struct conf	*conf = p->rc->conf;
+	struct logline		 l;
+	size_t			 i;
+
+	p->nlisten = conf->nlisten;
+	p->listen = xcalloc(conf->nlisten, sizeof(*p->listen));
+	p->listeners = xcalloc(conf->nlisten, sizeof(*p->listeners));
+	for (i = 0; i < conf->nlisten; i++) {
+		p->listen[i] = conf->listen[i];
+		p->listeners[i] = evconnlistener_new_bind(p->base,
+		    proxy_accept_cb, p, LEV_OPT_CLOSE_ON_FREE |
+		    LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 511,
+		    (struct sockaddr *)&conf->listen[i].ss,
+		    (int)conf->listen[i].sslen);
+		if (p->listeners[i] == NULL) {
+			log_begin(&l, EV_START_FAILED);
+			log_str(&l, LK_LISTEN, conf->listen[i].text);
+			log_str(&l, LK_ERROR, strerror(errno));
+			log_end(&l);
+			return false;
+		}
+		evconnlistener_set_error_cb(p->listeners[i],
+		    proxy_accept_error_cb);
+	}
+	p->env.listen = p->listen;
+	p->env.nlisten = p->nlisten;
+	return true;
+}
+
+/* Whether a new configuration asks for other listen addresses. */
+static bool
+proxy_listen_changed(const struct proxy *p, const struct conf *c)
+{
+	size_t	 i;
+
+	if (c->nlisten != p->nlisten)
+		return true;
+	for (i = 0; i < c->nlisten; i++)
+		if (strcmp(c->listen[i].text, p->listen[i].text) != 0)
+			return true;
+	return false;
+}
+
+/* SIGHUP: read the file again; keep the old generation on any error. */
+static void
+proxy_reload(struct proxy *p)
+{
+	struct diag	*d;
+	struct conf	*conf;
+	struct runconf	*rc;
+	struct logline	 l;
+	struct timespec	 ts;
+	char		 err[256];
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	notify_sendf("RELOADING=1\nMONOTONIC_USEC=%llu",
+	    (unsigned long long)ts.tv_sec * 1000000ULL +
+	    (unsigned long long)ts.tv_nsec / 1000);
+	d = diag_new();
+	conf = conf_parse_file(p->path, time(NULL), d);
+	rc = NULL;
+	if (conf == NULL)
+		snprintf(err, sizeof(err), "%s", diag_first_error(d) != NULL ?
+		    diag_first_error(d) : "cannot read the configuration");
+	else
+		rc = runconf_new(conf, p->generation + 1, err, sizeof(err));
+	if (rc == NULL) {
+		log_begin(&l, EV_RELOAD_FAILED);
+		log_str(&l, LK_FILE, p->path);
+		log_str(&l, LK_ERROR, err);
+		log_end(&l);
+	} else {
+		if (!p->debug)
+			log_open(conf->log, conf->log_level);
+		proxy_log_warnings(d);
+		if (proxy_listen_changed(p, conf))
+			log_msg(EV_CONFIG_WARNING, "listen addresses change "
+			    "only on restart; still listening on the old ones");
+		p->generation++;
+		runconf_unref(p->rc);
+		p->rc = rc;
+		log_begin(&l, EV_RELOADED);
+		log_int(&l, LK_PINSETS, (long long)conf->npinsets);
+		log_end(&l);
+	}
+	conf_unref(conf);
+	diag_free(d);
+	notify_sendf("READY=1\nSTATUS=%zu pin sets, %zu connections",
+	    p->rc->conf->npinsets, p->env.nconns);
+}
+
+/* SIGTERM/SIGINT: stop accepting; let open connections finish. */
+static void
+proxy_stop(struct proxy *p)
+{
+	struct timeval	 tv = { p->rc->conf->shutdown_timeout, 0 };
+	size_t		 i;
+
+	if (p->stopping) {
+		/* A second signal: do not wait any longer. */
+		conn_close_all(&p->env);
+		event_base_loopexit(p->base, NULL);
+		return;
+	}
+	log_msg(EV_STOPPING, "%zu connections open", p->env.nconns);
+	notify_send("STOPPING=1");
+	for (i = 0; i < p->nlisten; i++) {
+		evconnlistener_free(p->listeners[i]);
+		p->listeners[i] = NULL;
+	}
+	p->nlisten = 0;
+	p->stopping = true;
+	conn_shutdown_all(&p->env);
+	if (p->env.nconns == 0) {
+		event_base_loopexit(p->base, NULL);
+		return;
+	}
+	evtimer_add(p->stop_ev, &tv);
+}
+
+static void
+proxy_stop_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct proxy	*p = arg;
+
+	log_msg(EV_STOPPED, "shutdown_timeout reached; closing %zu "
+	    "connections", p->env.nconns);
+	conn_close_all(&p->env);
+	event_base_loopexit(p->base, NULL);
+}
+
+static void
+proxy_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct proxy	*p = arg;
+
+	if (sig == SIGHUP) {
+		if (!p->stopping)
+			proxy_reload(p);
+		return;
+	}
+	proxy_stop(p);
+}
+
+/* Set up the resolver; PINPROXY_RESOLV_CONF names another resolv.conf. */
+static struct evdns_base *
+proxy_resolver(struct event_base *base)
+{
+	struct evdns_base	*dns;
+	const char		*path;
+	int			 r;
+
+	if ((dns = evdns_base_new(base, 0)) == NULL)
+		return NULL;
+	if ((path = getenv("PINPROXY_RESOLV_CONF")) == NULL)
+		path = "/etc/resolv.conf";
+	r = evdns_base_resolv_conf_parse(dns, DNS_OPTIONS_ALL, path);
+	if (r != 0)
+		log_msg(EV_DEBUG, "resolver: %s unusable (error %d); "
+		    "using defaults", path, r);
+	return dns;
+}
+
+/* Log "started" and tell systemd. */
+static void
+proxy_started(struct proxy *p)
+{
+	struct logline	 l;
+	char		 addrs[1024];
+	size_t		 i, o = 0;
+
+	addrs[0] = '\0';
+	for (i = 0; i < p->nlisten && o < sizeof(addrs); i++)
+		o += (size_t)snprintf(addrs + o, sizeof(addrs) - o, "%s%s",
+		    i > 0 ? "," : "", p->listen[i].text);
+	log_begin(&l, EV_STARTED);
+	log_str(&l, LK_LISTEN, addrs);
+	log_str(&l, LK_VERSION, version_string());
+	log_int(&l, LK_PINSETS, (long long)p->rc->conf->npinsets);
+	log_end(&l);
+	notify_sendf("READY=1\nSTATUS=listening on %s, %zu pin sets", addrs,
+	    p->rc->conf->npinsets);
+}
+
+/* Free what proxy_main set up (every field may be NULL). */
+static void
+proxy_teardown(struct proxy *p)
+{
+	size_t	 i;
+
+	conn_close_all(&p->env);
+	for (i = 0; i < p->nlisten; i++)
+		if (p->listeners[i] != NULL)
+			evconnlistener_free(p->listeners[i]);
+	free(p->listeners);
+	free(p->listen);
+	tunnel_env_free(p->env.tunnel);
+	if (p->sighup != NULL)
+		event_free(p->sighup);
+	if (p->sigterm != NULL)
+		event_free(p->sigterm);
+	if (p->sigint != NULL)
+		event_free(p->sigint);
+	if (p->resume_ev != NULL)
+		event_free(p->resume_ev);
+	if (p->stop_ev != NULL)
+		event_free(p->stop_ev);
+	if (p->dns != NULL)
+		evdns_base_free(p->dns, 0);
+	runconf_unref(p->rc);
+	if (p->base != NULL)
+		event_base_free(p->base);
+}
+
+int
+proxy_main(struct conf *conf, const char *path, bool debug)
+{
+	struct proxy	 p;
+	char		 err[512];
+	int		 rc = 1;
+
+	memset(&p, 0, sizeof(p));
+	p.path = path;
+	p.debug = debug;
+	p.generation = 1;
+	TAILQ_INIT(&p.env.conns);
+	signal(SIGPIPE, SIG_IGN);
+
+	if ((p.rc = runconf_new(conf, p.generation, err, sizeof(err))) ==
+	    NULL) {
+		log_msg(EV_START_FAILED, "%s", err);
+		goto out;
+	}
+	if ((p.base = event_base_new()) == NULL ||
+	    (p.dns = proxy_resolver(p.base)) == NULL) {
+		log_msg(EV_START_FAILED, "cannot set up the event loop");
+		goto out;
+	}
+	if ((p.env.tunnel = tunnel_env_new(conf, err, sizeof(err))) == NULL) {
+		log_msg(EV_START_FAILED, "%s", err);
+		goto out;
+	}
+	p.env.base = p.base;
+	p.env.dns = p.dns;
+	p.env.closed = proxy_conn_closed;
+	p.env.closed_arg = &p;
+	if (!proxy_listen(&p))
+		goto out;
+	p.sighup = evsignal_new(p.base, SIGHUP, proxy_signal_cb, &p);
+	p.sigterm = evsignal_new(p.base, SIGTERM, proxy_signal_cb, &p);
+	p.sigint = evsignal_new(p.base, SIGINT, proxy_signal_cb, &p);
+	p.resume_ev = evtimer_new(p.base, proxy_resume_cb, &p);
+	p.stop_ev = evtimer_new(p.base, proxy_stop_timeout_cb, &p);
+	evsignal_add(p.sighup, NULL);
+	evsignal_add(p.sigterm, NULL);
+	evsignal_add(p.sigint, NULL);
+	proxy_started(&p);
+	event_base_dispatch(p.base);
+	rc = 0;
+out:
+	proxy_teardown(&p);
+	return rc;
+}

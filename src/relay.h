@@ -1,0 +1,36 @@
+/*
+ * A two-way byte pump between two bufferevents, with watermarks so that
+ * memory stays bounded whichever side is slow, and an idle timeout that
+ * counts traffic in either direction.
+ */
+#ifndef PINPROXY_RELAY_H
+#define PINPROXY_RELAY_H
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include <stdint.h>
+
+/* Bytes a side may have queued before the other side stops reading. */
+#define RELAY_HIGH_WATER	(256 * 1024)
+
+struct relay;
+
+/* Called once when the relay ends; why is a short reason for debug logs. */
+typedef void (*relay_done_cb)(struct relay *, const char *why, void *arg);
+
+/*
+ * Pump bytes between client and server (both borrowed: the caller frees
+ * them after the relay) until either side closes and what it sent has
+ * been delivered, or nothing moved for idle seconds.
+ */
+struct relay	*relay_new(struct event_base *base, struct bufferevent *client,
+		    struct bufferevent *server, unsigned int idle,
+		    relay_done_cb cb, void *arg);
+/* Bytes moved so far: up is client to server, down the other way. */
+void		 relay_counts(const struct relay *r, uint64_t *up,
+		    uint64_t *down);
+/* Stop pumping and free (NULL ok); leaves both bufferevents alone. */
+void		 relay_free(struct relay *r);
+
+#endif

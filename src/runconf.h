@@ -1,0 +1,30 @@
+/*
+ * A configuration generation at run time: the parsed configuration plus
+ * what is built from it (upstream TLS contexts). Connections hold a
+ * reference to the generation they started under, so a reload never
+ * changes anything beneath them.
+ */
+#ifndef PINPROXY_RUNCONF_H
+#define PINPROXY_RUNCONF_H
+
+#include <stddef.h>
+
+#include "conf.h"
+#include "tls_upstream.h"
+
+struct runconf {
+	int			 refs;
+	unsigned long		 generation;
+	struct conf		*conf;		/* a reference of our own */
+	struct tls_upstream	*tls;		/* owned */
+};
+
+/* Build generation number gen from conf; NULL with err on failure. */
+struct runconf	*runconf_new(struct conf *conf, unsigned long gen, char *err,
+		    size_t errlen);
+/* Take a reference. */
+struct runconf	*runconf_ref(struct runconf *rc);
+/* Drop a reference (NULL ok). */
+void		 runconf_unref(struct runconf *rc);
+
+#endif

@@ -1,0 +1,467 @@
+/*
+ * CONNECT, in the order SPEC §3 gives: port check, TCP to the target
+ * (failures answered over HTTP), the bare 200, the ClientHello read
+ * without consuming it, the policy for the host name, then a blind tunnel,
+ * or the upstream TLS handshake with verification and pins and only then
+ * the client's handshake with a forged leaf. Every refusal after the 200
+ * is a fatal TLS alert; nothing is relayed.
+ */
+#include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ca.h"
+#include "clienthello.h"
+#include "conn.h"
+#include "hostmatch.h"
+#include "leafcert.h"
+#include "log.h"
+#include "relay.h"
+#include "tunnel.h"
+#include "upstream.h"
+#include "xmalloc.h"
+
+static const char tunnel_established[] =
+    "HTTP/1.1 200 Connection established\r\n\r\n";
+
+/* TLS alert descriptions sent in a bare alert record. */
+#define TUNNEL_ALERT_HANDSHAKE_FAILURE	40
+#define TUNNEL_ALERT_ACCESS_DENIED	49
+#define TUNNEL_ALERT_UNRECOGNIZED_NAME	112
+
+struct tunnel_env {
+	struct ca		*ca;
+	struct leafcert_cache	*leaves;
+	SSL_CTX			*server;
+};
+
+enum tunnel_state {
+	TUNNEL_CONNECTING,	/* TCP to the CONNECT target */
+	TUNNEL_HELLO,		/* 200 sent; waiting for the ClientHello */
+	TUNNEL_UPSTREAM_TLS,	/* upstream handshake, verify, pins */
+	TUNNEL_CLIENT_TLS,	/* the client's handshake with our leaf */
+	TUNNEL_RELAY,
+	TUNNEL_REFUSED		/* alert queued; closing */
+};
+
+struct tunnel {
+	struct conn		*conn;		/* owns the tunnel */
+	struct tunnel_env	*env;		/* borrowed */
+	const struct conf	*conf;		/* borrowed from the conn */
+	enum tunnel_state	 state;
+	char			 connect_host[HOSTMATCH_NAME_MAX];
+	bool			 connect_by_ip;
+	uint16_t		 port;
+	char			 host[HOSTMATCH_NAME_MAX];	/* the name used */
+	const struct pinset	*ps;
+	struct upstream		*up;
+	struct relay		*relay;
+	struct event		*timer;		/* header_timeout */
+	struct clienthello	 hello;
+	bool			 have_hello;
+	unsigned char		 alpn[256];	/* what the upstream chose */
+	unsigned char		 alpn_len;
+	const char		*mode;
+};
+
+static int	tunnel_ssl_index = -1;
+
+/* Log a refusal by policy. */
+static void
+tunnel_log_blocked(struct tunnel *t, const char *host, const char *reason)
+{
+	struct logline	 l;
+
+	log_begin(&l, EV_BLOCKED);
+	log_str(&l, LK_HOST, host);
+	log_str(&l, LK_CLIENT, conn_client(t->conn));
+	log_str(&l, LK_REASON, reason);
+	log_end(&l);
+}
+
+/* End the client's handshake with a fatal alert and close after it. */
+static void
+tunnel_refuse(struct tunnel *t, unsigned char alert, int status)
+{
+	struct bufferevent	*bev = conn_client_bev(t->conn);
+	unsigned char		 rec[7] = { 0x15, 0x03, 0x03, 0x00, 0x02, 0x02,
+				     0 };
+
+	rec[6] = alert;
+	t->state = TUNNEL_REFUSED;
+	evtimer_del(t->timer);
+	bufferevent_disable(bev, EV_READ);
+	bufferevent_write(bev, rec, sizeof(rec));
+	conn_tunnel_done(t->conn, t->mode, t->host[0] != '\0' ? t->host :
+	    t->connect_host, status, 0, 0);
+}
+
+static void
+tunnel_relay_done_cb(struct relay *r, const char *why, void *arg)
+{
+	struct tunnel	*t = arg;
+	uint64_t	 up, down;
+
+	relay_counts(r, &up, &down);
+	conn_tunnel_done(t->conn, t->mode, t->host, 200, up, down);
+}
+
+/* Both sides are ready: pump bytes. */
+static void
+tunnel_relay(struct tunnel *t)
+{
+	t->state = TUNNEL_RELAY;
+	evtimer_del(t->timer);
+	t->relay = relay_new(conn_env(t->conn)->base,
+	    conn_client_bev(t->conn), upstream_bev(t->up),
+	    t->conf->idle_timeout, tunnel_relay_done_cb, t);
+}
+
+static void
+tunnel_client_tls_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct tunnel	*t = arg;
+	unsigned long	 e;
+
+	if (what & BEV_EVENT_CONNECTED) {
+		tunnel_relay(t);
+		return;
+	}
+	e = bufferevent_get_openssl_error(bev);
+	log_msg(EV_DEBUG, "client %s: TLS handshake for %s failed: %s",
+	    conn_client(t->conn), t->host, e != 0 ?
+	    ERR_reason_error_string(e) : "connection closed");
+	conn_tunnel_done(t->conn, t->mode, t->host, 502, 0, 0);
+}
+
+/* The upstream passed: answer the client's hello with a forged leaf. */
+static void
+tunnel_accept_client(struct tunnel *t)
+{
+	struct bufferevent	*under = conn_client_bev(t->conn), *bev;
+	const unsigned char	*sel;
+	unsigned int		 sel_len;
+	X509			*leaf;
+	SSL			*ssl;
+
+	upstream_alpn(t->up, &sel, &sel_len);
+	if (sel_len > 0 && sel_len < sizeof(t->alpn)) {
+		memcpy(t->alpn, sel, sel_len);
+		t->alpn_len = (unsigned char)sel_len;
+	}
+	if ((leaf = leafcert_get(t->env->leaves, t->env->ca, t->host)) ==
+	    NULL || (ssl = SSL_new(t->env->server)) == NULL) {
+		X509_free(leaf);
+		log_msg(EV_DEBUG, "cannot forge a certificate for %s",
+		    t->host);
+		tunnel_refuse(t, TUNNEL_ALERT_HANDSHAKE_FAILURE, 502);
+		return;
+	}
+	SSL_use_certificate(ssl, leaf);
+	SSL_use_PrivateKey(ssl, leafcert_key(t->env->leaves));
+	X509_free(leaf);
+	SSL_set_ex_data(ssl, tunnel_ssl_index, t);
+	bev = bufferevent_openssl_filter_new(conn_env(t->conn)->base, under,
+	    ssl, BUFFEREVENT_SSL_ACCEPTING,
+	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if (bev == NULL) {
+		SSL_free(ssl);
+		tunnel_refuse(t, TUNNEL_ALERT_HANDSHAKE_FAILURE, 502);
+		return;
+	}
+	conn_set_client_bev(t->conn, bev);
+	t->state = TUNNEL_CLIENT_TLS;
+	bufferevent_setcb(bev, NULL, NULL, tunnel_client_tls_event_cb, t);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	/* The hello is already buffered below: make the filter read it. */
+	bufferevent_trigger(under, EV_READ, 0);
+}
+
+static void
+tunnel_upstream_tls_cb(struct upstream *u, enum upstream_status st,
+    void *arg)
+{
+	struct tunnel	*t = arg;
+
+	if (st != UPSTREAM_OK) {
+		tunnel_refuse(t, st == UPSTREAM_PIN_MISMATCH ||
+		    st == UPSTREAM_VERIFY_FAILED ?
+		    TUNNEL_ALERT_ACCESS_DENIED :
+		    TUNNEL_ALERT_HANDSHAKE_FAILURE, 502);
+		return;
+	}
+	tunnel_accept_client(t);
+}
+
+/* A complete hello (or none at all, for a blind tunnel): decide. */
+static void
+tunnel_decide(struct tunnel *t, bool is_tls)
+{
+	const struct conf	*conf = t->conf;
+
+	if (is_tls && t->hello.sni_len > 0) {
+		if (!hostmatch_normalize(t->hello.sni, t->hello.sni_len,
+		    t->host, sizeof(t->host))) {
+			tunnel_refuse(t, TUNNEL_ALERT_UNRECOGNIZED_NAME, 400);
+			return;
+		}
+		if (!t->connect_by_ip &&
+		    strcmp(t->host, t->connect_host) != 0) {
+			tunnel_log_blocked(t, t->host, "SNI differs from the "
+			    "CONNECT host");
+			tunnel_refuse(t, TUNNEL_ALERT_UNRECOGNIZED_NAME, 403);
+			return;
+		}
+	} else
+		xstrlcpy(t->host, t->connect_host, sizeof(t->host));
+
+	t->ps = conf_lookup(conf, t->host);
+	if (t->ps == NULL && conf->unpinned == UNPINNED_PASS) {
+		t->mode = "tunnel";
+		upstream_start_plain(t->up);
+		tunnel_relay(t);
+		return;
+	}
+	if (t->ps == NULL && conf->unpinned == UNPINNED_BLOCK) {
+		tunnel_log_blocked(t, t->host, "unpinned host "
+		    "(unpinned = block)");
+		tunnel_refuse(t, TUNNEL_ALERT_ACCESS_DENIED, 403);
+		return;
+	}
+	if (!is_tls) {
+		tunnel_log_blocked(t, t->host, "not a TLS ClientHello");
+		conn_tunnel_done(t->conn, t->mode, t->host, 400, 0, 0);
+		return;
+	}
+	t->mode = "intercept";
+	t->state = TUNNEL_UPSTREAM_TLS;
+	evtimer_del(t->timer);
+	bufferevent_disable(conn_client_bev(t->conn), EV_READ);
+	upstream_retarget(t->up, t->ps, t->host);
+	upstream_start_tls(t->up, t->hello.alpn, t->hello.alpn_len, true,
+	    tunnel_upstream_tls_cb, t);
+}
+
+/* Look at what the client sent after the 200, without consuming it. */
+static void
+tunnel_read_hello(struct tunnel *t)
+{
+	struct evbuffer		*in = bufferevent_get_input(
+				    conn_client_bev(t->conn));
+	size_t			 len;
+	unsigned char		*data;
+	enum clienthello_result	 r;
+
+	len = evbuffer_get_length(in);
+	if (len > CLIENTHELLO_MAX_INPUT)
+		len = CLIENTHELLO_MAX_INPUT;
+	data = evbuffer_pullup(in, (ev_ssize_t)len);
+	r = clienthello_parse(data, len, &t->hello);
+	switch (r) {
+	case CH_NEED_MORE:
+		if (len < CLIENTHELLO_MAX_INPUT)
+			return;
+		/* FALLTHROUGH */
+	case CH_TOO_LARGE:
+	case CH_MALFORMED:
+		log_msg(EV_DEBUG, "client %s: bad ClientHello (%s)",
+		    conn_client(t->conn), clienthello_result_name(r));
+		tunnel_refuse(t, TUNNEL_ALERT_HANDSHAKE_FAILURE, 400);
+		return;
+	case CH_NOT_TLS:
+		tunnel_decide(t, false);
+		return;
+	case CH_OK:
+		t->have_hello = true;
+		tunnel_decide(t, true);
+		return;
+	}
+}
+
+static void
+tunnel_read_cb(struct bufferevent *bev, void *arg)
+{
+	tunnel_read_hello(arg);
+}
+
+static void
+tunnel_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct tunnel	*t = arg;
+
+	conn_tunnel_done(t->conn, t->mode, t->connect_host, 200, 0, 0);
+}
+
+static void
+tunnel_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct tunnel	*t = arg;
+
+	log_msg(EV_DEBUG, "client %s: no ClientHello within %us",
+	    conn_client(t->conn), t->conf->header_timeout);
+	conn_tunnel_done(t->conn, t->mode, t->connect_host, 408, 0, 0);
+}
+
+static void
+tunnel_connected_cb(struct upstream *u, enum upstream_status st, void *arg)
+{
+	struct tunnel		*t = arg;
+	struct bufferevent	*bev = conn_client_bev(t->conn);
+	struct timeval		 tv = { t->conf->header_timeout, 0 };
+	char			 expl[512];
+
+	if (st != UPSTREAM_OK) {
+		snprintf(expl, sizeof(expl), "%s", upstream_reason(u));
+		conn_reply_error(t->conn, st == UPSTREAM_DNS_FAILED ?
+		    HTTP_ERROR_DNS_FAILED : st == UPSTREAM_TIMEOUT ?
+		    HTTP_ERROR_TIMEOUT : HTTP_ERROR_CONNECT_FAILED,
+		    t->connect_host, expl);
+		return;
+	}
+	t->state = TUNNEL_HELLO;
+	bufferevent_write(bev, tunnel_established,
+	    sizeof(tunnel_established) - 1);
+	bufferevent_setcb(bev, tunnel_read_cb, NULL, tunnel_event_cb, t);
+	bufferevent_set_timeouts(bev, NULL, NULL);
+	bufferevent_setwatermark(bev, EV_READ, 0, CLIENTHELLO_MAX_INPUT + 1);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	evtimer_add(t->timer, &tv);
+	if (evbuffer_get_length(bufferevent_get_input(bev)) > 0)
+		tunnel_read_hello(t);
+}
+
+void
+tunnel_start(struct conn *c, const char *host, uint16_t port)
+{
+	struct conn_env		*env = conn_env(c);
+	struct runconf		*rc = conn_runconf(c);
+	struct upstream_params	 p;
+	struct tunnel		*t;
+
+	t = xcalloc(1, sizeof(*t));
+	t->conn = c;
+	t->env = env->tunnel;
+	t->conf = rc->conf;
+	t->port = port;
+	t->mode = "tunnel";
+	t->timer = evtimer_new(env->base, tunnel_timeout_cb, t);
+	conn_set_tunnel(c, t);
+
+	if (!hostmatch_normalize(host, strlen(host), t->connect_host,
+	    sizeof(t->connect_host)) || port == 0) {
+		conn_reply_error(c, HTTP_ERROR_BAD_REQUEST, NULL,
+		    "CONNECT needs a host name or address and a port.");
+		return;
+	}
+	if (!conf_connect_port_allowed(t->conf, port)) {
+		tunnel_log_blocked(t, t->connect_host, "port not in "
+		    "connect_ports");
+		conn_reply_error(c, HTTP_ERROR_PORT_DENIED, t->connect_host,
+		    "CONNECT to this port is not allowed (connect_ports).");
+		return;
+	}
+	if (conn_is_self(c, t->connect_host, port)) {
+		conn_reply_error(c, HTTP_ERROR_LOOP, t->connect_host,
+		    "The CONNECT target is the proxy itself.");
+		return;
+	}
+	t->connect_by_ip = hostmatch_is_ip(t->connect_host);
+	t->ps = conf_lookup(t->conf, t->connect_host);
+	if (!t->connect_by_ip && t->ps == NULL &&
+	    t->conf->unpinned == UNPINNED_BLOCK) {
+		tunnel_log_blocked(t, t->connect_host, "unpinned host "
+		    "(unpinned = block)");
+		conn_reply_error(c, HTTP_ERROR_BLOCKED, t->connect_host,
+		    "No pin set covers this host and unpinned hosts are "
+		    "blocked.");
+		return;
+	}
+	memset(&p, 0, sizeof(p));
+	p.base = env->base;
+	p.dns = env->dns;
+	p.rc = rc;
+	p.ps = t->ps;
+	p.host = t->connect_host;
+	p.port = port;
+	p.client = conn_client(c);
+	bufferevent_disable(conn_client_bev(c), EV_READ);
+	t->up = upstream_connect(&p, tunnel_connected_cb, t);
+}
+
+void
+tunnel_free(struct tunnel *t)
+{
+	if (t == NULL)
+		return;
+	relay_free(t->relay);
+	upstream_free(t->up);
+	clienthello_clear(&t->hello);
+	event_free(t->timer);
+	free(t);
+}
+
+/* Select the protocol the upstream selected, or none. */
+static int
+tunnel_alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+    const unsigned char *in, unsigned int inlen, void *arg)
+{
+	struct tunnel	*t = SSL_get_ex_data(ssl, tunnel_ssl_index);
+
+	if (t == NULL || t->alpn_len == 0)
+		return SSL_TLSEXT_ERR_NOACK;
+	*out = t->alpn;
+	*outlen = t->alpn_len;
+	return SSL_TLSEXT_ERR_OK;
+}
+
+struct tunnel_env *
+tunnel_env_new(const struct conf *conf, char *err, size_t errlen)
+{
+	struct tunnel_env	*te;
+	struct logline		 l;
+	bool			 created = false;
+
+	if (tunnel_ssl_index == -1)
+		tunnel_ssl_index = SSL_get_ex_new_index(0, NULL, NULL, NULL,
+		    NULL);
+	te = xcalloc(1, sizeof(*te));
+	if ((te->ca = ca_load_or_create(conf->ca_cert, conf->ca_key, &created,
+	    err, errlen)) == NULL)
+		goto fail;
+	if (created) {
+		log_begin(&l, EV_CA_CREATED);
+		log_str(&l, LK_FILE, conf->ca_cert);
+		log_end(&l);
+	}
+	if ((te->leaves = leafcert_cache_new(LEAFCERT_CACHE_DEFAULT, err,
+	    errlen)) == NULL)
+		goto fail;
+	if ((te->server = SSL_CTX_new(TLS_server_method())) == NULL) {
+		snprintf(err, errlen, "cannot create the TLS server context");
+		goto fail;
+	}
+	SSL_CTX_set_min_proto_version(te->server, TLS1_2_VERSION);
+	SSL_CTX_set_mode(te->server, SSL_MODE_RELEASE_BUFFERS);
+	SSL_CTX_set_options(te->server, SSL_OP_NO_RENEGOTIATION);
+	SSL_CTX_set_alpn_select_cb(te->server, tunnel_alpn_cb, NULL);
+	return te;
+fail:
+	tunnel_env_free(te);
+	return NULL;
+}
+
+void
+tunnel_env_free(struct tunnel_env *te)
+{
+	if (te == NULL)
+		return;
+	SSL_CTX_free(te->server);
+	leafcert_cache_free(te->leaves);
+	ca_free(te->ca);
+	free(te);
+}

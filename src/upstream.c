@@ -1,0 +1,528 @@
+/*
+ * Upstream connections, step by step: resolve, TCP connect (trying every
+ * address), then TLS with verification and the pin verdict. Each failure
+ * is logged here, where host, port and client are known, and reported to
+ * the caller once.
+ */
+#include <sys/socket.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <event2/bufferevent_ssl.h>
+#include <event2/util.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hostmatch.h"
+#include "log.h"
+#include "upstream.h"
+#include "xmalloc.h"
+
+enum upstream_state {
+	UPSTREAM_RESOLVING,
+	UPSTREAM_CONNECTING,
+	UPSTREAM_CONNECTED,	/* TCP up, no bufferevent yet */
+	UPSTREAM_HANDSHAKING,
+	UPSTREAM_READY,
+	UPSTREAM_FAILED
+};
+
+struct upstream {
+	enum upstream_state		 state;
+	struct event_base		*base;
+	struct evdns_base		*dns;
+	struct runconf			*rc;		/* reference */
+	const struct pinset		*ps;		/* borrowed from rc */
+	char				 host[HOSTMATCH_NAME_MAX];
+	uint16_t			 port;
+	char				 client[CONF_ADDR_TEXT_MAX];
+	bool				 tls;
+
+	upstream_cb			 cb;
+	void				*arg;
+
+	struct event			*kick;		/* starts resolution */
+	struct event			*timer;		/* connect_timeout */
+	struct timeval			 deadline;
+	struct evdns_getaddrinfo_request *dns_req;
+	bool				 in_resolve_call;
+	int				 resolve_result;
+	struct evutil_addrinfo		*addrs;
+	struct evutil_addrinfo		*next_addr;
+	struct sockaddr_storage		 one_addr;	/* IP literal, connect_to */
+	socklen_t			 one_addrlen;
+
+	int				 fd;
+	struct event			*connect_ev;
+	int				 last_errno;
+
+	struct bufferevent		*bev;
+	SSL				*ssl;		/* owned by bev */
+	struct pincheck_result		 pins;
+	char				 reason[256];
+};
+
+/* Not an evutil_getaddrinfo result: no answer has come yet. */
+#define UPSTREAM_NO_ANSWER	1
+
+static void	upstream_try_next(struct upstream *);
+
+/* Stop the clock, record the outcome and tell the caller (last thing). */
+static void
+upstream_finish(struct upstream *u, enum upstream_status st)
+{
+	evtimer_del(u->timer);
+	if (st != UPSTREAM_OK)
+		u->state = UPSTREAM_FAILED;
+	u->cb(u, st, u->arg);
+}
+
+/* Log and report a failure that is not about certificates. */
+static void
+upstream_fail(struct upstream *u, enum upstream_status st, const char *code,
+    const char *fmt, ...)
+{
+	struct logline	 l;
+	va_list		 ap;
+
+	va_start(ap, fmt);
+	vsnprintf(u->reason, sizeof(u->reason), fmt, ap);
+	va_end(ap);
+	log_begin(&l, EV_UPSTREAM_ERROR);
+	log_str(&l, LK_HOST, u->host);
+	log_int(&l, LK_PORT, u->port);
+	log_str(&l, LK_CLIENT, u->client);
+	log_str(&l, LK_ERROR, code);
+	log_str(&l, LK_REASON, u->reason);
+	log_end(&l);
+	upstream_finish(u, st);
+}
+
+static void
+upstream_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct upstream	*u = arg;
+
+	upstream_fail(u, UPSTREAM_TIMEOUT, "timeout",
+	    "no %s within %us", u->state == UPSTREAM_HANDSHAKING ?
+	    "TLS handshake" : u->state == UPSTREAM_RESOLVING ?
+	    "DNS answer" : "TCP connection", u->rc->conf->connect_timeout);
+}
+
+/* Arm the timer for what remains until the deadline. */
+static void
+upstream_arm_timer(struct upstream *u, bool fresh)
+{
+	struct timeval	 now, left;
+
+	evutil_gettimeofday(&now, NULL);
+	if (fresh) {
+		u->deadline = now;
+		u->deadline.tv_sec += u->rc->conf->connect_timeout;
+	}
+	if (evutil_timercmp(&u->deadline, &now, <))
+		evutil_timerclear(&left);
+	else
+		evutil_timersub(&u->deadline, &now, &left);
+	evtimer_add(u->timer, &left);
+}
+
+static void
+upstream_dns_cb(int result, struct evutil_addrinfo *res, void *arg)
+{
+	struct upstream	*u = arg;
+
+	/* Cancelled by upstream_free: u is gone, touch nothing. */
+	if (result == EVUTIL_EAI_CANCEL)
+		return;
+	u->dns_req = NULL;
+	u->addrs = res;
+	u->next_addr = res;
+	u->resolve_result = result;
+	if (u->in_resolve_call)
+		return;
+	if (result != 0 || res == NULL) {
+		upstream_fail(u, UPSTREAM_DNS_FAILED, "dns-failed",
+		    "cannot resolve %s: %s", u->host,
+		    result != 0 ? evutil_gai_strerror(result) : "no address");
+		return;
+	}
+	u->state = UPSTREAM_CONNECTING;
+	upstream_try_next(u);
+}
+
+/* Begin resolution from the event loop, never from the caller's stack. */
+static void
+upstream_kick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct upstream			*u = arg;
+	struct evutil_addrinfo		 hints;
+	char				 port[8];
+
+	if (u->one_addrlen > 0) {
+		u->state = UPSTREAM_CONNECTING;
+		upstream_try_next(u);
+		return;
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_protocol = IPPROTO_TCP;
+	snprintf(port, sizeof(port), "%u", u->port);
+	/* evdns may answer before it returns; finish the step after. */
+	u->in_resolve_call = true;
+	u->resolve_result = UPSTREAM_NO_ANSWER;
+	u->dns_req = evdns_getaddrinfo(u->dns, u->host, port, &hints,
+	    upstream_dns_cb, u);
+	u->in_resolve_call = false;
+	if (u->resolve_result != UPSTREAM_NO_ANSWER) {
+		u->dns_req = NULL;
+		upstream_dns_cb(u->resolve_result, u->addrs, u);
+	}
+}
+
+static void
+upstream_connect_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct upstream	*u = arg;
+	socklen_t	 len = sizeof(u->last_errno);
+	int		 err = 0;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
+		err = errno;
+	event_free(u->connect_ev);
+	u->connect_ev = NULL;
+	if (err != 0) {
+		u->last_errno = err;
+		close(u->fd);
+		u->fd = -1;
+		upstream_try_next(u);
+		return;
+	}
+	u->state = UPSTREAM_CONNECTED;
+	upstream_finish(u, UPSTREAM_OK);
+}
+
+/* Start a TCP connection to one address; false if it failed at once. */
+static bool
+upstream_dial(struct upstream *u, const struct sockaddr *sa, socklen_t salen)
+{
+	int	 one = 1;
+
+	u->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0);
+	if (u->fd == -1) {
+		u->last_errno = errno;
+		return false;
+	}
+	setsockopt(u->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(u->fd, sa, salen) == -1 && errno != EINPROGRESS) {
+		u->last_errno = errno;
+		close(u->fd);
+		u->fd = -1;
+		return false;
+	}
+	u->connect_ev = event_new(u->base, u->fd, EV_WRITE,
+	    upstream_connect_cb, u);
+	event_add(u->connect_ev, NULL);
+	return true;
+}
+
+/* Try the next resolved address, or fail when none is left. */
+static void
+upstream_try_next(struct upstream *u)
+{
+	struct evutil_addrinfo	*ai;
+
+	if (u->one_addrlen > 0) {
+		if (u->last_errno == 0 && upstream_dial(u,
+		    (struct sockaddr *)&u->one_addr, u->one_addrlen))
+			return;
+	} else {
+		while ((ai = u->next_addr) != NULL) {
+			u->next_addr = ai->ai_next;
+			if (upstream_dial(u, ai->ai_addr, ai->ai_addrlen))
+				return;
+		}
+	}
+	upstream_fail(u, UPSTREAM_CONNECT_FAILED, "connect-failed",
+	    "cannot connect to %s port %u: %s", u->host, u->port,
+	    strerror(u->last_errno != 0 ? u->last_errno : ECONNREFUSED));
+}
+
+/* Fill one_addr when no resolution is needed (connect_to, IP literal). */
+static void
+upstream_fixed_address(struct upstream *u)
+{
+	struct sockaddr_in	*sin = (struct sockaddr_in *)&u->one_addr;
+	struct sockaddr_in6	*sin6 = (struct sockaddr_in6 *)&u->one_addr;
+
+	if (u->ps != NULL && u->ps->has_connect_to) {
+		memcpy(&u->one_addr, &u->ps->connect_to.ss,
+		    u->ps->connect_to.sslen);
+		u->one_addrlen = u->ps->connect_to.sslen;
+		return;
+	}
+	memset(&u->one_addr, 0, sizeof(u->one_addr));
+	if (inet_pton(AF_INET, u->host, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(u->port);
+		u->one_addrlen = sizeof(*sin);
+	} else if (inet_pton(AF_INET6, u->host, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(u->port);
+		u->one_addrlen = sizeof(*sin6);
+	}
+}
+
+struct upstream *
+upstream_connect(const struct upstream_params *p, upstream_cb cb, void *arg)
+{
+	struct upstream	*u;
+	struct timeval	 now = { 0, 0 };
+
+	u = xcalloc(1, sizeof(*u));
+	u->state = UPSTREAM_RESOLVING;
+	u->base = p->base;
+	u->dns = p->dns;
+	u->rc = runconf_ref(p->rc);
+	u->ps = p->ps;
+	xstrlcpy(u->host, p->host, sizeof(u->host));
+	u->port = p->port;
+	xstrlcpy(u->client, p->client, sizeof(u->client));
+	u->cb = cb;
+	u->arg = arg;
+	u->fd = -1;
+	u->pins.matched_depth = -1;
+	u->timer = evtimer_new(u->base, upstream_timeout_cb, u);
+	u->kick = evtimer_new(u->base, upstream_kick_cb, u);
+	upstream_fixed_address(u);
+	upstream_arm_timer(u, true);
+	evtimer_add(u->kick, &now);
+	return u;
+}
+
+/* Log a pin verdict that lets traffic through with a warning. */
+static void
+upstream_log_verdict(struct upstream *u)
+{
+	struct logline	 l;
+	char		 seen[PINCHECK_MAX_CHAIN * PIN_TEXT_MAX];
+
+	switch (u->pins.verdict) {
+	case PIN_MISMATCH:
+	case PIN_REPORT_ONLY:
+		pincheck_seen_text(&u->pins, seen, sizeof(seen));
+		log_begin(&l, EV_PIN_MISMATCH);
+		log_str(&l, LK_HOST, u->host);
+		log_int(&l, LK_PORT, u->port);
+		log_str(&l, LK_CLIENT, u->client);
+		log_str(&l, LK_PINSET, u->ps->name);
+		log_str(&l, LK_ENFORCED, u->pins.verdict == PIN_MISMATCH ?
+		    "yes" : "no");
+		log_str(&l, LK_CHAIN, seen);
+		log_end(&l);
+		break;
+	case PIN_EXPIRED:
+		log_begin(&l, EV_PINSET_EXPIRED);
+		log_str(&l, LK_HOST, u->host);
+		log_str(&l, LK_PINSET, u->ps->name);
+		log_str(&l, LK_EXPIRES, u->ps->expires_text);
+		log_end(&l);
+		break;
+	case PIN_MATCH:
+	case PIN_UNPINNED:
+		log_begin(&l, EV_DEBUG);
+		log_str(&l, LK_HOST, u->host);
+		log_int(&l, LK_PORT, u->port);
+		log_str(&l, LK_MSG, pincheck_verdict_name(u->pins.verdict));
+		log_end(&l);
+		break;
+	}
+}
+
+/* The handshake finished: the chain verified; now the pins decide. */
+static void
+upstream_handshake_done(struct upstream *u)
+{
+	STACK_OF(X509)	*chain;
+
+	chain = SSL_get0_verified_chain(u->ssl);
+	if (SSL_get_verify_result(u->ssl) != X509_V_OK || chain == NULL) {
+		upstream_fail(u, UPSTREAM_TLS_FAILED, "tls-failed",
+		    "no verified chain after the handshake");
+		return;
+	}
+	pincheck_verdict(u->ps, chain, time(NULL), &u->pins);
+	upstream_log_verdict(u);
+	bufferevent_setcb(u->bev, NULL, NULL, NULL, NULL);
+	if (!pincheck_allows(u->pins.verdict)) {
+		snprintf(u->reason, sizeof(u->reason), "no pin of [pins:%s] "
+		    "is in the verified chain", u->ps->name);
+		upstream_finish(u, UPSTREAM_PIN_MISMATCH);
+		return;
+	}
+	u->state = UPSTREAM_READY;
+	upstream_finish(u, UPSTREAM_OK);
+}
+
+/* The handshake failed: a certificate problem or another TLS error. */
+static void
+upstream_handshake_failed(struct upstream *u, short what)
+{
+	struct logline	 l;
+	unsigned long	 e;
+	long		 v;
+
+	v = SSL_get_verify_result(u->ssl);
+	if (v != X509_V_OK) {
+		snprintf(u->reason, sizeof(u->reason), "%s",
+		    X509_verify_cert_error_string(v));
+		log_begin(&l, EV_VERIFY_FAILED);
+		log_str(&l, LK_HOST, u->host);
+		log_int(&l, LK_PORT, u->port);
+		log_str(&l, LK_CLIENT, u->client);
+		log_str(&l, LK_REASON, u->reason);
+		log_end(&l);
+		upstream_finish(u, UPSTREAM_VERIFY_FAILED);
+		return;
+	}
+	e = bufferevent_get_openssl_error(u->bev);
+	if (e != 0)
+		upstream_fail(u, UPSTREAM_TLS_FAILED, "tls-failed",
+		    "TLS handshake failed: %s", ERR_reason_error_string(e) ?
+		    ERR_reason_error_string(e) : "unknown error");
+	else if ((what & BEV_EVENT_ERROR) && EVUTIL_SOCKET_ERROR() != 0)
+		upstream_fail(u, UPSTREAM_TLS_FAILED, "tls-failed",
+		    "TLS handshake failed: %s",
+		    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	else
+		upstream_fail(u, UPSTREAM_TLS_FAILED, "tls-failed",
+		    "the server closed the connection during the TLS "
+		    "handshake");
+}
+
+static void
+upstream_tls_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct upstream	*u = arg;
+
+	if (what & BEV_EVENT_CONNECTED)
+		upstream_handshake_done(u);
+	else if (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF))
+		upstream_handshake_failed(u, what);
+}
+
+void
+upstream_start_tls(struct upstream *u, const unsigned char *alpn,
+    size_t alpnlen, bool fresh_deadline, upstream_cb cb, void *arg)
+{
+	u->cb = cb;
+	u->arg = arg;
+	u->tls = true;
+	u->state = UPSTREAM_HANDSHAKING;
+	upstream_arm_timer(u, fresh_deadline);
+	u->ssl = tls_upstream_ssl(u->rc->tls, u->ps, u->host, alpn, alpnlen);
+	if (u->ssl != NULL)
+		u->bev = bufferevent_openssl_socket_new(u->base, u->fd, u->ssl,
+		    BUFFEREVENT_SSL_CONNECTING,
+		    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if (u->bev == NULL) {
+		SSL_free(u->ssl);
+		u->ssl = NULL;
+		upstream_fail(u, UPSTREAM_TLS_FAILED, "tls-failed",
+		    "cannot set up TLS for %s", u->host);
+		return;
+	}
+	u->fd = -1;	/* the bufferevent owns it now */
+	bufferevent_openssl_set_allow_dirty_shutdown(u->bev, 1);
+	bufferevent_setcb(u->bev, NULL, NULL, upstream_tls_event_cb, u);
+	bufferevent_enable(u->bev, EV_READ | EV_WRITE);
+}
+
+void
+upstream_retarget(struct upstream *u, const struct pinset *ps,
+    const char *host)
+{
+	u->ps = ps;
+	xstrlcpy(u->host, host, sizeof(u->host));
+}
+
+void
+upstream_start_plain(struct upstream *u)
+{
+	u->bev = bufferevent_socket_new(u->base, u->fd,
+	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	u->fd = -1;
+	u->tls = false;
+	u->state = UPSTREAM_READY;
+}
+
+struct bufferevent *
+upstream_bev(struct upstream *u)
+{
+	return u->state == UPSTREAM_READY ? u->bev : NULL;
+}
+
+const char *
+upstream_reason(const struct upstream *u)
+{
+	return u->reason;
+}
+
+const struct pincheck_result *
+upstream_pins(const struct upstream *u)
+{
+	return &u->pins;
+}
+
+void
+upstream_alpn(const struct upstream *u, const unsigned char **data,
+    unsigned int *len)
+{
+	*data = NULL;
+	*len = 0;
+	if (u->ssl != NULL)
+		SSL_get0_alpn_selected(u->ssl, data, len);
+}
+
+bool
+upstream_matches(const struct upstream *u, const struct runconf *rc,
+    const char *host, uint16_t port, bool tls)
+{
+	return u->state == UPSTREAM_READY && u->rc == rc && u->port == port &&
+	    u->tls == tls && strcmp(u->host, host) == 0;
+}
+
+void
+upstream_free(struct upstream *u)
+{
+	if (u == NULL)
+		return;
+	if (u->dns_req != NULL)
+		evdns_getaddrinfo_cancel(u->dns_req);
+	if (u->addrs != NULL)
+		evutil_freeaddrinfo(u->addrs);
+	if (u->connect_ev != NULL)
+		event_free(u->connect_ev);
+	if (u->fd != -1)
+		close(u->fd);
+	if (u->bev != NULL)
+		bufferevent_free(u->bev);
+	else if (u->ssl != NULL)
+		SSL_free(u->ssl);
+	event_free(u->timer);
+	event_free(u->kick);
+	runconf_unref(u->rc);
+	free(u);
+}

@@ -1,0 +1,83 @@
+/*
+ * Upstream connections: resolve (evdns, or a pin set's connect_to), TCP
+ * connect, then optionally TLS with verification and the pin verdict. No
+ * byte of application data is written here: the caller gets the
+ * connection only once it passed every check.
+ */
+#ifndef PINPROXY_UPSTREAM_H
+#define PINPROXY_UPSTREAM_H
+
+#include <event2/bufferevent.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conf.h"
+#include "pincheck.h"
+#include "runconf.h"
+
+enum upstream_status {
+	UPSTREAM_OK,
+	UPSTREAM_DNS_FAILED,
+	UPSTREAM_CONNECT_FAILED,
+	UPSTREAM_TIMEOUT,
+	UPSTREAM_TLS_FAILED,
+	UPSTREAM_VERIFY_FAILED,
+	UPSTREAM_PIN_MISMATCH
+};
+
+struct upstream_params {
+	struct event_base	*base;
+	struct evdns_base	*dns;
+	struct runconf		*rc;	/* the upstream takes a reference */
+	const struct pinset	*ps;	/* borrowed from rc; NULL: unpinned */
+	const char		*host;	/* normalised name or IP literal */
+	uint16_t		 port;
+	const char		*client; /* the client's address, for logs */
+};
+
+struct upstream;
+
+/* Called once per step; the callee may free the upstream. */
+typedef void (*upstream_cb)(struct upstream *, enum upstream_status, void *);
+
+/* Resolve and connect TCP; cb(UPSTREAM_OK) when connected. */
+struct upstream	*upstream_connect(const struct upstream_params *p,
+		    upstream_cb cb, void *arg);
+/*
+ * Start TLS over the connected socket with the client's ALPN list (wire
+ * format, NULL for none); cb(UPSTREAM_OK) once the chain verified and the
+ * pin verdict allows traffic. With fresh_deadline the handshake gets a
+ * whole connect_timeout; otherwise what remains of the one connect began.
+ */
+void		 upstream_start_tls(struct upstream *u,
+		    const unsigned char *alpn, size_t alpnlen,
+		    bool fresh_deadline, upstream_cb cb, void *arg);
+/*
+ * Change the name checked in the certificate and the pin set before TLS
+ * starts: a CONNECT by IP learns its host name from the ClientHello.
+ */
+void		 upstream_retarget(struct upstream *u, const struct pinset *ps,
+		    const char *host);
+/* Use the connected socket as is, without TLS. */
+void		 upstream_start_plain(struct upstream *u);
+/* The ready connection (owned by the upstream), or NULL. */
+struct bufferevent *upstream_bev(struct upstream *u);
+/* A person-readable reason for the last failure. */
+const char	*upstream_reason(const struct upstream *u);
+/* The pin verdict and the pins seen (after TLS). */
+const struct pincheck_result *upstream_pins(const struct upstream *u);
+/* The protocol the server selected with ALPN (len 0 for none). */
+void		 upstream_alpn(const struct upstream *u,
+		    const unsigned char **data, unsigned int *len);
+/* Whether this upstream can serve host:port with TLS or not, under rc. */
+bool		 upstream_matches(const struct upstream *u,
+		    const struct runconf *rc, const char *host, uint16_t port,
+		    bool tls);
+/* Close and free (NULL ok); cancels whatever is in progress. */
+void		 upstream_free(struct upstream *u);
+
+#endif

@@ -1,0 +1,776 @@
+#!/bin/bash
+# Plaintext requests through pinproxy end to end: curl asks for http://HOST/
+# and pinproxy must reach the pinned origin over verified, pinned TLS, or
+# answer with the error of the product contract. Origins (tests/origin.py),
+# the DNS server (tests/dnsd.py) and the PKI (tests/mkpki.sh) all live on
+# 127.0.0.1 and in the scratch directory.
+
+. "${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}/tests/lib.sh"
+
+unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY \
+    no_proxy NO_PROXY
+
+MKPKI="$top_srcdir/tests/mkpki.sh"
+ORIGIN="$top_srcdir/tests/origin.py"
+DNSD="$top_srcdir/tests/dnsd.py"
+PKI="$TMP/pki"
+HELLO="hello from origin"
+WAIT_TICKS=100
+
+# wait_ready FILE: wait up to 5 s for a server to print "ready" in FILE.
+wait_ready()
+{
+	local i
+	for i in $(seq 100); do
+		grep -q '^ready' "$1" 2>/dev/null && return 0
+		sleep 0.05
+	done
+	diag "no server printed ready in $1"
+	return 1
+}
+
+# start_origin VAR PORT LOG ARGS...: run tests/origin.py on PORT, logging
+# to LOG, and wait until it listens (without connecting to it: the origin
+# counts connections).
+start_origin()
+{
+	local var=$1 port=$2 log=$3
+	shift 3
+	spawn "$var" python3 "$ORIGIN" --port "$port" --log "$log" "$@" \
+	    >"$log.out"
+	wait_ready "$log.out"
+}
+
+# start_pinproxy VAR PORT CONF LOG: run the daemon with CONF, its stderr
+# in LOG, and wait until it listens on PORT (or has exited).
+start_pinproxy()
+{
+	local var=$1 port=$2 conf=$3 log=$4 i
+	spawn "$var" env PINPROXY_RESOLV_CONF="$TMP/resolv.conf" \
+	    "$PINPROXY" -c "$conf" 2>"$log"
+	for i in $(seq 200); do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+			return 0
+		fi
+		kill -0 "${!var}" 2>/dev/null || break
+		sleep 0.05
+	done
+	diag "pinproxy -c $conf is not listening on $port:"
+	diag "$(tail -n 20 "$log")"
+	WAIT_TICKS=1
+	return 1
+}
+
+# pcurl PORT ARGS...: curl through the proxy listening on PORT.
+pcurl()
+{
+	local port=$1
+	shift
+	curl -sS --noproxy '' -x "http://127.0.0.1:$port" --max-time 60 "$@"
+}
+
+# fetch NAME PORT ARGS...: a request through the proxy; prints the status
+# and leaves the head in $TMP/NAME.head and the body in $TMP/NAME.body.
+fetch()
+{
+	local name=$1 port=$2
+	shift 2
+	pcurl "$port" -o "$TMP/$name.body" -D "$TMP/$name.head" \
+	    -w '%{http_code}' "$@" 2>"$TMP/$name.err"
+}
+
+# header FILE NAME: the value of the last NAME header in FILE.
+header()
+{
+	tr -d '\r' <"$1" 2>/dev/null | grep -i "^$2:" | tail -n 1 |
+	    sed 's/^[^:]*: *//'
+}
+
+# An extended regular expression matching the text $1 literally.
+q()
+{
+	printf '%s' "$1" | sed 's/[][\\.*^$+?(){}|/]/\\&/g'
+}
+
+# kv KEY VALUE: a pattern for the logfmt pair KEY=VALUE.
+kv()
+{
+	printf '(^| )%s="?%s"?( |$)' "$1" "$(q "$2")"
+}
+
+# log_lines FILE PATTERN...: the lines of FILE that match every pattern.
+log_lines()
+{
+	local lines p
+	lines=$(cat "$1" 2>/dev/null)
+	shift
+	for p in "$@"; do
+		lines=$(printf '%s\n' "$lines" | grep -E -- "$p")
+	done
+	[ -n "$lines" ] && printf '%s\n' "$lines"
+}
+
+# wait_log FILE PATTERN...: wait up to 5 s for such a line (not at all
+# once a daemon failed to start: its log will not grow).
+wait_log()
+{
+	local i
+	for i in $(seq "$WAIT_TICKS"); do
+		log_lines "$@" >/dev/null && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+# check_log DESCRIPTION FILE PATTERN...: one case, a log line matching all.
+check_log()
+{
+	local desc=$1 file=$2
+	shift 2
+	if wait_log "$file" "$@"; then
+		ok "$desc"
+	else
+		not_ok "$desc"
+		diag "no line of $(basename "$file") matches all of: $*"
+		diag "$(tail -n 15 "$file" 2>/dev/null)"
+	fi
+}
+
+# origin_count LOG EVENT [TEXT]: how many EVENT records (containing TEXT)
+# an origin or dnsd log holds.
+origin_count()
+{
+	cat "$1" 2>/dev/null | grep -F "\"event\": \"$2\"" |
+	    grep -cF -- "${3:-}"
+}
+
+# origin_settle LOG: wait up to 5 s until every connection the origin
+# accepted has ended, so that its log is complete.
+origin_settle()
+{
+	local i
+	for i in $(seq 100); do
+		[ "$(origin_count "$1" accept)" = "$(origin_count "$1" close)" ] &&
+		    return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+# check_status DESCRIPTION EXPECTED NAME: the status of "fetch NAME".
+check_status()
+{
+	check_eq "$1" "$2" "$3"
+	if [ "$2" != "$3" ]; then
+		diag "curl: $(cat "$TMP/$4.err" 2>/dev/null)"
+		diag "head: $(tr -d '\r' <"$TMP/$4.head" 2>/dev/null)"
+		diag "body: $(head -c 500 "$TMP/$4.body" 2>/dev/null)"
+	fi
+}
+
+# expect_error NAME PORT URL STATUS ERROR DETAILS HOST: pinproxy answers
+# URL itself with STATUS, the Proxy-Status of the contract and a text/plain
+# body naming HOST (three cases).
+expect_error()
+{
+	local name=$1 port=$2 url=$3 status=$4 error=$5 details=$6 host=$7
+	local code ctype
+
+	code=$(fetch "$name" "$port" "$url")
+	check_status "$name: $status" "$status" "$code" "$name"
+	check_eq "$name: Proxy-Status error=$error details=$details" \
+	    "pinproxy; error=$error; details=\"$details\"" \
+	    "$(header "$TMP/$name.head" Proxy-Status)"
+	ctype=$(header "$TMP/$name.head" Content-Type)
+	if printf '%s' "$ctype" | grep -qi '^text/plain' &&
+	    grep -qF -- "$host" "$TMP/$name.body"; then
+		ok "$name: text/plain body names $host"
+	else
+		not_ok "$name: text/plain body names $host"
+		diag "Content-Type: $ctype"
+		diag "body: $(head -c 500 "$TMP/$name.body" 2>/dev/null)"
+	fi
+}
+
+# now_ms: milliseconds since the epoch.
+now_ms()
+{
+	echo $(( $(date +%s%N) / 1000000 ))
+}
+
+# The PKI: the default set of tests/mkpki.sh, one leaf for every host name
+# served by the main origin, and a leaf of the foreign root for the attack.
+SANS=""
+for h in api.test pin-leaf.test pin-inter.test pin-root.test wrong.test \
+    reportonly.test expired.test keep.test dns.test slowdns.test \
+    verify.test; do
+	SANS="$SANS,DNS:$h"
+done
+SANS="${SANS#,},IP:127.0.0.1"
+if ! { sh "$MKPKI" "$PKI" &&
+    sh "$MKPKI" leaf "$PKI" multi "$SANS" inter &&
+    sh "$MKPKI" leaf "$PKI" attack "DNS:attack.test" foreign-root; } \
+    >"$TMP/mkpki.log" 2>&1; then
+	echo "Bail out! tests/mkpki.sh failed: $(cat "$TMP/mkpki.log")"
+	exit 1
+fi
+# The attack: a leaf of another trusted CA, with the pinned intermediate
+# appended to what the server sends.
+cat "$PKI/attack.pem" "$PKI/inter.pem" >"$PKI/attack-served.pem"
+cat "$PKI/root.pem" "$PKI/foreign-root.pem" >"$PKI/trust.pem"
+
+PIN_LEAF=$(sh "$MKPKI" pin "$PKI/multi.pem")
+PIN_INTER=$(sh "$MKPKI" pin "$PKI/inter.pem")
+PIN_ROOT=$(sh "$MKPKI" pin "$PKI/root.pem")
+PIN_SELF=$(sh "$MKPKI" pin "$PKI/selfsigned.pem")
+PIN_FROOT=$(sh "$MKPKI" pin "$PKI/foreign-root.pem")
+PIN_ATTACK=$(sh "$MKPKI" pin "$PKI/attack.pem")
+PIN_RSA=$(sh "$MKPKI" pin "$PKI/rsa.pem")
+
+# Origins: M the main one, W for the wrong pin, X for the attack, S
+# self-signed, K for keep-alive, P plain HTTP, Q silent; and dnsd.
+OM=$(free_port)
+start_origin O_M "$OM" "$TMP/om.log" --cert "$PKI/multi-chain.pem" \
+    --key "$PKI/multi.key" --alpn h2,http/1.1
+OW=$(free_port)
+start_origin O_W "$OW" "$TMP/ow.log" --cert "$PKI/multi-chain.pem" \
+    --key "$PKI/multi.key"
+OX=$(free_port)
+start_origin O_X "$OX" "$TMP/ox.log" --cert "$PKI/attack-served.pem" \
+    --key "$PKI/attack.key"
+OS=$(free_port)
+start_origin O_S "$OS" "$TMP/os.log" --cert "$PKI/selfsigned.pem" \
+    --key "$PKI/selfsigned.key"
+OK=$(free_port)
+start_origin O_K "$OK" "$TMP/ok.log" --cert "$PKI/multi-chain.pem" \
+    --key "$PKI/multi.key"
+OP=$(free_port)
+start_origin O_P "$OP" "$TMP/op.log" --plain
+OQ=$(free_port)
+start_origin O_Q "$OQ" "$TMP/oq.log" --silent
+CLOSED=$(free_port)
+
+DNSPORT=$(free_port)
+spawn DNS python3 "$DNSD" --port "$DNSPORT" --log "$TMP/dns.log" \
+    --map dns.test=127.0.0.1 --map plain.test=127.0.0.1 \
+    --map slowdns.test=127.0.0.1 --slow slowdns.test=3 \
+    --map verify.test=127.0.0.1 --map verifybad.test=127.0.0.1 \
+    >"$TMP/dnsd.out"
+wait_ready "$TMP/dnsd.out"
+echo "nameserver 127.0.0.1:$DNSPORT" >"$TMP/resolv.conf"
+
+# Instance A: unpinned hosts pass; one pin set per situation.
+PA=$(free_port)
+cat >"$TMP/a.conf" <<EOF
+[proxy]
+listen = 127.0.0.1:$PA
+ca_cert = $TMP/ca-a.pem
+ca_key = $TMP/ca-a.key
+trust = $PKI/trust.pem
+unpinned = pass
+log_level = info
+
+[pins:set-api]
+hosts = api.test
+pin = $PIN_INTER
+pin = $PIN_RSA
+connect_to = 127.0.0.1:$OM
+
+[pins:set-leaf]
+hosts = pin-leaf.test
+pin = $PIN_RSA
+pin = $PIN_LEAF
+connect_to = 127.0.0.1:$OM
+
+[pins:set-inter]
+hosts = pin-inter.test
+pin = $PIN_INTER
+pin = $PIN_RSA
+connect_to = 127.0.0.1:$OM
+
+[pins:set-root]
+hosts = pin-root.test
+pin = $PIN_RSA
+pin = $PIN_ROOT
+connect_to = 127.0.0.1:$OM
+
+[pins:set-wrong]
+hosts = wrong.test
+pin = $PIN_FROOT
+pin = $PIN_RSA
+connect_to = 127.0.0.1:$OW
+
+[pins:set-attack]
+hosts = attack.test
+pin = $PIN_INTER
+pin = $PIN_RSA
+connect_to = 127.0.0.1:$OX
+
+[pins:set-othername]
+hosts = other.test
+pin = $PIN_INTER
+pin = $PIN_ROOT
+connect_to = 127.0.0.1:$OM
+
+[pins:set-self]
+hosts = self.test
+pin = $PIN_SELF
+pin = $PIN_RSA
+ca_file = $PKI/selfsigned.pem
+connect_to = 127.0.0.1:$OS
+
+[pins:set-reportonly]
+hosts = reportonly.test
+pin = $PIN_FROOT
+pin = $PIN_RSA
+enforce = no
+connect_to = 127.0.0.1:$OM
+
+[pins:set-expired]
+hosts = expired.test
+pin = $PIN_FROOT
+pin = $PIN_RSA
+expires = 2001-01-01
+connect_to = 127.0.0.1:$OM
+
+[pins:set-keep]
+hosts = keep.test
+pin = $PIN_INTER
+pin = $PIN_RSA
+connect_to = 127.0.0.1:$OK
+
+[pins:set-dns]
+hosts = dns.test
+pin = $PIN_INTER
+pin = $PIN_RSA
+port = $OM
+
+[pins:set-nx]
+hosts = nx.test
+pin = $PIN_INTER
+pin = $PIN_RSA
+port = $OM
+
+[pins:set-refused]
+hosts = refused.test
+pin = $PIN_INTER
+pin = $PIN_RSA
+connect_to = 127.0.0.1:$CLOSED
+EOF
+
+# Instance B: unpinned hosts are blocked and the upstream must be ready
+# within a second.
+PB=$(free_port)
+cat >"$TMP/b.conf" <<EOF
+[proxy]
+listen = 127.0.0.1:$PB
+ca_cert = $TMP/ca-b.pem
+ca_key = $TMP/ca-b.key
+trust = $PKI/trust.pem
+unpinned = block
+connect_timeout = 1s
+
+[pins:set-silent]
+hosts = silent.test
+pin = $PIN_INTER
+pin = $PIN_RSA
+connect_to = 127.0.0.1:$OQ
+
+[pins:set-slowdns]
+hosts = slowdns.test
+pin = $PIN_INTER
+pin = $PIN_RSA
+port = $OM
+
+[pins:set-self-noca]
+hosts = self.test
+pin = $PIN_SELF
+pin = $PIN_RSA
+connect_to = 127.0.0.1:$OS
+EOF
+
+check "pinproxy A listens on 127.0.0.1:$PA" \
+    start_pinproxy PP_A "$PA" "$TMP/a.conf" "$TMP/a.log"
+check_log "started: listen and the number of pin sets" "$TMP/a.log" \
+    "$(kv event started)" "$(kv listen "127.0.0.1:$PA")" \
+    "$(kv pinsets "$(grep -c '^\[pins:' "$TMP/a.conf")")"
+check "pinproxy B listens on 127.0.0.1:$PB" \
+    start_pinproxy PP_B "$PB" "$TMP/b.conf" "$TMP/b.log"
+
+# Pins on each level of the verified chain.
+for level in leaf inter root; do
+	code=$(fetch "pin-$level" "$PA" "http://pin-$level.test/hello")
+	check_status "pin on the $level: 200" 200 "$code" "pin-$level"
+	check_eq "pin on the $level: the origin's body" "$HELLO" \
+	    "$(cat "$TMP/pin-$level.body" 2>/dev/null)"
+done
+
+# What the origin receives: origin-form over TLS with SNI and ALPN
+# http/1.1, without hop-by-hop and proxy headers.
+code=$(fetch hop "$PA" "http://api.test/hello?hop=1" \
+    -H 'Connection: keep-alive, X-Drop' -H 'X-Drop: 1' \
+    -H 'Keep-Alive: timeout=5' -H 'TE: trailers' \
+    -H 'Proxy-Authorization: Basic dXNlcjpzZWNyZXQ=' -H 'X-Keep: 1')
+check_status "api.test: 200" 200 "$code" hop
+req=$(grep -F '"path": "/hello?hop=1"' "$TMP/om.log" | head -n 1)
+check "origin got the request in origin-form with Host: api.test" \
+    grep -qF '"host": "api.test"' <<<"$req"
+check "origin got the end-to-end header X-Keep" \
+    grep -qF '"x-keep": "1"' <<<"$req"
+for h in x-drop keep-alive te proxy-connection proxy-authorization; do
+	if [ -n "$req" ] && ! grep -qF "\"$h\":" <<<"$req"; then
+		ok "hop-by-hop header $h is not forwarded"
+	else
+		not_ok "hop-by-hop header $h is not forwarded"
+		diag "origin request: $req"
+	fi
+done
+check "origin saw SNI api.test and ALPN http/1.1" \
+    grep -qE '"event": "tls", .*"alpn": "http/1.1", "sni": "api.test"' \
+    "$TMP/om.log"
+
+# A wrong pin: 502, the seen pins in the body and the log, and not one
+# byte of the request at the origin.
+expect_error wrong "$PA" "http://wrong.test/hello" 502 \
+    tls_certificate_error pin-mismatch wrong.test
+missing=""
+for p in "$PIN_LEAF" "$PIN_INTER" "$PIN_ROOT" set-wrong; do
+	grep -qF -- "$p" "$TMP/wrong.body" 2>/dev/null ||
+	    missing="$missing $p"
+done
+check_eq "wrong pin: body lists the seen pins and the pin set" "" "$missing"
+check_log "wrong pin: event=pin_mismatch enforced=yes with the chain" \
+    "$TMP/a.log" "$(kv event pin_mismatch)" "$(kv host wrong.test)" \
+    "$(kv pinset set-wrong)" "$(kv enforced yes)" "$(q "$PIN_LEAF")" \
+    "$(q "$PIN_INTER")" "$(q "$PIN_ROOT")"
+check_log "wrong pin: level=warn" "$TMP/a.log" "^level=warn " \
+    "$(kv event pin_mismatch)" "$(kv host wrong.test)"
+origin_settle "$TMP/ow.log"
+check "wrong pin: pinproxy did connect to the origin" \
+    test "$(origin_count "$TMP/ow.log" accept)" -ge 1
+check_eq "wrong pin: the origin received no request" 0 \
+    "$(origin_count "$TMP/ow.log" request)"
+check_eq "wrong pin: the origin received no application byte" 0 \
+    "$(origin_count "$TMP/ow.log" bytes)"
+check_log "wrong pin: access line with status=502" "$TMP/a.log" \
+    "$(kv event access)" "$(kv host wrong.test)" "$(kv status 502)"
+
+# The attack: a leaf of another trusted CA, followed by the pinned
+# intermediate that is not part of the verified path.
+code=$(fetch attack "$PA" "http://attack.test/hello")
+check_status "appended pinned intermediate: 502" 502 "$code" attack
+check_eq "appended pinned intermediate: details=pin-mismatch" \
+    "pinproxy; error=tls_certificate_error; details=\"pin-mismatch\"" \
+    "$(header "$TMP/attack.head" Proxy-Status)"
+check_log "appended pinned intermediate: the logged chain is the verified one" \
+    "$TMP/a.log" "$(kv event pin_mismatch)" "$(kv host attack.test)" \
+    "$(q "$PIN_ATTACK")" "$(q "$PIN_FROOT")"
+line=$(log_lines "$TMP/a.log" "$(kv event pin_mismatch)" \
+    "$(kv host attack.test)")
+if [ -n "$line" ] && ! grep -qF -- "$PIN_INTER" <<<"$line"; then
+	ok "appended pinned intermediate: not in the logged chain"
+else
+	not_ok "appended pinned intermediate: not in the logged chain"
+	diag "pin_mismatch line: $line"
+fi
+origin_settle "$TMP/ox.log"
+check "appended pinned intermediate: pinproxy did connect to the origin" \
+    test "$(origin_count "$TMP/ox.log" accept)" -ge 1
+check_eq "appended pinned intermediate: the origin received no byte" 0 \
+    "$(origin_count "$TMP/ox.log" bytes)"
+
+# A valid pin on a certificate for another name.
+expect_error othername "$PA" "http://other.test/hello" 502 \
+    tls_certificate_error verify-failed other.test
+check_log "other name: event=verify_failed" "$TMP/a.log" \
+    "$(kv event verify_failed)" "$(kv host other.test)"
+
+# A self-signed origin: accepted with its ca_file, refused without.
+code=$(fetch self "$PA" "http://self.test/hello")
+check_status "self-signed with ca_file: 200" 200 "$code" self
+check_eq "self-signed with ca_file: the origin's body" "$HELLO" \
+    "$(cat "$TMP/self.body" 2>/dev/null)"
+expect_error self-noca "$PB" "http://self.test/hello" 502 \
+    tls_certificate_error verify-failed self.test
+check_log "self-signed without ca_file: event=verify_failed" \
+    "$TMP/b.log" "$(kv event verify_failed)" "$(kv host self.test)"
+
+# Report-only and expired pin sets relay, and say so in the log.
+code=$(fetch reportonly "$PA" "http://reportonly.test/hello")
+check_status "enforce = no, wrong pin: 200" 200 "$code" reportonly
+check_eq "enforce = no, wrong pin: the origin's body" "$HELLO" \
+    "$(cat "$TMP/reportonly.body" 2>/dev/null)"
+check_log "enforce = no: event=pin_mismatch enforced=no" "$TMP/a.log" \
+    "$(kv event pin_mismatch)" "$(kv host reportonly.test)" \
+    "$(kv pinset set-reportonly)" "$(kv enforced no)"
+code=$(fetch expired "$PA" "http://expired.test/hello")
+check_status "expired pin set, wrong pin: 200" 200 "$code" expired
+check_eq "expired pin set, wrong pin: the origin's body" "$HELLO" \
+    "$(cat "$TMP/expired.body" 2>/dev/null)"
+check_log "expired pin set: event=pinset_expired" "$TMP/a.log" \
+    "$(kv event pinset_expired)" "$(kv host expired.test)" \
+    "$(kv pinset set-expired)" "$(kv expires 2001-01-01)"
+
+# Keep-alive: three requests on one client connection, one upstream one.
+pcurl "$PA" -o "$TMP/k1" -o "$TMP/k2" -o "$TMP/k3" \
+    http://keep.test/hello http://keep.test/bytes/1000 \
+    http://keep.test/hello 2>"$TMP/keep.err"
+python3 "$ORIGIN" --pattern 1000 >"$TMP/k2.expected"
+if [ "$(cat "$TMP/k1" 2>/dev/null)" = "$HELLO" ] &&
+    cmp -s "$TMP/k2" "$TMP/k2.expected" &&
+    [ "$(cat "$TMP/k3" 2>/dev/null)" = "$HELLO" ]; then
+	ok "keep-alive: three bodies right"
+else
+	not_ok "keep-alive: three bodies right"
+	diag "curl: $(cat "$TMP/keep.err")"
+fi
+check_eq "keep-alive: the origin got three requests" 3 \
+    "$(origin_count "$TMP/ok.log" request)"
+check_eq "keep-alive: on one upstream connection" 1 \
+    "$(origin_count "$TMP/ok.log" accept)"
+
+# Request bodies stream in both framings; 10 MiB of random bytes.
+head -c 10485760 /dev/urandom >"$TMP/up.bin"
+UP="$(sha256sum "$TMP/up.bin" | cut -d ' ' -f 1) 10485760"
+code=$(fetch post-length "$PA" -H 'Expect:' --data-binary "@$TMP/up.bin" \
+    http://api.test/echo)
+check_status "10 MiB POST with Content-Length: 200" 200 "$code" post-length
+check_eq "10 MiB POST with Content-Length: the origin got every byte" \
+    "$UP" "$(cat "$TMP/post-length.body" 2>/dev/null)"
+code=$(fetch post-chunked "$PA" -H 'Expect:' \
+    -H 'Transfer-Encoding: chunked' --data-binary "@$TMP/up.bin" \
+    http://api.test/echo)
+check_status "10 MiB chunked POST: 200" 200 "$code" post-chunked
+check_eq "10 MiB chunked POST: the origin got every byte" \
+    "$UP" "$(cat "$TMP/post-chunked.body" 2>/dev/null)"
+code=$(fetch post-expect "$PA" -H 'Expect: 100-continue' \
+    --data-binary "@$TMP/up.bin" http://api.test/echo)
+check_status "10 MiB POST with Expect: 100-continue: 200" 200 "$code" \
+    post-expect
+check_eq "10 MiB POST with Expect: 100-continue: every byte" \
+    "$UP" "$(cat "$TMP/post-expect.body" 2>/dev/null)"
+
+# Response bodies: 100 MiB with Content-Length, 1 MiB chunked.
+want=$(python3 "$ORIGIN" --pattern 104857600 | sha256sum | cut -d ' ' -f 1)
+got=$(pcurl "$PA" -D "$TMP/big.head" http://api.test/bytes/104857600 \
+    2>"$TMP/big.err" | sha256sum | cut -d ' ' -f 1)
+check_eq "100 MiB GET: the body is the origin's" "$want" "$got"
+[ "$want" = "$got" ] || diag "curl: $(cat "$TMP/big.err")"
+wait_log "$TMP/a.log" "$(kv event access)" "$(kv host api.test)" \
+    '(^| )bytes_down=[0-9]{9,}( |$)'
+down=$(log_lines "$TMP/a.log" "$(kv event access)" "$(kv host api.test)" |
+    sed -n 's/.* bytes_down=\([0-9]*\).*/\1/p' | sort -n | tail -n 1)
+check "100 MiB GET: access line counts bytes_down >= 104857600" \
+    test "${down:-0}" -ge 104857600
+want=$(python3 "$ORIGIN" --pattern 1048576 | sha256sum | cut -d ' ' -f 1)
+got=$(pcurl "$PA" http://api.test/chunked/1048576 2>/dev/null |
+    sha256sum | cut -d ' ' -f 1)
+check_eq "1 MiB chunked response: the body is the origin's" "$want" "$got"
+
+# Responses without a body, and a close-delimited one.
+code=$(fetch head "$PA" -I http://api.test/bytes/1000)
+check_status "HEAD: 200" 200 "$code" head
+check_eq "HEAD: Content-Length of the GET" 1000 \
+    "$(header "$TMP/head.head" Content-Length)"
+out=$(python3 - "$PA" <<'EOF' 2>&1
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+def head():
+    buf = b""
+    while not buf.endswith(b"\r\n\r\n"):
+        d = s.recv(1)
+        if not d:
+            raise SystemExit("closed after %r" % buf)
+        buf += d
+    lines = buf.decode("latin-1").split("\r\n")
+    fields = dict(l.lower().split(": ", 1) for l in lines[1:] if ": " in l)
+    return lines[0].split(" ")[1], fields
+def body(fields):
+    if "chunked" in fields.get("transfer-encoding", ""):
+        out = b""
+        while True:
+            line = b""
+            while not line.endswith(b"\r\n"):
+                line += s.recv(1)
+            n = int(line.split(b";")[0], 16)
+            data = b""
+            while len(data) < n + 2:
+                data += s.recv(n + 2 - len(data))
+            if n == 0:
+                return out
+            out += data[:n]
+    n = int(fields.get("content-length", "0"))
+    out = b""
+    while len(out) < n:
+        out += s.recv(n - len(out))
+    return out
+s.sendall(b"HEAD http://api.test/bytes/1000 HTTP/1.1\r\nHost: api.test\r\n\r\n")
+status1, _ = head()
+s.settimeout(0.5)
+try:
+    extra = len(s.recv(4096))
+except socket.timeout:
+    extra = 0
+s.settimeout(10)
+s.sendall(b"GET http://api.test/hello HTTP/1.1\r\nHost: api.test\r\n\r\n")
+status2, fields = head()
+print(status1, "extra=%d" % extra, status2, body(fields).decode().strip())
+EOF
+)
+check_eq "HEAD: no body, and the connection goes on" \
+    "200 extra=0 200 $HELLO" "$out"
+code=$(fetch s204 "$PA" http://api.test/status/204)
+check_status "204: status" 204 "$code" s204
+check_eq "204: no body" 0 "$(cat "$TMP/s204.body" 2>/dev/null | wc -c)"
+code=$(fetch s304 "$PA" http://api.test/status/304)
+check_status "304: status" 304 "$code" s304
+code=$(fetch close "$PA" http://api.test/close)
+check_status "close-delimited: 200" 200 "$code" close
+check_eq "close-delimited: the whole body arrives" \
+    "close-delimited body from origin" \
+    "$(cat "$TMP/close.body" 2>/dev/null)"
+want=$(python3 "$ORIGIN" --pattern 1048576 | sha256sum | cut -d ' ' -f 1)
+got=$(pcurl "$PA" http://api.test/close/1048576 2>/dev/null |
+    sha256sum | cut -d ' ' -f 1)
+check_eq "close-delimited 1 MiB: the body is the origin's" "$want" "$got"
+code=$(fetch slow "$PA" http://api.test/slow)
+check_status "slow body: 200" 200 "$code" slow
+check_eq "slow body: complete" "slow slow slow slow slow" \
+    "$(cat "$TMP/slow.body" 2>/dev/null | tr '\n' ' ' | sed 's/ $//')"
+
+# Upgrade: after the 101 the connection is a byte relay.
+out=$(python3 - "$PA" <<'EOF' 2>&1
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(b"GET http://api.test/upgrade HTTP/1.1\r\nHost: api.test\r\n"
+          b"Connection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+buf = b""
+while b"\r\n\r\n" not in buf:
+    d = s.recv(4096)
+    if not d:
+        raise SystemExit("closed after %r" % buf)
+    buf += d
+head, _, rest = buf.partition(b"\r\n\r\n")
+msg = b"bytes through the relay\n"
+s.sendall(msg)
+while len(rest) < len(msg):
+    d = s.recv(4096)
+    if not d:
+        break
+    rest += d
+print(head.split(b" ")[1].decode(), rest.decode().strip())
+EOF
+)
+check_eq "Upgrade: 101, then bytes are relayed both ways" \
+    "101 bytes through the relay" "$out"
+
+# Unpinned hosts with unpinned = pass: plain HTTP to the URL's port.
+code=$(fetch pass "$PA" "http://plain.test:$OP/hello")
+check_status "unpinned = pass: 200" 200 "$code" pass
+check_eq "unpinned = pass: the plain origin's body" "$HELLO" \
+    "$(cat "$TMP/pass.body" 2>/dev/null)"
+check "unpinned = pass: origin-form request at the plain origin" \
+    grep -qF '"path": "/hello"' "$TMP/op.log"
+check_log "unpinned = pass: access line mode=plain" "$TMP/a.log" \
+    "$(kv event access)" "$(kv host plain.test)" "$(kv mode plain)" \
+    "$(kv status 200)"
+
+# Names resolved with DNS (dnsd) on the pin set's port.
+code=$(fetch dns "$PA" "http://dns.test/hello")
+check_status "pinned host resolved by DNS: 200" 200 "$code" dns
+check_eq "pinned host resolved by DNS: the origin's body" "$HELLO" \
+    "$(cat "$TMP/dns.body" 2>/dev/null)"
+check "pinned host resolved by DNS: dnsd was asked" \
+    test "$(origin_count "$TMP/dns.log" query '"dns.test"')" -ge 1
+
+# Upstream failures, each answered and logged.
+expect_error nx "$PA" "http://nx.test/hello" 502 dns_error dns-failed \
+    nx.test
+check_log "DNS failure: event=upstream_error" "$TMP/a.log" \
+    "$(kv event upstream_error)" "$(kv host nx.test)"
+expect_error refused "$PA" "http://refused.test/hello" 502 \
+    connection_refused connect-failed refused.test
+check_log "connection refused: event=upstream_error" "$TMP/a.log" \
+    "$(kv event upstream_error)" "$(kv host refused.test)"
+start=$(now_ms)
+expect_error silent "$PB" "http://silent.test/hello" 504 \
+    connection_timeout timeout silent.test
+ms=$(( $(now_ms) - start ))
+check "silent upstream: answered after connect_timeout = 1s ($ms ms)" \
+    test "$ms" -ge 900 -a "$ms" -lt 4000
+check_log "silent upstream: event=upstream_error" "$TMP/b.log" \
+    "$(kv event upstream_error)" "$(kv host silent.test)"
+start=$(now_ms)
+expect_error slowdns "$PB" "http://slowdns.test/hello" 504 \
+    connection_timeout timeout slowdns.test
+ms=$(( $(now_ms) - start ))
+check "slow DNS: connect_timeout covers resolution ($ms ms)" \
+    test "$ms" -ge 900 -a "$ms" -lt 2900
+check_log "slow DNS: event=upstream_error" "$TMP/b.log" \
+    "$(kv event upstream_error)" "$(kv host slowdns.test)"
+
+# unpinned = block.
+expect_error blocked "$PB" "http://blocked.test/hello" 403 \
+    http_request_denied blocked blocked.test
+check_log "unpinned = block: event=blocked" "$TMP/b.log" \
+    "$(kv event blocked)" "$(kv host blocked.test)"
+
+# unpinned = verify upgrades to TLS on port 443, which only root can bind.
+if [ "$(id -u)" != 0 ]; then
+	skip "unpinned = verify: needs root to serve 127.0.0.1:443"
+	skip "unpinned = verify: needs root to serve 127.0.0.1:443"
+	skip "unpinned = verify: needs root to serve 127.0.0.1:443"
+elif (exec 3<>/dev/tcp/127.0.0.1/443) 2>/dev/null; then
+	skip "unpinned = verify: 127.0.0.1:443 is in use"
+	skip "unpinned = verify: 127.0.0.1:443 is in use"
+	skip "unpinned = verify: 127.0.0.1:443 is in use"
+else
+	start_origin O_V 443 "$TMP/ov.log" --cert "$PKI/multi-chain.pem" \
+	    --key "$PKI/multi.key"
+	PC=$(free_port)
+	cat >"$TMP/c.conf" <<EOF
+[proxy]
+listen = 127.0.0.1:$PC
+ca_cert = $TMP/ca-c.pem
+ca_key = $TMP/ca-c.key
+trust = $PKI/trust.pem
+unpinned = verify
+
+[pins:set-api]
+hosts = api.test
+pin = $PIN_INTER
+pin = $PIN_RSA
+connect_to = 127.0.0.1:$OM
+EOF
+	start_pinproxy PP_C "$PC" "$TMP/c.conf" "$TMP/c.log"
+	code=$(fetch verify "$PC" "http://verify.test/hello")
+	check_status "unpinned = verify: 200 over verified TLS" 200 "$code" \
+	    verify
+	check "unpinned = verify: the request went over TLS to port 443" \
+	    grep -qF '"sni": "verify.test"' "$TMP/ov.log"
+	code=$(fetch verifybad "$PC" "http://verifybad.test/hello")
+	check_status "unpinned = verify, wrong name: 502" 502 "$code" verifybad
+	stop "$PP_C"
+	stop "$O_V"
+fi
+
+# The access line of a request.
+check_log "access line: client, mode=plain, status, bytes, ms" \
+    "$TMP/a.log" "$(kv event access)" "$(kv mode plain)" \
+    "$(kv host pin-leaf.test)" "$(kv status 200)" \
+    '(^| )client=127\.0\.0\.1(:[0-9]+)?( |$)' \
+    '(^| )bytes_up=[1-9][0-9]*( |$)' '(^| )bytes_down=[1-9][0-9]*( |$)' \
+    '(^| )ms=[0-9]+( |$)'
+
+# A clean stop: exit status 0 (and no sanitizer report) on SIGTERM.
+for p in A B; do
+	eval "pid=\$PP_$p"
+	kill "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	rc=$?
+	check_eq "pinproxy $p exits 0 on SIGTERM" 0 "$rc"
+	[ "$rc" = 0 ] || diag "$(tail -n 20 "$TMP/$(echo "$p" | tr AB ab).log")"
+done
+check_log "event=stopping" "$TMP/a.log" "$(kv event stopping)"
+
+done_testing
