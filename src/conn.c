@@ -72,6 +72,7 @@ struct conn {
 	const struct pinset	*ps;		/* borrowed from rc */
 	bool			 reused;	/* on a kept upstream */
 	bool			 retried;
+	bool			 head_started;	/* a byte of the head came */
 	bool			 req_done;
 	bool			 resp_head_sent;
 	bool			 resp_done;
@@ -85,10 +86,30 @@ struct conn {
 
 static unsigned long	 conn_next_id = 1;
 
+/*
+ * The first non-empty extent of a buffer; false when it holds no byte.
+ * (A buffer may hold empty chains, which evbuffer_peek also counts.)
+ */
+static bool
+conn_peek(struct evbuffer *buf, struct evbuffer_iovec *v)
+{
+	struct evbuffer_ptr	 pos;
+
+	if (evbuffer_get_length(buf) == 0)
+		return false;
+	/* A position skips empty chains; peek from there. */
+	evbuffer_ptr_set(buf, &pos, 0, EVBUFFER_PTR_SET);
+	return evbuffer_peek(buf, 1, &pos, v, 1) > 0 && v->iov_len > 0;
+}
+
 static void	conn_read_head(struct conn *);
 static void	conn_client_body(struct conn *);
 static void	conn_upstream_read(struct conn *);
 static void	conn_open_upstream(struct conn *);
+static void	conn_begin_exchange(struct conn *);
+static void	conn_read_cb(struct bufferevent *, void *);
+static void	conn_write_cb(struct bufferevent *, void *);
+static void	conn_event_cb(struct bufferevent *, short, void *);
 
 /* Every state change goes through here, for the debug log. */
 static void
@@ -156,7 +177,15 @@ conn_close(struct conn *c)
 static void
 conn_close_after_flush(struct conn *c)
 {
+	struct timeval	 tv = { c->rc->conf->header_timeout, 0 };
+
 	conn_set_state(c, CONN_CLOSING);
+	/* The tunnel or relay may own the callbacks: take them back. */
+	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb,
+	    c);
+	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+	bufferevent_set_timeouts(c->bev, NULL, &tv);
+	bufferevent_enable(c->bev, EV_WRITE);
 	bufferevent_disable(c->bev, EV_READ);
 	evtimer_del(c->head_timer);
 	if (c->up != NULL) {
@@ -254,6 +283,7 @@ conn_await_head(struct conn *c)
 	struct timeval	 tv = { c->rc->conf->header_timeout, 0 };
 
 	conn_set_state(c, CONN_READ_HEAD);
+	conn_begin_exchange(c);
 	evtimer_add(c->head_timer, &tv);
 	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
 	bufferevent_enable(c->bev, EV_READ);
@@ -453,6 +483,7 @@ conn_begin_exchange(struct conn *c)
 	c->ps = NULL;
 	c->tls = false;
 	c->retried = false;
+	c->head_started = false;
 	c->req_done = false;
 	c->resp_head_sent = false;
 	c->resp_done = false;
@@ -461,6 +492,7 @@ conn_begin_exchange(struct conn *c)
 	c->bytes_up = 0;
 	c->bytes_down = 0;
 	c->resp_bytes = 0;
+	c->host[0] = '\0';
 	evutil_gettimeofday(&c->start, NULL);
 }
 
@@ -536,9 +568,12 @@ conn_read_head(struct conn *c)
 	enum http_result	 r;
 	size_t			 consumed;
 
-	while (evbuffer_peek(in, -1, NULL, &v, 1) > 0) {
-		if (c->bytes_up == 0 && c->status == 0)
-			conn_begin_exchange(c);
+	while (conn_peek(in, &v)) {
+		if (!c->head_started) {
+			/* The time of a request counts from its first byte. */
+			c->head_started = true;
+			evutil_gettimeofday(&c->start, NULL);
+		}
 		r = http_msg_feed_head(c->req, v.iov_base, v.iov_len,
 		    &consumed);
 		evbuffer_drain(in, consumed);
@@ -572,7 +607,7 @@ conn_client_body(struct conn *c)
 	size_t			 consumed;
 
 	while (!c->req_done) {
-		if (evbuffer_peek(in, -1, NULL, &v, 1) == 0) {
+		if (!conn_peek(in, &v)) {
 			v.iov_base = NULL;
 			v.iov_len = 0;
 		}
@@ -638,7 +673,7 @@ conn_upstream_read(struct conn *c)
 	enum http_result	 r;
 	size_t			 consumed, before;
 
-	while (!c->resp_done && evbuffer_peek(in, -1, NULL, &v, 1) > 0) {
+	while (!c->resp_done && conn_peek(in, &v)) {
 		if (http_msg_state(c->resp) != HTTP_MSG_BODY) {
 			r = http_msg_feed_head(c->resp, v.iov_base, v.iov_len,
 			    &consumed);
@@ -761,8 +796,7 @@ conn_head_timeout_cb(evutil_socket_t fd, short what, void *arg)
 
 	if (c->state != CONN_READ_HEAD)
 		return;
-	if (c->bytes_up == 0 &&
-	    evbuffer_get_length(bufferevent_get_input(c->bev)) == 0) {
+	if (!c->head_started) {
 		/* An idle connection: close without a word. */
 		conn_close(c);
 		return;
@@ -817,8 +851,7 @@ conn_shutdown(struct conn *c)
 {
 	c->shutting_down = true;
 	c->close_after = true;
-	if (c->state == CONN_READ_HEAD && c->bytes_up == 0 &&
-	    evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
+	if (c->state == CONN_READ_HEAD && !c->head_started)
 		conn_close(c);
 }
 
@@ -883,6 +916,5 @@ conn_tunnel_done(struct conn *c, const char *mode, const char *host,
     int status, uint64_t up, uint64_t down)
 {
 	conn_log_access(c, mode, host, status, up, down);
-	conn_set_state(c, CONN_CLOSING);
-	conn_close(c);
+	conn_close_after_flush(c);
 }

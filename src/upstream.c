@@ -82,8 +82,13 @@ static void
 upstream_finish(struct upstream *u, enum upstream_status st)
 {
 	evtimer_del(u->timer);
-	if (st != UPSTREAM_OK)
+	if (st != UPSTREAM_OK) {
 		u->state = UPSTREAM_FAILED;
+		if (u->bev != NULL) {
+			bufferevent_setcb(u->bev, NULL, NULL, NULL, NULL);
+			bufferevent_disable(u->bev, EV_READ | EV_WRITE);
+		}
+	}
 	u->cb(u, st, u->arg);
 }
 
