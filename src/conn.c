@@ -707,6 +707,10 @@ conn_upstream_read(struct conn *c)
 			    c->close_after, out);
 			c->bytes_down += evbuffer_get_length(out) - before;
 			c->resp_head_sent = true;
+			/* A message without a body (HEAD, 1xx, 204, 304) ends here. */
+			if (http_msg_feed_body(c->resp, NULL, 0, &consumed) ==
+			    HTTP_BODY_COMPLETE && h->status >= 200)
+				c->resp_done = true;
 			continue;
 		}
 		r = http_msg_feed_body(c->resp, v.iov_base, v.iov_len,
@@ -721,12 +725,6 @@ conn_upstream_read(struct conn *c)
 		if (r == HTTP_BODY_COMPLETE && c->status >= 200)
 			c->resp_done = true;
 	}
-	/* A message without a body completes without bytes. */
-	if (!c->resp_done && c->resp_head_sent &&
-	    http_msg_state(c->resp) == HTTP_MSG_BODY &&
-	    http_msg_feed_body(c->resp, NULL, 0, &consumed) ==
-	    HTTP_BODY_COMPLETE && c->status >= 200)
-		c->resp_done = true;
 	if (c->resp_done) {
 		if (c->close_after) {
 			upstream_free(c->up);

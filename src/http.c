@@ -705,6 +705,9 @@ http_msg_feed_head(struct http_msg *m, const char *data, size_t len,
 		return HTTP_NEED_MORE;
 
 	room = HTTP_HEAD_MAX - m->head_len;
+	/* Zero bytes would read as end of input: the limit is reached. */
+	if (room == 0)
+		return http_msg_fail(m, HTTP_ERR_HEAD_TOO_LARGE);
 	n = len < room ? len : room;
 	parsed = http_parser_execute(&m->parser, &http_settings, data, n);
 	err = HTTP_PARSER_ERRNO(&m->parser);

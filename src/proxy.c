@@ -199,8 +199,12 @@ proxy_reload(struct proxy *p)
 	if (conf == NULL)
 		snprintf(err, sizeof(err), "%s", diag_first_error(d) != NULL ?
 		    diag_first_error(d) : "cannot read the configuration");
-	else
-		rc = runconf_new(conf, p->generation + 1, err, sizeof(err));
+	else if ((rc = runconf_new(conf, p->generation + 1, err,
+	    sizeof(err))) != NULL &&
+	    !tunnel_env_reload(p->env.tunnel, conf, err, sizeof(err))) {
+		runconf_unref(rc);
+		rc = NULL;
+	}
 	if (rc == NULL) {
 		log_begin(&l, EV_RELOAD_FAILED);
 		log_str(&l, LK_FILE, p->path);

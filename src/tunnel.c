@@ -36,6 +36,8 @@ static const char tunnel_established[] =
 
 struct tunnel_env {
 	struct ca		*ca;
+	char			*ca_cert;	/* the paths it came from */
+	char			*ca_key;
 	struct leafcert_cache	*leaves;
 	SSL_CTX			*server;
 };
@@ -433,6 +435,8 @@ tunnel_env_new(const struct conf *conf, char *err, size_t errlen)
 	if ((te->ca = ca_load_or_create(conf->ca_cert, conf->ca_key, &created,
 	    err, errlen)) == NULL)
 		goto fail;
+	te->ca_cert = xstrdup(conf->ca_cert);
+	te->ca_key = xstrdup(conf->ca_key);
 	if (created) {
 		log_begin(&l, EV_CA_CREATED);
 		log_str(&l, LK_FILE, conf->ca_cert);
@@ -455,6 +459,36 @@ fail:
 	return NULL;
 }
 
+bool
+tunnel_env_reload(struct tunnel_env *te, const struct conf *conf, char *err,
+    size_t errlen)
+{
+	struct logline	 l;
+	struct ca	*ca;
+	bool		 created = false;
+
+	if (strcmp(te->ca_cert, conf->ca_cert) == 0 &&
+	    strcmp(te->ca_key, conf->ca_key) == 0)
+		return true;
+	if ((ca = ca_load_or_create(conf->ca_cert, conf->ca_key, &created,
+	    err, errlen)) == NULL)
+		return false;
+	if (created) {
+		log_begin(&l, EV_CA_CREATED);
+		log_str(&l, LK_FILE, conf->ca_cert);
+		log_end(&l);
+	}
+	/* Leaves are forged synchronously: nothing holds the old CA now. */
+	ca_free(te->ca);
+	te->ca = ca;
+	free(te->ca_cert);
+	free(te->ca_key);
+	te->ca_cert = xstrdup(conf->ca_cert);
+	te->ca_key = xstrdup(conf->ca_key);
+	leafcert_cache_flush(te->leaves);
+	return true;
+}
+
 void
 tunnel_env_free(struct tunnel_env *te)
 {
@@ -463,5 +497,7 @@ tunnel_env_free(struct tunnel_env *te)
 	SSL_CTX_free(te->server);
 	leafcert_cache_free(te->leaves);
 	ca_free(te->ca);
+	free(te->ca_cert);
+	free(te->ca_key);
 	free(te);
 }

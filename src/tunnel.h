@@ -6,6 +6,7 @@
 #ifndef PINPROXY_TUNNEL_H
 #define PINPROXY_TUNNEL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -18,6 +19,12 @@ struct tunnel_env;
 /* The interception CA (created when both files are missing) and leaves. */
 struct tunnel_env *tunnel_env_new(const struct conf *conf, char *err,
 		    size_t errlen);
+/*
+ * Follow a reload: load (or create) the CA named by conf when its paths
+ * changed, and flush the forged leaves. False with err: keep the old one.
+ */
+bool		 tunnel_env_reload(struct tunnel_env *te, const struct conf *conf,
+		    char *err, size_t errlen);
 /* Free it (NULL ok). */
 void		 tunnel_env_free(struct tunnel_env *te);
 /*

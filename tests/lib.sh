@@ -24,7 +24,11 @@ t_cleanup()
 	for p in $T_PIDS; do
 		wait "$p" 2>/dev/null
 	done
-	rm -rf "$TMP"
+	if [ -n "${KEEP_TMP:-}" ]; then
+		echo "# scratch directory kept: $TMP"
+	else
+		rm -rf "$TMP"
+	fi
 }
 trap t_cleanup EXIT
 

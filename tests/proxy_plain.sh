@@ -65,7 +65,8 @@ start_pinproxy()
 # case: the exit status is 0 (a sanitizer report makes it non-zero).
 stop_pinproxy()
 {
-	local pid=$1 log=$2 i rc
+	local pid=$1 log=$2 i rc name
+	name="pinproxy -c $(basename "$log" .log).conf"
 	kill "$pid" 2>/dev/null
 	for i in $(seq 200); do
 		kill -0 "$pid" 2>/dev/null || break
@@ -74,14 +75,13 @@ stop_pinproxy()
 	if kill -0 "$pid" 2>/dev/null; then
 		kill -KILL "$pid" 2>/dev/null
 		wait "$pid" 2>/dev/null
-		not_ok "pinproxy -c $(basename "$log" .log).conf stops on SIGTERM"
+		not_ok "$name stops on SIGTERM"
 		diag "still running 10 s after SIGTERM; killed"
 		return
 	fi
 	wait "$pid" 2>/dev/null
 	rc=$?
-	check_eq "pinproxy -c $(basename "$log" .log).conf exits 0 on SIGTERM" \
-	    0 "$rc"
+	check_eq "$name exits 0 on SIGTERM" 0 "$rc"
 	[ "$rc" = 0 ] || diag "$(tail -n 20 "$log")"
 }
 
@@ -174,8 +174,8 @@ origin_settle()
 {
 	local i
 	for i in $(seq 100); do
-		[ "$(origin_count "$1" accept)" = "$(origin_count "$1" close)" ] &&
-		    return 0
+		[ "$(origin_count "$1" accept)" = \
+		    "$(origin_count "$1" close)" ] && return 0
 		sleep 0.05
 	done
 	return 1
@@ -456,11 +456,11 @@ check "origin saw SNI api.test and ALPN http/1.1" \
 
 # A wrong pin: 502, the seen pins in the body and the log, and not one
 # byte of the request at the origin.
-expect_error wrong "$PA" "http://wrong.test/hello" 502 \
+expect_error wrong-pin "$PA" "http://wrong.test/hello" 502 \
     tls_certificate_error pin-mismatch wrong.test
 missing=""
 for p in "$PIN_LEAF" "$PIN_INTER" "$PIN_ROOT" set-wrong; do
-	grep -qF -- "$p" "$TMP/wrong.body" 2>/dev/null ||
+	grep -qF -- "$p" "$TMP/wrong-pin.body" 2>/dev/null ||
 	    missing="$missing $p"
 done
 check_eq "wrong pin: body lists the seen pins and the pin set" "" "$missing"
@@ -505,7 +505,7 @@ check_eq "appended pinned intermediate: the origin received no byte" 0 \
     "$(origin_count "$TMP/ox.log" bytes)"
 
 # A valid pin on a certificate for another name.
-expect_error othername "$PA" "http://other.test/hello" 502 \
+expect_error other-name "$PA" "http://other.test/hello" 502 \
     tls_certificate_error verify-failed other.test
 check_log "other name: event=verify_failed" "$TMP/a.log" \
     "$(kv event verify_failed)" "$(kv host other.test)"
@@ -515,7 +515,7 @@ code=$(fetch self "$PA" "http://self.test/hello")
 check_status "self-signed with ca_file: 200" 200 "$code" self
 check_eq "self-signed with ca_file: the origin's body" "$HELLO" \
     "$(cat "$TMP/self.body" 2>/dev/null)"
-expect_error self-noca "$PB" "http://self.test/hello" 502 \
+expect_error self-signed-without-ca_file "$PB" "http://self.test/hello" 502 \
     tls_certificate_error verify-failed self.test
 check_log "self-signed without ca_file: event=verify_failed" \
     "$TMP/b.log" "$(kv event verify_failed)" "$(kv host self.test)"
@@ -709,16 +709,16 @@ check "pinned host resolved by DNS: dnsd was asked" \
     test "$(origin_count "$TMP/dns.log" query '"dns.test"')" -ge 1
 
 # Upstream failures, each answered and logged.
-expect_error nx "$PA" "http://nx.test/hello" 502 dns_error dns-failed \
+expect_error dns-failure "$PA" "http://nx.test/hello" 502 dns_error dns-failed \
     nx.test
 check_log "DNS failure: event=upstream_error" "$TMP/a.log" \
     "$(kv event upstream_error)" "$(kv host nx.test)"
-expect_error refused "$PA" "http://refused.test/hello" 502 \
+expect_error connection-refused "$PA" "http://refused.test/hello" 502 \
     connection_refused connect-failed refused.test
 check_log "connection refused: event=upstream_error" "$TMP/a.log" \
     "$(kv event upstream_error)" "$(kv host refused.test)"
 start=$(now_ms)
-expect_error silent "$PB" "http://silent.test/hello" 504 \
+expect_error silent-upstream "$PB" "http://silent.test/hello" 504 \
     connection_timeout timeout silent.test
 ms=$(( $(now_ms) - start ))
 check "silent upstream: answered after connect_timeout = 1s ($ms ms)" \
@@ -726,7 +726,7 @@ check "silent upstream: answered after connect_timeout = 1s ($ms ms)" \
 check_log "silent upstream: event=upstream_error" "$TMP/b.log" \
     "$(kv event upstream_error)" "$(kv host silent.test)"
 start=$(now_ms)
-expect_error slowdns "$PB" "http://slowdns.test/hello" 504 \
+expect_error slow-dns "$PB" "http://slowdns.test/hello" 504 \
     connection_timeout timeout slowdns.test
 ms=$(( $(now_ms) - start ))
 check "slow DNS: connect_timeout covers resolution ($ms ms)" \
@@ -735,7 +735,7 @@ check_log "slow DNS: event=upstream_error" "$TMP/b.log" \
     "$(kv event upstream_error)" "$(kv host slowdns.test)"
 
 # unpinned = block.
-expect_error blocked "$PB" "http://blocked.test/hello" 403 \
+expect_error unpinned-block "$PB" "http://blocked.test/hello" 403 \
     http_request_denied blocked blocked.test
 check_log "unpinned = block: event=blocked" "$TMP/b.log" \
     "$(kv event blocked)" "$(kv host blocked.test)"
@@ -748,7 +748,7 @@ elif (exec 3<>/dev/tcp/127.0.0.1/443) 2>/dev/null; then
 	why="unpinned = verify: 127.0.0.1:443 is in use"
 fi
 if [ -n "$why" ]; then
-	for i in 1 2 3 4; do
+	for i in $(seq 6); do
 		skip "$why"
 	done
 else
@@ -775,8 +775,9 @@ EOF
 	    verify
 	check "unpinned = verify: the request went over TLS to port 443" \
 	    grep -qF '"sni": "verify.test"' "$TMP/ov.log"
-	code=$(fetch verifybad "$PC" "http://verifybad.test/hello")
-	check_status "unpinned = verify, wrong name: 502" 502 "$code" verifybad
+	expect_error unpinned-verify-wrong-name "$PC" \
+	    "http://verifybad.test/hello" 502 tls_certificate_error \
+	    verify-failed verifybad.test
 	stop_pinproxy "$PP_C" "$TMP/c.log"
 	stop "$O_V"
 fi

@@ -1,0 +1,306 @@
+#!/bin/bash
+# pinproxy's limits end to end: malformed and oversized request heads,
+# slow clients, ambiguous framing, client addresses, requests to itself,
+# and memory that stays bounded while a client reads a large body slowly.
+# Everything runs on 127.0.0.1 with a TLS test origin (tests/origin.py).
+
+. "${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}/tests/lib.sh"
+
+unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY \
+    no_proxy NO_PROXY
+
+MKPKI="$top_srcdir/tests/mkpki.sh"
+ORIGIN="$top_srcdir/tests/origin.py"
+PKI="$TMP/pki"
+RSS_LIMIT_KB=$((32 * 1024))
+
+# wait_ready FILE: wait up to 5 s for a server to print "ready" in FILE.
+wait_ready()
+{
+	local i
+	for i in $(seq 100); do
+		grep -q '^ready' "$1" 2>/dev/null && return 0
+		sleep 0.05
+	done
+	diag "no server printed ready in $1"
+	return 1
+}
+
+# start_pinproxy VAR PORT CONF LOG: run the daemon with CONF, its stderr
+# in LOG, and wait until it listens on PORT (or has exited).
+start_pinproxy()
+{
+	local var=$1 port=$2 conf=$3 log=$4 i
+	spawn "$var" env PINPROXY_RESOLV_CONF="$TMP/resolv.conf" \
+	    "$PINPROXY" -c "$conf" 2>"$log"
+	for i in $(seq 200); do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+			return 0
+		fi
+		kill -0 "${!var}" 2>/dev/null || break
+		sleep 0.05
+	done
+	diag "pinproxy -c $conf is not listening on $port:"
+	diag "$(tail -n 20 "$log")"
+	return 1
+}
+
+# stop_pinproxy PID LOG: SIGTERM, then wait up to 10 s for the exit; one
+# case: the exit status is 0 (a sanitizer report makes it non-zero).
+stop_pinproxy()
+{
+	local pid=$1 log=$2 i rc name
+	name="pinproxy -c $(basename "$log" .log).conf"
+	kill "$pid" 2>/dev/null
+	for i in $(seq 200); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		kill -KILL "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+		not_ok "$name stops on SIGTERM"
+		diag "still running 10 s after SIGTERM; killed"
+		return
+	fi
+	wait "$pid" 2>/dev/null
+	rc=$?
+	check_eq "$name exits 0 on SIGTERM" 0 "$rc"
+	[ "$rc" = 0 ] || diag "$(tail -n 20 "$log")"
+}
+
+# pcurl PORT ARGS...: curl through the proxy listening on PORT.
+pcurl()
+{
+	local port=$1
+	shift
+	curl -sS --noproxy '' -x "http://127.0.0.1:$port" --max-time 20 "$@"
+}
+
+# raw NAME PORT QUIET: send stdin to 127.0.0.1:PORT (without closing our
+# side) and keep what comes back in $TMP/NAME.resp, until the peer closes
+# or stays quiet for QUIET seconds; prints how many ms that took.
+raw()
+{
+	python3 - "$TMP/$1.resp" "$2" "$3" 3<&0 <<'EOF'
+import os, socket, sys, time
+out_path, port, quiet = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+data = os.fdopen(3, "rb").read()
+start = time.monotonic()
+out = b""
+try:
+    s = socket.create_connection(("127.0.0.1", port), timeout=quiet)
+    try:
+        s.sendall(data)
+    except OSError:
+        pass
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        out += d
+except OSError:
+    pass
+open(out_path, "wb").write(out)
+print(int((time.monotonic() - start) * 1000))
+EOF
+}
+
+# status_of NAME: the status code of the response in $TMP/NAME.resp.
+status_of()
+{
+	head -n 1 "$TMP/$1.resp" 2>/dev/null | cut -d ' ' -f 2
+}
+
+# header_of NAME HEADER: a header of the response in $TMP/NAME.resp.
+header_of()
+{
+	tr -d '\r' <"$TMP/$1.resp" 2>/dev/null | sed '/^$/q' |
+	    grep -i "^$2:" | tail -n 1 | sed 's/^[^:]*: *//'
+}
+
+# check_answer NAME STATUS ERROR DETAILS: two cases on a raw response.
+check_answer()
+{
+	check_eq "$1: status $2" "$2" "$(status_of "$1")"
+	check_eq "$1: Proxy-Status error=$3 details=$4" \
+	    "pinproxy; error=$3; details=\"$4\"" \
+	    "$(header_of "$1" Proxy-Status)"
+	if [ "$(status_of "$1")" != "$2" ]; then
+		diag "response: $(head -c 300 "$TMP/$1.resp" 2>/dev/null)"
+	fi
+}
+
+# rss_kb PID: the resident set size of a process, in KiB.
+rss_kb()
+{
+	awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null
+}
+
+if ! sh "$MKPKI" "$PKI" >"$TMP/mkpki.log" 2>&1; then
+	echo "Bail out! tests/mkpki.sh failed: $(cat "$TMP/mkpki.log")"
+	exit 1
+fi
+PIN_INTER=$(sh "$MKPKI" pin "$PKI/inter.pem")
+PIN_RSA=$(sh "$MKPKI" pin "$PKI/rsa.pem")
+
+OM=$(free_port)
+spawn O_M python3 "$ORIGIN" --port "$OM" --log "$TMP/om.log" \
+    --cert "$PKI/chain.pem" --key "$PKI/leaf.key" >"$TMP/om.out"
+wait_ready "$TMP/om.out"
+
+# No name is resolved here; a nameserver that never answers keeps any
+# attempt on the loopback.
+echo "nameserver 127.0.0.1:$(free_port)" >"$TMP/resolv.conf"
+
+PL=$(free_port)
+cat >"$TMP/l.conf" <<EOF
+[proxy]
+listen = 127.0.0.1:$PL
+ca_cert = $TMP/ca-l.pem
+ca_key = $TMP/ca-l.key
+trust = $PKI/root.pem
+unpinned = pass
+header_timeout = 1s
+shutdown_timeout = 2s
+
+[pins:set-api]
+hosts = api.test
+pin = $PIN_INTER
+pin = $PIN_RSA
+connect_to = 127.0.0.1:$OM
+EOF
+
+PD=$(free_port)
+cat >"$TMP/d.conf" <<EOF
+[proxy]
+listen = 127.0.0.1:$PD
+ca_cert = $TMP/ca-d.pem
+ca_key = $TMP/ca-d.key
+trust = $PKI/root.pem
+allow_clients = 10.0.0.0/8
+shutdown_timeout = 2s
+
+[pins:set-api]
+hosts = api.test
+pin = $PIN_INTER
+pin = $PIN_RSA
+connect_to = 127.0.0.1:$OM
+EOF
+
+# A sanitizer's quarantine keeps freed memory resident; keep it small so
+# that resident memory reflects what pinproxy holds.
+ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=1"
+export ASAN_OPTIONS
+
+check "pinproxy L listens on 127.0.0.1:$PL" \
+    start_pinproxy PP_L "$PL" "$TMP/l.conf" "$TMP/l.log"
+check "pinproxy D listens on 127.0.0.1:$PD" \
+    start_pinproxy PP_D "$PD" "$TMP/d.conf" "$TMP/d.log"
+
+# The pinned origin works through L, so that what follows is about limits.
+got=$(pcurl "$PL" http://api.test/hello 2>&1)
+check_eq "api.test through pinproxy" "hello from origin" "$got"
+
+# Malformed heads.
+printf 'GARBAGE\r\n\r\n' | raw garbage "$PL" 5 >/dev/null
+check_answer garbage 400 http_request_error bad-request
+printf '%s\r\n' 'GET http://api.test/hello HTTP/1.1' 'Host: api.test' \
+    'no colon' '' | raw nocolon "$PL" 5 >/dev/null
+check_answer nocolon 400 http_request_error bad-request
+
+# The 16 KiB head limit: 15 KiB pass, 20 KiB in one line or in forty do
+# not.
+pad=$(head -c 15000 /dev/zero | tr '\0' a)
+code=$(pcurl "$PL" -o /dev/null -w '%{http_code}' -H "X-Pad: $pad" \
+    http://api.test/hello 2>/dev/null)
+check_eq "a 15 KiB head is served" 200 "$code"
+{
+	printf 'GET http://api.test/hello HTTP/1.1\r\nHost: api.test\r\n'
+	printf 'X-Pad: %s\r\n\r\n' "$(head -c 20480 /dev/zero | tr '\0' a)"
+} | raw big "$PL" 5 >/dev/null
+check_answer big 431 http_request_error header-too-large
+{
+	printf 'GET http://api.test/hello HTTP/1.1\r\nHost: api.test\r\n'
+	for i in $(seq 40); do
+		printf 'X-Pad-%d: %s\r\n' "$i" "${pad:0:500}"
+	done
+	printf '\r\n'
+} | raw many "$PL" 5 >/dev/null
+check_answer many 431 http_request_error header-too-large
+
+# Half a head, then silence.
+ms=$(printf 'GET http://api.test/hello HTTP/1.1\r\nHost: api' |
+    raw partial "$PL" 6)
+check_answer partial 408 http_request_error header-timeout
+check "partial head: answered after header_timeout = 1s (${ms:-?} ms)" \
+    test "${ms:-0}" -ge 900 -a "${ms:-0}" -lt 5000
+
+# Content-Length and Transfer-Encoding together: refused before anything
+# reaches the origin.
+printf '%s\r\n' 'POST http://api.test/echo?smuggle HTTP/1.1' \
+    'Host: api.test' 'Content-Length: 5' 'Transfer-Encoding: chunked' '' \
+    '5' 'hello' '0' '' | raw clte "$PL" 5 >/dev/null
+check_answer clte 400 http_request_error bad-request
+sleep 0.2
+desc="Content-Length with Transfer-Encoding: nothing reaches the origin"
+if grep -qF 'smuggle' "$TMP/om.log" 2>/dev/null; then
+	not_ok "$desc"
+	diag "$(grep -F smuggle "$TMP/om.log")"
+else
+	ok "$desc"
+fi
+
+# A client outside allow_clients.
+code=$(pcurl "$PD" -D "$TMP/denied.head" -o "$TMP/denied.body" \
+    -w '%{http_code}' http://api.test/hello 2>/dev/null)
+check_eq "client outside allow_clients: 403" 403 "$code"
+check_eq "client outside allow_clients: details=client-denied" \
+    "pinproxy; error=http_request_denied; details=\"client-denied\"" \
+    "$(tr -d '\r' <"$TMP/denied.head" 2>/dev/null |
+    grep -i '^proxy-status:' | sed 's/^[^:]*: *//')"
+
+# A request addressed to pinproxy's own listener.
+code=$(pcurl "$PL" -D "$TMP/loop.head" -o "$TMP/loop.body" \
+    -w '%{http_code}' "http://127.0.0.1:$PL/" 2>/dev/null)
+check_eq "request to the proxy itself: 508" 508 "$code"
+check_eq "request to the proxy itself: details=loop" \
+    "pinproxy; error=proxy_loop_detected; details=\"loop\"" \
+    "$(tr -d '\r' <"$TMP/loop.head" 2>/dev/null |
+    grep -i '^proxy-status:' | sed 's/^[^:]*: *//')"
+
+# Bounded memory: a client reads a 200 MiB body at 1 MiB/s for 10 s from
+# an origin that could send it all at once. With sanitizers the baseline
+# is the sanitizer's, so only the growth is bounded.
+sanitized=no
+if ldd "$PINPROXY" 2>/dev/null | grep -qE 'lib(a|ub|l)san'; then
+	sanitized=yes
+fi
+before=$(rss_kb "$PP_L")
+spawn SLOW curl -sS --noproxy '' -x "http://127.0.0.1:$PL" \
+    --limit-rate 1M --max-time 10 -o /dev/null -w '%{size_download}' \
+    http://api.test/bytes/209715200 >"$TMP/slow.size" 2>/dev/null
+max=${before:-0}
+for i in $(seq 10); do
+	sleep 1
+	r=$(rss_kb "$PP_L")
+	[ "${r:-0}" -gt "$max" ] && max=$r
+done
+wait "$SLOW" 2>/dev/null
+size=$(cat "$TMP/slow.size" 2>/dev/null)
+check "slow reader: the body did flow (${size:-0} bytes in 10 s)" \
+    test "${size:-0}" -ge $((5 * 1024 * 1024))
+diag "VmRSS before ${before:-?} KiB, peak $max KiB, sanitizers: $sanitized"
+if [ "$sanitized" = yes ]; then
+	check "slow reader: VmRSS grows by less than 32 MiB" \
+	    test -n "$before" -a $((max - ${before:-0})) -lt "$RSS_LIMIT_KB"
+else
+	check "slow reader: VmRSS stays under 32 MiB" \
+	    test -n "$before" -a "$max" -lt "$RSS_LIMIT_KB"
+fi
+check "pinproxy L still runs after the slow reader left" kill -0 "$PP_L"
+
+stop_pinproxy "$PP_L" "$TMP/l.log"
+stop_pinproxy "$PP_D" "$TMP/d.log"
+
+done_testing
