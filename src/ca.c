@@ -215,7 +215,7 @@ ca_set_random_serial(X509 *cert)
 	return ok;
 }
 
-static bool
+bool
 ca_add_ext(X509 *cert, X509V3_CTX *ctx, int nid, const char *value)
 {
 	X509_EXTENSION	*ext;

@@ -7,6 +7,7 @@
 #define PINPROXY_CA_H
 
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -49,5 +50,9 @@ const unsigned char *ca_id(const struct ca *ca);
 bool		 ca_sign(struct ca *ca, X509 *cert);
 /* Give cert a fresh random, positive 128-bit serial number. */
 bool		 ca_set_random_serial(X509 *cert);
+
+/* Add the extension nid with a value in openssl.cnf syntax to cert. */
+bool		 ca_add_ext(X509 *cert, X509V3_CTX *ctx, int nid,
+		    const char *value);
 
 #endif

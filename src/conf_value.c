@@ -21,22 +21,6 @@
 /* Separators of a list value. */
 #define CV_LIST_SEPARATORS	", \t\r\n"
 
-static void	cv_err(char *err, size_t errlen, const char *fmt, ...)
-		    __attribute__((format(printf, 3, 4)));
-
-/* Write a reason into err, which may be NULL or empty. */
-static void
-cv_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list	 ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 static bool
 cv_is_digit(char c)
 {
@@ -74,25 +58,25 @@ cv_duration(const char *s, unsigned int *seconds, char *err, size_t errlen)
 	const char	*p = s;
 
 	if (s == NULL || *s == '\0') {
-		cv_err(err, errlen, "empty duration");
+		xseterr(err, errlen, "empty duration");
 		return false;
 	}
 	if (*s == '-') {
-		cv_err(err, errlen, "a duration cannot be negative");
+		xseterr(err, errlen, "a duration cannot be negative");
 		return false;
 	}
 	if (!cv_is_digit(*s)) {
-		cv_err(err, errlen, "not a duration: expected seconds or a "
+		xseterr(err, errlen, "not a duration: expected seconds or a "
 		    "number followed by s, m or h");
 		return false;
 	}
 	if (!cv_digits(&p, CV_DURATION_MAX, &v)) {
-		cv_err(err, errlen, "duration too long: at most %lu seconds "
+		xseterr(err, errlen, "duration too long: at most %lu seconds "
 		    "(365 days)", CV_DURATION_MAX);
 		return false;
 	}
 	if (*p != '\0' && p[1] != '\0') {
-		cv_err(err, errlen, "unknown unit in duration: use s, m or h");
+		xseterr(err, errlen, "unknown unit in duration: use s, m or h");
 		return false;
 	}
 	switch (*p) {
@@ -107,11 +91,11 @@ cv_duration(const char *s, unsigned int *seconds, char *err, size_t errlen)
 		unit = 3600;
 		break;
 	default:
-		cv_err(err, errlen, "unknown unit in duration: use s, m or h");
+		xseterr(err, errlen, "unknown unit in duration: use s, m or h");
 		return false;
 	}
 	if (v > CV_DURATION_MAX / unit) {
-		cv_err(err, errlen, "duration too long: at most %lu seconds "
+		xseterr(err, errlen, "duration too long: at most %lu seconds "
 		    "(365 days)", CV_DURATION_MAX);
 		return false;
 	}
@@ -139,7 +123,7 @@ cv_bool(const char *s, bool *out, char *err, size_t errlen)
 			return true;
 		}
 	}
-	cv_err(err, errlen, "expected yes or no (or true/false, on/off, 1/0)");
+	xseterr(err, errlen, "expected yes or no (or true/false, on/off, 1/0)");
 	return false;
 }
 
@@ -151,24 +135,24 @@ cv_uint(const char *s, unsigned long min, unsigned long max,
 	unsigned long	 v;
 
 	if (s == NULL || *s == '\0') {
-		cv_err(err, errlen, "empty number");
+		xseterr(err, errlen, "empty number");
 		return false;
 	}
 	if (!cv_is_digit(*s)) {
-		cv_err(err, errlen, "not a number from %lu to %lu", min, max);
+		xseterr(err, errlen, "not a number from %lu to %lu", min, max);
 		return false;
 	}
 	if (!cv_digits(&p, ULONG_MAX, &v)) {
-		cv_err(err, errlen, "number out of range: must be from %lu to "
+		xseterr(err, errlen, "number out of range: must be from %lu to "
 		    "%lu", min, max);
 		return false;
 	}
 	if (*p != '\0') {
-		cv_err(err, errlen, "not a number from %lu to %lu", min, max);
+		xseterr(err, errlen, "not a number from %lu to %lu", min, max);
 		return false;
 	}
 	if (v < min || v > max) {
-		cv_err(err, errlen, "number out of range: must be from %lu to "
+		xseterr(err, errlen, "number out of range: must be from %lu to "
 		    "%lu", min, max);
 		return false;
 	}
@@ -182,7 +166,7 @@ cv_port(const char *s, uint16_t *out, char *err, size_t errlen)
 	unsigned long	 v;
 
 	if (!cv_uint(s, 1, 65535, &v, NULL, 0)) {
-		cv_err(err, errlen, "not a port: expected a number from 1 to "
+		xseterr(err, errlen, "not a port: expected a number from 1 to "
 		    "65535");
 		return false;
 	}
@@ -203,18 +187,18 @@ cv_addr(const char *s, struct conf_addr *out, char *err, size_t errlen)
 	int			 v6;
 
 	if (s == NULL || *s == '\0') {
-		cv_err(err, errlen, "empty address");
+		xseterr(err, errlen, "empty address");
 		return false;
 	}
 	if (*s == '[') {
 		v6 = 1;
 		hs = s + 1;
 		if ((he = strchr(hs, ']')) == NULL) {
-			cv_err(err, errlen, "missing ] after the IPv6 address");
+			xseterr(err, errlen, "missing ] after the IPv6 address");
 			return false;
 		}
 		if (he[1] != ':') {
-			cv_err(err, errlen, "missing :PORT after [ADDRESS], "
+			xseterr(err, errlen, "missing :PORT after [ADDRESS], "
 			    "as in [::1]:8080");
 			return false;
 		}
@@ -223,31 +207,31 @@ cv_addr(const char *s, struct conf_addr *out, char *err, size_t errlen)
 		v6 = 0;
 		hs = s;
 		if ((he = strchr(s, ':')) == NULL) {
-			cv_err(err, errlen, "missing :PORT, as in "
+			xseterr(err, errlen, "missing :PORT, as in "
 			    "127.0.0.1:8080");
 			return false;
 		}
 		if (strchr(he + 1, ':') != NULL) {
-			cv_err(err, errlen, "an IPv6 address needs brackets, "
+			xseterr(err, errlen, "an IPv6 address needs brackets, "
 			    "as in [::1]:8080");
 			return false;
 		}
 		port = he + 1;
 	}
 	if (he == hs || (size_t)(he - hs) >= sizeof(host)) {
-		cv_err(err, errlen, "not a numeric IP%s address (host names "
+		xseterr(err, errlen, "not a numeric IP%s address (host names "
 		    "are not accepted)", v6 ? "v6" : "v4");
 		return false;
 	}
 	memcpy(host, hs, (size_t)(he - hs));
 	host[he - hs] = '\0';
 	if (inet_pton(v6 ? AF_INET6 : AF_INET, host, bin) != 1) {
-		cv_err(err, errlen, "not a numeric IP%s address (host names "
+		xseterr(err, errlen, "not a numeric IP%s address (host names "
 		    "are not accepted)", v6 ? "v6" : "v4");
 		return false;
 	}
 	if (*port == '\0') {
-		cv_err(err, errlen, "missing port after ':'");
+		xseterr(err, errlen, "missing port after ':'");
 		return false;
 	}
 	if (!cv_port(port, &portnum, err, errlen))
@@ -300,7 +284,7 @@ cv_cidr(const char *s, struct cidr *out, char *err, size_t errlen)
 	size_t		 len;
 
 	if (s == NULL || *s == '\0') {
-		cv_err(err, errlen, "empty address block");
+		xseterr(err, errlen, "empty address block");
 		return false;
 	}
 	slash = strchr(s, '/');
@@ -309,13 +293,13 @@ cv_cidr(const char *s, struct cidr *out, char *err, size_t errlen)
 	c.family = memchr(s, ':', len) != NULL ? AF_INET6 : AF_INET;
 	maxprefix = c.family == AF_INET6 ? 128 : 32;
 	if (len == 0 || len >= sizeof(host)) {
-		cv_err(err, errlen, "not a numeric IP address");
+		xseterr(err, errlen, "not a numeric IP address");
 		return false;
 	}
 	memcpy(host, s, len);
 	host[len] = '\0';
 	if (inet_pton(c.family, host, c.addr) != 1) {
-		cv_err(err, errlen, "not a numeric IP%s address",
+		xseterr(err, errlen, "not a numeric IP%s address",
 		    c.family == AF_INET6 ? "v6" : "v4");
 		return false;
 	}
@@ -323,12 +307,12 @@ cv_cidr(const char *s, struct cidr *out, char *err, size_t errlen)
 	if (slash != NULL) {
 		p = slash + 1;
 		if (!cv_digits(&p, 1000, &prefix) || *p != '\0') {
-			cv_err(err, errlen, "not a prefix length after '/': "
+			xseterr(err, errlen, "not a prefix length after '/': "
 			    "expected 0 to %u", maxprefix);
 			return false;
 		}
 		if (prefix > maxprefix) {
-			cv_err(err, errlen, "prefix /%lu too long: an IP%s "
+			xseterr(err, errlen, "prefix /%lu too long: an IP%s "
 			    "prefix is at most /%u", prefix,
 			    c.family == AF_INET6 ? "v6" : "v4", maxprefix);
 			return false;
@@ -346,7 +330,7 @@ cv_cidr(const char *s, struct cidr *out, char *err, size_t errlen)
 	}
 	if (memcmp(masked, c.addr, maxprefix / 8) != 0) {
 		inet_ntop(c.family, masked, text, sizeof(text));
-		cv_err(err, errlen, "host bits set; did you mean %s/%u?", text,
+		xseterr(err, errlen, "host bits set; did you mean %s/%u?", text,
 		    c.prefix);
 		return false;
 	}
@@ -403,12 +387,12 @@ cv_date(const char *s, time_t *out, char *err, size_t errlen)
 	size_t			 i;
 
 	if (s == NULL || strlen(s) != 10) {
-		cv_err(err, errlen, "not a date: expected YYYY-MM-DD");
+		xseterr(err, errlen, "not a date: expected YYYY-MM-DD");
 		return false;
 	}
 	for (i = 0; i < 10; i++) {
 		if (i == 4 || i == 7 ? s[i] != '-' : !cv_is_digit(s[i])) {
-			cv_err(err, errlen, "not a date: expected YYYY-MM-DD");
+			xseterr(err, errlen, "not a date: expected YYYY-MM-DD");
 			return false;
 		}
 	}
@@ -417,17 +401,17 @@ cv_date(const char *s, time_t *out, char *err, size_t errlen)
 	m = (s[5] - '0') * 10 + (s[6] - '0');
 	d = (s[8] - '0') * 10 + (s[9] - '0');
 	if (y < 1970) {
-		cv_err(err, errlen, "year %d out of range: from 1970 to 9999",
+		xseterr(err, errlen, "year %d out of range: from 1970 to 9999",
 		    y);
 		return false;
 	}
 	if (m < 1 || m > 12) {
-		cv_err(err, errlen, "month %d out of range: from 01 to 12", m);
+		xseterr(err, errlen, "month %d out of range: from 01 to 12", m);
 		return false;
 	}
 	maxday = mdays[m - 1] + (m == 2 && cv_leap_year(y) ? 1 : 0);
 	if (d < 1 || d > maxday) {
-		cv_err(err, errlen, "day %d out of range: %04d-%02d has %d "
+		xseterr(err, errlen, "day %d out of range: %04d-%02d has %d "
 		    "days", d, y, m, maxday);
 		return false;
 	}

@@ -81,6 +81,7 @@ struct conn {
 	uint64_t		 bytes_up;
 	uint64_t		 bytes_down;
 	uint64_t		 resp_bytes;	/* from the upstream */
+	uint64_t		 body_up;	/* request body sent upstream */
 	struct timeval		 start;
 };
 
@@ -305,8 +306,7 @@ conn_exchange_done(struct conn *c)
 		conn_close_after_flush(c);
 		return;
 	}
-	if (c->up != NULL)
-		bufferevent_disable(upstream_bev(c->up), EV_READ);
+	/* A kept upstream stays readable so that its close is noticed. */
 	conn_await_head(c);
 }
 
@@ -325,7 +325,15 @@ conn_throttle(struct bufferevent *src, struct bufferevent *dst)
 static void
 conn_upstream_read_cb(struct bufferevent *bev, void *arg)
 {
-	conn_upstream_read(arg);
+	struct conn	*c = arg;
+
+	if (c->state != CONN_EXCHANGE) {
+		/* Bytes from a kept upstream between requests: drop it. */
+		upstream_free(c->up);
+		c->up = NULL;
+		return;
+	}
+	conn_upstream_read(c);
 }
 
 /* The upstream drained: the client may send more body. */
@@ -369,7 +377,7 @@ conn_upstream_event_cb(struct bufferevent *bev, short what, void *arg)
 		}
 	}
 	if (!c->resp_head_sent && c->reused && !c->retried &&
-	    c->resp_bytes == 0 && c->bytes_up == 0) {
+	    c->resp_bytes == 0 && c->body_up == 0) {
 		/* The kept connection was closed under us: try a fresh one. */
 		c->retried = true;
 		upstream_free(c->up);
@@ -492,6 +500,7 @@ conn_begin_exchange(struct conn *c)
 	c->bytes_up = 0;
 	c->bytes_down = 0;
 	c->resp_bytes = 0;
+	c->body_up = 0;
 	c->host[0] = '\0';
 	evutil_gettimeofday(&c->start, NULL);
 }
@@ -625,6 +634,7 @@ conn_client_body(struct conn *c)
 		evbuffer_remove_buffer(in, bufferevent_get_output(ub),
 		    consumed);
 		c->bytes_up += consumed;
+		c->body_up += consumed;
 		if (r == HTTP_BODY_COMPLETE)
 			c->req_done = true;
 		else if (consumed == 0 && v.iov_len == 0)

@@ -18,22 +18,6 @@
 #define HOSTMATCH_LEN_MAX	253
 #define HOSTMATCH_LABEL_MAX	63
 
-static void	hostmatch_err(char *err, size_t errlen, const char *fmt, ...)
-		    __attribute__((format(printf, 3, 4)));
-
-/* Write a reason into err, which may be NULL or empty. */
-static void
-hostmatch_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list	 ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 /* Parse an IPv6 literal of len bytes and write its canonical text form. */
 static bool
 hostmatch_ipv6(const char *in, size_t len, char *out, size_t outsize,
@@ -153,51 +137,51 @@ hostmatch_pattern(const char *in, char *out, size_t outsize, char *err,
 	size_t		 len;
 
 	if (in == NULL || *in == '\0') {
-		hostmatch_err(err, errlen, "empty host pattern");
+		xseterr(err, errlen, "empty host pattern");
 		return false;
 	}
 	if (strchr(in, '*') == NULL) {
 		if (!hostmatch_check(in, strlen(in), out, outsize, &why)) {
-			hostmatch_err(err, errlen, "%s", why);
+			xseterr(err, errlen, "%s", why);
 			return false;
 		}
 		return true;
 	}
 	if (strcmp(in, "*") == 0 || strcmp(in, "*.") == 0) {
-		hostmatch_err(err, errlen, "a lone * is not a host pattern; "
+		xseterr(err, errlen, "a lone * is not a host pattern; "
 		    "write *.example.com to cover the names one label below "
 		    "example.com");
 		return false;
 	}
 	if (in[0] != '*' || in[1] != '.' || strchr(in + 1, '*') != NULL) {
-		hostmatch_err(err, errlen, "a wildcard must be the whole "
+		xseterr(err, errlen, "a wildcard must be the whole "
 		    "first label and appear once, as in *.example.com");
 		return false;
 	}
 	if (!hostmatch_check(in + 2, strlen(in + 2), rest, sizeof(rest),
 	    &why)) {
-		hostmatch_err(err, errlen, "%s", why);
+		xseterr(err, errlen, "%s", why);
 		return false;
 	}
 	if (hostmatch_is_ip(rest)) {
-		hostmatch_err(err, errlen, "a wildcard cannot stand before an "
+		xseterr(err, errlen, "a wildcard cannot stand before an "
 		    "IP address");
 		return false;
 	}
 	if (strchr(rest, '.') == NULL) {
-		hostmatch_err(err, errlen, "a wildcard needs at least two "
+		xseterr(err, errlen, "a wildcard needs at least two "
 		    "labels after it, as in *.example.com: *.%s would cover a "
 		    "whole top-level domain", rest);
 		return false;
 	}
 	len = 2 + strlen(rest);
 	if (len > HOSTMATCH_LEN_MAX) {
-		hostmatch_err(err, errlen, "host pattern longer than 253 "
+		xseterr(err, errlen, "host pattern longer than 253 "
 		    "bytes");
 		return false;
 	}
 	if (outsize <= len) {
-		hostmatch_err(err, errlen, "host pattern does not fit the "
+		xseterr(err, errlen, "host pattern does not fit the "
 		    "buffer");
 		return false;
 	}

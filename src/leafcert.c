@@ -106,19 +106,6 @@ leafcert_hash(const struct leafcert_cache *lc, const char *host,
 	return h;
 }
 
-static bool
-leafcert_add_ext(X509 *cert, X509V3_CTX *ctx, int nid, const char *value)
-{
-	X509_EXTENSION	*ext;
-	bool		 ok;
-
-	if ((ext = X509V3_EXT_conf_nid(NULL, ctx, nid, value)) == NULL)
-		return false;
-	ok = X509_add_ext(cert, ext, -1) == 1;
-	X509_EXTENSION_free(ext);
-	return ok;
-}
-
 /* subjectAltName with exactly one entry: DNS:host or IP:host. */
 static bool
 leafcert_add_san(X509 *cert, const char *host, bool is_ip,
@@ -193,14 +180,14 @@ leafcert_forge(struct leafcert_cache *lc, struct ca *ca, const char *host,
 	    X509_set_pubkey(cert, lc->key) != 1)
 		goto fail;
 	X509V3_set_ctx(&ctx, ca_cert(ca), cert, NULL, NULL, 0);
-	if (!leafcert_add_ext(cert, &ctx, NID_basic_constraints,
+	if (!ca_add_ext(cert, &ctx, NID_basic_constraints,
 	    "critical,CA:FALSE") ||
-	    !leafcert_add_ext(cert, &ctx, NID_key_usage,
+	    !ca_add_ext(cert, &ctx, NID_key_usage,
 	    "critical,digitalSignature") ||
-	    !leafcert_add_ext(cert, &ctx, NID_ext_key_usage, "serverAuth") ||
-	    !leafcert_add_ext(cert, &ctx, NID_subject_key_identifier,
+	    !ca_add_ext(cert, &ctx, NID_ext_key_usage, "serverAuth") ||
+	    !ca_add_ext(cert, &ctx, NID_subject_key_identifier,
 	    "hash") ||
-	    !leafcert_add_ext(cert, &ctx, NID_authority_key_identifier,
+	    !ca_add_ext(cert, &ctx, NID_authority_key_identifier,
 	    "keyid") ||
 	    !leafcert_add_san(cert, host, is_ip, ip, iplen) ||
 	    !ca_sign(ca, cert))

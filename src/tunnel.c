@@ -206,6 +206,8 @@ tunnel_decide(struct tunnel *t, bool is_tls)
 {
 	const struct conf	*conf = t->conf;
 
+	/* The cap on buffered bytes was for the hello only. */
+	bufferevent_setwatermark(conn_client_bev(t->conn), EV_READ, 0, 0);
 	if (is_tls && t->hello.sni_len > 0) {
 		if (!hostmatch_normalize(t->hello.sni, t->hello.sni_len,
 		    t->host, sizeof(t->host))) {

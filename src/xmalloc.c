@@ -90,6 +90,18 @@ xasprintf(const char *fmt, ...)
 	return s;
 }
 
+void
+xseterr(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list	 ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
 size_t
 xstrlcpy(char *dst, const char *src, size_t dstsize)
 {

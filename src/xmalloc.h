@@ -20,6 +20,9 @@ char	*xstrndup(const char *s, size_t n);
 /* Format into a newly allocated string or abort. */
 char	*xasprintf(const char *fmt, ...)
 	    __attribute__((format(printf, 1, 2)));
+/* Format a reason into err (NULL or of size 0: nothing is written). */
+void	 xseterr(char *err, size_t errlen, const char *fmt, ...)
+	    __attribute__((format(printf, 3, 4)));
 /* Copy src into dst of size dstsize, always terminating; returns strlen(src). */
 size_t	 xstrlcpy(char *dst, const char *src, size_t dstsize);
 
