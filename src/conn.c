@@ -21,6 +21,7 @@
 #include "hostmatch.h"
 #include "http.h"
 #include "log.h"
+#include "pool.h"
 #include "relay.h"
 #include "tunnel.h"
 #include "upstream.h"
@@ -71,6 +72,8 @@ struct conn {
 	bool			 tls;
 	const struct pinset	*ps;		/* borrowed from rc */
 	bool			 reused;	/* on a kept upstream */
+	bool			 up_keep;	/* it may carry another exchange */
+	bool			 up_idle;	/* kept between exchanges */
 	bool			 retried;
 	bool			 head_started;	/* a byte of the head came */
 	bool			 req_done;
@@ -155,13 +158,27 @@ conn_log_access(struct conn *c, const char *mode, const char *host,
 	log_end(&l);
 }
 
+/* Give an idle upstream to the pool, or close it. */
+static void
+conn_release_upstream(struct conn *c)
+{
+	if (c->up == NULL)
+		return;
+	if (c->up_idle && c->env->pool != NULL)
+		pool_put(c->env->pool, c->up);
+	else
+		upstream_free(c->up);
+	c->up = NULL;
+	c->up_idle = false;
+}
+
 void
 conn_close(struct conn *c)
 {
 	struct conn_env	*env = c->env;
 
 	relay_free(c->relay);
-	upstream_free(c->up);
+	conn_release_upstream(c);
 	tunnel_free(c->tunnel);
 	bufferevent_free(c->bev);
 	event_free(c->head_timer);
@@ -189,10 +206,7 @@ conn_close_after_flush(struct conn *c)
 	bufferevent_enable(c->bev, EV_WRITE);
 	bufferevent_disable(c->bev, EV_READ);
 	evtimer_del(c->head_timer);
-	if (c->up != NULL) {
-		upstream_free(c->up);
-		c->up = NULL;
-	}
+	conn_release_upstream(c);
 	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
 		conn_close(c);
 }
@@ -302,6 +316,7 @@ conn_exchange_done(struct conn *c)
 {
 	conn_log_access(c, "plain", c->host, c->status, c->bytes_up,
 	    c->bytes_down);
+	c->up_idle = c->up != NULL;
 	if (c->close_after) {
 		conn_close_after_flush(c);
 		return;
@@ -407,6 +422,7 @@ conn_send_request(struct conn *c)
 	struct timeval		 idle = { c->rc->conf->idle_timeout, 0 };
 
 	conn_set_state(c, CONN_EXCHANGE);
+	c->up_idle = false;
 	bufferevent_setcb(ub, conn_upstream_read_cb, conn_upstream_write_cb,
 	    conn_upstream_event_cb, c);
 	bufferevent_set_timeouts(ub, &idle, &idle);
@@ -495,6 +511,7 @@ conn_begin_exchange(struct conn *c)
 	c->req_done = false;
 	c->resp_head_sent = false;
 	c->resp_done = false;
+	c->up_keep = false;
 	c->close_after = c->shutting_down;
 	c->status = 0;
 	c->bytes_up = 0;
@@ -557,14 +574,17 @@ conn_request(struct conn *c)
 		    "blocked.");
 		return;
 	}
-	if (c->up != NULL && upstream_matches(c->up, c->rc, c->host, c->port,
-	    c->tls)) {
+	if (c->up == NULL || !upstream_matches(c->up, c->rc, c->host,
+	    c->port, c->tls)) {
+		conn_release_upstream(c);
+		c->up = pool_get(c->env->pool, c->rc, c->host, c->port,
+		    c->tls);
+	}
+	if (c->up != NULL) {
 		c->reused = true;
 		conn_send_request(c);
 		return;
 	}
-	upstream_free(c->up);
-	c->up = NULL;
 	conn_open_upstream(c);
 }
 
@@ -709,8 +729,10 @@ conn_upstream_read(struct conn *c)
 			}
 			if (h->status >= 200) {
 				c->status = h->status;
-				if (!h->keep_alive ||
-				    h->framing == HTTP_FRAMING_CLOSE)
+				c->up_keep = h->keep_alive &&
+				    h->framing != HTTP_FRAMING_CLOSE;
+				/* Only a close can end such a body. */
+				if (h->framing == HTTP_FRAMING_CLOSE)
 					c->close_after = true;
 			}
 			http_response_write(h, h->status >= 200 &&
@@ -736,7 +758,7 @@ conn_upstream_read(struct conn *c)
 			c->resp_done = true;
 	}
 	if (c->resp_done) {
-		if (c->close_after) {
+		if (!c->up_keep || !c->req_done) {
 			upstream_free(c->up);
 			c->up = NULL;
 		}

@@ -20,6 +20,7 @@
 #include "runconf.h"
 
 struct conn;
+struct pool;
 struct tunnel;
 struct tunnel_env;
 
@@ -30,6 +31,7 @@ struct conn_env {
 	const struct conf_addr	*listen;	/* the listening addresses */
 	size_t			 nlisten;
 	struct tunnel_env	*tunnel;	/* CONNECT: CA, forged leaves */
+	struct pool		*pool;		/* idle upstreams */
 	void			(*closed)(void *);	/* after a close */
 	void			*closed_arg;
 	TAILQ_HEAD(, conn)	 conns;		/* every open connection */

@@ -21,6 +21,7 @@
 #include "conn.h"
 #include "log.h"
 #include "notify.h"
+#include "pool.h"
 #include "proxy.h"
 #include "runconf.h"
 #include "tunnel.h"
@@ -220,6 +221,8 @@ proxy_reload(struct proxy *p)
 		p->generation++;
 		runconf_unref(p->rc);
 		p->rc = rc;
+		/* Nothing checked under the old configuration is reused. */
+		pool_flush(p->env.pool);
 		log_begin(&l, EV_RELOADED);
 		log_int(&l, LK_PINSETS, (long long)conf->npinsets);
 		log_end(&l);
@@ -335,6 +338,7 @@ proxy_teardown(struct proxy *p)
 			evconnlistener_free(p->listeners[i]);
 	free(p->listeners);
 	free(p->listen);
+	pool_free(p->env.pool);
 	tunnel_env_free(p->env.tunnel);
 	if (p->sighup != NULL)
 		event_free(p->sighup);
@@ -382,6 +386,7 @@ proxy_main(struct conf *conf, const char *path, bool debug)
 		goto out;
 	}
 	p.env.base = p.base;
+	p.env.pool = pool_new(p.base);
 	p.env.dns = p.dns;
 	p.env.closed = proxy_conn_closed;
 	p.env.closed_arg = &p;

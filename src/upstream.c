@@ -509,6 +509,13 @@ upstream_matches(const struct upstream *u, const struct runconf *rc,
 	    u->tls == tls && strcmp(u->host, host) == 0;
 }
 
+bool
+upstream_same_target(const struct upstream *a, const struct upstream *b)
+{
+	return a->rc == b->rc && a->port == b->port && a->tls == b->tls &&
+	    strcmp(a->host, b->host) == 0;
+}
+
 void
 upstream_free(struct upstream *u)
 {

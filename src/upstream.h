@@ -77,6 +77,9 @@ void		 upstream_alpn(const struct upstream *u,
 bool		 upstream_matches(const struct upstream *u,
 		    const struct runconf *rc, const char *host, uint16_t port,
 		    bool tls);
+/* Whether two upstreams reach the same host and port the same way. */
+bool		 upstream_same_target(const struct upstream *a,
+		    const struct upstream *b);
 /* Close and free (NULL ok); cancels whatever is in progress. */
 void		 upstream_free(struct upstream *u);
 

@@ -554,6 +554,18 @@ check_eq "keep-alive: the origin got three requests" 3 \
 check_eq "keep-alive: on one upstream connection" 1 \
     "$(origin_count "$TMP/ok.log" accept)"
 
+# Separate client connections take the idle upstream from the pool; a
+# reload empties it, so the next request opens (and checks) a new one.
+pcurl "$PA" -o /dev/null http://keep.test/hello 2>/dev/null
+pcurl "$PA" -o /dev/null http://keep.test/hello 2>/dev/null
+check_eq "pool: later client connections reuse the checked upstream" 1 \
+    "$(origin_count "$TMP/ok.log" accept)"
+kill -HUP "$PP_A"
+wait_log "$TMP/a.log" "event=reloaded" >/dev/null 2>&1
+pcurl "$PA" -o /dev/null http://keep.test/hello 2>/dev/null
+check_eq "pool: after a reload the upstream is opened and checked again" \
+    2 "$(origin_count "$TMP/ok.log" accept)"
+
 # Request bodies stream in both framings; 10 MiB of random bytes.
 head -c 10485760 /dev/urandom >"$TMP/up.bin"
 UP="$(sha256sum "$TMP/up.bin" | cut -d ' ' -f 1) 10485760"

@@ -1,0 +1,205 @@
+/*
+ * The metrics table and its rendering. Each series names its metric family
+ * and label value; a family carries the name, help text, type and label
+ * name, so adding a metric is adding table rows.
+ */
+#include <event2/buffer.h>
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "metrics.h"
+#include "xmalloc.h"
+
+enum metric_type {
+	METRIC_COUNTER,
+	METRIC_GAUGE
+};
+
+enum metric_family_id {
+	MF_CONNECTIONS_ACTIVE,
+	MF_CONNECTIONS_TOTAL,
+	MF_PIN_CHECKS,
+	MF_VERIFY_FAILURES,
+	MF_UPSTREAM_ERRORS,
+	MF_BYTES,
+	MF_LEAFCERT_CACHE_HITS,
+	MF_LEAFCERT_CACHE_MISSES,
+	MF_HANDSHAKE_FAILURES,
+	MF_CONFIG_RELOADS,
+	MF__COUNT
+};
+
+struct metric_family {
+	const char		*name;
+	const char		*help;
+	enum metric_type	 type;
+	const char		*label;		/* NULL: no label */
+};
+
+struct metric_series {
+	enum metric_family_id	 family;
+	const char		*value;		/* of the family's label */
+};
+
+static const struct metric_family metric_families[MF__COUNT] = {
+	[MF_CONNECTIONS_ACTIVE] = { "pinproxy_connections_active",
+	    "Client connections open now.", METRIC_GAUGE, NULL },
+	[MF_CONNECTIONS_TOTAL] = { "pinproxy_connections_total",
+	    "Client connections accepted.", METRIC_COUNTER, NULL },
+	[MF_PIN_CHECKS] = { "pinproxy_pin_checks_total",
+	    "Pin verdicts on verified upstream chains.", METRIC_COUNTER,
+	    "result" },
+	[MF_VERIFY_FAILURES] = { "pinproxy_verify_failures_total",
+	    "Upstream chains or host names that failed verification.",
+	    METRIC_COUNTER, NULL },
+	[MF_UPSTREAM_ERRORS] = { "pinproxy_upstream_errors_total",
+	    "Upstream DNS, TCP, TLS and timeout failures.", METRIC_COUNTER,
+	    "error" },
+	[MF_BYTES] = { "pinproxy_bytes_total",
+	    "Bytes relayed, up to upstreams and down to clients.",
+	    METRIC_COUNTER, "direction" },
+	[MF_LEAFCERT_CACHE_HITS] = { "pinproxy_leafcert_cache_hits_total",
+	    "Forged leaf certificates found in the cache.", METRIC_COUNTER,
+	    NULL },
+	[MF_LEAFCERT_CACHE_MISSES] = { "pinproxy_leafcert_cache_misses_total",
+	    "Forged leaf certificates issued because none was cached.",
+	    METRIC_COUNTER, NULL },
+	[MF_HANDSHAKE_FAILURES] = { "pinproxy_handshake_failures_total",
+	    "TLS handshakes that failed, by side.", METRIC_COUNTER,
+	    "reason" },
+	[MF_CONFIG_RELOADS] = { "pinproxy_config_reloads_total",
+	    "Configuration reloads on SIGHUP.", METRIC_COUNTER, "result" },
+};
+
+static const struct metric_series metric_series[METRIC__COUNT] = {
+	[METRIC_CONNECTIONS_ACTIVE] =	{ MF_CONNECTIONS_ACTIVE, NULL },
+	[METRIC_CONNECTIONS_TOTAL] =	{ MF_CONNECTIONS_TOTAL, NULL },
+	[METRIC_PIN_CHECKS_MATCH] =	{ MF_PIN_CHECKS, "match" },
+	[METRIC_PIN_CHECKS_MISMATCH] =	{ MF_PIN_CHECKS, "mismatch" },
+	[METRIC_PIN_CHECKS_REPORT_ONLY] = { MF_PIN_CHECKS, "report_only" },
+	[METRIC_PIN_CHECKS_EXPIRED] =	{ MF_PIN_CHECKS, "expired" },
+	[METRIC_VERIFY_FAILURES] =	{ MF_VERIFY_FAILURES, NULL },
+	[METRIC_UPSTREAM_ERRORS_DNS] =	{ MF_UPSTREAM_ERRORS, "dns-failed" },
+	[METRIC_UPSTREAM_ERRORS_CONNECT] = { MF_UPSTREAM_ERRORS,
+					    "connect-failed" },
+	[METRIC_UPSTREAM_ERRORS_TLS] =	{ MF_UPSTREAM_ERRORS, "tls-failed" },
+	[METRIC_UPSTREAM_ERRORS_TIMEOUT] = { MF_UPSTREAM_ERRORS, "timeout" },
+	[METRIC_BYTES_UP] =		{ MF_BYTES, "up" },
+	[METRIC_BYTES_DOWN] =		{ MF_BYTES, "down" },
+	[METRIC_LEAFCERT_CACHE_HITS] =	{ MF_LEAFCERT_CACHE_HITS, NULL },
+	[METRIC_LEAFCERT_CACHE_MISSES] = { MF_LEAFCERT_CACHE_MISSES, NULL },
+	[METRIC_HANDSHAKE_FAILURES_CLIENT] = { MF_HANDSHAKE_FAILURES,
+					    "client" },
+	[METRIC_HANDSHAKE_FAILURES_UPSTREAM] = { MF_HANDSHAKE_FAILURES,
+					    "upstream" },
+	[METRIC_CONFIG_RELOADS_OK] =	{ MF_CONFIG_RELOADS, "ok" },
+	[METRIC_CONFIG_RELOADS_FAILED] = { MF_CONFIG_RELOADS, "failed" },
+};
+
+struct metrics {
+	uint64_t	 value[METRIC__COUNT];
+};
+
+struct metrics *
+metrics_new(void)
+{
+	return xcalloc(1, sizeof(struct metrics));
+}
+
+void
+metrics_free(struct metrics *m)
+{
+	free(m);
+}
+
+void
+metrics_inc(struct metrics *m, enum metric_id id)
+{
+	metrics_add(m, id, 1);
+}
+
+void
+metrics_add(struct metrics *m, enum metric_id id, uint64_t n)
+{
+	if (id < METRIC__COUNT)
+		m->value[id] += n;
+}
+
+void
+metrics_dec(struct metrics *m, enum metric_id id)
+{
+	if (id < METRIC__COUNT && m->value[id] > 0)
+		m->value[id]--;
+}
+
+void
+metrics_set(struct metrics *m, enum metric_id id, uint64_t v)
+{
+	if (id < METRIC__COUNT)
+		m->value[id] = v;
+}
+
+uint64_t
+metrics_get(const struct metrics *m, enum metric_id id)
+{
+	return id < METRIC__COUNT ? m->value[id] : 0;
+}
+
+void
+metrics_render(const struct metrics *m, struct evbuffer *out)
+{
+	const struct metric_family	*f;
+	const struct metric_series	*s;
+	int				 last = -1;
+	size_t				 i;
+
+	for (i = 0; i < METRIC__COUNT; i++) {
+		s = &metric_series[i];
+		f = &metric_families[s->family];
+		if ((int)s->family != last) {
+			evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n",
+			    f->name, f->help, f->name,
+			    f->type == METRIC_GAUGE ? "gauge" : "counter");
+			last = s->family;
+		}
+		if (f->label != NULL)
+			evbuffer_add_printf(out, "%s{%s=\"%s\"} %" PRIu64 "\n",
+			    f->name, f->label, s->value, m->value[i]);
+		else
+			evbuffer_add_printf(out, "%s %" PRIu64 "\n", f->name,
+			    m->value[i]);
+	}
+}
+
+enum metric_id
+metrics_pin_check(enum pin_verdict v)
+{
+	switch (v) {
+	case PIN_MATCH:
+		return METRIC_PIN_CHECKS_MATCH;
+	case PIN_MISMATCH:
+		return METRIC_PIN_CHECKS_MISMATCH;
+	case PIN_REPORT_ONLY:
+		return METRIC_PIN_CHECKS_REPORT_ONLY;
+	case PIN_EXPIRED:
+		return METRIC_PIN_CHECKS_EXPIRED;
+	case PIN_UNPINNED:
+		break;
+	}
+	return METRIC__COUNT;
+}
+
+enum metric_id
+metrics_upstream_error(const char *code)
+{
+	size_t	 i;
+
+	for (i = 0; i < METRIC__COUNT; i++) {
+		if (metric_series[i].family == MF_UPSTREAM_ERRORS &&
+		    strcmp(metric_series[i].value, code) == 0)
+			return i;
+	}
+	return METRIC__COUNT;
+}

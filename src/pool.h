@@ -1,0 +1,43 @@
+/*
+ * Idle upstream connections kept for reuse by later requests to the same
+ * host, port and configuration generation. Every entry passed verification
+ * and the pin check when it was opened; a reload empties the pool.
+ */
+#ifndef PINPROXY_POOL_H
+#define PINPROXY_POOL_H
+
+#include <event2/event.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "runconf.h"
+#include "upstream.h"
+
+/* Idle connections kept at most, in all and for one host and port. */
+#define POOL_MAX_IDLE		256
+#define POOL_MAX_PER_HOST	16
+/* Seconds an idle connection is kept at most. */
+#define POOL_IDLE_SECONDS	60
+
+struct pool;
+
+/* An empty pool. */
+struct pool	*pool_new(struct event_base *base);
+/* Close every idle connection and free the pool (NULL ok). */
+void		 pool_free(struct pool *p);
+/*
+ * Keep a ready upstream whose last exchange ended cleanly (takes it over;
+ * it is closed instead when the pool is full).
+ */
+void		 pool_put(struct pool *p, struct upstream *u);
+/* An idle upstream for host:port under rc, or NULL; the caller owns it. */
+struct upstream	*pool_get(struct pool *p, const struct runconf *rc,
+		    const char *host, uint16_t port, bool tls);
+/* Close every idle connection (after a reload). */
+void		 pool_flush(struct pool *p);
+/* How many connections are idle in the pool. */
+size_t		 pool_count(const struct pool *p);
+
+#endif

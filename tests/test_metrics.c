@@ -1,0 +1,259 @@
+/*
+ * Tests of the metrics table: the exact Prometheus text it renders, and
+ * counters and gauges that move as the daemon's events are counted.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <event2/buffer.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "metrics.h"
+#include "pincheck.h"
+#include "xmalloc.h"
+
+/* The rendering of m as a string; free it. */
+static char *
+render(const struct metrics *m)
+{
+	struct evbuffer	*out;
+	char		*text;
+	size_t		 len;
+
+	out = evbuffer_new();
+	assert_non_null(out);
+	metrics_render(m, out);
+	len = evbuffer_get_length(out);
+	text = xmalloc(len + 1);
+	evbuffer_remove(out, text, len);
+	text[len] = '\0';
+	evbuffer_free(out);
+	return text;
+}
+
+static const char golden[] =
+    "# HELP pinproxy_connections_active Client connections open now.\n"
+    "# TYPE pinproxy_connections_active gauge\n"
+    "pinproxy_connections_active 2\n"
+    "# HELP pinproxy_connections_total Client connections accepted.\n"
+    "# TYPE pinproxy_connections_total counter\n"
+    "pinproxy_connections_total 3\n"
+    "# HELP pinproxy_pin_checks_total Pin verdicts on verified upstream "
+    "chains.\n"
+    "# TYPE pinproxy_pin_checks_total counter\n"
+    "pinproxy_pin_checks_total{result=\"match\"} 5\n"
+    "pinproxy_pin_checks_total{result=\"mismatch\"} 1\n"
+    "pinproxy_pin_checks_total{result=\"report_only\"} 0\n"
+    "pinproxy_pin_checks_total{result=\"expired\"} 0\n"
+    "# HELP pinproxy_verify_failures_total Upstream chains or host names "
+    "that failed verification.\n"
+    "# TYPE pinproxy_verify_failures_total counter\n"
+    "pinproxy_verify_failures_total 0\n"
+    "# HELP pinproxy_upstream_errors_total Upstream DNS, TCP, TLS and "
+    "timeout failures.\n"
+    "# TYPE pinproxy_upstream_errors_total counter\n"
+    "pinproxy_upstream_errors_total{error=\"dns-failed\"} 0\n"
+    "pinproxy_upstream_errors_total{error=\"connect-failed\"} 0\n"
+    "pinproxy_upstream_errors_total{error=\"tls-failed\"} 0\n"
+    "pinproxy_upstream_errors_total{error=\"timeout\"} 1\n"
+    "# HELP pinproxy_bytes_total Bytes relayed, up to upstreams and down "
+    "to clients.\n"
+    "# TYPE pinproxy_bytes_total counter\n"
+    "pinproxy_bytes_total{direction=\"up\"} 1234\n"
+    "pinproxy_bytes_total{direction=\"down\"} 18446744073709551615\n"
+    "# HELP pinproxy_leafcert_cache_hits_total Forged leaf certificates "
+    "found in the cache.\n"
+    "# TYPE pinproxy_leafcert_cache_hits_total counter\n"
+    "pinproxy_leafcert_cache_hits_total 0\n"
+    "# HELP pinproxy_leafcert_cache_misses_total Forged leaf certificates "
+    "issued because none was cached.\n"
+    "# TYPE pinproxy_leafcert_cache_misses_total counter\n"
+    "pinproxy_leafcert_cache_misses_total 0\n"
+    "# HELP pinproxy_handshake_failures_total TLS handshakes that failed, "
+    "by side.\n"
+    "# TYPE pinproxy_handshake_failures_total counter\n"
+    "pinproxy_handshake_failures_total{reason=\"client\"} 0\n"
+    "pinproxy_handshake_failures_total{reason=\"upstream\"} 0\n"
+    "# HELP pinproxy_config_reloads_total Configuration reloads on "
+    "SIGHUP.\n"
+    "# TYPE pinproxy_config_reloads_total counter\n"
+    "pinproxy_config_reloads_total{result=\"ok\"} 0\n"
+    "pinproxy_config_reloads_total{result=\"failed\"} 1\n";
+
+static void
+test_metrics_render_the_documented_text_exactly(void **state)
+{
+	struct metrics	*m;
+	char		*text;
+
+	(void)state;
+	m = metrics_new();
+	metrics_inc(m, METRIC_CONNECTIONS_TOTAL);
+	metrics_inc(m, METRIC_CONNECTIONS_TOTAL);
+	metrics_inc(m, METRIC_CONNECTIONS_TOTAL);
+	metrics_inc(m, METRIC_CONNECTIONS_ACTIVE);
+	metrics_inc(m, METRIC_CONNECTIONS_ACTIVE);
+	metrics_inc(m, METRIC_CONNECTIONS_ACTIVE);
+	metrics_dec(m, METRIC_CONNECTIONS_ACTIVE);
+	metrics_add(m, METRIC_PIN_CHECKS_MATCH, 5);
+	metrics_inc(m, METRIC_PIN_CHECKS_MISMATCH);
+	metrics_inc(m, METRIC_UPSTREAM_ERRORS_TIMEOUT);
+	metrics_add(m, METRIC_BYTES_UP, 1000);
+	metrics_add(m, METRIC_BYTES_UP, 234);
+	metrics_set(m, METRIC_BYTES_DOWN, UINT64_MAX);
+	metrics_inc(m, METRIC_CONFIG_RELOADS_FAILED);
+	text = render(m);
+	assert_string_equal(text, golden);
+	free(text);
+	metrics_free(m);
+}
+
+static void
+test_metrics_start_at_zero(void **state)
+{
+	struct metrics	*m;
+	size_t		 i;
+
+	(void)state;
+	m = metrics_new();
+	for (i = 0; i < METRIC__COUNT; i++)
+		assert_int_equal(metrics_get(m, i), 0);
+	metrics_free(m);
+}
+
+static void
+test_metrics_counters_move_by_what_is_added(void **state)
+{
+	struct metrics	*m;
+
+	(void)state;
+	m = metrics_new();
+	metrics_inc(m, METRIC_VERIFY_FAILURES);
+	assert_int_equal(metrics_get(m, METRIC_VERIFY_FAILURES), 1);
+	metrics_add(m, METRIC_VERIFY_FAILURES, 41);
+	assert_int_equal(metrics_get(m, METRIC_VERIFY_FAILURES), 42);
+	assert_int_equal(metrics_get(m, METRIC_CONNECTIONS_TOTAL), 0);
+	metrics_set(m, METRIC_LEAFCERT_CACHE_HITS, 7);
+	assert_int_equal(metrics_get(m, METRIC_LEAFCERT_CACHE_HITS), 7);
+	metrics_free(m);
+}
+
+static void
+test_metrics_gauge_stops_at_zero(void **state)
+{
+	struct metrics	*m;
+
+	(void)state;
+	m = metrics_new();
+	metrics_inc(m, METRIC_CONNECTIONS_ACTIVE);
+	metrics_dec(m, METRIC_CONNECTIONS_ACTIVE);
+	metrics_dec(m, METRIC_CONNECTIONS_ACTIVE);
+	assert_int_equal(metrics_get(m, METRIC_CONNECTIONS_ACTIVE), 0);
+	metrics_free(m);
+}
+
+static void
+test_metrics_ignore_the_count_as_an_id(void **state)
+{
+	struct metrics	*m;
+	char		*before, *after;
+
+	(void)state;
+	m = metrics_new();
+	before = render(m);
+	metrics_inc(m, METRIC__COUNT);
+	metrics_add(m, METRIC__COUNT, 5);
+	metrics_set(m, METRIC__COUNT, 5);
+	after = render(m);
+	assert_string_equal(before, after);
+	assert_int_equal(metrics_get(m, METRIC__COUNT), 0);
+	free(before);
+	free(after);
+	metrics_free(m);
+}
+
+static void
+test_metrics_map_every_pin_verdict(void **state)
+{
+	(void)state;
+	assert_int_equal(metrics_pin_check(PIN_MATCH),
+	    METRIC_PIN_CHECKS_MATCH);
+	assert_int_equal(metrics_pin_check(PIN_MISMATCH),
+	    METRIC_PIN_CHECKS_MISMATCH);
+	assert_int_equal(metrics_pin_check(PIN_REPORT_ONLY),
+	    METRIC_PIN_CHECKS_REPORT_ONLY);
+	assert_int_equal(metrics_pin_check(PIN_EXPIRED),
+	    METRIC_PIN_CHECKS_EXPIRED);
+	assert_int_equal(metrics_pin_check(PIN_UNPINNED), METRIC__COUNT);
+}
+
+static void
+test_metrics_map_the_upstream_error_codes(void **state)
+{
+	(void)state;
+	assert_int_equal(metrics_upstream_error("dns-failed"),
+	    METRIC_UPSTREAM_ERRORS_DNS);
+	assert_int_equal(metrics_upstream_error("connect-failed"),
+	    METRIC_UPSTREAM_ERRORS_CONNECT);
+	assert_int_equal(metrics_upstream_error("tls-failed"),
+	    METRIC_UPSTREAM_ERRORS_TLS);
+	assert_int_equal(metrics_upstream_error("timeout"),
+	    METRIC_UPSTREAM_ERRORS_TIMEOUT);
+	assert_int_equal(metrics_upstream_error("pin-mismatch"),
+	    METRIC__COUNT);
+}
+
+/* Every family is introduced once, and each sample follows its header. */
+static void
+test_metrics_name_each_family_once(void **state)
+{
+	struct metrics	*m;
+	char		*text, *line, *save, *family;
+	size_t		 nhelp = 0;
+
+	(void)state;
+	m = metrics_new();
+	text = render(m);
+	family = NULL;
+	for (line = strtok_r(text, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save)) {
+		if (strncmp(line, "# HELP ", 7) == 0) {
+			nhelp++;
+			family = line + 7;
+			*strchr(family, ' ') = '\0';
+			continue;
+		}
+		if (strncmp(line, "# TYPE ", 7) == 0)
+			continue;
+		assert_non_null(family);
+		assert_int_equal(strncmp(line, family, strlen(family)), 0);
+		assert_true(line[strlen(family)] == ' ' ||
+		    line[strlen(family)] == '{');
+	}
+	assert_int_equal(nhelp, 10);
+	free(text);
+	metrics_free(m);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(
+		    test_metrics_render_the_documented_text_exactly),
+		cmocka_unit_test(test_metrics_start_at_zero),
+		cmocka_unit_test(test_metrics_counters_move_by_what_is_added),
+		cmocka_unit_test(test_metrics_gauge_stops_at_zero),
+		cmocka_unit_test(test_metrics_ignore_the_count_as_an_id),
+		cmocka_unit_test(test_metrics_map_every_pin_verdict),
+		cmocka_unit_test(test_metrics_map_the_upstream_error_codes),
+		cmocka_unit_test(test_metrics_name_each_family_once),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
