@@ -1,0 +1,212 @@
+#!/usr/bin/env python3
+"""A CONNECT client for pinproxy's end-to-end tests.
+
+It sends a CONNECT request by hand, reports the proxy's answer byte for
+byte, and then drives a TLS handshake (or plain bytes) through the tunnel
+with in-memory BIOs, so that a test controls exactly how the ClientHello
+is cut into TCP segments.
+
+    connect_client.py --proxy PORT --connect HOST:PORT [--sni NAME]
+                      [--cafile FILE] [--alpn LIST] [--pad-alpn N]
+                      [--split N] [--get PATH] [--host NAME]
+                      [--send-plain] [--head-out FILE] [--timeout S]
+
+Output, one "key=value" per line (the value runs to the end of the line):
+    reply=...    the proxy's answer head, with \\r and \\n escaped
+    status=NNN   its status code
+then, after a 200, either
+    tls=ok, version=, alpn=, cert_issuer= (its CN), cert_san= (the
+    subjectAltName entries, comma-separated) and, with --get, body= (the
+    response body, escaped)
+or tls=alert (a TLS alert ended the handshake), tls=closed (the
+    connection ended without an alert) or tls=error (anything else:
+    verification, timeout), each followed by reason=...
+or, with --send-plain (an HTTP request instead of a ClientHello),
+    plain=closed (the proxy closed) or plain=open (still open when the
+    timeout expired), then received=N (the bytes the proxy sent)
+"""
+
+import argparse
+import socket
+import ssl
+import sys
+import time
+
+SPLIT_PAUSE = 0.1
+
+
+def escape(data):
+    return data.decode("latin-1").encode("unicode_escape").decode("ascii")
+
+
+def read_head(sock):
+    """The answer head up to and including the empty line, byte by byte,
+    so that nothing after it is consumed."""
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        data = sock.recv(1)
+        if not data:
+            break
+        head += data
+    return head
+
+
+def send_pieces(sock, data, pieces):
+    """Send data in that many writes: the first one ends inside the TLS
+    record header, the others share the rest."""
+    if pieces <= 1 or len(data) < 8:
+        sock.sendall(data)
+        return
+    cuts = [0, 3]
+    rest = len(data) - 3
+    for i in range(1, pieces - 1):
+        cuts.append(3 + rest * i // (pieces - 1))
+    cuts.append(len(data))
+    for i in range(len(cuts) - 1):
+        if i > 0:
+            time.sleep(SPLIT_PAUSE)
+        sock.sendall(data[cuts[i]:cuts[i + 1]])
+
+
+def flush(sock, outgoing, pieces=1):
+    data = outgoing.read()
+    if data:
+        send_pieces(sock, data, pieces)
+
+
+def handshake(sock, obj, incoming, outgoing, pieces):
+    first = True
+    while True:
+        try:
+            obj.do_handshake()
+            flush(sock, outgoing)
+            return
+        except ssl.SSLWantReadError:
+            flush(sock, outgoing, pieces if first else 1)
+            first = False
+            data = sock.recv(65536)
+            if data:
+                incoming.write(data)
+            else:
+                incoming.write_eof()
+
+
+def name_of(cert, field):
+    for rdn in cert.get(field, ()):
+        for key, value in rdn:
+            if key == "commonName":
+                return value
+    return ""
+
+
+def tls_exchange(sock, args):
+    ctx = ssl.create_default_context(cafile=args.cafile)
+    if args.sni is None:
+        ctx.check_hostname = False
+    protocols = []
+    for i in range(args.pad_alpn):
+        protocols.append(("x-padding-%03d-" % i).ljust(200, "x"))
+    if args.alpn:
+        protocols += args.alpn.split(",")
+    if protocols:
+        ctx.set_alpn_protocols(protocols)
+    incoming = ssl.MemoryBIO()
+    outgoing = ssl.MemoryBIO()
+    obj = ctx.wrap_bio(incoming, outgoing, server_hostname=args.sni)
+    try:
+        handshake(sock, obj, incoming, outgoing, args.split)
+    except ssl.SSLError as e:
+        kind = "alert" if "ALERT" in (e.reason or "") or \
+            "UNRECOGNIZED_NAME" in (e.reason or "") else "error"
+        if isinstance(e, ssl.SSLEOFError):
+            kind = "closed"
+        print("tls=%s\nreason=%s" % (kind, e.reason or e))
+        return 1
+    except (OSError, ValueError) as e:
+        print("tls=error\nreason=%s" % e)
+        return 1
+    cert = obj.getpeercert()
+    sans = ",".join("%s:%s" % san for san in cert.get("subjectAltName", ()))
+    print("tls=ok\nversion=%s\nalpn=%s\ncert_issuer=%s\ncert_san=%s" % (
+        obj.version(), obj.selected_alpn_protocol(),
+        name_of(cert, "issuer"), sans))
+    if args.get is None:
+        return 0
+    obj.write(("GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
+               % (args.get, args.host or args.sni)).encode("latin-1"))
+    flush(sock, outgoing)
+    response = b""
+    while True:
+        try:
+            chunk = obj.read(65536)
+            if not chunk:
+                break
+            response += chunk
+        except ssl.SSLWantReadError:
+            data = sock.recv(65536)
+            if not data:
+                break
+            incoming.write(data)
+        except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+            break
+    print("body=%s" % escape(response.partition(b"\r\n\r\n")[2]))
+    return 0
+
+
+def plain_exchange(sock, args):
+    sock.sendall(("GET / HTTP/1.1\r\nHost: %s\r\n\r\n"
+                  % (args.host or args.sni or "localhost")).encode())
+    received = 0
+    try:
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                break
+            received += len(data)
+    except socket.timeout:
+        print("plain=open\nreceived=%d" % received)
+        return 1
+    except OSError:
+        pass
+    print("plain=closed\nreceived=%d" % received)
+    return 0
+
+
+def main():
+    p = argparse.ArgumentParser(description="CONNECT test client")
+    p.add_argument("--proxy", type=int, required=True)
+    p.add_argument("--connect", required=True)
+    p.add_argument("--sni")
+    p.add_argument("--cafile")
+    p.add_argument("--alpn")
+    p.add_argument("--pad-alpn", type=int, default=0)
+    p.add_argument("--split", type=int, default=1)
+    p.add_argument("--get")
+    p.add_argument("--host")
+    p.add_argument("--send-plain", action="store_true")
+    p.add_argument("--head-out")
+    p.add_argument("--timeout", type=float, default=10)
+    args = p.parse_args()
+
+    sock = socket.create_connection(("127.0.0.1", args.proxy),
+                                    timeout=args.timeout)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.sendall(("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n"
+                  % (args.connect, args.connect)).encode("latin-1"))
+    head = read_head(sock)
+    if args.head_out:
+        with open(args.head_out, "wb") as f:
+            f.write(head)
+    print("reply=%s" % escape(head))
+    parts = head.split(b" ", 2)
+    status = parts[1].decode("latin-1") if len(parts) > 1 else "none"
+    print("status=%s" % status)
+    if status != "200":
+        return 0
+    if args.send_plain:
+        return plain_exchange(sock, args)
+    return tls_exchange(sock, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,577 @@
+#!/bin/bash
+# CONNECT through pinproxy end to end: TLS interception of pinned hosts
+# (the forged leaf, pins, ALPN passed through, HTTP/2 with nginx), the
+# emulator's CONNECT by IP, a ClientHello in pieces, refusals as HTTP
+# answers or TLS alerts, blind tunnels for unpinned hosts, and many
+# connections at once. Everything lives on 127.0.0.1 and in the scratch
+# directory.
+
+. "${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}/tests/lib.sh"
+
+unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY \
+    no_proxy NO_PROXY
+
+MKPKI="$top_srcdir/tests/mkpki.sh"
+ORIGIN="$top_srcdir/tests/origin.py"
+DNSD="$top_srcdir/tests/dnsd.py"
+CLIENT="$top_srcdir/tests/connect_client.py"
+PKI="$TMP/pki"
+HELLO="hello from origin"
+ESTABLISHED='HTTP/1.1 200 Connection established\r\n\r\n'
+CONCURRENT=200
+WAIT_TICKS=100
+
+# wait_ready FILE: wait up to 5 s for a server to print "ready" in FILE.
+wait_ready()
+{
+	local i
+	for i in $(seq 100); do
+		grep -q '^ready' "$1" 2>/dev/null && return 0
+		sleep 0.05
+	done
+	diag "no server printed ready in $1"
+	return 1
+}
+
+# start_origin VAR PORT LOG ARGS...: run tests/origin.py on PORT, logging
+# to LOG, and wait until it listens (without connecting to it: the origin
+# counts connections).
+start_origin()
+{
+	local var=$1 port=$2 log=$3
+	shift 3
+	spawn "$var" python3 "$ORIGIN" --port "$port" --log "$log" "$@" \
+	    >"$log.out"
+	wait_ready "$log.out"
+}
+
+# start_pinproxy VAR PORT CONF LOG: run the daemon with CONF, its stderr
+# in LOG, and wait until it listens on PORT (or has exited).
+start_pinproxy()
+{
+	local var=$1 port=$2 conf=$3 log=$4 i
+	spawn "$var" env PINPROXY_RESOLV_CONF="$TMP/resolv.conf" \
+	    "$PINPROXY" -c "$conf" 2>"$log"
+	for i in $(seq 200); do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+			return 0
+		fi
+		kill -0 "${!var}" 2>/dev/null || break
+		sleep 0.05
+	done
+	echo "Bail out! pinproxy -c $conf is not listening on $port:" \
+	    "$(tail -n 5 "$log" | tr '\n' ' ')"
+	exit 1
+}
+
+# stop_pinproxy PID LOG: SIGTERM, then wait up to 10 s; one case: the exit
+# status is 0 (a sanitizer report makes it non-zero).
+stop_pinproxy()
+{
+	local pid=$1 log=$2 i rc
+	kill "$pid" 2>/dev/null
+	for i in $(seq 200); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		kill -KILL "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+		not_ok "pinproxy $(basename "$log" .log) stops on SIGTERM"
+		return
+	fi
+	wait "$pid" 2>/dev/null
+	rc=$?
+	check_eq "pinproxy $(basename "$log" .log) exits 0 on SIGTERM" 0 "$rc"
+	[ "$rc" = 0 ] || diag "$(tail -n 20 "$log")"
+}
+
+# pcurl PORT ARGS...: curl through the proxy listening on PORT.
+pcurl()
+{
+	local port=$1
+	shift
+	curl -sS --noproxy '' -x "http://127.0.0.1:$port" --max-time 20 "$@"
+}
+
+# connect NAME ARGS...: run tests/connect_client.py; its output goes to
+# $TMP/NAME.out, the proxy's answer head to $TMP/NAME.head.
+connect()
+{
+	local name=$1
+	shift
+	python3 "$CLIENT" --head-out "$TMP/$name.head" "$@" \
+	    >"$TMP/$name.out" 2>&1
+}
+
+# out NAME KEY: the value of KEY=... in the output of "connect NAME".
+out()
+{
+	sed -n "s/^$2=//p" "$TMP/$1.out" | head -n 1
+}
+
+# check_out DESCRIPTION NAME KEY EXPECTED: one case on the client's output.
+check_out()
+{
+	local got
+	got=$(out "$2" "$3")
+	check_eq "$1" "$4" "$got"
+	[ "$4" = "$got" ] || diag "$(cat "$TMP/$2.out")"
+}
+
+# header FILE NAME: the value of the last NAME header in FILE.
+header()
+{
+	tr -d '\r' <"$1" 2>/dev/null | grep -i "^$2:" | tail -n 1 |
+	    sed 's/^[^:]*: *//'
+}
+
+# An extended regular expression matching the text $1 literally.
+q()
+{
+	printf '%s' "$1" | sed 's/[][\\.*^$+?(){}|/]/\\&/g'
+}
+
+# kv KEY VALUE: a pattern for the logfmt pair KEY=VALUE.
+kv()
+{
+	printf '(^| )%s="?%s"?( |$)' "$1" "$(q "$2")"
+}
+
+# log_lines FILE PATTERN...: the lines of FILE that match every pattern.
+log_lines()
+{
+	local lines p
+	lines=$(cat "$1" 2>/dev/null)
+	shift
+	for p in "$@"; do
+		lines=$(printf '%s\n' "$lines" | grep -E -- "$p")
+	done
+	[ -n "$lines" ] && printf '%s\n' "$lines"
+}
+
+# check_log DESCRIPTION FILE PATTERN...: one case, a log line matching all
+# (waiting up to 5 s for it).
+check_log()
+{
+	local desc=$1 file=$2 i
+	shift 2
+	for i in $(seq "$WAIT_TICKS"); do
+		if log_lines "$file" "$@" >/dev/null; then
+			ok "$desc"
+			return
+		fi
+		sleep 0.05
+	done
+	not_ok "$desc"
+	diag "no line of $(basename "$file") matches all of: $*"
+	diag "$(tail -n 15 "$file" 2>/dev/null)"
+}
+
+# origin_count LOG EVENT [TEXT]: how many EVENT records (containing TEXT)
+# an origin or dnsd log holds.
+origin_count()
+{
+	cat "$1" 2>/dev/null | grep -F "\"event\": \"$2\"" |
+	    grep -cF -- "${3:-}"
+}
+
+# origin_settle LOG: wait up to 5 s until every connection the origin
+# accepted has ended, so that its log is complete.
+origin_settle()
+{
+	local i
+	for i in $(seq 100); do
+		[ "$(origin_count "$1" accept)" = "$(origin_count "$1" close)" ] &&
+		    return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+# fd_count PID: how many descriptors the process has open.
+fd_count()
+{
+	ls "/proc/$1/fd" 2>/dev/null | wc -l
+}
+
+# The PKI: the default set of tests/mkpki.sh and one leaf for every host
+# name the origins serve.
+SANS=""
+for h in api.test wrong.test other.test alpn1.test alpn0.test h2.test \
+    plainafter.test pass.test unpinned.test; do
+	SANS="$SANS,DNS:$h"
+done
+SANS="${SANS#,},IP:127.0.0.1"
+if ! { sh "$MKPKI" "$PKI" && sh "$MKPKI" leaf "$PKI" multi "$SANS" inter; } \
+    >"$TMP/mkpki.log" 2>&1; then
+	echo "Bail out! tests/mkpki.sh failed: $(cat "$TMP/mkpki.log")"
+	exit 1
+fi
+PIN_INTER=$(sh "$MKPKI" pin "$PKI/inter.pem")
+PIN_RSA=$(sh "$MKPKI" pin "$PKI/rsa.pem")
+PIN_FROOT=$(sh "$MKPKI" pin "$PKI/foreign-root.pem")
+
+# Origins: M (ALPN h2 and http/1.1), one with http/1.1 only, one without
+# ALPN, W for the wrong pin, V for the wrong name, T for plain bytes after
+# the 200, P behind a blind tunnel; and dnsd.
+origin()
+{
+	start_origin "$1" "$2" "$3" --cert "$PKI/multi-chain.pem" \
+	    --key "$PKI/multi.key" "${@:4}"
+}
+OM=$(free_port);  origin O_M "$OM" "$TMP/om.log" --alpn h2,http/1.1
+O1=$(free_port);  origin O_1 "$O1" "$TMP/o1.log" --alpn http/1.1
+O0=$(free_port);  origin O_0 "$O0" "$TMP/o0.log"
+OW=$(free_port);  origin O_W "$OW" "$TMP/ow.log"
+OV=$(free_port);  origin O_V "$OV" "$TMP/ov.log"
+OT=$(free_port);  origin O_T "$OT" "$TMP/ot.log"
+OP=$(free_port);  origin O_P "$OP" "$TMP/op.log"
+OH=$(free_port)
+DENIED=$(free_port)
+
+DNSPORT=$(free_port)
+spawn DNS python3 "$DNSD" --port "$DNSPORT" --log "$TMP/dns.log" \
+    --map pass.test=127.0.0.1 >"$TMP/dnsd.out"
+wait_ready "$TMP/dnsd.out"
+echo "nameserver 127.0.0.1:$DNSPORT" >"$TMP/resolv.conf"
+
+# pinset NAME HOST ORIGINPORT [PIN]: a pin set whose second pin (or PIN)
+# is the genuine intermediate's.
+pinset()
+{
+	cat <<EOF
+
+[pins:$1]
+hosts = $2
+pin = $PIN_RSA
+pin = ${4:-$PIN_INTER}
+connect_to = 127.0.0.1:$3
+EOF
+}
+
+# Instance A: unpinned hosts pass.
+PA=$(free_port)
+{
+	cat <<EOF
+[proxy]
+listen = 127.0.0.1:$PA
+ca_cert = $TMP/ca.pem
+ca_key = $TMP/ca.key
+trust = $PKI/root.pem
+unpinned = pass
+connect_ports = 443 $OM $O1 $O0 $OW $OV $OT $OP $OH
+shutdown_timeout = 2s
+EOF
+	pinset set-api api.test "$OM"
+	pinset set-alpn1 alpn1.test "$O1"
+	pinset set-alpn0 alpn0.test "$O0"
+	pinset set-h2 h2.test "$OH"
+	pinset set-wrong wrong.test "$OW" "$PIN_FROOT"
+	pinset set-badname badname.test "$OV"
+	pinset set-plainafter plainafter.test "$OT"
+} >"$TMP/a.conf"
+
+# Instance B: unpinned hosts are blocked.
+PB=$(free_port)
+{
+	cat <<EOF
+[proxy]
+listen = 127.0.0.1:$PB
+ca_cert = $TMP/ca-b.pem
+ca_key = $TMP/ca-b.key
+trust = $PKI/root.pem
+unpinned = block
+connect_ports = 443 $OM
+shutdown_timeout = 2s
+EOF
+	pinset set-api api.test "$OM"
+} >"$TMP/b.conf"
+
+start_pinproxy PP_A "$PA" "$TMP/a.conf" "$TMP/a.log"
+start_pinproxy PP_B "$PB" "$TMP/b.conf" "$TMP/b.log"
+
+# Interception when a pin matches. Origin M offers h2 but speaks only
+# HTTP/1.1: curl must not offer h2 to it.
+body=$(pcurl "$PA" --http1.1 --cacert "$TMP/ca.pem" https://api.test/hello \
+    2>"$TMP/api.err")
+check_eq "intercepted CONNECT, pin matches: the origin's body" "$HELLO" \
+    "$body"
+[ "$body" = "$HELLO" ] || diag "curl: $(cat "$TMP/api.err")"
+openssl s_client -proxy "127.0.0.1:$PA" -connect api.test:443 \
+    -servername api.test -showcerts </dev/null >"$TMP/api.sclient" 2>&1
+sed -n '/-----BEGIN CERTIFICATE-----/,/-----END CERTIFICATE-----/p' \
+    "$TMP/api.sclient" | awk '{ print } /-----END/ { exit }' \
+    >"$TMP/api-leaf.pem"
+issuer=$(openssl x509 -noout -issuer -nameopt RFC2253 \
+    -in "$TMP/api-leaf.pem" 2>&1)
+ca_subject=$(openssl x509 -noout -subject -nameopt RFC2253 \
+    -in "$TMP/ca.pem" 2>&1)
+check_eq "intercepted CONNECT: the leaf is issued by pinproxy's CA" \
+    "${ca_subject#subject=}" "${issuer#issuer=}"
+openssl verify -CAfile "$TMP/ca.pem" "$TMP/api-leaf.pem" >"$TMP/verify.out" \
+    2>&1
+check_eq "intercepted CONNECT: the leaf verifies against pinproxy's CA" \
+    "$TMP/api-leaf.pem: OK" "$(cat "$TMP/verify.out")"
+sans=$(openssl x509 -noout -ext subjectAltName -in "$TMP/api-leaf.pem" \
+    2>&1 | sed -n '2,$p' | tr -d ' ')
+check_eq "intercepted CONNECT: the leaf has exactly one SAN, DNS:api.test" \
+    "DNS:api.test" "$sans"
+check_log "intercepted CONNECT: event=access mode=intercept" "$TMP/a.log" \
+    "$(kv event access)" "$(kv mode intercept)" "$(kv host api.test)" \
+    "$(kv status 200)" '(^| )bytes_down=[1-9][0-9]*( |$)'
+check "intercepted CONNECT: the origin saw SNI api.test" \
+    grep -qF '"sni": "api.test"' "$TMP/om.log"
+
+# A wrong pin: the client's handshake fails, nothing reaches the origin.
+pcurl "$PA" --cacert "$TMP/ca.pem" -o "$TMP/wrong.body" \
+    https://wrong.test/hello 2>"$TMP/wrong.err"
+rc=$?
+check "pin mismatch: curl fails (exit $rc)" test "$rc" != 0
+check_eq "pin mismatch: curl got no body" 0 \
+    "$(cat "$TMP/wrong.body" 2>/dev/null | wc -c)"
+connect wrong --proxy "$PA" --connect wrong.test:443 --sni wrong.test \
+    --cafile "$TMP/ca.pem" --get /hello
+check_out "pin mismatch: the handshake ends with a TLS alert" wrong tls alert
+check_log "pin mismatch: event=pin_mismatch enforced=yes" "$TMP/a.log" \
+    "$(kv event pin_mismatch)" "$(kv host wrong.test)" \
+    "$(kv pinset set-wrong)" "$(kv enforced yes)"
+origin_settle "$TMP/ow.log"
+check "pin mismatch: pinproxy completed the origin's handshake" \
+    test "$(origin_count "$TMP/ow.log" tls '"sni": "wrong.test"')" -ge 2
+check_eq "pin mismatch: the origin received no request" 0 \
+    "$(origin_count "$TMP/ow.log" request)"
+check_eq "pin mismatch: the origin received no application byte" 0 \
+    "$(origin_count "$TMP/ow.log" bytes)"
+connect badname --proxy "$PA" --connect badname.test:443 \
+    --sni badname.test --cafile "$TMP/ca.pem" --get /hello
+check_out "wrong name: the handshake ends with a TLS alert" badname tls \
+    alert
+check_log "wrong name: event=verify_failed" "$TMP/a.log" \
+    "$(kv event verify_failed)" "$(kv host badname.test)"
+origin_settle "$TMP/ov.log"
+check_eq "wrong name: the origin received no application byte" 0 \
+    "$(origin_count "$TMP/ov.log" bytes)"
+
+# ALPN: the client gets what the origin selected.
+alpn()
+{
+	openssl s_client -proxy "127.0.0.1:$PA" -connect "$1:443" \
+	    -servername "$1" -alpn h2,http/1.1 -CAfile "$TMP/ca.pem" \
+	    -verify_return_error </dev/null 2>&1 |
+	    grep -E '^(ALPN protocol|No ALPN negotiated)' | head -n 1
+}
+check_eq "ALPN: origin with h2,http/1.1: client sees h2" \
+    "ALPN protocol: h2" "$(alpn api.test)"
+check_eq "ALPN: origin with http/1.1: client sees http/1.1" \
+    "ALPN protocol: http/1.1" "$(alpn alpn1.test)"
+check_eq "ALPN: origin without ALPN: client sees none" \
+    "No ALPN negotiated" "$(alpn alpn0.test)"
+check "ALPN: the client's list reached the origin" \
+    grep -qE '"event": "tls", .*"alpn": "h2", "sni": "api.test"' \
+    "$TMP/om.log"
+
+# A client that checks pins of its own rejects the forged leaf: the
+# handshake fails on its side, and nothing is relayed.
+connect selfpin --proxy "$PA" --connect alpn0.test:443 --sni alpn0.test \
+    --cafile "$PKI/root.pem" --get /hello
+check_out "client rejecting the forged leaf: its handshake fails" selfpin \
+    tls error
+check_log "client rejecting the forged leaf: access line with status=502" \
+    "$TMP/a.log" "$(kv event access)" "$(kv mode intercept)" \
+    "$(kv host alpn0.test)" "$(kv status 502)"
+origin_settle "$TMP/o0.log"
+check_eq "client rejecting the forged leaf: the origin received no byte" 0 \
+    "$(origin_count "$TMP/o0.log" bytes)"
+
+# HTTP/2 end to end, with nginx as the origin.
+if ! command -v nginx >/dev/null 2>&1; then
+	for i in 1 2 3; do
+		skip "HTTP/2: nginx is not installed (Debian: nginx-light)"
+	done
+elif ! nginx -V 2>&1 | grep -q -- --with-http_v2_module; then
+	for i in 1 2 3; do
+		skip "HTTP/2: this nginx has no http_v2 module"
+	done
+else
+	mkdir -p "$TMP/www" "$TMP/nginx-tmp"
+	head -c 100000 /dev/urandom >"$TMP/www/file"
+	cat >"$TMP/nginx.conf" <<EOF
+master_process off;
+worker_processes 1;
+events {
+	worker_connections 64;
+}
+http {
+	access_log $TMP/nginx-access.log;
+	client_body_temp_path $TMP/nginx-tmp/body;
+	proxy_temp_path $TMP/nginx-tmp/proxy;
+	fastcgi_temp_path $TMP/nginx-tmp/fastcgi;
+	uwsgi_temp_path $TMP/nginx-tmp/uwsgi;
+	scgi_temp_path $TMP/nginx-tmp/scgi;
+	default_type application/octet-stream;
+	server {
+		listen 127.0.0.1:$OH ssl http2;
+		server_name h2.test;
+		ssl_certificate $PKI/multi-chain.pem;
+		ssl_certificate_key $PKI/multi.key;
+		root $TMP/www;
+	}
+}
+EOF
+	spawn NGINX nginx -e stderr -p "$TMP" -c "$TMP/nginx.conf" \
+	    -g "daemon off; pid $TMP/nginx.pid;" 2>"$TMP/nginx.err"
+	if wait_port "$OH" 5; then
+		version=$(pcurl "$PA" --http2 --cacert "$TMP/ca.pem" \
+		    -o "$TMP/h2.body" -w '%{http_version}' \
+		    https://h2.test/file 2>"$TMP/h2.err")
+		check_eq "HTTP/2: curl reports HTTP version 2" 2 "$version"
+		[ "$version" = 2 ] || diag "curl: $(cat "$TMP/h2.err")"
+		check "HTTP/2: the file arrives intact" \
+		    cmp -s "$TMP/www/file" "$TMP/h2.body"
+		check "HTTP/2: nginx logged an HTTP/2.0 request" \
+		    grep -qF '"GET /file HTTP/2.0" 200' "$TMP/nginx-access.log"
+	else
+		for i in 1 2 3; do
+			not_ok "HTTP/2: nginx did not start"
+		done
+		diag "$(cat "$TMP/nginx.err")"
+	fi
+	stop "$NGINX"
+fi
+
+# The emulator's CONNECT by IP address; the host name comes from SNI.
+connect byip --proxy "$PA" --connect "127.0.0.1:$OM" --sni api.test \
+    --cafile "$TMP/ca.pem" --get /hello
+check_out "CONNECT by IP: the answer is exactly the bare 200" byip reply \
+    "$ESTABLISHED"
+check_out "CONNECT by IP, SNI api.test: TLS with pinproxy's leaf" byip \
+    cert_issuer "$(openssl x509 -noout -subject -nameopt multiline \
+    -in "$TMP/ca.pem" | sed -n 's/^ *commonName *= *//p')"
+check_out "CONNECT by IP, SNI api.test: the origin's body" byip body \
+    'hello from origin\n'
+check_log "CONNECT by IP: access line names the SNI host" "$TMP/a.log" \
+    "$(kv event access)" "$(kv mode intercept)" "$(kv host api.test)" \
+    "$(kv status 200)"
+mismatches()
+{
+	log_lines "$TMP/a.log" "$(kv event pin_mismatch)" \
+	    "$(kv host wrong.test)" | wc -l
+}
+n=$(mismatches)
+connect byip-wrong --proxy "$PA" --connect "127.0.0.1:$OW" \
+    --sni wrong.test --cafile "$TMP/ca.pem" --get /hello
+check_out "CONNECT by IP, SNI of a wrong pin set: TLS alert" byip-wrong \
+    tls alert
+check_eq "CONNECT by IP, SNI of a wrong pin set: event=pin_mismatch" \
+    $((n + 1)) "$(mismatches)"
+
+# Without SNI, the host name is the CONNECT host.
+connect nosni --proxy "$PA" --connect api.test:443 --host api.test \
+    --cafile "$TMP/ca.pem" --get /hello
+check_out "no SNI: the leaf is for the CONNECT host" nosni cert_san \
+    DNS:api.test
+check_out "no SNI: the origin's body" nosni body 'hello from origin\n'
+
+# A ClientHello in three TCP segments, and a 2.5 KB one in three.
+connect split --proxy "$PA" --connect api.test:443 --sni api.test \
+    --cafile "$TMP/ca.pem" --split 3 --get /hello
+check_out "ClientHello in three segments: handshake completes" split tls ok
+check_out "ClientHello in three segments: the origin's body" split body \
+    'hello from origin\n'
+connect bighello --proxy "$PA" --connect api.test:443 --sni api.test \
+    --cafile "$TMP/ca.pem" --split 3 --pad-alpn 12 --alpn http/1.1 \
+    --get /hello
+check_out "2.5 KB ClientHello in three segments: ALPN http/1.1" bighello \
+    alpn http/1.1
+check_out "2.5 KB ClientHello in three segments: the origin's body" \
+    bighello body 'hello from origin\n'
+
+# The CONNECT host name and the SNI differ.
+connect mismatch --proxy "$PA" --connect api.test:443 --sni other.test \
+    --cafile "$TMP/ca.pem" --get /hello
+check_out "CONNECT host differs from SNI: the bare 200" mismatch reply \
+    "$ESTABLISHED"
+check_out "CONNECT host differs from SNI: TLS alert" mismatch tls alert
+check_log "CONNECT host differs from SNI: event=blocked" "$TMP/a.log" \
+    "$(kv event blocked)" "$(kv host other.test)"
+
+# A port outside connect_ports.
+connect port --proxy "$PA" --connect "api.test:$DENIED" --sni api.test
+check_out "port not in connect_ports: 403" port status 403
+check_eq "port not in connect_ports: Proxy-Status details=port-denied" \
+    'pinproxy; error=http_request_denied; details="port-denied"' \
+    "$(header "$TMP/port.head" Proxy-Status)"
+
+# Unpinned hosts: a blind tunnel, or blocked.
+body=$(pcurl "$PA" --cacert "$PKI/root.pem" "https://pass.test:$OP/hello" \
+    2>"$TMP/pass.err")
+check_eq "unpinned = pass: blind tunnel, client trusts the origin's root" \
+    "$HELLO" "$body"
+[ "$body" = "$HELLO" ] || diag "curl: $(cat "$TMP/pass.err")"
+pcurl "$PA" --cacert "$TMP/ca.pem" "https://pass.test:$OP/hello" \
+    >/dev/null 2>&1
+check "unpinned = pass: pinproxy's CA is not what the client sees" \
+    test "$?" != 0
+check "unpinned = pass: the client's own handshake reached the origin" \
+    grep -qF '"sni": "pass.test"' "$TMP/op.log"
+check "unpinned = pass: pass.test was resolved with DNS" \
+    test "$(origin_count "$TMP/dns.log" query '"pass.test"')" -ge 1
+check_log "unpinned = pass: access line mode=tunnel" "$TMP/a.log" \
+    "$(kv event access)" "$(kv mode tunnel)" "$(kv host pass.test)"
+connect block --proxy "$PB" --connect blocked.test:443 --sni blocked.test
+check_out "unpinned = block, CONNECT by name: 403" block status 403
+check_eq "unpinned = block, CONNECT by name: details=blocked" \
+    'pinproxy; error=http_request_denied; details="blocked"' \
+    "$(header "$TMP/block.head" Proxy-Status)"
+check_log "unpinned = block, CONNECT by name: event=blocked" "$TMP/b.log" \
+    "$(kv event blocked)" "$(kv host blocked.test)"
+connect blockip --proxy "$PB" --connect "127.0.0.1:$OM" \
+    --sni unpinned.test --cafile "$PKI/root.pem" --get /hello
+check_out "unpinned = block, CONNECT by IP: the bare 200" blockip reply \
+    "$ESTABLISHED"
+check_out "unpinned = block, CONNECT by IP, unpinned SNI: TLS alert" \
+    blockip tls alert
+check_log "unpinned = block, CONNECT by IP: event=blocked" "$TMP/b.log" \
+    "$(kv event blocked)" "$(kv host unpinned.test)"
+connect allowip --proxy "$PB" --connect "127.0.0.1:$OM" --sni api.test \
+    --cafile "$TMP/ca-b.pem" --get /hello
+check_out "unpinned = block, CONNECT by IP, pinned SNI: intercepted" \
+    allowip body 'hello from origin\n'
+
+# Plain HTTP after the 200 to a pinned host.
+connect plain --proxy "$PA" --connect plainafter.test:443 \
+    --host plainafter.test --send-plain --timeout 5
+check_out "plain HTTP after the 200: the bare 200" plain reply \
+    "$ESTABLISHED"
+check_out "plain HTTP after the 200: disconnected" plain plain closed
+check_out "plain HTTP after the 200: no answer" plain received 0
+origin_settle "$TMP/ot.log"
+check "plain HTTP after the 200: pinproxy had connected to the origin" \
+    test "$(origin_count "$TMP/ot.log" accept)" -ge 1
+check_eq "plain HTTP after the 200: the origin received no byte" \
+    "0 0" "$(origin_count "$TMP/ot.log" tls) \
+$(origin_count "$TMP/ot.log" bytes)"
+
+# Many intercepted connections at once; descriptors return afterwards.
+sleep 0.5
+base=$(fd_count "$PP_A")
+seq "$CONCURRENT" | xargs -P 50 -I % curl -sS --noproxy '' \
+    -x "http://127.0.0.1:$PA" --max-time 30 --http1.1 \
+    --cacert "$TMP/ca.pem" -o "$TMP/many.%" https://api.test/hello \
+    2>"$TMP/many.err"
+good=$(cat "$TMP"/many.* 2>/dev/null | grep -cxF "$HELLO")
+check_eq "$CONCURRENT concurrent intercepted connections complete" \
+    "$CONCURRENT" "$good"
+[ "$good" = "$CONCURRENT" ] || diag "$(sort "$TMP/many.err" | uniq -c)"
+for i in $(seq 60); do
+	[ "$(fd_count "$PP_A")" -le "$base" ] && break
+	sleep 0.05
+done
+check_eq "$CONCURRENT concurrent connections: descriptors back to $base" \
+    "$base" "$(fd_count "$PP_A")"
+
+stop_pinproxy "$PP_A" "$TMP/a.log"
+stop_pinproxy "$PP_B" "$TMP/b.log"
+
+done_testing
