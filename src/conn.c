@@ -21,6 +21,7 @@
 #include "hostmatch.h"
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "pool.h"
 #include "relay.h"
 #include "tunnel.h"
@@ -156,6 +157,8 @@ conn_log_access(struct conn *c, const char *mode, const char *host,
 	log_int(&l, LK_BYTES_DOWN, (long long)down);
 	log_int(&l, LK_MS, conn_elapsed_ms(c));
 	log_end(&l);
+	metrics_add(c->env->sinks.metrics, METRIC_BYTES_UP, up);
+	metrics_add(c->env->sinks.metrics, METRIC_BYTES_DOWN, down);
 }
 
 /* Give an idle upstream to the pool, or close it. */
@@ -187,6 +190,7 @@ conn_close(struct conn *c)
 	runconf_unref(c->rc);
 	TAILQ_REMOVE(&env->conns, c, entry);
 	env->nconns--;
+	metrics_dec(env->sinks.metrics, METRIC_CONNECTIONS_ACTIVE);
 	free(c);
 	env->closed(env->closed_arg);
 }
@@ -475,6 +479,7 @@ conn_open_upstream(struct conn *c)
 	p.host = c->host;
 	p.port = c->port;
 	p.client = c->client;
+	p.sinks = &c->env->sinks;
 	conn_set_state(c, CONN_CONNECTING);
 	bufferevent_disable(c->bev, EV_READ);
 	c->reused = false;
@@ -856,6 +861,8 @@ conn_new(struct conn_env *env, struct runconf *rc, evutil_socket_t fd,
 	c->head_timer = evtimer_new(env->base, conn_head_timeout_cb, c);
 	TAILQ_INSERT_TAIL(&env->conns, c, entry);
 	env->nconns++;
+	metrics_inc(env->sinks.metrics, METRIC_CONNECTIONS_TOTAL);
+	metrics_inc(env->sinks.metrics, METRIC_CONNECTIONS_ACTIVE);
 	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb,
 	    c);
 	evutil_gettimeofday(&c->start, NULL);

@@ -18,6 +18,7 @@
 
 #include "http_error.h"
 #include "runconf.h"
+#include "upstream.h"
 
 struct conn;
 struct pool;
@@ -32,6 +33,7 @@ struct conn_env {
 	size_t			 nlisten;
 	struct tunnel_env	*tunnel;	/* CONNECT: CA, forged leaves */
 	struct pool		*pool;		/* idle upstreams */
+	struct upstream_sinks	 sinks;		/* metrics, report_file */
 	void			(*closed)(void *);	/* after a close */
 	void			*closed_arg;
 	TAILQ_HEAD(, conn)	 conns;		/* every open connection */

@@ -20,10 +20,13 @@
 #include "conf_parse.h"
 #include "conn.h"
 #include "log.h"
+#include "metrics.h"
 #include "notify.h"
 #include "pool.h"
 #include "proxy.h"
+#include "report.h"
 #include "runconf.h"
+#include "stats.h"
 #include "tunnel.h"
 #include "version.h"
 #include "xmalloc.h"
@@ -47,6 +50,8 @@ struct proxy {
 	struct event		 *sigint;
 	struct event		 *resume_ev;	/* after EMFILE */
 	struct event		 *stop_ev;	/* shutdown_timeout */
+	struct metrics		 *metrics;
+	struct stats		 *stats;	/* NULL: no stats_listen */
 	bool			  paused;
 	bool			  stopping;
 };
@@ -179,6 +184,83 @@ proxy_listen_changed(const struct proxy *p, const struct conf *c)
 	return false;
 }
 
+/* Refresh the gauges that live elsewhere before /metrics is rendered. */
+static void
+proxy_stats_refresh_cb(struct metrics *m, void *arg)
+{
+	struct proxy	*p = arg;
+	uint64_t	 hits, misses;
+
+	tunnel_env_leaf_stats(p->env.tunnel, &hits, &misses);
+	metrics_set(m, METRIC_LEAFCERT_CACHE_HITS, hits);
+	metrics_set(m, METRIC_LEAFCERT_CACHE_MISSES, misses);
+}
+
+/* Open what report_file and stats_listen of conf ask for (NULL: none). */
+static bool
+proxy_open_outputs(struct proxy *p, const struct conf *conf,
+    struct report **report, struct stats **stats, char *err, size_t errlen)
+{
+	*report = NULL;
+	*stats = NULL;
+	if (conf->report_file != NULL &&
+	    (*report = report_open(conf->report_file, err, errlen)) == NULL)
+		return false;
+	if (conf->has_stats_listen) {
+		*stats = stats_new(p->base, &conf->stats_listen, p->metrics, err,
+		    errlen);
+		if (*stats == NULL) {
+			report_close(*report);
+			*report = NULL;
+			return false;
+		}
+		stats_set_refresh(*stats, proxy_stats_refresh_cb, p);
+	}
+	return true;
+}
+
+/*
+ * The outputs a reload wants: the same report file is reopened (log
+ * rotation), a changed one opened anew; the stats listener is replaced
+ * only when its address changed. Nothing is swapped on failure.
+ */
+static bool
+proxy_reload_outputs(struct proxy *p, const struct conf *conf,
+    struct report **report, struct stats **stats, bool *keep_stats,
+    char *err, size_t errlen)
+{
+	const struct conf	*old = p->rc->conf;
+	struct report		*cur = p->env.sinks.report;
+
+	*report = NULL;
+	*stats = NULL;
+	*keep_stats = (old->has_stats_listen == conf->has_stats_listen) &&
+	    (!conf->has_stats_listen ||
+	    strcmp(old->stats_listen.text, conf->stats_listen.text) == 0);
+	if (conf->report_file != NULL && cur != NULL &&
+	    strcmp(report_path(cur), conf->report_file) == 0) {
+		if (!report_reopen(cur, err, errlen))
+			return false;
+		*report = cur;
+	} else if (conf->report_file != NULL &&
+	    (*report = report_open(conf->report_file, err, errlen)) == NULL)
+		return false;
+	if (!*keep_stats && conf->has_stats_listen) {
+		/* The old listener may hold the address: free it first. */
+		stats_free(p->stats);
+		p->stats = NULL;
+		*stats = stats_new(p->base, &conf->stats_listen, p->metrics,
+		    err, errlen);
+		if (*stats == NULL) {
+			if (*report != cur)
+				report_close(*report);
+			return false;
+		}
+		stats_set_refresh(*stats, proxy_stats_refresh_cb, p);
+	}
+	return true;
+}
+
 /* SIGHUP: read the file again; keep the old generation on any error. */
 static void
 proxy_reload(struct proxy *p)
@@ -186,9 +268,12 @@ proxy_reload(struct proxy *p)
 	struct diag	*d;
 	struct conf	*conf;
 	struct runconf	*rc;
+	struct report	*report = NULL;
+	struct stats	*stats = NULL;
 	struct logline	 l;
 	struct timespec	 ts;
 	char		 err[256];
+	bool		 keep_stats = true;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	notify_sendf("RELOADING=1\nMONOTONIC_USEC=%llu",
@@ -202,11 +287,17 @@ proxy_reload(struct proxy *p)
 		    diag_first_error(d) : "cannot read the configuration");
 	else if ((rc = runconf_new(conf, p->generation + 1, err,
 	    sizeof(err))) != NULL &&
-	    !tunnel_env_reload(p->env.tunnel, conf, err, sizeof(err))) {
+	    (!proxy_reload_outputs(p, conf, &report, &stats, &keep_stats,
+	    err, sizeof(err)) ||
+	    !tunnel_env_reload(p->env.tunnel, conf, err, sizeof(err)))) {
+		if (report != p->env.sinks.report)
+			report_close(report);
+		stats_free(stats);
 		runconf_unref(rc);
 		rc = NULL;
 	}
 	if (rc == NULL) {
+		metrics_inc(p->metrics, METRIC_CONFIG_RELOADS_FAILED);
 		log_begin(&l, EV_RELOAD_FAILED);
 		log_str(&l, LK_FILE, p->path);
 		log_str(&l, LK_ERROR, err);
@@ -218,6 +309,14 @@ proxy_reload(struct proxy *p)
 		if (proxy_listen_changed(p, conf))
 			log_msg(EV_CONFIG_WARNING, "listen addresses change "
 			    "only on restart; still listening on the old ones");
+		if (p->env.sinks.report != report)
+			report_close(p->env.sinks.report);
+		p->env.sinks.report = report;
+		if (!keep_stats) {
+			stats_free(p->stats);
+			p->stats = stats;
+		}
+		metrics_inc(p->metrics, METRIC_CONFIG_RELOADS_OK);
 		p->generation++;
 		runconf_unref(p->rc);
 		p->rc = rc;
@@ -339,6 +438,8 @@ proxy_teardown(struct proxy *p)
 	free(p->listeners);
 	free(p->listen);
 	pool_free(p->env.pool);
+	stats_free(p->stats);
+	report_close(p->env.sinks.report);
 	tunnel_env_free(p->env.tunnel);
 	if (p->sighup != NULL)
 		event_free(p->sighup);
@@ -355,6 +456,7 @@ proxy_teardown(struct proxy *p)
 	runconf_unref(p->rc);
 	if (p->base != NULL)
 		event_base_free(p->base);
+	metrics_free(p->metrics);
 }
 
 int
@@ -387,6 +489,13 @@ proxy_main(struct conf *conf, const char *path, bool debug)
 	}
 	p.env.base = p.base;
 	p.env.pool = pool_new(p.base);
+	p.metrics = metrics_new();
+	p.env.sinks.metrics = p.metrics;
+	if (!proxy_open_outputs(&p, conf, &p.env.sinks.report, &p.stats, err,
+	    sizeof(err))) {
+		log_msg(EV_START_FAILED, "%s", err);
+		goto out;
+	}
 	p.env.dns = p.dns;
 	p.env.closed = proxy_conn_closed;
 	p.env.closed_arg = &p;

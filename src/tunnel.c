@@ -21,6 +21,7 @@
 #include "hostmatch.h"
 #include "leafcert.h"
 #include "log.h"
+#include "metrics.h"
 #include "relay.h"
 #include "tunnel.h"
 #include "upstream.h"
@@ -134,6 +135,8 @@ tunnel_client_tls_event_cb(struct bufferevent *bev, short what, void *arg)
 		tunnel_relay(t);
 		return;
 	}
+	metrics_inc(conn_env(t->conn)->sinks.metrics,
+	    METRIC_HANDSHAKE_FAILURES_CLIENT);
 	e = bufferevent_get_openssl_error(bev);
 	log_msg(EV_DEBUG, "client %s: TLS handshake for %s failed: %s",
 	    conn_client(t->conn), t->host, e != 0 ?
@@ -393,6 +396,7 @@ tunnel_start(struct conn *c, const char *host, uint16_t port)
 	p.host = t->connect_host;
 	p.port = port;
 	p.client = conn_client(c);
+	p.sinks = &env->sinks;
 	bufferevent_disable(conn_client_bev(c), EV_READ);
 	t->up = upstream_connect(&p, tunnel_connected_cb, t);
 }
@@ -489,6 +493,17 @@ tunnel_env_reload(struct tunnel_env *te, const struct conf *conf, char *err,
 	te->ca_key = xstrdup(conf->ca_key);
 	leafcert_cache_flush(te->leaves);
 	return true;
+}
+
+void
+tunnel_env_leaf_stats(const struct tunnel_env *te, uint64_t *hits,
+    uint64_t *misses)
+{
+	struct leafcert_stats	 st;
+
+	leafcert_cache_stats(te->leaves, &st);
+	*hits = st.hits;
+	*misses = st.misses;
 }
 
 void

@@ -25,6 +25,9 @@ struct tunnel_env *tunnel_env_new(const struct conf *conf, char *err,
  */
 bool		 tunnel_env_reload(struct tunnel_env *te, const struct conf *conf,
 		    char *err, size_t errlen);
+/* Hits and misses of the forged-leaf cache. */
+void		 tunnel_env_leaf_stats(const struct tunnel_env *te,
+		    uint64_t *hits, uint64_t *misses);
 /* Free it (NULL ok). */
 void		 tunnel_env_free(struct tunnel_env *te);
 /*

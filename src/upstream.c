@@ -25,6 +25,8 @@
 
 #include "hostmatch.h"
 #include "log.h"
+#include "metrics.h"
+#include "report.h"
 #include "upstream.h"
 #include "xmalloc.h"
 
@@ -47,6 +49,7 @@ struct upstream {
 	uint16_t			 port;
 	char				 client[CONF_ADDR_TEXT_MAX];
 	bool				 tls;
+	struct upstream_sinks		*sinks;		/* borrowed */
 
 	upstream_cb			 cb;
 	void				*arg;
@@ -110,6 +113,7 @@ upstream_fail(struct upstream *u, enum upstream_status st, const char *code,
 	log_str(&l, LK_ERROR, code);
 	log_str(&l, LK_REASON, u->reason);
 	log_end(&l);
+	metrics_inc(u->sinks->metrics, metrics_upstream_error(code));
 	upstream_finish(u, st);
 }
 
@@ -305,6 +309,7 @@ upstream_connect(const struct upstream_params *p, upstream_cb cb, void *arg)
 	xstrlcpy(u->host, p->host, sizeof(u->host));
 	u->port = p->port;
 	xstrlcpy(u->client, p->client, sizeof(u->client));
+	u->sinks = p->sinks;
 	u->cb = cb;
 	u->arg = arg;
 	u->fd = -1;
@@ -356,6 +361,45 @@ upstream_log_verdict(struct upstream *u)
 	}
 }
 
+/* Append a pin failure to report_file, when one is configured. */
+static void
+upstream_report(struct upstream *u, STACK_OF(X509) *chain)
+{
+	struct report_event	 ev;
+	struct logline		 l;
+	char			 err[256];
+
+	if (u->sinks->report == NULL)
+		return;
+	memset(&ev, 0, sizeof(ev));
+	ev.time = time(NULL);
+	ev.hostname = u->host;
+	ev.port = u->port;
+	ev.ps = u->ps;
+	ev.enforced = u->pins.verdict == PIN_MISMATCH;
+	ev.client = u->client;
+	ev.served_chain = SSL_get_peer_cert_chain(u->ssl);
+	ev.validated_chain = chain;
+	switch (report_pin_failure(u->sinks->report, &ev, err, sizeof(err))) {
+	case REPORT_WRITTEN:
+		break;
+	case REPORT_DUPLICATE:
+		log_begin(&l, EV_DEBUG);
+		log_str(&l, LK_HOST, u->host);
+		log_str(&l, LK_MSG, "duplicate pin failure report suppressed");
+		log_int(&l, LK_COUNT,
+		    (long long)report_suppressed(u->sinks->report));
+		log_end(&l);
+		break;
+	case REPORT_FAILED:
+		log_begin(&l, EV_REPORT_ERROR);
+		log_str(&l, LK_FILE, report_path(u->sinks->report));
+		log_str(&l, LK_ERROR, err);
+		log_end(&l);
+		break;
+	}
+}
+
 /* The handshake finished: the chain verified; now the pins decide. */
 static void
 upstream_handshake_done(struct upstream *u)
@@ -370,6 +414,10 @@ upstream_handshake_done(struct upstream *u)
 	}
 	pincheck_verdict(u->ps, chain, time(NULL), &u->pins);
 	upstream_log_verdict(u);
+	metrics_inc(u->sinks->metrics, metrics_pin_check(u->pins.verdict));
+	if (u->pins.verdict == PIN_MISMATCH ||
+	    u->pins.verdict == PIN_REPORT_ONLY)
+		upstream_report(u, chain);
 	bufferevent_setcb(u->bev, NULL, NULL, NULL, NULL);
 	if (!pincheck_allows(u->pins.verdict)) {
 		snprintf(u->reason, sizeof(u->reason), "no pin of [pins:%s] "
@@ -389,8 +437,10 @@ upstream_handshake_failed(struct upstream *u, short what)
 	unsigned long	 e;
 	long		 v;
 
+	metrics_inc(u->sinks->metrics, METRIC_HANDSHAKE_FAILURES_UPSTREAM);
 	v = SSL_get_verify_result(u->ssl);
 	if (v != X509_V_OK) {
+		metrics_inc(u->sinks->metrics, METRIC_VERIFY_FAILURES);
 		snprintf(u->reason, sizeof(u->reason), "%s",
 		    X509_verify_cert_error_string(v));
 		log_begin(&l, EV_VERIFY_FAILED);

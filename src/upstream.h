@@ -19,6 +19,9 @@
 #include "pincheck.h"
 #include "runconf.h"
 
+struct metrics;
+struct report;
+
 enum upstream_status {
 	UPSTREAM_OK,
 	UPSTREAM_DNS_FAILED,
@@ -29,6 +32,12 @@ enum upstream_status {
 	UPSTREAM_PIN_MISMATCH
 };
 
+/* Where upstreams account for what they see; owned by the daemon. */
+struct upstream_sinks {
+	struct metrics		*metrics;
+	struct report		*report;	/* NULL: no report_file */
+};
+
 struct upstream_params {
 	struct event_base	*base;
 	struct evdns_base	*dns;
@@ -37,6 +46,7 @@ struct upstream_params {
 	const char		*host;	/* normalised name or IP literal */
 	uint16_t		 port;
 	const char		*client; /* the client's address, for logs */
+	struct upstream_sinks	*sinks;	/* borrowed; outlives the upstream */
 };
 
 struct upstream;
