@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ca.h"
 #include "conf.h"
 #include "conf_parse.h"
 #include "diag.h"
@@ -37,6 +38,7 @@ main(int argc, char *argv[])
 	struct conf	*conf;
 	bool		 check = false, debug = false, builtin = false;
 	bool		 explicit_path = false;
+	char		 err[512];
 	int		 ch, rc;
 
 	while ((ch = getopt(argc, argv, "c:tdVh")) != -1) {
@@ -77,6 +79,13 @@ main(int argc, char *argv[])
 		conf->path = xstrdup(path);
 	} else
 		conf = conf_parse_file(path, time(NULL), d);
+	/* The CA must load (or both files be missing, to be created). */
+	if (conf != NULL && !ca_check(conf->ca_cert, conf->ca_key, err,
+	    sizeof(err))) {
+		diag_error(d, path, 0, "interception CA: %s", err);
+		conf_unref(conf);
+		conf = NULL;
+	}
 	if (check) {
 		if (builtin)
 			printf("%s: not found; the built-in defaults apply\n",
