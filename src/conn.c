@@ -252,35 +252,6 @@ conn_upstream_error_kind(enum upstream_status st)
 	return HTTP_ERROR_TLS_FAILED;
 }
 
-/* Explain a pin mismatch: what was seen, and what the pin set wants. */
-static void
-conn_pin_explanation(const struct pinset *ps,
-    const struct pincheck_result *res, char *buf, size_t len)
-{
-	char	 pin[PIN_TEXT_MAX];
-	size_t	 i, o;
-	int	 n;
-
-	n = snprintf(buf, len, "The server's verified chain matched no pin "
-	    "of pin set \"%s\".\nPins seen (leaf first):\n", ps->name);
-	o = n < 0 ? 0 : (size_t)n;
-	for (i = 0; i < res->nseen && o < len; i++) {
-		pin_format(&res->seen[i], pin, sizeof(pin));
-		n = snprintf(buf + o, len - o, "  depth %zu: %s\n", i, pin);
-		o += n < 0 ? 0 : (size_t)n;
-	}
-	if (o < len) {
-		n = snprintf(buf + o, len - o, "Pins of [pins:%s]:\n",
-		    ps->name);
-		o += n < 0 ? 0 : (size_t)n;
-	}
-	for (i = 0; i < ps->npins && o < len; i++) {
-		pin_format(&ps->pins[i], pin, sizeof(pin));
-		n = snprintf(buf + o, len - o, "  %s\n", pin);
-		o += n < 0 ? 0 : (size_t)n;
-	}
-}
-
 /* Answer the client about an upstream that failed a step. */
 static void
 conn_upstream_failed(struct conn *c, enum upstream_status st)
@@ -288,7 +259,7 @@ conn_upstream_failed(struct conn *c, enum upstream_status st)
 	char	 expl[4096];
 
 	if (st == UPSTREAM_PIN_MISMATCH)
-		conn_pin_explanation(c->ps, upstream_pins(c->up), expl,
+		pincheck_explain(c->ps, upstream_pins(c->up), expl,
 		    sizeof(expl));
 	else
 		snprintf(expl, sizeof(expl), "%s", upstream_reason(c->up));

@@ -127,3 +127,31 @@ pincheck_verdict_name(enum pin_verdict v)
 		return "unknown";
 	return pincheck_verdict_names[v];
 }
+
+void
+pincheck_explain(const struct pinset *ps,
+    const struct pincheck_result *res, char *buf, size_t len)
+{
+	char	 pin[PIN_TEXT_MAX];
+	size_t	 i, o;
+	int	 n;
+
+	n = snprintf(buf, len, "The server's verified chain matched no pin "
+	    "of pin set \"%s\".\nPins seen (leaf first):\n", ps->name);
+	o = n < 0 ? 0 : (size_t)n;
+	for (i = 0; i < res->nseen && o < len; i++) {
+		pin_format(&res->seen[i], pin, sizeof(pin));
+		n = snprintf(buf + o, len - o, "  depth %zu: %s\n", i, pin);
+		o += n < 0 ? 0 : (size_t)n;
+	}
+	if (o < len) {
+		n = snprintf(buf + o, len - o, "Pins of [pins:%s]:\n",
+		    ps->name);
+		o += n < 0 ? 0 : (size_t)n;
+	}
+	for (i = 0; i < ps->npins && o < len; i++) {
+		pin_format(&ps->pins[i], pin, sizeof(pin));
+		n = snprintf(buf + o, len - o, "  %s\n", pin);
+		o += n < 0 ? 0 : (size_t)n;
+	}
+}

@@ -47,6 +47,12 @@ bool		 pincheck_allows(enum pin_verdict v);
 /* The seen pins, space-separated, leaf first, into buf. */
 void		 pincheck_seen_text(const struct pincheck_result *res,
 		    char *buf, size_t len);
+/*
+ * A text for a person: the pins seen, leaf first, and the pins of ps, the
+ * pin set that was applied (for the body of a pin-mismatch answer).
+ */
+void		 pincheck_explain(const struct pinset *ps,
+		    const struct pincheck_result *res, char *buf, size_t len);
 /* A verdict's name: "match", "mismatch", "report_only", "expired"... */
 const char	*pincheck_verdict_name(enum pin_verdict v);
 

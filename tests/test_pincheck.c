@@ -718,6 +718,41 @@ test_trust_store_refuses_an_empty_source(void **state)
 	assert_false(trust_check("", err, sizeof(err)));
 }
 
+static void
+test_pincheck_explain_names_the_set_the_seen_pins_and_the_wanted_ones(
+    void **state)
+{
+	struct pin		 pins[2];
+	struct pinset		 ps;
+	struct pincheck_result	 res;
+	char			 text[2048], pin[PIN_TEXT_MAX];
+
+	memset(pins, 0, sizeof(pins));
+	pins[1].digest[0] = 1;
+	memset(&ps, 0, sizeof(ps));
+	ps.name = (char *)"api-set";
+	ps.pins = pins;
+	ps.npins = 2;
+	memset(&res, 0, sizeof(res));
+	res.verdict = PIN_MISMATCH;
+	res.nseen = 2;
+	res.seen[0].digest[0] = 0xaa;
+	res.seen[1].digest[0] = 0xbb;
+	pincheck_explain(&ps, &res, text, sizeof(text));
+	assert_non_null(strstr(text, "\"api-set\""));
+	pin_format(&res.seen[0], pin, sizeof(pin));
+	assert_non_null(strstr(text, pin));
+	pin_format(&res.seen[1], pin, sizeof(pin));
+	assert_non_null(strstr(text, pin));
+	/* Seen pins come leaf first, before the pins of the set. */
+	assert_true(strstr(text, "depth 0") < strstr(text, "depth 1"));
+	pin_format(&pins[1], pin, sizeof(pin));
+	assert_true(strstr(text, "depth 1") < strstr(text, pin));
+	/* A small buffer is cut, never overrun. */
+	pincheck_explain(&ps, &res, text, 40);
+	assert_int_equal(strlen(text), 39);
+}
+
 int
 main(void)
 {
@@ -766,6 +801,8 @@ main(void)
 		cmocka_unit_test(test_trust_store_names_a_missing_file),
 		cmocka_unit_test(test_trust_store_loads_the_system_roots),
 		cmocka_unit_test(test_trust_store_refuses_an_empty_source),
+		cmocka_unit_test(
+	    test_pincheck_explain_names_the_set_the_seen_pins_and_the_wanted_ones),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
