@@ -827,6 +827,7 @@ conn_new(struct conn_env *env, struct runconf *rc, evutil_socket_t fd,
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->bev = bufferevent_socket_new(env->base, fd,
 	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	relay_tune(c->bev);
 	c->req = http_msg_new(HTTP_DIR_REQUEST);
 	c->resp = http_msg_new(HTTP_DIR_RESPONSE);
 	c->head_timer = evtimer_new(env->base, conn_head_timeout_cb, c);

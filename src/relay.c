@@ -149,6 +149,13 @@ relay_new(struct event_base *base, struct bufferevent *client,
 }
 
 void
+relay_tune(struct bufferevent *bev)
+{
+	bufferevent_set_max_single_read(bev, RELAY_IO_MAX);
+	bufferevent_set_max_single_write(bev, RELAY_IO_MAX);
+}
+
+void
 relay_counts(const struct relay *r, uint64_t *up, uint64_t *down)
 {
 	*up = r->up;

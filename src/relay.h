@@ -13,6 +13,8 @@
 
 /* Bytes a side may have queued before the other side stops reading. */
 #define RELAY_HIGH_WATER	(256 * 1024)
+/* The most one read or write moves: fewer calls on bulk transfers. */
+#define RELAY_IO_MAX		(64 * 1024)
 
 struct relay;
 
@@ -27,6 +29,8 @@ typedef void (*relay_done_cb)(struct relay *, const char *why, void *arg);
 struct relay	*relay_new(struct event_base *base, struct bufferevent *client,
 		    struct bufferevent *server, unsigned int idle,
 		    relay_done_cb cb, void *arg);
+/* Let a bufferevent read and write RELAY_IO_MAX bytes at a time. */
+void		 relay_tune(struct bufferevent *bev);
 /* Bytes moved so far: up is client to server, down the other way. */
 void		 relay_counts(const struct relay *r, uint64_t *up,
 		    uint64_t *down);

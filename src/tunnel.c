@@ -180,6 +180,7 @@ tunnel_accept_client(struct tunnel *t)
 		return;
 	}
 	conn_set_client_bev(t->conn, bev);
+	relay_tune(bev);
 	t->state = TUNNEL_CLIENT_TLS;
 	bufferevent_setcb(bev, NULL, NULL, tunnel_client_tls_event_cb, t);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);

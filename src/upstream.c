@@ -26,6 +26,7 @@
 #include "hostmatch.h"
 #include "log.h"
 #include "metrics.h"
+#include "relay.h"
 #include "report.h"
 #include "upstream.h"
 #include "xmalloc.h"
@@ -500,6 +501,7 @@ upstream_start_tls(struct upstream *u, const unsigned char *alpn,
 		return;
 	}
 	u->fd = -1;	/* the bufferevent owns it now */
+	relay_tune(u->bev);
 	bufferevent_openssl_set_allow_dirty_shutdown(u->bev, 1);
 	bufferevent_setcb(u->bev, NULL, NULL, upstream_tls_event_cb, u);
 	bufferevent_enable(u->bev, EV_READ | EV_WRITE);
@@ -518,6 +520,7 @@ upstream_start_plain(struct upstream *u)
 {
 	u->bev = bufferevent_socket_new(u->base, u->fd,
 	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	relay_tune(u->bev);
 	u->fd = -1;
 	u->tls = false;
 	u->state = UPSTREAM_READY;
