@@ -1,7 +1,7 @@
 /*
- * A client connection: reads request heads, applies the policy, and runs
- * the plaintext exchange with a pinned upstream; CONNECT requests are
- * handed to the tunnel module. Every connection ends in conn_close().
+ * A client connection: reads request heads, applies the policy, and hands
+ * plaintext requests to the forward module and CONNECT requests to the
+ * tunnel module. Every connection ends in conn_close().
  */
 #ifndef PINPROXY_CONN_H
 #define PINPROXY_CONN_H
@@ -21,6 +21,7 @@
 #include "upstream.h"
 
 struct conn;
+struct http_msg;
 struct pool;
 struct tunnel;
 struct tunnel_env;
@@ -53,6 +54,20 @@ void		 conn_shutdown(struct conn *c);
 void		 conn_shutdown_all(struct conn_env *env);
 /* Close every connection now. */
 void		 conn_close_all(struct conn_env *env);
+
+/* For the forward module: the parser holding the request head. */
+struct http_msg	*conn_request_msg(struct conn *c);
+/* Count bytes of the request in progress: up from, down to the client. */
+void		 conn_count(struct conn *c, uint64_t up, uint64_t down);
+/* Whether the client connection ends after the request in progress. */
+bool		 conn_closing(const struct conn *c);
+/* The exchange ended with status: log it, then await the next or close. */
+void		 conn_exchange_done(struct conn *c, int status, bool close);
+/* The exchange broke after the response began: log and close. */
+void		 conn_finish(struct conn *c, int status);
+/* A 101: relay bytes between the client and upstream (borrowed). */
+void		 conn_upgrade(struct conn *c, struct bufferevent *upstream,
+		    int status);
 
 /* For the CONNECT path: the client's bufferevent, address and generation. */
 struct bufferevent *conn_client_bev(struct conn *c);

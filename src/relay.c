@@ -57,12 +57,7 @@ relay_move(struct relay *r, struct bufferevent *src)
 		r->down += n;
 	evbuffer_add_buffer(bufferevent_get_output(dst), in);
 	evtimer_add(r->idle_ev, &r->idle);
-	if (evbuffer_get_length(bufferevent_get_output(dst)) >=
-	    RELAY_HIGH_WATER) {
-		bufferevent_disable(src, EV_READ);
-		bufferevent_setwatermark(dst, EV_WRITE, RELAY_HIGH_WATER / 2,
-		    0);
-	}
+	relay_throttle(src, dst);
 }
 
 static void
@@ -146,6 +141,28 @@ relay_new(struct event_base *base, struct bufferevent *client,
 	relay_move(r, client);
 	relay_move(r, server);
 	return r;
+}
+
+bool
+relay_peek(struct evbuffer *buf, struct evbuffer_iovec *v)
+{
+	struct evbuffer_ptr	 pos;
+
+	if (evbuffer_get_length(buf) == 0)
+		return false;
+	/* A position skips empty chains; peek from there. */
+	evbuffer_ptr_set(buf, &pos, 0, EVBUFFER_PTR_SET);
+	return evbuffer_peek(buf, 1, &pos, v, 1) > 0 && v->iov_len > 0;
+}
+
+void
+relay_throttle(struct bufferevent *src, struct bufferevent *dst)
+{
+	if (evbuffer_get_length(bufferevent_get_output(dst)) <
+	    RELAY_HIGH_WATER)
+		return;
+	bufferevent_disable(src, EV_READ);
+	bufferevent_setwatermark(dst, EV_WRITE, RELAY_HIGH_WATER / 2, 0);
 }
 
 void

@@ -6,9 +6,11 @@
 #ifndef PINPROXY_RELAY_H
 #define PINPROXY_RELAY_H
 
+#include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include <stdbool.h>
 #include <stdint.h>
 
 /* Bytes a side may have queued before the other side stops reading. */
@@ -29,6 +31,17 @@ typedef void (*relay_done_cb)(struct relay *, const char *why, void *arg);
 struct relay	*relay_new(struct event_base *base, struct bufferevent *client,
 		    struct bufferevent *server, unsigned int idle,
 		    relay_done_cb cb, void *arg);
+/*
+ * The first non-empty extent of a buffer; false when it holds no byte.
+ * (A buffer may hold empty chains, which evbuffer_peek also counts.)
+ */
+bool		 relay_peek(struct evbuffer *buf, struct evbuffer_iovec *v);
+/*
+ * Pause reading src while dst has RELAY_HIGH_WATER bytes queued; dst's
+ * write callback fires at half that, when src may read again.
+ */
+void		 relay_throttle(struct bufferevent *src,
+		    struct bufferevent *dst);
 /* Let a bufferevent read and write RELAY_IO_MAX bytes at a time. */
 void		 relay_tune(struct bufferevent *bev);
 /* Bytes moved so far: up is client to server, down the other way. */
