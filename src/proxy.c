@@ -246,9 +246,7 @@ proxy_reload_outputs(struct proxy *p, const struct conf *conf,
 	    (*report = report_open(conf->report_file, err, errlen)) == NULL)
 		return false;
 	if (!*keep_stats && conf->has_stats_listen) {
-		/* The old listener may hold the address: free it first. */
-		stats_free(p->stats);
-		p->stats = NULL;
+		/* Another address: the old listener serves until the swap. */
 		*stats = stats_new(p->base, &conf->stats_listen, p->metrics,
 		    err, errlen);
 		if (*stats == NULL) {
