@@ -25,6 +25,7 @@
 
 #include "chainfetch.h"
 #include "conf_value.h"
+#include "hostmatch.h"
 #include "trust.h"
 #include "xmalloc.h"
 
@@ -60,24 +61,6 @@ chainfetch_wait(int fd, short events, long long deadline)
 			continue;
 		return n > 0 ? 1 : n;
 	}
-}
-
-static bool
-chainfetch_is_ip(const char *host)
-{
-	unsigned char	 buf[sizeof(struct in6_addr)];
-
-	return inet_pton(AF_INET, host, buf) == 1 ||
-	    inet_pton(AF_INET6, host, buf) == 1;
-}
-
-static void
-chainfetch_target(const char *host, uint16_t port, char *buf, size_t len)
-{
-	if (strchr(host, ':') != NULL)
-		snprintf(buf, len, "[%s]:%u", host, port);
-	else
-		snprintf(buf, len, "%s:%u", host, port);
 }
 
 /*
@@ -206,7 +189,7 @@ chainfetch_set_name(SSL *ssl, const struct chainfetch_opts *opts,
 	bool			 ip;
 
 	param = SSL_get0_param(ssl);
-	ip = chainfetch_is_ip(opts->host);
+	ip = hostmatch_is_ip(opts->host);
 	if (ip) {
 		if (X509_VERIFY_PARAM_set1_ip_asc(param, opts->host) != 1)
 			goto fail;
@@ -218,7 +201,7 @@ chainfetch_set_name(SSL *ssl, const struct chainfetch_opts *opts,
 	}
 	sni = opts->sni != NULL ? opts->sni : opts->host;
 	/* RFC 6066 allows only host names in server_name. */
-	if (!chainfetch_is_ip(sni) && SSL_set_tlsext_host_name(ssl, sni) != 1)
+	if (!hostmatch_is_ip(sni) && SSL_set_tlsext_host_name(ssl, sni) != 1)
 		goto fail;
 	return true;
 fail:
@@ -310,7 +293,7 @@ chainfetch(const struct chainfetch_opts *opts, struct chainfetch_result *res,
 	bool		 ok = false;
 
 	memset(res, 0, sizeof(*res));
-	chainfetch_target(opts->host, opts->port, target, sizeof(target));
+	cv_hostport_text(opts->host, opts->port, target, sizeof(target));
 	if ((ctx = chainfetch_ctx(opts, err, errlen)) == NULL)
 		return false;
 	deadline = chainfetch_now_ms() + (long long)opts->timeout * 1000;

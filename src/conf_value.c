@@ -454,6 +454,14 @@ cv_list_free(char **items, size_t count)
 }
 
 void
+cv_hostport_text(const char *host, uint16_t port, char *buf, size_t len)
+{
+	/* Only an IPv6 literal has a colon, and needs brackets. */
+	snprintf(buf, len, strchr(host, ':') != NULL ? "[%s]:%u" : "%s:%u",
+	    host, port);
+}
+
+void
 cv_sockaddr_text(const struct sockaddr *sa, char *buf, size_t len)
 {
 	const struct sockaddr_in	*sin;

@@ -53,6 +53,9 @@ bool	 cv_date(const char *s, time_t *out, char *err, size_t errlen);
 char	**cv_list(const char *s, size_t *count);
 /* Free what cv_list returned. */
 void	 cv_list_free(char **items, size_t count);
+/* Format host and port as "example.com:443", "1.2.3.4:80" or "[::1]:80". */
+void	 cv_hostport_text(const char *host, uint16_t port, char *buf,
+	    size_t len);
 /* Format a socket address as "1.2.3.4:80" or "[::1]:80". */
 void	 cv_sockaddr_text(const struct sockaddr *sa, char *buf, size_t len);
 

@@ -255,8 +255,7 @@ conn_is_self(const struct conn *c, const char *host, uint16_t port)
 
 	if (strcmp(host, "localhost") == 0)
 		host = "127.0.0.1";
-	snprintf(text, sizeof(text), strchr(host, ':') != NULL ?
-	    "[%s]:%u" : "%s:%u", host, port);
+	cv_hostport_text(host, port, text, sizeof(text));
 	if (!cv_addr(text, &a, err, sizeof(err)))
 		return false;
 	for (i = 0; i < c->env->nlisten; i++)

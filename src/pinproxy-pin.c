@@ -483,15 +483,6 @@ bad:
 	return false;
 }
 
-static void
-target_text(const char *host, uint16_t port, char *buf, size_t len)
-{
-	if (strchr(host, ':') != NULL)
-		snprintf(buf, len, "[%s]:%u", host, port);
-	else
-		snprintf(buf, len, "%s:%u", host, port);
-}
-
 /* port, connect_to and ca_file lines for an -s section; a new string. */
 static char *
 server_ini_extra(const struct target *t, const struct tool_opts *o)
@@ -549,7 +540,7 @@ run_server(const struct tool_opts *o)
 	fo.ca_file = o->ca_file;
 	fo.connect_to = o->connect_to != NULL ? addr.text : NULL;
 	fo.timeout = FETCH_TIMEOUT;
-	target_text(t.host, t.port, text, sizeof(text));
+	cv_hostport_text(t.host, t.port, text, sizeof(text));
 	if (!chainfetch(&fo, &res, err, sizeof(err))) {
 		fprintf(stderr, PROGRAM ": %s\n", err);
 		return EXIT_FAILED;
@@ -623,7 +614,7 @@ check_host(const struct conf *c, const struct pinset *ps, const char *host,
 	char			 outcome[1024];
 	bool			 ok;
 
-	target_text(host, ps->port, text, sizeof(text));
+	cv_hostport_text(host, ps->port, text, sizeof(text));
 	fo.host = host;
 	fo.port = ps->port;
 	fo.trust = c->trust;
@@ -672,7 +663,7 @@ run_check(const struct tool_opts *o)
 		ps = &c->pinsets[i];
 		for (j = 0; j < ps->nhosts; j++) {
 			if (strchr(ps->hosts[j], '*') != NULL) {
-				target_text(ps->hosts[j], ps->port, text,
+				cv_hostport_text(ps->hosts[j], ps->port, text,
 				    sizeof(text));
 				printf("%s  pinset=%s  skipped (a wildcard"
 				    " pattern names no host to dial)\n", text,
