@@ -153,7 +153,8 @@ conn_close_after_flush(struct conn *c)
 	bufferevent_enable(c->bev, EV_WRITE);
 	bufferevent_disable(c->bev, EV_READ);
 	evtimer_del(c->head_timer);
-	forward_release(c->fwd);
+	if (c->fwd != NULL)
+		forward_release(c->fwd);
 	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
 		conn_close(c);
 }
@@ -198,6 +199,7 @@ conn_await_head(struct conn *c)
 	}
 	conn_set_state(c, CONN_READ_HEAD);
 	conn_begin_request(c);
+	http_msg_trim(c->req);
 	evtimer_add(c->head_timer, &tv);
 	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
 	bufferevent_enable(c->bev, EV_READ);
@@ -286,11 +288,17 @@ conn_request(struct conn *c)
 	const struct http_head	*h = http_msg_head(c->req);
 	const struct conf	*conf = c->rc->conf;
 	struct forward_target	 t;
+	char			 authority[HTTP_HOST_MAX];
+	uint16_t		 port;
 
 	evtimer_del(c->head_timer);
 	if (h->is_connect) {
 		conn_set_state(c, CONN_TUNNEL);
-		tunnel_start(c, h->host, h->port);
+		/* Keep the authority; the rest of the head is done with. */
+		xstrlcpy(authority, h->host, sizeof(authority));
+		port = h->port;
+		http_msg_trim(c->req);
+		tunnel_start(c, authority, port);
 		return;
 	}
 	if (h->absolute_form && strcmp(h->scheme, "http") != 0) {
@@ -327,6 +335,8 @@ conn_request(struct conn *c)
 		return;
 	}
 	conn_set_state(c, CONN_FORWARD);
+	if (c->fwd == NULL)
+		c->fwd = forward_new(c);
 	forward_start(c->fwd, &t);
 }
 
@@ -452,7 +462,6 @@ conn_new(struct conn_env *env, struct runconf *rc, evutil_socket_t fd,
 	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	relay_tune(c->bev);
 	c->req = http_msg_new(HTTP_DIR_REQUEST);
-	c->fwd = forward_new(c);
 	c->head_timer = evtimer_new(env->base, conn_head_timeout_cb, c);
 	TAILQ_INSERT_TAIL(&env->conns, c, entry);
 	env->nconns++;

@@ -114,7 +114,11 @@ forward_failed(struct forward *f, enum upstream_status st)
 	conn_reply_error(f->conn, forward_error_kind(st), f->host, expl);
 }
 
-/* Both halves ended: keep the upstream if it may go on, tell the conn. */
+/*
+ * Both halves ended. An upstream that may go on returns to the pool at
+ * once, so that idle clients hold no upstream: the next request, from
+ * this client or another, takes it back.
+ */
 static void
 forward_done(struct forward *f)
 {
@@ -124,6 +128,8 @@ forward_done(struct forward *f)
 	if (!f->req_done)
 		f->close_after = true;
 	f->state = FORWARD_IDLE;
+	forward_release(f);
+	http_msg_trim(f->resp);
 	conn_exchange_done(f->conn, f->status, f->close_after);
 }
 

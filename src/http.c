@@ -63,15 +63,21 @@ struct http_msg {
 	size_t			 used;
 	size_t			 url;
 	size_t			 reason;
-	struct http_field	 fields[HTTP_HEADERS_MAX];
+	struct http_field	*fields;	/* grown to HTTP_HEADERS_MAX */
 	size_t			 nfields;
+	size_t			 fields_cap;
 
 	struct http_head	 head;
-	struct http_header	 headers[HTTP_HEADERS_MAX];
+	struct http_header	*headers;	/* fields_cap entries */
 	char			 host[HTTP_HOST_MAX];
 	char			 scheme[16];
-	char			 store[HTTP_HEAD_MAX + 1];
+	char			*store;		/* grown to HTTP_HEAD_MAX + 1 */
+	size_t			 store_cap;
 };
+
+/* The first size of the head store and of the field table. */
+#define HTTP_STORE_FIRST	1024
+#define HTTP_FIELDS_FIRST	16
 
 /* Headers never forwarded (SPEC §3), besides those named in Connection. */
 static const char *const http_hop_by_hop_names[] = {
@@ -151,6 +157,37 @@ http_msg_fail(struct http_msg *m, enum http_result r)
 	return r;
 }
 
+/* Make the store hold at least size bytes (at most HTTP_HEAD_MAX + 1). */
+static void
+http_store_reserve(struct http_msg *m, size_t size)
+{
+	size_t	 cap;
+
+	if (size <= m->store_cap)
+		return;
+	cap = m->store_cap == 0 ? HTTP_STORE_FIRST : m->store_cap;
+	while (cap < size)
+		cap *= 2;
+	if (cap > HTTP_HEAD_MAX + 1)
+		cap = HTTP_HEAD_MAX + 1;
+	m->store = xreallocarray(m->store, cap, 1);
+	m->store_cap = cap;
+}
+
+/* Make room for more header fields (up to HTTP_HEADERS_MAX). */
+static void
+http_fields_grow(struct http_msg *m)
+{
+	size_t	 cap;
+
+	cap = m->fields_cap == 0 ? HTTP_FIELDS_FIRST : m->fields_cap * 2;
+	if (cap > HTTP_HEADERS_MAX)
+		cap = HTTP_HEADERS_MAX;
+	m->fields = xreallocarray(m->fields, cap, sizeof(*m->fields));
+	m->headers = xreallocarray(m->headers, cap, sizeof(*m->headers));
+	m->fields_cap = cap;
+}
+
 /* Terminate the string being stored; a value loses trailing whitespace. */
 static void
 http_piece_end(struct http_msg *m)
@@ -188,6 +225,8 @@ http_piece_add(struct http_msg *m, enum http_piece piece, const char *at,
 				m->too_large = true;
 				return -1;
 			}
+			if (m->nfields == m->fields_cap)
+				http_fields_grow(m);
 			m->fields[m->nfields].name = m->used;
 			m->fields[m->nfields].value = SIZE_MAX;
 			m->nfields++;
@@ -203,10 +242,11 @@ http_piece_add(struct http_msg *m, enum http_piece piece, const char *at,
 		m->piece = piece;
 	}
 	/* Keep room for the terminator. */
-	if (len >= sizeof(m->store) - m->used) {
+	if (len >= HTTP_HEAD_MAX + 1 - m->used) {
 		m->too_large = true;
 		return -1;
 	}
+	http_store_reserve(m, m->used + len + 1);
 	memcpy(m->store + m->used, at, len);
 	m->used += len;
 	return 0;
@@ -685,7 +725,32 @@ http_msg_new(enum http_dir dir)
 void
 http_msg_free(struct http_msg *m)
 {
+	if (m == NULL)
+		return;
+	free(m->store);
+	free(m->fields);
+	free(m->headers);
 	free(m);
+}
+
+void
+http_msg_trim(struct http_msg *m)
+{
+	/* Only between messages: a head or body in progress keeps them. */
+	if (m->state == HTTP_MSG_BODY ||
+	    (m->state == HTTP_MSG_HEAD && m->started))
+		return;
+	free(m->store);
+	free(m->fields);
+	free(m->headers);
+	m->store = NULL;
+	m->fields = NULL;
+	m->headers = NULL;
+	m->store_cap = 0;
+	m->fields_cap = 0;
+	m->nfields = 0;
+	m->used = 0;
+	m->head_valid = false;
 }
 
 enum http_result

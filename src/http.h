@@ -124,6 +124,12 @@ enum http_result	 http_msg_feed_body(struct http_msg *m,
  * when it cut a message short.
  */
 enum http_result	 http_msg_feed_eof(struct http_msg *m);
+/*
+ * Between messages, give back the memory of the last head (its strings
+ * are gone: http_msg_head() returns NULL until the next one); an idle
+ * keep-alive connection then costs little. Does nothing mid-message.
+ */
+void			 http_msg_trim(struct http_msg *m);
 /* A response parser: the next final response answers HEAD, so no body. */
 void			 http_msg_expect_no_body(struct http_msg *m);
 

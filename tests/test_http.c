@@ -1218,11 +1218,41 @@ test_http_response_write_keeps_upgrade_for_101(void **state)
 	http_msg_free(m);
 }
 
+static void
+test_http_trim_between_messages_forgets_the_head_and_parses_the_next(
+    void **state)
+{
+	static const char	 two[] = "GET /2 HTTP/1.1\r\nHost: b\r\n\r\n";
+	static const char	 half[] = "GET /3 HTTP/1.1\r\nHo";
+	struct http_msg		*m;
+	size_t			 used;
+
+	(void)state;
+	m = request("GET /1 HTTP/1.1\r\nHost: a\r\n\r\n");
+	http_msg_trim(m);
+	assert_null(http_msg_head(m));
+	assert_int_equal(http_msg_feed_head(m, two, strlen(two), &used),
+	    HTTP_HEAD_COMPLETE);
+	assert_string_equal(http_msg_head(m)->path, "/2");
+	assert_string_equal(http_msg_head(m)->host, "b");
+	/* In the middle of a head, trimming keeps what was parsed. */
+	assert_int_equal(http_msg_feed_head(m, half, strlen(half), &used),
+	    HTTP_NEED_MORE);
+	http_msg_trim(m);
+	assert_int_equal(http_msg_feed_head(m, "st: c\r\n\r\n", 9, &used),
+	    HTTP_HEAD_COMPLETE);
+	assert_string_equal(http_msg_head(m)->path, "/3");
+	assert_string_equal(http_msg_head(m)->host, "c");
+	http_msg_free(m);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_http_parses_an_origin_form_request),
+		cmocka_unit_test(
+		    test_http_trim_between_messages_forgets_the_head_and_parses_the_next),
 		cmocka_unit_test(
 		    test_http_absolute_form_url_host_beats_host_header),
 		cmocka_unit_test(
