@@ -394,9 +394,14 @@ conn_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct conn	*c = arg;
 
-	if (c->state == CONN_CLOSING)
-		conn_close(c);
-	else if (c->state == CONN_FORWARD)
+	/*
+	 * A callback queued under an older watermark may run while bytes
+	 * are still queued: close only once the output is really empty.
+	 */
+	if (c->state == CONN_CLOSING) {
+		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+			conn_close(c);
+	} else if (c->state == CONN_FORWARD)
 		forward_client_drained(c->fwd);
 }
 

@@ -6,8 +6,9 @@ set -u
 
 : "${top_srcdir:=$(cd "$(dirname "$0")/.." && pwd)}"
 : "${top_builddir:=$(pwd)}"
-PINPROXY="$top_builddir/pinproxy"
-PINPROXY_PIN="$top_builddir/pinproxy-pin"
+# Either may be overridden (make check-valgrind runs them under a wrapper).
+: "${PINPROXY:=$top_builddir/pinproxy}"
+: "${PINPROXY_PIN:=$top_builddir/pinproxy-pin}"
 
 T_N=0
 T_FAILED=0

@@ -1,0 +1,580 @@
+#!/bin/bash
+# pinproxy's life cycle end to end: the sd_notify messages around start,
+# reload and stop; a reload that changes pin sets while a download goes on;
+# a broken file on reload; the graceful stop on SIGTERM and SIGINT within
+# shutdown_timeout; accept pausing at max_connections; and header_timeout
+# on idle clients. Everything runs on 127.0.0.1 with a TLS test origin.
+
+. "${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}/tests/lib.sh"
+
+unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY \
+    no_proxy NO_PROXY NOTIFY_SOCKET
+
+MKPKI="$top_srcdir/tests/mkpki.sh"
+ORIGIN="$top_srcdir/tests/origin.py"
+PKI="$TMP/pki"
+NOTIFY_SOCK="$TMP/notify.sock"
+
+# wait_ready FILE: wait up to 5 s for a script to print "ready" in FILE.
+wait_ready()
+{
+	local _
+	for _ in $(seq 100); do
+		grep -q '^ready' "$1" 2>/dev/null && return 0
+		sleep 0.05
+	done
+	diag "nothing printed ready in $1"
+	return 1
+}
+
+# start_pinproxy VAR PORT CONF LOG [ENV...]: run the daemon with CONF (and
+# the environment ENV), its stderr in LOG, and wait until it listens on
+# PORT (or has exited).
+start_pinproxy()
+{
+	local var=$1 port=$2 conf=$3 log=$4 _
+	shift 4
+	spawn "$var" env "$@" "$PINPROXY" -c "$conf" 2>"$log"
+	for _ in $(seq 200); do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+			return 0
+		fi
+		kill -0 "${!var}" 2>/dev/null || break
+		sleep 0.05
+	done
+	diag "pinproxy -c $conf is not listening on $port:"
+	diag "$(tail -n 20 "$log")"
+	return 1
+}
+
+# wait_exit PID SECONDS: wait for a spawned process to end, reap it and
+# put its exit status in EXIT_RC; "running" (and the process is killed)
+# when it is still there after SECONDS.
+wait_exit()
+{
+	local pid=$1 _
+	for _ in $(seq $(( $2 * 20 ))); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		kill -KILL "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+		EXIT_RC=running
+		return
+	fi
+	wait "$pid" 2>/dev/null
+	EXIT_RC=$?
+}
+
+# pcurl PORT ARGS...: curl through the proxy listening on PORT.
+pcurl()
+{
+	local port=$1
+	shift
+	curl -sS --noproxy '' -x "http://127.0.0.1:$port" --max-time 20 "$@"
+}
+
+# status PORT URL: the status code of a GET through the proxy.
+status()
+{
+	pcurl "$1" -o /dev/null -w '%{http_code}' "$2" 2>/dev/null
+}
+
+# An extended regular expression matching the text $1 literally.
+q()
+{
+	printf '%s' "$1" | sed 's/[][\\.*^$+?(){}|/]/\\&/g'
+}
+
+# kv KEY VALUE: a pattern for the logfmt pair KEY=VALUE.
+kv()
+{
+	printf '(^| )%s="?%s"?( |$)' "$1" "$(q "$2")"
+}
+
+# log_lines FILE PATTERN...: the lines of FILE that match every pattern.
+log_lines()
+{
+	local lines p
+	lines=$(cat "$1" 2>/dev/null)
+	shift
+	for p in "$@"; do
+		lines=$(printf '%s\n' "$lines" | grep -E -- "$p")
+	done
+	[ -n "$lines" ] && printf '%s\n' "$lines"
+}
+
+# wait_log FILE PATTERN...: wait up to 5 s for a line matching them all.
+wait_log()
+{
+	local _
+	for _ in $(seq 100); do
+		log_lines "$@" >/dev/null && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+# check_log DESCRIPTION FILE PATTERN...: one case, a log line matching all.
+check_log()
+{
+	local desc=$1 file=$2
+	shift 2
+	if wait_log "$file" "$@"; then
+		ok "$desc"
+	else
+		not_ok "$desc"
+		diag "no line of $(basename "$file") matches all of: $*"
+		diag "$(tail -n 15 "$file" 2>/dev/null)"
+	fi
+}
+
+# wait_size FILE...: wait up to 5 s until each FILE holds a byte or more.
+wait_size()
+{
+	local _ f
+	for f in "$@"; do
+		for _ in $(seq 100); do
+			[ -s "$f" ] && break
+			sleep 0.05
+		done
+		[ -s "$f" ] || return 1
+	done
+}
+
+# now_ms: milliseconds since the epoch.
+now_ms()
+{
+	echo $(( $(date +%s%N) / 1000000 ))
+}
+
+# nfds PID: how many descriptors a process has open.
+nfds()
+{
+	ls "/proc/$1/fd" 2>/dev/null | wc -l
+}
+
+# running PID...: every one of the processes is still there.
+running()
+{
+	kill -0 "$@" 2>/dev/null
+}
+
+# refused PORT: nothing accepts connections on 127.0.0.1:PORT.
+refused()
+{
+	! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# download NAME PORT PATH [CURL-ARGS...]: fetch http://api.test/PATH in
+# the background, writing each piece as it comes; its PID in DL_PID, the
+# body in $TMP/NAME.body and curl's exit status in $TMP/NAME.rc.
+download()
+{
+	local name=$1 port=$2 path=$3
+	shift 3
+	spawn DL_PID sh -c 'out=$1 proxy=$2 url=$3; shift 3
+	    curl -sSN --noproxy "" -x "$proxy" --max-time 30 -o "$out.body" \
+	    "$@" "$url" 2>"$out.err"; echo $? >"$out.rc"' \
+	    sh "$TMP/$name" "http://127.0.0.1:$port" \
+	    "http://api.test/$path" "$@"
+}
+
+# slow_body N: the body of the origin's /slow/N.
+slow_body()
+{
+	yes slow | head -n "$1"
+}
+
+# check_download NAME DESCRIPTION COMMAND...: curl succeeded and the body
+# of "download NAME" is what COMMAND prints (two cases).
+check_download()
+{
+	local name=$1 desc=$2 body="$TMP/$1.body" want
+	shift 2
+	want="$("$@" | wc -c) $("$@" | sha256sum | cut -d ' ' -f 1)"
+	check_eq "$desc: curl succeeds" 0 "$(cat "$TMP/$name.rc" 2>/dev/null)"
+	check_eq "$desc: ${want%% *} bytes with the origin's sha256" "$want" \
+	    "$(stat -c %s "$body" 2>/dev/null) $(cat "$body" 2>/dev/null |
+	    sha256sum | cut -d ' ' -f 1)"
+	[ "$(cat "$TMP/$name.rc" 2>/dev/null)" = 0 ] ||
+	    diag "curl: $(cat "$TMP/$name.err" 2>/dev/null)"
+}
+
+# check_after DESCRIPTION FILE FIRST PATTERN...: a line matching every
+# PATTERN follows the first line matching FIRST.
+check_after()
+{
+	local desc=$1 file=$2 first=$3 n
+	shift 3
+	n=$(grep -nE -- "$first" "$file" 2>/dev/null | head -n 1 |
+	    cut -d : -f 1)
+	tail -n +"${n:-999999}" "$file" 2>/dev/null >"$TMP/after.log"
+	if [ -n "$n" ] && log_lines "$TMP/after.log" "$@" >/dev/null; then
+		ok "$desc"
+	else
+		not_ok "$desc"
+		diag "$(tail -n 15 "$file" 2>/dev/null)"
+	fi
+}
+
+# notify_line N: the Nth datagram, waiting up to 5 s for it.
+notify_line()
+{
+	local _
+	for _ in $(seq 100); do
+		[ "$(cat "$TMP/notify.log" 2>/dev/null | wc -l)" -ge "$1" ] &&
+		    break
+		sleep 0.05
+	done
+	sed -n "$1p" "$TMP/notify.log" 2>/dev/null
+}
+
+# The access line of a /slow/N transfer (not of a pattern download).
+SLOW_DOWN='(^| )bytes_down=[0-9]{1,4}( |$)'
+
+# The sd_notify side of systemd: one line per datagram with the
+# CLOCK_MONOTONIC time of arrival in microseconds, whether PORT accepted a
+# connection right after it arrived, and the datagram, its newlines made
+# "|".
+cat >"$TMP/notifyd.py" <<'EOF'
+import socket, sys, time
+path, port, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(path)
+f = open(out, "a")
+print("ready", flush=True)
+while True:
+    data = s.recv(4096).decode("utf-8", "replace")
+    now = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        listening = "listening"
+    except OSError:
+        listening = "refused"
+    f.write("%d\t%s\t%s\n" % (now, listening, data.replace("\n", "|")))
+    f.flush()
+EOF
+
+# Idle clients: open N connections to PORT that never send a byte, print
+# "ready", and report each end of file from pinproxy as "eof I MS" (MS
+# since the first connect). Closes connection 0 once CLOSEFILE exists; ends
+# when every connection has ended or after LIMIT seconds.
+cat >"$TMP/idle.py" <<'EOF'
+import os, select, socket, sys, time
+port, n, closefile, limit = (int(sys.argv[1]), int(sys.argv[2]),
+                             sys.argv[3], float(sys.argv[4]))
+socks = {}
+start = time.monotonic()
+for i in range(n):
+    socks[socket.create_connection(("127.0.0.1", port), timeout=5)] = i
+print("ready", flush=True)
+closed_first = False
+while socks and time.monotonic() - start < limit:
+    if not closed_first and os.path.exists(closefile):
+        for s, i in list(socks.items()):
+            if i == 0:
+                s.close()
+                del socks[s]
+        closed_first = True
+    ready, _, _ = select.select(list(socks), [], [], 0.05)
+    for s in ready:
+        try:
+            data = s.recv(65536)
+        except OSError:
+            data = b""
+        if not data:
+            print("eof %d %d" % (socks[s],
+                                 (time.monotonic() - start) * 1000),
+                  flush=True)
+            del socks[s]
+            s.close()
+print("end", flush=True)
+EOF
+
+if ! { sh "$MKPKI" "$PKI" &&
+    sh "$MKPKI" leaf "$PKI" multi "DNS:api.test,DNS:new.test,IP:127.0.0.1" \
+    inter; } >"$TMP/mkpki.log" 2>&1; then
+	echo "Bail out! tests/mkpki.sh failed: $(cat "$TMP/mkpki.log")"
+	exit 1
+fi
+PIN_INTER=$(sh "$MKPKI" pin "$PKI/inter.pem")
+PIN_RSA=$(sh "$MKPKI" pin "$PKI/rsa.pem")
+
+OM=$(free_port)
+spawn O_M python3 "$ORIGIN" --port "$OM" --log "$TMP/om.log" \
+    --cert "$PKI/multi-chain.pem" --key "$PKI/multi.key" >"$TMP/om.out"
+wait_ready "$TMP/om.out"
+
+# conf PORT EXTRA: a configuration listening on PORT that pins api.test,
+# blocks every other host, and has the [proxy] lines EXTRA.
+conf()
+{
+	cat <<EOF
+[proxy]
+listen = 127.0.0.1:$1
+ca_cert = $TMP/ca.pem
+ca_key = $TMP/ca.key
+trust = $PKI/root.pem
+unpinned = block
+$2
+
+[pins:api]
+hosts = api.test
+pin = $PIN_INTER
+pin = $PIN_RSA
+connect_to = 127.0.0.1:$OM
+EOF
+}
+
+NEW_PINS="
+[pins:new]
+hosts = new.test
+pin = $PIN_INTER
+pin = $PIN_RSA
+connect_to = 127.0.0.1:$OM"
+
+# Instance A speaks sd_notify; it is reloaded twice, then stopped while
+# downloads are in progress.
+PA=$(free_port)
+conf "$PA" "shutdown_timeout = 10s" >"$TMP/a.conf"
+spawn NOTIFYD python3 "$TMP/notifyd.py" "$NOTIFY_SOCK" "$PA" \
+    "$TMP/notify.log" >"$TMP/notifyd.out"
+wait_ready "$TMP/notifyd.out"
+check "pinproxy A listens on 127.0.0.1:$PA" \
+    start_pinproxy PP_A "$PA" "$TMP/a.conf" "$TMP/a.log" \
+    NOTIFY_SOCKET="$NOTIFY_SOCK"
+
+line=$(notify_line 1)
+msg=$(printf '%s' "$line" | cut -f 3)
+check "sd_notify: READY=1 with a STATUS= line after start" \
+    grep -qE '(^|\|)READY=1(\||$)' <<<"$msg"
+check "sd_notify: the start's STATUS= line is not empty" \
+    grep -qE '(^|\|)STATUS=[^|]+' <<<"$msg"
+check_eq "sd_notify: READY=1 once the port accepts connections" \
+    listening "$(printf '%s' "$line" | cut -f 2)"
+[ -n "$msg" ] || diag "notify datagrams: $(cat "$TMP/notify.log")"
+
+check_eq "before the reloads: new.test is blocked" 403 \
+    "$(status "$PA" http://new.test/hello)"
+check_eq "before the reloads: api.test answers" 200 \
+    "$(status "$PA" http://api.test/hello)"
+
+# A broken file on reload: the first error's FILE:LINE in the log, and the
+# old configuration serves on, though the file adds new.test.
+{
+	conf "$PA" "shutdown_timeout = 10s"
+	printf '%s\n' "$NEW_PINS"
+	echo "pin = sha256/AAAA"
+	echo "bogus_key = 1"
+} >"$TMP/a.conf"
+bad_line=$(grep -n '^pin = sha256/AAAA$' "$TMP/a.conf" | cut -d : -f 1)
+kill -HUP "$PP_A"
+check_log "broken file: level=error event=reload_failed" "$TMP/a.log" \
+    "$(kv level error)" "$(kv event reload_failed)"
+check_log "broken file: error= names $(basename "$TMP/a.conf"):$bad_line" \
+    "$TMP/a.log" "$(kv event reload_failed)" \
+    "(^| )error=\"?$(q "$TMP/a.conf:$bad_line:")"
+check_eq "broken file: api.test still answers" 200 \
+    "$(status "$PA" http://api.test/hello)"
+check_eq "broken file: new.test is still blocked" 403 \
+    "$(status "$PA" http://new.test/hello)"
+check "broken file: pinproxy is still running" running "$PP_A"
+
+# A reload that pins new.test while a download started before it runs on.
+conf "$PA" "shutdown_timeout = 10s" >"$TMP/a.conf"
+printf '%s\n' "$NEW_PINS" >>"$TMP/a.conf"
+download reload-slow "$PA" slow/20
+DL_RELOAD_SLOW=$DL_PID
+download reload "$PA" bytes/16777216 --limit-rate 4M
+DL_RELOAD=$DL_PID
+check "reload: the downloads have begun" \
+    wait_size "$TMP/reload-slow.body" "$TMP/reload.body"
+kill -HUP "$PP_A"
+check_log "reload: event=reloaded pinsets=2" "$TMP/a.log" \
+    "$(kv event reloaded)" "$(kv pinsets 2)"
+check_eq "reload: new.test answers under the new pin set" 200 \
+    "$(status "$PA" http://new.test/hello)"
+check "reload: the downloads are still in progress" \
+    running "$DL_RELOAD_SLOW" "$DL_RELOAD"
+wait "$DL_RELOAD_SLOW" 2>/dev/null
+wait "$DL_RELOAD" 2>/dev/null
+check_download reload-slow "reload: the slow download across the reload" \
+    slow_body 20
+check_download reload "reload: 16 MiB across the reload" \
+    python3 "$ORIGIN" --pattern 16777216
+check_after "reload: the slow transfer ended after event=reloaded" \
+    "$TMP/a.log" "$(kv event reloaded)" "$(kv event access)" \
+    "$(kv host api.test)" "$(kv status 200)" "$SLOW_DOWN"
+
+# SIGTERM with shutdown_timeout = 10s: transfers in progress finish, new
+# connections are refused.
+download term-slow "$PA" slow/15
+DL_TERM_SLOW=$DL_PID
+download term "$PA" bytes/12582912 --limit-rate 2M
+DL_TERM=$DL_PID
+check "SIGTERM: the downloads have begun" \
+    wait_size "$TMP/term-slow.body" "$TMP/term.body"
+kill -TERM "$PP_A"
+check_log "SIGTERM: event=stopping" "$TMP/a.log" "$(kv event stopping)"
+if running "$PP_A" "$DL_TERM_SLOW"; then
+	check "SIGTERM: new connections are refused while stopping" \
+	    refused "$PA"
+else
+	not_ok "SIGTERM: new connections are refused while stopping"
+	diag "pinproxy or the download ended before the check"
+fi
+wait "$DL_TERM_SLOW" 2>/dev/null
+wait "$DL_TERM" 2>/dev/null
+check_download term-slow "SIGTERM: the slow download in progress" \
+    slow_body 15
+check_download term "SIGTERM: 12 MiB in progress" \
+    python3 "$ORIGIN" --pattern 12582912
+check_after "SIGTERM: the slow transfer ended after event=stopping" \
+    "$TMP/a.log" "$(kv event stopping)" "$(kv event access)" \
+    "$(kv host api.test)" "$(kv status 200)" "$SLOW_DOWN"
+wait_exit "$PP_A" 10
+check_eq "SIGTERM: pinproxy exits 0" 0 "$EXIT_RC"
+
+# The order of the notifications: start, failed reload, reload, stop.
+seq_=$(cut -f 3 "$TMP/notify.log" 2>/dev/null | while read -r m; do
+	case "|$m|" in
+	*"|STOPPING=1|"*) echo STOPPING ;;
+	*"|RELOADING=1|"*) echo RELOADING ;;
+	*"|READY=1|"*) echo READY ;;
+	*) echo "other($m)" ;;
+	esac
+done | tr '\n' ' ')
+check_eq "sd_notify: READY, RELOADING, READY, RELOADING, READY, STOPPING" \
+    "READY RELOADING READY RELOADING READY STOPPING " "$seq_"
+bad=""
+n=0
+while IFS=$'\t' read -r when _ m; do
+	case "|$m|" in
+	*"|RELOADING=1|"*) n=$((n + 1)) ;;
+	*) continue ;;
+	esac
+	usec=$(printf '%s' "$m" | tr '|' '\n' | sed -n 's/^MONOTONIC_USEC=//p')
+	if ! [[ "$usec" =~ ^[0-9]+$ ]] || [ "$usec" -gt "$when" ] ||
+	    [ $(( when - usec )) -gt 2000000 ]; then
+		bad="$bad [$m at $when]"
+	fi
+done <"$TMP/notify.log"
+check_eq "sd_notify: both RELOADING=1 have MONOTONIC_USEC= of CLOCK_MONOTONIC" \
+    "2" "$n$bad"
+stop "$NOTIFYD"
+
+# SIGTERM with shutdown_timeout = 1s and a transfer that needs 10 s.
+PB=$(free_port)
+conf "$PB" "shutdown_timeout = 1s" >"$TMP/b.conf"
+check "pinproxy B listens on 127.0.0.1:$PB" \
+    start_pinproxy PP_B "$PB" "$TMP/b.conf" "$TMP/b.log"
+download cut "$PB" slow/50
+DL_CUT=$DL_PID
+check "shutdown_timeout: the download has begun" wait_size "$TMP/cut.body"
+start=$(now_ms)
+kill -TERM "$PP_B"
+wait_exit "$PP_B" 10
+ms=$(( $(now_ms) - start ))
+check_eq "shutdown_timeout = 1s: pinproxy exits 0" 0 "$EXIT_RC"
+check "shutdown_timeout = 1s: exit after about 1 s ($ms ms)" \
+    test "$ms" -ge 800 -a "$ms" -lt 3000
+wait "$DL_CUT" 2>/dev/null
+if [ "$(cat "$TMP/cut.rc" 2>/dev/null)" != 0 ] &&
+    [ "$(stat -c %s "$TMP/cut.body" 2>/dev/null || echo 0)" -lt 250 ]; then
+	ok "shutdown_timeout = 1s: the transfer is cut"
+else
+	not_ok "shutdown_timeout = 1s: the transfer is cut"
+	diag "curl status $(cat "$TMP/cut.rc" 2>/dev/null)," \
+	    "$(stat -c %s "$TMP/cut.body" 2>/dev/null) bytes"
+fi
+
+# SIGINT is SIGTERM: the transfer in progress finishes, then exit 0.
+PC=$(free_port)
+conf "$PC" "shutdown_timeout = 10s" >"$TMP/c.conf"
+check "pinproxy C listens on 127.0.0.1:$PC" \
+    start_pinproxy PP_C "$PC" "$TMP/c.conf" "$TMP/c.log"
+download int "$PC" slow/8
+DL_INT=$DL_PID
+check "SIGINT: the download has begun" wait_size "$TMP/int.body"
+kill -INT "$PP_C"
+check_log "SIGINT: event=stopping" "$TMP/c.log" "$(kv event stopping)"
+wait "$DL_INT" 2>/dev/null
+check_download int "SIGINT: the download in progress" slow_body 8
+check_after "SIGINT: the transfer ended after event=stopping" \
+    "$TMP/c.log" "$(kv event stopping)" "$(kv event access)" \
+    "$(kv host api.test)" "$(kv status 200)" "$SLOW_DOWN"
+wait_exit "$PP_C" 10
+check_eq "SIGINT: pinproxy exits 0" 0 "$EXIT_RC"
+
+# max_connections = 2: two idle clients hold every slot; a third waits
+# until one of them leaves.
+PD=$(free_port)
+conf "$PD" "max_connections = 2
+header_timeout = 30s
+shutdown_timeout = 1s" >"$TMP/d.conf"
+check "pinproxy D listens on 127.0.0.1:$PD" \
+    start_pinproxy PP_D "$PD" "$TMP/d.conf" "$TMP/d.log"
+spawn IDLE_D python3 "$TMP/idle.py" "$PD" 2 "$TMP/d.close" 30 \
+    >"$TMP/d-idle.out"
+wait_ready "$TMP/d-idle.out"
+check_log "max_connections: event=accept_paused" "$TMP/d.log" \
+    "$(kv event accept_paused)"
+spawn CURL_D sh -c 'curl -sS --noproxy "" -x "$1" --max-time 15 \
+    -o /dev/null -w "%{http_code}" http://api.test/hello >"$2" 2>&1' \
+    sh "http://127.0.0.1:$PD" "$TMP/d-third.out"
+sleep 1
+check "max_connections: the third request waits over 1 s" running "$CURL_D"
+touch "$TMP/d.close"
+start=$(now_ms)
+wait "$CURL_D" 2>/dev/null
+ms=$(( $(now_ms) - start ))
+check_eq "max_connections: the third request is served once a slot frees" \
+    200 "$(cat "$TMP/d-third.out" 2>/dev/null)"
+check "max_connections: served within 3 s of the slot freeing ($ms ms)" \
+    test "$ms" -lt 3000
+check_log "max_connections: event=accept_resumed" "$TMP/d.log" \
+    "$(kv event accept_resumed)"
+stop "$IDLE_D"
+kill -TERM "$PP_D"
+wait_exit "$PP_D" 10
+check_eq "max_connections: pinproxy D exits 0" 0 "$EXIT_RC"
+
+# header_timeout = 1s: 50 silent clients are all disconnected, and every
+# descriptor they took is released.
+PE=$(free_port)
+conf "$PE" "header_timeout = 1s
+shutdown_timeout = 1s" >"$TMP/e.conf"
+check "pinproxy E listens on 127.0.0.1:$PE" \
+    start_pinproxy PP_E "$PE" "$TMP/e.conf" "$TMP/e.log"
+sleep 0.2
+base=$(nfds "$PP_E")
+spawn IDLE_E python3 "$TMP/idle.py" "$PE" 50 "$TMP/e.never" 5 \
+    >"$TMP/e-idle.out"
+wait_ready "$TMP/e-idle.out"
+sleep 0.3
+held=$(nfds "$PP_E")
+check "header_timeout: pinproxy holds 50 more fds ($base, then $held)" \
+    test "$held" -ge $(( base + 50 ))
+wait "$IDLE_E" 2>/dev/null
+eofs=$(grep -c '^eof ' "$TMP/e-idle.out")
+first=$(sed -n 's/^eof [0-9]* //p' "$TMP/e-idle.out" | sort -n | head -n 1)
+last=$(sed -n 's/^eof [0-9]* //p' "$TMP/e-idle.out" | sort -n | tail -n 1)
+check_eq "header_timeout: all 50 silent clients see end of file" 50 "$eofs"
+check "header_timeout: none ends before 1 s, all within 2 s" \
+    test "${first:-0}" -ge 950 -a "${last:-9999}" -le 2000
+diag "silent clients saw end of file after ${first:-?} to ${last:-?} ms"
+now=$(nfds "$PP_E")
+for _ in $(seq 40); do
+	[ "$now" -le "$base" ] && break
+	sleep 0.05
+	now=$(nfds "$PP_E")
+done
+check_eq "header_timeout: pinproxy's descriptors return to the baseline" \
+    "$base" "$now"
+kill -TERM "$PP_E"
+wait_exit "$PP_E" 10
+check_eq "header_timeout: pinproxy E exits 0" 0 "$EXIT_RC"
+
+done_testing
