@@ -1,0 +1,903 @@
+#!/bin/bash
+# Benchmark pinproxy against its peers on this machine: an nginx TLS origin,
+# stunnel, squid (cache_peer and ssl_bump), sslsplit, mitmproxy, tinyproxy
+# and pinproxy's three paths, measured in interleaved rounds with
+# bench/loadgen.c, reported as a markdown table of medians with ratios to a
+# direct client-to-origin run. Everything runs on 127.0.0.1; every process
+# started here is stopped by PID on exit. See bench/README.md.
+
+set -u
+
+usage()
+{
+	cat >&2 <<'EOF'
+usage: bash bench/run.sh [options]
+  --quick          one round with short runs (a smoke test, ~2-3 minutes)
+  --rounds N       interleaved rounds (default 3, 1 with --quick)
+  --out FILE       write the report here too (default
+                   /tmp/pinproxy-bench-results-YYYYMMDD.md)
+  --only LIST      comma-separated rows to run (default: all), from:
+                   direct pinproxy-plain stunnel squid-plain
+                   pinproxy-intercept squid-bump sslsplit mitmproxy
+                   pinproxy-tunnel tinyproxy
+  --pinproxy FILE  use this pinproxy binary instead of building one
+  --build-dir DIR  where to build pinproxy (default /tmp/pinproxy-bench-build)
+  --no-install     do not run apt-get; peers that are missing are skipped
+  --duration S     seconds of each keep-alive and new-connection run
+  --idle K         idle connections held for the memory measurement
+  --keep           keep the scratch directory (logs, configs, raw data)
+EOF
+	exit 2
+}
+
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+BENCH=$SRC/bench
+ALL_ROWS="direct pinproxy-plain stunnel squid-plain pinproxy-intercept
+squid-bump sslsplit mitmproxy pinproxy-tunnel tinyproxy"
+
+QUICK=0
+ROUNDS=""
+OUT=""
+ONLY=""
+PINPROXY=""
+BUILD=/tmp/pinproxy-bench-build
+INSTALL=1
+DURATION=""
+IDLE=1000
+KEEP=0
+KA_CONNS=16
+NC_CONNS=8
+BIG_MIB=100
+
+while [ $# -gt 0 ]; do
+	case $1 in
+	--quick)	QUICK=1 ;;
+	--rounds)	ROUNDS=${2:?}; shift ;;
+	--out)		OUT=${2:?}; shift ;;
+	--only)		ONLY=${2:?}; shift ;;
+	--pinproxy)	PINPROXY=${2:?}; shift ;;
+	--build-dir)	BUILD=${2:?}; shift ;;
+	--no-install)	INSTALL=0 ;;
+	--duration)	DURATION=${2:?}; shift ;;
+	--idle)		IDLE=${2:?}; shift ;;
+	--keep)		KEEP=1 ;;
+	*)		usage ;;
+	esac
+	shift
+done
+if [ "$QUICK" = 1 ]; then
+	: "${ROUNDS:=1}" "${DURATION:=2}"
+else
+	: "${ROUNDS:=3}" "${DURATION:=10}"
+fi
+: "${OUT:=/tmp/pinproxy-bench-results-$(date +%Y%m%d).md}"
+ROWS=$(echo "${ONLY:-$ALL_ROWS}" | tr ',' ' ')
+for r in $ROWS; do
+	case " $(echo $ALL_ROWS) " in
+	*" $r "*) ;;
+	*) echo "run.sh: unknown row: $r" >&2; usage ;;
+	esac
+done
+
+say()
+{
+	echo "# $*" >&2
+}
+
+die()
+{
+	echo "run.sh: $*" >&2
+	exit 1
+}
+
+# ---------------------------------------------------------------------
+# Processes: every one is remembered by PID and stopped on exit.
+
+PIDS=""
+WORK=""
+
+cleanup()
+{
+	local p
+	for p in $PIDS; do
+		kill "$p" 2>/dev/null
+	done
+	for p in $PIDS; do
+		wait "$p" 2>/dev/null
+	done
+	if [ -n "$WORK" ] && [ "$KEEP" = 0 ]; then
+		rm -rf "$WORK"
+	elif [ -n "$WORK" ]; then
+		say "scratch directory kept: $WORK"
+	fi
+	[ -n "${POLICY_RC_D:-}" ] && rm -f "$POLICY_RC_D"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# spawn VAR COMMAND...: start COMMAND in the background, its PID in VAR.
+spawn()
+{
+	local var=$1
+	shift
+	"$@" &
+	PIDS="$PIDS $!"
+	eval "$var=$!"
+}
+
+# stop PID: SIGTERM, up to 10 s to exit, then SIGKILL; reap it.
+stop()
+{
+	local pid=$1 i
+	[ -n "$pid" ] || return 0
+	kill "$pid" 2>/dev/null
+	for i in $(seq 100); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	PIDS=$(echo "$PIDS" | tr ' ' '\n' | grep -vx "$pid" | tr '\n' ' ')
+	return 0
+}
+
+free_port()
+{
+	python3 -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
+}
+
+# wait_port PORT SECONDS PID: until 127.0.0.1:PORT accepts, or PID exits.
+wait_port()
+{
+	local i
+	for i in $(seq $(($2 * 10))); do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+			return 0
+		fi
+		kill -0 "$3" 2>/dev/null || return 1
+		sleep 0.1
+	done
+	return 1
+}
+
+# tree PID: PID and all its descendants.
+tree()
+{
+	ps -e -o pid=,ppid= | awk -v root="$1" '
+	    { parent[$1] = $2; pids[NR] = $1 }
+	    END {
+		in_tree[root] = 1; print root
+		do {
+			added = 0
+			for (i = 1; i <= NR; i++) {
+				p = pids[i]
+				if (!(p in in_tree) && (parent[p] in in_tree)) {
+					in_tree[p] = 1; print p; added = 1
+				}
+			}
+		} while (added)
+	    }'
+}
+
+# cpu_ticks PID: user + system clock ticks of PID and its descendants.
+cpu_ticks()
+{
+	local p sum=0 t
+	for p in $(tree "$1"); do
+		t=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null |
+		    awk '{ print $12 + $13 }')
+		sum=$((sum + ${t:-0}))
+	done
+	echo "$sum"
+}
+
+# rss_kib PID: resident KiB of PID and its descendants.
+rss_kib()
+{
+	local p sum=0 t
+	for p in $(tree "$1"); do
+		t=$(awk '/^VmRSS:/ { print $2 }' "/proc/$p/status" 2>/dev/null)
+		sum=$((sum + ${t:-0}))
+	done
+	echo "$sum"
+}
+
+# ---------------------------------------------------------------------
+# Packages.
+
+# candidate PKG: the version apt would install, empty if none.
+candidate()
+{
+	apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ { print $2 }' |
+	    grep -v '(none)'
+}
+
+installed()
+{
+	dpkg-query -W -f '${Status}' "$1" 2>/dev/null |
+	    grep -q 'install ok installed'
+}
+
+NOTES=""
+note()
+{
+	NOTES="$NOTES- $*
+"
+	say "$*"
+}
+
+install_packages()
+{
+	local want="" p nginx_pkg=""
+	for p in gcc make pkg-config libssl-dev libevent-dev libinih-dev \
+	    python3 procps iproute2 util-linux; do
+		installed "$p" || want="$want $p"
+	done
+	if ! command -v nginx >/dev/null 2>&1; then
+		for p in nginx-light nginx; do
+			if [ -n "$(candidate "$p")" ]; then
+				nginx_pkg=$p
+				break
+			fi
+		done
+		[ -n "$nginx_pkg" ] || die "neither nginx-light nor nginx" \
+		    "can be installed"
+		want="$want $nginx_pkg"
+	fi
+	for p in stunnel4 squid-openssl sslsplit mitmproxy tinyproxy; do
+		installed "$p" && continue
+		if [ -z "$(candidate "$p")" ]; then
+			note "$p: no installable package (apt-cache policy);" \
+			    "its rows are skipped"
+			continue
+		fi
+		want="$want $p"
+	done
+	[ -n "$want" ] || return 0
+	[ "$(id -u)" = 0 ] || die "run as root to install:$want"
+	# Packaged services must not start listening on their own.
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		POLICY_RC_D=/usr/sbin/policy-rc.d
+		printf '#!/bin/sh\nexit 101\n' >"$POLICY_RC_D"
+		chmod 755 "$POLICY_RC_D"
+	fi
+	say "apt-get install$want"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+	    --no-install-recommends $want >"$WORK/apt.log" 2>&1 ||
+	    { tail -n 20 "$WORK/apt.log" >&2; die "apt-get install failed"; }
+	if [ -n "${POLICY_RC_D:-}" ]; then
+		rm -f "$POLICY_RC_D"
+		POLICY_RC_D=""
+	fi
+}
+
+# ---------------------------------------------------------------------
+# Builds: pinproxy from this tree (optimised, no sanitizers) and loadgen.
+
+build()
+{
+	if [ -z "$PINPROXY" ]; then
+		mkdir -p "$BUILD"
+		if [ ! -f "$BUILD/Makefile" ]; then
+			say "configuring pinproxy in $BUILD"
+			(cd "$BUILD" && "$SRC/configure" -q) \
+			    >"$WORK/build.log" 2>&1 ||
+			    { tail -n 20 "$WORK/build.log" >&2;
+			    die "configure failed"; }
+		fi
+		say "building pinproxy in $BUILD"
+		make -C "$BUILD" -j2 pinproxy >>"$WORK/build.log" 2>&1 ||
+		    { tail -n 20 "$WORK/build.log" >&2; die "make failed"; }
+		PINPROXY=$BUILD/pinproxy
+	fi
+	[ -x "$PINPROXY" ] || die "no pinproxy binary: $PINPROXY"
+	cc -O2 -Wall -o "$WORK/loadgen" "$BENCH/loadgen.c" -lssl -lcrypto ||
+	    die "cannot build bench/loadgen.c"
+}
+
+# ---------------------------------------------------------------------
+# The PKI: ECDSA P-256 root -> intermediate -> leaf for bench.test (and
+# tunnel.test, the unpinned name), and an interception CA shared by every
+# intercepting proxy.
+
+pki_cnf()
+{
+	cat <<'EOF'
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+[ca_ext]
+basicConstraints = critical, CA:true
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[inter_ext]
+basicConstraints = critical, CA:true, pathlen:0
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid:always
+[leaf_ext]
+basicConstraints = critical, CA:false
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid:always
+subjectAltName = DNS:bench.test, DNS:tunnel.test
+EOF
+}
+
+pki_key()
+{
+	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
+	    -out "$1" 2>/dev/null
+}
+
+# pki_issue NAME SUBJECT EXT ISSUER
+pki_issue()
+{
+	openssl req -new -config "$PKI/pki.cnf" -key "$PKI/$1.key" \
+	    -subj "$2" |
+	openssl x509 -req -CA "$PKI/$4.pem" -CAkey "$PKI/$4.key" \
+	    -set_serial "0x$(openssl rand -hex 8)" -days 30 \
+	    -extfile "$PKI/pki.cnf" -extensions "$3" -out "$PKI/$1.pem" \
+	    2>/dev/null
+}
+
+pki_pin()
+{
+	echo "sha256/$(openssl x509 -in "$1" -pubkey -noout |
+	    openssl pkey -pubin -outform der |
+	    openssl dgst -sha256 -binary | openssl enc -base64)"
+}
+
+make_pki()
+{
+	local ca
+	PKI=$WORK/pki
+	mkdir -p "$PKI"
+	pki_cnf >"$PKI/pki.cnf"
+	for ca in root ica; do
+		pki_key "$PKI/$ca.key"
+		openssl req -x509 -new -config "$PKI/pki.cnf" \
+		    -extensions ca_ext -key "$PKI/$ca.key" \
+		    -subj "/O=pinproxy bench/CN=pinproxy bench $ca" \
+		    -days 30 -out "$PKI/$ca.pem" || return 1
+	done
+	pki_key "$PKI/inter.key"
+	pki_issue inter "/O=pinproxy bench/CN=pinproxy bench intermediate" \
+	    inter_ext root || return 1
+	pki_key "$PKI/leaf.key"
+	pki_key "$PKI/forged.key"
+	pki_issue leaf "/O=pinproxy bench/CN=bench.test" leaf_ext inter ||
+	    return 1
+	cat "$PKI/leaf.pem" "$PKI/inter.pem" >"$PKI/leaf-chain.pem"
+	cat "$PKI/ica.key" "$PKI/ica.pem" >"$PKI/mitmproxy-ca.pem"
+	PIN_INTER=$(pki_pin "$PKI/inter.pem")
+	PIN_ROOT=$(pki_pin "$PKI/root.pem")
+	# squid, sslsplit and tinyproxy drop privileges to the proxy user
+	# (nobody for sslsplit) before they read some of these.
+	chmod 755 "$WORK" "$PKI"
+	chmod 644 "$PKI"/*.pem
+	chgrp proxy "$PKI/ica.key" && chmod 640 "$PKI/ica.key"
+}
+
+# render TEMPLATE OUT DIR PORT: fill a bench/conf template.
+render()
+{
+	sed -e "s|@WORK@|$WORK|g" -e "s|@PKI@|$PKI|g" -e "s|@DIR@|$3|g" \
+	    -e "s|@PORT@|$4|g" -e "s|@ORIGIN_PORT@|$ORIGIN_PORT|g" \
+	    -e "s|@PIN_INTER@|$PIN_INTER|g" -e "s|@PIN_ROOT@|$PIN_ROOT|g" \
+	    "$BENCH/conf/$1" >"$2"
+}
+
+# ---------------------------------------------------------------------
+# CPU placement: loadgen on CPU 0; with 3 or more CPUs the origin on 1
+# and the proxy on 2; with 2, the origin shares CPU 0 with loadgen and
+# the proxy has CPU 1 alone (the direct run moves the origin to CPU 1).
+
+NPROC=$(nproc)
+if [ "$NPROC" -ge 3 ]; then
+	LG_CPU=0 ORIGIN_CPU=1 PROXY_CPU=2 DIRECT_CPU=1
+elif [ "$NPROC" = 2 ]; then
+	LG_CPU=0 ORIGIN_CPU=0 PROXY_CPU=1 DIRECT_CPU=1
+else
+	LG_CPU="" ORIGIN_CPU="" PROXY_CPU="" DIRECT_CPU=""
+fi
+
+# on_cpu CPU COMMAND...: run COMMAND pinned to CPU (unpinned if empty).
+on_cpu()
+{
+	local cpu=$1
+	shift
+	if [ -n "$cpu" ]; then
+		exec taskset -c "$cpu" "$@"
+	fi
+	exec "$@"
+}
+
+# move_origin CPU: re-pin every thread of the running origin.
+move_origin()
+{
+	[ -n "$1" ] && taskset -a -p -c "$1" "$ORIGIN_PID" >/dev/null
+}
+
+# ---------------------------------------------------------------------
+# The origin.
+
+start_origin()
+{
+	local dir=$WORK/origin
+	mkdir -p "$dir/www" "$dir/tmp"
+	head -c 100 /dev/zero | tr '\0' 'x' >"$dir/www/small"
+	head -c $((BIG_MIB * 1048576)) /dev/urandom >"$dir/www/big"
+	ORIGIN_PORT=$(free_port)
+	render nginx.conf.in "$dir/nginx.conf" "$dir" "$ORIGIN_PORT"
+	spawn ORIGIN_PID on_cpu "$ORIGIN_CPU" nginx -e "$dir/nginx-error.log" \
+	    -p "$dir" -c "$dir/nginx.conf"
+	wait_port "$ORIGIN_PORT" 10 "$ORIGIN_PID" ||
+	    die "nginx does not start: $(tail -n 5 "$dir/nginx-error.log")"
+	echo "127.0.0.1 bench.test tunnel.test" >"$WORK/hosts"
+	echo "nameserver 127.0.0.1" >"$WORK/resolv.conf"
+}
+
+# ---------------------------------------------------------------------
+# Peers. start_ROW PORT DIR starts the proxy of a row in the background
+# with spawn, sets PEER_PID, and returns non-zero (with PEER_ERR) when it
+# cannot. client_args gives the loadgen arguments of a row.
+
+PEER_PID=""
+PEER_ERR=""
+
+need()
+{
+	command -v "$1" >/dev/null 2>&1 && return 0
+	PEER_ERR="$1 is not installed"
+	return 1
+}
+
+start_pinproxy()
+{
+	need "$PINPROXY" || return 1
+	render pinproxy.conf.in "$2/pinproxy.conf" "$2" "$1"
+	spawn PEER_PID on_cpu "$PROXY_CPU" env \
+	    PINPROXY_RESOLV_CONF="$WORK/resolv.conf" "$PINPROXY" \
+	    -c "$2/pinproxy.conf" 2>"$2/pinproxy.log"
+}
+
+start_stunnel()
+{
+	need stunnel4 || return 1
+	render stunnel.conf.in "$2/stunnel.conf" "$2" "$1"
+	spawn PEER_PID on_cpu "$PROXY_CPU" stunnel4 "$2/stunnel.conf" \
+	    2>"$2/stderr.log"
+}
+
+# squid reads its configuration as root but runs as the proxy user.
+start_squid()
+{
+	local conf=$1 port=$2 dir=$3
+	need squid || return 1
+	render "$conf" "$dir/squid.conf" "$dir" "$port"
+	if grep -q sslcrtd_program "$dir/squid.conf"; then
+		/usr/lib/squid/security_file_certgen -c -s "$dir/ssl_db" \
+		    -M 16MB >"$dir/certgen.log" 2>&1 ||
+		    { PEER_ERR="security_file_certgen -c failed"; return 1; }
+	fi
+	chown -R proxy:proxy "$dir"
+	spawn PEER_PID on_cpu "$PROXY_CPU" squid -N -f "$dir/squid.conf" \
+	    2>"$dir/stderr.log"
+}
+
+start_sslsplit()
+{
+	need sslsplit || return 1
+	spawn PEER_PID on_cpu "$PROXY_CPU" sslsplit -k "$PKI/ica.key" \
+	    -c "$PKI/ica.pem" -K "$PKI/forged.key" -u proxy \
+	    ssl 127.0.0.1 "$1" 127.0.0.1 "$ORIGIN_PORT" 2>"$2/stderr.log"
+}
+
+start_mitmproxy()
+{
+	need mitmdump || return 1
+	mkdir -p "$2/confdir"
+	cp "$PKI/mitmproxy-ca.pem" "$2/confdir/"
+	spawn PEER_PID on_cpu "$PROXY_CPU" env HOME="$2" mitmdump -q \
+	    --mode regular --listen-host 127.0.0.1 --listen-port "$1" \
+	    --set confdir="$2/confdir" \
+	    --set ssl_verify_upstream_trusted_ca="$PKI/root.pem" \
+	    --set stream_large_bodies=1m --set termlog_verbosity=error \
+	    --set flow_detail=0 >"$2/stdout.log" 2>"$2/stderr.log"
+}
+
+start_tinyproxy()
+{
+	need tinyproxy || return 1
+	render tinyproxy.conf.in "$2/tinyproxy.conf" "$2" "$1"
+	chown -R proxy:proxy "$2"
+	spawn PEER_PID on_cpu "$PROXY_CPU" tinyproxy -d -c \
+	    "$2/tinyproxy.conf" 2>"$2/stderr.log"
+}
+
+# start_peer ROW PORT DIR
+start_peer()
+{
+	PEER_PID=""
+	PEER_ERR=""
+	case $1 in
+	pinproxy-*)	start_pinproxy "$2" "$3" ;;
+	stunnel)	start_stunnel "$2" "$3" ;;
+	squid-plain)	start_squid squid-plain.conf.in "$2" "$3" ;;
+	squid-bump)	start_squid squid-bump.conf.in "$2" "$3" ;;
+	sslsplit)	start_sslsplit "$2" "$3" ;;
+	mitmproxy)	start_mitmproxy "$2" "$3" ;;
+	tinyproxy)	start_tinyproxy "$2" "$3" ;;
+	esac || return 1
+	if ! wait_port "$2" 30 "$PEER_PID"; then
+		PEER_ERR="not listening on $2: $(cat "$3"/*.log 2>/dev/null |
+		    tail -n 3 | tr '\n' ' ')"
+		stop "$PEER_PID"
+		PEER_PID=""
+		return 1
+	fi
+}
+
+# client_args ROW PORT: the loadgen mode of the row in LG_MODE, and its
+# options (the target) in LG.
+client_args()
+{
+	local p=127.0.0.1:$2
+	case $1 in
+	direct)
+		LG_MODE=tls
+		LG=(-s "127.0.0.1:$ORIGIN_PORT" -A "$PKI/root.pem") ;;
+	pinproxy-plain|squid-plain)
+		LG_MODE=absolute LG=(-s "$p") ;;
+	stunnel)
+		LG_MODE=plain LG=(-s "$p") ;;
+	pinproxy-intercept)
+		LG_MODE=connect
+		LG=(-s "$p" -C bench.test:443 -A "$PKI/ica.pem") ;;
+	squid-bump)
+		# The bumped request goes where its Host header says.
+		LG_MODE=connect LG=(-s "$p" -C "bench.test:$ORIGIN_PORT" \
+		    -H "bench.test:$ORIGIN_PORT" -S bench.test \
+		    -A "$PKI/ica.pem") ;;
+	sslsplit)
+		LG_MODE=tls LG=(-s "$p" -A "$PKI/ica.pem") ;;
+	mitmproxy)
+		LG_MODE=connect LG=(-s "$p" -C "127.0.0.1:$ORIGIN_PORT" \
+		    -A "$PKI/ica.pem") ;;
+	pinproxy-tunnel)
+		LG_MODE=connect
+		LG=(-s "$p" -C "127.0.0.1:$ORIGIN_PORT" -H tunnel.test \
+		    -A "$PKI/root.pem") ;;
+	tinyproxy)
+		LG_MODE=connect LG=(-s "$p" -C "127.0.0.1:$ORIGIN_PORT" \
+		    -A "$PKI/root.pem") ;;
+	esac
+}
+
+describe()
+{
+	case $1 in
+	direct)		echo "direct|TLS straight to the origin" ;;
+	pinproxy-plain)	echo "pinproxy|absolute-form → pinned TLS" ;;
+	stunnel)	echo "stunnel|origin-form → verified TLS" ;;
+	squid-plain)	echo "squid|absolute-form → TLS cache_peer" ;;
+	pinproxy-intercept)
+			echo "pinproxy|CONNECT, intercepted, pinned" ;;
+	squid-bump)	echo "squid|CONNECT, ssl_bump" ;;
+	sslsplit)	echo "sslsplit|TLS in (static target), split" ;;
+	mitmproxy)	echo "mitmproxy|CONNECT, intercepted" ;;
+	pinproxy-tunnel)
+			echo "pinproxy|CONNECT, blind tunnel" ;;
+	tinyproxy)	echo "tinyproxy|CONNECT, tunnel" ;;
+	esac
+}
+
+# ---------------------------------------------------------------------
+# Measurements.
+
+# lg NAME SECONDS TEST OPTIONS...: run loadgen for the row on its CPU with
+# a time limit; its key=value line in $RUN/NAME.out, stderr in
+# $RUN/NAME.err.
+lg()
+{
+	local name=$1 limit=$2 test=$3
+	shift 3
+	timeout "$limit" "${LOADGEN[@]}" "$LG_MODE" "$test" "${LG[@]}" "$@" \
+	    >"$RUN/$name.out" 2>"$RUN/$name.err"
+}
+
+# val NAME KEY: the value of KEY in the last line of $RUN/NAME.out.
+val()
+{
+	tail -n 1 "$RUN/$1.out" 2>/dev/null | tr ' ' '\n' |
+	    sed -n "s/^$2=//p" | head -n 1
+}
+
+# record ROW KEY VALUE
+record()
+{
+	[ -n "$3" ] && printf '%s\t%s\t%s\t%s\n' "$ROUND" "$1" "$2" "$3" \
+	    >>"$WORK/results.tsv"
+}
+
+# cpu_per ROW KEY TICKS COUNT SCALE: record TICKS/COUNT in SCALE units.
+cpu_per()
+{
+	[ -n "$4" ] && [ "$4" != 0 ] || return 0
+	record "$1" "$2" "$(awk -v t="$3" -v n="$4" -v s="$5" -v hz="$HZ" \
+	    'BEGIN { printf "%.2f", t / hz * s / n }')"
+}
+
+# errors_of ROW WHAT NAME: note a loadgen run that reported errors.
+errors_of()
+{
+	local e
+	e=$(val "$3" errors)
+	if [ -n "$e" ] && [ "$e" != 0 ]; then
+		record "$1" "${2}_errors" "$e"
+		say "$1 $2: $e errors: $(head -n 3 "$RUN/$3.err" |
+		    tr '\n' ' ')"
+	fi
+}
+
+# measure ROW: one round of every measurement for one row.
+measure()
+{
+	local row=$1 port dir pid t0 t1 r0 r1 open i lgpid
+	port=$(free_port)
+	dir=$WORK/r$ROUND-$row
+	RUN=$dir
+	mkdir -p "$dir"
+	if [ "$row" != direct ]; then
+		if ! start_peer "$row" "$port" "$dir"; then
+			note "round $ROUND: $row skipped: $PEER_ERR"
+			return
+		fi
+		pid=$PEER_PID
+	else
+		pid=""
+		move_origin "$DIRECT_CPU"
+	fi
+	client_args "$row" "$port"
+	say "round $ROUND: $row"
+
+	# Warm-up: lazily built state (forged leaves, pools) exists before
+	# the memory baseline is taken.
+	lg warmup 60 newconn -c 2 -d 0.5
+	if [ "$(val warmup connections)" = "" ] ||
+	    [ "$(val warmup connections)" = 0 ]; then
+		note "round $ROUND: $row skipped: no request got through:" \
+		    "$(head -n 3 "$RUN/warmup.err" | tr '\n' ' ')"
+		stop "$pid"
+		move_origin "$ORIGIN_CPU"
+		return
+	fi
+	errors_of "$row" warmup warmup
+
+	if [ -n "$pid" ]; then
+		sleep 0.5
+		r0=$(rss_kib "$pid")
+		timeout 400 "${LOADGEN[@]}" "$LG_MODE" idle "${LG[@]}" \
+		    -k "$IDLE" -w 300 >"$RUN/idle.out" \
+		    2>"$RUN/idle.err" &
+		lgpid=$!
+		PIDS="$PIDS $lgpid"
+		for i in $(seq 1800); do
+			grep -q 'ready=1' "$RUN/idle.out" 2>/dev/null && break
+			kill -0 "$lgpid" 2>/dev/null || break
+			sleep 0.1
+		done
+		sleep 1
+		r1=$(rss_kib "$pid")
+		open=$(grep 'ready=1' "$RUN/idle.out" | tr ' ' '\n' |
+		    sed -n 's/^open=//p')
+		stop "$lgpid"
+		if [ -n "$open" ] && [ "$open" -gt 0 ]; then
+			record "$row" idle_kib "$(awk -v a="$r0" \
+			    -v b="$r1" -v n="$open" \
+			    'BEGIN { printf "%.1f", (b - a) / n }')"
+			[ "$open" -lt "$IDLE" ] && record "$row" idle_errors \
+			    $((IDLE - open)) && say "$row idle: only $open" \
+			    "of $IDLE connections open:" \
+			    "$(head -n 3 "$RUN/idle.err" | tr '\n' ' ')"
+		fi
+		sleep 1
+	fi
+
+	t0=$(cpu_ticks "${pid:-$$}")
+	lg keepalive $((DURATION + 90)) keepalive -c "$KA_CONNS" \
+	    -d "$DURATION"
+	t1=$(cpu_ticks "${pid:-$$}")
+	record "$row" ka_rate "$(val keepalive rate)"
+	record "$row" ka_p50 "$(val keepalive p50_us)"
+	record "$row" ka_p99 "$(val keepalive p99_us)"
+	[ -n "$pid" ] && cpu_per "$row" cpu_req_us $((t1 - t0)) \
+	    "$(val keepalive requests)" 1000000
+	errors_of "$row" ka keepalive
+
+	t0=$(cpu_ticks "${pid:-$$}")
+	lg newconn $((DURATION + 90)) newconn -c "$NC_CONNS" \
+	    -d "$DURATION"
+	t1=$(cpu_ticks "${pid:-$$}")
+	record "$row" nc_rate "$(val newconn rate)"
+	record "$row" nc_p50 "$(val newconn p50_us)"
+	[ -n "$pid" ] && cpu_per "$row" cpu_conn_us $((t1 - t0)) \
+	    "$(val newconn connections)" 1000000
+	errors_of "$row" nc newconn
+
+	t0=$(cpu_ticks "${pid:-$$}")
+	lg download 300 download
+	t1=$(cpu_ticks "${pid:-$$}")
+	if [ "$(val download bytes)" = $((BIG_MIB * 1048576)) ]; then
+		record "$row" dl_mibs "$(val download mib_s)"
+		[ -n "$pid" ] && cpu_per "$row" cpu_dl_ms $((t1 - t0)) \
+		    "$(val download bytes)" $((1000 * BIG_MIB * 1048576))
+	else
+		record "$row" dl_errors 1
+		say "$row download: $(cat "$RUN/download.out" \
+		    "$RUN/download.err" | head -n 3 | tr '\n' ' ')"
+	fi
+
+	if [ -n "$pid" ]; then
+		stop "$pid"
+	else
+		move_origin "$ORIGIN_CPU"
+	fi
+}
+
+# ---------------------------------------------------------------------
+# The report.
+
+# median ROW KEY: the median over the rounds, empty if never measured.
+median()
+{
+	awk -F '\t' -v row="$1" -v key="$2" '$2 == row && $3 == key {
+	    print $4 }' "$WORK/results.tsv" | sort -g | awk '
+	    { v[NR] = $1 }
+	    END {
+		if (NR == 0) exit
+		if (NR % 2) print v[(NR + 1) / 2]
+		else print (v[NR / 2] + v[NR / 2 + 1]) / 2
+	    }'
+}
+
+# sumof ROW KEY: the sum over the rounds (for error counts).
+sumof()
+{
+	awk -F '\t' -v row="$1" -v key="$2" '$2 == row && $3 == key {
+	    s += $4 } END { if (s > 0) print s }' "$WORK/results.tsv"
+}
+
+# cell VALUE [DIRECT] [DIGITS]: a number, with its ratio to the direct run.
+cell()
+{
+	awk -v v="$1" -v d="${2:-}" -v digits="${3:-0}" 'BEGIN {
+		if (v == "") { printf "–"; exit }
+		printf "%.*f", digits, v
+		if (d != "" && d + 0 > 0)
+			printf " (%.2f×)", v / d
+	}'
+}
+
+report()
+{
+	local row desc peer path d_ka d_p50 d_p99 d_nc d_dl errs e k
+	d_ka=$(median direct ka_rate)
+	d_p50=$(median direct ka_p50)
+	d_p99=$(median direct ka_p99)
+	d_nc=$(median direct nc_rate)
+	d_dl=$(median direct dl_mibs)
+	echo "# pinproxy benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
+	echo
+	echo "Machine: $NPROC CPU ($(grep -m1 'model name' /proc/cpuinfo |
+	    sed 's/.*: //')), $(uname -r). CPUs: loadgen ${LG_CPU:-any}," \
+	    "origin ${ORIGIN_CPU:-any} (${DIRECT_CPU:-any} in the direct" \
+	    "run), proxy ${PROXY_CPU:-any}."
+	echo "Rounds: $ROUNDS (medians). Keep-alive: $KA_CONNS connections" \
+	    "× ${DURATION} s, ~100-byte responses. New connections:" \
+	    "$NC_CONNS at once × ${DURATION} s, one request each." \
+	    "Download: one ${BIG_MIB} MiB response. Idle: $IDLE connections," \
+	    "each after one request."
+	echo
+	echo "| peer | path | keep-alive req/s | p50 µs | p99 µs |" \
+	    "new conn/s | ${BIG_MIB} MiB MiB/s | KiB / idle conn |" \
+	    "CPU µs / req | CPU µs / conn | CPU ms / ${BIG_MIB} MiB |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|"
+	for row in $ROWS; do
+		desc=$(describe "$row")
+		peer=${desc%%|*}
+		path=${desc#*|}
+		errs=""
+		for k in warmup ka nc idle dl; do
+			e=$(sumof "$row" "${k}_errors")
+			[ -n "$e" ] && errs="$errs $k:$e"
+		done
+		[ -n "$errs" ] && peer="$peer (errors:$errs)"
+		if [ "$row" = direct ]; then
+			printf '| %s | %s | %s | %s | %s | %s | %s |' \
+			    "$peer" "$path" "$(cell "$d_ka")" \
+			    "$(cell "$d_p50")" "$(cell "$d_p99")" \
+			    "$(cell "$d_nc")" "$(cell "$d_dl" "" 1)"
+			echo ' – | – | – | – |'
+			continue
+		fi
+		printf '| %s | %s | %s | %s | %s | %s | %s | %s |' \
+		    "$peer" "$path" \
+		    "$(cell "$(median "$row" ka_rate)" "$d_ka")" \
+		    "$(cell "$(median "$row" ka_p50)" "$d_p50")" \
+		    "$(cell "$(median "$row" ka_p99)" "$d_p99")" \
+		    "$(cell "$(median "$row" nc_rate)" "$d_nc")" \
+		    "$(cell "$(median "$row" dl_mibs)" "$d_dl" 1)" \
+		    "$(cell "$(median "$row" idle_kib)" "" 1)"
+		printf ' %s | %s | %s |\n' \
+		    "$(cell "$(median "$row" cpu_req_us)" "" 1)" \
+		    "$(cell "$(median "$row" cpu_conn_us)" "" 0)" \
+		    "$(cell "$(median "$row" cpu_dl_ms)" "" 0)"
+	done
+	echo
+	echo "Ratios in parentheses are to the direct run (for rates, 1.00×"
+	echo "would mean no cost; for latencies, higher is worse). See"
+	echo "bench/README.md for what each column means."
+	echo
+	echo "Versions:"
+	echo
+	echo "- pinproxy: $("$PINPROXY" -V 2>&1 | head -n 1)"
+	echo "- nginx: $(nginx -v 2>&1 | sed 's/.*: //')"
+	command -v stunnel4 >/dev/null &&
+	    echo "- stunnel: $(stunnel4 -version 2>&1 | grep -m1 "^stunnel ")"
+	command -v squid >/dev/null &&
+	    echo "- squid: $(squid -v | head -n 1)"
+	command -v sslsplit >/dev/null &&
+	    echo "- sslsplit: $(sslsplit -V 2>&1 | head -n 1)"
+	command -v mitmdump >/dev/null &&
+	    echo "- mitmproxy: $(mitmdump --version 2>&1 | head -n 1)"
+	command -v tinyproxy >/dev/null &&
+	    echo "- tinyproxy: $(tinyproxy -v 2>&1 | tail -n 1)"
+	if [ -n "$NOTES" ]; then
+		echo
+		echo "Notes:"
+		echo
+		printf '%s' "$NOTES"
+	fi
+}
+
+# ---------------------------------------------------------------------
+
+main()
+{
+	local offset i row rows
+	WORK=$(mktemp -d /tmp/pinproxy-bench.XXXXXX)
+	[ "$INSTALL" = 1 ] && install_packages
+	build
+	make_pki >"$WORK/pki.log" 2>&1 || { cat "$WORK/pki.log" >&2;
+	    die "cannot make the PKI"; }
+	ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+	HZ=$(getconf CLK_TCK)
+	if [ -n "$LG_CPU" ]; then
+		LOADGEN=(taskset -c "$LG_CPU" "$WORK/loadgen")
+	else
+		LOADGEN=("$WORK/loadgen")
+	fi
+	: >"$WORK/results.tsv"
+	start_origin
+	say "origin: nginx on 127.0.0.1:$ORIGIN_PORT; $ROUNDS round(s)"
+	# Each round visits every row, starting one row further each time.
+	read -r -a rows <<<"$(echo $ROWS)"
+	for ROUND in $(seq "$ROUNDS"); do
+		offset=$(( (ROUND - 1) % ${#rows[@]} ))
+		for i in $(seq 0 $((${#rows[@]} - 1))); do
+			row=${rows[$(( (i + offset) % ${#rows[@]} ))]}
+			measure "$row"
+		done
+	done
+	report | tee "$OUT"
+	say "report written to $OUT"
+}
+
+main
