@@ -6,11 +6,14 @@
  * the client's handshake with a forged leaf. Every refusal after the 200
  * is a fatal TLS alert; nothing is relayed.
  */
+#include <sys/socket.h>
+
 #include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +70,15 @@ struct tunnel {
 	struct event		*timer;		/* header_timeout */
 	struct clienthello	 hello;
 	bool			 have_hello;
+	/*
+	 * When nothing followed the CONNECT head, the hello is read with
+	 * MSG_PEEK and stays in the socket, so that the TLS server side can
+	 * run on the socket itself instead of a filter over a buffer.
+	 */
+	struct event		*peek_ev;
+	unsigned char		*peek_buf;	/* CLIENTHELLO_MAX_INPUT */
+	bool			 peeked;	/* the hello is in the socket */
+	size_t			 peek_len;
 	unsigned char		 alpn[256];	/* what the upstream chose */
 	unsigned char		 alpn_len;
 	const char		*mode;
@@ -87,6 +99,25 @@ tunnel_log_blocked(struct tunnel *t, const char *host, const char *reason)
 	log_end(&l);
 }
 
+/* Take the peeked hello out of the socket, so that a close is clean. */
+static void
+tunnel_drain_peeked(struct tunnel *t)
+{
+	evutil_socket_t	 fd = bufferevent_getfd(conn_client_bev(t->conn));
+	char		 sink[4096];
+	size_t		 left = t->peek_len;
+	ssize_t		 n;
+
+	while (left > 0) {
+		n = recv(fd, sink, left < sizeof(sink) ? left : sizeof(sink),
+		    MSG_DONTWAIT);
+		if (n <= 0)
+			break;
+		left -= (size_t)n;
+	}
+	t->peeked = false;
+}
+
 /* End the client's handshake with a fatal alert and close after it. */
 static void
 tunnel_refuse(struct tunnel *t, unsigned char alert, int status)
@@ -97,6 +128,9 @@ tunnel_refuse(struct tunnel *t, unsigned char alert, int status)
 
 	rec[6] = alert;
 	t->state = TUNNEL_REFUSED;
+	/* Unread bytes would turn the close into a reset that eats the alert. */
+	if (t->peeked)
+		tunnel_drain_peeked(t);
 	evtimer_del(t->timer);
 	bufferevent_disable(bev, EV_READ);
 	bufferevent_write(bev, rec, sizeof(rec));
@@ -144,11 +178,50 @@ tunnel_client_tls_event_cb(struct bufferevent *bev, short what, void *arg)
 	conn_tunnel_done(t->conn, t->mode, t->host, 502, 0, 0);
 }
 
+/* Stop peeking at the socket; the hello stays there for whoever reads. */
+static void
+tunnel_peek_done(struct tunnel *t)
+{
+	if (t->peek_ev != NULL)
+		event_free(t->peek_ev);
+	t->peek_ev = NULL;
+	free(t->peek_buf);
+	t->peek_buf = NULL;
+}
+
+/*
+ * The TLS server side for the client: on the socket itself when the hello
+ * is still there (peeked), else as a filter over what was buffered.
+ */
+static struct bufferevent *
+tunnel_client_tls(struct tunnel *t, SSL *ssl, bool peeked)
+{
+	struct event_base	*base = conn_env(t->conn)->base;
+	struct bufferevent	*under = conn_client_bev(t->conn), *bev;
+	evutil_socket_t		 fd;
+
+	if (!peeked)
+		return bufferevent_openssl_filter_new(base, under, ssl,
+		    BUFFEREVENT_SSL_ACCEPTING,
+		    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	fd = bufferevent_getfd(under);
+	bev = bufferevent_openssl_socket_new(base, fd, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING,
+	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if (bev == NULL)
+		return NULL;
+	/* The new bufferevent owns the socket; the old one lets it go. */
+	bufferevent_setfd(under, -1);
+	bufferevent_free(under);
+	return bev;
+}
+
 /* The upstream passed: answer the client's hello with a forged leaf. */
 static void
 tunnel_accept_client(struct tunnel *t)
 {
 	struct bufferevent	*under = conn_client_bev(t->conn), *bev;
+	bool			 peeked = t->peeked;
 	const unsigned char	*sel;
 	unsigned int		 sel_len;
 	X509			*leaf;
@@ -171,10 +244,8 @@ tunnel_accept_client(struct tunnel *t)
 	SSL_use_PrivateKey(ssl, leafcert_key(t->env->leaves));
 	X509_free(leaf);
 	SSL_set_ex_data(ssl, tunnel_ssl_index, t);
-	bev = bufferevent_openssl_filter_new(conn_env(t->conn)->base, under,
-	    ssl, BUFFEREVENT_SSL_ACCEPTING,
-	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-	if (bev == NULL) {
+	tunnel_peek_done(t);
+	if ((bev = tunnel_client_tls(t, ssl, peeked)) == NULL) {
 		SSL_free(ssl);
 		tunnel_refuse(t, TUNNEL_ALERT_HANDSHAKE_FAILURE, 502);
 		return;
@@ -184,8 +255,9 @@ tunnel_accept_client(struct tunnel *t)
 	t->state = TUNNEL_CLIENT_TLS;
 	bufferevent_setcb(bev, NULL, NULL, tunnel_client_tls_event_cb, t);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
-	/* The hello is already buffered below: make the filter read it. */
-	bufferevent_trigger(under, EV_READ, 0);
+	/* A buffered hello is below the filter: make it read that. */
+	if (!peeked)
+		bufferevent_trigger(under, EV_READ, 0);
 }
 
 static void
@@ -230,6 +302,8 @@ tunnel_decide(struct tunnel *t, bool is_tls)
 
 	t->ps = conf_lookup(conf, t->host);
 	if (t->ps == NULL && conf->unpinned == UNPINNED_PASS) {
+		/* A peeked hello is still in the socket: the relay reads it. */
+		tunnel_peek_done(t);
 		t->mode = "tunnel";
 		upstream_start_plain(t->up);
 		tunnel_relay(t);
@@ -255,21 +329,16 @@ tunnel_decide(struct tunnel *t, bool is_tls)
 	    tunnel_upstream_tls_cb, t);
 }
 
-/* Look at what the client sent after the 200, without consuming it. */
+/* Judge the len bytes the client sent so far after the 200. */
 static void
-tunnel_read_hello(struct tunnel *t)
+tunnel_hello(struct tunnel *t, const unsigned char *data, size_t len)
 {
-	struct evbuffer		*in = bufferevent_get_input(
-				    conn_client_bev(t->conn));
-	size_t			 len;
-	unsigned char		*data;
 	enum clienthello_result	 r;
 
-	len = evbuffer_get_length(in);
-	if (len > CLIENTHELLO_MAX_INPUT)
-		len = CLIENTHELLO_MAX_INPUT;
-	data = evbuffer_pullup(in, (ev_ssize_t)len);
 	r = clienthello_parse(data, len, &t->hello);
+	/* A verdict on the hello: stop looking at the socket. */
+	if (r != CH_NEED_MORE || len >= CLIENTHELLO_MAX_INPUT)
+		tunnel_peek_done(t);
 	switch (r) {
 	case CH_NEED_MORE:
 		if (len < CLIENTHELLO_MAX_INPUT)
@@ -291,10 +360,84 @@ tunnel_read_hello(struct tunnel *t)
 	}
 }
 
+/* Look at the hello buffered by the client's bufferevent. */
+static void
+tunnel_read_hello(struct tunnel *t)
+{
+	struct evbuffer	*in = bufferevent_get_input(conn_client_bev(t->conn));
+	size_t		 len;
+
+	len = evbuffer_get_length(in);
+	if (len > CLIENTHELLO_MAX_INPUT)
+		len = CLIENTHELLO_MAX_INPUT;
+	tunnel_hello(t, evbuffer_pullup(in, (ev_ssize_t)len), len);
+}
+
 static void
 tunnel_read_cb(struct bufferevent *bev, void *arg)
 {
 	tunnel_read_hello(arg);
+}
+
+/* Look at the hello in the socket without taking it. */
+static void
+tunnel_peek(struct tunnel *t)
+{
+	evutil_socket_t	 fd = bufferevent_getfd(conn_client_bev(t->conn));
+	ssize_t		 n;
+
+	n = recv(fd, t->peek_buf, CLIENTHELLO_MAX_INPUT, MSG_PEEK);
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		/* The client left before its hello was complete. */
+		tunnel_peek_done(t);
+		t->peeked = false;
+		conn_tunnel_done(t->conn, t->mode, t->connect_host, 200, 0,
+		    0);
+		return;
+	}
+	t->peek_len = (size_t)n;
+	tunnel_hello(t, t->peek_buf, (size_t)n);
+}
+
+/* New bytes arrived (edge-triggered: peeked bytes do not re-fire). */
+static void
+tunnel_peek_cb(evutil_socket_t fd, short what, void *arg)
+{
+	tunnel_peek(arg);
+}
+
+/*
+ * Send the bare 200 and wait for the hello in the socket. False when the
+ * client already sent more than the CONNECT head, which the bufferevent
+ * then holds: those bytes are judged from there instead.
+ */
+static bool
+tunnel_start_peeking(struct tunnel *t)
+{
+	struct bufferevent	*bev = conn_client_bev(t->conn);
+	evutil_socket_t		 fd = bufferevent_getfd(bev);
+	ssize_t			 n;
+
+	if (evbuffer_get_length(bufferevent_get_input(bev)) > 0 ||
+	    evbuffer_get_length(bufferevent_get_output(bev)) > 0)
+		return false;
+	bufferevent_disable(bev, EV_READ | EV_WRITE);
+	n = send(fd, tunnel_established, sizeof(tunnel_established) - 1,
+	    MSG_NOSIGNAL);
+	if (n != (ssize_t)sizeof(tunnel_established) - 1) {
+		/* A fresh socket takes 39 bytes; if not, write the rest. */
+		bufferevent_write(bev, tunnel_established + (n > 0 ? n : 0),
+		    sizeof(tunnel_established) - 1 - (n > 0 ? (size_t)n : 0));
+		return false;
+	}
+	t->peek_buf = xmalloc(CLIENTHELLO_MAX_INPUT);
+	t->peeked = true;
+	t->peek_ev = event_new(conn_env(t->conn)->base, fd,
+	    EV_READ | EV_ET | EV_PERSIST, tunnel_peek_cb, t);
+	event_add(t->peek_ev, NULL);
+	return true;
 }
 
 static void
@@ -332,13 +475,18 @@ tunnel_connected_cb(struct upstream *u, enum upstream_status st, void *arg)
 		return;
 	}
 	t->state = TUNNEL_HELLO;
-	bufferevent_write(bev, tunnel_established,
-	    sizeof(tunnel_established) - 1);
+	evtimer_add(t->timer, &tv);
+	if (tunnel_start_peeking(t)) {
+		tunnel_peek(t);
+		return;
+	}
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		bufferevent_write(bev, tunnel_established,
+		    sizeof(tunnel_established) - 1);
 	bufferevent_setcb(bev, tunnel_read_cb, NULL, tunnel_event_cb, t);
 	bufferevent_set_timeouts(bev, NULL, NULL);
 	bufferevent_setwatermark(bev, EV_READ, 0, CLIENTHELLO_MAX_INPUT + 1);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
-	evtimer_add(t->timer, &tv);
 	if (evbuffer_get_length(bufferevent_get_input(bev)) > 0)
 		tunnel_read_hello(t);
 }
@@ -409,6 +557,7 @@ tunnel_free(struct tunnel *t)
 		return;
 	relay_free(t->relay);
 	upstream_free(t->up);
+	tunnel_peek_done(t);
 	clienthello_clear(&t->hello);
 	event_free(t->timer);
 	free(t);
