@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "conn.h"
 #include "forward.h"
@@ -266,6 +267,19 @@ conn_is_self(const struct conn *c, const char *host, uint16_t port)
 	return false;
 }
 
+/* Whether the request already passed through this proxy (its Via). */
+static bool
+conn_came_back(const struct conn *c, const struct http_head *h)
+{
+	size_t	 i;
+
+	for (i = 0; i < h->nheaders; i++)
+		if (strcasecmp(h->headers[i].name, "Via") == 0 &&
+		    strstr(h->headers[i].value, c->env->via) != NULL)
+			return true;
+	return false;
+}
+
 /* Refuse an unpinned host under unpinned = block. */
 static void
 conn_block(struct conn *c)
@@ -318,7 +332,7 @@ conn_request(struct conn *c)
 	memset(&t, 0, sizeof(t));
 	t.host = c->host;
 	t.port = h->port != 0 ? h->port : 80;
-	if (conn_is_self(c, c->host, t.port)) {
+	if (conn_is_self(c, c->host, t.port) || conn_came_back(c, h)) {
 		conn_reply_error(c, HTTP_ERROR_LOOP, c->host,
 		    "The request is addressed to the proxy itself.");
 		return;

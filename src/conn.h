@@ -35,6 +35,7 @@ struct conn_env {
 	struct tunnel_env	*tunnel;	/* CONNECT: CA, forged leaves */
 	struct pool		*pool;		/* idle upstreams */
 	struct upstream_sinks	 sinks;		/* metrics, report_file */
+	char			 via[40];	/* our Via value, for loops */
 	void			(*closed)(void *);	/* after a close */
 	void			*closed_arg;
 	TAILQ_HEAD(, conn)	 conns;		/* every open connection */

@@ -91,6 +91,8 @@ forward_error_kind(enum upstream_status st)
 		return HTTP_ERROR_VERIFY_FAILED;
 	case UPSTREAM_PIN_MISMATCH:
 		return HTTP_ERROR_PIN_MISMATCH;
+	case UPSTREAM_LOOP:
+		return HTTP_ERROR_LOOP;
 	case UPSTREAM_TLS_FAILED:
 	case UPSTREAM_OK:
 		break;
@@ -363,7 +365,7 @@ forward_send_request(struct forward *f)
 	    forward_upstream_write_cb, forward_upstream_event_cb, f);
 	bufferevent_set_timeouts(ub, &idle, &idle);
 	bufferevent_setwatermark(ub, EV_WRITE, 0, 0);
-	http_request_write(h, f->host, f->port, f->tls,
+	http_request_write(h, f->host, f->port, f->tls, conn_env(f->conn)->via,
 	    bufferevent_get_output(ub));
 	if (strcmp(h->method, "HEAD") == 0)
 		http_msg_expect_no_body(f->resp);
@@ -412,6 +414,8 @@ forward_open(struct forward *f)
 	p.port = f->port;
 	p.client = conn_client(f->conn);
 	p.sinks = &env->sinks;
+	p.self = env->listen;
+	p.nself = env->nlisten;
 	f->state = FORWARD_CONNECTING;
 	f->reused = false;
 	bufferevent_disable(conn_client_bev(f->conn), EV_READ);

@@ -927,7 +927,7 @@ http_headers_write(const struct http_head *h, bool upgrade, bool skip_host,
 
 void
 http_request_write(const struct http_head *h, const char *host,
-    uint16_t port, bool tls, struct evbuffer *out)
+    uint16_t port, bool tls, const char *via, struct evbuffer *out)
 {
 	evbuffer_add_printf(out, "%s %s HTTP/1.1\r\n", h->method, h->path);
 	if (strchr(host, ':') != NULL)
@@ -938,6 +938,8 @@ http_request_write(const struct http_head *h, const char *host,
 		evbuffer_add_printf(out, ":%u", (unsigned int)port);
 	evbuffer_add_printf(out, "\r\n");
 	http_headers_write(h, h->upgrade, true, out);
+	if (via != NULL)
+		evbuffer_add_printf(out, "Via: %s\r\n", via);
 	evbuffer_add_printf(out, "\r\n");
 }
 

@@ -139,11 +139,12 @@ const char		*http_head_get(const struct http_head *h,
 /*
  * Append a request head for an upstream: origin-form request line, a Host
  * header naming host (with port unless 0 or the default of the scheme, 443
- * when tls, else 80) and the headers that are not hop-by-hop.
+ * when tls, else 80), the headers that are not hop-by-hop, and a Via
+ * header with the value via (NULL for none) after the client's own.
  */
 void			 http_request_write(const struct http_head *h,
 			    const char *host, uint16_t port, bool tls,
-			    struct evbuffer *out);
+			    const char *via, struct evbuffer *out);
 /*
  * Append a response head for the client without the hop-by-hop headers,
  * with "Connection: close" when close is set (ignored for a 101).

@@ -9,6 +9,7 @@
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/listener.h>
+#include <openssl/rand.h>
 
 #include <errno.h>
 #include <signal.h>
@@ -383,6 +384,22 @@ proxy_signal_cb(evutil_socket_t sig, short what, void *arg)
 	proxy_stop(p);
 }
 
+/*
+ * The Via value this process adds to forwarded requests: a random token,
+ * so that a request coming back (a loop through DNS or another spelling
+ * of our address) is recognised, and another pinproxy in a chain is not.
+ */
+static void
+proxy_via(char *buf, size_t len)
+{
+	unsigned char	 r[4];
+
+	if (RAND_bytes(r, sizeof(r)) != 1)
+		memset(r, 0, sizeof(r));
+	snprintf(buf, len, "1.1 pinproxy-%02x%02x%02x%02x", r[0], r[1], r[2],
+	    r[3]);
+}
+
 /* Set up the resolver; PINPROXY_RESOLV_CONF names another resolv.conf. */
 static struct evdns_base *
 proxy_resolver(struct event_base *base)
@@ -487,6 +504,7 @@ proxy_main(struct conf *conf, const char *path, bool debug)
 	}
 	p.env.base = p.base;
 	p.env.pool = pool_new(p.base);
+	proxy_via(p.env.via, sizeof(p.env.via));
 	p.metrics = metrics_new();
 	p.env.sinks.metrics = p.metrics;
 	if (!proxy_open_outputs(&p, conf, &p.env.sinks.report, &p.stats, err,

@@ -405,7 +405,17 @@ tunnel_peek(struct tunnel *t)
 static void
 tunnel_peek_cb(evutil_socket_t fd, short what, void *arg)
 {
-	tunnel_peek(arg);
+	struct tunnel	*t = arg;
+
+	/* A peek still sees the unread half hello: the close says it all. */
+	if (what & EV_CLOSED) {
+		tunnel_peek_done(t);
+		t->peeked = false;
+		conn_tunnel_done(t->conn, t->mode, t->connect_host, 200, 0,
+		    0);
+		return;
+	}
+	tunnel_peek(t);
 }
 
 /*
@@ -435,7 +445,7 @@ tunnel_start_peeking(struct tunnel *t)
 	t->peek_buf = xmalloc(CLIENTHELLO_MAX_INPUT);
 	t->peeked = true;
 	t->peek_ev = event_new(conn_env(t->conn)->base, fd,
-	    EV_READ | EV_ET | EV_PERSIST, tunnel_peek_cb, t);
+	    EV_READ | EV_CLOSED | EV_ET | EV_PERSIST, tunnel_peek_cb, t);
 	event_add(t->peek_ev, NULL);
 	return true;
 }
@@ -470,8 +480,8 @@ tunnel_connected_cb(struct upstream *u, enum upstream_status st, void *arg)
 		snprintf(expl, sizeof(expl), "%s", upstream_reason(u));
 		conn_reply_error(t->conn, st == UPSTREAM_DNS_FAILED ?
 		    HTTP_ERROR_DNS_FAILED : st == UPSTREAM_TIMEOUT ?
-		    HTTP_ERROR_TIMEOUT : HTTP_ERROR_CONNECT_FAILED,
-		    t->connect_host, expl);
+		    HTTP_ERROR_TIMEOUT : st == UPSTREAM_LOOP ? HTTP_ERROR_LOOP :
+		    HTTP_ERROR_CONNECT_FAILED, t->connect_host, expl);
 		return;
 	}
 	t->state = TUNNEL_HELLO;
@@ -546,6 +556,8 @@ tunnel_start(struct conn *c, const char *host, uint16_t port)
 	p.port = port;
 	p.client = conn_client(c);
 	p.sinks = &env->sinks;
+	p.self = env->listen;
+	p.nself = env->nlisten;
 	bufferevent_disable(conn_client_bev(c), EV_READ);
 	t->up = upstream_connect(&p, tunnel_connected_cb, t);
 }

@@ -51,6 +51,8 @@ struct upstream {
 	char				 client[CONF_ADDR_TEXT_MAX];
 	bool				 tls;
 	struct upstream_sinks		*sinks;		/* borrowed */
+	const struct conf_addr		*self;		/* borrowed */
+	size_t				 nself;
 
 	upstream_cb			 cb;
 	void				*arg;
@@ -60,6 +62,7 @@ struct upstream {
 	struct timeval			 deadline;
 	struct evdns_getaddrinfo_request *dns_req;
 	bool				 in_resolve_call;
+	bool				 looped;	/* an address was ours */
 	int				 resolve_result;
 	struct evutil_addrinfo		*addrs;
 	struct evutil_addrinfo		*next_addr;
@@ -223,12 +226,63 @@ upstream_connect_cb(evutil_socket_t fd, short what, void *arg)
 	upstream_finish(u, UPSTREAM_OK);
 }
 
+/*
+ * An address as compared for loops: IPv4-mapped IPv6 as IPv4, port kept;
+ * a wildcard as the loopback address it reaches when dialled.
+ */
+static void
+upstream_loop_key(const struct sockaddr *sa, struct sockaddr_in6 *key)
+{
+	const struct sockaddr_in	*sin = (const struct sockaddr_in *)sa;
+	const struct sockaddr_in6	*sin6 = (const struct sockaddr_in6 *)sa;
+
+	memset(key, 0, sizeof(*key));
+	key->sin6_family = AF_INET6;
+	if (sa->sa_family == AF_INET) {
+		key->sin6_port = sin->sin_port;
+		key->sin6_addr.s6_addr[10] = 0xff;
+		key->sin6_addr.s6_addr[11] = 0xff;
+		memcpy(&key->sin6_addr.s6_addr[12], &sin->sin_addr, 4);
+		if (sin->sin_addr.s_addr == htonl(INADDR_ANY)) {
+			key->sin6_addr.s6_addr[12] = 127;
+			key->sin6_addr.s6_addr[15] = 1;
+		}
+		return;
+	}
+	key->sin6_port = sin6->sin6_port;
+	key->sin6_addr = sin6->sin6_addr;
+	if (IN6_IS_ADDR_UNSPECIFIED(&key->sin6_addr))
+		key->sin6_addr = in6addr_loopback;
+}
+
+/* Whether dialling sa would reach one of the proxy's own listeners. */
+static bool
+upstream_is_self(const struct upstream *u, const struct sockaddr *sa)
+{
+	struct sockaddr_in6	 a, b;
+	size_t			 i;
+
+	upstream_loop_key(sa, &a);
+	for (i = 0; i < u->nself; i++) {
+		upstream_loop_key((const struct sockaddr *)&u->self[i].ss, &b);
+		if (a.sin6_port == b.sin6_port &&
+		    memcmp(&a.sin6_addr, &b.sin6_addr, sizeof(a.sin6_addr)) ==
+		    0)
+			return true;
+	}
+	return false;
+}
+
 /* Start a TCP connection to one address; false if it failed at once. */
 static bool
 upstream_dial(struct upstream *u, const struct sockaddr *sa, socklen_t salen)
 {
 	int	 one = 1;
 
+	if (upstream_is_self(u, sa)) {
+		u->looped = true;
+		return false;
+	}
 	u->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK |
 	    SOCK_CLOEXEC, 0);
 	if (u->fd == -1) {
@@ -265,9 +319,14 @@ upstream_try_next(struct upstream *u)
 				return;
 		}
 	}
-	upstream_fail(u, UPSTREAM_CONNECT_FAILED, "connect-failed",
-	    "cannot connect to %s port %u: %s", u->host, u->port,
-	    strerror(u->last_errno != 0 ? u->last_errno : ECONNREFUSED));
+	if (u->looped)
+		upstream_fail(u, UPSTREAM_LOOP, "loop", "%s port %u is the "
+		    "proxy's own listening address", u->host, u->port);
+	else
+		upstream_fail(u, UPSTREAM_CONNECT_FAILED, "connect-failed",
+		    "cannot connect to %s port %u: %s", u->host, u->port,
+		    strerror(u->last_errno != 0 ? u->last_errno :
+		    ECONNREFUSED));
 }
 
 /* Fill one_addr when no resolution is needed (connect_to, IP literal). */
@@ -311,6 +370,8 @@ upstream_connect(const struct upstream_params *p, upstream_cb cb, void *arg)
 	u->port = p->port;
 	xstrlcpy(u->client, p->client, sizeof(u->client));
 	u->sinks = p->sinks;
+	u->self = p->self;
+	u->nself = p->nself;
 	u->cb = cb;
 	u->arg = arg;
 	u->fd = -1;

@@ -29,7 +29,8 @@ enum upstream_status {
 	UPSTREAM_TIMEOUT,
 	UPSTREAM_TLS_FAILED,
 	UPSTREAM_VERIFY_FAILED,
-	UPSTREAM_PIN_MISMATCH
+	UPSTREAM_PIN_MISMATCH,
+	UPSTREAM_LOOP		/* the address is one of our own listeners */
 };
 
 /* Where upstreams account for what they see; owned by the daemon. */
@@ -47,6 +48,8 @@ struct upstream_params {
 	uint16_t		 port;
 	const char		*client; /* the client's address, for logs */
 	struct upstream_sinks	*sinks;	/* borrowed; outlives the upstream */
+	const struct conf_addr	*self;	/* our listeners, never dialled */
+	size_t			 nself;
 };
 
 struct upstream;

@@ -1095,7 +1095,8 @@ test_http_request_write_removes_hop_by_hop_headers(void **state)
 	    "Accept: */*\r\n"
 	    "Transfer-Encoding: chunked\r\n\r\n");
 	out = evbuffer_new();
-	http_request_write(http_msg_head(m), "api.example.com", 443, true, out);
+	http_request_write(http_msg_head(m), "api.example.com", 443, true,
+	    NULL, out);
 	s = buffer_string(out);
 	assert_string_equal(s,
 	    "POST /v1?x=2 HTTP/1.1\r\n"
@@ -1120,25 +1121,25 @@ test_http_request_write_names_the_port_unless_default(void **state)
 	m = request("GET / HTTP/1.1\r\nHost: Example.com:8080\r\n"
 	    "Content-Length: 0\r\n\r\n");
 	out = evbuffer_new();
-	http_request_write(http_msg_head(m), "example.com", 8443, true, out);
+	http_request_write(http_msg_head(m), "example.com", 8443, true, NULL, out);
 	s = buffer_string(out);
 	assert_string_equal(s, "GET / HTTP/1.1\r\nHost: example.com:8443\r\n"
 	    "Content-Length: 0\r\n\r\n");
 	free(s);
 	evbuffer_drain(out, evbuffer_get_length(out));
-	http_request_write(http_msg_head(m), "example.com", 80, false, out);
+	http_request_write(http_msg_head(m), "example.com", 80, false, NULL, out);
 	s = buffer_string(out);
 	assert_string_equal(s, "GET / HTTP/1.1\r\nHost: example.com\r\n"
 	    "Content-Length: 0\r\n\r\n");
 	free(s);
 	evbuffer_drain(out, evbuffer_get_length(out));
-	http_request_write(http_msg_head(m), "::1", 443, false, out);
+	http_request_write(http_msg_head(m), "::1", 443, false, NULL, out);
 	s = buffer_string(out);
 	assert_string_equal(s, "GET / HTTP/1.1\r\nHost: [::1]:443\r\n"
 	    "Content-Length: 0\r\n\r\n");
 	free(s);
 	evbuffer_drain(out, evbuffer_get_length(out));
-	http_request_write(http_msg_head(m), "example.com", 0, true, out);
+	http_request_write(http_msg_head(m), "example.com", 0, true, NULL, out);
 	s = buffer_string(out);
 	assert_string_equal(s, "GET / HTTP/1.1\r\nHost: example.com\r\n"
 	    "Content-Length: 0\r\n\r\n");
@@ -1159,7 +1160,7 @@ test_http_request_write_keeps_upgrade_for_websocket(void **state)
 	    "Upgrade: websocket\r\nConnection: Upgrade, X-A\r\nX-A: 1\r\n"
 	    "Sec-WebSocket-Key: k\r\n\r\n");
 	out = evbuffer_new();
-	http_request_write(http_msg_head(m), "a.example", 443, true, out);
+	http_request_write(http_msg_head(m), "a.example", 443, true, NULL, out);
 	s = buffer_string(out);
 	assert_string_equal(s, "GET /ws HTTP/1.1\r\nHost: a.example\r\n"
 	    "Upgrade: websocket\r\nSec-WebSocket-Key: k\r\n"
@@ -1246,6 +1247,27 @@ test_http_trim_between_messages_forgets_the_head_and_parses_the_next(
 	http_msg_free(m);
 }
 
+static void
+test_http_request_write_appends_via_after_the_clients_own(void **state)
+{
+	struct http_msg	*m;
+	struct evbuffer	*out;
+	char		*s;
+
+	(void)state;
+	m = request("GET / HTTP/1.1\r\nHost: a.example\r\n"
+	    "Via: 1.0 other\r\n\r\n");
+	out = evbuffer_new();
+	http_request_write(http_msg_head(m), "a.example", 443, true,
+	    "1.1 pinproxy-0a1b2c3d", out);
+	s = buffer_string(out);
+	assert_string_equal(s, "GET / HTTP/1.1\r\nHost: a.example\r\n"
+	    "Via: 1.0 other\r\nVia: 1.1 pinproxy-0a1b2c3d\r\n\r\n");
+	free(s);
+	evbuffer_free(out);
+	http_msg_free(m);
+}
+
 int
 main(void)
 {
@@ -1304,6 +1326,8 @@ main(void)
 		cmocka_unit_test(test_http_failed_parser_refuses_more_input),
 		cmocka_unit_test(
 		    test_http_request_write_removes_hop_by_hop_headers),
+		cmocka_unit_test(
+		    test_http_request_write_appends_via_after_the_clients_own),
 		cmocka_unit_test(
 		    test_http_request_write_names_the_port_unless_default),
 		cmocka_unit_test(

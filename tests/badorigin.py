@@ -1,0 +1,229 @@
+#!/usr/bin/env python3
+"""A misbehaving origin server for pinproxy's fault tests.
+
+Each connection is served in its own thread, the same way, by one mode:
+
+    badorigin.py --port P --mode MODE [--bind ADDR] [--cert CHAIN.pem
+                 --key KEY] [--size N] [--after N] [--log FILE]
+
+Modes (TLS first when --cert and --key are given, except alert and
+garbage, which never speak TLS):
+    hello       answer every request with 200 "hello from badorigin\\n"
+                (/size/N: N bytes "x"; /close: then close), each response
+                in one write
+    rst-body    answer the first request with Content-Length SIZE, send
+                AFTER bytes of it, then reset the connection (SO_LINGER 0)
+    nohead      read the request head, then close without a byte
+    alert       read the ClientHello, answer a fatal handshake_failure
+                alert, close
+    garbage     read the ClientHello, answer bytes that are not TLS, close
+
+--bind takes an IPv4 or IPv6 address (default 127.0.0.1). It prints
+"ready" once listening. Log events, one JSON object per line, all with
+"conn": accept, tls, tls_error, request {path}, reset, close.
+"""
+
+import argparse
+import json
+import socket
+import socketserver
+import ssl
+import struct
+import sys
+import threading
+
+HELLO = b"hello from badorigin\n"
+ALERT_HANDSHAKE_FAILURE = b"\x15\x03\x03\x00\x02\x02\x28"
+GARBAGE = b"this is not a TLS ServerHello\r\n" * 8
+IO_TIMEOUT = 30
+MAX_HEAD = 65536
+
+
+class Recorder:
+    """Numbers connections and appends JSON lines to the log file."""
+
+    def __init__(self, path):
+        self.lock = threading.Lock()
+        self.count = 0
+        self.file = open(path, "a", encoding="utf-8") if path else None
+
+    def next_conn(self):
+        with self.lock:
+            self.count += 1
+            return self.count
+
+    def log(self, conn, event, **fields):
+        if self.file is None:
+            return
+        record = {"conn": conn, "event": event}
+        record.update(fields)
+        with self.lock:
+            self.file.write(json.dumps(record) + "\n")
+            self.file.flush()
+
+
+def read_head(sock, buf):
+    """The next request head from sock (buf holds what came before), as
+    (head, rest); head is None when the peer closed first."""
+    while b"\r\n\r\n" not in buf:
+        if len(buf) > MAX_HEAD:
+            return None, b""
+        data = sock.recv(65536)
+        if not data:
+            return None, b""
+        buf += data
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    return head, rest
+
+
+def reset(sock):
+    """Close with a TCP RST instead of a FIN."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                    struct.pack("ii", 1, 0))
+    sock.close()
+
+
+class Handler(socketserver.BaseRequestHandler):
+    """One connection, served by the mode of the server."""
+
+    def handle(self):
+        server = self.server
+        rec = server.recorder
+        self.conn = rec.next_conn()
+        rec.log(self.conn, "accept", peer=str(self.client_address[0]))
+        raw = self.request
+        raw.settimeout(IO_TIMEOUT)
+        mode = server.args.mode
+        error = None
+        try:
+            if mode in ("alert", "garbage"):
+                raw.recv(65536)
+                raw.sendall(ALERT_HANDSHAKE_FAILURE if mode == "alert"
+                            else GARBAGE)
+                raw.close()
+            else:
+                sock = self.start_tls(raw)
+                if sock is not None:
+                    getattr(self, "mode_" + mode.replace("-", "_"))(sock)
+        except (OSError, ssl.SSLError, ValueError) as e:
+            error = "%s: %s" % (type(e).__name__, e)
+        if error is None:
+            rec.log(self.conn, "close")
+        else:
+            rec.log(self.conn, "close", error=error)
+
+    def start_tls(self, raw):
+        """The socket to speak HTTP on, or None when TLS failed."""
+        ctx = self.server.ctx
+        if ctx is None:
+            return raw
+        sock = ctx.wrap_socket(raw, server_side=True,
+                               do_handshake_on_connect=False)
+        try:
+            sock.do_handshake()
+        except (ssl.SSLError, OSError) as e:
+            self.server.recorder.log(self.conn, "tls_error", error=str(e))
+            sock.close()
+            return None
+        self.server.recorder.log(self.conn, "tls", version=sock.version())
+        return sock
+
+    def read_request(self, sock, buf):
+        head, rest = read_head(sock, buf)
+        if head is not None:
+            line = head.split(b"\r\n", 1)[0].decode("latin-1")
+            parts = line.split(" ")
+            self.server.recorder.log(
+                self.conn, "request",
+                path=parts[1] if len(parts) > 1 else line)
+        return head, rest
+
+    def mode_hello(self, sock):
+        buf = b""
+        while True:
+            head, buf = self.read_request(sock, buf)
+            if head is None:
+                break
+            path = head.split(b" ", 2)[1] if head.count(b" ") >= 2 else b""
+            body, last = HELLO, path == b"/close"
+            if path.startswith(b"/size/"):
+                body = b"x" * int(path[6:])
+            # One write per response: no wait for a delayed ACK.
+            sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                         b"Content-Length: %d\r\n%s\r\n"
+                         % (len(body), b"Connection: close\r\n" if last
+                            else b"") + body)
+            if last:
+                break
+        sock.close()
+
+    def mode_rst_body(self, sock):
+        args = self.server.args
+        head, _ = self.read_request(sock, b"")
+        if head is None:
+            sock.close()
+            return
+        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/"
+                     b"octet-stream\r\nContent-Length: %d\r\n\r\n"
+                     % args.size)
+        left = args.after
+        block = b"x" * 65536
+        while left > 0:
+            n = min(left, len(block))
+            sock.sendall(block[:n])
+            left -= n
+        self.server.recorder.log(self.conn, "reset", sent=args.after)
+        reset(sock)
+
+    def mode_nohead(self, sock):
+        self.read_request(sock, b"")
+        if isinstance(sock, ssl.SSLSocket):
+            try:
+                sock = sock.unwrap()
+            except (ssl.SSLError, OSError):
+                pass
+        sock.close()
+
+
+class Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+
+class Server6(Server):
+    address_family = socket.AF_INET6
+
+
+def main():
+    p = argparse.ArgumentParser(description="misbehaving test origin")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--bind", default="127.0.0.1")
+    p.add_argument("--mode", required=True,
+                   choices=["hello", "rst-body", "nohead", "alert",
+                            "garbage"])
+    p.add_argument("--cert")
+    p.add_argument("--key")
+    p.add_argument("--size", type=int, default=10 * 1024 * 1024)
+    p.add_argument("--after", type=int, default=256 * 1024)
+    p.add_argument("--log")
+    args = p.parse_args()
+
+    cls = Server6 if ":" in args.bind else Server
+    server = cls((args.bind, args.port), Handler)
+    server.args = args
+    server.recorder = Recorder(args.log)
+    server.ctx = None
+    if args.cert and args.key:
+        server.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        server.ctx.load_cert_chain(args.cert, args.key)
+    print("ready", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,780 @@
+#!/bin/bash
+# Hostile clients end to end: request smuggling shapes, header floods,
+# control bytes in heads and in the SNI, absurd and endless chunked
+# bodies, garbage after a valid request, CONNECT to odd targets and to
+# pinproxy itself, IPv6 and IPv4-mapped client addresses against
+# allow_clients, and ten thousand pipelined requests. Each must be
+# refused or served without harm; pinproxy must go on serving, hold the
+# descriptors it started with and exit 0. Everything runs on the loopback.
+
+. "${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}/tests/lib.sh"
+
+unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY \
+    no_proxy NO_PROXY
+
+MKPKI="$top_srcdir/tests/mkpki.sh"
+ORIGIN="$top_srcdir/tests/origin.py"
+BADORIGIN="$top_srcdir/tests/badorigin.py"
+DNSD="$top_srcdir/tests/dnsd.py"
+PKI="$TMP/pki"
+CLOSE_BODY="close-delimited body from origin"
+PIPELINED=10000
+RSS_LIMIT_KB=$((32 * 1024))
+
+ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=1"
+export ASAN_OPTIONS
+
+# wait_ready FILE: wait up to 5 s for a server to print "ready" in FILE.
+wait_ready()
+{
+	local i
+	for i in $(seq 100); do
+		grep -q '^ready' "$1" 2>/dev/null && return 0
+		sleep 0.05
+	done
+	diag "no server printed ready in $1"
+	return 1
+}
+
+# start_server VAR LOG COMMAND...: run a test server that prints "ready".
+start_server()
+{
+	local var=$1 log=$2
+	shift 2
+	spawn "$var" "$@" --log "$log" >"$log.out"
+	wait_ready "$log.out"
+}
+
+# listening HOST PORT: something accepts on HOST:PORT.
+listening()
+{
+	(exec 3<>"/dev/tcp/$1/$2") 2>/dev/null
+}
+
+# start_pinproxy VAR HOST PORT CONF LOG: run the daemon with CONF, its
+# stderr in LOG, and wait until it listens on HOST:PORT (or has exited).
+start_pinproxy()
+{
+	local var=$1 host=$2 port=$3 conf=$4 log=$5 i
+	spawn "$var" env PINPROXY_RESOLV_CONF="$TMP/resolv.conf" \
+	    "$PINPROXY" -c "$conf" 2>"$log"
+	for i in $(seq 200); do
+		listening "$host" "$port" && return 0
+		kill -0 "${!var}" 2>/dev/null || break
+		sleep 0.05
+	done
+	diag "pinproxy -c $conf is not listening on $port:"
+	diag "$(tail -n 20 "$log")"
+	return 1
+}
+
+# stop_pinproxy PID LOG: SIGTERM, then wait up to 10 s for the exit; one
+# case: the exit status is 0 (a sanitizer report makes it non-zero).
+stop_pinproxy()
+{
+	local pid=$1 log=$2 i rc name
+	name="pinproxy -c $(basename "$log" .log).conf"
+	kill "$pid" 2>/dev/null
+	for i in $(seq 200); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		kill -KILL "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+		not_ok "$name stops on SIGTERM"
+		diag "still running 10 s after SIGTERM; killed"
+		return
+	fi
+	wait "$pid" 2>/dev/null
+	rc=$?
+	check_eq "$name exits 0 on SIGTERM" 0 "$rc"
+	[ "$rc" = 0 ] || diag "$(tail -n 30 "$log")"
+}
+
+# pcurl PROXY ARGS...: curl through the proxy at PROXY (HOST:PORT).
+pcurl()
+{
+	local proxy=$1
+	shift
+	curl -sS --noproxy '' -x "http://$proxy" --max-time 20 "$@"
+}
+
+# An extended regular expression matching the text $1 literally.
+q()
+{
+	printf '%s' "$1" | sed 's/[][\\.*^$+?(){}|/]/\\&/g'
+}
+
+# kv KEY VALUE: a pattern for the logfmt pair KEY=VALUE.
+kv()
+{
+	printf '(^| )%s="?%s"?( |$)' "$1" "$(q "$2")"
+}
+
+# log_count FILE PATTERN...: how many lines of FILE match every pattern.
+log_count()
+{
+	local lines p
+	lines=$(cat "$1" 2>/dev/null)
+	shift
+	for p in "$@"; do
+		lines=$(printf '%s\n' "$lines" | grep -E -- "$p")
+	done
+	printf '%s' "$lines" | grep -c .
+}
+
+# check_log DESCRIPTION FILE PATTERN...: within 5 s, a line matches all.
+check_log()
+{
+	local desc=$1 file=$2 i
+	shift 2
+	for i in $(seq 100); do
+		if [ "$(log_count "$file" "$@")" -gt 0 ]; then
+			ok "$desc"
+			return
+		fi
+		sleep 0.05
+	done
+	not_ok "$desc"
+	diag "no line of $(basename "$file") matches all of: $*"
+	diag "$(tail -n 15 "$file" 2>/dev/null)"
+}
+
+# origin_count LOG EVENT [TEXT]: how many EVENT records (containing TEXT)
+# a server log holds.
+origin_count()
+{
+	cat "$1" 2>/dev/null | grep -F "\"event\": \"$2\"" |
+	    grep -cF -- "${3:-}"
+}
+
+# origin_settle LOG: wait up to 5 s until every connection the server
+# accepted has ended, so that its log is complete.
+origin_settle()
+{
+	local i
+	for i in $(seq 100); do
+		[ "$(origin_count "$1" accept)" = \
+		    "$(origin_count "$1" close)" ] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+now_ms()
+{
+	echo $(( $(date +%s%N) / 1000000 ))
+}
+
+fd_count()
+{
+	ls "/proc/$1/fd" 2>/dev/null | wc -l
+}
+
+rss_kb()
+{
+	awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null
+}
+
+# check_fds DESCRIPTION PID BASE: within 5 s the process is back to BASE
+# descriptors.
+check_fds()
+{
+	local i n
+	for i in $(seq 100); do
+		n=$(fd_count "$2")
+		[ "$n" -le "$3" ] && break
+		sleep 0.05
+	done
+	check_eq "$1: descriptors back to $3" "$3" "$n"
+}
+
+# alive DESCRIPTION PID PROXY: one case, pinproxy still runs and serves a
+# normal request (one the origin closes, so that no upstream is kept).
+alive()
+{
+	local got
+	if ! kill -0 "$2" 2>/dev/null; then
+		not_ok "$1: pinproxy is still running"
+		return
+	fi
+	got=$(pcurl "$3" --max-time "${ALIVE_TIME:-10}" http://api.test/close \
+	    2>&1)
+	check_eq "$1: pinproxy still runs and serves" "$CLOSE_BODY" "$got"
+}
+
+# A raw client: send the bytes of a Python expression (with a pause of
+# DELAY seconds between bytes when DELAY > 0) to HOST:PORT without
+# closing, and keep what comes back in $TMP/NAME.resp until the peer
+# closes or stays quiet for QUIET seconds. Prints the ms that took, and
+# "closed" or "open".
+cat >"$TMP/raw.py" <<'EOF'
+import socket, sys, time
+name, host, port, quiet, delay, expr = sys.argv[1:7]
+port, quiet, delay = int(port), float(quiet), float(delay)
+data = eval(expr)
+start = time.monotonic()
+out = b""
+state = "open"
+s = socket.create_connection((host, port), timeout=quiet)
+try:
+    if delay > 0:
+        s.settimeout(delay)
+        for i in range(len(data)):
+            s.send(data[i:i + 1])
+            try:
+                d = s.recv(65536)
+                if not d:
+                    state = "closed"
+                    break
+                out += d
+            except socket.timeout:
+                pass
+        s.settimeout(quiet)
+    else:
+        s.sendall(data)
+    while state == "open":
+        d = s.recv(65536)
+        if not d:
+            state = "closed"
+            break
+        out += d
+except socket.timeout:
+    pass
+except OSError:
+    state = "closed"
+open(name, "wb").write(out)
+print(int((time.monotonic() - start) * 1000), state)
+EOF
+
+# raw NAME EXPR [QUIET [DELAY]]: the raw client against instance H.
+raw()
+{
+	python3 "$TMP/raw.py" "$TMP/$1.resp" 127.0.0.1 "$PH" "${3:-5}" \
+	    "${4:-0}" "$2"
+}
+
+# status_of NAME: the status code of the first response in NAME.resp.
+status_of()
+{
+	head -n 1 "$TMP/$1.resp" 2>/dev/null | cut -d ' ' -f 2
+}
+
+# header_of NAME HEADER: a header of the first response in NAME.resp.
+header_of()
+{
+	tr -d '\r' <"$TMP/$1.resp" 2>/dev/null | sed '/^$/q' |
+	    grep -i "^$2:" | tail -n 1 | sed 's/^[^:]*: *//'
+}
+
+# check_answer NAME STATUS DETAILS: two cases on a raw response.
+check_answer()
+{
+	check_eq "$1: $2" "$2" "$(status_of "$1")"
+	check_eq "$1: Proxy-Status details=$3" "$3" \
+	    "$(header_of "$1" Proxy-Status | sed -n 's/.*details="\(.*\)"/\1/p')"
+	if [ "$(status_of "$1")" != "$2" ]; then
+		diag "response: $(head -c 300 "$TMP/$1.resp" 2>/dev/null)"
+	fi
+}
+
+# refused NAME EXPR: a request pinproxy must answer with 400 without
+# passing it on; EXPR carries the marker "/m-NAME" in its target.
+refused()
+{
+	raw "$1" "$2" >/dev/null
+	check_answer "$1" 400 bad-request
+	origin_settle "$TMP/om.log"
+	check_eq "$1: nothing reaches the origin" 0 \
+	    "$(origin_count "$TMP/om.log" request "/m-$1")"
+}
+
+# The PKI: the default set of tests/mkpki.sh (its leaf covers api.test,
+# 127.0.0.1 and ::1).
+if ! sh "$MKPKI" "$PKI" >"$TMP/mkpki.log" 2>&1; then
+	echo "Bail out! tests/mkpki.sh failed: $(cat "$TMP/mkpki.log")"
+	exit 1
+fi
+PIN_INTER=$(sh "$MKPKI" pin "$PKI/inter.pem")
+PIN_RSA=$(sh "$MKPKI" pin "$PKI/rsa.pem")
+
+# Origins: M (TLS, api.test), P (plain, one write per answer, without a
+# log, for pipelining)
+# and, when the host has IPv6, one on [::1]; dnsd maps loop.test to
+# 127.0.0.1.
+OM=$(free_port)
+start_server O_M "$TMP/om.log" python3 "$ORIGIN" --port "$OM" \
+    --cert "$PKI/chain.pem" --key "$PKI/leaf.key"
+OP=$(free_port)
+spawn O_P python3 "$BADORIGIN" --port "$OP" --mode hello >"$TMP/op.out"
+wait_ready "$TMP/op.out"
+O6=$(free_port)
+have_ipv6=no
+if python3 -c 'import socket; socket.socket(socket.AF_INET6).bind(("::1", 0))' \
+    2>/dev/null; then
+	have_ipv6=yes
+	start_server O_6 "$TMP/o6.log" python3 "$BADORIGIN" --port "$O6" \
+	    --bind ::1 --mode hello --cert "$PKI/chain.pem" \
+	    --key "$PKI/leaf.key"
+fi
+DNSPORT=$(free_port)
+start_server DNS "$TMP/dns.log" python3 "$DNSD" --port "$DNSPORT" \
+    --map loop.test=127.0.0.1
+echo "nameserver 127.0.0.1:$DNSPORT" >"$TMP/resolv.conf"
+
+# conf LISTEN NAME EXTRA: a configuration listening on LISTEN with the CA
+# files NAME and the [proxy] lines EXTRA that pins api.test.
+conf()
+{
+	cat <<EOF
+[proxy]
+listen = $1
+ca_cert = $TMP/ca-$2.pem
+ca_key = $TMP/ca-$2.key
+trust = $PKI/root.pem
+unpinned = pass
+shutdown_timeout = 2s
+$3
+
+[pins:set-api]
+hosts = api.test
+pin = $PIN_INTER
+pin = $PIN_RSA
+connect_to = 127.0.0.1:$OM
+EOF
+}
+
+# Instance H: short timeouts, CONNECT allowed to its own port and the
+# origins' ports.
+PH=$(free_port)
+conf "127.0.0.1:$PH" h "connect_ports = 443 $OM $O6 $PH
+header_timeout = 2s
+idle_timeout = 2s" >"$TMP/h.conf"
+check "pinproxy H listens on 127.0.0.1:$PH" \
+    start_pinproxy PP_H 127.0.0.1 "$PH" "$TMP/h.conf" "$TMP/h.log"
+H="127.0.0.1:$PH"
+alive "start" "$PP_H" "$H"
+sleep 0.2
+BASE_H=$(fd_count "$PP_H")
+
+# post NAME HEADERS BODY: refused, a POST with the marker of NAME whose
+# head ends with the header lines HEADERS (each ending in \r\n).
+post()
+{
+	refused "$1" "b'POST http://api.test/echo?/m-$1 HTTP/1.1\r\n\
+Host: api.test\r\n$2\r\n$3'"
+}
+
+# get NAME TARGET-TAIL HEADERS: refused, a GET of /hello?/m-NAME plus
+# TARGET-TAIL with the header lines HEADERS.
+get()
+{
+	refused "$1" "b'GET http://api.test/hello?/m-$1$2 HTTP/1.1\r\n\
+Host: api.test\r\n$3\r\n'"
+}
+
+# Request smuggling shapes: each refused, none passed on.
+TE='Transfer-Encoding: chunked\r\n'
+BODY='5\r\nhello\r\n0\r\n\r\n'
+post cl-and-te "Content-Length: 5\r\n$TE" "$BODY"
+post two-cl 'Content-Length: 5\r\nContent-Length: 6\r\n' 'hello!'
+post te-xchunked 'Transfer-Encoding: xchunked\r\n' "$BODY"
+post te-chunked-identity 'Transfer-Encoding: chunked, identity\r\n' "$BODY"
+post chunk-overflow "$TE" 'fffffffffffffffff\r\nhello\r\n0\r\n\r\n'
+post chunk-junk "$TE" '5zz\r\nhello\r\n0\r\n\r\n'
+post chunk-negative "$TE" '-5\r\nhello\r\n0\r\n\r\n'
+post chunk-hex-prefix "$TE" '0x5\r\nhello\r\n0\r\n\r\n'
+post obs-fold 'X-Fold: a\r\n b\r\nContent-Length: 0\r\n' ''
+refused bare-lf "b'POST http://api.test/echo?/m-bare-lf HTTP/1.1\n\
+Host: api.test\nContent-Length: 0\n\n'"
+post space-before-colon \
+    'Transfer-Encoding : chunked\r\nContent-Length: 5\r\n' 'hello'
+alive "smuggling shapes" "$PP_H" "$H"
+
+# Header floods.
+raw flood "b'GET http://api.test/hello?/m-flood HTTP/1.1\r\n\
+Host: api.test\r\n' + b'a: b\r\n' * 5000 + b'\r\n'" >/dev/null
+check_answer flood 431 header-too-large
+raw longline "b'GET http://api.test/' + b'a' * 20480 + b' HTTP/1.1\r\n\
+Host: api.test\r\n\r\n'" >/dev/null
+check_answer longline 431 header-too-large
+out=$(raw slowheads "b'GET http://api.test/hello?/m-slowheads HTTP/1.1\r\n\
+Host: api.test\r\n' + b''.join(b'X-Slow-%d: %d\r\n' % (i, i)
+for i in range(400))" 5 0.01)
+ms=${out% *}
+check_answer slowheads 408 header-timeout
+check "headers at one byte per 10 ms: 408 at header_timeout = 2s ($ms ms)" \
+    test "${ms:-0}" -ge 1900 -a "${ms:-0}" -lt 3500
+check_eq "headers at one byte per 10 ms: then the connection is closed" \
+    closed "${out#* }"
+alive "header floods" "$PP_H" "$H"
+
+# Control bytes in a header value and in the request target.
+get nul-in-value '' 'X-Nul: a\x00b\r\n'
+get ctl-in-value '' 'X-Ctl: a\x01b\r\n'
+get esc-in-value '' 'X-Esc: a\x1b[2Jb\r\n'
+get nul-in-target '\x00x' ''
+get ctl-in-target '\x01x' ''
+get del-in-target '\x7fx' ''
+alive "control bytes" "$PP_H" "$H"
+
+# A hand-made ClientHello after CONNECT by IP, so that the SNI names the
+# host: with NUL or control bytes in the SNI, or 300 bytes of it, the
+# handshake must end with a fatal alert, and nothing be intercepted.
+cat >"$TMP/sni.py" <<'EOF'
+import os, socket, struct, sys
+port, target, sni = int(sys.argv[1]), sys.argv[2], eval(sys.argv[3])
+def ext(kind, data):
+    return struct.pack("!HH", kind, len(data)) + data
+name = struct.pack("!BH", 0, len(sni)) + sni
+exts = ext(0, struct.pack("!H", len(name)) + name)
+exts += ext(10, b"\x00\x04\x00\x17\x00\x1d")
+exts += ext(11, b"\x01\x00")
+exts += ext(13, b"\x00\x04\x04\x03\x08\x04")
+body = (b"\x03\x03" + os.urandom(32) + b"\x00" + b"\x00\x04\xc0\x2b\xc0\x2f"
+        + b"\x01\x00" + struct.pack("!H", len(exts)) + exts)
+hs = b"\x01" + len(body).to_bytes(3, "big") + body
+record = b"\x16\x03\x01" + struct.pack("!H", len(hs)) + hs
+s = socket.create_connection(("127.0.0.1", port), timeout=5)
+s.sendall(("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n"
+           % (target, target)).encode())
+head = b""
+while not head.endswith(b"\r\n\r\n"):
+    d = s.recv(1)
+    if not d:
+        break
+    head += d
+status = head.split(b" ")[1].decode() if b" " in head else "none"
+if status != "200":
+    print("status=%s" % status)
+    sys.exit(0)
+s.sendall(record)
+out = b""
+try:
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        out += d
+except OSError:
+    pass
+if out[:1] == b"\x15" and len(out) >= 7:
+    kind = "fatal-alert" if out[5] == 2 else "warning-alert"
+    print("status=200 answer=%s description=%d" % (kind, out[6]))
+elif out[:1] == b"\x16":
+    print("status=200 answer=handshake")
+else:
+    print("status=200 answer=%r" % out[:20])
+EOF
+tls0=$(origin_count "$TMP/om.log" tls)
+out=$(python3 "$TMP/sni.py" "$PH" "127.0.0.1:$OM" "b'api.test'" 2>&1)
+origin_settle "$TMP/om.log"
+check "hand-made ClientHello with SNI api.test: intercepted ($out)" \
+    test "$(origin_count "$TMP/om.log" tls '"sni": "api.test"')" -gt "$tls0"
+for sni in nul:"b'api\\x00.test'" ctl:"b'api\\x01.test'" \
+    long:"b'.'.join([b'a' * 63] * 4 + [b'a' * 44])"; do
+	what=${sni%%:*}
+	tls0=$(origin_count "$TMP/om.log" tls)
+	out=$(python3 "$TMP/sni.py" "$PH" "127.0.0.1:$OM" "${sni#*:}" 2>&1)
+	case $out in
+	"status=200 answer=fatal-alert"*)
+		ok "SNI $what: a fatal TLS alert ($out)" ;;
+	*)
+		not_ok "SNI $what: a fatal TLS alert"
+		diag "$out" ;;
+	esac
+	origin_settle "$TMP/om.log"
+	check_eq "SNI $what: nothing intercepted" "$tls0" \
+	    "$(origin_count "$TMP/om.log" tls)"
+done
+alive "bad SNI" "$PP_H" "$H"
+
+# A chunked body that never ends: idle_timeout = 2s closes it.
+out=$(raw endless "b'POST http://api.test/echo?/m-endless HTTP/1.1\r\n\
+Host: api.test\r\n$TE\r\n5\r\nhello\r\n'" 8)
+ms=${out% *}
+check_eq "endless chunked body: the connection is closed" closed "${out#* }"
+check "endless chunked body: closed at idle_timeout = 2s ($ms ms)" \
+    test "${ms:-0}" -ge 1900 -a "${ms:-0}" -lt 4500
+diag "endless chunked body: the client got $(head -n 1 "$TMP/endless.resp" |
+    tr -d '\r' | grep . || echo nothing)"
+origin_settle "$TMP/om.log"
+check_eq "endless chunked body: no complete body reached the origin" 0 \
+    "$(origin_count "$TMP/om.log" body)"
+alive "endless chunked body" "$PP_H" "$H"
+
+# Garbage pipelined after a valid request on a kept connection: the
+# answer, then a 400, then the close.
+out=$(python3 - "$PH" <<'EOF'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(b"GET http://api.test/hello HTTP/1.1\r\nHost: api.test\r\n\r\n"
+          b"GARBAGE \x01\x02 garbage\r\n\r\n")
+buf = b""
+try:
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        buf += d
+    state = "closed"
+except OSError:
+    state = "open"
+answers = []
+while buf:
+    head, sep, rest = buf.partition(b"\r\n\r\n")
+    if not sep:
+        answers.append("junk")
+        break
+    lines = head.decode("latin-1").split("\r\n")
+    fields = dict(l.lower().split(": ", 1) for l in lines[1:] if ": " in l)
+    n = int(fields.get("content-length", "0"))
+    answers.append(lines[0].split(" ")[1] + ":" +
+                   rest[:n].decode("latin-1").strip().split("\n")[0])
+    buf = rest[n:]
+print(" | ".join(answers), state)
+EOF
+)
+case $out in
+"200:hello from origin | 400:"*" closed")
+	ok "garbage after a valid request: 200, then 400, then closed" ;;
+*)
+	not_ok "garbage after a valid request: 200, then 400, then closed"
+	diag "$out" ;;
+esac
+alive "pipelined garbage" "$PP_H" "$H"
+
+# CONNECT to odd targets.
+connect_status()
+{
+	python3 - "$PH" "$1" <<'EOF'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n"
+           % (sys.argv[2], sys.argv[2])).encode())
+head = b""
+while not head.endswith(b"\r\n\r\n"):
+    d = s.recv(1)
+    if not d:
+        break
+    head += d
+lines = head.decode("latin-1").split("\r\n")
+ps = [l.split(": ", 1)[1] for l in lines[1:] if l.lower().startswith(
+    "proxy-status: ")]
+print(lines[0].split(" ")[1] if " " in lines[0] else "none",
+      ps[0] if ps else "-")
+EOF
+}
+if [ "$have_ipv6" = yes ]; then
+	got=$(pcurl "$H" --cacert "$PKI/root.pem" "https://[::1]:$O6/" 2>&1)
+	check_eq "CONNECT [::1]:$O6 (allowed port): the origin's answer" \
+	    "hello from badorigin" "$got"
+	check_log "CONNECT [::1]: access line mode=tunnel host=::1" \
+	    "$TMP/h.log" "$(kv event access)" "$(kv mode tunnel)" \
+	    "$(kv host ::1)" "$(kv status 200)"
+else
+	skip "CONNECT [::1]: no IPv6 on this host"
+	skip "CONNECT [::1]: no IPv6 on this host"
+fi
+for t in "127.0.0.1:$PH" "localhost:$PH"; do
+	check_eq "CONNECT $t (pinproxy itself): 508 loop" \
+	    "508 pinproxy; error=proxy_loop_detected; details=\"loop\"" \
+	    "$(connect_status "$t")"
+done
+for t in api.test api.test: api.test:0 api.test:65536 api.test:99999999999 \
+    api.test:-443 api.test:443x "[::1]" ":443"; do
+	check_eq "CONNECT $t: 400" \
+	    "400 pinproxy; error=http_request_error; details=\"bad-request\"" \
+	    "$(connect_status "$t")"
+done
+alive "CONNECT to odd targets" "$PP_H" "$H"
+
+# Ten thousand small GETs pipelined on one connection: every answer in
+# order (or a clean close), with bounded memory. After the last one the
+# origin closes the upstream.
+rss0=$(rss_kb "$PP_H")
+out=$(python3 - "$PH" "$OP" "$PIPELINED" "$PP_H" <<'EOF'
+import socket, sys, threading, time
+port, op, n, pid = (int(a) for a in sys.argv[1:5])
+def rss():
+    for line in open("/proc/%d/status" % pid):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+def size(i):
+    return 1 + i % 64
+reqs = b"".join(b"GET http://127.0.0.1:%d/size/%d HTTP/1.1\r\n"
+                b"Host: 127.0.0.1:%d\r\n\r\n" % (op, size(i), op)
+                for i in range(n - 1))
+reqs += (b"GET http://127.0.0.1:%d/close HTTP/1.1\r\nHost: 127.0.0.1:%d"
+         b"\r\n\r\n" % (op, op))
+s = socket.create_connection(("127.0.0.1", port), timeout=10)
+def send():
+    try:
+        s.sendall(reqs)
+    except OSError:
+        pass
+threading.Thread(target=send, daemon=True).start()
+f = s.makefile("rb")
+answered = inorder = 0
+peak = rss()
+state = "open"
+deadline = time.monotonic() + 60
+try:
+    while answered < n and time.monotonic() < deadline:
+        line = f.readline()
+        if not line:
+            state = "closed"
+            break
+        status = line.split(b" ")[1]
+        length = None
+        while True:
+            h = f.readline()
+            if h in (b"\r\n", b""):
+                break
+            k, _, v = h.partition(b":")
+            if k.strip().lower() == b"content-length":
+                length = int(v)
+        body = f.read(length) if length is not None else f.read()
+        want = size(answered) if answered < n - 1 else None
+        if status == b"200" and (want is None or len(body) == want):
+            inorder += 1
+        answered += 1
+        if answered % 500 == 0:
+            peak = max(peak, rss())
+    if answered == n and f.read(1) == b"":
+        state = "closed"
+except OSError:
+    state = "error"
+print(answered, inorder, state, peak)
+EOF
+)
+read -r answered inorder state peak <<<"$out"
+diag "pipelined: $out (VmRSS before: $rss0 KiB)"
+what="$PIPELINED pipelined requests"
+check "$what: answered in order ($inorder of $answered)" \
+    test "${inorder:-0}" = "${answered:-x}" -a "${answered:-0}" -gt 0
+check "$what: all answered, or a clean close ($answered, $state)" \
+    test "${answered:-0}" = "$PIPELINED" -o "${state:-}" = closed
+check "$what: VmRSS grows by less than 32 MiB ($rss0 -> ${peak:-?} KiB)" \
+    test -n "$rss0" -a $(( ${peak:-999999999} - ${rss0:-0} )) -lt \
+    "$RSS_LIMIT_KB"
+alive "$PIPELINED pipelined requests" "$PP_H" "$H"
+check_fds "pinproxy H at the end" "$PP_H" "$BASE_H"
+stop_pinproxy "$PP_H" "$TMP/h.log"
+
+# Requests to pinproxy's own listener under another spelling of its
+# address: each must be a 508, not a request to itself, again and again.
+# A fresh instance for each (8 connections, 2 s idle: a loop stays small).
+for u in "127.0.0.1" "localhost" "[::ffff:127.0.0.1]" "0.0.0.0" \
+    "loop.test"; do
+	PL=$(free_port)
+	conf "127.0.0.1:$PL" l "max_connections = 8
+idle_timeout = 2s
+connect_timeout = 2s" >"$TMP/l.conf"
+	if ! start_pinproxy PP_L 127.0.0.1 "$PL" "$TMP/l.conf" "$TMP/l.log"
+	then
+		not_ok "pinproxy L listens on 127.0.0.1:$PL"
+		continue
+	fi
+	L="127.0.0.1:$PL"
+	sleep 0.2
+	BASE_L=$(fd_count "$PP_L")
+	code=$(pcurl "$L" --max-time 4 -o /dev/null -w '%{http_code}' \
+	    "http://$u:$PL/" 2>/dev/null)
+	check_eq "request to http://$u:PORT/ (pinproxy itself): 508" 508 \
+	    "$code"
+	[ "$code" = 508 ] || diag "status $code; $(log_count "$TMP/l.log" \
+	    "$(kv event access)") access lines"
+	ALIVE_TIME=5 alive "request to http://$u:PORT/" "$PP_L" "$L"
+	check_fds "request to http://$u:PORT/" "$PP_L" "$BASE_L"
+	stop_pinproxy "$PP_L" "$TMP/l.log"
+	mv "$TMP/l.log" "$TMP/l-$u.log"
+done
+
+# Client addresses: IPv6 on [::1], then IPv4-mapped ones on a listener
+# bound to ::ffff:127.0.0.1 (where IPv4 clients of 127.0.0.1 arrive as
+# [::ffff:127.0.0.1]), each against allow_clients before and after a
+# reload that changes it.
+# A request that loops through pinproxy takes every slot until
+# idle_timeout: keep both small.
+LIMITS="max_connections = 8
+idle_timeout = 2s
+connect_timeout = 2s"
+# reload PID CONF TEXT LOG: put TEXT in CONF, SIGHUP, wait for reloaded.
+reload()
+{
+	local n i
+	n=$(log_count "$4" "$(kv event reloaded)")
+	printf '%s\n' "$3" >"$2"
+	kill -HUP "$1"
+	for i in $(seq 100); do
+		[ "$(log_count "$4" "$(kv event reloaded)")" -gt "$n" ] &&
+		    return 0
+		sleep 0.05
+	done
+	return 1
+}
+# client_case DESCRIPTION PROXY STATUS DETAILS
+client_case()
+{
+	local code ps
+	code=$(pcurl "$2" -D "$TMP/client.head" -o "$TMP/client.body" \
+	    -w '%{http_code}' http://api.test/close 2>/dev/null)
+	ps=$(header_of_file "$TMP/client.head")
+	check_eq "$1: $3${4:+ $4}" "$3 ${4:-}" "$code $ps"
+}
+header_of_file()
+{
+	tr -d '\r' <"$1" 2>/dev/null | grep -i '^proxy-status:' | tail -n 1 |
+	    sed -n 's/.*details="\(.*\)"/\1/p'
+}
+if [ "$have_ipv6" = yes ]; then
+	P6=$(free_port)
+	conf "[::1]:$P6" v6 "$LIMITS
+allow_clients = 127.0.0.0/8" >"$TMP/v6.conf"
+	if start_pinproxy PP_6 ::1 "$P6" "$TMP/v6.conf" "$TMP/v6.log"; then
+		client_case "client ::1, allow_clients = 127.0.0.0/8" \
+		    "[::1]:$P6" 403 client-denied
+		check_log "client ::1 refused: event=blocked client=[::1]:..." \
+		    "$TMP/v6.log" "$(kv event blocked)" \
+		    '(^| )client="?\[::1\]:[0-9]+'
+		check "allow_clients = ::1: reloaded" reload "$PP_6" \
+		    "$TMP/v6.conf" "$(conf "[::1]:$P6" v6 "$LIMITS
+allow_clients = ::1")" "$TMP/v6.log"
+		client_case "client ::1, allow_clients = ::1" "[::1]:$P6" 200
+		stop_pinproxy "$PP_6" "$TMP/v6.log"
+	else
+		not_ok "pinproxy listens on [::1]:$P6"
+	fi
+else
+	for i in 1 2 3 4 5; do
+		skip "IPv6 clients: no IPv6 on this host"
+	done
+fi
+PM=$(free_port)
+conf "[::ffff:127.0.0.1]:$PM" map "$LIMITS
+allow_clients = ::1" >"$TMP/map.conf"
+if start_pinproxy PP_MAP 127.0.0.1 "$PM" "$TMP/map.conf" "$TMP/map.log"
+then
+	client_case "client ::ffff:127.0.0.1, allow_clients = ::1" \
+	    "127.0.0.1:$PM" 403 client-denied
+	check_log "mapped client refused: event=blocked client=[::ffff:127.0.0.1]" \
+	    "$TMP/map.log" "$(kv event blocked)" \
+	    '(^| )client="?\[::ffff:127\.0\.0\.1\]:[0-9]+'
+	check "allow_clients = 127.0.0.0/8: reloaded" reload "$PP_MAP" \
+	    "$TMP/map.conf" "$(conf "[::ffff:127.0.0.1]:$PM" map "$LIMITS
+allow_clients = 127.0.0.0/8")" "$TMP/map.log"
+	client_case "client ::ffff:127.0.0.1, allow_clients = 127.0.0.0/8" \
+	    "127.0.0.1:$PM" 200
+	code=$(pcurl "127.0.0.1:$PM" -o /dev/null -w '%{http_code}' \
+	    --max-time 8 "http://127.0.0.1:$PM/" 2>/dev/null)
+	check_eq "listener on ::ffff:127.0.0.1, request to 127.0.0.1:$PM: 508" \
+	    508 "$code"
+	stop_pinproxy "$PP_MAP" "$TMP/map.log"
+else
+	not_ok "pinproxy listens on [::ffff:127.0.0.1]:$PM"
+fi
+
+done_testing
