@@ -312,12 +312,14 @@ http_on_headers_complete(http_parser *p)
 		return 0;
 	if (p->status_code == 101)
 		return 2;
-	if (p->status_code / 100 == 1 || p->status_code == 204 ||
-	    p->status_code == 304)
+	/* An interim response leaves the mark for the final one. */
+	if (p->status_code / 100 == 1)
 		return 1;
+	/* Any final response consumes it, 204 and 304 included. */
 	no_body = m->no_body_next;
 	m->no_body_next = false;
-	return no_body ? 1 : 0;
+	return no_body || p->status_code == 204 || p->status_code == 304 ?
+	    1 : 0;
 }
 
 static int

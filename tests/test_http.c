@@ -1268,6 +1268,38 @@ test_http_request_write_appends_via_after_the_clients_own(void **state)
 	http_msg_free(m);
 }
 
+static void
+test_http_head_answered_by_304_leaves_the_next_response_its_body(
+    void **state)
+{
+	static const char	 s[] = "HTTP/1.1 304 Not Modified\r\n\r\n"
+	    "HTTP/1.1 200 OK\r\nContent-Length: 53\r\n\r\n"
+	    "HTTP/1.1 200 OK\r\nX-Injected: 1\r\nContent-Length: 0\r\n\r\n";
+	struct http_msg		*m;
+	size_t			 off = 0, used;
+
+	(void)state;
+	m = http_msg_new(HTTP_DIR_RESPONSE);
+	/* The 304 answers a HEAD; the 200 answers the GET after it. */
+	http_msg_expect_no_body(m);
+	assert_int_equal(http_msg_feed_head(m, s, sizeof(s) - 1, &used),
+	    HTTP_HEAD_COMPLETE);
+	off += used;
+	assert_int_equal(http_msg_head(m)->status, 304);
+	assert_int_equal(http_msg_state(m), HTTP_MSG_DONE);
+	assert_int_equal(http_msg_feed_head(m, s + off, sizeof(s) - 1 - off,
+	    &used), HTTP_HEAD_COMPLETE);
+	off += used;
+	assert_int_equal(http_msg_head(m)->status, 200);
+	/* Its 53 bytes are body, not a response of their own. */
+	assert_int_equal(http_msg_state(m), HTTP_MSG_BODY);
+	assert_int_equal(http_msg_feed_body(m, s + off, sizeof(s) - 1 - off,
+	    &used), HTTP_BODY_COMPLETE);
+	assert_int_equal(used, 53);
+	assert_int_equal(off + used, sizeof(s) - 1);
+	http_msg_free(m);
+}
+
 int
 main(void)
 {
@@ -1328,6 +1360,8 @@ main(void)
 		    test_http_request_write_removes_hop_by_hop_headers),
 		cmocka_unit_test(
 		    test_http_request_write_appends_via_after_the_clients_own),
+		cmocka_unit_test(
+		    test_http_head_answered_by_304_leaves_the_next_response_its_body),
 		cmocka_unit_test(
 		    test_http_request_write_names_the_port_unless_default),
 		cmocka_unit_test(
