@@ -1,12 +1,16 @@
 /*
- * Upstream TLS contexts. Sessions are never resumed: every handshake is a
- * full one, so OpenSSL always has a verified chain for the pin check.
+ * Upstream TLS contexts and the session cache of one configuration
+ * generation. A session is kept only once the full handshake that made it
+ * passed verification and the pin check (TLS 1.3 tickets arrive after the
+ * handshake, TLS 1.2 sessions before the verdict: both wait for it), keyed
+ * by host, port and pin set; resuming one reuses that verdict.
  */
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "conf.h"
 #include "hostmatch.h"
@@ -14,12 +18,102 @@
 #include "trust.h"
 #include "xmalloc.h"
 
-struct tls_upstream {
-	SSL_CTX		 *base;		/* trust only */
-	SSL_CTX		**pinset;	/* one a pin set; NULL: use base */
-	size_t		  npinset;
-	const struct conf *conf;
+/* A kept session and the verdict of the handshake that made it. */
+struct tls_upstream_session {
+	char			 host[HOSTMATCH_NAME_MAX];
+	uint16_t		 port;
+	const struct pinset	*ps;
+	SSL_SESSION		*sess;		/* NULL: a free slot */
+	struct pincheck_result	 res;
+	unsigned long		 used;		/* for least-recently-used */
 };
+
+/* What one SSL carries (ex_data): where to keep its sessions. */
+struct tls_upstream_conn {
+	struct tls_upstream	*t;
+	char			 host[HOSTMATCH_NAME_MAX];
+	uint16_t		 port;
+	const struct pinset	*ps;
+	bool			 passed;
+	bool			 resumed;
+	struct pincheck_result	 res;
+	SSL_SESSION		*pending;	/* before the verdict */
+};
+
+struct tls_upstream {
+	SSL_CTX			 *base;		/* trust only */
+	SSL_CTX			**pinset;	/* one a pin set; NULL: use base */
+	size_t			  npinset;
+	const struct conf	 *conf;
+	struct tls_upstream_session sessions[TLS_UPSTREAM_SESSIONS];
+	unsigned long		  clock;
+};
+
+static int	tls_upstream_index = -1;
+
+/* Free what an SSL carries when the SSL goes. */
+static void
+tls_upstream_conn_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
+    long argl, void *argp)
+{
+	struct tls_upstream_conn	*tc = ptr;
+
+	if (tc == NULL)
+		return;
+	SSL_SESSION_free(tc->pending);
+	free(tc);
+}
+
+/* Keep sess (taken over) for the host, port and pin set of tc. */
+static void
+tls_upstream_keep(struct tls_upstream_conn *tc, SSL_SESSION *sess)
+{
+	struct tls_upstream		*t = tc->t;
+	struct tls_upstream_session	*s, *slot = NULL;
+	size_t				 i;
+
+	for (i = 0; i < TLS_UPSTREAM_SESSIONS; i++) {
+		s = &t->sessions[i];
+		if (s->sess != NULL && s->port == tc->port &&
+		    s->ps == tc->ps && strcmp(s->host, tc->host) == 0) {
+			slot = s;
+			break;
+		}
+		if (slot == NULL || (slot->sess != NULL &&
+		    (s->sess == NULL || s->used < slot->used)))
+			slot = s;
+	}
+	SSL_SESSION_free(slot->sess);
+	xstrlcpy(slot->host, tc->host, sizeof(slot->host));
+	slot->port = tc->port;
+	slot->ps = tc->ps;
+	slot->sess = sess;
+	slot->res = tc->res;
+	slot->used = ++t->clock;
+}
+
+/*
+ * OpenSSL made a session: keep a copy if the pins passed, else wait. A
+ * copy, because freeing a connection that was not shut down cleanly (the
+ * usual end of an upstream) marks its own session as not resumable.
+ */
+static int
+tls_upstream_new_session_cb(SSL *ssl, SSL_SESSION *sess)
+{
+	struct tls_upstream_conn	*tc;
+	SSL_SESSION			*copy;
+
+	tc = SSL_get_ex_data(ssl, tls_upstream_index);
+	if (tc == NULL || (copy = SSL_SESSION_dup(sess)) == NULL)
+		return 0;
+	if (tc->passed) {
+		tls_upstream_keep(tc, copy);
+		return 0;
+	}
+	SSL_SESSION_free(tc->pending);
+	tc->pending = copy;
+	return 0;
+}
 
 /* A client context that verifies peers against store (takes it over). */
 static SSL_CTX *
@@ -36,8 +130,11 @@ tls_upstream_ctx(X509_STORE *store, char *err, size_t errlen)
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
 	SSL_CTX_set_cert_store(ctx, store);
-	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION);
+	/* Sessions go to our own cache, through the callback only. */
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT |
+	    SSL_SESS_CACHE_NO_INTERNAL_STORE);
+	SSL_CTX_sess_set_new_cb(ctx, tls_upstream_new_session_cb);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	return ctx;
 }
@@ -49,6 +146,9 @@ tls_upstream_new(const struct conf *conf, char *err, size_t errlen)
 	X509_STORE		*store;
 	size_t			 i;
 
+	if (tls_upstream_index == -1)
+		tls_upstream_index = SSL_get_ex_new_index(0, NULL, NULL, NULL,
+		    tls_upstream_conn_free);
 	t = xcalloc(1, sizeof(*t));
 	t->conf = conf;
 	if ((store = trust_store_new(conf->trust, NULL, err, errlen)) == NULL ||
@@ -79,6 +179,8 @@ tls_upstream_free(struct tls_upstream *t)
 
 	if (t == NULL)
 		return;
+	for (i = 0; i < TLS_UPSTREAM_SESSIONS; i++)
+		SSL_SESSION_free(t->sessions[i].sess);
 	for (i = 0; i < t->npinset; i++)
 		SSL_CTX_free(t->pinset[i]);
 	free(t->pinset);
@@ -86,14 +188,43 @@ tls_upstream_free(struct tls_upstream *t)
 	free(t);
 }
 
+/* Offer the kept session for tc's host, port and pin set, if any. */
+static void
+tls_upstream_offer(struct tls_upstream *t, SSL *ssl,
+    struct tls_upstream_conn *tc)
+{
+	struct tls_upstream_session	*s;
+	size_t				 i;
+
+	for (i = 0; i < TLS_UPSTREAM_SESSIONS; i++) {
+		s = &t->sessions[i];
+		if (s->sess == NULL || s->port != tc->port || s->ps != tc->ps ||
+		    strcmp(s->host, tc->host) != 0)
+			continue;
+		if (!SSL_SESSION_is_resumable(s->sess)) {
+			SSL_SESSION_free(s->sess);
+			s->sess = NULL;
+			return;
+		}
+		/* A session is used once: tickets are not meant for reuse. */
+		SSL_set_session(ssl, s->sess);
+		SSL_SESSION_free(s->sess);
+		s->sess = NULL;
+		tc->res = s->res;
+		return;
+	}
+}
+
 SSL *
 tls_upstream_ssl(struct tls_upstream *t, const struct pinset *ps,
-    const char *host, const unsigned char *alpn, size_t alpnlen)
+    const char *host, uint16_t port, const unsigned char *alpn,
+    size_t alpnlen)
 {
-	SSL_CTX			*ctx = t->base;
-	SSL			*ssl;
-	X509_VERIFY_PARAM	*param;
-	size_t			 i;
+	struct tls_upstream_conn	*tc;
+	SSL_CTX				*ctx = t->base;
+	SSL				*ssl;
+	X509_VERIFY_PARAM		*param;
+	size_t				 i;
 
 	if (ps != NULL) {
 		i = (size_t)(ps - t->conf->pinsets);
@@ -102,6 +233,12 @@ tls_upstream_ssl(struct tls_upstream *t, const struct pinset *ps,
 	}
 	if ((ssl = SSL_new(ctx)) == NULL)
 		return NULL;
+	tc = xcalloc(1, sizeof(*tc));
+	tc->t = t;
+	xstrlcpy(tc->host, host, sizeof(tc->host));
+	tc->port = port;
+	tc->ps = ps;
+	SSL_set_ex_data(ssl, tls_upstream_index, tc);
 	param = SSL_get0_param(ssl);
 	X509_VERIFY_PARAM_set_hostflags(param,
 	    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
@@ -116,8 +253,51 @@ tls_upstream_ssl(struct tls_upstream *t, const struct pinset *ps,
 	if (alpn != NULL && alpnlen > 0 &&
 	    SSL_set_alpn_protos(ssl, alpn, (unsigned int)alpnlen) != 0)
 		goto fail;
+	tls_upstream_offer(t, ssl, tc);
 	return ssl;
 fail:
 	SSL_free(ssl);
 	return NULL;
+}
+
+bool
+tls_upstream_resumed(SSL *ssl, struct pincheck_result *res)
+{
+	struct tls_upstream_conn	*tc;
+
+	tc = SSL_get_ex_data(ssl, tls_upstream_index);
+	if (tc == NULL || !SSL_session_reused(ssl))
+		return false;
+	tc->resumed = true;
+	/* The resumed session stands for the checked one: it passed too. */
+	tc->passed = true;
+	*res = tc->res;
+	return true;
+}
+
+void
+tls_upstream_passed(SSL *ssl, const struct pincheck_result *res)
+{
+	struct tls_upstream_conn	*tc;
+
+	tc = SSL_get_ex_data(ssl, tls_upstream_index);
+	if (tc == NULL)
+		return;
+	tc->passed = true;
+	tc->res = *res;
+	if (tc->pending != NULL) {
+		tls_upstream_keep(tc, tc->pending);
+		tc->pending = NULL;
+	}
+}
+
+size_t
+tls_upstream_sessions(const struct tls_upstream *t)
+{
+	size_t	 i, n = 0;
+
+	for (i = 0; i < TLS_UPSTREAM_SESSIONS; i++)
+		if (t->sessions[i].sess != NULL)
+			n++;
+	return n;
 }

@@ -1,31 +1,57 @@
 /*
  * TLS client contexts for upstream connections, built once per
  * configuration generation: one that trusts the configured anchors, and
- * one per pin set that adds its own ca_file.
+ * one per pin set that adds its own ca_file. Each generation also keeps
+ * the TLS sessions of upstreams that passed verification and the pin
+ * check in a full handshake, so that the next connection to the same
+ * host, port and pin set may resume; a reload starts a new, empty cache.
  */
 #ifndef PINPROXY_TLS_UPSTREAM_H
 #define PINPROXY_TLS_UPSTREAM_H
 
 #include <openssl/ssl.h>
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "conf.h"
+#include "pincheck.h"
+
+/* Sessions kept per generation, least recently used dropped first. */
+#define TLS_UPSTREAM_SESSIONS	256
 
 struct tls_upstream;
 
 /* Contexts for conf (borrowed: it must outlive the result). */
 struct tls_upstream	*tls_upstream_new(const struct conf *conf, char *err,
 			    size_t errlen);
-/* Free the contexts (NULL ok). */
+/* Free the contexts and sessions (NULL ok). */
 void			 tls_upstream_free(struct tls_upstream *t);
 /*
- * A new client SSL for host (normalised) under pin set ps (NULL when the
- * host is unpinned): SNI (not for IP literals), host-name or IP checking,
- * and the ALPN list in wire format (NULL for none). The caller owns it.
+ * A new client SSL for host:port (host normalised) under pin set ps (NULL
+ * when the host is unpinned): SNI (not for IP literals), host-name or IP
+ * checking, the ALPN list in wire format (NULL for none), and a kept
+ * session to resume when there is one. The caller owns it.
  */
 SSL			*tls_upstream_ssl(struct tls_upstream *t,
 			    const struct pinset *ps, const char *host,
-			    const unsigned char *alpn, size_t alpnlen);
+			    uint16_t port, const unsigned char *alpn,
+			    size_t alpnlen);
+/*
+ * Whether the handshake of ssl resumed a kept session; then res gets the
+ * verdict of the full handshake that passed when the session was made
+ * (a resumed handshake has no verified chain to judge).
+ */
+bool			 tls_upstream_resumed(SSL *ssl,
+			    struct pincheck_result *res);
+/*
+ * The full handshake of ssl passed verification and the pin check with
+ * res: its sessions, now or when they arrive, may be kept for resumption.
+ */
+void			 tls_upstream_passed(SSL *ssl,
+			    const struct pincheck_result *res);
+/* How many sessions are kept (for tests and metrics). */
+size_t			 tls_upstream_sessions(const struct tls_upstream *t);
 
 #endif

@@ -386,7 +386,7 @@ upstream_connect(const struct upstream_params *p, upstream_cb cb, void *arg)
 
 /* Log a pin verdict that lets traffic through with a warning. */
 static void
-upstream_log_verdict(struct upstream *u)
+upstream_log_verdict(struct upstream *u, bool resumed)
 {
 	struct logline	 l;
 	char		 seen[PINCHECK_MAX_CHAIN * PIN_TEXT_MAX];
@@ -418,6 +418,7 @@ upstream_log_verdict(struct upstream *u)
 		log_str(&l, LK_HOST, u->host);
 		log_int(&l, LK_PORT, u->port);
 		log_str(&l, LK_MSG, pincheck_verdict_name(u->pins.verdict));
+		log_str(&l, LK_STATE, resumed ? "resumed" : "full");
 		log_end(&l);
 		break;
 	}
@@ -467,19 +468,32 @@ static void
 upstream_handshake_done(struct upstream *u)
 {
 	STACK_OF(X509)	*chain;
+	bool		 resumed;
 
-	chain = SSL_get0_verified_chain(u->ssl);
-	if (SSL_get_verify_result(u->ssl) != X509_V_OK || chain == NULL) {
-		upstream_fail(u, UPSTREAM_TLS_FAILED, "tls-failed",
-		    "no verified chain after the handshake");
-		return;
+	/*
+	 * A resumed session has no chain to judge; it was kept only after
+	 * the full handshake that made it passed, in this generation, for
+	 * this host, port and pin set, and that verdict stands.
+	 */
+	chain = NULL;
+	resumed = tls_upstream_resumed(u->ssl, &u->pins);
+	if (!resumed) {
+		chain = SSL_get0_verified_chain(u->ssl);
+		if (SSL_get_verify_result(u->ssl) != X509_V_OK ||
+		    chain == NULL) {
+			upstream_fail(u, UPSTREAM_TLS_FAILED, "tls-failed",
+			    "no verified chain after the handshake");
+			return;
+		}
+		pincheck_verdict(u->ps, chain, time(NULL), &u->pins);
 	}
-	pincheck_verdict(u->ps, chain, time(NULL), &u->pins);
-	upstream_log_verdict(u);
+	upstream_log_verdict(u, resumed);
 	metrics_inc(u->sinks->metrics, metrics_pin_check(u->pins.verdict));
-	if (u->pins.verdict == PIN_MISMATCH ||
-	    u->pins.verdict == PIN_REPORT_ONLY)
+	if (!resumed && (u->pins.verdict == PIN_MISMATCH ||
+	    u->pins.verdict == PIN_REPORT_ONLY))
 		upstream_report(u, chain);
+	if (pincheck_allows(u->pins.verdict))
+		tls_upstream_passed(u->ssl, &u->pins);
 	bufferevent_setcb(u->bev, NULL, NULL, NULL, NULL);
 	if (!pincheck_allows(u->pins.verdict)) {
 		snprintf(u->reason, sizeof(u->reason), "no pin of [pins:%s] "
@@ -549,7 +563,8 @@ upstream_start_tls(struct upstream *u, const unsigned char *alpn,
 	u->tls = true;
 	u->state = UPSTREAM_HANDSHAKING;
 	upstream_arm_timer(u, fresh_deadline);
-	u->ssl = tls_upstream_ssl(u->rc->tls, u->ps, u->host, alpn, alpnlen);
+	u->ssl = tls_upstream_ssl(u->rc->tls, u->ps, u->host, u->port, alpn,
+	    alpnlen);
 	if (u->ssl != NULL)
 		u->bev = bufferevent_openssl_socket_new(u->base, u->fd, u->ssl,
 		    BUFFEREVENT_SSL_CONNECTING,
