@@ -30,26 +30,6 @@ golden()
 	fi
 }
 
-# run NAME COMMAND...: stdout to $TMP/NAME.out, stderr to $TMP/NAME.err,
-# the exit status in RC.
-run()
-{
-	local name=$1
-	shift
-	"$@" >"$TMP/$name.out" 2>"$TMP/$name.err"
-	RC=$?
-}
-
-# check_rc DESCRIPTION EXPECTED NAME: the status of "run NAME".
-check_rc()
-{
-	check_eq "$1" "$2" "$RC"
-	if [ "$2" != "$RC" ]; then
-		diag "stdout: $(cat "$TMP/$3.out")"
-		diag "stderr: $(cat "$TMP/$3.err")"
-	fi
-}
-
 n=0
 for conf in "$CONFDIR"/*.conf; do
 	golden "$(basename "$conf" .conf)"

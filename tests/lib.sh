@@ -1,5 +1,6 @@
 # Shared by the end-to-end tests: TAP output, a scratch directory, free
-# ports, and background processes that are always stopped by PID.
+# ports, background processes that are always stopped by PID, the test
+# servers and PKI, pinproxy itself, requests through it and its log.
 # Source it from a test script; call done_testing at the end.
 
 set -u
@@ -10,10 +11,26 @@ set -u
 : "${PINPROXY:=$top_builddir/pinproxy}"
 : "${PINPROXY_PIN:=$top_builddir/pinproxy-pin}"
 
+# Requests go to 127.0.0.1 directly, never through a proxy of the caller.
+unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY \
+    no_proxy NO_PROXY
+
 T_N=0
 T_FAILED=0
 T_PIDS=""
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/pinproxy-test.XXXXXX")
+
+# The test servers and PKI, and what tests/origin.py answers.
+MKPKI="$top_srcdir/tests/mkpki.sh"
+ORIGIN="$top_srcdir/tests/origin.py"
+BADORIGIN="$top_srcdir/tests/badorigin.py"
+DNSD="$top_srcdir/tests/dnsd.py"
+CLIENT="$top_srcdir/tests/connect_client.py"
+PKI="$TMP/pki"
+HELLO="hello from origin"
+CLOSE_BODY="close-delimited body from origin"
+# How many 50 ms ticks wait_log and check_log wait for a log line.
+WAIT_TICKS=100
 
 # Stop every process the test started, by PID, then remove the scratch dir.
 t_cleanup()
@@ -33,12 +50,16 @@ t_cleanup()
 }
 trap t_cleanup EXIT
 
+## TAP.
+
+# ok DESCRIPTION: one passing case.
 ok()
 {
 	T_N=$((T_N + 1))
 	echo "ok $T_N - $*"
 }
 
+# not_ok DESCRIPTION: one failing case.
 not_ok()
 {
 	T_N=$((T_N + 1))
@@ -46,12 +67,14 @@ not_ok()
 	echo "not ok $T_N - $*"
 }
 
+# skip REASON: one skipped case.
 skip()
 {
 	T_N=$((T_N + 1))
 	echo "ok $T_N - # SKIP $*"
 }
 
+# diag TEXT: a comment in the TAP output, one "# " per line.
 diag()
 {
 	echo "# $*" | sed '2,$s/^/# /'
@@ -93,13 +116,23 @@ check_grep()
 	fi
 }
 
+# done_testing: the plan, after the last case.
 done_testing()
 {
 	echo "1..$T_N"
 	exit 0
 }
 
-# A TCP port on 127.0.0.1 that nothing listens on now.
+# bail_out MESSAGE: give up the whole test.
+bail_out()
+{
+	echo "Bail out! $*"
+	exit 1
+}
+
+## Ports and background processes.
+
+# free_port: a TCP port on 127.0.0.1 that nothing listens on now.
 free_port()
 {
 	python3 -c 'import socket
@@ -113,9 +146,7 @@ wait_port()
 {
 	local i n=$(( ${2:-10} * 20 ))
 	for i in $(seq "$n"); do
-		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
-			return 0
-		fi
+		listening 127.0.0.1 "$1" && return 0
 		sleep 0.05
 	done
 	return 1
@@ -138,4 +169,398 @@ stop()
 	kill "$1" 2>/dev/null
 	wait "$1" 2>/dev/null
 	return 0
+}
+
+# listening HOST PORT: something accepts connections on HOST:PORT.
+listening()
+{
+	(exec 3<>"/dev/tcp/$1/$2") 2>/dev/null
+}
+
+# wait_exit PID SECONDS: wait for a spawned process to end, reap it and
+# put its exit status in EXIT_RC; "running" (and the process is killed)
+# when it is still there after SECONDS.
+wait_exit()
+{
+	local pid=$1 i
+	for i in $(seq $(( $2 * 20 ))); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		kill -KILL "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+		EXIT_RC=running
+		return
+	fi
+	wait "$pid" 2>/dev/null
+	EXIT_RC=$?
+}
+
+## The test servers and PKI.
+
+# wait_ready FILE: wait up to 5 s for a server to print "ready" in FILE.
+wait_ready()
+{
+	local i
+	for i in $(seq 100); do
+		grep -q '^ready' "$1" 2>/dev/null && return 0
+		sleep 0.05
+	done
+	diag "nothing printed ready in $1"
+	return 1
+}
+
+# start_server VAR LOG COMMAND...: spawn a test server with --log LOG, its
+# output in LOG.out, and wait until it prints "ready".
+start_server()
+{
+	local var=$1 log=$2
+	shift 2
+	spawn "$var" "$@" --log "$log" >"$log.out"
+	wait_ready "$log.out"
+}
+
+# start_origin VAR PORT LOG ARGS...: start_server for tests/origin.py on
+# PORT (it listens without being connected to: the origin counts
+# connections).
+start_origin()
+{
+	local var=$1 port=$2 log=$3
+	shift 3
+	start_server "$var" "$log" python3 "$ORIGIN" --port "$port" "$@"
+}
+
+# start_dnsd ARGS...: start tests/dnsd.py with ARGS (PID in DNS, port in
+# DNSPORT, log in $TMP/dns.log) and point $TMP/resolv.conf at it.
+start_dnsd()
+{
+	DNSPORT=$(free_port)
+	start_server DNS "$TMP/dns.log" python3 "$DNSD" --port "$DNSPORT" "$@"
+	echo "nameserver 127.0.0.1:$DNSPORT" >"$TMP/resolv.conf"
+}
+
+# origin_count LOG EVENT [TEXT]: how many EVENT records (containing TEXT)
+# the log of a test server holds.
+origin_count()
+{
+	cat "$1" 2>/dev/null | grep -F "\"event\": \"$2\"" |
+	    grep -cF -- "${3:-}"
+}
+
+# origin_settle LOG [SECONDS]: wait (5 s by default) until every
+# connection the server accepted has ended, so that its log is complete.
+origin_settle()
+{
+	local i
+	for i in $(seq $(( ${2:-5} * 20 ))); do
+		[ "$(origin_count "$1" accept)" = \
+		    "$(origin_count "$1" close)" ] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+# dns_sans HOST...: the subjectAltName list DNS:HOST,... for mkpki.sh.
+dns_sans()
+{
+	local sans="" h
+	for h in "$@"; do
+		sans="$sans,DNS:$h"
+	done
+	echo "${sans#,}"
+}
+
+# make_pki [NAME SANS ISSUER]...: the default set of tests/mkpki.sh in
+# $PKI, then a leaf NAME for SANS signed by ISSUER per triple; bails out
+# when mkpki.sh fails.
+make_pki()
+{
+	local good=yes log="$TMP/mkpki.log"
+	sh "$MKPKI" "$PKI" >"$log" 2>&1 || good=no
+	while [ "$good" = yes ] && [ $# -ge 3 ]; do
+		sh "$MKPKI" leaf "$PKI" "$1" "$2" "$3" >>"$log" 2>&1 || good=no
+		shift 3
+	done
+	[ "$good" = yes ] || bail_out "tests/mkpki.sh failed: $(cat "$log")"
+}
+
+## pinproxy.
+
+# start_pinproxy VAR [HOST:]PORT CONF LOG [ARG...]: spawn the daemon with
+# CONF under "env ARG..." (VAR=VALUE settings, or a command such as
+# prlimit), with $TMP/resolv.conf as its resolv.conf once the test wrote
+# one and its stderr in LOG; wait until it listens on HOST:PORT (HOST is
+# 127.0.0.1 by default, or [::1]) or has exited. A failed start makes
+# wait_log give up at once when FAILED_START_STOPS_WAITS is set.
+start_pinproxy()
+{
+	local var=$1 addr=$2 conf=$3 log=$4 host=127.0.0.1 port=$2 i
+	local resolv=()
+	shift 4
+	case $addr in
+	*:*)
+		host=${addr%:*}
+		host=${host#\[}
+		host=${host%\]}
+		port=${addr##*:}
+		;;
+	esac
+	if [ -f "$TMP/resolv.conf" ]; then
+		resolv=(PINPROXY_RESOLV_CONF="$TMP/resolv.conf")
+	fi
+	spawn "$var" env "${resolv[@]}" "$@" "$PINPROXY" -c "$conf" 2>"$log"
+	for i in $(seq 200); do
+		listening "$host" "$port" && return 0
+		kill -0 "${!var}" 2>/dev/null || break
+		sleep 0.05
+	done
+	diag "pinproxy -c $conf is not listening on $addr:"
+	diag "$(tail -n 20 "$log")"
+	if [ -n "${FAILED_START_STOPS_WAITS:-}" ]; then
+		WAIT_TICKS=1
+	fi
+	return 1
+}
+
+# stop_pinproxy PID LOG [NAME]: SIGTERM, then one case: NAME ("pinproxy -c
+# X.conf" for LOG X.log by default) exits 0 within 10 s (a sanitizer report
+# makes the status non-zero).
+stop_pinproxy()
+{
+	local pid=$1 log=$2 name
+	name=${3:-"pinproxy -c $(basename "$log" .log).conf"}
+	kill "$pid" 2>/dev/null
+	wait_exit "$pid" 10
+	if [ "$EXIT_RC" = running ]; then
+		not_ok "$name stops on SIGTERM"
+		diag "still running 10 s after SIGTERM; killed"
+		return
+	fi
+	check_eq "$name exits 0 on SIGTERM" 0 "$EXIT_RC"
+	[ "$EXIT_RC" = 0 ] || diag "$(tail -n 30 "$log")"
+}
+
+# reload PID LOG [CONF TEXT]: put TEXT in CONF when given, SIGHUP, then
+# wait up to 5 s for the next event=reloaded or event=reload_failed in
+# LOG; succeeds when it is reloaded.
+reload()
+{
+	local pid=$1 log=$2 n i
+	local event='(^| )event=reload(ed|_failed)( |$)'
+	n=$(log_count "$log" "$event")
+	[ $# -lt 4 ] || printf '%s\n' "$4" >"$3"
+	kill -HUP "$pid"
+	for i in $(seq 100); do
+		if [ "$(log_count "$log" "$event")" -gt "$n" ]; then
+			log_lines "$log" "$event" | tail -n 1 |
+			    grep -q 'event=reloaded'
+			return
+		fi
+		sleep 0.05
+	done
+	return 1
+}
+
+# alive DESCRIPTION PID PROXY: one case, pinproxy still runs and serves a
+# normal request through PROXY within ALIVE_TIME seconds (10 by default):
+# one the origin closes, so that no upstream is kept.
+alive()
+{
+	local got
+	if ! kill -0 "$2" 2>/dev/null; then
+		not_ok "$1: pinproxy is still running"
+		return
+	fi
+	got=$(pcurl "$3" --max-time "${ALIVE_TIME:-10}" \
+	    http://api.test/close 2>&1)
+	check_eq "$1: pinproxy still runs and serves" "$CLOSE_BODY" "$got"
+}
+
+## Requests through pinproxy and its answers.
+
+# pcurl PROXY ARGS...: curl through the proxy at PROXY, a port on
+# 127.0.0.1 or HOST:PORT.
+pcurl()
+{
+	local proxy=$1
+	shift
+	case $proxy in
+	*:*)	;;
+	*)	proxy=127.0.0.1:$proxy ;;
+	esac
+	curl -sS --noproxy '' -x "http://$proxy" --max-time 20 "$@"
+}
+
+# fetch NAME PROXY ARGS...: a request through the proxy; prints the status
+# and leaves the head in $TMP/NAME.head and the body in $TMP/NAME.body.
+fetch()
+{
+	local name=$1 proxy=$2
+	shift 2
+	pcurl "$proxy" -o "$TMP/$name.body" -D "$TMP/$name.head" \
+	    -w '%{http_code}' "$@" 2>"$TMP/$name.err"
+}
+
+# check_status DESCRIPTION EXPECTED ACTUAL NAME: one case, the status of
+# "fetch NAME"; the rest of the exchange as diagnostics when it differs.
+check_status()
+{
+	check_eq "$1" "$2" "$3"
+	if [ "$2" != "$3" ]; then
+		diag "curl: $(cat "$TMP/$4.err" 2>/dev/null)"
+		diag "head: $(tr -d '\r' <"$TMP/$4.head" 2>/dev/null)"
+		diag "body: $(head -c 500 "$TMP/$4.body" 2>/dev/null)"
+	fi
+}
+
+# header FILE NAME: the value of the last NAME header in FILE.
+header()
+{
+	tr -d '\r' <"$1" 2>/dev/null | grep -i "^$2:" | tail -n 1 |
+	    sed 's/^[^:]*: *//'
+}
+
+# status_of NAME: the status code of the first response in $TMP/NAME.resp.
+status_of()
+{
+	head -n 1 "$TMP/$1.resp" 2>/dev/null | cut -d ' ' -f 2
+}
+
+# header_of NAME HEADER: a header of the first response in $TMP/NAME.resp.
+header_of()
+{
+	tr -d '\r' <"$TMP/$1.resp" 2>/dev/null | sed '/^$/q' |
+	    grep -i "^$2:" | tail -n 1 | sed 's/^[^:]*: *//'
+}
+
+## pinproxy's log (logfmt).
+
+# q TEXT: an extended regular expression matching TEXT literally.
+q()
+{
+	printf '%s' "$1" | sed 's/[][\\.*^$+?(){}|/]/\\&/g'
+}
+
+# kv KEY VALUE: a pattern for the logfmt pair KEY=VALUE.
+kv()
+{
+	printf '(^| )%s="?%s"?( |$)' "$1" "$(q "$2")"
+}
+
+# log_lines FILE PATTERN...: the lines of FILE that match every pattern.
+log_lines()
+{
+	local lines p
+	lines=$(cat "$1" 2>/dev/null)
+	shift
+	for p in "$@"; do
+		lines=$(printf '%s\n' "$lines" | grep -E -- "$p")
+	done
+	[ -n "$lines" ] && printf '%s\n' "$lines"
+}
+
+# log_count FILE PATTERN...: how many lines of FILE match every pattern.
+log_count()
+{
+	local f=$1
+	shift
+	log_lines "$f" "$@" | grep -c .
+}
+
+# wait_log FILE PATTERN...: wait up to WAIT_TICKS times 50 ms for a line
+# matching every pattern.
+wait_log()
+{
+	local i
+	for i in $(seq "$WAIT_TICKS"); do
+		log_lines "$@" >/dev/null && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+# check_log DESCRIPTION FILE PATTERN...: one case, wait_log finds a line.
+check_log()
+{
+	local desc=$1 file=$2
+	shift 2
+	if wait_log "$file" "$@"; then
+		ok "$desc"
+	else
+		not_ok "$desc"
+		diag "no line of $(basename "$file") matches all of: $*"
+		diag "$(tail -n 15 "$file" 2>/dev/null)"
+	fi
+}
+
+## Time and resources.
+
+# now_ms: milliseconds since the epoch.
+now_ms()
+{
+	echo $(( $(date +%s%N) / 1000000 ))
+}
+
+# fd_count PID: how many descriptors the process has open.
+fd_count()
+{
+	ls "/proc/$1/fd" 2>/dev/null | wc -l
+}
+
+# check_fds DESCRIPTION PID BASE [SECONDS]: one case, within SECONDS (5 by
+# default) the process is back to BASE descriptors.
+check_fds()
+{
+	local i n
+	for i in $(seq $(( ${4:-5} * 20 ))); do
+		n=$(fd_count "$2")
+		[ "$n" -le "$3" ] && break
+		sleep 0.05
+	done
+	check_eq "$1: descriptors back to $3" "$3" "$n"
+	[ "$n" = "$3" ] || diag "$(ls -l "/proc/$2/fd" 2>/dev/null |
+	    tail -n +2 | awk '{ print $NF }' | sort | uniq -c)"
+}
+
+# rss_kb PID: the resident set size of a process, in KiB.
+rss_kb()
+{
+	awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null
+}
+
+# built_with_sanitizers: pinproxy was built with a sanitizer.
+built_with_sanitizers()
+{
+	ldd "$PINPROXY" 2>/dev/null | grep -qE 'lib(a|ub|l)san'
+}
+
+# small_quarantine: keep a sanitizer's quarantine of freed memory small,
+# so that resident memory reflects what pinproxy holds.
+small_quarantine()
+{
+	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=1"
+	export ASAN_OPTIONS
+}
+
+## Commands.
+
+# run NAME COMMAND...: stdout to $TMP/NAME.out, stderr to $TMP/NAME.err,
+# the exit status in RC.
+run()
+{
+	local name=$1
+	shift
+	"$@" >"$TMP/$name.out" 2>"$TMP/$name.err"
+	RC=$?
+}
+
+# check_rc DESCRIPTION EXPECTED NAME: one case, the status of "run NAME".
+check_rc()
+{
+	check_eq "$1" "$2" "$RC"
+	if [ "$2" != "$RC" ]; then
+		diag "stdout: $(cat "$TMP/$3.out")"
+		diag "stderr: $(cat "$TMP/$3.err")"
+	fi
 }

@@ -6,29 +6,6 @@
 
 . "${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}/tests/lib.sh"
 
-MKPKI="$top_srcdir/tests/mkpki.sh"
-PKI="$TMP/pki"
-
-# run NAME COMMAND...: stdout to $TMP/NAME.out, stderr to $TMP/NAME.err,
-# the exit status in RC.
-run()
-{
-	local name=$1
-	shift
-	"$@" >"$TMP/$name.out" 2>"$TMP/$name.err"
-	RC=$?
-}
-
-# check_rc DESCRIPTION EXPECTED NAME: the status of "run NAME".
-check_rc()
-{
-	check_eq "$1" "$2" "$RC"
-	if [ "$2" != "$RC" ]; then
-		diag "stdout: $(cat "$TMP/$3.out")"
-		diag "stderr: $(cat "$TMP/$3.err")"
-	fi
-}
-
 # The form of a certificate file, for openssl's -inform.
 form_of()
 {
@@ -54,12 +31,6 @@ expected_line()
 	echo "$pin  depth=$2  subject=$subject  not_after=$date"
 }
 
-# A pin (or any text) quoted for use in an extended regular expression.
-q()
-{
-	printf '%s' "$1" | sed 's/[][\\.*^$+?(){}|/]/\\&/g'
-}
-
 # The Nth line (from 1) of a file.
 line_of()
 {
@@ -75,10 +46,7 @@ serve()
 	    </dev/null >>"$TMP/s_server.log" 2>&1
 }
 
-if ! sh "$MKPKI" "$PKI" >"$TMP/mkpki.log" 2>&1; then
-	echo "Bail out! tests/mkpki.sh failed: $(cat "$TMP/mkpki.log")"
-	exit 1
-fi
+make_pki
 ok "mkpki.sh builds the test PKI"
 openssl x509 -in "$PKI/rsa.pem" -outform DER -out "$PKI/rsa.der"
 

@@ -8,91 +8,8 @@
 
 . "${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}/tests/lib.sh"
 
-unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY \
-    no_proxy NO_PROXY
-
-MKPKI="$top_srcdir/tests/mkpki.sh"
-ORIGIN="$top_srcdir/tests/origin.py"
-DNSD="$top_srcdir/tests/dnsd.py"
-CLIENT="$top_srcdir/tests/connect_client.py"
-PKI="$TMP/pki"
-HELLO="hello from origin"
 ESTABLISHED='HTTP/1.1 200 Connection established\r\n\r\n'
 CONCURRENT=200
-WAIT_TICKS=100
-
-# wait_ready FILE: wait up to 5 s for a server to print "ready" in FILE.
-wait_ready()
-{
-	local i
-	for i in $(seq 100); do
-		grep -q '^ready' "$1" 2>/dev/null && return 0
-		sleep 0.05
-	done
-	diag "no server printed ready in $1"
-	return 1
-}
-
-# start_origin VAR PORT LOG ARGS...: run tests/origin.py on PORT, logging
-# to LOG, and wait until it listens (without connecting to it: the origin
-# counts connections).
-start_origin()
-{
-	local var=$1 port=$2 log=$3
-	shift 3
-	spawn "$var" python3 "$ORIGIN" --port "$port" --log "$log" "$@" \
-	    >"$log.out"
-	wait_ready "$log.out"
-}
-
-# start_pinproxy VAR PORT CONF LOG: run the daemon with CONF, its stderr
-# in LOG, and wait until it listens on PORT (or has exited).
-start_pinproxy()
-{
-	local var=$1 port=$2 conf=$3 log=$4 i
-	spawn "$var" env PINPROXY_RESOLV_CONF="$TMP/resolv.conf" \
-	    "$PINPROXY" -c "$conf" 2>"$log"
-	for i in $(seq 200); do
-		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-			return 0
-		fi
-		kill -0 "${!var}" 2>/dev/null || break
-		sleep 0.05
-	done
-	echo "Bail out! pinproxy -c $conf is not listening on $port:" \
-	    "$(tail -n 5 "$log" | tr '\n' ' ')"
-	exit 1
-}
-
-# stop_pinproxy PID LOG: SIGTERM, then wait up to 10 s; one case: the exit
-# status is 0 (a sanitizer report makes it non-zero).
-stop_pinproxy()
-{
-	local pid=$1 log=$2 i rc
-	kill "$pid" 2>/dev/null
-	for i in $(seq 200); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.05
-	done
-	if kill -0 "$pid" 2>/dev/null; then
-		kill -KILL "$pid" 2>/dev/null
-		wait "$pid" 2>/dev/null
-		not_ok "pinproxy $(basename "$log" .log) stops on SIGTERM"
-		return
-	fi
-	wait "$pid" 2>/dev/null
-	rc=$?
-	check_eq "pinproxy $(basename "$log" .log) exits 0 on SIGTERM" 0 "$rc"
-	[ "$rc" = 0 ] || diag "$(tail -n 20 "$log")"
-}
-
-# pcurl PORT ARGS...: curl through the proxy listening on PORT.
-pcurl()
-{
-	local port=$1
-	shift
-	curl -sS --noproxy '' -x "http://127.0.0.1:$port" --max-time 20 "$@"
-}
 
 # connect NAME ARGS...: run tests/connect_client.py; its output goes to
 # $TMP/NAME.out, the proxy's answer head to $TMP/NAME.head.
@@ -119,95 +36,11 @@ check_out()
 	[ "$4" = "$got" ] || diag "$(cat "$TMP/$2.out")"
 }
 
-# header FILE NAME: the value of the last NAME header in FILE.
-header()
-{
-	tr -d '\r' <"$1" 2>/dev/null | grep -i "^$2:" | tail -n 1 |
-	    sed 's/^[^:]*: *//'
-}
-
-# An extended regular expression matching the text $1 literally.
-q()
-{
-	printf '%s' "$1" | sed 's/[][\\.*^$+?(){}|/]/\\&/g'
-}
-
-# kv KEY VALUE: a pattern for the logfmt pair KEY=VALUE.
-kv()
-{
-	printf '(^| )%s="?%s"?( |$)' "$1" "$(q "$2")"
-}
-
-# log_lines FILE PATTERN...: the lines of FILE that match every pattern.
-log_lines()
-{
-	local lines p
-	lines=$(cat "$1" 2>/dev/null)
-	shift
-	for p in "$@"; do
-		lines=$(printf '%s\n' "$lines" | grep -E -- "$p")
-	done
-	[ -n "$lines" ] && printf '%s\n' "$lines"
-}
-
-# check_log DESCRIPTION FILE PATTERN...: one case, a log line matching all
-# (waiting up to 5 s for it).
-check_log()
-{
-	local desc=$1 file=$2 i
-	shift 2
-	for i in $(seq "$WAIT_TICKS"); do
-		if log_lines "$file" "$@" >/dev/null; then
-			ok "$desc"
-			return
-		fi
-		sleep 0.05
-	done
-	not_ok "$desc"
-	diag "no line of $(basename "$file") matches all of: $*"
-	diag "$(tail -n 15 "$file" 2>/dev/null)"
-}
-
-# origin_count LOG EVENT [TEXT]: how many EVENT records (containing TEXT)
-# an origin or dnsd log holds.
-origin_count()
-{
-	cat "$1" 2>/dev/null | grep -F "\"event\": \"$2\"" |
-	    grep -cF -- "${3:-}"
-}
-
-# origin_settle LOG: wait up to 5 s until every connection the origin
-# accepted has ended, so that its log is complete.
-origin_settle()
-{
-	local i
-	for i in $(seq 100); do
-		[ "$(origin_count "$1" accept)" = "$(origin_count "$1" close)" ] &&
-		    return 0
-		sleep 0.05
-	done
-	return 1
-}
-
-# fd_count PID: how many descriptors the process has open.
-fd_count()
-{
-	ls "/proc/$1/fd" 2>/dev/null | wc -l
-}
-
 # The PKI: the default set of tests/mkpki.sh and one leaf for every host
 # name the origins serve.
-SANS=""
-for h in api.test wrong.test other.test alpn1.test alpn0.test h2.test \
-    plainafter.test pass.test unpinned.test; do
-	SANS="$SANS,DNS:$h"
-done
-SANS="${SANS#,},IP:127.0.0.1"
-if ! { sh "$MKPKI" "$PKI" && sh "$MKPKI" leaf "$PKI" multi "$SANS" inter; } \
-    >"$TMP/mkpki.log" 2>&1; then
-	echo "Bail out! tests/mkpki.sh failed: $(cat "$TMP/mkpki.log")"
-	exit 1
-fi
+SANS=$(dns_sans api.test wrong.test other.test alpn1.test alpn0.test \
+    h2.test plainafter.test pass.test unpinned.test)
+make_pki multi "$SANS,IP:127.0.0.1" inter
 PIN_INTER=$(sh "$MKPKI" pin "$PKI/inter.pem")
 PIN_RSA=$(sh "$MKPKI" pin "$PKI/rsa.pem")
 PIN_FROOT=$(sh "$MKPKI" pin "$PKI/foreign-root.pem")
@@ -230,11 +63,7 @@ OP=$(free_port);  origin O_P "$OP" "$TMP/op.log"
 OH=$(free_port)
 DENIED=$(free_port)
 
-DNSPORT=$(free_port)
-spawn DNS python3 "$DNSD" --port "$DNSPORT" --log "$TMP/dns.log" \
-    --map pass.test=127.0.0.1 >"$TMP/dnsd.out"
-wait_ready "$TMP/dnsd.out"
-echo "nameserver 127.0.0.1:$DNSPORT" >"$TMP/resolv.conf"
+start_dnsd --map pass.test=127.0.0.1
 
 # pinset NAME HOST ORIGINPORT [PIN]: a pin set whose second pin (or PIN)
 # is the genuine intermediate's.
@@ -288,8 +117,10 @@ EOF
 	pinset set-api api.test "$OM"
 } >"$TMP/b.conf"
 
-start_pinproxy PP_A "$PA" "$TMP/a.conf" "$TMP/a.log"
-start_pinproxy PP_B "$PB" "$TMP/b.conf" "$TMP/b.log"
+start_pinproxy PP_A "$PA" "$TMP/a.conf" "$TMP/a.log" ||
+    bail_out "pinproxy -c $TMP/a.conf is not listening on $PA"
+start_pinproxy PP_B "$PB" "$TMP/b.conf" "$TMP/b.log" ||
+    bail_out "pinproxy -c $TMP/b.conf is not listening on $PB"
 
 # Interception when a pin matches. Origin M offers h2 but speaks only
 # HTTP/1.1: curl must not offer h2 to it.
@@ -564,14 +395,9 @@ good=$(cat "$TMP"/many.* 2>/dev/null | grep -cxF "$HELLO")
 check_eq "$CONCURRENT concurrent intercepted connections complete" \
     "$CONCURRENT" "$good"
 [ "$good" = "$CONCURRENT" ] || diag "$(sort "$TMP/many.err" | uniq -c)"
-for i in $(seq 60); do
-	[ "$(fd_count "$PP_A")" -le "$base" ] && break
-	sleep 0.05
-done
-check_eq "$CONCURRENT concurrent connections: descriptors back to $base" \
-    "$base" "$(fd_count "$PP_A")"
+check_fds "$CONCURRENT concurrent connections" "$PP_A" "$base" 3
 
-stop_pinproxy "$PP_A" "$TMP/a.log"
-stop_pinproxy "$PP_B" "$TMP/b.log"
+stop_pinproxy "$PP_A" "$TMP/a.log" "pinproxy a"
+stop_pinproxy "$PP_B" "$TMP/b.log" "pinproxy b"
 
 done_testing

@@ -8,254 +8,21 @@
 
 . "${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}/tests/lib.sh"
 
-unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY \
-    no_proxy NO_PROXY
-
-MKPKI="$top_srcdir/tests/mkpki.sh"
-ORIGIN="$top_srcdir/tests/origin.py"
-BADORIGIN="$top_srcdir/tests/badorigin.py"
-DNSD="$top_srcdir/tests/dnsd.py"
-CLIENT="$top_srcdir/tests/connect_client.py"
-PKI="$TMP/pki"
-CLOSE_BODY="close-delimited body from origin"
 MIB=1048576
 IDLE_CONNS=1000
 
-# A sanitizer's quarantine keeps freed memory resident; keep it small so
-# that resident memory reflects what pinproxy holds.
-ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=1"
-export ASAN_OPTIONS
+small_quarantine
 
 # The thousand silent clients need descriptors of their own.
 if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 4096 ]; then
 	ulimit -n 4096 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null
 fi
 
-# wait_ready FILE: wait up to 5 s for a server to print "ready" in FILE.
-wait_ready()
-{
-	local i
-	for i in $(seq 100); do
-		grep -q '^ready' "$1" 2>/dev/null && return 0
-		sleep 0.05
-	done
-	diag "no server printed ready in $1"
-	return 1
-}
-
-# start_server VAR LOG COMMAND...: run a test server that prints "ready".
-start_server()
-{
-	local var=$1 log=$2
-	shift 2
-	spawn "$var" "$@" --log "$log" >"$log.out"
-	wait_ready "$log.out"
-}
-
-# start_pinproxy VAR PORT CONF LOG [PREFIX...]: run the daemon with CONF
-# (under PREFIX, such as prlimit), its stderr in LOG, and wait until it
-# listens on PORT (or has exited).
-start_pinproxy()
-{
-	local var=$1 port=$2 conf=$3 log=$4 i
-	shift 4
-	spawn "$var" "$@" env PINPROXY_RESOLV_CONF="$TMP/resolv.conf" \
-	    "$PINPROXY" -c "$conf" 2>"$log"
-	for i in $(seq 200); do
-		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-			return 0
-		fi
-		kill -0 "${!var}" 2>/dev/null || break
-		sleep 0.05
-	done
-	diag "pinproxy -c $conf is not listening on $port:"
-	diag "$(tail -n 20 "$log")"
-	return 1
-}
-
-# stop_pinproxy PID LOG: SIGTERM, then wait up to 10 s for the exit; one
-# case: the exit status is 0 (a sanitizer report makes it non-zero).
-stop_pinproxy()
-{
-	local pid=$1 log=$2 i rc name
-	name="pinproxy -c $(basename "$log" .log).conf"
-	kill "$pid" 2>/dev/null
-	for i in $(seq 200); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.05
-	done
-	if kill -0 "$pid" 2>/dev/null; then
-		kill -KILL "$pid" 2>/dev/null
-		wait "$pid" 2>/dev/null
-		not_ok "$name stops on SIGTERM"
-		diag "still running 10 s after SIGTERM; killed"
-		return
-	fi
-	wait "$pid" 2>/dev/null
-	rc=$?
-	check_eq "$name exits 0 on SIGTERM" 0 "$rc"
-	[ "$rc" = 0 ] || diag "$(tail -n 30 "$log")"
-}
-
-# pcurl PORT ARGS...: curl through the proxy listening on PORT.
-pcurl()
-{
-	local port=$1
-	shift
-	curl -sS --noproxy '' -x "http://127.0.0.1:$port" --max-time 20 "$@"
-}
-
-# fetch NAME PORT ARGS...: a request through the proxy; prints the status
-# and leaves the head in $TMP/NAME.head and the body in $TMP/NAME.body.
-fetch()
-{
-	local name=$1 port=$2
-	shift 2
-	pcurl "$port" -o "$TMP/$name.body" -D "$TMP/$name.head" \
-	    -w '%{http_code}' "$@" 2>"$TMP/$name.err"
-}
-
-# header FILE NAME: the value of the last NAME header in FILE.
-header()
-{
-	tr -d '\r' <"$1" 2>/dev/null | grep -i "^$2:" | tail -n 1 |
-	    sed 's/^[^:]*: *//'
-}
-
-# An extended regular expression matching the text $1 literally.
-q()
-{
-	printf '%s' "$1" | sed 's/[][\\.*^$+?(){}|/]/\\&/g'
-}
-
-# kv KEY VALUE: a pattern for the logfmt pair KEY=VALUE.
-kv()
-{
-	printf '(^| )%s="?%s"?( |$)' "$1" "$(q "$2")"
-}
-
-# log_lines FILE PATTERN...: the lines of FILE that match every pattern.
-log_lines()
-{
-	local lines p
-	lines=$(cat "$1" 2>/dev/null)
-	shift
-	for p in "$@"; do
-		lines=$(printf '%s\n' "$lines" | grep -E -- "$p")
-	done
-	[ -n "$lines" ] && printf '%s\n' "$lines"
-}
-
-# log_count FILE PATTERN...: how many lines of FILE match every pattern.
-log_count()
-{
-	local f=$1
-	shift
-	log_lines "$f" "$@" | grep -c .
-}
-
-# wait_log FILE PATTERN...: wait up to 5 s for such a line.
-wait_log()
-{
-	local i
-	for i in $(seq 100); do
-		log_lines "$@" >/dev/null && return 0
-		sleep 0.05
-	done
-	return 1
-}
-
-# check_log DESCRIPTION FILE PATTERN...: one case, a log line matching all.
-check_log()
-{
-	local desc=$1 file=$2
-	shift 2
-	if wait_log "$file" "$@"; then
-		ok "$desc"
-	else
-		not_ok "$desc"
-		diag "no line of $(basename "$file") matches all of: $*"
-		diag "$(tail -n 15 "$file" 2>/dev/null)"
-	fi
-}
-
-# origin_count LOG EVENT [TEXT]: how many EVENT records (containing TEXT)
-# a server log holds.
-origin_count()
-{
-	cat "$1" 2>/dev/null | grep -F "\"event\": \"$2\"" |
-	    grep -cF -- "${3:-}"
-}
-
-# origin_settle LOG [SECONDS]: wait (5 s by default) until every
-# connection the server accepted has ended; prints how many ms it took.
-origin_settle()
-{
-	local i start
-	start=$(now_ms)
-	for i in $(seq $(( ${2:-5} * 20 ))); do
-		if [ "$(origin_count "$1" accept)" = \
-		    "$(origin_count "$1" close)" ]; then
-			echo $(( $(now_ms) - start ))
-			return 0
-		fi
-		sleep 0.05
-	done
-	echo $(( $(now_ms) - start ))
-	return 1
-}
-
-# now_ms: milliseconds since the epoch.
-now_ms()
-{
-	echo $(( $(date +%s%N) / 1000000 ))
-}
-
-# fd_count PID: how many descriptors the process has open.
-fd_count()
-{
-	ls "/proc/$1/fd" 2>/dev/null | wc -l
-}
-
-# rss_kb PID: the resident set size of a process, in KiB.
-rss_kb()
-{
-	awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null
-}
-
 # cpu_ticks PID: user plus system CPU time of a process, in clock ticks.
 cpu_ticks()
 {
 	sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null |
 	    awk '{ print $12 + $13 }'
-}
-
-# check_fds DESCRIPTION PID BASE: within 5 s the process is back to BASE
-# descriptors.
-check_fds()
-{
-	local i n
-	for i in $(seq 100); do
-		n=$(fd_count "$2")
-		[ "$n" -le "$3" ] && break
-		sleep 0.05
-	done
-	check_eq "$1: descriptors back to $3" "$3" "$n"
-	[ "$n" = "$3" ] || diag "$(ls -l "/proc/$2/fd" 2>/dev/null |
-	    tail -n +2 | awk '{ print $NF }' | sort | uniq -c)"
-}
-
-# alive DESCRIPTION PID PORT: one case, pinproxy still runs and serves a
-# normal request (one the origin closes, so that no upstream is kept).
-alive()
-{
-	local got
-	if ! kill -0 "$2" 2>/dev/null; then
-		not_ok "$1: pinproxy is still running"
-		return
-	fi
-	got=$(pcurl "$3" --max-time 10 http://api.test/close 2>&1)
-	check_eq "$1: pinproxy still runs and serves" "$CLOSE_BODY" "$got"
 }
 
 # Idle clients: open N connections to PORT that never send a byte, print
@@ -364,14 +131,9 @@ EOF
 
 # The PKI: the default set of tests/mkpki.sh and one leaf for every host
 # name the TLS origins serve.
-SANS="DNS:api.test,DNS:slowdns.test,DNS:rst.test,DNS:nohead.test"
-SANS="$SANS,DNS:silent.test,DNS:alert.test,DNS:garbage.test,IP:127.0.0.1"
-if ! { sh "$MKPKI" "$PKI" &&
-    sh "$MKPKI" leaf "$PKI" multi "$SANS" inter; } >"$TMP/mkpki.log" 2>&1
-then
-	echo "Bail out! tests/mkpki.sh failed: $(cat "$TMP/mkpki.log")"
-	exit 1
-fi
+SANS=$(dns_sans api.test slowdns.test rst.test nohead.test silent.test \
+    alert.test garbage.test)
+make_pki multi "$SANS,IP:127.0.0.1" inter
 PIN_INTER=$(sh "$MKPKI" pin "$PKI/inter.pem")
 PIN_RSA=$(sh "$MKPKI" pin "$PKI/rsa.pem")
 CERT="--cert $PKI/multi-chain.pem --key $PKI/multi.key"
@@ -395,10 +157,7 @@ start_server O_G "$TMP/og.log" python3 "$BADORIGIN" --port "$OG" \
 ON=$(free_port)
 start_server O_N "$TMP/on.log" python3 "$BADORIGIN" --port "$ON" $CERT \
     --mode nohead
-DNSPORT=$(free_port)
-start_server DNS "$TMP/dns.log" python3 "$DNSD" --port "$DNSPORT" \
-    --map slowdns.test=127.0.0.1 --slow slowdns.test=3
-echo "nameserver 127.0.0.1:$DNSPORT" >"$TMP/resolv.conf"
+start_dnsd --map slowdns.test=127.0.0.1 --slow slowdns.test=3
 
 # conf PORT NAME EXTRA: a configuration listening on PORT with the CA
 # files NAME, the [proxy] lines EXTRA and a pin set for each host.
@@ -549,7 +308,7 @@ check_eq "client leaves during the upstream handshake (CONNECT): the 200" \
 check "client leaves during the upstream handshake: both reached the origin" \
     test "$(origin_count "$TMP/oq.log" accept)" = 2
 left=$(now_ms)
-origin_settle "$TMP/oq.log" 8 >/dev/null
+origin_settle "$TMP/oq.log" 8
 ms=$(( $(now_ms) - left ))
 check "client leaves during the upstream handshake: upstreams closed \
 by connect_timeout ($ms ms after the clients left)" \
@@ -571,7 +330,7 @@ kill -KILL "$DL" 2>/dev/null
 wait "$DL" 2>/dev/null
 check "client killed mid-download: it had received 1 MiB ($size bytes)" \
     test "$size" -ge "$MIB"
-origin_settle "$TMP/om.log" >/dev/null
+origin_settle "$TMP/om.log"
 check "client killed mid-download: pinproxy dropped the upstream" \
     test "$(origin_count "$TMP/om.log" close '"error"')" -gt 0 -a \
     "$(origin_count "$TMP/om.log" close)" -gt "$n"
@@ -589,7 +348,7 @@ for i in range(16):
     s.sendall(block)
 s.close()
 EOF
-origin_settle "$TMP/om.log" >/dev/null
+origin_settle "$TMP/om.log"
 up=$(grep -F '"path": "/echo?upload-cut"' "$TMP/om.log" | head -n 1 |
     sed 's/^{"conn": \([0-9]*\),.*/\1/')
 check "client leaves mid-upload: the request reached the origin" \
@@ -637,7 +396,7 @@ alive "slow DNS past connect_timeout" "$PP_G" "$PG"
 # event loop keeps tables sized for the most descriptors it saw, and
 # sanitizers add their own bookkeeping: some slack).
 RSS_SLACK_KB=4096
-if ldd "$PINPROXY" 2>/dev/null | grep -qE 'lib(a|ub|l)san'; then
+if built_with_sanitizers; then
 	RSS_SLACK_KB=8192
 fi
 sleep 3

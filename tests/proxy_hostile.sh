@@ -9,200 +9,10 @@
 
 . "${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}/tests/lib.sh"
 
-unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY \
-    no_proxy NO_PROXY
-
-MKPKI="$top_srcdir/tests/mkpki.sh"
-ORIGIN="$top_srcdir/tests/origin.py"
-BADORIGIN="$top_srcdir/tests/badorigin.py"
-DNSD="$top_srcdir/tests/dnsd.py"
-PKI="$TMP/pki"
-CLOSE_BODY="close-delimited body from origin"
 PIPELINED=10000
 RSS_LIMIT_KB=$((32 * 1024))
 
-ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=1"
-export ASAN_OPTIONS
-
-# wait_ready FILE: wait up to 5 s for a server to print "ready" in FILE.
-wait_ready()
-{
-	local i
-	for i in $(seq 100); do
-		grep -q '^ready' "$1" 2>/dev/null && return 0
-		sleep 0.05
-	done
-	diag "no server printed ready in $1"
-	return 1
-}
-
-# start_server VAR LOG COMMAND...: run a test server that prints "ready".
-start_server()
-{
-	local var=$1 log=$2
-	shift 2
-	spawn "$var" "$@" --log "$log" >"$log.out"
-	wait_ready "$log.out"
-}
-
-# listening HOST PORT: something accepts on HOST:PORT.
-listening()
-{
-	(exec 3<>"/dev/tcp/$1/$2") 2>/dev/null
-}
-
-# start_pinproxy VAR HOST PORT CONF LOG: run the daemon with CONF, its
-# stderr in LOG, and wait until it listens on HOST:PORT (or has exited).
-start_pinproxy()
-{
-	local var=$1 host=$2 port=$3 conf=$4 log=$5 i
-	spawn "$var" env PINPROXY_RESOLV_CONF="$TMP/resolv.conf" \
-	    "$PINPROXY" -c "$conf" 2>"$log"
-	for i in $(seq 200); do
-		listening "$host" "$port" && return 0
-		kill -0 "${!var}" 2>/dev/null || break
-		sleep 0.05
-	done
-	diag "pinproxy -c $conf is not listening on $port:"
-	diag "$(tail -n 20 "$log")"
-	return 1
-}
-
-# stop_pinproxy PID LOG: SIGTERM, then wait up to 10 s for the exit; one
-# case: the exit status is 0 (a sanitizer report makes it non-zero).
-stop_pinproxy()
-{
-	local pid=$1 log=$2 i rc name
-	name="pinproxy -c $(basename "$log" .log).conf"
-	kill "$pid" 2>/dev/null
-	for i in $(seq 200); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.05
-	done
-	if kill -0 "$pid" 2>/dev/null; then
-		kill -KILL "$pid" 2>/dev/null
-		wait "$pid" 2>/dev/null
-		not_ok "$name stops on SIGTERM"
-		diag "still running 10 s after SIGTERM; killed"
-		return
-	fi
-	wait "$pid" 2>/dev/null
-	rc=$?
-	check_eq "$name exits 0 on SIGTERM" 0 "$rc"
-	[ "$rc" = 0 ] || diag "$(tail -n 30 "$log")"
-}
-
-# pcurl PROXY ARGS...: curl through the proxy at PROXY (HOST:PORT).
-pcurl()
-{
-	local proxy=$1
-	shift
-	curl -sS --noproxy '' -x "http://$proxy" --max-time 20 "$@"
-}
-
-# An extended regular expression matching the text $1 literally.
-q()
-{
-	printf '%s' "$1" | sed 's/[][\\.*^$+?(){}|/]/\\&/g'
-}
-
-# kv KEY VALUE: a pattern for the logfmt pair KEY=VALUE.
-kv()
-{
-	printf '(^| )%s="?%s"?( |$)' "$1" "$(q "$2")"
-}
-
-# log_count FILE PATTERN...: how many lines of FILE match every pattern.
-log_count()
-{
-	local lines p
-	lines=$(cat "$1" 2>/dev/null)
-	shift
-	for p in "$@"; do
-		lines=$(printf '%s\n' "$lines" | grep -E -- "$p")
-	done
-	printf '%s' "$lines" | grep -c .
-}
-
-# check_log DESCRIPTION FILE PATTERN...: within 5 s, a line matches all.
-check_log()
-{
-	local desc=$1 file=$2 i
-	shift 2
-	for i in $(seq 100); do
-		if [ "$(log_count "$file" "$@")" -gt 0 ]; then
-			ok "$desc"
-			return
-		fi
-		sleep 0.05
-	done
-	not_ok "$desc"
-	diag "no line of $(basename "$file") matches all of: $*"
-	diag "$(tail -n 15 "$file" 2>/dev/null)"
-}
-
-# origin_count LOG EVENT [TEXT]: how many EVENT records (containing TEXT)
-# a server log holds.
-origin_count()
-{
-	cat "$1" 2>/dev/null | grep -F "\"event\": \"$2\"" |
-	    grep -cF -- "${3:-}"
-}
-
-# origin_settle LOG: wait up to 5 s until every connection the server
-# accepted has ended, so that its log is complete.
-origin_settle()
-{
-	local i
-	for i in $(seq 100); do
-		[ "$(origin_count "$1" accept)" = \
-		    "$(origin_count "$1" close)" ] && return 0
-		sleep 0.05
-	done
-	return 1
-}
-
-now_ms()
-{
-	echo $(( $(date +%s%N) / 1000000 ))
-}
-
-fd_count()
-{
-	ls "/proc/$1/fd" 2>/dev/null | wc -l
-}
-
-rss_kb()
-{
-	awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null
-}
-
-# check_fds DESCRIPTION PID BASE: within 5 s the process is back to BASE
-# descriptors.
-check_fds()
-{
-	local i n
-	for i in $(seq 100); do
-		n=$(fd_count "$2")
-		[ "$n" -le "$3" ] && break
-		sleep 0.05
-	done
-	check_eq "$1: descriptors back to $3" "$3" "$n"
-}
-
-# alive DESCRIPTION PID PROXY: one case, pinproxy still runs and serves a
-# normal request (one the origin closes, so that no upstream is kept).
-alive()
-{
-	local got
-	if ! kill -0 "$2" 2>/dev/null; then
-		not_ok "$1: pinproxy is still running"
-		return
-	fi
-	got=$(pcurl "$3" --max-time "${ALIVE_TIME:-10}" http://api.test/close \
-	    2>&1)
-	check_eq "$1: pinproxy still runs and serves" "$CLOSE_BODY" "$got"
-}
+small_quarantine
 
 # A raw client: send the bytes of a Python expression (with a pause of
 # DELAY seconds between bytes when DELAY > 0) to HOST:PORT without
@@ -255,19 +65,6 @@ raw()
 	    "${4:-0}" "$2"
 }
 
-# status_of NAME: the status code of the first response in NAME.resp.
-status_of()
-{
-	head -n 1 "$TMP/$1.resp" 2>/dev/null | cut -d ' ' -f 2
-}
-
-# header_of NAME HEADER: a header of the first response in NAME.resp.
-header_of()
-{
-	tr -d '\r' <"$TMP/$1.resp" 2>/dev/null | sed '/^$/q' |
-	    grep -i "^$2:" | tail -n 1 | sed 's/^[^:]*: *//'
-}
-
 # check_answer NAME STATUS DETAILS: two cases on a raw response.
 check_answer()
 {
@@ -292,10 +89,7 @@ refused()
 
 # The PKI: the default set of tests/mkpki.sh (its leaf covers api.test,
 # 127.0.0.1 and ::1).
-if ! sh "$MKPKI" "$PKI" >"$TMP/mkpki.log" 2>&1; then
-	echo "Bail out! tests/mkpki.sh failed: $(cat "$TMP/mkpki.log")"
-	exit 1
-fi
+make_pki
 PIN_INTER=$(sh "$MKPKI" pin "$PKI/inter.pem")
 PIN_RSA=$(sh "$MKPKI" pin "$PKI/rsa.pem")
 
@@ -318,10 +112,7 @@ if python3 -c 'import socket; socket.socket(socket.AF_INET6).bind(("::1", 0))' \
 	    --bind ::1 --mode hello --cert "$PKI/chain.pem" \
 	    --key "$PKI/leaf.key"
 fi
-DNSPORT=$(free_port)
-start_server DNS "$TMP/dns.log" python3 "$DNSD" --port "$DNSPORT" \
-    --map loop.test=127.0.0.1
-echo "nameserver 127.0.0.1:$DNSPORT" >"$TMP/resolv.conf"
+start_dnsd --map loop.test=127.0.0.1
 
 # conf LISTEN NAME EXTRA: a configuration listening on LISTEN with the CA
 # files NAME and the [proxy] lines EXTRA that pins api.test.
@@ -352,7 +143,7 @@ conf "127.0.0.1:$PH" h "connect_ports = 443 $OM $O6 $PH
 header_timeout = 2s
 idle_timeout = 2s" >"$TMP/h.conf"
 check "pinproxy H listens on 127.0.0.1:$PH" \
-    start_pinproxy PP_H 127.0.0.1 "$PH" "$TMP/h.conf" "$TMP/h.log"
+    start_pinproxy PP_H "$PH" "$TMP/h.conf" "$TMP/h.log"
 H="127.0.0.1:$PH"
 alive "start" "$PP_H" "$H"
 sleep 0.2
@@ -673,7 +464,7 @@ for u in "127.0.0.1" "localhost" "[::ffff:127.0.0.1]" "0.0.0.0" \
 	conf "127.0.0.1:$PL" l "max_connections = 8
 idle_timeout = 2s
 connect_timeout = 2s" >"$TMP/l.conf"
-	if ! start_pinproxy PP_L 127.0.0.1 "$PL" "$TMP/l.conf" "$TMP/l.log"
+	if ! start_pinproxy PP_L "$PL" "$TMP/l.conf" "$TMP/l.log"
 	then
 		not_ok "pinproxy L listens on 127.0.0.1:$PL"
 		continue
@@ -702,47 +493,29 @@ done
 LIMITS="max_connections = 8
 idle_timeout = 2s
 connect_timeout = 2s"
-# reload PID CONF TEXT LOG: put TEXT in CONF, SIGHUP, wait for reloaded.
-reload()
-{
-	local n i
-	n=$(log_count "$4" "$(kv event reloaded)")
-	printf '%s\n' "$3" >"$2"
-	kill -HUP "$1"
-	for i in $(seq 100); do
-		[ "$(log_count "$4" "$(kv event reloaded)")" -gt "$n" ] &&
-		    return 0
-		sleep 0.05
-	done
-	return 1
-}
 # client_case DESCRIPTION PROXY STATUS DETAILS
 client_case()
 {
 	local code ps
 	code=$(pcurl "$2" -D "$TMP/client.head" -o "$TMP/client.body" \
 	    -w '%{http_code}' http://api.test/close 2>/dev/null)
-	ps=$(header_of_file "$TMP/client.head")
+	ps=$(header "$TMP/client.head" Proxy-Status |
+	    sed -n 's/.*details="\(.*\)"/\1/p')
 	check_eq "$1: $3${4:+ $4}" "$3 ${4:-}" "$code $ps"
-}
-header_of_file()
-{
-	tr -d '\r' <"$1" 2>/dev/null | grep -i '^proxy-status:' | tail -n 1 |
-	    sed -n 's/.*details="\(.*\)"/\1/p'
 }
 if [ "$have_ipv6" = yes ]; then
 	P6=$(free_port)
 	conf "[::1]:$P6" v6 "$LIMITS
 allow_clients = 127.0.0.0/8" >"$TMP/v6.conf"
-	if start_pinproxy PP_6 ::1 "$P6" "$TMP/v6.conf" "$TMP/v6.log"; then
+	if start_pinproxy PP_6 "[::1]:$P6" "$TMP/v6.conf" "$TMP/v6.log"; then
 		client_case "client ::1, allow_clients = 127.0.0.0/8" \
 		    "[::1]:$P6" 403 client-denied
 		check_log "client ::1 refused: event=blocked client=[::1]:..." \
 		    "$TMP/v6.log" "$(kv event blocked)" \
 		    '(^| )client="?\[::1\]:[0-9]+'
 		check "allow_clients = ::1: reloaded" reload "$PP_6" \
-		    "$TMP/v6.conf" "$(conf "[::1]:$P6" v6 "$LIMITS
-allow_clients = ::1")" "$TMP/v6.log"
+		    "$TMP/v6.log" "$TMP/v6.conf" "$(conf "[::1]:$P6" v6 "$LIMITS
+allow_clients = ::1")"
 		client_case "client ::1, allow_clients = ::1" "[::1]:$P6" 200
 		stop_pinproxy "$PP_6" "$TMP/v6.log"
 	else
@@ -756,7 +529,7 @@ fi
 PM=$(free_port)
 conf "[::ffff:127.0.0.1]:$PM" map "$LIMITS
 allow_clients = ::1" >"$TMP/map.conf"
-if start_pinproxy PP_MAP 127.0.0.1 "$PM" "$TMP/map.conf" "$TMP/map.log"
+if start_pinproxy PP_MAP "$PM" "$TMP/map.conf" "$TMP/map.log"
 then
 	client_case "client ::ffff:127.0.0.1, allow_clients = ::1" \
 	    "127.0.0.1:$PM" 403 client-denied
@@ -764,8 +537,9 @@ then
 	    "$TMP/map.log" "$(kv event blocked)" \
 	    '(^| )client="?\[::ffff:127\.0\.0\.1\]:[0-9]+'
 	check "allow_clients = 127.0.0.0/8: reloaded" reload "$PP_MAP" \
-	    "$TMP/map.conf" "$(conf "[::ffff:127.0.0.1]:$PM" map "$LIMITS
-allow_clients = 127.0.0.0/8")" "$TMP/map.log"
+	    "$TMP/map.log" "$TMP/map.conf" \
+	    "$(conf "[::ffff:127.0.0.1]:$PM" map "$LIMITS
+allow_clients = 127.0.0.0/8")"
 	client_case "client ::ffff:127.0.0.1, allow_clients = 127.0.0.0/8" \
 	    "127.0.0.1:$PM" 200
 	code=$(pcurl "127.0.0.1:$PM" -o /dev/null -w '%{http_code}' \

@@ -7,127 +7,14 @@
 
 . "${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}/tests/lib.sh"
 
-unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY \
-    no_proxy NO_PROXY NOTIFY_SOCKET
+unset NOTIFY_SOCKET
 
-MKPKI="$top_srcdir/tests/mkpki.sh"
-ORIGIN="$top_srcdir/tests/origin.py"
-PKI="$TMP/pki"
 NOTIFY_SOCK="$TMP/notify.sock"
-
-# wait_ready FILE: wait up to 5 s for a script to print "ready" in FILE.
-wait_ready()
-{
-	local _
-	for _ in $(seq 100); do
-		grep -q '^ready' "$1" 2>/dev/null && return 0
-		sleep 0.05
-	done
-	diag "nothing printed ready in $1"
-	return 1
-}
-
-# start_pinproxy VAR PORT CONF LOG [ENV...]: run the daemon with CONF (and
-# the environment ENV), its stderr in LOG, and wait until it listens on
-# PORT (or has exited).
-start_pinproxy()
-{
-	local var=$1 port=$2 conf=$3 log=$4 _
-	shift 4
-	spawn "$var" env "$@" "$PINPROXY" -c "$conf" 2>"$log"
-	for _ in $(seq 200); do
-		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-			return 0
-		fi
-		kill -0 "${!var}" 2>/dev/null || break
-		sleep 0.05
-	done
-	diag "pinproxy -c $conf is not listening on $port:"
-	diag "$(tail -n 20 "$log")"
-	return 1
-}
-
-# wait_exit PID SECONDS: wait for a spawned process to end, reap it and
-# put its exit status in EXIT_RC; "running" (and the process is killed)
-# when it is still there after SECONDS.
-wait_exit()
-{
-	local pid=$1 _
-	for _ in $(seq $(( $2 * 20 ))); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.05
-	done
-	if kill -0 "$pid" 2>/dev/null; then
-		kill -KILL "$pid" 2>/dev/null
-		wait "$pid" 2>/dev/null
-		EXIT_RC=running
-		return
-	fi
-	wait "$pid" 2>/dev/null
-	EXIT_RC=$?
-}
-
-# pcurl PORT ARGS...: curl through the proxy listening on PORT.
-pcurl()
-{
-	local port=$1
-	shift
-	curl -sS --noproxy '' -x "http://127.0.0.1:$port" --max-time 20 "$@"
-}
 
 # status PORT URL: the status code of a GET through the proxy.
 status()
 {
 	pcurl "$1" -o /dev/null -w '%{http_code}' "$2" 2>/dev/null
-}
-
-# An extended regular expression matching the text $1 literally.
-q()
-{
-	printf '%s' "$1" | sed 's/[][\\.*^$+?(){}|/]/\\&/g'
-}
-
-# kv KEY VALUE: a pattern for the logfmt pair KEY=VALUE.
-kv()
-{
-	printf '(^| )%s="?%s"?( |$)' "$1" "$(q "$2")"
-}
-
-# log_lines FILE PATTERN...: the lines of FILE that match every pattern.
-log_lines()
-{
-	local lines p
-	lines=$(cat "$1" 2>/dev/null)
-	shift
-	for p in "$@"; do
-		lines=$(printf '%s\n' "$lines" | grep -E -- "$p")
-	done
-	[ -n "$lines" ] && printf '%s\n' "$lines"
-}
-
-# wait_log FILE PATTERN...: wait up to 5 s for a line matching them all.
-wait_log()
-{
-	local _
-	for _ in $(seq 100); do
-		log_lines "$@" >/dev/null && return 0
-		sleep 0.05
-	done
-	return 1
-}
-
-# check_log DESCRIPTION FILE PATTERN...: one case, a log line matching all.
-check_log()
-{
-	local desc=$1 file=$2
-	shift 2
-	if wait_log "$file" "$@"; then
-		ok "$desc"
-	else
-		not_ok "$desc"
-		diag "no line of $(basename "$file") matches all of: $*"
-		diag "$(tail -n 15 "$file" 2>/dev/null)"
-	fi
 }
 
 # wait_size FILE...: wait up to 5 s until each FILE holds a byte or more.
@@ -143,18 +30,6 @@ wait_size()
 	done
 }
 
-# now_ms: milliseconds since the epoch.
-now_ms()
-{
-	echo $(( $(date +%s%N) / 1000000 ))
-}
-
-# nfds PID: how many descriptors a process has open.
-nfds()
-{
-	ls "/proc/$1/fd" 2>/dev/null | wc -l
-}
-
 # running PID...: every one of the processes is still there.
 running()
 {
@@ -164,7 +39,7 @@ running()
 # refused PORT: nothing accepts connections on 127.0.0.1:PORT.
 refused()
 {
-	! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+	! listening 127.0.0.1 "$1"
 }
 
 # download NAME PORT PATH [CURL-ARGS...]: fetch http://api.test/PATH in
@@ -293,19 +168,13 @@ while socks and time.monotonic() - start < limit:
 print("end", flush=True)
 EOF
 
-if ! { sh "$MKPKI" "$PKI" &&
-    sh "$MKPKI" leaf "$PKI" multi "DNS:api.test,DNS:new.test,IP:127.0.0.1" \
-    inter; } >"$TMP/mkpki.log" 2>&1; then
-	echo "Bail out! tests/mkpki.sh failed: $(cat "$TMP/mkpki.log")"
-	exit 1
-fi
+make_pki multi "DNS:api.test,DNS:new.test,IP:127.0.0.1" inter
 PIN_INTER=$(sh "$MKPKI" pin "$PKI/inter.pem")
 PIN_RSA=$(sh "$MKPKI" pin "$PKI/rsa.pem")
 
 OM=$(free_port)
-spawn O_M python3 "$ORIGIN" --port "$OM" --log "$TMP/om.log" \
-    --cert "$PKI/multi-chain.pem" --key "$PKI/multi.key" >"$TMP/om.out"
-wait_ready "$TMP/om.out"
+start_origin O_M "$OM" "$TMP/om.log" --cert "$PKI/multi-chain.pem" \
+    --key "$PKI/multi.key"
 
 # conf PORT EXTRA: a configuration listening on PORT that pins api.test,
 # blocks every other host, and has the [proxy] lines EXTRA.
@@ -549,12 +418,12 @@ shutdown_timeout = 1s" >"$TMP/e.conf"
 check "pinproxy E listens on 127.0.0.1:$PE" \
     start_pinproxy PP_E "$PE" "$TMP/e.conf" "$TMP/e.log"
 sleep 0.2
-base=$(nfds "$PP_E")
+base=$(fd_count "$PP_E")
 spawn IDLE_E python3 "$TMP/idle.py" "$PE" 50 "$TMP/e.never" 5 \
     >"$TMP/e-idle.out"
 wait_ready "$TMP/e-idle.out"
 sleep 0.3
-held=$(nfds "$PP_E")
+held=$(fd_count "$PP_E")
 check "header_timeout: pinproxy holds 50 more fds ($base, then $held)" \
     test "$held" -ge $(( base + 50 ))
 wait "$IDLE_E" 2>/dev/null
@@ -565,11 +434,11 @@ check_eq "header_timeout: all 50 silent clients see end of file" 50 "$eofs"
 check "header_timeout: none ends before 1 s, all within 2 s" \
     test "${first:-0}" -ge 950 -a "${last:-9999}" -le 2000
 diag "silent clients saw end of file after ${first:-?} to ${last:-?} ms"
-now=$(nfds "$PP_E")
+now=$(fd_count "$PP_E")
 for _ in $(seq 40); do
 	[ "$now" -le "$base" ] && break
 	sleep 0.05
-	now=$(nfds "$PP_E")
+	now=$(fd_count "$PP_E")
 done
 check_eq "header_timeout: pinproxy's descriptors return to the baseline" \
     "$base" "$now"

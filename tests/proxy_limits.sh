@@ -6,76 +6,7 @@
 
 . "${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}/tests/lib.sh"
 
-unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY \
-    no_proxy NO_PROXY
-
-MKPKI="$top_srcdir/tests/mkpki.sh"
-ORIGIN="$top_srcdir/tests/origin.py"
-PKI="$TMP/pki"
 RSS_LIMIT_KB=$((32 * 1024))
-
-# wait_ready FILE: wait up to 5 s for a server to print "ready" in FILE.
-wait_ready()
-{
-	local i
-	for i in $(seq 100); do
-		grep -q '^ready' "$1" 2>/dev/null && return 0
-		sleep 0.05
-	done
-	diag "no server printed ready in $1"
-	return 1
-}
-
-# start_pinproxy VAR PORT CONF LOG: run the daemon with CONF, its stderr
-# in LOG, and wait until it listens on PORT (or has exited).
-start_pinproxy()
-{
-	local var=$1 port=$2 conf=$3 log=$4 i
-	spawn "$var" env PINPROXY_RESOLV_CONF="$TMP/resolv.conf" \
-	    "$PINPROXY" -c "$conf" 2>"$log"
-	for i in $(seq 200); do
-		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-			return 0
-		fi
-		kill -0 "${!var}" 2>/dev/null || break
-		sleep 0.05
-	done
-	diag "pinproxy -c $conf is not listening on $port:"
-	diag "$(tail -n 20 "$log")"
-	return 1
-}
-
-# stop_pinproxy PID LOG: SIGTERM, then wait up to 10 s for the exit; one
-# case: the exit status is 0 (a sanitizer report makes it non-zero).
-stop_pinproxy()
-{
-	local pid=$1 log=$2 i rc name
-	name="pinproxy -c $(basename "$log" .log).conf"
-	kill "$pid" 2>/dev/null
-	for i in $(seq 200); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.05
-	done
-	if kill -0 "$pid" 2>/dev/null; then
-		kill -KILL "$pid" 2>/dev/null
-		wait "$pid" 2>/dev/null
-		not_ok "$name stops on SIGTERM"
-		diag "still running 10 s after SIGTERM; killed"
-		return
-	fi
-	wait "$pid" 2>/dev/null
-	rc=$?
-	check_eq "$name exits 0 on SIGTERM" 0 "$rc"
-	[ "$rc" = 0 ] || diag "$(tail -n 20 "$log")"
-}
-
-# pcurl PORT ARGS...: curl through the proxy listening on PORT.
-pcurl()
-{
-	local port=$1
-	shift
-	curl -sS --noproxy '' -x "http://127.0.0.1:$port" --max-time 20 "$@"
-}
 
 # raw NAME PORT QUIET: send stdin to 127.0.0.1:PORT (without closing our
 # side) and keep what comes back in $TMP/NAME.resp, until the peer closes
@@ -106,19 +37,6 @@ print(int((time.monotonic() - start) * 1000))
 EOF
 }
 
-# status_of NAME: the status code of the response in $TMP/NAME.resp.
-status_of()
-{
-	head -n 1 "$TMP/$1.resp" 2>/dev/null | cut -d ' ' -f 2
-}
-
-# header_of NAME HEADER: a header of the response in $TMP/NAME.resp.
-header_of()
-{
-	tr -d '\r' <"$TMP/$1.resp" 2>/dev/null | sed '/^$/q' |
-	    grep -i "^$2:" | tail -n 1 | sed 's/^[^:]*: *//'
-}
-
 # check_answer NAME STATUS ERROR DETAILS: two cases on a raw response.
 check_answer()
 {
@@ -131,23 +49,13 @@ check_answer()
 	fi
 }
 
-# rss_kb PID: the resident set size of a process, in KiB.
-rss_kb()
-{
-	awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null
-}
-
-if ! sh "$MKPKI" "$PKI" >"$TMP/mkpki.log" 2>&1; then
-	echo "Bail out! tests/mkpki.sh failed: $(cat "$TMP/mkpki.log")"
-	exit 1
-fi
+make_pki
 PIN_INTER=$(sh "$MKPKI" pin "$PKI/inter.pem")
 PIN_RSA=$(sh "$MKPKI" pin "$PKI/rsa.pem")
 
 OM=$(free_port)
-spawn O_M python3 "$ORIGIN" --port "$OM" --log "$TMP/om.log" \
-    --cert "$PKI/chain.pem" --key "$PKI/leaf.key" >"$TMP/om.out"
-wait_ready "$TMP/om.out"
+start_origin O_M "$OM" "$TMP/om.log" --cert "$PKI/chain.pem" \
+    --key "$PKI/leaf.key"
 
 # No name is resolved here; a nameserver that never answers keeps any
 # attempt on the loopback.
@@ -188,10 +96,7 @@ pin = $PIN_RSA
 connect_to = 127.0.0.1:$OM
 EOF
 
-# A sanitizer's quarantine keeps freed memory resident; keep it small so
-# that resident memory reflects what pinproxy holds.
-ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=1"
-export ASAN_OPTIONS
+small_quarantine
 
 check "pinproxy L listens on 127.0.0.1:$PL" \
     start_pinproxy PP_L "$PL" "$TMP/l.conf" "$TMP/l.log"
@@ -273,9 +178,7 @@ check_eq "request to the proxy itself: details=loop" \
 # an origin that could send it all at once. With sanitizers the baseline
 # is the sanitizer's, so only the growth is bounded.
 sanitized=no
-if ldd "$PINPROXY" 2>/dev/null | grep -qE 'lib(a|ub|l)san'; then
-	sanitized=yes
-fi
+built_with_sanitizers && sanitized=yes
 before=$(rss_kb "$PP_L")
 spawn SLOW curl -sS --noproxy '' -x "http://127.0.0.1:$PL" \
     --limit-rate 1M --max-time 10 -o /dev/null -w '%{size_download}' \

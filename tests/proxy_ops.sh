@@ -7,12 +7,6 @@
 
 . "${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}/tests/lib.sh"
 
-unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY \
-    no_proxy NO_PROXY
-
-MKPKI="$top_srcdir/tests/mkpki.sh"
-ORIGIN="$top_srcdir/tests/origin.py"
-PKI="$TMP/pki"
 REPORT="$TMP/report.jsonl"
 DEVLOG=/dev/log
 DEVLOG_INODE=""
@@ -29,84 +23,14 @@ ops_cleanup()
 }
 trap 'ops_cleanup; t_cleanup' EXIT
 
-# wait_ready FILE: wait up to 5 s for a server to print "ready" in FILE.
-wait_ready()
-{
-	local i
-	for i in $(seq 100); do
-		grep -q '^ready' "$1" 2>/dev/null && return 0
-		sleep 0.05
-	done
-	diag "no server printed ready in $1"
-	return 1
-}
-
-# start_pinproxy VAR PORT CONF LOG: run the daemon with CONF, its stderr in
-# LOG, and wait until it listens on PORT (or has exited).
-start_pinproxy()
-{
-	local var=$1 port=$2 conf=$3 log=$4 i
-	spawn "$var" env PINPROXY_RESOLV_CONF="$TMP/resolv.conf" \
-	    "$PINPROXY" -c "$conf" 2>"$log"
-	for i in $(seq 200); do
-		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-			return 0
-		fi
-		kill -0 "${!var}" 2>/dev/null || break
-		sleep 0.05
-	done
-	diag "pinproxy -c $conf is not listening on $port:"
-	diag "$(tail -n 20 "$log")"
-	return 1
-}
-
-# stop_pinproxy PID LOG NAME: SIGTERM, then one case: it exits 0 within
-# 10 s (a sanitizer report makes the status non-zero).
-stop_pinproxy()
-{
-	local pid=$1 log=$2 name=$3 i rc
-	kill "$pid" 2>/dev/null
-	for i in $(seq 200); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.05
-	done
-	if kill -0 "$pid" 2>/dev/null; then
-		kill -KILL "$pid" 2>/dev/null
-		wait "$pid" 2>/dev/null
-		not_ok "$name: stops on SIGTERM"
-		diag "still running 10 s after SIGTERM; killed"
-		return
-	fi
-	wait "$pid" 2>/dev/null
-	rc=$?
-	check_eq "$name: exits 0 on SIGTERM" 0 "$rc"
-	[ "$rc" = 0 ] || diag "$(tail -n 20 "$log")"
-}
-
-# fetch NAME ARGS...: a request through proxy A; prints the status and
-# leaves the head in $TMP/NAME.head, the body in $TMP/NAME.body.
-fetch()
-{
-	local name=$1
-	shift
-	curl -sS --noproxy '' -x "http://127.0.0.1:$PA" --max-time 20 \
-	    -o "$TMP/$name.body" -D "$TMP/$name.head" -w '%{http_code}' \
-	    "$@" 2>"$TMP/$name.err"
-}
-
 # check_fetch DESCRIPTION STATUS NAME ARGS...: one case, the status of a
 # request through proxy A.
 check_fetch()
 {
 	local desc=$1 want=$2 name=$3 code
 	shift 3
-	code=$(fetch "$name" "$@")
-	check_eq "$desc: $want" "$want" "$code"
-	if [ "$want" != "$code" ]; then
-		diag "curl: $(cat "$TMP/$name.err" 2>/dev/null)"
-		diag "head: $(tr -d '\r' <"$TMP/$name.head" 2>/dev/null)"
-		diag "body: $(head -c 300 "$TMP/$name.body" 2>/dev/null)"
-	fi
+	code=$(fetch "$name" "$PA" "$@")
+	check_status "$desc: $want" "$want" "$code" "$name"
 }
 
 # count FILE PATTERN: how many lines of FILE match the extended regex.
@@ -124,19 +48,6 @@ wait_count()
 		sleep 0.05
 	done
 	return 1
-}
-
-# reload PID LOG: SIGHUP, then wait for the next event=reloaded or
-# event=reload_failed line; fails unless it is reloaded.
-reload()
-{
-	local pid=$1 log=$2 n
-	n=$(count "$log" 'event=reload(ed|_failed)( |$)')
-	kill -HUP "$pid"
-	wait_count "$log" 'event=reload(ed|_failed)( |$)' $((n + 1)) ||
-	    return 1
-	grep -E 'event=reload(ed|_failed)( |$)' "$log" | tail -n 1 |
-	    grep -q 'event=reloaded'
 }
 
 # scrape PORT FILE: GET /metrics from a stats listener into FILE; prints
@@ -197,17 +108,8 @@ EOF
 
 # The PKI: the default set of tests/mkpki.sh and one leaf for every host
 # name the origin serves (other.test is left out: it fails verification).
-SANS=""
-for h in enf1.test enf2.test rot.test mm.test ro.test ro2.test good.test \
-    exp.test; do
-	SANS="$SANS,DNS:$h"
-done
-if ! { sh "$MKPKI" "$PKI" &&
-    sh "$MKPKI" leaf "$PKI" multi "${SANS#,}" inter; } \
-    >"$TMP/mkpki.log" 2>&1; then
-	echo "Bail out! tests/mkpki.sh failed: $(cat "$TMP/mkpki.log")"
-	exit 1
-fi
+make_pki multi "$(dns_sans enf1.test enf2.test rot.test mm.test ro.test \
+    ro2.test good.test exp.test)" inter
 PIN_LEAF=$(sh "$MKPKI" pin "$PKI/multi.pem")
 PIN_INTER=$(sh "$MKPKI" pin "$PKI/inter.pem")
 PIN_ROOT=$(sh "$MKPKI" pin "$PKI/root.pem")
@@ -215,9 +117,8 @@ PIN_FROOT=$(sh "$MKPKI" pin "$PKI/foreign-root.pem")
 PIN_RSA=$(sh "$MKPKI" pin "$PKI/rsa.pem")
 
 OM=$(free_port)
-spawn O_M python3 "$ORIGIN" --port "$OM" --log "$TMP/om.log" \
-    --cert "$PKI/multi-chain.pem" --key "$PKI/multi.key" >"$TMP/om.out"
-wait_ready "$TMP/om.out"
+start_origin O_M "$OM" "$TMP/om.log" --cert "$PKI/multi-chain.pem" \
+    --key "$PKI/multi.key"
 CLOSED=$(free_port)
 # No name is resolved by DNS here; a closed port makes sure of it.
 echo "nameserver 127.0.0.1:$CLOSED" >"$TMP/resolv.conf"
@@ -281,10 +182,8 @@ EOF
 }
 
 write_conf_a "127.0.0.1:$SP1"
-if ! start_pinproxy PP_A "$PA" "$TMP/a.conf" "$TMP/a.log"; then
-	echo "Bail out! pinproxy does not start with $TMP/a.conf"
-	exit 1
-fi
+start_pinproxy PP_A "$PA" "$TMP/a.conf" "$TMP/a.log" ||
+    bail_out "pinproxy does not start with $TMP/a.conf"
 
 # 1. report_file: one valid JSON line per pin failure, repeats suppressed.
 
@@ -546,7 +445,7 @@ check_eq "stats_listen removed: its port refuses" "curl-exit-7" \
     "$(scrape "$SP2" "$TMP/sp2.out")"
 check_eq "stats_listen removed: pinproxy listens on the proxy port only" \
     "$PA" "$(listen_ports "$PP_A" | tr '\n' ' ' | sed 's/ $//')"
-stop_pinproxy "$PP_A" "$TMP/a.log" "pinproxy with report_file and stats"
+stop_pinproxy "$PP_A" "$TMP/a.log" "pinproxy with report_file and stats:"
 
 # 5. log = syslog, to a /dev/log of our own.
 
@@ -604,7 +503,7 @@ else
 		diag "$DEVLOG got: $(cat "$TMP/syslog.txt" 2>/dev/null)"
 		diag "stderr: $(tail -n 5 "$TMP/s.log")"
 	fi
-	stop_pinproxy "$PP_S" "$TMP/s.log" "pinproxy with log = syslog"
+	stop_pinproxy "$PP_S" "$TMP/s.log" "pinproxy with log = syslog:"
 	stop "$SYSLOGD"
 	ops_cleanup
 fi

@@ -7,190 +7,8 @@
 
 . "${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}/tests/lib.sh"
 
-unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY \
-    no_proxy NO_PROXY
-
-MKPKI="$top_srcdir/tests/mkpki.sh"
-ORIGIN="$top_srcdir/tests/origin.py"
-DNSD="$top_srcdir/tests/dnsd.py"
-PKI="$TMP/pki"
-HELLO="hello from origin"
-WAIT_TICKS=100
-
-# wait_ready FILE: wait up to 5 s for a server to print "ready" in FILE.
-wait_ready()
-{
-	local i
-	for i in $(seq 100); do
-		grep -q '^ready' "$1" 2>/dev/null && return 0
-		sleep 0.05
-	done
-	diag "no server printed ready in $1"
-	return 1
-}
-
-# start_origin VAR PORT LOG ARGS...: run tests/origin.py on PORT, logging
-# to LOG, and wait until it listens (without connecting to it: the origin
-# counts connections).
-start_origin()
-{
-	local var=$1 port=$2 log=$3
-	shift 3
-	spawn "$var" python3 "$ORIGIN" --port "$port" --log "$log" "$@" \
-	    >"$log.out"
-	wait_ready "$log.out"
-}
-
-# start_pinproxy VAR PORT CONF LOG: run the daemon with CONF, its stderr
-# in LOG, and wait until it listens on PORT (or has exited).
-start_pinproxy()
-{
-	local var=$1 port=$2 conf=$3 log=$4 i
-	spawn "$var" env PINPROXY_RESOLV_CONF="$TMP/resolv.conf" \
-	    "$PINPROXY" -c "$conf" 2>"$log"
-	for i in $(seq 200); do
-		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-			return 0
-		fi
-		kill -0 "${!var}" 2>/dev/null || break
-		sleep 0.05
-	done
-	diag "pinproxy -c $conf is not listening on $port:"
-	diag "$(tail -n 20 "$log")"
-	WAIT_TICKS=1
-	return 1
-}
-
-# stop_pinproxy PID LOG: SIGTERM, then wait up to 10 s for the exit; one
-# case: the exit status is 0 (a sanitizer report makes it non-zero).
-stop_pinproxy()
-{
-	local pid=$1 log=$2 i rc name
-	name="pinproxy -c $(basename "$log" .log).conf"
-	kill "$pid" 2>/dev/null
-	for i in $(seq 200); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.05
-	done
-	if kill -0 "$pid" 2>/dev/null; then
-		kill -KILL "$pid" 2>/dev/null
-		wait "$pid" 2>/dev/null
-		not_ok "$name stops on SIGTERM"
-		diag "still running 10 s after SIGTERM; killed"
-		return
-	fi
-	wait "$pid" 2>/dev/null
-	rc=$?
-	check_eq "$name exits 0 on SIGTERM" 0 "$rc"
-	[ "$rc" = 0 ] || diag "$(tail -n 20 "$log")"
-}
-
-# pcurl PORT ARGS...: curl through the proxy listening on PORT.
-pcurl()
-{
-	local port=$1
-	shift
-	curl -sS --noproxy '' -x "http://127.0.0.1:$port" --max-time 20 "$@"
-}
-
-# fetch NAME PORT ARGS...: a request through the proxy; prints the status
-# and leaves the head in $TMP/NAME.head and the body in $TMP/NAME.body.
-fetch()
-{
-	local name=$1 port=$2
-	shift 2
-	pcurl "$port" -o "$TMP/$name.body" -D "$TMP/$name.head" \
-	    -w '%{http_code}' "$@" 2>"$TMP/$name.err"
-}
-
-# header FILE NAME: the value of the last NAME header in FILE.
-header()
-{
-	tr -d '\r' <"$1" 2>/dev/null | grep -i "^$2:" | tail -n 1 |
-	    sed 's/^[^:]*: *//'
-}
-
-# An extended regular expression matching the text $1 literally.
-q()
-{
-	printf '%s' "$1" | sed 's/[][\\.*^$+?(){}|/]/\\&/g'
-}
-
-# kv KEY VALUE: a pattern for the logfmt pair KEY=VALUE.
-kv()
-{
-	printf '(^| )%s="?%s"?( |$)' "$1" "$(q "$2")"
-}
-
-# log_lines FILE PATTERN...: the lines of FILE that match every pattern.
-log_lines()
-{
-	local lines p
-	lines=$(cat "$1" 2>/dev/null)
-	shift
-	for p in "$@"; do
-		lines=$(printf '%s\n' "$lines" | grep -E -- "$p")
-	done
-	[ -n "$lines" ] && printf '%s\n' "$lines"
-}
-
-# wait_log FILE PATTERN...: wait up to 5 s for such a line (not at all
-# once a daemon failed to start: its log will not grow).
-wait_log()
-{
-	local i
-	for i in $(seq "$WAIT_TICKS"); do
-		log_lines "$@" >/dev/null && return 0
-		sleep 0.05
-	done
-	return 1
-}
-
-# check_log DESCRIPTION FILE PATTERN...: one case, a log line matching all.
-check_log()
-{
-	local desc=$1 file=$2
-	shift 2
-	if wait_log "$file" "$@"; then
-		ok "$desc"
-	else
-		not_ok "$desc"
-		diag "no line of $(basename "$file") matches all of: $*"
-		diag "$(tail -n 15 "$file" 2>/dev/null)"
-	fi
-}
-
-# origin_count LOG EVENT [TEXT]: how many EVENT records (containing TEXT)
-# an origin or dnsd log holds.
-origin_count()
-{
-	cat "$1" 2>/dev/null | grep -F "\"event\": \"$2\"" |
-	    grep -cF -- "${3:-}"
-}
-
-# origin_settle LOG: wait up to 5 s until every connection the origin
-# accepted has ended, so that its log is complete.
-origin_settle()
-{
-	local i
-	for i in $(seq 100); do
-		[ "$(origin_count "$1" accept)" = \
-		    "$(origin_count "$1" close)" ] && return 0
-		sleep 0.05
-	done
-	return 1
-}
-
-# check_status DESCRIPTION EXPECTED NAME: the status of "fetch NAME".
-check_status()
-{
-	check_eq "$1" "$2" "$3"
-	if [ "$2" != "$3" ]; then
-		diag "curl: $(cat "$TMP/$4.err" 2>/dev/null)"
-		diag "head: $(tr -d '\r' <"$TMP/$4.head" 2>/dev/null)"
-		diag "body: $(head -c 500 "$TMP/$4.body" 2>/dev/null)"
-	fi
-}
+# Once a daemon failed to start, its log will not grow: stop waiting.
+FAILED_START_STOPS_WAITS=yes
 
 # expect_error NAME PORT URL STATUS ERROR DETAILS HOST: pinproxy answers
 # URL itself with STATUS, the Proxy-Status of the contract and a text/plain
@@ -216,28 +34,13 @@ expect_error()
 	fi
 }
 
-# now_ms: milliseconds since the epoch.
-now_ms()
-{
-	echo $(( $(date +%s%N) / 1000000 ))
-}
-
 # The PKI: the default set of tests/mkpki.sh, one leaf for every host name
 # served by the main origin, and a leaf of the foreign root for the attack.
-SANS=""
-for h in api.test pin-leaf.test pin-inter.test pin-root.test wrong.test \
-    reportonly.test expired.test keep.test dns.test slowdns.test \
-    verify.test; do
-	SANS="$SANS,DNS:$h"
-done
-SANS="${SANS#,},IP:127.0.0.1"
-if ! { sh "$MKPKI" "$PKI" &&
-    sh "$MKPKI" leaf "$PKI" multi "$SANS" inter &&
-    sh "$MKPKI" leaf "$PKI" attack "DNS:attack.test" foreign-root; } \
-    >"$TMP/mkpki.log" 2>&1; then
-	echo "Bail out! tests/mkpki.sh failed: $(cat "$TMP/mkpki.log")"
-	exit 1
-fi
+SANS=$(dns_sans api.test pin-leaf.test pin-inter.test pin-root.test \
+    wrong.test reportonly.test expired.test keep.test dns.test slowdns.test \
+    verify.test)
+make_pki multi "$SANS,IP:127.0.0.1" inter \
+    attack "DNS:attack.test" foreign-root
 # The attack: a leaf of another trusted CA, with the pinned intermediate
 # appended to what the server sends.
 cat "$PKI/attack.pem" "$PKI/inter.pem" >"$PKI/attack-served.pem"
@@ -274,14 +77,9 @@ OQ=$(free_port)
 start_origin O_Q "$OQ" "$TMP/oq.log" --silent
 CLOSED=$(free_port)
 
-DNSPORT=$(free_port)
-spawn DNS python3 "$DNSD" --port "$DNSPORT" --log "$TMP/dns.log" \
-    --map dns.test=127.0.0.1 --map plain.test=127.0.0.1 \
+start_dnsd --map dns.test=127.0.0.1 --map plain.test=127.0.0.1 \
     --map slowdns.test=127.0.0.1 --slow slowdns.test=3 \
-    --map verify.test=127.0.0.1 --map verifybad.test=127.0.0.1 \
-    >"$TMP/dnsd.out"
-wait_ready "$TMP/dnsd.out"
-echo "nameserver 127.0.0.1:$DNSPORT" >"$TMP/resolv.conf"
+    --map verify.test=127.0.0.1 --map verifybad.test=127.0.0.1
 
 # Instance A: unpinned hosts pass; one pin set per situation.
 PA=$(free_port)
