@@ -244,7 +244,8 @@ class Handler(socketserver.BaseRequestHandler):
                 return
             rec.log(conn, "tls", version=sock.version(),
                     alpn=sock.selected_alpn_protocol(),
-                    sni=getattr(sock, "origin_sni", None))
+                    sni=getattr(sock, "origin_sni", None),
+                    resumed=sock.session_reused)
         error = None
         graceful = True
         try:

@@ -38,8 +38,8 @@ check_out()
 
 # The PKI: the default set of tests/mkpki.sh and one leaf for every host
 # name the origins serve.
-SANS=$(dns_sans api.test wrong.test other.test alpn1.test alpn0.test \
-    h2.test plainafter.test pass.test unpinned.test)
+SANS=$(dns_sans api.test resume.test wrong.test other.test alpn1.test \
+    alpn0.test h2.test plainafter.test pass.test unpinned.test)
 make_pki multi "$SANS,IP:127.0.0.1" inter
 PIN_INTER=$(sh "$MKPKI" pin "$PKI/inter.pem")
 PIN_RSA=$(sh "$MKPKI" pin "$PKI/rsa.pem")
@@ -60,6 +60,7 @@ OW=$(free_port);  origin O_W "$OW" "$TMP/ow.log"
 OV=$(free_port);  origin O_V "$OV" "$TMP/ov.log"
 OT=$(free_port);  origin O_T "$OT" "$TMP/ot.log"
 OP=$(free_port);  origin O_P "$OP" "$TMP/op.log"
+OR=$(free_port);  origin O_R "$OR" "$TMP/or.log"
 OH=$(free_port)
 DENIED=$(free_port)
 
@@ -89,7 +90,7 @@ ca_cert = $TMP/ca.pem
 ca_key = $TMP/ca.key
 trust = $PKI/root.pem
 unpinned = pass
-connect_ports = 443 $OM $O1 $O0 $OW $OV $OT $OP $OH
+connect_ports = 443 $OM $O1 $O0 $OW $OV $OT $OP $OH $OR
 shutdown_timeout = 2s
 EOF
 	pinset set-api api.test "$OM"
@@ -99,6 +100,7 @@ EOF
 	pinset set-wrong wrong.test "$OW" "$PIN_FROOT"
 	pinset set-badname badname.test "$OV"
 	pinset set-plainafter plainafter.test "$OT"
+	pinset set-resume resume.test "$OR"
 } >"$TMP/a.conf"
 
 # Instance B: unpinned hosts are blocked.
@@ -396,6 +398,31 @@ check_eq "$CONCURRENT concurrent intercepted connections complete" \
     "$CONCURRENT" "$good"
 [ "$good" = "$CONCURRENT" ] || diag "$(sort "$TMP/many.err" | uniq -c)"
 check_fds "$CONCURRENT concurrent connections" "$PP_A" "$base" 3
+
+# Upstream TLS sessions are resumed, but only after a full handshake that
+# passed the pins, and never across a reload; a mismatch never resumes.
+for i in 1 2 3; do
+	pcurl "$PA" --http1.1 --cacert "$TMP/ca.pem" -o /dev/null \
+	    https://resume.test/hello 2>/dev/null
+done
+origin_settle "$TMP/or.log"
+check_eq "resumption: the first upstream handshake is full" 1 \
+    "$(origin_count "$TMP/or.log" tls '"resumed": false')"
+check_eq "resumption: the next two resume the checked session" 2 \
+    "$(origin_count "$TMP/or.log" tls '"resumed": true')"
+check "resumption: a reload is accepted" reload "$PP_A" "$TMP/a.log"
+pcurl "$PA" --http1.1 --cacert "$TMP/ca.pem" -o /dev/null \
+    https://resume.test/hello 2>/dev/null
+origin_settle "$TMP/or.log"
+check_eq "resumption: after a reload the handshake is full again" 2 \
+    "$(origin_count "$TMP/or.log" tls '"resumed": false')"
+for i in 1 2; do
+	pcurl "$PA" --http1.1 --cacert "$TMP/ca.pem" -o /dev/null \
+	    https://wrong.test/hello 2>/dev/null
+done
+origin_settle "$TMP/ow.log"
+check_eq "resumption: a pin mismatch is never resumed" 0 \
+    "$(origin_count "$TMP/ow.log" tls '"resumed": true')"
 
 stop_pinproxy "$PP_A" "$TMP/a.log" "pinproxy a"
 stop_pinproxy "$PP_B" "$TMP/b.log" "pinproxy b"
