@@ -217,12 +217,16 @@ cert_pin_text(X509 *cert, int depth, char *buf, size_t len)
 	return true;
 }
 
-/* One line per certificate, leaf (index 0) first. */
+/*
+ * Call line() for every certificate of chain, leaf (index 0) first, with
+ * its depth, pin and subject; false when a pin could not be computed.
+ */
 static bool
-print_chain(STACK_OF(X509) *chain)
+chain_each(STACK_OF(X509) *chain,
+    void (*line)(X509 *, int, const char *, const char *))
 {
 	X509	*cert;
-	char	 pin[PIN_TEXT_MAX], date[16], *subject;
+	char	 pin[PIN_TEXT_MAX], *subject;
 	bool	 ok = true;
 	int	 i;
 
@@ -233,12 +237,28 @@ print_chain(STACK_OF(X509) *chain)
 			continue;
 		}
 		subject = cert_subject(cert);
-		cert_not_after(cert, date, sizeof(date));
-		printf("%s  depth=%d  subject=%s  not_after=%s\n", pin, i,
-		    subject, date);
+		line(cert, i, pin, subject);
 		free(subject);
 	}
 	return ok;
+}
+
+/* "sha256/...  depth=N  subject=...  not_after=YYYY-MM-DD" */
+static void
+print_chain_line(X509 *cert, int depth, const char *pin, const char *subject)
+{
+	char	 date[16];
+
+	cert_not_after(cert, date, sizeof(date));
+	printf("%s  depth=%d  subject=%s  not_after=%s\n", pin, depth,
+	    subject, date);
+}
+
+/* One line per certificate, leaf (index 0) first. */
+static bool
+print_chain(STACK_OF(X509) *chain)
+{
+	return chain_each(chain, print_chain_line);
 }
 
 static void
@@ -369,6 +389,18 @@ ini_print_hosts(const struct hostlist *hl)
 	printf("%s\n", line);
 }
 
+/* "pin = sha256/...  ; depth=N SUBJECT", cut to a line the parser takes. */
+static void
+ini_pin_line(X509 *cert, int depth, const char *pin, const char *subject)
+{
+	char	 line[INI_LINE_MAX + 1];
+
+	/* Truncation only shortens the comment. */
+	snprintf(line, sizeof(line), "pin = %s  ; depth=%d %s", pin, depth,
+	    subject);
+	printf("%s\n", line);
+}
+
 /*
  * A [pins:NAME] section: the hosts, extra lines (port, ca_file,
  * connect_to; may be NULL), then one pin line per certificate.
@@ -377,11 +409,7 @@ static bool
 ini_print(const struct hostlist *hl, const char *name_from,
     const char *extra, STACK_OF(X509) *chain)
 {
-	X509	*cert;
-	char	 name[PINSET_NAME_MAX + 1], pin[PIN_TEXT_MAX];
-	char	 line[INI_LINE_MAX + 1], *subject;
-	bool	 ok = true;
-	int	 i;
+	char	 name[PINSET_NAME_MAX + 1];
 
 	ini_name(name_from, name, sizeof(name));
 	printf("[pins:%s]\n", name);
@@ -392,20 +420,7 @@ ini_print(const struct hostlist *hl, const char *name_from,
 		    " add the hosts here)\n");
 	if (extra != NULL)
 		printf("%s", extra);
-	for (i = 0; i < sk_X509_num(chain); i++) {
-		cert = sk_X509_value(chain, i);
-		if (!cert_pin_text(cert, i, pin, sizeof(pin))) {
-			ok = false;
-			continue;
-		}
-		subject = cert_subject(cert);
-		/* Truncation only shortens the comment. */
-		snprintf(line, sizeof(line), "pin = %s  ; depth=%d %s", pin, i,
-		    subject);
-		printf("%s\n", line);
-		free(subject);
-	}
-	return ok;
+	return chain_each(chain, ini_pin_line);
 }
 
 static enum exit_status
