@@ -140,6 +140,16 @@ fuzz_check_rewrite(const struct http_head *h, const struct fuzz_feed *f,
 	if (no_body)
 		http_msg_expect_no_body(m);
 	r = http_msg_feed_head(m, text, len, &used);
+	/*
+	 * The rewrite may add a field (Via, Connection: close) to a head
+	 * that had the most a head may have: only a limit is exceeded.
+	 */
+	if (r == HTTP_ERR_HEAD_TOO_LARGE && (h->nheaders + 1 >=
+	    HTTP_HEADERS_MAX || len > HTTP_HEAD_MAX)) {
+		http_msg_free(m);
+		evbuffer_free(out);
+		return;
+	}
 	if (r != HTTP_HEAD_COMPLETE) {
 		fprintf(stderr, "rewritten head refused (%d):\n%.*s\n",
 		    (int)r, (int)len, text);
