@@ -529,13 +529,18 @@ rss_kb()
 	awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null
 }
 
+# run_wrapped: pinproxy runs under a wrapper such as valgrind (make
+# check-valgrind), so PINPROXY is a script, not the program.
+run_wrapped()
+{
+	! ldd "$PINPROXY" >/dev/null 2>&1
+}
+
 # built_with_sanitizers: pinproxy was built with a sanitizer, or runs
-# under a wrapper (make check-valgrind): its memory is not its own alone,
-# so only growth can be judged.
+# wrapped: its memory is not its own alone, so only growth can be judged.
 built_with_sanitizers()
 {
-	! ldd "$PINPROXY" >/dev/null 2>&1 ||
-	    ldd "$PINPROXY" 2>/dev/null | grep -qE 'lib(a|ub|l)san'
+	run_wrapped || ldd "$PINPROXY" 2>/dev/null | grep -qE 'lib(a|ub|l)san'
 }
 
 # small_quarantine: keep a sanitizer's quarantine of freed memory small,
