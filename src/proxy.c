@@ -12,6 +12,7 @@
 #include <openssl/rand.h>
 
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,8 @@
 
 /* How long accepting pauses after running out of descriptors. */
 #define PROXY_EMFILE_PAUSE	1
+/* Seconds without a connection after which freed memory goes back. */
+#define PROXY_TRIM_DELAY	5
 
 struct proxy {
 	struct event_base	 *base;
@@ -51,6 +54,7 @@ struct proxy {
 	struct event		 *sigint;
 	struct event		 *resume_ev;	/* after EMFILE */
 	struct event		 *stop_ev;	/* shutdown_timeout */
+	struct event		 *trim_ev;	/* idle: give memory back */
 	struct metrics		 *metrics;
 	struct stats		 *stats;	/* NULL: no stats_listen */
 	bool			  paused;
@@ -98,6 +102,25 @@ proxy_conn_closed(void *arg)
 	}
 	if (p->paused && p->env.nconns < p->rc->conf->max_connections)
 		proxy_set_accepting(p, true, "below max_connections");
+	if (p->env.nconns == 0 && !evtimer_pending(p->trim_ev, NULL)) {
+		struct timeval	 tv = { PROXY_TRIM_DELAY, 0 };
+
+		evtimer_add(p->trim_ev, &tv);
+	}
+}
+
+/*
+ * Nothing is connected: return the heap that a burst of connections left
+ * free to the system, so a daemon that once held thousands of connections
+ * does not keep their memory resident for months.
+ */
+static void
+proxy_trim_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct proxy	*p = arg;
+
+	if (p->env.nconns == 0)
+		malloc_trim(0);
 }
 
 static void
@@ -466,6 +489,8 @@ proxy_teardown(struct proxy *p)
 		event_free(p->resume_ev);
 	if (p->stop_ev != NULL)
 		event_free(p->stop_ev);
+	if (p->trim_ev != NULL)
+		event_free(p->trim_ev);
 	if (p->dns != NULL)
 		evdns_base_free(p->dns, 0);
 	runconf_unref(p->rc);
@@ -522,6 +547,7 @@ proxy_main(struct conf *conf, const char *path, bool debug)
 	p.sigint = evsignal_new(p.base, SIGINT, proxy_signal_cb, &p);
 	p.resume_ev = evtimer_new(p.base, proxy_resume_cb, &p);
 	p.stop_ev = evtimer_new(p.base, proxy_stop_timeout_cb, &p);
+	p.trim_ev = evtimer_new(p.base, proxy_trim_cb, &p);
 	evsignal_add(p.sighup, NULL);
 	evsignal_add(p.sigterm, NULL);
 	evsignal_add(p.sigint, NULL);
