@@ -58,6 +58,7 @@ struct proxy {
 	struct metrics		 *metrics;
 	struct stats		 *stats;	/* NULL: no stats_listen */
 	bool			  paused;
+	bool			  fd_short;	/* paused for want of fds */
 	bool			  stopping;
 };
 
@@ -71,7 +72,7 @@ proxy_log_warnings(const struct diag *d)
 			log_msg(EV_CONFIG_WARNING, "%s", diag_text(d, i));
 }
 
-/* Stop or restart accepting on every listener. */
+/* Stop or restart accepting on every listener; why NULL: say nothing. */
 static void
 proxy_set_accepting(struct proxy *p, bool on, const char *why)
 {
@@ -86,7 +87,8 @@ proxy_set_accepting(struct proxy *p, bool on, const char *why)
 			evconnlistener_disable(p->listeners[i]);
 	}
 	p->paused = !on;
-	log_msg(on ? EV_ACCEPT_RESUMED : EV_ACCEPT_PAUSED, "%s", why);
+	if (why != NULL)
+		log_msg(on ? EV_ACCEPT_RESUMED : EV_ACCEPT_PAUSED, "%s", why);
 }
 
 /* A connection closed: accept again if we had stopped, or finish. */
@@ -101,7 +103,8 @@ proxy_conn_closed(void *arg)
 		return;
 	}
 	if (p->paused && p->env.nconns < p->rc->conf->max_connections)
-		proxy_set_accepting(p, true, "below max_connections");
+		proxy_set_accepting(p, true, p->fd_short ? NULL :
+		    "below max_connections");
 	if (p->env.nconns == 0 && !evtimer_pending(p->trim_ev, NULL)) {
 		struct timeval	 tv = { PROXY_TRIM_DELAY, 0 };
 
@@ -129,6 +132,11 @@ proxy_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 {
 	struct proxy	*p = arg;
 
+	if (p->fd_short) {
+		/* The retries were quiet: say once that it is over. */
+		p->fd_short = false;
+		log_msg(EV_ACCEPT_RESUMED, "file descriptors available again");
+	}
 	conn_new(&p->env, p->rc, fd, sa, (socklen_t)salen);
 	if (p->env.nconns >= p->rc->conf->max_connections)
 		proxy_set_accepting(p, false, "max_connections reached");
@@ -139,9 +147,9 @@ proxy_resume_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct proxy	*p = arg;
 
+	/* A quiet retry: accept_resumed comes with the first success. */
 	if (p->env.nconns < p->rc->conf->max_connections)
-		proxy_set_accepting(p, true, "retrying after running out "
-		    "of file descriptors");
+		proxy_set_accepting(p, true, NULL);
 }
 
 /* accept() failed: out of descriptors pauses, the rest is logged. */
@@ -154,7 +162,10 @@ proxy_accept_error_cb(struct evconnlistener *l, void *arg)
 
 	if (err == EMFILE || err == ENFILE || err == ENOBUFS ||
 	    err == ENOMEM) {
-		proxy_set_accepting(p, false, strerror(err));
+		/* Logged once per shortage, not at every retry. */
+		proxy_set_accepting(p, false, p->fd_short ? NULL :
+		    strerror(err));
+		p->fd_short = true;
 		evtimer_add(p->resume_ev, &tv);
 		return;
 	}
