@@ -35,7 +35,6 @@ struct tls_upstream_conn {
 	uint16_t		 port;
 	const struct pinset	*ps;
 	bool			 passed;
-	bool			 resumed;
 	struct pincheck_result	 res;
 	SSL_SESSION		*pending;	/* before the verdict */
 };
@@ -268,7 +267,6 @@ tls_upstream_resumed(SSL *ssl, struct pincheck_result *res)
 	tc = SSL_get_ex_data(ssl, tls_upstream_index);
 	if (tc == NULL || !SSL_session_reused(ssl))
 		return false;
-	tc->resumed = true;
 	/* The resumed session stands for the checked one: it passed too. */
 	tc->passed = true;
 	*res = tc->res;

@@ -46,20 +46,10 @@ struct tunnel_env {
 	SSL_CTX			*server;
 };
 
-enum tunnel_state {
-	TUNNEL_CONNECTING,	/* TCP to the CONNECT target */
-	TUNNEL_HELLO,		/* 200 sent; waiting for the ClientHello */
-	TUNNEL_UPSTREAM_TLS,	/* upstream handshake, verify, pins */
-	TUNNEL_CLIENT_TLS,	/* the client's handshake with our leaf */
-	TUNNEL_RELAY,
-	TUNNEL_REFUSED		/* alert queued; closing */
-};
-
 struct tunnel {
 	struct conn		*conn;		/* owns the tunnel */
 	struct tunnel_env	*env;		/* borrowed */
 	const struct conf	*conf;		/* borrowed from the conn */
-	enum tunnel_state	 state;
 	char			 connect_host[HOSTMATCH_NAME_MAX];
 	bool			 connect_by_ip;
 	uint16_t		 port;
@@ -69,7 +59,6 @@ struct tunnel {
 	struct relay		*relay;
 	struct event		*timer;		/* header_timeout */
 	struct clienthello	 hello;
-	bool			 have_hello;
 	/*
 	 * When nothing followed the CONNECT head, the hello is read with
 	 * MSG_PEEK and stays in the socket, so that the TLS server side can
@@ -127,7 +116,6 @@ tunnel_refuse(struct tunnel *t, unsigned char alert, int status)
 				     0 };
 
 	rec[6] = alert;
-	t->state = TUNNEL_REFUSED;
 	/* Unread bytes would turn the close into a reset that eats the alert. */
 	if (t->peeked)
 		tunnel_drain_peeked(t);
@@ -152,7 +140,6 @@ tunnel_relay_done_cb(struct relay *r, const char *why, void *arg)
 static void
 tunnel_relay(struct tunnel *t)
 {
-	t->state = TUNNEL_RELAY;
 	evtimer_del(t->timer);
 	t->relay = relay_new(conn_env(t->conn)->base,
 	    conn_client_bev(t->conn), upstream_bev(t->up),
@@ -252,7 +239,6 @@ tunnel_accept_client(struct tunnel *t)
 	}
 	conn_set_client_bev(t->conn, bev);
 	relay_tune(bev);
-	t->state = TUNNEL_CLIENT_TLS;
 	bufferevent_setcb(bev, NULL, NULL, tunnel_client_tls_event_cb, t);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
 	/* A buffered hello is below the filter: make it read that. */
@@ -321,7 +307,6 @@ tunnel_decide(struct tunnel *t, bool is_tls)
 		return;
 	}
 	t->mode = "intercept";
-	t->state = TUNNEL_UPSTREAM_TLS;
 	evtimer_del(t->timer);
 	bufferevent_disable(conn_client_bev(t->conn), EV_READ);
 	upstream_retarget(t->up, t->ps, t->host);
@@ -354,7 +339,6 @@ tunnel_hello(struct tunnel *t, const unsigned char *data, size_t len)
 		tunnel_decide(t, false);
 		return;
 	case CH_OK:
-		t->have_hello = true;
 		tunnel_decide(t, true);
 		return;
 	}
@@ -484,7 +468,6 @@ tunnel_connected_cb(struct upstream *u, enum upstream_status st, void *arg)
 		    HTTP_ERROR_CONNECT_FAILED, t->connect_host, expl);
 		return;
 	}
-	t->state = TUNNEL_HELLO;
 	evtimer_add(t->timer, &tv);
 	if (tunnel_start_peeking(t)) {
 		tunnel_peek(t);
