@@ -1,19 +1,66 @@
 /*
  * The byte relay used after an Upgrade, inside intercepted TLS and for
- * blind tunnels. Data moves buffer to buffer without copies; a side stops
- * reading while the other side's output is above the high watermark.
+ * blind tunnels. Between bufferevents, data moves buffer to buffer without
+ * copies and a side stops reading while the other side's output is above
+ * the high watermark. Between two plain sockets, each direction reads only
+ * once what it read before has been written: at most one read (or one
+ * pipe) is ever in flight, so memory stays bounded with no watermarks.
  */
+#include <sys/socket.h>
+
 #include <event2/buffer.h>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "relay.h"
 #include "xmalloc.h"
 
+/* Reads one wake-up may do per direction before others get their turn. */
+#define RELAY_ROUNDS		16
+
+/* What one step of a socket direction came to. */
+enum relay_step {
+	RELAY_MORE,		/* go on */
+	RELAY_BLOCKED,		/* wait for the socket to be ready */
+	RELAY_ENDED		/* the relay has ended: touch nothing */
+};
+
+/* One direction of a socket relay. */
+struct relay_way {
+	struct relay		*r;
+	evutil_socket_t		 from;
+	evutil_socket_t		 to;
+	const char		*from_error;	/* reasons for the debug log */
+	const char		*to_error;
+	struct event		*readable;	/* on from */
+	struct event		*writable;	/* on to, while a write waits */
+	struct evbuffer		*queue;		/* read, not yet written */
+	/*
+	 * Once a read fills the whole scratch buffer the direction is
+	 * carrying bulk data and moves it through this pipe with splice(2);
+	 * small exchanges never need one.
+	 */
+	int			 pipe[2];
+	size_t			 inpipe;
+	uint64_t		*moved;
+	bool			 eof;
+	/*
+	 * The last read came back short, so the socket had no more: the
+	 * (level-triggered) readable event says when it has, and a read to
+	 * hear EAGAIN would be wasted.
+	 */
+	bool			 drained;
+};
+
 struct relay {
 	struct bufferevent	*client;
 	struct bufferevent	*server;
+	bool			 sockets;	/* runs on the descriptors */
+	struct relay_way	 way[2];	/* up, down */
 	struct event		*idle_ev;
 	struct timeval		 idle;
 	uint64_t		 up;
@@ -23,12 +70,24 @@ struct relay {
 	void			*arg;
 };
 
+/* Small reads land here and are written at once; single-threaded. */
+static unsigned char	relay_scratch[RELAY_IO_MAX];
+
 /* Report the end once; the callee frees the relay. */
 static void
 relay_end(struct relay *r, const char *why)
 {
-	bufferevent_disable(r->client, EV_READ | EV_WRITE);
-	bufferevent_disable(r->server, EV_READ | EV_WRITE);
+	int	i;
+
+	if (r->sockets) {
+		for (i = 0; i < 2; i++) {
+			event_del(r->way[i].readable);
+			event_del(r->way[i].writable);
+		}
+	} else {
+		bufferevent_disable(r->client, EV_READ | EV_WRITE);
+		bufferevent_disable(r->server, EV_READ | EV_WRITE);
+	}
 	evtimer_del(r->idle_ev);
 	r->cb(r, why, r->arg);
 }
@@ -112,8 +171,9 @@ relay_idle_cb(evutil_socket_t fd, short what, void *arg)
 	relay_end(arg, "idle timeout");
 }
 
-struct relay *
-relay_new(struct event_base *base, struct bufferevent *client,
+/* The parts both kinds of relay share. */
+static struct relay *
+relay_alloc(struct event_base *base, struct bufferevent *client,
     struct bufferevent *server, unsigned int idle, relay_done_cb cb,
     void *arg)
 {
@@ -127,6 +187,204 @@ relay_new(struct event_base *base, struct bufferevent *client,
 	r->idle.tv_sec = idle;
 	r->idle_ev = evtimer_new(base, relay_idle_cb, r);
 	evtimer_add(r->idle_ev, &r->idle);
+	return r;
+}
+
+/* Wait until to can take more; read nothing new meanwhile. */
+static enum relay_step
+relay_way_block(struct relay_way *w)
+{
+	event_del(w->readable);
+	event_add(w->writable, NULL);
+	return RELAY_BLOCKED;
+}
+
+/* Write out what this direction holds: the queue, then the pipe. */
+static enum relay_step
+relay_way_flush(struct relay_way *w)
+{
+	ssize_t	 n;
+
+	while (evbuffer_get_length(w->queue) > 0) {
+		if (evbuffer_write(w->queue, w->to) == -1) {
+			if (errno == EAGAIN || errno == EINTR)
+				return relay_way_block(w);
+			relay_end(w->r, w->to_error);
+			return RELAY_ENDED;
+		}
+	}
+	while (w->inpipe > 0) {
+		n = splice(w->pipe[0], NULL, w->to, NULL, w->inpipe,
+		    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (n == -1) {
+			if (errno == EAGAIN || errno == EINTR)
+				return relay_way_block(w);
+			relay_end(w->r, w->to_error);
+			return RELAY_ENDED;
+		}
+		w->inpipe -= (size_t)n;
+	}
+	event_del(w->writable);
+	if (!w->r->closing)
+		event_add(w->readable, NULL);
+	return RELAY_MORE;
+}
+
+/* Switch to splice(2); without a pipe to be had, go on copying. */
+static void
+relay_way_pipe(struct relay_way *w)
+{
+	/* A pipe holds 64 KiB by default: one read, one splice. */
+	if (pipe2(w->pipe, O_NONBLOCK | O_CLOEXEC) == -1)
+		w->pipe[0] = w->pipe[1] = -1;
+}
+
+/* Read once from from; what was read is written or queued. */
+static enum relay_step
+relay_way_read(struct relay_way *w)
+{
+	ssize_t	 n, sent;
+
+	if (w->pipe[0] != -1)
+		n = splice(w->from, NULL, w->pipe[1], NULL, RELAY_IO_MAX,
+		    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	else
+		n = recv(w->from, relay_scratch, sizeof(relay_scratch), 0);
+	if (n == -1) {
+		if (errno == EAGAIN || errno == EINTR)
+			return RELAY_BLOCKED;
+		relay_end(w->r, w->from_error);
+		return RELAY_ENDED;
+	}
+	if (n == 0) {
+		/* Deliver what this side sent, read nothing more, then end. */
+		w->eof = true;
+		w->r->closing = true;
+		event_del(w->r->way[0].readable);
+		event_del(w->r->way[1].readable);
+		return RELAY_MORE;
+	}
+	*w->moved += (uint64_t)n;
+	w->drained = (size_t)n < RELAY_IO_MAX;
+	evtimer_add(w->r->idle_ev, &w->r->idle);
+	if (w->pipe[0] != -1) {
+		w->inpipe = (size_t)n;
+		return RELAY_MORE;
+	}
+	sent = send(w->to, relay_scratch, (size_t)n, MSG_NOSIGNAL);
+	if (sent == -1) {
+		if (errno != EAGAIN && errno != EINTR) {
+			relay_end(w->r, w->to_error);
+			return RELAY_ENDED;
+		}
+		sent = 0;
+	}
+	if (sent < n)
+		evbuffer_add(w->queue, relay_scratch + sent,
+		    (size_t)(n - sent));
+	if ((size_t)n == sizeof(relay_scratch))
+		relay_way_pipe(w);
+	return RELAY_MORE;
+}
+
+/* Move bytes one way until a socket would block or the relay ends. */
+static void
+relay_way_pump(struct relay_way *w)
+{
+	int	 i;
+
+	w->drained = false;
+	for (i = 0;; i++) {
+		/* Every read is followed by a flush: nothing waits unwritten. */
+		if (relay_way_flush(w) != RELAY_MORE)
+			return;
+		if (w->eof) {
+			relay_end(w->r, "closed");
+			return;
+		}
+		/* After RELAY_ROUNDS, the armed readable event returns. */
+		if (w->r->closing || w->drained || i == RELAY_ROUNDS)
+			return;
+		if (relay_way_read(w) != RELAY_MORE)
+			return;
+	}
+}
+
+static void
+relay_way_cb(evutil_socket_t fd, short what, void *arg)
+{
+	relay_way_pump(arg);
+}
+
+/* Set up one direction, taking the bytes it must send first. */
+static void
+relay_way_init(struct relay *r, struct relay_way *w, struct event_base *base,
+    struct bufferevent *from, struct bufferevent *to, uint64_t *moved)
+{
+	struct evbuffer	*out;
+
+	w->r = r;
+	w->from = bufferevent_getfd(from);
+	w->to = bufferevent_getfd(to);
+	w->from_error = from == r->client ? "client error" : "server error";
+	w->to_error = to == r->client ? "client error" : "server error";
+	w->pipe[0] = w->pipe[1] = -1;
+	w->moved = moved;
+	w->readable = event_new(base, w->from, EV_READ | EV_PERSIST,
+	    relay_way_cb, w);
+	w->writable = event_new(base, w->to, EV_WRITE | EV_PERSIST,
+	    relay_way_cb, w);
+	w->queue = evbuffer_new();
+	/*
+	 * Queued for to before the relay, then read from from: in order.
+	 * A bufferevent keeps the front of its output frozen for itself.
+	 */
+	out = bufferevent_get_output(to);
+	evbuffer_unfreeze(out, 1);
+	evbuffer_add_buffer(w->queue, out);
+	evbuffer_freeze(out, 1);
+	*moved += evbuffer_get_length(bufferevent_get_input(from));
+	evbuffer_add_buffer(w->queue, bufferevent_get_input(from));
+}
+
+struct relay *
+relay_new_sockets(struct event_base *base, struct bufferevent *client,
+    struct bufferevent *server, unsigned int idle, relay_done_cb cb,
+    void *arg)
+{
+	struct relay	*r;
+	int		 i;
+
+	r = relay_alloc(base, client, server, idle, cb, arg);
+	r->sockets = true;
+	bufferevent_disable(client, EV_READ | EV_WRITE);
+	bufferevent_disable(server, EV_READ | EV_WRITE);
+	bufferevent_setcb(client, NULL, NULL, NULL, NULL);
+	bufferevent_setcb(server, NULL, NULL, NULL, NULL);
+	bufferevent_set_timeouts(client, NULL, NULL);
+	bufferevent_set_timeouts(server, NULL, NULL);
+	relay_way_init(r, &r->way[0], base, client, server, &r->up);
+	relay_way_init(r, &r->way[1], base, server, client, &r->down);
+	for (i = 0; i < 2; i++) {
+		event_add(r->way[i].readable, NULL);
+		/*
+		 * Bytes already held go first, from the loop: a write that
+		 * fails here would end the relay before the caller has it.
+		 */
+		if (evbuffer_get_length(r->way[i].queue) > 0)
+			event_active(r->way[i].writable, EV_WRITE, 1);
+	}
+	return r;
+}
+
+struct relay *
+relay_new(struct event_base *base, struct bufferevent *client,
+    struct bufferevent *server, unsigned int idle, relay_done_cb cb,
+    void *arg)
+{
+	struct relay	*r;
+
+	r = relay_alloc(base, client, server, idle, cb, arg);
 	bufferevent_setcb(client, relay_read_cb, relay_write_cb,
 	    relay_event_cb, r);
 	bufferevent_setcb(server, relay_read_cb, relay_write_cb,
@@ -182,8 +440,21 @@ relay_counts(const struct relay *r, uint64_t *up, uint64_t *down)
 void
 relay_free(struct relay *r)
 {
+	struct relay_way	*w;
+	int			 i;
+
 	if (r == NULL)
 		return;
+	for (i = 0; r->sockets && i < 2; i++) {
+		w = &r->way[i];
+		event_free(w->readable);
+		event_free(w->writable);
+		evbuffer_free(w->queue);
+		if (w->pipe[0] != -1) {
+			close(w->pipe[0]);
+			close(w->pipe[1]);
+		}
+	}
 	event_free(r->idle_ev);
 	free(r);
 }

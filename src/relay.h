@@ -1,7 +1,9 @@
 /*
  * A two-way byte pump between two bufferevents, with watermarks so that
  * memory stays bounded whichever side is slow, and an idle timeout that
- * counts traffic in either direction.
+ * counts traffic in either direction. Between two plain sockets it runs on
+ * the descriptors themselves: writes go out at once, and bulk transfers
+ * move through a kernel pipe with splice(2) without entering user space.
  */
 #ifndef PINPROXY_RELAY_H
 #define PINPROXY_RELAY_H
@@ -31,6 +33,14 @@ typedef void (*relay_done_cb)(struct relay *, const char *why, void *arg);
 struct relay	*relay_new(struct event_base *base, struct bufferevent *client,
 		    struct bufferevent *server, unsigned int idle,
 		    relay_done_cb cb, void *arg);
+/*
+ * The same between two plain socket bufferevents, on their descriptors:
+ * the bufferevents are disabled and what they hold (read and not yet
+ * relayed, or queued and not yet written) goes first. Both stay borrowed.
+ */
+struct relay	*relay_new_sockets(struct event_base *base,
+		    struct bufferevent *client, struct bufferevent *server,
+		    unsigned int idle, relay_done_cb cb, void *arg);
 /*
  * The first non-empty extent of a buffer; false when it holds no byte.
  * (A buffer may hold empty chains, which evbuffer_peek also counts.)

@@ -136,14 +136,15 @@ tunnel_relay_done_cb(struct relay *r, const char *why, void *arg)
 	conn_tunnel_done(t->conn, t->mode, t->host, 200, up, down);
 }
 
-/* Both sides are ready: pump bytes. */
+/* Both sides are ready: pump bytes (a blind tunnel on the sockets). */
 static void
-tunnel_relay(struct tunnel *t)
+tunnel_relay(struct tunnel *t, bool blind)
 {
 	evtimer_del(t->timer);
-	t->relay = relay_new(conn_env(t->conn)->base,
-	    conn_client_bev(t->conn), upstream_bev(t->up),
-	    t->conf->idle_timeout, tunnel_relay_done_cb, t);
+	t->relay = (blind ? relay_new_sockets : relay_new)(
+	    conn_env(t->conn)->base, conn_client_bev(t->conn),
+	    upstream_bev(t->up), t->conf->idle_timeout, tunnel_relay_done_cb,
+	    t);
 }
 
 static void
@@ -153,7 +154,7 @@ tunnel_client_tls_event_cb(struct bufferevent *bev, short what, void *arg)
 	unsigned long	 e;
 
 	if (what & BEV_EVENT_CONNECTED) {
-		tunnel_relay(t);
+		tunnel_relay(t, false);
 		return;
 	}
 	metrics_inc(conn_env(t->conn)->sinks.metrics,
@@ -292,7 +293,7 @@ tunnel_decide(struct tunnel *t, bool is_tls)
 		tunnel_peek_done(t);
 		t->mode = "tunnel";
 		upstream_start_plain(t->up);
-		tunnel_relay(t);
+		tunnel_relay(t, true);
 		return;
 	}
 	if (t->ps == NULL && conf->unpinned == UNPINNED_BLOCK) {

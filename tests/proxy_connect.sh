@@ -352,6 +352,34 @@ check "unpinned = pass: pass.test was resolved with DNS" \
     test "$(origin_count "$TMP/dns.log" query '"pass.test"')" -ge 1
 check_log "unpinned = pass: access line mode=tunnel" "$TMP/a.log" \
     "$(kv event access)" "$(kv mode tunnel)" "$(kv host pass.test)"
+
+# Bulk data through a blind tunnel (moved with splice(2)): both ways, at
+# full speed and to a slow reader, every byte in order, and the pipes are
+# closed afterwards.
+sleep 0.5
+base=$(fd_count "$PP_A")
+want=$(python3 "$ORIGIN" --pattern 16777216 | sha256sum | cut -d ' ' -f 1)
+got=$(pcurl "$PA" --cacert "$PKI/root.pem" \
+    "https://pass.test:$OP/bytes/16777216" 2>"$TMP/tbig.err" |
+    sha256sum | cut -d ' ' -f 1)
+check_eq "blind tunnel: 16 MiB download, every byte" "$want" "$got"
+[ "$want" = "$got" ] || diag "curl: $(cat "$TMP/tbig.err")"
+want=$(python3 "$ORIGIN" --pattern 8388608 | sha256sum | cut -d ' ' -f 1)
+got=$(pcurl "$PA" --cacert "$PKI/root.pem" --limit-rate 4M \
+    "https://pass.test:$OP/bytes/8388608" 2>"$TMP/tslow.err" |
+    sha256sum | cut -d ' ' -f 1)
+check_eq "blind tunnel: 8 MiB to a reader limited to 4 MB/s, every byte" \
+    "$want" "$got"
+head -c 10485760 /dev/urandom >"$TMP/tup.bin"
+got=$(pcurl "$PA" --cacert "$PKI/root.pem" -H 'Expect:' \
+    --data-binary "@$TMP/tup.bin" "https://pass.test:$OP/echo" \
+    2>"$TMP/tup.err")
+check_eq "blind tunnel: 10 MiB upload, the origin got every byte" \
+    "$(sha256sum "$TMP/tup.bin" | cut -d ' ' -f 1) 10485760" "$got"
+check_log "blind tunnel: the access line counts the upload" "$TMP/a.log" \
+    "$(kv event access)" "$(kv mode tunnel)" "$(kv host pass.test)" \
+    '(^| )bytes_up=10[4-9][0-9]{5}( |$)'
+check_fds "blind tunnel bulk transfers" "$PP_A" "$base"
 connect block --proxy "$PB" --connect blocked.test:443 --sni blocked.test
 check_out "unpinned = block, CONNECT by name: 403" block status 403
 check_eq "unpinned = block, CONNECT by name: details=blocked" \
