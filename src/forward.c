@@ -182,6 +182,7 @@ forward_request_body(struct forward *f)
 		else if (consumed == 0 && v.iov_len == 0)
 			break;
 	}
+	relay_kick(ub);
 	if (f->req_done) {
 		/* Pipelined requests wait until this exchange ends. */
 		bufferevent_disable(cb, EV_READ);
@@ -272,6 +273,7 @@ forward_upstream_read(struct forward *f)
 		if (r == HTTP_BODY_COMPLETE && f->status >= 200)
 			f->resp_done = true;
 	}
+	relay_kick(cb);
 	if (f->resp_done) {
 		forward_done(f);
 		return;

@@ -434,6 +434,27 @@ proxy_via(char *buf, size_t len)
 	    r[3]);
 }
 
+/*
+ * The event loop. With the epoll changelist, changes to a descriptor's
+ * events within one turn of the loop are applied once, just before the
+ * next poll: a write event armed and disarmed in the same turn (see
+ * relay_kick) costs nothing. pinproxy never dup(2)s a watched descriptor,
+ * which is what the changelist cannot follow.
+ */
+static struct event_base *
+proxy_base(void)
+{
+	struct event_config	*cfg;
+	struct event_base	*base;
+
+	if ((cfg = event_config_new()) == NULL)
+		return NULL;
+	event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	base = event_base_new_with_config(cfg);
+	event_config_free(cfg);
+	return base;
+}
+
 /* Set up the resolver; PINPROXY_RESOLV_CONF names another resolv.conf. */
 static struct evdns_base *
 proxy_resolver(struct event_base *base)
@@ -529,7 +550,7 @@ proxy_main(struct conf *conf, const char *path, bool debug)
 		log_msg(EV_START_FAILED, "%s", err);
 		goto out;
 	}
-	if ((p.base = event_base_new()) == NULL ||
+	if ((p.base = proxy_base()) == NULL ||
 	    (p.dns = proxy_resolver(p.base)) == NULL) {
 		log_msg(EV_START_FAILED, "cannot set up the event loop");
 		goto out;

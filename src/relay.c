@@ -9,6 +9,8 @@
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_struct.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -116,6 +118,7 @@ relay_move(struct relay *r, struct bufferevent *src)
 		r->down += n;
 	evbuffer_add_buffer(bufferevent_get_output(dst), in);
 	evtimer_add(r->idle_ev, &r->idle);
+	relay_kick(dst);
 	relay_throttle(src, dst);
 }
 
@@ -421,6 +424,14 @@ relay_throttle(struct bufferevent *src, struct bufferevent *dst)
 		return;
 	bufferevent_disable(src, EV_READ);
 	bufferevent_setwatermark(dst, EV_WRITE, RELAY_HIGH_WATER / 2, 0);
+}
+
+void
+relay_kick(struct bufferevent *bev)
+{
+	if ((bufferevent_get_enabled(bev) & EV_WRITE) != 0 &&
+	    evbuffer_get_length(bufferevent_get_output(bev)) > 0)
+		event_active(&bev->ev_write, EV_WRITE, 1);
 }
 
 void
