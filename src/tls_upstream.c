@@ -63,25 +63,41 @@ tls_upstream_conn_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
 	free(tc);
 }
 
-/* Keep sess (taken over) for the host, port and pin set of tc. */
+/* Whether s holds a session for the host, port and pin set of tc. */
+static bool
+tls_upstream_same(const struct tls_upstream_session *s,
+    const struct tls_upstream_conn *tc)
+{
+	return s->sess != NULL && s->port == tc->port && s->ps == tc->ps &&
+	    strcmp(s->host, tc->host) == 0;
+}
+
+/*
+ * Keep sess (taken over) for the host, port and pin set of tc: up to
+ * TLS_UPSTREAM_PER_HOST of them, since each is used once and connections
+ * opened together each want one; beyond that the oldest of the host's
+ * goes, and when the cache is full the least recently kept of any.
+ */
 static void
 tls_upstream_keep(struct tls_upstream_conn *tc, SSL_SESSION *sess)
 {
 	struct tls_upstream		*t = tc->t;
-	struct tls_upstream_session	*s, *slot = NULL;
-	size_t				 i;
+	struct tls_upstream_session	*s, *oldest = NULL, *slot = NULL;
+	size_t				 i, same = 0;
 
 	for (i = 0; i < TLS_UPSTREAM_SESSIONS; i++) {
 		s = &t->sessions[i];
-		if (s->sess != NULL && s->port == tc->port &&
-		    s->ps == tc->ps && strcmp(s->host, tc->host) == 0) {
-			slot = s;
-			break;
+		if (tls_upstream_same(s, tc)) {
+			same++;
+			if (oldest == NULL || s->used < oldest->used)
+				oldest = s;
 		}
 		if (slot == NULL || (slot->sess != NULL &&
 		    (s->sess == NULL || s->used < slot->used)))
 			slot = s;
 	}
+	if (same >= TLS_UPSTREAM_PER_HOST)
+		slot = oldest;
 	SSL_SESSION_free(slot->sess);
 	xstrlcpy(slot->host, tc->host, sizeof(slot->host));
 	slot->port = tc->port;
@@ -187,31 +203,33 @@ tls_upstream_free(struct tls_upstream *t)
 	free(t);
 }
 
-/* Offer the kept session for tc's host, port and pin set, if any. */
+/* Offer the newest kept session for tc's host, port and pin set. */
 static void
 tls_upstream_offer(struct tls_upstream *t, SSL *ssl,
     struct tls_upstream_conn *tc)
 {
-	struct tls_upstream_session	*s;
+	struct tls_upstream_session	*s, *best = NULL;
 	size_t				 i;
 
 	for (i = 0; i < TLS_UPSTREAM_SESSIONS; i++) {
 		s = &t->sessions[i];
-		if (s->sess == NULL || s->port != tc->port || s->ps != tc->ps ||
-		    strcmp(s->host, tc->host) != 0)
+		if (!tls_upstream_same(s, tc))
 			continue;
 		if (!SSL_SESSION_is_resumable(s->sess)) {
 			SSL_SESSION_free(s->sess);
 			s->sess = NULL;
-			return;
+			continue;
 		}
-		/* A session is used once: tickets are not meant for reuse. */
-		SSL_set_session(ssl, s->sess);
-		SSL_SESSION_free(s->sess);
-		s->sess = NULL;
-		tc->res = s->res;
-		return;
+		if (best == NULL || s->used > best->used)
+			best = s;
 	}
+	if (best == NULL)
+		return;
+	/* A session is used once: tickets are not meant for reuse. */
+	SSL_set_session(ssl, best->sess);
+	SSL_SESSION_free(best->sess);
+	best->sess = NULL;
+	tc->res = best->res;
 }
 
 SSL *

@@ -20,6 +20,8 @@
 
 /* Sessions kept per generation, least recently used dropped first. */
 #define TLS_UPSTREAM_SESSIONS	256
+/* Sessions kept for one host, port and pin set. */
+#define TLS_UPSTREAM_PER_HOST	8
 
 struct tls_upstream;
 

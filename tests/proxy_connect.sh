@@ -444,6 +444,19 @@ pcurl "$PA" --http1.1 --cacert "$TMP/ca.pem" -o /dev/null \
 origin_settle "$TMP/or.log"
 check_eq "resumption: after a reload the handshake is full again" 2 \
     "$(origin_count "$TMP/or.log" tls '"resumed": false')"
+# The full handshake brought two tickets, both kept: two connections
+# opened together both resume.
+pcurl "$PA" --http1.1 --cacert "$TMP/ca.pem" -o /dev/null \
+    https://resume.test/hello 2>/dev/null &
+R1=$!
+pcurl "$PA" --http1.1 --cacert "$TMP/ca.pem" -o /dev/null \
+    https://resume.test/hello 2>/dev/null &
+R2=$!
+wait "$R1" "$R2"
+origin_settle "$TMP/or.log"
+check_eq "resumption: two connections at once both resume" "2 4" \
+    "$(origin_count "$TMP/or.log" tls '"resumed": false') \
+$(origin_count "$TMP/or.log" tls '"resumed": true')"
 for i in 1 2; do
 	pcurl "$PA" --http1.1 --cacert "$TMP/ca.pem" -o /dev/null \
 	    https://wrong.test/hello 2>/dev/null
