@@ -1,7 +1,8 @@
 #!/bin/bash
 # Benchmark pinproxy against its peers on this machine: an nginx TLS origin,
 # stunnel, squid (cache_peer and ssl_bump), sslsplit, mitmproxy, tinyproxy
-# and pinproxy's three paths, measured in interleaved rounds with
+# and pinproxy's three paths (interception also against a second origin
+# server that resumes TLS sessions), measured in interleaved rounds with
 # bench/loadgen.c, reported as a markdown table of medians with ratios to a
 # direct client-to-origin run. Everything runs on 127.0.0.1; every process
 # started here is stopped by PID on exit. See bench/README.md.
@@ -17,9 +18,10 @@ usage: bash bench/run.sh [options]
   --out FILE       write the report here too (default
                    /tmp/pinproxy-bench-results-YYYYMMDD.md)
   --only LIST      comma-separated rows to run (default: all), from:
-                   direct pinproxy-plain stunnel squid-plain
-                   pinproxy-intercept squid-bump sslsplit mitmproxy
-                   pinproxy-tunnel tinyproxy
+                   direct direct-shared pinproxy-plain stunnel
+                   squid-plain pinproxy-intercept
+                   pinproxy-intercept-resume squid-bump sslsplit
+                   mitmproxy pinproxy-tunnel tinyproxy
   --pinproxy FILE  use this pinproxy binary instead of building one
   --build-dir DIR  where to build pinproxy (default /tmp/pinproxy-bench-build)
   --no-install     do not run apt-get; peers that are missing are skipped
@@ -32,8 +34,9 @@ EOF
 
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 BENCH=$SRC/bench
-ALL_ROWS="direct pinproxy-plain stunnel squid-plain pinproxy-intercept
-squid-bump sslsplit mitmproxy pinproxy-tunnel tinyproxy"
+ALL_ROWS="direct direct-shared pinproxy-plain stunnel squid-plain
+pinproxy-intercept pinproxy-intercept-resume squid-bump sslsplit mitmproxy
+pinproxy-tunnel tinyproxy"
 
 QUICK=0
 ROUNDS=""
@@ -65,10 +68,13 @@ while [ $# -gt 0 ]; do
 	esac
 	shift
 done
+# NC1_DURATION: the new-connection run with one connection in flight.
 if [ "$QUICK" = 1 ]; then
 	: "${ROUNDS:=1}" "${DURATION:=2}"
+	NC1_DURATION=1
 else
 	: "${ROUNDS:=3}" "${DURATION:=10}"
+	NC1_DURATION=3
 fi
 : "${OUT:=/tmp/pinproxy-bench-results-$(date +%Y%m%d).md}"
 ROWS=$(echo "${ONLY:-$ALL_ROWS}" | tr ',' ' ')
@@ -294,14 +300,15 @@ build()
 		PINPROXY=$BUILD/pinproxy
 	fi
 	[ -x "$PINPROXY" ] || die "no pinproxy binary: $PINPROXY"
-	cc -O2 -Wall -o "$WORK/loadgen" "$BENCH/loadgen.c" -lssl -lcrypto ||
+	cc -O2 -Wall -Wextra -o "$WORK/loadgen" "$BENCH/loadgen.c" \
+	    -lssl -lcrypto ||
 	    die "cannot build bench/loadgen.c"
 }
 
 # ---------------------------------------------------------------------
 # The PKI: ECDSA P-256 root -> intermediate -> leaf for bench.test (and
-# tunnel.test, the unpinned name), and an interception CA shared by every
-# intercepting proxy.
+# resume.test, the name served by the resuming origin, and tunnel.test, the
+# unpinned name), and an interception CA shared by every intercepting proxy.
 
 pki_cnf()
 {
@@ -325,7 +332,7 @@ keyUsage = critical, digitalSignature
 extendedKeyUsage = serverAuth
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid:always
-subjectAltName = DNS:bench.test, DNS:tunnel.test
+subjectAltName = DNS:bench.test, DNS:resume.test, DNS:tunnel.test
 EOF
 }
 
@@ -389,6 +396,7 @@ render()
 {
 	sed -e "s|@WORK@|$WORK|g" -e "s|@PKI@|$PKI|g" -e "s|@DIR@|$3|g" \
 	    -e "s|@PORT@|$4|g" -e "s|@ORIGIN_PORT@|$ORIGIN_PORT|g" \
+	    -e "s|@RESUME_PORT@|$RESUME_PORT|g" \
 	    -e "s|@PIN_INTER@|$PIN_INTER|g" -e "s|@PIN_ROOT@|$PIN_ROOT|g" \
 	    "$BENCH/conf/$1" >"$2"
 }
@@ -397,6 +405,8 @@ render()
 # CPU placement: loadgen on CPU 0; with 3 or more CPUs the origin on 1
 # and the proxy on 2; with 2, the origin shares CPU 0 with loadgen and
 # the proxy has CPU 1 alone (the direct run moves the origin to CPU 1).
+# The direct-shared run leaves the origin where proxied runs have it: the
+# most a proxied run can reach with this layout.
 
 NPROC=$(nproc)
 if [ "$NPROC" -ge 3 ]; then
@@ -425,7 +435,9 @@ move_origin()
 }
 
 # ---------------------------------------------------------------------
-# The origin.
+# The origin: one nginx with two servers, the origin proper (every
+# handshake full) and the resuming origin (tickets and a session cache),
+# whose access log says for each request whether its session was resumed.
 
 start_origin()
 {
@@ -434,13 +446,41 @@ start_origin()
 	head -c 100 /dev/zero | tr '\0' 'x' >"$dir/www/small"
 	head -c $((BIG_MIB * 1048576)) /dev/urandom >"$dir/www/big"
 	ORIGIN_PORT=$(free_port)
+	RESUME_PORT=$(free_port)
+	while [ "$RESUME_PORT" = "$ORIGIN_PORT" ]; do
+		RESUME_PORT=$(free_port)
+	done
+	RESUME_LOG=$dir/resume-access.log
 	render nginx.conf.in "$dir/nginx.conf" "$dir" "$ORIGIN_PORT"
 	spawn ORIGIN_PID on_cpu "$ORIGIN_CPU" nginx -e "$dir/nginx-error.log" \
 	    -p "$dir" -c "$dir/nginx.conf"
-	wait_port "$ORIGIN_PORT" 10 "$ORIGIN_PID" ||
+	wait_port "$ORIGIN_PORT" 10 "$ORIGIN_PID" &&
+	    wait_port "$RESUME_PORT" 10 "$ORIGIN_PID" ||
 	    die "nginx does not start: $(tail -n 5 "$dir/nginx-error.log")"
-	echo "127.0.0.1 bench.test tunnel.test" >"$WORK/hosts"
+	echo "127.0.0.1 bench.test resume.test tunnel.test" >"$WORK/hosts"
 	echo "nameserver 127.0.0.1" >"$WORK/resolv.conf"
+}
+
+# resume_mark: how many lines the resuming origin has logged so far.
+resume_mark()
+{
+	if [ -f "$RESUME_LOG" ]; then
+		wc -l <"$RESUME_LOG"
+	else
+		echo 0
+	fi
+}
+
+# resume_since ROW WHAT MARK: record how many upstream handshakes (first
+# requests of a connection) the resuming origin saw after line MARK, and
+# how many of them resumed a session.
+resume_since()
+{
+	local n
+	n=$(awk -v m="$3" 'NR > m && $2 == 1 { t++; if ($3 == "r") r++ }
+	    END { print r + 0, t + 0 }' "$RESUME_LOG" 2>/dev/null)
+	record "$1" "${2}_resumed" "${n% *}"
+	record "$1" "${2}_handshakes" "${n#* }"
 }
 
 # ---------------------------------------------------------------------
@@ -550,7 +590,7 @@ client_args()
 {
 	local p=127.0.0.1:$2
 	case $1 in
-	direct)
+	direct|direct-shared)
 		LG_MODE=tls
 		LG=(-s "127.0.0.1:$ORIGIN_PORT" -A "$PKI/root.pem") ;;
 	pinproxy-plain|squid-plain)
@@ -560,6 +600,10 @@ client_args()
 	pinproxy-intercept)
 		LG_MODE=connect
 		LG=(-s "$p" -C bench.test:443 -A "$PKI/ica.pem") ;;
+	pinproxy-intercept-resume)
+		LG_MODE=connect
+		LG=(-s "$p" -C resume.test:443 -H resume.test \
+		    -A "$PKI/ica.pem") ;;
 	squid-bump)
 		# The bumped request goes where its Host header says.
 		LG_MODE=connect LG=(-s "$p" -C "bench.test:$ORIGIN_PORT" \
@@ -584,11 +628,16 @@ describe()
 {
 	case $1 in
 	direct)		echo "direct|TLS straight to the origin" ;;
+	direct-shared)	echo "direct|TLS straight to the origin, client" \
+			    "and origin sharing one CPU" ;;
 	pinproxy-plain)	echo "pinproxy|absolute-form → pinned TLS" ;;
 	stunnel)	echo "stunnel|origin-form → verified TLS" ;;
 	squid-plain)	echo "squid|absolute-form → TLS cache_peer" ;;
 	pinproxy-intercept)
 			echo "pinproxy|CONNECT, intercepted, pinned" ;;
+	pinproxy-intercept-resume)
+			echo "pinproxy|CONNECT, intercepted, pinned," \
+			    "upstream resumes" ;;
 	squid-bump)	echo "squid|CONNECT, ssl_bump" ;;
 	sslsplit)	echo "sslsplit|TLS in (static target), split" ;;
 	mitmproxy)	echo "mitmproxy|CONNECT, intercepted" ;;
@@ -649,21 +698,25 @@ errors_of()
 # measure ROW: one round of every measurement for one row.
 measure()
 {
-	local row=$1 port dir pid t0 t1 r0 r1 open i lgpid
+	local row=$1 port dir pid t0 t1 r0 r1 open i lgpid mark
 	port=$(free_port)
 	dir=$WORK/r$ROUND-$row
 	RUN=$dir
 	mkdir -p "$dir"
-	if [ "$row" != direct ]; then
+	case $row in
+	direct)
+		pid=""
+		move_origin "$DIRECT_CPU" ;;
+	direct-shared)
+		# The origin stays on ORIGIN_CPU, where proxied runs have it.
+		pid="" ;;
+	*)
 		if ! start_peer "$row" "$port" "$dir"; then
 			note "round $ROUND: $row skipped: $PEER_ERR"
 			return
 		fi
-		pid=$PEER_PID
-	else
-		pid=""
-		move_origin "$DIRECT_CPU"
-	fi
+		pid=$PEER_PID ;;
+	esac
 	client_args "$row" "$port"
 	say "round $ROUND: $row"
 
@@ -721,6 +774,7 @@ measure()
 	    "$(val keepalive requests)" 1000000
 	errors_of "$row" ka keepalive
 
+	mark=$(resume_mark)
 	t0=$(cpu_ticks "${pid:-$$}")
 	lg newconn $((DURATION + 90)) newconn -c "$NC_CONNS" \
 	    -d "$DURATION"
@@ -730,6 +784,20 @@ measure()
 	[ -n "$pid" ] && cpu_per "$row" cpu_conn_us $((t1 - t0)) \
 	    "$(val newconn connections)" 1000000
 	errors_of "$row" nc newconn
+	[ "$row" = pinproxy-intercept-resume ] && resume_since "$row" nc "$mark"
+
+	# Latency of a new connection alone: nothing queues behind another
+	# handshake, so what remains is the path itself (and any stall).
+	mark=$(resume_mark)
+	t0=$(cpu_ticks "${pid:-$$}")
+	lg newconn1 $((NC1_DURATION + 90)) newconn -c 1 -d "$NC1_DURATION"
+	t1=$(cpu_ticks "${pid:-$$}")
+	record "$row" nc1_p50 "$(val newconn1 p50_us)"
+	[ -n "$pid" ] && cpu_per "$row" cpu_conn1_us $((t1 - t0)) \
+	    "$(val newconn1 connections)" 1000000
+	errors_of "$row" nc1 newconn1
+	[ "$row" = pinproxy-intercept-resume ] &&
+	    resume_since "$row" nc1 "$mark"
 
 	t0=$(cpu_ticks "${pid:-$$}")
 	lg download 300 download
@@ -767,7 +835,7 @@ median()
 	    }'
 }
 
-# sumof ROW KEY: the sum over the rounds (for error counts).
+# sumof ROW KEY: the sum over the rounds (error and handshake counts).
 sumof()
 {
 	awk -F '\t' -v row="$1" -v key="$2" '$2 == row && $3 == key {
@@ -785,54 +853,80 @@ cell()
 	}'
 }
 
+# resume_note WHAT RUN CPUKEY: a note of the share of the resume row's
+# upstream handshakes that were resumed during the run WHAT (summed over
+# rounds), with the proxy's CPU per connection in that run.
+resume_note()
+{
+	local r t
+	r=$(sumof pinproxy-intercept-resume "${1}_resumed")
+	t=$(sumof pinproxy-intercept-resume "${1}_handshakes")
+	[ -n "$t" ] || return 0
+	awk -v r="${r:-0}" -v t="$t" -v run="$2" \
+	    -v cpu="$(median pinproxy-intercept-resume "$3")" 'BEGIN {
+		printf "- resume row: %.0f %% of upstream handshakes resumed" \
+		    " in the %s (%d of %d)", 100 * r / t, run, r, t
+		if (cpu != "")
+			printf "; proxy CPU %.0f µs / conn in that run", cpu
+		printf "\n"
+	}'
+}
+
 report()
 {
-	local row desc peer path d_ka d_p50 d_p99 d_nc d_dl errs e k
+	local row desc peer path d_ka d_p50 d_p99 d_nc d_nc1 d_dl errs e k
+	local resumed
 	d_ka=$(median direct ka_rate)
 	d_p50=$(median direct ka_p50)
 	d_p99=$(median direct ka_p99)
 	d_nc=$(median direct nc_rate)
+	d_nc1=$(median direct nc1_p50)
 	d_dl=$(median direct dl_mibs)
 	echo "# pinproxy benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
 	echo
 	echo "Machine: $NPROC CPU ($(grep -m1 'model name' /proc/cpuinfo |
 	    sed 's/.*: //')), $(uname -r). CPUs: loadgen ${LG_CPU:-any}," \
 	    "origin ${ORIGIN_CPU:-any} (${DIRECT_CPU:-any} in the direct" \
-	    "run), proxy ${PROXY_CPU:-any}."
+	    "run, ${ORIGIN_CPU:-any} in direct-shared)," \
+	    "proxy ${PROXY_CPU:-any}."
 	echo "Rounds: $ROUNDS (medians). Keep-alive: $KA_CONNS connections" \
 	    "× ${DURATION} s, ~100-byte responses. New connections:" \
-	    "$NC_CONNS at once × ${DURATION} s, one request each." \
+	    "$NC_CONNS at once × ${DURATION} s, one request each; then" \
+	    "1 at a time × ${NC1_DURATION} s." \
 	    "Download: one ${BIG_MIB} MiB response. Idle: $IDLE connections," \
 	    "each after one request."
 	echo
 	echo "| peer | path | keep-alive req/s | p50 µs | p99 µs |" \
-	    "new conn/s | ${BIG_MIB} MiB MiB/s | KiB / idle conn |" \
+	    "new conn/s | new conn p50 µs (1 in flight) |" \
+	    "${BIG_MIB} MiB MiB/s | KiB / idle conn |" \
 	    "CPU µs / req | CPU µs / conn | CPU ms / ${BIG_MIB} MiB |"
-	echo "|---|---|---|---|---|---|---|---|---|---|---|"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 	for row in $ROWS; do
 		desc=$(describe "$row")
 		peer=${desc%%|*}
 		path=${desc#*|}
 		errs=""
-		for k in warmup ka nc idle dl; do
+		for k in warmup ka nc nc1 idle dl; do
 			e=$(sumof "$row" "${k}_errors")
 			[ -n "$e" ] && errs="$errs $k:$e"
 		done
 		[ -n "$errs" ] && peer="$peer (errors:$errs)"
 		if [ "$row" = direct ]; then
-			printf '| %s | %s | %s | %s | %s | %s | %s |' \
+			printf '| %s | %s | %s | %s | %s | %s | %s | %s |' \
 			    "$peer" "$path" "$(cell "$d_ka")" \
 			    "$(cell "$d_p50")" "$(cell "$d_p99")" \
-			    "$(cell "$d_nc")" "$(cell "$d_dl" "" 1)"
+			    "$(cell "$d_nc")" "$(cell "$d_nc1")" \
+			    "$(cell "$d_dl" "" 1)"
 			echo ' – | – | – | – |'
 			continue
 		fi
-		printf '| %s | %s | %s | %s | %s | %s | %s | %s |' \
+		printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |' \
 		    "$peer" "$path" \
 		    "$(cell "$(median "$row" ka_rate)" "$d_ka")" \
 		    "$(cell "$(median "$row" ka_p50)" "$d_p50")" \
 		    "$(cell "$(median "$row" ka_p99)" "$d_p99")" \
 		    "$(cell "$(median "$row" nc_rate)" "$d_nc")" \
+		    "$(cell "$(median "$row" nc1_p50)" "$d_nc1")" \
 		    "$(cell "$(median "$row" dl_mibs)" "$d_dl" 1)" \
 		    "$(cell "$(median "$row" idle_kib)" "" 1)"
 		printf ' %s | %s | %s |\n' \
@@ -859,10 +953,13 @@ report()
 	    echo "- mitmproxy: $(mitmdump --version 2>&1 | head -n 1)"
 	command -v tinyproxy >/dev/null &&
 	    echo "- tinyproxy: $(tinyproxy -v 2>&1 | tail -n 1)"
-	if [ -n "$NOTES" ]; then
+	resumed=$(resume_note nc "new-connection run" cpu_conn_us
+	    resume_note nc1 "run with one connection in flight" cpu_conn1_us)
+	if [ -n "$NOTES" ] || [ -n "$resumed" ]; then
 		echo
 		echo "Notes:"
 		echo
+		[ -n "$resumed" ] && echo "$resumed"
 		printf '%s' "$NOTES"
 	fi
 }
