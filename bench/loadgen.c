@@ -102,6 +102,7 @@ struct opts {
 	double			 duration;
 	int			 idle;
 	double			 hold;
+	bool			 resume;
 };
 
 /* The buffers come last: conn_open() clears only what precedes them. */
@@ -178,7 +179,9 @@ usage(void)
 	    "  -d SECONDS    duration (keepalive, newconn; default 5)\n"
 	    "  -k K          idle connections to open and hold (default 1000)\n"
 	    "  -w SECONDS    longest hold of the idle connections "
-	    "(default 60)\n");
+	    "(default 60)\n"
+	    "  -R            resume TLS sessions (tls and connect): each new\n"
+	    "                connection offers a ticket an earlier one got\n");
 	exit(2);
 }
 
@@ -345,7 +348,7 @@ parse_args(struct opts *o, int argc, char **argv)
 	o->idle = 1000;
 	o->hold = 60;
 	optind = 3;
-	while ((ch = getopt(argc, argv, "s:H:C:S:A:P:c:d:k:w:")) != -1) {
+	while ((ch = getopt(argc, argv, "s:H:C:S:A:P:c:d:k:w:R")) != -1) {
 		switch (ch) {
 		case 's':
 			o->server_text = optarg;
@@ -374,6 +377,9 @@ parse_args(struct opts *o, int argc, char **argv)
 		case 'k':
 			o->idle = parse_count(optarg);
 			break;
+		case 'R':
+			o->resume = true;
+			break;
 		case 'w':
 			o->hold = parse_seconds(optarg);
 			break;
@@ -397,6 +403,34 @@ parse_args(struct opts *o, int argc, char **argv)
 		die("TLS modes need -A CAFILE");
 }
 
+/* Session tickets for -R, newest first; the oldest go when it is full. */
+#define STASH_MAX	256
+static SSL_SESSION	*stash[STASH_MAX];
+static int		 nstash;
+static uint64_t		 resumed;
+
+static int
+stash_put(SSL *ssl, SSL_SESSION *sess)
+{
+	(void)ssl;
+	if (nstash == STASH_MAX) {
+		SSL_SESSION_free(stash[0]);
+		memmove(stash, stash + 1, sizeof(stash[0]) * (STASH_MAX - 1));
+		nstash--;
+	}
+	stash[nstash++] = sess;
+	return 1;	/* the reference is ours */
+}
+
+static void
+stash_offer(SSL *ssl)
+{
+	if (nstash == 0)
+		return;
+	SSL_set_session(ssl, stash[--nstash]);
+	SSL_SESSION_free(stash[nstash]);
+}
+
 static SSL_CTX *
 tls_context(const struct opts *o)
 {
@@ -407,9 +441,16 @@ tls_context(const struct opts *o)
 		die("SSL_CTX_new failed");
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-	/* Every connection is a full handshake: that is what is measured. */
-	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+	if (o->resume) {
+		/* Tickets go to a stash; each is offered once. */
+		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT |
+		    SSL_SESS_CACHE_NO_INTERNAL_STORE);
+		SSL_CTX_sess_set_new_cb(ctx, stash_put);
+	} else {
+		/* Every connection is a full handshake: what is measured. */
+		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+		SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+	}
 	if (SSL_CTX_load_verify_locations(ctx, o->cafile, NULL) != 1)
 		die("cannot load %s", o->cafile);
 	if (SSL_CTX_set_alpn_protos(ctx, alpn, sizeof(alpn) - 1) != 0)
@@ -591,6 +632,8 @@ conn_transport_ready(struct run *r, struct conn *c)
 		if (SSL_set1_host(c->ssl, r->o.sni) != 1)
 			die("SSL_set1_host failed");
 		SSL_set_connect_state(c->ssl);
+		if (r->o.resume)
+			stash_offer(c->ssl);
 		c->state = CS_TLS;
 		return;
 	}
@@ -842,6 +885,8 @@ conn_drive(struct run *r, struct conn *c)
 			ERR_clear_error();
 			rv = SSL_connect(c->ssl);
 			if (rv == 1) {
+				if (SSL_session_reused(c->ssl))
+					resumed++;
 				conn_send_request(r, c);
 				break;
 			}
@@ -1021,9 +1066,9 @@ test_newconn(struct run *r)
 	qsort(r->lat.v, r->lat.n, sizeof(*r->lat.v), cmp_u32);
 	print_common(r);
 	printf(" conns=%d secs=%.3f connections=%" PRIu64 " errors=%" PRIu64
-	    " rate=%.1f p50_us=%u p99_us=%u\n", r->nconns, secs, r->done,
-	    r->errors, (double)r->done / secs, samples_pct(&r->lat, 50),
-	    samples_pct(&r->lat, 99));
+	    " rate=%.1f p50_us=%u p99_us=%u resumed=%" PRIu64 "\n",
+	    r->nconns, secs, r->done, r->errors, (double)r->done / secs,
+	    samples_pct(&r->lat, 50), samples_pct(&r->lat, 99), resumed);
 }
 
 /* One connection, one large response, timed from request to last byte. */

@@ -601,9 +601,11 @@ client_args()
 		LG_MODE=connect
 		LG=(-s "$p" -C bench.test:443 -A "$PKI/ica.pem") ;;
 	pinproxy-intercept-resume)
+		# Both legs resume: the client its sessions with pinproxy
+		# (-R), pinproxy its checked sessions with the origin.
 		LG_MODE=connect
 		LG=(-s "$p" -C resume.test:443 -H resume.test \
-		    -A "$PKI/ica.pem") ;;
+		    -A "$PKI/ica.pem" -R) ;;
 	squid-bump)
 		# The bumped request goes where its Host header says.
 		LG_MODE=connect LG=(-s "$p" -C "bench.test:$ORIGIN_PORT" \
@@ -637,7 +639,7 @@ describe()
 			echo "pinproxy|CONNECT, intercepted, pinned" ;;
 	pinproxy-intercept-resume)
 			echo "pinproxy|CONNECT, intercepted, pinned," \
-			    "upstream resumes" ;;
+			    "sessions resumed on both legs" ;;
 	squid-bump)	echo "squid|CONNECT, ssl_bump" ;;
 	sslsplit)	echo "sslsplit|TLS in (static target), split" ;;
 	mitmproxy)	echo "mitmproxy|CONNECT, intercepted" ;;
@@ -784,7 +786,12 @@ measure()
 	[ -n "$pid" ] && cpu_per "$row" cpu_conn_us $((t1 - t0)) \
 	    "$(val newconn connections)" 1000000
 	errors_of "$row" nc newconn
-	[ "$row" = pinproxy-intercept-resume ] && resume_since "$row" nc "$mark"
+	if [ "$row" = pinproxy-intercept-resume ]; then
+		resume_since "$row" nc "$mark"
+		record "$row" nc_client_resumed "$(val newconn resumed)"
+		record "$row" nc_client_handshakes \
+		    "$(val newconn connections)"
+	fi
 
 	# Latency of a new connection alone: nothing queues behind another
 	# handshake, so what remains is the path itself (and any stall).
@@ -796,8 +803,12 @@ measure()
 	[ -n "$pid" ] && cpu_per "$row" cpu_conn1_us $((t1 - t0)) \
 	    "$(val newconn1 connections)" 1000000
 	errors_of "$row" nc1 newconn1
-	[ "$row" = pinproxy-intercept-resume ] &&
-	    resume_since "$row" nc1 "$mark"
+	if [ "$row" = pinproxy-intercept-resume ]; then
+		resume_since "$row" nc1 "$mark"
+		record "$row" nc1_client_resumed "$(val newconn1 resumed)"
+		record "$row" nc1_client_handshakes \
+		    "$(val newconn1 connections)"
+	fi
 
 	t0=$(cpu_ticks "${pid:-$$}")
 	lg download 300 download
@@ -858,14 +869,20 @@ cell()
 # rounds), with the proxy's CPU per connection in that run.
 resume_note()
 {
-	local r t
+	local r t cr ct
 	r=$(sumof pinproxy-intercept-resume "${1}_resumed")
 	t=$(sumof pinproxy-intercept-resume "${1}_handshakes")
+	cr=$(sumof pinproxy-intercept-resume "${1}_client_resumed")
+	ct=$(sumof pinproxy-intercept-resume "${1}_client_handshakes")
 	[ -n "$t" ] || return 0
-	awk -v r="${r:-0}" -v t="$t" -v run="$2" \
+	awk -v r="${r:-0}" -v t="$t" -v run="$2" -v cr="${cr:-0}" \
+	    -v ct="${ct:-0}" \
 	    -v cpu="$(median pinproxy-intercept-resume "$3")" 'BEGIN {
 		printf "- resume row: %.0f %% of upstream handshakes resumed" \
 		    " in the %s (%d of %d)", 100 * r / t, run, r, t
+		if (ct > 0)
+			printf ", %.0f %% of the client'"'"'s with pinproxy" \
+			    " (%d of %d)", 100 * cr / ct, cr, ct
 		if (cpu != "")
 			printf "; proxy CPU %.0f µs / conn in that run", cpu
 		printf "\n"
