@@ -697,10 +697,34 @@ errors_of()
 	fi
 }
 
+# newconn_run ROW PID KEY NAME CONNS SECONDS CPUKEY: the new-connection
+# test with CONNS at once, recorded under KEY (rate, p50, errors, and for
+# the resume row the resumed shares) with the proxy's CPU per connection
+# under CPUKEY.
+newconn_run()
+{
+	local row=$1 pid=$2 key=$3 name=$4 t0 t1 mark
+	mark=$(resume_mark)
+	t0=$(cpu_ticks "${pid:-$$}")
+	lg "$name" $(($6 + 90)) newconn -c "$5" -d "$6"
+	t1=$(cpu_ticks "${pid:-$$}")
+	record "$row" "${key}_rate" "$(val "$name" rate)"
+	record "$row" "${key}_p50" "$(val "$name" p50_us)"
+	[ -n "$pid" ] && cpu_per "$row" "$7" $((t1 - t0)) \
+	    "$(val "$name" connections)" 1000000
+	errors_of "$row" "$key" "$name"
+	if [ "$row" = pinproxy-intercept-resume ]; then
+		resume_since "$row" "$key" "$mark"
+		record "$row" "${key}_client_resumed" "$(val "$name" resumed)"
+		record "$row" "${key}_client_handshakes" \
+		    "$(val "$name" connections)"
+	fi
+}
+
 # measure ROW: one round of every measurement for one row.
 measure()
 {
-	local row=$1 port dir pid t0 t1 r0 r1 open i lgpid mark
+	local row=$1 port dir pid t0 t1 r0 r1 open i lgpid
 	port=$(free_port)
 	dir=$WORK/r$ROUND-$row
 	RUN=$dir
@@ -776,39 +800,11 @@ measure()
 	    "$(val keepalive requests)" 1000000
 	errors_of "$row" ka keepalive
 
-	mark=$(resume_mark)
-	t0=$(cpu_ticks "${pid:-$$}")
-	lg newconn $((DURATION + 90)) newconn -c "$NC_CONNS" \
-	    -d "$DURATION"
-	t1=$(cpu_ticks "${pid:-$$}")
-	record "$row" nc_rate "$(val newconn rate)"
-	record "$row" nc_p50 "$(val newconn p50_us)"
-	[ -n "$pid" ] && cpu_per "$row" cpu_conn_us $((t1 - t0)) \
-	    "$(val newconn connections)" 1000000
-	errors_of "$row" nc newconn
-	if [ "$row" = pinproxy-intercept-resume ]; then
-		resume_since "$row" nc "$mark"
-		record "$row" nc_client_resumed "$(val newconn resumed)"
-		record "$row" nc_client_handshakes \
-		    "$(val newconn connections)"
-	fi
-
+	newconn_run "$row" "$pid" nc newconn "$NC_CONNS" "$DURATION" \
+	    cpu_conn_us
 	# Latency of a new connection alone: nothing queues behind another
 	# handshake, so what remains is the path itself (and any stall).
-	mark=$(resume_mark)
-	t0=$(cpu_ticks "${pid:-$$}")
-	lg newconn1 $((NC1_DURATION + 90)) newconn -c 1 -d "$NC1_DURATION"
-	t1=$(cpu_ticks "${pid:-$$}")
-	record "$row" nc1_p50 "$(val newconn1 p50_us)"
-	[ -n "$pid" ] && cpu_per "$row" cpu_conn1_us $((t1 - t0)) \
-	    "$(val newconn1 connections)" 1000000
-	errors_of "$row" nc1 newconn1
-	if [ "$row" = pinproxy-intercept-resume ]; then
-		resume_since "$row" nc1 "$mark"
-		record "$row" nc1_client_resumed "$(val newconn1 resumed)"
-		record "$row" nc1_client_handshakes \
-		    "$(val newconn1 connections)"
-	fi
+	newconn_run "$row" "$pid" nc1 newconn1 1 "$NC1_DURATION" cpu_conn1_us
 
 	t0=$(cpu_ticks "${pid:-$$}")
 	lg download 300 download
