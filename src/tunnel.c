@@ -604,6 +604,12 @@ tunnel_env_new(const struct conf *conf, char *err, size_t errlen)
 	SSL_CTX_set_min_proto_version(te->server, TLS1_2_VERSION);
 	SSL_CTX_set_mode(te->server, SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_options(te->server, SSL_OP_NO_RENEGOTIATION);
+	/*
+	 * One TLS 1.3 ticket is what a client's next connection resumes
+	 * with; OpenSSL's default second one costs an encryption on every
+	 * intercepted handshake.
+	 */
+	SSL_CTX_set_num_tickets(te->server, 1);
 	SSL_CTX_set_alpn_select_cb(te->server, tunnel_alpn_cb, NULL);
 	return te;
 fail:
