@@ -996,8 +996,17 @@ run_alloc(struct run *r, int n)
 static void
 print_common(const struct run *r)
 {
-	printf("mode=%s test=%s server=%s", mode_names[r->o.mode],
-	    test_names[r->o.test], r->o.server_text);
+	struct rusage	ru;
+	uint64_t	cpu_us = 0;
+
+	/* The client's own CPU: with the origin's, the cost of the endpoints. */
+	if (getrusage(RUSAGE_SELF, &ru) == 0)
+		cpu_us = (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) *
+		    1000000 + (uint64_t)(ru.ru_utime.tv_usec +
+		    ru.ru_stime.tv_usec);
+	printf("mode=%s test=%s server=%s cpu_us=%" PRIu64,
+	    mode_names[r->o.mode], test_names[r->o.test], r->o.server_text,
+	    cpu_us);
 }
 
 /* Many keep-alive connections, one request in flight on each. */
