@@ -933,8 +933,8 @@ report()
 	    "× ${DURATION} s, ~100-byte responses. New connections:" \
 	    "$NC_CONNS at once × ${DURATION} s, one request each; then" \
 	    "1 at a time × ${NC1_DURATION} s." \
-	    "Download: one ${BIG_MIB} MiB response. Idle: $IDLE connections," \
-	    "each after one request."
+	    "Download: three ${BIG_MIB} MiB responses a round." \
+	    "Idle: $IDLE connections, each after one request."
 	echo
 	echo "| peer | path | keep-alive req/s | p50 µs | p99 µs |" \
 	    "new conn/s | new conn p50 µs (1 in flight) |" \
