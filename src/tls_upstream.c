@@ -277,6 +277,17 @@ fail:
 	return NULL;
 }
 
+/* tc's handshake passed: keep a session that came before the verdict. */
+static void
+tls_upstream_pass(struct tls_upstream_conn *tc)
+{
+	tc->passed = true;
+	if (tc->pending != NULL) {
+		tls_upstream_keep(tc, tc->pending);
+		tc->pending = NULL;
+	}
+}
+
 bool
 tls_upstream_resumed(SSL *ssl, struct pincheck_result *res)
 {
@@ -286,7 +297,7 @@ tls_upstream_resumed(SSL *ssl, struct pincheck_result *res)
 	if (tc == NULL || !SSL_session_reused(ssl))
 		return false;
 	/* The resumed session stands for the checked one: it passed too. */
-	tc->passed = true;
+	tls_upstream_pass(tc);
 	*res = tc->res;
 	return true;
 }
@@ -299,12 +310,8 @@ tls_upstream_passed(SSL *ssl, const struct pincheck_result *res)
 	tc = SSL_get_ex_data(ssl, tls_upstream_index);
 	if (tc == NULL)
 		return;
-	tc->passed = true;
 	tc->res = *res;
-	if (tc->pending != NULL) {
-		tls_upstream_keep(tc, tc->pending);
-		tc->pending = NULL;
-	}
+	tls_upstream_pass(tc);
 }
 
 size_t
