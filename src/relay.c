@@ -61,8 +61,7 @@ struct relay_way {
 struct relay {
 	struct bufferevent	*client;
 	struct bufferevent	*server;
-	bool			 sockets;	/* runs on the descriptors */
-	struct relay_way	 way[2];	/* up, down */
+	struct relay_way	*way;		/* [2] up, down; on sockets only */
 	struct event		*idle_ev;
 	struct timeval		 idle;
 	uint64_t		 up;
@@ -81,7 +80,7 @@ relay_end(struct relay *r, const char *why)
 {
 	int	i;
 
-	if (r->sockets) {
+	if (r->way != NULL) {
 		for (i = 0; i < 2; i++) {
 			event_del(r->way[i].readable);
 			event_del(r->way[i].writable);
@@ -285,7 +284,7 @@ relay_way_read(struct relay_way *w)
 	if (sent < n)
 		evbuffer_add(w->queue, relay_scratch + sent,
 		    (size_t)(n - sent));
-	if ((size_t)n == sizeof(relay_scratch))
+	if (!w->drained)
 		relay_way_pipe(w);
 	return RELAY_MORE;
 }
@@ -359,7 +358,7 @@ relay_new_sockets(struct event_base *base, struct bufferevent *client,
 	int		 i;
 
 	r = relay_alloc(base, client, server, idle, cb, arg);
-	r->sockets = true;
+	r->way = xcalloc(2, sizeof(*r->way));
 	bufferevent_disable(client, EV_READ | EV_WRITE);
 	bufferevent_disable(server, EV_READ | EV_WRITE);
 	bufferevent_setcb(client, NULL, NULL, NULL, NULL);
@@ -456,7 +455,7 @@ relay_free(struct relay *r)
 
 	if (r == NULL)
 		return;
-	for (i = 0; r->sockets && i < 2; i++) {
+	for (i = 0; r->way != NULL && i < 2; i++) {
 		w = &r->way[i];
 		event_free(w->readable);
 		event_free(w->writable);
@@ -467,5 +466,6 @@ relay_free(struct relay *r)
 		}
 	}
 	event_free(r->idle_ev);
+	free(r->way);
 	free(r);
 }
