@@ -146,6 +146,14 @@ openssl verify -CAfile "$TMP/ca.pem" "$TMP/api-leaf.pem" >"$TMP/verify.out" \
     2>&1
 check_eq "intercepted CONNECT: the leaf verifies against pinproxy's CA" \
     "$TMP/api-leaf.pem: OK" "$(cat "$TMP/verify.out")"
+# One TLS 1.3 ticket per handshake: what the next connection resumes with.
+printf 'GET /hello HTTP/1.1\r\nHost: api.test\r\nConnection: close\r\n\r\n' |
+    openssl s_client -proxy "127.0.0.1:$PA" -connect api.test:443 \
+    -servername api.test -CAfile "$TMP/ca.pem" -tls1_3 -ign_eof -msg \
+    >"$TMP/ticket.sclient" 2>&1
+check_eq "intercepted CONNECT: one session ticket for the client" "1 yes" \
+    "$(grep -c '<<< .*NewSessionTicket' "$TMP/ticket.sclient") \
+$(grep -q 'hello from origin' "$TMP/ticket.sclient" && echo yes)"
 sans=$(openssl x509 -noout -ext subjectAltName -in "$TMP/api-leaf.pem" \
     2>&1 | sed -n '2,$p' | tr -d ' ')
 check_eq "intercepted CONNECT: the leaf has exactly one SAN, DNS:api.test" \
