@@ -1,8 +1,9 @@
 #!/bin/bash
 # pinproxy's limits end to end: malformed and oversized request heads,
 # slow clients, ambiguous framing, client addresses, requests to itself,
-# and memory that stays bounded while a client reads a large body slowly.
-# Everything runs on 127.0.0.1 with a TLS test origin (tests/origin.py).
+# and memory that stays bounded while a client reads a large body slowly
+# or not at all. Everything runs on 127.0.0.1 with a TLS test origin
+# (tests/origin.py).
 
 . "${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}/tests/lib.sh"
 
@@ -96,12 +97,32 @@ pin = $PIN_RSA
 connect_to = 127.0.0.1:$OM
 EOF
 
+# Instance H: CONNECT interception only, header_timeout = 1s.
+PH=$(free_port)
+cat >"$TMP/h.conf" <<EOF
+[proxy]
+listen = 127.0.0.1:$PH
+ca_cert = $TMP/ca-h.pem
+ca_key = $TMP/ca-h.key
+trust = $PKI/root.pem
+header_timeout = 1s
+shutdown_timeout = 2s
+
+[pins:set-api]
+hosts = api.test
+pin = $PIN_INTER
+pin = $PIN_RSA
+connect_to = 127.0.0.1:$OM
+EOF
+
 small_quarantine
 
 check "pinproxy L listens on 127.0.0.1:$PL" \
     start_pinproxy PP_L "$PL" "$TMP/l.conf" "$TMP/l.log"
 check "pinproxy D listens on 127.0.0.1:$PD" \
     start_pinproxy PP_D "$PD" "$TMP/d.conf" "$TMP/d.log"
+check "pinproxy H listens on 127.0.0.1:$PH" \
+    start_pinproxy PP_H "$PH" "$TMP/h.conf" "$TMP/h.log"
 
 # The pinned origin works through L, so that what follows is about limits.
 got=$(pcurl "$PL" http://api.test/hello 2>&1)
@@ -203,7 +224,50 @@ else
 fi
 check "pinproxy L still runs after the slow reader left" kill -0 "$PP_L"
 
+# hclient NAME PROXY CA ARGS...: tests/connect_client.py to api.test
+# through PROXY, trusting CA; its output in $TMP/NAME.out.
+hclient()
+{
+	local name=$1 proxy=$2 ca=$3
+	shift 3
+	python3 "$CLIENT" --proxy "$proxy" --connect api.test:443 \
+	    --sni api.test --cafile "$ca" "$@" >"$TMP/$name.out" 2>&1
+}
+
+# outval NAME KEY: the value of KEY= in $TMP/NAME.out.
+outval()
+{
+	sed -n "s/^$2=//p" "$TMP/$1.out" 2>/dev/null | head -n 1
+}
+
+# An intercepted client sends its ClientHello in the same write as the
+# CONNECT head, asks for 200 MiB and stops reading: pinproxy stops reading
+# the origin instead of buffering the body.
+hclient warm "$PH" "$TMP/ca-h.pem" --hello-with-connect --get /hello
+check_eq "H: hello sent with the CONNECT head: intercepted and served" \
+    'hello from origin\n' "$(outval warm body)"
+before=$(rss_kb "$PP_H")
+spawn STOPPED hclient stopped "$PH" "$TMP/ca-h.pem" --hello-with-connect \
+    --get /bytes/209715200 --stop-reading 1048576 --hold 6 --timeout 20
+max=${before:-0}
+for i in $(seq 150); do
+	kill -0 "$STOPPED" 2>/dev/null || break
+	r=$(rss_kb "$PP_H")
+	[ "${r:-0}" -gt "$max" ] && max=$r
+	sleep 0.1
+done
+wait "$STOPPED" 2>/dev/null
+check "stopped reader: it received its first MiB" \
+    test "$(outval stopped received)" -ge 1048576
+check_eq "stopped reader: it held the tunnel without reading" 6 \
+    "$(outval stopped held)"
+diag "VmRSS of H before ${before:-?} KiB, peak $max KiB"
+check "stopped reader (hello with the CONNECT head): VmRSS grows by \
+less than 32 MiB" test -n "$before" -a $((max - ${before:-0})) -lt \
+    "$RSS_LIMIT_KB"
+
 stop_pinproxy "$PP_L" "$TMP/l.log"
 stop_pinproxy "$PP_D" "$TMP/d.log"
+stop_pinproxy "$PP_H" "$TMP/h.log"
 
 done_testing
