@@ -61,6 +61,7 @@ struct tunnel {
 	struct upstream		*up;
 	struct relay		*relay;
 	struct event		*timer;		/* header_timeout */
+	bool			 handshaking;	/* the client's TLS, forged leaf */
 	struct clienthello	 hello;
 	/*
 	 * When nothing followed the CONNECT head, the hello is read with
@@ -147,6 +148,8 @@ static void
 tunnel_relay(struct tunnel *t, bool blind)
 {
 	evtimer_del(t->timer);
+	t->handshaking = false;
+	bufferevent_setwatermark(upstream_bev(t->up), EV_READ, 0, 0);
 	t->relay = (blind ? relay_new_sockets : relay_new)(
 	    conn_env(t->conn)->base, conn_client_bev(t->conn),
 	    upstream_bev(t->up), t->conf->idle_timeout, tunnel_relay_done_cb,
@@ -313,6 +316,18 @@ tunnel_client_tls(struct tunnel *t, SSL *ssl)
 	return bev;
 }
 
+/* The upstream ended before the relay began: so does the client. */
+static void
+tunnel_upstream_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct tunnel	*t = arg;
+
+	log_msg(EV_DEBUG, "client %s: the upstream for %s %s before the "
+	    "relay", conn_client(t->conn), t->host, (what & BEV_EVENT_EOF) ?
+	    "closed" : "failed");
+	conn_tunnel_done(t->conn, t->mode, t->host, 502, 0, 0);
+}
+
 /* Answer the client's hello with a forged leaf, on its socket. */
 static void
 tunnel_handshake_client(struct tunnel *t)
@@ -357,11 +372,17 @@ tunnel_flushed_cb(struct bufferevent *bev, void *arg)
 		tunnel_handshake_client(t);
 }
 
-/* The upstream passed: answer the client's hello once the 200 is out. */
+/*
+ * The upstream passed. From here the client's handshake runs under
+ * header_timeout, and an upstream that ends before the relay ends the
+ * connection; what it sends meanwhile waits, up to RELAY_HIGH_WATER.
+ */
 static void
 tunnel_accept_client(struct tunnel *t)
 {
 	struct bufferevent	*under = conn_client_bev(t->conn);
+	struct bufferevent	*up = upstream_bev(t->up);
+	struct timeval		 tv = { t->conf->header_timeout, 0 };
 	const unsigned char	*sel;
 	unsigned int		 sel_len;
 
@@ -370,6 +391,11 @@ tunnel_accept_client(struct tunnel *t)
 		memcpy(t->alpn, sel, sel_len);
 		t->alpn_len = (unsigned char)sel_len;
 	}
+	t->handshaking = true;
+	evtimer_add(t->timer, &tv);
+	bufferevent_setcb(up, NULL, NULL, tunnel_upstream_event_cb, t);
+	bufferevent_setwatermark(up, EV_READ, 0, RELAY_HIGH_WATER);
+	bufferevent_enable(up, EV_READ);
 	if (evbuffer_get_length(bufferevent_get_output(under)) > 0) {
 		/* The socket changes hands only once the 200 is out. */
 		bufferevent_setcb(under, NULL, tunnel_flushed_cb,
@@ -582,9 +608,11 @@ tunnel_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct tunnel	*t = arg;
 
-	log_msg(EV_DEBUG, "client %s: no ClientHello within %us",
-	    conn_client(t->conn), t->conf->header_timeout);
-	conn_tunnel_done(t->conn, t->mode, t->connect_host, 408, 0, 0);
+	log_msg(EV_DEBUG, "client %s: no %s within %us",
+	    conn_client(t->conn), t->handshaking ? "complete TLS handshake" :
+	    "ClientHello", t->conf->header_timeout);
+	conn_tunnel_done(t->conn, t->mode, t->handshaking ? t->host :
+	    t->connect_host, 408, 0, 0);
 }
 
 static void

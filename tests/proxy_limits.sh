@@ -1,9 +1,10 @@
 #!/bin/bash
 # pinproxy's limits end to end: malformed and oversized request heads,
 # slow clients, ambiguous framing, client addresses, requests to itself,
-# and memory that stays bounded while a client reads a large body slowly
-# or not at all. Everything runs on 127.0.0.1 with a TLS test origin
-# (tests/origin.py).
+# memory that stays bounded while a client reads a large body slowly or
+# not at all, and intercepted clients that stall in their TLS handshake.
+# Everything runs on 127.0.0.1 with TLS test origins (tests/origin.py,
+# tests/badorigin.py).
 
 . "${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}/tests/lib.sh"
 
@@ -115,6 +116,16 @@ pin = $PIN_RSA
 connect_to = 127.0.0.1:$OM
 EOF
 
+# Instance U: its upstream closes right after the TLS handshake, and
+# header_timeout = 30s is far away.
+OU=$(free_port)
+start_server O_U "$TMP/ou.log" python3 "$BADORIGIN" --port "$OU" \
+    --mode tls-close --cert "$PKI/chain.pem" --key "$PKI/leaf.key"
+PU=$(free_port)
+sed -e "s/^listen = .*/listen = 127.0.0.1:$PU/" \
+    -e "s/^header_timeout = .*/header_timeout = 30s/" \
+    -e "s/ca-h\./ca-u./" -e "s/:$OM\$/:$OU/" "$TMP/h.conf" >"$TMP/u.conf"
+
 small_quarantine
 
 check "pinproxy L listens on 127.0.0.1:$PL" \
@@ -123,6 +134,8 @@ check "pinproxy D listens on 127.0.0.1:$PD" \
     start_pinproxy PP_D "$PD" "$TMP/d.conf" "$TMP/d.log"
 check "pinproxy H listens on 127.0.0.1:$PH" \
     start_pinproxy PP_H "$PH" "$TMP/h.conf" "$TMP/h.log"
+check "pinproxy U listens on 127.0.0.1:$PU" \
+    start_pinproxy PP_U "$PU" "$TMP/u.conf" "$TMP/u.log"
 
 # The pinned origin works through L, so that what follows is about limits.
 got=$(pcurl "$PL" http://api.test/hello 2>&1)
@@ -266,8 +279,43 @@ check "stopped reader (hello with the CONNECT head): VmRSS grows by \
 less than 32 MiB" test -n "$before" -a $((max - ${before:-0})) -lt \
     "$RSS_LIMIT_KB"
 
+# A client that sends its ClientHello and never goes on with its
+# handshake is closed at header_timeout (1s), whether the hello came with
+# the CONNECT head or after the 200; its descriptors are released.
+fds=$(fd_count "$PP_H")
+for how in with-head after-200; do
+	arg=--hello-with-connect
+	[ "$how" = after-200 ] && arg=--split=1
+	hclient "stall-$how" "$PH" "$TMP/ca-h.pem" "$arg" --stall --timeout 8
+	check_eq "stalled handshake ($how): pinproxy closes" closed \
+	    "$(outval "stall-$how" stall)"
+	ms=$(outval "stall-$how" ms)
+	check "stalled handshake ($how): closed at header_timeout = 1s \
+(${ms:-?} ms)" test "${ms:-0}" -ge 900 -a "${ms:-0}" -lt 5000
+done
+check_log "stalled handshake: access status=408" "$TMP/h.log" \
+    "$(kv event access)" "$(kv mode intercept)" "$(kv status 408)"
+check_fds "stalled handshakes" "$PP_H" "$fds"
+
+# The upstream closes right after its handshake, while the client stalls
+# in its own: pinproxy ends the connection without waiting for
+# header_timeout (30s).
+fds=$(fd_count "$PP_U")
+hclient stall-upclose "$PU" "$TMP/ca-u.pem" --hello-with-connect --stall \
+    --timeout 8
+check_eq "upstream closed before the relay: pinproxy closes the client" \
+    closed "$(outval stall-upclose stall)"
+ms=$(outval stall-upclose ms)
+check "upstream closed before the relay: closed well before \
+header_timeout (${ms:-?} ms)" test -n "$ms" -a "${ms:-99999}" -lt 5000
+check_log "upstream closed before the relay: access status=502" \
+    "$TMP/u.log" "$(kv event access)" "$(kv mode intercept)" \
+    "$(kv status 502)"
+check_fds "upstream closed before the relay" "$PP_U" "$fds"
+
 stop_pinproxy "$PP_L" "$TMP/l.log"
 stop_pinproxy "$PP_D" "$TMP/d.log"
 stop_pinproxy "$PP_H" "$TMP/h.log"
+stop_pinproxy "$PP_U" "$TMP/u.log"
 
 done_testing
