@@ -77,7 +77,7 @@ struct runconf	*conn_runconf(struct conn *c);
 struct conn_env	*conn_env(struct conn *c);
 /* Register the CONNECT in progress, freed by conn_close. */
 void		 conn_set_tunnel(struct conn *c, struct tunnel *t);
-/* Replace the client's bufferevent (a TLS filter over it takes it over). */
+/* Replace the client's bufferevent (the TLS server side takes it over). */
 void		 conn_set_client_bev(struct conn *c, struct bufferevent *bev);
 /* Whether host:port names one of the proxy's own listening sockets. */
 bool		 conn_is_self(const struct conn *c, const char *host,

@@ -4,7 +4,10 @@
  * without consuming it, the policy for the host name, then a blind tunnel,
  * or the upstream TLS handshake with verification and pins and only then
  * the client's handshake with a forged leaf. Every refusal after the 200
- * is a fatal TLS alert; nothing is relayed.
+ * is a fatal TLS alert; nothing is relayed. The client's TLS always runs on
+ * its socket: bytes read with the CONNECT head reach OpenSSL first through
+ * a small BIO in front of the socket, so no buffer grows behind a client
+ * that stops reading.
  */
 #include <sys/socket.h>
 
@@ -58,11 +61,11 @@ struct tunnel {
 	struct upstream		*up;
 	struct relay		*relay;
 	struct event		*timer;		/* header_timeout */
+	bool			 handshaking;	/* the client's TLS, forged leaf */
 	struct clienthello	 hello;
 	/*
 	 * When nothing followed the CONNECT head, the hello is read with
-	 * MSG_PEEK and stays in the socket, so that the TLS server side can
-	 * run on the socket itself instead of a filter over a buffer.
+	 * MSG_PEEK and stays in the socket; else the bufferevent holds it.
 	 */
 	struct event		*peek_ev;
 	unsigned char		*peek_buf;	/* CLIENTHELLO_MAX_INPUT */
@@ -74,6 +77,10 @@ struct tunnel {
 };
 
 static int	tunnel_ssl_index = -1;
+
+static void	tunnel_event_cb(struct bufferevent *, short, void *);
+/* The BIO that hands OpenSSL the bytes read before the socket's. */
+static BIO_METHOD *tunnel_prefix_method;
 
 /* Log a refusal by policy. */
 static void
@@ -141,6 +148,8 @@ static void
 tunnel_relay(struct tunnel *t, bool blind)
 {
 	evtimer_del(t->timer);
+	t->handshaking = false;
+	bufferevent_setwatermark(upstream_bev(t->up), EV_READ, 0, 0);
 	t->relay = (blind ? relay_new_sockets : relay_new)(
 	    conn_env(t->conn)->base, conn_client_bev(t->conn),
 	    upstream_bev(t->up), t->conf->idle_timeout, tunnel_relay_done_cb,
@@ -177,22 +186,125 @@ tunnel_peek_done(struct tunnel *t)
 	t->peek_buf = NULL;
 }
 
+/* Hand out what was read before the socket, then what the socket has. */
+static int
+tunnel_prefix_read(BIO *b, char *out, int outl)
+{
+	struct evbuffer	*prefix = BIO_get_data(b);
+	int		 n;
+
+	BIO_clear_retry_flags(b);
+	if (outl <= 0)
+		return 0;
+	if (evbuffer_get_length(prefix) > 0)
+		return evbuffer_remove(prefix, out, (size_t)outl);
+	n = BIO_read(BIO_next(b), out, outl);
+	BIO_copy_next_retry(b);
+	return n;
+}
+
+/* Writes go straight to the socket. */
+static int
+tunnel_prefix_write(BIO *b, const char *in, int inl)
+{
+	int	 n;
+
+	BIO_clear_retry_flags(b);
+	n = BIO_write(BIO_next(b), in, inl);
+	BIO_copy_next_retry(b);
+	return n;
+}
+
+/* The socket answers; pending bytes include those not yet handed out. */
+static long
+tunnel_prefix_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	struct evbuffer	*prefix = BIO_get_data(b);
+	long		 n;
+
+	if (BIO_next(b) == NULL)
+		return 0;
+	n = BIO_ctrl(BIO_next(b), cmd, num, ptr);
+	if (cmd == BIO_CTRL_PENDING && n >= 0)
+		n += (long)evbuffer_get_length(prefix);
+	return n;
+}
+
+/* A new BIO holds an empty buffer. */
+static int
+tunnel_prefix_create(BIO *b)
+{
+	BIO_set_data(b, evbuffer_new());
+	BIO_set_init(b, BIO_get_data(b) != NULL);
+	return BIO_get_data(b) != NULL;
+}
+
+/* Free the bytes never handed out. */
+static int
+tunnel_prefix_destroy(BIO *b)
+{
+	if (BIO_get_data(b) != NULL)
+		evbuffer_free(BIO_get_data(b));
+	BIO_set_data(b, NULL);
+	return 1;
+}
+
+/* The method of the BIO above, made once. */
+static BIO_METHOD *
+tunnel_prefix_method_new(void)
+{
+	BIO_METHOD	*m;
+
+	if ((m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_FILTER,
+	    "pinproxy client prefix")) == NULL)
+		return NULL;
+	BIO_meth_set_read(m, tunnel_prefix_read);
+	BIO_meth_set_write(m, tunnel_prefix_write);
+	BIO_meth_set_ctrl(m, tunnel_prefix_ctrl);
+	BIO_meth_set_create(m, tunnel_prefix_create);
+	BIO_meth_set_destroy(m, tunnel_prefix_destroy);
+	return m;
+}
+
 /*
- * The TLS server side for the client: on the socket itself when the hello
- * is still there (peeked), else as a filter over what was buffered.
+ * The client's SSL on fd, its reads starting with what the bufferevent
+ * already took from the socket (moved out of prefix). It never reads
+ * ahead, so once those bytes are gone the socket's readiness tells
+ * libevent the truth. The socket BIO, also the write side, is what libevent
+ * finds the descriptor in.
+ */
+static bool
+tunnel_client_bio(SSL *ssl, evutil_socket_t fd, struct evbuffer *prefix)
+{
+	BIO	*front, *sock;
+
+	if ((front = BIO_new(tunnel_prefix_method)) == NULL)
+		return false;
+	if ((sock = BIO_new_socket(fd, BIO_NOCLOSE)) == NULL) {
+		BIO_free(front);
+		return false;
+	}
+	evbuffer_add_buffer(BIO_get_data(front), prefix);
+	BIO_push(front, sock);
+	/* One reference for the read chain, one for the write side. */
+	BIO_up_ref(sock);
+	SSL_set_bio(ssl, front, sock);
+	return true;
+}
+
+/*
+ * The TLS server side for the client, on its socket, replacing the
+ * socket's bufferevent (whose output has been written).
  */
 static struct bufferevent *
-tunnel_client_tls(struct tunnel *t, SSL *ssl, bool peeked)
+tunnel_client_tls(struct tunnel *t, SSL *ssl)
 {
 	struct event_base	*base = conn_env(t->conn)->base;
 	struct bufferevent	*under = conn_client_bev(t->conn), *bev;
-	evutil_socket_t		 fd;
+	evutil_socket_t		 fd = bufferevent_getfd(under);
 
-	if (!peeked)
-		return bufferevent_openssl_filter_new(base, under, ssl,
-		    BUFFEREVENT_SSL_ACCEPTING,
-		    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-	fd = bufferevent_getfd(under);
+	if (!tunnel_client_bio(ssl, fd, bufferevent_get_input(under)))
+		return NULL;
 	bev = bufferevent_openssl_socket_new(base, fd, ssl,
 	    BUFFEREVENT_SSL_ACCEPTING,
 	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
@@ -204,22 +316,26 @@ tunnel_client_tls(struct tunnel *t, SSL *ssl, bool peeked)
 	return bev;
 }
 
-/* The upstream passed: answer the client's hello with a forged leaf. */
+/* The upstream ended before the relay began: so does the client. */
 static void
-tunnel_accept_client(struct tunnel *t)
+tunnel_upstream_event_cb(struct bufferevent *bev, short what, void *arg)
 {
-	struct bufferevent	*under = conn_client_bev(t->conn), *bev;
-	bool			 peeked = t->peeked;
-	const unsigned char	*sel;
-	unsigned int		 sel_len;
+	struct tunnel	*t = arg;
+
+	log_msg(EV_DEBUG, "client %s: the upstream for %s %s before the "
+	    "relay", conn_client(t->conn), t->host, (what & BEV_EVENT_EOF) ?
+	    "closed" : "failed");
+	conn_tunnel_done(t->conn, t->mode, t->host, 502, 0, 0);
+}
+
+/* Answer the client's hello with a forged leaf, on its socket. */
+static void
+tunnel_handshake_client(struct tunnel *t)
+{
+	struct bufferevent	*bev;
 	X509			*leaf;
 	SSL			*ssl;
 
-	upstream_alpn(t->up, &sel, &sel_len);
-	if (sel_len > 0 && sel_len < sizeof(t->alpn)) {
-		memcpy(t->alpn, sel, sel_len);
-		t->alpn_len = (unsigned char)sel_len;
-	}
 	if ((leaf = leafcert_get(t->env->leaves, t->env->ca, t->host)) ==
 	    NULL || (ssl = SSL_new(t->env->server)) == NULL) {
 		X509_free(leaf);
@@ -233,7 +349,8 @@ tunnel_accept_client(struct tunnel *t)
 	X509_free(leaf);
 	SSL_set_ex_data(ssl, tunnel_ssl_index, t);
 	tunnel_peek_done(t);
-	if ((bev = tunnel_client_tls(t, ssl, peeked)) == NULL) {
+	t->peeked = false;
+	if ((bev = tunnel_client_tls(t, ssl)) == NULL) {
 		SSL_free(ssl);
 		tunnel_refuse(t, TUNNEL_ALERT_HANDSHAKE_FAILURE, 502);
 		return;
@@ -241,10 +358,53 @@ tunnel_accept_client(struct tunnel *t)
 	conn_set_client_bev(t->conn, bev);
 	relay_tune(bev);
 	bufferevent_setcb(bev, NULL, NULL, tunnel_client_tls_event_cb, t);
+	/* Writable at once: that runs the handshake on the bytes it holds. */
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
-	/* A buffered hello is below the filter: make it read that. */
-	if (!peeked)
-		bufferevent_trigger(under, EV_READ, 0);
+}
+
+/* The rest of the 200 reached the client: its handshake may start. */
+static void
+tunnel_flushed_cb(struct bufferevent *bev, void *arg)
+{
+	struct tunnel	*t = arg;
+
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		tunnel_handshake_client(t);
+}
+
+/*
+ * The upstream passed. From here the client's handshake runs under
+ * header_timeout, and an upstream that ends before the relay ends the
+ * connection; what it sends meanwhile waits, up to RELAY_HIGH_WATER.
+ */
+static void
+tunnel_accept_client(struct tunnel *t)
+{
+	struct bufferevent	*under = conn_client_bev(t->conn);
+	struct bufferevent	*up = upstream_bev(t->up);
+	struct timeval		 tv = { t->conf->header_timeout, 0 };
+	const unsigned char	*sel;
+	unsigned int		 sel_len;
+
+	upstream_alpn(t->up, &sel, &sel_len);
+	if (sel_len > 0 && sel_len < sizeof(t->alpn)) {
+		memcpy(t->alpn, sel, sel_len);
+		t->alpn_len = (unsigned char)sel_len;
+	}
+	t->handshaking = true;
+	evtimer_add(t->timer, &tv);
+	bufferevent_setcb(up, NULL, NULL, tunnel_upstream_event_cb, t);
+	bufferevent_setwatermark(up, EV_READ, 0, RELAY_HIGH_WATER);
+	bufferevent_enable(up, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_output(under)) > 0) {
+		/* The socket changes hands only once the 200 is out. */
+		bufferevent_setcb(under, NULL, tunnel_flushed_cb,
+		    tunnel_event_cb, t);
+		bufferevent_setwatermark(under, EV_WRITE, 0, 0);
+		bufferevent_enable(under, EV_WRITE);
+		return;
+	}
+	tunnel_handshake_client(t);
 }
 
 static void
@@ -448,9 +608,11 @@ tunnel_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct tunnel	*t = arg;
 
-	log_msg(EV_DEBUG, "client %s: no ClientHello within %us",
-	    conn_client(t->conn), t->conf->header_timeout);
-	conn_tunnel_done(t->conn, t->mode, t->connect_host, 408, 0, 0);
+	log_msg(EV_DEBUG, "client %s: no %s within %us",
+	    conn_client(t->conn), t->handshaking ? "complete TLS handshake" :
+	    "ClientHello", t->conf->header_timeout);
+	conn_tunnel_done(t->conn, t->mode, t->handshaking ? t->host :
+	    t->connect_host, 408, 0, 0);
 }
 
 static void
@@ -583,6 +745,11 @@ tunnel_env_new(const struct conf *conf, char *err, size_t errlen)
 	if (tunnel_ssl_index == -1)
 		tunnel_ssl_index = SSL_get_ex_new_index(0, NULL, NULL, NULL,
 		    NULL);
+	if (tunnel_prefix_method == NULL &&
+	    (tunnel_prefix_method = tunnel_prefix_method_new()) == NULL) {
+		snprintf(err, errlen, "cannot create the client TLS BIO");
+		return NULL;
+	}
 	te = xcalloc(1, sizeof(*te));
 	if ((te->ca = ca_load_or_create(conf->ca_cert, conf->ca_key, &created,
 	    err, errlen)) == NULL)

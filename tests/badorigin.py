@@ -14,6 +14,7 @@ garbage, which never speak TLS):
     rst-body    answer the first request with Content-Length SIZE, send
                 AFTER bytes of it, then reset the connection (SO_LINGER 0)
     nohead      read the request head, then close without a byte
+    tls-close   close as soon as the TLS handshake is done
     alert       read the ClientHello, answer a fatal handshake_failure
                 alert, close
     garbage     read the ClientHello, answer bytes that are not TLS, close
@@ -175,6 +176,9 @@ class Handler(socketserver.BaseRequestHandler):
         self.server.recorder.log(self.conn, "reset", sent=args.after)
         reset(sock)
 
+    def mode_tls_close(self, sock):
+        sock.close()
+
     def mode_nohead(self, sock):
         self.read_request(sock, b"")
         if isinstance(sock, ssl.SSLSocket):
@@ -200,8 +204,8 @@ def main():
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--bind", default="127.0.0.1")
     p.add_argument("--mode", required=True,
-                   choices=["hello", "rst-body", "nohead", "alert",
-                            "garbage"])
+                   choices=["hello", "rst-body", "nohead", "tls-close",
+                            "alert", "garbage"])
     p.add_argument("--cert")
     p.add_argument("--key")
     p.add_argument("--size", type=int, default=10 * 1024 * 1024)

@@ -10,6 +10,8 @@ is cut into TCP segments.
                       [--cafile FILE] [--alpn LIST] [--pad-alpn N]
                       [--split N] [--get PATH] [--host NAME]
                       [--send-plain] [--head-out FILE] [--timeout S]
+                      [--hello-with-connect] [--stall]
+                      [--stop-reading N --hold S]
 
 Output, one "key=value" per line (the value runs to the end of the line):
     reply=...    the proxy's answer head, with \\r and \\n escaped
@@ -24,6 +26,13 @@ or tls=alert (a TLS alert ended the handshake), tls=closed (the
 or, with --send-plain (an HTTP request instead of a ClientHello),
     plain=closed (the proxy closed) or plain=open (still open when the
     timeout expired), then received=N (the bytes the proxy sent)
+
+--hello-with-connect sends the ClientHello in the same write as the
+CONNECT head, before the answer. --stall sends no more after the hello and
+prints stall=closed and ms=N (how long after the 200 the proxy closed) or
+stall=open (still open at the timeout). With --get, --stop-reading N
+stops reading once N bytes of the response arrived, holds the connection
+for --hold seconds without reading, and prints received=N, then held=S.
 """
 
 import argparse
@@ -99,7 +108,8 @@ def name_of(cert, field):
     return ""
 
 
-def tls_exchange(sock, args):
+def tls_client(args):
+    """A client TLS object over memory BIOs: (obj, incoming, outgoing)."""
     ctx = ssl.create_default_context(cafile=args.cafile)
     if args.sni is None:
         ctx.check_hostname = False
@@ -113,6 +123,54 @@ def tls_exchange(sock, args):
     incoming = ssl.MemoryBIO()
     outgoing = ssl.MemoryBIO()
     obj = ctx.wrap_bio(incoming, outgoing, server_hostname=args.sni)
+    return obj, incoming, outgoing
+
+
+def first_flight(obj, outgoing):
+    """The ClientHello, produced without a connection."""
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return outgoing.read()
+
+
+def stall(sock, args):
+    """Say nothing more; report when the proxy gives up on us."""
+    start = time.monotonic()
+    try:
+        while sock.recv(65536):
+            pass
+    except socket.timeout:
+        print("stall=open")
+        return 1
+    except OSError:
+        pass
+    print("stall=closed\nms=%d" % int((time.monotonic() - start) * 1000))
+    return 0
+
+
+def stop_reading(sock, obj, incoming, args):
+    """Read until --stop-reading bytes came, then hold without reading."""
+    received = 0
+    while received < args.stop_reading:
+        try:
+            received += len(obj.read(65536))
+            continue
+        except ssl.SSLWantReadError:
+            pass
+        data = sock.recv(65536)
+        if not data:
+            break
+        incoming.write(data)
+    print("received=%d" % received, flush=True)
+    time.sleep(args.hold)
+    print("held=%g" % args.hold)
+    return 0
+
+
+def tls_exchange(sock, args, tls):
+    obj, incoming, outgoing = tls
     try:
         handshake(sock, obj, incoming, outgoing, args.split)
     except ssl.SSLError as e:
@@ -135,6 +193,8 @@ def tls_exchange(sock, args):
     obj.write(("GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
                % (args.get, args.host or args.sni)).encode("latin-1"))
     flush(sock, outgoing)
+    if args.stop_reading:
+        return stop_reading(sock, obj, incoming, args)
     response = b""
     while True:
         try:
@@ -186,13 +246,19 @@ def main():
     p.add_argument("--send-plain", action="store_true")
     p.add_argument("--head-out")
     p.add_argument("--timeout", type=float, default=10)
+    p.add_argument("--hello-with-connect", action="store_true")
+    p.add_argument("--stall", action="store_true")
+    p.add_argument("--stop-reading", type=int, default=0)
+    p.add_argument("--hold", type=float, default=0)
     args = p.parse_args()
 
     sock = socket.create_connection(("127.0.0.1", args.proxy),
                                     timeout=args.timeout)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    tls = tls_client(args)
+    hello = first_flight(tls[0], tls[2]) if args.hello_with_connect else b""
     sock.sendall(("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n"
-                  % (args.connect, args.connect)).encode("latin-1"))
+                  % (args.connect, args.connect)).encode("latin-1") + hello)
     head = read_head(sock)
     if args.head_out:
         with open(args.head_out, "wb") as f:
@@ -205,7 +271,11 @@ def main():
         return 0
     if args.send_plain:
         return plain_exchange(sock, args)
-    return tls_exchange(sock, args)
+    if args.stall:
+        if not hello:
+            sock.sendall(first_flight(tls[0], tls[2]))
+        return stall(sock, args)
+    return tls_exchange(sock, args, tls)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 #!/bin/bash
 # pinproxy's limits end to end: malformed and oversized request heads,
 # slow clients, ambiguous framing, client addresses, requests to itself,
-# and memory that stays bounded while a client reads a large body slowly.
-# Everything runs on 127.0.0.1 with a TLS test origin (tests/origin.py).
+# memory that stays bounded while a client reads a large body slowly or
+# not at all, and intercepted clients that stall in their TLS handshake.
+# Everything runs on 127.0.0.1 with TLS test origins (tests/origin.py,
+# tests/badorigin.py).
 
 . "${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}/tests/lib.sh"
 
@@ -96,12 +98,44 @@ pin = $PIN_RSA
 connect_to = 127.0.0.1:$OM
 EOF
 
+# Instance H: CONNECT interception only, header_timeout = 1s.
+PH=$(free_port)
+cat >"$TMP/h.conf" <<EOF
+[proxy]
+listen = 127.0.0.1:$PH
+ca_cert = $TMP/ca-h.pem
+ca_key = $TMP/ca-h.key
+trust = $PKI/root.pem
+header_timeout = 1s
+shutdown_timeout = 2s
+
+[pins:set-api]
+hosts = api.test
+pin = $PIN_INTER
+pin = $PIN_RSA
+connect_to = 127.0.0.1:$OM
+EOF
+
+# Instance U: its upstream closes right after the TLS handshake, and
+# header_timeout = 30s is far away.
+OU=$(free_port)
+start_server O_U "$TMP/ou.log" python3 "$BADORIGIN" --port "$OU" \
+    --mode tls-close --cert "$PKI/chain.pem" --key "$PKI/leaf.key"
+PU=$(free_port)
+sed -e "s/^listen = .*/listen = 127.0.0.1:$PU/" \
+    -e "s/^header_timeout = .*/header_timeout = 30s/" \
+    -e "s/ca-h\./ca-u./" -e "s/:$OM\$/:$OU/" "$TMP/h.conf" >"$TMP/u.conf"
+
 small_quarantine
 
 check "pinproxy L listens on 127.0.0.1:$PL" \
     start_pinproxy PP_L "$PL" "$TMP/l.conf" "$TMP/l.log"
 check "pinproxy D listens on 127.0.0.1:$PD" \
     start_pinproxy PP_D "$PD" "$TMP/d.conf" "$TMP/d.log"
+check "pinproxy H listens on 127.0.0.1:$PH" \
+    start_pinproxy PP_H "$PH" "$TMP/h.conf" "$TMP/h.log"
+check "pinproxy U listens on 127.0.0.1:$PU" \
+    start_pinproxy PP_U "$PU" "$TMP/u.conf" "$TMP/u.log"
 
 # The pinned origin works through L, so that what follows is about limits.
 got=$(pcurl "$PL" http://api.test/hello 2>&1)
@@ -203,7 +237,85 @@ else
 fi
 check "pinproxy L still runs after the slow reader left" kill -0 "$PP_L"
 
+# hclient NAME PROXY CA ARGS...: tests/connect_client.py to api.test
+# through PROXY, trusting CA; its output in $TMP/NAME.out.
+hclient()
+{
+	local name=$1 proxy=$2 ca=$3
+	shift 3
+	python3 "$CLIENT" --proxy "$proxy" --connect api.test:443 \
+	    --sni api.test --cafile "$ca" "$@" >"$TMP/$name.out" 2>&1
+}
+
+# outval NAME KEY: the value of KEY= in $TMP/NAME.out.
+outval()
+{
+	sed -n "s/^$2=//p" "$TMP/$1.out" 2>/dev/null | head -n 1
+}
+
+# An intercepted client sends its ClientHello in the same write as the
+# CONNECT head, asks for 200 MiB and stops reading: pinproxy stops reading
+# the origin instead of buffering the body.
+hclient warm "$PH" "$TMP/ca-h.pem" --hello-with-connect --get /hello
+check_eq "H: hello sent with the CONNECT head: intercepted and served" \
+    'hello from origin\n' "$(outval warm body)"
+before=$(rss_kb "$PP_H")
+spawn STOPPED hclient stopped "$PH" "$TMP/ca-h.pem" --hello-with-connect \
+    --get /bytes/209715200 --stop-reading 1048576 --hold 6 --timeout 20
+max=${before:-0}
+for i in $(seq 150); do
+	kill -0 "$STOPPED" 2>/dev/null || break
+	r=$(rss_kb "$PP_H")
+	[ "${r:-0}" -gt "$max" ] && max=$r
+	sleep 0.1
+done
+wait "$STOPPED" 2>/dev/null
+check "stopped reader: it received its first MiB" \
+    test "$(outval stopped received)" -ge 1048576
+check_eq "stopped reader: it held the tunnel without reading" 6 \
+    "$(outval stopped held)"
+diag "VmRSS of H before ${before:-?} KiB, peak $max KiB"
+check "stopped reader (hello with the CONNECT head): VmRSS grows by \
+less than 32 MiB" test -n "$before" -a $((max - ${before:-0})) -lt \
+    "$RSS_LIMIT_KB"
+
+# A client that sends its ClientHello and never goes on with its
+# handshake is closed at header_timeout (1s), whether the hello came with
+# the CONNECT head or after the 200; its descriptors are released.
+fds=$(fd_count "$PP_H")
+for how in with-head after-200; do
+	arg=--hello-with-connect
+	[ "$how" = after-200 ] && arg=--split=1
+	hclient "stall-$how" "$PH" "$TMP/ca-h.pem" "$arg" --stall --timeout 8
+	check_eq "stalled handshake ($how): pinproxy closes" closed \
+	    "$(outval "stall-$how" stall)"
+	ms=$(outval "stall-$how" ms)
+	check "stalled handshake ($how): closed at header_timeout = 1s \
+(${ms:-?} ms)" test "${ms:-0}" -ge 900 -a "${ms:-0}" -lt 5000
+done
+check_log "stalled handshake: access status=408" "$TMP/h.log" \
+    "$(kv event access)" "$(kv mode intercept)" "$(kv status 408)"
+check_fds "stalled handshakes" "$PP_H" "$fds"
+
+# The upstream closes right after its handshake, while the client stalls
+# in its own: pinproxy ends the connection without waiting for
+# header_timeout (30s).
+fds=$(fd_count "$PP_U")
+hclient stall-upclose "$PU" "$TMP/ca-u.pem" --hello-with-connect --stall \
+    --timeout 8
+check_eq "upstream closed before the relay: pinproxy closes the client" \
+    closed "$(outval stall-upclose stall)"
+ms=$(outval stall-upclose ms)
+check "upstream closed before the relay: closed well before \
+header_timeout (${ms:-?} ms)" test -n "$ms" -a "${ms:-99999}" -lt 5000
+check_log "upstream closed before the relay: access status=502" \
+    "$TMP/u.log" "$(kv event access)" "$(kv mode intercept)" \
+    "$(kv status 502)"
+check_fds "upstream closed before the relay" "$PP_U" "$fds"
+
 stop_pinproxy "$PP_L" "$TMP/l.log"
 stop_pinproxy "$PP_D" "$TMP/d.log"
+stop_pinproxy "$PP_H" "$TMP/h.log"
+stop_pinproxy "$PP_U" "$TMP/u.log"
 
 done_testing
