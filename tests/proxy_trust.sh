@@ -116,4 +116,62 @@ check_grep "pinproxy-pin -s, a leaf named only by its CN: verify: FAILED" \
 
 stop_pinproxy "$PP_A" "$TMP/a.log"
 
+# 2. report_file must be a regular file: never a symbolic link (followed
+# to wherever it points), a FIFO (an open that blocks) or a directory.
+
+# refused_start NAME DESCRIPTION PATTERN: one configuration NAME.conf with
+# its report_file; pinproxy must exit 1 within 10 s, its log matching
+# PATTERN (and naming the report file).
+refused_start()
+{
+	local name=$1 desc=$2 pattern=$3 pid
+	spawn pid "$PINPROXY" -c "$TMP/$name.conf" 2>"$TMP/$name.log"
+	wait_exit "$pid" 10
+	check_eq "$desc: pinproxy exits 1" 1 "$EXIT_RC"
+	check_log "$desc: the error says why" "$TMP/$name.log" \
+	    "$(kv event start_failed)" "$pattern"
+}
+
+echo "not a report" >"$TMP/target"
+ln -s "$TMP/target" "$TMP/link.jsonl"
+PS=$(free_port)
+write_conf "$TMP/symlink.conf" "$PS" "report_file = $TMP/link.jsonl"
+refused_start symlink "a symlinked report_file" \
+    "$(q "report_file $TMP/link.jsonl is a symbolic link")"
+check_eq "a symlinked report_file: its target is untouched" \
+    "not a report" "$(cat "$TMP/target")"
+
+mkfifo "$TMP/fifo.jsonl"
+write_conf "$TMP/fifo.conf" "$PS" "report_file = $TMP/fifo.jsonl"
+refused_start fifo "a FIFO as report_file" \
+    "$(q "report_file $TMP/fifo.jsonl is a FIFO")"
+
+mkdir "$TMP/dir.jsonl"
+write_conf "$TMP/dir.conf" "$PS" "report_file = $TMP/dir.jsonl"
+refused_start dir "a directory as report_file" \
+    "$(q "report_file $TMP/dir.jsonl is a directory")"
+
+# On SIGHUP the same file is opened again (rotation): a symbolic link put
+# in its place is refused and the old file stays in use.
+PR=$(free_port)
+write_conf "$TMP/rot.conf" "$PR" "report_file = $TMP/rot.jsonl"
+start_pinproxy PP_R "$PR" "$TMP/rot.conf" "$TMP/rot.log" ||
+    bail_out "pinproxy does not start with $TMP/rot.conf"
+mv "$TMP/rot.jsonl" "$TMP/rot.jsonl.1"
+ln -s "$TMP/target" "$TMP/rot.jsonl"
+if reload "$PP_R" "$TMP/rot.log"; then
+	not_ok "SIGHUP, report_file now a symbolic link: reload_failed"
+else
+	ok "SIGHUP, report_file now a symbolic link: reload_failed"
+fi
+check_log "SIGHUP, report_file now a symbolic link: the error says why" \
+    "$TMP/rot.log" "$(kv event reload_failed)" \
+    "$(q "report_file $TMP/rot.jsonl is a symbolic link")"
+check_eq "SIGHUP, report_file now a symbolic link: its target is untouched" \
+    "not a report" "$(cat "$TMP/target")"
+code=$(fetch rot "$PR" http://api.test/hello)
+check_status "SIGHUP, report_file now a symbolic link: still serving" 200 \
+    "$code" rot
+stop_pinproxy "$PP_R" "$TMP/rot.log"
+
 done_testing
