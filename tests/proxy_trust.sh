@@ -174,4 +174,77 @@ check_status "SIGHUP, report_file now a symbolic link: still serving" 200 \
     "$code" rot
 stop_pinproxy "$PP_R" "$TMP/rot.log"
 
+# 3. The interception CA: a key only pinproxy's user can read, regular
+# files, no weak key or signature; a CA valid for 30 years is a warning.
+
+for kind in rsa1024 sha1 30y; do
+	sh "$MKPKI" weakca "$PKI" "weak-$kind" "$kind" \
+	    >>"$TMP/mkpki.log" 2>&1 ||
+	    bail_out "tests/mkpki.sh weakca failed: $(cat "$TMP/mkpki.log")"
+done
+
+# use_ca NAME PKINAME: the CA files of NAME.conf become copies of the PKI's
+# PKINAME.pem and PKINAME.key (mode 0600).
+use_ca()
+{
+	rm -f "$TMP/ca-$1.pem" "$TMP/ca-$1.key"
+	cp "$PKI/$2.pem" "$TMP/ca-$1.pem"
+	cp "$PKI/$2.key" "$TMP/ca-$1.key"
+	chmod 600 "$TMP/ca-$1.key"
+}
+
+# check_t DESCRIPTION NAME RC PATTERN: one case for the status of
+# "pinproxy -t -c NAME.conf", one for a line of its output matching PATTERN.
+check_t()
+{
+	run "t-$2" "$PINPROXY" -t -c "$TMP/$2.conf"
+	check_rc "$1: pinproxy -t exits $3" "$3" "t-$2"
+	cat "$TMP/t-$2.out" >>"$TMP/t-$2.err"
+	check_grep "$1: pinproxy -t says why" "$4" "$TMP/t-$2.err"
+}
+
+PC=$(free_port)
+write_conf "$TMP/cak.conf" "$PC"
+use_ca cak root
+chmod 644 "$TMP/ca-cak.key"
+check_t "a ca_key of mode 0644" cak 1 \
+    "$(q "ca_key $TMP/ca-cak.key has mode 0644: group and others")"
+spawn pid "$PINPROXY" -c "$TMP/cak.conf" 2>"$TMP/cak.log"
+wait_exit "$pid" 10
+check_eq "a ca_key of mode 0644: pinproxy does not start (exit 1)" 1 \
+    "$EXIT_RC"
+check_grep "a ca_key of mode 0644: the start error names the file" \
+    "$(q "ca_key $TMP/ca-cak.key has mode 0644")" "$TMP/cak.log"
+chmod 640 "$TMP/ca-cak.key"
+check_t "a ca_key of mode 0640" cak 1 "$(q "has mode 0640")"
+chmod 600 "$TMP/ca-cak.key"
+check_t "a ca_key of mode 0600" cak 0 "configuration OK"
+
+mv "$TMP/ca-cak.key" "$TMP/real.key"
+ln -s "$TMP/real.key" "$TMP/ca-cak.key"
+check_t "a symlinked ca_key" cak 1 \
+    "$(q "ca_key $TMP/ca-cak.key is a symbolic link")"
+
+write_conf "$TMP/rsa1024.conf" "$PC"
+use_ca rsa1024 weak-rsa1024
+check_t "an RSA-1024 CA" rsa1024 1 \
+    "$(q "ca_key $TMP/ca-rsa1024.key is an RSA key of 1024 bits")"
+
+write_conf "$TMP/sha1.conf" "$PC"
+use_ca sha1 weak-sha1
+check_t "a SHA-1-signed CA" sha1 1 \
+    "$(q "ca_cert $TMP/ca-sha1.pem is signed with SHA1: too weak")"
+
+write_conf "$TMP/long.conf" "$PC"
+use_ca long weak-30y
+check_t "a CA valid for 30 years" long 0 "warning: .*$(q \
+    "ca_cert $TMP/ca-long.pem is valid for") [0-9]+ days, more than 10 years"
+start_pinproxy PP_L "$PC" "$TMP/long.conf" "$TMP/long.log" ||
+    bail_out "pinproxy does not start with $TMP/long.conf"
+check_log "a CA valid for 30 years: the warning is logged at start" \
+    "$TMP/long.log" "$(kv event config_warning)" "more than 10 years"
+body=$(pcurl "$PC" --cacert "$TMP/ca-long.pem" https://api.test/hello 2>&1)
+check_eq "a CA valid for 30 years: it still issues leaves" "$HELLO" "$body"
+stop_pinproxy "$PP_L" "$TMP/long.log"
+
 done_testing

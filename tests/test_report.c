@@ -786,7 +786,7 @@ test_report_refuses_a_symbolic_link(void **state)
 }
 
 static void
-test_report_refuses_a_fifo_and_a_directory_without_blocking(void **state)
+test_report_refuses_a_fifo_and_a_directory(void **state)
 {
 	char	*dir, *fifo, *sub;
 	int	 reader;
@@ -897,7 +897,7 @@ main(void)
 		    test_report_returns_a_failed_write_and_retries_later),
 		cmocka_unit_test(test_report_refuses_a_symbolic_link),
 		cmocka_unit_test(
-		    test_report_refuses_a_fifo_and_a_directory_without_blocking),
+		    test_report_refuses_a_fifo_and_a_directory),
 		cmocka_unit_test(
 		    test_report_reopen_refuses_a_symbolic_link_put_in_place),
 		cmocka_unit_test(test_report_notes_the_most_specific_pattern),
