@@ -1,7 +1,9 @@
 /*
- * The interception CA: loading and checking an existing CA, creating a new
- * EC P-256 one on first start (key written 0600, created exclusively and
- * synced), and signing certificates without ever exposing the key.
+ * The interception CA: loading and checking an existing CA (regular files
+ * only, a key that only the daemon's user can read, no weak key or
+ * signature), creating a new EC P-256 one on first start (key written
+ * 0600, created exclusively and synced), and signing certificates without
+ * ever exposing the key.
  */
 #include <sys/stat.h>
 
@@ -15,6 +17,7 @@
 
 #include <openssl/bn.h>
 #include <openssl/evp.h>
+#include <openssl/objects.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
@@ -27,6 +30,10 @@
 #define CA_VALID_DAYS		3650
 #define CA_BACKDATE_SECONDS	(24 * 60 * 60)
 #define CA_SERIAL_BYTES		16
+/* Keys and signatures weaker than this (RSA under 2048 bits, SHA-1). */
+#define CA_MIN_SECURITY_BITS	112
+/* A longer-lived CA is warned about: about ten years, leap days included. */
+#define CA_MAX_VALID_DAYS	3660
 
 struct ca {
 	int		 refs;
@@ -35,15 +42,19 @@ struct ca {
 	const EVP_MD	*md;		/* NULL when the key type fixes it */
 	time_t		 not_after;
 	unsigned char	 id[CA_ID_LEN];
+	char		 warning[256];	/* empty: none */
 };
 
-/* Whether path exists: 1 yes, 0 no, -1 on another error (err filled). */
+/*
+ * Whether path exists (a symbolic link counts, so that it is refused rather
+ * than replaced): 1 yes, 0 no, -1 on another error (err filled).
+ */
 static int
 ca_exists(const char *what, const char *path, char *err, size_t errlen)
 {
 	struct stat	 st;
 
-	if (stat(path, &st) == 0)
+	if (lstat(path, &st) == 0)
 		return 1;
 	if (errno == ENOENT)
 		return 0;
@@ -58,16 +69,72 @@ ca_no_passphrase(char *buf, int size, int rwflag, void *arg)
 	return -1;
 }
 
+/* What a file that is not a regular one is, for an error message. */
+static const char *
+ca_kind(mode_t mode)
+{
+	if (S_ISLNK(mode))
+		return "a symbolic link";
+	if (S_ISDIR(mode))
+		return "a directory";
+	if (S_ISFIFO(mode))
+		return "a FIFO";
+	if (S_ISSOCK(mode))
+		return "a socket";
+	if (S_ISCHR(mode) || S_ISBLK(mode))
+		return "a device";
+	return "not a regular file";
+}
+
+/*
+ * Open what (ca_cert or ca_key) at path for reading, with its status in
+ * *st. Only a regular file is accepted: a symbolic link is never followed,
+ * and O_NONBLOCK keeps a FIFO from blocking the open.
+ */
+static FILE *
+ca_open(const char *what, const char *path, struct stat *st, char *err,
+    size_t errlen)
+{
+	FILE	*fp;
+	int	 fd, saved;
+
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd == -1) {
+		saved = errno;
+		if (lstat(path, st) == 0 && !S_ISREG(st->st_mode))
+			snprintf(err, errlen, "%s %s is %s, not a regular "
+			    "file: refused", what, path, ca_kind(st->st_mode));
+		else
+			snprintf(err, errlen, "%s %s: %s", what, path,
+			    strerror(saved));
+		return NULL;
+	}
+	if (fstat(fd, st) == -1 || !S_ISREG(st->st_mode)) {
+		if (S_ISREG(st->st_mode))
+			snprintf(err, errlen, "%s %s: %s", what, path,
+			    strerror(errno));
+		else
+			snprintf(err, errlen, "%s %s is %s, not a regular "
+			    "file: refused", what, path, ca_kind(st->st_mode));
+		close(fd);
+		return NULL;
+	}
+	if ((fp = fdopen(fd, "r")) == NULL) {
+		snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
+		close(fd);
+	}
+	return fp;
+}
+
 static X509 *
 ca_read_cert(const char *path, char *err, size_t errlen)
 {
-	FILE	*fp;
-	X509	*cert;
+	struct stat	 st;
+	FILE		*fp;
+	X509		*cert;
 
-	if ((fp = fopen(path, "r")) == NULL) {
-		snprintf(err, errlen, "ca_cert %s: %s", path, strerror(errno));
+	if ((fp = ca_open("ca_cert", path, &st, err, errlen)) == NULL)
 		return NULL;
-	}
 	cert = PEM_read_X509(fp, NULL, ca_no_passphrase, NULL);
 	fclose(fp);
 	if (cert == NULL)
@@ -76,14 +143,31 @@ ca_read_cert(const char *path, char *err, size_t errlen)
 	return cert;
 }
 
+/*
+ * Read the CA key, which only the daemon's user may own and access: a key
+ * that others can read may already have been copied.
+ */
 static EVP_PKEY *
 ca_read_key(const char *path, char *err, size_t errlen)
 {
+	struct stat	 st;
 	FILE		*fp;
 	EVP_PKEY	*key;
 
-	if ((fp = fopen(path, "r")) == NULL) {
-		snprintf(err, errlen, "ca_key %s: %s", path, strerror(errno));
+	if ((fp = ca_open("ca_key", path, &st, err, errlen)) == NULL)
+		return NULL;
+	if (st.st_uid != geteuid()) {
+		snprintf(err, errlen, "ca_key %s is owned by uid %lu, not by "
+		    "the user pinproxy runs as (uid %lu): refused", path,
+		    (unsigned long)st.st_uid, (unsigned long)geteuid());
+		fclose(fp);
+		return NULL;
+	}
+	if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+		snprintf(err, errlen, "ca_key %s has mode %04o: group and "
+		    "others must have no access (chmod 600 it): refused", path,
+		    (unsigned int)(st.st_mode & 07777));
+		fclose(fp);
 		return NULL;
 	}
 	key = PEM_read_PrivateKey(fp, NULL, ca_no_passphrase, NULL);
@@ -103,6 +187,58 @@ ca_asn1_time(const ASN1_TIME *t, time_t *out)
 		return false;
 	*out = timegm(&tm);
 	return true;
+}
+
+/*
+ * Refuse a key or a certificate signature weaker than CA_MIN_SECURITY_BITS:
+ * anyone who breaks either can issue certificates the clients trust.
+ */
+static bool
+ca_strong_enough(X509 *cert, EVP_PKEY *key, const char *cert_path,
+    const char *key_path, char *err, size_t errlen)
+{
+	uint32_t	 flags;
+	int		 mdnid, pknid, secbits;
+
+	if (EVP_PKEY_get_security_bits(key) < CA_MIN_SECURITY_BITS) {
+		if (EVP_PKEY_is_a(key, "RSA"))
+			snprintf(err, errlen, "ca_key %s is an RSA key of %d "
+			    "bits: at least 2048 are required", key_path,
+			    EVP_PKEY_get_bits(key));
+		else
+			snprintf(err, errlen, "ca_key %s is a %s key of %d "
+			    "bits: too weak (less than %d bits of security)",
+			    key_path, EVP_PKEY_get0_type_name(key),
+			    EVP_PKEY_get_bits(key), CA_MIN_SECURITY_BITS);
+		return false;
+	}
+	if (X509_get_signature_info(cert, &mdnid, &pknid, &secbits,
+	    &flags) != 1) {
+		snprintf(err, errlen, "ca_cert %s: unknown signature algorithm",
+		    cert_path);
+		return false;
+	}
+	if (secbits < CA_MIN_SECURITY_BITS) {
+		snprintf(err, errlen, "ca_cert %s is signed with %s: too weak "
+		    "(SHA-256 or better is required)", cert_path,
+		    mdnid != NID_undef ? OBJ_nid2sn(mdnid) : "a weak digest");
+		return false;
+	}
+	return true;
+}
+
+/* Note in ca a warning when cert is valid for more than about ten years. */
+static void
+ca_check_lifetime(struct ca *ca, X509 *cert, const char *cert_path)
+{
+	int	 days, secs;
+
+	if (ASN1_TIME_diff(&days, &secs, X509_get0_notBefore(cert),
+	    X509_get0_notAfter(cert)) != 1 || days <= CA_MAX_VALID_DAYS)
+		return;
+	snprintf(ca->warning, sizeof(ca->warning), "ca_cert %s is valid for "
+	    "%d days, more than 10 years: a leaked CA key stays usable that "
+	    "long; consider a new CA", cert_path, days);
 }
 
 /*
@@ -126,6 +262,8 @@ ca_new(X509 *cert, EVP_PKEY *key, const char *cert_path, const char *key_path,
 		    key_path, cert_path);
 		goto fail;
 	}
+	if (!ca_strong_enough(cert, key, cert_path, key_path, err, errlen))
+		goto fail;
 	flags = X509_get_extension_flags(cert);
 	if ((flags & EXFLAG_INVALID) != 0) {
 		snprintf(err, errlen, "ca_cert %s has invalid extensions",
@@ -157,6 +295,7 @@ ca_new(X509 *cert, EVP_PKEY *key, const char *cert_path, const char *key_path,
 	}
 
 	ca = xcalloc(1, sizeof(*ca));
+	ca_check_lifetime(ca, cert, cert_path);
 	ca->refs = 1;
 	ca->cert = cert;
 	ca->key = key;
@@ -474,15 +613,17 @@ ca_load_or_create(const char *cert_path, const char *key_path,
 }
 
 bool
-ca_check(const char *cert_path, const char *key_path, char *err,
-    size_t errlen)
+ca_check(const char *cert_path, const char *key_path, char *warn,
+    size_t warnlen, char *err, size_t errlen)
 {
 	struct ca	*ca;
 
+	warn[0] = '\0';
 	switch (ca_files(cert_path, key_path, err, errlen)) {
 	case 2:
 		if ((ca = ca_load(cert_path, key_path, err, errlen)) == NULL)
 			return false;
+		snprintf(warn, warnlen, "%s", ca->warning);
 		ca_free(ca);
 		return true;
 	case 0:
@@ -520,6 +661,12 @@ time_t
 ca_not_after(const struct ca *ca)
 {
 	return ca->not_after;
+}
+
+const char *
+ca_warning(const struct ca *ca)
+{
+	return ca->warning[0] != '\0' ? ca->warning : NULL;
 }
 
 const unsigned char *

@@ -22,17 +22,21 @@ struct ca;
  * Load the CA from cert_path and key_path, or create both files when both
  * are missing (the key with mode 0600, the parent directory with 0700 if it
  * is missing); *created says which happened. Returns NULL with err filled
- * when only one file exists, a file is unreadable, the key does not match
- * the certificate, or the certificate is not a valid, unexpired CA.
+ * when only one file exists, a file is a symbolic link or not a regular
+ * file, is unreadable, the key is not owned by the effective user or is
+ * open to group or others, the key does not match the certificate, the
+ * key or the certificate's signature is weaker than 112 bits (RSA under
+ * 2048, SHA-1), or the certificate is not a valid, unexpired CA.
  */
 struct ca	*ca_load_or_create(const char *cert_path, const char *key_path,
 		    bool *created, char *err, size_t errlen);
 /*
  * Check the CA files without creating anything, for configuration checks:
- * true when both are missing (they would be created) or both load.
+ * true when both are missing (they would be created) or both load, with
+ * warn set to a warning (empty when none; see ca_warning()).
  */
 bool		 ca_check(const char *cert_path, const char *key_path,
-		    char *err, size_t errlen);
+		    char *warn, size_t warnlen, char *err, size_t errlen);
 /* Take another reference to a CA. */
 struct ca	*ca_ref(struct ca *ca);
 /* Drop a reference (NULL is fine); the last one frees and wipes the key. */
@@ -41,6 +45,11 @@ void		 ca_free(struct ca *ca);
 X509		*ca_cert(const struct ca *ca);
 /* When the CA certificate expires. */
 time_t		 ca_not_after(const struct ca *ca);
+/*
+ * What is usable but unwise about the CA (valid for more than about ten
+ * years), or NULL; borrowed from ca.
+ */
+const char	*ca_warning(const struct ca *ca);
 /* The CA identity (CA_ID_LEN bytes, borrowed): a key for caches. */
 const unsigned char *ca_id(const struct ca *ca);
 /*

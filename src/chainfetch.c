@@ -194,8 +194,10 @@ chainfetch_set_name(SSL *ssl, const struct chainfetch_opts *opts,
 		if (X509_VERIFY_PARAM_set1_ip_asc(param, opts->host) != 1)
 			goto fail;
 	} else {
+		/* As the daemon: never the subject CN, only subjectAltName. */
 		X509_VERIFY_PARAM_set_hostflags(param,
-		    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+		    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS |
+		    X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
 		if (X509_VERIFY_PARAM_set1_host(param, opts->host, 0) != 1)
 			goto fail;
 	}

@@ -38,7 +38,7 @@ main(int argc, char *argv[])
 	struct conf	*conf;
 	bool		 check = false, debug = false, builtin = false;
 	bool		 explicit_path = false;
-	char		 err[512];
+	char		 err[512], warn[512];
 	int		 ch, rc;
 
 	while ((ch = getopt(argc, argv, "c:tdVh")) != -1) {
@@ -80,12 +80,13 @@ main(int argc, char *argv[])
 	} else
 		conf = conf_parse_file(path, time(NULL), d);
 	/* The CA must load (or both files be missing, to be created). */
-	if (conf != NULL && !ca_check(conf->ca_cert, conf->ca_key, err,
-	    sizeof(err))) {
+	if (conf != NULL && !ca_check(conf->ca_cert, conf->ca_key, warn,
+	    sizeof(warn), err, sizeof(err))) {
 		diag_error(d, path, 0, "interception CA: %s", err);
 		conf_unref(conf);
 		conf = NULL;
-	}
+	} else if (conf != NULL && warn[0] != '\0')
+		diag_warn(d, path, 0, "interception CA: %s", warn);
 	if (check) {
 		if (builtin)
 			printf("%s: not found; the built-in defaults apply\n",

@@ -49,13 +49,15 @@ struct report;
 
 /*
  * Open path for appending (created with mode 0640); NULL with err filled
- * when it cannot be opened.
+ * when it cannot be opened or is not a regular file (a symbolic link is
+ * never followed).
  */
 struct report		*report_open(const char *path, char *err,
 			    size_t errlen);
 /*
- * Open the path again, e.g. after log rotation renamed the file (SIGHUP).
- * On failure the old file stays in use and err says why.
+ * Open the path again, e.g. after log rotation renamed the file (SIGHUP),
+ * under the rules of report_open(). On failure the old file stays in use
+ * and err says why.
  */
 bool			 report_reopen(struct report *r, char *err,
 			    size_t errlen);

@@ -798,6 +798,9 @@ tunnel_env_reload(struct tunnel_env *te, const struct conf *conf, char *err,
 	if ((ca = ca_load_or_create(conf->ca_cert, conf->ca_key, &created,
 	    err, errlen)) == NULL)
 		return false;
+	if (ca_warning(ca) != NULL)
+		log_msg(EV_CONFIG_WARNING, "interception CA: %s",
+		    ca_warning(ca));
 	if (created) {
 		log_begin(&l, EV_CA_CREATED);
 		log_str(&l, LK_FILE, conf->ca_cert);

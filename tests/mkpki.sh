@@ -38,6 +38,16 @@
 #	Add a CA NAME.pem/NAME.key to DIR: a self-signed root without
 #	ISSUER, otherwise an intermediate issued by ISSUER.
 #
+# mkpki.sh nosan DIR NAME CN [ISSUER]
+#	Add NAME.pem, NAME.key and NAME-chain.pem to DIR: a server certificate
+#	whose only name is its subject CN (no subjectAltName), issued by
+#	ISSUER (default inter).
+#
+# mkpki.sh weakca DIR NAME KIND
+#	Add a self-signed CA NAME.pem/NAME.key to DIR that an interception
+#	CA should not be: KIND rsa1024 (an RSA key of 1024 bits), sha1
+#	(signed with SHA-1) or 30y (valid for 30 years).
+#
 # mkpki.sh pin FILE
 #	Print the pin of the first certificate of FILE (PEM or DER) computed
 #	with the openssl pipeline that pinproxy-pin replaces.
@@ -82,6 +92,12 @@ extendedKeyUsage = serverAuth
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid:always
 subjectAltName = $ENV::SAN
+[nosan_ext]
+basicConstraints = critical, CA:false
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid:always
 [self_ext]
 basicConstraints = critical, CA:false
 keyUsage = critical, digitalSignature, keyEncipherment
@@ -91,7 +107,7 @@ subjectAltName = $ENV::SAN
 EOF
 }
 
-# newkey FILE ALG: a private key, EC P-256 or RSA-2048.
+# newkey FILE ALG: a private key, EC P-256, RSA-2048 or RSA-1024.
 newkey()
 {
 	case $2 in
@@ -101,6 +117,9 @@ newkey()
 	rsa)
 		openssl genpkey -algorithm RSA \
 		    -pkeyopt rsa_keygen_bits:2048 -out "$1" 2>/dev/null ;;
+	rsa1024)
+		openssl genpkey -algorithm RSA \
+		    -pkeyopt rsa_keygen_bits:1024 -out "$1" 2>/dev/null ;;
 	*)
 		echo "mkpki.sh: unknown key type: $2" >&2
 		exit 2 ;;
@@ -113,14 +132,16 @@ serial()
 	echo "0x$(openssl rand -hex 8)"
 }
 
-# selfsign DIR NAME SUBJECT SECTION SAN: a self-signed certificate.
+# selfsign DIR NAME SUBJECT SECTION SAN [DIGEST [DAYS]]: a self-signed
+# certificate, signed with DIGEST (default sha256), valid for DAYS.
 selfsign()
 {
 	SAN=$5
 	export SAN
 	openssl req -x509 -new -config "$1/mkpki.cnf" \
 	    -extensions "$4" -key "$1/$2.key" -subj "$3" \
-	    -set_serial "$(serial)" -days "$CA_DAYS" -out "$1/$2.pem"
+	    -"${6:-sha256}" -set_serial "$(serial)" -days "${7:-$CA_DAYS}" \
+	    -out "$1/$2.pem"
 }
 
 # issue DIR NAME SUBJECT SECTION SAN ISSUER DAYS: a certificate for
@@ -178,6 +199,36 @@ make_default()
 	make_leaf "$1" foreign-leaf "$names" foreign-root ec
 }
 
+# make_nosan DIR NAME CN ISSUER
+make_nosan()
+{
+	newkey "$1/$2.key" ec
+	issue "$1" "$2" "/O=pinproxy test/CN=$3" nosan_ext "DNS:unused" "$4" \
+	    "$LEAF_DAYS"
+	cat "$1/$2.pem" "$1/$4.pem" >"$1/$2-chain.pem"
+}
+
+# make_weakca DIR NAME KIND
+make_weakca()
+{
+	subj="/O=pinproxy test/CN=pinproxy $2"
+	case $3 in
+	rsa1024)
+		newkey "$1/$2.key" rsa1024
+		selfsign "$1" "$2" "$subj" root_ext "DNS:unused" ;;
+	sha1)
+		newkey "$1/$2.key" ec
+		selfsign "$1" "$2" "$subj" root_ext "DNS:unused" sha1 ;;
+	30y)
+		newkey "$1/$2.key" ec
+		selfsign "$1" "$2" "$subj" root_ext "DNS:unused" sha256 \
+		    10958 ;;
+	*)
+		echo "mkpki.sh: unknown weak CA kind: $3" >&2
+		exit 2 ;;
+	esac
+}
+
 # pin FILE: the SPKI SHA-256 pipeline of the product contract.
 pin()
 {
@@ -204,6 +255,16 @@ ca)
 	[ $# -ge 3 ] && [ $# -le 4 ] || usage
 	write_cnf "$2"
 	make_ca "$2" "$3" "${4:-}"
+	;;
+nosan)
+	[ $# -ge 4 ] && [ $# -le 5 ] || usage
+	write_cnf "$2"
+	make_nosan "$2" "$3" "$4" "${5:-inter}"
+	;;
+weakca)
+	[ $# -eq 4 ] || usage
+	write_cnf "$2"
+	make_weakca "$2" "$3" "$4"
 	;;
 pin)
 	[ $# -eq 2 ] || usage

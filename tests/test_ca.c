@@ -22,6 +22,7 @@
 #include <openssl/bn.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rsa.h>
 #include <openssl/x509v3.h>
 
 #include "ca.h"
@@ -108,6 +109,8 @@ write_key_and_cert(const char *key_path, EVP_PKEY *key, const char *cert_path,
 
 	fp = fopen(key_path, "w");
 	assert_non_null(fp);
+	/* As an operator is told to: only the daemon's user reads the key. */
+	assert_int_equal(fchmod(fileno(fp), 0600), 0);
 	assert_int_equal(PEM_write_PrivateKey(fp, key, NULL, NULL, 0, NULL,
 	    NULL), 1);
 	fclose(fp);
@@ -119,10 +122,12 @@ write_key_and_cert(const char *key_path, EVP_PKEY *key, const char *cert_path,
 
 /*
  * A self-signed certificate for key, valid from now+from to now+until
- * seconds, with the given basicConstraints (or none when NULL).
+ * seconds, with the given basicConstraints (or none when NULL), signed
+ * with md.
  */
 static X509 *
-self_signed(EVP_PKEY *key, const char *constraints, long from, long until)
+self_signed_md(EVP_PKEY *key, const char *constraints, long from, long until,
+    const EVP_MD *md)
 {
 	X509		*cert;
 	X509_NAME	*name;
@@ -148,8 +153,15 @@ self_signed(EVP_PKEY *key, const char *constraints, long from, long until)
 		X509_add_ext(cert, ext, -1);
 		X509_EXTENSION_free(ext);
 	}
-	assert_true(X509_sign(cert, key, EVP_sha256()) > 0);
+	assert_true(X509_sign(cert, key, md) > 0);
 	return cert;
+}
+
+/* self_signed_md() with SHA-256. */
+static X509 *
+self_signed(EVP_PKEY *key, const char *constraints, long from, long until)
+{
+	return self_signed_md(key, constraints, from, until, EVP_sha256());
 }
 
 static struct ca *
@@ -166,11 +178,26 @@ create_ok(const struct paths *p)
 	return ca;
 }
 
+/* Load an existing CA, which must succeed without creating anything. */
+static struct ca *
+load_ok(const struct paths *p)
+{
+	struct ca	*ca;
+	char		 err[512] = "";
+	bool		 created = true;
+
+	ca = ca_load_or_create(p->cert, p->key, &created, err, sizeof(err));
+	if (ca == NULL)
+		fail_msg("ca_load_or_create: %s", err);
+	assert_false(created);
+	return ca;
+}
+
 /* Expect ca_load_or_create() to fail with a message containing want. */
 static void
 assert_refused(const struct paths *p, const char *want)
 {
-	char	 err[512] = "";
+	char	 err[512] = "", warn[512];
 	bool	 created = true;
 
 	assert_null(ca_load_or_create(p->cert, p->key, &created, err,
@@ -178,7 +205,10 @@ assert_refused(const struct paths *p, const char *want)
 	assert_false(created);
 	if (strstr(err, want) == NULL)
 		fail_msg("error \"%s\" lacks \"%s\"", err, want);
-	assert_false(ca_check(p->cert, p->key, err, sizeof(err)));
+	assert_false(ca_check(p->cert, p->key, warn, sizeof(warn), err,
+	    sizeof(err)));
+	if (strstr(err, want) == NULL)
+		fail_msg("ca_check error \"%s\" lacks \"%s\"", err, want);
 }
 
 static bool
@@ -206,7 +236,10 @@ test_ca_creates_key_and_cert_on_first_start(void **state)
 
 	ca = create_ok(p);
 	assert_int_equal(stat(p->key, &st), 0);
+	assert_true(S_ISREG(st.st_mode));
 	assert_int_equal(st.st_mode & 07777, 0600);
+	assert_int_equal(st.st_uid, geteuid());
+	assert_null(ca_warning(ca));
 	assert_int_equal(stat(p->cert, &st), 0);
 	assert_true(S_ISREG(st.st_mode));
 	snprintf(dir, sizeof(dir), "%s/state", p->dir);
@@ -256,7 +289,7 @@ test_ca_reuses_the_existing_ca_on_the_next_start(void **state)
 	struct paths	*p = *state;
 	struct ca	*first, *second;
 	unsigned char	 id[CA_ID_LEN];
-	char		 err[512] = "";
+	char		 err[512] = "", warn[512];
 	bool		 created = true;
 
 	first = create_ok(p);
@@ -269,7 +302,9 @@ test_ca_reuses_the_existing_ca_on_the_next_start(void **state)
 		fail_msg("second load: %s", err);
 	assert_false(created);
 	assert_memory_equal(ca_id(second), id, CA_ID_LEN);
-	assert_true(ca_check(p->cert, p->key, err, sizeof(err)));
+	assert_true(ca_check(p->cert, p->key, warn, sizeof(warn), err,
+	    sizeof(err)));
+	assert_string_equal(warn, "");
 	ca_free(second);
 }
 
@@ -420,9 +455,11 @@ test_ca_check_does_not_create_missing_files(void **state)
 {
 	struct paths	*p = *state;
 	struct stat	 st;
-	char		 err[512] = "";
+	char		 err[512] = "", warn[512];
 
-	assert_true(ca_check(p->cert, p->key, err, sizeof(err)));
+	assert_true(ca_check(p->cert, p->key, warn, sizeof(warn), err,
+	    sizeof(err)));
+	assert_string_equal(warn, "");
 	assert_int_equal(stat(p->cert, &st), -1);
 	assert_int_equal(stat(p->key, &st), -1);
 }
@@ -465,6 +502,162 @@ test_ca_stays_alive_while_a_reference_is_held(void **state)
 	ca_free(NULL);
 }
 
+/* Write a fresh EC CA (valid for a year) with its key at mode 0600. */
+static void
+write_good_ca(const struct paths *p)
+{
+	EVP_PKEY	*key;
+	X509		*cert;
+
+	make_state_dir(p);
+	key = EVP_EC_gen("P-256");
+	assert_non_null(key);
+	cert = self_signed(key, "critical,CA:TRUE", -DAY, 365 * DAY);
+	write_key_and_cert(p->key, key, p->cert, cert);
+	X509_free(cert);
+	EVP_PKEY_free(key);
+}
+
+static void
+test_ca_refuses_a_key_that_group_or_others_can_access(void **state)
+{
+	struct paths	*p = *state;
+	static const mode_t modes[] = { 0644, 0640, 0604, 0620, 0602, 0610 };
+	char		 want[64];
+	size_t		 i;
+
+	write_good_ca(p);
+	for (i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		assert_int_equal(chmod(p->key, modes[i]), 0);
+		snprintf(want, sizeof(want), "has mode %04o", modes[i]);
+		assert_refused(p, want);
+		assert_refused(p, p->key);
+		assert_refused(p, "chmod 600");
+	}
+	assert_int_equal(chmod(p->key, 0400), 0);
+	ca_free(load_ok(p));
+}
+
+static void
+test_ca_refuses_a_key_owned_by_another_user(void **state)
+{
+	struct paths	*p = *state;
+
+	if (geteuid() != 0)
+		skip();
+	write_good_ca(p);
+	assert_int_equal(chown(p->key, 65534, 65534), 0);
+	assert_refused(p, "is owned by uid 65534, not by the user pinproxy "
+	    "runs as (uid 0)");
+	assert_int_equal(chown(p->key, 0, 0), 0);
+	ca_free(load_ok(p));
+}
+
+static void
+test_ca_refuses_symbolic_links_and_other_files(void **state)
+{
+	struct paths	*p = *state;
+	char		 real[160];
+
+	write_good_ca(p);
+	snprintf(real, sizeof(real), "%s/real.key", p->dir);
+	assert_int_equal(rename(p->key, real), 0);
+	assert_int_equal(symlink(real, p->key), 0);
+	assert_refused(p, "ca_key");
+	assert_refused(p, "is a symbolic link");
+	assert_int_equal(unlink(p->key), 0);
+	assert_int_equal(rename(real, p->key), 0);
+
+	snprintf(real, sizeof(real), "%s/real.pem", p->dir);
+	assert_int_equal(rename(p->cert, real), 0);
+	assert_int_equal(symlink(real, p->cert), 0);
+	assert_refused(p, "ca_cert");
+	assert_refused(p, "is a symbolic link");
+	assert_int_equal(unlink(p->cert), 0);
+	/* A dangling link is no missing file: nothing is created over it. */
+	assert_int_equal(symlink("nowhere", p->cert), 0);
+	assert_refused(p, "is a symbolic link");
+	assert_int_equal(unlink(p->cert), 0);
+
+	assert_int_equal(mkdir(p->cert, 0700), 0);
+	assert_refused(p, "is a directory");
+	assert_int_equal(rmdir(p->cert), 0);
+	assert_int_equal(rename(real, p->cert), 0);
+	ca_free(load_ok(p));
+}
+
+static void
+test_ca_refuses_an_rsa_key_under_2048_bits(void **state)
+{
+	struct paths	*p = *state;
+	EVP_PKEY	*key;
+	X509		*cert;
+
+	make_state_dir(p);
+	key = EVP_RSA_gen(1024);
+	assert_non_null(key);
+	cert = self_signed(key, "critical,CA:TRUE", -DAY, 365 * DAY);
+	write_key_and_cert(p->key, key, p->cert, cert);
+	assert_refused(p, "is an RSA key of 1024 bits: at least 2048");
+	X509_free(cert);
+	EVP_PKEY_free(key);
+
+	key = EVP_RSA_gen(2048);
+	assert_non_null(key);
+	cert = self_signed(key, "critical,CA:TRUE", -DAY, 365 * DAY);
+	assert_int_equal(unlink(p->cert), 0);
+	assert_int_equal(unlink(p->key), 0);
+	write_key_and_cert(p->key, key, p->cert, cert);
+	ca_free(load_ok(p));
+	X509_free(cert);
+	EVP_PKEY_free(key);
+}
+
+static void
+test_ca_refuses_a_sha1_signed_certificate(void **state)
+{
+	struct paths	*p = *state;
+	EVP_PKEY	*key;
+	X509		*cert;
+
+	make_state_dir(p);
+	key = EVP_EC_gen("P-256");
+	assert_non_null(key);
+	cert = self_signed_md(key, "critical,CA:TRUE", -DAY, 365 * DAY,
+	    EVP_sha1());
+	write_key_and_cert(p->key, key, p->cert, cert);
+	assert_refused(p, "is signed with SHA1: too weak");
+	X509_free(cert);
+	EVP_PKEY_free(key);
+}
+
+static void
+test_ca_warns_about_a_ca_valid_over_ten_years(void **state)
+{
+	struct paths	*p = *state;
+	struct ca	*ca;
+	EVP_PKEY	*key;
+	X509		*cert;
+	char		 err[512] = "", warn[512] = "";
+
+	make_state_dir(p);
+	key = EVP_EC_gen("P-256");
+	assert_non_null(key);
+	cert = self_signed(key, "critical,CA:TRUE", -DAY,
+	    30L * 365 * DAY);
+	write_key_and_cert(p->key, key, p->cert, cert);
+	ca = load_ok(p);
+	assert_non_null(ca_warning(ca));
+	assert_non_null(strstr(ca_warning(ca), "more than 10 years"));
+	assert_non_null(strstr(ca_warning(ca), p->cert));
+	ca_free(ca);
+	assert_true(ca_check(p->cert, p->key, warn, sizeof(warn), err,
+	    sizeof(err)));
+	assert_non_null(strstr(warn, "is valid for 10951 days"));
+	X509_free(cert);
+	EVP_PKEY_free(key);
+}
+
 #define DIR_TEST(f)	cmocka_unit_test_setup_teardown(f, setup_dir, \
 			    teardown_dir)
 
@@ -485,6 +678,12 @@ main(void)
 		DIR_TEST(test_ca_check_does_not_create_missing_files),
 		DIR_TEST(test_ca_signs_certificates_as_their_issuer),
 		DIR_TEST(test_ca_stays_alive_while_a_reference_is_held),
+		DIR_TEST(test_ca_refuses_a_key_that_group_or_others_can_access),
+		DIR_TEST(test_ca_refuses_a_key_owned_by_another_user),
+		DIR_TEST(test_ca_refuses_symbolic_links_and_other_files),
+		DIR_TEST(test_ca_refuses_an_rsa_key_under_2048_bits),
+		DIR_TEST(test_ca_refuses_a_sha1_signed_certificate),
+		DIR_TEST(test_ca_warns_about_a_ca_valid_over_ten_years),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -9,12 +9,15 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <openssl/bio.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -694,28 +697,156 @@ test_report_open_names_a_path_that_cannot_be_created(void **state)
 }
 
 static void
-test_report_returns_a_full_disk_and_retries_later(void **state)
+test_report_returns_a_failed_write_and_retries_later(void **state)
 {
 	struct fixture		*fx = *state;
 	struct test_pinset	 t;
 	struct report_event	 ev;
 	struct report		*r;
+	struct rlimit		 old, none;
+	char			*dir, *path;
 	char			 err[256];
 
+	dir = testpki_tmpdir();
+	path = xasprintf("%s/report.jsonl", dir);
 	pinset_make(&t);
 	event_make(&ev, &t.ps, fx);
-	r = report_open("/dev/full", err, sizeof(err));
-	if (r == NULL)
-		skip();
+	r = report_open(path, err, sizeof(err));
+	assert_non_null(r);
+	/* A file size limit of 0 makes every write fail, as a full disk. */
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	none = old;
+	none.rlim_cur = 0;
+	signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &none), 0);
 	err[0] = '\0';
 	assert_int_equal(report_pin_failure(r, &ev, err, sizeof(err)),
 	    REPORT_FAILED);
-	assert_non_null(strstr(err, "No space left"));
+	assert_non_null(strstr(err, "File too large"));
 	ev.time = T0 + 1;
 	assert_int_equal(report_pin_failure(r, &ev, err, sizeof(err)),
 	    REPORT_FAILED);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, SIG_DFL);
+	ev.time = T0 + 2;
+	assert_int_equal(report_pin_failure(r, &ev, err, sizeof(err)),
+	    REPORT_WRITTEN);
 	report_close(r);
+	assert_int_equal(count_lines(path), 1);
 	pinset_clear(&t);
+	testpki_rmdir(dir);
+	free(path);
+	free(dir);
+}
+
+/* Create an empty file at path. */
+static void
+touch_file(const char *path)
+{
+	FILE	*fp;
+
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	fclose(fp);
+}
+
+/* Expect report_open() of path to fail with a message containing want. */
+static void
+assert_open_refused(const char *path, const char *want)
+{
+	char	 err[256] = "";
+
+	assert_null(report_open(path, err, sizeof(err)));
+	if (strstr(err, want) == NULL || strstr(err, path) == NULL)
+		fail_msg("error \"%s\" lacks \"%s\" or the path", err, want);
+}
+
+static void
+test_report_refuses_a_symbolic_link(void **state)
+{
+	char	*dir, *target, *link, *dangling;
+
+	(void)state;
+	dir = testpki_tmpdir();
+	target = xasprintf("%s/target", dir);
+	link = xasprintf("%s/report.jsonl", dir);
+	dangling = xasprintf("%s/dangling.jsonl", dir);
+	touch_file(target);
+	assert_int_equal(symlink(target, link), 0);
+	assert_open_refused(link, "is a symbolic link");
+	assert_int_equal(symlink("nowhere", dangling), 0);
+	assert_open_refused(dangling, "is a symbolic link");
+	assert_int_equal(access(dangling, F_OK), -1);
+	assert_int_equal(count_lines(target), 0);
+	testpki_rmdir(dir);
+	free(dangling);
+	free(link);
+	free(target);
+	free(dir);
+}
+
+static void
+test_report_refuses_a_fifo_and_a_directory(void **state)
+{
+	char	*dir, *fifo, *sub;
+	int	 reader;
+
+	(void)state;
+	dir = testpki_tmpdir();
+	fifo = xasprintf("%s/fifo", dir);
+	sub = xasprintf("%s/sub", dir);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	assert_int_equal(mkdir(sub, 0700), 0);
+	/* With a reader, opening the FIFO for writing would succeed. */
+	reader = open(fifo, O_RDONLY | O_NONBLOCK);
+	assert_true(reader != -1);
+	assert_open_refused(fifo, "is a FIFO");
+	close(reader);
+	assert_open_refused(fifo, "is a FIFO");
+	assert_open_refused(sub, "is a directory");
+	assert_open_refused("/dev/null", "is a device");
+	assert_int_equal(rmdir(sub), 0);
+	testpki_rmdir(dir);
+	free(sub);
+	free(fifo);
+	free(dir);
+}
+
+static void
+test_report_reopen_refuses_a_symbolic_link_put_in_place(void **state)
+{
+	struct fixture		*fx = *state;
+	struct test_pinset	 t;
+	struct report_event	 ev;
+	struct report		*r;
+	char			*dir, *path, *rotated, *target;
+	char			 err[256];
+
+	dir = testpki_tmpdir();
+	path = xasprintf("%s/report.jsonl", dir);
+	rotated = xasprintf("%s/report.jsonl.1", dir);
+	target = xasprintf("%s/target", dir);
+	pinset_make(&t);
+	event_make(&ev, &t.ps, fx);
+	touch_file(target);
+	r = report_open(path, err, sizeof(err));
+	assert_non_null(r);
+	assert_int_equal(rename(path, rotated), 0);
+	assert_int_equal(symlink(target, path), 0);
+	err[0] = '\0';
+	assert_false(report_reopen(r, err, sizeof(err)));
+	assert_non_null(strstr(err, "is a symbolic link"));
+	assert_int_equal(report_pin_failure(r, &ev, err, sizeof(err)),
+	    REPORT_WRITTEN);
+	report_close(r);
+	assert_int_equal(count_lines(rotated), 1);
+	assert_int_equal(count_lines(target), 0);
+	pinset_clear(&t);
+	testpki_rmdir(dir);
+	free(target);
+	free(rotated);
+	free(path);
+	free(dir);
 }
 
 static void
@@ -763,7 +894,12 @@ main(void)
 		cmocka_unit_test(
 		    test_report_open_names_a_path_that_cannot_be_created),
 		cmocka_unit_test(
-		    test_report_returns_a_full_disk_and_retries_later),
+		    test_report_returns_a_failed_write_and_retries_later),
+		cmocka_unit_test(test_report_refuses_a_symbolic_link),
+		cmocka_unit_test(
+		    test_report_refuses_a_fifo_and_a_directory),
+		cmocka_unit_test(
+		    test_report_reopen_refuses_a_symbolic_link_put_in_place),
 		cmocka_unit_test(test_report_notes_the_most_specific_pattern),
 	};
 
