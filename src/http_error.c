@@ -62,7 +62,10 @@ static const struct http_error_def http_errors[HTTP_ERROR__COUNT] = {
 	[HTTP_ERROR_BAD_RESPONSE] = { 502, "Bad Gateway",
 	    "http_protocol_error", "bad-response",
 	    "the server's answer is not a valid HTTP/1.1 response to the "
-	    "request" }
+	    "request" },
+	[HTTP_ERROR_PLAIN_PORT_DENIED] = { 403, "Forbidden",
+	    "http_request_denied", "port-denied",
+	    "plaintext requests to this port are not allowed by plain_ports" }
 };
 
 /* The row of kind; an unknown kind is answered as a bad request. */

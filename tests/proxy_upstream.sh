@@ -111,6 +111,7 @@ ca_cert = $TMP/ca-u.pem
 ca_key = $TMP/ca-u.key
 trust = $PKI/root.pem
 unpinned = pass
+plain_ports = $OW $OS6 $OS0 $OG
 shutdown_timeout = 2s
 
 [pins:set-api]
