@@ -58,7 +58,7 @@ struct conf {
 	size_t			 nconnect_ports;
 	uint16_t		*plain_ports;
 	size_t			 nplain_ports;
-	bool			 plain_ports_set;	/* else + pin set ports */
+	bool			 plain_ports_set; /* else + pin set ports */
 	struct cidr		*allow_clients;
 	size_t			 nallow_clients;
 	unsigned long		 max_connections;
@@ -93,7 +93,8 @@ bool		 conf_connect_port_allowed(const struct conf *c, uint16_t port);
  * Whether plaintext requests may go to a port: plain_ports, or when it is
  * not set, 80, 443 and the port of every pin set.
  */
-bool		 conf_plain_port_allowed(const struct conf *c, uint16_t port);
+bool		 conf_plain_port_allowed(const struct conf *c,
+		    uint16_t port);
 /* Whether a client address is in allow_clients. */
 bool		 conf_client_allowed(const struct conf *c,
 		    const struct sockaddr *sa);

@@ -49,7 +49,7 @@ struct forward {
 	bool			 resp_done;
 	bool			 close_after;	/* the client must be closed */
 	int			 status;
-	char			*offer;		/* the request's Upgrade */
+	char			*offer;		/* request's Upgrade list */
 	uint64_t		 resp_bytes;	/* from the upstream */
 	uint64_t		 body_up;	/* request body sent upstream */
 };

@@ -1064,7 +1064,7 @@ test_http_head_list_joins_every_header_of_a_name(void **state)
 }
 
 static void
-test_http_upgrade_offered_needs_every_chosen_protocol_offered(void **state)
+test_http_upgrade_offered_needs_every_chosen_one_offered(void **state)
 {
 	(void)state;
 	assert_true(http_upgrade_offered("websocket", "websocket"));
@@ -1416,7 +1416,7 @@ main(void)
 		cmocka_unit_test(
 		    test_http_head_list_joins_every_header_of_a_name),
 		cmocka_unit_test(
-		    test_http_upgrade_offered_needs_every_chosen_protocol_offered),
+		    test_http_upgrade_offered_needs_every_chosen_one_offered),
 		cmocka_unit_test(test_http_response_framing_rules),
 		cmocka_unit_test(test_http_failed_parser_refuses_more_input),
 		cmocka_unit_test(
