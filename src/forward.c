@@ -16,6 +16,7 @@
 #include "hostmatch.h"
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "pincheck.h"
 #include "pool.h"
 #include "relay.h"
@@ -81,6 +82,8 @@ forward_bad_response(struct forward *f, const char *reason)
 	log_str(&l, LK_ERROR, "bad-response");
 	log_str(&l, LK_REASON, reason);
 	log_end(&l);
+	metrics_inc(conn_env(f->conn)->sinks.metrics,
+	    METRIC_UPSTREAM_ERRORS_BAD_RESPONSE);
 	f->state = FORWARD_IDLE;
 	forward_drop(f);
 	conn_reply_error(f->conn, HTTP_ERROR_BAD_RESPONSE, f->host, reason);

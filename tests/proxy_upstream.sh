@@ -102,8 +102,9 @@ OG=$(free_port)
 start_server O_G "$TMP/og.log" python3 "$BADORIGIN" --port "$OG" \
     --mode garbage
 
-# Instance U: unpinned hosts pass; api.test is pinned.
+# Instance U: unpinned hosts pass; api.test is pinned; metrics on SU.
 PU=$(free_port)
+SU=$(free_port)
 cat >"$TMP/u.conf" <<EOF
 [proxy]
 listen = 127.0.0.1:$PU
@@ -112,6 +113,7 @@ ca_key = $TMP/ca-u.key
 trust = $PKI/root.pem
 unpinned = pass
 plain_ports = $OW $OS6 $OS0 $OG
+stats_listen = 127.0.0.1:$SU
 shutdown_timeout = 2s
 
 [pins:set-api]
@@ -182,6 +184,18 @@ check_eq "not HTTP from a plaintext upstream: 502" 502 "$code"
 check_eq "not HTTP from a plaintext upstream: details=bad-response" \
     'pinproxy; error=http_protocol_error; details="bad-response"' \
     "$(header "$TMP/garbage.head" Proxy-Status)"
+BAD_N=$((BAD_N + 1))
+check "not HTTP from a plaintext upstream: error=bad-response logged" \
+    wait_count "$BAD_N" "$TMP/u.log" "$(kv event upstream_error)" \
+    "$(kv error bad-response)"
+
+# Every bad response is counted.
+curl -sS --noproxy '' --max-time 10 -o "$TMP/metrics.prom" \
+    "http://127.0.0.1:$SU/metrics" 2>/dev/null
+check_eq "pinproxy_upstream_errors_total{error=\"bad-response\"} $BAD_N" \
+    "$BAD_N" "$(sed -n \
+    's/^pinproxy_upstream_errors_total{error="bad-response"} //p' \
+    "$TMP/metrics.prom")"
 
 # A good request still works afterwards.
 code=$(fetch hello "$PU" http://api.test/hello)
