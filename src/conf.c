@@ -1,6 +1,7 @@
 /*
  * The configuration object: defaults, reference counting, and the lookups
- * the runtime needs (pin set for a host, connect_ports, allow_clients).
+ * the runtime needs (pin set for a host, connect_ports, plain_ports,
+ * allow_clients).
  */
 #include <sys/socket.h>
 
@@ -36,6 +37,10 @@ conf_new_default(void)
 	c->connect_ports = xcalloc(1, sizeof(*c->connect_ports));
 	c->connect_ports[0] = 443;
 	c->nconnect_ports = 1;
+	c->plain_ports = xcalloc(2, sizeof(*c->plain_ports));
+	c->plain_ports[0] = 80;
+	c->plain_ports[1] = 443;
+	c->nplain_ports = 2;
 	c->allow_clients = xcalloc(2, sizeof(*c->allow_clients));
 	if (!cv_cidr("127.0.0.0/8", &c->allow_clients[0], err, sizeof(err)) ||
 	    !cv_cidr("::1", &c->allow_clients[1], err, sizeof(err)))
@@ -88,6 +93,7 @@ conf_unref(struct conf *c)
 	free(c->ca_key);
 	free(c->trust);
 	free(c->connect_ports);
+	free(c->plain_ports);
 	free(c->allow_clients);
 	free(c->report_file);
 	free(c);
@@ -121,6 +127,22 @@ conf_connect_port_allowed(const struct conf *c, uint16_t port)
 
 	for (i = 0; i < c->nconnect_ports; i++)
 		if (c->connect_ports[i] == port)
+			return true;
+	return false;
+}
+
+bool
+conf_plain_port_allowed(const struct conf *c, uint16_t port)
+{
+	size_t	 i;
+
+	for (i = 0; i < c->nplain_ports; i++)
+		if (c->plain_ports[i] == port)
+			return true;
+	if (c->plain_ports_set)
+		return false;
+	for (i = 0; i < c->npinsets; i++)
+		if (c->pinsets[i].port == port)
 			return true;
 	return false;
 }

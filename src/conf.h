@@ -56,6 +56,9 @@ struct conf {
 	enum unpinned_policy	 unpinned;
 	uint16_t		*connect_ports;
 	size_t			 nconnect_ports;
+	uint16_t		*plain_ports;
+	size_t			 nplain_ports;
+	bool			 plain_ports_set; /* else + pin set ports */
 	struct cidr		*allow_clients;
 	size_t			 nallow_clients;
 	unsigned long		 max_connections;
@@ -86,6 +89,12 @@ void		 conf_unref(struct conf *c);
 const struct pinset *conf_lookup(const struct conf *c, const char *host);
 /* Whether a port is in connect_ports. */
 bool		 conf_connect_port_allowed(const struct conf *c, uint16_t port);
+/*
+ * Whether plaintext requests may go to a port: plain_ports, or when it is
+ * not set, 80, 443 and the port of every pin set.
+ */
+bool		 conf_plain_port_allowed(const struct conf *c,
+		    uint16_t port);
 /* Whether a client address is in allow_clients. */
 bool		 conf_client_allowed(const struct conf *c,
 		    const struct sockaddr *sa);

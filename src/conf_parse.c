@@ -38,6 +38,7 @@ enum conf_key_id {
 	KEY_TRUST,
 	KEY_UNPINNED,
 	KEY_CONNECT_PORTS,
+	KEY_PLAIN_PORTS,
 	KEY_ALLOW_CLIENTS,
 	KEY_MAX_CONNECTIONS,
 	KEY_CONNECT_TIMEOUT,
@@ -104,6 +105,8 @@ static bool conf_set_unpinned(struct conf_parse *, const char *, char *,
     size_t);
 static bool conf_set_connect_ports(struct conf_parse *, const char *, char *,
     size_t);
+static bool conf_set_plain_ports(struct conf_parse *, const char *, char *,
+    size_t);
 static bool conf_set_allow_clients(struct conf_parse *, const char *, char *,
     size_t);
 static bool conf_set_max_connections(struct conf_parse *, const char *, char *,
@@ -146,6 +149,8 @@ static const struct conf_key conf_keys[KEY__COUNT] = {
 	    conf_set_unpinned },
 	[KEY_CONNECT_PORTS] = { "connect_ports", SECTION_PROXY, false,
 	    conf_set_connect_ports },
+	[KEY_PLAIN_PORTS] = { "plain_ports", SECTION_PROXY, false,
+	    conf_set_plain_ports },
 	[KEY_ALLOW_CLIENTS] = { "allow_clients", SECTION_PROXY, false,
 	    conf_set_allow_clients },
 	[KEY_MAX_CONNECTIONS] = { "max_connections", SECTION_PROXY, false,
@@ -269,11 +274,11 @@ conf_set_unpinned(struct conf_parse *p, const char *value, char *err,
 	return false;
 }
 
+/* Replace a list of ports; at least one is required. */
 static bool
-conf_set_connect_ports(struct conf_parse *p, const char *value, char *err,
+conf_set_ports(uint16_t **dst, size_t *ndst, const char *value, char *err,
     size_t errlen)
 {
-	struct conf	*c = p->conf;
 	uint16_t	*ports;
 	char		**items;
 	size_t		 n, i;
@@ -292,9 +297,28 @@ conf_set_connect_ports(struct conf_parse *p, const char *value, char *err,
 		free(ports);
 		return false;
 	}
-	free(c->connect_ports);
-	c->connect_ports = ports;
-	c->nconnect_ports = n;
+	free(*dst);
+	*dst = ports;
+	*ndst = n;
+	return true;
+}
+
+static bool
+conf_set_connect_ports(struct conf_parse *p, const char *value, char *err,
+    size_t errlen)
+{
+	return conf_set_ports(&p->conf->connect_ports,
+	    &p->conf->nconnect_ports, value, err, errlen);
+}
+
+static bool
+conf_set_plain_ports(struct conf_parse *p, const char *value, char *err,
+    size_t errlen)
+{
+	if (!conf_set_ports(&p->conf->plain_ports, &p->conf->nplain_ports,
+	    value, err, errlen))
+		return false;
+	p->conf->plain_ports_set = true;
 	return true;
 }
 

@@ -295,6 +295,24 @@ conn_block(struct conn *c)
 	    "No pin set covers this host and unpinned hosts are blocked.");
 }
 
+/* Refuse a plaintext request to a port missing from plain_ports. */
+static void
+conn_port_denied(struct conn *c, uint16_t port)
+{
+	struct logline	 l;
+	char		 why[64];
+
+	snprintf(why, sizeof(why), "port %u not in plain_ports",
+	    (unsigned int)port);
+	log_begin(&l, EV_BLOCKED);
+	log_str(&l, LK_HOST, c->host);
+	log_str(&l, LK_CLIENT, c->client);
+	log_str(&l, LK_REASON, why);
+	log_end(&l);
+	conn_reply_error(c, HTTP_ERROR_PLAIN_PORT_DENIED, c->host,
+	    "Plaintext requests to this port are not allowed (plain_ports).");
+}
+
 /* A complete request head arrived: decide where it goes. */
 static void
 conn_request(struct conn *c)
@@ -346,6 +364,9 @@ conn_request(struct conn *c)
 		t.port = 443;
 	} else if (conf->unpinned == UNPINNED_BLOCK) {
 		conn_block(c);
+		return;
+	} else if (!conf_plain_port_allowed(conf, t.port)) {
+		conn_port_denied(c, t.port);
 		return;
 	}
 	conn_set_state(c, CONN_FORWARD);

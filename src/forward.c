@@ -15,6 +15,8 @@
 #include "forward.h"
 #include "hostmatch.h"
 #include "http.h"
+#include "log.h"
+#include "metrics.h"
 #include "pincheck.h"
 #include "pool.h"
 #include "relay.h"
@@ -48,6 +50,7 @@ struct forward {
 	bool			 resp_done;
 	bool			 close_after;	/* the client must be closed */
 	int			 status;
+	char			*offer;		/* request's Upgrade list */
 	uint64_t		 resp_bytes;	/* from the upstream */
 	uint64_t		 body_up;	/* request body sent upstream */
 };
@@ -61,6 +64,29 @@ forward_drop(struct forward *f)
 {
 	upstream_free(f->up);
 	f->up = NULL;
+}
+
+/*
+ * The upstream's answer is not valid HTTP/1.1 for this request: log it
+ * and answer 502, closing both sides.
+ */
+static void
+forward_bad_response(struct forward *f, const char *reason)
+{
+	struct logline	 l;
+
+	log_begin(&l, EV_UPSTREAM_ERROR);
+	log_str(&l, LK_HOST, f->host);
+	log_int(&l, LK_PORT, f->port);
+	log_str(&l, LK_CLIENT, conn_client(f->conn));
+	log_str(&l, LK_ERROR, "bad-response");
+	log_str(&l, LK_REASON, reason);
+	log_end(&l);
+	metrics_inc(conn_env(f->conn)->sinks.metrics,
+	    METRIC_UPSTREAM_ERRORS_BAD_RESPONSE);
+	f->state = FORWARD_IDLE;
+	forward_drop(f);
+	conn_reply_error(f->conn, HTTP_ERROR_BAD_RESPONSE, f->host, reason);
 }
 
 void
@@ -193,6 +219,19 @@ forward_request_body(struct forward *f)
 	relay_throttle(cb, ub);
 }
 
+/* Whether a 101 names only protocols that the request offered. */
+static bool
+forward_upgrade_chosen(struct forward *f, const struct http_head *h)
+{
+	char	*chosen;
+	bool	 ok;
+
+	chosen = http_head_list(h, "Upgrade");
+	ok = http_upgrade_offered(f->offer, chosen);
+	free(chosen);
+	return ok;
+}
+
 /* A response head arrived: pass it on, or switch protocols. */
 static bool
 forward_response_head(struct forward *f, struct evbuffer *out)
@@ -201,6 +240,17 @@ forward_response_head(struct forward *f, struct evbuffer *out)
 	size_t			 before, consumed;
 
 	before = evbuffer_get_length(out);
+	if (h->status == 101 && f->offer == NULL) {
+		/* Else the client's next requests would reach this server. */
+		forward_bad_response(f, "The server switched protocols but "
+		    "the request asked for no Upgrade.");
+		return false;
+	}
+	if (h->status == 101 && !forward_upgrade_chosen(f, h)) {
+		forward_bad_response(f, "The server switched to a protocol "
+		    "the request did not offer in Upgrade.");
+		return false;
+	}
 	if (h->status == 101) {
 		http_response_write(h, false, out);
 		conn_count(f->conn, 0, evbuffer_get_length(out) - before);
@@ -247,12 +297,8 @@ forward_upstream_read(struct forward *f)
 			if (r == HTTP_NEED_MORE)
 				continue;
 			if (r != HTTP_HEAD_COMPLETE) {
-				f->state = FORWARD_IDLE;
-				forward_drop(f);
-				conn_reply_error(f->conn,
-				    HTTP_ERROR_TLS_FAILED, f->host,
-				    "The server's response is not valid "
-				    "HTTP/1.1.");
+				forward_bad_response(f, "The server's response "
+				    "is not valid HTTP/1.1.");
 				return;
 			}
 			if (!forward_response_head(f, out))
@@ -371,6 +417,9 @@ forward_send_request(struct forward *f)
 	    bufferevent_get_output(ub));
 	if (strcmp(h->method, "HEAD") == 0)
 		http_msg_expect_no_body(f->resp);
+	/* Only what the request offered may answer a 101. */
+	free(f->offer);
+	f->offer = h->upgrade ? http_head_list(h, "Upgrade") : NULL;
 	bufferevent_enable(ub, EV_READ | EV_WRITE);
 	bufferevent_set_timeouts(cb, &idle, &idle);
 	bufferevent_enable(cb, EV_READ);
@@ -490,5 +539,6 @@ forward_free(struct forward *f)
 		return;
 	forward_release(f);
 	http_msg_free(f->resp);
+	free(f->offer);
 	free(f);
 }

@@ -565,17 +565,24 @@ http_list_next(const char **pp, const char **tok, size_t *toklen)
 	return true;
 }
 
-/* Whether a comma-separated list names token (any case). */
+/* Whether a comma-separated list names a token of tlen bytes (any case). */
 static bool
-http_list_has(const char *list, const char *token)
+http_list_has_n(const char *list, const char *token, size_t tlen)
 {
 	const char	*tok;
 	size_t		 len;
 
 	while (http_list_next(&list, &tok, &len))
-		if (len == strlen(token) && strncasecmp(tok, token, len) == 0)
+		if (len == tlen && strncasecmp(tok, token, len) == 0)
 			return true;
 	return false;
+}
+
+/* Whether a comma-separated list names token (any case). */
+static bool
+http_list_has(const char *list, const char *token)
+{
+	return http_list_has_n(list, token, strlen(token));
 }
 
 /*
@@ -662,7 +669,8 @@ http_head_build(struct http_msg *m)
 		if (m->reason != SIZE_MAX)
 			h->reason = m->store + m->reason;
 		h->upgrade = h->status == 101;
-		return true;
+		/* Three digits are not enough: RFC 9110 defines 100 to 599. */
+		return h->status >= 100 && h->status <= 599;
 	}
 	if (m->url == SIZE_MAX || !http_is_target(m->store + m->url))
 		return false;
@@ -878,6 +886,43 @@ http_head_get(const struct http_head *h, const char *name)
 		if (strcasecmp(h->headers[i].name, name) == 0)
 			return h->headers[i].value;
 	return NULL;
+}
+
+char *
+http_head_list(const struct http_head *h, const char *name)
+{
+	char	*list = NULL, *joined;
+	size_t	 i;
+
+	for (i = 0; i < h->nheaders; i++) {
+		if (strcasecmp(h->headers[i].name, name) != 0)
+			continue;
+		if (list == NULL)
+			list = xstrdup(h->headers[i].value);
+		else {
+			joined = xasprintf("%s, %s", list, h->headers[i].value);
+			free(list);
+			list = joined;
+		}
+	}
+	return list;
+}
+
+bool
+http_upgrade_offered(const char *offered, const char *chosen)
+{
+	const char	*tok;
+	size_t		 len;
+	bool		 any = false;
+
+	if (offered == NULL || chosen == NULL)
+		return false;
+	while (http_list_next(&chosen, &tok, &len)) {
+		if (!http_list_has_n(offered, tok, len))
+			return false;
+		any = true;
+	}
+	return any;
 }
 
 /*

@@ -137,6 +137,19 @@ void			 http_msg_expect_no_body(struct http_msg *m);
 const char		*http_head_get(const struct http_head *h,
 			    const char *name);
 /*
+ * The values of every header called name (any case) joined with ", ", as
+ * one list the caller frees; NULL when there is none.
+ */
+char			*http_head_list(const struct http_head *h,
+			    const char *name);
+/*
+ * Whether a 101's Upgrade list (chosen) names at least one protocol and
+ * only protocols of the request's Upgrade list (offered), in any case;
+ * false when either is NULL.
+ */
+bool			 http_upgrade_offered(const char *offered,
+			    const char *chosen);
+/*
  * Append a request head for an upstream: origin-form request line, a Host
  * header naming host (with port unless 0 or the default of the scheme, 443
  * when tls, else 80), the headers that are not hop-by-hop, and a Via

@@ -58,7 +58,14 @@ static const struct http_error_def http_errors[HTTP_ERROR__COUNT] = {
 	    "no complete request head arrived within header_timeout" },
 	[HTTP_ERROR_LOOP] = { 508, "Loop Detected",
 	    "proxy_loop_detected", "loop",
-	    "the request is addressed to pinproxy itself" }
+	    "the request is addressed to pinproxy itself" },
+	[HTTP_ERROR_BAD_RESPONSE] = { 502, "Bad Gateway",
+	    "http_protocol_error", "bad-response",
+	    "the server's answer is not a valid HTTP/1.1 response to the "
+	    "request" },
+	[HTTP_ERROR_PLAIN_PORT_DENIED] = { 403, "Forbidden",
+	    "http_request_denied", "port-denied",
+	    "plaintext requests to this port are not allowed by plain_ports" }
 };
 
 /* The row of kind; an unknown kind is answered as a bad request. */

@@ -28,6 +28,7 @@ enum metric_id {
 	METRIC_UPSTREAM_ERRORS_CONNECT,
 	METRIC_UPSTREAM_ERRORS_TLS,
 	METRIC_UPSTREAM_ERRORS_TIMEOUT,
+	METRIC_UPSTREAM_ERRORS_BAD_RESPONSE,
 	METRIC_BYTES_UP,
 	METRIC_BYTES_DOWN,
 	METRIC_LEAFCERT_CACHE_HITS,
@@ -61,7 +62,8 @@ void		 metrics_render(const struct metrics *m, struct evbuffer *out);
 enum metric_id	 metrics_pin_check(enum pin_verdict v);
 /*
  * The upstream_errors series of an error code ("dns-failed",
- * "connect-failed", "tls-failed", "timeout"); METRIC__COUNT for others.
+ * "connect-failed", "tls-failed", "timeout", "bad-response");
+ * METRIC__COUNT for others.
  */
 enum metric_id	 metrics_upstream_error(const char *code);
 

@@ -4,7 +4,8 @@
 Each connection is served in its own thread, the same way, by one mode:
 
     badorigin.py --port P --mode MODE [--bind ADDR] [--cert CHAIN.pem
-                 --key KEY] [--size N] [--after N] [--log FILE]
+                 --key KEY] [--size N] [--after N] [--status N]
+                 [--upgrade TOKENS] [--log FILE]
 
 Modes (TLS first when --cert and --key are given, except alert and
 garbage, which never speak TLS):
@@ -18,10 +19,17 @@ garbage, which never speak TLS):
     alert       read the ClientHello, answer a fatal handshake_failure
                 alert, close
     garbage     read the ClientHello, answer bytes that are not TLS, close
+                (to a plaintext request: bytes that are not HTTP)
+    switch      answer the first request, whatever it asked for, with
+                "101 Switching Protocols" and "Upgrade: TOKENS" (default
+                websocket), then log every byte that follows as data
+    status      answer every request with an empty response of status
+                STATUS (any three digits, e.g. 600 or 099)
 
 --bind takes an IPv4 or IPv6 address (default 127.0.0.1). It prints
 "ready" once listening. Log events, one JSON object per line, all with
-"conn": accept, tls, tls_error, request {path}, reset, close.
+"conn": accept, tls, tls_error, request {path, upgrade}, data {text}
+(latin-1), reset, close.
 """
 
 import argparse
@@ -134,9 +142,14 @@ class Handler(socketserver.BaseRequestHandler):
         if head is not None:
             line = head.split(b"\r\n", 1)[0].decode("latin-1")
             parts = line.split(" ")
+            upgrade = ""
+            for field in head.split(b"\r\n")[1:]:
+                name, _, value = field.partition(b":")
+                if name.strip().lower() == b"upgrade":
+                    upgrade = value.strip().decode("latin-1")
             self.server.recorder.log(
                 self.conn, "request",
-                path=parts[1] if len(parts) > 1 else line)
+                path=parts[1] if len(parts) > 1 else line, upgrade=upgrade)
         return head, rest
 
     def mode_hello(self, sock):
@@ -179,6 +192,34 @@ class Handler(socketserver.BaseRequestHandler):
     def mode_tls_close(self, sock):
         sock.close()
 
+    def mode_switch(self, sock):
+        head, rest = self.read_request(sock, b"")
+        if head is None:
+            sock.close()
+            return
+        sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\n"
+                     b"Connection: Upgrade\r\nUpgrade: %s\r\n\r\n"
+                     % self.server.args.upgrade.encode("latin-1"))
+        data = rest
+        while True:
+            if data:
+                self.server.recorder.log(self.conn, "data",
+                                         text=data.decode("latin-1"))
+            data = sock.recv(65536)
+            if not data:
+                break
+        sock.close()
+
+    def mode_status(self, sock):
+        buf = b""
+        while True:
+            head, buf = self.read_request(sock, buf)
+            if head is None:
+                break
+            sock.sendall(b"HTTP/1.1 %s Odd\r\nContent-Length: 0\r\n\r\n"
+                         % self.server.args.status.encode("latin-1"))
+        sock.close()
+
     def mode_nohead(self, sock):
         self.read_request(sock, b"")
         if isinstance(sock, ssl.SSLSocket):
@@ -205,11 +246,13 @@ def main():
     p.add_argument("--bind", default="127.0.0.1")
     p.add_argument("--mode", required=True,
                    choices=["hello", "rst-body", "nohead", "tls-close",
-                            "alert", "garbage"])
+                            "alert", "garbage", "switch", "status"])
     p.add_argument("--cert")
     p.add_argument("--key")
     p.add_argument("--size", type=int, default=10 * 1024 * 1024)
     p.add_argument("--after", type=int, default=256 * 1024)
+    p.add_argument("--status", default="600")
+    p.add_argument("--upgrade", default="websocket")
     p.add_argument("--log")
     args = p.parse_args()
 

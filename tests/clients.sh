@@ -192,6 +192,7 @@ ca_key = $TMP/ca.key
 trust = $PKI/root.pem
 unpinned = pass
 connect_ports = 443 $NG
+plain_ports = 80 443 $NG
 shutdown_timeout = 2s
 
 [pins:api]

@@ -115,7 +115,9 @@ fi
 start_dnsd --map loop.test=127.0.0.1
 
 # conf LISTEN NAME EXTRA: a configuration listening on LISTEN with the CA
-# files NAME and the [proxy] lines EXTRA that pins api.test.
+# files NAME and the [proxy] lines EXTRA that pins api.test. Plaintext
+# requests may go to the plain origin and to pinproxy's own port, so that
+# a request to itself meets the loop check, not the port policy.
 conf()
 {
 	cat <<EOF
@@ -125,6 +127,7 @@ ca_cert = $TMP/ca-$2.pem
 ca_key = $TMP/ca-$2.key
 trust = $PKI/root.pem
 unpinned = pass
+plain_ports = 80, 443, $OP, ${1##*:}
 shutdown_timeout = 2s
 $3
 

@@ -55,7 +55,8 @@ PIN_ATTACK=$(sh "$MKPKI" pin "$PKI/attack.pem")
 PIN_RSA=$(sh "$MKPKI" pin "$PKI/rsa.pem")
 
 # Origins: M the main one, W for the wrong pin, X for the attack, S
-# self-signed, K for keep-alive, P plain HTTP, Q silent; and dnsd.
+# self-signed, K for keep-alive, P plain HTTP, Q silent, P2 plain HTTP on
+# a port missing from plain_ports; and dnsd.
 OM=$(free_port)
 start_origin O_M "$OM" "$TMP/om.log" --cert "$PKI/multi-chain.pem" \
     --key "$PKI/multi.key" --alpn h2,http/1.1
@@ -75,6 +76,8 @@ OP=$(free_port)
 start_origin O_P "$OP" "$TMP/op.log" --plain
 OQ=$(free_port)
 start_origin O_Q "$OQ" "$TMP/oq.log" --silent
+OP2=$(free_port)
+start_origin O_P2 "$OP2" "$TMP/op2.log" --plain
 CLOSED=$(free_port)
 
 start_dnsd --map dns.test=127.0.0.1 --map plain.test=127.0.0.1 \
@@ -90,6 +93,7 @@ ca_cert = $TMP/ca-a.pem
 ca_key = $TMP/ca-a.key
 trust = $PKI/trust.pem
 unpinned = pass
+plain_ports = 80, 443, $OP
 shutdown_timeout = 2s
 
 [pins:set-api]
@@ -509,6 +513,19 @@ check "unpinned = pass: origin-form request at the plain origin" \
 check_log "unpinned = pass: access line mode=plain" "$TMP/a.log" \
     "$(kv event access)" "$(kv host plain.test)" "$(kv mode plain)" \
     "$(kv status 200)"
+
+# plain_ports: an unpinned host on a port it does not list is refused
+# before anything is sent; a pinned host always goes to its set's port.
+expect_error plain-port "$PA" "http://plain.test:$OP2/hello" 403 \
+    http_request_denied port-denied plain.test
+check_log "port not in plain_ports: event=blocked with the reason" \
+    "$TMP/a.log" "$(kv event blocked)" "$(kv host plain.test)" \
+    "$(kv reason "port $OP2 not in plain_ports")"
+check_eq "port not in plain_ports: nothing reaches the origin" 0 \
+    "$(origin_count "$TMP/op2.log" accept)"
+code=$(fetch pinned-port "$PA" "http://api.test:$OP2/hello")
+check_status "pinned host named with a port outside plain_ports: 200" 200 \
+    "$code" pinned-port
 
 # Names resolved with DNS (dnsd) on the pin set's port.
 code=$(fetch dns "$PA" "http://dns.test/hello")

@@ -361,6 +361,35 @@ test_durations_are_seconds_or_take_a_unit(void **state)
 }
 
 static void
+test_plain_ports_default_to_80_443_and_pin_set_ports(void **state)
+{
+	struct parsed	 r;
+
+	(void)state;
+	r = parse("[pins:a]\nhosts = a.example\npin = " PIN_A "\n"
+	    "pin = " PIN_B "\nport = 8443\n");
+	assert_non_null(r.conf);
+	assert_false(r.conf->plain_ports_set);
+	assert_true(conf_plain_port_allowed(r.conf, 80));
+	assert_true(conf_plain_port_allowed(r.conf, 443));
+	assert_true(conf_plain_port_allowed(r.conf, 8443));
+	assert_false(conf_plain_port_allowed(r.conf, 8080));
+	assert_false(conf_plain_port_allowed(r.conf, 22));
+	parsed_free(&r);
+	r = parse("[proxy]\nplain_ports = 8080, 81\n"
+	    "[pins:a]\nhosts = a.example\npin = " PIN_A "\n"
+	    "pin = " PIN_B "\nport = 8443\n");
+	assert_non_null(r.conf);
+	assert_true(r.conf->plain_ports_set);
+	assert_int_equal(r.conf->nplain_ports, 2);
+	assert_true(conf_plain_port_allowed(r.conf, 8080));
+	assert_true(conf_plain_port_allowed(r.conf, 81));
+	assert_false(conf_plain_port_allowed(r.conf, 80));
+	assert_false(conf_plain_port_allowed(r.conf, 8443));
+	parsed_free(&r);
+}
+
+static void
 test_lists_split_on_commas_and_or_spaces(void **state)
 {
 	static const char *const spellings[] = {
@@ -767,7 +796,8 @@ test_bad_proxy_values_name_the_key_and_the_value(void **state)
 	    "idle_timeout = -1\n"
 	    "log = file\n"
 	    "log_level = verbose\n"
-	    "stats_listen = 9101\n",
+	    "stats_listen = 9101\n"
+	    "plain_ports = 80 x\n",
 	    FILE_NAME ":2: bad value for listen: \"localhost:8080\": not a "
 	    "numeric IPv4 address (host names are not accepted)",
 	    FILE_NAME ":3: bad value for ca_cert: \"\": a path is required",
@@ -790,7 +820,9 @@ test_bad_proxy_values_name_the_key_and_the_value(void **state)
 	    FILE_NAME ":12: bad value for log_level: \"verbose\": expected "
 	    "error, warn, info or debug",
 	    FILE_NAME ":13: bad value for stats_listen: \"9101\": missing "
-	    ":PORT, as in 127.0.0.1:8080");
+	    ":PORT, as in 127.0.0.1:8080",
+	    FILE_NAME ":14: bad value for plain_ports: \"80 x\": not a "
+	    "port: expected a number from 1 to 65535");
 }
 
 static void
@@ -1457,6 +1489,8 @@ main(void)
 		    test_every_unpinned_policy_and_log_level_is_accepted),
 		cmocka_unit_test(test_listen_repeats_and_replaces_the_default),
 		cmocka_unit_test(test_durations_are_seconds_or_take_a_unit),
+		cmocka_unit_test(
+		    test_plain_ports_default_to_80_443_and_pin_set_ports),
 		cmocka_unit_test(test_lists_split_on_commas_and_or_spaces),
 		cmocka_unit_test(
 		    test_allow_clients_takes_a_cidr_list_for_both_families),

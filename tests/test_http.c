@@ -1023,6 +1023,63 @@ test_http_upgrade_request_is_reported(void **state)
 }
 
 static void
+test_http_response_status_outside_100_to_599_is_malformed(void **state)
+{
+	static const char *const bad[] = { "000", "099", "600", "999" };
+	static const char *const good[] = { "100", "199", "200", "599" };
+	char		 s[64];
+	struct http_msg	*m;
+	size_t		 i;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(s, sizeof(s), "HTTP/1.1 %s X\r\n\r\n", bad[i]);
+		if (head_result(HTTP_DIR_RESPONSE, s, strlen(s)) !=
+		    HTTP_ERR_BAD_REQUEST)
+			fail_msg("status %s was accepted", bad[i]);
+	}
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		snprintf(s, sizeof(s), "HTTP/1.1 %s X\r\nContent-Length: 0"
+		    "\r\n\r\n", good[i]);
+		m = response(s);
+		assert_int_equal(http_msg_head(m)->status, atoi(good[i]));
+		http_msg_free(m);
+	}
+}
+
+static void
+test_http_head_list_joins_every_header_of_a_name(void **state)
+{
+	struct http_msg	*m;
+	char		*v;
+
+	(void)state;
+	m = request("GET / HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\n"
+	    "X: y\r\nupgrade: websocket/13\r\n\r\n");
+	v = http_head_list(http_msg_head(m), "Upgrade");
+	assert_string_equal(v, "h2c, websocket/13");
+	free(v);
+	assert_null(http_head_list(http_msg_head(m), "Connection"));
+	http_msg_free(m);
+}
+
+static void
+test_http_upgrade_offered_needs_every_chosen_one_offered(void **state)
+{
+	(void)state;
+	assert_true(http_upgrade_offered("websocket", "websocket"));
+	assert_true(http_upgrade_offered("h2c, WebSocket", "websocket"));
+	assert_true(http_upgrade_offered("a, b", " b ,a"));
+	assert_false(http_upgrade_offered("websocket", "h2c"));
+	assert_false(http_upgrade_offered("websocket", "websocket, h2c"));
+	assert_false(http_upgrade_offered("websocket/13", "websocket"));
+	assert_false(http_upgrade_offered("websocket", ""));
+	assert_false(http_upgrade_offered("websocket", " , "));
+	assert_false(http_upgrade_offered(NULL, "websocket"));
+	assert_false(http_upgrade_offered("websocket", NULL));
+}
+
+static void
 test_http_response_framing_rules(void **state)
 {
 	struct http_msg	*m;
@@ -1354,6 +1411,12 @@ main(void)
 		cmocka_unit_test(test_http_eof_inside_a_message_is_an_error),
 		cmocka_unit_test(test_http_101_response_switches_protocols),
 		cmocka_unit_test(test_http_upgrade_request_is_reported),
+		cmocka_unit_test(
+		    test_http_response_status_outside_100_to_599_is_malformed),
+		cmocka_unit_test(
+		    test_http_head_list_joins_every_header_of_a_name),
+		cmocka_unit_test(
+		    test_http_upgrade_offered_needs_every_chosen_one_offered),
 		cmocka_unit_test(test_http_response_framing_rules),
 		cmocka_unit_test(test_http_failed_parser_refuses_more_input),
 		cmocka_unit_test(

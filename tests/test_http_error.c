@@ -91,6 +91,12 @@ test_http_error_every_row_has_its_status_line_and_proxy_status(void **state)
 		    "details=\"header-timeout\"" },
 		{ HTTP_ERROR_LOOP, "HTTP/1.1 508 Loop Detected",
 		    "pinproxy; error=proxy_loop_detected; details=\"loop\"" },
+		{ HTTP_ERROR_BAD_RESPONSE, "HTTP/1.1 502 Bad Gateway",
+		    "pinproxy; error=http_protocol_error; "
+		    "details=\"bad-response\"" },
+		{ HTTP_ERROR_PLAIN_PORT_DENIED, "HTTP/1.1 403 Forbidden",
+		    "pinproxy; error=http_request_denied; "
+		    "details=\"port-denied\"" },
 	};
 	char	 expect[256], *s;
 	size_t	 i;

@@ -54,13 +54,14 @@ static const char golden[] =
     "that failed verification.\n"
     "# TYPE pinproxy_verify_failures_total counter\n"
     "pinproxy_verify_failures_total 0\n"
-    "# HELP pinproxy_upstream_errors_total Upstream DNS, TCP, TLS and "
-    "timeout failures.\n"
+    "# HELP pinproxy_upstream_errors_total Upstream DNS, TCP, TLS, "
+    "timeout and response failures.\n"
     "# TYPE pinproxy_upstream_errors_total counter\n"
     "pinproxy_upstream_errors_total{error=\"dns-failed\"} 0\n"
     "pinproxy_upstream_errors_total{error=\"connect-failed\"} 0\n"
     "pinproxy_upstream_errors_total{error=\"tls-failed\"} 0\n"
     "pinproxy_upstream_errors_total{error=\"timeout\"} 1\n"
+    "pinproxy_upstream_errors_total{error=\"bad-response\"} 0\n"
     "# HELP pinproxy_bytes_total Bytes relayed, up to upstreams and down "
     "to clients.\n"
     "# TYPE pinproxy_bytes_total counter\n"
@@ -204,6 +205,8 @@ test_metrics_map_the_upstream_error_codes(void **state)
 	    METRIC_UPSTREAM_ERRORS_TLS);
 	assert_int_equal(metrics_upstream_error("timeout"),
 	    METRIC_UPSTREAM_ERRORS_TIMEOUT);
+	assert_int_equal(metrics_upstream_error("bad-response"),
+	    METRIC_UPSTREAM_ERRORS_BAD_RESPONSE);
 	assert_int_equal(metrics_upstream_error("pin-mismatch"),
 	    METRIC__COUNT);
 }

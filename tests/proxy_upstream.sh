@@ -1,0 +1,205 @@
+#!/bin/bash
+# Upstreams whose answers are not HTTP end to end: a 101 Switching
+# Protocols that the request did not ask for, or to a protocol it did not
+# offer, a status code outside 100-599, bytes that are not HTTP at all.
+# pinproxy must answer 502 details="bad-response", close both sides, log
+# it, and never let a later request of the client reach such a server.
+# Everything runs on 127.0.0.1.
+
+. "${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}/tests/lib.sh"
+
+small_quarantine
+
+# A raw client: send the bytes of a Python expression to the proxy on
+# 127.0.0.1:PORT; with a second expression, send it once a response head
+# came back (as clients do that take a 101 for a final answer). Keep
+# what comes back in NAME until the peer closes, or for QUIET seconds;
+# with "upgrade", close right after the second expression instead.
+cat >"$TMP/raw.py" <<'EOF'
+import socket, sys
+name, port, quiet, first, second, how = sys.argv[1:7]
+out = b""
+s = socket.create_connection(("127.0.0.1", int(port)), timeout=float(quiet))
+try:
+    s.sendall(eval(first))
+    if second:
+        while b"\r\n\r\n" not in out:
+            d = s.recv(65536)
+            if not d:
+                break
+            out += d
+        s.sendall(eval(second))
+    while how != "upgrade":
+        d = s.recv(65536)
+        if not d:
+            break
+        out += d
+except OSError:
+    pass
+s.close()
+open(name, "wb").write(out)
+EOF
+
+# raw NAME FIRST [SECOND [HOW]]: the raw client against instance U.
+raw()
+{
+	python3 "$TMP/raw.py" "$TMP/$1.resp" "$PU" 10 "$2" "${3:-}" "${4:-}"
+}
+
+# check_bad_response NAME HOST: the raw response NAME is pinproxy's 502
+# with details="bad-response", and the log has an upstream_error for HOST
+# (three cases).
+check_bad_response()
+{
+	check_eq "$1: 502" 502 "$(status_of "$1")"
+	check_eq "$1: Proxy-Status error=http_protocol_error bad-response" \
+	    'pinproxy; error=http_protocol_error; details="bad-response"' \
+	    "$(header_of "$1" Proxy-Status)"
+	[ "$(status_of "$1")" = 502 ] ||
+	    diag "response: $(head -c 300 "$TMP/$1.resp" 2>/dev/null)"
+	BAD_N=$((BAD_N + 1))
+	check "$1: event=upstream_error error=bad-response (number $BAD_N)" \
+	    wait_count "$BAD_N" "$TMP/u.log" "$(kv event upstream_error)" \
+	    "$(kv host "$2")" "$(kv error bad-response)"
+}
+BAD_N=0
+
+# wait_count N FILE PATTERN...: wait up to WAIT_TICKS times 50 ms until
+# N lines of FILE match every pattern.
+wait_count()
+{
+	local n=$1 i
+	shift
+	for i in $(seq "$WAIT_TICKS"); do
+		[ "$(log_count "$@")" -ge "$n" ] && return 0
+		sleep 0.05
+	done
+	diag "$(tail -n 5 "$1")"
+	return 1
+}
+
+# The PKI: the default set of tests/mkpki.sh (its leaf covers api.test).
+make_pki
+PIN_INTER=$(sh "$MKPKI" pin "$PKI/inter.pem")
+PIN_RSA=$(sh "$MKPKI" pin "$PKI/rsa.pem")
+
+# Origins: M the pinned one (TLS, api.test); plain ones that answer any
+# request with a 101 to websocket (W), with status 600 (S6) or 099
+# (S0), or with bytes that are not HTTP (G).
+OM=$(free_port)
+start_origin O_M "$OM" "$TMP/om.log" --cert "$PKI/chain.pem" \
+    --key "$PKI/leaf.key"
+OW=$(free_port)
+start_server O_W "$TMP/ow.log" python3 "$BADORIGIN" --port "$OW" \
+    --mode switch --upgrade websocket
+OS6=$(free_port)
+start_server O_S6 "$TMP/os6.log" python3 "$BADORIGIN" --port "$OS6" \
+    --mode status --status 600
+OS0=$(free_port)
+start_server O_S0 "$TMP/os0.log" python3 "$BADORIGIN" --port "$OS0" \
+    --mode status --status 099
+OG=$(free_port)
+start_server O_G "$TMP/og.log" python3 "$BADORIGIN" --port "$OG" \
+    --mode garbage
+
+# Instance U: unpinned hosts pass; api.test is pinned; metrics on SU.
+PU=$(free_port)
+SU=$(free_port)
+cat >"$TMP/u.conf" <<EOF
+[proxy]
+listen = 127.0.0.1:$PU
+ca_cert = $TMP/ca-u.pem
+ca_key = $TMP/ca-u.key
+trust = $PKI/root.pem
+unpinned = pass
+plain_ports = $OW $OS6 $OS0 $OG
+stats_listen = 127.0.0.1:$SU
+shutdown_timeout = 2s
+
+[pins:set-api]
+hosts = api.test
+pin = $PIN_INTER
+pin = $PIN_RSA
+connect_to = 127.0.0.1:$OM
+EOF
+check "pinproxy U listens on 127.0.0.1:$PU" \
+    start_pinproxy PP_U "$PU" "$TMP/u.conf" "$TMP/u.log"
+
+W="127.0.0.1:$OW"
+SECRET='Authorization: Bearer SECRET-TOKEN\r\nCookie: sid=SECRET-COOKIE\r\n'
+PINNED="b\"GET http://api.test/hello HTTP/1.1\\r\\nHost: api.test\\r\\n$SECRET\\r\\n\""
+
+# An unsolicited 101, with a request for the pinned host pipelined behind
+# the request that drew it.
+raw unsolicited "b\"GET http://$W/a HTTP/1.1\\r\\nHost: $W\\r\\n\\r\\n\" + $PINNED"
+check_bad_response unsolicited 127.0.0.1
+origin_settle "$TMP/ow.log"
+check_eq "unsolicited 101: the pipelined request never reaches that server" \
+    0 "$(grep -c SECRET "$TMP/ow.log")"
+check_eq "unsolicited 101: nor the pinned host" \
+    0 "$(origin_count "$TMP/om.log" request)"
+
+# The same, with the next request sent only after the 101 came back.
+raw unsolicited-later "b\"GET http://$W/b HTTP/1.1\\r\\nHost: $W\\r\\n\\r\\n\"" \
+    "$PINNED"
+check_bad_response unsolicited-later 127.0.0.1
+origin_settle "$TMP/ow.log"
+check_eq "unsolicited 101, request sent later: it never reaches that server" \
+    0 "$(grep -c SECRET "$TMP/ow.log")"
+
+# A 101 to websocket when the request offered only h2c.
+UPGRADE_H2C="Connection: Upgrade\\r\\nUpgrade: h2c\\r\\n"
+raw not-offered "b\"GET http://$W/c HTTP/1.1\\r\\nHost: $W\\r\\n$UPGRADE_H2C\\r\\n\" + $PINNED"
+check_bad_response not-offered 127.0.0.1
+origin_settle "$TMP/ow.log"
+check_eq "101 to a protocol not offered: the pipelined request never gets there" \
+    0 "$(grep -c SECRET "$TMP/ow.log")"
+check_eq "101 to a protocol not offered: the server was asked for h2c" \
+    1 "$(origin_count "$TMP/ow.log" request '"upgrade": "h2c"')"
+
+# An accepted upgrade: what follows the upgrading request's head is bytes
+# of the new protocol, never a request of its own.
+UPGRADE_WS="Connection: Upgrade\\r\\nUpgrade: websocket\\r\\n"
+raw accepted "b\"GET http://$W/d HTTP/1.1\\r\\nHost: $W\\r\\n$UPGRADE_WS\\r\\n\" + $PINNED" \
+    "b'after the switch'" upgrade
+check_eq "accepted upgrade: 101" 101 "$(status_of accepted)"
+origin_settle "$TMP/ow.log"
+check_eq "accepted upgrade: the bytes after the head reach the server" 1 \
+    "$(origin_count "$TMP/ow.log" data 'GET http://api.test/hello')"
+check_eq "accepted upgrade: so do the bytes sent after the 101" 1 \
+    "$(origin_count "$TMP/ow.log" data 'after the switch')"
+check_eq "accepted upgrade: the pinned host sees no request" \
+    0 "$(origin_count "$TMP/om.log" request)"
+
+# Status codes outside 100-599.
+for s in 600:$OS6 099:$OS0; do
+	raw "status-${s%%:*}" \
+	    "b'GET http://127.0.0.1:${s#*:}/s HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n'"
+	check_bad_response "status-${s%%:*}" 127.0.0.1
+done
+
+# Bytes that are not HTTP from a plaintext upstream: not a TLS failure.
+code=$(fetch garbage "$PU" --max-time 10 "http://127.0.0.1:$OG/g")
+check_eq "not HTTP from a plaintext upstream: 502" 502 "$code"
+check_eq "not HTTP from a plaintext upstream: details=bad-response" \
+    'pinproxy; error=http_protocol_error; details="bad-response"' \
+    "$(header "$TMP/garbage.head" Proxy-Status)"
+BAD_N=$((BAD_N + 1))
+check "not HTTP from a plaintext upstream: error=bad-response logged" \
+    wait_count "$BAD_N" "$TMP/u.log" "$(kv event upstream_error)" \
+    "$(kv error bad-response)"
+
+# Every bad response is counted.
+curl -sS --noproxy '' --max-time 10 -o "$TMP/metrics.prom" \
+    "http://127.0.0.1:$SU/metrics" 2>/dev/null
+check_eq "pinproxy_upstream_errors_total{error=\"bad-response\"} $BAD_N" \
+    "$BAD_N" "$(sed -n \
+    's/^pinproxy_upstream_errors_total{error="bad-response"} //p' \
+    "$TMP/metrics.prom")"
+
+# A good request still works afterwards.
+code=$(fetch hello "$PU" http://api.test/hello)
+check_status "pinned host afterwards: 200" 200 "$code" hello
+stop_pinproxy "$PP_U" "$TMP/u.log"
+
+done_testing
