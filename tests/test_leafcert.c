@@ -91,6 +91,8 @@ make_short_lived_ca(const char *dir, long until)
 	snprintf(kpath, sizeof(kpath), "%s/short-%ld.key", dir, until);
 	fp = fopen(kpath, "w");
 	assert_non_null(fp);
+	/* The CA key must be private to its owner, or it is refused. */
+	assert_int_equal(fchmod(fileno(fp), 0600), 0);
 	PEM_write_PrivateKey(fp, key, NULL, NULL, 0, NULL, NULL);
 	fclose(fp);
 	fp = fopen(cpath, "w");
