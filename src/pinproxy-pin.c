@@ -107,7 +107,7 @@ usage(FILE *fp)
 {
 	fprintf(fp,
 	    "usage: " PROGRAM " [--ini] FILE...\n"
-	    "       " PROGRAM " [--ini] -s HOST[:PORT] [-n SNI] [-a CAFILE]\n"
+	    "       " PROGRAM " [--ini] -s HOST[:PORT] [-n NAME] [-a CAFILE]\n"
 	    "                    [--connect-to ADDR:PORT]\n"
 	    "       " PROGRAM " --check [-c FILE]\n"
 	    "       " PROGRAM " -h | -V\n"
@@ -115,7 +115,8 @@ usage(FILE *fp)
 	    " files\n"
 	    "  -s HOST[:PORT]          pins of a live server's chain"
 	    " (port 443 by default)\n"
-	    "  -n SNI                  server name to send instead of HOST\n"
+	    "  -n NAME                 name to send as SNI and to verify,\n"
+	    "                          instead of HOST\n"
 	    "  -a CAFILE               trust CAFILE besides the system store\n"
 	    "  --connect-to ADDR:PORT  dial ADDR:PORT instead of resolving"
 	    " HOST\n"
@@ -548,9 +549,10 @@ run_server(const struct tool_opts *o)
 		return usage_error("--connect-to %s: not a numeric ADDR:PORT",
 		    o->connect_to);
 
-	fo.host = t.host;
+	/* -n NAME is both the SNI sent and the name verified. */
+	fo.host = o->sni != NULL ? sni : t.host;
+	fo.dial = t.host;
 	fo.port = t.port;
-	fo.sni = o->sni != NULL ? sni : NULL;
 	fo.trust = "system";
 	fo.ca_file = o->ca_file;
 	fo.connect_to = o->connect_to != NULL ? addr.text : NULL;
@@ -570,9 +572,9 @@ run_server(const struct tool_opts *o)
 		    text, res.reason);
 		status = EXIT_FAILED;
 	} else if (o->ini) {
-		hostlist_add(&hl, t.host);
+		hostlist_add(&hl, fo.host);
 		extra = server_ini_extra(&t, o);
-		if (!ini_print(&hl, t.host, extra, res.verified_chain))
+		if (!ini_print(&hl, fo.host, extra, res.verified_chain))
 			status = EXIT_FAILED;
 		free(extra);
 		hostlist_clear(&hl);

@@ -27,6 +27,7 @@
 #include "pool.h"
 #include "proxy.h"
 #include "report.h"
+#include "resolve.h"
 #include "runconf.h"
 #include "stats.h"
 #include "tunnel.h"
@@ -455,25 +456,6 @@ proxy_base(void)
 	return base;
 }
 
-/* Set up the resolver; PINPROXY_RESOLV_CONF names another resolv.conf. */
-static struct evdns_base *
-proxy_resolver(struct event_base *base)
-{
-	struct evdns_base	*dns;
-	const char		*path;
-	int			 r;
-
-	if ((dns = evdns_base_new(base, 0)) == NULL)
-		return NULL;
-	if ((path = getenv("PINPROXY_RESOLV_CONF")) == NULL)
-		path = "/etc/resolv.conf";
-	r = evdns_base_resolv_conf_parse(dns, DNS_OPTIONS_ALL, path);
-	if (r != 0)
-		log_msg(EV_DEBUG, "resolver: %s unusable (error %d); "
-		    "using defaults", path, r);
-	return dns;
-}
-
 /* Log "started" and tell systemd. */
 static void
 proxy_started(struct proxy *p)
@@ -551,7 +533,7 @@ proxy_main(struct conf *conf, const char *path, bool debug)
 		goto out;
 	}
 	if ((p.base = proxy_base()) == NULL ||
-	    (p.dns = proxy_resolver(p.base)) == NULL) {
+	    (p.dns = resolve_base_new(p.base)) == NULL) {
 		log_msg(EV_START_FAILED, "cannot set up the event loop");
 		goto out;
 	}
