@@ -30,6 +30,7 @@
 #include "resolve.h"
 #include "runconf.h"
 #include "stats.h"
+#include "throttle.h"
 #include "tunnel.h"
 #include "version.h"
 #include "xmalloc.h"
@@ -492,6 +493,7 @@ proxy_teardown(struct proxy *p)
 	pool_free(p->env.pool);
 	stats_free(p->stats);
 	report_close(p->env.sinks.report);
+	throttle_free(p->env.sinks.mismatch_log);
 	tunnel_env_free(p->env.tunnel);
 	if (p->sighup != NULL)
 		event_free(p->sighup);
@@ -546,6 +548,8 @@ proxy_main(struct conf *conf, const char *path, bool debug)
 	proxy_via(p.env.via, sizeof(p.env.via));
 	p.metrics = metrics_new();
 	p.env.sinks.metrics = p.metrics;
+	p.env.sinks.mismatch_log = throttle_new(THROTTLE_MISMATCH_SLOTS,
+	    THROTTLE_MISMATCH_SECONDS);
 	if (!proxy_open_outputs(&p, conf, &p.env.sinks.report, &p.stats, err,
 	    sizeof(err))) {
 		log_msg(EV_START_FAILED, "%s", err);

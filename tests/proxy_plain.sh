@@ -278,6 +278,21 @@ check_eq "wrong pin: the origin received no application byte" 0 \
 check_log "wrong pin: access line with status=502" "$TMP/a.log" \
     "$(kv event access)" "$(kv host wrong.test)" "$(kv status 502)"
 
+# A client retrying the same refused host (Chromium does four to six
+# handshakes per page): within 10 s, one pin_mismatch line for them all.
+for i in 2 3; do
+	code=$(fetch "wrong-pin-$i" "$PA" "http://wrong.test/hello")
+	check_status "wrong pin, attempt $i: 502" 502 "$code" "wrong-pin-$i"
+done
+wait_log "$TMP/a.log" "$(kv event access)" "$(kv host wrong.test)" \
+    "$(kv status 502)"
+check_eq "wrong pin three times within 10 s: three access lines" 3 \
+    "$(log_count "$TMP/a.log" "$(kv event access)" \
+    "$(kv host wrong.test)" "$(kv status 502)")"
+check_eq "wrong pin three times within 10 s: one pin_mismatch line" 1 \
+    "$(log_count "$TMP/a.log" "$(kv event pin_mismatch)" \
+    "$(kv host wrong.test)")"
+
 # The attack: a leaf of another trusted CA, followed by the pinned
 # intermediate that is not part of the verified path.
 code=$(fetch attack "$PA" "http://attack.test/hello")
