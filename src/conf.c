@@ -48,6 +48,7 @@ conf_new_default(void)
 	c->shutdown_timeout = 10;
 	c->log = LOG_SINK_STDERR;
 	c->log_level = LL_INFO;
+	c->ca_host = xstrdup(CONF_DEFAULT_CA_HOST);
 	return c;
 }
 
@@ -90,6 +91,7 @@ conf_unref(struct conf *c)
 	free(c->connect_ports);
 	free(c->allow_clients);
 	free(c->report_file);
+	free(c->ca_host);
 	free(c);
 }
 
