@@ -220,6 +220,27 @@ sed 's/^hosts = .*/hosts = files.test/; s/^\[pins:.*/[pins:files]/' \
 run t_files "$PINPROXY" -t -c "$TMP/files.conf"
 check_rc "pinproxy -t accepts an --ini FILE section" 0 t_files
 
+## --ca: the daemon's interception CA, its pin and its Android file name.
+
+run ca "$PINPROXY_PIN" --ca -c "$TMP/proxy.conf"
+check_rc "--ca exits 0" 0 ca
+check_eq "--ca prints the ca_cert of the configuration in PEM" \
+    "$(openssl x509 -in "$PKI/root.pem" -outform DER | sha256sum)" \
+    "$(openssl x509 -in "$TMP/ca.out" -outform DER 2>/dev/null | sha256sum)"
+check_grep "--ca prints the CA's pin line" \
+    "^$(q "$(expected_line "$PKI/root.pem" 0)")$" "$TMP/ca.out"
+check_eq "--ca names the Android file <subject_hash_old>.0" \
+    "android: $(openssl x509 -in "$PKI/root.pem" -noout -subject_hash_old).0" \
+    "$(tail -n 1 "$TMP/ca.out")"
+sed "s|^ca_cert = .*|ca_cert = $TMP/no-ca.pem|" "$TMP/proxy.conf" \
+    >"$TMP/noca.conf"
+run noca "$PINPROXY_PIN" --ca -c "$TMP/noca.conf"
+check_rc "--ca without the CA file exits 1" 1 noca
+check_grep "--ca says the daemon creates the CA on its first start" \
+    "creates $(q "$TMP/no-ca.pem") on its first start" "$TMP/noca.err"
+run cas "$PINPROXY_PIN" --ca -s 127.0.0.1:1
+check_rc "--ca with -s gives status 2" 2 cas
+
 ## --check.
 
 run check_good "$PINPROXY_PIN" --check -c "$TMP/good.conf"
