@@ -446,9 +446,10 @@ test_stats_listen_takes_an_ipv6_address(void **state)
 static void
 test_ca_host_is_normalised_and_empty_disables_it(void **state)
 {
-	struct parsed	 r = parse("[proxy]\nca_host = CA.Example.Internal.\n");
+	struct parsed	 r;
 
 	(void)state;
+	r = parse("[proxy]\nca_host = CA.Example.Internal.\n");
 	assert_non_null(r.conf);
 	assert_string_equal(r.conf->ca_host, "ca.example.internal");
 	parsed_free(&r);

@@ -71,7 +71,7 @@ test_throttle_keeps_keys_apart(void **state)
 }
 
 static void
-test_throttle_forgets_the_least_recently_used_key_when_full(void **state)
+test_throttle_forgets_the_least_recently_used_key(void **state)
 {
 	struct throttle	*t = throttle_new(2, 10);
 
@@ -88,7 +88,7 @@ test_throttle_forgets_the_least_recently_used_key_when_full(void **state)
 }
 
 static void
-test_throttle_treats_a_clock_that_went_back_as_a_new_window(void **state)
+test_throttle_starts_a_new_window_when_the_clock_went_back(void **state)
 {
 	struct throttle	*t = throttle_new(4, 10);
 
@@ -115,9 +115,9 @@ main(void)
 		    test_throttle_allows_again_once_the_window_passed),
 		cmocka_unit_test(test_throttle_keeps_keys_apart),
 		cmocka_unit_test(
-		    test_throttle_forgets_the_least_recently_used_key_when_full),
+		    test_throttle_forgets_the_least_recently_used_key),
 		cmocka_unit_test(
-		    test_throttle_treats_a_clock_that_went_back_as_a_new_window),
+		    test_throttle_starts_a_new_window_when_the_clock_went_back),
 		cmocka_unit_test(
 		    test_throttle_without_a_table_allows_everything),
 	};
