@@ -16,7 +16,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <netdb.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -26,6 +25,7 @@
 #include "chainfetch.h"
 #include "conf_value.h"
 #include "hostmatch.h"
+#include "resolve.h"
 #include "trust.h"
 #include "xmalloc.h"
 
@@ -120,9 +120,9 @@ chainfetch_dial(const struct chainfetch_opts *opts, long long deadline,
     char *err, size_t errlen)
 {
 	struct conf_addr	 addr;
-	struct addrinfo		 hints, *res, *ai;
-	char			 cverr[128], port[8];
-	int			 fd, gai;
+	struct evutil_addrinfo	*res, *ai;
+	char			 cverr[128];
+	int			 fd;
 
 	if (opts->connect_to != NULL) {
 		if (!cv_addr(opts->connect_to, &addr, cverr, sizeof(cverr))) {
@@ -134,22 +134,15 @@ chainfetch_dial(const struct chainfetch_opts *opts, long long deadline,
 		    addr.sslen, deadline, err, errlen);
 	}
 
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICSERV;
-	snprintf(port, sizeof(port), "%u", opts->port);
-	gai = getaddrinfo(opts->host, port, &hints, &res);
-	if (gai != 0) {
-		snprintf(err, errlen, "cannot resolve %s: %s", opts->host,
-		    gai == EAI_SYSTEM ? strerror(errno) : gai_strerror(gai));
+	/* Resolve as the daemon does, through its resolver configuration. */
+	if ((res = resolve_wait(opts->dial != NULL ? opts->dial : opts->host,
+	    opts->port, opts->timeout, err, errlen)) == NULL)
 		return -1;
-	}
 	fd = -1;
 	for (ai = res; ai != NULL && fd == -1; ai = ai->ai_next)
 		fd = chainfetch_connect_addr(ai->ai_addr, ai->ai_addrlen,
 		    deadline, err, errlen);
-	freeaddrinfo(res);
+	evutil_freeaddrinfo(res);
 	return fd;
 }
 

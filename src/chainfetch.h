@@ -17,6 +17,7 @@ struct chainfetch_opts {
 	const char	*host;		/* the name checked in the certificate */
 	uint16_t	 port;
 	const char	*sni;		/* NULL: the host */
+	const char	*dial;		/* host resolved and dialled; NULL: host */
 	const char	*trust;		/* "system" or a path */
 	const char	*ca_file;	/* extra anchors, or NULL */
 	const char	*connect_to;	/* "ADDR:PORT" dialled instead, or NULL */

@@ -53,6 +53,7 @@ conf_new_default(void)
 	c->shutdown_timeout = 10;
 	c->log = LOG_SINK_STDERR;
 	c->log_level = LL_INFO;
+	c->ca_host = xstrdup(CONF_DEFAULT_CA_HOST);
 	return c;
 }
 
@@ -96,6 +97,7 @@ conf_unref(struct conf *c)
 	free(c->plain_ports);
 	free(c->allow_clients);
 	free(c->report_file);
+	free(c->ca_host);
 	free(c);
 }
 

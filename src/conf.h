@@ -21,6 +21,9 @@ enum unpinned_policy {
 	UNPINNED_BLOCK
 };
 
+/* The default ca_host: .internal is reserved for private use. */
+#define CONF_DEFAULT_CA_HOST	"pinproxy.internal"
+
 /* The longest pin set name accepted: names of 40 characters are errors. */
 #define PINSET_NAME_MAX		39
 
@@ -71,6 +74,7 @@ struct conf {
 	char			*report_file;	/* NULL when unset */
 	bool			 has_stats_listen;
 	struct conf_addr	 stats_listen;
+	char			*ca_host;	/* NULL: no CA page */
 
 	struct pinset		*pinsets;
 	size_t			 npinsets;

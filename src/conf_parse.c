@@ -49,6 +49,7 @@ enum conf_key_id {
 	KEY_LOG_LEVEL,
 	KEY_REPORT_FILE,
 	KEY_STATS_LISTEN,
+	KEY_CA_HOST,
 	KEY_HOSTS,
 	KEY_PIN,
 	KEY_INCLUDE_SUBDOMAINS,
@@ -126,6 +127,8 @@ static bool conf_set_report_file(struct conf_parse *, const char *, char *,
     size_t);
 static bool conf_set_stats_listen(struct conf_parse *, const char *, char *,
     size_t);
+static bool conf_set_ca_host(struct conf_parse *, const char *, char *,
+    size_t);
 static bool conf_set_hosts(struct conf_parse *, const char *, char *, size_t);
 static bool conf_set_pin(struct conf_parse *, const char *, char *, size_t);
 static bool conf_set_include_subdomains(struct conf_parse *, const char *,
@@ -170,6 +173,7 @@ static const struct conf_key conf_keys[KEY__COUNT] = {
 	    conf_set_report_file },
 	[KEY_STATS_LISTEN] = { "stats_listen", SECTION_PROXY, false,
 	    conf_set_stats_listen },
+	[KEY_CA_HOST] = { "ca_host", SECTION_PROXY, false, conf_set_ca_host },
 	[KEY_HOSTS] = { "hosts", SECTION_PINS, true, conf_set_hosts },
 	[KEY_PIN] = { "pin", SECTION_PINS, true, conf_set_pin },
 	[KEY_INCLUDE_SUBDOMAINS] = { "include_subdomains", SECTION_PINS,
@@ -438,6 +442,26 @@ conf_set_report_file(struct conf_parse *p, const char *value, char *err,
     size_t errlen)
 {
 	conf_set_string(&p->conf->report_file, value);
+	return true;
+}
+
+/* The name of the CA download page; empty disables it. */
+static bool
+conf_set_ca_host(struct conf_parse *p, const char *value, char *err,
+    size_t errlen)
+{
+	char	 host[HOSTMATCH_NAME_MAX];
+
+	if (value[0] == '\0') {
+		conf_set_string(&p->conf->ca_host, value);
+		return true;
+	}
+	if (!hostmatch_normalize(value, strlen(value), host, sizeof(host)) ||
+	    hostmatch_is_ip(host) || strchr(host, '*') != NULL) {
+		snprintf(err, errlen, "not a host name: %s", value);
+		return false;
+	}
+	conf_set_string(&p->conf->ca_host, host);
 	return true;
 }
 

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "capage.h"
 #include "conn.h"
 #include "forward.h"
 #include "hostmatch.h"
@@ -313,6 +314,23 @@ conn_port_denied(struct conn *c, uint16_t port)
 	    "Plaintext requests to this port are not allowed (plain_ports).");
 }
 
+/* Answer a request for ca_host from the CA page: it never goes upstream. */
+static void
+conn_ca_page(struct conn *c, const struct http_head *h)
+{
+	struct evbuffer	*out = bufferevent_get_output(c->bev);
+	size_t		 before = evbuffer_get_length(out);
+	bool		 close;
+	int		 status;
+
+	/* A request body is not read: close after the answer instead. */
+	close = c->close_after || http_msg_state(c->req) != HTTP_MSG_DONE;
+	status = capage_respond(tunnel_env_ca_cert(c->env->tunnel),
+	    c->rc->conf->ca_host, h->method, h->path, close, out);
+	c->bytes_down += evbuffer_get_length(out) - before;
+	conn_exchange_done(c, status, close);
+}
+
 /* A complete request head arrived: decide where it goes. */
 static void
 conn_request(struct conn *c)
@@ -347,6 +365,10 @@ conn_request(struct conn *c)
 	}
 	if (!h->keep_alive)
 		c->close_after = true;
+	if (capage_is_host(conf->ca_host, c->host)) {
+		conn_ca_page(c, h);
+		return;
+	}
 	memset(&t, 0, sizeof(t));
 	t.host = c->host;
 	t.port = h->port != 0 ? h->port : 80;

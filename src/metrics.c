@@ -28,6 +28,7 @@ enum metric_family_id {
 	MF_LEAFCERT_CACHE_MISSES,
 	MF_HANDSHAKE_FAILURES,
 	MF_CONFIG_RELOADS,
+	MF_PIN_MISMATCH_SUPPRESSED,
 	MF__COUNT
 };
 
@@ -72,6 +73,10 @@ static const struct metric_family metric_families[MF__COUNT] = {
 	    "reason" },
 	[MF_CONFIG_RELOADS] = { "pinproxy_config_reloads_total",
 	    "Configuration reloads on SIGHUP.", METRIC_COUNTER, "result" },
+	[MF_PIN_MISMATCH_SUPPRESSED] = {
+	    "pinproxy_pin_mismatch_suppressed_total",
+	    "Repeated pin_mismatch log lines left out (counted as checks).",
+	    METRIC_COUNTER, NULL },
 };
 
 static const struct metric_series metric_series[METRIC__COUNT] = {
@@ -99,6 +104,8 @@ static const struct metric_series metric_series[METRIC__COUNT] = {
 					    "upstream" },
 	[METRIC_CONFIG_RELOADS_OK] =	{ MF_CONFIG_RELOADS, "ok" },
 	[METRIC_CONFIG_RELOADS_FAILED] = { MF_CONFIG_RELOADS, "failed" },
+	[METRIC_PIN_MISMATCH_SUPPRESSED] = { MF_PIN_MISMATCH_SUPPRESSED,
+					    NULL },
 };
 
 struct metrics {

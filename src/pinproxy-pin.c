@@ -10,9 +10,11 @@
 
 #include <openssl/asn1.h>
 #include <openssl/bio.h>
+#include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -21,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "certfile.h"
 #include "chainfetch.h"
@@ -53,7 +56,8 @@ enum tool_mode {
 	MODE_NONE,
 	MODE_FILES,
 	MODE_SERVER,
-	MODE_CHECK
+	MODE_CHECK,
+	MODE_CA
 };
 
 /* What the command line asked for; strings are borrowed from argv. */
@@ -61,6 +65,7 @@ struct tool_opts {
 	enum tool_mode	 mode;
 	bool		 ini;
 	bool		 check;
+	bool		 ca;
 	const char	*server;
 	const char	*sni;
 	const char	*ca_file;
@@ -85,7 +90,8 @@ struct hostlist {
 enum {
 	OPT_CONNECT_TO = 256,
 	OPT_INI,
-	OPT_CHECK
+	OPT_CHECK,
+	OPT_CA
 };
 
 static const struct option tool_longopts[] = {
@@ -96,6 +102,7 @@ static const struct option tool_longopts[] = {
 	    .val = OPT_CONNECT_TO },
 	{ .name = "ini",	.has_arg = no_argument, .val = OPT_INI },
 	{ .name = "check",	.has_arg = no_argument, .val = OPT_CHECK },
+	{ .name = "ca",		.has_arg = no_argument, .val = OPT_CA },
 	{ .name = "config",	.has_arg = required_argument, .val = 'c' },
 	{ .name = "help",	.has_arg = no_argument, .val = 'h' },
 	{ .name = "version",	.has_arg = no_argument, .val = 'V' },
@@ -107,21 +114,24 @@ usage(FILE *fp)
 {
 	fprintf(fp,
 	    "usage: " PROGRAM " [--ini] FILE...\n"
-	    "       " PROGRAM " [--ini] -s HOST[:PORT] [-n SNI] [-a CAFILE]\n"
+	    "       " PROGRAM " [--ini] -s HOST[:PORT] [-n NAME] [-a CAFILE]\n"
 	    "                    [--connect-to ADDR:PORT]\n"
 	    "       " PROGRAM " --check [-c FILE]\n"
+	    "       " PROGRAM " --ca [-c FILE]\n"
 	    "       " PROGRAM " -h | -V\n"
 	    "  FILE...                 pins of every certificate in PEM or DER"
 	    " files\n"
 	    "  -s HOST[:PORT]          pins of a live server's chain"
 	    " (port 443 by default)\n"
-	    "  -n SNI                  server name to send instead of HOST\n"
+	    "  -n NAME                 name to send as SNI and to verify,\n"
+	    "                          instead of HOST\n"
 	    "  -a CAFILE               trust CAFILE besides the system store\n"
 	    "  --connect-to ADDR:PORT  dial ADDR:PORT instead of resolving"
 	    " HOST\n"
 	    "  --ini                   print a [pins:NAME] section\n"
 	    "  --check                 check the configuration's hosts live\n"
-	    "  -c FILE                 configuration for --check\n"
+	    "  --ca                    print the daemon's interception CA\n"
+	    "  -c FILE                 configuration for --check and --ca\n"
 	    "                          (default %s)\n"
 	    "  -h                      print this help\n"
 	    "  -V                      print the version\n",
@@ -548,9 +558,10 @@ run_server(const struct tool_opts *o)
 		return usage_error("--connect-to %s: not a numeric ADDR:PORT",
 		    o->connect_to);
 
-	fo.host = t.host;
+	/* -n NAME is both the SNI sent and the name verified. */
+	fo.host = o->sni != NULL ? sni : t.host;
+	fo.dial = t.host;
 	fo.port = t.port;
-	fo.sni = o->sni != NULL ? sni : NULL;
 	fo.trust = "system";
 	fo.ca_file = o->ca_file;
 	fo.connect_to = o->connect_to != NULL ? addr.text : NULL;
@@ -570,9 +581,9 @@ run_server(const struct tool_opts *o)
 		    text, res.reason);
 		status = EXIT_FAILED;
 	} else if (o->ini) {
-		hostlist_add(&hl, t.host);
+		hostlist_add(&hl, fo.host);
 		extra = server_ini_extra(&t, o);
-		if (!ini_print(&hl, t.host, extra, res.verified_chain))
+		if (!ini_print(&hl, fo.host, extra, res.verified_chain))
 			status = EXIT_FAILED;
 		free(extra);
 		hostlist_clear(&hl);
@@ -693,6 +704,63 @@ run_check(const struct tool_opts *o)
 	return status;
 }
 
+/*
+ * The configuration the daemon would run with: conf_path, or the default
+ * file, or the built-in defaults when there is no default file. NULL
+ * after printing the errors.
+ */
+static struct conf *
+ca_conf(const struct tool_opts *o)
+{
+	struct diag	*d;
+	struct conf	*c;
+
+	if (o->conf_path == NULL && access(PINPROXY_CONF_PATH, F_OK) == -1 &&
+	    errno == ENOENT)
+		return conf_new_default();
+	d = diag_new();
+	c = conf_parse_file(o->conf_path != NULL ? o->conf_path :
+	    PINPROXY_CONF_PATH, time(NULL), d);
+	if (diag_count(d) > 0)
+		diag_print(d, stderr);
+	diag_free(d);
+	return c;
+}
+
+/*
+ * Print the daemon's interception CA (ca_cert) in PEM, then its pin line
+ * and the file name Android's CA store wants for it: OpenSSL's old subject
+ * hash in 8 hex digits and ".0".
+ */
+static enum exit_status
+run_ca(const struct tool_opts *o)
+{
+	STACK_OF(X509)	*certs;
+	struct conf	*c;
+	X509		*ca;
+	char		 err[512];
+	enum exit_status status = EXIT_FAILED;
+
+	if ((c = ca_conf(o)) == NULL)
+		return EXIT_FAILED;
+	if ((certs = certfile_load(c->ca_cert, err, sizeof(err))) == NULL) {
+		fprintf(stderr, PROGRAM ": %s\n", err);
+		if (access(c->ca_cert, F_OK) == -1 && errno == ENOENT)
+			fprintf(stderr, PROGRAM ": pinproxy creates %s on its "
+			    "first start\n", c->ca_cert);
+		conf_unref(c);
+		return EXIT_FAILED;
+	}
+	ca = sk_X509_value(certs, 0);
+	if (PEM_write_X509(stdout, ca) == 1 && print_chain(certs)) {
+		printf("android: %08lx.0\n", X509_subject_name_hash_old(ca));
+		status = EXIT_OK;
+	}
+	sk_X509_pop_free(certs, X509_free);
+	conf_unref(c);
+	return status;
+}
+
 /* Parse the command line into o; returns -1 to go on, else an exit code. */
 static int
 parse_args(int argc, char **argv, struct tool_opts *o)
@@ -730,6 +798,9 @@ parse_args(int argc, char **argv, struct tool_opts *o)
 		case OPT_CHECK:
 			o->check = true;
 			break;
+		case OPT_CA:
+			o->ca = true;
+			break;
 		default:
 			usage(stderr);
 			return EXIT_USAGE;
@@ -738,7 +809,12 @@ parse_args(int argc, char **argv, struct tool_opts *o)
 	o->files = argv + optind;
 	o->nfiles = argc - optind;
 
-	if (o->check) {
+	if (o->ca) {
+		if (o->check || o->server != NULL || o->nfiles > 0 || o->ini)
+			return usage_error("--ca takes no FILE, -s, --ini or"
+			    " --check");
+		o->mode = MODE_CA;
+	} else if (o->check) {
 		if (o->server != NULL || o->nfiles > 0 || o->ini)
 			return usage_error("--check takes no FILE, -s or"
 			    " --ini");
@@ -754,8 +830,9 @@ parse_args(int argc, char **argv, struct tool_opts *o)
 	else
 		return usage_error("give a FILE, -s HOST or --check");
 
-	if (o->mode != MODE_CHECK && o->conf_path != NULL)
-		return usage_error("-c goes with --check");
+	if (o->mode != MODE_CHECK && o->mode != MODE_CA &&
+	    o->conf_path != NULL)
+		return usage_error("-c goes with --check or --ca");
 	if (o->mode != MODE_SERVER &&
 	    (o->sni != NULL || o->ca_file != NULL || o->connect_to != NULL))
 		return usage_error("-n, -a and --connect-to go with -s");
@@ -779,6 +856,8 @@ main(int argc, char **argv)
 		return run_server(&o);
 	case MODE_CHECK:
 		return run_check(&o);
+	case MODE_CA:
+		return run_ca(&o);
 	case MODE_NONE:
 	default:
 		return EXIT_USAGE;

@@ -27,8 +27,10 @@
 #include "pool.h"
 #include "proxy.h"
 #include "report.h"
+#include "resolve.h"
 #include "runconf.h"
 #include "stats.h"
+#include "throttle.h"
 #include "tunnel.h"
 #include "version.h"
 #include "xmalloc.h"
@@ -455,25 +457,6 @@ proxy_base(void)
 	return base;
 }
 
-/* Set up the resolver; PINPROXY_RESOLV_CONF names another resolv.conf. */
-static struct evdns_base *
-proxy_resolver(struct event_base *base)
-{
-	struct evdns_base	*dns;
-	const char		*path;
-	int			 r;
-
-	if ((dns = evdns_base_new(base, 0)) == NULL)
-		return NULL;
-	if ((path = getenv("PINPROXY_RESOLV_CONF")) == NULL)
-		path = "/etc/resolv.conf";
-	r = evdns_base_resolv_conf_parse(dns, DNS_OPTIONS_ALL, path);
-	if (r != 0)
-		log_msg(EV_DEBUG, "resolver: %s unusable (error %d); "
-		    "using defaults", path, r);
-	return dns;
-}
-
 /* Log "started" and tell systemd. */
 static void
 proxy_started(struct proxy *p)
@@ -510,6 +493,7 @@ proxy_teardown(struct proxy *p)
 	pool_free(p->env.pool);
 	stats_free(p->stats);
 	report_close(p->env.sinks.report);
+	throttle_free(p->env.sinks.mismatch_log);
 	tunnel_env_free(p->env.tunnel);
 	if (p->sighup != NULL)
 		event_free(p->sighup);
@@ -551,7 +535,7 @@ proxy_main(struct conf *conf, const char *path, bool debug)
 		goto out;
 	}
 	if ((p.base = proxy_base()) == NULL ||
-	    (p.dns = proxy_resolver(p.base)) == NULL) {
+	    (p.dns = resolve_base_new(p.base)) == NULL) {
 		log_msg(EV_START_FAILED, "cannot set up the event loop");
 		goto out;
 	}
@@ -564,6 +548,8 @@ proxy_main(struct conf *conf, const char *path, bool debug)
 	proxy_via(p.env.via, sizeof(p.env.via));
 	p.metrics = metrics_new();
 	p.env.sinks.metrics = p.metrics;
+	p.env.sinks.mismatch_log = throttle_new(THROTTLE_MISMATCH_SLOTS,
+	    THROTTLE_MISMATCH_SECONDS);
 	if (!proxy_open_outputs(&p, conf, &p.env.sinks.report, &p.stats, err,
 	    sizeof(err))) {
 		log_msg(EV_START_FAILED, "%s", err);

@@ -840,3 +840,9 @@ tunnel_env_free(struct tunnel_env *te)
 	free(te->ca_key);
 	free(te);
 }
+
+X509 *
+tunnel_env_ca_cert(const struct tunnel_env *te)
+{
+	return ca_cert(te->ca);
+}

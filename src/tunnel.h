@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/x509.h>
+
 #include "conf.h"
 
 struct conn;
@@ -30,6 +32,8 @@ void		 tunnel_env_leaf_stats(const struct tunnel_env *te,
 		    uint64_t *hits, uint64_t *misses);
 /* Free it (NULL ok). */
 void		 tunnel_env_free(struct tunnel_env *te);
+/* The interception CA certificate in use, borrowed from te. */
+X509		*tunnel_env_ca_cert(const struct tunnel_env *te);
 /*
  * Run a CONNECT to host:port for the client of c. The tunnel registers
  * itself with conn_set_tunnel(); the connection ends in conn_close().

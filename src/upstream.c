@@ -28,6 +28,7 @@
 #include "metrics.h"
 #include "relay.h"
 #include "report.h"
+#include "throttle.h"
 #include "upstream.h"
 #include "xmalloc.h"
 
@@ -384,6 +385,42 @@ upstream_connect(const struct upstream_params *p, upstream_cb cb, void *arg)
 	return u;
 }
 
+/*
+ * Whether a pin failure is to be logged: the first for its host, port,
+ * client address (not port: each retry has a new one) and chain within
+ * THROTTLE_MISMATCH_SECONDS. Repeats are counted instead.
+ */
+static bool
+upstream_mismatch_news(struct upstream *u)
+{
+	unsigned char	 key[HOSTMATCH_NAME_MAX + CONF_ADDR_TEXT_MAX + 2 +
+			    PINCHECK_MAX_CHAIN * PIN_DIGEST_LEN];
+	struct timespec	 ts;
+	const char	*colon;
+	size_t		 n, len, i;
+
+	n = strlen(u->host) + 1;
+	memcpy(key, u->host, n);
+	key[n++] = u->port >> 8;
+	key[n++] = u->port & 0xff;
+	colon = strrchr(u->client, ':');
+	len = colon != NULL ? (size_t)(colon - u->client) : strlen(u->client);
+	memcpy(key + n, u->client, len);
+	n += len;
+	key[n++] = '\0';
+	for (i = 0; i < u->pins.nseen && i < PINCHECK_MAX_CHAIN; i++) {
+		memcpy(key + n, u->pins.seen[i].digest, PIN_DIGEST_LEN);
+		n += PIN_DIGEST_LEN;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	if (throttle_allow(u->sinks->mismatch_log, key, n, ts.tv_sec))
+		return true;
+	metrics_inc(u->sinks->metrics, METRIC_PIN_MISMATCH_SUPPRESSED);
+	log_msg(EV_DEBUG, "pin_mismatch for %s from %s repeated within %ds: "
+	    "not logged", u->host, u->client, THROTTLE_MISMATCH_SECONDS);
+	return false;
+}
+
 /* Log a pin verdict that lets traffic through with a warning. */
 static void
 upstream_log_verdict(struct upstream *u, bool resumed)
@@ -394,6 +431,8 @@ upstream_log_verdict(struct upstream *u, bool resumed)
 	switch (u->pins.verdict) {
 	case PIN_MISMATCH:
 	case PIN_REPORT_ONLY:
+		if (!upstream_mismatch_news(u))
+			break;
 		pincheck_seen_text(&u->pins, seen, sizeof(seen));
 		log_begin(&l, EV_PIN_MISMATCH);
 		log_str(&l, LK_HOST, u->host);

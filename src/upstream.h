@@ -21,6 +21,7 @@
 
 struct metrics;
 struct report;
+struct throttle;
 
 enum upstream_status {
 	UPSTREAM_OK,
@@ -37,6 +38,7 @@ enum upstream_status {
 struct upstream_sinks {
 	struct metrics		*metrics;
 	struct report		*report;	/* NULL: no report_file */
+	struct throttle		*mismatch_log;	/* NULL: log every one */
 };
 
 struct upstream_params {

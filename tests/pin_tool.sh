@@ -220,6 +220,27 @@ sed 's/^hosts = .*/hosts = files.test/; s/^\[pins:.*/[pins:files]/' \
 run t_files "$PINPROXY" -t -c "$TMP/files.conf"
 check_rc "pinproxy -t accepts an --ini FILE section" 0 t_files
 
+## --ca: the daemon's interception CA, its pin and its Android file name.
+
+run ca "$PINPROXY_PIN" --ca -c "$TMP/proxy.conf"
+check_rc "--ca exits 0" 0 ca
+check_eq "--ca prints the ca_cert of the configuration in PEM" \
+    "$(openssl x509 -in "$PKI/root.pem" -outform DER | sha256sum)" \
+    "$(openssl x509 -in "$TMP/ca.out" -outform DER 2>/dev/null | sha256sum)"
+check_grep "--ca prints the CA's pin line" \
+    "^$(q "$(expected_line "$PKI/root.pem" 0)")$" "$TMP/ca.out"
+check_eq "--ca names the Android file <subject_hash_old>.0" \
+    "android: $(openssl x509 -in "$PKI/root.pem" -noout -subject_hash_old).0" \
+    "$(tail -n 1 "$TMP/ca.out")"
+sed "s|^ca_cert = .*|ca_cert = $TMP/no-ca.pem|" "$TMP/proxy.conf" \
+    >"$TMP/noca.conf"
+run noca "$PINPROXY_PIN" --ca -c "$TMP/noca.conf"
+check_rc "--ca without the CA file exits 1" 1 noca
+check_grep "--ca says the daemon creates the CA on its first start" \
+    "creates $(q "$TMP/no-ca.pem") on its first start" "$TMP/noca.err"
+run cas "$PINPROXY_PIN" --ca -s 127.0.0.1:1
+check_rc "--ca with -s gives status 2" 2 cas
+
 ## --check.
 
 run check_good "$PINPROXY_PIN" --check -c "$TMP/good.conf"
@@ -291,6 +312,77 @@ run check_broken "$PINPROXY_PIN" --check -c "$TMP/broken.conf"
 check_rc "--check of an invalid configuration exits 1" 1 check_broken
 check_grep "--check prints the configuration error as FILE:LINE" \
     "broken.conf:[0-9]+: " "$TMP/check_broken.err"
+
+## Names are resolved as the daemon resolves them: through
+## PINPROXY_RESOLV_CONF, here a resolver that knows check.test, a name
+## /etc/hosts does not.
+
+sh "$MKPKI" leaf "$PKI" check "DNS:check.test" inter >>"$TMP/mkpki.log" 2>&1
+CHECK_LEAF=$(sh "$MKPKI" pin "$PKI/check.pem")
+CPORT=$(free_port)
+serve CHECK_SERVER "$CPORT" "$PKI/check.pem" "$PKI/check.key" \
+    "$PKI/inter.pem"
+start_dnsd --map check.test=127.0.0.1
+cat >"$TMP/resolve.conf" <<EOF
+[pins:check]
+hosts = check.test
+port = $CPORT
+ca_file = $PKI/root.pem
+pin = $CHECK_LEAF
+pin = $RSA
+EOF
+if wait_port "$CPORT"; then
+	run check_dns env PINPROXY_RESOLV_CONF="$TMP/resolv.conf" \
+	    "$PINPROXY_PIN" --check -c "$TMP/resolve.conf"
+	check_rc "--check resolves through PINPROXY_RESOLV_CONF (status 0)" \
+	    0 check_dns
+	check_grep "--check finds check.test through the daemon's resolver" \
+	    "^check.test:$CPORT  pinset=check  match$" "$TMP/check_dns.out"
+	run s_dns env PINPROXY_RESOLV_CONF="$TMP/resolv.conf" \
+	    "$PINPROXY_PIN" -s "check.test:$CPORT" -a "$PKI/root.pem"
+	check_rc "-s resolves through PINPROXY_RESOLV_CONF (status 0)" 0 s_dns
+	run nodns env PINPROXY_RESOLV_CONF="$TMP/resolv.conf" \
+	    "$PINPROXY_PIN" -s "nowhere.test:$CPORT" -a "$PKI/root.pem"
+	check_rc "a name the resolver does not know gives status 1" 1 nodns
+	check_grep "an unknown name is reported on stderr" \
+	    "^pinproxy-pin: cannot resolve nowhere.test" "$TMP/nodns.err"
+else
+	not_ok "the check.test s_server did not start"
+fi
+stop "$CHECK_SERVER"
+
+## -s ADDR -n NAME (the emulator's case): NAME is the SNI sent and the
+## name verified; the certificates below carry no IP address.
+
+sh "$MKPKI" leaf "$PKI" apionly "DNS:api.test" inter >>"$TMP/mkpki.log" 2>&1
+sh "$MKPKI" leaf "$PKI" otheronly "DNS:other.test" inter \
+    >>"$TMP/mkpki.log" 2>&1
+NPORT=$(free_port)
+OPORT=$(free_port)
+serve NAMED "$NPORT" "$PKI/apionly.pem" "$PKI/apionly.key" "$PKI/inter.pem"
+serve OTHER "$OPORT" "$PKI/otheronly.pem" "$PKI/otheronly.key" \
+    "$PKI/inter.pem"
+if wait_port "$NPORT" && wait_port "$OPORT"; then
+	run named "$PINPROXY_PIN" -s "127.0.0.1:$NPORT" -n api.test \
+	    -a "$PKI/root.pem"
+	check_rc "-s ADDR -n NAME verifies NAME, not ADDR (status 0)" 0 named
+	check_eq "-s ADDR -n NAME prints verify: ok" "verify: ok" \
+	    "$(tail -n 1 "$TMP/named.out")"
+	run namedini "$PINPROXY_PIN" --ini -s "127.0.0.1:$NPORT" -n api.test \
+	    -a "$PKI/root.pem"
+	check_grep "--ini -s ADDR -n NAME lists NAME as the host" \
+	    "^hosts = api.test$" "$TMP/namedini.out"
+	run othername "$PINPROXY_PIN" -s "127.0.0.1:$OPORT" -n api.test \
+	    -a "$PKI/root.pem"
+	check_rc "-n NAME with a certificate for another name gives status 1" \
+	    1 othername
+	check_grep "a certificate for another name fails verification" \
+	    "^verify: FAILED \(hostname mismatch\)$" "$TMP/othername.out"
+else
+	not_ok "the s_servers for -n did not start"
+fi
+stop "$NAMED"
+stop "$OTHER"
 
 ## The appended-intermediate attack: a foreign leaf sent with the genuine
 ## intermediate appended. Only the verified chain counts.

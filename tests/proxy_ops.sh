@@ -299,8 +299,8 @@ fi
 
 check_fetch "the same enforced mismatch again" 502 enf1-again \
     http://enf1.test/hello
-wait_count "$TMP/a.log" 'event=pin_mismatch .*host=enf1\.test' 2
-check_eq "report_file: the repeated failure is logged twice" 2 \
+wait_count "$TMP/a.log" 'event=access .*host=enf1\.test' 2
+check_eq "report_file: the repeat within 10 s is logged once" 1 \
     "$(count "$TMP/a.log" 'event=pin_mismatch .*host=enf1\.test')"
 check_eq "report_file: but reported once" 2 "$(wc -l <"$REPORT")"
 check_fetch "an enforced mismatch for another host" 502 enf2 \
@@ -389,6 +389,8 @@ check_eq "/metrics: pin checks result=match +1" 1 \
     "$(delta 'pinproxy_pin_checks_total{result="match"}')"
 check_eq "/metrics: pin checks result=mismatch +2" 2 \
     "$(delta 'pinproxy_pin_checks_total{result="mismatch"}')"
+check_eq "/metrics: the repeated mismatch's log line is counted as left out" \
+    1 "$(delta pinproxy_pin_mismatch_suppressed_total)"
 check_eq "/metrics: pin checks result=report_only +1" 1 \
     "$(delta 'pinproxy_pin_checks_total{result="report_only"}')"
 check_eq "/metrics: pin checks result=expired +1" 1 \

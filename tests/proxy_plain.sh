@@ -196,6 +196,7 @@ trust = $PKI/trust.pem
 unpinned = block
 connect_timeout = 1s
 shutdown_timeout = 2s
+ca_host = ca.test
 
 [pins:set-silent]
 hosts = silent.test
@@ -281,6 +282,21 @@ check_eq "wrong pin: the origin received no application byte" 0 \
     "$(origin_count "$TMP/ow.log" bytes)"
 check_log "wrong pin: access line with status=502" "$TMP/a.log" \
     "$(kv event access)" "$(kv host wrong.test)" "$(kv status 502)"
+
+# A client retrying the same refused host (Chromium does four to six
+# handshakes per page): within 10 s, one pin_mismatch line for them all.
+for i in 2 3; do
+	code=$(fetch "wrong-pin-$i" "$PA" "http://wrong.test/hello")
+	check_status "wrong pin, attempt $i: 502" 502 "$code" "wrong-pin-$i"
+done
+wait_log "$TMP/a.log" "$(kv event access)" "$(kv host wrong.test)" \
+    "$(kv status 502)"
+check_eq "wrong pin three times within 10 s: three access lines" 3 \
+    "$(log_count "$TMP/a.log" "$(kv event access)" \
+    "$(kv host wrong.test)" "$(kv status 502)")"
+check_eq "wrong pin three times within 10 s: one pin_mismatch line" 1 \
+    "$(log_count "$TMP/a.log" "$(kv event pin_mismatch)" \
+    "$(kv host wrong.test)")"
 
 # The attack: a leaf of another trusted CA, followed by the pinned
 # intermediate that is not part of the verified path.
@@ -608,6 +624,53 @@ EOF
 	stop_pinproxy "$PP_C" "$TMP/c.log"
 	stop "$O_V"
 fi
+
+# The CA download page: answered by pinproxy itself for ca_host
+# (pinproxy.internal by default), before any lookup or policy.
+openssl x509 -in "$TMP/ca-a.pem" -outform DER -out "$TMP/ca-a.der"
+code=$(fetch capage "$PA" "http://pinproxy.internal/")
+check_status "CA page: 200" 200 "$code" capage
+check_eq "CA page: text/html" "text/html; charset=utf-8" \
+    "$(header "$TMP/capage.head" Content-Type)"
+check "CA page: both links" test "$(grep -cE \
+    'href="http://pinproxy\.internal/ca\.(pem|crt)"' "$TMP/capage.body")" = 2
+check_grep "CA page: the CA's pin" "$(q "$(sh "$MKPKI" pin "$TMP/ca-a.pem")")" \
+    "$TMP/capage.body"
+code=$(fetch capem "$PA" "http://pinproxy.internal/ca.pem")
+check_status "CA page /ca.pem: 200" 200 "$code" capem
+check_eq "CA page /ca.pem: application/x-pem-file" application/x-pem-file \
+    "$(header "$TMP/capem.head" Content-Type)"
+check_eq "CA page /ca.pem: the CA certificate the daemon uses" \
+    "$(sha256sum <"$TMP/ca-a.der" | cut -d ' ' -f 1)" \
+    "$(openssl x509 -in "$TMP/capem.body" -outform DER 2>/dev/null |
+    sha256sum | cut -d ' ' -f 1)"
+code=$(fetch cacrt "$PA" "http://pinproxy.internal/ca.crt")
+check_status "CA page /ca.crt: 200" 200 "$code" cacrt
+check_eq "CA page /ca.crt: application/x-x509-ca-cert" \
+    application/x-x509-ca-cert "$(header "$TMP/cacrt.head" Content-Type)"
+check "CA page /ca.crt: the CA certificate in DER" \
+    cmp -s "$TMP/ca-a.der" "$TMP/cacrt.body"
+code=$(fetch caother "$PA" "http://pinproxy.internal/other")
+check_status "CA page, another path: 404" 404 "$code" caother
+code=$(curl -sS --noproxy '' --max-time 20 -o "$TMP/caorigin.body" \
+    -w '%{http_code}' -H 'Host: pinproxy.internal' \
+    "http://127.0.0.1:$PA/ca.crt" 2>"$TMP/caorigin.err")
+check_eq "CA page in origin-form with Host: pinproxy.internal: 200" 200 "$code"
+check "CA page in origin-form: the CA certificate in DER" \
+    cmp -s "$TMP/ca-a.der" "$TMP/caorigin.body"
+check_log "CA page: access line mode=plain host=pinproxy.internal" \
+    "$TMP/a.log" "$(kv event access)" "$(kv mode plain)" \
+    "$(kv host pinproxy.internal)" "$(kv status 200)"
+check_eq "CA page: pinproxy.internal is never looked up" 0 \
+    "$(origin_count "$TMP/dns.log" query pinproxy.internal)"
+# Instance B blocks unpinned hosts, and names its page ca.test.
+code=$(fetch cab "$PB" "http://ca.test/ca.crt")
+check_status "ca_host = ca.test under unpinned = block: 200" 200 "$code" cab
+check "ca_host = ca.test: instance B's own CA" \
+    cmp -s <(openssl x509 -in "$TMP/ca-b.pem" -outform DER) "$TMP/cab.body"
+code=$(fetch cabdefault "$PB" "http://pinproxy.internal/")
+check_status "with another ca_host, pinproxy.internal is a host: 403" 403 \
+    "$code" cabdefault
 
 # The access line of a request.
 check_log "access line: client, mode=plain, status, bytes, ms" \

@@ -202,6 +202,7 @@ test_empty_file_gives_every_default(void **state)
 	assert_int_equal(c->log_level, LL_INFO);
 	assert_null(c->report_file);
 	assert_false(c->has_stats_listen);
+	assert_string_equal(c->ca_host, "pinproxy.internal");
 	assert_int_equal(c->npinsets, 0);
 	parsed_free(&r);
 }
@@ -469,6 +470,34 @@ test_stats_listen_takes_an_ipv6_address(void **state)
 	assert_true(r.conf->has_stats_listen);
 	assert_string_equal(r.conf->stats_listen.text, "[::1]:9101");
 	parsed_free(&r);
+}
+
+static void
+test_ca_host_is_normalised_and_empty_disables_it(void **state)
+{
+	struct parsed	 r;
+
+	(void)state;
+	r = parse("[proxy]\nca_host = CA.Example.Internal.\n");
+	assert_non_null(r.conf);
+	assert_string_equal(r.conf->ca_host, "ca.example.internal");
+	parsed_free(&r);
+	r = parse("[proxy]\nca_host =\n");
+	assert_non_null(r.conf);
+	assert_null(r.conf->ca_host);
+	parsed_free(&r);
+}
+
+static void
+test_ca_host_rejects_an_address_and_a_wildcard(void **state)
+{
+	(void)state;
+	expect_rejected("[proxy]\nca_host = 127.0.0.1\n",
+	    FILE_NAME ":2: bad value for ca_host: \"127.0.0.1\": "
+	    "not a host name: 127.0.0.1");
+	expect_rejected("[proxy]\nca_host = *.internal\n",
+	    FILE_NAME ":2: bad value for ca_host: \"*.internal\": "
+	    "not a host name: *.internal");
 }
 
 static void
@@ -1497,6 +1526,10 @@ main(void)
 		cmocka_unit_test(
 		    test_empty_report_file_and_stats_listen_mean_unset),
 		cmocka_unit_test(test_stats_listen_takes_an_ipv6_address),
+		cmocka_unit_test(
+		    test_ca_host_is_normalised_and_empty_disables_it),
+		cmocka_unit_test(
+		    test_ca_host_rejects_an_address_and_a_wildcard),
 		cmocka_unit_test(test_trust_and_ca_file_take_pem_files),
 		cmocka_unit_test(test_missing_trust_and_ca_file_are_errors),
 		cmocka_unit_test(test_every_pins_key_is_parsed),
