@@ -474,12 +474,12 @@ print("second", r.status, reused, r.getheader("Proxy-Status", "-"),
       flush=True)
 EOF
 
-# wait_line FILE PATTERN: wait up to 10 s for a line of FILE matching
-# PATTERN.
+# wait_line FILE PATTERN [SECONDS]: wait up to SECONDS (10 by default)
+# for a line of FILE matching PATTERN.
 wait_line()
 {
 	local _
-	for _ in $(seq 200); do
+	for _ in $(seq $(( ${3:-10} * 20 ))); do
 		grep -qE -- "$2" "$1" 2>/dev/null && return 0
 		sleep 0.05
 	done
@@ -566,7 +566,10 @@ for _ in range(400):
         if done.search(f.read()):
             break
     while len(data) < piece:
-        data += s.recv(piece - len(data))
+        b = s.recv(piece - len(data))
+        if not b:
+            break
+        data += b
     piece += 524288
 print("idle", flush=True)
 while not os.path.exists(go):
@@ -589,7 +592,7 @@ check "pinproxy G listens on 127.0.0.1:$PG" \
 spawn SR_G python3 "$TMP/slowreader.py" "$PG" http://api.test/bytes/16777216 \
     "$TMP/g.log" "$TMP/g.go" >"$TMP/g-reader.out" 2>"$TMP/g-reader.err"
 check "SIGTERM with a response queued: it was read from the origin" \
-    wait_line "$TMP/g-reader.out" '^idle'
+    wait_line "$TMP/g-reader.out" '^idle' 60
 kill -TERM "$PP_G"
 check_log "SIGTERM with a response queued: event=stopping" "$TMP/g.log" \
     "$(kv event stopping)"
