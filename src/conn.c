@@ -50,6 +50,7 @@ struct conn {
 	struct runconf		*rc;		/* reference */
 	unsigned long		 id;
 	char			 client[CONF_ADDR_TEXT_MAX];
+	struct sockaddr_storage	 ss;		/* the client's address */
 	struct bufferevent	*bev;		/* the client; owns the fd */
 	enum conn_state		 state;
 	struct event		*head_timer;	/* header_timeout */
@@ -72,6 +73,7 @@ struct conn {
 static unsigned long	 conn_next_id = 1;
 
 static void	conn_read_head(struct conn *);
+static void	conn_deny(struct conn *);
 static void	conn_read_cb(struct bufferevent *, void *);
 static void	conn_write_cb(struct bufferevent *, void *);
 static void	conn_event_cb(struct bufferevent *, short, void *);
@@ -196,7 +198,8 @@ conn_await_head(struct conn *c)
 	struct timeval	 tv = { c->rc->conf->header_timeout, 0 };
 
 	if (c->shutting_down) {
-		conn_close(c);
+		/* The last response may still be queued for the client. */
+		conn_close_after_flush(c);
 		return;
 	}
 	conn_set_state(c, CONN_READ_HEAD);
@@ -331,17 +334,42 @@ conn_ca_page(struct conn *c, const struct http_head *h)
 	conn_exchange_done(c, status, close);
 }
 
+/*
+ * A request starts: it runs under the current generation, not the one the
+ * connection began under, so that a reload reaches keep-alive clients
+ * (their address is checked against its allow_clients again). False when
+ * the client was refused.
+ */
+static bool
+conn_take_generation(struct conn *c)
+{
+	struct runconf	*cur = c->env->rc;
+
+	if (cur == NULL || cur == c->rc)
+		return true;
+	runconf_unref(c->rc);
+	c->rc = runconf_ref(cur);
+	if (!conf_client_allowed(c->rc->conf, (struct sockaddr *)&c->ss)) {
+		conn_deny(c);
+		return false;
+	}
+	return true;
+}
+
 /* A complete request head arrived: decide where it goes. */
 static void
 conn_request(struct conn *c)
 {
 	const struct http_head	*h = http_msg_head(c->req);
-	const struct conf	*conf = c->rc->conf;
+	const struct conf	*conf;
 	struct forward_target	 t;
 	char			 authority[HTTP_HOST_MAX];
 	uint16_t		 port;
 
 	evtimer_del(c->head_timer);
+	if (!conn_take_generation(c))
+		return;
+	conf = c->rc->conf;
 	if (h->is_connect) {
 		conn_set_state(c, CONN_TUNNEL);
 		/* Keep the authority; the rest of the head is done with. */
@@ -482,8 +510,8 @@ conn_head_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	if (c->state != CONN_READ_HEAD)
 		return;
 	if (!c->head_started) {
-		/* An idle connection: close without a word. */
-		conn_close(c);
+		/* An idle connection: close without a word, once flushed. */
+		conn_close_after_flush(c);
 		return;
 	}
 	conn_reply_error(c, HTTP_ERROR_HEADER_TIMEOUT, NULL,
@@ -507,15 +535,18 @@ conn_deny(struct conn *c)
 }
 
 struct conn *
-conn_new(struct conn_env *env, struct runconf *rc, evutil_socket_t fd,
-    const struct sockaddr *sa, socklen_t salen)
+conn_new(struct conn_env *env, evutil_socket_t fd, const struct sockaddr *sa,
+    socklen_t salen)
 {
 	struct conn	*c;
 	int		 one = 1;
 
 	c = xcalloc(1, sizeof(*c));
 	c->env = env;
-	c->rc = runconf_ref(rc);
+	c->rc = runconf_ref(env->rc);
+	if (salen > (socklen_t)sizeof(c->ss))
+		salen = sizeof(c->ss);
+	memcpy(&c->ss, sa, salen);
 	c->id = conn_next_id++;
 	c->state = CONN_READ_HEAD;
 	cv_sockaddr_text(sa, c->client, sizeof(c->client));
@@ -532,7 +563,7 @@ conn_new(struct conn_env *env, struct runconf *rc, evutil_socket_t fd,
 	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb,
 	    c);
 	conn_begin_request(c);
-	if (!conf_client_allowed(rc->conf, sa))
+	if (!conf_client_allowed(c->rc->conf, sa))
 		conn_deny(c);
 	else
 		conn_await_head(c);
@@ -544,8 +575,9 @@ conn_shutdown(struct conn *c)
 {
 	c->shutting_down = true;
 	c->close_after = true;
+	/* Idle between requests: close once the last response is out. */
 	if (c->state == CONN_READ_HEAD && !c->head_started)
-		conn_close(c);
+		conn_close_after_flush(c);
 }
 
 void

@@ -30,6 +30,7 @@ struct tunnel_env;
 struct conn_env {
 	struct event_base	*base;
 	struct evdns_base	*dns;
+	struct runconf		*rc;		/* current; borrowed from proxy */
 	const struct conf_addr	*listen;	/* the listening addresses */
 	size_t			 nlisten;
 	struct tunnel_env	*tunnel;	/* CONNECT: CA, forged leaves */
@@ -42,10 +43,12 @@ struct conn_env {
 	size_t			 nconns;
 };
 
-/* Serve a freshly accepted client (takes over fd) under rc. */
-struct conn	*conn_new(struct conn_env *env, struct runconf *rc,
-		    evutil_socket_t fd, const struct sockaddr *sa,
-		    socklen_t salen);
+/*
+ * Serve a freshly accepted client (takes over fd) under env->rc; each
+ * later request on it takes the generation current when it arrives.
+ */
+struct conn	*conn_new(struct conn_env *env, evutil_socket_t fd,
+		    const struct sockaddr *sa, socklen_t salen);
 /* Close now, whatever is in progress: the single teardown. */
 void		 conn_close(struct conn *c);
 /* Finish the current exchange, then close; close at once when idle. */

@@ -61,6 +61,7 @@ static const char *const log_keys[LK__COUNT] = {
 	[LK_COUNT] =		"count",
 	[LK_METHOD] =		"method",
 	[LK_DETAILS] =		"details",
+	[LK_CUT] =		"cut",
 };
 
 static const char *const log_level_names[] = {

@@ -73,6 +73,7 @@ enum log_key {
 	LK_COUNT,
 	LK_METHOD,
 	LK_DETAILS,
+	LK_CUT,
 	LK__COUNT
 };
 

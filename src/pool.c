@@ -25,6 +25,7 @@ struct pool {
 	struct event_base	*base;
 	struct pool_list	 idle;
 	size_t			 count;
+	unsigned long		 generation;	/* the only one kept */
 };
 
 struct pool *
@@ -75,7 +76,7 @@ pool_put(struct pool *p, struct upstream *u)
 	struct pool_entry	*e;
 	size_t			 same = 0;
 
-	if (bev == NULL ||
+	if (bev == NULL || upstream_generation(u) != p->generation ||
 	    evbuffer_get_length(bufferevent_get_input(bev)) > 0 ||
 	    evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
 		upstream_free(u);
@@ -118,6 +119,13 @@ pool_flush(struct pool *p)
 {
 	while (!TAILQ_EMPTY(&p->idle))
 		pool_remove(TAILQ_FIRST(&p->idle), false);
+}
+
+void
+pool_set_generation(struct pool *p, unsigned long gen)
+{
+	p->generation = gen;
+	pool_flush(p);
 }
 
 size_t

@@ -35,8 +35,13 @@ void		 pool_put(struct pool *p, struct upstream *u);
 /* An idle upstream for host:port under rc, or NULL; the caller owns it. */
 struct upstream	*pool_get(struct pool *p, const struct runconf *rc,
 		    const char *host, uint16_t port, bool tls);
-/* Close every idle connection (after a reload). */
+/* Close every idle connection. */
 void		 pool_flush(struct pool *p);
+/*
+ * A reload made generation gen current: close every idle connection, and
+ * from now on close instead of keeping an upstream of any other one.
+ */
+void		 pool_set_generation(struct pool *p, unsigned long gen);
 /* How many connections are idle in the pool. */
 size_t		 pool_count(const struct pool *p);
 

@@ -62,6 +62,7 @@ struct proxy {
 	bool			  paused;
 	bool			  fd_short;	/* paused for want of fds */
 	bool			  stopping;
+	bool			  stopped;	/* event=stopped logged */
 };
 
 void
@@ -93,6 +94,27 @@ proxy_set_accepting(struct proxy *p, bool on, const char *why)
 		log_msg(on ? EV_ACCEPT_RESUMED : EV_ACCEPT_PAUSED, "%s", why);
 }
 
+/*
+ * The end of every stop: close what is still open (cut=, how many
+ * connections that cuts short), log event=stopped once, leave the loop.
+ */
+static void
+proxy_stopped(struct proxy *p, const char *reason)
+{
+	struct logline	 l;
+	size_t		 cut = p->env.nconns;
+
+	if (p->stopped)
+		return;
+	p->stopped = true;
+	conn_close_all(&p->env);
+	log_begin(&l, EV_STOPPED);
+	log_str(&l, LK_REASON, reason);
+	log_int(&l, LK_CUT, (long long)cut);
+	log_end(&l);
+	event_base_loopexit(p->base, NULL);
+}
+
 /* A connection closed: accept again if we had stopped, or finish. */
 static void
 proxy_conn_closed(void *arg)
@@ -101,7 +123,7 @@ proxy_conn_closed(void *arg)
 
 	if (p->stopping) {
 		if (p->env.nconns == 0)
-			event_base_loopexit(p->base, NULL);
+			proxy_stopped(p, "connections finished");
 		return;
 	}
 	if (p->paused && p->env.nconns < p->rc->conf->max_connections)
@@ -139,7 +161,7 @@ proxy_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 		p->fd_short = false;
 		log_msg(EV_ACCEPT_RESUMED, "file descriptors available again");
 	}
-	conn_new(&p->env, p->rc, fd, sa, (socklen_t)salen);
+	conn_new(&p->env, fd, sa, (socklen_t)salen);
 	if (p->env.nconns >= p->rc->conf->max_connections)
 		proxy_set_accepting(p, false, "max_connections reached");
 }
@@ -355,8 +377,13 @@ proxy_reload(struct proxy *p)
 		p->generation++;
 		runconf_unref(p->rc);
 		p->rc = rc;
-		/* Nothing checked under the old configuration is reused. */
-		pool_flush(p->env.pool);
+		/*
+		 * Nothing checked under the old configuration is reused: the
+		 * next request of every connection takes the new generation,
+		 * and upstreams of the old one are closed, never kept.
+		 */
+		p->env.rc = rc;
+		pool_set_generation(p->env.pool, rc->generation);
 		log_begin(&l, EV_RELOADED);
 		log_int(&l, LK_PINSETS, (long long)conf->npinsets);
 		log_end(&l);
@@ -376,8 +403,7 @@ proxy_stop(struct proxy *p)
 
 	if (p->stopping) {
 		/* A second signal: do not wait any longer. */
-		conn_close_all(&p->env);
-		event_base_loopexit(p->base, NULL);
+		proxy_stopped(p, "second signal");
 		return;
 	}
 	log_msg(EV_STOPPING, "%zu connections open", p->env.nconns);
@@ -390,7 +416,7 @@ proxy_stop(struct proxy *p)
 	p->stopping = true;
 	conn_shutdown_all(&p->env);
 	if (p->env.nconns == 0) {
-		event_base_loopexit(p->base, NULL);
+		proxy_stopped(p, "connections finished");
 		return;
 	}
 	evtimer_add(p->stop_ev, &tv);
@@ -401,10 +427,7 @@ proxy_stop_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct proxy	*p = arg;
 
-	log_msg(EV_STOPPED, "shutdown_timeout reached; closing %zu "
-	    "connections", p->env.nconns);
-	conn_close_all(&p->env);
-	event_base_loopexit(p->base, NULL);
+	proxy_stopped(p, "shutdown_timeout");
 }
 
 static void
@@ -544,7 +567,9 @@ proxy_main(struct conf *conf, const char *path, bool debug)
 		goto out;
 	}
 	p.env.base = p.base;
+	p.env.rc = p.rc;
 	p.env.pool = pool_new(p.base);
+	pool_set_generation(p.env.pool, p.rc->generation);
 	proxy_via(p.env.via, sizeof(p.env.via));
 	p.metrics = metrics_new();
 	p.env.sinks.metrics = p.metrics;

@@ -677,6 +677,12 @@ upstream_matches(const struct upstream *u, const struct runconf *rc,
 	    u->tls == tls && strcmp(u->host, host) == 0;
 }
 
+unsigned long
+upstream_generation(const struct upstream *u)
+{
+	return u->rc->generation;
+}
+
 bool
 upstream_same_target(const struct upstream *a, const struct upstream *b)
 {

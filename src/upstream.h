@@ -92,6 +92,8 @@ void		 upstream_alpn(const struct upstream *u,
 bool		 upstream_matches(const struct upstream *u,
 		    const struct runconf *rc, const char *host, uint16_t port,
 		    bool tls);
+/* The configuration generation the upstream was checked under. */
+unsigned long	 upstream_generation(const struct upstream *u);
 /* Whether two upstreams reach the same host and port the same way. */
 bool		 upstream_same_target(const struct upstream *a,
 		    const struct upstream *b);

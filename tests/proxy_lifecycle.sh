@@ -347,6 +347,8 @@ kill -TERM "$PP_B"
 wait_exit "$PP_B" 10
 ms=$(( $(now_ms) - start ))
 check_eq "shutdown_timeout = 1s: pinproxy exits 0" 0 "$EXIT_RC"
+check_log "shutdown_timeout = 1s: event=stopped cut=1" "$TMP/b.log" \
+    "$(kv event stopped)" "$(kv cut 1)"
 check "shutdown_timeout = 1s: exit after about 1 s ($ms ms)" \
     test "$ms" -ge 800 -a "$ms" -lt 3000
 wait "$DL_CUT" 2>/dev/null
@@ -376,6 +378,8 @@ check_after "SIGINT: the transfer ended after event=stopping" \
     "$(kv host api.test)" "$(kv status 200)" "$SLOW_DOWN"
 wait_exit "$PP_C" 10
 check_eq "SIGINT: pinproxy exits 0" 0 "$EXIT_RC"
+check_log "SIGINT: event=stopped cut=0 once the transfer ended" \
+    "$TMP/c.log" "$(kv event stopped)" "$(kv cut 0)"
 
 # max_connections = 2: two idle clients hold every slot; a third waits
 # until one of them leaves.
@@ -445,5 +449,161 @@ check_eq "header_timeout: pinproxy's descriptors return to the baseline" \
 kill -TERM "$PP_E"
 wait_exit "$PP_E" 10
 check_eq "header_timeout: pinproxy E exits 0" 0 "$EXIT_RC"
+
+# Two requests on one keep-alive connection through the proxy at PORT:
+# the first at once, the second once GOFILE exists. Prints "first STATUS",
+# then "second STATUS reused|new PROXY-STATUS".
+cat >"$TMP/keepalive.py" <<'EOF'
+import http.client, os, sys, time
+port, url, go = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+c.request("GET", url)
+r = c.getresponse()
+r.read()
+print("first", r.status, flush=True)
+sock = c.sock
+for _ in range(200):
+    if os.path.exists(go):
+        break
+    time.sleep(0.05)
+reused = "reused" if sock is not None and c.sock is sock else "new"
+c.request("GET", url)
+r = c.getresponse()
+r.read()
+print("second", r.status, reused, r.getheader("Proxy-Status", "-"),
+      flush=True)
+EOF
+
+# wait_line FILE PATTERN [SECONDS]: wait up to SECONDS (10 by default)
+# for a line of FILE matching PATTERN.
+wait_line()
+{
+	local _
+	for _ in $(seq $(( ${3:-10} * 20 ))); do
+		grep -qE -- "$2" "$1" 2>/dev/null && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+# keepalive_across_reload NAME PORT PID CONF TEXT: a keep-alive client's
+# first request, then a reload that puts TEXT in CONF, then its second
+# request on the same connection; the client's output in $TMP/NAME.out,
+# the origin's count of requests before the reload in KA_REQUESTS.
+keepalive_across_reload()
+{
+	local name=$1 port=$2 pid=$3 conf=$4 text=$5
+	rm -f "$TMP/$name.go"
+	spawn KA_PID python3 "$TMP/keepalive.py" "$port" \
+	    http://api.test/hello "$TMP/$name.go" >"$TMP/$name.out" \
+	    2>"$TMP/$name.err"
+	wait_line "$TMP/$name.out" '^first ' ||
+	    diag "$name: no first answer: $(cat "$TMP/$name.err")"
+	KA_REQUESTS=$(origin_count "$TMP/om.log" request)
+	reload "$pid" "$TMP/f.log" "$conf" "$text" ||
+	    diag "$name: the reload failed: $(tail -n 3 "$TMP/f.log")"
+	touch "$TMP/$name.go"
+	wait "$KA_PID" 2>/dev/null
+	[ -s "$TMP/$name.err" ] && diag "$name: $(cat "$TMP/$name.err")"
+}
+
+# A reload reaches keep-alive clients: the next request on a connection
+# opened before SIGHUP is served under the new pins, on an upstream (and a
+# TLS session) of the new generation only.
+PF=$(free_port)
+conf "$PF" "shutdown_timeout = 1s" >"$TMP/f.conf"
+check "pinproxy F listens on 127.0.0.1:$PF" \
+    start_pinproxy PP_F "$PF" "$TMP/f.conf" "$TMP/f.log"
+origin_settle "$TMP/om.log" 5
+tls_before=$(origin_count "$TMP/om.log" tls)
+resumed_before=$(origin_count "$TMP/om.log" tls '"resumed": true')
+keepalive_across_reload ka-same "$PF" "$PP_F" "$TMP/f.conf" \
+    "$(conf "$PF" "shutdown_timeout = 1s
+idle_timeout = 4m")"
+check_eq "keep-alive across a reload: both answered on one connection" \
+    "first 200|second 200 reused -|" "$(tr '\n' '|' <"$TMP/ka-same.out")"
+check_eq "keep-alive across a reload: the new generation's own handshake" \
+    $(( tls_before + 2 )) "$(origin_count "$TMP/om.log" tls)"
+check_eq "keep-alive across a reload: no session of the old one resumed" \
+    "$resumed_before" "$(origin_count "$TMP/om.log" tls '"resumed": true')"
+
+WRONG_PIN1=sha256/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=
+WRONG_PIN2=sha256/AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=
+keepalive_across_reload ka-revoke "$PF" "$PP_F" "$TMP/f.conf" \
+    "$(conf "$PF" "shutdown_timeout = 1s" |
+    sed -e "s|^pin = $PIN_INTER\$|pin = $WRONG_PIN1|" \
+    -e "s|^pin = $PIN_RSA\$|pin = $WRONG_PIN2|")"
+check_eq "revoked pin: the next keep-alive request is a 502 pin-mismatch" \
+    "second 502 reused pinproxy; error=tls_certificate_error; details=\"pin-mismatch\"" \
+    "$(grep '^second ' "$TMP/ka-revoke.out")"
+check_log "revoked pin: event=pin_mismatch for api.test" "$TMP/f.log" \
+    "$(kv event pin_mismatch)" "$(kv host api.test)"
+origin_settle "$TMP/om.log" 5
+check_eq "revoked pin: the origin saw no request after the reload" \
+    "$KA_REQUESTS" "$(origin_count "$TMP/om.log" request)"
+stop_pinproxy "$PP_F" "$TMP/f.log"
+
+# SIGTERM while a keep-alive client still has a response queued: pinproxy
+# read it from the origin to its end, the client reads slowly; it still
+# gets every byte, and pinproxy stops with cut=0.
+cat >"$TMP/slowreader.py" <<'EOF'
+import os, re, socket, sys, time
+port, url, log, go = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+s.settimeout(15)
+s.connect(("127.0.0.1", port))
+s.sendall(("GET %s HTTP/1.1\r\nHost: api.test\r\n\r\n" % url).encode())
+data = b""
+piece = 524288
+done = re.compile(r"(^| )event=access( .*)? status=200( |$)", re.M)
+# Read a piece at a time, each once every buffer on the way had time to
+# fill, until pinproxy has read the whole response from the origin: what
+# it could not write yet is queued inside it.
+for _ in range(400):
+    time.sleep(0.05)
+    with open(log) as f:
+        if done.search(f.read()):
+            break
+    while len(data) < piece:
+        b = s.recv(piece - len(data))
+        if not b:
+            break
+        data += b
+    piece += 524288
+print("idle", flush=True)
+while not os.path.exists(go):
+    time.sleep(0.05)
+try:
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        data += b
+except OSError as e:
+    print("error", e, flush=True)
+head, _, body = data.partition(b"\r\n\r\n")
+print("body", len(body), flush=True)
+EOF
+PG=$(free_port)
+conf "$PG" "shutdown_timeout = 10s" >"$TMP/g.conf"
+check "pinproxy G listens on 127.0.0.1:$PG" \
+    start_pinproxy PP_G "$PG" "$TMP/g.conf" "$TMP/g.log"
+spawn SR_G python3 "$TMP/slowreader.py" "$PG" http://api.test/bytes/16777216 \
+    "$TMP/g.log" "$TMP/g.go" >"$TMP/g-reader.out" 2>"$TMP/g-reader.err"
+check "SIGTERM with a response queued: it was read from the origin" \
+    wait_line "$TMP/g-reader.out" '^idle' 60
+kill -TERM "$PP_G"
+check_log "SIGTERM with a response queued: event=stopping" "$TMP/g.log" \
+    "$(kv event stopping)"
+touch "$TMP/g.go"
+wait "$SR_G" 2>/dev/null
+check_eq "SIGTERM with a response queued: the client gets all 16 MiB" \
+    "body 16777216" "$(grep -v '^idle' "$TMP/g-reader.out")"
+[ -s "$TMP/g-reader.err" ] && diag "$(cat "$TMP/g-reader.err")"
+wait_exit "$PP_G" 10
+check_eq "SIGTERM with a response queued: pinproxy exits 0" 0 "$EXIT_RC"
+check_log "SIGTERM with a response queued: event=stopped cut=0" \
+    "$TMP/g.log" "$(kv event stopped)" "$(kv cut 0)"
 
 done_testing
