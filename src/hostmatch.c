@@ -1,8 +1,11 @@
 /*
  * Host name normalisation and host pattern matching. Names come from the
  * network (SNI, CONNECT, Host) with an explicit length and are checked byte
- * by byte; IPv6 literals are rewritten in their canonical text form so that
- * a pattern and a host spelled differently still compare equal.
+ * by byte. This is the one parser of host names and addresses: IPv6
+ * literals are rewritten in their canonical text form, an IPv4-mapped IPv6
+ * address becomes its IPv4 address, and a name that ends in a number must be
+ * a canonical dotted-quad IPv4 address, so that every spelling of one
+ * address compares equal and none reaches a resolver that reads it otherwise.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -29,16 +32,75 @@ hostmatch_ipv6(const char *in, size_t len, char *out, size_t outsize,
 	*why = "contains ':' but is not an IPv6 address";
 	if (len == 0 || len >= sizeof(text))
 		return false;
+	if (memchr(in, '%', len) != NULL) {
+		*why = "an IPv6 zone index (%...) is refused: it names an "
+		    "interface, not a host";
+		return false;
+	}
 	memcpy(text, in, len);
 	text[len] = '\0';
 	if (inet_pton(AF_INET6, text, &a6) != 1)
 		return false;
-	inet_ntop(AF_INET6, &a6, text, sizeof(text));
+	/* ::ffff:a.b.c.d is the IPv4 host a.b.c.d, in every spelling. */
+	if (IN6_IS_ADDR_V4MAPPED(&a6))
+		inet_ntop(AF_INET, &a6.s6_addr[12], text, sizeof(text));
+	else if (IN6_IS_ADDR_V4COMPAT(&a6)) {
+		*why = "an IPv4-compatible IPv6 address (::a.b.c.d) is "
+		    "deprecated and refused; write the IPv4 address";
+		return false;
+	} else
+		inet_ntop(AF_INET6, &a6, text, sizeof(text));
 	if (xstrlcpy(out, text, outsize) >= outsize) {
 		*why = "IPv6 address does not fit the buffer";
 		return false;
 	}
 	return true;
+}
+
+/*
+ * Whether the last label of a lower-case name of len bytes is a number as
+ * URL parsers and inet_aton() see one: all digits, or "0x" and hex digits.
+ */
+static bool
+hostmatch_ends_in_number(const char *name, size_t len)
+{
+	size_t	 start = len, i;
+
+	while (start > 0 && name[start - 1] != '.')
+		start--;
+	if (len - start >= 2 && name[start] == '0' && name[start + 1] == 'x') {
+		for (i = start + 2; i < len; i++)
+			if (!((name[i] >= '0' && name[i] <= '9') ||
+			    (name[i] >= 'a' && name[i] <= 'f')))
+				return false;
+		return true;
+	}
+	for (i = start; i < len; i++)
+		if (name[i] < '0' || name[i] > '9')
+			return false;
+	return len > start;
+}
+
+/*
+ * Whether a lower-case name of len bytes that ends in a number is an IPv4
+ * address written as inet_ntop() writes it: four decimal parts, no leading
+ * zeros. Resolvers read the other spellings (0177.0.0.1, 127.1,
+ * 2130706433, 0x7f.0.0.1) in different ways, so they are never accepted.
+ */
+static bool
+hostmatch_ipv4_canonical(const char *name, size_t len)
+{
+	char		 text[INET_ADDRSTRLEN];
+	struct in_addr	 a4;
+
+	if (len >= sizeof(text))
+		return false;
+	memcpy(text, name, len);
+	text[len] = '\0';
+	if (inet_pton(AF_INET, text, &a4) != 1)
+		return false;
+	inet_ntop(AF_INET, &a4, text, sizeof(text));
+	return strlen(text) == len && memcmp(text, name, len) == 0;
 }
 
 static bool
@@ -112,6 +174,13 @@ hostmatch_check(const char *in, size_t len, char *out, size_t outsize,
 	}
 	if (label == 0) {
 		*why = "empty label in host name";
+		return false;
+	}
+	if (hostmatch_ends_in_number(out, len) &&
+	    !hostmatch_ipv4_canonical(out, len)) {
+		*why = "a host name ending in a number must be an IPv4 "
+		    "address in dotted-decimal form without leading zeros, "
+		    "as in 127.0.0.1";
 		return false;
 	}
 	out[len] = '\0';

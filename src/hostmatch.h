@@ -1,7 +1,8 @@
 /*
  * Host names and the host patterns of pin sets: "api.example.com" (exact),
  * "*.example.com" (exactly one more label, not the apex) and IP literals.
- * Matching is case-insensitive and ignores one trailing dot.
+ * Matching is case-insensitive and ignores one trailing dot; every spelling
+ * of one IP address normalises to the same text.
  */
 #ifndef PINPROXY_HOSTMATCH_H
 #define PINPROXY_HOSTMATCH_H
@@ -16,8 +17,12 @@
 
 /*
  * Normalise a host name (SNI, CONNECT host, Host header): lower-case, one
- * trailing dot removed, brackets of an IPv6 literal removed. Returns false
- * for an empty name, one longer than 253 bytes, or bytes no host name has.
+ * trailing dot removed, brackets of an IPv6 literal removed, an IPv6
+ * literal in canonical form and an IPv4-mapped one (::ffff:a.b.c.d) as its
+ * IPv4 address. Returns false for an empty name, one longer than 253 bytes,
+ * bytes no host name has, a zone id, an IPv4-compatible IPv6 address, and a
+ * name ending in a number that is not a canonical dotted-quad IPv4 address
+ * (127.000.000.001, 0177.0.0.1, 0x7f.0.0.1, 127.1, 2130706433, foo.123).
  */
 bool	 hostmatch_normalize(const char *in, size_t inlen, char *out,
 	    size_t outsize);

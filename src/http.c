@@ -11,6 +11,7 @@
 #include <event2/buffer.h>
 #include <http_parser.h>
 
+#include "hostmatch.h"
 #include "http.h"
 #include "xmalloc.h"
 
@@ -396,33 +397,20 @@ http_is_target(const char *s)
 	return true;
 }
 
-/* Copy a host name or IPv6 literal in lower case; false if malformed. */
+/*
+ * Copy a host name or IPv6 literal (from inside brackets when ipv6) in the
+ * normalised form of hostmatch_normalize(); false if malformed, including
+ * every non-canonical spelling of an IPv4 address.
+ */
 static bool
 http_host_copy(const char *s, size_t len, bool ipv6, char *out)
 {
-	size_t	 i;
-	char	 c;
-	bool	 colon = false;
-
 	if (len == 0 || len >= HTTP_HOST_MAX)
 		return false;
-	for (i = 0; i < len; i++) {
-		c = s[i];
-		if (c >= 'A' && c <= 'Z')
-			c = c - 'A' + 'a';
-		if (ipv6) {
-			if (c == ':')
-				colon = true;
-			else if (!((c >= '0' && c <= '9') ||
-			    (c >= 'a' && c <= 'f') || c == '.'))
-				return false;
-		} else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
-		    c == '-' || c == '.' || c == '_'))
-			return false;
-		out[i] = c;
-	}
-	out[len] = '\0';
-	return !ipv6 || colon;
+	/* Inside brackets only an IPv6 literal; outside, never one. */
+	if ((memchr(s, ':', len) != NULL) != ipv6)
+		return false;
+	return hostmatch_normalize(s, len, out, HTTP_HOST_MAX);
 }
 
 /* Parse a decimal port from 1 to 65535 that fills the whole string. */

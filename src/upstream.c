@@ -175,6 +175,16 @@ upstream_dns_cb(int result, struct evutil_addrinfo *res, void *arg)
 	upstream_try_next(u);
 }
 
+/* Whether host is a name for DNS: normalised, and not an address. */
+static bool
+upstream_name_resolvable(const char *host)
+{
+	char	 norm[HOSTMATCH_NAME_MAX];
+
+	return hostmatch_normalize(host, strlen(host), norm, sizeof(norm)) &&
+	    strcmp(norm, host) == 0 && !hostmatch_is_ip(norm);
+}
+
 /* Begin resolution from the event loop, never from the caller's stack. */
 static void
 upstream_kick_cb(evutil_socket_t fd, short what, void *arg)
@@ -186,6 +196,15 @@ upstream_kick_cb(evutil_socket_t fd, short what, void *arg)
 	if (u->one_addrlen > 0) {
 		u->state = UPSTREAM_CONNECTING;
 		upstream_try_next(u);
+		return;
+	}
+	/*
+	 * Only a normalised host name goes to the resolver: one that reads
+	 * as a number (0177.0.0.1) would be an address it spells its own way.
+	 */
+	if (!upstream_name_resolvable(u->host)) {
+		upstream_fail(u, UPSTREAM_DNS_FAILED, "dns-failed",
+		    "not resolving %s: not a normalised host name", u->host);
 		return;
 	}
 	memset(&hints, 0, sizeof(hints));

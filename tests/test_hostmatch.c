@@ -150,7 +150,7 @@ test_normalize_refuses_an_output_buffer_too_small(void **state)
 
 	assert_true(norm("a.b.cde", out, sizeof(out)));
 	assert_false(norm("a.b.cdef", out, sizeof(out)));
-	assert_false(norm("::ffff:1.2.3.4", out, sizeof(out)));
+	assert_false(norm("2001:db8::1", out, sizeof(out)));
 }
 
 static void
@@ -172,6 +172,98 @@ test_normalize_unwraps_and_canonicalises_ipv6_literals(void **state)
 	assert_false(norm("[::1].", out, sizeof(out)));
 	assert_false(norm("fe80::1%eth0", out, sizeof(out)));
 	assert_false(norm("1:2:3:4:5:6:7:8:9", out, sizeof(out)));
+}
+
+static void
+test_normalize_reads_an_ipv4_mapped_ipv6_address_as_ipv4(void **state)
+{
+	const char	*spellings[] = {
+		"[::ffff:127.0.0.1]", "[::ffff:7f00:1]", "[::FFFF:7F00:1]",
+		"[0:0:0:0:0:ffff:127.0.0.1]", "::ffff:127.0.0.1",
+		"[0000::FFFF:7f00:0001]", "127.0.0.1", "127.0.0.1.",
+	};
+	char		 out[HOSTMATCH_NAME_MAX];
+	size_t		 i;
+
+	for (i = 0; i < sizeof(spellings) / sizeof(spellings[0]); i++) {
+		assert_true(norm(spellings[i], out, sizeof(out)));
+		assert_string_equal(out, "127.0.0.1");
+	}
+	assert_true(norm("[::0001]", out, sizeof(out)));
+	assert_string_equal(out, "::1");
+	assert_true(norm("[::]", out, sizeof(out)));
+	assert_string_equal(out, "::");
+}
+
+static void
+test_normalize_refuses_every_other_spelling_of_an_ipv4_address(void **state)
+{
+	const char	*spellings[] = {
+		"127.000.000.001", "127.0.0.01", "0177.0.0.1", "0x7f.0.0.1",
+		"0X7F.0.0.1", "127.0.0.0x1", "0x7f000001", "2130706433",
+		"127.1", "127.0.1", "017700000001", "127.0.0.1.1",
+		"256.0.0.1", "1.2.3.4.5", "00.0.0.0", "127.0.0.01.",
+		"[::ffff:127.0.0.01]", "[::ffff:0177.0.0.1]",
+	};
+	char		 out[HOSTMATCH_NAME_MAX];
+	size_t		 i;
+
+	for (i = 0; i < sizeof(spellings) / sizeof(spellings[0]); i++) {
+		if (norm(spellings[i], out, sizeof(out)))
+			fail_msg("accepted %s as %s", spellings[i], out);
+	}
+	assert_true(norm("0.0.0.0", out, sizeof(out)));
+	assert_true(norm("255.255.255.255", out, sizeof(out)));
+}
+
+static void
+test_normalize_refuses_a_name_whose_last_label_is_a_number(void **state)
+{
+	char	 out[HOSTMATCH_NAME_MAX];
+
+	assert_false(norm("foo.123", out, sizeof(out)));
+	assert_false(norm("foo.0x1f", out, sizeof(out)));
+	assert_false(norm("foo.0x", out, sizeof(out)));
+	assert_false(norm("example.com.0", out, sizeof(out)));
+	assert_true(norm("123.example.com", out, sizeof(out)));
+	assert_true(norm("0177.0.0.1.example", out, sizeof(out)));
+	assert_true(norm("foo.0xg", out, sizeof(out)));
+	assert_true(norm("foo.1a", out, sizeof(out)));
+	assert_true(norm("x0", out, sizeof(out)));
+}
+
+static void
+test_normalize_refuses_ipv4_compatible_addresses_and_zone_ids(void **state)
+{
+	char	 out[HOSTMATCH_NAME_MAX];
+
+	assert_false(norm("[::127.0.0.1]", out, sizeof(out)));
+	assert_false(norm("::7f00:1", out, sizeof(out)));
+	assert_false(norm("[fe80::1%eth0]", out, sizeof(out)));
+	assert_false(norm("[fe80::1%25eth0]", out, sizeof(out)));
+	assert_true(norm("[fe80::1]", out, sizeof(out)));
+	assert_string_equal(out, "fe80::1");
+}
+
+static void
+test_pattern_gives_every_spelling_of_an_address_one_form(void **state)
+{
+	char	 out[HOSTMATCH_NAME_MAX], err[160];
+
+	assert_true(hostmatch_pattern("::ffff:127.0.0.1", out, sizeof(out),
+	    err, sizeof(err)));
+	assert_string_equal(out, "127.0.0.1");
+	assert_true(hostmatch_pattern("[::FFFF:7F00:1]", out, sizeof(out),
+	    err, sizeof(err)));
+	assert_string_equal(out, "127.0.0.1");
+	assert_false(hostmatch_pattern("127.000.000.001", out, sizeof(out),
+	    err, sizeof(err)));
+	assert_non_null(strstr(err, "IPv4 address"));
+	assert_false(hostmatch_pattern("*.foo.123", out, sizeof(out), err,
+	    sizeof(err)));
+	assert_false(hostmatch_pattern("::127.0.0.1", out, sizeof(out), err,
+	    sizeof(err)));
+	assert_non_null(strstr(err, "IPv4-compatible"));
 }
 
 static void
@@ -443,6 +535,16 @@ main(void)
 		    test_normalize_refuses_an_output_buffer_too_small),
 		cmocka_unit_test(
 		    test_normalize_unwraps_and_canonicalises_ipv6_literals),
+		cmocka_unit_test(
+		    test_normalize_reads_an_ipv4_mapped_ipv6_address_as_ipv4),
+		cmocka_unit_test(
+		    test_normalize_refuses_every_other_spelling_of_an_ipv4_address),
+		cmocka_unit_test(
+		    test_normalize_refuses_a_name_whose_last_label_is_a_number),
+		cmocka_unit_test(
+		    test_normalize_refuses_ipv4_compatible_addresses_and_zone_ids),
+		cmocka_unit_test(
+		    test_pattern_gives_every_spelling_of_an_address_one_form),
 		cmocka_unit_test(
 		    test_pattern_accepts_exact_names_wildcards_and_ip_literals),
 		cmocka_unit_test(

@@ -244,6 +244,70 @@ test_http_parses_ipv6_hosts(void **state)
 	http_msg_free(m);
 }
 
+/* The result of a request head made of before, host and after. */
+static enum http_result
+request_with_host(const char *before, const char *host, const char *after)
+{
+	char	 buf[512];
+	int	 n;
+
+	n = snprintf(buf, sizeof(buf), "%s%s%s", before, host, after);
+	assert_true(n > 0 && (size_t)n < sizeof(buf));
+	return head_result(HTTP_DIR_REQUEST, buf, (size_t)n);
+}
+
+static void
+test_http_gives_every_spelling_of_an_ipv4_address_one_host(void **state)
+{
+	const char	*mapped[] = {
+		"[::ffff:127.0.0.1]", "[::FFFF:7F00:1]",
+		"[0:0:0:0:0:ffff:127.0.0.1]", "127.0.0.1.",
+	};
+	struct http_msg	*m;
+	char		 buf[256];
+	size_t		 i;
+
+	(void)state;
+	for (i = 0; i < sizeof(mapped) / sizeof(mapped[0]); i++) {
+		snprintf(buf, sizeof(buf), "GET http://%s:8080/ HTTP/1.1\r\n"
+		    "\r\n", mapped[i]);
+		m = request(buf);
+		assert_string_equal(http_msg_head(m)->host, "127.0.0.1");
+		http_msg_free(m);
+		snprintf(buf, sizeof(buf), "GET / HTTP/1.1\r\nHost: %s\r\n"
+		    "\r\n", mapped[i]);
+		m = request(buf);
+		assert_string_equal(http_msg_head(m)->host, "127.0.0.1");
+		http_msg_free(m);
+		snprintf(buf, sizeof(buf), "CONNECT %s:443 HTTP/1.1\r\n\r\n",
+		    mapped[i]);
+		m = request(buf);
+		assert_string_equal(http_msg_head(m)->host, "127.0.0.1");
+		http_msg_free(m);
+	}
+}
+
+static void
+test_http_refuses_non_canonical_numeric_hosts(void **state)
+{
+	const char	*hosts[] = {
+		"127.000.000.001", "127.0.0.01", "0177.0.0.1", "0x7f.0.0.1",
+		"0x7f000001", "2130706433", "127.1", "127.0.1", "foo.123",
+		"[::127.0.0.1]", "[fe80::1%25eth0]",
+	};
+	size_t		 i;
+
+	(void)state;
+	for (i = 0; i < sizeof(hosts) / sizeof(hosts[0]); i++) {
+		assert_int_equal(request_with_host("GET http://", hosts[i],
+		    "/ HTTP/1.1\r\n\r\n"), HTTP_ERR_BAD_REQUEST);
+		assert_int_equal(request_with_host("GET / HTTP/1.1\r\nHost: ",
+		    hosts[i], "\r\n\r\n"), HTTP_ERR_BAD_REQUEST);
+		assert_int_equal(request_with_host("CONNECT ", hosts[i],
+		    ":443 HTTP/1.1\r\n\r\n"), HTTP_ERR_BAD_REQUEST);
+	}
+}
+
 static void
 test_http_rejects_malformed_targets_and_hosts(void **state)
 {
@@ -1370,6 +1434,10 @@ main(void)
 		    test_http_absolute_form_without_path_gets_slash),
 		cmocka_unit_test(test_http_absolute_form_reports_other_schemes),
 		cmocka_unit_test(test_http_parses_ipv6_hosts),
+		cmocka_unit_test(
+		    test_http_gives_every_spelling_of_an_ipv4_address_one_host),
+		cmocka_unit_test(
+		    test_http_refuses_non_canonical_numeric_hosts),
 		cmocka_unit_test(test_http_rejects_malformed_targets_and_hosts),
 		cmocka_unit_test(test_http_accepts_options_asterisk),
 		cmocka_unit_test(test_http_origin_form_needs_exactly_one_host),

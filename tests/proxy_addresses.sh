@@ -1,0 +1,233 @@
+#!/bin/bash
+# Every spelling of an IP address end to end: with a pin set for
+# 127.0.0.1, a plaintext request naming 127.0.0.1 in any other spelling
+# (IPv4-mapped IPv6, a trailing dot) is upgraded to TLS and pinned, a
+# numeric spelling that is not a canonical IPv4 address (leading zeros,
+# octal, hex, fewer than four parts, one number) is a 400 and reaches
+# nothing, an SNI is read the same way, and a CONNECT without SNI to
+# [::ffff:127.0.0.1] is intercepted, not tunnelled blind. Everything runs
+# on the loopback.
+
+. "${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}/tests/lib.sh"
+
+# A raw client: send one request (the bytes of a Python expression) to
+# 127.0.0.1:PORT and keep the answer in FILE, up to the close or 5 s of
+# quiet. curl would rewrite numeric hosts before sending them.
+cat >"$TMP/raw.py" <<'EOF'
+import socket, sys
+out_name, port, expr = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+s = socket.create_connection(("127.0.0.1", port), timeout=5)
+s.sendall(eval(expr))
+out = b""
+try:
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        out += d
+except OSError:
+    pass
+open(out_name, "wb").write(out)
+EOF
+
+# raw NAME EXPR: the raw client against pinproxy; the answer in NAME.resp.
+raw()
+{
+	python3 "$TMP/raw.py" "$TMP/$1.resp" "$PX" "$2"
+}
+
+# body_of NAME: the body of the response in $TMP/NAME.resp.
+body_of()
+{
+	sed '1,/^\r*$/d' "$TMP/$1.resp" 2>/dev/null
+}
+
+# The PKI: the default set of tests/mkpki.sh (its leaf covers 127.0.0.1).
+make_pki
+PIN_INTER=$(sh "$MKPKI" pin "$PKI/inter.pem")
+PIN_RSA=$(sh "$MKPKI" pin "$PKI/rsa.pem")
+
+# Origins on 127.0.0.1: T speaks TLS, P plaintext. Nothing may reach P.
+# dnsd answers every name the daemon might look up, so that no query
+# leaves the loopback.
+OT=$(free_port)
+start_origin O_T "$OT" "$TMP/ot.log" --cert "$PKI/chain.pem" \
+    --key "$PKI/leaf.key"
+OP=$(free_port)
+start_origin O_P "$OP" "$TMP/op.log" --plain
+start_dnsd
+
+PX=$(free_port)
+cat >"$TMP/a.conf" <<EOF
+[proxy]
+listen = 127.0.0.1:$PX
+ca_cert = $TMP/ca-a.pem
+ca_key = $TMP/ca-a.key
+trust = $PKI/root.pem
+unpinned = pass
+connect_ports = 443 $OT $OP
+connect_timeout = 3s
+
+[pins:loopback]
+hosts = 127.0.0.1
+pin = $PIN_INTER
+pin = $PIN_RSA
+port = $OT
+EOF
+check "pinproxy listens on 127.0.0.1:$PX" \
+    start_pinproxy PP "$PX" "$TMP/a.conf" "$TMP/a.log"
+
+# Plaintext requests naming the pinned address: upgraded to TLS on the pin
+# set's port, never sent to the plaintext origin.
+n=0
+for h in "127.0.0.1" "127.0.0.1." "[::ffff:127.0.0.1]" "[::ffff:7f00:1]" \
+    "[::FFFF:7F00:1]" "[0:0:0:0:0:ffff:127.0.0.1]"; do
+	n=$((n + 1))
+	raw "up$n" "b'GET http://$h:$OP/hello?m-up$n HTTP/1.1\\r\\n\
+Host: $h:$OP\\r\\nConnection: close\\r\\n\\r\\n'"
+	check_eq "GET http://$h:PORT/: 200 over TLS" 200 "$(status_of "up$n")"
+	check_eq "GET http://$h:PORT/: the TLS origin's answer" "$HELLO" \
+	    "$(body_of "up$n")"
+	check_eq "GET http://$h:PORT/: sent to the TLS origin" 1 \
+	    "$(origin_count "$TMP/ot.log" request "m-up$n\"")"
+	n=$((n + 1))
+	raw "up$n" "b'GET /hello?m-up$n HTTP/1.1\\r\\nHost: $h:$OP\\r\\n\
+Connection: close\\r\\n\\r\\n'"
+	check_eq "GET / with Host: $h:PORT: 200 over TLS" 200 \
+	    "$(status_of "up$n")"
+	check_eq "GET / with Host: $h:PORT: sent to the TLS origin" 1 \
+	    "$(origin_count "$TMP/ot.log" request "m-up$n\"")"
+done
+check_log "an upgraded request is logged with host=127.0.0.1" \
+    "$TMP/a.log" "$(kv event access)" "$(kv mode plain)" \
+    "$(kv host 127.0.0.1)" "$(kv status 200)"
+origin_settle "$TMP/ot.log"
+check_eq "the TLS origin got every upgraded request" "$n" \
+    "$(origin_count "$TMP/ot.log" request "m-up")"
+
+# Numeric spellings that resolvers read in different ways: refused with a
+# 400 before anything is resolved or dialled.
+n=0
+for h in "127.000.000.001" "127.0.0.01" "0177.0.0.1" "0x7f.0.0.1" \
+    "0x7f000001" "2130706433" "127.1" "127.0.1" "foo.123" \
+    "[::127.0.0.1]" "[::ffff:127.0.0.01]"; do
+	n=$((n + 1))
+	raw "bad$n" "b'GET http://$h:$OP/hello?m-bad$n HTTP/1.1\\r\\n\
+Host: $h:$OP\\r\\nConnection: close\\r\\n\\r\\n'"
+	check_eq "GET http://$h:PORT/: 400 bad-request" \
+	    "400 pinproxy; error=http_request_error; details=\"bad-request\"" \
+	    "$(status_of "bad$n") $(header_of "bad$n" Proxy-Status)"
+	n=$((n + 1))
+	raw "bad$n" "b'GET /hello?m-bad$n HTTP/1.1\\r\\nHost: $h:$OP\\r\\n\
+Connection: close\\r\\n\\r\\n'"
+	check_eq "GET / with Host: $h:PORT: 400" 400 "$(status_of "bad$n")"
+	n=$((n + 1))
+	raw "bad$n" "b'CONNECT $h:$OT HTTP/1.1\\r\\nHost: $h:$OT\\r\\n\\r\\n'"
+	check_eq "CONNECT $h:PORT: 400" 400 "$(status_of "bad$n")"
+done
+origin_settle "$TMP/op.log"
+origin_settle "$TMP/ot.log"
+check_eq "the plaintext origin got nothing" 0 \
+    "$(origin_count "$TMP/op.log" accept)"
+check_eq "no refused request reached the TLS origin" 0 \
+    "$(origin_count "$TMP/ot.log" request "m-bad")"
+check_eq "no numeric name was looked up" 0 \
+    "$(origin_count "$TMP/dns.log" query)"
+
+# A hand-made ClientHello after CONNECT TARGET with the SNI of a Python
+# bytes expression; prints "status=200 answer=handshake", "status=200
+# answer=fatal-alert description=N", or the status of a refused CONNECT.
+cat >"$TMP/sni.py" <<'EOF'
+import os, socket, struct, sys
+port, target, sni = int(sys.argv[1]), sys.argv[2], eval(sys.argv[3])
+def ext(kind, data):
+    return struct.pack("!HH", kind, len(data)) + data
+name = struct.pack("!BH", 0, len(sni)) + sni
+exts = ext(0, struct.pack("!H", len(name)) + name)
+exts += ext(10, b"\x00\x04\x00\x17\x00\x1d")
+exts += ext(11, b"\x01\x00")
+exts += ext(13, b"\x00\x04\x04\x03\x08\x04")
+body = (b"\x03\x03" + os.urandom(32) + b"\x00" + b"\x00\x04\xc0\x2b\xc0\x2f"
+        + b"\x01\x00" + struct.pack("!H", len(exts)) + exts)
+hs = b"\x01" + len(body).to_bytes(3, "big") + body
+record = b"\x16\x03\x01" + struct.pack("!H", len(hs)) + hs
+s = socket.create_connection(("127.0.0.1", port), timeout=5)
+s.sendall(("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n"
+           % (target, target)).encode())
+head = b""
+while not head.endswith(b"\r\n\r\n"):
+    d = s.recv(1)
+    if not d:
+        break
+    head += d
+status = head.split(b" ")[1].decode() if b" " in head else "none"
+if status != "200":
+    print("status=%s" % status)
+    sys.exit(0)
+s.sendall(record)
+out = b""
+try:
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        out += d
+except OSError:
+    pass
+if out[:1] == b"\x15" and len(out) >= 7:
+    kind = "fatal-alert" if out[5] == 2 else "warning-alert"
+    print("status=200 answer=%s description=%d" % (kind, out[6]))
+elif out[:1] == b"\x16":
+    print("status=200 answer=handshake")
+else:
+    print("status=200 answer=%r" % out[:20])
+EOF
+
+# An SNI must not be an address (RFC 6066); one that is, after CONNECT to
+# the pinned address, is read as that address: intercepted, not tunnelled.
+out=$(python3 "$TMP/sni.py" "$PX" "127.0.0.1:$OT" "b'::ffff:127.0.0.1'" 2>&1)
+check_eq "SNI ::ffff:127.0.0.1: pinproxy answers the handshake" \
+    "status=200 answer=handshake" "$out"
+check_log "SNI ::ffff:127.0.0.1: mode=intercept host=127.0.0.1" \
+    "$TMP/a.log" "$(kv event access)" "$(kv mode intercept)" \
+    "$(kv host 127.0.0.1)"
+# A numeric SNI that is no canonical address: unrecognized_name (112).
+for sni in 127.000.000.001 0177.0.0.1 127.1 2130706433; do
+	out=$(python3 "$TMP/sni.py" "$PX" "127.0.0.1:$OT" "b'$sni'" 2>&1)
+	check_eq "SNI $sni: a fatal unrecognized_name alert" \
+	    "status=200 answer=fatal-alert description=112" "$out"
+done
+intercepted=$(log_count "$TMP/a.log" "$(kv event access)" \
+    "$(kv mode intercept)" "$(kv host 127.0.0.1)")
+
+# CONNECT without SNI to the pinned address spelled as IPv4-mapped IPv6:
+# intercepted and pinned (the client sees a leaf of pinproxy's CA), not a
+# blind tunnel to the origin.
+python3 "$CLIENT" --proxy "$PX" --connect "[::ffff:127.0.0.1]:$OT" \
+    --cafile "$TMP/ca-a.pem" --get /hello --host 127.0.0.1 \
+    >"$TMP/c1.out" 2>&1
+check_grep "CONNECT [::ffff:127.0.0.1] without SNI: 200" '^status=200$' \
+    "$TMP/c1.out"
+check_grep "CONNECT [::ffff:127.0.0.1] without SNI: pinproxy's leaf" \
+    '^tls=ok$' "$TMP/c1.out"
+check_grep "CONNECT [::ffff:127.0.0.1] without SNI: the origin answers" \
+    "^body=$HELLO" "$TMP/c1.out"
+# intercepted_more: the access log holds more intercepted connections to
+# 127.0.0.1 than before this CONNECT.
+intercepted_more()
+{
+	[ "$(log_count "$TMP/a.log" "$(kv event access)" \
+	    "$(kv mode intercept)" "$(kv host 127.0.0.1)")" -gt "$intercepted" ]
+}
+for i in $(seq "$WAIT_TICKS"); do
+	intercepted_more && break
+	sleep 0.05
+done
+check "CONNECT [::ffff:127.0.0.1]: mode=intercept host=127.0.0.1" \
+    intercepted_more
+check_eq "no CONNECT became a blind tunnel" 0 \
+    "$(log_count "$TMP/a.log" "$(kv event access)" "$(kv mode tunnel)" \
+    "$(kv status 200)")"
+
+stop_pinproxy "$PP" "$TMP/a.log"
+done_testing
