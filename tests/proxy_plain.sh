@@ -503,6 +503,47 @@ EOF
 check_eq "Upgrade: 101, then bytes are relayed both ways" \
     "101 bytes through the relay" "$out"
 
+# HTTP/1.0 clients: no chunked framing.
+# raw10 NAME: send stdin to the proxy as one client and read to the
+# close; NAME.head and NAME.body are what came back, and it prints
+# "closed BYTES" (or "open BYTES" when nothing came for 10 s).
+raw10()
+{
+	python3 -c '
+import socket, sys
+port, out = sys.argv[1:3]
+s = socket.create_connection(("127.0.0.1", int(port)), timeout=10)
+s.sendall(sys.stdin.buffer.read())
+data, state = b"", "open"
+while True:
+    try:
+        d = s.recv(65536)
+    except socket.timeout:
+        break
+    if not d:
+        state = "closed"
+        break
+    data += d
+head, _, body = data.partition(b"\r\n\r\n")
+open(out + ".head", "wb").write(head + b"\r\n")
+open(out + ".body", "wb").write(body)
+print(state, len(data))
+' "$PA" "$TMP/$1"
+}
+out=$(printf '%s\r\n' 'GET http://api.test/chunked/1048576 HTTP/1.0' \
+    'Host: api.test' 'Connection: keep-alive' '' | raw10 chunked10)
+want=$(python3 "$ORIGIN" --pattern 1048576 | sha256sum | cut -d ' ' -f 1)
+check_eq "HTTP/1.0 client, 1 MiB chunked: the body arrives dechunked" \
+    "$want" "$(sha256sum <"$TMP/chunked10.body" | cut -d ' ' -f 1)"
+check "HTTP/1.0 client, 1 MiB chunked: no Transfer-Encoding" \
+    eval '! grep -qi "^transfer-encoding" "$TMP/chunked10.head"'
+check "HTTP/1.0 client, 1 MiB chunked: Connection: close, then closed" \
+    eval 'grep -q "^Connection: close" "$TMP/chunked10.head" &&
+    [ "${out% *}" = closed ]'
+check_log "HTTP/1.0 client, 1 MiB chunked: bytes_down is what it received" \
+    "$TMP/a.log" "$(kv event access)" "$(kv host api.test)" \
+    "$(kv bytes_down "${out#* }")"
+
 # Unpinned hosts with unpinned = pass: plain HTTP to the URL's port.
 code=$(fetch pass "$PA" "http://plain.test:$OP/hello")
 check_status "unpinned = pass: 200" 200 "$code" pass
