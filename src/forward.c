@@ -51,7 +51,7 @@ struct forward {
 	bool			 resp_done;
 	bool			 close_after;	/* the client must be closed */
 	bool			 client_10;	/* the request is HTTP/1.0 */
-	bool			 decode;	/* the body goes out dechunked */
+	bool			 decode;	/* the body goes dechunked */
 	int			 status;
 	char			*offer;		/* request's Upgrade list */
 	uint64_t		 resp_bytes;	/* from the upstream */
@@ -275,6 +275,9 @@ forward_response_head(struct forward *f, struct evbuffer *out)
 		forward_upgrade(f);
 		return false;
 	}
+	/* RFC 9110 §15.2: HTTP/1.0 knows no interim response; drop it. */
+	if (h->status < 200 && f->client_10)
+		return true;
 	if (h->status >= 200) {
 		f->status = h->status;
 		f->up_keep = h->keep_alive && h->framing != HTTP_FRAMING_CLOSE;

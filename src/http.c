@@ -684,7 +684,8 @@ http_head_build(struct http_msg *m)
 	h->method = http_method_str((enum http_method)p->method);
 	h->target = m->store + m->url;
 	h->is_connect = p->method == HTTP_CONNECT;
-	h->upgrade = m->parser_upgrade && !h->is_connect;
+	/* Upgrade is HTTP/1.1's: an HTTP/1.0 request offers nothing. */
+	h->upgrade = m->parser_upgrade && !h->is_connect && h->http_minor > 0;
 	return http_target_parse(m);
 }
 

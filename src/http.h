@@ -1,8 +1,9 @@
 /*
  * HTTP/1.1 message framing over libhttp-parser: parses the heads of one
  * direction of a connection with the limits and request-smuggling rules of
- * a proxy, tracks where each body ends so bodies can be forwarded verbatim,
- * and writes the heads that go on with hop-by-hop headers removed.
+ * a proxy, tracks where each body ends so bodies can be forwarded verbatim
+ * (or decoded, for an HTTP/1.0 peer), and writes the heads that go on with
+ * hop-by-hop headers removed.
  */
 #ifndef PINPROXY_HTTP_H
 #define PINPROXY_HTTP_H
@@ -92,7 +93,7 @@ struct http_head {
 	size_t			 nheaders;
 
 	bool			 keep_alive;	/* more messages may follow */
-	bool			 upgrade;	/* Upgrade request, or a 101 */
+	bool			 upgrade;	/* 1.1 Upgrade request; 101 */
 	bool			 chunked;
 	bool			 has_content_length;
 	uint64_t		 content_length;

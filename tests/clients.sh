@@ -2,11 +2,11 @@
 # Real clients through pinproxy: curl, wget, Python's urllib and requests,
 # git over smart HTTP, apt-get update, ApacheBench and a raw socket as
 # HTTP/1.0 clients, headless Chromium and an emulator-like CONNECT client,
-# against nginx with a test PKI on 127.0.0.1. Each client runs in every mode that
-# applies (plaintext upgrade, interception, blind tunnel) once with a
-# matching pin (the body's hash is checked) and once with a wrong pin (it
-# must fail, and the log must show pin_mismatch). A client whose package
-# is missing is a SKIP with the package to install, never a pass.
+# against nginx with a test PKI on 127.0.0.1. Each client runs in every
+# mode that applies (plaintext upgrade, interception, blind tunnel) once
+# with a matching pin (the body's hash is checked) and once with a wrong
+# pin (it must fail, and the log must show pin_mismatch). A client whose
+# package is missing is a SKIP with the package to install, never a pass.
 
 . "${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}/tests/lib.sh"
 
@@ -490,7 +490,8 @@ else
 	    wait_mismatch "$n"; then
 		ok "ab -k, plaintext upgrade, wrong pin: every request refused"
 	else
-		not_ok "ab -k, plaintext upgrade, wrong pin: every request refused"
+		not_ok "ab -k, plaintext upgrade, wrong pin:" \
+		    "every request refused"
 		diag "$(tail -n 20 "$TMP/ab-wplain")"
 	fi
 fi

@@ -1359,7 +1359,7 @@ test_http_head_answered_by_304_leaves_the_next_response_its_body(
 }
 
 static void
-test_http_decoded_chunked_body_has_no_framing_and_no_trailers(void **state)
+test_http_decoded_chunked_body_drops_framing_and_trailers(void **state)
 {
 	static const char	 body[] = "5;ext=1\r\nhello\r\n"
 	    "6\r\n world\r\n0\r\nX-Sum: 1\r\nX-More: 2\r\n\r\n";
@@ -1435,8 +1435,7 @@ test_http_decoded_body_with_bad_chunk_framing_is_an_error(void **state)
 }
 
 static void
-test_http_response_write_for_a_decoded_body_drops_transfer_encoding(
-    void **state)
+test_http_response_write_drops_te_for_a_decoded_body(void **state)
 {
 	struct http_msg		*m;
 	struct evbuffer		*out;
@@ -1471,6 +1470,26 @@ test_http_response_write_says_keep_alive_when_asked(void **state)
 	s = buffer_string(out);
 	assert_string_equal(s, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
 	    "Connection: keep-alive\r\n\r\n");
+	free(s);
+	evbuffer_free(out);
+	http_msg_free(m);
+}
+
+static void
+test_http_upgrade_in_an_http_1_0_request_is_not_offered(void **state)
+{
+	struct http_msg		*m;
+	struct evbuffer		*out;
+	char			*s;
+
+	(void)state;
+	m = request("GET /ws HTTP/1.0\r\nHost: a\r\nUpgrade: websocket\r\n"
+	    "Connection: Upgrade\r\n\r\n");
+	assert_false(http_msg_head(m)->upgrade);
+	out = evbuffer_new();
+	http_request_write(http_msg_head(m), "a", 443, true, NULL, out);
+	s = buffer_string(out);
+	assert_string_equal(s, "GET /ws HTTP/1.1\r\nHost: a\r\n\r\n");
 	free(s);
 	evbuffer_free(out);
 	http_msg_free(m);
@@ -1553,15 +1572,17 @@ main(void)
 		cmocka_unit_test(
 		    test_http_response_write_keeps_upgrade_for_101),
 		cmocka_unit_test(
-		    test_http_decoded_chunked_body_has_no_framing_and_no_trailers),
+		    test_http_decoded_chunked_body_drops_framing_and_trailers),
 		cmocka_unit_test(
 		    test_http_decoded_chunked_body_fed_one_byte_at_a_time),
 		cmocka_unit_test(
 		    test_http_decoded_body_with_bad_chunk_framing_is_an_error),
 		cmocka_unit_test(
-		    test_http_response_write_for_a_decoded_body_drops_transfer_encoding),
+		    test_http_response_write_drops_te_for_a_decoded_body),
 		cmocka_unit_test(
 		    test_http_response_write_says_keep_alive_when_asked),
+		cmocka_unit_test(
+		    test_http_upgrade_in_an_http_1_0_request_is_not_offered),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
