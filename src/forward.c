@@ -1,8 +1,9 @@
 /*
  * The plaintext exchange. The request head goes upstream only once the
  * upstream passed verification and the pin check; the request body and
- * the response are parsed for framing only and forwarded verbatim, each
- * direction pausing while the other side's output is full.
+ * the response are parsed for framing only and forwarded verbatim (a
+ * chunked response to an HTTP/1.0 client goes decoded, ended by the
+ * close), each direction pausing while the other side's output is full.
  */
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -49,6 +50,8 @@ struct forward {
 	bool			 resp_head_sent;
 	bool			 resp_done;
 	bool			 close_after;	/* the client must be closed */
+	bool			 client_10;	/* the request is HTTP/1.0 */
+	bool			 decode;	/* the body goes dechunked */
 	int			 status;
 	char			*offer;		/* request's Upgrade list */
 	uint64_t		 resp_bytes;	/* from the upstream */
@@ -232,6 +235,20 @@ forward_upgrade_chosen(struct forward *f, const struct http_head *h)
 	return ok;
 }
 
+/*
+ * What the response tells the client about its connection: an HTTP/1.0
+ * client keeps it only when told so (it asked for that, else conn closes).
+ */
+static enum http_conn_token
+forward_conn_token(struct forward *f, const struct http_head *h)
+{
+	if (h->status < 200)
+		return HTTP_CONN_PERSIST;
+	if (f->close_after || conn_closing(f->conn))
+		return HTTP_CONN_CLOSE;
+	return f->client_10 ? HTTP_CONN_KEEP_ALIVE : HTTP_CONN_PERSIST;
+}
+
 /* A response head arrived: pass it on, or switch protocols. */
 static bool
 forward_response_head(struct forward *f, struct evbuffer *out)
@@ -252,21 +269,28 @@ forward_response_head(struct forward *f, struct evbuffer *out)
 		return false;
 	}
 	if (h->status == 101) {
-		http_response_write(h, false, out);
+		http_response_write(h, HTTP_CONN_PERSIST, false, out);
 		conn_count(f->conn, 0, evbuffer_get_length(out) - before);
 		f->status = 101;
 		forward_upgrade(f);
 		return false;
 	}
+	/* RFC 9110 §15.2: HTTP/1.0 knows no interim response; drop it. */
+	if (h->status < 200 && f->client_10)
+		return true;
 	if (h->status >= 200) {
 		f->status = h->status;
 		f->up_keep = h->keep_alive && h->framing != HTTP_FRAMING_CLOSE;
 		/* Only a close can end such a body. */
 		if (h->framing == HTTP_FRAMING_CLOSE)
 			f->close_after = true;
+		/* HTTP/1.0 has no chunked coding: the close ends the body. */
+		f->decode = f->client_10 && h->framing == HTTP_FRAMING_CHUNKED;
+		if (f->decode)
+			f->close_after = true;
+		http_msg_decode_body(f->resp, f->decode ? out : NULL);
 	}
-	http_response_write(h, h->status >= 200 &&
-	    (f->close_after || conn_closing(f->conn)), out);
+	http_response_write(h, forward_conn_token(f, h), f->decode, out);
 	conn_count(f->conn, 0, evbuffer_get_length(out) - before);
 	f->resp_head_sent = true;
 	/* A message without a body (HEAD, 1xx, 204, 304) ends here. */
@@ -286,7 +310,7 @@ forward_upstream_read(struct forward *f)
 	struct evbuffer		*out = bufferevent_get_output(cb);
 	struct evbuffer_iovec	 v;
 	enum http_result	 r;
-	size_t			 consumed;
+	size_t			 consumed, before;
 
 	while (!f->resp_done && relay_peek(in, &v)) {
 		if (http_msg_state(f->resp) != HTTP_MSG_BODY) {
@@ -305,6 +329,7 @@ forward_upstream_read(struct forward *f)
 				return;
 			continue;
 		}
+		before = evbuffer_get_length(out);
 		r = http_msg_feed_body(f->resp, v.iov_base, v.iov_len,
 		    &consumed);
 		if (r == HTTP_ERR_BAD_REQUEST) {
@@ -313,9 +338,13 @@ forward_upstream_read(struct forward *f)
 			conn_finish(f->conn, f->status);
 			return;
 		}
-		evbuffer_remove_buffer(in, out, consumed);
+		/* A decoded body is already in out, a smaller copy. */
+		if (f->decode)
+			evbuffer_drain(in, consumed);
+		else
+			evbuffer_remove_buffer(in, out, consumed);
 		f->resp_bytes += consumed;
-		conn_count(f->conn, 0, consumed);
+		conn_count(f->conn, 0, evbuffer_get_length(out) - before);
 		if (r == HTTP_BODY_COMPLETE && f->status >= 200)
 			f->resp_done = true;
 	}
@@ -417,6 +446,7 @@ forward_send_request(struct forward *f)
 	    bufferevent_get_output(ub));
 	if (strcmp(h->method, "HEAD") == 0)
 		http_msg_expect_no_body(f->resp);
+	f->client_10 = h->http_minor == 0;
 	/* Only what the request offered may answer a 101. */
 	free(f->offer);
 	f->offer = h->upgrade ? http_head_list(h, "Upgrade") : NULL;
@@ -488,6 +518,7 @@ forward_start(struct forward *f, const struct forward_target *t)
 	f->resp_head_sent = false;
 	f->resp_done = false;
 	f->close_after = false;
+	f->decode = false;
 	f->status = 0;
 	f->resp_bytes = 0;
 	f->body_up = 0;

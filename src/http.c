@@ -54,6 +54,7 @@ struct http_msg {
 	/* Chunked framing not yet checked, and data left in this chunk. */
 	const char		*frame_from;
 	uint64_t		 chunk_left;
+	struct evbuffer		*sink;		/* decoded body; borrowed */
 
 	/* Parser fields read when the head ends, before the body uses them. */
 	uint64_t		 content_length;
@@ -142,6 +143,7 @@ http_msg_begin(struct http_msg *m)
 	m->head_len = 0;
 	http_lines_reset(&m->lines);
 	m->frame_from = NULL;
+	m->sink = NULL;
 	m->piece = PIECE_NONE;
 	m->used = 0;
 	m->url = SIZE_MAX;
@@ -332,21 +334,26 @@ http_on_chunk_header(http_parser *p)
 	return 0;
 }
 
-/* Body bytes are forwarded by the caller; only chunk framing is checked. */
+/*
+ * Body bytes are forwarded by the caller, who gets them here without chunk
+ * framing when it asked for a decoded body; chunk framing is checked.
+ */
 static int
 http_on_body(http_parser *p, const char *at, size_t len)
 {
 	struct http_msg	*m = p->data;
 
-	if (m->frame_from == NULL)
-		return 0;
-	if (!http_lines_check(&m->lines, m->frame_from,
-	    (size_t)(at - m->frame_from)))
+	if (m->frame_from != NULL) {
+		if (!http_lines_check(&m->lines, m->frame_from,
+		    (size_t)(at - m->frame_from)))
+			return -1;
+		m->frame_from = at + len;
+		m->chunk_left -= len < m->chunk_left ? len : m->chunk_left;
+		if (m->chunk_left == 0)
+			m->lines.need_cr = true;
+	}
+	if (m->sink != NULL && evbuffer_add(m->sink, at, len) != 0)
 		return -1;
-	m->frame_from = at + len;
-	m->chunk_left -= len < m->chunk_left ? len : m->chunk_left;
-	if (m->chunk_left == 0)
-		m->lines.need_cr = true;
 	return 0;
 }
 
@@ -665,7 +672,8 @@ http_head_build(struct http_msg *m)
 	h->method = http_method_str((enum http_method)p->method);
 	h->target = m->store + m->url;
 	h->is_connect = p->method == HTTP_CONNECT;
-	h->upgrade = m->parser_upgrade && !h->is_connect;
+	/* Upgrade is HTTP/1.1's: an HTTP/1.0 request offers nothing. */
+	h->upgrade = m->parser_upgrade && !h->is_connect && h->http_minor > 0;
 	return http_target_parse(m);
 }
 
@@ -865,6 +873,12 @@ http_msg_expect_no_body(struct http_msg *m)
 	m->no_body_next = true;
 }
 
+void
+http_msg_decode_body(struct http_msg *m, struct evbuffer *sink)
+{
+	m->sink = sink;
+}
+
 const char *
 http_head_get(const struct http_head *h, const char *name)
 {
@@ -915,17 +929,19 @@ http_upgrade_offered(const char *offered, const char *chosen)
 
 /*
  * Whether a header stays on this hop: the fixed list and whatever
- * Connection names, except the framing headers of a body forwarded as is,
- * and Upgrade when the connection is being upgraded.
+ * Connection names, except the framing headers of a body forwarded as is
+ * (Transfer-Encoding goes when the body is sent decoded), and Upgrade
+ * when the connection is being upgraded.
  */
 static bool
 http_is_hop_by_hop(const struct http_head *h, const char *name,
-    bool keep_upgrade)
+    bool keep_upgrade, bool decoded)
 {
 	size_t	 i;
 
-	if (strcasecmp(name, "Transfer-Encoding") == 0 ||
-	    strcasecmp(name, "Content-Length") == 0)
+	if (strcasecmp(name, "Transfer-Encoding") == 0)
+		return decoded;
+	if (strcasecmp(name, "Content-Length") == 0)
 		return false;
 	if (keep_upgrade && strcasecmp(name, "Upgrade") == 0)
 		return false;
@@ -943,7 +959,7 @@ http_is_hop_by_hop(const struct http_head *h, const char *name,
 /* Append the end-to-end headers, and Connection: upgrade if upgrading. */
 static void
 http_headers_write(const struct http_head *h, bool upgrade, bool skip_host,
-    struct evbuffer *out)
+    bool decoded, struct evbuffer *out)
 {
 	const struct http_header	*f;
 	size_t				 i;
@@ -952,7 +968,7 @@ http_headers_write(const struct http_head *h, bool upgrade, bool skip_host,
 		f = &h->headers[i];
 		if (skip_host && strcasecmp(f->name, "Host") == 0)
 			continue;
-		if (http_is_hop_by_hop(h, f->name, upgrade))
+		if (http_is_hop_by_hop(h, f->name, upgrade, decoded))
 			continue;
 		evbuffer_add_printf(out, "%s: %s\r\n", f->name, f->value);
 	}
@@ -972,19 +988,21 @@ http_request_write(const struct http_head *h, const char *host,
 	if (port != 0 && port != (tls ? 443 : 80))
 		evbuffer_add_printf(out, ":%u", (unsigned int)port);
 	evbuffer_add_printf(out, "\r\n");
-	http_headers_write(h, h->upgrade, true, out);
+	http_headers_write(h, h->upgrade, true, false, out);
 	if (via != NULL)
 		evbuffer_add_printf(out, "Via: %s\r\n", via);
 	evbuffer_add_printf(out, "\r\n");
 }
 
 void
-http_response_write(const struct http_head *h, bool close,
-    struct evbuffer *out)
+http_response_write(const struct http_head *h, enum http_conn_token conn,
+    bool decoded, struct evbuffer *out)
 {
 	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", h->status, h->reason);
-	http_headers_write(h, h->status == 101, false, out);
-	if (close && h->status != 101)
+	http_headers_write(h, h->status == 101, false, decoded, out);
+	if (h->status != 101 && conn == HTTP_CONN_CLOSE)
 		evbuffer_add_printf(out, "Connection: close\r\n");
+	else if (h->status != 101 && conn == HTTP_CONN_KEEP_ALIVE)
+		evbuffer_add_printf(out, "Connection: keep-alive\r\n");
 	evbuffer_add_printf(out, "\r\n");
 }

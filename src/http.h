@@ -1,8 +1,9 @@
 /*
  * HTTP/1.1 message framing over libhttp-parser: parses the heads of one
  * direction of a connection with the limits and request-smuggling rules of
- * a proxy, tracks where each body ends so bodies can be forwarded verbatim,
- * and writes the heads that go on with hop-by-hop headers removed.
+ * a proxy, tracks where each body ends so bodies can be forwarded verbatim
+ * (or decoded, for an HTTP/1.0 peer), and writes the heads that go on with
+ * hop-by-hop headers removed.
  */
 #ifndef PINPROXY_HTTP_H
 #define PINPROXY_HTTP_H
@@ -52,6 +53,13 @@ enum http_framing {
 	HTTP_FRAMING_CLOSE	/* a response body up to the peer's close */
 };
 
+/* What a response head tells the client about its connection. */
+enum http_conn_token {
+	HTTP_CONN_PERSIST,	/* nothing: persistent in HTTP/1.1 */
+	HTTP_CONN_CLOSE,	/* "Connection: close" */
+	HTTP_CONN_KEEP_ALIVE	/* "Connection: keep-alive", for HTTP/1.0 */
+};
+
 /* One header field as received, names in their original case. */
 struct http_header {
 	const char	*name;
@@ -85,7 +93,7 @@ struct http_head {
 	size_t			 nheaders;
 
 	bool			 keep_alive;	/* more messages may follow */
-	bool			 upgrade;	/* Upgrade request, or a 101 */
+	bool			 upgrade;	/* 1.1 Upgrade request; 101 */
 	bool			 chunked;
 	bool			 has_content_length;
 	uint64_t		 content_length;
@@ -132,6 +140,14 @@ enum http_result	 http_msg_feed_eof(struct http_msg *m);
 void			 http_msg_trim(struct http_msg *m);
 /* A response parser: the next final response answers HEAD, so no body. */
 void			 http_msg_expect_no_body(struct http_msg *m);
+/*
+ * Append the body of the current message, as http_msg_feed_body() reads
+ * it, to sink (borrowed; NULL stops) without chunk framing or trailers;
+ * the caller then drains the bytes consumed instead of forwarding them.
+ * A new message starts with this off.
+ */
+void			 http_msg_decode_body(struct http_msg *m,
+			    struct evbuffer *sink);
 
 /* The value of the first header called name (any case), or NULL. */
 const char		*http_head_get(const struct http_head *h,
@@ -160,9 +176,11 @@ void			 http_request_write(const struct http_head *h,
 			    const char *via, struct evbuffer *out);
 /*
  * Append a response head for the client without the hop-by-hop headers,
- * with "Connection: close" when close is set (ignored for a 101).
+ * with the Connection header conn says (ignored for a 101), and without
+ * Transfer-Encoding when decoded (the body goes out decoded).
  */
 void			 http_response_write(const struct http_head *h,
-			    bool close, struct evbuffer *out);
+			    enum http_conn_token conn, bool decoded,
+			    struct evbuffer *out);
 
 #endif

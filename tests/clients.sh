@@ -1,13 +1,13 @@
 #!/bin/bash
 # Real clients through pinproxy: curl, wget, Python's urllib and requests,
-# git over smart HTTP, apt-get update, ApacheBench as an HTTP/1.0 client,
-# headless Chromium and an emulator-like CONNECT client, against nginx
-# with a test PKI on 127.0.0.1. Each client runs in every mode that
-# applies (plaintext upgrade, interception, blind tunnel) once with a
-# matching pin (the body's hash is checked) and once with a wrong pin (it
-# must fail, and pinproxy must count a pin mismatch: a pin_mismatch line,
-# or a repeat within 10 s that /metrics counts). A client whose package
-# is missing is a SKIP with the package to install, never a pass.
+# git over smart HTTP, apt-get update, ApacheBench and a raw socket as
+# HTTP/1.0 clients, headless Chromium and an emulator-like CONNECT client,
+# against nginx with a test PKI on 127.0.0.1. Each client runs in every
+# mode that applies (plaintext upgrade, interception, blind tunnel) once
+# with a matching pin (the body's hash is checked) and once with a wrong
+# pin (it must fail, and pinproxy must count a pin mismatch: a pin_mismatch
+# line, or a repeat within 10 s that /metrics counts). A client whose
+# package is missing is a SKIP with the package to install, never a pass.
 
 . "${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}/tests/lib.sh"
 
@@ -93,13 +93,16 @@ PIN_RSA=$(sh "$MKPKI" pin "$PKI/rsa.pem")
 PIN_FROOT=$(sh "$MKPKI" pin "$PKI/foreign-root.pem")
 cat "$PKI/root.pem" >"$TMP/roots.pem"
 
-# What nginx serves: a page, a larger file, a git repository over smart
-# HTTP and a tiny apt repository.
+# What nginx serves: a page, a larger file, a small text answered chunked,
+# a git repository over smart HTTP and a tiny apt repository.
 WWW=$TMP/www
 mkdir -p "$WWW/repo" "$TMP/nginx-tmp" "$TMP/git"
 printf '<!DOCTYPE html>\n<html><head><title>pinned</title></head><body><p id="t">pinned page served through pinproxy</p></body></html>\n' \
     >"$WWW/page.html"
 PAGE_SHA=$(sha "$WWW/page.html")
+PAGE_SIZE=$(stat -c %s "$WWW/page.html")
+printf 'chunked body from nginx\n' >"$WWW/chunked.txt"
+CHUNKED_SHA=$(sha "$WWW/chunked.txt")
 head -c 300000 /dev/urandom >"$WWW/file"
 FILE_SHA=$(sha "$WWW/file")
 cat >"$WWW/repo/Packages" <<'EOF'
@@ -163,9 +166,12 @@ http {
 		ssl_certificate $PKI/web-chain.pem;
 		ssl_certificate_key $PKI/web.key;
 		root $WWW;
-		location /chunked {
+		# SSI drops the length: nginx answers HTTP/1.1 chunked.
+		location = /chunked {
+			ssi on;
+			ssi_types *;
 			default_type text/plain;
-			return 200 "chunked body from nginx\n";
+			alias $WWW/chunked.txt;
 		}
 		location ~ ^/git(/.*)\$ {
 			fastcgi_pass unix:$TMP/fcgi.sock;
@@ -457,6 +463,171 @@ else
 		not_ok "Chromium, interception, wrong pin: the page does not load"
 		diag "$(head -c 300 "$TMP/chrome-wicpt")"
 	fi
+fi
+
+## HTTP/1.0 clients: ApacheBench with keep-alive, and a raw socket.
+
+# c_ab NAME HOST N: ApacheBench, N requests with keep-alive, two at a time.
+c_ab()
+{
+	timeout 60 ab -k -s 10 -n "$3" -c 2 -X "127.0.0.1:$P" \
+	    "http://$2/page.html" >"$TMP/$1" 2>&1
+}
+# ab_has NAME FIELD VALUE: ab's report says FIELD: VALUE.
+ab_has()
+{
+	grep -qE "^$2: +$3\$" "$TMP/$1"
+}
+if ! has ab; then
+	for i in 1 2 3 4 5; do
+		skip "ApacheBench: not installed (Debian: apache2-utils)"
+	done
+else
+	c_ab ab-plain api.test 20
+	check "ab -k, plaintext upgrade: 20 requests complete" \
+	    ab_has ab-plain "Complete requests" 20
+	check "ab -k, plaintext upgrade: none failed" \
+	    ab_has ab-plain "Failed requests" 0
+	check "ab -k, plaintext upgrade: all 20 kept the connection" \
+	    ab_has ab-plain "Keep-Alive requests" 20
+	check "ab -k, plaintext upgrade: the document is the page's size" \
+	    ab_has ab-plain "Document Length" "$PAGE_SIZE bytes"
+	n=$(mismatches)
+	c_ab ab-wplain wrong.test 5
+	if ab_has ab-wplain "Non-2xx responses" 5 &&
+	    ! ab_has ab-wplain "Document Length" "$PAGE_SIZE bytes" &&
+	    wait_mismatch "$n"; then
+		ok "ab -k, plaintext upgrade, wrong pin: every request refused"
+	else
+		not_ok "ab -k, plaintext upgrade, wrong pin:" \
+		    "every request refused"
+		diag "$(tail -n 20 "$TMP/ab-wplain")"
+	fi
+fi
+
+# The raw client: COUNT requests "GET http://HOST/PATH HTTP/1.0" on one
+# connection (with "Connection: keep-alive" when KEEP is 1); for each it
+# prints the status and framing headers and writes the body to OUT.N;
+# closed=yes when the proxy closed the connection after the last one.
+cat >"$TMP/raw10.py" <<'EOF'
+import socket
+import sys
+
+port, host, path, keep, count, out = sys.argv[1:7]
+s = socket.create_connection(("127.0.0.1", int(port)), timeout=10)
+buf = b""
+
+
+def recv():
+    try:
+        return s.recv(65536)
+    except socket.timeout:
+        return None
+
+
+closed = "no"
+for i in range(1, int(count) + 1):
+    req = "GET http://%s%s HTTP/1.0\r\nHost: %s\r\n" % (host, path, host)
+    if keep == "1":
+        req += "Connection: keep-alive\r\n"
+    s.sendall((req + "\r\n").encode())
+    while b"\r\n\r\n" not in buf:
+        d = recv()
+        if not d:
+            print("r%d.status=none" % i)
+            sys.exit(0)
+        buf += d
+    head, _, buf = buf.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    print("r%d.status=%s" % (i, lines[0].split(" ")[1]))
+    fields = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        fields.setdefault(name.strip().lower(), []).append(value.strip())
+    for name in ("connection", "transfer-encoding", "content-length"):
+        print("r%d.%s=%s" % (i, name, ",".join(fields.get(name, ["none"]))))
+    if "content-length" in fields:
+        n = int(fields["content-length"][0])
+        while len(buf) < n:
+            d = recv()
+            if not d:
+                break
+            buf += d
+        body, buf = buf[:n], buf[n:]
+    else:
+        while True:
+            d = recv()
+            if not d:
+                closed = "yes" if d is not None else "no"
+                break
+            buf += d
+        body, buf = buf, b""
+    with open("%s.%d" % (out, i), "wb") as f:
+        f.write(body)
+if keep != "1" and closed == "no" and recv() == b"" and buf == b"":
+    closed = "yes"
+print("closed=%s" % closed)
+EOF
+# c_raw NAME HOST PATH KEEP COUNT: the raw HTTP/1.0 client, to $TMP/NAME.
+c_raw()
+{
+	python3 "$TMP/raw10.py" "$P" "$2" "$3" "$4" "$5" "$TMP/$1" \
+	    >"$TMP/$1.out" 2>&1
+}
+# raw_has NAME LINE...: the raw client printed every LINE.
+raw_has()
+{
+	local name=$1 line
+	shift
+	for line in "$@"; do
+		grep -qxF -- "$line" "$TMP/$name.out" || return 1
+	done
+}
+# sha_is FILE SHA: FILE's SHA-256 is SHA.
+sha_is()
+{
+	[ "$(sha "$1")" = "$2" ]
+}
+
+# nginx really answers /chunked chunked to HTTP/1.1.
+curl -sS --noproxy '' --http1.1 --max-time 20 --cacert "$TMP/roots.pem" \
+    --resolve "api.test:$NG:127.0.0.1" -D "$TMP/chunked-direct.h" \
+    -o /dev/null "https://api.test:$NG/chunked" 2>/dev/null
+check_grep "nginx answers /chunked with chunked framing" \
+    '^[Tt]ransfer-[Ee]ncoding: chunked' "$TMP/chunked-direct.h"
+
+c_raw raw-chunked api.test /chunked 0 1
+check "HTTP/1.0 client, chunked response: the body arrives dechunked" \
+    sha_is "$TMP/raw-chunked.1" "$CHUNKED_SHA"
+check "HTTP/1.0 client, chunked response: no Transfer-Encoding" \
+    raw_has raw-chunked r1.transfer-encoding=none
+check "HTTP/1.0 client, chunked response: Connection: close, then closed" \
+    raw_has raw-chunked r1.connection=close closed=yes
+c_raw raw-chunked-ka api.test /chunked 1 1
+check "HTTP/1.0 keep-alive client, chunked response: the body dechunked" \
+    sha_is "$TMP/raw-chunked-ka.1" "$CHUNKED_SHA"
+check "HTTP/1.0 keep-alive client, chunked response: Connection: close" \
+    raw_has raw-chunked-ka r1.transfer-encoding=none r1.connection=close \
+    closed=yes
+c_raw raw-ka api.test /page.html 1 2
+check "HTTP/1.0 keep-alive client: the first page on the connection" \
+    sha_is "$TMP/raw-ka.1" "$PAGE_SHA"
+check "HTTP/1.0 keep-alive client: the second page on the same connection" \
+    sha_is "$TMP/raw-ka.2" "$PAGE_SHA"
+check "HTTP/1.0 keep-alive client: Connection: keep-alive in each" \
+    raw_has raw-ka r1.connection=keep-alive r2.connection=keep-alive
+c_raw raw-close api.test /page.html 0 1
+check "HTTP/1.0 client without keep-alive: the page arrives" \
+    sha_is "$TMP/raw-close.1" "$PAGE_SHA"
+check "HTTP/1.0 client without keep-alive: Connection: close, then closed" \
+    raw_has raw-close r1.connection=close closed=yes
+n=$(mismatches)
+c_raw raw-wrong wrong.test /chunked 0 1
+if raw_has raw-wrong r1.status=502 && wait_mismatch "$n"; then
+	ok "HTTP/1.0 client, wrong pin: refused"
+else
+	not_ok "HTTP/1.0 client, wrong pin: refused"
+	diag "$(cat "$TMP/raw-wrong.out")"
 fi
 
 ## The emulator: CONNECT by address, the name only in SNI, the hello in

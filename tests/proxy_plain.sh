@@ -519,6 +519,69 @@ EOF
 check_eq "Upgrade: 101, then bytes are relayed both ways" \
     "101 bytes through the relay" "$out"
 
+# HTTP/1.0 clients: no Upgrade, no interim response, no chunked framing.
+# raw10 NAME: send stdin to the proxy as one client and read to the
+# close; NAME.head and NAME.body are what came back, and it prints
+# "closed BYTES" (or "open BYTES" when nothing came for 10 s).
+raw10()
+{
+	python3 -c '
+import socket, sys
+port, out = sys.argv[1:3]
+s = socket.create_connection(("127.0.0.1", int(port)), timeout=10)
+s.sendall(sys.stdin.buffer.read())
+data, state = b"", "open"
+while True:
+    try:
+        d = s.recv(65536)
+    except socket.timeout:
+        break
+    if not d:
+        state = "closed"
+        break
+    data += d
+head, _, body = data.partition(b"\r\n\r\n")
+open(out + ".head", "wb").write(head + b"\r\n")
+open(out + ".body", "wb").write(body)
+print(state, len(data))
+' "$PA" "$TMP/$1"
+}
+# first_line NAME: the status line of NAME.head.
+first_line()
+{
+	head -n 1 "$TMP/$1.head" | tr -d '\r'
+}
+out=$(printf '%s\r\n' 'GET http://api.test/upgrade HTTP/1.0' \
+    'Host: api.test' 'Connection: Upgrade' 'Upgrade: echo' '' | raw10 up10)
+check_eq "HTTP/1.0 Upgrade request: not upgraded, the origin saw no Upgrade" \
+    "HTTP/1.1 426 Upgrade Required" "$(first_line up10)"
+check_eq "HTTP/1.0 Upgrade request: closed after the response" closed \
+    "${out% *}"
+out=$({ printf '%s\r\n' 'POST http://api.test/echo HTTP/1.0' \
+    'Host: api.test' 'Expect: 100-continue' 'Content-Length: 5' ''
+    printf hello; } | raw10 expect10)
+check_eq "HTTP/1.0 POST with Expect: 100-continue: the final response first" \
+    "HTTP/1.1 200 OK" "$(first_line expect10)"
+check_eq "HTTP/1.0 POST with Expect: 100-continue: no 100 Continue at all" \
+    0 "$(cat "$TMP/expect10.head" "$TMP/expect10.body" |
+    grep -c '100 Continue')"
+check_eq "HTTP/1.0 POST with Expect: 100-continue: the origin got the body" \
+    "$(printf hello | sha256sum | cut -d ' ' -f 1) 5" \
+    "$(cat "$TMP/expect10.body" 2>/dev/null)"
+out=$(printf '%s\r\n' 'GET http://api.test/chunked/1048576 HTTP/1.0' \
+    'Host: api.test' 'Connection: keep-alive' '' | raw10 chunked10)
+want=$(python3 "$ORIGIN" --pattern 1048576 | sha256sum | cut -d ' ' -f 1)
+check_eq "HTTP/1.0 client, 1 MiB chunked: the body arrives dechunked" \
+    "$want" "$(sha256sum <"$TMP/chunked10.body" | cut -d ' ' -f 1)"
+check "HTTP/1.0 client, 1 MiB chunked: no Transfer-Encoding" \
+    eval '! grep -qi "^transfer-encoding" "$TMP/chunked10.head"'
+check "HTTP/1.0 client, 1 MiB chunked: Connection: close, then closed" \
+    eval 'grep -q "^Connection: close" "$TMP/chunked10.head" &&
+    [ "${out% *}" = closed ]'
+check_log "HTTP/1.0 client, 1 MiB chunked: bytes_down is what it received" \
+    "$TMP/a.log" "$(kv event access)" "$(kv host api.test)" \
+    "$(kv bytes_down "${out#* }")"
+
 # Unpinned hosts with unpinned = pass: plain HTTP to the URL's port.
 code=$(fetch pass "$PA" "http://plain.test:$OP/hello")
 check_status "unpinned = pass: 200" 200 "$code" pass

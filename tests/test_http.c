@@ -1303,13 +1303,14 @@ test_http_response_write_removes_hop_by_hop_headers(void **state)
 	    "Connection: keep-alive, X-Hop\r\nKeep-Alive: timeout=5\r\n"
 	    "X-Hop: 1\r\nTrailer: X-Sum\r\nTransfer-Encoding: chunked\r\n\r\n");
 	out = evbuffer_new();
-	http_response_write(http_msg_head(m), false, out);
+	http_response_write(http_msg_head(m), HTTP_CONN_PERSIST, false,
+	    out);
 	s = buffer_string(out);
 	assert_string_equal(s, "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
 	    "Transfer-Encoding: chunked\r\n\r\n");
 	free(s);
 	evbuffer_drain(out, evbuffer_get_length(out));
-	http_response_write(http_msg_head(m), true, out);
+	http_response_write(http_msg_head(m), HTTP_CONN_CLOSE, false, out);
 	s = buffer_string(out);
 	assert_string_equal(s, "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
 	    "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
@@ -1330,7 +1331,7 @@ test_http_response_write_keeps_upgrade_for_101(void **state)
 	    "Upgrade: websocket\r\nConnection: Upgrade\r\n"
 	    "Sec-WebSocket-Accept: a\r\n\r\n");
 	out = evbuffer_new();
-	http_response_write(http_msg_head(m), true, out);
+	http_response_write(http_msg_head(m), HTTP_CONN_CLOSE, false, out);
 	s = buffer_string(out);
 	assert_string_equal(s, "HTTP/1.1 101 Switching Protocols\r\n"
 	    "Upgrade: websocket\r\nSec-WebSocket-Accept: a\r\n"
@@ -1421,6 +1422,143 @@ test_http_head_answered_by_304_leaves_the_next_response_its_body(
 	http_msg_free(m);
 }
 
+static void
+test_http_decoded_chunked_body_drops_framing_and_trailers(void **state)
+{
+	static const char	 body[] = "5;ext=1\r\nhello\r\n"
+	    "6\r\n world\r\n0\r\nX-Sum: 1\r\nX-More: 2\r\n\r\n";
+	static const char	 next[] = "HTTP/1.1 204 No Content\r\n\r\n";
+	char			 s[256], *got;
+	struct http_msg		*m;
+	struct evbuffer		*sink;
+	size_t			 used, len;
+
+	(void)state;
+	m = response("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+	    "Trailer: X-Sum\r\n\r\n");
+	sink = evbuffer_new();
+	http_msg_decode_body(m, sink);
+	len = (size_t)snprintf(s, sizeof(s), "%s%s", body, next);
+	assert_int_equal(http_msg_feed_body(m, s, len, &used),
+	    HTTP_BODY_COMPLETE);
+	assert_int_equal(used, sizeof(body) - 1);
+	got = buffer_string(sink);
+	assert_string_equal(got, "hello world");
+	free(got);
+	/* The next message starts without a sink. */
+	assert_int_equal(http_msg_feed_head(m, s + used, len - used, &used),
+	    HTTP_HEAD_COMPLETE);
+	assert_int_equal(evbuffer_get_length(sink), 11);
+	evbuffer_free(sink);
+	http_msg_free(m);
+}
+
+static void
+test_http_decoded_chunked_body_fed_one_byte_at_a_time(void **state)
+{
+	static const char	 body[] = "5\r\nhello\r\n1a\r\n"
+	    "abcdefghijklmnopqrstuvwxyz\r\n0\r\nT: x\r\n\r\n";
+	struct http_msg		*m;
+	struct evbuffer		*sink;
+	enum http_result	 r = HTTP_NEED_MORE;
+	size_t			 i, used;
+	char			*got;
+
+	(void)state;
+	m = response("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+	sink = evbuffer_new();
+	http_msg_decode_body(m, sink);
+	for (i = 0; i < sizeof(body) - 1; i++) {
+		r = http_msg_feed_body(m, body + i, 1, &used);
+		assert_int_equal(used, 1);
+	}
+	assert_int_equal(r, HTTP_BODY_COMPLETE);
+	got = buffer_string(sink);
+	assert_string_equal(got, "helloabcdefghijklmnopqrstuvwxyz");
+	free(got);
+	evbuffer_free(sink);
+	http_msg_free(m);
+}
+
+static void
+test_http_decoded_body_with_bad_chunk_framing_is_an_error(void **state)
+{
+	static const char	 body[] = "5\r\nhelloXX\r\n0\r\n\r\n";
+	struct http_msg		*m;
+	struct evbuffer		*sink;
+	size_t			 used;
+
+	(void)state;
+	m = response("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+	sink = evbuffer_new();
+	http_msg_decode_body(m, sink);
+	assert_int_equal(http_msg_feed_body(m, body, sizeof(body) - 1, &used),
+	    HTTP_ERR_BAD_REQUEST);
+	evbuffer_free(sink);
+	http_msg_free(m);
+}
+
+static void
+test_http_response_write_drops_te_for_a_decoded_body(void **state)
+{
+	struct http_msg		*m;
+	struct evbuffer		*out;
+	char			*s;
+
+	(void)state;
+	m = response("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+	    "Transfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n");
+	out = evbuffer_new();
+	http_response_write(http_msg_head(m), HTTP_CONN_CLOSE, true, out);
+	s = buffer_string(out);
+	assert_string_equal(s, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+	    "Connection: close\r\n\r\n");
+	free(s);
+	evbuffer_free(out);
+	http_msg_free(m);
+}
+
+static void
+test_http_response_write_says_keep_alive_when_asked(void **state)
+{
+	struct http_msg		*m;
+	struct evbuffer		*out;
+	char			*s;
+
+	(void)state;
+	m = response("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+	    "Connection: close\r\n\r\n");
+	out = evbuffer_new();
+	http_response_write(http_msg_head(m), HTTP_CONN_KEEP_ALIVE, false,
+	    out);
+	s = buffer_string(out);
+	assert_string_equal(s, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+	    "Connection: keep-alive\r\n\r\n");
+	free(s);
+	evbuffer_free(out);
+	http_msg_free(m);
+}
+
+static void
+test_http_upgrade_in_an_http_1_0_request_is_not_offered(void **state)
+{
+	struct http_msg		*m;
+	struct evbuffer		*out;
+	char			*s;
+
+	(void)state;
+	m = request("GET /ws HTTP/1.0\r\nHost: a\r\nUpgrade: websocket\r\n"
+	    "Connection: Upgrade\r\n\r\n");
+	assert_false(http_msg_head(m)->upgrade);
+	out = evbuffer_new();
+	http_request_write(http_msg_head(m), "a", 443, true, NULL, out);
+	s = buffer_string(out);
+	assert_string_equal(s, "GET /ws HTTP/1.1\r\nHost: a\r\n\r\n");
+	free(s);
+	evbuffer_free(out);
+	http_msg_free(m);
+}
+
 int
 main(void)
 {
@@ -1501,6 +1639,18 @@ main(void)
 		    test_http_response_write_removes_hop_by_hop_headers),
 		cmocka_unit_test(
 		    test_http_response_write_keeps_upgrade_for_101),
+		cmocka_unit_test(
+		    test_http_decoded_chunked_body_drops_framing_and_trailers),
+		cmocka_unit_test(
+		    test_http_decoded_chunked_body_fed_one_byte_at_a_time),
+		cmocka_unit_test(
+		    test_http_decoded_body_with_bad_chunk_framing_is_an_error),
+		cmocka_unit_test(
+		    test_http_response_write_drops_te_for_a_decoded_body),
+		cmocka_unit_test(
+		    test_http_response_write_says_keep_alive_when_asked),
+		cmocka_unit_test(
+		    test_http_upgrade_in_an_http_1_0_request_is_not_offered),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
