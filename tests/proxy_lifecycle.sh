@@ -555,11 +555,12 @@ s.settimeout(15)
 s.connect(("127.0.0.1", port))
 s.sendall(("GET %s HTTP/1.1\r\nHost: api.test\r\n\r\n" % url).encode())
 data = b""
-piece = 524288
+piece = 131072
 done = re.compile(r"(^| )event=access( .*)? status=200( |$)", re.M)
-# Read a piece at a time, each once every buffer on the way had time to
-# fill, until pinproxy has read the whole response from the origin: what
-# it could not write yet is queued inside it.
+# Read 128 KiB every 50 ms, slower than pinproxy could write, so that the
+# kernel's buffers stay full (the response is larger than they can hold),
+# until pinproxy has read the whole response from the origin: what it
+# could not write yet is then queued inside it.
 for _ in range(400):
     time.sleep(0.05)
     with open(log) as f:
@@ -570,7 +571,7 @@ for _ in range(400):
         if not b:
             break
         data += b
-    piece += 524288
+    piece += 131072
 print("idle", flush=True)
 while not os.path.exists(go):
     time.sleep(0.05)
@@ -589,7 +590,7 @@ PG=$(free_port)
 conf "$PG" "shutdown_timeout = 10s" >"$TMP/g.conf"
 check "pinproxy G listens on 127.0.0.1:$PG" \
     start_pinproxy PP_G "$PG" "$TMP/g.conf" "$TMP/g.log"
-spawn SR_G python3 "$TMP/slowreader.py" "$PG" http://api.test/bytes/16777216 \
+spawn SR_G python3 "$TMP/slowreader.py" "$PG" http://api.test/bytes/12582912 \
     "$TMP/g.log" "$TMP/g.go" >"$TMP/g-reader.out" 2>"$TMP/g-reader.err"
 check "SIGTERM with a response queued: it was read from the origin" \
     wait_line "$TMP/g-reader.out" '^idle' 60
@@ -598,8 +599,8 @@ check_log "SIGTERM with a response queued: event=stopping" "$TMP/g.log" \
     "$(kv event stopping)"
 touch "$TMP/g.go"
 wait "$SR_G" 2>/dev/null
-check_eq "SIGTERM with a response queued: the client gets all 16 MiB" \
-    "body 16777216" "$(grep -v '^idle' "$TMP/g-reader.out")"
+check_eq "SIGTERM with a response queued: the client gets all 12 MiB" \
+    "body 12582912" "$(grep -v '^idle' "$TMP/g-reader.out")"
 [ -s "$TMP/g-reader.err" ] && diag "$(cat "$TMP/g-reader.err")"
 wait_exit "$PP_G" 10
 check_eq "SIGTERM with a response queued: pinproxy exits 0" 0 "$EXIT_RC"
