@@ -255,6 +255,15 @@ proxy_stats_refresh_cb(struct metrics *m, void *arg)
 	metrics_set(m, METRIC_LEAFCERT_CACHE_MISSES, misses);
 }
 
+/* allow_clients of the current generation applies to /metrics too. */
+static bool
+proxy_stats_allow_cb(const struct sockaddr *sa, void *arg)
+{
+	struct proxy	*p = arg;
+
+	return conf_client_allowed(p->rc->conf, sa);
+}
+
 /* Open what report_file and stats_listen of conf ask for (NULL: none). */
 static bool
 proxy_open_outputs(struct proxy *p, const struct conf *conf,
@@ -274,6 +283,7 @@ proxy_open_outputs(struct proxy *p, const struct conf *conf,
 			return false;
 		}
 		stats_set_refresh(*stats, proxy_stats_refresh_cb, p);
+		stats_set_allow(*stats, proxy_stats_allow_cb, p);
 	}
 	return true;
 }
@@ -314,6 +324,7 @@ proxy_reload_outputs(struct proxy *p, const struct conf *conf,
 			return false;
 		}
 		stats_set_refresh(*stats, proxy_stats_refresh_cb, p);
+		stats_set_allow(*stats, proxy_stats_allow_cb, p);
 	}
 	return true;
 }
