@@ -258,17 +258,14 @@ conn_is_self(const struct conn *c, const char *host, uint16_t port)
 {
 	struct conf_addr	 a;
 	char			 text[CONF_ADDR_TEXT_MAX + 8], err[64];
-	size_t			 i;
 
 	if (strcmp(host, "localhost") == 0)
 		host = "127.0.0.1";
 	cv_hostport_text(host, port, text, sizeof(text));
 	if (!cv_addr(text, &a, err, sizeof(err)))
 		return false;
-	for (i = 0; i < c->env->nlisten; i++)
-		if (strcmp(c->env->listen[i].text, a.text) == 0)
-			return true;
-	return false;
+	return upstream_addr_is_self((const struct sockaddr *)&a.ss,
+	    c->env->listen, c->env->nlisten);
 }
 
 /* Whether the request already passed through this proxy (its Via). */

@@ -82,7 +82,10 @@ struct conn_env	*conn_env(struct conn *c);
 void		 conn_set_tunnel(struct conn *c, struct tunnel *t);
 /* Replace the client's bufferevent (the TLS server side takes it over). */
 void		 conn_set_client_bev(struct conn *c, struct bufferevent *bev);
-/* Whether host:port names one of the proxy's own listening sockets. */
+/*
+ * Whether host:port (an IP literal or "localhost") names one of the
+ * proxy's own listening sockets, by the rule of upstream_addr_is_self.
+ */
 bool		 conn_is_self(const struct conn *c, const char *host,
 		    uint16_t port);
 /* Answer an HTTP error (before a CONNECT's 200) and close after it. */

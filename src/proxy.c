@@ -6,6 +6,8 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
+#include <netinet/in.h>
+
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/listener.h>
@@ -50,6 +52,9 @@ struct proxy {
 	struct conn_env		  env;
 	struct conf_addr	 *listen;	/* as bound at start */
 	size_t			  nlisten;
+	/* What loops are checked against: listen, then the stats address. */
+	struct conf_addr	 *self;
+	size_t			  nself;
 	struct evconnlistener	**listeners;
 	struct event		 *sighup;
 	struct event		 *sigterm;
@@ -224,9 +229,38 @@ proxy_listen(struct proxy *p)
 		evconnlistener_set_error_cb(p->listeners[i],
 		    proxy_accept_error_cb);
 	}
-	p->env.listen = p->listen;
-	p->env.nlisten = p->nlisten;
+	/* One more slot, for the stats address (proxy_self_update). */
+	p->self = xcalloc(conf->nlisten + 1, sizeof(*p->self));
+	memcpy(p->self, p->listen, conf->nlisten * sizeof(*p->self));
+	p->nself = conf->nlisten;
+	p->env.listen = p->self;
+	p->env.nlisten = p->nself;
 	return true;
+}
+
+/*
+ * The stats listener is ours too: a request to it through the proxy is a
+ * loop. The array keeps its size, so an upstream that borrowed it before
+ * a reload reads valid memory.
+ */
+static void
+proxy_self_update(struct proxy *p)
+{
+	struct conf_addr	*a = &p->self[p->nself];
+	struct sockaddr_in	*sin = (struct sockaddr_in *)&a->ss;
+	struct sockaddr_in6	*sin6 = (struct sockaddr_in6 *)&a->ss;
+
+	p->env.nlisten = p->nself;
+	if (p->stats == NULL)
+		return;
+	*a = p->rc->conf->stats_listen;
+	/* The port bound, when stats_listen asked for port 0. */
+	if (a->ss.ss_family == AF_INET)
+		sin->sin_port = htons(stats_port(p->stats));
+	else
+		sin6->sin6_port = htons(stats_port(p->stats));
+	cv_sockaddr_text((struct sockaddr *)&a->ss, a->text, sizeof(a->text));
+	p->env.nlisten = p->nself + 1;
 }
 
 /* Whether a new configuration asks for other listen addresses. */
@@ -255,6 +289,15 @@ proxy_stats_refresh_cb(struct metrics *m, void *arg)
 	metrics_set(m, METRIC_LEAFCERT_CACHE_MISSES, misses);
 }
 
+/* allow_clients of the current generation applies to /metrics too. */
+static bool
+proxy_stats_allow_cb(const struct sockaddr *sa, void *arg)
+{
+	struct proxy	*p = arg;
+
+	return conf_client_allowed(p->rc->conf, sa);
+}
+
 /* Open what report_file and stats_listen of conf ask for (NULL: none). */
 static bool
 proxy_open_outputs(struct proxy *p, const struct conf *conf,
@@ -274,6 +317,7 @@ proxy_open_outputs(struct proxy *p, const struct conf *conf,
 			return false;
 		}
 		stats_set_refresh(*stats, proxy_stats_refresh_cb, p);
+		stats_set_allow(*stats, proxy_stats_allow_cb, p);
 	}
 	return true;
 }
@@ -314,6 +358,7 @@ proxy_reload_outputs(struct proxy *p, const struct conf *conf,
 			return false;
 		}
 		stats_set_refresh(*stats, proxy_stats_refresh_cb, p);
+		stats_set_allow(*stats, proxy_stats_allow_cb, p);
 	}
 	return true;
 }
@@ -377,6 +422,7 @@ proxy_reload(struct proxy *p)
 		p->generation++;
 		runconf_unref(p->rc);
 		p->rc = rc;
+		proxy_self_update(p);
 		/*
 		 * Nothing checked under the old configuration is reused: the
 		 * next request of every connection takes the new generation,
@@ -513,6 +559,7 @@ proxy_teardown(struct proxy *p)
 			evconnlistener_free(p->listeners[i]);
 	free(p->listeners);
 	free(p->listen);
+	free(p->self);
 	pool_free(p->env.pool);
 	stats_free(p->stats);
 	report_close(p->env.sinks.report);
@@ -585,6 +632,7 @@ proxy_main(struct conf *conf, const char *path, bool debug)
 	p.env.closed_arg = &p;
 	if (!proxy_listen(&p))
 		goto out;
+	proxy_self_update(&p);
 	p.sighup = evsignal_new(p.base, SIGHUP, proxy_signal_cb, &p);
 	p.sigterm = evsignal_new(p.base, SIGTERM, proxy_signal_cb, &p);
 	p.sigint = evsignal_new(p.base, SIGINT, proxy_signal_cb, &p);

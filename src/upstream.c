@@ -16,6 +16,7 @@
 #include <openssl/ssl.h>
 
 #include <errno.h>
+#include <ifaddrs.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -247,8 +248,9 @@ upstream_connect_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /*
- * An address as compared for loops: IPv4-mapped IPv6 as IPv4, port kept;
- * a wildcard as the loopback address it reaches when dialled.
+ * An address as compared for loops: IPv4 as IPv4-mapped IPv6, port kept.
+ * The unspecified address is the loopback address it reaches when
+ * dialled.
  */
 static void
 upstream_loop_key(const struct sockaddr *sa, struct sockaddr_in6 *key)
@@ -275,22 +277,77 @@ upstream_loop_key(const struct sockaddr *sa, struct sockaddr_in6 *key)
 		key->sin6_addr = in6addr_loopback;
 }
 
-/* Whether dialling sa would reach one of the proxy's own listeners. */
+/* Whether a listening address is a wildcard (0.0.0.0 or ::). */
 static bool
-upstream_is_self(const struct upstream *u, const struct sockaddr *sa)
+upstream_is_wildcard(const struct sockaddr *sa)
 {
+	if (sa->sa_family == AF_INET)
+		return ((const struct sockaddr_in *)sa)->sin_addr.s_addr ==
+		    htonl(INADDR_ANY);
+	return sa->sa_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(
+	    &((const struct sockaddr_in6 *)sa)->sin6_addr);
+}
+
+/* Whether a loop key names this machine: loopback or an interface's. */
+static bool
+upstream_is_local(const struct in6_addr *a)
+{
+	struct ifaddrs		*ifa, *i;
+	struct sockaddr_in6	 key;
+	bool			 found = false;
+
+	/* 127.0.0.0/8 and ::1 never leave the machine. */
+	if (IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) &&
+	    a->s6_addr[12] == 127))
+		return true;
+	/* Read at each check: interfaces come and go while we run. */
+	if (getifaddrs(&ifa) == -1)
+		return false;
+	for (i = ifa; i != NULL && !found; i = i->ifa_next) {
+		if (i->ifa_addr == NULL || (i->ifa_addr->sa_family !=
+		    AF_INET && i->ifa_addr->sa_family != AF_INET6))
+			continue;
+		upstream_loop_key(i->ifa_addr, &key);
+		found = memcmp(&key.sin6_addr, a, sizeof(*a)) == 0;
+	}
+	freeifaddrs(ifa);
+	return found;
+}
+
+bool
+upstream_addr_is_self(const struct sockaddr *sa, const struct conf_addr *self,
+    size_t nself)
+{
+	const struct sockaddr	*own;
 	struct sockaddr_in6	 a, b;
 	size_t			 i;
 
 	upstream_loop_key(sa, &a);
-	for (i = 0; i < u->nself; i++) {
-		upstream_loop_key((const struct sockaddr *)&u->self[i].ss, &b);
-		if (a.sin6_port == b.sin6_port &&
-		    memcmp(&a.sin6_addr, &b.sin6_addr, sizeof(a.sin6_addr)) ==
-		    0)
+	for (i = 0; i < nself; i++) {
+		own = (const struct sockaddr *)&self[i].ss;
+		upstream_loop_key(own, &b);
+		if (a.sin6_port != b.sin6_port)
+			continue;
+		/*
+		 * A wildcard listener accepts on every address of the
+		 * machine: 127.0.0.2 or an interface's address reaches it
+		 * as surely as 127.0.0.1 does.
+		 */
+		if (upstream_is_wildcard(own)) {
+			if (upstream_is_local(&a.sin6_addr))
+				return true;
+		} else if (memcmp(&a.sin6_addr, &b.sin6_addr,
+		    sizeof(a.sin6_addr)) == 0)
 			return true;
 	}
 	return false;
+}
+
+/* Whether dialling sa would reach one of the proxy's own listeners. */
+static bool
+upstream_is_self(const struct upstream *u, const struct sockaddr *sa)
+{
+	return upstream_addr_is_self(sa, u->self, u->nself);
 }
 
 /* Start a TCP connection to one address; false if it failed at once. */

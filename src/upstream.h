@@ -7,6 +7,8 @@
 #ifndef PINPROXY_UPSTREAM_H
 #define PINPROXY_UPSTREAM_H
 
+#include <sys/socket.h>
+
 #include <event2/bufferevent.h>
 #include <event2/dns.h>
 #include <event2/event.h>
@@ -59,6 +61,15 @@ struct upstream;
 /* Called once per step; the callee may free the upstream. */
 typedef void (*upstream_cb)(struct upstream *, enum upstream_status, void *);
 
+/*
+ * Whether dialling sa would reach one of the addresses in self (the
+ * proxy's own listeners): the same address and port, IPv4-mapped IPv6 as
+ * IPv4, the unspecified address as the loopback one; a wildcard listener
+ * (0.0.0.0, ::) counts as listening on every loopback address and every
+ * address of the machine's interfaces.
+ */
+bool		 upstream_addr_is_self(const struct sockaddr *sa,
+		    const struct conf_addr *self, size_t nself);
 /* Resolve and connect TCP; cb(UPSTREAM_OK) when connected. */
 struct upstream	*upstream_connect(const struct upstream_params *p,
 		    upstream_cb cb, void *arg);

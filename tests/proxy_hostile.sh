@@ -554,4 +554,35 @@ else
 	not_ok "pinproxy listens on [::ffff:127.0.0.1]:$PM"
 fi
 
+# A wildcard listener accepts on every address of the machine: a CONNECT
+# or a plaintext request to any loopback address on its port, or to the
+# stats port, is a loop answered at once, not a connection to itself
+# (which a client could nest until max_connections). Nothing is sent to
+# an address outside 127.0.0.0/8.
+PW=$(free_port)
+SW=$(free_port)
+conf "0.0.0.0:$PW" w "connect_ports = 443 $PW $SW
+stats_listen = 127.0.0.1:$SW
+$LIMITS" >"$TMP/w.conf"
+if start_pinproxy PP_W "$PW" "$TMP/w.conf" "$TMP/w.log"; then
+	for t in "127.0.0.1:$PW" "127.0.0.2:$PW" "localhost:$PW" \
+	    "127.0.0.1:$SW"; do
+		check_eq "listen = 0.0.0.0: CONNECT $t: 508 loop" \
+		    "508 pinproxy; error=proxy_loop_detected; details=\"loop\"" \
+		    "$(PH=$PW connect_status "$t")"
+	done
+	code=$(pcurl "127.0.0.1:$PW" -o /dev/null -w '%{http_code}' \
+	    --max-time 8 "http://127.0.0.3:$PW/" 2>/dev/null)
+	check_eq "listen = 0.0.0.0: GET http://127.0.0.3:PORT/: 508" 508 \
+	    "$code"
+	wait_log "$TMP/w.log" "$(kv event access)" "$(kv host 127.0.0.3)"
+	check_eq "listen = 0.0.0.0: the GET never reached pinproxy again" 1 \
+	    "$(log_count "$TMP/w.log" "$(kv event access)" \
+	    "$(kv host 127.0.0.3)")"
+	ALIVE_TIME=5 alive "listen = 0.0.0.0" "$PP_W" "127.0.0.1:$PW"
+	stop_pinproxy "$PP_W" "$TMP/w.log"
+else
+	not_ok "pinproxy listens on 0.0.0.0:$PW"
+fi
+
 done_testing

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "conf_value.h"
 #include "metrics.h"
@@ -334,9 +335,122 @@ test_stats_refuse_a_body_over_the_limit(void **state)
 	req = xasprintf("POST /metrics HTTP/1.0\r\nContent-Length: %d\r\n\r\n",
 	    STATS_MAX_BODY * 4);
 	resp = fetch(f, req);
-	assert_status(resp, "HTTP/1.1 413 ");
+	assert_status(resp, "HTTP/1.0 413 ");
 	free(resp);
 	free(req);
+}
+
+/* A filter that refuses everyone and remembers whom it was asked about. */
+static bool
+refuse_all(const struct sockaddr *sa, void *arg)
+{
+	struct sockaddr_in	*seen = arg;
+
+	memcpy(seen, sa, sizeof(*seen));
+	return false;
+}
+
+static bool
+allow_all(const struct sockaddr *sa, void *arg)
+{
+	(void)sa;
+	(void)arg;
+	return true;
+}
+
+/* A blocking TCP connection to the server, left idle. */
+static int
+idle_client(struct fixture *f)
+{
+	struct sockaddr_in	 sin;
+	int			 fd;
+
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd != -1);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons(f->port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	return fd;
+}
+
+/* Run the loop until the server holds n connections (10 s at most). */
+static void
+wait_nconns(struct fixture *f, size_t n)
+{
+	struct exchange	 x = { NULL, false, false };
+	struct event	*guard;
+	struct timeval	 tv = { 10, 0 };
+
+	guard = evtimer_new(f->base, client_timeout_cb, &x);
+	evtimer_add(guard, &tv);
+	while (stats_nconns(f->stats) != n && !x.timed_out)
+		event_base_loop(f->base, EVLOOP_ONCE);
+	event_free(guard);
+	assert_int_equal(stats_nconns(f->stats), n);
+}
+
+static void
+test_stats_close_a_client_the_filter_refuses(void **state)
+{
+	struct fixture		*f = *state;
+	struct sockaddr_in	 seen;
+	char			*resp;
+
+	memset(&seen, 0, sizeof(seen));
+	stats_set_allow(f->stats, refuse_all, &seen);
+	resp = fetch(f, "GET /metrics HTTP/1.0\r\n\r\n");
+	assert_string_equal(resp, "");
+	assert_int_equal(seen.sin_family, AF_INET);
+	assert_int_equal(seen.sin_addr.s_addr, htonl(INADDR_LOOPBACK));
+	assert_int_equal(stats_nconns(f->stats), 0);
+	free(resp);
+	stats_set_allow(f->stats, allow_all, NULL);
+	resp = fetch(f, "GET /metrics HTTP/1.0\r\n\r\n");
+	assert_status(resp, "HTTP/1.0 200 OK\r\n");
+	free(resp);
+}
+
+static void
+test_stats_close_connections_beyond_the_limit(void **state)
+{
+	struct fixture	*f = *state;
+	int		 fds[STATS_MAX_CONNS];
+	char		*resp;
+	size_t		 i;
+
+	for (i = 0; i < STATS_MAX_CONNS; i++)
+		fds[i] = idle_client(f);
+	wait_nconns(f, STATS_MAX_CONNS);
+	resp = fetch(f, "GET /metrics HTTP/1.0\r\n\r\n");
+	assert_string_equal(resp, "");
+	free(resp);
+	assert_int_equal(stats_nconns(f->stats), STATS_MAX_CONNS);
+	close(fds[0]);
+	wait_nconns(f, STATS_MAX_CONNS - 1);
+	resp = fetch(f, "GET /metrics HTTP/1.0\r\n\r\n");
+	assert_status(resp, "HTTP/1.0 200 OK\r\n");
+	assert_non_null(strstr(resp, "\r\nConnection: close\r\n"));
+	free(resp);
+	for (i = 1; i < STATS_MAX_CONNS; i++)
+		close(fds[i]);
+	wait_nconns(f, 0);
+}
+
+static void
+test_stats_answer_400_for_a_bad_request_line(void **state)
+{
+	struct fixture	*f = *state;
+	char		*resp;
+
+	resp = fetch(f, "GET /metrics\r\n\r\n");
+	assert_status(resp, "HTTP/1.1 400 ");
+	assert_null(strstr(resp, "pinproxy_"));
+	free(resp);
+	resp = fetch(f, "GET /metrics HTTP/2.0\r\n\r\n");
+	assert_status(resp, "HTTP/1.1 400 ");
+	free(resp);
 }
 
 static void
@@ -377,6 +491,15 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_stats_refuse_a_body_over_the_limit, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_stats_close_a_client_the_filter_refuses, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_stats_close_connections_beyond_the_limit, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_stats_answer_400_for_a_bad_request_line, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_stats_report_an_address_in_use, setup, teardown),
 	};
