@@ -23,6 +23,7 @@
 #include <openssl/x509v3.h>
 
 #include "ca.h"
+#include "regfile.h"
 #include "xmalloc.h"
 
 #define CA_CN_PREFIX		"pinproxy interception CA"
@@ -69,56 +70,20 @@ ca_no_passphrase(char *buf, int size, int rwflag, void *arg)
 	return -1;
 }
 
-/* What a file that is not a regular one is, for an error message. */
-static const char *
-ca_kind(mode_t mode)
-{
-	if (S_ISLNK(mode))
-		return "a symbolic link";
-	if (S_ISDIR(mode))
-		return "a directory";
-	if (S_ISFIFO(mode))
-		return "a FIFO";
-	if (S_ISSOCK(mode))
-		return "a socket";
-	if (S_ISCHR(mode) || S_ISBLK(mode))
-		return "a device";
-	return "not a regular file";
-}
-
 /*
  * Open what (ca_cert or ca_key) at path for reading, with its status in
- * *st. Only a regular file is accepted: a symbolic link is never followed,
- * and O_NONBLOCK keeps a FIFO from blocking the open.
+ * *st; only a regular file (regfile_open).
  */
 static FILE *
 ca_open(const char *what, const char *path, struct stat *st, char *err,
     size_t errlen)
 {
 	FILE	*fp;
-	int	 fd, saved;
+	int	 fd;
 
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	if (fd == -1) {
-		saved = errno;
-		if (lstat(path, st) == 0 && !S_ISREG(st->st_mode))
-			snprintf(err, errlen, "%s %s is %s, not a regular "
-			    "file: refused", what, path, ca_kind(st->st_mode));
-		else
-			snprintf(err, errlen, "%s %s: %s", what, path,
-			    strerror(saved));
+	if ((fd = regfile_open(what, path, O_RDONLY, 0, st, err, errlen)) ==
+	    -1)
 		return NULL;
-	}
-	if (fstat(fd, st) == -1 || !S_ISREG(st->st_mode)) {
-		if (S_ISREG(st->st_mode))
-			snprintf(err, errlen, "%s %s: %s", what, path,
-			    strerror(errno));
-		else
-			snprintf(err, errlen, "%s %s is %s, not a regular "
-			    "file: refused", what, path, ca_kind(st->st_mode));
-		close(fd);
-		return NULL;
-	}
 	if ((fp = fdopen(fd, "r")) == NULL) {
 		snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
 		close(fd);

@@ -19,6 +19,7 @@
 
 #include "hostmatch.h"
 #include "pin.h"
+#include "regfile.h"
 #include "report.h"
 #include "xmalloc.h"
 
@@ -327,67 +328,14 @@ report_write(struct report *r, const struct report_buf *b, char *err,
 	return true;
 }
 
-/* What a file that is not a regular one is, for an error message. */
-static const char *
-report_kind(mode_t mode)
-{
-	if (S_ISLNK(mode))
-		return "a symbolic link";
-	if (S_ISDIR(mode))
-		return "a directory";
-	if (S_ISFIFO(mode))
-		return "a FIFO";
-	if (S_ISSOCK(mode))
-		return "a socket";
-	if (S_ISCHR(mode) || S_ISBLK(mode))
-		return "a device";
-	return "not a regular file";
-}
-
-/*
- * Open path for appending, creating it when missing. Only a regular file
- * is accepted: a symbolic link is never followed (O_NOFOLLOW), and
- * O_NONBLOCK keeps a FIFO from blocking the open until fstat refuses it.
- */
+/* Open path for appending, creating it when missing (regfile_open). */
 static int
 report_open_fd(const char *path, char *err, size_t errlen)
 {
 	struct stat	 st;
-	int		 fd, saved;
 
-	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW |
-	    O_NONBLOCK | O_CLOEXEC, 0640);
-	if (fd == -1) {
-		saved = errno;
-		if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode))
-			snprintf(err, errlen, "report_file %s is %s, not a "
-			    "regular file: refused", path,
-			    report_kind(st.st_mode));
-		else
-			snprintf(err, errlen, "cannot open %s: %s", path,
-			    strerror(saved));
-		return -1;
-	}
-	if (fstat(fd, &st) == -1) {
-		snprintf(err, errlen, "cannot open %s: %s", path,
-		    strerror(errno));
-		close(fd);
-		return -1;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		snprintf(err, errlen, "report_file %s is %s, not a regular "
-		    "file: refused", path, report_kind(st.st_mode));
-		close(fd);
-		return -1;
-	}
-	/* Appends to a regular file never wait; keep write(2) plain. */
-	if (fcntl(fd, F_SETFL, O_APPEND) == -1) {
-		snprintf(err, errlen, "cannot open %s: %s", path,
-		    strerror(errno));
-		close(fd);
-		return -1;
-	}
-	return fd;
+	return regfile_open("report_file", path, O_WRONLY | O_APPEND |
+	    O_CREAT, 0640, &st, err, errlen);
 }
 
 struct report *

@@ -1,0 +1,78 @@
+/*
+ * Regular files only: open with O_NOFOLLOW and O_NONBLOCK, then fstat.
+ * A symbolic link, FIFO, directory, socket or device named by the
+ * configuration is refused with a message that says which it is.
+ */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "regfile.h"
+
+/* What a file that is not a regular one is, for an error message. */
+static const char *
+regfile_kind(mode_t mode)
+{
+	if (S_ISLNK(mode))
+		return "a symbolic link";
+	if (S_ISDIR(mode))
+		return "a directory";
+	if (S_ISFIFO(mode))
+		return "a FIFO";
+	if (S_ISSOCK(mode))
+		return "a socket";
+	if (S_ISCHR(mode) || S_ISBLK(mode))
+		return "a device";
+	return "not a regular file";
+}
+
+/* The error for a file of another kind. */
+static void
+regfile_refuse(const char *what, const char *path, mode_t mode, char *err,
+    size_t errlen)
+{
+	snprintf(err, errlen, "%s %s is %s, not a regular file: refused",
+	    what, path, regfile_kind(mode));
+}
+
+int
+regfile_open(const char *what, const char *path, int flags, mode_t mode,
+    struct stat *st, char *err, size_t errlen)
+{
+	int	 fd, saved, fl;
+
+	fd = open(path, flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, mode);
+	if (fd == -1) {
+		saved = errno;
+		if (lstat(path, st) == 0 && !S_ISREG(st->st_mode))
+			regfile_refuse(what, path, st->st_mode, err, errlen);
+		else
+			snprintf(err, errlen, "%s %s: %s", what, path,
+			    strerror(saved));
+		return -1;
+	}
+	if (fstat(fd, st) == -1) {
+		snprintf(err, errlen, "%s %s: %s", what, path,
+		    strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (!S_ISREG(st->st_mode)) {
+		regfile_refuse(what, path, st->st_mode, err, errlen);
+		close(fd);
+		return -1;
+	}
+	/* A regular file never waits: keep read(2) and write(2) plain. */
+	if ((fl = fcntl(fd, F_GETFL)) == -1 ||
+	    fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) == -1) {
+		snprintf(err, errlen, "%s %s: %s", what, path,
+		    strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}

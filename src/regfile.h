@@ -1,0 +1,22 @@
+/*
+ * Opening files the daemon reads or appends to (the CA, report_file):
+ * only a regular file is accepted, a symbolic link is never followed, and
+ * a FIFO never blocks the open.
+ */
+#ifndef PINPROXY_REGFILE_H
+#define PINPROXY_REGFILE_H
+
+#include <sys/stat.h>
+
+#include <stddef.h>
+
+/*
+ * Open path with flags (O_RDONLY, or O_WRONLY | O_APPEND | O_CREAT with
+ * mode) plus O_NOFOLLOW and O_CLOEXEC; the descriptor is blocking again
+ * when returned, its status in *st. On failure -1, with err naming what
+ * (the configuration key) and path.
+ */
+int	 regfile_open(const char *what, const char *path, int flags,
+	    mode_t mode, struct stat *st, char *err, size_t errlen);
+
+#endif
