@@ -43,11 +43,13 @@ ca_key = $TMP/ca.key
 hosts = api.test
 pin = $PIN_LEAF
 pin = $PIN_INTER
+connect_to = 127.0.0.1:$EP
 
 [pins:wrong]
 hosts = wrong.test
 pin = $PIN_FOREIGN
 pin = sha256/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=
+connect_to = 127.0.0.1:$EP
 
 [forward:good]
 listen = 127.0.0.1:$FG
@@ -146,6 +148,21 @@ check_eq "wrong name: the echo server received 0 bytes" '"bytes": 0' \
 python3 "$ECHO" --client "$FI" --size 65536 >"$TMP/inline.out"
 check_eq "inline pins: 64 KiB come back" "bytes=65536" \
     "$(grep -o 'bytes=[0-9]*' "$TMP/inline.out")"
+
+# pinproxy-pin --check dials each forwarder's upstream with its pins.
+run pincheck env PINPROXY_RESOLV_CONF="$TMP/resolv.conf" "$PINPROXY_PIN" \
+    --check -c "$TMP/fwd.conf"
+check_rc "pinproxy-pin --check fails on the wrong forwarders" 1 pincheck
+check_grep "--check: the forwarder good matches" \
+    "^api\.test:$EP  forward=good  pinset=echo  match" "$TMP/pincheck.out"
+check_grep "--check: the forwarder wrong is a MISMATCH" \
+    "^api\.test:$EP  forward=wrong  pinset=wrong  MISMATCH" "$TMP/pincheck.out"
+check_grep "--check: the forwarder name fails verification" \
+    "^other\.test:$EP  forward=name  pinset=echo  verify FAILED" \
+    "$TMP/pincheck.out"
+check_grep "--check: the inline pins match" \
+    "^127\.0\.0\.1:$EP  forward=inline  pinset=forward:inline  match" \
+    "$TMP/pincheck.out"
 
 # A reload: an open connection of the kept forwarder good goes on, inline
 # is removed, reload is added.
