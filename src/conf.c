@@ -88,6 +88,14 @@ conf_unref(struct conf *c)
 	for (i = 0; i < c->npinsets; i++)
 		conf_pinset_clear(&c->pinsets[i]);
 	free(c->pinsets);
+	for (i = 0; i < c->nforwarders; i++) {
+		free(c->forwarders[i].name);
+		free(c->forwarders[i].listen);
+		free(c->forwarders[i].host);
+		free(c->forwarders[i].sni);
+		free(c->forwarders[i].alpn);
+	}
+	free(c->forwarders);
 	free(c->path);
 	free(c->listen);
 	free(c->ca_cert);
@@ -99,6 +107,19 @@ conf_unref(struct conf *c)
 	free(c->report_file);
 	free(c->ca_host);
 	free(c);
+}
+
+const struct forwarder *
+conf_forwarder_at(const struct conf *c, const char *listen)
+{
+	size_t	 i, j;
+
+	for (i = 0; i < c->nforwarders; i++)
+		for (j = 0; j < c->forwarders[i].nlisten; j++)
+			if (strcmp(c->forwarders[i].listen[j].text, listen) ==
+			    0)
+				return &c->forwarders[i];
+	return NULL;
 }
 
 const struct pinset *

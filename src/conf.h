@@ -46,6 +46,25 @@ struct pinset {
 	struct conf_addr	 connect_to;
 };
 
+/*
+ * One [forward:NAME] section: plaintext TCP accepted on listen, relayed
+ * over TLS to host:port once its chain verified for sni and held a pin of
+ * pinsets[pinset]. Inline pin lines make an anonymous pin set (no hosts)
+ * named "forward:NAME".
+ */
+struct forwarder {
+	char			*name;
+	int			 line;		/* of the section header */
+	struct conf_addr	*listen;
+	size_t			 nlisten;
+	char			*host;		/* normalised upstream host */
+	uint16_t		 port;
+	char			*sni;		/* NULL: host */
+	unsigned char		*alpn;		/* wire format; NULL: none */
+	size_t			 alpnlen;
+	size_t			 pinset;	/* index into pinsets */
+};
+
 struct conf {
 	int			 refs;
 	unsigned long		 generation;
@@ -78,6 +97,8 @@ struct conf {
 
 	struct pinset		*pinsets;
 	size_t			 npinsets;
+	struct forwarder	*forwarders;
+	size_t			 nforwarders;
 };
 
 /* A configuration with every default and no pin sets; refs = 1. */
@@ -102,6 +123,9 @@ bool		 conf_plain_port_allowed(const struct conf *c,
 /* Whether a client address is in allow_clients. */
 bool		 conf_client_allowed(const struct conf *c,
 		    const struct sockaddr *sa);
+/* The forwarder listening on the address with this text, or NULL. */
+const struct forwarder *conf_forwarder_at(const struct conf *c,
+		    const char *listen);
 /* Whether the pin set's expires date has passed at now. */
 bool		 pinset_expired(const struct pinset *ps, time_t now);
 /* The name of a policy ("pass", "verify", "block"). */

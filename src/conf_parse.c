@@ -5,6 +5,8 @@
  * them, reports every malformed line (inih reports only the first), and
  * tracks sections itself. Keys are dispatched through one table.
  */
+#include <netinet/in.h>
+
 #include <ctype.h>
 #include <errno.h>
 #include <ini.h>
@@ -28,6 +30,7 @@ enum conf_section {
 	SECTION_NONE,		/* before the first header */
 	SECTION_PROXY,
 	SECTION_PINS,
+	SECTION_FORWARD,
 	SECTION_IGNORED		/* bad header, already reported */
 };
 
@@ -58,6 +61,12 @@ enum conf_key_id {
 	KEY_PORT,
 	KEY_CA_FILE,
 	KEY_CONNECT_TO,
+	KEY_FWD_LISTEN,
+	KEY_UPSTREAM,
+	KEY_PINSET,
+	KEY_FWD_PIN,
+	KEY_SNI,
+	KEY_ALPN,
 	KEY__COUNT
 };
 
@@ -66,6 +75,14 @@ struct conf_host_seen {
 	const char	*pattern;	/* borrowed from the pin set */
 	const char	*pinset;
 	int		 line;
+};
+
+/* What the end of the file checks about a forwarder. */
+struct conf_fwd_ref {
+	char		*pinset;	/* pinset = NAME, or NULL */
+	int		 pinset_line;
+	size_t		 inline_ps;	/* 1 + index of its pin lines' set */
+	int		*listen_line;	/* per listen address */
 };
 
 struct conf_parse {
@@ -80,6 +97,8 @@ struct conf_parse {
 	bool			 proxy_seen;
 	int			 proxy_line;
 	struct pinset		*pinset;	/* the current [pins:] */
+	struct forwarder	*fwd;		/* the current [forward:] */
+	struct conf_fwd_ref	*fwdrefs;	/* one per forwarder */
 	int			 key_line[KEY__COUNT]; /* 0: not seen */
 	bool			 listen_default;
 
@@ -142,6 +161,17 @@ static bool conf_set_ca_file(struct conf_parse *, const char *, char *,
     size_t);
 static bool conf_set_connect_to(struct conf_parse *, const char *, char *,
     size_t);
+static bool conf_set_fwd_listen(struct conf_parse *, const char *, char *,
+    size_t);
+static bool conf_set_upstream(struct conf_parse *, const char *, char *,
+    size_t);
+static bool conf_set_pinset(struct conf_parse *, const char *, char *,
+    size_t);
+static bool conf_set_fwd_pin(struct conf_parse *, const char *, char *,
+    size_t);
+static bool conf_set_sni(struct conf_parse *, const char *, char *, size_t);
+static bool conf_set_alpn(struct conf_parse *, const char *, char *, size_t);
+static void conf_end_forward(struct conf_parse *);
 
 static const struct conf_key conf_keys[KEY__COUNT] = {
 	[KEY_LISTEN] = { "listen", SECTION_PROXY, true, conf_set_listen },
@@ -184,6 +214,14 @@ static const struct conf_key conf_keys[KEY__COUNT] = {
 	[KEY_CA_FILE] = { "ca_file", SECTION_PINS, false, conf_set_ca_file },
 	[KEY_CONNECT_TO] = { "connect_to", SECTION_PINS, false,
 	    conf_set_connect_to },
+	[KEY_FWD_LISTEN] = { "listen", SECTION_FORWARD, true,
+	    conf_set_fwd_listen },
+	[KEY_UPSTREAM] = { "upstream", SECTION_FORWARD, false,
+	    conf_set_upstream },
+	[KEY_PINSET] = { "pinset", SECTION_FORWARD, false, conf_set_pinset },
+	[KEY_FWD_PIN] = { "pin", SECTION_FORWARD, true, conf_set_fwd_pin },
+	[KEY_SNI] = { "sni", SECTION_FORWARD, false, conf_set_sni },
+	[KEY_ALPN] = { "alpn", SECTION_FORWARD, false, conf_set_alpn },
 };
 
 /* Replace a string setting; an empty value leaves it unset (NULL). */
@@ -669,6 +707,8 @@ conf_end_section(struct conf_parse *p)
 {
 	struct pinset	*ps = p->pinset;
 
+	if (p->section == SECTION_FORWARD)
+		conf_end_forward(p);
 	if (p->section != SECTION_PINS || ps == NULL)
 		return;
 	if (ps->nhosts == 0 && p->key_line[KEY_HOSTS] == 0)
@@ -709,6 +749,302 @@ conf_pinset_name_ok(const char *name, size_t len, char *err, size_t errlen)
 		}
 	}
 	return true;
+}
+
+static bool
+conf_set_fwd_listen(struct conf_parse *p, const char *value, char *err,
+    size_t errlen)
+{
+	struct forwarder	*f = p->fwd;
+	struct conf_fwd_ref	*r = &p->fwdrefs[f - p->conf->forwarders];
+	struct conf_addr	 addr;
+
+	if (!cv_addr(value, &addr, err, errlen))
+		return false;
+	f->listen = xreallocarray(f->listen, f->nlisten + 1,
+	    sizeof(*f->listen));
+	r->listen_line = xreallocarray(r->listen_line, f->nlisten + 1,
+	    sizeof(*r->listen_line));
+	r->listen_line[f->nlisten] = p->lineno;
+	f->listen[f->nlisten++] = addr;
+	return true;
+}
+
+/* HOST:PORT ([ADDR]:PORT for IPv6); host through the one name parser. */
+static bool
+conf_set_upstream(struct conf_parse *p, const char *value, char *err,
+    size_t errlen)
+{
+	struct forwarder	*f = p->fwd;
+	const char		*colon = strrchr(value, ':');
+	char			 host[HOSTMATCH_NAME_MAX];
+	uint16_t		 port;
+
+	if (colon == NULL || colon == value) {
+		snprintf(err, errlen, "expected HOST:PORT");
+		return false;
+	}
+	if (value[0] != '[' && memchr(value, ':', (size_t)(colon - value))) {
+		snprintf(err, errlen, "an IPv6 address goes in brackets");
+		return false;
+	}
+	if (!hostmatch_normalize(value, (size_t)(colon - value), host,
+	    sizeof(host)) || strchr(host, '*') != NULL) {
+		snprintf(err, errlen, "not a host name or address: %.*s",
+		    (int)(colon - value), value);
+		return false;
+	}
+	if (!cv_port(colon + 1, &port, err, errlen))
+		return false;
+	conf_set_string(&f->host, host);
+	f->port = port;
+	return true;
+}
+
+static bool
+conf_set_pinset(struct conf_parse *p, const char *value, char *err,
+    size_t errlen)
+{
+	struct conf_fwd_ref	*r = &p->fwdrefs[p->fwd - p->conf->forwarders];
+
+	if (r->inline_ps != 0) {
+		snprintf(err, errlen, "pin lines are already given at line "
+		    "%d: use either pinset or pin", p->key_line[KEY_FWD_PIN]);
+		return false;
+	}
+	if (!conf_pinset_name_ok(value, strlen(value), err, errlen))
+		return false;
+	conf_set_string(&r->pinset, value);
+	r->pinset_line = p->lineno;
+	return true;
+}
+
+/* A pin line of a forwarder: into its anonymous pin set. */
+static bool
+conf_set_fwd_pin(struct conf_parse *p, const char *value, char *err,
+    size_t errlen)
+{
+	struct conf		*c = p->conf;
+	struct conf_fwd_ref	*r = &p->fwdrefs[p->fwd - c->forwarders];
+	struct pinset		*ps;
+
+	if (r->pinset != NULL) {
+		snprintf(err, errlen, "pinset is already set at line %d: use "
+		    "either pinset or pin", r->pinset_line);
+		return false;
+	}
+	if (r->inline_ps == 0) {
+		c->pinsets = xreallocarray(c->pinsets, c->npinsets + 1,
+		    sizeof(*c->pinsets));
+		ps = &c->pinsets[c->npinsets++];
+		memset(ps, 0, sizeof(*ps));
+		ps->name = xasprintf("forward:%s", p->fwd->name);
+		ps->line = p->fwd->line;
+		ps->enforce = true;
+		ps->port = 443;
+		r->inline_ps = c->npinsets;
+	}
+	p->pinset = &c->pinsets[r->inline_ps - 1];
+	return conf_set_pin(p, value, err, errlen);
+}
+
+static bool
+conf_set_sni(struct conf_parse *p, const char *value, char *err,
+    size_t errlen)
+{
+	char	 host[HOSTMATCH_NAME_MAX];
+
+	if (value[0] == '\0') {
+		conf_set_string(&p->fwd->sni, value);
+		return true;
+	}
+	if (!hostmatch_normalize(value, strlen(value), host, sizeof(host)) ||
+	    hostmatch_is_ip(host) || strchr(host, '*') != NULL) {
+		snprintf(err, errlen, "not a host name");
+		return false;
+	}
+	conf_set_string(&p->fwd->sni, host);
+	return true;
+}
+
+/* A list of ALPN protocol names, kept in wire format. */
+static bool
+conf_set_alpn(struct conf_parse *p, const char *value, char *err,
+    size_t errlen)
+{
+	struct forwarder	*f = p->fwd;
+	char			**items;
+	size_t			 n, i, len, o = 0;
+	bool			 ok = true;
+
+	items = cv_list(value, &n);
+	free(f->alpn);
+	f->alpn = NULL;
+	f->alpnlen = 0;
+	for (i = 0; i < n; i++)
+		o += strlen(items[i]) + 1;
+	if (n > 0)
+		f->alpn = xmalloc(o);
+	for (i = 0; ok && i < n; i++) {
+		if ((len = strlen(items[i])) > 255) {
+			snprintf(err, errlen, "a protocol name is at most 255 "
+			    "bytes");
+			ok = false;
+			break;
+		}
+		f->alpn[f->alpnlen++] = (unsigned char)len;
+		memcpy(f->alpn + f->alpnlen, items[i], len);
+		f->alpnlen += len;
+	}
+	cv_list_free(items, n);
+	return ok;
+}
+
+/* A new [forward:NAME] section. */
+static void
+conf_begin_forward(struct conf_parse *p, const char *name, size_t len)
+{
+	struct conf		*c = p->conf;
+	struct forwarder	*f;
+	size_t			 i;
+
+	for (i = 0; i < c->nforwarders; i++) {
+		if (strlen(c->forwarders[i].name) == len &&
+		    strncmp(c->forwarders[i].name, name, len) == 0) {
+			diag_error(p->diag, p->file, p->lineno,
+			    "duplicate section [forward:%s], first at line %d",
+			    c->forwarders[i].name, c->forwarders[i].line);
+			p->section = SECTION_IGNORED;
+			return;
+		}
+	}
+	c->forwarders = xreallocarray(c->forwarders, c->nforwarders + 1,
+	    sizeof(*c->forwarders));
+	p->fwdrefs = xreallocarray(p->fwdrefs, c->nforwarders + 1,
+	    sizeof(*p->fwdrefs));
+	memset(&p->fwdrefs[c->nforwarders], 0, sizeof(*p->fwdrefs));
+	f = &c->forwarders[c->nforwarders++];
+	memset(f, 0, sizeof(*f));
+	f->name = xstrndup(name, len);
+	f->line = p->lineno;
+	p->fwd = f;
+	p->section = SECTION_FORWARD;
+}
+
+/* Required keys of a [forward:] section. */
+static void
+conf_end_forward(struct conf_parse *p)
+{
+	struct forwarder	*f = p->fwd;
+	struct conf_fwd_ref	*r = &p->fwdrefs[f - p->conf->forwarders];
+
+	if (f->nlisten == 0 && p->key_line[KEY_FWD_LISTEN] == 0)
+		diag_error(p->diag, p->file, f->line, "[forward:%s] has no "
+		    "listen line", f->name);
+	if (f->host == NULL && p->key_line[KEY_UPSTREAM] == 0)
+		diag_error(p->diag, p->file, f->line, "[forward:%s] has no "
+		    "upstream line", f->name);
+	if (r->pinset == NULL && r->inline_ps == 0 &&
+	    p->key_line[KEY_PINSET] == 0 && p->key_line[KEY_FWD_PIN] == 0)
+		diag_error(p->diag, p->file, f->line, "[forward:%s] has "
+		    "neither a pinset nor a pin line", f->name);
+	if (r->inline_ps != 0 &&
+	    !conf_has_backup_pin(&p->conf->pinsets[r->inline_ps - 1]))
+		diag_warn(p->diag, p->file, f->line,
+		    "[forward:%s] has no backup pin: a key change on the "
+		    "server will break every connection", f->name);
+}
+
+/* Whether two listening addresses cannot both be bound. */
+static bool
+conf_addr_clash(const struct conf_addr *a, const struct conf_addr *b)
+{
+	const struct sockaddr_in	*a4 = (const struct sockaddr_in *)&a->ss;
+	const struct sockaddr_in	*b4 = (const struct sockaddr_in *)&b->ss;
+	const struct sockaddr_in6	*a6, *b6;
+
+	if (strcmp(a->text, b->text) == 0)
+		return true;
+	if (a->ss.ss_family != b->ss.ss_family)
+		return false;
+	if (a->ss.ss_family == AF_INET)
+		return a4->sin_port == b4->sin_port &&
+		    (a4->sin_addr.s_addr == htonl(INADDR_ANY) ||
+		    b4->sin_addr.s_addr == htonl(INADDR_ANY));
+	a6 = (const struct sockaddr_in6 *)&a->ss;
+	b6 = (const struct sockaddr_in6 *)&b->ss;
+	return a6->sin6_port == b6->sin6_port &&
+	    (IN6_IS_ADDR_UNSPECIFIED(&a6->sin6_addr) ||
+	    IN6_IS_ADDR_UNSPECIFIED(&b6->sin6_addr));
+}
+
+/* Whether listen address j of forwarder i is taken by what came first. */
+static const char *
+conf_fwd_clash(struct conf_parse *p, size_t i, size_t j)
+{
+	const struct conf	*c = p->conf;
+	const struct conf_addr	*a = &c->forwarders[i].listen[j];
+	size_t			 k, l;
+
+	for (k = 0; k < c->nlisten; k++)
+		if (conf_addr_clash(a, &c->listen[k]))
+			return "[proxy] listen";
+	if (c->has_stats_listen && conf_addr_clash(a, &c->stats_listen))
+		return "[proxy] stats_listen";
+	for (k = 0; k <= i; k++)
+		for (l = 0; l < (k == i ? j : c->forwarders[k].nlisten); l++)
+			if (conf_addr_clash(a, &c->forwarders[k].listen[l]))
+				return c->forwarders[k].name;
+	return NULL;
+}
+
+/* Whole-file checks of forwarders: pin set names, listen clashes. */
+static void
+conf_check_forwarders(struct conf_parse *p)
+{
+	struct conf		*c = p->conf;
+	struct forwarder	*f;
+	struct conf_fwd_ref	*r;
+	const char		*other;
+	size_t			 i, j, k;
+
+	for (i = 0; i < c->nforwarders; i++) {
+		f = &c->forwarders[i];
+		r = &p->fwdrefs[i];
+		if (r->inline_ps != 0)
+			f->pinset = r->inline_ps - 1;
+		for (k = 0; r->pinset != NULL && k < c->npinsets; k++)
+			if (strcmp(c->pinsets[k].name, r->pinset) == 0)
+				break;
+		if (r->pinset != NULL && k == c->npinsets)
+			diag_error(p->diag, p->file, r->pinset_line,
+			    "[forward:%s]: unknown pin set %s (no [pins:%s] "
+			    "section)", f->name, r->pinset, r->pinset);
+		else if (r->pinset != NULL)
+			f->pinset = k;
+		for (j = 0; j < f->nlisten; j++) {
+			if ((other = conf_fwd_clash(p, i, j)) == NULL)
+				continue;
+			diag_error(p->diag, p->file, r->listen_line[j],
+			    "[forward:%s]: listen %s is already used by %s%s%s",
+			    f->name, f->listen[j].text,
+			    other[0] == '[' ? "" : "[forward:", other,
+			    other[0] == '[' ? "" : "]");
+		}
+	}
+}
+
+/* Free the parse state of forwarders. */
+static void
+conf_fwdrefs_free(struct conf_parse *p)
+{
+	size_t	 i;
+
+	for (i = 0; i < p->conf->nforwarders; i++) {
+		free(p->fwdrefs[i].pinset);
+		free(p->fwdrefs[i].listen_line);
+	}
+	free(p->fwdrefs);
 }
 
 /* A new [pins:NAME] section. */
@@ -753,6 +1089,7 @@ conf_header(struct conf_parse *p, const char *line)
 	conf_end_section(p);
 	memset(p->key_line, 0, sizeof(p->key_line));
 	p->pinset = NULL;
+	p->fwd = NULL;
 	p->section = SECTION_IGNORED;
 
 	if ((end = strchr(line, ']')) == NULL) {
@@ -790,8 +1127,18 @@ conf_header(struct conf_parse *p, const char *line)
 		conf_begin_pinset(p, name + 5, len - 5);
 		return;
 	}
+	if (len >= 8 && strncmp(name, "forward:", 8) == 0) {
+		if (!conf_pinset_name_ok(name + 8, len - 8, err, sizeof(err))) {
+			diag_error(p->diag, p->file, p->lineno,
+			    "bad section [%.*s]: %s", (int)len, name, err);
+			return;
+		}
+		conf_begin_forward(p, name + 8, len - 8);
+		return;
+	}
 	diag_error(p->diag, p->file, p->lineno,
-	    "unknown section [%.*s]; expected [proxy] or [pins:NAME]",
+	    "unknown section [%.*s]; expected [proxy], [pins:NAME] or "
+	    "[forward:NAME]",
 	    (int)len, name);
 }
 
@@ -896,11 +1243,18 @@ conf_reader(char *str, int num, void *arg)
 static void
 conf_unknown_key(struct conf_parse *p, const char *name)
 {
-	char	 section[PINSET_NAME_MAX + 8];
+	static const char *const where[] = {
+		[SECTION_PROXY] = "[proxy]",
+		[SECTION_PINS] = "a [pins:NAME] section",
+		[SECTION_FORWARD] = "a [forward:NAME] section",
+	};
+	char	 section[PINSET_NAME_MAX + 16];
 	size_t	 i;
 
 	if (p->section == SECTION_PROXY)
 		snprintf(section, sizeof(section), "proxy");
+	else if (p->section == SECTION_FORWARD)
+		snprintf(section, sizeof(section), "forward:%s", p->fwd->name);
 	else
 		snprintf(section, sizeof(section), "pins:%s", p->pinset->name);
 	for (i = 0; i < KEY__COUNT; i++) {
@@ -908,8 +1262,7 @@ conf_unknown_key(struct conf_parse *p, const char *name)
 			continue;
 		diag_error(p->diag, p->file, p->lineno,
 		    "unknown key \"%s\" in [%s]: it belongs in %s", name,
-		    section, conf_keys[i].section == SECTION_PROXY ?
-		    "[proxy]" : "a [pins:NAME] section");
+		    section, where[conf_keys[i].section]);
 		return;
 	}
 	diag_error(p->diag, p->file, p->lineno, "unknown key \"%s\" in [%s]",
@@ -980,6 +1333,8 @@ conf_parse_stream(FILE *fp, const char *name, time_t now, struct diag *d)
 	if (rc > 0)
 		diag_error(d, name, rc, "inih cannot parse this line");
 	conf_end_section(&p);
+	conf_check_forwarders(&p);
+	conf_fwdrefs_free(&p);
 	if (ferror(fp))
 		diag_error(d, name, 0, "read error: %s", strerror(errno));
 

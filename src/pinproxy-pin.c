@@ -629,10 +629,13 @@ check_verdict(const struct pinset *ps, const struct chainfetch_result *res,
 	}
 }
 
-/* Fetch one host of a pin set and print its line; false unless it passed. */
+/*
+ * Fetch host:port (dialling dial when not NULL) under a pin set and print
+ * its line, naming the forwarder fwd when not NULL; false unless it passed.
+ */
 static bool
 check_host(const struct conf *c, const struct pinset *ps, const char *host,
-    time_t now)
+    uint16_t port, const char *dial, const char *fwd, time_t now)
 {
 	struct chainfetch_opts	 fo = { 0 };
 	struct chainfetch_result res;
@@ -640,9 +643,10 @@ check_host(const struct conf *c, const struct pinset *ps, const char *host,
 	char			 outcome[1024];
 	bool			 ok;
 
-	cv_hostport_text(host, ps->port, text, sizeof(text));
+	cv_hostport_text(host, port, text, sizeof(text));
 	fo.host = host;
-	fo.port = ps->port;
+	fo.port = port;
+	fo.dial = dial;
 	fo.trust = c->trust;
 	fo.ca_file = ps->ca_file;
 	fo.connect_to = ps->has_connect_to ? ps->connect_to.text : NULL;
@@ -658,7 +662,8 @@ check_host(const struct conf *c, const struct pinset *ps, const char *host,
 	} else
 		ok = check_verdict(ps, &res, now, outcome, sizeof(outcome));
 	chainfetch_result_clear(&res);
-	printf("%s  pinset=%s  %s\n", text, ps->name, outcome);
+	printf("%s%s%s  pinset=%s  %s\n", text, fwd != NULL ? "  forward=" :
+	    "", fwd != NULL ? fwd : "", ps->name, outcome);
 	fflush(stdout);
 	return ok;
 }
@@ -669,6 +674,7 @@ run_check(const struct tool_opts *o)
 	struct diag		*d;
 	struct conf		*c;
 	const struct pinset	*ps;
+	const struct forwarder	*f;
 	enum exit_status	 status = EXIT_OK;
 	char			 text[TARGET_TEXT_MAX];
 	time_t			 now;
@@ -682,7 +688,7 @@ run_check(const struct tool_opts *o)
 	diag_free(d);
 	if (c == NULL)
 		return EXIT_FAILED;
-	if (c->npinsets == 0)
+	if (c->npinsets == 0 && c->nforwarders == 0)
 		fprintf(stderr, PROGRAM ": %s: no pin sets to check\n",
 		    o->conf_path);
 	for (i = 0; i < c->npinsets; i++) {
@@ -696,9 +702,17 @@ run_check(const struct tool_opts *o)
 				    ps->name);
 				continue;
 			}
-			if (!check_host(c, ps, ps->hosts[j], now))
+			if (!check_host(c, ps, ps->hosts[j], ps->port, NULL,
+			    NULL, now))
 				status = EXIT_FAILED;
 		}
+	}
+	/* Forwarders: their upstream, the name verified being sni. */
+	for (i = 0; i < c->nforwarders; i++) {
+		f = &c->forwarders[i];
+		if (!check_host(c, &c->pinsets[f->pinset], f->sni != NULL ?
+		    f->sni : f->host, f->port, f->host, f->name, now))
+			status = EXIT_FAILED;
 	}
 	conf_unref(c);
 	return status;

@@ -32,6 +32,7 @@
 #include "resolve.h"
 #include "runconf.h"
 #include "stats.h"
+#include "tcpfwd.h"
 #include "throttle.h"
 #include "tunnel.h"
 #include "version.h"
@@ -64,6 +65,7 @@ struct proxy {
 	struct event		 *trim_ev;	/* idle: give memory back */
 	struct metrics		 *metrics;
 	struct stats		 *stats;	/* NULL: no stats_listen */
+	struct tcpfwd		 *fwd;		/* [forward:] listeners */
 	bool			  paused;
 	bool			  fd_short;	/* paused for want of fds */
 	bool			  stopping;
@@ -94,6 +96,7 @@ proxy_set_accepting(struct proxy *p, bool on, const char *why)
 		else
 			evconnlistener_disable(p->listeners[i]);
 	}
+	tcpfwd_set_accepting(p->fwd, on);
 	p->paused = !on;
 	if (why != NULL)
 		log_msg(on ? EV_ACCEPT_RESUMED : EV_ACCEPT_PAUSED, "%s", why);
@@ -113,6 +116,7 @@ proxy_stopped(struct proxy *p, const char *reason)
 		return;
 	p->stopped = true;
 	conn_close_all(&p->env);
+	tcpfwd_close_all(p->fwd);
 	log_begin(&l, EV_STOPPED);
 	log_str(&l, LK_REASON, reason);
 	log_int(&l, LK_CUT, (long long)cut);
@@ -155,9 +159,9 @@ proxy_trim_cb(evutil_socket_t fd, short what, void *arg)
 		malloc_trim(0);
 }
 
+/* A client was accepted (by the proxy or a forwarder). */
 static void
-proxy_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
-    struct sockaddr *sa, int salen, void *arg)
+proxy_accepted(void *arg)
 {
 	struct proxy	*p = arg;
 
@@ -166,9 +170,18 @@ proxy_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 		p->fd_short = false;
 		log_msg(EV_ACCEPT_RESUMED, "file descriptors available again");
 	}
-	conn_new(&p->env, fd, sa, (socklen_t)salen);
 	if (p->env.nconns >= p->rc->conf->max_connections)
 		proxy_set_accepting(p, false, "max_connections reached");
+}
+
+static void
+proxy_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	struct proxy	*p = arg;
+
+	conn_new(&p->env, fd, sa, (socklen_t)salen);
+	proxy_accepted(p);
 }
 
 static void
@@ -391,7 +404,9 @@ proxy_reload(struct proxy *p)
 	    sizeof(err))) != NULL &&
 	    (!proxy_reload_outputs(p, conf, &report, &stats, &keep_stats,
 	    err, sizeof(err)) ||
+	    !tcpfwd_prepare(p->fwd, conf, err, sizeof(err)) ||
 	    !tunnel_env_reload(p->env.tunnel, conf, err, sizeof(err)))) {
+		tcpfwd_abort(p->fwd);
 		if (report != p->env.sinks.report)
 			report_close(report);
 		stats_free(stats);
@@ -408,6 +423,7 @@ proxy_reload(struct proxy *p)
 		if (!p->debug)
 			log_open(conf->log, conf->log_level);
 		proxy_log_warnings(d);
+		tcpfwd_commit(p->fwd);
 		if (proxy_listen_changed(p, conf))
 			log_msg(EV_CONFIG_WARNING, "listen addresses change "
 			    "only on restart; still listening on the old ones");
@@ -459,6 +475,7 @@ proxy_stop(struct proxy *p)
 		p->listeners[i] = NULL;
 	}
 	p->nlisten = 0;
+	tcpfwd_stop_listening(p->fwd);
 	p->stopping = true;
 	conn_shutdown_all(&p->env);
 	if (p->env.nconns == 0) {
@@ -554,6 +571,7 @@ proxy_teardown(struct proxy *p)
 	size_t	 i;
 
 	conn_close_all(&p->env);
+	tcpfwd_free(p->fwd);
 	for (i = 0; i < p->nlisten; i++)
 		if (p->listeners[i] != NULL)
 			evconnlistener_free(p->listeners[i]);
@@ -632,6 +650,12 @@ proxy_main(struct conf *conf, const char *path, bool debug)
 	p.env.closed_arg = &p;
 	if (!proxy_listen(&p))
 		goto out;
+	p.fwd = tcpfwd_new(&p.env, proxy_accepted, &p);
+	if (!tcpfwd_prepare(p.fwd, conf, err, sizeof(err))) {
+		log_msg(EV_START_FAILED, "%s", err);
+		goto out;
+	}
+	tcpfwd_commit(p.fwd);
 	proxy_self_update(&p);
 	p.sighup = evsignal_new(p.base, SIGHUP, proxy_signal_cb, &p);
 	p.sigterm = evsignal_new(p.base, SIGTERM, proxy_signal_cb, &p);

@@ -781,10 +781,10 @@ test_unknown_section_is_reported_at_its_header(void **state)
 	(void)state;
 	expect_rejected("[proxy]\n\n[pins]\nhosts = a.example\n"
 	    "[Proxy]\nlisten = nonsense\n",
-	    FILE_NAME ":3: unknown section [pins]; expected [proxy] or "
-	    "[pins:NAME]",
-	    FILE_NAME ":5: unknown section [Proxy]; expected [proxy] or "
-	    "[pins:NAME]");
+	    FILE_NAME ":3: unknown section [pins]; expected [proxy], "
+	    "[pins:NAME] or [forward:NAME]",
+	    FILE_NAME ":5: unknown section [Proxy]; expected [proxy], "
+	    "[pins:NAME] or [forward:NAME]");
 }
 
 static void
@@ -1221,8 +1221,8 @@ test_every_error_of_a_file_is_reported(void **state)
 	    "required",
 	    FILE_NAME ":10: bad value for hosts: \"a.example\": host "
 	    "a.example is already listed in [pins:a] at line 7",
-	    FILE_NAME ":11: unknown section [elsewhere]; expected [proxy] or "
-	    "[pins:NAME]",
+	    FILE_NAME ":11: unknown section [elsewhere]; expected [proxy], "
+	    "[pins:NAME] or [forward:NAME]",
 	    FILE_NAME ":12: expected \"key = value\" or a [section] header, "
 	    "not \"junk\"");
 }

@@ -1,0 +1,44 @@
+/*
+ * Pinned TCP forwarders, the [forward:NAME] sections: plaintext TCP
+ * accepted on a local address is relayed over TLS to one upstream, and
+ * only after its chain verified and held a pin. Not a byte of the client's
+ * goes upstream before that verdict.
+ */
+#ifndef PINPROXY_TCPFWD_H
+#define PINPROXY_TCPFWD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "conf.h"
+#include "conn.h"
+
+struct tcpfwd;
+
+/*
+ * Forwarders sharing env (borrowed) with the proxy's connections: its
+ * generation, resolver, sinks and connection count. accepted(arg) is
+ * called after each accepted connection.
+ */
+struct tcpfwd	*tcpfwd_new(struct conn_env *env, void (*accepted)(void *),
+		    void *arg);
+/*
+ * Bind every listen address of conf's forwarders that is not bound yet
+ * (those already bound are kept); false with err, having bound nothing.
+ */
+bool		 tcpfwd_prepare(struct tcpfwd *t, const struct conf *conf,
+		    char *err, size_t errlen);
+/* Switch to the prepared listeners; close those no longer wanted. */
+void		 tcpfwd_commit(struct tcpfwd *t);
+/* Forget the prepared listeners (NULL ok, nothing prepared ok). */
+void		 tcpfwd_abort(struct tcpfwd *t);
+/* Pause or resume accepting on every listener. */
+void		 tcpfwd_set_accepting(struct tcpfwd *t, bool on);
+/* Close every listener; open connections go on. */
+void		 tcpfwd_stop_listening(struct tcpfwd *t);
+/* Close every connection now. */
+void		 tcpfwd_close_all(struct tcpfwd *t);
+/* Close everything and free (NULL ok). */
+void		 tcpfwd_free(struct tcpfwd *t);
+
+#endif

@@ -1,0 +1,211 @@
+#!/bin/bash
+# Pinned TCP forwarders ([forward:NAME]), end to end: a plaintext client
+# on 127.0.0.1, pinproxy, and a TLS echo server with the test PKI. Right
+# pins relay 8 MiB each way intact; wrong pins and a certificate for
+# another name close the client with nothing relayed; a reload adds and
+# removes forwarders while an open connection of a kept one goes on.
+
+. "${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}/tests/lib.sh"
+
+ECHO="$top_srcdir/tests/tlsecho.py"
+
+make_pki
+PIN_LEAF=$(sh "$MKPKI" pin "$PKI/leaf.pem")
+PIN_INTER=$(sh "$MKPKI" pin "$PKI/inter.pem")
+PIN_FOREIGN=$(sh "$MKPKI" pin "$PKI/foreign-leaf.pem")
+CLOSED=$(free_port)
+echo "nameserver 127.0.0.1:$CLOSED" >"$TMP/resolv.conf"
+
+EP=$(free_port)
+start_server E "$TMP/echo.log" python3 "$ECHO" --port "$EP" \
+    --cert "$PKI/chain.pem" --key "$PKI/leaf.key"
+
+PP=$(free_port)
+FG=$(free_port)
+FW=$(free_port)
+FN=$(free_port)
+FI=$(free_port)
+FR=$(free_port)
+
+# conf EXTRA: the configuration with the forwarders good (right pins,
+# api.test), wrong (wrong pins), name (SNI other.test), inline (pin lines)
+# and EXTRA appended.
+conf()
+{
+	cat <<CONF
+[proxy]
+listen = 127.0.0.1:$PP
+trust = $PKI/root.pem
+ca_cert = $TMP/ca.pem
+ca_key = $TMP/ca.key
+
+[pins:echo]
+hosts = api.test
+pin = $PIN_LEAF
+pin = $PIN_INTER
+connect_to = 127.0.0.1:$EP
+
+[pins:wrong]
+hosts = wrong.test
+pin = $PIN_FOREIGN
+pin = sha256/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=
+connect_to = 127.0.0.1:$EP
+
+[forward:good]
+listen = 127.0.0.1:$FG
+upstream = 127.0.0.1:$EP
+sni = api.test
+pinset = echo
+
+[forward:wrong]
+listen = 127.0.0.1:$FW
+upstream = 127.0.0.1:$EP
+sni = api.test
+pinset = wrong
+
+[forward:name]
+listen = 127.0.0.1:$FN
+upstream = 127.0.0.1:$EP
+sni = other.test
+pinset = echo
+
+$1
+CONF
+}
+INLINE="[forward:inline]
+listen = 127.0.0.1:$FI
+upstream = 127.0.0.1:$EP
+pin = $PIN_INTER
+pin = $PIN_FOREIGN"
+
+conf "$INLINE" >"$TMP/fwd.conf"
+run check "$PINPROXY" -t -c "$TMP/fwd.conf"
+check_rc "pinproxy -t accepts forward sections" 0 check
+start_pinproxy P "$PP" "$TMP/fwd.conf" "$TMP/fwd.log" ||
+    bail_out "pinproxy did not start"
+wait_port "$FG" || bail_out "the forwarder good is not listening"
+
+# not_listening PORT: nothing accepts on 127.0.0.1:PORT.
+not_listening()
+{
+	! listening 127.0.0.1 "$1"
+}
+
+# last_close_bytes: what the echo server's last closed connection got.
+last_close_bytes()
+{
+	grep -F '"event": "close"' "$TMP/echo.log" | tail -n 1 |
+	    grep -oE '"bytes": [0-9]+'
+}
+
+# echo_count EVENT: records of the echo server.
+echo_count()
+{
+	origin_count "$TMP/echo.log" "$1"
+}
+
+# Right pins: 8 MiB up, the same 8 MiB echoed down.
+python3 "$ECHO" --client "$FG" >"$TMP/big.out" 2>"$TMP/big.err"
+sent=$(sed -n 's/^sent=//p' "$TMP/big.out")
+got=$(sed -n 's/^got=\([0-9a-f]*\) .*/\1/p' "$TMP/big.out")
+check_eq "right pins: 8 MiB come back through the forwarder" \
+    "bytes=8388608" "$(grep -o 'bytes=[0-9]*' "$TMP/big.out")"
+check "right pins: what came back hashes as what was sent" \
+    test -n "$sent" -a "$sent" = "$got"
+[ -s "$TMP/big.err" ] && diag "$(cat "$TMP/big.err")"
+check_log "right pins: access line with mode=forward and status 200" \
+    "$TMP/fwd.log" 'event=access' "$(kv mode forward)" "$(kv status 200)" \
+    "$(kv host 127.0.0.1)" "$(kv bytes_up 8388608)" \
+    "$(kv bytes_down 8388608)"
+
+# Wrong pins: closed with nothing delivered either way.
+origin_settle "$TMP/echo.log"
+before=$(echo_count accept)
+got=$(python3 "$ECHO" --client "$FW" --send "secret request")
+check_eq "wrong pins: the client gets nothing back" "got=0" "$got"
+check_log "wrong pins: pin_mismatch is logged" "$TMP/fwd.log" \
+    'event=pin_mismatch' "$(kv host api.test)" "$(kv pinset wrong)" \
+    "$(kv enforced yes)"
+check_log "wrong pins: access line with status 502" "$TMP/fwd.log" \
+    'event=access' "$(kv mode forward)" "$(kv status 502)" \
+    "$(kv bytes_up 0)"
+origin_settle "$TMP/echo.log"
+check_eq "wrong pins: the echo server saw one connection" \
+    $((before + 1)) "$(echo_count accept)"
+check_eq "wrong pins: the echo server received 0 bytes" '"bytes": 0' \
+    "$(last_close_bytes)"
+
+# A certificate without the SNI's name: verify_failed, nothing relayed.
+got=$(python3 "$ECHO" --client "$FN" --send "secret request")
+check_eq "wrong name: the client gets nothing back" "got=0" "$got"
+check_log "wrong name: verify_failed is logged" "$TMP/fwd.log" \
+    'event=verify_failed' "$(kv host other.test)"
+origin_settle "$TMP/echo.log"
+check_eq "wrong name: the echo server received 0 bytes" '"bytes": 0' \
+    "$(last_close_bytes)"
+
+# Inline pin lines, and the IP address checked in the certificate.
+python3 "$ECHO" --client "$FI" --size 65536 >"$TMP/inline.out"
+check_eq "inline pins: 64 KiB come back" "bytes=65536" \
+    "$(grep -o 'bytes=[0-9]*' "$TMP/inline.out")"
+
+# pinproxy-pin --check dials each forwarder's upstream with its pins.
+run pincheck env PINPROXY_RESOLV_CONF="$TMP/resolv.conf" "$PINPROXY_PIN" \
+    --check -c "$TMP/fwd.conf"
+check_rc "pinproxy-pin --check fails on the wrong forwarders" 1 pincheck
+check_grep "--check: the forwarder good matches" \
+    "^api\.test:$EP  forward=good  pinset=echo  match" "$TMP/pincheck.out"
+check_grep "--check: the forwarder wrong is a MISMATCH" \
+    "^api\.test:$EP  forward=wrong  pinset=wrong  MISMATCH" "$TMP/pincheck.out"
+check_grep "--check: the forwarder name fails verification" \
+    "^other\.test:$EP  forward=name  pinset=echo  verify FAILED" \
+    "$TMP/pincheck.out"
+check_grep "--check: the inline pins match" \
+    "^127\.0\.0\.1:$EP  forward=inline  pinset=forward:inline  match" \
+    "$TMP/pincheck.out"
+
+# A reload: an open connection of the kept forwarder good goes on, inline
+# is removed, reload is added.
+exec 5<>"/dev/tcp/127.0.0.1/$FG"
+conf "[forward:reload]
+listen = 127.0.0.1:$FR
+upstream = 127.0.0.1:$EP
+sni = api.test
+pinset = echo" >"$TMP/fwd.conf"
+check "a reload adding and removing forwarders succeeds" \
+    reload "$P" "$TMP/fwd.log"
+check "after the reload the new forwarder listens" wait_port "$FR" 5
+python3 "$ECHO" --client "$FR" --size 65536 >"$TMP/reload.out"
+check_eq "after the reload the new forwarder relays" "bytes=65536" \
+    "$(grep -o 'bytes=[0-9]*' "$TMP/reload.out")"
+check "after the reload the removed forwarder no longer listens" \
+    not_listening "$FI"
+printf 'still here' >&5
+line=$(timeout 10 head -c 10 <&5)
+check_eq "a connection open across the reload still relays" \
+    "still here" "$line"
+exec 5>&-
+
+# pinproxy -t: unknown pin set, listen clash, bad upstream.
+cat >"$TMP/bad.conf" <<CONF
+[proxy]
+listen = 127.0.0.1:$PP
+
+[forward:a]
+listen = 127.0.0.1:$PP
+upstream = 127.0.0.01:993
+pinset = nosuch
+CONF
+run bad "$PINPROXY" -t -c "$TMP/bad.conf"
+cat "$TMP/bad.out" "$TMP/bad.err" >"$TMP/bad.all"
+check_rc "pinproxy -t refuses a bad forward section" 1 bad
+check_grep "-t names the listen clash" \
+    "bad.conf:5: .*listen 127.0.0.1:$PP is already used by \[proxy\] listen" \
+    "$TMP/bad.all"
+check_grep "-t names the bad upstream" 'bad.conf:6: bad value for upstream' \
+    "$TMP/bad.all"
+check_grep "-t names the unknown pin set" 'bad.conf:7: .*unknown pin set nosuch' \
+    "$TMP/bad.all"
+
+stop_pinproxy "$P" "$TMP/fwd.log"
+done_testing
