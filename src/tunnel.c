@@ -346,6 +346,8 @@ tunnel_handshake_client(struct tunnel *t)
 	}
 	SSL_use_certificate(ssl, leaf);
 	SSL_use_PrivateKey(ssl, leafcert_key(t->env->leaves));
+	/* The CA too: a client may trust it by its SPKI (Chromium's flag). */
+	SSL_add1_chain_cert(ssl, ca_cert(t->env->ca));
 	X509_free(leaf);
 	SSL_set_ex_data(ssl, tunnel_ssl_index, t);
 	tunnel_peek_done(t);

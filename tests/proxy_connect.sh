@@ -146,6 +146,16 @@ openssl verify -CAfile "$TMP/ca.pem" "$TMP/api-leaf.pem" >"$TMP/verify.out" \
     2>&1
 check_eq "intercepted CONNECT: the leaf verifies against pinproxy's CA" \
     "$TMP/api-leaf.pem: OK" "$(cat "$TMP/verify.out")"
+# The chain holds the CA after the leaf: a client may trust it by its SPKI.
+check_eq "intercepted CONNECT: the client gets 2 certificates" 2 \
+    "$(grep -c -- '-----BEGIN CERTIFICATE-----' "$TMP/api.sclient")"
+sed -n '/-----BEGIN CERTIFICATE-----/,/-----END CERTIFICATE-----/p' \
+    "$TMP/api.sclient" | awk 'n == 1 { print } /-----END/ { n++ }' \
+    >"$TMP/api-second.pem"
+check_eq "intercepted CONNECT: the second certificate is pinproxy's CA" \
+    "$(openssl x509 -noout -fingerprint -sha256 -in "$TMP/ca.pem" 2>&1)" \
+    "$(openssl x509 -noout -fingerprint -sha256 -in "$TMP/api-second.pem" \
+    2>&1)"
 # One TLS 1.3 ticket per handshake: what the next connection resumes with.
 printf 'GET /hello HTTP/1.1\r\nHost: api.test\r\nConnection: close\r\n\r\n' |
     openssl s_client -proxy "127.0.0.1:$PA" -connect api.test:443 \
