@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ca.h"
 #include "clienthello.h"
@@ -28,6 +29,7 @@
 #include "leafcert.h"
 #include "log.h"
 #include "metrics.h"
+#include "ratelimit.h"
 #include "relay.h"
 #include "tunnel.h"
 #include "upstream.h"
@@ -41,12 +43,58 @@ static const char tunnel_established[] =
 #define TUNNEL_ALERT_ACCESS_DENIED	49
 #define TUNNEL_ALERT_UNRECOGNIZED_NAME	112
 
+/* client_tls_failed: one line per client address and host a minute. */
+#define TUNNEL_TLS_FAILED_SLOTS		64
+#define TUNNEL_TLS_FAILED_WINDOW	60
+
+static const char tunnel_hint_untrusted[] = "the client does not trust "
+    "pinproxy's CA: install ca.pem, see pinproxy(8)";
+static const char tunnel_hint_rejected[] = "the client rejected the "
+    "certificate, most likely because it does not trust pinproxy's CA: "
+    "install ca.pem, see pinproxy(8)";
+
+/* The TLS alerts a client may send, by their RFC 8446 names. */
+static const struct tunnel_alert {
+	unsigned char	 code;
+	const char	*name;
+	const char	*hint;
+} tunnel_alerts[] = {
+	{ 0,	"close_notify",			NULL },
+	{ 10,	"unexpected_message",		NULL },
+	{ 20,	"bad_record_mac",		NULL },
+	{ 22,	"record_overflow",		NULL },
+	{ 40,	"handshake_failure",		NULL },
+	{ 42,	"bad_certificate",		tunnel_hint_rejected },
+	{ 43,	"unsupported_certificate",	NULL },
+	{ 44,	"certificate_revoked",		NULL },
+	{ 45,	"certificate_expired",		NULL },
+	{ 46,	"certificate_unknown",		tunnel_hint_rejected },
+	{ 47,	"illegal_parameter",		NULL },
+	{ 48,	"unknown_ca",			tunnel_hint_untrusted },
+	{ 49,	"access_denied",		NULL },
+	{ 50,	"decode_error",			NULL },
+	{ 51,	"decrypt_error",		NULL },
+	{ 70,	"protocol_version",		NULL },
+	{ 71,	"insufficient_security",	NULL },
+	{ 80,	"internal_error",		NULL },
+	{ 86,	"inappropriate_fallback",	NULL },
+	{ 90,	"user_canceled",		NULL },
+	{ 109,	"missing_extension",		NULL },
+	{ 110,	"unsupported_extension",	NULL },
+	{ 112,	"unrecognized_name",		NULL },
+	{ 113,	"bad_certificate_status_response", NULL },
+	{ 115,	"unknown_psk_identity",		NULL },
+	{ 116,	"certificate_required",		NULL },
+	{ 120,	"no_application_protocol",	NULL },
+};
+
 struct tunnel_env {
 	struct ca		*ca;
 	char			*ca_cert;	/* the paths it came from */
 	char			*ca_key;
 	struct leafcert_cache	*leaves;
 	SSL_CTX			*server;
+	struct ratelimit	*tls_failed;	/* client_tls_failed lines */
 };
 
 struct tunnel {
@@ -156,11 +204,72 @@ tunnel_relay(struct tunnel *t, bool blind)
 	    t);
 }
 
+/* The alert a client sent, from OpenSSL's error e; NULL when none. */
+static const struct tunnel_alert *
+tunnel_alert_of(unsigned long e)
+{
+	int	 r = ERR_GET_REASON(e);
+	size_t	 i;
+
+	if (ERR_GET_LIB(e) != ERR_LIB_SSL || r < SSL_AD_REASON_OFFSET ||
+	    r > SSL_AD_REASON_OFFSET + 255)
+		return NULL;
+	for (i = 0; i < sizeof(tunnel_alerts) / sizeof(tunnel_alerts[0]); i++)
+		if (tunnel_alerts[i].code == r - SSL_AD_REASON_OFFSET)
+			return &tunnel_alerts[i];
+	return NULL;
+}
+
+/*
+ * Say at warn level why the client's handshake failed, once a minute per
+ * client address (without its port) and host: an untrusted CA is the most
+ * common setup mistake, and a client retrying must not flood the log.
+ */
+static void
+tunnel_log_client_tls_failed(struct tunnel *t, struct bufferevent *bev)
+{
+	const struct tunnel_alert	*a = NULL;
+	const char			*client = conn_client(t->conn);
+	struct logline			 l;
+	struct timespec			 now;
+	char				 key[RATELIMIT_KEY_MAX], why[160];
+	unsigned long			 e, first = 0;
+	size_t				 addrlen;
+
+	while ((e = bufferevent_get_openssl_error(bev)) != 0) {
+		if (first == 0)
+			first = e;
+		if (a == NULL)
+			a = tunnel_alert_of(e);
+	}
+	snprintf(why, sizeof(why), "%s", first != 0 ?
+	    ERR_reason_error_string(first) : "connection closed");
+	log_msg(EV_DEBUG, "client %s: TLS handshake for %s failed: %s",
+	    client, t->host, why);
+	/* The address without the port: "1.2.3.4:5" or "[::1]:5". */
+	addrlen = strlen(client);
+	if (strrchr(client, ':') != NULL &&
+	    (client[0] != '[' || strrchr(client, ']') != NULL))
+		addrlen = (size_t)(strrchr(client, ':') - client);
+	snprintf(key, sizeof(key), "%.*s %s", (int)addrlen, client, t->host);
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (!ratelimit_allow(t->env->tls_failed, key, now.tv_sec))
+		return;
+	log_begin(&l, EV_CLIENT_TLS_FAILED);
+	log_str(&l, LK_HOST, t->host);
+	log_str(&l, LK_CLIENT, client);
+	log_str(&l, LK_ALERT, a != NULL ? a->name : "none");
+	if (a == NULL)
+		log_str(&l, LK_REASON, why);
+	if (a != NULL && a->hint != NULL)
+		log_str(&l, LK_HINT, a->hint);
+	log_end(&l);
+}
+
 static void
 tunnel_client_tls_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct tunnel	*t = arg;
-	unsigned long	 e;
 
 	if (what & BEV_EVENT_CONNECTED) {
 		tunnel_relay(t, false);
@@ -168,10 +277,7 @@ tunnel_client_tls_event_cb(struct bufferevent *bev, short what, void *arg)
 	}
 	metrics_inc(conn_env(t->conn)->sinks.metrics,
 	    METRIC_HANDSHAKE_FAILURES_CLIENT);
-	e = bufferevent_get_openssl_error(bev);
-	log_msg(EV_DEBUG, "client %s: TLS handshake for %s failed: %s",
-	    conn_client(t->conn), t->host, e != 0 ?
-	    ERR_reason_error_string(e) : "connection closed");
+	tunnel_log_client_tls_failed(t, bev);
 	conn_tunnel_done(t->conn, t->mode, t->host, 502, 0, 0);
 }
 
@@ -780,6 +886,8 @@ tunnel_env_new(const struct conf *conf, char *err, size_t errlen)
 	 */
 	SSL_CTX_set_num_tickets(te->server, 1);
 	SSL_CTX_set_alpn_select_cb(te->server, tunnel_alpn_cb, NULL);
+	te->tls_failed = ratelimit_new(TUNNEL_TLS_FAILED_SLOTS,
+	    TUNNEL_TLS_FAILED_WINDOW);
 	return te;
 fail:
 	tunnel_env_free(te);
@@ -836,6 +944,7 @@ tunnel_env_free(struct tunnel_env *te)
 	if (te == NULL)
 		return;
 	SSL_CTX_free(te->server);
+	ratelimit_free(te->tls_failed);
 	leafcert_cache_free(te->leaves);
 	ca_free(te->ca);
 	free(te->ca_cert);

@@ -174,6 +174,38 @@ check_log "intercepted CONNECT: event=access mode=intercept" "$TMP/a.log" \
 check "intercepted CONNECT: the origin saw SNI api.test" \
     grep -qF '"sni": "api.test"' "$TMP/om.log"
 
+# A client that does not trust the CA: one warn line with the alert it sent
+# and a hint; the same failure again within the minute adds no line.
+tls_failed()
+{
+	log_count "$TMP/a.log" "$(kv event client_tls_failed)" \
+	    "$(kv host api.test)"
+}
+untrusted()
+{
+	pcurl "$PA" -o /dev/null https://api.test/hello 2>>"$TMP/untrusted.err"
+}
+n=$(tls_failed)
+n502=$(log_count "$TMP/a.log" "$(kv event access)" "$(kv host api.test)" \
+    "$(kv status 502)")
+untrusted
+check_log "untrusted CA: client_tls_failed alert=unknown_ca, level=warn" \
+    "$TMP/a.log" "$(kv event client_tls_failed)" "$(kv level warn)" \
+    "$(kv host api.test)" "$(kv alert unknown_ca)" \
+    '(^| )client=127\.0\.0\.1:[0-9]+( |$)'
+check_log "untrusted CA: the line has a hint naming ca.pem and pinproxy(8)" \
+    "$TMP/a.log" "$(kv event client_tls_failed)" \
+    '(^| )hint="[^"]*install ca\.pem, see pinproxy\(8\)"'
+untrusted
+for i in $(seq "$WAIT_TICKS"); do
+	[ "$(log_count "$TMP/a.log" "$(kv event access)" \
+	    "$(kv host api.test)" "$(kv status 502)")" -ge $((n502 + 2)) ] &&
+	    break
+	sleep 0.05
+done
+check_eq "untrusted CA: a second failure within the minute adds no line" \
+    $((n + 1)) "$(tls_failed)"
+
 # A wrong pin: the client's handshake fails, nothing reaches the origin.
 pcurl "$PA" --cacert "$TMP/ca.pem" -o "$TMP/wrong.body" \
     https://wrong.test/hello 2>"$TMP/wrong.err"
