@@ -43,6 +43,9 @@ static const char tunnel_established[] =
 #define TUNNEL_ALERT_ACCESS_DENIED	49
 #define TUNNEL_ALERT_UNRECOGNIZED_NAME	112
 
+/* The longest method that makes the bytes after the 200 an HTTP request. */
+#define TUNNEL_METHOD_MAX	20
+
 /* client_tls_failed: one line per client address and host a minute. */
 #define TUNNEL_TLS_FAILED_SLOTS		64
 #define TUNNEL_TLS_FAILED_WINDOW	60
@@ -531,14 +534,63 @@ tunnel_upstream_tls_cb(struct upstream *u, enum upstream_status st,
 	tunnel_accept_client(t);
 }
 
+/*
+ * Whether the first bytes after the 200 start an HTTP/1.x request: a
+ * method of letters and a space. -1: too few bytes to tell. Any other
+ * protocol (SSH's "SSH-2.0-", say) is not one.
+ */
+static int
+tunnel_is_http(const unsigned char *data, size_t len)
+{
+	size_t	 i;
+
+	for (i = 0; i < len && i <= TUNNEL_METHOD_MAX; i++) {
+		if (data[i] == ' ')
+			return i > 0;
+		if (!((data[i] >= 'A' && data[i] <= 'Z') ||
+		    (data[i] >= 'a' && data[i] <= 'z')))
+			return 0;
+	}
+	return len > TUNNEL_METHOD_MAX ? 0 : -1;
+}
+
+/*
+ * Plaintext HTTP in the tunnel: the connection reads requests again, as a
+ * plaintext proxy connection bound to the CONNECT host and port. The
+ * tunnel, its upstream TCP connection included, is freed: nothing of it
+ * may be touched after this.
+ */
+static void
+tunnel_plain(struct tunnel *t)
+{
+	if (t->peeked) {
+		/* The request stays in the socket, for the connection. */
+		tunnel_peek_done(t);
+		t->peeked = false;
+	}
+	log_msg(EV_DEBUG, "client %s: plaintext HTTP in the CONNECT tunnel "
+	    "to %s:%u", conn_client(t->conn), t->connect_host,
+	    (unsigned int)t->port);
+	conn_tunnel_plain(t->conn, t->connect_host, t->connect_by_ip,
+	    t->port);
+}
+
 /* A complete hello (or none at all, for a blind tunnel): decide. */
 static void
-tunnel_decide(struct tunnel *t, bool is_tls)
+tunnel_decide(struct tunnel *t, bool is_tls, bool is_http)
 {
 	const struct conf	*conf = t->conf;
 
 	/* The cap on buffered bytes was for the hello only. */
 	bufferevent_setwatermark(conn_client_bev(t->conn), EV_READ, 0, 0);
+	/*
+	 * Before any blind tunnel: a request in it must not reach a pinned
+	 * host in cleartext by naming it in its Host header.
+	 */
+	if (is_http) {
+		tunnel_plain(t);
+		return;
+	}
 	if (is_tls && t->hello.sni_len > 0) {
 		if (!hostmatch_normalize(t->hello.sni, t->hello.sni_len,
 		    t->host, sizeof(t->host))) {
@@ -588,8 +640,11 @@ static void
 tunnel_hello(struct tunnel *t, const unsigned char *data, size_t len)
 {
 	enum clienthello_result	 r;
+	int			 http = 0;
 
 	r = clienthello_parse(data, len, &t->hello);
+	if (r == CH_NOT_TLS && (http = tunnel_is_http(data, len)) == -1)
+		return;
 	/* A verdict on the hello: stop looking at the socket. */
 	if (r != CH_NEED_MORE || len >= CLIENTHELLO_MAX_INPUT)
 		tunnel_peek_done(t);
@@ -605,10 +660,10 @@ tunnel_hello(struct tunnel *t, const unsigned char *data, size_t len)
 		tunnel_refuse(t, TUNNEL_ALERT_HANDSHAKE_FAILURE, 400);
 		return;
 	case CH_NOT_TLS:
-		tunnel_decide(t, false);
+		tunnel_decide(t, false, http == 1);
 		return;
 	case CH_OK:
-		tunnel_decide(t, true);
+		tunnel_decide(t, true, false);
 		return;
 	}
 }

@@ -191,7 +191,7 @@ ca_cert = $TMP/ca.pem
 ca_key = $TMP/ca.key
 trust = $PKI/root.pem
 unpinned = pass
-connect_ports = 443 $NG
+connect_ports = 80 443 $NG
 plain_ports = 80 443 $NG
 shutdown_timeout = 2s
 
@@ -245,6 +245,17 @@ check_refused "curl, plaintext upgrade, wrong pin: refused" \
 n=$(mismatches)
 c_curl curl-wicpt "$WRONG_INTERCEPT" --cacert "$TMP/ca.pem"
 check_refused "curl, interception, wrong pin: refused" "$TMP/curl-wicpt" "$n"
+# -p sends CONNECT api.test:80 for an http:// URL, then plaintext HTTP.
+c_curl curl-ptunnel "$PLAIN" --proxytunnel
+check_body "curl -p, plaintext in a CONNECT tunnel: the page arrives" \
+    "$TMP/curl-ptunnel"
+check_log "curl -p, plaintext in a CONNECT tunnel: access mode=plain" \
+    "$TMP/p.log" "$(kv event access)" "$(kv mode plain)" \
+    "$(kv host api.test)" "$(kv status 200)"
+n=$(mismatches)
+c_curl curl-wptunnel "$WRONG_PLAIN" --proxytunnel
+check_refused "curl -p, plaintext in a CONNECT tunnel, wrong pin: refused" \
+    "$TMP/curl-wptunnel" "$n"
 
 ## wget.
 
