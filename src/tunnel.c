@@ -43,9 +43,6 @@ static const char tunnel_established[] =
 #define TUNNEL_ALERT_ACCESS_DENIED	49
 #define TUNNEL_ALERT_UNRECOGNIZED_NAME	112
 
-/* The longest method that makes the bytes after the 200 an HTTP request. */
-#define TUNNEL_METHOD_MAX	20
-
 /* client_tls_failed: one line per client address and host a minute. */
 #define TUNNEL_TLS_FAILED_SLOTS		64
 #define TUNNEL_TLS_FAILED_WINDOW	60
@@ -535,23 +532,27 @@ tunnel_upstream_tls_cb(struct upstream *u, enum upstream_status st,
 }
 
 /*
- * Whether the first bytes after the 200 start an HTTP/1.x request: a
- * method of letters and a space. -1: too few bytes to tell. Any other
- * protocol (SSH's "SSH-2.0-", say) is not one.
+ * Whether the first bytes after the 200 start an HTTP/1.x request: empty
+ * lines (which servers skip), then a method of letters and a space. -1:
+ * too few bytes to tell. Letters up to the end of what is inspected count
+ * as a request, so that no length lets one through a blind tunnel. Any
+ * other protocol (SSH's "SSH-2.0-", say) is not one.
  */
 static int
 tunnel_is_http(const unsigned char *data, size_t len)
 {
-	size_t	 i;
+	size_t	 i = 0, start;
 
-	for (i = 0; i < len && i <= TUNNEL_METHOD_MAX; i++) {
+	while (i < len && (data[i] == '\r' || data[i] == '\n'))
+		i++;
+	for (start = i; i < len; i++) {
 		if (data[i] == ' ')
-			return i > 0;
+			return i > start;
 		if (!((data[i] >= 'A' && data[i] <= 'Z') ||
 		    (data[i] >= 'a' && data[i] <= 'z')))
 			return 0;
 	}
-	return len > TUNNEL_METHOD_MAX ? 0 : -1;
+	return len >= CLIENTHELLO_MAX_INPUT ? 1 : -1;
 }
 
 /*

@@ -526,6 +526,20 @@ origin_settle "$TMP/ol.log"
 check_eq "absolute form naming another host in a tunnel: nothing sent" \
     1 "$(origin_count "$TMP/ol.log" request)"
 
+# Empty lines first (servers skip them), or an odd long method: still a
+# request, refused for naming another host.
+tplain tp-crlf "pass.test:$OL" "\r\n$GET_KEEP" api.test
+check "a request after empty lines in a tunnel: another host refused" \
+    got tp-crlf "HTTP/1.1 400 "
+tplain tp-method "pass.test:$OL" \
+    'PINPROXYTESTMETHODLONGERTHANANYREAL /hello HTTP/1.1\r\nHost: %s\r\n\r\n' \
+    api.test
+check "a long method in a tunnel: another host refused" \
+    got tp-method "HTTP/1.1 400 "
+origin_settle "$TMP/ol.log"
+check_eq "empty lines, long method: nothing reached the plain origin" \
+    1 "$(origin_count "$TMP/ol.log" request)"
+
 # And the other way: a pinned tunnel does not carry an unpinned host.
 tplain tp-pipe2 api.test:80 "$GET_KEEP$GET_CLOSE" api.test pass.test
 check "pipelined in a pinned tunnel: the pinned request is served" \
