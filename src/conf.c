@@ -34,9 +34,11 @@ conf_new_default(void)
 	c->ca_key = xstrdup(PINPROXY_STATEDIR "/ca.key");
 	c->trust = xstrdup("system");
 	c->unpinned = UNPINNED_PASS;
-	c->connect_ports = xcalloc(1, sizeof(*c->connect_ports));
-	c->connect_ports[0] = 443;
-	c->nconnect_ports = 1;
+	/* 80 too: clients CONNECT for http:// URLs (undici, ws://). */
+	c->connect_ports = xcalloc(2, sizeof(*c->connect_ports));
+	c->connect_ports[0] = 80;
+	c->connect_ports[1] = 443;
+	c->nconnect_ports = 2;
 	c->plain_ports = xcalloc(2, sizeof(*c->plain_ports));
 	c->plain_ports[0] = 80;
 	c->plain_ports[1] = 443;

@@ -60,6 +60,15 @@ struct conn {
 	struct tunnel		*tunnel;	/* CONNECT in progress */
 	bool			 shutting_down;
 
+	/*
+	 * Plaintext HTTP in a CONNECT tunnel: where every request goes. By
+	 * address, the first request sets the host (tunnel_host_set).
+	 */
+	bool			 in_tunnel;
+	bool			 tunnel_host_set;
+	char			 tunnel_host[HOSTMATCH_NAME_MAX];
+	uint16_t		 tunnel_port;
+
 	/* The request in progress. */
 	char			 host[HOSTMATCH_NAME_MAX];
 	bool			 head_started;	/* a byte of the head came */
@@ -353,6 +362,34 @@ conn_take_generation(struct conn *c)
 	return true;
 }
 
+/*
+ * In a CONNECT tunnel, a request must name the tunnel's host, so that a
+ * tunnel opened to one host never carries a request for another (a pinned
+ * one in cleartext, say). A tunnel opened by address takes the host of its
+ * first request, as an interception takes the SNI. False: refused.
+ */
+static bool
+conn_tunnel_host(struct conn *c)
+{
+	struct logline	 l;
+
+	if (!c->tunnel_host_set) {
+		xstrlcpy(c->tunnel_host, c->host, sizeof(c->tunnel_host));
+		c->tunnel_host_set = true;
+		return true;
+	}
+	if (strcmp(c->host, c->tunnel_host) == 0)
+		return true;
+	log_begin(&l, EV_BLOCKED);
+	log_str(&l, LK_HOST, c->host);
+	log_str(&l, LK_CLIENT, c->client);
+	log_str(&l, LK_REASON, "request host differs from the CONNECT host");
+	log_end(&l);
+	conn_reply_error(c, HTTP_ERROR_BAD_REQUEST, c->host,
+	    "A request in a CONNECT tunnel must name the CONNECT host.");
+	return false;
+}
+
 /* A complete request head arrived: decide where it goes. */
 static void
 conn_request(struct conn *c)
@@ -367,6 +404,11 @@ conn_request(struct conn *c)
 	if (!conn_take_generation(c))
 		return;
 	conf = c->rc->conf;
+	if (h->is_connect && c->in_tunnel) {
+		conn_reply_error(c, HTTP_ERROR_BAD_REQUEST, h->host,
+		    "CONNECT inside a CONNECT tunnel is not allowed.");
+		return;
+	}
 	if (h->is_connect) {
 		conn_set_state(c, CONN_TUNNEL);
 		/* Keep the authority; the rest of the head is done with. */
@@ -382,12 +424,16 @@ conn_request(struct conn *c)
 		    "use CONNECT for https.");
 		return;
 	}
-	if (!hostmatch_normalize(h->host, strlen(h->host), c->host,
+	if (c->in_tunnel && h->host[0] == '\0')
+		xstrlcpy(c->host, c->tunnel_host, sizeof(c->host));
+	else if (!hostmatch_normalize(h->host, strlen(h->host), c->host,
 	    sizeof(c->host))) {
 		conn_reply_error(c, HTTP_ERROR_BAD_REQUEST, NULL,
 		    "The request names no valid host.");
 		return;
 	}
+	if (c->in_tunnel && !conn_tunnel_host(c))
+		return;
 	if (!h->keep_alive)
 		c->close_after = true;
 	if (capage_is_host(conf->ca_host, c->host)) {
@@ -397,6 +443,9 @@ conn_request(struct conn *c)
 	memset(&t, 0, sizeof(t));
 	t.host = c->host;
 	t.port = h->port != 0 ? h->port : 80;
+	/* In a tunnel, the CONNECT port, which connect_ports allowed. */
+	if (c->in_tunnel)
+		t.port = c->tunnel_port;
 	if (conn_is_self(c, c->host, t.port) || conn_came_back(c, h)) {
 		conn_reply_error(c, HTTP_ERROR_LOOP, c->host,
 		    "The request is addressed to the proxy itself.");
@@ -412,7 +461,7 @@ conn_request(struct conn *c)
 	} else if (conf->unpinned == UNPINNED_BLOCK) {
 		conn_block(c);
 		return;
-	} else if (!conf_plain_port_allowed(conf, t.port)) {
+	} else if (!c->in_tunnel && !conf_plain_port_allowed(conf, t.port)) {
 		conn_port_denied(c, t.port);
 		return;
 	}
@@ -650,6 +699,28 @@ struct conn_env *
 conn_env(struct conn *c)
 {
 	return c->env;
+}
+
+void
+conn_tunnel_plain(struct conn *c, const char *host, bool by_ip,
+    uint16_t port)
+{
+	/* host may be the tunnel's: copy it before freeing the tunnel. */
+	xstrlcpy(c->tunnel_host, host, sizeof(c->tunnel_host));
+	c->tunnel_host_set = !by_ip;
+	c->tunnel_port = port;
+	c->in_tunnel = true;
+	tunnel_free(c->tunnel);
+	c->tunnel = NULL;
+	/* A fresh parser: the last one stopped after the CONNECT. */
+	http_msg_free(c->req);
+	c->req = http_msg_new(HTTP_DIR_REQUEST);
+	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb,
+	    c);
+	bufferevent_set_timeouts(c->bev, NULL, NULL);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
+	bufferevent_enable(c->bev, EV_WRITE);
+	conn_await_head(c);
 }
 
 void

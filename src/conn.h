@@ -91,6 +91,14 @@ bool		 conn_is_self(const struct conn *c, const char *host,
 /* Answer an HTTP error (before a CONNECT's 200) and close after it. */
 void		 conn_reply_error(struct conn *c, enum http_error_kind kind,
 		    const char *host, const char *explanation);
+/*
+ * Plaintext HTTP follows a CONNECT's 200: free the tunnel and read
+ * requests as a plaintext proxy connection whose every request must name
+ * host (or, when by_ip, the host its first request names) and goes to
+ * port, the CONNECT's.
+ */
+void		 conn_tunnel_plain(struct conn *c, const char *host,
+		    bool by_ip, uint16_t port);
 /* Log the access line of a CONNECT that ended, then close. */
 void		 conn_tunnel_done(struct conn *c, const char *mode,
 		    const char *host, int status, uint64_t up, uint64_t down);

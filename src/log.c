@@ -22,6 +22,7 @@ static const struct log_event_def log_events[EV__COUNT] = {
 	[EV_PINSET_EXPIRED] =	{ "pinset_expired",	LL_WARN },
 	[EV_BLOCKED] =		{ "blocked",		LL_INFO },
 	[EV_UPSTREAM_ERROR] =	{ "upstream_error",	LL_WARN },
+	[EV_CLIENT_TLS_FAILED] = { "client_tls_failed",	LL_WARN },
 	[EV_ACCESS] =		{ "access",		LL_INFO },
 	[EV_STOPPING] =		{ "stopping",		LL_INFO },
 	[EV_STOPPED] =		{ "stopped",		LL_INFO },
@@ -62,6 +63,8 @@ static const char *const log_keys[LK__COUNT] = {
 	[LK_METHOD] =		"method",
 	[LK_DETAILS] =		"details",
 	[LK_CUT] =		"cut",
+	[LK_ALERT] =		"alert",
+	[LK_HINT] =		"hint",
 };
 
 static const char *const log_level_names[] = {

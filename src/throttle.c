@@ -89,3 +89,23 @@ throttle_allow(struct throttle *t, const void *key, size_t len, time_t now)
 	s->allowed = now;
 	return true;
 }
+
+time_t
+throttle_now(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+size_t
+throttle_addr_len(const char *client)
+{
+	const char	*colon = strrchr(client, ':');
+
+	/* A bare IPv6 address has colons but no port. */
+	if (colon == NULL || (client[0] != '[' && strchr(client, ':') != colon))
+		return strlen(client);
+	return (size_t)(colon - client);
+}

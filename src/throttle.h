@@ -29,5 +29,12 @@ void		 throttle_free(struct throttle *t);
  */
 bool		 throttle_allow(struct throttle *t, const void *key,
 		    size_t len, time_t now);
+/* Seconds of the monotonic clock, the now of throttle_allow. */
+time_t		 throttle_now(void);
+/*
+ * How much of a client's "ADDR:PORT" or "[ADDR]:PORT" text is the address:
+ * a client retrying comes from a new port each time.
+ */
+size_t		 throttle_addr_len(const char *client);
 
 #endif

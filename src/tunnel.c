@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ca.h"
 #include "clienthello.h"
@@ -29,6 +30,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "relay.h"
+#include "throttle.h"
 #include "tunnel.h"
 #include "upstream.h"
 #include "xmalloc.h"
@@ -41,12 +43,58 @@ static const char tunnel_established[] =
 #define TUNNEL_ALERT_ACCESS_DENIED	49
 #define TUNNEL_ALERT_UNRECOGNIZED_NAME	112
 
+/* client_tls_failed: one line per client address and host a minute. */
+#define TUNNEL_TLS_FAILED_SLOTS		64
+#define TUNNEL_TLS_FAILED_WINDOW	60
+
+static const char tunnel_hint_untrusted[] = "the client does not trust "
+    "pinproxy's CA: install ca.pem, see pinproxy(8)";
+static const char tunnel_hint_rejected[] = "the client rejected the "
+    "certificate, most likely because it does not trust pinproxy's CA: "
+    "install ca.pem, see pinproxy(8)";
+
+/* The TLS alerts a client may send, by their RFC 8446 names. */
+static const struct tunnel_alert {
+	unsigned char	 code;
+	const char	*name;
+	const char	*hint;
+} tunnel_alerts[] = {
+	{ 0,	"close_notify",			NULL },
+	{ 10,	"unexpected_message",		NULL },
+	{ 20,	"bad_record_mac",		NULL },
+	{ 22,	"record_overflow",		NULL },
+	{ 40,	"handshake_failure",		NULL },
+	{ 42,	"bad_certificate",		tunnel_hint_rejected },
+	{ 43,	"unsupported_certificate",	NULL },
+	{ 44,	"certificate_revoked",		NULL },
+	{ 45,	"certificate_expired",		NULL },
+	{ 46,	"certificate_unknown",		tunnel_hint_rejected },
+	{ 47,	"illegal_parameter",		NULL },
+	{ 48,	"unknown_ca",			tunnel_hint_untrusted },
+	{ 49,	"access_denied",		NULL },
+	{ 50,	"decode_error",			NULL },
+	{ 51,	"decrypt_error",		NULL },
+	{ 70,	"protocol_version",		NULL },
+	{ 71,	"insufficient_security",	NULL },
+	{ 80,	"internal_error",		NULL },
+	{ 86,	"inappropriate_fallback",	NULL },
+	{ 90,	"user_canceled",		NULL },
+	{ 109,	"missing_extension",		NULL },
+	{ 110,	"unsupported_extension",	NULL },
+	{ 112,	"unrecognized_name",		NULL },
+	{ 113,	"bad_certificate_status_response", NULL },
+	{ 115,	"unknown_psk_identity",		NULL },
+	{ 116,	"certificate_required",		NULL },
+	{ 120,	"no_application_protocol",	NULL },
+};
+
 struct tunnel_env {
 	struct ca		*ca;
 	char			*ca_cert;	/* the paths it came from */
 	char			*ca_key;
 	struct leafcert_cache	*leaves;
 	SSL_CTX			*server;
+	struct throttle		*tls_failed;	/* client_tls_failed lines */
 };
 
 struct tunnel {
@@ -156,11 +204,67 @@ tunnel_relay(struct tunnel *t, bool blind)
 	    t);
 }
 
+/* The alert a client sent, from OpenSSL's error e; NULL when none. */
+static const struct tunnel_alert *
+tunnel_alert_of(unsigned long e)
+{
+	int	 r = ERR_GET_REASON(e);
+	size_t	 i;
+
+	if (ERR_GET_LIB(e) != ERR_LIB_SSL || r < SSL_AD_REASON_OFFSET ||
+	    r > SSL_AD_REASON_OFFSET + 255)
+		return NULL;
+	for (i = 0; i < sizeof(tunnel_alerts) / sizeof(tunnel_alerts[0]); i++)
+		if (tunnel_alerts[i].code == r - SSL_AD_REASON_OFFSET)
+			return &tunnel_alerts[i];
+	return NULL;
+}
+
+/*
+ * Say at warn level why the client's handshake failed, once a minute per
+ * client address (without its port) and host: an untrusted CA is the most
+ * common setup mistake, and a client retrying must not flood the log.
+ */
+static void
+tunnel_log_client_tls_failed(struct tunnel *t, struct bufferevent *bev)
+{
+	const struct tunnel_alert	*a = NULL;
+	const char			*client = conn_client(t->conn);
+	struct logline			 l;
+	char				 key[CONF_ADDR_TEXT_MAX +
+					    HOSTMATCH_NAME_MAX + 2], why[160];
+	unsigned long			 e, first = 0;
+
+	while ((e = bufferevent_get_openssl_error(bev)) != 0) {
+		if (first == 0)
+			first = e;
+		if (a == NULL)
+			a = tunnel_alert_of(e);
+	}
+	snprintf(why, sizeof(why), "%s", first != 0 ?
+	    ERR_reason_error_string(first) : "connection closed");
+	log_msg(EV_DEBUG, "client %s: TLS handshake for %s failed: %s",
+	    client, t->host, why);
+	snprintf(key, sizeof(key), "%.*s %s", (int)throttle_addr_len(client),
+	    client, t->host);
+	if (!throttle_allow(t->env->tls_failed, key, strlen(key),
+	    throttle_now()))
+		return;
+	log_begin(&l, EV_CLIENT_TLS_FAILED);
+	log_str(&l, LK_HOST, t->host);
+	log_str(&l, LK_CLIENT, client);
+	log_str(&l, LK_ALERT, a != NULL ? a->name : "none");
+	if (a == NULL)
+		log_str(&l, LK_REASON, why);
+	if (a != NULL && a->hint != NULL)
+		log_str(&l, LK_HINT, a->hint);
+	log_end(&l);
+}
+
 static void
 tunnel_client_tls_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct tunnel	*t = arg;
-	unsigned long	 e;
 
 	if (what & BEV_EVENT_CONNECTED) {
 		tunnel_relay(t, false);
@@ -168,10 +272,7 @@ tunnel_client_tls_event_cb(struct bufferevent *bev, short what, void *arg)
 	}
 	metrics_inc(conn_env(t->conn)->sinks.metrics,
 	    METRIC_HANDSHAKE_FAILURES_CLIENT);
-	e = bufferevent_get_openssl_error(bev);
-	log_msg(EV_DEBUG, "client %s: TLS handshake for %s failed: %s",
-	    conn_client(t->conn), t->host, e != 0 ?
-	    ERR_reason_error_string(e) : "connection closed");
+	tunnel_log_client_tls_failed(t, bev);
 	conn_tunnel_done(t->conn, t->mode, t->host, 502, 0, 0);
 }
 
@@ -346,6 +447,8 @@ tunnel_handshake_client(struct tunnel *t)
 	}
 	SSL_use_certificate(ssl, leaf);
 	SSL_use_PrivateKey(ssl, leafcert_key(t->env->leaves));
+	/* The CA too: a client may trust it by its SPKI (Chromium's flag). */
+	SSL_add1_chain_cert(ssl, ca_cert(t->env->ca));
 	X509_free(leaf);
 	SSL_set_ex_data(ssl, tunnel_ssl_index, t);
 	tunnel_peek_done(t);
@@ -423,14 +526,67 @@ tunnel_upstream_tls_cb(struct upstream *u, enum upstream_status st,
 	tunnel_accept_client(t);
 }
 
+/*
+ * Whether the first bytes after the 200 start an HTTP/1.x request: empty
+ * lines (which servers skip), then a method of letters and a space. -1:
+ * too few bytes to tell. Letters up to the end of what is inspected count
+ * as a request, so that no length lets one through a blind tunnel. Any
+ * other protocol (SSH's "SSH-2.0-", say) is not one.
+ */
+static int
+tunnel_is_http(const unsigned char *data, size_t len)
+{
+	size_t	 i = 0, start;
+
+	while (i < len && (data[i] == '\r' || data[i] == '\n'))
+		i++;
+	for (start = i; i < len; i++) {
+		if (data[i] == ' ')
+			return i > start;
+		if (!((data[i] >= 'A' && data[i] <= 'Z') ||
+		    (data[i] >= 'a' && data[i] <= 'z')))
+			return 0;
+	}
+	return len >= CLIENTHELLO_MAX_INPUT ? 1 : -1;
+}
+
+/*
+ * Plaintext HTTP in the tunnel: the connection reads requests again, as a
+ * plaintext proxy connection bound to the CONNECT host and port. The
+ * tunnel, its upstream TCP connection included, is freed: nothing of it
+ * may be touched after this.
+ */
+static void
+tunnel_plain(struct tunnel *t)
+{
+	if (t->peeked) {
+		/* The request stays in the socket, for the connection. */
+		tunnel_peek_done(t);
+		t->peeked = false;
+	}
+	log_msg(EV_DEBUG, "client %s: plaintext HTTP in the CONNECT tunnel "
+	    "to %s:%u", conn_client(t->conn), t->connect_host,
+	    (unsigned int)t->port);
+	conn_tunnel_plain(t->conn, t->connect_host, t->connect_by_ip,
+	    t->port);
+}
+
 /* A complete hello (or none at all, for a blind tunnel): decide. */
 static void
-tunnel_decide(struct tunnel *t, bool is_tls)
+tunnel_decide(struct tunnel *t, bool is_tls, bool is_http)
 {
 	const struct conf	*conf = t->conf;
 
 	/* The cap on buffered bytes was for the hello only. */
 	bufferevent_setwatermark(conn_client_bev(t->conn), EV_READ, 0, 0);
+	/*
+	 * Before any blind tunnel: a request in it must not reach a pinned
+	 * host in cleartext by naming it in its Host header.
+	 */
+	if (is_http) {
+		tunnel_plain(t);
+		return;
+	}
 	if (is_tls && t->hello.sni_len > 0) {
 		if (!hostmatch_normalize(t->hello.sni, t->hello.sni_len,
 		    t->host, sizeof(t->host))) {
@@ -480,8 +636,11 @@ static void
 tunnel_hello(struct tunnel *t, const unsigned char *data, size_t len)
 {
 	enum clienthello_result	 r;
+	int			 http = 0;
 
 	r = clienthello_parse(data, len, &t->hello);
+	if (r == CH_NOT_TLS && (http = tunnel_is_http(data, len)) == -1)
+		return;
 	/* A verdict on the hello: stop looking at the socket. */
 	if (r != CH_NEED_MORE || len >= CLIENTHELLO_MAX_INPUT)
 		tunnel_peek_done(t);
@@ -497,10 +656,10 @@ tunnel_hello(struct tunnel *t, const unsigned char *data, size_t len)
 		tunnel_refuse(t, TUNNEL_ALERT_HANDSHAKE_FAILURE, 400);
 		return;
 	case CH_NOT_TLS:
-		tunnel_decide(t, false);
+		tunnel_decide(t, false, http == 1);
 		return;
 	case CH_OK:
-		tunnel_decide(t, true);
+		tunnel_decide(t, true, false);
 		return;
 	}
 }
@@ -778,6 +937,8 @@ tunnel_env_new(const struct conf *conf, char *err, size_t errlen)
 	 */
 	SSL_CTX_set_num_tickets(te->server, 1);
 	SSL_CTX_set_alpn_select_cb(te->server, tunnel_alpn_cb, NULL);
+	te->tls_failed = throttle_new(TUNNEL_TLS_FAILED_SLOTS,
+	    TUNNEL_TLS_FAILED_WINDOW);
 	return te;
 fail:
 	tunnel_env_free(te);
@@ -834,6 +995,7 @@ tunnel_env_free(struct tunnel_env *te)
 	if (te == NULL)
 		return;
 	SSL_CTX_free(te->server);
+	throttle_free(te->tls_failed);
 	leafcert_cache_free(te->leaves);
 	ca_free(te->ca);
 	free(te->ca_cert);

@@ -471,16 +471,13 @@ upstream_mismatch_news(struct upstream *u)
 {
 	unsigned char	 key[HOSTMATCH_NAME_MAX + CONF_ADDR_TEXT_MAX + 2 +
 			    PINCHECK_MAX_CHAIN * PIN_DIGEST_LEN];
-	struct timespec	 ts;
-	const char	*colon;
 	size_t		 n, len, i;
 
 	n = strlen(u->host) + 1;
 	memcpy(key, u->host, n);
 	key[n++] = u->port >> 8;
 	key[n++] = u->port & 0xff;
-	colon = strrchr(u->client, ':');
-	len = colon != NULL ? (size_t)(colon - u->client) : strlen(u->client);
+	len = throttle_addr_len(u->client);
 	memcpy(key + n, u->client, len);
 	n += len;
 	key[n++] = '\0';
@@ -488,8 +485,7 @@ upstream_mismatch_news(struct upstream *u)
 		memcpy(key + n, u->pins.seen[i].digest, PIN_DIGEST_LEN);
 		n += PIN_DIGEST_LEN;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	if (throttle_allow(u->sinks->mismatch_log, key, n, ts.tv_sec))
+	if (throttle_allow(u->sinks->mismatch_log, key, n, throttle_now()))
 		return true;
 	metrics_inc(u->sinks->metrics, METRIC_PIN_MISMATCH_SUPPRESSED);
 	log_msg(EV_DEBUG, "pin_mismatch for %s from %s repeated within %ds: "

@@ -205,7 +205,7 @@ ca_cert = $TMP/ca.pem
 ca_key = $TMP/ca.key
 trust = $PKI/root.pem
 unpinned = pass
-connect_ports = 443 $NG
+connect_ports = 80 443 $NG
 plain_ports = 80 443 $NG
 shutdown_timeout = 2s
 stats_listen = 127.0.0.1:$SP
@@ -260,6 +260,17 @@ check_refused "curl, plaintext upgrade, wrong pin: refused" \
 n=$(mismatches)
 c_curl curl-wicpt "$WRONG_INTERCEPT" --cacert "$TMP/ca.pem"
 check_refused "curl, interception, wrong pin: refused" "$TMP/curl-wicpt" "$n"
+# -p sends CONNECT api.test:80 for an http:// URL, then plaintext HTTP.
+c_curl curl-ptunnel "$PLAIN" --proxytunnel
+check_body "curl -p, plaintext in a CONNECT tunnel: the page arrives" \
+    "$TMP/curl-ptunnel"
+check_log "curl -p, plaintext in a CONNECT tunnel: access mode=plain" \
+    "$TMP/p.log" "$(kv event access)" "$(kv mode plain)" \
+    "$(kv host api.test)" "$(kv status 200)"
+n=$(mismatches)
+c_curl curl-wptunnel "$WRONG_PLAIN" --proxytunnel
+check_refused "curl -p, plaintext in a CONNECT tunnel, wrong pin: refused" \
+    "$TMP/curl-wptunnel" "$n"
 
 ## wget.
 
@@ -428,15 +439,18 @@ fi
 
 ## Headless Chromium, trusting the CA through an NSS database.
 
-# c_chromium NAME URL: the DOM of URL after Chromium loaded it.
+# c_chromium NAME URL [ARGS...]: the DOM of URL after Chromium loaded it
+# (HOME, and so the NSS database, is $TMP/chome unless CHOME says).
 c_chromium()
 {
-	HOME=$TMP/chome timeout 60 chromium --headless --no-sandbox \
-	    --disable-gpu --disable-quic --no-first-run \
+	local name=$1 url=$2
+	shift 2
+	HOME=${CHOME:-$TMP/chome} timeout 60 chromium --headless \
+	    --no-sandbox --disable-gpu --disable-quic --no-first-run \
 	    --disable-background-networking --disable-component-update \
-	    --disable-sync --user-data-dir="$TMP/chrome-$1" \
-	    --proxy-server="$PROXY" --dump-dom "$2/page.html" \
-	    >"$TMP/$1" 2>"$TMP/$1.err"
+	    --disable-sync --user-data-dir="$TMP/chrome-$name" \
+	    --proxy-server="$PROXY" "$@" --dump-dom "$url/page.html" \
+	    >"$TMP/$name" 2>"$TMP/$name.err"
 }
 if ! has chromium || ! has certutil; then
 	for i in 1 2 3; do
@@ -628,6 +642,33 @@ if raw_has raw-wrong r1.status=502 && wait_mismatch "$n"; then
 else
 	not_ok "HTTP/1.0 client, wrong pin: refused"
 	diag "$(cat "$TMP/raw-wrong.out")"
+fi
+
+## Headless Chromium with no NSS database, trusting the CA by its SPKI
+## (the chain pinproxy sends holds the CA after the leaf).
+
+if ! has chromium; then
+	for i in 1 2; do
+		skip "Chromium: not installed (Debian: chromium)"
+	done
+else
+	CA_SPKI=$(sh "$MKPKI" pin "$TMP/ca.pem")
+	CA_SPKI=${CA_SPKI#sha256/}
+	mkdir -p "$TMP/chome-spki"
+	CHOME=$TMP/chome-spki c_chromium chrome-spki "$INTERCEPT" \
+	    --ignore-certificate-errors-spki-list="$CA_SPKI"
+	check_grep "Chromium, CA trusted by SPKI: the page's text is in the DOM" \
+	    'id="t">pinned page served through pinproxy<' "$TMP/chrome-spki"
+	n=$(mismatches)
+	CHOME=$TMP/chome-spki c_chromium chrome-spki-w "$WRONG_INTERCEPT" \
+	    --ignore-certificate-errors-spki-list="$CA_SPKI"
+	if ! grep -q 'pinned page served' "$TMP/chrome-spki-w" &&
+	    wait_mismatch "$n"; then
+		ok "Chromium, CA trusted by SPKI flag, wrong pin: no page"
+	else
+		not_ok "Chromium, CA trusted by SPKI flag, wrong pin: no page"
+		diag "$(head -c 300 "$TMP/chrome-spki-w")"
+	fi
 fi
 
 ## The emulator: CONNECT by address, the name only in SNI, the hello in

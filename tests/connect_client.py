@@ -9,7 +9,8 @@ is cut into TCP segments.
     connect_client.py --proxy PORT --connect HOST:PORT [--sni NAME]
                       [--cafile FILE] [--alpn LIST] [--pad-alpn N]
                       [--split N] [--get PATH] [--host NAME]
-                      [--send-plain] [--head-out FILE] [--timeout S]
+                      [--send-plain | --send FILE [--until TEXT]]
+                      [--head-out FILE] [--timeout S]
                       [--hello-with-connect] [--stall]
                       [--stop-reading N --hold S]
 
@@ -26,6 +27,9 @@ or tls=alert (a TLS alert ended the handshake), tls=closed (the
 or, with --send-plain (an HTTP request instead of a ClientHello),
     plain=closed (the proxy closed) or plain=open (still open when the
     timeout expired), then received=N (the bytes the proxy sent)
+--send FILE sends the bytes of FILE instead (pipelined requests, say) and
+    adds data=... (what came back, escaped); --until TEXT stops reading
+    once TEXT arrived (plain=until)
 
 --hello-with-connect sends the ClientHello in the same write as the
 CONNECT head, before the answer. --stall sends no more after the hello and
@@ -214,22 +218,31 @@ def tls_exchange(sock, args, tls):
 
 
 def plain_exchange(sock, args):
-    sock.sendall(("GET / HTTP/1.1\r\nHost: %s\r\n\r\n"
-                  % (args.host or args.sni or "localhost")).encode())
-    received = 0
+    if args.send:
+        with open(args.send, "rb") as f:
+            sock.sendall(f.read())
+    else:
+        sock.sendall(("GET / HTTP/1.1\r\nHost: %s\r\n\r\n"
+                      % (args.host or args.sni or "localhost")).encode())
+    got = b""
+    until = args.until.encode() if args.until else None
+    state = "closed"
     try:
-        while True:
+        while until is None or until not in got:
             data = sock.recv(65536)
             if not data:
                 break
-            received += len(data)
+            got += data
+        else:
+            state = "until"
     except socket.timeout:
-        print("plain=open\nreceived=%d" % received)
-        return 1
+        state = "open"
     except OSError:
         pass
-    print("plain=closed\nreceived=%d" % received)
-    return 0
+    print("plain=%s\nreceived=%d" % (state, len(got)))
+    if args.send:
+        print("data=%s" % escape(got))
+    return 1 if state == "open" else 0
 
 
 def main():
@@ -244,6 +257,8 @@ def main():
     p.add_argument("--get")
     p.add_argument("--host")
     p.add_argument("--send-plain", action="store_true")
+    p.add_argument("--send")
+    p.add_argument("--until")
     p.add_argument("--head-out")
     p.add_argument("--timeout", type=float, default=10)
     p.add_argument("--hello-with-connect", action="store_true")
@@ -269,7 +284,7 @@ def main():
     print("status=%s" % status)
     if status != "200":
         return 0
-    if args.send_plain:
+    if args.send_plain or args.send:
         return plain_exchange(sock, args)
     if args.stall:
         if not hello:

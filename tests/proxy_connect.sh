@@ -61,6 +61,7 @@ OV=$(free_port);  origin O_V "$OV" "$TMP/ov.log"
 OT=$(free_port);  origin O_T "$OT" "$TMP/ot.log"
 OP=$(free_port);  origin O_P "$OP" "$TMP/op.log"
 OR=$(free_port);  origin O_R "$OR" "$TMP/or.log"
+OL=$(free_port);  start_origin O_L "$OL" "$TMP/ol.log" --plain
 OH=$(free_port)
 DENIED=$(free_port)
 
@@ -90,7 +91,7 @@ ca_cert = $TMP/ca.pem
 ca_key = $TMP/ca.key
 trust = $PKI/root.pem
 unpinned = pass
-connect_ports = 443 $OM $O1 $O0 $OW $OV $OT $OP $OH $OR
+connect_ports = 80 443 $OM $O1 $O0 $OW $OV $OT $OP $OH $OR $OL
 shutdown_timeout = 2s
 EOF
 	pinset set-api api.test "$OM"
@@ -146,6 +147,16 @@ openssl verify -CAfile "$TMP/ca.pem" "$TMP/api-leaf.pem" >"$TMP/verify.out" \
     2>&1
 check_eq "intercepted CONNECT: the leaf verifies against pinproxy's CA" \
     "$TMP/api-leaf.pem: OK" "$(cat "$TMP/verify.out")"
+# The chain holds the CA after the leaf: a client may trust it by its SPKI.
+check_eq "intercepted CONNECT: the client gets 2 certificates" 2 \
+    "$(grep -c -- '-----BEGIN CERTIFICATE-----' "$TMP/api.sclient")"
+sed -n '/-----BEGIN CERTIFICATE-----/,/-----END CERTIFICATE-----/p' \
+    "$TMP/api.sclient" | awk 'n == 1 { print } /-----END/ { n++ }' \
+    >"$TMP/api-second.pem"
+check_eq "intercepted CONNECT: the second certificate is pinproxy's CA" \
+    "$(openssl x509 -noout -fingerprint -sha256 -in "$TMP/ca.pem" 2>&1)" \
+    "$(openssl x509 -noout -fingerprint -sha256 -in "$TMP/api-second.pem" \
+    2>&1)"
 # One TLS 1.3 ticket per handshake: what the next connection resumes with.
 printf 'GET /hello HTTP/1.1\r\nHost: api.test\r\nConnection: close\r\n\r\n' |
     openssl s_client -proxy "127.0.0.1:$PA" -connect api.test:443 \
@@ -163,6 +174,38 @@ check_log "intercepted CONNECT: event=access mode=intercept" "$TMP/a.log" \
     "$(kv status 200)" '(^| )bytes_down=[1-9][0-9]*( |$)'
 check "intercepted CONNECT: the origin saw SNI api.test" \
     grep -qF '"sni": "api.test"' "$TMP/om.log"
+
+# A client that does not trust the CA: one warn line with the alert it sent
+# and a hint; the same failure again within the minute adds no line.
+tls_failed()
+{
+	log_count "$TMP/a.log" "$(kv event client_tls_failed)" \
+	    "$(kv host api.test)"
+}
+untrusted()
+{
+	pcurl "$PA" -o /dev/null https://api.test/hello 2>>"$TMP/untrusted.err"
+}
+n=$(tls_failed)
+n502=$(log_count "$TMP/a.log" "$(kv event access)" "$(kv host api.test)" \
+    "$(kv status 502)")
+untrusted
+check_log "untrusted CA: client_tls_failed alert=unknown_ca, level=warn" \
+    "$TMP/a.log" "$(kv event client_tls_failed)" "$(kv level warn)" \
+    "$(kv host api.test)" "$(kv alert unknown_ca)" \
+    '(^| )client=127\.0\.0\.1:[0-9]+( |$)'
+check_log "untrusted CA: the line has a hint naming ca.pem and pinproxy(8)" \
+    "$TMP/a.log" "$(kv event client_tls_failed)" \
+    '(^| )hint="[^"]*install ca\.pem, see pinproxy\(8\)"'
+untrusted
+for i in $(seq "$WAIT_TICKS"); do
+	[ "$(log_count "$TMP/a.log" "$(kv event access)" \
+	    "$(kv host api.test)" "$(kv status 502)")" -ge $((n502 + 2)) ] &&
+	    break
+	sleep 0.05
+done
+check_eq "untrusted CA: a second failure within the minute adds no line" \
+    $((n + 1)) "$(tls_failed)"
 
 # A wrong pin: the client's handshake fails, nothing reaches the origin.
 pcurl "$PA" --cacert "$TMP/ca.pem" -o "$TMP/wrong.body" \
@@ -408,19 +451,124 @@ connect allowip --proxy "$PB" --connect "127.0.0.1:$OM" --sni api.test \
 check_out "unpinned = block, CONNECT by IP, pinned SNI: intercepted" \
     allowip body 'hello from origin\n'
 
-# Plain HTTP after the 200 to a pinned host.
-connect plain --proxy "$PA" --connect plainafter.test:443 \
-    --host plainafter.test --send-plain --timeout 5
-check_out "plain HTTP after the 200: the bare 200" plain reply \
+# Plaintext HTTP after the 200 (CONNECT host:80, as undici's ProxyAgent
+# and Chromium's ws:// send it) is served like a plaintext request: a
+# pinned host over pinned TLS, every request bound to the CONNECT host.
+# tplain NAME HOST:PORT FORMAT [ARG...]: CONNECT through instance A, then
+# the bytes of printf FORMAT ARG... through the tunnel (and with UNTIL set,
+# read only until that text came back).
+tplain()
+{
+	local name=$1 target=$2
+	shift 2
+	printf "$@" >"$TMP/$name.req"
+	connect "$name" --proxy "$PA" --connect "$target" \
+	    --send "$TMP/$name.req" --timeout 10 ${UNTIL:+--until "$UNTIL"}
+}
+# got NAME TEXT: the answer that came through the tunnel holds TEXT.
+got()
+{
+	case $(out "$1" data) in
+	*"$2"*)	return 0 ;;
+	esac
+	diag "$(cat "$TMP/$1.out")"
+	return 1
+}
+GET_CLOSE='GET /hello HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n'
+GET_KEEP='GET /hello HTTP/1.1\r\nHost: %s\r\n\r\n'
+
+tplain tp-api api.test:80 "$GET_CLOSE" api.test
+check_out "plain HTTP in a CONNECT tunnel: the bare 200" tp-api reply \
     "$ESTABLISHED"
-check_out "plain HTTP after the 200: disconnected" plain plain closed
-check_out "plain HTTP after the 200: no answer" plain received 0
+check "plain HTTP in a CONNECT tunnel, pin matches: the origin's answer" \
+    got tp-api "HTTP/1.1 200 OK"
+check "plain HTTP in a CONNECT tunnel, pin matches: the body" \
+    got tp-api "$HELLO"
+check_log "plain HTTP in a CONNECT tunnel: event=access mode=plain" \
+    "$TMP/a.log" "$(kv event access)" "$(kv mode plain)" \
+    "$(kv host api.test)" "$(kv status 200)"
+
+tplain tp-wrong wrong.test:80 "$GET_CLOSE" wrong.test
+check "plain HTTP in a CONNECT tunnel, wrong pin: 502 pin-mismatch" \
+    got tp-wrong 'error=tls_certificate_error; details="pin-mismatch"'
+check_log "plain HTTP in a CONNECT tunnel, wrong pin: event=pin_mismatch" \
+    "$TMP/a.log" "$(kv event pin_mismatch)" "$(kv host wrong.test)"
+
+# A pinned host's TLS port: the request goes over pinned TLS, never plain.
+tplain tp-tlsport plainafter.test:443 "$GET_CLOSE" plainafter.test
+check "plain HTTP in a tunnel to a pinned TLS port: served over TLS" \
+    got tp-tlsport "$HELLO"
 origin_settle "$TMP/ot.log"
-check "plain HTTP after the 200: pinproxy had connected to the origin" \
-    test "$(origin_count "$TMP/ot.log" accept)" -ge 1
-check_eq "plain HTTP after the 200: the origin received no byte" \
-    "0 0" "$(origin_count "$TMP/ot.log" tls) \
-$(origin_count "$TMP/ot.log" bytes)"
+check "plain HTTP in a tunnel to a pinned TLS port: the origin saw SNI" \
+    grep -qF '"sni": "plainafter.test"' "$TMP/ot.log"
+
+# Pipelined requests in a tunnel to an unpinned host: the one naming a
+# pinned host is refused, and never reaches any origin in cleartext.
+tplain tp-pipe "pass.test:$OL" "$GET_KEEP$GET_CLOSE" pass.test api.test
+check "pipelined in an unpinned tunnel: the first request is served" \
+    got tp-pipe "HTTP/1.1 200 OK"
+check "pipelined in an unpinned tunnel: another host is refused with 400" \
+    got tp-pipe "HTTP/1.1 400 "
+origin_settle "$TMP/ol.log"
+check_eq "pipelined in an unpinned tunnel: one request reached the origin" \
+    1 "$(origin_count "$TMP/ol.log" request)"
+check "pipelined in an unpinned tunnel: api.test never sent in cleartext" \
+    test "$(grep -ci 'api\.test' "$TMP/ol.log")" = 0
+check_log "pipelined in an unpinned tunnel: event=blocked names the host" \
+    "$TMP/a.log" "$(kv event blocked)" "$(kv host api.test)" \
+    "$(kv reason "request host differs from the CONNECT host")"
+# The absolute form names a host just as well.
+tplain tp-abs "pass.test:$OL" \
+    'GET http://api.test/hello HTTP/1.1\r\nHost: pass.test\r\n\r\n'
+check "absolute form naming another host in a tunnel: 400" \
+    got tp-abs "HTTP/1.1 400 "
+origin_settle "$TMP/ol.log"
+check_eq "absolute form naming another host in a tunnel: nothing sent" \
+    1 "$(origin_count "$TMP/ol.log" request)"
+
+# Empty lines first (servers skip them), or an odd long method: still a
+# request, refused for naming another host.
+tplain tp-crlf "pass.test:$OL" "\r\n$GET_KEEP" api.test
+check "a request after empty lines in a tunnel: another host refused" \
+    got tp-crlf "HTTP/1.1 400 "
+tplain tp-method "pass.test:$OL" \
+    'PINPROXYTESTMETHODLONGERTHANANYREAL /hello HTTP/1.1\r\nHost: %s\r\n\r\n' \
+    api.test
+check "a long method in a tunnel: another host refused" \
+    got tp-method "HTTP/1.1 400 "
+origin_settle "$TMP/ol.log"
+check_eq "empty lines, long method: nothing reached the plain origin" \
+    1 "$(origin_count "$TMP/ol.log" request)"
+
+# And the other way: a pinned tunnel does not carry an unpinned host.
+tplain tp-pipe2 api.test:80 "$GET_KEEP$GET_CLOSE" api.test pass.test
+check "pipelined in a pinned tunnel: the pinned request is served" \
+    got tp-pipe2 "$HELLO"
+check "pipelined in a pinned tunnel: the unpinned host is refused" \
+    got tp-pipe2 "HTTP/1.1 400 "
+origin_settle "$TMP/ol.log"
+check_eq "pipelined in a pinned tunnel: nothing reached the plain origin" \
+    1 "$(origin_count "$TMP/ol.log" request)"
+
+# The emulator's CONNECT by address: the first request's Host names the
+# host (a pinned one goes over pinned TLS), and binds the tunnel to it.
+tplain tp-ip "127.0.0.1:$OL" "$GET_KEEP$GET_CLOSE" api.test pass.test
+check "plain HTTP in a tunnel by address: a pinned Host goes over TLS" \
+    got tp-ip "$HELLO"
+check "plain HTTP in a tunnel by address: a second host is refused" \
+    got tp-ip "HTTP/1.1 400 "
+origin_settle "$TMP/ol.log"
+check_eq "plain HTTP in a tunnel by address: the address saw no request" \
+    1 "$(origin_count "$TMP/ol.log" request)"
+
+# A WebSocket-like Upgrade through a CONNECT tunnel to a pinned host.
+UPGRADE='GET /upgrade HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\n'
+UNTIL=ping-through-the-tunnel tplain tp-up api.test:80 \
+    "${UPGRADE}Upgrade: echo\r\n\r\n%s" api.test ping-through-the-tunnel
+check "Upgrade in a CONNECT tunnel to a pinned host: 101" \
+    got tp-up "HTTP/1.1 101 "
+check_out "Upgrade in a CONNECT tunnel to a pinned host: bytes echoed" \
+    tp-up plain until
 
 # Many intercepted connections at once; descriptors return afterwards.
 sleep 0.5

@@ -186,8 +186,10 @@ test_empty_file_gives_every_default(void **state)
 	assert_string_equal(c->ca_key, PINPROXY_STATEDIR "/ca.key");
 	assert_string_equal(c->trust, "system");
 	assert_int_equal(c->unpinned, UNPINNED_PASS);
-	assert_int_equal(c->nconnect_ports, 1);
-	assert_int_equal(c->connect_ports[0], 443);
+	assert_int_equal(c->nconnect_ports, 2);
+	assert_true(conf_connect_port_allowed(c, 80));
+	assert_true(conf_connect_port_allowed(c, 443));
+	assert_false(conf_connect_port_allowed(c, 8443));
 	assert_true(client4(c, "127.0.0.1"));
 	assert_true(client4(c, "127.255.0.9"));
 	assert_true(client6(c, "::1"));
@@ -1463,7 +1465,8 @@ test_default_configuration_is_a_fresh_object(void **state)
 	assert_int_equal(a->refs, 1);
 	assert_null(a->path);
 	assert_true(conf_connect_port_allowed(a, 443));
-	assert_false(conf_connect_port_allowed(a, 80));
+	assert_true(conf_connect_port_allowed(a, 80));
+	assert_false(conf_connect_port_allowed(a, 8080));
 	conf_unref(a);
 	conf_unref(b);
 }

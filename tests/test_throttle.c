@@ -104,6 +104,16 @@ test_throttle_without_a_table_allows_everything(void **state)
 	assert_true(allow(NULL, "a", T0));
 }
 
+static void
+test_throttle_addr_len_drops_the_port(void **state)
+{
+	assert_int_equal(throttle_addr_len("127.0.0.1:40000"), 9);
+	assert_int_equal(throttle_addr_len("[::1]:40000"), 5);
+	assert_int_equal(throttle_addr_len("[2001:db8::1]:443"), 13);
+	assert_int_equal(throttle_addr_len("127.0.0.1"), 9);
+	assert_int_equal(throttle_addr_len("::1"), 3);
+}
+
 int
 main(void)
 {
@@ -120,6 +130,7 @@ main(void)
 		    test_throttle_starts_a_new_window_when_the_clock_went_back),
 		cmocka_unit_test(
 		    test_throttle_without_a_table_allows_everything),
+		cmocka_unit_test(test_throttle_addr_len_drops_the_port),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
