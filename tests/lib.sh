@@ -509,7 +509,7 @@ fd_count()
 }
 
 # check_fds DESCRIPTION PID BASE [SECONDS]: one case, within SECONDS (5 by
-# default) the process is back to BASE descriptors.
+# default) the process is back to BASE descriptors or fewer.
 check_fds()
 {
 	local i n
@@ -518,8 +518,14 @@ check_fds()
 		[ "$n" -le "$3" ] && break
 		sleep 0.05
 	done
-	check_eq "$1: descriptors back to $3" "$3" "$n"
-	[ "$n" = "$3" ] || diag "$(ls -l "/proc/$2/fd" 2>/dev/null |
+	# Fewer is no leak: the baseline may have held a connection closing.
+	if [ "$n" -le "$3" ]; then
+		ok "$1: descriptors back to $3"
+		return
+	fi
+	not_ok "$1: descriptors back to $3"
+	diag "expected at most $3, found $n:"
+	diag "$(ls -l "/proc/$2/fd" 2>/dev/null |
 	    tail -n +2 | awk '{ print $NF }' | sort | uniq -c)"
 }
 
