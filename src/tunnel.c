@@ -567,8 +567,35 @@ tunnel_plain(struct tunnel *t)
 	log_msg(EV_DEBUG, "client %s: plaintext HTTP in the CONNECT tunnel "
 	    "to %s:%u", conn_client(t->conn), t->connect_host,
 	    (unsigned int)t->port);
-	conn_tunnel_plain(t->conn, t->connect_host, t->connect_by_ip,
-	    t->port);
+	/* An address covered by a pin set binds the tunnel to itself. */
+	conn_tunnel_plain(t->conn, t->connect_host, t->connect_by_ip &&
+	    conf_lookup(t->conf, t->connect_host) == NULL, t->port);
+}
+
+/*
+ * The pin set for the host name: the SNI's, or, for a CONNECT by address,
+ * the address's when it has one and the SNI names an unpinned host, so
+ * that a name never unpins a pinned address. An address and a name pinned
+ * by different sets are refused. False: refused.
+ */
+static bool
+tunnel_pinset(struct tunnel *t)
+{
+	const struct pinset	*by_addr = NULL;
+
+	t->ps = conf_lookup(t->conf, t->host);
+	if (t->connect_by_ip)
+		by_addr = conf_lookup(t->conf, t->connect_host);
+	if (by_addr == NULL || by_addr == t->ps)
+		return true;
+	if (t->ps != NULL) {
+		tunnel_log_blocked(t, t->host, "SNI and CONNECT address are "
+		    "covered by different pin sets");
+		tunnel_refuse(t, TUNNEL_ALERT_ACCESS_DENIED, 403);
+		return false;
+	}
+	t->ps = by_addr;
+	return true;
 }
 
 /* A complete hello (or none at all, for a blind tunnel): decide. */
@@ -603,7 +630,8 @@ tunnel_decide(struct tunnel *t, bool is_tls, bool is_http)
 	} else
 		xstrlcpy(t->host, t->connect_host, sizeof(t->host));
 
-	t->ps = conf_lookup(conf, t->host);
+	if (!tunnel_pinset(t))
+		return;
 	if (t->ps == NULL && conf->unpinned == UNPINNED_PASS) {
 		/* A peeked hello is still in the socket: the relay reads it. */
 		tunnel_peek_done(t);

@@ -5,8 +5,9 @@
 # numeric spelling that is not a canonical IPv4 address (leading zeros,
 # octal, hex, fewer than four parts, one number) is a 400 and reaches
 # nothing, an SNI is read the same way, and a CONNECT without SNI to
-# [::ffff:127.0.0.1] is intercepted, not tunnelled blind. Everything runs
-# on the loopback.
+# [::ffff:127.0.0.1] is intercepted, not tunnelled blind, as is one to
+# 127.0.0.1 whose SNI names an unpinned host. Everything runs on the
+# loopback.
 
 . "${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}/tests/lib.sh"
 
@@ -225,6 +226,18 @@ for i in $(seq "$WAIT_TICKS"); do
 done
 check "CONNECT [::ffff:127.0.0.1]: mode=intercept host=127.0.0.1" \
     intercepted_more
+# CONNECT to the pinned address with the SNI of a host no pin set covers:
+# the address's pins still apply (intercepted under set loopback), a name
+# does not unpin an address.
+python3 "$CLIENT" --proxy "$PX" --connect "127.0.0.1:$OT" --sni api.test \
+    --cafile "$TMP/ca-a.pem" --get /hello >"$TMP/c2.out" 2>&1
+check_grep "CONNECT 127.0.0.1, SNI of an unpinned name: pinproxy's leaf" \
+    '^tls=ok$' "$TMP/c2.out"
+check_grep "CONNECT 127.0.0.1, SNI of an unpinned name: the origin answers" \
+    "^body=$HELLO" "$TMP/c2.out"
+check_log "CONNECT 127.0.0.1, SNI of an unpinned name: mode=intercept" \
+    "$TMP/a.log" "$(kv event access)" "$(kv mode intercept)" \
+    "$(kv host api.test)"
 check_eq "no CONNECT became a blind tunnel" 0 \
     "$(log_count "$TMP/a.log" "$(kv event access)" "$(kv mode tunnel)" \
     "$(kv status 200)")"
