@@ -144,7 +144,8 @@ metrics_candidate_seen(struct metrics *m, const char *pinset,
 
 	for (i = 0; i < m->ncand; i++) {
 		c = &m->cand[i];
-		if (strcmp(c->pinset, pinset) == 0 && strcmp(c->pin, pin) == 0) {
+		if (strcmp(c->pinset, pinset) == 0 &&
+		    strcmp(c->pin, pin) == 0) {
 			c->count++;
 			return;
 		}

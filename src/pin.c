@@ -1,7 +1,7 @@
 /*
  * SPKI pins: a strict parser for "sha256/BASE64" and pin-sha256="BASE64"
- * with the optional scopes leaf: and ca:, formatting, the SHA-256 of a certificate's DER SubjectPublicKeyInfo, and
- * constant-time comparison.
+ * with the optional scopes leaf: and ca:, formatting, the SHA-256 of a
+ * certificate's DER SubjectPublicKeyInfo, and constant-time comparison.
  */
 #include <openssl/crypto.h>
 #include <openssl/evp.h>

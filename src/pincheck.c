@@ -58,8 +58,8 @@ pincheck_match(const struct pinset *ps, struct pincheck_result *res)
 	for (i = 0; i < res->nseen; i++) {
 		for (j = 0; j < ps->npins; j++) {
 			eq = (unsigned int)pin_equal(&res->seen[i],
-			    &ps->pins[j]) &
-			    (unsigned int)pin_scope_allows(ps->pins[j].scope, i);
+			    &ps->pins[j]) & (unsigned int)pin_scope_allows(
+			    ps->pins[j].scope, i);
 			take = eq & (found ^ 1u);
 			mask = 0u - take;
 			depth = (int)(((unsigned int)depth & ~mask) |

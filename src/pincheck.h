@@ -42,7 +42,7 @@ struct pincheck_result {
 	 */
 	int			 matched_depth;
 	bool			 leaf_matched;	/* a pin matched at depth 0 */
-	bool			 ca_matched;	/* a pin matched at depth >= 1 */
+	bool			 ca_matched;	/* one matched at depth >= 1 */
 	size_t			 nseen;
 	struct pin		 seen[PINCHECK_MAX_CHAIN];	/* leaf first */
 	size_t			 ncandidates;

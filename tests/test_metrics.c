@@ -286,7 +286,8 @@ main(void)
 		cmocka_unit_test(test_metrics_map_every_pin_verdict),
 		cmocka_unit_test(test_metrics_map_the_upstream_error_codes),
 		cmocka_unit_test(test_metrics_name_each_family_once),
-		cmocka_unit_test(test_metrics_count_candidates_by_pinset_and_pin),
+		cmocka_unit_test(
+		    test_metrics_count_candidates_by_pinset_and_pin),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

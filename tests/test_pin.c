@@ -573,7 +573,8 @@ main(void)
 		cmocka_unit_test(test_pin_rejects_trailing_junk),
 		cmocka_unit_test(
 		    test_pin_parse_scoped_reads_leaf_and_ca_in_both_forms),
-		cmocka_unit_test(test_pin_rejects_a_scope_where_none_is_allowed),
+		cmocka_unit_test(
+		    test_pin_rejects_a_scope_where_none_is_allowed),
 		cmocka_unit_test(test_pin_scope_allows_only_its_depths),
 		cmocka_unit_test(test_pin_rejects_rfc7469_form_without_quotes),
 		cmocka_unit_test(

@@ -885,7 +885,8 @@ main(void)
 		    test_verdict_ignores_a_leaf_pin_of_the_intermediate),
 		cmocka_unit_test(test_verdict_ignores_a_ca_pin_of_the_leaf),
 		cmocka_unit_test(test_verdict_matches_a_ca_pin_of_the_root),
-		cmocka_unit_test(test_verdict_requires_both_a_leaf_and_a_ca_pin),
+		cmocka_unit_test(
+		    test_verdict_requires_both_a_leaf_and_a_ca_pin),
 		cmocka_unit_test(
 		    test_verdict_records_candidates_that_never_grant_access),
 		cmocka_unit_test(
