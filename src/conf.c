@@ -77,6 +77,7 @@ conf_pinset_clear(struct pinset *ps)
 		free(ps->hosts[i]);
 	free(ps->hosts);
 	free(ps->pins);
+	free(ps->candidates);
 	free(ps->ca_file);
 }
 

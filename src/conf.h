@@ -27,6 +27,12 @@ enum unpinned_policy {
 /* The longest pin set name accepted: names of 40 characters are errors. */
 #define PINSET_NAME_MAX		39
 
+/* What a pin set needs to match: any one pin, or a leaf and a CA pin. */
+enum pinset_require {
+	PINSET_REQUIRE_ANY,
+	PINSET_REQUIRE_LEAF_CA
+};
+
 /* One [pins:NAME] section. */
 struct pinset {
 	char			*name;
@@ -35,6 +41,9 @@ struct pinset {
 	size_t			 nhosts;
 	struct pin		*pins;
 	size_t			 npins;
+	struct pin		*candidates;	/* never grant access */
+	size_t			 ncandidates;
+	enum pinset_require	 require;
 	bool			 include_subdomains;
 	bool			 enforce;
 	bool			 has_expires;

@@ -55,6 +55,8 @@ enum conf_key_id {
 	KEY_CA_HOST,
 	KEY_HOSTS,
 	KEY_PIN,
+	KEY_CANDIDATE,
+	KEY_REQUIRE,
 	KEY_INCLUDE_SUBDOMAINS,
 	KEY_ENFORCE,
 	KEY_EXPIRES,
@@ -99,6 +101,7 @@ struct conf_parse {
 	struct pinset		*pinset;	/* the current [pins:] */
 	struct forwarder	*fwd;		/* the current [forward:] */
 	struct conf_fwd_ref	*fwdrefs;	/* one per forwarder */
+	int			*candidate_lines; /* of its candidates */
 	int			 key_line[KEY__COUNT]; /* 0: not seen */
 	bool			 listen_default;
 
@@ -150,6 +153,10 @@ static bool conf_set_ca_host(struct conf_parse *, const char *, char *,
     size_t);
 static bool conf_set_hosts(struct conf_parse *, const char *, char *, size_t);
 static bool conf_set_pin(struct conf_parse *, const char *, char *, size_t);
+static bool conf_set_candidate(struct conf_parse *, const char *, char *,
+    size_t);
+static bool conf_set_require(struct conf_parse *, const char *, char *,
+    size_t);
 static bool conf_set_include_subdomains(struct conf_parse *, const char *,
     char *, size_t);
 static bool conf_set_enforce(struct conf_parse *, const char *, char *,
@@ -206,6 +213,9 @@ static const struct conf_key conf_keys[KEY__COUNT] = {
 	[KEY_CA_HOST] = { "ca_host", SECTION_PROXY, false, conf_set_ca_host },
 	[KEY_HOSTS] = { "hosts", SECTION_PINS, true, conf_set_hosts },
 	[KEY_PIN] = { "pin", SECTION_PINS, true, conf_set_pin },
+	[KEY_CANDIDATE] = { "candidate", SECTION_PINS, true,
+	    conf_set_candidate },
+	[KEY_REQUIRE] = { "require", SECTION_PINS, false, conf_set_require },
 	[KEY_INCLUDE_SUBDOMAINS] = { "include_subdomains", SECTION_PINS,
 	    false, conf_set_include_subdomains },
 	[KEY_ENFORCE] = { "enforce", SECTION_PINS, false, conf_set_enforce },
@@ -581,10 +591,43 @@ conf_set_pin(struct conf_parse *p, const char *value, char *err,
 	struct pinset	*ps = p->pinset;
 	struct pin	 pin;
 
-	if (!pin_parse(value, &pin, err, errlen))
+	if (!pin_parse_scoped(value, &pin, err, errlen))
 		return false;
 	ps->pins = xreallocarray(ps->pins, ps->npins + 1, sizeof(*ps->pins));
 	ps->pins[ps->npins++] = pin;
+	return true;
+}
+
+static bool
+conf_set_candidate(struct conf_parse *p, const char *value, char *err,
+    size_t errlen)
+{
+	struct pinset	*ps = p->pinset;
+	struct pin	 pin;
+
+	if (!pin_parse(value, &pin, err, errlen))
+		return false;
+	ps->candidates = xreallocarray(ps->candidates, ps->ncandidates + 1,
+	    sizeof(*ps->candidates));
+	p->candidate_lines = xreallocarray(p->candidate_lines,
+	    ps->ncandidates + 1, sizeof(*p->candidate_lines));
+	p->candidate_lines[ps->ncandidates] = p->lineno;
+	ps->candidates[ps->ncandidates++] = pin;
+	return true;
+}
+
+static bool
+conf_set_require(struct conf_parse *p, const char *value, char *err,
+    size_t errlen)
+{
+	if (strcmp(value, "leaf+ca") == 0)
+		p->pinset->require = PINSET_REQUIRE_LEAF_CA;
+	else if (strcmp(value, "any") == 0)
+		p->pinset->require = PINSET_REQUIRE_ANY;
+	else {
+		snprintf(err, errlen, "require must be leaf+ca or any");
+		return false;
+	}
 	return true;
 }
 
@@ -701,6 +744,66 @@ conf_check_expiry(struct conf_parse *p, const struct pinset *ps)
 		    ps->name, days, days == 1 ? "" : "s", ps->expires_text);
 }
 
+/* Whether pin has the digest of one of the n pins of set. */
+static bool
+conf_pin_in(const struct pin *pin, const struct pin *set, size_t n)
+{
+	size_t	 i;
+
+	for (i = 0; i < n; i++)
+		if (pin_equal(pin, &set[i]))
+			return true;
+	return false;
+}
+
+/*
+ * A candidate that is also a pin, or a repeated one, is dropped with a
+ * warning: it would announce a rotation that the set already accepts.
+ */
+static void
+conf_check_candidates(struct conf_parse *p, struct pinset *ps)
+{
+	char	 text[PIN_TEXT_MAX];
+	size_t	 i, kept;
+
+	kept = 0;
+	for (i = 0; i < ps->ncandidates; i++) {
+		pin_format(&ps->candidates[i], text, sizeof(text));
+		if (conf_pin_in(&ps->candidates[i], ps->pins, ps->npins))
+			diag_warn(p->diag, p->file, p->candidate_lines[i],
+			    "[pins:%s] candidate %s is also a pin of the set: "
+			    "it is ignored (remove the candidate line)",
+			    ps->name, text);
+		else if (conf_pin_in(&ps->candidates[i], ps->candidates, kept))
+			diag_warn(p->diag, p->file, p->candidate_lines[i],
+			    "[pins:%s] candidate %s is repeated", ps->name,
+			    text);
+		else
+			ps->candidates[kept++] = ps->candidates[i];
+	}
+	ps->ncandidates = kept;
+}
+
+/* require = leaf+ca needs a pin of each scope to be satisfiable. */
+static void
+conf_check_require(struct conf_parse *p, const struct pinset *ps)
+{
+	bool	 leaf = false, ca = false;
+	size_t	 i;
+
+	if (ps->require != PINSET_REQUIRE_LEAF_CA)
+		return;
+	for (i = 0; i < ps->npins; i++) {
+		leaf |= ps->pins[i].scope == PIN_SCOPE_LEAF;
+		ca |= ps->pins[i].scope == PIN_SCOPE_CA;
+	}
+	if (!leaf || !ca)
+		diag_error(p->diag, p->file, p->key_line[KEY_REQUIRE],
+		    "[pins:%s] require = leaf+ca needs at least one leaf: pin "
+		    "and one ca: pin; it has no %s: pin", ps->name,
+		    !leaf ? "leaf" : "ca");
+}
+
 /* Checks that need the whole section: required keys, warnings. */
 static void
 conf_end_section(struct conf_parse *p)
@@ -722,6 +825,8 @@ conf_end_section(struct conf_parse *p)
 		diag_warn(p->diag, p->file, ps->line,
 		    "[pins:%s] has no backup pin: a key change on the server "
 		    "will break every connection", ps->name);
+	conf_check_candidates(p, ps);
+	conf_check_require(p, ps);
 	conf_check_expiry(p, ps);
 }
 
@@ -1339,6 +1444,7 @@ conf_parse_stream(FILE *fp, const char *name, time_t now, struct diag *d)
 		diag_error(d, name, 0, "read error: %s", strerror(errno));
 
 	free(p.hosts);
+	free(p.candidate_lines);
 	c = p.conf;
 	if (diag_errors(d) > 0) {
 		conf_unref(c);

@@ -108,8 +108,17 @@ static const struct metric_series metric_series[METRIC__COUNT] = {
 					    NULL },
 };
 
+/* A series of pinproxy_candidate_seen_total, made when first counted. */
+struct metric_candidate {
+	char		 pinset[PINSET_NAME_MAX + 1];
+	char		 pin[PIN_TEXT_MAX];
+	uint64_t	 count;
+};
+
 struct metrics {
-	uint64_t	 value[METRIC__COUNT];
+	uint64_t		 value[METRIC__COUNT];
+	struct metric_candidate	*cand;
+	size_t			 ncand;
 };
 
 struct metrics *
@@ -121,7 +130,34 @@ metrics_new(void)
 void
 metrics_free(struct metrics *m)
 {
+	if (m != NULL)
+		free(m->cand);
 	free(m);
+}
+
+void
+metrics_candidate_seen(struct metrics *m, const char *pinset,
+    const char *pin)
+{
+	struct metric_candidate	*c;
+	size_t			 i;
+
+	for (i = 0; i < m->ncand; i++) {
+		c = &m->cand[i];
+		if (strcmp(c->pinset, pinset) == 0 &&
+		    strcmp(c->pin, pin) == 0) {
+			c->count++;
+			return;
+		}
+	}
+	/* Reloads may name new sets and pins: the series stay bounded. */
+	if (m->ncand == METRICS_CANDIDATES_MAX)
+		return;
+	m->cand = xreallocarray(m->cand, m->ncand + 1, sizeof(*m->cand));
+	c = &m->cand[m->ncand++];
+	xstrlcpy(c->pinset, pinset, sizeof(c->pinset));
+	xstrlcpy(c->pin, pin, sizeof(c->pin));
+	c->count = 1;
 }
 
 void
@@ -181,6 +217,13 @@ metrics_render(const struct metrics *m, struct evbuffer *out)
 			evbuffer_add_printf(out, "%s %" PRIu64 "\n", f->name,
 			    m->value[i]);
 	}
+	evbuffer_add_printf(out, "# HELP pinproxy_candidate_seen_total "
+	    "Pin checks that found a candidate pin in the verified chain.\n"
+	    "# TYPE pinproxy_candidate_seen_total counter\n");
+	for (i = 0; i < m->ncand; i++)
+		evbuffer_add_printf(out, "pinproxy_candidate_seen_total"
+		    "{pinset=\"%s\",pin=\"%s\"} %" PRIu64 "\n",
+		    m->cand[i].pinset, m->cand[i].pin, m->cand[i].count);
 }
 
 enum metric_id

@@ -41,6 +41,9 @@ enum metric_id {
 	METRIC__COUNT		/* not a series: the calls ignore it */
 };
 
+/* Pin set and pin series of pinproxy_candidate_seen_total kept at most. */
+#define METRICS_CANDIDATES_MAX	256
+
 struct metrics;
 
 /* Every series at zero. */
@@ -51,6 +54,9 @@ void		 metrics_free(struct metrics *m);
 void		 metrics_inc(struct metrics *m, enum metric_id id);
 /* Add n to a series. */
 void		 metrics_add(struct metrics *m, enum metric_id id, uint64_t n);
+/* Add one to pinproxy_candidate_seen_total{pinset,pin}. */
+void		 metrics_candidate_seen(struct metrics *m, const char *pinset,
+		    const char *pin);
 /* Subtract one from a gauge, stopping at zero. */
 void		 metrics_dec(struct metrics *m, enum metric_id id);
 /* Set a series, e.g. a gauge or a counter kept by another module. */

@@ -1,7 +1,7 @@
 /*
- * SPKI pins: a strict parser for "sha256/BASE64" and pin-sha256="BASE64",
- * formatting, the SHA-256 of a certificate's DER SubjectPublicKeyInfo, and
- * constant-time comparison.
+ * SPKI pins: a strict parser for "sha256/BASE64" and pin-sha256="BASE64"
+ * with the optional scopes leaf: and ca:, formatting, the SHA-256 of a
+ * certificate's DER SubjectPublicKeyInfo, and constant-time comparison.
  */
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -18,6 +18,12 @@
 
 static const char pin_prefix[] = "sha256/";
 static const char pin_rfc_prefix[] = "pin-sha256=";
+
+static const char *const pin_scope_names[] = {
+	[PIN_SCOPE_ANY] =	"any",
+	[PIN_SCOPE_LEAF] =	"leaf",
+	[PIN_SCOPE_CA] =	"ca",
+};
 
 /* The value of a base64 character, or -1 for anything else. */
 static int
@@ -125,6 +131,12 @@ pin_bad_algorithm(const char *text, char *err, size_t errlen)
 	const char		*alg;
 	size_t			 n;
 
+	if (strncasecmp(text, "leaf:", 5) == 0 ||
+	    strncasecmp(text, "ca:", 3) == 0) {
+		snprintf(err, errlen, "a scope (leaf: or ca:) is allowed only "
+		    "on a pin line");
+		return;
+	}
 	if (strncasecmp(text, "sha1/", 5) == 0 ||
 	    strncasecmp(text, "pin-sha1=", 9) == 0) {
 		snprintf(err, errlen, "SHA-1 pins are not accepted; use "
@@ -177,6 +189,7 @@ pin_parse(const char *text, struct pin *out, char *err, size_t errlen)
 		return false;
 	}
 
+	out->scope = PIN_SCOPE_ANY;
 	/* A valid digest followed by anything is junk, not a bad digest. */
 	if (len > PIN_B64_LEN &&
 	    pin_decode(b64, PIN_B64_LEN, out, err, errlen)) {
@@ -184,6 +197,48 @@ pin_parse(const char *text, struct pin *out, char *err, size_t errlen)
 		return false;
 	}
 	return pin_decode(b64, len, out, err, errlen);
+}
+
+bool
+pin_parse_scoped(const char *text, struct pin *out, char *err, size_t errlen)
+{
+	enum pin_scope	 scope;
+	size_t		 n;
+
+	for (scope = PIN_SCOPE_LEAF; scope <= PIN_SCOPE_CA; scope++) {
+		n = strlen(pin_scope_names[scope]);
+		if (strncasecmp(text, pin_scope_names[scope], n) == 0 &&
+		    text[n] == ':') {
+			if (!pin_parse(text + n + 1, out, err, errlen))
+				return false;
+			out->scope = scope;
+			return true;
+		}
+	}
+	return pin_parse(text, out, err, errlen);
+}
+
+bool
+pin_scope_allows(enum pin_scope scope, size_t depth)
+{
+	switch (scope) {
+	case PIN_SCOPE_LEAF:
+		return depth == 0;
+	case PIN_SCOPE_CA:
+		return depth >= 1;
+	case PIN_SCOPE_ANY:
+		break;
+	}
+	return true;
+}
+
+const char *
+pin_scope_name(enum pin_scope scope)
+{
+	if ((size_t)scope >= sizeof(pin_scope_names) /
+	    sizeof(pin_scope_names[0]))
+		return "unknown";
+	return pin_scope_names[scope];
 }
 
 void
@@ -209,6 +264,7 @@ pin_from_cert(X509 *cert, struct pin *out)
 	der = NULL;
 	if ((len = i2d_X509_PUBKEY(pub, &der)) <= 0)
 		return false;
+	out->scope = PIN_SCOPE_ANY;
 	ok = EVP_Digest(der, (size_t)len, out->digest, &mdlen, EVP_sha256(),
 	    NULL) == 1 && mdlen == PIN_DIGEST_LEN;
 	OPENSSL_free(der);

@@ -40,31 +40,69 @@ pincheck_record(STACK_OF(X509) *chain, struct pincheck_result *res)
 }
 
 /*
- * The depth of the first seen pin that is in the set, or -1. Every pair is
- * compared and the result is selected with masks, so the time taken does
- * not depend on which digest bytes, or which pair, matched.
+ * Match the seen pins with the pins of the set, each within its scope:
+ * the lowest depth that matched, and whether the leaf and a CA matched.
+ * Every pair is compared and the result is selected with masks, so the
+ * time taken does not depend on which digest bytes, or which pair,
+ * matched.
  */
-static int
-pincheck_match(const struct pinset *ps, const struct pincheck_result *res)
+static void
+pincheck_match(const struct pinset *ps, struct pincheck_result *res)
 {
-	unsigned int	 eq, take, mask, found;
+	unsigned int	 eq, take, mask, found, leaf, ca;
 	int		 depth;
 	size_t		 i, j;
 
 	depth = -1;
-	found = 0;
+	found = leaf = ca = 0;
 	for (i = 0; i < res->nseen; i++) {
 		for (j = 0; j < ps->npins; j++) {
 			eq = (unsigned int)pin_equal(&res->seen[i],
-			    &ps->pins[j]);
+			    &ps->pins[j]) & (unsigned int)pin_scope_allows(
+			    ps->pins[j].scope, i);
 			take = eq & (found ^ 1u);
 			mask = 0u - take;
 			depth = (int)(((unsigned int)depth & ~mask) |
 			    ((unsigned int)i & mask));
 			found |= eq;
+			leaf |= eq & (unsigned int)(i == 0);
+			ca |= eq & (unsigned int)(i != 0);
 		}
 	}
-	return depth;
+	res->matched_depth = depth;
+	res->leaf_matched = leaf != 0;
+	res->ca_matched = ca != 0;
+}
+
+/* Record the candidates of the set in the chain, at their lowest depth. */
+static void
+pincheck_candidates(const struct pinset *ps, struct pincheck_result *res)
+{
+	size_t	 i, j;
+
+	res->ncandidates = 0;
+	for (j = 0; j < ps->ncandidates; j++) {
+		for (i = 0; i < res->nseen; i++) {
+			if (!pin_equal(&res->seen[i], &ps->candidates[j]))
+				continue;
+			if (res->ncandidates < PINCHECK_MAX_CHAIN) {
+				res->candidates[res->ncandidates].index = j;
+				res->candidates[res->ncandidates].depth =
+				    (int)i;
+				res->ncandidates++;
+			}
+			break;
+		}
+	}
+}
+
+/* Whether the matches meet what the set requires. */
+static bool
+pincheck_met(const struct pinset *ps, const struct pincheck_result *res)
+{
+	if (ps->require == PINSET_REQUIRE_LEAF_CA)
+		return res->leaf_matched && res->ca_matched;
+	return res->matched_depth >= 0;
 }
 
 enum pin_verdict
@@ -75,11 +113,15 @@ pincheck_verdict(const struct pinset *ps, STACK_OF(X509) *verified_chain,
 	res->matched_depth = -1;
 	pincheck_record(verified_chain, res);
 
-	if (ps == NULL)
+	if (ps == NULL) {
 		res->verdict = PIN_UNPINNED;
-	else if (pinset_expired(ps, now))
+		return res->verdict;
+	}
+	pincheck_match(ps, res);
+	pincheck_candidates(ps, res);
+	if (pinset_expired(ps, now))
 		res->verdict = PIN_EXPIRED;
-	else if ((res->matched_depth = pincheck_match(ps, res)) >= 0)
+	else if (pincheck_met(ps, res))
 		res->verdict = PIN_MATCH;
 	else if (ps->enforce)
 		res->verdict = PIN_MISMATCH;
@@ -136,8 +178,15 @@ pincheck_explain(const struct pinset *ps,
 	size_t	 i, o;
 	int	 n;
 
-	n = snprintf(buf, len, "The server's verified chain matched no pin "
-	    "of pin set \"%s\".\nPins seen (leaf first):\n", ps->name);
+	if (ps->require == PINSET_REQUIRE_LEAF_CA && res->matched_depth >= 0)
+		n = snprintf(buf, len, "Pin set \"%s\" requires a leaf pin "
+		    "and a CA pin; the server's verified chain matched no %s "
+		    "pin.\nPins seen (leaf first):\n", ps->name,
+		    res->leaf_matched ? "CA" : "leaf");
+	else
+		n = snprintf(buf, len, "The server's verified chain matched "
+		    "no pin of pin set \"%s\".\nPins seen (leaf first):\n",
+		    ps->name);
 	o = n < 0 ? 0 : (size_t)n;
 	for (i = 0; i < res->nseen && o < len; i++) {
 		pin_format(&res->seen[i], pin, sizeof(pin));
@@ -151,7 +200,10 @@ pincheck_explain(const struct pinset *ps,
 	}
 	for (i = 0; i < ps->npins && o < len; i++) {
 		pin_format(&ps->pins[i], pin, sizeof(pin));
-		n = snprintf(buf + o, len - o, "  %s\n", pin);
+		n = snprintf(buf + o, len - o, "  %s%s%s\n",
+		    ps->pins[i].scope == PIN_SCOPE_ANY ? "" :
+		    pin_scope_name(ps->pins[i].scope),
+		    ps->pins[i].scope == PIN_SCOPE_ANY ? "" : ":", pin);
 		o += n < 0 ? 0 : (size_t)n;
 	}
 }

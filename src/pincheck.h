@@ -28,16 +28,31 @@ enum pin_verdict {
 	PIN_UNPINNED		/* no pin set: verification only */
 };
 
+/* A candidate of the set found in the verified chain. */
+struct pincheck_candidate {
+	size_t			 index;		/* in the set's candidates */
+	int			 depth;		/* where it was found */
+};
+
 struct pincheck_result {
 	enum pin_verdict	 verdict;
-	int			 matched_depth;	/* -1 when none matched */
+	/*
+	 * The lowest depth where a pin matched within its scope, -1 when
+	 * none did; set also when require = leaf+ca was only half met.
+	 */
+	int			 matched_depth;
+	bool			 leaf_matched;	/* a pin matched at depth 0 */
+	bool			 ca_matched;	/* one matched at depth >= 1 */
 	size_t			 nseen;
 	struct pin		 seen[PINCHECK_MAX_CHAIN];	/* leaf first */
+	size_t			 ncandidates;
+	struct pincheck_candidate candidates[PINCHECK_MAX_CHAIN];
 };
 
 /*
  * The verdict for a verified chain against ps (NULL for an unpinned host)
- * at time now; res gets the pins seen, leaf first.
+ * at time now; res gets the pins seen, leaf first, the depth that matched
+ * and the candidates of ps present in the chain.
  */
 enum pin_verdict pincheck_verdict(const struct pinset *ps,
 		    STACK_OF(X509) *verified_chain, time_t now,

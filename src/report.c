@@ -171,21 +171,61 @@ report_buf_chain(struct report_buf *b, STACK_OF(X509) *chain)
 	report_buf_add(b, "]", 1);
 }
 
+/* One pin in the RFC 7469 form pin-sha256="BASE64" (no scope there). */
+static void
+report_buf_pin(struct report_buf *b, const struct pin *p)
+{
+	char	 text[PIN_TEXT_MAX], rfc[PIN_TEXT_MAX + 16];
+
+	pin_format(p, text, sizeof(text));
+	snprintf(rfc, sizeof(rfc), "pin-sha256=\"%s\"",
+	    text + strlen("sha256/"));
+	report_buf_str(b, rfc);
+}
+
 /* The pins of the set in the RFC 7469 form pin-sha256="BASE64". */
 static void
 report_buf_known_pins(struct report_buf *b, const struct pinset *ps)
 {
-	char	 text[PIN_TEXT_MAX], rfc[PIN_TEXT_MAX + 16];
 	size_t	 i;
 
 	report_buf_add(b, "[", 1);
 	for (i = 0; i < ps->npins; i++) {
-		pin_format(&ps->pins[i], text, sizeof(text));
-		snprintf(rfc, sizeof(rfc), "pin-sha256=\"%s\"",
-		    text + strlen("sha256/"));
 		if (i > 0)
 			report_buf_add(b, ",", 1);
-		report_buf_str(b, rfc);
+		report_buf_pin(b, &ps->pins[i]);
+	}
+	report_buf_add(b, "]", 1);
+}
+
+/*
+ * What the check found beyond a mismatch: the depth where a pin matched
+ * (require = leaf+ca only half met) and the candidates of the set that the
+ * validated chain holds; each member only when it applies.
+ */
+static void
+report_buf_check(struct report_buf *b, const struct report_event *ev)
+{
+	const struct pincheck_result	*res = ev->pins;
+	char				 depth[16];
+	size_t				 i;
+
+	if (res == NULL)
+		return;
+	if (res->matched_depth >= 0) {
+		snprintf(depth, sizeof(depth), "%d", res->matched_depth);
+		report_buf_key(b, "matched-depth");
+		report_buf_puts(b, depth);
+	}
+	if (res->ncandidates == 0)
+		return;
+	report_buf_key(b, "candidate-pins");
+	report_buf_add(b, "[", 1);
+	for (i = 0; i < res->ncandidates; i++) {
+		if (i > 0)
+			report_buf_add(b, ",", 1);
+		report_buf_pin(b, &ev->ps->candidates[
+		    res->candidates[i].index]);
 	}
 	report_buf_add(b, "]", 1);
 }
@@ -226,6 +266,7 @@ report_build(struct report_buf *b, const struct report_event *ev)
 	report_buf_chain(b, ev->validated_chain);
 	report_buf_key(b, "known-pins");
 	report_buf_known_pins(b, ev->ps);
+	report_buf_check(b, ev);
 	report_buf_key(b, "enforced");
 	report_buf_puts(b, ev->enforced ? "true" : "false");
 	report_buf_key(b, "pinset");

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "conf.h"
+#include "pincheck.h"
 
 /* Certificates written per chain; deeper ones are left out. */
 #define REPORT_MAX_CHAIN	10
@@ -34,6 +35,8 @@ struct report_event {
 	/* The pattern of ps that covers hostname; NULL: found here. */
 	const char		*noted_hostname;
 	bool			 enforced;	/* false: report-only */
+	/* The verdict's matched depth and candidates; NULL: none. */
+	const struct pincheck_result *pins;
 	const char		*client;	/* the client's address text */
 	STACK_OF(X509)		*served_chain;	/* as the server sent it */
 	STACK_OF(X509)		*validated_chain; /* as OpenSSL built it */

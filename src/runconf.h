@@ -7,6 +7,7 @@
 #ifndef PINPROXY_RUNCONF_H
 #define PINPROXY_RUNCONF_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "conf.h"
@@ -17,6 +18,8 @@ struct runconf {
 	unsigned long		 generation;
 	struct conf		*conf;		/* a reference of our own */
 	struct tls_upstream	*tls;		/* owned */
+	/* Per pin set, per candidate: candidate_seen was logged. */
+	bool			**candidate_logged;
 };
 
 /* Build generation number gen from conf; NULL with err on failure. */
@@ -24,6 +27,12 @@ struct runconf	*runconf_new(struct conf *conf, unsigned long gen, char *err,
 		    size_t errlen);
 /* Take a reference. */
 struct runconf	*runconf_ref(struct runconf *rc);
+/*
+ * Whether candidate i of ps, a pin set of this generation, is seen for the
+ * first time in it; later calls return false.
+ */
+bool		 runconf_candidate_first(struct runconf *rc,
+		    const struct pinset *ps, size_t i);
 /* Drop a reference (NULL ok). */
 void		 runconf_unref(struct runconf *rc);
 

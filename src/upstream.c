@@ -514,6 +514,8 @@ upstream_log_verdict(struct upstream *u, bool resumed)
 		log_str(&l, LK_ENFORCED, u->pins.verdict == PIN_MISMATCH ?
 		    "yes" : "no");
 		log_str(&l, LK_CHAIN, seen);
+		if (u->pins.matched_depth >= 0)
+			log_int(&l, LK_DEPTH, u->pins.matched_depth);
 		log_end(&l);
 		break;
 	case PIN_EXPIRED:
@@ -529,9 +531,39 @@ upstream_log_verdict(struct upstream *u, bool resumed)
 		log_str(&l, LK_HOST, u->host);
 		log_int(&l, LK_PORT, u->port);
 		log_str(&l, LK_MSG, pincheck_verdict_name(u->pins.verdict));
+		if (u->pins.matched_depth >= 0)
+			log_int(&l, LK_DEPTH, u->pins.matched_depth);
 		log_str(&l, LK_STATE, resumed ? "resumed" : "full");
 		log_end(&l);
 		break;
+	}
+}
+
+/*
+ * Count the candidates the check found; the first sighting of each in this
+ * generation is logged: the server has rotated to the next key.
+ */
+static void
+upstream_note_candidates(struct upstream *u)
+{
+	const struct pincheck_candidate	*c;
+	struct logline			 l;
+	char				 pin[PIN_TEXT_MAX];
+	size_t				 i;
+
+	for (i = 0; i < u->pins.ncandidates; i++) {
+		c = &u->pins.candidates[i];
+		pin_format(&u->ps->candidates[c->index], pin, sizeof(pin));
+		metrics_candidate_seen(u->sinks->metrics, u->ps->name, pin);
+		if (!runconf_candidate_first(u->rc, u->ps, c->index))
+			continue;
+		log_begin(&l, EV_CANDIDATE_SEEN);
+		log_str(&l, LK_HOST, u->host);
+		log_int(&l, LK_PORT, u->port);
+		log_str(&l, LK_PINSET, u->ps->name);
+		log_str(&l, LK_PIN, pin);
+		log_int(&l, LK_DEPTH, c->depth);
+		log_end(&l);
 	}
 }
 
@@ -551,6 +583,7 @@ upstream_report(struct upstream *u, STACK_OF(X509) *chain)
 	ev.port = u->port;
 	ev.ps = u->ps;
 	ev.enforced = u->pins.verdict == PIN_MISMATCH;
+	ev.pins = &u->pins;
 	ev.client = u->client;
 	ev.served_chain = SSL_get_peer_cert_chain(u->ssl);
 	ev.validated_chain = chain;
@@ -597,6 +630,7 @@ upstream_handshake_done(struct upstream *u)
 			return;
 		}
 		pincheck_verdict(u->ps, chain, time(NULL), &u->pins);
+		upstream_note_candidates(u);
 	}
 	upstream_log_verdict(u, resumed);
 	metrics_inc(u->sinks->metrics, metrics_pin_check(u->pins.verdict));

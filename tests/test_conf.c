@@ -606,6 +606,63 @@ test_every_pins_key_is_parsed(void **state)
 }
 
 static void
+test_scopes_require_and_candidates_are_parsed(void **state)
+{
+	struct parsed	 r = parse("[pins:rot]\n"
+	    "hosts = api.example.com\n"
+	    "require = leaf+ca\n"
+	    "pin = leaf:" PIN_A "\n"
+	    "pin = ca:" PIN_B_RFC "\n"
+	    "candidate = " PIN_C "\n"
+	    "candidate = " PIN_A "\n");
+	const struct pinset	*ps;
+	struct pin		 pin;
+	char			 err[128];
+
+	(void)state;
+	assert_non_null(r.conf);
+	expect_diags(r.diag, FILE_NAME ":7: warning: [pins:rot] candidate "
+	    PIN_A " is also a pin of the set: it is ignored (remove the "
+	    "candidate line)", NULL);
+	ps = &r.conf->pinsets[0];
+	assert_int_equal(ps->require, PINSET_REQUIRE_LEAF_CA);
+	assert_int_equal(ps->npins, 2);
+	assert_int_equal(ps->pins[0].scope, PIN_SCOPE_LEAF);
+	assert_int_equal(ps->pins[1].scope, PIN_SCOPE_CA);
+	assert_int_equal(ps->ncandidates, 1);
+	assert_true(pin_parse(PIN_C, &pin, err, sizeof(err)));
+	assert_true(pin_equal(&ps->candidates[0], &pin));
+	parsed_free(&r);
+}
+
+static void
+test_scope_require_and_candidate_errors_name_their_lines(void **state)
+{
+	(void)state;
+	expect_rejected("[pins:a]\nhosts = a.example\n"
+	    "pin = leaf:" PIN_A "\npin = " PIN_B "\n"
+	    "require = leaf+ca\n"
+	    "candidate = leaf:" PIN_C "\n"
+	    "require = both\n"
+	    "pin = root:" PIN_C "\n",
+	    FILE_NAME ":5: [pins:a] require = leaf+ca needs at least one "
+	    "leaf: pin and one ca: pin; it has no ca: pin",
+	    FILE_NAME ":6: bad value for candidate: \"leaf:" PIN_C "\": a "
+	    "scope (leaf: or ca:) is allowed only on a pin line",
+	    FILE_NAME ":7: duplicate key require: already set at line 5",
+	    FILE_NAME ":8: bad value for pin: \"root:" PIN_C "\": a pin "
+	    "must look like sha256/BASE64 or pin-sha256=\"BASE64\"");
+	expect_rejected("[pins:a]\nhosts = a.example\n"
+	    "pin = " PIN_A "\npin = " PIN_B "\nrequire = all\n",
+	    FILE_NAME ":5: bad value for require: \"all\": require must be "
+	    "leaf+ca or any");
+	expect_accepted(PINSET("a", "a.example")
+	    "candidate = " PIN_C "\ncandidate = " PIN_C "\n",
+	    FILE_NAME ":6: warning: [pins:a] candidate " PIN_C " is "
+	    "repeated");
+}
+
+static void
 test_pins_section_defaults(void **state)
 {
 	struct parsed		 r = parse(PINSET("a", "a.example"));
@@ -622,6 +679,8 @@ test_pins_section_defaults(void **state)
 	assert_int_equal(ps->port, 443);
 	assert_null(ps->ca_file);
 	assert_false(ps->has_connect_to);
+	assert_int_equal(ps->require, PINSET_REQUIRE_ANY);
+	assert_int_equal(ps->ncandidates, 0);
 	parsed_free(&r);
 }
 
@@ -1537,6 +1596,9 @@ main(void)
 		cmocka_unit_test(test_missing_trust_and_ca_file_are_errors),
 		cmocka_unit_test(test_every_pins_key_is_parsed),
 		cmocka_unit_test(test_pins_section_defaults),
+		cmocka_unit_test(test_scopes_require_and_candidates_are_parsed),
+		cmocka_unit_test(
+		    test_scope_require_and_candidate_errors_name_their_lines),
 		cmocka_unit_test(test_hosts_repeat_and_are_normalised),
 		cmocka_unit_test(
 		    test_pin_sections_keep_file_order_and_header_lines),

@@ -88,7 +88,10 @@ static const char golden[] =
     "# HELP pinproxy_pin_mismatch_suppressed_total Repeated pin_mismatch log "
     "lines left out (counted as checks).\n"
     "# TYPE pinproxy_pin_mismatch_suppressed_total counter\n"
-    "pinproxy_pin_mismatch_suppressed_total 0\n";
+    "pinproxy_pin_mismatch_suppressed_total 0\n"
+    "# HELP pinproxy_candidate_seen_total Pin checks that found a candidate "
+    "pin in the verified chain.\n"
+    "# TYPE pinproxy_candidate_seen_total counter\n";
 
 static void
 test_metrics_render_the_documented_text_exactly(void **state)
@@ -215,6 +218,29 @@ test_metrics_map_the_upstream_error_codes(void **state)
 	    METRIC__COUNT);
 }
 
+/* Each pin set and candidate pin is a series of its own, made on use. */
+static void
+test_metrics_count_candidates_by_pinset_and_pin(void **state)
+{
+	struct metrics	*m;
+	char		*text;
+
+	(void)state;
+	m = metrics_new();
+	metrics_candidate_seen(m, "api", "sha256/AAAA");
+	metrics_candidate_seen(m, "api", "sha256/AAAA");
+	metrics_candidate_seen(m, "cdn", "sha256/AAAA");
+	text = render(m);
+	assert_non_null(strstr(text, "# TYPE pinproxy_candidate_seen_total "
+	    "counter\n"
+	    "pinproxy_candidate_seen_total{pinset=\"api\",pin=\"sha256/AAAA\"} "
+	    "2\n"
+	    "pinproxy_candidate_seen_total{pinset=\"cdn\",pin=\"sha256/AAAA\"} "
+	    "1\n"));
+	free(text);
+	metrics_free(m);
+}
+
 /* Every family is introduced once, and each sample follows its header. */
 static void
 test_metrics_name_each_family_once(void **state)
@@ -242,7 +268,7 @@ test_metrics_name_each_family_once(void **state)
 		assert_true(line[strlen(family)] == ' ' ||
 		    line[strlen(family)] == '{');
 	}
-	assert_int_equal(nhelp, 11);
+	assert_int_equal(nhelp, 12);
 	free(text);
 	metrics_free(m);
 }
@@ -260,6 +286,8 @@ main(void)
 		cmocka_unit_test(test_metrics_map_every_pin_verdict),
 		cmocka_unit_test(test_metrics_map_the_upstream_error_codes),
 		cmocka_unit_test(test_metrics_name_each_family_once),
+		cmocka_unit_test(
+		    test_metrics_count_candidates_by_pinset_and_pin),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -269,6 +269,53 @@ test_pin_rejects_trailing_junk(void **state)
 }
 
 static void
+test_pin_parse_scoped_reads_leaf_and_ca_in_both_forms(void **state)
+{
+	struct pin	 p, plain;
+	char		 err[256];
+
+	(void)state;
+	assert_true(pin_parse("sha256/" ABC_B64, &plain, err, sizeof(err)));
+	assert_int_equal(plain.scope, PIN_SCOPE_ANY);
+	assert_true(pin_parse_scoped("leaf:sha256/" ABC_B64, &p, err,
+	    sizeof(err)));
+	assert_int_equal(p.scope, PIN_SCOPE_LEAF);
+	assert_true(pin_equal(&p, &plain));
+	assert_true(pin_parse_scoped("ca:pin-sha256=\"" ABC_B64 "\"", &p, err,
+	    sizeof(err)));
+	assert_int_equal(p.scope, PIN_SCOPE_CA);
+	assert_true(pin_equal(&p, &plain));
+	assert_true(pin_parse_scoped("sha256/" ABC_B64, &p, err,
+	    sizeof(err)));
+	assert_int_equal(p.scope, PIN_SCOPE_ANY);
+	assert_false(pin_parse_scoped("root:sha256/" ABC_B64, &p, err,
+	    sizeof(err)));
+	assert_false(pin_parse_scoped("leaf:sha1/qZk+NkcGgWq6PiVxeFDCbJzQ2J0=",
+	    &p, err, sizeof(err)));
+	assert_non_null(strstr(err, "SHA-1"));
+}
+
+static void
+test_pin_rejects_a_scope_where_none_is_allowed(void **state)
+{
+	assert_rejected("leaf:sha256/" ABC_B64, "scope");
+	assert_rejected("ca:sha256/" ABC_B64, "scope");
+}
+
+static void
+test_pin_scope_allows_only_its_depths(void **state)
+{
+	(void)state;
+	assert_true(pin_scope_allows(PIN_SCOPE_LEAF, 0));
+	assert_false(pin_scope_allows(PIN_SCOPE_LEAF, 1));
+	assert_false(pin_scope_allows(PIN_SCOPE_CA, 0));
+	assert_true(pin_scope_allows(PIN_SCOPE_CA, 1));
+	assert_true(pin_scope_allows(PIN_SCOPE_CA, 9));
+	assert_true(pin_scope_allows(PIN_SCOPE_ANY, 0));
+	assert_true(pin_scope_allows(PIN_SCOPE_ANY, 3));
+}
+
+static void
 test_pin_rejects_rfc7469_form_without_quotes(void **state)
 {
 	assert_rejected("pin-sha256=" ABC_B64, "double quotes");
@@ -524,6 +571,11 @@ main(void)
 		cmocka_unit_test(test_pin_rejects_digest_of_33_bytes),
 		cmocka_unit_test(test_pin_rejects_a_longer_digest),
 		cmocka_unit_test(test_pin_rejects_trailing_junk),
+		cmocka_unit_test(
+		    test_pin_parse_scoped_reads_leaf_and_ca_in_both_forms),
+		cmocka_unit_test(
+		    test_pin_rejects_a_scope_where_none_is_allowed),
+		cmocka_unit_test(test_pin_scope_allows_only_its_depths),
 		cmocka_unit_test(test_pin_rejects_rfc7469_form_without_quotes),
 		cmocka_unit_test(
 		    test_pin_ignores_the_spare_bits_of_the_last_base64_group),

@@ -208,6 +208,124 @@ test_verdict_reports_the_depth_closest_to_the_leaf(void **state)
 	testpki_stack_free(chain);
 }
 
+/* The pin of a certificate with a scope. */
+static struct pin
+scoped_pin_of(X509 *cert, enum pin_scope scope)
+{
+	struct pin	 p;
+
+	p = pin_of(cert);
+	p.scope = scope;
+	return p;
+}
+
+static void
+test_verdict_ignores_a_leaf_pin_of_the_intermediate(void **state)
+{
+	struct fixture		*f = *state;
+	struct pincheck_result	 res;
+	STACK_OF(X509)		*chain;
+	struct pin		 pins[1];
+	struct pinset		 ps;
+
+	pins[0] = scoped_pin_of(f->a.ca, PIN_SCOPE_LEAF);
+	ps = pinset_of(pins, 1);
+	chain = verified_a(f);
+	assert_int_equal(pincheck_verdict(&ps, chain, time(NULL), &res),
+	    PIN_MISMATCH);
+	assert_int_equal(res.matched_depth, -1);
+	testpki_stack_free(chain);
+}
+
+static void
+test_verdict_ignores_a_ca_pin_of_the_leaf(void **state)
+{
+	struct fixture		*f = *state;
+	struct pincheck_result	 res;
+	STACK_OF(X509)		*chain;
+	struct pin		 pins[1];
+	struct pinset		 ps;
+
+	pins[0] = scoped_pin_of(f->a.leaf, PIN_SCOPE_CA);
+	ps = pinset_of(pins, 1);
+	chain = verified_a(f);
+	assert_int_equal(pincheck_verdict(&ps, chain, time(NULL), &res),
+	    PIN_MISMATCH);
+	testpki_stack_free(chain);
+}
+
+static void
+test_verdict_matches_a_ca_pin_of_the_root(void **state)
+{
+	struct fixture		*f = *state;
+	struct pincheck_result	 res;
+	STACK_OF(X509)		*chain;
+	struct pin		 pins[1];
+	struct pinset		 ps;
+
+	pins[0] = scoped_pin_of(f->a.root, PIN_SCOPE_CA);
+	ps = pinset_of(pins, 1);
+	chain = verified_a(f);
+	assert_int_equal(pincheck_verdict(&ps, chain, time(NULL), &res),
+	    PIN_MATCH);
+	assert_int_equal(res.matched_depth, 2);
+	assert_true(res.ca_matched);
+	assert_false(res.leaf_matched);
+	testpki_stack_free(chain);
+}
+
+static void
+test_verdict_requires_both_a_leaf_and_a_ca_pin(void **state)
+{
+	struct fixture		*f = *state;
+	struct pincheck_result	 res;
+	STACK_OF(X509)		*chain;
+	struct pin		 pins[2];
+	struct pinset		 ps;
+
+	pins[0] = scoped_pin_of(f->a.leaf, PIN_SCOPE_LEAF);
+	pins[1] = scoped_pin_of(f->b.ca, PIN_SCOPE_CA);
+	ps = pinset_of(pins, 2);
+	ps.require = PINSET_REQUIRE_LEAF_CA;
+	chain = verified_a(f);
+	assert_int_equal(pincheck_verdict(&ps, chain, time(NULL), &res),
+	    PIN_MISMATCH);
+	assert_int_equal(res.matched_depth, 0);
+	assert_true(res.leaf_matched);
+	assert_false(res.ca_matched);
+
+	pins[1] = scoped_pin_of(f->a.ca, PIN_SCOPE_CA);
+	assert_int_equal(pincheck_verdict(&ps, chain, time(NULL), &res),
+	    PIN_MATCH);
+	assert_true(res.leaf_matched);
+	assert_true(res.ca_matched);
+	testpki_stack_free(chain);
+}
+
+static void
+test_verdict_records_candidates_that_never_grant_access(void **state)
+{
+	struct fixture		*f = *state;
+	struct pincheck_result	 res;
+	STACK_OF(X509)		*chain;
+	struct pin		 pins[1], cands[2];
+	struct pinset		 ps;
+
+	pins[0] = pin_of(f->b.root);
+	cands[0] = pin_of(f->b.ca);
+	cands[1] = pin_of(f->a.ca);
+	ps = pinset_of(pins, 1);
+	ps.candidates = cands;
+	ps.ncandidates = 2;
+	chain = verified_a(f);
+	assert_int_equal(pincheck_verdict(&ps, chain, time(NULL), &res),
+	    PIN_MISMATCH);
+	assert_int_equal(res.ncandidates, 1);
+	assert_int_equal(res.candidates[0].index, 1);
+	assert_int_equal(res.candidates[0].depth, 1);
+	testpki_stack_free(chain);
+}
+
 static void
 test_verdict_is_mismatch_when_no_pin_is_in_the_chain(void **state)
 {
@@ -763,6 +881,14 @@ main(void)
 		cmocka_unit_test(
 		    test_verdict_matches_a_root_the_server_did_not_send),
 		cmocka_unit_test(test_verdict_matches_a_backup_pin),
+		cmocka_unit_test(
+		    test_verdict_ignores_a_leaf_pin_of_the_intermediate),
+		cmocka_unit_test(test_verdict_ignores_a_ca_pin_of_the_leaf),
+		cmocka_unit_test(test_verdict_matches_a_ca_pin_of_the_root),
+		cmocka_unit_test(
+		    test_verdict_requires_both_a_leaf_and_a_ca_pin),
+		cmocka_unit_test(
+		    test_verdict_records_candidates_that_never_grant_access),
 		cmocka_unit_test(
 		    test_verdict_reports_the_depth_closest_to_the_leaf),
 		cmocka_unit_test(

@@ -34,7 +34,8 @@
 #define T0	((time_t)1714564800)
 
 #define PIN_A	"sha256/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
-#define PIN_B	"sha256/YLh1dUR9y6Kja30RrAn7JKnbQG/uEtLMkBgFF2Fuihg="
+#define PIN_B_B64 "YLh1dUR9y6Kja30RrAn7JKnbQG/uEtLMkBgFF2Fuihg="
+#define PIN_B	"sha256/" PIN_B_B64
 
 /*
  * Checks every line of a report file with Python's JSON parser: the field
@@ -361,6 +362,60 @@ test_report_only_without_expiry_writes_false_and_null(void **state)
 	if (text != NULL)
 		assert_string_equal(text, "0 3 2 443 False "
 		    "'x.api.example.test' 'example-api' '127.0.0.1:5555'\n");
+	free(text);
+	pinset_clear(&t);
+	testpki_rmdir(dir);
+	free(path);
+	free(dir);
+}
+
+static void
+test_report_adds_matched_depth_and_candidates_when_found(void **state)
+{
+	struct fixture		*fx = *state;
+	struct test_pinset	 t;
+	struct report_event	 ev;
+	struct pincheck_result	 res;
+	struct report		*r;
+	struct pin		 cands[2];
+	char			*dir, *path, *text, *second;
+	char			 err[256];
+
+	dir = testpki_tmpdir();
+	path = xasprintf("%s/report.jsonl", dir);
+	pinset_make(&t);
+	assert_true(pin_parse(PIN_A, &cands[0], err, sizeof(err)));
+	assert_true(pin_parse(PIN_B, &cands[1], err, sizeof(err)));
+	t.ps.candidates = cands;
+	t.ps.ncandidates = 2;
+	memset(&res, 0, sizeof(res));
+	res.matched_depth = -1;
+	event_make(&ev, &t.ps, fx);
+	ev.pins = &res;
+	r = report_open(path, err, sizeof(err));
+	assert_non_null(r);
+	assert_int_equal(report_pin_failure(r, &ev, err, sizeof(err)),
+	    REPORT_WRITTEN);
+	res.matched_depth = 0;
+	res.ncandidates = 1;
+	res.candidates[0].index = 1;
+	res.candidates[0].depth = 2;
+	ev.port = 8443;
+	assert_int_equal(report_pin_failure(r, &ev, err, sizeof(err)),
+	    REPORT_WRITTEN);
+	/* The same failure again: the dedupe rules are unchanged. */
+	assert_int_equal(report_pin_failure(r, &ev, err, sizeof(err)),
+	    REPORT_DUPLICATE);
+	report_close(r);
+	text = slurp(path);
+	second = strchr(text, '\n');
+	assert_non_null(second);
+	*second++ = '\0';
+	assert_null(strstr(text, "matched-depth"));
+	assert_null(strstr(text, "candidate-pins"));
+	assert_non_null(strstr(second, "\"matched-depth\":0,"
+	    "\"candidate-pins\":[\"pin-sha256=\\\"" PIN_B_B64 "\\\"\"],"
+	    "\"enforced\":true,"));
 	free(text);
 	pinset_clear(&t);
 	testpki_rmdir(dir);
@@ -880,6 +935,8 @@ main(void)
 		cmocka_unit_test(
 		    test_report_only_without_expiry_writes_false_and_null),
 		cmocka_unit_test(test_report_escapes_a_hostile_host_name),
+		cmocka_unit_test(
+		    test_report_adds_matched_depth_and_candidates_when_found),
 		cmocka_unit_test(
 		    test_report_suppresses_the_same_failure_within_the_hour),
 		cmocka_unit_test(test_report_writes_each_distinct_failure),
