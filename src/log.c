@@ -20,6 +20,8 @@ static const struct log_event_def log_events[EV__COUNT] = {
 	[EV_PIN_MISMATCH] =	{ "pin_mismatch",	LL_WARN },
 	[EV_VERIFY_FAILED] =	{ "verify_failed",	LL_WARN },
 	[EV_PINSET_EXPIRED] =	{ "pinset_expired",	LL_WARN },
+	[EV_PINSET_EXPIRING] =	{ "pinset_expiring",	LL_WARN },
+	[EV_PIN_DENIED] =	{ "pin_denied",		LL_WARN },
 	[EV_BLOCKED] =		{ "blocked",		LL_INFO },
 	[EV_UPSTREAM_ERROR] =	{ "upstream_error",	LL_WARN },
 	[EV_ACCESS] =		{ "access",		LL_INFO },
@@ -62,6 +64,9 @@ static const char *const log_keys[LK__COUNT] = {
 	[LK_METHOD] =		"method",
 	[LK_DETAILS] =		"details",
 	[LK_CUT] =		"cut",
+	[LK_PIN] =		"pin",
+	[LK_DEPTH] =		"depth",
+	[LK_DAYS] =		"days",
 };
 
 static const char *const log_level_names[] = {
