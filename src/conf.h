@@ -75,7 +75,7 @@ struct conf {
 	bool			 has_stats_listen;
 	struct conf_addr	 stats_listen;
 	char			*ca_host;	/* NULL: no CA page */
-	struct pin		*deny_pins;	/* deny_pin, then deny_file */
+	struct pin		*deny_pins;	/* deny_pin and deny_file */
 	size_t			 ndeny_pins;
 	char			*deny_file;	/* NULL when unset */
 

@@ -66,7 +66,7 @@ struct proxy {
 	struct event		 *resume_ev;	/* after EMFILE */
 	struct event		 *stop_ev;	/* shutdown_timeout */
 	struct event		 *trim_ev;	/* idle: give memory back */
-	struct event		 *expiring_ev;	/* daily pinset_expiring */
+	struct event		 *expiring_ev;	/* daily expiry log */
 	struct metrics		 *metrics;
 	struct stats		 *stats;	/* NULL: no stats_listen */
 	bool			  paused;
@@ -402,6 +402,7 @@ proxy_log_expiring(struct proxy *p)
 	evtimer_add(p->expiring_ev, &tv);
 }
 
+/* The daily timer of the expiry log. */
 static void
 proxy_expiring_cb(evutil_socket_t fd, short what, void *arg)
 {
