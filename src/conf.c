@@ -109,6 +109,8 @@ conf_unref(struct conf *c)
 	free(c->allow_clients);
 	free(c->report_file);
 	free(c->ca_host);
+	free(c->deny_pins);
+	free(c->deny_file);
 	free(c);
 }
 
@@ -189,6 +191,18 @@ pinset_expired(const struct pinset *ps, time_t now)
 {
 	/* The date itself is still covered: expiry starts the day after. */
 	return ps->has_expires && now >= ps->expires + 86400;
+}
+
+long
+pinset_days_left(const struct pinset *ps, time_t now)
+{
+	return (long)((ps->expires - (now - now % 86400)) / 86400);
+}
+
+long long
+pinset_seconds_left(const struct pinset *ps, time_t now)
+{
+	return (long long)ps->expires + 86400 - (long long)now;
 }
 
 const char *

@@ -103,6 +103,9 @@ struct conf {
 	bool			 has_stats_listen;
 	struct conf_addr	 stats_listen;
 	char			*ca_host;	/* NULL: no CA page */
+	struct pin		*deny_pins;	/* deny_pin and deny_file */
+	size_t			 ndeny_pins;
+	char			*deny_file;	/* NULL when unset */
 
 	struct pinset		*pinsets;
 	size_t			 npinsets;
@@ -137,6 +140,10 @@ const struct forwarder *conf_forwarder_at(const struct conf *c,
 		    const char *listen);
 /* Whether the pin set's expires date has passed at now. */
 bool		 pinset_expired(const struct pinset *ps, time_t now);
+/* Whole days from now's date (UTC) to the expires date (has_expires). */
+long		 pinset_days_left(const struct pinset *ps, time_t now);
+/* Seconds from now until the pins stop being enforced; negative after. */
+long long	 pinset_seconds_left(const struct pinset *ps, time_t now);
 /* The name of a policy ("pass", "verify", "block"). */
 const char	*conf_unpinned_name(enum unpinned_policy p);
 

@@ -17,6 +17,7 @@
 #include "certfile.h"
 #include "conf_parse.h"
 #include "conf_value.h"
+#include "deny.h"
 #include "hostmatch.h"
 #include "trust.h"
 #include "xmalloc.h"
@@ -53,6 +54,8 @@ enum conf_key_id {
 	KEY_REPORT_FILE,
 	KEY_STATS_LISTEN,
 	KEY_CA_HOST,
+	KEY_DENY_PIN,
+	KEY_DENY_FILE,
 	KEY_HOSTS,
 	KEY_PIN,
 	KEY_CANDIDATE,
@@ -151,6 +154,10 @@ static bool conf_set_stats_listen(struct conf_parse *, const char *, char *,
     size_t);
 static bool conf_set_ca_host(struct conf_parse *, const char *, char *,
     size_t);
+static bool conf_set_deny_pin(struct conf_parse *, const char *, char *,
+    size_t);
+static bool conf_set_deny_file(struct conf_parse *, const char *, char *,
+    size_t);
 static bool conf_set_hosts(struct conf_parse *, const char *, char *, size_t);
 static bool conf_set_pin(struct conf_parse *, const char *, char *, size_t);
 static bool conf_set_candidate(struct conf_parse *, const char *, char *,
@@ -211,6 +218,9 @@ static const struct conf_key conf_keys[KEY__COUNT] = {
 	[KEY_STATS_LISTEN] = { "stats_listen", SECTION_PROXY, false,
 	    conf_set_stats_listen },
 	[KEY_CA_HOST] = { "ca_host", SECTION_PROXY, false, conf_set_ca_host },
+	[KEY_DENY_PIN] = { "deny_pin", SECTION_PROXY, true, conf_set_deny_pin },
+	[KEY_DENY_FILE] = { "deny_file", SECTION_PROXY, false,
+	    conf_set_deny_file },
 	[KEY_HOSTS] = { "hosts", SECTION_PINS, true, conf_set_hosts },
 	[KEY_PIN] = { "pin", SECTION_PINS, true, conf_set_pin },
 	[KEY_CANDIDATE] = { "candidate", SECTION_PINS, true,
@@ -529,6 +539,43 @@ conf_set_stats_listen(struct conf_parse *p, const char *value, char *err,
 	return true;
 }
 
+/* A key refused for every host. */
+static bool
+conf_set_deny_pin(struct conf_parse *p, const char *value, char *err,
+    size_t errlen)
+{
+	struct conf	*c = p->conf;
+	struct pin	 pin;
+
+	if (!pin_parse(value, &pin, err, errlen))
+		return false;
+	c->deny_pins = xreallocarray(c->deny_pins, c->ndeny_pins + 1,
+	    sizeof(*c->deny_pins));
+	c->deny_pins[c->ndeny_pins++] = pin;
+	return true;
+}
+
+/* Read the deny file now: every start and reload reads it afresh. */
+static bool
+conf_set_deny_file(struct conf_parse *p, const char *value, char *err,
+    size_t errlen)
+{
+	struct conf	*c = p->conf;
+	bool		 ok;
+
+	if (value[0] != '\0') {
+		/* The file's own messages come just before this line's. */
+		diag_anchor(p->diag, p->lineno);
+		ok = deny_file_read(value, &c->deny_pins, &c->ndeny_pins,
+		    p->diag, err, errlen);
+		diag_anchor(p->diag, 0);
+		if (!ok)
+			return false;
+	}
+	conf_set_string(&c->deny_file, value);
+	return true;
+}
+
 /* Record a host pattern, refusing one that another line already claims. */
 static bool
 conf_claim_host(struct conf_parse *p, const char *pattern, char *err,
@@ -717,7 +764,6 @@ conf_has_backup_pin(const struct pinset *ps)
 static void
 conf_check_expiry(struct conf_parse *p, const struct pinset *ps)
 {
-	time_t	 today;
 	long	 days;
 	int	 line = p->key_line[KEY_EXPIRES];
 
@@ -729,9 +775,7 @@ conf_check_expiry(struct conf_parse *p, const struct pinset *ps)
 		    ps->expires_text);
 		return;
 	}
-	/* Whole days from today's date (UTC) to the expires date. */
-	today = p->now - p->now % 86400;
-	days = (long)((ps->expires - today) / 86400);
+	days = pinset_days_left(ps, p->now);
 	if (days > CONF_EXPIRY_WARN_DAYS)
 		return;
 	if (days <= 0)

@@ -12,7 +12,7 @@
 
 struct diag_msg {
 	enum diag_severity	 severity;
-	int			 line;
+	int			 line;	/* where it sorts */
 	size_t			 seq;
 	char			*text;
 };
@@ -23,6 +23,7 @@ struct diag {
 	size_t			 cap;
 	size_t			 errors;
 	bool			 sorted;
+	int			 anchor;	/* 0: none */
 };
 
 struct diag *
@@ -60,7 +61,7 @@ diag_add(struct diag *d, enum diag_severity sev, const char *file, int line,
 	}
 	m = &d->msgs[d->count];
 	m->severity = sev;
-	m->line = line;
+	m->line = d->anchor > 0 ? d->anchor : line;
 	m->seq = d->count;
 	if (line > 0)
 		m->text = xasprintf("%s:%d: %s%s", file,
@@ -116,6 +117,12 @@ diag_sort(const struct diag *cd)
 		return;
 	qsort(d->msgs, d->count, sizeof(*d->msgs), diag_cmp);
 	d->sorted = true;
+}
+
+void
+diag_anchor(struct diag *d, int line)
+{
+	d->anchor = line;
 }
 
 size_t

@@ -27,6 +27,11 @@ void		 diag_error(struct diag *d, const char *file, int line,
 /* Record a warning at file:line. */
 void		 diag_warn(struct diag *d, const char *file, int line,
 		     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/*
+ * Sort the messages recorded from now on at line (0: at their own line),
+ * in the order they come: those of a file that line names.
+ */
+void		 diag_anchor(struct diag *d, int line);
 /* How many errors were recorded. */
 size_t		 diag_errors(const struct diag *d);
 /* How many messages (errors and warnings) were recorded. */

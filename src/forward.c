@@ -120,6 +120,8 @@ forward_error_kind(enum upstream_status st)
 		return HTTP_ERROR_VERIFY_FAILED;
 	case UPSTREAM_PIN_MISMATCH:
 		return HTTP_ERROR_PIN_MISMATCH;
+	case UPSTREAM_PIN_DENIED:
+		return HTTP_ERROR_PIN_DENIED;
 	case UPSTREAM_LOOP:
 		return HTTP_ERROR_LOOP;
 	case UPSTREAM_TLS_FAILED:

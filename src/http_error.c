@@ -22,6 +22,10 @@ static const struct http_error_def http_errors[HTTP_ERROR__COUNT] = {
 	[HTTP_ERROR_PIN_MISMATCH] = { 502, "Bad Gateway",
 	    "tls_certificate_error", "pin-mismatch",
 	    "the server's certificate chain matches none of the pinned keys" },
+	[HTTP_ERROR_PIN_DENIED] = { 502, "Bad Gateway",
+	    "tls_certificate_error", "pin-denied",
+	    "the server's certificate chain holds a key that deny_pin or "
+	    "deny_file refuses" },
 	[HTTP_ERROR_VERIFY_FAILED] = { 502, "Bad Gateway",
 	    "tls_certificate_error", "verify-failed",
 	    "the server's certificate chain or host name failed verification" },

@@ -11,6 +11,7 @@ struct evbuffer;
 /* Every failure answered over HTTP, one row of the SPEC §3 table each. */
 enum http_error_kind {
 	HTTP_ERROR_PIN_MISMATCH,
+	HTTP_ERROR_PIN_DENIED,
 	HTTP_ERROR_VERIFY_FAILED,
 	HTTP_ERROR_TLS_FAILED,
 	HTTP_ERROR_DNS_FAILED,

@@ -21,6 +21,8 @@ static const struct log_event_def log_events[EV__COUNT] = {
 	[EV_CANDIDATE_SEEN] =	{ "candidate_seen",	LL_WARN },
 	[EV_VERIFY_FAILED] =	{ "verify_failed",	LL_WARN },
 	[EV_PINSET_EXPIRED] =	{ "pinset_expired",	LL_WARN },
+	[EV_PINSET_EXPIRING] =	{ "pinset_expiring",	LL_WARN },
+	[EV_PIN_DENIED] =	{ "pin_denied",		LL_WARN },
 	[EV_BLOCKED] =		{ "blocked",		LL_INFO },
 	[EV_UPSTREAM_ERROR] =	{ "upstream_error",	LL_WARN },
 	[EV_CLIENT_TLS_FAILED] = { "client_tls_failed",	LL_WARN },
@@ -68,6 +70,7 @@ static const char *const log_keys[LK__COUNT] = {
 	[LK_CUT] =		"cut",
 	[LK_ALERT] =		"alert",
 	[LK_HINT] =		"hint",
+	[LK_DAYS] =		"days",
 };
 
 static const char *const log_level_names[] = {

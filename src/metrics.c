@@ -29,6 +29,7 @@ enum metric_family_id {
 	MF_HANDSHAKE_FAILURES,
 	MF_CONFIG_RELOADS,
 	MF_PIN_MISMATCH_SUPPRESSED,
+	MF_PIN_DENIED,
 	MF__COUNT
 };
 
@@ -77,6 +78,9 @@ static const struct metric_family metric_families[MF__COUNT] = {
 	    "pinproxy_pin_mismatch_suppressed_total",
 	    "Repeated pin_mismatch log lines left out (counted as checks).",
 	    METRIC_COUNTER, NULL },
+	[MF_PIN_DENIED] = { "pinproxy_pin_denied_total",
+	    "Verified upstream chains refused for holding a denied key.",
+	    METRIC_COUNTER, NULL },
 };
 
 static const struct metric_series metric_series[METRIC__COUNT] = {
@@ -106,6 +110,16 @@ static const struct metric_series metric_series[METRIC__COUNT] = {
 	[METRIC_CONFIG_RELOADS_FAILED] = { MF_CONFIG_RELOADS, "failed" },
 	[METRIC_PIN_MISMATCH_SUPPRESSED] = { MF_PIN_MISMATCH_SUPPRESSED,
 					    NULL },
+	[METRIC_PIN_DENIED] =		{ MF_PIN_DENIED, NULL },
+};
+
+/* The family of the per pin set gauges, which the table cannot hold. */
+#define METRIC_PINSET_EXPIRY	"pinproxy_pinset_expiry_seconds"
+
+/* The expiry gauge of one pin set. */
+struct metric_pinset_expiry {
+	char		 pinset[PINSET_NAME_MAX + 1];
+	long long	 seconds;
 };
 
 /* A series of pinproxy_candidate_seen_total, made when first counted. */
@@ -116,9 +130,11 @@ struct metric_candidate {
 };
 
 struct metrics {
-	uint64_t		 value[METRIC__COUNT];
-	struct metric_candidate	*cand;
-	size_t			 ncand;
+	uint64_t			 value[METRIC__COUNT];
+	struct metric_candidate		*cand;
+	size_t				 ncand;
+	struct metric_pinset_expiry	*expiry;
+	size_t				 nexpiry;
 };
 
 struct metrics *
@@ -130,8 +146,10 @@ metrics_new(void)
 void
 metrics_free(struct metrics *m)
 {
-	if (m != NULL)
-		free(m->cand);
+	if (m == NULL)
+		return;
+	free(m->cand);
+	free(m->expiry);
 	free(m);
 }
 
@@ -194,6 +212,43 @@ metrics_get(const struct metrics *m, enum metric_id id)
 }
 
 void
+metrics_set_pinset_expiry(struct metrics *m, const struct conf *c,
+    time_t now)
+{
+	const struct pinset	*ps;
+	size_t			 i;
+
+	m->nexpiry = 0;
+	m->expiry = xreallocarray(m->expiry, c->npinsets + 1,
+	    sizeof(*m->expiry));
+	for (i = 0; i < c->npinsets; i++) {
+		ps = &c->pinsets[i];
+		if (!ps->has_expires)
+			continue;
+		xstrlcpy(m->expiry[m->nexpiry].pinset, ps->name,
+		    sizeof(m->expiry[m->nexpiry].pinset));
+		m->expiry[m->nexpiry++].seconds = pinset_seconds_left(ps, now);
+	}
+}
+
+/* The per pin set expiry gauges; pin set names need no escaping. */
+static void
+metrics_render_expiry(const struct metrics *m, struct evbuffer *out)
+{
+	size_t	 i;
+
+	if (m->nexpiry == 0)
+		return;
+	evbuffer_add_printf(out, "# HELP %s Seconds until the pins of a pin "
+	    "set stop being enforced (expires); negative after.\n"
+	    "# TYPE %s gauge\n", METRIC_PINSET_EXPIRY, METRIC_PINSET_EXPIRY);
+	for (i = 0; i < m->nexpiry; i++)
+		evbuffer_add_printf(out, "%s{pinset=\"%s\"} %lld\n",
+		    METRIC_PINSET_EXPIRY, m->expiry[i].pinset,
+		    m->expiry[i].seconds);
+}
+
+void
 metrics_render(const struct metrics *m, struct evbuffer *out)
 {
 	const struct metric_family	*f;
@@ -224,6 +279,7 @@ metrics_render(const struct metrics *m, struct evbuffer *out)
 		evbuffer_add_printf(out, "pinproxy_candidate_seen_total"
 		    "{pinset=\"%s\",pin=\"%s\"} %" PRIu64 "\n",
 		    m->cand[i].pinset, m->cand[i].pin, m->cand[i].count);
+	metrics_render_expiry(m, out);
 }
 
 enum metric_id

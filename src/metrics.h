@@ -9,6 +9,7 @@
 #include <event2/buffer.h>
 
 #include <stdint.h>
+#include <time.h>
 
 #include "pincheck.h"
 
@@ -38,6 +39,7 @@ enum metric_id {
 	METRIC_CONFIG_RELOADS_OK,
 	METRIC_CONFIG_RELOADS_FAILED,
 	METRIC_PIN_MISMATCH_SUPPRESSED,
+	METRIC_PIN_DENIED,
 	METRIC__COUNT		/* not a series: the calls ignore it */
 };
 
@@ -63,6 +65,13 @@ void		 metrics_dec(struct metrics *m, enum metric_id id);
 void		 metrics_set(struct metrics *m, enum metric_id id, uint64_t v);
 /* The value of a series. */
 uint64_t	 metrics_get(const struct metrics *m, enum metric_id id);
+/*
+ * Set pinproxy_pinset_expiry_seconds{pinset} for every pin set of c that
+ * has expires: the seconds from now until its pins stop being enforced,
+ * negative once they have. Rendered only when at least one set has one.
+ */
+void		 metrics_set_pinset_expiry(struct metrics *m,
+		    const struct conf *c, time_t now);
 /* Append every metric in the Prometheus text format (version 0.0.4). */
 void		 metrics_render(const struct metrics *m, struct evbuffer *out);
 /* The pin_checks series of a verdict; METRIC__COUNT for an unpinned host. */

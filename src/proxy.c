@@ -42,6 +42,10 @@
 #define PROXY_EMFILE_PAUSE	1
 /* Seconds without a connection after which freed memory goes back. */
 #define PROXY_TRIM_DELAY	5
+/* Pin sets expiring within this many days are logged ... */
+#define PROXY_EXPIRING_DAYS	30
+/* ... at start, on reload and then every this many seconds. */
+#define PROXY_EXPIRING_PERIOD	86400
 
 struct proxy {
 	struct event_base	 *base;
@@ -63,6 +67,7 @@ struct proxy {
 	struct event		 *resume_ev;	/* after EMFILE */
 	struct event		 *stop_ev;	/* shutdown_timeout */
 	struct event		 *trim_ev;	/* idle: give memory back */
+	struct event		 *expiring_ev;	/* daily expiry log */
 	struct metrics		 *metrics;
 	struct stats		 *stats;	/* NULL: no stats_listen */
 	struct tcpfwd		 *fwd;		/* [forward:] listeners */
@@ -117,6 +122,7 @@ proxy_stopped(struct proxy *p, const char *reason)
 	p->stopped = true;
 	conn_close_all(&p->env);
 	tcpfwd_close_all(p->fwd);
+	evtimer_del(p->expiring_ev);
 	log_begin(&l, EV_STOPPED);
 	log_str(&l, LK_REASON, reason);
 	log_int(&l, LK_CUT, (long long)cut);
@@ -300,6 +306,7 @@ proxy_stats_refresh_cb(struct metrics *m, void *arg)
 	tunnel_env_leaf_stats(p->env.tunnel, &hits, &misses);
 	metrics_set(m, METRIC_LEAFCERT_CACHE_HITS, hits);
 	metrics_set(m, METRIC_LEAFCERT_CACHE_MISSES, misses);
+	metrics_set_pinset_expiry(m, p->rc->conf, time(NULL));
 }
 
 /* allow_clients of the current generation applies to /metrics too. */
@@ -376,6 +383,45 @@ proxy_reload_outputs(struct proxy *p, const struct conf *conf,
 	return true;
 }
 
+/*
+ * Log event=pinset_expiring for every enforced pin set whose expires date
+ * is at most PROXY_EXPIRING_DAYS away, and arm the next day's check.
+ */
+static void
+proxy_log_expiring(struct proxy *p)
+{
+	const struct conf	*c = p->rc->conf;
+	const struct pinset	*ps;
+	struct timeval		 tv = { PROXY_EXPIRING_PERIOD, 0 };
+	struct logline		 l;
+	time_t			 now = time(NULL);
+	size_t			 i;
+	long			 days;
+
+	for (i = 0; i < c->npinsets; i++) {
+		ps = &c->pinsets[i];
+		if (!ps->enforce || !ps->has_expires ||
+		    pinset_expired(ps, now))
+			continue;
+		if ((days = pinset_days_left(ps, now)) > PROXY_EXPIRING_DAYS)
+			continue;
+		log_begin(&l, EV_PINSET_EXPIRING);
+		log_str(&l, LK_PINSET, ps->name);
+		log_int(&l, LK_DAYS, days);
+		log_str(&l, LK_EXPIRES, ps->expires_text);
+		log_end(&l);
+	}
+	/* A reload starts the day over, so the timer is re-armed. */
+	evtimer_add(p->expiring_ev, &tv);
+}
+
+/* The daily timer of the expiry log. */
+static void
+proxy_expiring_cb(evutil_socket_t fd, short what, void *arg)
+{
+	proxy_log_expiring(arg);
+}
+
 /* SIGHUP: read the file again; keep the old generation on any error. */
 static void
 proxy_reload(struct proxy *p)
@@ -449,6 +495,7 @@ proxy_reload(struct proxy *p)
 		log_begin(&l, EV_RELOADED);
 		log_int(&l, LK_PINSETS, (long long)conf->npinsets);
 		log_end(&l);
+		proxy_log_expiring(p);
 	}
 	conf_unref(conf);
 	diag_free(d);
@@ -560,6 +607,7 @@ proxy_started(struct proxy *p)
 	log_str(&l, LK_VERSION, version_string());
 	log_int(&l, LK_PINSETS, (long long)p->rc->conf->npinsets);
 	log_end(&l);
+	proxy_log_expiring(p);
 	notify_sendf("READY=1\nSTATUS=listening on %s, %zu pin sets", addrs,
 	    p->rc->conf->npinsets);
 }
@@ -595,6 +643,8 @@ proxy_teardown(struct proxy *p)
 		event_free(p->stop_ev);
 	if (p->trim_ev != NULL)
 		event_free(p->trim_ev);
+	if (p->expiring_ev != NULL)
+		event_free(p->expiring_ev);
 	if (p->dns != NULL)
 		evdns_base_free(p->dns, 0);
 	runconf_unref(p->rc);
@@ -663,6 +713,7 @@ proxy_main(struct conf *conf, const char *path, bool debug)
 	p.resume_ev = evtimer_new(p.base, proxy_resume_cb, &p);
 	p.stop_ev = evtimer_new(p.base, proxy_stop_timeout_cb, &p);
 	p.trim_ev = evtimer_new(p.base, proxy_trim_cb, &p);
+	p.expiring_ev = evtimer_new(p.base, proxy_expiring_cb, &p);
 	evsignal_add(p.sighup, NULL);
 	evsignal_add(p.sigterm, NULL);
 	evsignal_add(p.sigint, NULL);

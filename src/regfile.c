@@ -51,8 +51,8 @@ regfile_open(const char *what, const char *path, int flags, mode_t mode,
 		if (lstat(path, st) == 0 && !S_ISREG(st->st_mode))
 			regfile_refuse(what, path, st->st_mode, err, errlen);
 		else
-			snprintf(err, errlen, "%s %s: %s", what, path,
-			    strerror(saved));
+			snprintf(err, errlen, "cannot open %s %s: %s", what,
+			    path, strerror(saved));
 		return -1;
 	}
 	if (fstat(fd, st) == -1) {

@@ -518,7 +518,7 @@ tunnel_upstream_tls_cb(struct upstream *u, enum upstream_status st,
 
 	if (st != UPSTREAM_OK) {
 		tunnel_refuse(t, st == UPSTREAM_PIN_MISMATCH ||
-		    st == UPSTREAM_VERIFY_FAILED ?
+		    st == UPSTREAM_PIN_DENIED || st == UPSTREAM_VERIFY_FAILED ?
 		    TUNNEL_ALERT_ACCESS_DENIED :
 		    TUNNEL_ALERT_HANDSHAKE_FAILURE, 502);
 		return;

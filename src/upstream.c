@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "deny.h"
 #include "hostmatch.h"
 #include "log.h"
 #include "metrics.h"
@@ -607,6 +608,40 @@ upstream_report(struct upstream *u, STACK_OF(X509) *chain)
 	}
 }
 
+/*
+ * Whether the verified chain holds a key of deny_pin or deny_file; if so
+ * the connection is refused here, whatever the pin set would say.
+ */
+static bool
+upstream_denied(struct upstream *u, STACK_OF(X509) *chain)
+{
+	const struct conf	*c = u->rc->conf;
+	struct logline		 l;
+	struct pin		 which;
+	char			 text[PIN_TEXT_MAX];
+	int			 depth;
+
+	if ((depth = deny_match(c->deny_pins, c->ndeny_pins, chain,
+	    &which)) < 0)
+		return false;
+	pin_format(&which, text, sizeof(text));
+	snprintf(u->reason, sizeof(u->reason), "the verified chain holds a "
+	    "denied key at depth %d: %s", depth, text);
+	log_begin(&l, EV_PIN_DENIED);
+	log_str(&l, LK_HOST, u->host);
+	log_int(&l, LK_PORT, u->port);
+	log_str(&l, LK_CLIENT, u->client);
+	log_str(&l, LK_PIN, text);
+	log_int(&l, LK_DEPTH, depth);
+	if (u->ps != NULL)
+		log_str(&l, LK_PINSET, u->ps->name);
+	log_end(&l);
+	metrics_inc(u->sinks->metrics, METRIC_PIN_DENIED);
+	bufferevent_setcb(u->bev, NULL, NULL, NULL, NULL);
+	upstream_finish(u, UPSTREAM_PIN_DENIED);
+	return true;
+}
+
 /* The handshake finished: the chain verified; now the pins decide. */
 static void
 upstream_handshake_done(struct upstream *u)
@@ -629,6 +664,8 @@ upstream_handshake_done(struct upstream *u)
 			    "no verified chain after the handshake");
 			return;
 		}
+		if (upstream_denied(u, chain))
+			return;
 		pincheck_verdict(u->ps, chain, time(NULL), &u->pins);
 		upstream_note_candidates(u);
 	}

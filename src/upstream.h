@@ -33,6 +33,7 @@ enum upstream_status {
 	UPSTREAM_TLS_FAILED,
 	UPSTREAM_VERIFY_FAILED,
 	UPSTREAM_PIN_MISMATCH,
+	UPSTREAM_PIN_DENIED,	/* the chain holds a deny_pin */
 	UPSTREAM_LOOP		/* the address is one of our own listeners */
 };
 

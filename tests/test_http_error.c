@@ -57,6 +57,9 @@ test_http_error_every_row_has_its_status_line_and_proxy_status(void **state)
 		{ HTTP_ERROR_PIN_MISMATCH, "HTTP/1.1 502 Bad Gateway",
 		    "pinproxy; error=tls_certificate_error; "
 		    "details=\"pin-mismatch\"" },
+		{ HTTP_ERROR_PIN_DENIED, "HTTP/1.1 502 Bad Gateway",
+		    "pinproxy; error=tls_certificate_error; "
+		    "details=\"pin-denied\"" },
 		{ HTTP_ERROR_VERIFY_FAILED, "HTTP/1.1 502 Bad Gateway",
 		    "pinproxy; error=tls_certificate_error; "
 		    "details=\"verify-failed\"" },

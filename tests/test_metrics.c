@@ -89,6 +89,10 @@ static const char golden[] =
     "lines left out (counted as checks).\n"
     "# TYPE pinproxy_pin_mismatch_suppressed_total counter\n"
     "pinproxy_pin_mismatch_suppressed_total 0\n"
+    "# HELP pinproxy_pin_denied_total Verified upstream chains refused for "
+    "holding a denied key.\n"
+    "# TYPE pinproxy_pin_denied_total counter\n"
+    "pinproxy_pin_denied_total 2\n"
     "# HELP pinproxy_candidate_seen_total Pin checks that found a candidate "
     "pin in the verified chain.\n"
     "# TYPE pinproxy_candidate_seen_total counter\n";
@@ -115,6 +119,7 @@ test_metrics_render_the_documented_text_exactly(void **state)
 	metrics_add(m, METRIC_BYTES_UP, 234);
 	metrics_set(m, METRIC_BYTES_DOWN, UINT64_MAX);
 	metrics_inc(m, METRIC_CONFIG_RELOADS_FAILED);
+	metrics_add(m, METRIC_PIN_DENIED, 2);
 	text = render(m);
 	assert_string_equal(text, golden);
 	free(text);
@@ -268,7 +273,44 @@ test_metrics_name_each_family_once(void **state)
 		assert_true(line[strlen(family)] == ' ' ||
 		    line[strlen(family)] == '{');
 	}
-	assert_int_equal(nhelp, 12);
+	assert_int_equal(nhelp, 13);
+	free(text);
+	metrics_free(m);
+}
+
+/* The gauge shows each pin set with expires, negative once it is over. */
+static void
+test_metrics_pinset_expiry_counts_down_past_zero(void **state)
+{
+	struct pinset	 sets[3];
+	struct conf	 c;
+	struct metrics	*m;
+	char		*text;
+	/* 2028-06-30 00:00:00 UTC. */
+	time_t		 expires = 1845936000;
+
+	(void)state;
+	memset(sets, 0, sizeof(sets));
+	memset(&c, 0, sizeof(c));
+	sets[0].name = "soon";
+	sets[0].has_expires = true;
+	sets[0].expires = expires;
+	sets[1].name = "never";
+	sets[2].name = "over";
+	sets[2].has_expires = true;
+	sets[2].expires = expires - 10 * 86400;
+	c.pinsets = sets;
+	c.npinsets = 3;
+	m = metrics_new();
+	text = render(m);
+	assert_null(strstr(text, "pinproxy_pinset_expiry_seconds"));
+	free(text);
+	metrics_set_pinset_expiry(m, &c, expires - 3600);
+	text = render(m);
+	assert_non_null(strstr(text, "\n# TYPE pinproxy_pinset_expiry_seconds "
+	    "gauge\npinproxy_pinset_expiry_seconds{pinset=\"soon\"} 90000\n"
+	    "pinproxy_pinset_expiry_seconds{pinset=\"over\"} -774000\n"));
+	assert_null(strstr(text, "never"));
 	free(text);
 	metrics_free(m);
 }
@@ -288,6 +330,8 @@ main(void)
 		cmocka_unit_test(test_metrics_name_each_family_once),
 		cmocka_unit_test(
 		    test_metrics_count_candidates_by_pinset_and_pin),
+		cmocka_unit_test(
+		    test_metrics_pinset_expiry_counts_down_past_zero),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,160 @@
+/*
+ * Deny pins. A deny file is read like report_file is opened: never through
+ * a symbolic link, never anything but a regular file, so that a FIFO cannot
+ * block a start or a reload. Every bad line is reported, not just the first.
+ */
+#include <sys/stat.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "deny.h"
+#include "regfile.h"
+#include "xmalloc.h"
+
+/* Open path for reading: a regular file only (regfile_open). */
+static FILE *
+deny_open(const char *path, char *err, size_t errlen)
+{
+	struct stat	 st;
+	FILE		*fp;
+	int		 fd;
+
+	if ((fd = regfile_open("deny_file", path, O_RDONLY, 0, &st, err,
+	    errlen)) == -1)
+		return NULL;
+	if ((fp = fdopen(fd, "r")) == NULL) {
+		snprintf(err, errlen, "cannot read %s: %s", path,
+		    strerror(errno));
+		close(fd);
+	}
+	return fp;
+}
+
+/*
+ * Read one line into buf (cut at len - 1 bytes); its full length in
+ * *total. False at the end of the file.
+ */
+static bool
+deny_line(FILE *fp, char *buf, size_t len, size_t *total)
+{
+	size_t	 n = 0;
+	int	 ch;
+
+	*total = 0;
+	while ((ch = getc(fp)) != EOF && ch != '\n') {
+		if (n < len - 1)
+			buf[n++] = (char)ch;
+		(*total)++;
+	}
+	buf[n] = '\0';
+	return ch != EOF || *total > 0;
+}
+
+/* The pin text of a line: comments and surrounding white space removed. */
+static char *
+deny_trim(char *line)
+{
+	char	*end;
+
+	line[strcspn(line, "#")] = '\0';
+	while (isspace((unsigned char)*line))
+		line++;
+	end = line + strlen(line);
+	while (end > line && isspace((unsigned char)end[-1]))
+		*--end = '\0';
+	return line;
+}
+
+bool
+deny_file_read(const char *path, struct pin **pins, size_t *npins,
+    struct diag *d, char *err, size_t errlen)
+{
+	struct pin	*got = NULL;
+	char		 buf[DENY_LINE_MAX + 1], perr[128], *text;
+	size_t		 ngot = 0, total, bad = 0;
+	int		 lineno = 0;
+	FILE		*fp;
+
+	if ((fp = deny_open(path, err, errlen)) == NULL)
+		return false;
+	while (deny_line(fp, buf, sizeof(buf), &total)) {
+		lineno++;
+		if (total >= DENY_LINE_MAX) {
+			diag_error(d, path, lineno, "line is %zu bytes long; "
+			    "the limit is %d", total, DENY_LINE_MAX - 1);
+			bad++;
+			continue;
+		}
+		if (strlen(buf) != total) {
+			diag_error(d, path, lineno, "line contains a NUL "
+			    "byte");
+			bad++;
+			continue;
+		}
+		if (*(text = deny_trim(buf)) == '\0')
+			continue;
+		if (ngot == DENY_FILE_MAX_PINS) {
+			diag_error(d, path, lineno, "more than %d pins",
+			    DENY_FILE_MAX_PINS);
+			bad++;
+			break;
+		}
+		got = xreallocarray(got, ngot + 1, sizeof(*got));
+		if (!pin_parse(text, &got[ngot], perr, sizeof(perr))) {
+			diag_error(d, path, lineno, "bad pin \"%s\": %s", text,
+			    perr);
+			bad++;
+			continue;
+		}
+		ngot++;
+	}
+	if (ferror(fp)) {
+		snprintf(err, errlen, "cannot read %s: %s", path,
+		    strerror(errno));
+		bad++;
+	} else if (bad > 0)
+		snprintf(err, errlen, "%zu bad line%s in %s", bad,
+		    bad == 1 ? "" : "s", path);
+	fclose(fp);
+	if (bad > 0) {
+		free(got);
+		return false;
+	}
+	*pins = xreallocarray(*pins, *npins + ngot + 1, sizeof(**pins));
+	if (ngot > 0)
+		memcpy(*pins + *npins, got, ngot * sizeof(*got));
+	*npins += ngot;
+	free(got);
+	return true;
+}
+
+int
+deny_match(const struct pin *pins, size_t npins, STACK_OF(X509) *chain,
+    struct pin *which)
+{
+	struct pin	 seen;
+	size_t		 j;
+	int		 i, n;
+
+	if (npins == 0 || chain == NULL)
+		return -1;
+	n = sk_X509_num(chain);
+	/* Every certificate counts: a key that cannot be hashed is skipped. */
+	for (i = 0; i < n; i++) {
+		if (!pin_from_cert(sk_X509_value(chain, i), &seen))
+			continue;
+		for (j = 0; j < npins; j++) {
+			if (pin_equal(&seen, &pins[j])) {
+				*which = seen;
+				return i;
+			}
+		}
+	}
+	return -1;
+}

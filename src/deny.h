@@ -1,0 +1,37 @@
+/*
+ * Deny pins: keys refused for every host, pinned or not. The deny_file is
+ * read here (one pin a line, '#' comments), and a verified chain is
+ * searched for a denied key.
+ */
+#ifndef PINPROXY_DENY_H
+#define PINPROXY_DENY_H
+
+#include <openssl/x509.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "diag.h"
+#include "pin.h"
+
+/* Lines of this many bytes (without the newline) or more are errors. */
+#define DENY_LINE_MAX		199
+/* The most pins a deny_file may hold. */
+#define DENY_FILE_MAX_PINS	10000
+
+/*
+ * Append the pins of the deny file at path to *pins (*npins of them).
+ * Only a regular file is read; a symbolic link is never followed. Each bad
+ * line is recorded in d as PATH:LINE; false, with err saying why, when
+ * the file cannot be read or has bad lines (then *pins is unchanged).
+ */
+bool		 deny_file_read(const char *path, struct pin **pins,
+		    size_t *npins, struct diag *d, char *err, size_t errlen);
+/*
+ * The depth of the first certificate of chain, leaf first, whose key is
+ * one of pins, with that pin in *which; -1 when none is.
+ */
+int		 deny_match(const struct pin *pins, size_t npins,
+		    STACK_OF(X509) *chain, struct pin *which);
+
+#endif

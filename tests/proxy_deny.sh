@@ -1,0 +1,192 @@
+#!/bin/bash
+# Deny pins and expiry warnings, end to end: deny_pin refuses a verified
+# chain that holds the key for a pinned host (plaintext and CONNECT) and
+# for an unpinned one under unpinned = verify, and nothing reaches the
+# origin; deny_file does the same and a reload that adds a pin to it takes
+# effect; a deny_file that is a symbolic link or a FIFO is refused; a pin
+# set expiring in 10 days is reported by pinproxy -t, logged as
+# event=pinset_expiring and exported in /metrics. Everything runs on
+# 127.0.0.1 and in the scratch directory.
+
+. "${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}/tests/lib.sh"
+
+make_pki multi "$(dns_sans api.test free.test)" inter
+PIN_INTER=$(sh "$MKPKI" pin "$PKI/inter.pem")
+PIN_ROOT=$(sh "$MKPKI" pin "$PKI/root.pem")
+PIN_RSA=$(sh "$MKPKI" pin "$PKI/rsa.pem")
+PIN_FOREIGN=$(sh "$MKPKI" pin "$PKI/foreign-root.pem")
+
+OA=$(free_port)
+start_origin O_A "$OA" "$TMP/oa.log" --cert "$PKI/multi-chain.pem" \
+    --key "$PKI/multi.key"
+start_dnsd --map free.test=127.0.0.1
+EXPIRES=$(date -u -d '+10 days' +%Y-%m-%d)
+
+# connect NAME ARGS...: tests/connect_client.py, its output in NAME.out.
+connect()
+{
+	local name=$1
+	shift
+	python3 "$CLIENT" --head-out "$TMP/$name.head" "$@" \
+	    >"$TMP/$name.out" 2>&1
+}
+
+# out NAME KEY: the value of KEY=... in the output of "connect NAME".
+out()
+{
+	sed -n "s/^$2=//p" "$TMP/$1.out" | head -n 1
+}
+
+# write_conf FILE PORT STATS [LINE...]: a configuration listening on PORT
+# with /metrics on STATS, unpinned = verify, a pin set for api.test
+# (origin A, expiring in 10 days) and LINE... added to [proxy].
+write_conf()
+{
+	local file=$1 port=$2 stats=$3 name
+	name=$(basename "$file" .conf)
+	shift 3
+	{
+		cat <<EOF
+[proxy]
+listen = 127.0.0.1:$port
+stats_listen = 127.0.0.1:$stats
+ca_cert = $TMP/ca-$name.pem
+ca_key = $TMP/ca-$name.key
+trust = $PKI/root.pem
+unpinned = verify
+connect_ports = 443, $OA
+shutdown_timeout = 2s
+EOF
+		printf '%s\n' "$@"
+		cat <<EOF
+
+[pins:set-api]
+hosts = api.test
+pin = $PIN_INTER
+pin = $PIN_RSA
+expires = $EXPIRES
+connect_to = 127.0.0.1:$OA
+EOF
+	} >"$file"
+}
+
+# refused_plain NAME PROXY LOG DEPTH PIN: cases for a plaintext request for
+# api.test that a deny pin refuses.
+refused_plain()
+{
+	local code
+	code=$(fetch "$1" "$2" http://api.test/hello)
+	check_status "$1: plaintext to a pinned host: 502" 502 "$code" "$1"
+	check_eq "$1: plaintext to a pinned host: details=pin-denied" \
+	    'pinproxy; error=tls_certificate_error; details="pin-denied"' \
+	    "$(header "$TMP/$1.head" Proxy-Status)"
+	check_log "$1: plaintext to a pinned host: event=pin_denied" "$3" \
+	    "$(kv event pin_denied)" "$(kv host api.test)" \
+	    "$(kv pin "$5")" "$(kv depth "$4")" "$(kv pinset set-api)" \
+	    '(^| )level=warn( |$)'
+}
+
+# 1. deny_pin: the intermediate's key is refused everywhere.
+
+PA=$(free_port)
+SA=$(free_port)
+write_conf "$TMP/a.conf" "$PA" "$SA" "deny_pin = $PIN_INTER"
+start_pinproxy PP_A "$PA" "$TMP/a.conf" "$TMP/a.log" ||
+    bail_out "pinproxy does not start with $TMP/a.conf"
+
+refused_plain deny-plain "$PA" "$TMP/a.log" 1 "$PIN_INTER"
+
+connect deny-connect --proxy "$PA" --connect api.test:443 \
+    --sni api.test --cafile "$TMP/ca-a.pem" --get /hello
+check_eq "CONNECT to a pinned host: the handshake ends with an alert" \
+    alert "$(out deny-connect tls)"
+check "CONNECT to a pinned host: the alert is access_denied" \
+    grep -q '^reason=.*ACCESS_DENIED' "$TMP/deny-connect.out"
+
+connect deny-free --proxy "$PA" --connect "free.test:$OA" \
+    --sni free.test --cafile "$TMP/ca-a.pem" --get /hello
+check_eq "CONNECT to an unpinned host (verify): an alert" \
+    alert "$(out deny-free tls)"
+check "CONNECT to an unpinned host (verify): the alert is access_denied" \
+    grep -q '^reason=.*ACCESS_DENIED' "$TMP/deny-free.out"
+check_log "CONNECT to an unpinned host (verify): event=pin_denied" \
+    "$TMP/a.log" "$(kv event pin_denied)" "$(kv host free.test)" \
+    "$(kv port "$OA")" "$(kv pin "$PIN_INTER")" "$(kv depth 1)" \
+    '(^| )client=127\.0\.0\.1:[0-9]+( |$)'
+check_eq "no pin_mismatch is logged for a denied chain" 0 \
+    "$(log_count "$TMP/a.log" "$(kv event pin_mismatch)")"
+
+origin_settle "$TMP/oa.log"
+check_eq "a denied chain: the origin received no request" 0 \
+    "$(origin_count "$TMP/oa.log" request)"
+check_eq "a denied chain: the origin received no application byte" 0 \
+    "$(origin_count "$TMP/oa.log" bytes)"
+
+curl -sS "http://127.0.0.1:$SA/metrics" >"$TMP/a.metrics" 2>&1
+check_grep "/metrics counts the refusals in pinproxy_pin_denied_total" \
+    '^pinproxy_pin_denied_total 3$' "$TMP/a.metrics"
+
+# 2. Expiry: -t, the log and /metrics.
+
+run t_a "$PINPROXY" -t -c "$TMP/a.conf"
+check_rc "pinproxy -t with a set expiring in 10 days exits 0" 0 t_a
+warn="warning: \\[pins:set-api\\] expires in 10 days \\($EXPIRES\\)"
+check_grep "pinproxy -t warns about the set expiring in 10 days" \
+    "^$(q "$TMP/a.conf"):[0-9]+: $warn" "$TMP/t_a.err"
+check_log "the daemon logs event=pinset_expiring days=10 at start" \
+    "$TMP/a.log" "$(kv event pinset_expiring)" "$(kv pinset set-api)" \
+    "$(kv days 10)" "$(kv expires "$EXPIRES")" '(^| )level=warn( |$)'
+secs=$(sed -n 's/^pinproxy_pinset_expiry_seconds{pinset="set-api"} //p' \
+    "$TMP/a.metrics")
+check "/metrics: set-api expires in 10 to 11 days ($secs s)" \
+    test "${secs:-0}" -gt $((10 * 86400)) -a "${secs:-0}" -le $((11 * 86400))
+
+stop_pinproxy "$PP_A" "$TMP/a.log"
+
+# 3. deny_file: read at start and again on every reload.
+
+printf '# keys refused everywhere\n%s  # an unrelated root\n\n' \
+    "$PIN_FOREIGN" >"$TMP/deny.pins"
+PB=$(free_port)
+SB=$(free_port)
+write_conf "$TMP/b.conf" "$PB" "$SB" "deny_file = $TMP/deny.pins"
+start_pinproxy PP_B "$PB" "$TMP/b.conf" "$TMP/b.log" ||
+    bail_out "pinproxy does not start with $TMP/b.conf"
+
+code=$(fetch file-pass "$PB" http://api.test/hello)
+check_status "deny_file without the chain's keys: 200" 200 "$code" file-pass
+n=$(log_count "$TMP/b.log" "$(kv event pinset_expiring)")
+printf '%s\n' "$PIN_ROOT" >>"$TMP/deny.pins"
+check "a reload reads the deny file again" reload "$PP_B" "$TMP/b.log"
+refused_plain file-deny "$PB" "$TMP/b.log" 2 "$PIN_ROOT"
+check "a reload logs event=pinset_expiring again" \
+    test "$(log_count "$TMP/b.log" "$(kv event pinset_expiring)")" -gt "$n"
+
+# A deny file with a bad line fails the reload; the old list stays.
+printf 'sha256/short\n' >>"$TMP/deny.pins"
+reload "$PP_B" "$TMP/b.log"
+check_eq "a bad line in the deny file fails the reload" 1 "$?"
+check_log "reload_failed names the deny file and line" "$TMP/b.log" \
+    "$(kv event reload_failed)" "$(q "$TMP/deny.pins"):5: bad pin"
+code=$(fetch file-still "$PB" http://api.test/hello)
+check_status "after a failed reload the old deny list stays: 502" 502 \
+    "$code" file-still
+
+stop_pinproxy "$PP_B" "$TMP/b.log"
+
+# 4. The deny file is a regular file: never a symbolic link, never a FIFO.
+
+printf '%s\n' "$PIN_FOREIGN" >"$TMP/real.pins"
+ln -s "$TMP/real.pins" "$TMP/link.pins"
+mkfifo "$TMP/fifo.pins"
+for kind in link fifo; do
+	write_conf "$TMP/$kind.conf" "$(free_port)" "$(free_port)" \
+	    "deny_file = $TMP/$kind.pins"
+	run "t_$kind" timeout 10 "$PINPROXY" -t -c "$TMP/$kind.conf"
+	check_rc "pinproxy -t refuses a deny_file that is a $kind" 1 "t_$kind"
+	check_grep "pinproxy -t says why the $kind is refused" \
+	    "deny_file: .*(symbolic link|not a regular file): refused" \
+	    "$TMP/t_$kind.err"
+done
+
+done_testing
