@@ -345,12 +345,13 @@ report_kind(mode_t mode)
 }
 
 /*
- * Open path for appending, creating it when missing. Only a regular file
- * is accepted: a symbolic link is never followed (O_NOFOLLOW), and
- * O_NONBLOCK keeps a FIFO from blocking the open until fstat refuses it.
+ * Only a regular file is accepted: a symbolic link is never followed
+ * (O_NOFOLLOW), and O_NONBLOCK keeps a FIFO from blocking the open until
+ * fstat refuses it.
  */
-static int
-report_open_fd(const char *path, char *err, size_t errlen)
+int
+report_open_append(const char *key, const char *path, char *err,
+    size_t errlen)
 {
 	struct stat	 st;
 	int		 fd, saved;
@@ -360,8 +361,8 @@ report_open_fd(const char *path, char *err, size_t errlen)
 	if (fd == -1) {
 		saved = errno;
 		if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode))
-			snprintf(err, errlen, "report_file %s is %s, not a "
-			    "regular file: refused", path,
+			snprintf(err, errlen, "%s %s is %s, not a regular "
+			    "file: refused", key, path,
 			    report_kind(st.st_mode));
 		else
 			snprintf(err, errlen, "cannot open %s: %s", path,
@@ -375,8 +376,8 @@ report_open_fd(const char *path, char *err, size_t errlen)
 		return -1;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		snprintf(err, errlen, "report_file %s is %s, not a regular "
-		    "file: refused", path, report_kind(st.st_mode));
+		snprintf(err, errlen, "%s %s is %s, not a regular file: "
+		    "refused", key, path, report_kind(st.st_mode));
 		close(fd);
 		return -1;
 	}
@@ -396,7 +397,8 @@ report_open(const char *path, char *err, size_t errlen)
 	struct report	*r;
 	int		 fd;
 
-	if ((fd = report_open_fd(path, err, errlen)) == -1)
+	if ((fd = report_open_append("report_file", path, err,
+	    errlen)) == -1)
 		return NULL;
 	r = xcalloc(1, sizeof(*r));
 	r->path = xstrdup(path);
@@ -409,7 +411,8 @@ report_reopen(struct report *r, char *err, size_t errlen)
 {
 	int	 fd;
 
-	if ((fd = report_open_fd(r->path, err, errlen)) == -1)
+	if ((fd = report_open_append("report_file", r->path, err,
+	    errlen)) == -1)
 		return false;
 	close(r->fd);
 	r->fd = fd;

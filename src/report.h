@@ -61,6 +61,12 @@ struct report		*report_open(const char *path, char *err,
  */
 bool			 report_reopen(struct report *r, char *err,
 			    size_t errlen);
+/*
+ * Open path for appending (mode 0640 when created) under the rules of
+ * report_open(); key names the setting in errors. The fd or -1 with err.
+ */
+int			 report_open_append(const char *key, const char *path,
+			    char *err, size_t errlen);
 /* Close the file and free (NULL is fine). */
 void			 report_close(struct report *r);
 /* The path the report was opened with. */
