@@ -32,6 +32,7 @@
 #include "conf_value.h"
 #include "diag.h"
 #include "hostmatch.h"
+#include "observed.h"
 #include "pin.h"
 #include "pincheck.h"
 #include "version.h"
@@ -57,7 +58,8 @@ enum tool_mode {
 	MODE_FILES,
 	MODE_SERVER,
 	MODE_CHECK,
-	MODE_CA
+	MODE_CA,
+	MODE_OBSERVED
 };
 
 /* What the command line asked for; strings are borrowed from argv. */
@@ -72,6 +74,7 @@ struct tool_opts {
 	const char	*ca_file;
 	const char	*connect_to;
 	const char	*conf_path;
+	const char	*observed;
 	char		**files;
 	int		 nfiles;
 };
@@ -113,7 +116,8 @@ enum {
 	OPT_INI,
 	OPT_CHECK,
 	OPT_CA,
-	OPT_JSON
+	OPT_JSON,
+	OPT_FROM_OBSERVED
 };
 
 static const struct option tool_longopts[] = {
@@ -126,6 +130,8 @@ static const struct option tool_longopts[] = {
 	{ .name = "check",	.has_arg = no_argument, .val = OPT_CHECK },
 	{ .name = "ca",		.has_arg = no_argument, .val = OPT_CA },
 	{ .name = "json",	.has_arg = no_argument, .val = OPT_JSON },
+	{ .name = "from-observed", .has_arg = required_argument,
+	    .val = OPT_FROM_OBSERVED },
 	{ .name = "config",	.has_arg = required_argument, .val = 'c' },
 	{ .name = "help",	.has_arg = no_argument, .val = 'h' },
 	{ .name = "version",	.has_arg = no_argument, .val = 'V' },
@@ -141,6 +147,7 @@ usage(FILE *fp)
 	    "                    [--connect-to ADDR:PORT]\n"
 	    "       " PROGRAM " --check [--json] [-c FILE]\n"
 	    "       " PROGRAM " --ca [-c FILE]\n"
+	    "       " PROGRAM " --from-observed FILE\n"
 	    "       " PROGRAM " -h | -V\n"
 	    "  FILE...                 pins of every certificate in PEM or DER"
 	    " files\n"
@@ -155,6 +162,8 @@ usage(FILE *fp)
 	    "  --check                 check the configuration's hosts live\n"
 	    "  --json                  with --check: one JSON document\n"
 	    "  --ca                    print the daemon's interception CA\n"
+	    "  --from-observed FILE    [pins:NAME] sections from an"
+	    " observe_file\n"
 	    "  -c FILE                 configuration for --check and --ca\n"
 	    "                          (default %s)\n"
 	    "  -h                      print this help\n"
@@ -995,6 +1004,91 @@ run_ca(const struct tool_opts *o)
 	return status;
 }
 
+/* "pin = sha256/...  ; depth=N SUBJECT", or commented out for a leaf. */
+static void
+observed_pin_line(const struct observed_pin *op)
+{
+	char	 line[INI_LINE_MAX + 1], *subject;
+
+	subject = terminal_safe(op->subject != NULL ? op->subject : "",
+	    op->subject != NULL ? strlen(op->subject) : 0);
+	/* Truncation only shortens the comment. */
+	if (op->depth == 0)
+		snprintf(line, sizeof(line), ";pin = %s  ; leaf, changes at"
+		    " renewal: %s", op->pin, subject);
+	else
+		snprintf(line, sizeof(line), "pin = %s  ; depth=%d %s",
+		    op->pin, op->depth, subject);
+	printf("%s\n", line);
+	free(subject);
+}
+
+/* One [pins:NAME] section per registrable domain and port. */
+static void
+observed_print(const struct observed_group *g)
+{
+	struct hostlist	 hl;
+	char		 name[PINSET_NAME_MAX + 1], from[HOSTMATCH_NAME_MAX + 8];
+	size_t		 i;
+
+	if (g->port != DEFAULT_PORT)
+		snprintf(from, sizeof(from), "%s-%u", g->domain, g->port);
+	else
+		snprintf(from, sizeof(from), "%s", g->domain);
+	ini_name(from, name, sizeof(name));
+	printf("[pins:%s]\n", name);
+	hl.names = g->hosts;
+	hl.count = g->nhosts;
+	ini_print_hosts(&hl);
+	if (g->port != DEFAULT_PORT)
+		printf("port = %u\n", g->port);
+	for (i = 0; i < g->npins; i++)
+		if (g->pins[i].depth > 0)
+			observed_pin_line(&g->pins[i]);
+	for (i = 0; i < g->npins; i++)
+		if (g->pins[i].depth == 0)
+			observed_pin_line(&g->pins[i]);
+	printf("; reminder: every pin above is in the live chain; add a backup"
+	    " pin (a key\n;   or CA these hosts do not use yet), then run"
+	    " pinproxy-pin --check\n");
+}
+
+/*
+ * Turn an observe_file into ready-to-paste [pins:NAME] sections: one per
+ * registrable domain and port, the CA pins first, leaf pins commented out.
+ */
+static enum exit_status
+run_observed(const struct tool_opts *o)
+{
+	struct observed	*obs;
+	struct diag	*d;
+	FILE		*fp;
+	enum exit_status status = EXIT_OK;
+	size_t		 i;
+
+	if ((fp = fopen(o->observed, "r")) == NULL) {
+		fprintf(stderr, PROGRAM ": cannot open %s: %s\n", o->observed,
+		    strerror(errno));
+		return EXIT_FAILED;
+	}
+	d = diag_new();
+	obs = observed_load(fp, o->observed, OBSERVED_PSL_PATH, d);
+	fclose(fp);
+	if (diag_count(d) > 0) {
+		diag_print(d, stderr);
+		status = EXIT_FAILED;
+	}
+	diag_free(d);
+	printf("; from %s, registrable domains by %s\n", o->observed,
+	    obs->psl ? "the public suffix list" : "the last two labels");
+	for (i = 0; i < obs->ngroups; i++) {
+		printf("\n");
+		observed_print(&obs->groups[i]);
+	}
+	observed_free(obs);
+	return status;
+}
+
 /* Parse the command line into o; returns -1 to go on, else an exit code. */
 static int
 parse_args(int argc, char **argv, struct tool_opts *o)
@@ -1038,6 +1132,9 @@ parse_args(int argc, char **argv, struct tool_opts *o)
 		case OPT_JSON:
 			o->json = true;
 			break;
+		case OPT_FROM_OBSERVED:
+			o->observed = optarg;
+			break;
 		default:
 			usage(stderr);
 			return EXIT_USAGE;
@@ -1046,7 +1143,13 @@ parse_args(int argc, char **argv, struct tool_opts *o)
 	o->files = argv + optind;
 	o->nfiles = argc - optind;
 
-	if (o->ca) {
+	if (o->observed != NULL) {
+		if (o->ca || o->check || o->server != NULL || o->nfiles > 0 ||
+		    o->ini)
+			return usage_error("--from-observed takes no FILE, -s,"
+			    " --ini, --check or --ca");
+		o->mode = MODE_OBSERVED;
+	} else if (o->ca) {
 		if (o->check || o->server != NULL || o->nfiles > 0 || o->ini)
 			return usage_error("--ca takes no FILE, -s, --ini or"
 			    " --check");
@@ -1097,6 +1200,8 @@ main(int argc, char **argv)
 		return run_check(&o);
 	case MODE_CA:
 		return run_ca(&o);
+	case MODE_OBSERVED:
+		return run_observed(&o);
 	case MODE_NONE:
 	default:
 		return EXIT_USAGE;

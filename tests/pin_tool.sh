@@ -266,6 +266,27 @@ check_grep "--check reports the expired pin set" \
     "^api.test:$PORT  pinset=api-test  expired \(expires=2020-01-01\)$" \
     "$TMP/check_expired.out"
 
+## --from-observed: an observe_file becomes [pins:NAME] sections, one per
+## registrable domain and port, CA pins first, leaf pins commented out.
+
+run observed "$PINPROXY_PIN" --from-observed \
+    "$top_srcdir/tests/data/observe.jsonl"
+check_rc "--from-observed with a line that is not an observation exits 1" \
+    1 observed
+check_grep "--from-observed names the bad line as FILE:LINE" \
+    "observe\.jsonl:5: not an observe_file line" "$TMP/observed.err"
+check_eq "--from-observed prints the expected sections" \
+    "$(cat "$top_srcdir/tests/data/observe.expected")" \
+    "$(tail -n +2 "$TMP/observed.out")"
+check_grep "--from-observed says how it found registrable domains" \
+    "^; from .*, registrable domains by the (public suffix list|last two labels)$" \
+    "$TMP/observed.out"
+cat "$TMP/proxy.conf" "$TMP/observed.out" >"$TMP/observed.conf"
+run t_observed "$PINPROXY" -t -c "$TMP/observed.conf"
+check_rc "pinproxy -t accepts the --from-observed sections" 0 t_observed
+run observed_usage "$PINPROXY_PIN" --from-observed x --check
+check_rc "--from-observed with --check gives status 2" 2 observed_usage
+
 ## --check explains every pin: where it sits in the live verified chain.
 
 check_grep "--check: a leaf pin is placed at the leaf" \
