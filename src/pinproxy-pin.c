@@ -1028,7 +1028,8 @@ static void
 observed_print(const struct observed_group *g)
 {
 	struct hostlist	 hl;
-	char		 name[PINSET_NAME_MAX + 1], from[HOSTMATCH_NAME_MAX + 8];
+	char		 name[PINSET_NAME_MAX + 1];
+	char		 from[HOSTMATCH_NAME_MAX + 8];
 	size_t		 i;
 
 	if (g->port != DEFAULT_PORT)
