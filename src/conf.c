@@ -108,6 +108,7 @@ conf_unref(struct conf *c)
 	free(c->plain_ports);
 	free(c->allow_clients);
 	free(c->report_file);
+	free(c->observe_file);
 	free(c->ca_host);
 	free(c->deny_pins);
 	free(c->deny_file);

@@ -52,6 +52,7 @@ enum conf_key_id {
 	KEY_LOG,
 	KEY_LOG_LEVEL,
 	KEY_REPORT_FILE,
+	KEY_OBSERVE_FILE,
 	KEY_STATS_LISTEN,
 	KEY_CA_HOST,
 	KEY_DENY_PIN,
@@ -150,6 +151,8 @@ static bool conf_set_log_level(struct conf_parse *, const char *, char *,
     size_t);
 static bool conf_set_report_file(struct conf_parse *, const char *, char *,
     size_t);
+static bool conf_set_observe_file(struct conf_parse *, const char *, char *,
+    size_t);
 static bool conf_set_stats_listen(struct conf_parse *, const char *, char *,
     size_t);
 static bool conf_set_ca_host(struct conf_parse *, const char *, char *,
@@ -215,6 +218,8 @@ static const struct conf_key conf_keys[KEY__COUNT] = {
 	    conf_set_log_level },
 	[KEY_REPORT_FILE] = { "report_file", SECTION_PROXY, false,
 	    conf_set_report_file },
+	[KEY_OBSERVE_FILE] = { "observe_file", SECTION_PROXY, false,
+	    conf_set_observe_file },
 	[KEY_STATS_LISTEN] = { "stats_listen", SECTION_PROXY, false,
 	    conf_set_stats_listen },
 	[KEY_CA_HOST] = { "ca_host", SECTION_PROXY, false, conf_set_ca_host },
@@ -500,6 +505,14 @@ conf_set_report_file(struct conf_parse *p, const char *value, char *err,
     size_t errlen)
 {
 	conf_set_string(&p->conf->report_file, value);
+	return true;
+}
+
+static bool
+conf_set_observe_file(struct conf_parse *p, const char *value, char *err,
+    size_t errlen)
+{
+	conf_set_string(&p->conf->observe_file, value);
 	return true;
 }
 

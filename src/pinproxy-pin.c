@@ -32,6 +32,7 @@
 #include "conf_value.h"
 #include "diag.h"
 #include "hostmatch.h"
+#include "observed.h"
 #include "pin.h"
 #include "pincheck.h"
 #include "version.h"
@@ -57,7 +58,8 @@ enum tool_mode {
 	MODE_FILES,
 	MODE_SERVER,
 	MODE_CHECK,
-	MODE_CA
+	MODE_CA,
+	MODE_OBSERVED
 };
 
 /* What the command line asked for; strings are borrowed from argv. */
@@ -66,11 +68,13 @@ struct tool_opts {
 	bool		 ini;
 	bool		 check;
 	bool		 ca;
+	bool		 json;
 	const char	*server;
 	const char	*sni;
 	const char	*ca_file;
 	const char	*connect_to;
 	const char	*conf_path;
+	const char	*observed;
 	char		**files;
 	int		 nfiles;
 };
@@ -79,6 +83,28 @@ struct tool_opts {
 struct target {
 	char		 host[HOSTMATCH_NAME_MAX];
 	uint16_t	 port;
+};
+
+/* Printed by --check under a set that warrants them. */
+#define CHECK_WARN_LEAF_ONLY \
+	"leaf-only pins break at every certificate renewal"
+#define CHECK_WARN_NO_BACKUP	"no backup pin"
+
+/* What --check found for one host; the pointers are borrowed. */
+struct check_result {
+	const char		*host;
+	const struct pinset	*ps;
+	uint16_t		 port;
+	const char		*fwd;		/* a forwarder's name, or NULL */
+	char			 text[TARGET_TEXT_MAX];	/* HOST:PORT */
+	const char		*result;	/* match, mismatch, ... */
+	char			 outcome[1024];	/* as printed after pinset= */
+	bool			 ok;
+	STACK_OF(X509)		*chain;		/* verified; NULL if none */
+	int			 chain_len;
+	int			*depths;	/* per pin, -1: not in chain */
+	bool			 leaf_only;
+	bool			 no_backup;
 };
 
 /* The host names of a [pins:] section, owned. */
@@ -91,7 +117,9 @@ enum {
 	OPT_CONNECT_TO = 256,
 	OPT_INI,
 	OPT_CHECK,
-	OPT_CA
+	OPT_CA,
+	OPT_JSON,
+	OPT_FROM_OBSERVED
 };
 
 static const struct option tool_longopts[] = {
@@ -103,6 +131,9 @@ static const struct option tool_longopts[] = {
 	{ .name = "ini",	.has_arg = no_argument, .val = OPT_INI },
 	{ .name = "check",	.has_arg = no_argument, .val = OPT_CHECK },
 	{ .name = "ca",		.has_arg = no_argument, .val = OPT_CA },
+	{ .name = "json",	.has_arg = no_argument, .val = OPT_JSON },
+	{ .name = "from-observed", .has_arg = required_argument,
+	    .val = OPT_FROM_OBSERVED },
 	{ .name = "config",	.has_arg = required_argument, .val = 'c' },
 	{ .name = "help",	.has_arg = no_argument, .val = 'h' },
 	{ .name = "version",	.has_arg = no_argument, .val = 'V' },
@@ -116,8 +147,9 @@ usage(FILE *fp)
 	    "usage: " PROGRAM " [--ini] FILE...\n"
 	    "       " PROGRAM " [--ini] -s HOST[:PORT] [-n NAME] [-a CAFILE]\n"
 	    "                    [--connect-to ADDR:PORT]\n"
-	    "       " PROGRAM " --check [-c FILE]\n"
+	    "       " PROGRAM " --check [--json] [-c FILE]\n"
 	    "       " PROGRAM " --ca [-c FILE]\n"
+	    "       " PROGRAM " --from-observed FILE\n"
 	    "       " PROGRAM " -h | -V\n"
 	    "  FILE...                 pins of every certificate in PEM or DER"
 	    " files\n"
@@ -130,7 +162,10 @@ usage(FILE *fp)
 	    " HOST\n"
 	    "  --ini                   print a [pins:NAME] section\n"
 	    "  --check                 check the configuration's hosts live\n"
+	    "  --json                  with --check: one JSON document\n"
 	    "  --ca                    print the daemon's interception CA\n"
+	    "  --from-observed FILE    [pins:NAME] sections from an"
+	    " observe_file\n"
 	    "  -c FILE                 configuration for --check and --ca\n"
 	    "                          (default %s)\n"
 	    "  -h                      print this help\n"
@@ -602,48 +637,233 @@ run_server(const struct tool_opts *o)
  */
 static bool
 check_verdict(const struct pinset *ps, const struct chainfetch_result *res,
-    time_t now, char *out, size_t outlen)
+    time_t now, struct check_result *cr)
 {
 	struct pincheck_result	 pr;
 	char			 seen[PINCHECK_MAX_CHAIN * (PIN_TEXT_MAX + 1)];
 
 	switch (pincheck_verdict(ps, res->verified_chain, now, &pr)) {
 	case PIN_MATCH:
-		snprintf(out, outlen, "match");
+		cr->result = "match";
+		snprintf(cr->outcome, sizeof(cr->outcome), "match");
 		return true;
 	case PIN_EXPIRED:
-		snprintf(out, outlen, "expired (expires=%s)", ps->expires_text);
+		cr->result = "expired";
+		snprintf(cr->outcome, sizeof(cr->outcome),
+		    "expired (expires=%s)", ps->expires_text);
 		return true;
 	case PIN_UNPINNED:
-		snprintf(out, outlen, "unpinned");
+		cr->result = "unpinned";
+		snprintf(cr->outcome, sizeof(cr->outcome), "unpinned");
 		return true;
 	case PIN_REPORT_ONLY:
+		cr->result = "mismatch";
 		pincheck_seen_text(&pr, seen, sizeof(seen));
-		snprintf(out, outlen, "MISMATCH (report-only; seen: %s)", seen);
+		snprintf(cr->outcome, sizeof(cr->outcome),
+		    "MISMATCH (report-only; seen: %s)", seen);
 		return false;
 	case PIN_MISMATCH:
 	default:
+		cr->result = "mismatch";
 		pincheck_seen_text(&pr, seen, sizeof(seen));
-		snprintf(out, outlen, "MISMATCH (seen: %s)", seen);
+		snprintf(cr->outcome, sizeof(cr->outcome),
+		    "MISMATCH (seen: %s)", seen);
 		return false;
 	}
 }
 
 /*
- * Fetch host:port (dialling dial when not NULL) under a pin set and print
- * its line, naming the forwarder fwd when not NULL; false unless it passed.
+ * Where each pin of the set sits in the verified chain, and the warnings
+ * that follow: only leaf pins match, or no pin is left outside the chain.
+ */
+static void
+check_places(const struct pinset *ps, STACK_OF(X509) *chain,
+    struct check_result *cr)
+{
+	struct pin	 seen;
+	size_t		 i, nin = 0, nleaf = 0;
+	int		 d, n;
+
+	n = sk_X509_num(chain);
+	cr->depths = xreallocarray(NULL, ps->npins > 0 ? ps->npins : 1,
+	    sizeof(int));
+	for (i = 0; i < ps->npins; i++) {
+		cr->depths[i] = -1;
+		for (d = 0; d < n && cr->depths[i] < 0; d++) {
+			if (pin_from_cert(sk_X509_value(chain, d), &seen) &&
+			    pin_equal(&seen, &ps->pins[i]))
+				cr->depths[i] = d;
+		}
+		if (cr->depths[i] >= 0)
+			nin++;
+		if (cr->depths[i] == 0)
+			nleaf++;
+	}
+	cr->chain_len = n;
+	cr->leaf_only = nin > 0 && nleaf == nin;
+	cr->no_backup = nin == ps->npins;
+}
+
+/* "leaf", "intermediate", "root" or "backup" for a depth of n (-1: none). */
+static const char *
+check_place_name(int depth, int n)
+{
+	if (depth < 0)
+		return "backup";
+	if (depth == 0)
+		return "leaf";
+	if (depth == n - 1)
+		return "root";
+	return "intermediate";
+}
+
+/* The host line as before, then one line per pin and the warnings. */
+static void
+check_print_text(const struct check_result *cr)
+{
+	char	 pin[PIN_TEXT_MAX];
+	size_t	 i;
+
+	printf("%s%s%s  pinset=%s  %s\n", cr->text, cr->fwd != NULL ?
+	    "  forward=" : "", cr->fwd != NULL ? cr->fwd : "", cr->ps->name,
+	    cr->outcome);
+	if (cr->depths == NULL)
+		return;
+	for (i = 0; i < cr->ps->npins; i++) {
+		pin_format(&cr->ps->pins[i], pin, sizeof(pin));
+		if (cr->depths[i] < 0)
+			printf("  pin %s  not in chain (backup)\n", pin);
+		else if (cr->depths[i] > 0 &&
+		    cr->depths[i] < cr->chain_len - 1)
+			printf("  pin %s  intermediate depth=%d\n", pin,
+			    cr->depths[i]);
+		else
+			printf("  pin %s  %s\n", pin,
+			    check_place_name(cr->depths[i], cr->chain_len));
+	}
+	if (cr->leaf_only)
+		printf("  warning: %s\n", CHECK_WARN_LEAF_ONLY);
+	if (cr->no_backup)
+		printf("  warning: %s\n", CHECK_WARN_NO_BACKUP);
+}
+
+/* A JSON string of s, escaped. */
+static void
+json_str(const char *s)
+{
+	const unsigned char	*p;
+
+	putchar('"');
+	for (p = (const unsigned char *)s; *p != '\0'; p++) {
+		if (*p == '"' || *p == '\\')
+			printf("\\%c", *p);
+		else if (*p < 0x20 || *p >= 0x7f)
+			printf("\\u%04x", *p);
+		else
+			putchar(*p);
+	}
+	putchar('"');
+}
+
+/* The verified chain as a JSON array, leaf first. */
+static void
+check_json_chain(STACK_OF(X509) *chain)
+{
+	X509	*cert;
+	char	 pin[PIN_TEXT_MAX], date[16], *subject;
+	int	 i;
+
+	printf("[");
+	for (i = 0; i < sk_X509_num(chain); i++) {
+		cert = sk_X509_value(chain, i);
+		if (!cert_pin_text(cert, i, pin, sizeof(pin)))
+			pin[0] = '\0';
+		subject = cert_subject(cert);
+		cert_not_after(cert, date, sizeof(date));
+		printf("%s{\"pin\":", i > 0 ? "," : "");
+		json_str(pin);
+		printf(",\"depth\":%d,\"subject\":", i);
+		json_str(subject);
+		printf(",\"not_after\":");
+		json_str(date);
+		printf("}");
+		free(subject);
+	}
+	printf("]");
+}
+
+/* One host of --check --json: an object of the "hosts" array. */
+static void
+check_print_json(const struct check_result *cr, bool first)
+{
+	char	 pin[PIN_TEXT_MAX];
+	size_t	 i;
+
+	printf("%s\n{\"host\":", first ? "" : ",");
+	json_str(cr->host);
+	printf(",\"port\":%u,", cr->port);
+	if (cr->fwd != NULL) {
+		printf("\"forward\":");
+		json_str(cr->fwd);
+		printf(",");
+	}
+	printf("\"pinset\":");
+	json_str(cr->ps->name);
+	printf(",\"enforce\":%s,\"result\":", cr->ps->enforce ? "true" :
+	    "false");
+	json_str(cr->result);
+	printf(",\"ok\":%s,\"detail\":", cr->ok ? "true" : "false");
+	json_str(cr->outcome);
+	printf(",\"chain\":");
+	if (cr->chain != NULL)
+		check_json_chain(cr->chain);
+	else
+		printf("null");
+	printf(",\"pins\":[");
+	for (i = 0; i < cr->ps->npins; i++) {
+		pin_format(&cr->ps->pins[i], pin, sizeof(pin));
+		printf("%s{\"pin\":", i > 0 ? "," : "");
+		json_str(pin);
+		if (cr->depths == NULL)
+			printf(",\"place\":null,\"depth\":null}");
+		else if (cr->depths[i] < 0)
+			printf(",\"place\":\"backup\",\"depth\":null}");
+		else
+			printf(",\"place\":\"%s\",\"depth\":%d}",
+			    check_place_name(cr->depths[i], cr->chain_len),
+			    cr->depths[i]);
+	}
+	printf("],\"warnings\":[");
+	if (cr->leaf_only)
+		json_str(CHECK_WARN_LEAF_ONLY);
+	if (cr->no_backup) {
+		if (cr->leaf_only)
+			printf(",");
+		json_str(CHECK_WARN_NO_BACKUP);
+	}
+	printf("]}");
+}
+
+/*
+ * Fetch one host of a pin set and print what it found; false unless it
+ * passed. first says whether it is the first object of --json.
  */
 static bool
 check_host(const struct conf *c, const struct pinset *ps, const char *host,
-    uint16_t port, const char *dial, const char *fwd, time_t now)
+    uint16_t port, const char *dial, const char *fwd, time_t now, bool json,
+    bool first)
 {
 	struct chainfetch_opts	 fo = { 0 };
 	struct chainfetch_result res;
-	char			 text[TARGET_TEXT_MAX], err[512];
-	char			 outcome[1024];
-	bool			 ok;
+	struct check_result	 cr;
+	char			 err[512];
 
-	cv_hostport_text(host, port, text, sizeof(text));
+	memset(&cr, 0, sizeof(cr));
+	cr.host = host;
+	cr.ps = ps;
+	cr.port = port;
+	cr.fwd = fwd;
+	cv_hostport_text(host, port, cr.text, sizeof(cr.text));
 	fo.host = host;
 	fo.port = port;
 	fo.dial = dial;
@@ -652,20 +872,50 @@ check_host(const struct conf *c, const struct pinset *ps, const char *host,
 	fo.connect_to = ps->has_connect_to ? ps->connect_to.text : NULL;
 	fo.timeout = c->connect_timeout > 0 ? c->connect_timeout :
 	    FETCH_TIMEOUT;
+	memset(&res, 0, sizeof(res));
 	if (!chainfetch(&fo, &res, err, sizeof(err))) {
-		snprintf(outcome, sizeof(outcome), "error (%s)", err);
-		ok = false;
+		cr.result = "error";
+		snprintf(cr.outcome, sizeof(cr.outcome), "error (%s)", err);
 	} else if (!res.verified) {
-		snprintf(outcome, sizeof(outcome), "verify FAILED (%s)",
+		cr.result = "verify-failed";
+		snprintf(cr.outcome, sizeof(cr.outcome), "verify FAILED (%s)",
 		    res.reason);
-		ok = false;
-	} else
-		ok = check_verdict(ps, &res, now, outcome, sizeof(outcome));
-	chainfetch_result_clear(&res);
-	printf("%s%s%s  pinset=%s  %s\n", text, fwd != NULL ? "  forward=" :
-	    "", fwd != NULL ? fwd : "", ps->name, outcome);
+	} else {
+		cr.ok = check_verdict(ps, &res, now, &cr);
+		cr.chain = res.verified_chain;
+		check_places(ps, cr.chain, &cr);
+	}
+	if (json)
+		check_print_json(&cr, first);
+	else
+		check_print_text(&cr);
 	fflush(stdout);
-	return ok;
+	free(cr.depths);
+	chainfetch_result_clear(&res);
+	return cr.ok;
+}
+
+/* A wildcard pattern names no host to dial: say so and go on. */
+static void
+check_skip(const struct pinset *ps, const char *pattern, bool json,
+    bool first)
+{
+	char	 text[TARGET_TEXT_MAX];
+
+	if (!json) {
+		cv_hostport_text(pattern, ps->port, text, sizeof(text));
+		printf("%s  pinset=%s  skipped (a wildcard pattern names no"
+		    " host to dial)\n", text, ps->name);
+		return;
+	}
+	printf("%s\n{\"host\":", first ? "" : ",");
+	json_str(pattern);
+	printf(",\"port\":%u,\"pinset\":", ps->port);
+	json_str(ps->name);
+	printf(",\"enforce\":%s,\"result\":\"skipped\",\"ok\":true,"
+	    "\"detail\":\"a wildcard pattern names no host to dial\","
+	    "\"chain\":null,\"pins\":[],\"warnings\":[]}",
+	    ps->enforce ? "true" : "false");
 }
 
 static enum exit_status
@@ -676,9 +926,8 @@ run_check(const struct tool_opts *o)
 	const struct pinset	*ps;
 	const struct forwarder	*f;
 	enum exit_status	 status = EXIT_OK;
-	char			 text[TARGET_TEXT_MAX];
 	time_t			 now;
-	size_t			 i, j;
+	size_t			 i, j, n = 0;
 
 	now = time(NULL);
 	d = diag_new();
@@ -691,29 +940,32 @@ run_check(const struct tool_opts *o)
 	if (c->npinsets == 0 && c->nforwarders == 0)
 		fprintf(stderr, PROGRAM ": %s: no pin sets to check\n",
 		    o->conf_path);
+	if (o->json) {
+		printf("{\"config\":");
+		json_str(o->conf_path);
+		printf(",\"hosts\":[");
+	}
 	for (i = 0; i < c->npinsets; i++) {
 		ps = &c->pinsets[i];
-		for (j = 0; j < ps->nhosts; j++) {
-			if (strchr(ps->hosts[j], '*') != NULL) {
-				cv_hostport_text(ps->hosts[j], ps->port, text,
-				    sizeof(text));
-				printf("%s  pinset=%s  skipped (a wildcard"
-				    " pattern names no host to dial)\n", text,
-				    ps->name);
-				continue;
-			}
-			if (!check_host(c, ps, ps->hosts[j], ps->port, NULL,
-			    NULL, now))
+		for (j = 0; j < ps->nhosts; j++, n++) {
+			if (strchr(ps->hosts[j], '*') != NULL)
+				check_skip(ps, ps->hosts[j], o->json, n == 0);
+			else if (!check_host(c, ps, ps->hosts[j], ps->port,
+			    NULL, NULL, now, o->json, n == 0))
 				status = EXIT_FAILED;
 		}
 	}
 	/* Forwarders: their upstream, the name verified being sni. */
-	for (i = 0; i < c->nforwarders; i++) {
+	for (i = 0; i < c->nforwarders; i++, n++) {
 		f = &c->forwarders[i];
 		if (!check_host(c, &c->pinsets[f->pinset], f->sni != NULL ?
-		    f->sni : f->host, f->port, f->host, f->name, now))
+		    f->sni : f->host, f->port, f->host, f->name, now, o->json,
+		    n == 0))
 			status = EXIT_FAILED;
 	}
+	if (o->json)
+		printf("\n],\"ok\":%s}\n", status == EXIT_OK ? "true" :
+		    "false");
 	conf_unref(c);
 	return status;
 }
@@ -775,6 +1027,92 @@ run_ca(const struct tool_opts *o)
 	return status;
 }
 
+/* "pin = sha256/...  ; depth=N SUBJECT", or commented out for a leaf. */
+static void
+observed_pin_line(const struct observed_pin *op)
+{
+	char	 line[INI_LINE_MAX + 1], *subject;
+
+	subject = terminal_safe(op->subject != NULL ? op->subject : "",
+	    op->subject != NULL ? strlen(op->subject) : 0);
+	/* Truncation only shortens the comment. */
+	if (op->depth == 0)
+		snprintf(line, sizeof(line), ";pin = %s  ; leaf, changes at"
+		    " renewal: %s", op->pin, subject);
+	else
+		snprintf(line, sizeof(line), "pin = %s  ; depth=%d %s",
+		    op->pin, op->depth, subject);
+	printf("%s\n", line);
+	free(subject);
+}
+
+/* One [pins:NAME] section per registrable domain and port. */
+static void
+observed_print(const struct observed_group *g)
+{
+	struct hostlist	 hl;
+	char		 name[PINSET_NAME_MAX + 1];
+	char		 from[HOSTMATCH_NAME_MAX + 8];
+	size_t		 i;
+
+	if (g->port != DEFAULT_PORT)
+		snprintf(from, sizeof(from), "%s-%u", g->domain, g->port);
+	else
+		snprintf(from, sizeof(from), "%s", g->domain);
+	ini_name(from, name, sizeof(name));
+	printf("[pins:%s]\n", name);
+	hl.names = g->hosts;
+	hl.count = g->nhosts;
+	ini_print_hosts(&hl);
+	if (g->port != DEFAULT_PORT)
+		printf("port = %u\n", g->port);
+	for (i = 0; i < g->npins; i++)
+		if (g->pins[i].depth > 0)
+			observed_pin_line(&g->pins[i]);
+	for (i = 0; i < g->npins; i++)
+		if (g->pins[i].depth == 0)
+			observed_pin_line(&g->pins[i]);
+	printf("; reminder: every pin above is in the live chain; add a backup"
+	    " pin (a key\n;   or CA these hosts do not use yet), then run"
+	    " pinproxy-pin --check\n");
+}
+
+/*
+ * Turn an observe_file into ready-to-paste [pins:NAME] sections: one per
+ * registrable domain and port, the CA pins first, leaf pins commented out.
+ */
+static enum exit_status
+run_observed(const struct tool_opts *o)
+{
+	struct observed	*obs;
+	struct diag	*d;
+	FILE		*fp;
+	enum exit_status status = EXIT_OK;
+	size_t		 i;
+
+	if ((fp = fopen(o->observed, "r")) == NULL) {
+		fprintf(stderr, PROGRAM ": cannot open %s: %s\n", o->observed,
+		    strerror(errno));
+		return EXIT_FAILED;
+	}
+	d = diag_new();
+	obs = observed_load(fp, o->observed, OBSERVED_PSL_PATH, d);
+	fclose(fp);
+	if (diag_count(d) > 0) {
+		diag_print(d, stderr);
+		status = EXIT_FAILED;
+	}
+	diag_free(d);
+	printf("; from %s, registrable domains by %s\n", o->observed,
+	    obs->psl ? "the public suffix list" : "the last two labels");
+	for (i = 0; i < obs->ngroups; i++) {
+		printf("\n");
+		observed_print(&obs->groups[i]);
+	}
+	observed_free(obs);
+	return status;
+}
+
 /* Parse the command line into o; returns -1 to go on, else an exit code. */
 static int
 parse_args(int argc, char **argv, struct tool_opts *o)
@@ -815,6 +1153,12 @@ parse_args(int argc, char **argv, struct tool_opts *o)
 		case OPT_CA:
 			o->ca = true;
 			break;
+		case OPT_JSON:
+			o->json = true;
+			break;
+		case OPT_FROM_OBSERVED:
+			o->observed = optarg;
+			break;
 		default:
 			usage(stderr);
 			return EXIT_USAGE;
@@ -823,7 +1167,13 @@ parse_args(int argc, char **argv, struct tool_opts *o)
 	o->files = argv + optind;
 	o->nfiles = argc - optind;
 
-	if (o->ca) {
+	if (o->observed != NULL) {
+		if (o->ca || o->check || o->server != NULL || o->nfiles > 0 ||
+		    o->ini)
+			return usage_error("--from-observed takes no FILE, -s,"
+			    " --ini, --check or --ca");
+		o->mode = MODE_OBSERVED;
+	} else if (o->ca) {
 		if (o->check || o->server != NULL || o->nfiles > 0 || o->ini)
 			return usage_error("--ca takes no FILE, -s, --ini or"
 			    " --check");
@@ -844,6 +1194,8 @@ parse_args(int argc, char **argv, struct tool_opts *o)
 	else
 		return usage_error("give a FILE, -s HOST or --check");
 
+	if (o->json && o->mode != MODE_CHECK)
+		return usage_error("--json goes with --check");
 	if (o->mode != MODE_CHECK && o->mode != MODE_CA &&
 	    o->conf_path != NULL)
 		return usage_error("-c goes with --check or --ca");
@@ -872,6 +1224,8 @@ main(int argc, char **argv)
 		return run_check(&o);
 	case MODE_CA:
 		return run_ca(&o);
+	case MODE_OBSERVED:
+		return run_observed(&o);
 	case MODE_NONE:
 	default:
 		return EXIT_USAGE;

@@ -28,6 +28,7 @@
 #include "notify.h"
 #include "pool.h"
 #include "proxy.h"
+#include "observe.h"
 #include "report.h"
 #include "resolve.h"
 #include "runconf.h"
@@ -422,6 +423,26 @@ proxy_expiring_cb(evutil_socket_t fd, short what, void *arg)
 	proxy_log_expiring(arg);
 }
 
+/*
+ * The observe_file a configuration wants: the current one reopened when
+ * the path is the same (log rotation; the day's memory stays), a new one
+ * otherwise, NULL when unset. False with err when it cannot be opened.
+ */
+static bool
+proxy_observe_for(struct observe *cur, const struct conf *conf,
+    struct observe **out, char *err, size_t errlen)
+{
+	*out = NULL;
+	if (conf->observe_file == NULL)
+		return true;
+	if (cur != NULL && strcmp(observe_path(cur), conf->observe_file) == 0) {
+		*out = cur;
+		return observe_reopen(cur, err, errlen);
+	}
+	*out = observe_open(conf->observe_file, err, errlen);
+	return *out != NULL;
+}
+
 /* SIGHUP: read the file again; keep the old generation on any error. */
 static void
 proxy_reload(struct proxy *p)
@@ -430,6 +451,7 @@ proxy_reload(struct proxy *p)
 	struct conf	*conf;
 	struct runconf	*rc;
 	struct report	*report = NULL;
+	struct observe	*observe = NULL;
 	struct stats	*stats = NULL;
 	struct logline	 l;
 	struct timespec	 ts;
@@ -451,10 +473,14 @@ proxy_reload(struct proxy *p)
 	    (!proxy_reload_outputs(p, conf, &report, &stats, &keep_stats,
 	    err, sizeof(err)) ||
 	    !tcpfwd_prepare(p->fwd, conf, err, sizeof(err)) ||
+	    !proxy_observe_for(p->env.sinks.observe, conf, &observe, err,
+	    sizeof(err)) ||
 	    !tunnel_env_reload(p->env.tunnel, conf, err, sizeof(err)))) {
 		tcpfwd_abort(p->fwd);
 		if (report != p->env.sinks.report)
 			report_close(report);
+		if (observe != p->env.sinks.observe)
+			observe_close(observe);
 		stats_free(stats);
 		runconf_unref(rc);
 		rc = NULL;
@@ -476,6 +502,9 @@ proxy_reload(struct proxy *p)
 		if (p->env.sinks.report != report)
 			report_close(p->env.sinks.report);
 		p->env.sinks.report = report;
+		if (p->env.sinks.observe != observe)
+			observe_close(p->env.sinks.observe);
+		p->env.sinks.observe = observe;
 		if (!keep_stats) {
 			stats_free(p->stats);
 			p->stats = stats;
@@ -629,6 +658,7 @@ proxy_teardown(struct proxy *p)
 	pool_free(p->env.pool);
 	stats_free(p->stats);
 	report_close(p->env.sinks.report);
+	observe_close(p->env.sinks.observe);
 	throttle_free(p->env.sinks.mismatch_log);
 	tunnel_env_free(p->env.tunnel);
 	if (p->sighup != NULL)
@@ -691,7 +721,8 @@ proxy_main(struct conf *conf, const char *path, bool debug)
 	p.env.sinks.mismatch_log = throttle_new(THROTTLE_MISMATCH_SLOTS,
 	    THROTTLE_MISMATCH_SECONDS);
 	if (!proxy_open_outputs(&p, conf, &p.env.sinks.report, &p.stats, err,
-	    sizeof(err))) {
+	    sizeof(err)) || !proxy_observe_for(NULL, conf,
+	    &p.env.sinks.observe, err, sizeof(err))) {
 		log_msg(EV_START_FAILED, "%s", err);
 		goto out;
 	}

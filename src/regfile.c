@@ -76,3 +76,12 @@ regfile_open(const char *what, const char *path, int flags, mode_t mode,
 	}
 	return fd;
 }
+
+int
+regfile_append(const char *what, const char *path, char *err, size_t errlen)
+{
+	struct stat	 st;
+
+	return regfile_open(what, path, O_WRONLY | O_APPEND | O_CREAT, 0640,
+	    &st, err, errlen);
+}

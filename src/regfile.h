@@ -19,4 +19,8 @@
 int	 regfile_open(const char *what, const char *path, int flags,
 	    mode_t mode, struct stat *st, char *err, size_t errlen);
 
+/* Open path for appending, created with mode 0640 when missing. */
+int	 regfile_append(const char *what, const char *path, char *err,
+	    size_t errlen);
+
 #endif

@@ -369,23 +369,14 @@ report_write(struct report *r, const struct report_buf *b, char *err,
 	return true;
 }
 
-/* Open path for appending, creating it when missing (regfile_open). */
-static int
-report_open_fd(const char *path, char *err, size_t errlen)
-{
-	struct stat	 st;
-
-	return regfile_open("report_file", path, O_WRONLY | O_APPEND |
-	    O_CREAT, 0640, &st, err, errlen);
-}
-
 struct report *
 report_open(const char *path, char *err, size_t errlen)
 {
 	struct report	*r;
 	int		 fd;
 
-	if ((fd = report_open_fd(path, err, errlen)) == -1)
+	if ((fd = regfile_append("report_file", path, err,
+	    errlen)) == -1)
 		return NULL;
 	r = xcalloc(1, sizeof(*r));
 	r->path = xstrdup(path);
@@ -398,7 +389,8 @@ report_reopen(struct report *r, char *err, size_t errlen)
 {
 	int	 fd;
 
-	if ((fd = report_open_fd(r->path, err, errlen)) == -1)
+	if ((fd = regfile_append("report_file", r->path, err,
+	    errlen)) == -1)
 		return false;
 	close(r->fd);
 	r->fd = fd;

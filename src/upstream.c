@@ -29,6 +29,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "relay.h"
+#include "observe.h"
 #include "report.h"
 #include "throttle.h"
 #include "upstream.h"
@@ -670,6 +671,9 @@ upstream_handshake_done(struct upstream *u)
 		upstream_note_candidates(u);
 	}
 	upstream_log_verdict(u, resumed);
+	if (!resumed && u->pins.verdict == PIN_UNPINNED)
+		observe_chain(u->sinks->observe, u->host, u->port, u->client,
+		    chain, time(NULL));
 	metrics_inc(u->sinks->metrics, metrics_pin_check(u->pins.verdict));
 	if (!resumed && (u->pins.verdict == PIN_MISMATCH ||
 	    u->pins.verdict == PIN_REPORT_ONLY))

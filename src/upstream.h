@@ -22,6 +22,7 @@
 #include "runconf.h"
 
 struct metrics;
+struct observe;
 struct report;
 struct throttle;
 
@@ -41,6 +42,7 @@ enum upstream_status {
 struct upstream_sinks {
 	struct metrics		*metrics;
 	struct report		*report;	/* NULL: no report_file */
+	struct observe		*observe;	/* NULL: no observe_file */
 	struct throttle		*mismatch_log;	/* NULL: log every one */
 };
 

@@ -266,6 +266,95 @@ check_grep "--check reports the expired pin set" \
     "^api.test:$PORT  pinset=api-test  expired \(expires=2020-01-01\)$" \
     "$TMP/check_expired.out"
 
+## --from-observed: an observe_file becomes [pins:NAME] sections, one per
+## registrable domain and port, CA pins first, leaf pins commented out.
+
+run observed "$PINPROXY_PIN" --from-observed \
+    "$top_srcdir/tests/data/observe.jsonl"
+check_rc "--from-observed with a line that is not an observation exits 1" \
+    1 observed
+check_grep "--from-observed names the bad line as FILE:LINE" \
+    "observe\.jsonl:5: not an observe_file line" "$TMP/observed.err"
+check_eq "--from-observed prints the expected sections" \
+    "$(cat "$top_srcdir/tests/data/observe.expected")" \
+    "$(tail -n +2 "$TMP/observed.out")"
+check_grep "--from-observed says how it found registrable domains" \
+    "^; from .*, registrable domains by the (public suffix list|last two labels)$" \
+    "$TMP/observed.out"
+cat "$TMP/proxy.conf" "$TMP/observed.out" >"$TMP/observed.conf"
+run t_observed "$PINPROXY" -t -c "$TMP/observed.conf"
+check_rc "pinproxy -t accepts the --from-observed sections" 0 t_observed
+run observed_usage "$PINPROXY_PIN" --from-observed x --check
+check_rc "--from-observed with --check gives status 2" 2 observed_usage
+
+## --check explains every pin: where it sits in the live verified chain.
+
+check_grep "--check: a leaf pin is placed at the leaf" \
+    "^  pin $(q "$LEAF")  leaf$" "$TMP/check_good.out"
+check_grep "--check: the intermediate's pin is placed with its depth" \
+    "^  pin $(q "$INTER")  intermediate depth=1$" "$TMP/check_good.out"
+check_grep "--check: the root's pin is placed at the root" \
+    "^  pin $(q "$ROOT")  root$" "$TMP/check_good.out"
+check_grep "--check: a set with every pin in the live chain has no backup" \
+    "^  warning: no backup pin$" "$TMP/check_good.out"
+check "--check: a set that matches above the leaf is not leaf-only" \
+    test "$(grep -c 'leaf-only' "$TMP/check_good.out")" = 0
+check_grep "--check: the pins of a mismatching set are not in the chain" \
+    "^  pin $(q "$FOREIGN_ROOT")  not in chain \(backup\)$" \
+    "$TMP/check_wrong.out"
+
+sed -e "/^pin = /d" -e "/^hosts = /a pin = $LEAF\\
+pin = $RSA" "$TMP/good.conf" >"$TMP/leafonly.conf"
+run check_leaf "$PINPROXY_PIN" --check -c "$TMP/leafonly.conf"
+check_rc "--check of a leaf pin with a backup exits 0" 0 check_leaf
+check_eq "--check: the host line, the pins, then the warning" \
+    "api.test:$PORT  pinset=api-test  match
+  pin $LEAF  leaf
+  pin $RSA  not in chain (backup)
+  warning: leaf-only pins break at every certificate renewal" \
+    "$(cat "$TMP/check_leaf.out")"
+
+# check_json NAME CONF PYTHON: --check --json -c CONF parsed by a JSON
+# parser, then PYTHON asserts on it as d; one case.
+check_json()
+{
+	run "$1" "$PINPROXY_PIN" --check --json -c "$2"
+	if python3 -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+exec(sys.argv[2])' "$TMP/$1.out" "$3" >"$TMP/$1.py" 2>&1; then
+		ok "--check --json: $1"
+	else
+		not_ok "--check --json: $1"
+		diag "$(cat "$TMP/$1.py" "$TMP/$1.out" "$TMP/$1.err")"
+	fi
+}
+check_json json_leaf "$TMP/leafonly.conf" "
+h = d['hosts'][0]
+assert d['ok'] is True and len(d['hosts']) == 1, d
+assert (h['host'], h['port'], h['pinset'], h['result']) == \
+    ('api.test', $PORT, 'api-test', 'match'), h
+assert [(p['pin'], p['place'], p['depth']) for p in h['pins']] == \
+    [('$LEAF', 'leaf', 0), ('$RSA', 'backup', None)], h['pins']
+assert h['warnings'] == \
+    ['leaf-only pins break at every certificate renewal'], h
+assert [c['pin'] for c in h['chain']] == ['$LEAF', '$INTER', '$ROOT'], h
+"
+check_rc "--check --json of a matching set exits 0" 0 json_leaf
+check_json json_good "$TMP/good.conf" "
+p = d['hosts'][0]['pins']
+assert [(x['place'], x['depth']) for x in p] == \
+    [('leaf', 0), ('intermediate', 1), ('root', 2)], p
+assert d['hosts'][0]['warnings'] == ['no backup pin'], d
+"
+check_json json_wrong "$TMP/wrong.conf" "
+h = d['hosts'][0]
+assert d['ok'] is False and h['result'] == 'mismatch' and not h['ok'], d
+assert [x['place'] for x in h['pins']] == ['backup', 'backup'], h
+"
+check_rc "--check --json of a mismatching set exits 1" 1 json_wrong
+run json_s "$PINPROXY_PIN" --json -s 127.0.0.1:1
+check_rc "--json without --check gives status 2" 2 json_s
+
 # A listener that never answers: the kernel accepts, nobody speaks TLS.
 MUTE=$(free_port)
 spawn MUTE_PID python3 -c 'import socket, sys, time
@@ -304,6 +393,10 @@ check_grep "--check gives up on a silent server after connect_timeout" \
     "$TMP/check_dead.out"
 check_grep "--check skips wildcard patterns with a note" \
     "^\*\.wild\.test:443  pinset=mute  skipped" "$TMP/check_dead.out"
+check_json json_dead "$TMP/dead.conf" "
+assert [h['result'] for h in d['hosts']] == ['error', 'error', 'skipped'], d
+assert d['ok'] is False and d['hosts'][0]['chain'] is None, d
+"
 stop "$MUTE_PID"
 
 printf '[pins:broken]\nhosts = broken.test\npin = sha1/AAAA\n' |

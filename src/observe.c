@@ -1,0 +1,330 @@
+/*
+ * The observe_file writer: each line is built in memory and appended with
+ * one write(2). A hashed table of the triples written today (bounded; the
+ * oldest entry of a full probe run is forgotten) keeps a host that is
+ * contacted all day to one line a day.
+ */
+#include <openssl/asn1.h>
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "observe.h"
+#include "regfile.h"
+#include "pin.h"
+#include "report.h"
+#include "xmalloc.h"
+
+#define OBSERVE_KEY_LEN		32
+#define OBSERVE_DAY_SECONDS	86400
+
+/* A triple written on a day, remembered by its digest. */
+struct observe_seen {
+	bool		 used;
+	unsigned char	 key[OBSERVE_KEY_LEN];
+	long long	 day;		/* days since the epoch, UTC */
+	time_t		 when;
+};
+
+struct observe {
+	char			*path;
+	int			 fd;
+	struct observe_seen	 seen[OBSERVE_DEDUP_ENTRIES];
+};
+
+/* A growing text buffer for one line. */
+struct observe_buf {
+	char		*data;
+	size_t		 len;
+	size_t		 cap;
+};
+
+static void
+observe_buf_add(struct observe_buf *b, const char *s, size_t len)
+{
+	size_t	 cap;
+
+	if (b->len + len > b->cap) {
+		cap = b->cap == 0 ? 2048 : b->cap;
+		while (cap < b->len + len)
+			cap *= 2;
+		b->data = xreallocarray(b->data, cap, 1);
+		b->cap = cap;
+	}
+	memcpy(b->data + b->len, s, len);
+	b->len += len;
+}
+
+static void
+observe_buf_puts(struct observe_buf *b, const char *s)
+{
+	observe_buf_add(b, s, strlen(s));
+}
+
+/* A JSON string: quotes, backslashes and control bytes are escaped. */
+static void
+observe_buf_str(struct observe_buf *b, const char *s, size_t len)
+{
+	char	 esc[8];
+	size_t	 i;
+
+	observe_buf_add(b, "\"", 1);
+	for (i = 0; i < len; i++) {
+		if (s[i] == '"' || s[i] == '\\') {
+			esc[0] = '\\';
+			esc[1] = s[i];
+			observe_buf_add(b, esc, 2);
+		} else if ((unsigned char)s[i] < 0x20 ||
+		    (unsigned char)s[i] >= 0x7f) {
+			snprintf(esc, sizeof(esc), "\\u%04x",
+			    (unsigned char)s[i]);
+			observe_buf_puts(b, esc);
+		} else
+			observe_buf_add(b, s + i, 1);
+	}
+	observe_buf_add(b, "\"", 1);
+}
+
+/* "key": with the comma that separates it from the previous member. */
+static void
+observe_buf_key(struct observe_buf *b, const char *key, bool first)
+{
+	if (!first)
+		observe_buf_add(b, ",", 1);
+	observe_buf_str(b, key, strlen(key));
+	observe_buf_add(b, ":", 1);
+}
+
+/* One chain entry: {"pin":...,"depth":N,"subject":...,"not_after":...}. */
+static void
+observe_buf_cert(struct observe_buf *b, X509 *cert, int depth)
+{
+	struct pin	 p;
+	struct tm	 tm;
+	BIO		*bio;
+	char		 pin[PIN_TEXT_MAX], num[16], date[16], *data;
+	long		 len = 0;
+
+	if (!pin_from_cert(cert, &p))
+		xstrlcpy(pin, "", sizeof(pin));
+	else
+		pin_format(&p, pin, sizeof(pin));
+	if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) != 1 ||
+	    strftime(date, sizeof(date), "%Y-%m-%d", &tm) == 0)
+		xstrlcpy(date, "unknown", sizeof(date));
+	snprintf(num, sizeof(num), "%d", depth);
+	observe_buf_add(b, "{", 1);
+	observe_buf_key(b, "pin", true);
+	observe_buf_str(b, pin, strlen(pin));
+	observe_buf_key(b, "depth", false);
+	observe_buf_puts(b, num);
+	observe_buf_key(b, "subject", false);
+	/* RFC 2253 with the default flags escapes every non-ASCII byte. */
+	data = NULL;
+	if ((bio = BIO_new(BIO_s_mem())) != NULL &&
+	    X509_NAME_print_ex(bio, X509_get_subject_name(cert), 0,
+	    XN_FLAG_RFC2253) >= 0)
+		len = BIO_get_mem_data(bio, &data);
+	observe_buf_str(b, data != NULL ? data : "", len > 0 ? (size_t)len :
+	    0);
+	BIO_free(bio);
+	observe_buf_key(b, "not_after", false);
+	observe_buf_str(b, date, strlen(date));
+	observe_buf_add(b, "}", 1);
+}
+
+/* The whole line for one observation, ending in a newline. */
+static void
+observe_build(struct observe_buf *b, const char *host, uint16_t port,
+    const char *client, STACK_OF(X509) *chain, time_t now)
+{
+	struct tm	 tm;
+	char		 text[32];
+	int		 i, n;
+
+	observe_buf_add(b, "{", 1);
+	observe_buf_key(b, "host", true);
+	observe_buf_str(b, host, strlen(host));
+	observe_buf_key(b, "port", false);
+	snprintf(text, sizeof(text), "%u", port);
+	observe_buf_puts(b, text);
+	observe_buf_key(b, "first_seen", false);
+	if (gmtime_r(&now, &tm) == NULL ||
+	    strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		xstrlcpy(text, "1970-01-01T00:00:00Z", sizeof(text));
+	observe_buf_str(b, text, strlen(text));
+	observe_buf_key(b, "client", false);
+	observe_buf_str(b, client, strlen(client));
+	observe_buf_key(b, "chain", false);
+	observe_buf_add(b, "[", 1);
+	n = sk_X509_num(chain);
+	for (i = 0; i < n && i < OBSERVE_MAX_CHAIN; i++) {
+		if (i > 0)
+			observe_buf_add(b, ",", 1);
+		observe_buf_cert(b, sk_X509_value(chain, i), i);
+	}
+	observe_buf_puts(b, "]}\n");
+}
+
+/* What makes two observations the same: host, port and the chain's pins. */
+static void
+observe_key(const char *host, uint16_t port, STACK_OF(X509) *chain,
+    unsigned char key[OBSERVE_KEY_LEN])
+{
+	EVP_MD_CTX	*ctx;
+	struct pin	 p;
+	unsigned char	 pb[2];
+	unsigned int	 len = OBSERVE_KEY_LEN;
+	int		 i, n;
+
+	memset(key, 0, OBSERVE_KEY_LEN);
+	if ((ctx = EVP_MD_CTX_new()) == NULL)
+		return;
+	pb[0] = port >> 8;
+	pb[1] = port & 0xff;
+	EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+	EVP_DigestUpdate(ctx, host, strlen(host) + 1);
+	EVP_DigestUpdate(ctx, pb, sizeof(pb));
+	n = sk_X509_num(chain);
+	for (i = 0; i < n && i < OBSERVE_MAX_CHAIN; i++) {
+		if (pin_from_cert(sk_X509_value(chain, i), &p))
+			EVP_DigestUpdate(ctx, p.digest, sizeof(p.digest));
+	}
+	EVP_DigestFinal_ex(ctx, key, &len);
+	EVP_MD_CTX_free(ctx);
+}
+
+/*
+ * The slot for key: the one holding it, else a free one or the oldest
+ * along its probe run. *found says whether key was already there.
+ */
+static struct observe_seen *
+observe_slot(struct observe *o, const unsigned char *key, bool *found)
+{
+	struct observe_seen	*s, *victim = NULL;
+	size_t			 start, i;
+
+	start = ((size_t)key[0] << 8 | key[1]) % OBSERVE_DEDUP_ENTRIES;
+	*found = false;
+	for (i = 0; i < OBSERVE_DEDUP_PROBES; i++) {
+		s = &o->seen[(start + i) % OBSERVE_DEDUP_ENTRIES];
+		if (s->used && memcmp(s->key, key, OBSERVE_KEY_LEN) == 0) {
+			*found = true;
+			return s;
+		}
+		if (victim == NULL || (victim->used && (!s->used ||
+		    s->when < victim->when)))
+			victim = s;
+	}
+	return victim;
+}
+
+/* Append the line with one write; false with err on any failure. */
+static bool
+observe_write(struct observe *o, const struct observe_buf *b, char *err,
+    size_t errlen)
+{
+	ssize_t	 n;
+
+	do {
+		n = write(o->fd, b->data, b->len);
+	} while (n == -1 && errno == EINTR);
+	if (n == -1) {
+		snprintf(err, errlen, "cannot write to %s: %s", o->path,
+		    strerror(errno));
+		return false;
+	}
+	if ((size_t)n != b->len) {
+		snprintf(err, errlen, "short write to %s: %zd of %zu bytes",
+		    o->path, n, b->len);
+		return false;
+	}
+	return true;
+}
+
+struct observe *
+observe_open(const char *path, char *err, size_t errlen)
+{
+	struct observe	*o;
+	int		 fd;
+
+	if ((fd = regfile_append("observe_file", path, err, errlen)) ==
+	    -1)
+		return NULL;
+	o = xcalloc(1, sizeof(*o));
+	o->path = xstrdup(path);
+	o->fd = fd;
+	return o;
+}
+
+bool
+observe_reopen(struct observe *o, char *err, size_t errlen)
+{
+	int	 fd;
+
+	if ((fd = regfile_append("observe_file", o->path, err,
+	    errlen)) == -1)
+		return false;
+	close(o->fd);
+	o->fd = fd;
+	return true;
+}
+
+void
+observe_close(struct observe *o)
+{
+	if (o == NULL)
+		return;
+	close(o->fd);
+	free(o->path);
+	free(o);
+}
+
+const char *
+observe_path(const struct observe *o)
+{
+	return o->path;
+}
+
+bool
+observe_chain(struct observe *o, const char *host, uint16_t port,
+    const char *client, STACK_OF(X509) *chain, time_t now)
+{
+	struct observe_buf	 b = { NULL, 0, 0 };
+	struct observe_seen	*slot;
+	struct logline		 l;
+	unsigned char		 key[OBSERVE_KEY_LEN];
+	char			 err[256];
+	long long		 day;
+	bool			 found, ok;
+
+	if (o == NULL || chain == NULL || sk_X509_num(chain) == 0)
+		return false;
+	day = (long long)(now / OBSERVE_DAY_SECONDS);
+	observe_key(host, port, chain, key);
+	slot = observe_slot(o, key, &found);
+	if (found && slot->day == day)
+		return false;
+	observe_build(&b, host, port, client != NULL ? client : "", chain,
+	    now);
+	ok = observe_write(o, &b, err, sizeof(err));
+	free(b.data);
+	if (!ok) {
+		log_begin(&l, EV_REPORT_ERROR);
+		log_str(&l, LK_FILE, o->path);
+		log_str(&l, LK_ERROR, err);
+		log_end(&l);
+		return false;
+	}
+	slot->used = true;
+	memcpy(slot->key, key, OBSERVE_KEY_LEN);
+	slot->day = day;
+	slot->when = now;
+	return true;
+}

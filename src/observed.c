@@ -1,0 +1,491 @@
+/*
+ * The observe_file reader: a small JSON parser for the lines the daemon
+ * writes (objects, arrays, strings, numbers, literals; unknown members are
+ * skipped), the public suffix list, and the grouping of hosts by
+ * registrable domain and port.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "diag.h"
+#include "hostmatch.h"
+#include "observed.h"
+#include "pin.h"
+#include "xmalloc.h"
+
+/* Nesting allowed in a line; the daemon writes three levels. */
+#define OBSERVED_DEPTH_MAX	8
+/* Longest line read; the daemon's are far shorter. */
+#define OBSERVED_LINE_MAX	(256 * 1024)
+
+/* A cursor over one line. */
+struct json {
+	const char	*p;
+	const char	*end;
+};
+
+/* The public suffix rules, sorted for bsearch. */
+struct psl {
+	char		**rules;
+	size_t		 nrules;
+};
+
+static bool	json_skip_value(struct json *, int);
+
+static void
+json_ws(struct json *j)
+{
+	while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' ||
+	    *j->p == '\r' || *j->p == '\n'))
+		j->p++;
+}
+
+static bool
+json_eat(struct json *j, char c)
+{
+	json_ws(j);
+	if (j->p < j->end && *j->p == c) {
+		j->p++;
+		return true;
+	}
+	return false;
+}
+
+/*
+ * A string into a new buffer (*out may be NULL to skip it). \uXXXX
+ * escapes of bytes below 0x80 are decoded; others are kept as '?'.
+ */
+static bool
+json_string(struct json *j, char **out)
+{
+	char		*buf;
+	size_t		 n = 0;
+	unsigned int	 u;
+
+	if (!json_eat(j, '"'))
+		return false;
+	buf = xmalloc((size_t)(j->end - j->p) + 1);
+	while (j->p < j->end && *j->p != '"') {
+		if ((unsigned char)*j->p < 0x20)
+			goto bad;
+		if (*j->p != '\\') {
+			buf[n++] = *j->p++;
+			continue;
+		}
+		if (++j->p >= j->end)
+			goto bad;
+		switch (*j->p) {
+		case 'u':
+			if (j->end - j->p < 5 || sscanf(j->p + 1, "%4x", &u) !=
+			    1)
+				goto bad;
+			buf[n++] = u > 0 && u < 0x80 ? (char)u : '?';
+			j->p += 5;
+			continue;
+		case 'n':
+			buf[n++] = '\n';
+			break;
+		case 't':
+			buf[n++] = '\t';
+			break;
+		case '"': case '\\': case '/':
+			buf[n++] = *j->p;
+			break;
+		default:
+			buf[n++] = '?';
+			break;
+		}
+		j->p++;
+	}
+	if (j->p >= j->end)
+		goto bad;
+	j->p++;
+	buf[n] = '\0';
+	if (out != NULL)
+		*out = buf;
+	else
+		free(buf);
+	return true;
+bad:
+	free(buf);
+	return false;
+}
+
+/* A non-negative integer. */
+static bool
+json_uint(struct json *j, unsigned long *out)
+{
+	char	*end;
+
+	json_ws(j);
+	if (j->p >= j->end || *j->p < '0' || *j->p > '9')
+		return false;
+	*out = strtoul(j->p, &end, 10);
+	j->p = end;
+	return true;
+}
+
+/* Skip any value: the members a newer daemon may add. */
+static bool
+json_skip_value(struct json *j, int depth)
+{
+	json_ws(j);
+	if (j->p >= j->end || depth > OBSERVED_DEPTH_MAX)
+		return false;
+	if (*j->p == '"')
+		return json_string(j, NULL);
+	if (*j->p == '{' || *j->p == '[') {
+		char close = *j->p == '{' ? '}' : ']';
+
+		j->p++;
+		if (json_eat(j, close))
+			return true;
+		do {
+			if (close == '}' && (!json_string(j, NULL) ||
+			    !json_eat(j, ':')))
+				return false;
+			if (!json_skip_value(j, depth + 1))
+				return false;
+		} while (json_eat(j, ','));
+		return json_eat(j, close);
+	}
+	while (j->p < j->end && strchr(",]} \t\r\n", *j->p) == NULL)
+		j->p++;
+	return true;
+}
+
+/* One chain entry: pin, depth and subject. */
+static bool
+json_cert(struct json *j, struct observed_pin *op)
+{
+	struct pin	 pin;
+	unsigned long	 depth = 0;
+	char		*key, *val, perr[128];
+	bool		 ok;
+
+	memset(op, 0, sizeof(*op));
+	op->depth = -1;
+	if (!json_eat(j, '{'))
+		return false;
+	if (json_eat(j, '}'))
+		return false;
+	do {
+		if (!json_string(j, &key) || !json_eat(j, ':'))
+			return false;
+		ok = true;
+		if (strcmp(key, "pin") == 0 && (ok = json_string(j, &val))) {
+			ok = pin_parse(val, &pin, perr, sizeof(perr));
+			if (ok)
+				pin_format(&pin, op->pin, sizeof(op->pin));
+			free(val);
+		} else if (strcmp(key, "depth") == 0 &&
+		    (ok = json_uint(j, &depth)))
+			op->depth = depth < 64 ? (int)depth : -1;
+		else if (strcmp(key, "subject") == 0 && op->subject == NULL)
+			ok = json_string(j, &op->subject);
+		else if (ok)
+			ok = json_skip_value(j, 2);
+		free(key);
+		if (!ok)
+			return false;
+	} while (json_eat(j, ','));
+	return json_eat(j, '}') && op->pin[0] != '\0' && op->depth >= 0;
+}
+
+/* One observation line: host, port and chain. */
+static bool
+json_line(struct json *j, char **host, unsigned long *port,
+    struct observed_pin **chain, size_t *nchain)
+{
+	struct observed_pin	 op;
+	char			*key;
+	bool			 ok;
+
+	if (!json_eat(j, '{'))
+		return false;
+	do {
+		if (!json_string(j, &key) || !json_eat(j, ':'))
+			return false;
+		if (strcmp(key, "host") == 0 && *host == NULL)
+			ok = json_string(j, host);
+		else if (strcmp(key, "port") == 0)
+			ok = json_uint(j, port);
+		else if (strcmp(key, "chain") == 0 && *nchain == 0) {
+			ok = json_eat(j, '[');
+			if (ok && !json_eat(j, ']')) {
+				do {
+					if (!(ok = json_cert(j, &op))) {
+						free(op.subject);
+						break;
+					}
+					*chain = xreallocarray(*chain,
+					    *nchain + 1, sizeof(op));
+					(*chain)[(*nchain)++] = op;
+				} while (json_eat(j, ','));
+				ok = ok && json_eat(j, ']');
+			}
+		} else
+			ok = json_skip_value(j, 1);
+		free(key);
+		if (!ok)
+			return false;
+	} while (json_eat(j, ','));
+	if (!json_eat(j, '}'))
+		return false;
+	json_ws(j);
+	return j->p == j->end;
+}
+
+static int
+psl_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Read the list (rules, one a line; // comments); an empty one if absent. */
+static bool
+psl_load(const char *path, struct psl *psl)
+{
+	FILE	*fp;
+	char	 line[512], *s;
+	size_t	 len;
+
+	memset(psl, 0, sizeof(*psl));
+	if (path == NULL || (fp = fopen(path, "r")) == NULL)
+		return false;
+	while (fgets(line, sizeof(line), fp) != NULL) {
+		s = line;
+		len = strcspn(s, " \t\r\n");
+		s[len] = '\0';
+		if (len == 0 || strncmp(s, "//", 2) == 0)
+			continue;
+		psl->rules = xreallocarray(psl->rules, psl->nrules + 1,
+		    sizeof(char *));
+		psl->rules[psl->nrules++] = xstrdup(s);
+	}
+	fclose(fp);
+	qsort(psl->rules, psl->nrules, sizeof(char *), psl_cmp);
+	return true;
+}
+
+static bool
+psl_has(const struct psl *psl, const char *rule)
+{
+	return psl->nrules > 0 && bsearch(&rule, psl->rules, psl->nrules,
+	    sizeof(char *), psl_cmp) != NULL;
+}
+
+static void
+psl_free(struct psl *psl)
+{
+	size_t	 i;
+
+	for (i = 0; i < psl->nrules; i++)
+		free(psl->rules[i]);
+	free(psl->rules);
+}
+
+/*
+ * The registrable domain of host: the public suffix (longest rule;
+ * "*.x" covers one label under x; "!y" makes y's parent the suffix) plus
+ * one label. Without a list, the last two labels. An IP literal or a name
+ * that is itself a suffix stays as it is.
+ */
+static char *
+registrable(const struct psl *psl, const char *host)
+{
+	const char	*labels[128], *s, *suffix = NULL;
+	char		 rule[HOSTMATCH_NAME_MAX + 2];
+	size_t		 n = 0, i;
+
+	if (strchr(host, ':') != NULL || strspn(host, "0123456789.") ==
+	    strlen(host))
+		return xstrdup(host);
+	labels[n++] = host;
+	for (s = host; (s = strchr(s, '.')) != NULL && n < 128; s++)
+		labels[n++] = s + 1;
+	if (psl->nrules == 0)
+		return xstrdup(labels[n >= 2 ? n - 2 : 0]);
+	/* labels[i] is host from its i-th label on; look longest first. */
+	for (i = 0; i < n && suffix == NULL; i++) {
+		snprintf(rule, sizeof(rule), "!%s", labels[i]);
+		if (psl_has(psl, rule)) {
+			suffix = i + 1 < n ? labels[i + 1] : labels[i];
+			break;
+		}
+		if (psl_has(psl, labels[i]))
+			suffix = labels[i];
+		else if (i + 1 < n) {
+			snprintf(rule, sizeof(rule), "*.%s", labels[i + 1]);
+			if (psl_has(psl, rule))
+				suffix = labels[i];
+		}
+	}
+	if (suffix == NULL)
+		suffix = labels[n - 1];	/* the implicit "*" rule */
+	for (i = 0; i < n; i++)
+		if (labels[i] == suffix)
+			break;
+	return xstrdup(i > 0 ? labels[i - 1] : host);
+}
+
+/* The group for domain and port, created when new. */
+static struct observed_group *
+group_for(struct observed *o, const char *domain, uint16_t port)
+{
+	struct observed_group	*g;
+	size_t			 i;
+
+	for (i = 0; i < o->ngroups; i++) {
+		g = &o->groups[i];
+		if (g->port == port && strcmp(g->domain, domain) == 0)
+			return g;
+	}
+	o->groups = xreallocarray(o->groups, o->ngroups + 1, sizeof(*g));
+	g = &o->groups[o->ngroups++];
+	memset(g, 0, sizeof(*g));
+	g->domain = xstrdup(domain);
+	g->port = port;
+	return g;
+}
+
+/* Add host and the chain's pins to g; takes the subjects of chain. */
+static void
+group_add(struct observed_group *g, const char *host,
+    struct observed_pin *chain, size_t nchain)
+{
+	size_t	 i, k;
+
+	for (i = 0; i < g->nhosts && strcmp(g->hosts[i], host) != 0; i++)
+		;
+	if (i == g->nhosts) {
+		g->hosts = xreallocarray(g->hosts, g->nhosts + 1,
+		    sizeof(char *));
+		g->hosts[g->nhosts++] = xstrdup(host);
+	}
+	for (i = 0; i < nchain; i++) {
+		for (k = 0; k < g->npins; k++)
+			if (strcmp(g->pins[k].pin, chain[i].pin) == 0)
+				break;
+		if (k < g->npins) {
+			free(chain[i].subject);
+			continue;
+		}
+		g->pins = xreallocarray(g->pins, g->npins + 1,
+		    sizeof(*g->pins));
+		g->pins[g->npins++] = chain[i];
+	}
+}
+
+static int
+host_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int
+pin_depth_cmp(const void *a, const void *b)
+{
+	const struct observed_pin *x = a, *y = b;
+
+	if (x->depth != y->depth)
+		return x->depth < y->depth ? -1 : 1;
+	return strcmp(x->pin, y->pin);
+}
+
+static int
+group_cmp(const void *a, const void *b)
+{
+	const struct observed_group *x = a, *y = b;
+	int	 c;
+
+	if ((c = strcmp(x->domain, y->domain)) != 0)
+		return c;
+	return (int)x->port - (int)y->port;
+}
+
+/* Parse one line into o; false when it is not an observation. */
+static bool
+observed_line(struct observed *o, const struct psl *psl, const char *line,
+    size_t len)
+{
+	struct json		 j = { line, line + len };
+	struct observed_pin	*chain = NULL;
+	char			*host = NULL, *domain;
+	char			 norm[HOSTMATCH_NAME_MAX];
+	unsigned long		 port = 0;
+	size_t			 nchain = 0, i;
+	bool			 ok;
+
+	ok = json_line(&j, &host, &port, &chain, &nchain) && host != NULL &&
+	    port > 0 && port <= 65535 && nchain > 0 &&
+	    hostmatch_normalize(host, strlen(host), norm, sizeof(norm));
+	if (ok) {
+		domain = registrable(psl, norm);
+		group_add(group_for(o, domain, (uint16_t)port), norm, chain,
+		    nchain);
+		free(domain);
+	} else
+		for (i = 0; i < nchain; i++)
+			free(chain[i].subject);
+	free(chain);
+	free(host);
+	return ok;
+}
+
+struct observed *
+observed_load(FILE *fp, const char *name, const char *psl_path,
+    struct diag *d)
+{
+	struct observed	*o;
+	struct psl	 psl;
+	char		*line = NULL;
+	size_t		 cap = 0, i;
+	ssize_t		 len;
+	int		 lineno = 0;
+
+	o = xcalloc(1, sizeof(*o));
+	o->psl = psl_load(psl_path, &psl);
+	while ((len = getline(&line, &cap, fp)) != -1) {
+		lineno++;
+		while (len > 0 && (line[len - 1] == '\n' ||
+		    line[len - 1] == '\r'))
+			len--;
+		if (len == 0)
+			continue;
+		if (len > OBSERVED_LINE_MAX ||
+		    !observed_line(o, &psl, line, (size_t)len))
+			diag_error(d, name, lineno, "not an observe_file line:"
+			    " left out");
+	}
+	free(line);
+	psl_free(&psl);
+	for (i = 0; i < o->ngroups; i++) {
+		qsort(o->groups[i].hosts, o->groups[i].nhosts,
+		    sizeof(char *), host_cmp);
+		qsort(o->groups[i].pins, o->groups[i].npins,
+		    sizeof(struct observed_pin), pin_depth_cmp);
+	}
+	qsort(o->groups, o->ngroups, sizeof(*o->groups), group_cmp);
+	return o;
+}
+
+void
+observed_free(struct observed *o)
+{
+	size_t	 i, k;
+
+	if (o == NULL)
+		return;
+	for (i = 0; i < o->ngroups; i++) {
+		for (k = 0; k < o->groups[i].nhosts; k++)
+			free(o->groups[i].hosts[k]);
+		for (k = 0; k < o->groups[i].npins; k++)
+			free(o->groups[i].pins[k].subject);
+		free(o->groups[i].hosts);
+		free(o->groups[i].pins);
+		free(o->groups[i].domain);
+	}
+	free(o->groups);
+	free(o);
+}
