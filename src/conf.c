@@ -101,6 +101,7 @@ conf_unref(struct conf *c)
 	free(c->forwarders);
 	free(c->path);
 	free(c->listen);
+	free(c->transparent);
 	free(c->ca_cert);
 	free(c->ca_key);
 	free(c->trust);

@@ -107,6 +107,9 @@ struct conf {
 	struct pin		*deny_pins;	/* deny_pin and deny_file */
 	size_t			 ndeny_pins;
 	char			*deny_file;	/* NULL when unset */
+	struct conf_addr	*transparent;	/* redirected connections */
+	size_t			 ntransparent;
+	unsigned long		 upstream_mark;	/* SO_MARK; 0: none */
 
 	struct pinset		*pinsets;
 	size_t			 npinsets;

@@ -57,6 +57,8 @@ enum conf_key_id {
 	KEY_CA_HOST,
 	KEY_DENY_PIN,
 	KEY_DENY_FILE,
+	KEY_TRANSPARENT,
+	KEY_UPSTREAM_MARK,
 	KEY_HOSTS,
 	KEY_PIN,
 	KEY_CANDIDATE,
@@ -161,6 +163,10 @@ static bool conf_set_deny_pin(struct conf_parse *, const char *, char *,
     size_t);
 static bool conf_set_deny_file(struct conf_parse *, const char *, char *,
     size_t);
+static bool conf_set_transparent(struct conf_parse *, const char *, char *,
+    size_t);
+static bool conf_set_upstream_mark(struct conf_parse *, const char *, char *,
+    size_t);
 static bool conf_set_hosts(struct conf_parse *, const char *, char *, size_t);
 static bool conf_set_pin(struct conf_parse *, const char *, char *, size_t);
 static bool conf_set_candidate(struct conf_parse *, const char *, char *,
@@ -226,6 +232,10 @@ static const struct conf_key conf_keys[KEY__COUNT] = {
 	[KEY_DENY_PIN] = { "deny_pin", SECTION_PROXY, true, conf_set_deny_pin },
 	[KEY_DENY_FILE] = { "deny_file", SECTION_PROXY, false,
 	    conf_set_deny_file },
+	[KEY_TRANSPARENT] = { "transparent", SECTION_PROXY, true,
+	    conf_set_transparent },
+	[KEY_UPSTREAM_MARK] = { "upstream_mark", SECTION_PROXY, false,
+	    conf_set_upstream_mark },
 	[KEY_HOSTS] = { "hosts", SECTION_PINS, true, conf_set_hosts },
 	[KEY_PIN] = { "pin", SECTION_PINS, true, conf_set_pin },
 	[KEY_CANDIDATE] = { "candidate", SECTION_PINS, true,
@@ -288,6 +298,48 @@ conf_set_listen(struct conf_parse *p, const char *value, char *err,
 	}
 	cv_list_free(items, n);
 	return ok;
+}
+
+/* Another address (or list of them) for redirected connections. */
+static bool
+conf_set_transparent(struct conf_parse *p, const char *value, char *err,
+    size_t errlen)
+{
+	struct conf		*c = p->conf;
+	struct conf_addr	 addr;
+	char			**items;
+	size_t			 n, i;
+	bool			 ok = true;
+
+	items = cv_list(value, &n);
+	if (n == 0) {
+		snprintf(err, errlen, "an address is required");
+		ok = false;
+	}
+	for (i = 0; ok && i < n; i++)
+		ok = cv_addr(items[i], &addr, err, errlen);
+	if (ok) {
+		c->transparent = xreallocarray(c->transparent,
+		    c->ntransparent + n, sizeof(*c->transparent));
+		for (i = 0; i < n; i++)
+			cv_addr(items[i], &c->transparent[c->ntransparent++],
+			    err, errlen);
+	}
+	cv_list_free(items, n);
+	return ok;
+}
+
+/* The SO_MARK of upstream sockets; empty or 0: none. */
+static bool
+conf_set_upstream_mark(struct conf_parse *p, const char *value, char *err,
+    size_t errlen)
+{
+	if (value[0] == '\0') {
+		p->conf->upstream_mark = 0;
+		return true;
+	}
+	return cv_uint(value, 0, 0xffffffffUL, &p->conf->upstream_mark, err,
+	    errlen);
 }
 
 /* A required, non-empty path. */
@@ -1153,6 +1205,9 @@ conf_fwd_clash(struct conf_parse *p, size_t i, size_t j)
 			return "[proxy] listen";
 	if (c->has_stats_listen && conf_addr_clash(a, &c->stats_listen))
 		return "[proxy] stats_listen";
+	for (k = 0; k < c->ntransparent; k++)
+		if (conf_addr_clash(a, &c->transparent[k]))
+			return "[proxy] transparent";
 	for (k = 0; k <= i; k++)
 		for (l = 0; l < (k == i ? j : c->forwarders[k].nlisten); l++)
 			if (conf_addr_clash(a, &c->forwarders[k].listen[l]))

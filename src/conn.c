@@ -9,6 +9,9 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <linux/netfilter_ipv4.h>
+#include <linux/netfilter_ipv6/ip6_tables.h>
 
 #include <event2/buffer.h>
 
@@ -59,6 +62,7 @@ struct conn {
 	struct relay		*relay;
 	struct tunnel		*tunnel;	/* CONNECT in progress */
 	bool			 shutting_down;
+	bool			 transparent;	/* redirected, no CONNECT */
 
 	/*
 	 * Plaintext HTTP in a CONNECT tunnel: where every request goes. By
@@ -119,6 +123,9 @@ conn_log_access(struct conn *c, const char *mode, const char *host,
 {
 	struct logline	 l;
 
+	/* Whatever path it took, a redirected connection is "transparent". */
+	if (c->transparent)
+		mode = "transparent";
 	log_begin(&l, EV_ACCESS);
 	log_str(&l, LK_CLIENT, c->client);
 	log_str(&l, LK_MODE, mode);
@@ -179,7 +186,12 @@ conn_reply_error(struct conn *c, enum http_error_kind kind, const char *host,
 	struct evbuffer	*out = bufferevent_get_output(c->bev);
 	size_t		 before = evbuffer_get_length(out);
 
-	http_error_write(out, kind, host, explanation);
+	/*
+	 * A redirected client sent no request before its first bytes are
+	 * judged: it expects TLS or its server's answer, never ours.
+	 */
+	if (!(c->transparent && c->state == CONN_TUNNEL))
+		http_error_write(out, kind, host, explanation);
 	c->bytes_down += evbuffer_get_length(out) - before;
 	conn_log_access(c, c->state == CONN_TUNNEL ? "tunnel" : "plain",
 	    host != NULL ? host : "", http_error_status(kind), c->bytes_up,
@@ -580,9 +592,10 @@ conn_deny(struct conn *c)
 	    "This client address is not allowed to use the proxy.");
 }
 
-struct conn *
-conn_new(struct conn_env *env, evutil_socket_t fd, const struct sockaddr *sa,
-    socklen_t salen)
+/* Set up a connection for an accepted client (takes over fd). */
+static struct conn *
+conn_alloc(struct conn_env *env, evutil_socket_t fd,
+    const struct sockaddr *sa, socklen_t salen)
 {
 	struct conn	*c;
 	int		 one = 1;
@@ -609,11 +622,109 @@ conn_new(struct conn_env *env, evutil_socket_t fd, const struct sockaddr *sa,
 	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb,
 	    c);
 	conn_begin_request(c);
+	return c;
+}
+
+struct conn *
+conn_new(struct conn_env *env, evutil_socket_t fd, const struct sockaddr *sa,
+    socklen_t salen)
+{
+	struct conn	*c;
+
+	c = conn_alloc(env, fd, sa, salen);
 	if (!conf_client_allowed(c->rc->conf, sa))
 		conn_deny(c);
 	else
 		conn_await_head(c);
 	return c;
+}
+
+/*
+ * Where a redirected client meant to go: the address before the kernel's
+ * NAT (SO_ORIGINAL_DST, IP6T_SO_ORIGINAL_DST), else the socket's own local
+ * address, which is the destination under tproxy and ours when nothing
+ * redirected the connection. The address text and port go to host, port.
+ */
+static bool
+conn_original_dst(evutil_socket_t fd, char *host, size_t hostlen,
+    uint16_t *port)
+{
+	struct sockaddr_storage	 ss;
+	struct sockaddr_in	*sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6	*sin6 = (struct sockaddr_in6 *)&ss;
+	socklen_t		 len = sizeof(ss);
+
+	memset(&ss, 0, sizeof(ss));
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) == -1)
+		return false;
+	len = sizeof(ss);
+	if (ss.ss_family == AF_INET)
+		getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &ss, &len);
+	else
+		getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &ss, &len);
+	if (ss.ss_family == AF_INET) {
+		*port = ntohs(sin->sin_port);
+		return inet_ntop(AF_INET, &sin->sin_addr, host,
+		    (socklen_t)hostlen) != NULL;
+	}
+	if (ss.ss_family != AF_INET6)
+		return false;
+	*port = ntohs(sin6->sin6_port);
+	return inet_ntop(AF_INET6, &sin6->sin6_addr, host,
+	    (socklen_t)hostlen) != NULL;
+}
+
+/* Refuse a redirected connection with a blocked line and a bare close. */
+static void
+conn_transparent_refuse(struct conn *c, const char *host,
+    enum http_error_kind kind, const char *reason)
+{
+	struct logline	 l;
+
+	log_begin(&l, EV_BLOCKED);
+	log_str(&l, LK_HOST, host);
+	log_str(&l, LK_CLIENT, c->client);
+	log_str(&l, LK_REASON, reason);
+	log_end(&l);
+	conn_reply_error(c, kind, host, reason);
+}
+
+struct conn *
+conn_new_transparent(struct conn_env *env, evutil_socket_t fd,
+    const struct sockaddr *sa, socklen_t salen)
+{
+	struct conn	*c;
+	char		 host[INET6_ADDRSTRLEN];
+	uint16_t	 port = 0;
+
+	c = conn_alloc(env, fd, sa, salen);
+	c->transparent = true;
+	/* No request head: the bytes are judged as after a CONNECT's 200. */
+	conn_set_state(c, CONN_TUNNEL);
+	if (!conn_original_dst(fd, host, sizeof(host), &port)) {
+		conn_transparent_refuse(c, "", HTTP_ERROR_LOOP,
+		    "no original destination");
+		return c;
+	}
+	if (!conf_client_allowed(c->rc->conf, sa)) {
+		conn_transparent_refuse(c, host, HTTP_ERROR_CLIENT_DENIED,
+		    "client not in allow_clients");
+		return c;
+	}
+	if (conn_is_self(c, host, port)) {
+		/* Not redirected, or redirected to pinproxy's own port. */
+		conn_transparent_refuse(c, host, HTTP_ERROR_LOOP,
+		    "loop: the original destination is pinproxy itself");
+		return c;
+	}
+	tunnel_start(c, host, port);
+	return c;
+}
+
+bool
+conn_is_transparent(const struct conn *c)
+{
+	return c->transparent;
 }
 
 void

@@ -49,6 +49,14 @@ struct conn_env {
  */
 struct conn	*conn_new(struct conn_env *env, evutil_socket_t fd,
 		    const struct sockaddr *sa, socklen_t salen);
+/*
+ * Serve a client the kernel redirected to a transparent listener (takes
+ * over fd): a CONNECT to its original destination whose 200 was sent.
+ */
+struct conn	*conn_new_transparent(struct conn_env *env, evutil_socket_t fd,
+		    const struct sockaddr *sa, socklen_t salen);
+/* Whether c came through a transparent listener (no 200, no HTTP errors). */
+bool		 conn_is_transparent(const struct conn *c);
 /* Close now, whatever is in progress: the single teardown. */
 void		 conn_close(struct conn *c);
 /* Finish the current exchange, then close; close at once when idle. */

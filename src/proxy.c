@@ -57,7 +57,7 @@ struct proxy {
 	bool			  debug;
 	struct conn_env		  env;
 	struct conf_addr	 *listen;	/* as bound at start */
-	size_t			  nlisten;
+	size_t			  nlisten;	/* listen, then transparent */
 	/* What loops are checked against: listen, then the stats address. */
 	struct conf_addr	 *self;
 	size_t			  nself;
@@ -221,27 +221,48 @@ proxy_accept_error_cb(struct evconnlistener *l, void *arg)
 	log_msg(EV_DEBUG, "accept: %s", strerror(err));
 }
 
+/* A client the kernel redirected to a transparent listener. */
+static void
+proxy_transparent_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	struct proxy	*p = arg;
+
+	conn_new_transparent(&p->env, fd, sa, (socklen_t)salen);
+	proxy_accepted(p);
+}
+
+/* Address i of conf's proxy listeners: listen, then transparent. */
+static const struct conf_addr *
+proxy_listen_addr(const struct conf *conf, size_t i)
+{
+	return i < conf->nlisten ? &conf->listen[i] :
+	    &conf->transparent[i - conf->nlisten];
+}
+
 /* Bind every listen address; false with a logged error on failure. */
 static bool
 proxy_listen(struct proxy *p)
 {
 	const struct conf	*conf = p->rc->conf;
+	const struct conf_addr	*a;
 	struct logline		 l;
-	size_t			 i;
+	size_t			 i, n = conf->nlisten + conf->ntransparent;
 
-	p->nlisten = conf->nlisten;
-	p->listen = xcalloc(conf->nlisten, sizeof(*p->listen));
-	p->listeners = xcalloc(conf->nlisten, sizeof(*p->listeners));
-	for (i = 0; i < conf->nlisten; i++) {
-		p->listen[i] = conf->listen[i];
+	p->nlisten = n;
+	p->listen = xcalloc(n, sizeof(*p->listen));
+	p->listeners = xcalloc(n, sizeof(*p->listeners));
+	for (i = 0; i < n; i++) {
+		a = proxy_listen_addr(conf, i);
+		p->listen[i] = *a;
 		p->listeners[i] = evconnlistener_new_bind(p->base,
-		    proxy_accept_cb, p, LEV_OPT_CLOSE_ON_FREE |
+		    i < conf->nlisten ? proxy_accept_cb :
+		    proxy_transparent_accept_cb, p, LEV_OPT_CLOSE_ON_FREE |
 		    LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 511,
-		    (struct sockaddr *)&conf->listen[i].ss,
-		    (int)conf->listen[i].sslen);
+		    (const struct sockaddr *)&a->ss, (int)a->sslen);
 		if (p->listeners[i] == NULL) {
 			log_begin(&l, EV_START_FAILED);
-			log_str(&l, LK_LISTEN, conf->listen[i].text);
+			log_str(&l, LK_LISTEN, a->text);
 			log_str(&l, LK_ERROR, strerror(errno));
 			log_end(&l);
 			return false;
@@ -250,9 +271,9 @@ proxy_listen(struct proxy *p)
 		    proxy_accept_error_cb);
 	}
 	/* One more slot, for the stats address (proxy_self_update). */
-	p->self = xcalloc(conf->nlisten + 1, sizeof(*p->self));
-	memcpy(p->self, p->listen, conf->nlisten * sizeof(*p->self));
-	p->nself = conf->nlisten;
+	p->self = xcalloc(n + 1, sizeof(*p->self));
+	memcpy(p->self, p->listen, n * sizeof(*p->self));
+	p->nself = n;
 	p->env.listen = p->self;
 	p->env.nlisten = p->nself;
 	return true;
@@ -283,16 +304,17 @@ proxy_self_update(struct proxy *p)
 	p->env.nlisten = p->nself + 1;
 }
 
-/* Whether a new configuration asks for other listen addresses. */
+/* Whether a new configuration asks for other listen or transparent ones. */
 static bool
 proxy_listen_changed(const struct proxy *p, const struct conf *c)
 {
 	size_t	 i;
 
-	if (c->nlisten != p->nlisten)
+	if (c->nlisten + c->ntransparent != p->nlisten)
 		return true;
-	for (i = 0; i < c->nlisten; i++)
-		if (strcmp(c->listen[i].text, p->listen[i].text) != 0)
+	for (i = 0; i < p->nlisten; i++)
+		if (strcmp(proxy_listen_addr(c, i)->text, p->listen[i].text) !=
+		    0)
 			return true;
 	return false;
 }
@@ -472,6 +494,7 @@ proxy_reload(struct proxy *p)
 	    sizeof(err))) != NULL &&
 	    (!proxy_reload_outputs(p, conf, &report, &stats, &keep_stats,
 	    err, sizeof(err)) ||
+	    !upstream_mark_check(conf->upstream_mark, err, sizeof(err)) ||
 	    !tcpfwd_prepare(p->fwd, conf, err, sizeof(err)) ||
 	    !proxy_observe_for(p->env.sinks.observe, conf, &observe, err,
 	    sizeof(err)) ||
@@ -497,8 +520,9 @@ proxy_reload(struct proxy *p)
 		proxy_log_warnings(d);
 		tcpfwd_commit(p->fwd);
 		if (proxy_listen_changed(p, conf))
-			log_msg(EV_CONFIG_WARNING, "listen addresses change "
-			    "only on restart; still listening on the old ones");
+			log_msg(EV_CONFIG_WARNING, "listen and transparent "
+			    "addresses change only on restart; still listening "
+			    "on the old ones");
 		if (p->env.sinks.report != report)
 			report_close(p->env.sinks.report);
 		p->env.sinks.report = report;
@@ -729,6 +753,10 @@ proxy_main(struct conf *conf, const char *path, bool debug)
 	p.env.dns = p.dns;
 	p.env.closed = proxy_conn_closed;
 	p.env.closed_arg = &p;
+	if (!upstream_mark_check(conf->upstream_mark, err, sizeof(err))) {
+		log_msg(EV_START_FAILED, "%s", err);
+		goto out;
+	}
 	if (!proxy_listen(&p))
 		goto out;
 	p.fwd = tcpfwd_new(&p.env, proxy_accepted, &p);

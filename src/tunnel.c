@@ -751,6 +751,28 @@ tunnel_peek_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /*
+ * Send the bare 200 on a fresh socket, none to a redirected client, which
+ * was never asked anything. False: what did not fit is queued in bev.
+ */
+static bool
+tunnel_send_established(struct tunnel *t, struct bufferevent *bev)
+{
+	const size_t	 len = sizeof(tunnel_established) - 1;
+	ssize_t		 n;
+
+	if (conn_is_transparent(t->conn))
+		return true;
+	n = send(bufferevent_getfd(bev), tunnel_established, len,
+	    MSG_NOSIGNAL);
+	if (n == (ssize_t)len)
+		return true;
+	/* A fresh socket takes 39 bytes; if not, write the rest. */
+	bufferevent_write(bev, tunnel_established + (n > 0 ? n : 0),
+	    len - (n > 0 ? (size_t)n : 0));
+	return false;
+}
+
+/*
  * Send the bare 200 and wait for the hello in the socket. False when the
  * client already sent more than the CONNECT head, which the bufferevent
  * then holds: those bytes are judged from there instead.
@@ -760,20 +782,13 @@ tunnel_start_peeking(struct tunnel *t)
 {
 	struct bufferevent	*bev = conn_client_bev(t->conn);
 	evutil_socket_t		 fd = bufferevent_getfd(bev);
-	ssize_t			 n;
 
 	if (evbuffer_get_length(bufferevent_get_input(bev)) > 0 ||
 	    evbuffer_get_length(bufferevent_get_output(bev)) > 0)
 		return false;
 	bufferevent_disable(bev, EV_READ | EV_WRITE);
-	n = send(fd, tunnel_established, sizeof(tunnel_established) - 1,
-	    MSG_NOSIGNAL);
-	if (n != (ssize_t)sizeof(tunnel_established) - 1) {
-		/* A fresh socket takes 39 bytes; if not, write the rest. */
-		bufferevent_write(bev, tunnel_established + (n > 0 ? n : 0),
-		    sizeof(tunnel_established) - 1 - (n > 0 ? (size_t)n : 0));
+	if (!tunnel_send_established(t, bev))
 		return false;
-	}
 	t->peek_buf = xmalloc(CLIENTHELLO_MAX_INPUT);
 	t->peeked = true;
 	t->peek_ev = event_new(conn_env(t->conn)->base, fd,
@@ -823,7 +838,8 @@ tunnel_connected_cb(struct upstream *u, enum upstream_status st, void *arg)
 		tunnel_peek(t);
 		return;
 	}
-	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0 &&
+	    !conn_is_transparent(t->conn))
 		bufferevent_write(bev, tunnel_established,
 		    sizeof(tunnel_established) - 1);
 	bufferevent_setcb(bev, tunnel_read_cb, NULL, tunnel_event_cb, t);

@@ -345,6 +345,27 @@ upstream_addr_is_self(const struct sockaddr *sa, const struct conf_addr *self,
 	return false;
 }
 
+bool
+upstream_mark_check(unsigned long mark, char *err, size_t errlen)
+{
+	unsigned int	 m = (unsigned int)mark;
+	int		 fd, saved;
+
+	if (mark == 0)
+		return true;
+	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1 ||
+	    setsockopt(fd, SOL_SOCKET, SO_MARK, &m, sizeof(m)) == -1) {
+		saved = errno;
+		if (fd != -1)
+			close(fd);
+		snprintf(err, errlen, "upstream_mark = %lu: cannot set SO_MARK: "
+		    "%s (it needs CAP_NET_ADMIN)", mark, strerror(saved));
+		return false;
+	}
+	close(fd);
+	return true;
+}
+
 /* Whether dialling sa would reach one of the proxy's own listeners. */
 static bool
 upstream_is_self(const struct upstream *u, const struct sockaddr *sa)
@@ -356,7 +377,8 @@ upstream_is_self(const struct upstream *u, const struct sockaddr *sa)
 static bool
 upstream_dial(struct upstream *u, const struct sockaddr *sa, socklen_t salen)
 {
-	int	 one = 1;
+	unsigned int	 mark = (unsigned int)u->rc->conf->upstream_mark;
+	int		 one = 1;
 
 	if (upstream_is_self(u, sa)) {
 		u->looped = true;
@@ -369,6 +391,19 @@ upstream_dial(struct upstream *u, const struct sockaddr *sa, socklen_t salen)
 		return false;
 	}
 	setsockopt(u->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/*
+	 * Unmarked, a connection would be redirected back to a transparent
+	 * listener: better no connection at all.
+	 */
+	if (mark != 0 && setsockopt(u->fd, SOL_SOCKET, SO_MARK, &mark,
+	    sizeof(mark)) == -1) {
+		u->last_errno = errno;
+		log_msg(EV_UPSTREAM_ERROR, "cannot set upstream_mark: %s "
+		    "(SO_MARK needs CAP_NET_ADMIN)", strerror(errno));
+		close(u->fd);
+		u->fd = -1;
+		return false;
+	}
 	if (connect(u->fd, sa, salen) == -1 && errno != EINPROGRESS) {
 		u->last_errno = errno;
 		close(u->fd);

@@ -73,6 +73,12 @@ typedef void (*upstream_cb)(struct upstream *, enum upstream_status, void *);
  */
 bool		 upstream_addr_is_self(const struct sockaddr *sa,
 		    const struct conf_addr *self, size_t nself);
+/*
+ * Whether upstream sockets can carry SO_MARK mark (0: none asked); false
+ * with err, which names the capability it needs.
+ */
+bool		 upstream_mark_check(unsigned long mark, char *err,
+		    size_t errlen);
 /* Resolve and connect TCP; cb(UPSTREAM_OK) when connected. */
 struct upstream	*upstream_connect(const struct upstream_params *p,
 		    upstream_cb cb, void *arg);

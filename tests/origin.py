@@ -438,6 +438,8 @@ def tls_context(args):
 def main():
     p = argparse.ArgumentParser(description="pinproxy test origin server")
     p.add_argument("--port", type=int)
+    p.add_argument("--host", default="127.0.0.1",
+                   help="a loopback address to listen on (127.0.0.1)")
     p.add_argument("--cert")
     p.add_argument("--key")
     mode = p.add_mutually_exclusive_group()
@@ -462,7 +464,9 @@ def main():
                                                 args.key is None):
         p.error("--cert and --key are required with --tls")
 
-    server = Server(("127.0.0.1", args.port), Handler)
+    if not args.host.startswith("127."):
+        p.error("--host must be a 127.0.0.0/8 address")
+    server = Server((args.host, args.port), Handler)
     server.args = args
     server.recorder = Recorder(args.log)
     server.ctx = None

@@ -1,0 +1,140 @@
+#!/bin/bash
+# Transparent interception ([proxy] transparent, upstream_mark), end to end
+# in a network namespace of its own with loopback only: nftables redirects
+# the TCP 80/443 connections of user nobody to pinproxy, and a curl with
+# no proxy setting, running as nobody, fetches https:// and http:// URLs
+# of a pinned host. Right pins give the body, wrong pins fail with
+# pin_mismatch, and a connection that nothing redirected is a loop. SKIP
+# where namespaces or nft are unavailable (not root, no nftables).
+
+# Re-run inside a new network namespace; everything below runs there.
+if [ -z "${PINPROXY_TEST_NETNS:-}" ] && [ "$(id -u)" = 0 ] &&
+    command -v nft >/dev/null 2>&1 && command -v ip >/dev/null 2>&1 &&
+    command -v setpriv >/dev/null 2>&1 &&
+    unshare -n true 2>/dev/null; then
+	export PINPROXY_TEST_NETNS=1
+	exec unshare -n bash "$0" "$@"
+fi
+
+. "${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}/tests/lib.sh"
+
+if [ -z "${PINPROXY_TEST_NETNS:-}" ]; then
+	skip "transparent interception needs root, unshare -n, ip, setpriv" \
+	    "and nft"
+	done_testing
+fi
+
+# Loopback only: nothing of this namespace reaches another network.
+ip link set lo up
+if ! nft -f - <<'NFT' 2>"$TMP/nft-probe.err"
+table ip probe {
+	chain out {
+		type nat hook output priority -100;
+	}
+}
+NFT
+then
+	skip "nftables NAT is unavailable here: $(cat "$TMP/nft-probe.err")"
+	done_testing
+fi
+nft delete table ip probe
+# Loopback destinations other than 127.0.0.1 redirected in nat output.
+sysctl -qw net.ipv4.conf.all.route_localnet=1
+
+# The origin serves api.test and wrong.test on 127.0.0.2:443, an address
+# and port the client reaches only when nothing redirects it (and then
+# with a certificate the client does not trust).
+make_pki both "DNS:api.test,DNS:wrong.test" inter
+cat "$PKI/both.pem" "$PKI/inter.pem" >"$TMP/both-chain.pem"
+PIN_LEAF=$(sh "$MKPKI" pin "$PKI/both.pem")
+PIN_FOREIGN=$(sh "$MKPKI" pin "$PKI/foreign-leaf.pem")
+start_origin O 443 "$TMP/origin.log" --host 127.0.0.2 \
+    --cert "$TMP/both-chain.pem" --key "$PKI/both.key" ||
+    bail_out "the origin did not start"
+# And a plaintext server on port 80 of that address, which no request for
+# the pinned host may reach.
+start_origin OP 80 "$TMP/plain.log" --host 127.0.0.2 --plain ||
+    bail_out "the plaintext origin did not start"
+CLOSED=$(free_port)
+echo "nameserver 127.0.0.1:$CLOSED" >"$TMP/resolv.conf"
+
+PP=$(free_port)
+TP=$(free_port)
+cat >"$TMP/t.conf" <<CONF
+[proxy]
+listen = 127.0.0.1:$PP
+transparent = 127.0.0.1:$TP
+upstream_mark = 1
+trust = $PKI/root.pem
+ca_cert = $TMP/ca.pem
+ca_key = $TMP/ca.key
+
+[pins:api]
+hosts = api.test
+pin = $PIN_LEAF
+connect_to = 127.0.0.2:443
+
+[pins:wrong]
+hosts = wrong.test
+pin = $PIN_FOREIGN
+connect_to = 127.0.0.2:443
+CONF
+start_pinproxy P "$PP" "$TMP/t.conf" "$TMP/t.log" ||
+    bail_out "pinproxy did not start"
+# The client, another user, reads the CA certificate.
+install -m 0644 "$TMP/ca.pem" "$TMP/ca-public.pem"
+chmod 0755 "$TMP"
+
+# pinproxy's own connections carry mark 1 and are never redirected.
+nft -f - <<NFT || bail_out "cannot load the nftables rules"
+table ip t {
+	chain out {
+		type nat hook output priority -100;
+		meta mark 1 return
+		meta skuid nobody tcp dport { 443, 80 } redirect to :$TP
+	}
+}
+NFT
+
+# ncurl ARGS...: curl as user nobody, without any proxy.
+ncurl()
+{
+	setpriv --reuid=nobody --regid=nogroup --clear-groups \
+	    curl -sS --noproxy '*' --max-time 20 "$@"
+}
+
+got=$(ncurl --resolve api.test:443:127.0.0.2 \
+    --cacert "$TMP/ca-public.pem" https://api.test/hello 2>"$TMP/c1.err")
+check_eq "https through the redirect: the body with the right pins" \
+    "hello from origin" "$got"
+[ -s "$TMP/c1.err" ] && diag "curl: $(cat "$TMP/c1.err")"
+check_log "the access line says mode=transparent" "$TMP/t.log" \
+    'event=access' 'mode=transparent' 'host=api.test' 'status=200'
+
+got=$(ncurl --resolve api.test:80:127.0.0.2 http://api.test/hello \
+    2>"$TMP/c2.err")
+check_eq "http through the redirect: the body, fetched over pinned TLS" \
+    "hello from origin" "$got"
+[ -s "$TMP/c2.err" ] && diag "curl: $(cat "$TMP/c2.err")"
+check_eq "http: no request reached the plaintext server" 0 \
+    "$(origin_count "$TMP/plain.log" request)"
+
+got=$(ncurl --resolve wrong.test:443:127.0.0.2 \
+    --cacert "$TMP/ca-public.pem" https://wrong.test/hello 2>&1)
+check "https with wrong pins: the fetch fails" \
+    [ "$got" != "hello from origin" ]
+check_log "wrong pins: pin_mismatch" "$TMP/t.log" \
+    'event=pin_mismatch' 'host=wrong.test'
+
+# Not redirected: the destination is pinproxy's own listener.
+got=$(curl -sS --noproxy '*' --max-time 10 \
+    "http://127.0.0.1:$TP/hello" 2>&1)
+check "a connection that nothing redirected gets no answer" \
+    [ "$got" != "hello from origin" ]
+check_log "it is refused as a loop" "$TMP/t.log" \
+    'event=blocked' 'reason="?loop'
+
+stop_pinproxy "$P" "$TMP/t.log"
+stop "$O"
+stop "$OP"
+done_testing
