@@ -4,7 +4,8 @@
 # the TCP 80/443 connections of user nobody to pinproxy, and a curl with
 # no proxy setting, running as nobody, fetches https:// and http:// URLs
 # of a pinned host. Right pins give the body, wrong pins fail with
-# pin_mismatch, and a connection that nothing redirected is a loop. SKIP
+# pin_mismatch, and a connection that nothing redirected is a loop;
+# upstream_mark without CAP_NET_ADMIN stops the start. SKIP
 # where namespaces or nft are unavailable (not root, no nftables).
 
 # Re-run inside a new network namespace; everything below runs there.
@@ -135,6 +136,19 @@ check_log "it is refused as a loop" "$TMP/t.log" \
     'event=blocked' 'reason="?loop'
 
 stop_pinproxy "$P" "$TMP/t.log"
+
+# Without CAP_NET_ADMIN (nor CAP_NET_RAW, which the kernel accepts too)
+# the mark cannot be set: no start, and the reason.
+sed "s/^listen = .*/listen = 127.0.0.1:$(free_port)/" "$TMP/t.conf" \
+    >"$TMP/nocap.conf"
+spawn N setpriv --bounding-set=-net_admin,-net_raw \
+    --inh-caps=-net_admin,-net_raw \
+    "$PINPROXY" -c "$TMP/nocap.conf" 2>"$TMP/nocap.log"
+wait_exit "$N" 10
+check "upstream_mark without CAP_NET_ADMIN: pinproxy does not start" \
+    [ "$EXIT_RC" != 0 -a "$EXIT_RC" != running ]
+check_grep "and it says the mark needs CAP_NET_ADMIN" \
+    'event=start_failed.*upstream_mark.*CAP_NET_ADMIN' "$TMP/nocap.log"
 stop "$O"
 stop "$OP"
 done_testing
