@@ -358,8 +358,9 @@ upstream_mark_check(unsigned long mark, char *err, size_t errlen)
 		saved = errno;
 		if (fd != -1)
 			close(fd);
-		snprintf(err, errlen, "upstream_mark = %lu: cannot set SO_MARK: "
-		    "%s (it needs CAP_NET_ADMIN)", mark, strerror(saved));
+		snprintf(err, errlen, "upstream_mark = %lu: cannot set "
+		    "SO_MARK: %s (it needs CAP_NET_ADMIN)", mark,
+		    strerror(saved));
 		return false;
 	}
 	close(fd);

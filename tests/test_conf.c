@@ -475,6 +475,45 @@ test_stats_listen_takes_an_ipv6_address(void **state)
 }
 
 static void
+test_transparent_repeats_and_upstream_mark_is_a_number(void **state)
+{
+	struct parsed	 r = parse("[proxy]\ntransparent = 127.0.0.1:8081\n"
+	    "transparent = [::1]:8081\nupstream_mark = 4660\n");
+
+	(void)state;
+	assert_non_null(r.conf);
+	expect_diags(r.diag, NULL);
+	assert_int_equal(r.conf->nlisten, 1);
+	assert_int_equal(r.conf->ntransparent, 2);
+	assert_string_equal(r.conf->transparent[0].text, "127.0.0.1:8081");
+	assert_string_equal(r.conf->transparent[1].text, "[::1]:8081");
+	assert_int_equal(r.conf->upstream_mark, 4660);
+	parsed_free(&r);
+	r = parse("[proxy]\n");
+	assert_non_null(r.conf);
+	assert_int_equal(r.conf->ntransparent, 0);
+	assert_int_equal(r.conf->upstream_mark, 0);
+	parsed_free(&r);
+}
+
+static void
+test_transparent_and_upstream_mark_reject_bad_values(void **state)
+{
+	struct parsed	 r;
+
+	(void)state;
+	r = parse("[proxy]\ntransparent = localhost:8081\n");
+	assert_null(r.conf);
+	parsed_free(&r);
+	r = parse("[proxy]\nupstream_mark = -1\n");
+	assert_null(r.conf);
+	parsed_free(&r);
+	r = parse("[proxy]\nupstream_mark = 4294967296\n");
+	assert_null(r.conf);
+	parsed_free(&r);
+}
+
+static void
 test_ca_host_is_normalised_and_empty_disables_it(void **state)
 {
 	struct parsed	 r;
@@ -1588,6 +1627,10 @@ main(void)
 		cmocka_unit_test(
 		    test_empty_report_file_and_stats_listen_mean_unset),
 		cmocka_unit_test(test_stats_listen_takes_an_ipv6_address),
+		cmocka_unit_test(
+		    test_transparent_repeats_and_upstream_mark_is_a_number),
+		cmocka_unit_test(
+		    test_transparent_and_upstream_mark_reject_bad_values),
 		cmocka_unit_test(
 		    test_ca_host_is_normalised_and_empty_disables_it),
 		cmocka_unit_test(
