@@ -16,7 +16,7 @@
 
 #include "log.h"
 #include "observe.h"
-#include "regfile.h"
+#include "jsonl.h"
 #include "pin.h"
 #include "report.h"
 #include "xmalloc.h"
@@ -33,77 +33,13 @@ struct observe_seen {
 };
 
 struct observe {
-	char			*path;
-	int			 fd;
+	struct jsonl_file	*out;
 	struct observe_seen	 seen[OBSERVE_DEDUP_ENTRIES];
 };
 
-/* A growing text buffer for one line. */
-struct observe_buf {
-	char		*data;
-	size_t		 len;
-	size_t		 cap;
-};
-
-static void
-observe_buf_add(struct observe_buf *b, const char *s, size_t len)
-{
-	size_t	 cap;
-
-	if (b->len + len > b->cap) {
-		cap = b->cap == 0 ? 2048 : b->cap;
-		while (cap < b->len + len)
-			cap *= 2;
-		b->data = xreallocarray(b->data, cap, 1);
-		b->cap = cap;
-	}
-	memcpy(b->data + b->len, s, len);
-	b->len += len;
-}
-
-static void
-observe_buf_puts(struct observe_buf *b, const char *s)
-{
-	observe_buf_add(b, s, strlen(s));
-}
-
-/* A JSON string: quotes, backslashes and control bytes are escaped. */
-static void
-observe_buf_str(struct observe_buf *b, const char *s, size_t len)
-{
-	char	 esc[8];
-	size_t	 i;
-
-	observe_buf_add(b, "\"", 1);
-	for (i = 0; i < len; i++) {
-		if (s[i] == '"' || s[i] == '\\') {
-			esc[0] = '\\';
-			esc[1] = s[i];
-			observe_buf_add(b, esc, 2);
-		} else if ((unsigned char)s[i] < 0x20 ||
-		    (unsigned char)s[i] >= 0x7f) {
-			snprintf(esc, sizeof(esc), "\\u%04x",
-			    (unsigned char)s[i]);
-			observe_buf_puts(b, esc);
-		} else
-			observe_buf_add(b, s + i, 1);
-	}
-	observe_buf_add(b, "\"", 1);
-}
-
-/* "key": with the comma that separates it from the previous member. */
-static void
-observe_buf_key(struct observe_buf *b, const char *key, bool first)
-{
-	if (!first)
-		observe_buf_add(b, ",", 1);
-	observe_buf_str(b, key, strlen(key));
-	observe_buf_add(b, ":", 1);
-}
-
 /* One chain entry: {"pin":...,"depth":N,"subject":...,"not_after":...}. */
 static void
-observe_buf_cert(struct observe_buf *b, X509 *cert, int depth)
+observe_cert(struct jsonl_buf *b, X509 *cert, int depth)
 {
 	struct pin	 p;
 	struct tm	 tm;
@@ -119,57 +55,57 @@ observe_buf_cert(struct observe_buf *b, X509 *cert, int depth)
 	    strftime(date, sizeof(date), "%Y-%m-%d", &tm) == 0)
 		xstrlcpy(date, "unknown", sizeof(date));
 	snprintf(num, sizeof(num), "%d", depth);
-	observe_buf_add(b, "{", 1);
-	observe_buf_key(b, "pin", true);
-	observe_buf_str(b, pin, strlen(pin));
-	observe_buf_key(b, "depth", false);
-	observe_buf_puts(b, num);
-	observe_buf_key(b, "subject", false);
+	jsonl_add(b, "{", 1);
+	jsonl_key(b, "pin");
+	jsonl_str(b, pin);
+	jsonl_key(b, "depth");
+	jsonl_puts(b, num);
+	jsonl_key(b, "subject");
 	/* RFC 2253 with the default flags escapes every non-ASCII byte. */
 	data = NULL;
 	if ((bio = BIO_new(BIO_s_mem())) != NULL &&
 	    X509_NAME_print_ex(bio, X509_get_subject_name(cert), 0,
 	    XN_FLAG_RFC2253) >= 0)
 		len = BIO_get_mem_data(bio, &data);
-	observe_buf_str(b, data != NULL ? data : "", len > 0 ? (size_t)len :
+	jsonl_string(b, data != NULL ? data : "", len > 0 ? (size_t)len :
 	    0);
 	BIO_free(bio);
-	observe_buf_key(b, "not_after", false);
-	observe_buf_str(b, date, strlen(date));
-	observe_buf_add(b, "}", 1);
+	jsonl_key(b, "not_after");
+	jsonl_str(b, date);
+	jsonl_add(b, "}", 1);
 }
 
 /* The whole line for one observation, ending in a newline. */
 static void
-observe_build(struct observe_buf *b, const char *host, uint16_t port,
+observe_build(struct jsonl_buf *b, const char *host, uint16_t port,
     const char *client, STACK_OF(X509) *chain, time_t now)
 {
 	struct tm	 tm;
 	char		 text[32];
 	int		 i, n;
 
-	observe_buf_add(b, "{", 1);
-	observe_buf_key(b, "host", true);
-	observe_buf_str(b, host, strlen(host));
-	observe_buf_key(b, "port", false);
+	jsonl_add(b, "{", 1);
+	jsonl_key(b, "host");
+	jsonl_str(b, host);
+	jsonl_key(b, "port");
 	snprintf(text, sizeof(text), "%u", port);
-	observe_buf_puts(b, text);
-	observe_buf_key(b, "first_seen", false);
+	jsonl_puts(b, text);
+	jsonl_key(b, "first_seen");
 	if (gmtime_r(&now, &tm) == NULL ||
 	    strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
 		xstrlcpy(text, "1970-01-01T00:00:00Z", sizeof(text));
-	observe_buf_str(b, text, strlen(text));
-	observe_buf_key(b, "client", false);
-	observe_buf_str(b, client, strlen(client));
-	observe_buf_key(b, "chain", false);
-	observe_buf_add(b, "[", 1);
+	jsonl_str(b, text);
+	jsonl_key(b, "client");
+	jsonl_str(b, client);
+	jsonl_key(b, "chain");
+	jsonl_add(b, "[", 1);
 	n = sk_X509_num(chain);
 	for (i = 0; i < n && i < OBSERVE_MAX_CHAIN; i++) {
 		if (i > 0)
-			observe_buf_add(b, ",", 1);
-		observe_buf_cert(b, sk_X509_value(chain, i), i);
+			jsonl_add(b, ",", 1);
+		observe_cert(b, sk_X509_value(chain, i), i);
 	}
-	observe_buf_puts(b, "]}\n");
+	jsonl_puts(b, "]}\n");
 }
 
 /* What makes two observations the same: host, port and the chain's pins. */
@@ -225,55 +161,23 @@ observe_slot(struct observe *o, const unsigned char *key, bool *found)
 	return victim;
 }
 
-/* Append the line with one write; false with err on any failure. */
-static bool
-observe_write(struct observe *o, const struct observe_buf *b, char *err,
-    size_t errlen)
-{
-	ssize_t	 n;
-
-	do {
-		n = write(o->fd, b->data, b->len);
-	} while (n == -1 && errno == EINTR);
-	if (n == -1) {
-		snprintf(err, errlen, "cannot write to %s: %s", o->path,
-		    strerror(errno));
-		return false;
-	}
-	if ((size_t)n != b->len) {
-		snprintf(err, errlen, "short write to %s: %zd of %zu bytes",
-		    o->path, n, b->len);
-		return false;
-	}
-	return true;
-}
-
 struct observe *
 observe_open(const char *path, char *err, size_t errlen)
 {
-	struct observe	*o;
-	int		 fd;
+	struct jsonl_file	*out;
+	struct observe		*o;
 
-	if ((fd = regfile_append("observe_file", path, err, errlen)) ==
-	    -1)
+	if ((out = jsonl_open("observe_file", path, err, errlen)) == NULL)
 		return NULL;
 	o = xcalloc(1, sizeof(*o));
-	o->path = xstrdup(path);
-	o->fd = fd;
+	o->out = out;
 	return o;
 }
 
 bool
 observe_reopen(struct observe *o, char *err, size_t errlen)
 {
-	int	 fd;
-
-	if ((fd = regfile_append("observe_file", o->path, err,
-	    errlen)) == -1)
-		return false;
-	close(o->fd);
-	o->fd = fd;
-	return true;
+	return jsonl_reopen(o->out, err, errlen);
 }
 
 void
@@ -281,22 +185,21 @@ observe_close(struct observe *o)
 {
 	if (o == NULL)
 		return;
-	close(o->fd);
-	free(o->path);
+	jsonl_close(o->out);
 	free(o);
 }
 
 const char *
 observe_path(const struct observe *o)
 {
-	return o->path;
+	return jsonl_path(o->out);
 }
 
 bool
 observe_chain(struct observe *o, const char *host, uint16_t port,
     const char *client, STACK_OF(X509) *chain, time_t now)
 {
-	struct observe_buf	 b = { NULL, 0, 0 };
+	struct jsonl_buf	 b = { NULL, 0, 0 };
 	struct observe_seen	*slot;
 	struct logline		 l;
 	unsigned char		 key[OBSERVE_KEY_LEN];
@@ -313,11 +216,11 @@ observe_chain(struct observe *o, const char *host, uint16_t port,
 		return false;
 	observe_build(&b, host, port, client != NULL ? client : "", chain,
 	    now);
-	ok = observe_write(o, &b, err, sizeof(err));
+	ok = jsonl_write(o->out, &b, err, sizeof(err));
 	free(b.data);
 	if (!ok) {
 		log_begin(&l, EV_REPORT_ERROR);
-		log_str(&l, LK_FILE, o->path);
+		log_str(&l, LK_FILE, jsonl_path(o->out));
 		log_str(&l, LK_ERROR, err);
 		log_end(&l);
 		return false;

@@ -18,8 +18,8 @@
 #include <unistd.h>
 
 #include "hostmatch.h"
+#include "jsonl.h"
 #include "pin.h"
-#include "regfile.h"
 #include "report.h"
 #include "xmalloc.h"
 
@@ -33,109 +33,24 @@ struct report_seen {
 };
 
 struct report {
-	char			*path;
-	int			 fd;
-	/* The last write stopped mid-line: end that line before the next. */
-	bool			 partial;
+	struct jsonl_file	*out;
 	unsigned long		 suppressed;
 	struct report_seen	 seen[REPORT_DEDUP_ENTRIES];
 };
 
-/* A growing text buffer for one line. */
-struct report_buf {
-	char		*data;
-	size_t		 len;
-	size_t		 cap;
-};
-
-static void
-report_buf_add(struct report_buf *b, const char *s, size_t len)
-{
-	size_t	 cap;
-
-	if (b->len + len > b->cap) {
-		cap = b->cap == 0 ? 4096 : b->cap;
-		while (cap < b->len + len)
-			cap *= 2;
-		b->data = xreallocarray(b->data, cap, 1);
-		b->cap = cap;
-	}
-	memcpy(b->data + b->len, s, len);
-	b->len += len;
-}
-
-static void
-report_buf_puts(struct report_buf *b, const char *s)
-{
-	report_buf_add(b, s, strlen(s));
-}
-
-/*
- * A JSON string of len bytes, or null. Bytes outside printable ASCII are
- * escaped as \u00XX so that the line is valid JSON whatever a peer sent.
- */
-static void
-report_buf_string(struct report_buf *b, const char *s, size_t len)
-{
-	char		 esc[8];
-	unsigned char	 c;
-	size_t		 i, start;
-
-	if (s == NULL) {
-		report_buf_puts(b, "null");
-		return;
-	}
-	report_buf_add(b, "\"", 1);
-	start = 0;
-	for (i = 0; i < len; i++) {
-		c = (unsigned char)s[i];
-		if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\')
-			continue;
-		report_buf_add(b, s + start, i - start);
-		if (c == '"' || c == '\\') {
-			esc[0] = '\\';
-			esc[1] = (char)c;
-			esc[2] = '\0';
-		} else if (c == '\n')
-			xstrlcpy(esc, "\\n", sizeof(esc));
-		else
-			snprintf(esc, sizeof(esc), "\\u%04x", c);
-		report_buf_puts(b, esc);
-		start = i + 1;
-	}
-	report_buf_add(b, s + start, len - start);
-	report_buf_add(b, "\"", 1);
-}
-
-static void
-report_buf_str(struct report_buf *b, const char *s)
-{
-	report_buf_string(b, s, s != NULL ? strlen(s) : 0);
-}
-
-/* "key": with the comma that separates it from the previous member. */
-static void
-report_buf_key(struct report_buf *b, const char *key)
-{
-	if (b->data[b->len - 1] != '{')
-		report_buf_add(b, ",", 1);
-	report_buf_str(b, key);
-	report_buf_add(b, ":", 1);
-}
-
 /* RFC 3339 in UTC: "2024-05-01T12:00:00Z". */
 static void
-report_buf_time(struct report_buf *b, time_t t)
+report_buf_time(struct jsonl_buf *b, time_t t)
 {
 	struct tm	 tm;
 	char		 text[32];
 
 	if (gmtime_r(&t, &tm) == NULL ||
 	    strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) {
-		report_buf_puts(b, "null");
+		jsonl_puts(b, "null");
 		return;
 	}
-	report_buf_str(b, text);
+	jsonl_str(b, text);
 }
 
 /*
@@ -143,7 +58,7 @@ report_buf_time(struct report_buf *b, time_t t)
  * in bytes so that one hostile chain cannot make the line unbounded.
  */
 static void
-report_buf_chain(struct report_buf *b, STACK_OF(X509) *chain)
+report_buf_chain(struct jsonl_buf *b, STACK_OF(X509) *chain)
 {
 	BIO	*bio;
 	char	*pem;
@@ -151,7 +66,7 @@ report_buf_chain(struct report_buf *b, STACK_OF(X509) *chain)
 	size_t	 total = 0;
 	int	 i, n, written = 0;
 
-	report_buf_add(b, "[", 1);
+	jsonl_add(b, "[", 1);
 	n = chain != NULL ? sk_X509_num(chain) : 0;
 	for (i = 0; i < n && i < REPORT_MAX_CHAIN; i++) {
 		if ((bio = BIO_new(BIO_s_mem())) == NULL)
@@ -164,38 +79,38 @@ report_buf_chain(struct report_buf *b, STACK_OF(X509) *chain)
 		}
 		total += (size_t)pemlen;
 		if (written++ > 0)
-			report_buf_add(b, ",", 1);
-		report_buf_string(b, pem, (size_t)pemlen);
+			jsonl_add(b, ",", 1);
+		jsonl_string(b, pem, (size_t)pemlen);
 		BIO_free(bio);
 	}
-	report_buf_add(b, "]", 1);
+	jsonl_add(b, "]", 1);
 }
 
 /* One pin in the RFC 7469 form pin-sha256="BASE64" (no scope there). */
 static void
-report_buf_pin(struct report_buf *b, const struct pin *p)
+report_buf_pin(struct jsonl_buf *b, const struct pin *p)
 {
 	char	 text[PIN_TEXT_MAX], rfc[PIN_TEXT_MAX + 16];
 
 	pin_format(p, text, sizeof(text));
 	snprintf(rfc, sizeof(rfc), "pin-sha256=\"%s\"",
 	    text + strlen("sha256/"));
-	report_buf_str(b, rfc);
+	jsonl_str(b, rfc);
 }
 
 /* The pins of the set in the RFC 7469 form pin-sha256="BASE64". */
 static void
-report_buf_known_pins(struct report_buf *b, const struct pinset *ps)
+report_buf_known_pins(struct jsonl_buf *b, const struct pinset *ps)
 {
 	size_t	 i;
 
-	report_buf_add(b, "[", 1);
+	jsonl_add(b, "[", 1);
 	for (i = 0; i < ps->npins; i++) {
 		if (i > 0)
-			report_buf_add(b, ",", 1);
+			jsonl_add(b, ",", 1);
 		report_buf_pin(b, &ps->pins[i]);
 	}
-	report_buf_add(b, "]", 1);
+	jsonl_add(b, "]", 1);
 }
 
 /*
@@ -204,7 +119,7 @@ report_buf_known_pins(struct report_buf *b, const struct pinset *ps)
  * validated chain holds; each member only when it applies.
  */
 static void
-report_buf_check(struct report_buf *b, const struct report_event *ev)
+report_buf_check(struct jsonl_buf *b, const struct report_event *ev)
 {
 	const struct pincheck_result	*res = ev->pins;
 	char				 depth[16];
@@ -214,25 +129,25 @@ report_buf_check(struct report_buf *b, const struct report_event *ev)
 		return;
 	if (res->matched_depth >= 0) {
 		snprintf(depth, sizeof(depth), "%d", res->matched_depth);
-		report_buf_key(b, "matched-depth");
-		report_buf_puts(b, depth);
+		jsonl_key(b, "matched-depth");
+		jsonl_puts(b, depth);
 	}
 	if (res->ncandidates == 0)
 		return;
-	report_buf_key(b, "candidate-pins");
-	report_buf_add(b, "[", 1);
+	jsonl_key(b, "candidate-pins");
+	jsonl_add(b, "[", 1);
 	for (i = 0; i < res->ncandidates; i++) {
 		if (i > 0)
-			report_buf_add(b, ",", 1);
+			jsonl_add(b, ",", 1);
 		report_buf_pin(b, &ev->ps->candidates[
 		    res->candidates[i].index]);
 	}
-	report_buf_add(b, "]", 1);
+	jsonl_add(b, "]", 1);
 }
 
 /* The whole line, newline included. */
 static void
-report_build(struct report_buf *b, const struct report_event *ev)
+report_build(struct jsonl_buf *b, const struct report_event *ev)
 {
 	const char	*noted;
 	char		 port[8];
@@ -244,36 +159,36 @@ report_build(struct report_buf *b, const struct report_event *ev)
 		noted = ev->hostname;
 	snprintf(port, sizeof(port), "%u", ev->port);
 
-	report_buf_add(b, "{", 1);
-	report_buf_key(b, "date-time");
+	jsonl_add(b, "{", 1);
+	jsonl_key(b, "date-time");
 	report_buf_time(b, ev->time);
-	report_buf_key(b, "hostname");
-	report_buf_str(b, ev->hostname);
-	report_buf_key(b, "port");
-	report_buf_puts(b, port);
-	report_buf_key(b, "effective-expiration-date");
+	jsonl_key(b, "hostname");
+	jsonl_str(b, ev->hostname);
+	jsonl_key(b, "port");
+	jsonl_puts(b, port);
+	jsonl_key(b, "effective-expiration-date");
 	if (ev->ps->has_expires)
 		report_buf_time(b, ev->ps->expires);
 	else
-		report_buf_puts(b, "null");
-	report_buf_key(b, "include-subdomains");
-	report_buf_puts(b, ev->ps->include_subdomains ? "true" : "false");
-	report_buf_key(b, "noted-hostname");
-	report_buf_str(b, noted);
-	report_buf_key(b, "served-certificate-chain");
+		jsonl_puts(b, "null");
+	jsonl_key(b, "include-subdomains");
+	jsonl_puts(b, ev->ps->include_subdomains ? "true" : "false");
+	jsonl_key(b, "noted-hostname");
+	jsonl_str(b, noted);
+	jsonl_key(b, "served-certificate-chain");
 	report_buf_chain(b, ev->served_chain);
-	report_buf_key(b, "validated-certificate-chain");
+	jsonl_key(b, "validated-certificate-chain");
 	report_buf_chain(b, ev->validated_chain);
-	report_buf_key(b, "known-pins");
+	jsonl_key(b, "known-pins");
 	report_buf_known_pins(b, ev->ps);
 	report_buf_check(b, ev);
-	report_buf_key(b, "enforced");
-	report_buf_puts(b, ev->enforced ? "true" : "false");
-	report_buf_key(b, "pinset");
-	report_buf_str(b, ev->ps->name);
-	report_buf_key(b, "client");
-	report_buf_str(b, ev->client);
-	report_buf_add(b, "}\n", 2);
+	jsonl_key(b, "enforced");
+	jsonl_puts(b, ev->enforced ? "true" : "false");
+	jsonl_key(b, "pinset");
+	jsonl_str(b, ev->ps->name);
+	jsonl_key(b, "client");
+	jsonl_str(b, ev->client);
+	jsonl_add(b, "}\n", 2);
 }
 
 /*
@@ -344,58 +259,23 @@ report_remember(struct report *r, const unsigned char *key, time_t when)
 	slot->when = when;
 }
 
-/* Append the line with one write; false with err on any failure. */
-static bool
-report_write(struct report *r, const struct report_buf *b, char *err,
-    size_t errlen)
-{
-	ssize_t	 n;
-
-	do {
-		n = write(r->fd, b->data, b->len);
-	} while (n == -1 && errno == EINTR);
-	if (n == -1) {
-		snprintf(err, errlen, "cannot write to %s: %s", r->path,
-		    strerror(errno));
-		return false;
-	}
-	if ((size_t)n != b->len) {
-		r->partial = n > 0;
-		snprintf(err, errlen, "short write to %s: %zd of %zu bytes",
-		    r->path, n, b->len);
-		return false;
-	}
-	r->partial = false;
-	return true;
-}
-
 struct report *
 report_open(const char *path, char *err, size_t errlen)
 {
-	struct report	*r;
-	int		 fd;
+	struct jsonl_file	*out;
+	struct report		*r;
 
-	if ((fd = regfile_append("report_file", path, err,
-	    errlen)) == -1)
+	if ((out = jsonl_open("report_file", path, err, errlen)) == NULL)
 		return NULL;
 	r = xcalloc(1, sizeof(*r));
-	r->path = xstrdup(path);
-	r->fd = fd;
+	r->out = out;
 	return r;
 }
 
 bool
 report_reopen(struct report *r, char *err, size_t errlen)
 {
-	int	 fd;
-
-	if ((fd = regfile_append("report_file", r->path, err,
-	    errlen)) == -1)
-		return false;
-	close(r->fd);
-	r->fd = fd;
-	r->partial = false;
-	return true;
+	return jsonl_reopen(r->out, err, errlen);
 }
 
 void
@@ -403,22 +283,21 @@ report_close(struct report *r)
 {
 	if (r == NULL)
 		return;
-	close(r->fd);
-	free(r->path);
+	jsonl_close(r->out);
 	free(r);
 }
 
 const char *
 report_path(const struct report *r)
 {
-	return r->path;
+	return jsonl_path(r->out);
 }
 
 enum report_outcome
 report_pin_failure(struct report *r, const struct report_event *ev,
     char *err, size_t errlen)
 {
-	struct report_buf	 b = { NULL, 0, 0 };
+	struct jsonl_buf	 b = { NULL, 0, 0 };
 	struct report_seen	*seen;
 	unsigned char		 key[REPORT_KEY_LEN];
 	bool			 ok;
@@ -430,10 +309,8 @@ report_pin_failure(struct report *r, const struct report_event *ev,
 		r->suppressed++;
 		return REPORT_DUPLICATE;
 	}
-	if (r->partial)
-		report_buf_add(&b, "\n", 1);
 	report_build(&b, ev);
-	ok = report_write(r, &b, err, errlen);
+	ok = jsonl_write(r->out, &b, err, errlen);
 	free(b.data);
 	if (!ok)
 		return REPORT_FAILED;

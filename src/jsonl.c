@@ -1,0 +1,177 @@
+/*
+ * JSON Lines: the buffer grows by doubling; the file is appended to with
+ * O_APPEND so that each line lands whole, and a line cut short by a full
+ * disk is ended before the next one, so that one bad write costs one line.
+ */
+#include <sys/uio.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "jsonl.h"
+#include "regfile.h"
+#include "xmalloc.h"
+
+/* The first size of a line's buffer. */
+#define JSONL_FIRST	2048
+
+struct jsonl_file {
+	const char	*what;		/* the setting, for errors */
+	char		*path;
+	int		 fd;
+	/* The last write stopped mid-line: end that line before the next. */
+	bool		 partial;
+};
+
+void
+jsonl_add(struct jsonl_buf *b, const char *s, size_t len)
+{
+	size_t	 cap;
+
+	if (b->len + len > b->cap) {
+		cap = b->cap == 0 ? JSONL_FIRST : b->cap;
+		while (cap < b->len + len)
+			cap *= 2;
+		b->data = xreallocarray(b->data, cap, 1);
+		b->cap = cap;
+	}
+	memcpy(b->data + b->len, s, len);
+	b->len += len;
+}
+
+void
+jsonl_puts(struct jsonl_buf *b, const char *s)
+{
+	jsonl_add(b, s, strlen(s));
+}
+
+void
+jsonl_string(struct jsonl_buf *b, const char *s, size_t len)
+{
+	char		 esc[8];
+	unsigned char	 c;
+	size_t		 i, start;
+
+	if (s == NULL) {
+		jsonl_puts(b, "null");
+		return;
+	}
+	jsonl_add(b, "\"", 1);
+	start = 0;
+	for (i = 0; i < len; i++) {
+		c = (unsigned char)s[i];
+		if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\')
+			continue;
+		jsonl_add(b, s + start, i - start);
+		if (c == '"' || c == '\\') {
+			esc[0] = '\\';
+			esc[1] = (char)c;
+			esc[2] = '\0';
+		} else if (c == '\n')
+			xstrlcpy(esc, "\\n", sizeof(esc));
+		else
+			snprintf(esc, sizeof(esc), "\\u%04x", c);
+		jsonl_puts(b, esc);
+		start = i + 1;
+	}
+	jsonl_add(b, s + start, len - start);
+	jsonl_add(b, "\"", 1);
+}
+
+void
+jsonl_str(struct jsonl_buf *b, const char *s)
+{
+	jsonl_string(b, s, s != NULL ? strlen(s) : 0);
+}
+
+void
+jsonl_key(struct jsonl_buf *b, const char *key)
+{
+	if (b->len > 0 && b->data[b->len - 1] != '{' &&
+	    b->data[b->len - 1] != '[')
+		jsonl_add(b, ",", 1);
+	jsonl_str(b, key);
+	jsonl_add(b, ":", 1);
+}
+
+struct jsonl_file *
+jsonl_open(const char *what, const char *path, char *err, size_t errlen)
+{
+	struct jsonl_file	*f;
+	int			 fd;
+
+	if ((fd = regfile_append(what, path, err, errlen)) == -1)
+		return NULL;
+	f = xcalloc(1, sizeof(*f));
+	f->what = what;
+	f->path = xstrdup(path);
+	f->fd = fd;
+	return f;
+}
+
+bool
+jsonl_reopen(struct jsonl_file *f, char *err, size_t errlen)
+{
+	int	 fd;
+
+	if ((fd = regfile_append(f->what, f->path, err, errlen)) == -1)
+		return false;
+	close(f->fd);
+	f->fd = fd;
+	f->partial = false;
+	return true;
+}
+
+void
+jsonl_close(struct jsonl_file *f)
+{
+	if (f == NULL)
+		return;
+	close(f->fd);
+	free(f->path);
+	free(f);
+}
+
+const char *
+jsonl_path(const struct jsonl_file *f)
+{
+	return f->path;
+}
+
+bool
+jsonl_write(struct jsonl_file *f, const struct jsonl_buf *b, char *err,
+    size_t errlen)
+{
+	struct iovec	 iov[2];
+	size_t		 want;
+	ssize_t		 n;
+	int		 i = 0;
+
+	/* A line an earlier short write cut is ended in the same write. */
+	if (f->partial) {
+		iov[i].iov_base = (void *)"\n";
+		iov[i++].iov_len = 1;
+	}
+	iov[i].iov_base = b->data;
+	iov[i++].iov_len = b->len;
+	want = b->len + (f->partial ? 1 : 0);
+	do {
+		n = writev(f->fd, iov, i);
+	} while (n == -1 && errno == EINTR);
+	if (n == -1) {
+		snprintf(err, errlen, "cannot write to %s: %s", f->path,
+		    strerror(errno));
+		return false;
+	}
+	if ((size_t)n != want) {
+		f->partial = n > 0;
+		snprintf(err, errlen, "short write to %s: %zd of %zu bytes",
+		    f->path, n, want);
+		return false;
+	}
+	f->partial = false;
+	return true;
+}

@@ -1,0 +1,52 @@
+/*
+ * JSON Lines files (report_file, observe_file): a growing buffer that
+ * builds one line of JSON, and a file opened for appending (a regular
+ * file only, reopened on SIGHUP) that takes each line in one write.
+ */
+#ifndef PINPROXY_JSONL_H
+#define PINPROXY_JSONL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* One line being built; start it zeroed, free its data afterwards. */
+struct jsonl_buf {
+	char		*data;
+	size_t		 len;
+	size_t		 cap;
+};
+
+struct jsonl_file;
+
+/* Append len bytes. */
+void		 jsonl_add(struct jsonl_buf *b, const char *s, size_t len);
+/* Append a C string as it is. */
+void		 jsonl_puts(struct jsonl_buf *b, const char *s);
+/*
+ * Append a JSON string of len bytes, or null for NULL. Bytes outside
+ * printable ASCII are escaped, so the line is valid JSON whatever a peer
+ * sent.
+ */
+void		 jsonl_string(struct jsonl_buf *b, const char *s, size_t len);
+/* jsonl_string of a C string (NULL: null). */
+void		 jsonl_str(struct jsonl_buf *b, const char *s);
+/* "key": with the comma that separates it from a previous member. */
+void		 jsonl_key(struct jsonl_buf *b, const char *key);
+
+/* Open path for appending; what names the setting in errors. */
+struct jsonl_file *jsonl_open(const char *what, const char *path, char *err,
+		    size_t errlen);
+/* Open the same path again (log rotation); the old one stays on failure. */
+bool		 jsonl_reopen(struct jsonl_file *f, char *err, size_t errlen);
+/* Close and free (NULL ok). */
+void		 jsonl_close(struct jsonl_file *f);
+/* The path it was opened with. */
+const char	*jsonl_path(const struct jsonl_file *f);
+/*
+ * Append the line in b in one write, first ending a line that an earlier
+ * short write left cut. False with err on any failure.
+ */
+bool		 jsonl_write(struct jsonl_file *f, const struct jsonl_buf *b,
+		    char *err, size_t errlen);
+
+#endif
