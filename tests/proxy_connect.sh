@@ -422,11 +422,12 @@ got=$(pcurl "$PA" --cacert "$PKI/root.pem" --limit-rate 4M \
 check_eq "blind tunnel: 8 MiB to a reader limited to 4 MB/s, every byte" \
     "$want" "$got"
 head -c 10485760 /dev/urandom >"$TMP/tup.bin"
-got=$(pcurl "$PA" --cacert "$PKI/root.pem" -H 'Expect:' \
+got=$(pcurl "$PA" --cacert "$PKI/root.pem" -H 'Expect:' --max-time 60 \
     --data-binary "@$TMP/tup.bin" "https://pass.test:$OP/echo" \
     2>"$TMP/tup.err")
 check_eq "blind tunnel: 10 MiB upload, the origin got every byte" \
     "$(sha256sum "$TMP/tup.bin" | cut -d ' ' -f 1) 10485760" "$got"
+[ -s "$TMP/tup.err" ] && diag "curl: $(cat "$TMP/tup.err")"
 check_log "blind tunnel: the access line counts the upload" "$TMP/a.log" \
     "$(kv event access)" "$(kv mode tunnel)" "$(kv host pass.test)" \
     '(^| )bytes_up=10[4-9][0-9]{5}( |$)'
