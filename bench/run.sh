@@ -19,7 +19,7 @@ usage: bash bench/run.sh [options]
                    /tmp/pinproxy-bench-results-YYYYMMDD.md)
   --only LIST      comma-separated rows to run (default: all), from:
                    direct direct-shared pinproxy-plain stunnel
-                   squid-plain pinproxy-intercept
+                   pinproxy-forward squid-plain pinproxy-intercept
                    pinproxy-intercept-resume squid-bump sslsplit
                    mitmproxy pinproxy-tunnel tinyproxy
   --pinproxy FILE  use this pinproxy binary instead of building one
@@ -34,8 +34,8 @@ EOF
 
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 BENCH=$SRC/bench
-ALL_ROWS="direct direct-shared pinproxy-plain stunnel squid-plain
-pinproxy-intercept pinproxy-intercept-resume squid-bump sslsplit mitmproxy
+ALL_ROWS="direct direct-shared pinproxy-plain stunnel pinproxy-forward
+squid-plain pinproxy-intercept pinproxy-intercept-resume squid-bump sslsplit mitmproxy
 pinproxy-tunnel tinyproxy"
 
 QUICK=0
@@ -391,11 +391,12 @@ make_pki()
 	chgrp proxy "$PKI/ica.key" && chmod 640 "$PKI/ica.key"
 }
 
-# render TEMPLATE OUT DIR PORT: fill a bench/conf template.
+# render TEMPLATE OUT DIR PORT [PROXY_PORT]: fill a bench/conf template.
 render()
 {
 	sed -e "s|@WORK@|$WORK|g" -e "s|@PKI@|$PKI|g" -e "s|@DIR@|$3|g" \
-	    -e "s|@PORT@|$4|g" -e "s|@ORIGIN_PORT@|$ORIGIN_PORT|g" \
+	    -e "s|@PORT@|$4|g" -e "s|@PROXY_PORT@|${5:-}|g" \
+	    -e "s|@ORIGIN_PORT@|$ORIGIN_PORT|g" \
 	    -e "s|@RESUME_PORT@|$RESUME_PORT|g" \
 	    -e "s|@PIN_INTER@|$PIN_INTER|g" -e "s|@PIN_ROOT@|$PIN_ROOT|g" \
 	    "$BENCH/conf/$1" >"$2"
@@ -507,6 +508,21 @@ start_pinproxy()
 	    -c "$2/pinproxy.conf" 2>"$2/pinproxy.log"
 }
 
+# The forwarder listens on PORT; its [proxy] listener, which every
+# configuration has, on another free port that nothing uses.
+start_pinproxy_forward()
+{
+	local pport
+	need "$PINPROXY" || return 1
+	pport=$(free_port)
+	while [ "$pport" = "$1" ]; do
+		pport=$(free_port)
+	done
+	render pinproxy-forward.conf.in "$2/pinproxy.conf" "$2" "$1" "$pport"
+	spawn PEER_PID on_cpu "$PROXY_CPU" "$PINPROXY" \
+	    -c "$2/pinproxy.conf" 2>"$2/pinproxy.log"
+}
+
 start_stunnel()
 {
 	need stunnel4 || return 1
@@ -567,6 +583,8 @@ start_peer()
 	PEER_PID=""
 	PEER_ERR=""
 	case $1 in
+	pinproxy-forward)
+			start_pinproxy_forward "$2" "$3" ;;
 	pinproxy-*)	start_pinproxy "$2" "$3" ;;
 	stunnel)	start_stunnel "$2" "$3" ;;
 	squid-plain)	start_squid squid-plain.conf.in "$2" "$3" ;;
@@ -595,7 +613,7 @@ client_args()
 		LG=(-s "127.0.0.1:$ORIGIN_PORT" -A "$PKI/root.pem") ;;
 	pinproxy-plain|squid-plain)
 		LG_MODE=absolute LG=(-s "$p") ;;
-	stunnel)
+	stunnel|pinproxy-forward)
 		LG_MODE=plain LG=(-s "$p") ;;
 	pinproxy-intercept)
 		LG_MODE=connect
@@ -634,6 +652,8 @@ describe()
 			    "and origin sharing one CPU" ;;
 	pinproxy-plain)	echo "pinproxy|absolute-form → pinned TLS" ;;
 	stunnel)	echo "stunnel|origin-form → verified TLS" ;;
+	pinproxy-forward)
+			echo "pinproxy|[forward:] TCP → pinned TLS" ;;
 	squid-plain)	echo "squid|absolute-form → TLS cache_peer" ;;
 	pinproxy-intercept)
 			echo "pinproxy|CONNECT, intercepted, pinned" ;;
