@@ -103,6 +103,7 @@ struct tunnel {
 	const struct conf	*conf;		/* borrowed from the conn */
 	char			 connect_host[HOSTMATCH_NAME_MAX];
 	bool			 connect_by_ip;
+	const struct pinset	*connect_ps;	/* the CONNECT host's set */
 	uint16_t		 port;
 	char			 host[HOSTMATCH_NAME_MAX];	/* the name used */
 	const struct pinset	*ps;
@@ -569,7 +570,7 @@ tunnel_plain(struct tunnel *t)
 	    (unsigned int)t->port);
 	/* An address covered by a pin set binds the tunnel to itself. */
 	conn_tunnel_plain(t->conn, t->connect_host, t->connect_by_ip &&
-	    conf_lookup(t->conf, t->connect_host) == NULL, t->port);
+	    t->connect_ps == NULL, t->port);
 }
 
 /*
@@ -581,11 +582,10 @@ tunnel_plain(struct tunnel *t)
 static bool
 tunnel_pinset(struct tunnel *t)
 {
-	const struct pinset	*by_addr = NULL;
+	const struct pinset	*by_addr;
 
 	t->ps = conf_lookup(t->conf, t->host);
-	if (t->connect_by_ip)
-		by_addr = conf_lookup(t->conf, t->connect_host);
+	by_addr = t->connect_by_ip ? t->connect_ps : NULL;
 	if (by_addr == NULL || by_addr == t->ps)
 		return true;
 	if (t->ps != NULL) {
@@ -886,7 +886,8 @@ tunnel_start(struct conn *c, const char *host, uint16_t port)
 		return;
 	}
 	t->connect_by_ip = hostmatch_is_ip(t->connect_host);
-	t->ps = conf_lookup(t->conf, t->connect_host);
+	t->connect_ps = conf_lookup(t->conf, t->connect_host);
+	t->ps = t->connect_ps;
 	if (!t->connect_by_ip && t->ps == NULL &&
 	    t->conf->unpinned == UNPINNED_BLOCK) {
 		tunnel_log_blocked(t, t->connect_host, "unpinned host "
