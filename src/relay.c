@@ -51,9 +51,10 @@ struct relay_way {
 	uint64_t		*moved;
 	bool			 eof;
 	/*
-	 * The last read came back short, so the socket had no more: the
-	 * (level-triggered) readable event says when it has, and a read to
-	 * hear EAGAIN would be wasted.
+	 * The last recv(2) came back short, so the socket had no more: the
+	 * readable event says when it has, and a read to hear EAGAIN would
+	 * be wasted. A short splice(2) proves nothing (the pipe may have run
+	 * out of slots), so it never sets this.
 	 */
 	bool			 drained;
 };
@@ -267,7 +268,7 @@ relay_way_read(struct relay_way *w)
 		return RELAY_MORE;
 	}
 	*w->moved += (uint64_t)n;
-	w->drained = (size_t)n < RELAY_IO_MAX;
+	w->drained = w->pipe[0] == -1 && (size_t)n < RELAY_IO_MAX;
 	evtimer_add(w->r->idle_ev, &w->r->idle);
 	if (w->pipe[0] != -1) {
 		w->inpipe = (size_t)n;
@@ -304,9 +305,18 @@ relay_way_pump(struct relay_way *w)
 			relay_end(w->r, "closed");
 			return;
 		}
-		/* After RELAY_ROUNDS, the armed readable event returns. */
-		if (w->r->closing || w->drained || i == RELAY_ROUNDS)
+		if (w->r->closing || w->drained)
 			return;
+		/*
+		 * Others get their turn; this direction goes on in the next
+		 * one. The readable event may be edge-triggered (libevent
+		 * keeps the mode of an event the descriptor had before, such
+		 * as the ClientHello peek's), so it is not left to fire again.
+		 */
+		if (i == RELAY_ROUNDS) {
+			event_active(w->readable, EV_READ, 1);
+			return;
+		}
 		if (relay_way_read(w) != RELAY_MORE)
 			return;
 	}
