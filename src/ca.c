@@ -5,6 +5,8 @@
  * 0600, created exclusively and synced), and signing certificates without
  * ever exposing the key.
  */
+#include "config.h"
+
 #include <sys/stat.h>
 
 #include <errno.h>

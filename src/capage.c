@@ -3,6 +3,8 @@
  * certificate is a few KiB) and carries Cache-Control: no-store, so that a
  * device never keeps an old CA after it changed.
  */
+#include "config.h"
+
 #include <event2/buffer.h>
 #include <openssl/pem.h>
 

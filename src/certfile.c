@@ -3,6 +3,8 @@
  * file order (keys and other blocks are skipped), or else the single
  * certificate of a DER file.
  */
+#include "config.h"
+
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>

@@ -3,6 +3,8 @@
  * complete a handshake within the timeout without failing on a bad chain,
  * and hand back the chain OpenSSL verified and the chain the server sent.
  */
+#include "config.h"
+
 #include <sys/socket.h>
 #include <sys/types.h>
 

@@ -3,6 +3,8 @@
  * more records of type 22 (a message may be split across records), then walk
  * its fields with a cursor that checks every length against what remains.
  */
+#include "config.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>

@@ -3,6 +3,8 @@
  * the runtime needs (pin set for a host, connect_ports, plain_ports,
  * allow_clients).
  */
+#include "config.h"
+
 #include <sys/socket.h>
 
 #include <stdlib.h>

@@ -5,6 +5,8 @@
  * them, reports every malformed line (inih reports only the first), and
  * tracks sections itself. Keys are dispatched through one table.
  */
+#include "config.h"
+
 #include <netinet/in.h>
 
 #include <ctype.h>

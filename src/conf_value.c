@@ -3,6 +3,8 @@
  * signs, no surrounding white space, no name resolution, and every
  * rejection says why in the caller's err buffer.
  */
+#include "config.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 

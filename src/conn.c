@@ -4,6 +4,8 @@
  * hands it to the forward module (plaintext requests) or the tunnel module
  * (CONNECT); errors are answered here. Only conn_close() frees one.
  */
+#include "config.h"
+
 #include <sys/queue.h>
 #include <sys/socket.h>
 

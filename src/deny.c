@@ -3,6 +3,8 @@
  * a symbolic link, never anything but a regular file, so that a FIFO cannot
  * block a start or a reload. Every bad line is reported, not just the first.
  */
+#include "config.h"
+
 #include <sys/stat.h>
 
 #include <ctype.h>

@@ -2,6 +2,8 @@
  * Collected diagnostics, kept sorted by line so that output reads like the
  * file whatever order the checks ran in.
  */
+#include "config.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>

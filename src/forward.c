@@ -5,6 +5,8 @@
  * chunked response to an HTTP/1.0 client goes decoded, ended by the
  * close), each direction pausing while the other side's output is full.
  */
+#include "config.h"
+
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 

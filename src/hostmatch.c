@@ -7,6 +7,8 @@
  * a canonical dotted-quad IPv4 address, so that every spelling of one
  * address compares equal and none reaches a resolver that reads it otherwise.
  */
+#include "config.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 

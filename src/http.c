@@ -4,6 +4,8 @@
  * exactly where each ends; the head is stored once, in a buffer the size of
  * the largest head accepted, and checked against request smuggling.
  */
+#include "config.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>

@@ -3,6 +3,8 @@
  * short plain text for a person: what failed, for which host, and the
  * caller's explanation, with bytes from the network made harmless.
  */
+#include "config.h"
+
 #include <stdbool.h>
 #include <string.h>
 

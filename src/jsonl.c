@@ -3,6 +3,8 @@
  * O_APPEND so that each line lands whole, and a line cut short by a full
  * disk is ended before the next one, so that one bad write costs one line.
  */
+#include "config.h"
+
 #include <sys/uio.h>
 
 #include <errno.h>

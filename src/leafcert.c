@@ -3,6 +3,8 @@
  * (host, CA identity) and a doubly-linked list in least-recently-used order
  * for eviction, so both lookups and evictions take constant time.
  */
+#include "config.h"
+
 #include <sys/queue.h>
 
 #include <arpa/inet.h>

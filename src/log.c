@@ -2,6 +2,8 @@
  * The logger: events and keys from fixed tables, logfmt escaping, and two
  * sinks (stderr and syslog). The sink and level are the only global state.
  */
+#include "config.h"
+
 #include <stdio.h>
 #include <string.h>
 #include <syslog.h>

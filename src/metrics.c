@@ -3,6 +3,8 @@
  * and label value; a family carries the name, help text, type and label
  * name, so adding a metric is adding table rows.
  */
+#include "config.h"
+
 #include <event2/buffer.h>
 
 #include <inttypes.h>

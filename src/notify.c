@@ -1,4 +1,6 @@
 /* sd_notify over a datagram socket; silent when NOTIFY_SOCKET is unset. */
+#include "config.h"
+
 #include <sys/socket.h>
 #include <sys/un.h>
 

@@ -4,6 +4,8 @@
  * oldest entry of a full probe run is forgotten) keeps a host that is
  * contacted all day to one line a day.
  */
+#include "config.h"
+
 #include <openssl/asn1.h>
 #include <openssl/bio.h>
 #include <openssl/evp.h>

@@ -4,6 +4,8 @@
  * skipped), the public suffix list, and the grouping of hosts by
  * registrable domain and port.
  */
+#include "config.h"
+
 #include <stdlib.h>
 #include <string.h>
 

@@ -3,6 +3,8 @@
  * with the optional scopes leaf: and ca:, formatting, the SHA-256 of a
  * certificate's DER SubjectPublicKeyInfo, and constant-time comparison.
  */
+#include "config.h"
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>

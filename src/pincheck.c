@@ -3,6 +3,8 @@
  * compare the hashes with the pin set of the host. Only the verified path
  * counts; what else the server sent is never looked at here.
  */
+#include "config.h"
+
 #include <openssl/x509.h>
 
 #include <stdio.h>

@@ -3,6 +3,8 @@
  * live server's chain, writes them as a ready-to-paste [pins:NAME] section,
  * and checks every exact host of a configuration against its pin set.
  */
+#include "config.h"
+
 #include <sys/socket.h>
 
 #include <arpa/inet.h>

@@ -2,6 +2,8 @@
  * pinproxy: the daemon's entry point. Parses the command line, reads the
  * configuration, and either reports on it (-t) or hands it to the proxy.
  */
+#include "config.h"
+
 #include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>

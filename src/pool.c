@@ -3,6 +3,8 @@
  * An idle connection that closes, sends anything, or stays idle too long
  * is dropped; the pool never holds more than POOL_MAX_IDLE.
  */
+#include "config.h"
+
 #include <sys/queue.h>
 
 #include <event2/buffer.h>

@@ -3,6 +3,8 @@
  * graceful stop. It owns the current configuration generation; each
  * connection keeps a reference to the one it started under.
  */
+#include "config.h"
+
 #include <sys/socket.h>
 #include <sys/time.h>
 

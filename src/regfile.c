@@ -3,6 +3,8 @@
  * A symbolic link, FIFO, directory, socket or device named by the
  * configuration is refused with a message that says which it is.
  */
+#include "config.h"
+
 #include <sys/stat.h>
 
 #include <errno.h>

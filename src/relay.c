@@ -6,6 +6,8 @@
  * once what it read before has been written: at most one read (or one
  * pipe) is ever in flight, so memory stays bounded with no watermarks.
  */
+#include "config.h"
+
 #include <sys/socket.h>
 
 #include <event2/buffer.h>

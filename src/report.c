@@ -4,6 +4,8 @@
  * never interleave. A small table of recent report digests suppresses
  * repeats of the same failure within an hour.
  */
+#include "config.h"
+
 #include <sys/stat.h>
 
 #include <openssl/bio.h>

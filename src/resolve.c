@@ -4,6 +4,8 @@
  * private event base instead of calling getaddrinfo, which would read
  * another configuration than the daemon's.
  */
+#include "config.h"
+
 #include <sys/socket.h>
 
 #include <netinet/in.h>

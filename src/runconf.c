@@ -1,4 +1,6 @@
 /* Reference-counted configuration generations. */
+#include "config.h"
+
 #include <stdlib.h>
 
 #include "runconf.h"

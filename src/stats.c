@@ -6,6 +6,8 @@
  * and every connection ends within STATS_TIMEOUT seconds: the endpoint
  * holds a fixed, small number of descriptors whoever connects to it.
  */
+#include "config.h"
+
 #include <sys/queue.h>
 #include <sys/socket.h>
 

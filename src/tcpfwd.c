@@ -5,6 +5,8 @@
  * client's socket is not read before the pin verdict. Listeners whose
  * address a reload keeps stay open, with their connections.
  */
+#include "config.h"
+
 #include <sys/queue.h>
 #include <sys/socket.h>
 

@@ -4,6 +4,8 @@
  * counter for least-recently-used eviction. A linear scan of 64 slots
  * costs less than the TLS handshake whose outcome it throttles.
  */
+#include "config.h"
+
 #include <openssl/sha.h>
 
 #include <stdint.h>

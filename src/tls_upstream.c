@@ -5,6 +5,8 @@
  * handshake, TLS 1.2 sessions before the verdict: both wait for it), keyed
  * by host, port and pin set; resuming one reuses that verdict.
  */
+#include "config.h"
+
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 

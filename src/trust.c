@@ -3,6 +3,8 @@
  * a directory of hashed roots, plus a pin set's extra CA file. Every error
  * names the file and the reason.
  */
+#include "config.h"
+
 #include <openssl/err.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>

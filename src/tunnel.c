@@ -9,6 +9,8 @@
  * a small BIO in front of the socket, so no buffer grows behind a client
  * that stops reading.
  */
+#include "config.h"
+
 #include <sys/socket.h>
 
 #include <event2/buffer.h>

@@ -4,6 +4,8 @@
  * is logged here, where host, port and client are known, and reported to
  * the caller once.
  */
+#include "config.h"
+
 #include <sys/socket.h>
 
 #include <arpa/inet.h>

@@ -2,6 +2,8 @@
  * Allocation wrappers that abort on failure, and the string helpers glibc
  * 2.36 lacks.
  */
+#include "config.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdint.h>

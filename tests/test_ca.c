@@ -3,6 +3,8 @@
  * and the refusals (one file missing, a foreign key, a certificate that is
  * no CA or has expired), each in a scratch directory under /tmp.
  */
+#include "config.h"
+
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>

@@ -3,6 +3,8 @@
  * s_client and curl (tests/data/clienthello), hellos built here to reach
  * every length field, and inputs that are not TLS at all.
  */
+#include "config.h"
+
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>

@@ -3,6 +3,8 @@
  * key of SPEC §2, the INI syntax as inih is fed it, every error with its
  * exact line, the warnings, and the lookups the runtime makes.
  */
+#include "config.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 

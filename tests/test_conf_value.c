@@ -2,6 +2,8 @@
  * Tests of the configuration value parsers: every accepted spelling, the
  * boundaries, and that each rejection explains itself in err.
  */
+#include "config.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 

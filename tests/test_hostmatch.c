@@ -2,6 +2,8 @@
  * Tests of host name normalisation, host pattern validation and the
  * specificity score that picks the pin set for a host.
  */
+#include "config.h"
+
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>

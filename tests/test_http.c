@@ -3,6 +3,8 @@
  * limits, the request-smuggling rules, body framing and the heads written
  * for the next hop.
  */
+#include "config.h"
+
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>

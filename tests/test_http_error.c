@@ -2,6 +2,8 @@
  * Tests of the SPEC §3 error replies: every row of the table, the exact
  * response bytes, and the cleaning of text that came from the network.
  */
+#include "config.h"
+
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>

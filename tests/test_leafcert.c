@@ -3,6 +3,8 @@
  * one host name only, carry the promised extensions and validity, pair with
  * the shared leaf key in a real handshake, and the LRU cache behaves.
  */
+#include "config.h"
+
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>

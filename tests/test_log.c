@@ -1,4 +1,6 @@
 /* Tests of the logger: logfmt layout, escaping and level filtering. */
+#include "config.h"
+
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>

@@ -2,6 +2,8 @@
  * Tests of the metrics table: the exact Prometheus text it renders, and
  * counters and gauges that move as the daemon's events are counted.
  */
+#include "config.h"
+
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>

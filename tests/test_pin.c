@@ -4,6 +4,8 @@
  * openssl command line), constant-time equality, and reading certificate
  * files.
  */
+#include "config.h"
+
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>

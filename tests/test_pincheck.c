@@ -3,6 +3,8 @@
  * attack of a pinned certificate appended to an unrelated chain, and the
  * trust stores the verification runs against.
  */
+#include "config.h"
+
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>

@@ -4,6 +4,8 @@
  * crosses intact both ways through pipes that are closed afterwards, a
  * close is delivered, and idle time and resets end the relay with a reason.
  */
+#include "config.h"
+
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>

@@ -3,6 +3,8 @@
  * validity as JSON for an independent parser, escaping of hostile names,
  * suppression of repeats within the hour, rotation and write errors.
  */
+#include "config.h"
+
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>

@@ -3,6 +3,8 @@
  * and a raw client share one event loop, which runs until the server has
  * answered and closed the connection.
  */
+#include "config.h"
+
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>

@@ -4,6 +4,8 @@
  * the key used least recently when every slot is taken. The clock is
  * passed in, so nothing sleeps.
  */
+#include "config.h"
+
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>

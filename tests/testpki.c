@@ -3,6 +3,8 @@
  * written to a scratch directory on demand, and verified the way a TLS
  * client verifies a server so tests see the chain OpenSSL really built.
  */
+#include "config.h"
+
 #include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>

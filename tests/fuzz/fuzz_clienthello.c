@@ -4,6 +4,8 @@
  * some bytes never changes when more bytes arrive, that a parsed hello
  * lies within the bytes it claims, and that what it returns is well formed.
  */
+#include "config.h"
+
 #include <assert.h>
 #include <stddef.h>
 #include <stdint.h>

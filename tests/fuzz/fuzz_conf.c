@@ -4,6 +4,8 @@
  * is either accepted without errors or refused with at least one, and every
  * host of an accepted pin set must be found again by conf_lookup().
  */
+#include "config.h"
+
 #include <assert.h>
 #include <stddef.h>
 #include <stdint.h>

@@ -6,6 +6,8 @@
  * between messages, and both parses must tell the same story; every head
  * that is forwarded must parse again.
  */
+#include "config.h"
+
 #include <assert.h>
 #include <stdarg.h>
 #include <stdbool.h>

@@ -5,6 +5,8 @@
  * Every parser sees every input; what one accepts must survive a round
  * trip through its canonical form.
  */
+#include "config.h"
+
 #include <sys/socket.h>
 #include <netinet/in.h>
 
