@@ -59,7 +59,7 @@ done
 # The stop timeout must leave room for the default shutdown_timeout.
 stop=$(sed -n 's/^TimeoutStopSec=//p' "$UNIT")
 shutdown=$(sed -n 's/^shutdown_timeout *= *\([0-9]*\)s.*/\1/p' \
-    "$top_srcdir/etc/pinproxy.conf")
+    "$top_builddir/etc/pinproxy.conf")
 if [ -n "$shutdown" ]; then
 	check "TimeoutStopSec=$stop exceeds shutdown_timeout=${shutdown}s" \
 	    test "$stop" -gt "$shutdown"
@@ -74,10 +74,10 @@ if ! command -v systemd-analyze >/dev/null 2>&1; then
 fi
 
 # verify also looks up the Documentation= pages with man(1): offer it the
-# pages of the source tree, or skip that part where man is not installed.
+# pages of this build, or skip that part where man is not installed.
 man=--man=no
 if command -v man >/dev/null 2>&1; then
-	for page in "$top_srcdir"/man/*.[0-9]; do
+	for page in "$top_builddir"/man/*.[0-9]; do
 		mkdir -p "$TMP/man/man${page##*.}"
 		ln -s "$page" "$TMP/man/man${page##*.}/"
 	done
