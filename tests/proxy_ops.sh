@@ -527,9 +527,16 @@ else
 	not_ok "make install DESTDIR=... succeeds"
 	diag "$(tail -n 20 "$TMP/install.log")"
 fi
+# configure --without-systemdsystemunitdir installs no unit.
+if grep -qx 'systemdsystemunitdir = no' "$top_builddir/Makefile"; then
+	unit_file=
+else
+	unit_file=systemd/system/pinproxy.service
+fi
 for f in sbin/pinproxy bin/pinproxy-pin etc/pinproxy/pinproxy.conf \
+    etc/pinproxy/pinproxy-redirect.nft \
     man8/pinproxy.8 man5/pinproxy.conf.5 man1/pinproxy-pin.1 \
-    systemd/system/pinproxy.service; do
+    $unit_file; do
 	found=$(cd "$INST" 2>/dev/null && find . -path "*/$f" -type f)
 	if [ "$(printf '%s\n' "$found" | grep -c .)" = 1 ]; then
 		ok "make install: $f"
@@ -542,18 +549,51 @@ sbin=$(cd "$INST" 2>/dev/null && find . -path '*/sbin/pinproxy' -type f |
     head -n 1)
 unit=$(cd "$INST" 2>/dev/null &&
     find . -path '*/systemd/system/pinproxy.service' -type f | head -n 1)
-exec_start=$(sed -n 's/^ExecStart=\([^ ]*\).*/\1/p' "$INST/$unit" 2>/dev/null)
-check_eq "make install: ExecStart= names the installed pinproxy" \
-    "${sbin#.}" "$exec_start"
+if [ -n "$unit_file" ]; then
+	exec_start=$(sed -n 's/^ExecStart=\([^ ]*\).*/\1/p' "$INST/$unit" \
+	    2>/dev/null)
+	check_eq "make install: ExecStart= names the installed pinproxy" \
+	    "${sbin#.}" "$exec_start"
+else
+	skip "make install: ExecStart=: configured without a unit"
+fi
 check "make install: the installed pinproxy runs" \
     sh -c '"$1" -V >/dev/null 2>&1' sh "$INST/${sbin#./}"
+conf=$(cd "$INST" 2>/dev/null &&
+    find . -path '*/etc/pinproxy/pinproxy.conf' -type f | head -n 1)
+conf="$INST/${conf#./}"
+check "make install: the sample configuration is the one built" \
+    cmp -s "$top_builddir/etc/pinproxy.conf" "$conf"
+
+# A second make install over an edited configuration keeps it and puts
+# the sample beside it; make uninstall removes only unchanged files.
+echo "; edited after install" >>"$conf"
+cp "$conf" "$TMP/edited.conf"
+if imake install >"$TMP/install2.log" 2>&1; then
+	ok "make install over an edited configuration succeeds"
+else
+	not_ok "make install over an edited configuration succeeds"
+	diag "$(tail -n 20 "$TMP/install2.log")"
+fi
+check "make install again: the edited pinproxy.conf is kept" \
+    cmp -s "$TMP/edited.conf" "$conf"
+check "make install again: the sample is pinproxy.conf.dist" \
+    cmp -s "$top_builddir/etc/pinproxy.conf" "$conf.dist"
+check_grep "make install again: a note names pinproxy.conf.dist" \
+    "^NOTE: .*pinproxy.conf differs .*pinproxy.conf.dist\$" \
+    "$TMP/install2.log"
+check "make install again: no .dist for the unchanged pinproxy-redirect.nft" \
+    test ! -e "${conf%/*}/pinproxy-redirect.nft.dist"
 if imake uninstall >"$TMP/uninstall.log" 2>&1; then
 	ok "make uninstall DESTDIR=... succeeds"
 else
 	not_ok "make uninstall DESTDIR=... succeeds"
 	diag "$(tail -n 20 "$TMP/uninstall.log")"
 fi
+check "make uninstall: the edited pinproxy.conf is kept" \
+    cmp -s "$TMP/edited.conf" "$conf"
+rm -f "$conf"
 left=$(find "$INST" ! -type d 2>/dev/null)
-check_eq "make uninstall: no file is left" "" "$left"
+check_eq "make uninstall: no other file is left" "" "$left"
 
 done_testing
