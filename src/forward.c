@@ -44,7 +44,7 @@ struct forward {
 	char			 host[HOSTMATCH_NAME_MAX];
 	uint16_t		 port;
 	bool			 tls;
-	const struct pinset	*ps;		/* borrowed from the conn */
+	const struct pinset	*ps;		/* borrowed from conn's conf */
 	bool			 reused;	/* on a kept upstream */
 	bool			 retried;
 	bool			 up_keep;	/* it may carry another one */

@@ -1,8 +1,9 @@
 /*
  * HTTP heads and body framing on top of libhttp-parser. The parser is
  * paused at the end of every head and every message so that callers learn
- * exactly where each ends; the head is stored once, in a buffer the size of
- * the largest head accepted, and checked against request smuggling.
+ * exactly where each ends; the head is stored once, in a buffer that grows
+ * as it arrives up to the largest head accepted, and checked against
+ * request smuggling.
  */
 #include "config.h"
 

@@ -1,6 +1,7 @@
 /*
  * The logger: events and keys from fixed tables, logfmt escaping, and two
- * sinks (stderr and syslog). The sink and level are the only global state.
+ * sinks (stderr and syslog). The sink, the level and the capture hook of
+ * the tests are its only global state.
  */
 #include "config.h"
 
@@ -67,8 +68,6 @@ static const char *const log_keys[LK__COUNT] = {
 	[LK_FROM] =		"from",
 	[LK_MSG] =		"msg",
 	[LK_COUNT] =		"count",
-	[LK_METHOD] =		"method",
-	[LK_DETAILS] =		"details",
 	[LK_CUT] =		"cut",
 	[LK_ALERT] =		"alert",
 	[LK_HINT] =		"hint",
@@ -284,20 +283,6 @@ log_int(struct logline *l, enum log_key key, long long val)
 
 	snprintf(num, sizeof(num), "%lld", val);
 	log_str(l, key, num);
-}
-
-void
-log_fmt(struct logline *l, enum log_key key, const char *fmt, ...)
-{
-	char	 val[LOG_LINE_MAX];
-	va_list	 ap;
-
-	if (!l->enabled)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(val, sizeof(val), fmt, ap);
-	va_end(ap);
-	log_str(l, key, val);
 }
 
 void

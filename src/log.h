@@ -77,8 +77,6 @@ enum log_key {
 	LK_FROM,
 	LK_MSG,
 	LK_COUNT,
-	LK_METHOD,
-	LK_DETAILS,
 	LK_CUT,
 	LK_ALERT,
 	LK_HINT,
@@ -123,9 +121,6 @@ void		 log_strn(struct logline *l, enum log_key key, const char *val,
 		     size_t len);
 /* Append a number. */
 void		 log_int(struct logline *l, enum log_key key, long long val);
-/* Append a formatted value. */
-void		 log_fmt(struct logline *l, enum log_key key, const char *fmt,
-		     ...) __attribute__((format(printf, 3, 4)));
 /* Write the line out. */
 void		 log_end(struct logline *l);
 

@@ -24,19 +24,17 @@ struct pool_entry {
 TAILQ_HEAD(pool_list, pool_entry);
 
 struct pool {
-	struct event_base	*base;
 	struct pool_list	 idle;
 	size_t			 count;
 	unsigned long		 generation;	/* the only one kept */
 };
 
 struct pool *
-pool_new(struct event_base *base)
+pool_new(void)
 {
 	struct pool	*p;
 
 	p = xcalloc(1, sizeof(*p));
-	p->base = base;
 	TAILQ_INIT(&p->idle);
 	return p;
 }
@@ -128,12 +126,6 @@ pool_set_generation(struct pool *p, unsigned long gen)
 {
 	p->generation = gen;
 	pool_flush(p);
-}
-
-size_t
-pool_count(const struct pool *p)
-{
-	return p->count;
 }
 
 void

@@ -6,8 +6,6 @@
 #ifndef PINPROXY_POOL_H
 #define PINPROXY_POOL_H
 
-#include <event2/event.h>
-
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -24,7 +22,7 @@
 struct pool;
 
 /* An empty pool. */
-struct pool	*pool_new(struct event_base *base);
+struct pool	*pool_new(void);
 /* Close every idle connection and free the pool (NULL ok). */
 void		 pool_free(struct pool *p);
 /*
@@ -42,7 +40,5 @@ void		 pool_flush(struct pool *p);
  * from now on close instead of keeping an upstream of any other one.
  */
 void		 pool_set_generation(struct pool *p, unsigned long gen);
-/* How many connections are idle in the pool. */
-size_t		 pool_count(const struct pool *p);
 
 #endif

@@ -739,7 +739,7 @@ proxy_main(struct conf *conf, const char *path, bool debug)
 	}
 	p.env.base = p.base;
 	p.env.rc = p.rc;
-	p.env.pool = pool_new(p.base);
+	p.env.pool = pool_new();
 	pool_set_generation(p.env.pool, p.rc->generation);
 	proxy_via(p.env.via, sizeof(p.env.via));
 	p.metrics = metrics_new();

@@ -154,9 +154,7 @@ report_build(struct jsonl_buf *b, const struct report_event *ev)
 	const char	*noted;
 	char		 port[8];
 
-	noted = ev->noted_hostname;
-	if (noted == NULL)
-		noted = report_noted_hostname(ev->ps, ev->hostname);
+	noted = report_noted_hostname(ev->ps, ev->hostname);
 	if (noted == NULL)
 		noted = ev->hostname;
 	snprintf(port, sizeof(port), "%u", ev->port);

@@ -32,8 +32,6 @@ struct report_event {
 	const char		*hostname;	/* normalised host name */
 	uint16_t		 port;
 	const struct pinset	*ps;		/* the pin set applied */
-	/* The pattern of ps that covers hostname; NULL: found here. */
-	const char		*noted_hostname;
 	bool			 enforced;	/* false: report-only */
 	/* The verdict's matched depth and candidates; NULL: none. */
 	const struct pincheck_result *pins;

@@ -317,14 +317,3 @@ tls_upstream_passed(SSL *ssl, const struct pincheck_result *res)
 	tc->res = *res;
 	tls_upstream_pass(tc);
 }
-
-size_t
-tls_upstream_sessions(const struct tls_upstream *t)
-{
-	size_t	 i, n = 0;
-
-	for (i = 0; i < TLS_UPSTREAM_SESSIONS; i++)
-		if (t->sessions[i].sess != NULL)
-			n++;
-	return n;
-}

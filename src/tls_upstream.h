@@ -53,7 +53,5 @@ bool			 tls_upstream_resumed(SSL *ssl,
  */
 void			 tls_upstream_passed(SSL *ssl,
 			    const struct pincheck_result *res);
-/* How many sessions are kept (for tests and metrics). */
-size_t			 tls_upstream_sessions(const struct tls_upstream *t);
 
 #endif
