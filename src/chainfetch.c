@@ -138,7 +138,7 @@ chainfetch_dial(const struct chainfetch_opts *opts, long long deadline,
 
 	/* Resolve as the daemon does, through its resolver configuration. */
 	if ((res = resolve_wait(opts->dial != NULL ? opts->dial : opts->host,
-	    opts->port, opts->timeout, err, errlen)) == NULL)
+	    opts->port, opts->timeout_ms, err, errlen)) == NULL)
 		return -1;
 	fd = -1;
 	for (ai = res; ai != NULL && fd == -1; ai = ai->ai_next)
@@ -293,7 +293,7 @@ chainfetch(const struct chainfetch_opts *opts, struct chainfetch_result *res,
 	cv_hostport_text(opts->host, opts->port, target, sizeof(target));
 	if ((ctx = chainfetch_ctx(opts, err, errlen)) == NULL)
 		return false;
-	deadline = chainfetch_now_ms() + (long long)opts->timeout * 1000;
+	deadline = chainfetch_now_ms() + (long long)opts->timeout_ms;
 	if ((fd = chainfetch_dial(opts, deadline, err, errlen)) == -1)
 		goto out;
 	if ((ssl = SSL_new(ctx)) == NULL || SSL_set_fd(ssl, fd) != 1) {
@@ -302,7 +302,7 @@ chainfetch(const struct chainfetch_opts *opts, struct chainfetch_result *res,
 	}
 	if (!chainfetch_set_name(ssl, opts, err, errlen))
 		goto out;
-	deadline = chainfetch_now_ms() + (long long)opts->timeout * 1000;
+	deadline = chainfetch_now_ms() + (long long)opts->timeout_ms;
 	if (!chainfetch_handshake(ssl, fd, target, deadline, err, errlen))
 		goto out;
 	chainfetch_collect(ssl, res);

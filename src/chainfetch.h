@@ -21,7 +21,7 @@ struct chainfetch_opts {
 	const char	*trust;		/* "system" or a path */
 	const char	*ca_file;	/* extra anchors, or NULL */
 	const char	*connect_to;	/* "ADDR:PORT" dialled instead, or NULL */
-	unsigned int	 timeout;	/* seconds for connect and handshake */
+	uint64_t	 timeout_ms;	/* for connect, and for the handshake */
 };
 
 struct chainfetch_result {

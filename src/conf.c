@@ -51,10 +51,10 @@ conf_new_default(void)
 		abort();
 	c->nallow_clients = 2;
 	c->max_connections = 1024;
-	c->connect_timeout = 10;
-	c->header_timeout = 30;
-	c->idle_timeout = 300;
-	c->shutdown_timeout = 10;
+	c->connect_timeout_ms = 10 * 1000;
+	c->header_timeout_ms = 30 * 1000;
+	c->idle_timeout_ms = 300 * 1000;
+	c->shutdown_timeout_ms = 10 * 1000;
 	c->log = LOG_SINK_STDERR;
 	c->log_level = LL_INFO;
 	c->ca_host = xstrdup(CONF_DEFAULT_CA_HOST);

@@ -93,10 +93,10 @@ struct conf {
 	struct cidr		*allow_clients;
 	size_t			 nallow_clients;
 	unsigned long		 max_connections;
-	unsigned int		 connect_timeout;	/* seconds */
-	unsigned int		 header_timeout;
-	unsigned int		 idle_timeout;
-	unsigned int		 shutdown_timeout;
+	uint64_t		 connect_timeout_ms;
+	uint64_t		 header_timeout_ms;
+	uint64_t		 idle_timeout_ms;
+	uint64_t		 shutdown_timeout_ms;
 	enum log_sink		 log;
 	enum log_level		 log_level;
 	char			*report_file;	/* NULL when unset */

@@ -480,20 +480,22 @@ conf_set_max_connections(struct conf_parse *p, const char *value, char *err,
 	    errlen);
 }
 
-/* A timeout of at least min seconds. */
+/* A timeout of at least min_ms milliseconds. */
 static bool
-conf_set_timeout(unsigned int *dst, unsigned int min, const char *value,
+conf_set_timeout(uint64_t *dst, uint64_t min_ms, const char *value,
     char *err, size_t errlen)
 {
-	unsigned int	 secs;
+	uint64_t	 ms;
+	char		 min[32];
 
-	if (!cv_duration(value, &secs, err, errlen))
+	if (!cv_duration(value, &ms, err, errlen))
 		return false;
-	if (secs < min) {
-		snprintf(err, errlen, "must be at least %us", min);
+	if (ms < min_ms) {
+		snprintf(err, errlen, "must be at least %s",
+		    cv_duration_text(min_ms, min, sizeof(min)));
 		return false;
 	}
-	*dst = secs;
+	*dst = ms;
 	return true;
 }
 
@@ -501,7 +503,7 @@ static bool
 conf_set_connect_timeout(struct conf_parse *p, const char *value, char *err,
     size_t errlen)
 {
-	return conf_set_timeout(&p->conf->connect_timeout, 1, value, err,
+	return conf_set_timeout(&p->conf->connect_timeout_ms, 1, value, err,
 	    errlen);
 }
 
@@ -509,7 +511,7 @@ static bool
 conf_set_header_timeout(struct conf_parse *p, const char *value, char *err,
     size_t errlen)
 {
-	return conf_set_timeout(&p->conf->header_timeout, 1, value, err,
+	return conf_set_timeout(&p->conf->header_timeout_ms, 1, value, err,
 	    errlen);
 }
 
@@ -517,14 +519,15 @@ static bool
 conf_set_idle_timeout(struct conf_parse *p, const char *value, char *err,
     size_t errlen)
 {
-	return conf_set_timeout(&p->conf->idle_timeout, 1, value, err, errlen);
+	return conf_set_timeout(&p->conf->idle_timeout_ms, 1, value, err,
+	    errlen);
 }
 
 static bool
 conf_set_shutdown_timeout(struct conf_parse *p, const char *value, char *err,
     size_t errlen)
 {
-	return conf_set_timeout(&p->conf->shutdown_timeout, 0, value, err,
+	return conf_set_timeout(&p->conf->shutdown_timeout_ms, 0, value, err,
 	    errlen);
 }
 

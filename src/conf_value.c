@@ -18,8 +18,9 @@
 #include "conf_value.h"
 #include "xmalloc.h"
 
-/* The longest duration accepted: one year. */
+/* The longest duration accepted: one year, in seconds and milliseconds. */
 #define CV_DURATION_MAX		31536000UL
+#define CV_DURATION_MAX_MS	(CV_DURATION_MAX * UINT64_C(1000))
 /* Separators of a list value. */
 #define CV_LIST_SEPARATORS	", \t\r\n"
 
@@ -54,9 +55,9 @@ cv_digits(const char **sp, unsigned long max, unsigned long *out)
 }
 
 bool
-cv_duration(const char *s, unsigned int *seconds, char *err, size_t errlen)
+cv_duration(const char *s, uint64_t *ms, char *err, size_t errlen)
 {
-	unsigned long	 v, unit;
+	uint64_t	 v = 0, unit, d;
 	const char	*p = s;
 
 	if (s == NULL || *s == '\0') {
@@ -69,40 +70,59 @@ cv_duration(const char *s, unsigned int *seconds, char *err, size_t errlen)
 	}
 	if (!cv_is_digit(*s)) {
 		xseterr(err, errlen, "not a duration: expected seconds or a "
-		    "number followed by s, m or h");
+		    "number followed by ms, s, m or h");
 		return false;
 	}
-	if (!cv_digits(&p, CV_DURATION_MAX, &v)) {
-		xseterr(err, errlen, "duration too long: at most %lu seconds "
-		    "(365 days)", CV_DURATION_MAX);
-		return false;
+	/* No unit makes the number larger than milliseconds do. */
+	for (; cv_is_digit(*p); p++) {
+		d = (uint64_t)(*p - '0');
+		if (v > (CV_DURATION_MAX_MS - d) / 10) {
+			xseterr(err, errlen, "duration too long: at most %lu "
+			    "seconds (365 days)", CV_DURATION_MAX);
+			return false;
+		}
+		v = v * 10 + d;
 	}
-	if (*p != '\0' && p[1] != '\0') {
-		xseterr(err, errlen, "unknown unit in duration: use s, m or h");
-		return false;
-	}
-	switch (*p) {
-	case '\0':
-	case 's':
+	if (strcmp(p, "") == 0 || strcmp(p, "s") == 0)
+		unit = 1000;
+	else if (strcmp(p, "ms") == 0)
 		unit = 1;
-		break;
-	case 'm':
-		unit = 60;
-		break;
-	case 'h':
-		unit = 3600;
-		break;
-	default:
-		xseterr(err, errlen, "unknown unit in duration: use s, m or h");
+	else if (strcmp(p, "m") == 0)
+		unit = 60 * 1000;
+	else if (strcmp(p, "h") == 0)
+		unit = 3600 * 1000;
+	else {
+		xseterr(err, errlen, "unknown unit in duration: use ms, s, m "
+		    "or h");
 		return false;
 	}
-	if (v > CV_DURATION_MAX / unit) {
+	if (v > CV_DURATION_MAX_MS / unit) {
 		xseterr(err, errlen, "duration too long: at most %lu seconds "
 		    "(365 days)", CV_DURATION_MAX);
 		return false;
 	}
-	*seconds = (unsigned int)(v * unit);
+	*ms = v * unit;
 	return true;
+}
+
+struct timeval
+cv_timeval(uint64_t ms)
+{
+	struct timeval	 tv;
+
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	return tv;
+}
+
+const char *
+cv_duration_text(uint64_t ms, char *buf, size_t len)
+{
+	if (ms % 1000 == 0)
+		snprintf(buf, len, "%llus", (unsigned long long)(ms / 1000));
+	else
+		snprintf(buf, len, "%llums", (unsigned long long)ms);
+	return buf;
 }
 
 bool

@@ -7,6 +7,7 @@
 #define PINPROXY_CONF_VALUE_H
 
 #include <sys/socket.h>
+#include <sys/time.h>
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -30,9 +31,15 @@ struct cidr {
 	unsigned int		 prefix;
 };
 
-/* Seconds, or a number with the suffix s, m or h ("30s", "5m", "1h"). */
-bool	 cv_duration(const char *s, unsigned int *seconds, char *err,
-	    size_t errlen);
+/*
+ * Milliseconds from seconds, or from a number with the suffix ms, s, m or
+ * h ("300ms", "30s", "5m", "1h"); at most 365 days.
+ */
+bool	 cv_duration(const char *s, uint64_t *ms, char *err, size_t errlen);
+/* The timeval of ms milliseconds, for libevent's timers. */
+struct timeval cv_timeval(uint64_t ms);
+/* ms as a duration in messages: "10s" in whole seconds, else "300ms". */
+const char *cv_duration_text(uint64_t ms, char *buf, size_t len);
 /* yes/no, true/false, on/off, 1/0 (case-insensitive). */
 bool	 cv_bool(const char *s, bool *out, char *err, size_t errlen);
 /* A decimal integer within [min, max]. */

@@ -164,7 +164,7 @@ conn_close(struct conn *c)
 static void
 conn_close_after_flush(struct conn *c)
 {
-	struct timeval	 tv = { c->rc->conf->header_timeout, 0 };
+	struct timeval	 tv = cv_timeval(c->rc->conf->header_timeout_ms);
 
 	conn_set_state(c, CONN_CLOSING);
 	/* The tunnel or relay may own the callbacks: take them back. */
@@ -218,7 +218,7 @@ conn_begin_request(struct conn *c)
 static void
 conn_await_head(struct conn *c)
 {
-	struct timeval	 tv = { c->rc->conf->header_timeout, 0 };
+	struct timeval	 tv = cv_timeval(c->rc->conf->header_timeout_ms);
 
 	if (c->shutting_down) {
 		/* The last response may still be queued for the client. */
@@ -273,7 +273,7 @@ conn_upgrade(struct conn *c, struct bufferevent *upstream, int status)
 	c->status = status;
 	conn_set_state(c, CONN_RELAY);
 	c->relay = relay_new(c->env->base, c->bev, upstream,
-	    c->rc->conf->idle_timeout, conn_relay_done_cb, c);
+	    c->rc->conf->idle_timeout_ms, conn_relay_done_cb, c);
 }
 
 bool

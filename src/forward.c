@@ -439,8 +439,7 @@ forward_send_request(struct forward *f)
 	struct bufferevent	*ub = upstream_bev(f->up);
 	struct timeval		 idle;
 
-	idle.tv_sec = conn_runconf(f->conn)->conf->idle_timeout;
-	idle.tv_usec = 0;
+	idle = cv_timeval(conn_runconf(f->conn)->conf->idle_timeout_ms);
 	f->state = FORWARD_EXCHANGE;
 	bufferevent_setcb(ub, forward_upstream_read_cb,
 	    forward_upstream_write_cb, forward_upstream_event_cb, f);

@@ -42,8 +42,8 @@
 
 #define PROGRAM			"pinproxy-pin"
 #define DEFAULT_PORT		443
-/* Seconds allowed for connecting and for the handshake, each. */
-#define FETCH_TIMEOUT		10
+/* Milliseconds allowed for connecting and for the handshake, each. */
+#define FETCH_TIMEOUT_MS	10000
 /* The configuration parser rejects lines of 199 bytes or more. */
 #define INI_LINE_MAX		190
 /* Room for "[HOST]:PORT". */
@@ -602,7 +602,7 @@ run_server(const struct tool_opts *o)
 	fo.trust = "system";
 	fo.ca_file = o->ca_file;
 	fo.connect_to = o->connect_to != NULL ? addr.text : NULL;
-	fo.timeout = FETCH_TIMEOUT;
+	fo.timeout_ms = FETCH_TIMEOUT_MS;
 	cv_hostport_text(t.host, t.port, text, sizeof(text));
 	if (!chainfetch(&fo, &res, err, sizeof(err))) {
 		fprintf(stderr, PROGRAM ": %s\n", err);
@@ -872,8 +872,8 @@ check_host(const struct conf *c, const struct pinset *ps, const char *host,
 	fo.trust = c->trust;
 	fo.ca_file = ps->ca_file;
 	fo.connect_to = ps->has_connect_to ? ps->connect_to.text : NULL;
-	fo.timeout = c->connect_timeout > 0 ? c->connect_timeout :
-	    FETCH_TIMEOUT;
+	fo.timeout_ms = c->connect_timeout_ms > 0 ? c->connect_timeout_ms :
+	    FETCH_TIMEOUT_MS;
 	memset(&res, 0, sizeof(res));
 	if (!chainfetch(&fo, &res, err, sizeof(err))) {
 		cr.result = "error";

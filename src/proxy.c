@@ -562,7 +562,7 @@ proxy_reload(struct proxy *p)
 static void
 proxy_stop(struct proxy *p)
 {
-	struct timeval	 tv = { p->rc->conf->shutdown_timeout, 0 };
+	struct timeval	 tv = cv_timeval(p->rc->conf->shutdown_timeout_ms);
 	size_t		 i;
 
 	if (p->stopping) {

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "conf_value.h"
 #include "relay.h"
 #include "xmalloc.h"
 
@@ -179,7 +180,7 @@ relay_idle_cb(evutil_socket_t fd, short what, void *arg)
 /* The parts both kinds of relay share. */
 static struct relay *
 relay_alloc(struct event_base *base, struct bufferevent *client,
-    struct bufferevent *server, unsigned int idle, relay_done_cb cb,
+    struct bufferevent *server, uint64_t idle_ms, relay_done_cb cb,
     void *arg)
 {
 	struct relay	*r;
@@ -189,7 +190,7 @@ relay_alloc(struct event_base *base, struct bufferevent *client,
 	r->server = server;
 	r->cb = cb;
 	r->arg = arg;
-	r->idle.tv_sec = idle;
+	r->idle = cv_timeval(idle_ms);
 	r->idle_ev = evtimer_new(base, relay_idle_cb, r);
 	evtimer_add(r->idle_ev, &r->idle);
 	return r;
@@ -363,13 +364,13 @@ relay_way_init(struct relay *r, struct relay_way *w, struct event_base *base,
 
 struct relay *
 relay_new_sockets(struct event_base *base, struct bufferevent *client,
-    struct bufferevent *server, unsigned int idle, relay_done_cb cb,
+    struct bufferevent *server, uint64_t idle_ms, relay_done_cb cb,
     void *arg)
 {
 	struct relay	*r;
 	int		 i;
 
-	r = relay_alloc(base, client, server, idle, cb, arg);
+	r = relay_alloc(base, client, server, idle_ms, cb, arg);
 	r->way = xcalloc(2, sizeof(*r->way));
 	bufferevent_disable(client, EV_READ | EV_WRITE);
 	bufferevent_disable(server, EV_READ | EV_WRITE);
@@ -393,12 +394,12 @@ relay_new_sockets(struct event_base *base, struct bufferevent *client,
 
 struct relay *
 relay_new(struct event_base *base, struct bufferevent *client,
-    struct bufferevent *server, unsigned int idle, relay_done_cb cb,
+    struct bufferevent *server, uint64_t idle_ms, relay_done_cb cb,
     void *arg)
 {
 	struct relay	*r;
 
-	r = relay_alloc(base, client, server, idle, cb, arg);
+	r = relay_alloc(base, client, server, idle_ms, cb, arg);
 	bufferevent_setcb(client, relay_read_cb, relay_write_cb,
 	    relay_event_cb, r);
 	bufferevent_setcb(server, relay_read_cb, relay_write_cb,

@@ -28,10 +28,10 @@ typedef void (*relay_done_cb)(struct relay *, const char *why, void *arg);
 /*
  * Pump bytes between client and server (both borrowed: the caller frees
  * them after the relay) until either side closes and what it sent has
- * been delivered, or nothing moved for idle seconds.
+ * been delivered, or nothing moved for idle_ms milliseconds.
  */
 struct relay	*relay_new(struct event_base *base, struct bufferevent *client,
-		    struct bufferevent *server, unsigned int idle,
+		    struct bufferevent *server, uint64_t idle_ms,
 		    relay_done_cb cb, void *arg);
 /*
  * The same between two plain socket bufferevents, on their descriptors:
@@ -40,7 +40,7 @@ struct relay	*relay_new(struct event_base *base, struct bufferevent *client,
  */
 struct relay	*relay_new_sockets(struct event_base *base,
 		    struct bufferevent *client, struct bufferevent *server,
-		    unsigned int idle, relay_done_cb cb, void *arg);
+		    uint64_t idle_ms, relay_done_cb cb, void *arg);
 /*
  * The first non-empty extent of a buffer; false when it holds no byte.
  * (A buffer may hold empty chains, which evbuffer_peek also counts.)

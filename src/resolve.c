@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conf_value.h"
 #include "log.h"
 #include "resolve.h"
 
@@ -64,7 +65,7 @@ resolve_timeout_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 struct evutil_addrinfo *
-resolve_wait(const char *host, uint16_t port, unsigned int timeout,
+resolve_wait(const char *host, uint16_t port, uint64_t timeout_ms,
     char *err, size_t errlen)
 {
 	struct event_base			*base;
@@ -73,7 +74,7 @@ resolve_wait(const char *host, uint16_t port, unsigned int timeout,
 	struct event				*timer = NULL;
 	struct evutil_addrinfo			 hints;
 	struct resolve_answer			 a = { false, 0, NULL };
-	struct timeval				 tv = { timeout, 0 };
+	struct timeval				 tv = cv_timeval(timeout_ms);
 	char					 portstr[8];
 
 	if ((base = event_base_new()) == NULL ||

@@ -23,11 +23,11 @@
  */
 struct evdns_base	*resolve_base_new(struct event_base *base);
 /*
- * Resolve host for TCP to port, waiting at most timeout seconds on a
+ * Resolve host for TCP to port, waiting at most timeout_ms on a
  * private event base. Returns the addresses (free them with
  * evutil_freeaddrinfo), or NULL with err filled.
  */
 struct evutil_addrinfo	*resolve_wait(const char *host, uint16_t port,
-			    unsigned int timeout, char *err, size_t errlen);
+			    uint64_t timeout_ms, char *err, size_t errlen);
 
 #endif

@@ -134,7 +134,7 @@ tcpfwd_tls_cb(struct upstream *u, enum upstream_status st, void *arg)
 	}
 	/* The verdict allows traffic: only now is the client read. */
 	c->relay = relay_new(c->t->env->base, c->client, upstream_bev(u),
-	    c->rc->conf->idle_timeout, tcpfwd_relay_done_cb, c);
+	    c->rc->conf->idle_timeout_ms, tcpfwd_relay_done_cb, c);
 }
 
 static void

@@ -203,8 +203,8 @@ tunnel_relay(struct tunnel *t, bool blind)
 	bufferevent_setwatermark(upstream_bev(t->up), EV_READ, 0, 0);
 	t->relay = (blind ? relay_new_sockets : relay_new)(
 	    conn_env(t->conn)->base, conn_client_bev(t->conn),
-	    upstream_bev(t->up), t->conf->idle_timeout, tunnel_relay_done_cb,
-	    t);
+	    upstream_bev(t->up), t->conf->idle_timeout_ms,
+	    tunnel_relay_done_cb, t);
 }
 
 /* The alert a client sent, from OpenSSL's error e; NULL when none. */
@@ -488,7 +488,7 @@ tunnel_accept_client(struct tunnel *t)
 {
 	struct bufferevent	*under = conn_client_bev(t->conn);
 	struct bufferevent	*up = upstream_bev(t->up);
-	struct timeval		 tv = { t->conf->header_timeout, 0 };
+	struct timeval		 tv = cv_timeval(t->conf->header_timeout_ms);
 	const unsigned char	*sel;
 	unsigned int		 sel_len;
 
@@ -811,10 +811,12 @@ static void
 tunnel_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct tunnel	*t = arg;
+	char		 within[32];
 
-	log_msg(EV_DEBUG, "client %s: no %s within %us",
+	log_msg(EV_DEBUG, "client %s: no %s within %s",
 	    conn_client(t->conn), t->handshaking ? "complete TLS handshake" :
-	    "ClientHello", t->conf->header_timeout);
+	    "ClientHello", cv_duration_text(t->conf->header_timeout_ms, within,
+	    sizeof(within)));
 	conn_tunnel_done(t->conn, t->mode, t->handshaking ? t->host :
 	    t->connect_host, 408, 0, 0);
 }
@@ -824,7 +826,7 @@ tunnel_connected_cb(struct upstream *u, enum upstream_status st, void *arg)
 {
 	struct tunnel		*t = arg;
 	struct bufferevent	*bev = conn_client_bev(t->conn);
-	struct timeval		 tv = { t->conf->header_timeout, 0 };
+	struct timeval		 tv = cv_timeval(t->conf->header_timeout_ms);
 	char			 expl[512];
 
 	if (st != UPSTREAM_OK) {

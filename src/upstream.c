@@ -131,23 +131,26 @@ static void
 upstream_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct upstream	*u = arg;
+	char		 within[32];
 
 	upstream_fail(u, UPSTREAM_TIMEOUT, "timeout",
-	    "no %s within %us", u->state == UPSTREAM_HANDSHAKING ?
+	    "no %s within %s", u->state == UPSTREAM_HANDSHAKING ?
 	    "TLS handshake" : u->state == UPSTREAM_RESOLVING ?
-	    "DNS answer" : "TCP connection", u->rc->conf->connect_timeout);
+	    "DNS answer" : "TCP connection",
+	    cv_duration_text(u->rc->conf->connect_timeout_ms, within,
+	    sizeof(within)));
 }
 
 /* Arm the timer for what remains until the deadline. */
 static void
 upstream_arm_timer(struct upstream *u, bool fresh)
 {
-	struct timeval	 now, left;
+	struct timeval	 now, left, timeout;
 
 	evutil_gettimeofday(&now, NULL);
 	if (fresh) {
-		u->deadline = now;
-		u->deadline.tv_sec += u->rc->conf->connect_timeout;
+		timeout = cv_timeval(u->rc->conf->connect_timeout_ms);
+		evutil_timeradd(&now, &timeout, &u->deadline);
 	}
 	if (evutil_timercmp(&u->deadline, &now, <))
 		evutil_timerclear(&left);

@@ -198,10 +198,10 @@ test_empty_file_gives_every_default(void **state)
 	assert_false(client4(c, "10.0.0.1"));
 	assert_false(client6(c, "::2"));
 	assert_int_equal(c->max_connections, 1024);
-	assert_int_equal(c->connect_timeout, 10);
-	assert_int_equal(c->header_timeout, 30);
-	assert_int_equal(c->idle_timeout, 300);
-	assert_int_equal(c->shutdown_timeout, 10);
+	assert_int_equal(c->connect_timeout_ms, 10000);
+	assert_int_equal(c->header_timeout_ms, 30000);
+	assert_int_equal(c->idle_timeout_ms, 300000);
+	assert_int_equal(c->shutdown_timeout_ms, 10000);
 	assert_int_equal(c->log, LOG_SINK_STDERR);
 	assert_int_equal(c->log_level, LL_INFO);
 	assert_null(c->report_file);
@@ -265,10 +265,10 @@ test_every_proxy_key_is_parsed(void **state)
 	assert_true(client6(c, "fd12::1"));
 	assert_false(client4(c, "127.0.0.1"));
 	assert_int_equal(c->max_connections, 77);
-	assert_int_equal(c->connect_timeout, 7);
-	assert_int_equal(c->header_timeout, 120);
-	assert_int_equal(c->idle_timeout, 3600);
-	assert_int_equal(c->shutdown_timeout, 0);
+	assert_int_equal(c->connect_timeout_ms, 7000);
+	assert_int_equal(c->header_timeout_ms, 120000);
+	assert_int_equal(c->idle_timeout_ms, 3600000);
+	assert_int_equal(c->shutdown_timeout_ms, 0);
 	assert_int_equal(c->log, LOG_SINK_SYSLOG);
 	assert_int_equal(c->log_level, LL_DEBUG);
 	assert_string_equal(c->report_file, "/tmp/x/reports.jsonl");
@@ -355,14 +355,25 @@ test_durations_are_seconds_or_take_a_unit(void **state)
 	    "header_timeout = 45s\n"
 	    "idle_timeout = 5m\n"
 	    "shutdown_timeout = 2h\n");
+	struct parsed	 ms = parse("[proxy]\n"
+	    "connect_timeout = 300ms\n"
+	    "header_timeout = 1ms\n"
+	    "idle_timeout = 1500ms\n"
+	    "shutdown_timeout = 0ms\n");
 
 	(void)state;
 	assert_non_null(r.conf);
-	assert_int_equal(r.conf->connect_timeout, 45);
-	assert_int_equal(r.conf->header_timeout, 45);
-	assert_int_equal(r.conf->idle_timeout, 300);
-	assert_int_equal(r.conf->shutdown_timeout, 7200);
+	assert_int_equal(r.conf->connect_timeout_ms, 45000);
+	assert_int_equal(r.conf->header_timeout_ms, 45000);
+	assert_int_equal(r.conf->idle_timeout_ms, 300000);
+	assert_int_equal(r.conf->shutdown_timeout_ms, 7200000);
 	parsed_free(&r);
+	assert_non_null(ms.conf);
+	assert_int_equal(ms.conf->connect_timeout_ms, 300);
+	assert_int_equal(ms.conf->header_timeout_ms, 1);
+	assert_int_equal(ms.conf->idle_timeout_ms, 1500);
+	assert_int_equal(ms.conf->shutdown_timeout_ms, 0);
+	parsed_free(&ms);
 }
 
 static void
@@ -941,9 +952,9 @@ test_bad_proxy_values_name_the_key_and_the_value(void **state)
 	    FILE_NAME ":7: bad value for max_connections: \"0\": number out "
 	    "of range: must be from 1 to 1000000",
 	    FILE_NAME ":8: bad value for connect_timeout: \"10d\": unknown "
-	    "unit in duration: use s, m or h",
+	    "unit in duration: use ms, s, m or h",
 	    FILE_NAME ":9: bad value for header_timeout: \"0\": must be at "
-	    "least 1s",
+	    "least 1ms",
 	    FILE_NAME ":10: bad value for idle_timeout: \"-1\": a duration "
 	    "cannot be negative",
 	    FILE_NAME ":11: bad value for log: \"file\": expected stderr or "

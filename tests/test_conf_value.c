@@ -67,80 +67,141 @@ match6(const struct cidr *c, const char *text)
 static void
 test_duration_accepts_plain_seconds_and_units(void **state)
 {
-	unsigned int	 s;
+	uint64_t	 ms;
 	char		 err[128];
 
-	assert_true(cv_duration("30", &s, err, sizeof(err)));
-	assert_int_equal(s, 30);
-	assert_true(cv_duration("30s", &s, err, sizeof(err)));
-	assert_int_equal(s, 30);
-	assert_true(cv_duration("5m", &s, err, sizeof(err)));
-	assert_int_equal(s, 300);
-	assert_true(cv_duration("1h", &s, err, sizeof(err)));
-	assert_int_equal(s, 3600);
-	assert_true(cv_duration("0", &s, err, sizeof(err)));
-	assert_int_equal(s, 0);
-	assert_true(cv_duration("0s", &s, err, sizeof(err)));
-	assert_int_equal(s, 0);
+	assert_true(cv_duration("30", &ms, err, sizeof(err)));
+	assert_int_equal(ms, 30000);
+	assert_true(cv_duration("30s", &ms, err, sizeof(err)));
+	assert_int_equal(ms, 30000);
+	assert_true(cv_duration("5m", &ms, err, sizeof(err)));
+	assert_int_equal(ms, 300000);
+	assert_true(cv_duration("1h", &ms, err, sizeof(err)));
+	assert_int_equal(ms, 3600000);
+	assert_true(cv_duration("0", &ms, err, sizeof(err)));
+	assert_int_equal(ms, 0);
+	assert_true(cv_duration("0s", &ms, err, sizeof(err)));
+	assert_int_equal(ms, 0);
+}
+
+static void
+test_duration_accepts_milliseconds(void **state)
+{
+	uint64_t	 ms;
+	char		 err[128];
+
+	assert_true(cv_duration("300ms", &ms, err, sizeof(err)));
+	assert_int_equal(ms, 300);
+	assert_true(cv_duration("1ms", &ms, err, sizeof(err)));
+	assert_int_equal(ms, 1);
+	assert_true(cv_duration("0ms", &ms, err, sizeof(err)));
+	assert_int_equal(ms, 0);
+	assert_true(cv_duration("1500ms", &ms, err, sizeof(err)));
+	assert_int_equal(ms, 1500);
+	assert_true(cv_duration("0300ms", &ms, err, sizeof(err)));
+	assert_int_equal(ms, 300);
 }
 
 static void
 test_duration_accepts_exactly_one_year(void **state)
 {
-	unsigned int	 s;
+	uint64_t	 ms;
 	char		 err[128];
 
-	assert_true(cv_duration("31536000", &s, err, sizeof(err)));
-	assert_int_equal(s, 31536000);
-	assert_true(cv_duration("8760h", &s, err, sizeof(err)));
-	assert_int_equal(s, 31536000);
-	assert_true(cv_duration("525600m", &s, err, sizeof(err)));
-	assert_int_equal(s, 31536000);
+	assert_true(cv_duration("31536000", &ms, err, sizeof(err)));
+	assert_true(ms == UINT64_C(31536000000));
+	assert_true(cv_duration("8760h", &ms, err, sizeof(err)));
+	assert_true(ms == UINT64_C(31536000000));
+	assert_true(cv_duration("525600m", &ms, err, sizeof(err)));
+	assert_true(ms == UINT64_C(31536000000));
+	assert_true(cv_duration("31536000000ms", &ms, err, sizeof(err)));
+	assert_true(ms == UINT64_C(31536000000));
 }
 
 static void
 test_duration_rejects_more_than_one_year(void **state)
 {
-	unsigned int	 s = 7;
+	uint64_t	 ms = 7;
 	char		 err[128];
 
-	assert_rejected(cv_duration("31536001", &s, err, sizeof(err)), err);
+	assert_rejected(cv_duration("31536001", &ms, err, sizeof(err)), err);
 	assert_non_null(strstr(err, "31536000"));
-	assert_rejected(cv_duration("8761h", &s, err, sizeof(err)), err);
-	assert_rejected(cv_duration("525601m", &s, err, sizeof(err)), err);
-	assert_rejected(cv_duration("99999999999999999999999", &s, err,
+	assert_rejected(cv_duration("8761h", &ms, err, sizeof(err)), err);
+	assert_rejected(cv_duration("525601m", &ms, err, sizeof(err)), err);
+	assert_rejected(cv_duration("31536000001ms", &ms, err, sizeof(err)),
+	    err);
+	assert_rejected(cv_duration("99999999999999999999999", &ms, err,
 	    sizeof(err)), err);
-	assert_rejected(cv_duration("4294967296s", &s, err, sizeof(err)), err);
-	assert_int_equal(s, 7);
+	assert_rejected(cv_duration("99999999999999999999999ms", &ms, err,
+	    sizeof(err)), err);
+	assert_rejected(cv_duration("4294967296s", &ms, err, sizeof(err)),
+	    err);
+	assert_int_equal(ms, 7);
 }
 
 static void
 test_duration_rejects_negative_empty_and_junk(void **state)
 {
-	unsigned int	 s;
+	uint64_t	 ms;
 	char		 err[128];
 
-	assert_rejected(cv_duration("-5", &s, err, sizeof(err)), err);
+	assert_rejected(cv_duration("-5", &ms, err, sizeof(err)), err);
 	assert_non_null(strstr(err, "negative"));
-	assert_rejected(cv_duration("", &s, err, sizeof(err)), err);
-	assert_rejected(cv_duration(NULL, &s, err, sizeof(err)), err);
-	assert_rejected(cv_duration("s", &s, err, sizeof(err)), err);
-	assert_rejected(cv_duration("5x", &s, err, sizeof(err)), err);
-	assert_rejected(cv_duration("5ms", &s, err, sizeof(err)), err);
-	assert_rejected(cv_duration("5 m", &s, err, sizeof(err)), err);
-	assert_rejected(cv_duration(" 5", &s, err, sizeof(err)), err);
-	assert_rejected(cv_duration("+5", &s, err, sizeof(err)), err);
-	assert_rejected(cv_duration("1.5h", &s, err, sizeof(err)), err);
-	assert_rejected(cv_duration("5M", &s, err, sizeof(err)), err);
-	assert_rejected(cv_duration("0x10", &s, err, sizeof(err)), err);
+	assert_rejected(cv_duration("", &ms, err, sizeof(err)), err);
+	assert_rejected(cv_duration(NULL, &ms, err, sizeof(err)), err);
+	assert_rejected(cv_duration("s", &ms, err, sizeof(err)), err);
+	assert_rejected(cv_duration("ms", &ms, err, sizeof(err)), err);
+	assert_rejected(cv_duration("5x", &ms, err, sizeof(err)), err);
+	assert_non_null(strstr(err, "use ms, s, m or h"));
+	assert_rejected(cv_duration("5 m", &ms, err, sizeof(err)), err);
+	assert_rejected(cv_duration("5 ms", &ms, err, sizeof(err)), err);
+	assert_rejected(cv_duration(" 5", &ms, err, sizeof(err)), err);
+	assert_rejected(cv_duration("+5", &ms, err, sizeof(err)), err);
+	assert_rejected(cv_duration("1.5h", &ms, err, sizeof(err)), err);
+	assert_rejected(cv_duration("1.5ms", &ms, err, sizeof(err)), err);
+	assert_rejected(cv_duration("5M", &ms, err, sizeof(err)), err);
+	assert_rejected(cv_duration("5MS", &ms, err, sizeof(err)), err);
+	assert_rejected(cv_duration("5msx", &ms, err, sizeof(err)), err);
+	assert_rejected(cv_duration("5mss", &ms, err, sizeof(err)), err);
+	assert_rejected(cv_duration("5us", &ms, err, sizeof(err)), err);
+	assert_rejected(cv_duration("1h30m", &ms, err, sizeof(err)), err);
+	assert_rejected(cv_duration("0x10", &ms, err, sizeof(err)), err);
 }
 
 static void
 test_duration_tolerates_a_missing_err_buffer(void **state)
 {
-	unsigned int	 s;
+	uint64_t	 ms;
 
-	assert_false(cv_duration("junk", &s, NULL, 0));
+	assert_false(cv_duration("junk", &ms, NULL, 0));
+}
+
+static void
+test_duration_to_timeval_keeps_milliseconds(void **state)
+{
+	struct timeval	 tv;
+
+	tv = cv_timeval(1500);
+	assert_int_equal(tv.tv_sec, 1);
+	assert_int_equal(tv.tv_usec, 500000);
+	tv = cv_timeval(300);
+	assert_int_equal(tv.tv_sec, 0);
+	assert_int_equal(tv.tv_usec, 300000);
+	tv = cv_timeval(UINT64_C(31536000000));
+	assert_int_equal(tv.tv_sec, 31536000);
+	assert_int_equal(tv.tv_usec, 0);
+}
+
+static void
+test_duration_text_is_seconds_when_whole(void **state)
+{
+	char	 buf[32];
+
+	assert_string_equal(cv_duration_text(10000, buf, sizeof(buf)), "10s");
+	assert_string_equal(cv_duration_text(0, buf, sizeof(buf)), "0s");
+	assert_string_equal(cv_duration_text(300, buf, sizeof(buf)), "300ms");
+	assert_string_equal(cv_duration_text(1500, buf, sizeof(buf)),
+	    "1500ms");
 }
 
 static void
@@ -639,10 +700,13 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_duration_accepts_plain_seconds_and_units),
+		cmocka_unit_test(test_duration_accepts_milliseconds),
 		cmocka_unit_test(test_duration_accepts_exactly_one_year),
 		cmocka_unit_test(test_duration_rejects_more_than_one_year),
 		cmocka_unit_test(test_duration_rejects_negative_empty_and_junk),
 		cmocka_unit_test(test_duration_tolerates_a_missing_err_buffer),
+		cmocka_unit_test(test_duration_to_timeval_keeps_milliseconds),
+		cmocka_unit_test(test_duration_text_is_seconds_when_whole),
 		cmocka_unit_test(test_bool_accepts_every_spelling_in_any_case),
 		cmocka_unit_test(test_bool_rejects_other_words),
 		cmocka_unit_test(test_uint_accepts_the_bounds_of_its_range),

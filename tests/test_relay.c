@@ -120,9 +120,9 @@ done_cb(struct relay *r, const char *why, void *arg)
 }
 
 static void
-start(struct fixture *f, unsigned int idle)
+start(struct fixture *f, uint64_t idle_ms)
 {
-	f->relay = relay_new_sockets(f->base, f->client, f->server, idle,
+	f->relay = relay_new_sockets(f->base, f->client, f->server, idle_ms,
 	    done_cb, f);
 	assert_non_null(f->relay);
 }
@@ -223,7 +223,7 @@ test_relay_sockets_sends_the_bytes_the_bufferevents_held_first(
 	bufferevent_disable(f->server, EV_WRITE);
 	bufferevent_write(f->server, "early ", 6);
 	bufferevent_write(f->client, "200 ", 4);
-	start(f, 60);
+	start(f, 60000);
 
 	n = transfer(f, f->app, (const unsigned char *)"world", 5, f->origin,
 	    buf, 17);
@@ -253,7 +253,7 @@ test_relay_sockets_moves_8_mib_each_way_intact_through_pipes(void **state)
 	assert_non_null(out);
 	assert_non_null(in);
 	pipes = pipe_count();
-	start(f, 60);
+	start(f, 60000);
 
 	fill(out, len, 7);
 	assert_int_equal(transfer(f, f->app, out, len, f->origin, in, len),
@@ -284,7 +284,7 @@ test_relay_sockets_keeps_small_exchanges_off_pipes(void **state)
 	int		 i, pipes;
 
 	pipes = pipe_count();
-	start(f, 60);
+	start(f, 60000);
 	for (i = 0; i < 20; i++) {
 		fill(buf, sizeof(buf), (unsigned int)i);
 		assert_int_equal(transfer(f, f->app, buf, sizeof(buf),
@@ -305,7 +305,7 @@ test_relay_sockets_delivers_what_the_closing_side_sent_then_ends(
 	size_t		 got = 0;
 	double		 end = now() + DEADLINE_SEC;
 
-	start(f, 60);
+	start(f, 60000);
 	assert_int_equal(send(f->app, "bye", 3, 0), 3);
 	assert_int_equal(shutdown(f->app, SHUT_WR), 0);
 	run_until_end(f);
@@ -322,18 +322,19 @@ test_relay_sockets_delivers_what_the_closing_side_sent_then_ends(
 }
 
 static void
-test_relay_sockets_ends_after_idle_seconds_without_traffic(void **state)
+test_relay_sockets_ends_after_idle_time_without_traffic(void **state)
 {
 	struct fixture	*f = *state;
 	double		 t0;
 
-	start(f, 1);
+	/* 1500 ms: neither 1 s nor 2 s, so the milliseconds count. */
+	start(f, 1500);
 	t0 = now();
 	run_until_end(f);
 	assert_non_null(f->why);
 	assert_string_equal(f->why, "idle timeout");
-	assert_true(now() - t0 >= 0.9);
-	assert_true(now() - t0 < 3);
+	assert_true(now() - t0 >= 1.45);
+	assert_true(now() - t0 < 1.95);
 }
 
 static void
@@ -342,7 +343,7 @@ test_relay_sockets_reports_a_reset_by_the_server(void **state)
 	struct fixture	*f = *state;
 	struct linger	 lin = { 1, 0 };
 
-	start(f, 60);
+	start(f, 60000);
 	assert_int_equal(setsockopt(f->origin, SOL_SOCKET, SO_LINGER, &lin,
 	    sizeof(lin)), 0);
 	close(f->origin);
@@ -369,7 +370,7 @@ main(void)
 		    test_relay_sockets_delivers_what_the_closing_side_sent_then_ends,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
-		    test_relay_sockets_ends_after_idle_seconds_without_traffic,
+		    test_relay_sockets_ends_after_idle_time_without_traffic,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_relay_sockets_reports_a_reset_by_the_server,

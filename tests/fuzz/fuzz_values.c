@@ -145,13 +145,13 @@ fuzz_scalars(const char *s, char *small)
 	char		  err[FUZZ_ERR_LEN];
 	char		**items;
 	unsigned long	  ul;
-	unsigned int	  secs;
+	uint64_t	  ms;
 	uint16_t	  port;
 	time_t		  t;
 	size_t		  i, n;
 	bool		  b;
 
-	(void)cv_duration(s, &secs, small, FUZZ_SMALL_ERR_LEN);
+	(void)cv_duration(s, &ms, small, FUZZ_SMALL_ERR_LEN);
 	(void)cv_bool(s, &b, small, FUZZ_SMALL_ERR_LEN);
 	(void)cv_uint(s, 1, 100000, &ul, err, sizeof(err));
 	if (cv_port(s, &port, err, sizeof(err)))
