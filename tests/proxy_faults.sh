@@ -370,10 +370,10 @@ check "DNS answers in 3 s, connect_timeout = 5s: after about 3 s ($ms ms)" \
     test "$ms" -ge 2900 -a "$ms" -lt 4900
 alive "slow DNS within connect_timeout" "$PP_F" "$PF"
 
-# Instance G: connect_timeout = 1s, header_timeout = 2s, and descriptors
-# for a thousand clients.
+# Instance G: connect_timeout = 500ms, header_timeout = 2s, and
+# descriptors for a thousand clients.
 PG=$(free_port)
-conf "$PG" g "connect_timeout = 1s
+conf "$PG" g "connect_timeout = 500ms
 header_timeout = 2s" >"$TMP/g.conf"
 check "pinproxy G listens on 127.0.0.1:$PG" \
     start_pinproxy PP_G "$PG" "$TMP/g.conf" "$TMP/g.log" \
@@ -383,12 +383,15 @@ alive "G start" "$PP_G" "$PG"
 start=$(now_ms)
 code=$(fetch slowdns1 "$PG" http://slowdns.test/close)
 ms=$(( $(now_ms) - start ))
-check_eq "DNS answers in 3 s, connect_timeout = 1s: 504" 504 "$code"
-check_eq "DNS answers in 3 s, connect_timeout = 1s: details=timeout" \
+check_eq "DNS answers in 3 s, connect_timeout = 500ms: 504" 504 "$code"
+check_eq "DNS answers in 3 s, connect_timeout = 500ms: details=timeout" \
     'pinproxy; error=connection_timeout; details="timeout"' \
     "$(header "$TMP/slowdns1.head" Proxy-Status)"
-check "DNS answers in 3 s, connect_timeout = 1s: after about 1 s ($ms ms)" \
-    test "$ms" -ge 900 -a "$ms" -lt 2500
+check "DNS answers in 3 s, connect_timeout = 500ms: after about 500 ms \
+($ms ms)" test "$ms" -ge 450 -a "$ms" -lt 2000
+check_log "connect_timeout = 500ms: the error says within 500ms" \
+    "$TMP/g.log" "$(kv event upstream_error)" "$(kv host slowdns.test)" \
+    'within 500ms'
 alive "slow DNS past connect_timeout" "$PP_G" "$PG"
 
 # A thousand connections that send nothing, with header_timeout = 2s:

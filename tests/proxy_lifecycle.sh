@@ -334,9 +334,9 @@ check_eq "sd_notify: both RELOADING=1 have MONOTONIC_USEC= of CLOCK_MONOTONIC" \
     "2" "$n$bad"
 stop "$NOTIFYD"
 
-# SIGTERM with shutdown_timeout = 1s and a transfer that needs 10 s.
+# SIGTERM with shutdown_timeout = 500ms and a transfer that needs 10 s.
 PB=$(free_port)
-conf "$PB" "shutdown_timeout = 1s" >"$TMP/b.conf"
+conf "$PB" "shutdown_timeout = 500ms" >"$TMP/b.conf"
 check "pinproxy B listens on 127.0.0.1:$PB" \
     start_pinproxy PP_B "$PB" "$TMP/b.conf" "$TMP/b.log"
 download cut "$PB" slow/50
@@ -346,17 +346,17 @@ start=$(now_ms)
 kill -TERM "$PP_B"
 wait_exit "$PP_B" 10
 ms=$(( $(now_ms) - start ))
-check_eq "shutdown_timeout = 1s: pinproxy exits 0" 0 "$EXIT_RC"
-check_log "shutdown_timeout = 1s: event=stopped cut=1" "$TMP/b.log" \
+check_eq "shutdown_timeout = 500ms: pinproxy exits 0" 0 "$EXIT_RC"
+check_log "shutdown_timeout = 500ms: event=stopped cut=1" "$TMP/b.log" \
     "$(kv event stopped)" "$(kv cut 1)"
-check "shutdown_timeout = 1s: exit after about 1 s ($ms ms)" \
-    test "$ms" -ge 800 -a "$ms" -lt 3000
+check "shutdown_timeout = 500ms: exit after about 500 ms ($ms ms)" \
+    test "$ms" -ge 450 -a "$ms" -lt 2500
 wait "$DL_CUT" 2>/dev/null
 if [ "$(cat "$TMP/cut.rc" 2>/dev/null)" != 0 ] &&
     [ "$(stat -c %s "$TMP/cut.body" 2>/dev/null || echo 0)" -lt 250 ]; then
-	ok "shutdown_timeout = 1s: the transfer is cut"
+	ok "shutdown_timeout = 500ms: the transfer is cut"
 else
-	not_ok "shutdown_timeout = 1s: the transfer is cut"
+	not_ok "shutdown_timeout = 500ms: the transfer is cut"
 	diag "curl status $(cat "$TMP/cut.rc" 2>/dev/null)," \
 	    "$(stat -c %s "$TMP/cut.body" 2>/dev/null) bytes"
 fi
