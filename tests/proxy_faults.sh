@@ -397,10 +397,14 @@ alive "slow DNS past connect_timeout" "$PP_G" "$PG"
 # A thousand connections that send nothing, with header_timeout = 2s:
 # all closed in time, memory and descriptors back where they were (the
 # event loop keeps tables sized for the most descriptors it saw, and
-# sanitizers add their own bookkeeping: some slack).
+# sanitizers add their own bookkeeping: some slack). AddressSanitizer
+# also keeps freed memory in quarantine instead of reusing it, about
+# 1 MiB per round of a thousand here, so a round may grow by that much.
 RSS_SLACK_KB=4096
+ROUND_SLACK_KB=1024
 if built_with_sanitizers; then
 	RSS_SLACK_KB=8192
+	ROUND_SLACK_KB=2048
 fi
 sleep 3
 BASE_G=$(fd_count "$PP_G")
@@ -438,7 +442,7 @@ else
 baseline after they left ($rss0 -> $rss3 KiB)" \
 	    test $((rss3 - rss0)) -lt "$RSS_SLACK_KB"
 	check "$what: a third round does not grow VmRSS ($rss2 -> $rss3 KiB)" \
-	    test $((rss3 - rss2)) -lt 1024
+	    test $((rss3 - rss2)) -lt "$ROUND_SLACK_KB"
 fi
 alive "$IDLE_CONNS silent clients" "$PP_G" "$PG"
 
