@@ -583,7 +583,8 @@ http_list_has(const char *list, const char *token)
 /*
  * The framing rules against request smuggling: Transfer-Encoding ends in
  * chunked (a request's is exactly "chunked"), never with Content-Length,
- * and the parser must agree on whether the body is chunked.
+ * no other field name starts with it, and the parser must agree on
+ * whether the body is chunked.
  */
 static bool
 http_framing_check(struct http_msg *m)
@@ -596,6 +597,15 @@ http_framing_check(struct http_msg *m)
 	for (i = 0; i < h->nheaders; i++) {
 		if (strcasecmp(h->headers[i].name, "Content-Length") == 0)
 			ncl++;
+		/*
+		 * libhttp-parser marks a message as transfer-coded as soon as
+		 * a field name begins with Transfer-Encoding, so a name such
+		 * as Transfer-Encodingx frames differently in it and in
+		 * any other parser: refused, like every ambiguous framing.
+		 */
+		if (strncasecmp(h->headers[i].name, "Transfer-Encoding",
+		    17) == 0 && h->headers[i].name[17] != '\0')
+			return false;
 		if (strcasecmp(h->headers[i].name, "Transfer-Encoding") != 0)
 			continue;
 		nte++;
