@@ -192,14 +192,14 @@ tunnel_relay_done_cb(struct relay *r, const char *why, void *arg)
 	conn_tunnel_done(t->conn, t->mode, t->host, 200, up, down);
 }
 
-/* Both sides are ready: pump bytes (a blind tunnel on the sockets). */
+/* Both sides are ready: pump bytes. */
 static void
-tunnel_relay(struct tunnel *t, bool blind)
+tunnel_relay(struct tunnel *t)
 {
 	evtimer_del(t->timer);
 	t->handshaking = false;
 	bufferevent_setwatermark(upstream_bev(t->up), EV_READ, 0, 0);
-	t->relay = (blind ? relay_new_sockets : relay_new)(
+	t->relay = relay_new(
 	    conn_env(t->conn)->base, conn_client_bev(t->conn),
 	    upstream_bev(t->up), t->conf->idle_timeout, tunnel_relay_done_cb,
 	    t);
@@ -268,7 +268,7 @@ tunnel_client_tls_event_cb(struct bufferevent *bev, short what, void *arg)
 	struct tunnel	*t = arg;
 
 	if (what & BEV_EVENT_CONNECTED) {
-		tunnel_relay(t, false);
+		tunnel_relay(t);
 		return;
 	}
 	metrics_inc(conn_env(t->conn)->sinks.metrics,
@@ -637,7 +637,7 @@ tunnel_decide(struct tunnel *t, bool is_tls, bool is_http)
 		tunnel_peek_done(t);
 		t->mode = "tunnel";
 		upstream_start_plain(t->up);
-		tunnel_relay(t, true);
+		tunnel_relay(t);
 		return;
 	}
 	if (t->ps == NULL && conf->unpinned == UNPINNED_BLOCK) {

@@ -120,7 +120,7 @@ done_cb(struct relay *r, const char *why, void *arg)
 static void
 start(struct fixture *f, unsigned int idle)
 {
-	f->relay = relay_new_sockets(f->base, f->client, f->server, idle,
+	f->relay = relay_new(f->base, f->client, f->server, idle,
 	    done_cb, f);
 	assert_non_null(f->relay);
 }
