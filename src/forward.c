@@ -105,32 +105,6 @@ forward_release(struct forward *f)
 	f->state = FORWARD_IDLE;
 }
 
-/* The error answer for a failed upstream step. */
-static enum http_error_kind
-forward_error_kind(enum upstream_status st)
-{
-	switch (st) {
-	case UPSTREAM_DNS_FAILED:
-		return HTTP_ERROR_DNS_FAILED;
-	case UPSTREAM_CONNECT_FAILED:
-		return HTTP_ERROR_CONNECT_FAILED;
-	case UPSTREAM_TIMEOUT:
-		return HTTP_ERROR_TIMEOUT;
-	case UPSTREAM_VERIFY_FAILED:
-		return HTTP_ERROR_VERIFY_FAILED;
-	case UPSTREAM_PIN_MISMATCH:
-		return HTTP_ERROR_PIN_MISMATCH;
-	case UPSTREAM_PIN_DENIED:
-		return HTTP_ERROR_PIN_DENIED;
-	case UPSTREAM_LOOP:
-		return HTTP_ERROR_LOOP;
-	case UPSTREAM_TLS_FAILED:
-	case UPSTREAM_OK:
-		break;
-	}
-	return HTTP_ERROR_TLS_FAILED;
-}
-
 /* Answer the client about an upstream that failed a step. */
 static void
 forward_failed(struct forward *f, enum upstream_status st)
@@ -144,7 +118,7 @@ forward_failed(struct forward *f, enum upstream_status st)
 		snprintf(expl, sizeof(expl), "%s", upstream_reason(f->up));
 	f->state = FORWARD_IDLE;
 	forward_drop(f);
-	conn_reply_error(f->conn, forward_error_kind(st), f->host, expl);
+	conn_reply_error(f->conn, upstream_outcome(st)->error, f->host, expl);
 }
 
 /*

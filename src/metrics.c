@@ -299,16 +299,3 @@ metrics_pin_check(enum pin_verdict v)
 	}
 	return METRIC__COUNT;
 }
-
-enum metric_id
-metrics_upstream_error(const char *code)
-{
-	size_t	 i;
-
-	for (i = 0; i < METRIC__COUNT; i++) {
-		if (metric_series[i].family == MF_UPSTREAM_ERRORS &&
-		    strcmp(metric_series[i].value, code) == 0)
-			return i;
-	}
-	return METRIC__COUNT;
-}

@@ -518,8 +518,7 @@ tunnel_upstream_tls_cb(struct upstream *u, enum upstream_status st,
 	struct tunnel	*t = arg;
 
 	if (st != UPSTREAM_OK) {
-		tunnel_refuse(t, st == UPSTREAM_PIN_MISMATCH ||
-		    st == UPSTREAM_PIN_DENIED || st == UPSTREAM_VERIFY_FAILED ?
+		tunnel_refuse(t, upstream_outcome(st)->verdict ?
 		    TUNNEL_ALERT_ACCESS_DENIED :
 		    TUNNEL_ALERT_HANDSHAKE_FAILURE, 502);
 		return;
@@ -827,10 +826,8 @@ tunnel_connected_cb(struct upstream *u, enum upstream_status st, void *arg)
 
 	if (st != UPSTREAM_OK) {
 		snprintf(expl, sizeof(expl), "%s", upstream_reason(u));
-		conn_reply_error(t->conn, st == UPSTREAM_DNS_FAILED ?
-		    HTTP_ERROR_DNS_FAILED : st == UPSTREAM_TIMEOUT ?
-		    HTTP_ERROR_TIMEOUT : st == UPSTREAM_LOOP ? HTTP_ERROR_LOOP :
-		    HTTP_ERROR_CONNECT_FAILED, t->connect_host, expl);
+		conn_reply_error(t->conn, upstream_outcome(st)->error,
+		    t->connect_host, expl);
 		return;
 	}
 	evtimer_add(t->timer, &tv);
