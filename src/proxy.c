@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "conf_parse.h"
 #include "conn.h"
@@ -241,6 +242,42 @@ proxy_listen_addr(const struct conf *conf, size_t i)
 }
 
 /* Bind every listen address; false with a logged error on failure. */
+/*
+ * A transparent listener: also IP_TRANSPARENT (IPV6_TRANSPARENT), so that
+ * nftables' tproxy can hand it connections to any address; without
+ * CAP_NET_ADMIN only redirect works, which the debug log says.
+ */
+static struct evconnlistener *
+proxy_listen_transparent(struct proxy *p, const struct conf_addr *a)
+{
+	struct evconnlistener	*l;
+	evutil_socket_t		 fd;
+	int			 one = 1, v6 = a->ss.ss_family == AF_INET6;
+
+	fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return NULL;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ==
+	    -1 || bind(fd, (const struct sockaddr *)&a->ss, a->sslen) == -1)
+		goto fail;
+	if (setsockopt(fd, v6 ? SOL_IPV6 : SOL_IP, v6 ? IPV6_TRANSPARENT :
+	    IP_TRANSPARENT, &one, sizeof(one)) == -1)
+		log_msg(EV_DEBUG, "transparent %s: no %s (%s): nftables "
+		    "redirect works, tproxy does not", a->text,
+		    v6 ? "IPV6_TRANSPARENT" : "IP_TRANSPARENT",
+		    strerror(errno));
+	l = evconnlistener_new(p->base, proxy_transparent_accept_cb, p,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 511, fd);
+	if (l != NULL)
+		return l;
+fail:
+	one = errno;
+	close(fd);
+	errno = one;
+	return NULL;
+}
+
 static bool
 proxy_listen(struct proxy *p)
 {
@@ -255,11 +292,13 @@ proxy_listen(struct proxy *p)
 	for (i = 0; i < n; i++) {
 		a = proxy_listen_addr(conf, i);
 		p->listen[i] = *a;
-		p->listeners[i] = evconnlistener_new_bind(p->base,
-		    i < conf->nlisten ? proxy_accept_cb :
-		    proxy_transparent_accept_cb, p, LEV_OPT_CLOSE_ON_FREE |
-		    LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 511,
-		    (const struct sockaddr *)&a->ss, (int)a->sslen);
+		if (i >= conf->nlisten)
+			p->listeners[i] = proxy_listen_transparent(p, a);
+		else
+			p->listeners[i] = evconnlistener_new_bind(p->base,
+			    proxy_accept_cb, p, LEV_OPT_CLOSE_ON_FREE |
+			    LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 511,
+			    (const struct sockaddr *)&a->ss, (int)a->sslen);
 		if (p->listeners[i] == NULL) {
 			log_begin(&l, EV_START_FAILED);
 			log_str(&l, LK_LISTEN, a->text);
