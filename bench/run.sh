@@ -389,6 +389,9 @@ make_pki()
 	chmod 755 "$WORK" "$PKI"
 	chmod 644 "$PKI"/*.pem
 	chgrp proxy "$PKI/ica.key" && chmod 640 "$PKI/ica.key"
+	# pinproxy refuses a CA key that its group or others may read.
+	cp "$PKI/ica.key" "$PKI/ica-pinproxy.key"
+	chmod 600 "$PKI/ica-pinproxy.key"
 }
 
 # render TEMPLATE OUT DIR PORT [PROXY_PORT]: fill a bench/conf template.
