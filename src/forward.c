@@ -38,6 +38,7 @@ struct forward {
 	enum forward_state	 state;
 	struct http_msg		*resp;
 	struct upstream		*up;		/* kept between exchanges */
+	struct pool_host	*use;		/* the pool counts up in use */
 
 	char			 host[HOSTMATCH_NAME_MAX];
 	uint16_t		 port;
@@ -65,8 +66,12 @@ static void	forward_upstream_read(struct forward *);
 static void
 forward_drop(struct forward *f)
 {
-	upstream_free(f->up);
+	if (f->use != NULL)
+		pool_drop(conn_env(f->conn)->pool, f->use, f->up);
+	else
+		upstream_free(f->up);
 	f->up = NULL;
+	f->use = NULL;
 }
 
 /*
@@ -97,11 +102,12 @@ forward_release(struct forward *f)
 {
 	if (f->up == NULL)
 		return;
-	if (f->state == FORWARD_IDLE)
-		pool_put(conn_env(f->conn)->pool, f->up);
-	else
-		upstream_free(f->up);
-	f->up = NULL;
+	if (f->state == FORWARD_IDLE && f->use != NULL) {
+		pool_put(conn_env(f->conn)->pool, f->use, f->up);
+		f->up = NULL;
+		f->use = NULL;
+	} else
+		forward_drop(f);
 	f->state = FORWARD_IDLE;
 }
 
@@ -383,9 +389,13 @@ forward_upstream_event_cb(struct bufferevent *bev, short what, void *arg)
 	}
 	if (!f->resp_head_sent && f->reused && !f->retried &&
 	    f->resp_bytes == 0 && f->body_up == 0) {
-		/* The kept connection was closed under us: try a fresh one. */
+		/*
+		 * The kept connection was closed under us: try a fresh one,
+		 * the same use for the pool.
+		 */
 		f->retried = true;
-		forward_drop(f);
+		upstream_free(f->up);
+		f->up = NULL;
 		forward_open(f);
 		return;
 	}
@@ -502,7 +512,7 @@ forward_start(struct forward *f, const struct forward_target *t)
 	    !upstream_matches(f->up, rc, f->host, f->port, f->tls)) {
 		forward_release(f);
 		f->up = pool_get(conn_env(f->conn)->pool, rc, f->host,
-		    f->port, f->tls);
+		    f->port, f->tls, &f->use);
 	}
 	if (f->up == NULL) {
 		forward_open(f);

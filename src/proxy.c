@@ -368,6 +368,8 @@ proxy_stats_refresh_cb(struct metrics *m, void *arg)
 	tunnel_env_leaf_stats(p->env.tunnel, &hits, &misses);
 	metrics_set(m, METRIC_LEAFCERT_CACHE_HITS, hits);
 	metrics_set(m, METRIC_LEAFCERT_CACHE_MISSES, misses);
+	metrics_set(m, METRIC_UPSTREAM_POOL_IDLE, pool_count(p->env.pool));
+	metrics_set(m, METRIC_UPSTREAM_POOL_IN_USE, pool_in_use(p->env.pool));
 	metrics_set_pinset_expiry(m, p->rc->conf, time(NULL));
 }
 
@@ -584,6 +586,7 @@ proxy_reload(struct proxy *p)
 		 */
 		p->env.rc = rc;
 		pool_set_generation(p->env.pool, rc->generation);
+		pool_set_max_idle(p->env.pool, conf->max_connections);
 		log_begin(&l, EV_RELOADED);
 		log_int(&l, LK_PINSETS, (long long)conf->npinsets);
 		log_end(&l);
@@ -778,6 +781,7 @@ proxy_main(struct conf *conf, const char *path, bool debug)
 	p.env.rc = p.rc;
 	p.env.pool = pool_new(p.base);
 	pool_set_generation(p.env.pool, p.rc->generation);
+	pool_set_max_idle(p.env.pool, conf->max_connections);
 	proxy_via(p.env.via, sizeof(p.env.via));
 	p.metrics = metrics_new();
 	p.env.sinks.metrics = p.metrics;

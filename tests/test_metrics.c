@@ -94,6 +94,14 @@ static const char golden[] =
     "holding a denied key.\n"
     "# TYPE pinproxy_pin_denied_total counter\n"
     "pinproxy_pin_denied_total 2\n"
+    "# HELP pinproxy_upstream_pool_idle Idle checked upstream connections "
+    "kept for reuse.\n"
+    "# TYPE pinproxy_upstream_pool_idle gauge\n"
+    "pinproxy_upstream_pool_idle 17\n"
+    "# HELP pinproxy_upstream_pool_in_use Upstream connections of HTTP "
+    "exchanges in use or being opened.\n"
+    "# TYPE pinproxy_upstream_pool_in_use gauge\n"
+    "pinproxy_upstream_pool_in_use 3\n"
     "# HELP pinproxy_candidate_seen_total Pin checks that found a candidate "
     "pin in the verified chain.\n"
     "# TYPE pinproxy_candidate_seen_total counter\n";
@@ -121,6 +129,8 @@ test_metrics_render_the_documented_text_exactly(void **state)
 	metrics_set(m, METRIC_BYTES_DOWN, UINT64_MAX);
 	metrics_inc(m, METRIC_CONFIG_RELOADS_FAILED);
 	metrics_add(m, METRIC_PIN_DENIED, 2);
+	metrics_set(m, METRIC_UPSTREAM_POOL_IDLE, 17);
+	metrics_set(m, METRIC_UPSTREAM_POOL_IN_USE, 3);
 	text = render(m);
 	assert_string_equal(text, golden);
 	free(text);
@@ -297,7 +307,7 @@ test_metrics_name_each_family_once(void **state)
 		assert_true(line[strlen(family)] == ' ' ||
 		    line[strlen(family)] == '{');
 	}
-	assert_int_equal(nhelp, 13);
+	assert_int_equal(nhelp, 15);
 	free(text);
 	metrics_free(m);
 }
