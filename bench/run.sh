@@ -1,10 +1,12 @@
 #!/bin/bash
 # Benchmark pinproxy against its peers on this machine: an nginx TLS origin,
 # stunnel, squid (cache_peer and ssl_bump), sslsplit, mitmproxy, tinyproxy
-# and pinproxy's three paths (interception also against a second origin
+# and pinproxy's paths (interception also against a second origin
 # server that resumes TLS sessions), measured in interleaved rounds with
 # bench/loadgen.c, reported as a markdown table of medians with ratios to a
-# direct client-to-origin run. Everything runs on 127.0.0.1; every process
+# direct client-to-origin run, followed by a sweep of the rates over the
+# number of requests in flight, with and without CPU pinning (a table and a
+# gnuplot PNG per path). Everything runs on 127.0.0.1; every process
 # started here is stopped by PID on exit. See bench/README.md.
 
 set -u
@@ -13,7 +15,7 @@ usage()
 {
 	cat >&2 <<'EOF'
 usage: bash bench/run.sh [options]
-  --quick          one round with short runs (a smoke test, ~2-3 minutes)
+  --quick          one round with short runs (a smoke test, ~10 minutes)
   --rounds N       interleaved rounds (default 3, 1 with --quick)
   --out FILE       write the report here too (default
                    /tmp/pinproxy-bench-results-YYYYMMDD.md)
@@ -23,11 +25,17 @@ usage: bash bench/run.sh [options]
                    pinproxy-intercept-resume squid-bump sslsplit
                    mitmproxy pinproxy-tunnel tinyproxy
   --pinproxy FILE  use this pinproxy binary instead of building one
+  --baseline FILE  also measure every selected pinproxy row with this
+                   binary, as ROW-baseline, in the same rounds
   --build-dir DIR  where to build pinproxy (default /tmp/pinproxy-bench-build)
   --no-install     do not run apt-get; peers that are missing are skipped
   --duration S     seconds of each keep-alive and new-connection run
   --idle K         idle connections held for the memory measurement
   --keep           keep the scratch directory (logs, configs, raw data)
+  --inflight LIST  the sweep's numbers in flight (default 1,8,32,128;
+                   none: no sweep)
+  --pinning MODE   the sweep with CPU pinning on, off or both (default)
+  --sweep-duration S  seconds of each sweep run (default 4, 2 with --quick)
 EOF
 	exit 2
 }
@@ -48,6 +56,10 @@ INSTALL=1
 DURATION=""
 IDLE=1000
 KEEP=0
+BASELINE=""
+INFLIGHT=1,8,32,128
+PINNING=both
+SWEEP_DURATION=""
 KA_CONNS=16
 NC_CONNS=8
 BIG_MIB=100
@@ -64,16 +76,20 @@ while [ $# -gt 0 ]; do
 	--duration)	DURATION=${2:?}; shift ;;
 	--idle)		IDLE=${2:?}; shift ;;
 	--keep)		KEEP=1 ;;
+	--baseline)	BASELINE=${2:?}; shift ;;
+	--inflight)	INFLIGHT=${2:?}; shift ;;
+	--pinning)	PINNING=${2:?}; shift ;;
+	--sweep-duration) SWEEP_DURATION=${2:?}; shift ;;
 	*)		usage ;;
 	esac
 	shift
 done
 # NC1_DURATION: the new-connection run with one connection in flight.
 if [ "$QUICK" = 1 ]; then
-	: "${ROUNDS:=1}" "${DURATION:=2}"
+	: "${ROUNDS:=1}" "${DURATION:=2}" "${SWEEP_DURATION:=2}"
 	NC1_DURATION=1
 else
-	: "${ROUNDS:=3}" "${DURATION:=10}"
+	: "${ROUNDS:=3}" "${DURATION:=10}" "${SWEEP_DURATION:=4}"
 	NC1_DURATION=3
 fi
 : "${OUT:=/tmp/pinproxy-bench-results-$(date +%Y%m%d).md}"
@@ -84,6 +100,28 @@ for r in $ROWS; do
 	*) echo "run.sh: unknown row: $r" >&2; usage ;;
 	esac
 done
+# With --baseline, each pinproxy row is followed by its baseline twin.
+if [ -n "$BASELINE" ]; then
+	ROWS=$(for r in $ROWS; do
+		echo "$r"
+		case $r in pinproxy-*) echo "$r-baseline" ;; esac
+	done)
+fi
+# The sweep: numbers in flight, and the pinning modes (on before off).
+if [ "$INFLIGHT" = none ]; then
+	INFLIGHT=""
+fi
+INFLIGHT=$(echo "$INFLIGHT" | tr ',' ' ')
+for n in $INFLIGHT; do
+	case $n in
+	*[!0-9]*|0) echo "run.sh: --inflight: not a count: $n" >&2; usage ;;
+	esac
+done
+case $PINNING in
+on|off)	PIN_MODES=$PINNING ;;
+both)	PIN_MODES="on off" ;;
+*)	echo "run.sh: --pinning: on, off or both" >&2; usage ;;
+esac
 
 say()
 {
@@ -235,6 +273,21 @@ note()
 	say "$*"
 }
 
+# row_packages: the packages of the peers among the selected rows.
+row_packages()
+{
+	local r
+	for r in $ROWS; do
+		case $r in
+		stunnel)	echo stunnel4 ;;
+		squid-*)	echo squid-openssl ;;
+		sslsplit)	echo sslsplit ;;
+		mitmproxy)	echo mitmproxy ;;
+		tinyproxy)	echo tinyproxy ;;
+		esac
+	done | sort -u
+}
+
 install_packages()
 {
 	local want="" p nginx_pkg=""
@@ -253,7 +306,7 @@ install_packages()
 		    "can be installed"
 		want="$want $nginx_pkg"
 	fi
-	for p in stunnel4 squid-openssl sslsplit mitmproxy tinyproxy; do
+	for p in $(row_packages); do
 		installed "$p" && continue
 		if [ -z "$(candidate "$p")" ]; then
 			note "$p: no installable package (apt-cache policy);" \
@@ -262,6 +315,15 @@ install_packages()
 		fi
 		want="$want $p"
 	done
+	if [ -n "$INFLIGHT" ] && ! installed gnuplot-nox &&
+	    ! command -v gnuplot >/dev/null 2>&1; then
+		if [ -n "$(candidate gnuplot-nox)" ]; then
+			want="$want gnuplot-nox"
+		else
+			note "gnuplot-nox: no installable package" \
+			    "(apt-cache policy); the sweep has no plots"
+		fi
+	fi
 	[ -n "$want" ] || return 0
 	[ "$(id -u)" = 0 ] || die "run as root to install:$want"
 	# Packaged services must not start listening on their own.
@@ -300,6 +362,8 @@ build()
 		PINPROXY=$BUILD/pinproxy
 	fi
 	[ -x "$PINPROXY" ] || die "no pinproxy binary: $PINPROXY"
+	[ -z "$BASELINE" ] || [ -x "$BASELINE" ] ||
+	    die "no baseline pinproxy binary: $BASELINE"
 	cc -O2 -Wall -Wextra -o "$WORK/loadgen" "$BENCH/loadgen.c" \
 	    -lssl -lcrypto ||
 	    die "cannot build bench/loadgen.c"
@@ -389,6 +453,9 @@ make_pki()
 	chmod 755 "$WORK" "$PKI"
 	chmod 644 "$PKI"/*.pem
 	chgrp proxy "$PKI/ica.key" && chmod 640 "$PKI/ica.key"
+	# pinproxy refuses a CA key that its group or others may read.
+	cp "$PKI/ica.key" "$PKI/ica-pinproxy.key"
+	chmod 600 "$PKI/ica-pinproxy.key"
 }
 
 # render TEMPLATE OUT DIR PORT [PROXY_PORT]: fill a bench/conf template.
@@ -433,6 +500,18 @@ on_cpu()
 move_origin()
 {
 	[ -n "$1" ] && taskset -a -p -c "$1" "$ORIGIN_PID" >/dev/null
+}
+
+# Every CPU: the placement of the sweep's unpinned runs.
+ALL_CPUS=0-$((NPROC - 1))
+
+# pin_tree PID CPUS: re-pin every thread of PID and of its descendants.
+pin_tree()
+{
+	local p
+	for p in $(tree "$1"); do
+		taskset -a -p -c "$2" "$p" >/dev/null 2>&1
+	done
 }
 
 # ---------------------------------------------------------------------
@@ -501,10 +580,10 @@ need()
 
 start_pinproxy()
 {
-	need "$PINPROXY" || return 1
+	need "$ROW_BIN" || return 1
 	render pinproxy.conf.in "$2/pinproxy.conf" "$2" "$1"
 	spawn PEER_PID on_cpu "$PROXY_CPU" env \
-	    PINPROXY_RESOLV_CONF="$WORK/resolv.conf" "$PINPROXY" \
+	    PINPROXY_RESOLV_CONF="$WORK/resolv.conf" "$ROW_BIN" \
 	    -c "$2/pinproxy.conf" 2>"$2/pinproxy.log"
 }
 
@@ -513,13 +592,13 @@ start_pinproxy()
 start_pinproxy_forward()
 {
 	local pport
-	need "$PINPROXY" || return 1
+	need "$ROW_BIN" || return 1
 	pport=$(free_port)
 	while [ "$pport" = "$1" ]; do
 		pport=$(free_port)
 	done
 	render pinproxy-forward.conf.in "$2/pinproxy.conf" "$2" "$1" "$pport"
-	spawn PEER_PID on_cpu "$PROXY_CPU" "$PINPROXY" \
+	spawn PEER_PID on_cpu "$PROXY_CPU" "$ROW_BIN" \
 	    -c "$2/pinproxy.conf" 2>"$2/pinproxy.log"
 }
 
@@ -577,12 +656,20 @@ start_tinyproxy()
 	    "$2/tinyproxy.conf" 2>"$2/stderr.log"
 }
 
+# kind ROW: the row a --baseline twin measures.
+kind()
+{
+	echo "${1%-baseline}"
+}
+
 # start_peer ROW PORT DIR
 start_peer()
 {
 	PEER_PID=""
 	PEER_ERR=""
-	case $1 in
+	ROW_BIN=$PINPROXY
+	[ "$(kind "$1")" != "$1" ] && ROW_BIN=$BASELINE
+	case $(kind "$1") in
 	pinproxy-forward)
 			start_pinproxy_forward "$2" "$3" ;;
 	pinproxy-*)	start_pinproxy "$2" "$3" ;;
@@ -607,7 +694,7 @@ start_peer()
 client_args()
 {
 	local p=127.0.0.1:$2
-	case $1 in
+	case $(kind "$1") in
 	direct|direct-shared)
 		LG_MODE=tls
 		LG=(-s "127.0.0.1:$ORIGIN_PORT" -A "$PKI/root.pem") ;;
@@ -646,6 +733,10 @@ client_args()
 
 describe()
 {
+	if [ "$(kind "$1")" != "$1" ]; then
+		echo "$(describe "$(kind "$1")") (--baseline binary)"
+		return
+	fi
 	case $1 in
 	direct)		echo "direct|TLS straight to the origin" ;;
 	direct-shared)	echo "direct|TLS straight to the origin, client" \
@@ -761,6 +852,39 @@ newconn_run()
 	fi
 }
 
+# sweep ROW PID: keep-alive requests and new connections per second at
+# each number in flight of --inflight, first with the row's placement on
+# CPUs (on), then with every process free to run on any CPU (off). The
+# origin goes back to ORIGIN_CPU afterwards.
+sweep()
+{
+	local row=$1 pid=$2 mode n test name
+	for mode in $PIN_MODES; do
+		if [ "$mode" = off ]; then
+			[ -n "$pid" ] && pin_tree "$pid" "$ALL_CPUS"
+			move_origin "$ALL_CPUS"
+			LOADGEN=("$WORK/loadgen")
+		fi
+		for n in $INFLIGHT; do
+			for test in ka nc; do
+				name=sweep-$mode-$test-$n
+				if [ "$test" = ka ]; then
+					lg "$name" $((SWEEP_DURATION + 90)) \
+					    keepalive -c "$n" -d "$SWEEP_DURATION"
+				else
+					lg "$name" $((SWEEP_DURATION + 90)) \
+					    newconn -c "$n" -d "$SWEEP_DURATION"
+				fi
+				record "$row" "sw_${mode}_${test}_$n" \
+				    "$(val "$name" rate)"
+				errors_of "$row" "sw_${mode}_${test}_$n" "$name"
+			done
+		done
+	done
+	LOADGEN=("${LOADGEN_PINNED[@]}")
+	move_origin "$ORIGIN_CPU"
+}
+
 # measure ROW: one round of every measurement for one row.
 measure()
 {
@@ -866,6 +990,8 @@ measure()
 	    "$(spent "$pid" "$t0" "$t1" download1 download2 download3)" \
 	    "$bytes" $((1000 * BIG_MIB * 1048576))
 
+	[ -n "$INFLIGHT" ] && sweep "$row" "$pid"
+
 	if [ -n "$pid" ]; then
 		stop "$pid"
 	else
@@ -930,6 +1056,188 @@ resume_note()
 			printf "; proxy CPU %.0f µs / conn in that run", cpu
 		printf "\n"
 	}'
+}
+
+# path_of ROW: the path a row takes, which names its sweep plot; the
+# direct rows are drawn in every plot.
+path_of()
+{
+	case $(kind "$1") in
+	direct|direct-shared)			echo direct ;;
+	pinproxy-plain|squid-plain)		echo plain ;;
+	stunnel|pinproxy-forward)		echo forward ;;
+	pinproxy-intercept*|squid-bump|sslsplit|mitmproxy)
+						echo intercept ;;
+	pinproxy-tunnel|tinyproxy)		echo tunnel ;;
+	esac
+}
+
+# swept ROW: whether the sweep has any figure for ROW.
+swept()
+{
+	awk -F '\t' -v row="$1" '$2 == row && $3 ~ /^sw_.*_(ka|nc)_[0-9]+$/ {
+	    found = 1 } END { exit !found }' "$WORK/results.tsv"
+}
+
+# sweep_cell ROW KEY: the median rate, with the errors of its runs.
+sweep_cell()
+{
+	local e
+	cell "$(median "$1" "$2")"
+	e=$(sumof "$1" "${2}_errors")
+	[ -n "$e" ] && printf ' (errors: %s)' "$e"
+}
+
+# sweep_plot PATH: draw the sweep of the rows of PATH (and the direct rows
+# as dashed references) with gnuplot into a PNG next to the report, one
+# panel per rate and pinning mode; prints the PNG's name, nothing when
+# there is no plot.
+sweep_plot()
+{
+	local path=$1 png dat row n mode test v i m col modes plots
+	local rows=() have=0
+	command -v gnuplot >/dev/null 2>&1 || return 0
+	for row in $ROWS; do
+		swept "$row" || continue
+		case $(path_of "$row") in
+		"$path")	rows+=("$row"); have=1 ;;
+		direct)		rows+=("$row") ;;
+		esac
+	done
+	[ "$have" = 1 ] || return 0
+	png=${OUT%.md}-sweep-$path.png
+	dat=$WORK/sweep-$path.dat
+	# One block per row: N, then for each mode the two rates.
+	for row in "${rows[@]}"; do
+		for n in $INFLIGHT; do
+			printf '%s' "$n"
+			for mode in $PIN_MODES; do
+				for test in nc ka; do
+					v=$(median "$row" "sw_${mode}_${test}_$n")
+					printf ' %s' "${v:-NaN}"
+				done
+			done
+			echo
+		done
+		printf '\n\n'
+	done >"$dat"
+	modes=$(echo $PIN_MODES | wc -w)
+	{
+		echo "set terminal pngcairo size $((560 * modes + 80)),860" \
+		    "font ',10'"
+		echo "set output '$png'"
+		echo "set datafile missing 'NaN'"
+		echo "set logscale x 2"
+		echo "set xtics ($(echo $INFLIGHT | sed 's/ /, /g'))"
+		echo "set xrange [$(echo $INFLIGHT | tr ' ' '\n' | sort -n |
+		    head -n 1)/1.5:$(echo $INFLIGHT | tr ' ' '\n' | sort -n |
+		    tail -n 1)*1.5]"
+		echo "set yrange [0:*]"
+		echo "set grid"
+		echo "set key below"
+		echo "set xlabel 'requests in flight (loadgen -c)'"
+		echo "set multiplot layout 2,$modes title" \
+		    "'$path path: rate by requests in flight, $(date -u \
+		    '+%Y-%m-%d'), medians of $ROUNDS round(s) of" \
+		    "${SWEEP_DURATION} s'"
+		# Data columns: 1 is N; mode m (from 0) has nc in 2 + 2m and
+		# ka in 3 + 2m. Blocks (index) are rows in order.
+		for test in nc ka; do
+			m=0
+			for mode in $PIN_MODES; do
+				col=$((2 + 2 * m))
+				[ "$test" = ka ] && col=$((col + 1))
+				if [ "$test" = nc ]; then
+					echo "set ylabel 'new connections / s'"
+				else
+					echo "set ylabel 'keep-alive requests / s'"
+				fi
+				if [ "$mode" = on ]; then
+					echo "set title 'CPUs pinned'"
+				else
+					echo "set title 'unpinned'"
+				fi
+				plots=""
+				i=0
+				for row in "${rows[@]}"; do
+					plots="$plots${plots:+, }'$dat' index $i"
+					plots="$plots using 1:$col with linespoints"
+					plots="$plots lw 2 pt 7"
+					[ "$(path_of "$row")" = direct ] &&
+					    plots="$plots dt 2"
+					plots="$plots title '$row'"
+					i=$((i + 1))
+				done
+				echo "plot $plots"
+				m=$((m + 1))
+			done
+		done
+		echo "unset multiplot"
+	} >"$WORK/sweep-$path.gp"
+	if gnuplot "$WORK/sweep-$path.gp" >"$WORK/sweep-$path.log" 2>&1
+	then
+		echo "$png"
+	else
+		say "gnuplot failed for the $path plot:" \
+		    "$(tail -n 3 "$WORK/sweep-$path.log" | tr '\n' ' ')"
+	fi
+}
+
+# sweep_report: the sweep as a table, one line per row and pinning mode,
+# and the plots.
+sweep_report()
+{
+	local row desc peer path mode n png
+	echo
+	echo "## Concurrency sweep"
+	echo
+	echo "Requests in flight: $(echo $INFLIGHT | sed 's/ /, /g')" \
+	    "(\`loadgen -c N\`), ${SWEEP_DURATION} s each, medians of" \
+	    "$ROUNDS round(s). Keep-alive: N connections, one request in" \
+	    "flight on each; new connections: N loops at once, each a new" \
+	    "connection and one request, as in \"new conn/s\". Pinned: the" \
+	    "placement above (loadgen ${LG_CPU:-any}, origin" \
+	    "${ORIGIN_CPU:-any}, proxy ${PROXY_CPU:-any}); unpinned: every" \
+	    "process may run on any CPU."
+	echo
+	printf '| peer | path | CPUs |'
+	for n in $INFLIGHT; do
+		printf ' new conn/s @%s |' "$n"
+	done
+	for n in $INFLIGHT; do
+		printf ' keep-alive req/s @%s |' "$n"
+	done
+	echo
+	printf '|---|---|---|'
+	for n in $INFLIGHT $INFLIGHT; do
+		printf -- '---:|'
+	done
+	echo
+	for row in $ROWS; do
+		swept "$row" || continue
+		desc=$(describe "$row")
+		peer=${desc%%|*}
+		path=${desc#*|}
+		for mode in $PIN_MODES; do
+			printf '| %s | %s | %s |' "$peer" "$path" \
+			    "$([ "$mode" = on ] && echo pinned || echo unpinned)"
+			for n in $INFLIGHT; do
+				printf ' %s |' "$(sweep_cell "$row" \
+				    "sw_${mode}_nc_$n")"
+			done
+			for n in $INFLIGHT; do
+				printf ' %s |' "$(sweep_cell "$row" \
+				    "sw_${mode}_ka_$n")"
+			done
+			echo
+		done
+	done
+	for path in plain forward intercept tunnel; do
+		png=$(sweep_plot "$path")
+		[ -n "$png" ] && printf '\n![%s path](%s)\n' "$path" \
+		    "$(basename "$png")"
+	done
+	return 0
 }
 
 report()
@@ -1008,6 +1316,8 @@ report()
 	echo "Versions:"
 	echo
 	echo "- pinproxy: $("$PINPROXY" -V 2>&1 | head -n 1)"
+	[ -n "$BASELINE" ] && echo "- pinproxy (--baseline $BASELINE):" \
+	    "$("$BASELINE" -V 2>&1 | head -n 1)"
 	echo "- nginx: $(nginx -v 2>&1 | sed 's/.*: //')"
 	command -v stunnel4 >/dev/null &&
 	    echo "- stunnel: $(stunnel4 -version 2>&1 | grep -m1 "^stunnel ")"
@@ -1046,7 +1356,12 @@ main()
 		LOADGEN=(taskset -c "$LG_CPU" "$WORK/loadgen")
 	else
 		LOADGEN=("$WORK/loadgen")
+		if [ -n "$INFLIGHT" ] && [ "$PIN_MODES" != off ]; then
+			note "one CPU: nothing is pinned, the sweep runs unpinned"
+			PIN_MODES=off
+		fi
 	fi
+	LOADGEN_PINNED=("${LOADGEN[@]}")
 	: >"$WORK/results.tsv"
 	start_origin
 	say "origin: nginx on 127.0.0.1:$ORIGIN_PORT; $ROUNDS round(s)"
@@ -1059,7 +1374,10 @@ main()
 			measure "$row"
 		done
 	done
-	report | tee "$OUT"
+	{
+		report
+		[ -n "$INFLIGHT" ] && sweep_report
+	} | tee "$OUT"
 	say "report written to $OUT"
 }
 

@@ -21,6 +21,7 @@
 #include "conf_value.h"
 #include "deny.h"
 #include "hostmatch.h"
+#include "hostport.h"
 #include "trust.h"
 #include "xmalloc.h"
 
@@ -995,26 +996,31 @@ conf_set_upstream(struct conf_parse *p, const char *value, char *err,
     size_t errlen)
 {
 	struct forwarder	*f = p->fwd;
-	const char		*colon = strrchr(value, ':');
 	char			 host[HOSTMATCH_NAME_MAX];
 	uint16_t		 port;
 
-	if (colon == NULL || colon == value) {
+	switch (hostport_parse(value, strlen(value), HOSTPORT_NEED_PORT, host,
+	    &port)) {
+	case HOSTPORT_OK:
+		break;
+	case HOSTPORT_NO_PORT:
 		snprintf(err, errlen, "expected HOST:PORT");
 		return false;
-	}
-	if (value[0] != '[' && memchr(value, ':', (size_t)(colon - value))) {
+	case HOSTPORT_BARE_V6:
 		snprintf(err, errlen, "an IPv6 address goes in brackets");
 		return false;
-	}
-	if (!hostmatch_normalize(value, (size_t)(colon - value), host,
-	    sizeof(host)) || strchr(host, '*') != NULL) {
+	case HOSTPORT_BAD_PORT:
+		return cv_port("", &port, err, errlen);
+	case HOSTPORT_BAD_HOST:
 		snprintf(err, errlen, "not a host name or address: %.*s",
-		    (int)(colon - value), value);
+		    (int)strcspn(value, value[0] == '[' ? "]" : ":") +
+		    (value[0] == '[' ? 1 : 0), value);
 		return false;
 	}
-	if (!cv_port(colon + 1, &port, err, errlen))
+	if (strchr(host, '*') != NULL) {
+		snprintf(err, errlen, "not a host name or address: %s", host);
 		return false;
+	}
 	conf_set_string(&f->host, host);
 	f->port = port;
 	return true;

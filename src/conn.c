@@ -411,7 +411,7 @@ conn_request(struct conn *c)
 	const struct http_head	*h = http_msg_head(c->req);
 	const struct conf	*conf;
 	struct forward_target	 t;
-	char			 authority[HTTP_HOST_MAX];
+	char			 authority[HOSTMATCH_NAME_MAX];
 	uint16_t		 port;
 
 	evtimer_del(c->head_timer);

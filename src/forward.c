@@ -40,6 +40,7 @@ struct forward {
 	enum forward_state	 state;
 	struct http_msg		*resp;
 	struct upstream		*up;		/* kept between exchanges */
+	struct pool_host	*use;		/* the pool counts up in use */
 
 	char			 host[HOSTMATCH_NAME_MAX];
 	uint16_t		 port;
@@ -67,8 +68,12 @@ static void	forward_upstream_read(struct forward *);
 static void
 forward_drop(struct forward *f)
 {
-	upstream_free(f->up);
+	if (f->use != NULL)
+		pool_drop(conn_env(f->conn)->pool, f->use, f->up);
+	else
+		upstream_free(f->up);
 	f->up = NULL;
+	f->use = NULL;
 }
 
 /*
@@ -99,38 +104,13 @@ forward_release(struct forward *f)
 {
 	if (f->up == NULL)
 		return;
-	if (f->state == FORWARD_IDLE)
-		pool_put(conn_env(f->conn)->pool, f->up);
-	else
-		upstream_free(f->up);
-	f->up = NULL;
+	if (f->state == FORWARD_IDLE && f->use != NULL) {
+		pool_put(conn_env(f->conn)->pool, f->use, f->up);
+		f->up = NULL;
+		f->use = NULL;
+	} else
+		forward_drop(f);
 	f->state = FORWARD_IDLE;
-}
-
-/* The error answer for a failed upstream step. */
-static enum http_error_kind
-forward_error_kind(enum upstream_status st)
-{
-	switch (st) {
-	case UPSTREAM_DNS_FAILED:
-		return HTTP_ERROR_DNS_FAILED;
-	case UPSTREAM_CONNECT_FAILED:
-		return HTTP_ERROR_CONNECT_FAILED;
-	case UPSTREAM_TIMEOUT:
-		return HTTP_ERROR_TIMEOUT;
-	case UPSTREAM_VERIFY_FAILED:
-		return HTTP_ERROR_VERIFY_FAILED;
-	case UPSTREAM_PIN_MISMATCH:
-		return HTTP_ERROR_PIN_MISMATCH;
-	case UPSTREAM_PIN_DENIED:
-		return HTTP_ERROR_PIN_DENIED;
-	case UPSTREAM_LOOP:
-		return HTTP_ERROR_LOOP;
-	case UPSTREAM_TLS_FAILED:
-	case UPSTREAM_OK:
-		break;
-	}
-	return HTTP_ERROR_TLS_FAILED;
 }
 
 /* Answer the client about an upstream that failed a step. */
@@ -146,7 +126,7 @@ forward_failed(struct forward *f, enum upstream_status st)
 		snprintf(expl, sizeof(expl), "%s", upstream_reason(f->up));
 	f->state = FORWARD_IDLE;
 	forward_drop(f);
-	conn_reply_error(f->conn, forward_error_kind(st), f->host, expl);
+	conn_reply_error(f->conn, upstream_outcome(st)->error, f->host, expl);
 }
 
 /*
@@ -411,9 +391,13 @@ forward_upstream_event_cb(struct bufferevent *bev, short what, void *arg)
 	}
 	if (!f->resp_head_sent && f->reused && !f->retried &&
 	    f->resp_bytes == 0 && f->body_up == 0) {
-		/* The kept connection was closed under us: try a fresh one. */
+		/*
+		 * The kept connection was closed under us: try a fresh one,
+		 * the same use for the pool.
+		 */
 		f->retried = true;
-		forward_drop(f);
+		upstream_free(f->up);
+		f->up = NULL;
 		forward_open(f);
 		return;
 	}
@@ -529,7 +513,7 @@ forward_start(struct forward *f, const struct forward_target *t)
 	    !upstream_matches(f->up, rc, f->host, f->port, f->tls)) {
 		forward_release(f);
 		f->up = pool_get(conn_env(f->conn)->pool, rc, f->host,
-		    f->port, f->tls);
+		    f->port, f->tls, &f->use);
 	}
 	if (f->up == NULL) {
 		forward_open(f);

@@ -20,7 +20,8 @@
 #include "xmalloc.h"
 
 /* The longest DNS name and label, in bytes. */
-#define HOSTMATCH_LEN_MAX	253
+/* The longest DNS name (RFC 1035): the terminator aside. */
+#define HOSTMATCH_LEN_MAX	(HOSTMATCH_NAME_MAX - 1)
 #define HOSTMATCH_LABEL_MAX	63
 
 /* Parse an IPv6 literal of len bytes and write its canonical text form. */

@@ -14,7 +14,7 @@
 #include <event2/buffer.h>
 #include <http_parser.h>
 
-#include "hostmatch.h"
+#include "hostport.h"
 #include "http.h"
 #include "xmalloc.h"
 
@@ -74,7 +74,7 @@ struct http_msg {
 
 	struct http_head	 head;
 	struct http_header	*headers;	/* fields_cap entries */
-	char			 host[HTTP_HOST_MAX];
+	char			 host[HOSTMATCH_NAME_MAX];
 	char			 scheme[16];
 	char			*store;		/* grown to HTTP_HEAD_MAX + 1 */
 	size_t			 store_cap;
@@ -407,64 +407,13 @@ http_is_target(const char *s)
 	return true;
 }
 
-/*
- * Copy a host name or IPv6 literal (from inside brackets when ipv6) in the
- * normalised form of hostmatch_normalize(); false if malformed, including
- * every non-canonical spelling of an IPv4 address.
- */
-static bool
-http_host_copy(const char *s, size_t len, bool ipv6, char *out)
-{
-	if (len == 0 || len >= HTTP_HOST_MAX)
-		return false;
-	/* Inside brackets only an IPv6 literal; outside, never one. */
-	if ((memchr(s, ':', len) != NULL) != ipv6)
-		return false;
-	return hostmatch_normalize(s, len, out, HTTP_HOST_MAX);
-}
-
-/* Parse a decimal port from 1 to 65535 that fills the whole string. */
-static bool
-http_port_parse(const char *s, uint16_t *port)
-{
-	unsigned long	 v = 0;
-	size_t		 i;
-
-	for (i = 0; s[i] != '\0'; i++) {
-		if (s[i] < '0' || s[i] > '9' || i >= 5)
-			return false;
-		v = v * 10 + (unsigned long)(s[i] - '0');
-	}
-	if (i == 0 || v == 0 || v > 65535)
-		return false;
-	*port = (uint16_t)v;
-	return true;
-}
-
-/* Parse "host", "host:port", "[v6]" or "[v6]:port" (port required or not). */
+/* Parse a Host field or CONNECT target into the head's host and port. */
 static bool
 http_hostport_parse(const char *s, char *host, uint16_t *port,
     bool need_port)
 {
-	const char	*end, *colon;
-
-	*port = 0;
-	if (s[0] == '[') {
-		if ((end = strchr(s, ']')) == NULL ||
-		    !http_host_copy(s + 1, (size_t)(end - s - 1), true, host))
-			return false;
-		if (end[1] != '\0' && end[1] != ':')
-			return false;
-		colon = end[1] == ':' ? end + 1 : NULL;
-	} else {
-		colon = strchr(s, ':');
-		if (!http_host_copy(s, colon != NULL ? (size_t)(colon - s) :
-		    strlen(s), false, host))
-			return false;
-	}
-	if (colon == NULL)
-		return !need_port;
-	return http_port_parse(colon + 1, port);
+	return hostport_parse(s, strlen(s), need_port ? HOSTPORT_NEED_PORT : 0,
+	    host, port) == HOSTPORT_OK;
 }
 
 /* Split an absolute-form target into scheme, host, port and path. */
@@ -496,7 +445,7 @@ http_absolute_parse(struct http_msg *m)
 	m->scheme[len] = '\0';
 
 	off = u.field_data[UF_HOST].off;
-	if (!http_host_copy(t + off, u.field_data[UF_HOST].len,
+	if (!hostport_host(t + off, u.field_data[UF_HOST].len,
 	    off > 0 && t[off - 1] == '[', m->host))
 		return false;
 	if ((u.field_set & (1 << UF_PORT)) != 0) {
@@ -586,7 +535,8 @@ http_list_has(const char *list, const char *token)
 /*
  * The framing rules against request smuggling: Transfer-Encoding ends in
  * chunked (a request's is exactly "chunked"), never with Content-Length,
- * and the parser must agree on whether the body is chunked.
+ * no other field name starts with it, and the parser must agree on
+ * whether the body is chunked.
  */
 static bool
 http_framing_check(struct http_msg *m)
@@ -599,6 +549,15 @@ http_framing_check(struct http_msg *m)
 	for (i = 0; i < h->nheaders; i++) {
 		if (strcasecmp(h->headers[i].name, "Content-Length") == 0)
 			ncl++;
+		/*
+		 * libhttp-parser marks a message as transfer-coded as soon as
+		 * a field name begins with Transfer-Encoding, so a name such
+		 * as Transfer-Encodingx frames differently in it and in
+		 * any other parser: refused, like every ambiguous framing.
+		 */
+		if (strncasecmp(h->headers[i].name, "Transfer-Encoding",
+		    17) == 0 && h->headers[i].name[17] != '\0')
+			return false;
 		if (strcasecmp(h->headers[i].name, "Transfer-Encoding") != 0)
 			continue;
 		nte++;

@@ -18,8 +18,6 @@ struct evbuffer;
 #define HTTP_HEAD_MAX		16384
 /* The most header fields a head may carry. */
 #define HTTP_HEADERS_MAX	100
-/* Room for a host name or IPv6 literal and its terminator. */
-#define HTTP_HOST_MAX		256
 
 /* Which side of a connection a parser reads. */
 enum http_dir {

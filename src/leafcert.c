@@ -21,11 +21,10 @@
 #include <openssl/x509v3.h>
 
 #include "ca.h"
+#include "hostmatch.h"
 #include "leafcert.h"
 #include "xmalloc.h"
 
-/* The longest DNS name, without its trailing dot. */
-#define LEAFCERT_HOST_MAX	253
 /* ub-common-name in RFC 5280. */
 #define LEAFCERT_CN_MAX		64
 #define LEAFCERT_BACKDATE	(24 * 60 * 60)
@@ -67,7 +66,7 @@ leafcert_normalize(const char *host, char *buf, size_t size, bool *is_ip,
 	len = strlen(host);
 	if (len > 0 && host[len - 1] == '.')
 		len--;
-	if (len == 0 || len > LEAFCERT_HOST_MAX || len >= size)
+	if (len == 0 || len >= HOSTMATCH_NAME_MAX || len >= size)
 		return false;
 	for (i = 0; i < len; i++) {
 		c = host[i];
@@ -298,7 +297,7 @@ leafcert_get(struct leafcert_cache *lc, struct ca *ca, const char *host)
 	struct leafcert_entry	*e;
 	X509			*cert;
 	unsigned char		 ip[16];
-	char			 name[LEAFCERT_HOST_MAX + 1];
+	char			 name[HOSTMATCH_NAME_MAX];
 	size_t			 iplen = 0;
 	uint64_t		 hash;
 	time_t			 not_after;

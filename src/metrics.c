@@ -32,6 +32,8 @@ enum metric_family_id {
 	MF_CONFIG_RELOADS,
 	MF_PIN_MISMATCH_SUPPRESSED,
 	MF_PIN_DENIED,
+	MF_UPSTREAM_POOL_IDLE,
+	MF_UPSTREAM_POOL_IN_USE,
 	MF__COUNT
 };
 
@@ -83,6 +85,12 @@ static const struct metric_family metric_families[MF__COUNT] = {
 	[MF_PIN_DENIED] = { "pinproxy_pin_denied_total",
 	    "Verified upstream chains refused for holding a denied key.",
 	    METRIC_COUNTER, NULL },
+	[MF_UPSTREAM_POOL_IDLE] = { "pinproxy_upstream_pool_idle",
+	    "Idle checked upstream connections kept for reuse.", METRIC_GAUGE,
+	    NULL },
+	[MF_UPSTREAM_POOL_IN_USE] = { "pinproxy_upstream_pool_in_use",
+	    "Upstream connections of HTTP exchanges in use or being opened.",
+	    METRIC_GAUGE, NULL },
 };
 
 static const struct metric_series metric_series[METRIC__COUNT] = {
@@ -113,6 +121,8 @@ static const struct metric_series metric_series[METRIC__COUNT] = {
 	[METRIC_PIN_MISMATCH_SUPPRESSED] = { MF_PIN_MISMATCH_SUPPRESSED,
 					    NULL },
 	[METRIC_PIN_DENIED] =		{ MF_PIN_DENIED, NULL },
+	[METRIC_UPSTREAM_POOL_IDLE] =	{ MF_UPSTREAM_POOL_IDLE, NULL },
+	[METRIC_UPSTREAM_POOL_IN_USE] =	{ MF_UPSTREAM_POOL_IN_USE, NULL },
 };
 
 /* The family of the per pin set gauges, which the table cannot hold. */
@@ -298,19 +308,6 @@ metrics_pin_check(enum pin_verdict v)
 		return METRIC_PIN_CHECKS_EXPIRED;
 	case PIN_UNPINNED:
 		break;
-	}
-	return METRIC__COUNT;
-}
-
-enum metric_id
-metrics_upstream_error(const char *code)
-{
-	size_t	 i;
-
-	for (i = 0; i < METRIC__COUNT; i++) {
-		if (metric_series[i].family == MF_UPSTREAM_ERRORS &&
-		    strcmp(metric_series[i].value, code) == 0)
-			return i;
 	}
 	return METRIC__COUNT;
 }

@@ -40,6 +40,8 @@ enum metric_id {
 	METRIC_CONFIG_RELOADS_FAILED,
 	METRIC_PIN_MISMATCH_SUPPRESSED,
 	METRIC_PIN_DENIED,
+	METRIC_UPSTREAM_POOL_IDLE,
+	METRIC_UPSTREAM_POOL_IN_USE,
 	METRIC__COUNT		/* not a series: the calls ignore it */
 };
 
@@ -76,11 +78,5 @@ void		 metrics_set_pinset_expiry(struct metrics *m,
 void		 metrics_render(const struct metrics *m, struct evbuffer *out);
 /* The pin_checks series of a verdict; METRIC__COUNT for an unpinned host. */
 enum metric_id	 metrics_pin_check(enum pin_verdict v);
-/*
- * The upstream_errors series of an error code ("dns-failed",
- * "connect-failed", "tls-failed", "timeout", "bad-response");
- * METRIC__COUNT for others.
- */
-enum metric_id	 metrics_upstream_error(const char *code);
 
 #endif

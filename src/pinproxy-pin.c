@@ -34,6 +34,7 @@
 #include "conf_value.h"
 #include "diag.h"
 #include "hostmatch.h"
+#include "hostport.h"
 #include "observed.h"
 #include "pin.h"
 #include "pincheck.h"
@@ -508,41 +509,24 @@ run_files(const struct tool_opts *o)
 	return status;
 }
 
-/*
- * Split HOST[:PORT], "[IPv6]:PORT" or a bare IPv6 literal, and normalise
- * the host.
- */
+/* Split HOST[:PORT], "[IPv6]:PORT" or a bare IPv6 literal. */
 static bool
 parse_target(const char *arg, struct target *t, char *err, size_t errlen)
 {
-	const char	*host, *end, *port = NULL, *colon;
-	size_t		 hostlen;
-
-	host = arg;
-	if (arg[0] == '[') {
-		if ((end = strchr(arg, ']')) == NULL)
-			goto bad;
-		host = arg + 1;
-		hostlen = (size_t)(end - host);
-		if (end[1] == ':')
-			port = end + 2;
-		else if (end[1] != '\0')
-			goto bad;
-	} else if ((colon = strchr(arg, ':')) != NULL &&
-	    strchr(colon + 1, ':') == NULL) {
-		hostlen = (size_t)(colon - arg);
-		port = colon + 1;
-	} else
-		hostlen = strlen(arg);
-	if (!hostmatch_normalize(host, hostlen, t->host, sizeof(t->host)))
-		goto bad;
-	t->port = DEFAULT_PORT;
-	if (port != NULL && !cv_port(port, &t->port, err, errlen))
+	switch (hostport_parse(arg, strlen(arg), HOSTPORT_BARE_V6_OK, t->host,
+	    &t->port)) {
+	case HOSTPORT_OK:
+		if (t->port == 0)
+			t->port = DEFAULT_PORT;
+		return true;
+	case HOSTPORT_BAD_PORT:
+		snprintf(err, errlen, "not a port: expected a number from 1 "
+		    "to 65535");
 		return false;
-	return true;
-bad:
-	snprintf(err, errlen, "not a host name or address");
-	return false;
+	default:
+		snprintf(err, errlen, "not a host name or address");
+		return false;
+	}
 }
 
 /* port, connect_to and ca_file lines for an -s section; a new string. */

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "conf_parse.h"
 #include "conn.h"
@@ -243,6 +244,42 @@ proxy_listen_addr(const struct conf *conf, size_t i)
 }
 
 /* Bind every listen address; false with a logged error on failure. */
+/*
+ * A transparent listener: also IP_TRANSPARENT (IPV6_TRANSPARENT), so that
+ * nftables' tproxy can hand it connections to any address; without
+ * CAP_NET_ADMIN only redirect works, which the debug log says.
+ */
+static struct evconnlistener *
+proxy_listen_transparent(struct proxy *p, const struct conf_addr *a)
+{
+	struct evconnlistener	*l;
+	evutil_socket_t		 fd;
+	int			 one = 1, v6 = a->ss.ss_family == AF_INET6;
+
+	fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return NULL;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ==
+	    -1 || bind(fd, (const struct sockaddr *)&a->ss, a->sslen) == -1)
+		goto fail;
+	if (setsockopt(fd, v6 ? SOL_IPV6 : SOL_IP, v6 ? IPV6_TRANSPARENT :
+	    IP_TRANSPARENT, &one, sizeof(one)) == -1)
+		log_msg(EV_DEBUG, "transparent %s: no %s (%s): nftables "
+		    "redirect works, tproxy does not", a->text,
+		    v6 ? "IPV6_TRANSPARENT" : "IP_TRANSPARENT",
+		    strerror(errno));
+	l = evconnlistener_new(p->base, proxy_transparent_accept_cb, p,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 511, fd);
+	if (l != NULL)
+		return l;
+fail:
+	one = errno;
+	close(fd);
+	errno = one;
+	return NULL;
+}
+
 static bool
 proxy_listen(struct proxy *p)
 {
@@ -257,11 +294,13 @@ proxy_listen(struct proxy *p)
 	for (i = 0; i < n; i++) {
 		a = proxy_listen_addr(conf, i);
 		p->listen[i] = *a;
-		p->listeners[i] = evconnlistener_new_bind(p->base,
-		    i < conf->nlisten ? proxy_accept_cb :
-		    proxy_transparent_accept_cb, p, LEV_OPT_CLOSE_ON_FREE |
-		    LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 511,
-		    (const struct sockaddr *)&a->ss, (int)a->sslen);
+		if (i >= conf->nlisten)
+			p->listeners[i] = proxy_listen_transparent(p, a);
+		else
+			p->listeners[i] = evconnlistener_new_bind(p->base,
+			    proxy_accept_cb, p, LEV_OPT_CLOSE_ON_FREE |
+			    LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 511,
+			    (const struct sockaddr *)&a->ss, (int)a->sslen);
 		if (p->listeners[i] == NULL) {
 			log_begin(&l, EV_START_FAILED);
 			log_str(&l, LK_LISTEN, a->text);
@@ -331,6 +370,8 @@ proxy_stats_refresh_cb(struct metrics *m, void *arg)
 	tunnel_env_leaf_stats(p->env.tunnel, &hits, &misses);
 	metrics_set(m, METRIC_LEAFCERT_CACHE_HITS, hits);
 	metrics_set(m, METRIC_LEAFCERT_CACHE_MISSES, misses);
+	metrics_set(m, METRIC_UPSTREAM_POOL_IDLE, pool_count(p->env.pool));
+	metrics_set(m, METRIC_UPSTREAM_POOL_IN_USE, pool_in_use(p->env.pool));
 	metrics_set_pinset_expiry(m, p->rc->conf, time(NULL));
 }
 
@@ -547,6 +588,7 @@ proxy_reload(struct proxy *p)
 		 */
 		p->env.rc = rc;
 		pool_set_generation(p->env.pool, rc->generation);
+		pool_set_max_idle(p->env.pool, conf->max_connections);
 		log_begin(&l, EV_RELOADED);
 		log_int(&l, LK_PINSETS, (long long)conf->npinsets);
 		log_end(&l);
@@ -739,8 +781,9 @@ proxy_main(struct conf *conf, const char *path, bool debug)
 	}
 	p.env.base = p.base;
 	p.env.rc = p.rc;
-	p.env.pool = pool_new();
+	p.env.pool = pool_new(p.base);
 	pool_set_generation(p.env.pool, p.rc->generation);
+	pool_set_max_idle(p.env.pool, conf->max_connections);
 	proxy_via(p.env.via, sizeof(p.env.via));
 	p.metrics = metrics_new();
 	p.env.sinks.metrics = p.metrics;

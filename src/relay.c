@@ -1,10 +1,12 @@
 /*
- * The byte relay used after an Upgrade, inside intercepted TLS and for
- * blind tunnels. Between bufferevents, data moves buffer to buffer without
- * copies and a side stops reading while the other side's output is above
- * the high watermark. Between two plain sockets, each direction reads only
- * once what it read before has been written: at most one read (or one
- * pipe) is ever in flight, so memory stays bounded with no watermarks.
+ * The byte relay used after an Upgrade, inside intercepted TLS, for blind
+ * tunnels and for forwarders. It runs on the descriptors of the two
+ * bufferevents it is given, which it disables: each end is a socket, or a
+ * socket with its TLS connection, read and written with SSL_read(3) and
+ * SSL_write(3) directly. Each direction reads only once what it read
+ * before has been written: at most one read (or one pipe) is ever in
+ * flight, so memory stays bounded with no watermarks. Between two plain
+ * sockets, bulk data moves through a pipe with splice(2).
  */
 #include "config.h"
 
@@ -12,11 +14,16 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/bufferevent_struct.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -27,45 +34,66 @@
 /* Reads one wake-up may do per direction before others get their turn. */
 #define RELAY_ROUNDS		16
 
-/* What one step of a socket direction came to. */
+/* What one step of a direction came to. */
 enum relay_step {
 	RELAY_MORE,		/* go on */
-	RELAY_BLOCKED,		/* wait for the socket to be ready */
+	RELAY_BLOCKED,		/* wait for a descriptor to be ready */
 	RELAY_ENDED		/* the relay has ended: touch nothing */
 };
 
-/* One direction of a socket relay. */
+/* What one read or write on an end came to. */
+enum relay_io {
+	RELAY_IO_DONE,		/* bytes moved */
+	RELAY_IO_WANT_READ,	/* the descriptor must become readable */
+	RELAY_IO_WANT_WRITE,	/* the descriptor must become writable */
+	RELAY_IO_EOF,		/* the peer closed */
+	RELAY_IO_ERROR
+};
+
+/* One end: a socket, and its TLS connection if it has one (borrowed). */
+struct relay_end {
+	evutil_socket_t		 fd;
+	SSL			*ssl;
+};
+
+/* One direction of the relay. */
 struct relay_way {
 	struct relay		*r;
-	evutil_socket_t		 from;
-	evutil_socket_t		 to;
+	struct relay_end	 from;
+	struct relay_end	 to;
 	const char		*from_error;	/* reasons for the debug log */
 	const char		*to_error;
 	struct event		*readable;	/* on from */
 	struct event		*writable;	/* on to, while a write waits */
+	/*
+	 * TLS may need the other readiness of a descriptor: a read that
+	 * must write first (from), a write that must read first (to).
+	 * Made when first needed.
+	 */
+	struct event		*from_writable;
+	struct event		*to_readable;
 	struct evbuffer		*queue;		/* read, not yet written */
 	/*
-	 * Once a read fills the whole scratch buffer the direction is
-	 * carrying bulk data and moves it through this pipe with splice(2);
-	 * small exchanges never need one.
+	 * Once a read between two plain sockets fills the whole scratch
+	 * buffer the direction is carrying bulk data and moves it through
+	 * this pipe with splice(2); small exchanges never need one.
 	 */
 	int			 pipe[2];
 	size_t			 inpipe;
 	uint64_t		*moved;
 	bool			 eof;
 	/*
-	 * The last recv(2) came back short, so the socket had no more: the
-	 * readable event says when it has, and a read to hear EAGAIN would
-	 * be wasted. A short splice(2) proves nothing (the pipe may have run
-	 * out of slots), so it never sets this.
+	 * The socket had no more when last read: the readable event says
+	 * when it has. For a plain socket a short recv(2) proves it; a short
+	 * splice(2) proves nothing (the pipe may have run out of slots) and
+	 * neither does a short SSL_read(3) (it returns one record): only
+	 * OpenSSL's wanting to read does.
 	 */
 	bool			 drained;
 };
 
 struct relay {
-	struct bufferevent	*client;
-	struct bufferevent	*server;
-	struct relay_way	*way;		/* [2] up, down; on sockets only */
+	struct relay_way	 way[2];	/* up, down */
 	struct event		*idle_ev;
 	struct timeval		 idle;
 	uint64_t		 up;
@@ -75,100 +103,27 @@ struct relay {
 	void			*arg;
 };
 
-/* Small reads land here and are written at once; single-threaded. */
+/* Reads land here and are written at once; single-threaded. */
 static unsigned char	relay_scratch[RELAY_IO_MAX];
 
 /* Report the end once; the callee frees the relay. */
 static void
 relay_end(struct relay *r, const char *why)
 {
-	int	i;
+	struct relay_way	*w;
+	int			 i;
 
-	if (r->way != NULL) {
-		for (i = 0; i < 2; i++) {
-			event_del(r->way[i].readable);
-			event_del(r->way[i].writable);
-		}
-	} else {
-		bufferevent_disable(r->client, EV_READ | EV_WRITE);
-		bufferevent_disable(r->server, EV_READ | EV_WRITE);
+	for (i = 0; i < 2; i++) {
+		w = &r->way[i];
+		event_del(w->readable);
+		event_del(w->writable);
+		if (w->from_writable != NULL)
+			event_del(w->from_writable);
+		if (w->to_readable != NULL)
+			event_del(w->to_readable);
 	}
 	evtimer_del(r->idle_ev);
 	r->cb(r, why, r->arg);
-}
-
-/* The side that is not bev. */
-static struct bufferevent *
-relay_peer(struct relay *r, struct bufferevent *bev)
-{
-	return bev == r->client ? r->server : r->client;
-}
-
-/* Move what src has read to dst, pausing src when dst is full. */
-static void
-relay_move(struct relay *r, struct bufferevent *src)
-{
-	struct bufferevent	*dst = relay_peer(r, src);
-	struct evbuffer		*in = bufferevent_get_input(src);
-	size_t			 n;
-
-	n = evbuffer_get_length(in);
-	if (n == 0)
-		return;
-	if (src == r->client)
-		r->up += n;
-	else
-		r->down += n;
-	evbuffer_add_buffer(bufferevent_get_output(dst), in);
-	evtimer_add(r->idle_ev, &r->idle);
-	relay_kick(dst);
-	relay_throttle(src, dst);
-}
-
-static void
-relay_read_cb(struct bufferevent *bev, void *arg)
-{
-	relay_move(arg, bev);
-}
-
-/* dst drained below the low watermark: its peer may read again. */
-static void
-relay_write_cb(struct bufferevent *bev, void *arg)
-{
-	struct relay	*r = arg;
-
-	if (r->closing) {
-		if (evbuffer_get_length(bufferevent_get_output(r->client)) ==
-		    0 && evbuffer_get_length(
-		    bufferevent_get_output(r->server)) == 0)
-			relay_end(r, "closed");
-		return;
-	}
-	bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
-	bufferevent_enable(relay_peer(r, bev), EV_READ);
-}
-
-static void
-relay_event_cb(struct bufferevent *bev, short what, void *arg)
-{
-	struct relay		*r = arg;
-	struct bufferevent	*peer = relay_peer(r, bev);
-
-	if (what & BEV_EVENT_ERROR) {
-		relay_end(r, bev == r->client ? "client error" :
-		    "server error");
-		return;
-	}
-	if (what & BEV_EVENT_EOF) {
-		/* Deliver what the closing side sent, then end. */
-		relay_move(r, bev);
-		r->closing = true;
-		bufferevent_disable(bev, EV_READ);
-		bufferevent_disable(peer, EV_READ);
-		bufferevent_setwatermark(peer, EV_WRITE, 0, 0);
-		if (evbuffer_get_length(bufferevent_get_output(peer)) == 0)
-			relay_end(r, "closed");
-	}
 }
 
 static void
@@ -177,31 +132,125 @@ relay_idle_cb(evutil_socket_t fd, short what, void *arg)
 	relay_end(arg, "idle timeout");
 }
 
-/* The parts both kinds of relay share. */
-static struct relay *
-relay_alloc(struct event_base *base, struct bufferevent *client,
-    struct bufferevent *server, uint64_t idle_ms, relay_done_cb cb,
-    void *arg)
+/* What a failed TLS call means; n is its return value. */
+static enum relay_io
+relay_tls_result(SSL *ssl, int n)
 {
-	struct relay	*r;
+	unsigned long	 e;
 
-	r = xcalloc(1, sizeof(*r));
-	r->client = client;
-	r->server = server;
-	r->cb = cb;
-	r->arg = arg;
-	r->idle = cv_timeval(idle_ms);
-	r->idle_ev = evtimer_new(base, relay_idle_cb, r);
-	evtimer_add(r->idle_ev, &r->idle);
-	return r;
+	switch (SSL_get_error(ssl, n)) {
+	case SSL_ERROR_WANT_READ:
+		return RELAY_IO_WANT_READ;
+	case SSL_ERROR_WANT_WRITE:
+		return RELAY_IO_WANT_WRITE;
+	case SSL_ERROR_ZERO_RETURN:
+		return RELAY_IO_EOF;
+	case SSL_ERROR_SYSCALL:
+		/* A close without close_notify: the end of the stream. */
+		return ERR_peek_error() == 0 && errno == 0 ? RELAY_IO_EOF :
+		    RELAY_IO_ERROR;
+	case SSL_ERROR_SSL:
+		e = ERR_peek_last_error();
+		return ERR_GET_LIB(e) == ERR_LIB_SSL && ERR_GET_REASON(e) ==
+		    SSL_R_UNEXPECTED_EOF_WHILE_READING ? RELAY_IO_EOF :
+		    RELAY_IO_ERROR;
+	default:
+		return RELAY_IO_ERROR;
+	}
 }
 
-/* Wait until to can take more; read nothing new meanwhile. */
+/* Read at most len bytes from e into buf; *done says how many. */
+static enum relay_io
+relay_recv(const struct relay_end *e, void *buf, size_t len, size_t *done)
+{
+	enum relay_io	 io;
+	ssize_t		 n;
+	int		 ret;
+
+	*done = 0;
+	if (e->ssl != NULL) {
+		ERR_clear_error();
+		errno = 0;
+		if ((ret = SSL_read_ex(e->ssl, buf, len, done)) == 1)
+			return RELAY_IO_DONE;
+		io = relay_tls_result(e->ssl, ret);
+		ERR_clear_error();
+		return io;
+	}
+	if ((n = recv(e->fd, buf, len, 0)) > 0) {
+		*done = (size_t)n;
+		return RELAY_IO_DONE;
+	}
+	if (n == 0)
+		return RELAY_IO_EOF;
+	return errno == EAGAIN || errno == EINTR ? RELAY_IO_WANT_READ :
+	    RELAY_IO_ERROR;
+}
+
+/* Write at most len bytes of buf to e; *done says how many. */
+static enum relay_io
+relay_send(const struct relay_end *e, const void *buf, size_t len,
+    size_t *done)
+{
+	enum relay_io	 io;
+	ssize_t		 n;
+	int		 ret;
+
+	*done = 0;
+	if (e->ssl != NULL) {
+		ERR_clear_error();
+		errno = 0;
+		if ((ret = SSL_write_ex(e->ssl, buf, len, done)) == 1)
+			return RELAY_IO_DONE;
+		io = relay_tls_result(e->ssl, ret);
+		ERR_clear_error();
+		/* A write cannot meet the end of the stream: it failed. */
+		return io == RELAY_IO_EOF ? RELAY_IO_ERROR : io;
+	}
+	if ((n = send(e->fd, buf, len, MSG_NOSIGNAL)) >= 0) {
+		*done = (size_t)n;
+		return RELAY_IO_DONE;
+	}
+	return errno == EAGAIN || errno == EINTR ? RELAY_IO_WANT_WRITE :
+	    RELAY_IO_ERROR;
+}
+
+/* Write buf to e until it is all out or e would block; *done is the sum. */
+static enum relay_io
+relay_send_all(const struct relay_end *e, const unsigned char *buf,
+    size_t len, size_t *done)
+{
+	enum relay_io	 io = RELAY_IO_DONE;
+	size_t		 n;
+
+	*done = 0;
+	while (*done < len) {
+		io = relay_send(e, buf + *done, len - *done, &n);
+		*done += n;
+		if (io != RELAY_IO_DONE)
+			break;
+	}
+	return io;
+}
+
+/* An event made when first needed, added now. */
+static void
+relay_wait(struct relay_way *w, struct event **ev, evutil_socket_t fd,
+    short what);
+
+/* Wait until io's readiness on end; read nothing new meanwhile. */
 static enum relay_step
-relay_way_block(struct relay_way *w)
+relay_way_block(struct relay_way *w, enum relay_io io, bool on_to)
 {
 	event_del(w->readable);
-	event_add(w->writable, NULL);
+	if (on_to && io == RELAY_IO_WANT_WRITE)
+		event_add(w->writable, NULL);
+	else if (on_to)
+		relay_wait(w, &w->to_readable, w->to.fd, EV_READ);
+	else if (io == RELAY_IO_WANT_WRITE)
+		relay_wait(w, &w->from_writable, w->from.fd, EV_WRITE);
+	else
+		event_add(w->readable, NULL);
 	return RELAY_BLOCKED;
 }
 
@@ -209,26 +258,35 @@ relay_way_block(struct relay_way *w)
 static enum relay_step
 relay_way_flush(struct relay_way *w)
 {
-	ssize_t	 n;
+	enum relay_io	 io;
+	size_t		 len, n;
+	ssize_t		 sn;
 
-	while (evbuffer_get_length(w->queue) > 0) {
-		if (evbuffer_write(w->queue, w->to) == -1) {
-			if (errno == EAGAIN || errno == EINTR)
-				return relay_way_block(w);
+	while ((len = evbuffer_get_length(w->queue)) > 0) {
+		if (len > RELAY_IO_MAX)
+			len = RELAY_IO_MAX;
+		/* TLS retries a write with at least the bytes it had. */
+		io = relay_send(&w->to, evbuffer_pullup(w->queue, len), len,
+		    &n);
+		evbuffer_drain(w->queue, n);
+		if (io == RELAY_IO_WANT_READ || io == RELAY_IO_WANT_WRITE)
+			return relay_way_block(w, io, true);
+		if (io != RELAY_IO_DONE) {
 			relay_end(w->r, w->to_error);
 			return RELAY_ENDED;
 		}
 	}
 	while (w->inpipe > 0) {
-		n = splice(w->pipe[0], NULL, w->to, NULL, w->inpipe,
+		sn = splice(w->pipe[0], NULL, w->to.fd, NULL, w->inpipe,
 		    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-		if (n == -1) {
+		if (sn == -1) {
 			if (errno == EAGAIN || errno == EINTR)
-				return relay_way_block(w);
+				return relay_way_block(w,
+				    RELAY_IO_WANT_WRITE, true);
 			relay_end(w->r, w->to_error);
 			return RELAY_ENDED;
 		}
-		w->inpipe -= (size_t)n;
+		w->inpipe -= (size_t)sn;
 	}
 	event_del(w->writable);
 	if (!w->r->closing)
@@ -245,61 +303,81 @@ relay_way_pipe(struct relay_way *w)
 		w->pipe[0] = w->pipe[1] = -1;
 }
 
+/* The side that sent EOF is done: deliver what it sent, then end. */
+static enum relay_step
+relay_way_eof(struct relay_way *w)
+{
+	w->eof = true;
+	w->r->closing = true;
+	event_del(w->r->way[0].readable);
+	event_del(w->r->way[1].readable);
+	return RELAY_MORE;
+}
+
 /* Read once from from; what was read is written or queued. */
 static enum relay_step
 relay_way_read(struct relay_way *w)
 {
-	ssize_t	 n, sent;
+	enum relay_io	 io;
+	size_t		 n, sent;
+	ssize_t		 sn;
+	bool		 plain = w->from.ssl == NULL && w->to.ssl == NULL;
 
-	if (w->pipe[0] != -1)
-		n = splice(w->from, NULL, w->pipe[1], NULL, RELAY_IO_MAX,
+	if (w->pipe[0] != -1) {
+		sn = splice(w->from.fd, NULL, w->pipe[1], NULL, RELAY_IO_MAX,
 		    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-	else
-		n = recv(w->from, relay_scratch, sizeof(relay_scratch), 0);
-	if (n == -1) {
-		if (errno == EAGAIN || errno == EINTR)
-			return RELAY_BLOCKED;
+		io = sn > 0 ? RELAY_IO_DONE : sn == 0 ? RELAY_IO_EOF :
+		    errno == EAGAIN || errno == EINTR ? RELAY_IO_WANT_READ :
+		    RELAY_IO_ERROR;
+		n = sn > 0 ? (size_t)sn : 0;
+	} else
+		io = relay_recv(&w->from, relay_scratch, sizeof(relay_scratch),
+		    &n);
+	switch (io) {
+	case RELAY_IO_DONE:
+		break;
+	case RELAY_IO_WANT_READ:
+		w->drained = true;
+		/* FALLTHROUGH */
+	case RELAY_IO_WANT_WRITE:
+		return relay_way_block(w, io, false);
+	case RELAY_IO_EOF:
+		return relay_way_eof(w);
+	default:
 		relay_end(w->r, w->from_error);
 		return RELAY_ENDED;
 	}
-	if (n == 0) {
-		/* Deliver what this side sent, read nothing more, then end. */
-		w->eof = true;
-		w->r->closing = true;
-		event_del(w->r->way[0].readable);
-		event_del(w->r->way[1].readable);
-		return RELAY_MORE;
-	}
 	*w->moved += (uint64_t)n;
-	w->drained = w->pipe[0] == -1 && (size_t)n < RELAY_IO_MAX;
+	w->drained = plain && w->pipe[0] == -1 && n < RELAY_IO_MAX;
 	evtimer_add(w->r->idle_ev, &w->r->idle);
 	if (w->pipe[0] != -1) {
-		w->inpipe = (size_t)n;
+		w->inpipe = n;
 		return RELAY_MORE;
 	}
-	sent = send(w->to, relay_scratch, (size_t)n, MSG_NOSIGNAL);
-	if (sent == -1) {
-		if (errno != EAGAIN && errno != EINTR) {
-			relay_end(w->r, w->to_error);
-			return RELAY_ENDED;
-		}
-		sent = 0;
+	io = relay_send_all(&w->to, relay_scratch, n, &sent);
+	if (io == RELAY_IO_ERROR || io == RELAY_IO_EOF) {
+		relay_end(w->r, w->to_error);
+		return RELAY_ENDED;
 	}
+	/* The next flush waits for what the rest needs. */
 	if (sent < n)
-		evbuffer_add(w->queue, relay_scratch + sent,
-		    (size_t)(n - sent));
-	if (!w->drained)
+		evbuffer_add(w->queue, relay_scratch + sent, n - sent);
+	if (plain && !w->drained)
 		relay_way_pipe(w);
 	return RELAY_MORE;
 }
 
-/* Move bytes one way until a socket would block or the relay ends. */
+/* Move bytes one way until a descriptor would block or the relay ends. */
 static void
 relay_way_pump(struct relay_way *w)
 {
 	int	 i;
 
 	w->drained = false;
+	if (w->from_writable != NULL)
+		event_del(w->from_writable);
+	if (w->to_readable != NULL)
+		event_del(w->to_readable);
 	for (i = 0;; i++) {
 		/* Every read is followed by a flush: nothing waits unwritten. */
 		if (relay_way_flush(w) != RELAY_MORE)
@@ -314,7 +392,8 @@ relay_way_pump(struct relay_way *w)
 		 * Others get their turn; this direction goes on in the next
 		 * one. The readable event may be edge-triggered (libevent
 		 * keeps the mode of an event the descriptor had before, such
-		 * as the ClientHello peek's), so it is not left to fire again.
+		 * as the ClientHello peek's), and TLS may hold read bytes the
+		 * descriptor no longer shows, so it is not left to fire again.
 		 */
 		if (i == RELAY_ROUNDS) {
 			event_active(w->readable, EV_READ, 1);
@@ -331,23 +410,52 @@ relay_way_cb(evutil_socket_t fd, short what, void *arg)
 	relay_way_pump(arg);
 }
 
+static void
+relay_wait(struct relay_way *w, struct event **ev, evutil_socket_t fd,
+    short what)
+{
+	if (*ev == NULL)
+		*ev = event_new(event_get_base(w->readable), fd,
+		    what | EV_PERSIST, relay_way_cb, w);
+	event_add(*ev, NULL);
+}
+
+/*
+ * An end from a bufferevent: its socket and, for TLS, its connection,
+ * which now reads ahead as much as its buffer holds (the relay, unlike
+ * the bufferevent, reads until OpenSSL asks for the socket) and writes a
+ * record at a time.
+ */
+static void
+relay_end_init(struct relay_end *e, struct bufferevent *bev)
+{
+	e->fd = bufferevent_getfd(bev);
+	if ((e->ssl = bufferevent_openssl_get_ssl(bev)) == NULL)
+		return;
+	SSL_set_mode(e->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE |
+	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	SSL_set_read_ahead(e->ssl, 1);
+	SSL_set_default_read_buffer_len(e->ssl, RELAY_IO_MAX);
+}
+
 /* Set up one direction, taking the bytes it must send first. */
 static void
 relay_way_init(struct relay *r, struct relay_way *w, struct event_base *base,
-    struct bufferevent *from, struct bufferevent *to, uint64_t *moved)
+    struct bufferevent *from, struct bufferevent *to, bool from_client,
+    uint64_t *moved)
 {
 	struct evbuffer	*out;
 
 	w->r = r;
-	w->from = bufferevent_getfd(from);
-	w->to = bufferevent_getfd(to);
-	w->from_error = from == r->client ? "client error" : "server error";
-	w->to_error = to == r->client ? "client error" : "server error";
+	relay_end_init(&w->from, from);
+	relay_end_init(&w->to, to);
+	w->from_error = from_client ? "client error" : "server error";
+	w->to_error = from_client ? "server error" : "client error";
 	w->pipe[0] = w->pipe[1] = -1;
 	w->moved = moved;
-	w->readable = event_new(base, w->from, EV_READ | EV_PERSIST,
+	w->readable = event_new(base, w->from.fd, EV_READ | EV_PERSIST,
 	    relay_way_cb, w);
-	w->writable = event_new(base, w->to, EV_WRITE | EV_PERSIST,
+	w->writable = event_new(base, w->to.fd, EV_WRITE | EV_PERSIST,
 	    relay_way_cb, w);
 	w->queue = evbuffer_new();
 	/*
@@ -362,34 +470,22 @@ relay_way_init(struct relay *r, struct relay_way *w, struct event_base *base,
 	evbuffer_add_buffer(w->queue, bufferevent_get_input(from));
 }
 
-struct relay *
-relay_new_sockets(struct event_base *base, struct bufferevent *client,
-    struct bufferevent *server, uint64_t idle_ms, relay_done_cb cb,
-    void *arg)
+/* Stop a bufferevent for good: the relay owns its descriptor's traffic. */
+static void
+relay_quiet(struct bufferevent *bev)
 {
-	struct relay	*r;
-	int		 i;
+	bufferevent_disable(bev, EV_READ | EV_WRITE);
+	bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+	bufferevent_set_timeouts(bev, NULL, NULL);
+}
 
-	r = relay_alloc(base, client, server, idle_ms, cb, arg);
-	r->way = xcalloc(2, sizeof(*r->way));
-	bufferevent_disable(client, EV_READ | EV_WRITE);
-	bufferevent_disable(server, EV_READ | EV_WRITE);
-	bufferevent_setcb(client, NULL, NULL, NULL, NULL);
-	bufferevent_setcb(server, NULL, NULL, NULL, NULL);
-	bufferevent_set_timeouts(client, NULL, NULL);
-	bufferevent_set_timeouts(server, NULL, NULL);
-	relay_way_init(r, &r->way[0], base, client, server, &r->up);
-	relay_way_init(r, &r->way[1], base, server, client, &r->down);
-	for (i = 0; i < 2; i++) {
-		event_add(r->way[i].readable, NULL);
-		/*
-		 * Bytes already held go first, from the loop: a write that
-		 * fails here would end the relay before the caller has it.
-		 */
-		if (evbuffer_get_length(r->way[i].queue) > 0)
-			event_active(r->way[i].writable, EV_WRITE, 1);
-	}
-	return r;
+/* A caller broke relay.h's rule: a bug, not a condition to handle. */
+static void
+relay_refuse(void)
+{
+	fprintf(stderr, "pinproxy: relay_new: a bufferevent without a "
+	    "socket of its own\n");
+	abort();
 }
 
 struct relay *
@@ -398,21 +494,32 @@ relay_new(struct event_base *base, struct bufferevent *client,
     void *arg)
 {
 	struct relay	*r;
+	int		 i;
 
-	r = relay_alloc(base, client, server, idle_ms, cb, arg);
-	bufferevent_setcb(client, relay_read_cb, relay_write_cb,
-	    relay_event_cb, r);
-	bufferevent_setcb(server, relay_read_cb, relay_write_cb,
-	    relay_event_cb, r);
-	bufferevent_setwatermark(client, EV_WRITE, 0, 0);
-	bufferevent_setwatermark(server, EV_WRITE, 0, 0);
-	bufferevent_set_timeouts(client, NULL, NULL);
-	bufferevent_set_timeouts(server, NULL, NULL);
-	bufferevent_enable(client, EV_READ | EV_WRITE);
-	bufferevent_enable(server, EV_READ | EV_WRITE);
-	/* Bytes already buffered (a ClientHello, an early body) go first. */
-	relay_move(r, client);
-	relay_move(r, server);
+	/* A filter has no descriptor of its own to relay on. */
+	if (bufferevent_get_underlying(client) != NULL ||
+	    bufferevent_get_underlying(server) != NULL ||
+	    bufferevent_getfd(client) == -1 || bufferevent_getfd(server) == -1)
+		relay_refuse();
+	r = xcalloc(1, sizeof(*r));
+	r->cb = cb;
+	r->arg = arg;
+	r->idle = cv_timeval(idle_ms);
+	r->idle_ev = evtimer_new(base, relay_idle_cb, r);
+	evtimer_add(r->idle_ev, &r->idle);
+	relay_quiet(client);
+	relay_quiet(server);
+	relay_way_init(r, &r->way[0], base, client, server, true, &r->up);
+	relay_way_init(r, &r->way[1], base, server, client, false, &r->down);
+	for (i = 0; i < 2; i++) {
+		/*
+		 * Bytes already held go first, and TLS may hold read bytes
+		 * the socket no longer shows: both directions start from the
+		 * loop (a write that fails here would end the relay before
+		 * the caller has it).
+		 */
+		event_active(r->way[i].writable, EV_WRITE, 1);
+	}
 	return r;
 }
 
@@ -468,10 +575,14 @@ relay_free(struct relay *r)
 
 	if (r == NULL)
 		return;
-	for (i = 0; r->way != NULL && i < 2; i++) {
+	for (i = 0; i < 2; i++) {
 		w = &r->way[i];
 		event_free(w->readable);
 		event_free(w->writable);
+		if (w->from_writable != NULL)
+			event_free(w->from_writable);
+		if (w->to_readable != NULL)
+			event_free(w->to_readable);
 		evbuffer_free(w->queue);
 		if (w->pipe[0] != -1) {
 			close(w->pipe[0]);
@@ -479,6 +590,5 @@ relay_free(struct relay *r)
 		}
 	}
 	event_free(r->idle_ev);
-	free(r->way);
 	free(r);
 }

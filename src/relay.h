@@ -1,9 +1,11 @@
 /*
- * A two-way byte pump between two bufferevents, with watermarks so that
- * memory stays bounded whichever side is slow, and an idle timeout that
- * counts traffic in either direction. Between two plain sockets it runs on
- * the descriptors themselves: writes go out at once, and bulk transfers
- * move through a kernel pipe with splice(2) without entering user space.
+ * A two-way byte pump on the sockets (and TLS connections) of two
+ * bufferevents, with an idle timeout that counts traffic in either
+ * direction. Writes go out at once; memory stays bounded because a
+ * direction reads only once what it read before has been written; bulk
+ * transfers between two plain sockets move through a kernel pipe with
+ * splice(2) without entering user space. The helpers after it serve the
+ * HTTP exchange, which streams bodies between bufferevents.
  */
 #ifndef PINPROXY_RELAY_H
 #define PINPROXY_RELAY_H
@@ -26,21 +28,17 @@ struct relay;
 typedef void (*relay_done_cb)(struct relay *, const char *why, void *arg);
 
 /*
- * Pump bytes between client and server (both borrowed: the caller frees
- * them after the relay) until either side closes and what it sent has
- * been delivered, or nothing moved for idle_ms milliseconds.
+ * Pump bytes between client and server until either side closes and what
+ * it sent has been delivered, or nothing moved for idle_ms milliseconds.
+ * Both are socket bufferevents, plain or OpenSSL, never filters; they
+ * stay borrowed (the caller frees them after the relay) but are
+ * disabled: the relay reads and writes their descriptors and TLS
+ * connections itself, and what they hold (read and not yet relayed, or
+ * queued and not yet written) goes first.
  */
 struct relay	*relay_new(struct event_base *base, struct bufferevent *client,
 		    struct bufferevent *server, uint64_t idle_ms,
 		    relay_done_cb cb, void *arg);
-/*
- * The same between two plain socket bufferevents, on their descriptors:
- * the bufferevents are disabled and what they hold (read and not yet
- * relayed, or queued and not yet written) goes first. Both stay borrowed.
- */
-struct relay	*relay_new_sockets(struct event_base *base,
-		    struct bufferevent *client, struct bufferevent *server,
-		    uint64_t idle_ms, relay_done_cb cb, void *arg);
 /*
  * The first non-empty extent of a buffer; false when it holds no byte.
  * (A buffer may hold empty chains, which evbuffer_peek also counts.)

@@ -194,14 +194,14 @@ tunnel_relay_done_cb(struct relay *r, const char *why, void *arg)
 	conn_tunnel_done(t->conn, t->mode, t->host, 200, up, down);
 }
 
-/* Both sides are ready: pump bytes (a blind tunnel on the sockets). */
+/* Both sides are ready: pump bytes. */
 static void
-tunnel_relay(struct tunnel *t, bool blind)
+tunnel_relay(struct tunnel *t)
 {
 	evtimer_del(t->timer);
 	t->handshaking = false;
 	bufferevent_setwatermark(upstream_bev(t->up), EV_READ, 0, 0);
-	t->relay = (blind ? relay_new_sockets : relay_new)(
+	t->relay = relay_new(
 	    conn_env(t->conn)->base, conn_client_bev(t->conn),
 	    upstream_bev(t->up), t->conf->idle_timeout_ms,
 	    tunnel_relay_done_cb, t);
@@ -270,7 +270,7 @@ tunnel_client_tls_event_cb(struct bufferevent *bev, short what, void *arg)
 	struct tunnel	*t = arg;
 
 	if (what & BEV_EVENT_CONNECTED) {
-		tunnel_relay(t, false);
+		tunnel_relay(t);
 		return;
 	}
 	metrics_inc(conn_env(t->conn)->sinks.metrics,
@@ -520,8 +520,7 @@ tunnel_upstream_tls_cb(struct upstream *u, enum upstream_status st,
 	struct tunnel	*t = arg;
 
 	if (st != UPSTREAM_OK) {
-		tunnel_refuse(t, st == UPSTREAM_PIN_MISMATCH ||
-		    st == UPSTREAM_PIN_DENIED || st == UPSTREAM_VERIFY_FAILED ?
+		tunnel_refuse(t, upstream_outcome(st)->verdict ?
 		    TUNNEL_ALERT_ACCESS_DENIED :
 		    TUNNEL_ALERT_HANDSHAKE_FAILURE, 502);
 		return;
@@ -639,7 +638,7 @@ tunnel_decide(struct tunnel *t, bool is_tls, bool is_http)
 		tunnel_peek_done(t);
 		t->mode = "tunnel";
 		upstream_start_plain(t->up);
-		tunnel_relay(t, true);
+		tunnel_relay(t);
 		return;
 	}
 	if (t->ps == NULL && conf->unpinned == UNPINNED_BLOCK) {
@@ -831,10 +830,8 @@ tunnel_connected_cb(struct upstream *u, enum upstream_status st, void *arg)
 
 	if (st != UPSTREAM_OK) {
 		snprintf(expl, sizeof(expl), "%s", upstream_reason(u));
-		conn_reply_error(t->conn, st == UPSTREAM_DNS_FAILED ?
-		    HTTP_ERROR_DNS_FAILED : st == UPSTREAM_TIMEOUT ?
-		    HTTP_ERROR_TIMEOUT : st == UPSTREAM_LOOP ? HTTP_ERROR_LOOP :
-		    HTTP_ERROR_CONNECT_FAILED, t->connect_host, expl);
+		conn_reply_error(t->conn, upstream_outcome(st)->error,
+		    t->connect_host, expl);
 		return;
 	}
 	evtimer_add(t->timer, &tv);

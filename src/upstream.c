@@ -105,13 +105,41 @@ upstream_finish(struct upstream *u, enum upstream_status st)
 	u->cb(u, st, u->arg);
 }
 
+static const struct upstream_outcome upstream_outcomes[UPSTREAM__COUNT] = {
+	[UPSTREAM_OK] =
+	    { HTTP_ERROR__COUNT, METRIC__COUNT, false },
+	[UPSTREAM_DNS_FAILED] =
+	    { HTTP_ERROR_DNS_FAILED, METRIC_UPSTREAM_ERRORS_DNS, false },
+	[UPSTREAM_CONNECT_FAILED] =
+	    { HTTP_ERROR_CONNECT_FAILED, METRIC_UPSTREAM_ERRORS_CONNECT, false },
+	[UPSTREAM_TIMEOUT] =
+	    { HTTP_ERROR_TIMEOUT, METRIC_UPSTREAM_ERRORS_TIMEOUT, false },
+	[UPSTREAM_TLS_FAILED] =
+	    { HTTP_ERROR_TLS_FAILED, METRIC_UPSTREAM_ERRORS_TLS, false },
+	[UPSTREAM_VERIFY_FAILED] =
+	    { HTTP_ERROR_VERIFY_FAILED, METRIC__COUNT, true },
+	[UPSTREAM_PIN_MISMATCH] =
+	    { HTTP_ERROR_PIN_MISMATCH, METRIC__COUNT, true },
+	[UPSTREAM_PIN_DENIED] =
+	    { HTTP_ERROR_PIN_DENIED, METRIC__COUNT, true },
+	[UPSTREAM_LOOP] =
+	    { HTTP_ERROR_LOOP, METRIC__COUNT, false },
+};
+
+const struct upstream_outcome *
+upstream_outcome(enum upstream_status st)
+{
+	return &upstream_outcomes[st];
+}
+
 /* Log and report a failure that is not about certificates. */
 static void
-upstream_fail(struct upstream *u, enum upstream_status st, const char *code,
-    const char *fmt, ...)
+upstream_fail(struct upstream *u, enum upstream_status st, const char *fmt,
+    ...)
 {
-	struct logline	 l;
-	va_list		 ap;
+	const struct upstream_outcome	*o = &upstream_outcomes[st];
+	struct logline			 l;
+	va_list				 ap;
 
 	va_start(ap, fmt);
 	vsnprintf(u->reason, sizeof(u->reason), fmt, ap);
@@ -120,10 +148,10 @@ upstream_fail(struct upstream *u, enum upstream_status st, const char *code,
 	log_str(&l, LK_HOST, u->host);
 	log_int(&l, LK_PORT, u->port);
 	log_str(&l, LK_CLIENT, u->client);
-	log_str(&l, LK_ERROR, code);
+	log_str(&l, LK_ERROR, http_error_details(o->error));
 	log_str(&l, LK_REASON, u->reason);
 	log_end(&l);
-	metrics_inc(u->sinks->metrics, metrics_upstream_error(code));
+	metrics_inc(u->sinks->metrics, o->metric);
 	upstream_finish(u, st);
 }
 
@@ -133,8 +161,8 @@ upstream_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	struct upstream	*u = arg;
 	char		 within[32];
 
-	upstream_fail(u, UPSTREAM_TIMEOUT, "timeout",
-	    "no %s within %s", u->state == UPSTREAM_HANDSHAKING ?
+	upstream_fail(u, UPSTREAM_TIMEOUT, "no %s within %s",
+	    u->state == UPSTREAM_HANDSHAKING ?
 	    "TLS handshake" : u->state == UPSTREAM_RESOLVING ?
 	    "DNS answer" : "TCP connection",
 	    cv_duration_text(u->rc->conf->connect_timeout_ms, within,
@@ -174,8 +202,8 @@ upstream_dns_cb(int result, struct evutil_addrinfo *res, void *arg)
 	if (u->in_resolve_call)
 		return;
 	if (result != 0 || res == NULL) {
-		upstream_fail(u, UPSTREAM_DNS_FAILED, "dns-failed",
-		    "cannot resolve %s: %s", u->host,
+		upstream_fail(u, UPSTREAM_DNS_FAILED, "cannot resolve %s: %s",
+		    u->host,
 		    result != 0 ? evutil_gai_strerror(result) : "no address");
 		return;
 	}
@@ -211,8 +239,8 @@ upstream_kick_cb(evutil_socket_t fd, short what, void *arg)
 	 * as a number (0177.0.0.1) would be an address it spells its own way.
 	 */
 	if (!upstream_name_resolvable(u->host)) {
-		upstream_fail(u, UPSTREAM_DNS_FAILED, "dns-failed",
-		    "not resolving %s: not a normalised host name", u->host);
+		upstream_fail(u, UPSTREAM_DNS_FAILED, "not resolving %s: not "
+		    "a normalised host name", u->host);
 		return;
 	}
 	memset(&hints, 0, sizeof(hints));
@@ -440,10 +468,10 @@ upstream_try_next(struct upstream *u)
 		}
 	}
 	if (u->looped)
-		upstream_fail(u, UPSTREAM_LOOP, "loop", "%s port %u is the "
+		upstream_fail(u, UPSTREAM_LOOP, "%s port %u is the "
 		    "proxy's own listening address", u->host, u->port);
 	else
-		upstream_fail(u, UPSTREAM_CONNECT_FAILED, "connect-failed",
+		upstream_fail(u, UPSTREAM_CONNECT_FAILED,
 		    "cannot connect to %s port %u: %s", u->host, u->port,
 		    strerror(u->last_errno != 0 ? u->last_errno :
 		    ECONNREFUSED));
@@ -702,7 +730,7 @@ upstream_handshake_done(struct upstream *u)
 		chain = SSL_get0_verified_chain(u->ssl);
 		if (SSL_get_verify_result(u->ssl) != X509_V_OK ||
 		    chain == NULL) {
-			upstream_fail(u, UPSTREAM_TLS_FAILED, "tls-failed",
+			upstream_fail(u, UPSTREAM_TLS_FAILED,
 			    "no verified chain after the handshake");
 			return;
 		}
@@ -757,17 +785,15 @@ upstream_handshake_failed(struct upstream *u, short what)
 	}
 	e = bufferevent_get_openssl_error(u->bev);
 	if (e != 0)
-		upstream_fail(u, UPSTREAM_TLS_FAILED, "tls-failed",
+		upstream_fail(u, UPSTREAM_TLS_FAILED,
 		    "TLS handshake failed: %s", ERR_reason_error_string(e) ?
 		    ERR_reason_error_string(e) : "unknown error");
 	else if ((what & BEV_EVENT_ERROR) && EVUTIL_SOCKET_ERROR() != 0)
-		upstream_fail(u, UPSTREAM_TLS_FAILED, "tls-failed",
-		    "TLS handshake failed: %s",
+		upstream_fail(u, UPSTREAM_TLS_FAILED, "TLS handshake failed: %s",
 		    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 	else
-		upstream_fail(u, UPSTREAM_TLS_FAILED, "tls-failed",
-		    "the server closed the connection during the TLS "
-		    "handshake");
+		upstream_fail(u, UPSTREAM_TLS_FAILED, "the server closed the "
+		    "connection during the TLS handshake");
 }
 
 static void
@@ -799,8 +825,8 @@ upstream_start_tls(struct upstream *u, const unsigned char *alpn,
 	if (u->bev == NULL) {
 		SSL_free(u->ssl);
 		u->ssl = NULL;
-		upstream_fail(u, UPSTREAM_TLS_FAILED, "tls-failed",
-		    "cannot set up TLS for %s", u->host);
+		upstream_fail(u, UPSTREAM_TLS_FAILED, "cannot set up TLS for %s",
+		    u->host);
 		return;
 	}
 	u->fd = -1;	/* the bufferevent owns it now */

@@ -18,6 +18,8 @@
 #include <stdint.h>
 
 #include "conf.h"
+#include "http_error.h"
+#include "metrics.h"
 #include "pincheck.h"
 #include "runconf.h"
 
@@ -35,8 +37,25 @@ enum upstream_status {
 	UPSTREAM_VERIFY_FAILED,
 	UPSTREAM_PIN_MISMATCH,
 	UPSTREAM_PIN_DENIED,	/* the chain holds a deny_pin */
-	UPSTREAM_LOOP		/* the address is one of our own listeners */
+	UPSTREAM_LOOP,		/* the address is one of our own listeners */
+	UPSTREAM__COUNT
 };
+
+/*
+ * What a status means outside upstream.c, one row each: the HTTP answer
+ * (whose Proxy-Status details code is also the upstream_error code
+ * logged), the upstream_errors series counting it (METRIC__COUNT when a
+ * verification counter counts it instead), and whether it is a verdict
+ * on the certificates (an intercepted client gets access_denied).
+ */
+struct upstream_outcome {
+	enum http_error_kind	 error;
+	enum metric_id		 metric;
+	bool			 verdict;
+};
+
+/* The row of a failed status (st != UPSTREAM_OK). */
+const struct upstream_outcome *upstream_outcome(enum upstream_status st);
 
 /* Where upstreams account for what they see; owned by the daemon. */
 struct upstream_sinks {

@@ -421,6 +421,10 @@ class Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
     request_queue_size = 128
 
 
+class Server6(Server):
+    address_family = socket.AF_INET6
+
+
 def tls_context(args):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(args.cert, args.key)
@@ -439,7 +443,8 @@ def main():
     p = argparse.ArgumentParser(description="pinproxy test origin server")
     p.add_argument("--port", type=int)
     p.add_argument("--host", default="127.0.0.1",
-                   help="a loopback address to listen on (127.0.0.1)")
+                   help="a loopback address to listen on (127.0.0.1, "
+                   "or ::1)")
     p.add_argument("--cert")
     p.add_argument("--key")
     mode = p.add_mutually_exclusive_group()
@@ -464,9 +469,10 @@ def main():
                                                 args.key is None):
         p.error("--cert and --key are required with --tls")
 
-    if not args.host.startswith("127."):
-        p.error("--host must be a 127.0.0.0/8 address")
-    server = Server((args.host, args.port), Handler)
+    if not args.host.startswith("127.") and args.host != "::1":
+        p.error("--host must be a 127.0.0.0/8 address or ::1")
+    server = (Server6 if args.host == "::1" else Server)(
+        (args.host, args.port), Handler)
     server.args = args
     server.recorder = Recorder(args.log)
     server.ctx = None

@@ -489,6 +489,16 @@ check_log "plain HTTP in a CONNECT tunnel: event=access mode=plain" \
     "$TMP/a.log" "$(kv event access)" "$(kv mode plain)" \
     "$(kv host api.test)" "$(kv status 200)"
 
+# A request larger than one read, sent at once right after the 200: the
+# connection must read all of it although the hello's peek watched the
+# socket edge-triggered.
+PAD=$(head -c 12000 /dev/zero | tr '\0' a)
+tplain tp-big api.test:80 \
+    'GET /hello HTTP/1.1\r\nHost: %s\r\nX-Pad: %s\r\nConnection: close\r\n\r\n' \
+    api.test "$PAD"
+check "plain HTTP in a CONNECT tunnel, a 12 KB request: the answer" \
+    got tp-big "HTTP/1.1 200 OK"
+
 tplain tp-wrong wrong.test:80 "$GET_CLOSE" wrong.test
 check "plain HTTP in a CONNECT tunnel, wrong pin: 502 pin-mismatch" \
     got tp-wrong 'error=tls_certificate_error; details="pin-mismatch"'

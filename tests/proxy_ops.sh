@@ -415,6 +415,10 @@ check "/metrics: bytes down counts the 100000-byte body" \
     test "$(delta 'pinproxy_bytes_total{direction="down"}')" -ge 100000
 check_eq "/metrics: connections_active is back to 0" 0 \
     "$(metric "$TMP/after.prom" pinproxy_connections_active)"
+check_eq "/metrics: the pool keeps the three upstreams that answered" 3 \
+    "$(delta pinproxy_upstream_pool_idle)"
+check_eq "/metrics: no upstream in use once every request is done" 0 \
+    "$(metric "$TMP/after.prom" pinproxy_upstream_pool_in_use)"
 check_eq "stats: GET /other is 404" 404 \
     "$(scrape "$SP1" "$TMP/other.out" /other | cut -d ' ' -f 1)"
 code=$(curl -sS --noproxy '' --max-time 10 -o /dev/null -w '%{http_code}' \

@@ -118,6 +118,18 @@ check_log "right pins: access line with mode=forward and status 200" \
     "$(kv host 127.0.0.1)" "$(kv bytes_up 8388608)" \
     "$(kv bytes_down 8388608)"
 
+# A client that stops reading, then reads slowly: the relay waits on it
+# while TLS records wait in OpenSSL's read-ahead buffer, and must still
+# deliver every byte.
+python3 "$ECHO" --client "$FG" --stall 1 >"$TMP/slow.out" 2>"$TMP/slow.err"
+sent=$(sed -n 's/^sent=//p' "$TMP/slow.out")
+got=$(sed -n 's/^got=\([0-9a-f]*\) .*/\1/p' "$TMP/slow.out")
+check_eq "a slow reader gets all 8 MiB back" "bytes=8388608" \
+    "$(grep -o 'bytes=[0-9]*' "$TMP/slow.out")"
+check "a slow reader: what came back hashes as what was sent" \
+    test -n "$sent" -a "$sent" = "$got"
+[ -s "$TMP/slow.err" ] && diag "$(cat "$TMP/slow.err")"
+
 # Wrong pins: closed with nothing delivered either way.
 origin_settle "$TMP/echo.log"
 before=$(echo_count accept)

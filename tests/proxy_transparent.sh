@@ -52,6 +52,14 @@ PIN_FOREIGN=$(sh "$MKPKI" pin "$PKI/foreign-leaf.pem")
 start_origin O 443 "$TMP/origin.log" --host 127.0.0.2 \
     --cert "$TMP/both-chain.pem" --key "$PKI/both.key" ||
     bail_out "the origin did not start"
+# And on 127.0.0.2:4443, for tproxy (no redirect rule covers that port).
+start_origin O4 4443 "$TMP/origin4.log" --host 127.0.0.2 \
+    --cert "$TMP/both-chain.pem" --key "$PKI/both.key" ||
+    bail_out "the tproxy origin did not start"
+# The same on [::1]:443, for the IPv6 redirect.
+start_origin O6 443 "$TMP/origin6.log" --host ::1 \
+    --cert "$TMP/both-chain.pem" --key "$PKI/both.key" ||
+    bail_out "the IPv6 origin did not start"
 # And a plaintext server on port 80 of that address, which no request for
 # the pinned host may reach.
 start_origin OP 80 "$TMP/plain.log" --host 127.0.0.2 --plain ||
@@ -61,10 +69,15 @@ echo "nameserver 127.0.0.1:$CLOSED" >"$TMP/resolv.conf"
 
 PP=$(free_port)
 TP=$(free_port)
+TP6=$(free_port)
+TPX=$(free_port)
 cat >"$TMP/t.conf" <<CONF
 [proxy]
 listen = 127.0.0.1:$PP
 transparent = 127.0.0.1:$TP
+transparent = [::1]:$TP6
+transparent = 127.0.0.1:$TPX
+connect_ports = 80 443 4443
 upstream_mark = 1
 trust = $PKI/root.pem
 ca_cert = $TMP/ca.pem
@@ -93,6 +106,13 @@ table ip t {
 		type nat hook output priority -100;
 		meta mark 1 return
 		meta skuid nobody tcp dport { 443, 80 } redirect to :$TP
+	}
+}
+table ip6 t6 {
+	chain out {
+		type nat hook output priority -100;
+		meta mark 1 return
+		meta skuid nobody tcp dport 443 redirect to :$TP6
 	}
 }
 NFT
@@ -127,6 +147,53 @@ check "https with wrong pins: the fetch fails" \
 check_log "wrong pins: pin_mismatch" "$TMP/t.log" \
     'event=pin_mismatch' 'host=wrong.test'
 
+# IPv6: the original destination comes from IP6T_SO_ORIGINAL_DST.
+got=$(ncurl --resolve 'api.test:443:[::1]' \
+    --cacert "$TMP/ca-public.pem" https://api.test/hello 2>"$TMP/c6.err")
+check_eq "https to ::1 through the IPv6 redirect: the body" \
+    "hello from origin" "$got"
+[ -s "$TMP/c6.err" ] && diag "curl: $(cat "$TMP/c6.err")"
+check_log "the IPv6 connection's access line says mode=transparent" \
+    "$TMP/t.log" 'event=access' 'mode=transparent' 'host=api.test' \
+    'status=200' 'client=[^ ]*::1'
+
+# tproxy: the packets keep their destination and reach the transparent
+# listener (IP_TRANSPARENT) in prerouting; the original destination is
+# the accepted socket's own address.
+if nft -f - <<NFT 2>"$TMP/tproxy.err"
+table ip tp {
+	chain pre {
+		type filter hook prerouting priority mangle;
+		meta mark 1 return
+		ip daddr 127.0.0.2 tcp dport 4443 tproxy to 127.0.0.1:$TPX accept
+	}
+}
+NFT
+then
+	before=$(log_count "$TMP/t.log" 'event=access' 'mode=transparent' \
+	    'host=api.test' 'status=200')
+	got=$(ncurl --resolve api.test:4443:127.0.0.2 \
+	    --cacert "$TMP/ca-public.pem" https://api.test:4443/hello \
+	    2>"$TMP/c4.err")
+	check_eq "https through tproxy: the body, with pinproxy's leaf" \
+	    "hello from origin" "$got"
+	[ -s "$TMP/c4.err" ] && diag "curl: $(cat "$TMP/c4.err")"
+	for i in $(seq 40); do
+		[ "$(log_count "$TMP/t.log" 'event=access' 'mode=transparent' \
+		    'host=api.test' 'status=200')" -gt "$before" ] && break
+		sleep 0.05
+	done
+	check_eq "the tproxy connection has its access line" $((before + 1)) \
+	    "$(log_count "$TMP/t.log" 'event=access' 'mode=transparent' \
+	    'host=api.test' 'status=200')"
+	check_eq "through tproxy the origin on port 4443 served it" 1 \
+	    "$(origin_count "$TMP/origin4.log" request)"
+else
+	skip "nftables tproxy is unavailable here: $(cat "$TMP/tproxy.err")"
+	skip "nftables tproxy is unavailable here"
+	skip "nftables tproxy is unavailable here"
+fi
+
 # Not redirected: the destination is pinproxy's own listener.
 got=$(curl -sS --noproxy '*' --max-time 10 \
     "http://127.0.0.1:$TP/hello" 2>&1)
@@ -150,5 +217,7 @@ check "upstream_mark without CAP_NET_ADMIN: pinproxy does not start" \
 check_grep "and it says the mark needs CAP_NET_ADMIN" \
     'event=start_failed.*upstream_mark.*CAP_NET_ADMIN' "$TMP/nocap.log"
 stop "$O"
+stop "$O6"
+stop "$O4"
 stop "$OP"
 done_testing

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "hostmatch.h"
+#include "hostport.h"
 
 /* A name of labels of the given lengths made of 'a', joined by dots. */
 static void
@@ -517,6 +518,60 @@ test_is_ip_recognises_both_families(void **state)
 	assert_false(hostmatch_is_ip(NULL));
 }
 
+/* Every spelling of HOST[:PORT] the inputs use, through one parser. */
+static void
+test_hostport_parses_every_form(void **state)
+{
+	static const struct {
+		const char		*in;
+		int			 flags;
+		enum hostport_error	 want;
+		const char		*host;
+		uint16_t		 port;
+	} cases[] = {
+		{ "Api.Example.COM.", 0, HOSTPORT_OK, "api.example.com", 0 },
+		{ "api.test:8443", 0, HOSTPORT_OK, "api.test", 8443 },
+		{ "[::1]", 0, HOSTPORT_OK, "::1", 0 },
+		{ "[0:0::1]:443", 0, HOSTPORT_OK, "::1", 443 },
+		{ "[::ffff:127.0.0.1]:80", 0, HOSTPORT_OK, "127.0.0.1", 80 },
+		{ "::1", HOSTPORT_BARE_V6_OK, HOSTPORT_OK, "::1", 0 },
+		{ "::1", 0, HOSTPORT_BARE_V6, NULL, 0 },
+		{ "::1:443", HOSTPORT_NEED_PORT, HOSTPORT_BARE_V6, NULL, 0 },
+		{ "api.test", HOSTPORT_NEED_PORT, HOSTPORT_NO_PORT, NULL, 0 },
+		{ "[::1]", HOSTPORT_NEED_PORT, HOSTPORT_NO_PORT, NULL, 0 },
+		{ "api.test:", 0, HOSTPORT_BAD_PORT, NULL, 0 },
+		{ "api.test:0", 0, HOSTPORT_BAD_PORT, NULL, 0 },
+		{ "api.test:65536", 0, HOSTPORT_BAD_PORT, NULL, 0 },
+		{ "api.test:080800", 0, HOSTPORT_BAD_PORT, NULL, 0 },
+		{ "api.test:+80", 0, HOSTPORT_BAD_PORT, NULL, 0 },
+		{ "api.test:80x", 0, HOSTPORT_BAD_PORT, NULL, 0 },
+		{ ":80", 0, HOSTPORT_BAD_HOST, NULL, 0 },
+		{ "[::1", 0, HOSTPORT_BAD_HOST, NULL, 0 },
+		{ "[::1]x", 0, HOSTPORT_BAD_HOST, NULL, 0 },
+		{ "[api.test]:80", 0, HOSTPORT_BAD_HOST, NULL, 0 },
+		{ "127.1:80", 0, HOSTPORT_BAD_HOST, NULL, 0 },
+		{ "0x7f.0.0.1", 0, HOSTPORT_BAD_HOST, NULL, 0 },
+		{ "[fe80::1%eth0]:80", 0, HOSTPORT_BAD_HOST, NULL, 0 },
+		{ "", 0, HOSTPORT_BAD_HOST, NULL, 0 },
+	};
+	char		 host[HOSTMATCH_NAME_MAX];
+	uint16_t	 port;
+	size_t		 i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		port = 1;
+		if (hostport_parse(cases[i].in, strlen(cases[i].in),
+		    cases[i].flags, host, &port) != cases[i].want)
+			fail_msg("%s: not error %d", cases[i].in,
+			    (int)cases[i].want);
+		if (cases[i].want != HOSTPORT_OK)
+			continue;
+		assert_string_equal(host, cases[i].host);
+		assert_int_equal(port, cases[i].port);
+	}
+}
+
 int
 main(void)
 {
@@ -526,6 +581,7 @@ main(void)
 		cmocka_unit_test(
 		    test_normalize_rejects_two_trailing_dots_and_empty_labels),
 		cmocka_unit_test(test_normalize_rejects_bytes_no_host_name_has),
+		cmocka_unit_test(test_hostport_parses_every_form),
 		cmocka_unit_test(
 		    test_normalize_rejects_a_nul_byte_inside_the_length),
 		cmocka_unit_test(test_normalize_uses_only_the_given_length),

@@ -640,6 +640,10 @@ test_http_rejects_each_smuggling_shape(void **state)
 		    "Transfer-Encoding: identity\r\n\r\n"),
 		SHAPE("POST / HTTP/1.1\r\nHost: a\r\n"
 		    "Transfer-Encoding: xchunked\r\n\r\n"),
+		SHAPE("GET / HTTP/1.1\r\nHost: a\r\n"
+		    "Transfer-Encodingx: o\r\n\r\n"),
+		SHAPE("GET / HTTP/1.0\r\nHost: a\r\nUpgrade: e\r\n"
+		    "Transfer-Encodingt: o\r\nConnection: Upgrade\r\n\r\n"),
 		SHAPE("POST / HTTP/1.1\r\nHost: a\r\n"
 		    "Transfer-Encoding:\r\n\r\n"),
 		SHAPE("POST / HTTP/1.0\r\nHost: a\r\n"
@@ -687,6 +691,10 @@ test_http_rejects_each_smuggling_shape(void **state)
 		    HTTP_ERR_BAD_REQUEST)
 			fail_msg("smuggling shape %zu was accepted", i);
 	}
+	/* A response's framing is as ambiguous with such a name. */
+	assert_int_equal(head_result(HTTP_DIR_RESPONSE,
+	    "HTTP/1.1 200 OK\r\nTransfer-Encodingx: o\r\n\r\n", 42),
+	    HTTP_ERR_BAD_REQUEST);
 }
 
 static void

@@ -17,6 +17,7 @@
 
 #include "metrics.h"
 #include "pincheck.h"
+#include "upstream.h"
 #include "xmalloc.h"
 
 /* The rendering of m as a string; free it. */
@@ -95,6 +96,14 @@ static const char golden[] =
     "holding a denied key.\n"
     "# TYPE pinproxy_pin_denied_total counter\n"
     "pinproxy_pin_denied_total 2\n"
+    "# HELP pinproxy_upstream_pool_idle Idle checked upstream connections "
+    "kept for reuse.\n"
+    "# TYPE pinproxy_upstream_pool_idle gauge\n"
+    "pinproxy_upstream_pool_idle 17\n"
+    "# HELP pinproxy_upstream_pool_in_use Upstream connections of HTTP "
+    "exchanges in use or being opened.\n"
+    "# TYPE pinproxy_upstream_pool_in_use gauge\n"
+    "pinproxy_upstream_pool_in_use 3\n"
     "# HELP pinproxy_candidate_seen_total Pin checks that found a candidate "
     "pin in the verified chain.\n"
     "# TYPE pinproxy_candidate_seen_total counter\n";
@@ -122,6 +131,8 @@ test_metrics_render_the_documented_text_exactly(void **state)
 	metrics_set(m, METRIC_BYTES_DOWN, UINT64_MAX);
 	metrics_inc(m, METRIC_CONFIG_RELOADS_FAILED);
 	metrics_add(m, METRIC_PIN_DENIED, 2);
+	metrics_set(m, METRIC_UPSTREAM_POOL_IDLE, 17);
+	metrics_set(m, METRIC_UPSTREAM_POOL_IN_USE, 3);
 	text = render(m);
 	assert_string_equal(text, golden);
 	free(text);
@@ -207,22 +218,45 @@ test_metrics_map_every_pin_verdict(void **state)
 	assert_int_equal(metrics_pin_check(PIN_UNPINNED), METRIC__COUNT);
 }
 
+/*
+ * Each failed upstream status has one row: its answer, whose details code
+ * is also the label of the upstream_errors series counting it.
+ */
 static void
-test_metrics_map_the_upstream_error_codes(void **state)
+test_metrics_count_each_upstream_status_once(void **state)
 {
+	static const struct {
+		enum upstream_status	 st;
+		const char		*details;
+		enum metric_id		 metric;
+		bool			 verdict;
+	} want[] = {
+		{ UPSTREAM_DNS_FAILED, "dns-failed",
+		    METRIC_UPSTREAM_ERRORS_DNS, false },
+		{ UPSTREAM_CONNECT_FAILED, "connect-failed",
+		    METRIC_UPSTREAM_ERRORS_CONNECT, false },
+		{ UPSTREAM_TIMEOUT, "timeout",
+		    METRIC_UPSTREAM_ERRORS_TIMEOUT, false },
+		{ UPSTREAM_TLS_FAILED, "tls-failed",
+		    METRIC_UPSTREAM_ERRORS_TLS, false },
+		{ UPSTREAM_VERIFY_FAILED, "verify-failed", METRIC__COUNT,
+		    true },
+		{ UPSTREAM_PIN_MISMATCH, "pin-mismatch", METRIC__COUNT, true },
+		{ UPSTREAM_PIN_DENIED, "pin-denied", METRIC__COUNT, true },
+		{ UPSTREAM_LOOP, "loop", METRIC__COUNT, false },
+	};
+	const struct upstream_outcome	*o;
+	size_t				 i;
+
 	(void)state;
-	assert_int_equal(metrics_upstream_error("dns-failed"),
-	    METRIC_UPSTREAM_ERRORS_DNS);
-	assert_int_equal(metrics_upstream_error("connect-failed"),
-	    METRIC_UPSTREAM_ERRORS_CONNECT);
-	assert_int_equal(metrics_upstream_error("tls-failed"),
-	    METRIC_UPSTREAM_ERRORS_TLS);
-	assert_int_equal(metrics_upstream_error("timeout"),
-	    METRIC_UPSTREAM_ERRORS_TIMEOUT);
-	assert_int_equal(metrics_upstream_error("bad-response"),
-	    METRIC_UPSTREAM_ERRORS_BAD_RESPONSE);
-	assert_int_equal(metrics_upstream_error("pin-mismatch"),
-	    METRIC__COUNT);
+	assert_int_equal(sizeof(want) / sizeof(want[0]), UPSTREAM__COUNT - 1);
+	for (i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		o = upstream_outcome(want[i].st);
+		assert_string_equal(http_error_details(o->error),
+		    want[i].details);
+		assert_int_equal(o->metric, want[i].metric);
+		assert_int_equal(o->verdict, want[i].verdict);
+	}
 }
 
 /* Each pin set and candidate pin is a series of its own, made on use. */
@@ -275,7 +309,7 @@ test_metrics_name_each_family_once(void **state)
 		assert_true(line[strlen(family)] == ' ' ||
 		    line[strlen(family)] == '{');
 	}
-	assert_int_equal(nhelp, 13);
+	assert_int_equal(nhelp, 15);
 	free(text);
 	metrics_free(m);
 }
@@ -328,7 +362,7 @@ main(void)
 		cmocka_unit_test(test_metrics_gauge_stops_at_zero),
 		cmocka_unit_test(test_metrics_ignore_the_count_as_an_id),
 		cmocka_unit_test(test_metrics_map_every_pin_verdict),
-		cmocka_unit_test(test_metrics_map_the_upstream_error_codes),
+		cmocka_unit_test(test_metrics_count_each_upstream_status_once),
 		cmocka_unit_test(test_metrics_name_each_family_once),
 		cmocka_unit_test(
 		    test_metrics_count_candidates_by_pinset_and_pin),

@@ -122,7 +122,7 @@ done_cb(struct relay *r, const char *why, void *arg)
 static void
 start(struct fixture *f, uint64_t idle_ms)
 {
-	f->relay = relay_new_sockets(f->base, f->client, f->server, idle_ms,
+	f->relay = relay_new(f->base, f->client, f->server, idle_ms,
 	    done_cb, f);
 	assert_non_null(f->relay);
 }

@@ -20,6 +20,7 @@ import socket
 import ssl
 import sys
 import threading
+import time
 
 
 def log(path, lock, **kw):
@@ -90,12 +91,20 @@ def client(args):
     t.start()
     h = hashlib.sha256()
     got = 0
+    # --stall: let every buffer on the way fill up, then read in small
+    # pieces with pauses, so the relay waits on this side again and again.
+    if args.stall:
+        time.sleep(args.stall)
+    n = 0
     while got < args.size:
-        data = s.recv(65536)
+        data = s.recv(4096 if args.stall else 65536)
         if not data:
             break
         h.update(data)
         got += len(data)
+        n += 1
+        if args.stall and n % 64 == 0:
+            time.sleep(0.01)
     t.join()
     s.close()
     print("sent=%s" % sent)
@@ -111,6 +120,7 @@ def main():
     ap.add_argument("--client", type=int)
     ap.add_argument("--size", type=int, default=8 * 1024 * 1024)
     ap.add_argument("--send")
+    ap.add_argument("--stall", type=float, default=0)
     args = ap.parse_args()
     if args.client is not None:
         client(args)

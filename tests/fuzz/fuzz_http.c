@@ -19,6 +19,7 @@
 
 #include <event2/buffer.h>
 
+#include "hostmatch.h"
 #include "http.h"
 
 /* A connection carries at most this many messages here. */
@@ -74,7 +75,7 @@ fuzz_check_head(const struct http_head *h, enum http_dir dir)
 	for (i = 0; i < h->nheaders; i++)
 		assert(h->headers[i].name[0] != '\0' &&
 		    h->headers[i].value != NULL);
-	assert(strlen(h->host) < HTTP_HOST_MAX);
+	assert(strlen(h->host) < HOSTMATCH_NAME_MAX);
 	if (h->framing == HTTP_FRAMING_CHUNKED)
 		assert(h->chunked);
 	if (h->framing == HTTP_FRAMING_LENGTH)

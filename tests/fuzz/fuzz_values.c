@@ -20,6 +20,7 @@
 
 #include "conf_value.h"
 #include "hostmatch.h"
+#include "hostport.h"
 #include "http.h"
 #include "pin.h"
 
@@ -71,6 +72,33 @@ fuzz_host(const char *in, size_t len)
 	assert(strcmp(tight, out) == 0);
 	assert(!hostmatch_normalize(in, len, tight, n));
 	free(tight);
+}
+
+/*
+ * A HOST[:PORT] that parses writes back (brackets around an IPv6 host) to
+ * text that parses to the same host and port.
+ */
+static void
+fuzz_hostport(const char *in, size_t len)
+{
+	char		 host[HOSTMATCH_NAME_MAX], again[HOSTMATCH_NAME_MAX];
+	char		 text[HOSTMATCH_NAME_MAX + 8];
+	uint16_t	 port, port2;
+	int		 flags, n;
+
+	for (flags = 0; flags < 4; flags++) {
+		if (hostport_parse(in, len, flags, host, &port) != HOSTPORT_OK)
+			continue;
+		assert(strlen(host) > 0 && strlen(host) < sizeof(host));
+		assert(port != 0 || (flags & HOSTPORT_NEED_PORT) == 0);
+		n = snprintf(text, sizeof(text), strchr(host, ':') != NULL ?
+		    "[%s]:%u" : "%s:%u", host, port != 0 ? port : 1u);
+		assert(n > 0 && (size_t)n < sizeof(text));
+		assert(hostport_parse(text, (size_t)n, HOSTPORT_NEED_PORT,
+		    again, &port2) == HOSTPORT_OK);
+		assert(strcmp(host, again) == 0);
+		assert(port2 == (port != 0 ? port : 1));
+	}
 }
 
 /* Match a pattern against a host, both as the configuration has them. */
@@ -188,7 +216,7 @@ fuzz_authority(const uint8_t *data, size_t size)
 	    (h = http_msg_head(m))->is_connect) {
 		assert(used == len);
 		assert(h->port != 0 && h->host[0] != '\0');
-		assert(strlen(h->host) < HTTP_HOST_MAX);
+		assert(strlen(h->host) < HOSTMATCH_NAME_MAX);
 		for (i = 0; h->host[i] != '\0'; i++)
 			assert(h->host[i] > 0x20 && h->host[i] < 0x7f &&
 			    !(h->host[i] >= 'A' && h->host[i] <= 'Z'));
@@ -211,6 +239,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	fuzz_pin(s, small);
 	fuzz_host((const char *)data, size);
+	fuzz_hostport((const char *)data, size);
 	fuzz_addr(s, small);
 	fuzz_scalars(s, small);
 	fuzz_authority(data, size);

@@ -1,0 +1,80 @@
+/*
+ * HOST[:PORT] parsing shared by the request parser, the configuration and
+ * the pin tool.
+ */
+#include "config.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "hostport.h"
+
+bool
+hostport_host(const char *s, size_t len, bool bracketed, char *host)
+{
+	if (len == 0)
+		return false;
+	/* Inside brackets only an IPv6 literal; outside, never one. */
+	if ((memchr(s, ':', len) != NULL) != bracketed)
+		return false;
+	return hostmatch_normalize(s, len, host, HOSTMATCH_NAME_MAX);
+}
+
+bool
+hostport_port(const char *s, size_t len, uint16_t *port)
+{
+	unsigned long	 v = 0;
+	size_t		 i;
+
+	if (len == 0 || len > 5)
+		return false;
+	for (i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		v = v * 10 + (unsigned long)(s[i] - '0');
+	}
+	if (v == 0 || v > 65535)
+		return false;
+	*port = (uint16_t)v;
+	return true;
+}
+
+enum hostport_error
+hostport_parse(const char *s, size_t len, int flags, char *host,
+    uint16_t *port)
+{
+	const char	*end = s + len, *close, *colon;
+
+	*port = 0;
+	if (len > 0 && s[0] == '[') {
+		if ((close = memchr(s, ']', len)) == NULL ||
+		    !hostport_host(s + 1, (size_t)(close - s - 1), true, host))
+			return HOSTPORT_BAD_HOST;
+		colon = close + 1;
+		if (colon == end)
+			colon = NULL;
+		else if (*colon != ':')
+			return HOSTPORT_BAD_HOST;
+	} else {
+		colon = memchr(s, ':', len);
+		if (colon != NULL && memchr(colon + 1, ':',
+		    (size_t)(end - colon - 1)) != NULL) {
+			/* Two colons: an IPv6 address, never HOST:PORT. */
+			if ((flags & HOSTPORT_BARE_V6_OK) == 0)
+				return HOSTPORT_BARE_V6;
+			colon = NULL;
+			if (!hostport_host(s, len, true, host))
+				return HOSTPORT_BAD_HOST;
+		} else if (!hostport_host(s, colon != NULL ?
+		    (size_t)(colon - s) : len, false, host))
+			return HOSTPORT_BAD_HOST;
+	}
+	if (colon == NULL)
+		return (flags & HOSTPORT_NEED_PORT) != 0 ? HOSTPORT_NO_PORT :
+		    HOSTPORT_OK;
+	if (!hostport_port(colon + 1, (size_t)(end - colon - 1), port))
+		return HOSTPORT_BAD_PORT;
+	return HOSTPORT_OK;
+}
