@@ -1010,7 +1010,7 @@ tunnel_env_reload(struct tunnel_env *te, const struct conf *conf, char *err,
 		log_end(&l);
 	}
 	/* Leaves are forged synchronously: nothing holds the old CA now. */
-	ca_free(te->ca);
+	ca_unref(te->ca);
 	te->ca = ca;
 	free(te->ca_cert);
 	free(te->ca_key);
@@ -1039,7 +1039,7 @@ tunnel_env_free(struct tunnel_env *te)
 	SSL_CTX_free(te->server);
 	throttle_free(te->tls_failed);
 	leafcert_cache_free(te->leaves);
-	ca_free(te->ca);
+	ca_unref(te->ca);
 	free(te->ca_cert);
 	free(te->ca_key);
 	free(te);

@@ -134,8 +134,8 @@ teardown_cas(void **state)
 {
 	struct fixture	*fx = *state;
 
-	ca_free(fx->ca);
-	ca_free(fx->other);
+	ca_unref(fx->ca);
+	ca_unref(fx->other);
 	nftw(fx->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	free(fx);
 	return 0;
@@ -403,7 +403,7 @@ test_leafcert_validity_ends_with_a_short_lived_ca(void **state)
 	    X509_V_OK);
 	X509_free(leaf);
 	leafcert_cache_free(lc);
-	ca_free(ca);
+	ca_unref(ca);
 }
 
 static void
@@ -575,7 +575,7 @@ test_leafcert_forges_again_when_the_cached_one_nears_expiry(void **state)
 	X509_free(a);
 	X509_free(b);
 	leafcert_cache_free(lc);
-	ca_free(ca);
+	ca_unref(ca);
 }
 
 static void
