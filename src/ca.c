@@ -38,6 +38,16 @@
 /* A longer-lived CA is warned about: about ten years, leap days included. */
 #define CA_MAX_VALID_DAYS	3660
 
+/* A file a CA came from, to tell whether a reload must read it again. */
+struct ca_source {
+	char		*path;
+	dev_t		 dev;
+	ino_t		 ino;
+	off_t		 size;
+	struct timespec	 mtime;
+	struct timespec	 ctime;
+};
+
 struct ca {
 	int		 refs;
 	X509		*cert;
@@ -46,6 +56,8 @@ struct ca {
 	time_t		 not_after;
 	unsigned char	 id[CA_ID_LEN];
 	char		 warning[256];	/* empty: none */
+	struct ca_source cert_src;
+	struct ca_source key_src;
 };
 
 /*
@@ -94,13 +106,12 @@ ca_open(const char *what, const char *path, struct stat *st, char *err,
 }
 
 static X509 *
-ca_read_cert(const char *path, char *err, size_t errlen)
+ca_read_cert(const char *path, struct stat *st, char *err, size_t errlen)
 {
-	struct stat	 st;
 	FILE		*fp;
 	X509		*cert;
 
-	if ((fp = ca_open("ca_cert", path, &st, err, errlen)) == NULL)
+	if ((fp = ca_open("ca_cert", path, st, err, errlen)) == NULL)
 		return NULL;
 	cert = PEM_read_X509(fp, NULL, ca_no_passphrase, NULL);
 	fclose(fp);
@@ -115,25 +126,24 @@ ca_read_cert(const char *path, char *err, size_t errlen)
  * that others can read may already have been copied.
  */
 static EVP_PKEY *
-ca_read_key(const char *path, char *err, size_t errlen)
+ca_read_key(const char *path, struct stat *st, char *err, size_t errlen)
 {
-	struct stat	 st;
 	FILE		*fp;
 	EVP_PKEY	*key;
 
-	if ((fp = ca_open("ca_key", path, &st, err, errlen)) == NULL)
+	if ((fp = ca_open("ca_key", path, st, err, errlen)) == NULL)
 		return NULL;
-	if (st.st_uid != geteuid()) {
+	if (st->st_uid != geteuid()) {
 		snprintf(err, errlen, "ca_key %s is owned by uid %lu, not by "
 		    "the user pinproxy runs as (uid %lu): refused", path,
-		    (unsigned long)st.st_uid, (unsigned long)geteuid());
+		    (unsigned long)st->st_uid, (unsigned long)geteuid());
 		fclose(fp);
 		return NULL;
 	}
-	if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+	if ((st->st_mode & (S_IRWXG | S_IRWXO)) != 0) {
 		snprintf(err, errlen, "ca_key %s has mode %04o: group and "
 		    "others must have no access (chmod 600 it): refused", path,
-		    (unsigned int)(st.st_mode & 07777));
+		    (unsigned int)(st->st_mode & 07777));
 		fclose(fp);
 		return NULL;
 	}
@@ -276,7 +286,7 @@ ca_new(X509 *cert, EVP_PKEY *key, const char *cert_path, const char *key_path,
 	    idlen != CA_ID_LEN) {
 		snprintf(err, errlen, "ca_cert %s: cannot compute its digest",
 		    cert_path);
-		ca_free(ca);
+		ca_unref(ca);
 		return NULL;
 	}
 	return ca;
@@ -287,20 +297,57 @@ fail:
 	return NULL;
 }
 
+/* Remember path and what st says of it in src. */
+static void
+ca_source_set(struct ca_source *src, const char *path, const struct stat *st)
+{
+	free(src->path);
+	src->path = xstrdup(path);
+	src->dev = st->st_dev;
+	src->ino = st->st_ino;
+	src->size = st->st_size;
+	src->mtime = st->st_mtim;
+	src->ctime = st->st_ctim;
+}
+
+/* Whether path is still the file src describes, unchanged. */
+static bool
+ca_source_same(const struct ca_source *src, const char *path)
+{
+	struct stat	 st;
+
+	if (src->path == NULL || strcmp(src->path, path) != 0 ||
+	    lstat(path, &st) == -1)
+		return false;
+	return st.st_dev == src->dev && st.st_ino == src->ino &&
+	    st.st_size == src->size &&
+	    st.st_mtim.tv_sec == src->mtime.tv_sec &&
+	    st.st_mtim.tv_nsec == src->mtime.tv_nsec &&
+	    st.st_ctim.tv_sec == src->ctime.tv_sec &&
+	    st.st_ctim.tv_nsec == src->ctime.tv_nsec;
+}
+
 static struct ca *
 ca_load(const char *cert_path, const char *key_path, char *err,
     size_t errlen)
 {
+	struct stat	 cert_st, key_st;
+	struct ca	*ca;
 	X509		*cert;
 	EVP_PKEY	*key;
 
-	if ((cert = ca_read_cert(cert_path, err, errlen)) == NULL)
+	if ((cert = ca_read_cert(cert_path, &cert_st, err, errlen)) == NULL)
 		return NULL;
-	if ((key = ca_read_key(key_path, err, errlen)) == NULL) {
+	if ((key = ca_read_key(key_path, &key_st, err, errlen)) == NULL) {
 		X509_free(cert);
 		return NULL;
 	}
-	return ca_new(cert, key, cert_path, key_path, err, errlen);
+	if ((ca = ca_new(cert, key, cert_path, key_path, err, errlen)) ==
+	    NULL)
+		return NULL;
+	ca_source_set(&ca->cert_src, cert_path, &cert_st);
+	ca_source_set(&ca->key_src, key_path, &key_st);
+	return ca;
 }
 
 bool
@@ -502,6 +549,8 @@ static struct ca *
 ca_create(const char *cert_path, const char *key_path, char *err,
     size_t errlen)
 {
+	struct stat	 st;
+	struct ca	*ca;
 	EVP_PKEY	*key;
 	X509		*cert;
 
@@ -524,7 +573,15 @@ ca_create(const char *cert_path, const char *key_path, char *err,
 		unlink(key_path);
 		goto fail;
 	}
-	return ca_new(cert, key, cert_path, key_path, err, errlen);
+	if ((ca = ca_new(cert, key, cert_path, key_path, err, errlen)) ==
+	    NULL)
+		return NULL;
+	/* Not recorded: the next reload reads the files, which is harmless. */
+	if (lstat(cert_path, &st) == 0)
+		ca_source_set(&ca->cert_src, cert_path, &st);
+	if (lstat(key_path, &st) == 0)
+		ca_source_set(&ca->key_src, key_path, &st);
+	return ca;
 
 fail:
 	X509_free(cert);
@@ -591,7 +648,7 @@ ca_check(const char *cert_path, const char *key_path, char *warn,
 		if ((ca = ca_load(cert_path, key_path, err, errlen)) == NULL)
 			return false;
 		snprintf(warn, warnlen, "%s", ca->warning);
-		ca_free(ca);
+		ca_unref(ca);
 		return true;
 	case 0:
 		return true;
@@ -608,14 +665,23 @@ ca_ref(struct ca *ca)
 }
 
 void
-ca_free(struct ca *ca)
+ca_unref(struct ca *ca)
 {
 	if (ca == NULL || --ca->refs > 0)
 		return;
 	/* EVP_PKEY_free wipes the private key material. */
 	EVP_PKEY_free(ca->key);
 	X509_free(ca->cert);
+	free(ca->cert_src.path);
+	free(ca->key_src.path);
 	free(ca);
+}
+
+bool
+ca_unchanged(const struct ca *ca, const char *cert_path, const char *key_path)
+{
+	return ca_source_same(&ca->cert_src, cert_path) &&
+	    ca_source_same(&ca->key_src, key_path);
 }
 
 X509 *

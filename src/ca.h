@@ -37,10 +37,17 @@ struct ca	*ca_load_or_create(const char *cert_path, const char *key_path,
  */
 bool		 ca_check(const char *cert_path, const char *key_path,
 		    char *warn, size_t warnlen, char *err, size_t errlen);
+/*
+ * Whether ca was read from (or created as) cert_path and key_path and both
+ * files are unchanged since: same inode, size, modification and status
+ * change times. False means a reload must load them again.
+ */
+bool		 ca_unchanged(const struct ca *ca, const char *cert_path,
+		    const char *key_path);
 /* Take another reference to a CA. */
 struct ca	*ca_ref(struct ca *ca);
 /* Drop a reference (NULL is fine); the last one frees and wipes the key. */
-void		 ca_free(struct ca *ca);
+void		 ca_unref(struct ca *ca);
 /* The CA certificate, borrowed from ca. */
 X509		*ca_cert(const struct ca *ca);
 /* When the CA certificate expires. */

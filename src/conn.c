@@ -22,6 +22,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "ca.h"
 #include "capage.h"
 #include "conn.h"
 #include "forward.h"
@@ -348,8 +349,9 @@ conn_ca_page(struct conn *c, const struct http_head *h)
 
 	/* A request body is not read: close after the answer instead. */
 	close = c->close_after || http_msg_state(c->req) != HTTP_MSG_DONE;
-	status = capage_respond(tunnel_env_ca_cert(c->env->tunnel),
-	    c->rc->conf->ca_host, h->method, h->path, close, out);
+	/* The CA of the generation this request runs under. */
+	status = capage_respond(ca_cert(c->rc->ca), c->rc->conf->ca_host,
+	    h->method, h->path, close, out);
 	c->bytes_down += evbuffer_get_length(out) - before;
 	conn_exchange_done(c, status, close);
 }

@@ -33,7 +33,7 @@ struct conn_env {
 	struct runconf		*rc;		/* current; borrowed from proxy */
 	const struct conf_addr	*listen;	/* the listening addresses */
 	size_t			 nlisten;
-	struct tunnel_env	*tunnel;	/* CONNECT: CA, forged leaves */
+	struct tunnel_env	*tunnel;	/* CONNECT: TLS server side */
 	struct pool		*pool;		/* idle upstreams */
 	struct upstream_sinks	 sinks;		/* metrics, report_file */
 	char			 via[40];	/* our Via value, for loops */

@@ -365,11 +365,7 @@ static void
 proxy_stats_refresh_cb(struct metrics *m, void *arg)
 {
 	struct proxy	*p = arg;
-	uint64_t	 hits, misses;
 
-	tunnel_env_leaf_stats(p->env.tunnel, &hits, &misses);
-	metrics_set(m, METRIC_LEAFCERT_CACHE_HITS, hits);
-	metrics_set(m, METRIC_LEAFCERT_CACHE_MISSES, misses);
 	metrics_set(m, METRIC_UPSTREAM_POOL_IDLE, pool_count(p->env.pool));
 	metrics_set(m, METRIC_UPSTREAM_POOL_IN_USE, pool_in_use(p->env.pool));
 	metrics_set_pinset_expiry(m, p->rc->conf, time(NULL));
@@ -533,15 +529,14 @@ proxy_reload(struct proxy *p)
 	if (conf == NULL)
 		snprintf(err, sizeof(err), "%s", diag_first_error(d) != NULL ?
 		    diag_first_error(d) : "cannot read the configuration");
-	else if ((rc = runconf_new(conf, p->generation + 1, err,
+	else if ((rc = runconf_new(conf, p->generation + 1, p->rc, err,
 	    sizeof(err))) != NULL &&
 	    (!proxy_reload_outputs(p, conf, &report, &stats, &keep_stats,
 	    err, sizeof(err)) ||
 	    !upstream_mark_check(conf->upstream_mark, err, sizeof(err)) ||
 	    !tcpfwd_prepare(p->fwd, conf, err, sizeof(err)) ||
 	    !proxy_observe_for(p->env.sinks.observe, conf, &observe, err,
-	    sizeof(err)) ||
-	    !tunnel_env_reload(p->env.tunnel, conf, err, sizeof(err)))) {
+	    sizeof(err)))) {
 		tcpfwd_abort(p->fwd);
 		if (report != p->env.sinks.report)
 			report_close(report);
@@ -578,6 +573,7 @@ proxy_reload(struct proxy *p)
 		}
 		metrics_inc(p->metrics, METRIC_CONFIG_RELOADS_OK);
 		p->generation++;
+		runconf_retire(p->rc);
 		runconf_unref(p->rc);
 		p->rc = rc;
 		proxy_self_update(p);
@@ -765,8 +761,8 @@ proxy_main(struct conf *conf, const char *path, bool debug)
 	TAILQ_INIT(&p.env.conns);
 	signal(SIGPIPE, SIG_IGN);
 
-	if ((p.rc = runconf_new(conf, p.generation, err, sizeof(err))) ==
-	    NULL) {
+	if ((p.rc = runconf_new(conf, p.generation, NULL, err,
+	    sizeof(err))) == NULL) {
 		log_msg(EV_START_FAILED, "%s", err);
 		goto out;
 	}
@@ -775,7 +771,7 @@ proxy_main(struct conf *conf, const char *path, bool debug)
 		log_msg(EV_START_FAILED, "cannot set up the event loop");
 		goto out;
 	}
-	if ((p.env.tunnel = tunnel_env_new(conf, err, sizeof(err))) == NULL) {
+	if ((p.env.tunnel = tunnel_env_new(err, sizeof(err))) == NULL) {
 		log_msg(EV_START_FAILED, "%s", err);
 		goto out;
 	}

@@ -1,13 +1,48 @@
-/* Reference-counted configuration generations. */
+/*
+ * Reference-counted configuration generations. A generation keeps the CA
+ * of the previous one when its files are unchanged, and otherwise loads
+ * (or creates) its own; its forged leaves are always its own.
+ */
 #include "config.h"
 
 #include <stdlib.h>
 
+#include "log.h"
 #include "runconf.h"
 #include "xmalloc.h"
 
+/*
+ * The CA for conf: prev's when it came from the same, unchanged files,
+ * else loaded or created. A CA loaded for a reload is warned about here;
+ * at start, pinproxy -t's checks did that already.
+ */
+static struct ca *
+runconf_ca(const struct conf *conf, const struct runconf *prev, char *err,
+    size_t errlen)
+{
+	struct logline	 l;
+	struct ca	*ca;
+	bool		 created = false;
+
+	if (prev != NULL && ca_unchanged(prev->ca, conf->ca_cert, conf->ca_key))
+		return ca_ref(prev->ca);
+	if ((ca = ca_load_or_create(conf->ca_cert, conf->ca_key, &created,
+	    err, errlen)) == NULL)
+		return NULL;
+	if (prev != NULL && ca_warning(ca) != NULL)
+		log_msg(EV_CONFIG_WARNING, "interception CA: %s",
+		    ca_warning(ca));
+	if (created) {
+		log_begin(&l, EV_CA_CREATED);
+		log_str(&l, LK_FILE, conf->ca_cert);
+		log_end(&l);
+	}
+	return ca;
+}
+
 struct runconf *
-runconf_new(struct conf *conf, unsigned long gen, char *err, size_t errlen)
+runconf_new(struct conf *conf, unsigned long gen, const struct runconf *prev,
+    char *err, size_t errlen)
 {
 	struct runconf	*rc;
 	size_t		 i;
@@ -21,7 +56,10 @@ runconf_new(struct conf *conf, unsigned long gen, char *err, size_t errlen)
 	for (i = 0; i < conf->npinsets; i++)
 		rc->candidate_logged[i] = xcalloc(
 		    conf->pinsets[i].ncandidates + 1, sizeof(bool));
-	if ((rc->tls = tls_upstream_new(conf, err, errlen)) == NULL) {
+	if ((rc->tls = tls_upstream_new(conf, err, errlen)) == NULL ||
+	    (rc->ca = runconf_ca(conf, prev, err, errlen)) == NULL ||
+	    (rc->leaves = leafcert_cache_new(LEAFCERT_CACHE_DEFAULT, err,
+	    errlen)) == NULL) {
 		runconf_unref(rc);
 		return NULL;
 	}
@@ -52,6 +90,12 @@ runconf_candidate_first(struct runconf *rc, const struct pinset *ps,
 }
 
 void
+runconf_retire(struct runconf *rc)
+{
+	leafcert_cache_flush(rc->leaves);
+}
+
+void
 runconf_unref(struct runconf *rc)
 {
 	size_t	 i;
@@ -62,6 +106,8 @@ runconf_unref(struct runconf *rc)
 	    i < rc->conf->npinsets; i++)
 		free(rc->candidate_logged[i]);
 	free(rc->candidate_logged);
+	leafcert_cache_free(rc->leaves);
+	ca_unref(rc->ca);
 	tls_upstream_free(rc->tls);
 	conf_unref(rc->conf);
 	free(rc);

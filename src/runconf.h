@@ -1,8 +1,9 @@
 /*
  * A configuration generation at run time: the parsed configuration plus
- * what is built from it (upstream TLS contexts). Connections hold a
- * reference to the generation they started under, so a reload never
- * changes anything beneath them.
+ * what is built from it (upstream TLS contexts and sessions) and what
+ * interception uses under it (the CA and a cache of forged leaves).
+ * Connections hold a reference to the generation they started under, so
+ * a reload never changes anything beneath them.
  */
 #ifndef PINPROXY_RUNCONF_H
 #define PINPROXY_RUNCONF_H
@@ -10,7 +11,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "ca.h"
 #include "conf.h"
+#include "leafcert.h"
 #include "tls_upstream.h"
 
 struct runconf {
@@ -18,13 +21,19 @@ struct runconf {
 	unsigned long		 generation;
 	struct conf		*conf;		/* a reference of our own */
 	struct tls_upstream	*tls;		/* owned */
+	struct ca		*ca;		/* a reference of our own */
+	struct leafcert_cache	*leaves;	/* owned, issued by ca */
 	/* Per pin set, per candidate: candidate_seen was logged. */
 	bool			**candidate_logged;
 };
 
-/* Build generation number gen from conf; NULL with err on failure. */
-struct runconf	*runconf_new(struct conf *conf, unsigned long gen, char *err,
-		    size_t errlen);
+/*
+ * Build generation number gen from conf, after prev (NULL at start): the
+ * CA of prev when conf names the same, unchanged files (ca_unchanged()),
+ * else the one conf names, loaded or created. NULL with err on failure.
+ */
+struct runconf	*runconf_new(struct conf *conf, unsigned long gen,
+		    const struct runconf *prev, char *err, size_t errlen);
 /* Take a reference. */
 struct runconf	*runconf_ref(struct runconf *rc);
 /*
@@ -33,6 +42,11 @@ struct runconf	*runconf_ref(struct runconf *rc);
  */
 bool		 runconf_candidate_first(struct runconf *rc,
 		    const struct pinset *ps, size_t i);
+/*
+ * rc is no longer the current generation: drop its cached leaves, which
+ * only connections set up before the reload may still ask for.
+ */
+void		 runconf_retire(struct runconf *rc);
 /* Drop a reference (NULL ok). */
 void		 runconf_unref(struct runconf *rc);
 

@@ -160,6 +160,7 @@ struct tls_upstream *
 tls_upstream_new(const struct conf *conf, char *err, size_t errlen)
 {
 	struct tls_upstream	*t;
+	struct trust		*tr;
 	X509_STORE		*store;
 	size_t			 i;
 
@@ -168,23 +169,27 @@ tls_upstream_new(const struct conf *conf, char *err, size_t errlen)
 		    tls_upstream_conn_free);
 	t = xcalloc(1, sizeof(*t));
 	t->conf = conf;
-	if ((store = trust_store_new(conf->trust, NULL, err, errlen)) == NULL ||
-	    (t->base = tls_upstream_ctx(store, err, errlen)) == NULL)
-		goto fail;
 	t->npinset = conf->npinsets;
 	t->pinset = xcalloc(conf->npinsets, sizeof(*t->pinset));
+	/* The anchors are read once; each context gets a copy. */
+	if ((tr = trust_new(conf->trust, err, errlen)) == NULL)
+		goto fail;
+	if ((store = trust_store(tr, NULL, err, errlen)) == NULL ||
+	    (t->base = tls_upstream_ctx(store, err, errlen)) == NULL)
+		goto fail;
 	for (i = 0; i < conf->npinsets; i++) {
 		if (conf->pinsets[i].ca_file == NULL)
 			continue;
-		store = trust_store_new(conf->trust, conf->pinsets[i].ca_file,
-		    err, errlen);
+		store = trust_store(tr, conf->pinsets[i].ca_file, err, errlen);
 		if (store == NULL ||
 		    (t->pinset[i] = tls_upstream_ctx(store, err, errlen)) ==
 		    NULL)
 			goto fail;
 	}
+	trust_free(tr);
 	return t;
 fail:
+	trust_free(tr);
 	tls_upstream_free(t);
 	return NULL;
 }

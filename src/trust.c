@@ -1,7 +1,9 @@
 /*
  * Trust anchors for upstream verification: the system store, a PEM file or
- * a directory of hashed roots, plus a pin set's extra CA file. Every error
- * names the file and the reason.
+ * a directory of hashed roots, plus a pin set's extra CA file. A source is
+ * read once and copied into each store made from it, so that many pin sets
+ * with a CA file of their own do not parse the same roots again. Every
+ * error names the file and the reason.
  */
 #include "config.h"
 
@@ -14,10 +16,12 @@
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "certfile.h"
 #include "trust.h"
+#include "xmalloc.h"
 
 /* The reason of OpenSSL's latest error, for a message. */
 static const char *
@@ -77,49 +81,133 @@ trust_add_dir(X509_STORE *store, const char *path, char *err, size_t errlen)
 	return true;
 }
 
-/* Add a trust source: "system", a directory or a file. */
-static bool
-trust_add(X509_STORE *store, const char *trust, char *err, size_t errlen)
+/* What a trust source is: it decides the lookups of each store. */
+enum trust_kind {
+	TRUST_SYSTEM,
+	TRUST_DIR,
+	TRUST_FILE,
+};
+
+struct trust {
+	enum trust_kind	 kind;
+	char		*dir;		/* TRUST_DIR: looked up lazily */
+	X509_STORE	*loaded;	/* what was read at once */
+};
+
+struct trust *
+trust_new(const char *trust, char *err, size_t errlen)
 {
+	struct trust	*tr;
 	struct stat	 st;
-
-	if (strcmp(trust, "system") == 0) {
-		ERR_clear_error();
-		if (X509_STORE_set_default_paths(store) != 1) {
-			snprintf(err, errlen, "cannot load the system trust "
-			    "store: %s", trust_ssl_reason());
-			ERR_clear_error();
-			return false;
-		}
-		return true;
-	}
-	if (stat(trust, &st) == -1) {
-		snprintf(err, errlen, "cannot open %s: %s", trust,
-		    strerror(errno));
-		return false;
-	}
-	if (S_ISDIR(st.st_mode))
-		return trust_add_dir(store, trust, err, errlen);
-	return trust_add_file(store, trust, err, errlen);
-}
-
-X509_STORE *
-trust_store_new(const char *trust, const char *extra, char *err,
-    size_t errlen)
-{
-	X509_STORE	*store;
+	bool		 ok;
 
 	if (trust == NULL || *trust == '\0') {
 		snprintf(err, errlen, "no trust source: use \"system\" or a "
 		    "file or directory of roots");
 		return NULL;
 	}
+	tr = xcalloc(1, sizeof(*tr));
+	if ((tr->loaded = X509_STORE_new()) == NULL) {
+		snprintf(err, errlen, "cannot create a trust store: out of "
+		    "memory");
+		goto fail;
+	}
+	if (strcmp(trust, "system") == 0) {
+		tr->kind = TRUST_SYSTEM;
+		ERR_clear_error();
+		/* The default file now, the default directory lazily. */
+		if (X509_STORE_set_default_paths(tr->loaded) != 1) {
+			snprintf(err, errlen, "cannot load the system trust "
+			    "store: %s", trust_ssl_reason());
+			ERR_clear_error();
+			goto fail;
+		}
+		return tr;
+	}
+	if (stat(trust, &st) == -1) {
+		snprintf(err, errlen, "cannot open %s: %s", trust,
+		    strerror(errno));
+		goto fail;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		tr->kind = TRUST_DIR;
+		tr->dir = xstrdup(trust);
+		ok = trust_add_dir(tr->loaded, trust, err, errlen);
+	} else {
+		tr->kind = TRUST_FILE;
+		ok = trust_add_file(tr->loaded, trust, err, errlen);
+	}
+	if (ok)
+		return tr;
+fail:
+	trust_free(tr);
+	return NULL;
+}
+
+/*
+ * Give store the lookups of X509_STORE_set_default_paths() that read
+ * nothing until a verification asks: the default directory, by hash and
+ * as an OSSL_STORE. Its default file is read once, in trust_new().
+ */
+static bool
+trust_add_default_dirs(X509_STORE *store)
+{
+	X509_LOOKUP	*lookup;
+
+	if ((lookup = X509_STORE_add_lookup(store, X509_LOOKUP_hash_dir())) ==
+	    NULL)
+		return false;
+	X509_LOOKUP_add_dir(lookup, NULL, X509_FILETYPE_DEFAULT);
+	if ((lookup = X509_STORE_add_lookup(store, X509_LOOKUP_store())) ==
+	    NULL)
+		return false;
+	X509_LOOKUP_add_store_ex(lookup, NULL, NULL, NULL);
+	ERR_clear_error();
+	return true;
+}
+
+/* Add to store the certificates and CRLs that tr read. */
+static bool
+trust_copy_loaded(const struct trust *tr, X509_STORE *store)
+{
+	STACK_OF(X509_OBJECT)	*objs;
+	X509_OBJECT		*o;
+	int			 i, ok = 1;
+
+	objs = X509_STORE_get0_objects(tr->loaded);
+	for (i = 0; i < sk_X509_OBJECT_num(objs) && ok == 1; i++) {
+		o = sk_X509_OBJECT_value(objs, i);
+		if (X509_OBJECT_get_type(o) == X509_LU_X509)
+			ok = X509_STORE_add_cert(store,
+			    X509_OBJECT_get0_X509(o));
+		else if (X509_OBJECT_get_type(o) == X509_LU_CRL)
+			ok = X509_STORE_add_crl(store,
+			    X509_OBJECT_get0_X509_CRL(o));
+	}
+	return ok == 1;
+}
+
+X509_STORE *
+trust_store(const struct trust *tr, const char *extra, char *err,
+    size_t errlen)
+{
+	X509_STORE	*store;
+
 	if ((store = X509_STORE_new()) == NULL) {
 		snprintf(err, errlen, "cannot create a trust store: out of "
 		    "memory");
 		return NULL;
 	}
-	if (!trust_add(store, trust, err, errlen))
+	ERR_clear_error();
+	if (!trust_copy_loaded(tr, store) || (tr->kind == TRUST_SYSTEM &&
+	    !trust_add_default_dirs(store))) {
+		snprintf(err, errlen, "cannot fill a trust store: %s",
+		    trust_ssl_reason());
+		ERR_clear_error();
+		goto fail;
+	}
+	if (tr->kind == TRUST_DIR &&
+	    !trust_add_dir(store, tr->dir, err, errlen))
 		goto fail;
 	if (extra != NULL && *extra != '\0' &&
 	    !trust_add_file(store, extra, err, errlen))
@@ -129,6 +217,30 @@ trust_store_new(const char *trust, const char *extra, char *err,
 fail:
 	X509_STORE_free(store);
 	return NULL;
+}
+
+void
+trust_free(struct trust *tr)
+{
+	if (tr == NULL)
+		return;
+	X509_STORE_free(tr->loaded);
+	free(tr->dir);
+	free(tr);
+}
+
+X509_STORE *
+trust_store_new(const char *trust, const char *extra, char *err,
+    size_t errlen)
+{
+	struct trust	*tr;
+	X509_STORE	*store;
+
+	if ((tr = trust_new(trust, err, errlen)) == NULL)
+		return NULL;
+	store = trust_store(tr, extra, err, errlen);
+	trust_free(tr);
+	return store;
 }
 
 bool

@@ -1,6 +1,7 @@
 /*
  * Trust anchors for upstream verification: the system store or a PEM file
- * or directory of roots, plus a pin set's optional extra CA file.
+ * or directory of roots, read once per configuration generation, plus a
+ * pin set's optional extra CA file.
  */
 #ifndef PINPROXY_TRUST_H
 #define PINPROXY_TRUST_H
@@ -10,10 +11,22 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+struct trust;
+
 /*
- * A new store from trust ("system", a PEM file or a directory of hashed
- * roots) plus extra (a PEM file, or NULL). NULL with err filled on failure.
+ * Read trust ("system", a PEM file or a directory of hashed roots) once,
+ * for the stores made from it. NULL with err filled on failure.
  */
+struct trust	*trust_new(const char *trust, char *err, size_t errlen);
+/*
+ * A new store with the anchors of tr plus extra (a PEM file, or NULL).
+ * NULL with err filled on failure.
+ */
+X509_STORE	*trust_store(const struct trust *tr, const char *extra,
+		    char *err, size_t errlen);
+/* Free what trust_new() read (NULL ok); its stores keep their anchors. */
+void		 trust_free(struct trust *tr);
+/* trust_store() from a trust_new() of its own: for a single store. */
 X509_STORE	*trust_store_new(const char *trust, const char *extra,
 		    char *err, size_t errlen);
 /* Whether a trust source can be loaded: for configuration checks. */

@@ -32,6 +32,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "relay.h"
+#include "runconf.h"
 #include "throttle.h"
 #include "tunnel.h"
 #include "upstream.h"
@@ -90,19 +91,17 @@ static const struct tunnel_alert {
 	{ 120,	"no_application_protocol",	NULL },
 };
 
+/* What every generation shares: none of it depends on the configuration. */
 struct tunnel_env {
-	struct ca		*ca;
-	char			*ca_cert;	/* the paths it came from */
-	char			*ca_key;
-	struct leafcert_cache	*leaves;
-	SSL_CTX			*server;
+	SSL_CTX			*server;	/* for intercepted clients */
 	struct throttle		*tls_failed;	/* client_tls_failed lines */
 };
 
 struct tunnel {
 	struct conn		*conn;		/* owns the tunnel */
 	struct tunnel_env	*env;		/* borrowed */
-	const struct conf	*conf;		/* borrowed from the conn */
+	struct runconf		*rc;		/* a reference: CA, leaves */
+	const struct conf	*conf;		/* borrowed from rc */
 	char			 connect_host[HOSTMATCH_NAME_MAX];
 	bool			 connect_by_ip;
 	const struct pinset	*connect_ps;	/* the CONNECT host's set */
@@ -432,7 +431,30 @@ tunnel_upstream_event_cb(struct bufferevent *bev, short what, void *arg)
 	conn_tunnel_done(t->conn, t->mode, t->host, 502, 0, 0);
 }
 
-/* Answer the client's hello with a forged leaf, on its socket. */
+/*
+ * The leaf for t->host from the generation's cache (the caller owns it),
+ * counted as a hit or a miss.
+ */
+static X509 *
+tunnel_leaf(struct tunnel *t)
+{
+	struct metrics		*m = conn_env(t->conn)->sinks.metrics;
+	struct leafcert_stats	 before, after;
+	X509			*leaf;
+
+	leafcert_cache_stats(t->rc->leaves, &before);
+	leaf = leafcert_get(t->rc->leaves, t->rc->ca, t->host);
+	leafcert_cache_stats(t->rc->leaves, &after);
+	metrics_add(m, METRIC_LEAFCERT_CACHE_HITS, after.hits - before.hits);
+	metrics_add(m, METRIC_LEAFCERT_CACHE_MISSES,
+	    after.misses - before.misses);
+	return leaf;
+}
+
+/*
+ * Answer the client's hello with a leaf forged by the CA of the
+ * connection's generation, on its socket.
+ */
 static void
 tunnel_handshake_client(struct tunnel *t)
 {
@@ -440,8 +462,8 @@ tunnel_handshake_client(struct tunnel *t)
 	X509			*leaf;
 	SSL			*ssl;
 
-	if ((leaf = leafcert_get(t->env->leaves, t->env->ca, t->host)) ==
-	    NULL || (ssl = SSL_new(t->env->server)) == NULL) {
+	if ((leaf = tunnel_leaf(t)) == NULL ||
+	    (ssl = SSL_new(t->env->server)) == NULL) {
 		X509_free(leaf);
 		log_msg(EV_DEBUG, "cannot forge a certificate for %s",
 		    t->host);
@@ -449,9 +471,14 @@ tunnel_handshake_client(struct tunnel *t)
 		return;
 	}
 	SSL_use_certificate(ssl, leaf);
-	SSL_use_PrivateKey(ssl, leafcert_key(t->env->leaves));
+	SSL_use_PrivateKey(ssl, leafcert_key(t->rc->leaves));
 	/* The CA too: a client may trust it by its SPKI (Chromium's flag). */
-	SSL_add1_chain_cert(ssl, ca_cert(t->env->ca));
+	SSL_add1_chain_cert(ssl, ca_cert(t->rc->ca));
+	/*
+	 * A client resumes only a session made under the same CA: one from
+	 * before the CA changed would skip the new CA's certificate.
+	 */
+	SSL_set_session_id_context(ssl, ca_id(t->rc->ca), CA_ID_LEN);
 	X509_free(leaf);
 	SSL_set_ex_data(ssl, tunnel_ssl_index, t);
 	tunnel_peek_done(t);
@@ -862,6 +889,7 @@ tunnel_start(struct conn *c, const char *host, uint16_t port)
 	t = xcalloc(1, sizeof(*t));
 	t->conn = c;
 	t->env = env->tunnel;
+	t->rc = runconf_ref(rc);
 	t->conf = rc->conf;
 	t->port = port;
 	t->mode = "tunnel";
@@ -923,6 +951,7 @@ tunnel_free(struct tunnel *t)
 	tunnel_peek_done(t);
 	clienthello_clear(&t->hello);
 	event_free(t->timer);
+	runconf_unref(t->rc);
 	free(t);
 }
 
@@ -941,11 +970,9 @@ tunnel_alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
 }
 
 struct tunnel_env *
-tunnel_env_new(const struct conf *conf, char *err, size_t errlen)
+tunnel_env_new(char *err, size_t errlen)
 {
 	struct tunnel_env	*te;
-	struct logline		 l;
-	bool			 created = false;
 
 	if (tunnel_ssl_index == -1)
 		tunnel_ssl_index = SSL_get_ex_new_index(0, NULL, NULL, NULL,
@@ -956,22 +983,10 @@ tunnel_env_new(const struct conf *conf, char *err, size_t errlen)
 		return NULL;
 	}
 	te = xcalloc(1, sizeof(*te));
-	if ((te->ca = ca_load_or_create(conf->ca_cert, conf->ca_key, &created,
-	    err, errlen)) == NULL)
-		goto fail;
-	te->ca_cert = xstrdup(conf->ca_cert);
-	te->ca_key = xstrdup(conf->ca_key);
-	if (created) {
-		log_begin(&l, EV_CA_CREATED);
-		log_str(&l, LK_FILE, conf->ca_cert);
-		log_end(&l);
-	}
-	if ((te->leaves = leafcert_cache_new(LEAFCERT_CACHE_DEFAULT, err,
-	    errlen)) == NULL)
-		goto fail;
 	if ((te->server = SSL_CTX_new(TLS_server_method())) == NULL) {
 		snprintf(err, errlen, "cannot create the TLS server context");
-		goto fail;
+		free(te);
+		return NULL;
 	}
 	SSL_CTX_set_min_proto_version(te->server, TLS1_2_VERSION);
 	SSL_CTX_set_mode(te->server, SSL_MODE_RELEASE_BUFFERS);
@@ -986,53 +1001,6 @@ tunnel_env_new(const struct conf *conf, char *err, size_t errlen)
 	te->tls_failed = throttle_new(TUNNEL_TLS_FAILED_SLOTS,
 	    TUNNEL_TLS_FAILED_WINDOW);
 	return te;
-fail:
-	tunnel_env_free(te);
-	return NULL;
-}
-
-bool
-tunnel_env_reload(struct tunnel_env *te, const struct conf *conf, char *err,
-    size_t errlen)
-{
-	struct logline	 l;
-	struct ca	*ca;
-	bool		 created = false;
-
-	if (strcmp(te->ca_cert, conf->ca_cert) == 0 &&
-	    strcmp(te->ca_key, conf->ca_key) == 0)
-		return true;
-	if ((ca = ca_load_or_create(conf->ca_cert, conf->ca_key, &created,
-	    err, errlen)) == NULL)
-		return false;
-	if (ca_warning(ca) != NULL)
-		log_msg(EV_CONFIG_WARNING, "interception CA: %s",
-		    ca_warning(ca));
-	if (created) {
-		log_begin(&l, EV_CA_CREATED);
-		log_str(&l, LK_FILE, conf->ca_cert);
-		log_end(&l);
-	}
-	/* Leaves are forged synchronously: nothing holds the old CA now. */
-	ca_free(te->ca);
-	te->ca = ca;
-	free(te->ca_cert);
-	free(te->ca_key);
-	te->ca_cert = xstrdup(conf->ca_cert);
-	te->ca_key = xstrdup(conf->ca_key);
-	leafcert_cache_flush(te->leaves);
-	return true;
-}
-
-void
-tunnel_env_leaf_stats(const struct tunnel_env *te, uint64_t *hits,
-    uint64_t *misses)
-{
-	struct leafcert_stats	 st;
-
-	leafcert_cache_stats(te->leaves, &st);
-	*hits = st.hits;
-	*misses = st.misses;
 }
 
 void
@@ -1042,15 +1010,5 @@ tunnel_env_free(struct tunnel_env *te)
 		return;
 	SSL_CTX_free(te->server);
 	throttle_free(te->tls_failed);
-	leafcert_cache_free(te->leaves);
-	ca_free(te->ca);
-	free(te->ca_cert);
-	free(te->ca_key);
 	free(te);
-}
-
-X509 *
-tunnel_env_ca_cert(const struct tunnel_env *te)
-{
-	return ca_cert(te->ca);
 }

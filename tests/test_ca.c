@@ -13,6 +13,7 @@
 
 #include <sys/stat.h>
 
+#include <fcntl.h>
 #include <ftw.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -282,7 +283,7 @@ test_ca_creates_key_and_cert_on_first_start(void **state)
 	assert_true(ca_not_after(ca) > now + 9 * 365 * (time_t)DAY);
 	assert_true(ca_not_after(ca) < now + 11 * 365 * (time_t)DAY);
 	X509_free(cert);
-	ca_free(ca);
+	ca_unref(ca);
 }
 
 static void
@@ -296,7 +297,7 @@ test_ca_reuses_the_existing_ca_on_the_next_start(void **state)
 
 	first = create_ok(p);
 	memcpy(id, ca_id(first), CA_ID_LEN);
-	ca_free(first);
+	ca_unref(first);
 
 	second = ca_load_or_create(p->cert, p->key, &created, err,
 	    sizeof(err));
@@ -307,7 +308,44 @@ test_ca_reuses_the_existing_ca_on_the_next_start(void **state)
 	assert_true(ca_check(p->cert, p->key, warn, sizeof(warn), err,
 	    sizeof(err)));
 	assert_string_equal(warn, "");
-	ca_free(second);
+	ca_unref(second);
+}
+
+/* Give path a modification time of when, as a rewrite would. */
+static void
+set_mtime(const char *path, time_t when)
+{
+	struct timespec	 ts[2] = { { when, 0 }, { when, 0 } };
+
+	assert_int_equal(utimensat(AT_FDCWD, path, ts, 0), 0);
+}
+
+static void
+test_ca_is_unchanged_until_its_files_change(void **state)
+{
+	struct paths	*p = *state;
+	struct ca	*ca;
+	char		 other[160];
+
+	ca = create_ok(p);
+	assert_true(ca_unchanged(ca, p->cert, p->key));
+	snprintf(other, sizeof(other), "%s/other.pem", p->dir);
+	assert_false(ca_unchanged(ca, other, p->key));
+	assert_false(ca_unchanged(ca, p->cert, other));
+	ca_unref(ca);
+
+	ca = load_ok(p);
+	assert_true(ca_unchanged(ca, p->cert, p->key));
+	set_mtime(p->cert, time(NULL) - DAY);
+	assert_false(ca_unchanged(ca, p->cert, p->key));
+	ca_unref(ca);
+
+	ca = load_ok(p);
+	assert_true(ca_unchanged(ca, p->cert, p->key));
+	/* A chmod changes no content, but the key must be checked again. */
+	assert_int_equal(chmod(p->key, 0400), 0);
+	assert_false(ca_unchanged(ca, p->cert, p->key));
+	ca_unref(ca);
 }
 
 static void
@@ -328,8 +366,8 @@ test_ca_two_installs_differ(void **state)
 	    X509_get_subject_name(ca_cert(one)),
 	    X509_get_subject_name(ca_cert(two))), 0);
 	assert_memory_not_equal(ca_id(one), ca_id(two), CA_ID_LEN);
-	ca_free(one);
-	ca_free(two);
+	ca_unref(one);
+	ca_unref(two);
 }
 
 static void
@@ -338,7 +376,7 @@ test_ca_refuses_to_create_when_only_the_cert_exists(void **state)
 	struct paths	*p = *state;
 	struct stat	 st;
 
-	ca_free(create_ok(p));
+	ca_unref(create_ok(p));
 	assert_int_equal(unlink(p->key), 0);
 	assert_refused(p, "ca_key");
 	assert_refused(p, "refusing to create a new CA over an existing one");
@@ -351,7 +389,7 @@ test_ca_refuses_to_create_when_only_the_key_exists(void **state)
 	struct paths	*p = *state;
 	struct stat	 st;
 
-	ca_free(create_ok(p));
+	ca_unref(create_ok(p));
 	assert_int_equal(unlink(p->cert), 0);
 	assert_refused(p, "refusing to create a new CA over an existing one");
 	assert_int_equal(stat(p->cert, &st), -1);
@@ -364,7 +402,7 @@ test_ca_refuses_a_key_that_does_not_match_the_cert(void **state)
 	EVP_PKEY	*other;
 	X509		*cert;
 
-	ca_free(create_ok(p));
+	ca_unref(create_ok(p));
 	other = EVP_EC_gen("P-256");
 	assert_non_null(other);
 	cert = read_cert(p->cert);
@@ -423,7 +461,7 @@ test_ca_refuses_files_that_hold_no_pem(void **state)
 	FILE		*fp;
 	size_t		 n;
 
-	ca_free(create_ok(p));
+	ca_unref(create_ok(p));
 	fp = fopen(p->key, "r");
 	assert_non_null(fp);
 	n = fread(saved, 1, sizeof(saved) - 1, fp);
@@ -486,7 +524,7 @@ test_ca_signs_certificates_as_their_issuer(void **state)
 	assert_int_equal(X509_get_signature_nid(cert), NID_ecdsa_with_SHA256);
 	X509_free(cert);
 	EVP_PKEY_free(key);
-	ca_free(ca);
+	ca_unref(ca);
 }
 
 static void
@@ -498,10 +536,10 @@ test_ca_stays_alive_while_a_reference_is_held(void **state)
 	ca = create_ok(p);
 	ref = ca_ref(ca);
 	assert_ptr_equal(ref, ca);
-	ca_free(ca);
+	ca_unref(ca);
 	assert_non_null(X509_get_subject_name(ca_cert(ref)));
-	ca_free(ref);
-	ca_free(NULL);
+	ca_unref(ref);
+	ca_unref(NULL);
 }
 
 /* Write a fresh EC CA (valid for a year) with its key at mode 0600. */
@@ -537,7 +575,7 @@ test_ca_refuses_a_key_that_group_or_others_can_access(void **state)
 		assert_refused(p, "chmod 600");
 	}
 	assert_int_equal(chmod(p->key, 0400), 0);
-	ca_free(load_ok(p));
+	ca_unref(load_ok(p));
 }
 
 static void
@@ -552,7 +590,7 @@ test_ca_refuses_a_key_owned_by_another_user(void **state)
 	assert_refused(p, "is owned by uid 65534, not by the user pinproxy "
 	    "runs as (uid 0)");
 	assert_int_equal(chown(p->key, 0, 0), 0);
-	ca_free(load_ok(p));
+	ca_unref(load_ok(p));
 }
 
 static void
@@ -585,7 +623,7 @@ test_ca_refuses_symbolic_links_and_other_files(void **state)
 	assert_refused(p, "is a directory");
 	assert_int_equal(rmdir(p->cert), 0);
 	assert_int_equal(rename(real, p->cert), 0);
-	ca_free(load_ok(p));
+	ca_unref(load_ok(p));
 }
 
 static void
@@ -610,7 +648,7 @@ test_ca_refuses_an_rsa_key_under_2048_bits(void **state)
 	assert_int_equal(unlink(p->cert), 0);
 	assert_int_equal(unlink(p->key), 0);
 	write_key_and_cert(p->key, key, p->cert, cert);
-	ca_free(load_ok(p));
+	ca_unref(load_ok(p));
 	X509_free(cert);
 	EVP_PKEY_free(key);
 }
@@ -652,7 +690,7 @@ test_ca_warns_about_a_ca_valid_over_ten_years(void **state)
 	assert_non_null(ca_warning(ca));
 	assert_non_null(strstr(ca_warning(ca), "more than 10 years"));
 	assert_non_null(strstr(ca_warning(ca), p->cert));
-	ca_free(ca);
+	ca_unref(ca);
 	assert_true(ca_check(p->cert, p->key, warn, sizeof(warn), err,
 	    sizeof(err)));
 	assert_non_null(strstr(warn, "is valid for 10951 days"));
@@ -669,6 +707,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		DIR_TEST(test_ca_creates_key_and_cert_on_first_start),
 		DIR_TEST(test_ca_reuses_the_existing_ca_on_the_next_start),
+		DIR_TEST(test_ca_is_unchanged_until_its_files_change),
 		DIR_TEST(test_ca_two_installs_differ),
 		DIR_TEST(test_ca_refuses_to_create_when_only_the_cert_exists),
 		DIR_TEST(test_ca_refuses_to_create_when_only_the_key_exists),

@@ -136,8 +136,8 @@ teardown_cas(void **state)
 {
 	struct fixture	*fx = *state;
 
-	ca_free(fx->ca);
-	ca_free(fx->other);
+	ca_unref(fx->ca);
+	ca_unref(fx->other);
 	nftw(fx->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	free(fx);
 	return 0;
@@ -405,7 +405,7 @@ test_leafcert_validity_ends_with_a_short_lived_ca(void **state)
 	    X509_V_OK);
 	X509_free(leaf);
 	leafcert_cache_free(lc);
-	ca_free(ca);
+	ca_unref(ca);
 }
 
 static void
@@ -577,7 +577,7 @@ test_leafcert_forges_again_when_the_cached_one_nears_expiry(void **state)
 	X509_free(a);
 	X509_free(b);
 	leafcert_cache_free(lc);
-	ca_free(ca);
+	ca_unref(ca);
 }
 
 static void

@@ -757,6 +757,66 @@ test_trust_store_adds_the_extra_ca_file(void **state)
 }
 
 static void
+test_trust_stores_of_one_source_keep_their_extra_files_apart(void **state)
+{
+	struct fixture	*f = *state;
+	STACK_OF(X509)	*served_a, *served_b, *chain;
+	X509_STORE	*with_a, *plain;
+	struct trust	*tr;
+	char		*a, *b, err[512];
+
+	a = testpki_write_cert(f->dir, "apart-a.pem", f->a.root);
+	b = testpki_write_cert(f->dir, "apart-b.pem", f->b.root);
+	if ((tr = trust_new(b, err, sizeof(err))) == NULL)
+		fail_msg("%s", err);
+	with_a = trust_store(tr, a, err, sizeof(err));
+	plain = trust_store(tr, NULL, err, sizeof(err));
+	assert_non_null(with_a);
+	assert_non_null(plain);
+	/* The stores keep their anchors once the source is gone. */
+	trust_free(tr);
+	served_a = testpki_stack(f->a.leaf, f->a.ca, NULL);
+	served_b = testpki_stack(f->b.leaf, f->b.ca, NULL);
+	assert_non_null(chain = testpki_verify(with_a, served_a, HOST, NULL,
+	    0));
+	testpki_stack_free(chain);
+	assert_non_null(chain = testpki_verify(with_a, served_b, HOST, NULL,
+	    0));
+	testpki_stack_free(chain);
+	assert_non_null(chain = testpki_verify(plain, served_b, HOST, NULL,
+	    0));
+	testpki_stack_free(chain);
+	assert_null(testpki_verify(plain, served_a, HOST, NULL, 0));
+	testpki_stack_free(served_a);
+	testpki_stack_free(served_b);
+	X509_STORE_free(with_a);
+	X509_STORE_free(plain);
+	free(a);
+	free(b);
+}
+
+static void
+test_trust_store_copies_every_system_root(void **state)
+{
+	X509_STORE	*direct, *copy;
+	struct trust	*tr;
+	char		 err[512];
+
+	direct = X509_STORE_new();
+	assert_non_null(direct);
+	assert_int_equal(X509_STORE_set_default_paths(direct), 1);
+	if ((tr = trust_new("system", err, sizeof(err))) == NULL)
+		fail_msg("%s", err);
+	if ((copy = trust_store(tr, NULL, err, sizeof(err))) == NULL)
+		fail_msg("%s", err);
+	assert_int_equal(sk_X509_OBJECT_num(X509_STORE_get0_objects(copy)),
+	    sk_X509_OBJECT_num(X509_STORE_get0_objects(direct)));
+	trust_free(tr);
+	X509_STORE_free(copy);
+	X509_STORE_free(direct);
+}
+
+static void
 test_trust_store_from_a_directory_of_hashed_roots(void **state)
 {
 	struct fixture	*f = *state;
@@ -922,6 +982,9 @@ main(void)
 		cmocka_unit_test(
 		    test_trust_store_from_a_pem_file_verifies_its_chains),
 		cmocka_unit_test(test_trust_store_adds_the_extra_ca_file),
+		cmocka_unit_test(
+		    test_trust_stores_of_one_source_keep_their_extra_files_apart),
+		cmocka_unit_test(test_trust_store_copies_every_system_root),
 		cmocka_unit_test(
 		    test_trust_store_from_a_directory_of_hashed_roots),
 		cmocka_unit_test(

@@ -1,0 +1,194 @@
+/*
+ * Tests of configuration generations: a generation shares the CA of the
+ * one before when its files are unchanged and loads its own otherwise,
+ * always has leaves of its own, and a CA that does not load fails it.
+ */
+#include "config.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <sys/stat.h>
+
+#include <ftw.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "runconf.h"
+#include "xmalloc.h"
+
+struct fixture {
+	char	 dir[64];
+	char	 cert[128];
+	char	 key[128];
+	char	 cert2[128];
+	char	 key2[128];
+};
+
+static int
+rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+static int
+setup(void **state)
+{
+	struct fixture	*fx;
+
+	fx = calloc(1, sizeof(*fx));
+	assert_non_null(fx);
+	strcpy(fx->dir, "/tmp/pinproxy-test-runconf.XXXXXX");
+	assert_non_null(mkdtemp(fx->dir));
+	snprintf(fx->cert, sizeof(fx->cert), "%s/ca.pem", fx->dir);
+	snprintf(fx->key, sizeof(fx->key), "%s/ca.key", fx->dir);
+	snprintf(fx->cert2, sizeof(fx->cert2), "%s/ca2.pem", fx->dir);
+	snprintf(fx->key2, sizeof(fx->key2), "%s/ca2.key", fx->dir);
+	*state = fx;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture	*fx = *state;
+
+	nftw(fx->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	free(fx);
+	return 0;
+}
+
+/* The default configuration with the CA files cert and key. */
+static struct conf *
+conf_with_ca(const char *cert, const char *key)
+{
+	struct conf	*conf = conf_new_default();
+
+	free(conf->ca_cert);
+	free(conf->ca_key);
+	conf->ca_cert = xstrdup(cert);
+	conf->ca_key = xstrdup(key);
+	return conf;
+}
+
+/* Generation gen of conf after prev, which must build. */
+static struct runconf *
+build_ok(struct conf *conf, unsigned long gen, const struct runconf *prev)
+{
+	struct runconf	*rc;
+	char		 err[512] = "";
+
+	if ((rc = runconf_new(conf, gen, prev, err, sizeof(err))) == NULL)
+		fail_msg("runconf_new: %s", err);
+	return rc;
+}
+
+static void
+test_runconf_shares_the_ca_of_unchanged_files(void **state)
+{
+	struct fixture	*fx = *state;
+	struct conf	*conf = conf_with_ca(fx->cert, fx->key);
+	struct runconf	*one, *two;
+	X509		*leaf;
+
+	one = build_ok(conf, 1, NULL);
+	two = build_ok(conf, 2, one);
+	assert_ptr_equal(two->ca, one->ca);
+	assert_ptr_not_equal(two->leaves, one->leaves);
+	assert_int_equal(two->generation, 2);
+	runconf_unref(one);
+	/* The CA outlives the generation that loaded it. */
+	leaf = leafcert_get(two->leaves, two->ca, "api.test");
+	assert_non_null(leaf);
+	assert_int_equal(X509_verify(leaf, X509_get0_pubkey(ca_cert(two->ca))),
+	    1);
+	X509_free(leaf);
+	runconf_unref(two);
+	conf_unref(conf);
+}
+
+static void
+test_runconf_loads_the_ca_named_by_other_paths(void **state)
+{
+	struct fixture	*fx = *state;
+	struct conf	*conf = conf_with_ca(fx->cert, fx->key);
+	struct conf	*other = conf_with_ca(fx->cert2, fx->key2);
+	struct runconf	*one, *two, *three;
+
+	one = build_ok(conf, 1, NULL);
+	two = build_ok(other, 2, one);
+	assert_ptr_not_equal(two->ca, one->ca);
+	assert_memory_not_equal(ca_id(two->ca), ca_id(one->ca), CA_ID_LEN);
+	assert_int_equal(access(fx->key2, F_OK), 0);
+	/* Back to the first files: read again, the same CA. */
+	three = build_ok(conf, 3, two);
+	assert_memory_equal(ca_id(three->ca), ca_id(one->ca), CA_ID_LEN);
+	runconf_unref(one);
+	runconf_unref(two);
+	runconf_unref(three);
+	conf_unref(conf);
+	conf_unref(other);
+}
+
+static void
+test_runconf_fails_when_the_ca_does_not_load(void **state)
+{
+	struct fixture	*fx = *state;
+	struct conf	*conf = conf_with_ca(fx->cert, fx->key);
+	struct conf	*broken = conf_with_ca(fx->cert, fx->key2);
+	struct runconf	*one;
+	char		 err[512] = "";
+
+	one = build_ok(conf, 1, NULL);
+	assert_null(runconf_new(broken, 2, one, err, sizeof(err)));
+	assert_non_null(strstr(err, fx->key2));
+	/* The generation in use is untouched. */
+	assert_non_null(ca_cert(one->ca));
+	runconf_unref(one);
+	conf_unref(conf);
+	conf_unref(broken);
+}
+
+static void
+test_runconf_retire_empties_only_the_leaves(void **state)
+{
+	struct fixture		*fx = *state;
+	struct conf		*conf = conf_with_ca(fx->cert, fx->key);
+	struct runconf		*rc;
+	struct leafcert_stats	 st;
+	X509			*leaf;
+
+	rc = build_ok(conf, 1, NULL);
+	X509_free(leafcert_get(rc->leaves, rc->ca, "api.test"));
+	leafcert_cache_stats(rc->leaves, &st);
+	assert_int_equal(st.entries, 1);
+	runconf_retire(rc);
+	leafcert_cache_stats(rc->leaves, &st);
+	assert_int_equal(st.entries, 0);
+	leaf = leafcert_get(rc->leaves, rc->ca, "api.test");
+	assert_non_null(leaf);
+	X509_free(leaf);
+	runconf_unref(rc);
+	conf_unref(conf);
+}
+
+#define FX_TEST(f)	cmocka_unit_test_setup_teardown(f, setup, teardown)
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		FX_TEST(test_runconf_shares_the_ca_of_unchanged_files),
+		FX_TEST(test_runconf_loads_the_ca_named_by_other_paths),
+		FX_TEST(test_runconf_fails_when_the_ca_does_not_load),
+		FX_TEST(test_runconf_retire_empties_only_the_leaves),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
