@@ -426,8 +426,13 @@ base=$(fd_count "$PP_E")
 spawn IDLE_E python3 "$TMP/idle.py" "$PE" 50 "$TMP/e.never" 5 \
     >"$TMP/e-idle.out"
 wait_ready "$TMP/e-idle.out"
-sleep 0.3
+# Until pinproxy has accepted all 50 (bounded: header_timeout ends them).
 held=$(fd_count "$PP_E")
+for _ in $(seq 40); do
+	[ "$held" -ge $(( base + 50 )) ] && break
+	sleep 0.02
+	held=$(fd_count "$PP_E")
+done
 check "header_timeout: pinproxy holds 50 more fds ($base, then $held)" \
     test "$held" -ge $(( base + 50 ))
 wait "$IDLE_E" 2>/dev/null
