@@ -22,6 +22,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -31,6 +32,7 @@
 #include "pool.h"
 #include "runconf.h"
 #include "upstream.h"
+#include "xmalloc.h"
 
 /* The longest any test waits for its connections. */
 #define DEADLINE_SEC	10
@@ -52,6 +54,7 @@ struct fixture {
 	size_t			 dialled;
 	size_t			 connected;
 	bool			 late;
+	char			 dir[64];	/* the generation's CA */
 };
 
 /* A listener on 127.0.0.1 that never accepts: the kernel does. */
@@ -87,7 +90,14 @@ setup(void **state)
 	f->base = event_base_new();
 	assert_non_null(f->base);
 	c = conf_new_default();
-	f->rc = runconf_new(c, 1, err, sizeof(err));
+	/* A generation loads (or makes) a CA: a scratch one, not the system's. */
+	snprintf(f->dir, sizeof(f->dir), "/tmp/pinproxy-pool.XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	free(c->ca_cert);
+	free(c->ca_key);
+	c->ca_cert = xasprintf("%s/ca.pem", f->dir);
+	c->ca_key = xasprintf("%s/ca.key", f->dir);
+	f->rc = runconf_new(c, 1, NULL, err, sizeof(err));
 	assert_non_null(f->rc);
 	conf_unref(c);
 	f->metrics = metrics_new();
@@ -112,6 +122,14 @@ teardown(void **state)
 	runconf_unref(f->rc);
 	metrics_free(f->metrics);
 	event_base_free(f->base);
+	for (i = 0; i < 2; i++) {
+		char	 path[96];
+
+		snprintf(path, sizeof(path), "%s/ca.%s", f->dir,
+		    i == 0 ? "pem" : "key");
+		unlink(path);
+	}
+	rmdir(f->dir);
 	free(f);
 	return 0;
 }
