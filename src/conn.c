@@ -34,19 +34,15 @@
 #include "tunnel.h"
 #include "xmalloc.h"
 
-enum conn_state {
-	CONN_READ_HEAD,		/* waiting for a complete request head */
-	CONN_FORWARD,		/* a plaintext exchange is in progress */
-	CONN_RELAY,		/* bytes after a 101 Switching Protocols */
-	CONN_TUNNEL,		/* CONNECT, run by the tunnel module */
-	CONN_CLOSING		/* flushing a last response, then close */
-};
-
-static const char *const conn_state_names[] = {
+static const char *const conn_state_names[CONN__STATES] = {
 	[CONN_READ_HEAD] = "read_head",
-	[CONN_FORWARD] = "forward",
+	[CONN_CONNECTING] = "connecting",
+	[CONN_EXCHANGE] = "exchange",
+	[CONN_DIAL] = "dial",
+	[CONN_AWAIT_HELLO] = "await_hello",
+	[CONN_UPSTREAM_TLS] = "upstream_tls",
+	[CONN_CLIENT_TLS] = "client_tls",
 	[CONN_RELAY] = "relay",
-	[CONN_TUNNEL] = "tunnel",
 	[CONN_CLOSING] = "closing",
 };
 
@@ -94,12 +90,28 @@ static void	conn_read_cb(struct bufferevent *, void *);
 static void	conn_write_cb(struct bufferevent *, void *);
 static void	conn_event_cb(struct bufferevent *, short, void *);
 
-/* Every state change goes through here, for the debug log. */
-static void
+/* The states in which the forward module runs the exchange. */
+static bool
+conn_forwarding(const struct conn *c)
+{
+	return c->state == CONN_CONNECTING || c->state == CONN_EXCHANGE;
+}
+
+/* The states of a CONNECT (or redirected connection) before its relay. */
+static bool
+conn_tunnelling(const struct conn *c)
+{
+	return c->state == CONN_DIAL || c->state == CONN_AWAIT_HELLO ||
+	    c->state == CONN_UPSTREAM_TLS || c->state == CONN_CLIENT_TLS;
+}
+
+void
 conn_set_state(struct conn *c, enum conn_state st)
 {
 	struct logline	 l;
 
+	if (c->state == st)
+		return;
 	log_begin(&l, EV_CONN_STATE);
 	log_int(&l, LK_CONN, (long long)c->id);
 	log_str(&l, LK_FROM, conn_state_names[c->state]);
@@ -193,10 +205,10 @@ conn_reply_error(struct conn *c, enum http_error_kind kind, const char *host,
 	 * A redirected client sent no request before its first bytes are
 	 * judged: it expects TLS or its server's answer, never ours.
 	 */
-	if (!(c->transparent && c->state == CONN_TUNNEL))
+	if (!(c->transparent && conn_tunnelling(c)))
 		http_error_write(out, kind, host, explanation);
 	c->bytes_down += evbuffer_get_length(out) - before;
-	conn_log_access(c, c->state == CONN_TUNNEL ? "tunnel" : "plain",
+	conn_log_access(c, conn_tunnelling(c) ? "tunnel" : "plain",
 	    host != NULL ? host : "", http_error_status(kind), c->bytes_up,
 	    c->bytes_down);
 	conn_close_after_flush(c);
@@ -426,7 +438,7 @@ conn_request(struct conn *c)
 		return;
 	}
 	if (h->is_connect) {
-		conn_set_state(c, CONN_TUNNEL);
+		conn_set_state(c, CONN_DIAL);
 		/* Keep the authority; the rest of the head is done with. */
 		xstrlcpy(authority, h->host, sizeof(authority));
 		port = h->port;
@@ -481,7 +493,7 @@ conn_request(struct conn *c)
 		conn_port_denied(c, t.port);
 		return;
 	}
-	conn_set_state(c, CONN_FORWARD);
+	/* forward_start() says whether it connects or exchanges at once. */
 	if (c->fwd == NULL)
 		c->fwd = forward_new(c);
 	forward_start(c->fwd, &t);
@@ -531,7 +543,7 @@ conn_read_cb(struct bufferevent *bev, void *arg)
 
 	if (c->state == CONN_READ_HEAD)
 		conn_read_head(c);
-	else if (c->state == CONN_FORWARD)
+	else if (conn_forwarding(c))
 		forward_client_read(c->fwd);
 }
 
@@ -548,7 +560,7 @@ conn_write_cb(struct bufferevent *bev, void *arg)
 	if (c->state == CONN_CLOSING) {
 		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
 			conn_close(c);
-	} else if (c->state == CONN_FORWARD)
+	} else if (conn_forwarding(c))
 		forward_client_drained(c->fwd);
 }
 
@@ -558,7 +570,7 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 	struct conn	*c = arg;
 
 	/* The client left or timed out; nothing more can reach it. */
-	if (c->state == CONN_FORWARD)
+	if (conn_forwarding(c))
 		conn_log_access(c, "plain", c->host, c->status, c->bytes_up,
 		    c->bytes_down);
 	conn_close(c);
@@ -704,7 +716,7 @@ conn_new_transparent(struct conn_env *env, evutil_socket_t fd,
 	c = conn_alloc(env, fd, sa, salen);
 	c->transparent = true;
 	/* No request head: the bytes are judged as after a CONNECT's 200. */
-	conn_set_state(c, CONN_TUNNEL);
+	conn_set_state(c, CONN_DIAL);
 	if (!conn_original_dst(fd, host, sizeof(host), &port)) {
 		conn_transparent_refuse(c, "", HTTP_ERROR_LOOP,
 		    "no original destination");

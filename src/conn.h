@@ -44,6 +44,26 @@ struct conn_env {
 };
 
 /*
+ * Where a connection is, one state at a time, each change logged at debug
+ * level (event=conn_state). The forward module moves it between
+ * CONNECTING and EXCHANGE, the tunnel module from DIAL to RELAY.
+ */
+enum conn_state {
+	CONN_READ_HEAD,		/* waiting for a complete request head */
+	CONN_CONNECTING,	/* a plaintext request waits for its upstream */
+	CONN_EXCHANGE,		/* the request and its response flow */
+	CONN_DIAL,		/* CONNECT: the TCP connection to the target */
+	CONN_AWAIT_HELLO,	/* after the 200: the client's first bytes */
+	CONN_UPSTREAM_TLS,	/* the upstream's handshake, chain and pins */
+	CONN_CLIENT_TLS,	/* the client's handshake with a forged leaf */
+	CONN_RELAY,		/* bytes both ways: an upgrade or a tunnel */
+	CONN_CLOSING,		/* flushing a last response, then close */
+	CONN__STATES
+};
+
+/* Move c to state st (a no-op when it is there already). */
+void		 conn_set_state(struct conn *c, enum conn_state st);
+/*
  * Serve a freshly accepted client (takes over fd) under env->rc; each
  * later request on it takes the generation current when it arrives.
  */

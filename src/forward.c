@@ -425,6 +425,7 @@ forward_send_request(struct forward *f)
 
 	idle = cv_timeval(conn_runconf(f->conn)->conf->idle_timeout_ms);
 	f->state = FORWARD_EXCHANGE;
+	conn_set_state(f->conn, CONN_EXCHANGE);
 	bufferevent_setcb(ub, forward_upstream_read_cb,
 	    forward_upstream_write_cb, forward_upstream_event_cb, f);
 	bufferevent_set_timeouts(ub, &idle, &idle);
@@ -485,6 +486,7 @@ forward_open(struct forward *f)
 	p.self = env->listen;
 	p.nself = env->nlisten;
 	f->state = FORWARD_CONNECTING;
+	conn_set_state(f->conn, CONN_CONNECTING);
 	f->reused = false;
 	bufferevent_disable(conn_client_bev(f->conn), EV_READ);
 	f->up = upstream_connect(&p, forward_upstream_cb, f);

@@ -197,6 +197,7 @@ tunnel_relay_done_cb(struct relay *r, const char *why, void *arg)
 static void
 tunnel_relay(struct tunnel *t)
 {
+	conn_set_state(t->conn, CONN_RELAY);
 	evtimer_del(t->timer);
 	t->handshaking = false;
 	bufferevent_setwatermark(upstream_bev(t->up), EV_READ, 0, 0);
@@ -462,6 +463,7 @@ tunnel_handshake_client(struct tunnel *t)
 	X509			*leaf;
 	SSL			*ssl;
 
+	conn_set_state(t->conn, CONN_CLIENT_TLS);
 	if ((leaf = tunnel_leaf(t)) == NULL ||
 	    (ssl = SSL_new(t->env->server)) == NULL) {
 		X509_free(leaf);
@@ -683,6 +685,7 @@ tunnel_decide(struct tunnel *t, bool is_tls, bool is_http)
 	evtimer_del(t->timer);
 	bufferevent_disable(conn_client_bev(t->conn), EV_READ);
 	upstream_retarget(t->up, t->ps, t->host);
+	conn_set_state(t->conn, CONN_UPSTREAM_TLS);
 	upstream_start_tls(t->up, t->hello.alpn, t->hello.alpn_len, true,
 	    tunnel_upstream_tls_cb, t);
 }
@@ -862,6 +865,7 @@ tunnel_connected_cb(struct upstream *u, enum upstream_status st, void *arg)
 		return;
 	}
 	evtimer_add(t->timer, &tv);
+	conn_set_state(t->conn, CONN_AWAIT_HELLO);
 	if (tunnel_start_peeking(t)) {
 		tunnel_peek(t);
 		return;

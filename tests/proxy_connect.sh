@@ -116,6 +116,7 @@ trust = $PKI/root.pem
 unpinned = block
 connect_ports = 443 $OM
 shutdown_timeout = 2s
+log_level = debug
 EOF
 	pinset set-api api.test "$OM"
 } >"$TMP/b.conf"
@@ -451,6 +452,16 @@ connect allowip --proxy "$PB" --connect "127.0.0.1:$OM" --sni api.test \
     --cafile "$TMP/ca-b.pem" --get /hello
 check_out "unpinned = block, CONNECT by IP, pinned SNI: intercepted" \
     allowip body 'hello from origin\n'
+# Its debug log follows the connection through every state, in order.
+states=$(grep 'event=conn_state' "$TMP/b.log" | sed -n 's/.* state=//p' |
+    tr '\n' ' ')
+case $states in
+*"dial await_hello upstream_tls client_tls relay "*) ok_states=yes ;;
+*) ok_states=no ;;
+esac
+check_eq "an intercepted CONNECT goes dial, await_hello, upstream_tls, client_tls, relay" \
+    yes "$ok_states"
+[ "$ok_states" = yes ] || diag "states logged: $states"
 
 # Plaintext HTTP after the 200 (CONNECT host:80, as undici's ProxyAgent
 # and Chromium's ws:// send it) is served like a plaintext request: a
