@@ -1125,6 +1125,22 @@ conf_set_alpn(struct conf_parse *p, const char *value, char *err,
 	return ok;
 }
 
+/*
+ * Whether a section [KIND:NAME] (name of len bytes) repeats one first seen
+ * at line as have: if so it is reported and the rest of it ignored.
+ */
+static bool
+conf_section_repeats(struct conf_parse *p, const char *kind,
+    const char *have, int line, const char *name, size_t len)
+{
+	if (strlen(have) != len || strncmp(have, name, len) != 0)
+		return false;
+	diag_error(p->diag, p->file, p->lineno,
+	    "duplicate section [%s:%s], first at line %d", kind, have, line);
+	p->section = SECTION_IGNORED;
+	return true;
+}
+
 /* A new [forward:NAME] section. */
 static void
 conf_begin_forward(struct conf_parse *p, const char *name, size_t len)
@@ -1133,16 +1149,10 @@ conf_begin_forward(struct conf_parse *p, const char *name, size_t len)
 	struct forwarder	*f;
 	size_t			 i;
 
-	for (i = 0; i < c->nforwarders; i++) {
-		if (strlen(c->forwarders[i].name) == len &&
-		    strncmp(c->forwarders[i].name, name, len) == 0) {
-			diag_error(p->diag, p->file, p->lineno,
-			    "duplicate section [forward:%s], first at line %d",
-			    c->forwarders[i].name, c->forwarders[i].line);
-			p->section = SECTION_IGNORED;
+	for (i = 0; i < c->nforwarders; i++)
+		if (conf_section_repeats(p, "forward", c->forwarders[i].name,
+		    c->forwarders[i].line, name, len))
 			return;
-		}
-	}
 	c->forwarders = xreallocarray(c->forwarders, c->nforwarders + 1,
 	    sizeof(*c->forwarders));
 	p->fwdrefs = xreallocarray(p->fwdrefs, c->nforwarders + 1,
@@ -1283,16 +1293,10 @@ conf_begin_pinset(struct conf_parse *p, const char *name, size_t len)
 	struct pinset	*ps;
 	size_t		 i;
 
-	for (i = 0; i < c->npinsets; i++) {
-		if (strlen(c->pinsets[i].name) == len &&
-		    strncmp(c->pinsets[i].name, name, len) == 0) {
-			diag_error(p->diag, p->file, p->lineno,
-			    "duplicate section [pins:%s], first at line %d",
-			    c->pinsets[i].name, c->pinsets[i].line);
-			p->section = SECTION_IGNORED;
+	for (i = 0; i < c->npinsets; i++)
+		if (conf_section_repeats(p, "pins", c->pinsets[i].name,
+		    c->pinsets[i].line, name, len))
 			return;
-		}
-	}
 	/* Host claims hold the names' strings, which do not move here. */
 	c->pinsets = xreallocarray(c->pinsets, c->npinsets + 1,
 	    sizeof(*c->pinsets));

@@ -132,38 +132,49 @@ relay_idle_cb(evutil_socket_t fd, short what, void *arg)
 	relay_end(arg, "idle timeout");
 }
 
-/* What a failed TLS call means; n is its return value. */
+/*
+ * What a failed TLS call means; n is its return value. OpenSSL's error
+ * queue, cleared before the call, is cleared again after it.
+ */
 static enum relay_io
 relay_tls_result(SSL *ssl, int n)
 {
+	enum relay_io	 io;
 	unsigned long	 e;
 
 	switch (SSL_get_error(ssl, n)) {
 	case SSL_ERROR_WANT_READ:
-		return RELAY_IO_WANT_READ;
+		io = RELAY_IO_WANT_READ;
+		break;
 	case SSL_ERROR_WANT_WRITE:
-		return RELAY_IO_WANT_WRITE;
+		io = RELAY_IO_WANT_WRITE;
+		break;
 	case SSL_ERROR_ZERO_RETURN:
-		return RELAY_IO_EOF;
+		io = RELAY_IO_EOF;
+		break;
 	case SSL_ERROR_SYSCALL:
 		/* A close without close_notify: the end of the stream. */
-		return ERR_peek_error() == 0 && errno == 0 ? RELAY_IO_EOF :
+		io = ERR_peek_error() == 0 && errno == 0 ? RELAY_IO_EOF :
 		    RELAY_IO_ERROR;
+		break;
 	case SSL_ERROR_SSL:
 		e = ERR_peek_last_error();
-		return ERR_GET_LIB(e) == ERR_LIB_SSL && ERR_GET_REASON(e) ==
+		io = ERR_GET_LIB(e) == ERR_LIB_SSL && ERR_GET_REASON(e) ==
 		    SSL_R_UNEXPECTED_EOF_WHILE_READING ? RELAY_IO_EOF :
 		    RELAY_IO_ERROR;
+		break;
 	default:
-		return RELAY_IO_ERROR;
+		io = RELAY_IO_ERROR;
+		break;
 	}
+	ERR_clear_error();
+	return io;
 }
 
 /* Read at most len bytes from e into buf; *done says how many. */
 static enum relay_io
 relay_recv(const struct relay_end *e, void *buf, size_t len, size_t *done)
 {
-	enum relay_io	 io;
 	ssize_t		 n;
 	int		 ret;
 
@@ -173,9 +184,7 @@ relay_recv(const struct relay_end *e, void *buf, size_t len, size_t *done)
 		errno = 0;
 		if ((ret = SSL_read_ex(e->ssl, buf, len, done)) == 1)
 			return RELAY_IO_DONE;
-		io = relay_tls_result(e->ssl, ret);
-		ERR_clear_error();
-		return io;
+		return relay_tls_result(e->ssl, ret);
 	}
 	if ((n = recv(e->fd, buf, len, 0)) > 0) {
 		*done = (size_t)n;
@@ -203,7 +212,6 @@ relay_send(const struct relay_end *e, const void *buf, size_t len,
 		if ((ret = SSL_write_ex(e->ssl, buf, len, done)) == 1)
 			return RELAY_IO_DONE;
 		io = relay_tls_result(e->ssl, ret);
-		ERR_clear_error();
 		/* A write cannot meet the end of the stream: it failed. */
 		return io == RELAY_IO_EOF ? RELAY_IO_ERROR : io;
 	}
