@@ -26,6 +26,7 @@
 #include "capage.h"
 #include "conn.h"
 #include "forward.h"
+#include "intercept.h"
 #include "hostmatch.h"
 #include "http.h"
 #include "log.h"
@@ -34,34 +35,14 @@
 #include "tunnel.h"
 #include "xmalloc.h"
 
-static const char *const conn_state_names[CONN__STATES] = {
-	[CONN_READ_HEAD] = "read_head",
-	[CONN_CONNECTING] = "connecting",
-	[CONN_EXCHANGE] = "exchange",
-	[CONN_DIAL] = "dial",
-	[CONN_AWAIT_HELLO] = "await_hello",
-	[CONN_UPSTREAM_TLS] = "upstream_tls",
-	[CONN_CLIENT_TLS] = "client_tls",
-	[CONN_RELAY] = "relay",
-	[CONN_CLOSING] = "closing",
-};
-
 struct conn {
+	struct phase_ctx	 x;		/* first: what its phases see */
 	TAILQ_ENTRY(conn)	 entry;		/* in env->conns */
-	struct conn_env		*env;
-	struct runconf		*rc;		/* reference */
-	unsigned long		 id;
 	char			 client[CONF_ADDR_TEXT_MAX];
 	struct sockaddr_storage	 ss;		/* the client's address */
-	struct bufferevent	*bev;		/* the client; owns the fd */
-	enum conn_state		 state;
 	struct event		*head_timer;	/* header_timeout */
-	struct http_msg		*req;
-	struct forward		*fwd;
 	struct relay		*relay;
-	struct tunnel		*tunnel;	/* CONNECT in progress */
 	bool			 shutting_down;
-	bool			 transparent;	/* redirected, no CONNECT */
 
 	/*
 	 * Plaintext HTTP in a CONNECT tunnel: where every request goes. By
@@ -72,14 +53,7 @@ struct conn {
 	char			 tunnel_host[HOSTMATCH_NAME_MAX];
 	uint16_t		 tunnel_port;
 
-	/* The request in progress. */
-	char			 host[HOSTMATCH_NAME_MAX];
 	bool			 head_started;	/* a byte of the head came */
-	bool			 close_after;	/* the client asked to close */
-	int			 status;
-	uint64_t		 bytes_up;
-	uint64_t		 bytes_down;
-	struct timeval		 start;
 };
 
 static unsigned long	 conn_next_id = 1;
@@ -90,34 +64,22 @@ static void	conn_read_cb(struct bufferevent *, void *);
 static void	conn_write_cb(struct bufferevent *, void *);
 static void	conn_event_cb(struct bufferevent *, short, void *);
 
-/* The states in which the forward module runs the exchange. */
+/* The states in which a phase runs with the client's events. */
 static bool
-conn_forwarding(const struct conn *c)
+conn_in_phase(const struct conn *c)
 {
-	return c->state == CONN_CONNECTING || c->state == CONN_EXCHANGE;
+	return c->x.ops != NULL && c->x.state != CONN_READ_HEAD &&
+	    c->x.state != CONN_RELAY && c->x.state != CONN_CLOSING;
 }
 
 /* The states of a CONNECT (or redirected connection) before its relay. */
 static bool
 conn_tunnelling(const struct conn *c)
 {
-	return c->state == CONN_DIAL || c->state == CONN_AWAIT_HELLO ||
-	    c->state == CONN_UPSTREAM_TLS || c->state == CONN_CLIENT_TLS;
-}
+	enum conn_state	 st = c->x.state;
 
-void
-conn_set_state(struct conn *c, enum conn_state st)
-{
-	struct logline	 l;
-
-	if (c->state == st)
-		return;
-	log_begin(&l, EV_CONN_STATE);
-	log_int(&l, LK_CONN, (long long)c->id);
-	log_str(&l, LK_FROM, conn_state_names[c->state]);
-	log_str(&l, LK_STATE, conn_state_names[st]);
-	log_end(&l);
-	c->state = st;
+	return st == CONN_DIAL || st == CONN_AWAIT_HELLO ||
+	    st == CONN_UPSTREAM_TLS || st == CONN_CLIENT_TLS;
 }
 
 /* Milliseconds since the request started. */
@@ -127,45 +89,55 @@ conn_elapsed_ms(const struct conn *c)
 	struct timeval	 now, d;
 
 	evutil_gettimeofday(&now, NULL);
-	evutil_timersub(&now, &c->start, &d);
+	evutil_timersub(&now, &c->x.acc.start, &d);
 	return (long long)d.tv_sec * 1000 + d.tv_usec / 1000;
 }
 
-/* The access line at the end of every request or tunnel. */
+/* The access line at the end of every request or tunnel: the only one. */
 static void
-conn_log_access(struct conn *c, const char *mode, const char *host,
-    int status, uint64_t up, uint64_t down)
+conn_log_access(struct conn *c)
 {
-	struct logline	 l;
+	const struct access_record	*a = &c->x.acc;
+	struct logline			 l;
 
-	/* Whatever path it took, a redirected connection is "transparent". */
-	if (c->transparent)
-		mode = "transparent";
 	log_begin(&l, EV_ACCESS);
 	log_str(&l, LK_CLIENT, c->client);
-	log_str(&l, LK_MODE, mode);
-	log_str(&l, LK_HOST, host);
-	log_int(&l, LK_STATUS, status);
-	log_int(&l, LK_BYTES_UP, (long long)up);
-	log_int(&l, LK_BYTES_DOWN, (long long)down);
+	/* Whatever path it took, a redirected connection is "transparent". */
+	log_str(&l, LK_MODE, c->x.transparent ? "transparent" : a->mode);
+	log_str(&l, LK_HOST, a->host);
+	log_int(&l, LK_STATUS, a->status);
+	log_int(&l, LK_BYTES_UP, (long long)a->up);
+	log_int(&l, LK_BYTES_DOWN, (long long)a->down);
 	log_int(&l, LK_MS, conn_elapsed_ms(c));
 	log_end(&l);
-	metrics_add(c->env->sinks.metrics, METRIC_BYTES_UP, up);
-	metrics_add(c->env->sinks.metrics, METRIC_BYTES_DOWN, down);
+	metrics_add(c->x.env->sinks.metrics, METRIC_BYTES_UP, a->up);
+	metrics_add(c->x.env->sinks.metrics, METRIC_BYTES_DOWN, a->down);
+}
+
+/* Free the phase that ran, giving back what it held. */
+static void
+conn_phase_free(struct conn *c)
+{
+	const struct phase_ops	*ops = c->x.ops;
+	void			*phase = c->x.phase;
+
+	c->x.ops = NULL;
+	c->x.phase = NULL;
+	if (ops != NULL)
+		ops->free(phase);
 }
 
 void
 conn_close(struct conn *c)
 {
-	struct conn_env	*env = c->env;
+	struct conn_env	*env = c->x.env;
 
 	relay_free(c->relay);
-	forward_free(c->fwd);
-	tunnel_free(c->tunnel);
-	bufferevent_free(c->bev);
+	conn_phase_free(c);
+	bufferevent_free(c->x.bev);
 	event_free(c->head_timer);
-	http_msg_free(c->req);
-	runconf_unref(c->rc);
+	http_msg_free(c->x.req);
+	runconf_unref(c->x.rc);
 	TAILQ_REMOVE(&env->conns, c, entry);
 	env->nconns--;
 	metrics_dec(env->sinks.metrics, METRIC_CONNECTIONS_ACTIVE);
@@ -177,131 +149,201 @@ conn_close(struct conn *c)
 static void
 conn_close_after_flush(struct conn *c)
 {
-	struct timeval	 tv = cv_timeval(c->rc->conf->header_timeout_ms);
+	struct bufferevent	*bev = c->x.bev;
+	struct timeval		 tv = cv_timeval(c->x.rc->conf->header_timeout_ms);
 
-	conn_set_state(c, CONN_CLOSING);
-	/* The tunnel or relay may own the callbacks: take them back. */
-	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb,
-	    c);
-	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-	bufferevent_set_timeouts(c->bev, NULL, &tv);
-	bufferevent_enable(c->bev, EV_WRITE);
-	bufferevent_disable(c->bev, EV_READ);
+	phase_set_state(&c->x, CONN_CLOSING);
+	/* An upstream still held goes back to the pool, or is closed. */
+	conn_phase_free(c);
+	/* A relay left the transport without callbacks: take it back. */
+	bufferevent_setcb(bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
+	bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+	bufferevent_set_timeouts(bev, NULL, &tv);
+	bufferevent_enable(bev, EV_WRITE);
+	bufferevent_disable(bev, EV_READ);
 	evtimer_del(c->head_timer);
-	if (c->fwd != NULL)
-		forward_release(c->fwd);
-	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
 		conn_close(c);
 }
 
-void
-conn_reply_error(struct conn *c, enum http_error_kind kind, const char *host,
+/* Answer an HTTP error (none to a redirected client before its relay). */
+static void
+conn_answer(struct conn *c, enum http_error_kind kind,
     const char *explanation)
 {
-	struct evbuffer	*out = bufferevent_get_output(c->bev);
-	size_t		 before = evbuffer_get_length(out);
+	struct access_record	*a = &c->x.acc;
+	struct evbuffer		*out = bufferevent_get_output(c->x.bev);
+	size_t			 before = evbuffer_get_length(out);
 
 	/*
 	 * A redirected client sent no request before its first bytes are
 	 * judged: it expects TLS or its server's answer, never ours.
 	 */
-	if (!(c->transparent && conn_tunnelling(c)))
-		http_error_write(out, kind, host, explanation);
-	c->bytes_down += evbuffer_get_length(out) - before;
-	conn_log_access(c, conn_tunnelling(c) ? "tunnel" : "plain",
-	    host != NULL ? host : "", http_error_status(kind), c->bytes_up,
-	    c->bytes_down);
-	conn_close_after_flush(c);
+	if (!(c->x.transparent && conn_tunnelling(c)))
+		http_error_write(out, kind, a->host[0] != '\0' ? a->host :
+		    NULL, explanation);
+	a->down += evbuffer_get_length(out) - before;
+	a->status = http_error_status(kind);
 }
 
 /* Reset what belongs to one request. */
 static void
 conn_begin_request(struct conn *c)
 {
+	struct access_record	*a = &c->x.acc;
+
 	c->head_started = false;
-	c->close_after = c->shutting_down;
-	c->status = 0;
-	c->bytes_up = 0;
-	c->bytes_down = 0;
-	c->host[0] = '\0';
-	evutil_gettimeofday(&c->start, NULL);
+	c->x.closing = c->shutting_down;
+	a->mode = "plain";
+	a->host[0] = '\0';
+	a->status = 0;
+	a->up = 0;
+	a->down = 0;
+	evutil_gettimeofday(&a->start, NULL);
 }
 
 /* Start waiting for the next request head. */
 static void
 conn_await_head(struct conn *c)
 {
-	struct timeval	 tv = cv_timeval(c->rc->conf->header_timeout_ms);
+	struct timeval	 tv = cv_timeval(c->x.rc->conf->header_timeout_ms);
 
 	if (c->shutting_down) {
 		/* The last response may still be queued for the client. */
 		conn_close_after_flush(c);
 		return;
 	}
-	conn_set_state(c, CONN_READ_HEAD);
+	phase_set_state(&c->x, CONN_READ_HEAD);
 	conn_begin_request(c);
-	http_msg_trim(c->req);
+	http_msg_trim(c->x.req);
 	evtimer_add(c->head_timer, &tv);
-	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-	bufferevent_enable(c->bev, EV_READ);
-	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+	bufferevent_setwatermark(c->x.bev, EV_WRITE, 0, 0);
+	bufferevent_enable(c->x.bev, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_input(c->x.bev)) > 0)
 		conn_read_head(c);
 }
 
-void
-conn_exchange_done(struct conn *c, int status, bool close)
-{
-	conn_log_access(c, "plain", c->host, status, c->bytes_up,
-	    c->bytes_down);
-	if (close || c->close_after) {
-		conn_close_after_flush(c);
-		return;
-	}
-	conn_await_head(c);
-}
-
-void
-conn_finish(struct conn *c, int status)
-{
-	conn_log_access(c, "plain", c->host, status, c->bytes_up,
-	    c->bytes_down);
-	conn_close_after_flush(c);
-}
+static void	conn_phase_done(struct phase_ctx *, const struct phase_outcome *);
 
 static void
 conn_relay_done_cb(struct relay *r, const char *why, void *arg)
 {
-	struct conn	*c = arg;
-	uint64_t	 up, down;
+	struct conn		*c = arg;
+	struct phase_outcome	 o;
+	uint64_t		 up, down;
 
 	relay_counts(r, &up, &down);
-	conn_log_access(c, "plain", c->host, c->status, c->bytes_up + up,
-	    c->bytes_down + down);
-	conn_close(c);
+	relay_free(c->relay);
+	c->relay = NULL;
+	c->x.acc.up += up;
+	c->x.acc.down += down;
+	phase_outcome_init(&o);
+	o.status = c->x.acc.status;
+	o.close = true;
+	conn_phase_done(&c->x, &o);
 }
 
-void
-conn_upgrade(struct conn *c, struct bufferevent *upstream, int status)
+/* Relay the client and upstream (borrowed from the phase) until done. */
+static void
+conn_relay(struct conn *c, struct bufferevent *upstream, int status)
 {
-	c->status = status;
-	conn_set_state(c, CONN_RELAY);
-	c->relay = relay_new(c->env->base, c->bev, upstream,
-	    c->rc->conf->idle_timeout_ms, conn_relay_done_cb, c);
+	c->x.acc.status = status;
+	phase_set_state(&c->x, CONN_RELAY);
+	bufferevent_setwatermark(upstream, EV_READ, 0, 0);
+	c->relay = relay_new(c->x.env->base, c->x.bev, upstream,
+	    c->x.rc->conf->idle_timeout_ms, conn_relay_done_cb, c);
 }
 
-bool
-conn_is_self(const struct conn *c, const char *host, uint16_t port)
+/* The tunnel hands over to interception, which copies what it needs. */
+static void
+conn_intercept(struct conn *c, const struct intercept_args *a)
 {
-	struct conf_addr	 a;
-	char			 text[CONF_ADDR_TEXT_MAX + 8], err[64];
+	const struct phase_ops	*ops = c->x.ops;
+	void			*tunnel = c->x.phase;
 
-	if (strcmp(host, "localhost") == 0)
-		host = "127.0.0.1";
-	cv_hostport_text(host, port, text, sizeof(text));
-	if (!cv_addr(text, &a, err, sizeof(err)))
-		return false;
-	return upstream_addr_is_self((const struct sockaddr *)&a.ss,
-	    c->env->listen, c->env->nlisten);
+	c->x.ops = NULL;
+	c->x.phase = NULL;
+	intercept_start(&c->x, a);
+	/* Not c's any more: c may even be gone by now. */
+	ops->free(tunnel);
+}
+
+/*
+ * Plaintext HTTP follows a CONNECT's 200: free the tunnel and read
+ * requests as a plaintext proxy connection whose every request must name
+ * host (or, when by_ip, the host its first request names) and goes to
+ * port, the CONNECT's.
+ */
+static void
+conn_tunnel_plain(struct conn *c, const char *host, bool by_ip,
+    uint16_t port)
+{
+	struct bufferevent	*bev = c->x.bev;
+
+	/* host is the tunnel's: copy it before freeing the tunnel. */
+	xstrlcpy(c->tunnel_host, host, sizeof(c->tunnel_host));
+	c->tunnel_host_set = !by_ip;
+	c->tunnel_port = port;
+	c->in_tunnel = true;
+	conn_phase_free(c);
+	/* A fresh parser: the last one stopped after the CONNECT. */
+	http_msg_free(c->x.req);
+	c->x.req = http_msg_new(HTTP_DIR_REQUEST);
+	bufferevent_set_timeouts(bev, NULL, NULL);
+	bufferevent_setwatermark(bev, EV_READ, 0, 0);
+	bufferevent_enable(bev, EV_WRITE);
+	conn_await_head(c);
+}
+
+/*
+ * A phase ended (or a request the connection answered itself, or a
+ * relay): answer what is owed, write the access line, then go on.
+ */
+static void
+conn_phase_done(struct phase_ctx *x, const struct phase_outcome *o)
+{
+	struct conn		*c = (struct conn *)x;
+	enum http_error_kind	 kind = o->error;
+	bool			 close = o->close || x->closing;
+
+	switch (o->next) {
+	case PHASE_NEXT_RELAY:
+		conn_relay(c, o->relay_with, o->status);
+		return;
+	case PHASE_NEXT_INTERCEPT:
+		conn_intercept(c, o->intercept);
+		return;
+	case PHASE_NEXT_PLAIN:
+		conn_tunnel_plain(c, o->plain_host, o->plain_by_ip,
+		    o->plain_port);
+		return;
+	case PHASE_NEXT_END:
+		break;
+	}
+	if (o->upstream_status != UPSTREAM_OK)
+		kind = upstream_outcome(o->upstream_status)->error;
+	if (kind != PHASE_NO_ERROR) {
+		conn_answer(c, kind, o->explanation);
+		close = true;
+	} else
+		x->acc.status = o->status;
+	conn_log_access(c);
+	if (o->gone)
+		conn_close(c);
+	else if (close)
+		conn_close_after_flush(c);
+	else
+		conn_await_head(c);
+}
+
+/* Answer an error about host (NULL: none) and close after it. */
+static void
+conn_reply_error(struct conn *c, enum http_error_kind kind, const char *host,
+    const char *explanation)
+{
+	xstrlcpy(c->x.acc.host, host != NULL ? host : "",
+	    sizeof(c->x.acc.host));
+	phase_fail(&c->x, kind, explanation);
 }
 
 /* Whether the request already passed through this proxy (its Via). */
@@ -312,7 +354,7 @@ conn_came_back(const struct conn *c, const struct http_head *h)
 
 	for (i = 0; i < h->nheaders; i++)
 		if (strcasecmp(h->headers[i].name, "Via") == 0 &&
-		    strstr(h->headers[i].value, c->env->via) != NULL)
+		    strstr(h->headers[i].value, c->x.env->via) != NULL)
 			return true;
 	return false;
 }
@@ -321,14 +363,9 @@ conn_came_back(const struct conn *c, const struct http_head *h)
 static void
 conn_block(struct conn *c)
 {
-	struct logline	 l;
-
-	log_begin(&l, EV_BLOCKED);
-	log_str(&l, LK_HOST, c->host);
-	log_str(&l, LK_CLIENT, c->client);
-	log_str(&l, LK_REASON, "unpinned host (unpinned = block)");
-	log_end(&l);
-	conn_reply_error(c, HTTP_ERROR_BLOCKED, c->host,
+	phase_log_blocked(&c->x, c->x.acc.host,
+	    "unpinned host (unpinned = block)");
+	conn_reply_error(c, HTTP_ERROR_BLOCKED, c->x.acc.host,
 	    "No pin set covers this host and unpinned hosts are blocked.");
 }
 
@@ -336,17 +373,12 @@ conn_block(struct conn *c)
 static void
 conn_port_denied(struct conn *c, uint16_t port)
 {
-	struct logline	 l;
-	char		 why[64];
+	char	 why[64];
 
 	snprintf(why, sizeof(why), "port %u not in plain_ports",
 	    (unsigned int)port);
-	log_begin(&l, EV_BLOCKED);
-	log_str(&l, LK_HOST, c->host);
-	log_str(&l, LK_CLIENT, c->client);
-	log_str(&l, LK_REASON, why);
-	log_end(&l);
-	conn_reply_error(c, HTTP_ERROR_PLAIN_PORT_DENIED, c->host,
+	phase_log_blocked(&c->x, c->x.acc.host, why);
+	conn_reply_error(c, HTTP_ERROR_PLAIN_PORT_DENIED, c->x.acc.host,
 	    "Plaintext requests to this port are not allowed (plain_ports).");
 }
 
@@ -354,18 +386,18 @@ conn_port_denied(struct conn *c, uint16_t port)
 static void
 conn_ca_page(struct conn *c, const struct http_head *h)
 {
-	struct evbuffer	*out = bufferevent_get_output(c->bev);
+	struct evbuffer	*out = bufferevent_get_output(c->x.bev);
 	size_t		 before = evbuffer_get_length(out);
 	bool		 close;
 	int		 status;
 
 	/* A request body is not read: close after the answer instead. */
-	close = c->close_after || http_msg_state(c->req) != HTTP_MSG_DONE;
+	close = c->x.closing || http_msg_state(c->x.req) != HTTP_MSG_DONE;
 	/* The CA of the generation this request runs under. */
-	status = capage_respond(ca_cert(c->rc->ca), c->rc->conf->ca_host,
+	status = capage_respond(ca_cert(c->x.rc->ca), c->x.rc->conf->ca_host,
 	    h->method, h->path, close, out);
-	c->bytes_down += evbuffer_get_length(out) - before;
-	conn_exchange_done(c, status, close);
+	c->x.acc.down += evbuffer_get_length(out) - before;
+	phase_end(&c->x, status, close);
 }
 
 /*
@@ -377,13 +409,13 @@ conn_ca_page(struct conn *c, const struct http_head *h)
 static bool
 conn_take_generation(struct conn *c)
 {
-	struct runconf	*cur = c->env->rc;
+	struct runconf	*cur = c->x.env->rc;
 
-	if (cur == NULL || cur == c->rc)
+	if (cur == NULL || cur == c->x.rc)
 		return true;
-	runconf_unref(c->rc);
-	c->rc = runconf_ref(cur);
-	if (!conf_client_allowed(c->rc->conf, (struct sockaddr *)&c->ss)) {
+	runconf_unref(c->x.rc);
+	c->x.rc = runconf_ref(cur);
+	if (!conf_client_allowed(c->x.rc->conf, (struct sockaddr *)&c->ss)) {
 		conn_deny(c);
 		return false;
 	}
@@ -399,21 +431,16 @@ conn_take_generation(struct conn *c)
 static bool
 conn_tunnel_host(struct conn *c)
 {
-	struct logline	 l;
-
 	if (!c->tunnel_host_set) {
-		xstrlcpy(c->tunnel_host, c->host, sizeof(c->tunnel_host));
+		xstrlcpy(c->tunnel_host, c->x.acc.host, sizeof(c->tunnel_host));
 		c->tunnel_host_set = true;
 		return true;
 	}
-	if (strcmp(c->host, c->tunnel_host) == 0)
+	if (strcmp(c->x.acc.host, c->tunnel_host) == 0)
 		return true;
-	log_begin(&l, EV_BLOCKED);
-	log_str(&l, LK_HOST, c->host);
-	log_str(&l, LK_CLIENT, c->client);
-	log_str(&l, LK_REASON, "request host differs from the CONNECT host");
-	log_end(&l);
-	conn_reply_error(c, HTTP_ERROR_BAD_REQUEST, c->host,
+	phase_log_blocked(&c->x, c->x.acc.host,
+	    "request host differs from the CONNECT host");
+	conn_reply_error(c, HTTP_ERROR_BAD_REQUEST, c->x.acc.host,
 	    "A request in a CONNECT tunnel must name the CONNECT host.");
 	return false;
 }
@@ -422,7 +449,7 @@ conn_tunnel_host(struct conn *c)
 static void
 conn_request(struct conn *c)
 {
-	const struct http_head	*h = http_msg_head(c->req);
+	const struct http_head	*h = http_msg_head(c->x.req);
 	const struct conf	*conf;
 	struct forward_target	 t;
 	char			 authority[HOSTMATCH_NAME_MAX];
@@ -431,19 +458,20 @@ conn_request(struct conn *c)
 	evtimer_del(c->head_timer);
 	if (!conn_take_generation(c))
 		return;
-	conf = c->rc->conf;
+	conf = c->x.rc->conf;
 	if (h->is_connect && c->in_tunnel) {
 		conn_reply_error(c, HTTP_ERROR_BAD_REQUEST, h->host,
 		    "CONNECT inside a CONNECT tunnel is not allowed.");
 		return;
 	}
 	if (h->is_connect) {
-		conn_set_state(c, CONN_DIAL);
 		/* Keep the authority; the rest of the head is done with. */
 		xstrlcpy(authority, h->host, sizeof(authority));
 		port = h->port;
-		http_msg_trim(c->req);
-		tunnel_start(c, authority, port);
+		http_msg_trim(c->x.req);
+		/* A keep-alive upstream of an earlier request goes back. */
+		conn_phase_free(c);
+		tunnel_start(&c->x, authority, port);
 		return;
 	}
 	if (h->absolute_form && strcmp(h->scheme, "http") != 0) {
@@ -453,9 +481,9 @@ conn_request(struct conn *c)
 		return;
 	}
 	if (c->in_tunnel && h->host[0] == '\0')
-		xstrlcpy(c->host, c->tunnel_host, sizeof(c->host));
-	else if (!hostmatch_normalize(h->host, strlen(h->host), c->host,
-	    sizeof(c->host))) {
+		xstrlcpy(c->x.acc.host, c->tunnel_host, sizeof(c->x.acc.host));
+	else if (!hostmatch_normalize(h->host, strlen(h->host), c->x.acc.host,
+	    sizeof(c->x.acc.host))) {
 		conn_reply_error(c, HTTP_ERROR_BAD_REQUEST, NULL,
 		    "The request names no valid host.");
 		return;
@@ -463,24 +491,24 @@ conn_request(struct conn *c)
 	if (c->in_tunnel && !conn_tunnel_host(c))
 		return;
 	if (!h->keep_alive)
-		c->close_after = true;
-	if (capage_is_host(conf->ca_host, c->host)) {
+		c->x.closing = true;
+	if (capage_is_host(conf->ca_host, c->x.acc.host)) {
 		conn_ca_page(c, h);
 		return;
 	}
 	memset(&t, 0, sizeof(t));
-	t.host = c->host;
+	t.host = c->x.acc.host;
 	t.port = h->port != 0 ? h->port : 80;
 	/* In a tunnel, the CONNECT port, which connect_ports allowed. */
 	if (c->in_tunnel)
 		t.port = c->tunnel_port;
-	if (conn_is_self(c, c->host, t.port) || conn_came_back(c, h)) {
-		conn_reply_error(c, HTTP_ERROR_LOOP, c->host,
+	if (phase_is_self(&c->x, c->x.acc.host, t.port) || conn_came_back(c, h)) {
+		conn_reply_error(c, HTTP_ERROR_LOOP, c->x.acc.host,
 		    "The request is addressed to the proxy itself.");
 		return;
 	}
 	/* A pinned host is only ever reached over TLS, on its port. */
-	if ((t.ps = conf_lookup(conf, c->host)) != NULL) {
+	if ((t.ps = conf_lookup(conf, c->x.acc.host)) != NULL) {
 		t.tls = true;
 		t.port = t.ps->port;
 	} else if (conf->unpinned == UNPINNED_VERIFY) {
@@ -493,17 +521,20 @@ conn_request(struct conn *c)
 		conn_port_denied(c, t.port);
 		return;
 	}
+	/* The phase of the previous request serves this one too. */
+	if (c->x.ops != &forward_ops) {
+		conn_phase_free(c);
+		forward_new(&c->x);
+	}
 	/* forward_start() says whether it connects or exchanges at once. */
-	if (c->fwd == NULL)
-		c->fwd = forward_new(c);
-	forward_start(c->fwd, &t);
+	forward_start(c->x.phase, &t);
 }
 
 /* Feed the buffered client bytes to the head parser. */
 static void
 conn_read_head(struct conn *c)
 {
-	struct evbuffer		*in = bufferevent_get_input(c->bev);
+	struct evbuffer		*in = bufferevent_get_input(c->x.bev);
 	struct evbuffer_iovec	 v;
 	enum http_result	 r;
 	size_t			 consumed;
@@ -512,12 +543,12 @@ conn_read_head(struct conn *c)
 		if (!c->head_started) {
 			/* The time of a request counts from its first byte. */
 			c->head_started = true;
-			evutil_gettimeofday(&c->start, NULL);
+			evutil_gettimeofday(&c->x.acc.start, NULL);
 		}
-		r = http_msg_feed_head(c->req, v.iov_base, v.iov_len,
+		r = http_msg_feed_head(c->x.req, v.iov_base, v.iov_len,
 		    &consumed);
 		evbuffer_drain(in, consumed);
-		c->bytes_up += consumed;
+		c->x.acc.up += consumed;
 		switch (r) {
 		case HTTP_NEED_MORE:
 			continue;
@@ -541,13 +572,13 @@ conn_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct conn	*c = arg;
 
-	if (c->state == CONN_READ_HEAD)
+	if (c->x.state == CONN_READ_HEAD)
 		conn_read_head(c);
-	else if (conn_forwarding(c))
-		forward_client_read(c->fwd);
+	else if (conn_in_phase(c))
+		c->x.ops->on_client(c->x.phase, EV_READ);
 }
 
-/* The client drained: resume the upstream, or finish closing. */
+/* The client drained: the phase goes on, or the close completes. */
 static void
 conn_write_cb(struct bufferevent *bev, void *arg)
 {
@@ -557,11 +588,11 @@ conn_write_cb(struct bufferevent *bev, void *arg)
 	 * A callback queued under an older watermark may run while bytes
 	 * are still queued: close only once the output is really empty.
 	 */
-	if (c->state == CONN_CLOSING) {
+	if (c->x.state == CONN_CLOSING) {
 		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
 			conn_close(c);
-	} else if (conn_forwarding(c))
-		forward_client_drained(c->fwd);
+	} else if (conn_in_phase(c))
+		c->x.ops->on_client(c->x.phase, EV_WRITE);
 }
 
 static void
@@ -569,10 +600,11 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct conn	*c = arg;
 
-	/* The client left or timed out; nothing more can reach it. */
-	if (conn_forwarding(c))
-		conn_log_access(c, "plain", c->host, c->status, c->bytes_up,
-		    c->bytes_down);
+	/* A phase says what the client's leaving (or TLS) means to it. */
+	if (conn_in_phase(c)) {
+		c->x.ops->on_client(c->x.phase, what);
+		return;
+	}
 	conn_close(c);
 }
 
@@ -581,7 +613,7 @@ conn_head_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn	*c = arg;
 
-	if (c->state != CONN_READ_HEAD)
+	if (c->x.state != CONN_READ_HEAD)
 		return;
 	if (!c->head_started) {
 		/* An idle connection: close without a word, once flushed. */
@@ -596,14 +628,8 @@ conn_head_timeout_cb(evutil_socket_t fd, short what, void *arg)
 static void
 conn_deny(struct conn *c)
 {
-	struct logline	 l;
-
-	log_begin(&l, EV_BLOCKED);
-	log_str(&l, LK_HOST, "");
-	log_str(&l, LK_CLIENT, c->client);
-	log_str(&l, LK_REASON, "client not in allow_clients");
-	log_end(&l);
-	bufferevent_enable(c->bev, EV_WRITE);
+	phase_log_blocked(&c->x, "", "client not in allow_clients");
+	bufferevent_enable(c->x.bev, EV_WRITE);
 	conn_reply_error(c, HTTP_ERROR_CLIENT_DENIED, NULL,
 	    "This client address is not allowed to use the proxy.");
 }
@@ -617,25 +643,30 @@ conn_alloc(struct conn_env *env, evutil_socket_t fd,
 	int		 one = 1;
 
 	c = xcalloc(1, sizeof(*c));
-	c->env = env;
-	c->rc = runconf_ref(env->rc);
+	c->x.env = env;
+	c->x.rc = runconf_ref(env->rc);
 	if (salen > (socklen_t)sizeof(c->ss))
 		salen = sizeof(c->ss);
 	memcpy(&c->ss, sa, salen);
-	c->id = conn_next_id++;
-	c->state = CONN_READ_HEAD;
+	c->x.id = conn_next_id++;
+	c->x.state = CONN_READ_HEAD;
 	cv_sockaddr_text(sa, c->client, sizeof(c->client));
+	c->x.client = c->client;
+	c->x.client_read = conn_read_cb;
+	c->x.client_write = conn_write_cb;
+	c->x.client_event = conn_event_cb;
+	c->x.done = conn_phase_done;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	c->bev = bufferevent_socket_new(env->base, fd,
+	c->x.bev = bufferevent_socket_new(env->base, fd,
 	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-	relay_tune(c->bev);
-	c->req = http_msg_new(HTTP_DIR_REQUEST);
+	relay_tune(c->x.bev);
+	c->x.req = http_msg_new(HTTP_DIR_REQUEST);
 	c->head_timer = evtimer_new(env->base, conn_head_timeout_cb, c);
 	TAILQ_INSERT_TAIL(&env->conns, c, entry);
 	env->nconns++;
 	metrics_inc(env->sinks.metrics, METRIC_CONNECTIONS_TOTAL);
 	metrics_inc(env->sinks.metrics, METRIC_CONNECTIONS_ACTIVE);
-	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb,
+	bufferevent_setcb(c->x.bev, conn_read_cb, conn_write_cb, conn_event_cb,
 	    c);
 	conn_begin_request(c);
 	return c;
@@ -648,7 +679,7 @@ conn_new(struct conn_env *env, evutil_socket_t fd, const struct sockaddr *sa,
 	struct conn	*c;
 
 	c = conn_alloc(env, fd, sa, salen);
-	if (!conf_client_allowed(c->rc->conf, sa))
+	if (!conf_client_allowed(c->x.rc->conf, sa))
 		conn_deny(c);
 	else
 		conn_await_head(c);
@@ -695,13 +726,7 @@ static void
 conn_transparent_refuse(struct conn *c, const char *host,
     enum http_error_kind kind, const char *reason)
 {
-	struct logline	 l;
-
-	log_begin(&l, EV_BLOCKED);
-	log_str(&l, LK_HOST, host);
-	log_str(&l, LK_CLIENT, c->client);
-	log_str(&l, LK_REASON, reason);
-	log_end(&l);
+	phase_log_blocked(&c->x, host, reason);
 	conn_reply_error(c, kind, host, reason);
 }
 
@@ -714,42 +739,36 @@ conn_new_transparent(struct conn_env *env, evutil_socket_t fd,
 	uint16_t	 port = 0;
 
 	c = conn_alloc(env, fd, sa, salen);
-	c->transparent = true;
+	c->x.transparent = true;
 	/* No request head: the bytes are judged as after a CONNECT's 200. */
-	conn_set_state(c, CONN_DIAL);
+	phase_set_state(&c->x, CONN_DIAL);
 	if (!conn_original_dst(fd, host, sizeof(host), &port)) {
 		conn_transparent_refuse(c, "", HTTP_ERROR_LOOP,
 		    "no original destination");
 		return c;
 	}
-	if (!conf_client_allowed(c->rc->conf, sa)) {
+	if (!conf_client_allowed(c->x.rc->conf, sa)) {
 		conn_transparent_refuse(c, host, HTTP_ERROR_CLIENT_DENIED,
 		    "client not in allow_clients");
 		return c;
 	}
-	if (conn_is_self(c, host, port)) {
+	if (phase_is_self(&c->x, host, port)) {
 		/* Not redirected, or redirected to pinproxy's own port. */
 		conn_transparent_refuse(c, host, HTTP_ERROR_LOOP,
 		    "loop: the original destination is pinproxy itself");
 		return c;
 	}
-	tunnel_start(c, host, port);
+	tunnel_start(&c->x, host, port);
 	return c;
-}
-
-bool
-conn_is_transparent(const struct conn *c)
-{
-	return c->transparent;
 }
 
 void
 conn_shutdown(struct conn *c)
 {
 	c->shutting_down = true;
-	c->close_after = true;
+	c->x.closing = true;
 	/* Idle between requests: close once the last response is out. */
-	if (c->state == CONN_READ_HEAD && !c->head_started)
+	if (c->x.state == CONN_READ_HEAD && !c->head_started)
 		conn_close_after_flush(c);
 }
 
@@ -773,87 +792,3 @@ conn_close_all(struct conn_env *env)
 		conn_close(c);
 }
 
-void
-conn_count(struct conn *c, uint64_t up, uint64_t down)
-{
-	c->bytes_up += up;
-	c->bytes_down += down;
-}
-
-bool
-conn_closing(const struct conn *c)
-{
-	return c->close_after || c->shutting_down;
-}
-
-struct http_msg *
-conn_request_msg(struct conn *c)
-{
-	return c->req;
-}
-
-void
-conn_set_tunnel(struct conn *c, struct tunnel *t)
-{
-	c->tunnel = t;
-}
-
-void
-conn_set_client_bev(struct conn *c, struct bufferevent *bev)
-{
-	c->bev = bev;
-}
-
-struct bufferevent *
-conn_client_bev(struct conn *c)
-{
-	return c->bev;
-}
-
-const char *
-conn_client(const struct conn *c)
-{
-	return c->client;
-}
-
-struct runconf *
-conn_runconf(struct conn *c)
-{
-	return c->rc;
-}
-
-struct conn_env *
-conn_env(struct conn *c)
-{
-	return c->env;
-}
-
-void
-conn_tunnel_plain(struct conn *c, const char *host, bool by_ip,
-    uint16_t port)
-{
-	/* host may be the tunnel's: copy it before freeing the tunnel. */
-	xstrlcpy(c->tunnel_host, host, sizeof(c->tunnel_host));
-	c->tunnel_host_set = !by_ip;
-	c->tunnel_port = port;
-	c->in_tunnel = true;
-	tunnel_free(c->tunnel);
-	c->tunnel = NULL;
-	/* A fresh parser: the last one stopped after the CONNECT. */
-	http_msg_free(c->req);
-	c->req = http_msg_new(HTTP_DIR_REQUEST);
-	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb,
-	    c);
-	bufferevent_set_timeouts(c->bev, NULL, NULL);
-	bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
-	bufferevent_enable(c->bev, EV_WRITE);
-	conn_await_head(c);
-}
-
-void
-conn_tunnel_done(struct conn *c, const char *mode, const char *host,
-    int status, uint64_t up, uint64_t down)
-{
-	conn_log_access(c, mode, host, status, up, down);
-	conn_close_after_flush(c);
-}

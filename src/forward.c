@@ -14,12 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "conn.h"
 #include "forward.h"
 #include "hostmatch.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
+#include "phase.h"
 #include "pincheck.h"
 #include "pool.h"
 #include "relay.h"
@@ -36,7 +36,7 @@ enum forward_state {
 static const unsigned char forward_alpn_http11[] = "\x08http/1.1";
 
 struct forward {
-	struct conn		*conn;		/* owns the forward */
+	struct phase_ctx	*x;		/* the connection's */
 	enum forward_state	 state;
 	struct http_msg		*resp;
 	struct upstream		*up;		/* kept between exchanges */
@@ -45,7 +45,7 @@ struct forward {
 	char			 host[HOSTMATCH_NAME_MAX];
 	uint16_t		 port;
 	bool			 tls;
-	const struct pinset	*ps;		/* borrowed from conn's conf */
+	const struct pinset	*ps;		/* borrowed from x->rc */
 	bool			 reused;	/* on a kept upstream */
 	bool			 retried;
 	bool			 up_keep;	/* it may carry another one */
@@ -62,14 +62,22 @@ struct forward {
 };
 
 static void	forward_open(struct forward *);
-static void	forward_upstream_read(struct forward *);
+static bool	forward_upstream_read(struct forward *);
+
+/* Count bytes of the exchange: up from, down to the client. */
+static void
+forward_count(struct forward *f, uint64_t up, uint64_t down)
+{
+	f->x->acc.up += up;
+	f->x->acc.down += down;
+}
 
 /* Close the upstream; it cannot carry another exchange. */
 static void
 forward_drop(struct forward *f)
 {
 	if (f->use != NULL)
-		pool_drop(conn_env(f->conn)->pool, f->use, f->up);
+		pool_drop(f->x->env->pool, f->use, f->up);
 	else
 		upstream_free(f->up);
 	f->up = NULL;
@@ -88,24 +96,25 @@ forward_bad_response(struct forward *f, const char *reason)
 	log_begin(&l, EV_UPSTREAM_ERROR);
 	log_str(&l, LK_HOST, f->host);
 	log_int(&l, LK_PORT, f->port);
-	log_str(&l, LK_CLIENT, conn_client(f->conn));
+	log_str(&l, LK_CLIENT, f->x->client);
 	log_str(&l, LK_ERROR, "bad-response");
 	log_str(&l, LK_REASON, reason);
 	log_end(&l);
-	metrics_inc(conn_env(f->conn)->sinks.metrics,
+	metrics_inc(f->x->env->sinks.metrics,
 	    METRIC_UPSTREAM_ERRORS_BAD_RESPONSE);
 	f->state = FORWARD_IDLE;
 	forward_drop(f);
-	conn_reply_error(f->conn, HTTP_ERROR_BAD_RESPONSE, f->host, reason);
+	phase_fail(f->x, HTTP_ERROR_BAD_RESPONSE, reason);
 }
 
-void
+/* Let go of the upstream: to the pool when idle, else closed. */
+static void
 forward_release(struct forward *f)
 {
 	if (f->up == NULL)
 		return;
 	if (f->state == FORWARD_IDLE && f->use != NULL) {
-		pool_put(conn_env(f->conn)->pool, f->use, f->up);
+		pool_put(f->x->env->pool, f->use, f->up);
 		f->up = NULL;
 		f->use = NULL;
 	} else
@@ -126,7 +135,7 @@ forward_failed(struct forward *f, enum upstream_status st)
 		snprintf(expl, sizeof(expl), "%s", upstream_reason(f->up));
 	f->state = FORWARD_IDLE;
 	forward_drop(f);
-	conn_reply_error(f->conn, upstream_outcome(st)->error, f->host, expl);
+	phase_fail_upstream(f->x, st, expl);
 }
 
 /*
@@ -145,7 +154,7 @@ forward_done(struct forward *f)
 	f->state = FORWARD_IDLE;
 	forward_release(f);
 	http_msg_trim(f->resp);
-	conn_exchange_done(f->conn, f->status, f->close_after);
+	phase_end(f->x, f->status, f->close_after);
 }
 
 /* A 101: from now on both sides are a byte relay. */
@@ -153,17 +162,17 @@ static void
 forward_upgrade(struct forward *f)
 {
 	f->state = FORWARD_UPGRADED;
-	conn_upgrade(f->conn, upstream_bev(f->up), f->status);
+	phase_relay(f->x, upstream_bev(f->up), f->status);
 }
 
 /* Forward request body bytes that belong to the current request. */
 static void
 forward_request_body(struct forward *f)
 {
-	struct bufferevent	*cb = conn_client_bev(f->conn);
+	struct bufferevent	*cb = f->x->bev;
 	struct bufferevent	*ub = upstream_bev(f->up);
 	struct evbuffer		*in = bufferevent_get_input(cb);
-	struct http_msg		*req = conn_request_msg(f->conn);
+	struct http_msg		*req = f->x->req;
 	struct evbuffer_iovec	 v;
 	enum http_result	 r;
 	size_t			 consumed;
@@ -178,17 +187,16 @@ forward_request_body(struct forward *f)
 			f->state = FORWARD_IDLE;
 			forward_drop(f);
 			if (f->resp_head_sent)
-				conn_finish(f->conn, f->status);
+				phase_end(f->x, f->status, true);
 			else
-				conn_reply_error(f->conn,
-				    HTTP_ERROR_BAD_REQUEST, f->host,
+				phase_fail(f->x, HTTP_ERROR_BAD_REQUEST,
 				    "The request body is not framed "
 				    "correctly.");
 			return;
 		}
 		evbuffer_remove_buffer(in, bufferevent_get_output(ub),
 		    consumed);
-		conn_count(f->conn, consumed, 0);
+		forward_count(f, consumed, 0);
 		f->body_up += consumed;
 		if (r == HTTP_BODY_COMPLETE)
 			f->req_done = true;
@@ -228,7 +236,7 @@ forward_conn_token(struct forward *f, const struct http_head *h)
 {
 	if (h->status < 200)
 		return HTTP_CONN_PERSIST;
-	if (f->close_after || conn_closing(f->conn))
+	if (f->close_after || f->x->closing)
 		return HTTP_CONN_CLOSE;
 	return f->client_10 ? HTTP_CONN_KEEP_ALIVE : HTTP_CONN_PERSIST;
 }
@@ -254,7 +262,7 @@ forward_response_head(struct forward *f, struct evbuffer *out)
 	}
 	if (h->status == 101) {
 		http_response_write(h, HTTP_CONN_PERSIST, false, out);
-		conn_count(f->conn, 0, evbuffer_get_length(out) - before);
+		forward_count(f, 0, evbuffer_get_length(out) - before);
 		f->status = 101;
 		forward_upgrade(f);
 		return false;
@@ -275,7 +283,7 @@ forward_response_head(struct forward *f, struct evbuffer *out)
 		http_msg_decode_body(f->resp, f->decode ? out : NULL);
 	}
 	http_response_write(h, forward_conn_token(f, h), f->decode, out);
-	conn_count(f->conn, 0, evbuffer_get_length(out) - before);
+	forward_count(f, 0, evbuffer_get_length(out) - before);
 	f->resp_head_sent = true;
 	/* A message without a body (HEAD, 1xx, 204, 304) ends here. */
 	if (http_msg_feed_body(f->resp, NULL, 0, &consumed) ==
@@ -284,11 +292,14 @@ forward_response_head(struct forward *f, struct evbuffer *out)
 	return true;
 }
 
-/* Parse and forward what the upstream sent. */
-static void
+/*
+ * Parse and forward what the upstream sent. False when the exchange ended
+ * (f may be gone) or turned into a relay.
+ */
+static bool
 forward_upstream_read(struct forward *f)
 {
-	struct bufferevent	*cb = conn_client_bev(f->conn);
+	struct bufferevent	*cb = f->x->bev;
 	struct bufferevent	*ub = upstream_bev(f->up);
 	struct evbuffer		*in = bufferevent_get_input(ub);
 	struct evbuffer		*out = bufferevent_get_output(cb);
@@ -307,10 +318,10 @@ forward_upstream_read(struct forward *f)
 			if (r != HTTP_HEAD_COMPLETE) {
 				forward_bad_response(f, "The server's response "
 				    "is not valid HTTP/1.1.");
-				return;
+				return false;
 			}
 			if (!forward_response_head(f, out))
-				return;
+				return false;
 			continue;
 		}
 		before = evbuffer_get_length(out);
@@ -319,8 +330,8 @@ forward_upstream_read(struct forward *f)
 		if (r == HTTP_ERR_BAD_REQUEST) {
 			f->state = FORWARD_IDLE;
 			forward_drop(f);
-			conn_finish(f->conn, f->status);
-			return;
+			phase_end(f->x, f->status, true);
+			return false;
 		}
 		/* A decoded body is already in out, a smaller copy. */
 		if (f->decode)
@@ -328,23 +339,23 @@ forward_upstream_read(struct forward *f)
 		else
 			evbuffer_remove_buffer(in, out, consumed);
 		f->resp_bytes += consumed;
-		conn_count(f->conn, 0, evbuffer_get_length(out) - before);
+		forward_count(f, 0, evbuffer_get_length(out) - before);
 		if (r == HTTP_BODY_COMPLETE && f->status >= 200)
 			f->resp_done = true;
 	}
 	relay_kick(cb);
 	if (f->resp_done) {
 		forward_done(f);
-		return;
+		return false;
 	}
 	relay_throttle(ub, cb);
+	return true;
 }
 
+/* The upstream sent bytes. */
 static void
-forward_upstream_read_cb(struct bufferevent *bev, void *arg)
+forward_upstream_readable(struct forward *f)
 {
-	struct forward	*f = arg;
-
 	if (f->state != FORWARD_EXCHANGE) {
 		/* Bytes from a kept upstream between requests: drop it. */
 		forward_drop(f);
@@ -355,29 +366,25 @@ forward_upstream_read_cb(struct bufferevent *bev, void *arg)
 
 /* The upstream drained: the client may send more body. */
 static void
-forward_upstream_write_cb(struct bufferevent *bev, void *arg)
+forward_upstream_drained(struct forward *f)
 {
-	struct forward	*f = arg;
-
 	if (f->state != FORWARD_EXCHANGE || f->req_done)
 		return;
-	bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
-	bufferevent_enable(conn_client_bev(f->conn), EV_READ);
+	bufferevent_setwatermark(upstream_bev(f->up), EV_WRITE, 0, 0);
+	bufferevent_enable(f->x->bev, EV_READ);
 }
 
 /* A kept upstream closed between requests, or one broke mid-exchange. */
 static void
-forward_upstream_event_cb(struct bufferevent *bev, short what, void *arg)
+forward_upstream_event(struct forward *f, short what)
 {
-	struct forward	*f = arg;
-
 	if (f->state != FORWARD_EXCHANGE) {
 		forward_drop(f);
 		return;
 	}
 	if ((what & BEV_EVENT_EOF) && f->resp_head_sent) {
-		forward_upstream_read(f);
-		if (f->state != FORWARD_EXCHANGE)
+		/* The exchange may end in there, and f with it. */
+		if (!forward_upstream_read(f))
 			return;
 		if (http_msg_feed_eof(f->resp) == HTTP_BODY_COMPLETE) {
 			f->resp_done = true;
@@ -404,33 +411,32 @@ forward_upstream_event_cb(struct bufferevent *bev, short what, void *arg)
 	f->state = FORWARD_IDLE;
 	forward_drop(f);
 	if (!f->resp_head_sent) {
-		conn_reply_error(f->conn, HTTP_ERROR_CONNECT_FAILED, f->host,
+		phase_fail(f->x, HTTP_ERROR_CONNECT_FAILED,
 		    (what & BEV_EVENT_TIMEOUT) ?
 		    "The server sent no response in time." :
 		    "The server closed the connection before answering.");
 		return;
 	}
 	/* Mid-body: nothing sensible can be sent any more. */
-	conn_finish(f->conn, f->status);
+	phase_end(f->x, f->status, true);
 }
 
 /* Send the request head upstream and start streaming. */
 static void
 forward_send_request(struct forward *f)
 {
-	const struct http_head	*h = http_msg_head(conn_request_msg(f->conn));
-	struct bufferevent	*cb = conn_client_bev(f->conn);
+	const struct http_head	*h = http_msg_head(f->x->req);
+	struct bufferevent	*cb = f->x->bev;
 	struct bufferevent	*ub = upstream_bev(f->up);
 	struct timeval		 idle;
 
-	idle = cv_timeval(conn_runconf(f->conn)->conf->idle_timeout_ms);
+	idle = cv_timeval(f->x->rc->conf->idle_timeout_ms);
 	f->state = FORWARD_EXCHANGE;
-	conn_set_state(f->conn, CONN_EXCHANGE);
-	bufferevent_setcb(ub, forward_upstream_read_cb,
-	    forward_upstream_write_cb, forward_upstream_event_cb, f);
+	phase_set_state(f->x, CONN_EXCHANGE);
+	phase_watch_upstream(f->x, ub);
 	bufferevent_set_timeouts(ub, &idle, &idle);
 	bufferevent_setwatermark(ub, EV_WRITE, 0, 0);
-	http_request_write(h, f->host, f->port, f->tls, conn_env(f->conn)->via,
+	http_request_write(h, f->host, f->port, f->tls, f->x->env->via,
 	    bufferevent_get_output(ub));
 	if (strcmp(h->method, "HEAD") == 0)
 		http_msg_expect_no_body(f->resp);
@@ -471,31 +477,20 @@ forward_upstream_cb(struct upstream *u, enum upstream_status st, void *arg)
 static void
 forward_open(struct forward *f)
 {
-	struct conn_env		*env = conn_env(f->conn);
 	struct upstream_params	 p;
 
-	memset(&p, 0, sizeof(p));
-	p.base = env->base;
-	p.dns = env->dns;
-	p.rc = conn_runconf(f->conn);
-	p.ps = f->ps;
-	p.host = f->host;
-	p.port = f->port;
-	p.client = conn_client(f->conn);
-	p.sinks = &env->sinks;
-	p.self = env->listen;
-	p.nself = env->nlisten;
+	phase_upstream_params(f->x, f->ps, f->host, f->port, &p);
 	f->state = FORWARD_CONNECTING;
-	conn_set_state(f->conn, CONN_CONNECTING);
+	phase_set_state(f->x, CONN_CONNECTING);
 	f->reused = false;
-	bufferevent_disable(conn_client_bev(f->conn), EV_READ);
+	bufferevent_disable(f->x->bev, EV_READ);
 	f->up = upstream_connect(&p, forward_upstream_cb, f);
 }
 
 void
 forward_start(struct forward *f, const struct forward_target *t)
 {
-	struct runconf	*rc = conn_runconf(f->conn);
+	struct runconf	*rc = f->x->rc;
 
 	xstrlcpy(f->host, t->host, sizeof(f->host));
 	f->port = t->port;
@@ -514,7 +509,7 @@ forward_start(struct forward *f, const struct forward_target *t)
 	if (f->up == NULL ||
 	    !upstream_matches(f->up, rc, f->host, f->port, f->tls)) {
 		forward_release(f);
-		f->up = pool_get(conn_env(f->conn)->pool, rc, f->host,
+		f->up = pool_get(f->x->env->pool, rc, f->host,
 		    f->port, f->tls, &f->use);
 	}
 	if (f->up == NULL) {
@@ -525,40 +520,84 @@ forward_start(struct forward *f, const struct forward_target *t)
 	forward_send_request(f);
 }
 
-void
+/* The client sent more of the current request's body. */
+static void
 forward_client_read(struct forward *f)
 {
 	if (f->state == FORWARD_EXCHANGE)
 		forward_request_body(f);
 }
 
-void
+/* The client's output drained: the upstream may be read again. */
+static void
 forward_client_drained(struct forward *f)
 {
 	if (f->state != FORWARD_EXCHANGE || f->resp_done)
 		return;
-	bufferevent_setwatermark(conn_client_bev(f->conn), EV_WRITE, 0, 0);
+	bufferevent_setwatermark(f->x->bev, EV_WRITE, 0, 0);
 	bufferevent_enable(upstream_bev(f->up), EV_READ);
 }
 
-struct forward *
-forward_new(struct conn *c)
+static void
+forward_on_client(void *arg, short what)
 {
-	struct forward	*f;
+	struct forward	*f = arg;
 
-	f = xcalloc(1, sizeof(*f));
-	f->conn = c;
-	f->resp = http_msg_new(HTTP_DIR_RESPONSE);
-	return f;
+	if (what == EV_READ)
+		forward_client_read(f);
+	else if (what == EV_WRITE)
+		forward_client_drained(f);
+	else {
+		/* The client left or timed out: nothing more reaches it. */
+		struct phase_outcome	 o;
+
+		phase_outcome_init(&o);
+		o.status = f->status;
+		o.gone = true;
+		phase_done(f->x, &o);
+	}
 }
 
-void
-forward_free(struct forward *f)
+static void
+forward_on_upstream(void *arg, short what)
 {
-	if (f == NULL)
-		return;
+	struct forward	*f = arg;
+
+	if (what == EV_READ)
+		forward_upstream_readable(f);
+	else if (what == EV_WRITE)
+		forward_upstream_drained(f);
+	else
+		forward_upstream_event(f, what);
+}
+
+static void
+forward_free(void *arg)
+{
+	struct forward	*f = arg;
+
 	forward_release(f);
 	http_msg_free(f->resp);
 	free(f->offer);
 	free(f);
+}
+
+const struct phase_ops forward_ops = {
+	.name = "forward",
+	.on_client = forward_on_client,
+	.on_upstream = forward_on_upstream,
+	.free = forward_free,
+};
+
+struct forward *
+forward_new(struct phase_ctx *x)
+{
+	struct forward	*f;
+
+	f = xcalloc(1, sizeof(*f));
+	f->x = x;
+	f->resp = http_msg_new(HTTP_DIR_RESPONSE);
+	x->ops = &forward_ops;
+	x->phase = f;
+	return f;
 }

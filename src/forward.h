@@ -12,8 +12,8 @@
 #include <stdint.h>
 
 #include "conf.h"
+#include "phase.h"
 
-struct conn;
 struct forward;
 
 /* Where a routed request goes. */
@@ -24,18 +24,16 @@ struct forward_target {
 	const struct pinset	*ps;	/* borrowed; NULL: no pins */
 };
 
-/* The exchanges of one client connection (owned by it). */
-struct forward	*forward_new(struct conn *c);
-/* Free, giving an idle upstream to the pool (NULL ok). */
-void		 forward_free(struct forward *f);
-/* Send the request whose head the connection's parser holds to t. */
+/* The phase: its events, and its free (which hands an idle upstream on). */
+extern const struct phase_ops forward_ops;
+
+/* The exchanges of one client connection, one at a time, on x. */
+struct forward	*forward_new(struct phase_ctx *x);
+/*
+ * Send the request whose head x->req holds to t; it ends in phase_done()
+ * (PHASE_NEXT_RELAY after a 101).
+ */
 void		 forward_start(struct forward *f,
 		    const struct forward_target *t);
-/* The client has more bytes for the current request's body. */
-void		 forward_client_read(struct forward *f);
-/* The client's output drained: the upstream may be read again. */
-void		 forward_client_drained(struct forward *f);
-/* Let go of the upstream: to the pool when idle, else closed. */
-void		 forward_release(struct forward *f);
 
 #endif

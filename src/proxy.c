@@ -38,7 +38,7 @@
 #include "stats.h"
 #include "tcpfwd.h"
 #include "throttle.h"
-#include "tunnel.h"
+#include "intercept.h"
 #include "version.h"
 #include "xmalloc.h"
 
@@ -724,7 +724,7 @@ proxy_teardown(struct proxy *p)
 	report_close(p->env.sinks.report);
 	observe_close(p->env.sinks.observe);
 	throttle_free(p->env.sinks.mismatch_log);
-	tunnel_env_free(p->env.tunnel);
+	intercept_env_free(p->env.intercept);
 	if (p->sighup != NULL)
 		event_free(p->sighup);
 	if (p->sigterm != NULL)
@@ -771,7 +771,7 @@ proxy_main(struct conf *conf, const char *path, bool debug)
 		log_msg(EV_START_FAILED, "cannot set up the event loop");
 		goto out;
 	}
-	if ((p.env.tunnel = tunnel_env_new(err, sizeof(err))) == NULL) {
+	if ((p.env.intercept = intercept_env_new(err, sizeof(err))) == NULL) {
 		log_msg(EV_START_FAILED, "%s", err);
 		goto out;
 	}

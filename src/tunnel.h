@@ -1,32 +1,26 @@
 /*
  * CONNECT: the port check, the TCP connection to the target, the bare
- * "200 Connection established", the ClientHello, and then either a blind
- * tunnel or TLS interception with pins, as the policy for the host says.
+ * "200 Connection established", the ClientHello, and then a blind tunnel,
+ * plaintext HTTP in the tunnel, or interception, as the policy for the
+ * host says.
  */
 #ifndef PINPROXY_TUNNEL_H
 #define PINPROXY_TUNNEL_H
 
-#include <stddef.h>
 #include <stdint.h>
 
-struct conn;
+#include "phase.h"
+
 struct tunnel;
-struct tunnel_env;
+
+extern const struct phase_ops tunnel_ops;
 
 /*
- * What interception shares across generations: the TLS server context for
- * clients (the certificates are set per connection, from its generation's
- * CA and leaves) and the throttle of client_tls_failed lines.
+ * Run a CONNECT to host:port for the client of x, as x's phase from now
+ * on; it ends in phase_done(), with PHASE_NEXT_RELAY (a blind tunnel),
+ * PHASE_NEXT_PLAIN or PHASE_NEXT_INTERCEPT (the upstream handed over).
  */
-struct tunnel_env *tunnel_env_new(char *err, size_t errlen);
-/* Free it (NULL ok). */
-void		 tunnel_env_free(struct tunnel_env *te);
-/*
- * Run a CONNECT to host:port for the client of c. The tunnel registers
- * itself with conn_set_tunnel(); the connection ends in conn_close().
- */
-void		 tunnel_start(struct conn *c, const char *host, uint16_t port);
-/* Free a tunnel (NULL ok); called by conn_close only. */
-void		 tunnel_free(struct tunnel *t);
+struct tunnel	*tunnel_start(struct phase_ctx *x, const char *host,
+		    uint16_t port);
 
 #endif

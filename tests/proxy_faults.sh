@@ -334,6 +334,14 @@ origin_settle "$TMP/om.log"
 check "client killed mid-download: pinproxy dropped the upstream" \
     test "$(origin_count "$TMP/om.log" close '"error"')" -gt 0 -a \
     "$(origin_count "$TMP/om.log" close)" -gt "$n"
+# The access line keeps the response's status, and the bytes it sent.
+line=$(grep 'event=access' "$TMP/f.log" | grep 'host=api.test' |
+    tail -n 1)
+check "client killed mid-download: access line status=200" \
+    eval 'case "$line" in *" status=200 "*) true ;; *) false ;; esac'
+down=$(printf '%s\n' "$line" | sed -n 's/.* bytes_down=\([0-9]*\).*/\1/p')
+check "client killed mid-download: access line counts the MiB sent" \
+    test "${down:-0}" -ge "$MIB"
 alive "client killed mid-download" "$PP_F" "$PF"
 check_fds "client killed mid-download" "$PP_F" "$BASE_F"
 

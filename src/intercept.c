@@ -1,0 +1,588 @@
+/*
+ * Interception, in the order SPEC §3 gives after the ClientHello: the
+ * upstream TLS handshake with verification and pins, and only then the
+ * client's handshake with a forged leaf, then the relay. Every refusal is
+ * a fatal TLS alert; nothing is relayed. The client's TLS always runs on
+ * its socket: bytes read with the CONNECT head reach OpenSSL first through
+ * a small BIO in front of the socket, so no buffer grows behind a client
+ * that stops reading.
+ */
+#include "config.h"
+
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ca.h"
+#include "intercept.h"
+#include "leafcert.h"
+#include "log.h"
+#include "metrics.h"
+#include "relay.h"
+#include "runconf.h"
+#include "throttle.h"
+#include "upstream.h"
+#include "xmalloc.h"
+
+/* client_tls_failed: one line per client address and host a minute. */
+#define INTERCEPT_TLS_FAILED_SLOTS	64
+#define INTERCEPT_TLS_FAILED_WINDOW	60
+
+static const char intercept_hint_untrusted[] = "the client does not trust "
+    "pinproxy's CA: install ca.pem, see pinproxy(8)";
+static const char intercept_hint_rejected[] = "the client rejected the "
+    "certificate, most likely because it does not trust pinproxy's CA: "
+    "install ca.pem, see pinproxy(8)";
+
+/* The TLS alerts a client may send, by their RFC 8446 names. */
+static const struct intercept_alert_name {
+	unsigned char	 code;
+	const char	*name;
+	const char	*hint;
+} intercept_alerts[] = {
+	{ 0,	"close_notify",			NULL },
+	{ 10,	"unexpected_message",		NULL },
+	{ 20,	"bad_record_mac",		NULL },
+	{ 22,	"record_overflow",		NULL },
+	{ 40,	"handshake_failure",		NULL },
+	{ 42,	"bad_certificate",		intercept_hint_rejected },
+	{ 43,	"unsupported_certificate",	NULL },
+	{ 44,	"certificate_revoked",		NULL },
+	{ 45,	"certificate_expired",		NULL },
+	{ 46,	"certificate_unknown",		intercept_hint_rejected },
+	{ 47,	"illegal_parameter",		NULL },
+	{ 48,	"unknown_ca",			intercept_hint_untrusted },
+	{ 49,	"access_denied",		NULL },
+	{ 50,	"decode_error",			NULL },
+	{ 51,	"decrypt_error",		NULL },
+	{ 70,	"protocol_version",		NULL },
+	{ 71,	"insufficient_security",	NULL },
+	{ 80,	"internal_error",		NULL },
+	{ 86,	"inappropriate_fallback",	NULL },
+	{ 90,	"user_canceled",		NULL },
+	{ 109,	"missing_extension",		NULL },
+	{ 110,	"unsupported_extension",	NULL },
+	{ 112,	"unrecognized_name",		NULL },
+	{ 113,	"bad_certificate_status_response", NULL },
+	{ 115,	"unknown_psk_identity",		NULL },
+	{ 116,	"certificate_required",		NULL },
+	{ 120,	"no_application_protocol",	NULL },
+};
+
+
+/* What every generation shares: none of it depends on the configuration. */
+struct intercept_env {
+	SSL_CTX			*server;	/* for intercepted clients */
+	struct throttle		*tls_failed;	/* client_tls_failed lines */
+};
+
+struct intercept {
+	struct phase_ctx	*x;		/* the connection's */
+	struct intercept_env	*env;		/* borrowed */
+	struct upstream		*up;
+	const struct pinset	*ps;		/* borrowed from x->rc */
+	char			 host[HOSTMATCH_NAME_MAX];
+	size_t			 peeked;	/* hello bytes in the socket */
+	struct event		*timer;		/* header_timeout */
+	unsigned char		 alpn[256];	/* what the upstream chose */
+	unsigned char		 alpn_len;
+	bool			 await_flush;	/* the 200 is still queued */
+};
+
+static int	intercept_ssl_index = -1;
+/* The BIO that hands OpenSSL the bytes read before the socket's. */
+static BIO_METHOD *intercept_prefix_method;
+
+/* Take the peeked hello out of the socket, so that a close is clean. */
+static void
+intercept_drain(evutil_socket_t fd, size_t len)
+{
+	char	 sink[4096];
+	ssize_t	 n;
+
+	while (len > 0) {
+		n = recv(fd, sink, len < sizeof(sink) ? len : sizeof(sink),
+		    MSG_DONTWAIT);
+		if (n <= 0)
+			break;
+		len -= (size_t)n;
+	}
+}
+
+void
+intercept_alert(struct phase_ctx *x, unsigned char alert, int status,
+    size_t peeked)
+{
+	unsigned char	 rec[7] = { 0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0 };
+
+	rec[6] = alert;
+	intercept_drain(bufferevent_getfd(x->bev), peeked);
+	bufferevent_disable(x->bev, EV_READ);
+	bufferevent_write(x->bev, rec, sizeof(rec));
+	phase_end(x, status, true);
+}
+
+/* Hand out what was read before the socket, then what the socket has. */
+static int
+intercept_prefix_read(BIO *b, char *out, int outl)
+{
+	struct evbuffer	*prefix = BIO_get_data(b);
+	int		 n;
+
+	BIO_clear_retry_flags(b);
+	if (outl <= 0)
+		return 0;
+	if (evbuffer_get_length(prefix) > 0)
+		return evbuffer_remove(prefix, out, (size_t)outl);
+	n = BIO_read(BIO_next(b), out, outl);
+	BIO_copy_next_retry(b);
+	return n;
+}
+
+/* Writes go straight to the socket. */
+static int
+intercept_prefix_write(BIO *b, const char *in, int inl)
+{
+	int	 n;
+
+	BIO_clear_retry_flags(b);
+	n = BIO_write(BIO_next(b), in, inl);
+	BIO_copy_next_retry(b);
+	return n;
+}
+
+/* The socket answers; pending bytes include those not yet handed out. */
+static long
+intercept_prefix_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	struct evbuffer	*prefix = BIO_get_data(b);
+	long		 n;
+
+	if (BIO_next(b) == NULL)
+		return 0;
+	n = BIO_ctrl(BIO_next(b), cmd, num, ptr);
+	if (cmd == BIO_CTRL_PENDING && n >= 0)
+		n += (long)evbuffer_get_length(prefix);
+	return n;
+}
+
+/* A new BIO holds an empty buffer. */
+static int
+intercept_prefix_create(BIO *b)
+{
+	BIO_set_data(b, evbuffer_new());
+	BIO_set_init(b, BIO_get_data(b) != NULL);
+	return BIO_get_data(b) != NULL;
+}
+
+/* Free the bytes never handed out. */
+static int
+intercept_prefix_destroy(BIO *b)
+{
+	if (BIO_get_data(b) != NULL)
+		evbuffer_free(BIO_get_data(b));
+	BIO_set_data(b, NULL);
+	return 1;
+}
+
+/* The method of the BIO above, made once. */
+static BIO_METHOD *
+intercept_prefix_method_new(void)
+{
+	BIO_METHOD	*m;
+
+	if ((m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_FILTER,
+	    "pinproxy client prefix")) == NULL)
+		return NULL;
+	BIO_meth_set_read(m, intercept_prefix_read);
+	BIO_meth_set_write(m, intercept_prefix_write);
+	BIO_meth_set_ctrl(m, intercept_prefix_ctrl);
+	BIO_meth_set_create(m, intercept_prefix_create);
+	BIO_meth_set_destroy(m, intercept_prefix_destroy);
+	return m;
+}
+
+/*
+ * The client's SSL on fd, its reads starting with what the bufferevent
+ * already took from the socket (moved out of prefix). It never reads
+ * ahead, so once those bytes are gone the socket's readiness tells
+ * libevent the truth. The socket BIO, also the write side, is what libevent
+ * finds the descriptor in.
+ */
+static bool
+intercept_client_bio(SSL *ssl, evutil_socket_t fd, struct evbuffer *prefix)
+{
+	BIO	*front, *sock;
+
+	if ((front = BIO_new(intercept_prefix_method)) == NULL)
+		return false;
+	if ((sock = BIO_new_socket(fd, BIO_NOCLOSE)) == NULL) {
+		BIO_free(front);
+		return false;
+	}
+	evbuffer_add_buffer(BIO_get_data(front), prefix);
+	BIO_push(front, sock);
+	/* One reference for the read chain, one for the write side. */
+	BIO_up_ref(sock);
+	SSL_set_bio(ssl, front, sock);
+	return true;
+}
+
+/* The alert a client sent, from OpenSSL's error e; NULL when none. */
+static const struct intercept_alert_name *
+intercept_alert_of(unsigned long e)
+{
+	int	 r = ERR_GET_REASON(e);
+	size_t	 i;
+
+	if (ERR_GET_LIB(e) != ERR_LIB_SSL || r < SSL_AD_REASON_OFFSET ||
+	    r > SSL_AD_REASON_OFFSET + 255)
+		return NULL;
+	for (i = 0; i < sizeof(intercept_alerts) /
+	    sizeof(intercept_alerts[0]); i++)
+		if (intercept_alerts[i].code == r - SSL_AD_REASON_OFFSET)
+			return &intercept_alerts[i];
+	return NULL;
+}
+
+/*
+ * Say at warn level why the client's handshake failed, once a minute per
+ * client address (without its port) and host: an untrusted CA is the most
+ * common setup mistake, and a client retrying must not flood the log.
+ */
+static void
+intercept_log_client_tls_failed(struct intercept *ic, struct bufferevent *bev)
+{
+	const struct intercept_alert_name	*a = NULL;
+	const char			*client = ic->x->client;
+	struct logline			 l;
+	char				 key[CONF_ADDR_TEXT_MAX +
+					    HOSTMATCH_NAME_MAX + 2], why[160];
+	unsigned long			 e, first = 0;
+
+	while ((e = bufferevent_get_openssl_error(bev)) != 0) {
+		if (first == 0)
+			first = e;
+		if (a == NULL)
+			a = intercept_alert_of(e);
+	}
+	snprintf(why, sizeof(why), "%s", first != 0 ?
+	    ERR_reason_error_string(first) : "connection closed");
+	log_msg(EV_DEBUG, "client %s: TLS handshake for %s failed: %s",
+	    client, ic->host, why);
+	snprintf(key, sizeof(key), "%.*s %s", (int)throttle_addr_len(client),
+	    client, ic->host);
+	if (!throttle_allow(ic->env->tls_failed, key, strlen(key),
+	    throttle_now()))
+		return;
+	log_begin(&l, EV_CLIENT_TLS_FAILED);
+	log_str(&l, LK_HOST, ic->host);
+	log_str(&l, LK_CLIENT, client);
+	log_str(&l, LK_ALERT, a != NULL ? a->name : "none");
+	if (a == NULL)
+		log_str(&l, LK_REASON, why);
+	if (a != NULL && a->hint != NULL)
+		log_str(&l, LK_HINT, a->hint);
+	log_end(&l);
+}
+
+
+/*
+ * The leaf for ic->host from the generation's cache (the caller owns it),
+ * counted as a hit or a miss.
+ */
+static X509 *
+intercept_leaf(struct intercept *ic)
+{
+	struct runconf		*rc = ic->x->rc;
+	struct metrics		*m = ic->x->env->sinks.metrics;
+	struct leafcert_stats	 before, after;
+	X509			*leaf;
+
+	leafcert_cache_stats(rc->leaves, &before);
+	leaf = leafcert_get(rc->leaves, rc->ca, ic->host);
+	leafcert_cache_stats(rc->leaves, &after);
+	metrics_add(m, METRIC_LEAFCERT_CACHE_HITS, after.hits - before.hits);
+	metrics_add(m, METRIC_LEAFCERT_CACHE_MISSES,
+	    after.misses - before.misses);
+	return leaf;
+}
+
+/* The client's SSL, with a leaf forged by the generation's CA; or NULL. */
+static SSL *
+intercept_client_ssl(struct intercept *ic)
+{
+	struct runconf	*rc = ic->x->rc;
+	X509		*leaf;
+	SSL		*ssl;
+
+	if ((leaf = intercept_leaf(ic)) == NULL)
+		return NULL;
+	if ((ssl = SSL_new(ic->env->server)) == NULL) {
+		X509_free(leaf);
+		return NULL;
+	}
+	SSL_use_certificate(ssl, leaf);
+	SSL_use_PrivateKey(ssl, leafcert_key(rc->leaves));
+	/* The CA too: a client may trust it by its SPKI (Chromium's flag). */
+	SSL_add1_chain_cert(ssl, ca_cert(rc->ca));
+	/*
+	 * A client resumes only a session made under the same CA: one from
+	 * before the CA changed would skip the new CA's certificate.
+	 */
+	SSL_set_session_id_context(ssl, ca_id(rc->ca), CA_ID_LEN);
+	X509_free(leaf);
+	SSL_set_ex_data(ssl, intercept_ssl_index, ic);
+	return ssl;
+}
+
+/*
+ * Answer the client's hello on its socket: the TLS bufferevent takes over
+ * the socket and becomes the client's transport.
+ */
+static void
+intercept_handshake_client(struct intercept *ic)
+{
+	struct phase_ctx	*x = ic->x;
+	evutil_socket_t		 fd = bufferevent_getfd(x->bev);
+	struct bufferevent	*bev;
+	SSL			*ssl;
+
+	phase_set_state(x, CONN_CLIENT_TLS);
+	if ((ssl = intercept_client_ssl(ic)) == NULL) {
+		log_msg(EV_DEBUG, "cannot forge a certificate for %s",
+		    ic->host);
+		intercept_alert(x, INTERCEPT_ALERT_HANDSHAKE_FAILURE, 502,
+		    ic->peeked);
+		return;
+	}
+	if (!intercept_client_bio(ssl, fd, bufferevent_get_input(x->bev)) ||
+	    (bev = bufferevent_openssl_socket_new(x->env->base, fd, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING,
+	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS)) == NULL) {
+		SSL_free(ssl);
+		intercept_alert(x, INTERCEPT_ALERT_HANDSHAKE_FAILURE, 502,
+		    ic->peeked);
+		return;
+	}
+	/* OpenSSL reads the hello from the socket from now on. */
+	ic->peeked = 0;
+	phase_set_transport(x, bev);
+	relay_tune(bev);
+	/* Writable at once: that runs the handshake on the bytes it holds. */
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+}
+
+/*
+ * The upstream passed. From here the client's handshake runs under
+ * header_timeout, and an upstream that ends before the relay ends the
+ * connection; what it sends meanwhile waits, up to RELAY_HIGH_WATER.
+ */
+static void
+intercept_accept_client(struct intercept *ic)
+{
+	struct phase_ctx	*x = ic->x;
+	struct bufferevent	*up = upstream_bev(ic->up);
+	struct timeval		 tv = cv_timeval(x->rc->conf->header_timeout_ms);
+	const unsigned char	*sel;
+	unsigned int		 sel_len;
+
+	upstream_alpn(ic->up, &sel, &sel_len);
+	if (sel_len > 0 && sel_len < sizeof(ic->alpn)) {
+		memcpy(ic->alpn, sel, sel_len);
+		ic->alpn_len = (unsigned char)sel_len;
+	}
+	evtimer_add(ic->timer, &tv);
+	phase_watch_upstream(x, up);
+	bufferevent_setwatermark(up, EV_READ, 0, RELAY_HIGH_WATER);
+	bufferevent_enable(up, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_output(x->bev)) > 0) {
+		/* The socket changes hands only once the 200 is out. */
+		ic->await_flush = true;
+		bufferevent_setwatermark(x->bev, EV_WRITE, 0, 0);
+		bufferevent_enable(x->bev, EV_WRITE);
+		return;
+	}
+	intercept_handshake_client(ic);
+}
+
+static void
+intercept_upstream_tls_cb(struct upstream *u, enum upstream_status st,
+    void *arg)
+{
+	struct intercept	*ic = arg;
+
+	if (st != UPSTREAM_OK) {
+		intercept_alert(ic->x, upstream_outcome(st)->verdict ?
+		    INTERCEPT_ALERT_ACCESS_DENIED :
+		    INTERCEPT_ALERT_HANDSHAKE_FAILURE, 502, ic->peeked);
+		return;
+	}
+	intercept_accept_client(ic);
+}
+
+static void
+intercept_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct intercept	*ic = arg;
+	char			 within[32];
+
+	log_msg(EV_DEBUG, "client %s: no complete TLS handshake within %s",
+	    ic->x->client, cv_duration_text(ic->x->rc->conf->header_timeout_ms,
+	    within, sizeof(within)));
+	phase_end(ic->x, 408, true);
+}
+
+static void
+intercept_on_client(void *arg, short what)
+{
+	struct intercept	*ic = arg;
+	struct phase_ctx	*x = ic->x;
+
+	if (what == EV_READ)
+		return;
+	if (what == EV_WRITE) {
+		/* The rest of the 200 reached the client: its turn now. */
+		if (ic->await_flush && evbuffer_get_length(
+		    bufferevent_get_output(x->bev)) == 0) {
+			ic->await_flush = false;
+			intercept_handshake_client(ic);
+		}
+		return;
+	}
+	if (x->state != CONN_CLIENT_TLS) {
+		/* The client left before its handshake began. */
+		phase_end(x, 200, true);
+		return;
+	}
+	if (what & BEV_EVENT_CONNECTED) {
+		evtimer_del(ic->timer);
+		phase_relay(x, upstream_bev(ic->up), 200);
+		return;
+	}
+	metrics_inc(x->env->sinks.metrics, METRIC_HANDSHAKE_FAILURES_CLIENT);
+	intercept_log_client_tls_failed(ic, x->bev);
+	phase_end(x, 502, true);
+}
+
+/* The upstream ended before the relay began: so does the client. */
+static void
+intercept_on_upstream(void *arg, short what)
+{
+	struct intercept	*ic = arg;
+
+	if (what == EV_READ || what == EV_WRITE)
+		return;
+	log_msg(EV_DEBUG, "client %s: the upstream for %s %s before the "
+	    "relay", ic->x->client, ic->host, (what & BEV_EVENT_EOF) ?
+	    "closed" : "failed");
+	phase_end(ic->x, 502, true);
+}
+
+static void
+intercept_free(void *arg)
+{
+	struct intercept	*ic = arg;
+
+	upstream_free(ic->up);
+	event_free(ic->timer);
+	free(ic);
+}
+
+const struct phase_ops intercept_ops = {
+	.name = "intercept",
+	.on_client = intercept_on_client,
+	.on_upstream = intercept_on_upstream,
+	.free = intercept_free,
+};
+
+struct intercept *
+intercept_start(struct phase_ctx *x, const struct intercept_args *a)
+{
+	struct intercept	*ic;
+
+	ic = xcalloc(1, sizeof(*ic));
+	ic->x = x;
+	ic->env = x->env->intercept;
+	ic->up = a->up;
+	ic->ps = a->ps;
+	ic->peeked = a->peeked;
+	xstrlcpy(ic->host, a->host, sizeof(ic->host));
+	ic->timer = evtimer_new(x->env->base, intercept_timeout_cb, ic);
+	x->ops = &intercept_ops;
+	x->phase = ic;
+	x->acc.mode = "intercept";
+	xstrlcpy(x->acc.host, ic->host, sizeof(x->acc.host));
+	bufferevent_disable(x->bev, EV_READ);
+	upstream_retarget(ic->up, ic->ps, ic->host);
+	phase_set_state(x, CONN_UPSTREAM_TLS);
+	upstream_start_tls(ic->up, a->alpn, a->alpn_len, true,
+	    intercept_upstream_tls_cb, ic);
+	return ic;
+}
+
+/* Select the protocol the upstream selected, or none. */
+static int
+intercept_alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+    const unsigned char *in, unsigned int inlen, void *arg)
+{
+	struct intercept	*ic = SSL_get_ex_data(ssl, intercept_ssl_index);
+
+	if (ic == NULL || ic->alpn_len == 0)
+		return SSL_TLSEXT_ERR_NOACK;
+	*out = ic->alpn;
+	*outlen = ic->alpn_len;
+	return SSL_TLSEXT_ERR_OK;
+}
+
+struct intercept_env *
+intercept_env_new(char *err, size_t errlen)
+{
+	struct intercept_env	*ie;
+
+	if (intercept_ssl_index == -1)
+		intercept_ssl_index = SSL_get_ex_new_index(0, NULL, NULL,
+		    NULL, NULL);
+	if (intercept_prefix_method == NULL &&
+	    (intercept_prefix_method = intercept_prefix_method_new()) ==
+	    NULL) {
+		snprintf(err, errlen, "cannot create the client TLS BIO");
+		return NULL;
+	}
+	ie = xcalloc(1, sizeof(*ie));
+	if ((ie->server = SSL_CTX_new(TLS_server_method())) == NULL) {
+		snprintf(err, errlen, "cannot create the TLS server context");
+		free(ie);
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ie->server, TLS1_2_VERSION);
+	SSL_CTX_set_mode(ie->server, SSL_MODE_RELEASE_BUFFERS);
+	SSL_CTX_set_options(ie->server, SSL_OP_NO_RENEGOTIATION);
+	/*
+	 * One TLS 1.3 ticket is what a client's next connection resumes
+	 * with; OpenSSL's default second one costs an encryption on every
+	 * intercepted handshake.
+	 */
+	SSL_CTX_set_num_tickets(ie->server, 1);
+	SSL_CTX_set_alpn_select_cb(ie->server, intercept_alpn_cb, NULL);
+	ie->tls_failed = throttle_new(INTERCEPT_TLS_FAILED_SLOTS,
+	    INTERCEPT_TLS_FAILED_WINDOW);
+	return ie;
+}
+
+void
+intercept_env_free(struct intercept_env *ie)
+{
+	if (ie == NULL)
+		return;
+	SSL_CTX_free(ie->server);
+	throttle_free(ie->tls_failed);
+	free(ie);
+}

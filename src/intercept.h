@@ -1,0 +1,57 @@
+/*
+ * Interception, the phase after a CONNECT's ClientHello named a host to
+ * verify: the upstream's TLS handshake, its chain and the pin verdict, and
+ * only then the client's handshake with a leaf forged by the CA of the
+ * connection's generation. A refusal is a fatal TLS alert; nothing is
+ * relayed before both handshakes completed.
+ */
+#ifndef PINPROXY_INTERCEPT_H
+#define PINPROXY_INTERCEPT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "phase.h"
+
+/* TLS alert descriptions sent in a bare alert record. */
+#define INTERCEPT_ALERT_HANDSHAKE_FAILURE	40
+#define INTERCEPT_ALERT_ACCESS_DENIED		49
+#define INTERCEPT_ALERT_UNRECOGNIZED_NAME	112
+
+struct intercept;
+struct intercept_env;
+
+/* What the tunnel phase hands over (PHASE_NEXT_INTERCEPT). */
+struct intercept_args {
+	struct upstream		*up;		/* connected; now the phase's */
+	const struct pinset	*ps;		/* borrowed from x->rc */
+	const char		*host;		/* the name to verify and forge */
+	const unsigned char	*alpn;		/* the client's list, wire form */
+	size_t			 alpn_len;
+	size_t			 peeked;	/* hello bytes left in the socket */
+};
+
+/*
+ * What interception shares across generations: the TLS server context for
+ * clients (the certificates are set per connection, from its generation's
+ * CA and leaves) and the throttle of client_tls_failed lines.
+ */
+struct intercept_env *intercept_env_new(char *err, size_t errlen);
+/* Free it (NULL ok). */
+void		 intercept_env_free(struct intercept_env *ie);
+
+extern const struct phase_ops intercept_ops;
+
+/* Start on x with a (copied as needed); it ends in phase_done(). */
+struct intercept *intercept_start(struct phase_ctx *x,
+		    const struct intercept_args *a);
+/*
+ * End the client's handshake before it began with a fatal alert, logged
+ * as status, and close after it. peeked bytes of the client's hello still
+ * in its socket are read first: unread bytes would turn the close into a
+ * reset that eats the alert.
+ */
+void		 intercept_alert(struct phase_ctx *x, unsigned char alert,
+		    int status, size_t peeked);
+
+#endif

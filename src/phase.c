@@ -1,0 +1,195 @@
+/*
+ * What the phases of a connection share: the state names, the one way a
+ * phase ends, the client transport's replacement and the routing of
+ * upstream events to the phase running.
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "log.h"
+#include "phase.h"
+
+static const char *const phase_state_names[CONN__STATES] = {
+	[CONN_READ_HEAD] = "read_head",
+	[CONN_CONNECTING] = "connecting",
+	[CONN_EXCHANGE] = "exchange",
+	[CONN_DIAL] = "dial",
+	[CONN_AWAIT_HELLO] = "await_hello",
+	[CONN_UPSTREAM_TLS] = "upstream_tls",
+	[CONN_CLIENT_TLS] = "client_tls",
+	[CONN_RELAY] = "relay",
+	[CONN_CLOSING] = "closing",
+};
+
+const char *
+phase_state_name(enum conn_state st)
+{
+	return phase_state_names[st];
+}
+
+void
+phase_set_state(struct phase_ctx *x, enum conn_state st)
+{
+	struct logline	 l;
+
+	if (x->state == st)
+		return;
+	log_begin(&l, EV_CONN_STATE);
+	log_int(&l, LK_CONN, (long long)x->id);
+	log_str(&l, LK_FROM, phase_state_names[x->state]);
+	log_str(&l, LK_STATE, phase_state_names[st]);
+	log_end(&l);
+	x->state = st;
+}
+
+void
+phase_done(struct phase_ctx *x, const struct phase_outcome *o)
+{
+	x->done(x, o);
+}
+
+void
+phase_outcome_init(struct phase_outcome *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->next = PHASE_NEXT_END;
+	o->upstream_status = UPSTREAM_OK;
+	o->error = PHASE_NO_ERROR;
+}
+
+void
+phase_end(struct phase_ctx *x, int status, bool close)
+{
+	struct phase_outcome	 o;
+
+	phase_outcome_init(&o);
+	o.status = status;
+	o.close = close;
+	phase_done(x, &o);
+}
+
+void
+phase_fail(struct phase_ctx *x, enum http_error_kind kind,
+    const char *explanation)
+{
+	struct phase_outcome	 o;
+
+	phase_outcome_init(&o);
+	o.error = kind;
+	o.explanation = explanation;
+	phase_done(x, &o);
+}
+
+void
+phase_fail_upstream(struct phase_ctx *x, enum upstream_status st,
+    const char *explanation)
+{
+	struct phase_outcome	 o;
+
+	phase_outcome_init(&o);
+	o.upstream_status = st;
+	o.explanation = explanation;
+	phase_done(x, &o);
+}
+
+void
+phase_relay(struct phase_ctx *x, struct bufferevent *bev, int status)
+{
+	struct phase_outcome	 o;
+
+	phase_outcome_init(&o);
+	o.next = PHASE_NEXT_RELAY;
+	o.relay_with = bev;
+	o.status = status;
+	phase_done(x, &o);
+}
+
+void
+phase_set_transport(struct phase_ctx *x, struct bufferevent *bev)
+{
+	if (x->bev != NULL && x->bev != bev) {
+		/* The new one owns the socket: the old one lets it go. */
+		bufferevent_setfd(x->bev, -1);
+		bufferevent_free(x->bev);
+	}
+	x->bev = bev;
+	bufferevent_setcb(bev, x->client_read, x->client_write,
+	    x->client_event, x);
+}
+
+static void
+phase_upstream_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct phase_ctx	*x = arg;
+
+	x->ops->on_upstream(x->phase, EV_READ);
+}
+
+static void
+phase_upstream_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct phase_ctx	*x = arg;
+
+	x->ops->on_upstream(x->phase, EV_WRITE);
+}
+
+static void
+phase_upstream_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct phase_ctx	*x = arg;
+
+	x->ops->on_upstream(x->phase, what);
+}
+
+void
+phase_watch_upstream(struct phase_ctx *x, struct bufferevent *bev)
+{
+	bufferevent_setcb(bev, phase_upstream_read_cb,
+	    phase_upstream_write_cb, phase_upstream_event_cb, x);
+}
+
+void
+phase_upstream_params(struct phase_ctx *x, const struct pinset *ps,
+    const char *host, uint16_t port, struct upstream_params *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->base = x->env->base;
+	p->dns = x->env->dns;
+	p->rc = x->rc;
+	p->ps = ps;
+	p->host = host;
+	p->port = port;
+	p->client = x->client;
+	p->sinks = &x->env->sinks;
+	p->self = x->env->listen;
+	p->nself = x->env->nlisten;
+}
+
+bool
+phase_is_self(const struct phase_ctx *x, const char *host, uint16_t port)
+{
+	struct conf_addr	 a;
+	char			 text[CONF_ADDR_TEXT_MAX + 8], err[64];
+
+	if (strcmp(host, "localhost") == 0)
+		host = "127.0.0.1";
+	cv_hostport_text(host, port, text, sizeof(text));
+	if (!cv_addr(text, &a, err, sizeof(err)))
+		return false;
+	return upstream_addr_is_self((const struct sockaddr *)&a.ss,
+	    x->env->listen, x->env->nlisten);
+}
+
+void
+phase_log_blocked(const struct phase_ctx *x, const char *host,
+    const char *reason)
+{
+	struct logline	 l;
+
+	log_begin(&l, EV_BLOCKED);
+	log_str(&l, LK_HOST, host);
+	log_str(&l, LK_CLIENT, x->client);
+	log_str(&l, LK_REASON, reason);
+	log_end(&l);
+}

@@ -1,0 +1,203 @@
+/*
+ * The phases of a client connection, and what a phase may use of it.
+ *
+ * The connection (conn.c) owns the client's transport, its configuration
+ * generation, the access record and the relay. It runs one phase at a
+ * time: forward (a plaintext exchange), tunnel (a CONNECT up to its
+ * verdict, then a blind tunnel) or intercept (the upstream's TLS, pins,
+ * then the client's TLS with a forged leaf). A phase works on the
+ * phase_ctx it is given, is told of client and upstream events through
+ * its phase_ops, and reports its end once, with phase_done(): it never
+ * knows struct conn, and no phase includes conn.h.
+ */
+#ifndef PINPROXY_PHASE_H
+#define PINPROXY_PHASE_H
+
+#include <sys/queue.h>
+
+#include <event2/bufferevent.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "hostmatch.h"
+#include "http_error.h"
+#include "runconf.h"
+#include "upstream.h"
+
+struct conn;
+struct clienthello;
+struct http_msg;
+struct intercept_env;
+struct pool;
+
+/* What every connection shares; owned by the proxy, outlives them all. */
+struct conn_env {
+	struct event_base	*base;
+	struct evdns_base	*dns;
+	struct runconf		*rc;		/* current; borrowed from proxy */
+	const struct conf_addr	*listen;	/* the listening addresses */
+	size_t			 nlisten;
+	struct intercept_env	*intercept;	/* TLS server side for clients */
+	struct pool		*pool;		/* idle upstreams */
+	struct upstream_sinks	 sinks;		/* metrics, report_file */
+	char			 via[40];	/* our Via value, for loops */
+	void			(*closed)(void *);	/* after a close */
+	void			*closed_arg;
+	TAILQ_HEAD(, conn)	 conns;		/* every open connection */
+	size_t			 nconns;
+};
+
+/*
+ * Where a connection is, one state at a time, each change logged at debug
+ * level (event=conn_state). The forward phase moves it between CONNECTING
+ * and EXCHANGE, the tunnel phase through DIAL and AWAIT_HELLO, the
+ * intercept phase through UPSTREAM_TLS and CLIENT_TLS.
+ */
+enum conn_state {
+	CONN_READ_HEAD,		/* waiting for a complete request head */
+	CONN_CONNECTING,	/* a plaintext request waits for its upstream */
+	CONN_EXCHANGE,		/* the request and its response flow */
+	CONN_DIAL,		/* CONNECT: the TCP connection to the target */
+	CONN_AWAIT_HELLO,	/* after the 200: the client's first bytes */
+	CONN_UPSTREAM_TLS,	/* the upstream's handshake, chain and pins */
+	CONN_CLIENT_TLS,	/* the client's handshake with a forged leaf */
+	CONN_RELAY,		/* bytes both ways: an upgrade or a tunnel */
+	CONN_CLOSING,		/* flushing a last response, then close */
+	CONN__STATES
+};
+
+/* The access line of the request or tunnel in progress. */
+struct access_record {
+	const char		*mode;		/* plain, tunnel, intercept */
+	char			 host[HOSTMATCH_NAME_MAX];
+	int			 status;	/* 0: no answer yet */
+	uint64_t		 up;		/* bytes from the client */
+	uint64_t		 down;		/* bytes to the client */
+	struct timeval		 start;
+};
+
+/*
+ * What the connection does once a phase ended, after answering any error
+ * and before writing the access line.
+ */
+enum phase_next {
+	PHASE_NEXT_END,		/* the exchange ended: the next one, or close */
+	PHASE_NEXT_RELAY,	/* relay the client and relay_with's bytes */
+	PHASE_NEXT_INTERCEPT,	/* intercept the tunnel: see intercept.h */
+	PHASE_NEXT_PLAIN,	/* plaintext HTTP in the CONNECT tunnel */
+};
+
+/* No HTTP error is owed to the client. */
+#define PHASE_NO_ERROR		HTTP_ERROR__COUNT
+
+/* How a phase ended: phase_outcome_init(), then fill in what applies. */
+struct phase_outcome {
+	enum phase_next		 next;
+	int			 status;	/* for the access line */
+	bool			 close;		/* close once flushed */
+	bool			 gone;		/* the client left: close now */
+	/*
+	 * An error to answer before the CONNECT's 200 or a response head:
+	 * the row of a failed upstream status, else error. Its status and
+	 * the closing of the connection follow from it.
+	 */
+	enum upstream_status	 upstream_status;
+	enum http_error_kind	 error;		/* PHASE_NO_ERROR: none */
+	const char		*explanation;
+	/* PHASE_NEXT_RELAY: the upstream, borrowed from the phase. */
+	struct bufferevent	*relay_with;
+	/* PHASE_NEXT_INTERCEPT: handed over to the intercept phase. */
+	struct intercept_args	*intercept;
+	/* PHASE_NEXT_PLAIN: where every request in the tunnel goes. */
+	const char		*plain_host;
+	bool			 plain_by_ip;	/* the first request names it */
+	uint16_t		 plain_port;
+};
+
+/* A phase, as the connection drives it. */
+struct phase_ops {
+	const char	*name;
+	/*
+	 * Client events: EV_READ (bytes arrived), EV_WRITE (the output
+	 * drained to its watermark), or BEV_EVENT_* flags.
+	 */
+	void		 (*on_client)(void *phase, short what);
+	/* Upstream events, the same way (see phase_watch_upstream). */
+	void		 (*on_upstream)(void *phase, short what);
+	/* Free what the phase holds (its upstream too, unless handed on). */
+	void		 (*free)(void *phase);
+};
+
+/* What a phase may use of its connection, which owns all of it. */
+struct phase_ctx {
+	struct conn_env		*env;
+	struct runconf		*rc;		/* the request's generation */
+	unsigned long		 id;
+	const char		*client;	/* the client's address text */
+	struct bufferevent	*bev;		/* the client's transport */
+	struct http_msg		*req;		/* the request head (forward) */
+	struct access_record	 acc;
+	enum conn_state		 state;
+	bool			 transparent;	/* redirected, no CONNECT */
+	bool			 closing;	/* the client ends after this */
+
+	const struct phase_ops	*ops;		/* the phase running, or NULL */
+	void			*phase;
+
+	/* The connection's side: its client callbacks and its end. */
+	bufferevent_data_cb	 client_read;
+	bufferevent_data_cb	 client_write;
+	bufferevent_event_cb	 client_event;
+	void			(*done)(struct phase_ctx *,
+				    const struct phase_outcome *);
+};
+
+/* Move x to state st (a no-op when it is there already). */
+void		 phase_set_state(struct phase_ctx *x, enum conn_state st);
+/* The name of a state, as logged. */
+const char	*phase_state_name(enum conn_state st);
+/* An outcome that ends the exchange with no error and no status. */
+void		 phase_outcome_init(struct phase_outcome *o);
+/*
+ * The phase ended: the connection takes over, and may free the phase
+ * before this returns. The caller returns at once.
+ */
+void		 phase_done(struct phase_ctx *x, const struct phase_outcome *o);
+/* The exchange ended with status; the client's connection ends if close. */
+void		 phase_end(struct phase_ctx *x, int status, bool close);
+/* Answer kind with explanation and close (phase_done). */
+void		 phase_fail(struct phase_ctx *x, enum http_error_kind kind,
+		    const char *explanation);
+/* Answer the error of a failed upstream step and close (phase_done). */
+void		 phase_fail_upstream(struct phase_ctx *x,
+		    enum upstream_status st, const char *explanation);
+/* Relay the client and the upstream bev (borrowed), logged as status. */
+void		 phase_relay(struct phase_ctx *x, struct bufferevent *bev,
+		    int status);
+/*
+ * Replace the client's transport with bev (which takes over its socket):
+ * the old bufferevent is freed, the connection's callbacks installed.
+ */
+void		 phase_set_transport(struct phase_ctx *x,
+		    struct bufferevent *bev);
+/* Route bev's events to the running phase's on_upstream. */
+void		 phase_watch_upstream(struct phase_ctx *x,
+		    struct bufferevent *bev);
+/* The parameters to open an upstream to host:port under x's generation. */
+void		 phase_upstream_params(struct phase_ctx *x,
+		    const struct pinset *ps, const char *host, uint16_t port,
+		    struct upstream_params *p);
+/*
+ * Whether host:port (an IP literal or "localhost") names one of the
+ * proxy's own listening sockets, by the rule of upstream_addr_is_self.
+ */
+bool		 phase_is_self(const struct phase_ctx *x, const char *host,
+		    uint16_t port);
+/* Log a refusal by policy (event=blocked). */
+void		 phase_log_blocked(const struct phase_ctx *x, const char *host,
+		    const char *reason);
+
+#endif
