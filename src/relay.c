@@ -15,7 +15,6 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
-#include <event2/bufferevent_struct.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -556,9 +555,18 @@ relay_throttle(struct bufferevent *src, struct bufferevent *dst)
 void
 relay_kick(struct bufferevent *bev)
 {
-	if ((bufferevent_get_enabled(bev) & EV_WRITE) != 0 &&
-	    evbuffer_get_length(bufferevent_get_output(bev)) > 0)
-		event_active(&bev->ev_write, EV_WRITE, 1);
+	evutil_socket_t	 fd = bufferevent_getfd(bev);
+
+	/*
+	 * Only a socket's own bufferevent: a TLS one writes records, from
+	 * its write event. A failed write is the bufferevent's to find.
+	 */
+	if (fd == -1 || bufferevent_get_underlying(bev) != NULL ||
+	    bufferevent_openssl_get_ssl(bev) != NULL ||
+	    (bufferevent_get_enabled(bev) & EV_WRITE) == 0 ||
+	    evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		return;
+	(void)evbuffer_write(bufferevent_get_output(bev), fd);
 }
 
 void

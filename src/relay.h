@@ -51,9 +51,8 @@ bool		 relay_peek(struct evbuffer *buf, struct evbuffer_iovec *v);
 void		 relay_throttle(struct bufferevent *src,
 		    struct bufferevent *dst);
 /*
- * Write what bev has queued within this turn of the loop instead of after
- * the next poll. With the epoll changelist (proxy.c) arming and disarming
- * the write event around it then costs no system call at all.
+ * Write what a plain socket bufferevent has queued now instead of after
+ * the next poll (a TLS one is left to its write event).
  */
 void		 relay_kick(struct bufferevent *bev);
 /* Let a bufferevent read and write RELAY_IO_MAX bytes at a time. */
