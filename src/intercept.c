@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alpnguess.h"
 #include "ca.h"
 #include "intercept.h"
 #include "leafcert.h"
@@ -91,8 +92,20 @@ struct intercept {
 	char			 host[HOSTMATCH_NAME_MAX];
 	size_t			 peeked;	/* hello bytes in the socket */
 	struct event		*timer;		/* header_timeout */
-	unsigned char		 alpn[256];	/* what the upstream chose */
+	uint16_t		 port;
+	unsigned char		*offer;		/* the client's ALPN list */
+	size_t			 offer_len;
+	/*
+	 * The protocol the client's handshake selects: the upstream's, or,
+	 * when the client's handshake runs beside the upstream's, the one
+	 * it chose last time (guessed), checked against it afterwards.
+	 */
+	unsigned char		 alpn[256];
 	unsigned char		 alpn_len;
+	bool			 guessed;
+	bool			 client_started;	/* its SSL runs */
+	BIO			*front;		/* its BIO, holding if guessed */
+	struct event		*flush_ev;	/* the held flight's rest */
 	bool			 await_flush;	/* the 200 is still queued */
 };
 
@@ -129,30 +142,75 @@ intercept_alert(struct phase_ctx *x, unsigned char alert, int status,
 	phase_end(x, status, true);
 }
 
-/* Hand out what was read before the socket, then what the socket has. */
+/*
+ * The BIO in front of the client's socket, both ways. Reads hand out what
+ * was read before the socket first. Writes may be held back: the answer
+ * to a hello made while the upstream's handshake still runs waits until
+ * the upstream passed, and is dropped unsent when it does not.
+ */
+struct intercept_bio {
+	struct evbuffer		*prefix;	/* read before the socket */
+	struct evbuffer		*held;		/* written, not sent yet */
+	bool			 holding;
+};
+
+/* The most a held handshake flight may take (certificates included). */
+#define INTERCEPT_HELD_MAX	(64 * 1024)
+
 static int
 intercept_prefix_read(BIO *b, char *out, int outl)
 {
-	struct evbuffer	*prefix = BIO_get_data(b);
-	int		 n;
+	struct intercept_bio	*ib = BIO_get_data(b);
+	int			 n;
 
 	BIO_clear_retry_flags(b);
 	if (outl <= 0)
 		return 0;
-	if (evbuffer_get_length(prefix) > 0)
-		return evbuffer_remove(prefix, out, (size_t)outl);
+	if (evbuffer_get_length(ib->prefix) > 0)
+		return evbuffer_remove(ib->prefix, out, (size_t)outl);
 	n = BIO_read(BIO_next(b), out, outl);
 	BIO_copy_next_retry(b);
 	return n;
 }
 
-/* Writes go straight to the socket. */
+/* Send what was held; false while some of it is still to go. */
+static bool
+intercept_bio_flush(BIO *b)
+{
+	struct intercept_bio	*ib = BIO_get_data(b);
+	struct evbuffer_iovec	 v;
+	int			 n;
+
+	while (relay_peek(ib->held, &v)) {
+		n = BIO_write(BIO_next(b), v.iov_base, (int)v.iov_len);
+		if (n <= 0)
+			return false;
+		evbuffer_drain(ib->held, (size_t)n);
+	}
+	return true;
+}
+
 static int
 intercept_prefix_write(BIO *b, const char *in, int inl)
 {
-	int	 n;
+	struct intercept_bio	*ib = BIO_get_data(b);
+	int			 n;
 
 	BIO_clear_retry_flags(b);
+	if (inl <= 0)
+		return 0;
+	if (ib->holding) {
+		if (evbuffer_get_length(ib->held) + (size_t)inl >
+		    INTERCEPT_HELD_MAX || evbuffer_add(ib->held, in,
+		    (size_t)inl) == -1)
+			return -1;
+		return inl;
+	}
+	/* What was held goes first; until then, try again later. */
+	if (!intercept_bio_flush(b)) {
+		BIO_set_retry_write(b);
+		return -1;
+	}
 	n = BIO_write(BIO_next(b), in, inl);
 	BIO_copy_next_retry(b);
 	return n;
@@ -162,32 +220,51 @@ intercept_prefix_write(BIO *b, const char *in, int inl)
 static long
 intercept_prefix_ctrl(BIO *b, int cmd, long num, void *ptr)
 {
-	struct evbuffer	*prefix = BIO_get_data(b);
-	long		 n;
+	struct intercept_bio	*ib = BIO_get_data(b);
+	long			 n;
 
 	if (BIO_next(b) == NULL)
 		return 0;
 	n = BIO_ctrl(BIO_next(b), cmd, num, ptr);
 	if (cmd == BIO_CTRL_PENDING && n >= 0)
-		n += (long)evbuffer_get_length(prefix);
+		n += (long)evbuffer_get_length(ib->prefix);
+	if (cmd == BIO_CTRL_WPENDING && n >= 0)
+		n += (long)evbuffer_get_length(ib->held);
 	return n;
 }
 
-/* A new BIO holds an empty buffer. */
 static int
 intercept_prefix_create(BIO *b)
 {
-	BIO_set_data(b, evbuffer_new());
-	BIO_set_init(b, BIO_get_data(b) != NULL);
-	return BIO_get_data(b) != NULL;
+	struct intercept_bio	*ib;
+
+	ib = xcalloc(1, sizeof(*ib));
+	ib->prefix = evbuffer_new();
+	ib->held = evbuffer_new();
+	if (ib->prefix == NULL || ib->held == NULL) {
+		if (ib->prefix != NULL)
+			evbuffer_free(ib->prefix);
+		if (ib->held != NULL)
+			evbuffer_free(ib->held);
+		free(ib);
+		return 0;
+	}
+	BIO_set_data(b, ib);
+	BIO_set_init(b, 1);
+	return 1;
 }
 
-/* Free the bytes never handed out. */
+/* Free the bytes never handed out or sent. */
 static int
 intercept_prefix_destroy(BIO *b)
 {
-	if (BIO_get_data(b) != NULL)
-		evbuffer_free(BIO_get_data(b));
+	struct intercept_bio	*ib = BIO_get_data(b);
+
+	if (ib != NULL) {
+		evbuffer_free(ib->prefix);
+		evbuffer_free(ib->held);
+		free(ib);
+	}
 	BIO_set_data(b, NULL);
 	return 1;
 }
@@ -210,29 +287,32 @@ intercept_prefix_method_new(void)
 }
 
 /*
- * The client's SSL on fd, its reads starting with what the bufferevent
- * already took from the socket (moved out of prefix). It never reads
- * ahead, so once those bytes are gone the socket's readiness tells
- * libevent the truth. The socket BIO, also the write side, is what libevent
- * finds the descriptor in.
+ * The client's SSL on fd through one BIO in front of the socket (the
+ * socket BIO behind it is what libevent finds the descriptor in): its
+ * reads start with what the bufferevent already took from the socket
+ * (moved out of prefix), and never read ahead, so once those bytes are
+ * gone the socket's readiness tells libevent the truth. With hold, what it
+ * writes waits for intercept_release(). NULL on failure.
  */
-static bool
-intercept_client_bio(SSL *ssl, evutil_socket_t fd, struct evbuffer *prefix)
+static BIO *
+intercept_client_bio(SSL *ssl, evutil_socket_t fd, struct evbuffer *prefix,
+    bool hold)
 {
-	BIO	*front, *sock;
+	struct intercept_bio	*ib;
+	BIO			*front, *sock;
 
 	if ((front = BIO_new(intercept_prefix_method)) == NULL)
-		return false;
+		return NULL;
 	if ((sock = BIO_new_socket(fd, BIO_NOCLOSE)) == NULL) {
 		BIO_free(front);
-		return false;
+		return NULL;
 	}
-	evbuffer_add_buffer(BIO_get_data(front), prefix);
+	ib = BIO_get_data(front);
+	evbuffer_add_buffer(ib->prefix, prefix);
+	ib->holding = hold;
 	BIO_push(front, sock);
-	/* One reference for the read chain, one for the write side. */
-	BIO_up_ref(sock);
-	SSL_set_bio(ssl, front, sock);
-	return true;
+	SSL_set_bio(ssl, front, front);
+	return front;
 }
 
 /* The alert a client sent, from OpenSSL's error e; NULL when none. */
@@ -345,39 +425,89 @@ intercept_client_ssl(struct intercept *ic)
 
 /*
  * Answer the client's hello on its socket: the TLS bufferevent takes over
- * the socket and becomes the client's transport.
+ * the socket and becomes the client's transport. With hold, the answer
+ * stays in the BIO until intercept_release(). False when the connection
+ * ended.
  */
-static void
-intercept_handshake_client(struct intercept *ic)
+static bool
+intercept_handshake_client(struct intercept *ic, bool hold)
 {
 	struct phase_ctx	*x = ic->x;
 	evutil_socket_t		 fd = bufferevent_getfd(x->bev);
 	struct bufferevent	*bev;
 	SSL			*ssl;
 
-	phase_set_state(x, CONN_CLIENT_TLS);
+	if (!hold)
+		phase_set_state(x, CONN_CLIENT_TLS);
 	if ((ssl = intercept_client_ssl(ic)) == NULL) {
 		log_msg(EV_DEBUG, "cannot forge a certificate for %s",
 		    ic->host);
 		intercept_alert(x, INTERCEPT_ALERT_HANDSHAKE_FAILURE, 502,
 		    ic->peeked);
-		return;
+		return false;
 	}
-	if (!intercept_client_bio(ssl, fd, bufferevent_get_input(x->bev)) ||
+	if ((ic->front = intercept_client_bio(ssl, fd,
+	    bufferevent_get_input(x->bev), hold)) == NULL ||
 	    (bev = bufferevent_openssl_socket_new(x->env->base, fd, ssl,
 	    BUFFEREVENT_SSL_ACCEPTING,
 	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS)) == NULL) {
 		SSL_free(ssl);
+		ic->front = NULL;
 		intercept_alert(x, INTERCEPT_ALERT_HANDSHAKE_FAILURE, 502,
 		    ic->peeked);
-		return;
+		return false;
 	}
 	/* OpenSSL reads the hello from the socket from now on. */
 	ic->peeked = 0;
+	ic->client_started = true;
 	phase_set_transport(x, bev);
 	relay_tune(bev);
 	/* Writable at once: that runs the handshake on the bytes it holds. */
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	return true;
+}
+
+/*
+ * Refuse the client whose handshake answer is held: it has seen nothing
+ * of the handshake yet, so a bare alert record ends it, as when its
+ * handshake had not begun. What was held is never sent.
+ */
+static void
+intercept_refuse_held(struct intercept *ic, unsigned char alert)
+{
+	unsigned char	 rec[7] = { 0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0 };
+
+	rec[6] = alert;
+	(void)send(bufferevent_getfd(ic->x->bev), rec, sizeof(rec),
+	    MSG_NOSIGNAL | MSG_DONTWAIT);
+	bufferevent_disable(ic->x->bev, EV_READ);
+	phase_end(ic->x, 502, true);
+}
+
+/* The socket can take the rest of the held flight. */
+static void
+intercept_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct intercept	*ic = arg;
+
+	if (intercept_bio_flush(ic->front))
+		event_del(ic->flush_ev);
+}
+
+/* Let the held answer go: the upstream passed, as guessed. */
+static void
+intercept_release(struct intercept *ic)
+{
+	struct intercept_bio	*ib = BIO_get_data(ic->front);
+
+	ib->holding = false;
+	if (intercept_bio_flush(ic->front))
+		return;
+	/* A fresh socket takes a handshake flight; if not, when it can. */
+	ic->flush_ev = event_new(ic->x->env->base,
+	    bufferevent_getfd(ic->x->bev), EV_WRITE | EV_PERSIST,
+	    intercept_flush_cb, ic);
+	event_add(ic->flush_ev, NULL);
 }
 
 /*
@@ -391,18 +521,16 @@ intercept_accept_client(struct intercept *ic)
 	struct phase_ctx	*x = ic->x;
 	struct bufferevent	*up = upstream_bev(ic->up);
 	struct timeval		 tv = cv_timeval(x->rc->conf->header_timeout_ms);
-	const unsigned char	*sel;
-	unsigned int		 sel_len;
 
-	upstream_alpn(ic->up, &sel, &sel_len);
-	if (sel_len > 0 && sel_len < sizeof(ic->alpn)) {
-		memcpy(ic->alpn, sel, sel_len);
-		ic->alpn_len = (unsigned char)sel_len;
-	}
 	evtimer_add(ic->timer, &tv);
 	phase_watch_upstream(x, up);
 	bufferevent_setwatermark(up, EV_READ, 0, RELAY_HIGH_WATER);
 	bufferevent_enable(up, EV_READ);
+	if (ic->client_started) {
+		phase_set_state(x, CONN_CLIENT_TLS);
+		intercept_release(ic);
+		return;
+	}
 	if (evbuffer_get_length(bufferevent_get_output(x->bev)) > 0) {
 		/* The socket changes hands only once the 200 is out. */
 		ic->await_flush = true;
@@ -410,7 +538,18 @@ intercept_accept_client(struct intercept *ic)
 		bufferevent_enable(x->bev, EV_WRITE);
 		return;
 	}
-	intercept_handshake_client(ic);
+	(void)intercept_handshake_client(ic, false);
+}
+
+/* The key of the guess for this connection. */
+static void
+intercept_guess_key(const struct intercept *ic, struct alpnguess_key *k)
+{
+	k->host = ic->host;
+	k->port = ic->port;
+	k->pinset = ic->ps;
+	k->offer = ic->offer;
+	k->offer_len = ic->offer_len;
 }
 
 static void
@@ -418,14 +557,64 @@ intercept_upstream_tls_cb(struct upstream *u, enum upstream_status st,
     void *arg)
 {
 	struct intercept	*ic = arg;
+	struct alpnguess	*g = ic->x->rc->alpn;
+	struct alpnguess_key	 k;
+	const unsigned char	*sel;
+	unsigned int		 sel_len;
+	unsigned char		 alert;
 
 	if (st != UPSTREAM_OK) {
-		intercept_alert(ic->x, upstream_outcome(st)->verdict ?
+		alert = upstream_outcome(st)->verdict ?
 		    INTERCEPT_ALERT_ACCESS_DENIED :
-		    INTERCEPT_ALERT_HANDSHAKE_FAILURE, 502, ic->peeked);
+		    INTERCEPT_ALERT_HANDSHAKE_FAILURE;
+		if (ic->client_started)
+			intercept_refuse_held(ic, alert);
+		else
+			intercept_alert(ic->x, alert, 502, ic->peeked);
 		return;
 	}
+	intercept_guess_key(ic, &k);
+	upstream_alpn(ic->up, &sel, &sel_len);
+	if (ic->guessed && (sel_len != ic->alpn_len ||
+	    (sel_len > 0 && memcmp(sel, ic->alpn, sel_len) != 0))) {
+		/* The client's retry runs in series, and succeeds. */
+		alpnguess_drop(g, &k);
+		log_msg(EV_DEBUG, "client %s: the upstream for %s chose "
+		    "another ALPN protocol than last time: refused, the next "
+		    "handshake waits for the upstream", ic->x->client,
+		    ic->host);
+		intercept_refuse_held(ic, INTERCEPT_ALERT_HANDSHAKE_FAILURE);
+		return;
+	}
+	alpnguess_put(g, &k, sel, sel_len);
+	if (!ic->guessed && sel_len > 0 && sel_len < sizeof(ic->alpn)) {
+		memcpy(ic->alpn, sel, sel_len);
+		ic->alpn_len = (unsigned char)sel_len;
+	}
 	intercept_accept_client(ic);
+}
+
+/*
+ * Whether the client's handshake can run beside the upstream's: the 200
+ * is out, and the upstream chose a protocol last time that this client
+ * offers too (or none). The guess goes to ic->alpn.
+ */
+static bool
+intercept_guess(struct intercept *ic, const struct intercept_args *a)
+{
+	struct alpnguess_key	 k;
+	unsigned char		 proto[ALPNGUESS_PROTO_MAX];
+	size_t			 len;
+
+	intercept_guess_key(ic, &k);
+	if (evbuffer_get_length(bufferevent_get_output(ic->x->bev)) > 0 ||
+	    !alpnguess_get(ic->x->rc->alpn, &k, proto, &len) ||
+	    !alpnguess_offered(a->alpn, a->alpn_len, proto, len))
+		return false;
+	memcpy(ic->alpn, proto, len);
+	ic->alpn_len = (unsigned char)len;
+	ic->guessed = true;
+	return true;
 }
 
 static void
@@ -453,16 +642,17 @@ intercept_on_client(void *arg, short what)
 		if (ic->await_flush && evbuffer_get_length(
 		    bufferevent_get_output(x->bev)) == 0) {
 			ic->await_flush = false;
-			intercept_handshake_client(ic);
+			(void)intercept_handshake_client(ic, false);
 		}
 		return;
 	}
-	if (x->state != CONN_CLIENT_TLS) {
-		/* The client left before its handshake began. */
+	if (!ic->client_started ||
+	    (x->state != CONN_CLIENT_TLS && (what & BEV_EVENT_EOF))) {
+		/* The client left before its handshake began, or was held. */
 		phase_end(x, 200, true);
 		return;
 	}
-	if (what & BEV_EVENT_CONNECTED) {
+	if ((what & BEV_EVENT_CONNECTED) && x->state == CONN_CLIENT_TLS) {
 		evtimer_del(ic->timer);
 		phase_relay(x, upstream_bev(ic->up), 200);
 		return;
@@ -493,6 +683,9 @@ intercept_free(void *arg)
 
 	upstream_free(ic->up);
 	event_free(ic->timer);
+	if (ic->flush_ev != NULL)
+		event_free(ic->flush_ev);
+	free(ic->offer);
 	free(ic);
 }
 
@@ -503,7 +696,7 @@ const struct phase_ops intercept_ops = {
 	.free = intercept_free,
 };
 
-struct intercept *
+void
 intercept_start(struct phase_ctx *x, const struct intercept_args *a)
 {
 	struct intercept	*ic;
@@ -513,7 +706,13 @@ intercept_start(struct phase_ctx *x, const struct intercept_args *a)
 	ic->env = x->env->intercept;
 	ic->up = a->up;
 	ic->ps = a->ps;
+	ic->port = a->port;
 	ic->peeked = a->peeked;
+	if (a->alpn_len > 0) {
+		ic->offer = xmalloc(a->alpn_len);
+		memcpy(ic->offer, a->alpn, a->alpn_len);
+		ic->offer_len = a->alpn_len;
+	}
 	xstrlcpy(ic->host, a->host, sizeof(ic->host));
 	ic->timer = evtimer_new(x->env->base, intercept_timeout_cb, ic);
 	x->ops = &intercept_ops;
@@ -523,11 +722,18 @@ intercept_start(struct phase_ctx *x, const struct intercept_args *a)
 	bufferevent_disable(x->bev, EV_READ);
 	upstream_retarget(ic->up, ic->ps, ic->host);
 	phase_set_state(x, CONN_UPSTREAM_TLS);
+	/* With a guess, the client's handshake runs meanwhile, held. */
+	if (intercept_guess(ic, a)) {
+		log_msg(EV_DEBUG, "client %s: answering the hello for %s "
+		    "beside the upstream handshake (ALPN %.*s)", x->client,
+		    ic->host, ic->alpn_len > 0 ? (int)ic->alpn_len : 4,
+		    ic->alpn_len > 0 ? (const char *)ic->alpn : "none");
+		if (!intercept_handshake_client(ic, true))
+			return;
+	}
 	upstream_start_tls(ic->up, a->alpn, a->alpn_len, true,
 	    intercept_upstream_tls_cb, ic);
-	return ic;
 }
-
 /* Select the protocol the upstream selected, or none. */
 static int
 intercept_alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,

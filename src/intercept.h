@@ -26,6 +26,7 @@ struct intercept_args {
 	struct upstream		*up;		/* connected; now the phase's */
 	const struct pinset	*ps;		/* borrowed from x->rc */
 	const char		*host;		/* the name to verify and forge */
+	uint16_t		 port;
 	const unsigned char	*alpn;		/* the client's list, wire form */
 	size_t			 alpn_len;
 	size_t			 peeked;	/* hello bytes left in the socket */
@@ -42,8 +43,14 @@ void		 intercept_env_free(struct intercept_env *ie);
 
 extern const struct phase_ops intercept_ops;
 
-/* Start on x with a (copied as needed); it ends in phase_done(). */
-struct intercept *intercept_start(struct phase_ctx *x,
+/*
+ * Run as x's phase with a (copied as needed); it ends in phase_done().
+ * When the upstream for that host, port and pin set chose an ALPN
+ * protocol in this generation before, and the client offers it, the
+ * client's handshake runs beside the upstream's with that protocol, its
+ * answer held until the upstream passed and chose the same.
+ */
+void		 intercept_start(struct phase_ctx *x,
 		    const struct intercept_args *a);
 /*
  * End the client's handshake before it began with a fatal alert, logged

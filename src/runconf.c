@@ -51,6 +51,7 @@ runconf_new(struct conf *conf, unsigned long gen, const struct runconf *prev,
 	rc->refs = 1;
 	rc->generation = gen;
 	rc->conf = conf_ref(conf);
+	rc->alpn = alpnguess_new();
 	rc->candidate_logged = xcalloc(conf->npinsets,
 	    sizeof(*rc->candidate_logged));
 	for (i = 0; i < conf->npinsets; i++)
@@ -107,6 +108,7 @@ runconf_unref(struct runconf *rc)
 		free(rc->candidate_logged[i]);
 	free(rc->candidate_logged);
 	leafcert_cache_free(rc->leaves);
+	alpnguess_free(rc->alpn);
 	ca_unref(rc->ca);
 	tls_upstream_free(rc->tls);
 	conf_unref(rc->conf);

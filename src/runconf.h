@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "alpnguess.h"
 #include "ca.h"
 #include "conf.h"
 #include "leafcert.h"
@@ -23,6 +24,7 @@ struct runconf {
 	struct tls_upstream	*tls;		/* owned */
 	struct ca		*ca;		/* a reference of our own */
 	struct leafcert_cache	*leaves;	/* owned, issued by ca */
+	struct alpnguess	*alpn;		/* owned: upstreams' last ALPN */
 	/* Per pin set, per candidate: candidate_seen was logged. */
 	bool			**candidate_logged;
 };

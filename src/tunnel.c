@@ -171,6 +171,7 @@ tunnel_intercept(struct tunnel *t)
 	a.up = t->up;
 	a.ps = t->ps;
 	a.host = t->host;
+	a.port = t->port;
 	a.alpn = t->hello.alpn;
 	a.alpn_len = t->hello.alpn_len;
 	a.peeked = t->peeked ? t->peek_len : 0;

@@ -1,0 +1,57 @@
+/*
+ * What an upstream chose with ALPN the last time, per host, port, pin set
+ * and the list of protocols the client offered (different clients offer
+ * different lists, and the upstream chooses from the list), within one
+ * configuration generation: interception answers the client's handshake
+ * with it while the upstream's handshake still runs.
+ * A fixed table (direct-mapped: a new key takes its slot), so memory is
+ * bounded whatever the number of hosts.
+ */
+#ifndef PINPROXY_ALPNGUESS_H
+#define PINPROXY_ALPNGUESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Slots of a table, and the longest protocol name remembered. */
+#define ALPNGUESS_SLOTS		128
+#define ALPNGUESS_PROTO_MAX	32
+
+struct alpnguess;
+
+/* What a guess is for. */
+struct alpnguess_key {
+	const char		*host;
+	uint16_t		 port;
+	const void		*pinset;
+	const unsigned char	*offer;		/* the client's list, wire form */
+	size_t			 offer_len;
+};
+
+struct alpnguess *alpnguess_new(void);
+/* Free (NULL ok). */
+void		 alpnguess_free(struct alpnguess *g);
+/*
+ * The protocol last chosen for the key: true with its name in proto
+ * (ALPNGUESS_PROTO_MAX bytes) and *len (0: the server chose none); false
+ * when nothing is known.
+ */
+bool		 alpnguess_get(const struct alpnguess *g,
+		    const struct alpnguess_key *k, unsigned char *proto,
+		    size_t *len);
+/* Remember what the upstream chose (len 0: none); too long: forget. */
+void		 alpnguess_put(struct alpnguess *g,
+		    const struct alpnguess_key *k, const unsigned char *proto,
+		    size_t len);
+/* Forget the key: a guess turned out wrong. */
+void		 alpnguess_drop(struct alpnguess *g,
+		    const struct alpnguess_key *k);
+/*
+ * Whether proto (len bytes, a name, not wire format) is in the client's
+ * ALPN list (wire format); a guess of no protocol always fits.
+ */
+bool		 alpnguess_offered(const unsigned char *list, size_t listlen,
+		    const unsigned char *proto, size_t len);
+
+#endif

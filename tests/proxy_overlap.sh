@@ -1,0 +1,146 @@
+#!/bin/bash
+# A new intercepted connection answers the client's hello beside the
+# upstream's handshake once the upstream's ALPN choice for that host, port,
+# pin set and offer is known, holding the answer until the upstream passed:
+# a pin mismatch, a failed verification and an ALPN choice other than the
+# guess each end the client's handshake with an alert, and not one byte of
+# the client's reaches the origin. Everything lives on 127.0.0.1.
+
+. "${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}/tests/lib.sh"
+
+make_pki
+PIN_INTER=$(sh "$MKPKI" pin "$PKI/inter.pem")
+
+# connect NAME ARGS...: a CONNECT to api.test through the proxy, its
+# output in $TMP/NAME.out.
+connect()
+{
+	local name=$1
+	shift
+	python3 "$CLIENT" --proxy "$P" --connect "api.test:443" \
+	    --sni api.test --cafile "$TMP/ca.pem" "$@" >"$TMP/$name.out" 2>&1
+}
+out()
+{
+	sed -n "s/^$2=//p" "$TMP/$1.out" | head -n 1
+}
+check_out()
+{
+	local got
+	got=$(out "$2" "$3")
+	check_eq "$1" "$4" "$got"
+	[ "$4" = "$got" ] || diag "$(cat "$TMP/$2.out")"
+}
+# beside: how many connections were answered beside the upstream's
+# handshake so far.
+beside()
+{
+	grep -c 'beside the upstream handshake' "$TMP/p.log"
+}
+# origin ARGS...: (re)start the origin on port O with ARGS.
+O=$(free_port)
+origin()
+{
+	[ -n "${O_PID:-}" ] && stop "$O_PID"
+	start_origin O_PID "$O" "$TMP/o.log" "$@"
+}
+
+P=$(free_port)
+cat >"$TMP/p.conf" <<EOC
+[proxy]
+listen = 127.0.0.1:$P
+ca_cert = $TMP/ca.pem
+ca_key = $TMP/ca.key
+trust = $PKI/root.pem
+log_level = debug
+
+[pins:api]
+hosts = api.test
+pin = $PIN_INTER
+pin = sha256/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=
+connect_to = 127.0.0.1:$O
+EOC
+origin --cert "$PKI/chain.pem" --key "$PKI/leaf.key" --alpn http/1.1
+start_pinproxy PP "$P" "$TMP/p.conf" "$TMP/p.log" ||
+    bail_out "pinproxy is not listening on $P"
+
+# The first connection learns what the upstream chooses; the second is
+# answered beside the upstream's handshake, and works the same.
+connect first --alpn h2,http/1.1 --get /hello
+check_out "first connection: ALPN http/1.1" first alpn http/1.1
+check_out "first connection: the origin's body" first body \
+    'hello from origin\n'
+check_eq "first connection: in series" 0 "$(beside)"
+connect second --alpn h2,http/1.1 --get /hello
+check_out "second connection: ALPN http/1.1" second alpn http/1.1
+check_out "second connection: the origin's body" second body \
+    'hello from origin\n'
+check_eq "second connection: answered beside the upstream's handshake" 1 \
+    "$(beside)"
+# Another offer is another key: in series again.
+connect other --alpn http/1.1 --get /hello
+check_out "another ALPN offer: the origin's body" other body \
+    'hello from origin\n'
+check_eq "another ALPN offer: in series" 1 "$(beside)"
+
+# refused NAME WHAT ALERT: the guessed connection NAME ended in the alert
+# ALERT (as Python's ssl names it) and the origin got no application byte
+# from it.
+refused()
+{
+	local name=$1 what=$2 alert=$3 n
+	n=$(beside)
+	origin_settle "$TMP/o.log"
+	bytes=$(origin_count "$TMP/o.log" bytes)
+	connect "$name" --alpn h2,http/1.1 --get /hello
+	check_out "$what: the client's handshake ends with an alert" \
+	    "$name" tls alert
+	check_out "$what: the alert is $alert" "$name" reason "$alert"
+	check_eq "$what: it was answered beside the upstream's handshake" \
+	    $((n + 1)) "$(beside)"
+	origin_settle "$TMP/o.log"
+	check_eq "$what: not one byte reached the origin" "$bytes" \
+	    "$(origin_count "$TMP/o.log" bytes)"
+}
+
+# The origin now serves a chain of an unrelated root.
+origin --cert "$PKI/foreign-leaf-chain.pem" --key "$PKI/foreign-leaf.key" \
+    --alpn http/1.1
+refused mismatch "verification fails" TLSV1_ALERT_ACCESS_DENIED
+check_log "verification fails: access line status=502" "$TMP/p.log" \
+    "$(kv event access)" "$(kv status 502)" "$(kv host api.test)"
+
+# A leaf of the right CA, but not for api.test.
+sh "$MKPKI" leaf "$PKI" other "DNS:other.test" >/dev/null 2>&1 ||
+    bail_out "mkpki.sh leaf failed"
+origin --cert "$PKI/other-chain.pem" --key "$PKI/other.key" --alpn http/1.1
+refused wrongname "wrong host name" TLSV1_ALERT_ACCESS_DENIED
+
+# Pins that do not match: a new intermediate's leaf under the same root.
+sh "$MKPKI" ca "$PKI" inter2 root >/dev/null 2>&1 &&
+    sh "$MKPKI" leaf "$PKI" api2 "DNS:api.test" inter2 >/dev/null 2>&1 ||
+    bail_out "mkpki.sh failed"
+origin --cert "$PKI/api2-chain.pem" --key "$PKI/api2.key" --alpn http/1.1
+refused pins "pin mismatch" TLSV1_ALERT_ACCESS_DENIED
+check_log "pin mismatch: event=pin_mismatch" "$TMP/p.log" \
+    "$(kv event pin_mismatch)" "$(kv host api.test)"
+
+# The genuine key again, but the server now chooses h2: the guess
+# (http/1.1) was wrong. Refused, the guess forgotten; the retry runs in
+# series and gets h2.
+origin --cert "$PKI/chain.pem" --key "$PKI/leaf.key" --alpn http/1.1
+connect relearn --alpn h2,http/1.1 --get /hello
+check_out "genuine key again: the origin's body" relearn body \
+    'hello from origin\n'
+origin --cert "$PKI/chain.pem" --key "$PKI/leaf.key" --alpn h2
+refused alpn "the server chose another ALPN protocol" \
+    SSLV3_ALERT_HANDSHAKE_FAILURE
+n=$(beside)
+connect retry --alpn h2,http/1.1
+check_out "ALPN changed, the retry: the handshake completes" retry tls ok
+check_out "ALPN changed, the retry: ALPN h2" retry alpn h2
+check_eq "ALPN changed, the retry: in series" "$n" "$(beside)"
+
+stop "$O_PID"
+stop_pinproxy "$PP" "$TMP/p.log"
+done_testing

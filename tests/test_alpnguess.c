@@ -1,0 +1,179 @@
+/*
+ * Tests of the ALPN guesses: a key is host, port, pin set and the client's
+ * offer; what is put is got back, a drop or a new key in the same slot
+ * forgets it, and a guess is only used when the client offers it.
+ */
+#include "config.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "alpnguess.h"
+
+#define OFFER_BOTH	"\x02h2\x08http/1.1"
+#define OFFER_11	"\x08http/1.1"
+
+static const int	 pinset_a, pinset_b;
+
+static struct alpnguess_key
+key(const char *host, uint16_t port, const void *ps, const char *offer)
+{
+	struct alpnguess_key	 k;
+
+	k.host = host;
+	k.port = port;
+	k.pinset = ps;
+	k.offer = (const unsigned char *)offer;
+	k.offer_len = offer != NULL ? strlen(offer) : 0;
+	return k;
+}
+
+static void
+test_put_then_get_returns_the_protocol(void **state)
+{
+	struct alpnguess	*g = alpnguess_new();
+	struct alpnguess_key	 k = key("api.test", 443, &pinset_a, OFFER_BOTH);
+	unsigned char		 p[ALPNGUESS_PROTO_MAX];
+	size_t			 len = 99;
+
+	assert_false(alpnguess_get(g, &k, p, &len));
+	alpnguess_put(g, &k, (const unsigned char *)"h2", 2);
+	assert_true(alpnguess_get(g, &k, p, &len));
+	assert_int_equal(len, 2);
+	assert_memory_equal(p, "h2", 2);
+	alpnguess_free(g);
+}
+
+static void
+test_no_protocol_is_a_guess_too(void **state)
+{
+	struct alpnguess	*g = alpnguess_new();
+	struct alpnguess_key	 k = key("api.test", 443, &pinset_a, NULL);
+	unsigned char		 p[ALPNGUESS_PROTO_MAX];
+	size_t			 len = 99;
+
+	alpnguess_put(g, &k, NULL, 0);
+	assert_true(alpnguess_get(g, &k, p, &len));
+	assert_int_equal(len, 0);
+	alpnguess_free(g);
+}
+
+static void
+test_every_part_of_the_key_counts(void **state)
+{
+	struct alpnguess	*g = alpnguess_new();
+	struct alpnguess_key	 k = key("api.test", 443, &pinset_a, OFFER_BOTH);
+	struct alpnguess_key	 others[] = {
+		key("other.test", 443, &pinset_a, OFFER_BOTH),
+		key("api.test", 8443, &pinset_a, OFFER_BOTH),
+		key("api.test", 443, &pinset_b, OFFER_BOTH),
+		key("api.test", 443, &pinset_a, OFFER_11),
+		key("api.test", 443, &pinset_a, NULL),
+	};
+	unsigned char		 p[ALPNGUESS_PROTO_MAX];
+	size_t			 len, i;
+
+	alpnguess_put(g, &k, (const unsigned char *)"h2", 2);
+	for (i = 0; i < sizeof(others) / sizeof(others[0]); i++)
+		assert_false(alpnguess_get(g, &others[i], p, &len));
+	alpnguess_free(g);
+}
+
+static void
+test_drop_forgets(void **state)
+{
+	struct alpnguess	*g = alpnguess_new();
+	struct alpnguess_key	 k = key("api.test", 443, &pinset_a, OFFER_BOTH);
+	unsigned char		 p[ALPNGUESS_PROTO_MAX];
+	size_t			 len;
+
+	alpnguess_put(g, &k, (const unsigned char *)"h2", 2);
+	alpnguess_drop(g, &k);
+	assert_false(alpnguess_get(g, &k, p, &len));
+	alpnguess_free(g);
+}
+
+static void
+test_a_too_long_protocol_is_forgotten(void **state)
+{
+	struct alpnguess	*g = alpnguess_new();
+	struct alpnguess_key	 k = key("api.test", 443, &pinset_a, OFFER_BOTH);
+	unsigned char		 p[ALPNGUESS_PROTO_MAX], big[ALPNGUESS_PROTO_MAX + 1];
+	size_t			 len;
+
+	memset(big, 'x', sizeof(big));
+	alpnguess_put(g, &k, (const unsigned char *)"h2", 2);
+	alpnguess_put(g, &k, big, sizeof(big));
+	assert_false(alpnguess_get(g, &k, p, &len));
+	alpnguess_free(g);
+}
+
+static void
+test_many_hosts_stay_bounded_and_correct(void **state)
+{
+	struct alpnguess	*g = alpnguess_new();
+	struct alpnguess_key	 k;
+	unsigned char		 p[ALPNGUESS_PROTO_MAX];
+	char			 host[32];
+	size_t			 len, i, found = 0;
+
+	for (i = 0; i < 4 * ALPNGUESS_SLOTS; i++) {
+		snprintf(host, sizeof(host), "h%zu.test", i);
+		k = key(host, 443, &pinset_a, NULL);
+		alpnguess_put(g, &k, (const unsigned char *)host, strlen(host));
+	}
+	for (i = 0; i < 4 * ALPNGUESS_SLOTS; i++) {
+		snprintf(host, sizeof(host), "h%zu.test", i);
+		k = key(host, 443, &pinset_a, NULL);
+		if (!alpnguess_get(g, &k, p, &len))
+			continue;
+		/* What is found is always that host's own guess. */
+		assert_int_equal(len, strlen(host));
+		assert_memory_equal(p, host, len);
+		found++;
+	}
+	assert_true(found > 0 && found <= ALPNGUESS_SLOTS);
+	alpnguess_free(g);
+}
+
+static void
+test_offered_finds_a_protocol_in_the_list(void **state)
+{
+	const unsigned char	*both = (const unsigned char *)OFFER_BOTH;
+	size_t			 n = strlen(OFFER_BOTH);
+
+	assert_true(alpnguess_offered(both, n, (const unsigned char *)"h2", 2));
+	assert_true(alpnguess_offered(both, n,
+	    (const unsigned char *)"http/1.1", 8));
+	assert_false(alpnguess_offered(both, n,
+	    (const unsigned char *)"http/1", 6));
+	assert_false(alpnguess_offered(NULL, 0,
+	    (const unsigned char *)"h2", 2));
+	/* No protocol fits any offer; a truncated list offers nothing. */
+	assert_true(alpnguess_offered(NULL, 0, NULL, 0));
+	assert_false(alpnguess_offered(both, 5,
+	    (const unsigned char *)"http/1.1", 8));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_put_then_get_returns_the_protocol),
+		cmocka_unit_test(test_no_protocol_is_a_guess_too),
+		cmocka_unit_test(test_every_part_of_the_key_counts),
+		cmocka_unit_test(test_drop_forgets),
+		cmocka_unit_test(test_a_too_long_protocol_is_forgotten),
+		cmocka_unit_test(test_many_hosts_stay_bounded_and_correct),
+		cmocka_unit_test(test_offered_finds_a_protocol_in_the_list),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
