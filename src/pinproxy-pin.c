@@ -28,23 +28,26 @@
 #include <unistd.h>
 
 #include "certfile.h"
-#include "chainfetch.h"
 #include "conf.h"
 #include "conf_parse.h"
 #include "conf_value.h"
 #include "diag.h"
 #include "hostmatch.h"
 #include "hostport.h"
+#include "log.h"
 #include "observed.h"
 #include "pin.h"
 #include "pincheck.h"
+#include "probe.h"
+#include "runconf.h"
+#include "upstream.h"
 #include "version.h"
 #include "xmalloc.h"
 
 #define PROGRAM			"pinproxy-pin"
 #define DEFAULT_PORT		443
-/* Milliseconds allowed for connecting and for the handshake, each. */
-#define FETCH_TIMEOUT_MS	10000
+/* The name of the pin set that -s dials with. */
+#define SERVER_PINSET		"server"
 /* The configuration parser rejects lines of 199 bytes or more. */
 #define INI_LINE_MAX		190
 /* Room for "[HOST]:PORT". */
@@ -108,6 +111,25 @@ struct check_result {
 	int			*depths;	/* per pin, -1: not in chain */
 	bool			 leaf_only;
 	bool			 no_backup;
+};
+
+/* A name, port and pin set that --check dialled; borrowed from conf. */
+struct check_dialled {
+	const char		*name;
+	uint16_t		 port;
+	const struct pinset	*ps;
+};
+
+/* --check's state across hosts. */
+struct check_run {
+	struct probe		*probe;
+	struct conf		*c;
+	struct runconf		*rc;		/* the generation of the run */
+	unsigned long		 gen;
+	struct check_dialled	*dialled;	/* owned */
+	size_t			 ndialled;
+	bool			 json;
+	size_t			 n;		/* hosts printed */
 };
 
 /* The host names of a [pins:] section, owned. */
@@ -557,17 +579,90 @@ server_ini_extra(const struct target *t, const struct tool_opts *o)
 	return extra;
 }
 
+/*
+ * The configuration -s dials with: the daemon's defaults, and the pin set
+ * that --ini prints, before it has pins: port, connect_to, ca_file. With
+ * no pin and enforce = no, any chain that verifies passes it.
+ */
+static struct conf *
+server_conf(const struct target *t, const struct conf_addr *connect_to,
+    const char *ca_file)
+{
+	struct conf	*c;
+	struct pinset	*ps;
+
+	c = conf_new_default();
+	c->pinsets = xcalloc(1, sizeof(*c->pinsets));
+	c->npinsets = 1;
+	ps = &c->pinsets[0];
+	ps->name = xstrdup(SERVER_PINSET);
+	ps->port = t->port;
+	ps->enforce = false;
+	if (ca_file != NULL)
+		ps->ca_file = xstrdup(ca_file);
+	if (connect_to != NULL) {
+		ps->has_connect_to = true;
+		ps->connect_to = *connect_to;
+	}
+	return c;
+}
+
+/* Print what -s found: the chain, then the verification's outcome. */
+static enum exit_status
+server_print(const struct tool_opts *o, const struct target *t,
+    const char *name, struct upstream *u, enum upstream_status st)
+{
+	STACK_OF(X509)		*chain;
+	struct hostlist		 hl = { 0 };
+	enum exit_status	 status = EXIT_OK;
+	char			 text[TARGET_TEXT_MAX], *extra;
+
+	cv_hostport_text(t->host, t->port, text, sizeof(text));
+	chain = upstream_verified_chain(u);
+	if (st == UPSTREAM_VERIFY_FAILED) {
+		if (!o->ini) {
+			if (upstream_peer_chain(u) != NULL)
+				print_chain(upstream_peer_chain(u));
+			printf("verify: FAILED (%s)\n", upstream_reason(u));
+		}
+		fprintf(stderr, PROGRAM ": %s: the chain did not verify: %s\n",
+		    text, upstream_reason(u));
+		return EXIT_FAILED;
+	}
+	if (st != UPSTREAM_OK || chain == NULL) {
+		fprintf(stderr, PROGRAM ": %s\n", st != UPSTREAM_OK ?
+		    upstream_reason(u) : "no verified chain after the "
+		    "handshake");
+		return EXIT_FAILED;
+	}
+	if (o->ini) {
+		hostlist_add(&hl, name);
+		extra = server_ini_extra(t, o);
+		if (!ini_print(&hl, name, extra, chain))
+			status = EXIT_FAILED;
+		free(extra);
+		hostlist_clear(&hl);
+	} else {
+		if (!print_chain(chain))
+			status = EXIT_FAILED;
+		printf("verify: ok\n");
+	}
+	return status;
+}
+
 static enum exit_status
 run_server(const struct tool_opts *o)
 {
-	struct chainfetch_opts	 fo = { 0 };
-	struct chainfetch_result res;
 	struct conf_addr	 addr;
 	struct target		 t;
-	struct hostlist		 hl = { 0 };
-	enum exit_status	 status = EXIT_OK;
+	struct probe_target	 pt;
+	struct conf		*c;
+	struct runconf		*rc = NULL;
+	struct probe		*p = NULL;
+	struct upstream		*u;
+	enum upstream_status	 st;
+	enum exit_status	 status = EXIT_FAILED;
 	char			 err[512], sni[HOSTMATCH_NAME_MAX];
-	char			 text[TARGET_TEXT_MAX], *extra;
 
 	if (!parse_target(o->server, &t, err, sizeof(err)))
 		return usage_error("-s %s: %s", o->server, err);
@@ -579,41 +674,29 @@ run_server(const struct tool_opts *o)
 		return usage_error("--connect-to %s: not a numeric ADDR:PORT",
 		    o->connect_to);
 
-	/* -n NAME is both the SNI sent and the name verified. */
-	fo.host = o->sni != NULL ? sni : t.host;
-	fo.dial = t.host;
-	fo.port = t.port;
-	fo.trust = "system";
-	fo.ca_file = o->ca_file;
-	fo.connect_to = o->connect_to != NULL ? addr.text : NULL;
-	fo.timeout_ms = FETCH_TIMEOUT_MS;
-	cv_hostport_text(t.host, t.port, text, sizeof(text));
-	if (!chainfetch(&fo, &res, err, sizeof(err))) {
+	/*
+	 * Without a configuration no listener of the daemon is known: -s
+	 * dials any address, 127.0.0.1:8080 too.
+	 */
+	c = server_conf(&t, o->connect_to != NULL ? &addr : NULL, o->ca_file);
+	if ((rc = runconf_new_upstream(c, 1, err, sizeof(err))) == NULL ||
+	    (p = probe_new(NULL, err, sizeof(err))) == NULL) {
 		fprintf(stderr, PROGRAM ": %s\n", err);
-		return EXIT_FAILED;
+		goto out;
 	}
-
-	if (!res.verified) {
-		if (!o->ini) {
-			print_chain(res.served_chain);
-			printf("verify: FAILED (%s)\n", res.reason);
-		}
-		fprintf(stderr, PROGRAM ": %s: the chain did not verify: %s\n",
-		    text, res.reason);
-		status = EXIT_FAILED;
-	} else if (o->ini) {
-		hostlist_add(&hl, fo.host);
-		extra = server_ini_extra(&t, o);
-		if (!ini_print(&hl, fo.host, extra, res.verified_chain))
-			status = EXIT_FAILED;
-		free(extra);
-		hostlist_clear(&hl);
-	} else {
-		if (!print_chain(res.verified_chain))
-			status = EXIT_FAILED;
-		printf("verify: ok\n");
-	}
-	chainfetch_result_clear(&res);
+	/* -n NAME is both the SNI sent and the name verified. */
+	memset(&pt, 0, sizeof(pt));
+	pt.ps = &c->pinsets[0];
+	pt.host = t.host;
+	pt.port = t.port;
+	pt.name = o->sni != NULL ? sni : NULL;
+	u = probe_run(p, rc, &pt, &st);
+	status = server_print(o, &t, o->sni != NULL ? sni : t.host, u, st);
+	upstream_free(u);
+out:
+	probe_free(p);
+	runconf_unref(rc);
+	conf_unref(c);
 	return status;
 }
 
@@ -622,13 +705,12 @@ run_server(const struct tool_opts *o)
  * since the check exists to catch it before the pins are enforced.
  */
 static bool
-check_verdict(const struct pinset *ps, const struct chainfetch_result *res,
-    time_t now, struct check_result *cr)
+check_verdict(const struct pinset *ps, const struct pincheck_result *pr,
+    struct check_result *cr)
 {
-	struct pincheck_result	 pr;
 	char			 seen[PINCHECK_MAX_CHAIN * (PIN_TEXT_MAX + 1)];
 
-	switch (pincheck_verdict(ps, res->verified_chain, now, &pr)) {
+	switch (pr->verdict) {
 	case PIN_MATCH:
 		cr->result = "match";
 		snprintf(cr->outcome, sizeof(cr->outcome), "match");
@@ -644,14 +726,14 @@ check_verdict(const struct pinset *ps, const struct chainfetch_result *res,
 		return true;
 	case PIN_REPORT_ONLY:
 		cr->result = "mismatch";
-		pincheck_seen_text(&pr, seen, sizeof(seen));
+		pincheck_seen_text(pr, seen, sizeof(seen));
 		snprintf(cr->outcome, sizeof(cr->outcome),
 		    "MISMATCH (report-only; seen: %s)", seen);
 		return false;
 	case PIN_MISMATCH:
 	default:
 		cr->result = "mismatch";
-		pincheck_seen_text(&pr, seen, sizeof(seen));
+		pincheck_seen_text(pr, seen, sizeof(seen));
 		snprintf(cr->outcome, sizeof(cr->outcome),
 		    "MISMATCH (seen: %s)", seen);
 		return false;
@@ -831,53 +913,113 @@ check_print_json(const struct check_result *cr, bool first)
 }
 
 /*
- * Fetch one host of a pin set and print what it found; false unless it
- * passed. first says whether it is the first object of --json.
+ * The generation to dial name:port under ps with: the run's, unless that
+ * host was dialled already; then a fresh one, so that each check is a
+ * full handshake with a chain to show, never a session resumed from the
+ * one before. NULL with err when a fresh one cannot be built.
+ */
+static struct runconf *
+check_generation(struct check_run *run, const char *name, uint16_t port,
+    const struct pinset *ps, char *err, size_t errlen)
+{
+	struct check_dialled	*dd;
+	size_t			 i;
+
+	for (i = 0; i < run->ndialled; i++) {
+		dd = &run->dialled[i];
+		if (dd->port == port && dd->ps == ps &&
+		    strcmp(dd->name, name) == 0)
+			return runconf_new_upstream(run->c, ++run->gen, err,
+			    errlen);
+	}
+	run->dialled = xreallocarray(run->dialled, run->ndialled + 1,
+	    sizeof(*run->dialled));
+	dd = &run->dialled[run->ndialled++];
+	dd->name = name;
+	dd->port = port;
+	dd->ps = ps;
+	return runconf_ref(run->rc);
+}
+
+/* What an upstream that came to an end says about the host, into cr. */
+static void
+check_outcome(const struct pinset *ps, struct upstream *u,
+    enum upstream_status st, struct check_result *cr)
+{
+	switch (st) {
+	case UPSTREAM_OK:
+	case UPSTREAM_PIN_MISMATCH:
+		cr->ok = check_verdict(ps, upstream_pins(u), cr);
+		break;
+	case UPSTREAM_PIN_DENIED:
+		cr->result = "denied";
+		snprintf(cr->outcome, sizeof(cr->outcome), "DENIED (%s)",
+		    upstream_reason(u));
+		break;
+	case UPSTREAM_VERIFY_FAILED:
+		cr->result = "verify-failed";
+		snprintf(cr->outcome, sizeof(cr->outcome),
+		    "verify FAILED (%s)", upstream_reason(u));
+		return;
+	default:
+		cr->result = "error";
+		snprintf(cr->outcome, sizeof(cr->outcome), "error (%s)",
+		    upstream_reason(u));
+		return;
+	}
+	if ((cr->chain = upstream_verified_chain(u)) != NULL)
+		check_places(ps, cr->chain, cr);
+}
+
+/*
+ * Dial one host of a pin set (or a forwarder's upstream, f) as the daemon
+ * does and print what it found; false unless it passed.
  */
 static bool
-check_host(const struct conf *c, const struct pinset *ps, const char *host,
-    uint16_t port, const char *dial, const char *fwd, time_t now, bool json,
-    bool first)
+check_host(struct check_run *run, const struct pinset *ps, const char *host,
+    uint16_t port, const struct forwarder *f)
 {
-	struct chainfetch_opts	 fo = { 0 };
-	struct chainfetch_result res;
 	struct check_result	 cr;
+	struct probe_target	 pt;
+	struct runconf		*rc;
+	struct upstream		*u = NULL;
+	enum upstream_status	 st;
 	char			 err[512];
 
 	memset(&cr, 0, sizeof(cr));
-	cr.host = host;
+	cr.host = f != NULL && f->sni != NULL ? f->sni : host;
 	cr.ps = ps;
 	cr.port = port;
-	cr.fwd = fwd;
-	cv_hostport_text(host, port, cr.text, sizeof(cr.text));
-	fo.host = host;
-	fo.port = port;
-	fo.dial = dial;
-	fo.trust = c->trust;
-	fo.ca_file = ps->ca_file;
-	fo.connect_to = ps->has_connect_to ? ps->connect_to.text : NULL;
-	fo.timeout_ms = c->connect_timeout_ms > 0 ? c->connect_timeout_ms :
-	    FETCH_TIMEOUT_MS;
-	memset(&res, 0, sizeof(res));
-	if (!chainfetch(&fo, &res, err, sizeof(err))) {
+	cr.fwd = f != NULL ? f->name : NULL;
+	cv_hostport_text(cr.host, port, cr.text, sizeof(cr.text));
+	if ((rc = check_generation(run, cr.host, port, ps, err,
+	    sizeof(err))) != NULL) {
+		/* A forwarder's sni is the name sent and verified. */
+		memset(&pt, 0, sizeof(pt));
+		pt.ps = ps;
+		pt.host = host;
+		pt.port = port;
+		if (f != NULL) {
+			pt.name = f->sni;
+			pt.alpn = f->alpn;
+			pt.alpnlen = f->alpnlen;
+		}
+		u = probe_run(run->probe, rc, &pt, &st);
+		check_outcome(ps, u, st, &cr);
+	} else {
 		cr.result = "error";
 		snprintf(cr.outcome, sizeof(cr.outcome), "error (%s)", err);
-	} else if (!res.verified) {
-		cr.result = "verify-failed";
-		snprintf(cr.outcome, sizeof(cr.outcome), "verify FAILED (%s)",
-		    res.reason);
-	} else {
-		cr.ok = check_verdict(ps, &res, now, &cr);
-		cr.chain = res.verified_chain;
-		check_places(ps, cr.chain, &cr);
 	}
-	if (json)
-		check_print_json(&cr, first);
+	/* The chain printed belongs to the upstream: free it after. */
+	if (run->json)
+		check_print_json(&cr, run->n == 0);
 	else
 		check_print_text(&cr);
+	run->n++;
 	fflush(stdout);
 	free(cr.depths);
-	chainfetch_result_clear(&res);
+	upstream_free(u);
+	runconf_unref(rc);
 	return cr.ok;
 }
 
@@ -904,20 +1046,42 @@ check_skip(const struct pinset *ps, const char *pattern, bool json,
 	    ps->enforce ? "true" : "false");
 }
 
+/*
+ * Set up a --check run of c as the daemon would start with it: its
+ * upstream_mark usable, a generation built, its listeners known.
+ */
+static bool
+check_start(struct check_run *run, struct conf *c)
+{
+	char	 err[512];
+
+	memset(run, 0, sizeof(*run));
+	run->c = c;
+	run->gen = 1;
+	if (!upstream_mark_check(c->upstream_mark, err, sizeof(err)) ||
+	    (run->rc = runconf_new_upstream(c, run->gen, err,
+	    sizeof(err))) == NULL ||
+	    (run->probe = probe_new(c, err, sizeof(err))) == NULL) {
+		fprintf(stderr, PROGRAM ": %s: %s\n", c->path, err);
+		runconf_unref(run->rc);
+		return false;
+	}
+	return true;
+}
+
 static enum exit_status
 run_check(const struct tool_opts *o)
 {
+	struct check_run	 run;
 	struct diag		*d;
 	struct conf		*c;
 	const struct pinset	*ps;
 	const struct forwarder	*f;
 	enum exit_status	 status = EXIT_OK;
-	time_t			 now;
-	size_t			 i, j, n = 0;
+	size_t			 i, j;
 
-	now = time(NULL);
 	d = diag_new();
-	c = conf_parse_file(o->conf_path, now, d);
+	c = conf_parse_file(o->conf_path, time(NULL), d);
 	if (diag_count(d) > 0)
 		diag_print(d, stderr);
 	diag_free(d);
@@ -926,6 +1090,11 @@ run_check(const struct tool_opts *o)
 	if (c->npinsets == 0 && c->nforwarders == 0)
 		fprintf(stderr, PROGRAM ": %s: no pin sets to check\n",
 		    o->conf_path);
+	if (!check_start(&run, c)) {
+		conf_unref(c);
+		return EXIT_FAILED;
+	}
+	run.json = o->json;
 	if (o->json) {
 		printf("{\"config\":");
 		json_str(o->conf_path);
@@ -933,25 +1102,28 @@ run_check(const struct tool_opts *o)
 	}
 	for (i = 0; i < c->npinsets; i++) {
 		ps = &c->pinsets[i];
-		for (j = 0; j < ps->nhosts; j++, n++) {
+		for (j = 0; j < ps->nhosts; j++) {
 			if (strchr(ps->hosts[j], '*') != NULL)
-				check_skip(ps, ps->hosts[j], o->json, n == 0);
-			else if (!check_host(c, ps, ps->hosts[j], ps->port,
-			    NULL, NULL, now, o->json, n == 0))
+				check_skip(ps, ps->hosts[j], o->json,
+				    run.n++ == 0);
+			else if (!check_host(&run, ps, ps->hosts[j], ps->port,
+			    NULL))
 				status = EXIT_FAILED;
 		}
 	}
-	/* Forwarders: their upstream, the name verified being sni. */
-	for (i = 0; i < c->nforwarders; i++, n++) {
+	/* Forwarders: their upstream, as the daemon dials it. */
+	for (i = 0; i < c->nforwarders; i++) {
 		f = &c->forwarders[i];
-		if (!check_host(c, &c->pinsets[f->pinset], f->sni != NULL ?
-		    f->sni : f->host, f->port, f->host, f->name, now, o->json,
-		    n == 0))
+		if (!check_host(&run, &c->pinsets[f->pinset], f->host, f->port,
+		    f))
 			status = EXIT_FAILED;
 	}
 	if (o->json)
 		printf("\n],\"ok\":%s}\n", status == EXIT_OK ? "true" :
 		    "false");
+	runconf_unref(run.rc);
+	free(run.dialled);
+	probe_free(run.probe);
 	conf_unref(c);
 	return status;
 }
@@ -1199,6 +1371,12 @@ main(int argc, char **argv)
 
 	/* A server that resets the connection must not kill the tool. */
 	signal(SIGPIPE, SIG_IGN);
+	/*
+	 * The tool says what happened in its own words; the upstream code's
+	 * warnings (upstream_error, verify_failed, pin_mismatch) would say it
+	 * twice.
+	 */
+	log_set_level(LL_ERROR);
 	if ((r = parse_args(argc, argv, &o)) != -1)
 		return r;
 	switch (o.mode) {

@@ -41,8 +41,8 @@ runconf_ca(const struct conf *conf, const struct runconf *prev, char *err,
 }
 
 struct runconf *
-runconf_new(struct conf *conf, unsigned long gen, const struct runconf *prev,
-    char *err, size_t errlen)
+runconf_new_upstream(struct conf *conf, unsigned long gen, char *err,
+    size_t errlen)
 {
 	struct runconf	*rc;
 	size_t		 i;
@@ -57,8 +57,22 @@ runconf_new(struct conf *conf, unsigned long gen, const struct runconf *prev,
 	for (i = 0; i < conf->npinsets; i++)
 		rc->candidate_logged[i] = xcalloc(
 		    conf->pinsets[i].ncandidates + 1, sizeof(bool));
-	if ((rc->tls = tls_upstream_new(conf, err, errlen)) == NULL ||
-	    (rc->ca = runconf_ca(conf, prev, err, errlen)) == NULL ||
+	if ((rc->tls = tls_upstream_new(conf, err, errlen)) == NULL) {
+		runconf_unref(rc);
+		return NULL;
+	}
+	return rc;
+}
+
+struct runconf *
+runconf_new(struct conf *conf, unsigned long gen, const struct runconf *prev,
+    char *err, size_t errlen)
+{
+	struct runconf	*rc;
+
+	if ((rc = runconf_new_upstream(conf, gen, err, errlen)) == NULL)
+		return NULL;
+	if ((rc->ca = runconf_ca(conf, prev, err, errlen)) == NULL ||
 	    (rc->leaves = leafcert_cache_new(LEAFCERT_CACHE_DEFAULT, err,
 	    errlen)) == NULL) {
 		runconf_unref(rc);

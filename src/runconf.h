@@ -22,6 +22,7 @@ struct runconf {
 	unsigned long		 generation;
 	struct conf		*conf;		/* a reference of our own */
 	struct tls_upstream	*tls;		/* owned */
+	/* Both NULL in a generation for upstreams only. */
 	struct ca		*ca;		/* a reference of our own */
 	struct leafcert_cache	*leaves;	/* owned, issued by ca */
 	struct alpnguess	*alpn;		/* owned: upstreams' last ALPN */
@@ -36,6 +37,13 @@ struct runconf {
  */
 struct runconf	*runconf_new(struct conf *conf, unsigned long gen,
 		    const struct runconf *prev, char *err, size_t errlen);
+/*
+ * A generation for upstream connections only: the TLS contexts, without
+ * the CA and forged leaves of interception (ca and leaves stay NULL), so
+ * no CA file is read or created. pinproxy-pin checks hosts with it.
+ */
+struct runconf	*runconf_new_upstream(struct conf *conf, unsigned long gen,
+		    char *err, size_t errlen);
 /* Take a reference. */
 struct runconf	*runconf_ref(struct runconf *rc);
 /*

@@ -873,6 +873,22 @@ upstream_pins(const struct upstream *u)
 	return &u->pins;
 }
 
+STACK_OF(X509) *
+upstream_peer_chain(const struct upstream *u)
+{
+	return u->ssl != NULL ? SSL_get_peer_cert_chain(u->ssl) : NULL;
+}
+
+STACK_OF(X509) *
+upstream_verified_chain(const struct upstream *u)
+{
+	/* A resumed session carries no chain of its own. */
+	if (u->ssl == NULL || SSL_session_reused(u->ssl) ||
+	    SSL_get_verify_result(u->ssl) != X509_V_OK)
+		return NULL;
+	return SSL_get0_verified_chain(u->ssl);
+}
+
 void
 upstream_alpn(const struct upstream *u, const unsigned char **data,
     unsigned int *len)

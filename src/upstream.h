@@ -12,6 +12,7 @@
 #include <event2/bufferevent.h>
 #include <event2/dns.h>
 #include <event2/event.h>
+#include <openssl/x509.h>
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -124,6 +125,17 @@ struct bufferevent *upstream_bev(struct upstream *u);
 const char	*upstream_reason(const struct upstream *u);
 /* The pin verdict and the pins seen (after TLS). */
 const struct pincheck_result *upstream_pins(const struct upstream *u);
+/*
+ * The chain the server sent, in its order, once a handshake got that far
+ * (also when verification then failed), or NULL; owned by the upstream.
+ */
+STACK_OF(X509)	*upstream_peer_chain(const struct upstream *u);
+/*
+ * The chain verification built, leaf first, after a full handshake that
+ * verified (also when the pins then refused it), or NULL; owned by the
+ * upstream.
+ */
+STACK_OF(X509)	*upstream_verified_chain(const struct upstream *u);
 /* The protocol the server selected with ALPN (len 0 for none). */
 void		 upstream_alpn(const struct upstream *u,
 		    const unsigned char **data, unsigned int *len);

@@ -2,7 +2,8 @@
 # pinproxy-pin end to end: pins of certificate files equal the openssl
 # pipeline of the product contract, live chains are fetched from openssl
 # s_server on the loopback, --ini sections are accepted by pinproxy -t, and
-# --check tells a matching pin from a wrong one.
+# --check tells a matching pin from a wrong one and refuses what the daemon
+# refuses (a deny_pin key, its own listening address).
 
 . "${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}/tests/lib.sh"
 
@@ -178,8 +179,9 @@ check_grep "a wrong name fails as a host name mismatch" \
 DEAD=$(free_port)
 run dead "$PINPROXY_PIN" -s "127.0.0.1:$DEAD"
 check_rc "an unreachable port gives status 1" 1 dead
-check_grep "an unreachable port is reported on stderr" \
-    "^pinproxy-pin: cannot connect to 127.0.0.1:$DEAD" "$TMP/dead.err"
+check_grep "an unreachable port is reported on stderr, as the daemon says it" \
+    "^pinproxy-pin: cannot connect to 127.0.0.1 port $DEAD: Connection refused$" \
+    "$TMP/dead.err"
 check_eq "an unreachable port prints nothing on stdout" "" \
     "$(cat "$TMP/dead.out")"
 
@@ -314,6 +316,18 @@ check_eq "--check: the host line, the pins, then the warning" \
   warning: leaf-only pins break at every certificate renewal" \
     "$(cat "$TMP/check_leaf.out")"
 
+## --check refuses a denied key as the daemon does: the leaf pin matches,
+## but deny_pin names the intermediate of the verified chain.
+
+sed "/^\[proxy\]$/a deny_pin = $INTER" "$TMP/leafonly.conf" >"$TMP/deny.conf"
+run check_deny "$PINPROXY_PIN" --check -c "$TMP/deny.conf"
+check_rc "--check of a chain holding a deny_pin key exits 1" 1 check_deny
+check_grep "--check reports the denied key and its depth, as pin_denied does" \
+    "^api.test:$PORT  pinset=api-test  DENIED \(the verified chain holds a denied key at depth 1: $(q "$INTER")\)$" \
+    "$TMP/check_deny.out"
+check_grep "--check still places the pins in the denied chain" \
+    "^  pin $(q "$LEAF")  leaf$" "$TMP/check_deny.out"
+
 # check_json NAME CONF PYTHON: --check --json -c CONF parsed by a JSON
 # parser, then PYTHON asserts on it as d; one case.
 check_json()
@@ -345,6 +359,11 @@ p = d['hosts'][0]['pins']
 assert [(x['place'], x['depth']) for x in p] == \
     [('leaf', 0), ('intermediate', 1), ('root', 2)], p
 assert d['hosts'][0]['warnings'] == ['no backup pin'], d
+"
+check_json json_deny "$TMP/deny.conf" "
+h = d['hosts'][0]
+assert d['ok'] is False and h['result'] == 'denied' and not h['ok'], d
+assert [c['pin'] for c in h['chain']] == ['$LEAF', '$INTER', '$ROOT'], h
 "
 check_json json_wrong "$TMP/wrong.conf" "
 h = d['hosts'][0]
@@ -385,11 +404,11 @@ hosts = *.wild.test
 EOF
 run check_dead "$PINPROXY_PIN" --check -c "$TMP/dead.conf"
 check_rc "--check with unreachable hosts exits 1" 1 check_dead
-check_grep "--check reports a refused connection" \
-    "^dead.test:443  pinset=dead  error \(cannot connect to 127.0.0.1:$DEAD" \
+check_grep "--check reports a refused connection to connect_to" \
+    "^dead.test:443  pinset=dead  error \(cannot connect to dead.test port 443: Connection refused\)$" \
     "$TMP/check_dead.out"
 check_grep "--check gives up on a silent server after connect_timeout" \
-    "^mute.test:443  pinset=mute  error \(.*timed out\)$" \
+    "^mute.test:443  pinset=mute  error \(no TLS handshake within 1s\)$" \
     "$TMP/check_dead.out"
 check_grep "--check skips wildcard patterns with a note" \
     "^\*\.wild\.test:443  pinset=mute  skipped" "$TMP/check_dead.out"
@@ -415,7 +434,7 @@ CHECK_LEAF=$(sh "$MKPKI" pin "$PKI/check.pem")
 CPORT=$(free_port)
 serve CHECK_SERVER "$CPORT" "$PKI/check.pem" "$PKI/check.key" \
     "$PKI/inter.pem"
-start_dnsd --map check.test=127.0.0.1
+start_dnsd --map check.test=127.0.0.1 --map loop.test=127.0.0.1
 cat >"$TMP/resolve.conf" <<EOF
 [pins:check]
 hosts = check.test
@@ -443,6 +462,49 @@ else
 	not_ok "the check.test s_server did not start"
 fi
 stop "$CHECK_SERVER"
+
+## Loops: a name that resolves to one of the configuration's listening
+## addresses is refused as the daemon refuses it, whatever answers there.
+## The same section under another listen address matches.
+
+sh "$MKPKI" leaf "$PKI" loop "DNS:loop.test" inter >>"$TMP/mkpki.log" 2>&1
+LPORT=$(free_port)
+serve LOOP_SERVER "$LPORT" "$PKI/loop.pem" "$PKI/loop.key" "$PKI/inter.pem"
+# loop_conf LISTEN_PORT: a configuration listening there, pinning loop.test.
+loop_conf()
+{
+	cat <<EOF
+[proxy]
+listen = 127.0.0.1:$1
+ca_cert = $PKI/root.pem
+ca_key = $PKI/root.key
+
+[pins:loop]
+hosts = loop.test
+port = $LPORT
+ca_file = $PKI/root.pem
+pin = $INTER
+pin = $RSA
+EOF
+}
+loop_conf "$LPORT" >"$TMP/loop.conf"
+loop_conf "$PROXY_PORT" >"$TMP/noloop.conf"
+if wait_port "$LPORT"; then
+	run check_noloop env PINPROXY_RESOLV_CONF="$TMP/resolv.conf" \
+	    "$PINPROXY_PIN" --check -c "$TMP/noloop.conf"
+	check_rc "--check of loop.test under another listen address exits 0" \
+	    0 check_noloop
+	run check_loop env PINPROXY_RESOLV_CONF="$TMP/resolv.conf" \
+	    "$PINPROXY_PIN" --check -c "$TMP/loop.conf"
+	check_rc "--check of a host at the proxy's own address exits 1" 1 \
+	    check_loop
+	check_grep "--check refuses the proxy's own address as a loop" \
+	    "^loop.test:$LPORT  pinset=loop  error \(loop.test port $LPORT is the proxy's own listening address\)$" \
+	    "$TMP/check_loop.out"
+else
+	not_ok "the loop.test s_server did not start"
+fi
+stop "$LOOP_SERVER"
 
 ## -s ADDR -n NAME (the emulator's case): NAME is the SNI sent and the
 ## name verified; the certificates below carry no IP address.
@@ -476,6 +538,46 @@ else
 fi
 stop "$NAMED"
 stop "$OTHER"
+
+## A host checked twice, as a pin set's host and as a forwarder's upstream,
+## gets a full handshake each time: over TLS 1.2 the second would
+## otherwise resume the session of the first and have no chain to show.
+
+TPORT=$(free_port)
+spawn TLS12 openssl s_server -tls1_2 -accept "127.0.0.1:$TPORT" \
+    -cert "$PKI/leaf.pem" -key "$PKI/leaf.key" -cert_chain "$PKI/inter.pem" \
+    -www -quiet </dev/null >>"$TMP/s_server.log" 2>&1
+cat >"$TMP/twice.conf" <<EOF
+[proxy]
+listen = 127.0.0.1:$PROXY_PORT
+ca_cert = $PKI/root.pem
+ca_key = $PKI/root.key
+
+[pins:twice]
+hosts = api.test
+port = $TPORT
+connect_to = 127.0.0.1:$TPORT
+ca_file = $PKI/root.pem
+pin = $INTER
+pin = $RSA
+
+[forward:twice]
+listen = 127.0.0.1:$DEAD
+upstream = api.test:$TPORT
+pinset = twice
+EOF
+if wait_port "$TPORT"; then
+	run check_twice "$PINPROXY_PIN" --check -c "$TMP/twice.conf"
+	check_rc "--check of a host and a forwarder to it exits 0" 0 \
+	    check_twice
+	check_eq "--check places the pins of both, each from a full handshake" \
+	    "2 2" "$(grep -cE "^api.test:$TPORT  .*pinset=twice  match$" \
+	    "$TMP/check_twice.out") $(grep -cE "^  pin $(q "$INTER")  intermediate depth=1$" \
+	    "$TMP/check_twice.out")"
+else
+	not_ok "the TLS 1.2 s_server did not start"
+fi
+stop "$TLS12"
 
 ## The appended-intermediate attack: a foreign leaf sent with the genuine
 ## intermediate appended. Only the verified chain counts.

@@ -1,7 +1,8 @@
 /*
  * Tests of configuration generations: a generation shares the CA of the
  * one before when its files are unchanged and loads its own otherwise,
- * always has leaves of its own, and a CA that does not load fails it.
+ * always has leaves of its own, and a CA that does not load fails it; a
+ * generation for upstreams only has neither CA nor leaves.
  */
 #include "config.h"
 
@@ -178,6 +179,41 @@ test_runconf_retire_empties_only_the_leaves(void **state)
 	conf_unref(conf);
 }
 
+static void
+test_runconf_for_upstreams_only_reads_and_creates_no_ca(void **state)
+{
+	struct fixture	*fx = *state;
+	struct conf	*conf = conf_with_ca(fx->cert, fx->key);
+	struct runconf	*rc;
+	char		 err[512] = "";
+
+	rc = runconf_new_upstream(conf, 7, err, sizeof(err));
+	if (rc == NULL)
+		fail_msg("runconf_new_upstream: %s", err);
+	assert_non_null(rc->tls);
+	assert_null(rc->ca);
+	assert_null(rc->leaves);
+	assert_int_equal(rc->generation, 7);
+	assert_int_equal(access(fx->cert, F_OK), -1);
+	assert_int_equal(access(fx->key, F_OK), -1);
+	runconf_unref(rc);
+	conf_unref(conf);
+}
+
+static void
+test_runconf_for_upstreams_fails_on_a_missing_trust_file(void **state)
+{
+	struct fixture	*fx = *state;
+	struct conf	*conf = conf_with_ca(fx->cert, fx->key);
+	char		 err[512] = "";
+
+	free(conf->trust);
+	conf->trust = xstrdup(fx->cert2);
+	assert_null(runconf_new_upstream(conf, 1, err, sizeof(err)));
+	assert_non_null(strstr(err, fx->cert2));
+	conf_unref(conf);
+}
+
 #define FX_TEST(f)	cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int
@@ -188,6 +224,8 @@ main(void)
 		FX_TEST(test_runconf_loads_the_ca_named_by_other_paths),
 		FX_TEST(test_runconf_fails_when_the_ca_does_not_load),
 		FX_TEST(test_runconf_retire_empties_only_the_leaves),
+		FX_TEST(test_runconf_for_upstreams_only_reads_and_creates_no_ca),
+		FX_TEST(test_runconf_for_upstreams_fails_on_a_missing_trust_file),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
