@@ -6,7 +6,9 @@
  * SSL_write(3) directly. Each direction reads only once what it read
  * before has been written: at most one read (or one pipe) is ever in
  * flight, so memory stays bounded with no watermarks. Between two plain
- * sockets, bulk data moves through a pipe with splice(2).
+ * sockets, bulk data moves through a pipe with splice(2). An idle relay
+ * holds no buffer: neither OpenSSL's record buffers nor space the
+ * bufferevents reserved before the relay took over.
  */
 #include "config.h"
 
@@ -105,6 +107,16 @@ struct relay {
 
 /* Reads land here and are written at once; single-threaded. */
 static unsigned char	relay_scratch[RELAY_IO_MAX];
+
+/*
+ * SSL_free_buffers(3) refuses while a record is partly read only from
+ * OpenSSL 3.0.14 on (CVE-2024-4741); before, a TLS end keeps its buffer.
+ */
+#if OPENSSL_VERSION_NUMBER >= 0x300000e0L
+#define RELAY_FREE_TLS_BUFFERS	1
+#else
+#define RELAY_FREE_TLS_BUFFERS	0
+#endif
 
 /* Report the end once; the callee frees the relay. */
 static void
@@ -322,6 +334,21 @@ relay_way_eof(struct relay_way *w)
 	return RELAY_MORE;
 }
 
+/*
+ * The TLS end e has nothing more to read: give back OpenSSL's record
+ * buffers. SSL_MODE_RELEASE_BUFFERS frees the read buffer when a read
+ * finds it empty and the write buffer after a whole write, but a message
+ * after the handshake (a TLS 1.3 session ticket) sets up both and leaves
+ * the write buffer, 16.5 KB, with nothing written through it. OpenSSL
+ * keeps what holds part of a record, and allocates again when needed.
+ */
+static void
+relay_idle_tls(const struct relay_end *e)
+{
+	if (RELAY_FREE_TLS_BUFFERS && e->ssl != NULL)
+		(void)SSL_free_buffers(e->ssl);
+}
+
 /* Read once from from; what was read is written or queued. */
 static enum relay_step
 relay_way_read(struct relay_way *w)
@@ -346,6 +373,7 @@ relay_way_read(struct relay_way *w)
 		break;
 	case RELAY_IO_WANT_READ:
 		w->drained = true;
+		relay_idle_tls(&w->from);
 		/* FALLTHROUGH */
 	case RELAY_IO_WANT_WRITE:
 		return relay_way_block(w, io, false);
@@ -446,6 +474,21 @@ relay_end_init(struct relay_end *e, struct bufferevent *bev)
 	SSL_set_default_read_buffer_len(e->ssl, RELAY_IO_MAX);
 }
 
+/*
+ * Free the chains an empty buffer still holds. A bufferevent reserves
+ * its read space before it reads (RELAY_IO_MAX rounded up to a power of
+ * two, 128 KiB, once tuned) and keeps it when the read brought nothing,
+ * as when OpenSSL took a TLS 1.3 session ticket; libevent frees chains
+ * only as it drains bytes, and from an empty buffer it drains none. The
+ * front of buf must not be frozen.
+ */
+static void
+relay_release(struct evbuffer *buf)
+{
+	if (evbuffer_get_length(buf) == 0 && evbuffer_prepend(buf, "", 1) == 0)
+		evbuffer_drain(buf, 1);
+}
+
 /* Set up one direction, taking the bytes it must send first. */
 static void
 relay_way_init(struct relay *r, struct relay_way *w, struct event_base *base,
@@ -473,9 +516,11 @@ relay_way_init(struct relay *r, struct relay_way *w, struct event_base *base,
 	out = bufferevent_get_output(to);
 	evbuffer_unfreeze(out, 1);
 	evbuffer_add_buffer(w->queue, out);
+	relay_release(out);
 	evbuffer_freeze(out, 1);
 	*moved += evbuffer_get_length(bufferevent_get_input(from));
 	evbuffer_add_buffer(w->queue, bufferevent_get_input(from));
+	relay_release(bufferevent_get_input(from));
 }
 
 /* Stop a bufferevent for good: the relay owns its descriptor's traffic. */
