@@ -66,15 +66,16 @@ struct relay_way {
 	const char		*from_error;	/* reasons for the debug log */
 	const char		*to_error;
 	struct event		*readable;	/* on from */
-	struct event		*writable;	/* on to, while a write waits */
 	/*
-	 * TLS may need the other readiness of a descriptor: a read that
-	 * must write first (from), a write that must read first (to).
-	 * Made when first needed.
+	 * Made when first needed, as most relays never wait to write and
+	 * never hold a byte unwritten: the event for to, while a write
+	 * waits; and those for the other readiness TLS may need, a read that
+	 * must write first (from) or a write that must read first (to).
 	 */
+	struct event		*writable;
 	struct event		*from_writable;
 	struct event		*to_readable;
-	struct evbuffer		*queue;		/* read, not yet written */
+	struct evbuffer		*queue;		/* read, not written; or NULL */
 	/*
 	 * Once a read between two plain sockets fills the whole scratch
 	 * buffer the direction is carrying bulk data and moves it through
@@ -128,7 +129,8 @@ relay_end(struct relay *r, const char *why)
 	for (i = 0; i < 2; i++) {
 		w = &r->way[i];
 		event_del(w->readable);
-		event_del(w->writable);
+		if (w->writable != NULL)
+			event_del(w->writable);
 		if (w->from_writable != NULL)
 			event_del(w->from_writable);
 		if (w->to_readable != NULL)
@@ -264,7 +266,7 @@ relay_way_block(struct relay_way *w, enum relay_io io, bool on_to)
 {
 	event_del(w->readable);
 	if (on_to && io == RELAY_IO_WANT_WRITE)
-		event_add(w->writable, NULL);
+		relay_wait(w, &w->writable, w->to.fd, EV_WRITE);
 	else if (on_to)
 		relay_wait(w, &w->to_readable, w->to.fd, EV_READ);
 	else if (io == RELAY_IO_WANT_WRITE)
@@ -282,7 +284,7 @@ relay_way_flush(struct relay_way *w)
 	size_t		 len, n;
 	ssize_t		 sn;
 
-	while ((len = evbuffer_get_length(w->queue)) > 0) {
+	while (w->queue != NULL && (len = evbuffer_get_length(w->queue)) > 0) {
 		if (len > RELAY_IO_MAX)
 			len = RELAY_IO_MAX;
 		/* TLS retries a write with at least the bytes it had. */
@@ -296,6 +298,10 @@ relay_way_flush(struct relay_way *w)
 			return RELAY_ENDED;
 		}
 	}
+	if (w->queue != NULL) {
+		evbuffer_free(w->queue);
+		w->queue = NULL;
+	}
 	while (w->inpipe > 0) {
 		sn = splice(w->pipe[0], NULL, w->to.fd, NULL, w->inpipe,
 		    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
@@ -308,7 +314,8 @@ relay_way_flush(struct relay_way *w)
 		}
 		w->inpipe -= (size_t)sn;
 	}
-	event_del(w->writable);
+	if (w->writable != NULL)
+		event_del(w->writable);
 	if (!w->r->closing)
 		event_add(w->readable, NULL);
 	return RELAY_MORE;
@@ -396,8 +403,11 @@ relay_way_read(struct relay_way *w)
 		return RELAY_ENDED;
 	}
 	/* The next flush waits for what the rest needs. */
-	if (sent < n)
+	if (sent < n) {
+		if (w->queue == NULL)
+			w->queue = evbuffer_new();
 		evbuffer_add(w->queue, relay_scratch + sent, n - sent);
+	}
 	if (plain && !w->drained)
 		relay_way_pipe(w);
 	return RELAY_MORE;
@@ -506,8 +516,6 @@ relay_way_init(struct relay *r, struct relay_way *w, struct event_base *base,
 	w->moved = moved;
 	w->readable = event_new(base, w->from.fd, EV_READ | EV_PERSIST,
 	    relay_way_cb, w);
-	w->writable = event_new(base, w->to.fd, EV_WRITE | EV_PERSIST,
-	    relay_way_cb, w);
 	w->queue = evbuffer_new();
 	/*
 	 * Queued for to before the relay, then read from from: in order.
@@ -571,7 +579,7 @@ relay_new(struct event_base *base, struct bufferevent *client,
 		 * loop (a write that fails here would end the relay before
 		 * the caller has it).
 		 */
-		event_active(r->way[i].writable, EV_WRITE, 1);
+		event_active(r->way[i].readable, EV_READ, 1);
 	}
 	return r;
 }
@@ -631,12 +639,14 @@ relay_free(struct relay *r)
 	for (i = 0; i < 2; i++) {
 		w = &r->way[i];
 		event_free(w->readable);
-		event_free(w->writable);
+		if (w->writable != NULL)
+			event_free(w->writable);
 		if (w->from_writable != NULL)
 			event_free(w->from_writable);
 		if (w->to_readable != NULL)
 			event_free(w->to_readable);
-		evbuffer_free(w->queue);
+		if (w->queue != NULL)
+			evbuffer_free(w->queue);
 		if (w->pipe[0] != -1) {
 			close(w->pipe[0]);
 			close(w->pipe[1]);
