@@ -294,7 +294,8 @@ teardown(void **state)
 	struct fixture	*f = *state;
 
 	relay_free(f->relay);
-	bufferevent_free(f->client);
+	if (f->client != NULL)
+		bufferevent_free(f->client);
 	if (f->server != NULL)
 		bufferevent_free(f->server);
 	SSL_CTX_free(f->server_ctx);
@@ -441,6 +442,50 @@ test_relay_sockets_sends_the_bytes_the_bufferevents_held_first(
 	/* Bytes read from each side count; bytes queued before do not. */
 	assert_int_equal(f->up, 11);
 	assert_int_equal(f->down, 9);
+}
+
+/* Free a bufferevent but keep its socket; the socket, or -1. */
+static int
+bev_shed(struct bufferevent **bev)
+{
+	int	 fd = bufferevent_getfd(*bev);
+
+	bufferevent_setfd(*bev, -1);
+	bufferevent_free(*bev);
+	*bev = NULL;
+	return fd;
+}
+
+static void
+test_relay_sockets_runs_on_after_the_bufferevents_are_freed(void **state)
+{
+	struct fixture	*f = *state;
+	unsigned char	 buf[16];
+	int		 c, s;
+
+	/* What they held goes first, as ever. */
+	bufferevent_disable(f->server, EV_WRITE);
+	bufferevent_write(f->server, "early ", 6);
+	start(f, 60000);
+	c = bev_shed(&f->client);
+	s = bev_shed(&f->server);
+	assert_int_equal(transfer(f, f->app, (const unsigned char *)"ping", 4,
+	    f->origin, buf, 10), 10);
+	assert_memory_equal(buf, "early ping", 10);
+	assert_int_equal(transfer(f, f->origin, (const unsigned char *)"pong",
+	    4, f->app, buf, 4), 4);
+	assert_memory_equal(buf, "pong", 4);
+	assert_int_equal(send(f->app, "bye", 3, 0), 3);
+	assert_int_equal(shutdown(f->app, SHUT_WR), 0);
+	run_until_end(f);
+	assert_non_null(f->why);
+	assert_string_equal(f->why, "closed");
+	assert_int_equal(f->up, 7);
+	assert_int_equal(f->down, 4);
+	relay_free(f->relay);
+	f->relay = NULL;
+	close(c);
+	close(s);
 }
 
 static void
@@ -632,6 +677,9 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(
 		    test_relay_sockets_sends_the_bytes_the_bufferevents_held_first,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_relay_sockets_runs_on_after_the_bufferevents_are_freed,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_relay_sockets_moves_8_mib_each_way_intact_through_pipes,
