@@ -6,7 +6,9 @@
  * SSL_write(3) directly. Each direction reads only once what it read
  * before has been written: at most one read (or one pipe) is ever in
  * flight, so memory stays bounded with no watermarks. Between two plain
- * sockets, bulk data moves through a pipe with splice(2).
+ * sockets, bulk data moves through a pipe with splice(2). An idle relay
+ * holds no buffer: neither OpenSSL's record buffers nor space the
+ * bufferevents reserved before the relay took over.
  */
 #include "config.h"
 
@@ -63,15 +65,16 @@ struct relay_way {
 	const char		*from_error;	/* reasons for the debug log */
 	const char		*to_error;
 	struct event		*readable;	/* on from */
-	struct event		*writable;	/* on to, while a write waits */
 	/*
-	 * TLS may need the other readiness of a descriptor: a read that
-	 * must write first (from), a write that must read first (to).
-	 * Made when first needed.
+	 * Made when first needed, as most relays never wait to write and
+	 * never hold a byte unwritten: the event for to, while a write
+	 * waits; and those for the other readiness TLS may need, a read that
+	 * must write first (from) or a write that must read first (to).
 	 */
+	struct event		*writable;
 	struct event		*from_writable;
 	struct event		*to_readable;
-	struct evbuffer		*queue;		/* read, not yet written */
+	struct evbuffer		*queue;		/* read, not written; or NULL */
 	/*
 	 * Once a read between two plain sockets fills the whole scratch
 	 * buffer the direction is carrying bulk data and moves it through
@@ -105,6 +108,16 @@ struct relay {
 /* Reads land here and are written at once; single-threaded. */
 static unsigned char	relay_scratch[RELAY_IO_MAX];
 
+/*
+ * SSL_free_buffers(3) refuses while a record is partly read only from
+ * OpenSSL 3.0.14 on (CVE-2024-4741); before, a TLS end keeps its buffer.
+ */
+#if OPENSSL_VERSION_NUMBER >= 0x300000e0L
+#define RELAY_FREE_TLS_BUFFERS	1
+#else
+#define RELAY_FREE_TLS_BUFFERS	0
+#endif
+
 /* Report the end once; the callee frees the relay. */
 static void
 relay_end(struct relay *r, const char *why)
@@ -115,7 +128,8 @@ relay_end(struct relay *r, const char *why)
 	for (i = 0; i < 2; i++) {
 		w = &r->way[i];
 		event_del(w->readable);
-		event_del(w->writable);
+		if (w->writable != NULL)
+			event_del(w->writable);
 		if (w->from_writable != NULL)
 			event_del(w->from_writable);
 		if (w->to_readable != NULL)
@@ -251,7 +265,7 @@ relay_way_block(struct relay_way *w, enum relay_io io, bool on_to)
 {
 	event_del(w->readable);
 	if (on_to && io == RELAY_IO_WANT_WRITE)
-		event_add(w->writable, NULL);
+		relay_wait(w, &w->writable, w->to.fd, EV_WRITE);
 	else if (on_to)
 		relay_wait(w, &w->to_readable, w->to.fd, EV_READ);
 	else if (io == RELAY_IO_WANT_WRITE)
@@ -269,7 +283,7 @@ relay_way_flush(struct relay_way *w)
 	size_t		 len, n;
 	ssize_t		 sn;
 
-	while ((len = evbuffer_get_length(w->queue)) > 0) {
+	while (w->queue != NULL && (len = evbuffer_get_length(w->queue)) > 0) {
 		if (len > RELAY_IO_MAX)
 			len = RELAY_IO_MAX;
 		/* TLS retries a write with at least the bytes it had. */
@@ -283,6 +297,10 @@ relay_way_flush(struct relay_way *w)
 			return RELAY_ENDED;
 		}
 	}
+	if (w->queue != NULL) {
+		evbuffer_free(w->queue);
+		w->queue = NULL;
+	}
 	while (w->inpipe > 0) {
 		sn = splice(w->pipe[0], NULL, w->to.fd, NULL, w->inpipe,
 		    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
@@ -295,7 +313,8 @@ relay_way_flush(struct relay_way *w)
 		}
 		w->inpipe -= (size_t)sn;
 	}
-	event_del(w->writable);
+	if (w->writable != NULL)
+		event_del(w->writable);
 	if (!w->r->closing)
 		event_add(w->readable, NULL);
 	return RELAY_MORE;
@@ -319,6 +338,21 @@ relay_way_eof(struct relay_way *w)
 	event_del(w->r->way[0].readable);
 	event_del(w->r->way[1].readable);
 	return RELAY_MORE;
+}
+
+/*
+ * The TLS end e has nothing more to read: give back OpenSSL's record
+ * buffers. SSL_MODE_RELEASE_BUFFERS frees the read buffer when a read
+ * finds it empty and the write buffer after a whole write, but a message
+ * after the handshake (a TLS 1.3 session ticket) sets up both and leaves
+ * the write buffer, 16.5 KB, with nothing written through it. OpenSSL
+ * keeps what holds part of a record, and allocates again when needed.
+ */
+static void
+relay_idle_tls(const struct relay_end *e)
+{
+	if (RELAY_FREE_TLS_BUFFERS && e->ssl != NULL)
+		(void)SSL_free_buffers(e->ssl);
 }
 
 /* Read once from from; what was read is written or queued. */
@@ -345,6 +379,7 @@ relay_way_read(struct relay_way *w)
 		break;
 	case RELAY_IO_WANT_READ:
 		w->drained = true;
+		relay_idle_tls(&w->from);
 		/* FALLTHROUGH */
 	case RELAY_IO_WANT_WRITE:
 		return relay_way_block(w, io, false);
@@ -367,8 +402,11 @@ relay_way_read(struct relay_way *w)
 		return RELAY_ENDED;
 	}
 	/* The next flush waits for what the rest needs. */
-	if (sent < n)
+	if (sent < n) {
+		if (w->queue == NULL)
+			w->queue = evbuffer_new();
 		evbuffer_add(w->queue, relay_scratch + sent, n - sent);
+	}
 	if (plain && !w->drained)
 		relay_way_pipe(w);
 	return RELAY_MORE;
@@ -445,6 +483,21 @@ relay_end_init(struct relay_end *e, struct bufferevent *bev)
 	SSL_set_default_read_buffer_len(e->ssl, RELAY_IO_MAX);
 }
 
+/*
+ * Free the chains an empty buffer still holds. A bufferevent reserves
+ * its read space before it reads (RELAY_IO_MAX rounded up to a power of
+ * two, 128 KiB, once tuned) and keeps it when the read brought nothing,
+ * as when OpenSSL took a TLS 1.3 session ticket; libevent frees chains
+ * only as it drains bytes, and from an empty buffer it drains none. The
+ * front of buf must not be frozen.
+ */
+static void
+relay_release(struct evbuffer *buf)
+{
+	if (evbuffer_get_length(buf) == 0 && evbuffer_prepend(buf, "", 1) == 0)
+		evbuffer_drain(buf, 1);
+}
+
 /* Set up one direction, taking the bytes it must send first. */
 static void
 relay_way_init(struct relay *r, struct relay_way *w, struct event_base *base,
@@ -462,8 +515,6 @@ relay_way_init(struct relay *r, struct relay_way *w, struct event_base *base,
 	w->moved = moved;
 	w->readable = event_new(base, w->from.fd, EV_READ | EV_PERSIST,
 	    relay_way_cb, w);
-	w->writable = event_new(base, w->to.fd, EV_WRITE | EV_PERSIST,
-	    relay_way_cb, w);
 	w->queue = evbuffer_new();
 	/*
 	 * Queued for to before the relay, then read from from: in order.
@@ -472,9 +523,11 @@ relay_way_init(struct relay *r, struct relay_way *w, struct event_base *base,
 	out = bufferevent_get_output(to);
 	evbuffer_unfreeze(out, 1);
 	evbuffer_add_buffer(w->queue, out);
+	relay_release(out);
 	evbuffer_freeze(out, 1);
 	*moved += evbuffer_get_length(bufferevent_get_input(from));
 	evbuffer_add_buffer(w->queue, bufferevent_get_input(from));
+	relay_release(bufferevent_get_input(from));
 }
 
 /* Stop a bufferevent for good: the relay owns its descriptor's traffic. */
@@ -525,7 +578,7 @@ relay_new(struct event_base *base, struct bufferevent *client,
 		 * loop (a write that fails here would end the relay before
 		 * the caller has it).
 		 */
-		event_active(r->way[i].writable, EV_WRITE, 1);
+		event_active(r->way[i].readable, EV_READ, 1);
 	}
 	return r;
 }
@@ -594,12 +647,14 @@ relay_free(struct relay *r)
 	for (i = 0; i < 2; i++) {
 		w = &r->way[i];
 		event_free(w->readable);
-		event_free(w->writable);
+		if (w->writable != NULL)
+			event_free(w->writable);
 		if (w->from_writable != NULL)
 			event_free(w->from_writable);
 		if (w->to_readable != NULL)
 			event_free(w->to_readable);
-		evbuffer_free(w->queue);
+		if (w->queue != NULL)
+			evbuffer_free(w->queue);
 		if (w->pipe[0] != -1) {
 			close(w->pipe[0]);
 			close(w->pipe[1]);

@@ -30,11 +30,13 @@ typedef void (*relay_done_cb)(struct relay *, const char *why, void *arg);
 /*
  * Pump bytes between client and server until either side closes and what
  * it sent has been delivered, or nothing moved for idle_ms milliseconds.
- * Both are socket bufferevents, plain or OpenSSL, never filters; they
- * stay borrowed (the caller frees them after the relay) but are
- * disabled: the relay reads and writes their descriptors and TLS
- * connections itself, and what they hold (read and not yet relayed, or
- * queued and not yet written) goes first.
+ * Both are socket bufferevents, plain or OpenSSL, never filters. The
+ * relay reads and writes their descriptors and TLS connections itself,
+ * and what they hold (read and not yet relayed, or queued and not yet
+ * written) goes first. It disables them and keeps no reference to them:
+ * the caller may free them as soon as this returns (an idle connection
+ * then holds none of their buffers), as long as the descriptors and TLS
+ * connections stay until relay_free().
  */
 struct relay	*relay_new(struct event_base *base, struct bufferevent *client,
 		    struct bufferevent *server, uint64_t idle_ms,
@@ -60,7 +62,10 @@ void		 relay_tune(struct bufferevent *bev);
 /* Bytes moved so far: up is client to server, down the other way. */
 void		 relay_counts(const struct relay *r, uint64_t *up,
 		    uint64_t *down);
-/* Stop pumping and free (NULL ok); leaves both bufferevents alone. */
+/*
+ * Stop pumping and free (NULL ok); leaves both bufferevents, descriptors
+ * and TLS connections alone.
+ */
 void		 relay_free(struct relay *r);
 
 #endif

@@ -43,7 +43,12 @@ struct tcpfwd_conn {
 	struct tcpfwd			*t;
 	struct runconf			*rc;	/* reference */
 	const struct forwarder		*f;	/* borrowed from rc */
+	/*
+	 * The client's socket, in a bufferevent until the relay runs on
+	 * the socket itself (then fd).
+	 */
 	struct bufferevent		*client;
+	int				 fd;
 	struct upstream			*up;
 	struct relay			*relay;
 	char				 addr[CONF_ADDR_TEXT_MAX];
@@ -93,7 +98,10 @@ tcpfwd_conn_close(struct tcpfwd_conn *c)
 
 	relay_free(c->relay);
 	upstream_free(c->up);
-	bufferevent_free(c->client);
+	if (c->client != NULL)
+		bufferevent_free(c->client);
+	if (c->fd != -1)
+		close(c->fd);
 	runconf_unref(c->rc);
 	TAILQ_REMOVE(&c->t->conns, c, entry);
 	free(c);
@@ -135,6 +143,12 @@ tcpfwd_tls_cb(struct upstream *u, enum upstream_status st, void *arg)
 	/* The verdict allows traffic: only now is the client read. */
 	c->relay = relay_new(c->t->env->base, c->client, upstream_bev(u),
 	    c->rc->conf->idle_timeout_ms, tcpfwd_relay_done_cb, c);
+	/* The relay runs on the sockets: the bufferevents go, idle or not. */
+	c->fd = bufferevent_getfd(c->client);
+	bufferevent_setfd(c->client, -1);
+	bufferevent_free(c->client);
+	c->client = NULL;
+	upstream_relayed(u);
 }
 
 static void
@@ -181,6 +195,7 @@ tcpfwd_accept_cb(struct evconnlistener *evl, evutil_socket_t fd,
 
 	c = xcalloc(1, sizeof(*c));
 	c->t = t;
+	c->fd = -1;
 	c->rc = runconf_ref(env->rc);
 	c->f = conf_forwarder_at(c->rc->conf, tl->addr.text);
 	evutil_gettimeofday(&c->start, NULL);

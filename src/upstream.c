@@ -79,8 +79,12 @@ struct upstream {
 	struct event			*connect_ev;
 	int				 last_errno;
 
+	/*
+	 * The upstream owns its socket and TLS connection; the bufferevent
+	 * only borrows them, and goes once a relay runs on them.
+	 */
 	struct bufferevent		*bev;
-	SSL				*ssl;		/* owned by bev */
+	SSL				*ssl;
 	struct pincheck_result		 pins;
 	char				 reason[256];
 };
@@ -820,8 +824,7 @@ upstream_start_tls(struct upstream *u, const unsigned char *alpn,
 	    alpnlen);
 	if (u->ssl != NULL)
 		u->bev = bufferevent_openssl_socket_new(u->base, u->fd, u->ssl,
-		    BUFFEREVENT_SSL_CONNECTING,
-		    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+		    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_DEFER_CALLBACKS);
 	if (u->bev == NULL) {
 		SSL_free(u->ssl);
 		u->ssl = NULL;
@@ -829,7 +832,6 @@ upstream_start_tls(struct upstream *u, const unsigned char *alpn,
 		    u->host);
 		return;
 	}
-	u->fd = -1;	/* the bufferevent owns it now */
 	relay_tune(u->bev);
 	bufferevent_openssl_set_allow_dirty_shutdown(u->bev, 1);
 	bufferevent_setcb(u->bev, NULL, NULL, upstream_tls_event_cb, u);
@@ -848,9 +850,8 @@ void
 upstream_start_plain(struct upstream *u)
 {
 	u->bev = bufferevent_socket_new(u->base, u->fd,
-	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	    BEV_OPT_DEFER_CALLBACKS);
 	relay_tune(u->bev);
-	u->fd = -1;
 	u->tls = false;
 	u->state = UPSTREAM_READY;
 }
@@ -859,6 +860,15 @@ struct bufferevent *
 upstream_bev(struct upstream *u)
 {
 	return u->state == UPSTREAM_READY ? u->bev : NULL;
+}
+
+void
+upstream_relayed(struct upstream *u)
+{
+	/* Its events go now; libevent frees the rest from the loop. */
+	if (u->bev != NULL)
+		bufferevent_free(u->bev);
+	u->bev = NULL;
 }
 
 const char *
@@ -931,12 +941,12 @@ upstream_free(struct upstream *u)
 		evutil_freeaddrinfo(u->addrs);
 	if (u->connect_ev != NULL)
 		event_free(u->connect_ev);
-	if (u->fd != -1)
-		close(u->fd);
+	/* The bufferevent first: it stops using the others at once. */
 	if (u->bev != NULL)
 		bufferevent_free(u->bev);
-	else if (u->ssl != NULL)
-		SSL_free(u->ssl);
+	SSL_free(u->ssl);
+	if (u->fd != -1)
+		close(u->fd);
 	event_free(u->timer);
 	event_free(u->kick);
 	runconf_unref(u->rc);

@@ -121,6 +121,13 @@ void		 upstream_retarget(struct upstream *u, const struct pinset *ps,
 void		 upstream_start_plain(struct upstream *u);
 /* The ready connection (owned by the upstream), or NULL. */
 struct bufferevent *upstream_bev(struct upstream *u);
+/*
+ * A relay runs on the socket and TLS connection of upstream_bev() now:
+ * free the bufferevent, its buffers and events (upstream_bev() is NULL
+ * from here); the socket and the TLS connection stay until
+ * upstream_free().
+ */
+void		 upstream_relayed(struct upstream *u);
 /* A person-readable reason for the last failure. */
 const char	*upstream_reason(const struct upstream *u);
 /* The pin verdict and the pins seen (after TLS). */

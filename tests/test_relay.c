@@ -3,6 +3,9 @@
  * connections on 127.0.0.1: bytes the bufferevents held go first, bulk data
  * crosses intact both ways through pipes that are closed afterwards, a
  * close is delivered, and idle time and resets end the relay with a reason.
+ * With a TLS end (a real TLS 1.3 handshake with an origin in a child
+ * process), an idle relay holds no record buffer of OpenSSL's and no read
+ * space of libevent's: every allocation of both libraries is counted.
  */
 #include "config.h"
 
@@ -15,6 +18,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -22,17 +26,23 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+
+#include <openssl/crypto.h>
+#include <openssl/ssl.h>
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "relay.h"
+#include "testpki.h"
 
 /* The longest any test waits for the relay. */
 #define DEADLINE_SEC	10
@@ -51,7 +61,105 @@ struct fixture {
 	const char		*why;		/* set when the relay ended */
 	uint64_t		 up;
 	uint64_t		 down;
+	/* With a TLS server end: */
+	SSL_CTX			*server_ctx;
+	struct testpki_chain	 pki;
+	pid_t			 child;		/* the TLS origin */
 };
+
+/*
+ * Live blocks of this process as large as a TLS record or larger: of
+ * OpenSSL's (its record buffers) and of libevent's (a bufferevent's read
+ * space, RELAY_IO_MAX and more once tuned). Nothing else of the relay's
+ * TLS end is that large; the origin, a child process, counts its own.
+ */
+#define BIG_BLOCK	16384
+
+static int	big_ssl, big_event;
+
+/* A block with its length in front, counted in *big when it is large. */
+static void *
+track_malloc(size_t len, int *big)
+{
+	unsigned char	*p;
+
+	if ((p = malloc(len + 16)) == NULL)
+		return NULL;
+	memcpy(p, &len, sizeof(len));
+	if (len >= BIG_BLOCK)
+		(*big)++;
+	return p + 16;
+}
+
+static void
+track_free(void *ptr, int *big)
+{
+	unsigned char	*p = ptr;
+	size_t		 len;
+
+	if (p == NULL)
+		return;
+	memcpy(&len, p - 16, sizeof(len));
+	if (len >= BIG_BLOCK)
+		(*big)--;
+	free(p - 16);
+}
+
+static void *
+track_realloc(void *ptr, size_t len, int *big)
+{
+	unsigned char	*p = ptr;
+	size_t		 old;
+
+	if (p == NULL)
+		return track_malloc(len, big);
+	if (len == 0) {
+		track_free(ptr, big);
+		return NULL;
+	}
+	memcpy(&old, p - 16, sizeof(old));
+	if ((p = realloc(p - 16, len + 16)) == NULL)
+		return NULL;
+	memcpy(p, &len, sizeof(len));
+	*big += (len >= BIG_BLOCK) - (old >= BIG_BLOCK);
+	return p + 16;
+}
+
+static void *
+ssl_malloc(size_t len, const char *file, int line)
+{
+	return track_malloc(len, &big_ssl);
+}
+
+static void *
+ssl_realloc(void *ptr, size_t len, const char *file, int line)
+{
+	return track_realloc(ptr, len, &big_ssl);
+}
+
+static void
+ssl_free(void *ptr, const char *file, int line)
+{
+	track_free(ptr, &big_ssl);
+}
+
+static void *
+event_malloc(size_t len)
+{
+	return track_malloc(len, &big_event);
+}
+
+static void *
+event_realloc(void *ptr, size_t len)
+{
+	return track_realloc(ptr, len, &big_event);
+}
+
+static void
+event_free_block(void *ptr)
+{
+	track_free(ptr, &big_event);
+}
 
 /* A connected pair of TCP sockets on 127.0.0.1, both non-blocking. */
 static void
@@ -94,16 +202,112 @@ setup(void **state)
 	return 0;
 }
 
+static void	fill(unsigned char *, size_t, unsigned int);
+
+/* Read exactly len bytes from a blocking TLS connection. */
+static bool
+origin_expect(SSL *ssl, const char *want, size_t len)
+{
+	char	 buf[16];
+	size_t	 got = 0, n;
+
+	while (got < len && SSL_read_ex(ssl, buf + got, len - got, &n) == 1)
+		got += n;
+	return got == len && memcmp(buf, want, len) == 0;
+}
+
+/*
+ * The origin, in the child: a TLS 1.3 server on fd (blocking) that sends
+ * its session tickets with the handshake, reads "ping", answers with
+ * ORIGIN_BULK bytes, reads "again", answers "ok" and exits 0 once the
+ * connection closes, or 1 at the first thing that differs.
+ */
+#define ORIGIN_BULK	40000
+
+static void
+origin_run(const struct testpki_chain *pki, int fd)
+{
+	SSL_CTX		*ctx;
+	SSL		*ssl;
+	unsigned char	*bulk;
+	size_t		 n;
+
+	if ((bulk = malloc(ORIGIN_BULK)) == NULL ||
+	    (ctx = SSL_CTX_new(TLS_server_method())) == NULL ||
+	    SSL_CTX_use_certificate(ctx, pki->leaf) != 1 ||
+	    SSL_CTX_use_PrivateKey(ctx, pki->leaf_key) != 1 ||
+	    SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1 ||
+	    (ssl = SSL_new(ctx)) == NULL || SSL_set_fd(ssl, fd) != 1 ||
+	    fcntl(fd, F_SETFL, 0) == -1 || SSL_accept(ssl) != 1 ||
+	    !origin_expect(ssl, "ping", 4))
+		_exit(1);
+	fill(bulk, ORIGIN_BULK, 3);
+	if (SSL_write_ex(ssl, bulk, ORIGIN_BULK, &n) != 1 ||
+	    !origin_expect(ssl, "again", 5) ||
+	    SSL_write_ex(ssl, "ok", 2, &n) != 1)
+		_exit(1);
+	while (SSL_read_ex(ssl, bulk, ORIGIN_BULK, &n) == 1)
+		continue;
+	_exit(0);
+}
+
+/*
+ * The same with a TLS server end, as a forwarder's upstream: the relay's
+ * server bufferevent is a TLS client with the context options of
+ * pinproxy's upstream contexts, and its peer is the origin, a child
+ * process, so that only the relay's end counts here.
+ */
+static int
+setup_tls(void **state)
+{
+	struct fixture	*f;
+	int		 c, s;
+
+	f = calloc(1, sizeof(*f));
+	assert_non_null(f);
+	f->base = event_base_new();
+	tcp_pair(&f->app, &c);
+	tcp_pair(&s, &f->origin);
+	f->client = bufferevent_socket_new(f->base, c, BEV_OPT_CLOSE_ON_FREE);
+	testpki_chain_make(&f->pki, "relay", "origin.test");
+	assert_true((f->child = fork()) != -1);
+	if (f->child == 0) {
+		close(f->app);
+		close(s);
+		origin_run(&f->pki, f->origin);
+	}
+	close(f->origin);
+	f->origin = -1;
+	assert_non_null(f->server_ctx = SSL_CTX_new(TLS_client_method()));
+	SSL_CTX_set_mode(f->server_ctx, SSL_MODE_RELEASE_BUFFERS);
+	f->server = bufferevent_openssl_socket_new(f->base, s,
+	    SSL_new(f->server_ctx), BUFFEREVENT_SSL_CONNECTING,
+	    BEV_OPT_CLOSE_ON_FREE);
+	assert_non_null(f->server);
+	*state = f;
+	return 0;
+}
+
 static int
 teardown(void **state)
 {
 	struct fixture	*f = *state;
 
 	relay_free(f->relay);
-	bufferevent_free(f->client);
-	bufferevent_free(f->server);
+	if (f->client != NULL)
+		bufferevent_free(f->client);
+	if (f->server != NULL)
+		bufferevent_free(f->server);
+	SSL_CTX_free(f->server_ctx);
+	if (f->pki.leaf != NULL)
+		testpki_chain_free(&f->pki);
+	if (f->child > 0 && waitpid(f->child, NULL, WNOHANG) == 0) {
+		kill(f->child, SIGKILL);
+		waitpid(f->child, NULL, 0);
+	}
 	close(f->app);
-	close(f->origin);
+	if (f->origin != -1)
+		close(f->origin);
 	event_base_free(f->base);
 	free(f);
 	return 0;
@@ -240,6 +444,50 @@ test_relay_sockets_sends_the_bytes_the_bufferevents_held_first(
 	assert_int_equal(f->down, 9);
 }
 
+/* Free a bufferevent but keep its socket; the socket, or -1. */
+static int
+bev_shed(struct bufferevent **bev)
+{
+	int	 fd = bufferevent_getfd(*bev);
+
+	bufferevent_setfd(*bev, -1);
+	bufferevent_free(*bev);
+	*bev = NULL;
+	return fd;
+}
+
+static void
+test_relay_sockets_runs_on_after_the_bufferevents_are_freed(void **state)
+{
+	struct fixture	*f = *state;
+	unsigned char	 buf[16];
+	int		 c, s;
+
+	/* What they held goes first, as ever. */
+	bufferevent_disable(f->server, EV_WRITE);
+	bufferevent_write(f->server, "early ", 6);
+	start(f, 60000);
+	c = bev_shed(&f->client);
+	s = bev_shed(&f->server);
+	assert_int_equal(transfer(f, f->app, (const unsigned char *)"ping", 4,
+	    f->origin, buf, 10), 10);
+	assert_memory_equal(buf, "early ping", 10);
+	assert_int_equal(transfer(f, f->origin, (const unsigned char *)"pong",
+	    4, f->app, buf, 4), 4);
+	assert_memory_equal(buf, "pong", 4);
+	assert_int_equal(send(f->app, "bye", 3, 0), 3);
+	assert_int_equal(shutdown(f->app, SHUT_WR), 0);
+	run_until_end(f);
+	assert_non_null(f->why);
+	assert_string_equal(f->why, "closed");
+	assert_int_equal(f->up, 7);
+	assert_int_equal(f->down, 4);
+	relay_free(f->relay);
+	f->relay = NULL;
+	close(c);
+	close(s);
+}
+
 static void
 test_relay_sockets_moves_8_mib_each_way_intact_through_pipes(void **state)
 {
@@ -353,12 +601,85 @@ test_relay_sockets_reports_a_reset_by_the_server(void **state)
 	assert_string_equal(f->why, "server error");
 }
 
+/* Run the loop for ms milliseconds. */
+static void
+run_for(struct fixture *f, long ms)
+{
+	struct timeval	 tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	event_base_loopexit(f->base, &tv);
+	event_base_dispatch(f->base);
+}
+
+static void
+test_relay_tls_idle_holds_no_buffer(void **state)
+{
+	struct fixture	*f = *state;
+	unsigned char	 out[ORIGIN_BULK], in[ORIGIN_BULK];
+	double		 end = now() + DEADLINE_SEC;
+	int		 status = -1;
+
+	/*
+	 * The handshake, then the origin's session tickets, read by the
+	 * bufferevent as a tunnel's upstream is read while its client shakes
+	 * hands: into space reserved for RELAY_IO_MAX bytes, which tickets
+	 * leave empty. OpenSSL sets up its record buffers to take them.
+	 */
+	relay_tune(f->server);
+	bufferevent_setwatermark(f->server, EV_READ, 0, RELAY_HIGH_WATER);
+	bufferevent_enable(f->server, EV_READ | EV_WRITE);
+	while (big_event == 0 && now() < end)
+		event_base_loop(f->base, EVLOOP_ONCE);
+	assert_int_equal(evbuffer_get_length(bufferevent_get_input(f->server)),
+	    0);
+	assert_true(big_event > 0);
+	start(f, 60000);
+	run_for(f, 50);
+	assert_int_equal(big_event, 0);
+	assert_int_equal(big_ssl, 0);
+
+	/* Each direction ends its turn wanting to read: no buffer stays. */
+	fill(out, sizeof(out), 3);
+	assert_int_equal(transfer(f, f->app, (const unsigned char *)"ping", 4,
+	    f->app, in, sizeof(in)), sizeof(in));
+	assert_memory_equal(in, out, sizeof(in));
+	run_for(f, 50);
+	assert_int_equal(big_ssl, 0);
+	assert_int_equal(big_event, 0);
+
+	/* The next read gets a buffer again. */
+	assert_int_equal(transfer(f, f->app, (const unsigned char *)"again",
+	    5, f->app, in, 2), 2);
+	assert_memory_equal(in, "ok", 2);
+	run_for(f, 50);
+	assert_int_equal(big_ssl, 0);
+	relay_counts(f->relay, &f->up, &f->down);
+	assert_int_equal(f->up, 9);
+	assert_int_equal(f->down, ORIGIN_BULK + 2);
+	assert_null(f->why);
+	/* The origin read all it expected and sees the close. */
+	relay_free(f->relay);
+	f->relay = NULL;
+	bufferevent_free(f->server);
+	f->server = NULL;
+	/* libevent closes the socket from the loop. */
+	end = now() + DEADLINE_SEC;
+	while (waitpid(f->child, &status, WNOHANG) == 0 && now() < end)
+		run_for(f, 10);
+	assert_true(now() < end);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	f->child = 0;
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(
 		    test_relay_sockets_sends_the_bytes_the_bufferevents_held_first,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_relay_sockets_runs_on_after_the_bufferevents_are_freed,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_relay_sockets_moves_8_mib_each_way_intact_through_pipes,
@@ -375,7 +696,17 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    test_relay_sockets_reports_a_reset_by_the_server,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_relay_tls_idle_holds_no_buffer,
+		    setup_tls, teardown),
 	};
 
+	/* Before either library allocates anything. */
+	if (!CRYPTO_set_mem_functions(ssl_malloc, ssl_realloc, ssl_free)) {
+		fprintf(stderr, "cannot count OpenSSL's allocations\n");
+		return 1;
+	}
+	event_set_mem_functions(event_malloc, event_realloc,
+	    event_free_block);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
