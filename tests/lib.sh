@@ -20,6 +20,19 @@ T_FAILED=0
 T_PIDS=""
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/pinproxy-test.XXXXXX")
 
+# The python3 found in PATH may be a wrapper that looks for the real
+# interpreter at every call (pyenv's shims run a few shell scripts, which
+# takes a second on a loaded machine, and the tests start python3 dozens
+# of times): ask it once, and put a python3 that execs the interpreter
+# itself first in PATH, for the tests and for what they start.
+T_PYTHON3=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null)
+if [ -n "$T_PYTHON3" ] && [ -x "$T_PYTHON3" ]; then
+	mkdir "$TMP/bin"
+	printf '#!/bin/sh\nexec "%s" "$@"\n' "$T_PYTHON3" >"$TMP/bin/python3"
+	chmod +x "$TMP/bin/python3"
+	PATH="$TMP/bin:$PATH"
+fi
+
 # The test servers and PKI, and what tests/origin.py answers.
 MKPKI="$top_srcdir/tests/mkpki.sh"
 ORIGIN="$top_srcdir/tests/origin.py"
