@@ -90,7 +90,8 @@ skip()
 # diag TEXT: a comment in the TAP output, one "# " per line.
 diag()
 {
-	echo "# $*" | sed '2,$s/^/# /'
+	local text="# $*"
+	printf '%s\n' "${text//$'\n'/$'\n'# }"
 }
 
 # check DESCRIPTION COMMAND...: one test case from a command's status.
@@ -158,7 +159,7 @@ print(s.getsockname()[1])'
 wait_port()
 {
 	local i n=$(( ${2:-10} * 20 ))
-	for i in $(seq "$n"); do
+	for (( i = 0; i < n; i++ )); do
 		listening 127.0.0.1 "$1" && return 0
 		sleep 0.05
 	done
@@ -196,7 +197,7 @@ listening()
 wait_exit()
 {
 	local pid=$1 i
-	for i in $(seq $(( $2 * 20 ))); do
+	for (( i = 0; i < $2 * 20; i++ )); do
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.05
 	done
@@ -216,7 +217,7 @@ wait_exit()
 wait_ready()
 {
 	local i
-	for i in $(seq 100); do
+	for (( i = 0; i < 100; i++ )); do
 		grep -q '^ready' "$1" 2>/dev/null && return 0
 		sleep 0.05
 	done
@@ -257,8 +258,7 @@ start_dnsd()
 # the log of a test server holds.
 origin_count()
 {
-	cat "$1" 2>/dev/null | grep -F "\"event\": \"$2\"" |
-	    grep -cF -- "${3:-}"
+	grep -F "\"event\": \"$2\"" "$1" 2>/dev/null | grep -cF -- "${3:-}"
 }
 
 # origin_unsettled LOG: how many connections in the log of a test server
@@ -289,7 +289,7 @@ origin_unsettled()
 origin_settle()
 {
 	local i
-	for i in $(seq $(( ${2:-5} * 20 ))); do
+	for (( i = 0; i < ${2:-5} * 20; i++ )); do
 		[ "$(origin_unsettled "$1")" = 0 ] && return 0
 		sleep 0.05
 	done
@@ -345,7 +345,7 @@ start_pinproxy()
 		resolv=(PINPROXY_RESOLV_CONF="$TMP/resolv.conf")
 	fi
 	spawn "$var" env "${resolv[@]}" "$@" "$PINPROXY" -c "$conf" 2>"$log"
-	for i in $(seq 200); do
+	for (( i = 0; i < 200; i++ )); do
 		listening "$host" "$port" && return 0
 		kill -0 "${!var}" 2>/dev/null || break
 		sleep 0.05
@@ -386,7 +386,7 @@ reload()
 	n=$(log_count "$log" "$event")
 	[ $# -lt 4 ] || printf '%s\n' "$4" >"$3"
 	kill -HUP "$pid"
-	for i in $(seq 100); do
+	for (( i = 0; i < 100; i++ )); do
 		if [ "$(log_count "$log" "$event")" -gt "$n" ]; then
 			log_lines "$log" "$event" | tail -n 1 |
 			    grep -q 'event=reloaded'
@@ -449,58 +449,122 @@ check_status()
 	fi
 }
 
+# header_in FILE NAME [head]: the value of the last NAME header in FILE
+# (of its first head only with "head"); nothing when there is none.
+header_in()
+{
+	local line key value="" found=""
+	while IFS= read -r line || [ -n "$line" ]; do
+		line=${line//$'\r'/}
+		[ -z "$line" ] && [ "${3:-}" = head ] && break
+		key=${line%%:*}
+		if [ "$key" != "$line" ] && [ "${key,,}" = "${2,,}" ]; then
+			value=${line#*:}
+			value=${value#"${value%%[! ]*}"}
+			found=yes
+		fi
+	done 2>/dev/null <"$1"
+	[ -z "$found" ] || printf '%s\n' "$value"
+}
+
 # header FILE NAME: the value of the last NAME header in FILE.
 header()
 {
-	tr -d '\r' <"$1" 2>/dev/null | grep -i "^$2:" | tail -n 1 |
-	    sed 's/^[^:]*: *//'
+	header_in "$1" "$2"
 }
 
 # status_of NAME: the status code of the first response in $TMP/NAME.resp.
 status_of()
 {
-	head -n 1 "$TMP/$1.resp" 2>/dev/null | cut -d ' ' -f 2
+	local line=""
+	IFS= read -r line 2>/dev/null <"$TMP/$1.resp"
+	case $line in
+	*" "*)
+		line=${line#* }
+		line=${line%% *}
+		;;
+	esac
+	[ -z "$line" ] || printf '%s\n' "$line"
 }
 
 # header_of NAME HEADER: a header of the first response in $TMP/NAME.resp.
 header_of()
 {
-	tr -d '\r' <"$TMP/$1.resp" 2>/dev/null | sed '/^$/q' |
-	    grep -i "^$2:" | tail -n 1 | sed 's/^[^:]*: *//'
+	header_in "$TMP/$1.resp" "$2" head
 }
 
 ## pinproxy's log (logfmt).
 
+# The helpers below are called thousands of times in a run: they start
+# as few processes as they can (each costs milliseconds on a loaded
+# machine), and none where the shell can do the work itself.
+
+# q_into VAR TEXT: VAR is an extended regular expression matching TEXT
+# literally.
+q_into()
+{
+	local text=$2 out="" c i
+	for (( i = 0; i < ${#text}; i++ )); do
+		c=${text:i:1}
+		case $c in
+		[][\\.*^\$+?\(\)\{\}\|/])
+			out+="\\$c" ;;
+		*)
+			out+=$c ;;
+		esac
+	done
+	printf -v "$1" '%s' "$out"
+}
+
 # q TEXT: an extended regular expression matching TEXT literally.
 q()
 {
-	printf '%s' "$1" | sed 's/[][\\.*^$+?(){}|/]/\\&/g'
+	local re
+	q_into re "$1"
+	printf '%s' "$re"
 }
 
 # kv KEY VALUE: a pattern for the logfmt pair KEY=VALUE.
 kv()
 {
-	printf '(^| )%s="?%s"?( |$)' "$1" "$(q "$2")"
+	local re
+	q_into re "$2"
+	printf '(^| )%s="?%s"?( |$)' "$1" "$re"
 }
 
-# log_lines FILE PATTERN...: the lines of FILE that match every pattern.
+# log_grep FILE OPTION PATTERN...: grep -E FILE for the lines that match
+# every pattern, one grep per pattern, the last one with OPTION (-c to
+# count, -q to test, - for neither).
+log_grep()
+{
+	local f=$1 opt=$2 n i cmd
+	shift 2
+	[ "$opt" = - ] && opt=""
+	[ -r "$f" ] || f=/dev/null
+	[ $# -gt 0 ] || set -- ''
+	n=$#
+	cmd='grep -E'
+	[ "$n" -gt 1 ] || cmd+=" $opt"
+	cmd+=' -- "$1" "$f"'
+	for (( i = 2; i <= n; i++ )); do
+		cmd+=' | grep -E'
+		[ "$i" -lt "$n" ] || cmd+=" $opt"
+		cmd+=" -- \"\${$i}\""
+	done
+	eval "$cmd"
+}
+
+# log_lines FILE PATTERN...: the lines of FILE that match every pattern;
+# fails when there is none.
 log_lines()
 {
-	local lines p
-	lines=$(cat "$1" 2>/dev/null)
-	shift
-	for p in "$@"; do
-		lines=$(printf '%s\n' "$lines" | grep -E -- "$p")
-	done
-	[ -n "$lines" ] && printf '%s\n' "$lines"
+	log_grep "$1" - "${@:2}"
 }
 
 # log_count FILE PATTERN...: how many lines of FILE match every pattern.
 log_count()
 {
-	local f=$1
-	shift
-	log_lines "$f" "$@" | grep -c .
+	log_grep "$1" -c "${@:2}"
 }
 
 # wait_log FILE PATTERN...: wait up to WAIT_TICKS times 50 ms for a line
@@ -508,8 +572,8 @@ log_count()
 wait_log()
 {
 	local i
-	for i in $(seq "$WAIT_TICKS"); do
-		log_lines "$@" >/dev/null && return 0
+	for (( i = 0; i < WAIT_TICKS; i++ )); do
+		log_grep "$1" -q "${@:2}" && return 0
 		sleep 0.05
 	done
 	return 1
@@ -534,13 +598,24 @@ check_log()
 # now_ms: milliseconds since the epoch.
 now_ms()
 {
-	echo $(( $(date +%s%N) / 1000000 ))
+	local t=${EPOCHREALTIME:-}
+	if [ -n "$t" ]; then
+		t=${t/[.,]/}
+		echo $(( 10#$t / 1000 ))
+	else
+		echo $(( $(date +%s%N) / 1000000 ))
+	fi
 }
 
 # fd_count PID: how many descriptors the process has open.
 fd_count()
 {
-	ls "/proc/$1/fd" 2>/dev/null | wc -l
+	local fds=("/proc/$1/fd/"*)
+	if [ -e "${fds[0]}" ]; then
+		echo "${#fds[@]}"
+	else
+		echo 0
+	fi
 }
 
 # check_fds DESCRIPTION PID BASE [SECONDS]: one case, within SECONDS (5 by
@@ -548,7 +623,7 @@ fd_count()
 check_fds()
 {
 	local i n
-	for i in $(seq $(( ${4:-5} * 20 ))); do
+	for (( i = 0; i < ${4:-5} * 20; i++ )); do
 		n=$(fd_count "$2")
 		[ "$n" -le "$3" ] && break
 		sleep 0.05
@@ -567,7 +642,13 @@ check_fds()
 # rss_kb PID: the resident set size of a process, in KiB.
 rss_kb()
 {
-	awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null
+	local key value _
+	while read -r key value _; do
+		if [ "$key" = VmRSS: ]; then
+			echo "$value"
+			return
+		fi
+	done 2>/dev/null <"/proc/$1/status"
 }
 
 # run_wrapped: pinproxy runs under a wrapper such as valgrind (make
