@@ -26,10 +26,10 @@ has()
 	command -v "$1" >/dev/null 2>&1
 }
 
-# pymod MODULE: python3 can import MODULE.
+# pymod MODULE: python3, with its site-packages, can import MODULE.
 pymod()
 {
-	python3 -c "import $1" 2>/dev/null
+	"$T_PYTHON3" -c "import $1" 2>/dev/null
 }
 
 # sha FILE: the SHA-256 of FILE (nothing when it does not exist).
@@ -303,10 +303,11 @@ fi
 
 ## Python: urllib from the standard library, and requests.
 
-# c_py NAME LIB URL CAFILE: fetch the page with urllib or requests.
+# c_py NAME LIB URL CAFILE: fetch the page with urllib or requests (the
+# interpreter with its site-packages, where requests lives).
 c_py()
 {
-	python3 - "$2" "$3/page.html" "$PROXY" "$4" >"$TMP/$1" \
+	"$T_PYTHON3" - "$2" "$3/page.html" "$PROXY" "$4" >"$TMP/$1" \
 	    2>"$TMP/$1.err" <<'EOF'
 import ssl
 import sys
