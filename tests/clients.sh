@@ -88,9 +88,9 @@ wait_mismatch()
 
 # The PKI: one nginx certificate for every name it serves.
 make_pki web "$(dns_sans api.test wrong.test pass.test),IP:127.0.0.1" inter
-PIN_INTER=$(sh "$MKPKI" pin "$PKI/inter.pem")
-PIN_RSA=$(sh "$MKPKI" pin "$PKI/rsa.pem")
-PIN_FROOT=$(sh "$MKPKI" pin "$PKI/foreign-root.pem")
+pki_pin PIN_INTER inter
+pki_pin PIN_RSA rsa
+pki_pin PIN_FROOT foreign-root
 cat "$PKI/root.pem" >"$TMP/roots.pem"
 
 # What nginx serves: a page, a larger file, a small text answered chunked,

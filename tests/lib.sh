@@ -314,16 +314,36 @@ dns_sans()
 
 # make_pki [NAME SANS ISSUER]...: the default set of tests/mkpki.sh in
 # $PKI, then a leaf NAME for SANS signed by ISSUER per triple; bails out
-# when mkpki.sh fails.
+# when mkpki.sh fails. Under make check the default set is a copy of the
+# one tests/pki.sh made for the run (PINPROXY_TEST_PKI), with its pins.
 make_pki()
 {
 	local good=yes log="$TMP/mkpki.log"
-	sh "$MKPKI" "$PKI" >"$log" 2>&1 || good=no
+	if [ -n "${PINPROXY_TEST_PKI:-}" ] &&
+	    [ -f "$PINPROXY_TEST_PKI/complete" ]; then
+		cp -pR "$PINPROXY_TEST_PKI" "$PKI" >"$log" 2>&1 || good=no
+	else
+		sh "$MKPKI" "$PKI" >"$log" 2>&1 || good=no
+	fi
 	while [ "$good" = yes ] && [ $# -ge 3 ]; do
 		sh "$MKPKI" leaf "$PKI" "$1" "$2" "$3" >>"$log" 2>&1 || good=no
 		shift 3
 	done
 	[ "$good" = yes ] || bail_out "tests/mkpki.sh failed: $(cat "$log")"
+}
+
+# pki_pin VAR NAME: VAR is the pin of $PKI/NAME.pem by the openssl
+# pipeline of tests/mkpki.sh, read from NAME.pin when the shared PKI has
+# one newer than the certificate.
+pki_pin()
+{
+	local pin=""
+	if [ "$PKI/$2.pin" -nt "$PKI/$2.pem" ]; then
+		read -r pin <"$PKI/$2.pin"
+	else
+		pin=$(sh "$MKPKI" pin "$PKI/$2.pem")
+	fi
+	printf -v "$1" '%s' "$pin"
 }
 
 ## pinproxy.

@@ -45,8 +45,8 @@ body_of()
 
 # The PKI: the default set of tests/mkpki.sh (its leaf covers 127.0.0.1).
 make_pki
-PIN_INTER=$(sh "$MKPKI" pin "$PKI/inter.pem")
-PIN_RSA=$(sh "$MKPKI" pin "$PKI/rsa.pem")
+pki_pin PIN_INTER inter
+pki_pin PIN_RSA rsa
 
 # Origins on 127.0.0.1: T speaks TLS, P plaintext. Nothing may reach P.
 # dnsd answers every name the daemon might look up, so that no query

@@ -134,8 +134,8 @@ EOF
 SANS=$(dns_sans api.test slowdns.test rst.test nohead.test silent.test \
     alert.test garbage.test)
 make_pki multi "$SANS,IP:127.0.0.1" inter
-PIN_INTER=$(sh "$MKPKI" pin "$PKI/inter.pem")
-PIN_RSA=$(sh "$MKPKI" pin "$PKI/rsa.pem")
+pki_pin PIN_INTER inter
+pki_pin PIN_RSA rsa
 CERT="--cert $PKI/multi-chain.pem --key $PKI/multi.key"
 
 # Origins: M the good one, Q silent, and the misbehaving ones: R resets in

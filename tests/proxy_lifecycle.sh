@@ -169,8 +169,8 @@ print("end", flush=True)
 EOF
 
 make_pki multi "DNS:api.test,DNS:new.test,IP:127.0.0.1" inter
-PIN_INTER=$(sh "$MKPKI" pin "$PKI/inter.pem")
-PIN_RSA=$(sh "$MKPKI" pin "$PKI/rsa.pem")
+pki_pin PIN_INTER inter
+pki_pin PIN_RSA rsa
 
 OM=$(free_port)
 start_origin O_M "$OM" "$TMP/om.log" --cert "$PKI/multi-chain.pem" \

@@ -52,8 +52,8 @@ check_answer()
 }
 
 make_pki
-PIN_INTER=$(sh "$MKPKI" pin "$PKI/inter.pem")
-PIN_RSA=$(sh "$MKPKI" pin "$PKI/rsa.pem")
+pki_pin PIN_INTER inter
+pki_pin PIN_RSA rsa
 
 OM=$(free_port)
 start_origin O_M "$OM" "$TMP/om.log" --cert "$PKI/chain.pem" \

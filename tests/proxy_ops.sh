@@ -110,11 +110,11 @@ EOF
 # name the origin serves (other.test is left out: it fails verification).
 make_pki multi "$(dns_sans enf1.test enf2.test rot.test mm.test ro.test \
     ro2.test good.test exp.test)" inter
-PIN_LEAF=$(sh "$MKPKI" pin "$PKI/multi.pem")
-PIN_INTER=$(sh "$MKPKI" pin "$PKI/inter.pem")
-PIN_ROOT=$(sh "$MKPKI" pin "$PKI/root.pem")
-PIN_FROOT=$(sh "$MKPKI" pin "$PKI/foreign-root.pem")
-PIN_RSA=$(sh "$MKPKI" pin "$PKI/rsa.pem")
+pki_pin PIN_LEAF multi
+pki_pin PIN_INTER inter
+pki_pin PIN_ROOT root
+pki_pin PIN_FROOT foreign-root
+pki_pin PIN_RSA rsa
 
 OM=$(free_port)
 start_origin O_M "$OM" "$TMP/om.log" --cert "$PKI/multi-chain.pem" \
