@@ -152,25 +152,37 @@ bail_out()
 
 ## Ports and background processes.
 
-# free_port: a TCP port on 127.0.0.1 that nothing listens on now. It is
-# drawn below the kernel's range for outgoing connections, where none of
-# those can take it before the test binds it, among the ports no socket
-# of /proc/net uses; python3 binds port 0 where there is no such room. A
-# Python start per port cost more than the rest of this.
+# free_port: a TCP port on 127.0.0.1 that nothing listens on now (nor a
+# UDP socket uses, for dnsd). It is drawn below the kernel's range for
+# outgoing connections, where no connect() takes it before the test binds
+# it, and tested in the shell: a start of Python per port, or a grep of
+# /proc/net/tcp with the thousands of sockets a busy machine holds, cost
+# more than the rest of the test's work around it. Where there is no
+# room below that range python3 binds port 0.
 T_PORT_LO=10000
 T_PORT_HI=0
 read -r T_PORT_HI _ 2>/dev/null </proc/sys/net/ipv4/ip_local_port_range
 T_PORT_HI=$(( T_PORT_HI - 1 ))
 free_port()
 {
-	local i port hex
+	local i port hex fd f _ addr used
 	if [ "$T_PORT_HI" -gt $(( T_PORT_LO + 1000 )) ]; then
 		for (( i = 0; i < 100; i++ )); do
 			port=$(( T_PORT_LO + (RANDOM * 32768 + RANDOM) %
 			    (T_PORT_HI - T_PORT_LO + 1) ))
-			printf -v hex ':%04X ' "$port"
-			if ! grep -qsF -- "$hex" /proc/net/tcp /proc/net/tcp6 \
-			    /proc/net/udp /proc/net/udp6; then
+			if { exec {fd}<>"/dev/tcp/127.0.0.1/$port"; } \
+			    2>/dev/null; then
+				exec {fd}>&-
+				continue
+			fi
+			printf -v hex ':%04X' "$port"
+			used=no
+			for f in /proc/net/udp /proc/net/udp6; do
+				while read -r _ addr _; do
+					[ "${addr%"$hex"}" != "$addr" ] && used=yes
+				done 2>/dev/null <"$f"
+			done
+			if [ "$used" = no ]; then
 				echo "$port"
 				return
 			fi
