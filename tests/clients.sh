@@ -26,10 +26,10 @@ has()
 	command -v "$1" >/dev/null 2>&1
 }
 
-# pymod MODULE: python3 can import MODULE.
+# pymod MODULE: python3, with its site-packages, can import MODULE.
 pymod()
 {
-	python3 -c "import $1" 2>/dev/null
+	"$T_PYTHON3" -c "import $1" 2>/dev/null
 }
 
 # sha FILE: the SHA-256 of FILE (nothing when it does not exist).
@@ -88,9 +88,9 @@ wait_mismatch()
 
 # The PKI: one nginx certificate for every name it serves.
 make_pki web "$(dns_sans api.test wrong.test pass.test),IP:127.0.0.1" inter
-PIN_INTER=$(sh "$MKPKI" pin "$PKI/inter.pem")
-PIN_RSA=$(sh "$MKPKI" pin "$PKI/rsa.pem")
-PIN_FROOT=$(sh "$MKPKI" pin "$PKI/foreign-root.pem")
+pki_pin PIN_INTER inter
+pki_pin PIN_RSA rsa
+pki_pin PIN_FROOT foreign-root
 cat "$PKI/root.pem" >"$TMP/roots.pem"
 
 # What nginx serves: a page, a larger file, a small text answered chunked,
@@ -303,10 +303,11 @@ fi
 
 ## Python: urllib from the standard library, and requests.
 
-# c_py NAME LIB URL CAFILE: fetch the page with urllib or requests.
+# c_py NAME LIB URL CAFILE: fetch the page with urllib or requests (the
+# interpreter with its site-packages, where requests lives).
 c_py()
 {
-	python3 - "$2" "$3/page.html" "$PROXY" "$4" >"$TMP/$1" \
+	"$T_PYTHON3" - "$2" "$3/page.html" "$PROXY" "$4" >"$TMP/$1" \
 	    2>"$TMP/$1.err" <<'EOF'
 import ssl
 import sys

@@ -20,6 +20,25 @@ T_FAILED=0
 T_PIDS=""
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/pinproxy-test.XXXXXX")
 
+# The python3 found in PATH may be a wrapper that looks for the real
+# interpreter at every call (pyenv's shims run a few shell scripts, which
+# takes a second on a loaded machine, and the tests start python3 hundreds
+# of times): ask it once, and put a python3 that execs the interpreter
+# itself first in PATH, for the tests and for what they start. The test
+# servers and clients need nothing but the standard library, so it runs
+# with -S: site-packages, and the .pth files there that import modules at
+# every start, halved the cost of each start. T_PYTHON3 is the
+# interpreter with its site-packages, for a test of a third-party client.
+T_PYTHON3=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null)
+if [ -n "$T_PYTHON3" ] && [ -x "$T_PYTHON3" ]; then
+	mkdir "$TMP/bin"
+	printf '#!/bin/sh\nexec "%s" -S "$@"\n' "$T_PYTHON3" >"$TMP/bin/python3"
+	chmod +x "$TMP/bin/python3"
+	PATH="$TMP/bin:$PATH"
+else
+	T_PYTHON3=python3
+fi
+
 # The test servers and PKI, and what tests/origin.py answers.
 MKPKI="$top_srcdir/tests/mkpki.sh"
 ORIGIN="$top_srcdir/tests/origin.py"
@@ -77,7 +96,8 @@ skip()
 # diag TEXT: a comment in the TAP output, one "# " per line.
 diag()
 {
-	echo "# $*" | sed '2,$s/^/# /'
+	local text="# $*"
+	printf '%s\n' "${text//$'\n'/$'\n'# }"
 }
 
 # check DESCRIPTION COMMAND...: one test case from a command's status.
@@ -132,9 +152,42 @@ bail_out()
 
 ## Ports and background processes.
 
-# free_port: a TCP port on 127.0.0.1 that nothing listens on now.
+# free_port: a TCP port on 127.0.0.1 that nothing listens on now (nor a
+# UDP socket uses, for dnsd). It is drawn below the kernel's range for
+# outgoing connections, where no connect() takes it before the test binds
+# it, and tested in the shell: a start of Python per port, or a grep of
+# /proc/net/tcp with the thousands of sockets a busy machine holds, cost
+# more than the rest of the test's work around it. Where there is no
+# room below that range python3 binds port 0.
+T_PORT_LO=10000
+T_PORT_HI=0
+read -r T_PORT_HI _ 2>/dev/null </proc/sys/net/ipv4/ip_local_port_range
+T_PORT_HI=$(( T_PORT_HI - 1 ))
 free_port()
 {
+	local i port hex fd f _ addr used
+	if [ "$T_PORT_HI" -gt $(( T_PORT_LO + 1000 )) ]; then
+		for (( i = 0; i < 100; i++ )); do
+			port=$(( T_PORT_LO + (RANDOM * 32768 + RANDOM) %
+			    (T_PORT_HI - T_PORT_LO + 1) ))
+			if { exec {fd}<>"/dev/tcp/127.0.0.1/$port"; } \
+			    2>/dev/null; then
+				exec {fd}>&-
+				continue
+			fi
+			printf -v hex ':%04X' "$port"
+			used=no
+			for f in /proc/net/udp /proc/net/udp6; do
+				while read -r _ addr _; do
+					[ "${addr%"$hex"}" != "$addr" ] && used=yes
+				done 2>/dev/null <"$f"
+			done
+			if [ "$used" = no ]; then
+				echo "$port"
+				return
+			fi
+		done
+	fi
 	python3 -c 'import socket
 s = socket.socket()
 s.bind(("127.0.0.1", 0))
@@ -145,7 +198,7 @@ print(s.getsockname()[1])'
 wait_port()
 {
 	local i n=$(( ${2:-10} * 20 ))
-	for i in $(seq "$n"); do
+	for (( i = 0; i < n; i++ )); do
 		listening 127.0.0.1 "$1" && return 0
 		sleep 0.05
 	done
@@ -183,7 +236,7 @@ listening()
 wait_exit()
 {
 	local pid=$1 i
-	for i in $(seq $(( $2 * 20 ))); do
+	for (( i = 0; i < $2 * 20; i++ )); do
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.05
 	done
@@ -203,7 +256,7 @@ wait_exit()
 wait_ready()
 {
 	local i
-	for i in $(seq 100); do
+	for (( i = 0; i < 100; i++ )); do
 		grep -q '^ready' "$1" 2>/dev/null && return 0
 		sleep 0.05
 	done
@@ -244,18 +297,39 @@ start_dnsd()
 # the log of a test server holds.
 origin_count()
 {
-	cat "$1" 2>/dev/null | grep -F "\"event\": \"$2\"" |
-	    grep -cF -- "${3:-}"
+	grep -F "\"event\": \"$2\"" "$1" 2>/dev/null | grep -cF -- "${3:-}"
+}
+
+# origin_unsettled LOG: how many connections in the log of a test server
+# are neither closed nor idle (tests/origin.py logs "idle" when it has
+# answered and waits for the next request on a connection kept open).
+origin_unsettled()
+{
+	[ -f "$1" ] || { echo 0; return; }
+	awk '
+	match($0, /"conn": [0-9]+/) {
+		c = substr($0, RSTART + 8, RLENGTH - 8)
+		if (match($0, /"event": "[a-z_]+"/))
+			last[c] = substr($0, RSTART + 10, RLENGTH - 11)
+	}
+	END {
+		n = 0
+		for (c in last)
+			if (last[c] != "close" && last[c] != "idle")
+				n++
+		print n
+	}' "$1"
 }
 
 # origin_settle LOG [SECONDS]: wait (5 s by default) until every
-# connection the server accepted has ended, so that its log is complete.
+# connection the server accepted has ended or waits idle for its next
+# request (as one pinproxy keeps for reuse does), so that its log is
+# complete.
 origin_settle()
 {
 	local i
-	for i in $(seq $(( ${2:-5} * 20 ))); do
-		[ "$(origin_count "$1" accept)" = \
-		    "$(origin_count "$1" close)" ] && return 0
+	for (( i = 0; i < ${2:-5} * 20; i++ )); do
+		[ "$(origin_unsettled "$1")" = 0 ] && return 0
 		sleep 0.05
 	done
 	return 1
@@ -273,16 +347,36 @@ dns_sans()
 
 # make_pki [NAME SANS ISSUER]...: the default set of tests/mkpki.sh in
 # $PKI, then a leaf NAME for SANS signed by ISSUER per triple; bails out
-# when mkpki.sh fails.
+# when mkpki.sh fails. Under make check the default set is a copy of the
+# one tests/pki.sh made for the run (PINPROXY_TEST_PKI), with its pins.
 make_pki()
 {
 	local good=yes log="$TMP/mkpki.log"
-	sh "$MKPKI" "$PKI" >"$log" 2>&1 || good=no
+	if [ -n "${PINPROXY_TEST_PKI:-}" ] &&
+	    [ -f "$PINPROXY_TEST_PKI/complete" ]; then
+		cp -pR "$PINPROXY_TEST_PKI" "$PKI" >"$log" 2>&1 || good=no
+	else
+		sh "$MKPKI" "$PKI" >"$log" 2>&1 || good=no
+	fi
 	while [ "$good" = yes ] && [ $# -ge 3 ]; do
 		sh "$MKPKI" leaf "$PKI" "$1" "$2" "$3" >>"$log" 2>&1 || good=no
 		shift 3
 	done
 	[ "$good" = yes ] || bail_out "tests/mkpki.sh failed: $(cat "$log")"
+}
+
+# pki_pin VAR NAME: VAR is the pin of $PKI/NAME.pem by the openssl
+# pipeline of tests/mkpki.sh, read from NAME.pin when the shared PKI has
+# one newer than the certificate.
+pki_pin()
+{
+	local pin=""
+	if [ "$PKI/$2.pin" -nt "$PKI/$2.pem" ]; then
+		read -r pin <"$PKI/$2.pin"
+	else
+		pin=$(sh "$MKPKI" pin "$PKI/$2.pem")
+	fi
+	printf -v "$1" '%s' "$pin"
 }
 
 ## pinproxy.
@@ -310,7 +404,7 @@ start_pinproxy()
 		resolv=(PINPROXY_RESOLV_CONF="$TMP/resolv.conf")
 	fi
 	spawn "$var" env "${resolv[@]}" "$@" "$PINPROXY" -c "$conf" 2>"$log"
-	for i in $(seq 200); do
+	for (( i = 0; i < 200; i++ )); do
 		listening "$host" "$port" && return 0
 		kill -0 "${!var}" 2>/dev/null || break
 		sleep 0.05
@@ -351,7 +445,7 @@ reload()
 	n=$(log_count "$log" "$event")
 	[ $# -lt 4 ] || printf '%s\n' "$4" >"$3"
 	kill -HUP "$pid"
-	for i in $(seq 100); do
+	for (( i = 0; i < 100; i++ )); do
 		if [ "$(log_count "$log" "$event")" -gt "$n" ]; then
 			log_lines "$log" "$event" | tail -n 1 |
 			    grep -q 'event=reloaded'
@@ -414,58 +508,122 @@ check_status()
 	fi
 }
 
+# header_in FILE NAME [head]: the value of the last NAME header in FILE
+# (of its first head only with "head"); nothing when there is none.
+header_in()
+{
+	local line key value="" found=""
+	while IFS= read -r line || [ -n "$line" ]; do
+		line=${line//$'\r'/}
+		[ -z "$line" ] && [ "${3:-}" = head ] && break
+		key=${line%%:*}
+		if [ "$key" != "$line" ] && [ "${key,,}" = "${2,,}" ]; then
+			value=${line#*:}
+			value=${value#"${value%%[! ]*}"}
+			found=yes
+		fi
+	done 2>/dev/null <"$1"
+	[ -z "$found" ] || printf '%s\n' "$value"
+}
+
 # header FILE NAME: the value of the last NAME header in FILE.
 header()
 {
-	tr -d '\r' <"$1" 2>/dev/null | grep -i "^$2:" | tail -n 1 |
-	    sed 's/^[^:]*: *//'
+	header_in "$1" "$2"
 }
 
 # status_of NAME: the status code of the first response in $TMP/NAME.resp.
 status_of()
 {
-	head -n 1 "$TMP/$1.resp" 2>/dev/null | cut -d ' ' -f 2
+	local line=""
+	IFS= read -r line 2>/dev/null <"$TMP/$1.resp"
+	case $line in
+	*" "*)
+		line=${line#* }
+		line=${line%% *}
+		;;
+	esac
+	[ -z "$line" ] || printf '%s\n' "$line"
 }
 
 # header_of NAME HEADER: a header of the first response in $TMP/NAME.resp.
 header_of()
 {
-	tr -d '\r' <"$TMP/$1.resp" 2>/dev/null | sed '/^$/q' |
-	    grep -i "^$2:" | tail -n 1 | sed 's/^[^:]*: *//'
+	header_in "$TMP/$1.resp" "$2" head
 }
 
 ## pinproxy's log (logfmt).
 
+# The helpers below are called thousands of times in a run: they start
+# as few processes as they can (each costs milliseconds on a loaded
+# machine), and none where the shell can do the work itself.
+
+# q_into VAR TEXT: VAR is an extended regular expression matching TEXT
+# literally.
+q_into()
+{
+	local text=$2 out="" c i
+	for (( i = 0; i < ${#text}; i++ )); do
+		c=${text:i:1}
+		case $c in
+		[][\\.*^\$+?\(\)\{\}\|/])
+			out+="\\$c" ;;
+		*)
+			out+=$c ;;
+		esac
+	done
+	printf -v "$1" '%s' "$out"
+}
+
 # q TEXT: an extended regular expression matching TEXT literally.
 q()
 {
-	printf '%s' "$1" | sed 's/[][\\.*^$+?(){}|/]/\\&/g'
+	local re
+	q_into re "$1"
+	printf '%s' "$re"
 }
 
 # kv KEY VALUE: a pattern for the logfmt pair KEY=VALUE.
 kv()
 {
-	printf '(^| )%s="?%s"?( |$)' "$1" "$(q "$2")"
+	local re
+	q_into re "$2"
+	printf '(^| )%s="?%s"?( |$)' "$1" "$re"
 }
 
-# log_lines FILE PATTERN...: the lines of FILE that match every pattern.
+# log_grep FILE OPTION PATTERN...: grep -E FILE for the lines that match
+# every pattern, one grep per pattern, the last one with OPTION (-c to
+# count, -q to test, - for neither).
+log_grep()
+{
+	local f=$1 opt=$2 n i cmd
+	shift 2
+	[ "$opt" = - ] && opt=""
+	[ -r "$f" ] || f=/dev/null
+	[ $# -gt 0 ] || set -- ''
+	n=$#
+	cmd='grep -E'
+	[ "$n" -gt 1 ] || cmd+=" $opt"
+	cmd+=' -- "$1" "$f"'
+	for (( i = 2; i <= n; i++ )); do
+		cmd+=' | grep -E'
+		[ "$i" -lt "$n" ] || cmd+=" $opt"
+		cmd+=" -- \"\${$i}\""
+	done
+	eval "$cmd"
+}
+
+# log_lines FILE PATTERN...: the lines of FILE that match every pattern;
+# fails when there is none.
 log_lines()
 {
-	local lines p
-	lines=$(cat "$1" 2>/dev/null)
-	shift
-	for p in "$@"; do
-		lines=$(printf '%s\n' "$lines" | grep -E -- "$p")
-	done
-	[ -n "$lines" ] && printf '%s\n' "$lines"
+	log_grep "$1" - "${@:2}"
 }
 
 # log_count FILE PATTERN...: how many lines of FILE match every pattern.
 log_count()
 {
-	local f=$1
-	shift
-	log_lines "$f" "$@" | grep -c .
+	log_grep "$1" -c "${@:2}"
 }
 
 # wait_log FILE PATTERN...: wait up to WAIT_TICKS times 50 ms for a line
@@ -473,8 +631,8 @@ log_count()
 wait_log()
 {
 	local i
-	for i in $(seq "$WAIT_TICKS"); do
-		log_lines "$@" >/dev/null && return 0
+	for (( i = 0; i < WAIT_TICKS; i++ )); do
+		log_grep "$1" -q "${@:2}" && return 0
 		sleep 0.05
 	done
 	return 1
@@ -499,13 +657,24 @@ check_log()
 # now_ms: milliseconds since the epoch.
 now_ms()
 {
-	echo $(( $(date +%s%N) / 1000000 ))
+	local t=${EPOCHREALTIME:-}
+	if [ -n "$t" ]; then
+		t=${t/[.,]/}
+		echo $(( 10#$t / 1000 ))
+	else
+		echo $(( $(date +%s%N) / 1000000 ))
+	fi
 }
 
 # fd_count PID: how many descriptors the process has open.
 fd_count()
 {
-	ls "/proc/$1/fd" 2>/dev/null | wc -l
+	local fds=("/proc/$1/fd/"*)
+	if [ -e "${fds[0]}" ]; then
+		echo "${#fds[@]}"
+	else
+		echo 0
+	fi
 }
 
 # check_fds DESCRIPTION PID BASE [SECONDS]: one case, within SECONDS (5 by
@@ -513,7 +682,7 @@ fd_count()
 check_fds()
 {
 	local i n
-	for i in $(seq $(( ${4:-5} * 20 ))); do
+	for (( i = 0; i < ${4:-5} * 20; i++ )); do
 		n=$(fd_count "$2")
 		[ "$n" -le "$3" ] && break
 		sleep 0.05
@@ -532,7 +701,13 @@ check_fds()
 # rss_kb PID: the resident set size of a process, in KiB.
 rss_kb()
 {
-	awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null
+	local key value _
+	while read -r key value _; do
+		if [ "$key" = VmRSS: ]; then
+			echo "$value"
+			return
+		fi
+	done 2>/dev/null <"/proc/$1/status"
 }
 
 # run_wrapped: pinproxy runs under a wrapper such as valgrind (make

@@ -24,7 +24,8 @@ Routes (HEAD works on each; a request body is always read and hashed):
 Log events, one JSON object per line, all with "conn" (1, 2, ...):
     accept {peer}, tls {version, alpn, sni}, tls_error {error},
     bytes {n} (application data received), request {method, path,
-    version, headers}, body {length, sha256}, close {error?}
+    version, headers}, body {length, sha256}, idle (a response was sent
+    and the connection waits for the next request), close {error?}
 """
 
 import argparse
@@ -322,6 +323,7 @@ class Handler(socketserver.BaseRequestHandler):
                 keep = False
             if "close" in tokens or not keep:
                 return
+            rec.log(self.conn, "idle")
 
     def respond(self, sock, peer, method, target, headers, echo):
         """Send one response; False when the connection must end."""

@@ -51,12 +51,12 @@ make_pki
 ok "mkpki.sh builds the test PKI"
 openssl x509 -in "$PKI/rsa.pem" -outform DER -out "$PKI/rsa.der"
 
-LEAF=$(sh "$MKPKI" pin "$PKI/leaf.pem")
-INTER=$(sh "$MKPKI" pin "$PKI/inter.pem")
-ROOT=$(sh "$MKPKI" pin "$PKI/root.pem")
-RSA=$(sh "$MKPKI" pin "$PKI/rsa.pem")
-FOREIGN_LEAF=$(sh "$MKPKI" pin "$PKI/foreign-leaf.pem")
-FOREIGN_ROOT=$(sh "$MKPKI" pin "$PKI/foreign-root.pem")
+pki_pin LEAF leaf
+pki_pin INTER inter
+pki_pin ROOT root
+pki_pin RSA rsa
+pki_pin FOREIGN_LEAF foreign-leaf
+pki_pin FOREIGN_ROOT foreign-root
 
 ## Files.
 
@@ -430,7 +430,7 @@ check_grep "--check prints the configuration error as FILE:LINE" \
 ## /etc/hosts does not.
 
 sh "$MKPKI" leaf "$PKI" check "DNS:check.test" inter >>"$TMP/mkpki.log" 2>&1
-CHECK_LEAF=$(sh "$MKPKI" pin "$PKI/check.pem")
+pki_pin CHECK_LEAF check
 CPORT=$(free_port)
 serve CHECK_SERVER "$CPORT" "$PKI/check.pem" "$PKI/check.key" \
     "$PKI/inter.pem"

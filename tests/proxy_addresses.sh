@@ -11,30 +11,41 @@
 
 . "${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}/tests/lib.sh"
 
-# A raw client: send one request (the bytes of a Python expression) to
-# 127.0.0.1:PORT and keep the answer in FILE, up to the close or 5 s of
-# quiet. curl would rewrite numeric hosts before sending them.
+# A raw client: send requests (each the bytes of a Python expression) to
+# 127.0.0.1:PORT one after the other, each on a connection of its own, and
+# keep each answer in its FILE, up to the close or 5 s of quiet. curl
+# would rewrite numeric hosts before sending them.
 cat >"$TMP/raw.py" <<'EOF'
 import socket, sys
-out_name, port, expr = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-s = socket.create_connection(("127.0.0.1", port), timeout=5)
-s.sendall(eval(expr))
-out = b""
-try:
-    while True:
-        d = s.recv(65536)
-        if not d:
-            break
-        out += d
-except OSError:
-    pass
-open(out_name, "wb").write(out)
+port, jobs = int(sys.argv[1]), sys.argv[2:]
+for out_name, expr in zip(jobs[0::2], jobs[1::2]):
+    out = b""
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.sendall(eval(expr))
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            out += d
+        s.close()
+    except OSError:
+        pass
+    open(out_name, "wb").write(out)
 EOF
 
-# raw NAME EXPR: the raw client against pinproxy; the answer in NAME.resp.
+# raw NAME EXPR: queue a request for raw_send; its answer goes to
+# NAME.resp. raw_send: send the queued requests to pinproxy, in order
+# (one Python for them all: each start costs more than a request).
+RAW=()
 raw()
 {
-	python3 "$TMP/raw.py" "$TMP/$1.resp" "$PX" "$2"
+	RAW+=("$TMP/$1.resp" "$2")
+}
+raw_send()
+{
+	python3 "$TMP/raw.py" "$PX" "${RAW[@]}"
+	RAW=()
 }
 
 # body_of NAME: the body of the response in $TMP/NAME.resp.
@@ -45,8 +56,8 @@ body_of()
 
 # The PKI: the default set of tests/mkpki.sh (its leaf covers 127.0.0.1).
 make_pki
-PIN_INTER=$(sh "$MKPKI" pin "$PKI/inter.pem")
-PIN_RSA=$(sh "$MKPKI" pin "$PKI/rsa.pem")
+pki_pin PIN_INTER inter
+pki_pin PIN_RSA rsa
 
 # Origins on 127.0.0.1: T speaks TLS, P plaintext. Nothing may reach P.
 # dnsd answers every name the daemon might look up, so that no query
@@ -80,20 +91,27 @@ check "pinproxy listens on 127.0.0.1:$PX" \
 
 # Plaintext requests naming the pinned address: upgraded to TLS on the pin
 # set's port, never sent to the plaintext origin.
+UP_HOSTS=("127.0.0.1" "127.0.0.1." "[::ffff:127.0.0.1]" "[::ffff:7f00:1]" \
+    "[::FFFF:7F00:1]" "[0:0:0:0:0:ffff:127.0.0.1]")
 n=0
-for h in "127.0.0.1" "127.0.0.1." "[::ffff:127.0.0.1]" "[::ffff:7f00:1]" \
-    "[::FFFF:7F00:1]" "[0:0:0:0:0:ffff:127.0.0.1]"; do
+for h in "${UP_HOSTS[@]}"; do
 	n=$((n + 1))
 	raw "up$n" "b'GET http://$h:$OP/hello?m-up$n HTTP/1.1\\r\\n\
 Host: $h:$OP\\r\\nConnection: close\\r\\n\\r\\n'"
+	n=$((n + 1))
+	raw "up$n" "b'GET /hello?m-up$n HTTP/1.1\\r\\nHost: $h:$OP\\r\\n\
+Connection: close\\r\\n\\r\\n'"
+done
+raw_send
+n=0
+for h in "${UP_HOSTS[@]}"; do
+	n=$((n + 1))
 	check_eq "GET http://$h:PORT/: 200 over TLS" 200 "$(status_of "up$n")"
 	check_eq "GET http://$h:PORT/: the TLS origin's answer" "$HELLO" \
 	    "$(body_of "up$n")"
 	check_eq "GET http://$h:PORT/: sent to the TLS origin" 1 \
 	    "$(origin_count "$TMP/ot.log" request "m-up$n\"")"
 	n=$((n + 1))
-	raw "up$n" "b'GET /hello?m-up$n HTTP/1.1\\r\\nHost: $h:$OP\\r\\n\
-Connection: close\\r\\n\\r\\n'"
 	check_eq "GET / with Host: $h:PORT: 200 over TLS" 200 \
 	    "$(status_of "up$n")"
 	check_eq "GET / with Host: $h:PORT: sent to the TLS origin" 1 \
@@ -108,22 +126,30 @@ check_eq "the TLS origin got every upgraded request" "$n" \
 
 # Numeric spellings that resolvers read in different ways: refused with a
 # 400 before anything is resolved or dialled.
-n=0
-for h in "127.000.000.001" "127.0.0.01" "0177.0.0.1" "0x7f.0.0.1" \
+BAD_HOSTS=("127.000.000.001" "127.0.0.01" "0177.0.0.1" "0x7f.0.0.1" \
     "0x7f000001" "2130706433" "127.1" "127.0.1" "foo.123" \
-    "[::127.0.0.1]" "[::ffff:127.0.0.01]"; do
+    "[::127.0.0.1]" "[::ffff:127.0.0.01]")
+n=0
+for h in "${BAD_HOSTS[@]}"; do
 	n=$((n + 1))
 	raw "bad$n" "b'GET http://$h:$OP/hello?m-bad$n HTTP/1.1\\r\\n\
 Host: $h:$OP\\r\\nConnection: close\\r\\n\\r\\n'"
+	n=$((n + 1))
+	raw "bad$n" "b'GET /hello?m-bad$n HTTP/1.1\\r\\nHost: $h:$OP\\r\\n\
+Connection: close\\r\\n\\r\\n'"
+	n=$((n + 1))
+	raw "bad$n" "b'CONNECT $h:$OT HTTP/1.1\\r\\nHost: $h:$OT\\r\\n\\r\\n'"
+done
+raw_send
+n=0
+for h in "${BAD_HOSTS[@]}"; do
+	n=$((n + 1))
 	check_eq "GET http://$h:PORT/: 400 bad-request" \
 	    "400 pinproxy; error=http_request_error; details=\"bad-request\"" \
 	    "$(status_of "bad$n") $(header_of "bad$n" Proxy-Status)"
 	n=$((n + 1))
-	raw "bad$n" "b'GET /hello?m-bad$n HTTP/1.1\\r\\nHost: $h:$OP\\r\\n\
-Connection: close\\r\\n\\r\\n'"
 	check_eq "GET / with Host: $h:PORT: 400" 400 "$(status_of "bad$n")"
 	n=$((n + 1))
-	raw "bad$n" "b'CONNECT $h:$OT HTTP/1.1\\r\\nHost: $h:$OT\\r\\n\\r\\n'"
 	check_eq "CONNECT $h:PORT: 400" 400 "$(status_of "bad$n")"
 done
 origin_settle "$TMP/op.log"
@@ -136,52 +162,60 @@ check_eq "no numeric name was looked up" 0 \
     "$(origin_count "$TMP/dns.log" query)"
 
 # A hand-made ClientHello after CONNECT TARGET with the SNI of a Python
-# bytes expression; prints "status=200 answer=handshake", "status=200
+# bytes expression, once per SNI given, each on a connection of its own;
+# prints per SNI "status=200 answer=handshake", "status=200
 # answer=fatal-alert description=N", or the status of a refused CONNECT.
 cat >"$TMP/sni.py" <<'EOF'
 import os, socket, struct, sys
-port, target, sni = int(sys.argv[1]), sys.argv[2], eval(sys.argv[3])
+port, target = int(sys.argv[1]), sys.argv[2]
 def ext(kind, data):
     return struct.pack("!HH", kind, len(data)) + data
-name = struct.pack("!BH", 0, len(sni)) + sni
-exts = ext(0, struct.pack("!H", len(name)) + name)
-exts += ext(10, b"\x00\x04\x00\x17\x00\x1d")
-exts += ext(11, b"\x01\x00")
-exts += ext(13, b"\x00\x04\x04\x03\x08\x04")
-body = (b"\x03\x03" + os.urandom(32) + b"\x00" + b"\x00\x04\xc0\x2b\xc0\x2f"
-        + b"\x01\x00" + struct.pack("!H", len(exts)) + exts)
-hs = b"\x01" + len(body).to_bytes(3, "big") + body
-record = b"\x16\x03\x01" + struct.pack("!H", len(hs)) + hs
-s = socket.create_connection(("127.0.0.1", port), timeout=5)
-s.sendall(("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n"
-           % (target, target)).encode())
-head = b""
-while not head.endswith(b"\r\n\r\n"):
-    d = s.recv(1)
-    if not d:
-        break
-    head += d
-status = head.split(b" ")[1].decode() if b" " in head else "none"
-if status != "200":
-    print("status=%s" % status)
-    sys.exit(0)
-s.sendall(record)
-out = b""
-try:
-    while True:
-        d = s.recv(65536)
+def hello(sni):
+    name = struct.pack("!BH", 0, len(sni)) + sni
+    exts = ext(0, struct.pack("!H", len(name)) + name)
+    exts += ext(10, b"\x00\x04\x00\x17\x00\x1d")
+    exts += ext(11, b"\x01\x00")
+    exts += ext(13, b"\x00\x04\x04\x03\x08\x04")
+    body = (b"\x03\x03" + os.urandom(32) + b"\x00" +
+            b"\x00\x04\xc0\x2b\xc0\x2f" + b"\x01\x00" +
+            struct.pack("!H", len(exts)) + exts)
+    hs = b"\x01" + len(body).to_bytes(3, "big") + body
+    return b"\x16\x03\x01" + struct.pack("!H", len(hs)) + hs
+def answer(sni):
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n"
+               % (target, target)).encode())
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        d = s.recv(1)
         if not d:
             break
-        out += d
-except OSError:
-    pass
-if out[:1] == b"\x15" and len(out) >= 7:
-    kind = "fatal-alert" if out[5] == 2 else "warning-alert"
-    print("status=200 answer=%s description=%d" % (kind, out[6]))
-elif out[:1] == b"\x16":
-    print("status=200 answer=handshake")
-else:
-    print("status=200 answer=%r" % out[:20])
+        head += d
+    status = head.split(b" ")[1].decode() if b" " in head else "none"
+    if status != "200":
+        return "status=%s" % status
+    s.sendall(hello(sni))
+    out = b""
+    try:
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            out += d
+    except OSError:
+        pass
+    s.close()
+    if out[:1] == b"\x15" and len(out) >= 7:
+        kind = "fatal-alert" if out[5] == 2 else "warning-alert"
+        return "status=200 answer=%s description=%d" % (kind, out[6])
+    elif out[:1] == b"\x16":
+        return "status=200 answer=handshake"
+    return "status=200 answer=%r" % out[:20]
+for sni in sys.argv[3:]:
+    try:
+        print(answer(eval(sni)), flush=True)
+    except OSError as e:
+        print("error=%s" % e, flush=True)
 EOF
 
 # An SNI must not be an address (RFC 6066); one that is, after CONNECT to
@@ -193,11 +227,21 @@ check_log "SNI ::ffff:127.0.0.1: mode=intercept host=127.0.0.1" \
     "$TMP/a.log" "$(kv event access)" "$(kv mode intercept)" \
     "$(kv host 127.0.0.1)"
 # A numeric SNI that is no canonical address: unrecognized_name (112).
-for sni in 127.000.000.001 0177.0.0.1 127.1 2130706433; do
-	out=$(python3 "$TMP/sni.py" "$PX" "127.0.0.1:$OT" "b'$sni'" 2>&1)
-	check_eq "SNI $sni: a fatal unrecognized_name alert" \
-	    "status=200 answer=fatal-alert description=112" "$out"
+SNIS=(127.000.000.001 0177.0.0.1 127.1 2130706433)
+args=()
+for sni in "${SNIS[@]}"; do
+	args+=("b'$sni'")
 done
+python3 "$TMP/sni.py" "$PX" "127.0.0.1:$OT" "${args[@]}" >"$TMP/snis.out" 2>&1
+i=0
+for sni in "${SNIS[@]}"; do
+	i=$((i + 1))
+	check_eq "SNI $sni: a fatal unrecognized_name alert" \
+	    "status=200 answer=fatal-alert description=112" \
+	    "$(sed -n "${i}p" "$TMP/snis.out")"
+done
+[ "$(wc -l <"$TMP/snis.out")" = "${#SNIS[@]}" ] ||
+    diag "$(cat "$TMP/snis.out")"
 intercepted=$(log_count "$TMP/a.log" "$(kv event access)" \
     "$(kv mode intercept)" "$(kv host 127.0.0.1)")
 

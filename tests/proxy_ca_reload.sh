@@ -10,8 +10,8 @@
 . "${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}/tests/lib.sh"
 
 make_pki multi "DNS:api.test,DNS:slow.test" inter
-PIN_INTER=$(sh "$MKPKI" pin "$PKI/inter.pem")
-PIN_RSA=$(sh "$MKPKI" pin "$PKI/rsa.pem")
+pki_pin PIN_INTER inter
+pki_pin PIN_RSA rsa
 # The second CA, and a file trusting both; ca_key must be the owner's only.
 sh "$MKPKI" ca "$PKI" ca2 >>"$TMP/mkpki.log" 2>&1 ||
     bail_out "tests/mkpki.sh ca failed: $(cat "$TMP/mkpki.log")"

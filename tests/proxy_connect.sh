@@ -41,9 +41,9 @@ check_out()
 SANS=$(dns_sans api.test resume.test wrong.test other.test alpn1.test \
     alpn0.test h2.test plainafter.test pass.test unpinned.test)
 make_pki multi "$SANS,IP:127.0.0.1" inter
-PIN_INTER=$(sh "$MKPKI" pin "$PKI/inter.pem")
-PIN_RSA=$(sh "$MKPKI" pin "$PKI/rsa.pem")
-PIN_FROOT=$(sh "$MKPKI" pin "$PKI/foreign-root.pem")
+pki_pin PIN_INTER inter
+pki_pin PIN_RSA rsa
+pki_pin PIN_FROOT foreign-root
 
 # Origins: M (ALPN h2 and http/1.1), one with http/1.1 only, one without
 # ALPN, W for the wrong pin, V for the wrong name, T for plain bytes after

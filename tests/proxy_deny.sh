@@ -11,10 +11,10 @@
 . "${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}/tests/lib.sh"
 
 make_pki multi "$(dns_sans api.test free.test)" inter
-PIN_INTER=$(sh "$MKPKI" pin "$PKI/inter.pem")
-PIN_ROOT=$(sh "$MKPKI" pin "$PKI/root.pem")
-PIN_RSA=$(sh "$MKPKI" pin "$PKI/rsa.pem")
-PIN_FOREIGN=$(sh "$MKPKI" pin "$PKI/foreign-root.pem")
+pki_pin PIN_INTER inter
+pki_pin PIN_ROOT root
+pki_pin PIN_RSA rsa
+pki_pin PIN_FOREIGN foreign-root
 
 OA=$(free_port)
 start_origin O_A "$OA" "$TMP/oa.log" --cert "$PKI/multi-chain.pem" \

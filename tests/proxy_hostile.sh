@@ -90,8 +90,8 @@ refused()
 # The PKI: the default set of tests/mkpki.sh (its leaf covers api.test,
 # 127.0.0.1 and ::1).
 make_pki
-PIN_INTER=$(sh "$MKPKI" pin "$PKI/inter.pem")
-PIN_RSA=$(sh "$MKPKI" pin "$PKI/rsa.pem")
+pki_pin PIN_INTER inter
+pki_pin PIN_RSA rsa
 
 # Origins: M (TLS, api.test), P (plain, one write per answer, without a
 # log, for pipelining)

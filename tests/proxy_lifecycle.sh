@@ -169,8 +169,8 @@ print("end", flush=True)
 EOF
 
 make_pki multi "DNS:api.test,DNS:new.test,IP:127.0.0.1" inter
-PIN_INTER=$(sh "$MKPKI" pin "$PKI/inter.pem")
-PIN_RSA=$(sh "$MKPKI" pin "$PKI/rsa.pem")
+pki_pin PIN_INTER inter
+pki_pin PIN_RSA rsa
 
 OM=$(free_port)
 start_origin O_M "$OM" "$TMP/om.log" --cert "$PKI/multi-chain.pem" \
@@ -559,7 +559,8 @@ s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
 s.settimeout(15)
 s.connect(("127.0.0.1", port))
 s.sendall(("GET %s HTTP/1.1\r\nHost: api.test\r\n\r\n" % url).encode())
-data = b""
+# A bytearray: appending to bytes copies all of it at every recv.
+data = bytearray()
 piece = 131072
 done = re.compile(r"(^| )event=access( .*)? status=200( |$)", re.M)
 # Read 128 KiB every 50 ms, slower than pinproxy could write, so that the

@@ -7,9 +7,9 @@
 . "${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}/tests/lib.sh"
 
 make_pki multi "$(dns_sans one.test two.test three.test pinned.test)" inter
-PIN_LEAF=$(sh "$MKPKI" pin "$PKI/multi.pem")
-PIN_INTER=$(sh "$MKPKI" pin "$PKI/inter.pem")
-PIN_ROOT=$(sh "$MKPKI" pin "$PKI/root.pem")
+pki_pin PIN_LEAF multi
+pki_pin PIN_INTER inter
+pki_pin PIN_ROOT root
 
 O=$(free_port)
 start_origin O_1 "$O" "$TMP/o.log" --cert "$PKI/multi-chain.pem" \

@@ -14,10 +14,10 @@ halfro.test rotated.test rotated2.test candonly.test candro.test"
 # old: the key the server has; new: the key it rotates to.
 make_pki old "$(dns_sans $HOSTS)" inter new "$(dns_sans $HOSTS)" inter
 
-PIN_OLD=$(sh "$MKPKI" pin "$PKI/old.pem")
-PIN_NEW=$(sh "$MKPKI" pin "$PKI/new.pem")
-PIN_INTER=$(sh "$MKPKI" pin "$PKI/inter.pem")
-PIN_FROOT=$(sh "$MKPKI" pin "$PKI/foreign-root.pem")
+pki_pin PIN_OLD old
+pki_pin PIN_NEW new
+pki_pin PIN_INTER inter
+pki_pin PIN_FROOT foreign-root
 
 OO=$(free_port)
 start_origin O_OLD "$OO" "$TMP/oo.log" --cert "$PKI/old-chain.pem" \

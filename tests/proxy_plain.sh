@@ -46,13 +46,13 @@ make_pki multi "$SANS,IP:127.0.0.1" inter \
 cat "$PKI/attack.pem" "$PKI/inter.pem" >"$PKI/attack-served.pem"
 cat "$PKI/root.pem" "$PKI/foreign-root.pem" >"$PKI/trust.pem"
 
-PIN_LEAF=$(sh "$MKPKI" pin "$PKI/multi.pem")
-PIN_INTER=$(sh "$MKPKI" pin "$PKI/inter.pem")
-PIN_ROOT=$(sh "$MKPKI" pin "$PKI/root.pem")
-PIN_SELF=$(sh "$MKPKI" pin "$PKI/selfsigned.pem")
-PIN_FROOT=$(sh "$MKPKI" pin "$PKI/foreign-root.pem")
-PIN_ATTACK=$(sh "$MKPKI" pin "$PKI/attack.pem")
-PIN_RSA=$(sh "$MKPKI" pin "$PKI/rsa.pem")
+pki_pin PIN_LEAF multi
+pki_pin PIN_INTER inter
+pki_pin PIN_ROOT root
+pki_pin PIN_SELF selfsigned
+pki_pin PIN_FROOT foreign-root
+pki_pin PIN_ATTACK attack
+pki_pin PIN_RSA rsa
 
 # Origins: M the main one, W for the wrong pin, X for the attack, S
 # self-signed, K for keep-alive, P plain HTTP, Q silent, P2 plain HTTP on

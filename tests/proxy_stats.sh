@@ -82,8 +82,8 @@ through_proxy()
 }
 
 make_pki
-PIN_INTER=$(sh "$MKPKI" pin "$PKI/inter.pem")
-PIN_RSA=$(sh "$MKPKI" pin "$PKI/rsa.pem")
+pki_pin PIN_INTER inter
+pki_pin PIN_RSA rsa
 
 OS=$(free_port)
 start_origin O_S "$OS" "$TMP/os.log" --cert "$PKI/chain.pem" \

@@ -10,9 +10,9 @@
 ECHO="$top_srcdir/tests/tlsecho.py"
 
 make_pki
-PIN_LEAF=$(sh "$MKPKI" pin "$PKI/leaf.pem")
-PIN_INTER=$(sh "$MKPKI" pin "$PKI/inter.pem")
-PIN_FOREIGN=$(sh "$MKPKI" pin "$PKI/foreign-leaf.pem")
+pki_pin PIN_LEAF leaf
+pki_pin PIN_INTER inter
+pki_pin PIN_FOREIGN foreign-leaf
 CLOSED=$(free_port)
 echo "nameserver 127.0.0.1:$CLOSED" >"$TMP/resolv.conf"
 

@@ -47,8 +47,8 @@ sysctl -qw net.ipv4.conf.all.route_localnet=1
 # with a certificate the client does not trust).
 make_pki both "DNS:api.test,DNS:wrong.test" inter
 cat "$PKI/both.pem" "$PKI/inter.pem" >"$TMP/both-chain.pem"
-PIN_LEAF=$(sh "$MKPKI" pin "$PKI/both.pem")
-PIN_FOREIGN=$(sh "$MKPKI" pin "$PKI/foreign-leaf.pem")
+pki_pin PIN_LEAF both
+pki_pin PIN_FOREIGN foreign-leaf
 start_origin O 443 "$TMP/origin.log" --host 127.0.0.2 \
     --cert "$TMP/both-chain.pem" --key "$PKI/both.key" ||
     bail_out "the origin did not start"

@@ -13,8 +13,8 @@
 make_pki multi "$(dns_sans api.test)" inter
 sh "$MKPKI" nosan "$PKI" nosan nosan.test >>"$TMP/mkpki.log" 2>&1 ||
     bail_out "tests/mkpki.sh nosan failed: $(cat "$TMP/mkpki.log")"
-PIN_INTER=$(sh "$MKPKI" pin "$PKI/inter.pem")
-PIN_RSA=$(sh "$MKPKI" pin "$PKI/rsa.pem")
+pki_pin PIN_INTER inter
+pki_pin PIN_RSA rsa
 
 OM=$(free_port)
 start_origin O_M "$OM" "$TMP/om.log" --cert "$PKI/multi-chain.pem" \

@@ -80,8 +80,8 @@ wait_count()
 
 # The PKI: the default set of tests/mkpki.sh (its leaf covers api.test).
 make_pki
-PIN_INTER=$(sh "$MKPKI" pin "$PKI/inter.pem")
-PIN_RSA=$(sh "$MKPKI" pin "$PKI/rsa.pem")
+pki_pin PIN_INTER inter
+pki_pin PIN_RSA rsa
 
 # Origins: M the pinned one (TLS, api.test); plain ones that answer any
 # request with a 101 to websocket (W), with status 600 (S6) or 099

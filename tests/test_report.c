@@ -229,26 +229,56 @@ pem_json(X509 *cert)
 }
 
 /*
+ * The Python interpreter itself, asked once of the python3 in PATH (which
+ * may be a wrapper that looks for it anew at every call, a second or more
+ * on a loaded machine), or NULL when there is none.
+ */
+static const char *
+python_path(void)
+{
+	static char	 path[4096];
+	static int	 asked;
+	FILE		*fp;
+
+	if (asked)
+		return path[0] != '\0' ? path : NULL;
+	asked = 1;
+	fp = popen("python3 -c 'import sys; print(sys.executable)' "
+	    "2>/dev/null", "r");
+	if (fp == NULL)
+		return NULL;
+	if (fgets(path, sizeof(path), fp) == NULL ||
+	    strchr(path, '\'') != NULL)
+		path[0] = '\0';
+	path[strcspn(path, "\n")] = '\0';
+	if (pclose(fp) != 0)
+		path[0] = '\0';
+	return path[0] != '\0' ? path : NULL;
+}
+
+/*
  * Run the Python checker over a report file; returns its output, or NULL
- * (and skips the test) when Python is not installed.
+ * (and skips the test) when Python is not installed. It needs only the
+ * standard library: -S spares it the imports of site-packages.
  */
 static char *
 python_check(const char *dir, const char *report)
 {
-	FILE	*fp;
-	char	*script, *cmd, *out;
-	char	 buf[4096];
-	size_t	 len = 0, n;
-	int	 status;
+	FILE		*fp;
+	const char	*python;
+	char		*script, *cmd, *out;
+	char		 buf[4096];
+	size_t		 len = 0, n;
+	int		 status;
 
-	if (system("command -v python3 >/dev/null 2>&1") != 0)
+	if ((python = python_path()) == NULL)
 		return NULL;
 	script = xasprintf("%s/check.py", dir);
 	fp = fopen(script, "w");
 	assert_non_null(fp);
 	assert_int_equal(fputs(checker, fp) >= 0, 1);
 	assert_int_equal(fclose(fp), 0);
-	cmd = xasprintf("python3 '%s' '%s' 2>&1", script, report);
+	cmd = xasprintf("'%s' -S '%s' '%s' 2>&1", python, script, report);
 	fp = popen(cmd, "r");
 	assert_non_null(fp);
 	out = xmalloc(1);

@@ -1,0 +1,300 @@
+#!/bin/bash
+# pinproxy's resources under load end to end: connect_timeout cutting a
+# slow DNS answer short, a thousand silent clients closed at
+# header_timeout with memory and descriptors given back, the connection
+# limit pausing and resuming accept, and running out of descriptors
+# without a busy loop. After each, pinproxy must still serve, and at the
+# end hold the descriptors it started with and exit 0. Everything runs on
+# 127.0.0.1.
+
+. "${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}/tests/lib.sh"
+
+IDLE_CONNS=1000
+
+small_quarantine
+
+# The thousand silent clients need descriptors of their own.
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 4096 ]; then
+	ulimit -n 4096 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null
+fi
+
+# cpu_ticks PID: user plus system CPU time of a process, in clock ticks.
+cpu_ticks()
+{
+	sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null |
+	    awk '{ print $12 + $13 }'
+}
+
+# Idle clients: open N connections to PORT that never send a byte, print
+# "ready N" (how many connected), and report each end of file from the
+# server as "eof I MS" (MS since the first connect). Closes connection 0
+# when the file DIR/close appears, all of them when DIR/closeall does;
+# ends when every connection has ended or after LIMIT seconds.
+cat >"$TMP/holder.py" <<'EOF'
+import os, select, socket, sys, time
+port, n, flagdir, limit = (int(sys.argv[1]), int(sys.argv[2]), sys.argv[3],
+                           float(sys.argv[4]))
+start = time.monotonic()
+socks = {}
+for i in range(n):
+    s = socket.socket()
+    s.setblocking(False)
+    s.connect_ex(("127.0.0.1", port))
+    socks[s.fileno()] = (i, s)
+poll = select.poll()
+for fd in socks:
+    poll.register(fd, select.POLLOUT)
+pending = set(socks)
+connected = 0
+while pending and time.monotonic() - start < 5:
+    for fd, ev in poll.poll(100):
+        if fd in pending:
+            pending.discard(fd)
+            i, s = socks[fd]
+            if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
+                connected += 1
+            poll.modify(fd, select.POLLIN)
+print("ready %d" % connected, flush=True)
+closed_one = False
+while socks and time.monotonic() - start < limit:
+    if os.path.exists(os.path.join(flagdir, "closeall")):
+        for i, s in socks.values():
+            s.close()
+        break
+    if not closed_one and os.path.exists(os.path.join(flagdir, "close")):
+        closed_one = True
+        for fd, (i, s) in list(socks.items()):
+            if i == 0:
+                poll.unregister(fd)
+                s.close()
+                del socks[fd]
+    for fd, ev in poll.poll(20):
+        if fd not in socks:
+            continue
+        i, s = socks[fd]
+        try:
+            data = s.recv(4096)
+        except OSError:
+            data = b""
+        if not data:
+            print("eof %d %d" % (i, (time.monotonic() - start) * 1000),
+                  flush=True)
+            poll.unregister(fd)
+            s.close()
+            del socks[fd]
+EOF
+
+# hold NAME PORT N LIMIT: start the idle clients in the background (PID in
+# HOLD_PID, output in $TMP/NAME.out, flags in $TMP/NAME.d) and wait for
+# them to connect.
+hold()
+{
+	local i
+	mkdir -p "$TMP/$1.d"
+	spawn HOLD_PID python3 "$TMP/holder.py" "$2" "$3" "$TMP/$1.d" "$4" \
+	    >"$TMP/$1.out"
+	for i in $(seq 200); do
+		grep -q '^ready' "$TMP/$1.out" 2>/dev/null && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+# The PKI: the default set of tests/mkpki.sh and a leaf for the hosts of
+# the origin.
+make_pki multi "$(dns_sans api.test slowdns.test),IP:127.0.0.1" inter
+pki_pin PIN_INTER inter
+pki_pin PIN_RSA rsa
+
+# The origin, and dnsd, which answers slowdns.test after 1 s.
+OM=$(free_port)
+start_server O_M "$TMP/om.log" python3 "$ORIGIN" --port "$OM" \
+    --cert "$PKI/multi-chain.pem" --key "$PKI/multi.key"
+start_dnsd --map slowdns.test=127.0.0.1 --slow slowdns.test=1
+
+# conf PORT NAME EXTRA: a configuration listening on PORT with the CA
+# files NAME, the [proxy] lines EXTRA and a pin set for each host.
+conf()
+{
+	cat <<EOF
+[proxy]
+listen = 127.0.0.1:$1
+ca_cert = $TMP/ca-$2.pem
+ca_key = $TMP/ca-$2.key
+trust = $PKI/root.pem
+unpinned = pass
+shutdown_timeout = 2s
+$3
+
+[pins:set-api]
+hosts = api.test
+pin = $PIN_INTER
+pin = $PIN_RSA
+connect_to = 127.0.0.1:$OM
+
+[pins:set-slowdns]
+hosts = slowdns.test
+pin = $PIN_INTER
+pin = $PIN_RSA
+port = $OM
+EOF
+}
+
+# Instance G: connect_timeout = 500ms, header_timeout = 1s, and
+# descriptors for a thousand clients.
+PG=$(free_port)
+conf "$PG" g "connect_timeout = 500ms
+header_timeout = 1s" >"$TMP/g.conf"
+check "pinproxy G listens on 127.0.0.1:$PG" \
+    start_pinproxy PP_G "$PG" "$TMP/g.conf" "$TMP/g.log" \
+    prlimit --nofile=4096:4096
+alive "G start" "$PP_G" "$PG"
+fds_rest=$(fd_count "$PP_G")
+
+start=$(now_ms)
+code=$(fetch slowdns1 "$PG" http://slowdns.test/close)
+ms=$(( $(now_ms) - start ))
+check_eq "DNS answers in 1 s, connect_timeout = 500ms: 504" 504 "$code"
+check_eq "DNS answers in 1 s, connect_timeout = 500ms: details=timeout" \
+    'pinproxy; error=connection_timeout; details="timeout"' \
+    "$(header "$TMP/slowdns1.head" Proxy-Status)"
+check "DNS answers in 1 s, connect_timeout = 500ms: after about 500 ms \
+($ms ms)" test "$ms" -ge 450 -a "$ms" -lt 2000
+check_log "connect_timeout = 500ms: the error says within 500ms" \
+    "$TMP/g.log" "$(kv event upstream_error)" "$(kv host slowdns.test)" \
+    'within 500ms'
+alive "slow DNS past connect_timeout" "$PP_G" "$PG"
+
+# A thousand connections that send nothing, with header_timeout = 1s:
+# all closed in time, memory and descriptors back where they were (the
+# event loop keeps tables sized for the most descriptors it saw, and
+# sanitizers add their own bookkeeping: some slack). AddressSanitizer
+# also keeps freed memory in quarantine instead of reusing it, about
+# 1 MiB per round of a thousand here, so a round may grow by that much.
+RSS_SLACK_KB=4096
+ROUND_SLACK_KB=1024
+if built_with_sanitizers; then
+	RSS_SLACK_KB=8192
+	ROUND_SLACK_KB=2048
+fi
+# The baseline once the lookup pinproxy gave up on has ended too.
+for (( i = 0; i < 100; i++ )); do
+	[ "$(fd_count "$PP_G")" -le "$fds_rest" ] && break
+	sleep 0.05
+done
+BASE_G=$(fd_count "$PP_G")
+rss0=$(rss_kb "$PP_G")
+what="$IDLE_CONNS silent clients"
+for round in 1 2 3; do
+	hold "idle$round" "$PG" "$IDLE_CONNS" 12
+	connected=$(sed -n 's/^ready //p' "$TMP/idle$round.out")
+	rss_held=$(rss_kb "$PP_G")
+	wait "$HOLD_PID"
+	eofs=$(grep -c '^eof' "$TMP/idle$round.out")
+	last=$(awk '/^eof/ { if ($3 > m) m = $3 } END { print m + 0 }' \
+	    "$TMP/idle$round.out")
+	first=$(awk '/^eof/ { if (m == "" || $3 < m) m = $3 }
+	    END { print m + 0 }' "$TMP/idle$round.out")
+	check_eq "$what (round $round): all connected" \
+	    "$IDLE_CONNS" "$connected"
+	check_eq "$what (round $round): all closed by pinproxy" \
+	    "$IDLE_CONNS" "$eofs"
+	check "$what (round $round): closed between 1 s and 3 s \
+($first..$last ms)" \
+	    test "$first" -ge 900 -a "$last" -le 3000
+	check_fds "$what (round $round)" "$PP_G" "$BASE_G"
+	sleep 1
+	eval "rss$round=\$(rss_kb \"\$PP_G\")"
+	diag "VmRSS: $rss0 KiB at rest, $rss_held KiB holding them, \
+$(eval echo "\$rss$round") KiB after round $round"
+done
+if run_wrapped; then
+	# Under valgrind the resident memory is valgrind's own.
+	skip "$what: VmRSS back near the baseline (the daemon runs wrapped)"
+	skip "$what: a third round does not grow VmRSS (wrapped)"
+else
+	check "$what: VmRSS within $((RSS_SLACK_KB / 1024)) MiB of the \
+baseline after they left ($rss0 -> $rss3 KiB)" \
+	    test $((rss3 - rss0)) -lt "$RSS_SLACK_KB"
+	check "$what: a third round does not grow VmRSS ($rss2 -> $rss3 KiB)" \
+	    test $((rss3 - rss2)) -lt "$ROUND_SLACK_KB"
+fi
+alive "$IDLE_CONNS silent clients" "$PP_G" "$PG"
+
+# Instance M: max_connections = 5. Five idle clients hold every slot; a
+# sixth request waits until one of them leaves.
+PM=$(free_port)
+conf "$PM" m "max_connections = 5" >"$TMP/m.conf"
+check "pinproxy M listens on 127.0.0.1:$PM" \
+    start_pinproxy PP_M "$PM" "$TMP/m.conf" "$TMP/m.log"
+alive "M start" "$PP_M" "$PM"
+sleep 0.2
+BASE_M=$(fd_count "$PP_M")
+hold full "$PM" 5 30
+check_log "max_connections = 5: event=accept_paused" "$TMP/m.log" \
+    "$(kv event accept_paused)"
+start=$(now_ms)
+spawn SIXTH curl -sS --noproxy '' -x "http://127.0.0.1:$PM" --max-time 10 \
+    -o "$TMP/sixth.body" http://api.test/close
+sleep 1
+check "max_connections = 5: the sixth request waits over 1 s" \
+    kill -0 "$SIXTH"
+touch "$TMP/full.d/close"
+wait "$SIXTH"
+rc=$?
+ms=$(( $(now_ms) - start ))
+check_eq "max_connections = 5: the sixth request is served once a slot frees" \
+    "$CLOSE_BODY" "$(cat "$TMP/sixth.body" 2>/dev/null)"
+check "max_connections = 5: curl succeeded (exit $rc) within 3 s ($ms ms)" \
+    test "$rc" = 0 -a "$ms" -lt 3000
+check_log "max_connections = 5: event=accept_resumed" "$TMP/m.log" \
+    "$(kv event accept_resumed)"
+touch "$TMP/full.d/closeall"
+wait "$HOLD_PID"
+alive "max_connections = 5" "$PP_M" "$PM"
+check_fds "max_connections = 5" "$PP_M" "$BASE_M"
+
+# Instance E runs with 64 descriptors; 70 idle clients exhaust them.
+PE=$(free_port)
+conf "$PE" e "" >"$TMP/e.conf"
+check "pinproxy E (64 descriptors) listens on 127.0.0.1:$PE" \
+    start_pinproxy PP_E "$PE" "$TMP/e.conf" "$TMP/e.log" \
+    prlimit --nofile=64:64
+alive "E start" "$PP_E" "$PE"
+sleep 0.2
+BASE_E=$(fd_count "$PP_E")
+hold exhaust "$PE" 70 30
+check_log "out of descriptors: event=accept_paused" "$TMP/e.log" \
+    "$(kv event accept_paused)"
+diag "pinproxy E holds $(fd_count "$PP_E") descriptors (limit 64)"
+t0=$(cpu_ticks "$PP_E")
+sleep 2
+t1=$(cpu_ticks "$PP_E")
+hz=$(getconf CLK_TCK)
+check "out of descriptors: no busy loop ($((t1 - t0)) ticks of CPU in 2 s \
+at $hz Hz)" \
+    test $(( (t1 - t0) * 100 / hz )) -lt 30
+check_eq "out of descriptors: accept_paused is logged once, not at every \
+retry" "1/0" "$(log_count "$TMP/e.log" "$(kv event accept_paused)")/$(\
+log_count "$TMP/e.log" "$(kv event accept_resumed)")"
+resumed=$(log_count "$TMP/e.log" "$(kv event accept_resumed)")
+touch "$TMP/exhaust.d/closeall"
+wait "$HOLD_PID"
+for i in $(seq 100); do
+	[ "$(log_count "$TMP/e.log" "$(kv event accept_resumed)")" -gt \
+	    "$resumed" ] && break
+	sleep 0.05
+done
+check "out of descriptors: event=accept_resumed after the clients left" \
+    test "$(log_count "$TMP/e.log" "$(kv event accept_resumed)")" -gt \
+    "$resumed"
+alive "out of descriptors" "$PP_E" "$PE"
+check_fds "out of descriptors" "$PP_E" "$BASE_E"
+
+# At the end: descriptors at rest, and a clean exit.
+check_fds "pinproxy G at the end" "$PP_G" "$BASE_G"
+stop_pinproxy "$PP_G" "$TMP/g.log"
+stop_pinproxy "$PP_M" "$TMP/m.log"
+stop_pinproxy "$PP_E" "$TMP/e.log"
+
+done_testing
