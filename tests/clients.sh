@@ -81,7 +81,7 @@ wait_mismatch()
 	local i
 	for i in $(seq "$WAIT_TICKS"); do
 		[ "$(mismatches)" -gt "$1" ] && return 0
-		sleep 0.05
+		t_sleep 0.05
 	done
 	return 1
 }
@@ -138,7 +138,7 @@ if [ "$GIT_OK" = yes ] && has fcgiwrap; then
 	spawn FCGI fcgiwrap -s "unix:$TMP/fcgi.sock"
 	for i in $(seq 100); do
 		[ -S "$TMP/fcgi.sock" ] && FCGI_OK=yes && break
-		sleep 0.05
+		t_sleep 0.05
 	done
 fi
 

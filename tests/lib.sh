@@ -39,6 +39,22 @@ else
 	T_PYTHON3=python3
 fi
 
+# t_sleep SECONDS: sleep without starting a process, in a read that times
+# out on a FIFO nobody writes to: the polls of the tests sleep thousands
+# of times a run, and sleep(1) costs a fork and an exec each time.
+T_TICK="$TMP/tick"
+if mkfifo "$T_TICK" 2>/dev/null; then
+	t_sleep()
+	{
+		read -rt "$1" _ <>"$T_TICK" || :
+	}
+else
+	t_sleep()
+	{
+		sleep "$1"
+	}
+fi
+
 # The test servers and PKI, and what tests/origin.py answers.
 MKPKI="$top_srcdir/tests/mkpki.sh"
 ORIGIN="$top_srcdir/tests/origin.py"
@@ -200,7 +216,7 @@ wait_port()
 	local i n=$(( ${2:-10} * 20 ))
 	for (( i = 0; i < n; i++ )); do
 		listening 127.0.0.1 "$1" && return 0
-		sleep 0.05
+		t_sleep 0.05
 	done
 	return 1
 }
@@ -238,7 +254,7 @@ wait_exit()
 	local pid=$1 i
 	for (( i = 0; i < $2 * 20; i++ )); do
 		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.05
+		t_sleep 0.05
 	done
 	if kill -0 "$pid" 2>/dev/null; then
 		kill -KILL "$pid" 2>/dev/null
@@ -258,7 +274,7 @@ wait_ready()
 	local i
 	for (( i = 0; i < 100; i++ )); do
 		grep -q '^ready' "$1" 2>/dev/null && return 0
-		sleep 0.05
+		t_sleep 0.05
 	done
 	diag "nothing printed ready in $1"
 	return 1
@@ -330,7 +346,7 @@ origin_settle()
 	local i
 	for (( i = 0; i < ${2:-5} * 20; i++ )); do
 		[ "$(origin_unsettled "$1")" = 0 ] && return 0
-		sleep 0.05
+		t_sleep 0.05
 	done
 	return 1
 }
@@ -407,7 +423,7 @@ start_pinproxy()
 	for (( i = 0; i < 200; i++ )); do
 		listening "$host" "$port" && return 0
 		kill -0 "${!var}" 2>/dev/null || break
-		sleep 0.05
+		t_sleep 0.05
 	done
 	diag "pinproxy -c $conf is not listening on $addr:"
 	diag "$(tail -n 20 "$log")"
@@ -451,7 +467,7 @@ reload()
 			    grep -q 'event=reloaded'
 			return
 		fi
-		sleep 0.05
+		t_sleep 0.05
 	done
 	return 1
 }
@@ -633,7 +649,7 @@ wait_log()
 	local i
 	for (( i = 0; i < WAIT_TICKS; i++ )); do
 		log_grep "$1" -q "${@:2}" && return 0
-		sleep 0.05
+		t_sleep 0.05
 	done
 	return 1
 }
@@ -685,7 +701,7 @@ check_fds()
 	for (( i = 0; i < ${4:-5} * 20; i++ )); do
 		n=$(fd_count "$2")
 		[ "$n" -le "$3" ] && break
-		sleep 0.05
+		t_sleep 0.05
 	done
 	# Fewer is no leak: the baseline may have held a connection closing.
 	if [ "$n" -le "$3" ]; then

@@ -620,7 +620,7 @@ if python3 -c 'import socket; socket.socket(socket.AF_INET6).bind(("::1", 0))' \
 	    "[::1]"
 	for _ in $(seq 100); do
 		(exec 3<>"/dev/tcp/::1/$V6PORT") 2>/dev/null && break
-		sleep 0.05
+		t_sleep 0.05
 	done
 	run v6 "$PINPROXY_PIN" -s "[::1]:$V6PORT" -a "$PKI/root.pem"
 	check_rc "-s [::1]:PORT verifies against the leaf's IP address" 0 v6

@@ -195,9 +195,11 @@ def answer(sni):
     if status != "200":
         return "status=%s" % status
     s.sendall(hello(sni))
+    # What comes first tells: a handshake record, or an alert of 7
+    # bytes. Waiting for more would wait for the 5 s timeout.
     out = b""
     try:
-        while True:
+        while out[:1] != b"\x16" and len(out) < 7:
             d = s.recv(65536)
             if not d:
                 break
@@ -266,7 +268,7 @@ intercepted_more()
 }
 for i in $(seq "$WAIT_TICKS"); do
 	intercepted_more && break
-	sleep 0.05
+	t_sleep 0.05
 done
 check "CONNECT [::ffff:127.0.0.1]: mode=intercept host=127.0.0.1" \
     intercepted_more

@@ -120,7 +120,7 @@ wait_line()
 	local _
 	for _ in $(seq 200); do
 		grep -qE -- "$2" "$1" 2>/dev/null && return 0
-		sleep 0.05
+		t_sleep 0.05
 	done
 	return 1
 }

@@ -203,7 +203,7 @@ for i in $(seq "$WAIT_TICKS"); do
 	[ "$(log_count "$TMP/a.log" "$(kv event access)" \
 	    "$(kv host api.test)" "$(kv status 502)")" -ge $((n502 + 2)) ] &&
 	    break
-	sleep 0.05
+	t_sleep 0.05
 done
 check_eq "untrusted CA: a second failure within the minute adds no line" \
     $((n + 1)) "$(tls_failed)"
@@ -408,7 +408,7 @@ check_log "unpinned = pass: access line mode=tunnel" "$TMP/a.log" \
 # Bulk data through a blind tunnel (moved with splice(2)): both ways, at
 # full speed and to a slow reader, every byte in order, and the pipes are
 # closed afterwards.
-sleep 0.5
+t_sleep 0.5
 base=$(fd_count "$PP_A")
 want=$(python3 "$ORIGIN" --pattern 16777216 | sha256sum | cut -d ' ' -f 1)
 got=$(pcurl "$PA" --cacert "$PKI/root.pem" \
@@ -593,7 +593,7 @@ check_out "Upgrade in a CONNECT tunnel to a pinned host: bytes echoed" \
     tp-up plain until
 
 # Many intercepted connections at once; descriptors return afterwards.
-sleep 0.5
+t_sleep 0.5
 base=$(fd_count "$PP_A")
 seq "$CONCURRENT" | xargs -P 50 -I % curl -sS --noproxy '' \
     -x "http://127.0.0.1:$PA" --max-time 30 --http1.1 \

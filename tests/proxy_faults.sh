@@ -114,7 +114,7 @@ conf "$PF" f "connect_timeout = 3s" >"$TMP/f.conf"
 check "pinproxy F listens on 127.0.0.1:$PF" \
     start_pinproxy PP_F "$PF" "$TMP/f.conf" "$TMP/f.log"
 alive "start" "$PP_F" "$PF"
-sleep 0.2
+t_sleep 0.2
 BASE_F=$(fd_count "$PP_F")
 diag "pinproxy F: $BASE_F descriptors at rest"
 
@@ -236,7 +236,7 @@ spawn DL curl -sS --noproxy '' -x "http://127.0.0.1:$PF" --max-time 30 \
 for i in $(seq 200); do
 	[ "$(stat -c %s "$TMP/dl.body" 2>/dev/null || echo 0)" -ge "$MIB" ] &&
 	    break
-	sleep 0.05
+	t_sleep 0.05
 done
 size=$(stat -c %s "$TMP/dl.body" 2>/dev/null || echo 0)
 kill -KILL "$DL" 2>/dev/null

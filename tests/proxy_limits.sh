@@ -148,7 +148,7 @@ rss_peak()
 	local max r
 	max=$(rss_kb "$1")
 	while kill -0 "$2" 2>/dev/null; do
-		sleep 0.2
+		t_sleep 0.2
 		r=$(rss_kb "$1")
 		[ "${r:-0}" -gt "${max:-0}" ] && max=$r
 	done
@@ -207,7 +207,7 @@ printf '%s\r\n' 'POST http://api.test/echo?smuggle HTTP/1.1' \
     'Host: api.test' 'Content-Length: 5' 'Transfer-Encoding: chunked' '' \
     '5' 'hello' '0' '' | raw clte "$PL" 5 >/dev/null
 check_answer clte 400 http_request_error bad-request
-sleep 0.2
+t_sleep 0.2
 desc="Content-Length with Transfer-Encoding: nothing reaches the origin"
 if grep -qF 'smuggle' "$TMP/om.log" 2>/dev/null; then
 	not_ok "$desc"
@@ -264,7 +264,7 @@ for i in $(seq 150); do
 	kill -0 "$STOPPED" 2>/dev/null || break
 	r=$(rss_kb "$PP_H")
 	[ "${r:-0}" -gt "$max" ] && max=$r
-	sleep 0.1
+	t_sleep 0.1
 done
 wait "$STOPPED" 2>/dev/null
 check "stopped reader: it received its first MiB" \

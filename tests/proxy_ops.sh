@@ -45,7 +45,7 @@ wait_count()
 	local i
 	for i in $(seq 100); do
 		[ "$(count "$1" "$2")" -ge "$3" ] && return 0
-		sleep 0.05
+		t_sleep 0.05
 	done
 	return 1
 }
@@ -337,7 +337,7 @@ wait_idle()
 		scrape "$SP1" "$TMP/idle.prom" >/dev/null
 		[ "$(metric "$TMP/idle.prom" pinproxy_connections_active)" = 0 ] &&
 		    return 0
-		sleep 0.05
+		t_sleep 0.05
 	done
 	return 1
 }
@@ -368,7 +368,7 @@ REQUESTS=8
 CONNECTIONS=7
 
 wait_idle
-sleep 0.1
+t_sleep 0.1
 scrape "$SP1" "$TMP/after.prom" >/dev/null
 tail -n +$((LOGN + 1)) "$TMP/a.log" | grep 'event=access ' >"$TMP/access"
 

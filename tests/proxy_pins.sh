@@ -201,7 +201,7 @@ candidates_logged()
 }
 for i in $(seq 100); do
 	[ "$(candidates_logged)" -ge 2 ] && break
-	sleep 0.05
+	t_sleep 0.05
 done
 check_eq "candidate_seen is logged again in the new generation" 2 \
     "$(candidates_logged)"

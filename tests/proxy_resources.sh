@@ -95,7 +95,7 @@ hold()
 	    >"$TMP/$1.out"
 	for i in $(seq 200); do
 		grep -q '^ready' "$TMP/$1.out" 2>/dev/null && return 0
-		sleep 0.05
+		t_sleep 0.05
 	done
 	return 1
 }
@@ -180,7 +180,7 @@ fi
 # The baseline once the lookup pinproxy gave up on has ended too.
 for (( i = 0; i < 100; i++ )); do
 	[ "$(fd_count "$PP_G")" -le "$fds_rest" ] && break
-	sleep 0.05
+	t_sleep 0.05
 done
 BASE_G=$(fd_count "$PP_G")
 rss0=$(rss_kb "$PP_G")
@@ -203,7 +203,7 @@ for round in 1 2 3; do
 ($first..$last ms)" \
 	    test "$first" -ge 900 -a "$last" -le 3000
 	check_fds "$what (round $round)" "$PP_G" "$BASE_G"
-	sleep 1
+	t_sleep 1
 	eval "rss$round=\$(rss_kb \"\$PP_G\")"
 	diag "VmRSS: $rss0 KiB at rest, $rss_held KiB holding them, \
 $(eval echo "\$rss$round") KiB after round $round"
@@ -228,7 +228,7 @@ conf "$PM" m "max_connections = 5" >"$TMP/m.conf"
 check "pinproxy M listens on 127.0.0.1:$PM" \
     start_pinproxy PP_M "$PM" "$TMP/m.conf" "$TMP/m.log"
 alive "M start" "$PP_M" "$PM"
-sleep 0.2
+t_sleep 0.2
 BASE_M=$(fd_count "$PP_M")
 hold full "$PM" 5 30
 check_log "max_connections = 5: event=accept_paused" "$TMP/m.log" \
@@ -236,7 +236,7 @@ check_log "max_connections = 5: event=accept_paused" "$TMP/m.log" \
 start=$(now_ms)
 spawn SIXTH curl -sS --noproxy '' -x "http://127.0.0.1:$PM" --max-time 10 \
     -o "$TMP/sixth.body" http://api.test/close
-sleep 1
+t_sleep 1
 check "max_connections = 5: the sixth request waits over 1 s" \
     kill -0 "$SIXTH"
 touch "$TMP/full.d/close"
@@ -261,14 +261,14 @@ check "pinproxy E (64 descriptors) listens on 127.0.0.1:$PE" \
     start_pinproxy PP_E "$PE" "$TMP/e.conf" "$TMP/e.log" \
     prlimit --nofile=64:64
 alive "E start" "$PP_E" "$PE"
-sleep 0.2
+t_sleep 0.2
 BASE_E=$(fd_count "$PP_E")
 hold exhaust "$PE" 70 30
 check_log "out of descriptors: event=accept_paused" "$TMP/e.log" \
     "$(kv event accept_paused)"
 diag "pinproxy E holds $(fd_count "$PP_E") descriptors (limit 64)"
 t0=$(cpu_ticks "$PP_E")
-sleep 2
+t_sleep 2
 t1=$(cpu_ticks "$PP_E")
 hz=$(getconf CLK_TCK)
 check "out of descriptors: no busy loop ($((t1 - t0)) ticks of CPU in 2 s \
@@ -283,7 +283,7 @@ wait "$HOLD_PID"
 for i in $(seq 100); do
 	[ "$(log_count "$TMP/e.log" "$(kv event accept_resumed)")" -gt \
 	    "$resumed" ] && break
-	sleep 0.05
+	t_sleep 0.05
 done
 check "out of descriptors: event=accept_resumed after the clients left" \
     test "$(log_count "$TMP/e.log" "$(kv event accept_resumed)")" -gt \

@@ -138,7 +138,7 @@ BASE=$(fd_count "$PP_S")
 hold "$SS" "$ALLOWED" 100
 for i in $(seq 100); do
 	[ "$(fd_count "$PP_S")" -ge $((BASE + 16)) ] && break
-	sleep 0.05
+	t_sleep 0.05
 done
 check_eq "stats flood: the proxy port still serves an allowed client" \
     "$CLOSE_BODY" "$(through_proxy)"

@@ -181,7 +181,7 @@ then
 	for i in $(seq 40); do
 		[ "$(log_count "$TMP/t.log" 'event=access' 'mode=transparent' \
 		    'host=api.test' 'status=200')" -gt "$before" ] && break
-		sleep 0.05
+		t_sleep 0.05
 	done
 	check_eq "the tproxy connection has its access line" $((before + 1)) \
 	    "$(log_count "$TMP/t.log" 'event=access' 'mode=transparent' \

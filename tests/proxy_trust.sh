@@ -34,7 +34,7 @@ wait_count_above()
 	shift 2
 	for i in $(seq "$WAIT_TICKS"); do
 		[ "$(log_count "$file" "$@")" -gt "$n" ] && return 0
-		sleep 0.05
+		t_sleep 0.05
 	done
 	return 1
 }

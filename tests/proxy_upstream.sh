@@ -72,7 +72,7 @@ wait_count()
 	shift
 	for i in $(seq "$WAIT_TICKS"); do
 		[ "$(log_count "$@")" -ge "$n" ] && return 0
-		sleep 0.05
+		t_sleep 0.05
 	done
 	diag "$(tail -n 5 "$1")"
 	return 1

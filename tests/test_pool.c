@@ -31,6 +31,7 @@
 #include "metrics.h"
 #include "pool.h"
 #include "runconf.h"
+#include "testpki.h"
 #include "upstream.h"
 #include "xmalloc.h"
 
@@ -82,6 +83,8 @@ setup(void **state)
 {
 	struct fixture	*f;
 	struct conf	*c;
+	EVP_PKEY	*key;
+	X509		*root;
 	char		 err[256];
 	size_t		 i;
 
@@ -97,6 +100,16 @@ setup(void **state)
 	free(c->ca_key);
 	c->ca_cert = xasprintf("%s/ca.pem", f->dir);
 	c->ca_key = xasprintf("%s/ca.key", f->dir);
+	/*
+	 * And trusts one root of its own: the pool does not verify, and the
+	 * system's store, parsed for every case, was most of their time.
+	 */
+	key = testpki_key(TESTPKI_EC);
+	root = testpki_root("Pool Test Root", key);
+	free(c->trust);
+	c->trust = testpki_write_cert(f->dir, "trust.pem", root);
+	X509_free(root);
+	EVP_PKEY_free(key);
 	f->rc = runconf_new(c, 1, NULL, err, sizeof(err));
 	assert_non_null(f->rc);
 	conf_unref(c);
@@ -122,14 +135,16 @@ teardown(void **state)
 	runconf_unref(f->rc);
 	metrics_free(f->metrics);
 	event_base_free(f->base);
-	for (i = 0; i < 2; i++) {
-		char	 path[96];
+	for (i = 0; i < 3; i++) {
+		static const char	*const names[] = {
+			"ca.pem", "ca.key", "trust.pem"
+		};
+		char			 path[96];
 
-		snprintf(path, sizeof(path), "%s/ca.%s", f->dir,
-		    i == 0 ? "pem" : "key");
+		snprintf(path, sizeof(path), "%s/%s", f->dir, names[i]);
 		unlink(path);
 	}
-	rmdir(f->dir);
+	assert_int_equal(rmdir(f->dir), 0);
 	free(f);
 	return 0;
 }

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "runconf.h"
+#include "testpki.h"
 #include "xmalloc.h"
 
 struct fixture {
@@ -30,12 +31,31 @@ struct fixture {
 	char	 key[128];
 	char	 cert2[128];
 	char	 key2[128];
+	char	*trust;		/* one root of the fixture's own */
 };
 
 static int
 rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
 	return remove(path);
+}
+
+/*
+ * A trust file in dir with one root. Upstream trust is not what these
+ * tests are about, and the system's store, parsed for every generation,
+ * was most of their time.
+ */
+static char *
+trust_file(const char *dir)
+{
+	EVP_PKEY	*key = testpki_key(TESTPKI_EC);
+	X509		*root = testpki_root("Runconf Test Root", key);
+	char		*path;
+
+	path = testpki_write_cert(dir, "trust.pem", root);
+	X509_free(root);
+	EVP_PKEY_free(key);
+	return path;
 }
 
 static int
@@ -51,6 +71,7 @@ setup(void **state)
 	snprintf(fx->key, sizeof(fx->key), "%s/ca.key", fx->dir);
 	snprintf(fx->cert2, sizeof(fx->cert2), "%s/ca2.pem", fx->dir);
 	snprintf(fx->key2, sizeof(fx->key2), "%s/ca2.key", fx->dir);
+	fx->trust = trust_file(fx->dir);
 	*state = fx;
 	return 0;
 }
@@ -61,20 +82,23 @@ teardown(void **state)
 	struct fixture	*fx = *state;
 
 	nftw(fx->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	free(fx->trust);
 	free(fx);
 	return 0;
 }
 
 /* The default configuration with the CA files cert and key. */
 static struct conf *
-conf_with_ca(const char *cert, const char *key)
+conf_with_ca(const struct fixture *fx, const char *cert, const char *key)
 {
 	struct conf	*conf = conf_new_default();
 
 	free(conf->ca_cert);
 	free(conf->ca_key);
+	free(conf->trust);
 	conf->ca_cert = xstrdup(cert);
 	conf->ca_key = xstrdup(key);
+	conf->trust = xstrdup(fx->trust);
 	return conf;
 }
 
@@ -94,7 +118,7 @@ static void
 test_runconf_shares_the_ca_of_unchanged_files(void **state)
 {
 	struct fixture	*fx = *state;
-	struct conf	*conf = conf_with_ca(fx->cert, fx->key);
+	struct conf	*conf = conf_with_ca(fx, fx->cert, fx->key);
 	struct runconf	*one, *two;
 	X509		*leaf;
 
@@ -118,8 +142,8 @@ static void
 test_runconf_loads_the_ca_named_by_other_paths(void **state)
 {
 	struct fixture	*fx = *state;
-	struct conf	*conf = conf_with_ca(fx->cert, fx->key);
-	struct conf	*other = conf_with_ca(fx->cert2, fx->key2);
+	struct conf	*conf = conf_with_ca(fx, fx->cert, fx->key);
+	struct conf	*other = conf_with_ca(fx, fx->cert2, fx->key2);
 	struct runconf	*one, *two, *three;
 
 	one = build_ok(conf, 1, NULL);
@@ -141,8 +165,8 @@ static void
 test_runconf_fails_when_the_ca_does_not_load(void **state)
 {
 	struct fixture	*fx = *state;
-	struct conf	*conf = conf_with_ca(fx->cert, fx->key);
-	struct conf	*broken = conf_with_ca(fx->cert, fx->key2);
+	struct conf	*conf = conf_with_ca(fx, fx->cert, fx->key);
+	struct conf	*broken = conf_with_ca(fx, fx->cert, fx->key2);
 	struct runconf	*one;
 	char		 err[512] = "";
 
@@ -160,7 +184,7 @@ static void
 test_runconf_retire_empties_only_the_leaves(void **state)
 {
 	struct fixture		*fx = *state;
-	struct conf		*conf = conf_with_ca(fx->cert, fx->key);
+	struct conf		*conf = conf_with_ca(fx, fx->cert, fx->key);
 	struct runconf		*rc;
 	struct leafcert_stats	 st;
 	X509			*leaf;

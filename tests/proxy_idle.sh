@@ -1,0 +1,249 @@
+#!/bin/bash
+# Idle and kept-alive connections end to end: accept pausing at
+# max_connections and resuming when a slot frees, header_timeout on
+# silent clients with every descriptor given back, and a keep-alive
+# client across a reload: its next request is served under the new pins,
+# or refused when they no longer match. Everything runs on 127.0.0.1 with
+# a TLS test origin.
+
+. "${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}/tests/lib.sh"
+
+# running PID...: every one of the processes is still there.
+running()
+{
+	kill -0 "$@" 2>/dev/null
+}
+
+# Idle clients: open N connections to PORT that never send a byte, print
+# "ready", and report each end of file from pinproxy as "eof I MS" (MS
+# since the first connect). Closes connection 0 once CLOSEFILE exists; ends
+# when every connection has ended or after LIMIT seconds.
+cat >"$TMP/idle.py" <<'EOF'
+import os, select, socket, sys, time
+port, n, closefile, limit = (int(sys.argv[1]), int(sys.argv[2]),
+                             sys.argv[3], float(sys.argv[4]))
+socks = {}
+start = time.monotonic()
+for i in range(n):
+    socks[socket.create_connection(("127.0.0.1", port), timeout=5)] = i
+print("ready", flush=True)
+closed_first = False
+while socks and time.monotonic() - start < limit:
+    if not closed_first and os.path.exists(closefile):
+        for s, i in list(socks.items()):
+            if i == 0:
+                s.close()
+                del socks[s]
+        closed_first = True
+    ready, _, _ = select.select(list(socks), [], [], 0.05)
+    for s in ready:
+        try:
+            data = s.recv(65536)
+        except OSError:
+            data = b""
+        if not data:
+            print("eof %d %d" % (socks[s],
+                                 (time.monotonic() - start) * 1000),
+                  flush=True)
+            del socks[s]
+            s.close()
+print("end", flush=True)
+EOF
+
+make_pki multi "DNS:api.test,DNS:new.test,IP:127.0.0.1" inter
+pki_pin PIN_INTER inter
+pki_pin PIN_RSA rsa
+
+OM=$(free_port)
+start_origin O_M "$OM" "$TMP/om.log" --cert "$PKI/multi-chain.pem" \
+    --key "$PKI/multi.key"
+
+# conf PORT EXTRA: a configuration listening on PORT that pins api.test,
+# blocks every other host, and has the [proxy] lines EXTRA.
+conf()
+{
+	cat <<EOF
+[proxy]
+listen = 127.0.0.1:$1
+ca_cert = $TMP/ca.pem
+ca_key = $TMP/ca.key
+trust = $PKI/root.pem
+unpinned = block
+$2
+
+[pins:api]
+hosts = api.test
+pin = $PIN_INTER
+pin = $PIN_RSA
+connect_to = 127.0.0.1:$OM
+EOF
+}
+
+# max_connections = 2: two idle clients hold every slot; a third waits
+# until one of them leaves.
+PD=$(free_port)
+conf "$PD" "max_connections = 2
+header_timeout = 30s
+shutdown_timeout = 1s" >"$TMP/d.conf"
+check "pinproxy D listens on 127.0.0.1:$PD" \
+    start_pinproxy PP_D "$PD" "$TMP/d.conf" "$TMP/d.log"
+spawn IDLE_D python3 "$TMP/idle.py" "$PD" 2 "$TMP/d.close" 30 \
+    >"$TMP/d-idle.out"
+wait_ready "$TMP/d-idle.out"
+check_log "max_connections: event=accept_paused" "$TMP/d.log" \
+    "$(kv event accept_paused)"
+spawn CURL_D sh -c 'curl -sS --noproxy "" -x "$1" --max-time 15 \
+    -o /dev/null -w "%{http_code}" http://api.test/hello >"$2" 2>&1' \
+    sh "http://127.0.0.1:$PD" "$TMP/d-third.out"
+t_sleep 1
+check "max_connections: the third request waits over 1 s" running "$CURL_D"
+touch "$TMP/d.close"
+start=$(now_ms)
+wait "$CURL_D" 2>/dev/null
+ms=$(( $(now_ms) - start ))
+check_eq "max_connections: the third request is served once a slot frees" \
+    200 "$(cat "$TMP/d-third.out" 2>/dev/null)"
+check "max_connections: served within 3 s of the slot freeing ($ms ms)" \
+    test "$ms" -lt 3000
+check_log "max_connections: event=accept_resumed" "$TMP/d.log" \
+    "$(kv event accept_resumed)"
+stop "$IDLE_D"
+kill -TERM "$PP_D"
+wait_exit "$PP_D" 10
+check_eq "max_connections: pinproxy D exits 0" 0 "$EXIT_RC"
+
+# header_timeout = 1s: 50 silent clients are all disconnected, and every
+# descriptor they took is released.
+PE=$(free_port)
+conf "$PE" "header_timeout = 1s
+shutdown_timeout = 1s" >"$TMP/e.conf"
+check "pinproxy E listens on 127.0.0.1:$PE" \
+    start_pinproxy PP_E "$PE" "$TMP/e.conf" "$TMP/e.log"
+t_sleep 0.2
+base=$(fd_count "$PP_E")
+spawn IDLE_E python3 "$TMP/idle.py" "$PE" 50 "$TMP/e.never" 5 \
+    >"$TMP/e-idle.out"
+wait_ready "$TMP/e-idle.out"
+# Until pinproxy has accepted all 50 (bounded: header_timeout ends them).
+held=$(fd_count "$PP_E")
+for _ in $(seq 40); do
+	[ "$held" -ge $(( base + 50 )) ] && break
+	t_sleep 0.02
+	held=$(fd_count "$PP_E")
+done
+check "header_timeout: pinproxy holds 50 more fds ($base, then $held)" \
+    test "$held" -ge $(( base + 50 ))
+wait "$IDLE_E" 2>/dev/null
+eofs=$(grep -c '^eof ' "$TMP/e-idle.out")
+first=$(sed -n 's/^eof [0-9]* //p' "$TMP/e-idle.out" | sort -n | head -n 1)
+last=$(sed -n 's/^eof [0-9]* //p' "$TMP/e-idle.out" | sort -n | tail -n 1)
+check_eq "header_timeout: all 50 silent clients see end of file" 50 "$eofs"
+check "header_timeout: none ends before 1 s, all within 2 s" \
+    test "${first:-0}" -ge 950 -a "${last:-9999}" -le 2000
+diag "silent clients saw end of file after ${first:-?} to ${last:-?} ms"
+now=$(fd_count "$PP_E")
+for _ in $(seq 40); do
+	[ "$now" -le "$base" ] && break
+	t_sleep 0.05
+	now=$(fd_count "$PP_E")
+done
+check_eq "header_timeout: pinproxy's descriptors return to the baseline" \
+    "$base" "$now"
+kill -TERM "$PP_E"
+wait_exit "$PP_E" 10
+check_eq "header_timeout: pinproxy E exits 0" 0 "$EXIT_RC"
+
+# Two requests on one keep-alive connection through the proxy at PORT:
+# the first at once, the second once GOFILE exists. Prints "first STATUS",
+# then "second STATUS reused|new PROXY-STATUS".
+cat >"$TMP/keepalive.py" <<'EOF'
+import http.client, os, sys, time
+port, url, go = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+c.request("GET", url)
+r = c.getresponse()
+r.read()
+print("first", r.status, flush=True)
+sock = c.sock
+for _ in range(200):
+    if os.path.exists(go):
+        break
+    time.sleep(0.05)
+reused = "reused" if sock is not None and c.sock is sock else "new"
+c.request("GET", url)
+r = c.getresponse()
+r.read()
+print("second", r.status, reused, r.getheader("Proxy-Status", "-"),
+      flush=True)
+EOF
+
+# wait_line FILE PATTERN [SECONDS]: wait up to SECONDS (10 by default)
+# for a line of FILE matching PATTERN.
+wait_line()
+{
+	local _
+	for _ in $(seq $(( ${3:-10} * 20 ))); do
+		grep -qE -- "$2" "$1" 2>/dev/null && return 0
+		t_sleep 0.05
+	done
+	return 1
+}
+
+# keepalive_across_reload NAME PORT PID CONF TEXT: a keep-alive client's
+# first request, then a reload that puts TEXT in CONF, then its second
+# request on the same connection; the client's output in $TMP/NAME.out,
+# the origin's count of requests before the reload in KA_REQUESTS.
+keepalive_across_reload()
+{
+	local name=$1 port=$2 pid=$3 conf=$4 text=$5
+	rm -f "$TMP/$name.go"
+	spawn KA_PID python3 "$TMP/keepalive.py" "$port" \
+	    http://api.test/hello "$TMP/$name.go" >"$TMP/$name.out" \
+	    2>"$TMP/$name.err"
+	wait_line "$TMP/$name.out" '^first ' ||
+	    diag "$name: no first answer: $(cat "$TMP/$name.err")"
+	KA_REQUESTS=$(origin_count "$TMP/om.log" request)
+	reload "$pid" "$TMP/f.log" "$conf" "$text" ||
+	    diag "$name: the reload failed: $(tail -n 3 "$TMP/f.log")"
+	touch "$TMP/$name.go"
+	wait "$KA_PID" 2>/dev/null
+	[ -s "$TMP/$name.err" ] && diag "$name: $(cat "$TMP/$name.err")"
+}
+
+# A reload reaches keep-alive clients: the next request on a connection
+# opened before SIGHUP is served under the new pins, on an upstream (and a
+# TLS session) of the new generation only.
+PF=$(free_port)
+conf "$PF" "shutdown_timeout = 1s" >"$TMP/f.conf"
+check "pinproxy F listens on 127.0.0.1:$PF" \
+    start_pinproxy PP_F "$PF" "$TMP/f.conf" "$TMP/f.log"
+origin_settle "$TMP/om.log" 5
+tls_before=$(origin_count "$TMP/om.log" tls)
+resumed_before=$(origin_count "$TMP/om.log" tls '"resumed": true')
+keepalive_across_reload ka-same "$PF" "$PP_F" "$TMP/f.conf" \
+    "$(conf "$PF" "shutdown_timeout = 1s
+idle_timeout = 4m")"
+check_eq "keep-alive across a reload: both answered on one connection" \
+    "first 200|second 200 reused -|" "$(tr '\n' '|' <"$TMP/ka-same.out")"
+check_eq "keep-alive across a reload: the new generation's own handshake" \
+    $(( tls_before + 2 )) "$(origin_count "$TMP/om.log" tls)"
+check_eq "keep-alive across a reload: no session of the old one resumed" \
+    "$resumed_before" "$(origin_count "$TMP/om.log" tls '"resumed": true')"
+
+WRONG_PIN1=sha256/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=
+WRONG_PIN2=sha256/AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=
+keepalive_across_reload ka-revoke "$PF" "$PP_F" "$TMP/f.conf" \
+    "$(conf "$PF" "shutdown_timeout = 1s" |
+    sed -e "s|^pin = $PIN_INTER\$|pin = $WRONG_PIN1|" \
+    -e "s|^pin = $PIN_RSA\$|pin = $WRONG_PIN2|")"
+check_eq "revoked pin: the next keep-alive request is a 502 pin-mismatch" \
+    "second 502 reused pinproxy; error=tls_certificate_error; details=\"pin-mismatch\"" \
+    "$(grep '^second ' "$TMP/ka-revoke.out")"
+check_log "revoked pin: event=pin_mismatch for api.test" "$TMP/f.log" \
+    "$(kv event pin_mismatch)" "$(kv host api.test)"
+origin_settle "$TMP/om.log" 5
+check_eq "revoked pin: the origin saw no request after the reload" \
+    "$KA_REQUESTS" "$(origin_count "$TMP/om.log" request)"
+stop_pinproxy "$PP_F" "$TMP/f.log"
+
+done_testing
