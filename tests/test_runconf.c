@@ -207,7 +207,7 @@ static void
 test_runconf_for_upstreams_only_reads_and_creates_no_ca(void **state)
 {
 	struct fixture	*fx = *state;
-	struct conf	*conf = conf_with_ca(fx->cert, fx->key);
+	struct conf	*conf = conf_with_ca(fx, fx->cert, fx->key);
 	struct runconf	*rc;
 	char		 err[512] = "";
 
@@ -228,7 +228,7 @@ static void
 test_runconf_for_upstreams_fails_on_a_missing_trust_file(void **state)
 {
 	struct fixture	*fx = *state;
-	struct conf	*conf = conf_with_ca(fx->cert, fx->key);
+	struct conf	*conf = conf_with_ca(fx, fx->cert, fx->key);
 	char		 err[512] = "";
 
 	free(conf->trust);
