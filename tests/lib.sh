@@ -193,7 +193,8 @@ free_port()
 			fi
 			printf -v hex ':%04X' "$port"
 			used=no
-			for f in /proc/net/udp /proc/net/udp6; do
+			for f in /proc/net/tcp /proc/net/tcp6 /proc/net/udp \
+			    /proc/net/udp6; do
 				while read -r _ addr _; do
 					[ "${addr%"$hex"}" != "$addr" ] && used=yes
 				done 2>/dev/null <"$f"
