@@ -77,6 +77,12 @@ t_cleanup()
 	for p in $T_PIDS; do
 		wait "$p" 2>/dev/null
 	done
+	# The ports go back once nothing of the test holds them.
+	if [ -f "$TMP/ports" ]; then
+		while read -r p; do
+			rm -f "$p"
+		done <"$TMP/ports"
+	fi
 	if [ -n "${KEEP_TMP:-}" ]; then
 		echo "# scratch directory kept: $TMP"
 	else
@@ -171,38 +177,46 @@ bail_out()
 # free_port: a TCP port on 127.0.0.1 that nothing listens on now (nor a
 # UDP socket uses, for dnsd). It is drawn below the kernel's range for
 # outgoing connections, where no connect() takes it before the test binds
-# it, and tested in the shell: a start of Python per port, or a grep of
-# /proc/net/tcp with the thousands of sockets a busy machine holds, cost
-# more than the rest of the test's work around it. Where there is no
-# room below that range python3 binds port 0.
+# it. Tests run in parallel, so a port is claimed before it is handed out:
+# a file named after it in T_PORT_CLAIMS, made with noclobber (an atomic
+# O_EXCL create) and holding the PID of the test's shell. A claim whose
+# test is gone is removed, and the port drawn again another time. Nothing
+# reads /proc/net/tcp: with the thousands of sockets in TIME_WAIT a run
+# leaves, each read of it cost the kernel a tenth of a second and more,
+# and took a third of the suite's CPU. Where there is no room below the
+# kernel's range python3 binds port 0.
 T_PORT_LO=10000
 T_PORT_HI=0
 read -r T_PORT_HI _ 2>/dev/null </proc/sys/net/ipv4/ip_local_port_range
 T_PORT_HI=$(( T_PORT_HI - 1 ))
+T_PORT_CLAIMS="${TMPDIR:-/tmp}/pinproxy-test-ports.$(id -u)"
+mkdir -p "$T_PORT_CLAIMS" 2>/dev/null
+T_PORT_OWNER=$$
 free_port()
 {
-	local i port hex fd f _ addr used
-	if [ "$T_PORT_HI" -gt $(( T_PORT_LO + 1000 )) ]; then
+	local i port fd claim owner
+	if [ "$T_PORT_HI" -gt $(( T_PORT_LO + 1000 )) ] &&
+	    [ -d "$T_PORT_CLAIMS" ] && [ -w "$T_PORT_CLAIMS" ]; then
 		for (( i = 0; i < 100; i++ )); do
 			port=$(( T_PORT_LO + (RANDOM * 32768 + RANDOM) %
 			    (T_PORT_HI - T_PORT_LO + 1) ))
+			claim=$T_PORT_CLAIMS/$port
+			if ! ( set -C; echo "$T_PORT_OWNER" >"$claim" ) \
+			    2>/dev/null; then
+				owner=""
+				read -r owner <"$claim" 2>/dev/null
+				[ -n "$owner" ] && ! kill -0 "$owner" \
+				    2>/dev/null && rm -f "$claim"
+				continue
+			fi
+			echo "$claim" >>"$TMP/ports"
 			if { exec {fd}<>"/dev/tcp/127.0.0.1/$port"; } \
 			    2>/dev/null; then
 				exec {fd}>&-
 				continue
 			fi
-			printf -v hex ':%04X' "$port"
-			used=no
-			for f in /proc/net/tcp /proc/net/tcp6 /proc/net/udp \
-			    /proc/net/udp6; do
-				while read -r _ addr _; do
-					[ "${addr%"$hex"}" != "$addr" ] && used=yes
-				done 2>/dev/null <"$f"
-			done
-			if [ "$used" = no ]; then
-				echo "$port"
-				return
-			fi
+			echo "$port"
+			return
 		done
 	fi
 	python3 -c 'import socket

@@ -378,6 +378,7 @@ check_rc "--json without --check gives status 2" 2 json_s
 MUTE=$(free_port)
 spawn MUTE_PID python3 -c 'import socket, sys, time
 s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("127.0.0.1", int(sys.argv[1])))
 s.listen()
 time.sleep(60)' "$MUTE"
