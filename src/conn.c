@@ -42,6 +42,7 @@ struct conn {
 	struct sockaddr_storage	 ss;		/* the client's address */
 	struct event		*head_timer;	/* header_timeout */
 	struct relay		*relay;
+	struct upstream		*relay_up;	/* the relay's, from the phase */
 	bool			 shutting_down;
 
 	/*
@@ -133,6 +134,7 @@ conn_close(struct conn *c)
 	struct conn_env	*env = c->x.env;
 
 	relay_free(c->relay);
+	upstream_free(c->relay_up);
 	conn_phase_free(c);
 	bufferevent_free(c->x.bev);
 	event_free(c->head_timer);
@@ -154,6 +156,8 @@ conn_close_after_flush(struct conn *c)
 
 	phase_set_state(&c->x, CONN_CLOSING);
 	/* An upstream still held goes back to the pool, or is closed. */
+	upstream_free(c->relay_up);
+	c->relay_up = NULL;
 	conn_phase_free(c);
 	/* A relay left the transport without callbacks: take it back. */
 	bufferevent_setcb(bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
@@ -252,6 +256,10 @@ conn_relay(struct conn *c, struct bufferevent *upstream, int status)
 	bufferevent_setwatermark(upstream, EV_READ, 0, 0);
 	c->relay = relay_new(c->x.env->base, c->x.bev, upstream,
 	    c->x.rc->conf->idle_timeout_ms, conn_relay_done_cb, c);
+	/* The relay runs on the upstream's socket: its bufferevent goes. */
+	if (c->x.ops != NULL && c->x.ops->relayed != NULL &&
+	    (c->relay_up = c->x.ops->relayed(c->x.phase)) != NULL)
+		upstream_relayed(c->relay_up);
 }
 
 /* The tunnel hands over to interception, which copies what it needs. */

@@ -689,11 +689,23 @@ intercept_free(void *arg)
 	free(ic);
 }
 
+/* The relay runs: the connection keeps the upstream from now on. */
+static struct upstream *
+intercept_relayed(void *arg)
+{
+	struct intercept	*ic = arg;
+	struct upstream		*up = ic->up;
+
+	ic->up = NULL;
+	return up;
+}
+
 const struct phase_ops intercept_ops = {
 	.name = "intercept",
 	.on_client = intercept_on_client,
 	.on_upstream = intercept_on_upstream,
 	.free = intercept_free,
+	.relayed = intercept_relayed,
 };
 
 void

@@ -129,6 +129,13 @@ struct phase_ops {
 	void		 (*on_upstream)(void *phase, short what);
 	/* Free what the phase holds (its upstream too, unless handed on). */
 	void		 (*free)(void *phase);
+	/*
+	 * A relay runs on the client and the upstream of phase_relay(): hand
+	 * that upstream over to the connection, which keeps only its socket
+	 * and TLS connection (upstream_relayed()) until the relay ends. NULL:
+	 * the phase keeps its upstream until it is freed.
+	 */
+	struct upstream	*(*relayed)(void *phase);
 };
 
 /* What a phase may use of its connection, which owns all of it. */
