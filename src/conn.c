@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "ca.h"
 #include "capage.h"
@@ -136,7 +137,11 @@ conn_close(struct conn *c)
 	relay_free(c->relay);
 	upstream_free(c->relay_up);
 	conn_phase_free(c);
-	bufferevent_free(c->x.bev);
+	/* The transport first: it stops using the others at once. */
+	if (c->x.bev != NULL)
+		bufferevent_free(c->x.bev);
+	SSL_free(c->x.tls);
+	close(c->x.fd);
 	event_free(c->head_timer);
 	http_msg_free(c->x.req);
 	runconf_unref(c->x.rc);
@@ -159,7 +164,11 @@ conn_close_after_flush(struct conn *c)
 	upstream_free(c->relay_up);
 	c->relay_up = NULL;
 	conn_phase_free(c);
-	/* A relay left the transport without callbacks: take it back. */
+	/* After a relay, which freed the transport, nothing is queued. */
+	if (bev == NULL) {
+		conn_close(c);
+		return;
+	}
 	bufferevent_setcb(bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
 	bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
 	bufferevent_set_timeouts(bev, NULL, &tv);
@@ -260,6 +269,9 @@ conn_relay(struct conn *c, struct bufferevent *upstream, int status)
 	if (c->x.ops != NULL && c->x.ops->relayed != NULL &&
 	    (c->relay_up = c->x.ops->relayed(c->x.phase)) != NULL)
 		upstream_relayed(c->relay_up);
+	/* And on the client's socket and TLS connection: its transport goes. */
+	bufferevent_free(c->x.bev);
+	c->x.bev = NULL;
 }
 
 /* The tunnel hands over to interception, which copies what it needs. */
@@ -665,8 +677,9 @@ conn_alloc(struct conn_env *env, evutil_socket_t fd,
 	c->x.client_event = conn_event_cb;
 	c->x.done = conn_phase_done;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->x.fd = fd;
 	c->x.bev = bufferevent_socket_new(env->base, fd,
-	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	    BEV_OPT_DEFER_CALLBACKS);
 	relay_tune(c->x.bev);
 	c->x.req = http_msg_new(HTTP_DIR_REQUEST);
 	c->head_timer = evtimer_new(env->base, conn_head_timeout_cb, c);

@@ -18,6 +18,7 @@
 #include <event2/bufferevent.h>
 #include <event2/dns.h>
 #include <event2/event.h>
+#include <openssl/ssl.h>
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -144,6 +145,12 @@ struct phase_ctx {
 	struct runconf		*rc;		/* the request's generation */
 	unsigned long		 id;
 	const char		*client;	/* the client's address text */
+	/*
+	 * The connection owns the client's socket and TLS connection; the
+	 * transport only borrows them, and goes (NULL) once a relay runs.
+	 */
+	evutil_socket_t		 fd;
+	SSL			*tls;		/* NULL: plaintext */
 	struct bufferevent	*bev;		/* the client's transport */
 	struct http_msg		*req;		/* the request head (forward) */
 	struct access_record	 acc;
@@ -185,8 +192,10 @@ void		 phase_fail_upstream(struct phase_ctx *x,
 void		 phase_relay(struct phase_ctx *x, struct bufferevent *bev,
 		    int status);
 /*
- * Replace the client's transport with bev (which takes over its socket):
- * the old bufferevent is freed, the connection's callbacks installed.
+ * Replace the client's transport with bev, on the client's socket and,
+ * for TLS, a connection the connection owns from now on (bev must not
+ * close or free either): the old bufferevent is freed, the connection's
+ * callbacks installed.
  */
 void		 phase_set_transport(struct phase_ctx *x,
 		    struct bufferevent *bev);
