@@ -272,6 +272,12 @@ conn_relay(struct conn *c, struct bufferevent *upstream, int status)
 	/* And on the client's socket and TLS connection: its transport goes. */
 	bufferevent_free(c->x.bev);
 	c->x.bev = NULL;
+	/*
+	 * The connection closes when the relay ends: no request is read
+	 * again, and the access line has what it needs in x.acc.
+	 */
+	http_msg_free(c->x.req);
+	c->x.req = NULL;
 }
 
 /* The tunnel hands over to interception, which copies what it needs. */

@@ -152,7 +152,7 @@ struct phase_ctx {
 	evutil_socket_t		 fd;
 	SSL			*tls;		/* NULL: plaintext */
 	struct bufferevent	*bev;		/* the client's transport */
-	struct http_msg		*req;		/* the request head (forward) */
+	struct http_msg		*req;		/* the request head; NULL in a relay */
 	struct access_record	 acc;
 	enum conn_state		 state;
 	bool			 transparent;	/* redirected, no CONNECT */
