@@ -142,7 +142,8 @@ conn_close(struct conn *c)
 		bufferevent_free(c->x.bev);
 	SSL_free(c->x.tls);
 	close(c->x.fd);
-	event_free(c->head_timer);
+	if (c->head_timer != NULL)
+		event_free(c->head_timer);
 	http_msg_free(c->x.req);
 	runconf_unref(c->x.rc);
 	TAILQ_REMOVE(&env->conns, c, entry);
@@ -174,7 +175,8 @@ conn_close_after_flush(struct conn *c)
 	bufferevent_set_timeouts(bev, NULL, &tv);
 	bufferevent_enable(bev, EV_WRITE);
 	bufferevent_disable(bev, EV_READ);
-	evtimer_del(c->head_timer);
+	if (c->head_timer != NULL)
+		evtimer_del(c->head_timer);
 	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
 		conn_close(c);
 }
@@ -265,10 +267,17 @@ conn_relay(struct conn *c, struct bufferevent *upstream, int status)
 	bufferevent_setwatermark(upstream, EV_READ, 0, 0);
 	c->relay = relay_new(c->x.env->base, c->x.bev, upstream,
 	    c->x.rc->conf->idle_timeout_ms, conn_relay_done_cb, c);
-	/* The relay runs on the upstream's socket: its bufferevent goes. */
-	if (c->x.ops != NULL && c->x.ops->relayed != NULL &&
-	    (c->relay_up = c->x.ops->relayed(c->x.phase)) != NULL)
-		upstream_relayed(c->relay_up);
+	/*
+	 * The relay runs on the upstream's socket: its bufferevent goes, and
+	 * so does the phase that handed it over, with its timers and hello.
+	 */
+	if (c->x.ops != NULL && c->x.ops->relayed != NULL) {
+		if ((c->relay_up = c->x.ops->relayed(c->x.phase)) != NULL)
+			upstream_relayed(c->relay_up);
+		conn_phase_free(c);
+	}
+	event_free(c->head_timer);
+	c->head_timer = NULL;
 	/* And on the client's socket and TLS connection: its transport goes. */
 	bufferevent_free(c->x.bev);
 	c->x.bev = NULL;

@@ -689,13 +689,18 @@ intercept_free(void *arg)
 	free(ic);
 }
 
-/* The relay runs: the connection keeps the upstream from now on. */
+/*
+ * The relay runs: the connection keeps the upstream from now on, and
+ * frees ic, which the client's SSL no longer points to.
+ */
 static struct upstream *
 intercept_relayed(void *arg)
 {
 	struct intercept	*ic = arg;
 	struct upstream		*up = ic->up;
 
+	if (ic->x->tls != NULL)
+		SSL_set_ex_data(ic->x->tls, intercept_ssl_index, NULL);
 	ic->up = NULL;
 	return up;
 }
