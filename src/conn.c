@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "ca.h"
 #include "capage.h"
@@ -42,6 +43,7 @@ struct conn {
 	struct sockaddr_storage	 ss;		/* the client's address */
 	struct event		*head_timer;	/* header_timeout */
 	struct relay		*relay;
+	struct upstream		*relay_up;	/* the relay's, from the phase */
 	bool			 shutting_down;
 
 	/*
@@ -133,9 +135,15 @@ conn_close(struct conn *c)
 	struct conn_env	*env = c->x.env;
 
 	relay_free(c->relay);
+	upstream_free(c->relay_up);
 	conn_phase_free(c);
-	bufferevent_free(c->x.bev);
-	event_free(c->head_timer);
+	/* The transport first: it stops using the others at once. */
+	if (c->x.bev != NULL)
+		bufferevent_free(c->x.bev);
+	SSL_free(c->x.tls);
+	close(c->x.fd);
+	if (c->head_timer != NULL)
+		event_free(c->head_timer);
 	http_msg_free(c->x.req);
 	runconf_unref(c->x.rc);
 	TAILQ_REMOVE(&env->conns, c, entry);
@@ -154,14 +162,21 @@ conn_close_after_flush(struct conn *c)
 
 	phase_set_state(&c->x, CONN_CLOSING);
 	/* An upstream still held goes back to the pool, or is closed. */
+	upstream_free(c->relay_up);
+	c->relay_up = NULL;
 	conn_phase_free(c);
-	/* A relay left the transport without callbacks: take it back. */
+	/* After a relay, which freed the transport, nothing is queued. */
+	if (bev == NULL) {
+		conn_close(c);
+		return;
+	}
 	bufferevent_setcb(bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
 	bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
 	bufferevent_set_timeouts(bev, NULL, &tv);
 	bufferevent_enable(bev, EV_WRITE);
 	bufferevent_disable(bev, EV_READ);
-	evtimer_del(c->head_timer);
+	if (c->head_timer != NULL)
+		evtimer_del(c->head_timer);
 	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
 		conn_close(c);
 }
@@ -252,6 +267,26 @@ conn_relay(struct conn *c, struct bufferevent *upstream, int status)
 	bufferevent_setwatermark(upstream, EV_READ, 0, 0);
 	c->relay = relay_new(c->x.env->base, c->x.bev, upstream,
 	    c->x.rc->conf->idle_timeout_ms, conn_relay_done_cb, c);
+	/*
+	 * The relay runs on the upstream's socket: its bufferevent goes, and
+	 * so does the phase that handed it over, with its timers and hello.
+	 */
+	if (c->x.ops != NULL && c->x.ops->relayed != NULL) {
+		if ((c->relay_up = c->x.ops->relayed(c->x.phase)) != NULL)
+			upstream_relayed(c->relay_up);
+		conn_phase_free(c);
+	}
+	event_free(c->head_timer);
+	c->head_timer = NULL;
+	/* And on the client's socket and TLS connection: its transport goes. */
+	bufferevent_free(c->x.bev);
+	c->x.bev = NULL;
+	/*
+	 * The connection closes when the relay ends: no request is read
+	 * again, and the access line has what it needs in x.acc.
+	 */
+	http_msg_free(c->x.req);
+	c->x.req = NULL;
 }
 
 /* The tunnel hands over to interception, which copies what it needs. */
@@ -657,8 +692,9 @@ conn_alloc(struct conn_env *env, evutil_socket_t fd,
 	c->x.client_event = conn_event_cb;
 	c->x.done = conn_phase_done;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->x.fd = fd;
 	c->x.bev = bufferevent_socket_new(env->base, fd,
-	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	    BEV_OPT_DEFER_CALLBACKS);
 	relay_tune(c->x.bev);
 	c->x.req = http_msg_new(HTTP_DIR_REQUEST);
 	c->head_timer = evtimer_new(env->base, conn_head_timeout_cb, c);

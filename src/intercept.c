@@ -449,8 +449,7 @@ intercept_handshake_client(struct intercept *ic, bool hold)
 	if ((ic->front = intercept_client_bio(ssl, fd,
 	    bufferevent_get_input(x->bev), hold)) == NULL ||
 	    (bev = bufferevent_openssl_socket_new(x->env->base, fd, ssl,
-	    BUFFEREVENT_SSL_ACCEPTING,
-	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS)) == NULL) {
+	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_DEFER_CALLBACKS)) == NULL) {
 		SSL_free(ssl);
 		ic->front = NULL;
 		intercept_alert(x, INTERCEPT_ALERT_HANDSHAKE_FAILURE, 502,
@@ -460,6 +459,7 @@ intercept_handshake_client(struct intercept *ic, bool hold)
 	/* OpenSSL reads the hello from the socket from now on. */
 	ic->peeked = 0;
 	ic->client_started = true;
+	/* The connection owns ssl from here, the bufferevent borrows it. */
 	phase_set_transport(x, bev);
 	relay_tune(bev);
 	/* Writable at once: that runs the handshake on the bytes it holds. */
@@ -689,11 +689,28 @@ intercept_free(void *arg)
 	free(ic);
 }
 
+/*
+ * The relay runs: the connection keeps the upstream from now on, and
+ * frees ic, which the client's SSL no longer points to.
+ */
+static struct upstream *
+intercept_relayed(void *arg)
+{
+	struct intercept	*ic = arg;
+	struct upstream		*up = ic->up;
+
+	if (ic->x->tls != NULL)
+		SSL_set_ex_data(ic->x->tls, intercept_ssl_index, NULL);
+	ic->up = NULL;
+	return up;
+}
+
 const struct phase_ops intercept_ops = {
 	.name = "intercept",
 	.on_client = intercept_on_client,
 	.on_upstream = intercept_on_upstream,
 	.free = intercept_free,
+	.relayed = intercept_relayed,
 };
 
 void

@@ -7,6 +7,8 @@
 
 #include <string.h>
 
+#include <event2/bufferevent_ssl.h>
+
 #include "log.h"
 #include "phase.h"
 
@@ -108,12 +110,15 @@ phase_relay(struct phase_ctx *x, struct bufferevent *bev, int status)
 void
 phase_set_transport(struct phase_ctx *x, struct bufferevent *bev)
 {
-	if (x->bev != NULL && x->bev != bev) {
-		/* The new one owns the socket: the old one lets it go. */
-		bufferevent_setfd(x->bev, -1);
+	SSL	*tls = bufferevent_openssl_get_ssl(bev);
+
+	/* Neither owns the socket: the old one just goes. */
+	if (x->bev != NULL && x->bev != bev)
 		bufferevent_free(x->bev);
-	}
+	if (x->tls != NULL && x->tls != tls)
+		SSL_free(x->tls);
 	x->bev = bev;
+	x->tls = tls;
 	bufferevent_setcb(bev, x->client_read, x->client_write,
 	    x->client_event, x);
 }

@@ -18,6 +18,7 @@
 #include <event2/bufferevent.h>
 #include <event2/dns.h>
 #include <event2/event.h>
+#include <openssl/ssl.h>
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -129,6 +130,14 @@ struct phase_ops {
 	void		 (*on_upstream)(void *phase, short what);
 	/* Free what the phase holds (its upstream too, unless handed on). */
 	void		 (*free)(void *phase);
+	/*
+	 * A relay runs on the client and the upstream of phase_relay(): hand
+	 * that upstream over to the connection, which keeps only its socket
+	 * and TLS connection (upstream_relayed()) until the relay ends, and
+	 * frees the phase at once. NULL: the phase and its upstream stay
+	 * until the relay ends.
+	 */
+	struct upstream	*(*relayed)(void *phase);
 };
 
 /* What a phase may use of its connection, which owns all of it. */
@@ -137,8 +146,14 @@ struct phase_ctx {
 	struct runconf		*rc;		/* the request's generation */
 	unsigned long		 id;
 	const char		*client;	/* the client's address text */
+	/*
+	 * The connection owns the client's socket and TLS connection; the
+	 * transport only borrows them, and goes (NULL) once a relay runs.
+	 */
+	evutil_socket_t		 fd;
+	SSL			*tls;		/* NULL: plaintext */
 	struct bufferevent	*bev;		/* the client's transport */
-	struct http_msg		*req;		/* the request head (forward) */
+	struct http_msg		*req;		/* the request head; NULL in a relay */
 	struct access_record	 acc;
 	enum conn_state		 state;
 	bool			 transparent;	/* redirected, no CONNECT */
@@ -178,8 +193,10 @@ void		 phase_fail_upstream(struct phase_ctx *x,
 void		 phase_relay(struct phase_ctx *x, struct bufferevent *bev,
 		    int status);
 /*
- * Replace the client's transport with bev (which takes over its socket):
- * the old bufferevent is freed, the connection's callbacks installed.
+ * Replace the client's transport with bev, on the client's socket and,
+ * for TLS, a connection the connection owns from now on (bev must not
+ * close or free either): the old bufferevent is freed, the connection's
+ * callbacks installed.
  */
 void		 phase_set_transport(struct phase_ctx *x,
 		    struct bufferevent *bev);

@@ -448,11 +448,23 @@ tunnel_free(void *arg)
 	free(t);
 }
 
+/* The blind tunnel's relay runs: the connection keeps the upstream. */
+static struct upstream *
+tunnel_relayed(void *arg)
+{
+	struct tunnel	*t = arg;
+	struct upstream	*up = t->up;
+
+	t->up = NULL;
+	return up;
+}
+
 const struct phase_ops tunnel_ops = {
 	.name = "tunnel",
 	.on_client = tunnel_on_client,
 	.on_upstream = tunnel_on_upstream,
 	.free = tunnel_free,
+	.relayed = tunnel_relayed,
 };
 
 struct tunnel *

@@ -869,6 +869,16 @@ upstream_relayed(struct upstream *u)
 	if (u->bev != NULL)
 		bufferevent_free(u->bev);
 	u->bev = NULL;
+	/* Nothing is resolved, dialled or timed any more. */
+	if (u->addrs != NULL)
+		evutil_freeaddrinfo(u->addrs);
+	u->addrs = u->next_addr = NULL;
+	if (u->timer != NULL)
+		event_free(u->timer);
+	u->timer = NULL;
+	if (u->kick != NULL)
+		event_free(u->kick);
+	u->kick = NULL;
 }
 
 const char *
@@ -947,8 +957,10 @@ upstream_free(struct upstream *u)
 	SSL_free(u->ssl);
 	if (u->fd != -1)
 		close(u->fd);
-	event_free(u->timer);
-	event_free(u->kick);
+	if (u->timer != NULL)
+		event_free(u->timer);
+	if (u->kick != NULL)
+		event_free(u->kick);
 	runconf_unref(u->rc);
 	free(u);
 }

@@ -124,7 +124,8 @@ struct bufferevent *upstream_bev(struct upstream *u);
 /*
  * A relay runs on the socket and TLS connection of upstream_bev() now:
  * free the bufferevent, its buffers and events (upstream_bev() is NULL
- * from here); the socket and the TLS connection stay until
+ * from here), the resolved addresses and the timers; the socket, the TLS
+ * connection and what upstream_pins() and the chains tell stay until
  * upstream_free().
  */
 void		 upstream_relayed(struct upstream *u);
