@@ -20,6 +20,8 @@ Routes (HEAD works on each; a request body is always read and hashed):
     /slow[/N]       Content-Length, then N (default 5) lines "slow\\n", one
                     every 0.2 s
     /upgrade        with "Upgrade: echo": 101, then every byte is echoed
+The answer to a request with "Connection: close" (or an HTTP/1.0 one
+without keep-alive) says "Connection: close", and the connection ends.
 
 Log events, one JSON object per line, all with "conn" (1, 2, ...):
     accept {peer}, tls {version, alpn, sni}, tls_error {error},
@@ -315,24 +317,32 @@ class Handler(socketserver.BaseRequestHandler):
             if has_body(headers):
                 rec.log(self.conn, "body", length=length,
                         sha256=digest.hexdigest())
-            keep = self.respond(sock, peer, method, target, headers,
-                                "%s %d\n" % (digest.hexdigest(), length))
             tokens = [t.strip().lower()
                       for t in headers.get("connection", "").split(",")]
-            if version == "HTTP/1.0" and "keep-alive" not in tokens:
-                keep = False
-            if "close" in tokens or not keep:
+            # The client asked for the end: the answer says it is the
+            # last (RFC 9112 section 9.6), or a client that keeps
+            # connections (curl does, whatever it sent) may reuse this one
+            # after the close and be reset.
+            closing = "close" in tokens or (version == "HTTP/1.0" and
+                                            "keep-alive" not in tokens)
+            keep = self.respond(sock, peer, method, target, headers,
+                                "%s %d\n" % (digest.hexdigest(), length),
+                                closing)
+            if closing or not keep:
                 return
             rec.log(self.conn, "idle")
 
-    def respond(self, sock, peer, method, target, headers, echo):
-        """Send one response; False when the connection must end."""
+    def respond(self, sock, peer, method, target, headers, echo, closing):
+        """Send one response (the last one, saying so, when closing);
+        False when the connection must end."""
         path = target
         if "://" in path:
             path = "/" + path.split("://", 1)[1].partition("/")[2]
         path = path.split("?", 1)[0]
         head_only = method == "HEAD"
         base = [("X-Origin-Conn", self.conn)]
+        if closing:
+            base.append(("Connection", "close"))
         name = path.split("/")[1] if path.startswith("/") else ""
 
         if path == "/hello" or path == "/echo":
@@ -373,8 +383,8 @@ class Handler(socketserver.BaseRequestHandler):
 
         if name == "close":
             n = route_number(path, -1)
-            send_head(sock, 200, base + [("Content-Type", "text/plain"),
-                                         ("Connection", "close")])
+            send_head(sock, 200, base + [("Content-Type", "text/plain")] +
+                      ([] if closing else [("Connection", "close")]))
             if not head_only:
                 if n < 0:
                     sock.sendall(CLOSE_BODY)
@@ -401,7 +411,7 @@ class Handler(socketserver.BaseRequestHandler):
                 if not head_only:
                     sock.sendall(body)
                 return True
-            send_head(sock, 101, base + [("Connection", "Upgrade"),
+            send_head(sock, 101, base[:1] + [("Connection", "Upgrade"),
                                          ("Upgrade", "echo")])
             while True:
                 data = peer.read(65536)
