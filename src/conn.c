@@ -2,7 +2,8 @@
  * The client connection state machine. A connection reads a request head
  * under header_timeout, decides where it goes (the policy of SPEC §3), and
  * hands it to the forward module (plaintext requests) or the tunnel module
- * (CONNECT); errors are answered here. Only conn_close() frees one.
+ * (CONNECT); errors are answered here. Only conn_close() frees one; a
+ * connection that ends in order lingers first (conn_linger).
  */
 #include "config.h"
 
@@ -17,6 +18,7 @@
 
 #include <event2/buffer.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +37,15 @@
 #include "relay.h"
 #include "tunnel.h"
 #include "xmalloc.h"
+
+/*
+ * A lingering close, as httpd and nginx do it, lasts this long at most
+ * (long enough for a client on a slow link to read its end of file and
+ * close) and drops this many bytes at most (what a client pipelined, or
+ * the rest of an upload it was sending).
+ */
+#define CONN_LINGER_MS		2000
+#define CONN_LINGER_BYTES	(64 * 1024)
 
 struct conn {
 	struct phase_ctx	 x;		/* first: what its phases see */
@@ -56,7 +67,14 @@ struct conn {
 	uint16_t		 tunnel_port;
 
 	bool			 head_started;	/* a byte of the head came */
+
+	struct event		*linger_ev;	/* CONN_LINGER: readable */
+	struct timeval		 linger_end;
+	size_t			 lingered;	/* bytes dropped */
 };
+
+/* What a lingering connection reads, to drop it; single-threaded. */
+static unsigned char	 conn_discard[16 * 1024];
 
 static unsigned long	 conn_next_id = 1;
 
@@ -71,7 +89,8 @@ static bool
 conn_in_phase(const struct conn *c)
 {
 	return c->x.ops != NULL && c->x.state != CONN_READ_HEAD &&
-	    c->x.state != CONN_RELAY && c->x.state != CONN_CLOSING;
+	    c->x.state != CONN_RELAY && c->x.state != CONN_CLOSING &&
+	    c->x.state != CONN_LINGER;
 }
 
 /* The states of a CONNECT (or redirected connection) before its relay. */
@@ -144,6 +163,8 @@ conn_close(struct conn *c)
 	close(c->x.fd);
 	if (c->head_timer != NULL)
 		event_free(c->head_timer);
+	if (c->linger_ev != NULL)
+		event_free(c->linger_ev);
 	http_msg_free(c->x.req);
 	runconf_unref(c->x.rc);
 	TAILQ_REMOVE(&env->conns, c, entry);
@@ -151,6 +172,70 @@ conn_close(struct conn *c)
 	metrics_dec(env->sinks.metrics, METRIC_CONNECTIONS_ACTIVE);
 	free(c);
 	env->closed(env->closed_arg);
+}
+
+/* Drop what the client sends; close at its end, or at the bounds. */
+static void
+conn_linger_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn	*c = arg;
+	struct timeval	 now, left;
+	ssize_t		 n;
+
+	if (what & EV_TIMEOUT) {
+		conn_close(c);
+		return;
+	}
+	while (c->lingered < CONN_LINGER_BYTES) {
+		if ((n = recv(fd, conn_discard, sizeof(conn_discard), 0)) > 0) {
+			c->lingered += (size_t)n;
+			continue;
+		}
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == 0 || errno != EAGAIN)
+			break;
+		evutil_gettimeofday(&now, NULL);
+		evutil_timersub(&c->linger_end, &now, &left);
+		if (left.tv_sec < 0)
+			break;
+		event_add(c->linger_ev, &left);
+		return;
+	}
+	conn_close(c);
+}
+
+/*
+ * Everything for the client is written: shut the write side, so that it
+ * reads its end of file, and drop what it still sends until it closes
+ * too, or CONN_LINGER_MS passed, or CONN_LINGER_BYTES came. Closing a
+ * socket with unread bytes (a pipelined request, the rest of an upload,
+ * what the client sent as its tunnel ended) sends a RST, and a RST makes
+ * the client's kernel drop what it received and had not read yet: the
+ * end of the response.
+ */
+static void
+conn_linger(struct conn *c)
+{
+	struct timeval	 tv = cv_timeval(CONN_LINGER_MS);
+
+	phase_set_state(&c->x, CONN_LINGER);
+	/* Nothing is queued: the transport goes, the socket stays. */
+	if (c->x.bev != NULL) {
+		bufferevent_free(c->x.bev);
+		c->x.bev = NULL;
+	}
+	if (c->head_timer != NULL)
+		evtimer_del(c->head_timer);
+	if (shutdown(c->x.fd, SHUT_WR) == -1) {
+		conn_close(c);
+		return;
+	}
+	evutil_gettimeofday(&c->linger_end, NULL);
+	evutil_timeradd(&c->linger_end, &tv, &c->linger_end);
+	c->linger_ev = event_new(c->x.env->base, c->x.fd, EV_READ,
+	    conn_linger_cb, c);
+	event_add(c->linger_ev, &tv);
 }
 
 /* Close once the client has received everything queued for it. */
@@ -167,7 +252,7 @@ conn_close_after_flush(struct conn *c)
 	conn_phase_free(c);
 	/* After a relay, which freed the transport, nothing is queued. */
 	if (bev == NULL) {
-		conn_close(c);
+		conn_linger(c);
 		return;
 	}
 	bufferevent_setcb(bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
@@ -178,7 +263,7 @@ conn_close_after_flush(struct conn *c)
 	if (c->head_timer != NULL)
 		evtimer_del(c->head_timer);
 	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-		conn_close(c);
+		conn_linger(c);
 }
 
 /* Answer an HTTP error (none to a redirected client before its relay). */
@@ -246,7 +331,10 @@ conn_relay_done_cb(struct relay *r, const char *why, void *arg)
 	struct conn		*c = arg;
 	struct phase_outcome	 o;
 	uint64_t		 up, down;
+	/* A client that failed has nothing to linger for. */
+	bool			 gone = relay_outcome(r) == RELAY_CLIENT_ERROR;
 
+	log_msg(EV_DEBUG, "client %s: relay ended: %s", c->client, why);
 	relay_counts(r, &up, &down);
 	relay_free(c->relay);
 	c->relay = NULL;
@@ -255,6 +343,7 @@ conn_relay_done_cb(struct relay *r, const char *why, void *arg)
 	phase_outcome_init(&o);
 	o.status = c->x.acc.status;
 	o.close = true;
+	o.gone = gone;
 	conn_phase_done(&c->x, &o);
 }
 
@@ -625,7 +714,7 @@ conn_write_cb(struct bufferevent *bev, void *arg)
 	 */
 	if (c->x.state == CONN_CLOSING) {
 		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-			conn_close(c);
+			conn_linger(c);
 	} else if (conn_in_phase(c))
 		c->x.ops->on_client(c->x.phase, EV_WRITE);
 }

@@ -22,6 +22,7 @@ static const char *const phase_state_names[CONN__STATES] = {
 	[CONN_CLIENT_TLS] = "client_tls",
 	[CONN_RELAY] = "relay",
 	[CONN_CLOSING] = "closing",
+	[CONN_LINGER] = "linger",
 };
 
 const char *

@@ -47,7 +47,8 @@ enum relay_io {
 	RELAY_IO_DONE,		/* bytes moved */
 	RELAY_IO_WANT_READ,	/* the descriptor must become readable */
 	RELAY_IO_WANT_WRITE,	/* the descriptor must become writable */
-	RELAY_IO_EOF,		/* the peer closed */
+	RELAY_IO_EOF,		/* the peer closed (TLS: without close_notify) */
+	RELAY_IO_NOTIFY,	/* the peer ended its TLS stream: close_notify */
 	RELAY_IO_ERROR
 };
 
@@ -84,6 +85,7 @@ struct relay_way {
 	size_t			 inpipe;
 	uint64_t		*moved;
 	bool			 eof;
+	bool			 notify;	/* the eof was a close_notify */
 	/*
 	 * The socket had no more when last read: the readable event says
 	 * when it has. For a plain socket a short recv(2) proves it; a short
@@ -101,6 +103,7 @@ struct relay {
 	uint64_t		 up;
 	uint64_t		 down;
 	bool			 closing;	/* one side ended; flushing */
+	enum relay_outcome	 outcome;
 	relay_done_cb		 cb;
 	void			*arg;
 };
@@ -118,13 +121,14 @@ static unsigned char	relay_scratch[RELAY_IO_MAX];
 #define RELAY_FREE_TLS_BUFFERS	0
 #endif
 
-/* Report the end once; the callee frees the relay. */
+/* Report the end once, as outcome; the callee frees the relay. */
 static void
-relay_end(struct relay *r, const char *why)
+relay_end(struct relay *r, enum relay_outcome outcome, const char *why)
 {
 	struct relay_way	*w;
 	int			 i;
 
+	r->outcome = outcome;
 	for (i = 0; i < 2; i++) {
 		w = &r->way[i];
 		event_del(w->readable);
@@ -142,7 +146,7 @@ relay_end(struct relay *r, const char *why)
 static void
 relay_idle_cb(evutil_socket_t fd, short what, void *arg)
 {
-	relay_end(arg, "idle timeout");
+	relay_end(arg, RELAY_IDLE, "idle timeout");
 }
 
 /*
@@ -163,7 +167,7 @@ relay_tls_result(SSL *ssl, int n)
 		io = RELAY_IO_WANT_WRITE;
 		break;
 	case SSL_ERROR_ZERO_RETURN:
-		io = RELAY_IO_EOF;
+		io = RELAY_IO_NOTIFY;
 		break;
 	case SSL_ERROR_SYSCALL:
 		/* A close without close_notify: the end of the stream. */
@@ -226,7 +230,8 @@ relay_send(const struct relay_end *e, const void *buf, size_t len,
 			return RELAY_IO_DONE;
 		io = relay_tls_result(e->ssl, ret);
 		/* A write cannot meet the end of the stream: it failed. */
-		return io == RELAY_IO_EOF ? RELAY_IO_ERROR : io;
+		return io == RELAY_IO_EOF || io == RELAY_IO_NOTIFY ?
+		    RELAY_IO_ERROR : io;
 	}
 	if ((n = send(e->fd, buf, len, MSG_NOSIGNAL)) >= 0) {
 		*done = (size_t)n;
@@ -252,6 +257,27 @@ relay_send_all(const struct relay_end *e, const unsigned char *buf,
 			break;
 	}
 	return io;
+}
+
+/* A read from from (on_from) or a write to to failed: the relay ends. */
+static void
+relay_way_fail(struct relay_way *w, bool on_from)
+{
+	bool	 client = (w == &w->r->way[0]) == on_from;
+
+	relay_end(w->r, client ? RELAY_CLIENT_ERROR : RELAY_SERVER_ERROR,
+	    on_from ? w->from_error : w->to_error);
+}
+
+/* The side this direction reads from closed and all it sent is written. */
+static void
+relay_way_closed(struct relay_way *w)
+{
+	if (!w->notify) {
+		relay_end(w->r, RELAY_CLOSED, "closed");
+		return;
+	}
+	relay_end(w->r, RELAY_CLOSE_NOTIFY, "closed with close_notify");
 }
 
 /* An event made when first needed, added now. */
@@ -293,7 +319,7 @@ relay_way_flush(struct relay_way *w)
 		if (io == RELAY_IO_WANT_READ || io == RELAY_IO_WANT_WRITE)
 			return relay_way_block(w, io, true);
 		if (io != RELAY_IO_DONE) {
-			relay_end(w->r, w->to_error);
+			relay_way_fail(w, false);
 			return RELAY_ENDED;
 		}
 	}
@@ -308,7 +334,7 @@ relay_way_flush(struct relay_way *w)
 			if (errno == EAGAIN || errno == EINTR)
 				return relay_way_block(w,
 				    RELAY_IO_WANT_WRITE, true);
-			relay_end(w->r, w->to_error);
+			relay_way_fail(w, false);
 			return RELAY_ENDED;
 		}
 		w->inpipe -= (size_t)sn;
@@ -383,10 +409,13 @@ relay_way_read(struct relay_way *w)
 		/* FALLTHROUGH */
 	case RELAY_IO_WANT_WRITE:
 		return relay_way_block(w, io, false);
+	case RELAY_IO_NOTIFY:
+		w->notify = true;
+		/* FALLTHROUGH */
 	case RELAY_IO_EOF:
 		return relay_way_eof(w);
 	default:
-		relay_end(w->r, w->from_error);
+		relay_way_fail(w, true);
 		return RELAY_ENDED;
 	}
 	*w->moved += (uint64_t)n;
@@ -398,7 +427,7 @@ relay_way_read(struct relay_way *w)
 	}
 	io = relay_send_all(&w->to, relay_scratch, n, &sent);
 	if (io == RELAY_IO_ERROR || io == RELAY_IO_EOF) {
-		relay_end(w->r, w->to_error);
+		relay_way_fail(w, false);
 		return RELAY_ENDED;
 	}
 	/* The next flush waits for what the rest needs. */
@@ -428,7 +457,7 @@ relay_way_pump(struct relay_way *w)
 		if (relay_way_flush(w) != RELAY_MORE)
 			return;
 		if (w->eof) {
-			relay_end(w->r, "closed");
+			relay_way_closed(w);
 			return;
 		}
 		if (w->r->closing || w->drained)
@@ -634,6 +663,12 @@ relay_counts(const struct relay *r, uint64_t *up, uint64_t *down)
 {
 	*up = r->up;
 	*down = r->down;
+}
+
+enum relay_outcome
+relay_outcome(const struct relay *r)
+{
+	return r->outcome;
 }
 
 void

@@ -24,6 +24,15 @@
 
 struct relay;
 
+/* How a relay ended (relay_outcome). */
+enum relay_outcome {
+	RELAY_CLOSED,		/* a side closed: TCP, or TLS without close_notify */
+	RELAY_CLOSE_NOTIFY,	/* a side ended its TLS stream with close_notify */
+	RELAY_CLIENT_ERROR,	/* reading or writing the client failed */
+	RELAY_SERVER_ERROR,	/* reading or writing the server failed */
+	RELAY_IDLE		/* idle_ms passed without a byte */
+};
+
 /* Called once when the relay ends; why is a short reason for debug logs. */
 typedef void (*relay_done_cb)(struct relay *, const char *why, void *arg);
 
@@ -62,6 +71,8 @@ void		 relay_tune(struct bufferevent *bev);
 /* Bytes moved so far: up is client to server, down the other way. */
 void		 relay_counts(const struct relay *r, uint64_t *up,
 		    uint64_t *down);
+/* How the relay ended; for the done callback and after. */
+enum relay_outcome	 relay_outcome(const struct relay *r);
 /*
  * Stop pumping and free (NULL ok); leaves both bufferevents, descriptors
  * and TLS connections alone.

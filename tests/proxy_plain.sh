@@ -594,6 +594,43 @@ check_log "unpinned = pass: access line mode=plain" "$TMP/a.log" \
     "$(kv event access)" "$(kv host plain.test)" "$(kv mode plain)" \
     "$(kv status 200)"
 
+# A client pipelines a second request (with a body pinproxy never reads)
+# behind a "Connection: close" request for 1 MiB, and reads only once it
+# wrote everything, slowly. pinproxy closes with those bytes unread: a
+# lingering close (shut the write side, read and drop until the client
+# closes) lets the whole response arrive, where a plain close sends a RST
+# that makes the client's kernel drop what it had not read yet.
+cat >"$TMP/pipeline.py" <<'EOF'
+import socket, sys, time
+port, url, extra = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+s = socket.create_connection(("127.0.0.1", port), timeout=10)
+host = url.split("/")[2]
+first = ("GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
+         % (url, host)).encode()
+second = ("POST %s HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n\r\n"
+          % (url, host, extra)).encode() + b"p" * extra
+s.sendall(first + second)
+time.sleep(0.3)
+data, error = b"", "none"
+try:
+    while True:
+        d = s.recv(16384)
+        if not d:
+            break
+        data += d
+        time.sleep(0.002)
+except OSError as e:
+    error = type(e).__name__
+head, _, body = data.partition(b"\r\n\r\n")
+parts = head.split(b" ")
+status = parts[1].decode("latin-1") if len(parts) > 1 else "-"
+print("status=%s body=%d error=%s" % (status, len(body), error))
+EOF
+python3 "$TMP/pipeline.py" "$PA" "http://plain.test:$OP/bytes/1048576" \
+    32768 >"$TMP/pipeline.out" 2>&1
+check_eq "pipelined bytes after Connection: close: the whole 1 MiB, no reset" \
+    "status=200 body=1048576 error=none" "$(cat "$TMP/pipeline.out")"
+
 # plain_ports: an unpinned host on a port it does not list is refused
 # before anything is sent; a pinned host always goes to its set's port.
 expect_error plain-port "$PA" "http://plain.test:$OP2/hello" 403 \

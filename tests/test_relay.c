@@ -2,7 +2,8 @@
  * Tests of the socket relay used for blind tunnels, over real TCP
  * connections on 127.0.0.1: bytes the bufferevents held go first, bulk data
  * crosses intact both ways through pipes that are closed afterwards, a
- * close is delivered, and idle time and resets end the relay with a reason.
+ * close is delivered, and idle time and resets (of either side) end the relay
+ * with a reason and an outcome.
  * With a TLS end (a real TLS 1.3 handshake with an origin in a child
  * process), an idle relay holds no record buffer of OpenSSL's and no read
  * space of libevent's: every allocation of both libraries is counted.
@@ -59,6 +60,7 @@ struct fixture {
 	int			 origin;
 	struct relay		*relay;
 	const char		*why;		/* set when the relay ended */
+	enum relay_outcome	 outcome;
 	uint64_t		 up;
 	uint64_t		 down;
 	/* With a TLS server end: */
@@ -319,6 +321,7 @@ done_cb(struct relay *r, const char *why, void *arg)
 	struct fixture	*f = arg;
 
 	f->why = why;
+	f->outcome = relay_outcome(r);
 	relay_counts(r, &f->up, &f->down);
 	event_base_loopbreak(f->base);
 }
@@ -559,6 +562,7 @@ test_relay_sockets_delivers_what_the_closing_side_sent_then_ends(
 	run_until_end(f);
 	assert_non_null(f->why);
 	assert_string_equal(f->why, "closed");
+	assert_int_equal(f->outcome, RELAY_CLOSED);
 	assert_int_equal(f->up, 3);
 	while (got < 3 && now() < end) {
 		n = recv(f->origin, buf + got, sizeof(buf) - got, 0);
@@ -581,6 +585,7 @@ test_relay_sockets_ends_after_idle_time_without_traffic(void **state)
 	run_until_end(f);
 	assert_non_null(f->why);
 	assert_string_equal(f->why, "idle timeout");
+	assert_int_equal(f->outcome, RELAY_IDLE);
 	assert_true(now() - t0 >= 0.29);
 	assert_true(now() - t0 < 0.9);
 }
@@ -599,6 +604,24 @@ test_relay_sockets_reports_a_reset_by_the_server(void **state)
 	run_until_end(f);
 	assert_non_null(f->why);
 	assert_string_equal(f->why, "server error");
+	assert_int_equal(f->outcome, RELAY_SERVER_ERROR);
+}
+
+static void
+test_relay_sockets_reports_a_reset_by_the_client(void **state)
+{
+	struct fixture	*f = *state;
+	struct linger	 lin = { 1, 0 };
+
+	start(f, 60000);
+	assert_int_equal(setsockopt(f->app, SOL_SOCKET, SO_LINGER, &lin,
+	    sizeof(lin)), 0);
+	close(f->app);
+	f->app = -1;
+	run_until_end(f);
+	assert_non_null(f->why);
+	assert_string_equal(f->why, "client error");
+	assert_int_equal(f->outcome, RELAY_CLIENT_ERROR);
 }
 
 /* Run the loop for ms milliseconds. */
@@ -695,6 +718,9 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_relay_sockets_reports_a_reset_by_the_server,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_relay_sockets_reports_a_reset_by_the_client,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_relay_tls_idle_holds_no_buffer,
