@@ -8,7 +8,9 @@
  * flight, so memory stays bounded with no watermarks. Between two plain
  * sockets, bulk data moves through a pipe with splice(2). An idle relay
  * holds no buffer: neither OpenSSL's record buffers nor space the
- * bufferevents reserved before the relay took over.
+ * bufferevents reserved before the relay took over. The end of a TLS
+ * stream is mirrored: a close_notify is passed on to the other side, a
+ * bare close is not turned into one.
  */
 #include "config.h"
 
@@ -269,13 +271,23 @@ relay_way_fail(struct relay_way *w, bool on_from)
 	    on_from ? w->from_error : w->to_error);
 }
 
-/* The side this direction reads from closed and all it sent is written. */
+/*
+ * The side this direction reads from closed and all it sent is written:
+ * a close_notify it sent is passed on, once and without waiting (a
+ * socket that cannot take the alert now does without it); a bare close
+ * is not, or a cut stream would look complete.
+ */
 static void
 relay_way_closed(struct relay_way *w)
 {
 	if (!w->notify) {
 		relay_end(w->r, RELAY_CLOSED, "closed");
 		return;
+	}
+	if (w->to.ssl != NULL) {
+		ERR_clear_error();
+		(void)SSL_shutdown(w->to.ssl);
+		ERR_clear_error();
 	}
 	relay_end(w->r, RELAY_CLOSE_NOTIFY, "closed with close_notify");
 }

@@ -45,7 +45,12 @@ typedef void (*relay_done_cb)(struct relay *, const char *why, void *arg);
  * written) goes first. It disables them and keeps no reference to them:
  * the caller may free them as soon as this returns (an idle connection
  * then holds none of their buffers), as long as the descriptors and TLS
- * connections stay until relay_free().
+ * connections stay until relay_free(). When a side ends its TLS stream
+ * with close_notify, the relay sends one on the other side's TLS
+ * connection, if it has one, once everything before it is written,
+ * without waiting for the socket; a side that closes without
+ * close_notify, or fails, makes it send none (that would make a cut
+ * stream look complete). Nothing else is shut down or closed.
  */
 struct relay	*relay_new(struct event_base *base, struct bufferevent *client,
 		    struct bufferevent *server, uint64_t idle_ms,

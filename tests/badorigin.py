@@ -15,6 +15,10 @@ garbage, which never speak TLS):
     rst-body    answer the first request with Content-Length SIZE, send
                 AFTER bytes of it, then reset the connection (SO_LINGER 0)
     nohead      read the request head, then close without a byte
+    cut         answer the first request with a close-delimited body, send
+                AFTER bytes of it, then end the TCP connection (a FIN)
+                without a TLS close_notify: a truncated body
+    end         read until the client's end, and log how it ended
     tls-close   close as soon as the TLS handshake is done
     alert       read the ClientHello, answer a fatal handshake_failure
                 alert, close
@@ -29,7 +33,7 @@ garbage, which never speak TLS):
 --bind takes an IPv4 or IPv6 address (default 127.0.0.1). It prints
 "ready" once listening. Log events, one JSON object per line, all with
 "conn": accept, tls, tls_error, request {path, upgrade}, data {text}
-(latin-1), reset, close.
+(latin-1), end {how: close_notify or bare}, reset, close.
 """
 
 import argparse
@@ -189,6 +193,30 @@ class Handler(socketserver.BaseRequestHandler):
         self.server.recorder.log(self.conn, "reset", sent=args.after)
         reset(sock)
 
+    def mode_cut(self, sock):
+        args = self.server.args
+        head, _ = self.read_request(sock, b"")
+        if head is None:
+            sock.close()
+            return
+        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/"
+                     b"octet-stream\r\nConnection: close\r\n\r\n" +
+                     b"x" * args.after)
+        # The socket's own shutdown: a FIN, and TLS is dropped unsaid.
+        sock.shutdown(socket.SHUT_RDWR)
+        sock.close()
+
+    def mode_end(self, sock):
+        sock.suppress_ragged_eofs = False
+        how = "close_notify"
+        try:
+            while sock.recv(65536):
+                pass
+        except ssl.SSLEOFError:
+            how = "bare"
+        self.server.recorder.log(self.conn, "end", how=how)
+        sock.close()
+
     def mode_tls_close(self, sock):
         sock.close()
 
@@ -245,8 +273,9 @@ def main():
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--bind", default="127.0.0.1")
     p.add_argument("--mode", required=True,
-                   choices=["hello", "rst-body", "nohead", "tls-close",
-                            "alert", "garbage", "switch", "status"])
+                   choices=["hello", "rst-body", "nohead", "cut", "end",
+                            "tls-close", "alert", "garbage", "switch",
+                            "status"])
     p.add_argument("--cert")
     p.add_argument("--key")
     p.add_argument("--size", type=int, default=10 * 1024 * 1024)

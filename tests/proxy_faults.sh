@@ -1,6 +1,6 @@
 #!/bin/bash
 # Faults end to end: upstreams that reset, answer TLS with an alert or
-# garbage, or close before answering; clients that leave in the middle of
+# garbage, close before answering, or cut a body without close_notify; clients that leave in the middle of
 # a ClientHello, a handshake, a download or an upload; slow DNS within
 # connect_timeout. After each, pinproxy must still serve, and at the end
 # hold the descriptors it started with and exit 0. The limits on
@@ -45,7 +45,7 @@ EOF
 # The PKI: the default set of tests/mkpki.sh and one leaf for every host
 # name the TLS origins serve.
 SANS=$(dns_sans api.test slowdns.test rst.test nohead.test silent.test \
-    alert.test garbage.test)
+    alert.test garbage.test cut.test end.test)
 make_pki multi "$SANS,IP:127.0.0.1" inter
 pki_pin PIN_INTER inter
 pki_pin PIN_RSA rsa
@@ -53,7 +53,9 @@ CERT="--cert $PKI/multi-chain.pem --key $PKI/multi.key"
 
 # Origins: M the good one, Q silent, and the misbehaving ones: R resets in
 # the middle of a body, A answers TLS with an alert, G with garbage, N
-# closes before answering; and dnsd, which answers slowdns.test after 1 s.
+# closes before answering, C cuts a body without close_notify, E logs how
+# the client's TLS stream ended; and dnsd, which answers slowdns.test
+# after 1 s.
 OM=$(free_port)
 start_server O_M "$TMP/om.log" python3 "$ORIGIN" --port "$OM" $CERT
 OQ=$(free_port)
@@ -70,6 +72,12 @@ start_server O_G "$TMP/og.log" python3 "$BADORIGIN" --port "$OG" \
 ON=$(free_port)
 start_server O_N "$TMP/on.log" python3 "$BADORIGIN" --port "$ON" $CERT \
     --mode nohead
+OC=$(free_port)
+start_server O_C "$TMP/oc.log" python3 "$BADORIGIN" --port "$OC" $CERT \
+    --mode cut --after 100000
+OE=$(free_port)
+start_server O_E "$TMP/oe.log" python3 "$BADORIGIN" --port "$OE" $CERT \
+    --mode end
 start_dnsd --map slowdns.test=127.0.0.1 --slow slowdns.test=1
 
 # conf PORT NAME EXTRA: a configuration listening on PORT with the CA
@@ -88,7 +96,7 @@ shutdown_timeout = 2s
 $3
 EOF
 	for h in api:$OM silent:$OQ rst:$OR alert:$OA garbage:$OG \
-	    nohead:$ON; do
+	    nohead:$ON cut:$OC end:$OE; do
 		cat <<EOF
 
 [pins:set-${h%%:*}]
@@ -146,6 +154,89 @@ check_log "upstream RST mid-body (CONNECT): access line mode=intercept" \
     "$TMP/f.log" "$(kv event access)" "$(kv mode intercept)" \
     "$(kv host rst.test)"
 alive "upstream RST mid-body (CONNECT)" "$PP_F" "$PF"
+
+# The end of an intercepted TLS stream is mirrored to the client: an
+# origin that ends its close-delimited body with close_notify gets one
+# passed on, and the client reads to a clean end; one that cuts TCP in the
+# middle of the body without close_notify must not get one (the cut body
+# would look complete): the client sees a ragged end.
+cat >"$TMP/tlsend.py" <<'EOF'
+import socket, ssl, sys
+port, host, path, cafile = (int(sys.argv[1]), sys.argv[2], sys.argv[3],
+                            sys.argv[4])
+s = socket.create_connection(("127.0.0.1", port), timeout=10)
+s.sendall(("CONNECT %s:443 HTTP/1.1\r\nHost: %s:443\r\n\r\n"
+           % (host, host)).encode())
+head = b""
+while not head.endswith(b"\r\n\r\n"):
+    d = s.recv(1)
+    if not d:
+        break
+    head += d
+ctx = ssl.create_default_context(cafile=cafile)
+t = ctx.wrap_socket(s, server_hostname=host, suppress_ragged_eofs=False)
+t.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
+           % (path, host)).encode())
+data, end = b"", "clean"
+try:
+    while True:
+        d = t.recv(65536)
+        if not d:
+            break
+        data += d
+except ssl.SSLEOFError:
+    end = "ragged"
+except (ssl.SSLError, OSError) as e:
+    end = type(e).__name__
+print("end=%s body=%d" % (end, len(data.partition(b"\r\n\r\n")[2])))
+EOF
+out=$(python3 "$TMP/tlsend.py" "$PF" api.test /close/100000 \
+    "$TMP/ca-f.pem" 2>&1)
+check_eq "origin ends its body with close_notify (CONNECT): the client \
+gets one, a clean end" "end=clean body=100000" "$out"
+out=$(python3 "$TMP/tlsend.py" "$PF" cut.test /file "$TMP/ca-f.pem" 2>&1)
+check_eq "origin cuts TCP mid-body without close_notify (CONNECT): the \
+client gets none, a ragged end" "end=ragged body=100000" "$out"
+# The other way: the client's close_notify reaches the origin; a client
+# that closes TCP without one makes pinproxy send none either.
+cat >"$TMP/tlsclose.py" <<'EOF'
+import socket, ssl, sys
+port, cafile, how = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+s = socket.create_connection(("127.0.0.1", port), timeout=10)
+s.sendall(b"CONNECT end.test:443 HTTP/1.1\r\nHost: end.test:443\r\n\r\n")
+head = b""
+while not head.endswith(b"\r\n\r\n"):
+    d = s.recv(1)
+    if not d:
+        break
+    head += d
+ctx = ssl.create_default_context(cafile=cafile)
+t = ctx.wrap_socket(s, server_hostname="end.test")
+t.sendall(b"some bytes\n")
+try:
+    if how == "notify":
+        t.unwrap()
+    else:
+        t.shutdown(socket.SHUT_RDWR)
+except (ssl.SSLError, OSError):
+    pass
+t.close()
+EOF
+for how in notify bare; do
+	n=$(origin_count "$TMP/oe.log" end)
+	python3 "$TMP/tlsclose.py" "$PF" "$TMP/ca-f.pem" "$how" >/dev/null 2>&1
+	for i in $(seq 100); do
+		[ "$(origin_count "$TMP/oe.log" end)" -gt "$n" ] && break
+		t_sleep 0.05
+	done
+	want=close_notify
+	[ "$how" = bare ] && want=bare
+	check_eq "client ends its TLS stream $how (CONNECT): the origin's \
+stream ends $want" "\"how\": \"$want\"}" \
+	    "$(grep '"event": "end"' "$TMP/oe.log" | tail -n 1 |
+	    sed 's/.*"event": "end", //')"
+done
+alive "the end of an intercepted TLS stream" "$PP_F" "$PF"
 
 # A TLS alert, or garbage, instead of a ServerHello.
 for kind in alert garbage; do
