@@ -68,7 +68,7 @@ struct conn {
 
 	bool			 head_started;	/* a byte of the head came */
 
-	struct event		*linger_ev;	/* CONN_LINGER: readable */
+	struct event		*linger_ev;	/* readable, in CONN_LINGER */
 	struct timeval		 linger_end;
 	size_t			 lingered;	/* bytes dropped */
 };
@@ -331,9 +331,10 @@ conn_relay_done_cb(struct relay *r, const char *why, void *arg)
 	struct conn		*c = arg;
 	struct phase_outcome	 o;
 	uint64_t		 up, down;
-	/* A client that failed has nothing to linger for. */
-	bool			 gone = relay_outcome(r) == RELAY_CLIENT_ERROR;
+	bool			 gone;
 
+	/* A client that failed has nothing to linger for. */
+	gone = relay_outcome(r) == RELAY_CLIENT_ERROR;
 	log_msg(EV_DEBUG, "client %s: relay ended: %s", c->client, why);
 	relay_counts(r, &up, &down);
 	relay_free(c->relay);

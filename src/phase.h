@@ -67,7 +67,7 @@ enum conn_state {
 	CONN_CLIENT_TLS,	/* the client's handshake with a forged leaf */
 	CONN_RELAY,		/* bytes both ways: an upgrade or a tunnel */
 	CONN_CLOSING,		/* flushing a last response, then close */
-	CONN_LINGER,		/* all written: dropping what the client sends */
+	CONN_LINGER,		/* all written; dropping the client's bytes */
 	CONN__STATES
 };
 

@@ -49,8 +49,8 @@ enum relay_io {
 	RELAY_IO_DONE,		/* bytes moved */
 	RELAY_IO_WANT_READ,	/* the descriptor must become readable */
 	RELAY_IO_WANT_WRITE,	/* the descriptor must become writable */
-	RELAY_IO_EOF,		/* the peer closed (TLS: without close_notify) */
-	RELAY_IO_NOTIFY,	/* the peer ended its TLS stream: close_notify */
+	RELAY_IO_EOF,		/* the peer closed (TLS: no close_notify) */
+	RELAY_IO_NOTIFY,	/* the peer sent a TLS close_notify */
 	RELAY_IO_ERROR
 };
 

@@ -26,8 +26,8 @@ struct relay;
 
 /* How a relay ended (relay_outcome). */
 enum relay_outcome {
-	RELAY_CLOSED,		/* a side closed: TCP, or TLS without close_notify */
-	RELAY_CLOSE_NOTIFY,	/* a side ended its TLS stream with close_notify */
+	RELAY_CLOSED,		/* a side closed (TLS: without close_notify) */
+	RELAY_CLOSE_NOTIFY,	/* a side ended its TLS stream: close_notify */
 	RELAY_CLIENT_ERROR,	/* reading or writing the client failed */
 	RELAY_SERVER_ERROR,	/* reading or writing the server failed */
 	RELAY_IDLE		/* idle_ms passed without a byte */

@@ -1,11 +1,12 @@
 #!/bin/bash
 # Faults end to end: upstreams that reset, answer TLS with an alert or
-# garbage, close before answering, or cut a body without close_notify; clients that leave in the middle of
-# a ClientHello, a handshake, a download or an upload; slow DNS within
-# connect_timeout. After each, pinproxy must still serve, and at the end
-# hold the descriptors it started with and exit 0. The limits on
-# connections and descriptors are in proxy_resources.sh. Everything runs
-# on 127.0.0.1.
+# garbage, close before answering, or cut a body without close_notify;
+# how the end of an intercepted TLS stream is passed on; clients that
+# leave in the middle of a ClientHello, a handshake, a download or an
+# upload; slow DNS within connect_timeout. After each, pinproxy must
+# still serve, and at the end hold the descriptors it started with and
+# exit 0. The limits on connections and descriptors are in
+# proxy_resources.sh. Everything runs on 127.0.0.1.
 
 . "${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}/tests/lib.sh"
 
