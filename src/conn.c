@@ -18,7 +18,6 @@
 
 #include <event2/buffer.h>
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,19 +32,11 @@
 #include "hostmatch.h"
 #include "http.h"
 #include "log.h"
+#include "linger.h"
 #include "metrics.h"
 #include "relay.h"
 #include "tunnel.h"
 #include "xmalloc.h"
-
-/*
- * A lingering close, as httpd and nginx do it, lasts this long at most
- * (long enough for a client on a slow link to read its end of file and
- * close) and drops this many bytes at most (what a client pipelined, or
- * the rest of an upload it was sending).
- */
-#define CONN_LINGER_MS		2000
-#define CONN_LINGER_BYTES	(64 * 1024)
 
 struct conn {
 	struct phase_ctx	 x;		/* first: what its phases see */
@@ -68,13 +59,8 @@ struct conn {
 
 	bool			 head_started;	/* a byte of the head came */
 
-	struct event		*linger_ev;	/* readable, in CONN_LINGER */
-	struct timeval		 linger_end;
-	size_t			 lingered;	/* bytes dropped */
+	struct linger_close	*linger;	/* in CONN_LINGER */
 };
-
-/* What a lingering connection reads, to drop it; single-threaded. */
-static unsigned char	 conn_discard[16 * 1024];
 
 static unsigned long	 conn_next_id = 1;
 
@@ -163,8 +149,7 @@ conn_close(struct conn *c)
 	close(c->x.fd);
 	if (c->head_timer != NULL)
 		event_free(c->head_timer);
-	if (c->linger_ev != NULL)
-		event_free(c->linger_ev);
+	linger_free(c->linger);
 	http_msg_free(c->x.req);
 	runconf_unref(c->x.rc);
 	TAILQ_REMOVE(&env->conns, c, entry);
@@ -174,51 +159,16 @@ conn_close(struct conn *c)
 	env->closed(env->closed_arg);
 }
 
-/* Drop what the client sends; close at its end, or at the bounds. */
 static void
-conn_linger_cb(evutil_socket_t fd, short what, void *arg)
+conn_linger_done(void *arg)
 {
-	struct conn	*c = arg;
-	struct timeval	 now, left;
-	ssize_t		 n;
-
-	if (what & EV_TIMEOUT) {
-		conn_close(c);
-		return;
-	}
-	while (c->lingered < CONN_LINGER_BYTES) {
-		if ((n = recv(fd, conn_discard, sizeof(conn_discard), 0)) > 0) {
-			c->lingered += (size_t)n;
-			continue;
-		}
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == 0 || errno != EAGAIN)
-			break;
-		evutil_gettimeofday(&now, NULL);
-		evutil_timersub(&c->linger_end, &now, &left);
-		if (left.tv_sec < 0)
-			break;
-		event_add(c->linger_ev, &left);
-		return;
-	}
-	conn_close(c);
+	conn_close(arg);
 }
 
-/*
- * Everything for the client is written: shut the write side, so that it
- * reads its end of file, and drop what it still sends until it closes
- * too, or CONN_LINGER_MS passed, or CONN_LINGER_BYTES came. Closing a
- * socket with unread bytes (a pipelined request, the rest of an upload,
- * what the client sent as its tunnel ended) sends a RST, and a RST makes
- * the client's kernel drop what it received and had not read yet: the
- * end of the response.
- */
+/* Everything for the client is written: close it lingering (linger.h). */
 static void
 conn_linger(struct conn *c)
 {
-	struct timeval	 tv = cv_timeval(CONN_LINGER_MS);
-
 	phase_set_state(&c->x, CONN_LINGER);
 	/* Nothing is queued: the transport goes, the socket stays. */
 	if (c->x.bev != NULL) {
@@ -227,15 +177,9 @@ conn_linger(struct conn *c)
 	}
 	if (c->head_timer != NULL)
 		evtimer_del(c->head_timer);
-	if (shutdown(c->x.fd, SHUT_WR) == -1) {
+	c->linger = linger_start(c->x.env->base, c->x.fd, conn_linger_done, c);
+	if (c->linger == NULL)
 		conn_close(c);
-		return;
-	}
-	evutil_gettimeofday(&c->linger_end, NULL);
-	evutil_timeradd(&c->linger_end, &tv, &c->linger_end);
-	c->linger_ev = event_new(c->x.env->base, c->x.fd, EV_READ,
-	    conn_linger_cb, c);
-	event_add(c->linger_ev, &tv);
 }
 
 /* Close once the client has received everything queued for it. */

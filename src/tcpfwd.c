@@ -21,6 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "linger.h"
 #include "log.h"
 #include "metrics.h"
 #include "relay.h"
@@ -51,6 +52,7 @@ struct tcpfwd_conn {
 	int				 fd;
 	struct upstream			*up;
 	struct relay			*relay;
+	struct linger_close		*linger;	/* after the relay */
 	char				 addr[CONF_ADDR_TEXT_MAX];
 	struct timeval			 start;
 };
@@ -97,6 +99,7 @@ tcpfwd_conn_close(struct tcpfwd_conn *c)
 	struct conn_env	*env = c->t->env;
 
 	relay_free(c->relay);
+	linger_free(c->linger);
 	upstream_free(c->up);
 	if (c->client != NULL)
 		bufferevent_free(c->client);
@@ -111,6 +114,12 @@ tcpfwd_conn_close(struct tcpfwd_conn *c)
 }
 
 static void
+tcpfwd_linger_done(void *arg)
+{
+	tcpfwd_conn_close(arg);
+}
+
+static void
 tcpfwd_relay_done_cb(struct relay *r, const char *why, void *arg)
 {
 	struct tcpfwd_conn	*c = arg;
@@ -120,7 +129,19 @@ tcpfwd_relay_done_cb(struct relay *r, const char *why, void *arg)
 	log_msg(EV_DEBUG, "forward %s from %s ended: %s", c->f->name, c->addr,
 	    why);
 	tcpfwd_log_access(c, TCPFWD_RELAYED, up, down);
-	tcpfwd_conn_close(c);
+	/* A client that failed has nothing to linger for. */
+	if (relay_outcome(r) == RELAY_CLIENT_ERROR) {
+		tcpfwd_conn_close(c);
+		return;
+	}
+	relay_free(c->relay);
+	c->relay = NULL;
+	upstream_free(c->up);
+	c->up = NULL;
+	c->linger = linger_start(c->t->env->base, c->fd, tcpfwd_linger_done,
+	    c);
+	if (c->linger == NULL)
+		tcpfwd_conn_close(c);
 }
 
 /* The upstream failed (already logged there): close with nothing sent. */

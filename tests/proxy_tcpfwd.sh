@@ -220,4 +220,67 @@ check_grep "-t names the unknown pin set" 'bad.conf:7: .*unknown pin set nosuch'
     "$TMP/bad.all"
 
 stop_pinproxy "$P" "$TMP/fwd.log"
+
+# The end of a forwarded connection: an upstream sends 1 MiB and closes
+# while the client, which has not read yet, sends 32 KiB more. pinproxy
+# closes the client with those bytes unread: a lingering close (shut the
+# write side, read and drop until the client closes) lets the whole MiB
+# arrive, where a plain close sends a RST that makes the client's kernel
+# drop what it had not read yet. (The server lives through wait_port's
+# connection, which never speaks TLS.)
+BP=$(free_port)
+spawn BLAST_PID python3 -c 'import socket, ssl, sys
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+l = socket.socket()
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind(("127.0.0.1", int(sys.argv[1])))
+l.listen()
+while True:
+    try:
+        c = ctx.wrap_socket(l.accept()[0], server_side=True)
+        c.makefile("rb").readline()
+        c.sendall(b"b" * 1048576)
+        c.unwrap().close()
+    except OSError:
+        pass' "$BP" "$PKI/chain.pem" "$PKI/leaf.key"
+wait_port "$BP" || bail_out "the 1 MiB server is not listening"
+LP=$(free_port)
+LF=$(free_port)
+cat >"$TMP/linger.conf" <<CONF
+[proxy]
+listen = 127.0.0.1:$LP
+trust = $PKI/root.pem
+ca_cert = $TMP/ca.pem
+ca_key = $TMP/ca.key
+
+[forward:blast]
+listen = 127.0.0.1:$LF
+upstream = 127.0.0.1:$BP
+sni = api.test
+pin = $PIN_LEAF
+CONF
+start_pinproxy L "$LP" "$TMP/linger.conf" "$TMP/linger.log" ||
+    bail_out "pinproxy did not start with the 1 MiB forwarder"
+wait_port "$LF" || bail_out "the forwarder blast is not listening"
+python3 -c 'import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(b"go\n")
+time.sleep(0.3)
+s.sendall(b"x" * 32768)
+time.sleep(0.2)
+n, error = 0, "none"
+try:
+    while True:
+        d = s.recv(16384)
+        if not d:
+            break
+        n += len(d)
+        time.sleep(0.002)
+except OSError as e:
+    error = type(e).__name__
+print("got=%d error=%s" % (n, error))' "$LF" >"$TMP/linger.out" 2>&1
+check_eq "forwarder: bytes unread at the close, the whole 1 MiB, no reset" \
+    "got=1048576 error=none" "$(cat "$TMP/linger.out")"
+stop_pinproxy "$L" "$TMP/linger.log"
 done_testing

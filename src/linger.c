@@ -1,0 +1,80 @@
+/*
+ * The lingering close: one read event with the time left as its timeout,
+ * a count of the bytes dropped, and a scratch buffer shared by all (the
+ * daemon runs one thread).
+ */
+#include "config.h"
+
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include "conf_value.h"
+#include "linger.h"
+#include "xmalloc.h"
+
+struct linger_close {
+	struct event	*ev;		/* readable, or the time is up */
+	struct timeval	 end;
+	size_t		 dropped;
+	linger_done_cb	 cb;
+	void		*arg;
+};
+
+static unsigned char	 linger_discard[16 * 1024];
+
+static void
+linger_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct linger_close	*l = arg;
+	struct timeval	 now, left;
+	ssize_t		 n;
+
+	while (!(what & EV_TIMEOUT) && l->dropped < LINGER_BYTES) {
+		n = recv(fd, linger_discard, sizeof(linger_discard), 0);
+		if (n > 0) {
+			l->dropped += (size_t)n;
+			continue;
+		}
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == 0 || errno != EAGAIN)
+			break;
+		evutil_gettimeofday(&now, NULL);
+		evutil_timersub(&l->end, &now, &left);
+		if (left.tv_sec < 0)
+			break;
+		event_add(l->ev, &left);
+		return;
+	}
+	l->cb(l->arg);
+}
+
+struct linger_close *
+linger_start(struct event_base *base, evutil_socket_t fd, linger_done_cb cb,
+    void *arg)
+{
+	struct linger_close	*l;
+	struct timeval	 tv = cv_timeval(LINGER_MS);
+
+	if (shutdown(fd, SHUT_WR) == -1)
+		return NULL;
+	l = xcalloc(1, sizeof(*l));
+	l->cb = cb;
+	l->arg = arg;
+	evutil_gettimeofday(&l->end, NULL);
+	evutil_timeradd(&l->end, &tv, &l->end);
+	l->ev = event_new(base, fd, EV_READ, linger_cb, l);
+	event_add(l->ev, &tv);
+	return l;
+}
+
+void
+linger_free(struct linger_close *l)
+{
+	if (l == NULL)
+		return;
+	event_free(l->ev);
+	free(l);
+}

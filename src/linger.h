@@ -1,0 +1,39 @@
+/*
+ * A lingering close, as httpd and nginx do it: once everything for a
+ * client is written, its write side is shut, so that it reads its end of
+ * file, and what it still sends is read and dropped until it closes too,
+ * or LINGER_MS passed, or LINGER_BYTES came. Closing a socket with
+ * unread bytes (a pipelined request, the rest of an upload, what the
+ * client sent as its tunnel ended) sends a RST, and a RST makes the
+ * client's kernel drop what it received and had not read yet: the end of
+ * the response.
+ */
+#ifndef PINPROXY_LINGER_H
+#define PINPROXY_LINGER_H
+
+#include <event2/event.h>
+
+/*
+ * Long enough for a client on a slow link to read its end of file and
+ * close; as many bytes as a client pipelines, or the rest of an upload.
+ */
+#define LINGER_MS	2000
+#define LINGER_BYTES	(64 * 1024)
+
+/* Not "struct linger": <sys/socket.h> has one, for SO_LINGER. */
+struct linger_close;
+
+/* Called once when the lingering is over; the caller then closes fd. */
+typedef void (*linger_done_cb)(void *arg);
+
+/*
+ * Shut fd's write side and drop what comes until the client's end of
+ * file or a bound; then cb(arg). NULL when the shutdown failed (the
+ * client is gone): close at once. fd stays the caller's.
+ */
+struct linger_close	*linger_start(struct event_base *base,
+			    evutil_socket_t fd, linger_done_cb cb, void *arg);
+/* Stop it (NULL ok); cb is not called. */
+void			 linger_free(struct linger_close *l);
+
+#endif
