@@ -5,7 +5,10 @@
  * tunnel (a relay the connection runs), plaintext HTTP in the tunnel (the
  * connection reads requests again), or interception (intercept.c), which
  * takes over the upstream. Every refusal after the 200 is a fatal TLS
- * alert; nothing is relayed.
+ * alert; nothing is relayed. The upstream is watched meanwhile: its close
+ * ends the client at once, and its first bytes (a server-first protocol's
+ * banner) decide a blind tunnel when the client's would, for a CONNECT by
+ * name; otherwise they wait in its socket for the client's verdict.
  */
 #include "config.h"
 
@@ -49,6 +52,24 @@ struct tunnel {
 	unsigned char		*peek_buf;	/* CLIENTHELLO_MAX_INPUT */
 	bool			 peeked;	/* the hello is in the socket */
 	size_t			 peek_len;
+	/*
+	 * The upstream's socket until a verdict, edge-triggered: bytes it
+	 * sends stay there, and wake us once per arrival, not in a loop.
+	 */
+	struct event		*up_ev;
+	bool			 up_spoke;	/* its bytes wait in its socket */
+};
+
+/*
+ * What came first after the 200 and is judged: the client's TLS
+ * ClientHello, its HTTP request, other bytes of its, or the upstream's
+ * bytes while the client was silent.
+ */
+enum tunnel_first {
+	TUNNEL_FIRST_TLS,
+	TUNNEL_FIRST_HTTP,
+	TUNNEL_FIRST_OTHER,
+	TUNNEL_FIRST_UPSTREAM
 };
 
 /* Stop peeking at the socket; the hello stays there for whoever reads. */
@@ -62,12 +83,22 @@ tunnel_peek_done(struct tunnel *t)
 	t->peek_buf = NULL;
 }
 
+/* A verdict: stop watching the upstream, which is freed or handed on. */
+static void
+tunnel_unwatch(struct tunnel *t)
+{
+	if (t->up_ev != NULL)
+		event_free(t->up_ev);
+	t->up_ev = NULL;
+}
+
 /* End the client's handshake with a fatal alert and close after it. */
 static void
 tunnel_refuse(struct tunnel *t, unsigned char alert, int status)
 {
 	size_t	 peeked = t->peeked ? t->peek_len : 0;
 
+	tunnel_unwatch(t);
 	t->peeked = false;
 	evtimer_del(t->timer);
 	intercept_alert(t->x, alert, status, peeked);
@@ -77,6 +108,7 @@ tunnel_refuse(struct tunnel *t, unsigned char alert, int status)
 static void
 tunnel_end(struct tunnel *t, int status)
 {
+	tunnel_unwatch(t);
 	tunnel_peek_done(t);
 	t->peeked = false;
 	phase_end(t->x, status, true);
@@ -117,6 +149,7 @@ tunnel_plain(struct tunnel *t)
 {
 	struct phase_outcome	 o;
 
+	tunnel_unwatch(t);
 	if (t->peeked) {
 		/* The request stays in the socket, for the connection. */
 		tunnel_peek_done(t);
@@ -166,6 +199,7 @@ tunnel_intercept(struct tunnel *t)
 	struct phase_outcome	 o;
 
 	evtimer_del(t->timer);
+	tunnel_unwatch(t);
 	tunnel_peek_done(t);
 	memset(&a, 0, sizeof(a));
 	a.up = t->up;
@@ -183,28 +217,52 @@ tunnel_intercept(struct tunnel *t)
 	phase_done(t->x, &o);
 }
 
-/* A complete hello (or none at all, for a blind tunnel): decide. */
+/*
+ * A blind tunnel: what either side sent first stays in its socket (or
+ * the client's bufferevent), for the relay to read.
+ */
 static void
-tunnel_decide(struct tunnel *t, bool is_tls, bool is_http)
+tunnel_blind(struct tunnel *t)
+{
+	tunnel_unwatch(t);
+	tunnel_peek_done(t);
+	t->peeked = false;
+	evtimer_del(t->timer);
+	upstream_start_plain(t->up);
+	phase_relay(t->x, upstream_bev(t->up), 200);
+}
+
+/*
+ * What came first decides. The upstream's bytes are judged as client
+ * bytes of neither TLS nor HTTP would be, but may only decide a blind
+ * tunnel, and only for a CONNECT by name: for an address the SNI to come
+ * may name a pinned host, and an upstream must not choose blind relaying
+ * by speaking first. False: no verdict yet (the upstream's bytes wait).
+ */
+static bool
+tunnel_decide(struct tunnel *t, enum tunnel_first first)
 {
 	const struct conf	*conf = t->conf;
 	struct phase_ctx	*x = t->x;
 
+	if (first == TUNNEL_FIRST_UPSTREAM && t->connect_by_ip)
+		return false;
 	/* The cap on buffered bytes was for the hello only. */
-	bufferevent_setwatermark(x->bev, EV_READ, 0, 0);
+	if (first != TUNNEL_FIRST_UPSTREAM)
+		bufferevent_setwatermark(x->bev, EV_READ, 0, 0);
 	/*
 	 * Before any blind tunnel: a request in it must not reach a pinned
 	 * host in cleartext by naming it in its Host header.
 	 */
-	if (is_http) {
+	if (first == TUNNEL_FIRST_HTTP) {
 		tunnel_plain(t);
-		return;
+		return true;
 	}
-	if (is_tls && t->hello.sni_len > 0) {
+	if (first == TUNNEL_FIRST_TLS && t->hello.sni_len > 0) {
 		if (!hostmatch_normalize(t->hello.sni, t->hello.sni_len,
 		    t->host, sizeof(t->host))) {
 			tunnel_refuse(t, INTERCEPT_ALERT_UNRECOGNIZED_NAME, 400);
-			return;
+			return true;
 		}
 		xstrlcpy(x->acc.host, t->host, sizeof(x->acc.host));
 		if (!t->connect_by_ip &&
@@ -212,34 +270,33 @@ tunnel_decide(struct tunnel *t, bool is_tls, bool is_http)
 			phase_log_blocked(x, t->host, "SNI differs from the "
 			    "CONNECT host");
 			tunnel_refuse(t, INTERCEPT_ALERT_UNRECOGNIZED_NAME, 403);
-			return;
+			return true;
 		}
 	} else
 		xstrlcpy(t->host, t->connect_host, sizeof(t->host));
 
+	/* Refuses only for an address, so never for the upstream's bytes. */
 	if (!tunnel_pinset(t))
-		return;
+		return true;
 	if (t->ps == NULL && conf->unpinned == UNPINNED_PASS) {
-		/* A peeked hello is still in the socket: the relay reads it. */
-		tunnel_peek_done(t);
-		t->peeked = false;
-		evtimer_del(t->timer);
-		upstream_start_plain(t->up);
-		phase_relay(x, upstream_bev(t->up), 200);
-		return;
+		tunnel_blind(t);
+		return true;
 	}
+	if (first == TUNNEL_FIRST_UPSTREAM)
+		return false;
 	if (t->ps == NULL && conf->unpinned == UNPINNED_BLOCK) {
 		phase_log_blocked(x, t->host, "unpinned host "
 		    "(unpinned = block)");
 		tunnel_refuse(t, INTERCEPT_ALERT_ACCESS_DENIED, 403);
-		return;
+		return true;
 	}
-	if (!is_tls) {
+	if (first != TUNNEL_FIRST_TLS) {
 		phase_log_blocked(x, t->host, "not a TLS ClientHello");
 		tunnel_end(t, 400);
-		return;
+		return true;
 	}
 	tunnel_intercept(t);
+	return true;
 }
 
 /* Judge the len bytes the client sent so far after the 200. */
@@ -267,10 +324,11 @@ tunnel_hello(struct tunnel *t, const unsigned char *data, size_t len)
 		tunnel_refuse(t, INTERCEPT_ALERT_HANDSHAKE_FAILURE, 400);
 		return;
 	case CH_NOT_TLS:
-		tunnel_decide(t, false, http == 1);
+		(void)tunnel_decide(t, http == 1 ? TUNNEL_FIRST_HTTP :
+		    TUNNEL_FIRST_OTHER);
 		return;
 	case CH_OK:
-		tunnel_decide(t, true, false);
+		(void)tunnel_decide(t, TUNNEL_FIRST_TLS);
 		return;
 	}
 }
@@ -368,6 +426,58 @@ tunnel_start_peeking(struct tunnel *t)
 	return true;
 }
 
+/*
+ * Whether the client sent nothing after the 200 yet: nothing buffered,
+ * nothing unread in its socket.
+ */
+static bool
+tunnel_client_silent(struct tunnel *t)
+{
+	char	 c;
+
+	if (evbuffer_get_length(bufferevent_get_input(t->x->bev)) > 0)
+		return false;
+	return recv(bufferevent_getfd(t->x->bev), &c, 1,
+	    MSG_PEEK | MSG_DONTWAIT) == -1 && errno == EAGAIN;
+}
+
+/*
+ * The upstream's socket changed before a verdict: it sent bytes (looked
+ * at, never read), closed or failed. Bytes sent before the client's may
+ * decide a blind tunnel; else they wait, and a close ends the client now.
+ */
+static void
+tunnel_upstream_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct tunnel	*t = arg;
+	char		 c;
+	ssize_t		 n;
+	bool		 failed;
+
+	n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+	failed = n == -1 && errno != EAGAIN && errno != EINTR;
+	if (n == -1 && !failed && (what & EV_CLOSED) == 0)
+		return;
+	if (n > 0) {
+		if (!t->up_spoke)
+			log_msg(EV_DEBUG, "client %s: the upstream for %s:%u "
+			    "sent bytes before the client's first",
+			    t->x->client, t->connect_host,
+			    (unsigned int)t->port);
+		t->up_spoke = true;
+		if (tunnel_client_silent(t) &&
+		    tunnel_decide(t, TUNNEL_FIRST_UPSTREAM))
+			return;
+		/* Held for the client's verdict, unless the upstream left. */
+		if ((what & EV_CLOSED) == 0)
+			return;
+	}
+	log_msg(EV_DEBUG, "client %s: the upstream for %s:%u %s before the "
+	    "client's first bytes", t->x->client, t->connect_host,
+	    (unsigned int)t->port, failed ? "failed" : "closed");
+	tunnel_end(t, 502);
+}
+
 static void
 tunnel_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -399,6 +509,9 @@ tunnel_connected_cb(struct upstream *u, enum upstream_status st, void *arg)
 	x->acc.down = 0;
 	evtimer_add(t->timer, &tv);
 	phase_set_state(x, CONN_AWAIT_HELLO);
+	t->up_ev = event_new(x->env->base, upstream_fd(u),
+	    EV_READ | EV_CLOSED | EV_ET | EV_PERSIST, tunnel_upstream_cb, t);
+	event_add(t->up_ev, NULL);
 	if (tunnel_start_peeking(t)) {
 		tunnel_peek(t);
 		return;
@@ -430,7 +543,10 @@ tunnel_on_client(void *arg, short what)
 	tunnel_end(t, 200);
 }
 
-/* The upstream's events are watched only once the relay runs. */
+/*
+ * No upstream bufferevent exists before a verdict (tunnel_upstream_cb
+ * watches its socket); after one, the relay or interception owns it.
+ */
 static void
 tunnel_on_upstream(void *arg, short what)
 {
@@ -441,6 +557,7 @@ tunnel_free(void *arg)
 {
 	struct tunnel	*t = arg;
 
+	tunnel_unwatch(t);
 	upstream_free(t->up);
 	tunnel_peek_done(t);
 	clienthello_clear(&t->hello);
