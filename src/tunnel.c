@@ -72,13 +72,43 @@ enum tunnel_first {
 	TUNNEL_FIRST_UPSTREAM
 };
 
+static void
+tunnel_noop_cb(evutil_socket_t fd, short what, void *arg)
+{
+}
+
+/*
+ * Free an edge-triggered watcher (NULL ok) so that what watches its
+ * descriptor next is level-triggered. libevent's changelist merges the
+ * deletion with the events added to the same descriptor before the next
+ * dispatch and keeps its EV_ET through the EV_CLOSED half, which nothing
+ * adds back: a bufferevent or relay reading a few KiB per wake-up would
+ * then stall with bytes in the socket. Adding and deleting a
+ * level-triggered EV_CLOSED event leaves a deletion without EV_ET.
+ */
+static void
+tunnel_free_watcher(struct event **evp)
+{
+	struct event		*ev = *evp, *plain;
+	struct event_base	*base;
+	evutil_socket_t		 fd;
+
+	if (ev == NULL)
+		return;
+	*evp = NULL;
+	base = event_get_base(ev);
+	fd = event_get_fd(ev);
+	event_free(ev);
+	plain = event_new(base, fd, EV_CLOSED, tunnel_noop_cb, NULL);
+	event_add(plain, NULL);
+	event_free(plain);
+}
+
 /* Stop peeking at the socket; the hello stays there for whoever reads. */
 static void
 tunnel_peek_done(struct tunnel *t)
 {
-	if (t->peek_ev != NULL)
-		event_free(t->peek_ev);
-	t->peek_ev = NULL;
+	tunnel_free_watcher(&t->peek_ev);
 	free(t->peek_buf);
 	t->peek_buf = NULL;
 }
@@ -87,9 +117,7 @@ tunnel_peek_done(struct tunnel *t)
 static void
 tunnel_unwatch(struct tunnel *t)
 {
-	if (t->up_ev != NULL)
-		event_free(t->up_ev);
-	t->up_ev = NULL;
+	tunnel_free_watcher(&t->up_ev);
 }
 
 /* End the client's handshake with a fatal alert and close after it. */
