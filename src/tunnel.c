@@ -5,7 +5,12 @@
  * tunnel (a relay the connection runs), plaintext HTTP in the tunnel (the
  * connection reads requests again), or interception (intercept.c), which
  * takes over the upstream. Every refusal after the 200 is a fatal TLS
- * alert; nothing is relayed.
+ * alert; nothing is relayed. The upstream is watched meanwhile: its close
+ * ends the client at once. Its first bytes (a server-first protocol's
+ * banner), where the client's would get a blind tunnel (a CONNECT by
+ * name), are pumped to the client, one way, while the client's first
+ * flight is still awaited and judged: only a blind verdict on it starts
+ * the relay. Otherwise they wait in its socket for the client's verdict.
  */
 #include "config.h"
 
@@ -22,6 +27,7 @@
 #include "hostmatch.h"
 #include "intercept.h"
 #include "log.h"
+#include "relay.h"
 #include "tunnel.h"
 #include "upstream.h"
 #include "xmalloc.h"
@@ -39,7 +45,8 @@ struct tunnel {
 	char			 host[HOSTMATCH_NAME_MAX];	/* the name used */
 	const struct pinset	*ps;
 	struct upstream		*up;
-	struct event		*timer;		/* header_timeout */
+	/* header_timeout; idle_timeout once the upstream spoke first */
+	struct event		*timer;
 	struct clienthello	 hello;
 	/*
 	 * When nothing followed the CONNECT head, the hello is read with
@@ -49,17 +56,92 @@ struct tunnel {
 	unsigned char		*peek_buf;	/* CLIENTHELLO_MAX_INPUT */
 	bool			 peeked;	/* the hello is in the socket */
 	size_t			 peek_len;
+	/*
+	 * The upstream's socket until a verdict, edge-triggered: bytes it
+	 * sends stay there, and wake us once per arrival, not in a loop.
+	 */
+	struct event		*up_ev;
+	bool			 up_spoke;	/* its bytes wait in its socket */
+	/*
+	 * The upstream spoke first and its bytes are pumped to the client
+	 * (upstream_bev() reads them) while the client's first flight, read
+	 * into its bufferevent, is awaited: only a blind tunnel may follow.
+	 */
+	bool			 server_first;
 };
+
+/*
+ * What came first after the 200 and is judged: the client's TLS
+ * ClientHello, its HTTP request, other bytes of its, or the upstream's
+ * bytes while the client was silent.
+ */
+enum tunnel_first {
+	TUNNEL_FIRST_TLS,
+	TUNNEL_FIRST_HTTP,
+	TUNNEL_FIRST_OTHER,
+	TUNNEL_FIRST_UPSTREAM
+};
+
+static void
+tunnel_noop_cb(evutil_socket_t fd, short what, void *arg)
+{
+}
+
+/*
+ * Free an edge-triggered watcher (NULL ok) so that what watches its
+ * descriptor next is level-triggered. libevent's changelist merges the
+ * deletion with the events added to the same descriptor before the next
+ * dispatch and keeps its EV_ET through the EV_CLOSED half, which nothing
+ * adds back: a bufferevent or relay reading a few KiB per wake-up would
+ * then stall with bytes in the socket. Adding and deleting a
+ * level-triggered EV_CLOSED event leaves a deletion without EV_ET.
+ */
+static void
+tunnel_free_watcher(struct event **evp)
+{
+	struct event		*ev = *evp, *plain;
+	struct event_base	*base;
+	evutil_socket_t		 fd;
+
+	if (ev == NULL)
+		return;
+	*evp = NULL;
+	base = event_get_base(ev);
+	fd = event_get_fd(ev);
+	event_free(ev);
+	plain = event_new(base, fd, EV_CLOSED, tunnel_noop_cb, NULL);
+	event_add(plain, NULL);
+	event_free(plain);
+}
 
 /* Stop peeking at the socket; the hello stays there for whoever reads. */
 static void
 tunnel_peek_done(struct tunnel *t)
 {
-	if (t->peek_ev != NULL)
-		event_free(t->peek_ev);
-	t->peek_ev = NULL;
+	tunnel_free_watcher(&t->peek_ev);
 	free(t->peek_buf);
 	t->peek_buf = NULL;
+}
+
+/* A verdict: stop watching the upstream, which is freed or handed on. */
+static void
+tunnel_unwatch(struct tunnel *t)
+{
+	tunnel_free_watcher(&t->up_ev);
+}
+
+/*
+ * (Re)start the wait for the client's first flight: header_timeout, or,
+ * once the upstream spoke first, idle_timeout, as in a relay: a client of
+ * a server-first protocol may rightly stay silent (a person typing).
+ */
+static void
+tunnel_arm(struct tunnel *t)
+{
+	struct timeval	 tv = cv_timeval(t->server_first ?
+	    t->conf->idle_timeout_ms : t->conf->header_timeout_ms);
+
+	evtimer_add(t->timer, &tv);
 }
 
 /* End the client's handshake with a fatal alert and close after it. */
@@ -68,6 +150,7 @@ tunnel_refuse(struct tunnel *t, unsigned char alert, int status)
 {
 	size_t	 peeked = t->peeked ? t->peek_len : 0;
 
+	tunnel_unwatch(t);
 	t->peeked = false;
 	evtimer_del(t->timer);
 	intercept_alert(t->x, alert, status, peeked);
@@ -77,6 +160,7 @@ tunnel_refuse(struct tunnel *t, unsigned char alert, int status)
 static void
 tunnel_end(struct tunnel *t, int status)
 {
+	tunnel_unwatch(t);
 	tunnel_peek_done(t);
 	t->peeked = false;
 	phase_end(t->x, status, true);
@@ -117,6 +201,7 @@ tunnel_plain(struct tunnel *t)
 {
 	struct phase_outcome	 o;
 
+	tunnel_unwatch(t);
 	if (t->peeked) {
 		/* The request stays in the socket, for the connection. */
 		tunnel_peek_done(t);
@@ -166,6 +251,7 @@ tunnel_intercept(struct tunnel *t)
 	struct phase_outcome	 o;
 
 	evtimer_del(t->timer);
+	tunnel_unwatch(t);
 	tunnel_peek_done(t);
 	memset(&a, 0, sizeof(a));
 	a.up = t->up;
@@ -183,28 +269,97 @@ tunnel_intercept(struct tunnel *t)
 	phase_done(t->x, &o);
 }
 
-/* A complete hello (or none at all, for a blind tunnel): decide. */
+/*
+ * A blind tunnel: what either side sent first stays in its socket (or
+ * the client's bufferevent), for the relay to read; what the upstream
+ * sent first and the client has not received yet is in the client's
+ * output or the upstream's input, which the relay sends first, in order.
+ */
 static void
-tunnel_decide(struct tunnel *t, bool is_tls, bool is_http)
+tunnel_blind(struct tunnel *t)
+{
+	tunnel_unwatch(t);
+	tunnel_peek_done(t);
+	t->peeked = false;
+	evtimer_del(t->timer);
+	if (!t->server_first)
+		upstream_start_plain(t->up);
+	phase_relay(t->x, upstream_bev(t->up), 200);
+}
+
+/* Read the client's first flight into its bufferevent, up to a hello. */
+static void
+tunnel_read_client(struct tunnel *t)
+{
+	struct bufferevent	*bev = t->x->bev;
+
+	bufferevent_set_timeouts(bev, NULL, NULL);
+	bufferevent_setwatermark(bev, EV_READ, 0, CLIENTHELLO_MAX_INPUT + 1);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+}
+
+/*
+ * The upstream spoke first where the client's bytes would get a blind
+ * tunnel: pump its bytes to the client from now on, and read the client's
+ * first flight from its bufferevent rather than peek at it (only a blind
+ * tunnel or a refusal may follow, and neither needs it in the socket; an
+ * edge-triggered peek must not share the socket with the bufferevent's
+ * level-triggered writes either).
+ */
+static void
+tunnel_server_first(struct tunnel *t)
+{
+	struct bufferevent	*up;
+
+	tunnel_unwatch(t);
+	tunnel_peek_done(t);
+	t->peeked = false;
+	t->server_first = true;
+	upstream_start_plain(t->up);
+	up = upstream_bev(t->up);
+	phase_watch_upstream(t->x, up);
+	bufferevent_enable(up, EV_READ);
+	tunnel_read_client(t);
+	tunnel_arm(t);
+	log_msg(EV_DEBUG, "client %s: relaying the upstream's bytes for "
+	    "%s:%u while the client's first bytes are awaited",
+	    t->x->client, t->connect_host, (unsigned int)t->port);
+}
+
+/*
+ * What came first decides. The upstream's bytes are judged as client
+ * bytes of neither TLS nor HTTP would be, but may only decide that they
+ * be pumped to the client (tunnel_server_first), and only for a CONNECT
+ * by name: for an address the SNI to come may name a pinned host. The
+ * client's first flight is judged all the same then, and anything but a
+ * blind tunnel refuses it, so that an upstream cannot choose blind
+ * relaying by speaking first. False: no verdict yet (the upstream's bytes
+ * wait).
+ */
+static bool
+tunnel_decide(struct tunnel *t, enum tunnel_first first)
 {
 	const struct conf	*conf = t->conf;
 	struct phase_ctx	*x = t->x;
 
+	if (first == TUNNEL_FIRST_UPSTREAM && t->connect_by_ip)
+		return false;
 	/* The cap on buffered bytes was for the hello only. */
-	bufferevent_setwatermark(x->bev, EV_READ, 0, 0);
+	if (first != TUNNEL_FIRST_UPSTREAM)
+		bufferevent_setwatermark(x->bev, EV_READ, 0, 0);
 	/*
 	 * Before any blind tunnel: a request in it must not reach a pinned
 	 * host in cleartext by naming it in its Host header.
 	 */
-	if (is_http) {
+	if (first == TUNNEL_FIRST_HTTP && !t->server_first) {
 		tunnel_plain(t);
-		return;
+		return true;
 	}
-	if (is_tls && t->hello.sni_len > 0) {
+	if (first == TUNNEL_FIRST_TLS && t->hello.sni_len > 0) {
 		if (!hostmatch_normalize(t->hello.sni, t->hello.sni_len,
 		    t->host, sizeof(t->host))) {
 			tunnel_refuse(t, INTERCEPT_ALERT_UNRECOGNIZED_NAME, 400);
-			return;
+			return true;
 		}
 		xstrlcpy(x->acc.host, t->host, sizeof(x->acc.host));
 		if (!t->connect_by_ip &&
@@ -212,34 +367,50 @@ tunnel_decide(struct tunnel *t, bool is_tls, bool is_http)
 			phase_log_blocked(x, t->host, "SNI differs from the "
 			    "CONNECT host");
 			tunnel_refuse(t, INTERCEPT_ALERT_UNRECOGNIZED_NAME, 403);
-			return;
+			return true;
 		}
 	} else
 		xstrlcpy(t->host, t->connect_host, sizeof(t->host));
 
+	/* Refuses only for an address, so never for the upstream's bytes. */
 	if (!tunnel_pinset(t))
-		return;
-	if (t->ps == NULL && conf->unpinned == UNPINNED_PASS) {
-		/* A peeked hello is still in the socket: the relay reads it. */
-		tunnel_peek_done(t);
-		t->peeked = false;
-		evtimer_del(t->timer);
-		upstream_start_plain(t->up);
-		phase_relay(x, upstream_bev(t->up), 200);
-		return;
+		return true;
+	if (t->ps == NULL && conf->unpinned == UNPINNED_PASS &&
+	    first != TUNNEL_FIRST_HTTP) {
+		if (first == TUNNEL_FIRST_UPSTREAM)
+			tunnel_server_first(t);
+		else
+			tunnel_blind(t);
+		return true;
+	}
+	if (first == TUNNEL_FIRST_UPSTREAM)
+		return false;
+	if (t->server_first) {
+		/* What the upstream sent first left already: blind or none. */
+		if (first != TUNNEL_FIRST_TLS) {
+			phase_log_blocked(x, t->host, "plaintext HTTP after "
+			    "the upstream spoke first");
+			tunnel_end(t, 403);
+			return true;
+		}
+		phase_log_blocked(x, t->host, "a ClientHello that would not "
+		    "get a blind tunnel, after the upstream spoke first");
+		tunnel_refuse(t, INTERCEPT_ALERT_ACCESS_DENIED, 403);
+		return true;
 	}
 	if (t->ps == NULL && conf->unpinned == UNPINNED_BLOCK) {
 		phase_log_blocked(x, t->host, "unpinned host "
 		    "(unpinned = block)");
 		tunnel_refuse(t, INTERCEPT_ALERT_ACCESS_DENIED, 403);
-		return;
+		return true;
 	}
-	if (!is_tls) {
+	if (first != TUNNEL_FIRST_TLS) {
 		phase_log_blocked(x, t->host, "not a TLS ClientHello");
 		tunnel_end(t, 400);
-		return;
+		return true;
 	}
 	tunnel_intercept(t);
+	return true;
 }
 
 /* Judge the len bytes the client sent so far after the 200. */
@@ -267,10 +438,11 @@ tunnel_hello(struct tunnel *t, const unsigned char *data, size_t len)
 		tunnel_refuse(t, INTERCEPT_ALERT_HANDSHAKE_FAILURE, 400);
 		return;
 	case CH_NOT_TLS:
-		tunnel_decide(t, false, http == 1);
+		(void)tunnel_decide(t, http == 1 ? TUNNEL_FIRST_HTTP :
+		    TUNNEL_FIRST_OTHER);
 		return;
 	case CH_OK:
-		tunnel_decide(t, true, false);
+		(void)tunnel_decide(t, TUNNEL_FIRST_TLS);
 		return;
 	}
 }
@@ -285,6 +457,9 @@ tunnel_read_hello(struct tunnel *t)
 	len = evbuffer_get_length(in);
 	if (len > CLIENTHELLO_MAX_INPUT)
 		len = CLIENTHELLO_MAX_INPUT;
+	/* After the upstream's first bytes, any traffic counts as activity. */
+	if (t->server_first)
+		tunnel_arm(t);
 	tunnel_hello(t, evbuffer_pullup(in, (ev_ssize_t)len), len);
 }
 
@@ -368,15 +543,108 @@ tunnel_start_peeking(struct tunnel *t)
 	return true;
 }
 
+/*
+ * Whether the client sent nothing after the 200 yet: nothing buffered,
+ * nothing unread in its socket.
+ */
+static bool
+tunnel_client_silent(struct tunnel *t)
+{
+	char	 c;
+
+	if (evbuffer_get_length(bufferevent_get_input(t->x->bev)) > 0)
+		return false;
+	return recv(bufferevent_getfd(t->x->bev), &c, 1,
+	    MSG_PEEK | MSG_DONTWAIT) == -1 && errno == EAGAIN;
+}
+
+/*
+ * The upstream's socket changed before a verdict: it sent bytes (looked
+ * at, never read), closed or failed. Bytes sent before the client's may
+ * decide a blind tunnel; else they wait, and a close ends the client now.
+ */
+static void
+tunnel_upstream_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct tunnel	*t = arg;
+	char		 c;
+	ssize_t		 n;
+	bool		 failed;
+
+	n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+	failed = n == -1 && errno != EAGAIN && errno != EINTR;
+	if (n == -1 && !failed && (what & EV_CLOSED) == 0)
+		return;
+	if (n > 0) {
+		if (!t->up_spoke)
+			log_msg(EV_DEBUG, "client %s: the upstream for %s:%u "
+			    "sent bytes before the client's first",
+			    t->x->client, t->connect_host,
+			    (unsigned int)t->port);
+		t->up_spoke = true;
+		if (tunnel_client_silent(t) &&
+		    tunnel_decide(t, TUNNEL_FIRST_UPSTREAM))
+			return;
+		/* Held for the client's verdict, unless the upstream left. */
+		if ((what & EV_CLOSED) == 0)
+			return;
+	}
+	log_msg(EV_DEBUG, "client %s: the upstream for %s:%u %s before the "
+	    "client's first bytes", t->x->client, t->connect_host,
+	    (unsigned int)t->port, failed ? "failed" : "closed");
+	tunnel_end(t, 502);
+}
+
+/*
+ * Pass what the upstream that spoke first sent on to the client, and stop
+ * reading it while the client has RELAY_HIGH_WATER bytes queued.
+ */
+static void
+tunnel_pump(struct tunnel *t)
+{
+	struct bufferevent	*up = upstream_bev(t->up);
+	struct evbuffer		*in = bufferevent_get_input(up);
+	size_t			 len = evbuffer_get_length(in);
+
+	if (len == 0)
+		return;
+	t->x->acc.down += len;
+	evbuffer_add_buffer(bufferevent_get_output(t->x->bev), in);
+	relay_throttle(up, t->x->bev);
+	relay_kick(t->x->bev);
+	tunnel_arm(t);
+}
+
+/* The client drained below the throttle's watermark: read on. */
+static void
+tunnel_pump_resume(struct tunnel *t)
+{
+	struct bufferevent	*up = upstream_bev(t->up);
+
+	if ((bufferevent_get_enabled(up) & EV_READ) != 0 ||
+	    evbuffer_get_length(bufferevent_get_output(t->x->bev)) >=
+	    RELAY_HIGH_WATER)
+		return;
+	bufferevent_setwatermark(t->x->bev, EV_WRITE, 0, 0);
+	bufferevent_enable(up, EV_READ);
+}
+
 static void
 tunnel_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct tunnel	*t = arg;
 	char		 within[32];
 
-	log_msg(EV_DEBUG, "client %s: no ClientHello within %s", t->x->client,
-	    cv_duration_text(t->conf->header_timeout_ms, within,
-	    sizeof(within)));
+	if (t->server_first)
+		log_msg(EV_DEBUG, "client %s: no first bytes from the client "
+		    "within %s (idle_timeout) of the upstream's for %s:%u",
+		    t->x->client, cv_duration_text(t->conf->idle_timeout_ms,
+		    within, sizeof(within)), t->connect_host,
+		    (unsigned int)t->port);
+	else
+		log_msg(EV_DEBUG, "client %s: no ClientHello within %s",
+		    t->x->client, cv_duration_text(t->conf->header_timeout_ms,
+		    within, sizeof(within)));
 	tunnel_end(t, 408);
 }
 
@@ -386,7 +654,6 @@ tunnel_connected_cb(struct upstream *u, enum upstream_status st, void *arg)
 	struct tunnel		*t = arg;
 	struct phase_ctx	*x = t->x;
 	struct bufferevent	*bev = x->bev;
-	struct timeval		 tv = cv_timeval(t->conf->header_timeout_ms);
 	char			 expl[512];
 
 	if (st != UPSTREAM_OK) {
@@ -397,8 +664,11 @@ tunnel_connected_cb(struct upstream *u, enum upstream_status st, void *arg)
 	/* From the 200 on, the access line counts the tunnel's bytes. */
 	x->acc.up = 0;
 	x->acc.down = 0;
-	evtimer_add(t->timer, &tv);
+	tunnel_arm(t);
 	phase_set_state(x, CONN_AWAIT_HELLO);
+	t->up_ev = event_new(x->env->base, upstream_fd(u),
+	    EV_READ | EV_CLOSED | EV_ET | EV_PERSIST, tunnel_upstream_cb, t);
+	event_add(t->up_ev, NULL);
 	if (tunnel_start_peeking(t)) {
 		tunnel_peek(t);
 		return;
@@ -407,9 +677,7 @@ tunnel_connected_cb(struct upstream *u, enum upstream_status st, void *arg)
 	    !x->transparent)
 		bufferevent_write(bev, tunnel_established,
 		    sizeof(tunnel_established) - 1);
-	bufferevent_set_timeouts(bev, NULL, NULL);
-	bufferevent_setwatermark(bev, EV_READ, 0, CLIENTHELLO_MAX_INPUT + 1);
-	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	tunnel_read_client(t);
 	if (evbuffer_get_length(bufferevent_get_input(bev)) > 0)
 		tunnel_read_hello(t);
 }
@@ -424,16 +692,35 @@ tunnel_on_client(void *arg, short what)
 			tunnel_read_hello(t);
 		return;
 	}
-	if (what == EV_WRITE)
+	if (what == EV_WRITE) {
+		if (t->server_first)
+			tunnel_pump_resume(t);
 		return;
+	}
 	/* The client left, or its socket failed. */
 	tunnel_end(t, 200);
 }
 
-/* The upstream's events are watched only once the relay runs. */
+/*
+ * Only an upstream that spoke first has a bufferevent before a verdict
+ * (until then tunnel_upstream_cb watches its socket); after one, the
+ * relay or interception owns it.
+ */
 static void
 tunnel_on_upstream(void *arg, short what)
 {
+	struct tunnel	*t = arg;
+
+	if (what == EV_WRITE)
+		return;
+	tunnel_pump(t);
+	if (what == EV_READ)
+		return;
+	log_msg(EV_DEBUG, "client %s: the upstream for %s:%u %s before the "
+	    "client's first bytes", t->x->client, t->connect_host,
+	    (unsigned int)t->port, (what & BEV_EVENT_ERROR) ? "failed" :
+	    "closed");
+	tunnel_end(t, 502);
 }
 
 static void
@@ -441,6 +728,7 @@ tunnel_free(void *arg)
 {
 	struct tunnel	*t = arg;
 
+	tunnel_unwatch(t);
 	upstream_free(t->up);
 	tunnel_peek_done(t);
 	clienthello_clear(&t->hello);

@@ -856,6 +856,12 @@ upstream_start_plain(struct upstream *u)
 	u->state = UPSTREAM_READY;
 }
 
+evutil_socket_t
+upstream_fd(const struct upstream *u)
+{
+	return u->fd;
+}
+
 struct bufferevent *
 upstream_bev(struct upstream *u)
 {

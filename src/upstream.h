@@ -119,6 +119,11 @@ void		 upstream_retarget(struct upstream *u, const struct pinset *ps,
 		    const char *host);
 /* Use the connected socket as is, without TLS. */
 void		 upstream_start_plain(struct upstream *u);
+/*
+ * The connected socket (owned by the upstream), or -1: to watch it before
+ * upstream_start_tls() or upstream_start_plain(), never to read or write.
+ */
+evutil_socket_t	 upstream_fd(const struct upstream *u);
 /* The ready connection (owned by the upstream), or NULL. */
 struct bufferevent *upstream_bev(struct upstream *u);
 /*
