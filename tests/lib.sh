@@ -765,6 +765,23 @@ small_quarantine()
 
 ## Commands.
 
+# out NAME KEY: the value of the first line KEY=... in $TMP/NAME.out (what
+# a test client printed).
+out()
+{
+	sed -n "s/^$2=//p" "$TMP/$1.out" | head -n 1
+}
+
+# check_out DESCRIPTION NAME KEY EXPECTED: one case on KEY in NAME.out;
+# the whole output as a diagnostic when it fails.
+check_out()
+{
+	local got
+	got=$(out "$2" "$3")
+	check_eq "$1" "$4" "$got"
+	[ "$4" = "$got" ] || diag "$(cat "$TMP/$2.out")"
+}
+
 # run NAME COMMAND...: stdout to $TMP/NAME.out, stderr to $TMP/NAME.err,
 # the exit status in RC.
 run()

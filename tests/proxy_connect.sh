@@ -21,21 +21,6 @@ connect()
 	    >"$TMP/$name.out" 2>&1
 }
 
-# out NAME KEY: the value of KEY=... in the output of "connect NAME".
-out()
-{
-	sed -n "s/^$2=//p" "$TMP/$1.out" | head -n 1
-}
-
-# check_out DESCRIPTION NAME KEY EXPECTED: one case on the client's output.
-check_out()
-{
-	local got
-	got=$(out "$2" "$3")
-	check_eq "$1" "$4" "$got"
-	[ "$4" = "$got" ] || diag "$(cat "$TMP/$2.out")"
-}
-
 # The PKI: the default set of tests/mkpki.sh and one leaf for every host
 # name the origins serve.
 SANS=$(dns_sans api.test resume.test wrong.test other.test alpn1.test \

@@ -31,12 +31,6 @@ connect()
 	    >"$TMP/$name.out" 2>&1
 }
 
-# out NAME KEY: the value of KEY=... in the output of "connect NAME".
-out()
-{
-	sed -n "s/^$2=//p" "$TMP/$1.out" | head -n 1
-}
-
 # write_conf FILE PORT STATS [LINE...]: a configuration listening on PORT
 # with /metrics on STATS, unpinned = verify, a pin set for api.test
 # (origin A, expiring in 10 days) and LINE... added to [proxy].

@@ -20,17 +20,6 @@ connect()
 	python3 "$CLIENT" --proxy "$P" --connect "api.test:443" \
 	    --sni api.test --cafile "$TMP/ca.pem" "$@" >"$TMP/$name.out" 2>&1
 }
-out()
-{
-	sed -n "s/^$2=//p" "$TMP/$1.out" | head -n 1
-}
-check_out()
-{
-	local got
-	got=$(out "$2" "$3")
-	check_eq "$1" "$4" "$got"
-	[ "$4" = "$got" ] || diag "$(cat "$TMP/$2.out")"
-}
 # beside: how many connections were answered beside the upstream's
 # handshake so far.
 beside()

@@ -272,19 +272,6 @@ client()
 	shift
 	python3 "$TMP/client.py" "$@" >"$TMP/$name.out" 2>&1
 }
-# out NAME KEY: the value of KEY=... in NAME.out.
-out()
-{
-	sed -n "s/^$2=//p" "$TMP/$1.out" | head -n 1
-}
-# check_out DESCRIPTION NAME KEY EXPECTED
-check_out()
-{
-	local got
-	got=$(out "$2" "$3")
-	check_eq "$1" "$4" "$got"
-	[ "$4" = "$got" ] || diag "$(cat "$TMP/$2.out")"
-}
 # check_fast DESCRIPTION NAME: the first bytes or the close came within
 # 3 s of the 200 (header_timeout is 60 s).
 check_fast()
