@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "clienthello.h"
 #include "hostmatch.h"
@@ -413,6 +414,31 @@ tunnel_decide(struct tunnel *t, enum tunnel_first first)
 	return true;
 }
 
+/*
+ * After the upstream spoke first, a command line such as SMTP's "EHLO
+ * host" or FTP's "USER name" also starts with letters and a space: then
+ * only a first line that names an HTTP version ("HTTP/" anywhere in it,
+ * in any case) is a request. -1: no whole line yet.
+ */
+static int
+tunnel_is_http_line(const unsigned char *data, size_t len)
+{
+	const unsigned char	*nl;
+	size_t			 i;
+	int			 word;
+
+	if ((word = tunnel_is_http(data, len)) != 1)
+		return word;
+	for (i = 0; i < len && (data[i] == '\r' || data[i] == '\n'); i++)
+		continue;
+	if ((nl = memchr(data + i, '\n', len - i)) == NULL)
+		return len >= CLIENTHELLO_MAX_INPUT ? 1 : -1;
+	for (; i + 5 <= (size_t)(nl - data); i++)
+		if (strncasecmp((const char *)data + i, "HTTP/", 5) == 0)
+			return 1;
+	return 0;
+}
+
 /* Judge the len bytes the client sent so far after the 200. */
 static void
 tunnel_hello(struct tunnel *t, const unsigned char *data, size_t len)
@@ -421,7 +447,8 @@ tunnel_hello(struct tunnel *t, const unsigned char *data, size_t len)
 	int			 http = 0;
 
 	r = clienthello_parse(data, len, &t->hello);
-	if (r == CH_NOT_TLS && (http = tunnel_is_http(data, len)) == -1)
+	if (r == CH_NOT_TLS && (http = t->server_first ?
+	    tunnel_is_http_line(data, len) : tunnel_is_http(data, len)) == -1)
 		return;
 	/* A verdict on the hello: stop looking at the socket. */
 	if (r != CH_NEED_MORE || len >= CLIENTHELLO_MAX_INPUT)

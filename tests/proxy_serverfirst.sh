@@ -87,6 +87,7 @@ EOF
 # "hello:SNI" a TLS ClientHello for SNI and what comes back (after=).
 # After a banner: "late:SECS" is silent SECS seconds, then does as "line";
 # "bhello:SNI" sends a ClientHello for SNI and "bhttp" an HTTP request,
+# "bsmtp" an SMTP EHLO line, and tells the reply (reply=);
 # "bbig:SNI" one of 8 KiB, for SNI, and tells how the answer starts,
 # then tell what comes back (after=) and whether the proxy closed (end=);
 # "silent:SECS" sends nothing and tells whether the proxy closed within
@@ -174,6 +175,9 @@ elif then.startswith("bbig:") and first:
     s.sendall(client_hello(then[5:], True))
     data, end = read_end(s, 5)
     print("after=" + esc(data[:8]))
+elif then == "bsmtp" and first:
+    s.sendall(b"EHLO client.test\r\n")
+    print("reply=" + esc(read_all(s, 5)))
 elif (then.startswith("bhello:") or then == "bhttp") and first:
     s.sendall(client_hello(then[7:]) if then != "bhttp" else
               b"GET / HTTP/1.1\r\nHost: banner.test\r\n\r\n")
@@ -364,6 +368,13 @@ for (( i = 0; i < WAIT_TICKS; i++ )); do
 done
 check_eq "refused after the banner: the server got nothing, thrice" \
     "3 3" "$(log_count "$TMP/SH.log" '^got=$') $(log_count "$TMP/SH.log" '^got=')"
+
+# A command after the banner that starts like a request line (SMTP's
+# "EHLO host": letters and a space) but names no HTTP version is not
+# HTTP: the tunnel goes blind and the server answers it.
+client smtp "$PA" "banner.test:$SH" 10 bsmtp
+check_out "banner, then EHLO: relayed, the server answers it" smtp reply \
+    'echo:EHLO client.test\r\n'
 
 # What the server sends after its banner flows on while the client reads,
 # whatever the size, long before any verdict.
