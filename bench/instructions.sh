@@ -9,10 +9,12 @@
 # pinned TLS origin) and the intercepted path (CONNECT, pinned): run it
 # under valgrind --tool=callgrind while one curl sends 100, then 100 + N
 # (default 1000) requests on one connection to tests/origin.py, and print
-# the difference of the two totals divided by N. Startup, the handshakes
-# and the shutdown cancel out. Needs valgrind, curl, python3 and a built
-# tree's tests/ (the PKI is made here by tests/mkpki.sh). Everything runs on
-# 127.0.0.1; both processes are stopped by PID.
+# the difference of the two totals divided by N; the same for the calls of
+# epoll_ctl(2) and epoll_wait(2), the kernel's share that instructions
+# leave out. Startup, the handshakes and the shutdown cancel out. Needs
+# valgrind, curl, python3 and a built tree's tests/ (the PKI is made here
+# by tests/mkpki.sh). Everything runs on 127.0.0.1; both processes are
+# stopped by PID.
 set -u
 cd "$(dirname "$0")/.."
 top=$(pwd)
@@ -97,14 +99,37 @@ CONF
 	    echo "$0: curl failed: $(head -n 1 "$WORK/curl.out")" >&2
 	kill "$vp"
 	wait "$vp" 2>/dev/null
-	sed -n 's/^totals: //p' "$out"
+	echo "$(sed -n 's/^totals: //p' "$out") $(python3 - "$out" <<'PY'
+import re, sys
+# Calls of the two system call wrappers, by name (callgrind compresses a
+# name to "(id)" after its first use, as a caller or a callee).
+names, counts, cur = {}, {"epoll_ctl": 0, "epoll_wait": 0}, None
+for line in open(sys.argv[1], errors="replace"):
+    if line.startswith(("fn=", "cfn=")):
+        m = re.match(r"c?fn=\((\d+)\)(?: (.*))?", line.strip())
+        if m and m.group(2):
+            names[m.group(1)] = m.group(2)
+        if line.startswith("cfn="):
+            cur = names.get(m.group(1)) if m else None
+    elif line.startswith("calls=") and cur in counts:
+        counts[cur] += int(line[6:].split()[0])
+        cur = None
+print(counts["epoll_ctl"], counts["epoll_wait"])
+PY
+)"
 }
 
-printf '%-40s %-10s %s\n' binary path instructions/request
+printf '%-40s %-10s %12s %10s %10s\n' binary path instructions epoll_ctl \
+    epoll_wait
 for bin in "$@"; do
 	for mode in plain intercept; do
-		a=$(count "$bin" "$mode" 100)
-		b=$(count "$bin" "$mode" $((100 + N)))
-		printf '%-40s %-10s %s\n' "$bin" "$mode" $(( (b - a) / N ))
+		read -r a actl await <<<"$(count "$bin" "$mode" 100)"
+		read -r b bctl bwait <<<"$(count "$bin" "$mode" $((100 + N)))"
+		printf '%-40s %-10s %12s %10s %10s\n' "$bin" "$mode" \
+		    $(( (b - a) / N )) \
+		    "$(awk -v a="$actl" -v b="$bctl" -v n="$N" \
+			'BEGIN { printf "%.2f", (b - a) / n }')" \
+		    "$(awk -v a="$await" -v b="$bwait" -v n="$N" \
+			'BEGIN { printf "%.2f", (b - a) / n }')"
 	done
 done

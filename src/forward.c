@@ -39,6 +39,7 @@ struct forward {
 	struct phase_ctx	*x;		/* the connection's */
 	enum forward_state	 state;
 	struct http_msg		*resp;
+	struct evbuffer		*pending;	/* made, unsent; empty between calls */
 	struct upstream		*up;		/* kept between exchanges */
 	struct pool_host	*use;		/* the pool counts up in use */
 
@@ -72,6 +73,17 @@ forward_count(struct forward *f, uint64_t up, uint64_t down)
 	f->x->acc.down += down;
 }
 
+/*
+ * Send the client what the response so far made of the upstream's bytes:
+ * one write for a head and the body that came with it. Before anything
+ * that may end the exchange, and after each read.
+ */
+static void
+forward_flush_down(struct forward *f)
+{
+	relay_push(f->x->bev, f->pending, evbuffer_get_length(f->pending));
+}
+
 /* Close the upstream; it cannot carry another exchange. */
 static void
 forward_drop(struct forward *f)
@@ -93,6 +105,7 @@ forward_bad_response(struct forward *f, const char *reason)
 {
 	struct logline	 l;
 
+	forward_flush_down(f);
 	log_begin(&l, EV_UPSTREAM_ERROR);
 	log_str(&l, LK_HOST, f->host);
 	log_int(&l, LK_PORT, f->port);
@@ -146,6 +159,7 @@ forward_failed(struct forward *f, enum upstream_status st)
 static void
 forward_done(struct forward *f)
 {
+	forward_flush_down(f);
 	if (!f->up_keep || !f->req_done)
 		forward_drop(f);
 	/* The server answered before the body ended: no more on this one. */
@@ -161,8 +175,33 @@ forward_done(struct forward *f)
 static void
 forward_upgrade(struct forward *f)
 {
+	forward_flush_down(f);
 	f->state = FORWARD_UPGRADED;
 	phase_relay(f->x, upstream_bev(f->up), f->status);
+}
+
+/*
+ * The whole request is upstream. The client's reading stays on, so that
+ * a keep-alive client's next request costs no change of its events, but
+ * without a read timeout: a client waiting for a long response sends
+ * nothing. Bytes it sends now are a pipelined request, which waits until
+ * this exchange ends: reading stops at the first of them (so at most one
+ * read's worth is held).
+ */
+static void
+forward_request_sent(struct forward *f)
+{
+	struct bufferevent	*cb = f->x->bev;
+	struct timeval		 idle;
+
+	if (evbuffer_get_length(bufferevent_get_input(cb)) > 0)
+		bufferevent_disable(cb, EV_READ);
+	else {
+		idle = cv_timeval(f->x->rc->conf->idle_timeout_ms);
+		bufferevent_set_timeouts(cb, NULL, &idle);
+	}
+	if (f->resp_done)
+		forward_done(f);
 }
 
 /* Forward request body bytes that belong to the current request. */
@@ -194,8 +233,7 @@ forward_request_body(struct forward *f)
 				    "correctly.");
 			return;
 		}
-		evbuffer_remove_buffer(in, bufferevent_get_output(ub),
-		    consumed);
+		relay_push(ub, in, consumed);
 		forward_count(f, consumed, 0);
 		f->body_up += consumed;
 		if (r == HTTP_BODY_COMPLETE)
@@ -203,12 +241,8 @@ forward_request_body(struct forward *f)
 		else if (consumed == 0 && v.iov_len == 0)
 			break;
 	}
-	relay_kick(ub);
 	if (f->req_done) {
-		/* Pipelined requests wait until this exchange ends. */
-		bufferevent_disable(cb, EV_READ);
-		if (f->resp_done)
-			forward_done(f);
+		forward_request_sent(f);
 		return;
 	}
 	relay_throttle(cb, ub);
@@ -302,7 +336,7 @@ forward_upstream_read(struct forward *f)
 	struct bufferevent	*cb = f->x->bev;
 	struct bufferevent	*ub = upstream_bev(f->up);
 	struct evbuffer		*in = bufferevent_get_input(ub);
-	struct evbuffer		*out = bufferevent_get_output(cb);
+	struct evbuffer		*out = f->pending;
 	struct evbuffer_iovec	 v;
 	enum http_result	 r;
 	size_t			 consumed, before;
@@ -328,6 +362,7 @@ forward_upstream_read(struct forward *f)
 		r = http_msg_feed_body(f->resp, v.iov_base, v.iov_len,
 		    &consumed);
 		if (r == HTTP_ERR_BAD_REQUEST) {
+			forward_flush_down(f);
 			f->state = FORWARD_IDLE;
 			forward_drop(f);
 			phase_end(f->x, f->status, true);
@@ -343,7 +378,7 @@ forward_upstream_read(struct forward *f)
 		if (r == HTTP_BODY_COMPLETE && f->status >= 200)
 			f->resp_done = true;
 	}
-	relay_kick(cb);
+	forward_flush_down(f);
 	if (f->resp_done) {
 		forward_done(f);
 		return false;
@@ -437,7 +472,7 @@ forward_send_request(struct forward *f)
 	bufferevent_set_timeouts(ub, &idle, &idle);
 	bufferevent_setwatermark(ub, EV_WRITE, 0, 0);
 	http_request_write(h, f->host, f->port, f->tls, f->x->env->via,
-	    bufferevent_get_output(ub));
+	    f->pending);
 	if (strcmp(h->method, "HEAD") == 0)
 		http_msg_expect_no_body(f->resp);
 	f->client_10 = h->http_minor == 0;
@@ -445,6 +480,8 @@ forward_send_request(struct forward *f)
 	free(f->offer);
 	f->offer = h->upgrade ? http_head_list(h, "Upgrade") : NULL;
 	bufferevent_enable(ub, EV_READ | EV_WRITE);
+	/* The head goes now when the upstream is a plain socket. */
+	relay_push(ub, f->pending, evbuffer_get_length(f->pending));
 	bufferevent_set_timeouts(cb, &idle, &idle);
 	bufferevent_enable(cb, EV_READ);
 	forward_request_body(f);
@@ -547,7 +584,14 @@ forward_on_client(void *arg, short what)
 		forward_client_read(f);
 	else if (what == EV_WRITE)
 		forward_client_drained(f);
-	else {
+	else if ((what & BEV_EVENT_EOF) && f->state == FORWARD_EXCHANGE &&
+	    f->req_done) {
+		/*
+		 * The client sent all of its request and shut down its side:
+		 * it still reads the response, then the connection closes.
+		 */
+		f->close_after = true;
+	} else {
 		/* The client left or timed out: nothing more reaches it. */
 		struct phase_outcome	 o;
 
@@ -578,6 +622,7 @@ forward_free(void *arg)
 
 	forward_release(f);
 	http_msg_free(f->resp);
+	evbuffer_free(f->pending);
 	free(f->offer);
 	free(f);
 }
@@ -597,6 +642,7 @@ forward_new(struct phase_ctx *x)
 	f = xcalloc(1, sizeof(*f));
 	f->x = x;
 	f->resp = http_msg_new(HTTP_DIR_RESPONSE);
+	f->pending = evbuffer_new();
 	x->ops = &forward_ops;
 	x->phase = f;
 	return f;

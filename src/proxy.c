@@ -665,8 +665,8 @@ proxy_via(char *buf, size_t len)
 /*
  * The event loop. With the epoll changelist, changes to a descriptor's
  * events within one turn of the loop are applied once, just before the
- * next poll: a write event armed and disarmed in the same turn (see
- * relay_kick) costs nothing. pinproxy never dup(2)s a watched descriptor,
+ * next poll: an event disabled and enabled again in the same turn costs
+ * nothing. pinproxy never dup(2)s a watched descriptor,
  * which is what the changelist cannot follow.
  */
 static struct event_base *

@@ -646,21 +646,38 @@ relay_throttle(struct bufferevent *src, struct bufferevent *dst)
 	bufferevent_setwatermark(dst, EV_WRITE, RELAY_HIGH_WATER / 2, 0);
 }
 
-void
-relay_kick(struct bufferevent *bev)
+/* Whether bytes for bev may go straight to its socket: see relay_push. */
+static bool
+relay_direct(struct bufferevent *bev)
 {
-	evutil_socket_t	 fd = bufferevent_getfd(bev);
+	/* A TLS bufferevent writes records, from its write event. */
+	return bufferevent_getfd(bev) != -1 &&
+	    bufferevent_get_underlying(bev) == NULL &&
+	    bufferevent_openssl_get_ssl(bev) == NULL &&
+	    (bufferevent_get_enabled(bev) & EV_WRITE) != 0 &&
+	    evbuffer_get_length(bufferevent_get_output(bev)) == 0;
+}
 
-	/*
-	 * Only a socket's own bufferevent: a TLS one writes records, from
-	 * its write event. A failed write is the bufferevent's to find.
-	 */
-	if (fd == -1 || bufferevent_get_underlying(bev) != NULL ||
-	    bufferevent_openssl_get_ssl(bev) != NULL ||
-	    (bufferevent_get_enabled(bev) & EV_WRITE) == 0 ||
-	    evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+void
+relay_push(struct bufferevent *dst, struct evbuffer *src, size_t n)
+{
+	int	 w;
+
+	if (n > evbuffer_get_length(src))
+		n = evbuffer_get_length(src);
+	if (n == 0)
 		return;
-	(void)evbuffer_write(bufferevent_get_output(bev), fd);
+	/*
+	 * Nothing queued: write now, ahead of nothing. What is written never
+	 * enters the output, so no write event is armed for it; a failure
+	 * leaves the bytes to the bufferevent, whose own write reports it.
+	 */
+	if (relay_direct(dst) &&
+	    (w = evbuffer_write_atmost(src, bufferevent_getfd(dst),
+	    (ev_ssize_t)n)) > 0)
+		n -= (size_t)w;
+	if (n > 0)
+		evbuffer_remove_buffer(src, bufferevent_get_output(dst), n);
 }
 
 void

@@ -67,10 +67,15 @@ bool		 relay_peek(struct evbuffer *buf, struct evbuffer_iovec *v);
 void		 relay_throttle(struct bufferevent *src,
 		    struct bufferevent *dst);
 /*
- * Write what a plain socket bufferevent has queued now instead of after
- * the next poll (a TLS one is left to its write event).
+ * Move n bytes (at most all) from the front of src to dst's output. When
+ * dst is a plain socket bufferevent with nothing queued, they go to its
+ * socket at once and only what the socket did not take is queued: a
+ * short message costs no poll and no change of dst's events. A TLS
+ * bufferevent's bytes wait for its write event. src must not be a
+ * bufferevent's output.
  */
-void		 relay_kick(struct bufferevent *bev);
+void		 relay_push(struct bufferevent *dst, struct evbuffer *src,
+		    size_t n);
 /* Let a bufferevent read and write RELAY_IO_MAX bytes at a time. */
 void		 relay_tune(struct bufferevent *bev);
 /* Bytes moved so far: up is client to server, down the other way. */

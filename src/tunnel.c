@@ -636,9 +636,8 @@ tunnel_pump(struct tunnel *t)
 	if (len == 0)
 		return;
 	t->x->acc.down += len;
-	evbuffer_add_buffer(bufferevent_get_output(t->x->bev), in);
+	relay_push(t->x->bev, in, len);
 	relay_throttle(up, t->x->bev);
-	relay_kick(t->x->bev);
 	tunnel_arm(t);
 }
 

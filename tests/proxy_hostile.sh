@@ -300,6 +300,44 @@ check_eq "endless chunked body: no complete body reached the origin" 0 \
     "$(origin_count "$TMP/om.log" body)"
 alive "endless chunked body" "$PP_H" "$H"
 
+# A client that sent its request waits in silence: a response that takes
+# longer than idle_timeout = 2s (/slow/15: a line every 0.2 s) arrives
+# whole, because the client's side of the exchange counts as idle only
+# while its request is still coming.
+out=$(raw slow "b'GET http://api.test/slow/15 HTTP/1.1\r\n\
+Host: api.test\r\nConnection: close\r\n\r\n'" 8)
+check_eq "silent client, slow response: closed after the response" closed \
+    "${out#* }"
+check_eq "silent client, slow response: 200" 200 "$(status_of slow)"
+check_eq "silent client, slow response: all 15 lines past idle_timeout" 15 \
+    "$(grep -c '^slow$' "$TMP/slow.resp")"
+
+# A client that shuts down its sending side after its request still gets
+# the whole response, then the close (a half-close ends no exchange).
+out=$(python3 - "$PH" <<'EOF'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(b"GET http://api.test/slow/3 HTTP/1.1\r\nHost: api.test\r\n\r\n")
+s.shutdown(socket.SHUT_WR)
+buf = b""
+try:
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        buf += d
+    state = "closed"
+except OSError:
+    state = "open"
+head, _, body = buf.partition(b"\r\n\r\n")
+print(head.split(b" ")[1].decode() if head else "none",
+      body.count(b"slow\n"), state)
+EOF
+)
+check_eq "half-closed client: the response, then the close" "200 3 closed" \
+    "$out"
+alive "silent and half-closed clients" "$PP_H" "$H"
+
 # Garbage pipelined after a valid request on a kept connection: the
 # answer, then a 400, then the close.
 out=$(python3 - "$PH" <<'EOF'
