@@ -584,11 +584,13 @@ forward_on_client(void *arg, short what)
 		forward_client_read(f);
 	else if (what == EV_WRITE)
 		forward_client_drained(f);
-	else if ((what & BEV_EVENT_EOF) && f->state == FORWARD_EXCHANGE &&
-	    f->req_done) {
+	else if ((what & ~BEV_EVENT_READING) == BEV_EVENT_EOF &&
+	    f->state == FORWARD_EXCHANGE && f->req_done) {
 		/*
 		 * The client sent all of its request and shut down its side:
 		 * it still reads the response, then the connection closes.
+		 * Only a bare EOF: deferred events arrive OR'ed together, and
+		 * an EOF with a failed write is a client that left.
 		 */
 		f->close_after = true;
 	} else {
