@@ -45,7 +45,6 @@ struct conn {
 	struct sockaddr_storage	 ss;		/* the client's address */
 	struct event		*head_timer;	/* header_timeout */
 	struct relay		*relay;
-	struct upstream		*relay_up;	/* the relay's, from the phase */
 	bool			 shutting_down;
 
 	/*
@@ -140,7 +139,6 @@ conn_close(struct conn *c)
 	struct conn_env	*env = c->x.env;
 
 	relay_free(c->relay);
-	upstream_free(c->relay_up);
 	conn_phase_free(c);
 	/* The transport first: it stops using the others at once. */
 	if (c->x.bev != NULL)
@@ -190,9 +188,6 @@ conn_close_after_flush(struct conn *c)
 	struct timeval		 tv = cv_timeval(c->x.rc->conf->header_timeout_ms);
 
 	phase_set_state(&c->x, CONN_CLOSING);
-	/* An upstream still held goes back to the pool, or is closed. */
-	upstream_free(c->relay_up);
-	c->relay_up = NULL;
 	conn_phase_free(c);
 	/* After a relay, which freed the transport, nothing is queued. */
 	if (bev == NULL) {
@@ -296,6 +291,10 @@ conn_relay_done_cb(struct relay *r, const char *why, void *arg)
 static void
 conn_relay(struct conn *c, struct bufferevent *upstream, int status)
 {
+	struct upstream	*up;
+	evutil_socket_t	 fd;
+	SSL		*ssl;
+
 	c->x.acc.status = status;
 	phase_set_state(&c->x, CONN_RELAY);
 	bufferevent_setwatermark(upstream, EV_READ, 0, 0);
@@ -306,8 +305,10 @@ conn_relay(struct conn *c, struct bufferevent *upstream, int status)
 	 * so does the phase that handed it over, with its timers and hello.
 	 */
 	if (c->x.ops != NULL && c->x.ops->relayed != NULL) {
-		if ((c->relay_up = c->x.ops->relayed(c->x.phase)) != NULL)
-			upstream_relayed(c->relay_up);
+		if ((up = c->x.ops->relayed(c->x.phase)) != NULL) {
+			upstream_hand_over(up, &fd, &ssl);
+			relay_adopt_server(c->relay, fd, ssl);
+		}
 		conn_phase_free(c);
 	}
 	event_free(c->head_timer);

@@ -133,9 +133,9 @@ struct phase_ops {
 	void		 (*free)(void *phase);
 	/*
 	 * A relay runs on the client and the upstream of phase_relay(): hand
-	 * that upstream over to the connection, which keeps only its socket
-	 * and TLS connection (upstream_relayed()) until the relay ends, and
-	 * frees the phase at once. NULL: the phase and its upstream stay
+	 * that upstream over to the connection, which gives its socket and
+	 * TLS connection to the relay (upstream_hand_over()), frees the rest,
+	 * and frees the phase at once. NULL: the phase and its upstream stay
 	 * until the relay ends.
 	 */
 	struct upstream	*(*relayed)(void *phase);

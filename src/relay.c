@@ -108,6 +108,8 @@ struct relay {
 	enum relay_outcome	 outcome;
 	relay_done_cb		 cb;
 	void			*arg;
+	evutil_socket_t		 server_fd;	/* adopted, or -1 */
+	SSL			*server_ssl;	/* adopted, or NULL */
 };
 
 /* Reads land here and are written at once; single-threaded. */
@@ -605,6 +607,7 @@ relay_new(struct event_base *base, struct bufferevent *client,
 	r = xcalloc(1, sizeof(*r));
 	r->cb = cb;
 	r->arg = arg;
+	r->server_fd = -1;
 	r->idle = cv_timeval(idle_ms);
 	r->idle_ev = evtimer_new(base, relay_idle_cb, r);
 	evtimer_add(r->idle_ev, &r->idle);
@@ -694,6 +697,13 @@ relay_counts(const struct relay *r, uint64_t *up, uint64_t *down)
 	*down = r->down;
 }
 
+void
+relay_adopt_server(struct relay *r, evutil_socket_t fd, SSL *ssl)
+{
+	r->server_fd = fd;
+	r->server_ssl = ssl;
+}
+
 enum relay_outcome
 relay_outcome(const struct relay *r)
 {
@@ -725,5 +735,8 @@ relay_free(struct relay *r)
 		}
 	}
 	event_free(r->idle_ev);
+	SSL_free(r->server_ssl);
+	if (r->server_fd != -1)
+		close(r->server_fd);
 	free(r);
 }

@@ -14,6 +14,8 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include <openssl/ssl.h>
+
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -81,6 +83,13 @@ void		 relay_tune(struct bufferevent *bev);
 /* Bytes moved so far: up is client to server, down the other way. */
 void		 relay_counts(const struct relay *r, uint64_t *up,
 		    uint64_t *down);
+/*
+ * The relay takes the server's socket and TLS connection (NULL: none) and
+ * relay_free() closes them, so that nothing else of the upstream need
+ * stay while the relay runs. The client's stay the caller's.
+ */
+void		 relay_adopt_server(struct relay *r, evutil_socket_t fd,
+		    SSL *ssl);
 /* How the relay ended; for the done callback and after. */
 enum relay_outcome	 relay_outcome(const struct relay *r);
 /*

@@ -136,8 +136,6 @@ tcpfwd_relay_done_cb(struct relay *r, const char *why, void *arg)
 	}
 	relay_free(c->relay);
 	c->relay = NULL;
-	upstream_free(c->up);
-	c->up = NULL;
 	c->linger = linger_start(c->t->env->base, c->fd, tcpfwd_linger_done,
 	    c);
 	if (c->linger == NULL)
@@ -156,6 +154,8 @@ static void
 tcpfwd_tls_cb(struct upstream *u, enum upstream_status st, void *arg)
 {
 	struct tcpfwd_conn	*c = arg;
+	evutil_socket_t		 fd;
+	SSL			*ssl;
 
 	if (st != UPSTREAM_OK) {
 		tcpfwd_refuse(c);
@@ -169,7 +169,10 @@ tcpfwd_tls_cb(struct upstream *u, enum upstream_status st, void *arg)
 	bufferevent_setfd(c->client, -1);
 	bufferevent_free(c->client);
 	c->client = NULL;
-	upstream_relayed(u);
+	/* And the upstream, except its socket and TLS: the relay's now. */
+	upstream_hand_over(u, &fd, &ssl);
+	c->up = NULL;
+	relay_adopt_server(c->relay, fd, ssl);
 }
 
 static void

@@ -869,22 +869,13 @@ upstream_bev(struct upstream *u)
 }
 
 void
-upstream_relayed(struct upstream *u)
+upstream_hand_over(struct upstream *u, evutil_socket_t *fd, SSL **ssl)
 {
-	/* Its events go now; libevent frees the rest from the loop. */
-	if (u->bev != NULL)
-		bufferevent_free(u->bev);
-	u->bev = NULL;
-	/* Nothing is resolved, dialled or timed any more. */
-	if (u->addrs != NULL)
-		evutil_freeaddrinfo(u->addrs);
-	u->addrs = u->next_addr = NULL;
-	if (u->timer != NULL)
-		event_free(u->timer);
-	u->timer = NULL;
-	if (u->kick != NULL)
-		event_free(u->kick);
-	u->kick = NULL;
+	*fd = u->fd;
+	*ssl = u->ssl;
+	u->fd = -1;
+	u->ssl = NULL;
+	upstream_free(u);
 }
 
 const char *

@@ -127,13 +127,12 @@ evutil_socket_t	 upstream_fd(const struct upstream *u);
 /* The ready connection (owned by the upstream), or NULL. */
 struct bufferevent *upstream_bev(struct upstream *u);
 /*
- * A relay runs on the socket and TLS connection of upstream_bev() now:
- * free the bufferevent, its buffers and events (upstream_bev() is NULL
- * from here), the resolved addresses and the timers; the socket, the TLS
- * connection and what upstream_pins() and the chains tell stay until
- * upstream_free().
+ * A relay runs on the socket and TLS connection (NULL: none) of
+ * upstream_bev() now: hand both to the caller, who closes them (see
+ * relay_adopt_server()), and free everything else of u, u too.
  */
-void		 upstream_relayed(struct upstream *u);
+void		 upstream_hand_over(struct upstream *u, evutil_socket_t *fd,
+		    SSL **ssl);
 /* A person-readable reason for the last failure. */
 const char	*upstream_reason(const struct upstream *u);
 /* The pin verdict and the pins seen (after TLS). */
