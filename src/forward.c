@@ -54,6 +54,7 @@ struct forward {
 	bool			 resp_head_sent;
 	bool			 resp_done;
 	bool			 close_after;	/* the client must be closed */
+	bool			 client_eof;	/* it shut down its sending side */
 	bool			 client_10;	/* the request is HTTP/1.0 */
 	bool			 decode;	/* the body goes dechunked */
 	int			 status;
@@ -82,6 +83,18 @@ static void
 forward_flush_down(struct forward *f)
 {
 	relay_push(f->x->bev, f->pending, evbuffer_get_length(f->pending));
+}
+
+/* The client left or timed out: nothing more reaches it. */
+static void
+forward_client_gone(struct forward *f)
+{
+	struct phase_outcome	 o;
+
+	phase_outcome_init(&o);
+	o.status = f->status;
+	o.gone = true;
+	phase_done(f->x, &o);
 }
 
 /* Close the upstream; it cannot carry another exchange. */
@@ -243,6 +256,11 @@ forward_request_body(struct forward *f)
 	}
 	if (f->req_done) {
 		forward_request_sent(f);
+		return;
+	}
+	if (f->client_eof) {
+		/* It shut down its side before its body ended: it left. */
+		forward_client_gone(f);
 		return;
 	}
 	relay_throttle(cb, ub);
@@ -539,6 +557,7 @@ forward_start(struct forward *f, const struct forward_target *t)
 	f->resp_head_sent = false;
 	f->resp_done = false;
 	f->close_after = false;
+	f->client_eof = false;
 	f->decode = false;
 	f->status = 0;
 	f->resp_bytes = 0;
@@ -575,6 +594,18 @@ forward_client_drained(struct forward *f)
 	bufferevent_enable(upstream_bev(f->up), EV_READ);
 }
 
+/*
+ * Whether the client may have shut down its sending side now: while the
+ * upstream is dialled (its request's end is then judged from what it
+ * sent, see forward_request_body), or once its request is all upstream.
+ */
+static bool
+forward_half_close_ok(const struct forward *f)
+{
+	return f->state == FORWARD_CONNECTING ||
+	    (f->state == FORWARD_EXCHANGE && f->req_done);
+}
+
 static void
 forward_on_client(void *arg, short what)
 {
@@ -585,23 +616,17 @@ forward_on_client(void *arg, short what)
 	else if (what == EV_WRITE)
 		forward_client_drained(f);
 	else if ((what & ~BEV_EVENT_READING) == BEV_EVENT_EOF &&
-	    f->state == FORWARD_EXCHANGE && f->req_done) {
+	    forward_half_close_ok(f)) {
 		/*
-		 * The client sent all of its request and shut down its side:
-		 * it still reads the response, then the connection closes.
-		 * Only a bare EOF: deferred events arrive OR'ed together, and
-		 * an EOF with a failed write is a client that left.
+		 * The client shut down its side: it still reads the
+		 * response, then the connection closes. Only a bare EOF:
+		 * deferred events arrive OR'ed together, and an EOF with a
+		 * failed write is a client that left.
 		 */
+		f->client_eof = true;
 		f->close_after = true;
-	} else {
-		/* The client left or timed out: nothing more reaches it. */
-		struct phase_outcome	 o;
-
-		phase_outcome_init(&o);
-		o.status = f->status;
-		o.gone = true;
-		phase_done(f->x, &o);
-	}
+	} else
+		forward_client_gone(f);
 }
 
 static void

@@ -56,6 +56,7 @@ struct tunnel {
 	struct event		*peek_ev;
 	unsigned char		*peek_buf;	/* CLIENTHELLO_MAX_INPUT */
 	bool			 peeked;	/* the hello is in the socket */
+	bool			 said_200;	/* sent or queued */
 	size_t			 peek_len;
 	/*
 	 * The upstream's socket until a verdict, edge-triggered: bytes it
@@ -535,6 +536,7 @@ tunnel_send_established(struct tunnel *t, struct bufferevent *bev)
 
 	if (t->x->transparent)
 		return true;
+	t->said_200 = true;
 	n = send(bufferevent_getfd(bev), tunnel_established, len,
 	    MSG_NOSIGNAL);
 	if (n == (ssize_t)len)
@@ -699,8 +701,11 @@ tunnel_connected_cb(struct upstream *u, enum upstream_status st, void *arg)
 		tunnel_peek(t);
 		return;
 	}
-	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0 &&
-	    !x->transparent)
+	/*
+	 * Behind what is still queued for the client (the response to a
+	 * request the CONNECT was pipelined behind), unless it went already.
+	 */
+	if (!t->said_200 && !x->transparent)
 		bufferevent_write(bev, tunnel_established,
 		    sizeof(tunnel_established) - 1);
 	tunnel_read_client(t);

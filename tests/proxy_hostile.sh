@@ -338,6 +338,41 @@ check_eq "half-closed client: the response, then the close" "200 3 closed" \
     "$out"
 alive "silent and half-closed clients" "$PP_H" "$H"
 
+# A CONNECT pipelined behind a request for 8 MB, read slowly (64 KiB every
+# 2 ms): the response ends while up to RELAY_HIGH_WATER of it still waits
+# in pinproxy for the client, which is when the CONNECT is taken. Its 200
+# must come after that response, not never (a 408 at header_timeout).
+out=$(python3 - "$PH" "$OM" 8000000 <<'EOF'
+import socket, sys, time
+n = int(sys.argv[3])
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(b"GET http://api.test/bytes/%d HTTP/1.1\r\nHost: api.test\r\n\r\n"
+          b"CONNECT api.test:%s HTTP/1.1\r\nHost: api.test\r\n\r\n"
+          % (n, sys.argv[2].encode()))
+buf = b""
+want = b"HTTP/1.1 200 Connection established\r\n\r\n"
+try:
+    while True:
+        head, sep, rest = buf.partition(b"\r\n\r\n")
+        if sep and len(rest) >= n + len(want):
+            break
+        d = s.recv(65536)
+        if not d:
+            break
+        buf += d
+        time.sleep(0.002)
+except OSError:
+    pass
+head, _, rest = buf.partition(b"\r\n\r\n")
+after = rest[n:n + 60]
+print(head.split(b" ")[1].decode() if head else "none", len(rest) >= n,
+      after == want or after[:40])
+EOF
+)
+check_eq "CONNECT pipelined behind a queued response: 200, body, then its 200" \
+    "200 True True" "$out"
+alive "CONNECT behind a queued response" "$PP_H" "$H"
+
 # Garbage pipelined after a valid request on a kept connection: the
 # answer, then a 400, then the close.
 out=$(python3 - "$PH" <<'EOF'
