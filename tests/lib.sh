@@ -583,6 +583,32 @@ header_of()
 	header_in "$TMP/$1.resp" "$2" head
 }
 
+# half_closed NAME PORT REQUEST: send REQUEST (a printf format without
+# arguments) to 127.0.0.1:PORT, shut down the sending side at once, and
+# keep what comes back in $TMP/NAME.resp until the proxy closes (within
+# 10 s); prints "closed", or "open" when it did not close.
+half_closed()
+{
+	# shellcheck disable=SC2059
+	printf "$3" | python3 -c '
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(sys.stdin.buffer.read())
+s.shutdown(socket.SHUT_WR)
+out, state = b"", "open"
+try:
+    while True:
+        d = s.recv(65536)
+        if not d:
+            state = "closed"
+            break
+        out += d
+except OSError:
+    pass
+open(sys.argv[2], "wb").write(out)
+print(state)' "$2" "$TMP/$1.resp"
+}
+
 ## pinproxy's log (logfmt).
 
 # The helpers below are called thousands of times in a run: they start

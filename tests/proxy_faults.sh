@@ -385,27 +385,13 @@ alive "slow DNS within connect_timeout" "$PP_F" "$PF"
 
 # A client that shuts down its sending side right after its request, while
 # the upstream is still being resolved and dialled: it gets the response.
-out=$(python3 - "$PF" <<'EOF'
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
-s.sendall(b"GET http://slowdns.test/close HTTP/1.1\r\nHost: slowdns.test\r\n\r\n")
-s.shutdown(socket.SHUT_WR)
-buf = b""
-try:
-    while True:
-        d = s.recv(65536)
-        if not d:
-            break
-        buf += d
-    state = "closed"
-except OSError:
-    state = "open"
-head, _, body = buf.partition(b"\r\n\r\n")
-print(head.split(b" ")[1].decode() if head else "none", len(body) > 0, state)
-EOF
-)
-check_eq "half-closed client, upstream still dialled: the response, the close" \
-    "200 True closed" "$out"
+check_eq "half-closed client, upstream still dialled: the close after it" \
+    closed "$(half_closed halfdns "$PF" \
+    'GET http://slowdns.test/close HTTP/1.1\r\nHost: slowdns.test\r\n\r\n')"
+check_eq "half-closed client, upstream still dialled: 200" 200 \
+    "$(status_of halfdns)"
+check "half-closed client, upstream still dialled: the body" \
+    grep -q 'close-delimited body from origin' "$TMP/halfdns.resp"
 alive "half-closed client during slow DNS" "$PP_F" "$PF"
 
 # At the end: descriptors at rest, and a clean exit.

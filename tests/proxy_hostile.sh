@@ -314,28 +314,12 @@ check_eq "silent client, slow response: all 15 lines past idle_timeout" 15 \
 
 # A client that shuts down its sending side after its request still gets
 # the whole response, then the close (a half-close ends no exchange).
-out=$(python3 - "$PH" <<'EOF'
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
-s.sendall(b"GET http://api.test/slow/3 HTTP/1.1\r\nHost: api.test\r\n\r\n")
-s.shutdown(socket.SHUT_WR)
-buf = b""
-try:
-    while True:
-        d = s.recv(65536)
-        if not d:
-            break
-        buf += d
-    state = "closed"
-except OSError:
-    state = "open"
-head, _, body = buf.partition(b"\r\n\r\n")
-print(head.split(b" ")[1].decode() if head else "none",
-      body.count(b"slow\n"), state)
-EOF
-)
-check_eq "half-closed client: the response, then the close" "200 3 closed" \
-    "$out"
+check_eq "half-closed client: the close after the response" closed \
+    "$(half_closed halfclose "$PH" \
+    'GET http://api.test/slow/3 HTTP/1.1\r\nHost: api.test\r\n\r\n')"
+check_eq "half-closed client: 200" 200 "$(status_of halfclose)"
+check_eq "half-closed client: all 3 lines of the body" 3 \
+    "$(grep -c '^slow$' "$TMP/halfclose.resp")"
 alive "silent and half-closed clients" "$PP_H" "$H"
 
 # A CONNECT pipelined behind a request for 8 MB, read slowly (64 KiB every
