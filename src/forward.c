@@ -423,8 +423,7 @@ forward_upstream_drained(struct forward *f)
 {
 	if (f->state != FORWARD_EXCHANGE || f->req_done)
 		return;
-	bufferevent_setwatermark(upstream_bev(f->up), EV_WRITE, 0, 0);
-	bufferevent_enable(f->x->bev, EV_READ);
+	relay_unthrottle(f->x->bev, upstream_bev(f->up));
 }
 
 /* A kept upstream closed between requests, or one broke mid-exchange. */
@@ -590,8 +589,7 @@ forward_client_drained(struct forward *f)
 {
 	if (f->state != FORWARD_EXCHANGE || f->resp_done)
 		return;
-	bufferevent_setwatermark(f->x->bev, EV_WRITE, 0, 0);
-	bufferevent_enable(upstream_bev(f->up), EV_READ);
+	relay_unthrottle(upstream_bev(f->up), f->x->bev);
 }
 
 /*

@@ -649,6 +649,13 @@ relay_throttle(struct bufferevent *src, struct bufferevent *dst)
 	bufferevent_setwatermark(dst, EV_WRITE, RELAY_HIGH_WATER / 2, 0);
 }
 
+void
+relay_unthrottle(struct bufferevent *src, struct bufferevent *dst)
+{
+	bufferevent_setwatermark(dst, EV_WRITE, 0, 0);
+	bufferevent_enable(src, EV_READ);
+}
+
 /* Whether bytes for bev may go straight to its socket: see relay_push. */
 static bool
 relay_direct(struct bufferevent *bev)

@@ -68,6 +68,9 @@ bool		 relay_peek(struct evbuffer *buf, struct evbuffer_iovec *v);
  */
 void		 relay_throttle(struct bufferevent *src,
 		    struct bufferevent *dst);
+/* dst's write callback fired: src reads again (the end of a throttle). */
+void		 relay_unthrottle(struct bufferevent *src,
+		    struct bufferevent *dst);
 /*
  * Move n bytes (at most all) from the front of src to dst's output. When
  * dst is a plain socket bufferevent with nothing queued, they go to its

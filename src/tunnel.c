@@ -133,6 +133,18 @@ tunnel_unwatch(struct tunnel *t)
 }
 
 /*
+ * Stop looking at either socket; a peeked hello stays in the client's,
+ * for whoever reads next.
+ */
+static void
+tunnel_settle(struct tunnel *t)
+{
+	tunnel_unwatch(t);
+	tunnel_peek_done(t);
+	t->peeked = false;
+}
+
+/*
  * (Re)start the wait for the client's first flight: header_timeout, or,
  * once the upstream spoke first, idle_timeout, as in a relay: a client of
  * a server-first protocol may rightly stay silent (a person typing).
@@ -162,9 +174,7 @@ tunnel_refuse(struct tunnel *t, unsigned char alert, int status)
 static void
 tunnel_end(struct tunnel *t, int status)
 {
-	tunnel_unwatch(t);
-	tunnel_peek_done(t);
-	t->peeked = false;
+	tunnel_settle(t);
 	phase_end(t->x, status, true);
 }
 
@@ -280,9 +290,7 @@ tunnel_intercept(struct tunnel *t)
 static void
 tunnel_blind(struct tunnel *t)
 {
-	tunnel_unwatch(t);
-	tunnel_peek_done(t);
-	t->peeked = false;
+	tunnel_settle(t);
 	evtimer_del(t->timer);
 	if (!t->server_first)
 		upstream_start_plain(t->up);
@@ -313,9 +321,7 @@ tunnel_server_first(struct tunnel *t)
 {
 	struct bufferevent	*up;
 
-	tunnel_unwatch(t);
-	tunnel_peek_done(t);
-	t->peeked = false;
+	tunnel_settle(t);
 	t->server_first = true;
 	upstream_start_plain(t->up);
 	up = upstream_bev(t->up);
@@ -587,6 +593,16 @@ tunnel_client_silent(struct tunnel *t)
 	    MSG_PEEK | MSG_DONTWAIT) == -1 && errno == EAGAIN;
 }
 
+/* The upstream closed or failed before a verdict: the client ends, 502. */
+static void
+tunnel_upstream_gone(struct tunnel *t, bool failed)
+{
+	log_msg(EV_DEBUG, "client %s: the upstream for %s:%u %s before the "
+	    "client's first bytes", t->x->client, t->connect_host,
+	    (unsigned int)t->port, failed ? "failed" : "closed");
+	tunnel_end(t, 502);
+}
+
 /*
  * The upstream's socket changed before a verdict: it sent bytes (looked
  * at, never read), closed or failed. Bytes sent before the client's may
@@ -618,10 +634,7 @@ tunnel_upstream_cb(evutil_socket_t fd, short what, void *arg)
 		if ((what & EV_CLOSED) == 0)
 			return;
 	}
-	log_msg(EV_DEBUG, "client %s: the upstream for %s:%u %s before the "
-	    "client's first bytes", t->x->client, t->connect_host,
-	    (unsigned int)t->port, failed ? "failed" : "closed");
-	tunnel_end(t, 502);
+	tunnel_upstream_gone(t, failed);
 }
 
 /*
@@ -653,8 +666,7 @@ tunnel_pump_resume(struct tunnel *t)
 	    evbuffer_get_length(bufferevent_get_output(t->x->bev)) >=
 	    RELAY_HIGH_WATER)
 		return;
-	bufferevent_setwatermark(t->x->bev, EV_WRITE, 0, 0);
-	bufferevent_enable(up, EV_READ);
+	relay_unthrottle(up, t->x->bev);
 }
 
 static void
@@ -747,11 +759,7 @@ tunnel_on_upstream(void *arg, short what)
 	tunnel_pump(t);
 	if (what == EV_READ)
 		return;
-	log_msg(EV_DEBUG, "client %s: the upstream for %s:%u %s before the "
-	    "client's first bytes", t->x->client, t->connect_host,
-	    (unsigned int)t->port, (what & BEV_EVENT_ERROR) ? "failed" :
-	    "closed");
-	tunnel_end(t, 502);
+	tunnel_upstream_gone(t, (what & BEV_EVENT_ERROR) != 0);
 }
 
 static void

@@ -64,6 +64,17 @@ def read_head(sock):
     return head
 
 
+def open_tunnel(port, target, timeout=10, first=b""):
+    """Connect to the proxy on 127.0.0.1:port and send CONNECT target, with
+    first in the same write; return the socket and the answer head. For
+    the tests' own clients too (PYTHONPATH=tests)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.sendall(("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n"
+                  % (target, target)).encode("latin-1") + first)
+    return sock, read_head(sock)
+
+
 def send_pieces(sock, data, pieces):
     """Send data in that many writes: the first one ends inside the TLS
     record header, the others share the rest."""
@@ -267,14 +278,9 @@ def main():
     p.add_argument("--hold", type=float, default=0)
     args = p.parse_args()
 
-    sock = socket.create_connection(("127.0.0.1", args.proxy),
-                                    timeout=args.timeout)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     tls = tls_client(args)
     hello = first_flight(tls[0], tls[2]) if args.hello_with_connect else b""
-    sock.sendall(("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n"
-                  % (args.connect, args.connect)).encode("latin-1") + hello)
-    head = read_head(sock)
+    sock, head = open_tunnel(args.proxy, args.connect, args.timeout, hello)
     if args.head_out:
         with open(args.head_out, "wb") as f:
             f.write(head)

@@ -583,6 +583,13 @@ header_of()
 	header_in "$TMP/$1.resp" "$2" head
 }
 
+# py ARGS...: python3 with the modules of tests/ importable, for the
+# tests' own clients (from connect_client import open_tunnel).
+py()
+{
+	PYTHONPATH="$top_srcdir/tests" python3 "$@"
+}
+
 # half_closed NAME PORT REQUEST: send REQUEST (a printf format without
 # arguments) to 127.0.0.1:PORT, shut down the sending side at once, and
 # keep what comes back in $TMP/NAME.resp until the proxy closes (within

@@ -18,6 +18,7 @@ small_quarantine
 # only, then waits HOLD seconds and closes; prints the proxy's status.
 cat >"$TMP/hello.py" <<'EOF'
 import socket, ssl, sys, time
+from connect_client import open_tunnel
 port, target, sni, part, hold = (int(sys.argv[1]), sys.argv[2], sys.argv[3],
                                  sys.argv[4], float(sys.argv[5]))
 ctx = ssl.create_default_context()
@@ -28,15 +29,7 @@ try:
 except ssl.SSLWantReadError:
     pass
 hello = outgoing.read()
-s = socket.create_connection(("127.0.0.1", port), timeout=10)
-s.sendall(("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n"
-           % (target, target)).encode())
-head = b""
-while not head.endswith(b"\r\n\r\n"):
-    d = s.recv(1)
-    if not d:
-        break
-    head += d
+s, head = open_tunnel(port, target)
 print(head.split(b"\r\n")[0].decode("latin-1"), flush=True)
 s.sendall(hello if part == "all" else hello[:len(hello) // 2])
 time.sleep(hold)
@@ -163,17 +156,10 @@ alive "upstream RST mid-body (CONNECT)" "$PP_F" "$PF"
 # would look complete): the client sees a ragged end.
 cat >"$TMP/tlsend.py" <<'EOF'
 import socket, ssl, sys
+from connect_client import open_tunnel
 port, host, path, cafile = (int(sys.argv[1]), sys.argv[2], sys.argv[3],
                             sys.argv[4])
-s = socket.create_connection(("127.0.0.1", port), timeout=10)
-s.sendall(("CONNECT %s:443 HTTP/1.1\r\nHost: %s:443\r\n\r\n"
-           % (host, host)).encode())
-head = b""
-while not head.endswith(b"\r\n\r\n"):
-    d = s.recv(1)
-    if not d:
-        break
-    head += d
+s, head = open_tunnel(port, host + ":443")
 ctx = ssl.create_default_context(cafile=cafile)
 t = ctx.wrap_socket(s, server_hostname=host, suppress_ragged_eofs=False)
 t.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
@@ -191,26 +177,20 @@ except (ssl.SSLError, OSError) as e:
     end = type(e).__name__
 print("end=%s body=%d" % (end, len(data.partition(b"\r\n\r\n")[2])))
 EOF
-out=$(python3 "$TMP/tlsend.py" "$PF" api.test /close/100000 \
+out=$(py "$TMP/tlsend.py" "$PF" api.test /close/100000 \
     "$TMP/ca-f.pem" 2>&1)
 check_eq "origin ends its body with close_notify (CONNECT): the client \
 gets one, a clean end" "end=clean body=100000" "$out"
-out=$(python3 "$TMP/tlsend.py" "$PF" cut.test /file "$TMP/ca-f.pem" 2>&1)
+out=$(py "$TMP/tlsend.py" "$PF" cut.test /file "$TMP/ca-f.pem" 2>&1)
 check_eq "origin cuts TCP mid-body without close_notify (CONNECT): the \
 client gets none, a ragged end" "end=ragged body=100000" "$out"
 # The other way: the client's close_notify reaches the origin; a client
 # that closes TCP without one makes pinproxy send none either.
 cat >"$TMP/tlsclose.py" <<'EOF'
 import socket, ssl, sys
+from connect_client import open_tunnel
 port, cafile, how = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-s = socket.create_connection(("127.0.0.1", port), timeout=10)
-s.sendall(b"CONNECT end.test:443 HTTP/1.1\r\nHost: end.test:443\r\n\r\n")
-head = b""
-while not head.endswith(b"\r\n\r\n"):
-    d = s.recv(1)
-    if not d:
-        break
-    head += d
+s, head = open_tunnel(port, "end.test:443")
 ctx = ssl.create_default_context(cafile=cafile)
 t = ctx.wrap_socket(s, server_hostname="end.test")
 t.sendall(b"some bytes\n")
@@ -225,7 +205,7 @@ t.close()
 EOF
 for how in notify bare; do
 	n=$(origin_count "$TMP/oe.log" end)
-	python3 "$TMP/tlsclose.py" "$PF" "$TMP/ca-f.pem" "$how" >/dev/null 2>&1
+	py "$TMP/tlsclose.py" "$PF" "$TMP/ca-f.pem" "$how" >/dev/null 2>&1
 	for i in $(seq 100); do
 		[ "$(origin_count "$TMP/oe.log" end)" -gt "$n" ] && break
 		t_sleep 0.05
@@ -289,7 +269,7 @@ check "upstream closes before the response head (CONNECT): no hang ($ms ms)" \
 alive "upstream closes before the response head" "$PP_F" "$PF"
 
 # The client leaves after the 200, in the middle of its ClientHello.
-out=$(python3 "$TMP/hello.py" "$PF" api.test:443 api.test half 0.2 2>&1)
+out=$(py "$TMP/hello.py" "$PF" api.test:443 api.test half 0.2 2>&1)
 check_eq "client leaves in the middle of its ClientHello: the bare 200" \
     "HTTP/1.1 200 Connection established" "$out"
 check_log "client leaves in the middle of its ClientHello: access line" \
@@ -302,7 +282,7 @@ check_fds "client leaves in the middle of its ClientHello" "$PP_F" "$BASE_F"
 # with CONNECT and with a plaintext request, at the same time. pinproxy
 # must let go of both upstreams, at the latest at connect_timeout (3 s).
 start=$(now_ms)
-python3 "$TMP/hello.py" "$PF" silent.test:443 silent.test all 0.5 \
+py "$TMP/hello.py" "$PF" silent.test:443 silent.test all 0.5 \
     >"$TMP/silent-c.out" 2>&1 &
 SILENT_C=$!
 pcurl "$PF" --max-time 0.5 -o /dev/null http://silent.test/hello \

@@ -96,6 +96,7 @@ EOF
 # bytes came, for up to 5 s, and tells how many (drained=).
 cat >"$TMP/client.py" <<'EOF'
 import socket, ssl, sys, time
+from connect_client import open_tunnel
 
 proxy, target, wait, then = int(sys.argv[1]), sys.argv[2], \
     float(sys.argv[3]), sys.argv[4]
@@ -140,15 +141,7 @@ def client_hello(sni, big=False):
     return out.read()
 
 
-s = socket.create_connection(("127.0.0.1", proxy))
-s.sendall(("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (target, target))
-          .encode())
-head = b""
-while not head.endswith(b"\r\n\r\n"):
-    b = s.recv(1)
-    if not b:
-        break
-    head += b
+s, head = open_tunnel(proxy, target, None)
 print("status=" + (head.split()[1].decode() if head else "none"))
 t0 = time.monotonic()
 s.settimeout(wait)
@@ -274,7 +267,7 @@ client()
 {
 	local name=$1
 	shift
-	python3 "$TMP/client.py" "$@" >"$TMP/$name.out" 2>&1
+	py "$TMP/client.py" "$@" >"$TMP/$name.out" 2>&1
 }
 # check_fast DESCRIPTION NAME: the first bytes or the close came within
 # 3 s of the 200 (header_timeout is 60 s).
