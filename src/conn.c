@@ -53,7 +53,7 @@ struct conn {
 	 */
 	bool			 in_tunnel;
 	bool			 tunnel_host_set;
-	char			 tunnel_host[HOSTMATCH_NAME_MAX];
+	char			*tunnel_host;	/* NULL outside such a tunnel */
 	uint16_t		 tunnel_port;
 
 	bool			 head_started;	/* a byte of the head came */
@@ -149,6 +149,8 @@ conn_close(struct conn *c)
 		event_free(c->head_timer);
 	linger_free(c->linger);
 	http_msg_free(c->x.req);
+	free(c->tunnel_host);
+	free(c->x.acc.host);
 	runconf_unref(c->x.rc);
 	TAILQ_REMOVE(&env->conns, c, entry);
 	env->nconns--;
@@ -234,7 +236,7 @@ conn_begin_request(struct conn *c)
 	c->head_started = false;
 	c->x.closing = c->shutting_down;
 	a->mode = "plain";
-	a->host[0] = '\0';
+	phase_set_host(&c->x, "");
 	a->status = 0;
 	a->up = 0;
 	a->down = 0;
@@ -322,6 +324,7 @@ conn_relay(struct conn *c, struct bufferevent *upstream, int status)
 	 */
 	http_msg_free(c->x.req);
 	c->x.req = NULL;
+	c->x.env->settled(c->x.env->closed_arg);
 }
 
 /* The tunnel hands over to interception, which copies what it needs. */
@@ -351,7 +354,7 @@ conn_tunnel_plain(struct conn *c, const char *host, bool by_ip,
 	struct bufferevent	*bev = c->x.bev;
 
 	/* host is the tunnel's: copy it before freeing the tunnel. */
-	xstrlcpy(c->tunnel_host, host, sizeof(c->tunnel_host));
+	c->tunnel_host = xstrdup(host);
 	c->tunnel_host_set = !by_ip;
 	c->tunnel_port = port;
 	c->in_tunnel = true;
@@ -411,8 +414,7 @@ static void
 conn_reply_error(struct conn *c, enum http_error_kind kind, const char *host,
     const char *explanation)
 {
-	xstrlcpy(c->x.acc.host, host != NULL ? host : "",
-	    sizeof(c->x.acc.host));
+	phase_set_host(&c->x, host != NULL ? host : "");
 	phase_fail(&c->x, kind, explanation);
 }
 
@@ -502,7 +504,8 @@ static bool
 conn_tunnel_host(struct conn *c)
 {
 	if (!c->tunnel_host_set) {
-		xstrlcpy(c->tunnel_host, c->x.acc.host, sizeof(c->tunnel_host));
+		free(c->tunnel_host);
+		c->tunnel_host = xstrdup(c->x.acc.host);
 		c->tunnel_host_set = true;
 		return true;
 	}
@@ -523,6 +526,7 @@ conn_request(struct conn *c)
 	const struct conf	*conf;
 	struct forward_target	 t;
 	char			 authority[HOSTMATCH_NAME_MAX];
+	char			 host[HOSTMATCH_NAME_MAX];
 	uint16_t		 port;
 
 	evtimer_del(c->head_timer);
@@ -551,9 +555,11 @@ conn_request(struct conn *c)
 		return;
 	}
 	if (c->in_tunnel && h->host[0] == '\0')
-		xstrlcpy(c->x.acc.host, c->tunnel_host, sizeof(c->x.acc.host));
-	else if (!hostmatch_normalize(h->host, strlen(h->host), c->x.acc.host,
-	    sizeof(c->x.acc.host))) {
+		phase_set_host(&c->x, c->tunnel_host);
+	else if (hostmatch_normalize(h->host, strlen(h->host), host,
+	    sizeof(host)))
+		phase_set_host(&c->x, host);
+	else {
 		conn_reply_error(c, HTTP_ERROR_BAD_REQUEST, NULL,
 		    "The request names no valid host.");
 		return;

@@ -759,7 +759,7 @@ intercept_start(struct phase_ctx *x, const struct intercept_args *a)
 	x->ops = &intercept_ops;
 	x->phase = ic;
 	x->acc.mode = "intercept";
-	xstrlcpy(x->acc.host, ic->host, sizeof(x->acc.host));
+	phase_set_host(x, ic->host);
 	bufferevent_disable(x->bev, EV_READ);
 	upstream_retarget(ic->up, ic->ps, ic->host);
 	phase_set_state(x, CONN_UPSTREAM_TLS);

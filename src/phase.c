@@ -5,12 +5,14 @@
  */
 #include "config.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include <event2/bufferevent_ssl.h>
 
 #include "log.h"
 #include "phase.h"
+#include "xmalloc.h"
 
 static const char *const phase_state_names[CONN__STATES] = {
 	[CONN_READ_HEAD] = "read_head",
@@ -24,6 +26,23 @@ static const char *const phase_state_names[CONN__STATES] = {
 	[CONN_CLOSING] = "closing",
 	[CONN_LINGER] = "linger",
 };
+
+void
+phase_set_host(struct phase_ctx *x, const char *host)
+{
+	struct access_record	*a = &x->acc;
+	size_t			 len = strlen(host);
+
+	/* Most hosts are short: a buffer that fits is kept, not remade. */
+	if (len < a->host_size) {
+		memmove(a->host, host, len + 1);
+		return;
+	}
+	free(a->host);
+	a->host_size = len < 32 ? 32 : len + 1;
+	a->host = xmalloc(a->host_size);
+	memcpy(a->host, host, len + 1);
+}
 
 const char *
 phase_state_name(enum conn_state st)

@@ -46,7 +46,8 @@ struct conn_env {
 	struct upstream_sinks	 sinks;		/* metrics, report_file */
 	char			 via[40];	/* our Via value, for loops */
 	void			(*closed)(void *);	/* after a close */
-	void			*closed_arg;
+	void			(*settled)(void *);	/* a relay started */
+	void			*closed_arg;		/* for both */
 	TAILQ_HEAD(, conn)	 conns;		/* every open connection */
 	size_t			 nconns;
 };
@@ -74,7 +75,8 @@ enum conn_state {
 /* The access line of the request or tunnel in progress. */
 struct access_record {
 	const char		*mode;		/* plain, tunnel, intercept */
-	char			 host[HOSTMATCH_NAME_MAX];
+	char			*host;		/* phase_set_host; never NULL */
+	size_t			 host_size;	/* what host can hold */
 	int			 status;	/* 0: no answer yet */
 	uint64_t		 up;		/* bytes from the client */
 	uint64_t		 down;		/* bytes to the client */
@@ -173,6 +175,8 @@ struct phase_ctx {
 
 /* Move x to state st (a no-op when it is there already). */
 void		 phase_set_state(struct phase_ctx *x, enum conn_state st);
+/* Set the host of x's access record (a copy; host may be the current). */
+void		 phase_set_host(struct phase_ctx *x, const char *host);
 /* The name of a state, as logged. */
 const char	*phase_state_name(enum conn_state st);
 /* An outcome that ends the exchange with no error and no status. */

@@ -44,8 +44,12 @@
 
 /* How long accepting pauses after running out of descriptors. */
 #define PROXY_EMFILE_PAUSE	1
-/* Seconds without a connection after which freed memory goes back. */
-#define PROXY_TRIM_DELAY	5
+/*
+ * Freed memory goes back once handshakes and closes have paused this many
+ * milliseconds, and at the latest this long after the first of them.
+ */
+#define PROXY_TRIM_QUIET_MS	250
+#define PROXY_TRIM_MAX_MS	5000
 /* Pin sets expiring within this many days are logged ... */
 #define PROXY_EXPIRING_DAYS	30
 /* ... at start, on reload and then every this many seconds. */
@@ -70,7 +74,8 @@ struct proxy {
 	struct event		 *sigint;
 	struct event		 *resume_ev;	/* after EMFILE */
 	struct event		 *stop_ev;	/* shutdown_timeout */
-	struct event		 *trim_ev;	/* idle: give memory back */
+	struct event		 *trim_ev;	/* give freed memory back */
+	struct timeval		  trim_first;	/* the churn since the last */
 	struct event		 *expiring_ev;	/* daily expiry log */
 	struct metrics		 *metrics;
 	struct stats		 *stats;	/* NULL: no stats_listen */
@@ -134,6 +139,8 @@ proxy_stopped(struct proxy *p, const char *reason)
 	event_base_loopexit(p->base, NULL);
 }
 
+static void	proxy_trim_soon(void *);
+
 /* A connection closed: accept again if we had stopped, or finish. */
 static void
 proxy_conn_closed(void *arg)
@@ -148,25 +155,39 @@ proxy_conn_closed(void *arg)
 	if (p->paused && p->env.nconns < p->rc->conf->max_connections)
 		proxy_set_accepting(p, true, p->fd_short ? NULL :
 		    "below max_connections");
-	if (p->env.nconns == 0 && !evtimer_pending(p->trim_ev, NULL)) {
-		struct timeval	 tv = { PROXY_TRIM_DELAY, 0 };
-
-		evtimer_add(p->trim_ev, &tv);
-	}
+	proxy_trim_soon(p);
 }
 
 /*
- * Nothing is connected: return the heap that a burst of connections left
- * free to the system, so a daemon that once held thousands of connections
- * does not keep their memory resident for months.
+ * A connection's handshakes ended (its relay started) or it closed: both
+ * free memory in bulk (a TLS handshake's buffers, a connection's state)
+ * that malloc keeps resident inside its heap. It goes back to the system
+ * once such churn pauses, or PROXY_TRIM_MAX_MS after it began, so that a
+ * daemon holding idle connections after a burst, or none, does not keep
+ * the burst's memory resident for months.
  */
+static void
+proxy_trim_soon(void *arg)
+{
+	struct proxy	*p = arg;
+	struct timeval	 now, d, quiet = { 0, PROXY_TRIM_QUIET_MS * 1000 };
+
+	event_base_gettimeofday_cached(p->base, &now);
+	if (!evtimer_pending(p->trim_ev, NULL))
+		p->trim_first = now;
+	else {
+		evutil_timersub(&now, &p->trim_first, &d);
+		if (d.tv_sec * 1000 + d.tv_usec / 1000 >= PROXY_TRIM_MAX_MS)
+			return;
+	}
+	evtimer_add(p->trim_ev, &quiet);
+}
+
 static void
 proxy_trim_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct proxy	*p = arg;
-
-	if (p->env.nconns == 0)
-		malloc_trim(0);
+	log_msg(EV_DEBUG, "freed memory given back to the system: %s",
+	    malloc_trim(0) ? "some" : "none");
 }
 
 /* A client was accepted (by the proxy or a forwarder). */
@@ -793,6 +814,7 @@ proxy_main(struct conf *conf, const char *path, bool debug)
 	}
 	p.env.dns = p.dns;
 	p.env.closed = proxy_conn_closed;
+	p.env.settled = proxy_trim_soon;
 	p.env.closed_arg = &p;
 	if (!upstream_mark_check(conf->upstream_mark, err, sizeof(err))) {
 		log_msg(EV_START_FAILED, "%s", err);

@@ -173,6 +173,7 @@ tcpfwd_tls_cb(struct upstream *u, enum upstream_status st, void *arg)
 	upstream_hand_over(u, &fd, &ssl);
 	c->up = NULL;
 	relay_adopt_server(c->relay, fd, ssl);
+	c->t->env->settled(c->t->env->closed_arg);
 }
 
 static void

@@ -33,12 +33,12 @@ struct tls_upstream_session {
 /* What one SSL carries (ex_data): where to keep its sessions. */
 struct tls_upstream_conn {
 	struct tls_upstream	*t;
-	char			 host[HOSTMATCH_NAME_MAX];
 	uint16_t		 port;
 	const struct pinset	*ps;
 	bool			 passed;
 	struct pincheck_result	 res;
 	SSL_SESSION		*pending;	/* before the verdict */
+	char			 host[];	/* as long as it is */
 };
 
 struct tls_upstream {
@@ -257,9 +257,9 @@ tls_upstream_ssl(struct tls_upstream *t, const struct pinset *ps,
 	}
 	if ((ssl = SSL_new(ctx)) == NULL)
 		return NULL;
-	tc = xcalloc(1, sizeof(*tc));
+	tc = xcalloc(1, sizeof(*tc) + strlen(host) + 1);
 	tc->t = t;
-	xstrlcpy(tc->host, host, sizeof(tc->host));
+	memcpy(tc->host, host, strlen(host) + 1);
 	tc->port = port;
 	tc->ps = ps;
 	SSL_set_ex_data(ssl, tls_upstream_index, tc);

@@ -369,7 +369,7 @@ tunnel_decide(struct tunnel *t, enum tunnel_first first)
 			tunnel_refuse(t, INTERCEPT_ALERT_UNRECOGNIZED_NAME, 400);
 			return true;
 		}
-		xstrlcpy(x->acc.host, t->host, sizeof(x->acc.host));
+		phase_set_host(x, t->host);
 		if (!t->connect_by_ip &&
 		    strcmp(t->host, t->connect_host) != 0) {
 			phase_log_blocked(x, t->host, "SNI differs from the "
@@ -808,7 +808,7 @@ tunnel_start(struct phase_ctx *x, const char *host, uint16_t port)
 	x->ops = &tunnel_ops;
 	x->phase = t;
 	x->acc.mode = "tunnel";
-	x->acc.host[0] = '\0';
+	phase_set_host(x, "");
 
 	if (!hostmatch_normalize(host, strlen(host), t->connect_host,
 	    sizeof(t->connect_host)) || port == 0) {
@@ -816,7 +816,7 @@ tunnel_start(struct phase_ctx *x, const char *host, uint16_t port)
 		    "CONNECT needs a host name or address and a port.");
 		return t;
 	}
-	xstrlcpy(x->acc.host, t->connect_host, sizeof(x->acc.host));
+	phase_set_host(x, t->connect_host);
 	if (!conf_connect_port_allowed(t->conf, port)) {
 		phase_log_blocked(x, t->connect_host, "port not in "
 		    "connect_ports");

@@ -246,4 +246,57 @@ check_eq "revoked pin: the origin saw no request after the reload" \
     "$KA_REQUESTS" "$(origin_count "$TMP/om.log" request)"
 stop_pinproxy "$PP_F" "$TMP/f.log"
 
+# Memory that handshakes freed goes back to the system once they pause,
+# also while connections stay open (before, only once none was left): an
+# intercepted keep-alive connection's first request, a pause, then its
+# second request on the same connection.
+cat >"$TMP/ka-tls.py" <<'EOF'
+import http.client, os, ssl, sys, time
+port, cafile, go = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+ctx = ssl.create_default_context(cafile=cafile)
+c = http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=ctx)
+c.set_tunnel("api.test", 443)
+c.request("GET", "/hello")
+r = c.getresponse()
+r.read()
+print("first", r.status, flush=True)
+sock = c.sock
+for _ in range(200):
+    if os.path.exists(go):
+        break
+    time.sleep(0.05)
+c.request("GET", "/hello")
+r = c.getresponse()
+r.read()
+print("second", r.status, "reused" if c.sock is sock else "new", flush=True)
+EOF
+PT=$(free_port)
+conf "$PT" "log_level = debug" >"$TMP/t.conf"
+check "pinproxy T listens on 127.0.0.1:$PT" \
+    start_pinproxy PP_T "$PT" "$TMP/t.conf" "$TMP/t.log"
+trims()
+{
+	grep -c 'freed memory given back' "$TMP/t.log"
+}
+before=$(trims)
+spawn KT_PID python3 "$TMP/ka-tls.py" "$PT" "$TMP/ca.pem" "$TMP/kt.go" \
+    >"$TMP/kt.out" 2>"$TMP/kt.err"
+wait_line "$TMP/kt.out" '^first ' ||
+    diag "no first answer: $(cat "$TMP/kt.err")"
+trimmed=no
+for _ in $(seq 60); do
+	if [ "$(trims)" -gt "$before" ]; then
+		trimmed=yes
+		break
+	fi
+	t_sleep 0.05
+done
+check_eq "an open intercepted connection: freed memory given back within \
+3 s of its handshakes" yes "$trimmed"
+touch "$TMP/kt.go"
+wait "$KT_PID" 2>/dev/null
+check_eq "an open intercepted connection: still served after the trim" \
+    "first 200|second 200 reused|" "$(tr '\n' '|' <"$TMP/kt.out")"
+stop_pinproxy "$PP_T" "$TMP/t.log"
+
 done_testing
