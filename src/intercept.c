@@ -741,6 +741,7 @@ void
 intercept_start(struct phase_ctx *x, const struct intercept_args *a)
 {
 	struct intercept	*ic;
+	bool			 guessed;
 
 	ic = xcalloc(1, sizeof(*ic));
 	ic->x = x;
@@ -763,17 +764,22 @@ intercept_start(struct phase_ctx *x, const struct intercept_args *a)
 	bufferevent_disable(x->bev, EV_READ);
 	upstream_retarget(ic->up, ic->ps, ic->host);
 	phase_set_state(x, CONN_UPSTREAM_TLS);
-	/* With a guess, the client's handshake runs meanwhile, held. */
-	if (intercept_guess(ic, a)) {
+	guessed = intercept_guess(ic, a);
+	if (!upstream_start_tls(ic->up, a->alpn, a->alpn_len, true,
+	    intercept_upstream_tls_cb, ic))
+		return;
+	/*
+	 * With a guess, the client's handshake runs meanwhile, held: the
+	 * upstream's hello is out already, so the upstream works on its part
+	 * while pinproxy works on the client's.
+	 */
+	if (guessed) {
 		log_msg(EV_DEBUG, "client %s: answering the hello for %s "
 		    "beside the upstream handshake (ALPN %.*s)", x->client,
 		    ic->host, ic->alpn_len > 0 ? (int)ic->alpn_len : 4,
 		    ic->alpn_len > 0 ? (const char *)ic->alpn : "none");
-		if (!intercept_handshake_client(ic, true))
-			return;
+		(void)intercept_handshake_client(ic, true);
 	}
-	upstream_start_tls(ic->up, a->alpn, a->alpn_len, true,
-	    intercept_upstream_tls_cb, ic);
 }
 /* Select the protocol the upstream selected, or none. */
 static int

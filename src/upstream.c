@@ -85,6 +85,9 @@ struct upstream {
 	 */
 	struct bufferevent		*bev;
 	SSL				*ssl;
+	/* Why sending the hello at once failed: the handshake then fails. */
+	unsigned long			 hello_error;
+	int				 hello_errno;
 	struct pincheck_result		 pins;
 	char				 reason[256];
 };
@@ -787,11 +790,15 @@ upstream_handshake_failed(struct upstream *u, short what)
 		upstream_finish(u, UPSTREAM_VERIFY_FAILED);
 		return;
 	}
-	e = bufferevent_get_openssl_error(u->bev);
+	e = u->hello_error != 0 ? u->hello_error :
+	    bufferevent_get_openssl_error(u->bev);
 	if (e != 0)
 		upstream_fail(u, UPSTREAM_TLS_FAILED,
 		    "TLS handshake failed: %s", ERR_reason_error_string(e) ?
 		    ERR_reason_error_string(e) : "unknown error");
+	else if (u->hello_errno != 0)
+		upstream_fail(u, UPSTREAM_TLS_FAILED, "TLS handshake failed: %s",
+		    evutil_socket_error_to_string(u->hello_errno));
 	else if ((what & BEV_EVENT_ERROR) && EVUTIL_SOCKET_ERROR() != 0)
 		upstream_fail(u, UPSTREAM_TLS_FAILED, "TLS handshake failed: %s",
 		    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
@@ -811,7 +818,41 @@ upstream_tls_event_cb(struct bufferevent *bev, short what, void *arg)
 		upstream_handshake_failed(u, what);
 }
 
-void
+/*
+ * Send the hello now rather than a turn of the loop later: the upstream
+ * starts on it while pinproxy does the rest of this turn (an intercepted
+ * client's own handshake, say). The bufferevent, set to connect, goes on
+ * from there: its next step finds the hello sent (or the handshake done,
+ * when the answer was there already) and reports the outcome, a failure
+ * too, with what failed here, from the loop, as ever.
+ */
+static void
+upstream_send_hello(struct upstream *u)
+{
+	int	 r;
+
+	/* SSL_get_error() reads the queue: nothing stale may be left in it. */
+	ERR_clear_error();
+	r = SSL_do_handshake(u->ssl);
+	switch (SSL_get_error(u->ssl, r)) {
+	case SSL_ERROR_NONE:
+	case SSL_ERROR_WANT_READ:
+	case SSL_ERROR_WANT_WRITE:
+		break;
+	case SSL_ERROR_SYSCALL:
+		if (ERR_peek_error() == 0) {
+			u->hello_errno = r == 0 ? 0 : EVUTIL_SOCKET_ERROR();
+			break;
+		}
+		/* FALLTHROUGH */
+	default:
+		u->hello_error = ERR_get_error();
+		break;
+	}
+	ERR_clear_error();
+}
+
+bool
 upstream_start_tls(struct upstream *u, const unsigned char *alpn,
     size_t alpnlen, bool fresh_deadline, upstream_cb cb, void *arg)
 {
@@ -830,12 +871,14 @@ upstream_start_tls(struct upstream *u, const unsigned char *alpn,
 		u->ssl = NULL;
 		upstream_fail(u, UPSTREAM_TLS_FAILED, "cannot set up TLS for %s",
 		    u->host);
-		return;
+		return false;
 	}
 	relay_tune(u->bev);
 	bufferevent_openssl_set_allow_dirty_shutdown(u->bev, 1);
 	bufferevent_setcb(u->bev, NULL, NULL, upstream_tls_event_cb, u);
 	bufferevent_enable(u->bev, EV_READ | EV_WRITE);
+	upstream_send_hello(u);
+	return true;
 }
 
 void

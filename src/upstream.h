@@ -107,8 +107,9 @@ struct upstream	*upstream_connect(const struct upstream_params *p,
  * format, NULL for none); cb(UPSTREAM_OK) once the chain verified and the
  * pin verdict allows traffic. With fresh_deadline the handshake gets a
  * whole connect_timeout; otherwise what remains of the one connect began.
+ * False when TLS could not even be set up: cb has run already.
  */
-void		 upstream_start_tls(struct upstream *u,
+bool		 upstream_start_tls(struct upstream *u,
 		    const unsigned char *alpn, size_t alpnlen,
 		    bool fresh_deadline, upstream_cb cb, void *arg);
 /*
