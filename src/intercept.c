@@ -348,6 +348,9 @@ intercept_log_client_tls_failed(struct intercept *ic, struct bufferevent *bev)
 	unsigned long			 e, first = 0;
 
 	while ((e = bufferevent_get_openssl_error(bev)) != 0) {
+		/* libevent's own result codes (SSL_ERROR_*) say nothing. */
+		if (ERR_GET_LIB(e) == 0)
+			continue;
 		if (first == 0)
 			first = e;
 		if (a == NULL)

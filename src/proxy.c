@@ -75,7 +75,7 @@ struct proxy {
 	struct event		 *resume_ev;	/* after EMFILE */
 	struct event		 *stop_ev;	/* shutdown_timeout */
 	struct event		 *trim_ev;	/* give freed memory back */
-	struct timeval		  trim_first;	/* the churn since the last */
+	long long		  trim_first;	/* ms, monotonic: churn began */
 	struct event		 *expiring_ev;	/* daily expiry log */
 	struct metrics		 *metrics;
 	struct stats		 *stats;	/* NULL: no stats_listen */
@@ -158,6 +158,15 @@ proxy_conn_closed(void *arg)
 	proxy_trim_soon(p);
 }
 
+static long long
+proxy_monotonic_ms(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /*
  * A connection's handshakes ended (its relay started) or it closed: both
  * free memory in bulk (a TLS handshake's buffers, a connection's state)
@@ -170,24 +179,28 @@ static void
 proxy_trim_soon(void *arg)
 {
 	struct proxy	*p = arg;
-	struct timeval	 now, d, quiet = { 0, PROXY_TRIM_QUIET_MS * 1000 };
+	struct timeval	 quiet = { 0, PROXY_TRIM_QUIET_MS * 1000 };
 
-	event_base_gettimeofday_cached(p->base, &now);
 	if (!evtimer_pending(p->trim_ev, NULL))
-		p->trim_first = now;
-	else {
-		evutil_timersub(&now, &p->trim_first, &d);
-		if (d.tv_sec * 1000 + d.tv_usec / 1000 >= PROXY_TRIM_MAX_MS)
-			return;
-	}
+		p->trim_first = proxy_monotonic_ms();
+	else if (proxy_monotonic_ms() - p->trim_first >= PROXY_TRIM_MAX_MS)
+		return;
 	evtimer_add(p->trim_ev, &quiet);
 }
 
 static void
 proxy_trim_cb(evutil_socket_t fd, short what, void *arg)
 {
-	log_msg(EV_DEBUG, "freed memory given back to the system: %s",
-	    malloc_trim(0) ? "some" : "none");
+	struct timespec	 t0, t1;
+	int		 freed;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	freed = malloc_trim(0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	log_msg(EV_DEBUG, "freed memory given back to the system: %s, in "
+	    "%lld us", freed ? "some" : "none",
+	    (long long)(t1.tv_sec - t0.tv_sec) * 1000000 +
+	    (t1.tv_nsec - t0.tv_nsec) / 1000);
 }
 
 /* A client was accepted (by the proxy or a forwarder). */

@@ -697,6 +697,17 @@ relay_tune(struct bufferevent *bev)
 	bufferevent_set_max_single_write(bev, RELAY_IO_MAX);
 }
 
+unsigned long
+relay_tls_error(struct bufferevent *bev)
+{
+	unsigned long	 e;
+
+	while ((e = bufferevent_get_openssl_error(bev)) != 0 &&
+	    ERR_GET_LIB(e) == 0)
+		continue;
+	return e;
+}
+
 void
 relay_counts(const struct relay *r, uint64_t *up, uint64_t *down)
 {

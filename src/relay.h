@@ -83,6 +83,12 @@ void		 relay_push(struct bufferevent *dst, struct evbuffer *src,
 		    size_t n);
 /* Let a bufferevent read and write RELAY_IO_MAX bytes at a time. */
 void		 relay_tune(struct bufferevent *bev);
+/*
+ * The newest OpenSSL error a TLS bufferevent recorded (taking it and those
+ * after it), 0 for none. libevent records its own SSL_get_error() result
+ * codes among them; those say nothing of why, and are skipped.
+ */
+unsigned long	 relay_tls_error(struct bufferevent *bev);
 /* Bytes moved so far: up is client to server, down the other way. */
 void		 relay_counts(const struct relay *r, uint64_t *up,
 		    uint64_t *down);

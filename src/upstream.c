@@ -790,8 +790,10 @@ upstream_handshake_failed(struct upstream *u, short what)
 		upstream_finish(u, UPSTREAM_VERIFY_FAILED);
 		return;
 	}
-	e = u->hello_error != 0 ? u->hello_error :
-	    bufferevent_get_openssl_error(u->bev);
+	/* What the hello's own step saw first: the loop's step only echoes. */
+	e = u->hello_error;
+	if (e == 0 && u->hello_errno == 0)
+		e = relay_tls_error(u->bev);
 	if (e != 0)
 		upstream_fail(u, UPSTREAM_TLS_FAILED,
 		    "TLS handshake failed: %s", ERR_reason_error_string(e) ?
@@ -846,7 +848,7 @@ upstream_send_hello(struct upstream *u)
 		}
 		/* FALLTHROUGH */
 	default:
-		u->hello_error = ERR_get_error();
+		u->hello_error = ERR_peek_last_error();
 		break;
 	}
 	ERR_clear_error();
@@ -860,6 +862,8 @@ upstream_start_tls(struct upstream *u, const unsigned char *alpn,
 	u->arg = arg;
 	u->tls = true;
 	u->state = UPSTREAM_HANDSHAKING;
+	u->hello_error = 0;
+	u->hello_errno = 0;
 	upstream_arm_timer(u, fresh_deadline);
 	u->ssl = tls_upstream_ssl(u->rc->tls, u->ps, u->host, u->port, alpn,
 	    alpnlen);

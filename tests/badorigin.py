@@ -7,8 +7,8 @@ Each connection is served in its own thread, the same way, by one mode:
                  --key KEY] [--size N] [--after N] [--status N]
                  [--upgrade TOKENS] [--log FILE]
 
-Modes (TLS first when --cert and --key are given, except alert and
-garbage, which never speak TLS):
+Modes (TLS first when --cert and --key are given, except alert, garbage
+and rst-hello, which never speak TLS):
     hello       answer every request with 200 "hello from badorigin\\n"
                 (/size/N: N bytes "x"; /close: then close), each response
                 in one write
@@ -24,6 +24,7 @@ garbage, which never speak TLS):
                 alert, close
     garbage     read the ClientHello, answer bytes that are not TLS, close
                 (to a plaintext request: bytes that are not HTTP)
+    rst-hello   read the ClientHello, then reset the connection
     switch      answer the first request, whatever it asked for, with
                 "101 Switching Protocols" and "Upgrade: TOKENS" (default
                 websocket), then log every byte that follows as data
@@ -109,7 +110,11 @@ class Handler(socketserver.BaseRequestHandler):
         mode = server.args.mode
         error = None
         try:
-            if mode in ("alert", "garbage"):
+            if mode == "rst-hello":
+                raw.recv(65536)
+                rec.log(self.conn, "reset")
+                reset(raw)
+            elif mode in ("alert", "garbage"):
                 raw.recv(65536)
                 raw.sendall(ALERT_HANDSHAKE_FAILURE if mode == "alert"
                             else GARBAGE)
@@ -274,8 +279,8 @@ def main():
     p.add_argument("--bind", default="127.0.0.1")
     p.add_argument("--mode", required=True,
                    choices=["hello", "rst-body", "nohead", "cut", "end",
-                            "tls-close", "alert", "garbage", "switch",
-                            "status"])
+                            "tls-close", "alert", "garbage", "rst-hello",
+                            "switch", "status"])
     p.add_argument("--cert")
     p.add_argument("--key")
     p.add_argument("--size", type=int, default=10 * 1024 * 1024)

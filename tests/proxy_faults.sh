@@ -39,7 +39,7 @@ EOF
 # The PKI: the default set of tests/mkpki.sh and one leaf for every host
 # name the TLS origins serve.
 SANS=$(dns_sans api.test slowdns.test rst.test nohead.test silent.test \
-    alert.test garbage.test cut.test end.test)
+    alert.test garbage.test rsthello.test cut.test end.test)
 make_pki multi "$SANS,IP:127.0.0.1" inter
 pki_pin PIN_INTER inter
 pki_pin PIN_RSA rsa
@@ -63,6 +63,9 @@ start_server O_A "$TMP/oa.log" python3 "$BADORIGIN" --port "$OA" \
 OG=$(free_port)
 start_server O_G "$TMP/og.log" python3 "$BADORIGIN" --port "$OG" \
     --mode garbage
+OH=$(free_port)
+start_server O_H "$TMP/oh.log" python3 "$BADORIGIN" --port "$OH" \
+    --mode rst-hello
 ON=$(free_port)
 start_server O_N "$TMP/on.log" python3 "$BADORIGIN" --port "$ON" $CERT \
     --mode nohead
@@ -90,7 +93,7 @@ shutdown_timeout = 2s
 $3
 EOF
 	for h in api:$OM silent:$OQ rst:$OR alert:$OA garbage:$OG \
-	    nohead:$ON cut:$OC end:$OE; do
+	    rsthello:$OH nohead:$ON cut:$OC end:$OE; do
 		cat <<EOF
 
 [pins:set-${h%%:*}]
@@ -219,8 +222,15 @@ stream ends $want" "\"how\": \"$want\"}" \
 done
 alive "the end of an intercepted TLS stream" "$PP_F" "$PF"
 
-# A TLS alert, or garbage, instead of a ServerHello.
-for kind in alert garbage; do
+# A TLS alert, garbage or a reset instead of a ServerHello; the reason
+# logged says which (not a bare "unknown error").
+for kind in alert garbage rsthello; do
+	case $kind in
+	alert)		why="TLS handshake failed: sslv3 alert handshake failure" ;;
+	garbage)	why="TLS handshake failed: wrong version number" ;;
+	rsthello)	why="the server closed the connection during the TLS \
+handshake" ;;
+	esac
 	code=$(fetch "$kind" "$PF" --max-time 10 "http://$kind.test/hello")
 	check_eq "upstream answers TLS with $kind (plain): 502" 502 "$code"
 	check_eq "upstream answers TLS with $kind (plain): details=tls-failed" \
@@ -229,6 +239,9 @@ for kind in alert garbage; do
 	check_log "upstream answers TLS with $kind: event=upstream_error" \
 	    "$TMP/f.log" "$(kv event upstream_error)" \
 	    "$(kv host "$kind.test")" "$(kv error tls-failed)"
+	check_log "upstream answers TLS with $kind: the reason names it" \
+	    "$TMP/f.log" "$(kv event upstream_error)" \
+	    "$(kv host "$kind.test")" "reason=\"$why\""
 	python3 "$CLIENT" --proxy "$PF" --connect "$kind.test:443" \
 	    --sni "$kind.test" --cafile "$TMP/ca-f.pem" --get /hello \
 	    --timeout 10 >"$TMP/$kind-c.out" 2>&1
