@@ -852,37 +852,104 @@ newconn_run()
 	fi
 }
 
-# sweep ROW PID: keep-alive requests and new connections per second at
-# each number in flight of --inflight, first with the row's placement on
-# CPUs (on), then with every process free to run on any CPU (off). The
-# origin goes back to ORIGIN_CPU afterwards.
-sweep()
+# sweep_point ROW PORT MODE TEST N: one run of the sweep: TEST (ka or nc)
+# with N in flight, pinned (MODE on: the row's placement, the direct row's
+# origin on its own CPU) or unpinned (off).
+sweep_point()
 {
-	local row=$1 pid=$2 mode n test name
-	for mode in $PIN_MODES; do
-		if [ "$mode" = off ]; then
-			[ -n "$pid" ] && pin_tree "$pid" "$ALL_CPUS"
-			move_origin "$ALL_CPUS"
-			LOADGEN=("$WORK/loadgen")
-		fi
-		for n in $INFLIGHT; do
-			for test in ka nc; do
-				name=sweep-$mode-$test-$n
-				if [ "$test" = ka ]; then
-					lg "$name" $((SWEEP_DURATION + 90)) \
-					    keepalive -c "$n" -d "$SWEEP_DURATION"
-				else
-					lg "$name" $((SWEEP_DURATION + 90)) \
-					    newconn -c "$n" -d "$SWEEP_DURATION"
-				fi
-				record "$row" "sw_${mode}_${test}_$n" \
-				    "$(val "$name" rate)"
-				errors_of "$row" "sw_${mode}_${test}_$n" "$name"
+	local row=$1 mode=$3 test=$4 n=$5 name
+	RUN=$WORK/r$ROUND-$row-sweep
+	name=sweep-$mode-$test-$n
+	if [ "$mode" = off ]; then
+		move_origin "$ALL_CPUS"
+	elif [ "$row" = direct ]; then
+		move_origin "$DIRECT_CPU"
+	else
+		move_origin "$ORIGIN_CPU"
+	fi
+	client_args "$row" "$2"
+	if [ "$test" = ka ]; then
+		lg "$name" $((SWEEP_DURATION + 90)) keepalive -c "$n" \
+		    -d "$SWEEP_DURATION"
+	else
+		lg "$name" $((SWEEP_DURATION + 90)) newconn -c "$n" \
+		    -d "$SWEEP_DURATION"
+	fi
+	record "$row" "sw_${mode}_${test}_$n" "$(val "$name" rate)"
+	errors_of "$row" "sw_${mode}_${test}_$n" "$name"
+	# New connections leave sockets closing behind them (and proxies
+	# still tearing down): the next run starts once that has settled.
+	[ "$test" = nc ] && sleep 1
+	return 0
+}
+
+# sweep_round ROW...: this round's sweep, path by path (the direct rows
+# are a path of their own). The rows of a path run side by side: their
+# proxies all start and warm up, then at each placement, number in flight
+# and test every row runs once, one after the other. On a shared virtual
+# machine the speed drifts by a third within minutes; run this way, the
+# drift falls on the rows of a path alike instead of between them. The
+# order of the rows turns at every point, so that none always runs first
+# (after another row's new connections). Only the rows of one path run at
+# once (never two squids).
+sweep_round()
+{
+	local path row port dir mode n test i k=0
+	local -a prows pports ppids idx
+	for path in direct plain forward intercept tunnel; do
+		prows=() pports=() ppids=()
+		for row in "$@"; do
+			[ "$(path_of "$row")" = "$path" ] || continue
+			port=$(free_port)
+			dir=$WORK/r$ROUND-$row-sweep
+			mkdir -p "$dir"
+			RUN=$dir
+			PEER_PID=""
+			case $row in
+			direct|direct-shared) ;;
+			*)
+				if ! start_peer "$row" "$port" "$dir"; then
+					note "round $ROUND: $row: no sweep:" \
+					    "$PEER_ERR"
+					continue
+				fi ;;
+			esac
+			client_args "$row" "$port"
+			lg warmup 60 newconn -c 2 -d 0.5
+			prows+=("$row") pports+=("$port") ppids+=("$PEER_PID")
+		done
+		[ ${#prows[@]} -gt 0 ] || continue
+		say "round $ROUND: sweep of $path: ${prows[*]}"
+		for mode in $PIN_MODES; do
+			if [ "$mode" = off ]; then
+				for i in "${!prows[@]}"; do
+					[ -n "${ppids[$i]}" ] &&
+					    pin_tree "${ppids[$i]}" "$ALL_CPUS"
+				done
+				LOADGEN=("$WORK/loadgen")
+			fi
+			for n in $INFLIGHT; do
+				for test in ka nc; do
+					idx=("${!prows[@]}")
+					if [ $(( (k + ROUND) % 2 )) = 1 ]; then
+						idx=($(printf '%s\n' "${idx[@]}" |
+						    sort -rn))
+					fi
+					k=$((k + 1))
+					for i in "${idx[@]}"; do
+						sweep_point "${prows[$i]}" \
+						    "${pports[$i]}" "$mode" \
+						    "$test" "$n"
+					done
+				done
 			done
 		done
+		LOADGEN=("${LOADGEN_PINNED[@]}")
+		move_origin "$ORIGIN_CPU"
+		for i in "${!prows[@]}"; do
+			stop "${ppids[$i]}"
+		done
 	done
-	LOADGEN=("${LOADGEN_PINNED[@]}")
-	move_origin "$ORIGIN_CPU"
 }
 
 # measure ROW: one round of every measurement for one row.
@@ -989,8 +1056,6 @@ measure()
 	[ "$bytes" -gt 0 ] && cpu_per "$row" cpu_dl_ms \
 	    "$(spent "$pid" "$t0" "$t1" download1 download2 download3)" \
 	    "$bytes" $((1000 * BIG_MIB * 1048576))
-
-	[ -n "$INFLIGHT" ] && sweep "$row" "$pid"
 
 	if [ -n "$pid" ]; then
 		stop "$pid"
@@ -1198,7 +1263,9 @@ sweep_report()
 	    "connection and one request, as in \"new conn/s\". Pinned: the" \
 	    "placement above (loadgen ${LG_CPU:-any}, origin" \
 	    "${ORIGIN_CPU:-any}, proxy ${PROXY_CPU:-any}); unpinned: every" \
-	    "process may run on any CPU."
+	    "process may run on any CPU. The rows of a path run side by" \
+	    "side, point by point, so that the machine's drift falls on" \
+	    "them alike."
 	echo
 	printf '| peer | path | CPUs |'
 	for n in $INFLIGHT; do
@@ -1344,7 +1411,7 @@ report()
 
 main()
 {
-	local offset i row rows
+	local offset i row rows order
 	WORK=$(mktemp -d /tmp/pinproxy-bench.XXXXXX)
 	[ "$INSTALL" = 1 ] && install_packages
 	build
@@ -1369,10 +1436,13 @@ main()
 	read -r -a rows <<<"$(echo $ROWS)"
 	for ROUND in $(seq "$ROUNDS"); do
 		offset=$(( (ROUND - 1) % ${#rows[@]} ))
+		order=()
 		for i in $(seq 0 $((${#rows[@]} - 1))); do
 			row=${rows[$(( (i + offset) % ${#rows[@]} ))]}
 			measure "$row"
+			order+=("$row")
 		done
+		[ -n "$INFLIGHT" ] && sweep_round "${order[@]}"
 	done
 	{
 		report
