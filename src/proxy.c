@@ -75,7 +75,7 @@ struct proxy {
 	struct event		 *resume_ev;	/* after EMFILE */
 	struct event		 *stop_ev;	/* shutdown_timeout */
 	struct event		 *trim_ev;	/* give freed memory back */
-	long long		  trim_first;	/* ms, monotonic: churn began */
+	long long		  trim_first;	/* µs, monotonic: churn began */
 	struct event		 *expiring_ev;	/* daily expiry log */
 	struct metrics		 *metrics;
 	struct stats		 *stats;	/* NULL: no stats_listen */
@@ -159,12 +159,12 @@ proxy_conn_closed(void *arg)
 }
 
 static long long
-proxy_monotonic_ms(void)
+proxy_monotonic_us(void)
 {
 	struct timespec	 ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 /*
@@ -182,8 +182,9 @@ proxy_trim_soon(void *arg)
 	struct timeval	 quiet = { 0, PROXY_TRIM_QUIET_MS * 1000 };
 
 	if (!evtimer_pending(p->trim_ev, NULL))
-		p->trim_first = proxy_monotonic_ms();
-	else if (proxy_monotonic_ms() - p->trim_first >= PROXY_TRIM_MAX_MS)
+		p->trim_first = proxy_monotonic_us();
+	else if (proxy_monotonic_us() - p->trim_first >=
+	    PROXY_TRIM_MAX_MS * 1000LL)
 		return;
 	evtimer_add(p->trim_ev, &quiet);
 }
@@ -191,16 +192,11 @@ proxy_trim_soon(void *arg)
 static void
 proxy_trim_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct timespec	 t0, t1;
-	int		 freed;
+	long long	 t0 = proxy_monotonic_us();
+	int		 freed = malloc_trim(0);
 
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	freed = malloc_trim(0);
-	clock_gettime(CLOCK_MONOTONIC, &t1);
 	log_msg(EV_DEBUG, "freed memory given back to the system: %s, in "
-	    "%lld us", freed ? "some" : "none",
-	    (long long)(t1.tv_sec - t0.tv_sec) * 1000000 +
-	    (t1.tv_nsec - t0.tv_nsec) / 1000);
+	    "%lld us", freed ? "some" : "none", proxy_monotonic_us() - t0);
 }
 
 /* A client was accepted (by the proxy or a forwarder). */

@@ -248,7 +248,7 @@ tls_upstream_ssl(struct tls_upstream *t, const struct pinset *ps,
 	SSL_CTX				*ctx = t->base;
 	SSL				*ssl;
 	X509_VERIFY_PARAM		*param;
-	size_t				 i;
+	size_t				 i, len;
 
 	if (ps != NULL) {
 		i = (size_t)(ps - t->conf->pinsets);
@@ -257,9 +257,10 @@ tls_upstream_ssl(struct tls_upstream *t, const struct pinset *ps,
 	}
 	if ((ssl = SSL_new(ctx)) == NULL)
 		return NULL;
-	tc = xcalloc(1, sizeof(*tc) + strlen(host) + 1);
+	len = strlen(host) + 1;
+	tc = xcalloc(1, sizeof(*tc) + len);
 	tc->t = t;
-	memcpy(tc->host, host, strlen(host) + 1);
+	memcpy(tc->host, host, len);
 	tc->port = port;
 	tc->ps = ps;
 	SSL_set_ex_data(ssl, tls_upstream_index, tc);
