@@ -23,13 +23,15 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/pinproxy-test.XXXXXX")
 # The python3 found in PATH may be a wrapper that looks for the real
 # interpreter at every call (pyenv's shims run a few shell scripts, which
 # takes a second on a loaded machine, and the tests start python3 hundreds
-# of times): ask it once, and put a python3 that execs the interpreter
+# of times): configure asked it once (PINPROXY_TEST_PYTHON3, from make
+# check), else ask here, and put a python3 that execs the interpreter
 # itself first in PATH, for the tests and for what they start. The test
 # servers and clients need nothing but the standard library, so it runs
 # with -S: site-packages, and the .pth files there that import modules at
 # every start, halved the cost of each start. T_PYTHON3 is the
 # interpreter with its site-packages, for a test of a third-party client.
-T_PYTHON3=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null)
+T_PYTHON3=${PINPROXY_TEST_PYTHON3:-$(python3 -c \
+    'import sys; print(sys.executable)' 2>/dev/null)}
 if [ -n "$T_PYTHON3" ] && [ -x "$T_PYTHON3" ]; then
 	mkdir "$TMP/bin"
 	printf '#!/bin/sh\nexec "%s" -S "$@"\n' "$T_PYTHON3" >"$TMP/bin/python3"
@@ -284,12 +286,17 @@ wait_exit()
 
 ## The test servers and PKI.
 
-# wait_ready FILE: wait up to 5 s for a server to print "ready" in FILE.
+# wait_ready FILE: wait up to 5 s for a server to print "ready" in FILE
+# (read by the shell itself: every server of every test waits here).
 wait_ready()
 {
-	local i
+	local i line
 	for (( i = 0; i < 100; i++ )); do
-		grep -q '^ready' "$1" 2>/dev/null && return 0
+		if [ -r "$1" ]; then
+			while IFS= read -r line; do
+				[[ $line == ready* ]] && return 0
+			done <"$1"
+		fi
 		t_sleep 0.05
 	done
 	diag "nothing printed ready in $1"
