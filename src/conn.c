@@ -57,6 +57,11 @@ struct conn {
 	uint16_t		 tunnel_port;
 
 	bool			 head_started;	/* a byte of the head came */
+	/*
+	 * In CONN_READ_HEAD: the answers queued for the client reached
+	 * RELAY_HIGH_WATER; the next head is read once it took half.
+	 */
+	bool			 await_drain;
 
 	struct linger_close	*linger;	/* in CONN_LINGER */
 };
@@ -243,11 +248,21 @@ conn_begin_request(struct conn *c)
 	evutil_gettimeofday(&a->start, NULL);
 }
 
-/* Start waiting for the next request head. */
+/*
+ * Start waiting for the next request head. Pipelined requests whose
+ * answers the client does not read must not queue them without bound: at
+ * RELAY_HIGH_WATER queued, the next head waits (unread, its timer not
+ * started) until the client took half; a client that takes nothing for
+ * idle_timeout is closed. A head already buffered is read from the loop,
+ * not from here, so a burst of pipelined requests that are answered at
+ * once (the CA page, errors) does not nest one call per request.
+ */
 static void
 conn_await_head(struct conn *c)
 {
-	struct timeval	 tv = cv_timeval(c->x.rc->conf->header_timeout_ms);
+	const struct conf	*conf = c->x.rc->conf;
+	struct timeval		 tv = cv_timeval(conf->header_timeout_ms);
+	struct timeval		 idle = cv_timeval(conf->idle_timeout_ms);
 
 	if (c->shutting_down) {
 		/* The last response may still be queued for the client. */
@@ -257,11 +272,23 @@ conn_await_head(struct conn *c)
 	phase_set_state(&c->x, CONN_READ_HEAD);
 	conn_begin_request(c);
 	http_msg_trim(c->x.req);
+	if (evbuffer_get_length(bufferevent_get_output(c->x.bev)) >=
+	    RELAY_HIGH_WATER) {
+		c->await_drain = true;
+		bufferevent_disable(c->x.bev, EV_READ);
+		bufferevent_setwatermark(c->x.bev, EV_WRITE,
+		    RELAY_HIGH_WATER / 2, 0);
+		bufferevent_set_timeouts(c->x.bev, NULL, &idle);
+		bufferevent_enable(c->x.bev, EV_WRITE);
+		return;
+	}
+	c->await_drain = false;
 	evtimer_add(c->head_timer, &tv);
 	bufferevent_setwatermark(c->x.bev, EV_WRITE, 0, 0);
 	bufferevent_enable(c->x.bev, EV_READ);
 	if (evbuffer_get_length(bufferevent_get_input(c->x.bev)) > 0)
-		conn_read_head(c);
+		bufferevent_trigger(c->x.bev, EV_READ,
+		    BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
 }
 
 static void	conn_phase_done(struct phase_ctx *, const struct phase_outcome *);
@@ -648,9 +675,10 @@ conn_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct conn	*c = arg;
 
-	if (c->x.state == CONN_READ_HEAD)
-		conn_read_head(c);
-	else if (conn_in_phase(c))
+	if (c->x.state == CONN_READ_HEAD) {
+		if (!c->await_drain)
+			conn_read_head(c);
+	} else if (conn_in_phase(c))
 		c->x.ops->on_client(c->x.phase, EV_READ);
 }
 
@@ -667,6 +695,10 @@ conn_write_cb(struct bufferevent *bev, void *arg)
 	if (c->x.state == CONN_CLOSING) {
 		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
 			conn_linger(c);
+	} else if (c->x.state == CONN_READ_HEAD && c->await_drain) {
+		if (evbuffer_get_length(bufferevent_get_output(bev)) <=
+		    RELAY_HIGH_WATER / 2)
+			conn_await_head(c);
 	} else if (conn_in_phase(c))
 		c->x.ops->on_client(c->x.phase, EV_WRITE);
 }

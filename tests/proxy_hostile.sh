@@ -10,6 +10,7 @@
 . "${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}/tests/lib.sh"
 
 PIPELINED=10000
+UNREAD=40000
 RSS_LIMIT_KB=$((32 * 1024))
 
 small_quarantine
@@ -514,6 +515,62 @@ check "$what: VmRSS grows by less than 32 MiB ($rss0 -> ${peak:-?} KiB)" \
     test -n "$rss0" -a $(( ${peak:-999999999} - ${rss0:-0} )) -lt \
     "$RSS_LIMIT_KB"
 alive "$PIPELINED pipelined requests" "$PP_H" "$H"
+
+# Pipelined requests that pinproxy answers at once (the CA page) from a
+# client that reads nothing: the answers queued for it stop at the relay's
+# high-water mark (256 KiB) and the requests behind wait unread, so memory
+# stays bounded. (Each answer used to be queued at once, without bound.)
+n0=$(log_count "$TMP/h.log" "$(kv event access)" \
+    "$(kv host pinproxy.internal)")
+rss0=$(rss_kb "$PP_H")
+out=$(python3 - "$PH" "$PP_H" "$UNREAD" <<'EOF'
+import socket, sys, time
+port, pid, n = (int(a) for a in sys.argv[1:4])
+def rss():
+    for line in open("/proc/%d/status" % pid):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+req = (b"GET http://pinproxy.internal/ca.pem HTTP/1.1\r\n"
+       b"Host: pinproxy.internal\r\n\r\n")
+data = req * n
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.connect(("127.0.0.1", port))
+s.setblocking(False)
+sent = 0
+peak = rss()
+stalled = time.monotonic()
+deadline = stalled + 20
+while time.monotonic() < deadline and time.monotonic() - stalled < 1.5:
+    try:
+        k = s.send(data[sent:sent + 65536])
+        if k > 0:
+            sent += k
+            stalled = time.monotonic()
+    except BlockingIOError:
+        pass
+    if sent == len(data):
+        break
+    time.sleep(0.01)
+    peak = max(peak, rss())
+time.sleep(1)
+peak = max(peak, rss())
+print(sent // len(req), peak)
+s.close()
+EOF
+)
+read -r sent peak <<<"$out"
+t_sleep 0.5
+answered=$(( $(log_count "$TMP/h.log" "$(kv event access)" \
+    "$(kv host pinproxy.internal)") - n0 ))
+diag "unread answers: $sent requests written, $answered answered," \
+    "VmRSS $rss0 -> $peak KiB"
+check "$UNREAD pipelined CA-page requests, answers never read: fewer than a quarter answered ($answered)" \
+    test "$answered" -gt 0 -a "$answered" -lt $((UNREAD / 4))
+check "answers never read: VmRSS grows by less than 8 MiB ($rss0 -> ${peak:-?} KiB)" \
+    test -n "$rss0" -a $(( ${peak:-999999999} - ${rss0:-0} )) -lt 8192
+alive "pipelined requests whose answers are never read" "$PP_H" "$H"
 check_fds "pinproxy H at the end" "$PP_H" "$BASE_H"
 stop_pinproxy "$PP_H" "$TMP/h.log"
 
