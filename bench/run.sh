@@ -852,12 +852,15 @@ newconn_run()
 	fi
 }
 
-# sweep_point ROW PORT MODE TEST N: one run of the sweep: TEST (ka or nc)
-# with N in flight, pinned (MODE on: the row's placement, the direct row's
-# origin on its own CPU) or unpinned (off).
+# sweep_point ROW PORT MODE TEST N PID: one run of the sweep: TEST (ka or
+# nc) with N in flight, pinned (MODE on: the row's placement, the direct
+# row's origin on its own CPU) or unpinned (off). With the proxy's PID,
+# a keep-alive run also records the proxy's CPU per request: where the
+# rate is bound by the CPU of the client and the origin, it still tells
+# what each proxy costs.
 sweep_point()
 {
-	local row=$1 mode=$3 test=$4 n=$5 name
+	local row=$1 mode=$3 test=$4 n=$5 pid=$6 name t0 t1
 	RUN=$WORK/r$ROUND-$row-sweep
 	name=sweep-$mode-$test-$n
 	if [ "$mode" = off ]; then
@@ -869,8 +872,14 @@ sweep_point()
 	fi
 	client_args "$row" "$2"
 	if [ "$test" = ka ]; then
+		[ -n "$pid" ] && t0=$(cpu_ticks "$pid")
 		lg "$name" $((SWEEP_DURATION + 90)) keepalive -c "$n" \
 		    -d "$SWEEP_DURATION"
+		if [ -n "$pid" ]; then
+			t1=$(cpu_ticks "$pid")
+			cpu_per "$row" "swcpu_${mode}_ka_$n" $((t1 - t0)) \
+			    "$(val "$name" requests)" 1000000
+		fi
 	else
 		lg "$name" $((SWEEP_DURATION + 90)) newconn -c "$n" \
 		    -d "$SWEEP_DURATION"
@@ -939,7 +948,7 @@ sweep_round()
 					for i in "${idx[@]}"; do
 						sweep_point "${prows[$i]}" \
 						    "${pports[$i]}" "$mode" \
-						    "$test" "$n"
+						    "$test" "$n" "${ppids[$i]}"
 					done
 				done
 			done
@@ -1137,11 +1146,13 @@ path_of()
 	esac
 }
 
-# swept ROW: whether the sweep has any figure for ROW.
+# swept ROW [REGEX]: whether ROW has a result of the sweep (or one whose
+# key matches REGEX).
 swept()
 {
-	awk -F '\t' -v row="$1" '$2 == row && $3 ~ /^sw_.*_(ka|nc)_[0-9]+$/ {
-	    found = 1 } END { exit !found }' "$WORK/results.tsv"
+	awk -F '\t' -v row="$1" -v re="${2:-^sw_.*_(ka|nc)_[0-9]+$}" '
+	    $2 == row && $3 ~ re { found = 1 } END { exit !found }' \
+	    "$WORK/results.tsv"
 }
 
 # sweep_cell ROW KEY: the median rate, with the errors of its runs.
@@ -1295,6 +1306,36 @@ sweep_report()
 			for n in $INFLIGHT; do
 				printf ' %s |' "$(sweep_cell "$row" \
 				    "sw_${mode}_ka_$n")"
+			done
+			echo
+		done
+	done
+	echo
+	echo "The proxy's CPU time per keep-alive request in the same runs" \
+	    "(µs, its process and threads, medians): at the points where" \
+	    "the rate is bound by the CPU of the load client and the" \
+	    "origin (pinned, many in flight), this is what tells the" \
+	    "proxies' own cost apart."
+	echo
+	printf '| peer | path | CPUs |'
+	for n in $INFLIGHT; do
+		printf ' µs/req @%s |' "$n"
+	done
+	echo
+	printf '|---|---|---|'
+	for n in $INFLIGHT; do
+		printf -- '---:|'
+	done
+	echo
+	for row in $ROWS; do
+		swept "$row" '^swcpu_' || continue
+		desc=$(describe "$row")
+		for mode in $PIN_MODES; do
+			printf '| %s | %s | %s |' "${desc%%|*}" "${desc#*|}" \
+			    "$([ "$mode" = on ] && echo pinned || echo unpinned)"
+			for n in $INFLIGHT; do
+				printf ' %s |' "$(cell "$(median "$row" \
+				    "swcpu_${mode}_ka_$n")")"
 			done
 			echo
 		done
