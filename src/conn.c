@@ -164,6 +164,20 @@ conn_close(struct conn *c)
 	env->closed(env->closed_arg);
 }
 
+/*
+ * Reset the client's connection (a TCP RST, with whatever is still queued
+ * dropped): its answer was cut short, and an orderly close could pass for
+ * the end of a body that the close delimits.
+ */
+static void
+conn_reset(struct conn *c)
+{
+	struct linger	 l = { .l_onoff = 1, .l_linger = 0 };
+
+	(void)setsockopt(c->x.fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+	conn_close(c);
+}
+
 static void
 conn_linger_done(void *arg)
 {
@@ -428,7 +442,9 @@ conn_phase_done(struct phase_ctx *x, const struct phase_outcome *o)
 	} else
 		x->acc.status = o->status;
 	conn_log_access(c);
-	if (o->gone)
+	if (o->cut)
+		conn_reset(c);
+	else if (o->gone)
 		conn_close(c);
 	else if (close)
 		conn_close_after_flush(c);

@@ -133,6 +133,31 @@ forward_bad_response(struct forward *f, const char *reason)
 	phase_fail(f->x, HTTP_ERROR_BAD_RESPONSE, reason);
 }
 
+/*
+ * The response broke after its head went to the client: log it and reset
+ * the client's connection, so that the client cannot take what it got for
+ * the whole body (which a close would say when only the close ends it).
+ */
+static void
+forward_cut(struct forward *f, enum metric_id metric, const char *reason)
+{
+	struct logline	 l;
+
+	forward_flush_down(f);
+	log_begin(&l, EV_UPSTREAM_ERROR);
+	log_str(&l, LK_HOST, f->host);
+	log_int(&l, LK_PORT, f->port);
+	log_str(&l, LK_CLIENT, f->x->client);
+	log_str(&l, LK_ERROR, metric == METRIC_UPSTREAM_ERRORS_TIMEOUT ?
+	    "timeout" : "bad-response");
+	log_str(&l, LK_REASON, reason);
+	log_end(&l);
+	metrics_inc(f->x->env->sinks.metrics, metric);
+	f->state = FORWARD_IDLE;
+	forward_drop(f);
+	phase_cut(f->x, f->status);
+}
+
 /* Let go of the upstream: to the pool when idle, else closed. */
 static void
 forward_release(struct forward *f)
@@ -380,10 +405,9 @@ forward_upstream_read(struct forward *f)
 		r = http_msg_feed_body(f->resp, v.iov_base, v.iov_len,
 		    &consumed);
 		if (r == HTTP_ERR_BAD_REQUEST) {
-			forward_flush_down(f);
-			f->state = FORWARD_IDLE;
-			forward_drop(f);
-			phase_end(f->x, f->status, true);
+			forward_cut(f, METRIC_UPSTREAM_ERRORS_BAD_RESPONSE,
+			    "The body of the server's response is not valid "
+			    "HTTP/1.1.");
 			return false;
 		}
 		/* A decoded body is already in out, a smaller copy. */
@@ -438,7 +462,9 @@ forward_upstream_event(struct forward *f, short what)
 		/* The exchange may end in there, and f with it. */
 		if (!forward_upstream_read(f))
 			return;
-		if (http_msg_feed_eof(f->resp) == HTTP_BODY_COMPLETE) {
+		/* A TLS stream that just stopped may have been cut. */
+		if (upstream_closed_cleanly(f->up) &&
+		    http_msg_feed_eof(f->resp) == HTTP_BODY_COMPLETE) {
 			f->resp_done = true;
 			f->close_after = true;
 			f->up_keep = false;
@@ -460,9 +486,9 @@ forward_upstream_event(struct forward *f, short what)
 		forward_open(f);
 		return;
 	}
-	f->state = FORWARD_IDLE;
-	forward_drop(f);
 	if (!f->resp_head_sent) {
+		f->state = FORWARD_IDLE;
+		forward_drop(f);
 		phase_fail(f->x, HTTP_ERROR_CONNECT_FAILED,
 		    (what & BEV_EVENT_TIMEOUT) ?
 		    "The server sent no response in time." :
@@ -470,7 +496,21 @@ forward_upstream_event(struct forward *f, short what)
 		return;
 	}
 	/* Mid-body: nothing sensible can be sent any more. */
-	phase_end(f->x, f->status, true);
+	if (what & BEV_EVENT_TIMEOUT)
+		forward_cut(f, METRIC_UPSTREAM_ERRORS_TIMEOUT, "The server sent "
+		    "nothing more in time, in the middle of the response.");
+	else if (!upstream_closed_cleanly(f->up))
+		forward_cut(f, METRIC_UPSTREAM_ERRORS_BAD_RESPONSE, "The TLS "
+		    "connection to the server ended without close_notify in "
+		    "the middle of the response.");
+	else if (what & BEV_EVENT_EOF)
+		forward_cut(f, METRIC_UPSTREAM_ERRORS_BAD_RESPONSE, "The "
+		    "server closed the connection before the end of the "
+		    "response.");
+	else
+		forward_cut(f, METRIC_UPSTREAM_ERRORS_BAD_RESPONSE, "The "
+		    "connection to the server broke in the middle of the "
+		    "response.");
 }
 
 /* Send the request head upstream and start streaming. */

@@ -92,6 +92,17 @@ phase_end(struct phase_ctx *x, int status, bool close)
 }
 
 void
+phase_cut(struct phase_ctx *x, int status)
+{
+	struct phase_outcome	 o;
+
+	phase_outcome_init(&o);
+	o.status = status;
+	o.cut = true;
+	phase_done(x, &o);
+}
+
+void
 phase_fail(struct phase_ctx *x, enum http_error_kind kind,
     const char *explanation)
 {

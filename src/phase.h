@@ -104,6 +104,12 @@ struct phase_outcome {
 	bool			 close;		/* close once flushed */
 	bool			 gone;		/* the client left: close now */
 	/*
+	 * The answer was cut short after its head went out: reset the
+	 * client's connection, as a close could pass for the end of a body
+	 * that only the close delimits.
+	 */
+	bool			 cut;
+	/*
 	 * An error to answer before the CONNECT's 200 or a response head:
 	 * the row of a failed upstream status, else error. Its status and
 	 * the closing of the connection follow from it.
@@ -188,6 +194,8 @@ void		 phase_outcome_init(struct phase_outcome *o);
 void		 phase_done(struct phase_ctx *x, const struct phase_outcome *o);
 /* The exchange ended with status; the client's connection ends if close. */
 void		 phase_end(struct phase_ctx *x, int status, bool close);
+/* The answer (status status) was cut short: see phase_outcome.cut. */
+void		 phase_cut(struct phase_ctx *x, int status);
 /* Answer kind with explanation and close (phase_done). */
 void		 phase_fail(struct phase_ctx *x, enum http_error_kind kind,
 		    const char *explanation);

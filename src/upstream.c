@@ -915,6 +915,18 @@ upstream_bev(struct upstream *u)
 	return u->state == UPSTREAM_READY ? u->bev : NULL;
 }
 
+bool
+upstream_closed_cleanly(struct upstream *u)
+{
+	SSL	*ssl;
+
+	if (!u->tls || u->bev == NULL)
+		return true;
+	ssl = bufferevent_openssl_get_ssl(u->bev);
+	return ssl != NULL &&
+	    (SSL_get_shutdown(ssl) & SSL_RECEIVED_SHUTDOWN) != 0;
+}
+
 void
 upstream_hand_over(struct upstream *u, evutil_socket_t *fd, SSL **ssl)
 {

@@ -137,6 +137,13 @@ struct bufferevent *upstream_bev(struct upstream *u);
  */
 void		 upstream_hand_over(struct upstream *u, evutil_socket_t *fd,
 		    SSL **ssl);
+/*
+ * After the ready connection reported its end or an error: whether the
+ * server ended it on purpose (TLS: with a close_notify; TCP has no other
+ * sign than the close itself). A TLS connection that just stopped, or was
+ * reset, may have been cut by anyone on the way.
+ */
+bool		 upstream_closed_cleanly(struct upstream *u);
 /* A person-readable reason for the last failure. */
 const char	*upstream_reason(const struct upstream *u);
 /* The pin verdict and the pins seen (after TLS). */

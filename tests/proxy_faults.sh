@@ -187,6 +187,26 @@ gets one, a clean end" "end=clean body=100000" "$out"
 out=$(py "$TMP/tlsend.py" "$PF" cut.test /file "$TMP/ca-f.pem" 2>&1)
 check_eq "origin cuts TCP mid-body without close_notify (CONNECT): the \
 client gets none, a ragged end" "end=ragged body=100000" "$out"
+# The same two ends on the plaintext path, where the client's answer is
+# delimited by the close too: a close_notify ends it cleanly; a TLS stream
+# that just stops may have been cut, and the client's connection is reset
+# rather than closed (a close would make the cut body look complete).
+code=$(fetch closed "$PF" --max-time 10 http://api.test/close/100000)
+rc=$?
+size=$(stat -c %s "$TMP/closed.body" 2>/dev/null || echo 0)
+check_eq "origin ends its close-delimited body with close_notify (plain): \
+200, all of it, a clean end" "200 100000 0" "$code $size $rc"
+code=$(fetch cutp "$PF" --max-time 10 http://cut.test/file)
+rc=$?
+size=$(stat -c %s "$TMP/cutp.body" 2>/dev/null || echo 0)
+check_eq "origin cuts TCP mid-body without close_notify (plain): the head \
+came through" 200 "$code"
+check "origin cuts TCP mid-body without close_notify (plain): curl sees a \
+reset, not an end (exit $rc, $size bytes)" test "$rc" = 56
+check_log "origin cuts TCP mid-body without close_notify (plain): an \
+upstream_error line" "$TMP/f.log" "$(kv event upstream_error)" \
+    "$(kv host cut.test)" "$(kv error bad-response)" "close_notify"
+alive "origin cuts TCP mid-body (plain)" "$PP_F" "$PF"
 # The other way: the client's close_notify reaches the origin; a client
 # that closes TCP without one makes pinproxy send none either.
 cat >"$TMP/tlsclose.py" <<'EOF'
