@@ -379,21 +379,25 @@ static const http_parser_settings http_settings = {
 	.on_chunk_header = http_on_chunk_header
 };
 
+bool
+http_is_tchar(unsigned char c)
+{
+	static const char	 punct[] = "!#$%&'*+-.^_`|~";
+
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+	    (c >= 'A' && c <= 'Z') || (c != '\0' &&
+	    strchr(punct, c) != NULL);
+}
+
 /* Whether s is a non-empty RFC 9110 token (a field name, a coding). */
 static bool
 http_is_token(const char *s, size_t len)
 {
-	static const char	 punct[] = "!#$%&'*+-.^_`|~";
-	size_t			 i;
-	char			 c;
+	size_t	 i;
 
-	for (i = 0; i < len; i++) {
-		c = s[i];
-		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
-		    (c >= 'A' && c <= 'Z') || (c != '\0' &&
-		    strchr(punct, c) != NULL)))
+	for (i = 0; i < len; i++)
+		if (!http_is_tchar((unsigned char)s[i]))
 			return false;
-	}
 	return len > 0;
 }
 

@@ -156,6 +156,8 @@ const char		*http_head_get(const struct http_head *h,
  */
 char			*http_head_list(const struct http_head *h,
 			    const char *name);
+/* Whether c may be part of an RFC 9110 token (a method, a field name). */
+bool			 http_is_tchar(unsigned char c);
 /*
  * Whether a 101's Upgrade list (chosen) names at least one protocol and
  * only protocols of the request's Upgrade list (offered), in any case;

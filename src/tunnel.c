@@ -26,6 +26,7 @@
 
 #include "clienthello.h"
 #include "hostmatch.h"
+#include "http.h"
 #include "intercept.h"
 #include "log.h"
 #include "relay.h"
@@ -178,27 +179,47 @@ tunnel_end(struct tunnel *t, int status)
 	phase_end(t->x, status, true);
 }
 
+/* Whitespace that a lenient server may take between request-line words. */
+static bool
+tunnel_is_space(unsigned char c)
+{
+	return c == ' ' || c == '\t' || c == '\v' || c == '\f' ||
+	    c == '\r' || c == '\n';
+}
+
 /*
- * Whether the first bytes after the 200 start an HTTP/1.x request: empty
- * lines (which servers skip), then a method of letters and a space. -1:
- * too few bytes to tell. Letters up to the end of what is inspected count
- * as a request, so that no length lets one through a blind tunnel. Any
- * other protocol (SSH's "SSH-2.0-", say) is not one.
+ * Whether the first bytes after the 200 (or after what an upstream that
+ * speaks first said) start an HTTP/1.x request: 1 yes, 0 no, -1 too few
+ * bytes to tell. Servers differ in what they take for a request line
+ * (RFC 9112 lets them split it on any whitespace, and skip empty lines
+ * before it), so the test is loose: after any whitespace, a method of
+ * token characters (RFC 9110: "M-SEARCH" as well as "GET"), whitespace,
+ * and "HTTP/" in any case before the end of the line. A first word with
+ * another byte is no request, nor is a whole first line that names no
+ * HTTP version (SSH's "SSH-2.0-..." banner, SMTP's "EHLO host"): without
+ * a version a server reads no header, so no request in it can name a
+ * host. A method or a first line that goes on to the end of what is
+ * inspected counts as a request, so that no length lets one through a
+ * blind tunnel.
  */
 static int
 tunnel_is_http(const unsigned char *data, size_t len)
 {
-	size_t	 i = 0, start;
+	const unsigned char	*nl;
+	size_t			 i = 0, end;
 
-	while (i < len && (data[i] == '\r' || data[i] == '\n'))
+	while (i < len && tunnel_is_space(data[i]))
 		i++;
-	for (start = i; i < len; i++) {
-		if (data[i] == ' ')
-			return i > start;
-		if (!((data[i] >= 'A' && data[i] <= 'Z') ||
-		    (data[i] >= 'a' && data[i] <= 'z')))
+	for (; i < len && !tunnel_is_space(data[i]); i++)
+		if (!http_is_tchar(data[i]))
 			return 0;
-	}
+	nl = i < len ? memchr(data + i, '\n', len - i) : NULL;
+	end = nl != NULL ? (size_t)(nl - data) : len;
+	for (; i + 5 <= end; i++)
+		if (strncasecmp((const char *)data + i, "HTTP/", 5) == 0)
+			return 1;
+	if (nl != NULL)
+		return 0;
 	return len >= CLIENTHELLO_MAX_INPUT ? 1 : -1;
 }
 
@@ -421,31 +442,6 @@ tunnel_decide(struct tunnel *t, enum tunnel_first first)
 	return true;
 }
 
-/*
- * After the upstream spoke first, a command line such as SMTP's "EHLO
- * host" or FTP's "USER name" also starts with letters and a space: then
- * only a first line that names an HTTP version ("HTTP/" anywhere in it,
- * in any case) is a request. -1: no whole line yet.
- */
-static int
-tunnel_is_http_line(const unsigned char *data, size_t len)
-{
-	const unsigned char	*nl;
-	size_t			 i;
-	int			 word;
-
-	if ((word = tunnel_is_http(data, len)) != 1)
-		return word;
-	for (i = 0; i < len && (data[i] == '\r' || data[i] == '\n'); i++)
-		continue;
-	if ((nl = memchr(data + i, '\n', len - i)) == NULL)
-		return len >= CLIENTHELLO_MAX_INPUT ? 1 : -1;
-	for (; i + 5 <= (size_t)(nl - data); i++)
-		if (strncasecmp((const char *)data + i, "HTTP/", 5) == 0)
-			return 1;
-	return 0;
-}
-
 /* Judge the len bytes the client sent so far after the 200. */
 static void
 tunnel_hello(struct tunnel *t, const unsigned char *data, size_t len)
@@ -454,8 +450,7 @@ tunnel_hello(struct tunnel *t, const unsigned char *data, size_t len)
 	int			 http = 0;
 
 	r = clienthello_parse(data, len, &t->hello);
-	if (r == CH_NOT_TLS && (http = t->server_first ?
-	    tunnel_is_http_line(data, len) : tunnel_is_http(data, len)) == -1)
+	if (r == CH_NOT_TLS && (http = tunnel_is_http(data, len)) == -1)
 		return;
 	/* A verdict on the hello: stop looking at the socket. */
 	if (r != CH_NEED_MORE || len >= CLIENTHELLO_MAX_INPUT)

@@ -568,6 +568,21 @@ origin_settle "$TMP/ol.log"
 check_eq "plain HTTP in a tunnel by address: the address saw no request" \
     1 "$(origin_count "$TMP/ol.log" request)"
 
+# Whatever spelling a server may accept for a request line (a method with
+# a hyphen, as M-SEARCH; a tab between the words; a space before the
+# method; lower case) is HTTP, never a blind tunnel to the address: a
+# request in it naming a pinned host must not reach the address in
+# cleartext (it goes over pinned TLS, or pinproxy refuses it).
+for form in 'M-SEARCH /hello HTTP/1.1' 'GET\t/hello\tHTTP/1.1' \
+    ' GET /hello HTTP/1.1' 'get /hello http/1.1'; do
+	n_ol=$(origin_count "$TMP/ol.log" request)
+	tplain tp-form "127.0.0.1:$OL" \
+	    "$form\\r\\nHost: %s\\r\\nConnection: close\\r\\n\\r\\n" api.test
+	origin_settle "$TMP/ol.log"
+	check_eq "request line '$form' in a tunnel by address: the address \
+saw no request" "$n_ol" "$(origin_count "$TMP/ol.log" request)"
+done
+
 # A WebSocket-like Upgrade through a CONNECT tunnel to a pinned host.
 UPGRADE='GET /upgrade HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\n'
 UNTIL=ping-through-the-tunnel tplain tp-up api.test:80 \
