@@ -475,10 +475,12 @@ forward_upstream_event(struct forward *f, short what)
 		}
 	}
 	if (!f->resp_head_sent && f->reused && !f->retried &&
-	    f->resp_bytes == 0 && f->body_up == 0) {
+	    f->resp_bytes == 0 && f->body_up == 0 &&
+	    http_method_idempotent(http_msg_head(f->x->req)->method)) {
 		/*
 		 * The kept connection was closed under us: try a fresh one,
-		 * the same use for the pool.
+		 * the same use for the pool. Only an idempotent request: the
+		 * server may have carried out the first (RFC 9110 9.2.2).
 		 */
 		f->retried = true;
 		upstream_free(f->up);

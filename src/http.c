@@ -380,6 +380,20 @@ static const http_parser_settings http_settings = {
 };
 
 bool
+http_method_idempotent(const char *method)
+{
+	static const char *const idempotent[] = {
+		"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"
+	};
+	size_t	 i;
+
+	for (i = 0; i < sizeof(idempotent) / sizeof(idempotent[0]); i++)
+		if (strcmp(method, idempotent[i]) == 0)
+			return true;
+	return false;
+}
+
+bool
 http_is_tchar(unsigned char c)
 {
 	static const char	 punct[] = "!#$%&'*+-.^_`|~";

@@ -156,6 +156,11 @@ const char		*http_head_get(const struct http_head *h,
  */
 char			*http_head_list(const struct http_head *h,
 			    const char *name);
+/*
+ * Whether a method is idempotent (RFC 9110 9.2.2: GET, HEAD, OPTIONS,
+ * TRACE, PUT, DELETE), the only requests a proxy may send again on its own.
+ */
+bool			 http_method_idempotent(const char *method);
 /* Whether c may be part of an RFC 9110 token (a method, a field name). */
 bool			 http_is_tchar(unsigned char c);
 /*

@@ -19,6 +19,7 @@ Routes (HEAD works on each; a request body is always read and hashed):
                     pattern bytes
     /slow[/N]       Content-Length, then N (default 5) lines "slow\\n", one
                     every 0.2 s
+    /drop           no answer: the connection closes once the request is read
     /upgrade        with "Upgrade: echo": 101, then every byte is echoed
 The answer to a request with "Connection: close" (or an HTTP/1.0 one
 without keep-alive) says "Connection: close", and the connection ends.
@@ -391,6 +392,9 @@ class Handler(socketserver.BaseRequestHandler):
                 else:
                     for block in pattern(n):
                         sock.sendall(block)
+            return False
+
+        if name == "drop":
             return False
 
         if name == "slow":

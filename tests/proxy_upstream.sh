@@ -200,6 +200,22 @@ check_eq "pinproxy_upstream_errors_total{error=\"bad-response\"} $BAD_N" \
 # A good request still works afterwards.
 code=$(fetch hello "$PU" http://api.test/hello)
 check_status "pinned host afterwards: 200" 200 "$code" hello
+
+# A kept upstream connection that closes without answering: pinproxy tries
+# a fresh one for an idempotent request (GET), never for another (POST),
+# which the server may have carried out (RFC 9110 9.2.2).
+pcurl "$PU" -o /dev/null http://api.test/hello 2>/dev/null
+code=$(pcurl "$PU" -o /dev/null -w '%{http_code}' http://api.test/drop \
+    2>/dev/null)
+check_eq "a kept connection that closes unanswered: GET: 502" 502 "$code"
+pcurl "$PU" -o /dev/null http://api.test/hello 2>/dev/null
+code=$(pcurl "$PU" -o /dev/null -w '%{http_code}' -X POST -d '' \
+    http://api.test/drop 2>/dev/null)
+check_eq "a kept connection that closes unanswered: POST: 502" 502 "$code"
+origin_settle "$TMP/om.log"
+check_eq "a kept connection that closes unanswered: the GET tried twice, \
+the POST once" "2 1" "$(origin_count "$TMP/om.log" request '"method": "GET", "path": "/drop"') \
+$(origin_count "$TMP/om.log" request '"method": "POST", "path": "/drop"')"
 stop_pinproxy "$PP_U" "$TMP/u.log"
 
 done_testing

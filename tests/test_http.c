@@ -1569,6 +1569,23 @@ test_http_upgrade_in_an_http_1_0_request_is_not_offered(void **state)
 	http_msg_free(m);
 }
 
+/* Only the idempotent methods may be sent again by the proxy. */
+static void
+test_http_idempotent_methods(void **state)
+{
+	const char	*yes[] = { "GET", "HEAD", "OPTIONS", "TRACE", "PUT",
+			    "DELETE" };
+	const char	*no[] = { "POST", "PATCH", "CONNECT", "M-SEARCH",
+			    "LOCK", "get", "" };
+	size_t		 i;
+
+	(void)state;
+	for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
+		assert_true(http_method_idempotent(yes[i]));
+	for (i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+		assert_false(http_method_idempotent(no[i]));
+}
+
 int
 main(void)
 {
@@ -1635,6 +1652,7 @@ main(void)
 		    test_http_upgrade_offered_needs_every_chosen_one_offered),
 		cmocka_unit_test(test_http_response_framing_rules),
 		cmocka_unit_test(test_http_failed_parser_refuses_more_input),
+		cmocka_unit_test(test_http_idempotent_methods),
 		cmocka_unit_test(
 		    test_http_request_write_removes_hop_by_hop_headers),
 		cmocka_unit_test(
