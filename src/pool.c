@@ -210,7 +210,9 @@ pool_get(struct pool *p, const struct runconf *rc, const char *host,
 	*ph = h;
 	while (!TAILQ_EMPTY(&h->idle)) {
 		u = pool_remove(TAILQ_FIRST(&h->idle), true);
-		if (upstream_matches(u, rc, host, port, tls))
+		/* Bytes it sent while idle are no answer to the next one. */
+		if (upstream_matches(u, rc, host, port, tls) &&
+		    upstream_quiet(u))
 			return u;
 		upstream_free(u);
 	}

@@ -916,6 +916,24 @@ upstream_bev(struct upstream *u)
 }
 
 bool
+upstream_quiet(struct upstream *u)
+{
+	SSL	*ssl;
+	char	 c;
+
+	if (u->state != UPSTREAM_READY || u->bev == NULL)
+		return false;
+	if (evbuffer_get_length(bufferevent_get_input(u->bev)) > 0)
+		return false;
+	if (u->tls && ((ssl = bufferevent_openssl_get_ssl(u->bev)) == NULL ||
+	    SSL_pending(ssl) > 0))
+		return false;
+	/* Nothing to read, and no end: the socket has nothing to say. */
+	return recv(u->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) < 0 &&
+	    (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+bool
 upstream_closed_cleanly(struct upstream *u)
 {
 	SSL	*ssl;

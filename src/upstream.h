@@ -162,6 +162,14 @@ STACK_OF(X509)	*upstream_verified_chain(const struct upstream *u);
 /* The protocol the server selected with ALPN (len 0 for none). */
 void		 upstream_alpn(const struct upstream *u,
 		    const unsigned char **data, unsigned int *len);
+/*
+ * Whether the ready connection is quiet: nothing came from the server
+ * since its last answer, neither buffered (in the bufferevent or in TLS)
+ * nor waiting at the socket, nor its end. Bytes there (a body a broken
+ * server sent after a HEAD, or beyond its Content-Length) would be taken
+ * for the start of the next answer.
+ */
+bool		 upstream_quiet(struct upstream *u);
 /* Whether this upstream can serve host:port with TLS or not, under rc. */
 bool		 upstream_matches(const struct upstream *u,
 		    const struct runconf *rc, const char *host, uint16_t port,

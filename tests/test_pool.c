@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include <sys/socket.h>
+#include <poll.h>
 
 #include <netinet/in.h>
 #include <arpa/inet.h>
@@ -390,6 +391,64 @@ test_pool_forgets_idle_connections_the_server_closes(void **state)
 	assert_int_equal(pool_hosts(f->pool), 0);
 }
 
+/* The local port of a socket. */
+static uint16_t
+local_port(int fd)
+{
+	struct sockaddr_in	 sin;
+	socklen_t		 len = sizeof(sin);
+
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+	return ntohs(sin.sin_port);
+}
+
+/* The remote port of a socket. */
+static uint16_t
+peer_port(int fd)
+{
+	struct sockaddr_in	 sin;
+	socklen_t		 len = sizeof(sin);
+
+	assert_int_equal(getpeername(fd, (struct sockaddr *)&sin, &len), 0);
+	return ntohs(sin.sin_port);
+}
+
+/*
+ * Bytes an idle connection got before the loop saw them (a body a broken
+ * server sent after a HEAD): the next use must not take them for its
+ * answer, so the pool does not hand that connection out, but a quiet one.
+ */
+static void
+test_pool_never_hands_out_a_connection_with_bytes_waiting(void **state)
+{
+	struct fixture		*f = *state;
+	struct pool_host	*use;
+	struct upstream		*u;
+	struct pollfd		 pfd;
+	int			 sfd[2], stray;
+
+	take(f, 0, 0, 2);
+	put(f, 0, 2);
+	assert_int_equal(pool_count(f->pool), 2);
+	sfd[0] = accept(f->lfd[0], NULL, NULL);
+	sfd[1] = accept(f->lfd[0], NULL, NULL);
+	assert_true(sfd[0] != -1 && sfd[1] != -1);
+	/* The pool hands out the newest first: f->ups[1] gets the bytes. */
+	stray = peer_port(sfd[0]) == local_port(upstream_fd(f->ups[1])) ?
+	    sfd[0] : sfd[1];
+	assert_int_equal(write(stray, "stray", 5), 5);
+	pfd.fd = upstream_fd(f->ups[1]);
+	pfd.events = POLLIN;
+	assert_int_equal(poll(&pfd, 1, 2000), 1);
+	/* No turn of the loop: the pool's read callback has not run. */
+	u = pool_get(f->pool, f->rc, "127.0.0.1", f->port[0], false, &use);
+	assert_ptr_equal(u, f->ups[0]);
+	assert_int_equal(pool_count(f->pool), 0);
+	pool_drop(f->pool, use, u);
+	close(sfd[0]);
+	close(sfd[1]);
+}
+
 int
 main(void)
 {
@@ -414,6 +473,9 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_pool_forgets_idle_connections_the_server_closes,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_pool_never_hands_out_a_connection_with_bytes_waiting,
 		    setup, teardown),
 	};
 
