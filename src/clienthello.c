@@ -134,7 +134,7 @@ clienthello_record(const unsigned char *p, size_t len, bool first,
  */
 static enum clienthello_result
 clienthello_gather(const unsigned char *buf, size_t len, unsigned char *msg,
-    size_t *msglen, size_t *consumed)
+    size_t *msglen, size_t *consumed, size_t *more)
 {
 	enum clienthello_result	 r;
 	const unsigned char	*frag;
@@ -143,6 +143,12 @@ clienthello_gather(const unsigned char *buf, size_t len, unsigned char *msg,
 
 	for (;;) {
 		r = clienthello_record(buf + pos, len - pos, pos == 0, &rlen);
+		if (r == CH_NEED_MORE) {
+			/* A record header, and what is left of the message. */
+			*more = pos + TLS_RECORD_HEADER +
+			    (need != 0 ? need - have : 1);
+			return r;
+		}
 		if (r != CH_OK)
 			return r;
 		if (pos + TLS_RECORD_HEADER + rlen > CLIENTHELLO_MAX_INPUT)
@@ -176,8 +182,14 @@ clienthello_gather(const unsigned char *buf, size_t len, unsigned char *msg,
 			memcpy(msg + have, frag + take, avail - take);
 			have += avail - take;
 		}
-		if (avail < rlen)
+		if (avail < rlen) {
+			/* The end of this record, then the rest of the hello. */
+			*more = pos + TLS_RECORD_HEADER + rlen;
+			if (need != 0 && need > have + (rlen - avail))
+				*more += TLS_RECORD_HEADER +
+				    (need - have - (rlen - avail));
 			return CH_NEED_MORE;
+		}
 		pos += TLS_RECORD_HEADER + rlen;
 		if (need != 0 && have == need) {
 			*msglen = have;
@@ -297,9 +309,12 @@ clienthello_parse(const void *buf, size_t len, struct clienthello *out)
 	size_t			 msglen, consumed;
 
 	memset(out, 0, sizeof(*out));
-	r = clienthello_gather(buf, len, msg, &msglen, &consumed);
-	if (r != CH_OK)
+	r = clienthello_gather(buf, len, msg, &msglen, &consumed, &out->need);
+	if (r != CH_OK) {
+		if (r != CH_NEED_MORE)
+			out->need = 0;
 		return r;
+	}
 	r = clienthello_body(msg, msglen, out);
 	if (r != CH_OK) {
 		clienthello_clear(out);

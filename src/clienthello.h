@@ -33,12 +33,20 @@ struct clienthello {
 	size_t		 alpn_count;
 	uint16_t	 legacy_version;
 	size_t		 consumed;	/* bytes of the records holding it */
+	/*
+	 * On CH_NEED_MORE: how many bytes the input must have at least
+	 * before a parse can say more (from the lengths the records and the
+	 * message announce). A client that sends its hello a byte at a time
+	 * would otherwise have it gathered again at every byte.
+	 */
+	size_t		 need;
 };
 
 /*
  * Parse the len bytes a client has sent so far. out need not be initialised
  * (it is overwritten): on CH_OK it is filled and must be released with
- * clienthello_clear(); on any other result it is left empty.
+ * clienthello_clear(); on CH_NEED_MORE only its need is set; on any other
+ * result it is left empty.
  */
 enum clienthello_result	 clienthello_parse(const void *buf, size_t len,
 			    struct clienthello *out);

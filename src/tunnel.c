@@ -14,6 +14,7 @@
  */
 #include "config.h"
 
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
@@ -489,6 +490,9 @@ tunnel_read_hello(struct tunnel *t)
 	/* After the upstream's first bytes, any traffic counts as activity. */
 	if (t->server_first)
 		tunnel_arm(t);
+	/* Too few bytes yet for the hello's announced lengths. */
+	if (len < t->hello.need && len < CLIENTHELLO_MAX_INPUT)
+		return;
 	tunnel_hello(t, evbuffer_pullup(in, (ev_ssize_t)len), len);
 }
 
@@ -498,7 +502,17 @@ tunnel_peek(struct tunnel *t)
 {
 	evutil_socket_t	 fd = bufferevent_getfd(t->x->bev);
 	ssize_t		 n;
+	int		 queued;
 
+	/*
+	 * Too few bytes yet for the hello's announced lengths: no copy, no
+	 * parse (a hello sent a byte at a time is gathered a few dozen
+	 * times, not once a byte).
+	 */
+	if (t->hello.need > 0 && ioctl(fd, FIONREAD, &queued) == 0 &&
+	    queued >= 0 && (size_t)queued < t->hello.need &&
+	    (size_t)queued < CLIENTHELLO_MAX_INPUT)
+		return;
 	n = recv(fd, t->peek_buf, CLIENTHELLO_MAX_INPUT, MSG_PEEK);
 	if (n == -1 && (errno == EAGAIN || errno == EINTR))
 		return;

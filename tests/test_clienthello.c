@@ -302,6 +302,11 @@ assert_every_prefix_needs_more(const unsigned char *data, size_t len)
 		if (parse_copy(data, i, &ch) != CH_NEED_MORE)
 			fail_msg("prefix of %zu of %zu bytes: not need_more",
 			    i, len);
+		/* The bytes still needed: more than there are, never more
+		 * than the whole hello. */
+		if (ch.need <= i || ch.need > len)
+			fail_msg("prefix of %zu of %zu bytes: need %zu", i,
+			    len, ch.need);
 	}
 	assert_int_equal(parse_copy(data, len, &ch), CH_OK);
 	assert_int_equal(ch.consumed, len);
@@ -546,6 +551,48 @@ test_clienthello_rejects_a_message_over_16_kib_at_once(void **state)
 	struct clienthello	 ch;
 
 	assert_int_equal(parse_copy(big, sizeof(big), &ch), CH_TOO_LARGE);
+}
+
+/*
+ * A hello that arrives a byte at a time, in records of frag bytes: a
+ * caller that parses again only once the input reaches what the last
+ * parse said it needs gets there in a few dozen parses, not one a byte.
+ */
+static size_t
+parses_of_a_drip(size_t frag)
+{
+	static struct buf	 msg, rec;
+	struct hello_spec	 s = { .sni = "drip.example", .padding = 2000 };
+	struct hello_fields	 f;
+	struct clienthello	 ch;
+	enum clienthello_result	 r = CH_NEED_MORE;
+	size_t			 len, need = 0, parses = 0;
+
+	build_hello(&msg, &s, &f);
+	wrap_records(&rec, &msg, frag);
+	assert_true(rec.len <= CLIENTHELLO_MAX_INPUT);
+	for (len = 1; len <= rec.len && r == CH_NEED_MORE; len++) {
+		if (len < need)
+			continue;
+		parses++;
+		r = parse_copy(rec.b, len, &ch);
+		need = ch.need;
+	}
+	assert_int_equal(r, CH_OK);
+	assert_int_equal(len - 1, rec.len);
+	clienthello_clear(&ch);
+	return parses;
+}
+
+static void
+test_clienthello_says_how_much_a_dripping_hello_still_needs(void **state)
+{
+	(void)state;
+	/* One byte a record: six input bytes a byte of the hello. */
+	assert_true(parses_of_a_drip(1) <= 64);
+	assert_true(parses_of_a_drip(7) <= 64);
+	/* One record: its length is known from its header on. */
+	assert_true(parses_of_a_drip(16384) <= 8);
 }
 
 static void
@@ -855,6 +902,7 @@ main(void)
 		T(test_clienthello_rejects_an_empty_record),
 		T(test_clienthello_rejects_a_message_over_16_kib_at_once),
 		T(test_clienthello_rejects_a_hello_in_too_many_tiny_records),
+		T(test_clienthello_says_how_much_a_dripping_hello_still_needs),
 		T(test_clienthello_rejects_every_length_field_set_to_ffff),
 		T(test_clienthello_rejects_an_extension_longer_than_the_hello),
 		T(test_clienthello_rejects_bytes_after_the_extensions),
