@@ -263,8 +263,11 @@ forward_request_body(struct forward *f)
 		if (r == HTTP_ERR_BAD_REQUEST) {
 			f->state = FORWARD_IDLE;
 			forward_drop(f);
-			if (f->resp_head_sent)
+			/* A response still flowing is cut: see phase_cut(). */
+			if (f->resp_head_sent && f->resp_done)
 				phase_end(f->x, f->status, true);
+			else if (f->resp_head_sent)
+				phase_cut(f->x, f->status);
 			else
 				phase_fail(f->x, HTTP_ERROR_BAD_REQUEST,
 				    "The request body is not framed "
@@ -465,13 +468,12 @@ forward_upstream_event(struct forward *f, short what)
 		/* A TLS stream that just stopped may have been cut. */
 		if (upstream_closed_cleanly(f->up) &&
 		    http_msg_feed_eof(f->resp) == HTTP_BODY_COMPLETE) {
+			/* Complete, also before the request's body ended. */
 			f->resp_done = true;
 			f->close_after = true;
 			f->up_keep = false;
-			if (f->req_done) {
-				forward_done(f);
-				return;
-			}
+			forward_done(f);
+			return;
 		}
 	}
 	if (!f->resp_head_sent && f->reused && !f->retried &&

@@ -72,6 +72,7 @@ struct tunnel {
 	 * into its bufferevent, is awaited: only a blind tunnel may follow.
 	 */
 	bool			 server_first;
+	bool			 not_tls;	/* the first bytes said so */
 };
 
 /*
@@ -180,12 +181,32 @@ tunnel_end(struct tunnel *t, int status)
 	phase_end(t->x, status, true);
 }
 
-/* Whitespace that a lenient server may take between request-line words. */
+/*
+ * The most of a first line looked at to tell an HTTP request from another
+ * protocol: a longer one that is still undecided counts as a request.
+ * Bytes that are not TLS are looked at no further, so that a client that
+ * sends them one at a time costs a bounded copy and scan each.
+ */
+#define TUNNEL_HTTP_LINE_MAX	1024
+
+/*
+ * Bytes a lenient server may take for whitespace between request-line
+ * words: RFC 9112's (SP, HTAB, VT, FF, CR), and what a server that splits
+ * the line as Latin-1 text with Python's str.split() also splits on.
+ */
 static bool
 tunnel_is_space(unsigned char c)
 {
 	return c == ' ' || c == '\t' || c == '\v' || c == '\f' ||
-	    c == '\r' || c == '\n';
+	    c == '\r' || c == '\n' || (c >= 0x1c && c <= 0x1f) ||
+	    c == 0x85 || c == 0xa0;
+}
+
+/* A control byte that no server takes for whitespace: never in HTTP. */
+static bool
+tunnel_is_ctl(unsigned char c)
+{
+	return (c < 0x20 || c == 0x7f) && !tunnel_is_space(c);
 }
 
 /*
@@ -195,33 +216,42 @@ tunnel_is_space(unsigned char c)
  * (RFC 9112 lets them split it on any whitespace, and skip empty lines
  * before it), so the test is loose: after any whitespace, a method of
  * token characters (RFC 9110: "M-SEARCH" as well as "GET"), whitespace,
- * and "HTTP/" in any case before the end of the line. A first word with
- * another byte is no request, nor is a whole first line that names no
- * HTTP version (SSH's "SSH-2.0-..." banner, SMTP's "EHLO host"): without
- * a version a server reads no header, so no request in it can name a
- * host. A method or a first line that goes on to the end of what is
- * inspected counts as a request, so that no length lets one through a
- * blind tunnel.
+ * and "HTTP/" in any case before the end of the line; or "GET" and
+ * whitespace, with or without a version (some servers read headers after
+ * an HTTP/0.9 line too). A first word with another byte is no request,
+ * nor is a first line with a control byte no server takes for whitespace
+ * (git's NUL) or a whole one that names no version (SSH's "SSH-2.0-..."
+ * banner, SMTP's "EHLO host", memcached's "get key"): without a version,
+ * a server reads no header, so no request in it can name a host. A method
+ * or a first line that goes on past TUNNEL_HTTP_LINE_MAX counts as a
+ * request, so that no length lets one through a blind tunnel.
  */
 static int
 tunnel_is_http(const unsigned char *data, size_t len)
 {
-	const unsigned char	*nl;
-	size_t			 i = 0, end;
+	const int	 more = len >= TUNNEL_HTTP_LINE_MAX ? 1 : -1;
+	size_t		 i = 0, start;
 
+	if (len > TUNNEL_HTTP_LINE_MAX)
+		len = TUNNEL_HTTP_LINE_MAX;
 	while (i < len && tunnel_is_space(data[i]))
 		i++;
-	for (; i < len && !tunnel_is_space(data[i]); i++)
-		if (!http_is_tchar(data[i]))
-			return 0;
-	nl = i < len ? memchr(data + i, '\n', len - i) : NULL;
-	end = nl != NULL ? (size_t)(nl - data) : len;
-	for (; i + 5 <= end; i++)
-		if (strncasecmp((const char *)data + i, "HTTP/", 5) == 0)
-			return 1;
-	if (nl != NULL)
+	for (start = i; i < len && http_is_tchar(data[i]); i++)
+		continue;
+	if (i == len)
+		return more;
+	if (i == start || !tunnel_is_space(data[i]))
 		return 0;
-	return len >= CLIENTHELLO_MAX_INPUT ? 1 : -1;
+	if (i - start == 3 && memcmp(data + start, "GET", 3) == 0)
+		return 1;
+	for (; i < len && data[i] != '\n'; i++) {
+		if (tunnel_is_ctl(data[i]))
+			return 0;
+		if (len - i >= 5 &&
+		    strncasecmp((const char *)data + i, "HTTP/", 5) == 0)
+			return 1;
+	}
+	return i < len ? 0 : more;
 }
 
 /*
@@ -451,8 +481,10 @@ tunnel_hello(struct tunnel *t, const unsigned char *data, size_t len)
 	int			 http = 0;
 
 	r = clienthello_parse(data, len, &t->hello);
-	if (r == CH_NOT_TLS && (http = tunnel_is_http(data, len)) == -1)
+	if (r == CH_NOT_TLS && (http = tunnel_is_http(data, len)) == -1) {
+		t->not_tls = true;
 		return;
+	}
 	/* A verdict on the hello: stop looking at the socket. */
 	if (r != CH_NEED_MORE || len >= CLIENTHELLO_MAX_INPUT)
 		tunnel_peek_done(t);
@@ -493,6 +525,8 @@ tunnel_read_hello(struct tunnel *t)
 	/* Too few bytes yet for the hello's announced lengths. */
 	if (len < t->hello.need && len < CLIENTHELLO_MAX_INPUT)
 		return;
+	if (t->not_tls && len > TUNNEL_HTTP_LINE_MAX)
+		len = TUNNEL_HTTP_LINE_MAX;
 	tunnel_hello(t, evbuffer_pullup(in, (ev_ssize_t)len), len);
 }
 
@@ -513,7 +547,8 @@ tunnel_peek(struct tunnel *t)
 	    queued >= 0 && (size_t)queued < t->hello.need &&
 	    (size_t)queued < CLIENTHELLO_MAX_INPUT)
 		return;
-	n = recv(fd, t->peek_buf, CLIENTHELLO_MAX_INPUT, MSG_PEEK);
+	n = recv(fd, t->peek_buf, t->not_tls ? TUNNEL_HTTP_LINE_MAX :
+	    CLIENTHELLO_MAX_INPUT, MSG_PEEK);
 	if (n == -1 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n <= 0) {

@@ -925,8 +925,9 @@ upstream_quiet(struct upstream *u)
 		return false;
 	if (evbuffer_get_length(bufferevent_get_input(u->bev)) > 0)
 		return false;
+	/* Any byte in TLS: also part of a record not yet complete. */
 	if (u->tls && ((ssl = bufferevent_openssl_get_ssl(u->bev)) == NULL ||
-	    SSL_pending(ssl) > 0))
+	    SSL_has_pending(ssl)))
 		return false;
 	/* Nothing to read, and no end: the socket has nothing to say. */
 	return recv(u->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) < 0 &&

@@ -20,6 +20,8 @@ Routes (HEAD works on each; a request body is always read and hashed):
     /slow[/N]       Content-Length, then N (default 5) lines "slow\\n", one
                     every 0.2 s
     /drop           no answer: the connection closes once the request is read
+    /early          401 with a close-delimited body, sent before the request
+                    body is read; then the connection ends
     /upgrade        with "Upgrade: echo": 101, then every byte is echoed
 The answer to a request with "Connection: close" (or an HTTP/1.0 one
 without keep-alive) says "Connection: close", and the connection ends.
@@ -307,6 +309,13 @@ class Handler(socketserver.BaseRequestHandler):
             method, target, version, headers = head
             rec.log(self.conn, "request", method=method, path=target,
                     version=version, headers=headers)
+            if target.split("?", 1)[0] == "/early":
+                # Answered before the body is read: the end of the
+                # connection ends the answer.
+                send_head(sock, 401, [("Content-Type", "text/plain"),
+                                      ("Connection", "close")])
+                sock.sendall(b"early answer\n")
+                return
             if (headers.get("expect", "").lower() == "100-continue" and
                     has_body(headers)):
                 sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")

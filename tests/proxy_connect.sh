@@ -570,17 +570,27 @@ check_eq "plain HTTP in a tunnel by address: the address saw no request" \
 
 # Whatever spelling a server may accept for a request line (a method with
 # a hyphen, as M-SEARCH; a tab between the words; a space before the
-# method; lower case) is HTTP, never a blind tunnel to the address: a
+# method; lower case; the separators of Python's str.split(); HTTP/0.9,
+# after which some servers read headers all the same; a long target) is
+# HTTP, never a blind tunnel to the address: a
 # request in it naming a pinned host must not reach the address in
 # cleartext (it goes over pinned TLS, or pinproxy refuses it).
+LONG=$(head -c 3000 /dev/zero | tr '\0' a)
 for form in 'M-SEARCH /hello HTTP/1.1' 'GET\t/hello\tHTTP/1.1' \
-    ' GET /hello HTTP/1.1' 'get /hello http/1.1'; do
+    ' GET /hello HTTP/1.1' 'get /hello http/1.1' \
+    'GET\xa0/hello\x1fHTTP/1.1' 'GET /hello' "GET /hello?$LONG HTTP/1.1"; do
 	n_ol=$(origin_count "$TMP/ol.log" request)
+	n_blind=$(log_count "$TMP/a.log" "$(kv event access)" \
+	    "$(kv mode tunnel)" "$(kv host 127.0.0.1)")
 	tplain tp-form "127.0.0.1:$OL" \
 	    "$form\\r\\nHost: %s\\r\\nConnection: close\\r\\n\\r\\n" api.test
 	origin_settle "$TMP/ol.log"
 	check_eq "request line '$form' in a tunnel by address: the address \
 saw no request" "$n_ol" "$(origin_count "$TMP/ol.log" request)"
+	t_sleep 0.2
+	check_eq "request line '$form' in a tunnel by address: no blind \
+tunnel" "$n_blind" "$(log_count "$TMP/a.log" "$(kv event access)" \
+	    "$(kv mode tunnel)" "$(kv host 127.0.0.1)")"
 done
 
 # A WebSocket-like Upgrade through a CONNECT tunnel to a pinned host.

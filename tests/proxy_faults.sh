@@ -207,6 +207,17 @@ check_log "origin cuts TCP mid-body without close_notify (plain): an \
 upstream_error line" "$TMP/f.log" "$(kv event upstream_error)" \
     "$(kv host cut.test)" "$(kv error bad-response)" "close_notify"
 alive "origin cuts TCP mid-body (plain)" "$PP_F" "$PF"
+# An upstream that answers before the request's body is all sent, with a
+# body the end of its connection delimits, and ends that connection with
+# close_notify: the answer is whole, and the client gets it closed in
+# order, not reset.
+head -c $((8 * MIB)) /dev/zero >"$TMP/upload.bin"
+code=$(fetch early "$PF" --max-time 10 --data-binary "@$TMP/upload.bin" \
+    http://api.test/early)
+rc=$?
+check_eq "an early close-delimited answer during an upload (plain): 401, \
+its body, no error" "401 early answer 0" \
+    "$code $(cat "$TMP/early.body" 2>/dev/null) $rc"
 # The other way: the client's close_notify reaches the origin; a client
 # that closes TCP without one makes pinproxy send none either.
 cat >"$TMP/tlsclose.py" <<'EOF'
