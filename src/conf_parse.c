@@ -1080,8 +1080,9 @@ conf_set_sni(struct conf_parse *p, const char *value, char *err,
 	char	 host[HOSTMATCH_NAME_MAX];
 
 	if (value[0] == '\0') {
-		conf_set_string(&p->fwd->sni, value);
-		return true;
+		snprintf(err, errlen, "empty: leave the line out to send and "
+		    "check the upstream host");
+		return false;
 	}
 	if (!hostmatch_normalize(value, strlen(value), host, sizeof(host)) ||
 	    hostmatch_is_ip(host) || strchr(host, '*') != NULL) {

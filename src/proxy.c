@@ -234,9 +234,13 @@ proxy_resume_cb(evutil_socket_t fd, short what, void *arg)
 		proxy_set_accepting(p, true, NULL);
 }
 
-/* accept() failed: out of descriptors pauses, the rest is logged. */
+/*
+ * accept() failed on a listener of the proxy or of a forwarder: out of
+ * descriptors pauses every listener (a level-triggered one would else
+ * spin), the rest is logged.
+ */
 static void
-proxy_accept_error_cb(struct evconnlistener *l, void *arg)
+proxy_accept_failed(void *arg)
 {
 	struct proxy	*p = arg;
 	struct timeval	 tv = { PROXY_EMFILE_PAUSE, 0 };
@@ -252,6 +256,12 @@ proxy_accept_error_cb(struct evconnlistener *l, void *arg)
 		return;
 	}
 	log_msg(EV_DEBUG, "accept: %s", strerror(err));
+}
+
+static void
+proxy_accept_error_cb(struct evconnlistener *l, void *arg)
+{
+	proxy_accept_failed(arg);
 }
 
 /* A client the kernel redirected to a transparent listener. */
@@ -831,7 +841,7 @@ proxy_main(struct conf *conf, const char *path, bool debug)
 	}
 	if (!proxy_listen(&p))
 		goto out;
-	p.fwd = tcpfwd_new(&p.env, proxy_accepted, &p);
+	p.fwd = tcpfwd_new(&p.env, proxy_accepted, proxy_accept_failed, &p);
 	if (!tcpfwd_prepare(p.fwd, conf, err, sizeof(err))) {
 		log_msg(EV_START_FAILED, "%s", err);
 		goto out;

@@ -28,6 +28,12 @@ struct runconf {
 	struct alpnguess	*alpn;		/* owned: upstreams' last ALPN */
 	/* Per pin set, per candidate: candidate_seen was logged. */
 	bool			**candidate_logged;
+	/*
+	 * Every address this configuration listens on (proxy, transparent,
+	 * stats and forwarders): an upstream there would be pinproxy itself.
+	 */
+	struct conf_addr	*self;		/* owned */
+	size_t			 nself;
 };
 
 /*

@@ -60,6 +60,7 @@ struct tcpfwd_conn {
 struct tcpfwd {
 	struct conn_env			*env;	/* borrowed */
 	void				(*accepted)(void *);
+	void				(*accept_failed)(void *);
 	void				*arg;
 	struct tcpfwd_listener		**cur;
 	size_t				 ncur;
@@ -253,8 +254,9 @@ tcpfwd_accept_cb(struct evconnlistener *evl, evutil_socket_t fd,
 	up.port = c->f->port;
 	up.client = c->addr;
 	up.sinks = &env->sinks;
-	up.self = env->listen;
-	up.nself = env->nlisten;
+	/* Its own listeners too: a forwarder to itself would dial forever. */
+	up.self = c->rc->self;
+	up.nself = c->rc->nself;
 	c->up = upstream_connect(&up, tcpfwd_connected_cb, c);
 }
 
@@ -280,6 +282,15 @@ tcpfwd_find(struct tcpfwd_listener **v, size_t n, const char *text)
 	return NULL;
 }
 
+/* accept() failed (errno says why): the proxy pauses or logs, as for its own. */
+static void
+tcpfwd_accept_error_cb(struct evconnlistener *l, void *arg)
+{
+	struct tcpfwd_listener	*tl = arg;
+
+	tl->t->accept_failed(tl->t->arg);
+}
+
 /* Bind a new listener for addr; NULL with err. */
 static struct tcpfwd_listener *
 tcpfwd_bind(struct tcpfwd *t, const struct conf_addr *addr, char *err,
@@ -299,19 +310,22 @@ tcpfwd_bind(struct tcpfwd *t, const struct conf_addr *addr, char *err,
 		free(tl);
 		return NULL;
 	}
+	evconnlistener_set_error_cb(tl->l, tcpfwd_accept_error_cb);
 	if (t->paused)
 		evconnlistener_disable(tl->l);
 	return tl;
 }
 
 struct tcpfwd *
-tcpfwd_new(struct conn_env *env, void (*accepted)(void *), void *arg)
+tcpfwd_new(struct conn_env *env, void (*accepted)(void *),
+    void (*accept_failed)(void *), void *arg)
 {
 	struct tcpfwd	*t;
 
 	t = xcalloc(1, sizeof(*t));
 	t->env = env;
 	t->accepted = accepted;
+	t->accept_failed = accept_failed;
 	t->arg = arg;
 	TAILQ_INIT(&t->conns);
 	return t;

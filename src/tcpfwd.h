@@ -18,10 +18,11 @@ struct tcpfwd;
 /*
  * Forwarders sharing env (borrowed) with the proxy's connections: its
  * generation, resolver, sinks and connection count. accepted(arg) is
- * called after each accepted connection.
+ * called after each accepted connection, accept_failed(arg) when accept()
+ * failed on a listener (errno says why).
  */
 struct tcpfwd	*tcpfwd_new(struct conn_env *env, void (*accepted)(void *),
-		    void *arg);
+		    void (*accept_failed)(void *), void *arg);
 /*
  * Bind every listen address of conf's forwarders that is not bound yet
  * (those already bound are kept); false with err, having bound nothing.

@@ -770,6 +770,16 @@ check_fds()
 	    tail -n +2 | awk '{ print $NF }' | sort | uniq -c)"
 }
 
+# cpu_ticks PID: the user and system clock ticks the process used.
+cpu_ticks()
+{
+	local stat
+	read -r stat <"/proc/$1/stat" || { echo 0; return; }
+	stat=${stat##*) }
+	set -- $stat
+	echo $(( ${12} + ${13} ))
+}
+
 # rss_kb PID: the resident set size of a process, in KiB.
 rss_kb()
 {

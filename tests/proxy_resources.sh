@@ -18,13 +18,6 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 4096 ]; then
 	ulimit -n 4096 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null
 fi
 
-# cpu_ticks PID: user plus system CPU time of a process, in clock ticks.
-cpu_ticks()
-{
-	sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null |
-	    awk '{ print $12 + $13 }'
-}
-
 # Idle clients: open N connections to PORT that never send a byte, print
 # "ready N" (how many connected), and report each end of file from the
 # server as "eof I MS" (MS since the first connect). Closes connection 0

@@ -277,15 +277,6 @@ check_fast()
 	ms=$(out "$2" ms)
 	check "$1 (${ms:-?} ms)" test "${ms:-99999}" -lt 3000
 }
-# cpu_ticks PID: the user and system clock ticks the process used.
-cpu_ticks()
-{
-	local stat
-	read -r stat <"/proc/$1/stat"
-	stat=${stat##*) }
-	set -- $stat
-	echo $(( ${12} + ${13} ))
-}
 # check_held DESCRIPTION NAME AFTER: nothing of the banner reached the
 # client within the wait, and what answered its ClientHello starts with
 # AFTER (a pattern).

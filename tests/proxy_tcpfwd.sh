@@ -26,6 +26,7 @@ FW=$(free_port)
 FN=$(free_port)
 FI=$(free_port)
 FR=$(free_port)
+FS=$(free_port)
 
 # conf EXTRA: the configuration with the forwarders good (right pins,
 # api.test), wrong (wrong pins), name (SNI other.test), inline (pin lines)
@@ -75,6 +76,12 @@ CONF
 INLINE="[forward:inline]
 listen = 127.0.0.1:$FI
 upstream = 127.0.0.1:$EP
+pin = $PIN_INTER
+pin = $PIN_FOREIGN
+
+[forward:self]
+listen = 127.0.0.1:$FS
+upstream = 127.0.0.1:$FS
 pin = $PIN_INTER
 pin = $PIN_FOREIGN"
 
@@ -129,6 +136,19 @@ check_eq "a slow reader gets all 8 MiB back" "bytes=8388608" \
 check "a slow reader: what came back hashes as what was sent" \
     test -n "$sent" -a "$sent" = "$got"
 [ -s "$TMP/slow.err" ] && diag "$(cat "$TMP/slow.err")"
+
+# A forwarder whose upstream is its own listener (a typo, or a name that
+# resolves to this machine): one refusal, not a chain of connections to
+# itself that fills max_connections and refills as the oldest time out.
+n_acc=$(log_count "$TMP/fwd.log" "$(kv event access)" "$(kv mode forward)")
+got=$(python3 "$ECHO" --client "$FS" --send "to itself")
+check_eq "a forwarder to itself: the client gets nothing back" "got=0" "$got"
+check_log "a forwarder to itself: refused as a loop" "$TMP/fwd.log" \
+    "$(kv event upstream_error)" "$(kv port "$FS")" "loop"
+t_sleep 0.5
+check_eq "a forwarder to itself: one access line, no chain" \
+    $((n_acc + 1)) "$(log_count "$TMP/fwd.log" "$(kv event access)" \
+    "$(kv mode forward)")"
 
 # Wrong pins: closed with nothing delivered either way.
 origin_settle "$TMP/echo.log"
@@ -283,4 +303,58 @@ print("got=%d error=%s" % (n, error))' "$LF" >"$TMP/linger.out" 2>&1
 check_eq "forwarder: bytes unread at the close, the whole 1 MiB, no reset" \
     "got=1048576 error=none" "$(cat "$TMP/linger.out")"
 stop_pinproxy "$L" "$TMP/linger.log"
+
+# A forwarder out of descriptors: 64 of them, and clients whose upstream
+# never answers its handshake (a listener that never accepts) hold two
+# each. Its listener pauses as the proxy's do, logged once, instead of
+# failing accept() in a busy loop.
+HOLE=$(free_port)
+start_server HOLE_PID "$TMP/hole.log" python3 -c '
+import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(256)
+print("ready", flush=True)
+time.sleep(120)' "$HOLE"
+PX=$(free_port)
+FX=$(free_port)
+cat >"$TMP/fx.conf" <<CONF
+[proxy]
+listen = 127.0.0.1:$PX
+trust = $PKI/root.pem
+ca_cert = $TMP/ca.pem
+ca_key = $TMP/ca.key
+connect_timeout = 30s
+
+[forward:hole]
+listen = 127.0.0.1:$FX
+upstream = 127.0.0.1:$HOLE
+pin = $PIN_INTER
+pin = $PIN_FOREIGN
+CONF
+start_pinproxy X "$PX" "$TMP/fx.conf" "$TMP/fx.log" prlimit --nofile=64:64 ||
+    bail_out "pinproxy X did not start"
+wait_port "$FX" || bail_out "the forwarder hole is not listening"
+spawn HOLDERS python3 -c '
+import socket, sys, time
+held = []
+for i in range(60):
+    try:
+        held.append(socket.create_connection(("127.0.0.1", int(sys.argv[1])),
+                                             timeout=5))
+    except OSError:
+        break
+print("held %d" % len(held), flush=True)
+time.sleep(float(sys.argv[2]))' "$FX" 4 >"$TMP/holders.out"
+check_log "forwarder out of descriptors: event=accept_paused" "$TMP/fx.log" \
+    "$(kv event accept_paused)"
+t0=$(cpu_ticks "$X")
+t_sleep 2
+t1=$(cpu_ticks "$X")
+hz=$(getconf CLK_TCK)
+check "forwarder out of descriptors: no busy loop ($((t1 - t0)) ticks of \
+CPU in 2 s at $hz Hz)" test $(( (t1 - t0) * 100 / hz )) -lt 30
+wait "$HOLDERS"
+stop_pinproxy "$X" "$TMP/fx.log"
 done_testing
