@@ -110,36 +110,12 @@ forward_drop(struct forward *f)
 }
 
 /*
- * The upstream's answer is not valid HTTP/1.1 for this request: log it
- * and answer 502, closing both sides.
+ * The upstream failed this exchange: log it, count it under metric (its
+ * error is "timeout" or "bad-response"), and let go of the upstream.
  */
 static void
-forward_bad_response(struct forward *f, const char *reason)
-{
-	struct logline	 l;
-
-	forward_flush_down(f);
-	log_begin(&l, EV_UPSTREAM_ERROR);
-	log_str(&l, LK_HOST, f->host);
-	log_int(&l, LK_PORT, f->port);
-	log_str(&l, LK_CLIENT, f->x->client);
-	log_str(&l, LK_ERROR, "bad-response");
-	log_str(&l, LK_REASON, reason);
-	log_end(&l);
-	metrics_inc(f->x->env->sinks.metrics,
-	    METRIC_UPSTREAM_ERRORS_BAD_RESPONSE);
-	f->state = FORWARD_IDLE;
-	forward_drop(f);
-	phase_fail(f->x, HTTP_ERROR_BAD_RESPONSE, reason);
-}
-
-/*
- * The response broke after its head went to the client: log it and reset
- * the client's connection, so that the client cannot take what it got for
- * the whole body (which a close would say when only the close ends it).
- */
-static void
-forward_cut(struct forward *f, enum metric_id metric, const char *reason)
+forward_upstream_failed(struct forward *f, enum metric_id metric,
+    const char *reason)
 {
 	struct logline	 l;
 
@@ -155,6 +131,28 @@ forward_cut(struct forward *f, enum metric_id metric, const char *reason)
 	metrics_inc(f->x->env->sinks.metrics, metric);
 	f->state = FORWARD_IDLE;
 	forward_drop(f);
+}
+
+/*
+ * The upstream's answer is not valid HTTP/1.1 for this request: log it
+ * and answer 502, closing both sides.
+ */
+static void
+forward_bad_response(struct forward *f, const char *reason)
+{
+	forward_upstream_failed(f, METRIC_UPSTREAM_ERRORS_BAD_RESPONSE, reason);
+	phase_fail(f->x, HTTP_ERROR_BAD_RESPONSE, reason);
+}
+
+/*
+ * The response broke after its head went to the client: log it and reset
+ * the client's connection, so that the client cannot take what it got for
+ * the whole body (which a close would say when only the close ends it).
+ */
+static void
+forward_cut(struct forward *f, enum metric_id metric, const char *reason)
+{
+	forward_upstream_failed(f, metric, reason);
 	phase_cut(f->x, f->status);
 }
 

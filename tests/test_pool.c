@@ -391,25 +391,15 @@ test_pool_forgets_idle_connections_the_server_closes(void **state)
 	assert_int_equal(pool_hosts(f->pool), 0);
 }
 
-/* The local port of a socket. */
+/* The port of a socket's own end, or of its peer's. */
 static uint16_t
-local_port(int fd)
+port_of(int fd, bool peer)
 {
 	struct sockaddr_in	 sin;
 	socklen_t		 len = sizeof(sin);
 
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
-	return ntohs(sin.sin_port);
-}
-
-/* The remote port of a socket. */
-static uint16_t
-peer_port(int fd)
-{
-	struct sockaddr_in	 sin;
-	socklen_t		 len = sizeof(sin);
-
-	assert_int_equal(getpeername(fd, (struct sockaddr *)&sin, &len), 0);
+	assert_int_equal((peer ? getpeername : getsockname)(fd,
+	    (struct sockaddr *)&sin, &len), 0);
 	return ntohs(sin.sin_port);
 }
 
@@ -434,7 +424,8 @@ test_pool_never_hands_out_a_connection_with_bytes_waiting(void **state)
 	sfd[1] = accept(f->lfd[0], NULL, NULL);
 	assert_true(sfd[0] != -1 && sfd[1] != -1);
 	/* The pool hands out the newest first: f->ups[1] gets the bytes. */
-	stray = peer_port(sfd[0]) == local_port(upstream_fd(f->ups[1])) ?
+	stray = port_of(sfd[0], true) == port_of(upstream_fd(f->ups[1]),
+	    false) ?
 	    sfd[0] : sfd[1];
 	assert_int_equal(write(stray, "stray", 5), 5);
 	pfd.fd = upstream_fd(f->ups[1]);
