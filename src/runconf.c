@@ -41,23 +41,12 @@ runconf_ca(const struct conf *conf, const struct runconf *prev, char *err,
 	return ca;
 }
 
-/* Append n addresses to rc's own. */
-static void
-runconf_add_self(struct runconf *rc, const struct conf_addr *a, size_t n)
-{
-	if (n == 0)
-		return;
-	rc->self = xreallocarray(rc->self, rc->nself + n, sizeof(*rc->self));
-	memcpy(rc->self + rc->nself, a, n * sizeof(*a));
-	rc->nself += n;
-}
-
 struct runconf *
 runconf_new_upstream(struct conf *conf, unsigned long gen, char *err,
     size_t errlen)
 {
 	struct runconf	*rc;
-	size_t		 i;
+	size_t		 i, n;
 
 	rc = xcalloc(1, sizeof(*rc));
 	rc->refs = 1;
@@ -69,13 +58,13 @@ runconf_new_upstream(struct conf *conf, unsigned long gen, char *err,
 	for (i = 0; i < conf->npinsets; i++)
 		rc->candidate_logged[i] = xcalloc(
 		    conf->pinsets[i].ncandidates + 1, sizeof(bool));
-	runconf_add_self(rc, conf->listen, conf->nlisten);
-	runconf_add_self(rc, conf->transparent, conf->ntransparent);
-	if (conf->has_stats_listen)
-		runconf_add_self(rc, &conf->stats_listen, 1);
 	for (i = 0; i < conf->nforwarders; i++)
-		runconf_add_self(rc, conf->forwarders[i].listen,
-		    conf->forwarders[i].nlisten);
+		rc->nfwd_listen += conf->forwarders[i].nlisten;
+	rc->fwd_listen = xcalloc(rc->nfwd_listen + 1, sizeof(*rc->fwd_listen));
+	for (i = 0, n = 0; i < conf->nforwarders; n += conf->forwarders[i].nlisten,
+	    i++)
+		memcpy(rc->fwd_listen + n, conf->forwarders[i].listen,
+		    conf->forwarders[i].nlisten * sizeof(*rc->fwd_listen));
 	if ((rc->tls = tls_upstream_new(conf, err, errlen)) == NULL) {
 		runconf_unref(rc);
 		return NULL;
@@ -140,7 +129,7 @@ runconf_unref(struct runconf *rc)
 	    i < rc->conf->npinsets; i++)
 		free(rc->candidate_logged[i]);
 	free(rc->candidate_logged);
-	free(rc->self);
+	free(rc->fwd_listen);
 	leafcert_cache_free(rc->leaves);
 	alpnguess_free(rc->alpn);
 	ca_unref(rc->ca);

@@ -29,11 +29,12 @@ struct runconf {
 	/* Per pin set, per candidate: candidate_seen was logged. */
 	bool			**candidate_logged;
 	/*
-	 * Every address this configuration listens on (proxy, transparent,
-	 * stats and forwarders): an upstream there would be pinproxy itself.
+	 * The listen addresses of this configuration's forwarders (bound
+	 * once it is the current one): a forwarder's upstream there would
+	 * be pinproxy itself.
 	 */
-	struct conf_addr	*self;		/* owned */
-	size_t			 nself;
+	struct conf_addr	*fwd_listen;	/* owned */
+	size_t			 nfwd_listen;
 };
 
 /*

@@ -254,9 +254,10 @@ tcpfwd_accept_cb(struct evconnlistener *evl, evutil_socket_t fd,
 	up.port = c->f->port;
 	up.client = c->addr;
 	up.sinks = &env->sinks;
-	/* Its own listeners too: a forwarder to itself would dial forever. */
-	up.self = c->rc->self;
-	up.nself = c->rc->nself;
+	/* Forwarders' listeners too: one to itself would dial forever. */
+	up.self = env->listen;
+	up.nself = env->nlisten;
+	up.self_forwarders = true;
 	c->up = upstream_connect(&up, tcpfwd_connected_cb, c);
 }
 

@@ -59,6 +59,7 @@ struct upstream {
 	struct upstream_sinks		*sinks;		/* borrowed */
 	const struct conf_addr		*self;		/* borrowed */
 	size_t				 nself;
+	bool				 self_forwarders;
 
 	upstream_cb			 cb;
 	void				*arg;
@@ -411,7 +412,9 @@ upstream_mark_check(unsigned long mark, char *err, size_t errlen)
 static bool
 upstream_is_self(const struct upstream *u, const struct sockaddr *sa)
 {
-	return upstream_addr_is_self(sa, u->self, u->nself);
+	return upstream_addr_is_self(sa, u->self, u->nself) ||
+	    (u->self_forwarders && upstream_addr_is_self(sa,
+	    u->rc->fwd_listen, u->rc->nfwd_listen));
 }
 
 /* Start a TCP connection to one address; false if it failed at once. */
@@ -527,6 +530,7 @@ upstream_connect(const struct upstream_params *p, upstream_cb cb, void *arg)
 	u->sinks = p->sinks;
 	u->self = p->self;
 	u->nself = p->nself;
+	u->self_forwarders = p->self_forwarders;
 	u->cb = cb;
 	u->arg = arg;
 	u->fd = -1;

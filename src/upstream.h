@@ -77,6 +77,8 @@ struct upstream_params {
 	struct upstream_sinks	*sinks;	/* borrowed; outlives the upstream */
 	const struct conf_addr	*self;	/* our listeners, never dialled */
 	size_t			 nself;
+	/* A forwarder's: the forwarders' listeners of rc are ours too. */
+	bool			 self_forwarders;
 };
 
 struct upstream;

@@ -140,7 +140,8 @@ check "a slow reader: what came back hashes as what was sent" \
 # A forwarder whose upstream is its own listener (a typo, or a name that
 # resolves to this machine): one refusal, not a chain of connections to
 # itself that fills max_connections and refills as the oldest time out.
-n_acc=$(log_count "$TMP/fwd.log" "$(kv event access)" "$(kv mode forward)")
+n_acc=$(log_count "$TMP/fwd.log" "$(kv event access)" "$(kv mode forward)" \
+    "$(kv status 502)")
 got=$(python3 "$ECHO" --client "$FS" --send "to itself")
 check_eq "a forwarder to itself: the client gets nothing back" "got=0" "$got"
 check_log "a forwarder to itself: refused as a loop" "$TMP/fwd.log" \
@@ -148,7 +149,7 @@ check_log "a forwarder to itself: refused as a loop" "$TMP/fwd.log" \
 t_sleep 0.5
 check_eq "a forwarder to itself: one access line, no chain" \
     $((n_acc + 1)) "$(log_count "$TMP/fwd.log" "$(kv event access)" \
-    "$(kv mode forward)")"
+    "$(kv mode forward)" "$(kv status 502)")"
 
 # Wrong pins: closed with nothing delivered either way.
 origin_settle "$TMP/echo.log"
@@ -326,6 +327,7 @@ trust = $PKI/root.pem
 ca_cert = $TMP/ca.pem
 ca_key = $TMP/ca.key
 connect_timeout = 30s
+shutdown_timeout = 1s
 
 [forward:hole]
 listen = 127.0.0.1:$FX
@@ -356,5 +358,8 @@ hz=$(getconf CLK_TCK)
 check "forwarder out of descriptors: no busy loop ($((t1 - t0)) ticks of \
 CPU in 2 s at $hz Hz)" test $(( (t1 - t0) * 100 / hz )) -lt 30
 wait "$HOLDERS"
+# The listener that never accepts goes: its queued connections are reset,
+# the handshakes waiting on them fail, and X stops at once.
+stop "$HOLE_PID"
 stop_pinproxy "$X" "$TMP/fx.log"
 done_testing
