@@ -73,6 +73,24 @@ pinset = echo
 $1
 CONF
 }
+# one_forwarder PORT PROXY_EXTRA NAME LISTEN_PORT UPSTREAM FWD_EXTRA: a
+# configuration of its own, the proxy on PORT and one forwarder.
+one_forwarder()
+{
+	cat <<CONF
+[proxy]
+listen = 127.0.0.1:$1
+trust = $PKI/root.pem
+ca_cert = $TMP/ca.pem
+ca_key = $TMP/ca.key
+$2
+
+[forward:$3]
+listen = 127.0.0.1:$4
+upstream = $5
+$6
+CONF
+}
 INLINE="[forward:inline]
 listen = 127.0.0.1:$FI
 upstream = 127.0.0.1:$EP
@@ -268,19 +286,8 @@ while True:
 wait_port "$BP" || bail_out "the 1 MiB server is not listening"
 LP=$(free_port)
 LF=$(free_port)
-cat >"$TMP/linger.conf" <<CONF
-[proxy]
-listen = 127.0.0.1:$LP
-trust = $PKI/root.pem
-ca_cert = $TMP/ca.pem
-ca_key = $TMP/ca.key
-
-[forward:blast]
-listen = 127.0.0.1:$LF
-upstream = 127.0.0.1:$BP
-sni = api.test
-pin = $PIN_LEAF
-CONF
+one_forwarder "$LP" "" blast "$LF" "127.0.0.1:$BP" "sni = api.test
+pin = $PIN_LEAF" >"$TMP/linger.conf"
 start_pinproxy L "$LP" "$TMP/linger.conf" "$TMP/linger.log" ||
     bail_out "pinproxy did not start with the 1 MiB forwarder"
 wait_port "$LF" || bail_out "the forwarder blast is not listening"
@@ -320,21 +327,9 @@ print("ready", flush=True)
 time.sleep(120)' "$HOLE"
 PX=$(free_port)
 FX=$(free_port)
-cat >"$TMP/fx.conf" <<CONF
-[proxy]
-listen = 127.0.0.1:$PX
-trust = $PKI/root.pem
-ca_cert = $TMP/ca.pem
-ca_key = $TMP/ca.key
-connect_timeout = 30s
-shutdown_timeout = 1s
-
-[forward:hole]
-listen = 127.0.0.1:$FX
-upstream = 127.0.0.1:$HOLE
-pin = $PIN_INTER
-pin = $PIN_FOREIGN
-CONF
+one_forwarder "$PX" "connect_timeout = 30s
+shutdown_timeout = 1s" hole "$FX" "127.0.0.1:$HOLE" "pin = $PIN_INTER
+pin = $PIN_FOREIGN" >"$TMP/fx.conf"
 start_pinproxy X "$PX" "$TMP/fx.conf" "$TMP/fx.log" prlimit --nofile=64:64 ||
     bail_out "pinproxy X did not start"
 wait_port "$FX" || bail_out "the forwarder hole is not listening"
