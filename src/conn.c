@@ -830,7 +830,9 @@ conn_original_dst(evutil_socket_t fd, char *host, size_t hostlen,
 	if (getsockname(fd, (struct sockaddr *)&ss, &len) == -1)
 		return false;
 	len = sizeof(ss);
-	if (ss.ss_family == AF_INET)
+	/* An IPv4 client of a dual-stack listener: IPv4's table knows it. */
+	if (ss.ss_family == AF_INET || (ss.ss_family == AF_INET6 &&
+	    IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)))
 		getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &ss, &len);
 	else
 		getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &ss, &len);

@@ -56,6 +56,10 @@ start_origin O 443 "$TMP/origin.log" --host 127.0.0.2 \
 start_origin O4 4443 "$TMP/origin4.log" --host 127.0.0.2 \
     --cert "$TMP/both-chain.pem" --key "$PKI/both.key" ||
     bail_out "the tproxy origin did not start"
+# And on 127.0.0.2:8443, for the dual-stack listener.
+start_origin O8 8443 "$TMP/origin8.log" --host 127.0.0.2 \
+    --cert "$TMP/both-chain.pem" --key "$PKI/both.key" ||
+    bail_out "the dual-stack case's origin did not start"
 # The same on [::1]:443, for the IPv6 redirect.
 start_origin O6 443 "$TMP/origin6.log" --host ::1 \
     --cert "$TMP/both-chain.pem" --key "$PKI/both.key" ||
@@ -71,13 +75,15 @@ PP=$(free_port)
 TP=$(free_port)
 TP6=$(free_port)
 TPX=$(free_port)
+TPD=$(free_port)
 cat >"$TMP/t.conf" <<CONF
 [proxy]
 listen = 127.0.0.1:$PP
 transparent = 127.0.0.1:$TP
 transparent = [::1]:$TP6
 transparent = 127.0.0.1:$TPX
-connect_ports = 80 443 4443
+transparent = [::]:$TPD
+connect_ports = 80 443 4443 8443
 upstream_mark = 1
 trust = $PKI/root.pem
 ca_cert = $TMP/ca.pem
@@ -106,6 +112,7 @@ table ip t {
 		type nat hook output priority -100;
 		meta mark 1 return
 		meta skuid nobody tcp dport { 443, 80 } redirect to :$TP
+		meta skuid nobody tcp dport 8443 redirect to :$TPD
 	}
 }
 table ip6 t6 {
@@ -156,6 +163,15 @@ check_eq "https to ::1 through the IPv6 redirect: the body" \
 check_log "the IPv6 connection's access line says mode=transparent" \
     "$TMP/t.log" 'event=access' 'mode=transparent' 'host=api.test' \
     'status=200' 'client=[^ ]*::1'
+
+# A dual-stack listener ([::]) takes redirected IPv4 connections as
+# IPv4-mapped addresses: their original destination is in IPv4's table.
+got=$(ncurl --resolve api.test:8443:127.0.0.2 \
+    --cacert "$TMP/ca-public.pem" https://api.test:8443/hello \
+    2>"$TMP/cd.err")
+check_eq "https through an IPv4 redirect to a dual-stack listener: the body" \
+    "hello from origin" "$got"
+[ -s "$TMP/cd.err" ] && diag "curl: $(cat "$TMP/cd.err")"
 
 # tproxy: the packets keep their destination and reach the transparent
 # listener (IP_TRANSPARENT) in prerouting; the original destination is
