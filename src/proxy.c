@@ -618,6 +618,15 @@ proxy_reload(struct proxy *p)
 		p->rc = rc;
 		proxy_self_update(p);
 		/*
+		 * A new max_connections counts at once: clients held off
+		 * by the old one come in, or accepting stops.
+		 */
+		if (!p->fd_short && p->env.nconns < conf->max_connections)
+			proxy_set_accepting(p, true, "below max_connections");
+		else if (p->env.nconns >= conf->max_connections)
+			proxy_set_accepting(p, false,
+			    "max_connections reached");
+		/*
 		 * Nothing checked under the old configuration is reused: the
 		 * next request of every connection takes the new generation,
 		 * and upstreams of the old one are closed, never kept.

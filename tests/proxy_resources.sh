@@ -247,6 +247,31 @@ wait "$HOLD_PID"
 alive "max_connections = 5" "$PP_M" "$PM"
 check_fds "max_connections = 5" "$PP_M" "$BASE_M"
 
+# A reload that raises max_connections while accepting is paused lets a
+# waiting client in at once, not only when one of the others leaves.
+hold full2 "$PM" 5 30
+for i in $(seq 100); do
+	[ "$(log_count "$TMP/m.log" "$(kv event accept_paused)")" -ge 2 ] &&
+	    break
+	t_sleep 0.05
+done
+start=$(now_ms)
+spawn SEVENTH curl -sS --noproxy '' -x "http://127.0.0.1:$PM" --max-time 10 \
+    -o "$TMP/seventh.body" http://api.test/close
+t_sleep 0.3
+check "max_connections raised by a reload: accepted" \
+    reload "$PP_M" "$TMP/m.log" "$TMP/m.conf" "$(conf "$PM" m \
+    "max_connections = 8")"
+wait "$SEVENTH"
+rc=$?
+ms=$(( $(now_ms) - start ))
+check_eq "max_connections raised by a reload: the waiting request is served" \
+    "$CLOSE_BODY" "$(cat "$TMP/seventh.body" 2>/dev/null)"
+check "max_connections raised by a reload: while the others stay (exit $rc, \
+$ms ms)" test "$rc" = 0 -a "$ms" -lt 3000
+touch "$TMP/full2.d/closeall"
+wait "$HOLD_PID"
+
 # Instance E runs with 64 descriptors; 70 idle clients exhaust them.
 PE=$(free_port)
 conf "$PE" e "" >"$TMP/e.conf"
