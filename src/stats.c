@@ -54,6 +54,7 @@ struct stats_conn {
 	char			*target;
 	unsigned long long	 content_length;
 	bool			 bad;		/* a malformed head */
+	bool			 eof;		/* the client sends no more */
 };
 
 struct stats {
@@ -268,6 +269,11 @@ stats_conn_write_cb(struct bufferevent *bev, void *arg)
 	if (sc->state != STATS_WRITING ||
 	    evbuffer_get_length(bufferevent_get_output(bev)) > 0)
 		return;
+	/* It shut down its side already: nothing is left to drain. */
+	if (sc->eof) {
+		stats_conn_free(sc);
+		return;
+	}
 	sc->state = STATS_DRAINING;
 	shutdown(bufferevent_getfd(bev), SHUT_WR);
 }
@@ -277,6 +283,17 @@ stats_conn_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct stats_conn	*sc = arg;
 
+	/*
+	 * A client that shut down its side after its request (a half-close)
+	 * still reads: the rest of the answer is written first.
+	 */
+	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
+	    sc->state == STATS_WRITING &&
+	    evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
+		sc->eof = true;
+		bufferevent_disable(bev, EV_READ);
+		return;
+	}
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
 		stats_conn_free(sc);
 }

@@ -161,4 +161,53 @@ else
 fi
 
 stop_pinproxy "$PP_S" "$TMP/s.log"
+
+# A client that shuts down its sending side after its request (nc -N)
+# and reads slowly gets the whole answer, not the part written before its
+# end of file was seen: an instance with 1500 pin sets that expire makes
+# /metrics larger than the socket takes at once.
+PB=$(free_port)
+SB=$(free_port)
+{
+	printf '[proxy]\nlisten = 127.0.0.1:%s\nstats_listen = 127.0.0.1:%s\n' \
+	    "$PB" "$SB"
+	printf 'ca_cert = %s\nca_key = %s\ntrust = %s\n' "$TMP/ca.pem" \
+	    "$TMP/ca.key" "$PKI/root.pem"
+	for i in $(seq 1500); do
+		printf '\n[pins:set-%s]\nhosts = h%s.test\npin = %s\npin = %s\n' \
+		    "$i" "$i" "$PIN_INTER" "$PIN_RSA"
+		printf 'expires = 2099-12-31\n'
+	done
+} >"$TMP/big.conf"
+check "pinproxy with 1500 pin sets listens on 127.0.0.1:$PB" \
+    start_pinproxy PP_B "$PB" "$TMP/big.conf" "$TMP/big.log"
+got=$(python3 - "$SB" <<'PY'
+import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+s.connect(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"GET /metrics HTTP/1.1\r\nHost: stats\r\n\r\n")
+s.shutdown(socket.SHUT_WR)
+time.sleep(0.5)
+data = b""
+s.settimeout(5)
+try:
+    while True:
+        d = s.recv(4096)
+        if not d:
+            break
+        data += d
+        time.sleep(0.0005)
+except OSError:
+    pass
+head, _, body = data.partition(b"\r\n\r\n")
+length = [int(l.split(b":")[1]) for l in head.split(b"\r\n")
+          if l.lower().startswith(b"content-length:")]
+print("complete" if length and len(body) == length[0] and
+      length[0] > 65536 else "cut: %d of %s" % (len(body), length))
+PY
+)
+check_eq "stats: a half-closed client reads the whole of a large /metrics" \
+    complete "$got"
+stop_pinproxy "$PP_B" "$TMP/big.log"
 done_testing
