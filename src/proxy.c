@@ -619,10 +619,14 @@ proxy_reload(struct proxy *p)
 		proxy_self_update(p);
 		/*
 		 * A new max_connections counts at once: clients held off
-		 * by the old one come in, or accepting stops.
+		 * by the old one come in, or accepting stops. Short of
+		 * descriptors, the retry timer resumes; with none pending
+		 * (a lower limit stopped it), this does.
 		 */
-		if (!p->fd_short && p->env.nconns < conf->max_connections)
-			proxy_set_accepting(p, true, "below max_connections");
+		if (p->env.nconns < conf->max_connections && (!p->fd_short ||
+		    !evtimer_pending(p->resume_ev, NULL)))
+			proxy_set_accepting(p, true, p->fd_short ? NULL :
+			    "below max_connections");
 		else if (p->env.nconns >= conf->max_connections)
 			proxy_set_accepting(p, false,
 			    "max_connections reached");

@@ -172,6 +172,9 @@ got=$(ncurl --resolve api.test:8443:127.0.0.2 \
 check_eq "https through an IPv4 redirect to a dual-stack listener: the body" \
     "hello from origin" "$got"
 [ -s "$TMP/cd.err" ] && diag "curl: $(cat "$TMP/cd.err")"
+origin_settle "$TMP/origin8.log"
+check_eq "the dual-stack listener's connection went to port 8443" 1 \
+    "$(origin_count "$TMP/origin8.log" request)"
 
 # tproxy: the packets keep their destination and reach the transparent
 # listener (IP_TRANSPARENT) in prerouting; the original destination is
@@ -235,5 +238,6 @@ check_grep "and it says the mark needs CAP_NET_ADMIN" \
 stop "$O"
 stop "$O6"
 stop "$O4"
+stop "$O8"
 stop "$OP"
 done_testing
