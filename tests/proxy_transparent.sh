@@ -131,8 +131,15 @@ ncurl()
 	    curl -sS --noproxy '*' --max-time 20 "$@"
 }
 
-got=$(ncurl --resolve api.test:443:127.0.0.2 \
-    --cacert "$TMP/ca-public.pem" https://api.test/hello 2>"$TMP/c1.err")
+# redirected NAME PORT: https://api.test:PORT/hello as nobody, the name
+# resolved to 127.0.0.2; curl's errors in NAME.err.
+redirected()
+{
+	ncurl --resolve "api.test:$2:127.0.0.2" --cacert "$TMP/ca-public.pem" \
+	    "https://api.test:$2/hello" 2>"$TMP/$1.err"
+}
+
+got=$(redirected c1 443)
 check_eq "https through the redirect: the body with the right pins" \
     "hello from origin" "$got"
 [ -s "$TMP/c1.err" ] && diag "curl: $(cat "$TMP/c1.err")"
@@ -166,9 +173,7 @@ check_log "the IPv6 connection's access line says mode=transparent" \
 
 # A dual-stack listener ([::]) takes redirected IPv4 connections as
 # IPv4-mapped addresses: their original destination is in IPv4's table.
-got=$(ncurl --resolve api.test:8443:127.0.0.2 \
-    --cacert "$TMP/ca-public.pem" https://api.test:8443/hello \
-    2>"$TMP/cd.err")
+got=$(redirected cd 8443)
 check_eq "https through an IPv4 redirect to a dual-stack listener: the body" \
     "hello from origin" "$got"
 [ -s "$TMP/cd.err" ] && diag "curl: $(cat "$TMP/cd.err")"
@@ -191,9 +196,7 @@ NFT
 then
 	before=$(log_count "$TMP/t.log" 'event=access' 'mode=transparent' \
 	    'host=api.test' 'status=200')
-	got=$(ncurl --resolve api.test:4443:127.0.0.2 \
-	    --cacert "$TMP/ca-public.pem" https://api.test:4443/hello \
-	    2>"$TMP/c4.err")
+	got=$(redirected c4 4443)
 	check_eq "https through tproxy: the body, with pinproxy's leaf" \
 	    "hello from origin" "$got"
 	[ -s "$TMP/c4.err" ] && diag "curl: $(cat "$TMP/c4.err")"
