@@ -318,6 +318,13 @@ upstream_loop_key(const struct sockaddr *sa, struct sockaddr_in6 *key)
 	key->sin6_addr = sin6->sin6_addr;
 	if (IN6_IS_ADDR_UNSPECIFIED(&key->sin6_addr))
 		key->sin6_addr = in6addr_loopback;
+	/* ::ffff:0.0.0.0 reaches this machine as 0.0.0.0 does. */
+	if (IN6_IS_ADDR_V4MAPPED(&key->sin6_addr) &&
+	    key->sin6_addr.s6_addr[12] == 0 && key->sin6_addr.s6_addr[13] == 0 &&
+	    key->sin6_addr.s6_addr[14] == 0 && key->sin6_addr.s6_addr[15] == 0) {
+		key->sin6_addr.s6_addr[12] = 127;
+		key->sin6_addr.s6_addr[15] = 1;
+	}
 }
 
 /* Whether a listening address is a wildcard (0.0.0.0 or ::). */

@@ -113,7 +113,7 @@ if python3 -c 'import socket; socket.socket(socket.AF_INET6).bind(("::1", 0))' \
 	    --bind ::1 --mode hello --cert "$PKI/chain.pem" \
 	    --key "$PKI/leaf.key"
 fi
-start_dnsd --map loop.test=127.0.0.1
+start_dnsd --map loop.test=127.0.0.1 --map loop6.test=::ffff:0.0.0.0
 
 # conf LISTEN NAME EXTRA: a configuration listening on LISTEN with the CA
 # files NAME and the [proxy] lines EXTRA that pins api.test. Plaintext
@@ -431,7 +431,7 @@ else
 	skip "CONNECT [::1]: no IPv6 on this host"
 	skip "CONNECT [::1]: no IPv6 on this host"
 fi
-for t in "127.0.0.1:$PH" "localhost:$PH"; do
+for t in "127.0.0.1:$PH" "localhost:$PH" "loop.test:$PH" "loop6.test:$PH"; do
 	check_eq "CONNECT $t (pinproxy itself): 508 loop" \
 	    "508 pinproxy; error=proxy_loop_detected; details=\"loop\"" \
 	    "$(connect_status "$t")"
