@@ -309,12 +309,10 @@ clienthello_parse(const void *buf, size_t len, struct clienthello *out)
 	size_t			 msglen, consumed;
 
 	memset(out, 0, sizeof(*out));
+	/* out is zeroed: only CH_NEED_MORE sets its need. */
 	r = clienthello_gather(buf, len, msg, &msglen, &consumed, &out->need);
-	if (r != CH_OK) {
-		if (r != CH_NEED_MORE)
-			out->need = 0;
+	if (r != CH_OK)
 		return r;
-	}
 	r = clienthello_body(msg, msglen, out);
 	if (r != CH_OK) {
 		clienthello_clear(out);

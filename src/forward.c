@@ -455,6 +455,8 @@ forward_upstream_drained(struct forward *f)
 static void
 forward_upstream_event(struct forward *f, short what)
 {
+	const char	*why;
+
 	if (f->state != FORWARD_EXCHANGE) {
 		forward_drop(f);
 		return;
@@ -499,20 +501,20 @@ forward_upstream_event(struct forward *f, short what)
 	}
 	/* Mid-body: nothing sensible can be sent any more. */
 	if (what & BEV_EVENT_TIMEOUT)
-		forward_cut(f, METRIC_UPSTREAM_ERRORS_TIMEOUT, "The server sent "
-		    "nothing more in time, in the middle of the response.");
+		why = "The server sent nothing more in time, in the middle of "
+		    "the response.";
 	else if (!upstream_closed_cleanly(f->up))
-		forward_cut(f, METRIC_UPSTREAM_ERRORS_BAD_RESPONSE, "The TLS "
-		    "connection to the server ended without close_notify in "
-		    "the middle of the response.");
+		why = "The TLS connection to the server ended without "
+		    "close_notify in the middle of the response.";
 	else if (what & BEV_EVENT_EOF)
-		forward_cut(f, METRIC_UPSTREAM_ERRORS_BAD_RESPONSE, "The "
-		    "server closed the connection before the end of the "
-		    "response.");
+		why = "The server closed the connection before the end of the "
+		    "response.";
 	else
-		forward_cut(f, METRIC_UPSTREAM_ERRORS_BAD_RESPONSE, "The "
-		    "connection to the server broke in the middle of the "
-		    "response.");
+		why = "The connection to the server broke in the middle of "
+		    "the response.";
+	forward_cut(f, (what & BEV_EVENT_TIMEOUT) ?
+	    METRIC_UPSTREAM_ERRORS_TIMEOUT :
+	    METRIC_UPSTREAM_ERRORS_BAD_RESPONSE, why);
 }
 
 /* Send the request head upstream and start streaming. */

@@ -141,6 +141,20 @@ proxy_stopped(struct proxy *p, const char *reason)
 
 static void	proxy_trim_soon(void *);
 
+/*
+ * Accept while fewer than max_connections are open, not at or over it:
+ * after a connection came or went, or a reload changed the limit.
+ */
+static void
+proxy_follow_limit(struct proxy *p)
+{
+	if (p->env.nconns >= p->rc->conf->max_connections)
+		proxy_set_accepting(p, false, "max_connections reached");
+	else if (p->paused)
+		proxy_set_accepting(p, true, p->fd_short ? NULL :
+		    "below max_connections");
+}
+
 /* A connection closed: accept again if we had stopped, or finish. */
 static void
 proxy_conn_closed(void *arg)
@@ -152,9 +166,7 @@ proxy_conn_closed(void *arg)
 			proxy_stopped(p, "connections finished");
 		return;
 	}
-	if (p->paused && p->env.nconns < p->rc->conf->max_connections)
-		proxy_set_accepting(p, true, p->fd_short ? NULL :
-		    "below max_connections");
+	proxy_follow_limit(p);
 	proxy_trim_soon(p);
 }
 
@@ -210,8 +222,7 @@ proxy_accepted(void *arg)
 		p->fd_short = false;
 		log_msg(EV_ACCEPT_RESUMED, "file descriptors available again");
 	}
-	if (p->env.nconns >= p->rc->conf->max_connections)
-		proxy_set_accepting(p, false, "max_connections reached");
+	proxy_follow_limit(p);
 }
 
 static void
@@ -617,19 +628,8 @@ proxy_reload(struct proxy *p)
 		runconf_unref(p->rc);
 		p->rc = rc;
 		proxy_self_update(p);
-		/*
-		 * A new max_connections counts at once: clients held off
-		 * by the old one come in, or accepting stops. Short of
-		 * descriptors, the retry timer resumes; with none pending
-		 * (a lower limit stopped it), this does.
-		 */
-		if (p->env.nconns < conf->max_connections && (!p->fd_short ||
-		    !evtimer_pending(p->resume_ev, NULL)))
-			proxy_set_accepting(p, true, p->fd_short ? NULL :
-			    "below max_connections");
-		else if (p->env.nconns >= conf->max_connections)
-			proxy_set_accepting(p, false,
-			    "max_connections reached");
+		/* A new max_connections counts at once, both ways. */
+		proxy_follow_limit(p);
 		/*
 		 * Nothing checked under the old configuration is reused: the
 		 * next request of every connection takes the new generation,

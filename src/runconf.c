@@ -6,7 +6,6 @@
 #include "config.h"
 
 #include <stdlib.h>
-#include <string.h>
 
 #include "log.h"
 #include "runconf.h"
@@ -46,7 +45,7 @@ runconf_new_upstream(struct conf *conf, unsigned long gen, char *err,
     size_t errlen)
 {
 	struct runconf	*rc;
-	size_t		 i, n;
+	size_t		 i;
 
 	rc = xcalloc(1, sizeof(*rc));
 	rc->refs = 1;
@@ -58,13 +57,6 @@ runconf_new_upstream(struct conf *conf, unsigned long gen, char *err,
 	for (i = 0; i < conf->npinsets; i++)
 		rc->candidate_logged[i] = xcalloc(
 		    conf->pinsets[i].ncandidates + 1, sizeof(bool));
-	for (i = 0; i < conf->nforwarders; i++)
-		rc->nfwd_listen += conf->forwarders[i].nlisten;
-	rc->fwd_listen = xcalloc(rc->nfwd_listen + 1, sizeof(*rc->fwd_listen));
-	for (i = 0, n = 0; i < conf->nforwarders; n += conf->forwarders[i].nlisten,
-	    i++)
-		memcpy(rc->fwd_listen + n, conf->forwarders[i].listen,
-		    conf->forwarders[i].nlisten * sizeof(*rc->fwd_listen));
 	if ((rc->tls = tls_upstream_new(conf, err, errlen)) == NULL) {
 		runconf_unref(rc);
 		return NULL;
@@ -129,7 +121,6 @@ runconf_unref(struct runconf *rc)
 	    i < rc->conf->npinsets; i++)
 		free(rc->candidate_logged[i]);
 	free(rc->candidate_logged);
-	free(rc->fwd_listen);
 	leafcert_cache_free(rc->leaves);
 	alpnguess_free(rc->alpn);
 	ca_unref(rc->ca);

@@ -28,13 +28,6 @@ struct runconf {
 	struct alpnguess	*alpn;		/* owned: upstreams' last ALPN */
 	/* Per pin set, per candidate: candidate_seen was logged. */
 	bool			**candidate_logged;
-	/*
-	 * The listen addresses of this configuration's forwarders (bound
-	 * once it is the current one): a forwarder's upstream there would
-	 * be pinproxy itself.
-	 */
-	struct conf_addr	*fwd_listen;	/* owned */
-	size_t			 nfwd_listen;
 };
 
 /*

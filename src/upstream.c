@@ -415,13 +415,24 @@ upstream_mark_check(unsigned long mark, char *err, size_t errlen)
 	return true;
 }
 
-/* Whether dialling sa would reach one of the proxy's own listeners. */
+/*
+ * Whether dialling sa would reach one of the proxy's own listeners (and,
+ * for a forwarder, those of the forwarders of its generation, bound once
+ * it is the current one).
+ */
 static bool
 upstream_is_self(const struct upstream *u, const struct sockaddr *sa)
 {
-	return upstream_addr_is_self(sa, u->self, u->nself) ||
-	    (u->self_forwarders && upstream_addr_is_self(sa,
-	    u->rc->fwd_listen, u->rc->nfwd_listen));
+	const struct conf	*c = u->rc->conf;
+	size_t			 i;
+
+	if (upstream_addr_is_self(sa, u->self, u->nself))
+		return true;
+	for (i = 0; u->self_forwarders && i < c->nforwarders; i++)
+		if (upstream_addr_is_self(sa, c->forwarders[i].listen,
+		    c->forwarders[i].nlisten))
+			return true;
+	return false;
 }
 
 /* Start a TCP connection to one address; false if it failed at once. */
@@ -929,7 +940,6 @@ upstream_bev(struct upstream *u)
 bool
 upstream_quiet(struct upstream *u)
 {
-	SSL	*ssl;
 	char	 c;
 
 	if (u->state != UPSTREAM_READY || u->bev == NULL)
@@ -937,8 +947,7 @@ upstream_quiet(struct upstream *u)
 	if (evbuffer_get_length(bufferevent_get_input(u->bev)) > 0)
 		return false;
 	/* Any byte in TLS: also part of a record not yet complete. */
-	if (u->tls && ((ssl = bufferevent_openssl_get_ssl(u->bev)) == NULL ||
-	    SSL_has_pending(ssl)))
+	if (u->tls && (u->ssl == NULL || SSL_has_pending(u->ssl)))
 		return false;
 	/* Nothing to read, and no end: the socket has nothing to say. */
 	return recv(u->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) < 0 &&
@@ -948,13 +957,10 @@ upstream_quiet(struct upstream *u)
 bool
 upstream_closed_cleanly(struct upstream *u)
 {
-	SSL	*ssl;
-
 	if (!u->tls || u->bev == NULL)
 		return true;
-	ssl = bufferevent_openssl_get_ssl(u->bev);
-	return ssl != NULL &&
-	    (SSL_get_shutdown(ssl) & SSL_RECEIVED_SHUTDOWN) != 0;
+	return u->ssl != NULL &&
+	    (SSL_get_shutdown(u->ssl) & SSL_RECEIVED_SHUTDOWN) != 0;
 }
 
 void
