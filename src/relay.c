@@ -8,9 +8,12 @@
  * flight, so memory stays bounded with no watermarks. Between two plain
  * sockets, bulk data moves through a pipe with splice(2). An idle relay
  * holds no buffer: neither OpenSSL's record buffers nor space the
- * bufferevents reserved before the relay took over. The end of a TLS
- * stream is mirrored: a close_notify is passed on to the other side, a
- * bare close is not turned into one.
+ * bufferevents reserved before the relay took over. A clean end of one
+ * side's stream (a FIN, a TLS close_notify) is passed on to the other
+ * side as its own (a FIN, a close_notify) and the other direction runs on
+ * until that side ends too: a half-close is kept, bounded by the idle
+ * timeout. A TLS stream that stops without close_notify may have been cut:
+ * it is not passed on as an end, and the relay ends at once.
  */
 #include "config.h"
 
@@ -88,6 +91,7 @@ struct relay_way {
 	uint64_t		*moved;
 	bool			 eof;
 	bool			 notify;	/* the eof was a close_notify */
+	bool			 done;		/* the end was passed on */
 	/*
 	 * The socket had no more when last read: the readable event says
 	 * when it has. For a plain socket a short recv(2) proves it; a short
@@ -104,7 +108,6 @@ struct relay {
 	struct timeval		 idle;
 	uint64_t		 up;
 	uint64_t		 down;
-	bool			 closing;	/* one side ended; flushing */
 	enum relay_outcome	 outcome;
 	relay_done_cb		 cb;
 	void			*arg;
@@ -274,24 +277,45 @@ relay_way_fail(struct relay_way *w, bool on_from)
 }
 
 /*
- * The side this direction reads from closed and all it sent is written:
- * a close_notify it sent is passed on, once and without waiting (a
- * socket that cannot take the alert now does without it); a bare close
- * is not, or a cut stream would look complete.
+ * Pass the end of a stream on to e as its own: a FIN, or a close_notify
+ * (without waiting for the peer's). False when the socket cannot take it.
+ */
+static bool
+relay_pass_end(const struct relay_end *e)
+{
+	int	 n;
+
+	if (e->ssl == NULL)
+		return shutdown(e->fd, SHUT_WR) == 0;
+	ERR_clear_error();
+	n = SSL_shutdown(e->ssl);
+	ERR_clear_error();
+	return n >= 0;
+}
+
+/*
+ * The side this direction reads from ended and all it sent is written. A
+ * clean end (a plain socket's FIN, a close_notify) is passed on, and the
+ * relay ends once both directions have ended so (or when the end cannot
+ * be passed on: the other side would wait for it). A TLS stream that just
+ * stopped is not passed on, or a cut stream would look complete: the
+ * relay ends now, and the other side sees its connection close.
  */
 static void
 relay_way_closed(struct relay_way *w)
 {
-	if (!w->notify) {
-		relay_end(w->r, RELAY_CLOSED, "closed");
+	struct relay		*r = w->r;
+	struct relay_way	*other = &r->way[w == &r->way[0]];
+
+	if (!w->notify && w->from.ssl != NULL) {
+		relay_end(r, RELAY_CLOSED, "closed");
 		return;
 	}
-	if (w->to.ssl != NULL) {
-		ERR_clear_error();
-		(void)SSL_shutdown(w->to.ssl);
-		ERR_clear_error();
-	}
-	relay_end(w->r, RELAY_CLOSE_NOTIFY, "closed with close_notify");
+	w->done = true;
+	if (relay_pass_end(&w->to) && !other->done)
+		return;
+	relay_end(r, w->notify ? RELAY_CLOSE_NOTIFY : RELAY_CLOSED,
+	    w->notify ? "closed with close_notify" : "closed");
 }
 
 /* An event made when first needed, added now. */
@@ -355,7 +379,7 @@ relay_way_flush(struct relay_way *w)
 	}
 	if (w->writable != NULL)
 		event_del(w->writable);
-	if (!w->r->closing)
+	if (!w->eof)
 		event_add(w->readable, NULL);
 	return RELAY_MORE;
 }
@@ -369,14 +393,12 @@ relay_way_pipe(struct relay_way *w)
 		w->pipe[0] = w->pipe[1] = -1;
 }
 
-/* The side that sent EOF is done: deliver what it sent, then end. */
+/* The side this direction reads from ended: deliver what it sent first. */
 static enum relay_step
 relay_way_eof(struct relay_way *w)
 {
 	w->eof = true;
-	w->r->closing = true;
-	event_del(w->r->way[0].readable);
-	event_del(w->r->way[1].readable);
+	event_del(w->readable);
 	return RELAY_MORE;
 }
 
@@ -461,6 +483,8 @@ relay_way_pump(struct relay_way *w)
 {
 	int	 i;
 
+	if (w->done)
+		return;
 	w->drained = false;
 	if (w->from_writable != NULL)
 		event_del(w->from_writable);
@@ -474,7 +498,7 @@ relay_way_pump(struct relay_way *w)
 			relay_way_closed(w);
 			return;
 		}
-		if (w->r->closing || w->drained)
+		if (w->drained)
 			return;
 		/*
 		 * Others get their turn; this direction goes on in the next

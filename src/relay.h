@@ -28,8 +28,9 @@ struct relay;
 
 /* How a relay ended (relay_outcome). */
 enum relay_outcome {
-	RELAY_CLOSED,		/* a side closed (TLS: without close_notify) */
-	RELAY_CLOSE_NOTIFY,	/* a side ended its TLS stream: close_notify */
+	RELAY_CLOSED,		/* both ended, the last with a FIN; or a TLS
+				   side stopped without close_notify */
+	RELAY_CLOSE_NOTIFY,	/* both ended, the last with close_notify */
 	RELAY_CLIENT_ERROR,	/* reading or writing the client failed */
 	RELAY_SERVER_ERROR,	/* reading or writing the server failed */
 	RELAY_IDLE		/* idle_ms passed without a byte */
@@ -39,20 +40,22 @@ enum relay_outcome {
 typedef void (*relay_done_cb)(struct relay *, const char *why, void *arg);
 
 /*
- * Pump bytes between client and server until either side closes and what
- * it sent has been delivered, or nothing moved for idle_ms milliseconds.
- * Both are socket bufferevents, plain or OpenSSL, never filters. The
- * relay reads and writes their descriptors and TLS connections itself,
- * and what they hold (read and not yet relayed, or queued and not yet
- * written) goes first. It disables them and keeps no reference to them:
- * the caller may free them as soon as this returns (an idle connection
- * then holds none of their buffers), as long as the descriptors and TLS
- * connections stay until relay_free(). When a side ends its TLS stream
- * with close_notify, the relay sends one on the other side's TLS
- * connection, if it has one, once everything before it is written,
- * without waiting for the socket; a side that closes without
- * close_notify, or fails, makes it send none (that would make a cut
- * stream look complete). Nothing else is shut down or closed.
+ * Pump bytes between client and server until both sides have ended their
+ * streams and what they sent has been delivered, until one side stops a
+ * TLS stream without close_notify or fails, or until nothing moved for
+ * idle_ms milliseconds. Both are socket bufferevents, plain or OpenSSL,
+ * never filters. The relay reads and writes their descriptors and TLS
+ * connections itself, and what they hold (read and not yet relayed, or
+ * queued and not yet written) goes first. It disables them and keeps no
+ * reference to them: the caller may free them as soon as this returns
+ * (an idle connection then holds none of their buffers), as long as the
+ * descriptors and TLS connections stay until relay_free(). A clean end of
+ * one side's stream (a FIN, a close_notify) is passed on to the other
+ * side once everything before it is written: shutdown(2) for writing on a
+ * plain socket, a close_notify (without waiting for the peer's) on TLS;
+ * the other direction runs on (a half-close). A TLS side that stops
+ * without close_notify gets nothing passed on (that would make a cut
+ * stream look complete). Nothing is closed.
  */
 struct relay	*relay_new(struct event_base *base, struct bufferevent *client,
 		    struct bufferevent *server, uint64_t idle_ms,

@@ -473,8 +473,12 @@ tunnel_decide(struct tunnel *t, enum tunnel_first first)
 	return true;
 }
 
-/* Judge the len bytes the client sent so far after the 200. */
-static void
+/*
+ * Judge the len bytes the client sent so far after the 200. False when
+ * they are too few for a verdict; true when one was reached (the tunnel
+ * may be gone).
+ */
+static bool
 tunnel_hello(struct tunnel *t, const unsigned char *data, size_t len)
 {
 	enum clienthello_result	 r;
@@ -483,7 +487,7 @@ tunnel_hello(struct tunnel *t, const unsigned char *data, size_t len)
 	r = clienthello_parse(data, len, &t->hello);
 	if (r == CH_NOT_TLS && (http = tunnel_is_http(data, len)) == -1) {
 		t->not_tls = true;
-		return;
+		return false;
 	}
 	/* A verdict on the hello: stop looking at the socket. */
 	if (r != CH_NEED_MORE || len >= CLIENTHELLO_MAX_INPUT)
@@ -491,22 +495,23 @@ tunnel_hello(struct tunnel *t, const unsigned char *data, size_t len)
 	switch (r) {
 	case CH_NEED_MORE:
 		if (len < CLIENTHELLO_MAX_INPUT)
-			return;
+			return false;
 		/* FALLTHROUGH */
 	case CH_TOO_LARGE:
 	case CH_MALFORMED:
 		log_msg(EV_DEBUG, "client %s: bad ClientHello (%s)",
 		    t->x->client, clienthello_result_name(r));
 		tunnel_refuse(t, INTERCEPT_ALERT_HANDSHAKE_FAILURE, 400);
-		return;
+		return true;
 	case CH_NOT_TLS:
 		(void)tunnel_decide(t, http == 1 ? TUNNEL_FIRST_HTTP :
 		    TUNNEL_FIRST_OTHER);
-		return;
+		return true;
 	case CH_OK:
 		(void)tunnel_decide(t, TUNNEL_FIRST_TLS);
-		return;
+		return true;
 	}
+	return true;
 }
 
 /* Look at the hello buffered by the client's bufferevent. */
@@ -527,11 +532,15 @@ tunnel_read_hello(struct tunnel *t)
 		return;
 	if (t->not_tls && len > TUNNEL_HTTP_LINE_MAX)
 		len = TUNNEL_HTTP_LINE_MAX;
-	tunnel_hello(t, evbuffer_pullup(in, (ev_ssize_t)len), len);
+	(void)tunnel_hello(t, evbuffer_pullup(in, (ev_ssize_t)len), len);
 }
 
-/* Look at the hello in the socket without taking it. */
-static void
+/*
+ * Look at the hello in the socket without taking it. False while it is
+ * too short for a verdict; true once one was reached (the tunnel may be
+ * gone).
+ */
+static bool
 tunnel_peek(struct tunnel *t)
 {
 	evutil_socket_t	 fd = bufferevent_getfd(t->x->bev);
@@ -546,18 +555,18 @@ tunnel_peek(struct tunnel *t)
 	if (t->hello.need > 0 && ioctl(fd, FIONREAD, &queued) == 0 &&
 	    queued >= 0 && (size_t)queued < t->hello.need &&
 	    (size_t)queued < CLIENTHELLO_MAX_INPUT)
-		return;
+		return false;
 	n = recv(fd, t->peek_buf, t->not_tls ? TUNNEL_HTTP_LINE_MAX :
 	    CLIENTHELLO_MAX_INPUT, MSG_PEEK);
 	if (n == -1 && (errno == EAGAIN || errno == EINTR))
-		return;
+		return false;
 	if (n <= 0) {
 		/* The client left before its hello was complete. */
 		tunnel_end(t, 200);
-		return;
+		return true;
 	}
 	t->peek_len = (size_t)n;
-	tunnel_hello(t, t->peek_buf, (size_t)n);
+	return tunnel_hello(t, t->peek_buf, (size_t)n);
 }
 
 /* New bytes arrived (edge-triggered: peeked bytes do not re-fire). */
@@ -566,12 +575,13 @@ tunnel_peek_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct tunnel	*t = arg;
 
-	/* A peek still sees the unread half hello: the close says it all. */
-	if (what & EV_CLOSED) {
+	/*
+	 * Bytes and then the client's end (a half-close): what came is
+	 * judged as ever, and the relay passes the end on; bytes still too
+	 * few for a verdict never will be, and the tunnel ends.
+	 */
+	if (!tunnel_peek(t) && (what & EV_CLOSED))
 		tunnel_end(t, 200);
-		return;
-	}
-	tunnel_peek(t);
 }
 
 /*

@@ -47,6 +47,9 @@ OT=$(free_port);  origin O_T "$OT" "$TMP/ot.log"
 OP=$(free_port);  origin O_P "$OP" "$TMP/op.log"
 OR=$(free_port);  origin O_R "$OR" "$TMP/or.log"
 OL=$(free_port);  start_origin O_L "$OL" "$TMP/ol.log" --plain
+OE=$(free_port)
+start_server O_E "$TMP/oe.log" python3 "$top_srcdir/tests/tlsecho.py" \
+    --port "$OE" --plain
 OH=$(free_port)
 DENIED=$(free_port)
 
@@ -76,7 +79,7 @@ ca_cert = $TMP/ca.pem
 ca_key = $TMP/ca.key
 trust = $PKI/root.pem
 unpinned = pass
-connect_ports = 80 443 $OM $O1 $O0 $OW $OV $OT $OP $OH $OR $OL
+connect_ports = 80 443 $OM $O1 $O0 $OW $OV $OT $OP $OH $OR $OL $OE
 shutdown_timeout = 2s
 EOF
 	pinset set-api api.test "$OM"
@@ -418,6 +421,32 @@ check_log "blind tunnel: the access line counts the upload" "$TMP/a.log" \
     "$(kv event access)" "$(kv mode tunnel)" "$(kv host pass.test)" \
     '(^| )bytes_up=10[4-9][0-9]{5}( |$)'
 check_fds "blind tunnel bulk transfers" "$PP_A" "$base"
+
+# A half-close through a blind tunnel: a client that sends a line of a
+# protocol that is not HTTP and shuts down its sending side with it (one
+# segment and a FIN right after the 200) gets everything the server sends
+# back, then the close; its end reaches the server as a FIN.
+cat >"$TMP/halftunnel.py" <<'EOF'
+import socket, sys
+from connect_client import open_tunnel
+s, head = open_tunnel(int(sys.argv[1]), sys.argv[2])
+s.sendall(b"PING a line, then the end\r\n")
+s.shutdown(socket.SHUT_WR)
+out = b""
+while True:
+    d = s.recv(65536)
+    if not d:
+        break
+    out += d
+print("%s|%s" % (head.split(b"\r\n")[0].decode(), out.decode()), end="")
+EOF
+check_eq "half-closed client in a blind tunnel: the 200, the whole echo" \
+    "HTTP/1.1 200 Connection established|PING a line, then the end" \
+    "$(py "$TMP/halftunnel.py" "$PA" "pass.test:$OE" 2>&1 | tr -d '\r')"
+origin_settle "$TMP/oe.log"
+check_eq "half-closed client in a blind tunnel: the server saw the FIN" \
+    '"end": "fin"' "$(grep -F '"event": "close"' "$TMP/oe.log" |
+    tail -n 1 | grep -oE '"end": "[a-z_]+"')"
 connect block --proxy "$PB" --connect blocked.test:443 --sni blocked.test
 check_out "unpinned = block, CONNECT by name: 403" block status 403
 check_eq "unpinned = block, CONNECT by name: details=blocked" \

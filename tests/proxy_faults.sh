@@ -251,6 +251,41 @@ stream ends $want" "\"how\": \"$want\"}" \
 	    "$(grep '"event": "end"' "$TMP/oe.log" | tail -n 1 |
 	    sed 's/.*"event": "end", //')"
 done
+# A TLS half-close: a client that sends its request and ends its TLS
+# stream at once (a close_notify, as TLS 1.3 allows while it still reads)
+# gets the whole answer; the origin gets the close_notify after the
+# request and answers it all the same.
+cat >"$TMP/tlshalf.py" <<'EOF'
+import socket, ssl, sys
+from connect_client import open_tunnel
+port, cafile = int(sys.argv[1]), sys.argv[2]
+s, head = open_tunnel(port, "api.test:443")
+ctx = ssl.create_default_context(cafile=cafile)
+t = ctx.wrap_socket(s, server_hostname="api.test",
+                    suppress_ragged_eofs=False)
+t.sendall(b"GET /hello HTTP/1.1\r\nHost: api.test\r\n\r\n")
+# unwrap() sends the close_notify, then would wait for the origin's.
+t.setblocking(False)
+try:
+    t.unwrap()
+except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+    pass
+t.settimeout(10)
+data = b""
+try:
+    while True:
+        d = t.recv(65536)
+        if not d:
+            break
+        data += d
+except (ssl.SSLError, OSError):
+    pass
+print("%s|%s" % (data.split(b"\r\n")[0].decode(),
+                 data.partition(b"\r\n\r\n")[2].decode()), end="")
+EOF
+check_eq "client ends its TLS stream after its request (CONNECT): the \
+whole answer" "HTTP/1.1 200 OK|$HELLO" \
+    "$(py "$TMP/tlshalf.py" "$PF" "$TMP/ca-f.pem" 2>&1 | tr -d '\r')"
 alive "the end of an intercepted TLS stream" "$PP_F" "$PF"
 
 # A TLS alert, garbage or a reset instead of a ServerHello; the reason

@@ -155,6 +155,19 @@ check "a slow reader: what came back hashes as what was sent" \
     test -n "$sent" -a "$sent" = "$got"
 [ -s "$TMP/slow.err" ] && diag "$(cat "$TMP/slow.err")"
 
+# A half-close: a client that shuts down its sending side once it sent
+# all (as nc -N does) still gets everything the upstream sends back, then
+# the close; its end reaches the upstream as a close_notify, the clean end
+# of a TLS stream, and the upstream's own end closes the client.
+check_eq "half-closed client: the forwarder closes after the answer" \
+    closed "$(half_closed halfecho "$FG" 'a request, then its end\n')"
+check_eq "half-closed client: the whole echo came back" \
+    "a request, then its end" "$(cat "$TMP/halfecho.resp")"
+origin_settle "$TMP/echo.log"
+check_eq "half-closed client: the upstream saw a close_notify" \
+    '"end": "close_notify"' "$(grep -F '"event": "close"' "$TMP/echo.log" |
+    tail -n 1 | grep -oE '"end": "[a-z_]+"')"
+
 # A forwarder whose upstream is its own listener (a typo, or a name that
 # resolves to this machine): one refusal, not a chain of connections to
 # itself that fills max_connections and refills as the oldest time out.

@@ -480,6 +480,7 @@ test_relay_sockets_runs_on_after_the_bufferevents_are_freed(void **state)
 	assert_memory_equal(buf, "pong", 4);
 	assert_int_equal(send(f->app, "bye", 3, 0), 3);
 	assert_int_equal(shutdown(f->app, SHUT_WR), 0);
+	assert_int_equal(shutdown(f->origin, SHUT_WR), 0);
 	run_until_end(f);
 	assert_non_null(f->why);
 	assert_string_equal(f->why, "closed");
@@ -546,31 +547,66 @@ test_relay_sockets_keeps_small_exchanges_off_pipes(void **state)
 	assert_int_equal(pipe_count(), pipes);
 }
 
+/* Read from fd until want bytes came, or its end (then *eof). */
+static size_t
+recv_upto(struct fixture *f, int fd, unsigned char *buf, size_t want,
+    bool *eof)
+{
+	double		 end = now() + DEADLINE_SEC;
+	ssize_t		 n;
+	size_t		 got = 0;
+
+	*eof = false;
+	while (got < want && now() < end) {
+		event_base_loop(f->base, EVLOOP_NONBLOCK);
+		n = recv(fd, buf + got, want - got, MSG_DONTWAIT);
+		if (n > 0)
+			got += (size_t)n;
+		else if (n == 0) {
+			*eof = true;
+			break;
+		}
+	}
+	return got;
+}
+
+/*
+ * A half-close: the side that shuts down its sending side gets its bytes
+ * delivered and its end passed on (a FIN), and still gets what the other
+ * side sends after that; the relay ends when the other side ends too.
+ */
 static void
-test_relay_sockets_delivers_what_the_closing_side_sent_then_ends(
+test_relay_sockets_passes_a_half_close_on_and_runs_until_both_ended(
     void **state)
 {
 	struct fixture	*f = *state;
-	unsigned char	 buf[8];
-	ssize_t		 n;
-	size_t		 got = 0;
-	double		 end = now() + DEADLINE_SEC;
+	unsigned char	 buf[16];
+	bool		 eof;
 
 	start(f, 60000);
 	assert_int_equal(send(f->app, "bye", 3, 0), 3);
 	assert_int_equal(shutdown(f->app, SHUT_WR), 0);
+	/* The bytes, then the FIN, reach the origin. */
+	assert_int_equal(recv_upto(f, f->origin, buf, 3, &eof), 3);
+	assert_memory_equal(buf, "bye", 3);
+	assert_int_equal(recv_upto(f, f->origin, buf, 1, &eof), 0);
+	assert_true(eof);
+	assert_null(f->why);
+	/* The other way still runs. */
+	assert_int_equal(send(f->origin, "late answer", 11, 0), 11);
+	assert_int_equal(recv_upto(f, f->app, buf, 11, &eof), 11);
+	assert_memory_equal(buf, "late answer", 11);
+	assert_null(f->why);
+	/* Both ended: so does the relay, and the app sees the end. */
+	assert_int_equal(shutdown(f->origin, SHUT_WR), 0);
 	run_until_end(f);
 	assert_non_null(f->why);
 	assert_string_equal(f->why, "closed");
 	assert_int_equal(f->outcome, RELAY_CLOSED);
 	assert_int_equal(f->up, 3);
-	while (got < 3 && now() < end) {
-		n = recv(f->origin, buf + got, sizeof(buf) - got, 0);
-		if (n > 0)
-			got += (size_t)n;
-	}
-	assert_int_equal(got, 3);
-	assert_memory_equal(buf, "bye", 3);
+	assert_int_equal(f->down, 11);
+	assert_int_equal(recv_upto(f, f->app, buf, 1, &eof), 0);
+	assert_true(eof);
 }
 
 static void
@@ -711,7 +747,7 @@ main(void)
 		    test_relay_sockets_keeps_small_exchanges_off_pipes,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
-		    test_relay_sockets_delivers_what_the_closing_side_sent_then_ends,
+		    test_relay_sockets_passes_a_half_close_on_and_runs_until_both_ended,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_relay_sockets_ends_after_idle_time_without_traffic,

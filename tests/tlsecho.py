@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """A TLS echo server for the forwarder tests, on 127.0.0.1 only.
 
-tlsecho.py --port PORT --cert CHAIN --key KEY --log FILE
-    Echo every byte back on each connection. FILE gets one JSON line per
-    event: {"event": "accept"} and {"event": "close", "bytes": N} with the
-    bytes received on that connection. Prints "ready" when listening.
+tlsecho.py --port PORT (--cert CHAIN --key KEY | --plain) --log FILE
+    Echo every byte back on each connection until the client's end, then
+    close (without a close_notify of its own). FILE gets one JSON line per
+    event: {"event": "accept"} and {"event": "close", "bytes": N, "end":
+    HOW} with the bytes received on that connection and how the client
+    ended: "close_notify", "bare" (TLS stopped without one), "fin"
+    (--plain) or "error". Prints "ready" when listening.
 
 tlsecho.py --client PORT [--size N] [--send TEXT]
     A plaintext client of a forwarder. With --size, send N random bytes
@@ -30,8 +33,10 @@ def log(path, lock, **kw):
 
 
 def serve(args):
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(args.cert, args.key)
+    ctx = None
+    if not args.plain:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(args.cert, args.key)
     lsock = socket.socket()
     lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     lsock.bind(("127.0.0.1", args.port))
@@ -41,12 +46,21 @@ def serve(args):
 
     def one(raw):
         n = 0
+        end = "error"
         log(args.log, lock, event="accept")
         try:
-            conn = ctx.wrap_socket(raw, server_side=True)
+            conn = raw
+            if ctx is not None:
+                conn = ctx.wrap_socket(raw, server_side=True,
+                                       suppress_ragged_eofs=False)
             while True:
-                data = conn.recv(65536)
+                try:
+                    data = conn.recv(65536)
+                except ssl.SSLEOFError:
+                    end = "bare"
+                    break
                 if not data:
+                    end = "fin" if ctx is None else "close_notify"
                     break
                 n += len(data)
                 conn.sendall(data)
@@ -55,7 +69,7 @@ def serve(args):
             pass
         finally:
             raw.close()
-            log(args.log, lock, event="close", bytes=n)
+            log(args.log, lock, event="close", bytes=n, end=end)
 
     while True:
         raw, _ = lsock.accept()
@@ -116,6 +130,7 @@ def main():
     ap.add_argument("--port", type=int)
     ap.add_argument("--cert")
     ap.add_argument("--key")
+    ap.add_argument("--plain", action="store_true")
     ap.add_argument("--log")
     ap.add_argument("--client", type=int)
     ap.add_argument("--size", type=int, default=8 * 1024 * 1024)
