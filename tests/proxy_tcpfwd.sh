@@ -27,6 +27,7 @@ FN=$(free_port)
 FI=$(free_port)
 FR=$(free_port)
 FS=$(free_port)
+FV=$(free_port)
 
 # conf EXTRA: the configuration with the forwarders good (right pins,
 # api.test), wrong (wrong pins), name (SNI other.test), inline (pin lines)
@@ -101,7 +102,12 @@ pin = $PIN_FOREIGN
 listen = 127.0.0.1:$FS
 upstream = 127.0.0.1:$FS
 pin = $PIN_INTER
-pin = $PIN_FOREIGN"
+pin = $PIN_FOREIGN
+
+[forward:via]
+listen = 127.0.0.1:$FV
+upstream = api.test:$CLOSED
+pinset = echo"
 
 conf "$INLINE" >"$TMP/fwd.conf"
 run check "$PINPROXY" -t -c "$TMP/fwd.conf"
@@ -213,6 +219,13 @@ python3 "$ECHO" --client "$FI" --size 65536 >"$TMP/inline.out"
 check_eq "inline pins: 64 KiB come back" "bytes=65536" \
     "$(grep -o 'bytes=[0-9]*' "$TMP/inline.out")"
 
+# The pin set's connect_to is dialled instead of the forwarder's upstream
+# (a port nothing listens on, a name nothing resolves), whose host still
+# names the server: SNI and certificate check for api.test.
+python3 "$ECHO" --client "$FV" --size 65536 >"$TMP/via.out"
+check_eq "a pin set's connect_to wins over the forwarder's upstream" \
+    "bytes=65536" "$(grep -o 'bytes=[0-9]*' "$TMP/via.out")"
+
 # pinproxy-pin --check dials each forwarder's upstream with its pins.
 run pincheck env PINPROXY_RESOLV_CONF="$TMP/resolv.conf" "$PINPROXY_PIN" \
     --check -c "$TMP/fwd.conf"
@@ -226,6 +239,9 @@ check_grep "--check: the forwarder name fails verification" \
     "$TMP/pincheck.out"
 check_grep "--check: the inline pins match" \
     "^127\.0\.0\.1:$EP  forward=inline  pinset=forward:inline  match" \
+    "$TMP/pincheck.out"
+check_grep "--check: the forwarder via dials the pin set's connect_to" \
+    "^api\.test:$CLOSED  forward=via  pinset=echo  match" \
     "$TMP/pincheck.out"
 
 # A reload: an open connection of the kept forwarder good goes on, inline
