@@ -323,3 +323,34 @@ tls_upstream_passed(SSL *ssl, const struct pincheck_result *res)
 	tc->res = *res;
 	tls_upstream_pass(tc);
 }
+
+/* Drop every certificate of sk, leaving it empty (NULL ok). */
+static void
+tls_upstream_empty(STACK_OF(X509) *sk)
+{
+	if (sk == NULL)
+		return;
+	while (sk_X509_num(sk) > 0)
+		X509_free(sk_X509_pop(sk));
+}
+
+/*
+ * OpenSSL 3.0 keeps a connection's verified chain and the chain its peer
+ * sent, parsed, until the connection is freed, and has no call to release
+ * them: an upstream's intermediate with its key is some 5 KiB, more than a
+ * tenth of what an idle intercepted connection holds. Both stacks belong
+ * to the connection and hold one reference to each certificate, so taking
+ * each one out and dropping that reference frees what nothing else holds
+ * (the peer's certificate stays referenced by the session; a trust anchor
+ * by the store) and leaves valid empty stacks. OpenSSL reads them in the
+ * handshake, and afterwards only to duplicate the session for a new
+ * ticket or to free it, which an empty stack suits; a session kept from
+ * such a ticket then has no chain, which resumption does not need (its
+ * verdict is kept with it).
+ */
+void
+tls_upstream_release_chains(SSL *ssl)
+{
+	tls_upstream_empty(SSL_get0_verified_chain(ssl));
+	tls_upstream_empty(SSL_get_peer_cert_chain(ssl));
+}

@@ -53,5 +53,11 @@ bool			 tls_upstream_resumed(SSL *ssl,
  */
 void			 tls_upstream_passed(SSL *ssl,
 			    const struct pincheck_result *res);
+/*
+ * Give back the certificates ssl parsed from its peer once nothing will
+ * look at them again (a relay has the connection): the verified chain and
+ * the chain the peer sent become empty; the peer's certificate stays.
+ */
+void			 tls_upstream_release_chains(SSL *ssl);
 
 #endif

@@ -966,6 +966,9 @@ upstream_closed_cleanly(struct upstream *u)
 void
 upstream_hand_over(struct upstream *u, evutil_socket_t *fd, SSL **ssl)
 {
+	/* The verdict is in: the relay never looks at the chain again. */
+	if (u->ssl != NULL)
+		tls_upstream_release_chains(u->ssl);
 	*fd = u->fd;
 	*ssl = u->ssl;
 	u->fd = -1;

@@ -133,9 +133,11 @@ struct bufferevent *upstream_bev(struct upstream *u);
  * A relay runs on the socket and TLS connection (NULL: none) of
  * upstream_bev() now: hand both to the caller, who closes them (see
  * relay_adopt_server()), and free everything else of u, u too. The TLS
- * connection still files the session tickets that arrive in the
- * configuration generation it was made in: the caller holds its own
- * reference to that runconf until the TLS connection is freed.
+ * connection gives back its parsed chains first (nothing looks at them
+ * after the verdict: tls_upstream_release_chains()), and still files the
+ * session tickets that arrive in the configuration generation it was
+ * made in: the caller holds its own reference to that runconf until the
+ * TLS connection is freed.
  */
 void		 upstream_hand_over(struct upstream *u, evutil_socket_t *fd,
 		    SSL **ssl);

@@ -44,6 +44,7 @@
 
 #include "relay.h"
 #include "testpki.h"
+#include "tls_upstream.h"
 
 /* The longest any test waits for the relay. */
 #define DEADLINE_SEC	10
@@ -78,6 +79,8 @@ struct fixture {
 #define BIG_BLOCK	16384
 
 static int	big_ssl, big_event;
+/* Bytes OpenSSL holds in live blocks. */
+static long	ssl_live;
 
 /* A block with its length in front, counted in *big when it is large. */
 static void *
@@ -127,21 +130,42 @@ track_realloc(void *ptr, size_t len, int *big)
 	return p + 16;
 }
 
+/* The length track_malloc() put in front of a live block (NULL: 0). */
+static long
+tracked_len(void *ptr)
+{
+	size_t	 len = 0;
+
+	if (ptr != NULL)
+		memcpy(&len, (unsigned char *)ptr - 16, sizeof(len));
+	return (long)len;
+}
+
 static void *
 ssl_malloc(size_t len, const char *file, int line)
 {
-	return track_malloc(len, &big_ssl);
+	void	*p;
+
+	if ((p = track_malloc(len, &big_ssl)) != NULL)
+		ssl_live += (long)len;
+	return p;
 }
 
 static void *
 ssl_realloc(void *ptr, size_t len, const char *file, int line)
 {
-	return track_realloc(ptr, len, &big_ssl);
+	long	 old = tracked_len(ptr);
+	void	*p;
+
+	if ((p = track_realloc(ptr, len, &big_ssl)) != NULL || len == 0)
+		ssl_live += (long)len - old;
+	return p;
 }
 
 static void
 ssl_free(void *ptr, const char *file, int line)
 {
+	ssl_live -= tracked_len(ptr);
 	track_free(ptr, &big_ssl);
 }
 
@@ -238,6 +262,7 @@ origin_run(const struct testpki_chain *pki, int fd)
 	    (ctx = SSL_CTX_new(TLS_server_method())) == NULL ||
 	    SSL_CTX_use_certificate(ctx, pki->leaf) != 1 ||
 	    SSL_CTX_use_PrivateKey(ctx, pki->leaf_key) != 1 ||
+	    SSL_CTX_add1_chain_cert(ctx, pki->ca) != 1 ||
 	    SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1 ||
 	    (ssl = SSL_new(ctx)) == NULL || SSL_set_fd(ssl, fd) != 1 ||
 	    fcntl(fd, F_SETFL, 0) == -1 || SSL_accept(ssl) != 1 ||
@@ -263,6 +288,7 @@ static int
 setup_tls(void **state)
 {
 	struct fixture	*f;
+	SSL		*ssl;
 	int		 c, s;
 
 	f = calloc(1, sizeof(*f));
@@ -282,9 +308,13 @@ setup_tls(void **state)
 	f->origin = -1;
 	assert_non_null(f->server_ctx = SSL_CTX_new(TLS_client_method()));
 	SSL_CTX_set_mode(f->server_ctx, SSL_MODE_RELEASE_BUFFERS);
-	f->server = bufferevent_openssl_socket_new(f->base, s,
-	    SSL_new(f->server_ctx), BUFFEREVENT_SSL_CONNECTING,
-	    BEV_OPT_CLOSE_ON_FREE);
+	/* Verified as pinproxy verifies an upstream: chain and name. */
+	SSL_CTX_set_cert_store(f->server_ctx, testpki_store(f->pki.root, NULL));
+	SSL_CTX_set_verify(f->server_ctx, SSL_VERIFY_PEER, NULL);
+	assert_non_null(ssl = SSL_new(f->server_ctx));
+	assert_int_equal(SSL_set1_host(ssl, "origin.test"), 1);
+	f->server = bufferevent_openssl_socket_new(f->base, s, ssl,
+	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
 	assert_non_null(f->server);
 	*state = f;
 	return 0;
@@ -730,6 +760,73 @@ test_relay_tls_idle_holds_no_buffer(void **state)
 	f->child = 0;
 }
 
+/* Shake hands with the origin and read its tickets, as a tunnel does. */
+static void
+tls_ready(struct fixture *f)
+{
+	double	 end = now() + DEADLINE_SEC;
+
+	relay_tune(f->server);
+	bufferevent_setwatermark(f->server, EV_READ, 0, RELAY_HIGH_WATER);
+	bufferevent_enable(f->server, EV_READ | EV_WRITE);
+	while (big_event == 0 && now() < end)
+		event_base_loop(f->base, EVLOOP_ONCE);
+	assert_true(big_event > 0);
+}
+
+/*
+ * Once the verdict is in, the upstream's TLS connection gives back the
+ * certificates it parsed (the intermediate with its key: kilobytes an
+ * idle connection would otherwise hold); the peer's certificate stays,
+ * and the relay runs on it to the end as before.
+ */
+static void
+test_relay_tls_runs_after_the_chains_are_released(void **state)
+{
+	struct fixture	*f = *state;
+	unsigned char	 out[ORIGIN_BULK], in[ORIGIN_BULK];
+	SSL		*ssl;
+	long		 before;
+	double		 end;
+	int		 status = -1;
+
+	tls_ready(f);
+	ssl = bufferevent_openssl_get_ssl(f->server);
+	assert_int_equal(SSL_get_verify_result(ssl), X509_V_OK);
+	assert_int_equal(sk_X509_num(SSL_get0_verified_chain(ssl)), 3);
+	assert_int_equal(sk_X509_num(SSL_get_peer_cert_chain(ssl)), 2);
+	before = ssl_live;
+	tls_upstream_release_chains(ssl);
+	assert_int_equal(sk_X509_num(SSL_get0_verified_chain(ssl)), 0);
+	assert_int_equal(sk_X509_num(SSL_get_peer_cert_chain(ssl)), 0);
+	assert_non_null(SSL_get0_peer_certificate(ssl));
+	/* The intermediate, parsed with its P-256 key, is gone. */
+	assert_true(before - ssl_live >= 1024);
+	/* Again: nothing left to release, nothing freed twice. */
+	before = ssl_live;
+	tls_upstream_release_chains(ssl);
+	assert_int_equal(ssl_live, before);
+
+	start(f, 60000);
+	fill(out, sizeof(out), 3);
+	assert_int_equal(transfer(f, f->app, (const unsigned char *)"ping", 4,
+	    f->app, in, sizeof(in)), sizeof(in));
+	assert_memory_equal(in, out, sizeof(in));
+	assert_int_equal(transfer(f, f->app, (const unsigned char *)"again",
+	    5, f->app, in, 2), 2);
+	assert_memory_equal(in, "ok", 2);
+	assert_null(f->why);
+	relay_free(f->relay);
+	f->relay = NULL;
+	bufferevent_free(f->server);
+	f->server = NULL;
+	end = now() + DEADLINE_SEC;
+	while (waitpid(f->child, &status, WNOHANG) == 0 && now() < end)
+		run_for(f, 10);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	f->child = 0;
+}
+
 int
 main(void)
 {
@@ -760,6 +857,9 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_relay_tls_idle_holds_no_buffer,
+		    setup_tls, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_relay_tls_runs_after_the_chains_are_released,
 		    setup_tls, teardown),
 	};
 
