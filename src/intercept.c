@@ -765,7 +765,7 @@ intercept_start(struct phase_ctx *x, const struct intercept_args *a)
 	x->acc.mode = "intercept";
 	phase_set_host(x, ic->host);
 	bufferevent_disable(x->bev, EV_READ);
-	upstream_retarget(ic->up, ic->ps, ic->host);
+	upstream_retarget(ic->up, ic->ps, ic->host, a->by_address);
 	phase_set_state(x, CONN_UPSTREAM_TLS);
 	guessed = intercept_guess(ic, a);
 	if (!upstream_start_tls(ic->up, a->alpn, a->alpn_len, true,

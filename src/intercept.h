@@ -25,6 +25,7 @@ struct intercept_env;
 struct intercept_args {
 	struct upstream		*up;		/* connected; now the phase's */
 	const struct pinset	*ps;		/* borrowed from x->rc */
+	bool			 by_address;	/* ps is the address's, not host's */
 	const char		*host;		/* the name to verify and forge */
 	uint16_t		 port;
 	const unsigned char	*alpn;		/* the client's list, wire form */

@@ -109,7 +109,7 @@ probe_connected_cb(struct upstream *u, enum upstream_status st, void *arg)
 		return;
 	}
 	if (t->name != NULL)
-		upstream_retarget(u, t->ps, t->name);
+		upstream_retarget(u, t->ps, t->name, false);
 	upstream_start_tls(u, t->alpn, t->alpnlen, false, probe_done_cb,
 	    call);
 }

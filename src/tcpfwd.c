@@ -189,7 +189,7 @@ tcpfwd_connected_cb(struct upstream *u, enum upstream_status st, void *arg)
 	}
 	/* sni is both the name sent and the name verified. */
 	if (c->f->sni != NULL)
-		upstream_retarget(u, ps, c->f->sni);
+		upstream_retarget(u, ps, c->f->sni, false);
 	upstream_start_tls(u, c->f->alpn, c->f->alpnlen, false,
 	    tcpfwd_tls_cb, c);
 }

@@ -241,8 +241,8 @@ tls_upstream_offer(struct tls_upstream *t, SSL *ssl,
 
 SSL *
 tls_upstream_ssl(struct tls_upstream *t, const struct pinset *ps,
-    const char *host, uint16_t port, const unsigned char *alpn,
-    size_t alpnlen)
+    bool base_trust, const char *host, uint16_t port,
+    const unsigned char *alpn, size_t alpnlen)
 {
 	struct tls_upstream_conn	*tc;
 	SSL_CTX				*ctx = t->base;
@@ -250,7 +250,7 @@ tls_upstream_ssl(struct tls_upstream *t, const struct pinset *ps,
 	X509_VERIFY_PARAM		*param;
 	size_t				 i, len;
 
-	if (ps != NULL) {
+	if (ps != NULL && !base_trust) {
 		i = (size_t)(ps - t->conf->pinsets);
 		if (i < t->npinset && t->pinset[i] != NULL)
 			ctx = t->pinset[i];

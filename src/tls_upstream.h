@@ -34,12 +34,15 @@ void			 tls_upstream_free(struct tls_upstream *t);
  * A new client SSL for host:port (host normalised) under pin set ps (NULL
  * when the host is unpinned): SNI (not for IP literals), host-name or IP
  * checking, the ALPN list in wire format (NULL for none), and a kept
- * session to resume when there is one. The caller owns it.
+ * session to resume when there is one. The chain is verified against
+ * trust plus the ca_file of ps, or, with base_trust, against trust alone
+ * (ps was chosen for the address dialled, and its private CA vouches for
+ * its own hosts only, not for host). The caller owns it.
  */
 SSL			*tls_upstream_ssl(struct tls_upstream *t,
-			    const struct pinset *ps, const char *host,
-			    uint16_t port, const unsigned char *alpn,
-			    size_t alpnlen);
+			    const struct pinset *ps, bool base_trust,
+			    const char *host, uint16_t port,
+			    const unsigned char *alpn, size_t alpnlen);
 /*
  * Whether the handshake of ssl resumed a kept session; then res gets the
  * verdict of the full handshake that passed when the session was made

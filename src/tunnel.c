@@ -47,6 +47,7 @@ struct tunnel {
 	uint16_t		 port;
 	char			 host[HOSTMATCH_NAME_MAX];	/* the name used */
 	const struct pinset	*ps;
+	bool			 by_address;	/* ps covers the address only */
 	struct upstream		*up;
 	/* header_timeout; idle_timeout once the upstream spoke first */
 	struct event		*timer;
@@ -285,8 +286,9 @@ tunnel_plain(struct tunnel *t)
 /*
  * The pin set for the host name: the SNI's, or, for a CONNECT by address,
  * the address's when it has one and the SNI names an unpinned host, so
- * that a name never unpins a pinned address. An address and a name pinned
- * by different sets are refused. False: refused.
+ * that a name never unpins a pinned address (its pins apply, its ca_file
+ * does not: a private CA vouches for its set's hosts only). An address and
+ * a name pinned by different sets are refused. False: refused.
  */
 static bool
 tunnel_pinset(struct tunnel *t)
@@ -304,6 +306,7 @@ tunnel_pinset(struct tunnel *t)
 		return false;
 	}
 	t->ps = by_addr;
+	t->by_address = true;
 	return true;
 }
 
@@ -320,6 +323,7 @@ tunnel_intercept(struct tunnel *t)
 	memset(&a, 0, sizeof(a));
 	a.up = t->up;
 	a.ps = t->ps;
+	a.by_address = t->by_address;
 	a.host = t->host;
 	a.port = t->port;
 	a.alpn = t->hello.alpn;

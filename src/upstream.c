@@ -52,6 +52,7 @@ struct upstream {
 	struct evdns_base		*dns;
 	struct runconf			*rc;		/* reference */
 	const struct pinset		*ps;		/* borrowed from rc */
+	bool				 by_address;	/* see upstream_retarget */
 	char				 host[HOSTMATCH_NAME_MAX];
 	uint16_t			 port;
 	char				 client[CONF_ADDR_TEXT_MAX];
@@ -887,8 +888,8 @@ upstream_start_tls(struct upstream *u, const unsigned char *alpn,
 	u->hello_error = 0;
 	u->hello_errno = 0;
 	upstream_arm_timer(u, fresh_deadline);
-	u->ssl = tls_upstream_ssl(u->rc->tls, u->ps, u->host, u->port, alpn,
-	    alpnlen);
+	u->ssl = tls_upstream_ssl(u->rc->tls, u->ps, u->by_address, u->host,
+	    u->port, alpn, alpnlen);
 	if (u->ssl != NULL)
 		u->bev = bufferevent_openssl_socket_new(u->base, u->fd, u->ssl,
 		    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_DEFER_CALLBACKS);
@@ -909,9 +910,10 @@ upstream_start_tls(struct upstream *u, const unsigned char *alpn,
 
 void
 upstream_retarget(struct upstream *u, const struct pinset *ps,
-    const char *host)
+    const char *host, bool by_address)
 {
 	u->ps = ps;
+	u->by_address = by_address;
 	xstrlcpy(u->host, host, sizeof(u->host));
 }
 

@@ -117,9 +117,11 @@ bool		 upstream_start_tls(struct upstream *u,
 /*
  * Change the name checked in the certificate and the pin set before TLS
  * starts: a CONNECT by IP learns its host name from the ClientHello.
+ * by_address: ps is the pin set of the address dialled and does not
+ * cover host, so its ca_file is not trusted for host (its pins are).
  */
 void		 upstream_retarget(struct upstream *u, const struct pinset *ps,
-		    const char *host);
+		    const char *host, bool by_address);
 /* Use the connected socket as is, without TLS. */
 void		 upstream_start_plain(struct upstream *u);
 /*

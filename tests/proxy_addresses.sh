@@ -289,4 +289,52 @@ check_eq "no CONNECT became a blind tunnel" 0 \
     "$(kv status 200)")"
 
 stop_pinproxy "$PP" "$TMP/a.log"
+
+# A pin set that covers an address lends its pins to a name the client
+# sends as SNI to that address, not its ca_file: a private CA vouches for
+# its set's own hosts only. The origin on 127.0.0.2 has a leaf of a
+# private CA for victim.test and staging.test; the set for staging.test
+# and 127.0.0.2 trusts that CA and pins it.
+sh "$MKPKI" ca "$PKI" priv >>"$TMP/mkpki.log" 2>&1 &&
+    sh "$MKPKI" leaf "$PKI" privleaf \
+    "DNS:victim.test,DNS:staging.test,IP:127.0.0.2" priv \
+    >>"$TMP/mkpki.log" 2>&1 ||
+    bail_out "tests/mkpki.sh failed: $(cat "$TMP/mkpki.log")"
+pki_pin PIN_PRIV priv
+OV=$(free_port)
+start_origin O_V "$OV" "$TMP/ov.log" --host 127.0.0.2 \
+    --cert "$PKI/privleaf-chain.pem" --key "$PKI/privleaf.key"
+PV=$(free_port)
+cat >"$TMP/v.conf" <<EOF
+[proxy]
+listen = 127.0.0.1:$PV
+ca_cert = $TMP/ca-v.pem
+ca_key = $TMP/ca-v.key
+trust = $PKI/root.pem
+unpinned = verify
+connect_ports = $OV
+
+[pins:staging]
+hosts = staging.test, 127.0.0.2
+ca_file = $PKI/priv.pem
+pin = ca:$PIN_PRIV
+pin = $PIN_RSA
+EOF
+check "pinproxy listens on 127.0.0.1:$PV" \
+    start_pinproxy PP_V "$PV" "$TMP/v.conf" "$TMP/v.log"
+python3 "$CLIENT" --proxy "$PV" --connect "127.0.0.2:$OV" --sni victim.test \
+    --cafile "$TMP/ca-v.pem" --get /hello >"$TMP/v1.out" 2>&1
+check_grep "CONNECT to a pinned address, SNI of another name: refused" \
+    '^tls=alert' "$TMP/v1.out"
+check_log "CONNECT to a pinned address, SNI of another name: the private \
+CA does not vouch for it (verify_failed)" "$TMP/v.log" \
+    "$(kv event verify_failed)" "$(kv host victim.test)"
+check_eq "CONNECT to a pinned address, SNI of another name: no request \
+reached the origin" 0 "$(origin_count "$TMP/ov.log" request)"
+python3 "$CLIENT" --proxy "$PV" --connect "127.0.0.2:$OV" \
+    --sni staging.test --cafile "$TMP/ca-v.pem" --get /hello \
+    >"$TMP/v2.out" 2>&1
+check_grep "CONNECT to a pinned address, SNI of the set's name: its \
+ca_file applies" "^body=$HELLO" "$TMP/v2.out"
+stop_pinproxy "$PP_V" "$TMP/v.log"
 done_testing
