@@ -438,25 +438,44 @@ ini_name(const char *host, char *out, size_t outlen)
 		xstrlcpy(out, "pins", outlen);
 }
 
-/* hosts = lines, as many as needed to keep each under INI_LINE_MAX. */
-static void
+/*
+ * hosts = lines, as many as needed to keep each under INI_LINE_MAX. A
+ * name too long for a line of its own cannot be pinned by a configuration
+ * file: it is left out, with an error on stderr and a comment, never cut
+ * (a cut name would pin another host and leave this one unpinned). False
+ * when a name was left out.
+ */
+static bool
 ini_print_hosts(const struct hostlist *hl)
 {
 	char	 line[INI_LINE_MAX + 1];
-	size_t	 i, len, start;
+	size_t	 i, len, start, n;
+	bool	 ok = true;
 
 	start = (size_t)snprintf(line, sizeof(line), "hosts = ");
 	len = start;
 	for (i = 0; i < hl->count; i++) {
-		if (len > start &&
-		    len + 2 + strlen(hl->names[i]) > INI_LINE_MAX) {
+		n = strlen(hl->names[i]);
+		if (start + n > INI_LINE_MAX) {
+			fprintf(stderr, PROGRAM ": %.40s...: a host name of %zu "
+			    "bytes does not fit a configuration line (at most "
+			    "%zu); it is left out, not pinned\n", hl->names[i],
+			    n, (size_t)INI_LINE_MAX - start);
+			printf("; a host name of %zu bytes is left out: it does "
+			    "not fit a configuration line\n", n);
+			ok = false;
+			continue;
+		}
+		if (len > start && len + 2 + n > INI_LINE_MAX) {
 			printf("%s\n", line);
 			len = start;
 		}
 		len += (size_t)snprintf(line + len, sizeof(line) - len, "%s%s",
 		    len > start ? ", " : "", hl->names[i]);
 	}
-	printf("%s\n", line);
+	if (len > start)
+		printf("%s\n", line);
+	return ok;
 }
 
 /* "pin = sha256/...  ; depth=N SUBJECT", cut to a line the parser takes. */
@@ -480,17 +499,18 @@ ini_print(const struct hostlist *hl, const char *name_from,
     const char *extra, STACK_OF(X509) *chain)
 {
 	char	 name[PINSET_NAME_MAX + 1];
+	bool	 ok = true;
 
 	ini_name(name_from, name, sizeof(name));
 	printf("[pins:%s]\n", name);
 	if (hl->count > 0)
-		ini_print_hosts(hl);
+		ok = ini_print_hosts(hl);
 	else
 		printf("; hosts = (the leaf certificate names no host:"
 		    " add the hosts here)\n");
 	if (extra != NULL)
 		printf("%s", extra);
-	return chain_each(chain, ini_pin_line);
+	return chain_each(chain, ini_pin_line) && ok;
 }
 
 static enum exit_status
@@ -1204,14 +1224,18 @@ observed_pin_line(const struct observed_pin *op)
 	free(subject);
 }
 
-/* One [pins:NAME] section per registrable domain and port. */
-static void
+/*
+ * One [pins:NAME] section per registrable domain and port; false when a
+ * host was left out (see ini_print_hosts).
+ */
+static bool
 observed_print(const struct observed_group *g)
 {
 	struct hostlist	 hl;
 	char		 name[PINSET_NAME_MAX + 1];
 	char		 from[HOSTMATCH_NAME_MAX + 8];
 	size_t		 i;
+	bool		 ok;
 
 	if (g->port != DEFAULT_PORT)
 		snprintf(from, sizeof(from), "%s-%u", g->domain, g->port);
@@ -1221,7 +1245,7 @@ observed_print(const struct observed_group *g)
 	printf("[pins:%s]\n", name);
 	hl.names = g->hosts;
 	hl.count = g->nhosts;
-	ini_print_hosts(&hl);
+	ok = ini_print_hosts(&hl);
 	if (g->port != DEFAULT_PORT)
 		printf("port = %u\n", g->port);
 	for (i = 0; i < g->npins; i++)
@@ -1233,6 +1257,7 @@ observed_print(const struct observed_group *g)
 	printf("; reminder: every pin above is in the live chain; add a backup"
 	    " pin (a key\n;   or CA these hosts do not use yet), then run"
 	    " pinproxy-pin --check\n");
+	return ok;
 }
 
 /*
@@ -1265,7 +1290,8 @@ run_observed(const struct tool_opts *o)
 	    obs->psl ? "the public suffix list" : "the last two labels");
 	for (i = 0; i < obs->ngroups; i++) {
 		printf("\n");
-		observed_print(&obs->groups[i]);
+		if (!observed_print(&obs->groups[i]))
+			status = EXIT_FAILED;
 	}
 	observed_free(obs);
 	return status;

@@ -286,6 +286,22 @@ check_grep "--from-observed says how it found registrable domains" \
 cat "$TMP/proxy.conf" "$TMP/observed.out" >"$TMP/observed.conf"
 run t_observed "$PINPROXY" -t -c "$TMP/observed.conf"
 check_rc "pinproxy -t accepts the --from-observed sections" 0 t_observed
+# A host name too long for a configuration line (200 bytes; a line holds
+# at most 198) is left out with an error, never cut: a cut name would pin
+# another host and leave this one unpinned.
+long=$(printf 'a%.0s' $(seq 63)).$(printf 'b%.0s' $(seq 63)).$(printf \
+    'c%.0s' $(seq 60)).victim.test
+printf '{"host":"%s","port":443,"first_seen":"2026-12-05T08:00:00Z",%s\n' \
+    "$long" '"client":"127.0.0.1:1","chain":[{"pin":"sha256/rJcdD76UBuYkRPrhAMpCS3jNMtjk5yEJUchQwgpC3Eg=","depth":1,"subject":"CN=x","not_after":"2036-12-01"}]}' \
+    >"$TMP/long.jsonl"
+run observed_long "$PINPROXY_PIN" --from-observed "$TMP/long.jsonl"
+check_rc "--from-observed, a host name too long for a line: exit 1" 1 \
+    observed_long
+check_grep "--from-observed, a host name too long for a line: the error \
+says so" "a host name of 200 bytes does not fit a configuration line" \
+    "$TMP/observed_long.err"
+check_eq "--from-observed, a host name too long for a line: no part of it \
+is printed as a host" 0 "$(grep -c '^hosts = .*aaaa' "$TMP/observed_long.out")"
 run observed_usage "$PINPROXY_PIN" --from-observed x --check
 check_rc "--from-observed with --check gives status 2" 2 observed_usage
 
