@@ -56,6 +56,7 @@ enum conf_key_id {
 	KEY_LOG_LEVEL,
 	KEY_REPORT_FILE,
 	KEY_OBSERVE_FILE,
+	KEY_OBSERVE_MAX,
 	KEY_STATS_LISTEN,
 	KEY_CA_HOST,
 	KEY_DENY_PIN,
@@ -158,6 +159,8 @@ static bool conf_set_report_file(struct conf_parse *, const char *, char *,
     size_t);
 static bool conf_set_observe_file(struct conf_parse *, const char *, char *,
     size_t);
+static bool conf_set_observe_max(struct conf_parse *, const char *, char *,
+    size_t);
 static bool conf_set_stats_listen(struct conf_parse *, const char *, char *,
     size_t);
 static bool conf_set_ca_host(struct conf_parse *, const char *, char *,
@@ -229,6 +232,8 @@ static const struct conf_key conf_keys[KEY__COUNT] = {
 	    conf_set_report_file },
 	[KEY_OBSERVE_FILE] = { "observe_file", SECTION_PROXY, false,
 	    conf_set_observe_file },
+	[KEY_OBSERVE_MAX] = { "observe_max", SECTION_PROXY, false,
+	    conf_set_observe_max },
 	[KEY_STATS_LISTEN] = { "stats_listen", SECTION_PROXY, false,
 	    conf_set_stats_listen },
 	[KEY_CA_HOST] = { "ca_host", SECTION_PROXY, false, conf_set_ca_host },
@@ -572,6 +577,14 @@ conf_set_observe_file(struct conf_parse *p, const char *value, char *err,
 {
 	conf_set_string(&p->conf->observe_file, value);
 	return true;
+}
+
+static bool
+conf_set_observe_max(struct conf_parse *p, const char *value, char *err,
+    size_t errlen)
+{
+	return cv_uint(value, 1, 10000000, &p->conf->observe_max, err,
+	    errlen);
 }
 
 /* The name of the CA download page; empty disables it. */

@@ -39,12 +39,15 @@ void		 observe_close(struct observe *o);
 const char	*observe_path(const struct observe *o);
 /*
  * Append the verified chain of host:port seen for client at now, unless
- * the same host, port and chain was written earlier the same UTC day.
- * Returns true when a line was written; a failed write is logged here.
- * o may be NULL (no observe_file): nothing happens.
+ * the same host, port and chain was written earlier the same UTC day, or
+ * max lines were written that day already (logged once a day: hosts no
+ * pin set covers are the network's to choose, and a page that makes a
+ * browser fetch ever new names would fill the disk). Returns true when a
+ * line was written; a failed write is logged here. o may be NULL (no
+ * observe_file): nothing happens.
  */
-bool		 observe_chain(struct observe *o, const char *host,
-		    uint16_t port, const char *client, STACK_OF(X509) *chain,
-		    time_t now);
+bool		 observe_chain(struct observe *o, unsigned long max,
+		    const char *host, uint16_t port, const char *client,
+		    STACK_OF(X509) *chain, time_t now);
 
 #endif

@@ -771,8 +771,8 @@ upstream_handshake_done(struct upstream *u)
 	}
 	upstream_log_verdict(u, resumed);
 	if (!resumed && u->pins.verdict == PIN_UNPINNED)
-		observe_chain(u->sinks->observe, u->host, u->port, u->client,
-		    chain, time(NULL));
+		observe_chain(u->sinks->observe, u->rc->conf->observe_max,
+		    u->host, u->port, u->client, chain, time(NULL));
 	metrics_inc(u->sinks->metrics, metrics_pin_check(u->pins.verdict));
 	if (!resumed && (u->pins.verdict == PIN_MISMATCH ||
 	    u->pins.verdict == PIN_REPORT_ONLY))

@@ -2,11 +2,13 @@
 # observe_file end to end: with unpinned = verify, every verified chain of a
 # host that no pin set covers is appended as one JSON line per host, port
 # and chain a day; pinned hosts are never observed; SIGHUP reopens the file
-# after rotation; a symbolic link is refused at start.
+# after rotation; observe_max bounds the new lines of a day; a symbolic
+# link is refused at start.
 
 . "${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}/tests/lib.sh"
 
-make_pki multi "$(dns_sans one.test two.test three.test pinned.test)" inter
+make_pki multi "$(dns_sans one.test two.test three.test four.test five.test \
+    pinned.test)" inter
 pki_pin PIN_LEAF multi
 pki_pin PIN_INTER inter
 pki_pin PIN_ROOT root
@@ -15,7 +17,8 @@ O=$(free_port)
 start_origin O_1 "$O" "$TMP/o.log" --cert "$PKI/multi-chain.pem" \
     --key "$PKI/multi.key" || bail_out "the origin did not start"
 start_dnsd --map one.test=127.0.0.1 --map two.test=127.0.0.1 \
-    --map three.test=127.0.0.1 --map pinned.test=127.0.0.1 ||
+    --map three.test=127.0.0.1 --map four.test=127.0.0.1 \
+    --map five.test=127.0.0.1 --map pinned.test=127.0.0.1 ||
     bail_out "dnsd did not start"
 
 OBS="$TMP/observe.jsonl"
@@ -106,6 +109,20 @@ check_eq "the rotated file is left alone" 2 "$(wc -l <"$OBS.1")"
 check_eq "one.test after the reload: 200" 200 "$(get one3 one.test)"
 check_eq "a chain written today is not written again after a reload" 0 \
     "$(lines "$OBS" one.test)"
+
+# observe_max: three new lines were written today (one, two, three); with
+# a limit of 3 the next hosts pass but are not written, and the limit is
+# logged once, naming the file. Names the network chooses would otherwise
+# grow the file without end.
+sed -i "/^observe_file = /a observe_max = 3" "$TMP/p.conf"
+check "SIGHUP reloads with observe_max = 3" reload "$PP" "$TMP/p.log"
+check_eq "four.test beyond observe_max: 200" 200 "$(get four four.test)"
+check_eq "five.test beyond observe_max: 200" 200 "$(get five five.test)"
+check_eq "beyond observe_max nothing is written" "0 0" \
+    "$(lines "$OBS" four.test) $(lines "$OBS" five.test)"
+check_eq "observe_max reached is logged once, naming the file" 1 \
+    "$(log_count "$TMP/p.log" "$(kv event report_error)" \
+    "$(kv file "$OBS")" "observe_max \\(3 new lines")"
 stop_pinproxy "$PP" "$TMP/p.log"
 
 # A symbolic link as observe_file is refused at start.
