@@ -93,6 +93,12 @@ struct relay_way {
 	bool			 notify;	/* the eof was a close_notify */
 	bool			 done;		/* the end was passed on */
 	/*
+	 * from is TLS 1.2 or older and was sent a close_notify: it may drop
+	 * what it had not sent yet and answer with its own (RFC 5246 7.2.1),
+	 * so its end no longer proves its stream whole.
+	 */
+	bool			 unproven;
+	/*
 	 * The socket had no more when last read: the readable event says
 	 * when it has. For a plain socket a short recv(2) proves it; a short
 	 * splice(2) proves nothing (the pipe may have run out of slots) and
@@ -298,8 +304,9 @@ relay_pass_end(const struct relay_end *e)
  * clean end (a plain socket's FIN, a close_notify) is passed on, and the
  * relay ends once both directions have ended so (or when the end cannot
  * be passed on: the other side would wait for it). A TLS stream that just
- * stopped is not passed on, or a cut stream would look complete: the
- * relay ends now, and the other side sees its connection close.
+ * stopped, or whose end is unproven, is not passed on, or a cut stream
+ * would look complete: the relay ends now, and the other side sees its
+ * connection close.
  */
 static void
 relay_way_closed(struct relay_way *w)
@@ -307,11 +314,13 @@ relay_way_closed(struct relay_way *w)
 	struct relay		*r = w->r;
 	struct relay_way	*other = &r->way[w == &r->way[0]];
 
-	if (!w->notify && w->from.ssl != NULL) {
+	if ((!w->notify && w->from.ssl != NULL) || w->unproven) {
 		relay_end(r, RELAY_CLOSED, "closed");
 		return;
 	}
 	w->done = true;
+	if (w->to.ssl != NULL && SSL_version(w->to.ssl) < TLS1_3_VERSION)
+		other->unproven = true;
 	if (relay_pass_end(&w->to) && !other->done)
 		return;
 	relay_end(r, w->notify ? RELAY_CLOSE_NOTIFY : RELAY_CLOSED,
@@ -393,15 +402,6 @@ relay_way_pipe(struct relay_way *w)
 		w->pipe[0] = w->pipe[1] = -1;
 }
 
-/* The side this direction reads from ended: deliver what it sent first. */
-static enum relay_step
-relay_way_eof(struct relay_way *w)
-{
-	w->eof = true;
-	event_del(w->readable);
-	return RELAY_MORE;
-}
-
 /*
  * The TLS end e has nothing more to read: give back OpenSSL's record
  * buffers. SSL_MODE_RELEASE_BUFFERS frees the read buffer when a read
@@ -416,6 +416,21 @@ relay_idle_tls(const struct relay_end *e)
 	if (RELAY_FREE_TLS_BUFFERS && e->ssl != NULL)
 		(void)SSL_free_buffers(e->ssl);
 }
+
+/*
+ * The side this direction reads from ended: deliver what it sent first.
+ * Nothing is read from it again, so a TLS end gives back its buffers now
+ * (a half-closed relay may live on until idle_timeout).
+ */
+static enum relay_step
+relay_way_eof(struct relay_way *w)
+{
+	w->eof = true;
+	event_del(w->readable);
+	relay_idle_tls(&w->from);
+	return RELAY_MORE;
+}
+
 
 /* Read once from from; what was read is written or queued. */
 static enum relay_step

@@ -4,7 +4,7 @@
 Each connection is served in its own thread, the same way, by one mode:
 
     badorigin.py --port P --mode MODE [--bind ADDR] [--cert CHAIN.pem
-                 --key KEY] [--size N] [--after N] [--status N]
+                 --key KEY [--tls12]] [--size N] [--after N] [--status N]
                  [--upgrade TOKENS] [--log FILE]
 
 Modes (TLS first when --cert and --key are given, except alert, garbage
@@ -19,6 +19,9 @@ and rst-hello, which never speak TLS):
                 AFTER bytes of it, then end the TCP connection (a FIN)
                 without a TLS close_notify: a truncated body
     end         read until the client's end, and log how it ended
+    notify-back read the request head, then until the client's end; answer
+                a close_notify with one (as RFC 5246 has a TLS 1.2 server
+                do, dropping what it had not sent: here, the whole answer)
     tls-close   close as soon as the TLS handshake is done
     alert       read the ClientHello, answer a fatal handshake_failure
                 alert, close
@@ -31,7 +34,8 @@ and rst-hello, which never speak TLS):
     status      answer every request with an empty response of status
                 STATUS (any three digits, e.g. 600 or 099)
 
---bind takes an IPv4 or IPv6 address (default 127.0.0.1). It prints
+--tls12 caps TLS at version 1.2. --bind takes an IPv4 or IPv6 address
+(default 127.0.0.1). It prints
 "ready" once listening. Log events, one JSON object per line, all with
 "conn": accept, tls, tls_error, request {path, upgrade}, data {text}
 (latin-1), end {how: close_notify or bare}, reset, close.
@@ -222,6 +226,20 @@ class Handler(socketserver.BaseRequestHandler):
         self.server.recorder.log(self.conn, "end", how=how)
         sock.close()
 
+    def mode_notify_back(self, sock):
+        sock.suppress_ragged_eofs = False
+        self.read_request(sock, b"")
+        how = "close_notify"
+        try:
+            while sock.recv(65536):
+                pass
+            if isinstance(sock, ssl.SSLSocket):
+                sock = sock.unwrap()
+        except ssl.SSLEOFError:
+            how = "bare"
+        self.server.recorder.log(self.conn, "end", how=how)
+        sock.close()
+
     def mode_tls_close(self, sock):
         sock.close()
 
@@ -280,9 +298,10 @@ def main():
     p.add_argument("--mode", required=True,
                    choices=["hello", "rst-body", "nohead", "cut", "end",
                             "tls-close", "alert", "garbage", "rst-hello",
-                            "switch", "status"])
+                            "switch", "status", "notify-back"])
     p.add_argument("--cert")
     p.add_argument("--key")
+    p.add_argument("--tls12", action="store_true")
     p.add_argument("--size", type=int, default=10 * 1024 * 1024)
     p.add_argument("--after", type=int, default=256 * 1024)
     p.add_argument("--status", default="600")
@@ -298,6 +317,8 @@ def main():
     if args.cert and args.key:
         server.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         server.ctx.load_cert_chain(args.cert, args.key)
+        if args.tls12:
+            server.ctx.maximum_version = ssl.TLSVersion.TLSv1_2
     print("ready", flush=True)
     try:
         server.serve_forever()

@@ -39,7 +39,7 @@ EOF
 # The PKI: the default set of tests/mkpki.sh and one leaf for every host
 # name the TLS origins serve.
 SANS=$(dns_sans api.test slowdns.test rst.test nohead.test silent.test \
-    alert.test garbage.test rsthello.test cut.test end.test)
+    alert.test garbage.test rsthello.test cut.test end.test tls12.test)
 make_pki multi "$SANS,IP:127.0.0.1" inter
 pki_pin PIN_INTER inter
 pki_pin PIN_RSA rsa
@@ -75,6 +75,9 @@ start_server O_C "$TMP/oc.log" python3 "$BADORIGIN" --port "$OC" $CERT \
 OE=$(free_port)
 start_server O_E "$TMP/oe.log" python3 "$BADORIGIN" --port "$OE" $CERT \
     --mode end
+OT=$(free_port)
+start_server O_T "$TMP/ot.log" python3 "$BADORIGIN" --port "$OT" $CERT \
+    --tls12 --mode notify-back
 start_dnsd --map slowdns.test=127.0.0.1 --slow slowdns.test=1
 
 # conf PORT NAME EXTRA: a configuration listening on PORT with the CA
@@ -93,7 +96,7 @@ shutdown_timeout = 2s
 $3
 EOF
 	for h in api:$OM silent:$OQ rst:$OR alert:$OA garbage:$OG \
-	    rsthello:$OH nohead:$ON cut:$OC end:$OE; do
+	    rsthello:$OH nohead:$ON cut:$OC end:$OE tls12:$OT; do
 		cat <<EOF
 
 [pins:set-${h%%:*}]
@@ -286,6 +289,46 @@ EOF
 check_eq "client ends its TLS stream after its request (CONNECT): the \
 whole answer" "HTTP/1.1 200 OK|$HELLO" \
     "$(py "$TMP/tlshalf.py" "$PF" "$TMP/ca-f.pem" 2>&1 | tr -d '\r')"
+# A TLS 1.3 client's close_notify after its request, passed on to a TLS
+# 1.2 upstream, which answers it with its own and drops what it had not
+# sent (here, the whole answer): that end proves nothing, and the client
+# must not get a close_notify that would make a cut answer look whole.
+cat >"$TMP/tls12half.py" <<'EOF'
+import socket, ssl, sys
+from connect_client import open_tunnel
+port, cafile = int(sys.argv[1]), sys.argv[2]
+s, head = open_tunnel(port, "tls12.test:443")
+ctx = ssl.create_default_context(cafile=cafile)
+t = ctx.wrap_socket(s, server_hostname="tls12.test",
+                    suppress_ragged_eofs=False)
+version = t.version()
+t.sendall(b"GET /hello HTTP/1.1\r\nHost: tls12.test\r\n\r\n")
+t.setblocking(False)
+try:
+    t.unwrap()
+except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+    pass
+t.settimeout(10)
+data, end = b"", "clean"
+try:
+    while True:
+        d = t.recv(65536)
+        if not d:
+            break
+        data += d
+except ssl.SSLEOFError:
+    end = "ragged"
+except (ssl.SSLError, OSError) as e:
+    end = type(e).__name__
+print("%s %s bytes=%d" % (version, end, len(data)), end="")
+EOF
+check_eq "client ends its TLS 1.3 stream, the TLS 1.2 upstream answers \
+with close_notify: the client's end is ragged, not clean" \
+    "TLSv1.3 ragged bytes=0" \
+    "$(py "$TMP/tls12half.py" "$PF" "$TMP/ca-f.pem" 2>&1)"
+check_eq "the TLS 1.2 upstream got the client's close_notify" \
+    '"how": "close_notify"}' "$(grep '"event": "end"' "$TMP/ot.log" |
+    tail -n 1 | sed 's/.*"event": "end", //')"
 alive "the end of an intercepted TLS stream" "$PP_F" "$PF"
 
 # A TLS alert, garbage or a reset instead of a ServerHello; the reason

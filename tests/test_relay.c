@@ -250,6 +250,13 @@ origin_expect(SSL *ssl, const char *want, size_t len)
  */
 #define ORIGIN_BULK	40000
 
+/*
+ * With origin_half, the origin answers "ping" with "pong" and its
+ * close_notify instead, keeps its TCP connection open and reads until the
+ * relay's close_notify: exit status 0 once it came.
+ */
+static bool	origin_half;
+
 static void
 origin_run(const struct testpki_chain *pki, int fd)
 {
@@ -268,6 +275,14 @@ origin_run(const struct testpki_chain *pki, int fd)
 	    fcntl(fd, F_SETFL, 0) == -1 || SSL_accept(ssl) != 1 ||
 	    !origin_expect(ssl, "ping", 4))
 		_exit(1);
+	if (origin_half) {
+		if (SSL_write_ex(ssl, "pong", 4, &n) != 1 ||
+		    SSL_shutdown(ssl) < 0)
+			_exit(1);
+		while (SSL_read_ex(ssl, bulk, ORIGIN_BULK, &n) == 1)
+			continue;
+		_exit(SSL_get_error(ssl, 0) == SSL_ERROR_ZERO_RETURN ? 0 : 1);
+	}
 	fill(bulk, ORIGIN_BULK, 3);
 	if (SSL_write_ex(ssl, bulk, ORIGIN_BULK, &n) != 1 ||
 	    !origin_expect(ssl, "again", 5) ||
@@ -321,10 +336,18 @@ setup_tls(void **state)
 }
 
 static int
+setup_tls_half(void **state)
+{
+	origin_half = true;
+	return setup_tls(state);
+}
+
+static int
 teardown(void **state)
 {
 	struct fixture	*f = *state;
 
+	origin_half = false;
 	relay_free(f->relay);
 	if (f->client != NULL)
 		bufferevent_free(f->client);
@@ -827,6 +850,42 @@ test_relay_tls_runs_after_the_chains_are_released(void **state)
 	f->child = 0;
 }
 
+/*
+ * The upstream ends its TLS stream (close_notify) and keeps its socket:
+ * the app gets the answer and the end (a FIN); the relay lives on for the
+ * app's side, holding no TLS buffer meanwhile; the app's end reaches the
+ * upstream as a close_notify, and the relay ends.
+ */
+static void
+test_relay_tls_half_closed_holds_no_buffer(void **state)
+{
+	struct fixture	*f = *state;
+	unsigned char	 in[8];
+	bool		 eof;
+	double		 end;
+	int		 status = -1;
+
+	tls_ready(f);
+	start(f, 60000);
+	assert_int_equal(transfer(f, f->app, (const unsigned char *)"ping", 4,
+	    f->app, in, 4), 4);
+	assert_memory_equal(in, "pong", 4);
+	assert_int_equal(recv_upto(f, f->app, in, 1, &eof), 0);
+	assert_true(eof);
+	run_for(f, 50);
+	assert_null(f->why);
+	assert_int_equal(big_ssl, 0);
+	assert_int_equal(shutdown(f->app, SHUT_WR), 0);
+	run_until_end(f);
+	assert_non_null(f->why);
+	assert_string_equal(f->why, "closed");
+	end = now() + DEADLINE_SEC;
+	while (waitpid(f->child, &status, WNOHANG) == 0 && now() < end)
+		run_for(f, 10);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	f->child = 0;
+}
+
 int
 main(void)
 {
@@ -861,6 +920,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    test_relay_tls_runs_after_the_chains_are_released,
 		    setup_tls, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_relay_tls_half_closed_holds_no_buffer,
+		    setup_tls_half, teardown),
 	};
 
 	/* Before either library allocates anything. */
