@@ -160,36 +160,60 @@ alive "upstream RST mid-body (CONNECT)" "$PP_F" "$PF"
 # passed on, and the client reads to a clean end; one that cuts TCP in the
 # middle of the body without close_notify must not get one (the cut body
 # would look complete): the client sees a ragged end.
+# tlsend.py PORT HOST PATH CAFILE [half]: GET PATH of HOST through an
+# intercepted CONNECT and read to the end; with half, the request leaves
+# out Connection: close and the client ends its TLS stream right after it
+# (a close_notify, as TLS 1.3 allows while it still reads). Prints the
+# TLS version, how the stream ended (clean: close_notify; ragged: none),
+# the status and the body's length.
 cat >"$TMP/tlsend.py" <<'EOF'
 import socket, ssl, sys
 from connect_client import open_tunnel
 port, host, path, cafile = (int(sys.argv[1]), sys.argv[2], sys.argv[3],
                             sys.argv[4])
+half = sys.argv[5:] == ["half"]
 s, head = open_tunnel(port, host + ":443")
 ctx = ssl.create_default_context(cafile=cafile)
 t = ctx.wrap_socket(s, server_hostname=host, suppress_ragged_eofs=False)
-t.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
-           % (path, host)).encode())
-data, end = b"", "clean"
+version = t.version()
+t.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\n%s\r\n"
+           % (path, host, "" if half else "Connection: close\r\n")).encode())
+data, end, done = b"", "clean", False
+if half:
+    # unwrap() sends the close_notify, then would wait for the origin's
+    # (or meet the end of a stream that ended already).
+    t.setblocking(False)
+    try:
+        t.unwrap()
+    except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+        pass
+    except ssl.SSLEOFError:
+        end, done = "ragged", True
+    t.settimeout(10)
 try:
-    while True:
+    while not done:
         d = t.recv(65536)
         if not d:
             break
         data += d
+except ssl.SSLZeroReturnError:
+    pass
 except ssl.SSLEOFError:
     end = "ragged"
 except (ssl.SSLError, OSError) as e:
     end = type(e).__name__
-print("end=%s body=%d" % (end, len(data.partition(b"\r\n\r\n")[2])))
+status = data.split(b" ", 2)[1].decode() if data.count(b" ") >= 2 else "none"
+print("%s end=%s status=%s body=%d" % (version, end, status,
+      len(data.partition(b"\r\n\r\n")[2])))
 EOF
 out=$(py "$TMP/tlsend.py" "$PF" api.test /close/100000 \
     "$TMP/ca-f.pem" 2>&1)
 check_eq "origin ends its body with close_notify (CONNECT): the client \
-gets one, a clean end" "end=clean body=100000" "$out"
+gets one, a clean end" "TLSv1.3 end=clean status=200 body=100000" "$out"
 out=$(py "$TMP/tlsend.py" "$PF" cut.test /file "$TMP/ca-f.pem" 2>&1)
 check_eq "origin cuts TCP mid-body without close_notify (CONNECT): the \
-client gets none, a ragged end" "end=ragged body=100000" "$out"
+client gets none, a ragged end" "TLSv1.3 end=ragged status=200 \
+body=100000" "$out"
 # The same two ends on the plaintext path, where the client's answer is
 # delimited by the close too: a close_notify ends it cleanly; a TLS stream
 # that just stops may have been cut, and the client's connection is reset
@@ -258,74 +282,17 @@ done
 # stream at once (a close_notify, as TLS 1.3 allows while it still reads)
 # gets the whole answer; the origin gets the close_notify after the
 # request and answers it all the same.
-cat >"$TMP/tlshalf.py" <<'EOF'
-import socket, ssl, sys
-from connect_client import open_tunnel
-port, cafile = int(sys.argv[1]), sys.argv[2]
-s, head = open_tunnel(port, "api.test:443")
-ctx = ssl.create_default_context(cafile=cafile)
-t = ctx.wrap_socket(s, server_hostname="api.test",
-                    suppress_ragged_eofs=False)
-t.sendall(b"GET /hello HTTP/1.1\r\nHost: api.test\r\n\r\n")
-# unwrap() sends the close_notify, then would wait for the origin's.
-t.setblocking(False)
-try:
-    t.unwrap()
-except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
-    pass
-t.settimeout(10)
-data = b""
-try:
-    while True:
-        d = t.recv(65536)
-        if not d:
-            break
-        data += d
-except (ssl.SSLError, OSError):
-    pass
-print("%s|%s" % (data.split(b"\r\n")[0].decode(),
-                 data.partition(b"\r\n\r\n")[2].decode()), end="")
-EOF
 check_eq "client ends its TLS stream after its request (CONNECT): the \
-whole answer" "HTTP/1.1 200 OK|$HELLO" \
-    "$(py "$TMP/tlshalf.py" "$PF" "$TMP/ca-f.pem" 2>&1 | tr -d '\r')"
+whole answer" "TLSv1.3 end=clean status=200 body=$(( ${#HELLO} + 1 ))" \
+    "$(py "$TMP/tlsend.py" "$PF" api.test /hello "$TMP/ca-f.pem" half 2>&1)"
 # A TLS 1.3 client's close_notify after its request, passed on to a TLS
 # 1.2 upstream, which answers it with its own and drops what it had not
 # sent (here, the whole answer): that end proves nothing, and the client
 # must not get a close_notify that would make a cut answer look whole.
-cat >"$TMP/tls12half.py" <<'EOF'
-import socket, ssl, sys
-from connect_client import open_tunnel
-port, cafile = int(sys.argv[1]), sys.argv[2]
-s, head = open_tunnel(port, "tls12.test:443")
-ctx = ssl.create_default_context(cafile=cafile)
-t = ctx.wrap_socket(s, server_hostname="tls12.test",
-                    suppress_ragged_eofs=False)
-version = t.version()
-t.sendall(b"GET /hello HTTP/1.1\r\nHost: tls12.test\r\n\r\n")
-t.setblocking(False)
-try:
-    t.unwrap()
-except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
-    pass
-t.settimeout(10)
-data, end = b"", "clean"
-try:
-    while True:
-        d = t.recv(65536)
-        if not d:
-            break
-        data += d
-except ssl.SSLEOFError:
-    end = "ragged"
-except (ssl.SSLError, OSError) as e:
-    end = type(e).__name__
-print("%s %s bytes=%d" % (version, end, len(data)), end="")
-EOF
 check_eq "client ends its TLS 1.3 stream, the TLS 1.2 upstream answers \
 with close_notify: the client's end is ragged, not clean" \
-    "TLSv1.3 ragged bytes=0" \
-    "$(py "$TMP/tls12half.py" "$PF" "$TMP/ca-f.pem" 2>&1)"
+    "TLSv1.3 end=ragged status=none body=0" \
+    "$(py "$TMP/tlsend.py" "$PF" tls12.test /hello "$TMP/ca-f.pem" half 2>&1)"
 check_eq "the TLS 1.2 upstream got the client's close_notify" \
     '"how": "close_notify"}' "$(grep '"event": "end"' "$TMP/ot.log" |
     tail -n 1 | sed 's/.*"event": "end", //')"

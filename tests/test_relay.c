@@ -723,13 +723,39 @@ run_for(struct fixture *f, long ms)
 	event_base_dispatch(f->base);
 }
 
+/* Shake hands with the origin and read its tickets, as a tunnel does. */
+static void
+tls_ready(struct fixture *f)
+{
+	double	 end = now() + DEADLINE_SEC;
+
+	relay_tune(f->server);
+	bufferevent_setwatermark(f->server, EV_READ, 0, RELAY_HIGH_WATER);
+	bufferevent_enable(f->server, EV_READ | EV_WRITE);
+	while (big_event == 0 && now() < end)
+		event_base_loop(f->base, EVLOOP_ONCE);
+	assert_true(big_event > 0);
+}
+
+/* The origin ended (the loop runs meanwhile) and exited 0. */
+static void
+origin_exited_ok(struct fixture *f)
+{
+	double	 end = now() + DEADLINE_SEC;
+	int	 status = -1;
+
+	while (waitpid(f->child, &status, WNOHANG) == 0 && now() < end)
+		run_for(f, 10);
+	assert_true(now() < end);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	f->child = 0;
+}
+
 static void
 test_relay_tls_idle_holds_no_buffer(void **state)
 {
 	struct fixture	*f = *state;
 	unsigned char	 out[ORIGIN_BULK], in[ORIGIN_BULK];
-	double		 end = now() + DEADLINE_SEC;
-	int		 status = -1;
 
 	/*
 	 * The handshake, then the origin's session tickets, read by the
@@ -737,14 +763,9 @@ test_relay_tls_idle_holds_no_buffer(void **state)
 	 * hands: into space reserved for RELAY_IO_MAX bytes, which tickets
 	 * leave empty. OpenSSL sets up its record buffers to take them.
 	 */
-	relay_tune(f->server);
-	bufferevent_setwatermark(f->server, EV_READ, 0, RELAY_HIGH_WATER);
-	bufferevent_enable(f->server, EV_READ | EV_WRITE);
-	while (big_event == 0 && now() < end)
-		event_base_loop(f->base, EVLOOP_ONCE);
+	tls_ready(f);
 	assert_int_equal(evbuffer_get_length(bufferevent_get_input(f->server)),
 	    0);
-	assert_true(big_event > 0);
 	start(f, 60000);
 	run_for(f, 50);
 	assert_int_equal(big_event, 0);
@@ -775,26 +796,7 @@ test_relay_tls_idle_holds_no_buffer(void **state)
 	bufferevent_free(f->server);
 	f->server = NULL;
 	/* libevent closes the socket from the loop. */
-	end = now() + DEADLINE_SEC;
-	while (waitpid(f->child, &status, WNOHANG) == 0 && now() < end)
-		run_for(f, 10);
-	assert_true(now() < end);
-	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	f->child = 0;
-}
-
-/* Shake hands with the origin and read its tickets, as a tunnel does. */
-static void
-tls_ready(struct fixture *f)
-{
-	double	 end = now() + DEADLINE_SEC;
-
-	relay_tune(f->server);
-	bufferevent_setwatermark(f->server, EV_READ, 0, RELAY_HIGH_WATER);
-	bufferevent_enable(f->server, EV_READ | EV_WRITE);
-	while (big_event == 0 && now() < end)
-		event_base_loop(f->base, EVLOOP_ONCE);
-	assert_true(big_event > 0);
+	origin_exited_ok(f);
 }
 
 /*
@@ -810,8 +812,6 @@ test_relay_tls_runs_after_the_chains_are_released(void **state)
 	unsigned char	 out[ORIGIN_BULK], in[ORIGIN_BULK];
 	SSL		*ssl;
 	long		 before;
-	double		 end;
-	int		 status = -1;
 
 	tls_ready(f);
 	ssl = bufferevent_openssl_get_ssl(f->server);
@@ -843,11 +843,7 @@ test_relay_tls_runs_after_the_chains_are_released(void **state)
 	f->relay = NULL;
 	bufferevent_free(f->server);
 	f->server = NULL;
-	end = now() + DEADLINE_SEC;
-	while (waitpid(f->child, &status, WNOHANG) == 0 && now() < end)
-		run_for(f, 10);
-	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	f->child = 0;
+	origin_exited_ok(f);
 }
 
 /*
@@ -862,8 +858,6 @@ test_relay_tls_half_closed_holds_no_buffer(void **state)
 	struct fixture	*f = *state;
 	unsigned char	 in[8];
 	bool		 eof;
-	double		 end;
-	int		 status = -1;
 
 	tls_ready(f);
 	start(f, 60000);
@@ -879,11 +873,7 @@ test_relay_tls_half_closed_holds_no_buffer(void **state)
 	run_until_end(f);
 	assert_non_null(f->why);
 	assert_string_equal(f->why, "closed");
-	end = now() + DEADLINE_SEC;
-	while (waitpid(f->child, &status, WNOHANG) == 0 && now() < end)
-		run_for(f, 10);
-	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	f->child = 0;
+	origin_exited_ok(f);
 }
 
 int
