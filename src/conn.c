@@ -164,17 +164,11 @@ conn_close(struct conn *c)
 	env->closed(env->closed_arg);
 }
 
-/*
- * Reset the client's connection (a TCP RST, with whatever is still queued
- * dropped): its answer was cut short, and an orderly close could pass for
- * the end of a body that the close delimits.
- */
+/* Reset the client's connection: its answer was cut short. */
 static void
 conn_reset(struct conn *c)
 {
-	struct linger	 l = { .l_onoff = 1, .l_linger = 0 };
-
-	(void)setsockopt(c->x.fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+	linger_reset(c->x.fd);
 	conn_close(c);
 }
 
@@ -313,10 +307,11 @@ conn_relay_done_cb(struct relay *r, const char *why, void *arg)
 	struct conn		*c = arg;
 	struct phase_outcome	 o;
 	uint64_t		 up, down;
-	bool			 gone;
+	bool			 gone, cut;
 
 	/* A client that failed has nothing to linger for. */
 	gone = relay_outcome(r) == RELAY_CLIENT_ERROR;
+	cut = relay_cut(r);
 	log_msg(EV_DEBUG, "client %s: relay ended: %s", c->client, why);
 	relay_counts(r, &up, &down);
 	relay_free(c->relay);
@@ -327,6 +322,7 @@ conn_relay_done_cb(struct relay *r, const char *why, void *arg)
 	o.status = c->x.acc.status;
 	o.close = true;
 	o.gone = gone;
+	o.cut = cut;
 	conn_phase_done(&c->x, &o);
 }
 

@@ -78,3 +78,11 @@ linger_free(struct linger_close *l)
 	event_free(l->ev);
 	free(l);
 }
+
+void
+linger_reset(evutil_socket_t fd)
+{
+	struct linger	 l = { .l_onoff = 1, .l_linger = 0 };
+
+	(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+}

@@ -35,5 +35,11 @@ struct linger_close	*linger_start(struct event_base *base,
 			    evutil_socket_t fd, linger_done_cb cb, void *arg);
 /* Stop it (NULL ok); cb is not called. */
 void			 linger_free(struct linger_close *l);
+/*
+ * The opposite: make fd's close a reset (a TCP RST, whatever is queued
+ * dropped), for a client whose answer was cut short: an orderly close
+ * could pass for the end of a stream that only the close delimits.
+ */
+void			 linger_reset(evutil_socket_t fd);
 
 #endif

@@ -39,7 +39,7 @@ struct observe {
 	struct observe_seen	 seen[OBSERVE_DEDUP_ENTRIES];
 	long long		 day;		/* of the count below */
 	unsigned long		 written;	/* lines written that day */
-	bool			 full;		/* max reached, and logged */
+	bool			 full;		/* max reached and logged */
 };
 
 /* One chain entry: {"pin":...,"depth":N,"subject":...,"not_after":...}. */
@@ -212,8 +212,11 @@ observe_room(struct observe *o, unsigned long max, long long day)
 		o->written = 0;
 		o->full = false;
 	}
-	if (o->written < max)
+	/* A reload may raise max within the day: log reaching it again. */
+	if (o->written < max) {
+		o->full = false;
 		return true;
+	}
 	if (!o->full) {
 		o->full = true;
 		snprintf(err, sizeof(err), "observe_max (%lu new lines a UTC "

@@ -115,6 +115,7 @@ struct relay {
 	uint64_t		 up;
 	uint64_t		 down;
 	enum relay_outcome	 outcome;
+	bool			 cut;		/* see relay_cut() */
 	relay_done_cb		 cb;
 	void			*arg;
 	evutil_socket_t		 server_fd;	/* adopted, or -1 */
@@ -276,9 +277,16 @@ relay_send_all(const struct relay_end *e, const unsigned char *buf,
 static void
 relay_way_fail(struct relay_way *w, bool on_from)
 {
-	bool	 client = (w == &w->r->way[0]) == on_from;
+	struct relay	*r = w->r;
+	bool		 client = (w == &r->way[0]) == on_from;
 
-	relay_end(w->r, client ? RELAY_CLIENT_ERROR : RELAY_SERVER_ERROR,
+	/*
+	 * The server's side failed (a reset, most often): a client without
+	 * TLS to say so must not see an orderly end.
+	 */
+	if (!client)
+		r->cut = r->way[1].to.ssl == NULL;
+	relay_end(r, client ? RELAY_CLIENT_ERROR : RELAY_SERVER_ERROR,
 	    on_from ? w->from_error : w->to_error);
 }
 
@@ -315,11 +323,13 @@ relay_way_closed(struct relay_way *w)
 	struct relay_way	*other = &r->way[w == &r->way[0]];
 
 	if ((!w->notify && w->from.ssl != NULL) || w->unproven) {
-		relay_end(r, RELAY_CLOSED, "closed");
+		relay_end(r, RELAY_CLOSED, "closed without a proven end");
 		return;
 	}
 	w->done = true;
-	if (w->to.ssl != NULL && SSL_version(w->to.ssl) < TLS1_3_VERSION)
+	/* A close_notify it sent before ours (read already) still counts. */
+	if (w->to.ssl != NULL && SSL_version(w->to.ssl) < TLS1_3_VERSION &&
+	    !other->eof)
 		other->unproven = true;
 	if (relay_pass_end(&w->to) && !other->done)
 		return;
@@ -765,6 +775,12 @@ enum relay_outcome
 relay_outcome(const struct relay *r)
 {
 	return r->outcome;
+}
+
+bool
+relay_cut(const struct relay *r)
+{
+	return r->cut;
 }
 
 void

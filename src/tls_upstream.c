@@ -20,11 +20,16 @@
 #include "trust.h"
 #include "xmalloc.h"
 
-/* A kept session and the verdict of the handshake that made it. */
+/*
+ * A kept session and the verdict of the handshake that made it, with the
+ * context (the trust) that verified it: a session made under a pin set's
+ * ca_file is never resumed where trust alone must vouch.
+ */
 struct tls_upstream_session {
 	char			 host[HOSTMATCH_NAME_MAX];
 	uint16_t		 port;
 	const struct pinset	*ps;
+	const SSL_CTX		*ctx;
 	SSL_SESSION		*sess;		/* NULL: a free slot */
 	struct pincheck_result	 res;
 	unsigned long		 used;		/* for least-recently-used */
@@ -35,6 +40,7 @@ struct tls_upstream_conn {
 	struct tls_upstream	*t;
 	uint16_t		 port;
 	const struct pinset	*ps;
+	const SSL_CTX		*ctx;
 	bool			 passed;
 	struct pincheck_result	 res;
 	SSL_SESSION		*pending;	/* before the verdict */
@@ -65,13 +71,13 @@ tls_upstream_conn_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
 	free(tc);
 }
 
-/* Whether s holds a session for the host, port and pin set of tc. */
+/* Whether s holds a session for the host, port, pin set and trust of tc. */
 static bool
 tls_upstream_same(const struct tls_upstream_session *s,
     const struct tls_upstream_conn *tc)
 {
 	return s->sess != NULL && s->port == tc->port && s->ps == tc->ps &&
-	    strcmp(s->host, tc->host) == 0;
+	    s->ctx == tc->ctx && strcmp(s->host, tc->host) == 0;
 }
 
 /*
@@ -104,6 +110,7 @@ tls_upstream_keep(struct tls_upstream_conn *tc, SSL_SESSION *sess)
 	xstrlcpy(slot->host, tc->host, sizeof(slot->host));
 	slot->port = tc->port;
 	slot->ps = tc->ps;
+	slot->ctx = tc->ctx;
 	slot->sess = sess;
 	slot->res = tc->res;
 	slot->used = ++t->clock;
@@ -263,6 +270,7 @@ tls_upstream_ssl(struct tls_upstream *t, const struct pinset *ps,
 	memcpy(tc->host, host, len);
 	tc->port = port;
 	tc->ps = ps;
+	tc->ctx = ctx;
 	SSL_set_ex_data(ssl, tls_upstream_index, tc);
 	param = SSL_get0_param(ssl);
 	/* The name must be a subjectAltName: the subject CN never counts. */

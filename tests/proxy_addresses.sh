@@ -305,6 +305,7 @@ OV=$(free_port)
 start_origin O_V "$OV" "$TMP/ov.log" --host 127.0.0.2 \
     --cert "$PKI/privleaf-chain.pem" --key "$PKI/privleaf.key"
 PV=$(free_port)
+FV=$(free_port)
 cat >"$TMP/v.conf" <<EOF
 [proxy]
 listen = 127.0.0.1:$PV
@@ -319,6 +320,12 @@ hosts = staging.test, 127.0.0.2
 ca_file = $PKI/priv.pem
 pin = ca:$PIN_PRIV
 pin = $PIN_RSA
+
+[forward:fw]
+listen = 127.0.0.1:$FV
+upstream = 127.0.0.2:$OV
+sni = victim.test
+pinset = staging
 EOF
 check "pinproxy listens on 127.0.0.1:$PV" \
     start_pinproxy PP_V "$PV" "$TMP/v.conf" "$TMP/v.log"
@@ -336,5 +343,29 @@ python3 "$CLIENT" --proxy "$PV" --connect "127.0.0.2:$OV" \
     >"$TMP/v2.out" 2>&1
 check_grep "CONNECT to a pinned address, SNI of the set's name: its \
 ca_file applies" "^body=$HELLO" "$TMP/v2.out"
+# A forwarder given the set for victim.test trusts its ca_file (the
+# operator chose so) and keeps the TLS session it made; a CONNECT to the
+# address with that name as SNI must not resume it, or the private CA
+# would vouch for the name after all.
+printf 'GET /hello HTTP/1.1\r\nHost: victim.test\r\nConnection: close\r\n\r\n' |
+    timeout 10 python3 -c 'import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(sys.stdin.buffer.read())
+out = b""
+while True:
+    d = s.recv(65536)
+    if not d:
+        break
+    out += d
+sys.stdout.write(out.decode("latin-1"))' "$FV" >"$TMP/v3.out" 2>&1
+check_grep "the forwarder with the set's ca_file for victim.test relays" \
+    "^$HELLO" "$TMP/v3.out"
+python3 "$CLIENT" --proxy "$PV" --connect "127.0.0.2:$OV" --sni victim.test \
+    --cafile "$TMP/ca-v.pem" --get /hello >"$TMP/v4.out" 2>&1
+check_grep "CONNECT to a pinned address, SNI of another name, after the \
+forwarder's session: still refused" '^tls=alert' "$TMP/v4.out"
+check_eq "CONNECT to a pinned address, SNI of another name: never relayed" \
+    0 "$(log_count "$TMP/v.log" "$(kv event access)" "$(kv mode intercept)" \
+    "$(kv host victim.test)" "$(kv status 200)")"
 stop_pinproxy "$PP_V" "$TMP/v.log"
 done_testing
