@@ -347,19 +347,10 @@ ca_file applies" "^body=$HELLO" "$TMP/v2.out"
 # operator chose so) and keeps the TLS session it made; a CONNECT to the
 # address with that name as SNI must not resume it, or the private CA
 # would vouch for the name after all.
-printf 'GET /hello HTTP/1.1\r\nHost: victim.test\r\nConnection: close\r\n\r\n' |
-    timeout 10 python3 -c 'import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
-s.sendall(sys.stdin.buffer.read())
-out = b""
-while True:
-    d = s.recv(65536)
-    if not d:
-        break
-    out += d
-sys.stdout.write(out.decode("latin-1"))' "$FV" >"$TMP/v3.out" 2>&1
-check_grep "the forwarder with the set's ca_file for victim.test relays" \
-    "^$HELLO" "$TMP/v3.out"
+python3 "$TMP/raw.py" "$FV" "$TMP/v3.resp" "b'GET /hello HTTP/1.1\\r\\n\
+Host: victim.test\\r\\nConnection: close\\r\\n\\r\\n'"
+check_eq "the forwarder with the set's ca_file for victim.test relays" \
+    "$HELLO" "$(body_of v3)"
 python3 "$CLIENT" --proxy "$PV" --connect "127.0.0.2:$OV" --sni victim.test \
     --cafile "$TMP/ca-v.pem" --get /hello >"$TMP/v4.out" 2>&1
 check_grep "CONNECT to a pinned address, SNI of another name, after the \

@@ -751,11 +751,46 @@ origin_exited_ok(struct fixture *f)
 	f->child = 0;
 }
 
+/* The origin's exchange: "ping" brings ORIGIN_BULK bytes, "again" "ok". */
+static void
+origin_ping(struct fixture *f)
+{
+	unsigned char	 out[ORIGIN_BULK], in[ORIGIN_BULK];
+
+	fill(out, sizeof(out), 3);
+	assert_int_equal(transfer(f, f->app, (const unsigned char *)"ping", 4,
+	    f->app, in, sizeof(in)), sizeof(in));
+	assert_memory_equal(in, out, sizeof(in));
+}
+
+static void
+origin_again(struct fixture *f)
+{
+	unsigned char	 in[2];
+
+	assert_int_equal(transfer(f, f->app, (const unsigned char *)"again",
+	    5, f->app, in, 2), 2);
+	assert_memory_equal(in, "ok", 2);
+}
+
+/*
+ * The relay and the server end go; the origin read all it expected, sees
+ * the close (libevent closes the socket from the loop) and exits 0.
+ */
+static void
+origin_done(struct fixture *f)
+{
+	relay_free(f->relay);
+	f->relay = NULL;
+	bufferevent_free(f->server);
+	f->server = NULL;
+	origin_exited_ok(f);
+}
+
 static void
 test_relay_tls_idle_holds_no_buffer(void **state)
 {
 	struct fixture	*f = *state;
-	unsigned char	 out[ORIGIN_BULK], in[ORIGIN_BULK];
 
 	/*
 	 * The handshake, then the origin's session tickets, read by the
@@ -772,31 +807,20 @@ test_relay_tls_idle_holds_no_buffer(void **state)
 	assert_int_equal(big_ssl, 0);
 
 	/* Each direction ends its turn wanting to read: no buffer stays. */
-	fill(out, sizeof(out), 3);
-	assert_int_equal(transfer(f, f->app, (const unsigned char *)"ping", 4,
-	    f->app, in, sizeof(in)), sizeof(in));
-	assert_memory_equal(in, out, sizeof(in));
+	origin_ping(f);
 	run_for(f, 50);
 	assert_int_equal(big_ssl, 0);
 	assert_int_equal(big_event, 0);
 
 	/* The next read gets a buffer again. */
-	assert_int_equal(transfer(f, f->app, (const unsigned char *)"again",
-	    5, f->app, in, 2), 2);
-	assert_memory_equal(in, "ok", 2);
+	origin_again(f);
 	run_for(f, 50);
 	assert_int_equal(big_ssl, 0);
 	relay_counts(f->relay, &f->up, &f->down);
 	assert_int_equal(f->up, 9);
 	assert_int_equal(f->down, ORIGIN_BULK + 2);
 	assert_null(f->why);
-	/* The origin read all it expected and sees the close. */
-	relay_free(f->relay);
-	f->relay = NULL;
-	bufferevent_free(f->server);
-	f->server = NULL;
-	/* libevent closes the socket from the loop. */
-	origin_exited_ok(f);
+	origin_done(f);
 }
 
 /*
@@ -809,7 +833,6 @@ static void
 test_relay_tls_runs_after_the_chains_are_released(void **state)
 {
 	struct fixture	*f = *state;
-	unsigned char	 out[ORIGIN_BULK], in[ORIGIN_BULK];
 	SSL		*ssl;
 	long		 before;
 
@@ -831,19 +854,10 @@ test_relay_tls_runs_after_the_chains_are_released(void **state)
 	assert_int_equal(ssl_live, before);
 
 	start(f, 60000);
-	fill(out, sizeof(out), 3);
-	assert_int_equal(transfer(f, f->app, (const unsigned char *)"ping", 4,
-	    f->app, in, sizeof(in)), sizeof(in));
-	assert_memory_equal(in, out, sizeof(in));
-	assert_int_equal(transfer(f, f->app, (const unsigned char *)"again",
-	    5, f->app, in, 2), 2);
-	assert_memory_equal(in, "ok", 2);
+	origin_ping(f);
+	origin_again(f);
 	assert_null(f->why);
-	relay_free(f->relay);
-	f->relay = NULL;
-	bufferevent_free(f->server);
-	f->server = NULL;
-	origin_exited_ok(f);
+	origin_done(f);
 }
 
 /*
