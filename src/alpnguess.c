@@ -1,34 +1,46 @@
 /*
- * The ALPN guesses of one generation: a direct-mapped table keyed by the
- * FNV-1a hash of host, port, pin set and the client's offer.
+ * The ALPN guesses of one generation: a direct-mapped table keyed by a
+ * SHA-256 digest of host, port, pin set, the upstream's address and the
+ * client's offer, salted per table. A slot holds only a whole key's
+ * digest, so a client cannot plant a guess for a key it does not know,
+ * and cannot aim at the slot of another's to evict it.
  */
 #include "config.h"
+
+#include <sys/socket.h>
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "alpnguess.h"
-#include "hostmatch.h"
 #include "xmalloc.h"
+
+#define ALPNGUESS_DIGEST	32
+#define ALPNGUESS_SALT		16
 
 struct alpnguess_slot {
 	bool		 used;
-	char		 host[HOSTMATCH_NAME_MAX];
-	uint16_t	 port;
-	const void	*pinset;
-	uint64_t	 hash;		/* of the whole key */
+	unsigned char	 digest[ALPNGUESS_DIGEST];	/* of the whole key */
 	unsigned char	 proto[ALPNGUESS_PROTO_MAX];
 	unsigned char	 len;
 };
 
 struct alpnguess {
+	unsigned char		 salt[ALPNGUESS_SALT];
 	struct alpnguess_slot	 slot[ALPNGUESS_SLOTS];
 };
 
 struct alpnguess *
 alpnguess_new(void)
 {
-	return xcalloc(1, sizeof(struct alpnguess));
+	struct alpnguess	*g = xcalloc(1, sizeof(*g));
+
+	/* Without randomness the salt is zero: slots are then predictable. */
+	(void)RAND_bytes(g->salt, sizeof(g->salt));
+	return g;
 }
 
 void
@@ -37,49 +49,56 @@ alpnguess_free(struct alpnguess *g)
 	free(g);
 }
 
-static uint64_t
-alpnguess_mix(uint64_t h, const void *data, size_t len)
-{
-	const unsigned char	*p = data;
-	size_t			 i;
-
-	for (i = 0; i < len; i++) {
-		h ^= p[i];
-		h *= 0x100000001b3ULL;
-	}
-	return h;
-}
-
-static uint64_t
-alpnguess_hash(const struct alpnguess_key *k)
-{
-	uint64_t	 h = 0xcbf29ce484222325ULL;
-
-	h = alpnguess_mix(h, k->host, strlen(k->host));
-	h = alpnguess_mix(h, &k->port, sizeof(k->port));
-	h = alpnguess_mix(h, &k->pinset, sizeof(k->pinset));
-	if (k->offer_len > 0)
-		h = alpnguess_mix(h, k->offer, k->offer_len);
-	return h;
-}
-
-/* Whether slot s holds the key k whose hash is h. */
+/* The digest of k under g's salt; false when it cannot be computed. */
 static bool
-alpnguess_holds(const struct alpnguess_slot *s, const struct alpnguess_key *k,
-    uint64_t h)
+alpnguess_digest(const struct alpnguess *g, const struct alpnguess_key *k,
+    unsigned char digest[ALPNGUESS_DIGEST])
 {
-	return s->used && s->hash == h && s->port == k->port &&
-	    s->pinset == k->pinset && strcmp(s->host, k->host) == 0;
+	EVP_MD_CTX	*ctx;
+	unsigned char	 port[2] = { k->port >> 8, k->port & 0xff };
+	unsigned int	 len = ALPNGUESS_DIGEST;
+	bool		 ok;
+
+	if ((ctx = EVP_MD_CTX_new()) == NULL)
+		return false;
+	ok = EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
+	    EVP_DigestUpdate(ctx, g->salt, sizeof(g->salt)) == 1 &&
+	    EVP_DigestUpdate(ctx, k->host, strlen(k->host) + 1) == 1 &&
+	    EVP_DigestUpdate(ctx, port, sizeof(port)) == 1 &&
+	    EVP_DigestUpdate(ctx, &k->pinset, sizeof(k->pinset)) == 1 &&
+	    EVP_DigestUpdate(ctx, &k->addrlen, sizeof(k->addrlen)) == 1 &&
+	    (k->addrlen == 0 ||
+	    EVP_DigestUpdate(ctx, k->addr, k->addrlen) == 1) &&
+	    EVP_DigestUpdate(ctx, &k->offer_len, sizeof(k->offer_len)) == 1 &&
+	    (k->offer_len == 0 ||
+	    EVP_DigestUpdate(ctx, k->offer, k->offer_len) == 1) &&
+	    EVP_DigestFinal_ex(ctx, digest, &len) == 1;
+	EVP_MD_CTX_free(ctx);
+	return ok;
+}
+
+/* The slot of k, with k's digest; NULL when none can be computed. */
+static struct alpnguess_slot *
+alpnguess_slot(const struct alpnguess *g, const struct alpnguess_key *k,
+    unsigned char digest[ALPNGUESS_DIGEST])
+{
+	uint32_t	 i;
+
+	if (!alpnguess_digest(g, k, digest))
+		return NULL;
+	memcpy(&i, digest, sizeof(i));
+	return (struct alpnguess_slot *)&g->slot[i % ALPNGUESS_SLOTS];
 }
 
 bool
 alpnguess_get(const struct alpnguess *g, const struct alpnguess_key *k,
     unsigned char *proto, size_t *len)
 {
-	uint64_t			 h = alpnguess_hash(k);
-	const struct alpnguess_slot	*s = &g->slot[h % ALPNGUESS_SLOTS];
+	const struct alpnguess_slot	*s;
+	unsigned char			 d[ALPNGUESS_DIGEST];
 
-	if (!alpnguess_holds(s, k, h))
+	if ((s = alpnguess_slot(g, k, d)) == NULL || !s->used ||
+	    memcmp(s->digest, d, sizeof(d)) != 0)
 		return false;
 	if (s->len > 0)
 		memcpy(proto, s->proto, s->len);
@@ -91,18 +110,17 @@ void
 alpnguess_put(struct alpnguess *g, const struct alpnguess_key *k,
     const unsigned char *proto, size_t len)
 {
-	uint64_t		 h = alpnguess_hash(k);
-	struct alpnguess_slot	*s = &g->slot[h % ALPNGUESS_SLOTS];
+	struct alpnguess_slot	*s;
+	unsigned char		 d[ALPNGUESS_DIGEST];
 
-	if (len > ALPNGUESS_PROTO_MAX || strlen(k->host) >= sizeof(s->host)) {
+	if ((s = alpnguess_slot(g, k, d)) == NULL)
+		return;
+	if (len > ALPNGUESS_PROTO_MAX) {
 		alpnguess_drop(g, k);
 		return;
 	}
 	s->used = true;
-	s->hash = h;
-	memcpy(s->host, k->host, strlen(k->host) + 1);
-	s->port = k->port;
-	s->pinset = k->pinset;
+	memcpy(s->digest, d, sizeof(d));
 	if (len > 0)
 		memcpy(s->proto, proto, len);
 	s->len = (unsigned char)len;
@@ -111,10 +129,11 @@ alpnguess_put(struct alpnguess *g, const struct alpnguess_key *k,
 void
 alpnguess_drop(struct alpnguess *g, const struct alpnguess_key *k)
 {
-	uint64_t		 h = alpnguess_hash(k);
-	struct alpnguess_slot	*s = &g->slot[h % ALPNGUESS_SLOTS];
+	struct alpnguess_slot	*s;
+	unsigned char		 d[ALPNGUESS_DIGEST];
 
-	if (alpnguess_holds(s, k, h))
+	if ((s = alpnguess_slot(g, k, d)) != NULL && s->used &&
+	    memcmp(s->digest, d, sizeof(d)) == 0)
 		s->used = false;
 }
 

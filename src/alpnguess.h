@@ -1,9 +1,11 @@
 /*
- * What an upstream chose with ALPN the last time, per host, port, pin set
- * and the list of protocols the client offered (different clients offer
- * different lists, and the upstream chooses from the list), within one
- * configuration generation: interception answers the client's handshake
- * with it while the upstream's handshake still runs.
+ * What an upstream chose with ALPN the last time, per host, port, pin set,
+ * upstream address (a name's addresses, or the address a CONNECT by IP
+ * dialled, may be different servers) and the list of protocols the client
+ * offered (different clients offer different lists, and the upstream
+ * chooses from the list), within one configuration generation:
+ * interception answers the client's handshake with it while the
+ * upstream's handshake still runs.
  * A fixed table (direct-mapped: a new key takes its slot), so memory is
  * bounded whatever the number of hosts.
  */
@@ -25,6 +27,8 @@ struct alpnguess_key {
 	const char		*host;
 	uint16_t		 port;
 	const void		*pinset;
+	const void		*addr;		/* the upstream's sockaddr */
+	size_t			 addrlen;	/* 0: none known */
 	const unsigned char	*offer;		/* the client's list, wire form */
 	size_t			 offer_len;
 };

@@ -93,6 +93,8 @@ struct intercept {
 	size_t			 peeked;	/* hello bytes in the socket */
 	struct event		*timer;		/* header_timeout */
 	uint16_t		 port;
+	struct sockaddr_storage	 upaddr;	/* the upstream's, for guesses */
+	socklen_t		 upaddrlen;	/* 0: unknown */
 	unsigned char		*offer;		/* the client's ALPN list */
 	size_t			 offer_len;
 	/*
@@ -551,6 +553,8 @@ intercept_guess_key(const struct intercept *ic, struct alpnguess_key *k)
 	k->host = ic->host;
 	k->port = ic->port;
 	k->pinset = ic->ps;
+	k->addr = &ic->upaddr;
+	k->addrlen = ic->upaddrlen;
 	k->offer = ic->offer;
 	k->offer_len = ic->offer_len;
 }
@@ -759,6 +763,11 @@ intercept_start(struct phase_ctx *x, const struct intercept_args *a)
 		ic->offer_len = a->alpn_len;
 	}
 	xstrlcpy(ic->host, a->host, sizeof(ic->host));
+	/* The upstream is connected: its address is part of a guess's key. */
+	ic->upaddrlen = sizeof(ic->upaddr);
+	if (getpeername(upstream_fd(ic->up), (struct sockaddr *)&ic->upaddr,
+	    &ic->upaddrlen) == -1)
+		ic->upaddrlen = 0;
 	ic->timer = evtimer_new(x->env->base, intercept_timeout_cb, ic);
 	x->ops = &intercept_ops;
 	x->phase = ic;

@@ -4,7 +4,8 @@
 # pin set and offer is known, holding the answer until the upstream passed:
 # a pin mismatch, a failed verification and an ALPN choice other than the
 # guess each end the client's handshake with an alert, and not one byte of
-# the client's reaches the origin. Everything lives on 127.0.0.1.
+# the client's reaches the origin. Two servers of one name at different
+# addresses keep a guess each. Everything lives on 127.0.0.0/8.
 
 . "${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}/tests/lib.sh"
 
@@ -35,6 +36,7 @@ origin()
 }
 
 P=$(free_port)
+OX=$(free_port)
 cat >"$TMP/p.conf" <<EOC
 [proxy]
 listen = 127.0.0.1:$P
@@ -42,6 +44,7 @@ ca_cert = $TMP/ca.pem
 ca_key = $TMP/ca.key
 trust = $PKI/root.pem
 log_level = debug
+connect_ports = 443 $OX
 
 [pins:api]
 hosts = api.test
@@ -129,6 +132,34 @@ connect retry --alpn h2,http/1.1
 check_out "ALPN changed, the retry: the handshake completes" retry tls ok
 check_out "ALPN changed, the retry: ALPN h2" retry alpn h2
 check_eq "ALPN changed, the retry: in series" "$n" "$(beside)"
+
+# Two servers of api.test at different addresses (the emulator's CONNECT
+# by address, or a name with several addresses), choosing differently: a
+# guess belongs to the address it was learnt from, so neither refuses the
+# other's clients.
+start_origin O_X1 "$OX" "$TMP/ox1.log" --host 127.0.0.1 \
+    --cert "$PKI/chain.pem" --key "$PKI/leaf.key" --alpn h2,http/1.1
+start_origin O_X2 "$OX" "$TMP/ox2.log" --host 127.0.0.2 \
+    --cert "$PKI/chain.pem" --key "$PKI/leaf.key" --alpn http/1.1
+# at NAME ADDRESS: a CONNECT to ADDRESS:OX with the SNI api.test.
+at()
+{
+	python3 "$CLIENT" --proxy "$P" --connect "$2:$OX" --sni api.test \
+	    --cafile "$TMP/ca.pem" --alpn h2,http/1.1 >"$TMP/$1.out" 2>&1
+}
+at x1 127.0.0.1
+at x1again 127.0.0.1
+at x2 127.0.0.2
+at x1last 127.0.0.1
+check_out "two servers of a name: the first chooses h2" x1 alpn h2
+check_out "two servers of a name: the first again, h2" x1again alpn h2
+check_out "two servers of a name: the second's handshake completes" x2 tls ok
+check_out "two servers of a name: the second chooses http/1.1" x2 alpn \
+    http/1.1
+check_out "two servers of a name: the first's guess still holds" x1last \
+    alpn h2
+stop "$O_X1"
+stop "$O_X2"
 
 stop "$O_PID"
 stop_pinproxy "$PP" "$TMP/p.log"

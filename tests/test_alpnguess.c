@@ -11,6 +11,11 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <sys/socket.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -30,6 +35,8 @@ key(const char *host, uint16_t port, const void *ps, const char *offer)
 	k.host = host;
 	k.port = port;
 	k.pinset = ps;
+	k.addr = NULL;
+	k.addrlen = 0;
 	k.offer = (const unsigned char *)offer;
 	k.offer_len = offer != NULL ? strlen(offer) : 0;
 	return k;
@@ -76,11 +83,27 @@ test_every_part_of_the_key_counts(void **state)
 		key("api.test", 443, &pinset_b, OFFER_BOTH),
 		key("api.test", 443, &pinset_a, OFFER_11),
 		key("api.test", 443, &pinset_a, NULL),
+		key("api.test", 443, &pinset_a, OFFER_BOTH),
+		key("api.test", 443, &pinset_a, OFFER_BOTH),
 	};
+	/* Two servers of one name: a guess of one is not the other's. */
+	struct sockaddr_in	 a1, a2;
 	unsigned char		 p[ALPNGUESS_PROTO_MAX];
 	size_t			 len, i;
 
+	memset(&a1, 0, sizeof(a1));
+	a1.sin_family = AF_INET;
+	a1.sin_port = htons(443);
+	a1.sin_addr.s_addr = htonl(0x7f000001);
+	a2 = a1;
+	a2.sin_addr.s_addr = htonl(0x7f000002);
+	k.addr = &a1;
+	k.addrlen = sizeof(a1);
+	others[5].addr = &a2;
+	others[5].addrlen = sizeof(a2);
+	/* others[6]: no address known. */
 	alpnguess_put(g, &k, (const unsigned char *)"h2", 2);
+	assert_true(alpnguess_get(g, &k, p, &len));
 	for (i = 0; i < sizeof(others) / sizeof(others[0]); i++)
 		assert_false(alpnguess_get(g, &others[i], p, &len));
 	alpnguess_free(g);
