@@ -307,11 +307,10 @@ conn_relay_done_cb(struct relay *r, const char *why, void *arg)
 	struct conn		*c = arg;
 	struct phase_outcome	 o;
 	uint64_t		 up, down;
-	bool			 gone, cut;
+	bool			 gone;
 
 	/* A client that failed has nothing to linger for. */
 	gone = relay_outcome(r) == RELAY_CLIENT_ERROR;
-	cut = relay_cut(r);
 	log_msg(EV_DEBUG, "client %s: relay ended: %s", c->client, why);
 	relay_counts(r, &up, &down);
 	relay_free(c->relay);
@@ -322,7 +321,6 @@ conn_relay_done_cb(struct relay *r, const char *why, void *arg)
 	o.status = c->x.acc.status;
 	o.close = true;
 	o.gone = gone;
-	o.cut = cut;
 	conn_phase_done(&c->x, &o);
 }
 

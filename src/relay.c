@@ -115,7 +115,6 @@ struct relay {
 	uint64_t		 up;
 	uint64_t		 down;
 	enum relay_outcome	 outcome;
-	bool			 cut;		/* see relay_cut() */
 	relay_done_cb		 cb;
 	void			*arg;
 	evutil_socket_t		 server_fd;	/* adopted, or -1 */
@@ -277,16 +276,9 @@ relay_send_all(const struct relay_end *e, const unsigned char *buf,
 static void
 relay_way_fail(struct relay_way *w, bool on_from)
 {
-	struct relay	*r = w->r;
-	bool		 client = (w == &r->way[0]) == on_from;
+	bool	 client = (w == &w->r->way[0]) == on_from;
 
-	/*
-	 * The server's side failed (a reset, most often): a client without
-	 * TLS to say so must not see an orderly end.
-	 */
-	if (!client)
-		r->cut = r->way[1].to.ssl == NULL;
-	relay_end(r, client ? RELAY_CLIENT_ERROR : RELAY_SERVER_ERROR,
+	relay_end(w->r, client ? RELAY_CLIENT_ERROR : RELAY_SERVER_ERROR,
 	    on_from ? w->from_error : w->to_error);
 }
 
@@ -327,9 +319,11 @@ relay_way_closed(struct relay_way *w)
 		return;
 	}
 	w->done = true;
-	/* A close_notify it sent before ours (read already) still counts. */
-	if (w->to.ssl != NULL && SSL_version(w->to.ssl) < TLS1_3_VERSION &&
-	    !other->eof)
+	/*
+	 * Even a close_notify of its own already on its way (not read yet)
+	 * counts as unproven: there is no telling it from an answer to ours.
+	 */
+	if (w->to.ssl != NULL && SSL_version(w->to.ssl) < TLS1_3_VERSION)
 		other->unproven = true;
 	if (relay_pass_end(&w->to) && !other->done)
 		return;
@@ -777,11 +771,6 @@ relay_outcome(const struct relay *r)
 	return r->outcome;
 }
 
-bool
-relay_cut(const struct relay *r)
-{
-	return r->cut;
-}
 
 void
 relay_free(struct relay *r)

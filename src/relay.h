@@ -105,15 +105,6 @@ void		 relay_adopt_server(struct relay *r, evutil_socket_t fd,
 /* How the relay ended; for the done callback and after. */
 enum relay_outcome	 relay_outcome(const struct relay *r);
 /*
- * After the end: whether the server's side failed (a reset, most often)
- * while the client's end has no TLS to say so. Reset the client's
- * connection then, as the server reset: an orderly close would pass for
- * the end of a whole stream. (A TLS client is sent no close_notify; a TLS
- * server that just stops without one ends a plain client's stream with a
- * FIN, as it may have ended its stream whole: there is no telling.)
- */
-bool			 relay_cut(const struct relay *r);
-/*
  * Stop pumping and free (NULL ok); leaves both bufferevents, descriptors
  * and TLS connections alone.
  */

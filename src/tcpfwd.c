@@ -135,12 +135,6 @@ tcpfwd_relay_done_cb(struct relay *r, const char *why, void *arg)
 		tcpfwd_conn_close(c);
 		return;
 	}
-	/* Cut: a reset, not a close that would pass for a whole stream. */
-	if (relay_cut(r)) {
-		linger_reset(c->fd);
-		tcpfwd_conn_close(c);
-		return;
-	}
 	relay_free(c->relay);
 	c->relay = NULL;
 	c->linger = linger_start(c->t->env->base, c->fd, tcpfwd_linger_done,
