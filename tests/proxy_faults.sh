@@ -165,34 +165,57 @@ alive "upstream RST mid-body (CONNECT)" "$PP_F" "$PF"
 # out Connection: close and the client ends its TLS stream right after it
 # (a close_notify, as TLS 1.3 allows while it still reads). Prints the
 # TLS version, how the stream ended (clean: close_notify; ragged: none),
-# the status and the body's length.
+# the status and the body's length. TLS runs on memory BIOs, so that the
+# close_notify goes out without OpenSSL reading anything meanwhile.
 cat >"$TMP/tlsend.py" <<'EOF'
-import socket, ssl, sys
+import ssl, sys
 from connect_client import open_tunnel
 port, host, path, cafile = (int(sys.argv[1]), sys.argv[2], sys.argv[3],
                             sys.argv[4])
 half = sys.argv[5:] == ["half"]
 s, head = open_tunnel(port, host + ":443")
-ctx = ssl.create_default_context(cafile=cafile)
-t = ctx.wrap_socket(s, server_hostname=host, suppress_ragged_eofs=False)
+s.settimeout(10)
+inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+t = ssl.create_default_context(cafile=cafile).wrap_bio(
+    inc, out, server_hostname=host)
+
+def flush():
+    data = out.read()
+    if data:
+        s.sendall(data)
+
+def feed():
+    d = s.recv(65536)
+    if d:
+        inc.write(d)
+    else:
+        inc.write_eof()
+
+while True:
+    try:
+        t.do_handshake()
+        break
+    except ssl.SSLWantReadError:
+        flush()
+        feed()
+flush()
 version = t.version()
-t.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\n%s\r\n"
-           % (path, host, "" if half else "Connection: close\r\n")).encode())
-data, end, done = b"", "clean", False
+t.write(("GET %s HTTP/1.1\r\nHost: %s\r\n%s\r\n"
+         % (path, host, "" if half else "Connection: close\r\n")).encode())
 if half:
-    # unwrap() sends the close_notify, then would wait for the origin's
-    # (or meet the end of a stream that ended already).
-    t.setblocking(False)
     try:
         t.unwrap()
-    except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+    except ssl.SSLWantReadError:
         pass
-    except ssl.SSLEOFError:
-        end, done = "ragged", True
-    t.settimeout(10)
+flush()
+data, end = b"", "clean"
 try:
-    while not done:
-        d = t.recv(65536)
+    while True:
+        try:
+            d = t.read(65536)
+        except ssl.SSLWantReadError:
+            feed()
+            continue
         if not d:
             break
         data += d
