@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "conf_value.h"
+#include "log.h"
 #include "relay.h"
 #include "xmalloc.h"
 
@@ -273,12 +274,45 @@ relay_send_all(const struct relay_end *e, const unsigned char *buf,
 }
 
 /* A read from from (on_from) or a write to to failed: the relay ends. */
+/* This direction moves nothing more: its side's bytes stay unread. */
+static void
+relay_way_stop(struct relay_way *w)
+{
+	event_del(w->readable);
+	if (w->writable != NULL)
+		event_del(w->writable);
+	if (w->from_writable != NULL)
+		event_del(w->from_writable);
+	if (w->to_readable != NULL)
+		event_del(w->to_readable);
+	if (w->queue != NULL)
+		evbuffer_drain(w->queue, evbuffer_get_length(w->queue));
+	w->inpipe = 0;
+	w->eof = true;
+	w->done = true;
+}
+
 static void
 relay_way_fail(struct relay_way *w, bool on_from)
 {
-	bool	 client = (w == &w->r->way[0]) == on_from;
+	struct relay	*r = w->r;
+	bool		 client = (w == &r->way[0]) == on_from;
 
-	relay_end(w->r, client ? RELAY_CLIENT_ERROR : RELAY_SERVER_ERROR,
+	/*
+	 * A plain server that stopped taking the client's bytes may have
+	 * answered before it closed (an error during an upload): the
+	 * client's direction stops, and the server's relays that answer up
+	 * to its end. (TLS allows nothing more on a connection whose write
+	 * failed.)
+	 */
+	if (w == &r->way[0] && !on_from && w->to.ssl == NULL &&
+	    !r->way[1].done) {
+		log_msg(EV_DEBUG, "relay: the server takes no more; relaying "
+		    "what it sent");
+		relay_way_stop(w);
+		return;
+	}
+	relay_end(r, client ? RELAY_CLIENT_ERROR : RELAY_SERVER_ERROR,
 	    on_from ? w->from_error : w->to_error);
 }
 

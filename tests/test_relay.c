@@ -433,6 +433,16 @@ run_until_end(struct fixture *f)
 	event_base_dispatch(f->base);
 }
 
+/* Run the loop for ms milliseconds. */
+static void
+run_for(struct fixture *f, long ms)
+{
+	struct timeval	 tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	event_base_loopexit(f->base, &tv);
+	event_base_dispatch(f->base);
+}
+
 /* How many of this process's descriptors are pipes. */
 static int
 pipe_count(void)
@@ -696,6 +706,39 @@ test_relay_sockets_reports_a_reset_by_the_server(void **state)
 	assert_int_equal(f->outcome, RELAY_SERVER_ERROR);
 }
 
+/*
+ * A server that answers an upload early and resets: the client's next
+ * bytes come first (its socket is ready first), and their write to the
+ * server fails; the answer the server sent before its reset still
+ * reaches the client.
+ */
+static void
+test_relay_sockets_relays_an_early_answer_after_a_failed_write(
+    void **state)
+{
+	struct fixture	*f = *state;
+	struct linger	 lin = { 1, 0 };
+	unsigned char	 buf[16];
+	bool		 eof;
+
+	start(f, 60000);
+	run_for(f, 20);
+	assert_int_equal(send(f->app, "more of the upload", 18, 0), 18);
+	run_for(f, 20);
+	assert_int_equal(send(f->app, "and more", 8, 0), 8);
+	assert_int_equal(send(f->origin, "NO\n", 3, 0), 3);
+	assert_int_equal(setsockopt(f->origin, SOL_SOCKET, SO_LINGER, &lin,
+	    sizeof(lin)), 0);
+	close(f->origin);
+	f->origin = -1;
+	assert_int_equal(recv_upto(f, f->app, buf, 3, &eof), 3);
+	assert_memory_equal(buf, "NO\n", 3);
+	/* Then the end (the reset was reported to the failed write). */
+	run_until_end(f);
+	assert_int_equal(recv_upto(f, f->app, buf, 1, &eof), 0);
+	assert_true(eof);
+}
+
 static void
 test_relay_sockets_reports_a_reset_by_the_client(void **state)
 {
@@ -711,16 +754,6 @@ test_relay_sockets_reports_a_reset_by_the_client(void **state)
 	assert_non_null(f->why);
 	assert_string_equal(f->why, "client error");
 	assert_int_equal(f->outcome, RELAY_CLIENT_ERROR);
-}
-
-/* Run the loop for ms milliseconds. */
-static void
-run_for(struct fixture *f, long ms)
-{
-	struct timeval	 tv = { ms / 1000, (ms % 1000) * 1000 };
-
-	event_base_loopexit(f->base, &tv);
-	event_base_dispatch(f->base);
 }
 
 /* Shake hands with the origin and read its tickets, as a tunnel does. */
@@ -914,6 +947,9 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_relay_sockets_reports_a_reset_by_the_server,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_relay_sockets_relays_an_early_answer_after_a_failed_write,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_relay_sockets_reports_a_reset_by_the_client,
