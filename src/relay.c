@@ -45,7 +45,8 @@
 enum relay_step {
 	RELAY_MORE,		/* go on */
 	RELAY_BLOCKED,		/* wait for a descriptor to be ready */
-	RELAY_ENDED		/* the relay has ended: touch nothing */
+	RELAY_ENDED		/* the relay has ended, or this direction
+				   stopped: touch nothing */
 };
 
 /* What one read or write on an end came to. */
@@ -115,6 +116,7 @@ struct relay {
 	struct timeval		 idle;
 	uint64_t		 up;
 	uint64_t		 down;
+	bool			 server_failed;	/* a write to it failed */
 	enum relay_outcome	 outcome;
 	relay_done_cb		 cb;
 	void			*arg;
@@ -273,7 +275,6 @@ relay_send_all(const struct relay_end *e, const unsigned char *buf,
 	return io;
 }
 
-/* A read from from (on_from) or a write to to failed: the relay ends. */
 /* This direction moves nothing more: its side's bytes stay unread. */
 static void
 relay_way_stop(struct relay_way *w)
@@ -292,23 +293,26 @@ relay_way_stop(struct relay_way *w)
 	w->done = true;
 }
 
+/*
+ * A read from from (on_from) or a write to to failed: the relay ends,
+ * except when a plain server stopped taking the client's bytes. It may
+ * have answered before it closed (an error during an upload): the
+ * client's direction stops, and the server's relays that answer up to
+ * its end, which then ends the relay as the server's failure (the end of
+ * a connection that failed is not passed on as a clean one). TLS allows
+ * nothing more on a connection whose write failed.
+ */
 static void
 relay_way_fail(struct relay_way *w, bool on_from)
 {
 	struct relay	*r = w->r;
 	bool		 client = (w == &r->way[0]) == on_from;
 
-	/*
-	 * A plain server that stopped taking the client's bytes may have
-	 * answered before it closed (an error during an upload): the
-	 * client's direction stops, and the server's relays that answer up
-	 * to its end. (TLS allows nothing more on a connection whose write
-	 * failed.)
-	 */
 	if (w == &r->way[0] && !on_from && w->to.ssl == NULL &&
 	    !r->way[1].done) {
 		log_msg(EV_DEBUG, "relay: the server takes no more; relaying "
 		    "what it sent");
+		r->server_failed = true;
 		relay_way_stop(w);
 		return;
 	}
@@ -350,6 +354,10 @@ relay_way_closed(struct relay_way *w)
 
 	if ((!w->notify && w->from.ssl != NULL) || w->unproven) {
 		relay_end(r, RELAY_CLOSED, "closed without a proven end");
+		return;
+	}
+	if (w == &r->way[1] && r->server_failed) {
+		relay_end(r, RELAY_SERVER_ERROR, "server error");
 		return;
 	}
 	w->done = true;
@@ -468,7 +476,6 @@ relay_way_eof(struct relay_way *w)
 	relay_idle_tls(&w->from);
 	return RELAY_MORE;
 }
-
 
 /* Read once from from; what was read is written or queued. */
 static enum relay_step
@@ -804,7 +811,6 @@ relay_outcome(const struct relay *r)
 {
 	return r->outcome;
 }
-
 
 void
 relay_free(struct relay *r)

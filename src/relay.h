@@ -55,7 +55,9 @@ typedef void (*relay_done_cb)(struct relay *, const char *why, void *arg);
  * plain socket, a close_notify (without waiting for the peer's) on TLS;
  * the other direction runs on (a half-close). A TLS side that stops
  * without close_notify gets nothing passed on (that would make a cut
- * stream look complete). Nothing is closed.
+ * stream look complete). A side that fails ends the relay, except a plain
+ * server that stops taking the client's bytes: what it sent before is
+ * relayed first. Nothing is closed.
  */
 struct relay	*relay_new(struct event_base *base, struct bufferevent *client,
 		    struct bufferevent *server, uint64_t idle_ms,
