@@ -137,24 +137,26 @@ static unsigned char	relay_scratch[RELAY_IO_MAX];
 #define RELAY_FREE_TLS_BUFFERS	0
 #endif
 
+/* Wait for nothing more in this direction. */
+static void
+relay_way_quiet(struct relay_way *w)
+{
+	event_del(w->readable);
+	if (w->writable != NULL)
+		event_del(w->writable);
+	if (w->from_writable != NULL)
+		event_del(w->from_writable);
+	if (w->to_readable != NULL)
+		event_del(w->to_readable);
+}
+
 /* Report the end once, as outcome; the callee frees the relay. */
 static void
 relay_end(struct relay *r, enum relay_outcome outcome, const char *why)
 {
-	struct relay_way	*w;
-	int			 i;
-
 	r->outcome = outcome;
-	for (i = 0; i < 2; i++) {
-		w = &r->way[i];
-		event_del(w->readable);
-		if (w->writable != NULL)
-			event_del(w->writable);
-		if (w->from_writable != NULL)
-			event_del(w->from_writable);
-		if (w->to_readable != NULL)
-			event_del(w->to_readable);
-	}
+	relay_way_quiet(&r->way[0]);
+	relay_way_quiet(&r->way[1]);
 	evtimer_del(r->idle_ev);
 	r->cb(r, why, r->arg);
 }
@@ -279,13 +281,7 @@ relay_send_all(const struct relay_end *e, const unsigned char *buf,
 static void
 relay_way_stop(struct relay_way *w)
 {
-	event_del(w->readable);
-	if (w->writable != NULL)
-		event_del(w->writable);
-	if (w->from_writable != NULL)
-		event_del(w->from_writable);
-	if (w->to_readable != NULL)
-		event_del(w->to_readable);
+	relay_way_quiet(w);
 	if (w->queue != NULL)
 		evbuffer_drain(w->queue, evbuffer_get_length(w->queue));
 	w->inpipe = 0;
