@@ -344,7 +344,10 @@ stop_pinproxy "$L" "$TMP/linger.log"
 # A forwarder out of descriptors: 64 of them, and clients whose upstream
 # never answers its handshake (a listener that never accepts) hold two
 # each. Its listener pauses as the proxy's do, logged once, instead of
-# failing accept() in a busy loop.
+# failing accept() in a busy loop. When one descriptor is left over, the
+# client that gets it has no upstream socket and is refused, which frees
+# it again; a silent client of the proxy's own listener then takes it,
+# so that the next accept() fails whatever pinproxy held before.
 HOLE=$(free_port)
 start_server HOLE_PID "$TMP/hole.log" python3 -c '
 import socket, sys, time
@@ -365,14 +368,18 @@ wait_port "$FX" || bail_out "the forwarder hole is not listening"
 spawn HOLDERS python3 -c '
 import socket, sys, time
 held = []
-for i in range(60):
-    try:
-        held.append(socket.create_connection(("127.0.0.1", int(sys.argv[1])),
-                                             timeout=5))
-    except OSError:
-        break
+def hold(port, n):
+    for i in range(n):
+        try:
+            held.append(socket.create_connection(("127.0.0.1", port),
+                                                 timeout=5))
+        except OSError:
+            break
+hold(int(sys.argv[1]), 60)
+hold(int(sys.argv[3]), 1)
+hold(int(sys.argv[1]), 4)
 print("held %d" % len(held), flush=True)
-time.sleep(float(sys.argv[2]))' "$FX" 4 >"$TMP/holders.out"
+time.sleep(float(sys.argv[2]))' "$FX" 4 "$PX" >"$TMP/holders.out"
 check_log "forwarder out of descriptors: event=accept_paused" "$TMP/fx.log" \
     "$(kv event accept_paused)"
 t0=$(cpu_ticks "$X")
