@@ -582,6 +582,18 @@ conn_request(struct conn *c)
 		http_msg_trim(c->x.req);
 		/* A keep-alive upstream of an earlier request goes back. */
 		conn_phase_free(c);
+		/*
+		 * ca_host is pinproxy's own name: a tunnel to it (a client
+		 * that sends http:// through CONNECT too) dials nothing and
+		 * carries requests for the CA page.
+		 */
+		if (hostmatch_normalize(authority, strlen(authority), host,
+		    sizeof(host)) && capage_is_host(conf->ca_host, host)) {
+			bufferevent_write(c->x.bev, tunnel_established,
+			    strlen(tunnel_established));
+			conn_tunnel_plain(c, host, false, port);
+			return;
+		}
 		tunnel_start(&c->x, authority, port);
 		return;
 	}

@@ -35,7 +35,7 @@
 #include "upstream.h"
 #include "xmalloc.h"
 
-static const char tunnel_established[] =
+const char tunnel_established[] =
     "HTTP/1.1 200 Connection established\r\n\r\n";
 
 struct tunnel {

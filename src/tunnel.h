@@ -20,6 +20,9 @@ extern const struct phase_ops tunnel_ops;
  * on; it ends in phase_done(), with PHASE_NEXT_RELAY (a blind tunnel),
  * PHASE_NEXT_PLAIN or PHASE_NEXT_INTERCEPT (the upstream handed over).
  */
+/* The bare answer that opens a CONNECT tunnel. */
+extern const char	 tunnel_established[];
+
 struct tunnel	*tunnel_start(struct phase_ctx *x, const char *host,
 		    uint16_t port);
 

@@ -759,6 +759,12 @@ code=$(curl -sS --noproxy '' --max-time 20 -o "$TMP/caorigin.body" \
 check_eq "CA page in origin-form with Host: pinproxy.internal: 200" 200 "$code"
 check "CA page in origin-form: the CA certificate in DER" \
     cmp -s "$TMP/ca-a.der" "$TMP/caorigin.body"
+# A client that sends http:// through CONNECT too (curl -p): the tunnel
+# to ca_host dials nothing and carries the requests for the page.
+code=$(fetch catunnel "$PA" -p "http://pinproxy.internal/ca.crt")
+check_status "CA page through a CONNECT tunnel: 200" 200 "$code" catunnel
+check "CA page through a CONNECT tunnel: the CA certificate in DER" \
+    cmp -s "$TMP/ca-a.der" "$TMP/catunnel.body"
 check_log "CA page: access line mode=plain host=pinproxy.internal" \
     "$TMP/a.log" "$(kv event access)" "$(kv mode plain)" \
     "$(kv host pinproxy.internal)" "$(kv status 200)"
