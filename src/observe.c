@@ -210,9 +210,8 @@ observe_room(struct observe *o, unsigned long max, long long day)
 	if (o->day != day) {
 		o->day = day;
 		o->written = 0;
-		o->full = false;
 	}
-	/* A reload may raise max within the day: log reaching it again. */
+	/* Room again (a new day, a reload that raised max): log anew. */
 	if (o->written < max) {
 		o->full = false;
 		return true;
