@@ -3,6 +3,12 @@
  * PINPROXY_RESOLV_CONF. The tool runs it on a private event base instead
  * of calling getaddrinfo, which would read another configuration than the
  * daemon's.
+ *
+ * Names are looked up exactly as spelled, never with the search list of
+ * resolv.conf (or the domain libevent derives from the host name when it
+ * has none): policy is chosen by the name the client sent, so "api" must
+ * not reach the address of a pinned "api.corp.example" as an unpinned
+ * name.
  */
 #include "config.h"
 
@@ -22,9 +28,11 @@ resolve_base_new(struct event_base *base)
 		return NULL;
 	if ((path = getenv(RESOLVE_CONF_ENV)) == NULL)
 		path = "/etc/resolv.conf";
-	r = evdns_base_resolv_conf_parse(dns, DNS_OPTIONS_ALL, path);
+	r = evdns_base_resolv_conf_parse(dns,
+	    DNS_OPTIONS_ALL & ~DNS_OPTION_SEARCH, path);
 	if (r != 0)
 		log_msg(EV_DEBUG, "resolver: %s unusable (error %d); "
 		    "using defaults", path, r);
+	evdns_base_search_clear(dns);
 	return dns;
 }

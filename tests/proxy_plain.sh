@@ -83,6 +83,9 @@ CLOSED=$(free_port)
 start_dnsd --map dns.test=127.0.0.1 --map plain.test=127.0.0.1 \
     --map slowdns.test=127.0.0.1 --slow slowdns.test=3 \
     --map verify.test=127.0.0.1 --map verifybad.test=127.0.0.1
+# A search list that would turn the short name "dns" into the pinned
+# dns.test: pinproxy must look names up as spelled.
+echo "search test" >>"$TMP/resolv.conf"
 
 # Instance A: unpinned hosts pass; one pin set per situation.
 PA=$(free_port)
@@ -651,6 +654,18 @@ check_eq "pinned host resolved by DNS: the origin's body" "$HELLO" \
     "$(cat "$TMP/dns.body" 2>/dev/null)"
 check "pinned host resolved by DNS: dnsd was asked" \
     test "$(origin_count "$TMP/dns.log" query '"dns.test"')" -ge 1
+
+# The short name "dns" is not the pinned dns.test: with resolv.conf's
+# search list it would reach dns.test's address as an unpinned name, in
+# plaintext. It is looked up as spelled, and fails.
+expect_error dns-short "$PA" "http://dns:$OP/short" 502 dns_error \
+    dns-failed dns
+check "short name: dnsd was asked for it as spelled" \
+    grep -qF '"name": "dns"' "$TMP/dns.log"
+expect_error dns-dot "$PA" "http://dns.:$OP/short" 502 dns_error \
+    dns-failed dns
+check_eq "short name: nothing reached dns.test's address in plaintext" 0 \
+    "$(grep -cF '"path": "/short"' "$TMP/op.log")"
 
 # Upstream failures, each answered and logged.
 expect_error dns-failure "$PA" "http://nx.test/hello" 502 dns_error dns-failed \
