@@ -220,18 +220,22 @@ tunnel_is_ctl(unsigned char c)
  * and "HTTP/" in any case before the end of the line; or "GET" and
  * whitespace, with or without a version (some servers read headers after
  * an HTTP/0.9 line too). A first word with another byte is no request,
- * nor is a first line with a control byte no server takes for whitespace
- * (git's NUL) or a whole one that names no version (SSH's "SSH-2.0-..."
+ * nor is a whole first line that names no version (SSH's "SSH-2.0-..."
  * banner, SMTP's "EHLO host", memcached's "get key"): without a version,
- * a server reads no header, so no request in it can name a host. A method
- * or a first line that goes on past TUNNEL_HTTP_LINE_MAX counts as a
- * request, so that no length lets one through a blind tunnel.
+ * a server reads no header, so no request in it can name a host. A control
+ * byte no server takes for whitespace does not decide: lenient servers
+ * (Python's http.server) take "GET /a\1 HTTP/1.1" for a request. But a
+ * client that sent one and stopped before the end of the line speaks
+ * another protocol and waits for its server (git's "...\0host=...\0").
+ * A method or a first line that goes on past TUNNEL_HTTP_LINE_MAX counts
+ * as a request, so that no length lets one through a blind tunnel.
  */
 static int
 tunnel_is_http(const unsigned char *data, size_t len)
 {
 	const int	 more = len >= TUNNEL_HTTP_LINE_MAX ? 1 : -1;
 	size_t		 i = 0, start;
+	bool		 ctl = false;
 
 	if (len > TUNNEL_HTTP_LINE_MAX)
 		len = TUNNEL_HTTP_LINE_MAX;
@@ -246,13 +250,12 @@ tunnel_is_http(const unsigned char *data, size_t len)
 	if (i - start == 3 && memcmp(data + start, "GET", 3) == 0)
 		return 1;
 	for (; i < len && data[i] != '\n'; i++) {
-		if (tunnel_is_ctl(data[i]))
-			return 0;
+		ctl = ctl || tunnel_is_ctl(data[i]);
 		if (len - i >= 5 &&
 		    strncasecmp((const char *)data + i, "HTTP/", 5) == 0)
 			return 1;
 	}
-	return i < len ? 0 : more;
+	return i < len || (ctl && more == -1) ? 0 : more;
 }
 
 /*

@@ -447,6 +447,30 @@ origin_settle "$TMP/oe.log"
 check_eq "half-closed client in a blind tunnel: the server saw the FIN" \
     '"end": "fin"' "$(grep -F '"event": "close"' "$TMP/oe.log" |
     tail -n 1 | grep -oE '"end": "[a-z_]+"')"
+# A protocol whose first line holds a control byte and which then waits
+# for its server (git's pkt-line "...\0host=...\0", no newline): a blind
+# tunnel at once, not a wait for the end of a request line.
+cat >"$TMP/gitline.py" <<'EOF'
+import socket, sys
+from connect_client import open_tunnel
+s, head = open_tunnel(int(sys.argv[1]), sys.argv[2])
+line = b"0032git-upload-pack /project.git\0host=pass.test\0"
+s.sendall(line)
+s.settimeout(5)
+out = b""
+try:
+    while len(out) < len(line):
+        d = s.recv(65536)
+        if not d:
+            break
+        out += d
+except OSError:
+    pass
+print("echoed" if out == line else "got %r" % out, end="")
+EOF
+check_eq "git-like line with NUL, client waits: a blind tunnel, echoed" \
+    echoed "$(py "$TMP/gitline.py" "$PA" "pass.test:$OE" 2>&1)"
+
 connect block --proxy "$PB" --connect blocked.test:443 --sni blocked.test
 check_out "unpinned = block, CONNECT by name: 403" block status 403
 check_eq "unpinned = block, CONNECT by name: details=blocked" \
@@ -607,7 +631,8 @@ check_eq "plain HTTP in a tunnel by address: the address saw no request" \
 LONG=$(head -c 3000 /dev/zero | tr '\0' a)
 for form in 'M-SEARCH /hello HTTP/1.1' 'GET\t/hello\tHTTP/1.1' \
     ' GET /hello HTTP/1.1' 'get /hello http/1.1' \
-    'GET\xa0/hello\x1fHTTP/1.1' 'GET /hello' "GET /hello?$LONG HTTP/1.1"; do
+    'GET\xa0/hello\x1fHTTP/1.1' 'GET /hello' "GET /hello?$LONG HTTP/1.1" \
+    'HEAD /hello\x01 HTTP/1.1' 'PUT /hello\x00 HTTP/1.1'; do
 	n_ol=$(origin_count "$TMP/ol.log" request)
 	n_blind=$(log_count "$TMP/a.log" "$(kv event access)" \
 	    "$(kv mode tunnel)" "$(kv host 127.0.0.1)")
