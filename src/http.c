@@ -28,13 +28,30 @@ enum http_piece {
 };
 
 /*
+ * Where chunked framing is: the chunk-size line's grammar is checked here,
+ * since libhttp-parser reads any byte from 0x80 up as the hex digit 0.
+ */
+enum http_frame {
+	FRAME_NONE,		/* a head, or a body without chunks */
+	FRAME_SIZE_FIRST,	/* the first digit of a chunk size */
+	FRAME_SIZE,		/* more digits */
+	FRAME_SIZE_WS,		/* blanks after the digits: ';' or CR next */
+	FRAME_EXT,		/* a chunk extension, up to the CR */
+	FRAME_DATA,		/* chunk data, then its CRLF */
+	FRAME_TRAILER		/* after the last chunk */
+};
+
+/*
  * The line discipline of a head or of chunked framing: CRLF line ends, no
- * control bytes but HTAB, no line starting with whitespace (obs-fold).
+ * control bytes but HTAB, no line starting with whitespace (obs-fold);
+ * and in chunked framing, chunk sizes of hex digits (RFC 9112, 7.1).
  */
 struct http_lines {
 	unsigned char	 prev;
 	bool		 line_start;
 	bool		 need_cr;	/* chunk data ended: CRLF must follow */
+	bool		 last;		/* the chunk size so far is zero */
+	enum http_frame	 frame;
 };
 
 /* Offsets of a header's name and value in the store. */
@@ -94,6 +111,60 @@ static const char *const http_hop_by_hop_names[] = {
 	"Trailer"
 };
 
+static bool
+http_is_hexdig(unsigned char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+	    (c >= 'A' && c <= 'F');
+}
+
+/*
+ * One byte of chunked framing that passed the line discipline: chunk-size
+ * = 1*HEXDIG, then blanks, ';' and an extension, or the CRLF. Whatever
+ * the parser takes for a size is what an upstream reads.
+ */
+static bool
+http_frame_step(struct http_lines *l, unsigned char c)
+{
+	switch (l->frame) {
+	case FRAME_NONE:
+	case FRAME_TRAILER:
+		return true;
+	case FRAME_DATA:
+		if (c == '\n')
+			l->frame = FRAME_SIZE_FIRST;
+		return true;
+	case FRAME_SIZE_FIRST:
+		if (!http_is_hexdig(c))
+			return false;
+		l->frame = FRAME_SIZE;
+		l->last = c == '0';
+		return true;
+	case FRAME_SIZE:
+		if (http_is_hexdig(c)) {
+			l->last = l->last && c == '0';
+			return true;
+		}
+		break;
+	case FRAME_SIZE_WS:
+		break;
+	case FRAME_EXT:
+		if (c != '\n')
+			return true;
+		break;
+	}
+	if (c == ' ' || c == '\t') {
+		if (l->frame != FRAME_EXT)
+			l->frame = FRAME_SIZE_WS;
+	} else if (c == ';')
+		l->frame = FRAME_EXT;
+	else if (c == '\n')
+		l->frame = l->last ? FRAME_TRAILER : FRAME_DATA;
+	else if (c != '\r')
+		return false;
+	return true;
+}
+
 /* Check bytes against the line discipline, carrying state across calls. */
 static bool
 http_lines_check(struct http_lines *l, const char *data, size_t len)
@@ -121,6 +192,8 @@ http_lines_check(struct http_lines *l, const char *data, size_t len)
 				return false;
 			l->line_start = false;
 		}
+		if (!http_frame_step(l, c))
+			return false;
 		l->prev = c;
 	}
 	return true;
@@ -133,6 +206,8 @@ http_lines_reset(struct http_lines *l)
 	l->prev = '\0';
 	l->line_start = true;
 	l->need_cr = false;
+	l->last = false;
+	l->frame = FRAME_NONE;
 }
 
 /* Forget the previous message and wait for the next head. */
@@ -687,6 +762,8 @@ http_msg_head_done(struct http_msg *m)
 		else
 			h->framing = HTTP_FRAMING_CLOSE;
 		http_lines_reset(&m->lines);
+		if (h->chunked)
+			m->lines.frame = FRAME_SIZE_FIRST;
 		m->chunk_left = 0;
 	}
 	h->keep_alive = http_should_keep_alive(&m->parser) != 0;

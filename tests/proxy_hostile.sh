@@ -180,6 +180,11 @@ post chunk-overflow "$TE" 'fffffffffffffffff\r\nhello\r\n0\r\n\r\n'
 post chunk-junk "$TE" '5zz\r\nhello\r\n0\r\n\r\n'
 post chunk-negative "$TE" '-5\r\nhello\r\n0\r\n\r\n'
 post chunk-hex-prefix "$TE" '0x5\r\nhello\r\n0\r\n\r\n'
+# libhttp-parser reads bytes from 0x80 up in a chunk size as 0: a size an
+# upstream reads otherwise ("1\x80\x80" is 256 bytes to the parser, 1 to
+# a server that stops at the first non-digit) would smuggle a request.
+post chunk-high-byte "$TE" '1\x80\x80\r\nx\r\n0\r\n\r\n'
+post chunk-high-last "$TE" '\x80\r\n\r\n'
 post obs-fold 'X-Fold: a\r\n b\r\nContent-Length: 0\r\n' ''
 refused bare-lf "b'POST http://api.test/echo?/m-bare-lf HTTP/1.1\n\
 Host: api.test\nContent-Length: 0\n\n'"

@@ -843,6 +843,41 @@ test_http_rejects_bad_chunk_sizes(void **state)
 	assert_int_equal(CHUNKED_RESULT("0\r\n\n"), HTTP_ERR_BAD_REQUEST);
 }
 
+/*
+ * libhttp-parser reads a byte from 0x80 up in a chunk size as the digit 0:
+ * "\x80" would end the body where an upstream sees no size, "1\x80\x80"
+ * be 256 bytes where an upstream reading up to the first non-digit sees
+ * one. Any byte but a hex digit before the blanks, ';' or CR is refused,
+ * in either direction, so that no framing differs from the upstream's.
+ */
+static void
+test_http_rejects_non_hex_chunk_size_bytes(void **state)
+{
+	struct http_msg	*m;
+	size_t		 used;
+
+	(void)state;
+	assert_int_equal(CHUNKED_RESULT("\x80\r\n\r\n"),
+	    HTTP_ERR_BAD_REQUEST);
+	assert_int_equal(CHUNKED_RESULT("\xda" "0\r\n\r\n"),
+	    HTTP_ERR_BAD_REQUEST);
+	assert_int_equal(CHUNKED_RESULT("5\xbc\r\nhello"),
+	    HTTP_ERR_BAD_REQUEST);
+	assert_int_equal(CHUNKED_RESULT("1\x80\x80\r\nx"),
+	    HTTP_ERR_BAD_REQUEST);
+	assert_int_equal(CHUNKED_RESULT("5\r\nhello\r\n\xff\r\n\r\n"),
+	    HTTP_ERR_BAD_REQUEST);
+	assert_int_equal(CHUNKED_RESULT("5 xx\r\nhello\r\n0\r\n\r\n"),
+	    HTTP_ERR_BAD_REQUEST);
+	assert_int_equal(CHUNKED_RESULT("5 \r\nhello\r\n0 ;e=\x80\r\n\r\n"),
+	    HTTP_BODY_COMPLETE);
+
+	m = response("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+	assert_int_equal(http_msg_feed_body(m, "1\x80\r\nx", 5, &used),
+	    HTTP_ERR_BAD_REQUEST);
+	http_msg_free(m);
+}
+
 static void
 test_http_rejects_chunk_size_overflow(void **state)
 {
@@ -1630,6 +1665,7 @@ main(void)
 		    test_http_chunked_body_with_extensions_and_trailers),
 		cmocka_unit_test(test_http_chunked_body_fed_one_byte_at_a_time),
 		cmocka_unit_test(test_http_rejects_bad_chunk_sizes),
+		cmocka_unit_test(test_http_rejects_non_hex_chunk_size_bytes),
 		cmocka_unit_test(test_http_rejects_chunk_size_overflow),
 		cmocka_unit_test(
 		    test_http_content_length_body_split_across_feeds),
