@@ -102,6 +102,7 @@ struct conf {
 	char			*report_file;	/* NULL when unset */
 	char			*observe_file;	/* NULL when unset */
 	unsigned long		 observe_max;	/* new lines a UTC day */
+	unsigned long		 report_max;	/* report_file lines a UTC day */
 	bool			 has_stats_listen;
 	struct conf_addr	 stats_listen;
 	char			*ca_host;	/* NULL: no CA page */

@@ -55,6 +55,7 @@ enum conf_key_id {
 	KEY_LOG,
 	KEY_LOG_LEVEL,
 	KEY_REPORT_FILE,
+	KEY_REPORT_MAX,
 	KEY_OBSERVE_FILE,
 	KEY_OBSERVE_MAX,
 	KEY_STATS_LISTEN,
@@ -161,6 +162,8 @@ static bool conf_set_observe_file(struct conf_parse *, const char *, char *,
     size_t);
 static bool conf_set_observe_max(struct conf_parse *, const char *, char *,
     size_t);
+static bool conf_set_report_max(struct conf_parse *, const char *, char *,
+    size_t);
 static bool conf_set_stats_listen(struct conf_parse *, const char *, char *,
     size_t);
 static bool conf_set_ca_host(struct conf_parse *, const char *, char *,
@@ -230,6 +233,8 @@ static const struct conf_key conf_keys[KEY__COUNT] = {
 	    conf_set_log_level },
 	[KEY_REPORT_FILE] = { "report_file", SECTION_PROXY, false,
 	    conf_set_report_file },
+	[KEY_REPORT_MAX] = { "report_max", SECTION_PROXY, false,
+	    conf_set_report_max },
 	[KEY_OBSERVE_FILE] = { "observe_file", SECTION_PROXY, false,
 	    conf_set_observe_file },
 	[KEY_OBSERVE_MAX] = { "observe_max", SECTION_PROXY, false,
@@ -584,6 +589,14 @@ conf_set_observe_max(struct conf_parse *p, const char *value, char *err,
     size_t errlen)
 {
 	return cv_uint(value, 1, 10000000, &p->conf->observe_max, err,
+	    errlen);
+}
+
+static bool
+conf_set_report_max(struct conf_parse *p, const char *value, char *err,
+    size_t errlen)
+{
+	return cv_uint(value, 1, 10000000, &p->conf->report_max, err,
 	    errlen);
 }
 

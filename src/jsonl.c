@@ -14,11 +14,14 @@
 #include <unistd.h>
 
 #include "jsonl.h"
+#include "log.h"
 #include "regfile.h"
 #include "xmalloc.h"
 
 /* The first size of a line's buffer. */
 #define JSONL_FIRST	2048
+/* The budget of lines (report_max, observe_max) is counted per UTC day. */
+#define JSONL_DAY_SECONDS	86400
 
 struct jsonl_file {
 	const char	*what;		/* the setting, for errors */
@@ -26,6 +29,9 @@ struct jsonl_file {
 	int		 fd;
 	/* The last write stopped mid-line: end that line before the next. */
 	bool		 partial;
+	long long	 day;		/* days since the epoch, UTC */
+	unsigned long	 written;	/* lines written that day */
+	bool		 full;		/* the day's budget spent and logged */
 };
 
 void
@@ -144,6 +150,35 @@ jsonl_path(const struct jsonl_file *f)
 }
 
 bool
+jsonl_room(struct jsonl_file *f, const char *limit, unsigned long max,
+    time_t now)
+{
+	struct logline	 l;
+	char		 err[128];
+	long long	 day = (long long)(now / JSONL_DAY_SECONDS);
+
+	if (f->day != day) {
+		f->day = day;
+		f->written = 0;
+	}
+	if (f->written < max) {
+		f->full = false;
+		return true;
+	}
+	if (!f->full) {
+		f->full = true;
+		snprintf(err, sizeof(err), "%s (%lu new lines a UTC day) "
+		    "reached: further lines are left out until 00:00 UTC",
+		    limit, max);
+		log_begin(&l, EV_REPORT_ERROR);
+		log_str(&l, LK_FILE, f->path);
+		log_str(&l, LK_ERROR, err);
+		log_end(&l);
+	}
+	return false;
+}
+
+bool
 jsonl_write(struct jsonl_file *f, const struct jsonl_buf *b, char *err,
     size_t errlen)
 {
@@ -175,5 +210,6 @@ jsonl_write(struct jsonl_file *f, const struct jsonl_buf *b, char *err,
 		return false;
 	}
 	f->partial = false;
+	f->written++;
 	return true;
 }

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 /* One line being built; start it zeroed, free its data afterwards. */
 struct jsonl_buf {
@@ -43,8 +44,17 @@ void		 jsonl_close(struct jsonl_file *f);
 /* The path it was opened with. */
 const char	*jsonl_path(const struct jsonl_file *f);
 /*
+ * Whether another line may be written at now under a budget of max lines
+ * a UTC day (limit names the setting). The first refusal of a day is
+ * logged, naming the file; a new day, or a reload that raised max, gives
+ * room again.
+ */
+bool		 jsonl_room(struct jsonl_file *f, const char *limit,
+		    unsigned long max, time_t now);
+/*
  * Append the line in b in one write, first ending a line that an earlier
- * short write left cut. False with err on any failure.
+ * short write left cut; a line written counts against the day's budget.
+ * False with err on any failure.
  */
 bool		 jsonl_write(struct jsonl_file *f, const struct jsonl_buf *b,
 		    char *err, size_t errlen);

@@ -37,9 +37,6 @@ struct observe_seen {
 struct observe {
 	struct jsonl_file	*out;
 	struct observe_seen	 seen[OBSERVE_DEDUP_ENTRIES];
-	long long		 day;		/* of the count below */
-	unsigned long		 written;	/* lines written that day */
-	bool			 full;		/* max reached and logged */
 };
 
 /* One chain entry: {"pin":...,"depth":N,"subject":...,"not_after":...}. */
@@ -200,35 +197,6 @@ observe_path(const struct observe *o)
 	return jsonl_path(o->out);
 }
 
-/* Whether another line may be written on day; logs the first refusal. */
-static bool
-observe_room(struct observe *o, unsigned long max, long long day)
-{
-	struct logline	 l;
-	char		 err[128];
-
-	if (o->day != day) {
-		o->day = day;
-		o->written = 0;
-	}
-	/* Room again (a new day, a reload that raised max): log anew. */
-	if (o->written < max) {
-		o->full = false;
-		return true;
-	}
-	if (!o->full) {
-		o->full = true;
-		snprintf(err, sizeof(err), "observe_max (%lu new lines a UTC "
-		    "day) reached: further chains are left out until 00:00 "
-		    "UTC", max);
-		log_begin(&l, EV_REPORT_ERROR);
-		log_str(&l, LK_FILE, jsonl_path(o->out));
-		log_str(&l, LK_ERROR, err);
-		log_end(&l);
-	}
-	return false;
-}
-
 bool
 observe_chain(struct observe *o, unsigned long max, const char *host,
     uint16_t port, const char *client, STACK_OF(X509) *chain, time_t now)
@@ -246,7 +214,8 @@ observe_chain(struct observe *o, unsigned long max, const char *host,
 	day = (long long)(now / OBSERVE_DAY_SECONDS);
 	observe_key(host, port, chain, key);
 	slot = observe_slot(o, key, &found);
-	if ((found && slot->day == day) || !observe_room(o, max, day))
+	if ((found && slot->day == day) ||
+	    !jsonl_room(o->out, "observe_max", max, now))
 		return false;
 	observe_build(&b, host, port, client != NULL ? client : "", chain,
 	    now);
@@ -259,7 +228,6 @@ observe_chain(struct observe *o, unsigned long max, const char *host,
 		log_end(&l);
 		return false;
 	}
-	o->written++;
 	slot->used = true;
 	memcpy(slot->key, key, OBSERVE_KEY_LEN);
 	slot->day = day;

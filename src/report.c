@@ -295,7 +295,7 @@ report_path(const struct report *r)
 
 enum report_outcome
 report_pin_failure(struct report *r, const struct report_event *ev,
-    char *err, size_t errlen)
+    unsigned long max, char *err, size_t errlen)
 {
 	struct jsonl_buf	 b = { NULL, 0, 0 };
 	struct report_seen	*seen;
@@ -309,6 +309,8 @@ report_pin_failure(struct report *r, const struct report_event *ev,
 		r->suppressed++;
 		return REPORT_DUPLICATE;
 	}
+	if (!jsonl_room(r->out, "report_max", max, ev->time))
+		return REPORT_FULL;
 	report_build(&b, ev);
 	ok = jsonl_write(r->out, &b, err, errlen);
 	free(b.data);

@@ -1,8 +1,9 @@
 /*
  * The report_file: one JSON object per line for every pin failure, with the
  * fields of an RFC 7469 section 3 report plus enforced, pinset and client.
- * Identical reports within an hour are written once; a failed write is
- * returned to the caller and never stops the daemon.
+ * Identical reports within an hour are written once, and at most
+ * report_max lines a UTC day; a failed write is returned to the caller and
+ * never stops the daemon.
  */
 #ifndef PINPROXY_REPORT_H
 #define PINPROXY_REPORT_H
@@ -43,6 +44,7 @@ struct report_event {
 enum report_outcome {
 	REPORT_WRITTEN,		/* one line was appended */
 	REPORT_DUPLICATE,	/* written less than an hour ago: suppressed */
+	REPORT_FULL,		/* the day's max lines were written */
 	REPORT_FAILED		/* the write failed; err says why */
 };
 
@@ -66,10 +68,13 @@ bool			 report_reopen(struct report *r, char *err,
 void			 report_close(struct report *r);
 /* The path the report was opened with. */
 const char		*report_path(const struct report *r);
-/* Append the report of one pin failure, unless it is a duplicate. */
+/*
+ * Append the report of one pin failure, unless it is a duplicate or max
+ * lines were written on its UTC day.
+ */
 enum report_outcome	 report_pin_failure(struct report *r,
-			    const struct report_event *ev, char *err,
-			    size_t errlen);
+			    const struct report_event *ev, unsigned long max,
+			    char *err, size_t errlen);
 /* How many duplicates were suppressed since the last line written. */
 unsigned long		 report_suppressed(const struct report *r);
 /*

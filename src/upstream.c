@@ -688,8 +688,10 @@ upstream_report(struct upstream *u, STACK_OF(X509) *chain)
 	ev.client = u->client;
 	ev.served_chain = SSL_get_peer_cert_chain(u->ssl);
 	ev.validated_chain = chain;
-	switch (report_pin_failure(u->sinks->report, &ev, err, sizeof(err))) {
+	switch (report_pin_failure(u->sinks->report, &ev,
+	    u->rc->conf->report_max, err, sizeof(err))) {
 	case REPORT_WRITTEN:
+	case REPORT_FULL:	/* logged once a day by the report */
 		break;
 	case REPORT_DUPLICATE:
 		log_begin(&l, EV_DEBUG);

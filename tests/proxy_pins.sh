@@ -12,7 +12,8 @@ FAILED_START_STOPS_WAITS=yes
 HOSTS="ca.test leafwrong.test leaf.test caleaf.test both.test half.test \
 halfro.test rotated.test rotated2.test candonly.test candro.test"
 # old: the key the server has; new: the key it rotates to.
-make_pki old "$(dns_sans $HOSTS)" inter new "$(dns_sans $HOSTS)" inter
+make_pki old "$(dns_sans $HOSTS '*.wild.test')" inter \
+    new "$(dns_sans $HOSTS)" inter
 
 pki_pin PIN_OLD old
 pki_pin PIN_NEW new
@@ -99,6 +100,12 @@ pin = $PIN_OLD
 pin = $PIN_FROOT
 candidate = $PIN_NEW
 connect_to = 127.0.0.1:$ON
+
+[pins:wild]
+hosts = *.wild.test
+pin = leaf:$PIN_INTER
+pin = $PIN_FROOT
+connect_to = 127.0.0.1:$OO
 
 [pins:cand-ro]
 hosts = candro.test
@@ -188,6 +195,21 @@ sys.exit(1 if bad else 0)
 EOF
 check_eq "reports: matched-depth and candidate-pins where they apply" 0 $?
 [ -s "$TMP/report.check" ] && diag "$(cat "$TMP/report.check")"
+
+# 4b. report_max bounds the lines of a UTC day: the names under a
+# wildcard are a client's to choose, each failure a new report.
+n=$(wc -l <"$REPORT")
+sed -i "/^report_file = /a report_max = $(( n + 1 ))" "$TMP/a.conf"
+check "SIGHUP reloads with report_max" reload "$P_A" "$TMP/a.log"
+for h in a b c; do
+	check_status "wildcard host $h.wild.test: pin mismatch" 502 \
+	    "$(get "wild-$h" "$h.wild.test")" "wild-$h"
+done
+check_eq "report_max: one more line that day, then none" $(( n + 1 )) \
+    "$(wc -l <"$REPORT")"
+check_eq "report_max reached is logged once, naming the file" 1 \
+    "$(log_count "$TMP/a.log" "$(kv event report_error)" \
+    "$(kv file "$REPORT")" "report_max \\($(( n + 1 )) new lines")"
 
 # 5. A new generation announces the candidate again.
 reload "$P_A" "$TMP/a.log"

@@ -315,7 +315,7 @@ test_report_writes_every_rfc7469_field_exactly(void **state)
 	r = report_open(path, err, sizeof(err));
 	assert_non_null(r);
 	assert_string_equal(report_path(r), path);
-	assert_int_equal(report_pin_failure(r, &ev, err, sizeof(err)),
+	assert_int_equal(report_pin_failure(r, &ev, 10000, err, sizeof(err)),
 	    REPORT_WRITTEN);
 	report_close(r);
 
@@ -377,7 +377,7 @@ test_report_only_without_expiry_writes_false_and_null(void **state)
 	ev.hostname = "x.api.example.test";
 	r = report_open(path, err, sizeof(err));
 	assert_non_null(r);
-	assert_int_equal(report_pin_failure(r, &ev, err, sizeof(err)),
+	assert_int_equal(report_pin_failure(r, &ev, 10000, err, sizeof(err)),
 	    REPORT_WRITTEN);
 	report_close(r);
 	text = slurp(path);
@@ -425,17 +425,17 @@ test_report_adds_matched_depth_and_candidates_when_found(void **state)
 	ev.pins = &res;
 	r = report_open(path, err, sizeof(err));
 	assert_non_null(r);
-	assert_int_equal(report_pin_failure(r, &ev, err, sizeof(err)),
+	assert_int_equal(report_pin_failure(r, &ev, 10000, err, sizeof(err)),
 	    REPORT_WRITTEN);
 	res.matched_depth = 0;
 	res.ncandidates = 1;
 	res.candidates[0].index = 1;
 	res.candidates[0].depth = 2;
 	ev.port = 8443;
-	assert_int_equal(report_pin_failure(r, &ev, err, sizeof(err)),
+	assert_int_equal(report_pin_failure(r, &ev, 10000, err, sizeof(err)),
 	    REPORT_WRITTEN);
 	/* The same failure again: the dedupe rules are unchanged. */
-	assert_int_equal(report_pin_failure(r, &ev, err, sizeof(err)),
+	assert_int_equal(report_pin_failure(r, &ev, 10000, err, sizeof(err)),
 	    REPORT_DUPLICATE);
 	report_close(r);
 	text = slurp(path);
@@ -472,7 +472,7 @@ test_report_escapes_a_hostile_host_name(void **state)
 	ev.client = "[::1]:1\"";
 	r = report_open(path, err, sizeof(err));
 	assert_non_null(r);
-	assert_int_equal(report_pin_failure(r, &ev, err, sizeof(err)),
+	assert_int_equal(report_pin_failure(r, &ev, 10000, err, sizeof(err)),
 	    REPORT_WRITTEN);
 	report_close(r);
 	text = slurp(path);
@@ -496,6 +496,58 @@ test_report_escapes_a_hostile_host_name(void **state)
 	free(dir);
 }
 
+/*
+ * report_max bounds the lines of a UTC day: hosts under a wildcard are a
+ * client's to choose, each a new report. The day after, there is room.
+ */
+static void
+test_report_writes_at_most_max_lines_a_day(void **state)
+{
+	struct fixture		*fx = *state;
+	struct test_pinset	 t;
+	struct report_event	 ev;
+	struct report		*r;
+	char			*dir, *path;
+	char			 err[256];
+
+	dir = testpki_tmpdir();
+	path = xasprintf("%s/report.jsonl", dir);
+	pinset_make(&t);
+	event_make(&ev, &t.ps, fx);
+	r = report_open(path, err, sizeof(err));
+	assert_non_null(r);
+	ev.hostname = "a.wild.test";
+	assert_int_equal(report_pin_failure(r, &ev, 2, err, sizeof(err)),
+	    REPORT_WRITTEN);
+	ev.hostname = "b.wild.test";
+	assert_int_equal(report_pin_failure(r, &ev, 2, err, sizeof(err)),
+	    REPORT_WRITTEN);
+	ev.hostname = "c.wild.test";
+	assert_int_equal(report_pin_failure(r, &ev, 2, err, sizeof(err)),
+	    REPORT_FULL);
+	ev.hostname = "d.wild.test";
+	assert_int_equal(report_pin_failure(r, &ev, 2, err, sizeof(err)),
+	    REPORT_FULL);
+	assert_int_equal(count_lines(path), 2);
+	/* A reload that raised the limit gives room at once. */
+	assert_int_equal(report_pin_failure(r, &ev, 3, err, sizeof(err)),
+	    REPORT_WRITTEN);
+	ev.hostname = "e.wild.test";
+	assert_int_equal(report_pin_failure(r, &ev, 3, err, sizeof(err)),
+	    REPORT_FULL);
+	/* T0 is noon UTC: half a day later is the next day. */
+	ev.time = T0 + 12 * 3600;
+	assert_int_equal(report_pin_failure(r, &ev, 3, err, sizeof(err)),
+	    REPORT_WRITTEN);
+	assert_int_equal(count_lines(path), 4);
+
+	report_close(r);
+	pinset_clear(&t);
+	testpki_rmdir(dir);
+	free(path);
+	free(dir);
+}
+
 static void
 test_report_suppresses_the_same_failure_within_the_hour(void **state)
 {
@@ -512,29 +564,29 @@ test_report_suppresses_the_same_failure_within_the_hour(void **state)
 	event_make(&ev, &t.ps, fx);
 	r = report_open(path, err, sizeof(err));
 	assert_non_null(r);
-	assert_int_equal(report_pin_failure(r, &ev, err, sizeof(err)),
+	assert_int_equal(report_pin_failure(r, &ev, 10000, err, sizeof(err)),
 	    REPORT_WRITTEN);
 	assert_int_equal(report_suppressed(r), 0);
 
 	ev.time = T0 + 10;
 	ev.client = "127.0.0.2:6000";	/* another client: still the same */
 	ev.served_chain = NULL;
-	assert_int_equal(report_pin_failure(r, &ev, err, sizeof(err)),
+	assert_int_equal(report_pin_failure(r, &ev, 10000, err, sizeof(err)),
 	    REPORT_DUPLICATE);
 	assert_int_equal(report_suppressed(r), 1);
 	ev.time = T0 + REPORT_DEDUP_SECONDS - 1;
-	assert_int_equal(report_pin_failure(r, &ev, err, sizeof(err)),
+	assert_int_equal(report_pin_failure(r, &ev, 10000, err, sizeof(err)),
 	    REPORT_DUPLICATE);
 	assert_int_equal(report_suppressed(r), 2);
 	assert_int_equal(count_lines(path), 1);
 
 	ev.time = T0 + REPORT_DEDUP_SECONDS;
-	assert_int_equal(report_pin_failure(r, &ev, err, sizeof(err)),
+	assert_int_equal(report_pin_failure(r, &ev, 10000, err, sizeof(err)),
 	    REPORT_WRITTEN);
 	assert_int_equal(report_suppressed(r), 0);
 	assert_int_equal(count_lines(path), 2);
 	ev.time = T0 + REPORT_DEDUP_SECONDS + 1;
-	assert_int_equal(report_pin_failure(r, &ev, err, sizeof(err)),
+	assert_int_equal(report_pin_failure(r, &ev, 10000, err, sizeof(err)),
 	    REPORT_DUPLICATE);
 
 	report_close(r);
@@ -563,21 +615,21 @@ test_report_writes_each_distinct_failure(void **state)
 	r = report_open(path, err, sizeof(err));
 	assert_non_null(r);
 	event_make(&ev, &t.ps, fx);
-	assert_int_equal(report_pin_failure(r, &ev, err, sizeof(err)),
+	assert_int_equal(report_pin_failure(r, &ev, 10000, err, sizeof(err)),
 	    REPORT_WRITTEN);
 	ev.port = 8443;
-	assert_int_equal(report_pin_failure(r, &ev, err, sizeof(err)),
+	assert_int_equal(report_pin_failure(r, &ev, 10000, err, sizeof(err)),
 	    REPORT_WRITTEN);
 	event_make(&ev, &t.ps, fx);
 	ev.hostname = "a.cdn.example.test";
-	assert_int_equal(report_pin_failure(r, &ev, err, sizeof(err)),
+	assert_int_equal(report_pin_failure(r, &ev, 10000, err, sizeof(err)),
 	    REPORT_WRITTEN);
 	event_make(&ev, &t2.ps, fx);
-	assert_int_equal(report_pin_failure(r, &ev, err, sizeof(err)),
+	assert_int_equal(report_pin_failure(r, &ev, 10000, err, sizeof(err)),
 	    REPORT_WRITTEN);
 	event_make(&ev, &t.ps, fx);
 	ev.validated_chain = fx->other_validated;
-	assert_int_equal(report_pin_failure(r, &ev, err, sizeof(err)),
+	assert_int_equal(report_pin_failure(r, &ev, 10000, err, sizeof(err)),
 	    REPORT_WRITTEN);
 	assert_int_equal(count_lines(path), 5);
 	report_close(r);
@@ -610,18 +662,18 @@ test_report_forgets_the_oldest_failure_when_full(void **state)
 	for (i = 0; i <= REPORT_DEDUP_ENTRIES; i++) {
 		ev.port = 1 + i;
 		ev.time = T0 + i;
-		assert_int_equal(report_pin_failure(r, &ev, err, sizeof(err)),
+		assert_int_equal(report_pin_failure(r, &ev, 10000, err, sizeof(err)),
 		    REPORT_WRITTEN);
 	}
 	ev.time = T0 + REPORT_DEDUP_ENTRIES + 1;
 	ev.port = 1 + REPORT_DEDUP_ENTRIES;
-	assert_int_equal(report_pin_failure(r, &ev, err, sizeof(err)),
+	assert_int_equal(report_pin_failure(r, &ev, 10000, err, sizeof(err)),
 	    REPORT_DUPLICATE);
 	ev.port = 2;
-	assert_int_equal(report_pin_failure(r, &ev, err, sizeof(err)),
+	assert_int_equal(report_pin_failure(r, &ev, 10000, err, sizeof(err)),
 	    REPORT_DUPLICATE);
 	ev.port = 1;
-	assert_int_equal(report_pin_failure(r, &ev, err, sizeof(err)),
+	assert_int_equal(report_pin_failure(r, &ev, 10000, err, sizeof(err)),
 	    REPORT_WRITTEN);
 	assert_int_equal(count_lines(path), REPORT_DEDUP_ENTRIES + 2);
 	report_close(r);
@@ -655,7 +707,7 @@ test_report_writes_at_most_ten_certificates_per_chain(void **state)
 	ev.served_chain = long_chain;
 	r = report_open(path, err, sizeof(err));
 	assert_non_null(r);
-	assert_int_equal(report_pin_failure(r, &ev, err, sizeof(err)),
+	assert_int_equal(report_pin_failure(r, &ev, 10000, err, sizeof(err)),
 	    REPORT_WRITTEN);
 	report_close(r);
 	text = python_check(dir, path);
@@ -687,16 +739,16 @@ test_report_reopens_the_path_after_rotation(void **state)
 	event_make(&ev, &t.ps, fx);
 	r = report_open(path, err, sizeof(err));
 	assert_non_null(r);
-	assert_int_equal(report_pin_failure(r, &ev, err, sizeof(err)),
+	assert_int_equal(report_pin_failure(r, &ev, 10000, err, sizeof(err)),
 	    REPORT_WRITTEN);
 	assert_int_equal(rename(path, rotated), 0);
 	ev.port = 8443;
-	assert_int_equal(report_pin_failure(r, &ev, err, sizeof(err)),
+	assert_int_equal(report_pin_failure(r, &ev, 10000, err, sizeof(err)),
 	    REPORT_WRITTEN);
 	assert_int_equal(access(path, F_OK), -1);
 	assert_true(report_reopen(r, err, sizeof(err)));
 	ev.port = 9443;
-	assert_int_equal(report_pin_failure(r, &ev, err, sizeof(err)),
+	assert_int_equal(report_pin_failure(r, &ev, 10000, err, sizeof(err)),
 	    REPORT_WRITTEN);
 	report_close(r);
 	assert_int_equal(count_lines(rotated), 2);
@@ -732,7 +784,7 @@ test_report_keeps_the_old_file_when_reopen_fails(void **state)
 	err[0] = '\0';
 	assert_false(report_reopen(r, err, sizeof(err)));
 	assert_non_null(strstr(err, path));
-	assert_int_equal(report_pin_failure(r, &ev, err, sizeof(err)),
+	assert_int_equal(report_pin_failure(r, &ev, 10000, err, sizeof(err)),
 	    REPORT_WRITTEN);
 	report_close(r);
 	assert_int_equal(count_lines(moved_path), 1);
@@ -806,16 +858,16 @@ test_report_returns_a_failed_write_and_retries_later(void **state)
 	signal(SIGXFSZ, SIG_IGN);
 	assert_int_equal(setrlimit(RLIMIT_FSIZE, &none), 0);
 	err[0] = '\0';
-	assert_int_equal(report_pin_failure(r, &ev, err, sizeof(err)),
+	assert_int_equal(report_pin_failure(r, &ev, 10000, err, sizeof(err)),
 	    REPORT_FAILED);
 	assert_non_null(strstr(err, "File too large"));
 	ev.time = T0 + 1;
-	assert_int_equal(report_pin_failure(r, &ev, err, sizeof(err)),
+	assert_int_equal(report_pin_failure(r, &ev, 10000, err, sizeof(err)),
 	    REPORT_FAILED);
 	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
 	signal(SIGXFSZ, SIG_DFL);
 	ev.time = T0 + 2;
-	assert_int_equal(report_pin_failure(r, &ev, err, sizeof(err)),
+	assert_int_equal(report_pin_failure(r, &ev, 10000, err, sizeof(err)),
 	    REPORT_WRITTEN);
 	report_close(r);
 	assert_int_equal(count_lines(path), 1);
@@ -922,7 +974,7 @@ test_report_reopen_refuses_a_symbolic_link_put_in_place(void **state)
 	err[0] = '\0';
 	assert_false(report_reopen(r, err, sizeof(err)));
 	assert_non_null(strstr(err, "is a symbolic link"));
-	assert_int_equal(report_pin_failure(r, &ev, err, sizeof(err)),
+	assert_int_equal(report_pin_failure(r, &ev, 10000, err, sizeof(err)),
 	    REPORT_WRITTEN);
 	report_close(r);
 	assert_int_equal(count_lines(rotated), 1);
@@ -989,6 +1041,7 @@ main(void)
 		cmocka_unit_test(
 		    test_report_reopen_refuses_a_symbolic_link_put_in_place),
 		cmocka_unit_test(test_report_notes_the_most_specific_pattern),
+		cmocka_unit_test(test_report_writes_at_most_max_lines_a_day),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
