@@ -30,6 +30,7 @@
 #include "forward.h"
 #include "intercept.h"
 #include "hostmatch.h"
+#include "hostport.h"
 #include "http.h"
 #include "log.h"
 #include "linger.h"
@@ -821,14 +822,13 @@ conn_new(struct conn_env *env, evutil_socket_t fd, const struct sockaddr *sa,
  * Where a redirected client meant to go: the address before the kernel's
  * NAT (SO_ORIGINAL_DST, IP6T_SO_ORIGINAL_DST), else the socket's own local
  * address, which is the destination under tproxy and ours when nothing
- * redirected the connection. The address text and port go to host, port.
+ * redirected the connection. The normalised address (HOSTMATCH_NAME_MAX
+ * bytes) and the port go to host, port.
  */
 static bool
-conn_original_dst(evutil_socket_t fd, char *host, size_t hostlen,
-    uint16_t *port)
+conn_original_dst(evutil_socket_t fd, char *host, uint16_t *port)
 {
 	struct sockaddr_storage	 ss;
-	struct sockaddr_in	*sin = (struct sockaddr_in *)&ss;
 	struct sockaddr_in6	*sin6 = (struct sockaddr_in6 *)&ss;
 	socklen_t		 len = sizeof(ss);
 
@@ -842,16 +842,7 @@ conn_original_dst(evutil_socket_t fd, char *host, size_t hostlen,
 		getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &ss, &len);
 	else
 		getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &ss, &len);
-	if (ss.ss_family == AF_INET) {
-		*port = ntohs(sin->sin_port);
-		return inet_ntop(AF_INET, &sin->sin_addr, host,
-		    (socklen_t)hostlen) != NULL;
-	}
-	if (ss.ss_family != AF_INET6)
-		return false;
-	*port = ntohs(sin6->sin6_port);
-	return inet_ntop(AF_INET6, &sin6->sin6_addr, host,
-	    (socklen_t)hostlen) != NULL;
+	return hostport_sockaddr((struct sockaddr *)&ss, host, port);
 }
 
 /* Refuse a redirected connection with a blocked line and a bare close. */
@@ -868,14 +859,14 @@ conn_new_transparent(struct conn_env *env, evutil_socket_t fd,
     const struct sockaddr *sa, socklen_t salen)
 {
 	struct conn	*c;
-	char		 host[INET6_ADDRSTRLEN];
+	char		 host[HOSTMATCH_NAME_MAX];
 	uint16_t	 port = 0;
 
 	c = conn_alloc(env, fd, sa, salen);
 	c->x.transparent = true;
 	/* No request head: the bytes are judged as after a CONNECT's 200. */
 	phase_set_state(&c->x, CONN_DIAL);
-	if (!conn_original_dst(fd, host, sizeof(host), &port)) {
+	if (!conn_original_dst(fd, host, &port)) {
 		conn_transparent_refuse(c, "", HTTP_ERROR_LOOP,
 		    "no original destination");
 		return c;

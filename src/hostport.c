@@ -4,12 +4,40 @@
  */
 #include "config.h"
 
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "hostport.h"
+
+bool
+hostport_sockaddr(const struct sockaddr *sa, char *host, uint16_t *port)
+{
+	const struct sockaddr_in	*sin = (const struct sockaddr_in *)sa;
+	const struct sockaddr_in6	*sin6 =
+	    (const struct sockaddr_in6 *)sa;
+
+	switch (sa->sa_family) {
+	case AF_INET:
+		*port = ntohs(sin->sin_port);
+		return inet_ntop(AF_INET, &sin->sin_addr, host,
+		    HOSTMATCH_NAME_MAX) != NULL;
+	case AF_INET6:
+		*port = ntohs(sin6->sin6_port);
+		if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr))
+			return inet_ntop(AF_INET, &sin6->sin6_addr.s6_addr[12],
+			    host, HOSTMATCH_NAME_MAX) != NULL;
+		return inet_ntop(AF_INET6, &sin6->sin6_addr, host,
+		    HOSTMATCH_NAME_MAX) != NULL;
+	default:
+		return false;
+	}
+}
 
 bool
 hostport_host(const char *s, size_t len, bool bracketed, char *host)

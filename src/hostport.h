@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <sys/socket.h>
+
 #include "hostmatch.h"
 
 /* What is wrong with a HOST[:PORT]; HOSTPORT_OK when nothing. */
@@ -42,5 +44,12 @@ bool		 hostport_host(const char *s, size_t len, bool bracketed,
 		    char *host);
 /* A port: one to five digits, 1 to 65535, nothing else. */
 bool		 hostport_port(const char *s, size_t len, uint16_t *port);
+/*
+ * The normalised host and the port of a socket address (an IPv4-mapped
+ * IPv6 address is its IPv4 host); host has HOSTMATCH_NAME_MAX bytes. False
+ * for another family.
+ */
+bool		 hostport_sockaddr(const struct sockaddr *sa, char *host,
+		    uint16_t *port);
 
 #endif

@@ -71,7 +71,11 @@ static const struct http_error_def http_errors[HTTP_ERROR__COUNT] = {
 	    "request" },
 	[HTTP_ERROR_PLAIN_PORT_DENIED] = { 403, "Forbidden",
 	    "http_request_denied", "port-denied",
-	    "plaintext requests to this port are not allowed by plain_ports" }
+	    "plaintext requests to this port are not allowed by plain_ports" },
+	[HTTP_ERROR_ADDR_PINNED] = { 403, "Forbidden",
+	    "http_request_denied", "address-pinned",
+	    "no pin set covers the host name, but one covers the address it "
+	    "resolves to" }
 };
 
 /* The row of kind; an unknown kind is answered as a bad request. */

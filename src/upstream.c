@@ -28,6 +28,7 @@
 
 #include "deny.h"
 #include "hostmatch.h"
+#include "hostport.h"
 #include "log.h"
 #include "metrics.h"
 #include "relay.h"
@@ -71,6 +72,9 @@ struct upstream {
 	struct evdns_getaddrinfo_request *dns_req;
 	bool				 in_resolve_call;
 	bool				 looped;	/* an address was ours */
+	/* A resolved address a pin set covers, for a name none covers. */
+	const struct pinset		*addr_ps;
+	char				 addr_pinned[HOSTMATCH_NAME_MAX];
 	int				 resolve_result;
 	struct evutil_addrinfo		*addrs;
 	struct evutil_addrinfo		*next_addr;
@@ -133,6 +137,8 @@ static const struct upstream_outcome upstream_outcomes[UPSTREAM__COUNT] = {
 	    { HTTP_ERROR_PIN_DENIED, METRIC__COUNT, true },
 	[UPSTREAM_LOOP] =
 	    { HTTP_ERROR_LOOP, METRIC__COUNT, false },
+	[UPSTREAM_ADDR_PINNED] =
+	    { HTTP_ERROR_ADDR_PINNED, METRIC__COUNT, false },
 };
 
 const struct upstream_outcome *
@@ -479,6 +485,29 @@ upstream_dial(struct upstream *u, const struct sockaddr *sa, socklen_t salen)
 	return true;
 }
 
+/*
+ * Whether a resolved address is one a pin set covers while none covers the
+ * name (u->ps NULL): a name never unpins an address, whether the client
+ * pairs them (a CONNECT by address with a SNI) or DNS does. Such an
+ * address is never dialled.
+ */
+static bool
+upstream_addr_pinned(struct upstream *u, const struct sockaddr *sa)
+{
+	const struct pinset	*ps;
+	char			 host[HOSTMATCH_NAME_MAX];
+	uint16_t		 port;
+
+	if (u->ps != NULL || !hostport_sockaddr(sa, host, &port) ||
+	    (ps = conf_lookup(u->rc->conf, host)) == NULL)
+		return false;
+	if (u->addr_ps == NULL) {
+		u->addr_ps = ps;
+		memcpy(u->addr_pinned, host, sizeof(host));
+	}
+	return true;
+}
+
 /* Try the next resolved address, or fail when none is left. */
 static void
 upstream_try_next(struct upstream *u)
@@ -492,13 +521,18 @@ upstream_try_next(struct upstream *u)
 	} else {
 		while ((ai = u->next_addr) != NULL) {
 			u->next_addr = ai->ai_next;
-			if (upstream_dial(u, ai->ai_addr, ai->ai_addrlen))
+			if (!upstream_addr_pinned(u, ai->ai_addr) &&
+			    upstream_dial(u, ai->ai_addr, ai->ai_addrlen))
 				return;
 		}
 	}
 	if (u->looped)
 		upstream_fail(u, UPSTREAM_LOOP, "%s port %u is the "
 		    "proxy's own listening address", u->host, u->port);
+	else if (u->addr_ps != NULL)
+		upstream_fail(u, UPSTREAM_ADDR_PINNED, "%s resolves to %s, "
+		    "which pin set %s covers: add the name to its hosts to "
+		    "reach it", u->host, u->addr_pinned, u->addr_ps->name);
 	else
 		upstream_fail(u, UPSTREAM_CONNECT_FAILED,
 		    "cannot connect to %s port %u: %s", u->host, u->port,

@@ -39,6 +39,7 @@ enum upstream_status {
 	UPSTREAM_PIN_MISMATCH,
 	UPSTREAM_PIN_DENIED,	/* the chain holds a deny_pin */
 	UPSTREAM_LOOP,		/* the address is one of our own listeners */
+	UPSTREAM_ADDR_PINNED,	/* an unpinned name resolved to a pinned address */
 	UPSTREAM__COUNT
 };
 

@@ -67,7 +67,7 @@ start_origin O_T "$OT" "$TMP/ot.log" --cert "$PKI/chain.pem" \
     --key "$PKI/leaf.key"
 OP=$(free_port)
 start_origin O_P "$OP" "$TMP/op.log" --plain
-start_dnsd
+start_dnsd --map alias.test=127.0.0.1
 
 PX=$(free_port)
 cat >"$TMP/a.conf" <<EOF
@@ -78,6 +78,7 @@ ca_key = $TMP/ca-a.key
 trust = $PKI/root.pem
 unpinned = pass
 connect_ports = 443 $OT $OP
+plain_ports = 80 $OP
 connect_timeout = 3s
 
 [pins:loopback]
@@ -287,6 +288,27 @@ check_log "CONNECT 127.0.0.1, SNI of an unpinned name: mode=intercept" \
 check_eq "no CONNECT became a blind tunnel" 0 \
     "$(log_count "$TMP/a.log" "$(kv event access)" "$(kv mode tunnel)" \
     "$(kv status 200)")"
+
+# A name no pin set covers that DNS resolves to the pinned address: a name
+# never unpins an address, whether the client pairs them (above) or DNS
+# does. Refused before anything is dialled, in plaintext and by CONNECT.
+raw alias1 "b'GET http://alias.test:$OP/hello?m-alias1 HTTP/1.1\\r\\n\
+Host: alias.test:$OP\\r\\nConnection: close\\r\\n\\r\\n'"
+raw alias2 "b'CONNECT alias.test:$OT HTTP/1.1\\r\\nHost: alias.test:$OT\\r\\n\\r\\n'"
+raw_send
+for n in 1 2; do
+	check_eq "unpinned name resolving to the pinned address ($n): 403 \
+address-pinned" \
+	    "403 pinproxy; error=http_request_denied; details=\"address-pinned\"" \
+	    "$(status_of "alias$n") $(header_of "alias$n" Proxy-Status)"
+done
+check_log "unpinned name resolving to the pinned address: the log names \
+the set" "$TMP/a.log" "$(kv event upstream_error)" "$(kv host alias.test)" \
+    "which pin set loopback covers"
+origin_settle "$TMP/op.log"
+check_eq "unpinned name resolving to the pinned address: nothing dialled" \
+    "0 0" "$(origin_count "$TMP/op.log" accept) $(origin_count \
+    "$TMP/ot.log" request "m-alias")"
 
 stop_pinproxy "$PP" "$TMP/a.log"
 

@@ -102,6 +102,9 @@ test_http_error_every_row_has_its_status_line_and_proxy_status(void **state)
 		{ HTTP_ERROR_PLAIN_PORT_DENIED, "HTTP/1.1 403 Forbidden",
 		    "pinproxy; error=http_request_denied; "
 		    "details=\"port-denied\"" },
+		{ HTTP_ERROR_ADDR_PINNED, "HTTP/1.1 403 Forbidden",
+		    "pinproxy; error=http_request_denied; "
+		    "details=\"address-pinned\"" },
 	};
 	char	 expect[256], *s;
 	size_t	 i;

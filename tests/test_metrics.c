@@ -244,6 +244,8 @@ test_metrics_count_each_upstream_status_once(void **state)
 		{ UPSTREAM_PIN_MISMATCH, "pin-mismatch", METRIC__COUNT, true },
 		{ UPSTREAM_PIN_DENIED, "pin-denied", METRIC__COUNT, true },
 		{ UPSTREAM_LOOP, "loop", METRIC__COUNT, false },
+		{ UPSTREAM_ADDR_PINNED, "address-pinned", METRIC__COUNT,
+		    false },
 	};
 	const struct upstream_outcome	*o;
 	size_t				 i;
