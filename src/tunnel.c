@@ -203,11 +203,37 @@ tunnel_is_space(unsigned char c)
 	    c == 0x85 || c == 0xa0;
 }
 
-/* A control byte that no server takes for whitespace: never in HTTP. */
-static bool
-tunnel_is_ctl(unsigned char c)
+/* The most a git pkt-line holds, its four length digits included. */
+#define TUNNEL_PKTLINE_MAX	65520
+
+/*
+ * Whether data starts with git's request of the git:// protocol, a pkt-line
+ * such as "0032git-upload-pack /repo\0host=...\0" (four hex digits giving
+ * its length, those four included), after which git waits for its server:
+ * 1 a whole one, with its NUL; -1 one not whole yet; 0 none.
+ */
+static int
+tunnel_git_request(const unsigned char *data, size_t len)
 {
-	return (c < 0x20 || c == 0x7f) && !tunnel_is_space(c);
+	size_t		 n = 0, i;
+	unsigned char	 c;
+
+	if (len < 8 || memcmp(data + 4, "git-", 4) != 0)
+		return 0;
+	for (i = 0; i < 4; i++) {
+		c = data[i];
+		if (c >= '0' && c <= '9')
+			n = n * 16 + (size_t)(c - '0');
+		else if (c >= 'a' && c <= 'f')
+			n = n * 16 + (size_t)(c - 'a' + 10);
+		else
+			return 0;
+	}
+	if (n < 8 || n > TUNNEL_PKTLINE_MAX)
+		return 0;
+	if (n > len)
+		return -1;
+	return memchr(data, '\0', n) != NULL ? 1 : 0;
 }
 
 /*
@@ -224,19 +250,22 @@ tunnel_is_ctl(unsigned char c)
  * banner, SMTP's "EHLO host", memcached's "get key"): without a version,
  * a server reads no header, so no request in it can name a host. A control
  * byte no server takes for whitespace does not decide: lenient servers
- * (Python's http.server) take "GET /a\1 HTTP/1.1" for a request. But a
- * client that sent one and stopped before the end of the line speaks
- * another protocol and waits for its server (git's "...\0host=...\0").
- * A method or a first line that goes on past TUNNEL_HTTP_LINE_MAX counts
- * as a request, so that no length lets one through a blind tunnel.
+ * (Python's http.server) take "GET /a\1 HTTP/1.1" for a request, and the
+ * rest of the line may come in a later segment. git's request, which has
+ * no line end and may be longer than a request line, is known by its own
+ * form (tunnel_git_request). A method or a first line that goes on past
+ * TUNNEL_HTTP_LINE_MAX counts as a request, so that no length lets one
+ * through a blind tunnel.
  */
 static int
 tunnel_is_http(const unsigned char *data, size_t len)
 {
 	const int	 more = len >= TUNNEL_HTTP_LINE_MAX ? 1 : -1;
 	size_t		 i = 0, start;
-	bool		 ctl = false;
+	int		 git;
 
+	if ((git = tunnel_git_request(data, len)) != 0)
+		return git == 1 ? 0 : -1;
 	if (len > TUNNEL_HTTP_LINE_MAX)
 		len = TUNNEL_HTTP_LINE_MAX;
 	while (i < len && tunnel_is_space(data[i]))
@@ -250,12 +279,11 @@ tunnel_is_http(const unsigned char *data, size_t len)
 	if (i - start == 3 && memcmp(data + start, "GET", 3) == 0)
 		return 1;
 	for (; i < len && data[i] != '\n'; i++) {
-		ctl = ctl || tunnel_is_ctl(data[i]);
 		if (len - i >= 5 &&
 		    strncasecmp((const char *)data + i, "HTTP/", 5) == 0)
 			return 1;
 	}
-	return i < len || (ctl && more == -1) ? 0 : more;
+	return i < len ? 0 : more;
 }
 
 /*

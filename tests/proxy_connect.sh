@@ -449,12 +449,15 @@ check_eq "half-closed client in a blind tunnel: the server saw the FIN" \
     tail -n 1 | grep -oE '"end": "[a-z_]+"')"
 # A protocol whose first line holds a control byte and which then waits
 # for its server (git's pkt-line "...\0host=...\0", no newline): a blind
-# tunnel at once, not a wait for the end of a request line.
+# tunnel at once, not a wait for the end of a request line, also for a
+# line longer than a request line may be (a long repository path).
 cat >"$TMP/gitline.py" <<'EOF'
 import socket, sys
 from connect_client import open_tunnel
 s, head = open_tunnel(int(sys.argv[1]), sys.argv[2])
-line = b"0032git-upload-pack /project.git\0host=pass.test\0"
+body = b"git-upload-pack /%s.git\0host=pass.test\0" % (
+    b"p" * int(sys.argv[3]))
+line = b"%04x" % (len(body) + 4) + body
 s.sendall(line)
 s.settimeout(5)
 out = b""
@@ -468,8 +471,10 @@ except OSError:
     pass
 print("echoed" if out == line else "got %r" % out, end="")
 EOF
-check_eq "git-like line with NUL, client waits: a blind tunnel, echoed" \
-    echoed "$(py "$TMP/gitline.py" "$PA" "pass.test:$OE" 2>&1)"
+for n in 7 1500; do
+	check_eq "git pkt-line, path of $n bytes, client waits: a blind \
+tunnel, echoed" echoed "$(py "$TMP/gitline.py" "$PA" "pass.test:$OE" "$n" 2>&1)"
+done
 
 connect block --proxy "$PB" --connect blocked.test:443 --sni blocked.test
 check_out "unpinned = block, CONNECT by name: 403" block status 403
@@ -646,6 +651,36 @@ saw no request" "$n_ol" "$(origin_count "$TMP/ol.log" request)"
 tunnel" "$n_blind" "$(log_count "$TMP/a.log" "$(kv event access)" \
 	    "$(kv mode tunnel)" "$(kv host 127.0.0.1)")"
 done
+
+# A request line with a control byte, sent in two segments: the first ends
+# before the version. Still HTTP (lenient servers read it), so never a
+# blind tunnel that carries a pinned Host to the address in cleartext.
+cat >"$TMP/splitline.py" <<'EOF'
+import socket, sys, time
+from connect_client import open_tunnel
+s, head = open_tunnel(int(sys.argv[1]), sys.argv[2])
+s.sendall(b"HEAD /hello\x01 HTT")
+time.sleep(0.3)
+s.sendall(b"P/1.1\r\nHost: api.test\r\nConnection: close\r\n\r\n")
+s.settimeout(5)
+out = b""
+try:
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        out += d
+except OSError:
+    pass
+print(out.split(b"\r\n")[0].decode("latin-1"), end="")
+EOF
+n_ol=$(origin_count "$TMP/ol.log" request)
+check_eq "request line with a control byte in two segments: refused (400)" \
+    "HTTP/1.1 400 Bad Request" \
+    "$(py "$TMP/splitline.py" "$PA" "127.0.0.1:$OL" 2>&1)"
+origin_settle "$TMP/ol.log"
+check_eq "request line with a control byte in two segments: the address saw \
+no request" "$n_ol" "$(origin_count "$TMP/ol.log" request)"
 
 # A WebSocket-like Upgrade through a CONNECT tunnel to a pinned host.
 UPGRADE='GET /upgrade HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\n'
