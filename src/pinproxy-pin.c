@@ -438,6 +438,43 @@ ini_name(const char *host, char *out, size_t outlen)
 		xstrlcpy(out, "pins", outlen);
 }
 
+/* The section names printed so far: each must be new to the output. */
+static struct {
+	char	(*names)[PINSET_NAME_MAX + 1];
+	size_t	  count;
+} ini_printed;
+
+/*
+ * A pin set name from a host that no section printed before has: two
+ * hosts may make one name ("x--y.com", "x-y.com"; a cut), and pinproxy
+ * refuses a second section of a name, so the later ones get "-2", "-3"...
+ * out has PINSET_NAME_MAX + 1 bytes.
+ */
+static void
+ini_name_unique(const char *host, char *out)
+{
+	char	 base[PINSET_NAME_MAX + 1], suffix[24];
+	size_t	 i, n = 1, keep;
+
+	ini_name(host, base, sizeof(base));
+	xstrlcpy(out, base, PINSET_NAME_MAX + 1);
+	for (i = 0; i < ini_printed.count; i++) {
+		if (strcmp(ini_printed.names[i], out) != 0)
+			continue;
+		snprintf(suffix, sizeof(suffix), "-%zu", ++n);
+		keep = strlen(base);
+		if (keep + strlen(suffix) > PINSET_NAME_MAX)
+			keep = PINSET_NAME_MAX - strlen(suffix);
+		snprintf(out, PINSET_NAME_MAX + 1, "%.*s%s", (int)keep, base,
+		    suffix);
+		i = (size_t)-1;		/* the new name must be new too */
+	}
+	ini_printed.names = xreallocarray(ini_printed.names,
+	    ini_printed.count + 1, sizeof(*ini_printed.names));
+	xstrlcpy(ini_printed.names[ini_printed.count++], out,
+	    PINSET_NAME_MAX + 1);
+}
+
 /*
  * hosts = lines, as many as needed to keep each under INI_LINE_MAX. A
  * name too long for a line of its own cannot be pinned by a configuration
@@ -501,7 +538,7 @@ ini_print(const struct hostlist *hl, const char *name_from,
 	char	 name[PINSET_NAME_MAX + 1];
 	bool	 ok = true;
 
-	ini_name(name_from, name, sizeof(name));
+	ini_name_unique(name_from, name);
 	printf("[pins:%s]\n", name);
 	if (hl->count > 0)
 		ok = ini_print_hosts(hl);
@@ -1241,7 +1278,7 @@ observed_print(const struct observed_group *g)
 		snprintf(from, sizeof(from), "%s-%u", g->domain, g->port);
 	else
 		snprintf(from, sizeof(from), "%s", g->domain);
-	ini_name(from, name, sizeof(name));
+	ini_name_unique(from, name);
 	printf("[pins:%s]\n", name);
 	hl.names = g->hosts;
 	hl.count = g->nhosts;

@@ -302,6 +302,21 @@ says so" "a host name of 200 bytes does not fit a configuration line" \
     "$TMP/observed_long.err"
 check_eq "--from-observed, a host name too long for a line: no part of it \
 is printed as a host" 0 "$(grep -c '^hosts = .*aaaa' "$TMP/observed_long.out")"
+# Two registrable domains whose names make one section name (the
+# punctuation of "x--y.com" and "x-y.com" becomes one dash): the second
+# section gets its own name, and pinproxy accepts the output.
+for h in www.x--y.com www.x-y.com; do
+	printf '{"host":"%s","port":443,"first_seen":"2026-12-05T08:00:00Z",%s\n' \
+	    "$h" '"client":"127.0.0.1:1","chain":[{"pin":"sha256/rJcdD76UBuYkRPrhAMpCS3jNMtjk5yEJUchQwgpC3Eg=","depth":1,"subject":"CN=x","not_after":"2036-12-01"}]}'
+done >"$TMP/clash.jsonl"
+run observed_clash "$PINPROXY_PIN" --from-observed "$TMP/clash.jsonl"
+check_eq "--from-observed, two domains making one section name: two names" \
+    "[pins:x-y-com-2] [pins:x-y-com]" \
+    "$(grep '^\[pins:' "$TMP/observed_clash.out" | LC_ALL=C sort | tr '\n' ' ' |
+    sed 's/ $//')"
+cat "$TMP/proxy.conf" "$TMP/observed_clash.out" >"$TMP/clash.conf"
+run t_clash "$PINPROXY" -t -c "$TMP/clash.conf"
+check_rc "pinproxy -t accepts both sections" 0 t_clash
 run observed_usage "$PINPROXY_PIN" --from-observed x --check
 check_rc "--from-observed with --check gives status 2" 2 observed_usage
 
