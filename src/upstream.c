@@ -486,10 +486,11 @@ upstream_dial(struct upstream *u, const struct sockaddr *sa, socklen_t salen)
 }
 
 /*
- * Whether a resolved address is one a pin set covers while none covers the
- * name (u->ps NULL): a name never unpins an address, whether the client
- * pairs them (a CONNECT by address with a SNI) or DNS does. Such an
- * address is never dialled.
+ * Whether a resolved address is one a pin set covers other than the
+ * name's (none, or another set: report-only, say, or with its own
+ * ca_file): a name never unpins an address, whether the client pairs them
+ * (a CONNECT by address with a SNI) or DNS does. Such an address is never
+ * dialled.
  */
 static bool
 upstream_addr_pinned(struct upstream *u, const struct sockaddr *sa)
@@ -498,8 +499,8 @@ upstream_addr_pinned(struct upstream *u, const struct sockaddr *sa)
 	char			 host[HOSTMATCH_NAME_MAX];
 	uint16_t		 port;
 
-	if (u->ps != NULL || !hostport_sockaddr(sa, host, &port) ||
-	    (ps = conf_lookup(u->rc->conf, host)) == NULL)
+	if (!hostport_sockaddr(sa, host, &port) ||
+	    (ps = conf_lookup(u->rc->conf, host)) == NULL || ps == u->ps)
 		return false;
 	if (u->addr_ps == NULL) {
 		u->addr_ps = ps;
@@ -529,10 +530,14 @@ upstream_try_next(struct upstream *u)
 	if (u->looped)
 		upstream_fail(u, UPSTREAM_LOOP, "%s port %u is the "
 		    "proxy's own listening address", u->host, u->port);
-	else if (u->addr_ps != NULL)
+	else if (u->addr_ps != NULL && u->ps == NULL)
 		upstream_fail(u, UPSTREAM_ADDR_PINNED, "%s resolves to %s, "
 		    "which pin set %s covers: add the name to its hosts to "
 		    "reach it", u->host, u->addr_pinned, u->addr_ps->name);
+	else if (u->addr_ps != NULL)
+		upstream_fail(u, UPSTREAM_ADDR_PINNED, "%s resolves to %s, "
+		    "which pin set %s covers, not the name's set %s",
+		    u->host, u->addr_pinned, u->addr_ps->name, u->ps->name);
 	else
 		upstream_fail(u, UPSTREAM_CONNECT_FAILED,
 		    "cannot connect to %s port %u: %s", u->host, u->port,

@@ -67,7 +67,7 @@ start_origin O_T "$OT" "$TMP/ot.log" --cert "$PKI/chain.pem" \
     --key "$PKI/leaf.key"
 OP=$(free_port)
 start_origin O_P "$OP" "$TMP/op.log" --plain
-start_dnsd --map alias.test=127.0.0.1
+start_dnsd --map alias.test=127.0.0.1 --map alias-ro.test=127.0.0.1
 
 PX=$(free_port)
 cat >"$TMP/a.conf" <<EOF
@@ -85,6 +85,13 @@ connect_timeout = 3s
 hosts = 127.0.0.1
 pin = $PIN_INTER
 pin = $PIN_RSA
+port = $OT
+
+[pins:ro]
+hosts = alias-ro.test
+pin = $PIN_RSA
+pin = sha256/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=
+enforce = no
 port = $OT
 EOF
 check "pinproxy listens on 127.0.0.1:$PX" \
@@ -295,8 +302,11 @@ check_eq "no CONNECT became a blind tunnel" 0 \
 raw alias1 "b'GET http://alias.test:$OP/hello?m-alias1 HTTP/1.1\\r\\n\
 Host: alias.test:$OP\\r\\nConnection: close\\r\\n\\r\\n'"
 raw alias2 "b'CONNECT alias.test:$OT HTTP/1.1\\r\\nHost: alias.test:$OT\\r\\n\\r\\n'"
+# Nor does another set's name, here a report-only one, unpin it.
+raw alias3 "b'GET http://alias-ro.test/hello?m-alias3 HTTP/1.1\\r\\n\
+Host: alias-ro.test\\r\\nConnection: close\\r\\n\\r\\n'"
 raw_send
-for n in 1 2; do
+for n in 1 2 3; do
 	check_eq "unpinned name resolving to the pinned address ($n): 403 \
 address-pinned" \
 	    "403 pinproxy; error=http_request_denied; details=\"address-pinned\"" \
@@ -305,6 +315,9 @@ done
 check_log "unpinned name resolving to the pinned address: the log names \
 the set" "$TMP/a.log" "$(kv event upstream_error)" "$(kv host alias.test)" \
     "which pin set loopback covers"
+check_log "another set's name resolving to the pinned address: the log \
+names both sets" "$TMP/a.log" "$(kv event upstream_error)" \
+    "$(kv host alias-ro.test)" "which pin set loopback covers, not the name's set ro"
 origin_settle "$TMP/op.log"
 check_eq "unpinned name resolving to the pinned address: nothing dialled" \
     "0 0" "$(origin_count "$TMP/op.log" accept) $(origin_count \
