@@ -52,7 +52,7 @@ conf_new_default(void)
 	c->nallow_clients = 2;
 	c->max_connections = 1024;
 	c->observe_max = 10000;
-	c->report_max = 10000;
+	c->report_max = 1000;
 	c->connect_timeout_ms = 10 * 1000;
 	c->header_timeout_ms = 30 * 1000;
 	c->idle_timeout_ms = 300 * 1000;

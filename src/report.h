@@ -21,7 +21,7 @@
 /* Certificates written per chain; deeper ones are left out. */
 #define REPORT_MAX_CHAIN	10
 /* PEM bytes written per chain; the certificate that would pass it is not. */
-#define REPORT_CHAIN_BYTES_MAX	(128 * 1024)
+#define REPORT_CHAIN_BYTES_MAX	(64 * 1024)
 /* A report equal to one written less than this long ago is suppressed. */
 #define REPORT_DEDUP_SECONDS	3600
 /* Reports remembered for suppression; the oldest is forgotten first. */
