@@ -75,6 +75,22 @@ def open_tunnel(port, target, timeout=10, first=b""):
     return sock, read_head(sock)
 
 
+def read_rest(sock, timeout=5, size=None):
+    """What arrives until the peer closes, timeout seconds pass without a
+    byte, or size bytes came. For the tests' own clients too."""
+    sock.settimeout(timeout)
+    out = b""
+    try:
+        while size is None or len(out) < size:
+            data = sock.recv(65536)
+            if not data:
+                break
+            out += data
+    except OSError:
+        pass
+    return out
+
+
 def send_pieces(sock, data, pieces):
     """Send data in that many writes: the first one ends inside the TLS
     record header, the others share the rest."""

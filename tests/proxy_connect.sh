@@ -428,16 +428,11 @@ check_fds "blind tunnel bulk transfers" "$PP_A" "$base"
 # back, then the close; its end reaches the server as a FIN.
 cat >"$TMP/halftunnel.py" <<'EOF'
 import socket, sys
-from connect_client import open_tunnel
+from connect_client import open_tunnel, read_rest
 s, head = open_tunnel(int(sys.argv[1]), sys.argv[2])
 s.sendall(b"PING a line, then the end\r\n")
 s.shutdown(socket.SHUT_WR)
-out = b""
-while True:
-    d = s.recv(65536)
-    if not d:
-        break
-    out += d
+out = read_rest(s, timeout=10)
 print("%s|%s" % (head.split(b"\r\n")[0].decode(), out.decode()), end="")
 EOF
 check_eq "half-closed client in a blind tunnel: the 200, the whole echo" \
@@ -452,23 +447,14 @@ check_eq "half-closed client in a blind tunnel: the server saw the FIN" \
 # tunnel at once, not a wait for the end of a request line, also for a
 # line longer than a request line may be (a long repository path).
 cat >"$TMP/gitline.py" <<'EOF'
-import socket, sys
-from connect_client import open_tunnel
+import sys
+from connect_client import open_tunnel, read_rest
 s, head = open_tunnel(int(sys.argv[1]), sys.argv[2])
 body = b"git-upload-pack /%s.git\0host=pass.test\0" % (
     b"p" * int(sys.argv[3]))
 line = b"%04x" % (len(body) + 4) + body
 s.sendall(line)
-s.settimeout(5)
-out = b""
-try:
-    while len(out) < len(line):
-        d = s.recv(65536)
-        if not d:
-            break
-        out += d
-except OSError:
-    pass
+out = read_rest(s, size=len(line))
 print("echoed" if out == line else "got %r" % out, end="")
 EOF
 for n in 7 1500; do
@@ -656,23 +642,13 @@ done
 # before the version. Still HTTP (lenient servers read it), so never a
 # blind tunnel that carries a pinned Host to the address in cleartext.
 cat >"$TMP/splitline.py" <<'EOF'
-import socket, sys, time
-from connect_client import open_tunnel
+import sys, time
+from connect_client import open_tunnel, read_rest
 s, head = open_tunnel(int(sys.argv[1]), sys.argv[2])
 s.sendall(b"HEAD /hello\x01 HTT")
 time.sleep(0.3)
 s.sendall(b"P/1.1\r\nHost: api.test\r\nConnection: close\r\n\r\n")
-s.settimeout(5)
-out = b""
-try:
-    while True:
-        d = s.recv(65536)
-        if not d:
-            break
-        out += d
-except OSError:
-    pass
-print(out.split(b"\r\n")[0].decode("latin-1"), end="")
+print(read_rest(s).split(b"\r\n")[0].decode("latin-1"), end="")
 EOF
 n_ol=$(origin_count "$TMP/ol.log" request)
 check_eq "request line with a control byte in two segments: refused (400)" \

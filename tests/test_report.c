@@ -200,6 +200,38 @@ count_lines(const char *path)
 	return n;
 }
 
+/* A report file in a scratch directory, with the event of event_make(). */
+struct report_case {
+	char			*dir;
+	char			*path;
+	struct test_pinset	 t;
+	struct report_event	 ev;
+	struct report		*r;
+};
+
+static void
+report_case_open(struct report_case *c, struct fixture *fx)
+{
+	char	 err[256];
+
+	c->dir = testpki_tmpdir();
+	c->path = xasprintf("%s/report.jsonl", c->dir);
+	pinset_make(&c->t);
+	event_make(&c->ev, &c->t.ps, fx);
+	c->r = report_open(c->path, err, sizeof(err));
+	assert_non_null(c->r);
+}
+
+static void
+report_case_close(struct report_case *c)
+{
+	report_close(c->r);
+	pinset_clear(&c->t);
+	testpki_rmdir(c->dir);
+	free(c->path);
+	free(c->dir);
+}
+
 /* A certificate as a JSON string, written independently of report.c. */
 static char *
 pem_json(X509 *cert)
@@ -503,97 +535,69 @@ test_report_escapes_a_hostile_host_name(void **state)
 static void
 test_report_writes_at_most_max_lines_a_day(void **state)
 {
-	struct fixture		*fx = *state;
-	struct test_pinset	 t;
-	struct report_event	 ev;
-	struct report		*r;
-	char			*dir, *path;
+	struct report_case	 c;
 	char			 err[256];
 
-	dir = testpki_tmpdir();
-	path = xasprintf("%s/report.jsonl", dir);
-	pinset_make(&t);
-	event_make(&ev, &t.ps, fx);
-	r = report_open(path, err, sizeof(err));
-	assert_non_null(r);
-	ev.hostname = "a.wild.test";
-	assert_int_equal(report_pin_failure(r, &ev, 2, err, sizeof(err)),
+	report_case_open(&c, *state);
+	c.ev.hostname = "a.wild.test";
+	assert_int_equal(report_pin_failure(c.r, &c.ev, 2, err, sizeof(err)),
 	    REPORT_WRITTEN);
-	ev.hostname = "b.wild.test";
-	assert_int_equal(report_pin_failure(r, &ev, 2, err, sizeof(err)),
+	c.ev.hostname = "b.wild.test";
+	assert_int_equal(report_pin_failure(c.r, &c.ev, 2, err, sizeof(err)),
 	    REPORT_WRITTEN);
-	ev.hostname = "c.wild.test";
-	assert_int_equal(report_pin_failure(r, &ev, 2, err, sizeof(err)),
+	c.ev.hostname = "c.wild.test";
+	assert_int_equal(report_pin_failure(c.r, &c.ev, 2, err, sizeof(err)),
 	    REPORT_FULL);
-	ev.hostname = "d.wild.test";
-	assert_int_equal(report_pin_failure(r, &ev, 2, err, sizeof(err)),
+	c.ev.hostname = "d.wild.test";
+	assert_int_equal(report_pin_failure(c.r, &c.ev, 2, err, sizeof(err)),
 	    REPORT_FULL);
-	assert_int_equal(count_lines(path), 2);
+	assert_int_equal(count_lines(c.path), 2);
 	/* A reload that raised the limit gives room at once. */
-	assert_int_equal(report_pin_failure(r, &ev, 3, err, sizeof(err)),
+	assert_int_equal(report_pin_failure(c.r, &c.ev, 3, err, sizeof(err)),
 	    REPORT_WRITTEN);
-	ev.hostname = "e.wild.test";
-	assert_int_equal(report_pin_failure(r, &ev, 3, err, sizeof(err)),
+	c.ev.hostname = "e.wild.test";
+	assert_int_equal(report_pin_failure(c.r, &c.ev, 3, err, sizeof(err)),
 	    REPORT_FULL);
 	/* T0 is noon UTC: half a day later is the next day. */
-	ev.time = T0 + 12 * 3600;
-	assert_int_equal(report_pin_failure(r, &ev, 3, err, sizeof(err)),
+	c.ev.time = T0 + 12 * 3600;
+	assert_int_equal(report_pin_failure(c.r, &c.ev, 3, err, sizeof(err)),
 	    REPORT_WRITTEN);
-	assert_int_equal(count_lines(path), 4);
-
-	report_close(r);
-	pinset_clear(&t);
-	testpki_rmdir(dir);
-	free(path);
-	free(dir);
+	assert_int_equal(count_lines(c.path), 4);
+	report_case_close(&c);
 }
 
 static void
 test_report_suppresses_the_same_failure_within_the_hour(void **state)
 {
-	struct fixture		*fx = *state;
-	struct test_pinset	 t;
-	struct report_event	 ev;
-	struct report		*r;
-	char			*dir, *path;
+	struct report_case	 c;
 	char			 err[256];
 
-	dir = testpki_tmpdir();
-	path = xasprintf("%s/report.jsonl", dir);
-	pinset_make(&t);
-	event_make(&ev, &t.ps, fx);
-	r = report_open(path, err, sizeof(err));
-	assert_non_null(r);
-	assert_int_equal(report_pin_failure(r, &ev, 10000, err, sizeof(err)),
-	    REPORT_WRITTEN);
-	assert_int_equal(report_suppressed(r), 0);
+	report_case_open(&c, *state);
+	assert_int_equal(report_pin_failure(c.r, &c.ev, 10000, err,
+	    sizeof(err)), REPORT_WRITTEN);
+	assert_int_equal(report_suppressed(c.r), 0);
 
-	ev.time = T0 + 10;
-	ev.client = "127.0.0.2:6000";	/* another client: still the same */
-	ev.served_chain = NULL;
-	assert_int_equal(report_pin_failure(r, &ev, 10000, err, sizeof(err)),
-	    REPORT_DUPLICATE);
-	assert_int_equal(report_suppressed(r), 1);
-	ev.time = T0 + REPORT_DEDUP_SECONDS - 1;
-	assert_int_equal(report_pin_failure(r, &ev, 10000, err, sizeof(err)),
-	    REPORT_DUPLICATE);
-	assert_int_equal(report_suppressed(r), 2);
-	assert_int_equal(count_lines(path), 1);
+	c.ev.time = T0 + 10;
+	c.ev.client = "127.0.0.2:6000";	/* another client: still the same */
+	c.ev.served_chain = NULL;
+	assert_int_equal(report_pin_failure(c.r, &c.ev, 10000, err,
+	    sizeof(err)), REPORT_DUPLICATE);
+	assert_int_equal(report_suppressed(c.r), 1);
+	c.ev.time = T0 + REPORT_DEDUP_SECONDS - 1;
+	assert_int_equal(report_pin_failure(c.r, &c.ev, 10000, err,
+	    sizeof(err)), REPORT_DUPLICATE);
+	assert_int_equal(report_suppressed(c.r), 2);
+	assert_int_equal(count_lines(c.path), 1);
 
-	ev.time = T0 + REPORT_DEDUP_SECONDS;
-	assert_int_equal(report_pin_failure(r, &ev, 10000, err, sizeof(err)),
-	    REPORT_WRITTEN);
-	assert_int_equal(report_suppressed(r), 0);
-	assert_int_equal(count_lines(path), 2);
-	ev.time = T0 + REPORT_DEDUP_SECONDS + 1;
-	assert_int_equal(report_pin_failure(r, &ev, 10000, err, sizeof(err)),
-	    REPORT_DUPLICATE);
-
-	report_close(r);
-	pinset_clear(&t);
-	testpki_rmdir(dir);
-	free(path);
-	free(dir);
+	c.ev.time = T0 + REPORT_DEDUP_SECONDS;
+	assert_int_equal(report_pin_failure(c.r, &c.ev, 10000, err,
+	    sizeof(err)), REPORT_WRITTEN);
+	assert_int_equal(report_suppressed(c.r), 0);
+	assert_int_equal(count_lines(c.path), 2);
+	c.ev.time = T0 + REPORT_DEDUP_SECONDS + 1;
+	assert_int_equal(report_pin_failure(c.r, &c.ev, 10000, err,
+	    sizeof(err)), REPORT_DUPLICATE);
+	report_case_close(&c);
 }
 
 static void
