@@ -313,6 +313,11 @@ conn_relay_done_cb(struct relay *r, const char *why, void *arg)
 	/* A client that failed has nothing to linger for. */
 	gone = relay_outcome(r) == RELAY_CLIENT_ERROR;
 	log_msg(EV_DEBUG, "client %s: relay ended: %s", c->client, why);
+	if (relay_outcome(r) == RELAY_REFUSED) {
+		phase_log_blocked(&c->x, c->x.acc.host, "plaintext HTTP "
+		    "(an HTTP version on the first line) in a blind tunnel");
+		c->x.acc.status = 403;
+	}
 	relay_counts(r, &up, &down);
 	relay_free(c->relay);
 	c->relay = NULL;
@@ -327,7 +332,8 @@ conn_relay_done_cb(struct relay *r, const char *why, void *arg)
 
 /* Relay the client and upstream (borrowed from the phase) until done. */
 static void
-conn_relay(struct conn *c, struct bufferevent *upstream, int status)
+conn_relay(struct conn *c, struct bufferevent *upstream, int status,
+    bool guard_line)
 {
 	struct upstream	*up;
 	evutil_socket_t	 fd;
@@ -338,6 +344,8 @@ conn_relay(struct conn *c, struct bufferevent *upstream, int status)
 	bufferevent_setwatermark(upstream, EV_READ, 0, 0);
 	c->relay = relay_new(c->x.env->base, c->x.bev, upstream,
 	    c->x.rc->conf->idle_timeout_ms, conn_relay_done_cb, c);
+	if (guard_line)
+		relay_guard_line(c->relay);
 	/*
 	 * The relay runs on the upstream's socket: its bufferevent goes, and
 	 * so does the phase that handed it over, with its timers and hello.
@@ -417,7 +425,7 @@ conn_phase_done(struct phase_ctx *x, const struct phase_outcome *o)
 
 	switch (o->next) {
 	case PHASE_NEXT_RELAY:
-		conn_relay(c, o->relay_with, o->status);
+		conn_relay(c, o->relay_with, o->status, o->relay_guard);
 		return;
 	case PHASE_NEXT_INTERCEPT:
 		conn_intercept(c, o->intercept);

@@ -213,7 +213,7 @@ forward_upgrade(struct forward *f)
 {
 	forward_flush_down(f);
 	f->state = FORWARD_UPGRADED;
-	phase_relay(f->x, upstream_bev(f->up), f->status);
+	phase_relay(f->x, upstream_bev(f->up), f->status, false);
 }
 
 /*

@@ -469,6 +469,14 @@ http_method_idempotent(const char *method)
 }
 
 bool
+http_is_split_space(unsigned char c)
+{
+	return c == ' ' || c == '\t' || c == '\v' || c == '\f' ||
+	    c == '\r' || c == '\n' || (c >= 0x1c && c <= 0x1f) ||
+	    c == 0x85 || c == 0xa0;
+}
+
+bool
 http_is_tchar(unsigned char c)
 {
 	static const char	 punct[] = "!#$%&'*+-.^_`|~";

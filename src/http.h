@@ -164,6 +164,13 @@ bool			 http_method_idempotent(const char *method);
 /* Whether c may be part of an RFC 9110 token (a method, a field name). */
 bool			 http_is_tchar(unsigned char c);
 /*
+ * Whether a lenient server may take c for whitespace between request-line
+ * words, or for an empty line before one: RFC 9112's (SP, HTAB, VT, FF,
+ * CR, LF), and what a server that splits the line as Latin-1 text with
+ * Python's str.split() also splits on.
+ */
+bool			 http_is_split_space(unsigned char c);
+/*
  * Whether a 101's Upgrade list (chosen) names at least one protocol and
  * only protocols of the request's Upgrade list (offered), in any case;
  * false when either is NULL.

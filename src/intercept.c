@@ -685,7 +685,7 @@ intercept_on_client(void *arg, short what)
 	if ((what & BEV_EVENT_CONNECTED) && x->state == CONN_CLIENT_TLS) {
 		evtimer_del(ic->timer);
 		intercept_bio_drop(ic);
-		phase_relay(x, upstream_bev(ic->up), 200);
+		phase_relay(x, upstream_bev(ic->up), 200, false);
 		return;
 	}
 	metrics_inc(x->env->sinks.metrics, METRIC_HANDSHAKE_FAILURES_CLIENT);

@@ -127,13 +127,15 @@ phase_fail_upstream(struct phase_ctx *x, enum upstream_status st,
 }
 
 void
-phase_relay(struct phase_ctx *x, struct bufferevent *bev, int status)
+phase_relay(struct phase_ctx *x, struct bufferevent *bev, int status,
+    bool guard_line)
 {
 	struct phase_outcome	 o;
 
 	phase_outcome_init(&o);
 	o.next = PHASE_NEXT_RELAY;
 	o.relay_with = bev;
+	o.relay_guard = guard_line;
 	o.status = status;
 	phase_done(x, &o);
 }

@@ -119,6 +119,8 @@ struct phase_outcome {
 	const char		*explanation;
 	/* PHASE_NEXT_RELAY: the upstream, borrowed from the phase. */
 	struct bufferevent	*relay_with;
+	/* PHASE_NEXT_RELAY: look at the client's first line (guard_line). */
+	bool			 relay_guard;
 	/* PHASE_NEXT_INTERCEPT: handed over to the intercept phase. */
 	struct intercept_args	*intercept;
 	/* PHASE_NEXT_PLAIN: where every request in the tunnel goes. */
@@ -202,9 +204,13 @@ void		 phase_fail(struct phase_ctx *x, enum http_error_kind kind,
 /* Answer the error of a failed upstream step and close (phase_done). */
 void		 phase_fail_upstream(struct phase_ctx *x,
 		    enum upstream_status st, const char *explanation);
-/* Relay the client and the upstream bev (borrowed), logged as status. */
+/*
+ * Relay the client and the upstream bev (borrowed), logged as status; with
+ * guard_line, a blind tunnel's, refused once the client's first line names
+ * an HTTP version (relay_guard_line()).
+ */
 void		 phase_relay(struct phase_ctx *x, struct bufferevent *bev,
-		    int status);
+		    int status, bool guard_line);
 /*
  * Replace the client's transport with bev, on the client's socket and,
  * for TLS, a connection the connection owns from now on (bev must not

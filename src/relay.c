@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "conf_value.h"
+#include "http.h"
 #include "log.h"
 #include "relay.h"
 #include "xmalloc.h"
@@ -108,6 +109,16 @@ struct relay_way {
 	 * OpenSSL's wanting to read does.
 	 */
 	bool			 drained;
+	/*
+	 * relay_guard_line(): the first line is still being looked at
+	 * (guarded bytes of it so far, and how much of "HTTP/" its last
+	 * bytes matched); refused: the bytes held at the start named one.
+	 */
+	bool			 guard;
+	bool			 refused;
+	bool			 guard_text;	/* the line has begun */
+	size_t			 guarded;
+	size_t			 guard_match;
 };
 
 struct relay {
@@ -473,6 +484,38 @@ relay_way_eof(struct relay_way *w)
 	return RELAY_MORE;
 }
 
+/*
+ * Look at len more bytes of the first line (relay_guard_line): true when
+ * they complete an HTTP version on it. "HTTP/" repeats no prefix of
+ * itself, so a mismatch restarts the match at this byte.
+ */
+static bool
+relay_guard_scan(struct relay_way *w, const unsigned char *data, size_t len)
+{
+	static const char	 version[] = "HTTP/";
+	size_t			 i;
+	int			 c;
+
+	for (i = 0; i < len && w->guard; i++) {
+		c = data[i] >= 'a' && data[i] <= 'z' ? data[i] - 'a' + 'A' :
+		    data[i];
+		/* Servers skip empty lines before a request line. */
+		if ((c == '\n' && w->guard_text) ||
+		    ++w->guarded >= RELAY_GUARD_MAX) {
+			w->guard = false;
+			break;
+		}
+		w->guard_text = w->guard_text || !http_is_split_space(data[i]);
+		if (c == version[w->guard_match])
+			w->guard_match++;
+		else
+			w->guard_match = c == version[0] ? 1 : 0;
+		if (w->guard_match == sizeof(version) - 1)
+			return true;
+	}
+	return false;
+}
+
 /* Read once from from; what was read is written or queued. */
 static enum relay_step
 relay_way_read(struct relay_way *w)
@@ -510,6 +553,11 @@ relay_way_read(struct relay_way *w)
 		relay_way_fail(w, true);
 		return RELAY_ENDED;
 	}
+	if (w->guard && relay_guard_scan(w, relay_scratch, n)) {
+		relay_end(w->r, RELAY_REFUSED, "an HTTP version on the "
+		    "client's first line");
+		return RELAY_ENDED;
+	}
 	*w->moved += (uint64_t)n;
 	w->drained = plain && w->pipe[0] == -1 && n < RELAY_IO_MAX;
 	evtimer_add(w->r->idle_ev, &w->r->idle);
@@ -528,9 +576,29 @@ relay_way_read(struct relay_way *w)
 			w->queue = evbuffer_new();
 		evbuffer_add(w->queue, relay_scratch + sent, n - sent);
 	}
-	if (plain && !w->drained)
+	/* A guarded line is read into user space, where it is looked at. */
+	if (plain && !w->drained && !w->guard)
 		relay_way_pipe(w);
 	return RELAY_MORE;
+}
+
+void
+relay_guard_line(struct relay *r)
+{
+	struct relay_way	*w = &r->way[0];
+	struct evbuffer_ptr	 at;
+	struct evbuffer_iovec	 v;
+
+	w->guard = true;
+	/* What the client sent before the relay goes first: look at it. */
+	evbuffer_ptr_set(w->queue, &at, 0, EVBUFFER_PTR_SET);
+	while (w->guard && !w->refused &&
+	    evbuffer_peek(w->queue, -1, &at, &v, 1) > 0) {
+		w->refused = relay_guard_scan(w, v.iov_base, v.iov_len);
+		if (evbuffer_ptr_set(w->queue, &at, v.iov_len,
+		    EVBUFFER_PTR_ADD) == -1)
+			break;
+	}
 }
 
 /* Move bytes one way until a descriptor would block or the relay ends. */
@@ -539,6 +607,11 @@ relay_way_pump(struct relay_way *w)
 {
 	int	 i;
 
+	if (w->refused) {
+		relay_end(w->r, RELAY_REFUSED, "an HTTP version on the "
+		    "client's first line");
+		return;
+	}
 	if (w->done)
 		return;
 	w->drained = false;

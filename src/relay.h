@@ -23,6 +23,8 @@
 #define RELAY_HIGH_WATER	(256 * 1024)
 /* The most one read or write moves: fewer calls on bulk transfers. */
 #define RELAY_IO_MAX		(64 * 1024)
+/* How far relay_guard_line() looks for the first line's end. */
+#define RELAY_GUARD_MAX		(64 * 1024)
 
 struct relay;
 
@@ -33,7 +35,9 @@ enum relay_outcome {
 	RELAY_CLOSE_NOTIFY,	/* both ended, the last with close_notify */
 	RELAY_CLIENT_ERROR,	/* reading or writing the client failed */
 	RELAY_SERVER_ERROR,	/* reading or writing the server failed */
-	RELAY_IDLE		/* idle_ms passed without a byte */
+	RELAY_IDLE,		/* idle_ms passed without a byte */
+	RELAY_REFUSED		/* the client's first line named an HTTP
+				   version (relay_guard_line) */
 };
 
 /* Called once when the relay ends; why is a short reason for debug logs. */
@@ -62,6 +66,15 @@ typedef void (*relay_done_cb)(struct relay *, const char *why, void *arg);
 struct relay	*relay_new(struct event_base *base, struct bufferevent *client,
 		    struct bufferevent *server, uint64_t idle_ms,
 		    relay_done_cb cb, void *arg);
+/*
+ * Until the client's first line ends (a LF), or for RELAY_GUARD_MAX bytes,
+ * look at the client's bytes before they are written: one that completes
+ * an HTTP version ("HTTP/" in any case) on that line ends the relay as
+ * RELAY_REFUSED, with the bytes that brought it unwritten, so that a
+ * request line a lenient server reads never passes a blind tunnel,
+ * however it is cut into segments. Call it right after relay_new().
+ */
+void		 relay_guard_line(struct relay *r);
 /*
  * The first non-empty extent of a buffer; false when it holds no byte.
  * (A buffer may hold empty chains, which evbuffer_peek also counts.)

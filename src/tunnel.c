@@ -74,6 +74,8 @@ struct tunnel {
 	 */
 	bool			 server_first;
 	bool			 not_tls;	/* the first bytes said so */
+	/* A blind tunnel for bytes that are not TLS: relay_guard_line(). */
+	bool			 guard_line;
 };
 
 /*
@@ -191,49 +193,35 @@ tunnel_end(struct tunnel *t, int status)
 #define TUNNEL_HTTP_LINE_MAX	1024
 
 /*
- * Bytes a lenient server may take for whitespace between request-line
- * words: RFC 9112's (SP, HTAB, VT, FF, CR), and what a server that splits
- * the line as Latin-1 text with Python's str.split() also splits on.
+ * Whether data starts like git's request of the git:// protocol, a
+ * pkt-line such as "0032git-upload-pack /repo\0host=...\0" (four hex
+ * digits giving its length), after which git waits for its server.
  */
 static bool
-tunnel_is_space(unsigned char c)
+tunnel_is_git(const unsigned char *data, size_t len)
 {
-	return c == ' ' || c == '\t' || c == '\v' || c == '\f' ||
-	    c == '\r' || c == '\n' || (c >= 0x1c && c <= 0x1f) ||
-	    c == 0x85 || c == 0xa0;
-}
-
-/* The most a git pkt-line holds, its four length digits included. */
-#define TUNNEL_PKTLINE_MAX	65520
-
-/*
- * Whether data starts with git's request of the git:// protocol, a pkt-line
- * such as "0032git-upload-pack /repo\0host=...\0" (four hex digits giving
- * its length, those four included), after which git waits for its server:
- * 1 a whole one, with its NUL; -1 one not whole yet; 0 none.
- */
-static int
-tunnel_git_request(const unsigned char *data, size_t len)
-{
-	size_t		 n = 0, i;
-	unsigned char	 c;
+	size_t	 i;
 
 	if (len < 8 || memcmp(data + 4, "git-", 4) != 0)
-		return 0;
-	for (i = 0; i < 4; i++) {
-		c = data[i];
-		if (c >= '0' && c <= '9')
-			n = n * 16 + (size_t)(c - '0');
-		else if (c >= 'a' && c <= 'f')
-			n = n * 16 + (size_t)(c - 'a' + 10);
-		else
-			return 0;
-	}
-	if (n < 8 || n > TUNNEL_PKTLINE_MAX)
-		return 0;
-	if (n > len)
-		return -1;
-	return memchr(data, '\0', n) != NULL ? 1 : 0;
+		return false;
+	for (i = 0; i < 4; i++)
+		if (!((data[i] >= '0' && data[i] <= '9') ||
+		    (data[i] >= 'a' && data[i] <= 'f')))
+			return false;
+	return true;
+}
+
+/* Whether the first line, as far as data holds it, names "HTTP/". */
+static bool
+tunnel_names_version(const unsigned char *data, size_t len)
+{
+	size_t	 i;
+
+	for (i = 0; i < len && data[i] != '\n'; i++)
+		if (len - i >= 5 &&
+		    strncasecmp((const char *)data + i, "HTTP/", 5) == 0)
+			return true;
+	return false;
 }
 
 /*
@@ -241,49 +229,43 @@ tunnel_git_request(const unsigned char *data, size_t len)
  * speaks first said) start an HTTP/1.x request: 1 yes, 0 no, -1 too few
  * bytes to tell. Servers differ in what they take for a request line
  * (RFC 9112 lets them split it on any whitespace, and skip empty lines
- * before it), so the test is loose: after any whitespace, a method of
- * token characters (RFC 9110: "M-SEARCH" as well as "GET"), whitespace,
- * and "HTTP/" in any case before the end of the line; or "GET" and
- * whitespace, with or without a version (some servers read headers after
- * an HTTP/0.9 line too). A first word with another byte is no request,
- * nor is a whole first line that names no version (SSH's "SSH-2.0-..."
- * banner, SMTP's "EHLO host", memcached's "get key"): without a version,
- * a server reads no header, so no request in it can name a host. A control
- * byte no server takes for whitespace does not decide: lenient servers
- * (Python's http.server) take "GET /a\1 HTTP/1.1" for a request, and the
- * rest of the line may come in a later segment. git's request, which has
- * no line end and may be longer than a request line, is known by its own
- * form (tunnel_git_request). A method or a first line that goes on past
- * TUNNEL_HTTP_LINE_MAX counts as a request, so that no length lets one
- * through a blind tunnel.
+ * before it; lenient ones take any word for a method, control bytes
+ * included), so the test is loose: a first line that names "HTTP/" in any
+ * case; after any whitespace, a method of token characters (RFC 9110:
+ * "M-SEARCH" as well as "GET") and whitespace, until the line's end or
+ * TUNNEL_HTTP_LINE_MAX; or "GET" and whitespace, with or without a
+ * version (some servers read headers after an HTTP/0.9 line too). A
+ * first word with another byte is no request (a binary protocol), nor is
+ * a whole first line that names no version (SSH's "SSH-2.0-..." banner,
+ * SMTP's "EHLO host", memcached's "get key"): without a version, a server
+ * reads no header, so no request in it can name a host; nor is git's
+ * request, which has no line end. Such a blind tunnel is guarded until
+ * the client's first line ends (relay_guard_line()), so that a version
+ * that comes in a later segment still refuses it.
  */
 static int
 tunnel_is_http(const unsigned char *data, size_t len)
 {
 	const int	 more = len >= TUNNEL_HTTP_LINE_MAX ? 1 : -1;
 	size_t		 i = 0, start;
-	int		 git;
 
-	if ((git = tunnel_git_request(data, len)) != 0)
-		return git == 1 ? 0 : -1;
 	if (len > TUNNEL_HTTP_LINE_MAX)
 		len = TUNNEL_HTTP_LINE_MAX;
-	while (i < len && tunnel_is_space(data[i]))
+	while (i < len && http_is_split_space(data[i]))
 		i++;
+	if (tunnel_names_version(data + i, len - i))
+		return 1;
+	if (tunnel_is_git(data + i, len - i))
+		return 0;
 	for (start = i; i < len && http_is_tchar(data[i]); i++)
 		continue;
 	if (i == len)
 		return more;
-	if (i == start || !tunnel_is_space(data[i]))
+	if (i == start || !http_is_split_space(data[i]))
 		return 0;
 	if (i - start == 3 && memcmp(data + start, "GET", 3) == 0)
 		return 1;
-	for (; i < len && data[i] != '\n'; i++) {
-		if (len - i >= 5 &&
-		    strncasecmp((const char *)data + i, "HTTP/", 5) == 0)
-			return 1;
-	}
-	return i < len ? 0 : more;
+	return memchr(data + i, '\n', len - i) != NULL ? 0 : more;
 }
 
 /*
@@ -381,7 +363,7 @@ tunnel_blind(struct tunnel *t)
 	evtimer_del(t->timer);
 	if (!t->server_first)
 		upstream_start_plain(t->up);
-	phase_relay(t->x, upstream_bev(t->up), 200);
+	phase_relay(t->x, upstream_bev(t->up), 200, t->guard_line);
 }
 
 /* Read the client's first flight into its bufferevent, up to a hello. */
@@ -474,8 +456,10 @@ tunnel_decide(struct tunnel *t, enum tunnel_first first)
 	    first != TUNNEL_FIRST_HTTP) {
 		if (first == TUNNEL_FIRST_UPSTREAM)
 			tunnel_server_first(t);
-		else
+		else {
+			t->guard_line = first == TUNNEL_FIRST_OTHER;
 			tunnel_blind(t);
+		}
 		return true;
 	}
 	if (first == TUNNEL_FIRST_UPSTREAM)

@@ -447,13 +447,16 @@ check_eq "half-closed client in a blind tunnel: the server saw the FIN" \
 # tunnel at once, not a wait for the end of a request line, also for a
 # line longer than a request line may be (a long repository path).
 cat >"$TMP/gitline.py" <<'EOF'
-import sys
+import sys, time
 from connect_client import open_tunnel, read_rest
 s, head = open_tunnel(int(sys.argv[1]), sys.argv[2])
 body = b"git-upload-pack /%s.git\0host=pass.test\0" % (
     b"p" * int(sys.argv[3]))
 line = b"%04x" % (len(body) + 4) + body
-s.sendall(line)
+# In two segments: the first ends before the length the line announces.
+s.sendall(line[:100])
+time.sleep(0.2)
+s.sendall(line[100:])
 out = read_rest(s, size=len(line))
 print("echoed" if out == line else "got %r" % out, end="")
 EOF
@@ -623,7 +626,9 @@ LONG=$(head -c 3000 /dev/zero | tr '\0' a)
 for form in 'M-SEARCH /hello HTTP/1.1' 'GET\t/hello\tHTTP/1.1' \
     ' GET /hello HTTP/1.1' 'get /hello http/1.1' \
     'GET\xa0/hello\x1fHTTP/1.1' 'GET /hello' "GET /hello?$LONG HTTP/1.1" \
-    'HEAD /hello\x01 HTTP/1.1' 'PUT /hello\x00 HTTP/1.1'; do
+    'HEAD /hello\x01 HTTP/1.1' 'PUT /hello\x00 HTTP/1.1' \
+    'G\x01T /hello HTTP/1.1' '\r\nGET/ /hello HTTP/1.1' \
+    '0080git-x /hello HTTP/1.1'; do
 	n_ol=$(origin_count "$TMP/ol.log" request)
 	n_blind=$(log_count "$TMP/a.log" "$(kv event access)" \
 	    "$(kv mode tunnel)" "$(kv host 127.0.0.1)")
@@ -657,6 +662,38 @@ check_eq "request line with a control byte in two segments: refused (400)" \
 origin_settle "$TMP/ol.log"
 check_eq "request line with a control byte in two segments: the address saw \
 no request" "$n_ol" "$(origin_count "$TMP/ol.log" request)"
+
+# A first segment that makes a blind tunnel (the start of git's request),
+# then the rest of a request line in the next: a lenient server reads one
+# line, "0030git-upload-pack /x\0 HTTP/1.1", and the headers after it. The
+# blind tunnel looks at the client's first line until it ends, and ends
+# once it names a version, before those bytes are written.
+cat >"$TMP/guardline.py" <<'EOF'
+import sys, time
+from connect_client import open_tunnel, read_rest
+s, head = open_tunnel(int(sys.argv[1]), sys.argv[2])
+s.sendall(b"0030git-upload-pack /project.git\0host=pass.test\0")
+time.sleep(0.3)
+try:
+    s.sendall(b" HTTP/1.1\r\nHost: api.test\r\nConnection: close\r\n\r\n")
+except OSError:
+    pass
+out = read_rest(s)
+print("%s|%d" % (head.split(b"\r\n")[0].decode(), len(out)), end="")
+EOF
+n_ol=$(origin_count "$TMP/ol.log" request)
+check_eq "git's request, then an HTTP version on its line: 200, then closed \
+with nothing" "HTTP/1.1 200 Connection established|0" \
+    "$(py "$TMP/guardline.py" "$PA" "127.0.0.1:$OL" 2>&1)"
+check_log "an HTTP version on a blind tunnel's first line: blocked" \
+    "$TMP/a.log" "$(kv event blocked)" "$(kv host 127.0.0.1)" \
+    "an HTTP version on the first line"
+check_log "an HTTP version on a blind tunnel's first line: access status=403" \
+    "$TMP/a.log" "$(kv event access)" "$(kv mode tunnel)" \
+    "$(kv host 127.0.0.1)" "$(kv status 403)"
+origin_settle "$TMP/ol.log"
+check_eq "an HTTP version on a blind tunnel's first line: the address saw no \
+request" "$n_ol" "$(origin_count "$TMP/ol.log" request)"
 
 # A WebSocket-like Upgrade through a CONNECT tunnel to a pinned host.
 UPGRADE='GET /upgrade HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\n'

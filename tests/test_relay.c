@@ -673,6 +673,74 @@ test_relay_sockets_passes_a_half_close_on_and_runs_until_both_ended(
 	assert_true(eof);
 }
 
+/*
+ * relay_guard_line(): a version completed on the client's first line ends
+ * the relay before the bytes that completed it are written, also when
+ * "HTTP/" is cut between reads; after empty lines too (servers skip
+ * them).
+ */
+static void
+test_relay_sockets_guard_refuses_a_version_on_the_first_line(void **state)
+{
+	static const char	 first[] = "\r\n0030git-x /a\1 HT";
+	static const char	 rest[] = "tp/1.1\r\nHost: a\r\n";
+	struct fixture		*f = *state;
+	unsigned char		 buf[32];
+	bool			 eof;
+
+	assert_int_equal(send(f->app, first, sizeof(first) - 1, 0),
+	    sizeof(first) - 1);
+	start(f, 60000);
+	relay_guard_line(f->relay);
+	assert_int_equal(recv_upto(f, f->origin, buf, sizeof(first) - 1,
+	    &eof), sizeof(first) - 1);
+	assert_int_equal(send(f->app, rest, sizeof(rest) - 1, 0),
+	    sizeof(rest) - 1);
+	run_until_end(f);
+	assert_int_equal(f->outcome, RELAY_REFUSED);
+	assert_int_equal(recv_upto(f, f->origin, buf, 1, &eof), 0);
+}
+
+/* The same version held before the relay: refused before a byte goes. */
+static void
+test_relay_sockets_guard_refuses_what_was_held_before(void **state)
+{
+	static const char	 line[] = "G\1T / HTTP/1.1\r\n";
+	struct fixture		*f = *state;
+	unsigned char		 buf[8];
+	bool			 eof;
+
+	assert_int_equal(send(f->app, line, sizeof(line) - 1, 0),
+	    sizeof(line) - 1);
+	bufferevent_enable(f->client, EV_READ);
+	while (evbuffer_get_length(bufferevent_get_input(f->client)) <
+	    sizeof(line) - 1)
+		event_base_loop(f->base, EVLOOP_ONCE);
+	start(f, 60000);
+	relay_guard_line(f->relay);
+	run_until_end(f);
+	assert_int_equal(f->outcome, RELAY_REFUSED);
+	assert_int_equal(recv_upto(f, f->origin, buf, 1, &eof), 0);
+}
+
+/* Once the first line ended, "HTTP/" is just data. */
+static void
+test_relay_sockets_guard_ends_with_the_first_line(void **state)
+{
+	struct fixture	*f = *state;
+	static const char	 data[] = "EHLO a\r\nHTTP/1.1 in a mail\r\n";
+	unsigned char		 buf[64];
+	size_t			 n;
+
+	start(f, 60000);
+	relay_guard_line(f->relay);
+	n = transfer(f, f->app, (const unsigned char *)data, sizeof(data) - 1,
+	    f->origin, buf, sizeof(data) - 1);
+	assert_int_equal(n, sizeof(data) - 1);
+	assert_memory_equal(buf, data, n);
+	assert_null(f->why);
+}
+
 static void
 test_relay_sockets_ends_after_idle_time_without_traffic(void **state)
 {
@@ -941,6 +1009,15 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_relay_sockets_passes_a_half_close_on_and_runs_until_both_ended,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_relay_sockets_guard_refuses_a_version_on_the_first_line,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_relay_sockets_guard_refuses_what_was_held_before,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_relay_sockets_guard_ends_with_the_first_line,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_relay_sockets_ends_after_idle_time_without_traffic,
