@@ -438,41 +438,77 @@ ini_name(const char *host, char *out, size_t outlen)
 		xstrlcpy(out, "pins", outlen);
 }
 
-/* The section names printed so far: each must be new to the output. */
+/*
+ * The section names printed so far, each new to the output, with the
+ * name it was made from and the number it got (1: none).
+ */
+struct ini_section_name {
+	char		 name[PINSET_NAME_MAX + 1];
+	char		 base[PINSET_NAME_MAX + 1];
+	size_t		 n;
+};
+
 static struct {
-	char	(*names)[PINSET_NAME_MAX + 1];
-	size_t	  count;
+	struct ini_section_name	*names;
+	size_t			 count;
+	size_t			 cap;
 } ini_printed;
+
+/* Whether a section of that name was printed. */
+static bool
+ini_name_taken(const char *name)
+{
+	size_t	 i;
+
+	for (i = 0; i < ini_printed.count; i++)
+		if (strcmp(ini_printed.names[i].name, name) == 0)
+			return true;
+	return false;
+}
 
 /*
  * A pin set name from a host that no section printed before has: two
  * hosts may make one name ("x--y.com", "x-y.com"; a cut), and pinproxy
  * refuses a second section of a name, so the later ones get "-2", "-3"...
- * out has PINSET_NAME_MAX + 1 bytes.
+ * (after the last number that name got: one pass over the names printed,
+ * a second only when another name took that spelling). out has
+ * PINSET_NAME_MAX + 1 bytes.
  */
 static void
 ini_name_unique(const char *host, char *out)
 {
-	char	 base[PINSET_NAME_MAX + 1], suffix[24];
-	size_t	 i, n = 1, keep;
+	struct ini_section_name	*e;
+	char			 base[PINSET_NAME_MAX + 1], suffix[24];
+	size_t			 i, n = 1, keep;
 
 	ini_name(host, base, sizeof(base));
 	xstrlcpy(out, base, PINSET_NAME_MAX + 1);
 	for (i = 0; i < ini_printed.count; i++) {
-		if (strcmp(ini_printed.names[i], out) != 0)
-			continue;
-		snprintf(suffix, sizeof(suffix), "-%zu", ++n);
+		e = &ini_printed.names[i];
+		if (strcmp(e->base, base) == 0 && e->n >= n)
+			n = e->n + 1;
+	}
+	while (n > 1 || ini_name_taken(out)) {
+		n = n > 1 ? n : 2;
+		snprintf(suffix, sizeof(suffix), "-%zu", n);
 		keep = strlen(base);
 		if (keep + strlen(suffix) > PINSET_NAME_MAX)
 			keep = PINSET_NAME_MAX - strlen(suffix);
 		snprintf(out, PINSET_NAME_MAX + 1, "%.*s%s", (int)keep, base,
 		    suffix);
-		i = (size_t)-1;		/* the new name must be new too */
+		if (!ini_name_taken(out))
+			break;
+		n++;
 	}
-	ini_printed.names = xreallocarray(ini_printed.names,
-	    ini_printed.count + 1, sizeof(*ini_printed.names));
-	xstrlcpy(ini_printed.names[ini_printed.count++], out,
-	    PINSET_NAME_MAX + 1);
+	if (ini_printed.count == ini_printed.cap) {
+		ini_printed.cap = ini_printed.cap == 0 ? 16 : ini_printed.cap * 2;
+		ini_printed.names = xreallocarray(ini_printed.names,
+		    ini_printed.cap, sizeof(*ini_printed.names));
+	}
+	e = &ini_printed.names[ini_printed.count++];
+	xstrlcpy(e->name, out, sizeof(e->name));
+	xstrlcpy(e->base, base, sizeof(e->base));
+	e->n = n;
 }
 
 /*
