@@ -24,7 +24,7 @@
 /* The most one read or write moves: fewer calls on bulk transfers. */
 #define RELAY_IO_MAX		(64 * 1024)
 /* How far relay_guard_line() looks for the first line's end. */
-#define RELAY_GUARD_MAX		(64 * 1024)
+#define RELAY_GUARD_MAX		(128 * 1024)
 
 struct relay;
 
