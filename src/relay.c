@@ -110,14 +110,14 @@ struct relay_way {
 	 */
 	bool			 drained;
 	/*
-	 * relay_guard_line(): the first line is still being looked at
-	 * (guarded bytes of it so far, and how much of "HTTP/" its last
-	 * bytes matched); refused: the bytes held at the start named one.
+	 * relay_guard_line(): the first line is still being looked at (how
+	 * much of "HTTP/" its last bytes matched, from a word's start);
+	 * refused: the bytes held at the start named one.
 	 */
 	bool			 guard;
 	bool			 refused;
 	bool			 guard_text;	/* the line has begun */
-	size_t			 guarded;
+	bool			 guard_word;	/* the next byte starts a word */
 	size_t			 guard_match;
 };
 
@@ -486,8 +486,9 @@ relay_way_eof(struct relay_way *w)
 
 /*
  * Look at len more bytes of the first line (relay_guard_line): true when
- * they complete an HTTP version on it. "HTTP/" repeats no prefix of
- * itself, so a mismatch restarts the match at this byte.
+ * they complete "HTTP/", in any case, at the start of a word of it, where
+ * servers read a version. A mismatch starts a match only at a word's
+ * start.
  */
 static bool
 relay_guard_scan(struct relay_way *w, const unsigned char *data, size_t len)
@@ -495,23 +496,25 @@ relay_guard_scan(struct relay_way *w, const unsigned char *data, size_t len)
 	static const char	 version[] = "HTTP/";
 	size_t			 i;
 	int			 c;
+	bool			 space;
 
 	for (i = 0; i < len && w->guard; i++) {
 		c = data[i] >= 'a' && data[i] <= 'z' ? data[i] - 'a' + 'A' :
 		    data[i];
 		/* Servers skip empty lines before a request line. */
-		if ((c == '\n' && w->guard_text) ||
-		    ++w->guarded >= RELAY_GUARD_MAX) {
+		if (c == '\n' && w->guard_text) {
 			w->guard = false;
 			break;
 		}
-		w->guard_text = w->guard_text || !http_is_split_space(data[i]);
-		if (c == version[w->guard_match])
+		space = http_is_split_space(data[i]);
+		if (w->guard_match > 0 && c == version[w->guard_match])
 			w->guard_match++;
 		else
-			w->guard_match = c == version[0] ? 1 : 0;
+			w->guard_match = c == version[0] && w->guard_word ? 1 : 0;
 		if (w->guard_match == sizeof(version) - 1)
 			return true;
+		w->guard_word = space;
+		w->guard_text = w->guard_text || !space;
 	}
 	return false;
 }
@@ -590,6 +593,7 @@ relay_guard_line(struct relay *r)
 	struct evbuffer_iovec	 v;
 
 	w->guard = true;
+	w->guard_word = true;
 	/* What the client sent before the relay goes first: look at it. */
 	evbuffer_ptr_set(w->queue, &at, 0, EVBUFFER_PTR_SET);
 	while (w->guard && !w->refused &&

@@ -23,8 +23,6 @@
 #define RELAY_HIGH_WATER	(256 * 1024)
 /* The most one read or write moves: fewer calls on bulk transfers. */
 #define RELAY_IO_MAX		(64 * 1024)
-/* How far relay_guard_line() looks for the first line's end. */
-#define RELAY_GUARD_MAX		(128 * 1024)
 
 struct relay;
 
@@ -67,12 +65,15 @@ struct relay	*relay_new(struct event_base *base, struct bufferevent *client,
 		    struct bufferevent *server, uint64_t idle_ms,
 		    relay_done_cb cb, void *arg);
 /*
- * Until the client's first line ends (a LF), or for RELAY_GUARD_MAX bytes,
- * look at the client's bytes before they are written: one that completes
- * an HTTP version ("HTTP/" in any case) on that line ends the relay as
- * RELAY_REFUSED, with the bytes that brought it unwritten, so that a
- * request line a lenient server reads never passes a blind tunnel,
- * however it is cut into segments. Call it right after relay_new().
+ * Until the client's first line ends (a LF after anything but empty
+ * lines), however long it is, look at the client's bytes before they are
+ * written (in user space: no splice(2) until then): one that completes
+ * an HTTP version ("HTTP/" in any case at the start of a word, where
+ * servers read one) on that line ends the relay as RELAY_REFUSED, with
+ * the bytes that brought it unwritten, so that a request line a lenient
+ * server reads never passes a blind tunnel, however it is cut into
+ * segments or whatever precedes it (a ClientHello, say). Call it right
+ * after relay_new().
  */
 void		 relay_guard_line(struct relay *r);
 /*

@@ -74,8 +74,6 @@ struct tunnel {
 	 */
 	bool			 server_first;
 	bool			 not_tls;	/* the first bytes said so */
-	/* A blind tunnel for bytes that are not TLS: relay_guard_line(). */
-	bool			 guard_line;
 };
 
 /*
@@ -211,14 +209,18 @@ tunnel_is_git(const unsigned char *data, size_t len)
 	return true;
 }
 
-/* Whether the first line, as far as data holds it, names "HTTP/". */
+/*
+ * Whether the first line, as far as data holds it, names "HTTP/" at the
+ * start of a word, where servers read a version.
+ */
 static bool
 tunnel_names_version(const unsigned char *data, size_t len)
 {
 	size_t	 i;
 
 	for (i = 0; i < len && data[i] != '\n'; i++)
-		if (len - i >= 5 &&
+		if ((i == 0 || http_is_split_space(data[i - 1])) &&
+		    len - i >= 5 &&
 		    strncasecmp((const char *)data + i, "HTTP/", 5) == 0)
 			return true;
 	return false;
@@ -231,7 +233,8 @@ tunnel_names_version(const unsigned char *data, size_t len)
  * (RFC 9112 lets them split it on any whitespace, and skip empty lines
  * before it; lenient ones take any word for a method, control bytes
  * included), so the test is loose: a first line that names "HTTP/" in any
- * case; after any whitespace, a method of token characters (RFC 9110:
+ * case at the start of a word (where servers read a version; "/pub/http/"
+ * in git's request is none); after any whitespace, a method of token characters (RFC 9110:
  * "M-SEARCH" as well as "GET") and whitespace, until the line's end or
  * TUNNEL_HTTP_LINE_MAX; or "GET" and whitespace, with or without a
  * version (some servers read headers after an HTTP/0.9 line too). A
@@ -239,9 +242,9 @@ tunnel_names_version(const unsigned char *data, size_t len)
  * a whole first line that names no version (SSH's "SSH-2.0-..." banner,
  * SMTP's "EHLO host", memcached's "get key"): without a version, a server
  * reads no header, so no request in it can name a host; nor is git's
- * request, which has no line end. Such a blind tunnel is guarded until
- * the client's first line ends (relay_guard_line()), so that a version
- * that comes in a later segment still refuses it.
+ * request, which has no line end. Every blind tunnel is guarded until the
+ * client's first line ends (relay_guard_line()), so that a version that
+ * comes in a later segment, or after a ClientHello, still refuses it.
  */
 static int
 tunnel_is_http(const unsigned char *data, size_t len)
@@ -363,7 +366,8 @@ tunnel_blind(struct tunnel *t)
 	evtimer_del(t->timer);
 	if (!t->server_first)
 		upstream_start_plain(t->up);
-	phase_relay(t->x, upstream_bev(t->up), 200, t->guard_line);
+	/* Its first line is looked at: a ClientHello's too may hide one. */
+	phase_relay(t->x, upstream_bev(t->up), 200, true);
 }
 
 /* Read the client's first flight into its bufferevent, up to a hello. */
@@ -456,10 +460,8 @@ tunnel_decide(struct tunnel *t, enum tunnel_first first)
 	    first != TUNNEL_FIRST_HTTP) {
 		if (first == TUNNEL_FIRST_UPSTREAM)
 			tunnel_server_first(t);
-		else {
-			t->guard_line = first == TUNNEL_FIRST_OTHER;
+		else
 			tunnel_blind(t);
-		}
 		return true;
 	}
 	if (first == TUNNEL_FIRST_UPSTREAM)

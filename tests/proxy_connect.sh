@@ -663,37 +663,58 @@ origin_settle "$TMP/ol.log"
 check_eq "request line with a control byte in two segments: the address saw \
 no request" "$n_ol" "$(origin_count "$TMP/ol.log" request)"
 
-# A first segment that makes a blind tunnel (the start of git's request),
-# then the rest of a request line in the next: a lenient server reads one
-# line, "0030git-upload-pack /x\0 HTTP/1.1", and the headers after it. The
-# blind tunnel looks at the client's first line until it ends, and ends
-# once it names a version, before those bytes are written.
-cat >"$TMP/guardline.py" <<'EOF'
+# A blind tunnel looks at the client's first line until it ends, and ends
+# once "HTTP/" starts a word of it, before those bytes are written: what
+# a lenient server reads as a request line never passes, whatever made
+# the tunnel blind. Cases (segments sent 0.3 s apart): the start of git's
+# request, then " HTTP/1.1" and headers (one line to Python); a git-like
+# line longer than 128 KiB, as Go reads; a ClientHello without a LF byte,
+# then " / HTTP/1.1" (wsgiref takes the hello for a method). Client bytes
+# that name "http/" elsewhere pass: a git path, a binary protocol.
+cat >"$TMP/blindline.py" <<'EOF'
 import sys, time
 from connect_client import open_tunnel, read_rest
 s, head = open_tunnel(int(sys.argv[1]), sys.argv[2])
-s.sendall(b"0030git-upload-pack /project.git\0host=pass.test\0")
-time.sleep(0.3)
+segments = eval(sys.argv[3])
 try:
-    s.sendall(b" HTTP/1.1\r\nHost: api.test\r\nConnection: close\r\n\r\n")
+    for i, seg in enumerate(segments):
+        if i:
+            time.sleep(0.3)
+        s.sendall(seg)
 except OSError:
     pass
-out = read_rest(s)
-print("%s|%d" % (head.split(b"\r\n")[0].decode(), len(out)), end="")
+want = b"".join(segments)
+out = read_rest(s, timeout=2, size=len(want))
+print("%s|%s" % (head.split(b"\r\n")[0].decode(),
+                 "echoed" if out == want else len(out)), end="")
 EOF
+REQ='b" HTTP/1.1\r\nHost: api.test\r\nConnection: close\r\n\r\n"'
+HELLO_NO_LF='b"\x16\x03\x01\x00\x2d\x01\x00\x00\x29\x03\x03" + b"A" * 32 + b"\x00\x00\x02\x13\x01\x01\x00"'
 n_ol=$(origin_count "$TMP/ol.log" request)
-check_eq "git's request, then an HTTP version on its line: 200, then closed \
-with nothing" "HTTP/1.1 200 Connection established|0" \
-    "$(py "$TMP/guardline.py" "$PA" "127.0.0.1:$OL" 2>&1)"
-check_log "an HTTP version on a blind tunnel's first line: blocked" \
-    "$TMP/a.log" "$(kv event blocked)" "$(kv host 127.0.0.1)" \
-    "an HTTP version on the first line"
+n_blocked=$(log_count "$TMP/a.log" "$(kv event blocked)" \
+    "an HTTP version on the first line")
+for c in "git, then a version|[b'0030git-upload-pack /project.git\\0host=pass.test\\0', $REQ]" \
+    "a git-like line of 140000 bytes|[b'0030git-upload-pack /' + b'a' * 140000 + $REQ]" \
+    "a ClientHello, then a version|[$HELLO_NO_LF, b' /' + $REQ]"; do
+	check_eq "blind tunnel, ${c%%|*}: 200, then closed with nothing" \
+	    "HTTP/1.1 200 Connection established|0" \
+	    "$(py "$TMP/blindline.py" "$PA" "127.0.0.1:$OL" "${c#*|}" 2>&1)"
+done
+check_eq "an HTTP version on a blind tunnel's first line: blocked, thrice" \
+    $(( n_blocked + 3 )) "$(log_count "$TMP/a.log" "$(kv event blocked)" \
+    "an HTTP version on the first line")"
 check_log "an HTTP version on a blind tunnel's first line: access status=403" \
     "$TMP/a.log" "$(kv event access)" "$(kv mode tunnel)" \
     "$(kv host 127.0.0.1)" "$(kv status 403)"
 origin_settle "$TMP/ol.log"
 check_eq "an HTTP version on a blind tunnel's first line: the address saw no \
 request" "$n_ol" "$(origin_count "$TMP/ol.log" request)"
+for c in "git's request for a path with /http/|[b'0036git-upload-pack /pub/http/curl.git\\0host=h\\0']" \
+    "a binary protocol naming x-HTTP/1.1|[b'\\0\\0\\0\\x08x-HTTP/1.1 in binary\\n']"; do
+	check_eq "blind tunnel, ${c%%|*}: relayed" \
+	    "HTTP/1.1 200 Connection established|echoed" \
+	    "$(py "$TMP/blindline.py" "$PA" "pass.test:$OE" "${c#*|}" 2>&1)"
+done
 
 # A WebSocket-like Upgrade through a CONNECT tunnel to a pinned host.
 UPGRADE='GET /upgrade HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\n'
