@@ -315,7 +315,8 @@ conn_relay_done_cb(struct relay *r, const char *why, void *arg)
 	log_msg(EV_DEBUG, "client %s: relay ended: %s", c->client, why);
 	if (relay_outcome(r) == RELAY_REFUSED) {
 		phase_log_blocked(&c->x, c->x.acc.host, "plaintext HTTP "
-		    "(an HTTP version on the first line) in a blind tunnel");
+		    "in a blind tunnel (an HTTP request at the start of the "
+		    "client's stream)");
 		c->x.acc.status = 403;
 	}
 	relay_counts(r, &up, &down);

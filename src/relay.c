@@ -37,6 +37,7 @@
 #include "http.h"
 #include "log.h"
 #include "relay.h"
+#include "reqguard.h"
 #include "xmalloc.h"
 
 /* Reads one wake-up may do per direction before others get their turn. */
@@ -110,15 +111,12 @@ struct relay_way {
 	 */
 	bool			 drained;
 	/*
-	 * relay_guard_line(): the first line is still being looked at (how
-	 * much of "HTTP/" its last bytes matched, from a word's start);
-	 * refused: the bytes held at the start named one.
+	 * relay_guard_line(): the start of the stream is still being
+	 * looked at; refused: the bytes held at the start were a request.
 	 */
 	bool			 guard;
 	bool			 refused;
-	bool			 guard_text;	/* the line has begun */
-	bool			 guard_word;	/* the next byte starts a word */
-	size_t			 guard_match;
+	struct reqguard		 guard_state;
 };
 
 struct relay {
@@ -485,36 +483,20 @@ relay_way_eof(struct relay_way *w)
 }
 
 /*
- * Look at len more bytes of the first line (relay_guard_line): true when
- * they complete "HTTP/", in any case, at the start of a word of it, where
- * servers read a version. A mismatch starts a match only at a word's
- * start.
+ * Look at len more bytes of the start of the stream (relay_guard_line):
+ * true when they complete a request; the guard ends once none can be.
  */
 static bool
 relay_guard_scan(struct relay_way *w, const unsigned char *data, size_t len)
 {
-	static const char	 version[] = "HTTP/";
-	size_t			 i;
-	int			 c;
-	bool			 space;
-
-	for (i = 0; i < len && w->guard; i++) {
-		c = data[i] >= 'a' && data[i] <= 'z' ? data[i] - 'a' + 'A' :
-		    data[i];
-		/* Servers skip empty lines before a request line. */
-		if (c == '\n' && w->guard_text) {
-			w->guard = false;
-			break;
-		}
-		space = http_is_split_space(data[i]);
-		if (w->guard_match > 0 && c == version[w->guard_match])
-			w->guard_match++;
-		else
-			w->guard_match = c == version[0] && w->guard_word ? 1 : 0;
-		if (w->guard_match == sizeof(version) - 1)
-			return true;
-		w->guard_word = space;
-		w->guard_text = w->guard_text || !space;
+	switch (reqguard_feed(&w->guard_state, data, len, NULL)) {
+	case REQGUARD_REQUEST:
+		return true;
+	case REQGUARD_DONE:
+		w->guard = false;
+		break;
+	case REQGUARD_MORE:
+		break;
 	}
 	return false;
 }
@@ -557,10 +539,16 @@ relay_way_read(struct relay_way *w)
 		return RELAY_ENDED;
 	}
 	if (w->guard && relay_guard_scan(w, relay_scratch, n)) {
-		relay_end(w->r, RELAY_REFUSED, "an HTTP version on the "
-		    "client's first line");
+		relay_end(w->r, RELAY_REFUSED, "an HTTP request at the start "
+		    "of the client's stream");
 		return RELAY_ENDED;
 	}
+	/*
+	 * The server answered what the client sent: it speaks the client's
+	 * protocol, and an HTTP server answers no part of a request.
+	 */
+	if (w == &w->r->way[1] && n > 0 && w->r->up > 0)
+		w->r->way[0].guard = false;
 	*w->moved += (uint64_t)n;
 	w->drained = plain && w->pipe[0] == -1 && n < RELAY_IO_MAX;
 	evtimer_add(w->r->idle_ev, &w->r->idle);
@@ -593,7 +581,7 @@ relay_guard_line(struct relay *r)
 	struct evbuffer_iovec	 v;
 
 	w->guard = true;
-	w->guard_word = true;
+	reqguard_init(&w->guard_state);
 	/* What the client sent before the relay goes first: look at it. */
 	evbuffer_ptr_set(w->queue, &at, 0, EVBUFFER_PTR_SET);
 	while (w->guard && !w->refused &&
@@ -612,8 +600,8 @@ relay_way_pump(struct relay_way *w)
 	int	 i;
 
 	if (w->refused) {
-		relay_end(w->r, RELAY_REFUSED, "an HTTP version on the "
-		    "client's first line");
+		relay_end(w->r, RELAY_REFUSED, "an HTTP request at the start "
+		    "of the client's stream");
 		return;
 	}
 	if (w->done)

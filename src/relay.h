@@ -34,8 +34,8 @@ enum relay_outcome {
 	RELAY_CLIENT_ERROR,	/* reading or writing the client failed */
 	RELAY_SERVER_ERROR,	/* reading or writing the server failed */
 	RELAY_IDLE,		/* idle_ms passed without a byte */
-	RELAY_REFUSED		/* the client's first line named an HTTP
-				   version (relay_guard_line) */
+	RELAY_REFUSED		/* the client's stream started with an
+				   HTTP request (relay_guard_line) */
 };
 
 /* Called once when the relay ends; why is a short reason for debug logs. */
@@ -65,15 +65,13 @@ struct relay	*relay_new(struct event_base *base, struct bufferevent *client,
 		    struct bufferevent *server, uint64_t idle_ms,
 		    relay_done_cb cb, void *arg);
 /*
- * Until the client's first line ends (a LF after anything but empty
- * lines), however long it is, look at the client's bytes before they are
- * written (in user space: no splice(2) until then): one that completes
- * an HTTP version ("HTTP/" in any case at the start of a word, where
- * servers read one) on that line ends the relay as RELAY_REFUSED, with
- * the bytes that brought it unwritten, so that a request line a lenient
- * server reads never passes a blind tunnel, however it is cut into
- * segments or whatever precedes it (a ClientHello, say). Call it right
- * after relay_new().
+ * Look at the start of the client's stream before it is written (in user
+ * space: no splice(2) until then), however long, until reqguard.h says
+ * no request can be in it or the server answers the client: a request a
+ * lenient server would read (reqguard.h) ends the relay as RELAY_REFUSED,
+ * with the bytes that completed it unwritten, however the client cut it
+ * into segments or whatever precedes it (a ClientHello, say). Call it
+ * right after relay_new().
  */
 void		 relay_guard_line(struct relay *r);
 /*

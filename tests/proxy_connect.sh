@@ -663,14 +663,16 @@ origin_settle "$TMP/ol.log"
 check_eq "request line with a control byte in two segments: the address saw \
 no request" "$n_ol" "$(origin_count "$TMP/ol.log" request)"
 
-# A blind tunnel looks at the client's first line until it ends, and ends
-# once "HTTP/" starts a word of it, before those bytes are written: what
-# a lenient server reads as a request line never passes, whatever made
-# the tunnel blind. Cases (segments sent 0.3 s apart): the start of git's
-# request, then " HTTP/1.1" and headers (one line to Python); a git-like
-# line longer than 128 KiB, as Go reads; a ClientHello without a LF byte,
-# then " / HTTP/1.1" (wsgiref takes the hello for a method). Client bytes
-# that name "http/" elsewhere pass: a git path, a binary protocol.
+# A blind tunnel looks at the start of the client's stream (reqguard.h)
+# and ends once a lenient server would read a request there, before
+# those bytes are written, whatever made the tunnel blind. Cases
+# (segments sent 0.3 s apart): the start of git's request, then
+# " HTTP/1.1" and headers (one line to Python); a git-like line longer
+# than 128 KiB, as Go reads; a ClientHello without a LF byte, then
+# " / HTTP/1.1" (wsgiref takes the hello for a method); a third word
+# that is no version, then a field (the JDK's server); a bare LF inside
+# the line (gunicorn reads lines to the CRLF). Client bytes that name
+# "http/" elsewhere pass: a git path, a binary protocol.
 cat >"$TMP/blindline.py" <<'EOF'
 import sys, time
 from connect_client import open_tunnel, read_rest
@@ -692,17 +694,19 @@ REQ='b" HTTP/1.1\r\nHost: api.test\r\nConnection: close\r\n\r\n"'
 HELLO_NO_LF='b"\x16\x03\x01\x00\x2d\x01\x00\x00\x29\x03\x03" + b"A" * 32 + b"\x00\x00\x02\x13\x01\x01\x00"'
 n_ol=$(origin_count "$TMP/ol.log" request)
 n_blocked=$(log_count "$TMP/a.log" "$(kv event blocked)" \
-    "an HTTP version on the first line")
+    "an HTTP request at the start")
 for c in "git, then a version|[b'0030git-upload-pack /project.git\\0host=pass.test\\0', $REQ]" \
     "a git-like line of 140000 bytes|[b'0030git-upload-pack /' + b'a' * 140000 + $REQ]" \
-    "a ClientHello, then a version|[$HELLO_NO_LF, b' /' + $REQ]"; do
+    "a ClientHello, then a version|[$HELLO_NO_LF, b' /' + $REQ]" \
+    "any third word, then a field (JDK)|[b'POST /x x\\r\\nHost: api.test\\r\\nContent-Length: 0\\r\\n\\r\\n']" \
+    "a bare LF inside the line (gunicorn)|[b'POST /x\\nfoo' + $REQ]"; do
 	check_eq "blind tunnel, ${c%%|*}: 200, then closed with nothing" \
 	    "HTTP/1.1 200 Connection established|0" \
 	    "$(py "$TMP/blindline.py" "$PA" "127.0.0.1:$OL" "${c#*|}" 2>&1)"
 done
-check_eq "an HTTP version on a blind tunnel's first line: blocked, thrice" \
-    $(( n_blocked + 3 )) "$(log_count "$TMP/a.log" "$(kv event blocked)" \
-    "an HTTP version on the first line")"
+check_eq "a request at the start of a blind tunnel: blocked, 5 times" \
+    $(( n_blocked + 5 )) "$(log_count "$TMP/a.log" "$(kv event blocked)" \
+    "an HTTP request at the start")"
 check_log "an HTTP version on a blind tunnel's first line: access status=403" \
     "$TMP/a.log" "$(kv event access)" "$(kv mode tunnel)" \
     "$(kv host 127.0.0.1)" "$(kv status 403)"

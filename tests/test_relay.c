@@ -723,6 +723,35 @@ test_relay_sockets_guard_refuses_what_was_held_before(void **state)
 	assert_int_equal(recv_upto(f, f->origin, buf, 1, &eof), 0);
 }
 
+/*
+ * Once the server answered what the client sent, it speaks the client's
+ * protocol: the guard ends, and a version later is just data (a
+ * PostgreSQL query naming one, say).
+ */
+static void
+test_relay_sockets_guard_ends_when_the_server_answers(void **state)
+{
+	static const char	 first[] = "\0\0\0\x08startup";
+	static const char	 later[] = "Q SELECT ' HTTP/1.1'\r\nHost: a\r\n";
+	struct fixture		*f = *state;
+	unsigned char		 buf[64];
+	size_t			 n;
+
+	start(f, 60000);
+	relay_guard_line(f->relay);
+	n = transfer(f, f->app, (const unsigned char *)first,
+	    sizeof(first) - 1, f->origin, buf, sizeof(first) - 1);
+	assert_int_equal(n, sizeof(first) - 1);
+	n = transfer(f, f->origin, (const unsigned char *)"R", 1, f->app,
+	    buf, 1);
+	assert_int_equal(n, 1);
+	n = transfer(f, f->app, (const unsigned char *)later,
+	    sizeof(later) - 1, f->origin, buf, sizeof(later) - 1);
+	assert_int_equal(n, sizeof(later) - 1);
+	assert_memory_equal(buf, later, n);
+	assert_null(f->why);
+}
+
 /* Once the first line ended, "HTTP/" is just data. */
 static void
 test_relay_sockets_guard_ends_with_the_first_line(void **state)
@@ -1018,6 +1047,9 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_relay_sockets_guard_ends_with_the_first_line,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_relay_sockets_guard_ends_when_the_server_answers,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_relay_sockets_ends_after_idle_time_without_traffic,

@@ -1,0 +1,68 @@
+/*
+ * Whether the bytes a client sends through a blind tunnel start with what
+ * a lenient HTTP server would read as a request, fed as they come, in
+ * any segments. Servers differ: Python, Go and nginx end a line at a LF,
+ * gunicorn, the JDK's server and hand-written ones only at a CRLF; the
+ * JDK's takes any third word for a version and reads the header lines
+ * after it. So a request is either
+ *   - "HTTP/", in any case, at the start of a word (after whitespace a
+ *     server splits on, see http_is_split_space()) before the first CRLF
+ *     (a bare LF before it ends the first line for some servers, not for
+ *     others); or
+ *   - a first line that starts with a word and a space or tab, and a
+ *     second line that starts with a field name and ':'.
+ * Whitespace and empty lines before the first line are skipped, as
+ * servers do. Once the first CRLF and the second line's end have passed,
+ * nothing later can make a request of the start: the verdict is done.
+ */
+#ifndef PINPROXY_REQGUARD_H
+#define PINPROXY_REQGUARD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum reqguard_verdict {
+	REQGUARD_MORE,		/* no request so far; go on feeding */
+	REQGUARD_DONE,		/* no request: the rest need not be fed */
+	REQGUARD_REQUEST	/* a request: its last byte was fed */
+};
+
+/* The first line's shape so far. */
+enum reqguard_first {
+	REQGUARD_FIRST_START,	/* no byte of it yet */
+	REQGUARD_FIRST_WORD,	/* in its first word */
+	REQGUARD_FIRST_SPACED,	/* a word, then a space or tab */
+	REQGUARD_FIRST_OTHER	/* anything else */
+};
+
+/* The second line's start so far. */
+enum reqguard_second {
+	REQGUARD_SECOND_NONE,	/* not begun */
+	REQGUARD_SECOND_START,	/* begun, no byte yet */
+	REQGUARD_SECOND_NAME,	/* a field name so far */
+	REQGUARD_SECOND_OTHER	/* no field name */
+};
+
+struct reqguard {
+	bool			 text;	/* a byte that is not whitespace came */
+	bool			 word;	/* the next byte starts a word */
+	bool			 cr;	/* the last byte was a CR */
+	bool			 crlf;	/* a CRLF came after the text began */
+	unsigned int		 lines;	/* LFs since the text began (to 2) */
+	size_t			 match;	/* bytes of "HTTP/" matched */
+	enum reqguard_first	 first;
+	enum reqguard_second	 second;
+	enum reqguard_verdict	 verdict;
+};
+
+/* Start looking at a new stream. */
+void			 reqguard_init(struct reqguard *g);
+/*
+ * Look at len more bytes; once the verdict is DONE or REQUEST it stays,
+ * and *used (NULL: not wanted) says how many bytes led to it.
+ */
+enum reqguard_verdict	 reqguard_feed(struct reqguard *g,
+			    const unsigned char *data, size_t len,
+			    size_t *used);
+
+#endif

@@ -1,0 +1,123 @@
+/*
+ * reqguard: what a lenient server would read as a request at the start of
+ * a blind tunnel's client stream, fed whole and a byte at a time.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "reqguard.h"
+
+struct reqguard_case {
+	const char		*what;
+	const char		*bytes;
+	size_t			 len;
+	enum reqguard_verdict	 want;
+};
+
+#define CASE(what, lit, want)	{ (what), (lit), sizeof(lit) - 1, (want) }
+
+static const struct reqguard_case reqguard_cases[] = {
+	/* Requests, each read with its headers by some server. */
+	CASE("a request line", "GET / HTTP/1.1\r\nHost: a\r\n",
+	    REQGUARD_REQUEST),
+	CASE("a method of any bytes (wsgiref)", "G\x01T / HTTP/1.1\r\n",
+	    REQGUARD_REQUEST),
+	CASE("after empty lines", "\r\n\r\nPOST / http/1.0\r\n",
+	    REQGUARD_REQUEST),
+	CASE("git's request, then a version (Python)",
+	    "0030git-upload-pack /p.git\0host=h\0 HTTP/1.1\r\n",
+	    REQGUARD_REQUEST),
+	CASE("a ClientHello, then a version (wsgiref)",
+	    "\x16\x03\x01\x00\x2d\x01\x00\x00\x29\x03\x03" "AAAA / HTTP/1.1\r\n",
+	    REQGUARD_REQUEST),
+	CASE("any third word, then a field (the JDK's server)",
+	    "POST /x x\r\nHost: a\r\n", REQGUARD_REQUEST),
+	CASE("an empty third word, then a field", "PUT /x \r\nHost: a\r\n",
+	    REQGUARD_REQUEST),
+	CASE("RTSP/ as a version, then a field (Node)",
+	    "POST / RTSP/1.0\r\nHost: a\r\n", REQGUARD_REQUEST),
+	CASE("a bare LF inside the line (gunicorn)",
+	    "POST /x\nfoo HTTP/1.1\r\nHost: a\r\n", REQGUARD_REQUEST),
+	CASE("a bare LF before the version (CRLF-only servers)",
+	    "POST /x\nHTTP/1.1\r\nHost: a\r\n", REQGUARD_REQUEST),
+	CASE("a tab between the words", "POST\t/x\tx\r\nHost: a\r\n",
+	    REQGUARD_REQUEST),
+	/* Other protocols: no request, and a verdict once one is sure. */
+	CASE("SMTP", "EHLO a.test\r\nMAIL FROM:<a@b>\r\n", REQGUARD_DONE),
+	CASE("IRC", "CAP LS 302\r\nNICK x\r\nUSER x 0 * :X\r\n",
+	    REQGUARD_DONE),
+	CASE("Redis", "*1\r\n$4\r\nPING\r\n", REQGUARD_DONE),
+	CASE("an SSH client's banner", "SSH-2.0-OpenSSH_9.2\r\n\0\0\x01",
+	    REQGUARD_MORE),
+	CASE("STOMP", "CONNECT\naccept-version:1.2\nhost:h\n\n\0",
+	    REQGUARD_MORE),
+	CASE("git's request for a path with /http/",
+	    "0036git-upload-pack /pub/http/curl.git\0host=h\0",
+	    REQGUARD_MORE),
+	CASE("http/ inside a word (an ALPN name)",
+	    "\x16\x03\x01\x00\x08http/1.1\x02h2", REQGUARD_MORE),
+	CASE("HTTP/ in the third line", "A b\r\nc d\r\nHTTP/1.1\r\n",
+	    REQGUARD_DONE),
+	CASE("HTTP/ after the first CRLF", "EHLO a\r\nHTTP/1.1 x\r\n",
+	    REQGUARD_DONE),
+};
+
+static void
+test_reqguard_cases(void **state)
+{
+	const struct reqguard_case	*c;
+	struct reqguard			 g;
+	enum reqguard_verdict		 whole, bytewise;
+	size_t				 i, k, used;
+
+	(void)state;
+	for (k = 0; k < sizeof(reqguard_cases) / sizeof(reqguard_cases[0]);
+	    k++) {
+		c = &reqguard_cases[k];
+		reqguard_init(&g);
+		whole = reqguard_feed(&g, (const unsigned char *)c->bytes,
+		    c->len, &used);
+		reqguard_init(&g);
+		bytewise = REQGUARD_MORE;
+		for (i = 0; i < c->len && bytewise == REQGUARD_MORE; i++)
+			bytewise = reqguard_feed(&g,
+			    (const unsigned char *)c->bytes + i, 1, NULL);
+		if (whole != c->want || bytewise != c->want)
+			fail_msg("%s: whole %d, a byte at a time %d, want %d",
+			    c->what, whole, bytewise, c->want);
+	}
+}
+
+/* The bytes that completed a request are counted; later feeds keep it. */
+static void
+test_reqguard_counts_the_bytes_that_decided(void **state)
+{
+	static const char	 req[] = "POST /x x\r\nHost: a\r\nmore";
+	struct reqguard		 g;
+	size_t			 used;
+
+	(void)state;
+	reqguard_init(&g);
+	assert_int_equal(reqguard_feed(&g, (const unsigned char *)req,
+	    sizeof(req) - 1, &used), REQGUARD_REQUEST);
+	assert_int_equal(used, strlen("POST /x x\r\nHost:"));
+	assert_int_equal(reqguard_feed(&g, (const unsigned char *)"x", 1,
+	    &used), REQGUARD_REQUEST);
+	assert_int_equal(used, 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_reqguard_cases),
+		cmocka_unit_test(test_reqguard_counts_the_bytes_that_decided),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
