@@ -8,6 +8,10 @@
 #include "reqguard.h"
 
 static const char	reqguard_http[] = "HTTP/";
+/* The PROXY protocol's headers, v1 and v2 (its 12-byte signature). */
+static const char	reqguard_proxy_v1[] = "PROXY ";
+static const char	reqguard_proxy_v2[] =
+    "\r\n\r\n\0\r\nQUIT\n";
 
 void
 reqguard_init(struct reqguard *g)
@@ -18,6 +22,9 @@ reqguard_init(struct reqguard *g)
 	g->crlf = false;
 	g->lines = 0;
 	g->match = 0;
+	g->pos = 0;
+	g->v1 = true;
+	g->v2 = true;
 	g->first = REQGUARD_FIRST_START;
 	g->second = REQGUARD_SECOND_NONE;
 	g->verdict = REQGUARD_MORE;
@@ -53,13 +60,32 @@ reqguard_second(struct reqguard *g, unsigned char c)
 			g->second = REQGUARD_SECOND_NAME;
 		else if (c == ':' && g->second == REQGUARD_SECOND_NAME)
 			return g->first == REQGUARD_FIRST_SPACED;
+		else if (c == '\r' && g->second == REQGUARD_SECOND_START)
+			g->second = REQGUARD_SECOND_CR;
 		else
 			g->second = REQGUARD_SECOND_OTHER;
+		break;
+	case REQGUARD_SECOND_CR:
+		g->second = REQGUARD_SECOND_OTHER;
 		break;
 	default:
 		break;
 	}
 	return false;
+}
+
+/* Whether byte c, the stream's next, completes a PROXY header's start. */
+static bool
+reqguard_proxy(struct reqguard *g, unsigned char c)
+{
+	const size_t	 at = g->pos++;
+
+	g->v1 = g->v1 && at < sizeof(reqguard_proxy_v1) - 1 &&
+	    c == (unsigned char)reqguard_proxy_v1[at];
+	g->v2 = g->v2 && at < sizeof(reqguard_proxy_v2) - 1 &&
+	    c == (unsigned char)reqguard_proxy_v2[at];
+	return (g->v1 && at == sizeof(reqguard_proxy_v1) - 2) ||
+	    (g->v2 && at == sizeof(reqguard_proxy_v2) - 2);
 }
 
 /* Whether byte c completes "HTTP/" begun at a word's start. */
@@ -85,7 +111,9 @@ reqguard_feed(struct reqguard *g, const unsigned char *data, size_t len,
 
 	for (i = 0; i < len && g->verdict == REQGUARD_MORE; i++) {
 		c = data[i];
-		if (!g->text && http_is_split_space(c)) {
+		if ((g->v1 || g->v2) && reqguard_proxy(g, c))
+			g->verdict = REQGUARD_REQUEST;
+		else if (!g->text && http_is_split_space(c)) {
 			/* Whitespace and empty lines before the first line. */
 		} else if (!g->crlf && reqguard_version(g, c))
 			g->verdict = REQGUARD_REQUEST;
@@ -95,7 +123,13 @@ reqguard_feed(struct reqguard *g, const unsigned char *data, size_t len,
 				g->lines++;
 			if (g->lines == 1)
 				g->second = REQGUARD_SECOND_START;
-			else if (g->second != REQGUARD_SECOND_NONE)
+			else if ((g->second == REQGUARD_SECOND_START ||
+			    g->second == REQGUARD_SECOND_CR) &&
+			    g->first == REQGUARD_FIRST_SPACED) {
+				/* An empty line: a request without fields. */
+				g->verdict = REQGUARD_REQUEST;
+				continue;
+			} else if (g->second != REQGUARD_SECOND_NONE)
 				g->second = REQGUARD_SECOND_OTHER;
 			if (g->crlf && g->lines == 2)
 				g->verdict = REQGUARD_DONE;

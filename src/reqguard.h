@@ -10,7 +10,12 @@
  *     (a bare LF before it ends the first line for some servers, not for
  *     others); or
  *   - a first line that starts with a word and a space or tab, and a
- *     second line that starts with a field name and ':'.
+ *     second line that starts with a field name and ':', or is empty
+ *     (the JDK's server answers a request without header lines and
+ *     reads the next one on the connection); or
+ *   - a PROXY protocol header (v1 "PROXY ", or v2's signature) at the
+ *     very start: a server that takes one from whoever connects reads
+ *     the request after it, and no client of a proxy sends one.
  * Whitespace and empty lines before the first line are skipped, as
  * servers do. Once the first CRLF and the second line's end have passed,
  * nothing later can make a request of the start: the verdict is done.
@@ -40,6 +45,7 @@ enum reqguard_second {
 	REQGUARD_SECOND_NONE,	/* not begun */
 	REQGUARD_SECOND_START,	/* begun, no byte yet */
 	REQGUARD_SECOND_NAME,	/* a field name so far */
+	REQGUARD_SECOND_CR,	/* a CR alone so far: an empty line? */
 	REQGUARD_SECOND_OTHER	/* no field name */
 };
 
@@ -50,6 +56,9 @@ struct reqguard {
 	bool			 crlf;	/* a CRLF came after the text began */
 	unsigned int		 lines;	/* LFs since the text began (to 2) */
 	size_t			 match;	/* bytes of "HTTP/" matched */
+	size_t			 pos;	/* bytes fed so far */
+	bool			 v1;	/* they start a PROXY v1 header */
+	bool			 v2;	/* they start a PROXY v2 header */
 	enum reqguard_first	 first;
 	enum reqguard_second	 second;
 	enum reqguard_verdict	 verdict;

@@ -671,8 +671,10 @@ no request" "$n_ol" "$(origin_count "$TMP/ol.log" request)"
 # than 128 KiB, as Go reads; a ClientHello without a LF byte, then
 # " / HTTP/1.1" (wsgiref takes the hello for a method); a third word
 # that is no version, then a field (the JDK's server); a bare LF inside
-# the line (gunicorn reads lines to the CRLF). Client bytes that name
-# "http/" elsewhere pass: a git path, a binary protocol.
+# the line (gunicorn reads lines to the CRLF); a request without fields,
+# then another (the JDK answers the first and reads the second); a
+# PROXY header, then a request (nginx with proxy_protocol). Client bytes
+# that name "http/" elsewhere pass: a git path, a binary protocol.
 cat >"$TMP/blindline.py" <<'EOF'
 import sys, time
 from connect_client import open_tunnel, read_rest
@@ -699,13 +701,15 @@ for c in "git, then a version|[b'0030git-upload-pack /project.git\\0host=pass.te
     "a git-like line of 140000 bytes|[b'0030git-upload-pack /' + b'a' * 140000 + $REQ]" \
     "a ClientHello, then a version|[$HELLO_NO_LF, b' /' + $REQ]" \
     "any third word, then a field (JDK)|[b'POST /x x\\r\\nHost: api.test\\r\\nContent-Length: 0\\r\\n\\r\\n']" \
-    "a bare LF inside the line (gunicorn)|[b'POST /x\\nfoo' + $REQ]"; do
+    "a bare LF inside the line (gunicorn)|[b'POST /x\\nfoo' + $REQ]" \
+    "a request without fields, then another (JDK)|[b'FOO / X\\r\\n\\r\\nGET /' + $REQ]" \
+    "a PROXY header, then a request (nginx)|[b'PROXY TCP4 1.2.3.4 5.6.7.8 1 2\\r\\nGET /' + $REQ]"; do
 	check_eq "blind tunnel, ${c%%|*}: 200, then closed with nothing" \
 	    "HTTP/1.1 200 Connection established|0" \
 	    "$(py "$TMP/blindline.py" "$PA" "127.0.0.1:$OL" "${c#*|}" 2>&1)"
 done
-check_eq "a request at the start of a blind tunnel: blocked, 5 times" \
-    $(( n_blocked + 5 )) "$(log_count "$TMP/a.log" "$(kv event blocked)" \
+check_eq "a request at the start of a blind tunnel: blocked, 7 times" \
+    $(( n_blocked + 7 )) "$(log_count "$TMP/a.log" "$(kv event blocked)" \
     "an HTTP request at the start")"
 check_log "an HTTP version on a blind tunnel's first line: access status=403" \
     "$TMP/a.log" "$(kv event access)" "$(kv mode tunnel)" \
