@@ -36,12 +36,13 @@ reqguard_first(struct reqguard *g, unsigned char c)
 {
 	switch (g->first) {
 	case REQGUARD_FIRST_START:
-		g->first = REQGUARD_FIRST_WORD;
+		g->first = http_is_tchar(c) ? REQGUARD_FIRST_WORD :
+		    REQGUARD_FIRST_OTHER;
 		break;
 	case REQGUARD_FIRST_WORD:
 		if (c == ' ' || c == '\t')
 			g->first = REQGUARD_FIRST_SPACED;
-		else if (http_is_split_space(c))
+		else if (!http_is_tchar(c))
 			g->first = REQGUARD_FIRST_OTHER;
 		break;
 	default:

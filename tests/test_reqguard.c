@@ -76,6 +76,10 @@ static const struct reqguard_case reqguard_cases[] = {
 	    "\x16\x03\x01\x00\x08http/1.1\x02h2", REQGUARD_MORE),
 	CASE("HTTP/ in the third line", "A b\r\nc d\r\nHTTP/1.1\r\n",
 	    REQGUARD_DONE),
+	CASE("a ClientHello with a space, a LF and a colon by chance",
+	    "\x16\x03\x01\x02\x00 \x01\nAb:c\n\n", REQGUARD_MORE),
+	CASE("binary bytes with a space and an empty line by chance",
+	    "\0\0\x08x y\r\n\r\nmore", REQGUARD_DONE),
 	CASE("HTTP/ after the first CRLF", "EHLO a\r\nHTTP/1.1 x\r\n",
 	    REQGUARD_DONE),
 };
