@@ -346,7 +346,8 @@ stop_pinproxy "$L" "$TMP/linger.log"
 # each. Its listener pauses as the proxy's do, logged once, instead of
 # failing accept() in a busy loop. When one descriptor is left over, the
 # client that gets it has no upstream socket and is refused, which frees
-# it again; a silent client of the proxy's own listener then takes it,
+# it again; a silent client of the proxy's own listener then takes it
+# (given a second to be accepted before the forwarder's next clients),
 # so that the next accept() fails whatever pinproxy held before.
 HOLE=$(free_port)
 start_server HOLE_PID "$TMP/hole.log" python3 -c '
@@ -377,6 +378,9 @@ def hold(port, n):
             break
 hold(int(sys.argv[1]), 60)
 hold(int(sys.argv[3]), 1)
+# Connections wait in the kernel until pinproxy accepts them, in the
+# order its loop sees its listeners: let it take the silent one first.
+time.sleep(1)
 hold(int(sys.argv[1]), 4)
 print("held %d" % len(held), flush=True)
 time.sleep(float(sys.argv[2]))' "$FX" 4 "$PX" >"$TMP/holders.out"
