@@ -30,19 +30,26 @@ reqguard_init(struct reqguard *g)
 	g->verdict = REQGUARD_MORE;
 }
 
+/* A byte of a method as lax servers take one: printable, not a space. */
+static bool
+reqguard_is_method(unsigned char c)
+{
+	return c > ' ' && c < 0x7f;
+}
+
 /* The first line's shape after byte c (not part of the leading space). */
 static void
 reqguard_first(struct reqguard *g, unsigned char c)
 {
 	switch (g->first) {
 	case REQGUARD_FIRST_START:
-		g->first = http_is_tchar(c) ? REQGUARD_FIRST_WORD :
+		g->first = reqguard_is_method(c) ? REQGUARD_FIRST_WORD :
 		    REQGUARD_FIRST_OTHER;
 		break;
 	case REQGUARD_FIRST_WORD:
 		if (c == ' ' || c == '\t')
 			g->first = REQGUARD_FIRST_SPACED;
-		else if (!http_is_tchar(c))
+		else if (!reqguard_is_method(c))
 			g->first = REQGUARD_FIRST_OTHER;
 		break;
 	default:

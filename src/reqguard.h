@@ -9,19 +9,20 @@
  *     server splits on, see http_is_split_space()) before the first CRLF
  *     (a bare LF before it ends the first line for some servers, not for
  *     others); or
- *   - a first line that starts with a method (a token, RFC 9110) and a
- *     space or tab, and a second line that starts with a field name and
- *     ':', or is empty
+ *   - a first line that starts with a method (printable characters: the
+ *     JDK's server takes "GET/" for one) and a space or tab, and a
+ *     second line that starts with a field name and ':', or is empty
  *     (the JDK's server answers a request without header lines and
  *     reads the next one on the connection); or
  *   - a PROXY protocol header (v1 "PROXY ", or v2's signature) at the
  *     very start: a server that takes one from whoever connects reads
  *     the request after it, and no client of a proxy sends one.
  * Whitespace and empty lines before the first line are skipped, as
- * servers do. Only a version counts in a stream that starts with a byte
- * of no token, a ClientHello or a binary protocol: there a space, a line
- * feed and a colon or another line feed come by chance, and a server
- * that takes any method (wsgiref) still wants a version. Once the first CRLF and the second line's end have passed,
+ * servers do. Only a version counts in a stream that starts with a
+ * control byte or one above 0x7e, a ClientHello or a binary protocol:
+ * there a space, a line feed and a colon or another line feed come by
+ * chance, and a server that takes any method (wsgiref) still wants a
+ * version. Once the first CRLF and the second line's end have passed,
  * nothing later can make a request of the start: the verdict is done.
  */
 #ifndef PINPROXY_REQGUARD_H
@@ -39,8 +40,8 @@ enum reqguard_verdict {
 /* The first line's shape so far. */
 enum reqguard_first {
 	REQGUARD_FIRST_START,	/* no byte of it yet */
-	REQGUARD_FIRST_WORD,	/* in its first word, a token so far */
-	REQGUARD_FIRST_SPACED,	/* a token, then a space or tab */
+	REQGUARD_FIRST_WORD,	/* in its first word, printable so far */
+	REQGUARD_FIRST_SPACED,	/* a method, then a space or tab */
 	REQGUARD_FIRST_OTHER	/* anything else */
 };
 

@@ -47,6 +47,8 @@ static const struct reqguard_case reqguard_cases[] = {
 	    "POST /x\nHTTP/1.1\r\nHost: a\r\n", REQGUARD_REQUEST),
 	CASE("a tab between the words", "POST\t/x\tx\r\nHost: a\r\n",
 	    REQGUARD_REQUEST),
+	CASE("a method of printable bytes, no version (the JDK's server)",
+	    "GET/ /x x\r\nHost: a\r\n", REQGUARD_REQUEST),
 	CASE("a request without fields, then another (the JDK's server)",
 	    "FOO / X\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n",
 	    REQGUARD_REQUEST),
