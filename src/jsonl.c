@@ -149,13 +149,19 @@ jsonl_path(const struct jsonl_file *f)
 	return f->path;
 }
 
+long long
+jsonl_day(time_t t)
+{
+	return (long long)(t / JSONL_DAY_SECONDS);
+}
+
 bool
 jsonl_room(struct jsonl_file *f, const char *limit, unsigned long max,
     time_t now)
 {
 	struct logline	 l;
 	char		 err[128];
-	long long	 day = (long long)(now / JSONL_DAY_SECONDS);
+	long long	 day = jsonl_day(now);
 
 	if (f->day != day) {
 		f->day = day;

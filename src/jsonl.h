@@ -43,6 +43,8 @@ bool		 jsonl_reopen(struct jsonl_file *f, char *err, size_t errlen);
 void		 jsonl_close(struct jsonl_file *f);
 /* The path it was opened with. */
 const char	*jsonl_path(const struct jsonl_file *f);
+/* The UTC day of t, in days since the epoch: what the budgets count by. */
+long long	 jsonl_day(time_t t);
 /*
  * Whether another line may be written at now under a budget of max lines
  * a UTC day (limit names the setting). The first refusal of a day is

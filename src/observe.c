@@ -24,7 +24,6 @@
 #include "xmalloc.h"
 
 #define OBSERVE_KEY_LEN		32
-#define OBSERVE_DAY_SECONDS	86400
 
 /* A triple written on a day, remembered by its digest. */
 struct observe_seen {
@@ -211,7 +210,7 @@ observe_chain(struct observe *o, unsigned long max, const char *host,
 
 	if (o == NULL || chain == NULL || sk_X509_num(chain) == 0)
 		return false;
-	day = (long long)(now / OBSERVE_DAY_SECONDS);
+	day = jsonl_day(now);
 	observe_key(host, port, chain, key);
 	slot = observe_slot(o, key, &found);
 	if ((found && slot->day == day) ||

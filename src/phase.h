@@ -119,7 +119,7 @@ struct phase_outcome {
 	const char		*explanation;
 	/* PHASE_NEXT_RELAY: the upstream, borrowed from the phase. */
 	struct bufferevent	*relay_with;
-	/* PHASE_NEXT_RELAY: look at the client's first line (guard_line). */
+	/* PHASE_NEXT_RELAY: guard the client's stream (relay_guard_line). */
 	bool			 relay_guard;
 	/* PHASE_NEXT_INTERCEPT: handed over to the intercept phase. */
 	struct intercept_args	*intercept;
@@ -206,8 +206,8 @@ void		 phase_fail_upstream(struct phase_ctx *x,
 		    enum upstream_status st, const char *explanation);
 /*
  * Relay the client and the upstream bev (borrowed), logged as status; with
- * guard_line, a blind tunnel's, refused once the client's first line names
- * an HTTP version (relay_guard_line()).
+ * guard_line, a blind tunnel's, refused once the start of the client's
+ * stream is an HTTP request (relay_guard_line()).
  */
 void		 phase_relay(struct phase_ctx *x, struct bufferevent *bev,
 		    int status, bool guard_line);

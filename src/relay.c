@@ -482,6 +482,10 @@ relay_way_eof(struct relay_way *w)
 	return RELAY_MORE;
 }
 
+/* Why a guarded relay ended (relay_guard_line). */
+static const char	relay_refused_why[] =
+    "an HTTP request at the start of the client's stream";
+
 /*
  * Look at len more bytes of the start of the stream (relay_guard_line):
  * true when they complete a request; the guard ends once none can be.
@@ -539,8 +543,7 @@ relay_way_read(struct relay_way *w)
 		return RELAY_ENDED;
 	}
 	if (w->guard && relay_guard_scan(w, relay_scratch, n)) {
-		relay_end(w->r, RELAY_REFUSED, "an HTTP request at the start "
-		    "of the client's stream");
+		relay_end(w->r, RELAY_REFUSED, relay_refused_why);
 		return RELAY_ENDED;
 	}
 	/*
@@ -600,8 +603,7 @@ relay_way_pump(struct relay_way *w)
 	int	 i;
 
 	if (w->refused) {
-		relay_end(w->r, RELAY_REFUSED, "an HTTP request at the start "
-		    "of the client's stream");
+		relay_end(w->r, RELAY_REFUSED, relay_refused_why);
 		return;
 	}
 	if (w->done)

@@ -234,17 +234,18 @@ tunnel_names_version(const unsigned char *data, size_t len)
  * before it; lenient ones take any word for a method, control bytes
  * included), so the test is loose: a first line that names "HTTP/" in any
  * case at the start of a word (where servers read a version; "/pub/http/"
- * in git's request is none); after any whitespace, a method of token characters (RFC 9110:
- * "M-SEARCH" as well as "GET") and whitespace, until the line's end or
+ * in git's request is none); after any whitespace, a method of token
+ * characters (RFC 9110: "M-SEARCH" as well as "GET") and whitespace,
+ * until the line's end or
  * TUNNEL_HTTP_LINE_MAX; or "GET" and whitespace, with or without a
  * version (some servers read headers after an HTTP/0.9 line too). A
  * first word with another byte is no request (a binary protocol), nor is
  * a whole first line that names no version (SSH's "SSH-2.0-..." banner,
  * SMTP's "EHLO host", memcached's "get key"): without a version, a server
  * reads no header, so no request in it can name a host; nor is git's
- * request, which has no line end. Every blind tunnel is guarded until the
- * client's first line ends (relay_guard_line()), so that a version that
- * comes in a later segment, or after a ClientHello, still refuses it.
+ * request, which has no line end. Every blind tunnel is then guarded
+ * (relay_guard_line(), reqguard.h), so that a request completed in a
+ * later segment, or one after a ClientHello, still refuses it.
  */
 static int
 tunnel_is_http(const unsigned char *data, size_t len)
@@ -366,7 +367,7 @@ tunnel_blind(struct tunnel *t)
 	evtimer_del(t->timer);
 	if (!t->server_first)
 		upstream_start_plain(t->up);
-	/* Its first line is looked at: a ClientHello's too may hide one. */
+	/* Its start is looked at: a ClientHello too may hide a request. */
 	phase_relay(t->x, upstream_bev(t->up), 200, true);
 }
 

@@ -72,9 +72,9 @@ struct upstream {
 	struct evdns_getaddrinfo_request *dns_req;
 	bool				 in_resolve_call;
 	bool				 looped;	/* an address was ours */
-	/* A resolved address a pin set covers, for a name none covers. */
+	/* A resolved address a pin set other than the name's covers. */
 	const struct pinset		*addr_ps;
-	char				 addr_pinned[HOSTMATCH_NAME_MAX];
+	char				 addr_pinned[INET6_ADDRSTRLEN];
 	int				 resolve_result;
 	struct evutil_addrinfo		*addrs;
 	struct evutil_addrinfo		*next_addr;
@@ -504,7 +504,7 @@ upstream_addr_pinned(struct upstream *u, const struct sockaddr *sa)
 		return false;
 	if (u->addr_ps == NULL) {
 		u->addr_ps = ps;
-		memcpy(u->addr_pinned, host, sizeof(host));
+		xstrlcpy(u->addr_pinned, host, sizeof(u->addr_pinned));
 	}
 	return true;
 }
