@@ -107,7 +107,9 @@ runconf_candidate_first(struct runconf *rc, const struct pinset *ps,
 void
 runconf_retire(struct runconf *rc)
 {
+	rc->retired = true;
 	leafcert_cache_flush(rc->leaves);
+	tls_upstream_retire(rc->tls);
 }
 
 void

@@ -20,6 +20,7 @@
 struct runconf {
 	int			 refs;
 	unsigned long		 generation;
+	bool			 retired;	/* a reload replaced it */
 	struct conf		*conf;		/* a reference of our own */
 	struct tls_upstream	*tls;		/* owned */
 	/* Both NULL in a generation for upstreams only. */
@@ -54,7 +55,8 @@ bool		 runconf_candidate_first(struct runconf *rc,
 		    const struct pinset *ps, size_t i);
 /*
  * rc is no longer the current generation: drop its cached leaves, which
- * only connections set up before the reload may still ask for.
+ * only connections set up before the reload may still ask for, and its
+ * kept TLS sessions, which nothing may resume any more.
  */
 void		 runconf_retire(struct runconf *rc);
 /* Drop a reference (NULL ok). */

@@ -42,6 +42,7 @@ struct tls_upstream_conn {
 	const struct pinset	*ps;
 	const SSL_CTX		*ctx;
 	bool			 passed;
+	bool			 offered;	/* a kept session */
 	struct pincheck_result	 res;
 	SSL_SESSION		*pending;	/* before the verdict */
 	char			 host[];	/* as long as it is */
@@ -54,6 +55,7 @@ struct tls_upstream {
 	const struct conf	 *conf;
 	struct tls_upstream_session sessions[TLS_UPSTREAM_SESSIONS];
 	unsigned long		  clock;
+	bool			  retired;	/* keeps and offers none */
 };
 
 static int	tls_upstream_index = -1;
@@ -93,6 +95,10 @@ tls_upstream_keep(struct tls_upstream_conn *tc, SSL_SESSION *sess)
 	struct tls_upstream_session	*s, *oldest = NULL, *slot = NULL;
 	size_t				 i, same = 0;
 
+	if (t->retired) {
+		SSL_SESSION_free(sess);
+		return;
+	}
 	for (i = 0; i < TLS_UPSTREAM_SESSIONS; i++) {
 		s = &t->sessions[i];
 		if (tls_upstream_same(s, tc)) {
@@ -201,6 +207,25 @@ fail:
 	return NULL;
 }
 
+/* Drop every kept session. */
+static void
+tls_upstream_flush(struct tls_upstream *t)
+{
+	size_t	 i;
+
+	for (i = 0; i < TLS_UPSTREAM_SESSIONS; i++) {
+		SSL_SESSION_free(t->sessions[i].sess);
+		t->sessions[i].sess = NULL;
+	}
+}
+
+void
+tls_upstream_retire(struct tls_upstream *t)
+{
+	tls_upstream_flush(t);
+	t->retired = true;
+}
+
 void
 tls_upstream_free(struct tls_upstream *t)
 {
@@ -208,8 +233,7 @@ tls_upstream_free(struct tls_upstream *t)
 
 	if (t == NULL)
 		return;
-	for (i = 0; i < TLS_UPSTREAM_SESSIONS; i++)
-		SSL_SESSION_free(t->sessions[i].sess);
+	tls_upstream_flush(t);
 	for (i = 0; i < t->npinset; i++)
 		SSL_CTX_free(t->pinset[i]);
 	free(t->pinset);
@@ -225,7 +249,8 @@ tls_upstream_offer(struct tls_upstream *t, SSL *ssl,
 	struct tls_upstream_session	*s, *best = NULL;
 	size_t				 i;
 
-	for (i = 0; i < TLS_UPSTREAM_SESSIONS; i++) {
+	/* Retired: the sessions are gone (a cheap check all the same). */
+	for (i = 0; !t->retired && i < TLS_UPSTREAM_SESSIONS; i++) {
 		s = &t->sessions[i];
 		if (!tls_upstream_same(s, tc))
 			continue;
@@ -244,6 +269,7 @@ tls_upstream_offer(struct tls_upstream *t, SSL *ssl,
 	SSL_SESSION_free(best->sess);
 	best->sess = NULL;
 	tc->res = best->res;
+	tc->offered = true;
 }
 
 SSL *
@@ -312,7 +338,7 @@ tls_upstream_resumed(SSL *ssl, struct pincheck_result *res)
 	struct tls_upstream_conn	*tc;
 
 	tc = SSL_get_ex_data(ssl, tls_upstream_index);
-	if (tc == NULL || !SSL_session_reused(ssl))
+	if (tc == NULL || !SSL_session_reused(ssl) || !tc->offered)
 		return false;
 	/* The resumed session stands for the checked one: it passed too. */
 	tls_upstream_pass(tc);

@@ -28,6 +28,12 @@ struct tls_upstream;
 /* Contexts for conf (borrowed: it must outlive the result). */
 struct tls_upstream	*tls_upstream_new(const struct conf *conf, char *err,
 			    size_t errlen);
+/*
+ * t's configuration is no longer the current one: its kept sessions go,
+ * and from now on it keeps and offers none, so that a connection set up
+ * before a reload never resumes a verdict reached under the old pins.
+ */
+void			 tls_upstream_retire(struct tls_upstream *t);
 /* Free the contexts and sessions (NULL ok). */
 void			 tls_upstream_free(struct tls_upstream *t);
 /*
@@ -44,9 +50,10 @@ SSL			*tls_upstream_ssl(struct tls_upstream *t,
 			    const char *host, uint16_t port,
 			    const unsigned char *alpn, size_t alpnlen);
 /*
- * Whether the handshake of ssl resumed a kept session; then res gets the
- * verdict of the full handshake that passed when the session was made
- * (a resumed handshake has no verified chain to judge).
+ * Whether the handshake of ssl resumed a session it was offered; then res
+ * gets the verdict of the full handshake that passed when the session was
+ * made (a resumed handshake has no verified chain to judge). False for a
+ * resumption of anything else, which the caller must refuse.
  */
 bool			 tls_upstream_resumed(SSL *ssl,
 			    struct pincheck_result *res);

@@ -409,6 +409,23 @@ tunnel_server_first(struct tunnel *t)
 }
 
 /*
+ * A reload came between the CONNECT (or the redirected connection) and
+ * its first bytes: the tunnel was set up under the old configuration,
+ * whose pins, deny pins and kept sessions no longer apply, and is not
+ * judged again under the new one. The client connects again.
+ */
+static void
+tunnel_reloaded(struct tunnel *t, enum tunnel_first first)
+{
+	phase_log_blocked(t->x, t->connect_host, "tunnel set up before a "
+	    "reload, first bytes after it: connect again");
+	if (first == TUNNEL_FIRST_TLS)
+		tunnel_refuse(t, INTERCEPT_ALERT_HANDSHAKE_FAILURE, 503);
+	else
+		tunnel_end(t, 503);
+}
+
+/*
  * What came first decides. The upstream's bytes are judged as client
  * bytes of neither TLS nor HTTP would be, but may only decide that they
  * be pumped to the client (tunnel_server_first), and only for a CONNECT
@@ -426,6 +443,11 @@ tunnel_decide(struct tunnel *t, enum tunnel_first first)
 
 	if (first == TUNNEL_FIRST_UPSTREAM && t->connect_by_ip)
 		return false;
+	/* Plaintext requests each take the current generation. */
+	if (first != TUNNEL_FIRST_HTTP && x->rc->retired) {
+		tunnel_reloaded(t, first);
+		return true;
+	}
 	/* The cap on buffered bytes was for the hello only. */
 	if (first != TUNNEL_FIRST_UPSTREAM)
 		bufferevent_setwatermark(x->bev, EV_READ, 0, 0);

@@ -797,6 +797,12 @@ upstream_handshake_done(struct upstream *u)
 	 */
 	chain = NULL;
 	resumed = tls_upstream_resumed(u->ssl, &u->pins);
+	if (!resumed && SSL_session_reused(u->ssl)) {
+		/* Nothing else is offered: never take a verdict on trust. */
+		upstream_fail(u, UPSTREAM_TLS_FAILED,
+		    "resumed a session that was not offered");
+		return;
+	}
 	if (!resumed) {
 		chain = SSL_get0_verified_chain(u->ssl);
 		if (SSL_get_verify_result(u->ssl) != X509_V_OK ||

@@ -12,7 +12,7 @@ is cut into TCP segments.
                       [--send-plain | --send FILE [--until TEXT]]
                       [--head-out FILE] [--timeout S]
                       [--hello-with-connect] [--stall]
-                      [--stop-reading N --hold S]
+                      [--stop-reading N --hold S] [--wait-for FILE]
 
 Output, one "key=value" per line (the value runs to the end of the line):
     reply=...    the proxy's answer head, with \\r and \\n escaped
@@ -37,9 +37,12 @@ prints stall=closed and ms=N (how long after the 200 the proxy closed) or
 stall=open (still open at the timeout). With --get, --stop-reading N
 stops reading once N bytes of the response arrived, holds the connection
 for --hold seconds without reading, and prints received=N, then held=S.
+--wait-for FILE waits after the 200 (and --head-out) until FILE exists,
+up to the timeout, before it sends anything more.
 """
 
 import argparse
+import os
 import socket
 import ssl
 import sys
@@ -272,6 +275,13 @@ def plain_exchange(sock, args):
     return 1 if state == "open" else 0
 
 
+def wait_for(path, timeout):
+    """Return once path exists, or after timeout seconds."""
+    end = time.monotonic() + timeout
+    while not os.path.exists(path) and time.monotonic() < end:
+        time.sleep(0.02)
+
+
 def main():
     p = argparse.ArgumentParser(description="CONNECT test client")
     p.add_argument("--proxy", type=int, required=True)
@@ -292,6 +302,7 @@ def main():
     p.add_argument("--stall", action="store_true")
     p.add_argument("--stop-reading", type=int, default=0)
     p.add_argument("--hold", type=float, default=0)
+    p.add_argument("--wait-for")
     args = p.parse_args()
 
     tls = tls_client(args)
@@ -306,6 +317,8 @@ def main():
     print("status=%s" % status)
     if status != "200":
         return 0
+    if args.wait_for:
+        wait_for(args.wait_for, args.timeout)
     if args.send_plain or args.send:
         return plain_exchange(sock, args)
     if args.stall:

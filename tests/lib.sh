@@ -698,6 +698,18 @@ log_count()
 	log_grep "$1" -c "${@:2}"
 }
 
+# wait_line FILE PATTERN [SECONDS]: wait up to SECONDS (10 by default)
+# for a line of FILE matching PATTERN.
+wait_line()
+{
+	local _
+	for _ in $(seq $(( ${3:-10} * 20 ))); do
+		grep -qE -- "$2" "$1" 2>/dev/null && return 0
+		t_sleep 0.05
+	done
+	return 1
+}
+
 # wait_log FILE PATTERN...: wait up to WAIT_TICKS times 50 ms for a line
 # matching every pattern.
 wait_log()

@@ -90,18 +90,6 @@ for n, wait in ((1, None), (2, None), (3, go + ".1"), (4, go + ".2")):
     print(n, "resumed" if reused else "full", flush=True)
 EOF
 
-# wait_line FILE PATTERN: wait up to 10 s for a line of FILE matching
-# PATTERN.
-wait_line()
-{
-	local _
-	for _ in $(seq 200); do
-		grep -qE -- "$2" "$1" 2>/dev/null && return 0
-		t_sleep 0.05
-	done
-	return 1
-}
-
 # hconf CA: the configuration with the CA files $TMP/CA.pem and .key.
 PH=$(free_port)
 SP=$(free_port)

@@ -3,7 +3,8 @@
 # chain that holds the key for a pinned host (plaintext and CONNECT) and
 # for an unpinned one under unpinned = verify, and nothing reaches the
 # origin; deny_file does the same and a reload that adds a pin to it takes
-# effect; a deny_file that is a symbolic link or a FIFO is refused; a pin
+# effect, also on a CONNECT answered before it whose ClientHello comes
+# after it (closed, nothing resumed, nothing relayed); a deny_file that is a symbolic link or a FIFO is refused; a pin
 # set expiring in 10 days is reported by pinproxy -t, logged as
 # event=pinset_expiring and exported in /metrics. Everything runs on
 # 127.0.0.1 and in the scratch directory.
@@ -149,10 +150,40 @@ start_pinproxy PP_B "$PB" "$TMP/b.conf" "$TMP/b.log" ||
 
 code=$(fetch file-pass "$PB" http://api.test/hello)
 check_status "deny_file without the chain's keys: 200" 200 "$code" file-pass
+connect file-warm --proxy "$PB" --connect api.test:443 \
+    --sni api.test --cafile "$TMP/ca-b.pem" --get /hello
+check_eq "deny_file without the chain's keys: CONNECT relays" ok \
+    "$(out file-warm tls)"
+# A CONNECT answered before the reload sends its ClientHello after it.
+spawn LATE python3 "$CLIENT" --head-out "$TMP/file-late.head" \
+    --wait-for "$TMP/file-late.go" --proxy "$PB" --connect api.test:443 \
+    --sni api.test --cafile "$TMP/ca-b.pem" --get /hello \
+    >"$TMP/file-late.out" 2>&1
+check "a CONNECT is answered before the reload" \
+    wait_line "$TMP/file-late.head" '^HTTP/1\.1 200'
+origin_settle "$TMP/oa.log"
+requests=$(origin_count "$TMP/oa.log" request)
 n=$(log_count "$TMP/b.log" "$(kv event pinset_expiring)")
 printf '%s\n' "$PIN_ROOT" >>"$TMP/deny.pins"
 check "a reload reads the deny file again" reload "$PP_B" "$TMP/b.log"
+touch "$TMP/file-late.go"
+wait "$LATE" 2>/dev/null
+check_eq "a CONNECT from before the reload, hello after it: an alert" \
+    alert "$(out file-late tls)"
+check_log "a CONNECT from before the reload, hello after it: blocked" \
+    "$TMP/b.log" "$(kv event blocked)" "$(kv host api.test)" \
+    "reason=\"tunnel set up before a reload"
+check_log "a CONNECT from before the reload: its access line says 503" \
+    "$TMP/b.log" "$(kv event access)" "$(kv mode tunnel)" \
+    "$(kv status 503)"
+origin_settle "$TMP/oa.log"
+check_eq "a CONNECT from before the reload: the origin got no request" \
+    "$requests" "$(origin_count "$TMP/oa.log" request)"
 refused_plain file-deny "$PB" "$TMP/b.log" 2 "$PIN_ROOT"
+connect file-deny-connect --proxy "$PB" --connect api.test:443 \
+    --sni api.test --cafile "$TMP/ca-b.pem" --get /hello
+check_eq "after the reload: a new CONNECT to api.test is denied" alert \
+    "$(out file-deny-connect tls)"
 check "a reload logs event=pinset_expiring again" \
     test "$(log_count "$TMP/b.log" "$(kv event pinset_expiring)")" -gt "$n"
 

@@ -153,18 +153,6 @@ kill -TERM "$PP_E"
 wait_exit "$PP_E" 10
 check_eq "header_timeout: pinproxy E exits 0" 0 "$EXIT_RC"
 
-# wait_line FILE PATTERN [SECONDS]: wait up to SECONDS (10 by default)
-# for a line of FILE matching PATTERN.
-wait_line()
-{
-	local _
-	for _ in $(seq $(( ${3:-10} * 20 ))); do
-		grep -qE -- "$2" "$1" 2>/dev/null && return 0
-		t_sleep 0.05
-	done
-	return 1
-}
-
 # keepalive_across_reload NAME PORT PID CONF TEXT: a keep-alive client's
 # first request, then a reload that puts TEXT in CONF, then its second
 # request on the same connection; the client's output in $TMP/NAME.out,

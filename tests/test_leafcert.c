@@ -28,6 +28,7 @@
 
 #include "ca.h"
 #include "leafcert.h"
+#include "testpki.h"
 
 #define DAY	(24 * 60 * 60)
 
@@ -604,31 +605,6 @@ test_leafcert_key_is_the_leaf_key_and_not_the_ca_key(void **state)
 	leafcert_cache_free(lc2);
 }
 
-/* Run both handshakes over a memory BIO pair until neither wants more. */
-static bool
-handshake(SSL *client, SSL *server)
-{
-	int	 i, rc, crc = 0, src = 0;
-
-	for (i = 0; i < 100 && (crc != 1 || src != 1); i++) {
-		if (crc != 1) {
-			rc = SSL_do_handshake(client);
-			crc = rc;
-			if (rc <= 0 && SSL_get_error(client, rc) !=
-			    SSL_ERROR_WANT_READ)
-				return false;
-		}
-		if (src != 1) {
-			rc = SSL_do_handshake(server);
-			src = rc;
-			if (rc <= 0 && SSL_get_error(server, rc) !=
-			    SSL_ERROR_WANT_READ)
-				return false;
-		}
-	}
-	return crc == 1 && src == 1;
-}
-
 static void
 test_leafcert_serves_a_handshake_the_client_accepts(void **state)
 {
@@ -636,7 +612,6 @@ test_leafcert_serves_a_handshake_the_client_accepts(void **state)
 	struct leafcert_cache	*lc = new_cache(16);
 	SSL_CTX			*cctx, *sctx;
 	SSL			*client, *server;
-	BIO			*cbio, *sbio;
 	X509			*leaf;
 
 	sctx = SSL_CTX_new(TLS_server_method());
@@ -657,11 +632,7 @@ test_leafcert_serves_a_handshake_the_client_accepts(void **state)
 	SSL_set_connect_state(client);
 	SSL_set_tlsext_host_name(client, "api.example.com");
 	assert_int_equal(SSL_set1_host(client, "api.example.com"), 1);
-	assert_int_equal(BIO_new_bio_pair(&cbio, 0, &sbio, 0), 1);
-	SSL_set_bio(client, cbio, cbio);
-	SSL_set_bio(server, sbio, sbio);
-
-	if (!handshake(client, server)) {
+	if (!testpki_handshake(client, server)) {
 		ERR_print_errors_fp(stderr);
 		fail_msg("handshake failed: verify result %ld",
 		    SSL_get_verify_result(client));

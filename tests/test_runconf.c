@@ -2,7 +2,8 @@
  * Tests of configuration generations: a generation shares the CA of the
  * one before when its files are unchanged and loads its own otherwise,
  * always has leaves of its own, and a CA that does not load fails it; a
- * generation for upstreams only has neither CA nor leaves.
+ * generation for upstreams only has neither CA nor leaves; a retired one
+ * resumes and keeps no upstream TLS session.
  */
 #include "config.h"
 
@@ -21,6 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "pincheck.h"
 #include "runconf.h"
 #include "testpki.h"
 #include "xmalloc.h"
@@ -203,6 +205,78 @@ test_runconf_retire_empties_only_the_leaves(void **state)
 	conf_unref(conf);
 }
 
+/*
+ * One upstream connection of rc to api.test with a server of sctx over
+ * memory: its verdict passed (unpinned) and the server's tickets read, as
+ * a relay would. Whether it resumed a kept session.
+ */
+static bool
+upstream_once(struct runconf *rc, SSL_CTX *sctx)
+{
+	struct pincheck_result	 res;
+	unsigned char		 byte;
+	SSL			*client, *server;
+	bool			 resumed;
+
+	client = tls_upstream_ssl(rc->tls, NULL, false, "api.test", 443,
+	    NULL, 0);
+	server = SSL_new(sctx);
+	assert_non_null(client);
+	assert_non_null(server);
+	SSL_set_connect_state(client);
+	SSL_set_accept_state(server);
+	assert_true(testpki_handshake(client, server));
+	assert_int_equal(SSL_get_verify_result(client), X509_V_OK);
+	resumed = tls_upstream_resumed(client, &res);
+	if (!resumed) {
+		memset(&res, 0, sizeof(res));
+		res.verdict = PIN_UNPINNED;
+		res.matched_depth = -1;
+		tls_upstream_passed(client, &res);
+	}
+	/* TLS 1.3 tickets arrive after the handshake; no data follows. */
+	assert_true(SSL_read(client, &byte, 1) <= 0);
+	SSL_free(client);
+	SSL_free(server);
+	return resumed;
+}
+
+static void
+test_runconf_retire_drops_and_keeps_no_upstream_sessions(void **state)
+{
+	struct fixture		*fx = *state;
+	struct conf		*conf = conf_with_ca(fx, fx->cert, fx->key);
+	struct testpki_chain	 c;
+	struct runconf		*rc;
+	SSL_CTX			*sctx;
+	char			*root;
+
+	testpki_chain_make(&c, "Upstream", "api.test");
+	root = testpki_write_cert(fx->dir, "upstream-root.pem", c.root);
+	free(conf->trust);
+	conf->trust = root;
+	sctx = SSL_CTX_new(TLS_server_method());
+	assert_non_null(sctx);
+	assert_int_equal(SSL_CTX_use_certificate(sctx, c.leaf), 1);
+	assert_int_equal(SSL_CTX_add1_chain_cert(sctx, c.ca), 1);
+	assert_int_equal(SSL_CTX_use_PrivateKey(sctx, c.leaf_key), 1);
+	rc = build_ok(conf, 1, NULL);
+
+	assert_false(upstream_once(rc, sctx));
+	/* The current generation resumes what its full handshake kept. */
+	assert_true(upstream_once(rc, sctx));
+	runconf_retire(rc);
+	/* A connection set up before the reload: nothing to resume... */
+	assert_false(upstream_once(rc, sctx));
+	/* ...and the full handshake's sessions were not kept either. */
+	assert_false(upstream_once(rc, sctx));
+
+	runconf_unref(rc);
+	conf_unref(conf);
+	SSL_CTX_free(sctx);
+	testpki_chain_free(&c);
+}
+
 static void
 test_runconf_for_upstreams_only_reads_and_creates_no_ca(void **state)
 {
@@ -248,6 +322,7 @@ main(void)
 		FX_TEST(test_runconf_loads_the_ca_named_by_other_paths),
 		FX_TEST(test_runconf_fails_when_the_ca_does_not_load),
 		FX_TEST(test_runconf_retire_empties_only_the_leaves),
+		FX_TEST(test_runconf_retire_drops_and_keeps_no_upstream_sessions),
 		FX_TEST(test_runconf_for_upstreams_only_reads_and_creates_no_ca),
 		FX_TEST(test_runconf_for_upstreams_fails_on_a_missing_trust_file),
 	};

@@ -9,6 +9,7 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
@@ -390,4 +391,33 @@ testpki_write_key(const char *dir, const char *name, EVP_PKEY *key)
 	if (fclose(fp) != 0)
 		testpki_die(path);
 	return path;
+}
+
+bool
+testpki_handshake(SSL *client, SSL *server)
+{
+	BIO	*cbio, *sbio;
+	int	 i, rc, crc = 0, src = 0;
+
+	if (BIO_new_bio_pair(&cbio, 0, &sbio, 0) != 1)
+		return false;
+	SSL_set_bio(client, cbio, cbio);
+	SSL_set_bio(server, sbio, sbio);
+	for (i = 0; i < 100 && (crc != 1 || src != 1); i++) {
+		if (crc != 1) {
+			rc = SSL_do_handshake(client);
+			crc = rc;
+			if (rc <= 0 && SSL_get_error(client, rc) !=
+			    SSL_ERROR_WANT_READ)
+				return false;
+		}
+		if (src != 1) {
+			rc = SSL_do_handshake(server);
+			src = rc;
+			if (rc <= 0 && SSL_get_error(server, rc) !=
+			    SSL_ERROR_WANT_READ)
+				return false;
+		}
+	}
+	return crc == 1 && src == 1;
 }

@@ -9,6 +9,7 @@
 #define PINPROXY_TESTPKI_H
 
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 
 #include <stdbool.h>
@@ -97,5 +98,10 @@ char		*testpki_write_der(const char *dir, const char *name,
 /* Write a key as unencrypted PKCS#8 PEM, mode 0600; returns the path. */
 char		*testpki_write_key(const char *dir, const char *name,
 		    EVP_PKEY *key);
+/*
+ * Connect client and server (their connect and accept states set) over a
+ * memory BIO pair and run both handshakes until neither wants more.
+ */
+bool		 testpki_handshake(SSL *client, SSL *server);
 
 #endif
