@@ -2,7 +2,8 @@
  * The observe_file reader: a small JSON parser for the lines the daemon
  * writes (objects, arrays, strings, numbers, literals; unknown members are
  * skipped), the public suffix list, and the grouping of hosts by
- * registrable domain and port.
+ * registrable domain and port, and within those by the CA keys their
+ * chains share.
  */
 #include "config.h"
 
@@ -331,18 +332,29 @@ registrable(const struct psl *psl, const char *host)
 	return xstrdup(i > 0 ? labels[i - 1] : host);
 }
 
-/* The group for domain and port, created when new. */
+/* One observation: a host, its port and the chain it served. */
+struct record {
+	char			*domain;
+	char			*host;
+	uint16_t		 port;
+	struct observed_pin	*chain;
+	size_t			 nchain;
+};
+
+/* A CA key one host's chains held, to find the hosts that share it. */
+struct ca_key {
+	const char		*domain;
+	uint16_t		 port;
+	const char		*pin;
+	size_t			 group;
+};
+
+/* A new group for domain and port in o (its pointer moves later). */
 static struct observed_group *
-group_for(struct observed *o, const char *domain, uint16_t port)
+group_new(struct observed *o, const char *domain, uint16_t port)
 {
 	struct observed_group	*g;
-	size_t			 i;
 
-	for (i = 0; i < o->ngroups; i++) {
-		g = &o->groups[i];
-		if (g->port == port && strcmp(g->domain, domain) == 0)
-			return g;
-	}
 	o->groups = xreallocarray(o->groups, o->ngroups + 1, sizeof(*g));
 	g = &o->groups[o->ngroups++];
 	memset(g, 0, sizeof(*g));
@@ -351,16 +363,17 @@ group_for(struct observed *o, const char *domain, uint16_t port)
 	return g;
 }
 
-/* Add host and the chain's pins to g; takes the subjects of chain. */
+/*
+ * Add host (not in g yet) and the pins of chain to g; takes the subjects
+ * of chain.
+ */
 static void
 group_add(struct observed_group *g, const char *host,
     struct observed_pin *chain, size_t nchain)
 {
 	size_t	 i, k;
 
-	for (i = 0; i < g->nhosts && strcmp(g->hosts[i], host) != 0; i++)
-		;
-	if (i == g->nhosts) {
+	if (host != NULL) {
 		g->hosts = xreallocarray(g->hosts, g->nhosts + 1,
 		    sizeof(char *));
 		g->hosts[g->nhosts++] = xstrdup(host);
@@ -377,6 +390,127 @@ group_add(struct observed_group *g, const char *host,
 		    sizeof(*g->pins));
 		g->pins[g->npins++] = chain[i];
 	}
+}
+
+static int
+record_cmp(const void *a, const void *b)
+{
+	const struct record *x = a, *y = b;
+	int	 c;
+
+	if ((c = strcmp(x->domain, y->domain)) != 0)
+		return c;
+	if (x->port != y->port)
+		return x->port < y->port ? -1 : 1;
+	return strcmp(x->host, y->host);
+}
+
+/* One group per host and port, with the pins of all its lines. */
+static void
+group_by_host(struct observed *o, struct record *r, size_t n)
+{
+	struct observed_group	*g = NULL;
+	size_t			 i;
+
+	qsort(r, n, sizeof(*r), record_cmp);
+	for (i = 0; i < n; i++) {
+		if (i == 0 || record_cmp(&r[i], &r[i - 1]) != 0) {
+			g = group_new(o, r[i].domain, r[i].port);
+			group_add(g, r[i].host, r[i].chain, r[i].nchain);
+		} else
+			group_add(g, NULL, r[i].chain, r[i].nchain);
+	}
+}
+
+static int
+ca_key_cmp(const void *a, const void *b)
+{
+	const struct ca_key *x = a, *y = b;
+	int	 c;
+
+	if ((c = strcmp(x->domain, y->domain)) != 0)
+		return c;
+	if (x->port != y->port)
+		return x->port < y->port ? -1 : 1;
+	return strcmp(x->pin, y->pin);
+}
+
+static size_t
+set_find(size_t *parent, size_t i)
+{
+	while (parent[i] != i)
+		i = parent[i] = parent[parent[i]];
+	return i;
+}
+
+/*
+ * Join the hosts of one domain and port whose chains share a CA key
+ * (depth 1 and up), directly or through other hosts: a host whose chains
+ * have no CA key in common with the others stays apart, so that a host a
+ * client happened to visit (user content, another tenant) never adds its
+ * CA to the pins of the rest. parent[i] ends as the set of group i.
+ */
+static void
+join_by_ca(const struct observed *o, size_t *parent)
+{
+	struct ca_key	*keys = NULL;
+	size_t		 n = 0, i, k, a, b;
+
+	for (i = 0; i < o->ngroups; i++) {
+		parent[i] = i;
+		for (k = 0; k < o->groups[i].npins; k++) {
+			if (o->groups[i].pins[k].depth == 0)
+				continue;
+			keys = xreallocarray(keys, n + 1, sizeof(*keys));
+			keys[n].domain = o->groups[i].domain;
+			keys[n].port = o->groups[i].port;
+			keys[n].pin = o->groups[i].pins[k].pin;
+			keys[n++].group = i;
+		}
+	}
+	if (n > 0)
+		qsort(keys, n, sizeof(*keys), ca_key_cmp);
+	for (i = 1; i < n; i++) {
+		if (ca_key_cmp(&keys[i - 1], &keys[i]) != 0)
+			continue;
+		a = set_find(parent, keys[i - 1].group);
+		b = set_find(parent, keys[i].group);
+		if (a != b)
+			parent[a > b ? a : b] = a < b ? a : b;
+	}
+	free(keys);
+}
+
+/* Merge the per-host groups of o into one group per set of join_by_ca. */
+static void
+group_by_ca(struct observed *o)
+{
+	struct observed	 joined = { 0 };
+	struct observed_group *src, *dst;
+	size_t		*parent, *slot, i, root;
+
+	parent = xcalloc(o->ngroups + 1, sizeof(*parent));
+	slot = xcalloc(o->ngroups + 1, sizeof(*slot));
+	join_by_ca(o, parent);
+	for (i = 0; i < o->ngroups; i++) {
+		src = &o->groups[i];
+		root = set_find(parent, i);
+		if (root == i) {
+			slot[i] = joined.ngroups;
+			group_new(&joined, src->domain, src->port);
+		}
+		dst = &joined.groups[slot[root]];
+		group_add(dst, src->hosts[0], src->pins, src->npins);
+		free(src->hosts[0]);
+		free(src->hosts);
+		free(src->pins);
+		free(src->domain);
+	}
+	free(o->groups);
+	o->groups = joined.groups;
+	o->ngroups = joined.ngroups;
+	free(parent);
+	free(slot);
 }
 
 static int
@@ -403,17 +537,20 @@ group_cmp(const void *a, const void *b)
 
 	if ((c = strcmp(x->domain, y->domain)) != 0)
 		return c;
-	return (int)x->port - (int)y->port;
+	if (x->port != y->port)
+		return x->port < y->port ? -1 : 1;
+	/* Hosts sorted, no host in two groups of a domain and port. */
+	return strcmp(x->hosts[0], y->hosts[0]);
 }
 
-/* Parse one line into o; false when it is not an observation. */
+/* Parse one line into *r; false when it is not an observation. */
 static bool
-observed_line(struct observed *o, const struct psl *psl, const char *line,
-    size_t len)
+observed_line(const struct psl *psl, const char *line, size_t len,
+    struct record *r)
 {
 	struct json		 j = { line, line + len };
 	struct observed_pin	*chain = NULL;
-	char			*host = NULL, *domain;
+	char			*host = NULL;
 	char			 norm[HOSTMATCH_NAME_MAX];
 	unsigned long		 port = 0;
 	size_t			 nchain = 0, i;
@@ -422,17 +559,19 @@ observed_line(struct observed *o, const struct psl *psl, const char *line,
 	ok = json_line(&j, &host, &port, &chain, &nchain) && host != NULL &&
 	    port > 0 && port <= 65535 && nchain > 0 &&
 	    hostmatch_normalize(host, strlen(host), norm, sizeof(norm));
-	if (ok) {
-		domain = registrable(psl, norm);
-		group_add(group_for(o, domain, (uint16_t)port), norm, chain,
-		    nchain);
-		free(domain);
-	} else
+	free(host);
+	if (!ok) {
 		for (i = 0; i < nchain; i++)
 			free(chain[i].subject);
-	free(chain);
-	free(host);
-	return ok;
+		free(chain);
+		return false;
+	}
+	r->domain = registrable(psl, norm);
+	r->host = xstrdup(norm);
+	r->port = (uint16_t)port;
+	r->chain = chain;
+	r->nchain = nchain;
+	return true;
 }
 
 struct observed *
@@ -441,8 +580,9 @@ observed_load(FILE *fp, const char *name, const char *psl_path,
 {
 	struct observed	*o;
 	struct psl	 psl;
+	struct record	*recs = NULL, r;
 	char		*line = NULL;
-	size_t		 cap = 0, i;
+	size_t		 cap = 0, nrecs = 0, i;
 	ssize_t		 len;
 	int		 lineno = 0;
 
@@ -456,12 +596,24 @@ observed_load(FILE *fp, const char *name, const char *psl_path,
 		if (len == 0)
 			continue;
 		if (len > OBSERVED_LINE_MAX ||
-		    !observed_line(o, &psl, line, (size_t)len))
+		    !observed_line(&psl, line, (size_t)len, &r)) {
 			diag_error(d, name, lineno, "not an observe_file line:"
 			    " left out");
+			continue;
+		}
+		recs = xreallocarray(recs, nrecs + 1, sizeof(*recs));
+		recs[nrecs++] = r;
 	}
 	free(line);
 	psl_free(&psl);
+	group_by_host(o, recs, nrecs);
+	for (i = 0; i < nrecs; i++) {
+		free(recs[i].domain);
+		free(recs[i].host);
+		free(recs[i].chain);
+	}
+	free(recs);
+	group_by_ca(o);
 	for (i = 0; i < o->ngroups; i++) {
 		qsort(o->groups[i].hosts, o->groups[i].nhosts,
 		    sizeof(char *), host_cmp);

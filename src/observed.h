@@ -2,7 +2,9 @@
  * Reading an observe_file for pinproxy-pin --from-observed: the JSON lines
  * are parsed, and the hosts grouped by registrable domain (by the public
  * suffix list when one is installed, else the last two labels) and port,
- * with the pins of the chains they served.
+ * with the pins of the chains they served; hosts of a domain and port
+ * whose chains share no CA key, even through other hosts, are in groups
+ * of their own.
  */
 #ifndef PINPROXY_OBSERVED_H
 #define PINPROXY_OBSERVED_H
@@ -24,7 +26,10 @@ struct observed_pin {
 	char		*subject;	/* owned */
 };
 
-/* The hosts of one registrable domain and port, and their pins. */
+/*
+ * Hosts of one registrable domain and port whose chains share CA keys
+ * (directly or through each other), and their pins.
+ */
 struct observed_group {
 	char			*domain;	/* owned */
 	uint16_t		 port;
@@ -35,7 +40,8 @@ struct observed_group {
 };
 
 struct observed {
-	struct observed_group	*groups;	/* sorted by domain, port */
+	/* Sorted by domain, port and first host. */
+	struct observed_group	*groups;
 	size_t			 ngroups;
 	bool			 psl;		/* the suffix list was used */
 };

@@ -1298,11 +1298,12 @@ observed_pin_line(const struct observed_pin *op)
 }
 
 /*
- * One [pins:NAME] section per registrable domain and port; false when a
+ * One [pins:NAME] section per group: a registrable domain and port, or
+ * part of one (split, when other sections have the rest); false when a
  * host was left out (see ini_print_hosts).
  */
 static bool
-observed_print(const struct observed_group *g)
+observed_print(const struct observed_group *g, bool split)
 {
 	struct hostlist	 hl;
 	char		 name[PINSET_NAME_MAX + 1];
@@ -1316,6 +1317,9 @@ observed_print(const struct observed_group *g)
 		snprintf(from, sizeof(from), "%s", g->domain);
 	ini_name_unique(from, name);
 	printf("[pins:%s]\n", name);
+	if (split)
+		printf("; hosts of %s whose chains share no CA key with these"
+		    " are in another section\n", g->domain);
 	hl.names = g->hosts;
 	hl.count = g->nhosts;
 	ok = ini_print_hosts(&hl);
@@ -1333,9 +1337,27 @@ observed_print(const struct observed_group *g)
 	return ok;
 }
 
+/* Whether groups a and b are of one domain and port. */
+static bool
+observed_same(const struct observed_group *a, const struct observed_group *b)
+{
+	return a->port == b->port && strcmp(a->domain, b->domain) == 0;
+}
+
+/* Whether group i shares its domain and port with a neighbour. */
+static bool
+observed_split(const struct observed *obs, size_t i)
+{
+	const struct observed_group *g = &obs->groups[i];
+
+	return (i > 0 && observed_same(&obs->groups[i - 1], g)) ||
+	    (i + 1 < obs->ngroups && observed_same(&obs->groups[i + 1], g));
+}
+
 /*
  * Turn an observe_file into ready-to-paste [pins:NAME] sections: one per
- * registrable domain and port, the CA pins first, leaf pins commented out.
+ * registrable domain and port (split by the CA keys its hosts' chains
+ * share), the CA pins first, leaf pins commented out.
  */
 static enum exit_status
 run_observed(const struct tool_opts *o)
@@ -1363,7 +1385,8 @@ run_observed(const struct tool_opts *o)
 	    obs->psl ? "the public suffix list" : "the last two labels");
 	for (i = 0; i < obs->ngroups; i++) {
 		printf("\n");
-		if (!observed_print(&obs->groups[i]))
+		if (!observed_print(&obs->groups[i],
+		    observed_split(obs, i)))
 			status = EXIT_FAILED;
 	}
 	observed_free(obs);

@@ -317,6 +317,36 @@ check_eq "--from-observed, two domains making one section name: two names" \
 cat "$TMP/proxy.conf" "$TMP/observed_clash.out" >"$TMP/clash.conf"
 run t_clash "$PINPROXY" -t -c "$TMP/clash.conf"
 check_rc "pinproxy -t accepts both sections" 0 t_clash
+# Hosts of one domain whose chains share no CA key: a host a client
+# visited under another CA (user content, another tenant) must not add
+# that CA to the pins of the others. www.bank.test, seen under CA X and
+# after a change under CA Z, stays with api.bank.test (CA X).
+CA_X=sha256/+jq2SIaXVRRWh66zTRC2x7tdqKrY8COsebWU9eYIWcQ=
+CA_Y=sha256/71nbupl/q+46TQKuFKfdnmjh814zXZVOanRfORw8XKY=
+CA_Z=sha256/HTHo+CSb7S1bnPa8RSvIkCy1IwysXjGuiWjb7s6/Nhs=
+for hp in api.bank.test:$CA_X user.bank.test:$CA_Y www.bank.test:$CA_X \
+    www.bank.test:$CA_Z; do
+	printf '{"host":"%s","port":443,"first_seen":"2026-12-05T08:00:00Z",%s%s%s\n' \
+	    "${hp%%:*}" '"client":"127.0.0.1:1","chain":[{"pin":"' \
+	    "${hp#*:}" '","depth":1,"subject":"CN=ca","not_after":"2036-12-01"}]}'
+done >"$TMP/split.jsonl"
+run observed_split "$PINPROXY_PIN" --from-observed "$TMP/split.jsonl"
+check_rc "--from-observed, hosts of one domain under unrelated CAs: exit 0" \
+    0 observed_split
+check_eq "--from-observed, hosts under unrelated CAs: separate sections" \
+    "hosts = api.bank.test, www.bank.test|hosts = user.bank.test|" \
+    "$(grep '^hosts = ' "$TMP/observed_split.out" | tr '\n' '|')"
+check_eq "--from-observed, hosts under unrelated CAs: the CA of one is not \
+pinned for the others" "$CA_X $CA_Z|$CA_Y|" \
+    "$(awk '/^\[pins:/ { if (s != "") print s; s = "" }
+	/^pin = / { s = s (s == "" ? "" : " ") $3 }
+	END { print s }' "$TMP/observed_split.out" | tr '\n' '|')"
+check_eq "--from-observed, hosts under unrelated CAs: each section says so" \
+    2 "$(grep -c '^; hosts of bank\.test whose chains share no CA key with' \
+    "$TMP/observed_split.out")"
+cat "$TMP/proxy.conf" "$TMP/observed_split.out" >"$TMP/split.conf"
+run t_split "$PINPROXY" -t -c "$TMP/split.conf"
+check_rc "pinproxy -t accepts the split sections" 0 t_split
 run observed_usage "$PINPROXY_PIN" --from-observed x --check
 check_rc "--from-observed with --check gives status 2" 2 observed_usage
 
