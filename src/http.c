@@ -1021,21 +1021,65 @@ http_is_hop_by_hop(const struct http_head *h, const char *name,
 	return false;
 }
 
+/*
+ * The transfer codings of h before its last one (chunked, for a body that
+ * goes decoded), as a list; NULL when there are none. The decoded body
+ * still carries them ("gzip, chunked"), and a client of HTTP/1.0, which
+ * has no transfer codings, must learn them as content codings.
+ */
+static char *
+http_te_before_chunked(const struct http_head *h)
+{
+	char		*te, *list = NULL, *joined;
+	const char	*p, *tok, *prev = NULL;
+	size_t		 len, prevlen = 0;
+
+	if ((te = http_head_list(h, "Transfer-Encoding")) == NULL)
+		return NULL;
+	p = te;
+	while (http_list_next(&p, &tok, &len)) {
+		if (prev != NULL) {
+			joined = list == NULL ? xasprintf("%.*s", (int)prevlen,
+			    prev) : xasprintf("%s, %.*s", list, (int)prevlen,
+			    prev);
+			free(list);
+			list = joined;
+		}
+		prev = tok;
+		prevlen = len;
+	}
+	free(te);
+	return list;
+}
+
 /* Append the end-to-end headers, and Connection: upgrade if upgrading. */
 static void
 http_headers_write(const struct http_head *h, bool upgrade, bool skip_host,
     bool decoded, struct evbuffer *out)
 {
 	const struct http_header	*f;
+	char				*codings, *ce;
 	size_t				 i;
 
+	codings = decoded ? http_te_before_chunked(h) : NULL;
 	for (i = 0; i < h->nheaders; i++) {
 		f = &h->headers[i];
 		if (skip_host && strcasecmp(f->name, "Host") == 0)
 			continue;
 		if (http_is_hop_by_hop(h, f->name, upgrade, decoded))
 			continue;
+		/* Written below, with the codings applied after it. */
+		if (codings != NULL &&
+		    strcasecmp(f->name, "Content-Encoding") == 0)
+			continue;
 		evbuffer_add_printf(out, "%s: %s\r\n", f->name, f->value);
+	}
+	if (codings != NULL) {
+		ce = http_head_list(h, "Content-Encoding");
+		evbuffer_add_printf(out, "Content-Encoding: %s%s%s\r\n",
+		    ce != NULL ? ce : "", ce != NULL ? ", " : "", codings);
+		free(ce);
+		free(codings);
 	}
 	if (upgrade)
 		evbuffer_add_printf(out, "Connection: upgrade\r\n");

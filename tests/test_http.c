@@ -1563,6 +1563,44 @@ test_http_response_write_drops_te_for_a_decoded_body(void **state)
 	http_msg_free(m);
 }
 
+/*
+ * "gzip, chunked" decoded for an HTTP/1.0 client: the body is still
+ * gzip-coded, which the client can only learn as a content coding, after
+ * any it already has.
+ */
+static void
+test_http_response_write_keeps_other_codings_of_a_decoded_body(void **state)
+{
+	struct http_msg		*m;
+	struct evbuffer		*out;
+	char			*s;
+
+	(void)state;
+	m = response("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+	    "Transfer-Encoding: gzip, chunked\r\n\r\n");
+	out = evbuffer_new();
+	http_response_write(http_msg_head(m), HTTP_CONN_CLOSE, true, out);
+	s = buffer_string(out);
+	assert_string_equal(s, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+	    "Content-Encoding: gzip\r\nConnection: close\r\n\r\n");
+	free(s);
+	evbuffer_free(out);
+	http_msg_free(m);
+
+	m = response("HTTP/1.1 200 OK\r\nContent-Encoding: br\r\n"
+	    "Transfer-Encoding: x-a\r\nTransfer-Encoding: gzip ,chunked\r\n"
+	    "Content-Encoding: x-b\r\n\r\n");
+	out = evbuffer_new();
+	http_response_write(http_msg_head(m), HTTP_CONN_CLOSE, true, out);
+	s = buffer_string(out);
+	assert_string_equal(s, "HTTP/1.1 200 OK\r\n"
+	    "Content-Encoding: br, x-b, x-a, gzip\r\n"
+	    "Connection: close\r\n\r\n");
+	free(s);
+	evbuffer_free(out);
+	http_msg_free(m);
+}
+
 static void
 test_http_response_write_says_keep_alive_when_asked(void **state)
 {
@@ -1701,6 +1739,8 @@ main(void)
 		    test_http_request_write_keeps_upgrade_for_websocket),
 		cmocka_unit_test(
 		    test_http_response_write_removes_hop_by_hop_headers),
+		cmocka_unit_test(
+		    test_http_response_write_keeps_other_codings_of_a_decoded_body),
 		cmocka_unit_test(
 		    test_http_response_write_keeps_upgrade_for_101),
 		cmocka_unit_test(
