@@ -634,9 +634,22 @@ conn_request(struct conn *c)
 	memset(&t, 0, sizeof(t));
 	t.host = c->x.acc.host;
 	t.port = h->port != 0 ? h->port : 80;
-	/* In a tunnel, the CONNECT port, which connect_ports allowed. */
-	if (c->in_tunnel)
+	t.to_proxy = !c->in_tunnel && !c->x.transparent;
+	/*
+	 * In a tunnel, the CONNECT port: connect_ports allowed it, and must
+	 * still, as a reload since may have taken it out.
+	 */
+	if (c->in_tunnel) {
 		t.port = c->tunnel_port;
+		if (!conf_connect_port_allowed(conf, t.port)) {
+			phase_log_blocked(&c->x, c->x.acc.host, "port no longer "
+			    "in connect_ports");
+			conn_reply_error(c, HTTP_ERROR_PORT_DENIED,
+			    c->x.acc.host, "The tunnel's port is no longer "
+			    "allowed (connect_ports).");
+			return;
+		}
+	}
 	if (phase_is_self(&c->x, c->x.acc.host, t.port) || conn_came_back(c, h)) {
 		conn_reply_error(c, HTTP_ERROR_LOOP, c->x.acc.host,
 		    "The request is addressed to the proxy itself.");

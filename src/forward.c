@@ -57,6 +57,7 @@ struct forward {
 	bool			 client_eof;	/* it shut down its sending side */
 	bool			 client_10;	/* the request is HTTP/1.0 */
 	bool			 decode;	/* the body goes dechunked */
+	bool			 upgrade;	/* the Upgrade goes on */
 	int			 status;
 	char			*offer;		/* request's Upgrade list */
 	uint64_t		 resp_bytes;	/* from the upstream */
@@ -532,14 +533,14 @@ forward_send_request(struct forward *f)
 	phase_watch_upstream(f->x, ub);
 	bufferevent_set_timeouts(ub, &idle, &idle);
 	bufferevent_setwatermark(ub, EV_WRITE, 0, 0);
-	http_request_write(h, f->host, f->port, f->tls, f->x->env->via,
-	    f->pending);
+	http_request_write(h, f->upgrade, f->host, f->port, f->tls,
+	    f->x->env->via, f->pending);
 	if (strcmp(h->method, "HEAD") == 0)
 		http_msg_expect_no_body(f->resp);
 	f->client_10 = h->http_minor == 0;
 	/* Only what the request offered may answer a 101. */
 	free(f->offer);
-	f->offer = h->upgrade ? http_head_list(h, "Upgrade") : NULL;
+	f->offer = f->upgrade ? http_head_list(h, "Upgrade") : NULL;
 	bufferevent_enable(ub, EV_READ | EV_WRITE);
 	/* The head goes now when the upstream is a plain socket. */
 	relay_push(ub, f->pending, evbuffer_get_length(f->pending));
@@ -588,7 +589,8 @@ forward_open(struct forward *f)
 void
 forward_start(struct forward *f, const struct forward_target *t)
 {
-	struct runconf	*rc = f->x->rc;
+	struct runconf		*rc = f->x->rc;
+	const struct http_head	*h;
 
 	xstrlcpy(f->host, t->host, sizeof(f->host));
 	f->port = t->port;
@@ -602,6 +604,17 @@ forward_start(struct forward *f, const struct forward_target *t)
 	f->close_after = false;
 	f->client_eof = false;
 	f->decode = false;
+	/*
+	 * An Upgrade sent to the proxy is for the client's connection to
+	 * pinproxy: after a 101 the client speaks the new protocol to it, and
+	 * h2c then multiplexes requests for any host, pinned ones too, onto a
+	 * raw relay to this server. Only a WebSocket, bound to its one URL,
+	 * goes on there; in a tunnel or a redirected connection the client
+	 * speaks to this server already.
+	 */
+	h = http_msg_head(f->x->req);
+	f->upgrade = h->upgrade &&
+	    (!t->to_proxy || http_upgrade_only(h, "websocket"));
 	f->status = 0;
 	f->resp_bytes = 0;
 	f->body_up = 0;

@@ -22,6 +22,11 @@ struct forward_target {
 	uint16_t		 port;
 	bool			 tls;	/* upgrade to TLS, verified */
 	const struct pinset	*ps;	/* borrowed; NULL: no pins */
+	/*
+	 * The request was sent to the proxy, not in a tunnel or a redirected
+	 * connection: its Upgrade is for the client's connection to pinproxy.
+	 */
+	bool			 to_proxy;
 };
 
 /* The phase: its events, and its free (which hands an idle upstream on). */

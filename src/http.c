@@ -108,7 +108,8 @@ static const char *const http_hop_by_hop_names[] = {
 	"Proxy-Authorization",
 	"Keep-Alive",
 	"TE",
-	"Trailer"
+	"Trailer",
+	"Upgrade"		/* but for the exchange that upgrades */
 };
 
 static bool
@@ -1085,8 +1086,28 @@ http_headers_write(const struct http_head *h, bool upgrade, bool skip_host,
 		evbuffer_add_printf(out, "Connection: upgrade\r\n");
 }
 
+bool
+http_upgrade_only(const struct http_head *h, const char *proto)
+{
+	char		*list;
+	const char	*p, *tok;
+	size_t		 len;
+	bool		 only = false;
+
+	if (!h->upgrade || (list = http_head_list(h, "Upgrade")) == NULL)
+		return false;
+	p = list;
+	while (http_list_next(&p, &tok, &len)) {
+		only = len == strlen(proto) && strncasecmp(tok, proto, len) == 0;
+		if (!only)
+			break;
+	}
+	free(list);
+	return only;
+}
+
 void
-http_request_write(const struct http_head *h, const char *host,
+http_request_write(const struct http_head *h, bool upgrade, const char *host,
     uint16_t port, bool tls, const char *via, struct evbuffer *out)
 {
 	evbuffer_add_printf(out, "%s %s HTTP/1.1\r\n", h->method, h->path);
@@ -1097,7 +1118,7 @@ http_request_write(const struct http_head *h, const char *host,
 	if (port != 0 && port != (tls ? 443 : 80))
 		evbuffer_add_printf(out, ":%u", (unsigned int)port);
 	evbuffer_add_printf(out, "\r\n");
-	http_headers_write(h, h->upgrade, true, false, out);
+	http_headers_write(h, upgrade && h->upgrade, true, false, out);
 	if (via != NULL)
 		evbuffer_add_printf(out, "Via: %s\r\n", via);
 	evbuffer_add_printf(out, "\r\n");

@@ -180,12 +180,17 @@ bool			 http_upgrade_offered(const char *offered,
 /*
  * Append a request head for an upstream: origin-form request line, a Host
  * header naming host (with port unless 0 or the default of the scheme, 443
- * when tls, else 80), the headers that are not hop-by-hop, and a Via
- * header with the value via (NULL for none) after the client's own.
+ * when tls, else 80), the headers that are not hop-by-hop (Upgrade and
+ * Connection: upgrade only with upgrade, for a request that offers one),
+ * and a Via header with the value via (NULL for none) after the client's
+ * own.
  */
 void			 http_request_write(const struct http_head *h,
-			    const char *host, uint16_t port, bool tls,
-			    const char *via, struct evbuffer *out);
+			    bool upgrade, const char *host, uint16_t port,
+			    bool tls, const char *via, struct evbuffer *out);
+/* Whether h offers an Upgrade to proto alone (any case, one or more). */
+bool			 http_upgrade_only(const struct http_head *h,
+			    const char *proto);
 /*
  * Append a response head for the client without the hop-by-hop headers,
  * with the Connection header conn says (ignored for a 101), and without

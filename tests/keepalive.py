@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Two requests on one keep-alive connection through pinproxy.
 
-    keepalive.py PORT URL GOFILE [--tunnel HOST --cafile FILE]
+    keepalive.py PORT URL GOFILE [--tunnel HOST [--cafile FILE | --plain]]
 
 The first request goes at once, the second once GOFILE exists (within 10
 seconds). Plainly, URL (absolute-form) goes to the proxy at PORT; with
 --tunnel, the connection is a CONNECT tunnel to HOST:443 intercepted by
-pinproxy, trusting FILE, and URL is the path. Prints "first STATUS", then
+pinproxy, trusting FILE, and URL is the path; with --plain too, the
+requests go in the tunnel as plaintext HTTP. Prints "first STATUS", then
 "second STATUS reused|new PROXY-STATUS" (whether the second request went
 on the same connection; "-" when the answer had no Proxy-Status).
 """
@@ -25,8 +26,12 @@ def main():
     p.add_argument("go")
     p.add_argument("--tunnel")
     p.add_argument("--cafile")
+    p.add_argument("--plain", action="store_true")
     args = p.parse_args()
-    if args.tunnel:
+    if args.tunnel and args.plain:
+        c = http.client.HTTPConnection("127.0.0.1", args.port, timeout=10)
+        c.set_tunnel(args.tunnel, 443)
+    elif args.tunnel:
         ctx = ssl.create_default_context(cafile=args.cafile)
         c = http.client.HTTPSConnection("127.0.0.1", args.port, timeout=10,
                                         context=ctx)

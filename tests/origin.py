@@ -22,7 +22,8 @@ Routes (HEAD works on each; a request body is always read and hashed):
     /drop           no answer: the connection closes once the request is read
     /early          401 with a close-delimited body, sent before the request
                     body is read; then the connection ends
-    /upgrade        with "Upgrade: echo": 101, then every byte is echoed
+    /upgrade        with "Upgrade: echo" or "Upgrade: websocket": 101 to
+                    it, then every byte is echoed
 The answer to a request with "Connection: close" (or an HTTP/1.0 one
 without keep-alive) says "Connection: close", and the connection ends.
 
@@ -417,7 +418,8 @@ class Handler(socketserver.BaseRequestHandler):
             return True
 
         if path == "/upgrade":
-            if headers.get("upgrade", "").lower() != "echo" or head_only:
+            proto = headers.get("upgrade", "").lower()
+            if proto not in ("echo", "websocket") or head_only:
                 body = b"Upgrade: echo expected\n"
                 send_head(sock, 426, base + [("Content-Type", "text/plain"),
                                              ("Content-Length", len(body))])
@@ -425,7 +427,7 @@ class Handler(socketserver.BaseRequestHandler):
                     sock.sendall(body)
                 return True
             send_head(sock, 101, base[:1] + [("Connection", "Upgrade"),
-                                         ("Upgrade", "echo")])
+                                         ("Upgrade", proto)])
             while True:
                 data = peer.read(65536)
                 if not data:

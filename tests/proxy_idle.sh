@@ -153,17 +153,19 @@ kill -TERM "$PP_E"
 wait_exit "$PP_E" 10
 check_eq "header_timeout: pinproxy E exits 0" 0 "$EXIT_RC"
 
-# keepalive_across_reload NAME PORT PID CONF TEXT: a keep-alive client's
-# first request, then a reload that puts TEXT in CONF, then its second
-# request on the same connection; the client's output in $TMP/NAME.out,
-# the origin's count of requests before the reload in KA_REQUESTS.
+# keepalive_across_reload NAME PORT PID CONF TEXT [URL ARG...]: a
+# keep-alive client's first request (for URL, by default
+# http://api.test/hello, with tests/keepalive.py's ARGs), then a reload
+# that puts TEXT in CONF, then its second request on the same connection;
+# the client's output in $TMP/NAME.out, the origin's count of requests
+# before the reload in KA_REQUESTS.
 keepalive_across_reload()
 {
 	local name=$1 port=$2 pid=$3 conf=$4 text=$5
 	rm -f "$TMP/$name.go"
 	spawn KA_PID python3 "$KEEPALIVE" "$port" \
-	    http://api.test/hello "$TMP/$name.go" >"$TMP/$name.out" \
-	    2>"$TMP/$name.err"
+	    "${6:-http://api.test/hello}" "$TMP/$name.go" "${@:7}" \
+	    >"$TMP/$name.out" 2>"$TMP/$name.err"
 	wait_line "$TMP/$name.out" '^first ' ||
 	    diag "$name: no first answer: $(cat "$TMP/$name.err")"
 	KA_REQUESTS=$(origin_count "$TMP/om.log" request)
@@ -207,6 +209,21 @@ check_log "revoked pin: event=pin_mismatch for api.test" "$TMP/f.log" \
     "$(kv event pin_mismatch)" "$(kv host api.test)"
 origin_settle "$TMP/om.log" 5
 check_eq "revoked pin: the origin saw no request after the reload" \
+    "$KA_REQUESTS" "$(origin_count "$TMP/om.log" request)"
+
+# Plaintext requests in a CONNECT tunnel: a reload that takes the tunnel's
+# port out of connect_ports reaches the next one.
+conf "$PF" "shutdown_timeout = 1s" >"$TMP/f.conf"
+reload "$PP_F" "$TMP/f.log"
+keepalive_across_reload ka-port "$PF" "$PP_F" "$TMP/f.conf" \
+    "$(conf "$PF" "shutdown_timeout = 1s
+connect_ports = 8443")" /hello --tunnel api.test --plain
+check_eq "connect_ports without the tunnel's port: the next request in it \
+is a 403 port-denied" "first 200|second 403 reused pinproxy; \
+error=http_request_denied; details=\"port-denied\"|" \
+    "$(tr '\n' '|' <"$TMP/ka-port.out")"
+origin_settle "$TMP/om.log" 5
+check_eq "connect_ports without the tunnel's port: no request went on" \
     "$KA_REQUESTS" "$(origin_count "$TMP/om.log" request)"
 stop_pinproxy "$PP_F" "$TMP/f.log"
 

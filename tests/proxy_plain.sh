@@ -497,12 +497,17 @@ check_status "slow body: 200" 200 "$code" slow
 check_eq "slow body: complete" "slow slow slow slow slow" \
     "$(cat "$TMP/slow.body" 2>/dev/null | tr '\n' ' ' | sed 's/ $//')"
 
-# Upgrade: after the 101 the connection is a byte relay.
-out=$(python3 - "$PA" <<'EOF' 2>&1
+# Upgrade: after the 101 the connection is a byte relay. Sent to the
+# proxy, only a WebSocket goes on; another protocol is dropped (the origin
+# answers 426 to a request without it).
+upgrade_through()
+{
+	python3 - "$PA" "$1" <<'EOF' 2>&1
 import socket, sys
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
 s.sendall(b"GET http://api.test/upgrade HTTP/1.1\r\nHost: api.test\r\n"
-          b"Connection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+          b"Connection: Upgrade\r\nUpgrade: %s\r\n\r\n" %
+          sys.argv[2].encode())
 buf = b""
 while b"\r\n\r\n" not in buf:
     d = s.recv(4096)
@@ -510,6 +515,8 @@ while b"\r\n\r\n" not in buf:
         raise SystemExit("closed after %r" % buf)
     buf += d
 head, _, rest = buf.partition(b"\r\n\r\n")
+if head.split(b" ")[1] != b"101":
+    raise SystemExit(head.split(b" ")[1].decode())
 msg = b"bytes through the relay\n"
 s.sendall(msg)
 while len(rest) < len(msg):
@@ -519,9 +526,11 @@ while len(rest) < len(msg):
     rest += d
 print(head.split(b" ")[1].decode(), rest.decode().strip())
 EOF
-)
-check_eq "Upgrade: 101, then bytes are relayed both ways" \
-    "101 bytes through the relay" "$out"
+}
+check_eq "Upgrade: websocket: 101, then bytes are relayed both ways" \
+    "101 bytes through the relay" "$(upgrade_through websocket)"
+check_eq "Upgrade: another protocol sent to the proxy does not go on" \
+    426 "$(upgrade_through echo)"
 
 # HTTP/1.0 clients: no Upgrade, no interim response, no chunked framing.
 # raw10 NAME: send stdin to the proxy as one client and read to the

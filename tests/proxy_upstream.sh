@@ -4,7 +4,8 @@
 # offer, a status code outside 100-599, bytes that are not HTTP at all.
 # pinproxy must answer 502 details="bad-response", close both sides, log
 # it, and never let a later request of the client reach such a server.
-# Everything runs on 127.0.0.1.
+# An h2c Upgrade sent to the proxy (by a raw client and by curl --http2)
+# is not passed on. Everything runs on 127.0.0.1.
 
 . "${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}/tests/lib.sh"
 
@@ -84,7 +85,7 @@ pki_pin PIN_INTER inter
 pki_pin PIN_RSA rsa
 
 # Origins: M the pinned one (TLS, api.test); plain ones that answer any
-# request with a 101 to websocket (W), with status 600 (S6) or 099
+# request with a 101 to websocket (W) or to h2c (H), with status 600 (S6) or 099
 # (S0), or with bytes that are not HTTP (G).
 OM=$(free_port)
 start_origin O_M "$OM" "$TMP/om.log" --cert "$PKI/chain.pem" \
@@ -92,6 +93,9 @@ start_origin O_M "$OM" "$TMP/om.log" --cert "$PKI/chain.pem" \
 OW=$(free_port)
 start_server O_W "$TMP/ow.log" python3 "$BADORIGIN" --port "$OW" \
     --mode switch --upgrade websocket
+OH=$(free_port)
+start_server O_H "$TMP/oh.log" python3 "$BADORIGIN" --port "$OH" \
+    --mode switch --upgrade h2c
 OS6=$(free_port)
 start_server O_S6 "$TMP/os6.log" python3 "$BADORIGIN" --port "$OS6" \
     --mode status --status 600
@@ -112,7 +116,7 @@ ca_cert = $TMP/ca-u.pem
 ca_key = $TMP/ca-u.key
 trust = $PKI/root.pem
 unpinned = pass
-plain_ports = $OW $OS6 $OS0 $OG
+plain_ports = $OW $OH $OS6 $OS0 $OG
 stats_listen = 127.0.0.1:$SU
 shutdown_timeout = 2s
 
@@ -147,15 +151,21 @@ origin_settle "$TMP/ow.log"
 check_eq "unsolicited 101, request sent later: it never reaches that server" \
     0 "$(grep -c SECRET "$TMP/ow.log")"
 
-# A 101 to websocket when the request offered only h2c.
-UPGRADE_H2C="Connection: Upgrade\\r\\nUpgrade: h2c\\r\\n"
-raw not-offered "b\"GET http://$W/c HTTP/1.1\\r\\nHost: $W\\r\\n$UPGRADE_H2C\\r\\n\" + $PINNED"
-check_bad_response not-offered 127.0.0.1
+# h2c sent to the proxy is for the client's connection to pinproxy, and
+# is not passed on: a 101 to it (or to websocket) is unsolicited.
+UPGRADE_H2C="Connection: Upgrade, HTTP2-Settings\\r\\nUpgrade: h2c\\r\\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\\r\\n"
+for o in ws:$OW h2c:$OH; do
+	raw "h2c-${o%%:*}" "b\"GET http://127.0.0.1:${o#*:}/c HTTP/1.1\\r\\nHost: 127.0.0.1:${o#*:}\\r\\n$UPGRADE_H2C\\r\\n\" + $PINNED"
+	check_bad_response "h2c-${o%%:*}" 127.0.0.1
+done
 origin_settle "$TMP/ow.log"
-check_eq "101 to a protocol not offered: the pipelined request never gets there" \
-    0 "$(grep -c SECRET "$TMP/ow.log")"
-check_eq "101 to a protocol not offered: the server was asked for h2c" \
-    1 "$(origin_count "$TMP/ow.log" request '"upgrade": "h2c"')"
+origin_settle "$TMP/oh.log"
+check_eq "h2c to the proxy, a 101: the pipelined request never gets there" \
+    0 "$(cat "$TMP/ow.log" "$TMP/oh.log" | grep -c SECRET)"
+check_eq "h2c to the proxy: the server is not asked to upgrade" \
+    "2 0" "$(cat "$TMP/ow.log" "$TMP/oh.log" | origin_count - request \
+    '"path": "/c", "upgrade": ""') $(cat "$TMP/ow.log" "$TMP/oh.log" |
+    grep -c 'h2c')"
 
 # An accepted upgrade: what follows the upgrading request's head is bytes
 # of the new protocol, never a request of its own.
@@ -200,6 +210,21 @@ check_eq "pinproxy_upstream_errors_total{error=\"bad-response\"} $BAD_N" \
 # A good request still works afterwards.
 code=$(fetch hello "$PU" http://api.test/hello)
 check_status "pinned host afterwards: 200" 200 "$code" hello
+
+# curl --http2 offers h2c to its proxy, and would take its connection to
+# pinproxy for HTTP/2 after a 101, sending its next URL (a pinned host's)
+# on it: that server never sees the second request, the pinned host
+# answers it over TLS.
+origin_settle "$TMP/om.log"
+n=$(origin_count "$TMP/om.log" request '"path": "/hello"')
+pcurl "$PU" --http2 -o "$TMP/h2c-curl.body" "http://127.0.0.1:$OH/first" \
+    http://api.test/hello 2>"$TMP/h2c-curl.err"
+origin_settle "$TMP/oh.log"
+origin_settle "$TMP/om.log"
+check_eq "curl --http2 via the proxy: no byte of the pinned URL reaches \
+the h2c server" 0 "$(grep -c 'api\.test' "$TMP/oh.log")"
+check_eq "curl --http2 via the proxy: the pinned host answers its URL" \
+    $((n + 1)) "$(origin_count "$TMP/om.log" request '"path": "/hello"')"
 
 # A kept upstream connection that closes without answering: pinproxy tries
 # a fresh one for an idempotent request (GET), never for another (POST),

@@ -1261,14 +1261,13 @@ test_http_request_write_removes_hop_by_hop_headers(void **state)
 	    "Accept: */*\r\n"
 	    "Transfer-Encoding: chunked\r\n\r\n");
 	out = evbuffer_new();
-	http_request_write(http_msg_head(m), "api.example.com", 443, true,
+	http_request_write(http_msg_head(m), true, "api.example.com", 443, true,
 	    NULL, out);
 	s = buffer_string(out);
 	assert_string_equal(s,
 	    "POST /v1?x=2 HTTP/1.1\r\n"
 	    "Host: api.example.com\r\n"
 	    "User-Agent: test\r\n"
-	    "Upgrade: h2c\r\n"
 	    "Accept: */*\r\n"
 	    "Transfer-Encoding: chunked\r\n\r\n");
 	free(s);
@@ -1287,25 +1286,28 @@ test_http_request_write_names_the_port_unless_default(void **state)
 	m = request("GET / HTTP/1.1\r\nHost: Example.com:8080\r\n"
 	    "Content-Length: 0\r\n\r\n");
 	out = evbuffer_new();
-	http_request_write(http_msg_head(m), "example.com", 8443, true, NULL, out);
+	http_request_write(http_msg_head(m), true, "example.com", 8443, true,
+	    NULL, out);
 	s = buffer_string(out);
 	assert_string_equal(s, "GET / HTTP/1.1\r\nHost: example.com:8443\r\n"
 	    "Content-Length: 0\r\n\r\n");
 	free(s);
 	evbuffer_drain(out, evbuffer_get_length(out));
-	http_request_write(http_msg_head(m), "example.com", 80, false, NULL, out);
+	http_request_write(http_msg_head(m), true, "example.com", 80, false,
+	    NULL, out);
 	s = buffer_string(out);
 	assert_string_equal(s, "GET / HTTP/1.1\r\nHost: example.com\r\n"
 	    "Content-Length: 0\r\n\r\n");
 	free(s);
 	evbuffer_drain(out, evbuffer_get_length(out));
-	http_request_write(http_msg_head(m), "::1", 443, false, NULL, out);
+	http_request_write(http_msg_head(m), true, "::1", 443, false, NULL, out);
 	s = buffer_string(out);
 	assert_string_equal(s, "GET / HTTP/1.1\r\nHost: [::1]:443\r\n"
 	    "Content-Length: 0\r\n\r\n");
 	free(s);
 	evbuffer_drain(out, evbuffer_get_length(out));
-	http_request_write(http_msg_head(m), "example.com", 0, true, NULL, out);
+	http_request_write(http_msg_head(m), true, "example.com", 0, true,
+	    NULL, out);
 	s = buffer_string(out);
 	assert_string_equal(s, "GET / HTTP/1.1\r\nHost: example.com\r\n"
 	    "Content-Length: 0\r\n\r\n");
@@ -1326,7 +1328,8 @@ test_http_request_write_keeps_upgrade_for_websocket(void **state)
 	    "Upgrade: websocket\r\nConnection: Upgrade, X-A\r\nX-A: 1\r\n"
 	    "Sec-WebSocket-Key: k\r\n\r\n");
 	out = evbuffer_new();
-	http_request_write(http_msg_head(m), "a.example", 443, true, NULL, out);
+	http_request_write(http_msg_head(m), true, "a.example", 443, true,
+	    NULL, out);
 	s = buffer_string(out);
 	assert_string_equal(s, "GET /ws HTTP/1.1\r\nHost: a.example\r\n"
 	    "Upgrade: websocket\r\nSec-WebSocket-Key: k\r\n"
@@ -1334,6 +1337,76 @@ test_http_request_write_keeps_upgrade_for_websocket(void **state)
 	free(s);
 	evbuffer_free(out);
 	http_msg_free(m);
+}
+
+/*
+ * An Upgrade that does not go on (h2c sent to the proxy, an HTTP/1.0
+ * request's) leaves no trace: Upgrade is hop-by-hop like Connection.
+ */
+static void
+test_http_request_write_drops_an_upgrade_that_does_not_go_on(void **state)
+{
+	struct http_msg		*m;
+	struct evbuffer		*out;
+	char			*s;
+	size_t			 i;
+	const char		*heads[] = {
+		"GET / HTTP/1.1\r\nHost: a.example\r\nUpgrade: h2c\r\n"
+		"Connection: Upgrade, HTTP2-Settings\r\n"
+		"HTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\nX-B: 2\r\n\r\n",
+		"GET / HTTP/1.0\r\nHost: a.example\r\nUpgrade: websocket\r\n"
+		"X-B: 2\r\n\r\n",
+	};
+
+	(void)state;
+	for (i = 0; i < sizeof(heads) / sizeof(heads[0]); i++) {
+		m = request(heads[i]);
+		out = evbuffer_new();
+		http_request_write(http_msg_head(m), false, "a.example", 80,
+		    false, NULL, out);
+		s = buffer_string(out);
+		assert_string_equal(s, "GET / HTTP/1.1\r\nHost: a.example\r\n"
+		    "X-B: 2\r\n\r\n");
+		free(s);
+		evbuffer_free(out);
+		http_msg_free(m);
+	}
+}
+
+static void
+test_http_upgrade_only_names_one_protocol(void **state)
+{
+	struct http_msg	*m;
+	size_t		 i;
+	const struct {
+		const char	*fields;
+		bool		 only;
+	} cases[] = {
+		{ "Upgrade: websocket\r\nConnection: Upgrade\r\n", true },
+		{ "Upgrade: WebSocket\r\nConnection: upgrade\r\n", true },
+		{ "Upgrade: websocket,  websocket\r\nConnection: upgrade\r\n",
+		    true },
+		{ "Upgrade: h2c\r\nConnection: Upgrade\r\n", false },
+		{ "Upgrade: websocket, h2c\r\nConnection: Upgrade\r\n",
+		    false },
+		{ "Upgrade: websocket\r\nUpgrade: h2c\r\n"
+		    "Connection: Upgrade\r\n", false },
+		{ "Upgrade: websocket/13\r\nConnection: Upgrade\r\n", false },
+		/* Not offered: Connection does not name it. */
+		{ "Upgrade: websocket\r\n", false },
+	};
+	char	 head[256];
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(head, sizeof(head), "GET / HTTP/1.1\r\n"
+		    "Host: a.example\r\n%s\r\n", cases[i].fields);
+		m = request(head);
+		if (http_upgrade_only(http_msg_head(m), "websocket") !=
+		    cases[i].only)
+			fail_msg("case %zu: %s", i, cases[i].fields);
+		http_msg_free(m);
+	}
 }
 
 static void
@@ -1425,7 +1498,7 @@ test_http_request_write_appends_via_after_the_clients_own(void **state)
 	m = request("GET / HTTP/1.1\r\nHost: a.example\r\n"
 	    "Via: 1.0 other\r\n\r\n");
 	out = evbuffer_new();
-	http_request_write(http_msg_head(m), "a.example", 443, true,
+	http_request_write(http_msg_head(m), true, "a.example", 443, true,
 	    "1.1 pinproxy-0a1b2c3d", out);
 	s = buffer_string(out);
 	assert_string_equal(s, "GET / HTTP/1.1\r\nHost: a.example\r\n"
@@ -1634,7 +1707,7 @@ test_http_upgrade_in_an_http_1_0_request_is_not_offered(void **state)
 	    "Connection: Upgrade\r\n\r\n");
 	assert_false(http_msg_head(m)->upgrade);
 	out = evbuffer_new();
-	http_request_write(http_msg_head(m), "a", 443, true, NULL, out);
+	http_request_write(http_msg_head(m), true, "a", 443, true, NULL, out);
 	s = buffer_string(out);
 	assert_string_equal(s, "GET /ws HTTP/1.1\r\nHost: a\r\n\r\n");
 	free(s);
@@ -1737,6 +1810,9 @@ main(void)
 		    test_http_request_write_names_the_port_unless_default),
 		cmocka_unit_test(
 		    test_http_request_write_keeps_upgrade_for_websocket),
+		cmocka_unit_test(
+		    test_http_request_write_drops_an_upgrade_that_does_not_go_on),
+		cmocka_unit_test(test_http_upgrade_only_names_one_protocol),
 		cmocka_unit_test(
 		    test_http_response_write_removes_hop_by_hop_headers),
 		cmocka_unit_test(
