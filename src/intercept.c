@@ -684,6 +684,13 @@ intercept_on_client(void *arg, short what)
 	}
 	if ((what & BEV_EVENT_CONNECTED) && x->state == CONN_CLIENT_TLS) {
 		evtimer_del(ic->timer);
+		/* Its upstream passed under pins a reload replaced since. */
+		if (x->rc->retired) {
+			phase_log_blocked(x, ic->host, "TLS handshake finished "
+			    "after a reload: connect again");
+			phase_end(x, 503, true);
+			return;
+		}
 		intercept_bio_drop(ic);
 		phase_relay(x, upstream_bev(ic->up), 200, false);
 		return;

@@ -13,6 +13,7 @@ is cut into TCP segments.
                       [--head-out FILE] [--timeout S]
                       [--hello-with-connect] [--stall]
                       [--stop-reading N --hold S] [--wait-for FILE]
+                      [--hold-finished FILE]
 
 Output, one "key=value" per line (the value runs to the end of the line):
     reply=...    the proxy's answer head, with \\r and \\n escaped
@@ -38,7 +39,10 @@ stall=open (still open at the timeout). With --get, --stop-reading N
 stops reading once N bytes of the response arrived, holds the connection
 for --hold seconds without reading, and prints received=N, then held=S.
 --wait-for FILE waits after the 200 (and --head-out) until FILE exists,
-up to the timeout, before it sends anything more.
+up to the timeout, before it sends anything more. --hold-finished FILE
+waits the same way with the client's last handshake message (its
+Finished), once the server's flight has arrived (and creates FILE.held
+then).
 """
 
 import argparse
@@ -117,11 +121,15 @@ def flush(sock, outgoing, pieces=1):
         send_pieces(sock, data, pieces)
 
 
-def handshake(sock, obj, incoming, outgoing, pieces):
+def handshake(sock, obj, incoming, outgoing, pieces, hold=None, timeout=10):
     first = True
     while True:
         try:
             obj.do_handshake()
+            if hold:
+                with open(hold + ".held", "w") as f:
+                    f.write("held\n")
+                wait_for(hold, timeout)
             flush(sock, outgoing)
             return
         except ssl.SSLWantReadError:
@@ -206,7 +214,8 @@ def stop_reading(sock, obj, incoming, args):
 def tls_exchange(sock, args, tls):
     obj, incoming, outgoing = tls
     try:
-        handshake(sock, obj, incoming, outgoing, args.split)
+        handshake(sock, obj, incoming, outgoing, args.split,
+                  args.hold_finished, args.timeout)
     except ssl.SSLError as e:
         kind = "alert" if "ALERT" in (e.reason or "") or \
             "UNRECOGNIZED_NAME" in (e.reason or "") else "error"
@@ -303,6 +312,7 @@ def main():
     p.add_argument("--stop-reading", type=int, default=0)
     p.add_argument("--hold", type=float, default=0)
     p.add_argument("--wait-for")
+    p.add_argument("--hold-finished")
     args = p.parse_args()
 
     tls = tls_client(args)

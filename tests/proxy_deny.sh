@@ -154,7 +154,13 @@ connect file-warm --proxy "$PB" --connect api.test:443 \
     --sni api.test --cafile "$TMP/ca-b.pem" --get /hello
 check_eq "deny_file without the chain's keys: CONNECT relays" ok \
     "$(out file-warm tls)"
-# A CONNECT answered before the reload sends its ClientHello after it.
+# A CONNECT answered before the reload sends its ClientHello after it;
+# another one holds its last handshake message (its upstream passed).
+spawn HELD python3 "$CLIENT" --hold-finished "$TMP/file-held.go" \
+    --proxy "$PB" --connect api.test:443 --sni api.test \
+    --cafile "$TMP/ca-b.pem" --get /hello >"$TMP/file-held.out" 2>&1
+check "a client holds its Finished before the reload" \
+    wait_line "$TMP/file-held.go.held" '^held$'
 spawn LATE python3 "$CLIENT" --head-out "$TMP/file-late.head" \
     --wait-for "$TMP/file-late.go" --proxy "$PB" --connect api.test:443 \
     --sni api.test --cafile "$TMP/ca-b.pem" --get /hello \
@@ -166,8 +172,14 @@ requests=$(origin_count "$TMP/oa.log" request)
 n=$(log_count "$TMP/b.log" "$(kv event pinset_expiring)")
 printf '%s\n' "$PIN_ROOT" >>"$TMP/deny.pins"
 check "a reload reads the deny file again" reload "$PP_B" "$TMP/b.log"
-touch "$TMP/file-late.go"
+touch "$TMP/file-late.go" "$TMP/file-held.go"
 wait "$LATE" 2>/dev/null
+wait "$HELD" 2>/dev/null
+check_eq "a client that held its Finished across the reload: no answer" \
+    "ok|" "$(out file-held tls)|$(out file-held body)"
+check_log "a client that held its Finished across the reload: blocked" \
+    "$TMP/b.log" "$(kv event blocked)" "$(kv host api.test)" \
+    "reason=\"TLS handshake finished after a reload"
 check_eq "a CONNECT from before the reload, hello after it: an alert" \
     alert "$(out file-late tls)"
 check_log "a CONNECT from before the reload, hello after it: blocked" \
@@ -176,8 +188,11 @@ check_log "a CONNECT from before the reload, hello after it: blocked" \
 check_log "a CONNECT from before the reload: its access line says 503" \
     "$TMP/b.log" "$(kv event access)" "$(kv mode tunnel)" \
     "$(kv status 503)"
+check_log "a Finished held across the reload: its access line says 503" \
+    "$TMP/b.log" "$(kv event access)" "$(kv mode intercept)" \
+    "$(kv status 503)"
 origin_settle "$TMP/oa.log"
-check_eq "a CONNECT from before the reload: the origin got no request" \
+check_eq "CONNECTs from before the reload: the origin got no request" \
     "$requests" "$(origin_count "$TMP/oa.log" request)"
 refused_plain file-deny "$PB" "$TMP/b.log" 2 "$PIN_ROOT"
 connect file-deny-connect --proxy "$PB" --connect api.test:443 \
