@@ -27,6 +27,7 @@
 #include "ca.h"
 #include "capage.h"
 #include "conn.h"
+#include "dialring.h"
 #include "forward.h"
 #include "intercept.h"
 #include "hostmatch.h"
@@ -848,23 +849,23 @@ conn_new(struct conn_env *env, evutil_socket_t fd, const struct sockaddr *sa,
  * bytes) and the port go to host, port.
  */
 static bool
-conn_original_dst(evutil_socket_t fd, char *host, uint16_t *port)
+conn_original_dst(evutil_socket_t fd, struct sockaddr_storage *ss,
+    char *host, uint16_t *port)
 {
-	struct sockaddr_storage	 ss;
-	struct sockaddr_in6	*sin6 = (struct sockaddr_in6 *)&ss;
-	socklen_t		 len = sizeof(ss);
+	struct sockaddr_in6	*sin6 = (struct sockaddr_in6 *)ss;
+	socklen_t		 len = sizeof(*ss);
 
-	memset(&ss, 0, sizeof(ss));
-	if (getsockname(fd, (struct sockaddr *)&ss, &len) == -1)
+	memset(ss, 0, sizeof(*ss));
+	if (getsockname(fd, (struct sockaddr *)ss, &len) == -1)
 		return false;
-	len = sizeof(ss);
+	len = sizeof(*ss);
 	/* An IPv4 client of a dual-stack listener: IPv4's table knows it. */
-	if (ss.ss_family == AF_INET || (ss.ss_family == AF_INET6 &&
+	if (ss->ss_family == AF_INET || (ss->ss_family == AF_INET6 &&
 	    IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)))
-		getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &ss, &len);
+		getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, ss, &len);
 	else
-		getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &ss, &len);
-	return hostport_sockaddr((struct sockaddr *)&ss, host, port);
+		getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, ss, &len);
+	return hostport_sockaddr((struct sockaddr *)ss, host, port);
 }
 
 /* Refuse a redirected connection with a blocked line and a bare close. */
@@ -880,17 +881,24 @@ struct conn *
 conn_new_transparent(struct conn_env *env, evutil_socket_t fd,
     const struct sockaddr *sa, socklen_t salen)
 {
-	struct conn	*c;
-	char		 host[HOSTMATCH_NAME_MAX];
-	uint16_t	 port = 0;
+	struct conn		*c;
+	struct sockaddr_storage	 dst;
+	char			 host[HOSTMATCH_NAME_MAX];
+	uint16_t		 port = 0;
 
 	c = conn_alloc(env, fd, sa, salen);
 	c->x.transparent = true;
 	/* No request head: the bytes are judged as after a CONNECT's 200. */
 	phase_set_state(&c->x, CONN_DIAL);
-	if (!conn_original_dst(fd, host, &port)) {
+	if (!conn_original_dst(fd, &dst, host, &port)) {
 		conn_transparent_refuse(c, "", HTTP_ERROR_LOOP,
 		    "no original destination");
+		return c;
+	}
+	if (dialring_has(env->sinks.dials, sa, (struct sockaddr *)&dst)) {
+		conn_transparent_refuse(c, host, HTTP_ERROR_LOOP, "loop: "
+		    "pinproxy's own upstream connection was redirected back "
+		    "(set upstream_mark and exempt it)");
 		return c;
 	}
 	if (!conf_client_allowed(c->x.rc->conf, sa)) {

@@ -26,6 +26,7 @@
 
 #include "conf_parse.h"
 #include "conn.h"
+#include "dialring.h"
 #include "log.h"
 #include "metrics.h"
 #include "notify.h"
@@ -777,6 +778,7 @@ proxy_teardown(struct proxy *p)
 	report_close(p->env.sinks.report);
 	observe_close(p->env.sinks.observe);
 	throttle_free(p->env.sinks.mismatch_log);
+	dialring_free(p->env.sinks.dials);
 	intercept_env_free(p->env.intercept);
 	if (p->sighup != NULL)
 		event_free(p->sighup);
@@ -838,6 +840,7 @@ proxy_main(struct conf *conf, const char *path, bool debug)
 	p.env.sinks.metrics = p.metrics;
 	p.env.sinks.mismatch_log = throttle_new(THROTTLE_MISMATCH_SLOTS,
 	    THROTTLE_MISMATCH_SECONDS);
+	p.env.sinks.dials = dialring_new();
 	if (!proxy_open_outputs(&p, conf, &p.env.sinks.report, &p.stats, err,
 	    sizeof(err)) || !proxy_observe_for(NULL, conf,
 	    &p.env.sinks.observe, err, sizeof(err))) {

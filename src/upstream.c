@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "deny.h"
+#include "dialring.h"
 #include "hostmatch.h"
 #include "hostport.h"
 #include "log.h"
@@ -442,6 +443,21 @@ upstream_is_self(const struct upstream *u, const struct sockaddr *sa)
 	return false;
 }
 
+/*
+ * Remember the dial of u to sa, from the address the connect gave it: a
+ * redirect that sends it back to a transparent listener is seen as a loop.
+ */
+static void
+upstream_remember_dial(struct upstream *u, const struct sockaddr *sa)
+{
+	struct sockaddr_storage	 local;
+	socklen_t		 len = sizeof(local);
+
+	if (u->sinks->dials != NULL &&
+	    getsockname(u->fd, (struct sockaddr *)&local, &len) == 0)
+		dialring_add(u->sinks->dials, (struct sockaddr *)&local, sa);
+}
+
 /* Start a TCP connection to one address; false if it failed at once. */
 static bool
 upstream_dial(struct upstream *u, const struct sockaddr *sa, socklen_t salen)
@@ -479,6 +495,7 @@ upstream_dial(struct upstream *u, const struct sockaddr *sa, socklen_t salen)
 		u->fd = -1;
 		return false;
 	}
+	upstream_remember_dial(u, sa);
 	u->connect_ev = event_new(u->base, u->fd, EV_WRITE,
 	    upstream_connect_cb, u);
 	event_add(u->connect_ev, NULL);

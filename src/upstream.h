@@ -65,6 +65,7 @@ struct upstream_sinks {
 	struct report		*report;	/* NULL: no report_file */
 	struct observe		*observe;	/* NULL: no observe_file */
 	struct throttle		*mismatch_log;	/* NULL: log every one */
+	struct dialring		*dials;		/* NULL: not remembered */
 };
 
 struct upstream_params {

@@ -5,7 +5,8 @@
 # no proxy setting, running as nobody, fetches https:// and http:// URLs
 # of a pinned host. Right pins give the body, wrong pins fail with
 # pin_mismatch, and a connection that nothing redirected is a loop;
-# upstream_mark without CAP_NET_ADMIN stops the start. SKIP
+# upstream_mark without CAP_NET_ADMIN stops the start; a redirect that
+# sends pinproxy's own upstream connection back is refused as a loop. SKIP
 # where namespaces or nft are unavailable (not root, no nftables).
 
 # Re-run inside a new network namespace; everything below runs there.
@@ -225,6 +226,50 @@ check_log "it is refused as a loop" "$TMP/t.log" \
     'event=blocked' 'reason="?loop'
 
 stop_pinproxy "$P" "$TMP/t.log"
+
+# A redirect that does not exempt pinproxy's own connections (no
+# upstream_mark here) sends its upstream connection back to it: refused
+# as a loop at once, instead of one connection after another until
+# max_connections.
+PL=$(free_port)
+TPL=$(free_port)
+cat >"$TMP/l.conf" <<CONF
+[proxy]
+listen = 127.0.0.1:$PL
+transparent = 127.0.0.1:$TPL
+connect_ports = 5443
+max_connections = 40
+ca_cert = $TMP/ca.pem
+ca_key = $TMP/ca.key
+CONF
+start_pinproxy L "$PL" "$TMP/l.conf" "$TMP/l.log" ||
+    bail_out "pinproxy L did not start"
+nft -f - <<NFT || bail_out "cannot load the loop's nftables rule"
+table ip loop {
+	chain out {
+		type nat hook output priority -100;
+		tcp dport 5443 redirect to :$TPL
+	}
+}
+NFT
+py - <<'EOF' >"$TMP/loop.out" 2>&1
+import socket
+s = socket.create_connection(("127.0.0.2", 5443), timeout=10)
+try:
+    print("closed" if s.recv(1) == b"" else "data")
+except OSError as e:
+    print("error", e)
+EOF
+check_eq "a redirect loop: the client's connection ends" closed \
+    "$(cat "$TMP/loop.out")"
+check_log "a redirect loop: refused as one" "$TMP/l.log" 'event=blocked' \
+    "reason=\"loop: pinproxy's own upstream connection was redirected back"
+check_eq "a redirect loop: no pause for max_connections" 0 \
+    "$(log_count "$TMP/l.log" 'event=accept_paused')"
+check_eq "a redirect loop: two connections in all, the client's and the \
+looped one" 2 "$(log_count "$TMP/l.log" 'event=access')"
+nft delete table ip loop
+stop_pinproxy "$L" "$TMP/l.log"
 
 # Without CAP_NET_ADMIN (nor CAP_NET_RAW, which the kernel accepts too)
 # the mark cannot be set: no start, and the reason.

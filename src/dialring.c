@@ -1,0 +1,103 @@
+/*
+ * A ring of recent upstream dials: see dialring.h.
+ */
+#include "config.h"
+
+#include <netinet/in.h>
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dialring.h"
+#include "xmalloc.h"
+
+/*
+ * One end of a connection: IPv4 in the first 4 bytes of addr. No padding,
+ * and every byte set, so that ends compare with memcmp().
+ */
+struct dialring_end {
+	uint8_t		 addr[16];
+	uint16_t	 port;		/* network order */
+	uint8_t		 family;	/* AF_INET, AF_INET6; 0: none */
+	uint8_t		 zero;
+};
+
+struct dialring_dial {
+	struct dialring_end	 local;
+	struct dialring_end	 remote;
+};
+
+struct dialring {
+	struct dialring_dial	 dials[DIALRING_SLOTS];
+	size_t			 next;
+};
+
+/* The end sa names, an IPv4-mapped address as IPv4; false if neither. */
+static bool
+dialring_end(const struct sockaddr *sa, struct dialring_end *e)
+{
+	const struct sockaddr_in	*sin = (const struct sockaddr_in *)sa;
+	const struct sockaddr_in6	*sin6 =
+	    (const struct sockaddr_in6 *)sa;
+
+	memset(e, 0, sizeof(*e));
+	if (sa->sa_family == AF_INET) {
+		e->family = AF_INET;
+		memcpy(e->addr, &sin->sin_addr, 4);
+		e->port = sin->sin_port;
+		return true;
+	}
+	if (sa->sa_family != AF_INET6)
+		return false;
+	e->port = sin6->sin6_port;
+	if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
+		e->family = AF_INET;
+		memcpy(e->addr, &sin6->sin6_addr.s6_addr[12], 4);
+	} else {
+		e->family = AF_INET6;
+		memcpy(e->addr, &sin6->sin6_addr, 16);
+	}
+	return true;
+}
+
+struct dialring *
+dialring_new(void)
+{
+	return xcalloc(1, sizeof(struct dialring));
+}
+
+void
+dialring_free(struct dialring *r)
+{
+	free(r);
+}
+
+void
+dialring_add(struct dialring *r, const struct sockaddr *local,
+    const struct sockaddr *remote)
+{
+	struct dialring_dial	 d;
+
+	if (r == NULL || !dialring_end(local, &d.local) ||
+	    !dialring_end(remote, &d.remote))
+		return;
+	memcpy(&r->dials[r->next], &d, sizeof(d));
+	r->next = (r->next + 1) % DIALRING_SLOTS;
+}
+
+bool
+dialring_has(const struct dialring *r, const struct sockaddr *peer,
+    const struct sockaddr *dst)
+{
+	struct dialring_dial	 d;
+	size_t			 i;
+
+	if (r == NULL || !dialring_end(peer, &d.local) ||
+	    !dialring_end(dst, &d.remote))
+		return false;
+	for (i = 0; i < DIALRING_SLOTS; i++)
+		if (memcmp(&r->dials[i], &d, sizeof(d)) == 0)
+			return true;
+	return false;
+}

@@ -1,0 +1,39 @@
+/*
+ * The upstream connections pinproxy dialled lately, each as its own
+ * address and the one it dialled: a connection that a redirect rule sends
+ * back to a transparent listener (no upstream_mark, or a rule that does
+ * not exempt it) comes from one of them, and is refused as a loop instead
+ * of being dialled again, and again, until max_connections is reached.
+ * A fixed ring: the oldest entry gives way, so memory is bounded whatever
+ * the rate of connections; a loop is seen on the next turn of the event
+ * loop after its dial, long before the ring turns.
+ */
+#ifndef PINPROXY_DIALRING_H
+#define PINPROXY_DIALRING_H
+
+#include <sys/socket.h>
+
+#include <stdbool.h>
+
+/* Dials remembered. */
+#define DIALRING_SLOTS	1024
+
+struct dialring;
+
+struct dialring	*dialring_new(void);
+/* Free (NULL ok). */
+void		 dialring_free(struct dialring *r);
+/*
+ * Remember a connection from local to remote (NULL r: nothing); an
+ * address family other than IPv4 and IPv6 is not remembered.
+ */
+void		 dialring_add(struct dialring *r, const struct sockaddr *local,
+		    const struct sockaddr *remote);
+/*
+ * Whether a connection from peer to dst is one of those remembered
+ * (IPv4-mapped IPv6 addresses count as IPv4).
+ */
+bool		 dialring_has(const struct dialring *r,
+		    const struct sockaddr *peer, const struct sockaddr *dst);
+
+#endif
