@@ -109,6 +109,8 @@ struct intercept {
 	BIO			*front;		/* its BIO, holding if guessed */
 	struct event		*flush_ev;	/* the held flight's rest */
 	bool			 await_flush;	/* the 200 is still queued */
+	/* The upstream passed while its generation was the current one. */
+	bool			 passed_current;
 };
 
 static int	intercept_ssl_index = -1;
@@ -594,6 +596,7 @@ intercept_upstream_tls_cb(struct upstream *u, enum upstream_status st,
 		return;
 	}
 	alpnguess_put(g, &k, sel, sel_len);
+	ic->passed_current = !ic->x->rc->retired;
 	if (!ic->guessed && sel_len > 0 && sel_len < sizeof(ic->alpn)) {
 		memcpy(ic->alpn, sel, sel_len);
 		ic->alpn_len = (unsigned char)sel_len;
@@ -684,8 +687,13 @@ intercept_on_client(void *arg, short what)
 	}
 	if ((what & BEV_EVENT_CONNECTED) && x->state == CONN_CLIENT_TLS) {
 		evtimer_del(ic->timer);
-		/* Its upstream passed under pins a reload replaced since. */
-		if (x->rc->retired) {
+		/*
+		 * Its upstream passed under pins that a reload replaced
+		 * since, and the client chose when to finish: not relayed.
+		 * (An upstream whose handshake was in progress at the reload
+		 * finishes under the old pins, as an exchange does.)
+		 */
+		if (x->rc->retired && ic->passed_current) {
 			phase_log_blocked(x, ic->host, "TLS handshake finished "
 			    "after a reload: connect again");
 			phase_end(x, 503, true);
