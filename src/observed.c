@@ -392,17 +392,27 @@ group_add(struct observed_group *g, const char *host,
 	}
 }
 
+/* Order by domain, port, then what (a host, a pin): the sort of all. */
+static int
+domain_port_cmp(const char *d1, uint16_t p1, const char *w1, const char *d2,
+    uint16_t p2, const char *w2)
+{
+	int	 c;
+
+	if ((c = strcmp(d1, d2)) != 0)
+		return c;
+	if (p1 != p2)
+		return p1 < p2 ? -1 : 1;
+	return strcmp(w1, w2);
+}
+
 static int
 record_cmp(const void *a, const void *b)
 {
 	const struct record *x = a, *y = b;
-	int	 c;
 
-	if ((c = strcmp(x->domain, y->domain)) != 0)
-		return c;
-	if (x->port != y->port)
-		return x->port < y->port ? -1 : 1;
-	return strcmp(x->host, y->host);
+	return domain_port_cmp(x->domain, x->port, x->host, y->domain,
+	    y->port, y->host);
 }
 
 /* One group per host and port, with the pins of all its lines. */
@@ -426,13 +436,9 @@ static int
 ca_key_cmp(const void *a, const void *b)
 {
 	const struct ca_key *x = a, *y = b;
-	int	 c;
 
-	if ((c = strcmp(x->domain, y->domain)) != 0)
-		return c;
-	if (x->port != y->port)
-		return x->port < y->port ? -1 : 1;
-	return strcmp(x->pin, y->pin);
+	return domain_port_cmp(x->domain, x->port, x->pin, y->domain,
+	    y->port, y->pin);
 }
 
 static size_t
@@ -533,14 +539,10 @@ static int
 group_cmp(const void *a, const void *b)
 {
 	const struct observed_group *x = a, *y = b;
-	int	 c;
 
-	if ((c = strcmp(x->domain, y->domain)) != 0)
-		return c;
-	if (x->port != y->port)
-		return x->port < y->port ? -1 : 1;
 	/* Hosts sorted, no host in two groups of a domain and port. */
-	return strcmp(x->hosts[0], y->hosts[0]);
+	return domain_port_cmp(x->domain, x->port, x->hosts[0], y->domain,
+	    y->port, y->hosts[0]);
 }
 
 /* Parse one line into *r; false when it is not an observation. */

@@ -346,18 +346,6 @@ check_eq "SIGINT: pinproxy exits 0" 0 "$EXIT_RC"
 check_log "SIGINT: event=stopped cut=0 once the transfer ended" \
     "$TMP/c.log" "$(kv event stopped)" "$(kv cut 0)"
 
-# wait_line FILE PATTERN [SECONDS]: wait up to SECONDS (10 by default)
-# for a line of FILE matching PATTERN.
-wait_line()
-{
-	local _
-	for _ in $(seq $(( ${3:-10} * 20 ))); do
-		grep -qE -- "$2" "$1" 2>/dev/null && return 0
-		t_sleep 0.05
-	done
-	return 1
-}
-
 # SIGTERM while a keep-alive client still has a response queued: pinproxy
 # read it from the origin to its end, the client reads slowly; it still
 # gets every byte, and pinproxy stops with cut=0.
