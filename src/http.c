@@ -1022,35 +1022,58 @@ http_is_hop_by_hop(const struct http_head *h, const char *name,
 	return false;
 }
 
-/*
- * The transfer codings of h before its last one (chunked, for a body that
- * goes decoded), as a list; NULL when there are none. The decoded body
- * still carries them ("gzip, chunked"), and a client of HTTP/1.0, which
- * has no transfer codings, must learn them as content codings.
- */
-static char *
-http_te_before_chunked(const struct http_head *h)
+/* Append one element to a list, after ", " unless it is the first. */
+static void
+http_list_put(struct evbuffer *list, const char *tok, size_t len)
 {
-	char		*te, *list = NULL, *joined;
-	const char	*p, *tok, *prev = NULL;
-	size_t		 len, prevlen = 0;
+	if (evbuffer_get_length(list) > 0)
+		evbuffer_add(list, ", ", 2);
+	evbuffer_add(list, tok, len);
+}
+
+/*
+ * Append the elements of value (NULL ok) to list, all but its last with
+ * but_last; empty elements are left out. One pass, whatever their number.
+ */
+static void
+http_list_add(struct evbuffer *list, const char *value, bool but_last)
+{
+	const char	*p = value, *tok, *held = NULL;
+	size_t		 len, heldlen = 0;
+
+	while (value != NULL && http_list_next(&p, &tok, &len)) {
+		if (held != NULL)
+			http_list_put(list, held, heldlen);
+		held = tok;
+		heldlen = len;
+	}
+	if (held != NULL && !but_last)
+		http_list_put(list, held, heldlen);
+}
+
+/*
+ * For a body that goes decoded, the Content-Encoding a client must see
+ * into ce: its own (unless a Connection header makes it hop-by-hop), then
+ * the transfer codings before the last one, chunked, which the decoded
+ * body still carries ("gzip, chunked") and which HTTP/1.0 knows only as
+ * content codings. False when there are none of those.
+ */
+static bool
+http_decoded_encoding(const struct http_head *h, struct evbuffer *ce)
+{
+	char	*te, *own = NULL;
+	size_t	 before;
 
 	if ((te = http_head_list(h, "Transfer-Encoding")) == NULL)
-		return NULL;
-	p = te;
-	while (http_list_next(&p, &tok, &len)) {
-		if (prev != NULL) {
-			joined = list == NULL ? xasprintf("%.*s", (int)prevlen,
-			    prev) : xasprintf("%s, %.*s", list, (int)prevlen,
-			    prev);
-			free(list);
-			list = joined;
-		}
-		prev = tok;
-		prevlen = len;
-	}
+		return false;
+	if (!http_is_hop_by_hop(h, "Content-Encoding", false, true))
+		own = http_head_list(h, "Content-Encoding");
+	http_list_add(ce, own, false);
+	before = evbuffer_get_length(ce);
+	http_list_add(ce, te, true);
+	free(own);
 	free(te);
-	return list;
+	return evbuffer_get_length(ce) > before;
 }
 
 /* Append the end-to-end headers, and Connection: upgrade if upgrading. */
@@ -1059,10 +1082,13 @@ http_headers_write(const struct http_head *h, bool upgrade, bool skip_host,
     bool decoded, struct evbuffer *out)
 {
 	const struct http_header	*f;
-	char				*codings, *ce;
+	struct evbuffer			*ce = NULL;
 	size_t				 i;
 
-	codings = decoded ? http_te_before_chunked(h) : NULL;
+	if (decoded && !http_decoded_encoding(h, (ce = evbuffer_new()))) {
+		evbuffer_free(ce);
+		ce = NULL;
+	}
 	for (i = 0; i < h->nheaders; i++) {
 		f = &h->headers[i];
 		if (skip_host && strcasecmp(f->name, "Host") == 0)
@@ -1070,17 +1096,15 @@ http_headers_write(const struct http_head *h, bool upgrade, bool skip_host,
 		if (http_is_hop_by_hop(h, f->name, upgrade, decoded))
 			continue;
 		/* Written below, with the codings applied after it. */
-		if (codings != NULL &&
-		    strcasecmp(f->name, "Content-Encoding") == 0)
+		if (ce != NULL && strcasecmp(f->name, "Content-Encoding") == 0)
 			continue;
 		evbuffer_add_printf(out, "%s: %s\r\n", f->name, f->value);
 	}
-	if (codings != NULL) {
-		ce = http_head_list(h, "Content-Encoding");
-		evbuffer_add_printf(out, "Content-Encoding: %s%s%s\r\n",
-		    ce != NULL ? ce : "", ce != NULL ? ", " : "", codings);
-		free(ce);
-		free(codings);
+	if (ce != NULL) {
+		evbuffer_add(out, "Content-Encoding: ", 18);
+		evbuffer_add_buffer(out, ce);
+		evbuffer_add(out, "\r\n", 2);
+		evbuffer_free(ce);
 	}
 	if (upgrade)
 		evbuffer_add_printf(out, "Connection: upgrade\r\n");

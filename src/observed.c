@@ -61,13 +61,18 @@ json_eat(struct json *j, char c)
 static bool
 json_string(struct json *j, char **out)
 {
+	const char	*q;
 	char		*buf;
 	size_t		 n = 0;
 	unsigned int	 u;
 
 	if (!json_eat(j, '"'))
 		return false;
-	buf = xmalloc((size_t)(j->end - j->p) + 1);
+	/* As long as the string's text, no longer: decoding only shortens. */
+	for (q = j->p; q < j->end && *q != '"'; q++)
+		if (*q == '\\' && q + 1 < j->end)
+			q++;
+	buf = xmalloc((size_t)(q - j->p) + 1);
 	while (j->p < j->end && *j->p != '"') {
 		if ((unsigned char)*j->p < 0x20)
 			goto bad;
@@ -157,6 +162,18 @@ json_skip_value(struct json *j, int depth)
 	return true;
 }
 
+/* A member's name and its colon; nothing to free when false. */
+static bool
+json_key(struct json *j, char **key)
+{
+	if (!json_string(j, key))
+		return false;
+	if (json_eat(j, ':'))
+		return true;
+	free(*key);
+	return false;
+}
+
 /* One chain entry: pin, depth and subject. */
 static bool
 json_cert(struct json *j, struct observed_pin *op)
@@ -173,7 +190,7 @@ json_cert(struct json *j, struct observed_pin *op)
 	if (json_eat(j, '}'))
 		return false;
 	do {
-		if (!json_string(j, &key) || !json_eat(j, ':'))
+		if (!json_key(j, &key))
 			return false;
 		ok = true;
 		if (strcmp(key, "pin") == 0 && (ok = json_string(j, &val))) {
@@ -207,7 +224,7 @@ json_line(struct json *j, char **host, unsigned long *port,
 	if (!json_eat(j, '{'))
 		return false;
 	do {
-		if (!json_string(j, &key) || !json_eat(j, ':'))
+		if (!json_key(j, &key))
 			return false;
 		if (strcmp(key, "host") == 0 && *host == NULL)
 			ok = json_string(j, host);
@@ -267,7 +284,8 @@ psl_load(const char *path, struct psl *psl)
 		psl->rules[psl->nrules++] = xstrdup(s);
 	}
 	fclose(fp);
-	qsort(psl->rules, psl->nrules, sizeof(char *), psl_cmp);
+	if (psl->nrules > 0)
+		qsort(psl->rules, psl->nrules, sizeof(char *), psl_cmp);
 	return true;
 }
 
@@ -331,15 +349,6 @@ registrable(const struct psl *psl, const char *host)
 			break;
 	return xstrdup(i > 0 ? labels[i - 1] : host);
 }
-
-/* One observation: a host, its port and the chain it served. */
-struct record {
-	char			*domain;
-	char			*host;
-	uint16_t		 port;
-	struct observed_pin	*chain;
-	size_t			 nchain;
-};
 
 /* A CA key one host's chains held, to find the hosts that share it. */
 struct ca_key {
@@ -406,30 +415,77 @@ domain_port_cmp(const char *d1, uint16_t p1, const char *w1, const char *d2,
 	return strcmp(w1, w2);
 }
 
-static int
-record_cmp(const void *a, const void *b)
-{
-	const struct record *x = a, *y = b;
+/* The groups of o, one per host and port, by a hash of both. */
+struct host_index {
+	size_t	*slot;		/* a group's index + 1; 0: empty */
+	size_t	 cap;		/* a power of two */
+};
 
-	return domain_port_cmp(x->domain, x->port, x->host, y->domain,
-	    y->port, y->host);
+static uint64_t
+host_hash(const char *host, uint16_t port)
+{
+	uint64_t	 h = 14695981039346656037ULL ^ port;
+
+	for (; *host != '\0'; host++) {
+		h ^= (unsigned char)*host;
+		h *= 1099511628211ULL;
+	}
+	return h;
 }
 
-/* One group per host and port, with the pins of all its lines. */
-static void
-group_by_host(struct observed *o, struct record *r, size_t n)
+/* The free slot or the slot of the group for host and port. */
+static size_t *
+host_slot(const struct observed *o, const struct host_index *ix,
+    const char *host, uint16_t port)
 {
-	struct observed_group	*g = NULL;
-	size_t			 i;
+	const struct observed_group	*g;
+	size_t				 i, mask = ix->cap - 1;
 
-	qsort(r, n, sizeof(*r), record_cmp);
-	for (i = 0; i < n; i++) {
-		if (i == 0 || record_cmp(&r[i], &r[i - 1]) != 0) {
-			g = group_new(o, r[i].domain, r[i].port);
-			group_add(g, r[i].host, r[i].chain, r[i].nchain);
-		} else
-			group_add(g, NULL, r[i].chain, r[i].nchain);
+	for (i = host_hash(host, port) & mask; ix->slot[i] != 0;
+	    i = (i + 1) & mask) {
+		g = &o->groups[ix->slot[i] - 1];
+		if (g->port == port && strcmp(g->hosts[0], host) == 0)
+			break;
 	}
+	return &ix->slot[i];
+}
+
+/* Room for one more group, at most half the slots taken. */
+static void
+host_index_room(const struct observed *o, struct host_index *ix)
+{
+	size_t	 i;
+
+	if (2 * (o->ngroups + 1) <= ix->cap)
+		return;
+	free(ix->slot);
+	ix->cap = ix->cap == 0 ? 64 : 2 * ix->cap;
+	ix->slot = xcalloc(ix->cap, sizeof(*ix->slot));
+	for (i = 0; i < o->ngroups; i++)
+		*host_slot(o, ix, o->groups[i].hosts[0],
+		    o->groups[i].port) = i + 1;
+}
+
+/*
+ * Add the pins of chain (taking their subjects) to the group of host and
+ * port, made when new: one group a host, the lines of a file merged as
+ * they are read, so that memory follows hosts and pins, not lines.
+ */
+static void
+host_add(struct observed *o, struct host_index *ix, const char *domain,
+    const char *host, uint16_t port, struct observed_pin *chain,
+    size_t nchain)
+{
+	size_t	*slot;
+
+	host_index_room(o, ix);
+	slot = host_slot(o, ix, host, port);
+	if (*slot != 0) {
+		group_add(&o->groups[*slot - 1], NULL, chain, nchain);
+		return;
+	}
+	group_add(group_new(o, domain, port), host, chain, nchain);
+	*slot = o->ngroups;
 }
 
 static int
@@ -545,14 +601,14 @@ group_cmp(const void *a, const void *b)
 	    y->port, y->hosts[0]);
 }
 
-/* Parse one line into *r; false when it is not an observation. */
+/* Parse one line into o; false when it is not an observation. */
 static bool
-observed_line(const struct psl *psl, const char *line, size_t len,
-    struct record *r)
+observed_line(struct observed *o, struct host_index *ix,
+    const struct psl *psl, const char *line, size_t len)
 {
 	struct json		 j = { line, line + len };
 	struct observed_pin	*chain = NULL;
-	char			*host = NULL;
+	char			*host = NULL, *domain;
 	char			 norm[HOSTMATCH_NAME_MAX];
 	unsigned long		 port = 0;
 	size_t			 nchain = 0, i;
@@ -568,11 +624,10 @@ observed_line(const struct psl *psl, const char *line, size_t len,
 		free(chain);
 		return false;
 	}
-	r->domain = registrable(psl, norm);
-	r->host = xstrdup(norm);
-	r->port = (uint16_t)port;
-	r->chain = chain;
-	r->nchain = nchain;
+	domain = registrable(psl, norm);
+	host_add(o, ix, domain, norm, (uint16_t)port, chain, nchain);
+	free(domain);
+	free(chain);
 	return true;
 }
 
@@ -580,13 +635,13 @@ struct observed *
 observed_load(FILE *fp, const char *name, const char *psl_path,
     struct diag *d)
 {
-	struct observed	*o;
-	struct psl	 psl;
-	struct record	*recs = NULL, r;
-	char		*line = NULL;
-	size_t		 cap = 0, nrecs = 0, i;
-	ssize_t		 len;
-	int		 lineno = 0;
+	struct observed		*o;
+	struct psl		 psl;
+	struct host_index	 ix = { NULL, 0 };
+	char			*line = NULL;
+	size_t			 cap = 0, i;
+	ssize_t			 len;
+	int			 lineno = 0;
 
 	o = xcalloc(1, sizeof(*o));
 	o->psl = psl_load(psl_path, &psl);
@@ -598,23 +653,13 @@ observed_load(FILE *fp, const char *name, const char *psl_path,
 		if (len == 0)
 			continue;
 		if (len > OBSERVED_LINE_MAX ||
-		    !observed_line(&psl, line, (size_t)len, &r)) {
+		    !observed_line(o, &ix, &psl, line, (size_t)len))
 			diag_error(d, name, lineno, "not an observe_file line:"
 			    " left out");
-			continue;
-		}
-		recs = xreallocarray(recs, nrecs + 1, sizeof(*recs));
-		recs[nrecs++] = r;
 	}
 	free(line);
+	free(ix.slot);
 	psl_free(&psl);
-	group_by_host(o, recs, nrecs);
-	for (i = 0; i < nrecs; i++) {
-		free(recs[i].domain);
-		free(recs[i].host);
-		free(recs[i].chain);
-	}
-	free(recs);
 	group_by_ca(o);
 	for (i = 0; i < o->ngroups; i++) {
 		qsort(o->groups[i].hosts, o->groups[i].nhosts,
@@ -622,7 +667,8 @@ observed_load(FILE *fp, const char *name, const char *psl_path,
 		qsort(o->groups[i].pins, o->groups[i].npins,
 		    sizeof(struct observed_pin), pin_depth_cmp);
 	}
-	qsort(o->groups, o->ngroups, sizeof(*o->groups), group_cmp);
+	if (o->ngroups > 0)
+		qsort(o->groups, o->ngroups, sizeof(*o->groups), group_cmp);
 	return o;
 }
 

@@ -1662,6 +1662,16 @@ test_http_response_write_keeps_other_codings_of_a_decoded_body(void **state)
 	    "Content-Encoding: x-b\r\n\r\n",
 	    "HTTP/1.1 200 OK\r\nContent-Encoding: br, x-b, x-a, gzip\r\n"
 	    "Connection: close\r\n\r\n");
+	/* Empty elements are left out; a hop-by-hop one stays out. */
+	assert_decoded_head("HTTP/1.1 200 OK\r\nContent-Encoding: ,\r\n"
+	    "Content-Encoding:\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+	    "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n"
+	    "Connection: close\r\n\r\n");
+	assert_decoded_head("HTTP/1.1 200 OK\r\n"
+	    "Connection: Content-Encoding\r\nContent-Encoding: secret\r\n"
+	    "Transfer-Encoding: gzip, chunked\r\n\r\n",
+	    "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n"
+	    "Connection: close\r\n\r\n");
 }
 
 static void
