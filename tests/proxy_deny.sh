@@ -155,20 +155,21 @@ connect file-warm --proxy "$PB" --connect api.test:443 \
 check_eq "deny_file without the chain's keys: CONNECT relays" ok \
     "$(out file-warm tls)"
 # A CONNECT answered before the reload sends its ClientHello after it;
-# another one holds its last handshake message (its upstream passed).
+# another one holds its last handshake message (its upstream passed). The
+# origin settles first: their upstreams stay open without a request.
+origin_settle "$TMP/oa.log"
+requests=$(origin_count "$TMP/oa.log" request)
 spawn HELD python3 "$CLIENT" --hold-finished "$TMP/file-held.go" \
-    --proxy "$PB" --connect api.test:443 --sni api.test \
+    --proxy "$PB" --connect api.test:443 --sni api.test --timeout 30 \
     --cafile "$TMP/ca-b.pem" --get /hello >"$TMP/file-held.out" 2>&1
 check "a client holds its Finished before the reload" \
     wait_line "$TMP/file-held.go.held" '^held$'
 spawn LATE python3 "$CLIENT" --head-out "$TMP/file-late.head" \
     --wait-for "$TMP/file-late.go" --proxy "$PB" --connect api.test:443 \
-    --sni api.test --cafile "$TMP/ca-b.pem" --get /hello \
+    --sni api.test --cafile "$TMP/ca-b.pem" --get /hello --timeout 30 \
     >"$TMP/file-late.out" 2>&1
 check "a CONNECT is answered before the reload" \
     wait_line "$TMP/file-late.head" '^HTTP/1\.1 200'
-origin_settle "$TMP/oa.log"
-requests=$(origin_count "$TMP/oa.log" request)
 n=$(log_count "$TMP/b.log" "$(kv event pinset_expiring)")
 printf '%s\n' "$PIN_ROOT" >>"$TMP/deny.pins"
 check "a reload reads the deny file again" reload "$PP_B" "$TMP/b.log"
