@@ -131,7 +131,8 @@ fuzz_check_rewrite(const struct http_head *h, const struct fuzz_feed *f,
 	out = evbuffer_new();
 	assert(out != NULL);
 	if (h->dir == HTTP_DIR_REQUEST)
-		http_request_write(h, h->host, h->port,
+		/* An Upgrade that goes on, and one that does not. */
+		http_request_write(h, !f->close, h->host, h->port,
 		    strcmp(h->scheme, "https") == 0,
 		    f->close ? NULL : "1.1 pinproxy", out);
 	else
@@ -168,6 +169,8 @@ fuzz_check_rewrite(const struct http_head *h, const struct fuzz_feed *f,
 	if (h->dir == HTTP_DIR_REQUEST) {
 		assert(strcmp(h2->method, h->method) == 0);
 		assert(strcmp(h2->host, h->host) == 0);
+		/* An Upgrade that does not go on leaves no offer behind. */
+		assert(!f->close || !h2->upgrade);
 	} else
 		assert(h2->status == h->status);
 	http_msg_free(m);
