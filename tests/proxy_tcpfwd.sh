@@ -347,8 +347,8 @@ stop_pinproxy "$L" "$TMP/linger.log"
 # failing accept() in a busy loop. When one descriptor is left over, the
 # client that gets it has no upstream socket and is refused, which frees
 # it again; a silent client of the proxy's own listener then takes it
-# (given a second to be accepted before the forwarder's next clients),
-# so that the next accept() fails whatever pinproxy held before.
+# (the forwarder's next clients come one at a time after it), so that
+# the next accept() fails whatever pinproxy held before.
 HOLE=$(free_port)
 start_server HOLE_PID "$TMP/hole.log" python3 -c '
 import socket, sys, time
@@ -379,9 +379,11 @@ def hold(port, n):
 hold(int(sys.argv[1]), 60)
 hold(int(sys.argv[3]), 1)
 # Connections wait in the kernel until pinproxy accepts them, in the
-# order its loop sees its listeners: let it take the silent one first.
-time.sleep(1)
-hold(int(sys.argv[1]), 4)
+# order its loop sees its listeners, later on a busy machine: one more
+# forwarder client every 0.2 s, so that one comes after the silent one.
+for _ in range(40):
+    time.sleep(0.2)
+    hold(int(sys.argv[1]), 1)
 print("held %d" % len(held), flush=True)
 time.sleep(float(sys.argv[2]))' "$FX" 4 "$PX" >"$TMP/holders.out"
 check_log "forwarder out of descriptors: event=accept_paused" "$TMP/fx.log" \
