@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include <sys/socket.h>
+#include <netinet/in.h>
 
 #include <stdlib.h>
 #include <string.h>
@@ -133,8 +134,9 @@ conf_forwarder_at(const struct conf *c, const char *listen)
 	return NULL;
 }
 
-const struct pinset *
-conf_lookup(const struct conf *c, const char *host)
+/* The pin set whose hosts cover host most specifically. */
+static const struct pinset *
+conf_lookup_host(const struct conf *c, const char *host)
 {
 	const struct pinset	*best = NULL;
 	int			 best_score = -1, score;
@@ -152,6 +154,19 @@ conf_lookup(const struct conf *c, const char *host)
 		}
 	}
 	return best;
+}
+
+const struct pinset *
+conf_lookup(const struct conf *c, const char *host)
+{
+	const struct pinset	*ps;
+	char			 v4[INET_ADDRSTRLEN];
+
+	/* Through NAT64, the IPv4 host's, unless a set covers its own. */
+	if ((ps = conf_lookup_host(c, host)) == NULL &&
+	    hostmatch_nat64(host, v4, sizeof(v4)))
+		ps = conf_lookup_host(c, v4);
+	return ps;
 }
 
 bool

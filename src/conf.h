@@ -127,7 +127,9 @@ struct conf	*conf_ref(struct conf *c);
 void		 conf_unref(struct conf *c);
 /*
  * The pin set that covers a normalised host name: an exact host first,
- * then the longest pattern; NULL when no section covers it.
+ * then the longest pattern; for an address of the NAT64 prefix
+ * 64:ff9b::/96 that no section covers, the one of the IPv4 address it
+ * carries; NULL when no section covers it.
  */
 const struct pinset *conf_lookup(const struct conf *c, const char *host);
 /* Whether a port is in connect_ports. */

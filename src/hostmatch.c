@@ -47,12 +47,17 @@ hostmatch_ipv6(const char *in, size_t len, char *out, size_t outsize,
 	/* ::ffff:a.b.c.d is the IPv4 host a.b.c.d, in every spelling. */
 	if (IN6_IS_ADDR_V4MAPPED(&a6))
 		inet_ntop(AF_INET, &a6.s6_addr[12], text, sizeof(text));
+	/* Dialled, the unspecified address is the loopback one. */
+	else if (IN6_IS_ADDR_UNSPECIFIED(&a6))
+		xstrlcpy(text, "::1", sizeof(text));
 	else if (IN6_IS_ADDR_V4COMPAT(&a6)) {
 		*why = "an IPv4-compatible IPv6 address (::a.b.c.d) is "
 		    "deprecated and refused; write the IPv4 address";
 		return false;
 	} else
 		inet_ntop(AF_INET6, &a6, text, sizeof(text));
+	if (strcmp(text, "0.0.0.0") == 0)
+		xstrlcpy(text, HOSTMATCH_LOOPBACK4, sizeof(text));
 	if (xstrlcpy(out, text, outsize) >= outsize) {
 		*why = "IPv6 address does not fit the buffer";
 		return false;
@@ -187,7 +192,25 @@ hostmatch_check(const char *in, size_t len, char *out, size_t outsize,
 		return false;
 	}
 	out[len] = '\0';
+	/* Dialled, the unspecified address is the loopback one. */
+	if (strcmp(out, "0.0.0.0") == 0 &&
+	    xstrlcpy(out, HOSTMATCH_LOOPBACK4, outsize) >= outsize) {
+		*why = "host name does not fit the buffer";
+		return false;
+	}
 	return true;
+}
+
+bool
+hostmatch_nat64(const char *host, char *v4, size_t v4size)
+{
+	struct in6_addr	 a6;
+	static const uint8_t prefix[12] = { 0x00, 0x64, 0xff, 0x9b };
+
+	return inet_pton(AF_INET6, host, &a6) == 1 &&
+	    memcmp(a6.s6_addr, prefix, sizeof(prefix)) == 0 &&
+	    inet_ntop(AF_INET, &a6.s6_addr[12], v4, (socklen_t)v4size) !=
+	    NULL;
 }
 
 bool

@@ -14,12 +14,15 @@
 #define HOSTMATCH_NAME_MAX	254
 /* The score of a pattern equal to the host: beats every other match. */
 #define HOSTMATCH_EXACT		1000
+/* What the unspecified address 0.0.0.0 (or ::ffff:0.0.0.0) stands for. */
+#define HOSTMATCH_LOOPBACK4	"127.0.0.1"
 
 /*
  * Normalise a host name (SNI, CONNECT host, Host header): lower-case, one
  * trailing dot removed, brackets of an IPv6 literal removed, an IPv6
  * literal in canonical form and an IPv4-mapped one (::ffff:a.b.c.d) as its
- * IPv4 address. Returns false for an empty name, one longer than 253 bytes,
+ * IPv4 address, the unspecified address (0.0.0.0, ::, ::ffff:0.0.0.0) as
+ * the loopback one it reaches when dialled (127.0.0.1, ::1). Returns false for an empty name, one longer than 253 bytes,
  * bytes no host name has, a zone id, an IPv4-compatible IPv6 address, and a
  * name ending in a number that is not a canonical dotted-quad IPv4 address
  * (127.000.000.001, 0177.0.0.1, 0x7f.0.0.1, 127.1, 2130706433, foo.123).
@@ -39,5 +42,11 @@ int	 hostmatch_score(const char *pattern, const char *host,
 	    bool include_subdomains);
 /* Whether a normalised host is an IPv4 or IPv6 literal. */
 bool	 hostmatch_is_ip(const char *host);
+/*
+ * Whether a normalised host is an IPv6 address of the NAT64 well-known
+ * prefix 64:ff9b::/96 (RFC 6052), which a NAT64 gateway turns into the
+ * IPv4 address in its last 32 bits; that address goes to v4.
+ */
+bool	 hostmatch_nat64(const char *host, char *v4, size_t v4size);
 
 #endif

@@ -25,18 +25,22 @@ hostport_sockaddr(const struct sockaddr *sa, char *host, uint16_t *port)
 	switch (sa->sa_family) {
 	case AF_INET:
 		*port = ntohs(sin->sin_port);
-		return inet_ntop(AF_INET, &sin->sin_addr, host,
-		    HOSTMATCH_NAME_MAX) != NULL;
+		if (inet_ntop(AF_INET, &sin->sin_addr, host,
+		    HOSTMATCH_NAME_MAX) == NULL)
+			return false;
+		break;
 	case AF_INET6:
 		*port = ntohs(sin6->sin6_port);
-		if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr))
-			return inet_ntop(AF_INET, &sin6->sin6_addr.s6_addr[12],
-			    host, HOSTMATCH_NAME_MAX) != NULL;
-		return inet_ntop(AF_INET6, &sin6->sin6_addr, host,
-		    HOSTMATCH_NAME_MAX) != NULL;
+		if (inet_ntop(AF_INET6, &sin6->sin6_addr, host,
+		    HOSTMATCH_NAME_MAX) == NULL)
+			return false;
+		break;
 	default:
 		return false;
 	}
+	/* Spelled as every other host is: ::ffff:a.b.c.d, 0.0.0.0. */
+	return hostmatch_normalize(host, strlen(host), host,
+	    HOSTMATCH_NAME_MAX);
 }
 
 bool

@@ -46,8 +46,9 @@ bool		 hostport_host(const char *s, size_t len, bool bracketed,
 bool		 hostport_port(const char *s, size_t len, uint16_t *port);
 /*
  * The normalised host and the port of a socket address (an IPv4-mapped
- * IPv6 address is its IPv4 host); host has HOSTMATCH_NAME_MAX bytes. False
- * for another family.
+ * IPv6 address is its IPv4 host, the unspecified address the loopback
+ * one: see hostmatch_normalize()); host has HOSTMATCH_NAME_MAX bytes.
+ * False for another family or an address hostmatch_normalize() refuses.
  */
 bool		 hostport_sockaddr(const struct sockaddr *sa, char *host,
 		    uint16_t *port);

@@ -67,7 +67,8 @@ start_origin O_T "$OT" "$TMP/ot.log" --cert "$PKI/chain.pem" \
     --key "$PKI/leaf.key"
 OP=$(free_port)
 start_origin O_P "$OP" "$TMP/op.log" --plain
-start_dnsd --map alias.test=127.0.0.1 --map alias-ro.test=127.0.0.1
+start_dnsd --map alias.test=127.0.0.1 --map alias-ro.test=127.0.0.1 \
+    --map zero.test=0.0.0.0
 
 PX=$(free_port)
 cat >"$TMP/a.conf" <<EOF
@@ -98,9 +99,11 @@ check "pinproxy listens on 127.0.0.1:$PX" \
     start_pinproxy PP "$PX" "$TMP/a.conf" "$TMP/a.log"
 
 # Plaintext requests naming the pinned address: upgraded to TLS on the pin
-# set's port, never sent to the plaintext origin.
+# set's port, never sent to the plaintext origin; so are requests naming
+# the unspecified address, which a dial takes for the loopback one.
 UP_HOSTS=("127.0.0.1" "127.0.0.1." "[::ffff:127.0.0.1]" "[::ffff:7f00:1]" \
-    "[::FFFF:7F00:1]" "[0:0:0:0:0:ffff:127.0.0.1]")
+    "[::FFFF:7F00:1]" "[0:0:0:0:0:ffff:127.0.0.1]" "0.0.0.0" \
+    "[::ffff:0.0.0.0]")
 n=0
 for h in "${UP_HOSTS[@]}"; do
 	n=$((n + 1))
@@ -305,8 +308,11 @@ raw alias2 "b'CONNECT alias.test:$OT HTTP/1.1\\r\\nHost: alias.test:$OT\\r\\n\\r
 # Nor does another set's name, here a report-only one, unpin it.
 raw alias3 "b'GET http://alias-ro.test/hello?m-alias3 HTTP/1.1\\r\\n\
 Host: alias-ro.test\\r\\nConnection: close\\r\\n\\r\\n'"
+# Nor an answer of 0.0.0.0, which a dial takes for the loopback address.
+raw alias4 "b'GET http://zero.test:$OP/hello?m-alias4 HTTP/1.1\\r\\n\
+Host: zero.test:$OP\\r\\nConnection: close\\r\\n\\r\\n'"
 raw_send
-for n in 1 2 3; do
+for n in 1 2 3 4; do
 	check_eq "unpinned name resolving to the pinned address ($n): 403 \
 address-pinned" \
 	    "403 pinproxy; error=http_request_denied; details=\"address-pinned\"" \

@@ -1450,6 +1450,32 @@ test_lookup_prefers_an_exact_host_to_a_wildcard(void **state)
 	parsed_free(&r);
 }
 
+/*
+ * The unspecified address is dialled as the loopback one, and a NAT64
+ * address as the IPv4 address it carries: both get that address's pins.
+ */
+static void
+test_lookup_follows_unspecified_and_nat64_addresses(void **state)
+{
+	struct parsed	 r = parse(PINSET("local4", "127.0.0.1")
+	    PINSET("local6", "::1") PINSET("own64", "64:ff9b::a00:2"));
+
+	(void)state;
+	assert_non_null(r.conf);
+	assert_string_equal(lookup(r.conf, "0.0.0.0"), "local4");
+	assert_string_equal(lookup(r.conf, "[::ffff:0.0.0.0]"), "local4");
+	assert_string_equal(lookup(r.conf, "[::]"), "local6");
+	assert_string_equal(lookup(r.conf, "[64:ff9b::7f00:1]"), "local4");
+	assert_string_equal(lookup(r.conf, "64:ff9b::127.0.0.1"), "local4");
+	/* A set of the NAT64 address itself comes first. */
+	assert_string_equal(lookup(r.conf, "64:ff9b::a00:2"), "own64");
+	assert_null(lookup(r.conf, "64:ff9b::a00:3"));
+	/* Another prefix carries no IPv4 address this way. */
+	assert_null(lookup(r.conf, "64:ff9b:1::7f00:1"));
+	assert_null(lookup(r.conf, "2001:db8::7f00:1"));
+	parsed_free(&r);
+}
+
 static void
 test_lookup_prefers_the_longer_pattern(void **state)
 {
@@ -1711,6 +1737,8 @@ main(void)
 		cmocka_unit_test(
 		    test_lookup_prefers_an_exact_host_to_a_wildcard),
 		cmocka_unit_test(test_lookup_prefers_the_longer_pattern),
+		cmocka_unit_test(
+		    test_lookup_follows_unspecified_and_nat64_addresses),
 		cmocka_unit_test(test_lookup_covers_subdomains_only_when_asked),
 		cmocka_unit_test(test_lookup_wildcard_covers_exactly_one_label),
 		cmocka_unit_test(test_lookup_ignores_case_and_a_trailing_dot),

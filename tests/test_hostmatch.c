@@ -56,6 +56,48 @@ test_normalize_lowercases_and_drops_one_trailing_dot(void **state)
 	assert_string_equal(out, "127.0.0.1");
 }
 
+/* Dialled, the unspecified address reaches the loopback one. */
+static void
+test_normalize_spells_the_unspecified_address_as_loopback(void **state)
+{
+	char		 out[HOSTMATCH_NAME_MAX];
+	size_t		 i;
+	const char	*v4[] = { "0.0.0.0", "0.0.0.0.", "[::ffff:0.0.0.0]",
+		"::ffff:0:0" };
+	const char	*v6[] = { "[::]", "::", "[0:0:0:0:0:0:0:0]" };
+
+	(void)state;
+	for (i = 0; i < sizeof(v4) / sizeof(v4[0]); i++) {
+		assert_true(norm(v4[i], out, sizeof(out)));
+		assert_string_equal(out, "127.0.0.1");
+	}
+	for (i = 0; i < sizeof(v6) / sizeof(v6[0]); i++) {
+		assert_true(norm(v6[i], out, sizeof(out)));
+		assert_string_equal(out, "::1");
+	}
+	/* Not the other spellings of a number, still. */
+	assert_false(norm("0", out, sizeof(out)));
+	assert_false(norm("0.0", out, sizeof(out)));
+	/* Too small a buffer for the loopback address: refused. */
+	assert_false(norm("0.0.0.0", out, 9));
+}
+
+static void
+test_nat64_gives_the_ipv4_address_of_the_well_known_prefix(void **state)
+{
+	char	 v4[16];
+
+	(void)state;
+	assert_true(hostmatch_nat64("64:ff9b::7f00:1", v4, sizeof(v4)));
+	assert_string_equal(v4, "127.0.0.1");
+	assert_true(hostmatch_nat64("64:ff9b::c000:201", v4, sizeof(v4)));
+	assert_string_equal(v4, "192.0.2.1");
+	assert_false(hostmatch_nat64("64:ff9b:1::7f00:1", v4, sizeof(v4)));
+	assert_false(hostmatch_nat64("2001:db8::7f00:1", v4, sizeof(v4)));
+	assert_false(hostmatch_nat64("127.0.0.1", v4, sizeof(v4)));
+	assert_false(hostmatch_nat64("api.test", v4, sizeof(v4)));
+}
+
 static void
 test_normalize_rejects_two_trailing_dots_and_empty_labels(void **state)
 {
@@ -194,8 +236,6 @@ test_normalize_reads_an_ipv4_mapped_ipv6_address_as_ipv4(void **state)
 	}
 	assert_true(norm("[::0001]", out, sizeof(out)));
 	assert_string_equal(out, "::1");
-	assert_true(norm("[::]", out, sizeof(out)));
-	assert_string_equal(out, "::");
 }
 
 static void
@@ -578,6 +618,10 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(
 		    test_normalize_lowercases_and_drops_one_trailing_dot),
+		cmocka_unit_test(
+		    test_normalize_spells_the_unspecified_address_as_loopback),
+		cmocka_unit_test(
+		    test_nat64_gives_the_ipv4_address_of_the_well_known_prefix),
 		cmocka_unit_test(
 		    test_normalize_rejects_two_trailing_dots_and_empty_labels),
 		cmocka_unit_test(test_normalize_rejects_bytes_no_host_name_has),
