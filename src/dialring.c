@@ -61,6 +61,25 @@ dialring_end(const struct sockaddr *sa, struct dialring_end *e)
 	return true;
 }
 
+/*
+ * An end as a connection reaches it: a dial of the unspecified address
+ * arrives at the loopback one, which the redirected side then sees.
+ */
+static bool
+dialring_reached(const struct sockaddr *sa, struct dialring_end *e)
+{
+	static const uint8_t	 zero[16];
+
+	if (!dialring_end(sa, e))
+		return false;
+	if (e->family == AF_INET && memcmp(e->addr, zero, 4) == 0) {
+		e->addr[0] = 127;
+		e->addr[3] = 1;
+	} else if (e->family == AF_INET6 && memcmp(e->addr, zero, 16) == 0)
+		e->addr[15] = 1;
+	return true;
+}
+
 struct dialring *
 dialring_new(void)
 {
@@ -80,7 +99,7 @@ dialring_add(struct dialring *r, const struct sockaddr *local,
 	struct dialring_dial	 d;
 
 	if (r == NULL || !dialring_end(local, &d.local) ||
-	    !dialring_end(remote, &d.remote))
+	    !dialring_reached(remote, &d.remote))
 		return;
 	memcpy(&r->dials[r->next], &d, sizeof(d));
 	r->next = (r->next + 1) % DIALRING_SLOTS;
@@ -94,7 +113,7 @@ dialring_has(const struct dialring *r, const struct sockaddr *peer,
 	size_t			 i;
 
 	if (r == NULL || !dialring_end(peer, &d.local) ||
-	    !dialring_end(dst, &d.remote))
+	    !dialring_reached(dst, &d.remote))
 		return false;
 	for (i = 0; i < DIALRING_SLOTS; i++)
 		if (memcmp(&r->dials[i], &d, sizeof(d)) == 0)

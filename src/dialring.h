@@ -31,7 +31,8 @@ void		 dialring_add(struct dialring *r, const struct sockaddr *local,
 		    const struct sockaddr *remote);
 /*
  * Whether a connection from peer to dst is one of those remembered
- * (IPv4-mapped IPv6 addresses count as IPv4).
+ * (IPv4-mapped IPv6 addresses count as IPv4, and a dial of the unspecified
+ * address as one of the loopback address it reaches).
  */
 bool		 dialring_has(const struct dialring *r,
 		    const struct sockaddr *peer, const struct sockaddr *dst);

@@ -507,7 +507,8 @@ upstream_dial(struct upstream *u, const struct sockaddr *sa, socklen_t salen)
  * name's (none, or another set: report-only, say, or with its own
  * ca_file): a name never unpins an address, whether the client pairs them
  * (a CONNECT by address with a SNI) or DNS does. Such an address is never
- * dialled.
+ * dialled, nor one that no host spells (an IPv4-compatible ::a.b.c.d),
+ * whose pin set cannot be told.
  */
 static bool
 upstream_addr_pinned(struct upstream *u, const struct sockaddr *sa)
@@ -516,8 +517,11 @@ upstream_addr_pinned(struct upstream *u, const struct sockaddr *sa)
 	char			 host[HOSTMATCH_NAME_MAX];
 	uint16_t		 port;
 
-	if (!hostport_sockaddr(sa, host, &port) ||
-	    (ps = conf_lookup(u->rc->conf, host)) == NULL || ps == u->ps)
+	if (!hostport_sockaddr(sa, host, &port)) {
+		u->last_errno = EADDRNOTAVAIL;
+		return true;
+	}
+	if ((ps = conf_lookup(u->rc->conf, host)) == NULL || ps == u->ps)
 		return false;
 	if (u->addr_ps == NULL) {
 		u->addr_ps = ps;

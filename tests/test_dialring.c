@@ -1,8 +1,9 @@
 /*
  * Tests of the ring of recent upstream dials that tells a redirected
  * connection of pinproxy's own from a client's: a dial is known by both
- * its ends, IPv4-mapped IPv6 spellings count as IPv4, and the oldest dial
- * gives way when the ring is full.
+ * its ends, IPv4-mapped IPv6 spellings count as IPv4, a dial of the
+ * unspecified address as one of loopback, and the oldest dial gives way
+ * when the ring is full.
  */
 #include "config.h"
 
@@ -74,6 +75,16 @@ test_dialring_takes_ipv4_mapped_addresses_as_ipv4(void **state)
 	/* A dual-stack listener sees the peer as ::ffff:127.0.0.1. */
 	assert_true(dialring_has(r, sa(&a, "::ffff:127.0.0.1", 40000),
 	    sa(&b, "::ffff:127.0.0.2", 443)));
+	/* A dial of 0.0.0.0 or :: arrives at loopback. */
+	dialring_add(r, sa(&a, "127.0.0.1", 40003), sa(&b, "0.0.0.0", 443));
+	assert_true(dialring_has(r, sa(&a, "127.0.0.1", 40003),
+	    sa(&b, "127.0.0.1", 443)));
+	dialring_add(r, sa(&a, "::1", 40004), sa(&b, "::", 443));
+	assert_true(dialring_has(r, sa(&a, "::1", 40004), sa(&b, "::1", 443)));
+	dialring_add(r, sa(&a, "127.0.0.1", 40005),
+	    sa(&b, "::ffff:0.0.0.0", 443));
+	assert_true(dialring_has(r, sa(&a, "127.0.0.1", 40005),
+	    sa(&b, "127.0.0.1", 443)));
 	dialring_add(r, sa(&a, "::1", 40002), sa(&b, "::1", 443));
 	assert_true(dialring_has(r, sa(&a, "::1", 40002), sa(&b, "::1", 443)));
 	assert_false(dialring_has(r, sa(&a, "::2", 40002),
