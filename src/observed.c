@@ -373,8 +373,9 @@ group_new(struct observed *o, const char *domain, uint16_t port)
 }
 
 /*
- * Add host (not in g yet) and the pins of chain to g; takes the subjects
- * of chain.
+ * Add the pins of chain to g, taking their subjects: a new host's (not in
+ * g yet) when host is set, else more of the last host's. Each pin counts
+ * the hosts it was seen for.
  */
 static void
 group_add(struct observed_group *g, const char *host,
@@ -392,12 +393,18 @@ group_add(struct observed_group *g, const char *host,
 			if (strcmp(g->pins[k].pin, chain[i].pin) == 0)
 				break;
 		if (k < g->npins) {
+			if (host != NULL)
+				g->pins[k].nseen += chain[i].nseen;
 			free(chain[i].subject);
 			continue;
 		}
 		g->pins = xreallocarray(g->pins, g->npins + 1,
 		    sizeof(*g->pins));
-		g->pins[g->npins++] = chain[i];
+		g->pins[g->npins] = chain[i];
+		g->pins[g->npins].seen_by = g->hosts[g->nhosts - 1];
+		if (g->pins[g->npins].nseen == 0)
+			g->pins[g->npins].nseen = 1;
+		g->npins++;
 	}
 }
 

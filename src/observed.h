@@ -24,6 +24,9 @@ struct observed_pin {
 	char		 pin[PIN_TEXT_MAX];
 	int		 depth;
 	char		*subject;	/* owned */
+	/* In a group: of how many of its hosts' chains, the first of them. */
+	size_t		 nseen;
+	const char	*seen_by;	/* one of the group's hosts */
 };
 
 /*

@@ -1325,9 +1325,16 @@ observed_print(const struct observed_group *g, bool split)
 	ok = ini_print_hosts(&hl);
 	if (g->port != DEFAULT_PORT)
 		printf("port = %u\n", g->port);
-	for (i = 0; i < g->npins; i++)
-		if (g->pins[i].depth > 0)
-			observed_pin_line(&g->pins[i]);
+	for (i = 0; i < g->npins; i++) {
+		if (g->pins[i].depth == 0)
+			continue;
+		/* A CA some hosts' chains did not hold: which ones did. */
+		if (g->pins[i].nseen < g->nhosts)
+			printf("; seen for %zu of the %zu hosts, %s%s\n",
+			    g->pins[i].nseen, g->nhosts, g->pins[i].seen_by,
+			    g->pins[i].nseen > 1 ? " among them" : "");
+		observed_pin_line(&g->pins[i]);
+	}
 	for (i = 0; i < g->npins; i++)
 		if (g->pins[i].depth == 0)
 			observed_pin_line(&g->pins[i]);

@@ -341,6 +341,10 @@ pinned for the others" "$CA_X $CA_Z|$CA_Y|" \
     "$(awk '/^\[pins:/ { if (s != "") print s; s = "" }
 	/^pin = / { s = s (s == "" ? "" : " ") $3 }
 	END { print s }' "$TMP/observed_split.out" | tr '\n' '|')"
+check_eq "--from-observed: a CA only some hosts of a section were seen with \
+says which" "; seen for 1 of the 2 hosts, www.bank.test|pin = $CA_Z" \
+    "$(grep -F -B1 "pin = $CA_Z" "$TMP/observed_split.out" |
+    sed 's/  ;.*//' | tr '\n' '|' | sed 's/|$//')"
 check_eq "--from-observed, hosts under unrelated CAs: each section says so" \
     2 "$(grep -c '^; hosts of bank\.test whose chains share no CA key with' \
     "$TMP/observed_split.out")"
