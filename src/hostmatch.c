@@ -56,8 +56,6 @@ hostmatch_ipv6(const char *in, size_t len, char *out, size_t outsize,
 		return false;
 	} else
 		inet_ntop(AF_INET6, &a6, text, sizeof(text));
-	if (strcmp(text, "0.0.0.0") == 0)
-		xstrlcpy(text, HOSTMATCH_LOOPBACK4, sizeof(text));
 	if (xstrlcpy(out, text, outsize) >= outsize) {
 		*why = "IPv6 address does not fit the buffer";
 		return false;
@@ -118,12 +116,9 @@ hostmatch_name_byte(unsigned char c)
 	    c == '-' || c == '_';
 }
 
-/*
- * The work of hostmatch_normalize, with the reason for a rejection in *why
- * so that the configuration can explain a bad pattern.
- */
+/* The spelling of a host name or address in out, or why it has none. */
 static bool
-hostmatch_check(const char *in, size_t len, char *out, size_t outsize,
+hostmatch_spell(const char *in, size_t len, char *out, size_t outsize,
     const char **why)
 {
 	size_t		 i, label = 0;
@@ -192,7 +187,20 @@ hostmatch_check(const char *in, size_t len, char *out, size_t outsize,
 		return false;
 	}
 	out[len] = '\0';
-	/* Dialled, the unspecified address is the loopback one. */
+	return true;
+}
+
+/*
+ * The work of hostmatch_normalize, with the reason for a rejection in *why
+ * so that the configuration can explain a bad pattern.
+ */
+static bool
+hostmatch_check(const char *in, size_t len, char *out, size_t outsize,
+    const char **why)
+{
+	if (!hostmatch_spell(in, len, out, outsize, why))
+		return false;
+	/* Dialled, 0.0.0.0 (however spelled) is the loopback address. */
 	if (strcmp(out, "0.0.0.0") == 0 &&
 	    xstrlcpy(out, HOSTMATCH_LOOPBACK4, outsize) >= outsize) {
 		*why = "host name does not fit the buffer";

@@ -522,15 +522,18 @@ set_find(size_t *parent, size_t i)
 static void
 join_by_ca(const struct observed *o, size_t *parent)
 {
-	struct ca_key	*keys = NULL;
+	struct ca_key	*keys;
 	size_t		 n = 0, i, k, a, b;
 
+	for (i = 0; i < o->ngroups; i++)
+		n += o->groups[i].npins;
+	keys = xreallocarray(NULL, n + 1, sizeof(*keys));
+	n = 0;
 	for (i = 0; i < o->ngroups; i++) {
 		parent[i] = i;
 		for (k = 0; k < o->groups[i].npins; k++) {
 			if (o->groups[i].pins[k].depth == 0)
 				continue;
-			keys = xreallocarray(keys, n + 1, sizeof(*keys));
 			keys[n].domain = o->groups[i].domain;
 			keys[n].port = o->groups[i].port;
 			keys[n].pin = o->groups[i].pins[k].pin;

@@ -249,8 +249,7 @@ tls_upstream_offer(struct tls_upstream *t, SSL *ssl,
 	struct tls_upstream_session	*s, *best = NULL;
 	size_t				 i;
 
-	/* Retired: the sessions are gone (a cheap check all the same). */
-	for (i = 0; !t->retired && i < TLS_UPSTREAM_SESSIONS; i++) {
+	for (i = 0; i < TLS_UPSTREAM_SESSIONS; i++) {
 		s = &t->sessions[i];
 		if (!tls_upstream_same(s, tc))
 			continue;

@@ -446,6 +446,7 @@ upstream_is_self(const struct upstream *u, const struct sockaddr *sa)
 /*
  * Remember the dial of u to sa, from the address the connect gave it: a
  * redirect that sends it back to a transparent listener is seen as a loop.
+ * Without such a listener nothing can come back: no system call then.
  */
 static void
 upstream_remember_dial(struct upstream *u, const struct sockaddr *sa)
@@ -453,7 +454,7 @@ upstream_remember_dial(struct upstream *u, const struct sockaddr *sa)
 	struct sockaddr_storage	 local;
 	socklen_t		 len = sizeof(local);
 
-	if (u->sinks->dials != NULL &&
+	if (u->sinks->dials != NULL && u->rc->conf->ntransparent > 0 &&
 	    getsockname(u->fd, (struct sockaddr *)&local, &len) == 0)
 		dialring_add(u->sinks->dials, (struct sockaddr *)&local, sa);
 }
