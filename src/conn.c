@@ -946,3 +946,58 @@ conn_close_all(struct conn_env *env)
 		conn_close(c);
 }
 
+/* The upstream TLS connection c relays to or its phase uses, or NULL. */
+static SSL *
+conn_upstream_tls(const struct conn *c)
+{
+	if (c->relay != NULL && relay_server_tls(c->relay) != NULL)
+		return relay_server_tls(c->relay);
+	if (c->x.ops != NULL && c->x.ops->upstream_tls != NULL)
+		return c->x.ops->upstream_tls(c->x.phase);
+	return NULL;
+}
+
+/*
+ * A reload denied the key of c's upstream: the access line, with what the
+ * relay moved, and a reset, as whatever the client got is cut short.
+ */
+static void
+conn_end_denied(struct conn *c)
+{
+	struct phase_outcome	 o;
+	uint64_t		 up, down;
+
+	if (c->relay != NULL) {
+		relay_counts(c->relay, &up, &down);
+		relay_free(c->relay);
+		c->relay = NULL;
+		c->x.acc.up += up;
+		c->x.acc.down += down;
+	}
+	phase_outcome_init(&o);
+	o.status = c->x.acc.status != 0 ? c->x.acc.status : 502;
+	o.cut = true;
+	conn_phase_done(&c->x, &o);
+}
+
+void
+conn_recheck_all(struct conn_env *env)
+{
+	struct conn	*c, *next;
+
+	for (c = TAILQ_FIRST(&env->conns); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, entry);
+		/*
+		 * Between exchanges an upstream kept for the next request
+		 * is not used again: that request takes the new generation.
+		 */
+		if (c->x.state == CONN_READ_HEAD ||
+		    c->x.state == CONN_CLOSING || c->x.state == CONN_LINGER)
+			continue;
+		if (c->x.rc != env->rc && upstream_denied_on_reload(
+		    conn_upstream_tls(c), env->rc->conf, c->client,
+		    env->sinks.metrics))
+			conn_end_denied(c);
+	}
+}
+

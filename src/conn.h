@@ -42,5 +42,11 @@ void		 conn_shutdown(struct conn *c);
 void		 conn_shutdown_all(struct conn_env *env);
 /* Close every connection now. */
 void		 conn_close_all(struct conn_env *env);
+/*
+ * After a reload: end every connection whose upstream TLS connection
+ * passed under an older generation with a key the current one denies
+ * (upstream_denied_on_reload()); its client's connection is reset.
+ */
+void		 conn_recheck_all(struct conn_env *env);
 
 #endif

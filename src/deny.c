@@ -136,12 +136,23 @@ deny_file_read(const char *path, struct pin **pins, size_t *npins,
 	return true;
 }
 
+/* Whether key is one of pins. */
+static bool
+deny_has(const struct pin *pins, size_t npins, const struct pin *key)
+{
+	size_t	 j;
+
+	for (j = 0; j < npins; j++)
+		if (pin_equal(key, &pins[j]))
+			return true;
+	return false;
+}
+
 int
 deny_match(const struct pin *pins, size_t npins, STACK_OF(X509) *chain,
     struct pin *which)
 {
 	struct pin	 seen;
-	size_t		 j;
 	int		 i, n;
 
 	if (npins == 0 || chain == NULL)
@@ -149,13 +160,25 @@ deny_match(const struct pin *pins, size_t npins, STACK_OF(X509) *chain,
 	n = sk_X509_num(chain);
 	/* Every certificate counts: a key that cannot be hashed is skipped. */
 	for (i = 0; i < n; i++) {
-		if (!pin_from_cert(sk_X509_value(chain, i), &seen))
-			continue;
-		for (j = 0; j < npins; j++) {
-			if (pin_equal(&seen, &pins[j])) {
-				*which = seen;
-				return i;
-			}
+		if (pin_from_cert(sk_X509_value(chain, i), &seen) &&
+		    deny_has(pins, npins, &seen)) {
+			*which = seen;
+			return i;
+		}
+	}
+	return -1;
+}
+
+int
+deny_match_keys(const struct pin *pins, size_t npins, const struct pin *keys,
+    size_t nkeys, struct pin *which)
+{
+	size_t	 i;
+
+	for (i = 0; i < nkeys; i++) {
+		if (deny_has(pins, npins, &keys[i])) {
+			*which = keys[i];
+			return (int)i;
 		}
 	}
 	return -1;

@@ -33,5 +33,11 @@ bool		 deny_file_read(const char *path, struct pin **pins,
  */
 int		 deny_match(const struct pin *pins, size_t npins,
 		    STACK_OF(X509) *chain, struct pin *which);
+/*
+ * The same for keys already hashed (nkeys of them, leaf first, as
+ * pincheck recorded them): the depth of the first denied one, or -1.
+ */
+int		 deny_match_keys(const struct pin *pins, size_t npins,
+		    const struct pin *keys, size_t nkeys, struct pin *which);
 
 #endif

@@ -709,11 +709,20 @@ forward_free(void *arg)
 	free(f);
 }
 
+static SSL *
+forward_upstream_tls(void *arg)
+{
+	struct forward	*f = arg;
+
+	return f->up != NULL ? upstream_tls(f->up) : NULL;
+}
+
 const struct phase_ops forward_ops = {
 	.name = "forward",
 	.on_client = forward_on_client,
 	.on_upstream = forward_on_upstream,
 	.free = forward_free,
+	.upstream_tls = forward_upstream_tls,
 };
 
 struct forward *

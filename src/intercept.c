@@ -751,12 +751,21 @@ intercept_relayed(void *arg)
 	return up;
 }
 
+static SSL *
+intercept_upstream_tls(void *arg)
+{
+	struct intercept	*ic = arg;
+
+	return ic->up != NULL ? upstream_tls(ic->up) : NULL;
+}
+
 const struct phase_ops intercept_ops = {
 	.name = "intercept",
 	.on_client = intercept_on_client,
 	.on_upstream = intercept_on_upstream,
 	.free = intercept_free,
 	.relayed = intercept_relayed,
+	.upstream_tls = intercept_upstream_tls,
 };
 
 void

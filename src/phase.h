@@ -149,6 +149,12 @@ struct phase_ops {
 	 * until the relay ends.
 	 */
 	struct upstream	*(*relayed)(void *phase);
+	/*
+	 * The upstream TLS connection the phase uses, or NULL (also for a
+	 * phase without upstream TLS): a reload checks it against its deny
+	 * pins. NULL op: never one.
+	 */
+	SSL		*(*upstream_tls)(void *phase);
 };
 
 /* What a phase may use of its connection, which owns all of it. */

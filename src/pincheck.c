@@ -30,6 +30,7 @@ pincheck_record(STACK_OF(X509) *chain, struct pincheck_result *res)
 	int	 i, n;
 
 	res->nseen = 0;
+	res->partial = false;
 	if (chain == NULL)
 		return;
 	n = sk_X509_num(chain);
@@ -39,6 +40,7 @@ pincheck_record(STACK_OF(X509) *chain, struct pincheck_result *res)
 			break;
 		res->nseen++;
 	}
+	res->partial = res->nseen < (size_t)n;
 }
 
 /*

@@ -45,6 +45,11 @@ struct pincheck_result {
 	bool			 ca_matched;	/* one matched at depth >= 1 */
 	size_t			 nseen;
 	struct pin		 seen[PINCHECK_MAX_CHAIN];	/* leaf first */
+	/*
+	 * The chain held more than seen: a key that could not be hashed,
+	 * or certificates beyond PINCHECK_MAX_CHAIN.
+	 */
+	bool			 partial;
 	size_t			 ncandidates;
 	struct pincheck_candidate candidates[PINCHECK_MAX_CHAIN];
 };

@@ -639,6 +639,9 @@ proxy_reload(struct proxy *p)
 		p->env.rc = rc;
 		pool_set_generation(p->env.pool, rc->generation);
 		pool_set_max_idle(p->env.pool, conf->max_connections);
+		/* Nor is a key it denies used a moment longer. */
+		conn_recheck_all(&p->env);
+		tcpfwd_recheck_all(p->fwd);
 		log_begin(&l, EV_RELOADED);
 		log_int(&l, LK_PINSETS, (long long)conf->npinsets);
 		log_end(&l);
@@ -841,6 +844,7 @@ proxy_main(struct conf *conf, const char *path, bool debug)
 	p.env.sinks.mismatch_log = throttle_new(THROTTLE_MISMATCH_SLOTS,
 	    THROTTLE_MISMATCH_SECONDS);
 	p.env.sinks.dials = dialring_new();
+	p.env.sinks.current = &p.env.rc;
 	if (!proxy_open_outputs(&p, conf, &p.env.sinks.report, &p.stats, err,
 	    sizeof(err)) || !proxy_observe_for(NULL, conf,
 	    &p.env.sinks.observe, err, sizeof(err))) {

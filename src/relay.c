@@ -869,6 +869,12 @@ relay_adopt_server(struct relay *r, evutil_socket_t fd, SSL *ssl)
 	r->server_ssl = ssl;
 }
 
+SSL *
+relay_server_tls(const struct relay *r)
+{
+	return r->server_ssl;
+}
+
 enum relay_outcome
 relay_outcome(const struct relay *r)
 {

@@ -116,6 +116,8 @@ void		 relay_counts(const struct relay *r, uint64_t *up,
  */
 void		 relay_adopt_server(struct relay *r, evutil_socket_t fd,
 		    SSL *ssl);
+/* The server's TLS connection the relay adopted, or NULL. */
+SSL		*relay_server_tls(const struct relay *r);
 /* How the relay ended; for the done callback and after. */
 enum relay_outcome	 relay_outcome(const struct relay *r);
 /*

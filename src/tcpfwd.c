@@ -143,6 +143,26 @@ tcpfwd_relay_done_cb(struct relay *r, const char *why, void *arg)
 		tcpfwd_conn_close(c);
 }
 
+void
+tcpfwd_recheck_all(struct tcpfwd *t)
+{
+	struct tcpfwd_conn	*c, *next;
+	uint64_t		 up, down;
+
+	for (c = TAILQ_FIRST(&t->conns); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, entry);
+		/* Before the relay, the verdict checks the current deny pins. */
+		if (c->relay == NULL || c->rc == t->env->rc ||
+		    !upstream_denied_on_reload(relay_server_tls(c->relay),
+		    t->env->rc->conf, c->addr, t->env->sinks.metrics))
+			continue;
+		relay_counts(c->relay, &up, &down);
+		tcpfwd_log_access(c, TCPFWD_RELAYED, up, down);
+		linger_reset(c->fd);
+		tcpfwd_conn_close(c);
+	}
+}
+
 /* The upstream failed (already logged there): close with nothing sent. */
 static void
 tcpfwd_refuse(struct tcpfwd_conn *c)

@@ -39,6 +39,11 @@ void		 tcpfwd_set_accepting(struct tcpfwd *t, bool on);
 void		 tcpfwd_stop_listening(struct tcpfwd *t);
 /* Close every connection now. */
 void		 tcpfwd_close_all(struct tcpfwd *t);
+/*
+ * After a reload: close every connection whose upstream passed with a
+ * key the current generation denies (see conn_recheck_all()).
+ */
+void		 tcpfwd_recheck_all(struct tcpfwd *t);
 /* Close everything and free (NULL ok). */
 void		 tcpfwd_free(struct tcpfwd *t);
 

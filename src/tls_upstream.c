@@ -357,6 +357,22 @@ tls_upstream_passed(SSL *ssl, const struct pincheck_result *res)
 	tls_upstream_pass(tc);
 }
 
+bool
+tls_upstream_judged(const SSL *ssl, struct tls_upstream_verdict *v)
+{
+	const struct tls_upstream_conn	*tc;
+
+	if (ssl == NULL ||
+	    (tc = SSL_get_ex_data(ssl, tls_upstream_index)) == NULL ||
+	    !tc->passed)
+		return false;
+	v->host = tc->host;
+	v->port = tc->port;
+	v->ps = tc->ps;
+	v->res = &tc->res;
+	return true;
+}
+
 /* Drop every certificate of sk, leaving it empty (NULL ok). */
 static void
 tls_upstream_empty(STACK_OF(X509) *sk)

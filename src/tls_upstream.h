@@ -57,6 +57,22 @@ SSL			*tls_upstream_ssl(struct tls_upstream *t,
  */
 bool			 tls_upstream_resumed(SSL *ssl,
 			    struct pincheck_result *res);
+/* What passed on an upstream TLS connection (tls_upstream_judged()). */
+struct tls_upstream_verdict {
+	const char			*host;	/* verified; owned by ssl */
+	uint16_t			 port;
+	const struct pinset		*ps;	/* NULL: unpinned */
+	const struct pincheck_result	*res;	/* the keys of its chain */
+};
+
+/*
+ * Whether ssl, an upstream TLS connection, passed verification and the
+ * pin check (or resumed a session that had): then *v says for which host
+ * and with which keys in the verified chain. A reload checks connections
+ * of an older generation against its deny pins with it.
+ */
+bool			 tls_upstream_judged(const SSL *ssl,
+			    struct tls_upstream_verdict *v);
 /*
  * The full handshake of ssl passed verification and the pin check with
  * res: its sessions, now or when they arrive, may be kept for resumption.

@@ -772,36 +772,107 @@ upstream_report(struct upstream *u, STACK_OF(X509) *chain)
 }
 
 /*
- * Whether the verified chain holds a key of deny_pin or deny_file; if so
- * the connection is refused here, whatever the pin set would say.
+ * The depth at which the deny pins of c refuse the keys of res, the
+ * recorded chain of a connection judged earlier (*which: the key), or -1.
+ * A record that misses keys of the chain cannot be cleared: it is refused
+ * at the depth of the first key missing (*which zeroed) when c denies any.
+ */
+static int
+upstream_deny_keys(const struct conf *c, const struct pincheck_result *res,
+    struct pin *which)
+{
+	int	 depth;
+
+	depth = deny_match_keys(c->deny_pins, c->ndeny_pins, res->seen,
+	    res->nseen, which);
+	if (depth < 0 && res->partial && c->ndeny_pins > 0) {
+		memset(which, 0, sizeof(*which));
+		depth = (int)res->nseen;
+	}
+	return depth;
+}
+
+/* Log a refusal by a deny pin and count it; reason goes into the line. */
+static void
+upstream_log_denied(const char *host, uint16_t port, const char *client,
+    const struct pinset *ps, int depth, const struct pin *which, bool known,
+    const char *reason, struct metrics *metrics)
+{
+	struct logline	 l;
+	char		 text[PIN_TEXT_MAX];
+
+	log_begin(&l, EV_PIN_DENIED);
+	log_str(&l, LK_HOST, host);
+	log_int(&l, LK_PORT, port);
+	log_str(&l, LK_CLIENT, client);
+	if (known) {
+		pin_format(which, text, sizeof(text));
+		log_str(&l, LK_PIN, text);
+	}
+	log_int(&l, LK_DEPTH, depth);
+	if (ps != NULL)
+		log_str(&l, LK_PINSET, ps->name);
+	if (reason != NULL)
+		log_str(&l, LK_REASON, reason);
+	log_end(&l);
+	metrics_inc(metrics, METRIC_PIN_DENIED);
+}
+
+/*
+ * Whether the verified chain (NULL after a resumption) holds a key of
+ * deny_pin or deny_file, of the upstream's generation or, after a reload,
+ * of the current one; if so the connection is refused here, whatever the
+ * pin set would say.
  */
 static bool
 upstream_denied(struct upstream *u, STACK_OF(X509) *chain)
 {
-	const struct conf	*c = u->rc->conf;
-	struct logline		 l;
+	const struct conf	*c = u->rc->conf, *now;
 	struct pin		 which;
 	char			 text[PIN_TEXT_MAX];
+	const char		*since = NULL;
+	bool			 known = true;
 	int			 depth;
 
-	if ((depth = deny_match(c->deny_pins, c->ndeny_pins, chain,
-	    &which)) < 0)
+	depth = deny_match(c->deny_pins, c->ndeny_pins, chain, &which);
+	now = u->sinks->current != NULL && *u->sinks->current != NULL ?
+	    (*u->sinks->current)->conf : c;
+	if (depth < 0 && now != c &&
+	    (depth = upstream_deny_keys(now, &u->pins, &which)) >= 0) {
+		since = "denied by a reload during the handshake";
+		known = depth < (int)u->pins.nseen;
+	}
+	if (depth < 0)
 		return false;
 	pin_format(&which, text, sizeof(text));
-	snprintf(u->reason, sizeof(u->reason), "the verified chain holds a "
-	    "denied key at depth %d: %s", depth, text);
-	log_begin(&l, EV_PIN_DENIED);
-	log_str(&l, LK_HOST, u->host);
-	log_int(&l, LK_PORT, u->port);
-	log_str(&l, LK_CLIENT, u->client);
-	log_str(&l, LK_PIN, text);
-	log_int(&l, LK_DEPTH, depth);
-	if (u->ps != NULL)
-		log_str(&l, LK_PINSET, u->ps->name);
-	log_end(&l);
-	metrics_inc(u->sinks->metrics, METRIC_PIN_DENIED);
+	if (known)
+		snprintf(u->reason, sizeof(u->reason), "the verified chain "
+		    "holds a denied key at depth %d: %s", depth, text);
+	else
+		snprintf(u->reason, sizeof(u->reason), "the key at depth %d "
+		    "of the verified chain cannot be checked against the "
+		    "deny pins", depth);
+	upstream_log_denied(u->host, u->port, u->client, u->ps, depth,
+	    &which, known, since, u->sinks->metrics);
 	bufferevent_setcb(u->bev, NULL, NULL, NULL, NULL);
 	upstream_finish(u, UPSTREAM_PIN_DENIED);
+	return true;
+}
+
+bool
+upstream_denied_on_reload(SSL *ssl, const struct conf *conf,
+    const char *client, struct metrics *metrics)
+{
+	struct tls_upstream_verdict	 v;
+	struct pin			 which;
+	int				 depth;
+
+	if (!tls_upstream_judged(ssl, &v) ||
+	    (depth = upstream_deny_keys(conf, v.res, &which)) < 0)
+		return false;
+	upstream_log_denied(v.host, v.port, client, v.ps, depth, &which,
+	    depth < (int)v.res->nseen, "a reload denied a key of the "
+	    "connection's verified chain: closed", metrics);
 	return true;
 }
 
@@ -833,11 +904,12 @@ upstream_handshake_done(struct upstream *u)
 			    "no verified chain after the handshake");
 			return;
 		}
-		if (upstream_denied(u, chain))
-			return;
 		pincheck_verdict(u->ps, chain, time(NULL), &u->pins);
-		upstream_note_candidates(u);
 	}
+	if (upstream_denied(u, chain))
+		return;
+	if (!resumed)
+		upstream_note_candidates(u);
 	upstream_log_verdict(u, resumed);
 	if (!resumed && u->pins.verdict == PIN_UNPINNED)
 		observe_chain(u->sinks->observe, u->rc->conf->observe_max,
@@ -1057,6 +1129,12 @@ const struct pincheck_result *
 upstream_pins(const struct upstream *u)
 {
 	return &u->pins;
+}
+
+SSL *
+upstream_tls(const struct upstream *u)
+{
+	return u->ssl;
 }
 
 STACK_OF(X509) *

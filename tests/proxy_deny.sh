@@ -4,23 +4,32 @@
 # for an unpinned one under unpinned = verify, and nothing reaches the
 # origin; deny_file does the same and a reload that adds a pin to it takes
 # effect, also on a CONNECT answered before it whose ClientHello comes
-# after it (closed, nothing resumed, nothing relayed); a deny_file that is a symbolic link or a FIFO is refused; a pin
+# after it (closed, nothing resumed, nothing relayed), and on connections
+# that relay by then (an intercepted tunnel, a plaintext download, a
+# forwarder: reset; one whose chain lacks the key goes on) and on an
+# upstream handshake under way (refused); a deny_file
+# that is a symbolic link or a FIFO is refused; a pin
 # set expiring in 10 days is reported by pinproxy -t, logged as
 # event=pinset_expiring and exported in /metrics. Everything runs on
 # 127.0.0.1 and in the scratch directory.
 
 . "${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}/tests/lib.sh"
 
-make_pki multi "$(dns_sans api.test free.test)" inter
+make_pki multi "$(dns_sans api.test free.test late.test)" inter \
+    other "$(dns_sans other.test)" inter
+pki_pin PIN_MULTI multi
 pki_pin PIN_INTER inter
-pki_pin PIN_ROOT root
 pki_pin PIN_RSA rsa
 pki_pin PIN_FOREIGN foreign-root
 
 OA=$(free_port)
 start_origin O_A "$OA" "$TMP/oa.log" --cert "$PKI/multi-chain.pem" \
     --key "$PKI/multi.key"
-start_dnsd --map free.test=127.0.0.1
+OB=$(free_port)
+start_origin O_B "$OB" "$TMP/ob.log" --cert "$PKI/other-chain.pem" \
+    --key "$PKI/other.key"
+start_dnsd --map free.test=127.0.0.1 --map other.test=127.0.0.1 \
+    --map late.test=127.0.0.1 --slow late.test=2
 EXPIRES=$(date -u -d '+10 days' +%Y-%m-%d)
 
 # connect NAME ARGS...: tests/connect_client.py, its output in NAME.out.
@@ -49,7 +58,7 @@ ca_cert = $TMP/ca-$name.pem
 ca_key = $TMP/ca-$name.key
 trust = $PKI/root.pem
 unpinned = verify
-connect_ports = 443, $OA
+connect_ports = 443, $OA, $OB
 shutdown_timeout = 2s
 EOF
 		printf '%s\n' "$@"
@@ -160,7 +169,7 @@ check_eq "deny_file without the chain's keys: CONNECT relays" ok \
 origin_settle "$TMP/oa.log"
 requests=$(origin_count "$TMP/oa.log" request)
 spawn HELD python3 "$CLIENT" --hold-finished "$TMP/file-held.go" \
-    --proxy "$PB" --connect api.test:443 --sni api.test --timeout 30 \
+    --proxy "$PB" --connect "other.test:$OB" --sni other.test --timeout 30 \
     --cafile "$TMP/ca-b.pem" --get /hello >"$TMP/file-held.out" 2>&1
 check "a client holds its Finished before the reload" \
     wait_line "$TMP/file-held.go.held" '^held$'
@@ -171,7 +180,7 @@ spawn LATE python3 "$CLIENT" --head-out "$TMP/file-late.head" \
 check "a CONNECT is answered before the reload" \
     wait_line "$TMP/file-late.head" '^HTTP/1\.1 200'
 n=$(log_count "$TMP/b.log" "$(kv event pinset_expiring)")
-printf '%s\n' "$PIN_ROOT" >>"$TMP/deny.pins"
+printf '%s\n' "$PIN_MULTI" >>"$TMP/deny.pins"
 check "a reload reads the deny file again" reload "$PP_B" "$TMP/b.log"
 touch "$TMP/file-late.go" "$TMP/file-held.go"
 wait "$LATE" 2>/dev/null
@@ -179,7 +188,7 @@ wait "$HELD" 2>/dev/null
 check_eq "a client that held its Finished across the reload: no answer" \
     "ok|" "$(out file-held tls)|$(out file-held body)"
 check_log "a client that held its Finished across the reload: blocked" \
-    "$TMP/b.log" "$(kv event blocked)" "$(kv host api.test)" \
+    "$TMP/b.log" "$(kv event blocked)" "$(kv host other.test)" \
     "reason=\"TLS handshake finished after a reload"
 check_eq "a CONNECT from before the reload, hello after it: an alert" \
     alert "$(out file-late tls)"
@@ -195,7 +204,7 @@ check_log "a Finished held across the reload: its access line says 503" \
 origin_settle "$TMP/oa.log"
 check_eq "CONNECTs from before the reload: the origin got no request" \
     "$requests" "$(origin_count "$TMP/oa.log" request)"
-refused_plain file-deny "$PB" "$TMP/b.log" 2 "$PIN_ROOT"
+refused_plain file-deny "$PB" "$TMP/b.log" 0 "$PIN_MULTI"
 connect file-deny-connect --proxy "$PB" --connect api.test:443 \
     --sni api.test --cafile "$TMP/ca-b.pem" --get /hello
 check_eq "after the reload: a new CONNECT to api.test is denied" alert \
@@ -215,7 +224,79 @@ check_status "after a failed reload the old deny list stays: 502" 502 \
 
 stop_pinproxy "$PP_B" "$TMP/b.log"
 
-# 4. The deny file is a regular file: never a symbolic link, never a FIFO.
+# 4. A reload's deny pins reach connections that relay by then: those
+# whose verified chain holds a newly denied key are reset, with a line
+# saying why; the others go on. And a request whose upstream handshake
+# ends after the reload (its name resolves slowly) is refused.
+
+printf '%s\n' "$PIN_FOREIGN" >"$TMP/open.pins"
+PC=$(free_port)
+FC=$(free_port)
+write_conf "$TMP/c.conf" "$PC" "$(free_port)" "deny_file = $TMP/open.pins" \
+    "" "[forward:fwd]" "listen = 127.0.0.1:$FC" "upstream = 127.0.0.1:$OA" \
+    "sni = api.test" "pinset = set-api" "" "[pins:set-late]" \
+    "hosts = late.test" "port = $OA" "pin = $PIN_INTER"
+start_pinproxy PP_C "$PC" "$TMP/c.conf" "$TMP/c.log" ||
+    bail_out "pinproxy does not start with $TMP/c.conf"
+spawn KA_API python3 "$KEEPALIVE" "$PC" /hello "$TMP/open.go" \
+    --tunnel api.test --cafile "$TMP/ca-c.pem" >"$TMP/ka-api.out" 2>&1
+spawn KA_OTHER python3 "$KEEPALIVE" "$PC" /hello "$TMP/open.go" \
+    --tunnel "other.test:$OB" --cafile "$TMP/ca-c.pem" \
+    >"$TMP/ka-other.out" 2>&1
+spawn KA_FWD python3 "$KEEPALIVE" "$FC" /hello "$TMP/open.go" \
+    >"$TMP/ka-fwd.out" 2>&1
+spawn SLOW pcurl "$PC" -N -o "$TMP/slow.body" -w '%{http_code}' \
+    http://api.test/slow/50 >"$TMP/slow.code" 2>"$TMP/slow.err"
+for name in api other fwd; do
+	check "before the reload: a first request through $name" \
+	    wait_line "$TMP/ka-$name.out" '^first 200$'
+done
+check "before the reload: a slow download is under way" \
+    wait_line "$TMP/slow.body" '^slow$'
+spawn LATE pcurl "$PC" -o /dev/null -D "$TMP/late.head" -w '%{http_code}' \
+    http://late.test/hello >"$TMP/late.code" 2>"$TMP/late.err"
+check "before the reload: a request waits for its name" \
+    wait_line "$TMP/dns.log" '"[lL][aA][tT][eE]\.[tT][eE][sS][tT]"'
+printf '%s\n' "$PIN_MULTI" >>"$TMP/open.pins"
+check "a reload adds the leaf's key of api.test to the deny file" \
+    reload "$PP_C" "$TMP/c.log"
+touch "$TMP/open.go"
+wait "$KA_API" "$KA_OTHER" "$KA_FWD" "$LATE" 2>/dev/null
+wait "$SLOW"
+check_eq "a handshake that ends after the reload: 502 pin-denied" \
+    '502|pinproxy; error=tls_certificate_error; details="pin-denied"' \
+    "$(cat "$TMP/late.code")|$(header "$TMP/late.head" Proxy-Status)"
+check_log "a handshake that ends after the reload: event=pin_denied" \
+    "$TMP/c.log" "$(kv event pin_denied)" "$(kv host late.test)" \
+    "$(kv pin "$PIN_MULTI")" "$(kv depth 0)" \
+    'reason="denied by a reload during the handshake"'
+check_eq "an intercepted tunnel with the denied key: reset" \
+    "second failed" "$(sed -n 's/^\(second [a-z]*\) .*/\1/p' \
+    "$TMP/ka-api.out")"
+check_eq "a forwarder's connection with the denied key: reset" \
+    "second failed" "$(sed -n 's/^\(second [a-z]*\) .*/\1/p' \
+    "$TMP/ka-fwd.out")"
+check_eq "a tunnel whose chain lacks the key goes on" \
+    "second 200 reused -" "$(grep '^second' "$TMP/ka-other.out")"
+body=$(cat "$TMP/slow.body")
+check "the download with the denied key is cut short (${#body} of 250 bytes)" \
+    test "${#body}" -lt 249
+check_eq "three pin_denied lines name the reload" 3 "$(log_count \
+    "$TMP/c.log" "$(kv event pin_denied)" "$(kv host api.test)" \
+    "$(kv pin "$PIN_MULTI")" "$(kv depth 0)" \
+    'reason="a reload denied a key of the connection.s verified chain')"
+check_log "the intercepted tunnel's access line is written" "$TMP/c.log" \
+    "$(kv event access)" "$(kv mode intercept)" "$(kv host api.test)" \
+    "$(kv status 200)"
+check_log "the forwarder's access line is written" "$TMP/c.log" \
+    "$(kv event access)" "$(kv mode forward)"
+curl -sS "http://127.0.0.1:$(sed -n 's/^stats_listen = 127.0.0.1://p' \
+    "$TMP/c.conf")/metrics" >"$TMP/c.metrics" 2>&1
+check_grep "/metrics counts the four in pinproxy_pin_denied_total" \
+    '^pinproxy_pin_denied_total 4$' "$TMP/c.metrics"
+stop_pinproxy "$PP_C" "$TMP/c.log"
+
+# 5. The deny file is a regular file: never a symbolic link, never a FIFO.
 
 printf '%s\n' "$PIN_FOREIGN" >"$TMP/real.pins"
 ln -s "$TMP/real.pins" "$TMP/link.pins"

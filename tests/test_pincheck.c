@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "conf.h"
+#include "deny.h"
 #include "pin.h"
 #include "pincheck.h"
 #include "testpki.h"
@@ -469,6 +470,39 @@ test_verdict_records_the_verified_chain_leaf_first(void **state)
 	assert_true(pin_equal(&res.seen[1], &want));
 	want = pin_of(f->a.root);
 	assert_true(pin_equal(&res.seen[2], &want));
+	assert_false(res.partial);
+	testpki_stack_free(chain);
+}
+
+/*
+ * A reload checks the keys recorded at the verdict against its deny pins:
+ * the same depth and key as a check of the chain itself.
+ */
+static void
+test_deny_pins_match_the_recorded_keys_as_the_chain(void **state)
+{
+	struct fixture		*f = *state;
+	struct pincheck_result	 res;
+	STACK_OF(X509)		*chain;
+	struct pin		 deny[2], which, want;
+
+	chain = verified_a(f);
+	pincheck_verdict(NULL, chain, time(NULL), &res);
+	deny[0] = pin_of(f->b.root);
+	deny[1] = pin_of(f->a.ca);
+	want = deny[1];
+	assert_int_equal(deny_match(deny, 2, chain, &which), 1);
+	assert_true(pin_equal(&which, &want));
+	memset(&which, 0, sizeof(which));
+	assert_int_equal(deny_match_keys(deny, 2, res.seen, res.nseen,
+	    &which), 1);
+	assert_true(pin_equal(&which, &want));
+	/* Nothing denied: neither finds a key. */
+	assert_int_equal(deny_match(deny, 1, chain, &which), -1);
+	assert_int_equal(deny_match_keys(deny, 1, res.seen, res.nseen,
+	    &which), -1);
+	assert_int_equal(deny_match_keys(deny, 0, res.seen, res.nseen,
+	    &which), -1);
 	testpki_stack_free(chain);
 }
 
@@ -561,6 +595,8 @@ test_verdict_ignores_certificates_past_the_longest_chain(void **state)
 	assert_int_equal(pincheck_verdict(&ps, chain, time(NULL), &res),
 	    PIN_MISMATCH);
 	assert_int_equal(res.nseen, PINCHECK_MAX_CHAIN);
+	/* A later check of the recorded keys knows it misses one. */
+	assert_true(res.partial);
 	testpki_stack_free(chain);
 }
 
@@ -964,6 +1000,8 @@ main(void)
 		cmocka_unit_test(test_verdict_is_unpinned_without_a_pin_set),
 		cmocka_unit_test(
 		    test_verdict_records_the_verified_chain_leaf_first),
+		cmocka_unit_test(
+		    test_deny_pins_match_the_recorded_keys_as_the_chain),
 		cmocka_unit_test(
 		    test_verdict_ignores_a_pinned_ca_appended_to_another_chain),
 		cmocka_unit_test(test_verdict_of_an_empty_chain_is_mismatch),
