@@ -1,13 +1,16 @@
 /*
  * JSON Lines: the buffer grows by doubling; the file is appended to with
  * O_APPEND so that each line lands whole, and a line cut short by a full
- * disk is ended before the next one, so that one bad write costs one line.
+ * disk is ended before the next one, so that one bad write costs one line,
+ * also when the cut line was left by an earlier run or before a reopen.
  */
 #include "config.h"
 
+#include <sys/stat.h>
 #include <sys/uio.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +25,8 @@
 #define JSONL_FIRST	2048
 /* The budget of lines (report_max, observe_max) is counted per UTC day. */
 #define JSONL_DAY_SECONDS	86400
+/* A failing file (a full disk, say) is logged at most once this often. */
+#define JSONL_ERROR_SECONDS	60
 
 struct jsonl_file {
 	const char	*what;		/* the setting, for errors */
@@ -32,6 +37,8 @@ struct jsonl_file {
 	long long	 day;		/* days since the epoch, UTC */
 	unsigned long	 written;	/* lines written that day */
 	bool		 full;		/* the day's budget spent and logged */
+	time_t		 error_logged;	/* the last failure logged, or 0 */
+	unsigned long	 errors_unlogged;	/* failures since */
 };
 
 void
@@ -105,6 +112,29 @@ jsonl_key(struct jsonl_buf *b, const char *key)
 	jsonl_add(b, ":", 1);
 }
 
+/*
+ * Whether the file at path ends mid-line: a line cut short by an earlier
+ * run, or by this one before a reopen of the same file. What cannot be
+ * read counts as a whole line (the next one then starts on it).
+ */
+static bool
+jsonl_ends_mid_line(const char *path)
+{
+	struct stat	 st;
+	char		 last;
+	bool		 mid = false;
+	int		 fd;
+
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	if (fd == -1)
+		return false;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
+	    pread(fd, &last, 1, st.st_size - 1) == 1)
+		mid = last != '\n';
+	close(fd);
+	return mid;
+}
+
 struct jsonl_file *
 jsonl_open(const char *what, const char *path, char *err, size_t errlen)
 {
@@ -117,6 +147,7 @@ jsonl_open(const char *what, const char *path, char *err, size_t errlen)
 	f->what = what;
 	f->path = xstrdup(path);
 	f->fd = fd;
+	f->partial = jsonl_ends_mid_line(path);
 	return f;
 }
 
@@ -129,7 +160,7 @@ jsonl_reopen(struct jsonl_file *f, char *err, size_t errlen)
 		return false;
 	close(f->fd);
 	f->fd = fd;
-	f->partial = false;
+	f->partial = jsonl_ends_mid_line(f->path);
 	return true;
 }
 
@@ -141,6 +172,26 @@ jsonl_close(struct jsonl_file *f)
 	close(f->fd);
 	free(f->path);
 	free(f);
+}
+
+void
+jsonl_log_error(struct jsonl_file *f, const char *err, time_t now)
+{
+	struct logline	 l;
+
+	if (f->error_logged != 0 && now >= f->error_logged &&
+	    now - f->error_logged < JSONL_ERROR_SECONDS) {
+		f->errors_unlogged++;
+		return;
+	}
+	log_begin(&l, EV_REPORT_ERROR);
+	log_str(&l, LK_FILE, f->path);
+	log_str(&l, LK_ERROR, err);
+	if (f->errors_unlogged > 0)
+		log_int(&l, LK_COUNT, (long long)f->errors_unlogged);
+	log_end(&l);
+	f->error_logged = now;
+	f->errors_unlogged = 0;
 }
 
 const char *
@@ -190,7 +241,7 @@ jsonl_write(struct jsonl_file *f, const struct jsonl_buf *b, char *err,
 {
 	struct iovec	 iov[2];
 	size_t		 want;
-	ssize_t		 n;
+	ssize_t		 n, ended;
 	int		 i = 0;
 
 	/* A line an earlier short write cut is ended in the same write. */
@@ -200,7 +251,8 @@ jsonl_write(struct jsonl_file *f, const struct jsonl_buf *b, char *err,
 	}
 	iov[i].iov_base = b->data;
 	iov[i++].iov_len = b->len;
-	want = b->len + (f->partial ? 1 : 0);
+	ended = f->partial ? 1 : 0;
+	want = b->len + (size_t)ended;
 	do {
 		n = writev(f->fd, iov, i);
 	} while (n == -1 && errno == EINTR);
@@ -210,7 +262,9 @@ jsonl_write(struct jsonl_file *f, const struct jsonl_buf *b, char *err,
 		return false;
 	}
 	if ((size_t)n != want) {
-		f->partial = n > 0;
+		/* Cut mid-line unless only the old line's end went out. */
+		if (n > 0)
+			f->partial = n > ended;
 		snprintf(err, errlen, "short write to %s: %zd of %zu bytes",
 		    f->path, n, want);
 		return false;

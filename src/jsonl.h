@@ -60,5 +60,13 @@ bool		 jsonl_room(struct jsonl_file *f, const char *limit,
  */
 bool		 jsonl_write(struct jsonl_file *f, const struct jsonl_buf *b,
 		    char *err, size_t errlen);
+/*
+ * Log a failure of f (err, from jsonl_write or the caller) at now as
+ * event=report_error, at most once a minute per file: the next line that
+ * is logged counts those left out (count=N). A full disk fails every
+ * write and would otherwise add a line for each.
+ */
+void		 jsonl_log_error(struct jsonl_file *f, const char *err,
+		    time_t now);
 
 #endif

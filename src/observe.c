@@ -202,7 +202,6 @@ observe_chain(struct observe *o, unsigned long max, const char *host,
 {
 	struct jsonl_buf	 b = { NULL, 0, 0 };
 	struct observe_seen	*slot;
-	struct logline		 l;
 	unsigned char		 key[OBSERVE_KEY_LEN];
 	char			 err[256];
 	long long		 day;
@@ -221,10 +220,7 @@ observe_chain(struct observe *o, unsigned long max, const char *host,
 	ok = jsonl_write(o->out, &b, err, sizeof(err));
 	free(b.data);
 	if (!ok) {
-		log_begin(&l, EV_REPORT_ERROR);
-		log_str(&l, LK_FILE, jsonl_path(o->out));
-		log_str(&l, LK_ERROR, err);
-		log_end(&l);
+		jsonl_log_error(o->out, err, now);
 		return false;
 	}
 	slot->used = true;

@@ -293,6 +293,12 @@ report_path(const struct report *r)
 	return jsonl_path(r->out);
 }
 
+void
+report_log_error(struct report *r, const char *err)
+{
+	jsonl_log_error(r->out, err, time(NULL));
+}
+
 enum report_outcome
 report_pin_failure(struct report *r, const struct report_event *ev,
     unsigned long max, char *err, size_t errlen)

@@ -68,6 +68,8 @@ bool			 report_reopen(struct report *r, char *err,
 void			 report_close(struct report *r);
 /* The path the report was opened with. */
 const char		*report_path(const struct report *r);
+/* Log a failure to write a report (see jsonl_log_error()). */
+void			 report_log_error(struct report *r, const char *err);
 /*
  * Append the report of one pin failure, unless it is a duplicate or max
  * lines were written on its UTC day.

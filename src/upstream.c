@@ -763,10 +763,7 @@ upstream_report(struct upstream *u, STACK_OF(X509) *chain)
 		log_end(&l);
 		break;
 	case REPORT_FAILED:
-		log_begin(&l, EV_REPORT_ERROR);
-		log_str(&l, LK_FILE, report_path(u->sinks->report));
-		log_str(&l, LK_ERROR, err);
-		log_end(&l);
+		report_log_error(u->sinks->report, err);
 		break;
 	}
 }

@@ -26,6 +26,8 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "jsonl.h"
+#include "log.h"
 #include "pin.h"
 #include "report.h"
 #include "testpki.h"
@@ -881,6 +883,135 @@ test_report_returns_a_failed_write_and_retries_later(void **state)
 	free(dir);
 }
 
+/* Append text to the file at path (created when missing). */
+static void
+append_file(const char *path, const char *text)
+{
+	FILE	*fp;
+
+	fp = fopen(path, "a");
+	assert_non_null(fp);
+	assert_int_equal(fputs(text, fp) >= 0, 1);
+	fclose(fp);
+}
+
+/* Whether the last line of the file at path is a whole report. */
+static bool
+last_line_whole(const char *path)
+{
+	char	*text, *end, *start;
+	bool	 whole;
+
+	text = slurp(path);
+	end = text + strlen(text);
+	assert_true(end > text && end[-1] == '\n');
+	end[-1] = '\0';
+	start = strrchr(text, '\n');
+	start = start != NULL ? start + 1 : text;
+	whole = start[0] == '{' && end[-2] == '}' &&
+	    strstr(start, "\"noted-hostname\"") != NULL;
+	free(text);
+	return whole;
+}
+
+/*
+ * A line a full disk cut short in an earlier run, or before a reopen of
+ * the same file (a SIGHUP without rotation), is ended before the next
+ * report, which stays a line of its own.
+ */
+static void
+test_report_ends_a_line_cut_before_open_or_reopen(void **state)
+{
+	struct fixture		*fx = *state;
+	struct test_pinset	 t;
+	struct report_event	 ev;
+	struct report		*r;
+	char			*dir, *path;
+	char			 err[256];
+
+	dir = testpki_tmpdir();
+	path = xasprintf("%s/report.jsonl", dir);
+	pinset_make(&t);
+	event_make(&ev, &t.ps, fx);
+	append_file(path, "{\"date-time\":\"2026-");
+	r = report_open(path, err, sizeof(err));
+	assert_non_null(r);
+	assert_int_equal(report_pin_failure(r, &ev, 10000, err, sizeof(err)),
+	    REPORT_WRITTEN);
+	assert_int_equal(count_lines(path), 2);
+	assert_true(last_line_whole(path));
+	append_file(path, "{\"date-time\":");
+	assert_true(report_reopen(r, err, sizeof(err)));
+	ev.port = 8443;
+	assert_int_equal(report_pin_failure(r, &ev, 10000, err, sizeof(err)),
+	    REPORT_WRITTEN);
+	assert_int_equal(count_lines(path), 4);
+	assert_true(last_line_whole(path));
+	/* A whole last line gets no empty line after it. */
+	assert_true(report_reopen(r, err, sizeof(err)));
+	ev.port = 9443;
+	assert_int_equal(report_pin_failure(r, &ev, 10000, err, sizeof(err)),
+	    REPORT_WRITTEN);
+	assert_int_equal(count_lines(path), 5);
+	report_close(r);
+	pinset_clear(&t);
+	testpki_rmdir(dir);
+	free(path);
+	free(dir);
+}
+
+/* The lines logged, last one kept. */
+static int	 logged;
+static char	 last_logged[1024];
+
+static void
+capture_log(enum log_level level, const char *line, void *arg)
+{
+	(void)level;
+	(void)arg;
+	snprintf(last_logged, sizeof(last_logged), "%s", line);
+	logged++;
+}
+
+/*
+ * A failing file (a full disk fails every write) is logged at most once
+ * a minute; the next line counts the failures left out.
+ */
+static void
+test_report_logs_a_failing_file_once_a_minute(void **state)
+{
+	struct jsonl_file	*f;
+	char			*dir, *path;
+	char			 err[256];
+
+	(void)state;
+	dir = testpki_tmpdir();
+	path = xasprintf("%s/report.jsonl", dir);
+	f = jsonl_open("report_file", path, err, sizeof(err));
+	assert_non_null(f);
+	logged = 0;
+	log_set_level(LL_INFO);
+	log_set_capture(capture_log, NULL);
+	jsonl_log_error(f, "short write", T0);
+	assert_int_equal(logged, 1);
+	assert_non_null(strstr(last_logged, "event=report_error"));
+	assert_null(strstr(last_logged, "count="));
+	jsonl_log_error(f, "short write", T0 + 1);
+	jsonl_log_error(f, "short write", T0 + 59);
+	assert_int_equal(logged, 1);
+	jsonl_log_error(f, "No space left on device", T0 + 60);
+	assert_int_equal(logged, 2);
+	assert_non_null(strstr(last_logged, "count=2"));
+	assert_non_null(strstr(last_logged, "No space left on device"));
+	jsonl_log_error(f, "short write", T0 + 61);
+	assert_int_equal(logged, 2);
+	log_set_capture(NULL, NULL);
+	jsonl_close(f);
+	testpki_rmdir(dir);
+	free(path);
+	free(dir);
+}
+
 /* Create an empty file at path. */
 static void
 touch_file(const char *path)
@@ -1032,6 +1163,9 @@ main(void)
 		cmocka_unit_test(
 		    test_report_writes_at_most_ten_certificates_per_chain),
 		cmocka_unit_test(test_report_reopens_the_path_after_rotation),
+		cmocka_unit_test(
+		    test_report_ends_a_line_cut_before_open_or_reopen),
+		cmocka_unit_test(test_report_logs_a_failing_file_once_a_minute),
 		cmocka_unit_test(
 		    test_report_keeps_the_old_file_when_reopen_fails),
 		cmocka_unit_test(test_report_file_is_created_with_mode_0640),
