@@ -922,42 +922,33 @@ last_line_whole(const char *path)
 static void
 test_report_ends_a_line_cut_before_open_or_reopen(void **state)
 {
-	struct fixture		*fx = *state;
-	struct test_pinset	 t;
-	struct report_event	 ev;
-	struct report		*r;
-	char			*dir, *path;
+	struct report_case	 c;
 	char			 err[256];
 
-	dir = testpki_tmpdir();
-	path = xasprintf("%s/report.jsonl", dir);
-	pinset_make(&t);
-	event_make(&ev, &t.ps, fx);
-	append_file(path, "{\"date-time\":\"2026-");
-	r = report_open(path, err, sizeof(err));
-	assert_non_null(r);
-	assert_int_equal(report_pin_failure(r, &ev, 10000, err, sizeof(err)),
-	    REPORT_WRITTEN);
-	assert_int_equal(count_lines(path), 2);
-	assert_true(last_line_whole(path));
-	append_file(path, "{\"date-time\":");
-	assert_true(report_reopen(r, err, sizeof(err)));
-	ev.port = 8443;
-	assert_int_equal(report_pin_failure(r, &ev, 10000, err, sizeof(err)),
-	    REPORT_WRITTEN);
-	assert_int_equal(count_lines(path), 4);
-	assert_true(last_line_whole(path));
+	report_case_open(&c, *state);
+	append_file(c.path, "{\"date-time\":\"2026-");
+	assert_true(report_reopen(c.r, err, sizeof(err)));
+	assert_int_equal(report_pin_failure(c.r, &c.ev, 10000, err,
+	    sizeof(err)), REPORT_WRITTEN);
+	assert_int_equal(count_lines(c.path), 2);
+	assert_true(last_line_whole(c.path));
+	/* The next run finds the file cut. */
+	report_close(c.r);
+	append_file(c.path, "{\"date-time\":");
+	c.r = report_open(c.path, err, sizeof(err));
+	assert_non_null(c.r);
+	c.ev.port = 8443;
+	assert_int_equal(report_pin_failure(c.r, &c.ev, 10000, err,
+	    sizeof(err)), REPORT_WRITTEN);
+	assert_int_equal(count_lines(c.path), 4);
+	assert_true(last_line_whole(c.path));
 	/* A whole last line gets no empty line after it. */
-	assert_true(report_reopen(r, err, sizeof(err)));
-	ev.port = 9443;
-	assert_int_equal(report_pin_failure(r, &ev, 10000, err, sizeof(err)),
-	    REPORT_WRITTEN);
-	assert_int_equal(count_lines(path), 5);
-	report_close(r);
-	pinset_clear(&t);
-	testpki_rmdir(dir);
-	free(path);
-	free(dir);
+	assert_true(report_reopen(c.r, err, sizeof(err)));
+	c.ev.port = 9443;
+	assert_int_equal(report_pin_failure(c.r, &c.ev, 10000, err,
+	    sizeof(err)), REPORT_WRITTEN);
+	assert_int_equal(count_lines(c.path), 5);
+	report_case_close(&c);
 }
 
 /* The lines logged, last one kept. */
