@@ -31,6 +31,7 @@ struct json {
 struct psl {
 	char		**rules;
 	size_t		 nrules;
+	size_t		 cap;		/* rules has room for */
 };
 
 static bool	json_skip_value(struct json *, int);
@@ -279,8 +280,12 @@ psl_load(const char *path, struct psl *psl)
 		s[len] = '\0';
 		if (len == 0 || strncmp(s, "//", 2) == 0)
 			continue;
-		psl->rules = xreallocarray(psl->rules, psl->nrules + 1,
-		    sizeof(char *));
+		/* Doubling: Debian's list has some 10,000 rules. */
+		if (psl->nrules == psl->cap) {
+			psl->cap = psl->cap == 0 ? 1024 : 2 * psl->cap;
+			psl->rules = xreallocarray(psl->rules, psl->cap,
+			    sizeof(char *));
+		}
 		psl->rules[psl->nrules++] = xstrdup(s);
 	}
 	fclose(fp);
