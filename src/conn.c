@@ -975,7 +975,11 @@ conn_end_denied(struct conn *c)
 		c->x.acc.down += down;
 	}
 	phase_outcome_init(&o);
-	o.status = c->x.acc.status != 0 ? c->x.acc.status : 502;
+	o.status = c->x.acc.status;
+	if (o.status == 0 && c->x.ops != NULL && c->x.ops->answered != NULL)
+		o.status = c->x.ops->answered(c->x.phase);
+	if (o.status == 0)
+		o.status = 502;
 	o.cut = true;
 	conn_phase_done(&c->x, &o);
 }
@@ -995,7 +999,7 @@ conn_recheck_all(struct conn_env *env)
 		    c->x.state == CONN_CLOSING || c->x.state == CONN_LINGER)
 			continue;
 		if (c->x.rc != env->rc && upstream_denied_on_reload(
-		    conn_upstream_tls(c), env->rc->conf, c->client,
+		    conn_upstream_tls(c), env->rc, c->client,
 		    env->sinks.metrics))
 			conn_end_denied(c);
 	}

@@ -169,6 +169,36 @@ deny_match(const struct pin *pins, size_t npins, STACK_OF(X509) *chain,
 	return -1;
 }
 
+static int
+deny_cmp(const void *a, const void *b)
+{
+	return memcmp(((const struct pin *)a)->digest,
+	    ((const struct pin *)b)->digest, PIN_DIGEST_LEN);
+}
+
+bool
+deny_adds(const struct pin *pins, size_t npins, const struct pin *old,
+    size_t nold)
+{
+	struct pin	*sorted;
+	size_t		 i;
+	bool		 adds = false;
+
+	if (npins == 0)
+		return false;
+	if (nold == 0)
+		return true;
+	/* A deny_file holds up to 10,000 pins: sorted, not pair by pair. */
+	sorted = xreallocarray(NULL, nold, sizeof(*sorted));
+	memcpy(sorted, old, nold * sizeof(*sorted));
+	qsort(sorted, nold, sizeof(*sorted), deny_cmp);
+	for (i = 0; i < npins && !adds; i++)
+		adds = bsearch(&pins[i], sorted, nold, sizeof(*sorted),
+		    deny_cmp) == NULL;
+	free(sorted);
+	return adds;
+}
+
 int
 deny_match_keys(const struct pin *pins, size_t npins, const struct pin *keys,
     size_t nkeys, struct pin *which)

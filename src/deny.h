@@ -39,5 +39,8 @@ int		 deny_match(const struct pin *pins, size_t npins,
  */
 int		 deny_match_keys(const struct pin *pins, size_t npins,
 		    const struct pin *keys, size_t nkeys, struct pin *which);
+/* Whether pins holds a pin that old (nold of them) does not. */
+bool		 deny_adds(const struct pin *pins, size_t npins,
+		    const struct pin *old, size_t nold);
 
 #endif

@@ -717,12 +717,21 @@ forward_upstream_tls(void *arg)
 	return f->up != NULL ? upstream_tls(f->up) : NULL;
 }
 
+static int
+forward_answered(void *arg)
+{
+	struct forward	*f = arg;
+
+	return f->resp_head_sent ? f->status : 0;
+}
+
 const struct phase_ops forward_ops = {
 	.name = "forward",
 	.on_client = forward_on_client,
 	.on_upstream = forward_on_upstream,
 	.free = forward_free,
 	.upstream_tls = forward_upstream_tls,
+	.answered = forward_answered,
 };
 
 struct forward *

@@ -113,22 +113,27 @@ jsonl_key(struct jsonl_buf *b, const char *key)
 }
 
 /*
- * Whether the file at path ends mid-line: a line cut short by an earlier
- * run, or by this one before a reopen of the same file. What cannot be
- * read counts as a whole line (the next one then starts on it).
+ * Whether the file at path, opened for appending as out, ends mid-line: a
+ * line cut short by an earlier run, or by this one before a reopen of the
+ * same file. The descriptor appends only, so path is opened to read it,
+ * and only when that is the same file; what cannot be read counts as a
+ * whole line (the next one then starts on it).
  */
 static bool
-jsonl_ends_mid_line(const char *path)
+jsonl_ends_mid_line(const char *path, int out)
 {
-	struct stat	 st;
+	struct stat	 st, ost;
 	char		 last;
 	bool		 mid = false;
 	int		 fd;
 
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC |
+	    O_NONBLOCK);
 	if (fd == -1)
 		return false;
-	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
+	if (fstat(fd, &st) == 0 && fstat(out, &ost) == 0 &&
+	    st.st_dev == ost.st_dev && st.st_ino == ost.st_ino &&
+	    S_ISREG(st.st_mode) && st.st_size > 0 &&
 	    pread(fd, &last, 1, st.st_size - 1) == 1)
 		mid = last != '\n';
 	close(fd);
@@ -147,7 +152,7 @@ jsonl_open(const char *what, const char *path, char *err, size_t errlen)
 	f->what = what;
 	f->path = xstrdup(path);
 	f->fd = fd;
-	f->partial = jsonl_ends_mid_line(path);
+	f->partial = jsonl_ends_mid_line(path, fd);
 	return f;
 }
 
@@ -160,15 +165,25 @@ jsonl_reopen(struct jsonl_file *f, char *err, size_t errlen)
 		return false;
 	close(f->fd);
 	f->fd = fd;
-	f->partial = jsonl_ends_mid_line(f->path);
+	f->partial = jsonl_ends_mid_line(f->path, fd);
 	return true;
 }
 
 void
 jsonl_close(struct jsonl_file *f)
 {
+	struct logline	 l;
+
 	if (f == NULL)
 		return;
+	/* Failures left out of the log since its last line are counted. */
+	if (f->errors_unlogged > 0) {
+		log_begin(&l, EV_REPORT_ERROR);
+		log_str(&l, LK_FILE, f->path);
+		log_str(&l, LK_ERROR, "failed writes not logged yet");
+		log_int(&l, LK_COUNT, (long long)f->errors_unlogged);
+		log_end(&l);
+	}
 	close(f->fd);
 	free(f->path);
 	free(f);

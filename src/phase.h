@@ -155,6 +155,12 @@ struct phase_ops {
 	 * pins. NULL op: never one.
 	 */
 	SSL		*(*upstream_tls)(void *phase);
+	/*
+	 * The status of the response head the client got in the exchange
+	 * in progress, 0 for none yet (NULL op: none): what the access line
+	 * says of an exchange the connection cuts short.
+	 */
+	int		 (*answered)(void *phase);
 };
 
 /* What a phase may use of its connection, which owns all of it. */

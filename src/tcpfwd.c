@@ -154,7 +154,7 @@ tcpfwd_recheck_all(struct tcpfwd *t)
 		/* Before the relay, the verdict checks the current deny pins. */
 		if (c->relay == NULL || c->rc == t->env->rc ||
 		    !upstream_denied_on_reload(relay_server_tls(c->relay),
-		    t->env->rc->conf, c->addr, t->env->sinks.metrics))
+		    t->env->rc, c->addr, t->env->sinks.metrics))
 			continue;
 		relay_counts(c->relay, &up, &down);
 		tcpfwd_log_access(c, TCPFWD_RELAYED, up, down);

@@ -769,20 +769,24 @@ upstream_report(struct upstream *u, STACK_OF(X509) *chain)
 }
 
 /*
- * The depth at which the deny pins of c refuse the keys of res, the
- * recorded chain of a connection judged earlier (*which: the key), or -1.
- * A record that misses keys of the chain cannot be cleared: it is refused
- * at the depth of the first key missing (*which zeroed) when c denies any.
+ * The depth at which the deny pins of now, the current generation, refuse
+ * the keys of res, the recorded chain of a connection judged under an
+ * older one (*which: the key), or -1. A record that misses keys of the
+ * chain (partial) cannot be cleared of a pin that generation added: it is
+ * refused at the depth of the first key missing (*which zeroed). The
+ * connection passed every reload before, so only the last one can have
+ * added a pin it was not checked against.
  */
 static int
-upstream_deny_keys(const struct conf *c, const struct pincheck_result *res,
-    struct pin *which)
+upstream_deny_keys(const struct runconf *now,
+    const struct pincheck_result *res, struct pin *which)
 {
-	int	 depth;
+	const struct conf	*c = now->conf;
+	int			 depth;
 
 	depth = deny_match_keys(c->deny_pins, c->ndeny_pins, res->seen,
 	    res->nseen, which);
-	if (depth < 0 && res->partial && c->ndeny_pins > 0) {
+	if (depth < 0 && res->partial && now->deny_added) {
 		memset(which, 0, sizeof(*which));
 		depth = (int)res->nseen;
 	}
@@ -824,7 +828,8 @@ upstream_log_denied(const char *host, uint16_t port, const char *client,
 static bool
 upstream_denied(struct upstream *u, STACK_OF(X509) *chain)
 {
-	const struct conf	*c = u->rc->conf, *now;
+	const struct conf	*c = u->rc->conf;
+	const struct runconf	*now;
 	struct pin		 which;
 	char			 text[PIN_TEXT_MAX];
 	const char		*since = NULL;
@@ -833,11 +838,17 @@ upstream_denied(struct upstream *u, STACK_OF(X509) *chain)
 
 	depth = deny_match(c->deny_pins, c->ndeny_pins, chain, &which);
 	now = u->sinks->current != NULL && *u->sinks->current != NULL ?
-	    (*u->sinks->current)->conf : c;
-	if (depth < 0 && now != c &&
-	    (depth = upstream_deny_keys(now, &u->pins, &which)) >= 0) {
-		since = "denied by a reload during the handshake";
-		known = depth < (int)u->pins.nseen;
+	    *u->sinks->current : u->rc;
+	if (depth < 0 && now != u->rc) {
+		/* The whole chain when there is one; a resumption's record. */
+		if (chain != NULL)
+			depth = deny_match(now->conf->deny_pins,
+			    now->conf->ndeny_pins, chain, &which);
+		else if ((depth = upstream_deny_keys(now, &u->pins,
+		    &which)) >= 0)
+			known = depth < (int)u->pins.nseen;
+		if (depth >= 0)
+			since = "denied by a reload during the handshake";
 	}
 	if (depth < 0)
 		return false;
@@ -847,8 +858,8 @@ upstream_denied(struct upstream *u, STACK_OF(X509) *chain)
 		    "holds a denied key at depth %d: %s", depth, text);
 	else
 		snprintf(u->reason, sizeof(u->reason), "the key at depth %d "
-		    "of the verified chain cannot be checked against the "
-		    "deny pins", depth);
+		    "of the verified chain cannot be checked against the deny "
+		    "pins a reload added", depth);
 	upstream_log_denied(u->host, u->port, u->client, u->ps, depth,
 	    &which, known, since, u->sinks->metrics);
 	bufferevent_setcb(u->bev, NULL, NULL, NULL, NULL);
@@ -857,19 +868,23 @@ upstream_denied(struct upstream *u, STACK_OF(X509) *chain)
 }
 
 bool
-upstream_denied_on_reload(SSL *ssl, const struct conf *conf,
+upstream_denied_on_reload(SSL *ssl, const struct runconf *now,
     const char *client, struct metrics *metrics)
 {
 	struct tls_upstream_verdict	 v;
 	struct pin			 which;
+	bool				 known;
 	int				 depth;
 
 	if (!tls_upstream_judged(ssl, &v) ||
-	    (depth = upstream_deny_keys(conf, v.res, &which)) < 0)
+	    (depth = upstream_deny_keys(now, v.res, &which)) < 0)
 		return false;
+	known = depth < (int)v.res->nseen;
 	upstream_log_denied(v.host, v.port, client, v.ps, depth, &which,
-	    depth < (int)v.res->nseen, "a reload denied a key of the "
-	    "connection's verified chain: closed", metrics);
+	    known, known ? "a reload denied a key of the connection's "
+	    "verified chain: closed" : "a reload added deny pins and the "
+	    "connection's chain has keys that cannot be checked: closed",
+	    metrics);
 	return true;
 }
 

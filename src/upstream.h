@@ -165,15 +165,17 @@ const struct pincheck_result *upstream_pins(const struct upstream *u);
 /* The TLS connection (owned by the upstream), or NULL. */
 SSL		*upstream_tls(const struct upstream *u);
 /*
- * A reload: whether the deny pins of conf refuse ssl, an upstream TLS
- * connection of an older generation that passed (tls_upstream_judged()),
- * for the client at client. If so the refusal is logged (event=pin_denied)
- * and counted, and the caller ends the connection. A connection whose
- * handshake has not ended is not refused here: its verdict checks the
- * current generation's deny pins (upstream_sinks.current).
+ * A reload: whether the deny pins of now, the new generation, refuse ssl,
+ * an upstream TLS connection of an older generation that passed
+ * (tls_upstream_judged()), for the client at client. If so the refusal is
+ * logged (event=pin_denied) and counted, and the caller ends the
+ * connection. A connection whose handshake has not ended is not refused
+ * here: its verdict checks the current generation's deny pins
+ * (upstream_sinks.current).
  */
-bool		 upstream_denied_on_reload(SSL *ssl, const struct conf *conf,
-		    const char *client, struct metrics *metrics);
+bool		 upstream_denied_on_reload(SSL *ssl,
+		    const struct runconf *now, const char *client,
+		    struct metrics *metrics);
 /*
  * The chain the server sent, in its order, once a handshake got that far
  * (also when verification then failed), or NULL; owned by the upstream.

@@ -285,6 +285,9 @@ check_eq "three pin_denied lines name the reload" 3 "$(log_count \
     "$TMP/c.log" "$(kv event pin_denied)" "$(kv host api.test)" \
     "$(kv pin "$PIN_MULTI")" "$(kv depth 0)" \
     'reason="a reload denied a key of the connection.s verified chain')"
+check_log "the cut download's access line says the 200 it got" \
+    "$TMP/c.log" "$(kv event access)" "$(kv mode plain)" \
+    "$(kv host api.test)" "$(kv status 200)"
 check_log "the intercepted tunnel's access line is written" "$TMP/c.log" \
     "$(kv event access)" "$(kv mode intercept)" "$(kv host api.test)" \
     "$(kv status 200)"

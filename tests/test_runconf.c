@@ -140,6 +140,53 @@ test_runconf_shares_the_ca_of_unchanged_files(void **state)
 	conf_unref(conf);
 }
 
+/* conf with n deny pins, the first n of four distinct ones. */
+static struct conf *
+conf_denying(const struct fixture *fx, size_t n)
+{
+	struct conf	*conf = conf_with_ca(fx, fx->cert, fx->key);
+	size_t		 i;
+
+	conf->deny_pins = xreallocarray(NULL, 4, sizeof(struct pin));
+	memset(conf->deny_pins, 0, 4 * sizeof(struct pin));
+	for (i = 0; i < 4; i++)
+		conf->deny_pins[i].digest[0] = (unsigned char)(i + 1);
+	conf->ndeny_pins = n;
+	return conf;
+}
+
+/*
+ * Whether a generation denies a key its predecessor did not: what a reload
+ * checks connections whose record of their chain misses keys against.
+ */
+static void
+test_runconf_knows_when_a_reload_adds_deny_pins(void **state)
+{
+	struct fixture	*fx = *state;
+	struct conf	*none = conf_denying(fx, 0), *two = conf_denying(fx, 2);
+	struct conf	*three = conf_denying(fx, 3);
+	struct runconf	*a, *b, *c, *d, *e;
+
+	a = build_ok(none, 1, NULL);
+	assert_false(a->deny_added);
+	b = build_ok(two, 2, a);
+	assert_true(b->deny_added);
+	c = build_ok(two, 3, b);		/* the same pins: nothing new */
+	assert_false(c->deny_added);
+	d = build_ok(three, 4, c);
+	assert_true(d->deny_added);
+	e = build_ok(two, 5, d);		/* fewer: nothing new */
+	assert_false(e->deny_added);
+	runconf_unref(a);
+	runconf_unref(b);
+	runconf_unref(c);
+	runconf_unref(d);
+	runconf_unref(e);
+	conf_unref(none);
+	conf_unref(two);
+	conf_unref(three);
+}
+
 static void
 test_runconf_loads_the_ca_named_by_other_paths(void **state)
 {
@@ -320,6 +367,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		FX_TEST(test_runconf_shares_the_ca_of_unchanged_files),
 		FX_TEST(test_runconf_loads_the_ca_named_by_other_paths),
+		FX_TEST(test_runconf_knows_when_a_reload_adds_deny_pins),
 		FX_TEST(test_runconf_fails_when_the_ca_does_not_load),
 		FX_TEST(test_runconf_retire_empties_only_the_leaves),
 		FX_TEST(test_runconf_retire_drops_and_keeps_no_upstream_sessions),
