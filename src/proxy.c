@@ -631,6 +631,7 @@ proxy_reload(struct proxy *p)
 		proxy_self_update(p);
 		/* A new max_connections counts at once, both ways. */
 		proxy_follow_limit(p);
+		resolve_set_capacity(p->dns, conf->max_connections);
 		/*
 		 * Nothing checked under the old configuration is reused: the
 		 * next request of every connection takes the new generation,
@@ -829,6 +830,7 @@ proxy_main(struct conf *conf, const char *path, bool debug)
 		log_msg(EV_START_FAILED, "cannot set up the event loop");
 		goto out;
 	}
+	resolve_set_capacity(p.dns, conf->max_connections);
 	if ((p.env.intercept = intercept_env_new(err, sizeof(err))) == NULL) {
 		log_msg(EV_START_FAILED, "%s", err);
 		goto out;

@@ -12,6 +12,7 @@
  */
 #include "config.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "log.h"
@@ -35,4 +36,20 @@ resolve_base_new(struct event_base *base)
 		    "using defaults", path, r);
 	evdns_base_search_clear(dns);
 	return dns;
+}
+
+void
+resolve_set_capacity(struct evdns_base *dns, unsigned long connections)
+{
+	unsigned long	 n;
+	char		 text[32];
+
+	n = connections < RESOLVE_INFLIGHT_MAX / 2 ? 2 * connections + 16 :
+	    RESOLVE_INFLIGHT_MAX;
+	if (n > RESOLVE_INFLIGHT_MAX)
+		n = RESOLVE_INFLIGHT_MAX;
+	snprintf(text, sizeof(text), "%lu", n);
+	if (evdns_base_set_option(dns, "max-inflight:", text) != 0)
+		log_msg(EV_DEBUG, "resolver: cannot allow %s queries in "
+		    "flight", text);
 }

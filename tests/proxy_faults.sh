@@ -3,7 +3,8 @@
 # garbage, close before answering, or cut a body without close_notify;
 # how the end of an intercepted TLS stream is passed on; clients that
 # leave in the middle of a ClientHello, a handshake, a download or an
-# upload; slow DNS within connect_timeout. After each, pinproxy must
+# upload; slow DNS within connect_timeout, also while 40 clients wait for
+# names whose answers never come in time. After each, pinproxy must
 # still serve, and at the end hold the descriptors it started with and
 # exit 0. The limits on connections and descriptors are in
 # proxy_resources.sh. Everything runs on 127.0.0.1.
@@ -78,7 +79,11 @@ start_server O_E "$TMP/oe.log" python3 "$BADORIGIN" --port "$OE" $CERT \
 OT=$(free_port)
 start_server O_T "$TMP/ot.log" python3 "$BADORIGIN" --port "$OT" $CERT \
     --tls12 --mode notify-back
-start_dnsd --map slowdns.test=127.0.0.1 --slow slowdns.test=1
+never=()
+for i in $(seq 0 39); do
+	never+=(--slow "never$i.test=30")
+done
+start_dnsd --map slowdns.test=127.0.0.1 --slow slowdns.test=1 "${never[@]}"
 
 # conf PORT NAME EXTRA: a configuration listening on PORT with the CA
 # files NAME, the [proxy] lines EXTRA and a pin set for each host.
@@ -487,6 +492,35 @@ check_eq "half-closed client, upstream still dialled: 200" 200 \
 check "half-closed client, upstream still dialled: the body" \
     grep -q 'close-delimited body from origin' "$TMP/halfdns.resp"
 alive "half-closed client during slow DNS" "$PP_F" "$PF"
+
+# 40 clients name hosts whose answers take 30 s: 80 queries, more than
+# the resolver keeps in flight by default (64). The others' lookups must
+# not wait behind them until connect_timeout gives them up.
+spawn NEVER python3 -c '
+import socket, sys, time
+held = []
+for i in range(40):
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+    s.sendall(b"CONNECT never%d.test:443 HTTP/1.1\r\n\r\n" % i)
+    held.append(s)
+print("sent", flush=True)
+time.sleep(30)' "$PF" >"$TMP/never.out"
+wait_line "$TMP/never.out" '^sent$'
+# Until the resolver has as many of their queries in flight as evdns's
+# default allows.
+for (( i = 0; i < 100; i++ )); do
+	[ "$(grep -ci '"never' "$TMP/dns.log")" -ge 64 ] && break
+	t_sleep 0.05
+done
+start=$(now_ms)
+code=$(fetch slowdns-busy "$PF" http://slowdns.test/close)
+ms=$(( $(now_ms) - start ))
+check_eq "40 lookups that never end in time: another one still answers, 200" \
+    200 "$code"
+check "40 lookups that never end in time: the other within its 1 s ($ms ms)" \
+    test "$ms" -lt 2900
+stop "$NEVER"
+alive "lookups that never end" "$PP_F" "$PF"
 
 # At the end: descriptors at rest, and a clean exit.
 check_fds "pinproxy F at the end" "$PP_F" "$BASE_F"
