@@ -937,32 +937,25 @@ conn_shutdown_all(struct conn_env *env)
 	}
 }
 
-void
-conn_close_all(struct conn_env *env)
+/*
+ * Whether c is in the middle of an exchange or a tunnel: one whose access
+ * line is still to be written. Between exchanges, and once the last
+ * answer is out, it was written already.
+ */
+static bool
+conn_mid_exchange(const struct conn *c)
 {
-	struct conn	*c;
-
-	while ((c = TAILQ_FIRST(&env->conns)) != NULL)
-		conn_close(c);
-}
-
-/* The upstream TLS connection c relays to or its phase uses, or NULL. */
-static SSL *
-conn_upstream_tls(const struct conn *c)
-{
-	if (c->relay != NULL && relay_server_tls(c->relay) != NULL)
-		return relay_server_tls(c->relay);
-	if (c->x.ops != NULL && c->x.ops->upstream_tls != NULL)
-		return c->x.ops->upstream_tls(c->x.phase);
-	return NULL;
+	return c->x.state != CONN_READ_HEAD && c->x.state != CONN_CLOSING &&
+	    c->x.state != CONN_LINGER;
 }
 
 /*
- * A reload denied the key of c's upstream: the access line, with what the
- * relay moved, and a reset, as whatever the client got is cut short.
+ * End c's exchange or tunnel now, cut short: its access line, with what
+ * the relay moved and the status of what the client got (else fallback),
+ * then a reset, as whatever the client got is incomplete.
  */
 static void
-conn_end_denied(struct conn *c)
+conn_cut_short(struct conn *c, int fallback)
 {
 	struct phase_outcome	 o;
 	uint64_t		 up, down;
@@ -979,9 +972,34 @@ conn_end_denied(struct conn *c)
 	if (o.status == 0 && c->x.ops != NULL && c->x.ops->answered != NULL)
 		o.status = c->x.ops->answered(c->x.phase);
 	if (o.status == 0)
-		o.status = 502;
+		o.status = fallback;
 	o.cut = true;
 	conn_phase_done(&c->x, &o);
+}
+
+void
+conn_close_all(struct conn_env *env)
+{
+	struct conn	*c;
+
+	/* shutdown_timeout passed: what is still under way is cut. */
+	while ((c = TAILQ_FIRST(&env->conns)) != NULL) {
+		if (conn_mid_exchange(c))
+			conn_cut_short(c, 503);
+		else
+			conn_close(c);
+	}
+}
+
+/* The upstream TLS connection c relays to or its phase uses, or NULL. */
+static SSL *
+conn_upstream_tls(const struct conn *c)
+{
+	if (c->relay != NULL && relay_server_tls(c->relay) != NULL)
+		return relay_server_tls(c->relay);
+	if (c->x.ops != NULL && c->x.ops->upstream_tls != NULL)
+		return c->x.ops->upstream_tls(c->x.phase);
+	return NULL;
 }
 
 void
@@ -995,13 +1013,12 @@ conn_recheck_all(struct conn_env *env)
 		 * Between exchanges an upstream kept for the next request
 		 * is not used again: that request takes the new generation.
 		 */
-		if (c->x.state == CONN_READ_HEAD ||
-		    c->x.state == CONN_CLOSING || c->x.state == CONN_LINGER)
+		if (!conn_mid_exchange(c))
 			continue;
 		if (c->x.rc != env->rc && upstream_denied_on_reload(
 		    conn_upstream_tls(c), env->rc, c->client,
 		    env->sinks.metrics))
-			conn_end_denied(c);
+			conn_cut_short(c, 502);
 	}
 }
 

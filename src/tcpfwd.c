@@ -444,9 +444,21 @@ void
 tcpfwd_close_all(struct tcpfwd *t)
 {
 	struct tcpfwd_conn	*c;
+	uint64_t		 up, down;
 
-	while ((c = TAILQ_FIRST(&t->conns)) != NULL)
+	/*
+	 * What is still under way is cut, with its access line: a relay
+	 * with what it moved, a connection still waiting for its upstream
+	 * as unavailable. One that lingers was logged already.
+	 */
+	while ((c = TAILQ_FIRST(&t->conns)) != NULL) {
+		if (c->relay != NULL) {
+			relay_counts(c->relay, &up, &down);
+			tcpfwd_log_access(c, TCPFWD_RELAYED, up, down);
+		} else if (c->linger == NULL && c->f != NULL)
+			tcpfwd_log_access(c, 503, 0, 0);
 		tcpfwd_conn_close(c);
+	}
 }
 
 void

@@ -299,21 +299,49 @@ check_eq "sd_notify: both RELOADING=1 have MONOTONIC_USEC= of CLOCK_MONOTONIC" \
     "2" "$n$bad"
 stop "$NOTIFYD"
 
-# SIGTERM with shutdown_timeout = 500ms and a transfer that needs 10 s.
+# SIGTERM with shutdown_timeout = 500ms, a transfer that needs 10 s, an
+# intercepted tunnel and a forwarder's relay that stay open: each is cut,
+# each with its access line.
 PB=$(free_port)
-conf "$PB" "shutdown_timeout = 500ms" >"$TMP/b.conf"
+FB=$(free_port)
+conf "$PB" "shutdown_timeout = 500ms
+
+[forward:fb]
+listen = 127.0.0.1:$FB
+upstream = 127.0.0.1:$OM
+sni = api.test
+pinset = api" >"$TMP/b.conf"
 check "pinproxy B listens on 127.0.0.1:$PB" \
     start_pinproxy PP_B "$PB" "$TMP/b.conf" "$TMP/b.log"
 download cut "$PB" slow/50
 DL_CUT=$DL_PID
+spawn KA_TUNNEL python3 "$KEEPALIVE" "$PB" /hello "$TMP/b-never.go" \
+    --tunnel api.test --cafile "$TMP/ca.pem" >"$TMP/ka-tunnel.out" 2>&1
+spawn KA_FWD python3 "$KEEPALIVE" "$FB" /hello "$TMP/b-never.go" \
+    >"$TMP/ka-fwd.out" 2>&1
 check "shutdown_timeout: the download has begun" wait_size "$TMP/cut.body"
+check "shutdown_timeout: an intercepted tunnel is open" \
+    wait_line "$TMP/ka-tunnel.out" '^first 200$'
+check "shutdown_timeout: a forwarder's connection is open" \
+    wait_line "$TMP/ka-fwd.out" '^first 200$'
 start=$(now_ms)
 kill -TERM "$PP_B"
 wait_exit "$PP_B" 10
 ms=$(( $(now_ms) - start ))
 check_eq "shutdown_timeout = 500ms: pinproxy exits 0" 0 "$EXIT_RC"
-check_log "shutdown_timeout = 500ms: event=stopped cut=1" "$TMP/b.log" \
-    "$(kv event stopped)" "$(kv cut 1)"
+check_log "shutdown_timeout = 500ms: event=stopped cut=3" "$TMP/b.log" \
+    "$(kv event stopped)" "$(kv cut 3)"
+check_log "shutdown_timeout: the cut download has its access line, 200" \
+    "$TMP/b.log" "$(kv event access)" "$(kv mode plain)" \
+    "$(kv host api.test)" "$(kv status 200)"
+check_log "shutdown_timeout: the cut tunnel has its access line" \
+    "$TMP/b.log" "$(kv event access)" "$(kv mode intercept)" \
+    "$(kv host api.test)" "$(kv status 200)"
+check_log "shutdown_timeout: the cut forwarder has its access line" \
+    "$TMP/b.log" "$(kv event access)" "$(kv mode forward)" \
+    "$(kv status 200)"
+stop "$KA_TUNNEL"
+stop "$KA_FWD"
 check "shutdown_timeout = 500ms: exit after about 500 ms ($ms ms)" \
     test "$ms" -ge 450 -a "$ms" -lt 2500
 wait "$DL_CUT" 2>/dev/null
