@@ -613,6 +613,17 @@ tunnel_peek(struct tunnel *t)
 	return tunnel_hello(t, t->peek_buf, (size_t)n);
 }
 
+/* Whether the socket failed (a reset): its pending error, taken. */
+static bool
+tunnel_socket_failed(evutil_socket_t fd)
+{
+	int		 err = 0;
+	socklen_t	 len = sizeof(err);
+
+	return getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 &&
+	    err != 0;
+}
+
 /* New bytes arrived (edge-triggered: peeked bytes do not re-fire). */
 static void
 tunnel_peek_cb(evutil_socket_t fd, short what, void *arg)
@@ -622,9 +633,12 @@ tunnel_peek_cb(evutil_socket_t fd, short what, void *arg)
 	/*
 	 * Bytes and then the client's end (a half-close): what came is
 	 * judged as ever, and the relay passes the end on; bytes still too
-	 * few for a verdict never will be, and the tunnel ends.
+	 * few for a verdict never will be, and the tunnel ends. A reset
+	 * comes as a plain wake-up (libevent says EV_READ, not EV_CLOSED),
+	 * and this edge-triggered event will not fire again: it ends the
+	 * tunnel too.
 	 */
-	if (!tunnel_peek(t) && (what & EV_CLOSED))
+	if (!tunnel_peek(t) && ((what & EV_CLOSED) || tunnel_socket_failed(fd)))
 		tunnel_end(t, 200);
 }
 

@@ -16,9 +16,10 @@ MIB=1048576
 small_quarantine
 
 # A CONNECT client that sends a ClientHello for SNI, or its first half
-# only, then waits HOLD seconds and closes; prints the proxy's status.
+# only, then waits HOLD seconds and closes (with "reset" after HOLD: a
+# reset); prints the proxy's status.
 cat >"$TMP/hello.py" <<'EOF'
-import socket, ssl, sys, time
+import socket, ssl, struct, sys, time
 from connect_client import open_tunnel
 port, target, sni, part, hold = (int(sys.argv[1]), sys.argv[2], sys.argv[3],
                                  sys.argv[4], float(sys.argv[5]))
@@ -34,6 +35,8 @@ s, head = open_tunnel(port, target)
 print(head.split(b"\r\n")[0].decode("latin-1"), flush=True)
 s.sendall(hello if part == "all" else hello[:len(hello) // 2])
 time.sleep(hold)
+if sys.argv[6:] == ["reset"]:
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 s.close()
 EOF
 
@@ -396,6 +399,11 @@ check_log "client leaves in the middle of its ClientHello: access line" \
     "$(kv bytes_up 0)"
 alive "client leaves in the middle of its ClientHello" "$PP_F" "$PF"
 check_fds "client leaves in the middle of its ClientHello" "$PP_F" "$BASE_F"
+# The same with a reset: noticed at once too, not at header_timeout.
+out=$(py "$TMP/hello.py" "$PF" api.test:443 api.test half 0.2 reset 2>&1)
+check_eq "client resets in the middle of its ClientHello: the bare 200" \
+    "HTTP/1.1 200 Connection established" "$out"
+check_fds "client resets in the middle of its ClientHello" "$PP_F" "$BASE_F"
 
 # The client leaves while the upstream handshake hangs (a silent origin),
 # with CONNECT and with a plaintext request, at the same time. pinproxy
