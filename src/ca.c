@@ -41,11 +41,7 @@
 /* A file a CA came from, to tell whether a reload must read it again. */
 struct ca_source {
 	char		*path;
-	dev_t		 dev;
-	ino_t		 ino;
-	off_t		 size;
-	struct timespec	 mtime;
-	struct timespec	 ctime;
+	struct fileid	 id;
 };
 
 struct ca {
@@ -303,11 +299,7 @@ ca_source_set(struct ca_source *src, const char *path, const struct stat *st)
 {
 	free(src->path);
 	src->path = xstrdup(path);
-	src->dev = st->st_dev;
-	src->ino = st->st_ino;
-	src->size = st->st_size;
-	src->mtime = st->st_mtim;
-	src->ctime = st->st_ctim;
+	fileid_set(&src->id, st);
 }
 
 /* Whether path is still the file src describes, unchanged. */
@@ -319,12 +311,7 @@ ca_source_same(const struct ca_source *src, const char *path)
 	if (src->path == NULL || strcmp(src->path, path) != 0 ||
 	    lstat(path, &st) == -1)
 		return false;
-	return st.st_dev == src->dev && st.st_ino == src->ino &&
-	    st.st_size == src->size &&
-	    st.st_mtim.tv_sec == src->mtime.tv_sec &&
-	    st.st_mtim.tv_nsec == src->mtime.tv_nsec &&
-	    st.st_ctim.tv_sec == src->ctime.tv_sec &&
-	    st.st_ctim.tv_nsec == src->ctime.tv_nsec;
+	return fileid_same(&src->id, &st);
 }
 
 static struct ca *

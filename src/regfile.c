@@ -87,3 +87,24 @@ regfile_append(const char *what, const char *path, char *err, size_t errlen)
 	return regfile_open(what, path, O_WRONLY | O_APPEND | O_CREAT, 0640,
 	    &st, err, errlen);
 }
+
+void
+fileid_set(struct fileid *id, const struct stat *st)
+{
+	id->dev = st->st_dev;
+	id->ino = st->st_ino;
+	id->size = st->st_size;
+	id->mtime = st->st_mtim;
+	id->ctime = st->st_ctim;
+}
+
+bool
+fileid_same(const struct fileid *id, const struct stat *st)
+{
+	return st->st_dev == id->dev && st->st_ino == id->ino &&
+	    st->st_size == id->size &&
+	    st->st_mtim.tv_sec == id->mtime.tv_sec &&
+	    st->st_mtim.tv_nsec == id->mtime.tv_nsec &&
+	    st->st_ctim.tv_sec == id->ctime.tv_sec &&
+	    st->st_ctim.tv_nsec == id->ctime.tv_nsec;
+}

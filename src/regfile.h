@@ -8,7 +8,26 @@
 
 #include <sys/stat.h>
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
+
+/*
+ * What a file was when it was read: a file replaced, rewritten or touched
+ * since then differs in one of these.
+ */
+struct fileid {
+	dev_t		 dev;
+	ino_t		 ino;
+	off_t		 size;
+	struct timespec	 mtime;
+	struct timespec	 ctime;
+};
+
+/* The identity st describes. */
+void	 fileid_set(struct fileid *id, const struct stat *st);
+/* Whether st describes the file id recorded, unchanged. */
+bool	 fileid_same(const struct fileid *id, const struct stat *st);
 
 /*
  * Open path with flags (O_RDONLY, or O_WRONLY | O_APPEND | O_CREAT with

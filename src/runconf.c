@@ -41,9 +41,10 @@ runconf_ca(const struct conf *conf, const struct runconf *prev, char *err,
 	return ca;
 }
 
-struct runconf *
-runconf_new_upstream(struct conf *conf, unsigned long gen, char *err,
-    size_t errlen)
+/* The generation's upstream part, reusing what prev (NULL ok) read. */
+static struct runconf *
+runconf_build(struct conf *conf, unsigned long gen, const struct runconf *prev,
+    char *err, size_t errlen)
 {
 	struct runconf	*rc;
 	size_t		 i;
@@ -58,11 +59,19 @@ runconf_new_upstream(struct conf *conf, unsigned long gen, char *err,
 	for (i = 0; i < conf->npinsets; i++)
 		rc->candidate_logged[i] = xcalloc(
 		    conf->pinsets[i].ncandidates + 1, sizeof(bool));
-	if ((rc->tls = tls_upstream_new(conf, err, errlen)) == NULL) {
+	if ((rc->tls = tls_upstream_new(conf, prev != NULL ? prev->tls : NULL,
+	    err, errlen)) == NULL) {
 		runconf_unref(rc);
 		return NULL;
 	}
 	return rc;
+}
+
+struct runconf *
+runconf_new_upstream(struct conf *conf, unsigned long gen, char *err,
+    size_t errlen)
+{
+	return runconf_build(conf, gen, NULL, err, errlen);
 }
 
 struct runconf *
@@ -71,7 +80,7 @@ runconf_new(struct conf *conf, unsigned long gen, const struct runconf *prev,
 {
 	struct runconf	*rc;
 
-	if ((rc = runconf_new_upstream(conf, gen, err, errlen)) == NULL)
+	if ((rc = runconf_build(conf, gen, prev, err, errlen)) == NULL)
 		return NULL;
 	if ((rc->ca = runconf_ca(conf, prev, err, errlen)) == NULL ||
 	    (rc->leaves = leafcert_cache_new(LEAFCERT_CACHE_DEFAULT, err,

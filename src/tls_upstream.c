@@ -56,6 +56,7 @@ struct tls_upstream {
 	struct tls_upstream_session sessions[TLS_UPSTREAM_SESSIONS];
 	unsigned long		  clock;
 	bool			  retired;	/* keeps and offers none */
+	struct trust		 *trust;	/* the anchors, for the next */
 };
 
 static int	tls_upstream_index = -1;
@@ -170,10 +171,11 @@ tls_upstream_ctx(X509_STORE *store, char *err, size_t errlen)
 }
 
 struct tls_upstream *
-tls_upstream_new(const struct conf *conf, char *err, size_t errlen)
+tls_upstream_new(const struct conf *conf, const struct tls_upstream *prev,
+    char *err, size_t errlen)
 {
 	struct tls_upstream	*t;
-	struct trust		*tr;
+	struct trust		*tr = NULL;
 	X509_STORE		*store;
 	size_t			 i;
 
@@ -185,8 +187,11 @@ tls_upstream_new(const struct conf *conf, char *err, size_t errlen)
 	t->npinset = conf->npinsets;
 	t->pinset = xcalloc(conf->npinsets, sizeof(*t->pinset));
 	/* The anchors are read once; each context gets a copy. */
-	if ((tr = trust_new(conf->trust, err, errlen)) == NULL)
+	if (prev != NULL)
+		tr = trust_again(prev->trust, conf->trust);
+	if (tr == NULL && (tr = trust_new(conf->trust, err, errlen)) == NULL)
 		goto fail;
+	t->trust = tr;
 	if ((store = trust_store(tr, NULL, err, errlen)) == NULL ||
 	    (t->base = tls_upstream_ctx(store, err, errlen)) == NULL)
 		goto fail;
@@ -199,10 +204,8 @@ tls_upstream_new(const struct conf *conf, char *err, size_t errlen)
 		    NULL)
 			goto fail;
 	}
-	trust_free(tr);
 	return t;
 fail:
-	trust_free(tr);
 	tls_upstream_free(t);
 	return NULL;
 }
@@ -238,6 +241,7 @@ tls_upstream_free(struct tls_upstream *t)
 		SSL_CTX_free(t->pinset[i]);
 	free(t->pinset);
 	SSL_CTX_free(t->base);
+	trust_free(t->trust);
 	free(t);
 }
 

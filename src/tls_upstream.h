@@ -25,8 +25,13 @@
 
 struct tls_upstream;
 
-/* Contexts for conf (borrowed: it must outlive the result). */
-struct tls_upstream	*tls_upstream_new(const struct conf *conf, char *err,
+/*
+ * Contexts for conf (borrowed: it must outlive the result), with the
+ * trust anchors prev (NULL: none) read when conf's trust source is the
+ * same, unchanged (trust_again()).
+ */
+struct tls_upstream	*tls_upstream_new(const struct conf *conf,
+			    const struct tls_upstream *prev, char *err,
 			    size_t errlen);
 /*
  * t's configuration is no longer the current one: its kept sessions go,

@@ -2,8 +2,9 @@
  * Trust anchors for upstream verification: the system store, a PEM file or
  * a directory of hashed roots, plus a pin set's extra CA file. A source is
  * read once and copied into each store made from it, so that many pin sets
- * with a CA file of their own do not parse the same roots again. Every
- * error names the file and the reason.
+ * with a CA file of their own do not parse the same roots again, nor does
+ * a reload when the source's file is unchanged. Every error names the
+ * file and the reason.
  */
 #include "config.h"
 
@@ -20,6 +21,7 @@
 #include <string.h>
 
 #include "certfile.h"
+#include "regfile.h"
 #include "trust.h"
 #include "xmalloc.h"
 
@@ -89,10 +91,45 @@ enum trust_kind {
 };
 
 struct trust {
+	int		 refs;
 	enum trust_kind	 kind;
+	char		*source;	/* as configured */
 	char		*dir;		/* TRUST_DIR: looked up lazily */
 	X509_STORE	*loaded;	/* what was read at once */
+	/* The file read at once (not for a directory): reused unchanged. */
+	bool		 have_id;
+	struct fileid	 id;
 };
+
+/* The file a source of kind reads at once, or NULL (a directory). */
+static const char *
+trust_file(enum trust_kind kind, const char *source)
+{
+	const char	*env;
+
+	switch (kind) {
+	case TRUST_SYSTEM:
+		env = getenv(X509_get_default_cert_file_env());
+		return env != NULL ? env : X509_get_default_cert_file();
+	case TRUST_FILE:
+		return source;
+	case TRUST_DIR:
+		break;
+	}
+	return NULL;
+}
+
+/* Record what the file of tr is, before it is read. */
+static void
+trust_note_file(struct trust *tr)
+{
+	const char	*file = trust_file(tr->kind, tr->source);
+	struct stat	 st;
+
+	tr->have_id = file != NULL && stat(file, &st) == 0;
+	if (tr->have_id)
+		fileid_set(&tr->id, &st);
+}
 
 struct trust *
 trust_new(const char *trust, char *err, size_t errlen)
@@ -107,6 +144,8 @@ trust_new(const char *trust, char *err, size_t errlen)
 		return NULL;
 	}
 	tr = xcalloc(1, sizeof(*tr));
+	tr->refs = 1;
+	tr->source = xstrdup(trust);
 	if ((tr->loaded = X509_STORE_new()) == NULL) {
 		snprintf(err, errlen, "cannot create a trust store: out of "
 		    "memory");
@@ -114,6 +153,7 @@ trust_new(const char *trust, char *err, size_t errlen)
 	}
 	if (strcmp(trust, "system") == 0) {
 		tr->kind = TRUST_SYSTEM;
+		trust_note_file(tr);
 		ERR_clear_error();
 		/* The default file now, the default directory lazily. */
 		if (X509_STORE_set_default_paths(tr->loaded) != 1) {
@@ -135,6 +175,7 @@ trust_new(const char *trust, char *err, size_t errlen)
 		ok = trust_add_dir(tr->loaded, trust, err, errlen);
 	} else {
 		tr->kind = TRUST_FILE;
+		trust_note_file(tr);
 		ok = trust_add_file(tr->loaded, trust, err, errlen);
 	}
 	if (ok)
@@ -219,12 +260,28 @@ fail:
 	return NULL;
 }
 
+struct trust *
+trust_again(struct trust *tr, const char *trust)
+{
+	const char	*file;
+	struct stat	 st;
+
+	if (tr == NULL || trust == NULL || !tr->have_id ||
+	    strcmp(tr->source, trust) != 0 ||
+	    (file = trust_file(tr->kind, tr->source)) == NULL ||
+	    stat(file, &st) == -1 || !fileid_same(&tr->id, &st))
+		return NULL;
+	tr->refs++;
+	return tr;
+}
+
 void
 trust_free(struct trust *tr)
 {
-	if (tr == NULL)
+	if (tr == NULL || --tr->refs > 0)
 		return;
 	X509_STORE_free(tr->loaded);
+	free(tr->source);
 	free(tr->dir);
 	free(tr);
 }

@@ -24,7 +24,18 @@ struct trust	*trust_new(const char *trust, char *err, size_t errlen);
  */
 X509_STORE	*trust_store(const struct trust *tr, const char *extra,
 		    char *err, size_t errlen);
-/* Free what trust_new() read (NULL ok); its stores keep their anchors. */
+/*
+ * tr again, with a reference more, when trust names the same source and
+ * the file it read is unchanged (the system's bundle, or the PEM file;
+ * never a directory, which is read again); else NULL: read it anew. A
+ * reload reuses the anchors it parsed instead of keeping a copy for each
+ * generation that connections still hold.
+ */
+struct trust	*trust_again(struct trust *tr, const char *trust);
+/*
+ * Drop a reference to what trust_new() read (NULL ok); its stores keep
+ * their anchors.
+ */
 void		 trust_free(struct trust *tr);
 /* trust_store() from a trust_new() of its own: for a single store. */
 X509_STORE	*trust_store_new(const char *trust, const char *extra,

@@ -15,6 +15,7 @@
 
 #include <sys/stat.h>
 
+#include <fcntl.h>
 #include <ftw.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -185,6 +186,52 @@ test_runconf_knows_when_a_reload_adds_deny_pins(void **state)
 	conf_unref(none);
 	conf_unref(two);
 	conf_unref(three);
+}
+
+/* The first trust anchor of rc's upstream contexts (not a reference). */
+static X509 *
+first_anchor(struct runconf *rc)
+{
+	STACK_OF(X509_OBJECT)	*objs;
+	X509			*x;
+	SSL			*ssl;
+
+	ssl = tls_upstream_ssl(rc->tls, NULL, false, "api.test", 443, NULL, 0);
+	assert_non_null(ssl);
+	objs = X509_STORE_get0_objects(SSL_CTX_get_cert_store(
+	    SSL_get_SSL_CTX(ssl)));
+	assert_true(sk_X509_OBJECT_num(objs) > 0);
+	x = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs, 0));
+	SSL_free(ssl);
+	return x;
+}
+
+/*
+ * A reload whose trust file is unchanged shares the anchors parsed before
+ * (a generation that long connections hold keeps no copy of its own); a
+ * changed file is read again.
+ */
+static void
+test_runconf_reads_an_unchanged_trust_file_once(void **state)
+{
+	struct fixture	*fx = *state;
+	struct conf	*conf = conf_with_ca(fx, fx->cert, fx->key);
+	struct runconf	*one, *two, *three;
+	struct timespec	 times[2] = { { 0, UTIME_NOW }, { 0, UTIME_NOW } };
+
+	one = build_ok(conf, 1, NULL);
+	two = build_ok(conf, 2, one);
+	assert_ptr_equal(first_anchor(two), first_anchor(one));
+	/* Touched: it may hold other roots now. */
+	assert_int_equal(utimensat(AT_FDCWD, fx->trust, times, 0), 0);
+	three = build_ok(conf, 3, two);
+	assert_ptr_not_equal(first_anchor(three), first_anchor(two));
+	runconf_unref(one);
+	runconf_unref(two);
+	/* What it shared outlives the generations that read it. */
+	assert_non_null(first_anchor(three));
+	runconf_unref(three);
+	conf_unref(conf);
 }
 
 static void
@@ -368,6 +415,7 @@ main(void)
 		FX_TEST(test_runconf_shares_the_ca_of_unchanged_files),
 		FX_TEST(test_runconf_loads_the_ca_named_by_other_paths),
 		FX_TEST(test_runconf_knows_when_a_reload_adds_deny_pins),
+		FX_TEST(test_runconf_reads_an_unchanged_trust_file_once),
 		FX_TEST(test_runconf_fails_when_the_ca_does_not_load),
 		FX_TEST(test_runconf_retire_empties_only_the_leaves),
 		FX_TEST(test_runconf_retire_drops_and_keeps_no_upstream_sessions),
