@@ -192,7 +192,7 @@ tls_upstream_new(const struct conf *conf, const struct tls_upstream *prev,
 	if (tr == NULL && (tr = trust_new(conf->trust, err, errlen)) == NULL)
 		goto fail;
 	t->trust = tr;
-	if ((store = trust_store(tr, NULL, err, errlen)) == NULL ||
+	if ((store = trust_store_plain(tr, err, errlen)) == NULL ||
 	    (t->base = tls_upstream_ctx(store, err, errlen)) == NULL)
 		goto fail;
 	for (i = 0; i < conf->npinsets; i++) {

@@ -96,6 +96,7 @@ struct trust {
 	char		*source;	/* as configured */
 	char		*dir;		/* TRUST_DIR: looked up lazily */
 	X509_STORE	*loaded;	/* what was read at once */
+	X509_STORE	*plain;		/* trust_store(tr, NULL), shared */
 	/* The file read at once (not for a directory): reused unchanged. */
 	bool		 have_id;
 	struct fileid	 id;
@@ -260,6 +261,16 @@ fail:
 	return NULL;
 }
 
+X509_STORE *
+trust_store_plain(struct trust *tr, char *err, size_t errlen)
+{
+	if (tr->plain == NULL &&
+	    (tr->plain = trust_store(tr, NULL, err, errlen)) == NULL)
+		return NULL;
+	X509_STORE_up_ref(tr->plain);
+	return tr->plain;
+}
+
 struct trust *
 trust_again(struct trust *tr, const char *trust)
 {
@@ -281,6 +292,7 @@ trust_free(struct trust *tr)
 	if (tr == NULL || --tr->refs > 0)
 		return;
 	X509_STORE_free(tr->loaded);
+	X509_STORE_free(tr->plain);
 	free(tr->source);
 	free(tr->dir);
 	free(tr);

@@ -25,6 +25,12 @@ struct trust	*trust_new(const char *trust, char *err, size_t errlen);
 X509_STORE	*trust_store(const struct trust *tr, const char *extra,
 		    char *err, size_t errlen);
 /*
+ * The store of tr's anchors alone, with a reference more for the caller:
+ * one for every context (and every generation, see trust_again()) that
+ * has no extra file. NULL with err filled on failure.
+ */
+X509_STORE	*trust_store_plain(struct trust *tr, char *err, size_t errlen);
+/*
  * tr again, with a reference more, when trust names the same source and
  * the file it read is unchanged (the system's bundle, or the PEM file;
  * never a directory, which is read again); else NULL: read it anew. A
