@@ -759,6 +759,14 @@ intercept_upstream_tls(void *arg)
 	return ic->up != NULL ? upstream_tls(ic->up) : NULL;
 }
 
+/* Interception follows the CONNECT's 200 (or a redirected connection). */
+static int
+intercept_answered(void *arg)
+{
+	(void)arg;
+	return 200;
+}
+
 const struct phase_ops intercept_ops = {
 	.name = "intercept",
 	.on_client = intercept_on_client,
@@ -766,6 +774,7 @@ const struct phase_ops intercept_ops = {
 	.free = intercept_free,
 	.relayed = intercept_relayed,
 	.upstream_tls = intercept_upstream_tls,
+	.answered = intercept_answered,
 };
 
 void

@@ -48,6 +48,8 @@ resolve_set_capacity(struct evdns_base *dns, unsigned long connections)
 	    RESOLVE_INFLIGHT_MAX;
 	if (n > RESOLVE_INFLIGHT_MAX)
 		n = RESOLVE_INFLIGHT_MAX;
+	if (n < RESOLVE_INFLIGHT_MIN)
+		n = RESOLVE_INFLIGHT_MIN;
 	snprintf(text, sizeof(text), "%lu", n);
 	if (evdns_base_set_option(dns, "max-inflight:", text) != 0)
 		log_msg(EV_DEBUG, "resolver: cannot allow %s queries in "

@@ -21,8 +21,8 @@
 struct evdns_base	*resolve_base_new(struct event_base *base);
 /*
  * Let dns have a query in flight for every lookup that connections
- * connections can make at once (two each, A and AAAA), up to
- * RESOLVE_INFLIGHT_MAX. evdns queues queries beyond its limit (64 by
+ * connections can make at once (two each, A and AAAA), between
+ * RESOLVE_INFLIGHT_MIN and RESOLVE_INFLIGHT_MAX. evdns queues queries beyond its limit (64 by
  * default) behind those in flight: a few clients naming hosts whose
  * servers never answer would hold every other lookup until their own
  * were given up, at connect_timeout.
@@ -32,5 +32,7 @@ void			 resolve_set_capacity(struct evdns_base *dns,
 
 /* The most queries in flight (transaction IDs are 16 bits). */
 #define RESOLVE_INFLIGHT_MAX	30000
+/* The fewest: evdns's own default. */
+#define RESOLVE_INFLIGHT_MIN	64
 
 #endif

@@ -7,7 +7,6 @@
 
 #include <stdlib.h>
 
-#include "deny.h"
 #include "log.h"
 #include "runconf.h"
 #include "xmalloc.h"
@@ -88,9 +87,6 @@ runconf_new(struct conf *conf, unsigned long gen, const struct runconf *prev,
 		runconf_unref(rc);
 		return NULL;
 	}
-	rc->deny_added = deny_adds(conf->deny_pins, conf->ndeny_pins,
-	    prev != NULL ? prev->conf->deny_pins : NULL,
-	    prev != NULL ? prev->conf->ndeny_pins : 0);
 	return rc;
 }
 

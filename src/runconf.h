@@ -21,8 +21,6 @@ struct runconf {
 	int			 refs;
 	unsigned long		 generation;
 	bool			 retired;	/* a reload replaced it */
-	/* Its deny pins hold one the generation before did not. */
-	bool			 deny_added;
 	struct conf		*conf;		/* a reference of our own */
 	struct tls_upstream	*tls;		/* owned */
 	/* Both NULL in a generation for upstreams only. */

@@ -455,6 +455,8 @@ tcpfwd_close_all(struct tcpfwd *t)
 		if (c->relay != NULL) {
 			relay_counts(c->relay, &up, &down);
 			tcpfwd_log_access(c, TCPFWD_RELAYED, up, down);
+			/* Cut: a close could pass for the end of the stream. */
+			linger_reset(c->fd);
 		} else if (c->linger == NULL && c->f != NULL)
 			tcpfwd_log_access(c, 503, 0, 0);
 		tcpfwd_conn_close(c);

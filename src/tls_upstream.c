@@ -374,6 +374,7 @@ tls_upstream_judged(const SSL *ssl, struct tls_upstream_verdict *v)
 	v->port = tc->port;
 	v->ps = tc->ps;
 	v->res = &tc->res;
+	v->conf = tc->t->conf;
 	return true;
 }
 

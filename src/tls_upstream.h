@@ -68,6 +68,7 @@ struct tls_upstream_verdict {
 	uint16_t			 port;
 	const struct pinset		*ps;	/* NULL: unpinned */
 	const struct pincheck_result	*res;	/* the keys of its chain */
+	const struct conf		*conf;	/* the generation judging */
 };
 
 /*

@@ -264,6 +264,13 @@ fail:
 X509_STORE *
 trust_store_plain(struct trust *tr, char *err, size_t errlen)
 {
+	/*
+	 * The system's store looks up its directory lazily and keeps what
+	 * it found: a root removed there must not stay trusted in a store
+	 * that outlives a reload. Only a file's store holds nothing else.
+	 */
+	if (tr->kind != TRUST_FILE)
+		return trust_store(tr, NULL, err, errlen);
 	if (tr->plain == NULL &&
 	    (tr->plain = trust_store(tr, NULL, err, errlen)) == NULL)
 		return NULL;

@@ -25,9 +25,11 @@ struct trust	*trust_new(const char *trust, char *err, size_t errlen);
 X509_STORE	*trust_store(const struct trust *tr, const char *extra,
 		    char *err, size_t errlen);
 /*
- * The store of tr's anchors alone, with a reference more for the caller:
- * one for every context (and every generation, see trust_again()) that
- * has no extra file. NULL with err filled on failure.
+ * The store of tr's anchors alone, with a reference for the caller: for a
+ * PEM file, one for every context (and every generation, see
+ * trust_again()) that has no extra file; for the system's roots, whose
+ * directory is looked up lazily, a new one each time. NULL with err
+ * filled on failure.
  */
 X509_STORE	*trust_store_plain(struct trust *tr, char *err, size_t errlen);
 /*

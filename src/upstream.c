@@ -769,24 +769,23 @@ upstream_report(struct upstream *u, STACK_OF(X509) *chain)
 }
 
 /*
- * The depth at which the deny pins of now, the current generation, refuse
- * the keys of res, the recorded chain of a connection judged under an
- * older one (*which: the key), or -1. A record that misses keys of the
- * chain (partial) cannot be cleared of a pin that generation added: it is
- * refused at the depth of the first key missing (*which zeroed). The
- * connection passed every reload before, so only the last one can have
- * added a pin it was not checked against.
+ * The depth at which the deny pins of now, the current configuration,
+ * refuse the keys of res, the recorded chain of a connection judged under
+ * was, an older one (*which: the key), or -1. A record that misses keys
+ * of the chain (partial) cannot be cleared of a pin that was did not
+ * deny: it is refused at the depth of the first key missing (*which
+ * zeroed).
  */
 static int
-upstream_deny_keys(const struct runconf *now,
+upstream_deny_keys(const struct conf *now, const struct conf *was,
     const struct pincheck_result *res, struct pin *which)
 {
-	const struct conf	*c = now->conf;
-	int			 depth;
+	int	 depth;
 
-	depth = deny_match_keys(c->deny_pins, c->ndeny_pins, res->seen,
+	depth = deny_match_keys(now->deny_pins, now->ndeny_pins, res->seen,
 	    res->nseen, which);
-	if (depth < 0 && res->partial && now->deny_added) {
+	if (depth < 0 && res->partial && deny_adds(now->deny_pins,
+	    now->ndeny_pins, was->deny_pins, was->ndeny_pins)) {
 		memset(which, 0, sizeof(*which));
 		depth = (int)res->nseen;
 	}
@@ -844,7 +843,7 @@ upstream_denied(struct upstream *u, STACK_OF(X509) *chain)
 		if (chain != NULL)
 			depth = deny_match(now->conf->deny_pins,
 			    now->conf->ndeny_pins, chain, &which);
-		else if ((depth = upstream_deny_keys(now, &u->pins,
+		else if ((depth = upstream_deny_keys(now->conf, c, &u->pins,
 		    &which)) >= 0)
 			known = depth < (int)u->pins.nseen;
 		if (depth >= 0)
@@ -877,7 +876,8 @@ upstream_denied_on_reload(SSL *ssl, const struct runconf *now,
 	int				 depth;
 
 	if (!tls_upstream_judged(ssl, &v) ||
-	    (depth = upstream_deny_keys(now, v.res, &which)) < 0)
+	    (depth = upstream_deny_keys(now->conf, v.conf, v.res,
+	    &which)) < 0)
 		return false;
 	known = depth < (int)v.res->nseen;
 	upstream_log_denied(v.host, v.port, client, v.ps, depth, &which,

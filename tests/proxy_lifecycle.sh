@@ -319,18 +319,51 @@ spawn KA_TUNNEL python3 "$KEEPALIVE" "$PB" /hello "$TMP/b-never.go" \
     --tunnel api.test --cafile "$TMP/ca.pem" >"$TMP/ka-tunnel.out" 2>&1
 spawn KA_FWD python3 "$KEEPALIVE" "$FB" /hello "$TMP/b-never.go" \
     >"$TMP/ka-fwd.out" 2>&1
+# A tunnel answered, its client silent; a download through the forwarder.
+spawn SILENT python3 -c '
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"CONNECT api.test:443 HTTP/1.1\r\n\r\n")
+print(s.recv(100).split(b"\r\n")[0].decode(), flush=True)
+time.sleep(20)' "$PB" >"$TMP/silent.out"
+spawn FWD_DL python3 -c '
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=20)
+s.sendall(b"GET /slow/50 HTTP/1.1\r\nHost: api.test\r\n\r\n")
+got = 0
+try:
+    while True:
+        d = s.recv(65536)
+        if not d:
+            print("eof", got, flush=True)
+            break
+        got += len(d)
+        if got > 100:
+            print("flowing", flush=True)
+except ConnectionResetError:
+    print("reset", got, flush=True)' "$FB" >"$TMP/fwd-dl.out"
 check "shutdown_timeout: the download has begun" wait_size "$TMP/cut.body"
 check "shutdown_timeout: an intercepted tunnel is open" \
     wait_line "$TMP/ka-tunnel.out" '^first 200$'
 check "shutdown_timeout: a forwarder's connection is open" \
     wait_line "$TMP/ka-fwd.out" '^first 200$'
+check "shutdown_timeout: a silent client's tunnel is answered" \
+    wait_line "$TMP/silent.out" '^HTTP/1.1 200'
+check "shutdown_timeout: a download through the forwarder flows" \
+    wait_line "$TMP/fwd-dl.out" '^flowing$'
 start=$(now_ms)
 kill -TERM "$PP_B"
 wait_exit "$PP_B" 10
 ms=$(( $(now_ms) - start ))
 check_eq "shutdown_timeout = 500ms: pinproxy exits 0" 0 "$EXIT_RC"
-check_log "shutdown_timeout = 500ms: event=stopped cut=3" "$TMP/b.log" \
-    "$(kv event stopped)" "$(kv cut 3)"
+check_log "shutdown_timeout = 500ms: event=stopped cut=5" "$TMP/b.log" \
+    "$(kv event stopped)" "$(kv cut 5)"
+check_log "shutdown_timeout: the silent client's tunnel: its 200 logged" \
+    "$TMP/b.log" "$(kv event access)" "$(kv mode tunnel)" \
+    "$(kv host api.test)" "$(kv status 200)"
+wait "$FWD_DL"
+check "shutdown_timeout: the forwarder's download is reset, not ended" \
+    grep -q '^reset ' "$TMP/fwd-dl.out"
 check_log "shutdown_timeout: the cut download has its access line, 200" \
     "$TMP/b.log" "$(kv event access)" "$(kv mode plain)" \
     "$(kv host api.test)" "$(kv status 200)"
@@ -342,6 +375,7 @@ check_log "shutdown_timeout: the cut forwarder has its access line" \
     "$(kv status 200)"
 stop "$KA_TUNNEL"
 stop "$KA_FWD"
+stop "$SILENT"
 check "shutdown_timeout = 500ms: exit after about 500 ms ($ms ms)" \
     test "$ms" -ge 450 -a "$ms" -lt 2500
 wait "$DL_CUT" 2>/dev/null

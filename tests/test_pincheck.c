@@ -475,6 +475,29 @@ test_verdict_records_the_verified_chain_leaf_first(void **state)
 }
 
 /*
+ * Whether a reload's deny list holds a pin the older one did not: what a
+ * connection whose record misses keys of its chain is refused for.
+ */
+static void
+test_deny_adds_finds_a_pin_the_old_list_lacks(void **state)
+{
+	struct pin	 p[4];
+	size_t		 i;
+
+	(void)state;
+	memset(p, 0, sizeof(p));
+	for (i = 0; i < 4; i++)
+		p[i].digest[0] = (unsigned char)(4 - i);
+	assert_false(deny_adds(p, 0, NULL, 0));		/* none at all */
+	assert_true(deny_adds(p, 2, NULL, 0));		/* the first ones */
+	assert_false(deny_adds(p, 2, p, 2));		/* the same */
+	assert_false(deny_adds(p + 1, 1, p, 3));	/* fewer */
+	assert_true(deny_adds(p, 3, p, 2));		/* one more */
+	assert_true(deny_adds(p + 3, 1, p, 3));		/* another */
+	assert_false(deny_adds(p, 2, p, 4));
+}
+
+/*
  * A reload checks the keys recorded at the verdict against its deny pins:
  * the same depth and key as a check of the chain itself.
  */
@@ -1002,6 +1025,7 @@ main(void)
 		    test_verdict_records_the_verified_chain_leaf_first),
 		cmocka_unit_test(
 		    test_deny_pins_match_the_recorded_keys_as_the_chain),
+		cmocka_unit_test(test_deny_adds_finds_a_pin_the_old_list_lacks),
 		cmocka_unit_test(
 		    test_verdict_ignores_a_pinned_ca_appended_to_another_chain),
 		cmocka_unit_test(test_verdict_of_an_empty_chain_is_mismatch),

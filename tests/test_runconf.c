@@ -141,51 +141,18 @@ test_runconf_shares_the_ca_of_unchanged_files(void **state)
 	conf_unref(conf);
 }
 
-/* conf with n deny pins, the first n of four distinct ones. */
-static struct conf *
-conf_denying(const struct fixture *fx, size_t n)
+/* The store of rc's upstream contexts without a CA file of their own. */
+static X509_STORE *
+base_store(struct runconf *rc)
 {
-	struct conf	*conf = conf_with_ca(fx, fx->cert, fx->key);
-	size_t		 i;
+	X509_STORE	*store;
+	SSL		*ssl;
 
-	conf->deny_pins = xreallocarray(NULL, 4, sizeof(struct pin));
-	memset(conf->deny_pins, 0, 4 * sizeof(struct pin));
-	for (i = 0; i < 4; i++)
-		conf->deny_pins[i].digest[0] = (unsigned char)(i + 1);
-	conf->ndeny_pins = n;
-	return conf;
-}
-
-/*
- * Whether a generation denies a key its predecessor did not: what a reload
- * checks connections whose record of their chain misses keys against.
- */
-static void
-test_runconf_knows_when_a_reload_adds_deny_pins(void **state)
-{
-	struct fixture	*fx = *state;
-	struct conf	*none = conf_denying(fx, 0), *two = conf_denying(fx, 2);
-	struct conf	*three = conf_denying(fx, 3);
-	struct runconf	*a, *b, *c, *d, *e;
-
-	a = build_ok(none, 1, NULL);
-	assert_false(a->deny_added);
-	b = build_ok(two, 2, a);
-	assert_true(b->deny_added);
-	c = build_ok(two, 3, b);		/* the same pins: nothing new */
-	assert_false(c->deny_added);
-	d = build_ok(three, 4, c);
-	assert_true(d->deny_added);
-	e = build_ok(two, 5, d);		/* fewer: nothing new */
-	assert_false(e->deny_added);
-	runconf_unref(a);
-	runconf_unref(b);
-	runconf_unref(c);
-	runconf_unref(d);
-	runconf_unref(e);
-	conf_unref(none);
-	conf_unref(two);
-	conf_unref(three);
+	ssl = tls_upstream_ssl(rc->tls, NULL, false, "api.test", 443, NULL, 0);
+	assert_non_null(ssl);
+	store = SSL_CTX_get_cert_store(SSL_get_SSL_CTX(ssl));
+	SSL_free(ssl);
+	return store;
 }
 
 /* The first trust anchor of rc's upstream contexts (not a reference). */
@@ -193,17 +160,10 @@ static X509 *
 first_anchor(struct runconf *rc)
 {
 	STACK_OF(X509_OBJECT)	*objs;
-	X509			*x;
-	SSL			*ssl;
 
-	ssl = tls_upstream_ssl(rc->tls, NULL, false, "api.test", 443, NULL, 0);
-	assert_non_null(ssl);
-	objs = X509_STORE_get0_objects(SSL_CTX_get_cert_store(
-	    SSL_get_SSL_CTX(ssl)));
+	objs = X509_STORE_get0_objects(base_store(rc));
 	assert_true(sk_X509_OBJECT_num(objs) > 0);
-	x = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs, 0));
-	SSL_free(ssl);
-	return x;
+	return X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs, 0));
 }
 
 /*
@@ -222,6 +182,7 @@ test_runconf_reads_an_unchanged_trust_file_once(void **state)
 	one = build_ok(conf, 1, NULL);
 	two = build_ok(conf, 2, one);
 	assert_ptr_equal(first_anchor(two), first_anchor(one));
+	assert_ptr_equal(base_store(two), base_store(one));
 	/* Touched: it may hold other roots now. */
 	assert_int_equal(utimensat(AT_FDCWD, fx->trust, times, 0), 0);
 	three = build_ok(conf, 3, two);
@@ -231,6 +192,28 @@ test_runconf_reads_an_unchanged_trust_file_once(void **state)
 	/* What it shared outlives the generations that read it. */
 	assert_non_null(first_anchor(three));
 	runconf_unref(three);
+	conf_unref(conf);
+}
+
+/*
+ * The system's store looks its directory up lazily and keeps what it
+ * found: each generation gets a store of its own, so that a root removed
+ * from the directory is not trusted after a reload.
+ */
+static void
+test_runconf_gives_each_generation_its_own_system_store(void **state)
+{
+	struct fixture	*fx = *state;
+	struct conf	*conf = conf_with_ca(fx, fx->cert, fx->key);
+	struct runconf	*one, *two;
+
+	free(conf->trust);
+	conf->trust = xstrdup("system");
+	one = build_ok(conf, 1, NULL);
+	two = build_ok(conf, 2, one);
+	assert_ptr_not_equal(base_store(two), base_store(one));
+	runconf_unref(one);
+	runconf_unref(two);
 	conf_unref(conf);
 }
 
@@ -414,8 +397,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		FX_TEST(test_runconf_shares_the_ca_of_unchanged_files),
 		FX_TEST(test_runconf_loads_the_ca_named_by_other_paths),
-		FX_TEST(test_runconf_knows_when_a_reload_adds_deny_pins),
 		FX_TEST(test_runconf_reads_an_unchanged_trust_file_once),
+		FX_TEST(test_runconf_gives_each_generation_its_own_system_store),
 		FX_TEST(test_runconf_fails_when_the_ca_does_not_load),
 		FX_TEST(test_runconf_retire_empties_only_the_leaves),
 		FX_TEST(test_runconf_retire_drops_and_keeps_no_upstream_sessions),
