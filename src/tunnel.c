@@ -67,6 +67,8 @@ struct tunnel {
 	 */
 	struct event		*up_ev;
 	bool			 up_spoke;	/* its bytes wait in its socket */
+	/* The client's socket while the target is dialled (see below). */
+	struct event		*dial_ev;
 	/*
 	 * The upstream spoke first and its bytes are pumped to the client
 	 * (upstream_bev() reads them) while the client's first flight, read
@@ -134,6 +136,7 @@ static void
 tunnel_unwatch(struct tunnel *t)
 {
 	tunnel_free_watcher(&t->up_ev);
+	tunnel_free_watcher(&t->dial_ev);
 }
 
 /*
@@ -624,6 +627,45 @@ tunnel_socket_failed(evutil_socket_t fd)
 	    err != 0;
 }
 
+/*
+ * While the target is dialled the client's reading is off. A reset, or
+ * a close with nothing sent after the CONNECT head (a client that gave
+ * up), ends the tunnel at once: the lookup and the dial go with it, and
+ * its slot is free, not held until connect_timeout. A close after bytes
+ * (a half-close behind a pipelined hello) waits for the verdict.
+ */
+static void
+tunnel_dial_watch_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct tunnel	*t = arg;
+	int		 queued;
+
+	if (tunnel_socket_failed(fd) || ((what & EV_CLOSED) &&
+	    evbuffer_get_length(bufferevent_get_input(t->x->bev)) == 0 &&
+	    ioctl(fd, FIONREAD, &queued) == 0 && queued == 0)) {
+		log_msg(EV_DEBUG, "client %s left while %s was dialled",
+		    t->x->client, t->connect_host);
+		tunnel_end(t, 0);
+	}
+}
+
+/*
+ * Watch the client's socket during the dial, edge-triggered: bytes that
+ * arrive wake it once, not in a loop. Without it (a bufferevent still
+ * writing an earlier answer on the socket, which libevent will not mix
+ * with an edge-triggered event) the dial's own timeout ends it.
+ */
+static void
+tunnel_watch_dial(struct tunnel *t)
+{
+	t->dial_ev = event_new(t->x->env->base, t->x->fd,
+	    EV_READ | EV_CLOSED | EV_ET | EV_PERSIST, tunnel_dial_watch_cb, t);
+	if (t->dial_ev != NULL && event_add(t->dial_ev, NULL) != 0) {
+		event_free(t->dial_ev);
+		t->dial_ev = NULL;
+	}
+}
+
 /* New bytes arrived (edge-triggered: peeked bytes do not re-fire). */
 static void
 tunnel_peek_cb(evutil_socket_t fd, short what, void *arg)
@@ -808,6 +850,7 @@ tunnel_connected_cb(struct upstream *u, enum upstream_status st, void *arg)
 	struct bufferevent	*bev = x->bev;
 	char			 expl[512];
 
+	tunnel_free_watcher(&t->dial_ev);
 	if (st != UPSTREAM_OK) {
 		snprintf(expl, sizeof(expl), "%s", upstream_reason(u));
 		phase_fail_upstream(x, st, expl);
@@ -970,6 +1013,7 @@ tunnel_start(struct phase_ctx *x, const char *host, uint16_t port)
 	phase_set_state(x, CONN_DIAL);
 	phase_upstream_params(x, t->ps, t->connect_host, port, &p);
 	bufferevent_disable(x->bev, EV_READ);
+	tunnel_watch_dial(t);
 	t->up = upstream_connect(&p, tunnel_connected_cb, t);
 	return t;
 }

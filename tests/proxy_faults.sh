@@ -86,7 +86,8 @@ never=()
 for i in $(seq 0 39); do
 	never+=(--slow "never$i.test=30")
 done
-start_dnsd --map slowdns.test=127.0.0.1 --slow slowdns.test=1 "${never[@]}"
+start_dnsd --map slowdns.test=127.0.0.1 --slow slowdns.test=1 "${never[@]}" \
+    --slow gaveup.test=30
 
 # conf PORT NAME EXTRA: a configuration listening on PORT with the CA
 # files NAME, the [proxy] lines EXTRA and a pin set for each host.
@@ -500,6 +501,22 @@ check_eq "half-closed client, upstream still dialled: 200" 200 \
 check "half-closed client, upstream still dialled: the body" \
     grep -q 'close-delimited body from origin' "$TMP/halfdns.resp"
 alive "half-closed client during slow DNS" "$PP_F" "$PF"
+
+# A client that gives up while its CONNECT's target is looked up: the
+# tunnel ends then (status 0, no answer), not at connect_timeout (3 s).
+start=$(now_ms)
+python3 -c '
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"CONNECT gaveup.test:443 HTTP/1.1\r\n\r\n")
+s.close()' "$PF"
+check_log "a client gives up during the lookup: its access line, status 0" \
+    "$TMP/f.log" "$(kv event access)" "$(kv host gaveup.test)" \
+    "$(kv status 0)"
+ms=$(( $(now_ms) - start ))
+check "a client gives up during the lookup: ended at once ($ms ms)" \
+    test "$ms" -lt 2000
+check_fds "a client gives up during the lookup" "$PP_F" "$BASE_F"
 
 # 40 clients name hosts whose answers take 30 s: 80 queries, more than
 # the resolver keeps in flight by default (64). The others' lookups must
