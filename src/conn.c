@@ -303,12 +303,24 @@ conn_await_head(struct conn *c)
 
 static void	conn_phase_done(struct phase_ctx *, const struct phase_outcome *);
 
+/* The relay is over: what it moved goes into the access record. */
+static void
+conn_relay_end(struct conn *c)
+{
+	uint64_t	 up, down;
+
+	relay_counts(c->relay, &up, &down);
+	relay_free(c->relay);
+	c->relay = NULL;
+	c->x.acc.up += up;
+	c->x.acc.down += down;
+}
+
 static void
 conn_relay_done_cb(struct relay *r, const char *why, void *arg)
 {
 	struct conn		*c = arg;
 	struct phase_outcome	 o;
-	uint64_t		 up, down;
 	bool			 gone;
 
 	/* A client that failed has nothing to linger for. */
@@ -320,11 +332,7 @@ conn_relay_done_cb(struct relay *r, const char *why, void *arg)
 		    "client's stream)");
 		c->x.acc.status = 403;
 	}
-	relay_counts(r, &up, &down);
-	relay_free(c->relay);
-	c->relay = NULL;
-	c->x.acc.up += up;
-	c->x.acc.down += down;
+	conn_relay_end(c);
 	phase_outcome_init(&o);
 	o.status = c->x.acc.status;
 	o.close = true;
@@ -958,15 +966,9 @@ static void
 conn_cut_short(struct conn *c, int fallback)
 {
 	struct phase_outcome	 o;
-	uint64_t		 up, down;
 
-	if (c->relay != NULL) {
-		relay_counts(c->relay, &up, &down);
-		relay_free(c->relay);
-		c->relay = NULL;
-		c->x.acc.up += up;
-		c->x.acc.down += down;
-	}
+	if (c->relay != NULL)
+		conn_relay_end(c);
 	phase_outcome_init(&o);
 	o.status = c->x.acc.status;
 	if (o.status == 0 && c->x.ops != NULL && c->x.ops->answered != NULL)
