@@ -99,10 +99,11 @@ tunnel_noop_cb(evutil_socket_t fd, short what, void *arg)
  * Free an edge-triggered watcher (NULL ok) so that what watches its
  * descriptor next is level-triggered. libevent's changelist merges the
  * deletion with the events added to the same descriptor before the next
- * dispatch and keeps its EV_ET through the EV_CLOSED half, which nothing
- * adds back: a bufferevent or relay reading a few KiB per wake-up would
- * then stall with bytes in the socket. Adding and deleting a
- * level-triggered EV_CLOSED event leaves a deletion without EV_ET.
+ * dispatch and keeps its EV_ET through the halves that nothing adds back:
+ * a bufferevent or relay moving a few KiB per wake-up would then stall
+ * with bytes in the socket, or room in it. Adding and deleting a
+ * level-triggered EV_READ | EV_CLOSED event leaves deletions without
+ * EV_ET (a bufferevent's write interest is level-triggered again too).
  */
 static void
 tunnel_free_watcher(struct event **evp)
@@ -117,7 +118,10 @@ tunnel_free_watcher(struct event **evp)
 	base = event_get_base(ev);
 	fd = event_get_fd(ev);
 	event_free(ev);
-	plain = event_new(base, fd, EV_CLOSED, tunnel_noop_cb, NULL);
+	plain = event_new(base, fd, EV_READ | EV_CLOSED, tunnel_noop_cb,
+	    NULL);
+	if (plain == NULL)
+		return;
 	event_add(plain, NULL);
 	event_free(plain);
 }
@@ -651,13 +655,16 @@ tunnel_dial_watch_cb(evutil_socket_t fd, short what, void *arg)
 
 /*
  * Watch the client's socket during the dial, edge-triggered: bytes that
- * arrive wake it once, not in a loop. Without it (a bufferevent still
- * writing an earlier answer on the socket, which libevent will not mix
- * with an edge-triggered event) the dial's own timeout ends it.
+ * arrive wake it once, not in a loop. Not while the bufferevent still
+ * writes an earlier answer (the CONNECT was pipelined behind it): libevent
+ * would make its writing edge-triggered too, and it writes a few KiB per
+ * wake-up. Without the watch, the dial's own timeout ends it.
  */
 static void
 tunnel_watch_dial(struct tunnel *t)
 {
+	if (evbuffer_get_length(bufferevent_get_output(t->x->bev)) > 0)
+		return;
 	t->dial_ev = event_new(t->x->env->base, t->x->fd,
 	    EV_READ | EV_CLOSED | EV_ET | EV_PERSIST, tunnel_dial_watch_cb, t);
 	if (t->dial_ev != NULL && event_add(t->dial_ev, NULL) != 0) {

@@ -140,10 +140,11 @@ connect_to = 127.0.0.1:$OM
 EOF
 }
 
-# Instance H: short timeouts, CONNECT allowed to its own port and the
-# origins' ports.
+# Instance H: short timeouts, CONNECT allowed to its own port, the
+# origins' ports and RP, where nothing listens.
 PH=$(free_port)
-conf "127.0.0.1:$PH" h "connect_ports = 443 $OM $O6 $PH
+RP=$(free_port)
+conf "127.0.0.1:$PH" h "connect_ports = 443 $OM $O6 $PH $RP
 header_timeout = 2s
 idle_timeout = 2s" >"$TMP/h.conf"
 check "pinproxy H listens on 127.0.0.1:$PH" \
@@ -362,6 +363,43 @@ EOF
 check_eq "CONNECT pipelined behind a queued response: 200, body, then its 200" \
     "200 True True" "$out"
 alive "CONNECT behind a queued response" "$PP_H" "$H"
+
+# The same with a CONNECT whose dial fails (nothing listens on RP), the
+# client reading only after a second: the whole 8 MB, then the 502. The
+# dial must not leave the client's socket edge-triggered under the
+# answer still being written (it stalled, cut short).
+out=$(python3 - "$PH" "$RP" 8000000 <<'EOF'
+import socket, sys, time
+n = int(sys.argv[3])
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
+s.connect(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"GET http://api.test/bytes/%d HTTP/1.1\r\nHost: api.test\r\n\r\n"
+          b"CONNECT 127.0.0.1:%s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+          % (n, sys.argv[2].encode()))
+time.sleep(1)
+s.settimeout(10)
+buf = b""
+try:
+    while True:
+        head, sep, rest = buf.partition(b"\r\n\r\n")
+        if sep and len(rest) >= n and b"\r\n\r\n" in rest[n:]:
+            break
+        d = s.recv(65536)
+        if not d:
+            break
+        buf += d
+except OSError:
+    pass
+head, _, rest = buf.partition(b"\r\n\r\n")
+after = rest[n:n + 12]
+print(head.split(b" ")[1].decode() if head else "none", len(rest) >= n,
+      after.decode("latin-1"))
+EOF
+)
+check_eq "CONNECT behind a queued response, its dial refused: 200, body, 502" \
+    "200 True HTTP/1.1 502" "$out"
+alive "CONNECT behind a queued response, dial refused" "$PP_H" "$H"
 
 # Garbage pipelined after a valid request on a kept connection: the
 # answer, then a 400, then the close.
