@@ -132,6 +132,21 @@ trust_note_file(struct trust *tr)
 		fileid_set(&tr->id, &st);
 }
 
+/*
+ * After it was read: a file that changed meanwhile may have given other
+ * roots than its recorded identity says, and is never reused.
+ */
+static void
+trust_confirm_file(struct trust *tr)
+{
+	const char	*file = trust_file(tr->kind, tr->source);
+	struct stat	 st;
+
+	if (tr->have_id && (file == NULL || stat(file, &st) == -1 ||
+	    !fileid_same(&tr->id, &st)))
+		tr->have_id = false;
+}
+
 struct trust *
 trust_new(const char *trust, char *err, size_t errlen)
 {
@@ -163,6 +178,7 @@ trust_new(const char *trust, char *err, size_t errlen)
 			ERR_clear_error();
 			goto fail;
 		}
+		trust_confirm_file(tr);
 		return tr;
 	}
 	if (stat(trust, &st) == -1) {
@@ -178,6 +194,7 @@ trust_new(const char *trust, char *err, size_t errlen)
 		tr->kind = TRUST_FILE;
 		trust_note_file(tr);
 		ok = trust_add_file(tr->loaded, trust, err, errlen);
+		trust_confirm_file(tr);
 	}
 	if (ok)
 		return tr;
