@@ -327,9 +327,11 @@ conn_relay_done_cb(struct relay *r, const char *why, void *arg)
 	gone = relay_outcome(r) == RELAY_CLIENT_ERROR;
 	log_msg(EV_DEBUG, "client %s: relay ended: %s", c->client, why);
 	if (relay_outcome(r) == RELAY_REFUSED) {
-		phase_log_blocked(&c->x, c->x.acc.host, "plaintext HTTP "
-		    "in a blind tunnel (an HTTP request at the start of the "
-		    "client's stream)");
+		phase_log_blocked(&c->x, c->x.acc.host, c->x.acc.status == 101 ?
+		    "plaintext HTTP after a 101 (an HTTP request at the start "
+		    "of the client's stream)" : "plaintext HTTP in a blind "
+		    "tunnel (an HTTP request at the start of the client's "
+		    "stream)");
 		c->x.acc.status = 403;
 	}
 	conn_relay_end(c);

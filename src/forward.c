@@ -214,7 +214,8 @@ forward_upgrade(struct forward *f)
 {
 	forward_flush_down(f);
 	f->state = FORWARD_UPGRADED;
-	phase_relay(f->x, upstream_bev(f->up), f->status, false);
+	/* Over plaintext, an HTTP request at its start is refused. */
+	phase_relay(f->x, upstream_bev(f->up), f->status, !f->tls);
 }
 
 /*
@@ -609,12 +610,15 @@ forward_start(struct forward *f, const struct forward_target *t)
 	 * pinproxy: after a 101 the client speaks the new protocol to it, and
 	 * h2c then multiplexes requests for any host, pinned ones too, onto a
 	 * raw relay to this server. Only a WebSocket, bound to its one URL,
-	 * goes on there; in a tunnel or a redirected connection the client
-	 * speaks to this server already.
+	 * goes on there. In a tunnel or a redirected connection the client
+	 * speaks to this server already, but to a plaintext one a raw relay
+	 * would carry, unchecked and in cleartext, whatever requests the
+	 * client sends next (the checks of each request's host end with the
+	 * 101): there too only a WebSocket, whose relay is guarded.
 	 */
 	h = http_msg_head(f->x->req);
-	f->upgrade = h->upgrade &&
-	    (!t->to_proxy || http_upgrade_only(h, "websocket"));
+	f->upgrade = h->upgrade && ((!t->to_proxy && f->tls) ||
+	    http_upgrade_only(h, "websocket"));
 	f->status = 0;
 	f->resp_bytes = 0;
 	f->body_up = 0;

@@ -117,6 +117,7 @@ ca_key = $TMP/ca-u.key
 trust = $PKI/root.pem
 unpinned = pass
 plain_ports = $OW $OH $OS6 $OS0 $OG
+connect_ports = 443 $OH
 stats_listen = 127.0.0.1:$SU
 shutdown_timeout = 2s
 
@@ -167,17 +168,42 @@ check_eq "h2c to the proxy: the server is not asked to upgrade" \
     '"path": "/c", "upgrade": ""') $(cat "$TMP/ow.log" "$TMP/oh.log" |
     grep -c 'h2c')"
 
+# In a CONNECT tunnel to a plaintext server the h2c offer does not go on
+# either: after a 101 the requests that follow would reach it unchecked
+# and in cleartext, whatever host they name (a pinned one, say).
+raw h2c-tunnel "b\"CONNECT 127.0.0.1:$OH HTTP/1.1\\r\\nHost: 127.0.0.1:$OH\\r\\n\\r\\nGET /t HTTP/1.1\\r\\nHost: 127.0.0.1:$OH\\r\\n$UPGRADE_H2C\\r\\n\" + $PINNED"
+origin_settle "$TMP/oh.log"
+check_eq "h2c in a tunnel to a plaintext server: the offer does not go on" \
+    "1 0" "$(origin_count "$TMP/oh.log" request '"path": "/t", "upgrade": ""') \
+$(grep -c SECRET "$TMP/oh.log")"
+BAD_N=$((BAD_N + 1))
+check "h2c in a tunnel: the server's 101 is unsolicited, bad-response" \
+    wait_count "$BAD_N" "$TMP/u.log" "$(kv event upstream_error)" \
+    "$(kv error bad-response)"
+
 # An accepted upgrade: what follows the upgrading request's head is bytes
-# of the new protocol, never a request of its own.
+# of the new protocol (a WebSocket frame here), never a request of its
+# own, and goes to the server as it is.
 UPGRADE_WS="Connection: Upgrade\\r\\nUpgrade: websocket\\r\\n"
-raw accepted "b\"GET http://$W/d HTTP/1.1\\r\\nHost: $W\\r\\n$UPGRADE_WS\\r\\n\" + $PINNED" \
+raw accepted "b\"GET http://$W/d HTTP/1.1\\r\\nHost: $W\\r\\n$UPGRADE_WS\\r\\n\" + b'\\x81\\x0cframe before'" \
     "b'after the switch'" upgrade
 check_eq "accepted upgrade: 101" 101 "$(status_of accepted)"
 origin_settle "$TMP/ow.log"
 check_eq "accepted upgrade: the bytes after the head reach the server" 1 \
-    "$(origin_count "$TMP/ow.log" data 'GET http://api.test/hello')"
+    "$(origin_count "$TMP/ow.log" data 'frame before')"
 check_eq "accepted upgrade: so do the bytes sent after the 101" 1 \
     "$(origin_count "$TMP/ow.log" data 'after the switch')"
+# But a plaintext server must not get, after the 101, an HTTP request in
+# cleartext (one for a pinned host, say): the relay is guarded, and ends.
+raw accepted-http "b\"GET http://$W/e HTTP/1.1\\r\\nHost: $W\\r\\n$UPGRADE_WS\\r\\n\" + $PINNED" \
+    "b'after the switch'" upgrade
+check_eq "upgrade, then an HTTP request: 101" 101 \
+    "$(status_of accepted-http)"
+check_log "upgrade, then an HTTP request: refused (event=blocked)" \
+    "$TMP/u.log" "$(kv event blocked)" 'plaintext HTTP'
+origin_settle "$TMP/ow.log"
+check_eq "upgrade, then an HTTP request: it never reaches that server" 0 \
+    "$(grep -c SECRET "$TMP/ow.log")"
 check_eq "accepted upgrade: the pinned host sees no request" \
     0 "$(origin_count "$TMP/om.log" request)"
 
