@@ -169,21 +169,29 @@ jsonl_reopen(struct jsonl_file *f, char *err, size_t errlen)
 	return true;
 }
 
-void
-jsonl_close(struct jsonl_file *f)
+/* Log event=report_error for f, counting the failures left out since. */
+static void
+jsonl_error_line(struct jsonl_file *f, const char *err)
 {
 	struct logline	 l;
 
+	log_begin(&l, EV_REPORT_ERROR);
+	log_str(&l, LK_FILE, f->path);
+	log_str(&l, LK_ERROR, err);
+	if (f->errors_unlogged > 0)
+		log_int(&l, LK_COUNT, (long long)f->errors_unlogged);
+	log_end(&l);
+	f->errors_unlogged = 0;
+}
+
+void
+jsonl_close(struct jsonl_file *f)
+{
 	if (f == NULL)
 		return;
 	/* Failures left out of the log since its last line are counted. */
-	if (f->errors_unlogged > 0) {
-		log_begin(&l, EV_REPORT_ERROR);
-		log_str(&l, LK_FILE, f->path);
-		log_str(&l, LK_ERROR, "failed writes not logged yet");
-		log_int(&l, LK_COUNT, (long long)f->errors_unlogged);
-		log_end(&l);
-	}
+	if (f->errors_unlogged > 0)
+		jsonl_error_line(f, "failed writes not logged yet");
 	close(f->fd);
 	free(f->path);
 	free(f);
@@ -192,21 +200,13 @@ jsonl_close(struct jsonl_file *f)
 void
 jsonl_log_error(struct jsonl_file *f, const char *err, time_t now)
 {
-	struct logline	 l;
-
 	if (f->error_logged != 0 && now >= f->error_logged &&
 	    now - f->error_logged < JSONL_ERROR_SECONDS) {
 		f->errors_unlogged++;
 		return;
 	}
-	log_begin(&l, EV_REPORT_ERROR);
-	log_str(&l, LK_FILE, f->path);
-	log_str(&l, LK_ERROR, err);
-	if (f->errors_unlogged > 0)
-		log_int(&l, LK_COUNT, (long long)f->errors_unlogged);
-	log_end(&l);
+	jsonl_error_line(f, err);
 	f->error_logged = now;
-	f->errors_unlogged = 0;
 }
 
 const char *

@@ -44,10 +44,8 @@ resolve_set_capacity(struct evdns_base *dns, unsigned long connections)
 	unsigned long	 n;
 	char		 text[32];
 
-	n = connections < RESOLVE_INFLIGHT_MAX / 2 ? 2 * connections + 16 :
-	    RESOLVE_INFLIGHT_MAX;
-	if (n > RESOLVE_INFLIGHT_MAX)
-		n = RESOLVE_INFLIGHT_MAX;
+	n = connections > (RESOLVE_INFLIGHT_MAX - 16) / 2 ?
+	    RESOLVE_INFLIGHT_MAX : 2 * connections + 16;
 	if (n < RESOLVE_INFLIGHT_MIN)
 		n = RESOLVE_INFLIGHT_MIN;
 	snprintf(text, sizeof(text), "%lu", n);

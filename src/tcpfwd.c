@@ -143,23 +143,33 @@ tcpfwd_relay_done_cb(struct relay *r, const char *why, void *arg)
 		tcpfwd_conn_close(c);
 }
 
+/*
+ * Cut a relaying connection: its access line with what it moved, then a
+ * reset, as a close could pass for the end of the stream.
+ */
+static void
+tcpfwd_cut(struct tcpfwd_conn *c)
+{
+	uint64_t	 up, down;
+
+	relay_counts(c->relay, &up, &down);
+	tcpfwd_log_access(c, TCPFWD_RELAYED, up, down);
+	linger_reset(c->fd);
+	tcpfwd_conn_close(c);
+}
+
 void
 tcpfwd_recheck_all(struct tcpfwd *t)
 {
 	struct tcpfwd_conn	*c, *next;
-	uint64_t		 up, down;
 
 	for (c = TAILQ_FIRST(&t->conns); c != NULL; c = next) {
 		next = TAILQ_NEXT(c, entry);
 		/* Before the relay, the verdict checks the current deny pins. */
-		if (c->relay == NULL || c->rc == t->env->rc ||
-		    !upstream_denied_on_reload(relay_server_tls(c->relay),
+		if (c->relay != NULL && c->rc != t->env->rc &&
+		    upstream_denied_on_reload(relay_server_tls(c->relay),
 		    t->env->rc, c->addr, t->env->sinks.metrics))
-			continue;
-		relay_counts(c->relay, &up, &down);
-		tcpfwd_log_access(c, TCPFWD_RELAYED, up, down);
-		linger_reset(c->fd);
-		tcpfwd_conn_close(c);
+			tcpfwd_cut(c);
 	}
 }
 
@@ -444,7 +454,6 @@ void
 tcpfwd_close_all(struct tcpfwd *t)
 {
 	struct tcpfwd_conn	*c;
-	uint64_t		 up, down;
 
 	/*
 	 * What is still under way is cut, with its access line: a relay
@@ -453,11 +462,10 @@ tcpfwd_close_all(struct tcpfwd *t)
 	 */
 	while ((c = TAILQ_FIRST(&t->conns)) != NULL) {
 		if (c->relay != NULL) {
-			relay_counts(c->relay, &up, &down);
-			tcpfwd_log_access(c, TCPFWD_RELAYED, up, down);
-			/* Cut: a close could pass for the end of the stream. */
-			linger_reset(c->fd);
-		} else if (c->linger == NULL && c->f != NULL)
+			tcpfwd_cut(c);
+			continue;
+		}
+		if (c->linger == NULL && c->f != NULL)
 			tcpfwd_log_access(c, 503, 0, 0);
 		tcpfwd_conn_close(c);
 	}

@@ -132,6 +132,17 @@ trust_note_file(struct trust *tr)
 		fileid_set(&tr->id, &st);
 }
 
+/* Whether the file of tr is still the one its identity records. */
+static bool
+trust_file_unchanged(const struct trust *tr)
+{
+	const char	*file = trust_file(tr->kind, tr->source);
+	struct stat	 st;
+
+	return tr->have_id && file != NULL && stat(file, &st) == 0 &&
+	    fileid_same(&tr->id, &st);
+}
+
 /*
  * After it was read: a file that changed meanwhile may have given other
  * roots than its recorded identity says, and is never reused.
@@ -139,12 +150,7 @@ trust_note_file(struct trust *tr)
 static void
 trust_confirm_file(struct trust *tr)
 {
-	const char	*file = trust_file(tr->kind, tr->source);
-	struct stat	 st;
-
-	if (tr->have_id && (file == NULL || stat(file, &st) == -1 ||
-	    !fileid_same(&tr->id, &st)))
-		tr->have_id = false;
+	tr->have_id = trust_file_unchanged(tr);
 }
 
 struct trust *
@@ -298,13 +304,8 @@ trust_store_plain(struct trust *tr, char *err, size_t errlen)
 struct trust *
 trust_again(struct trust *tr, const char *trust)
 {
-	const char	*file;
-	struct stat	 st;
-
-	if (tr == NULL || trust == NULL || !tr->have_id ||
-	    strcmp(tr->source, trust) != 0 ||
-	    (file = trust_file(tr->kind, tr->source)) == NULL ||
-	    stat(file, &st) == -1 || !fileid_same(&tr->id, &st))
+	if (tr == NULL || trust == NULL || strcmp(tr->source, trust) != 0 ||
+	    !trust_file_unchanged(tr))
 		return NULL;
 	tr->refs++;
 	return tr;
