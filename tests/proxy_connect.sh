@@ -733,17 +733,37 @@ check "Upgrade in a CONNECT tunnel to a pinned host: 101" \
 check_out "Upgrade in a CONNECT tunnel to a pinned host: bytes echoed" \
     tp-up plain until
 
-# Many intercepted connections at once; descriptors return afterwards.
+# Many intercepted connections at once, from one curl that opens one
+# connection for each (a transfer starts at once instead of waiting for a
+# connection to reuse); descriptors return afterwards.
 t_sleep 0.5
 base=$(fd_count "$PP_A")
-seq "$CONCURRENT" | xargs -P 50 -I % curl -sS --noproxy '' \
-    -x "http://127.0.0.1:$PA" --max-time 30 --http1.1 \
-    --cacert "$TMP/ca.pem" -o "$TMP/many.%" https://api.test/hello \
-    2>"$TMP/many.err"
+# many_clients: how many client ports the intercepted 200s logged from
+# here on came from.
+lines0=$(wc -l <"$TMP/a.log")
+many_clients()
+{
+	tail -n +$(( lines0 + 1 )) "$TMP/a.log" >"$TMP/many.log"
+	log_lines "$TMP/many.log" "$(kv event access)" "$(kv mode intercept)" \
+	    "$(kv status 200)" | grep -oE ' client=[^ ]+' | sort -u | wc -l
+}
+many=()
+for (( i = 1; i <= CONCURRENT; i++ )); do
+	many+=(-o "$TMP/many.$i" https://api.test/hello)
+done
+curl -sS --noproxy '' -x "http://127.0.0.1:$PA" --max-time 30 --http1.1 \
+    --parallel --parallel-immediate --parallel-max "$CONCURRENT" \
+    --cacert "$TMP/ca.pem" "${many[@]}" 2>"$TMP/many.err"
 good=$(cat "$TMP"/many.* 2>/dev/null | grep -cxF "$HELLO")
 check_eq "$CONCURRENT concurrent intercepted connections complete" \
     "$CONCURRENT" "$good"
 [ "$good" = "$CONCURRENT" ] || diag "$(sort "$TMP/many.err" | uniq -c)"
+for (( i = 0; i < WAIT_TICKS; i++ )); do
+	[ "$(many_clients)" -ge "$CONCURRENT" ] && break
+	t_sleep 0.05
+done
+check_eq "$CONCURRENT concurrent intercepted connections: as many clients" \
+    "$CONCURRENT" "$(many_clients)"
 check_fds "$CONCURRENT concurrent connections" "$PP_A" "$base" 3
 
 # Upstream TLS sessions are resumed, but only after a full handshake that

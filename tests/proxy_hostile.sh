@@ -340,12 +340,12 @@ s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
 s.sendall(b"GET http://api.test/bytes/%d HTTP/1.1\r\nHost: api.test\r\n\r\n"
           b"CONNECT api.test:%s HTTP/1.1\r\nHost: api.test\r\n\r\n"
           % (n, sys.argv[2].encode()))
-buf = b""
+buf = bytearray()
 want = b"HTTP/1.1 200 Connection established\r\n\r\n"
 try:
     while True:
-        head, sep, rest = buf.partition(b"\r\n\r\n")
-        if sep and len(rest) >= n + len(want):
+        end = buf.find(b"\r\n\r\n", 0, 4096)
+        if end >= 0 and len(buf) - end - 4 >= n + len(want):
             break
         d = s.recv(65536)
         if not d:
@@ -354,7 +354,7 @@ try:
         time.sleep(0.002)
 except OSError:
     pass
-head, _, rest = buf.partition(b"\r\n\r\n")
+head, _, rest = bytes(buf).partition(b"\r\n\r\n")
 after = rest[n:n + 60]
 print(head.split(b" ")[1].decode() if head else "none", len(rest) >= n,
       after == want or after[:40])
@@ -379,11 +379,12 @@ s.sendall(b"GET http://api.test/bytes/%d HTTP/1.1\r\nHost: api.test\r\n\r\n"
           % (n, sys.argv[2].encode()))
 time.sleep(1)
 s.settimeout(10)
-buf = b""
+buf = bytearray()
 try:
     while True:
-        head, sep, rest = buf.partition(b"\r\n\r\n")
-        if sep and len(rest) >= n and b"\r\n\r\n" in rest[n:]:
+        end = buf.find(b"\r\n\r\n", 0, 4096)
+        if end >= 0 and len(buf) - end - 4 >= n and \
+                buf.find(b"\r\n\r\n", end + 4 + n) >= 0:
             break
         d = s.recv(65536)
         if not d:
@@ -391,7 +392,7 @@ try:
         buf += d
 except OSError:
     pass
-head, _, rest = buf.partition(b"\r\n\r\n")
+head, _, rest = bytes(buf).partition(b"\r\n\r\n")
 after = rest[n:n + 12]
 print(head.split(b" ")[1].decode() if head else "none", len(rest) >= n,
       after.decode("latin-1"))
