@@ -117,6 +117,12 @@ struct relay_way {
 	bool			 guard;
 	bool			 refused;
 	struct reqguard		 guard_state;
+	/*
+	 * The start of the client's stream while it may be a request line
+	 * (reqguard_holding()): read, neither written nor counted yet.
+	 */
+	struct evbuffer		*held;
+	size_t			 before;	/* queue bytes not the client's */
 };
 
 struct relay {
@@ -476,6 +482,11 @@ relay_idle_tls(const struct relay_end *e)
 static enum relay_step
 relay_way_eof(struct relay_way *w)
 {
+	/* A start still held ended undecided: it is not written. */
+	if (w->held != NULL) {
+		evbuffer_free(w->held);
+		w->held = NULL;
+	}
 	w->eof = true;
 	event_del(w->readable);
 	relay_idle_tls(&w->from);
@@ -503,6 +514,31 @@ relay_guard_scan(struct relay_way *w, const unsigned char *data, size_t len)
 		break;
 	}
 	return false;
+}
+
+/*
+ * The held start of the client's stream (relay_guard_line) after more
+ * bytes: still held while it may be a request line, refused once longer
+ * than any line taken for something else, else queued to be written.
+ */
+static enum relay_step
+relay_way_hold(struct relay_way *w)
+{
+	size_t	 len = evbuffer_get_length(w->held);
+
+	if (w->guard && reqguard_holding(&w->guard_state)) {
+		if (len < REQGUARD_LINE_MAX)
+			return RELAY_MORE;
+		relay_end(w->r, RELAY_REFUSED, relay_refused_why);
+		return RELAY_ENDED;
+	}
+	if (w->queue == NULL)
+		w->queue = evbuffer_new();
+	evbuffer_add_buffer(w->queue, w->held);
+	evbuffer_free(w->held);
+	w->held = NULL;
+	*w->moved += (uint64_t)len;
+	return RELAY_MORE;
 }
 
 /* Read once from from; what was read is written or queued. */
@@ -552,9 +588,13 @@ relay_way_read(struct relay_way *w)
 	 */
 	if (w == &w->r->way[1] && n > 0 && w->r->up > 0)
 		w->r->way[0].guard = false;
-	*w->moved += (uint64_t)n;
 	w->drained = plain && w->pipe[0] == -1 && n < RELAY_IO_MAX;
 	evtimer_add(w->r->idle_ev, &w->r->idle);
+	if (w->held != NULL) {
+		evbuffer_add(w->held, relay_scratch, n);
+		return relay_way_hold(w);
+	}
+	*w->moved += (uint64_t)n;
 	if (w->pipe[0] != -1) {
 		w->inpipe = n;
 		return RELAY_MORE;
@@ -583,10 +623,13 @@ relay_guard_line(struct relay *r)
 	struct evbuffer_ptr	 at;
 	struct evbuffer_iovec	 v;
 
+	struct evbuffer		*front;
+	size_t			 len;
+
 	w->guard = true;
 	reqguard_init(&w->guard_state);
 	/* What the client sent before the relay goes first: look at it. */
-	evbuffer_ptr_set(w->queue, &at, 0, EVBUFFER_PTR_SET);
+	evbuffer_ptr_set(w->queue, &at, w->before, EVBUFFER_PTR_SET);
 	while (w->guard && !w->refused &&
 	    evbuffer_peek(w->queue, -1, &at, &v, 1) > 0) {
 		w->refused = relay_guard_scan(w, v.iov_base, v.iov_len);
@@ -594,6 +637,18 @@ relay_guard_line(struct relay *r)
 		    EVBUFFER_PTR_ADD) == -1)
 			break;
 	}
+	if (w->refused || !reqguard_holding(&w->guard_state))
+		return;
+	/* It may be a request line: hold it, behind what goes first. */
+	w->held = evbuffer_new();
+	front = evbuffer_new();
+	evbuffer_remove_buffer(w->queue, front, w->before);
+	evbuffer_add_buffer(w->held, w->queue);
+	evbuffer_add_buffer(w->queue, front);
+	evbuffer_free(front);
+	len = evbuffer_get_length(w->held);
+	*w->moved -= (uint64_t)len;
+	w->refused = len >= REQGUARD_LINE_MAX;
 }
 
 /* Move bytes one way until a descriptor would block or the relay ends. */
@@ -715,6 +770,7 @@ relay_way_init(struct relay *r, struct relay_way *w, struct event_base *base,
 	evbuffer_add_buffer(w->queue, out);
 	relay_release(out);
 	evbuffer_freeze(out, 1);
+	w->before = evbuffer_get_length(w->queue);
 	*moved += evbuffer_get_length(bufferevent_get_input(from));
 	evbuffer_add_buffer(w->queue, bufferevent_get_input(from));
 	relay_release(bufferevent_get_input(from));
@@ -900,6 +956,8 @@ relay_free(struct relay *r)
 			event_free(w->to_readable);
 		if (w->queue != NULL)
 			evbuffer_free(w->queue);
+		if (w->held != NULL)
+			evbuffer_free(w->held);
 		if (w->pipe[0] != -1) {
 			close(w->pipe[0]);
 			close(w->pipe[1]);

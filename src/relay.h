@@ -70,8 +70,10 @@ struct relay	*relay_new(struct event_base *base, struct bufferevent *client,
  * no request can be in it or the server answers the client: a request a
  * lenient server would read (reqguard.h) ends the relay as RELAY_REFUSED,
  * with the bytes that completed it unwritten, however the client cut it
- * into segments or whatever precedes it (a ClientHello, say). Call it
- * right after relay_new().
+ * into segments or whatever precedes it (a ClientHello, say). A first
+ * line that may still become one (reqguard_holding()) is not written at
+ * all until it cannot, and refused past REQGUARD_LINE_MAX. Call it right
+ * after relay_new().
  */
 void		 relay_guard_line(struct relay *r);
 /*

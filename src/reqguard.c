@@ -17,6 +17,8 @@ void
 reqguard_init(struct reqguard *g)
 {
 	g->text = false;
+	g->get = 0;
+	g->ctl = false;
 	g->word = true;
 	g->cr = false;
 	g->crlf = false;
@@ -37,24 +39,33 @@ reqguard_is_method(unsigned char c)
 	return c > ' ' && c < 0x7f;
 }
 
-/* The first line's shape after byte c (not part of the leading space). */
-static void
+/*
+ * The first line's shape after byte c (not part of the leading space):
+ * true when it makes the first word "GET" and a space or tab.
+ */
+static bool
 reqguard_first(struct reqguard *g, unsigned char c)
 {
 	switch (g->first) {
 	case REQGUARD_FIRST_START:
 		g->first = reqguard_is_method(c) ? REQGUARD_FIRST_WORD :
 		    REQGUARD_FIRST_OTHER;
+		g->get = c == 'G';
 		break;
 	case REQGUARD_FIRST_WORD:
-		if (c == ' ' || c == '\t')
+		if (c == ' ' || c == '\t') {
 			g->first = REQGUARD_FIRST_SPACED;
-		else if (!reqguard_is_method(c))
+			return g->get == 3;
+		}
+		if (!reqguard_is_method(c))
 			g->first = REQGUARD_FIRST_OTHER;
+		g->get = g->get > 0 && g->get < 3 &&
+		    c == (unsigned char)"GET"[g->get] ? g->get + 1 : 0;
 		break;
 	default:
 		break;
 	}
+	return false;
 }
 
 /* The second line's start after byte c: true when it names a field. */
@@ -143,7 +154,10 @@ reqguard_feed(struct reqguard *g, const unsigned char *data, size_t len,
 				g->verdict = REQGUARD_DONE;
 		} else if (g->lines == 0) {
 			g->text = true;
-			reqguard_first(g, c);
+			g->ctl = g->ctl || ((c < ' ' && c != '\t' && c != '\r') ||
+			    c == 0x7f);
+			if (reqguard_first(g, c))
+				g->verdict = REQGUARD_REQUEST;
 		} else if (reqguard_second(g, c))
 			g->verdict = REQGUARD_REQUEST;
 		g->word = http_is_split_space(c);
@@ -152,4 +166,11 @@ reqguard_feed(struct reqguard *g, const unsigned char *data, size_t len,
 	if (used != NULL)
 		*used = i;
 	return g->verdict;
+}
+
+bool
+reqguard_holding(const struct reqguard *g)
+{
+	return g->verdict == REQGUARD_MORE && g->lines == 0 &&
+	    g->first != REQGUARD_FIRST_OTHER && !g->ctl;
 }

@@ -14,6 +14,8 @@
  *     second line that starts with a field name and ':', or is empty
  *     (the JDK's server answers a request without header lines and
  *     reads the next one on the connection); or
+ *   - a first word "GET" and a space or tab: servers that take HTTP/0.9
+ *     (nginx) answer "GET /path" without a version; or
  *   - a PROXY protocol header (v1 "PROXY ", or v2's signature) at the
  *     very start: a server that takes one from whoever connects reads
  *     the request after it, and no client of a proxy sends one.
@@ -30,6 +32,13 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+
+/*
+ * The longest first line taken for anything but a request while it has
+ * not ended: past it, a method and a space (or a first word still going
+ * on) are a request line (tunnel.c's first look, relay.c's hold).
+ */
+#define REQGUARD_LINE_MAX	1024
 
 enum reqguard_verdict {
 	REQGUARD_MORE,		/* no request so far; go on feeding */
@@ -56,6 +65,8 @@ enum reqguard_second {
 
 struct reqguard {
 	bool			 text;	/* a byte that is not whitespace came */
+	unsigned int		 get;	/* bytes of "GET" the first word matched */
+	bool			 ctl;	/* a control byte in the first line */
 	bool			 word;	/* the next byte starts a word */
 	bool			 cr;	/* the last byte was a CR */
 	bool			 crlf;	/* a CRLF came after the text began */
@@ -78,5 +89,13 @@ void			 reqguard_init(struct reqguard *g);
 enum reqguard_verdict	 reqguard_feed(struct reqguard *g,
 			    const unsigned char *data, size_t len,
 			    size_t *used);
+/*
+ * Whether the bytes fed so far may still be the start of a request line
+ * (no verdict, no line end yet, text: a printable first byte and no
+ * control byte, such as git's NUL, since): written now, a server could
+ * act on what they name before the verdict. Hold them until this is
+ * false.
+ */
+bool			 reqguard_holding(const struct reqguard *g);
 
 #endif

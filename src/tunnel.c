@@ -31,6 +31,7 @@
 #include "intercept.h"
 #include "log.h"
 #include "relay.h"
+#include "reqguard.h"
 #include "tunnel.h"
 #include "upstream.h"
 #include "xmalloc.h"
@@ -195,7 +196,7 @@ tunnel_end(struct tunnel *t, int status)
  * Bytes that are not TLS are looked at no further, so that a client that
  * sends them one at a time costs a bounded copy and scan each.
  */
-#define TUNNEL_HTTP_LINE_MAX	1024
+#define TUNNEL_HTTP_LINE_MAX	REQGUARD_LINE_MAX
 
 /*
  * Whether data starts like git's request of the git:// protocol, a

@@ -13,11 +13,12 @@ small_quarantine
 
 # A raw client: send the bytes of a Python expression to the proxy on
 # 127.0.0.1:PORT; with a second expression, send it once a response head
-# came back (as clients do that take a 101 for a final answer). Keep
-# what comes back in NAME until the peer closes, or for QUIET seconds;
-# with "upgrade", close right after the second expression instead.
+# came back (as clients do that take a 101 for a final answer), a list of
+# them 0.3 s apart. Keep what comes back in NAME until the peer closes,
+# or for QUIET seconds; with "upgrade", close right after the second
+# expression instead.
 cat >"$TMP/raw.py" <<'EOF'
-import socket, sys
+import socket, sys, time
 name, port, quiet, first, second, how = sys.argv[1:7]
 out = b""
 s = socket.create_connection(("127.0.0.1", int(port)), timeout=float(quiet))
@@ -29,7 +30,12 @@ try:
             if not d:
                 break
             out += d
-        s.sendall(eval(second))
+        later = eval(second)
+        for i, seg in enumerate(later if isinstance(later, list) else
+                                [later]):
+            if i:
+                time.sleep(0.3)
+            s.sendall(seg)
     while how != "upgrade":
         d = s.recv(65536)
         if not d:
@@ -204,6 +210,25 @@ check_log "upgrade, then an HTTP request: refused (event=blocked)" \
 origin_settle "$TMP/ow.log"
 check_eq "upgrade, then an HTTP request: it never reaches that server" 0 \
     "$(grep -c SECRET "$TMP/ow.log")"
+# Nor any part of one: a request line cut before its version, or one
+# without a version (HTTP/0.9, which nginx answers), is held unwritten
+# (a method and a URL with a token in it would be out before the
+# verdict), and refused.
+n_blocked=$(log_count "$TMP/u.log" "$(kv event blocked)" 'plaintext HTTP')
+raw split-line "b\"GET http://$W/f HTTP/1.1\r\nHost: $W\r\n$UPGRADE_WS\r\n\"" \
+    "[b'POST http://api.test/login?pw=SECRET-SPLIT ', b'HTTP/1.1\r\nHost: api.test\r\n\r\n']"
+raw get09 "b\"GET http://$W/g HTTP/1.1\r\nHost: $W\r\n$UPGRADE_WS\r\n\"" \
+    "b'GET http://api.test/account?token=SECRET-09\r\n'"
+check_eq "upgrade, then a request line in two segments, and HTTP/0.9: 101s" \
+    "101 101" "$(status_of split-line) $(status_of get09)"
+check "upgrade, then a split request line, and HTTP/0.9: both blocked" \
+    wait_count $((n_blocked + 2)) "$TMP/u.log" "$(kv event blocked)" \
+    'plaintext HTTP'
+origin_settle "$TMP/ow.log"
+check_eq "upgrade, then a split request line: no byte of it reaches the server" \
+    0 "$(grep -c 'SECRET-SPLIT\|login' "$TMP/ow.log")"
+check_eq "upgrade, then HTTP/0.9: no byte of it reaches the server" \
+    0 "$(grep -c 'SECRET-09\|account' "$TMP/ow.log")"
 check_eq "accepted upgrade: the pinned host sees no request" \
     0 "$(origin_count "$TMP/om.log" request)"
 

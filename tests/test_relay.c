@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #include "relay.h"
+#include "reqguard.h"
 #include "testpki.h"
 #include "tls_upstream.h"
 
@@ -773,6 +774,102 @@ test_relay_sockets_guard_ends_when_the_server_answers(void **state)
 	assert_null(f->why);
 }
 
+/* Nothing of the client's stream reached the origin (yet). */
+static void
+assert_origin_got_nothing(struct fixture *f)
+{
+	unsigned char	 buf[1];
+
+	assert_int_equal(recv(f->origin, buf, sizeof(buf), MSG_DONTWAIT), -1);
+	assert_true(errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+/*
+ * A start that may be a request line is held unwritten: a method and a
+ * URL without their version yet go nowhere (a server could act on what
+ * they name), and the version refuses the relay.
+ */
+static void
+test_relay_sockets_guard_holds_a_request_line_start(void **state)
+{
+	static const char	 first[] = "POST http://a.test/login?pw=secret ";
+	static const char	 rest[] = "HTTP/1.1\r\n";
+	struct fixture		*f = *state;
+	unsigned char		 buf[8];
+
+	start(f, 60000);
+	relay_guard_line(f->relay);
+	assert_int_equal(send(f->app, first, sizeof(first) - 1, 0),
+	    sizeof(first) - 1);
+	run_for(f, 100);
+	assert_origin_got_nothing(f);
+	assert_int_equal(send(f->app, rest, sizeof(rest) - 1, 0),
+	    sizeof(rest) - 1);
+	run_until_end(f);
+	assert_int_equal(f->outcome, RELAY_REFUSED);
+	assert_int_equal(recv_after_end(f, f->origin, buf, 1, 50), 0);
+	assert_int_equal(f->up, 0);
+}
+
+/* A held start whose line ends as no request is written whole. */
+static void
+test_relay_sockets_guard_writes_a_held_start_once_its_line_ends(
+    void **state)
+{
+	static const char	 data[] = "EHLO a.test\r\n";
+	struct fixture		*f = *state;
+	unsigned char		 buf[32];
+	bool			 eof;
+
+	start(f, 60000);
+	relay_guard_line(f->relay);
+	assert_int_equal(send(f->app, data, 6, 0), 6);
+	run_for(f, 100);
+	assert_origin_got_nothing(f);
+	assert_int_equal(send(f->app, data + 6, sizeof(data) - 7, 0),
+	    sizeof(data) - 7);
+	assert_int_equal(recv_upto(f, f->origin, buf, sizeof(data) - 1, &eof),
+	    sizeof(data) - 1);
+	assert_memory_equal(buf, data, sizeof(data) - 1);
+	assert_null(f->why);
+}
+
+/* A first line that goes on past REQGUARD_LINE_MAX undecided: refused. */
+static void
+test_relay_sockets_guard_refuses_a_long_undecided_line(void **state)
+{
+	struct fixture		*f = *state;
+	unsigned char		 line[REQGUARD_LINE_MAX], buf[8];
+
+	memset(line, 'a', sizeof(line));
+	memcpy(line, "POST /", 6);
+	start(f, 60000);
+	relay_guard_line(f->relay);
+	assert_int_equal(send(f->app, line, sizeof(line), 0), sizeof(line));
+	run_until_end(f);
+	assert_int_equal(f->outcome, RELAY_REFUSED);
+	assert_int_equal(recv_after_end(f, f->origin, buf, 1, 50), 0);
+}
+
+/* A WebSocket frame is no request line: written at once. */
+static void
+test_relay_sockets_guard_passes_a_websocket_frame_at_once(void **state)
+{
+	static const unsigned char frame[] = {
+		0x81, 0x85, 1, 2, 3, 4, 'h' ^ 1, 'e' ^ 2, 'l' ^ 3, 'l' ^ 4,
+		'o' ^ 1 };
+	struct fixture		*f = *state;
+	unsigned char		 buf[16];
+	size_t			 n;
+
+	start(f, 60000);
+	relay_guard_line(f->relay);
+	n = transfer(f, f->app, frame, sizeof(frame), f->origin, buf,
+	    sizeof(frame));
+	assert_int_equal(n, sizeof(frame));
+	assert_memory_equal(buf, frame, n);
+}
+
 /* Once the first line ended, "HTTP/" is just data. */
 static void
 test_relay_sockets_guard_ends_with_the_first_line(void **state)
@@ -1068,6 +1165,18 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_relay_sockets_guard_ends_with_the_first_line,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_relay_sockets_guard_holds_a_request_line_start,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_relay_sockets_guard_writes_a_held_start_once_its_line_ends,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_relay_sockets_guard_refuses_a_long_undecided_line,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_relay_sockets_guard_passes_a_websocket_frame_at_once,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_relay_sockets_guard_ends_when_the_server_answers,

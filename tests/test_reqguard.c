@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdbool.h>
 #include <string.h>
 
 #include "reqguard.h"
@@ -60,6 +61,9 @@ static const struct reqguard_case reqguard_cases[] = {
 	CASE("a PROXY v2 header",
 	    "\r\n\r\n\0\r\nQUIT\n\x20\0\0\0GET / HTTP/1.1\r\n",
 	    REQGUARD_REQUEST),
+	CASE("GET without a version (HTTP/0.9: nginx)",
+	    "GET http://a.test/account?token=x\r\n", REQGUARD_REQUEST),
+	CASE("GET and a tab", "\r\nGET\t/", REQGUARD_REQUEST),
 	/* Other protocols: no request, and a verdict once one is sure. */
 	CASE("SMTP", "EHLO a.test\r\nMAIL FROM:<a@b>\r\n", REQGUARD_DONE),
 	CASE("a word that starts like PROXY", "PROXYX a\r\nb c\r\n",
@@ -84,6 +88,32 @@ static const struct reqguard_case reqguard_cases[] = {
 	    "\0\0\x08x y\r\n\r\nmore", REQGUARD_DONE),
 	CASE("HTTP/ after the first CRLF", "EHLO a\r\nHTTP/1.1 x\r\n",
 	    REQGUARD_DONE),
+	CASE("memcached's get, in lower case", "get k\r\n", REQGUARD_MORE),
+	CASE("a longer word than GET", "GETX /x\r\nfoo\r\n", REQGUARD_DONE),
+};
+
+/* Whether a start is held unwritten: it may still be a request line. */
+struct reqguard_hold {
+	const char		*what;
+	const char		*bytes;
+	size_t			 len;
+	bool			 holding;
+};
+
+#define HOLD(what, lit, holding)	{ (what), (lit), sizeof(lit) - 1, (holding) }
+
+static const struct reqguard_hold reqguard_holds[] = {
+	HOLD("nothing yet", "", true),
+	HOLD("whitespace", "\r\n ", true),
+	HOLD("a method and a target, no version yet",
+	    "POST http://a.test/login?pw=x ", true),
+	HOLD("a first word", "EHLO a.test", true),
+	HOLD("a first line that ended", "POST x\r\n", false),
+	HOLD("a WebSocket frame", "\x81\x85mask", false),
+	HOLD("a compressed WebSocket fragment", "A\x85mask", false),
+	HOLD("a ClientHello", "\x16\x03\x01", false),
+	HOLD("git's request", "0032git-upload-pack /p\0host=h", false),
+	HOLD("a request", "GET ", false),
 };
 
 static void
@@ -112,6 +142,26 @@ test_reqguard_cases(void **state)
 	}
 }
 
+static void
+test_reqguard_holding(void **state)
+{
+	const struct reqguard_hold	*c;
+	struct reqguard			 g;
+	size_t				 k;
+
+	(void)state;
+	for (k = 0; k < sizeof(reqguard_holds) / sizeof(reqguard_holds[0]);
+	    k++) {
+		c = &reqguard_holds[k];
+		reqguard_init(&g);
+		(void)reqguard_feed(&g, (const unsigned char *)c->bytes, c->len,
+		    NULL);
+		if (reqguard_holding(&g) != c->holding)
+			fail_msg("%s: holding %d", c->what,
+			    reqguard_holding(&g));
+	}
+}
+
 /* The bytes that completed a request are counted; later feeds keep it. */
 static void
 test_reqguard_counts_the_bytes_that_decided(void **state)
@@ -135,6 +185,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_reqguard_cases),
+		cmocka_unit_test(test_reqguard_holding),
 		cmocka_unit_test(test_reqguard_counts_the_bytes_that_decided),
 	};
 
