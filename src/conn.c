@@ -64,6 +64,11 @@ struct conn {
 	 * RELAY_HIGH_WATER; the next head is read once it took half.
 	 */
 	bool			 await_drain;
+	/*
+	 * The client shut down its sending side between requests: the
+	 * requests it sent whole are answered, then the connection closes.
+	 */
+	bool			 client_eof;
 
 	struct linger_close	*linger;	/* in CONN_LINGER */
 };
@@ -293,9 +298,15 @@ conn_await_head(struct conn *c)
 		return;
 	}
 	c->await_drain = false;
-	evtimer_add(c->head_timer, &tv);
 	bufferevent_setwatermark(c->x.bev, EV_WRITE, 0, 0);
-	bufferevent_enable(c->x.bev, EV_READ);
+	if (c->client_eof &&
+	    evbuffer_get_length(bufferevent_get_input(c->x.bev)) == 0) {
+		conn_close_after_flush(c);
+		return;
+	}
+	evtimer_add(c->head_timer, &tv);
+	if (!c->client_eof)
+		bufferevent_enable(c->x.bev, EV_READ);
 	if (evbuffer_get_length(bufferevent_get_input(c->x.bev)) > 0)
 		bufferevent_trigger(c->x.bev, EV_READ,
 		    BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
@@ -724,6 +735,9 @@ conn_read_head(struct conn *c)
 			return;
 		}
 	}
+	/* A head begun before the client's end never completes. */
+	if (c->client_eof)
+		conn_close_after_flush(c);
 }
 
 static void
@@ -767,6 +781,21 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 	/* A phase says what the client's leaving (or TLS) means to it. */
 	if (conn_in_phase(c)) {
 		c->x.ops->on_client(c->x.phase, what);
+		return;
+	}
+	/*
+	 * Between requests, a bare EOF is a client that shut down its
+	 * sending side: the requests it sent whole are answered, what is
+	 * queued for it written, then the connection closes. Deferred
+	 * events arrive OR'ed together: an EOF with an error is a client
+	 * that left.
+	 */
+	if (c->x.state == CONN_READ_HEAD &&
+	    (what & ~BEV_EVENT_READING) == BEV_EVENT_EOF) {
+		c->client_eof = true;
+		bufferevent_disable(bev, EV_READ);
+		if (!c->await_drain)
+			conn_read_head(c);
 		return;
 	}
 	conn_close(c);
