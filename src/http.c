@@ -587,8 +587,12 @@ http_target_parse(struct http_msg *m)
 	    strcmp(h->method, "OPTIONS") != 0))
 		return http_absolute_parse(m);
 	h->path = h->target;
+	/*
+	 * HTTP/1.0 may leave Host out: the host is then the connection's
+	 * (a tunnel's, see conn_request), or there is none.
+	 */
 	if ((host = http_head_get(h, "Host")) == NULL)
-		return false;
+		return h->http_minor == 0;
 	return http_hostport_parse(host, m->host, &h->port, false);
 }
 

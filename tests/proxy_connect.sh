@@ -532,6 +532,18 @@ check_log "plain HTTP in a CONNECT tunnel: event=access mode=plain" \
     "$TMP/a.log" "$(kv event access)" "$(kv mode plain)" \
     "$(kv host api.test)" "$(kv status 200)"
 
+# HTTP/1.0 without Host in the tunnel: the request is for its host.
+tplain tp-10 api.test:80 'GET /hello HTTP/1.0\r\n\r\n'
+check "plain HTTP/1.0 without Host in a CONNECT tunnel: the origin's answer" \
+    got tp-10 "$HELLO"
+# Outside a tunnel such a request names no host: 400.
+check_eq "HTTP/1.0 in origin-form without Host to the proxy: 400" \
+    "HTTP/1.1 400" "$(printf 'GET /hello HTTP/1.0\r\n\r\n' |
+    python3 -c 'import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(sys.stdin.buffer.read())
+print(s.recv(12).decode())' "$PA")"
+
 # A request larger than one read, sent at once right after the 200: the
 # connection must read all of it although the hello's peek watched the
 # socket edge-triggered.
