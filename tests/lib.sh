@@ -598,19 +598,30 @@ py()
 	PYTHONPATH="$top_srcdir/tests" python3 "$@"
 }
 
-# half_closed NAME PORT REQUEST: send REQUEST (a printf format without
-# arguments) to 127.0.0.1:PORT, shut down the sending side at once, and
-# keep what comes back in $TMP/NAME.resp until the proxy closes (within
-# 10 s); prints "closed", or "open" when it did not close.
+# half_closed NAME PORT REQUEST [WAIT]: send REQUEST (a printf format
+# without arguments) to 127.0.0.1:PORT, shut down the sending side at once
+# (WAIT s later), and keep what comes back in $TMP/NAME.resp until the
+# proxy closes (within 10 s); prints "closed", or "open" when it did not
+# close. With WAIT, the client's receive buffer is small (4 KiB) and it
+# reads only from 1 s on, so that what it is sent waits in the proxy.
 half_closed()
 {
 	# shellcheck disable=SC2059
 	printf "$3" | python3 -c '
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+import socket, sys, time
+wait = float(sys.argv[3]) if sys.argv[3] else None
+s = socket.socket()
+if wait is not None:
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.settimeout(10)
+s.connect(("127.0.0.1", int(sys.argv[1])))
 s.sendall(sys.stdin.buffer.read())
+if wait is not None:
+    time.sleep(wait)
 s.shutdown(socket.SHUT_WR)
-out, state = b"", "open"
+if wait is not None:
+    time.sleep(max(0.0, 1 - wait))
+out, state = bytearray(), "open"
 try:
     while True:
         d = s.recv(65536)
@@ -621,7 +632,7 @@ try:
 except OSError:
     pass
 open(sys.argv[2], "wb").write(out)
-print(state)' "$2" "$TMP/$1.resp"
+print(state)' "$2" "$TMP/$1.resp" "${4:-}"
 }
 
 ## pinproxy's log (logfmt).

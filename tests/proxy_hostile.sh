@@ -622,57 +622,36 @@ alive "pipelined requests whose answers are never read" "$PP_H" "$H"
 # requests: of 600 pipelined CA-page requests, the answers still queued
 # for it (past the relay's high-water mark) and the requests behind were
 # dropped; so was the rest of a large body whose exchange had ended.
-# halfclose_after N REQUEST WAIT: send REQUEST N times to H, shut down
-# the sending side WAIT s later, read from 1 s on; prints the answers
-# received, whether each was whole, and "closed" or "open".
-halfclose_after()
+
+# answers NAME: how many whole answers $TMP/NAME.resp holds (each by its
+# Content-Length), then "whole" or "cut" for the last.
+answers()
 {
-	python3 - "$PH" "$1" "$2" "$3" <<'EOF'
-import socket, sys, time
-port, n, req = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3].encode()
-wait = float(sys.argv[4])
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-s.connect(("127.0.0.1", port))
-s.sendall(req * n)
-time.sleep(wait)
-s.shutdown(socket.SHUT_WR)
-time.sleep(1 - wait)
-s.settimeout(10)
-data, state = bytearray(), "open"
-try:
-    while True:
-        d = s.recv(65536)
-        if not d:
-            state = "closed"
-            break
-        data += d
-except OSError:
-    pass
-# Count the answers, each by its Content-Length.
-answers, whole, at = 0, True, 0
+	python3 - "$TMP/$1.resp" <<'EOF'
+import sys
+data, n, at = open(sys.argv[1], "rb").read(), 0, 0
 while at < len(data):
     end = data.find(b"\r\n\r\n", at)
-    if end < 0:
-        whole = False
+    head = data[at:end].decode("latin-1").lower() if end >= 0 else ""
+    if "content-length:" not in head:
         break
-    head = bytes(data[at:end]).decode("latin-1").lower()
-    length = int(head.split("content-length:")[1].split("\r\n")[0])
-    if end + 4 + length > len(data):
-        whole = False
+    at = end + 4 + int(head.split("content-length:")[1].split("\r\n")[0])
+    if at > len(data):
         break
-    answers += 1
-    at = end + 4 + length
-print(answers, whole, state)
+    n += 1
+print(n, "whole" if at == len(data) else "cut")
 EOF
 }
-out=$(halfclose_after 1 \
-    $'GET http://api.test/bytes/200000 HTTP/1.1\r\nHost: api.test\r\n\r\n' 0.5)
+
+state=$(half_closed hc-body "$PH" \
+    'GET http://api.test/bytes/200000 HTTP/1.1\r\nHost: api.test\r\n\r\n' 0.5)
 check_eq "a 200 kB answer, the client's half-close after its exchange: whole" \
-    "1 True closed" "$out"
-out=$(halfclose_after 600 $'GET http://pinproxy.internal/ca.pem HTTP/1.1\r\nHost: pinproxy.internal\r\n\r\n' 0)
+    "1 whole closed" "$(answers hc-body) $state"
+CA_REQ='GET http://pinproxy.internal/ca.pem HTTP/1.1\r\nHost: pinproxy.internal\r\n\r\n'
+state=$(half_closed hc-pipe "$PH" "$(for (( i = 0; i < 600; i++ )); do
+	printf '%s' "$CA_REQ"; done)" 0)
 check_eq "600 pipelined requests, then the client's half-close: 600 answers" \
-    "600 True closed" "$out"
+    "600 whole closed" "$(answers hc-pipe) $state"
 alive "answers queued at the client's half-close" "$PP_H" "$H"
 check_fds "pinproxy H at the end" "$PP_H" "$BASE_H"
 stop_pinproxy "$PP_H" "$TMP/h.log"
