@@ -14,6 +14,9 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
 #include <openssl/ssl.h>
 
 #include <stdio.h>
@@ -22,6 +25,7 @@
 
 #include "alpnguess.h"
 #include "ca.h"
+#include "hostmatch.h"
 #include "intercept.h"
 #include "leafcert.h"
 #include "log.h"
@@ -403,6 +407,29 @@ intercept_leaf(struct intercept *ic)
 }
 
 /* The client's SSL, with a leaf forged by the generation's CA; or NULL. */
+/*
+ * The session-ID context of a client's connection: a digest of the CA
+ * and of the host its leaf names. A client resumes only a session made
+ * under the same CA (one from before the CA changed would skip the new
+ * CA's certificate) for the same host (one made for another would skip
+ * the certificate for this one): OpenSSL checks it for session IDs and
+ * tickets alike, and makes a full handshake otherwise.
+ */
+static void
+intercept_session_context(SSL *ssl, const struct ca *ca, const char *host)
+{
+	unsigned char	 in[CA_ID_LEN + HOSTMATCH_NAME_MAX];
+	unsigned char	 ctx[SHA256_DIGEST_LENGTH];
+	size_t		 len = strnlen(host, HOSTMATCH_NAME_MAX);
+
+	memcpy(in, ca_id(ca), CA_ID_LEN);
+	memcpy(in + CA_ID_LEN, host, len);
+	/* Without a digest, a context no other connection has: no resuming. */
+	if (!EVP_Digest(in, CA_ID_LEN + len, ctx, NULL, EVP_sha256(), NULL))
+		(void)RAND_bytes(ctx, sizeof(ctx));
+	SSL_set_session_id_context(ssl, ctx, sizeof(ctx));
+}
+
 static SSL *
 intercept_client_ssl(struct intercept *ic)
 {
@@ -420,11 +447,7 @@ intercept_client_ssl(struct intercept *ic)
 	SSL_use_PrivateKey(ssl, leafcert_key(rc->leaves));
 	/* The CA too: a client may trust it by its SPKI (Chromium's flag). */
 	SSL_add1_chain_cert(ssl, ca_cert(rc->ca));
-	/*
-	 * A client resumes only a session made under the same CA: one from
-	 * before the CA changed would skip the new CA's certificate.
-	 */
-	SSL_set_session_id_context(ssl, ca_id(rc->ca), CA_ID_LEN);
+	intercept_session_context(ssl, rc->ca, ic->host);
 	X509_free(leaf);
 	SSL_set_ex_data(ssl, intercept_ssl_index, ic);
 	return ssl;

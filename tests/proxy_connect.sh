@@ -816,6 +816,43 @@ origin_settle "$TMP/ow.log"
 check_eq "resumption: a pin mismatch is never resumed" 0 \
     "$(origin_count "$TMP/ow.log" tls '"resumed": true')"
 
+# The client's leg: a session of one intercepted host resumes on the same
+# host, never on another, whose connection gets its own certificate.
+out=$(python3 - "$PA" "$TMP/ca.pem" <<'EOF'
+import socket, ssl, sys
+port, cafile = int(sys.argv[1]), sys.argv[2]
+ctx = ssl.create_default_context(cafile=cafile)
+ctx.check_hostname = False
+
+def one(host, session):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(b"CONNECT %s:443 HTTP/1.1\r\nHost: %s:443\r\n\r\n"
+              % (host.encode(), host.encode()))
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        d = s.recv(1)
+        if not d:
+            raise OSError("no answer to CONNECT")
+        head += d
+    t = ctx.wrap_socket(s, server_hostname=host, session=session)
+    t.sendall(b"GET /hello HTTP/1.1\r\nHost: %s\r\nConnection: close"
+              b"\r\n\r\n" % host.encode())
+    while t.recv(65536):
+        pass
+    names = [v for _, v in t.getpeercert().get("subjectAltName", ())]
+    return t.session_reused, t.session, ",".join(names)
+
+_, session, _ = one("api.test", None)
+same, session, _ = one("api.test", session)
+other, _, names = one("resume.test", session)
+print("same host resumed=%s, other host resumed=%s names=%s"
+      % (same, other, names))
+EOF
+)
+check_eq "client sessions: resumed on their host only, by its certificate" \
+    "same host resumed=True, other host resumed=False names=resume.test" \
+    "$out"
+
 stop_pinproxy "$PP_A" "$TMP/a.log" "pinproxy a"
 stop_pinproxy "$PP_B" "$TMP/b.log" "pinproxy b"
 
