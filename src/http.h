@@ -79,7 +79,11 @@ struct http_head {
 	bool			 absolute_form;	/* "http://host/path" */
 	bool			 is_connect;	/* "CONNECT host:port" */
 	const char		*scheme;	/* lower case, absolute-form */
-	const char		*host;		/* lower case, no port, no [] */
+	/*
+	 * Lower case, no port, no []; empty only for an HTTP/1.0
+	 * origin-form request without Host (the connection's host, or none).
+	 */
+	const char		*host;
 	uint16_t		 port;		/* from URL or Host; 0 unset */
 	const char		*path;		/* origin-form path and query */
 
