@@ -19,6 +19,7 @@ reqguard_init(struct reqguard *g)
 	g->text = false;
 	g->get = 0;
 	g->ctl = false;
+	g->token = true;
 	g->word = true;
 	g->cr = false;
 	g->crlf = false;
@@ -51,6 +52,7 @@ reqguard_first(struct reqguard *g, unsigned char c)
 		g->first = reqguard_is_method(c) ? REQGUARD_FIRST_WORD :
 		    REQGUARD_FIRST_OTHER;
 		g->get = c == 'G';
+		g->token = http_is_tchar(c);
 		break;
 	case REQGUARD_FIRST_WORD:
 		if (c == ' ' || c == '\t') {
@@ -59,6 +61,7 @@ reqguard_first(struct reqguard *g, unsigned char c)
 		}
 		if (!reqguard_is_method(c))
 			g->first = REQGUARD_FIRST_OTHER;
+		g->token = g->token && http_is_tchar(c);
 		g->get = g->get > 0 && g->get < 3 &&
 		    c == (unsigned char)"GET"[g->get] ? g->get + 1 : 0;
 		break;
@@ -172,5 +175,5 @@ bool
 reqguard_holding(const struct reqguard *g)
 {
 	return g->verdict == REQGUARD_MORE && g->lines == 0 &&
-	    g->first != REQGUARD_FIRST_OTHER && !g->ctl;
+	    g->first != REQGUARD_FIRST_OTHER && g->token && !g->ctl;
 }

@@ -67,6 +67,7 @@ struct reqguard {
 	bool			 text;	/* a byte that is not whitespace came */
 	unsigned int		 get;	/* bytes of "GET" the first word matched */
 	bool			 ctl;	/* a control byte in the first line */
+	bool			 token;	/* the first word: token bytes only */
 	bool			 word;	/* the next byte starts a word */
 	bool			 cr;	/* the last byte was a CR */
 	bool			 crlf;	/* a CRLF came after the text began */
@@ -91,10 +92,11 @@ enum reqguard_verdict	 reqguard_feed(struct reqguard *g,
 			    size_t *used);
 /*
  * Whether the bytes fed so far may still be the start of a request line
- * (no verdict, no line end yet, text: a printable first byte and no
- * control byte, such as git's NUL, since): written now, a server could
- * act on what they name before the verdict. Hold them until this is
- * false.
+ * as a client sends one (no verdict, no line end yet, a first word of
+ * token bytes as methods are, no control byte such as git's NUL):
+ * written now, a server could act on what they name before the verdict.
+ * Hold them until this is false. (XMPP's "<?xml ...", sent without a
+ * line end before the server answers, is no such start.)
  */
 bool			 reqguard_holding(const struct reqguard *g);
 

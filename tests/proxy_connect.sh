@@ -730,7 +730,9 @@ origin_settle "$TMP/ol.log"
 check_eq "an HTTP version on a blind tunnel's first line: the address saw no \
 request" "$n_ol" "$(origin_count "$TMP/ol.log" request)"
 for c in "git's request for a path with /http/|[b'0036git-upload-pack /pub/http/curl.git\\0host=h\\0']" \
-    "a binary protocol naming x-HTTP/1.1|[b'\\0\\0\\0\\x08x-HTTP/1.1 in binary\\n']"; do
+    "a binary protocol naming x-HTTP/1.1|[b'\\0\\0\\0\\x08x-HTTP/1.1 in binary\\n']" \
+    "XMPP's stream header, no line end|[b\"<?xml version='1.0'?><stream:stream to='a.test'>\"]" \
+    "an SMTP command in two segments|[b'EHLO a', b'.test\\r\\n']"; do
 	check_eq "blind tunnel, ${c%%|*}: relayed" \
 	    "HTTP/1.1 200 Connection established|echoed" \
 	    "$(py "$TMP/blindline.py" "$PA" "pass.test:$OE" "${c#*|}" 2>&1)"

@@ -114,6 +114,9 @@ static const struct reqguard_hold reqguard_holds[] = {
 	HOLD("a ClientHello", "\x16\x03\x01", false),
 	HOLD("git's request", "0032git-upload-pack /p\0host=h", false),
 	HOLD("a request", "GET ", false),
+	HOLD("XMPP's stream header, which waits for the server's",
+	    "<?xml version='1.0'?><stream:stream to='a.test'", false),
+	HOLD("a first word of other printable bytes", "G\"T /x", false),
 };
 
 static void
