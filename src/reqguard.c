@@ -55,8 +55,17 @@ reqguard_first(struct reqguard *g, unsigned char c)
 		g->token = http_is_tchar(c);
 		break;
 	case REQGUARD_FIRST_WORD:
-		if (c == ' ' || c == '\t') {
+		/* A CR ends the line or splits it: the next byte says. */
+		if (c == '\r')
+			break;
+		/*
+		 * Servers split on any whitespace (Python's str.split()). A
+		 * split at a byte above 0x7e is no client's request line but
+		 * may be a WebSocket frame's masked length: not held.
+		 */
+		if (g->cr || http_is_split_space(c)) {
 			g->first = REQGUARD_FIRST_SPACED;
+			g->token = g->token && c < 0x7f;
 			return g->get == 3;
 		}
 		if (!reqguard_is_method(c))
@@ -157,8 +166,8 @@ reqguard_feed(struct reqguard *g, const unsigned char *data, size_t len,
 				g->verdict = REQGUARD_DONE;
 		} else if (g->lines == 0) {
 			g->text = true;
-			g->ctl = g->ctl || ((c < ' ' && c != '\t' && c != '\r') ||
-			    c == 0x7f);
+			g->ctl = g->ctl || (c < ' ' && !http_is_split_space(c)) ||
+			    c == 0x7f;
 			if (reqguard_first(g, c))
 				g->verdict = REQGUARD_REQUEST;
 		} else if (reqguard_second(g, c))

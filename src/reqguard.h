@@ -10,11 +10,13 @@
  *     (a bare LF before it ends the first line for some servers, not for
  *     others); or
  *   - a first line that starts with a method (printable characters: the
- *     JDK's server takes "GET/" for one) and a space or tab, and a
+ *     JDK's server takes "GET/" for one) and whitespace (a space or a
+ *     tab; Python's server splits on any, see http_is_split_space(),
+ *     and on a CR that no LF follows), and a
  *     second line that starts with a field name and ':', or is empty
  *     (the JDK's server answers a request without header lines and
  *     reads the next one on the connection); or
- *   - a first word "GET" and a space or tab: servers that take HTTP/0.9
+ *   - a first word "GET" and whitespace: servers that take HTTP/0.9
  *     (nginx) answer "GET /path" without a version; or
  *   - a PROXY protocol header (v1 "PROXY ", or v2's signature) at the
  *     very start: a server that takes one from whoever connects reads

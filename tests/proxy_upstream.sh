@@ -219,16 +219,24 @@ raw split-line "b\"GET http://$W/f HTTP/1.1\r\nHost: $W\r\n$UPGRADE_WS\r\n\"" \
     "[b'POST http://api.test/login?pw=SECRET-SPLIT ', b'HTTP/1.1\r\nHost: api.test\r\n\r\n']"
 raw get09 "b\"GET http://$W/g HTTP/1.1\r\nHost: $W\r\n$UPGRADE_WS\r\n\"" \
     "b'GET http://api.test/account?token=SECRET-09\r\n'"
-check_eq "upgrade, then a request line in two segments, and HTTP/0.9: 101s" \
-    "101 101" "$(status_of split-line) $(status_of get09)"
-check "upgrade, then a split request line, and HTTP/0.9: both blocked" \
-    wait_count $((n_blocked + 2)) "$TMP/u.log" "$(kv event blocked)" \
+# Words split by other whitespace, which Python's server splits on too.
+raw split-ff "b\"GET http://$W/h HTTP/1.1\r\nHost: $W\r\n$UPGRADE_WS\r\n\"" \
+    "[b'GET\\x0c/ff?token=SECRET-FF', b'\\x0cHTTP/1.1\\r\\n\\r\\n']"
+raw split-vt "b\"GET http://$W/i HTTP/1.1\r\nHost: $W\r\n$UPGRADE_WS\r\n\"" \
+    "b'PUT\\x0b/SECRET-VT\\r\\nHost: api.test\\r\\n\\r\\n'"
+check_eq "upgrade, then requests split by other whitespace: 101s" \
+    "101 101 101 101" "$(status_of split-line) $(status_of get09) \
+$(status_of split-ff) $(status_of split-vt)"
+check "upgrade, then a split request line, HTTP/0.9, other whitespace: blocked" \
+    wait_count $((n_blocked + 4)) "$TMP/u.log" "$(kv event blocked)" \
     'plaintext HTTP'
 origin_settle "$TMP/ow.log"
 check_eq "upgrade, then a split request line: no byte of it reaches the server" \
     0 "$(grep -c 'SECRET-SPLIT\|login' "$TMP/ow.log")"
 check_eq "upgrade, then HTTP/0.9: no byte of it reaches the server" \
     0 "$(grep -c 'SECRET-09\|account' "$TMP/ow.log")"
+check_eq "upgrade, then words split by a form feed or a vertical tab: no \
+byte of them reaches the server" 0 "$(grep -c 'SECRET-FF\|SECRET-VT' "$TMP/ow.log")"
 check_eq "accepted upgrade: the pinned host sees no request" \
     0 "$(origin_count "$TMP/om.log" request)"
 

@@ -64,6 +64,14 @@ static const struct reqguard_case reqguard_cases[] = {
 	CASE("GET without a version (HTTP/0.9: nginx)",
 	    "GET http://a.test/account?token=x\r\n", REQGUARD_REQUEST),
 	CASE("GET and a tab", "\r\nGET\t/", REQGUARD_REQUEST),
+	CASE("GET and a form feed (Python splits on any whitespace)",
+	    "GET\x0c/secret?tok", REQGUARD_REQUEST),
+	CASE("a method, a vertical tab, a field (Python)",
+	    "PUT\x0b/x\r\nHost: a\r\n", REQGUARD_REQUEST),
+	CASE("a method, a no-break space, a field (Python)",
+	    "POST\xa0/x\r\nHost: a\r\n", REQGUARD_REQUEST),
+	CASE("GET and a CR that no LF follows (Python)", "GET\r/secret\r\n",
+	    REQGUARD_REQUEST),
 	/* Other protocols: no request, and a verdict once one is sure. */
 	CASE("SMTP", "EHLO a.test\r\nMAIL FROM:<a@b>\r\n", REQGUARD_DONE),
 	CASE("a word that starts like PROXY", "PROXYX a\r\nb c\r\n",
@@ -89,6 +97,7 @@ static const struct reqguard_case reqguard_cases[] = {
 	CASE("HTTP/ after the first CRLF", "EHLO a\r\nHTTP/1.1 x\r\n",
 	    REQGUARD_DONE),
 	CASE("memcached's get, in lower case", "get k\r\n", REQGUARD_MORE),
+	CASE("a word, its CRLF, an empty line", "PING\r\n\r\n", REQGUARD_DONE),
 	CASE("a longer word than GET", "GETX /x\r\nfoo\r\n", REQGUARD_DONE),
 };
 
@@ -117,6 +126,9 @@ static const struct reqguard_hold reqguard_holds[] = {
 	HOLD("XMPP's stream header, which waits for the server's",
 	    "<?xml version='1.0'?><stream:stream to='a.test'", false),
 	HOLD("a first word of other printable bytes", "G\"T /x", false),
+	HOLD("a method and a form feed", "POST\x0c/x?pw=x", true),
+	HOLD("a method and a CR, the next byte not yet", "POST\r", true),
+	HOLD("a compressed fragment of 32 bytes", "B\xa0mask", false),
 };
 
 static void
