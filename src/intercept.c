@@ -406,7 +406,6 @@ intercept_leaf(struct intercept *ic)
 	return leaf;
 }
 
-/* The client's SSL, with a leaf forged by the generation's CA; or NULL. */
 /*
  * The session-ID context of a client's connection: a digest of the CA
  * and of the host its leaf names. A client resumes only a session made
@@ -430,6 +429,7 @@ intercept_session_context(SSL *ssl, const struct ca *ca, const char *host)
 	SSL_set_session_id_context(ssl, ctx, sizeof(ctx));
 }
 
+/* The client's SSL, with a leaf forged by the generation's CA; or NULL. */
 static SSL *
 intercept_client_ssl(struct intercept *ic)
 {
