@@ -59,13 +59,13 @@ reqguard_first(struct reqguard *g, unsigned char c)
 		if (c == '\r')
 			break;
 		/*
-		 * Servers split on any whitespace (Python's str.split()). A
-		 * split at a byte above 0x7e is no client's request line but
-		 * may be a WebSocket frame's masked length: not held.
+		 * Servers split on any whitespace (Python's str.split()),
+		 * but NEL and NBSP, above 0x7e, are no client's and may be a
+		 * WebSocket fragment's masked length (after 'A' or 'B'):
+		 * they end a method as any other byte above 0x7e does.
 		 */
-		if (g->cr || http_is_split_space(c)) {
+		if (g->cr || (http_is_split_space(c) && c < 0x7f)) {
 			g->first = REQGUARD_FIRST_SPACED;
-			g->token = g->token && c < 0x7f;
 			return g->get == 3;
 		}
 		if (!reqguard_is_method(c))

@@ -12,7 +12,7 @@
  *   - a first line that starts with a method (printable characters: the
  *     JDK's server takes "GET/" for one) and whitespace (a space or a
  *     tab; Python's server splits on any, see http_is_split_space(),
- *     and on a CR that no LF follows), and a
+ *     and on a CR that no LF follows: all but NEL and NBSP count), and a
  *     second line that starts with a field name and ':', or is empty
  *     (the JDK's server answers a request without header lines and
  *     reads the next one on the connection); or
