@@ -820,22 +820,15 @@ check_eq "resumption: a pin mismatch is never resumed" 0 \
 
 # The client's leg: a session of one intercepted host resumes on the same
 # host, never on another, whose connection gets its own certificate.
-out=$(python3 - "$PA" "$TMP/ca.pem" <<'EOF'
-import socket, ssl, sys
+out=$(py - "$PA" "$TMP/ca.pem" <<'EOF'
+import ssl, sys
+from connect_client import open_tunnel
 port, cafile = int(sys.argv[1]), sys.argv[2]
 ctx = ssl.create_default_context(cafile=cafile)
 ctx.check_hostname = False
 
 def one(host, session):
-    s = socket.create_connection(("127.0.0.1", port), timeout=10)
-    s.sendall(b"CONNECT %s:443 HTTP/1.1\r\nHost: %s:443\r\n\r\n"
-              % (host.encode(), host.encode()))
-    head = b""
-    while not head.endswith(b"\r\n\r\n"):
-        d = s.recv(1)
-        if not d:
-            raise OSError("no answer to CONNECT")
-        head += d
+    s, _ = open_tunnel(port, host + ":443")
     t = ctx.wrap_socket(s, server_hostname=host, session=session)
     t.sendall(b"GET /hello HTTP/1.1\r\nHost: %s\r\nConnection: close"
               b"\r\n\r\n" % host.encode())
