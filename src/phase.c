@@ -202,6 +202,8 @@ phase_upstream_params(struct phase_ctx *x, const struct pinset *ps,
 	p->sinks = &x->env->sinks;
 	p->self = x->env->listen;
 	p->nself = x->env->nlisten;
+	/* A forwarder's listener is pinproxy too (a redirect, a CONNECT). */
+	p->self_forwarders = true;
 }
 
 bool
@@ -216,7 +218,9 @@ phase_is_self(const struct phase_ctx *x, const char *host, uint16_t port)
 	if (!cv_addr(text, &a, err, sizeof(err)))
 		return false;
 	return upstream_addr_is_self((const struct sockaddr *)&a.ss,
-	    x->env->listen, x->env->nlisten);
+	    x->env->listen, x->env->nlisten) ||
+	    upstream_addr_is_forwarder((const struct sockaddr *)&a.ss,
+	    x->rc->conf);
 }
 
 void

@@ -240,7 +240,8 @@ void		 phase_upstream_params(struct phase_ctx *x,
 		    struct upstream_params *p);
 /*
  * Whether host:port (an IP literal or "localhost") names one of the
- * proxy's own listening sockets, by the rule of upstream_addr_is_self.
+ * proxy's own listening sockets, a forwarder's included, by the rule of
+ * upstream_addr_is_self.
  */
 bool		 phase_is_self(const struct phase_ctx *x, const char *host,
 		    uint16_t port);

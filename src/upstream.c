@@ -423,24 +423,29 @@ upstream_mark_check(unsigned long mark, char *err, size_t errlen)
 	return true;
 }
 
-/*
- * Whether dialling sa would reach one of the proxy's own listeners (and,
- * for a forwarder, those of the forwarders of its generation, bound once
- * it is the current one).
- */
-static bool
-upstream_is_self(const struct upstream *u, const struct sockaddr *sa)
+bool
+upstream_addr_is_forwarder(const struct sockaddr *sa, const struct conf *c)
 {
-	const struct conf	*c = u->rc->conf;
-	size_t			 i;
+	size_t	 i;
 
-	if (upstream_addr_is_self(sa, u->self, u->nself))
-		return true;
-	for (i = 0; u->self_forwarders && i < c->nforwarders; i++)
+	for (i = 0; i < c->nforwarders; i++)
 		if (upstream_addr_is_self(sa, c->forwarders[i].listen,
 		    c->forwarders[i].nlisten))
 			return true;
 	return false;
+}
+
+/*
+ * Whether dialling sa would reach one of the proxy's own listeners (and,
+ * with self_forwarders, those of the forwarders of its generation, bound
+ * once it is the current one).
+ */
+static bool
+upstream_is_self(const struct upstream *u, const struct sockaddr *sa)
+{
+	return upstream_addr_is_self(sa, u->self, u->nself) ||
+	    (u->self_forwarders &&
+	    upstream_addr_is_forwarder(sa, u->rc->conf));
 }
 
 /*

@@ -85,7 +85,10 @@ struct upstream_params {
 	struct upstream_sinks	*sinks;	/* borrowed; outlives the upstream */
 	const struct conf_addr	*self;	/* our listeners, never dialled */
 	size_t			 nself;
-	/* A forwarder's: the forwarders' listeners of rc are ours too. */
+	/*
+	 * The daemon's: the forwarders' listeners of rc are ours too (not
+	 * for pinproxy-pin's probe, which is another process).
+	 */
 	bool			 self_forwarders;
 };
 
@@ -103,6 +106,12 @@ typedef void (*upstream_cb)(struct upstream *, enum upstream_status, void *);
  */
 bool		 upstream_addr_is_self(const struct sockaddr *sa,
 		    const struct conf_addr *self, size_t nself);
+/*
+ * Whether dialling sa would reach a [forward:] listener of c (by the rule
+ * of upstream_addr_is_self): pinproxy itself, one hop further.
+ */
+bool		 upstream_addr_is_forwarder(const struct sockaddr *sa,
+		    const struct conf *c);
 /*
  * Whether upstream sockets can carry SO_MARK mark (0: none asked); false
  * with err, which names the capability it needs.

@@ -40,6 +40,9 @@ listen = 127.0.0.1:$PP
 trust = $PKI/root.pem
 ca_cert = $TMP/ca.pem
 ca_key = $TMP/ca.key
+unpinned = pass
+connect_ports = 443 $FG
+plain_ports = 80 $FG
 
 [pins:echo]
 hosts = api.test
@@ -187,6 +190,27 @@ t_sleep 0.5
 check_eq "a forwarder to itself: one access line, no chain" \
     $((n_acc + 1)) "$(log_count "$TMP/fwd.log" "$(kv event access)" \
     "$(kv mode forward)" "$(kv status 502)")"
+
+# A forwarder's listener is pinproxy too: a CONNECT to it, or a plaintext
+# request naming it, through the proxy is a loop (it was one hop more).
+n_loop=$(log_count "$TMP/fwd.log" "$(kv event access)" "$(kv status 508)")
+code=$(python3 -c 'import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(b"CONNECT 127.0.0.1:%s HTTP/1.1\r\nHost: x\r\n\r\n"
+          % sys.argv[2].encode())
+print(s.recv(12).decode())' "$PP" "$FG")
+check_eq "CONNECT to a forwarder's listener through the proxy: 508" \
+    "HTTP/1.1 508" "$code"
+code=$(pcurl "$PP" -o /dev/null -w '%{http_code}' --max-time 10 \
+    "http://127.0.0.1:$FG/" 2>/dev/null)
+check_eq "a plaintext request to a forwarder's listener: 508" 508 "$code"
+for (( i = 0; i < WAIT_TICKS; i++ )); do
+	[ "$(log_count "$TMP/fwd.log" "$(kv event access)" "$(kv status 508)")" \
+	    -ge $((n_loop + 2)) ] && break
+	t_sleep 0.05
+done
+check_eq "both logged with status=508" $((n_loop + 2)) \
+    "$(log_count "$TMP/fwd.log" "$(kv event access)" "$(kv status 508)")"
 
 # Wrong pins: closed with nothing delivered either way.
 origin_settle "$TMP/echo.log"
