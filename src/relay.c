@@ -622,7 +622,6 @@ relay_guard_line(struct relay *r)
 	struct relay_way	*w = &r->way[0];
 	struct evbuffer_ptr	 at;
 	struct evbuffer_iovec	 v;
-
 	struct evbuffer		*front;
 	size_t			 len;
 

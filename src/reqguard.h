@@ -38,7 +38,9 @@
 /*
  * The longest first line taken for anything but a request while it has
  * not ended: past it, a method and a space (or a first word still going
- * on) are a request line (tunnel.c's first look, relay.c's hold).
+ * on) are a request line (tunnel.c's first look, relay.c's hold). Bytes
+ * that are not TLS are looked at no further, so that a client that sends
+ * them one at a time costs a bounded copy and scan each.
  */
 #define REQGUARD_LINE_MAX	1024
 

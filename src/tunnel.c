@@ -191,14 +191,6 @@ tunnel_end(struct tunnel *t, int status)
 }
 
 /*
- * The most of a first line looked at to tell an HTTP request from another
- * protocol: a longer one that is still undecided counts as a request.
- * Bytes that are not TLS are looked at no further, so that a client that
- * sends them one at a time costs a bounded copy and scan each.
- */
-#define TUNNEL_HTTP_LINE_MAX	REQGUARD_LINE_MAX
-
-/*
  * Whether data starts like git's request of the git:// protocol, a
  * pkt-line such as "0032git-upload-pack /repo\0host=...\0" (four hex
  * digits giving its length), after which git waits for its server.
@@ -244,8 +236,7 @@ tunnel_names_version(const unsigned char *data, size_t len)
  * case at the start of a word (where servers read a version; "/pub/http/"
  * in git's request is none); after any whitespace, a method of token
  * characters (RFC 9110: "M-SEARCH" as well as "GET") and whitespace,
- * until the line's end or
- * TUNNEL_HTTP_LINE_MAX; or "GET" and whitespace, with or without a
+ * until the line's end or REQGUARD_LINE_MAX; or "GET" and whitespace, with or without a
  * version (some servers read headers after an HTTP/0.9 line too). A
  * first word with another byte is no request (a binary protocol), nor is
  * a whole first line that names no version (SSH's "SSH-2.0-..." banner,
@@ -258,11 +249,11 @@ tunnel_names_version(const unsigned char *data, size_t len)
 static int
 tunnel_is_http(const unsigned char *data, size_t len)
 {
-	const int	 more = len >= TUNNEL_HTTP_LINE_MAX ? 1 : -1;
+	const int	 more = len >= REQGUARD_LINE_MAX ? 1 : -1;
 	size_t		 i = 0, start;
 
-	if (len > TUNNEL_HTTP_LINE_MAX)
-		len = TUNNEL_HTTP_LINE_MAX;
+	if (len > REQGUARD_LINE_MAX)
+		len = REQGUARD_LINE_MAX;
 	while (i < len && http_is_split_space(data[i]))
 		i++;
 	if (tunnel_names_version(data + i, len - i))
@@ -582,8 +573,8 @@ tunnel_read_hello(struct tunnel *t)
 	/* Too few bytes yet for the hello's announced lengths. */
 	if (len < t->hello.need && len < CLIENTHELLO_MAX_INPUT)
 		return;
-	if (t->not_tls && len > TUNNEL_HTTP_LINE_MAX)
-		len = TUNNEL_HTTP_LINE_MAX;
+	if (t->not_tls && len > REQGUARD_LINE_MAX)
+		len = REQGUARD_LINE_MAX;
 	(void)tunnel_hello(t, evbuffer_pullup(in, (ev_ssize_t)len), len);
 }
 
@@ -608,7 +599,7 @@ tunnel_peek(struct tunnel *t)
 	    queued >= 0 && (size_t)queued < t->hello.need &&
 	    (size_t)queued < CLIENTHELLO_MAX_INPUT)
 		return false;
-	n = recv(fd, t->peek_buf, t->not_tls ? TUNNEL_HTTP_LINE_MAX :
+	n = recv(fd, t->peek_buf, t->not_tls ? REQGUARD_LINE_MAX :
 	    CLIENTHELLO_MAX_INPUT, MSG_PEEK);
 	if (n == -1 && (errno == EAGAIN || errno == EINTR))
 		return false;
