@@ -74,8 +74,8 @@ static const struct http_error_def http_errors[HTTP_ERROR__COUNT] = {
 	    "plaintext requests to this port are not allowed by plain_ports" },
 	[HTTP_ERROR_ADDR_PINNED] = { 403, "Forbidden",
 	    "http_request_denied", "address-pinned",
-	    "no pin set covers the host name, but one covers the address it "
-	    "resolves to" }
+	    "the host name resolves to an address that a pin set other than "
+	    "the name's covers" }
 };
 
 /* The row of kind; an unknown kind is answered as a bad request. */

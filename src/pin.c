@@ -252,6 +252,18 @@ pin_format(const struct pin *p, char *buf, size_t len)
 	snprintf(buf, len, "%s%s", pin_prefix, (const char *)b64);
 }
 
+void
+pin_format_scoped(const struct pin *p, char *buf, size_t len)
+{
+	char	 pin[PIN_TEXT_MAX];
+
+	pin_format(p, pin, sizeof(pin));
+	if (p->scope == PIN_SCOPE_ANY)
+		snprintf(buf, len, "%s", pin);
+	else
+		snprintf(buf, len, "%s:%s", pin_scope_name(p->scope), pin);
+}
+
 bool
 pin_from_cert(X509 *cert, struct pin *out)
 {

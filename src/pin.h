@@ -14,6 +14,8 @@
 #define PIN_DIGEST_LEN	32
 /* "sha256/" + 44 base64 characters + NUL. */
 #define PIN_TEXT_MAX	52
+/* The same after a "leaf:" or "ca:" scope. */
+#define PIN_SCOPED_TEXT_MAX	(PIN_TEXT_MAX + 5)
 
 /* Where in the verified chain a pin may match. */
 enum pin_scope {
@@ -39,6 +41,8 @@ bool	 pin_scope_allows(enum pin_scope scope, size_t depth);
 const char *pin_scope_name(enum pin_scope scope);
 /* Format as "sha256/BASE64" into buf of at least PIN_TEXT_MAX bytes. */
 void	 pin_format(const struct pin *p, char *buf, size_t len);
+/* The same with its scope, as configured: "leaf:sha256/BASE64". */
+void	 pin_format_scoped(const struct pin *p, char *buf, size_t len);
 /* The pin of a certificate's public key; false if it has none. */
 bool	 pin_from_cert(X509 *cert, struct pin *out);
 /* Constant-time equality of two digests. */

@@ -178,7 +178,7 @@ void
 pincheck_explain(const struct pinset *ps,
     const struct pincheck_result *res, char *buf, size_t len)
 {
-	char	 pin[PIN_TEXT_MAX];
+	char	 pin[PIN_SCOPED_TEXT_MAX];
 	size_t	 i, o;
 	int	 n;
 
@@ -203,11 +203,8 @@ pincheck_explain(const struct pinset *ps,
 		o += n < 0 ? 0 : (size_t)n;
 	}
 	for (i = 0; i < ps->npins && o < len; i++) {
-		pin_format(&ps->pins[i], pin, sizeof(pin));
-		n = snprintf(buf + o, len - o, "  %s%s%s\n",
-		    ps->pins[i].scope == PIN_SCOPE_ANY ? "" :
-		    pin_scope_name(ps->pins[i].scope),
-		    ps->pins[i].scope == PIN_SCOPE_ANY ? "" : ":", pin);
+		pin_format_scoped(&ps->pins[i], pin, sizeof(pin));
+		n = snprintf(buf + o, len - o, "  %s\n", pin);
 		o += n < 0 ? 0 : (size_t)n;
 	}
 }

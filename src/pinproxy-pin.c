@@ -109,6 +109,7 @@ struct check_result {
 	STACK_OF(X509)		*chain;		/* verified; NULL if none */
 	int			 chain_len;
 	int			*depths;	/* per pin, -1: not in chain */
+	bool			*strays;	/* per pin: only outside its scope */
 	bool			 leaf_only;
 	bool			 no_backup;
 };
@@ -842,27 +843,39 @@ check_places(const struct pinset *ps, STACK_OF(X509) *chain,
     struct check_result *cr)
 {
 	struct pin	 seen;
-	size_t		 i, nin = 0, nleaf = 0;
-	int		 d, n;
+	size_t		 i, nin = 0, nleaf = 0, nstray = 0;
+	int		 d, n, stray;
 
 	n = sk_X509_num(chain);
 	cr->depths = xreallocarray(NULL, ps->npins > 0 ? ps->npins : 1,
 	    sizeof(int));
+	cr->strays = xcalloc(ps->npins > 0 ? ps->npins : 1, sizeof(bool));
 	for (i = 0; i < ps->npins; i++) {
+		/* Where it matches, as the daemon matches: within its scope. */
 		cr->depths[i] = -1;
+		stray = -1;
 		for (d = 0; d < n && cr->depths[i] < 0; d++) {
-			if (pin_from_cert(sk_X509_value(chain, d), &seen) &&
-			    pin_equal(&seen, &ps->pins[i]))
+			if (!pin_from_cert(sk_X509_value(chain, d), &seen) ||
+			    !pin_equal(&seen, &ps->pins[i]))
+				continue;
+			if (pin_scope_allows(ps->pins[i].scope, (size_t)d))
 				cr->depths[i] = d;
+			else if (stray < 0)
+				stray = d;
 		}
-		if (cr->depths[i] >= 0)
+		if (cr->depths[i] < 0 && stray >= 0) {
+			cr->depths[i] = stray;
+			cr->strays[i] = true;
+			nstray++;
+		} else if (cr->depths[i] >= 0)
 			nin++;
-		if (cr->depths[i] == 0)
+		if (cr->depths[i] == 0 && !cr->strays[i])
 			nleaf++;
 	}
 	cr->chain_len = n;
 	cr->leaf_only = nin > 0 && nleaf == nin;
-	cr->no_backup = nin == ps->npins;
+	/* A pin outside its scope matches nothing, but is no backup either. */
+	cr->no_backup = nin + nstray == ps->npins;
 }
 
 /* "leaf", "intermediate", "root" or "backup" for a depth of n (-1: none). */
@@ -882,7 +895,7 @@ check_place_name(int depth, int n)
 static void
 check_print_text(const struct check_result *cr)
 {
-	char	 pin[PIN_TEXT_MAX];
+	char	 pin[PIN_SCOPED_TEXT_MAX];
 	size_t	 i;
 
 	printf("%s%s%s  pinset=%s  %s\n", cr->text, cr->fwd != NULL ?
@@ -891,9 +904,13 @@ check_print_text(const struct check_result *cr)
 	if (cr->depths == NULL)
 		return;
 	for (i = 0; i < cr->ps->npins; i++) {
-		pin_format(&cr->ps->pins[i], pin, sizeof(pin));
+		pin_format_scoped(&cr->ps->pins[i], pin, sizeof(pin));
 		if (cr->depths[i] < 0)
 			printf("  pin %s  not in chain (backup)\n", pin);
+		else if (cr->strays[i])
+			printf("  pin %s  %s depth=%d, outside its scope "
+			    "(matches nothing)\n", pin, check_place_name(
+			    cr->depths[i], cr->chain_len), cr->depths[i]);
 		else if (cr->depths[i] > 0 &&
 		    cr->depths[i] < cr->chain_len - 1)
 			printf("  pin %s  intermediate depth=%d\n", pin,
@@ -957,7 +974,7 @@ check_json_chain(STACK_OF(X509) *chain)
 static void
 check_print_json(const struct check_result *cr, bool first)
 {
-	char	 pin[PIN_TEXT_MAX];
+	char	 pin[PIN_SCOPED_TEXT_MAX];
 	size_t	 i;
 
 	printf("%s\n{\"host\":", first ? "" : ",");
@@ -982,13 +999,16 @@ check_print_json(const struct check_result *cr, bool first)
 		printf("null");
 	printf(",\"pins\":[");
 	for (i = 0; i < cr->ps->npins; i++) {
-		pin_format(&cr->ps->pins[i], pin, sizeof(pin));
+		pin_format_scoped(&cr->ps->pins[i], pin, sizeof(pin));
 		printf("%s{\"pin\":", i > 0 ? "," : "");
 		json_str(pin);
 		if (cr->depths == NULL)
 			printf(",\"place\":null,\"depth\":null}");
 		else if (cr->depths[i] < 0)
 			printf(",\"place\":\"backup\",\"depth\":null}");
+		else if (cr->strays[i])
+			printf(",\"place\":\"out-of-scope\",\"depth\":%d}",
+			    cr->depths[i]);
 		else
 			printf(",\"place\":\"%s\",\"depth\":%d}",
 			    check_place_name(cr->depths[i], cr->chain_len),
@@ -1111,6 +1131,7 @@ check_host(struct check_run *run, const struct pinset *ps, const char *host,
 	run->n++;
 	fflush(stdout);
 	free(cr.depths);
+	free(cr.strays);
 	upstream_free(u);
 	runconf_unref(rc);
 	return cr.ok;

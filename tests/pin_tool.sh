@@ -381,6 +381,21 @@ check_eq "--check: the host line, the pins, then the warning" \
   warning: leaf-only pins break at every certificate renewal" \
     "$(cat "$TMP/check_leaf.out")"
 
+# A scoped pin counts only within its scope, as in the daemon: the
+# intermediate's key pinned as leaf: matches nothing, and --check says
+# where it sits instead of placing it as if it matched.
+sed -e "/^pin = /d" -e "/^hosts = /a pin = leaf:$INTER\\
+pin = $RSA" "$TMP/good.conf" >"$TMP/scoped.conf"
+run check_scoped "$PINPROXY_PIN" --check -c "$TMP/scoped.conf"
+check_rc "--check of a pin found only outside its scope exits 1" 1 \
+    check_scoped
+check_eq "--check: a pin outside its scope is placed as matching nothing" \
+    "  pin leaf:$INTER  intermediate depth=1, outside its scope (matches nothing)
+  pin $RSA  not in chain (backup)" \
+    "$(grep '^  ' "$TMP/check_scoped.out")"
+check_grep "--check: a set whose only pin in the chain is out of scope is a \
+mismatch" "^api.test:$PORT  pinset=api-test  MISMATCH" "$TMP/check_scoped.out"
+
 ## --check refuses a denied key as the daemon does: the leaf pin matches,
 ## but deny_pin names the intermediate of the verified chain.
 
@@ -436,6 +451,12 @@ assert d['ok'] is False and h['result'] == 'mismatch' and not h['ok'], d
 assert [x['place'] for x in h['pins']] == ['backup', 'backup'], h
 "
 check_rc "--check --json of a mismatching set exits 1" 1 json_wrong
+check_json json_scoped "$TMP/scoped.conf" "
+h = d['hosts'][0]
+assert d['ok'] is False and h['result'] == 'mismatch', d
+assert [(x['pin'], x['place'], x['depth']) for x in h['pins']] == \\
+    [('leaf:$INTER', 'out-of-scope', 1), ('$RSA', 'backup', None)], h['pins']
+"
 run json_s "$PINPROXY_PIN" --json -s 127.0.0.1:1
 check_rc "--json without --check gives status 2" 2 json_s
 

@@ -318,6 +318,9 @@ address-pinned" \
 	    "403 pinproxy; error=http_request_denied; details=\"address-pinned\"" \
 	    "$(status_of "alias$n") $(header_of "alias$n" Proxy-Status)"
 done
+check_grep "another set's name resolving to the pinned address: the body \
+says the address is another set's" "a pin set other than the name's covers" \
+    "$TMP/alias3.resp"
 check_log "unpinned name resolving to the pinned address: the log names \
 the set" "$TMP/a.log" "$(kv event upstream_error)" "$(kv host alias.test)" \
     "which pin set loopback covers"
