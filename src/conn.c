@@ -150,6 +150,13 @@ conn_close(struct conn *c)
 {
 	struct conn_env	*env = c->x.env;
 
+	/*
+	 * What is still queued for the client is dropped: a FIN after it
+	 * could pass for the end of a body that only the close delimits.
+	 */
+	if (c->x.bev != NULL &&
+	    evbuffer_get_length(bufferevent_get_output(c->x.bev)) > 0)
+		linger_reset(c->x.fd);
 	relay_free(c->relay);
 	conn_phase_free(c);
 	/* The transport first: it stops using the others at once. */
@@ -334,8 +341,8 @@ conn_relay_done_cb(struct relay *r, const char *why, void *arg)
 	struct phase_outcome	 o;
 	bool			 gone;
 
-	/* A client that failed has nothing to linger for. */
-	gone = relay_outcome(r) == RELAY_CLIENT_ERROR;
+	/* A client that failed, or whose stream was cut, is reset. */
+	gone = relay_client_cut(r);
 	log_msg(EV_DEBUG, "client %s: relay ended: %s", c->client, why);
 	if (relay_outcome(r) == RELAY_REFUSED) {
 		phase_log_blocked(&c->x, c->x.acc.host, c->x.acc.status == 101 ?
@@ -468,10 +475,13 @@ conn_phase_done(struct phase_ctx *x, const struct phase_outcome *o)
 	} else
 		x->acc.status = o->status;
 	conn_log_access(c);
-	if (o->cut)
+	/*
+	 * A client that left or timed out (one that stopped reading) is
+	 * reset too: it may still read, and a FIN after what is dropped
+	 * could pass for the end of a body that only the close delimits.
+	 */
+	if (o->cut || o->gone)
 		conn_reset(c);
-	else if (o->gone)
-		conn_close(c);
 	else if (close)
 		conn_close_after_flush(c);
 	else

@@ -102,7 +102,8 @@ struct phase_outcome {
 	enum phase_next		 next;
 	int			 status;	/* for the access line */
 	bool			 close;		/* close once flushed */
-	bool			 gone;		/* the client left: close now */
+	bool			 gone;		/* the client left or timed
+						   out: reset now */
 	/*
 	 * The answer was cut short after its head went out: reset the
 	 * client's connection, as a close could pass for the end of a body

@@ -936,6 +936,19 @@ relay_outcome(const struct relay *r)
 	return r->outcome;
 }
 
+bool
+relay_down_ended(const struct relay *r)
+{
+	return r->way[1].done;
+}
+
+bool
+relay_client_cut(const struct relay *r)
+{
+	return r->outcome == RELAY_CLIENT_ERROR ||
+	    (r->outcome == RELAY_IDLE && !relay_down_ended(r));
+}
+
 void
 relay_free(struct relay *r)
 {

@@ -123,6 +123,19 @@ SSL		*relay_server_tls(const struct relay *r);
 /* How the relay ended; for the done callback and after. */
 enum relay_outcome	 relay_outcome(const struct relay *r);
 /*
+ * Whether the server's stream ended cleanly and its end was passed on to
+ * the client: all of it is the client's then, whatever ends the relay.
+ */
+bool			 relay_down_ended(const struct relay *r);
+/*
+ * Whether the relay ended with the client's stream cut: an idle timeout
+ * before the server's stream ended (what was on its way to a client that
+ * stopped reading is dropped), or the client's failure. Its connection is
+ * then reset, as a FIN could pass for the end of a stream that only the
+ * close delimits.
+ */
+bool			 relay_client_cut(const struct relay *r);
+/*
  * Stop pumping and free (NULL ok); leaves both bufferevents, descriptors
  * and TLS connections alone.
  */

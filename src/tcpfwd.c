@@ -130,8 +130,9 @@ tcpfwd_relay_done_cb(struct relay *r, const char *why, void *arg)
 	log_msg(EV_DEBUG, "forward %s from %s ended: %s", c->f->name, c->addr,
 	    why);
 	tcpfwd_log_access(c, TCPFWD_RELAYED, up, down);
-	/* A client that failed has nothing to linger for. */
-	if (relay_outcome(r) == RELAY_CLIENT_ERROR) {
+	/* A client that failed, or whose stream was cut, is reset. */
+	if (relay_client_cut(r)) {
+		linger_reset(c->fd);
 		tcpfwd_conn_close(c);
 		return;
 	}

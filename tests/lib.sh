@@ -601,10 +601,25 @@ py()
 # half_closed NAME PORT REQUEST [WAIT]: send REQUEST (a printf format
 # without arguments) to 127.0.0.1:PORT, shut down the sending side at once
 # (WAIT s later), and keep what comes back in $TMP/NAME.resp until the
-# proxy closes (within 10 s); prints "closed", or "open" when it did not
-# close. With WAIT, the client's receive buffer is small (4 KiB) and it
-# reads only from 1 s on, so that what it is sent waits in the proxy.
+# proxy closes (within 10 s); prints "closed", "reset" (a TCP reset), or
+# "open" when it did not close. With WAIT, the client's receive buffer is
+# small (4 KiB) and it reads only from 1 s on, so that what it is sent
+# waits in the proxy.
 half_closed()
+{
+	late_reader "$1" "$2" "$3" "${4:-}" shut
+}
+
+# stalled NAME PORT REQUEST WAIT: as half_closed with WAIT, but the client
+# keeps its sending side open and reads nothing for WAIT s: a client that
+# stopped reading.
+stalled()
+{
+	late_reader "$1" "$2" "$3" "$4" keep
+}
+
+# late_reader NAME PORT REQUEST WAIT shut|keep: half_closed and stalled.
+late_reader()
 {
 	# shellcheck disable=SC2059
 	printf "$3" | python3 -c '
@@ -618,9 +633,10 @@ s.connect(("127.0.0.1", int(sys.argv[1])))
 s.sendall(sys.stdin.buffer.read())
 if wait is not None:
     time.sleep(wait)
-s.shutdown(socket.SHUT_WR)
-if wait is not None:
-    time.sleep(max(0.0, 1 - wait))
+if sys.argv[4] == "shut":
+    s.shutdown(socket.SHUT_WR)
+    if wait is not None:
+        time.sleep(max(0.0, 1 - wait))
 out, state = bytearray(), "open"
 try:
     while True:
@@ -629,10 +645,12 @@ try:
             state = "closed"
             break
         out += d
+except ConnectionResetError:
+    state = "reset"
 except OSError:
     pass
 open(sys.argv[2], "wb").write(out)
-print(state)' "$2" "$TMP/$1.resp" "${4:-}"
+print(state)' "$2" "$TMP/$1.resp" "$4" "$5"
 }
 
 ## pinproxy's log (logfmt).

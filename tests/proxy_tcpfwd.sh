@@ -331,8 +331,8 @@ l.listen()
 while True:
     try:
         c = ctx.wrap_socket(l.accept()[0], server_side=True)
-        c.makefile("rb").readline()
-        c.sendall(b"b" * 1048576)
+        words = c.makefile("rb").readline().split()
+        c.sendall(b"b" * (int(words[1]) if len(words) > 1 else 1048576))
         c.unwrap().close()
     except OSError:
         pass' "$BP" "$PKI/chain.pem" "$PKI/leaf.key"
@@ -364,6 +364,27 @@ print("got=%d error=%s" % (n, error))' "$LF" >"$TMP/linger.out" 2>&1
 check_eq "forwarder: bytes unread at the close, the whole 1 MiB, no reset" \
     "got=1048576 error=none" "$(cat "$TMP/linger.out")"
 stop_pinproxy "$L" "$TMP/linger.log"
+
+# A client that stops reading: idle_timeout ends the relay before the
+# server's stream does, and what was on its way is dropped, so the
+# client's connection is reset (a FIN could pass for the end of a stream
+# that only the close delimits). Once the server's stream ended and its
+# end reached the client, the client has all of it: no reset then.
+one_forwarder "$LP" "idle_timeout = 1s" blast "$LF" "127.0.0.1:$BP" \
+    "sni = api.test
+pin = $PIN_LEAF" >"$TMP/stall.conf"
+start_pinproxy L "$LP" "$TMP/stall.conf" "$TMP/stall.log" ||
+    bail_out "pinproxy did not start with the stalling forwarder"
+wait_port "$LF" || bail_out "the forwarder blast is not listening"
+check_eq "forwarder: a client that stops reading mid-stream is reset at \
+idle_timeout" reset "$(stalled fwd-stall "$LF" 'go 20000000\n' 2.5)"
+check "forwarder: the stalled client got less than the stream" \
+    test "$(stat -c %s "$TMP/fwd-stall.resp")" -lt 20000000
+state=$(stalled fwd-ended "$LF" 'go 65536\n' 2.5)
+check_eq "forwarder: the server's stream ended, the client silent past \
+idle_timeout: all of it, then the close" "closed 65536" \
+    "$state $(stat -c %s "$TMP/fwd-ended.resp")"
+stop_pinproxy "$L" "$TMP/stall.log"
 
 # A forwarder out of descriptors: 64 of them, and clients whose upstream
 # never answers its handshake (a listener that never accepts) hold two

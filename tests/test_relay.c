@@ -64,6 +64,7 @@ struct fixture {
 	struct relay		*relay;
 	const char		*why;		/* set when the relay ended */
 	enum relay_outcome	 outcome;
+	bool			 cut;		/* relay_client_cut() */
 	uint64_t		 up;
 	uint64_t		 down;
 	/* With a TLS server end: */
@@ -377,6 +378,7 @@ done_cb(struct relay *r, const char *why, void *arg)
 
 	f->why = why;
 	f->outcome = relay_outcome(r);
+	f->cut = relay_client_cut(r);
 	relay_counts(r, &f->up, &f->down);
 	event_base_loopbreak(f->base);
 }
@@ -903,6 +905,33 @@ test_relay_sockets_ends_after_idle_time_without_traffic(void **state)
 	assert_int_equal(f->outcome, RELAY_IDLE);
 	assert_true(now() - t0 >= 0.29);
 	assert_true(now() - t0 < 0.9);
+	/* The server's stream did not end: the client's was cut. */
+	assert_false(relay_down_ended(f->relay));
+	assert_true(f->cut);
+}
+
+/*
+ * The server ended its stream, and its end reached the client; the
+ * client's side then stays silent until the idle timeout: the client has
+ * all of the server's stream, and its connection need not be reset.
+ */
+static void
+test_relay_sockets_idle_after_the_servers_end_is_no_cut(void **state)
+{
+	struct fixture	*f = *state;
+	unsigned char	 buf[16];
+	bool		 eof;
+
+	start(f, 300);
+	assert_int_equal(send(f->origin, "all of it", 9, 0), 9);
+	assert_int_equal(shutdown(f->origin, SHUT_WR), 0);
+	assert_int_equal(recv_upto(f, f->app, buf, 9, &eof), 9);
+	assert_int_equal(recv_upto(f, f->app, buf, 1, &eof), 0);
+	assert_true(eof);
+	run_until_end(f);
+	assert_int_equal(f->outcome, RELAY_IDLE);
+	assert_true(relay_down_ended(f->relay));
+	assert_false(f->cut);
 }
 
 static void
@@ -920,6 +949,8 @@ test_relay_sockets_reports_a_reset_by_the_server(void **state)
 	assert_non_null(f->why);
 	assert_string_equal(f->why, "server error");
 	assert_int_equal(f->outcome, RELAY_SERVER_ERROR);
+	/* Passed on as the end of a TCP proxy's stream (pinproxy(8)). */
+	assert_false(f->cut);
 }
 
 /*
@@ -969,6 +1000,7 @@ test_relay_sockets_reports_a_reset_by_the_client(void **state)
 	assert_non_null(f->why);
 	assert_string_equal(f->why, "client error");
 	assert_int_equal(f->outcome, RELAY_CLIENT_ERROR);
+	assert_true(f->cut);
 }
 
 /* Shake hands with the origin and read its tickets, as a tunnel does. */
@@ -1183,6 +1215,9 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_relay_sockets_ends_after_idle_time_without_traffic,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_relay_sockets_idle_after_the_servers_end_is_no_cut,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_relay_sockets_reports_a_reset_by_the_server,
