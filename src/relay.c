@@ -133,6 +133,8 @@ struct relay {
 	uint64_t		 down;
 	bool			 server_failed;	/* a write to it failed */
 	enum relay_outcome	 outcome;
+	bool			 down_dropped;	/* at the end, bytes for the
+						   client were left unwritten */
 	relay_done_cb		 cb;
 	void			*arg;
 	evutil_socket_t		 server_fd;	/* adopted, or -1 */
@@ -169,7 +171,11 @@ relay_way_quiet(struct relay_way *w)
 static void
 relay_end(struct relay *r, enum relay_outcome outcome, const char *why)
 {
+	struct relay_way	*down = &r->way[1];
+
 	r->outcome = outcome;
+	r->down_dropped = (down->queue != NULL &&
+	    evbuffer_get_length(down->queue) > 0) || down->inpipe > 0;
 	relay_way_quiet(&r->way[0]);
 	relay_way_quiet(&r->way[1]);
 	evtimer_del(r->idle_ev);
@@ -945,7 +951,7 @@ relay_down_ended(const struct relay *r)
 bool
 relay_client_cut(const struct relay *r)
 {
-	return r->outcome == RELAY_CLIENT_ERROR ||
+	return r->outcome == RELAY_CLIENT_ERROR || r->down_dropped ||
 	    (r->outcome == RELAY_IDLE && !relay_down_ended(r));
 }
 

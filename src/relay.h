@@ -128,11 +128,12 @@ enum relay_outcome	 relay_outcome(const struct relay *r);
  */
 bool			 relay_down_ended(const struct relay *r);
 /*
- * Whether the relay ended with the client's stream cut: an idle timeout
- * before the server's stream ended (what was on its way to a client that
- * stopped reading is dropped), or the client's failure. Its connection is
- * then reset, as a FIN could pass for the end of a stream that only the
- * close delimits.
+ * Whether the relay ended with the client's stream cut: bytes for the
+ * client left unwritten (however the relay ended: a client that stopped
+ * reading, then the server's failure, say), an idle timeout before the
+ * server's stream ended, or the client's failure. Its connection is then
+ * reset, as a FIN could pass for the end of a stream that only the close
+ * delimits.
  */
 bool			 relay_client_cut(const struct relay *r);
 /*

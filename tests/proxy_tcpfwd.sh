@@ -321,21 +321,36 @@ stop_pinproxy "$P" "$TMP/fwd.log"
 # drop what it had not read yet. (The server lives through wait_port's
 # connection, which never speaks TLS.)
 BP=$(free_port)
-spawn BLAST_PID python3 -c 'import socket, ssl, sys
+# Its request line may say how many bytes ("go N"), and "go N reset":
+# send for at most 1.5 s, then reset the connection.
+spawn BLAST_PID python3 -c 'import socket, ssl, struct, sys, threading
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 ctx.load_cert_chain(sys.argv[2], sys.argv[3])
 l = socket.socket()
 l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 l.bind(("127.0.0.1", int(sys.argv[1])))
 l.listen()
-while True:
+def one(raw):
     try:
-        c = ctx.wrap_socket(l.accept()[0], server_side=True)
+        c = ctx.wrap_socket(raw, server_side=True)
         words = c.makefile("rb").readline().split()
-        c.sendall(b"b" * (int(words[1]) if len(words) > 1 else 1048576))
-        c.unwrap().close()
+        if words[2:] != [b"reset"]:
+            c.sendall(b"b" * (int(words[1]) if len(words) > 1 else 1048576))
+            c.unwrap().close()
+            return
+        c.settimeout(1.5)
+        try:
+            c.sendall(b"b" * int(words[1]))
+        except OSError:
+            pass
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                     struct.pack("ii", 1, 0))
+        c.close()
     except OSError:
-        pass' "$BP" "$PKI/chain.pem" "$PKI/leaf.key"
+        pass
+while True:
+    threading.Thread(target=one, args=(l.accept()[0],), daemon=True).start()
+' "$BP" "$PKI/chain.pem" "$PKI/leaf.key"
 wait_port "$BP" || bail_out "the 1 MiB server is not listening"
 LP=$(free_port)
 LF=$(free_port)
@@ -368,22 +383,61 @@ stop_pinproxy "$L" "$TMP/linger.log"
 # A client that stops reading: idle_timeout ends the relay before the
 # server's stream does, and what was on its way is dropped, so the
 # client's connection is reset (a FIN could pass for the end of a stream
-# that only the close delimits). Once the server's stream ended and its
-# end reached the client, the client has all of it: no reset then.
-one_forwarder "$LP" "idle_timeout = 1s" blast "$LF" "127.0.0.1:$BP" \
+# that only the close delimits). So when the server resets while bytes
+# wait for the client: the client's next byte finds the server gone, and
+# the relay ends with them unwritten. Once the server's stream ended and
+# its end reached the client, the client has all of it: no reset then.
+# The three clients run at once.
+one_forwarder "$LP" "idle_timeout = 3s" blast "$LF" "127.0.0.1:$BP" \
     "sni = api.test
 pin = $PIN_LEAF" >"$TMP/stall.conf"
 start_pinproxy L "$LP" "$TMP/stall.conf" "$TMP/stall.log" ||
     bail_out "pinproxy did not start with the stalling forwarder"
 wait_port "$LF" || bail_out "the forwarder blast is not listening"
+stalled fwd-stall "$LF" 'go 20000000\n' 4 >"$TMP/fwd-stall.state" &
+w1=$!
+stalled fwd-ended "$LF" 'go 65536\n' 4 >"$TMP/fwd-ended.state" &
+w2=$!
+python3 -c 'import socket, sys, time
+t0 = time.monotonic()
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.settimeout(10)
+s.connect(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"go 20000000 reset\n")
+time.sleep(2)
+s.sendall(b"x")
+time.sleep(0.5)
+n, state = 0, "open"
+try:
+    while True:
+        d = s.recv(65536)
+        if not d:
+            state = "closed"
+            break
+        n += len(d)
+except ConnectionResetError:
+    state = "reset"
+except OSError:
+    pass
+print(state, n, int((time.monotonic() - t0) * 1000))' "$LF" \
+    >"$TMP/fwd-reset.state" 2>&1 &
+w3=$!
+wait "$w1" "$w2" "$w3"
 check_eq "forwarder: a client that stops reading mid-stream is reset at \
-idle_timeout" reset "$(stalled fwd-stall "$LF" 'go 20000000\n' 2.5)"
+idle_timeout" reset "$(cat "$TMP/fwd-stall.state")"
 check "forwarder: the stalled client got less than the stream" \
     test "$(stat -c %s "$TMP/fwd-stall.resp")" -lt 20000000
-state=$(stalled fwd-ended "$LF" 'go 65536\n' 2.5)
 check_eq "forwarder: the server's stream ended, the client silent past \
 idle_timeout: all of it, then the close" "closed 65536" \
-    "$state $(stat -c %s "$TMP/fwd-ended.resp")"
+    "$(cat "$TMP/fwd-ended.state") $(stat -c %s "$TMP/fwd-ended.resp")"
+read -r state n ms <"$TMP/fwd-reset.state"
+check_eq "forwarder: the server resets while bytes wait for a stalled \
+client: the client is reset" reset "$state"
+# Its byte at 2 s restarted idle_timeout: a reset before 5 s is the
+# server's failure.
+check "forwarder: that reset came with the server's failure, before \
+idle_timeout ($ms ms)" test "${ms:-9999}" -lt 4500
 stop_pinproxy "$L" "$TMP/stall.log"
 
 # A forwarder out of descriptors: 64 of them, and clients whose upstream
