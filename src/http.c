@@ -7,6 +7,7 @@
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -38,7 +39,11 @@ enum http_frame {
 	FRAME_SIZE_WS,		/* blanks after the digits: ';' or CR next */
 	FRAME_EXT,		/* a chunk extension, up to the CR */
 	FRAME_DATA,		/* chunk data, then its CRLF */
-	FRAME_TRAILER		/* after the last chunk */
+	FRAME_TRAILER,		/* a trailer line's start, after the last
+				   chunk: a field name, or the end's CR */
+	FRAME_TRAILER_NAME,	/* more of the name, up to its ':' */
+	FRAME_TRAILER_VALUE,	/* the value, up to the LF */
+	FRAME_TRAILER_END	/* the LF of the empty line that ends it */
 };
 
 /*
@@ -122,14 +127,34 @@ http_is_hexdig(unsigned char c)
 /*
  * One byte of chunked framing that passed the line discipline: chunk-size
  * = 1*HEXDIG, then blanks, ';' and an extension, or the CRLF. Whatever
- * the parser takes for a size is what an upstream reads.
+ * the parser takes for a size is what an upstream reads. A trailer line
+ * is a field line as in a head: a token, then ':' (libhttp-parser lets a
+ * space into a name, so "GET http://..." would pass for a field, where a
+ * server that reads no trailers takes it for the next request).
  */
 static bool
 http_frame_step(struct http_lines *l, unsigned char c)
 {
 	switch (l->frame) {
 	case FRAME_NONE:
+	case FRAME_TRAILER_END:
+		return true;
 	case FRAME_TRAILER:
+		if (c == '\r') {
+			l->frame = FRAME_TRAILER_END;
+			return true;
+		}
+		l->frame = FRAME_TRAILER_NAME;
+		return http_is_tchar(c);
+	case FRAME_TRAILER_NAME:
+		if (c == ':') {
+			l->frame = FRAME_TRAILER_VALUE;
+			return true;
+		}
+		return http_is_tchar(c);
+	case FRAME_TRAILER_VALUE:
+		if (c == '\n')
+			l->frame = FRAME_TRAILER;
 		return true;
 	case FRAME_DATA:
 		if (c == '\n')
@@ -644,6 +669,25 @@ http_list_has(const char *list, const char *token)
  * no other field name starts with it, and the parser must agree on
  * whether the body is chunked.
  */
+/*
+ * Whether name is target (lowercase, with '-') spelled with an '_' for a
+ * '-': servers that map field names to variables (CGI, WSGI) read the two
+ * alike.
+ */
+static bool
+http_name_underscored(const char *name, const char *target)
+{
+	bool	 underscore = false;
+
+	for (; *name != '\0' && *target != '\0'; name++, target++) {
+		if (*name == '_' && *target == '-')
+			underscore = true;
+		else if (tolower((unsigned char)*name) != *target)
+			return false;
+	}
+	return underscore && *name == '\0' && *target == '\0';
+}
+
 static bool
 http_framing_check(struct http_msg *m)
 {
@@ -653,6 +697,11 @@ http_framing_check(struct http_msg *m)
 	bool			 chunked = false;
 
 	for (i = 0; i < h->nheaders; i++) {
+		/* Framing another parser may see: refused. */
+		if (http_name_underscored(h->headers[i].name,
+		    "content-length") || http_name_underscored(
+		    h->headers[i].name, "transfer-encoding"))
+			return false;
 		if (strcasecmp(h->headers[i].name, "Content-Length") == 0)
 			ncl++;
 		/*
@@ -780,6 +829,12 @@ http_msg_head_done(struct http_msg *m)
 		m->chunk_left = 0;
 	}
 	h->keep_alive = http_should_keep_alive(&m->parser) != 0;
+	/*
+	 * Chunks in an HTTP/1.0 response are faulty framing (RFC 9112,
+	 * 6.1): the connection ends after it, whatever it says.
+	 */
+	if (h->dir == HTTP_DIR_RESPONSE && h->http_minor == 0 && h->chunked)
+		h->keep_alive = false;
 	m->head_valid = true;
 	return HTTP_HEAD_COMPLETE;
 }

@@ -191,6 +191,12 @@ refused bare-lf "b'POST http://api.test/echo?/m-bare-lf HTTP/1.1\n\
 Host: api.test\nContent-Length: 0\n\n'"
 post space-before-colon \
     'Transfer-Encoding : chunked\r\nContent-Length: 5\r\n' 'hello'
+# A request line in the trailers, which libhttp-parser would take for a
+# field "GET http": a server that reads no trailers would run it.
+post trailer-request "$TE" '5\r\nhello\r\n0\r\nGET http://api.test/hello?/m-trailer-request HTTP/1.1\r\nHost: api.test\r\n\r\n'
+# Framing fields spelled with '_', which CGI and WSGI servers read as '-'.
+post underscore-te 'Transfer_Encoding: chunked\r\nContent-Length: 15\r\n' \
+    "$BODY"
 alive "smuggling shapes" "$PP_H" "$H"
 
 # Header floods.

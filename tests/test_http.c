@@ -484,6 +484,16 @@ test_http_keep_alive_follows_version_and_connection(void **state)
 	m = response("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n");
 	assert_false(http_msg_head(m)->keep_alive);
 	http_msg_free(m);
+	m = response("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n"
+	    "Content-Length: 0\r\n\r\n");
+	assert_true(http_msg_head(m)->keep_alive);
+	http_msg_free(m);
+	/* Chunks in HTTP/1.0 are faulty framing: the connection ends. */
+	m = response("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n"
+	    "Transfer-Encoding: chunked\r\n\r\n");
+	assert_true(http_msg_head(m)->chunked);
+	assert_false(http_msg_head(m)->keep_alive);
+	http_msg_free(m);
 }
 
 static void
@@ -696,6 +706,13 @@ test_http_rejects_each_smuggling_shape(void **state)
 		SHAPE("GET / HTTP/1.1\r\nHost: a\r\n: b\r\n\r\n"),
 		SHAPE("GET /caf\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n"),
 		SHAPE("GET http://a.example/\x7f HTTP/1.1\r\n\r\n"),
+		/* Read as framing where '_' stands for '-' (CGI, WSGI). */
+		SHAPE("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
+		    "Transfer_Encoding: chunked\r\n\r\n"),
+		SHAPE("POST / HTTP/1.1\r\nHost: a\r\n"
+		    "Transfer-Encoding: chunked\r\nContent_Length: 5\r\n\r\n"),
+		SHAPE("POST / HTTP/1.1\r\nHost: a\r\nCONTENT_LENGTH: 5\r\n"
+		    "\r\n"),
 #undef SHAPE
 	};
 	size_t	 i;
@@ -856,6 +873,33 @@ test_http_rejects_bad_chunk_sizes(void **state)
 	assert_int_equal(CHUNKED_RESULT("0\r\nT: x\n\r\n"),
 	    HTTP_ERR_BAD_REQUEST);
 	assert_int_equal(CHUNKED_RESULT("0\r\n\n"), HTTP_ERR_BAD_REQUEST);
+}
+
+/*
+ * A trailer line is a field line: a token and ':'. libhttp-parser lets a
+ * space into a name, so a request line in the trailers would pass for a
+ * field "GET http" where a server that reads no trailers takes it for a
+ * second request: refused, as in a head.
+ */
+static void
+test_http_rejects_trailer_lines_that_are_not_fields(void **state)
+{
+	(void)state;
+	assert_int_equal(CHUNKED_RESULT("0\r\nGET http://b.example/x "
+	    "HTTP/1.1\r\nHost: b.example\r\n\r\n"), HTTP_ERR_BAD_REQUEST);
+	assert_int_equal(CHUNKED_RESULT("0\r\nX A: b\r\n\r\n"),
+	    HTTP_ERR_BAD_REQUEST);
+	assert_int_equal(CHUNKED_RESULT("0\r\nX-A : b\r\n\r\n"),
+	    HTTP_ERR_BAD_REQUEST);
+	assert_int_equal(CHUNKED_RESULT("0\r\n: b\r\n\r\n"),
+	    HTTP_ERR_BAD_REQUEST);
+	assert_int_equal(CHUNKED_RESULT("0\r\nX-\x80: b\r\n\r\n"),
+	    HTTP_ERR_BAD_REQUEST);
+	/* Field lines, empty values and no trailers at all still pass. */
+	assert_int_equal(CHUNKED_RESULT("0\r\nX-Sum: a b:c\r\nY:\r\n\r\n"),
+	    HTTP_BODY_COMPLETE);
+	assert_int_equal(CHUNKED_RESULT("1\r\na\r\n0\r\n\r\n"),
+	    HTTP_BODY_COMPLETE);
 }
 
 /*
@@ -1790,6 +1834,8 @@ main(void)
 		    test_http_keeps_empty_values_and_trims_whitespace),
 		cmocka_unit_test(
 		    test_http_chunked_body_with_extensions_and_trailers),
+		cmocka_unit_test(
+		    test_http_rejects_trailer_lines_that_are_not_fields),
 		cmocka_unit_test(test_http_chunked_body_fed_one_byte_at_a_time),
 		cmocka_unit_test(test_http_rejects_bad_chunk_sizes),
 		cmocka_unit_test(test_http_rejects_non_hex_chunk_size_bytes),
