@@ -618,7 +618,15 @@ stalled()
 	late_reader "$1" "$2" "$3" "$4" keep
 }
 
-# late_reader NAME PORT REQUEST WAIT shut|keep: half_closed and stalled.
+# poked NAME PORT REQUEST WAIT: as stalled, but the client then sends one
+# byte and reads from 0.5 s later.
+poked()
+{
+	late_reader "$1" "$2" "$3" "$4" poke
+}
+
+# late_reader NAME PORT REQUEST WAIT shut|keep|poke: half_closed, stalled
+# and poked.
 late_reader()
 {
 	# shellcheck disable=SC2059
@@ -637,6 +645,9 @@ if sys.argv[4] == "shut":
     s.shutdown(socket.SHUT_WR)
     if wait is not None:
         time.sleep(max(0.0, 1 - wait))
+elif sys.argv[4] == "poke":
+    s.sendall(b"x")
+    time.sleep(0.5)
 out, state = bytearray(), "open"
 try:
     while True:
