@@ -788,6 +788,9 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct conn	*c = arg;
 
+	/* A client that still takes bytes has not stalled. */
+	if (phase_client_still_reading(&c->x, what))
+		return;
 	/* A phase says what the client's leaving (or TLS) means to it. */
 	if (conn_in_phase(c)) {
 		c->x.ops->on_client(c->x.phase, what);

@@ -12,6 +12,7 @@
 
 #include "log.h"
 #include "phase.h"
+#include "sockprog.h"
 #include "xmalloc.h"
 
 static const char *const phase_state_names[CONN__STATES] = {
@@ -42,6 +43,17 @@ phase_set_host(struct phase_ctx *x, const char *host)
 	a->host_size = len < 32 ? 32 : len + 1;
 	a->host = xmalloc(a->host_size);
 	memcpy(a->host, host, len + 1);
+}
+
+bool
+phase_client_still_reading(struct phase_ctx *x, short what)
+{
+	if ((what & (BEV_EVENT_TIMEOUT | BEV_EVENT_WRITING)) !=
+	    (BEV_EVENT_TIMEOUT | BEV_EVENT_WRITING) || x->bev == NULL ||
+	    !sockprog_moved(x->fd, &x->acked))
+		return false;
+	bufferevent_enable(x->bev, EV_WRITE);
+	return true;
 }
 
 const char *

@@ -180,6 +180,8 @@ struct phase_ctx {
 	struct http_msg		*req;		/* the request head; NULL in a relay */
 	struct access_record	 acc;
 	enum conn_state		 state;
+	uint64_t		 acked;		/* by the client, at the last
+						   write timeout (sockprog.h) */
 	bool			 transparent;	/* redirected, no CONNECT */
 	bool			 closing;	/* the client ends after this */
 
@@ -196,6 +198,13 @@ struct phase_ctx {
 
 /* Move x to state st (a no-op when it is there already). */
 void		 phase_set_state(struct phase_ctx *x, enum conn_state st);
+/*
+ * An event of the client's transport: when it is a write timeout but the
+ * client took bytes since the last one (a slow reader of a large socket
+ * buffer, which is writable again only when a third of it is free),
+ * writing is enabled again, the wait starts over, and this says true.
+ */
+bool		 phase_client_still_reading(struct phase_ctx *x, short what);
 /* Set the host of x's access record (a copy; host may be the current). */
 void		 phase_set_host(struct phase_ctx *x, const char *host);
 /* The name of a state, as logged. */

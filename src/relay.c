@@ -38,6 +38,7 @@
 #include "log.h"
 #include "relay.h"
 #include "reqguard.h"
+#include "sockprog.h"
 #include "xmalloc.h"
 
 /* Reads one wake-up may do per direction before others get their turn. */
@@ -129,6 +130,8 @@ struct relay {
 	struct relay_way	 way[2];	/* up, down */
 	struct event		*idle_ev;
 	struct timeval		 idle;
+	uint64_t		 acked;		/* by both peers, at the last
+						   look (sockprog.h) */
 	uint64_t		 up;
 	uint64_t		 down;
 	bool			 server_failed;	/* a write to it failed */
@@ -182,10 +185,26 @@ relay_end(struct relay *r, enum relay_outcome outcome, const char *why)
 	r->cb(r, why, r->arg);
 }
 
+/*
+ * Nothing was read for the idle time. A peer that still takes what was
+ * written to it (a slow reader of a large socket buffer, which makes the
+ * socket writable only when a third of it is free) is not idle: its
+ * acknowledgements moved on, and the wait starts again.
+ */
 static void
 relay_idle_cb(evutil_socket_t fd, short what, void *arg)
 {
-	relay_end(arg, RELAY_IDLE, "idle timeout");
+	struct relay	*r = arg;
+	uint64_t	 acked;
+
+	acked = sockprog_acked(r->way[0].from.fd) +
+	    sockprog_acked(r->way[1].from.fd);
+	if (acked != r->acked) {
+		r->acked = acked;
+		evtimer_add(r->idle_ev, &r->idle);
+		return;
+	}
+	relay_end(r, RELAY_IDLE, "idle timeout");
 }
 
 /*
@@ -823,6 +842,8 @@ relay_new(struct event_base *base, struct bufferevent *client,
 	relay_quiet(server);
 	relay_way_init(r, &r->way[0], base, client, server, true, &r->up);
 	relay_way_init(r, &r->way[1], base, server, client, false, &r->down);
+	r->acked = sockprog_acked(r->way[0].from.fd) +
+	    sockprog_acked(r->way[1].from.fd);
 	for (i = 0; i < 2; i++) {
 		/*
 		 * Bytes already held go first, and TLS may hold read bytes

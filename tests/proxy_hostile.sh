@@ -339,17 +339,26 @@ alive "silent and half-closed clients" "$PP_H" "$H"
 # pinproxy gives up on it, at idle_timeout in the middle of the exchange
 # or at header_timeout once the whole body is queued for it, what it has
 # not received is dropped, and its connection is reset: a FIN would make
-# the cut body look complete.
-req='GET http://api.test/close/20000000 HTTP/1.1\r\nHost: api.test\r\n\r\n'
-check_eq "client stops reading mid-body (close-delimited): reset at \
-idle_timeout" reset "$(stalled stall-mid "$PH" "$req" 3.5)"
-check "client stops reading mid-body: it got less than the body" \
-    test "$(stat -c %s "$TMP/stall-mid.resp")" -lt 20000000
+# the cut body look complete. (A client that was still taking bytes when
+# the wait began is found stalled within twice the timeout: both wait 5
+# s, at once.)
+stalled stall-mid "$PH" \
+    'GET http://api.test/close/20000000 HTTP/1.1\r\nHost: api.test\r\n\r\n' \
+    5 >"$TMP/stall-mid.state" &
+w1=$!
 # 3.1 MB: on this machine the kernel's buffers take all but the last
 # ~100 kB, which pinproxy holds once the origin's part is over. Where the
 # buffers are larger, the whole body may fit and a FIN after it is right.
-req='GET http://api.test/close/3100000 HTTP/1.1\r\nHost: api.test\r\n\r\n'
-state=$(stalled stall-end "$PH" "$req" 3.5)
+stalled stall-end "$PH" \
+    'GET http://api.test/close/3100000 HTTP/1.1\r\nHost: api.test\r\n\r\n' \
+    5 >"$TMP/stall-end.state" &
+w2=$!
+wait "$w1" "$w2"
+check_eq "client stops reading mid-body (close-delimited): reset at \
+idle_timeout" reset "$(cat "$TMP/stall-mid.state")"
+check "client stops reading mid-body: it got less than the body" \
+    test "$(stat -c %s "$TMP/stall-mid.resp")" -lt 20000000
+state=$(cat "$TMP/stall-end.state")
 size=$(stat -c %s "$TMP/stall-end.resp")
 check "client stops reading a body pinproxy has whole: a reset, never a \
 FIN before its end ($state, $size bytes)" \
@@ -358,6 +367,35 @@ if [ "$(log_count "$TMP/h.log" "$(kv event access)" "$(kv status 200)" \
     'bytes_down=3100[0-9]{3} ')" -gt 0 ]; then
 	diag "the exchange of 3.1 MB had ended: the close came at header_timeout"
 fi
+
+# A client that reads slowly but steadily is not stalled, however long
+# its socket stays unwritable (the kernel wakes a writer only once a third
+# of a large send buffer is free): it gets the whole body (6 MB through a
+# 4 KiB receive buffer, its first megabyte at 300 kB/s, over 3 s of
+# idle_timeout 2s, then the rest at once).
+out=$(python3 -c 'import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.settimeout(10)
+s.connect(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"GET http://api.test/close/6000000 HTTP/1.1\r\nHost: api.test\r\n\r\n")
+n, state, t0 = 0, "open", time.monotonic()
+try:
+    while True:
+        d = s.recv(1024)
+        if not d:
+            state = "closed"
+            break
+        n += len(d)
+        if n < 1000000:
+            time.sleep(max(0.0, t0 + n / 3e5 - time.monotonic()))
+except ConnectionResetError:
+    state = "reset"
+except OSError:
+    pass
+print(state, n > 6000000)' "$PH" 2>&1)
+check_eq "a slow but steady reader of a close-delimited body past \
+idle_timeout: all of it, then the close" "closed True" "$out"
 alive "clients that stop reading" "$PP_H" "$H"
 
 # A CONNECT pipelined behind a request for 8 MB, read slowly (64 KiB every

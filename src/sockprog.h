@@ -1,0 +1,22 @@
+/*
+ * Whether a TCP peer still takes what is sent to it: the count of bytes
+ * it acknowledged (TCP_INFO), which moves on however full the socket's
+ * send buffer stays. A client reading slowly from a large buffer gets no
+ * "writable" event for a long time; it is not idle while this count
+ * grows.
+ */
+#ifndef PINPROXY_SOCKPROG_H
+#define PINPROXY_SOCKPROG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Bytes of fd's stream its peer acknowledged so far; 0 when unknown. */
+uint64_t	 sockprog_acked(int fd);
+/*
+ * Whether the peer of fd acknowledged bytes since *seen was taken, which
+ * this updates: false on a socket that is not TCP.
+ */
+bool		 sockprog_moved(int fd, uint64_t *seen);
+
+#endif
