@@ -130,8 +130,9 @@ struct relay {
 	struct relay_way	 way[2];	/* up, down */
 	struct event		*idle_ev;
 	struct timeval		 idle;
-	uint64_t		 acked;		/* by both peers, at the last
-						   look (sockprog.h) */
+	uint64_t		 acked[2];	/* by the client and the
+						   server, at the last look
+						   (sockprog.h) */
 	uint64_t		 up;
 	uint64_t		 down;
 	bool			 server_failed;	/* a write to it failed */
@@ -195,12 +196,12 @@ static void
 relay_idle_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct relay	*r = arg;
-	uint64_t	 acked;
+	bool		 client, server;
 
-	acked = sockprog_acked(r->way[0].from.fd) +
-	    sockprog_acked(r->way[1].from.fd);
-	if (acked != r->acked) {
-		r->acked = acked;
+	/* Both looked at, so that both marks are of now. */
+	client = sockprog_moved(r->way[0].from.fd, &r->acked[0]);
+	server = sockprog_moved(r->way[1].from.fd, &r->acked[1]);
+	if (client || server) {
 		evtimer_add(r->idle_ev, &r->idle);
 		return;
 	}
@@ -842,8 +843,8 @@ relay_new(struct event_base *base, struct bufferevent *client,
 	relay_quiet(server);
 	relay_way_init(r, &r->way[0], base, client, server, true, &r->up);
 	relay_way_init(r, &r->way[1], base, server, client, false, &r->down);
-	r->acked = sockprog_acked(r->way[0].from.fd) +
-	    sockprog_acked(r->way[1].from.fd);
+	r->acked[0] = sockprog_acked(r->way[0].from.fd);
+	r->acked[1] = sockprog_acked(r->way[1].from.fd);
 	for (i = 0; i < 2; i++) {
 		/*
 		 * Bytes already held go first, and TLS may hold read bytes

@@ -14,26 +14,36 @@
 
 #include "sockprog.h"
 
+/* fd's TCP_INFO, or false when it has none with the fields used here. */
+static bool
+sockprog_info(int fd, struct tcp_info *ti)
+{
+	socklen_t	 len = sizeof(*ti);
+
+	memset(ti, 0, sizeof(*ti));
+	return getsockopt(fd, IPPROTO_TCP, TCP_INFO, ti, &len) == 0 &&
+	    len >= offsetof(struct tcp_info, tcpi_notsent_bytes) +
+	    sizeof(ti->tcpi_notsent_bytes);
+}
+
 uint64_t
 sockprog_acked(int fd)
 {
 	struct tcp_info	 ti;
-	socklen_t	 len = sizeof(ti);
 
-	memset(&ti, 0, sizeof(ti));
-	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == -1 ||
-	    len < offsetof(struct tcp_info, tcpi_bytes_acked) +
-	    sizeof(ti.tcpi_bytes_acked))
-		return 0;
-	return ti.tcpi_bytes_acked;
+	return sockprog_info(fd, &ti) ? ti.tcpi_bytes_acked : 0;
 }
 
 bool
 sockprog_moved(int fd, uint64_t *seen)
 {
-	uint64_t	 now = sockprog_acked(fd);
-	bool		 moved = now > *seen;
+	struct tcp_info	 ti;
+	bool		 moved;
 
-	*seen = now;
+	if (!sockprog_info(fd, &ti))
+		return false;
+	moved = ti.tcpi_bytes_acked > *seen &&
+	    (ti.tcpi_unacked > 0 || ti.tcpi_notsent_bytes > 0);
+	*seen = ti.tcpi_bytes_acked;
 	return moved;
 }

@@ -14,8 +14,10 @@
 /* Bytes of fd's stream its peer acknowledged so far; 0 when unknown. */
 uint64_t	 sockprog_acked(int fd);
 /*
- * Whether the peer of fd acknowledged bytes since *seen was taken, which
- * this updates: false on a socket that is not TCP.
+ * Whether the peer of fd is still taking what was sent to it: bytes wait
+ * in fd's send queue and the peer acknowledged some since *seen was
+ * taken (which this updates). False when nothing waits for the peer (an
+ * idle connection is idle) and on a socket that is not TCP.
  */
 bool		 sockprog_moved(int fd, uint64_t *seen);
 
