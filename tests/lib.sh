@@ -625,6 +625,38 @@ poked()
 	late_reader "$1" "$2" "$3" "$4" poke
 }
 
+# slow_reader PORT REQUEST SLOW RATE: send REQUEST (a printf format) to
+# 127.0.0.1:PORT and read what comes back through a 4 KiB receive buffer,
+# 1 KiB at a time: its first SLOW bytes at RATE bytes a second, the rest
+# at once; prints "closed N", "reset N" or "open N" (N: bytes read).
+slow_reader()
+{
+	# shellcheck disable=SC2059
+	printf "$2" | python3 -c '
+import socket, sys, time
+slow, rate = int(sys.argv[2]), float(sys.argv[3])
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.settimeout(10)
+s.connect(("127.0.0.1", int(sys.argv[1])))
+s.sendall(sys.stdin.buffer.read())
+n, state, t0 = 0, "open", time.monotonic()
+try:
+    while True:
+        d = s.recv(1024)
+        if not d:
+            state = "closed"
+            break
+        n += len(d)
+        if n < slow:
+            time.sleep(max(0.0, t0 + n / rate - time.monotonic()))
+except ConnectionResetError:
+    state = "reset"
+except OSError:
+    pass
+print(state, n)' "$1" "$3" "$4"
+}
+
 # late_reader NAME PORT REQUEST WAIT shut|keep|poke: half_closed, stalled
 # and poked.
 late_reader()

@@ -373,29 +373,12 @@ fi
 # of a large send buffer is free): it gets the whole body (6 MB through a
 # 4 KiB receive buffer, its first megabyte at 300 kB/s, over 3 s of
 # idle_timeout 2s, then the rest at once).
-out=$(python3 -c 'import socket, sys, time
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-s.settimeout(10)
-s.connect(("127.0.0.1", int(sys.argv[1])))
-s.sendall(b"GET http://api.test/close/6000000 HTTP/1.1\r\nHost: api.test\r\n\r\n")
-n, state, t0 = 0, "open", time.monotonic()
-try:
-    while True:
-        d = s.recv(1024)
-        if not d:
-            state = "closed"
-            break
-        n += len(d)
-        if n < 1000000:
-            time.sleep(max(0.0, t0 + n / 3e5 - time.monotonic()))
-except ConnectionResetError:
-    state = "reset"
-except OSError:
-    pass
-print(state, n > 6000000)' "$PH" 2>&1)
+read -r state n < <(slow_reader "$PH" \
+    'GET http://api.test/close/6000000 HTTP/1.1\r\nHost: api.test\r\n\r\n' \
+    1000000 300000)
+out="$state $((n > 6000000))"
 check_eq "a slow but steady reader of a close-delimited body past \
-idle_timeout: all of it, then the close" "closed True" "$out"
+idle_timeout: all of it, then the close" "closed 1" "$out"
 alive "clients that stop reading" "$PP_H" "$H"
 
 # A CONNECT pipelined behind a request for 8 MB, read slowly (64 KiB every

@@ -433,26 +433,7 @@ pin = $PIN_LEAF" >"$TMP/steady.conf"
 start_pinproxy L "$LP" "$TMP/steady.conf" "$TMP/steady.log" ||
     bail_out "pinproxy did not start with the steady forwarder"
 wait_port "$LF" || bail_out "the forwarder blast is not listening"
-out=$(python3 -c 'import socket, sys, time
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-s.settimeout(10)
-s.connect(("127.0.0.1", int(sys.argv[1])))
-s.sendall(b"go 8000000\n")
-n, state, t0 = 0, "open", time.monotonic()
-try:
-    while True:
-        d = s.recv(1024)
-        if not d:
-            state = "closed"
-            break
-        n += len(d)
-        time.sleep(max(0.0, t0 + n / 2e6 - time.monotonic()))
-except ConnectionResetError:
-    state = "reset"
-except OSError:
-    pass
-print(state, n)' "$LF" 2>&1)
+out=$(slow_reader "$LF" 'go 8000000\n' 8000000 2000000)
 check_eq "forwarder: a slow but steady reader past idle_timeout gets all \
 of it, then the close" "closed 8000000" "$out"
 stop_pinproxy "$L" "$TMP/steady.log"
