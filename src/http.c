@@ -664,12 +664,6 @@ http_list_has(const char *list, const char *token)
 }
 
 /*
- * The framing rules against request smuggling: Transfer-Encoding ends in
- * chunked (a request's is exactly "chunked"), never with Content-Length,
- * no other field name starts with it, and the parser must agree on
- * whether the body is chunked.
- */
-/*
  * Whether name is target (lowercase, with '-') spelled with an '_' for a
  * '-': servers that map field names to variables (CGI, WSGI) read the two
  * alike.
@@ -688,6 +682,12 @@ http_name_underscored(const char *name, const char *target)
 	return underscore && *name == '\0' && *target == '\0';
 }
 
+/*
+ * The framing rules against request smuggling: Transfer-Encoding ends in
+ * chunked (a request's is exactly "chunked"), never with Content-Length,
+ * no other field name starts with it, and the parser must agree on
+ * whether the body is chunked.
+ */
 static bool
 http_framing_check(struct http_msg *m)
 {

@@ -863,14 +863,14 @@ check_places(const struct pinset *ps, STACK_OF(X509) *chain,
 			else if (stray < 0)
 				stray = d;
 		}
-		if (cr->depths[i] < 0 && stray >= 0) {
+		if (cr->depths[i] >= 0) {
+			nin++;
+			nleaf += cr->depths[i] == 0;
+		} else if (stray >= 0) {
 			cr->depths[i] = stray;
 			cr->strays[i] = true;
 			nstray++;
-		} else if (cr->depths[i] >= 0)
-			nin++;
-		if (cr->depths[i] == 0 && !cr->strays[i])
-			nleaf++;
+		}
 	}
 	cr->chain_len = n;
 	cr->leaf_only = nin > 0 && nleaf == nin;

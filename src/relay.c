@@ -131,8 +131,8 @@ struct relay {
 	struct event		*idle_ev;
 	struct timeval		 idle;
 	uint64_t		 acked[2];	/* by the client and the
-						   server, at the last look
-						   (sockprog.h) */
+						   server, at the last idle
+						   look (sockprog.h); 0 first */
 	uint64_t		 up;
 	uint64_t		 down;
 	bool			 server_failed;	/* a write to it failed */
@@ -843,8 +843,6 @@ relay_new(struct event_base *base, struct bufferevent *client,
 	relay_quiet(server);
 	relay_way_init(r, &r->way[0], base, client, server, true, &r->up);
 	relay_way_init(r, &r->way[1], base, server, client, false, &r->down);
-	r->acked[0] = sockprog_acked(r->way[0].from.fd);
-	r->acked[1] = sockprog_acked(r->way[1].from.fd);
 	for (i = 0; i < 2; i++) {
 		/*
 		 * Bytes already held go first, and TLS may hold read bytes

@@ -26,14 +26,6 @@ sockprog_info(int fd, struct tcp_info *ti)
 	    sizeof(ti->tcpi_notsent_bytes);
 }
 
-uint64_t
-sockprog_acked(int fd)
-{
-	struct tcp_info	 ti;
-
-	return sockprog_info(fd, &ti) ? ti.tcpi_bytes_acked : 0;
-}
-
 bool
 sockprog_moved(int fd, uint64_t *seen)
 {

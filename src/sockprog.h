@@ -11,8 +11,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* Bytes of fd's stream its peer acknowledged so far; 0 when unknown. */
-uint64_t	 sockprog_acked(int fd);
 /*
  * Whether the peer of fd is still taking what was sent to it: bytes wait
  * in fd's send queue and the peer acknowledged some since *seen was
