@@ -136,6 +136,7 @@ struct relay {
 	uint64_t		 up;
 	uint64_t		 down;
 	bool			 server_failed;	/* a write to it failed */
+	bool			 refusing;	/* relay_refuse_request() */
 	enum relay_outcome	 outcome;
 	bool			 down_dropped;	/* at the end, bytes for the
 						   client were left unwritten */
@@ -177,7 +178,8 @@ relay_end(struct relay *r, enum relay_outcome outcome, const char *why)
 {
 	struct relay_way	*down = &r->way[1];
 
-	r->outcome = outcome;
+	/* However a refused relay's last writes to the client went. */
+	r->outcome = r->refusing ? RELAY_REFUSED : outcome;
 	r->down_dropped = (down->queue != NULL &&
 	    evbuffer_get_length(down->queue) > 0) || down->inpipe > 0;
 	relay_way_quiet(&r->way[0]);
@@ -524,6 +526,36 @@ static const char	relay_refused_why[] =
     "an HTTP request at the start of the client's stream";
 
 /*
+ * The refused relay's bytes for the client are written out: it ends.
+ * Flushing may block, or fail (the end is then a cut, relay_client_cut).
+ */
+static void
+relay_refused_flush(struct relay *r)
+{
+	if (relay_way_flush(&r->way[1]) == RELAY_MORE)
+		relay_end(r, RELAY_REFUSED, relay_refused_why);
+}
+
+/*
+ * The start of the client's stream was a request (relay_guard_line): none
+ * of its bytes is written, and nothing more is read from either side. What
+ * was already queued for the client (answers to the requests it pipelined
+ * before the CONNECT, and the 200) goes out first, so that it reaches the
+ * client whole and the connection then closes in order; a client that
+ * stops taking it is cut at idle_timeout. The relay may be freed on
+ * return.
+ */
+static void
+relay_refuse_request(struct relay *r)
+{
+	r->refusing = true;
+	relay_way_stop(&r->way[0]);
+	event_del(r->way[1].readable);
+	r->way[1].eof = true;
+	relay_refused_flush(r);
+}
+
+/*
  * Look at len more bytes of the start of the stream (relay_guard_line):
  * true when they complete a request; the guard ends once none can be.
  */
@@ -555,7 +587,7 @@ relay_way_hold(struct relay_way *w)
 	if (w->guard && reqguard_holding(&w->guard_state)) {
 		if (len < REQGUARD_LINE_MAX)
 			return RELAY_MORE;
-		relay_end(w->r, RELAY_REFUSED, relay_refused_why);
+		relay_refuse_request(w->r);
 		return RELAY_ENDED;
 	}
 	if (w->queue == NULL)
@@ -605,7 +637,7 @@ relay_way_read(struct relay_way *w)
 		return RELAY_ENDED;
 	}
 	if (w->guard && relay_guard_scan(w, relay_scratch, n)) {
-		relay_end(w->r, RELAY_REFUSED, relay_refused_why);
+		relay_refuse_request(w->r);
 		return RELAY_ENDED;
 	}
 	/*
@@ -682,8 +714,14 @@ relay_way_pump(struct relay_way *w)
 {
 	int	 i;
 
+	/* A refused relay only writes what the client is still owed. */
+	if (w->r->refusing) {
+		if (w == &w->r->way[1])
+			relay_refused_flush(w->r);
+		return;
+	}
 	if (w->refused) {
-		relay_end(w->r, RELAY_REFUSED, relay_refused_why);
+		relay_refuse_request(w->r);
 		return;
 	}
 	if (w->done)

@@ -68,8 +68,10 @@ struct relay	*relay_new(struct event_base *base, struct bufferevent *client,
  * Look at the start of the client's stream before it is written (in user
  * space: no splice(2) until then), however long, until reqguard.h says
  * no request can be in it or the server answers the client: a request a
- * lenient server would read (reqguard.h) ends the relay as RELAY_REFUSED,
- * with the bytes that completed it unwritten, however the client cut it
+ * lenient server would read (reqguard.h) ends the relay as RELAY_REFUSED
+ * (once what was queued for the client is written: answers to requests
+ * pipelined before the tunnel, its 200), with the bytes that completed
+ * the request unwritten, however the client cut it
  * into segments or whatever precedes it (a ClientHello, say). A first
  * line that may still become one (reqguard_holding()) is not written at
  * all until it cannot, and refused past REQGUARD_LINE_MAX. Call it right

@@ -80,6 +80,7 @@ ca_key = $TMP/ca.key
 trust = $PKI/root.pem
 unpinned = pass
 connect_ports = 80 443 $OM $O1 $O0 $OW $OV $OT $OP $OH $OR $OL $OE
+plain_ports = 80 $OL
 shutdown_timeout = 2s
 EOF
 	pinset set-api api.test "$OM"
@@ -729,6 +730,28 @@ check_log "an HTTP version on a blind tunnel's first line: access status=403" \
 origin_settle "$TMP/ol.log"
 check_eq "an HTTP version on a blind tunnel's first line: the address saw no \
 request" "$n_ol" "$(origin_count "$TMP/ol.log" request)"
+# A CONNECT pipelined behind a plaintext request, its blind tunnel then
+# refused (nginx's case above): the answer still queued for the earlier
+# request, and the 200, reach the client, which stopped reading for a
+# while, before the connection closes in order.
+PIPED="GET http://127.0.0.1:$OL/bytes/300000 HTTP/1.1\r\nHost: 127.0.0.1:$OL\r\n\r\n"
+PIPED="${PIPED}CONNECT 127.0.0.1:$OL HTTP/1.1\r\nHost: 127.0.0.1:$OL\r\n\r\n"
+PIPED="${PIPED}PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\nGET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+n_ol=$(origin_count "$TMP/ol.log" request)
+check_eq "a refused tunnel behind a plaintext answer: closed, not reset" \
+    closed "$(stalled piped "$PA" "$PIPED" 0.5)"
+check_eq "a refused tunnel behind a plaintext answer: every byte of it, then \
+the 200" "$(( 300000 ))|HTTP/1.1 200 Connection established" \
+    "$(py -c 'import sys
+d = open(sys.argv[1], "rb").read()
+h, _, rest = d.partition(b"\r\n\r\n")
+body, _, tail = rest.partition(b"HTTP/1.1 200 C")
+print("%d|HTTP/1.1 200 C%s" % (len(body), tail.split(b"\r\n")[0].decode()))' \
+    "$TMP/piped.resp")"
+origin_settle "$TMP/ol.log"
+check_eq "a refused tunnel behind a plaintext answer: the origin saw one \
+request" "$(( n_ol + 1 ))" "$(origin_count "$TMP/ol.log" request)"
+
 for c in "git's request for a path with /http/|[b'0036git-upload-pack /pub/http/curl.git\\0host=h\\0']" \
     "a binary protocol naming x-HTTP/1.1|[b'\\0\\0\\0\\x08x-HTTP/1.1 in binary\\n']" \
     "XMPP's stream header, no line end|[b\"<?xml version='1.0'?><stream:stream to='a.test'>\"]" \
