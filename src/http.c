@@ -46,6 +46,9 @@ enum http_frame {
 	FRAME_TRAILER_END	/* the LF of the empty line that ends it */
 };
 
+/* Longer than any field name a request's trailers may not carry. */
+#define HTTP_TRAILER_NAME_MAX	24
+
 /*
  * The line discipline of a head or of chunked framing: CRLF line ends, no
  * control bytes but HTAB, no line starting with whitespace (obs-fold);
@@ -57,6 +60,9 @@ struct http_lines {
 	bool		 need_cr;	/* chunk data ended: CRLF must follow */
 	bool		 last;		/* the chunk size so far is zero */
 	enum http_frame	 frame;
+	bool		 request;	/* trailer names are checked */
+	char		 tname[HTTP_TRAILER_NAME_MAX];	/* its start */
+	size_t		 tlen;		/* the name's length so far */
 };
 
 /* Offsets of a header's name and value in the store. */
@@ -106,6 +112,17 @@ struct http_msg {
 #define HTTP_STORE_FIRST	1024
 #define HTTP_FIELDS_FIRST	16
 
+/*
+ * Fields a request's trailers may not carry (RFC 9110, 6.5.1): the
+ * hop-by-hop ones, which would pass the proxy's hop with its credentials
+ * (Proxy-Authorization) or orders, and those of framing and routing.
+ */
+static const char *const http_trailer_refused[] = {
+	"connection", "proxy-connection", "proxy-authorization", "keep-alive",
+	"te", "trailer", "upgrade", "transfer-encoding", "content-length",
+	"host"
+};
+
 /* Headers never forwarded (SPEC §3), besides those named in Connection. */
 static const char *const http_hop_by_hop_names[] = {
 	"Connection",
@@ -116,6 +133,39 @@ static const char *const http_hop_by_hop_names[] = {
 	"Trailer",
 	"Upgrade"		/* but for the exchange that upgrades */
 };
+
+/*
+ * Whether the name of len bytes is target (lowercase), '_' read as '-' as
+ * servers that map names to variables (CGI, WSGI) read them.
+ */
+static bool
+http_name_like(const char *name, size_t len, const char *target)
+{
+	size_t	 i;
+	char	 c;
+
+	for (i = 0; i < len; i++) {
+		c = name[i] == '_' ? '-' : (char)tolower((unsigned char)name[i]);
+		if (target[i] != c)
+			return false;
+	}
+	return target[len] == '\0';
+}
+
+/* A request's trailer line just named a field: whether it may. */
+static bool
+http_trailer_allowed(const struct http_lines *l)
+{
+	size_t	 i;
+
+	if (!l->request || l->tlen > sizeof(l->tname))
+		return true;
+	for (i = 0; i < sizeof(http_trailer_refused) /
+	    sizeof(http_trailer_refused[0]); i++)
+		if (http_name_like(l->tname, l->tlen, http_trailer_refused[i]))
+			return false;
+	return true;
+}
 
 static bool
 http_is_hexdig(unsigned char c)
@@ -130,7 +180,9 @@ http_is_hexdig(unsigned char c)
  * the parser takes for a size is what an upstream reads. A trailer line
  * is a field line as in a head: a token, then ':' (libhttp-parser lets a
  * space into a name, so "GET http://..." would pass for a field, where a
- * server that reads no trailers takes it for the next request).
+ * server that reads no trailers takes it for the next request), and in a
+ * request not one of http_trailer_refused, refused at its ':' before any
+ * byte of its value.
  */
 static bool
 http_frame_step(struct http_lines *l, unsigned char c)
@@ -145,13 +197,14 @@ http_frame_step(struct http_lines *l, unsigned char c)
 			return true;
 		}
 		l->frame = FRAME_TRAILER_NAME;
-		return http_is_tchar(c);
+		l->tlen = 0;
+		break;
 	case FRAME_TRAILER_NAME:
 		if (c == ':') {
 			l->frame = FRAME_TRAILER_VALUE;
-			return true;
+			return http_trailer_allowed(l);
 		}
-		return http_is_tchar(c);
+		break;
 	case FRAME_TRAILER_VALUE:
 		if (c == '\n')
 			l->frame = FRAME_TRAILER;
@@ -178,6 +231,14 @@ http_frame_step(struct http_lines *l, unsigned char c)
 		if (c != '\n')
 			return true;
 		break;
+	}
+	if (l->frame == FRAME_TRAILER_NAME) {
+		/* A longer name is none of the refused ones: only counted. */
+		if (l->tlen < sizeof(l->tname))
+			l->tname[l->tlen] = (char)c;
+		if (l->tlen <= sizeof(l->tname))
+			l->tlen++;
+		return http_is_tchar(c);
 	}
 	if (c == ' ' || c == '\t') {
 		if (l->frame != FRAME_EXT)
@@ -849,6 +910,7 @@ http_msg_new(enum http_dir dir)
 	http_parser_init(&m->parser,
 	    dir == HTTP_DIR_REQUEST ? HTTP_REQUEST : HTTP_RESPONSE);
 	m->parser.data = m;
+	m->lines.request = dir == HTTP_DIR_REQUEST;
 	http_msg_begin(m);
 	return m;
 }

@@ -194,6 +194,10 @@ post space-before-colon \
 # A request line in the trailers, which libhttp-parser would take for a
 # field "GET http": a server that reads no trailers would run it.
 post trailer-request "$TE" '5\r\nhello\r\n0\r\nGET http://api.test/hello?/m-trailer-request HTTP/1.1\r\nHost: api.test\r\n\r\n'
+# Proxy credentials and hop-by-hop fields in a request's trailers, which
+# would pass the proxy's hop (RFC 9110, 6.5.1).
+post trailer-proxy-auth "$TE" '5\r\nhello\r\n0\r\nProxy-Authorization: Basic c2VjcmV0\r\n\r\n'
+post trailer-connection "$TE" '5\r\nhello\r\n0\r\nX-Sum: 1\r\nconnection: close\r\n\r\n'
 # Framing fields spelled with '_', which CGI and WSGI servers read as '-'.
 post underscore-te 'Transfer_Encoding: chunked\r\nContent-Length: 15\r\n' \
     "$BODY"

@@ -898,8 +898,49 @@ test_http_rejects_trailer_lines_that_are_not_fields(void **state)
 	/* Field lines, empty values and no trailers at all still pass. */
 	assert_int_equal(CHUNKED_RESULT("0\r\nX-Sum: a b:c\r\nY:\r\n\r\n"),
 	    HTTP_BODY_COMPLETE);
+	/* Names that only start or end like a refused one pass too. */
+	assert_int_equal(CHUNKED_RESULT("0\r\nProxy-Authorization-X: a\r\n"
+	    "X-Host: b\r\nTE-X: c\r\nT: d\r\n"
+	    "Proxy-Authorization-Of-A-Long-Name: e\r\n\r\n"),
+	    HTTP_BODY_COMPLETE);
 	assert_int_equal(CHUNKED_RESULT("1\r\na\r\n0\r\n\r\n"),
 	    HTTP_BODY_COMPLETE);
+}
+
+/*
+ * A request's trailers carry no hop-by-hop, framing or routing field
+ * (RFC 9110, 6.5.1): Proxy-Authorization there would take the proxy's
+ * credentials past it. Refused at the name, in any case and with '_'
+ * for '-'; a response's trailers are the client's to judge.
+ */
+static void
+test_http_rejects_hop_by_hop_request_trailers(void **state)
+{
+	static const char *const names[] = {
+		"Proxy-Authorization", "proxy_authorization", "CONNECTION",
+		"Proxy-Connection", "Keep-Alive", "TE", "Trailer", "Upgrade",
+		"Transfer-Encoding", "Content_Length", "Host"
+	};
+	static const char rhead[] = "HTTP/1.1 200 OK\r\n"
+	    "Transfer-Encoding: chunked\r\n\r\n";
+	static const char rbody[] = "0\r\nConnection: x\r\n\r\n";
+	struct http_msg	*m;
+	char		 body[128];
+	size_t		 i, used;
+
+	(void)state;
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		snprintf(body, sizeof(body), "0\r\nX-Sum: 1\r\n%s: secret\r\n"
+		    "\r\n", names[i]);
+		assert_int_equal(chunked_body_result(body, strlen(body)),
+		    HTTP_ERR_BAD_REQUEST);
+	}
+	m = http_msg_new(HTTP_DIR_RESPONSE);
+	assert_int_equal(http_msg_feed_head(m, rhead, sizeof(rhead) - 1,
+	    &used), HTTP_HEAD_COMPLETE);
+	assert_int_equal(http_msg_feed_body(m, rbody, sizeof(rbody) - 1,
+	    &used), HTTP_BODY_COMPLETE);
+	http_msg_free(m);
 }
 
 /*
@@ -1836,6 +1877,8 @@ main(void)
 		    test_http_chunked_body_with_extensions_and_trailers),
 		cmocka_unit_test(
 		    test_http_rejects_trailer_lines_that_are_not_fields),
+		cmocka_unit_test(
+		    test_http_rejects_hop_by_hop_request_trailers),
 		cmocka_unit_test(test_http_chunked_body_fed_one_byte_at_a_time),
 		cmocka_unit_test(test_http_rejects_bad_chunk_sizes),
 		cmocka_unit_test(test_http_rejects_non_hex_chunk_size_bytes),
