@@ -1004,22 +1004,28 @@ conn_mid_exchange(const struct conn *c)
 /*
  * End c's exchange or tunnel now, cut short: its access line, with what
  * the relay moved and the status of what the client got (else fallback),
- * then a reset, as whatever the client got is incomplete.
+ * then a reset, as whatever the client got is incomplete; but a relay
+ * whose server's end already reached the client closes in order (the
+ * client has all of it, and the kernel may still hold some for it).
  */
 static void
 conn_cut_short(struct conn *c, int fallback)
 {
 	struct phase_outcome	 o;
+	bool			 whole = false;
 
-	if (c->relay != NULL)
+	if (c->relay != NULL) {
+		whole = relay_down_ended(c->relay);
 		conn_relay_end(c);
+	}
 	phase_outcome_init(&o);
 	o.status = c->x.acc.status;
 	if (o.status == 0 && c->x.ops != NULL && c->x.ops->answered != NULL)
 		o.status = c->x.ops->answered(c->x.phase);
 	if (o.status == 0)
 		o.status = fallback;
-	o.cut = true;
+	o.cut = !whole;
+	o.close = true;
 	conn_phase_done(&c->x, &o);
 }
 
@@ -1028,12 +1034,18 @@ conn_close_all(struct conn_env *env)
 {
 	struct conn	*c;
 
-	/* shutdown_timeout passed: what is still under way is cut. */
+	/*
+	 * shutdown_timeout passed: what is still under way is cut. The rest
+	 * (and a relay whose server's end reached its client) close with a
+	 * FIN, which cannot linger: what their clients sent is dropped.
+	 */
 	while ((c = TAILQ_FIRST(&env->conns)) != NULL) {
 		if (conn_mid_exchange(c))
 			conn_cut_short(c, 503);
-		else
+		else {
+			linger_drain(c->x.fd);
 			conn_close(c);
+		}
 	}
 }
 

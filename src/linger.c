@@ -80,6 +80,24 @@ linger_free(struct linger_close *l)
 }
 
 void
+linger_drain(evutil_socket_t fd)
+{
+	size_t	 dropped = 0;
+	ssize_t	 n;
+
+	while (dropped < LINGER_BYTES) {
+		n = recv(fd, linger_discard, sizeof(linger_discard),
+		    MSG_DONTWAIT);
+		if (n > 0)
+			dropped += (size_t)n;
+		else if (n == -1 && errno == EINTR)
+			continue;
+		else
+			break;
+	}
+}
+
+void
 linger_reset(evutil_socket_t fd)
 {
 	struct linger	 l = { .l_onoff = 1, .l_linger = 0 };

@@ -41,5 +41,12 @@ void			 linger_free(struct linger_close *l);
  * could pass for the end of a stream that only the close delimits.
  */
 void			 linger_reset(evutil_socket_t fd);
+/*
+ * For a close that cannot linger (the daemon is about to exit): drop
+ * what the client sent that is queued now, up to LINGER_BYTES, so that
+ * the close is a FIN after what was written, which the kernel goes on
+ * delivering, and not a reset that drops it.
+ */
+void			 linger_drain(evutil_socket_t fd);
 
 #endif

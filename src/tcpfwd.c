@@ -145,8 +145,10 @@ tcpfwd_relay_done_cb(struct relay *r, const char *why, void *arg)
 }
 
 /*
- * Cut a relaying connection: its access line with what it moved, then a
- * reset, as a close could pass for the end of the stream.
+ * Cut a relaying connection at shutdown_timeout: its access line with
+ * what it moved, then a reset, as a close could pass for the end of the
+ * stream; but once the server's end reached the client, a FIN after what
+ * the kernel still holds for it.
  */
 static void
 tcpfwd_cut(struct tcpfwd_conn *c)
@@ -155,7 +157,10 @@ tcpfwd_cut(struct tcpfwd_conn *c)
 
 	relay_counts(c->relay, &up, &down);
 	tcpfwd_log_access(c, TCPFWD_RELAYED, up, down);
-	linger_reset(c->fd);
+	if (relay_down_ended(c->relay))
+		linger_drain(c->fd);
+	else
+		linger_reset(c->fd);
 	tcpfwd_conn_close(c);
 }
 
@@ -468,6 +473,8 @@ tcpfwd_close_all(struct tcpfwd *t)
 		}
 		if (c->linger == NULL && c->f != NULL)
 			tcpfwd_log_access(c, 503, 0, 0);
+		else
+			linger_drain(c->fd);
 		tcpfwd_conn_close(c);
 	}
 }

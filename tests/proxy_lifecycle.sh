@@ -301,7 +301,9 @@ stop "$NOTIFYD"
 
 # SIGTERM with shutdown_timeout = 500ms, a transfer that needs 10 s, an
 # intercepted tunnel and a forwarder's relay that stay open: each is cut,
-# each with its access line.
+# each with its access line. But a forwarder's relay whose server already
+# ended its stream, and all of it went to the client (which reads it only
+# later), closes in order: the client gets every byte and its end of file.
 PB=$(free_port)
 FB=$(free_port)
 conf "$PB" "shutdown_timeout = 500ms
@@ -342,7 +344,31 @@ try:
             print("flowing", flush=True)
 except ConnectionResetError:
     print("reset", got, flush=True)' "$FB" >"$TMP/fwd-dl.out"
+# The half-closed relay: its client sends its request, then reads nothing
+# for 3 s through a small receive buffer, its sending side still open.
+spawn FWD_HALF python3 -c '
+import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.settimeout(20)
+s.connect(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"GET /close/100000 HTTP/1.1\r\nHost: api.test\r\n\r\n")
+time.sleep(3)
+got, state = b"", "open"
+try:
+    while True:
+        d = s.recv(65536)
+        if not d:
+            state = "eof"
+            break
+        got += d
+except ConnectionResetError:
+    state = "reset"
+print(state, len(got.partition(b"\r\n\r\n")[2]), flush=True)' "$FB" \
+    >"$TMP/fwd-half.out"
 check "shutdown_timeout: the download has begun" wait_size "$TMP/cut.body"
+check "shutdown_timeout: the forwarder's server answered the half-closed \
+client" wait_line "$TMP/om.log" '"path": "/close/100000"'
 check "shutdown_timeout: an intercepted tunnel is open" \
     wait_line "$TMP/ka-tunnel.out" '^first 200$'
 check "shutdown_timeout: a forwarder's connection is open" \
@@ -351,19 +377,24 @@ check "shutdown_timeout: a silent client's tunnel is answered" \
     wait_line "$TMP/silent.out" '^HTTP/1.1 200'
 check "shutdown_timeout: a download through the forwarder flows" \
     wait_line "$TMP/fwd-dl.out" '^flowing$'
+t_sleep 0.3
 start=$(now_ms)
 kill -TERM "$PP_B"
 wait_exit "$PP_B" 10
 ms=$(( $(now_ms) - start ))
 check_eq "shutdown_timeout = 500ms: pinproxy exits 0" 0 "$EXIT_RC"
-check_log "shutdown_timeout = 500ms: event=stopped cut=5" "$TMP/b.log" \
-    "$(kv event stopped)" "$(kv cut 5)"
+check_log "shutdown_timeout = 500ms: event=stopped cut=6" "$TMP/b.log" \
+    "$(kv event stopped)" "$(kv cut 6)"
 check_log "shutdown_timeout: the silent client's tunnel: its 200 logged" \
     "$TMP/b.log" "$(kv event access)" "$(kv mode tunnel)" \
     "$(kv host api.test)" "$(kv status 200)"
 wait "$FWD_DL"
 check "shutdown_timeout: the forwarder's download is reset, not ended" \
     grep -q '^reset ' "$TMP/fwd-dl.out"
+wait "$FWD_HALF"
+check_eq "shutdown_timeout: a relay whose server's end reached the client \
+closes in order, every byte read after the exit" "eof 100000" \
+    "$(cat "$TMP/fwd-half.out")"
 check_log "shutdown_timeout: the cut download has its access line, 200" \
     "$TMP/b.log" "$(kv event access)" "$(kv mode plain)" \
     "$(kv host api.test)" "$(kv status 200)"
