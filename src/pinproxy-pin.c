@@ -874,8 +874,11 @@ check_places(const struct pinset *ps, STACK_OF(X509) *chain,
 	}
 	cr->chain_len = n;
 	cr->leaf_only = nin > 0 && nleaf == nin;
-	/* A pin outside its scope matches nothing, but is no backup either. */
-	cr->no_backup = nin + nstray == ps->npins;
+	/*
+	 * A pin outside its scope matches nothing, but is no backup either.
+	 * A set that matches nothing has a worse problem than its backup.
+	 */
+	cr->no_backup = nin > 0 && nin + nstray == ps->npins;
 }
 
 /* "leaf", "intermediate", "root" or "backup" for a depth of n (-1: none). */

@@ -395,6 +395,16 @@ check_eq "--check: a pin outside its scope is placed as matching nothing" \
     "$(grep '^  ' "$TMP/check_scoped.out")"
 check_grep "--check: a set whose only pin in the chain is out of scope is a \
 mismatch" "^api.test:$PORT  pinset=api-test  MISMATCH" "$TMP/check_scoped.out"
+# Every pin outside its scope: a mismatch, and no "no backup pin" beside it.
+sed -e "/^pin = /d" -e "/^hosts = /a pin = leaf:$INTER" "$TMP/good.conf" \
+    >"$TMP/allstray.conf"
+run check_allstray "$PINPROXY_PIN" --check -c "$TMP/allstray.conf"
+check_rc "--check of a set whose every pin is out of scope exits 1" 1 \
+    check_allstray
+check_eq "--check: every pin out of scope: the host line and the pin, no \
+warning" "api.test:$PORT  pinset=api-test  MISMATCH
+  pin leaf:$INTER  intermediate depth=1, outside its scope (matches nothing)" \
+    "$(sed 's/ (seen: .*)$//' "$TMP/check_allstray.out")"
 
 ## --check refuses a denied key as the daemon does: the leaf pin matches,
 ## but deny_pin names the intermediate of the verified chain.
