@@ -350,6 +350,12 @@ conn_relay_done_cb(struct relay *r, const char *why, void *arg)
 		    "of the client's stream)" : "plaintext HTTP in a blind "
 		    "tunnel (an HTTP request at the start of the client's "
 		    "stream)");
+		/*
+		 * A tunnel's server that spoke before the relay (its bytes
+		 * went out while the client's first ones were awaited): its
+		 * stream, cut here, must not end in order.
+		 */
+		gone = gone || (c->x.acc.status != 101 && c->x.acc.down > 0);
 		c->x.acc.status = 403;
 	}
 	conn_relay_end(c);

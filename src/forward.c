@@ -353,6 +353,15 @@ forward_response_head(struct forward *f, struct evbuffer *out)
 	if (h->status >= 200) {
 		f->status = h->status;
 		f->up_keep = h->keep_alive && h->framing != HTTP_FRAMING_CLOSE;
+		/*
+		 * No body (to a HEAD, a 204, a 304) where the head announced
+		 * one: a server that sends it anyway, in a later write, would
+		 * have it read as the next request's answer, another client's
+		 * maybe. Such a connection is not used again.
+		 */
+		if (h->framing == HTTP_FRAMING_NONE && (h->chunked ||
+		    (h->has_content_length && h->content_length > 0)))
+			f->up_keep = false;
 		/* Only a close can end such a body. */
 		if (h->framing == HTTP_FRAMING_CLOSE)
 			f->close_after = true;

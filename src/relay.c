@@ -35,6 +35,7 @@
 
 #include "conf_value.h"
 #include "http.h"
+#include "linger.h"
 #include "log.h"
 #include "relay.h"
 #include "reqguard.h"
@@ -140,6 +141,11 @@ struct relay {
 	enum relay_outcome	 outcome;
 	bool			 down_dropped;	/* at the end, bytes for the
 						   client were left unwritten */
+	/*
+	 * The server's stream to a client without TLS of its own ended
+	 * unproven, or failed: a FIN would pass for its end.
+	 */
+	bool			 down_cut;
 	relay_done_cb		 cb;
 	void			*arg;
 	evutil_socket_t		 server_fd;	/* adopted, or -1 */
@@ -355,6 +361,8 @@ relay_way_fail(struct relay_way *w, bool on_from)
 		relay_way_stop(w);
 		return;
 	}
+	/* A server that failed cut its stream to the client short. */
+	r->down_cut = !client && r->way[1].to.ssl == NULL && !r->way[1].done;
 	relay_end(r, client ? RELAY_CLIENT_ERROR : RELAY_SERVER_ERROR,
 	    on_from ? w->from_error : w->to_error);
 }
@@ -391,7 +399,14 @@ relay_way_closed(struct relay_way *w)
 	struct relay		*r = w->r;
 	struct relay_way	*other = &r->way[w == &r->way[0]];
 
+	/*
+	 * A client without TLS cannot tell this end from a whole stream,
+	 * unless it ended its own first: many servers answer a close_notify
+	 * by closing without one of their own.
+	 */
 	if ((!w->notify && w->from.ssl != NULL) || w->unproven) {
+		r->down_cut = w == &r->way[1] && w->to.ssl == NULL &&
+		    !r->way[0].done;
 		relay_end(r, RELAY_CLOSED, "closed without a proven end");
 		return;
 	}
@@ -550,6 +565,18 @@ relay_refuse_request(struct relay *r)
 {
 	r->refusing = true;
 	relay_way_stop(&r->way[0]);
+	/*
+	 * The server may have had the start of the stream (a first line
+	 * whose request the next one completed): it is reset, never given
+	 * an end of file that could end that request.
+	 */
+	linger_reset(r->way[0].to.fd);
+	/* The server spoke: its stream, cut here, must not end in order. */
+	if (r->down > 0) {
+		r->down_cut = true;
+		relay_end(r, RELAY_REFUSED, relay_refused_why);
+		return;
+	}
 	event_del(r->way[1].readable);
 	r->way[1].eof = true;
 	relay_refused_flush(r);
@@ -694,7 +721,13 @@ relay_guard_line(struct relay *r)
 		    EVBUFFER_PTR_ADD) == -1)
 			break;
 	}
-	if (w->refused || !reqguard_holding(&w->guard_state))
+	/* Refused at once: nothing of the client's was written. */
+	if (w->refused) {
+		*w->moved -= (uint64_t)(evbuffer_get_length(w->queue) -
+		    w->before);
+		return;
+	}
+	if (!reqguard_holding(&w->guard_state))
 		return;
 	/* It may be a request line: hold it, behind what goes first. */
 	w->held = evbuffer_new();
@@ -1010,7 +1043,7 @@ bool
 relay_client_cut(const struct relay *r)
 {
 	return r->outcome == RELAY_CLIENT_ERROR || r->down_dropped ||
-	    (r->outcome == RELAY_IDLE && !relay_down_ended(r));
+	    r->down_cut || (r->outcome == RELAY_IDLE && !relay_down_ended(r));
 }
 
 void

@@ -120,6 +120,18 @@ tcpfwd_linger_done(void *arg)
 	tcpfwd_conn_close(arg);
 }
 
+/* The relay is over and its client has all of it: close lingering. */
+static void
+tcpfwd_linger(struct tcpfwd_conn *c)
+{
+	relay_free(c->relay);
+	c->relay = NULL;
+	c->linger = linger_start(c->t->env->base, c->fd, tcpfwd_linger_done,
+	    c);
+	if (c->linger == NULL)
+		tcpfwd_conn_close(c);
+}
+
 static void
 tcpfwd_relay_done_cb(struct relay *r, const char *why, void *arg)
 {
@@ -136,31 +148,30 @@ tcpfwd_relay_done_cb(struct relay *r, const char *why, void *arg)
 		tcpfwd_conn_close(c);
 		return;
 	}
-	relay_free(c->relay);
-	c->relay = NULL;
-	c->linger = linger_start(c->t->env->base, c->fd, tcpfwd_linger_done,
-	    c);
-	if (c->linger == NULL)
-		tcpfwd_conn_close(c);
+	tcpfwd_linger(c);
 }
 
 /*
- * Cut a relaying connection at shutdown_timeout: its access line with
- * what it moved, then a reset, as a close could pass for the end of the
- * stream; but once the server's end reached the client, a FIN after what
- * the kernel still holds for it.
+ * Cut a relaying connection (a reload denied its server's key, or
+ * shutdown_timeout passed, exiting): its access line with what it moved,
+ * then a reset, as a close could pass for the end of the stream; but once
+ * the server's end reached the client, the client has all of it and the
+ * close is in order (at the exit, without lingering).
  */
 static void
-tcpfwd_cut(struct tcpfwd_conn *c)
+tcpfwd_cut(struct tcpfwd_conn *c, bool exiting)
 {
 	uint64_t	 up, down;
 
 	relay_counts(c->relay, &up, &down);
 	tcpfwd_log_access(c, TCPFWD_RELAYED, up, down);
-	if (relay_down_ended(c->relay))
-		linger_drain(c->fd);
-	else
+	if (!relay_down_ended(c->relay))
 		linger_reset(c->fd);
+	else if (!exiting) {
+		tcpfwd_linger(c);
+		return;
+	} else
+		linger_drain(c->fd);
 	tcpfwd_conn_close(c);
 }
 
@@ -175,7 +186,7 @@ tcpfwd_recheck_all(struct tcpfwd *t)
 		if (c->relay != NULL && c->rc != t->env->rc &&
 		    upstream_denied_on_reload(relay_server_tls(c->relay),
 		    t->env->rc, c->addr, t->env->sinks.metrics))
-			tcpfwd_cut(c);
+			tcpfwd_cut(c, false);
 	}
 }
 
@@ -468,7 +479,7 @@ tcpfwd_close_all(struct tcpfwd *t)
 	 */
 	while ((c = TAILQ_FIRST(&t->conns)) != NULL) {
 		if (c->relay != NULL) {
-			tcpfwd_cut(c);
+			tcpfwd_cut(c, true);
 			continue;
 		}
 		if (c->linger == NULL && c->f != NULL)

@@ -33,6 +33,10 @@ and rst-hello, which never speak TLS):
                 websocket), then log every byte that follows as data
     status      answer every request with an empty response of status
                 STATUS (any three digits, e.g. 600 or 099)
+    headbody    answer a HEAD with "Content-Length: 40" and, 0.2 s later,
+                a whole second response "200 ... POISON" (the body a HEAD
+                must not have, in a later write), keeping the connection;
+                any other request with 200 "clean", then close
 
 --tls12 caps TLS at version 1.2. --bind takes an IPv4 or IPv6 address
 (default 127.0.0.1). It prints
@@ -49,6 +53,7 @@ import ssl
 import struct
 import sys
 import threading
+import time
 
 HELLO = b"hello from badorigin\n"
 ALERT_HANDSHAKE_FAILURE = b"\x15\x03\x03\x00\x02\x02\x28"
@@ -271,6 +276,22 @@ class Handler(socketserver.BaseRequestHandler):
                          % self.server.args.status.encode("latin-1"))
         sock.close()
 
+    def mode_headbody(self, sock):
+        buf = b""
+        while True:
+            head, buf = self.read_request(sock, buf)
+            if head is None:
+                break
+            if not head.startswith(b"HEAD "):
+                sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n"
+                             b"Connection: close\r\n\r\nclean")
+                break
+            sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\n")
+            time.sleep(0.2)
+            sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n"
+                         b"POISON")
+        sock.close()
+
     def mode_nohead(self, sock):
         self.read_request(sock, b"")
         if isinstance(sock, ssl.SSLSocket):
@@ -298,7 +319,8 @@ def main():
     p.add_argument("--mode", required=True,
                    choices=["hello", "rst-body", "nohead", "cut", "end",
                             "tls-close", "alert", "garbage", "rst-hello",
-                            "switch", "status", "notify-back"])
+                            "switch", "status", "notify-back",
+                            "headbody"])
     p.add_argument("--cert")
     p.add_argument("--key")
     p.add_argument("--tls12", action="store_true")

@@ -52,8 +52,45 @@ start_server O_E "$TMP/oe.log" python3 "$top_srcdir/tests/tlsecho.py" \
     --port "$OE" --plain
 OH=$(free_port)
 DENIED=$(free_port)
+# Sinks for refused blind tunnels: each connection gets SEND bytes from
+# the sink first, then the sink reads until the end, and logs how it came
+# (a FIN or a reset) and what.
+cat >"$TMP/sink.py" <<'EOF'
+import argparse, json, socket
+p = argparse.ArgumentParser()
+p.add_argument("--port", type=int)
+p.add_argument("--send", type=int, default=0)
+p.add_argument("--log")
+a = p.parse_args()
+ls = socket.socket()
+ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind(("127.0.0.1", a.port))
+ls.listen(8)
+print("ready", flush=True)
+while True:
+    c, _ = ls.accept()
+    got, how = b"", "fin"
+    try:
+        c.sendall(b"s" * a.send)
+        while True:
+            d = c.recv(65536)
+            if not d:
+                break
+            got += d
+    except OSError:
+        how = "reset"
+    c.close()
+    with open(a.log, "a") as f:
+        f.write(json.dumps({"event": "end", "how": how,
+                            "got": got.decode("latin-1")}) + "\n")
+EOF
+OS=$(free_port)
+start_server O_S "$TMP/os.log" python3 "$TMP/sink.py" --port "$OS"
+OST=$(free_port)
+start_server O_ST "$TMP/ost.log" python3 "$TMP/sink.py" --port "$OST" \
+    --send 200000
 
-start_dnsd --map pass.test=127.0.0.1
+start_dnsd --map pass.test=127.0.0.1 --map sink.test=127.0.0.1
 
 # pinset NAME HOST ORIGINPORT [PIN]: a pin set whose second pin (or PIN)
 # is the genuine intermediate's.
@@ -79,7 +116,7 @@ ca_cert = $TMP/ca.pem
 ca_key = $TMP/ca.key
 trust = $PKI/root.pem
 unpinned = pass
-connect_ports = 80 443 $OM $O1 $O0 $OW $OV $OT $OP $OH $OR $OL $OE
+connect_ports = 80 443 $OM $O1 $O0 $OW $OV $OT $OP $OH $OR $OL $OE $OS $OST
 plain_ports = 80 $OL
 shutdown_timeout = 2s
 EOF
@@ -735,7 +772,7 @@ request" "$n_ol" "$(origin_count "$TMP/ol.log" request)"
 # request, and the 200, reach the client, which stopped reading for a
 # while, before the connection closes in order.
 PIPED="GET http://127.0.0.1:$OL/bytes/300000 HTTP/1.1\r\nHost: 127.0.0.1:$OL\r\n\r\n"
-PIPED="${PIPED}CONNECT 127.0.0.1:$OL HTTP/1.1\r\nHost: 127.0.0.1:$OL\r\n\r\n"
+PIPED="${PIPED}CONNECT pass.test:$OL HTTP/1.1\r\nHost: pass.test:$OL\r\n\r\n"
 PIPED="${PIPED}PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\nGET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 n_ol=$(origin_count "$TMP/ol.log" request)
 check_eq "a refused tunnel behind a plaintext answer: closed, not reset" \
@@ -751,6 +788,40 @@ print("%d|HTTP/1.1 200 C%s" % (len(body), tail.split(b"\r\n")[0].decode()))' \
 origin_settle "$TMP/ol.log"
 check_eq "a refused tunnel behind a plaintext answer: the origin saw one \
 request" "$(( n_ol + 1 ))" "$(origin_count "$TMP/ol.log" request)"
+check_log "a request refused in a tunnel's first bytes counts no byte up" \
+    "$TMP/a.log" "$(kv event access)" "$(kv mode tunnel)" \
+    "$(kv host pass.test)" "$(kv status 403)" "$(kv bytes_up 0)"
+
+# A first line that the next one turns into a request (the JDK's server
+# takes any third word for a version): the line went to the server before
+# the guard could know; the server is reset, never given an end of file
+# that could end that request.
+check_eq "blind tunnel, a first line then a field: refused" \
+    "HTTP/1.1 200 Connection established|0" \
+    "$(py "$TMP/blindline.py" "$PA" "sink.test:$OS" \
+    "[b'POST /x x\\r\\n', b'Host: a\\r\\n\\r\\n']" 2>&1)"
+check "blind tunnel, a first line then a field: the server got the line, \
+then a reset" wait_line "$TMP/os.log" '"how": "reset", "got": "POST /x x\\r\\n"'
+# A server that spoke first, then a refused request: the client had part
+# of the server's stream, which pinproxy cut, so it is reset too.
+check_eq "blind tunnel after the server spoke, then a request: the client \
+is reset" reset "$(py -c 'import sys, time
+from connect_client import open_tunnel
+s, head = open_tunnel(int(sys.argv[1]), sys.argv[2])
+time.sleep(0.5)
+s.sendall(b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\nGET / HTTP/1.1\r\n\r\n")
+time.sleep(0.3)
+state = "open"
+try:
+    while True:
+        if not s.recv(65536):
+            state = "closed"
+            break
+except ConnectionResetError:
+    state = "reset"
+print(state)' "$PA" "sink.test:$OST")"
+check "blind tunnel after the server spoke: the server is reset, got \
+nothing" wait_line "$TMP/ost.log" '"how": "reset", "got": ""'
 
 for c in "git's request for a path with /http/|[b'0036git-upload-pack /pub/http/curl.git\\0host=h\\0']" \
     "a binary protocol naming x-HTTP/1.1|[b'\\0\\0\\0\\x08x-HTTP/1.1 in binary\\n']" \

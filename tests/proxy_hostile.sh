@@ -104,6 +104,9 @@ start_server O_M "$TMP/om.log" python3 "$ORIGIN" --port "$OM" \
 OP=$(free_port)
 spawn O_P python3 "$BADORIGIN" --port "$OP" --mode hello >"$TMP/op.out"
 wait_ready "$TMP/op.out"
+OB=$(free_port)
+start_server O_B "$TMP/ob.log" python3 "$BADORIGIN" --port "$OB" \
+    --mode headbody
 O6=$(free_port)
 have_ipv6=no
 if python3 -c 'import socket; socket.socket(socket.AF_INET6).bind(("::1", 0))' \
@@ -128,7 +131,7 @@ ca_cert = $TMP/ca-$2.pem
 ca_key = $TMP/ca-$2.key
 trust = $PKI/root.pem
 unpinned = pass
-plain_ports = 80, 443, $OP, ${1##*:}
+plain_ports = 80, 443, $OP, $OB, ${1##*:}
 shutdown_timeout = 2s
 $3
 
@@ -543,6 +546,27 @@ for t in api.test api.test: api.test:0 api.test:65536 api.test:99999999999 \
 	    "$(connect_status "$t")"
 done
 alive "CONNECT to odd targets" "$PP_H" "$H"
+
+# A server that sends a body after its answer to a HEAD (one the head
+# announced, in a later write): the upstream connection is not reused, so
+# another client's request does not read that body as its answer.
+check_eq "a HEAD answered with a late body: the next client's answer is \
+its own" clean "$(py -c 'import socket, sys
+port, ob = int(sys.argv[1]), sys.argv[2]
+a = socket.create_connection(("127.0.0.1", port), timeout=5)
+a.sendall(("HEAD http://127.0.0.1:%s/ HTTP/1.1\r\nHost: 127.0.0.1:%s\r\n"
+           "\r\n" % (ob, ob)).encode())
+a.recv(4096)
+b = socket.create_connection(("127.0.0.1", port), timeout=5)
+b.sendall(("GET http://127.0.0.1:%s/x HTTP/1.1\r\nHost: 127.0.0.1:%s\r\n"
+           "Connection: close\r\n\r\n" % (ob, ob)).encode())
+out = b""
+while True:
+    d = b.recv(4096)
+    if not d:
+        break
+    out += d
+print(out.rpartition(b"\r\n\r\n")[2].decode("latin-1"))' "$PH" "$OB")"
 
 # Ten thousand small GETs pipelined on one connection: every answer in
 # order (or a clean close), with bounded memory. After the last one the

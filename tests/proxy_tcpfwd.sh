@@ -20,8 +20,20 @@ EP=$(free_port)
 start_server E "$TMP/echo.log" python3 "$ECHO" --port "$EP" \
     --cert "$PKI/chain.pem" --key "$PKI/leaf.key"
 
+# Upstreams that cut their TLS stream 100 kB into an answer: with a bare
+# FIN (no close_notify), and with a reset.
+BC=$(free_port)
+start_server B_C "$TMP/bc.log" python3 "$BADORIGIN" --port "$BC" \
+    --cert "$PKI/chain.pem" --key "$PKI/leaf.key" --mode cut --after 100000
+BR=$(free_port)
+start_server B_R "$TMP/br.log" python3 "$BADORIGIN" --port "$BR" \
+    --cert "$PKI/chain.pem" --key "$PKI/leaf.key" --mode rst-body \
+    --size 1000000 --after 100000
+
 PP=$(free_port)
 FG=$(free_port)
+FC=$(free_port)
+FX=$(free_port)
 FW=$(free_port)
 FN=$(free_port)
 FI=$(free_port)
@@ -107,6 +119,16 @@ upstream = 127.0.0.1:$FS
 pin = $PIN_INTER
 pin = $PIN_FOREIGN
 
+[forward:cut]
+listen = 127.0.0.1:$FC
+upstream = 127.0.0.1:$BC
+pin = $PIN_INTER
+
+[forward:rst]
+listen = 127.0.0.1:$FX
+upstream = 127.0.0.1:$BR
+pin = $PIN_INTER
+
 [forward:via]
 listen = 127.0.0.1:$FV
 upstream = api.test:$CLOSED
@@ -176,6 +198,14 @@ origin_settle "$TMP/echo.log"
 check_eq "half-closed client: the upstream saw a close_notify" \
     '"end": "close_notify"' "$(grep -F '"event": "close"' "$TMP/echo.log" |
     tail -n 1 | grep -oE '"end": "[a-z_]+"')"
+
+# An upstream that cuts its stream, without close_notify or with a reset:
+# the forwarder's client has no TLS of its own to tell a cut from an end,
+# so it is reset, never given a FIN after the part it got.
+check_eq "an upstream's bare FIN 100 kB into its answer: the client is reset" \
+    reset "$(stalled cutfin "$FC" 'GET / HTTP/1.1\r\nHost: a\r\n\r\n' 0)"
+check_eq "an upstream's reset 100 kB into its answer: the client is reset" \
+    reset "$(stalled cutrst "$FX" 'GET / HTTP/1.1\r\nHost: a\r\n\r\n' 0)"
 
 # A forwarder whose upstream is its own listener (a typo, or a name that
 # resolves to this machine): one refusal, not a chain of connections to
