@@ -113,26 +113,29 @@ struct http_msg {
 #define HTTP_FIELDS_FIRST	16
 
 /*
- * Fields a request's trailers may not carry (RFC 9110, 6.5.1): the
- * hop-by-hop ones, which would pass the proxy's hop with its credentials
- * (Proxy-Authorization) or orders, and those of framing and routing.
+ * Headers never forwarded (SPEC §3), besides those named in Connection;
+ * lowercase, matched as http_name_like() does.
  */
-static const char *const http_trailer_refused[] = {
-	"connection", "proxy-connection", "proxy-authorization", "keep-alive",
-	"te", "trailer", "upgrade", "transfer-encoding", "content-length",
-	"host"
+static const char *const http_hop_by_hop_names[] = {
+	"connection",
+	"proxy-connection",
+	"proxy-authorization",
+	"keep-alive",
+	"te",
+	"trailer",
+	"upgrade"		/* but for the exchange that upgrades */
 };
 
-/* Headers never forwarded (SPEC §3), besides those named in Connection. */
-static const char *const http_hop_by_hop_names[] = {
-	"Connection",
-	"Proxy-Connection",
-	"Proxy-Authorization",
-	"Keep-Alive",
-	"TE",
-	"Trailer",
-	"Upgrade"		/* but for the exchange that upgrades */
+/*
+ * Fields a request's trailers may not carry (RFC 9110, 6.5.1), besides
+ * the hop-by-hop ones, which would pass the proxy's hop with its
+ * credentials (Proxy-Authorization) or orders: framing and routing.
+ */
+static const char *const http_trailer_refused[] = {
+	"transfer-encoding", "content-length", "host"
 };
+
+#define HTTP_NITEMS(a)	(sizeof(a) / sizeof((a)[0]))
 
 /*
  * Whether the name of len bytes is target (lowercase), '_' read as '-' as
@@ -160,8 +163,10 @@ http_trailer_allowed(const struct http_lines *l)
 
 	if (!l->request || l->tlen > sizeof(l->tname))
 		return true;
-	for (i = 0; i < sizeof(http_trailer_refused) /
-	    sizeof(http_trailer_refused[0]); i++)
+	for (i = 0; i < HTTP_NITEMS(http_hop_by_hop_names); i++)
+		if (http_name_like(l->tname, l->tlen, http_hop_by_hop_names[i]))
+			return false;
+	for (i = 0; i < HTTP_NITEMS(http_trailer_refused); i++)
 		if (http_name_like(l->tname, l->tlen, http_trailer_refused[i]))
 			return false;
 	return true;
@@ -181,8 +186,8 @@ http_is_hexdig(unsigned char c)
  * is a field line as in a head: a token, then ':' (libhttp-parser lets a
  * space into a name, so "GET http://..." would pass for a field, where a
  * server that reads no trailers takes it for the next request), and in a
- * request not one of http_trailer_refused, refused at its ':' before any
- * byte of its value.
+ * request not a hop-by-hop one nor one of http_trailer_refused, refused
+ * at its ':' before any byte of its value.
  */
 static bool
 http_frame_step(struct http_lines *l, unsigned char c)
@@ -1132,9 +1137,9 @@ http_is_hop_by_hop(const struct http_head *h, const char *name,
 		return false;
 	if (keep_upgrade && strcasecmp(name, "Upgrade") == 0)
 		return false;
-	for (i = 0; i < sizeof(http_hop_by_hop_names) /
-	    sizeof(http_hop_by_hop_names[0]); i++)
-		if (strcasecmp(name, http_hop_by_hop_names[i]) == 0)
+	/* With '_' for '-' too: CGI and WSGI servers read them alike. */
+	for (i = 0; i < HTTP_NITEMS(http_hop_by_hop_names); i++)
+		if (http_name_like(name, strlen(name), http_hop_by_hop_names[i]))
 			return true;
 	for (i = 0; i < h->nheaders; i++)
 		if (strcasecmp(h->headers[i].name, "Connection") == 0 &&
