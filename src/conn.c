@@ -209,6 +209,23 @@ conn_linger(struct conn *c)
 		conn_close(c);
 }
 
+/*
+ * The client's stream was cut upstream, all of it on its socket: reset it
+ * once it took that (linger_start_cut).
+ */
+static void
+conn_linger_cut(struct conn *c)
+{
+	phase_set_state(&c->x, CONN_LINGER);
+	conn_phase_free(c);
+	if (c->head_timer != NULL)
+		evtimer_del(c->head_timer);
+	c->linger = linger_start_cut(c->x.env->base, c->x.fd,
+	    conn_linger_done, c);
+	if (c->linger == NULL)
+		conn_close(c);
+}
+
 /* Close once the client has received everything queued for it. */
 static void
 conn_close_after_flush(struct conn *c)
@@ -339,10 +356,14 @@ conn_relay_done_cb(struct relay *r, const char *why, void *arg)
 {
 	struct conn		*c = arg;
 	struct phase_outcome	 o;
-	bool			 gone;
+	bool			 gone, has_all;
 
-	/* A client that failed, or whose stream was cut, is reset. */
+	/*
+	 * A client that failed, or whose stream was cut, is reset: once it
+	 * took what its socket holds when the cut was upstream.
+	 */
 	gone = relay_client_cut(r);
+	has_all = relay_client_has_all(r);
 	log_msg(EV_DEBUG, "client %s: relay ended: %s", c->client, why);
 	if (relay_outcome(r) == RELAY_REFUSED) {
 		phase_log_blocked(&c->x, c->x.acc.host, c->x.acc.status == 101 ?
@@ -362,7 +383,8 @@ conn_relay_done_cb(struct relay *r, const char *why, void *arg)
 	phase_outcome_init(&o);
 	o.status = c->x.acc.status;
 	o.close = true;
-	o.gone = gone;
+	o.gone = gone && !has_all;
+	o.cut_delivered = gone && !o.gone;
 	conn_phase_done(&c->x, &o);
 }
 
@@ -488,6 +510,8 @@ conn_phase_done(struct phase_ctx *x, const struct phase_outcome *o)
 	 */
 	if (o->cut || o->gone)
 		conn_reset(c);
+	else if (o->cut_delivered)
+		conn_linger_cut(c);
 	else if (close)
 		conn_close_after_flush(c);
 	else

@@ -5,7 +5,10 @@
  */
 #include "config.h"
 
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+
+#include <linux/sockios.h>
 
 #include <errno.h>
 #include <stdlib.h>
@@ -15,9 +18,11 @@
 #include "xmalloc.h"
 
 struct linger_close {
-	struct event	*ev;		/* readable, or the time is up */
+	struct event	*ev;		/* readable, or the time is up; for
+					   linger_start_cut, the next look */
 	struct timeval	 end;
 	size_t		 dropped;
+	int		 outq;		/* linger_start_cut: last seen */
 	linger_done_cb	 cb;
 	void		*arg;
 };
@@ -49,6 +54,62 @@ linger_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	l->cb(l->arg);
+}
+
+/* How often linger_start_cut looks at what the client still has to take. */
+#define LINGER_CUT_LOOK_MS	20
+
+/* Bytes fd's kernel still holds for the peer (unsent or unacknowledged). */
+static bool
+linger_outq(evutil_socket_t fd, int *n)
+{
+	return ioctl(fd, SIOCOUTQ, n) == 0;
+}
+
+static void
+linger_cut_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct linger_close	*l = arg;
+	struct timeval		 now, look = cv_timeval(LINGER_CUT_LOOK_MS);
+	struct timeval		 wait = cv_timeval(LINGER_MS);
+	int			 n;
+
+	evutil_gettimeofday(&now, NULL);
+	if (linger_outq(fd, &n) && n > 0) {
+		/* Moving: the wait for it starts again. */
+		if (n < l->outq)
+			evutil_timeradd(&now, &wait, &l->end);
+		l->outq = n;
+		if (evutil_timercmp(&now, &l->end, <)) {
+			event_add(l->ev, &look);
+			return;
+		}
+	}
+	l->cb(l->arg);
+}
+
+struct linger_close *
+linger_start_cut(struct event_base *base, evutil_socket_t fd,
+    linger_done_cb cb, void *arg)
+{
+	struct linger_close	*l;
+	struct timeval		 look = cv_timeval(LINGER_CUT_LOOK_MS);
+	struct timeval		 wait = cv_timeval(LINGER_MS);
+	int			 n;
+
+	linger_reset(fd);
+	if (!linger_outq(fd, &n) || n == 0)
+		return NULL;
+	l = xcalloc(1, sizeof(*l));
+	l->cb = cb;
+	l->arg = arg;
+	l->outq = n;
+	evutil_gettimeofday(&l->end, NULL);
+	evutil_timeradd(&l->end, &wait, &l->end);
+	/* No event on fd: a timer that hands fd to its callback. */
+	l->ev = event_new(base, fd, 0, linger_cut_cb, l);
+	event_add(l->ev, &look);
+	return l;
 }
 
 struct linger_close *

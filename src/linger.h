@@ -36,6 +36,17 @@ struct linger_close	*linger_start(struct event_base *base,
 /* Stop it (NULL ok); cb is not called. */
 void			 linger_free(struct linger_close *l);
 /*
+ * For a client whose stream was cut upstream (a relay's server that ended
+ * unproven or failed): it must see a reset, not a FIN that would pass for
+ * the end of a whole stream, but may read up to the cut. fd's close is
+ * made a reset now; cb(arg) comes once the client acknowledged all the
+ * kernel held for it (Linux lets it read what it received before the
+ * reset), or once that stopped moving for LINGER_MS. NULL when the
+ * kernel cannot tell: reset at once. fd stays the caller's.
+ */
+struct linger_close	*linger_start_cut(struct event_base *base,
+			    evutil_socket_t fd, linger_done_cb cb, void *arg);
+/*
  * The opposite: make fd's close a reset (a TCP RST, whatever is queued
  * dropped), for a client whose answer was cut short: an orderly close
  * could pass for the end of a stream that only the close delimits.

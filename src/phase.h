@@ -111,6 +111,12 @@ struct phase_outcome {
 	 */
 	bool			 cut;
 	/*
+	 * The client's stream was cut upstream, and all that was read for
+	 * it is on its socket: reset it once it took that (linger.h's
+	 * linger_start_cut), not at once.
+	 */
+	bool			 cut_delivered;
+	/*
 	 * An error to answer before the CONNECT's 200 or a response head:
 	 * the row of a failed upstream status, else error. Its status and
 	 * the closing of the connection follow from it.

@@ -1046,6 +1046,13 @@ relay_client_cut(const struct relay *r)
 	    r->down_cut || (r->outcome == RELAY_IDLE && !relay_down_ended(r));
 }
 
+bool
+relay_client_has_all(const struct relay *r)
+{
+	return !r->down_dropped && r->outcome != RELAY_CLIENT_ERROR &&
+	    !(r->outcome == RELAY_IDLE && !relay_down_ended(r));
+}
+
 void
 relay_free(struct relay *r)
 {

@@ -133,11 +133,20 @@ bool			 relay_down_ended(const struct relay *r);
  * Whether the relay ended with the client's stream cut: bytes for the
  * client left unwritten (however the relay ended: a client that stopped
  * reading, then the server's failure, say), an idle timeout before the
- * server's stream ended, or the client's failure. Its connection is then
+ * server's stream ended, the client's failure, or, for a client without
+ * TLS of its own, a server's stream that ended unproven or failed (unless
+ * the client had ended its own first), or a refusal after the server's
+ * bytes reached the client (relay_guard_line). Its connection is then
  * reset, as a FIN could pass for the end of a stream that only the close
  * delimits.
  */
 bool			 relay_client_cut(const struct relay *r);
+/*
+ * Whether everything read for the client was handed to its socket and the
+ * client did not fail nor stall: a client cut only upstream, which may
+ * read up to the cut before its reset.
+ */
+bool			 relay_client_has_all(const struct relay *r);
 /*
  * Stop pumping and free (NULL ok); leaves both bufferevents, descriptors
  * and TLS connections alone.

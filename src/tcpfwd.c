@@ -142,7 +142,19 @@ tcpfwd_relay_done_cb(struct relay *r, const char *why, void *arg)
 	log_msg(EV_DEBUG, "forward %s from %s ended: %s", c->f->name, c->addr,
 	    why);
 	tcpfwd_log_access(c, TCPFWD_RELAYED, up, down);
-	/* A client that failed, or whose stream was cut, is reset. */
+	/*
+	 * A client that failed, or whose stream was cut, is reset: once it
+	 * took what its socket holds when the cut was upstream.
+	 */
+	if (relay_client_cut(r) && relay_client_has_all(r)) {
+		relay_free(c->relay);
+		c->relay = NULL;
+		c->linger = linger_start_cut(c->t->env->base, c->fd,
+		    tcpfwd_linger_done, c);
+		if (c->linger == NULL)
+			tcpfwd_conn_close(c);
+		return;
+	}
 	if (relay_client_cut(r)) {
 		linger_reset(c->fd);
 		tcpfwd_conn_close(c);
