@@ -17,6 +17,7 @@
  */
 #include "config.h"
 
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
@@ -138,6 +139,13 @@ struct relay {
 	uint64_t		 down;
 	bool			 server_failed;	/* a write to it failed */
 	bool			 refusing;	/* relay_refuse_request() */
+	/*
+	 * relay_guard_line(): what the server had sent before the relay
+	 * began, not yet read (a banner: no answer to the client's bytes),
+	 * and whether any of the client's bytes went to the server yet.
+	 */
+	size_t			 early;
+	bool			 up_sent;
 	enum relay_outcome	 outcome;
 	bool			 down_dropped;	/* at the end, bytes for the
 						   client were left unwritten */
@@ -463,6 +471,8 @@ relay_way_flush(struct relay_way *w)
 		io = relay_send(&w->to, evbuffer_pullup(w->queue, len), len,
 		    &n);
 		evbuffer_drain(w->queue, n);
+		if (n > 0 && w == &w->r->way[0])
+			w->r->up_sent = true;
 		if (io == RELAY_IO_WANT_READ || io == RELAY_IO_WANT_WRITE)
 			return relay_way_block(w, io, true);
 		if (io != RELAY_IO_DONE) {
@@ -626,6 +636,24 @@ relay_way_hold(struct relay_way *w)
 	return RELAY_MORE;
 }
 
+/*
+ * The server sent n bytes. Once they answer what the client sent (not
+ * what it had sent before the relay began, such as a banner, nor bytes
+ * ahead of any of the client's), it speaks the client's protocol, and an
+ * HTTP server answers no part of a request: the guard ends.
+ */
+static void
+relay_server_said(struct relay *r, size_t n)
+{
+	if (n <= r->early) {
+		r->early -= n;
+		return;
+	}
+	r->early = 0;
+	if (r->up_sent)
+		r->way[0].guard = false;
+}
+
 /* Read once from from; what was read is written or queued. */
 static enum relay_step
 relay_way_read(struct relay_way *w)
@@ -667,12 +695,8 @@ relay_way_read(struct relay_way *w)
 		relay_refuse_request(w->r);
 		return RELAY_ENDED;
 	}
-	/*
-	 * The server answered what the client sent: it speaks the client's
-	 * protocol, and an HTTP server answers no part of a request.
-	 */
-	if (w == &w->r->way[1] && n > 0 && w->r->up > 0)
-		w->r->way[0].guard = false;
+	if (w == &w->r->way[1] && n > 0)
+		relay_server_said(w->r, n);
 	w->drained = plain && w->pipe[0] == -1 && n < RELAY_IO_MAX;
 	evtimer_add(w->r->idle_ev, &w->r->idle);
 	if (w->held != NULL) {
@@ -685,6 +709,8 @@ relay_way_read(struct relay_way *w)
 		return RELAY_MORE;
 	}
 	io = relay_send_all(&w->to, relay_scratch, n, &sent);
+	if (sent > 0 && w == &w->r->way[0])
+		w->r->up_sent = true;
 	if (io == RELAY_IO_ERROR || io == RELAY_IO_EOF) {
 		relay_way_fail(w, false);
 		return RELAY_ENDED;
@@ -709,9 +735,12 @@ relay_guard_line(struct relay *r)
 	struct evbuffer_iovec	 v;
 	struct evbuffer		*front;
 	size_t			 len;
+	int			 early;
 
 	w->guard = true;
 	reqguard_init(&w->guard_state);
+	if (ioctl(r->way[1].from.fd, FIONREAD, &early) == 0 && early > 0)
+		r->early = (size_t)early;
 	/* What the client sent before the relay goes first: look at it. */
 	evbuffer_ptr_set(w->queue, &at, w->before, EVBUFFER_PTR_SET);
 	while (w->guard && !w->refused &&

@@ -89,6 +89,9 @@ start_server O_S "$TMP/os.log" python3 "$TMP/sink.py" --port "$OS"
 OST=$(free_port)
 start_server O_ST "$TMP/ost.log" python3 "$TMP/sink.py" --port "$OST" \
     --send 200000
+OSB=$(free_port)
+start_server O_SB "$TMP/osb.log" python3 "$TMP/sink.py" --port "$OSB" \
+    --send 8
 
 start_dnsd --map pass.test=127.0.0.1 --map sink.test=127.0.0.1
 
@@ -116,7 +119,7 @@ ca_cert = $TMP/ca.pem
 ca_key = $TMP/ca.key
 trust = $PKI/root.pem
 unpinned = pass
-connect_ports = 80 443 $OM $O1 $O0 $OW $OV $OT $OP $OH $OR $OL $OE $OS $OST
+connect_ports = 80 443 $OM $O1 $O0 $OW $OV $OT $OP $OH $OR $OL $OE $OS $OST $OSB
 plain_ports = 80 $OL
 shutdown_timeout = 2s
 EOF
@@ -822,6 +825,16 @@ except ConnectionResetError:
 print(state)' "$PA" "sink.test:$OST")"
 check "blind tunnel after the server spoke: the server is reset, got \
 nothing" wait_line "$TMP/ost.log" '"how": "reset", "got": ""'
+# A server's banner is no answer to the client's bytes: by address, the
+# banner waits in the socket until the relay reads it after the client's
+# first line, and the guard must still refuse the request that line
+# starts.
+check_eq "blind tunnel by address behind a banner, a line then a field: \
+refused" "HTTP/1.1 200 Connection established|8" \
+    "$(py "$TMP/blindline.py" "$PA" "127.0.0.1:$OSB" \
+    "[b'FOO /x\\r\\n', b'Host: a\\r\\n\\r\\n']" 2>&1)"
+check "blind tunnel by address behind a banner: the server got the first \
+line, then a reset" wait_line "$TMP/osb.log" '"how": "reset", "got": "FOO /x\\r\\n"'
 
 for c in "git's request for a path with /http/|[b'0036git-upload-pack /pub/http/curl.git\\0host=h\\0']" \
     "a binary protocol naming x-HTTP/1.1|[b'\\0\\0\\0\\x08x-HTTP/1.1 in binary\\n']" \
