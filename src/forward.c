@@ -17,6 +17,7 @@
 #include "forward.h"
 #include "hostmatch.h"
 #include "http.h"
+#include "linger.h"
 #include "log.h"
 #include "metrics.h"
 #include "phase.h"
@@ -98,10 +99,16 @@ forward_client_gone(struct forward *f)
 	phase_done(f->x, &o);
 }
 
-/* Close the upstream; it cannot carry another exchange. */
+/*
+ * Close the upstream; it cannot carry another exchange. One that has part
+ * of a request (a body or trailers cut short, refused or left) is reset:
+ * a lenient server could take an end of file for the end of it.
+ */
 static void
 forward_drop(struct forward *f)
 {
+	if (f->up != NULL && !f->req_done && f->body_up > 0)
+		linger_reset(upstream_fd(f->up));
 	if (f->use != NULL)
 		pool_drop(f->x->env->pool, f->use, f->up);
 	else

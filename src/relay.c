@@ -17,7 +17,6 @@
  */
 #include "config.h"
 
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
@@ -139,13 +138,6 @@ struct relay {
 	uint64_t		 down;
 	bool			 server_failed;	/* a write to it failed */
 	bool			 refusing;	/* relay_refuse_request() */
-	/*
-	 * relay_guard_line(): what the server had sent before the relay
-	 * began, not yet read (a banner: no answer to the client's bytes),
-	 * and whether any of the client's bytes went to the server yet.
-	 */
-	size_t			 early;
-	bool			 up_sent;
 	enum relay_outcome	 outcome;
 	bool			 down_dropped;	/* at the end, bytes for the
 						   client were left unwritten */
@@ -471,8 +463,6 @@ relay_way_flush(struct relay_way *w)
 		io = relay_send(&w->to, evbuffer_pullup(w->queue, len), len,
 		    &n);
 		evbuffer_drain(w->queue, n);
-		if (n > 0 && w == &w->r->way[0])
-			w->r->up_sent = true;
 		if (io == RELAY_IO_WANT_READ || io == RELAY_IO_WANT_WRITE)
 			return relay_way_block(w, io, true);
 		if (io != RELAY_IO_DONE) {
@@ -636,24 +626,6 @@ relay_way_hold(struct relay_way *w)
 	return RELAY_MORE;
 }
 
-/*
- * The server sent n bytes. Once they answer what the client sent (not
- * what it had sent before the relay began, such as a banner, nor bytes
- * ahead of any of the client's), it speaks the client's protocol, and an
- * HTTP server answers no part of a request: the guard ends.
- */
-static void
-relay_server_said(struct relay *r, size_t n)
-{
-	if (n <= r->early) {
-		r->early -= n;
-		return;
-	}
-	r->early = 0;
-	if (r->up_sent)
-		r->way[0].guard = false;
-}
-
 /* Read once from from; what was read is written or queued. */
 static enum relay_step
 relay_way_read(struct relay_way *w)
@@ -695,9 +667,17 @@ relay_way_read(struct relay_way *w)
 		relay_refuse_request(w->r);
 		return RELAY_ENDED;
 	}
-	if (w == &w->r->way[1] && n > 0)
-		relay_server_said(w->r, n);
 	w->drained = plain && w->pipe[0] == -1 && n < RELAY_IO_MAX;
+	/*
+	 * The server answered what the client sent: it speaks the client's
+	 * protocol, and an HTTP server answers no part of a request. Taken
+	 * so only once no method can start the client's stream (binary, a
+	 * ClientHello): a banner the server sent unasked, arriving just
+	 * after a client's first line, is no answer to it.
+	 */
+	if (w == &w->r->way[1] && n > 0 && w->r->up > 0 &&
+	    reqguard_version_only(&w->r->way[0].guard_state))
+		w->r->way[0].guard = false;
 	evtimer_add(w->r->idle_ev, &w->r->idle);
 	if (w->held != NULL) {
 		evbuffer_add(w->held, relay_scratch, n);
@@ -709,8 +689,6 @@ relay_way_read(struct relay_way *w)
 		return RELAY_MORE;
 	}
 	io = relay_send_all(&w->to, relay_scratch, n, &sent);
-	if (sent > 0 && w == &w->r->way[0])
-		w->r->up_sent = true;
 	if (io == RELAY_IO_ERROR || io == RELAY_IO_EOF) {
 		relay_way_fail(w, false);
 		return RELAY_ENDED;
@@ -735,12 +713,9 @@ relay_guard_line(struct relay *r)
 	struct evbuffer_iovec	 v;
 	struct evbuffer		*front;
 	size_t			 len;
-	int			 early;
 
 	w->guard = true;
 	reqguard_init(&w->guard_state);
-	if (ioctl(r->way[1].from.fd, FIONREAD, &early) == 0 && early > 0)
-		r->early = (size_t)early;
 	/* What the client sent before the relay goes first: look at it. */
 	evbuffer_ptr_set(w->queue, &at, w->before, EVBUFFER_PTR_SET);
 	while (w->guard && !w->refused &&

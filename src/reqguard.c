@@ -181,6 +181,12 @@ reqguard_feed(struct reqguard *g, const unsigned char *data, size_t len,
 }
 
 bool
+reqguard_version_only(const struct reqguard *g)
+{
+	return g->ctl || g->first == REQGUARD_FIRST_OTHER;
+}
+
+bool
 reqguard_holding(const struct reqguard *g)
 {
 	return g->verdict == REQGUARD_MORE && g->lines == 0 &&

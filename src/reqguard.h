@@ -103,5 +103,12 @@ enum reqguard_verdict	 reqguard_feed(struct reqguard *g,
  * line end before the server answers, is no such start.)
  */
 bool			 reqguard_holding(const struct reqguard *g);
+/*
+ * Whether only a version ("HTTP/" before the first CRLF) could still make
+ * a request of the bytes fed so far: they started with a control byte
+ * (a binary protocol, a ClientHello), or their first line with no method
+ * and whitespace.
+ */
+bool			 reqguard_version_only(const struct reqguard *g);
 
 #endif

@@ -120,7 +120,7 @@ ca_key = $TMP/ca.key
 trust = $PKI/root.pem
 unpinned = pass
 connect_ports = 80 443 $OM $O1 $O0 $OW $OV $OT $OP $OH $OR $OL $OE $OS $OST $OSB
-plain_ports = 80 $OL
+plain_ports = 80 $OL $OS
 shutdown_timeout = 2s
 EOF
 	pinset set-api api.test "$OM"
@@ -835,6 +835,20 @@ refused" "HTTP/1.1 200 Connection established|8" \
     "[b'FOO /x\\r\\n', b'Host: a\\r\\n\\r\\n']" 2>&1)"
 check "blind tunnel by address behind a banner: the server got the first \
 line, then a reset" wait_line "$TMP/osb.log" '"how": "reset", "got": "FOO /x\\r\\n"'
+# A request refused in its trailers after part of its body went on: the
+# server is reset, never given an end of file that a lenient server could
+# take for the end of the trailers.
+check_eq "a request refused in its trailers: 400" "HTTP/1.1 400 Bad Request" \
+    "$(py -c 'import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(("POST http://127.0.0.1:%s/ HTTP/1.1\r\nHost: 127.0.0.1:%s\r\n"
+           "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n"
+           "proxy-authoriz" % (sys.argv[2], sys.argv[2])).encode())
+time.sleep(0.3)
+s.sendall(b"ation: secret\r\n\r\n")
+print(s.recv(4096).split(b"\r\n")[0].decode())' "$PA" "$OS")"
+check "a request refused in its trailers: the server got a reset after its \
+part" wait_line "$TMP/os.log" '"how": "reset", "got": "POST .*proxy-authoriz"'
 
 for c in "git's request for a path with /http/|[b'0036git-upload-pack /pub/http/curl.git\\0host=h\\0']" \
     "a binary protocol naming x-HTTP/1.1|[b'\\0\\0\\0\\x08x-HTTP/1.1 in binary\\n']" \

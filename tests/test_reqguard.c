@@ -177,6 +177,44 @@ test_reqguard_holding(void **state)
 	}
 }
 
+/*
+ * Only a version can still make a request of a start without a method: a
+ * binary one, a ClientHello. A first line with a method and whitespace
+ * (XMPP's "<?xml version" is one, to the JDK's server) may still be
+ * followed by fields: relay.c then takes no bytes from the server for an
+ * answer that ends the guard.
+ */
+static void
+test_reqguard_version_only(void **state)
+{
+	static const struct {
+		const char	*bytes;
+		size_t		 len;
+		bool		 version_only;
+	} cases[] = {
+		{ "\0\0\0\x08startup", 11, true },
+		{ "\x16\x03\x01\x00\x2d\x01", 6, true },
+		{ "\x80\x81 binary", 9, true },
+		{ "<?xml version='1.0'?>", 21, false },
+		{ "FOO /x\r\n", 8, false },
+		{ "EHLO a", 6, false },
+		{ "GET", 3, false },
+		{ "", 0, false }
+	};
+	struct reqguard	 g;
+	size_t		 k;
+
+	(void)state;
+	for (k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		reqguard_init(&g);
+		(void)reqguard_feed(&g, (const unsigned char *)cases[k].bytes,
+		    cases[k].len, NULL);
+		if (reqguard_version_only(&g) != cases[k].version_only)
+			fail_msg("case %zu: version_only %d", k,
+			    reqguard_version_only(&g));
+	}
+}
+
 /* The bytes that completed a request are counted; later feeds keep it. */
 static void
 test_reqguard_counts_the_bytes_that_decided(void **state)
@@ -201,6 +239,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_reqguard_cases),
 		cmocka_unit_test(test_reqguard_holding),
+		cmocka_unit_test(test_reqguard_version_only),
 		cmocka_unit_test(test_reqguard_counts_the_bytes_that_decided),
 	};
 
