@@ -57,6 +57,7 @@ struct forward {
 	bool			 close_after;	/* the client must be closed */
 	bool			 client_eof;	/* it shut down its sending side */
 	bool			 client_10;	/* the request is HTTP/1.0 */
+	bool			 head_req;	/* the request is a HEAD */
 	bool			 decode;	/* the body goes dechunked */
 	bool			 upgrade;	/* the Upgrade goes on */
 	int			 status;
@@ -362,12 +363,15 @@ forward_response_head(struct forward *f, struct evbuffer *out)
 		f->up_keep = h->keep_alive && h->framing != HTTP_FRAMING_CLOSE;
 		/*
 		 * No body (to a HEAD, a 204, a 304) where the head announced
-		 * one: a server that sends it anyway, in a later write, would
-		 * have it read as the next request's answer, another client's
-		 * maybe. Such a connection is not used again.
+		 * one, or a HEAD's answer that says nothing of its length (a
+		 * GET would have a body that the close ends): a server that
+		 * sends a body anyway, in a later write, would have it read as
+		 * the next request's answer, another client's maybe. Such a
+		 * connection is not used again.
 		 */
 		if (h->framing == HTTP_FRAMING_NONE && (h->chunked ||
-		    (h->has_content_length && h->content_length > 0)))
+		    (h->has_content_length && h->content_length > 0) ||
+		    (f->head_req && !h->has_content_length)))
 			f->up_keep = false;
 		/* Only a close can end such a body. */
 		if (h->framing == HTTP_FRAMING_CLOSE)
@@ -552,7 +556,8 @@ forward_send_request(struct forward *f)
 	bufferevent_setwatermark(ub, EV_WRITE, 0, 0);
 	http_request_write(h, f->upgrade, f->host, f->port, f->tls,
 	    f->x->env->via, f->pending);
-	if (strcmp(h->method, "HEAD") == 0)
+	f->head_req = strcmp(h->method, "HEAD") == 0;
+	if (f->head_req)
 		http_msg_expect_no_body(f->resp);
 	f->client_10 = h->http_minor == 0;
 	/* Only what the request offered may answer a 101. */

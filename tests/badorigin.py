@@ -33,7 +33,8 @@ and rst-hello, which never speak TLS):
                 websocket), then log every byte that follows as data
     status      answer every request with an empty response of status
                 STATUS (any three digits, e.g. 600 or 099)
-    headbody    answer a HEAD with "Content-Length: 40" and, 0.2 s later,
+    headbody    answer a HEAD with "Content-Length: 40" (for /nocl: no
+                length at all) and, 0.2 s later,
                 a whole second response "200 ... POISON" (the body a HEAD
                 must not have, in a later write), keeping the connection;
                 any other request with 200 "clean", then close
@@ -286,7 +287,9 @@ class Handler(socketserver.BaseRequestHandler):
                 sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n"
                              b"Connection: close\r\n\r\nclean")
                 break
-            sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\n")
+            sock.sendall(b"HTTP/1.1 200 OK\r\n\r\n" if b" /nocl " in
+                         head.split(b"\r\n", 1)[0] else
+                         b"HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\n")
             time.sleep(0.2)
             sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n"
                          b"POISON")

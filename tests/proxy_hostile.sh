@@ -550,12 +550,12 @@ alive "CONNECT to odd targets" "$PP_H" "$H"
 # A server that sends a body after its answer to a HEAD (one the head
 # announced, in a later write): the upstream connection is not reused, so
 # another client's request does not read that body as its answer.
-check_eq "a HEAD answered with a late body: the next client's answer is \
-its own" clean "$(py -c 'import socket, sys
-port, ob = int(sys.argv[1]), sys.argv[2]
+cat >"$TMP/headbody.py" <<'EOF'
+import socket, sys
+port, ob, path = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 a = socket.create_connection(("127.0.0.1", port), timeout=5)
-a.sendall(("HEAD http://127.0.0.1:%s/ HTTP/1.1\r\nHost: 127.0.0.1:%s\r\n"
-           "\r\n" % (ob, ob)).encode())
+a.sendall(("HEAD http://127.0.0.1:%s%s HTTP/1.1\r\nHost: 127.0.0.1:%s\r\n"
+           "\r\n" % (ob, path, ob)).encode())
 a.recv(4096)
 b = socket.create_connection(("127.0.0.1", port), timeout=5)
 b.sendall(("GET http://127.0.0.1:%s/x HTTP/1.1\r\nHost: 127.0.0.1:%s\r\n"
@@ -566,7 +566,12 @@ while True:
     if not d:
         break
     out += d
-print(out.rpartition(b"\r\n\r\n")[2].decode("latin-1"))' "$PH" "$OB")"
+print(out.rpartition(b"\r\n\r\n")[2].decode("latin-1"))
+EOF
+check_eq "a HEAD answered with a late body: the next client's answer is \
+its own" clean "$(py "$TMP/headbody.py" "$PH" "$OB" /)"
+check_eq "a HEAD answered without a length, then a late body: the next \
+client's answer is its own" clean "$(py "$TMP/headbody.py" "$PH" "$OB" /nocl)"
 
 # Ten thousand small GETs pipelined on one connection: every answer in
 # order (or a clean close), with bounded memory. After the last one the
