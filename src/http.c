@@ -46,8 +46,16 @@ enum http_frame {
 	FRAME_TRAILER_END	/* the LF of the empty line that ends it */
 };
 
-/* Longer than any field name a request's trailers may not carry. */
-#define HTTP_TRAILER_NAME_MAX	24
+/*
+ * The longest trailer name checked against the fields a request's
+ * trailers may not carry (a longer one is none of the fixed ones, and
+ * names listed in Connection are that short).
+ */
+#define HTTP_TRAILER_NAME_MAX	64
+
+struct http_head;
+static bool	http_connection_lists(const struct http_head *, const char *,
+		    size_t);
 
 /*
  * The line discipline of a head or of chunked framing: CRLF line ends, no
@@ -61,6 +69,7 @@ struct http_lines {
 	bool		 last;		/* the chunk size so far is zero */
 	enum http_frame	 frame;
 	bool		 request;	/* trailer names are checked */
+	const struct http_head *head;	/* against its Connection too */
 	char		 tname[HTTP_TRAILER_NAME_MAX];	/* its start */
 	size_t		 tlen;		/* the name's length so far */
 };
@@ -137,22 +146,32 @@ static const char *const http_trailer_refused[] = {
 
 #define HTTP_NITEMS(a)	(sizeof(a) / sizeof((a)[0]))
 
-/*
- * Whether the name of len bytes is target (lowercase), '_' read as '-' as
- * servers that map names to variables (CGI, WSGI) read them.
- */
+/* A name's byte as servers that map names to variables (CGI) read it. */
+static char
+http_name_fold(char c)
+{
+	return c == '_' ? '-' : (char)tolower((unsigned char)c);
+}
+
+/* Whether two names are alike: in any case, '_' read as '-'. */
+static bool
+http_names_alike(const char *a, size_t alen, const char *b, size_t blen)
+{
+	size_t	 i;
+
+	if (alen != blen)
+		return false;
+	for (i = 0; i < alen; i++)
+		if (http_name_fold(a[i]) != http_name_fold(b[i]))
+			return false;
+	return true;
+}
+
+/* Whether the name of len bytes is target (lowercase), as above. */
 static bool
 http_name_like(const char *name, size_t len, const char *target)
 {
-	size_t	 i;
-	char	 c;
-
-	for (i = 0; i < len; i++) {
-		c = name[i] == '_' ? '-' : (char)tolower((unsigned char)name[i]);
-		if (target[i] != c)
-			return false;
-	}
-	return target[len] == '\0';
+	return http_names_alike(name, len, target, strlen(target));
 }
 
 /* A request's trailer line just named a field: whether it may. */
@@ -169,7 +188,7 @@ http_trailer_allowed(const struct http_lines *l)
 	for (i = 0; i < HTTP_NITEMS(http_trailer_refused); i++)
 		if (http_name_like(l->tname, l->tlen, http_trailer_refused[i]))
 			return false;
-	return true;
+	return !http_connection_lists(l->head, l->tname, l->tlen);
 }
 
 static bool
@@ -722,13 +741,6 @@ http_list_has_n(const char *list, const char *token, size_t tlen)
 	return false;
 }
 
-/* Whether a comma-separated list names token (any case). */
-static bool
-http_list_has(const char *list, const char *token)
-{
-	return http_list_has_n(list, token, strlen(token));
-}
-
 /*
  * Whether name is target (lowercase, with '-') spelled with an '_' for a
  * '-': servers that map field names to variables (CGI, WSGI) read the two
@@ -916,6 +928,7 @@ http_msg_new(enum http_dir dir)
 	    dir == HTTP_DIR_REQUEST ? HTTP_REQUEST : HTTP_RESPONSE);
 	m->parser.data = m;
 	m->lines.request = dir == HTTP_DIR_REQUEST;
+	m->lines.head = &m->head;
 	http_msg_begin(m);
 	return m;
 }
@@ -1141,10 +1154,25 @@ http_is_hop_by_hop(const struct http_head *h, const char *name,
 	for (i = 0; i < HTTP_NITEMS(http_hop_by_hop_names); i++)
 		if (http_name_like(name, strlen(name), http_hop_by_hop_names[i]))
 			return true;
-	for (i = 0; i < h->nheaders; i++)
-		if (strcasecmp(h->headers[i].name, "Connection") == 0 &&
-		    http_list_has(h->headers[i].value, name))
-			return true;
+	return http_connection_lists(h, name, strlen(name));
+}
+
+/* Whether a Connection field of h names the field name of len bytes. */
+static bool
+http_connection_lists(const struct http_head *h, const char *name,
+    size_t len)
+{
+	const char	*list, *tok;
+	size_t		 i, toklen;
+
+	for (i = 0; i < h->nheaders; i++) {
+		if (strcasecmp(h->headers[i].name, "Connection") != 0)
+			continue;
+		list = h->headers[i].value;
+		while (http_list_next(&list, &tok, &toklen))
+			if (http_names_alike(tok, toklen, name, len))
+				return true;
+	}
 	return false;
 }
 

@@ -924,6 +924,7 @@ test_http_rejects_hop_by_hop_request_trailers(void **state)
 	static const char rhead[] = "HTTP/1.1 200 OK\r\n"
 	    "Transfer-Encoding: chunked\r\n\r\n";
 	static const char rbody[] = "0\r\nConnection: x\r\n\r\n";
+	static const char conn_body[] = "0\r\nX-Sum: 1\r\nx_hop: s\r\n\r\n";
 	struct http_msg	*m;
 	char		 body[128];
 	size_t		 i, used;
@@ -935,6 +936,12 @@ test_http_rejects_hop_by_hop_request_trailers(void **state)
 		assert_int_equal(chunked_body_result(body, strlen(body)),
 		    HTTP_ERR_BAD_REQUEST);
 	}
+	/* And a field that the request's Connection names, as in its head. */
+	m = request("POST http://a.example/ HTTP/1.1\r\nHost: a.example\r\n"
+	    "Connection: X-Hop\r\nTransfer-Encoding: chunked\r\n\r\n");
+	assert_int_equal(http_msg_feed_body(m, conn_body,
+	    sizeof(conn_body) - 1, &used), HTTP_ERR_BAD_REQUEST);
+	http_msg_free(m);
 	m = http_msg_new(HTTP_DIR_RESPONSE);
 	assert_int_equal(http_msg_feed_head(m, rhead, sizeof(rhead) - 1,
 	    &used), HTTP_HEAD_COMPLETE);
@@ -1358,6 +1365,7 @@ test_http_request_write_removes_hop_by_hop_headers(void **state)
 	    "Connection: X-Secret, keep-alive\r\n"
 	    "connection: transfer-encoding, X-Other\r\n"
 	    "X-Secret: s\r\n"
+	    "X_Secret: s2\r\n"
 	    "x-other: o\r\n"
 	    "Upgrade: h2c\r\n"
 	    "Accept: */*\r\n"
