@@ -552,6 +552,7 @@ alive "CONNECT to odd targets" "$PP_H" "$H"
 # another client's request does not read that body as its answer.
 cat >"$TMP/headbody.py" <<'EOF'
 import socket, sys
+from connect_client import read_rest
 port, ob, path = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 a = socket.create_connection(("127.0.0.1", port), timeout=5)
 a.sendall(("HEAD http://127.0.0.1:%s%s HTTP/1.1\r\nHost: 127.0.0.1:%s\r\n"
@@ -560,12 +561,7 @@ a.recv(4096)
 b = socket.create_connection(("127.0.0.1", port), timeout=5)
 b.sendall(("GET http://127.0.0.1:%s/x HTTP/1.1\r\nHost: 127.0.0.1:%s\r\n"
            "Connection: close\r\n\r\n" % (ob, ob)).encode())
-out = b""
-while True:
-    d = b.recv(4096)
-    if not d:
-        break
-    out += d
+out = read_rest(b)
 print(out.rpartition(b"\r\n\r\n")[2].decode("latin-1"))
 EOF
 check_eq "a HEAD answered with a late body: the next client's answer is \
