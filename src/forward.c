@@ -101,14 +101,15 @@ forward_client_gone(struct forward *f)
 }
 
 /*
- * Close the upstream; it cannot carry another exchange. One that has part
- * of a request (a body or trailers cut short, refused or left) is reset:
- * a lenient server could take an end of file for the end of it.
+ * Close the upstream; it cannot carry another exchange. One whose request
+ * is not whole (a body or trailers cut short, refused or left, or not
+ * begun after a head that announced one) is reset: a lenient server could
+ * take an end of file for the end of it.
  */
 static void
 forward_drop(struct forward *f)
 {
-	if (f->up != NULL && !f->req_done && f->body_up > 0)
+	if (f->up != NULL && !f->req_done)
 		linger_reset(upstream_fd(f->up));
 	if (f->use != NULL)
 		pool_drop(f->x->env->pool, f->use, f->up);

@@ -180,8 +180,11 @@ http_trailer_allowed(const struct http_lines *l)
 {
 	size_t	 i;
 
-	if (!l->request || l->tlen > sizeof(l->tname))
+	if (!l->request)
 		return true;
+	/* Too long to be looked at: refused, whatever Connection lists. */
+	if (l->tlen > sizeof(l->tname))
+		return false;
 	for (i = 0; i < HTTP_NITEMS(http_hop_by_hop_names); i++)
 		if (http_name_like(l->tname, l->tlen, http_hop_by_hop_names[i]))
 			return false;

@@ -21,6 +21,7 @@ struct linger_close {
 	struct event	*ev;		/* readable, or the time is up; for
 					   linger_start_cut, the next look */
 	struct timeval	 end;
+	struct timeval	 last;		/* linger_start_cut: the latest end */
 	size_t		 dropped;
 	int		 outq;		/* linger_start_cut: last seen */
 	linger_done_cb	 cb;
@@ -56,8 +57,12 @@ linger_cb(evutil_socket_t fd, short what, void *arg)
 	l->cb(l->arg);
 }
 
-/* How often linger_start_cut looks at what the client still has to take. */
+/*
+ * How often linger_start_cut looks at what the client still has to take,
+ * and how long it waits at most, however steadily the client takes it.
+ */
 #define LINGER_CUT_LOOK_MS	20
+#define LINGER_CUT_MAX_MS	30000
 
 /* Bytes fd's kernel still holds for the peer (unsent or unacknowledged). */
 static bool
@@ -76,9 +81,11 @@ linger_cut_cb(evutil_socket_t fd, short what, void *arg)
 
 	evutil_gettimeofday(&now, NULL);
 	if (linger_outq(fd, &n) && n > 0) {
-		/* Moving: the wait for it starts again. */
+		/* Moving: the wait for it starts again, up to a bound. */
 		if (n < l->outq)
 			evutil_timeradd(&now, &wait, &l->end);
+		if (evutil_timercmp(&l->last, &l->end, <))
+			l->end = l->last;
 		l->outq = n;
 		if (evutil_timercmp(&now, &l->end, <)) {
 			event_add(l->ev, &look);
@@ -95,6 +102,7 @@ linger_start_cut(struct event_base *base, evutil_socket_t fd,
 	struct linger_close	*l;
 	struct timeval		 look = cv_timeval(LINGER_CUT_LOOK_MS);
 	struct timeval		 wait = cv_timeval(LINGER_MS);
+	struct timeval		 max = cv_timeval(LINGER_CUT_MAX_MS);
 	int			 n;
 
 	linger_reset(fd);
@@ -105,6 +113,7 @@ linger_start_cut(struct event_base *base, evutil_socket_t fd,
 	l->arg = arg;
 	l->outq = n;
 	evutil_gettimeofday(&l->end, NULL);
+	evutil_timeradd(&l->end, &max, &l->last);
 	evutil_timeradd(&l->end, &wait, &l->end);
 	/* No event on fd: a timer that hands fd to its callback. */
 	l->ev = event_new(base, fd, 0, linger_cut_cb, l);

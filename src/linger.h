@@ -41,7 +41,8 @@ void			 linger_free(struct linger_close *l);
  * the end of a whole stream, but may read up to the cut. fd's close is
  * made a reset now; cb(arg) comes once the client acknowledged all the
  * kernel held for it (Linux lets it read what it received before the
- * reset), or once that stopped moving for LINGER_MS. NULL when the
+ * reset), or once that stopped moving for LINGER_MS, or after 30 s at
+ * most (a bound on the slot a slow reader holds). NULL when the
  * kernel cannot tell: reset at once. fd stays the caller's.
  */
 struct linger_close	*linger_start_cut(struct event_base *base,

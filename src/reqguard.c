@@ -68,6 +68,13 @@ reqguard_first(struct reqguard *g, unsigned char c)
 			g->first = REQGUARD_FIRST_SPACED;
 			return g->get == 3;
 		}
+		/*
+		 * But "GET" then NEL or NBSP is a request to a server that
+		 * reads Latin-1 and splits on them (Python's, as HTTP/0.9):
+		 * no WebSocket frame starts "GE" ('E' has no mask bit).
+		 */
+		if (g->get == 3 && (c == 0x85 || c == 0xa0))
+			return true;
 		if (!reqguard_is_method(c))
 			g->first = REQGUARD_FIRST_OTHER;
 		g->token = g->token && http_is_tchar(c);

@@ -849,6 +849,16 @@ s.sendall(b"ation: secret\r\n\r\n")
 print(s.recv(4096).split(b"\r\n")[0].decode())' "$PA" "$OS")"
 check "a request refused in its trailers: the server got a reset after its \
 part" wait_line "$TMP/os.log" '"how": "reset", "got": "POST .*proxy-authoriz"'
+# A head that announced a body, whose client then leaves before a byte of
+# it: the server is reset too.
+py -c 'import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(("POST http://127.0.0.1:%s/nobody HTTP/1.1\r\nHost: 127.0.0.1:%s\r\n"
+           "Content-Length: 10\r\n\r\n" % (sys.argv[2], sys.argv[2])).encode())
+time.sleep(0.3)
+s.close()' "$PA" "$OS"
+check "a head that announced a body, its client gone: the server got the \
+head, then a reset" wait_line "$TMP/os.log" '"how": "reset", "got": "POST /nobody [^"]*\\r\\n\\r\\n"}'
 
 for c in "git's request for a path with /http/|[b'0036git-upload-pack /pub/http/curl.git\\0host=h\\0']" \
     "a binary protocol naming x-HTTP/1.1|[b'\\0\\0\\0\\x08x-HTTP/1.1 in binary\\n']" \

@@ -936,6 +936,10 @@ test_http_rejects_hop_by_hop_request_trailers(void **state)
 		assert_int_equal(chunked_body_result(body, strlen(body)),
 		    HTTP_ERR_BAD_REQUEST);
 	}
+	/* A name too long to be looked at is refused. */
+	snprintf(body, sizeof(body), "0\r\nX-%0*d: v\r\n\r\n", 70, 0);
+	assert_int_equal(chunked_body_result(body, strlen(body)),
+	    HTTP_ERR_BAD_REQUEST);
 	/* And a field that the request's Connection names, as in its head. */
 	m = request("POST http://a.example/ HTTP/1.1\r\nHost: a.example\r\n"
 	    "Connection: X-Hop\r\nTransfer-Encoding: chunked\r\n\r\n");
