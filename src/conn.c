@@ -192,9 +192,13 @@ conn_linger_done(void *arg)
 	conn_close(arg);
 }
 
-/* Everything for the client is written: close it lingering (linger.h). */
+/*
+ * Everything for the client is written: close it lingering (linger.h), or,
+ * when its stream was cut upstream, reset it once it took what its socket
+ * holds (linger_start_cut).
+ */
 static void
-conn_linger(struct conn *c)
+conn_linger(struct conn *c, bool cut)
 {
 	phase_set_state(&c->x, CONN_LINGER);
 	/* Nothing is queued: the transport goes, the socket stays. */
@@ -204,24 +208,8 @@ conn_linger(struct conn *c)
 	}
 	if (c->head_timer != NULL)
 		evtimer_del(c->head_timer);
-	c->linger = linger_start(c->x.env->base, c->x.fd, conn_linger_done, c);
-	if (c->linger == NULL)
-		conn_close(c);
-}
-
-/*
- * The client's stream was cut upstream, all of it on its socket: reset it
- * once it took that (linger_start_cut).
- */
-static void
-conn_linger_cut(struct conn *c)
-{
-	phase_set_state(&c->x, CONN_LINGER);
-	conn_phase_free(c);
-	if (c->head_timer != NULL)
-		evtimer_del(c->head_timer);
-	c->linger = linger_start_cut(c->x.env->base, c->x.fd,
-	    conn_linger_done, c);
+	c->linger = (cut ? linger_start_cut : linger_start)(c->x.env->base,
+	    c->x.fd, conn_linger_done, c);
 	if (c->linger == NULL)
 		conn_close(c);
 }
@@ -237,7 +225,7 @@ conn_close_after_flush(struct conn *c)
 	conn_phase_free(c);
 	/* After a relay, which freed the transport, nothing is queued. */
 	if (bev == NULL) {
-		conn_linger(c);
+		conn_linger(c, false);
 		return;
 	}
 	bufferevent_setcb(bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
@@ -248,7 +236,7 @@ conn_close_after_flush(struct conn *c)
 	if (c->head_timer != NULL)
 		evtimer_del(c->head_timer);
 	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-		conn_linger(c);
+		conn_linger(c, false);
 }
 
 /* Answer an HTTP error (none to a redirected client before its relay). */
@@ -511,7 +499,7 @@ conn_phase_done(struct phase_ctx *x, const struct phase_outcome *o)
 	if (o->cut || o->gone)
 		conn_reset(c);
 	else if (o->cut_delivered)
-		conn_linger_cut(c);
+		conn_linger(c, true);
 	else if (close)
 		conn_close_after_flush(c);
 	else
@@ -804,7 +792,7 @@ conn_write_cb(struct bufferevent *bev, void *arg)
 	 */
 	if (c->x.state == CONN_CLOSING) {
 		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-			conn_linger(c);
+			conn_linger(c, false);
 	} else if (c->x.state == CONN_READ_HEAD && c->await_drain) {
 		if (evbuffer_get_length(bufferevent_get_output(bev)) <=
 		    RELAY_HIGH_WATER / 2)

@@ -47,13 +47,11 @@ enum http_frame {
 };
 
 /*
- * The longest trailer name checked against the fields a request's
- * trailers may not carry (a longer one is none of the fixed ones, and
- * names listed in Connection are that short).
+ * The longest trailer name a request may carry: one is checked against
+ * the fields its trailers may not carry, Connection's included.
  */
 #define HTTP_TRAILER_NAME_MAX	64
 
-struct http_head;
 static bool	http_connection_lists(const struct http_head *, const char *,
 		    size_t);
 
@@ -208,8 +206,8 @@ http_is_hexdig(unsigned char c)
  * is a field line as in a head: a token, then ':' (libhttp-parser lets a
  * space into a name, so "GET http://..." would pass for a field, where a
  * server that reads no trailers takes it for the next request), and in a
- * request not a hop-by-hop one nor one of http_trailer_refused, refused
- * at its ':' before any byte of its value.
+ * request one that http_trailer_allowed() takes, refused at its ':'
+ * before any byte of its value.
  */
 static bool
 http_frame_step(struct http_lines *l, unsigned char c)
@@ -260,7 +258,7 @@ http_frame_step(struct http_lines *l, unsigned char c)
 		break;
 	}
 	if (l->frame == FRAME_TRAILER_NAME) {
-		/* A longer name is none of the refused ones: only counted. */
+		/* A longer name is only counted: too long, it is refused. */
 		if (l->tlen < sizeof(l->tname))
 			l->tname[l->tlen] = (char)c;
 		if (l->tlen <= sizeof(l->tname))
@@ -752,15 +750,8 @@ http_list_has_n(const char *list, const char *token, size_t tlen)
 static bool
 http_name_underscored(const char *name, const char *target)
 {
-	bool	 underscore = false;
-
-	for (; *name != '\0' && *target != '\0'; name++, target++) {
-		if (*name == '_' && *target == '-')
-			underscore = true;
-		else if (tolower((unsigned char)*name) != *target)
-			return false;
-	}
-	return underscore && *name == '\0' && *target == '\0';
+	return strchr(name, '_') != NULL &&
+	    http_name_like(name, strlen(name), target);
 }
 
 /*

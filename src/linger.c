@@ -95,29 +95,45 @@ linger_cut_cb(evutil_socket_t fd, short what, void *arg)
 	l->cb(l->arg);
 }
 
+/*
+ * A wait on fd (what: EV_READ, or 0 for a timer that hands fd to fn) that
+ * ends LINGER_MS from now unless fn moves it; fn's first call comes
+ * within first_ms.
+ */
+static struct linger_close *
+linger_new(struct event_base *base, evutil_socket_t fd, short what,
+    event_callback_fn fn, linger_done_cb cb, void *arg, int first_ms)
+{
+	struct linger_close	*l;
+	struct timeval		 wait = cv_timeval(LINGER_MS);
+	struct timeval		 first = cv_timeval(first_ms);
+
+	l = xcalloc(1, sizeof(*l));
+	l->cb = cb;
+	l->arg = arg;
+	evutil_gettimeofday(&l->end, NULL);
+	evutil_timeradd(&l->end, &wait, &l->end);
+	l->ev = event_new(base, fd, what, fn, l);
+	event_add(l->ev, &first);
+	return l;
+}
+
 struct linger_close *
 linger_start_cut(struct event_base *base, evutil_socket_t fd,
     linger_done_cb cb, void *arg)
 {
 	struct linger_close	*l;
-	struct timeval		 look = cv_timeval(LINGER_CUT_LOOK_MS);
-	struct timeval		 wait = cv_timeval(LINGER_MS);
-	struct timeval		 max = cv_timeval(LINGER_CUT_MAX_MS);
+	struct timeval		 now, max = cv_timeval(LINGER_CUT_MAX_MS);
 	int			 n;
 
 	linger_reset(fd);
 	if (!linger_outq(fd, &n) || n == 0)
 		return NULL;
-	l = xcalloc(1, sizeof(*l));
-	l->cb = cb;
-	l->arg = arg;
+	l = linger_new(base, fd, 0, linger_cut_cb, cb, arg,
+	    LINGER_CUT_LOOK_MS);
 	l->outq = n;
-	evutil_gettimeofday(&l->end, NULL);
-	evutil_timeradd(&l->end, &max, &l->last);
-	evutil_timeradd(&l->end, &wait, &l->end);
-	/* No event on fd: a timer that hands fd to its callback. */
-	l->ev = event_new(base, fd, 0, linger_cut_cb, l);
-	event_add(l->ev, &look);
+	evutil_gettimeofday(&now, NULL);
+	evutil_timeradd(&now, &max, &l->last);
 	return l;
 }
 
@@ -125,19 +141,9 @@ struct linger_close *
 linger_start(struct event_base *base, evutil_socket_t fd, linger_done_cb cb,
     void *arg)
 {
-	struct linger_close	*l;
-	struct timeval	 tv = cv_timeval(LINGER_MS);
-
 	if (shutdown(fd, SHUT_WR) == -1)
 		return NULL;
-	l = xcalloc(1, sizeof(*l));
-	l->cb = cb;
-	l->arg = arg;
-	evutil_gettimeofday(&l->end, NULL);
-	evutil_timeradd(&l->end, &tv, &l->end);
-	l->ev = event_new(base, fd, EV_READ, linger_cb, l);
-	event_add(l->ev, &tv);
-	return l;
+	return linger_new(base, fd, EV_READ, linger_cb, cb, arg, LINGER_MS);
 }
 
 void

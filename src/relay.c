@@ -1046,8 +1046,7 @@ relay_down_ended(const struct relay *r)
 bool
 relay_client_cut(const struct relay *r)
 {
-	return r->outcome == RELAY_CLIENT_ERROR || r->down_dropped ||
-	    r->down_cut || (r->outcome == RELAY_IDLE && !relay_down_ended(r));
+	return r->down_cut || !relay_client_has_all(r);
 }
 
 bool

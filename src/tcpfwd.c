@@ -120,14 +120,17 @@ tcpfwd_linger_done(void *arg)
 	tcpfwd_conn_close(arg);
 }
 
-/* The relay is over and its client has all of it: close lingering. */
+/*
+ * The relay is over and its client has all of it: close lingering, or,
+ * when its stream was cut upstream, reset it once it took that.
+ */
 static void
-tcpfwd_linger(struct tcpfwd_conn *c)
+tcpfwd_linger(struct tcpfwd_conn *c, bool cut)
 {
 	relay_free(c->relay);
 	c->relay = NULL;
-	c->linger = linger_start(c->t->env->base, c->fd, tcpfwd_linger_done,
-	    c);
+	c->linger = (cut ? linger_start_cut : linger_start)(c->t->env->base,
+	    c->fd, tcpfwd_linger_done, c);
 	if (c->linger == NULL)
 		tcpfwd_conn_close(c);
 }
@@ -146,21 +149,14 @@ tcpfwd_relay_done_cb(struct relay *r, const char *why, void *arg)
 	 * A client that failed, or whose stream was cut, is reset: once it
 	 * took what its socket holds when the cut was upstream.
 	 */
-	if (relay_client_cut(r) && relay_client_has_all(r)) {
-		relay_free(c->relay);
-		c->relay = NULL;
-		c->linger = linger_start_cut(c->t->env->base, c->fd,
-		    tcpfwd_linger_done, c);
-		if (c->linger == NULL)
-			tcpfwd_conn_close(c);
-		return;
-	}
-	if (relay_client_cut(r)) {
+	if (!relay_client_cut(r))
+		tcpfwd_linger(c, false);
+	else if (relay_client_has_all(r))
+		tcpfwd_linger(c, true);
+	else {
 		linger_reset(c->fd);
 		tcpfwd_conn_close(c);
-		return;
 	}
-	tcpfwd_linger(c);
 }
 
 /*
@@ -180,7 +176,7 @@ tcpfwd_cut(struct tcpfwd_conn *c, bool exiting)
 	if (!relay_down_ended(c->relay))
 		linger_reset(c->fd);
 	else if (!exiting) {
-		tcpfwd_linger(c);
+		tcpfwd_linger(c, false);
 		return;
 	} else
 		linger_drain(c->fd);

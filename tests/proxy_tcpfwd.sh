@@ -390,11 +390,17 @@ while True:
 wait_port "$BP" || bail_out "the 1 MiB server is not listening"
 LP=$(free_port)
 LF=$(free_port)
-one_forwarder "$LP" "" blast "$LF" "127.0.0.1:$BP" "sni = api.test
-pin = $PIN_LEAF" >"$TMP/linger.conf"
-start_pinproxy L "$LP" "$TMP/linger.conf" "$TMP/linger.log" ||
-    bail_out "pinproxy did not start with the 1 MiB forwarder"
-wait_port "$LF" || bail_out "the forwarder blast is not listening"
+# start_blast NAME EXTRA: pinproxy L with the forwarder blast to BP (the
+# [proxy] lines EXTRA), its configuration and log $TMP/NAME.conf, .log.
+start_blast()
+{
+	one_forwarder "$LP" "$2" blast "$LF" "127.0.0.1:$BP" "sni = api.test
+pin = $PIN_LEAF" >"$TMP/$1.conf"
+	start_pinproxy L "$LP" "$TMP/$1.conf" "$TMP/$1.log" ||
+	    bail_out "pinproxy did not start with the $1 forwarder"
+	wait_port "$LF" || bail_out "the forwarder blast is not listening"
+}
+start_blast linger ""
 python3 -c 'import socket, sys, time
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
 s.sendall(b"go\n")
@@ -425,12 +431,7 @@ stop_pinproxy "$L" "$TMP/linger.log"
 # its end reached the client, the client has all of it: no reset then.
 # The three clients run at once. (A client that took bytes when the idle
 # time began is found stalled within twice idle_timeout.)
-one_forwarder "$LP" "idle_timeout = 2s" blast "$LF" "127.0.0.1:$BP" \
-    "sni = api.test
-pin = $PIN_LEAF" >"$TMP/stall.conf"
-start_pinproxy L "$LP" "$TMP/stall.conf" "$TMP/stall.log" ||
-    bail_out "pinproxy did not start with the stalling forwarder"
-wait_port "$LF" || bail_out "the forwarder blast is not listening"
+start_blast stall "idle_timeout = 2s"
 stalled fwd-stall "$LF" 'go 20000000\n' 4.5 >"$TMP/fwd-stall.state" &
 w1=$!
 stalled fwd-ended "$LF" 'go 65536\n' 4.5 >"$TMP/fwd-ended.state" &
@@ -463,12 +464,7 @@ stop_pinproxy "$L" "$TMP/stall.log"
 # writer only once a third of it is free, seconds apart at such a rate.
 # Its acknowledgements move on, and it gets the whole stream (8 MB at
 # about 2 MB/s through a 4 KiB receive buffer, idle_timeout 200ms).
-one_forwarder "$LP" "idle_timeout = 200ms" blast "$LF" "127.0.0.1:$BP" \
-    "sni = api.test
-pin = $PIN_LEAF" >"$TMP/steady.conf"
-start_pinproxy L "$LP" "$TMP/steady.conf" "$TMP/steady.log" ||
-    bail_out "pinproxy did not start with the steady forwarder"
-wait_port "$LF" || bail_out "the forwarder blast is not listening"
+start_blast steady "idle_timeout = 200ms"
 out=$(slow_reader "$LF" 'go 8000000\n' 8000000 2000000)
 check_eq "forwarder: a slow but steady reader past idle_timeout gets all \
 of it, then the close" "closed 8000000" "$out"
