@@ -51,11 +51,14 @@ struct conn {
 
 	/*
 	 * Plaintext HTTP in a CONNECT tunnel: where every request goes. By
-	 * address, the first request sets the host (tunnel_host_set).
+	 * address, the first request sets the host (tunnel_host_set), and
+	 * the requests that stay in plaintext go to that address
+	 * (tunnel_addr), whatever the host's name resolves to.
 	 */
 	bool			 in_tunnel;
 	bool			 tunnel_host_set;
 	char			*tunnel_host;	/* NULL outside such a tunnel */
+	char			*tunnel_addr;	/* NULL: by name */
 	uint16_t		 tunnel_port;
 
 	bool			 head_started;	/* a byte of the head came */
@@ -169,6 +172,7 @@ conn_close(struct conn *c)
 	linger_free(c->linger);
 	http_msg_free(c->x.req);
 	free(c->tunnel_host);
+	free(c->tunnel_addr);
 	free(c->x.acc.host);
 	runconf_unref(c->x.rc);
 	TAILQ_REMOVE(&env->conns, c, entry);
@@ -446,6 +450,7 @@ conn_tunnel_plain(struct conn *c, const char *host, bool by_ip,
 	/* host is the tunnel's: copy it before freeing the tunnel. */
 	c->tunnel_host = xstrdup(host);
 	c->tunnel_host_set = !by_ip;
+	c->tunnel_addr = by_ip ? xstrdup(host) : NULL;
 	c->tunnel_port = port;
 	c->in_tunnel = true;
 	conn_phase_free(c);
@@ -718,6 +723,17 @@ conn_request(struct conn *c)
 	} else if (!c->in_tunnel && !conf_plain_port_allowed(conf, t.port)) {
 		conn_port_denied(c, t.port);
 		return;
+	}
+	/*
+	 * What stays in plaintext in a tunnel or a redirected connection
+	 * opened to an address goes to that address, as it would have
+	 * without pinproxy: the Host header names the site, it does not
+	 * choose the server (nor reach one the redirect rules would have
+	 * kept the client from).
+	 */
+	if (!t.tls && c->tunnel_addr != NULL) {
+		t.authority = t.host;
+		t.host = c->tunnel_addr;
 	}
 	/* The phase of the previous request serves this one too. */
 	if (c->x.ops != &forward_ops) {

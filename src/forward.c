@@ -44,7 +44,8 @@ struct forward {
 	struct upstream		*up;		/* kept between exchanges */
 	struct pool_host	*use;		/* the pool counts up in use */
 
-	char			 host[HOSTMATCH_NAME_MAX];
+	char			 host[HOSTMATCH_NAME_MAX];	/* dialled */
+	char			 authority[HOSTMATCH_NAME_MAX];	/* Host */
 	uint16_t		 port;
 	bool			 tls;
 	const struct pinset	*ps;		/* borrowed from x->rc */
@@ -555,7 +556,7 @@ forward_send_request(struct forward *f)
 	phase_watch_upstream(f->x, ub);
 	bufferevent_set_timeouts(ub, &idle, &idle);
 	bufferevent_setwatermark(ub, EV_WRITE, 0, 0);
-	http_request_write(h, f->upgrade, f->host, f->port, f->tls,
+	http_request_write(h, f->upgrade, f->authority, f->port, f->tls,
 	    f->x->env->via, f->pending);
 	f->head_req = strcmp(h->method, "HEAD") == 0;
 	if (f->head_req)
@@ -616,6 +617,8 @@ forward_start(struct forward *f, const struct forward_target *t)
 	const struct http_head	*h;
 
 	xstrlcpy(f->host, t->host, sizeof(f->host));
+	xstrlcpy(f->authority, t->authority != NULL ? t->authority : t->host,
+	    sizeof(f->authority));
 	f->port = t->port;
 	f->tls = t->tls;
 	f->ps = t->ps;

@@ -23,6 +23,12 @@ struct forward_target {
 	bool			 tls;	/* upgrade to TLS, verified */
 	const struct pinset	*ps;	/* borrowed; NULL: no pins */
 	/*
+	 * The Host the request names, when host is where it goes instead:
+	 * the address a tunnel or a redirected connection was opened to.
+	 * NULL: host.
+	 */
+	const char		*authority;
+	/*
 	 * The request was sent to the proxy, not in a tunnel or a redirected
 	 * connection: its Upgrade is for the client's connection to pinproxy.
 	 */

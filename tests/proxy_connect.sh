@@ -667,6 +667,14 @@ check "plain HTTP in a tunnel by address: a second host is refused" \
 origin_settle "$TMP/ol.log"
 check_eq "plain HTTP in a tunnel by address: the address saw no request" \
     1 "$(origin_count "$TMP/ol.log" request)"
+# An unpinned host's request goes to that address, whatever the name
+# resolves to (nothing, here): the Host names the site, not the server.
+tplain tp-ip2 "127.0.0.1:$OL" "$GET_CLOSE" other.test
+check "plain HTTP in a tunnel by address: the address answers an unpinned \
+host" got tp-ip2 "$HELLO"
+origin_settle "$TMP/ol.log"
+check_eq "plain HTTP in a tunnel by address: the address got it, its Host \
+unchanged" 1 "$(origin_count "$TMP/ol.log" request '"host": "other.test')"
 
 # Whatever spelling a server may accept for a request line (a method with
 # a hyphen, as M-SEARCH; a tab between the words; a space before the

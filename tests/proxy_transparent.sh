@@ -155,6 +155,26 @@ check_eq "http through the redirect: the body, fetched over pinned TLS" \
 check_eq "http: no request reached the plaintext server" 0 \
     "$(origin_count "$TMP/plain.log" request)"
 
+# The Host header names the site; it does not choose the server: plaintext
+# for an unpinned host goes to the address the client connected to, not to
+# one the Host names (the redirect rules may keep the client from that
+# one, and pinproxy's own connections pass them).
+start_origin OQ 80 "$TMP/plain3.log" --host 127.0.0.3 --plain ||
+    bail_out "the second plaintext origin did not start"
+got=$(ncurl -H 'Host: 127.0.0.3' http://127.0.0.2/hello 2>"$TMP/c9.err")
+check_eq "http with another Host: the server connected to answers" \
+    "hello from origin" "$got"
+[ -s "$TMP/c9.err" ] && diag "curl: $(cat "$TMP/c9.err")"
+check_eq "http with another Host: the request reached 127.0.0.2" 1 \
+    "$(origin_count "$TMP/plain.log" request '"host": "127.0.0.3"')"
+got=$(ncurl -H 'Host: free.test' http://127.0.0.2/hello 2>"$TMP/c10.err")
+check_eq "http with a Host name: the server connected to answers" \
+    "hello from origin" "$got"
+check_eq "http with a Host name: the request reached 127.0.0.2" 1 \
+    "$(origin_count "$TMP/plain.log" request '"host": "free.test"')"
+check_eq "nothing reached the server that Host named" 0 \
+    "$(origin_count "$TMP/plain3.log" request)"
+
 got=$(ncurl --resolve wrong.test:443:127.0.0.2 \
     --cacert "$TMP/ca-public.pem" https://wrong.test/hello 2>&1)
 check "https with wrong pins: the fetch fails" \
