@@ -5,6 +5,7 @@
  */
 #include "config.h"
 
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <linux/tcp.h>
@@ -38,4 +39,23 @@ sockprog_moved(int fd, uint64_t *seen)
 	    (ti.tcpi_unacked > 0 || ti.tcpi_notsent_bytes > 0);
 	*seen = ti.tcpi_bytes_acked;
 	return moved;
+}
+
+bool
+sockprog_failed(int fd)
+{
+	int		 err = 0;
+	socklen_t	 len = sizeof(err);
+
+	return getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 &&
+	    err != 0;
+}
+
+bool
+sockprog_peer_left(int fd, bool closed, size_t buffered)
+{
+	int	 queued;
+
+	return sockprog_failed(fd) || (closed && buffered == 0 &&
+	    ioctl(fd, FIONREAD, &queued) == 0 && queued == 0);
 }

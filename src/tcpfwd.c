@@ -14,6 +14,7 @@
 #include <netinet/tcp.h>
 
 #include <event2/bufferevent.h>
+#include <event2/event.h>
 #include <event2/listener.h>
 
 #include <errno.h>
@@ -25,6 +26,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "relay.h"
+#include "sockprog.h"
 #include "tcpfwd.h"
 #include "upstream.h"
 #include "xmalloc.h"
@@ -32,6 +34,7 @@
 /* The access status of a relayed and of a refused connection. */
 #define TCPFWD_RELAYED	200
 #define TCPFWD_REFUSED	502
+#define TCPFWD_LEFT	0	/* the client left during the dial */
 
 struct tcpfwd_listener {
 	struct tcpfwd		*t;
@@ -50,6 +53,7 @@ struct tcpfwd_conn {
 	 */
 	struct bufferevent		*client;
 	int				 fd;
+	struct event			*dial_ev;	/* watches the client */
 	struct upstream			*up;
 	struct relay			*relay;
 	struct linger_close		*linger;	/* after the relay */
@@ -102,6 +106,8 @@ tcpfwd_conn_close(struct tcpfwd_conn *c)
 	relay_free(c->relay);
 	linger_free(c->linger);
 	upstream_free(c->up);
+	if (c->dial_ev != NULL)
+		event_free(c->dial_ev);
 	if (c->client != NULL)
 		bufferevent_free(c->client);
 	if (c->fd != -1)
@@ -218,6 +224,10 @@ tcpfwd_tls_cb(struct upstream *u, enum upstream_status st, void *arg)
 		return;
 	}
 	/* The verdict allows traffic: only now is the client read. */
+	if (c->dial_ev != NULL) {
+		event_free(c->dial_ev);
+		c->dial_ev = NULL;
+	}
 	c->relay = relay_new(c->t->env->base, c->client, upstream_bev(u),
 	    c->rc->conf->idle_timeout_ms, tcpfwd_relay_done_cb, c);
 	/* The relay runs on the sockets: the bufferevents go, idle or not. */
@@ -247,6 +257,25 @@ tcpfwd_connected_cb(struct upstream *u, enum upstream_status st, void *arg)
 		upstream_retarget(u, ps, c->f->sni, false);
 	upstream_start_tls(u, c->f->alpn, c->f->alpnlen, false,
 	    tcpfwd_tls_cb, c);
+}
+
+/*
+ * While the server is dialled and judged, the client's reading is off: a
+ * client that resets, or closes without sending, ends it at once (the
+ * dial goes with it), instead of holding its slot of max_connections
+ * until connect_timeout.
+ */
+static void
+tcpfwd_dial_watch_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct tcpfwd_conn	*c = arg;
+
+	if (!sockprog_peer_left(fd, (what & EV_CLOSED) != 0, 0))
+		return;
+	log_msg(EV_DEBUG, "forward %s: client %s left during the dial",
+	    c->f->name, c->addr);
+	tcpfwd_log_access(c, TCPFWD_LEFT, 0, 0);
+	tcpfwd_conn_close(c);
 }
 
 /* Refuse a client outside allow_clients. */
@@ -313,6 +342,13 @@ tcpfwd_accept_cb(struct evconnlistener *evl, evutil_socket_t fd,
 	up.self = env->listen;
 	up.nself = env->nlisten;
 	up.self_forwarders = true;
+	/* Edge-triggered: bytes the client sends wake it once. */
+	c->dial_ev = event_new(env->base, fd, EV_READ | EV_CLOSED | EV_ET |
+	    EV_PERSIST, tcpfwd_dial_watch_cb, c);
+	if (c->dial_ev != NULL && event_add(c->dial_ev, NULL) != 0) {
+		event_free(c->dial_ev);
+		c->dial_ev = NULL;
+	}
 	c->up = upstream_connect(&up, tcpfwd_connected_cb, c);
 }
 

@@ -32,6 +32,7 @@
 #include "log.h"
 #include "relay.h"
 #include "reqguard.h"
+#include "sockprog.h"
 #include "tunnel.h"
 #include "upstream.h"
 #include "xmalloc.h"
@@ -612,17 +613,6 @@ tunnel_peek(struct tunnel *t)
 	return tunnel_hello(t, t->peek_buf, (size_t)n);
 }
 
-/* Whether the socket failed (a reset): its pending error, taken. */
-static bool
-tunnel_socket_failed(evutil_socket_t fd)
-{
-	int		 err = 0;
-	socklen_t	 len = sizeof(err);
-
-	return getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 &&
-	    err != 0;
-}
-
 /*
  * While the target is dialled the client's reading is off. A reset, or
  * a close with nothing sent after the CONNECT head (a client that gave
@@ -634,11 +624,9 @@ static void
 tunnel_dial_watch_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct tunnel	*t = arg;
-	int		 queued;
 
-	if (tunnel_socket_failed(fd) || ((what & EV_CLOSED) &&
-	    evbuffer_get_length(bufferevent_get_input(t->x->bev)) == 0 &&
-	    ioctl(fd, FIONREAD, &queued) == 0 && queued == 0)) {
+	if (sockprog_peer_left(fd, (what & EV_CLOSED) != 0,
+	    evbuffer_get_length(bufferevent_get_input(t->x->bev)))) {
 		log_msg(EV_DEBUG, "client %s left while %s was dialled",
 		    t->x->client, t->connect_host);
 		tunnel_end(t, 0);
@@ -679,7 +667,7 @@ tunnel_peek_cb(evutil_socket_t fd, short what, void *arg)
 	 * and this edge-triggered event will not fire again: it ends the
 	 * tunnel too.
 	 */
-	if (!tunnel_peek(t) && ((what & EV_CLOSED) || tunnel_socket_failed(fd)))
+	if (!tunnel_peek(t) && ((what & EV_CLOSED) || sockprog_failed(fd)))
 		tunnel_end(t, 200);
 }
 

@@ -487,6 +487,24 @@ s.bind(("127.0.0.1", int(sys.argv[1])))
 s.listen(256)
 print("ready", flush=True)
 time.sleep(120)' "$HOLE"
+
+# A client that connects and leaves while its server is dialled (here one
+# that never answers the handshake, which would wait for connect_timeout)
+# ends its connection at once, the dial with it: its slot of
+# max_connections is free again.
+PY=$(free_port)
+FY=$(free_port)
+one_forwarder "$PY" "connect_timeout = 30s" left "$FY" "127.0.0.1:$HOLE" \
+    "pin = $PIN_INTER" >"$TMP/fy.conf"
+start_pinproxy Y "$PY" "$TMP/fy.conf" "$TMP/fy.log" ||
+    bail_out "pinproxy Y did not start"
+wait_port "$FY" || bail_out "the forwarder left is not listening"
+(exec 3<>"/dev/tcp/127.0.0.1/$FY") 2>/dev/null
+check_log "forwarder: a client that left during the dial ends at once \
+(status 0)" "$TMP/fy.log" "$(kv event access)" "$(kv mode forward)" \
+    "$(kv status 0)"
+stop_pinproxy "$Y" "$TMP/fy.log"
+
 PX=$(free_port)
 FX=$(free_port)
 one_forwarder "$PX" "connect_timeout = 30s
