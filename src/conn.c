@@ -732,6 +732,16 @@ conn_request(struct conn *c)
 	 * kept the client from).
 	 */
 	if (!t.tls && c->tunnel_addr != NULL) {
+		/* A reload since the CONNECT may have pinned the address. */
+		if (conf_lookup(conf, c->tunnel_addr) != NULL) {
+			phase_log_blocked(&c->x, c->x.acc.host, "the tunnel's "
+			    "address is in a pin set since a reload");
+			conn_reply_error(c, HTTP_ERROR_BAD_REQUEST,
+			    c->x.acc.host, "The tunnel's address is now "
+			    "pinned: a request in it must name a host of "
+			    "its pin set.");
+			return;
+		}
 		t.authority = t.host;
 		t.host = c->tunnel_addr;
 	}

@@ -543,8 +543,15 @@ upstream_try_next(struct upstream *u)
 	struct evutil_addrinfo	*ai;
 
 	if (u->one_addrlen > 0) {
-		if (u->last_errno == 0 && upstream_dial(u,
-		    (struct sockaddr *)&u->one_addr, u->one_addrlen))
+		/*
+		 * An address literal is judged as a resolved address when
+		 * nothing pins the dial: no plaintext or unpinned connection
+		 * reaches an address a pin set covers.
+		 */
+		if (u->last_errno == 0 && (u->ps != NULL ||
+		    !upstream_addr_pinned(u, (struct sockaddr *)&u->one_addr)) &&
+		    upstream_dial(u, (struct sockaddr *)&u->one_addr,
+		    u->one_addrlen))
 			return;
 	} else {
 		while ((ai = u->next_addr) != NULL) {
@@ -557,6 +564,11 @@ upstream_try_next(struct upstream *u)
 	if (u->looped)
 		upstream_fail(u, UPSTREAM_LOOP, "%s port %u is the "
 		    "proxy's own listening address", u->host, u->port);
+	else if (u->addr_ps != NULL && u->ps == NULL &&
+	    strcmp(u->host, u->addr_pinned) == 0)
+		upstream_fail(u, UPSTREAM_ADDR_PINNED, "%s is in pin set %s: "
+		    "it is reached over TLS with its pins only", u->host,
+		    u->addr_ps->name);
 	else if (u->addr_ps != NULL && u->ps == NULL)
 		upstream_fail(u, UPSTREAM_ADDR_PINNED, "%s resolves to %s, "
 		    "which pin set %s covers: add the name to its hosts to "

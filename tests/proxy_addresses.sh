@@ -403,4 +403,98 @@ check_eq "CONNECT to a pinned address, SNI of another name: never relayed" \
     0 "$(log_count "$TMP/v.log" "$(kv event access)" "$(kv mode intercept)" \
     "$(kv host victim.test)" "$(kv status 200)")"
 stop_pinproxy "$PP_V" "$TMP/v.log"
+
+# A tunnel opened by address to an unpinned address carries plaintext to
+# that address; a reload that pins the address ends that, for the next
+# request of a tunnel already used and for the first of one opened before
+# the reload: they are refused, and nothing more reaches the address.
+OQ=$(free_port)
+start_origin O_Q "$OQ" "$TMP/oq.log" --plain
+PR=$(free_port)
+r_conf()
+{
+	cat <<EOF
+[proxy]
+listen = 127.0.0.1:$PR
+ca_cert = $TMP/ca-a.pem
+ca_key = $TMP/ca-a.key
+trust = $PKI/root.pem
+unpinned = pass
+connect_ports = 443 $OQ
+
+[pins:loopback]
+hosts = api.test${1:-}
+pin = $PIN_INTER
+port = $OT
+EOF
+}
+r_conf >"$TMP/r.conf"
+check "pinproxy listens on 127.0.0.1:$PR" \
+    start_pinproxy PP_R "$PR" "$TMP/r.conf" "$TMP/r.log"
+cat >"$TMP/tunnels.py" <<'EOF'
+import os, socket, sys, time
+port, target, go = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+GET = b"GET /hello HTTP/1.1\r\nHost: www.unpinned.test\r\n\r\n"
+def tunnel():
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(b"CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" %
+              (target.encode(), target.encode()))
+    head = b""
+    while b"\r\n\r\n" not in head:
+        d = s.recv(1)
+        if not d:
+            break
+        head += d
+    return s
+def answer(s):
+    """The status line of one answer, its body read (Content-Length)."""
+    data = b""
+    try:
+        while b"\r\n\r\n" not in data:
+            d = s.recv(4096)
+            if not d:
+                break
+            data += d
+        head, _, body = data.partition(b"\r\n\r\n")
+        n = 0
+        for line in head.split(b"\r\n")[1:]:
+            k, _, v = line.partition(b":")
+            if k.strip().lower() == b"content-length":
+                n = int(v)
+        while len(body) < n:
+            d = s.recv(4096)
+            if not d:
+                break
+            body += d
+    except OSError:
+        pass
+    return data.split(b"\r\n", 1)[0].decode() or "none"
+used, fresh = tunnel(), tunnel()
+used.sendall(GET)
+print("before", answer(used), flush=True)
+while not os.path.exists(go):
+    time.sleep(0.05)
+used.sendall(GET)
+fresh.sendall(GET)
+print("used", answer(used))
+print("fresh", answer(fresh))
+EOF
+spawn TUNNELS python3 "$TMP/tunnels.py" "$PR" "127.0.0.1:$OQ" "$TMP/go" \
+    >"$TMP/tunnels.out"
+wait_line "$TMP/tunnels.out" '^before ' >/dev/null
+check_grep "a plaintext tunnel by address: the address answers" \
+    '^before HTTP/1.1 200 ' "$TMP/tunnels.out"
+check "reload: 127.0.0.1 is pinned now" \
+    reload "$PP_R" "$TMP/r.log" "$TMP/r.conf" "$(r_conf ', 127.0.0.1')"
+: >"$TMP/go"
+wait_exit "$TUNNELS" 10
+check_grep "pinned by a reload: the tunnel's next request is refused" \
+    '^used HTTP/1.1 400 ' "$TMP/tunnels.out"
+check_grep "pinned by a reload: a tunnel opened before it is refused" \
+    '^fresh HTTP/1.1 400 ' "$TMP/tunnels.out"
+check_eq "pinned by a reload: nothing more reached the address" 1 \
+    "$(origin_count "$TMP/oq.log" request)"
+check_log "pinned by a reload: logged blocked" "$TMP/r.log" \
+    "$(kv event blocked)" "$(kv host www.unpinned.test)"
+stop_pinproxy "$PP_R" "$TMP/r.log"
 done_testing
