@@ -378,6 +378,13 @@ forward_response_head(struct forward *f, struct evbuffer *out)
 		/* Only a close can end such a body. */
 		if (h->framing == HTTP_FRAMING_CLOSE)
 			f->close_after = true;
+		/*
+		 * An answer before the request's end: nothing tells where a
+		 * next request would begin, so none may follow (forward_done),
+		 * and the answer says so.
+		 */
+		if (!f->req_done)
+			f->close_after = true;
 		/* HTTP/1.0 has no chunked coding: the close ends the body. */
 		f->decode = f->client_10 && h->framing == HTTP_FRAMING_CHUNKED;
 		if (f->decode)

@@ -1224,6 +1224,19 @@ http_decoded_encoding(const struct http_head *h, struct evbuffer *ce)
 	return evbuffer_get_length(ce) > before;
 }
 
+/*
+ * A field that announces content a response cannot have (RFC 9110 §8.6,
+ * RFC 9112 §6.1: none in a 1xx or a 204): a client that believed it would
+ * take the start of what follows, its final response, for that content.
+ */
+static bool
+http_bodiless_framing(const struct http_head *h, const char *name)
+{
+	return h->status != 0 && (h->status < 200 || h->status == 204) &&
+	    (strcasecmp(name, "Content-Length") == 0 ||
+	    strcasecmp(name, "Transfer-Encoding") == 0);
+}
+
 /* Append the end-to-end headers, and Connection: upgrade if upgrading. */
 static void
 http_headers_write(const struct http_head *h, bool upgrade, bool skip_host,
@@ -1241,7 +1254,8 @@ http_headers_write(const struct http_head *h, bool upgrade, bool skip_host,
 		f = &h->headers[i];
 		if (skip_host && strcasecmp(f->name, "Host") == 0)
 			continue;
-		if (http_is_hop_by_hop(h, f->name, upgrade, decoded))
+		if (http_is_hop_by_hop(h, f->name, upgrade, decoded) ||
+		    http_bodiless_framing(h, f->name))
 			continue;
 		/* Written below, with the codings applied after it. */
 		if (ce != NULL && strcasecmp(f->name, "Content-Encoding") == 0)

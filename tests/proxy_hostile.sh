@@ -375,6 +375,28 @@ if [ "$(log_count "$TMP/h.log" "$(kv event access)" "$(kv status 200)" \
 	diag "the exchange of 3.1 MB had ended: the close came at header_timeout"
 fi
 
+# An answer before the request's end (here, after the head of a POST
+# whose body is half sent) ends the connection, as nothing tells where the
+# next request would begin: the answer says so (Connection: close), so
+# that a client does not queue its next request on it.
+out=$(python3 -c '
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(b"POST http://127.0.0.1:%s/x HTTP/1.1\r\nHost: 127.0.0.1:%s\r\n"
+          b"Content-Length: 10\r\n\r\n12345" % ((sys.argv[2].encode(),) * 2))
+data = b""
+try:
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        data += d
+except OSError:
+    pass
+print(data.partition(b"\r\n\r\n")[0].decode("latin-1"))' "$PH" "$OP")
+check "an answer before the request's end says Connection: close" \
+    grep -qi '^Connection: close' <<<"${out//$'\r'/}"
+
 # A client that reads slowly but steadily is not stalled, however long
 # its socket stays unwritable (the kernel wakes a writer only once a third
 # of a large send buffer is free): it gets the whole body (6 MB through a

@@ -1551,6 +1551,44 @@ test_http_response_write_removes_hop_by_hop_headers(void **state)
 	http_msg_free(m);
 }
 
+/* A 1xx or 204 announces no content: its framing fields are dropped. */
+static void
+test_http_response_write_drops_framing_of_bodiless_answers(void **state)
+{
+	static const struct {
+		const char	*head, *want;
+	} cases[] = {
+		{ "HTTP/1.1 100 Continue\r\nContent-Length: 40\r\n\r\n",
+		  "HTTP/1.1 100 Continue\r\n\r\n" },
+		{ "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n"
+		  "Transfer-Encoding: chunked\r\n\r\n",
+		  "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n" },
+		{ "HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n"
+		  "X-A: 1\r\n\r\n",
+		  "HTTP/1.1 204 No Content\r\nX-A: 1\r\n\r\n" },
+		/* A 304's length is the representation's: it stays. */
+		{ "HTTP/1.1 304 Not Modified\r\nContent-Length: 7\r\n\r\n",
+		  "HTTP/1.1 304 Not Modified\r\nContent-Length: 7\r\n\r\n" },
+	};
+	struct http_msg		*m;
+	struct evbuffer		*out;
+	char			*s;
+	size_t			 i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		m = response(cases[i].head);
+		out = evbuffer_new();
+		http_response_write(http_msg_head(m), HTTP_CONN_PERSIST, false,
+		    out);
+		s = buffer_string(out);
+		assert_string_equal(s, cases[i].want);
+		free(s);
+		evbuffer_free(out);
+		http_msg_free(m);
+	}
+}
+
 static void
 test_http_response_write_keeps_upgrade_for_101(void **state)
 {
@@ -1936,6 +1974,8 @@ main(void)
 		    test_http_response_write_removes_hop_by_hop_headers),
 		cmocka_unit_test(
 		    test_http_response_write_keeps_other_codings_of_a_decoded_body),
+		cmocka_unit_test(
+		    test_http_response_write_drops_framing_of_bodiless_answers),
 		cmocka_unit_test(
 		    test_http_response_write_keeps_upgrade_for_101),
 		cmocka_unit_test(
