@@ -70,6 +70,8 @@ struct http_lines {
 	const struct http_head *head;	/* against its Connection too */
 	char		 tname[HTTP_TRAILER_NAME_MAX];	/* its start */
 	size_t		 tlen;		/* the name's length so far */
+	size_t		 framed;	/* of this chunk-size line, or of
+					   the trailer section, so far */
 };
 
 /* Offsets of a header's name and value in the store. */
@@ -212,6 +214,11 @@ http_is_hexdig(unsigned char c)
 static bool
 http_frame_step(struct http_lines *l, unsigned char c)
 {
+	/* Framing, not content: bounded, as a head is (CRLF aside). */
+	if (l->frame != FRAME_NONE && l->frame != FRAME_DATA &&
+	    ++l->framed > (l->frame >= FRAME_TRAILER ? HTTP_HEAD_MAX :
+	    HTTP_CHUNK_LINE_MAX + 2))
+		return false;
 	switch (l->frame) {
 	case FRAME_NONE:
 	case FRAME_TRAILER_END:
@@ -235,8 +242,10 @@ http_frame_step(struct http_lines *l, unsigned char c)
 			l->frame = FRAME_TRAILER;
 		return true;
 	case FRAME_DATA:
-		if (c == '\n')
+		if (c == '\n') {
 			l->frame = FRAME_SIZE_FIRST;
+			l->framed = 0;
+		}
 		return true;
 	case FRAME_SIZE_FIRST:
 		if (!http_is_hexdig(c))
@@ -270,8 +279,10 @@ http_frame_step(struct http_lines *l, unsigned char c)
 			l->frame = FRAME_SIZE_WS;
 	} else if (c == ';')
 		l->frame = FRAME_EXT;
-	else if (c == '\n')
+	else if (c == '\n') {
 		l->frame = l->last ? FRAME_TRAILER : FRAME_DATA;
+		l->framed = 0;
+	}
 	else if (c != '\r')
 		return false;
 	return true;
@@ -320,6 +331,7 @@ http_lines_reset(struct http_lines *l)
 	l->need_cr = false;
 	l->last = false;
 	l->frame = FRAME_NONE;
+	l->framed = 0;
 }
 
 /* Forget the previous message and wait for the next head. */

@@ -18,6 +18,11 @@ struct evbuffer;
 #define HTTP_HEAD_MAX		16384
 /* The most header fields a head may carry. */
 #define HTTP_HEADERS_MAX	100
+/*
+ * The longest chunk-size line, extensions included; the trailer section
+ * may be as long as a head.
+ */
+#define HTTP_CHUNK_LINE_MAX	4096
 
 /* Which side of a connection a parser reads. */
 enum http_dir {

@@ -852,6 +852,52 @@ chunked_body_result(const char *body, size_t len)
 
 #define CHUNKED_RESULT(lit)	chunked_body_result((lit), sizeof(lit) - 1)
 
+/* Chunk-size lines and trailers are bounded: extensions are not content. */
+static void
+test_http_bounds_chunk_lines_and_trailers(void **state)
+{
+	char	*body;
+	size_t	 len;
+
+	(void)state;
+	body = malloc(3 * HTTP_HEAD_MAX);
+	assert_non_null(body);
+	/* An extension that makes the line just the most, then one more. */
+	len = (size_t)snprintf(body, 16, "5;");
+	memset(body + len, 'e', HTTP_CHUNK_LINE_MAX - len);
+	len = HTTP_CHUNK_LINE_MAX;
+	len += (size_t)sprintf(body + len, "\r\nhello\r\n0\r\n\r\n");
+	assert_int_equal(chunked_body_result(body, len), HTTP_BODY_COMPLETE);
+	len = (size_t)snprintf(body, 16, "5;");
+	memset(body + len, 'e', HTTP_CHUNK_LINE_MAX + 1 - len);
+	len = HTTP_CHUNK_LINE_MAX + 1;
+	len += (size_t)sprintf(body + len, "\r\nhello\r\n0\r\n\r\n");
+	assert_int_equal(chunked_body_result(body, len),
+	    HTTP_ERR_BAD_REQUEST);
+	/* Every chunk's line counts alone. */
+	len = 0;
+	for (int i = 0; i < 8; i++) {
+		len += (size_t)sprintf(body + len, "1;");
+		memset(body + len, 'e', 3000);
+		len += 3000;
+		len += (size_t)sprintf(body + len, "\r\nx\r\n");
+	}
+	len += (size_t)sprintf(body + len, "0\r\n\r\n");
+	assert_int_equal(chunked_body_result(body, len), HTTP_BODY_COMPLETE);
+	/* Trailers longer than a head. */
+	len = (size_t)sprintf(body, "0\r\n");
+	for (int i = 0; i < 5; i++) {
+		len += (size_t)sprintf(body + len, "X-T%d: ", i);
+		memset(body + len, 'v', 4000);
+		len += 4000;
+		len += (size_t)sprintf(body + len, "\r\n");
+	}
+	len += (size_t)sprintf(body + len, "\r\n");
+	assert_int_equal(chunked_body_result(body, len),
+	    HTTP_ERR_BAD_REQUEST);
+	free(body);
+}
+
 static void
 test_http_rejects_bad_chunk_sizes(void **state)
 {
@@ -1932,6 +1978,7 @@ main(void)
 		cmocka_unit_test(
 		    test_http_rejects_hop_by_hop_request_trailers),
 		cmocka_unit_test(test_http_chunked_body_fed_one_byte_at_a_time),
+		cmocka_unit_test(test_http_bounds_chunk_lines_and_trailers),
 		cmocka_unit_test(test_http_rejects_bad_chunk_sizes),
 		cmocka_unit_test(test_http_rejects_non_hex_chunk_size_bytes),
 		cmocka_unit_test(test_http_rejects_chunk_size_overflow),
