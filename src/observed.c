@@ -646,6 +646,29 @@ observed_line(struct observed *o, struct host_index *ix,
 	return true;
 }
 
+/*
+ * The next line of fp, without its LF, in buf (size bytes, not
+ * NUL-terminated); the bytes of a longer line past size are read and
+ * dropped, and *too_long says so. -1 at the end of the file.
+ */
+static ssize_t
+observed_getline(FILE *fp, char *buf, size_t size, bool *too_long)
+{
+	size_t	 n = 0;
+	int	 c;
+
+	*too_long = false;
+	while ((c = getc_unlocked(fp)) != EOF && c != '\n') {
+		if (n < size)
+			buf[n++] = (char)c;
+		else
+			*too_long = true;
+	}
+	if (c == EOF && n == 0)
+		return -1;
+	return (ssize_t)n;
+}
+
 struct observed *
 observed_load(FILE *fp, const char *name, const char *psl_path,
     struct diag *d)
@@ -653,21 +676,23 @@ observed_load(FILE *fp, const char *name, const char *psl_path,
 	struct observed		*o;
 	struct psl		 psl;
 	struct host_index	 ix = { NULL, 0 };
-	char			*line = NULL;
-	size_t			 cap = 0, i;
+	char			*line;
+	size_t			 i;
 	ssize_t			 len;
 	int			 lineno = 0;
+	bool			 too_long;
 
 	o = xcalloc(1, sizeof(*o));
 	o->psl = psl_load(psl_path, &psl);
-	while ((len = getline(&line, &cap, fp)) != -1) {
+	line = xmalloc(OBSERVED_LINE_MAX);
+	while ((len = observed_getline(fp, line, OBSERVED_LINE_MAX,
+	    &too_long)) != -1) {
 		lineno++;
-		while (len > 0 && (line[len - 1] == '\n' ||
-		    line[len - 1] == '\r'))
+		while (len > 0 && line[len - 1] == '\r')
 			len--;
-		if (len == 0)
+		if (len == 0 && !too_long)
 			continue;
-		if (len > OBSERVED_LINE_MAX ||
+		if (too_long ||
 		    !observed_line(o, &ix, &psl, line, (size_t)len))
 			diag_error(d, name, lineno, "not an observe_file line:"
 			    " left out");

@@ -261,16 +261,18 @@ tcpfwd_connected_cb(struct upstream *u, enum upstream_status st, void *arg)
 
 /*
  * While the server is dialled and judged, the client's reading is off: a
- * client that resets, or closes without sending, ends it at once (the
- * dial goes with it), instead of holding its slot of max_connections
- * until connect_timeout.
+ * client that resets ends it at once (the dial goes with it), instead of
+ * holding its place in max_connections until connect_timeout. Its FIN
+ * says nothing of the kind: a client that half-closes at once still
+ * reads what the server says first (a banner), and gets it.
  */
 static void
 tcpfwd_dial_watch_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct tcpfwd_conn	*c = arg;
 
-	if (!sockprog_peer_left(fd, (what & EV_CLOSED) != 0, 0))
+	(void)what;
+	if (!sockprog_failed(fd))
 		return;
 	log_msg(EV_DEBUG, "forward %s: client %s left during the dial",
 	    c->f->name, c->addr);

@@ -302,6 +302,30 @@ says so" "a host name of 200 bytes does not fit a configuration line" \
     "$TMP/observed_long.err"
 check_eq "--from-observed, a host name too long for a line: no part of it \
 is printed as a host" 0 "$(grep -c '^hosts = .*aaaa' "$TMP/observed_long.out")"
+# A line of 64 MiB (a file that is not an observe_file, or one cut and
+# appended to) is left out with an error, read through without being held:
+# the memory stays that of a line's limit, and the next line counts.
+{
+	head -c $((64 * 1024 * 1024)) /dev/zero | tr '\0' x
+	echo
+	printf '{"host":"%s","port":443,"first_seen":"2026-12-05T08:00:00Z",%s\n' \
+	    www.huge.test '"client":"127.0.0.1:1","chain":[{"pin":"sha256/rJcdD76UBuYkRPrhAMpCS3jNMtjk5yEJUchQwgpC3Eg=","depth":1,"subject":"CN=x","not_after":"2036-12-01"}]}'
+} >"$TMP/huge.jsonl"
+rss=$(python3 -c '
+import resource, subprocess, sys
+with open(sys.argv[2] + ".out", "wb") as out, \
+        open(sys.argv[2] + ".err", "wb") as err:
+    subprocess.run([sys.argv[1], "--from-observed", sys.argv[3]],
+                   stdout=out, stderr=err)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)' \
+    "$PINPROXY_PIN" "$TMP/observed_huge" "$TMP/huge.jsonl")
+check_grep "--from-observed, a line of 64 MiB: FILE:LINE says it is left out" \
+    "huge\.jsonl:1: not an observe_file line" "$TMP/observed_huge.err"
+check_grep "--from-observed, a line of 64 MiB: the next line counts" \
+    "^hosts = www\.huge\.test$" "$TMP/observed_huge.out"
+check "--from-observed, a line of 64 MiB: at most 48 MiB resident \
+(${rss} KiB)" test "${rss:-999999}" -lt $((48 * 1024))
+rm -f "$TMP/huge.jsonl"
 # Two registrable domains whose names make one section name (the
 # punctuation of "x--y.com" and "x-y.com" becomes one dash): the second
 # section gets its own name, and pinproxy accepts the output.

@@ -488,22 +488,76 @@ s.listen(256)
 print("ready", flush=True)
 time.sleep(120)' "$HOLE"
 
-# A client that connects and leaves while its server is dialled (here one
-# that never answers the handshake, which would wait for connect_timeout)
-# ends its connection at once, the dial with it: its slot of
-# max_connections is free again.
+# A client that resets while its server is dialled (here one that never
+# answers the handshake, which would wait for connect_timeout) ends its
+# connection at once, the dial with it: its place in max_connections is
+# free again. (A FIN is no such end: see the banner below.)
 PY=$(free_port)
 FY=$(free_port)
-one_forwarder "$PY" "connect_timeout = 30s" left "$FY" "127.0.0.1:$HOLE" \
-    "pin = $PIN_INTER" >"$TMP/fy.conf"
+one_forwarder "$PY" "connect_timeout = 30s
+shutdown_timeout = 1s" left "$FY" "127.0.0.1:$HOLE" "pin = $PIN_INTER" \
+    >"$TMP/fy.conf"
 start_pinproxy Y "$PY" "$TMP/fy.conf" "$TMP/fy.log" ||
     bail_out "pinproxy Y did not start"
 wait_port "$FY" || bail_out "the forwarder left is not listening"
-(exec 3<>"/dev/tcp/127.0.0.1/$FY") 2>/dev/null
-check_log "forwarder: a client that left during the dial ends at once \
+python3 -c '
+import socket, struct, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+time.sleep(0.2)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+s.close()' "$FY"
+check_log "forwarder: a client that reset during the dial ends at once \
 (status 0)" "$TMP/fy.log" "$(kv event access)" "$(kv mode forward)" \
     "$(kv status 0)"
 stop_pinproxy "$Y" "$TMP/fy.log"
+
+# A server that speaks first (a banner), and a client that shuts down its
+# side at once and reads: the banner comes, then the end.
+BN=$(free_port)
+start_server BANNER "$TMP/banner.log" python3 -c '
+import socket, ssl, sys
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+l = socket.socket()
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind(("127.0.0.1", int(sys.argv[1])))
+l.listen()
+print("ready", flush=True)
+while True:
+    c, _ = l.accept()
+    try:
+        t = ctx.wrap_socket(c, server_side=True)
+        t.sendall(b"220 banner ready\r\n")
+        while t.recv(1024):
+            pass
+        t.unwrap().close()
+    except (ssl.SSLError, OSError):
+        c.close()' "$BN" "$PKI/chain.pem" "$PKI/leaf.key"
+PB=$(free_port)
+FB=$(free_port)
+one_forwarder "$PB" "" banner "$FB" "127.0.0.1:$BN" "sni = api.test
+pin = $PIN_INTER" >"$TMP/fb.conf"
+start_pinproxy B "$PB" "$TMP/fb.conf" "$TMP/fb.log" ||
+    bail_out "pinproxy B did not start"
+wait_port "$FB" || bail_out "the forwarder banner is not listening"
+got=$(python3 -c '
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.shutdown(socket.SHUT_WR)
+data = b""
+try:
+    while True:
+        d = s.recv(1024)
+        if not d:
+            break
+        data += d
+except OSError:
+    pass
+sys.stdout.write(data.decode("latin-1").strip())' "$FB")
+check_eq "forwarder: a client that half-closes at once gets the banner" \
+    "220 banner ready" "$got"
+stop_pinproxy "$B" "$TMP/fb.log"
+stop "$BANNER"
 
 PX=$(free_port)
 FX=$(free_port)
