@@ -19,6 +19,7 @@ and rst-hello, which never speak TLS):
                 AFTER bytes of it, then end the TCP connection (a FIN)
                 without a TLS close_notify: a truncated body
     end         read until the client's end, and log how it ended
+    banner      speak first ("220 banner ready\\r\\n"), then as end
     notify-back read the request head, then until the client's end; answer
                 a close_notify with one (as RFC 5246 has a TLS 1.2 server
                 do, dropping what it had not sent: here, the whole answer)
@@ -232,6 +233,10 @@ class Handler(socketserver.BaseRequestHandler):
         self.server.recorder.log(self.conn, "end", how=how)
         sock.close()
 
+    def mode_banner(self, sock):
+        sock.sendall(b"220 banner ready\r\n")
+        self.mode_end(sock)
+
     def mode_notify_back(self, sock):
         sock.suppress_ragged_eofs = False
         self.read_request(sock, b"")
@@ -323,7 +328,7 @@ def main():
                    choices=["hello", "rst-body", "nohead", "cut", "end",
                             "tls-close", "alert", "garbage", "rst-hello",
                             "switch", "status", "notify-back",
-                            "headbody"])
+                            "headbody", "banner"])
     p.add_argument("--cert")
     p.add_argument("--key")
     p.add_argument("--tls12", action="store_true")

@@ -432,44 +432,19 @@ r_conf >"$TMP/r.conf"
 check "pinproxy listens on 127.0.0.1:$PR" \
     start_pinproxy PP_R "$PR" "$TMP/r.conf" "$TMP/r.log"
 cat >"$TMP/tunnels.py" <<'EOF'
-import os, socket, sys, time
+import os, sys, time
+from connect_client import open_tunnel, read_head, read_rest
 port, target, go = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 GET = b"GET /hello HTTP/1.1\r\nHost: www.unpinned.test\r\n\r\n"
-def tunnel():
-    s = socket.create_connection(("127.0.0.1", port), timeout=5)
-    s.sendall(b"CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" %
-              (target.encode(), target.encode()))
-    head = b""
-    while b"\r\n\r\n" not in head:
-        d = s.recv(1)
-        if not d:
-            break
-        head += d
-    return s
 def answer(s):
     """The status line of one answer, its body read (Content-Length)."""
-    data = b""
-    try:
-        while b"\r\n\r\n" not in data:
-            d = s.recv(4096)
-            if not d:
-                break
-            data += d
-        head, _, body = data.partition(b"\r\n\r\n")
-        n = 0
-        for line in head.split(b"\r\n")[1:]:
-            k, _, v = line.partition(b":")
-            if k.strip().lower() == b"content-length":
-                n = int(v)
-        while len(body) < n:
-            d = s.recv(4096)
-            if not d:
-                break
-            body += d
-    except OSError:
-        pass
-    return data.split(b"\r\n", 1)[0].decode() or "none"
-used, fresh = tunnel(), tunnel()
+    head = read_head(s)
+    for line in head.split(b"\r\n")[1:]:
+        k, _, v = line.partition(b":")
+        if k.strip().lower() == b"content-length":
+            read_rest(s, size=int(v))
+    return head.split(b"\r\n", 1)[0].decode() or "none"
+(used, _), (fresh, _) = open_tunnel(port, target), open_tunnel(port, target)
 used.sendall(GET)
 print("before", answer(used), flush=True)
 while not os.path.exists(go):
@@ -479,7 +454,7 @@ fresh.sendall(GET)
 print("used", answer(used))
 print("fresh", answer(fresh))
 EOF
-spawn TUNNELS python3 "$TMP/tunnels.py" "$PR" "127.0.0.1:$OQ" "$TMP/go" \
+spawn TUNNELS py "$TMP/tunnels.py" "$PR" "127.0.0.1:$OQ" "$TMP/go" \
     >"$TMP/tunnels.out"
 wait_line "$TMP/tunnels.out" '^before ' >/dev/null
 check_grep "a plaintext tunnel by address: the address answers" \

@@ -514,25 +514,8 @@ stop_pinproxy "$Y" "$TMP/fy.log"
 # A server that speaks first (a banner), and a client that shuts down its
 # side at once and reads: the banner comes, then the end.
 BN=$(free_port)
-start_server BANNER "$TMP/banner.log" python3 -c '
-import socket, ssl, sys
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-ctx.load_cert_chain(sys.argv[2], sys.argv[3])
-l = socket.socket()
-l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-l.bind(("127.0.0.1", int(sys.argv[1])))
-l.listen()
-print("ready", flush=True)
-while True:
-    c, _ = l.accept()
-    try:
-        t = ctx.wrap_socket(c, server_side=True)
-        t.sendall(b"220 banner ready\r\n")
-        while t.recv(1024):
-            pass
-        t.unwrap().close()
-    except (ssl.SSLError, OSError):
-        c.close()' "$BN" "$PKI/chain.pem" "$PKI/leaf.key"
+start_server BANNER "$TMP/banner.log" python3 "$BADORIGIN" --port "$BN" \
+    --mode banner --cert "$PKI/chain.pem" --key "$PKI/leaf.key"
 PB=$(free_port)
 FB=$(free_port)
 one_forwarder "$PB" "" banner "$FB" "127.0.0.1:$BN" "sni = api.test
