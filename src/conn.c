@@ -1052,7 +1052,7 @@ conn_mid_exchange(const struct conn *c)
  * whose server's end already reached the client closes in order (the
  * client has all of it, and the kernel may still hold some for it).
  */
-static void
+static bool
 conn_cut_short(struct conn *c, int fallback)
 {
 	struct phase_outcome	 o;
@@ -1071,12 +1071,14 @@ conn_cut_short(struct conn *c, int fallback)
 	o.cut = !whole;
 	o.close = true;
 	conn_phase_done(&c->x, &o);
+	return !whole;
 }
 
-void
+size_t
 conn_close_all(struct conn_env *env)
 {
 	struct conn	*c;
+	size_t		 cut = 0;
 
 	/*
 	 * shutdown_timeout passed: what is still under way is cut. The rest
@@ -1085,12 +1087,13 @@ conn_close_all(struct conn_env *env)
 	 */
 	while ((c = TAILQ_FIRST(&env->conns)) != NULL) {
 		if (conn_mid_exchange(c))
-			conn_cut_short(c, 503);
+			cut += conn_cut_short(c, 503);
 		else {
 			linger_drain(c->x.fd);
 			conn_close(c);
 		}
 	}
+	return cut;
 }
 
 /* The upstream TLS connection c relays to or its phase uses, or NULL. */

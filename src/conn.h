@@ -41,7 +41,7 @@ void		 conn_shutdown(struct conn *c);
 /* Shut every connection down gracefully (conn_shutdown). */
 void		 conn_shutdown_all(struct conn_env *env);
 /* Close every connection now. */
-void		 conn_close_all(struct conn_env *env);
+size_t		 conn_close_all(struct conn_env *env);
 /*
  * After a reload: end every connection whose upstream TLS connection
  * passed under an older generation with a key the current one denies

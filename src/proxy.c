@@ -119,19 +119,20 @@ proxy_set_accepting(struct proxy *p, bool on, const char *why)
 
 /*
  * The end of every stop: close what is still open (cut=, how many
- * connections that cuts short), log event=stopped once, leave the loop.
+ * connections that cuts short: idle ones, and those whose end reached
+ * their client, close in order), log event=stopped once, leave the loop.
  */
 static void
 proxy_stopped(struct proxy *p, const char *reason)
 {
 	struct logline	 l;
-	size_t		 cut = p->env.nconns;
+	size_t		 cut;
 
 	if (p->stopped)
 		return;
 	p->stopped = true;
-	conn_close_all(&p->env);
-	tcpfwd_close_all(p->fwd);
+	cut = conn_close_all(&p->env);
+	cut += tcpfwd_close_all(p->fwd);
 	evtimer_del(p->expiring_ev);
 	log_begin(&l, EV_STOPPED);
 	log_str(&l, LK_REASON, reason);

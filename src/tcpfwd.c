@@ -172,21 +172,23 @@ tcpfwd_relay_done_cb(struct relay *r, const char *why, void *arg)
  * the server's end reached the client, the client has all of it and the
  * close is in order (at the exit, without lingering).
  */
-static void
+static bool
 tcpfwd_cut(struct tcpfwd_conn *c, bool exiting)
 {
 	uint64_t	 up, down;
+	bool		 whole = relay_down_ended(c->relay);
 
 	relay_counts(c->relay, &up, &down);
 	tcpfwd_log_access(c, TCPFWD_RELAYED, up, down);
-	if (!relay_down_ended(c->relay))
+	if (!whole)
 		linger_reset(c->fd);
 	else if (!exiting) {
 		tcpfwd_linger(c, false);
-		return;
+		return false;
 	} else
 		linger_drain(c->fd);
 	tcpfwd_conn_close(c);
+	return !whole;
 }
 
 void
@@ -513,10 +515,11 @@ tcpfwd_stop_listening(struct tcpfwd *t)
 	t->ncur = 0;
 }
 
-void
+size_t
 tcpfwd_close_all(struct tcpfwd *t)
 {
 	struct tcpfwd_conn	*c;
+	size_t			 cut = 0;
 
 	/*
 	 * What is still under way is cut, with its access line: a relay
@@ -525,15 +528,17 @@ tcpfwd_close_all(struct tcpfwd *t)
 	 */
 	while ((c = TAILQ_FIRST(&t->conns)) != NULL) {
 		if (c->relay != NULL) {
-			tcpfwd_cut(c, true);
+			cut += tcpfwd_cut(c, true);
 			continue;
 		}
-		if (c->linger == NULL && c->f != NULL)
+		if (c->linger == NULL && c->f != NULL) {
 			tcpfwd_log_access(c, 503, 0, 0);
-		else
+			cut++;
+		} else
 			linger_drain(c->fd);
 		tcpfwd_conn_close(c);
 	}
+	return cut;
 }
 
 void

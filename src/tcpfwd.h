@@ -38,7 +38,7 @@ void		 tcpfwd_set_accepting(struct tcpfwd *t, bool on);
 /* Close every listener; open connections go on. */
 void		 tcpfwd_stop_listening(struct tcpfwd *t);
 /* Close every connection now. */
-void		 tcpfwd_close_all(struct tcpfwd *t);
+size_t		 tcpfwd_close_all(struct tcpfwd *t);
 /*
  * After a reload: close every connection whose upstream passed with a
  * key the current generation denies (see conn_recheck_all()).
