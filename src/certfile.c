@@ -18,21 +18,29 @@
 #include <string.h>
 
 #include "certfile.h"
+#include "regfile.h"
 #include "xmalloc.h"
 
 /* Certificate bundles are small; anything larger is not one. */
 #define CERTFILE_MAX_SIZE	(16L * 1024 * 1024)
 
-/* Read the whole file into memory; NULL with err filled on failure. */
+/*
+ * Read the whole file into memory; NULL with err filled on failure. The
+ * daemon reads regular files only (regular_only): a FIFO would block it.
+ */
 static unsigned char *
-certfile_read(const char *path, size_t *lenp, char *err, size_t errlen)
+certfile_read(const char *path, bool regular_only, size_t *lenp, char *err,
+    size_t errlen)
 {
 	FILE		*fp;
 	struct stat	 st;
 	unsigned char	*data;
 	size_t		 len, size, n;
 
-	if ((fp = fopen(path, "rb")) == NULL) {
+	if (regular_only) {
+		if ((fp = regfile_fopen(path, path, err, errlen)) == NULL)
+			return NULL;
+	} else if ((fp = fopen(path, "rb")) == NULL) {
 		snprintf(err, errlen, "cannot open %s: %s", path,
 		    strerror(errno));
 		return NULL;
@@ -152,14 +160,15 @@ certfile_der(const unsigned char *data, size_t len)
 }
 
 STACK_OF(X509) *
-certfile_load(const char *path, char *err, size_t errlen)
+certfile_load(const char *path, bool regular_only, char *err, size_t errlen)
 {
 	STACK_OF(X509)	*certs;
 	unsigned char	*data;
 	size_t		 len;
 	X509		*x;
 
-	if ((data = certfile_read(path, &len, err, errlen)) == NULL)
+	if ((data = certfile_read(path, regular_only, &len, err,
+	    errlen)) == NULL)
 		return NULL;
 	if ((certs = certfile_pem(path, data, len, err, errlen)) == NULL) {
 		free(data);

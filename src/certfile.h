@@ -4,13 +4,17 @@
 
 #include <openssl/x509.h>
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /*
  * Every certificate of a PEM file, in file order, or the one certificate
  * of a DER file. NULL with err filled when the file cannot be read or
- * holds no certificate. Free with sk_X509_pop_free(s, X509_free).
+ * holds no certificate; with regular_only, also when it is not a regular
+ * file (a FIFO would block the reader). Free with
+ * sk_X509_pop_free(s, X509_free).
  */
-STACK_OF(X509)	*certfile_load(const char *path, char *err, size_t errlen);
+STACK_OF(X509)	*certfile_load(const char *path, bool regular_only, char *err,
+		    size_t errlen);
 
 #endif

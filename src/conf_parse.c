@@ -22,6 +22,7 @@
 #include "deny.h"
 #include "hostmatch.h"
 #include "hostport.h"
+#include "regfile.h"
 #include "trust.h"
 #include "xmalloc.h"
 
@@ -821,7 +822,7 @@ conf_set_ca_file(struct conf_parse *p, const char *value, char *err,
 
 	/* The runtime loads ca_file as one file, never as a directory. */
 	if (value[0] != '\0') {
-		if ((certs = certfile_load(value, err, errlen)) == NULL)
+		if ((certs = certfile_load(value, true, err, errlen)) == NULL)
 			return false;
 		sk_X509_pop_free(certs, X509_free);
 	}
@@ -1612,9 +1613,10 @@ conf_parse_file(const char *path, time_t now, struct diag *d)
 {
 	struct conf	*c;
 	FILE		*fp;
+	char		 err[512];
 
-	if ((fp = fopen(path, "r")) == NULL) {
-		diag_error(d, path, 0, "cannot open: %s", strerror(errno));
+	if ((fp = regfile_fopen(path, NULL, err, sizeof(err))) == NULL) {
+		diag_error(d, path, 0, "%s", err);
 		return NULL;
 	}
 	c = conf_parse_stream(fp, path, now, d);

@@ -598,7 +598,7 @@ run_files(const struct tool_opts *o)
 	int			 i;
 
 	for (i = 0; i < o->nfiles; i++) {
-		certs = certfile_load(o->files[i], err, sizeof(err));
+		certs = certfile_load(o->files[i], false, err, sizeof(err));
 		if (certs == NULL) {
 			fprintf(stderr, PROGRAM ": %s\n", err);
 			status = EXIT_FAILED;
@@ -1284,7 +1284,8 @@ run_ca(const struct tool_opts *o)
 
 	if ((c = ca_conf(o)) == NULL)
 		return EXIT_FAILED;
-	if ((certs = certfile_load(c->ca_cert, err, sizeof(err))) == NULL) {
+	if ((certs = certfile_load(c->ca_cert, true, err, sizeof(err))) ==
+	    NULL) {
 		fprintf(stderr, PROGRAM ": %s\n", err);
 		if (access(c->ca_cert, F_OK) == -1 && errno == ENOENT)
 			fprintf(stderr, PROGRAM ": pinproxy creates %s on its "

@@ -55,6 +55,11 @@
 #define PROXY_EXPIRING_DAYS	30
 /* ... at start, on reload and then every this many seconds. */
 #define PROXY_EXPIRING_PERIOD	86400
+/*
+ * What a stop may take beyond shutdown_timeout (the last closes, the
+ * teardown), in the EXTEND_TIMEOUT_USEC it tells the service manager.
+ */
+#define PROXY_STOP_SLACK_MS	10000
 
 struct proxy {
 	struct event_base	 *base;
@@ -75,6 +80,7 @@ struct proxy {
 	struct event		 *sigint;
 	struct event		 *resume_ev;	/* after EMFILE */
 	struct event		 *stop_ev;	/* shutdown_timeout */
+	struct event		 *reload_ev;	/* SIGHUPs, merged */
 	struct event		 *trim_ev;	/* give freed memory back */
 	long long		  trim_first;	/* µs, monotonic: churn began */
 	struct event		 *expiring_ev;	/* daily expiry log */
@@ -668,7 +674,13 @@ proxy_stop(struct proxy *p)
 		return;
 	}
 	log_msg(EV_STOPPING, "%zu connections open", p->env.nconns);
-	notify_send("STOPPING=1");
+	/*
+	 * The service manager's stop timeout (TimeoutStopSec) must not end
+	 * the wait for open connections before shutdown_timeout does.
+	 */
+	notify_sendf("STOPPING=1\nEXTEND_TIMEOUT_USEC=%llu",
+	    (unsigned long long)(p->rc->conf->shutdown_timeout_ms +
+	    PROXY_STOP_SLACK_MS) * 1000ULL);
 	for (i = 0; i < p->nlisten; i++) {
 		evconnlistener_free(p->listeners[i]);
 		p->listeners[i] = NULL;
@@ -693,15 +705,31 @@ proxy_stop_timeout_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
-proxy_signal_cb(evutil_socket_t sig, short what, void *arg)
+proxy_reload_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct proxy	*p = arg;
 
+	if (!p->stopping)
+		proxy_reload(p);
+}
+
+/*
+ * SIGHUPs that arrive together (a storm, or during a slow reload) make
+ * one reload, on the loop's next turn: the configuration is read once,
+ * not once per signal, and a stop is not queued behind them.
+ */
+static void
+proxy_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct proxy	*p = arg;
+	struct timeval	 now = { 0, 0 };
+
 	if (sig == SIGHUP) {
 		if (!p->stopping)
-			proxy_reload(p);
+			evtimer_add(p->reload_ev, &now);
 		return;
 	}
+	evtimer_del(p->reload_ev);
 	proxy_stop(p);
 }
 
@@ -795,6 +823,8 @@ proxy_teardown(struct proxy *p)
 		event_free(p->resume_ev);
 	if (p->stop_ev != NULL)
 		event_free(p->stop_ev);
+	if (p->reload_ev != NULL)
+		event_free(p->reload_ev);
 	if (p->trim_ev != NULL)
 		event_free(p->trim_ev);
 	if (p->expiring_ev != NULL)
@@ -820,6 +850,8 @@ proxy_main(struct conf *conf, const char *path, bool debug)
 	p.generation = 1;
 	TAILQ_INIT(&p.env.conns);
 	signal(SIGPIPE, SIG_IGN);
+	/* A file size limit makes a write fail (EFBIG), not the process. */
+	signal(SIGXFSZ, SIG_IGN);
 
 	if ((p.rc = runconf_new(conf, p.generation, NULL, err,
 	    sizeof(err))) == NULL) {
@@ -876,6 +908,7 @@ proxy_main(struct conf *conf, const char *path, bool debug)
 	p.sigint = evsignal_new(p.base, SIGINT, proxy_signal_cb, &p);
 	p.resume_ev = evtimer_new(p.base, proxy_resume_cb, &p);
 	p.stop_ev = evtimer_new(p.base, proxy_stop_timeout_cb, &p);
+	p.reload_ev = evtimer_new(p.base, proxy_reload_cb, &p);
 	p.trim_ev = evtimer_new(p.base, proxy_trim_cb, &p);
 	p.expiring_ev = evtimer_new(p.base, proxy_expiring_cb, &p);
 	evsignal_add(p.sighup, NULL);

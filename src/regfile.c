@@ -79,6 +79,38 @@ regfile_open(const char *what, const char *path, int flags, mode_t mode,
 	return fd;
 }
 
+FILE *
+regfile_fopen(const char *path, const char *label, char *err, size_t errlen)
+{
+	const char	*sep = label != NULL ? " " : "";
+	struct stat	 st;
+	FILE		*fp;
+	int		 fd, fl;
+
+	if (label == NULL)
+		label = "";
+	if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) == -1) {
+		snprintf(err, errlen, "cannot open%s%s: %s", sep, label,
+		    strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "%s%sis %s, not a regular file: refused",
+		    label, sep, regfile_kind(st.st_mode));
+		close(fd);
+		return NULL;
+	}
+	if ((fl = fcntl(fd, F_GETFL)) == -1 ||
+	    fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) == -1 ||
+	    (fp = fdopen(fd, "r")) == NULL) {
+		snprintf(err, errlen, "cannot read%s%s: %s", sep, label,
+		    strerror(errno));
+		close(fd);
+		return NULL;
+	}
+	return fp;
+}
+
 int
 regfile_append(const char *what, const char *path, char *err, size_t errlen)
 {

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <time.h>
 
 /*
@@ -37,6 +38,15 @@ bool	 fileid_same(const struct fileid *id, const struct stat *st);
  */
 int	 regfile_open(const char *what, const char *path, int flags,
 	    mode_t mode, struct stat *st, char *err, size_t errlen);
+
+/*
+ * Open path for reading as a stream, following symbolic links (a
+ * configuration file, a ca_file): a regular file only, as a FIFO would
+ * block whoever reads it (a reload, a check). NULL with err on failure,
+ * naming the file as label (NULL: not at all, the caller names it).
+ */
+FILE	*regfile_fopen(const char *path, const char *label, char *err,
+	    size_t errlen);
 
 /* Open path for appending, created with mode 0640 when missing. */
 int	 regfile_append(const char *what, const char *path, char *err,

@@ -44,7 +44,7 @@ trust_add_file(X509_STORE *store, const char *path, char *err,
 	int		 i;
 	bool		 ok;
 
-	if ((certs = certfile_load(path, err, errlen)) == NULL)
+	if ((certs = certfile_load(path, true, err, errlen)) == NULL)
 		return false;
 	ok = true;
 	ERR_clear_error();

@@ -282,6 +282,9 @@ seq_=$(cut -f 3 "$TMP/notify.log" 2>/dev/null | while read -r m; do
 done | tr '\n' ' ')
 check_eq "sd_notify: READY, RELOADING, READY, RELOADING, READY, STOPPING" \
     "READY RELOADING READY RELOADING READY STOPPING " "$seq_"
+check_grep "sd_notify: STOPPING=1 extends the stop timeout to \
+shutdown_timeout + 10 s" 'STOPPING=1|EXTEND_TIMEOUT_USEC=20000000$' \
+    "$TMP/notify.log"
 bad=""
 n=0
 while IFS=$'\t' read -r when _ m; do
@@ -490,5 +493,81 @@ wait_exit "$PP_G" 10
 check_eq "SIGTERM with a response queued: pinproxy exits 0" 0 "$EXIT_RC"
 check_log "SIGTERM with a response queued: event=stopped cut=0" \
     "$TMP/g.log" "$(kv event stopped)" "$(kv cut 0)"
+
+# Local hazards. A FIFO where a file is read (a ca_file, the
+# configuration itself) is refused, never waited on: by -t, and by a
+# reload, which fails while the proxy serves on.
+mkfifo "$TMP/fifo.pem" "$TMP/fifo.conf"
+PH=$(free_port)
+conf "$PH" "shutdown_timeout = 2s" >"$TMP/h.conf"
+{ cat "$TMP/h.conf"; echo "ca_file = $TMP/fifo.pem"; } >"$TMP/cafifo.conf"
+run t_cafifo timeout 10 "$PINPROXY" -t -c "$TMP/cafifo.conf"
+check_rc "-t, a ca_file that is a FIFO: exit 1 at once" 1 t_cafifo
+check_grep "-t, a ca_file that is a FIFO: FILE:LINE says so" \
+    "cafifo\.conf:[0-9]*: .*fifo\.pem is a FIFO, not a regular file" \
+    "$TMP/t_cafifo.err"
+run t_conffifo timeout 10 "$PINPROXY" -t -c "$TMP/fifo.conf"
+check_rc "-t, a configuration that is a FIFO: exit 1 at once" 1 t_conffifo
+check_grep "-t, a configuration that is a FIFO: it says so" \
+    "fifo\.conf: is a FIFO, not a regular file" "$TMP/t_conffifo.err"
+
+# An unread NOTIFY_SOCKET (its queue fills at the tenth message or so)
+# and a storm of 300 SIGHUPs: the messages that do not fit are dropped,
+# and the proxy serves and stops as ever.
+spawn DEAF python3 -c '
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+print("ready", flush=True)
+time.sleep(120)' "$TMP/deaf.sock" >"$TMP/deaf.out"
+wait_ready "$TMP/deaf.out"
+check "pinproxy H listens on 127.0.0.1:$PH" \
+    start_pinproxy PP_H "$PH" "$TMP/h.conf" "$TMP/h.log" \
+    env NOTIFY_SOCKET="$TMP/deaf.sock"
+for (( i = 0; i < 300; i++ )); do
+	kill -HUP "$PP_H"
+done
+check "300 SIGHUPs, the notify socket unread: pinproxy serves" \
+    wait_log "$TMP/h.log" "$(kv event reloaded)"
+t_sleep 0.5
+code=$(fetch storm "$PH" --max-time 10 http://api.test/hello)
+check_eq "300 SIGHUPs, the notify socket unread: a request is answered" \
+    200 "$code"
+fails()
+{
+	! "$@"
+}
+check "a reload with a ca_file that is a FIFO fails at once" \
+    fails reload "$PP_H" "$TMP/h.log" "$TMP/h.conf" \
+    "$(cat "$TMP/cafifo.conf")"
+check_log "a ca_file that is a FIFO: event=reload_failed says so" \
+    "$TMP/h.log" "$(kv event reload_failed)" "is a FIFO"
+kill -TERM "$PP_H"
+wait_exit "$PP_H" 10
+check_eq "SIGTERM after the storm: pinproxy exits 0" 0 "$EXIT_RC"
+stop "$DEAF"
+
+# A file size limit (RLIMIT_FSIZE) reached by the log and report_file:
+# their writes fail; the process lives on and serves (SIGXFSZ is not its
+# end).
+PI=$(free_port)
+conf "$PI" "report_file = $TMP/i-reports.jsonl" |
+    sed "s|^pin = $PIN_INTER\$|pin = sha256/$(printf 'A%.0s' $(seq 43))=|" \
+    >"$TMP/i.conf"
+check "pinproxy I listens on 127.0.0.1:$PI, its files at most 1 KiB" \
+    start_pinproxy PP_I "$PI" "$TMP/i.conf" "$TMP/i.log" \
+    prlimit --fsize=1024
+for (( i = 0; i < 8; i++ )); do
+	fetch fsize "$PI" --max-time 10 "http://api.test/hello?$i" >/dev/null
+done
+check "files past the size limit: pinproxy still runs" kill -0 "$PP_I"
+code=$(fetch fsize "$PI" --max-time 10 http://api.test/hello)
+check_eq "files past the size limit: the pin mismatch is still answered" \
+    502 "$code"
+check "files past the size limit: the log stopped at the limit" \
+    test "$(stat -c %s "$TMP/i.log")" -le 1024
+kill -TERM "$PP_I"
+wait_exit "$PP_I" 10
+check_eq "files past the size limit: SIGTERM, exit 0" 0 "$EXIT_RC"
 
 done_testing

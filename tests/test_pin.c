@@ -450,7 +450,7 @@ test_certfile_loads_every_pem_certificate_in_order(void **state)
 
 	s = testpki_stack(f->rsa_leaf, f->ec_root, NULL);
 	path = testpki_write_certs(f->dir, "bundle.pem", s);
-	got = certfile_load(path, err, sizeof(err));
+	got = certfile_load(path, true, err, sizeof(err));
 	assert_non_null(got);
 	assert_int_equal(sk_X509_num(got), 2);
 	assert_int_equal(X509_cmp(sk_X509_value(got, 0), f->rsa_leaf), 0);
@@ -483,7 +483,7 @@ test_certfile_skips_keys_in_a_pem_file(void **state)
 	fclose(in);
 	assert_int_equal(fclose(out), 0);
 
-	got = certfile_load(both, err, sizeof(err));
+	got = certfile_load(both, true, err, sizeof(err));
 	assert_non_null(got);
 	assert_int_equal(sk_X509_num(got), 1);
 	assert_int_equal(X509_cmp(sk_X509_value(got, 0), f->ec_root), 0);
@@ -501,7 +501,7 @@ test_certfile_loads_a_der_certificate(void **state)
 	char		*path, err[256];
 
 	path = testpki_write_der(f->dir, "leaf.der", f->rsa_leaf);
-	got = certfile_load(path, err, sizeof(err));
+	got = certfile_load(path, true, err, sizeof(err));
 	assert_non_null(got);
 	assert_int_equal(sk_X509_num(got), 1);
 	assert_int_equal(X509_cmp(sk_X509_value(got, 0), f->rsa_leaf), 0);
@@ -516,7 +516,7 @@ test_certfile_says_no_certificate_found_in_a_key_file(void **state)
 	char		*path, err[256], want[512];
 
 	path = testpki_write_key(f->dir, "only-key.pem", f->ec_key);
-	assert_null(certfile_load(path, err, sizeof(err)));
+	assert_null(certfile_load(path, true, err, sizeof(err)));
 	snprintf(want, sizeof(want), "no certificate found in %s", path);
 	assert_string_equal(err, want);
 	free(path);
@@ -529,7 +529,7 @@ test_certfile_says_why_a_file_cannot_be_opened(void **state)
 	char		*path, err[256];
 
 	path = xasprintf("%s/missing.pem", f->dir);
-	assert_null(certfile_load(path, err, sizeof(err)));
+	assert_null(certfile_load(path, true, err, sizeof(err)));
 	assert_non_null(strstr(err, "cannot open"));
 	assert_non_null(strstr(err, path));
 	assert_non_null(strstr(err, "No such file or directory"));
@@ -548,7 +548,7 @@ test_certfile_refuses_a_corrupt_pem_certificate(void **state)
 	fputs("-----BEGIN CERTIFICATE-----\nMIIBbm90IGEgY2VydA==\n"
 	    "-----END CERTIFICATE-----\n", fp);
 	assert_int_equal(fclose(fp), 0);
-	assert_null(certfile_load(path, err, sizeof(err)));
+	assert_null(certfile_load(path, true, err, sizeof(err)));
 	assert_non_null(strstr(err, path));
 	assert_non_null(strstr(err, "bad certificate"));
 	free(path);
