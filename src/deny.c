@@ -30,6 +30,13 @@ deny_open(const char *path, char *err, size_t errlen)
 	if ((fd = regfile_open("deny_file", path, O_RDONLY, 0, &st, err,
 	    errlen)) == -1)
 		return NULL;
+	if (st.st_size > DENY_FILE_MAX_BYTES) {
+		snprintf(err, errlen, "deny_file %s is %lld bytes, more than "
+		    "the %d a deny_file may have: refused", path,
+		    (long long)st.st_size, DENY_FILE_MAX_BYTES);
+		close(fd);
+		return NULL;
+	}
 	if ((fp = fdopen(fd, "r")) == NULL) {
 		snprintf(err, errlen, "cannot read %s: %s", path,
 		    strerror(errno));
@@ -85,7 +92,8 @@ deny_file_read(const char *path, struct pin **pins, size_t *npins,
 
 	if ((fp = deny_open(path, err, errlen)) == NULL)
 		return false;
-	while (deny_line(fp, buf, sizeof(buf), &total)) {
+	while (bad < DENY_FILE_MAX_BAD &&
+	    deny_line(fp, buf, sizeof(buf), &total)) {
 		lineno++;
 		if (total >= DENY_LINE_MAX) {
 			diag_error(d, path, lineno, "line is %zu bytes long; "

@@ -18,6 +18,10 @@
 #define DENY_LINE_MAX		199
 /* The most pins a deny_file may hold. */
 #define DENY_FILE_MAX_PINS	10000
+/* A deny_file larger than this is refused unread (its pins fit in far less). */
+#define DENY_FILE_MAX_BYTES	(4 * 1024 * 1024)
+/* Reading stops at this many bad lines: the file is refused anyway. */
+#define DENY_FILE_MAX_BAD	100
 
 /*
  * Append the pins of the deny file at path to *pins (*npins of them).

@@ -19,8 +19,15 @@ struct diag_msg {
 	char			*text;
 };
 
+/*
+ * The most messages kept: a file of garbage (a binary, a huge file) makes
+ * one per line, and the rest only count.
+ */
+#define DIAG_MAX	1000
+
 struct diag {
 	struct diag_msg		*msgs;
+	size_t			 left_out;	/* past DIAG_MAX */
 	size_t			 count;
 	size_t			 cap;
 	size_t			 errors;
@@ -55,6 +62,12 @@ diag_add(struct diag *d, enum diag_severity sev, const char *file, int line,
 	struct diag_msg	*m;
 	char		*msg;
 
+	if (d->count == DIAG_MAX) {
+		d->left_out++;
+		if (sev == DIAG_ERROR)
+			d->errors++;
+		return;
+	}
 	if (vasprintf(&msg, fmt, ap) < 0)
 		msg = xstrdup("(out of memory formatting a message)");
 	if (d->count == d->cap) {
@@ -173,4 +186,7 @@ diag_print(const struct diag *d, FILE *fp)
 	diag_sort(d);
 	for (i = 0; i < d->count; i++)
 		fprintf(fp, "%s\n", d->msgs[i].text);
+	if (d->left_out > 0)
+		fprintf(fp, "(and %zu more messages, left out)\n",
+		    d->left_out);
 }

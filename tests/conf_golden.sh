@@ -95,4 +95,18 @@ check_grep "the summary names the file as given" \
     "^$CONFDIR/warnings.conf: configuration OK \\([0-9]+ pin sets?\\)\$" \
     "$TMP/abspath.out"
 
+# A file of garbage makes an error per line: the first 1000 are told, the
+# rest counted, so that neither memory nor the terminal fill up.
+{
+	echo '[proxy]'
+	for (( i = 0; i < 1500; i++ )); do
+		echo "bogus_$i = 1"
+	done
+} >"$TMP/garbage.conf"
+run garbage "$PINPROXY" -t -c "$TMP/garbage.conf"
+check_rc "-t on 1500 bad lines exits 1" 1 garbage
+check_eq "-t on 1500 bad lines: 1000 told, then how many more" \
+    "1001 (and 500 more messages, left out)" \
+    "$(wc -l <"$TMP/garbage.err") $(tail -n 1 "$TMP/garbage.err")"
+
 done_testing

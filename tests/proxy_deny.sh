@@ -314,4 +314,22 @@ for kind in link fifo; do
 	    "$TMP/t_$kind.err"
 done
 
+# 6. A deny file of garbage or of a huge size is refused without being
+# held: over 4 MiB unread, and at most 100 bad lines read (and told).
+head -c $((5 * 1024 * 1024)) /dev/zero | tr '\0' '\n' >"$TMP/huge.pins"
+yes 'sha256/not-a-pin' | head -n 5000 >"$TMP/junk.pins"
+for kind in huge junk; do
+	write_conf "$TMP/$kind.conf" "$(free_port)" "$(free_port)" \
+	    "deny_file = $TMP/$kind.pins"
+	run "t_$kind" timeout 10 "$PINPROXY" -t -c "$TMP/$kind.conf"
+	check_rc "pinproxy -t refuses a deny_file of $kind" 1 "t_$kind"
+done
+check_grep "a deny_file over 4 MiB: refused unread, its size told" \
+    "is 5242880 bytes, more than the 4194304 a deny_file may have" \
+    "$TMP/t_huge.err"
+check_eq "a deny_file of 5000 bad lines: 100 of them told" 100 \
+    "$(grep -c 'junk\.pins:[0-9]*: bad pin' "$TMP/t_junk.err")"
+check_grep "a deny_file of 5000 bad lines: no line past the 100th read" \
+    '100 bad lines in' "$TMP/t_junk.err"
+
 done_testing
