@@ -18,6 +18,7 @@
 #include "diag.h"
 #include "log.h"
 #include "proxy.h"
+#include "regfile.h"
 #include "version.h"
 #include "xmalloc.h"
 
@@ -89,6 +90,16 @@ main(int argc, char *argv[])
 		conf = NULL;
 	} else if (conf != NULL && warn[0] != '\0')
 		diag_warn(d, path, 0, "interception CA: %s", warn);
+	/* The files the proxy appends to must open when it starts. */
+	if (conf != NULL && ((conf->report_file != NULL &&
+	    !regfile_check_append("report_file", conf->report_file, err,
+	    sizeof(err))) || (conf->observe_file != NULL &&
+	    !regfile_check_append("observe_file", conf->observe_file, err,
+	    sizeof(err))))) {
+		diag_error(d, path, 0, "%s", err);
+		conf_unref(conf);
+		conf = NULL;
+	}
 	if (check) {
 		if (builtin)
 			printf("%s: not found; the built-in defaults apply\n",

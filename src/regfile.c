@@ -10,10 +10,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "regfile.h"
+#include "xmalloc.h"
 
 /* What a file that is not a regular one is, for an error message. */
 static const char *
@@ -109,6 +111,40 @@ regfile_fopen(const char *path, const char *label, char *err, size_t errlen)
 		return NULL;
 	}
 	return fp;
+}
+
+bool
+regfile_check_append(const char *what, const char *path, char *err,
+    size_t errlen)
+{
+	struct stat	 st;
+	char		*dir, *slash;
+	bool		 ok;
+
+	if (lstat(path, &st) == 0) {
+		if (S_ISREG(st.st_mode))
+			return true;
+		regfile_refuse(what, path, st.st_mode, err, errlen);
+		return false;
+	}
+	if (errno != ENOENT) {
+		snprintf(err, errlen, "%s %s: %s", what, path,
+		    strerror(errno));
+		return false;
+	}
+	dir = xstrdup(path);
+	if ((slash = strrchr(dir, '/')) == NULL)
+		strcpy(dir, ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	ok = stat(dir, &st) == 0 && S_ISDIR(st.st_mode);
+	if (!ok)
+		snprintf(err, errlen, "%s %s: its directory %s does not exist",
+		    what, path, dir);
+	free(dir);
+	return ok;
 }
 
 int

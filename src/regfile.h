@@ -48,6 +48,14 @@ int	 regfile_open(const char *what, const char *path, int flags,
 FILE	*regfile_fopen(const char *path, const char *label, char *err,
 	    size_t errlen);
 
+/*
+ * Whether regfile_append() could open path, without creating it (for a
+ * check of the configuration): a regular file, or none in a directory
+ * that exists. False with err naming what and path.
+ */
+bool	 regfile_check_append(const char *what, const char *path, char *err,
+	    size_t errlen);
+
 /* Open path for appending, created with mode 0640 when missing. */
 int	 regfile_append(const char *what, const char *path, char *err,
 	    size_t errlen);

@@ -95,6 +95,23 @@ check_grep "the summary names the file as given" \
     "^$CONFDIR/warnings.conf: configuration OK \\([0-9]+ pin sets?\\)\$" \
     "$TMP/abspath.out"
 
+# The files the proxy appends to are checked as the start opens them: a
+# symbolic link, or a directory that does not exist, fails -t too.
+ln -s "$TMP/elsewhere.jsonl" "$TMP/link.jsonl"
+printf '[proxy]\nreport_file = %s\n' "$TMP/link.jsonl" >"$TMP/rlink.conf"
+printf '[proxy]\nobserve_file = %s\n' "$TMP/no/such/dir/o.jsonl" \
+    >"$TMP/odir.conf"
+run rlink "$PINPROXY" -t -c "$TMP/rlink.conf"
+check_rc "-t, report_file a symbolic link: exit 1" 1 rlink
+check_grep "-t, report_file a symbolic link: the file and why" \
+    "rlink\.conf: report_file .*link\.jsonl is a symbolic link" \
+    "$TMP/rlink.err"
+run odir "$PINPROXY" -t -c "$TMP/odir.conf"
+check_rc "-t, observe_file in a missing directory: exit 1" 1 odir
+check_grep "-t, observe_file in a missing directory: the file and why" \
+    "odir\.conf: observe_file .*o\.jsonl: its directory .*/no/such/dir does not exist" \
+    "$TMP/odir.err"
+
 # A file of garbage makes an error per line: the first 1000 are told, the
 # rest counted, so that neither memory nor the terminal fill up.
 {

@@ -119,17 +119,19 @@ stop_pinproxy "$PP_A" "$TMP/a.log"
 # 2. report_file must be a regular file: never a symbolic link (followed
 # to wherever it points), a FIFO (an open that blocks) or a directory.
 
-# refused_start NAME DESCRIPTION PATTERN: one configuration NAME.conf with
-# its report_file; pinproxy must exit 1 within 10 s, its log matching
-# PATTERN (and naming the report file).
+# refused_start NAME DESCRIPTION TEXT: one configuration NAME.conf with
+# its report_file; pinproxy must exit 1 within 10 s, saying TEXT (which
+# names the report file) after the configuration's name, as -t does.
 refused_start()
 {
-	local name=$1 desc=$2 pattern=$3 pid
+	local name=$1 desc=$2 text=$3 pid
 	spawn pid "$PINPROXY" -c "$TMP/$name.conf" 2>"$TMP/$name.log"
 	wait_exit "$pid" 10
 	check_eq "$desc: pinproxy exits 1" 1 "$EXIT_RC"
-	check_log "$desc: the error says why" "$TMP/$name.log" \
-	    "$(kv event start_failed)" "$pattern"
+	check "$desc: the error says why" \
+	    grep -qF "$TMP/$name.conf: $text" "$TMP/$name.log"
+	run "t_$name" "$PINPROXY" -t -c "$TMP/$name.conf"
+	check_rc "$desc: -t says so too" 1 "t_$name"
 }
 
 echo "not a report" >"$TMP/target"
@@ -137,19 +139,19 @@ ln -s "$TMP/target" "$TMP/link.jsonl"
 PS=$(free_port)
 write_conf "$TMP/symlink.conf" "$PS" "report_file = $TMP/link.jsonl"
 refused_start symlink "a symlinked report_file" \
-    "$(q "report_file $TMP/link.jsonl is a symbolic link")"
+    "report_file $TMP/link.jsonl is a symbolic link"
 check_eq "a symlinked report_file: its target is untouched" \
     "not a report" "$(cat "$TMP/target")"
 
 mkfifo "$TMP/fifo.jsonl"
 write_conf "$TMP/fifo.conf" "$PS" "report_file = $TMP/fifo.jsonl"
 refused_start fifo "a FIFO as report_file" \
-    "$(q "report_file $TMP/fifo.jsonl is a FIFO")"
+    "report_file $TMP/fifo.jsonl is a FIFO"
 
 mkdir "$TMP/dir.jsonl"
 write_conf "$TMP/dir.conf" "$PS" "report_file = $TMP/dir.jsonl"
 refused_start dir "a directory as report_file" \
-    "$(q "report_file $TMP/dir.jsonl is a directory")"
+    "report_file $TMP/dir.jsonl is a directory"
 
 # On SIGHUP the same file is opened again (rotation): a symbolic link put
 # in its place is refused and the old file stays in use.
