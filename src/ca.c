@@ -437,16 +437,10 @@ ca_make_parent(const char *path, char *err, size_t errlen)
 static void
 ca_sync_parent(const char *path)
 {
-	char	*dir, *slash;
+	char	*dir;
 	int	 fd;
 
-	dir = xstrdup(path);
-	if ((slash = strrchr(dir, '/')) == NULL)
-		strcpy(dir, ".");
-	else if (slash == dir)
-		slash[1] = '\0';
-	else
-		*slash = '\0';
+	dir = regfile_dirname(path);
 	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) != -1) {
 		fsync(fd);
 		close(fd);

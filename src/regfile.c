@@ -113,12 +113,27 @@ regfile_fopen(const char *path, const char *label, char *err, size_t errlen)
 	return fp;
 }
 
+char *
+regfile_dirname(const char *path)
+{
+	char	*dir, *slash;
+
+	dir = xstrdup(path);
+	if ((slash = strrchr(dir, '/')) == NULL)
+		strcpy(dir, ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	return dir;
+}
+
 bool
 regfile_check_append(const char *what, const char *path, char *err,
     size_t errlen)
 {
 	struct stat	 st;
-	char		*dir, *slash;
+	char		*dir;
 	bool		 ok;
 
 	if (lstat(path, &st) == 0) {
@@ -132,13 +147,7 @@ regfile_check_append(const char *what, const char *path, char *err,
 		    strerror(errno));
 		return false;
 	}
-	dir = xstrdup(path);
-	if ((slash = strrchr(dir, '/')) == NULL)
-		strcpy(dir, ".");
-	else if (slash == dir)
-		dir[1] = '\0';
-	else
-		*slash = '\0';
+	dir = regfile_dirname(path);
 	ok = stat(dir, &st) == 0 && S_ISDIR(st.st_mode);
 	if (!ok)
 		snprintf(err, errlen, "%s %s: its directory %s does not exist",

@@ -48,6 +48,9 @@ int	 regfile_open(const char *what, const char *path, int flags,
 FILE	*regfile_fopen(const char *path, const char *label, char *err,
 	    size_t errlen);
 
+/* The directory path names its entry in (".", "/", or a prefix); free it. */
+char	*regfile_dirname(const char *path);
+
 /*
  * Whether regfile_append() could open path, without creating it (for a
  * check of the configuration): a regular file, or none in a directory
