@@ -54,13 +54,41 @@ diag_free(struct diag *d)
 	free(d);
 }
 
+/*
+ * A message with its control bytes as \xHH: it quotes values from the
+ * file, and an escape sequence there must not reach a terminal.
+ */
+static char *
+diag_escape(const char *msg)
+{
+	static const char	 hex[] = "0123456789abcdef";
+	size_t			 i, o = 0, len = strlen(msg);
+	unsigned char		 c;
+	char			*out;
+
+	out = xmalloc(len * 4 + 1);
+	for (i = 0; i < len; i++) {
+		c = (unsigned char)msg[i];
+		if (c >= 0x20 && c != 0x7f) {
+			out[o++] = (char)c;
+			continue;
+		}
+		out[o++] = '\\';
+		out[o++] = 'x';
+		out[o++] = hex[c >> 4];
+		out[o++] = hex[c & 0xf];
+	}
+	out[o] = '\0';
+	return out;
+}
+
 /* Record one message. */
 static void
 diag_add(struct diag *d, enum diag_severity sev, const char *file, int line,
     const char *fmt, va_list ap)
 {
 	struct diag_msg	*m;
-	char		*msg;
+	char		*msg, *raw;
 
 	if (d->count == DIAG_MAX) {
 		d->left_out++;
@@ -68,8 +96,10 @@ diag_add(struct diag *d, enum diag_severity sev, const char *file, int line,
 			d->errors++;
 		return;
 	}
-	if (vasprintf(&msg, fmt, ap) < 0)
-		msg = xstrdup("(out of memory formatting a message)");
+	if (vasprintf(&raw, fmt, ap) < 0)
+		raw = xstrdup("(out of memory formatting a message)");
+	msg = diag_escape(raw);
+	free(raw);
 	if (d->count == d->cap) {
 		d->cap = d->cap == 0 ? 8 : d->cap * 2;
 		d->msgs = xreallocarray(d->msgs, d->cap, sizeof(*d->msgs));

@@ -112,6 +112,16 @@ check_grep "-t, observe_file in a missing directory: the file and why" \
     "odir\.conf: observe_file .*o\.jsonl: its directory .*/no/such/dir does not exist" \
     "$TMP/odir.err"
 
+# A value with control bytes is quoted with them as \xHH: an escape
+# sequence in the file never reaches the terminal.
+printf '[proxy]\nlisten = \033[31mred\001\n' >"$TMP/esc.conf"
+run esc "$PINPROXY" -t -c "$TMP/esc.conf"
+check_grep "-t quotes control bytes as \\xHH" \
+    'listen: "\\x1b\[31mred\\x01"' "$TMP/esc.err"
+check "-t prints no control byte" \
+    test "$(tr -d '\n' <"$TMP/esc.err" | LC_ALL=C tr -d '[:print:]' |
+    wc -c)" -eq 0
+
 # A file of garbage makes an error per line: the first 1000 are told, the
 # rest counted, so that neither memory nor the terminal fill up.
 {
