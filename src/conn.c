@@ -1051,6 +1051,7 @@ conn_mid_exchange(const struct conn *c)
  * then a reset, as whatever the client got is incomplete; but a relay
  * whose server's end already reached the client closes in order (the
  * client has all of it, and the kernel may still hold some for it).
+ * True when it was reset.
  */
 static bool
 conn_cut_short(struct conn *c, int fallback)

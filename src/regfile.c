@@ -43,11 +43,31 @@ regfile_refuse(const char *what, const char *path, mode_t mode, char *err,
 	    what, path, regfile_kind(mode));
 }
 
+/*
+ * Whether fd, opened without blocking, is a regular file (its status in
+ * *st), made blocking again: a regular file never waits, so read(2) and
+ * write(2) stay plain. 0; 1 for a file of another kind; -1 with errno.
+ */
+static int
+regfile_settle(int fd, struct stat *st)
+{
+	int	 fl;
+
+	if (fstat(fd, st) == -1)
+		return -1;
+	if (!S_ISREG(st->st_mode))
+		return 1;
+	if ((fl = fcntl(fd, F_GETFL)) == -1 ||
+	    fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) == -1)
+		return -1;
+	return 0;
+}
+
 int
 regfile_open(const char *what, const char *path, int flags, mode_t mode,
     struct stat *st, char *err, size_t errlen)
 {
-	int	 fd, saved, fl;
+	int	 fd, saved;
 
 	fd = open(path, flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, mode);
 	if (fd == -1) {
@@ -59,26 +79,18 @@ regfile_open(const char *what, const char *path, int flags, mode_t mode,
 			    path, strerror(saved));
 		return -1;
 	}
-	if (fstat(fd, st) == -1) {
-		snprintf(err, errlen, "%s %s: %s", what, path,
-		    strerror(errno));
-		close(fd);
-		return -1;
-	}
-	if (!S_ISREG(st->st_mode)) {
+	switch (regfile_settle(fd, st)) {
+	case 0:
+		return fd;
+	case 1:
 		regfile_refuse(what, path, st->st_mode, err, errlen);
-		close(fd);
-		return -1;
-	}
-	/* A regular file never waits: keep read(2) and write(2) plain. */
-	if ((fl = fcntl(fd, F_GETFL)) == -1 ||
-	    fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) == -1) {
+		break;
+	default:
 		snprintf(err, errlen, "%s %s: %s", what, path,
 		    strerror(errno));
-		close(fd);
-		return -1;
 	}
-	return fd;
+	close(fd);
+	return -1;
 }
 
 FILE *
@@ -87,7 +99,7 @@ regfile_fopen(const char *path, const char *label, char *err, size_t errlen)
 	const char	*sep = label != NULL ? " " : "";
 	struct stat	 st;
 	FILE		*fp;
-	int		 fd, fl;
+	int		 fd, kind;
 
 	if (label == NULL)
 		label = "";
@@ -96,21 +108,17 @@ regfile_fopen(const char *path, const char *label, char *err, size_t errlen)
 		    strerror(errno));
 		return NULL;
 	}
-	if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) {
+	if ((kind = regfile_settle(fd, &st)) == 0 &&
+	    (fp = fdopen(fd, "r")) != NULL)
+		return fp;
+	if (kind == 1)
 		snprintf(err, errlen, "%s%sis %s, not a regular file: refused",
 		    label, sep, regfile_kind(st.st_mode));
-		close(fd);
-		return NULL;
-	}
-	if ((fl = fcntl(fd, F_GETFL)) == -1 ||
-	    fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) == -1 ||
-	    (fp = fdopen(fd, "r")) == NULL) {
+	else
 		snprintf(err, errlen, "cannot read%s%s: %s", sep, label,
 		    strerror(errno));
-		close(fd);
-		return NULL;
-	}
-	return fp;
+	close(fd);
+	return NULL;
 }
 
 char *

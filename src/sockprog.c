@@ -5,7 +5,6 @@
  */
 #include "config.h"
 
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <linux/tcp.h>
@@ -49,13 +48,4 @@ sockprog_failed(int fd)
 
 	return getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 &&
 	    err != 0;
-}
-
-bool
-sockprog_peer_left(int fd, bool closed, size_t buffered)
-{
-	int	 queued;
-
-	return sockprog_failed(fd) || (closed && buffered == 0 &&
-	    ioctl(fd, FIONREAD, &queued) == 0 && queued == 0);
 }

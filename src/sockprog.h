@@ -22,14 +22,4 @@ bool		 sockprog_moved(int fd, uint64_t *seen);
 /* Whether fd has a pending error (a reset, say), which this takes. */
 bool		 sockprog_failed(int fd);
 
-/*
- * Whether the peer of fd, whose reading is off while something is
- * dialled for it, left: it reset, or it closed (closed: libevent said
- * EV_CLOSED) with nothing sent that is still unread, neither in fd nor
- * in the buffered bytes already read from it. A close after bytes (a
- * half-close behind a request) is no leaving: those bytes wait for the
- * verdict.
- */
-bool		 sockprog_peer_left(int fd, bool closed, size_t buffered);
-
 #endif

@@ -170,7 +170,8 @@ tcpfwd_relay_done_cb(struct relay *r, const char *why, void *arg)
  * shutdown_timeout passed, exiting): its access line with what it moved,
  * then a reset, as a close could pass for the end of the stream; but once
  * the server's end reached the client, the client has all of it and the
- * close is in order (at the exit, without lingering).
+ * close is in order (at the exit, without lingering). True when it was
+ * reset.
  */
 static bool
 tcpfwd_cut(struct tcpfwd_conn *c, bool exiting)

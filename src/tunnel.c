@@ -624,9 +624,11 @@ static void
 tunnel_dial_watch_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct tunnel	*t = arg;
+	int		 queued;
 
-	if (sockprog_peer_left(fd, (what & EV_CLOSED) != 0,
-	    evbuffer_get_length(bufferevent_get_input(t->x->bev)))) {
+	if (sockprog_failed(fd) || ((what & EV_CLOSED) &&
+	    evbuffer_get_length(bufferevent_get_input(t->x->bev)) == 0 &&
+	    ioctl(fd, FIONREAD, &queued) == 0 && queued == 0)) {
 		log_msg(EV_DEBUG, "client %s left while %s was dialled",
 		    t->x->client, t->connect_host);
 		tunnel_end(t, 0);
