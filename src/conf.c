@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -118,6 +119,7 @@ conf_unref(struct conf *c)
 	free(c->ca_host);
 	free(c->deny_pins);
 	free(c->deny_file);
+	strindex_free(&c->hostindex);
 	free(c);
 }
 
@@ -134,26 +136,51 @@ conf_forwarder_at(const struct conf *c, const char *listen)
 	return NULL;
 }
 
-/* The pin set whose hosts cover host most specifically. */
+void
+conf_index_hosts(struct conf *c)
+{
+	size_t	 i, j;
+
+	strindex_free(&c->hostindex);
+	for (i = 0; i < c->npinsets; i++)
+		for (j = 0; j < c->pinsets[i].nhosts; j++)
+			(void)strindex_add(&c->hostindex,
+			    c->pinsets[i].hosts[j], i);
+}
+
+/*
+ * The pin set whose hosts cover host most specifically, found in the
+ * index as hostmatch_score() ranks patterns: the host itself; then
+ * "*.PARENT" for the name one label below PARENT (an address has no
+ * parent); then the longest parent listed by a set with
+ * include_subdomains. Two patterns never tie: they differ in length.
+ */
 static const struct pinset *
 conf_lookup_host(const struct conf *c, const char *host)
 {
-	const struct pinset	*best = NULL;
-	int			 best_score = -1, score;
-	size_t			 i, j;
+	const struct pinset	*ps;
+	const char		*dot, *parent;
+	char			 wild[HOSTMATCH_NAME_MAX + 2];
+	size_t			 i;
 
-	for (i = 0; i < c->npinsets; i++) {
-		for (j = 0; j < c->pinsets[i].nhosts; j++) {
-			score = hostmatch_score(c->pinsets[i].hosts[j], host,
-			    c->pinsets[i].include_subdomains);
-			/* Ties go to the earlier section: strictly greater. */
-			if (score > best_score) {
-				best_score = score;
-				best = &c->pinsets[i];
-			}
-		}
+	if (strindex_get(&c->hostindex, host, &i))
+		return &c->pinsets[i];
+	if (hostmatch_is_ip(host) || (dot = strchr(host, '.')) == NULL ||
+	    dot == host)
+		return NULL;
+	if (snprintf(wild, sizeof(wild), "*%s", dot) < (int)sizeof(wild) &&
+	    strindex_get(&c->hostindex, wild, &i))
+		return &c->pinsets[i];
+	for (; dot != NULL; dot = strchr(dot + 1, '.')) {
+		parent = dot + 1;
+		if (!strindex_get(&c->hostindex, parent, &i))
+			continue;
+		ps = &c->pinsets[i];
+		if (ps->include_subdomains && strncmp(parent, "*.", 2) != 0 &&
+		    !hostmatch_is_ip(parent))
+			return ps;
 	}
-	return best;
+	return NULL;
 }
 
 const struct pinset *

@@ -14,6 +14,7 @@
 #include "conf_value.h"
 #include "log.h"
 #include "pin.h"
+#include "strindex.h"
 
 enum unpinned_policy {
 	UNPINNED_PASS,
@@ -117,6 +118,7 @@ struct conf {
 	size_t			 npinsets;
 	struct forwarder	*forwarders;
 	size_t			 nforwarders;
+	struct strindex		 hostindex;	/* host pattern -> pin set */
 };
 
 /* A configuration with every default and no pin sets; refs = 1. */
@@ -125,6 +127,11 @@ struct conf	*conf_new_default(void);
 struct conf	*conf_ref(struct conf *c);
 /* Drop a reference, freeing the configuration with the last (NULL ok). */
 void		 conf_unref(struct conf *c);
+/*
+ * Index the host patterns of the pin sets for conf_lookup(), once they
+ * are complete (no pattern is listed twice).
+ */
+void		 conf_index_hosts(struct conf *c);
 /*
  * The pin set that covers a normalised host name: an exact host first,
  * then the longest pattern; for an address of the NAT64 prefix

@@ -23,6 +23,7 @@
 #include "hostmatch.h"
 #include "hostport.h"
 #include "regfile.h"
+#include "strindex.h"
 #include "trust.h"
 #include "xmalloc.h"
 
@@ -119,6 +120,7 @@ struct conf_parse {
 
 	struct conf_host_seen	*hosts;
 	size_t			 nhosts;
+	struct strindex		 claimed;	/* pattern -> hosts[] */
 };
 
 typedef bool (*conf_setter)(struct conf_parse *, const char *, char *,
@@ -682,9 +684,7 @@ conf_claim_host(struct conf_parse *p, const char *pattern, char *err,
 	struct pinset	*ps = p->pinset;
 	size_t		 i;
 
-	for (i = 0; i < p->nhosts; i++) {
-		if (strcmp(p->hosts[i].pattern, pattern) != 0)
-			continue;
+	if (strindex_get(&p->claimed, pattern, &i)) {
 		snprintf(err, errlen, "host %s is already listed in "
 		    "[pins:%s] at line %d", pattern, p->hosts[i].pinset,
 		    p->hosts[i].line);
@@ -693,6 +693,7 @@ conf_claim_host(struct conf_parse *p, const char *pattern, char *err,
 	ps->hosts = xreallocarray(ps->hosts, ps->nhosts + 1,
 	    sizeof(*ps->hosts));
 	ps->hosts[ps->nhosts] = xstrdup(pattern);
+	(void)strindex_add(&p->claimed, ps->hosts[ps->nhosts], p->nhosts);
 	p->hosts = xreallocarray(p->hosts, p->nhosts + 1, sizeof(*p->hosts));
 	p->hosts[p->nhosts].pattern = ps->hosts[ps->nhosts];
 	p->hosts[p->nhosts].pinset = ps->name;
@@ -1599,12 +1600,14 @@ conf_parse_stream(FILE *fp, const char *name, time_t now, struct diag *d)
 		diag_error(d, name, 0, "read error: %s", strerror(errno));
 
 	free(p.hosts);
+	strindex_free(&p.claimed);
 	free(p.candidate_lines);
 	c = p.conf;
 	if (diag_errors(d) > 0) {
 		conf_unref(c);
 		return NULL;
 	}
+	conf_index_hosts(c);
 	return c;
 }
 

@@ -1572,6 +1572,52 @@ test_lookup_matches_ip_literals_exactly(void **state)
 	parsed_free(&r);
 }
 
+/*
+ * Thousands of sets: each pattern is found by its index, as a scan would
+ * find it, and a pattern listed again far below its first line is refused
+ * with that line (both once took a scan of every pattern per host).
+ */
+static void
+test_lookup_of_many_sets(void **state)
+{
+	static const char	 again[] = PINSET("again", "*.w0.example");
+	struct parsed		 r;
+	char			*text, *p;
+	size_t			 size = 4000 * 256 + sizeof(again);
+	int			 i, n;
+
+	(void)state;
+	text = p = test_malloc(size);
+	for (i = 0; i < 4000; i++) {
+		n = snprintf(p, size - (size_t)(p - text), "[pins:s%d]\n"
+		    "hosts = h%d.example, *.w%d.example\n%s"
+		    "pin = " PIN_A "\npin = " PIN_B "\n", i, i, i,
+		    i % 2 == 0 ? "include_subdomains = yes\n" : "");
+		assert_true(n > 0 && n < 256);
+		p += n;
+	}
+	r = parse_at(text, (size_t)(p - text), NOW);
+	assert_non_null(r.conf);
+	assert_int_equal(r.conf->npinsets, 4000);
+	assert_string_equal(lookup(r.conf, "h3999.example"), "s3999");
+	assert_string_equal(lookup(r.conf, "a.w17.example"), "s17");
+	assert_null(lookup(r.conf, "a.b.w17.example"));
+	assert_string_equal(lookup(r.conf, "x.y.h18.example"), "s18");
+	assert_null(lookup(r.conf, "x.h19.example"));
+	assert_null(lookup(r.conf, "h4000.example"));
+	parsed_free(&r);
+
+	/* The same pattern again, 4000 sets below. */
+	memcpy(p, again, sizeof(again));
+	r = parse_at(text, strlen(text), NOW);
+	assert_null(r.conf);
+	assert_int_equal(diag_errors(r.diag), 1);
+	assert_non_null(strstr(diag_first_error(r.diag), "host *.w0.example "
+	    "is already listed in [pins:s0] at line 2"));
+	parsed_free(&r);
+	test_free(text);
+}
+
 static void
 test_references_keep_the_configuration_alive(void **state)
 {
@@ -1744,6 +1790,7 @@ main(void)
 		cmocka_unit_test(test_lookup_ignores_case_and_a_trailing_dot),
 		cmocka_unit_test(test_lookup_of_an_uncovered_host_is_null),
 		cmocka_unit_test(test_lookup_matches_ip_literals_exactly),
+		cmocka_unit_test(test_lookup_of_many_sets),
 		cmocka_unit_test(
 		    test_references_keep_the_configuration_alive),
 		cmocka_unit_test(test_default_configuration_is_a_fresh_object),
