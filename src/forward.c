@@ -182,6 +182,19 @@ forward_release(struct forward *f)
 	f->state = FORWARD_IDLE;
 }
 
+/*
+ * Bytes moved one way while the other side waits for its own: its wait
+ * for traffic starts again (idle_timeout is no traffic either way). Only
+ * while the request body flows, when both sides read at once.
+ */
+static void
+forward_traffic(struct forward *f, struct bufferevent *waiting)
+{
+	struct timeval	 idle = cv_timeval(f->x->rc->conf->idle_timeout_ms);
+
+	bufferevent_set_timeouts(waiting, &idle, &idle);
+}
+
 /* Answer the client about an upstream that failed a step. */
 static void
 forward_failed(struct forward *f, enum upstream_status st)
@@ -262,7 +275,7 @@ forward_request_body(struct forward *f)
 	struct http_msg		*req = f->x->req;
 	struct evbuffer_iovec	 v;
 	enum http_result	 r;
-	size_t			 consumed;
+	size_t			 consumed, before = f->body_up;
 
 	while (!f->req_done) {
 		if (!relay_peek(in, &v)) {
@@ -292,6 +305,8 @@ forward_request_body(struct forward *f)
 		else if (consumed == 0 && v.iov_len == 0)
 			break;
 	}
+	if (f->body_up != before && !f->resp_head_sent)
+		forward_traffic(f, ub);
 	if (f->req_done) {
 		forward_request_sent(f);
 		return;
@@ -457,6 +472,8 @@ forward_upstream_read(struct forward *f)
 		forward_done(f);
 		return false;
 	}
+	if (!f->req_done)
+		forward_traffic(f, cb);
 	relay_throttle(ub, cb);
 	return true;
 }
@@ -507,6 +524,14 @@ forward_upstream_event(struct forward *f, short what)
 			return;
 		}
 	}
+	if (!f->resp_head_sent && (what & BEV_EVENT_TIMEOUT)) {
+		why = (what & BEV_EVENT_WRITING) ? "The server took no more "
+		    "of the request within idle_timeout." : "The server sent "
+		    "no response within idle_timeout.";
+		forward_upstream_failed(f, METRIC_UPSTREAM_ERRORS_TIMEOUT, why);
+		phase_fail(f->x, HTTP_ERROR_READ_TIMEOUT, why);
+		return;
+	}
 	if (!f->resp_head_sent && f->reused && !f->retried &&
 	    f->resp_bytes == 0 && f->body_up == 0 &&
 	    http_method_idempotent(http_msg_head(f->x->req)->method)) {
@@ -525,8 +550,6 @@ forward_upstream_event(struct forward *f, short what)
 		f->state = FORWARD_IDLE;
 		forward_drop(f);
 		phase_fail(f->x, HTTP_ERROR_CONNECT_FAILED,
-		    (what & BEV_EVENT_TIMEOUT) ?
-		    "The server sent no response in time." :
 		    "The server closed the connection before answering.");
 		return;
 	}

@@ -20,6 +20,7 @@ Routes (HEAD works on each; a request body is always read and hashed):
     /slow[/N]       Content-Length, then N (default 5) lines "slow\\n", one
                     every 0.2 s
     /drop           no answer: the connection closes once the request is read
+    /wait/N         the answer of /hello, N seconds after the request was read
     /early          401 with a close-delimited body, sent before the request
                     body is read; then the connection ends
     /upgrade        with "Upgrade: echo" or "Upgrade: websocket": 101 to
@@ -406,6 +407,15 @@ class Handler(socketserver.BaseRequestHandler):
 
         if name == "drop":
             return False
+
+        if name == "wait":
+            # Read, then answer only N seconds later.
+            time.sleep(route_number(path))
+            send_head(sock, 200, base + [("Content-Type", "text/plain"),
+                                         ("Content-Length", len(HELLO))])
+            if not head_only:
+                sock.sendall(HELLO)
+            return True
 
         if name == "slow":
             n = route_number(path, 5)

@@ -1,7 +1,9 @@
 #!/bin/bash
 # Idle and kept-alive connections end to end: accept pausing at
 # max_connections and resuming when a slot frees, header_timeout on
-# silent clients with every descriptor given back, and a keep-alive
+# silent clients with every descriptor given back, idle_timeout on a
+# forwarded request (an upload is traffic; a silent server gets a 504),
+# and a keep-alive
 # client across a reload: its next request is served under the new pins,
 # or refused when they no longer match. Everything runs on 127.0.0.1 with
 # a TLS test origin.
@@ -152,6 +154,51 @@ check_eq "header_timeout: pinproxy's descriptors return to the baseline" \
 kill -TERM "$PP_E"
 wait_exit "$PP_E" 10
 check_eq "header_timeout: pinproxy E exits 0" 0 "$EXIT_RC"
+
+# idle_timeout = 1s on a forwarded request: a body that keeps arriving
+# is traffic (an upload longer than idle_timeout goes through), and a
+# server that answers nothing for that long gets a 504.
+cat >"$TMP/upload.py" <<'EOF'
+import socket, sys, time
+port, parts, gap = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+s = socket.create_connection(("127.0.0.1", port), timeout=10)
+s.sendall(b"POST http://api.test/echo HTTP/1.1\r\nHost: api.test\r\n"
+          b"Content-Length: %d\r\nConnection: close\r\n\r\n" % (300 * parts))
+for _ in range(parts):
+    time.sleep(gap)
+    s.sendall(b"u" * 300)
+data = b""
+while True:
+    d = s.recv(65536)
+    if not d:
+        break
+    data += d
+head, _, body = data.partition(b"\r\n\r\n")
+print(head.split(b"\r\n")[0].decode(), body.decode().strip())
+EOF
+PG=$(free_port)
+conf "$PG" "idle_timeout = 1s
+shutdown_timeout = 1s" >"$TMP/g.conf"
+check "pinproxy G listens on 127.0.0.1:$PG" \
+    start_pinproxy PP_G "$PG" "$TMP/g.conf" "$TMP/g.log"
+want=$(head -c 3000 /dev/zero | tr '\0' u | sha256sum | cut -d' ' -f1)
+check_eq "idle_timeout: an upload of 3 s in 10 parts goes through" \
+    "HTTP/1.1 200 OK $want 3000" "$(py "$TMP/upload.py" "$PG" 10 0.3)"
+start=$(now_ms)
+code=$(fetch wait "$PG" --max-time 10 http://api.test/wait/3)
+ms=$(( $(now_ms) - start ))
+check_eq "idle_timeout: no response for 1 s: 504" 504 "$code"
+check_eq "idle_timeout: no response: Proxy-Status" \
+    'pinproxy; error=connection_read_timeout; details="timeout"' \
+    "$(header "$TMP/wait.head" Proxy-Status)"
+check "idle_timeout: no response: answered after 1 s, before 2 s ($ms ms)" \
+    test "$ms" -ge 950 -a "$ms" -lt 1900
+check_log "idle_timeout: no response: event=upstream_error error=timeout" \
+    "$TMP/g.log" "$(kv event upstream_error)" "$(kv host api.test)" \
+    "$(kv error timeout)"
+kill -TERM "$PP_G"
+wait_exit "$PP_G" 10
+check_eq "idle_timeout: pinproxy G exits 0" 0 "$EXIT_RC"
 
 # keepalive_across_reload NAME PORT PID CONF TEXT [URL ARG...]: a
 # keep-alive client's first request (for URL, by default

@@ -75,6 +75,9 @@ test_http_error_every_row_has_its_status_line_and_proxy_status(void **state)
 		    "details=\"connect-failed\"" },
 		{ HTTP_ERROR_TIMEOUT, "HTTP/1.1 504 Gateway Timeout",
 		    "pinproxy; error=connection_timeout; details=\"timeout\"" },
+		{ HTTP_ERROR_READ_TIMEOUT, "HTTP/1.1 504 Gateway Timeout",
+		    "pinproxy; error=connection_read_timeout; "
+		    "details=\"timeout\"" },
 		{ HTTP_ERROR_BLOCKED, "HTTP/1.1 403 Forbidden",
 		    "pinproxy; error=http_request_denied; "
 		    "details=\"blocked\"" },
