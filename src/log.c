@@ -9,6 +9,8 @@
 #include <string.h>
 #include <syslog.h>
 
+#include <event2/event.h>
+
 #include "log.h"
 
 struct log_event_def {
@@ -39,6 +41,7 @@ static const struct log_event_def log_events[EV__COUNT] = {
 	[EV_CA_CREATED] =	{ "ca_created",		LL_INFO },
 	[EV_REPORT_ERROR] =	{ "report_error",	LL_ERROR },
 	[EV_CONN_STATE] =	{ "conn_state",		LL_DEBUG },
+	[EV_LIBEVENT] =		{ "libevent",		LL_INFO },
 	[EV_DEBUG] =		{ "debug",		LL_DEBUG },
 };
 
@@ -102,6 +105,13 @@ log_open(enum log_sink sink, enum log_level level)
 		openlog("pinproxy", LOG_PID | LOG_NDELAY, LOG_DAEMON);
 	log_sink = sink;
 	log_level = level;
+}
+
+void
+log_libevent(int severity, const char *msg)
+{
+	log_msg(severity == EVENT_LOG_DEBUG ? EV_DEBUG : EV_LIBEVENT,
+	    "%s", msg);
 }
 
 void

@@ -46,6 +46,7 @@ enum log_event {
 	EV_CA_CREATED,
 	EV_REPORT_ERROR,
 	EV_CONN_STATE,
+	EV_LIBEVENT,
 	EV_DEBUG,
 	EV__COUNT
 };
@@ -97,6 +98,11 @@ struct logline {
 
 /* Send lines to sink (syslog is opened with the ident "pinproxy"). */
 void		 log_open(enum log_sink sink, enum log_level level);
+/*
+ * Where libevent's own messages go (event_set_log_callback): its debug
+ * messages as event=debug, the others as event=libevent.
+ */
+void		 log_libevent(int severity, const char *msg);
 /* Change the level below which events are dropped. */
 void		 log_set_level(enum log_level level);
 /* Divert lines to a callback (tests); NULL restores the sink. */

@@ -4,6 +4,8 @@
  */
 #include "config.h"
 
+#include <event2/event.h>
+
 #include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
@@ -119,6 +121,7 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	log_open(conf->log, debug ? LL_DEBUG : conf->log_level);
+	event_set_log_callback(log_libevent);
 	if (builtin)
 		log_msg(EV_CONFIG_WARNING, "no configuration file at %s; "
 		    "running with the built-in defaults", path);

@@ -547,6 +547,23 @@ check "40 lookups that never end in time: the other within its 1 s ($ms ms)" \
 stop "$NEVER"
 alive "lookups that never end" "$PP_F" "$PF"
 
+# A resolver whose one nameserver never answers: what libevent says about
+# it comes as log lines like any other (event=libevent), not raw text.
+printf 'nameserver 127.0.0.1:%s\noptions timeout:1 attempts:1\n' \
+    "$(free_port)" >"$TMP/dead-resolv.conf"
+PD=$(free_port)
+conf "$PD" d "" >"$TMP/d.conf"
+check "pinproxy D (a dead nameserver) listens on 127.0.0.1:$PD" \
+    start_pinproxy PP_D "$PD" "$TMP/d.conf" "$TMP/d.log" \
+    PINPROXY_RESOLV_CONF="$TMP/dead-resolv.conf"
+check_eq "a dead nameserver: 502" 502 \
+    "$(fetch deadns "$PD" --max-time 10 http://unknown.test/)"
+check_log "a dead nameserver: libevent's message, event=libevent" \
+    "$TMP/d.log" "$(kv event libevent)" "msg=\"Nameserver 127.0.0.1:"
+stop_pinproxy "$PP_D" "$TMP/d.log"
+check_eq "a dead nameserver: every line of the log is logfmt" "" \
+    "$(grep -v '^level=[a-z]* event=[a-z_]* ' "$TMP/d.log")"
+
 # At the end: descriptors at rest, and a clean exit.
 check_fds "pinproxy F at the end" "$PP_F" "$BASE_F"
 stop_pinproxy "$PP_F" "$TMP/f.log"
