@@ -112,6 +112,7 @@ struct intercept {
 	bool			 client_started;	/* its SSL runs */
 	BIO			*front;		/* its BIO, holding if guessed */
 	struct event		*flush_ev;	/* the held flight's rest */
+	struct event		*gone_ev;	/* the client, until its turn */
 	bool			 await_flush;	/* the 200 is still queued */
 	/* The upstream passed while its generation was the current one. */
 	bool			 passed_current;
@@ -469,6 +470,7 @@ intercept_handshake_client(struct intercept *ic, bool hold)
 
 	if (!hold)
 		phase_set_state(x, CONN_CLIENT_TLS);
+	phase_unwatch(&ic->gone_ev);
 	if ((ssl = intercept_client_ssl(ic)) == NULL) {
 		log_msg(EV_DEBUG, "cannot forge a certificate for %s",
 		    ic->host);
@@ -650,6 +652,26 @@ intercept_guess(struct intercept *ic, const struct intercept_args *a)
 	return true;
 }
 
+/*
+ * The client's socket while the upstream's handshake runs and the
+ * client's waits: a client that left (a reset, or its end with nothing
+ * beyond its hello) ends the connection now, not when the upstream is
+ * done.
+ */
+static void
+intercept_gone_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct intercept	*ic = arg;
+	struct phase_ctx	*x = ic->x;
+
+	if (!phase_client_left(x, what, ic->peeked +
+	    evbuffer_get_length(bufferevent_get_input(x->bev))))
+		return;
+	log_msg(EV_DEBUG, "client %s left during the upstream handshake for "
+	    "%s", x->client, ic->host);
+	phase_end(x, 200, true);
+}
+
 static void
 intercept_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -702,9 +724,12 @@ intercept_on_client(void *arg, short what)
 		}
 		return;
 	}
-	if (!ic->client_started ||
-	    (x->state != CONN_CLIENT_TLS && (what & BEV_EVENT_EOF))) {
-		/* The client left before its handshake began, or was held. */
+	if (!ic->client_started || x->state != CONN_CLIENT_TLS) {
+		/*
+		 * The client left before its handshake began, or while its
+		 * answer was held: it saw nothing of the handshake, so its end
+		 * (OpenSSL's "unexpected EOF", a reset) judges no certificate.
+		 */
 		phase_end(x, 200, true);
 		return;
 	}
@@ -752,6 +777,7 @@ intercept_free(void *arg)
 
 	upstream_free(ic->up);
 	event_free(ic->timer);
+	phase_unwatch(&ic->gone_ev);
 	if (ic->flush_ev != NULL)
 		event_free(ic->flush_ev);
 	free(ic->offer);
@@ -839,16 +865,23 @@ intercept_start(struct phase_ctx *x, const struct intercept_args *a)
 	/*
 	 * With a guess, the client's handshake runs meanwhile, held: the
 	 * upstream's hello is out already, so the upstream works on its part
-	 * while pinproxy works on the client's.
+	 * while pinproxy works on the client's. Without one, the client's
+	 * socket is watched meanwhile (not while the 200 is still queued:
+	 * see tunnel_watch_dial()).
 	 */
-	if (guessed) {
-		log_msg(EV_DEBUG, "client %s: answering the hello for %s "
-		    "beside the upstream handshake (ALPN %.*s)", x->client,
-		    ic->host, ic->alpn_len > 0 ? (int)ic->alpn_len : 4,
-		    ic->alpn_len > 0 ? (const char *)ic->alpn : "none");
-		(void)intercept_handshake_client(ic, true);
+	if (!guessed) {
+		if (evbuffer_get_length(bufferevent_get_output(x->bev)) == 0)
+			ic->gone_ev = phase_watch_fd(x, x->fd,
+			    intercept_gone_cb, ic);
+		return;
 	}
+	log_msg(EV_DEBUG, "client %s: answering the hello for %s beside the "
+	    "upstream handshake (ALPN %.*s)", x->client, ic->host,
+	    ic->alpn_len > 0 ? (int)ic->alpn_len : 4,
+	    ic->alpn_len > 0 ? (const char *)ic->alpn : "none");
+	(void)intercept_handshake_client(ic, true);
 }
+
 /* Select the protocol the upstream selected, or none. */
 static int
 intercept_alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,

@@ -211,6 +211,25 @@ void		 phase_set_state(struct phase_ctx *x, enum conn_state st);
  * writing is enabled again, the wait starts over, and this says true.
  */
 bool		 phase_client_still_reading(struct phase_ctx *x, short what);
+/*
+ * Watch fd (the client's or an upstream's socket, which nothing else
+ * reads meanwhile) for bytes and its peer's end, edge-triggered: what
+ * arrives wakes cb once, not in a loop. NULL when it cannot.
+ */
+struct event	*phase_watch_fd(struct phase_ctx *x, evutil_socket_t fd,
+		    event_callback_fn cb, void *arg);
+/*
+ * Free a watch of phase_watch_fd() (NULL ok) so that what watches its
+ * descriptor next is level-triggered; *evp becomes NULL.
+ */
+void		 phase_unwatch(struct event **evp);
+/*
+ * For an event what of a watch of the client's socket: whether the
+ * client left, by a reset, or by its end with no bytes beyond the seen
+ * ones pinproxy holds or peeked at (in its buffer and the socket).
+ */
+bool		 phase_client_left(struct phase_ctx *x, short what,
+		    size_t seen);
 /* Set the host of x's access record (a copy; host may be the current). */
 void		 phase_set_host(struct phase_ctx *x, const char *host);
 /* The name of a state, as logged. */

@@ -92,47 +92,11 @@ enum tunnel_first {
 	TUNNEL_FIRST_UPSTREAM
 };
 
-static void
-tunnel_noop_cb(evutil_socket_t fd, short what, void *arg)
-{
-}
-
-/*
- * Free an edge-triggered watcher (NULL ok) so that what watches its
- * descriptor next is level-triggered. libevent's changelist merges the
- * deletion with the events added to the same descriptor before the next
- * dispatch and keeps its EV_ET through the halves that nothing adds back:
- * a bufferevent or relay moving a few KiB per wake-up would then stall
- * with bytes in the socket, or room in it. Adding and deleting a
- * level-triggered EV_READ | EV_CLOSED event leaves deletions without
- * EV_ET (a bufferevent's write interest is level-triggered again too).
- */
-static void
-tunnel_free_watcher(struct event **evp)
-{
-	struct event		*ev = *evp, *plain;
-	struct event_base	*base;
-	evutil_socket_t		 fd;
-
-	if (ev == NULL)
-		return;
-	*evp = NULL;
-	base = event_get_base(ev);
-	fd = event_get_fd(ev);
-	event_free(ev);
-	plain = event_new(base, fd, EV_READ | EV_CLOSED, tunnel_noop_cb,
-	    NULL);
-	if (plain == NULL)
-		return;
-	event_add(plain, NULL);
-	event_free(plain);
-}
-
 /* Stop peeking at the socket; the hello stays there for whoever reads. */
 static void
 tunnel_peek_done(struct tunnel *t)
 {
-	tunnel_free_watcher(&t->peek_ev);
+	phase_unwatch(&t->peek_ev);
 	free(t->peek_buf);
 	t->peek_buf = NULL;
 }
@@ -141,8 +105,8 @@ tunnel_peek_done(struct tunnel *t)
 static void
 tunnel_unwatch(struct tunnel *t)
 {
-	tunnel_free_watcher(&t->up_ev);
-	tunnel_free_watcher(&t->dial_ev);
+	phase_unwatch(&t->up_ev);
+	phase_unwatch(&t->dial_ev);
 }
 
 /*
@@ -624,11 +588,8 @@ static void
 tunnel_dial_watch_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct tunnel	*t = arg;
-	int		 queued;
 
-	if (sockprog_failed(fd) || ((what & EV_CLOSED) &&
-	    evbuffer_get_length(bufferevent_get_input(t->x->bev)) == 0 &&
-	    ioctl(fd, FIONREAD, &queued) == 0 && queued == 0)) {
+	if (phase_client_left(t->x, what, 0)) {
 		log_msg(EV_DEBUG, "client %s left while %s was dialled",
 		    t->x->client, t->connect_host);
 		tunnel_end(t, 0);
@@ -647,12 +608,7 @@ tunnel_watch_dial(struct tunnel *t)
 {
 	if (evbuffer_get_length(bufferevent_get_output(t->x->bev)) > 0)
 		return;
-	t->dial_ev = event_new(t->x->env->base, t->x->fd,
-	    EV_READ | EV_CLOSED | EV_ET | EV_PERSIST, tunnel_dial_watch_cb, t);
-	if (t->dial_ev != NULL && event_add(t->dial_ev, NULL) != 0) {
-		event_free(t->dial_ev);
-		t->dial_ev = NULL;
-	}
+	t->dial_ev = phase_watch_fd(t->x, t->x->fd, tunnel_dial_watch_cb, t);
 }
 
 /* New bytes arrived (edge-triggered: peeked bytes do not re-fire). */
@@ -715,9 +671,7 @@ tunnel_start_peeking(struct tunnel *t)
 		return false;
 	t->peek_buf = xmalloc(CLIENTHELLO_MAX_INPUT);
 	t->peeked = true;
-	t->peek_ev = event_new(t->x->env->base, fd,
-	    EV_READ | EV_CLOSED | EV_ET | EV_PERSIST, tunnel_peek_cb, t);
-	event_add(t->peek_ev, NULL);
+	t->peek_ev = phase_watch_fd(t->x, fd, tunnel_peek_cb, t);
 	return true;
 }
 
@@ -839,7 +793,7 @@ tunnel_connected_cb(struct upstream *u, enum upstream_status st, void *arg)
 	struct bufferevent	*bev = x->bev;
 	char			 expl[512];
 
-	tunnel_free_watcher(&t->dial_ev);
+	phase_unwatch(&t->dial_ev);
 	if (st != UPSTREAM_OK) {
 		snprintf(expl, sizeof(expl), "%s", upstream_reason(u));
 		phase_fail_upstream(x, st, expl);
@@ -850,9 +804,7 @@ tunnel_connected_cb(struct upstream *u, enum upstream_status st, void *arg)
 	x->acc.down = 0;
 	tunnel_arm(t);
 	phase_set_state(x, CONN_AWAIT_HELLO);
-	t->up_ev = event_new(x->env->base, upstream_fd(u),
-	    EV_READ | EV_CLOSED | EV_ET | EV_PERSIST, tunnel_upstream_cb, t);
-	event_add(t->up_ev, NULL);
+	t->up_ev = phase_watch_fd(x, upstream_fd(u), tunnel_upstream_cb, t);
 	if (tunnel_start_peeking(t)) {
 		tunnel_peek(t);
 		return;

@@ -13,7 +13,7 @@ is cut into TCP segments.
                       [--head-out FILE] [--timeout S]
                       [--hello-with-connect] [--stall]
                       [--stop-reading N --hold S] [--wait-for FILE]
-                      [--hold-finished FILE]
+                      [--hold-finished FILE] [--leave S]
 
 Output, one "key=value" per line (the value runs to the end of the line):
     reply=...    the proxy's answer head, with \\r and \\n escaped
@@ -25,6 +25,8 @@ then, after a 200, either
 or tls=alert (a TLS alert ended the handshake), tls=closed (the
     connection ended without an alert) or tls=error (anything else:
     verification, timeout), each followed by reason=...
+or, with --leave, left (the ClientHello was sent, and the connection
+    closed S seconds later)
 or, with --send-plain (an HTTP request instead of a ClientHello),
     plain=closed (the proxy closed) or plain=open (still open when the
     timeout expired), then received=N (the bytes the proxy sent)
@@ -313,6 +315,8 @@ def main():
     p.add_argument("--hold", type=float, default=0)
     p.add_argument("--wait-for")
     p.add_argument("--hold-finished")
+    p.add_argument("--leave", type=float,
+                   help="send the ClientHello, close SECONDS later")
     args = p.parse_args()
 
     tls = tls_client(args)
@@ -331,6 +335,13 @@ def main():
         wait_for(args.wait_for, args.timeout)
     if args.send_plain or args.send:
         return plain_exchange(sock, args)
+    if args.leave is not None:
+        if not hello:
+            sock.sendall(first_flight(tls[0], tls[2]))
+        time.sleep(args.leave)
+        sock.close()
+        print("left")
+        return 0
     if args.stall:
         if not hello:
             sock.sendall(first_flight(tls[0], tls[2]))

@@ -241,6 +241,7 @@ class Handler(socketserver.BaseRequestHandler):
         raw.settimeout(IO_TIMEOUT)
         sock = raw
         if server.ctx is not None:
+            time.sleep(server.args.delay)
             sock = server.ctx.wrap_socket(raw, server_side=True,
                                           do_handshake_on_connect=False)
             try:
@@ -491,6 +492,8 @@ def main():
     p.add_argument("--alpn")
     p.add_argument("--log")
     p.add_argument("--silent", action="store_true")
+    p.add_argument("--delay", type=float, default=0,
+                   help="seconds to wait before each TLS handshake")
     p.add_argument("--pattern", type=int, metavar="N")
     args = p.parse_args()
 

@@ -5,7 +5,8 @@
 # a pin mismatch, a failed verification and an ALPN choice other than the
 # guess each end the client's handshake with an alert, and not one byte of
 # the client's reaches the origin. Two servers of one name at different
-# addresses keep a guess each. Everything lives on 127.0.0.0/8.
+# addresses keep a guess each. A client that leaves while the upstream's
+# handshake runs ends then, held or not. Everything lives on 127.0.0.0/8.
 
 . "${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}/tests/lib.sh"
 
@@ -160,6 +161,48 @@ check_out "two servers of a name: the first's guess still holds" x1last \
     alpn h2
 stop "$O_X1"
 stop "$O_X2"
+
+# A client that leaves while the upstream's handshake runs (the upstream
+# now waits 2 s before its own): its connection ends then, as one that
+# left (status 200, no client_tls_failed line), whether its answer was
+# held beside the upstream's handshake or, with no guess for its offer,
+# not begun.
+# left_early NAME WHAT ARGS...: such a client, with connect's ARGS.
+left_early()
+{
+	local name=$1 what=$2 before failed line i
+	shift 2
+	before=$(log_count "$TMP/p.log" "$(kv event access)")
+	failed=$(log_count "$TMP/p.log" "$(kv event client_tls_failed)")
+	connect "$name" "$@" --leave 0.3
+	for (( i = 0; i < 60; i++ )); do
+		[ "$(log_count "$TMP/p.log" "$(kv event access)")" -gt \
+		    "$before" ] && break
+		t_sleep 0.05
+	done
+	line=$(log_lines "$TMP/p.log" "$(kv event access)" | tail -n 1)
+	check_eq "$what: the client left" left "$(tail -n 1 "$TMP/$name.out")"
+	check "$what: its access line, status=200 ($line)" \
+	    grep -qE "$(kv status 200)" <<<"$line"
+	ms=$(printf '%s\n' "$line" | sed -n 's/.* ms=\([0-9]*\).*/\1/p')
+	check "$what: ended before the upstream's 2 s (${ms:-?} ms)" \
+	    test "${ms:-9999}" -lt 1500
+	check_eq "$what: no client_tls_failed line" "$failed" \
+	    "$(log_count "$TMP/p.log" "$(kv event client_tls_failed)")"
+}
+origin --cert "$PKI/chain.pem" --key "$PKI/leaf.key" --alpn http/1.1
+connect learnleave --alpn http/1.1 --get /hello
+check_out "a guess for http/1.1 again" learnleave body 'hello from origin\n'
+origin --cert "$PKI/chain.pem" --key "$PKI/leaf.key" --alpn http/1.1 \
+    --delay 2
+n=$(beside)
+left_early leaveheld "left while its answer was held" --alpn http/1.1
+check_eq "left while its answer was held: it was held" $((n + 1)) \
+    "$(beside)"
+left_early leaveserial "left while waiting for the upstream (no guess)" \
+    --alpn x-none-before
+check_eq "left while waiting for the upstream: in series" $((n + 1)) \
+    "$(beside)"
 
 stop "$O_PID"
 stop_pinproxy "$PP" "$TMP/p.log"
