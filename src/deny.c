@@ -47,7 +47,8 @@ deny_open(const char *path, char *err, size_t errlen)
 
 /*
  * Read one line into buf (cut at len - 1 bytes); its full length in
- * *total. False at the end of the file.
+ * *total, which stops counting past DENY_FILE_MAX_BYTES. False at the end
+ * of the file.
  */
 static bool
 deny_line(FILE *fp, char *buf, size_t len, size_t *total)
@@ -56,7 +57,8 @@ deny_line(FILE *fp, char *buf, size_t len, size_t *total)
 	int	 ch;
 
 	*total = 0;
-	while ((ch = getc(fp)) != EOF && ch != '\n') {
+	while (*total <= DENY_FILE_MAX_BYTES && (ch = getc(fp)) != EOF &&
+	    ch != '\n') {
 		if (n < len - 1)
 			buf[n++] = (char)ch;
 		(*total)++;
@@ -86,7 +88,7 @@ deny_file_read(const char *path, struct pin **pins, size_t *npins,
 {
 	struct pin	*got = NULL;
 	char		 buf[DENY_LINE_MAX + 1], perr[128], *text;
-	size_t		 ngot = 0, total, bad = 0;
+	size_t		 ngot = 0, total, bad = 0, bytes = 0;
 	int		 lineno = 0;
 	FILE		*fp;
 
@@ -95,6 +97,13 @@ deny_file_read(const char *path, struct pin **pins, size_t *npins,
 	while (bad < DENY_FILE_MAX_BAD &&
 	    deny_line(fp, buf, sizeof(buf), &total)) {
 		lineno++;
+		/* Checked at the open, but a file may grow as it is read. */
+		if ((bytes += total + 1) > DENY_FILE_MAX_BYTES + 1) {
+			diag_error(d, path, lineno, "the file grew past %d "
+			    "bytes while it was read", DENY_FILE_MAX_BYTES);
+			bad++;
+			break;
+		}
 		if (total >= DENY_LINE_MAX) {
 			diag_error(d, path, lineno, "line is %zu bytes long; "
 			    "the limit is %d", total, DENY_LINE_MAX - 1);

@@ -7,6 +7,7 @@
  */
 #include "config.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,6 +56,29 @@ json_eat(struct json *j, char c)
 	return false;
 }
 
+/* Four hex digits at p (before end) into *u. */
+static bool
+json_hex4(const char *p, const char *end, unsigned int *u)
+{
+	int	 i, d;
+
+	if (end - p < 4)
+		return false;
+	*u = 0;
+	for (i = 0; i < 4; i++) {
+		if (p[i] >= '0' && p[i] <= '9')
+			d = p[i] - '0';
+		else if (p[i] >= 'a' && p[i] <= 'f')
+			d = p[i] - 'a' + 10;
+		else if (p[i] >= 'A' && p[i] <= 'F')
+			d = p[i] - 'A' + 10;
+		else
+			return false;
+		*u = *u << 4 | (unsigned int)d;
+	}
+	return true;
+}
+
 /*
  * A string into a new buffer (*out may be NULL to skip it). \uXXXX
  * escapes of bytes below 0x80 are decoded; others are kept as '?'.
@@ -64,7 +88,7 @@ json_string(struct json *j, char **out)
 {
 	const char	*q;
 	char		*buf;
-	size_t		 n = 0;
+	size_t		 n = 0, cap;
 	unsigned int	 u;
 
 	if (!json_eat(j, '"'))
@@ -73,9 +97,11 @@ json_string(struct json *j, char **out)
 	for (q = j->p; q < j->end && *q != '"'; q++)
 		if (*q == '\\' && q + 1 < j->end)
 			q++;
-	buf = xmalloc((size_t)(q - j->p) + 1);
+	cap = (size_t)(q - j->p);
+	buf = xmalloc(cap + 1);
 	while (j->p < j->end && *j->p != '"') {
-		if ((unsigned char)*j->p < 0x20)
+		/* Never past the text measured (a cut escape, say). */
+		if ((unsigned char)*j->p < 0x20 || n >= cap)
 			goto bad;
 		if (*j->p != '\\') {
 			buf[n++] = *j->p++;
@@ -85,8 +111,7 @@ json_string(struct json *j, char **out)
 			goto bad;
 		switch (*j->p) {
 		case 'u':
-			if (j->end - j->p < 5 || sscanf(j->p + 1, "%4x", &u) !=
-			    1)
+			if (!json_hex4(j->p + 1, j->end, &u))
 				goto bad;
 			buf[n++] = u > 0 && u < 0x80 ? (char)u : '?';
 			j->p += 5;
@@ -120,17 +145,22 @@ bad:
 	return false;
 }
 
-/* A non-negative integer. */
+/* A non-negative integer, within the line, that fits an unsigned long. */
 static bool
 json_uint(struct json *j, unsigned long *out)
 {
-	char	*end;
+	unsigned long	 d;
 
 	json_ws(j);
 	if (j->p >= j->end || *j->p < '0' || *j->p > '9')
 		return false;
-	*out = strtoul(j->p, &end, 10);
-	j->p = end;
+	*out = 0;
+	while (j->p < j->end && *j->p >= '0' && *j->p <= '9') {
+		d = (unsigned long)(*j->p++ - '0');
+		if (*out > (ULONG_MAX - d) / 10)
+			return false;
+		*out = *out * 10 + d;
+	}
 	return true;
 }
 
@@ -684,9 +714,11 @@ observed_load(FILE *fp, const char *name, const char *psl_path,
 
 	o = xcalloc(1, sizeof(*o));
 	o->psl = psl_load(psl_path, &psl);
-	line = xmalloc(OBSERVED_LINE_MAX);
+	/* The parser keeps within len; the NUL is for safety's sake. */
+	line = xmalloc(OBSERVED_LINE_MAX + 1);
 	while ((len = observed_getline(fp, line, OBSERVED_LINE_MAX,
 	    &too_long)) != -1) {
+		line[len] = '\0';
 		lineno++;
 		while (len > 0 && line[len - 1] == '\r')
 			len--;

@@ -126,10 +126,11 @@ regfile_dirname(const char *path)
 {
 	char	*dir, *slash;
 
+	if (strchr(path, '/') == NULL)
+		return xstrdup(".");
 	dir = xstrdup(path);
-	if ((slash = strrchr(dir, '/')) == NULL)
-		strcpy(dir, ".");
-	else if (slash == dir)
+	slash = strrchr(dir, '/');
+	if (slash == dir)
 		dir[1] = '\0';
 	else
 		*slash = '\0';

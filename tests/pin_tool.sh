@@ -302,6 +302,22 @@ says so" "a host name of 200 bytes does not fit a configuration line" \
     "$TMP/observed_long.err"
 check_eq "--from-observed, a host name too long for a line: no part of it \
 is printed as a host" 0 "$(grep -c '^hosts = .*aaaa' "$TMP/observed_long.out")"
+# A \u escape cut short before the closing quote ("\u0"): the line is
+# left out with an error, and nothing is read or written past its text.
+{
+	printf '{"host":"\\u0"%s","port":443,"chain":[%s]}\n' \
+	    "$(printf 'A%.0s' $(seq 60))" \
+	    '{"pin":"sha256/rJcdD76UBuYkRPrhAMpCS3jNMtjk5yEJUchQwgpC3Eg=","depth":1,"subject":"CN=x"}'
+	printf '{"host":"%s","port":443,"chain":[%s]}\n' www.after.test \
+	    '{"pin":"sha256/rJcdD76UBuYkRPrhAMpCS3jNMtjk5yEJUchQwgpC3Eg=","depth":1,"subject":"CN=x"}'
+} >"$TMP/escape.jsonl"
+run observed_escape "$PINPROXY_PIN" --from-observed "$TMP/escape.jsonl"
+check_rc "--from-observed, a cut \\u escape: exit 1, no crash" 1 \
+    observed_escape
+check_grep "--from-observed, a cut \\u escape: FILE:LINE says it is left out" \
+    "escape\.jsonl:1: not an observe_file line" "$TMP/observed_escape.err"
+check_grep "--from-observed, a cut \\u escape: the next line counts" \
+    "^hosts = www\.after\.test$" "$TMP/observed_escape.out"
 # A line of 64 MiB (a file that is not an observe_file, or one cut and
 # appended to) is left out with an error, read through without being held:
 # the memory stays that of a line's limit, and the next line counts.
