@@ -160,6 +160,7 @@ check_eq "header_timeout: pinproxy E exits 0" 0 "$EXIT_RC"
 # server that answers nothing for that long gets a 504.
 cat >"$TMP/upload.py" <<'EOF'
 import socket, sys, time
+from connect_client import read_rest
 port, parts, gap = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
 s = socket.create_connection(("127.0.0.1", port), timeout=10)
 s.sendall(b"POST http://api.test/echo HTTP/1.1\r\nHost: api.test\r\n"
@@ -167,13 +168,7 @@ s.sendall(b"POST http://api.test/echo HTTP/1.1\r\nHost: api.test\r\n"
 for _ in range(parts):
     time.sleep(gap)
     s.sendall(b"u" * 300)
-data = b""
-while True:
-    d = s.recv(65536)
-    if not d:
-        break
-    data += d
-head, _, body = data.partition(b"\r\n\r\n")
+head, _, body = read_rest(s).partition(b"\r\n\r\n")
 print(head.split(b"\r\n")[0].decode(), body.decode().strip())
 EOF
 PG=$(free_port)
