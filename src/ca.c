@@ -525,7 +525,37 @@ ca_write_pem(const char *path, mode_t mode, EVP_PKEY *key, X509 *cert,
 	return ok;
 }
 
-/* Create a new CA and write it to key_path (first) and cert_path. */
+/* Where a new CA's certificate waits for its key: see ca_create(). */
+static char *
+ca_pending_path(const char *cert_path)
+{
+	return xasprintf("%s.new", cert_path);
+}
+
+/*
+ * Give the pending certificate its name, never over an existing file;
+ * false with err filled.
+ */
+static bool
+ca_name_pending(const char *pending, const char *cert_path, char *err,
+    size_t errlen)
+{
+	if (link(pending, cert_path) == -1) {
+		snprintf(err, errlen, "cannot create %s: %s", cert_path,
+		    strerror(errno));
+		return false;
+	}
+	(void)unlink(pending);
+	ca_sync_parent(cert_path);
+	return true;
+}
+
+/*
+ * Create a new CA: its certificate to cert_path.new, then its key to
+ * key_path, then the certificate to cert_path. A stop in between leaves
+ * either no key (the next start creates a CA again, over the stale .new)
+ * or the key and the .new, which the next start finishes (ca_finish()).
+ */
 static struct ca *
 ca_create(const char *cert_path, const char *key_path, char *err,
     size_t errlen)
@@ -534,6 +564,7 @@ ca_create(const char *cert_path, const char *key_path, char *err,
 	struct ca	*ca;
 	EVP_PKEY	*key;
 	X509		*cert;
+	char		*pending;
 
 	if (!ca_make_parent(key_path, err, errlen) ||
 	    !ca_make_parent(cert_path, err, errlen))
@@ -547,13 +578,21 @@ ca_create(const char *cert_path, const char *key_path, char *err,
 		EVP_PKEY_free(key);
 		return NULL;
 	}
-	if (!ca_write_pem(key_path, 0600, key, NULL, err, errlen))
-		goto fail;
-	if (!ca_write_pem(cert_path, 0644, NULL, cert, err, errlen)) {
-		/* Leaving the key alone would block the next start. */
-		unlink(key_path);
+	pending = ca_pending_path(cert_path);
+	(void)unlink(pending);
+	if (!ca_write_pem(pending, 0644, NULL, cert, err, errlen)) {
+		free(pending);
 		goto fail;
 	}
+	if (!ca_write_pem(key_path, 0600, key, NULL, err, errlen) ||
+	    !ca_name_pending(pending, cert_path, err, errlen)) {
+		/* Leaving the key alone would block the next start. */
+		unlink(key_path);
+		unlink(pending);
+		free(pending);
+		goto fail;
+	}
+	free(pending);
 	if ((ca = ca_new(cert, key, cert_path, key_path, err, errlen)) ==
 	    NULL)
 		return NULL;
@@ -571,14 +610,16 @@ fail:
 }
 
 /*
- * Which of the two files exist: 2 both, 0 none, -1 an error (only one, or
- * one cannot be looked at), with err filled.
+ * Which of the two files exist: 2 both, 0 none, 1 the key and the pending
+ * certificate of an interrupted ca_create(), -1 an error (only one, or one
+ * cannot be looked at), with err filled.
  */
 static int
 ca_files(const char *cert_path, const char *key_path, char *err,
     size_t errlen)
 {
-	int	 have_cert, have_key;
+	int	 have_cert, have_key, have_pending;
+	char	*pending;
 
 	if ((have_cert = ca_exists("ca_cert", cert_path, err, errlen)) == -1 ||
 	    (have_key = ca_exists("ca_key", key_path, err, errlen)) == -1)
@@ -590,12 +631,43 @@ ca_files(const char *cert_path, const char *key_path, char *err,
 		return -1;
 	}
 	if (have_key && !have_cert) {
+		pending = ca_pending_path(cert_path);
+		have_pending = ca_exists("ca_cert", pending, err, errlen);
+		free(pending);
+		if (have_pending == 1)
+			return 1;
+		if (have_pending == -1)
+			return -1;
 		snprintf(err, errlen, "ca_cert %s missing but ca_key %s "
 		    "exists: refusing to create a new CA over an existing one",
 		    cert_path, key_path);
 		return -1;
 	}
 	return have_cert ? 2 : 0;
+}
+
+/*
+ * The CA of the key and the pending certificate a stopped ca_create()
+ * left: when they make a valid CA (checked as any), the certificate gets
+ * its name.
+ */
+static struct ca *
+ca_finish(const char *cert_path, const char *key_path, char *err,
+    size_t errlen)
+{
+	struct ca	*ca;
+	char		*pending;
+	bool		 named;
+
+	pending = ca_pending_path(cert_path);
+	if ((ca = ca_load(pending, key_path, err, errlen)) == NULL) {
+		free(pending);
+		return NULL;
+	}
+	ca_unref(ca);
+	named = ca_name_pending(pending, cert_path, err, errlen);
+	free(pending);
+	return named ? ca_load(cert_path, key_path, err, errlen) : NULL;
 }
 
 struct ca *
@@ -608,6 +680,10 @@ ca_load_or_create(const char *cert_path, const char *key_path,
 	switch (ca_files(cert_path, key_path, err, errlen)) {
 	case 2:
 		return ca_load(cert_path, key_path, err, errlen);
+	case 1:
+		if ((ca = ca_finish(cert_path, key_path, err, errlen)) != NULL)
+			*created = true;
+		return ca;
 	case 0:
 		if ((ca = ca_create(cert_path, key_path, err, errlen)) != NULL)
 			*created = true;
@@ -622,11 +698,19 @@ ca_check(const char *cert_path, const char *key_path, char *warn,
     size_t warnlen, char *err, size_t errlen)
 {
 	struct ca	*ca;
+	char		*pending;
+	int		 have;
 
 	warn[0] = '\0';
-	switch (ca_files(cert_path, key_path, err, errlen)) {
+	switch ((have = ca_files(cert_path, key_path, err, errlen))) {
 	case 2:
-		if ((ca = ca_load(cert_path, key_path, err, errlen)) == NULL)
+	case 1:
+		/* The start finishes an interrupted creation: check it. */
+		pending = have == 1 ? ca_pending_path(cert_path) : NULL;
+		ca = ca_load(pending != NULL ? pending : cert_path, key_path,
+		    err, errlen);
+		free(pending);
+		if (ca == NULL)
 			return false;
 		snprintf(warn, warnlen, "%s", ca->warning);
 		ca_unref(ca);

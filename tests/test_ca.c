@@ -395,6 +395,73 @@ test_ca_refuses_to_create_when_only_the_key_exists(void **state)
 	assert_int_equal(stat(p->cert, &st), -1);
 }
 
+/*
+ * A stop between the key and the certificate's name leaves the key and
+ * ca_cert.new: the next start checks them as a CA and finishes, with the
+ * same CA.
+ */
+static void
+test_ca_finishes_an_interrupted_creation(void **state)
+{
+	struct paths	*p = *state;
+	struct ca	*ca;
+	struct stat	 st;
+	unsigned char	 id[CA_ID_LEN];
+	char		 pending[160], warn[512], err[512] = "";
+
+	ca = create_ok(p);
+	memcpy(id, ca_id(ca), CA_ID_LEN);
+	ca_unref(ca);
+	snprintf(pending, sizeof(pending), "%s.new", p->cert);
+	assert_int_equal(rename(p->cert, pending), 0);
+	if (!ca_check(p->cert, p->key, warn, sizeof(warn), err, sizeof(err)))
+		fail_msg("ca_check: %s", err);
+	/* Counted as a creation: event=ca_created says it was finished. */
+	ca = create_ok(p);
+	assert_memory_equal(ca_id(ca), id, CA_ID_LEN);
+	ca_unref(ca);
+	assert_int_equal(stat(p->cert, &st), 0);
+	assert_int_equal(stat(pending, &st), -1);
+	ca_unref(load_ok(p));
+}
+
+/* A ca_cert.new of another key finishes nothing, and stays. */
+static void
+test_ca_refuses_a_pending_cert_of_another_key(void **state)
+{
+	struct paths	*p = *state;
+	struct stat	 st;
+	char		 pending[160], cert2[160], key2[160], err[512] = "";
+	bool		 created;
+
+	ca_unref(create_ok(p));
+	snprintf(cert2, sizeof(cert2), "%s/other.pem", p->dir);
+	snprintf(key2, sizeof(key2), "%s/other.key", p->dir);
+	ca_unref(ca_load_or_create(cert2, key2, &created, err, sizeof(err)));
+	snprintf(pending, sizeof(pending), "%s.new", p->cert);
+	assert_int_equal(rename(cert2, pending), 0);
+	assert_int_equal(unlink(p->cert), 0);
+	assert_refused(p, "does not match");
+	assert_int_equal(stat(p->cert, &st), -1);
+	assert_int_equal(stat(pending, &st), 0);
+}
+
+/* A ca_cert.new without a key (a stop before the key) is written over. */
+static void
+test_ca_creates_over_a_stale_pending_cert(void **state)
+{
+	struct paths	*p = *state;
+	struct stat	 st;
+	char		 pending[160];
+
+	make_state_dir(p);
+	snprintf(pending, sizeof(pending), "%s.new", p->cert);
+	write_file(pending, "left by a stop\n");
+	ca_unref(create_ok(p));
+	assert_int_equal(stat(pending, &st), -1);
+	ca_unref(load_ok(p));
+}
+
 static void
 test_ca_refuses_a_key_that_does_not_match_the_cert(void **state)
 {
@@ -711,6 +778,9 @@ main(void)
 		DIR_TEST(test_ca_two_installs_differ),
 		DIR_TEST(test_ca_refuses_to_create_when_only_the_cert_exists),
 		DIR_TEST(test_ca_refuses_to_create_when_only_the_key_exists),
+		DIR_TEST(test_ca_finishes_an_interrupted_creation),
+		DIR_TEST(test_ca_refuses_a_pending_cert_of_another_key),
+		DIR_TEST(test_ca_creates_over_a_stale_pending_cert),
 		DIR_TEST(test_ca_refuses_a_key_that_does_not_match_the_cert),
 		DIR_TEST(test_ca_refuses_a_cert_that_is_not_a_ca),
 		DIR_TEST(test_ca_refuses_an_expired_ca),
