@@ -540,12 +540,15 @@ static bool
 ca_name_pending(const char *pending, const char *cert_path, char *err,
     size_t errlen)
 {
-	if (link(pending, cert_path) == -1) {
+	if (link(pending, cert_path) == 0)
+		(void)unlink(pending);
+	else if ((errno != EPERM && errno != EOPNOTSUPP) ||
+	    rename(pending, cert_path) == -1) {
+		/* (A file system without hard links renames.) */
 		snprintf(err, errlen, "cannot create %s: %s", cert_path,
 		    strerror(errno));
 		return false;
 	}
-	(void)unlink(pending);
 	ca_sync_parent(cert_path);
 	return true;
 }
