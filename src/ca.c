@@ -433,6 +433,35 @@ ca_make_parent(const char *path, char *err, size_t errlen)
 	return ok;
 }
 
+/*
+ * Whether ca_create() could make path: its directory exists, or can be
+ * made (ca_make_parent() makes one level) in one that exists; err filled
+ * when not. For -t, which creates nothing.
+ */
+static bool
+ca_creatable(const char *what, const char *path, char *err, size_t errlen)
+{
+	struct stat	 st;
+	char		*dir, *up;
+	bool		 ok;
+
+	/* (Not a directory: ca_files() said so already.) */
+	dir = regfile_dirname(path);
+	if (stat(dir, &st) == 0) {
+		free(dir);
+		return true;
+	}
+	up = regfile_dirname(dir);
+	ok = stat(up, &st) == 0 && S_ISDIR(st.st_mode);
+	if (!ok)
+		snprintf(err, errlen, "%s %s: neither %s nor %s exists, and "
+		    "pinproxy creates only the last directory of the path",
+		    what, path, dir, up);
+	free(up);
+	free(dir);
+	return ok;
+}
+
 /* Flush the directory entry of a freshly created path to disk. */
 static void
 ca_sync_parent(const char *path)
@@ -719,7 +748,8 @@ ca_check(const char *cert_path, const char *key_path, char *warn,
 		ca_unref(ca);
 		return true;
 	case 0:
-		return true;
+		return ca_creatable("ca_key", key_path, err, errlen) &&
+		    ca_creatable("ca_cert", cert_path, err, errlen);
 	default:
 		return false;
 	}

@@ -462,6 +462,26 @@ test_ca_creates_over_a_stale_pending_cert(void **state)
 	ca_unref(load_ok(p));
 }
 
+/*
+ * -t with neither file: the start would create them, and makes only the
+ * last directory of each path; ca_check() says when that cannot work.
+ */
+static void
+test_ca_check_finds_a_directory_the_start_cannot_make(void **state)
+{
+	struct paths	*p = *state;
+	char		 cert[160], key[160], warn[512], err[512] = "";
+
+	/* p's paths: their directory is missing, its parent is there. */
+	if (!ca_check(p->cert, p->key, warn, sizeof(warn), err, sizeof(err)))
+		fail_msg("ca_check: %s", err);
+	snprintf(cert, sizeof(cert), "%s/a/b/ca.pem", p->dir);
+	snprintf(key, sizeof(key), "%s/a/b/ca.key", p->dir);
+	assert_false(ca_check(cert, key, warn, sizeof(warn), err,
+	    sizeof(err)));
+	assert_non_null(strstr(err, "creates only the last directory"));
+}
+
 static void
 test_ca_refuses_a_key_that_does_not_match_the_cert(void **state)
 {
@@ -781,6 +801,8 @@ main(void)
 		DIR_TEST(test_ca_finishes_an_interrupted_creation),
 		DIR_TEST(test_ca_refuses_a_pending_cert_of_another_key),
 		DIR_TEST(test_ca_creates_over_a_stale_pending_cert),
+		DIR_TEST(
+		    test_ca_check_finds_a_directory_the_start_cannot_make),
 		DIR_TEST(test_ca_refuses_a_key_that_does_not_match_the_cert),
 		DIR_TEST(test_ca_refuses_a_cert_that_is_not_a_ca),
 		DIR_TEST(test_ca_refuses_an_expired_ca),
