@@ -165,13 +165,15 @@ conf_lookup_host(const struct conf *c, const char *host)
 
 	if (strindex_get(&c->hostindex, host, &i))
 		return &c->pinsets[i];
-	if (hostmatch_is_ip(host) || (dot = strchr(host, '.')) == NULL ||
-	    dot == host)
+	if (hostmatch_is_ip(host) || (dot = strchr(host, '.')) == NULL)
 		return NULL;
-	if (snprintf(wild, sizeof(wild), "*%s", dot) < (int)sizeof(wild) &&
-	    strindex_get(&c->hostindex, wild, &i))
+	/* (A name starting with a dot has no first label: no wildcard.) */
+	if (dot != host && snprintf(wild, sizeof(wild), "*%s", dot) <
+	    (int)sizeof(wild) && strindex_get(&c->hostindex, wild, &i))
 		return &c->pinsets[i];
 	for (; dot != NULL; dot = strchr(dot + 1, '.')) {
+		if (dot == host)
+			continue;
 		parent = dot + 1;
 		if (!strindex_get(&c->hostindex, parent, &i))
 			continue;

@@ -53,7 +53,8 @@ struct forward {
 	bool			 retried;
 	bool			 up_keep;	/* it may carry another one */
 	bool			 req_done;
-	bool			 resp_head_sent;
+	bool			 resp_head_sent;	/* one, 1xx too */
+	bool			 final_sent;	/* a final head (>= 200, 101) */
 	bool			 resp_done;
 	bool			 close_after;	/* the client must be closed */
 	bool			 client_eof;	/* it shut down its sending side */
@@ -287,9 +288,9 @@ forward_request_body(struct forward *f)
 			f->state = FORWARD_IDLE;
 			forward_drop(f);
 			/* A response still flowing is cut: see phase_cut(). */
-			if (f->resp_head_sent && f->resp_done)
+			if (f->final_sent && f->resp_done)
 				phase_end(f->x, f->status, true);
-			else if (f->resp_head_sent)
+			else if (f->final_sent)
 				phase_cut(f->x, f->status);
 			else
 				phase_fail(f->x, HTTP_ERROR_BAD_REQUEST,
@@ -305,7 +306,7 @@ forward_request_body(struct forward *f)
 		else if (consumed == 0 && v.iov_len == 0)
 			break;
 	}
-	if (f->body_up != before && !f->resp_head_sent)
+	if (f->body_up != before && !f->final_sent)
 		forward_traffic(f, ub);
 	if (f->req_done) {
 		forward_request_sent(f);
@@ -369,6 +370,7 @@ forward_response_head(struct forward *f, struct evbuffer *out)
 		http_response_write(h, HTTP_CONN_PERSIST, false, out);
 		forward_count(f, 0, evbuffer_get_length(out) - before);
 		f->status = 101;
+		f->final_sent = true;
 		forward_upgrade(f);
 		return false;
 	}
@@ -409,6 +411,7 @@ forward_response_head(struct forward *f, struct evbuffer *out)
 	http_response_write(h, forward_conn_token(f, h), f->decode, out);
 	forward_count(f, 0, evbuffer_get_length(out) - before);
 	f->resp_head_sent = true;
+	f->final_sent = h->status >= 200;
 	/* A message without a body (HEAD, 1xx, 204, 304) ends here. */
 	if (http_msg_feed_body(f->resp, NULL, 0, &consumed) ==
 	    HTTP_BODY_COMPLETE && h->status >= 200)
@@ -524,7 +527,8 @@ forward_upstream_event(struct forward *f, short what)
 			return;
 		}
 	}
-	if (!f->resp_head_sent && (what & BEV_EVENT_TIMEOUT)) {
+	/* (After a 100 Continue, a final answer can still be given.) */
+	if (!f->final_sent && (what & BEV_EVENT_TIMEOUT)) {
 		why = (what & BEV_EVENT_WRITING) ? "The server took no more "
 		    "of the request within idle_timeout." : "The server sent "
 		    "no response within idle_timeout.";
@@ -546,7 +550,7 @@ forward_upstream_event(struct forward *f, short what)
 		forward_open(f);
 		return;
 	}
-	if (!f->resp_head_sent) {
+	if (!f->final_sent) {
 		f->state = FORWARD_IDLE;
 		forward_drop(f);
 		phase_fail(f->x, HTTP_ERROR_CONNECT_FAILED,
@@ -656,6 +660,7 @@ forward_start(struct forward *f, const struct forward_target *t)
 	f->up_keep = false;
 	f->req_done = false;
 	f->resp_head_sent = false;
+	f->final_sent = false;
 	f->resp_done = false;
 	f->close_after = false;
 	f->client_eof = false;

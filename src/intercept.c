@@ -342,29 +342,43 @@ intercept_alert_of(unsigned long e)
 }
 
 /*
- * Say at warn level why the client's handshake failed, once a minute per
- * client address (without its port) and host: an untrusted CA is the most
- * common setup mistake, and a client retrying must not flood the log.
+ * The first OpenSSL error the client's TLS failed with (0: none, a socket
+ * error or end), and the alert the client sent, if one (NULL); the
+ * bufferevent's errors are taken.
  */
-static void
-intercept_log_client_tls_failed(struct intercept *ic, struct bufferevent *bev)
+static unsigned long
+intercept_tls_error(struct bufferevent *bev,
+    const struct intercept_alert_name **a)
 {
-	const struct intercept_alert_name	*a = NULL;
-	const char			*client = ic->x->client;
-	struct logline			 l;
-	char				 key[CONF_ADDR_TEXT_MAX +
-					    HOSTMATCH_NAME_MAX + 2], why[160];
-	unsigned long			 e, first = 0;
+	unsigned long	 e, first = 0;
 
+	*a = NULL;
 	while ((e = bufferevent_get_openssl_error(bev)) != 0) {
 		/* libevent's own result codes (SSL_ERROR_*) say nothing. */
 		if (ERR_GET_LIB(e) == 0)
 			continue;
 		if (first == 0)
 			first = e;
-		if (a == NULL)
-			a = intercept_alert_of(e);
+		if (*a == NULL)
+			*a = intercept_alert_of(e);
 	}
+	return first;
+}
+
+/*
+ * Say at warn level why the client's handshake failed, once a minute per
+ * client address (without its port) and host: an untrusted CA is the most
+ * common setup mistake, and a client retrying must not flood the log.
+ */
+static void
+intercept_log_client_tls_failed(struct intercept *ic, unsigned long first,
+    const struct intercept_alert_name *a)
+{
+	const char			*client = ic->x->client;
+	struct logline			 l;
+	char				 key[CONF_ADDR_TEXT_MAX +
+					    HOSTMATCH_NAME_MAX + 2], why[160];
+
 	snprintf(why, sizeof(why), "%s", first != 0 ?
 	    ERR_reason_error_string(first) : "connection closed");
 	log_msg(EV_DEBUG, "client %s: TLS handshake for %s failed: %s",
@@ -710,8 +724,10 @@ intercept_bio_drop(struct intercept *ic)
 static void
 intercept_on_client(void *arg, short what)
 {
-	struct intercept	*ic = arg;
-	struct phase_ctx	*x = ic->x;
+	struct intercept			*ic = arg;
+	struct phase_ctx			*x = ic->x;
+	const struct intercept_alert_name	*a;
+	unsigned long				 first;
 
 	if (what == EV_READ)
 		return;
@@ -724,11 +740,19 @@ intercept_on_client(void *arg, short what)
 		}
 		return;
 	}
-	if (!ic->client_started || x->state != CONN_CLIENT_TLS) {
+	if (!ic->client_started) {
+		/* The client left before its handshake began. */
+		phase_end(x, 200, true);
+		return;
+	}
+	first = intercept_tls_error(x->bev, &a);
+	if (x->state != CONN_CLIENT_TLS && ((what & BEV_EVENT_EOF) ||
+	    first == 0 ||
+	    ERR_GET_REASON(first) == SSL_R_UNEXPECTED_EOF_WHILE_READING)) {
 		/*
-		 * The client left before its handshake began, or while its
-		 * answer was held: it saw nothing of the handshake, so its end
-		 * (OpenSSL's "unexpected EOF", a reset) judges no certificate.
+		 * The client left while its answer was held: it saw nothing
+		 * of the handshake, so its end (OpenSSL's "unexpected EOF", a
+		 * reset) judges no certificate.
 		 */
 		phase_end(x, 200, true);
 		return;
@@ -752,7 +776,7 @@ intercept_on_client(void *arg, short what)
 		return;
 	}
 	metrics_inc(x->env->sinks.metrics, METRIC_HANDSHAKE_FAILURES_CLIENT);
-	intercept_log_client_tls_failed(ic, x->bev);
+	intercept_log_client_tls_failed(ic, first, a);
 	phase_end(x, 502, true);
 }
 

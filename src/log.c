@@ -42,6 +42,8 @@ static const struct log_event_def log_events[EV__COUNT] = {
 	[EV_REPORT_ERROR] =	{ "report_error",	LL_ERROR },
 	[EV_CONN_STATE] =	{ "conn_state",		LL_DEBUG },
 	[EV_LIBEVENT] =		{ "libevent",		LL_INFO },
+	[EV_LIBEVENT_WARNING] =	{ "libevent",		LL_WARN },
+	[EV_LIBEVENT_ERROR] =	{ "libevent",		LL_ERROR },
 	[EV_DEBUG] =		{ "debug",		LL_DEBUG },
 };
 
@@ -110,8 +112,15 @@ log_open(enum log_sink sink, enum log_level level)
 void
 log_libevent(int severity, const char *msg)
 {
-	log_msg(severity == EVENT_LOG_DEBUG ? EV_DEBUG : EV_LIBEVENT,
-	    "%s", msg);
+	static const enum log_event	 ev[] = {
+		[EVENT_LOG_DEBUG] = EV_DEBUG,
+		[EVENT_LOG_MSG] = EV_LIBEVENT,
+		[EVENT_LOG_WARN] = EV_LIBEVENT_WARNING,
+		[EVENT_LOG_ERR] = EV_LIBEVENT_ERROR,
+	};
+
+	log_msg(severity >= 0 && severity <= EVENT_LOG_ERR ? ev[severity] :
+	    EV_LIBEVENT_ERROR, "%s", msg);
 }
 
 void

@@ -47,6 +47,8 @@ enum log_event {
 	EV_REPORT_ERROR,
 	EV_CONN_STATE,
 	EV_LIBEVENT,
+	EV_LIBEVENT_WARNING,
+	EV_LIBEVENT_ERROR,
 	EV_DEBUG,
 	EV__COUNT
 };
@@ -100,7 +102,8 @@ struct logline {
 void		 log_open(enum log_sink sink, enum log_level level);
 /*
  * Where libevent's own messages go (event_set_log_callback): its debug
- * messages as event=debug, the others as event=libevent.
+ * messages as event=debug, the others as event=libevent at the level of
+ * their severity.
  */
 void		 log_libevent(int severity, const char *msg);
 /* Change the level below which events are dropped. */

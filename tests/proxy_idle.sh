@@ -162,9 +162,15 @@ cat >"$TMP/upload.py" <<'EOF'
 import socket, sys, time
 from connect_client import read_rest
 port, parts, gap = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+expect = sys.argv[4:] == ["expect"]
 s = socket.create_connection(("127.0.0.1", port), timeout=10)
 s.sendall(b"POST http://api.test/echo HTTP/1.1\r\nHost: api.test\r\n"
-          b"Content-Length: %d\r\nConnection: close\r\n\r\n" % (300 * parts))
+          b"Content-Length: %d\r\nConnection: close\r\n%s\r\n" %
+          (300 * parts, b"Expect: 100-continue\r\n" if expect else b""))
+if expect:
+    interim = s.recv(25)
+    if interim != b"HTTP/1.1 100 Continue\r\n\r\n":
+        print("no 100 Continue:", interim)
 for _ in range(parts):
     time.sleep(gap)
     s.sendall(b"u" * 300)
@@ -179,6 +185,8 @@ check "pinproxy G listens on 127.0.0.1:$PG" \
 want=$(head -c 3000 /dev/zero | tr '\0' u | sha256sum | cut -d' ' -f1)
 check_eq "idle_timeout: an upload of 3 s in 10 parts goes through" \
     "HTTP/1.1 200 OK $want 3000" "$(py "$TMP/upload.py" "$PG" 10 0.3)"
+check_eq "idle_timeout: the same upload after a 100 Continue goes through" \
+    "HTTP/1.1 200 OK $want 3000" "$(py "$TMP/upload.py" "$PG" 10 0.3 expect)"
 start=$(now_ms)
 code=$(fetch wait "$PG" --max-time 10 http://api.test/wait/3)
 ms=$(( $(now_ms) - start ))

@@ -204,6 +204,21 @@ left_early leaveserial "left while waiting for the upstream (no guess)" \
 check_eq "left while waiting for the upstream: in series" $((n + 1)) \
     "$(beside)"
 
+# A client whose hello the held handshake refuses (it offers TLS 1.1
+# only): a TLS failure as ever (status 502, logged), not a client that
+# left.
+n=$(beside)
+before=$(log_count "$TMP/p.log" "$(kv event access)" "$(kv status 502)")
+openssl s_client -proxy "127.0.0.1:$P" -connect api.test:443 \
+    -servername api.test -tls1_1 -cipher 'DEFAULT:@SECLEVEL=0' \
+    -alpn http/1.1 </dev/null >"$TMP/tls11.out" 2>&1
+check_eq "a hello refused while held: it was held" $((n + 1)) "$(beside)"
+check_log "a hello refused while held: the failure is logged" "$TMP/p.log" \
+    "TLS handshake for api.test failed: unsupported protocol"
+check_eq "a hello refused while held: access line status=502" \
+    $((before + 1)) \
+    "$(log_count "$TMP/p.log" "$(kv event access)" "$(kv status 502)")"
+
 stop "$O_PID"
 stop_pinproxy "$PP" "$TMP/p.log"
 done_testing

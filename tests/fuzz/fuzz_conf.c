@@ -63,7 +63,7 @@ static void
 fuzz_check_index(const struct conf *c)
 {
 	static const char *const	 fmt[] = { "%s", "a.%s", "a.b.%s",
-	    "a%s", ".%s", "%s." };
+	    "a%s", ".%s", "..%s", ".a.%s", "a..%s", "%s." };
 	const char			*pattern, *dot;
 	char				 host[300];
 	size_t				 i, j, k;
