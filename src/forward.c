@@ -55,6 +55,7 @@ struct forward {
 	bool			 req_done;
 	bool			 resp_head_sent;	/* one, 1xx too */
 	bool			 final_sent;	/* a final head (>= 200, 101) */
+	bool			 up_settle;	/* see POOL_SETTLE_MS */
 	bool			 resp_done;
 	bool			 close_after;	/* the client must be closed */
 	bool			 client_eof;	/* it shut down its sending side */
@@ -175,7 +176,8 @@ forward_release(struct forward *f)
 	if (f->up == NULL)
 		return;
 	if (f->state == FORWARD_IDLE && f->use != NULL) {
-		pool_put(f->x->env->pool, f->use, f->up);
+		pool_put(f->x->env->pool, f->use, f->up, f->x->id,
+		    f->up_settle);
 		f->up = NULL;
 		f->use = NULL;
 	} else
@@ -392,6 +394,11 @@ forward_response_head(struct forward *f, struct evbuffer *out)
 		    (h->has_content_length && h->content_length > 0) ||
 		    (f->head_req && !h->has_content_length)))
 			f->up_keep = false;
+		/*
+		 * One that sends such a body a little later is caught idle
+		 * if the connection waits before serving another client.
+		 */
+		f->up_settle = h->framing == HTTP_FRAMING_NONE;
 		/* Only a close can end such a body. */
 		if (h->framing == HTTP_FRAMING_CLOSE)
 			f->close_after = true;
@@ -661,6 +668,7 @@ forward_start(struct forward *f, const struct forward_target *t)
 	f->req_done = false;
 	f->resp_head_sent = false;
 	f->final_sent = false;
+	f->up_settle = false;
 	f->resp_done = false;
 	f->close_after = false;
 	f->client_eof = false;
@@ -686,7 +694,7 @@ forward_start(struct forward *f, const struct forward_target *t)
 	    !upstream_matches(f->up, rc, f->host, f->port, f->tls)) {
 		forward_release(f);
 		f->up = pool_get(f->x->env->pool, rc, f->host,
-		    f->port, f->tls, &f->use);
+		    f->port, f->tls, f->x->id, &f->use);
 	}
 	if (f->up == NULL) {
 		forward_open(f);

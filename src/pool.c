@@ -30,6 +30,8 @@ struct pool_entry {
 	TAILQ_ENTRY(pool_entry)	 all;
 	struct pool_host	*host;
 	struct upstream		*up;
+	unsigned long		 owner;		/* its last client connection */
+	struct timeval		 settled;	/* others may have it from then */
 };
 
 TAILQ_HEAD(pool_list, pool_entry);
@@ -195,11 +197,25 @@ pool_event_cb(struct bufferevent *bev, short what, void *arg)
 	pool_close(arg);
 }
 
+/* Whether e may serve the client connection owner now. */
+static bool
+pool_ready_for(const struct pool *p, const struct pool_entry *e,
+    unsigned long owner)
+{
+	struct timeval	 now;
+
+	if (e->owner == owner || !timerisset(&e->settled))
+		return true;
+	event_base_gettimeofday_cached(p->base, &now);
+	return !timercmp(&now, &e->settled, <);
+}
+
 struct upstream *
 pool_get(struct pool *p, const struct runconf *rc, const char *host,
-    uint16_t port, bool tls, struct pool_host **ph)
+    uint16_t port, bool tls, unsigned long owner, struct pool_host **ph)
 {
 	struct pool_host	*h;
+	struct pool_entry	*e, *next;
 	struct upstream		*u;
 
 	h = pool_host_get(p, host, port, tls, rc->generation);
@@ -208,8 +224,11 @@ pool_get(struct pool *p, const struct runconf *rc, const char *host,
 	if (h->in_use > h->peak)
 		h->peak = h->in_use;
 	*ph = h;
-	while (!TAILQ_EMPTY(&h->idle)) {
-		u = pool_remove(TAILQ_FIRST(&h->idle), true);
+	for (e = TAILQ_FIRST(&h->idle); e != NULL; e = next) {
+		next = TAILQ_NEXT(e, by_host);
+		if (!pool_ready_for(p, e, owner))
+			continue;
+		u = pool_remove(e, true);
 		/* Bytes it sent while idle are no answer to the next one. */
 		if (upstream_matches(u, rc, host, port, tls) &&
 		    upstream_quiet(u))
@@ -238,10 +257,12 @@ pool_drop(struct pool *p, struct pool_host *ph, struct upstream *u)
 }
 
 void
-pool_put(struct pool *p, struct pool_host *ph, struct upstream *u)
+pool_put(struct pool *p, struct pool_host *ph, struct upstream *u,
+    unsigned long owner, bool settle)
 {
 	struct bufferevent	*bev = upstream_bev(u);
 	struct timeval		 tv = { POOL_IDLE_SECONDS, 0 };
+	struct timeval		 wait = { 0, POOL_SETTLE_MS * 1000 };
 	struct pool_entry	*e;
 	size_t			 limit;
 
@@ -267,6 +288,11 @@ pool_put(struct pool *p, struct pool_host *ph, struct upstream *u)
 	e = xcalloc(1, sizeof(*e));
 	e->host = ph;
 	e->up = u;
+	e->owner = owner;
+	if (settle) {
+		event_base_gettimeofday_cached(p->base, &e->settled);
+		timeradd(&e->settled, &wait, &e->settled);
+	}
 	bufferevent_setcb(bev, pool_read_cb, NULL, pool_event_cb, e);
 	bufferevent_set_timeouts(bev, &tv, NULL);
 	bufferevent_enable(bev, EV_READ);

@@ -28,6 +28,13 @@
 #define POOL_WINDOW_SECONDS	5
 /* Seconds an idle connection is kept at most. */
 #define POOL_IDLE_SECONDS	60
+/*
+ * Milliseconds a connection given back after an answer without a body by
+ * rule (HEAD, 204, 304) waits before another client may have it: a server
+ * that sends a body anyway, a write or a delayed ACK later, is caught
+ * idle (and the connection closed) instead of answering that client.
+ */
+#define POOL_SETTLE_MS		50
 
 struct pool;
 /* One host, port, TLS or not and generation, while it has any connection. */
@@ -38,21 +45,23 @@ struct pool	*pool_new(struct event_base *base);
 /* Close every idle connection and free the pool (NULL ok). */
 void		 pool_free(struct pool *p);
 /*
- * Open one use of an upstream for host:port under rc and count it in use
- * until pool_put or pool_drop ends it; *ph is the handle those take. The
- * result is an idle upstream the caller now owns, or NULL: then the
- * caller dials one, which counts as in use already.
+ * Open one use of an upstream for host:port under rc, for the client
+ * connection owner, and count it in use until pool_put or pool_drop ends
+ * it; *ph is the handle those take. The result is an idle upstream the
+ * caller now owns, or NULL: then the caller dials one, which counts as in
+ * use already.
  */
 struct upstream	*pool_get(struct pool *p, const struct runconf *rc,
 		    const char *host, uint16_t port, bool tls,
-		    struct pool_host **ph);
+		    unsigned long owner, struct pool_host **ph);
 /*
- * End a use with a ready upstream whose last exchange ended cleanly (takes
- * it over): it is kept idle, or closed when it cannot carry another
- * exchange or its host keeps enough idle ones already.
+ * End a use by the client connection owner with a ready upstream whose
+ * last exchange ended cleanly (takes it over): it is kept idle, or closed
+ * when it cannot carry another exchange or its host keeps enough idle
+ * ones already. With settle, only owner may have it for POOL_SETTLE_MS.
  */
 void		 pool_put(struct pool *p, struct pool_host *ph,
-		    struct upstream *u);
+		    struct upstream *u, unsigned long owner, bool settle);
 /* End a use whose upstream (NULL ok) is not reusable: close it. */
 void		 pool_drop(struct pool *p, struct pool_host *ph,
 		    struct upstream *u);

@@ -21,6 +21,7 @@ Routes (HEAD works on each; a request body is always read and hashed):
                     every 0.2 s
     /drop           no answer: the connection closes once the request is read
     /wait/N         the answer of /hello, N seconds after the request was read
+    /late204        a 204, then 20 ms later a whole 200 answer nobody asked for
     /early          401 with a close-delimited body, sent before the request
                     body is read; then the connection ends
     /upgrade        with "Upgrade: echo" or "Upgrade: websocket": 101 to
@@ -408,6 +409,14 @@ class Handler(socketserver.BaseRequestHandler):
 
         if name == "drop":
             return False
+
+        if name == "late204":
+            # A 204, then 20 ms later an answer nobody asked for.
+            send_head(sock, 204, base)
+            time.sleep(0.02)
+            sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n"
+                         b"stray\n")
+            return True
 
         if name == "wait":
             # Read, then answer only N seconds later.

@@ -387,6 +387,27 @@ pcurl "$PA" -o /dev/null http://keep.test/hello 2>/dev/null
 check_eq "pool: after a reload the upstream is opened and checked again" \
     2 "$(origin_count "$TMP/ok.log" accept)"
 
+# A server that sends a whole answer nobody asked for 20 ms after a 204:
+# the connection waits before it serves another client, so those bytes
+# find it idle (and close it) instead of answering the next client, who
+# asks at once on a connection of its own.
+out=$(py - "$PA" <<'EOF'
+import socket, sys
+from connect_client import read_rest
+def get(path):
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+    s.sendall(b"GET http://keep.test%s HTTP/1.1\r\nHost: keep.test\r\n"
+              b"Connection: close\r\n\r\n" % path)
+    data = read_rest(s)
+    s.close()
+    return data
+print(get(b"/late204").split(b"\r\n")[0].decode())
+print(get(b"/hello").partition(b"\r\n\r\n")[2].decode().strip())
+EOF
+)
+check_eq "a stray answer after a 204: the next client gets its own answer" \
+    "HTTP/1.1 204 No Content|$HELLO" "$(printf '%s' "$out" | tr '\n' '|')"
+
 # Request bodies stream in both framings; 10 MiB of random bytes.
 head -c 10485760 /dev/urandom >"$TMP/up.bin"
 UP="$(sha256sum "$TMP/up.bin" | cut -d ' ' -f 1) 10485760"

@@ -2,8 +2,9 @@
  * Tests of the upstream pool over real TCP connections on 127.0.0.1: a
  * host keeps idle as many connections as it had in use at once, idle ones
  * beyond its recent need are closed once the demand windows pass (the
- * test ends the windows itself, so nothing sleeps), the limit in all holds
- * across hosts, and hosts are forgotten once they have nothing.
+ * test ends the windows itself, so nothing sleeps but the settling test),
+ * the limit in all holds across hosts, and hosts are forgotten once they
+ * have nothing; a settling connection serves only its own client.
  */
 #include "config.h"
 
@@ -26,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "conf.h"
@@ -212,7 +214,7 @@ take(struct fixture *f, size_t h, size_t from, size_t n)
 	f->dialled = f->connected = 0;
 	for (i = from; i < from + n; i++) {
 		f->ups[i] = pool_get(f->pool, f->rc, "127.0.0.1", f->port[h],
-		    false, &f->uses[i]);
+		    false, 1, &f->uses[i]);
 		assert_non_null(f->uses[i]);
 		if (f->ups[i] != NULL) {
 			hits++;
@@ -235,7 +237,7 @@ put(struct fixture *f, size_t from, size_t n)
 	size_t	 i;
 
 	for (i = from; i < from + n; i++)
-		pool_put(f->pool, f->uses[i], f->ups[i]);
+		pool_put(f->pool, f->uses[i], f->ups[i], 1, false);
 }
 
 /* Whether u is one of f->ups[from..from+n). */
@@ -275,7 +277,7 @@ test_pool_counts_a_dial_in_progress_as_in_use(void **state)
 	struct pool_host	*use;
 
 	assert_null(pool_get(f->pool, f->rc, "127.0.0.1", f->port[0], false,
-	    &use));
+	    1, &use));
 	assert_int_equal(pool_in_use(f->pool), 1);
 	assert_int_equal(pool_hosts(f->pool), 1);
 	pool_drop(f->pool, use, NULL);
@@ -309,7 +311,7 @@ test_pool_closes_idle_beyond_the_recent_need_after_the_window(void **state)
 	/* Those kept are among the ten used last. */
 	for (i = 0; i < POOL_MIN_PER_HOST; i++) {
 		u = pool_get(f->pool, f->rc, "127.0.0.1", f->port[0], false,
-		    &use);
+		    1, &use);
 		assert_non_null(u);
 		assert_true(among(f, u, 0, 10));
 		pool_drop(f->pool, use, u);
@@ -432,12 +434,50 @@ test_pool_never_hands_out_a_connection_with_bytes_waiting(void **state)
 	pfd.events = POLLIN;
 	assert_int_equal(poll(&pfd, 1, 2000), 1);
 	/* No turn of the loop: the pool's read callback has not run. */
-	u = pool_get(f->pool, f->rc, "127.0.0.1", f->port[0], false, &use);
+	u = pool_get(f->pool, f->rc, "127.0.0.1", f->port[0], false, 1,
+	    &use);
 	assert_ptr_equal(u, f->ups[0]);
 	assert_int_equal(pool_count(f->pool), 0);
 	pool_drop(f->pool, use, u);
 	close(sfd[0]);
 	close(sfd[1]);
+}
+
+/*
+ * Given back after an answer without a body by rule, a connection serves
+ * its own client at once, another one only after POOL_SETTLE_MS: what the
+ * server sends meanwhile (a body anyway) closes it while it is idle.
+ */
+static void
+test_pool_lets_a_settling_connection_serve_only_its_client(void **state)
+{
+	struct fixture		*f = *state;
+	struct pool_host	*use;
+	struct upstream		*u;
+	struct timespec		 pause = { 0, (POOL_SETTLE_MS + 20) * 1000000L };
+	int			 sfd;
+
+	take(f, 0, 0, 1);
+	pool_put(f->pool, f->uses[0], f->ups[0], 7, true);
+	assert_null(pool_get(f->pool, f->rc, "127.0.0.1", f->port[0], false,
+	    8, &use));
+	pool_drop(f->pool, use, NULL);
+	assert_int_equal(pool_count(f->pool), 1);
+	u = pool_get(f->pool, f->rc, "127.0.0.1", f->port[0], false, 7, &use);
+	assert_ptr_equal(u, f->ups[0]);
+	pool_put(f->pool, use, u, 7, true);
+	nanosleep(&pause, NULL);
+	u = pool_get(f->pool, f->rc, "127.0.0.1", f->port[0], false, 8, &use);
+	assert_ptr_equal(u, f->ups[0]);
+
+	/* Settling again, and the server sends a body after all. */
+	pool_put(f->pool, use, u, 8, true);
+	sfd = accept(f->lfd[0], NULL, NULL);
+	assert_true(sfd != -1);
+	assert_int_equal(write(sfd, "late body", 9), 9);
+	run_until(f, pool_empty);
+	assert_int_equal(pool_count(f->pool), 0);
+	close(sfd);
 }
 
 int
@@ -467,6 +507,9 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_pool_never_hands_out_a_connection_with_bytes_waiting,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_pool_lets_a_settling_connection_serve_only_its_client,
 		    setup, teardown),
 	};
 
