@@ -32,6 +32,7 @@
 #include "metrics.h"
 #include "relay.h"
 #include "runconf.h"
+#include "sockwatch.h"
 #include "throttle.h"
 #include "upstream.h"
 #include "xmalloc.h"
@@ -484,7 +485,7 @@ intercept_handshake_client(struct intercept *ic, bool hold)
 
 	if (!hold)
 		phase_set_state(x, CONN_CLIENT_TLS);
-	phase_unwatch(&ic->gone_ev);
+	sockwatch_free(&ic->gone_ev);
 	if ((ssl = intercept_client_ssl(ic)) == NULL) {
 		log_msg(EV_DEBUG, "cannot forge a certificate for %s",
 		    ic->host);
@@ -801,7 +802,7 @@ intercept_free(void *arg)
 
 	upstream_free(ic->up);
 	event_free(ic->timer);
-	phase_unwatch(&ic->gone_ev);
+	sockwatch_free(&ic->gone_ev);
 	if (ic->flush_ev != NULL)
 		event_free(ic->flush_ev);
 	free(ic->offer);
@@ -895,7 +896,7 @@ intercept_start(struct phase_ctx *x, const struct intercept_args *a)
 	 */
 	if (!guessed) {
 		if (evbuffer_get_length(bufferevent_get_output(x->bev)) == 0)
-			ic->gone_ev = phase_watch_fd(x, x->fd,
+			ic->gone_ev = sockwatch_new(x->env->base, x->fd,
 			    intercept_gone_cb, ic);
 		return;
 	}

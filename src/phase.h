@@ -212,19 +212,8 @@ void		 phase_set_state(struct phase_ctx *x, enum conn_state st);
  */
 bool		 phase_client_still_reading(struct phase_ctx *x, short what);
 /*
- * Watch fd (the client's or an upstream's socket, which nothing else
- * reads meanwhile) for bytes and its peer's end, edge-triggered: what
- * arrives wakes cb once, not in a loop. NULL when it cannot.
- */
-struct event	*phase_watch_fd(struct phase_ctx *x, evutil_socket_t fd,
-		    event_callback_fn cb, void *arg);
-/*
- * Free a watch of phase_watch_fd() (NULL ok) so that what watches its
- * descriptor next is level-triggered; *evp becomes NULL.
- */
-void		 phase_unwatch(struct event **evp);
-/*
- * For an event what of a watch of the client's socket: whether the
+ * For an event what of a watch (sockwatch.h) of the client's socket:
+ * whether the
  * client left, by a reset, or by its end with no bytes beyond the seen
  * ones pinproxy holds or peeked at (in its buffer and the socket).
  */

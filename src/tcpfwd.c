@@ -27,6 +27,7 @@
 #include "metrics.h"
 #include "relay.h"
 #include "sockprog.h"
+#include "sockwatch.h"
 #include "tcpfwd.h"
 #include "upstream.h"
 #include "xmalloc.h"
@@ -106,8 +107,7 @@ tcpfwd_conn_close(struct tcpfwd_conn *c)
 	relay_free(c->relay);
 	linger_free(c->linger);
 	upstream_free(c->up);
-	if (c->dial_ev != NULL)
-		event_free(c->dial_ev);
+	sockwatch_free(&c->dial_ev);
 	if (c->client != NULL)
 		bufferevent_free(c->client);
 	if (c->fd != -1)
@@ -227,10 +227,7 @@ tcpfwd_tls_cb(struct upstream *u, enum upstream_status st, void *arg)
 		return;
 	}
 	/* The verdict allows traffic: only now is the client read. */
-	if (c->dial_ev != NULL) {
-		event_free(c->dial_ev);
-		c->dial_ev = NULL;
-	}
+	sockwatch_free(&c->dial_ev);
 	c->relay = relay_new(c->t->env->base, c->client, upstream_bev(u),
 	    c->rc->conf->idle_timeout_ms, tcpfwd_relay_done_cb, c);
 	/* The relay runs on the sockets: the bufferevents go, idle or not. */
@@ -348,12 +345,7 @@ tcpfwd_accept_cb(struct evconnlistener *evl, evutil_socket_t fd,
 	up.nself = env->nlisten;
 	up.self_forwarders = true;
 	/* Edge-triggered: bytes the client sends wake it once. */
-	c->dial_ev = event_new(env->base, fd, EV_READ | EV_CLOSED | EV_ET |
-	    EV_PERSIST, tcpfwd_dial_watch_cb, c);
-	if (c->dial_ev != NULL && event_add(c->dial_ev, NULL) != 0) {
-		event_free(c->dial_ev);
-		c->dial_ev = NULL;
-	}
+	c->dial_ev = sockwatch_new(env->base, fd, tcpfwd_dial_watch_cb, c);
 	c->up = upstream_connect(&up, tcpfwd_connected_cb, c);
 }
 

@@ -33,6 +33,7 @@
 #include "relay.h"
 #include "reqguard.h"
 #include "sockprog.h"
+#include "sockwatch.h"
 #include "tunnel.h"
 #include "upstream.h"
 #include "xmalloc.h"
@@ -96,7 +97,7 @@ enum tunnel_first {
 static void
 tunnel_peek_done(struct tunnel *t)
 {
-	phase_unwatch(&t->peek_ev);
+	sockwatch_free(&t->peek_ev);
 	free(t->peek_buf);
 	t->peek_buf = NULL;
 }
@@ -105,8 +106,8 @@ tunnel_peek_done(struct tunnel *t)
 static void
 tunnel_unwatch(struct tunnel *t)
 {
-	phase_unwatch(&t->up_ev);
-	phase_unwatch(&t->dial_ev);
+	sockwatch_free(&t->up_ev);
+	sockwatch_free(&t->dial_ev);
 }
 
 /*
@@ -608,7 +609,8 @@ tunnel_watch_dial(struct tunnel *t)
 {
 	if (evbuffer_get_length(bufferevent_get_output(t->x->bev)) > 0)
 		return;
-	t->dial_ev = phase_watch_fd(t->x, t->x->fd, tunnel_dial_watch_cb, t);
+	t->dial_ev = sockwatch_new(t->x->env->base, t->x->fd,
+	    tunnel_dial_watch_cb, t);
 }
 
 /* New bytes arrived (edge-triggered: peeked bytes do not re-fire). */
@@ -671,7 +673,7 @@ tunnel_start_peeking(struct tunnel *t)
 		return false;
 	t->peek_buf = xmalloc(CLIENTHELLO_MAX_INPUT);
 	t->peeked = true;
-	t->peek_ev = phase_watch_fd(t->x, fd, tunnel_peek_cb, t);
+	t->peek_ev = sockwatch_new(t->x->env->base, fd, tunnel_peek_cb, t);
 	return true;
 }
 
@@ -793,7 +795,7 @@ tunnel_connected_cb(struct upstream *u, enum upstream_status st, void *arg)
 	struct bufferevent	*bev = x->bev;
 	char			 expl[512];
 
-	phase_unwatch(&t->dial_ev);
+	sockwatch_free(&t->dial_ev);
 	if (st != UPSTREAM_OK) {
 		snprintf(expl, sizeof(expl), "%s", upstream_reason(u));
 		phase_fail_upstream(x, st, expl);
@@ -804,7 +806,8 @@ tunnel_connected_cb(struct upstream *u, enum upstream_status st, void *arg)
 	x->acc.down = 0;
 	tunnel_arm(t);
 	phase_set_state(x, CONN_AWAIT_HELLO);
-	t->up_ev = phase_watch_fd(x, upstream_fd(u), tunnel_upstream_cb, t);
+	t->up_ev = sockwatch_new(x->env->base, upstream_fd(u),
+	    tunnel_upstream_cb, t);
 	if (tunnel_start_peeking(t)) {
 		tunnel_peek(t);
 		return;
