@@ -56,6 +56,7 @@ struct forward {
 	bool			 resp_head_sent;	/* one, 1xx too */
 	bool			 final_sent;	/* a final head (>= 200, 101) */
 	bool			 up_settle;	/* see POOL_SETTLE_MS */
+	bool			 up_tainted;	/* taken settling: not kept */
 	bool			 resp_done;
 	bool			 close_after;	/* the client must be closed */
 	bool			 client_eof;	/* it shut down its sending side */
@@ -399,6 +400,12 @@ forward_response_head(struct forward *f, struct evbuffer *out)
 		 * if the connection waits before serving another client.
 		 */
 		f->up_settle = h->framing == HTTP_FRAMING_NONE;
+		/*
+		 * Taken while it settled: its server's late bytes may have
+		 * been this answer, and its real one is still to come.
+		 */
+		if (f->up_tainted)
+			f->up_keep = false;
 		/* Only a close can end such a body. */
 		if (h->framing == HTTP_FRAMING_CLOSE)
 			f->close_after = true;
@@ -554,6 +561,7 @@ forward_upstream_event(struct forward *f, short what)
 		f->retried = true;
 		upstream_free(f->up);
 		f->up = NULL;
+		f->up_tainted = false;
 		forward_open(f);
 		return;
 	}
@@ -694,7 +702,7 @@ forward_start(struct forward *f, const struct forward_target *t)
 	    !upstream_matches(f->up, rc, f->host, f->port, f->tls)) {
 		forward_release(f);
 		f->up = pool_get(f->x->env->pool, rc, f->host,
-		    f->port, f->tls, f->x->id, &f->use);
+		    f->port, f->tls, f->x->id, &f->use, &f->up_tainted);
 	}
 	if (f->up == NULL) {
 		forward_open(f);

@@ -17,6 +17,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "hostmatch.h"
 #include "pool.h"
@@ -31,7 +32,7 @@ struct pool_entry {
 	struct pool_host	*host;
 	struct upstream		*up;
 	unsigned long		 owner;		/* its last client connection */
-	struct timeval		 settled;	/* others may have it from then */
+	uint64_t		 settled_ms;	/* others may have it from then */
 };
 
 TAILQ_HEAD(pool_list, pool_entry);
@@ -197,22 +198,27 @@ pool_event_cb(struct bufferevent *bev, short what, void *arg)
 	pool_close(arg);
 }
 
-/* Whether e may serve the client connection owner now. */
-static bool
-pool_ready_for(const struct pool *p, const struct pool_entry *e,
-    unsigned long owner)
+/* Milliseconds of the monotonic clock (a step of the wall clock is not). */
+static uint64_t
+pool_now_ms(void)
 {
-	struct timeval	 now;
+	struct timespec	 ts;
 
-	if (e->owner == owner || !timerisset(&e->settled))
-		return true;
-	event_base_gettimeofday_cached(p->base, &now);
-	return !timercmp(&now, &e->settled, <);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Whether e is still settling (see POOL_SETTLE_MS). */
+static bool
+pool_settling(const struct pool_entry *e)
+{
+	return e->settled_ms != 0 && pool_now_ms() < e->settled_ms;
 }
 
 struct upstream *
 pool_get(struct pool *p, const struct runconf *rc, const char *host,
-    uint16_t port, bool tls, unsigned long owner, struct pool_host **ph)
+    uint16_t port, bool tls, unsigned long owner, struct pool_host **ph,
+    bool *settling)
 {
 	struct pool_host	*h;
 	struct pool_entry	*e, *next;
@@ -224,16 +230,21 @@ pool_get(struct pool *p, const struct runconf *rc, const char *host,
 	if (h->in_use > h->peak)
 		h->peak = h->in_use;
 	*ph = h;
+	*settling = false;
 	for (e = TAILQ_FIRST(&h->idle); e != NULL; e = next) {
 		next = TAILQ_NEXT(e, by_host);
-		if (!pool_ready_for(p, e, owner))
-			continue;
+		if (pool_settling(e)) {
+			if (e->owner != owner)
+				continue;
+			*settling = true;
+		}
 		u = pool_remove(e, true);
 		/* Bytes it sent while idle are no answer to the next one. */
 		if (upstream_matches(u, rc, host, port, tls) &&
 		    upstream_quiet(u))
 			return u;
 		upstream_free(u);
+		*settling = false;
 	}
 	return NULL;
 }
@@ -262,7 +273,6 @@ pool_put(struct pool *p, struct pool_host *ph, struct upstream *u,
 {
 	struct bufferevent	*bev = upstream_bev(u);
 	struct timeval		 tv = { POOL_IDLE_SECONDS, 0 };
-	struct timeval		 wait = { 0, POOL_SETTLE_MS * 1000 };
 	struct pool_entry	*e;
 	size_t			 limit;
 
@@ -289,10 +299,8 @@ pool_put(struct pool *p, struct pool_host *ph, struct upstream *u,
 	e->host = ph;
 	e->up = u;
 	e->owner = owner;
-	if (settle) {
-		event_base_gettimeofday_cached(p->base, &e->settled);
-		timeradd(&e->settled, &wait, &e->settled);
-	}
+	if (settle)
+		e->settled_ms = pool_now_ms() + POOL_SETTLE_MS;
 	bufferevent_setcb(bev, pool_read_cb, NULL, pool_event_cb, e);
 	bufferevent_set_timeouts(bev, &tv, NULL);
 	bufferevent_enable(bev, EV_READ);

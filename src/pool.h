@@ -49,11 +49,13 @@ void		 pool_free(struct pool *p);
  * connection owner, and count it in use until pool_put or pool_drop ends
  * it; *ph is the handle those take. The result is an idle upstream the
  * caller now owns, or NULL: then the caller dials one, which counts as in
- * use already.
+ * use already. *settling says the upstream was still settling (only its
+ * owner may have it then): bytes its server sent late may come as the
+ * answer to this use, so it must not be put back after it.
  */
 struct upstream	*pool_get(struct pool *p, const struct runconf *rc,
 		    const char *host, uint16_t port, bool tls,
-		    unsigned long owner, struct pool_host **ph);
+		    unsigned long owner, struct pool_host **ph, bool *settling);
 /*
  * End a use by the client connection owner with a ready upstream whose
  * last exchange ended cleanly (takes it over): it is kept idle, or closed

@@ -20,7 +20,7 @@ Routes (HEAD works on each; a request body is always read and hashed):
     /slow[/N]       Content-Length, then N (default 5) lines "slow\\n", one
                     every 0.2 s
     /drop           no answer: the connection closes once the request is read
-    /wait/N         the answer of /hello, N seconds after the request was read
+    /wait/N         "waited for /wait/N", N seconds after the request was read
     /late204        a 204, then 20 ms later a whole 200 answer nobody asked for
     /early          401 with a close-delimited body, sent before the request
                     body is read; then the connection ends
@@ -411,7 +411,9 @@ class Handler(socketserver.BaseRequestHandler):
             return False
 
         if name == "late204":
-            # A 204, then 20 ms later an answer nobody asked for.
+            # A 204, then 20 ms later an answer nobody asked for (no
+            # Nagle: the two writes leave as two segments, 20 ms apart).
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             send_head(sock, 204, base)
             time.sleep(0.02)
             sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n"
@@ -420,11 +422,12 @@ class Handler(socketserver.BaseRequestHandler):
 
         if name == "wait":
             # Read, then answer only N seconds later.
+            body = ("waited for %s\n" % path).encode()
             time.sleep(route_number(path))
             send_head(sock, 200, base + [("Content-Type", "text/plain"),
-                                         ("Content-Length", len(HELLO))])
+                                         ("Content-Length", len(body))])
             if not head_only:
-                sock.sendall(HELLO)
+                sock.sendall(body)
             return True
 
         if name == "slow":

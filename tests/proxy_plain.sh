@@ -408,6 +408,42 @@ EOF
 check_eq "a stray answer after a 204: the next client gets its own answer" \
     "HTTP/1.1 204 No Content|$HELLO" "$(printf '%s' "$out" | tr '\n' '|')"
 
+# The same client asking again at once has that connection (its own
+# answers only), but it is not kept after: its server's real answer to
+# that request, when it comes, reaches no other client.
+out=$(py - "$PA" <<'EOF'
+import socket, sys, time
+from connect_client import read_rest
+port = int(sys.argv[1])
+def answer(s):
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += s.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    n = 0
+    for line in head.split(b"\r\n")[1:]:
+        k, _, v = line.partition(b":")
+        if k.strip().lower() == b"content-length":
+            n = int(v)
+    while len(body) < n:
+        body += s.recv(65536)
+    return head.split(b"\r\n")[0].decode()
+a = socket.create_connection(("127.0.0.1", port), timeout=5)
+a.sendall(b"GET http://keep.test/late204 HTTP/1.1\r\nHost: keep.test\r\n\r\n")
+print(answer(a))
+a.sendall(b"GET http://keep.test/wait/1 HTTP/1.1\r\nHost: keep.test\r\n\r\n")
+answer(a)
+time.sleep(0.3)
+b = socket.create_connection(("127.0.0.1", port), timeout=5)
+b.sendall(b"GET http://keep.test/hello HTTP/1.1\r\nHost: keep.test\r\n"
+          b"Connection: close\r\n\r\n")
+print(read_rest(b).partition(b"\r\n\r\n")[2].decode().strip())
+EOF
+)
+check_eq "a stray answer after a 204, its client asking again: no other \
+client gets that client's answer" "HTTP/1.1 204 No Content|$HELLO" \
+    "$(printf '%s' "$out" | tr '\n' '|')"
+
 # Request bodies stream in both framings; 10 MiB of random bytes.
 head -c 10485760 /dev/urandom >"$TMP/up.bin"
 UP="$(sha256sum "$TMP/up.bin" | cut -d ' ' -f 1) 10485760"

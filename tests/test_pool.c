@@ -202,6 +202,7 @@ take(struct fixture *f, size_t h, size_t from, size_t n)
 {
 	struct upstream_params	 p;
 	size_t			 i, hits = 0;
+	bool			 settling;
 
 	assert_true(from + n <= MAX_UPS);
 	memset(&p, 0, sizeof(p));
@@ -214,7 +215,7 @@ take(struct fixture *f, size_t h, size_t from, size_t n)
 	f->dialled = f->connected = 0;
 	for (i = from; i < from + n; i++) {
 		f->ups[i] = pool_get(f->pool, f->rc, "127.0.0.1", f->port[h],
-		    false, 1, &f->uses[i]);
+		    false, 1, &f->uses[i], &settling);
 		assert_non_null(f->uses[i]);
 		if (f->ups[i] != NULL) {
 			hits++;
@@ -275,9 +276,10 @@ test_pool_counts_a_dial_in_progress_as_in_use(void **state)
 {
 	struct fixture		*f = *state;
 	struct pool_host	*use;
+	bool			 settling;
 
 	assert_null(pool_get(f->pool, f->rc, "127.0.0.1", f->port[0], false,
-	    1, &use));
+	    1, &use, &settling));
 	assert_int_equal(pool_in_use(f->pool), 1);
 	assert_int_equal(pool_hosts(f->pool), 1);
 	pool_drop(f->pool, use, NULL);
@@ -291,6 +293,7 @@ test_pool_closes_idle_beyond_the_recent_need_after_the_window(void **state)
 	struct fixture		*f = *state;
 	struct upstream		*u;
 	struct pool_host	*use;
+	bool			 settling;
 	size_t			 i;
 
 	/* A burst of 40, then 10 at once in the next window. */
@@ -311,7 +314,7 @@ test_pool_closes_idle_beyond_the_recent_need_after_the_window(void **state)
 	/* Those kept are among the ten used last. */
 	for (i = 0; i < POOL_MIN_PER_HOST; i++) {
 		u = pool_get(f->pool, f->rc, "127.0.0.1", f->port[0], false,
-		    1, &use);
+		    1, &use, &settling);
 		assert_non_null(u);
 		assert_true(among(f, u, 0, 10));
 		pool_drop(f->pool, use, u);
@@ -415,6 +418,7 @@ test_pool_never_hands_out_a_connection_with_bytes_waiting(void **state)
 {
 	struct fixture		*f = *state;
 	struct pool_host	*use;
+	bool			 settling;
 	struct upstream		*u;
 	struct pollfd		 pfd;
 	int			 sfd[2], stray;
@@ -435,7 +439,7 @@ test_pool_never_hands_out_a_connection_with_bytes_waiting(void **state)
 	assert_int_equal(poll(&pfd, 1, 2000), 1);
 	/* No turn of the loop: the pool's read callback has not run. */
 	u = pool_get(f->pool, f->rc, "127.0.0.1", f->port[0], false, 1,
-	    &use);
+	    &use, &settling);
 	assert_ptr_equal(u, f->ups[0]);
 	assert_int_equal(pool_count(f->pool), 0);
 	pool_drop(f->pool, use, u);
@@ -453,6 +457,7 @@ test_pool_lets_a_settling_connection_serve_only_its_client(void **state)
 {
 	struct fixture		*f = *state;
 	struct pool_host	*use;
+	bool			 settling;
 	struct upstream		*u;
 	struct timespec		 pause = { 0, (POOL_SETTLE_MS + 20) * 1000000L };
 	int			 sfd;
@@ -460,15 +465,20 @@ test_pool_lets_a_settling_connection_serve_only_its_client(void **state)
 	take(f, 0, 0, 1);
 	pool_put(f->pool, f->uses[0], f->ups[0], 7, true);
 	assert_null(pool_get(f->pool, f->rc, "127.0.0.1", f->port[0], false,
-	    8, &use));
+	    8, &use, &settling));
 	pool_drop(f->pool, use, NULL);
 	assert_int_equal(pool_count(f->pool), 1);
-	u = pool_get(f->pool, f->rc, "127.0.0.1", f->port[0], false, 7, &use);
+	/* Its own client has it, told that it still settles. */
+	u = pool_get(f->pool, f->rc, "127.0.0.1", f->port[0], false, 7, &use,
+	    &settling);
 	assert_ptr_equal(u, f->ups[0]);
+	assert_true(settling);
 	pool_put(f->pool, use, u, 7, true);
 	nanosleep(&pause, NULL);
-	u = pool_get(f->pool, f->rc, "127.0.0.1", f->port[0], false, 8, &use);
+	u = pool_get(f->pool, f->rc, "127.0.0.1", f->port[0], false, 8, &use,
+	    &settling);
 	assert_ptr_equal(u, f->ups[0]);
+	assert_false(settling);
 
 	/* Settling again, and the server sends a body after all. */
 	pool_put(f->pool, use, u, 8, true);
