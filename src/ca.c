@@ -7,6 +7,7 @@
  */
 #include "config.h"
 
+#include <sys/file.h>
 #include <sys/stat.h>
 
 #include <errno.h>
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/bn.h>
@@ -35,6 +37,9 @@
 #define CA_SERIAL_BYTES		16
 /* Keys and signatures weaker than this (RSA under 2048 bits, SHA-1). */
 #define CA_MIN_SECURITY_BITS	112
+/* How long a start waits for another one creating the same CA. */
+#define CA_LOCK_WAIT_MS		5000
+
 /* A longer-lived CA is warned about: about ten years, leap days included. */
 #define CA_MAX_VALID_DAYS	3660
 
@@ -572,7 +577,8 @@ ca_name_pending(const char *pending, const char *cert_path, char *err,
 	if (link(pending, cert_path) == 0)
 		(void)unlink(pending);
 	else if ((errno != EPERM && errno != EOPNOTSUPP) ||
-	    rename(pending, cert_path) == -1) {
+	    renameat2(AT_FDCWD, pending, AT_FDCWD, cert_path,
+	    RENAME_NOREPLACE) == -1) {
 		/* (A file system without hard links renames.) */
 		snprintf(err, errlen, "cannot create %s: %s", cert_path,
 		    strerror(errno));
@@ -616,8 +622,13 @@ ca_create(const char *cert_path, const char *key_path, char *err,
 		free(pending);
 		goto fail;
 	}
-	if (!ca_write_pem(key_path, 0600, key, NULL, err, errlen) ||
-	    !ca_name_pending(pending, cert_path, err, errlen)) {
+	if (!ca_write_pem(key_path, 0600, key, NULL, err, errlen)) {
+		/* (A key that was there is not this call's to remove.) */
+		unlink(pending);
+		free(pending);
+		goto fail;
+	}
+	if (!ca_name_pending(pending, cert_path, err, errlen)) {
 		/* Leaving the key alone would block the next start. */
 		unlink(key_path);
 		unlink(pending);
@@ -702,27 +713,75 @@ ca_finish(const char *cert_path, const char *key_path, char *err,
 	return named ? ca_load(cert_path, key_path, err, errlen) : NULL;
 }
 
+/*
+ * Lock the directory of key_path (made if missing) against another
+ * pinproxy creating or finishing the same CA; the descriptor to close, or
+ * -1 with err filled. Waits up to CA_LOCK_WAIT_MS.
+ */
+static int
+ca_lock(const char *key_path, char *err, size_t errlen)
+{
+	struct timespec	 pause = { 0, 10 * 1000000L };
+	char		*dir;
+	int		 fd, i;
+
+	if (!ca_make_parent(key_path, err, errlen))
+		return -1;
+	dir = regfile_dirname(key_path);
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
+		snprintf(err, errlen, "cannot open directory %s: %s", dir,
+		    strerror(errno));
+		free(dir);
+		return -1;
+	}
+	for (i = 0; flock(fd, LOCK_EX | LOCK_NB) == -1; i++) {
+		if ((errno != EWOULDBLOCK && errno != EINTR) ||
+		    i * 10 >= CA_LOCK_WAIT_MS) {
+			snprintf(err, errlen, "cannot lock directory %s to "
+			    "create the CA: %s", dir, errno == EWOULDBLOCK ?
+			    "another process holds it" : strerror(errno));
+			close(fd);
+			free(dir);
+			return -1;
+		}
+		nanosleep(&pause, NULL);
+	}
+	free(dir);
+	return fd;
+}
+
 struct ca *
 ca_load_or_create(const char *cert_path, const char *key_path,
     bool *created, char *err, size_t errlen)
 {
-	struct ca	*ca;
+	struct ca	*ca = NULL;
+	int		 lock;
 
 	*created = false;
 	switch (ca_files(cert_path, key_path, err, errlen)) {
 	case 2:
 		return ca_load(cert_path, key_path, err, errlen);
-	case 1:
-		if ((ca = ca_finish(cert_path, key_path, err, errlen)) != NULL)
-			*created = true;
-		return ca;
-	case 0:
-		if ((ca = ca_create(cert_path, key_path, err, errlen)) != NULL)
-			*created = true;
-		return ca;
-	default:
+	case -1:
 		return NULL;
 	}
+	/* To create or finish: under the lock, and as the files are then. */
+	if ((lock = ca_lock(key_path, err, errlen)) == -1)
+		return NULL;
+	switch (ca_files(cert_path, key_path, err, errlen)) {
+	case 2:
+		ca = ca_load(cert_path, key_path, err, errlen);
+		break;
+	case 1:
+		ca = ca_finish(cert_path, key_path, err, errlen);
+		*created = ca != NULL;
+		break;
+	case 0:
+		ca = ca_create(cert_path, key_path, err, errlen);
+		*created = ca != NULL;
+		break;
+	}
+	close(lock);
+	return ca;
 }
 
 bool

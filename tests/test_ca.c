@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <fcntl.h>
 #include <ftw.h>
@@ -482,6 +483,60 @@ test_ca_check_finds_a_directory_the_start_cannot_make(void **state)
 	assert_non_null(strstr(err, "creates only the last directory"));
 }
 
+/*
+ * Starts that create the same CA at once: one creates it, the others
+ * wait for it and load it; none fails, none removes another's file.
+ */
+static void
+test_ca_concurrent_creations_make_one_ca(void **state)
+{
+	struct paths	*p = *state;
+	struct ca	*ca;
+	unsigned char	 id[CA_ID_LEN], got[CA_ID_LEN];
+	pid_t		 pid[8];
+	int		 go[2], out[2], i, status;
+	char		 c, err[512];
+	bool		 created;
+
+	assert_int_equal(pipe(go), 0);
+	assert_int_equal(pipe(out), 0);
+	for (i = 0; i < 8; i++) {
+		assert_true((pid[i] = fork()) != -1);
+		if (pid[i] != 0)
+			continue;
+		/* A child: wait for the start, create, report the CA. */
+		close(go[1]);
+		if (read(go[0], &c, 1) != 0)
+			_exit(2);
+		ca = ca_load_or_create(p->cert, p->key, &created, err,
+		    sizeof(err));
+		if (ca == NULL) {
+			fprintf(stderr, "child: %s\n", err);
+			_exit(1);
+		}
+		if (write(out[1], ca_id(ca), CA_ID_LEN) != CA_ID_LEN)
+			_exit(3);
+		_exit(0);
+	}
+	close(go[0]);
+	close(out[1]);
+	/* Closing the pipe lets all eight go at once. */
+	close(go[1]);
+	for (i = 0; i < 8; i++) {
+		assert_int_equal(waitpid(pid[i], &status, 0), pid[i]);
+		assert_true(WIFEXITED(status));
+		assert_int_equal(WEXITSTATUS(status), 0);
+	}
+	ca = load_ok(p);
+	memcpy(id, ca_id(ca), CA_ID_LEN);
+	ca_unref(ca);
+	for (i = 0; i < 8; i++) {
+		assert_int_equal(read(out[0], got, CA_ID_LEN), CA_ID_LEN);
+		assert_memory_equal(got, id, CA_ID_LEN);
+	}
+	close(out[0]);
+}
+
 static void
 test_ca_refuses_a_key_that_does_not_match_the_cert(void **state)
 {
@@ -803,6 +858,7 @@ main(void)
 		DIR_TEST(test_ca_creates_over_a_stale_pending_cert),
 		DIR_TEST(
 		    test_ca_check_finds_a_directory_the_start_cannot_make),
+		DIR_TEST(test_ca_concurrent_creations_make_one_ca),
 		DIR_TEST(test_ca_refuses_a_key_that_does_not_match_the_cert),
 		DIR_TEST(test_ca_refuses_a_cert_that_is_not_a_ca),
 		DIR_TEST(test_ca_refuses_an_expired_ca),
