@@ -27,6 +27,7 @@
 #include <openssl/x509v3.h>
 
 #include "ca.h"
+#include "monotime.h"
 #include "regfile.h"
 #include "xmalloc.h"
 
@@ -37,8 +38,11 @@
 #define CA_SERIAL_BYTES		16
 /* Keys and signatures weaker than this (RSA under 2048 bits, SHA-1). */
 #define CA_MIN_SECURITY_BITS	112
-/* How long a start waits for another one creating the same CA. */
-#define CA_LOCK_WAIT_MS		5000
+/*
+ * How long a start (or a reload, on the event loop) waits for another
+ * one creating the same CA, which takes milliseconds.
+ */
+#define CA_LOCK_WAIT_MS		1000
 
 /* A longer-lived CA is warned about: about ten years, leap days included. */
 #define CA_MAX_VALID_DAYS	3660
@@ -574,12 +578,17 @@ static bool
 ca_name_pending(const char *pending, const char *cert_path, char *err,
     size_t errlen)
 {
+	/*
+	 * A file system without hard links renames, without replacing
+	 * where it can; one that cannot even do that renames plainly (the
+	 * files were looked at under the lock).
+	 */
 	if (link(pending, cert_path) == 0)
 		(void)unlink(pending);
 	else if ((errno != EPERM && errno != EOPNOTSUPP) ||
-	    renameat2(AT_FDCWD, pending, AT_FDCWD, cert_path,
-	    RENAME_NOREPLACE) == -1) {
-		/* (A file system without hard links renames.) */
+	    (renameat2(AT_FDCWD, pending, AT_FDCWD, cert_path,
+	    RENAME_NOREPLACE) == -1 && ((errno != EINVAL && errno != ENOSYS) ||
+	    rename(pending, cert_path) == -1))) {
 		snprintf(err, errlen, "cannot create %s: %s", cert_path,
 		    strerror(errno));
 		return false;
@@ -715,31 +724,33 @@ ca_finish(const char *cert_path, const char *key_path, char *err,
 
 /*
  * Lock the directory of key_path (made if missing) against another
- * pinproxy creating or finishing the same CA; the descriptor to close, or
- * -1 with err filled. Waits up to CA_LOCK_WAIT_MS.
+ * pinproxy creating or finishing the same CA: the descriptor to close;
+ * -2 when the directory cannot be locked at all (not readable, a file
+ * system without flock: creation goes on unlocked, as it could before);
+ * -1 with err filled when another process holds the lock for longer than
+ * CA_LOCK_WAIT_MS.
  */
 static int
 ca_lock(const char *key_path, char *err, size_t errlen)
 {
-	struct timespec	 pause = { 0, 10 * 1000000L };
+	struct timespec	 pause = { 0, 5 * 1000000L };
+	uint64_t	 until = monotime_us() + CA_LOCK_WAIT_MS * 1000;
 	char		*dir;
-	int		 fd, i;
+	int		 fd;
 
 	if (!ca_make_parent(key_path, err, errlen))
 		return -1;
 	dir = regfile_dirname(key_path);
-	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
-		snprintf(err, errlen, "cannot open directory %s: %s", dir,
-		    strerror(errno));
-		free(dir);
-		return -1;
-	}
-	for (i = 0; flock(fd, LOCK_EX | LOCK_NB) == -1; i++) {
-		if ((errno != EWOULDBLOCK && errno != EINTR) ||
-		    i * 10 >= CA_LOCK_WAIT_MS) {
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	while (fd != -1 && flock(fd, LOCK_EX | LOCK_NB) == -1) {
+		if (errno != EWOULDBLOCK && errno != EINTR) {
+			close(fd);
+			fd = -1;
+			break;
+		}
+		if (monotime_us() >= until) {
 			snprintf(err, errlen, "cannot lock directory %s to "
-			    "create the CA: %s", dir, errno == EWOULDBLOCK ?
-			    "another process holds it" : strerror(errno));
+			    "create the CA: another process holds it", dir);
 			close(fd);
 			free(dir);
 			return -1;
@@ -747,7 +758,7 @@ ca_lock(const char *key_path, char *err, size_t errlen)
 		nanosleep(&pause, NULL);
 	}
 	free(dir);
-	return fd;
+	return fd == -1 ? -2 : fd;
 }
 
 struct ca *
@@ -780,7 +791,8 @@ ca_load_or_create(const char *cert_path, const char *key_path,
 		*created = ca != NULL;
 		break;
 	}
-	close(lock);
+	if (lock >= 0)
+		close(lock);
 	return ca;
 }
 

@@ -698,6 +698,7 @@ forward_start(struct forward *f, const struct forward_target *t)
 	f->status = 0;
 	f->resp_bytes = 0;
 	f->body_up = 0;
+	f->up_tainted = false;
 	if (f->up == NULL ||
 	    !upstream_matches(f->up, rc, f->host, f->port, f->tls)) {
 		forward_release(f);

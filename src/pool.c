@@ -17,9 +17,9 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "hostmatch.h"
+#include "monotime.h"
 #include "pool.h"
 #include "xmalloc.h"
 
@@ -198,21 +198,11 @@ pool_event_cb(struct bufferevent *bev, short what, void *arg)
 	pool_close(arg);
 }
 
-/* Milliseconds of the monotonic clock (a step of the wall clock is not). */
-static uint64_t
-pool_now_ms(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* Whether e is still settling (see POOL_SETTLE_MS). */
 static bool
 pool_settling(const struct pool_entry *e)
 {
-	return e->settled_ms != 0 && pool_now_ms() < e->settled_ms;
+	return e->settled_ms != 0 && monotime_us() / 1000 < e->settled_ms;
 }
 
 struct upstream *
@@ -223,6 +213,7 @@ pool_get(struct pool *p, const struct runconf *rc, const char *host,
 	struct pool_host	*h;
 	struct pool_entry	*e, *next;
 	struct upstream		*u;
+	int			 pass;
 
 	h = pool_host_get(p, host, port, tls, rc->generation);
 	h->in_use++;
@@ -230,22 +221,23 @@ pool_get(struct pool *p, const struct runconf *rc, const char *host,
 	if (h->in_use > h->peak)
 		h->peak = h->in_use;
 	*ph = h;
-	*settling = false;
-	for (e = TAILQ_FIRST(&h->idle); e != NULL; e = next) {
-		next = TAILQ_NEXT(e, by_host);
-		if (pool_settling(e)) {
-			if (e->owner != owner)
+	/* A settled one first; only then the owner's still settling. */
+	for (pass = 0; pass < 2; pass++) {
+		*settling = pass == 1;
+		for (e = TAILQ_FIRST(&h->idle); e != NULL; e = next) {
+			next = TAILQ_NEXT(e, by_host);
+			if (pool_settling(e) != *settling ||
+			    (*settling && e->owner != owner))
 				continue;
-			*settling = true;
+			u = pool_remove(e, true);
+			/* Bytes it sent while idle answer no next request. */
+			if (upstream_matches(u, rc, host, port, tls) &&
+			    upstream_quiet(u))
+				return u;
+			upstream_free(u);
 		}
-		u = pool_remove(e, true);
-		/* Bytes it sent while idle are no answer to the next one. */
-		if (upstream_matches(u, rc, host, port, tls) &&
-		    upstream_quiet(u))
-			return u;
-		upstream_free(u);
-		*settling = false;
 	}
+	*settling = false;
 	return NULL;
 }
 
@@ -300,7 +292,7 @@ pool_put(struct pool *p, struct pool_host *ph, struct upstream *u,
 	e->up = u;
 	e->owner = owner;
 	if (settle)
-		e->settled_ms = pool_now_ms() + POOL_SETTLE_MS;
+		e->settled_ms = monotime_us() / 1000 + POOL_SETTLE_MS;
 	bufferevent_setcb(bev, pool_read_cb, NULL, pool_event_cb, e);
 	bufferevent_set_timeouts(bev, &tv, NULL);
 	bufferevent_enable(bev, EV_READ);

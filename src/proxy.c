@@ -29,6 +29,7 @@
 #include "dialring.h"
 #include "log.h"
 #include "metrics.h"
+#include "monotime.h"
 #include "notify.h"
 #include "pool.h"
 #include "proxy.h"
@@ -178,15 +179,6 @@ proxy_conn_closed(void *arg)
 	proxy_trim_soon(p);
 }
 
-static long long
-proxy_monotonic_us(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /*
  * A connection's handshakes ended (its relay started) or it closed: both
  * free memory in bulk (a TLS handshake's buffers, a connection's state)
@@ -202,8 +194,8 @@ proxy_trim_soon(void *arg)
 	struct timeval	 quiet = { 0, PROXY_TRIM_QUIET_MS * 1000 };
 
 	if (!evtimer_pending(p->trim_ev, NULL))
-		p->trim_first = proxy_monotonic_us();
-	else if (proxy_monotonic_us() - p->trim_first >=
+		p->trim_first = (long long)monotime_us();
+	else if ((long long)monotime_us() - p->trim_first >=
 	    PROXY_TRIM_MAX_MS * 1000LL)
 		return;
 	evtimer_add(p->trim_ev, &quiet);
@@ -212,11 +204,11 @@ proxy_trim_soon(void *arg)
 static void
 proxy_trim_cb(evutil_socket_t fd, short what, void *arg)
 {
-	long long	 t0 = proxy_monotonic_us();
+	long long	 t0 = (long long)monotime_us();
 	int		 freed = malloc_trim(0);
 
 	log_msg(EV_DEBUG, "freed memory given back to the system: %s, in "
-	    "%lld us", freed ? "some" : "none", proxy_monotonic_us() - t0);
+	    "%lld us", freed ? "some" : "none", (long long)monotime_us() - t0);
 }
 
 /* A client was accepted (by the proxy or a forwarder). */
@@ -574,14 +566,11 @@ proxy_reload(struct proxy *p)
 	struct observe	*observe = NULL;
 	struct stats	*stats = NULL;
 	struct logline	 l;
-	struct timespec	 ts;
 	char		 err[256];
 	bool		 keep_stats = true;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
 	notify_sendf("RELOADING=1\nMONOTONIC_USEC=%llu",
-	    (unsigned long long)ts.tv_sec * 1000000ULL +
-	    (unsigned long long)ts.tv_nsec / 1000);
+	    (unsigned long long)monotime_us());
 	d = diag_new();
 	conf = conf_parse_file(p->path, time(NULL), d);
 	rc = NULL;

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "monotime.h"
 #include "throttle.h"
 #include "xmalloc.h"
 
@@ -95,10 +96,7 @@ throttle_allow(struct throttle *t, const void *key, size_t len, time_t now)
 time_t
 throttle_now(void)
 {
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
+	return (time_t)(monotime_us() / 1000000);
 }
 
 size_t
