@@ -1,9 +1,10 @@
 /*
- * The ALPN guesses of one generation: a direct-mapped table keyed by a
- * SHA-256 digest of host, port, pin set, the upstream's address and the
- * client's offer, salted per table. A slot holds only a whole key's
+ * The ALPN guesses of one generation: a table of sets of two slots keyed
+ * by a SHA-256 digest of host, port, pin set, the upstream's address and
+ * the client's offer, salted per table. A slot holds only a whole key's
  * digest, so a client cannot plant a guess for a key it does not know,
- * and cannot aim at the slot of another's to evict it.
+ * and cannot aim at the set of another's to evict it. Two keys that fall
+ * in one set both stay; a third takes the slot used least recently.
  */
 #include "config.h"
 
@@ -12,6 +13,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,16 +22,19 @@
 
 #define ALPNGUESS_DIGEST	32
 #define ALPNGUESS_SALT		16
+#define ALPNGUESS_WAYS		2
 
 struct alpnguess_slot {
 	bool		 used;
 	unsigned char	 digest[ALPNGUESS_DIGEST];	/* of the whole key */
 	unsigned char	 proto[ALPNGUESS_PROTO_MAX];
 	unsigned char	 len;
+	uint64_t	 touched;	/* the table's tick at the last use */
 };
 
 struct alpnguess {
 	unsigned char		 salt[ALPNGUESS_SALT];
+	uint64_t		 tick;
 	struct alpnguess_slot	 slot[ALPNGUESS_SLOTS];
 };
 
@@ -77,29 +82,46 @@ alpnguess_digest(const struct alpnguess *g, const struct alpnguess_key *k,
 	return ok;
 }
 
-/* The slot of k, with k's digest; NULL when none can be computed. */
+/*
+ * The slot of k in its set, with k's digest: the one holding k, else (with
+ * take) the one to put k in, unused or used least recently; NULL when
+ * there is none or no digest can be computed.
+ */
 static struct alpnguess_slot *
-alpnguess_slot(const struct alpnguess *g, const struct alpnguess_key *k,
-    unsigned char digest[ALPNGUESS_DIGEST])
+alpnguess_slot(struct alpnguess *g, const struct alpnguess_key *k,
+    unsigned char digest[ALPNGUESS_DIGEST], bool take)
 {
-	uint32_t	 i;
+	struct alpnguess_slot	*set, *victim;
+	uint32_t		 i;
+	int			 w;
 
 	if (!alpnguess_digest(g, k, digest))
 		return NULL;
 	memcpy(&i, digest, sizeof(i));
-	return (struct alpnguess_slot *)&g->slot[i % ALPNGUESS_SLOTS];
+	set = &g->slot[(i % (ALPNGUESS_SLOTS / ALPNGUESS_WAYS)) *
+	    ALPNGUESS_WAYS];
+	victim = &set[0];
+	for (w = 0; w < ALPNGUESS_WAYS; w++) {
+		if (set[w].used &&
+		    memcmp(set[w].digest, digest, ALPNGUESS_DIGEST) == 0)
+			return &set[w];
+		if (!set[w].used ||
+		    (victim->used && set[w].touched < victim->touched))
+			victim = &set[w];
+	}
+	return take ? victim : NULL;
 }
 
 bool
-alpnguess_get(const struct alpnguess *g, const struct alpnguess_key *k,
+alpnguess_get(struct alpnguess *g, const struct alpnguess_key *k,
     unsigned char *proto, size_t *len)
 {
-	const struct alpnguess_slot	*s;
-	unsigned char			 d[ALPNGUESS_DIGEST];
+	struct alpnguess_slot	*s;
+	unsigned char		 d[ALPNGUESS_DIGEST];
 
-	if ((s = alpnguess_slot(g, k, d)) == NULL || !s->used ||
-	    memcmp(s->digest, d, sizeof(d)) != 0)
+	if ((s = alpnguess_slot(g, k, d, false)) == NULL)
 		return false;
+	s->touched = ++g->tick;
 	if (s->len > 0)
 		memcpy(proto, s->proto, s->len);
 	*len = s->len;
@@ -113,13 +135,14 @@ alpnguess_put(struct alpnguess *g, const struct alpnguess_key *k,
 	struct alpnguess_slot	*s;
 	unsigned char		 d[ALPNGUESS_DIGEST];
 
-	if ((s = alpnguess_slot(g, k, d)) == NULL)
-		return;
 	if (len > ALPNGUESS_PROTO_MAX) {
 		alpnguess_drop(g, k);
 		return;
 	}
+	if ((s = alpnguess_slot(g, k, d, true)) == NULL)
+		return;
 	s->used = true;
+	s->touched = ++g->tick;
 	memcpy(s->digest, d, sizeof(d));
 	if (len > 0)
 		memcpy(s->proto, proto, len);
@@ -132,8 +155,7 @@ alpnguess_drop(struct alpnguess *g, const struct alpnguess_key *k)
 	struct alpnguess_slot	*s;
 	unsigned char		 d[ALPNGUESS_DIGEST];
 
-	if ((s = alpnguess_slot(g, k, d)) != NULL && s->used &&
-	    memcmp(s->digest, d, sizeof(d)) == 0)
+	if ((s = alpnguess_slot(g, k, d, false)) != NULL)
 		s->used = false;
 }
 

@@ -6,8 +6,9 @@
  * chooses from the list), within one configuration generation:
  * interception answers the client's handshake with it while the
  * upstream's handshake still runs.
- * A fixed table (direct-mapped: a new key takes its slot), so memory is
- * bounded whatever the number of hosts.
+ * A fixed table (sets of two slots: a new key takes the one of its set
+ * used least recently), so memory is bounded whatever the number of
+ * hosts.
  */
 #ifndef PINPROXY_ALPNGUESS_H
 #define PINPROXY_ALPNGUESS_H
@@ -39,9 +40,9 @@ void		 alpnguess_free(struct alpnguess *g);
 /*
  * The protocol last chosen for the key: true with its name in proto
  * (ALPNGUESS_PROTO_MAX bytes) and *len (0: the server chose none); false
- * when nothing is known.
+ * when nothing is known. A guess used is kept before others of its set.
  */
-bool		 alpnguess_get(const struct alpnguess *g,
+bool		 alpnguess_get(struct alpnguess *g,
 		    const struct alpnguess_key *k, unsigned char *proto,
 		    size_t *len);
 /* Remember what the upstream chose (len 0: none); too long: forget. */

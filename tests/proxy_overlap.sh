@@ -96,9 +96,9 @@ refused()
 	    "$(origin_count "$TMP/o.log" bytes)"
 }
 
-# The guesses live in a direct-mapped table with a random salt: the
-# other offer's guess took the first one's slot once in 128 runs. One
-# more connection with the first offer puts its guess back (or keeps it).
+# A guess can lose its slot to others (a fixed table, salted at random);
+# one more connection with the first offer puts its guess back (or
+# keeps it), so that the refusals below are all answered beside.
 connect rewarm --alpn h2,http/1.1 --get /hello
 check_out "the first offer again: the origin's body" rewarm body \
     'hello from origin\n'

@@ -1,7 +1,8 @@
 /*
  * Tests of the ALPN guesses: a key is host, port, pin set and the client's
- * offer; what is put is got back, a drop or a new key in the same slot
- * forgets it, and a guess is only used when the client offers it.
+ * offer; what is put is got back, a drop forgets it, a set keeps two keys
+ * and then the one used last, and a guess is only used when the client
+ * offers it.
  */
 #include "config.h"
 
@@ -185,6 +186,57 @@ test_offered_finds_a_protocol_in_the_list(void **state)
 	    (const unsigned char *)"http/1.1", 8));
 }
 
+/*
+ * Two keys always both stay, whatever their sets (in a direct-mapped
+ * table, one in 128 pairs took each other's slot), and a third in a full
+ * set takes the slot used least recently.
+ */
+static void
+test_two_keys_both_stay(void **state)
+{
+	struct alpnguess	*g;
+	struct alpnguess_key	 a = key("a.test", 443, &pinset_a, OFFER_BOTH);
+	struct alpnguess_key	 b = key("a.test", 443, &pinset_a, OFFER_11);
+	unsigned char		 p[ALPNGUESS_PROTO_MAX];
+	size_t			 len;
+	int			 i;
+
+	for (i = 0; i < 1000; i++) {
+		g = alpnguess_new();
+		alpnguess_put(g, &a, (const unsigned char *)"h2", 2);
+		alpnguess_put(g, &b, (const unsigned char *)"http/1.1", 8);
+		assert_true(alpnguess_get(g, &a, p, &len));
+		assert_int_equal(len, 2);
+		assert_true(alpnguess_get(g, &b, p, &len));
+		assert_int_equal(len, 8);
+		alpnguess_free(g);
+	}
+}
+
+static void
+test_a_used_guess_outlives_an_unused_one(void **state)
+{
+	struct alpnguess	*g = alpnguess_new();
+	struct alpnguess_key	 k, first;
+	unsigned char		 p[ALPNGUESS_PROTO_MAX];
+	char			 host[32];
+	size_t			 len, i;
+
+	/*
+	 * The first key, used after every put: whatever falls in its set
+	 * later evicts the other slot, never it.
+	 */
+	first = key("first.test", 443, &pinset_a, NULL);
+	alpnguess_put(g, &first, (const unsigned char *)"h2", 2);
+	for (i = 0; i < 4 * ALPNGUESS_SLOTS; i++) {
+		snprintf(host, sizeof(host), "h%zu.test", i);
+		k = key(host, 443, &pinset_a, NULL);
+		alpnguess_put(g, &k, (const unsigned char *)"x", 1);
+		assert_true(alpnguess_get(g, &first, p, &len));
+	}
+	alpnguess_free(g);
+}
+
 int
 main(void)
 {
@@ -195,6 +247,8 @@ main(void)
 		cmocka_unit_test(test_drop_forgets),
 		cmocka_unit_test(test_a_too_long_protocol_is_forgotten),
 		cmocka_unit_test(test_many_hosts_stay_bounded_and_correct),
+		cmocka_unit_test(test_two_keys_both_stay),
+		cmocka_unit_test(test_a_used_guess_outlives_an_unused_one),
 		cmocka_unit_test(test_offered_finds_a_protocol_in_the_list),
 	};
 
