@@ -769,19 +769,21 @@ ca_load_or_create(const char *cert_path, const char *key_path,
 	int		 lock;
 
 	*created = false;
-	switch (ca_files(cert_path, key_path, err, errlen)) {
-	case 2:
+	/*
+	 * Both files: load them. Anything else is judged again under the
+	 * lock, as the files are then: another start creating the CA may be
+	 * between its steps (the key named, the certificate not yet).
+	 */
+	if (ca_files(cert_path, key_path, err, errlen) == 2)
 		return ca_load(cert_path, key_path, err, errlen);
-	case -1:
-		return NULL;
-	}
-	/* To create or finish: under the lock, and as the files are then. */
 	if ((lock = ca_lock(key_path, err, errlen)) == -1)
 		return NULL;
 	switch (ca_files(cert_path, key_path, err, errlen)) {
 	case 2:
-		ca = ca_load(cert_path, key_path, err, errlen);
-		break;
+		/* Created meanwhile: loading needs no lock. */
+		if (lock >= 0)
+			close(lock);
+		return ca_load(cert_path, key_path, err, errlen);
 	case 1:
 		ca = ca_finish(cert_path, key_path, err, errlen);
 		*created = ca != NULL;
@@ -805,7 +807,10 @@ ca_check(const char *cert_path, const char *key_path, char *warn,
 	int		 have;
 
 	warn[0] = '\0';
-	switch ((have = ca_files(cert_path, key_path, err, errlen))) {
+	/* A creation between its steps: a second look sees it done. */
+	if ((have = ca_files(cert_path, key_path, err, errlen)) == -1)
+		have = ca_files(cert_path, key_path, err, errlen);
+	switch (have) {
 	case 2:
 	case 1:
 		/* The start finishes an interrupted creation: check it. */

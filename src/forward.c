@@ -399,7 +399,8 @@ forward_response_head(struct forward *f, struct evbuffer *out)
 		 * One that sends such a body a little later is caught idle
 		 * if the connection waits before serving another client.
 		 */
-		f->up_settle = h->framing == HTTP_FRAMING_NONE;
+		f->up_settle = f->head_req || h->status == 204 ||
+		    h->status == 304;
 		/*
 		 * Taken while it settled: its server's late bytes may have
 		 * been this answer, and its real one is still to come.

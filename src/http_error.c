@@ -45,7 +45,8 @@ static const struct http_error_def http_errors[HTTP_ERROR__COUNT] = {
 	    "the server was not ready within connect_timeout" },
 	[HTTP_ERROR_READ_TIMEOUT] = { 504, "Gateway Timeout",
 	    "connection_read_timeout", "timeout",
-	    "the server sent no response within idle_timeout" },
+	    "the server sent no response (or took no more of the request) "
+	    "within idle_timeout" },
 	[HTTP_ERROR_BLOCKED] = { 403, "Forbidden",
 	    "http_request_denied", "blocked",
 	    "no pin set covers the host and unpinned = block" },

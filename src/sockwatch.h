@@ -1,7 +1,8 @@
 /*
  * Edge-triggered watches of a socket that nothing else reads meanwhile
- * (a client during a dial, a peeked ClientHello, an upstream before the
- * relay): bytes and the peer's end wake the callback once, not in a loop.
+ * (a client during a dial or the upstream's handshake, a peeked
+ * ClientHello, an upstream before the relay, a forwarder's client): bytes
+ * and the peer's end wake the callback once, not in a loop.
  */
 #ifndef PINPROXY_SOCKWATCH_H
 #define PINPROXY_SOCKWATCH_H
