@@ -563,6 +563,21 @@ ca_write_pem(const char *path, mode_t mode, EVP_PKEY *key, X509 *cert,
 	return ok;
 }
 
+/*
+ * Remember the files of a CA this start wrote or named, as they are now
+ * (not recorded: the next reload reads them, which is harmless).
+ */
+static void
+ca_record_sources(struct ca *ca, const char *cert_path, const char *key_path)
+{
+	struct stat	 st;
+
+	if (lstat(cert_path, &st) == 0)
+		ca_source_set(&ca->cert_src, cert_path, &st);
+	if (lstat(key_path, &st) == 0)
+		ca_source_set(&ca->key_src, key_path, &st);
+}
+
 /* Where a new CA's certificate waits for its key: see ca_create(). */
 static char *
 ca_pending_path(const char *cert_path)
@@ -607,7 +622,6 @@ static struct ca *
 ca_create(const char *cert_path, const char *key_path, char *err,
     size_t errlen)
 {
-	struct stat	 st;
 	struct ca	*ca;
 	EVP_PKEY	*key;
 	X509		*cert;
@@ -648,11 +662,7 @@ ca_create(const char *cert_path, const char *key_path, char *err,
 	if ((ca = ca_new(cert, key, cert_path, key_path, err, errlen)) ==
 	    NULL)
 		return NULL;
-	/* Not recorded: the next reload reads the files, which is harmless. */
-	if (lstat(cert_path, &st) == 0)
-		ca_source_set(&ca->cert_src, cert_path, &st);
-	if (lstat(key_path, &st) == 0)
-		ca_source_set(&ca->key_src, key_path, &st);
+	ca_record_sources(ca, cert_path, key_path);
 	return ca;
 
 fail:
@@ -709,17 +719,17 @@ ca_finish(const char *cert_path, const char *key_path, char *err,
 {
 	struct ca	*ca;
 	char		*pending;
-	bool		 named;
 
 	pending = ca_pending_path(cert_path);
-	if ((ca = ca_load(pending, key_path, err, errlen)) == NULL) {
-		free(pending);
-		return NULL;
+	if ((ca = ca_load(pending, key_path, err, errlen)) != NULL &&
+	    !ca_name_pending(pending, cert_path, err, errlen)) {
+		ca_unref(ca);
+		ca = NULL;
 	}
-	ca_unref(ca);
-	named = ca_name_pending(pending, cert_path, err, errlen);
 	free(pending);
-	return named ? ca_load(cert_path, key_path, err, errlen) : NULL;
+	if (ca != NULL)
+		ca_record_sources(ca, cert_path, key_path);
+	return ca;
 }
 
 /*

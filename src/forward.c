@@ -54,7 +54,6 @@ struct forward {
 	bool			 up_keep;	/* it may carry another one */
 	bool			 req_done;
 	bool			 resp_head_sent;	/* one, 1xx too */
-	bool			 final_sent;	/* a final head (>= 200, 101) */
 	bool			 up_settle;	/* see POOL_SETTLE_MS */
 	bool			 up_tainted;	/* taken settling: not kept */
 	bool			 resp_done;
@@ -168,6 +167,16 @@ forward_cut(struct forward *f, enum metric_id metric, const char *reason)
 {
 	forward_upstream_failed(f, metric, reason);
 	phase_cut(f->x, f->status);
+}
+
+/*
+ * Whether a final head (>= 200, or a 101) went to the client: only one
+ * sets the status, an interim 1xx does not.
+ */
+static bool
+forward_final_sent(const struct forward *f)
+{
+	return f->status != 0;
 }
 
 /* Let go of the upstream: to the pool when idle, else closed. */
@@ -291,9 +300,9 @@ forward_request_body(struct forward *f)
 			f->state = FORWARD_IDLE;
 			forward_drop(f);
 			/* A response still flowing is cut: see phase_cut(). */
-			if (f->final_sent && f->resp_done)
+			if (forward_final_sent(f) && f->resp_done)
 				phase_end(f->x, f->status, true);
-			else if (f->final_sent)
+			else if (forward_final_sent(f))
 				phase_cut(f->x, f->status);
 			else
 				phase_fail(f->x, HTTP_ERROR_BAD_REQUEST,
@@ -309,7 +318,7 @@ forward_request_body(struct forward *f)
 		else if (consumed == 0 && v.iov_len == 0)
 			break;
 	}
-	if (f->body_up != before && !f->final_sent)
+	if (f->body_up != before && !forward_final_sent(f))
 		forward_traffic(f, ub);
 	if (f->req_done) {
 		forward_request_sent(f);
@@ -373,7 +382,6 @@ forward_response_head(struct forward *f, struct evbuffer *out)
 		http_response_write(h, HTTP_CONN_PERSIST, false, out);
 		forward_count(f, 0, evbuffer_get_length(out) - before);
 		f->status = 101;
-		f->final_sent = true;
 		forward_upgrade(f);
 		return false;
 	}
@@ -426,7 +434,6 @@ forward_response_head(struct forward *f, struct evbuffer *out)
 	http_response_write(h, forward_conn_token(f, h), f->decode, out);
 	forward_count(f, 0, evbuffer_get_length(out) - before);
 	f->resp_head_sent = true;
-	f->final_sent = h->status >= 200;
 	/* A message without a body (HEAD, 1xx, 204, 304) ends here. */
 	if (http_msg_feed_body(f->resp, NULL, 0, &consumed) ==
 	    HTTP_BODY_COMPLETE && h->status >= 200)
@@ -543,7 +550,7 @@ forward_upstream_event(struct forward *f, short what)
 		}
 	}
 	/* (After a 100 Continue, a final answer can still be given.) */
-	if (!f->final_sent && (what & BEV_EVENT_TIMEOUT)) {
+	if (!forward_final_sent(f) && (what & BEV_EVENT_TIMEOUT)) {
 		why = (what & BEV_EVENT_WRITING) ? "The server took no more "
 		    "of the request within idle_timeout." : "The server sent "
 		    "no response within idle_timeout.";
@@ -566,7 +573,7 @@ forward_upstream_event(struct forward *f, short what)
 		forward_open(f);
 		return;
 	}
-	if (!f->final_sent) {
+	if (!forward_final_sent(f)) {
 		f->state = FORWARD_IDLE;
 		forward_drop(f);
 		phase_fail(f->x, HTTP_ERROR_CONNECT_FAILED,
@@ -676,7 +683,6 @@ forward_start(struct forward *f, const struct forward_target *t)
 	f->up_keep = false;
 	f->req_done = false;
 	f->resp_head_sent = false;
-	f->final_sent = false;
 	f->up_settle = false;
 	f->resp_done = false;
 	f->close_after = false;

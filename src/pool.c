@@ -32,7 +32,7 @@ struct pool_entry {
 	struct pool_host	*host;
 	struct upstream		*up;
 	unsigned long		 owner;		/* its last client connection */
-	uint64_t		 settled_ms;	/* others may have it from then */
+	uint64_t		 settled_us;	/* others may have it from then */
 };
 
 TAILQ_HEAD(pool_list, pool_entry);
@@ -202,7 +202,7 @@ pool_event_cb(struct bufferevent *bev, short what, void *arg)
 static bool
 pool_settling(const struct pool_entry *e)
 {
-	return e->settled_ms != 0 && monotime_us() / 1000 < e->settled_ms;
+	return e->settled_us != 0 && monotime_us() < e->settled_us;
 }
 
 struct upstream *
@@ -292,7 +292,7 @@ pool_put(struct pool *p, struct pool_host *ph, struct upstream *u,
 	e->up = u;
 	e->owner = owner;
 	if (settle)
-		e->settled_ms = monotime_us() / 1000 + POOL_SETTLE_MS;
+		e->settled_us = monotime_us() + POOL_SETTLE_MS * 1000;
 	bufferevent_setcb(bev, pool_read_cb, NULL, pool_event_cb, e);
 	bufferevent_set_timeouts(bev, &tv, NULL);
 	bufferevent_enable(bev, EV_READ);
