@@ -690,11 +690,10 @@ conf_claim_host(struct conf_parse *p, const char *pattern, char *err,
 		    p->hosts[i].line);
 		return false;
 	}
-	ps->hosts = xreallocarray(ps->hosts, ps->nhosts + 1,
-	    sizeof(*ps->hosts));
+	ps->hosts = xappendarray(ps->hosts, ps->nhosts, sizeof(*ps->hosts));
 	ps->hosts[ps->nhosts] = xstrdup(pattern);
 	(void)strindex_add(&p->claimed, ps->hosts[ps->nhosts], p->nhosts);
-	p->hosts = xreallocarray(p->hosts, p->nhosts + 1, sizeof(*p->hosts));
+	p->hosts = xappendarray(p->hosts, p->nhosts, sizeof(*p->hosts));
 	p->hosts[p->nhosts].pattern = ps->hosts[ps->nhosts];
 	p->hosts[p->nhosts].pinset = ps->name;
 	p->hosts[p->nhosts].line = p->lineno;
@@ -739,7 +738,7 @@ conf_set_pin(struct conf_parse *p, const char *value, char *err,
 
 	if (!pin_parse_scoped(value, &pin, err, errlen))
 		return false;
-	ps->pins = xreallocarray(ps->pins, ps->npins + 1, sizeof(*ps->pins));
+	ps->pins = xappendarray(ps->pins, ps->npins, sizeof(*ps->pins));
 	ps->pins[ps->npins++] = pin;
 	return true;
 }
@@ -753,10 +752,10 @@ conf_set_candidate(struct conf_parse *p, const char *value, char *err,
 
 	if (!pin_parse(value, &pin, err, errlen))
 		return false;
-	ps->candidates = xreallocarray(ps->candidates, ps->ncandidates + 1,
+	ps->candidates = xappendarray(ps->candidates, ps->ncandidates,
 	    sizeof(*ps->candidates));
-	p->candidate_lines = xreallocarray(p->candidate_lines,
-	    ps->ncandidates + 1, sizeof(*p->candidate_lines));
+	p->candidate_lines = xappendarray(p->candidate_lines,
+	    ps->ncandidates, sizeof(*p->candidate_lines));
 	p->candidate_lines[ps->ncandidates] = p->lineno;
 	ps->candidates[ps->ncandidates++] = pin;
 	return true;
@@ -1087,7 +1086,7 @@ conf_set_fwd_pin(struct conf_parse *p, const char *value, char *err,
 		return false;
 	}
 	if (r->inline_ps == 0) {
-		c->pinsets = xreallocarray(c->pinsets, c->npinsets + 1,
+		c->pinsets = xappendarray(c->pinsets, c->npinsets,
 		    sizeof(*c->pinsets));
 		ps = &c->pinsets[c->npinsets++];
 		memset(ps, 0, sizeof(*ps));
@@ -1182,9 +1181,9 @@ conf_begin_forward(struct conf_parse *p, const char *name, size_t len)
 		if (conf_section_repeats(p, "forward", c->forwarders[i].name,
 		    c->forwarders[i].line, name, len))
 			return;
-	c->forwarders = xreallocarray(c->forwarders, c->nforwarders + 1,
+	c->forwarders = xappendarray(c->forwarders, c->nforwarders,
 	    sizeof(*c->forwarders));
-	p->fwdrefs = xreallocarray(p->fwdrefs, c->nforwarders + 1,
+	p->fwdrefs = xappendarray(p->fwdrefs, c->nforwarders,
 	    sizeof(*p->fwdrefs));
 	memset(&p->fwdrefs[c->nforwarders], 0, sizeof(*p->fwdrefs));
 	f = &c->forwarders[c->nforwarders++];
@@ -1327,7 +1326,7 @@ conf_begin_pinset(struct conf_parse *p, const char *name, size_t len)
 		    c->pinsets[i].line, name, len))
 			return;
 	/* Host claims hold the names' strings, which do not move here. */
-	c->pinsets = xreallocarray(c->pinsets, c->npinsets + 1,
+	c->pinsets = xappendarray(c->pinsets, c->npinsets,
 	    sizeof(*c->pinsets));
 	ps = &c->pinsets[c->npinsets++];
 	memset(ps, 0, sizeof(*ps));

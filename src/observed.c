@@ -419,8 +419,7 @@ group_add(struct observed_group *g, const char *host,
 	size_t	 i, k;
 
 	if (host != NULL) {
-		g->hosts = xreallocarray(g->hosts, g->nhosts + 1,
-		    sizeof(char *));
+		g->hosts = xappendarray(g->hosts, g->nhosts, sizeof(char *));
 		g->hosts[g->nhosts++] = xstrdup(host);
 	}
 	for (i = 0; i < nchain; i++) {
@@ -433,8 +432,7 @@ group_add(struct observed_group *g, const char *host,
 			free(chain[i].subject);
 			continue;
 		}
-		g->pins = xreallocarray(g->pins, g->npins + 1,
-		    sizeof(*g->pins));
+		g->pins = xappendarray(g->pins, g->npins, sizeof(*g->pins));
 		g->pins[g->npins] = chain[i];
 		g->pins[g->npins].seen_by = g->hosts[g->nhosts - 1];
 		if (g->pins[g->npins].nseen == 0)

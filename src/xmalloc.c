@@ -58,6 +58,17 @@ xreallocarray(void *ptr, size_t nmemb, size_t size)
 	return p;
 }
 
+void *
+xappendarray(void *ptr, size_t n, size_t size)
+{
+	/* Room for the smallest power of two >= n: full when n is one. */
+	if (n != 0 && (n & (n - 1)) != 0)
+		return ptr;
+	if (n > SIZE_MAX / 2)
+		xmalloc_fail(SIZE_MAX);
+	return xreallocarray(ptr, n == 0 ? 1 : n * 2, size);
+}
+
 char *
 xstrdup(const char *s)
 {

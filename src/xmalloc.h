@@ -13,6 +13,12 @@ void	*xmalloc(size_t size);
 void	*xcalloc(size_t nmemb, size_t size);
 /* Resize an array of nmemb elements, checking for overflow, or abort. */
 void	*xreallocarray(void *ptr, size_t nmemb, size_t size);
+/*
+ * Make room for element n of an array of n elements that only this call
+ * grows (and that may shrink): its size doubles when n is a power of two,
+ * so appending one at a time costs linear, not quadratic, copying.
+ */
+void	*xappendarray(void *ptr, size_t n, size_t size);
 /* Duplicate a string or abort. */
 char	*xstrdup(const char *s);
 /* Duplicate at most n bytes of a string or abort. */
