@@ -777,7 +777,7 @@ http_framing_check(struct http_msg *m)
 {
 	struct http_head	*h = &m->head;
 	const char		*v, *tok;
-	size_t			 i, len, nte = 0, ntok = 0, ncl = 0;
+	size_t			 i, len, nte = 0, ntok = 0, ncl = 0, before;
 	bool			 chunked = false;
 
 	for (i = 0; i < h->nheaders; i++) {
@@ -801,6 +801,7 @@ http_framing_check(struct http_msg *m)
 			continue;
 		nte++;
 		v = h->headers[i].value;
+		before = ntok;
 		while (http_list_next(&v, &tok, &len)) {
 			if (chunked)
 				return false;
@@ -808,6 +809,12 @@ http_framing_check(struct http_msg *m)
 			    strncasecmp(tok, "chunked", 7) == 0;
 			ntok++;
 		}
+		/*
+		 * A line without a coding, beside one with "chunked": a
+		 * parser reading the first line alone sees no coding.
+		 */
+		if (ntok == before)
+			return false;
 	}
 	if (nte == 0)
 		return ncl <= 1 && (m->parser_flags & F_CHUNKED) == 0;

@@ -671,6 +671,12 @@ test_http_rejects_each_smuggling_shape(void **state)
 		    "Transfer-Encodingt: o\r\nConnection: Upgrade\r\n\r\n"),
 		SHAPE("POST / HTTP/1.1\r\nHost: a\r\n"
 		    "Transfer-Encoding:\r\n\r\n"),
+		SHAPE("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \r\n"
+		    "Transfer-Encoding: chunked\r\n\r\n"),
+		SHAPE("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ,\r\n"
+		    "Transfer-Encoding: chunked\r\n\r\n"),
+		SHAPE("POST / HTTP/1.1\r\nHost: a\r\n"
+		    "Transfer-Encoding: chunked\r\nTransfer-Encoding:\r\n\r\n"),
 		SHAPE("POST / HTTP/1.0\r\nHost: a\r\n"
 		    "Transfer-Encoding: chunked\r\n\r\n"),
 		SHAPE("POST / HTTP/1.1\r\nHost: a\r\n"
@@ -726,6 +732,11 @@ test_http_rejects_each_smuggling_shape(void **state)
 	/* A response's framing is as ambiguous with such a name. */
 	assert_int_equal(head_result(HTTP_DIR_RESPONSE,
 	    "HTTP/1.1 200 OK\r\nTransfer-Encodingx: o\r\n\r\n", 42),
+	    HTTP_ERR_BAD_REQUEST);
+	/* And with a line that names no coding beside a chunked one. */
+	assert_int_equal(head_result(HTTP_DIR_RESPONSE,
+	    "HTTP/1.1 200 OK\r\nTransfer-Encoding: \r\n"
+	    "Transfer-Encoding: chunked\r\n\r\n", 68),
 	    HTTP_ERR_BAD_REQUEST);
 }
 
