@@ -577,14 +577,18 @@ proxy_reload(struct proxy *p)
 	if (conf == NULL)
 		snprintf(err, sizeof(err), "%s", diag_first_error(d) != NULL ?
 		    diag_first_error(d) : "cannot read the configuration");
-	else if ((rc = runconf_new(conf, p->generation + 1, p->rc, err,
-	    sizeof(err))) != NULL &&
-	    (!proxy_reload_outputs(p, conf, &report, &stats, &keep_stats,
+	/*
+	 * The generation last: it may create a CA, which a reload that
+	 * fails must not leave behind (nor log as created).
+	 */
+	else if (!proxy_reload_outputs(p, conf, &report, &stats, &keep_stats,
 	    err, sizeof(err)) ||
 	    !upstream_mark_check(conf->upstream_mark, err, sizeof(err)) ||
 	    !tcpfwd_prepare(p->fwd, conf, err, sizeof(err)) ||
 	    !proxy_observe_for(p->env.sinks.observe, conf, &observe, err,
-	    sizeof(err)))) {
+	    sizeof(err)) ||
+	    (rc = runconf_new(conf, p->generation + 1, p->rc, err,
+	    sizeof(err))) == NULL) {
 		tcpfwd_abort(p->fwd);
 		if (report != p->env.sinks.report)
 			report_close(report);

@@ -250,6 +250,25 @@ client kept "$TMP/ca1.pem"
 check_eq "after the failed reload: the CA in use stays" \
     "tls=ok $HELLO_BODY" "$(verdict kept)"
 
+# A reload to a CA not made yet that fails for another reason (a
+# report_file in a missing directory) creates no CA: it would not be
+# used, and whoever installs it on clients would be misled.
+hconf ca3 | sed "/^shutdown_timeout/a report_file = $TMP/nodir/r.jsonl" \
+    >"$TMP/h.conf"
+if reload "$PP" "$TMP/h.log"; then
+	not_ok "a reload whose report_file cannot open fails"
+else
+	ok "a reload whose report_file cannot open fails"
+fi
+check "the failed reload left no CA behind" \
+    test ! -e "$TMP/ca3.pem" -a ! -e "$TMP/ca3.key" -a ! -e "$TMP/ca3.pem.new"
+check_eq "the failed reload logged no ca_created" 1 \
+    "$(log_count "$TMP/h.log" "$(kv event ca_created)")"
+sed -i '/^report_file/d' "$TMP/h.conf"
+check "the same reload without the report_file succeeds" \
+    reload "$PP" "$TMP/h.log"
+check "and it creates the CA" test -s "$TMP/ca3.pem" -a -s "$TMP/ca3.key"
+
 stop_pinproxy "$PP" "$TMP/h.log"
 
 done_testing
