@@ -121,6 +121,8 @@ struct conf_parse {
 	struct conf_host_seen	*hosts;
 	size_t			 nhosts;
 	struct strindex		 claimed;	/* pattern -> hosts[] */
+	struct strindex		 pins_seen;	/* [pins:] name -> its line */
+	struct strindex		 fwd_seen;	/* [forward:] name -> line */
 };
 
 typedef bool (*conf_setter)(struct conf_parse *, const char *, char *,
@@ -1158,13 +1160,15 @@ conf_set_alpn(struct conf_parse *p, const char *value, char *err,
  * at line as have: if so it is reported and the rest of it ignored.
  */
 static bool
-conf_section_repeats(struct conf_parse *p, const char *kind,
-    const char *have, int line, const char *name, size_t len)
+conf_section_repeats(struct conf_parse *p, const struct strindex *seen,
+    const char *kind, const char *name)
 {
-	if (strlen(have) != len || strncmp(have, name, len) != 0)
+	size_t	 line;
+
+	if (!strindex_get(seen, name, &line))
 		return false;
 	diag_error(p->diag, p->file, p->lineno,
-	    "duplicate section [%s:%s], first at line %d", kind, have, line);
+	    "duplicate section [%s:%s], first at line %zu", kind, name, line);
 	p->section = SECTION_IGNORED;
 	return true;
 }
@@ -1175,12 +1179,12 @@ conf_begin_forward(struct conf_parse *p, const char *name, size_t len)
 {
 	struct conf		*c = p->conf;
 	struct forwarder	*f;
-	size_t			 i;
+	char			*key = xstrndup(name, len);
 
-	for (i = 0; i < c->nforwarders; i++)
-		if (conf_section_repeats(p, "forward", c->forwarders[i].name,
-		    c->forwarders[i].line, name, len))
-			return;
+	if (conf_section_repeats(p, &p->fwd_seen, "forward", key)) {
+		free(key);
+		return;
+	}
 	c->forwarders = xappendarray(c->forwarders, c->nforwarders,
 	    sizeof(*c->forwarders));
 	p->fwdrefs = xappendarray(p->fwdrefs, c->nforwarders,
@@ -1188,8 +1192,9 @@ conf_begin_forward(struct conf_parse *p, const char *name, size_t len)
 	memset(&p->fwdrefs[c->nforwarders], 0, sizeof(*p->fwdrefs));
 	f = &c->forwarders[c->nforwarders++];
 	memset(f, 0, sizeof(*f));
-	f->name = xstrndup(name, len);
+	f->name = key;
 	f->line = p->lineno;
+	(void)strindex_add(&p->fwd_seen, f->name, (size_t)f->line);
 	p->fwd = f;
 	p->section = SECTION_FORWARD;
 }
@@ -1319,19 +1324,20 @@ conf_begin_pinset(struct conf_parse *p, const char *name, size_t len)
 {
 	struct conf	*c = p->conf;
 	struct pinset	*ps;
-	size_t		 i;
+	char		*key = xstrndup(name, len);
 
-	for (i = 0; i < c->npinsets; i++)
-		if (conf_section_repeats(p, "pins", c->pinsets[i].name,
-		    c->pinsets[i].line, name, len))
-			return;
+	if (conf_section_repeats(p, &p->pins_seen, "pins", key)) {
+		free(key);
+		return;
+	}
 	/* Host claims hold the names' strings, which do not move here. */
 	c->pinsets = xappendarray(c->pinsets, c->npinsets,
 	    sizeof(*c->pinsets));
 	ps = &c->pinsets[c->npinsets++];
 	memset(ps, 0, sizeof(*ps));
-	ps->name = xstrndup(name, len);
+	ps->name = key;
 	ps->line = p->lineno;
+	(void)strindex_add(&p->pins_seen, ps->name, (size_t)ps->line);
 	ps->enforce = true;
 	ps->port = 443;
 	p->pinset = ps;
@@ -1600,6 +1606,8 @@ conf_parse_stream(FILE *fp, const char *name, time_t now, struct diag *d)
 
 	free(p.hosts);
 	strindex_free(&p.claimed);
+	strindex_free(&p.pins_seen);
+	strindex_free(&p.fwd_seen);
 	free(p.candidate_lines);
 	c = p.conf;
 	if (diag_errors(d) > 0) {

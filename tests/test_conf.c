@@ -1581,6 +1581,7 @@ static void
 test_lookup_of_many_sets(void **state)
 {
 	static const char	 again[] = PINSET("again", "*.w0.example");
+	static const char	 twice[] = PINSET("s17", "zz.example");
 	struct parsed		 r;
 	char			*text, *p;
 	size_t			 size = 4000 * 256 + sizeof(again);
@@ -1614,6 +1615,15 @@ test_lookup_of_many_sets(void **state)
 	assert_int_equal(diag_errors(r.diag), 1);
 	assert_non_null(strstr(diag_first_error(r.diag), "host *.w0.example "
 	    "is already listed in [pins:s0] at line 2"));
+	parsed_free(&r);
+
+	/* A section name again, 4000 sets below (s17's header: line 78). */
+	memcpy(p, twice, sizeof(twice));
+	r = parse_at(text, strlen(text), NOW);
+	assert_null(r.conf);
+	assert_int_equal(diag_errors(r.diag), 1);
+	assert_non_null(strstr(diag_first_error(r.diag),
+	    "duplicate section [pins:s17], first at line 78"));
 	parsed_free(&r);
 	test_free(text);
 }
