@@ -457,8 +457,9 @@ ca_creatable(const char *what, const char *path, char *err, size_t errlen)
 	/* (Not a directory: ca_files() said so already.) */
 	dir = regfile_dirname(path);
 	if (stat(dir, &st) == 0) {
+		ok = regfile_writable_dir(what, path, dir, err, errlen);
 		free(dir);
-		return true;
+		return ok;
 	}
 	up = regfile_dirname(dir);
 	ok = stat(up, &st) == 0 && S_ISDIR(st.st_mode);
@@ -466,6 +467,8 @@ ca_creatable(const char *what, const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "%s %s: neither %s nor %s exists, and "
 		    "pinproxy creates only the last directory of the path",
 		    what, path, dir, up);
+	else
+		ok = regfile_writable_dir(what, path, up, err, errlen);
 	free(up);
 	free(dir);
 	return ok;

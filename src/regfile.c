@@ -146,9 +146,14 @@ regfile_check_append(const char *what, const char *path, char *err,
 	bool		 ok;
 
 	if (lstat(path, &st) == 0) {
-		if (S_ISREG(st.st_mode))
+		if (!S_ISREG(st.st_mode)) {
+			regfile_refuse(what, path, st.st_mode, err, errlen);
+			return false;
+		}
+		if (access(path, W_OK) == 0)
 			return true;
-		regfile_refuse(what, path, st.st_mode, err, errlen);
+		snprintf(err, errlen, "%s %s: %s", what, path,
+		    strerror(errno));
 		return false;
 	}
 	if (errno != ENOENT) {
@@ -161,8 +166,21 @@ regfile_check_append(const char *what, const char *path, char *err,
 	if (!ok)
 		snprintf(err, errlen, "%s %s: its directory %s does not exist",
 		    what, path, dir);
+	else
+		ok = regfile_writable_dir(what, path, dir, err, errlen);
 	free(dir);
 	return ok;
+}
+
+bool
+regfile_writable_dir(const char *what, const char *path, const char *dir,
+    char *err, size_t errlen)
+{
+	if (access(dir, W_OK | X_OK) == 0)
+		return true;
+	snprintf(err, errlen, "%s %s: cannot create it in %s: %s", what, path,
+	    dir, strerror(errno));
+	return false;
 }
 
 int

@@ -59,6 +59,13 @@ char	*regfile_dirname(const char *path);
 bool	 regfile_check_append(const char *what, const char *path, char *err,
 	    size_t errlen);
 
+/*
+ * Whether this process may create path in its directory dir (which
+ * exists); false with err naming what, path and why.
+ */
+bool	 regfile_writable_dir(const char *what, const char *path,
+	    const char *dir, char *err, size_t errlen);
+
 /* Open path for appending, created with mode 0640 when missing. */
 int	 regfile_append(const char *what, const char *path, char *err,
 	    size_t errlen);

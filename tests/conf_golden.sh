@@ -112,6 +112,42 @@ check_grep "-t, observe_file in a missing directory: the file and why" \
     "odir\.conf: observe_file .*o\.jsonl: its directory .*/no/such/dir does not exist" \
     "$TMP/odir.err"
 
+# A directory pinproxy may not write in fails -t as the start would:
+# report_file there, or the CA's files to create there. Root may write
+# anywhere, so as root the checks run as nobody.
+U=$TMP/unwritable
+mkdir -p "$U/ro" "$U/rw" && chmod 555 "$U/ro" && chmod 777 "$U/rw" &&
+    chmod 755 "$U" && chmod 711 "$TMP"
+printf '[proxy]\nreport_file = %s\nca_cert = %s\nca_key = %s\n' \
+    "$U/ro/r.jsonl" "$U/rw/ca.pem" "$U/rw/ca.key" >"$U/rro.conf"
+printf '[proxy]\nca_cert = %s\nca_key = %s\n' "$U/ro/ca.pem" "$U/ro/ca.key" \
+    >"$U/cro.conf"
+printf '[proxy]\nca_cert = %s\nca_key = %s\n' "$U/ro/d/ca.pem" \
+    "$U/ro/d/ca.key" >"$U/dro.conf"
+chmod 644 "$U"/*.conf
+unprivileged=
+if [ "$(id -u)" -ne 0 ]; then
+	unprivileged=" "
+elif setpriv --reuid=65534 --regid=65534 --clear-groups \
+    "$PINPROXY" -V >/dev/null 2>&1; then
+	unprivileged="setpriv --reuid=65534 --regid=65534 --clear-groups"
+fi
+if [ -z "$unprivileged" ]; then
+	for c in "report_file" "the CA" "the CA's new directory"; do
+		skip "-t, $c in a directory it cannot write: as root, and" \
+		    "nobody cannot run $PINPROXY (its path not open to all)"
+	done
+else
+	for c in rro:"report_file" cro:"the CA" dro:"the CA's new directory"
+	do
+		# shellcheck disable=SC2086
+		run "${c%%:*}" $unprivileged "$PINPROXY" -t -c "$U/${c%%:*}.conf"
+		check_grep "-t, ${c#*:} in a directory it cannot write: the file and why" \
+		    "cannot create it in $U/ro: Permission denied" \
+		    "$TMP/${c%%:*}.err"
+	done
+fi
+
 # A value with control bytes is quoted with them as \xHH: an escape
 # sequence in the file never reaches the terminal.
 printf '[proxy]\nlisten = \033[31mred\001\n' >"$TMP/esc.conf"
