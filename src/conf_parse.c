@@ -949,11 +949,57 @@ conf_check_require(struct conf_parse *p, const struct pinset *ps)
 }
 
 /* Checks that need the whole section: required keys, warnings. */
+/*
+ * Each file of [proxy] has one use: a report appended to the CA's key, or
+ * to the configuration, would spoil it for the next start.
+ */
+static void
+conf_check_files(struct conf_parse *p)
+{
+	const struct conf	*c = p->conf;
+	const struct {
+		enum conf_key_id key;		/* KEY__COUNT: the file read */
+		const char	*path;
+	} f[] = {
+		{ KEY__COUNT, p->file },
+		{ KEY_CA_CERT, c->ca_cert },
+		{ KEY_CA_KEY, c->ca_key },
+		{ KEY_REPORT_FILE, c->report_file },
+		{ KEY_OBSERVE_FILE, c->observe_file },
+		{ KEY_DENY_FILE, c->deny_file },
+	};
+	size_t			 i, j, a, b, n = sizeof(f) / sizeof(f[0]);
+
+	for (i = 0; i < n; i++) {
+		for (j = i + 1; j < n; j++) {
+			if (f[i].path == NULL || f[j].path == NULL ||
+			    *f[i].path == '\0' || *f[j].path == '\0' ||
+			    !regfile_same(f[i].path, f[j].path))
+				continue;
+			/* Told at the line of the key set last (b). */
+			a = i;
+			b = j;
+			if (f[i].key != KEY__COUNT &&
+			    p->key_line[f[i].key] > p->key_line[f[j].key]) {
+				a = j;
+				b = i;
+			}
+			diag_error(p->diag, p->file, p->key_line[f[b].key],
+			    "%s %s is also %s: each file has one use",
+			    conf_keys[f[b].key].name, f[b].path,
+			    f[a].key == KEY__COUNT ? "the configuration file" :
+			    conf_keys[f[a].key].name);
+		}
+	}
+}
+
 static void
 conf_end_section(struct conf_parse *p)
 {
 	struct pinset	*ps = p->pinset;
 
+	if (p->section == SECTION_PROXY)
+		conf_check_files(p);
 	if (p->section == SECTION_FORWARD)
 		conf_end_forward(p);
 	if (p->section != SECTION_PINS || ps == NULL)

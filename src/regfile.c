@@ -172,6 +172,43 @@ regfile_check_append(const char *what, const char *path, char *err,
 	return ok;
 }
 
+/* path with its directory resolved, or NULL when that does not exist. */
+static char *
+regfile_resolved(const char *path)
+{
+	char	*dir, *real, *out;
+	const char *base;
+
+	dir = regfile_dirname(path);
+	real = realpath(dir, NULL);
+	free(dir);
+	if (real == NULL)
+		return NULL;
+	base = strrchr(path, '/') != NULL ? strrchr(path, '/') + 1 : path;
+	out = xasprintf("%s/%s", real, base);
+	free(real);
+	return out;
+}
+
+bool
+regfile_same(const char *a, const char *b)
+{
+	struct stat	 sa, sb;
+	char		*ra, *rb;
+	bool		 same;
+
+	if (strcmp(a, b) == 0)
+		return true;
+	if (stat(a, &sa) == 0 && stat(b, &sb) == 0)
+		return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+	ra = regfile_resolved(a);
+	rb = regfile_resolved(b);
+	same = ra != NULL && rb != NULL && strcmp(ra, rb) == 0;
+	free(ra);
+	free(rb);
+	return same;
+}
+
 bool
 regfile_writable_dir(const char *what, const char *path, const char *dir,
     char *err, size_t errlen)

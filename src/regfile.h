@@ -66,6 +66,12 @@ bool	 regfile_check_append(const char *what, const char *path, char *err,
 bool	 regfile_writable_dir(const char *what, const char *path,
 	    const char *dir, char *err, size_t errlen);
 
+/*
+ * Whether paths a and b name one file: the same file when both exist,
+ * else the same name in the same directory (symbolic links followed).
+ */
+bool	 regfile_same(const char *a, const char *b);
+
 /* Open path for appending, created with mode 0640 when missing. */
 int	 regfile_append(const char *what, const char *path, char *err,
 	    size_t errlen);
