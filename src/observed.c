@@ -399,7 +399,7 @@ group_new(struct observed *o, const char *domain, uint16_t port)
 {
 	struct observed_group	*g;
 
-	o->groups = xreallocarray(o->groups, o->ngroups + 1, sizeof(*g));
+	o->groups = xappendarray(o->groups, o->ngroups, sizeof(*g));
 	g = &o->groups[o->ngroups++];
 	memset(g, 0, sizeof(*g));
 	g->domain = xstrdup(domain);
@@ -408,24 +408,84 @@ group_new(struct observed *o, const char *domain, uint16_t port)
 }
 
 /*
- * Add the pins of chain to g, taking their subjects: a new host's (not in
- * g yet) when host is set, else more of the last host's. Each pin counts
- * the hosts it was seen for.
+ * Where the pins of many groups are, by group and pin, for merging groups
+ * of thousands of hosts: a slot holds a group and its pin's index + 1
+ * (0: empty), at most half of them taken.
+ */
+struct pin_at {
+	size_t	 group;
+	size_t	 pin;
+};
+
+struct pin_index {
+	struct pin_at	*slot;
+	size_t		 cap;		/* 0 or a power of two */
+	size_t		 n;
+};
+
+static uint64_t	 text_hash(const char *, uint64_t);
+
+/* The free slot or the slot of pin in group gi of groups. */
+static struct pin_at *
+pin_slot(const struct observed_group *groups, const struct pin_index *ix,
+    size_t gi, const char *pin)
+{
+	size_t	 i, mask = ix->cap - 1;
+
+	for (i = text_hash(pin, gi) & mask; ix->slot[i].pin != 0;
+	    i = (i + 1) & mask)
+		if (ix->slot[i].group == gi && strcmp(
+		    groups[gi].pins[ix->slot[i].pin - 1].pin, pin) == 0)
+			break;
+	return &ix->slot[i];
+}
+
+/* Room for one more pin in ix. */
+static void
+pin_index_room(const struct observed_group *groups, struct pin_index *ix)
+{
+	struct pin_at	*old = ix->slot;
+	size_t		 i, oldcap = ix->cap;
+
+	if (2 * (ix->n + 1) <= ix->cap)
+		return;
+	ix->cap = ix->cap == 0 ? 64 : 2 * ix->cap;
+	ix->slot = xcalloc(ix->cap, sizeof(*ix->slot));
+	for (i = 0; i < oldcap; i++)
+		if (old[i].pin != 0)
+			*pin_slot(groups, ix, old[i].group, groups[old[i].group]
+			    .pins[old[i].pin - 1].pin) = old[i];
+	free(old);
+}
+
+/*
+ * Add the pins of chain to group gi of groups, taking their subjects: a
+ * new host's (not in the group yet) when host is set, else more of the
+ * last host's. Each pin counts the hosts it was seen for. With ix, the
+ * group's pins are found through it, else by a look at each.
  */
 static void
-group_add(struct observed_group *g, const char *host,
-    struct observed_pin *chain, size_t nchain)
+group_add(struct observed_group *groups, size_t gi, struct pin_index *ix,
+    const char *host, struct observed_pin *chain, size_t nchain)
 {
-	size_t	 i, k;
+	struct observed_group	*g = &groups[gi];
+	struct pin_at		*at = NULL;
+	size_t			 i, k;
 
 	if (host != NULL) {
 		g->hosts = xappendarray(g->hosts, g->nhosts, sizeof(char *));
 		g->hosts[g->nhosts++] = xstrdup(host);
 	}
 	for (i = 0; i < nchain; i++) {
-		for (k = 0; k < g->npins; k++)
-			if (strcmp(g->pins[k].pin, chain[i].pin) == 0)
-				break;
+		if (ix != NULL) {
+			pin_index_room(groups, ix);
+			at = pin_slot(groups, ix, gi, chain[i].pin);
+			k = at->pin != 0 ? at->pin - 1 : g->npins;
+		} else {
+			for (k = 0; k < g->npins; k++)
+				if (strcmp(g->pins[k].pin, chain[i].pin) == 0)
+					break;
+		}
 		if (k < g->npins) {
 			if (host != NULL)
 				g->pins[k].nseen += chain[i].nseen;
@@ -438,6 +498,11 @@ group_add(struct observed_group *g, const char *host,
 		if (g->pins[g->npins].nseen == 0)
 			g->pins[g->npins].nseen = 1;
 		g->npins++;
+		if (at != NULL) {
+			at->group = gi;
+			at->pin = g->npins;
+			ix->n++;
+		}
 	}
 }
 
@@ -461,13 +526,14 @@ struct host_index {
 	size_t	 cap;		/* a power of two */
 };
 
+/* FNV-1a of s, from salt (a port, a group). */
 static uint64_t
-host_hash(const char *host, uint16_t port)
+text_hash(const char *s, uint64_t salt)
 {
-	uint64_t	 h = 14695981039346656037ULL ^ port;
+	uint64_t	 h = 14695981039346656037ULL ^ salt;
 
-	for (; *host != '\0'; host++) {
-		h ^= (unsigned char)*host;
+	for (; *s != '\0'; s++) {
+		h ^= (unsigned char)*s;
 		h *= 1099511628211ULL;
 	}
 	return h;
@@ -481,7 +547,7 @@ host_slot(const struct observed *o, const struct host_index *ix,
 	const struct observed_group	*g;
 	size_t				 i, mask = ix->cap - 1;
 
-	for (i = host_hash(host, port) & mask; ix->slot[i] != 0;
+	for (i = text_hash(host, port) & mask; ix->slot[i] != 0;
 	    i = (i + 1) & mask) {
 		g = &o->groups[ix->slot[i] - 1];
 		if (g->port == port && strcmp(g->hosts[0], host) == 0)
@@ -521,10 +587,11 @@ host_add(struct observed *o, struct host_index *ix, const char *domain,
 	host_index_room(o, ix);
 	slot = host_slot(o, ix, host, port);
 	if (*slot != 0) {
-		group_add(&o->groups[*slot - 1], NULL, chain, nchain);
+		group_add(o->groups, *slot - 1, NULL, NULL, chain, nchain);
 		return;
 	}
-	group_add(group_new(o, domain, port), host, chain, nchain);
+	(void)group_new(o, domain, port);
+	group_add(o->groups, o->ngroups - 1, NULL, host, chain, nchain);
 	*slot = o->ngroups;
 }
 
@@ -591,7 +658,8 @@ static void
 group_by_ca(struct observed *o)
 {
 	struct observed	 joined = { 0 };
-	struct observed_group *src, *dst;
+	struct observed_group *src;
+	struct pin_index ix = { 0 };
 	size_t		*parent, *slot, i, root;
 
 	parent = xcalloc(o->ngroups + 1, sizeof(*parent));
@@ -604,8 +672,8 @@ group_by_ca(struct observed *o)
 			slot[i] = joined.ngroups;
 			group_new(&joined, src->domain, src->port);
 		}
-		dst = &joined.groups[slot[root]];
-		group_add(dst, src->hosts[0], src->pins, src->npins);
+		group_add(joined.groups, slot[root], &ix, src->hosts[0],
+		    src->pins, src->npins);
 		free(src->hosts[0]);
 		free(src->hosts);
 		free(src->pins);
@@ -614,6 +682,7 @@ group_by_ca(struct observed *o)
 	free(o->groups);
 	o->groups = joined.groups;
 	o->ngroups = joined.ngroups;
+	free(ix.slot);
 	free(parent);
 	free(slot);
 }
