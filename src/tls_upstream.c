@@ -16,6 +16,7 @@
 
 #include "conf.h"
 #include "hostmatch.h"
+#include "pincheck.h"
 #include "tls_upstream.h"
 #include "trust.h"
 #include "xmalloc.h"
@@ -160,6 +161,12 @@ tls_upstream_ctx(X509_STORE *store, char *err, size_t errlen)
 	}
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	/*
+	 * Every certificate of a verified chain is pinned against: no chain
+	 * verifies that is longer than the verdict records. A depth of d
+	 * lets d + 2 certificates through (the leaf, d CAs, the anchor).
+	 */
+	SSL_CTX_set_verify_depth(ctx, PINCHECK_MAX_CHAIN - 2);
 	SSL_CTX_set_cert_store(ctx, store);
 	/* Sessions go to our own cache, through the callback only. */
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT |

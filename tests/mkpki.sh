@@ -38,6 +38,10 @@
 #	Add a CA NAME.pem/NAME.key to DIR: a self-signed root without
 #	ISSUER, otherwise an intermediate issued by ISSUER.
 #
+# mkpki.sh chainca DIR NAME ISSUER
+#	Add an intermediate CA NAME.pem/NAME.key issued by ISSUER without a
+#	path length limit, a link of a long chain.
+#
 # mkpki.sh nosan DIR NAME CN [ISSUER]
 #	Add NAME.pem, NAME.key and NAME-chain.pem to DIR: a server certificate
 #	whose only name is its subject CN (no subjectAltName), issued by
@@ -80,6 +84,11 @@ prompt = no
 basicConstraints = critical, CA:true
 keyUsage = critical, keyCertSign, cRLSign
 subjectKeyIdentifier = hash
+[chain_ext]
+basicConstraints = critical, CA:true
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid:always
 [inter_ext]
 basicConstraints = critical, CA:true, pathlen:0
 keyUsage = critical, keyCertSign, cRLSign
@@ -255,6 +264,13 @@ ca)
 	[ $# -ge 3 ] && [ $# -le 4 ] || usage
 	write_cnf "$2"
 	make_ca "$2" "$3" "${4:-}"
+	;;
+chainca)
+	[ $# -eq 4 ] || usage
+	write_cnf "$2"
+	newkey "$2/$3.key" ec
+	issue "$2" "$3" "/O=pinproxy test/CN=pinproxy $3" chain_ext \
+	    "DNS:unused" "$4" "$CA_DAYS"
 	;;
 nosan)
 	[ $# -ge 4 ] && [ $# -le 5 ] || usage

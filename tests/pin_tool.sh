@@ -771,4 +771,49 @@ else
 fi
 
 stop "$SERVER"
+
+## A chain of 10 certificates verifies, one of 11 does not: the daemon's
+## verdict pins against each certificate of a verified chain and records
+## 10, so a longer chain must not verify (pinproxy-pin dials with the
+## daemon's code), nor a pin beyond the tenth be printed.
+
+prev=root
+for i in 1 2 3 4 5 6 7 8 9; do
+	sh "$MKPKI" chainca "$PKI" "d$i" "$prev" >>"$TMP/mkpki.log" 2>&1 ||
+	    bail_out "mkpki.sh chainca d$i failed: $(cat "$TMP/mkpki.log")"
+	prev=d$i
+done
+for n in 10 11; do
+	issuer=d$((n - 2))
+	sh "$MKPKI" leaf "$PKI" "deep$n" "DNS:localhost,IP:127.0.0.1" \
+	    "$issuer" >>"$TMP/mkpki.log" 2>&1 ||
+	    bail_out "mkpki.sh leaf deep$n failed: $(cat "$TMP/mkpki.log")"
+	: >"$PKI/deep$n-cas.pem"
+	for (( i = n - 2; i >= 1; i-- )); do
+		cat "$PKI/d$i.pem" >>"$PKI/deep$n-cas.pem"
+	done
+	DPORT=$(free_port)
+	serve DEEP "$DPORT" "$PKI/deep$n.pem" "$PKI/deep$n.key" \
+	    "$PKI/deep$n-cas.pem"
+	wait_port "$DPORT" || bail_out "s_server of deep$n did not start"
+	run "deep$n" "$PINPROXY_PIN" -s "localhost:$DPORT" -a "$PKI/root.pem"
+	echo "$RC" >"$TMP/deep$n.rc"
+	run "deep$n-ini" "$PINPROXY_PIN" --ini -s "localhost:$DPORT" \
+	    -a "$PKI/root.pem"
+	stop "$DEEP"
+done
+RC=$(cat "$TMP/deep10.rc")
+check_rc "a chain of 10 certificates verifies (status 0)" 0 deep10
+check_eq "a chain of 10: every certificate printed, the root at depth 9" \
+    "10 $ROOT" "$(grep -c '^sha256/' "$TMP/deep10.out") $(grep '^sha256/' \
+    "$TMP/deep10.out" | tail -n 1 | cut -d' ' -f1)"
+check_eq "a chain of 10: --ini prints its 10 pins" 10 \
+    "$(grep -c '^;\{0,1\}pin = ' "$TMP/deep10-ini.out")"
+RC=$(cat "$TMP/deep11.rc")
+check_rc "a chain of 11 certificates does not verify (status 1)" 1 deep11
+check_grep "a chain of 11: verify: FAILED (certificate chain too long)" \
+    "^verify: FAILED \(certificate chain too long\)" "$TMP/deep11.out"
+check_eq "a chain of 11: --ini prints no pin" 0 \
+    "$(grep -c 'pin = ' "$TMP/deep11-ini.out")"
+
 done_testing
