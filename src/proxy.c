@@ -845,6 +845,9 @@ proxy_main(struct conf *conf, const char *path, bool debug)
 	signal(SIGPIPE, SIG_IGN);
 	/* A file size limit makes a write fail (EFBIG), not the process. */
 	signal(SIGXFSZ, SIG_IGN);
+	/* Log rotation sends these to many daemons; they must not stop it. */
+	signal(SIGUSR1, SIG_IGN);
+	signal(SIGUSR2, SIG_IGN);
 
 	if ((p.rc = runconf_new(conf, p.generation, NULL, err,
 	    sizeof(err))) == NULL) {

@@ -216,6 +216,13 @@ check_eq "broken file: new.test is still blocked" 403 \
     "$(status "$PA" http://new.test/hello)"
 check "broken file: pinproxy is still running" running "$PP_A"
 
+# SIGUSR1 and SIGUSR2 (which log rotation sends some daemons) are ignored.
+kill -USR1 "$PP_A"
+kill -USR2 "$PP_A"
+check_eq "SIGUSR1 and SIGUSR2 are ignored: api.test still answers" 200 \
+    "$(status "$PA" http://api.test/hello)"
+check "SIGUSR1 and SIGUSR2: pinproxy is still running" running "$PP_A"
+
 # A reload that pins new.test while a download started before it runs on.
 conf "$PA" "shutdown_timeout = 10s" >"$TMP/a.conf"
 printf '%s\n' "$NEW_PINS" >>"$TMP/a.conf"
