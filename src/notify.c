@@ -24,8 +24,9 @@ notify_send(const char *state)
 
 	if ((path = getenv("NOTIFY_SOCKET")) == NULL || path[0] == '\0')
 		return false;
+	/* An abstract name needs no NUL: it may fill sun_path. */
 	if ((path[0] != '/' && path[0] != '@') ||
-	    strlen(path) >= sizeof(sun.sun_path))
+	    strlen(path) + (path[0] == '/') > sizeof(sun.sun_path))
 		return false;
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
