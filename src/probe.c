@@ -133,6 +133,8 @@ probe_run(struct probe *p, struct runconf *rc, const struct probe_target *t,
 	up.sinks = &p->sinks;
 	up.self = p->self;
 	up.nself = p->nself;
+	/* As the daemon: its forwarders' listeners are itself too. */
+	up.self_forwarders = true;
 	u = upstream_connect(&up, probe_connected_cb, &call);
 	/* The upstream's connect_timeout ends every wait. */
 	while (!call.done)

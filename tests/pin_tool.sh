@@ -638,6 +638,15 @@ if wait_port "$LPORT"; then
 	check_grep "--check refuses the proxy's own address as a loop" \
 	    "^loop.test:$LPORT  pinset=loop  error \(loop.test port $LPORT is the proxy's own listening address\)$" \
 	    "$TMP/check_loop.out"
+	# A forwarder's listener is the daemon's too: not dialled either.
+	{ loop_conf "$PROXY_PORT"; printf '\n[forward:fw]\nlisten = %s\n%s\n' \
+	    "127.0.0.1:$LPORT" "upstream = 127.0.0.1:$CPORT"
+	    printf 'pinset = loop\n'; } >"$TMP/fwloop.conf"
+	run check_fwloop env PINPROXY_RESOLV_CONF="$TMP/resolv.conf" \
+	    "$PINPROXY_PIN" --check -c "$TMP/fwloop.conf"
+	check_grep "--check refuses a forwarder's listen address as a loop" \
+	    "^loop.test:$LPORT  pinset=loop  error \(loop.test port $LPORT is the proxy's own listening address\)$" \
+	    "$TMP/check_fwloop.out"
 else
 	not_ok "the loop.test s_server did not start"
 fi
