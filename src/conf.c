@@ -185,6 +185,33 @@ conf_lookup_host(const struct conf *c, const char *host)
 	return NULL;
 }
 
+int
+conf_error_line(const struct conf *c, const char *err)
+{
+	const struct {
+		const char	*key;
+		int		 line;
+	} keys[] = {
+		{ "ca_cert ", c->lines.ca_cert },
+		{ "ca_key ", c->lines.ca_key },
+		{ "report_file ", c->lines.report_file },
+		{ "observe_file ", c->lines.observe_file },
+	};
+	const char	*at, *first = NULL;
+	size_t		 i;
+	int		 line = 0;
+
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		at = strstr(err, keys[i].key);
+		if (at != NULL && (at == err || at[-1] == ' ') &&
+		    (first == NULL || at < first)) {
+			first = at;
+			line = keys[i].line;
+		}
+	}
+	return line;
+}
+
 const struct pinset *
 conf_lookup(const struct conf *c, const char *host)
 {

@@ -75,10 +75,19 @@ struct forwarder {
 	size_t			 pinset;	/* index into pinsets */
 };
 
+/* The lines of the keys naming files the daemon opens (0: the default). */
+struct conf_file_lines {
+	int			 ca_cert;
+	int			 ca_key;
+	int			 report_file;
+	int			 observe_file;
+};
+
 struct conf {
 	int			 refs;
 	unsigned long		 generation;
 	char			*path;
+	struct conf_file_lines	 lines;
 
 	struct conf_addr	*listen;
 	size_t			 nlisten;
@@ -139,6 +148,11 @@ void		 conf_index_hosts(struct conf *c);
  * carries; NULL when no section covers it.
  */
 const struct pinset *conf_lookup(const struct conf *c, const char *host);
+/*
+ * The line of c's file that set the key an error about a file names
+ * first (ca_cert, ca_key, report_file, observe_file), or 0.
+ */
+int	conf_error_line(const struct conf *c, const char *err);
 /* Whether a port is in connect_ports. */
 bool		 conf_connect_port_allowed(const struct conf *c, uint16_t port);
 /*

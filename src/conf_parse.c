@@ -998,8 +998,13 @@ conf_end_section(struct conf_parse *p)
 {
 	struct pinset	*ps = p->pinset;
 
-	if (p->section == SECTION_PROXY)
+	if (p->section == SECTION_PROXY) {
 		conf_check_files(p);
+		p->conf->lines.ca_cert = p->key_line[KEY_CA_CERT];
+		p->conf->lines.ca_key = p->key_line[KEY_CA_KEY];
+		p->conf->lines.report_file = p->key_line[KEY_REPORT_FILE];
+		p->conf->lines.observe_file = p->key_line[KEY_OBSERVE_FILE];
+	}
 	if (p->section == SECTION_FORWARD)
 		conf_end_forward(p);
 	if (p->section != SECTION_PINS || ps == NULL)

@@ -87,7 +87,8 @@ main(int argc, char *argv[])
 	/* The CA must load (or both files be missing, to be created). */
 	if (conf != NULL && !ca_check(conf->ca_cert, conf->ca_key, warn,
 	    sizeof(warn), err, sizeof(err))) {
-		diag_error(d, path, 0, "interception CA: %s", err);
+		diag_error(d, path, conf_error_line(conf, err),
+		    "interception CA: %s", err);
 		conf_unref(conf);
 		conf = NULL;
 	} else if (conf != NULL && warn[0] != '\0')
@@ -98,7 +99,7 @@ main(int argc, char *argv[])
 	    sizeof(err))) || (conf->observe_file != NULL &&
 	    !regfile_check_append("observe_file", conf->observe_file, err,
 	    sizeof(err))))) {
-		diag_error(d, path, 0, "%s", err);
+		diag_error(d, path, conf_error_line(conf, err), "%s", err);
 		conf_unref(conf);
 		conf = NULL;
 	}

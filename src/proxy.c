@@ -431,6 +431,19 @@ proxy_stats_allow_cb(const struct sockaddr *sa, void *arg)
 	return conf_client_allowed(p->rc->conf, sa);
 }
 
+/* Put FILE:LINE of the key of conf that err is about (if set) before it. */
+static void
+proxy_locate(const struct conf *conf, char *err, size_t errlen)
+{
+	char	 buf[1024];
+	int	 line;
+
+	if ((line = conf_error_line(conf, err)) == 0)
+		return;
+	snprintf(buf, sizeof(buf), "%s:%d: %s", conf->path, line, err);
+	xstrlcpy(err, buf, errlen);
+}
+
 /* Open what report_file and stats_listen of conf ask for (NULL: none). */
 static bool
 proxy_open_outputs(struct proxy *p, const struct conf *conf,
@@ -597,6 +610,7 @@ proxy_reload(struct proxy *p)
 		stats_free(stats);
 		runconf_unref(rc);
 		rc = NULL;
+		proxy_locate(conf, err, sizeof(err));
 	}
 	if (rc == NULL) {
 		metrics_inc(p->metrics, METRIC_CONFIG_RELOADS_FAILED);
@@ -851,6 +865,7 @@ proxy_main(struct conf *conf, const char *path, bool debug)
 
 	if ((p.rc = runconf_new(conf, p.generation, NULL, err,
 	    sizeof(err))) == NULL) {
+		proxy_locate(conf, err, sizeof(err));
 		log_msg(EV_START_FAILED, "%s", err);
 		goto out;
 	}
@@ -879,6 +894,7 @@ proxy_main(struct conf *conf, const char *path, bool debug)
 	if (!proxy_open_outputs(&p, conf, &p.env.sinks.report, &p.stats, err,
 	    sizeof(err)) || !proxy_observe_for(NULL, conf,
 	    &p.env.sinks.observe, err, sizeof(err))) {
+		proxy_locate(conf, err, sizeof(err));
 		log_msg(EV_START_FAILED, "%s", err);
 		goto out;
 	}

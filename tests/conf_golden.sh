@@ -104,12 +104,12 @@ printf '[proxy]\nobserve_file = %s\n' "$TMP/no/such/dir/o.jsonl" \
 run rlink "$PINPROXY" -t -c "$TMP/rlink.conf"
 check_rc "-t, report_file a symbolic link: exit 1" 1 rlink
 check_grep "-t, report_file a symbolic link: the file and why" \
-    "rlink\.conf: report_file .*link\.jsonl is a symbolic link" \
+    "rlink\.conf:2: report_file .*link\.jsonl is a symbolic link" \
     "$TMP/rlink.err"
 run odir "$PINPROXY" -t -c "$TMP/odir.conf"
 check_rc "-t, observe_file in a missing directory: exit 1" 1 odir
 check_grep "-t, observe_file in a missing directory: the file and why" \
-    "odir\.conf: observe_file .*o\.jsonl: its directory .*/no/such/dir does not exist" \
+    "odir\.conf:2: observe_file .*o\.jsonl: its directory .*/no/such/dir does not exist" \
     "$TMP/odir.err"
 
 # A directory pinproxy may not write in fails -t as the start would:

@@ -260,6 +260,9 @@ if reload "$PP" "$TMP/h.log"; then
 else
 	ok "a reload whose report_file cannot open fails"
 fi
+check_log "the failed reload names FILE:LINE of report_file" "$TMP/h.log" \
+    "$(kv event reload_failed)" \
+    "$(q "$TMP/h.conf:$(grep -n '^report_file' "$TMP/h.conf" | cut -d: -f1):")"
 check "the failed reload left no CA behind" \
     test ! -e "$TMP/ca3.pem" -a ! -e "$TMP/ca3.key" -a ! -e "$TMP/ca3.pem.new"
 check_eq "the failed reload logged no ca_created" 1 \

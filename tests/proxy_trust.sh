@@ -121,15 +121,17 @@ stop_pinproxy "$PP_A" "$TMP/a.log"
 
 # refused_start NAME DESCRIPTION TEXT: one configuration NAME.conf with
 # its report_file; pinproxy must exit 1 within 10 s, saying TEXT (which
-# names the report file) after the configuration's name, as -t does.
+# names the report file) after the configuration's name and the line of
+# report_file, as -t does.
 refused_start()
 {
-	local name=$1 desc=$2 text=$3 pid
+	local name=$1 desc=$2 text=$3 pid line
+	line=$(grep -n '^report_file' "$TMP/$name.conf" | cut -d: -f1)
 	spawn pid "$PINPROXY" -c "$TMP/$name.conf" 2>"$TMP/$name.log"
 	wait_exit "$pid" 10
 	check_eq "$desc: pinproxy exits 1" 1 "$EXIT_RC"
-	check "$desc: the error says why" \
-	    grep -qF "$TMP/$name.conf: $text" "$TMP/$name.log"
+	check "$desc: the error says why, at report_file's line" \
+	    grep -qF "$TMP/$name.conf:$line: $text" "$TMP/$name.log"
 	run "t_$name" "$PINPROXY" -t -c "$TMP/$name.conf"
 	check_rc "$desc: -t says so too" 1 "t_$name"
 }
