@@ -14,6 +14,7 @@
 
 #include <sys/stat.h>
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -60,27 +61,54 @@ trust_add_file(X509_STORE *store, const char *path, char *err,
 	return ok;
 }
 
-/* Use a directory of hashed roots, looked up by OpenSSL when needed. */
+/*
+ * Whether name is that of a certificate in a hashed directory: eight hex
+ * digits of the subject's hash, a dot and a number, as openssl rehash
+ * names them (CRLs, "HASH.rN", are not read).
+ */
+static bool
+trust_hashed_name(const char *name)
+{
+	size_t	 i;
+
+	for (i = 0; i < 8; i++)
+		if (!isxdigit((unsigned char)name[i]))
+			return false;
+	if (name[8] != '.' || name[9] == '\0')
+		return false;
+	for (i = 9; name[i] != '\0'; i++)
+		if (!isdigit((unsigned char)name[i]))
+			return false;
+	return true;
+}
+
+/*
+ * Add the hashed roots of a directory, read now rather than by OpenSSL
+ * during a verification: a file there that blocks (a FIFO) or does not
+ * parse is an error of the configuration, never a stop of the event loop.
+ */
 static bool
 trust_add_dir(X509_STORE *store, const char *path, char *err, size_t errlen)
 {
-	DIR	*dir;
+	DIR		*dir;
+	struct dirent	*de;
+	char		*file;
+	bool		 ok = true;
 
-	/* OpenSSL reads the directory lazily: find out now if it cannot. */
 	if ((dir = opendir(path)) == NULL) {
 		snprintf(err, errlen, "cannot open %s: %s", path,
 		    strerror(errno));
 		return false;
 	}
-	closedir(dir);
-	ERR_clear_error();
-	if (X509_STORE_load_path(store, path) != 1) {
-		snprintf(err, errlen, "cannot use %s: %s", path,
-		    trust_ssl_reason());
-		ERR_clear_error();
-		return false;
+	while (ok && (de = readdir(dir)) != NULL) {
+		if (!trust_hashed_name(de->d_name))
+			continue;
+		file = xasprintf("%s/%s", path, de->d_name);
+		ok = trust_add_file(store, file, err, errlen);
+		free(file);
 	}
-	return true;
+	closedir(dir);
+	return ok;
 }
 
 /* What a trust source is: it decides the lookups of each store. */
@@ -94,7 +122,6 @@ struct trust {
 	int		 refs;
 	enum trust_kind	 kind;
 	char		*source;	/* as configured */
-	char		*dir;		/* TRUST_DIR: looked up lazily */
 	X509_STORE	*loaded;	/* what was read at once */
 	X509_STORE	*plain;		/* trust_store(tr, NULL), shared */
 	/* The file read at once (not for a directory): reused unchanged. */
@@ -194,7 +221,6 @@ trust_new(const char *trust, char *err, size_t errlen)
 	}
 	if (S_ISDIR(st.st_mode)) {
 		tr->kind = TRUST_DIR;
-		tr->dir = xstrdup(trust);
 		ok = trust_add_dir(tr->loaded, trust, err, errlen);
 	} else {
 		tr->kind = TRUST_FILE;
@@ -271,9 +297,6 @@ trust_store(const struct trust *tr, const char *extra, char *err,
 		ERR_clear_error();
 		goto fail;
 	}
-	if (tr->kind == TRUST_DIR &&
-	    !trust_add_dir(store, tr->dir, err, errlen))
-		goto fail;
 	if (extra != NULL && *extra != '\0' &&
 	    !trust_add_file(store, extra, err, errlen))
 		goto fail;
@@ -290,9 +313,10 @@ trust_store_plain(struct trust *tr, char *err, size_t errlen)
 	/*
 	 * The system's store looks up its directory lazily and keeps what
 	 * it found: a root removed there must not stay trusted in a store
-	 * that outlives a reload. Only a file's store holds nothing else.
+	 * that outlives a reload. A file's or a directory's store holds
+	 * only what was read at once.
 	 */
-	if (tr->kind != TRUST_FILE)
+	if (tr->kind == TRUST_SYSTEM)
 		return trust_store(tr, NULL, err, errlen);
 	if (tr->plain == NULL &&
 	    (tr->plain = trust_store(tr, NULL, err, errlen)) == NULL)
@@ -319,7 +343,6 @@ trust_free(struct trust *tr)
 	X509_STORE_free(tr->loaded);
 	X509_STORE_free(tr->plain);
 	free(tr->source);
-	free(tr->dir);
 	free(tr);
 }
 

@@ -26,6 +26,7 @@
 #include "pincheck.h"
 #include "runconf.h"
 #include "testpki.h"
+#include "trust.h"
 #include "xmalloc.h"
 
 struct fixture {
@@ -217,6 +218,61 @@ test_runconf_gives_each_generation_its_own_system_store(void **state)
 	conf_unref(conf);
 }
 
+/*
+ * A directory of hashed roots is read when the trust is loaded, not by a
+ * verification later: a root there verifies, other names are not read,
+ * and a FIFO or a file of no certificate with a hashed name is an error
+ * then (a FIFO opened by a verification stopped the event loop).
+ */
+static void
+test_runconf_reads_a_trust_directory_at_once(void **state)
+{
+	struct fixture	*fx = *state;
+	EVP_PKEY	*key = testpki_key(TESTPKI_EC);
+	X509		*root = testpki_root("Trust Dir Root", key);
+	X509		*leaf = testpki_leaf("dir.example", key, root, key);
+	X509_STORE	*store;
+	STACK_OF(X509)	*served, *chain;
+	char		 dir[192], name[32], path[256], err[512] = "";
+	FILE		*fp;
+
+	snprintf(dir, sizeof(dir), "%s/roots", fx->dir);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	snprintf(name, sizeof(name), "%08lx.0", X509_subject_name_hash(root));
+	free(testpki_write_cert(dir, name, root));
+	snprintf(path, sizeof(path), "%s/README", dir);
+	assert_non_null(fp = fopen(path, "w"));
+	fputs("not a certificate\n", fp);
+	fclose(fp);
+	store = trust_store_new(dir, NULL, err, sizeof(err));
+	if (store == NULL)
+		fail_msg("trust_store_new: %s", err);
+	served = testpki_stack(leaf, NULL);
+	chain = testpki_verify(store, served, "dir.example", err, sizeof(err));
+	if (chain == NULL)
+		fail_msg("the directory's root does not verify: %s", err);
+	testpki_stack_free(chain);
+	testpki_stack_free(served);
+	X509_STORE_free(store);
+
+	snprintf(path, sizeof(path), "%s/0badc0de.0", dir);
+	assert_non_null(fp = fopen(path, "w"));
+	fputs("not a certificate\n", fp);
+	fclose(fp);
+	assert_null(trust_store_new(dir, NULL, err, sizeof(err)));
+	assert_non_null(strstr(err, "0badc0de.0"));
+	assert_int_equal(unlink(path), 0);
+
+	snprintf(path, sizeof(path), "%s/deadbeef.1", dir);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	assert_null(trust_store_new(dir, NULL, err, sizeof(err)));
+	assert_non_null(strstr(err, "deadbeef.1"));
+
+	X509_free(leaf);
+	X509_free(root);
+	EVP_PKEY_free(key);
+}
+
 static void
 test_runconf_loads_the_ca_named_by_other_paths(void **state)
 {
@@ -399,6 +455,7 @@ main(void)
 		FX_TEST(test_runconf_loads_the_ca_named_by_other_paths),
 		FX_TEST(test_runconf_reads_an_unchanged_trust_file_once),
 		FX_TEST(test_runconf_gives_each_generation_its_own_system_store),
+		FX_TEST(test_runconf_reads_a_trust_directory_at_once),
 		FX_TEST(test_runconf_fails_when_the_ca_does_not_load),
 		FX_TEST(test_runconf_retire_empties_only_the_leaves),
 		FX_TEST(test_runconf_retire_drops_and_keeps_no_upstream_sessions),
