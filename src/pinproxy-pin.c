@@ -1168,22 +1168,42 @@ check_skip(const struct pinset *ps, const char *pattern, bool json,
  * upstream_mark usable, a generation built, its listeners known.
  */
 static bool
-check_start(struct check_run *run, struct conf *c)
+check_start(struct check_run *run, struct conf *c, char *err, size_t errlen)
 {
-	char	 err[512];
-
 	memset(run, 0, sizeof(*run));
 	run->c = c;
 	run->gen = 1;
-	if (!upstream_mark_check(c->upstream_mark, err, sizeof(err)) ||
+	if (!upstream_mark_check(c->upstream_mark, err, errlen) ||
 	    (run->rc = runconf_new_upstream(c, run->gen, err,
-	    sizeof(err))) == NULL ||
-	    (run->probe = probe_new(c, err, sizeof(err))) == NULL) {
-		fprintf(stderr, PROGRAM ": %s: %s\n", c->path, err);
+	    errlen)) == NULL ||
+	    (run->probe = probe_new(c, err, errlen)) == NULL) {
 		runconf_unref(run->rc);
 		return false;
 	}
 	return true;
+}
+
+/*
+ * --check --json of a configuration that cannot be checked: a document
+ * still, with no hosts and the errors of d (or err) as "errors".
+ */
+static void
+check_json_refused(const char *path, const struct diag *d, const char *err)
+{
+	size_t	 i, n = 0;
+
+	printf("{\"config\":");
+	json_str(path);
+	printf(",\"hosts\":[],\"ok\":false,\"errors\":[");
+	for (i = 0; d != NULL && i < diag_count(d); i++) {
+		if (diag_severity(d, i) != DIAG_ERROR)
+			continue;
+		printf("%s", n++ == 0 ? "" : ",");
+		json_str(diag_text(d, i));
+	}
+	if (err != NULL)
+		json_str(err);
+	printf("]}\n");
 }
 
 static enum exit_status
@@ -1195,19 +1215,26 @@ run_check(const struct tool_opts *o)
 	const struct pinset	*ps;
 	const struct forwarder	*f;
 	enum exit_status	 status = EXIT_OK;
+	char			 err[512], msg[1024];
 	size_t			 i, j;
 
 	d = diag_new();
 	c = conf_parse_file(o->conf_path, time(NULL), d);
 	if (diag_count(d) > 0)
 		diag_print(d, stderr);
+	if (c == NULL && o->json)
+		check_json_refused(o->conf_path, d, NULL);
 	diag_free(d);
 	if (c == NULL)
 		return EXIT_FAILED;
 	if (c->npinsets == 0 && c->nforwarders == 0)
 		fprintf(stderr, PROGRAM ": %s: no pin sets to check\n",
 		    o->conf_path);
-	if (!check_start(&run, c)) {
+	if (!check_start(&run, c, err, sizeof(err))) {
+		snprintf(msg, sizeof(msg), "%s: %s", c->path, err);
+		fprintf(stderr, PROGRAM ": %s\n", msg);
+		if (o->json)
+			check_json_refused(o->conf_path, NULL, msg);
 		conf_unref(c);
 		return EXIT_FAILED;
 	}

@@ -501,6 +501,14 @@ assert d['ok'] is False and h['result'] == 'mismatch' and not h['ok'], d
 assert [x['place'] for x in h['pins']] == ['backup', 'backup'], h
 "
 check_rc "--check --json of a mismatching set exits 1" 1 json_wrong
+# A configuration that cannot be checked is still one document.
+printf '[pins:x]\nhosts = a.test\npin = sha256/bogus\n' >"$TMP/unparsable.conf"
+check_json json_unparsable "$TMP/unparsable.conf" "
+assert d['ok'] is False and d['hosts'] == [], d
+assert len(d['errors']) == 1 and ':3: bad value for pin' in d['errors'][0], d
+"
+check_rc "--check --json of a configuration with errors exits 1" 1 \
+    json_unparsable
 check_json json_scoped "$TMP/scoped.conf" "
 h = d['hosts'][0]
 assert d['ok'] is False and h['result'] == 'mismatch', d
