@@ -498,11 +498,9 @@ proxy_reload_outputs(struct proxy *p, const struct conf *conf,
 		/* Another address: the old listener serves until the swap. */
 		*stats = stats_new(p->base, &conf->stats_listen, p->metrics,
 		    err, errlen);
-		if (*stats == NULL) {
-			if (*report != cur)
-				report_close(*report);
+		/* The caller closes a new *report, once. */
+		if (*stats == NULL)
 			return false;
-		}
 		stats_set_refresh(*stats, proxy_stats_refresh_cb, p);
 		stats_set_allow(*stats, proxy_stats_allow_cb, p);
 	}

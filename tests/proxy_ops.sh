@@ -437,6 +437,20 @@ fi
 
 # 4. A reload moves the stats listener, or closes it.
 
+# A reload whose new stats listener cannot bind (the proxy's own port)
+# and that names a new report_file fails, and the daemon serves on.
+write_conf_a "127.0.0.1:$PA"
+sed -i "s|^report_file = .*|report_file = $TMP/other-report.jsonl|" \
+    "$TMP/a.conf"
+if reload "$PP_A" "$TMP/a.log"; then
+	not_ok "stats_listen that cannot bind, new report_file: reload fails"
+else
+	ok "stats_listen that cannot bind, new report_file: reload fails"
+fi
+check "stats_listen that cannot bind: pinproxy still runs" kill -0 "$PP_A"
+check_eq "stats_listen that cannot bind: the old stats port still serves" \
+    "200 text/plain" "$(scrape "$SP1" "$TMP/sp1-kept.prom" | cut -d ';' -f 1)"
+
 scrape "$SP1" "$TMP/pre-reload.prom" >/dev/null
 write_conf_a "127.0.0.1:$SP2"
 check "stats_listen changed: SIGHUP reloads" reload "$PP_A" "$TMP/a.log"
