@@ -708,6 +708,14 @@ ca_files(const char *cert_path, const char *key_path, char *err,
 		    cert_path, key_path);
 		return -1;
 	}
+	/* One file may hold both; a new CA is made as two. */
+	if (!have_cert && regfile_same(cert_path, key_path)) {
+		snprintf(err, errlen, "ca_cert and ca_key name one file, %s, "
+		    "which does not exist: a new CA is made as two files, so "
+		    "name two (or put a CA's certificate and key in that one)",
+		    cert_path);
+		return -1;
+	}
 	return have_cert ? 2 : 0;
 }
 

@@ -972,6 +972,9 @@ conf_check_files(struct conf_parse *p)
 
 	for (i = 0; i < n; i++) {
 		for (j = i + 1; j < n; j++) {
+			/* One PEM file may hold the CA's certificate and key. */
+			if (f[i].key == KEY_CA_CERT && f[j].key == KEY_CA_KEY)
+				continue;
 			if (f[i].path == NULL || f[j].path == NULL ||
 			    *f[i].path == '\0' || *f[j].path == '\0' ||
 			    !regfile_same(f[i].path, f[j].path))

@@ -148,6 +148,27 @@ else
 	done
 fi
 
+# One file may hold the CA's certificate and key (ca_cert = ca_key);
+# missing, it cannot be made (a new CA is two files): -t says so.
+mkdir -p "$TMP/comb"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -keyout "$TMP/comb/k.pem" -out "$TMP/comb/c.pem" -subj /CN=comb \
+    -days 30 -addext basicConstraints=critical,CA:true \
+    -addext keyUsage=critical,keyCertSign >/dev/null 2>&1
+(umask 077 && cat "$TMP/comb/c.pem" "$TMP/comb/k.pem" >"$TMP/comb/ca.pem")
+printf '[proxy]\nca_cert = %s\nca_key = %s\n' "$TMP/comb/ca.pem" \
+    "$TMP/comb/ca.pem" >"$TMP/comb.conf"
+run comb "$PINPROXY" -t -c "$TMP/comb.conf"
+check_rc "-t, ca_cert and ca_key one file holding both: OK" 0 comb
+printf '[proxy]\nca_cert = %s\nca_key = %s\n' "$TMP/comb/none.pem" \
+    "$TMP/comb/none.pem" >"$TMP/combnone.conf"
+run combnone "$PINPROXY" -t -c "$TMP/combnone.conf"
+check_rc "-t, ca_cert and ca_key one file that does not exist: exit 1" 1 \
+    combnone
+check_grep "-t, ca_cert and ca_key one missing file: why" \
+    "combnone\.conf:2: interception CA: ca_cert and ca_key name one file" \
+    "$TMP/combnone.err"
+
 # A value with control bytes is quoted with them as \xHH: an escape
 # sequence in the file never reaches the terminal.
 printf '[proxy]\nlisten = \033[31mred\001\n' >"$TMP/esc.conf"
