@@ -62,18 +62,23 @@ trust_add_file(X509_STORE *store, const char *path, char *err,
 }
 
 /*
- * Whether name is that of a certificate in a hashed directory: eight hex
- * digits of the subject's hash, a dot and a number, as openssl rehash
- * names them (CRLs, "HASH.rN", are not read).
+ * The subject hash a certificate's name in a hashed directory gives
+ * ("HASH.N": eight lower-case hex digits, as OpenSSL looks them up, a dot
+ * and a number; CRLs, "HASH.rN", are not read); false for other names.
  */
 static bool
-trust_hashed_name(const char *name)
+trust_hashed_name(const char *name, unsigned long *hash)
 {
 	size_t	 i;
 
-	for (i = 0; i < 8; i++)
-		if (!isxdigit((unsigned char)name[i]))
+	*hash = 0;
+	for (i = 0; i < 8; i++) {
+		if (!isdigit((unsigned char)name[i]) &&
+		    (name[i] < 'a' || name[i] > 'f'))
 			return false;
+		*hash = *hash * 16 + (unsigned long)(isdigit((unsigned char)
+		    name[i]) ? name[i] - '0' : name[i] - 'a' + 10);
+	}
 	if (name[8] != '.' || name[9] == '\0')
 		return false;
 	for (i = 9; name[i] != '\0'; i++)
@@ -82,17 +87,65 @@ trust_hashed_name(const char *name)
 	return true;
 }
 
+static int
+trust_hash_cmp(const void *a, const void *b)
+{
+	unsigned long	 x = *(const unsigned long *)a;
+	unsigned long	 y = *(const unsigned long *)b;
+
+	return x < y ? -1 : x > y;
+}
+
 /*
- * Add the hashed roots of a directory, read now rather than by OpenSSL
- * during a verification: a file there that blocks (a FIFO) or does not
- * parse is an error of the configuration, never a stop of the event loop.
+ * Add the roots of hash from dir as OpenSSL's lookup of a hashed
+ * directory finds them: HASH.0, HASH.1 and on until the first that is
+ * missing or unusable, each one's certificates of that subject hash. A
+ * file that is not regular (a FIFO) ends the search, never blocks it.
+ */
+static bool
+trust_add_hash(X509_STORE *store, const char *dir, unsigned long hash,
+    char *err, size_t errlen)
+{
+	STACK_OF(X509)	*certs;
+	X509		*x;
+	char		*file, why[256];
+	int		 i, k;
+	bool		 ok = true;
+
+	for (k = 0; ok; k++) {
+		file = xasprintf("%s/%08lx.%d", dir, hash, k);
+		certs = certfile_load(file, true, why, sizeof(why));
+		free(file);
+		if (certs == NULL)
+			break;
+		ERR_clear_error();
+		for (i = 0; i < sk_X509_num(certs) && ok; i++) {
+			x = sk_X509_value(certs, i);
+			if (X509_subject_name_hash(x) == hash &&
+			    X509_STORE_add_cert(store, x) != 1) {
+				snprintf(err, errlen, "cannot use a root of "
+				    "%s: %s", dir, trust_ssl_reason());
+				ok = false;
+			}
+		}
+		ERR_clear_error();
+		sk_X509_pop_free(certs, X509_free);
+	}
+	return ok;
+}
+
+/*
+ * Add the roots of a hashed directory, read now rather than by OpenSSL
+ * during a verification (which opened its files on the event loop, where
+ * a FIFO stopped the daemon), and found as that lookup finds them.
  */
 static bool
 trust_add_dir(X509_STORE *store, const char *path, char *err, size_t errlen)
 {
 	DIR		*dir;
 	struct dirent	*de;
-	char		*file;
+	unsigned long	*hashes = NULL, hash;
+	size_t		 n = 0, i;
 	bool		 ok = true;
 
 	if ((dir = opendir(path)) == NULL) {
@@ -100,14 +153,20 @@ trust_add_dir(X509_STORE *store, const char *path, char *err, size_t errlen)
 		    strerror(errno));
 		return false;
 	}
-	while (ok && (de = readdir(dir)) != NULL) {
-		if (!trust_hashed_name(de->d_name))
+	while ((de = readdir(dir)) != NULL) {
+		if (!trust_hashed_name(de->d_name, &hash))
 			continue;
-		file = xasprintf("%s/%s", path, de->d_name);
-		ok = trust_add_file(store, file, err, errlen);
-		free(file);
+		hashes = xappendarray(hashes, n, sizeof(*hashes));
+		hashes[n++] = hash;
 	}
 	closedir(dir);
+	if (n > 0)
+		qsort(hashes, n, sizeof(*hashes), trust_hash_cmp);
+	for (i = 0; i < n && ok; i++)
+		if (i == 0 || hashes[i] != hashes[i - 1])
+			ok = trust_add_hash(store, path, hashes[i], err,
+			    errlen);
+	free(hashes);
 	return ok;
 }
 

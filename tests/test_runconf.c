@@ -218,58 +218,97 @@ test_runconf_gives_each_generation_its_own_system_store(void **state)
 	conf_unref(conf);
 }
 
+/* Whether the store verifies a leaf for host issued by root. */
+static bool
+store_verifies(X509_STORE *store, X509 *root, EVP_PKEY *key, const char *host)
+{
+	X509		*leaf = testpki_leaf(host, key, root, key);
+	STACK_OF(X509)	*served = testpki_stack(leaf, NULL), *chain;
+
+	chain = testpki_verify(store, served, host, NULL, 0);
+	testpki_stack_free(chain);
+	testpki_stack_free(served);
+	X509_free(leaf);
+	return chain != NULL;
+}
+
+/* Write root to dir as HASH.n of its subject (in upper case: upper). */
+static void
+write_hashed(const char *dir, X509 *root, int n, bool upper)
+{
+	char	 name[32];
+
+	if (upper)
+		snprintf(name, sizeof(name), "%08lX.%d",
+		    X509_subject_name_hash(root), n);
+	else
+		snprintf(name, sizeof(name), "%08lx.%d",
+		    X509_subject_name_hash(root), n);
+	free(testpki_write_cert(dir, name, root));
+}
+
 /*
  * A directory of hashed roots is read when the trust is loaded, not by a
- * verification later: a root there verifies, other names are not read,
- * and a FIFO or a file of no certificate with a hashed name is an error
- * then (a FIFO opened by a verification stopped the event loop).
+ * verification later (a FIFO opened then stopped the event loop), and
+ * found as OpenSSL's lookup finds them: HASH.0, HASH.1... up to the first
+ * missing or unusable file (a FIFO, no certificate), lower-case hashes,
+ * and only the certificates whose subject gives the hash.
  */
 static void
 test_runconf_reads_a_trust_directory_at_once(void **state)
 {
 	struct fixture	*fx = *state;
 	EVP_PKEY	*key = testpki_key(TESTPKI_EC);
-	X509		*root = testpki_root("Trust Dir Root", key);
-	X509		*leaf = testpki_leaf("dir.example", key, root, key);
+	X509		*good = testpki_root("Trust Dir Root", key);
+	X509		*second = testpki_root("Trust Dir Second", key);
+	X509		*misnamed = testpki_root("Trust Dir Misnamed", key);
+	X509		*gap = testpki_root("Trust Dir Gap", key);
+	X509		*upper = testpki_root("Trust Dir Upper", key);
+	X509		*behind = testpki_root("Trust Dir Behind", key);
 	X509_STORE	*store;
-	STACK_OF(X509)	*served, *chain;
-	char		 dir[192], name[32], path[256], err[512] = "";
+	char		 dir[192], path[256], err[512] = "";
 	FILE		*fp;
 
 	snprintf(dir, sizeof(dir), "%s/roots", fx->dir);
 	assert_int_equal(mkdir(dir, 0700), 0);
-	snprintf(name, sizeof(name), "%08lx.0", X509_subject_name_hash(root));
-	free(testpki_write_cert(dir, name, root));
+	write_hashed(dir, good, 0, false);
+	write_hashed(dir, second, 0, false);
+	/* Its own hash's .1 is a FIFO: the search of that hash ends there. */
+	snprintf(path, sizeof(path), "%s/%08lx.1", dir,
+	    X509_subject_name_hash(second));
+	assert_int_equal(mkfifo(path, 0600), 0);
+	free(testpki_write_cert(dir, "00000000.0", misnamed));
+	write_hashed(dir, gap, 1, false);
+	write_hashed(dir, upper, 0, true);
+	/* Behind a file of no certificate at .0: not reached. */
+	snprintf(path, sizeof(path), "%s/%08lx.0", dir,
+	    X509_subject_name_hash(behind));
+	assert_non_null(fp = fopen(path, "w"));
+	fputs("not a certificate\n", fp);
+	fclose(fp);
+	write_hashed(dir, behind, 1, false);
 	snprintf(path, sizeof(path), "%s/README", dir);
 	assert_non_null(fp = fopen(path, "w"));
 	fputs("not a certificate\n", fp);
 	fclose(fp);
+
 	store = trust_store_new(dir, NULL, err, sizeof(err));
 	if (store == NULL)
 		fail_msg("trust_store_new: %s", err);
-	served = testpki_stack(leaf, NULL);
-	chain = testpki_verify(store, served, "dir.example", err, sizeof(err));
-	if (chain == NULL)
-		fail_msg("the directory's root does not verify: %s", err);
-	testpki_stack_free(chain);
-	testpki_stack_free(served);
+	assert_true(store_verifies(store, good, key, "dir.example"));
+	assert_true(store_verifies(store, second, key, "dir.example"));
+	assert_false(store_verifies(store, misnamed, key, "dir.example"));
+	assert_false(store_verifies(store, gap, key, "dir.example"));
+	assert_false(store_verifies(store, upper, key, "dir.example"));
+	assert_false(store_verifies(store, behind, key, "dir.example"));
 	X509_STORE_free(store);
 
-	snprintf(path, sizeof(path), "%s/0badc0de.0", dir);
-	assert_non_null(fp = fopen(path, "w"));
-	fputs("not a certificate\n", fp);
-	fclose(fp);
-	assert_null(trust_store_new(dir, NULL, err, sizeof(err)));
-	assert_non_null(strstr(err, "0badc0de.0"));
-	assert_int_equal(unlink(path), 0);
-
-	snprintf(path, sizeof(path), "%s/deadbeef.1", dir);
-	assert_int_equal(mkfifo(path, 0600), 0);
-	assert_null(trust_store_new(dir, NULL, err, sizeof(err)));
-	assert_non_null(strstr(err, "deadbeef.1"));
-
-	X509_free(leaf);
-	X509_free(root);
+	X509_free(good);
+	X509_free(second);
+	X509_free(misnamed);
+	X509_free(gap);
+	X509_free(upper);
+	X509_free(behind);
 	EVP_PKEY_free(key);
 }
 
