@@ -577,7 +577,7 @@ proxy_reload(struct proxy *p)
 	struct observe	*observe = NULL;
 	struct stats	*stats = NULL;
 	struct logline	 l;
-	char		 err[256];
+	char		 err[512];
 	bool		 keep_stats = true;
 
 	notify_sendf("RELOADING=1\nMONOTONIC_USEC=%llu",

@@ -150,7 +150,8 @@ regfile_check_append(const char *what, const char *path, char *err,
 			regfile_refuse(what, path, st.st_mode, err, errlen);
 			return false;
 		}
-		if (access(path, W_OK) == 0)
+		/* As open() judges: effective IDs and capabilities. */
+		if (faccessat(AT_FDCWD, path, W_OK, AT_EACCESS) == 0)
 			return true;
 		snprintf(err, errlen, "%s %s: %s", what, path,
 		    strerror(errno));
@@ -213,7 +214,7 @@ bool
 regfile_writable_dir(const char *what, const char *path, const char *dir,
     char *err, size_t errlen)
 {
-	if (access(dir, W_OK | X_OK) == 0)
+	if (faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) == 0)
 		return true;
 	snprintf(err, errlen, "%s %s: cannot create it in %s: %s", what, path,
 	    dir, strerror(errno));
