@@ -1669,6 +1669,7 @@ conf_parse_stream(FILE *fp, const char *name, time_t now, struct diag *d)
 		return NULL;
 	}
 	conf_index_hosts(c);
+	deny_sort(c->deny_pins, c->ndeny_pins);
 	return c;
 }
 

@@ -32,6 +32,11 @@
 bool		 deny_file_read(const char *path, struct pin **pins,
 		    size_t *npins, struct diag *d, char *err, size_t errlen);
 /*
+ * Sort pins by digest, as the lookups below require of every list of
+ * deny pins they are given (a configuration's are sorted when read).
+ */
+void		 deny_sort(struct pin *pins, size_t npins);
+/*
  * The depth of the first certificate of chain, leaf first, whose key is
  * one of pins, with that pin in *which; -1 when none is.
  */
@@ -43,7 +48,7 @@ int		 deny_match(const struct pin *pins, size_t npins,
  */
 int		 deny_match_keys(const struct pin *pins, size_t npins,
 		    const struct pin *keys, size_t nkeys, struct pin *which);
-/* Whether pins holds a pin that old (nold of them) does not. */
+/* Whether pins holds a pin that old (nold of them, sorted) does not. */
 bool		 deny_adds(const struct pin *pins, size_t npins,
 		    const struct pin *old, size_t nold);
 

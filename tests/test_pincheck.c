@@ -487,7 +487,7 @@ test_deny_adds_finds_a_pin_the_old_list_lacks(void **state)
 	(void)state;
 	memset(p, 0, sizeof(p));
 	for (i = 0; i < 4; i++)
-		p[i].digest[0] = (unsigned char)(4 - i);
+		p[i].digest[0] = (unsigned char)(i + 1);	/* sorted */
 	assert_false(deny_adds(p, 0, NULL, 0));		/* none at all */
 	assert_true(deny_adds(p, 2, NULL, 0));		/* the first ones */
 	assert_false(deny_adds(p, 2, p, 2));		/* the same */
@@ -507,13 +507,13 @@ test_deny_pins_match_the_recorded_keys_as_the_chain(void **state)
 	struct fixture		*f = *state;
 	struct pincheck_result	 res;
 	STACK_OF(X509)		*chain;
-	struct pin		 deny[2], which, want;
+	struct pin		 deny[2], other, which, want;
 
 	chain = verified_a(f);
 	pincheck_verdict(NULL, chain, time(NULL), &res);
-	deny[0] = pin_of(f->b.root);
-	deny[1] = pin_of(f->a.ca);
-	want = deny[1];
+	deny[0] = other = pin_of(f->b.root);
+	deny[1] = want = pin_of(f->a.ca);
+	deny_sort(deny, 2);
 	assert_int_equal(deny_match(deny, 2, chain, &which), 1);
 	assert_true(pin_equal(&which, &want));
 	memset(&which, 0, sizeof(which));
@@ -521,8 +521,8 @@ test_deny_pins_match_the_recorded_keys_as_the_chain(void **state)
 	    &which), 1);
 	assert_true(pin_equal(&which, &want));
 	/* Nothing denied: neither finds a key. */
-	assert_int_equal(deny_match(deny, 1, chain, &which), -1);
-	assert_int_equal(deny_match_keys(deny, 1, res.seen, res.nseen,
+	assert_int_equal(deny_match(&other, 1, chain, &which), -1);
+	assert_int_equal(deny_match_keys(&other, 1, res.seen, res.nseen,
 	    &which), -1);
 	assert_int_equal(deny_match_keys(deny, 0, res.seen, res.nseen,
 	    &which), -1);
