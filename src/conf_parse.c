@@ -967,6 +967,8 @@ conf_check_files(struct conf_parse *p)
 		{ KEY_REPORT_FILE, c->report_file },
 		{ KEY_OBSERVE_FILE, c->observe_file },
 		{ KEY_DENY_FILE, c->deny_file },
+		{ KEY_TRUST, c->trust != NULL &&
+		    strcmp(c->trust, "system") != 0 ? c->trust : NULL },
 	};
 	size_t			 i, j, a, b, n = sizeof(f) / sizeof(f[0]);
 

@@ -169,6 +169,14 @@ check_grep "-t, ca_cert and ca_key one missing file: why" \
     "combnone\.conf:2: interception CA: ca_cert and ca_key name one file" \
     "$TMP/combnone.err"
 
+# Nor may observe_file append to the trust file.
+printf '[proxy]\ntrust = %s\nobserve_file = %s\n' "$TMP/comb/c.pem" \
+    "$TMP/comb/c.pem" >"$TMP/otrust.conf"
+run otrust "$PINPROXY" -t -c "$TMP/otrust.conf"
+check_grep "-t, observe_file the trust file: refused at its line" \
+    "otrust\.conf:3: observe_file .*c\.pem is also trust: each file has one use" \
+    "$TMP/otrust.err"
+
 # A value with control bytes is quoted with them as \xHH: an escape
 # sequence in the file never reaches the terminal.
 printf '[proxy]\nlisten = \033[31mred\001\n' >"$TMP/esc.conf"
