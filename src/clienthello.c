@@ -15,7 +15,11 @@
 
 #define TLS_RECORD_HEADER	5
 #define TLS_RECORD_MAX		16384
+#define TLS_CT_CHANGE_CIPHER	20	/* the first of the record types */
 #define TLS_CT_HANDSHAKE	22
+#define TLS_CT_HEARTBEAT	24	/* the last */
+/* A record version a server may take for TLS: Go's refuses 0x1000 up. */
+#define TLS_VERSION_MAJOR_MAX	0x0f
 #define TLS_HS_HEADER		4
 #define TLS_HS_CLIENT_HELLO	1
 #define TLS_RANDOM_LEN		32
@@ -97,8 +101,13 @@ cursor_vector(struct cursor *c, int lenbytes, struct cursor *sub)
 }
 
 /*
- * Check the record header at p, deciding with as few bytes as there are:
- * a first byte other than 22 already tells that this is not TLS.
+ * Check the record header at p, deciding with as few bytes as there are.
+ * What a server could take for a TLS record is TLS: a handshake record of
+ * any version it accepts (servers ignore the record version, so a hello
+ * under 3.9 still names its host), and a record of another type first
+ * (an alert, which a server may skip, then the hello) is malformed, not
+ * "not TLS": either must never pass for another protocol, which a CONNECT
+ * by address may tunnel blind.
  */
 static enum clienthello_result
 clienthello_record(const unsigned char *p, size_t len, bool first,
@@ -108,16 +117,14 @@ clienthello_record(const unsigned char *p, size_t len, bool first,
 
 	if (len < 1)
 		return CH_NEED_MORE;
-	if (p[0] != TLS_CT_HANDSHAKE)
+	if (p[0] < TLS_CT_CHANGE_CIPHER || p[0] > TLS_CT_HEARTBEAT)
 		return bad;
 	if (len < 2)
 		return CH_NEED_MORE;
-	if (p[1] != 0x03)
+	if (p[1] > TLS_VERSION_MAJOR_MAX)
 		return bad;
-	if (len < 3)
-		return CH_NEED_MORE;
-	if (p[2] > 0x04)
-		return bad;
+	if (p[0] != TLS_CT_HANDSHAKE)
+		return CH_MALFORMED;
 	if (len < TLS_RECORD_HEADER)
 		return CH_NEED_MORE;
 	*rlen = (size_t)p[3] << 8 | p[4];

@@ -14,6 +14,7 @@ is cut into TCP segments.
                       [--hello-with-connect] [--stall]
                       [--stop-reading N --hold S] [--wait-for FILE]
                       [--hold-finished FILE] [--leave S]
+                      [--record-version HEX] [--alert-first]
 
 Output, one "key=value" per line (the value runs to the end of the line):
     reply=...    the proxy's answer head, with \\r and \\n escaped
@@ -123,7 +124,19 @@ def flush(sock, outgoing, pieces=1):
         send_pieces(sock, data, pieces)
 
 
-def handshake(sock, obj, incoming, outgoing, pieces, hold=None, timeout=10):
+def mutate_hello(data, args):
+    """The first flight as --record-version and --alert-first want it:
+    another version in the first record's header, a warning alert
+    record (close_notify) before it."""
+    if args is not None and args.record_version:
+        data = data[:1] + bytes.fromhex(args.record_version) + data[3:]
+    if args is not None and args.alert_first:
+        data = bytes([21, 3, 3, 0, 2, 1, 0]) + data
+    return data
+
+
+def handshake(sock, obj, incoming, outgoing, pieces, hold=None, timeout=10,
+              args=None):
     first = True
     while True:
         try:
@@ -135,7 +148,12 @@ def handshake(sock, obj, incoming, outgoing, pieces, hold=None, timeout=10):
             flush(sock, outgoing)
             return
         except ssl.SSLWantReadError:
-            flush(sock, outgoing, pieces if first else 1)
+            if first:
+                data = mutate_hello(outgoing.read(), args)
+                if data:
+                    send_pieces(sock, data, pieces)
+            else:
+                flush(sock, outgoing)
             first = False
             data = sock.recv(65536)
             if data:
@@ -217,7 +235,7 @@ def tls_exchange(sock, args, tls):
     obj, incoming, outgoing = tls
     try:
         handshake(sock, obj, incoming, outgoing, args.split,
-                  args.hold_finished, args.timeout)
+                  args.hold_finished, args.timeout, args)
     except ssl.SSLError as e:
         kind = "alert" if "ALERT" in (e.reason or "") or \
             "UNRECOGNIZED_NAME" in (e.reason or "") else "error"
@@ -317,6 +335,10 @@ def main():
     p.add_argument("--hold-finished")
     p.add_argument("--leave", type=float,
                    help="send the ClientHello, close SECONDS later")
+    p.add_argument("--record-version",
+                   help="the first record's version, 4 hex digits")
+    p.add_argument("--alert-first", action="store_true",
+                   help="send a warning alert record before the hello")
     args = p.parse_args()
 
     tls = tls_client(args)

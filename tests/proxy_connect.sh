@@ -379,6 +379,32 @@ check_out "CONNECT by IP, SNI of a wrong pin set: TLS alert" byip-wrong \
     tls alert
 check_eq "CONNECT by IP, SNI of a wrong pin set: event=pin_mismatch" \
     $((n + 1)) "$(mismatches)"
+# Servers ignore the record version: a hello under 3.5 (or 0.0) is still
+# read for its SNI, never tunnelled blind as "not TLS" (unpinned = pass).
+refused()
+{
+	log_count "$TMP/a.log" "$(kv event access)" "$(kv mode intercept)" \
+	    "$(kv host wrong.test)" "$(kv status 502)"
+}
+n=$(refused)
+for v in 0305 0000; do
+	connect "byip-v$v" --proxy "$PA" --connect "127.0.0.1:$OW" \
+	    --sni wrong.test --cafile "$TMP/ca.pem" --record-version "$v" \
+	    --get /hello
+	check_out "CONNECT by IP, record version $v, SNI of a wrong pin set: alert" \
+	    "byip-v$v" tls alert
+done
+check_eq "CONNECT by IP, other record versions: intercepted and refused" \
+    $((n + 2)) "$(refused)"
+# Nor is a hello behind a warning alert (which a server may skip).
+n=$(log_count "$TMP/a.log" "$(kv event access)" "$(kv mode tunnel)" \
+    "$(kv host 127.0.0.1)" "$(kv status 400)" "$(kv bytes_up 0)")
+connect byip-alert --proxy "$PA" --connect "127.0.0.1:$OW" \
+    --sni wrong.test --cafile "$TMP/ca.pem" --alert-first --get /hello
+check_eq "CONNECT by IP, an alert before the hello: refused (400), no byte up" \
+    $((n + 1)) "$(log_count "$TMP/a.log" "$(kv event access)" \
+    "$(kv mode tunnel)" "$(kv host 127.0.0.1)" "$(kv status 400)" \
+    "$(kv bytes_up 0)")"
 
 # Without SNI, the host name is the CONNECT host.
 connect nosni --proxy "$PA" --connect api.test:443 --host api.test \

@@ -506,16 +506,58 @@ test_clienthello_rejects_an_sslv2_hello_as_not_tls(void **state)
 	assert_int_equal(parse_copy(v2, sizeof(v2), &ch), CH_NOT_TLS);
 }
 
+/*
+ * Servers ignore the record version (OpenSSL's checks its major 3 only,
+ * Go's takes anything below 0x1000): a hello under any such version is
+ * read, so that its SNI is judged; above that it is not TLS.
+ */
 static void
-test_clienthello_rejects_a_record_version_other_than_3_x(void **state)
+test_clienthello_reads_a_hello_under_any_record_version(void **state)
 {
-	static const unsigned char v2[] = { 22, 2, 0 };
-	static const unsigned char v39[] = { 22, 3, 9 };
+	static const unsigned char v16[] = { 22, 0x10, 0 };
+	static const unsigned char versions[][2] = {
+		{ 3, 5 }, { 3, 0xff }, { 2, 0 }, { 0, 0 }, { 0x0f, 0xff }
+	};
+	struct clienthello	 ch;
+	unsigned char		*data;
+	size_t			 len, i;
+
+	assert_int_equal(parse_copy(v16, 2, &ch), CH_NOT_TLS);
+	data = load_fixture("openssl_sni_alpn.bin", &len);
+	for (i = 0; i < sizeof(versions) / sizeof(versions[0]); i++) {
+		data[1] = versions[i][0];
+		data[2] = versions[i][1];
+		assert_int_equal(parse_copy(data, 3, &ch), CH_NEED_MORE);
+		assert_int_equal(parse_copy(data, len, &ch), CH_OK);
+		assert_true(ch.sni_len > 0);
+		clienthello_clear(&ch);
+	}
+	free(data);
+}
+
+/*
+ * A TLS record of another type first (an alert, which a server may skip
+ * before the hello, a ChangeCipherSpec, data) is malformed, never "not
+ * TLS": a CONNECT by address tunnels what is not TLS blind.
+ */
+static void
+test_clienthello_refuses_another_record_type_first(void **state)
+{
+	static const unsigned char alert[] = { 21, 3, 3, 0, 2, 1, 0 };
+	static const unsigned char ccs[] = { 20, 3, 1, 0, 1, 1 };
+	static const unsigned char data[] = { 23, 3, 3, 0, 1, 0 };
+	static const unsigned char beat[] = { 24, 3, 3, 0, 1, 0 };
+	static const unsigned char other[] = { 21, 0x41 };
 	struct clienthello	 ch;
 
-	assert_int_equal(parse_copy(v2, 2, &ch), CH_NOT_TLS);
-	assert_int_equal(parse_copy(v39, 3, &ch), CH_NOT_TLS);
-	assert_int_equal(parse_copy(v39, 2, &ch), CH_NEED_MORE);
+	assert_int_equal(parse_copy(alert, 1, &ch), CH_NEED_MORE);
+	assert_int_equal(parse_copy(alert, 2, &ch), CH_MALFORMED);
+	assert_int_equal(parse_copy(alert, sizeof(alert), &ch),
+	    CH_MALFORMED);
+	assert_int_equal(parse_copy(ccs, sizeof(ccs), &ch), CH_MALFORMED);
+	assert_int_equal(parse_copy(data, sizeof(data), &ch), CH_MALFORMED);
+	assert_int_equal(parse_copy(beat, sizeof(beat), &ch), CH_MALFORMED);
+	assert_int_equal(parse_copy(other, sizeof(other), &ch), CH_NOT_TLS);
 }
 
 static void
@@ -896,7 +938,8 @@ main(void)
 		T(test_clienthello_accepts_a_hello_without_extensions),
 		T(test_clienthello_rejects_plain_http_from_the_first_byte),
 		T(test_clienthello_rejects_an_sslv2_hello_as_not_tls),
-		T(test_clienthello_rejects_a_record_version_other_than_3_x),
+		T(test_clienthello_reads_a_hello_under_any_record_version),
+		T(test_clienthello_refuses_another_record_type_first),
 		T(test_clienthello_needs_more_for_empty_input),
 		T(test_clienthello_rejects_a_handshake_other_than_a_hello),
 		T(test_clienthello_rejects_an_empty_record),
