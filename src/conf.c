@@ -216,12 +216,19 @@ const struct pinset *
 conf_lookup(const struct conf *c, const char *host)
 {
 	const struct pinset	*ps;
-	char			 v4[INET_ADDRSTRLEN];
+	char			 v4[HOSTMATCH_NAT64_MAX][16];
+	size_t			 i, n;
 
-	/* Through NAT64, the IPv4 host's, unless a set covers its own. */
-	if ((ps = conf_lookup_host(c, host)) == NULL &&
-	    hostmatch_nat64(host, v4, sizeof(v4)))
-		ps = conf_lookup_host(c, v4);
+	/*
+	 * Through NAT64, an IPv4 host's, unless a set covers its own: of
+	 * the local-use prefix, any address it may carry (a wrong guess
+	 * only checks a host more than it needed).
+	 */
+	if ((ps = conf_lookup_host(c, host)) != NULL)
+		return ps;
+	n = hostmatch_nat64(host, v4);
+	for (i = 0; i < n && ps == NULL; i++)
+		ps = conf_lookup_host(c, v4[i]);
 	return ps;
 }
 

@@ -209,16 +209,39 @@ hostmatch_check(const char *in, size_t len, char *out, size_t outsize,
 	return true;
 }
 
-bool
-hostmatch_nat64(const char *host, char *v4, size_t v4size)
+size_t
+hostmatch_nat64(const char *host, char v4[HOSTMATCH_NAT64_MAX][16])
 {
-	struct in6_addr	 a6;
-	static const uint8_t prefix[12] = { 0x00, 0x64, 0xff, 0x9b };
+	static const uint8_t	 wkp[12] = { 0x00, 0x64, 0xff, 0x9b };
+	static const uint8_t	 local[6] = { 0x00, 0x64, 0xff, 0x9b, 0x00,
+	    0x01 };
+	/*
+	 * Where the four bytes sit after a prefix of 48, 56 and 64 bits:
+	 * around byte 8 (bits 64-71, the "u" octet, zero).
+	 */
+	static const uint8_t	 at[3][4] = {
+		{ 6, 7, 9, 10 }, { 7, 9, 10, 11 }, { 9, 10, 11, 12 }
+	};
+	struct in6_addr		 a6;
+	const uint8_t		*b = a6.s6_addr;
+	uint8_t			 q[4];
+	size_t			 n = 0, i, k;
 
-	return inet_pton(AF_INET6, host, &a6) == 1 &&
-	    memcmp(a6.s6_addr, prefix, sizeof(prefix)) == 0 &&
-	    inet_ntop(AF_INET, &a6.s6_addr[12], v4, (socklen_t)v4size) !=
-	    NULL;
+	if (inet_pton(AF_INET6, host, &a6) != 1)
+		return 0;
+	if (memcmp(b, wkp, sizeof(wkp)) == 0) {
+		inet_ntop(AF_INET, &b[12], v4[n++], 16);
+		return n;
+	}
+	if (memcmp(b, local, sizeof(local)) != 0)
+		return 0;
+	inet_ntop(AF_INET, &b[12], v4[n++], 16);
+	for (i = 0; i < 3 && b[8] == 0; i++) {
+		for (k = 0; k < 4; k++)
+			q[k] = b[at[i][k]];
+		inet_ntop(AF_INET, q, v4[n++], 16);
+	}
+	return n;
 }
 
 bool

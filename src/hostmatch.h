@@ -42,11 +42,18 @@ int	 hostmatch_score(const char *pattern, const char *host,
 	    bool include_subdomains);
 /* Whether a normalised host is an IPv4 or IPv6 literal. */
 bool	 hostmatch_is_ip(const char *host);
+/* The most IPv4 addresses one IPv6 address may carry through NAT64. */
+#define HOSTMATCH_NAT64_MAX	4
+
 /*
- * Whether a normalised host is an IPv6 address of the NAT64 well-known
- * prefix 64:ff9b::/96 (RFC 6052), which a NAT64 gateway turns into the
- * IPv4 address in its last 32 bits; that address goes to v4.
+ * The IPv4 addresses that a NAT64 gateway may turn a normalised host into
+ * (RFC 6052), into v4[] (dotted quads), and how many: one for the
+ * well-known prefix 64:ff9b::/96 (its last 32 bits), up to four for the
+ * local-use prefix 64:ff9b:1::/48, whose network may embed the address
+ * after a prefix of 48, 56, 64 or 96 bits (the /96 one first); none for
+ * any other address.
  */
-bool	 hostmatch_nat64(const char *host, char *v4, size_t v4size);
+size_t	 hostmatch_nat64(const char *host,
+	    char v4[HOSTMATCH_NAT64_MAX][16]);
 
 #endif

@@ -1470,8 +1470,15 @@ test_lookup_follows_unspecified_and_nat64_addresses(void **state)
 	/* A set of the NAT64 address itself comes first. */
 	assert_string_equal(lookup(r.conf, "64:ff9b::a00:2"), "own64");
 	assert_null(lookup(r.conf, "64:ff9b::a00:3"));
+	/* The local-use prefix, at each length its network may use. */
+	assert_string_equal(lookup(r.conf, "64:ff9b:1::7f00:1"), "local4");
+	assert_string_equal(lookup(r.conf, "64:ff9b:1:7f00:0:100::"),
+	    "local4");
+	assert_string_equal(lookup(r.conf, "64:ff9b:1:0:7f:0:100:0"),
+	    "local4");
+	assert_null(lookup(r.conf, "64:ff9b:1::a00:3"));
 	/* Another prefix carries no IPv4 address this way. */
-	assert_null(lookup(r.conf, "64:ff9b:1::7f00:1"));
+	assert_null(lookup(r.conf, "64:ff9b:2::7f00:1"));
 	assert_null(lookup(r.conf, "2001:db8::7f00:1"));
 	parsed_free(&r);
 }

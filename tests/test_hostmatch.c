@@ -85,17 +85,48 @@ test_normalize_spells_the_unspecified_address_as_loopback(void **state)
 static void
 test_nat64_gives_the_ipv4_address_of_the_well_known_prefix(void **state)
 {
-	char	 v4[16];
+	char	 v4[HOSTMATCH_NAT64_MAX][16];
 
 	(void)state;
-	assert_true(hostmatch_nat64("64:ff9b::7f00:1", v4, sizeof(v4)));
-	assert_string_equal(v4, "127.0.0.1");
-	assert_true(hostmatch_nat64("64:ff9b::c000:201", v4, sizeof(v4)));
-	assert_string_equal(v4, "192.0.2.1");
-	assert_false(hostmatch_nat64("64:ff9b:1::7f00:1", v4, sizeof(v4)));
-	assert_false(hostmatch_nat64("2001:db8::7f00:1", v4, sizeof(v4)));
-	assert_false(hostmatch_nat64("127.0.0.1", v4, sizeof(v4)));
-	assert_false(hostmatch_nat64("api.test", v4, sizeof(v4)));
+	assert_int_equal(hostmatch_nat64("64:ff9b::7f00:1", v4), 1);
+	assert_string_equal(v4[0], "127.0.0.1");
+	assert_int_equal(hostmatch_nat64("64:ff9b::c000:201", v4), 1);
+	assert_string_equal(v4[0], "192.0.2.1");
+	assert_int_equal(hostmatch_nat64("2001:db8::7f00:1", v4), 0);
+	assert_int_equal(hostmatch_nat64("64:ff9b:2::7f00:1", v4), 0);
+	assert_int_equal(hostmatch_nat64("127.0.0.1", v4), 0);
+	assert_int_equal(hostmatch_nat64("api.test", v4), 0);
+}
+
+/*
+ * The local-use prefix 64:ff9b:1::/48 (RFC 8215): its network chooses the
+ * prefix length, so each place RFC 6052 allows is a candidate, the /96
+ * one first; with a non-zero "u" octet (bits 64-71) only that one.
+ */
+static void
+test_nat64_gives_each_candidate_of_the_local_use_prefix(void **state)
+{
+	char	 v4[HOSTMATCH_NAT64_MAX][16];
+
+	(void)state;
+	/* 192.0.2.1 after a /48: bits 48-63 and 72-87. */
+	assert_int_equal(hostmatch_nat64("64:ff9b:1:c000:2:100::", v4), 4);
+	assert_string_equal(v4[0], "0.0.0.0");
+	assert_string_equal(v4[1], "192.0.2.1");
+	assert_string_equal(v4[2], "0.2.1.0");
+	assert_string_equal(v4[3], "2.1.0.0");
+	/* After a /56: bits 56-63 and 72-95. */
+	assert_int_equal(hostmatch_nat64("64:ff9b:1:c0:0:201::", v4), 4);
+	assert_string_equal(v4[2], "192.0.2.1");
+	/* After a /64: bits 72-103. */
+	assert_int_equal(hostmatch_nat64("64:ff9b:1:0:c0:2:100:0", v4), 4);
+	assert_string_equal(v4[3], "192.0.2.1");
+	/* After a /96, whatever the bits between. */
+	assert_int_equal(hostmatch_nat64("64:ff9b:1:0:ff00:0:c000:201", v4),
+	    1);
+	assert_string_equal(v4[0], "192.0.2.1");
+	assert_int_equal(hostmatch_nat64("64:ff9b:1::c000:201", v4), 4);
+	assert_string_equal(v4[0], "192.0.2.1");
 }
 
 static void
@@ -622,6 +653,8 @@ main(void)
 		    test_normalize_spells_the_unspecified_address_as_loopback),
 		cmocka_unit_test(
 		    test_nat64_gives_the_ipv4_address_of_the_well_known_prefix),
+		cmocka_unit_test(
+		    test_nat64_gives_each_candidate_of_the_local_use_prefix),
 		cmocka_unit_test(
 		    test_normalize_rejects_two_trailing_dots_and_empty_labels),
 		cmocka_unit_test(test_normalize_rejects_bytes_no_host_name_has),

@@ -50,11 +50,14 @@ static const struct pinset *
 fuzz_lookup(const struct conf *c, const char *host)
 {
 	const struct pinset	*ps;
-	char			 v4[INET_ADDRSTRLEN];
+	char			 v4[HOSTMATCH_NAT64_MAX][16];
+	size_t			 i, n;
 
-	if ((ps = fuzz_scan(c, host)) == NULL &&
-	    hostmatch_nat64(host, v4, sizeof(v4)))
-		ps = fuzz_scan(c, v4);
+	if ((ps = fuzz_scan(c, host)) != NULL)
+		return ps;
+	n = hostmatch_nat64(host, v4);
+	for (i = 0; i < n && ps == NULL; i++)
+		ps = fuzz_scan(c, v4[i]);
 	return ps;
 }
 
