@@ -358,7 +358,10 @@ conn_relay_done_cb(struct relay *r, const char *why, void *arg)
 	has_all = relay_client_has_all(r);
 	log_msg(EV_DEBUG, "client %s: relay ended: %s", c->client, why);
 	if (relay_outcome(r) == RELAY_REFUSED) {
-		phase_log_blocked(&c->x, c->x.acc.host, c->x.acc.status == 101 ?
+		phase_log_blocked(&c->x, c->x.acc.host, relay_refused_hello(r) ?
+		    "a second ClientHello in a blind tunnel (after a "
+		    "HelloRetryRequest) named another server than the first" :
+		    c->x.acc.status == 101 ?
 		    "plaintext HTTP after a 101 (an HTTP request at the start "
 		    "of the client's stream)" : "plaintext HTTP in a blind "
 		    "tunnel (an HTTP request at the start of the client's "
@@ -382,20 +385,23 @@ conn_relay_done_cb(struct relay *r, const char *why, void *arg)
 
 /* Relay the client and upstream (borrowed from the phase) until done. */
 static void
-conn_relay(struct conn *c, struct bufferevent *upstream, int status,
-    bool guard_line)
+conn_relay(struct conn *c, const struct phase_outcome *o)
 {
+	struct bufferevent	*upstream = o->relay_with;
 	struct upstream	*up;
 	evutil_socket_t	 fd;
 	SSL		*ssl;
 
-	c->x.acc.status = status;
+	c->x.acc.status = o->status;
 	phase_set_state(&c->x, CONN_RELAY);
 	bufferevent_setwatermark(upstream, EV_READ, 0, 0);
 	c->relay = relay_new(c->x.env->base, c->x.bev, upstream,
 	    c->x.rc->conf->idle_timeout_ms, conn_relay_done_cb, c);
-	if (guard_line)
+	if (o->relay_guard)
 		relay_guard_line(c->relay);
+	if (o->relay_hello_len > 0)
+		relay_guard_hello(c->relay, o->relay_hello_sni,
+		    o->relay_hello_len);
 	/*
 	 * The relay runs on the upstream's socket: its bufferevent goes, and
 	 * so does the phase that handed it over, with its timers and hello.
@@ -476,7 +482,7 @@ conn_phase_done(struct phase_ctx *x, const struct phase_outcome *o)
 
 	switch (o->next) {
 	case PHASE_NEXT_RELAY:
-		conn_relay(c, o->relay_with, o->status, o->relay_guard);
+		conn_relay(c, o);
 		return;
 	case PHASE_NEXT_INTERCEPT:
 		conn_intercept(c, o->intercept);

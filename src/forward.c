@@ -251,7 +251,7 @@ forward_upgrade(struct forward *f)
 	forward_flush_down(f);
 	f->state = FORWARD_UPGRADED;
 	/* Over plaintext, an HTTP request at its start is refused. */
-	phase_relay(f->x, upstream_bev(f->up), f->status, !f->tls);
+	phase_relay(f->x, upstream_bev(f->up), f->status, !f->tls, NULL);
 }
 
 /*

@@ -773,7 +773,7 @@ intercept_on_client(void *arg, short what)
 			return;
 		}
 		intercept_bio_drop(ic);
-		phase_relay(x, upstream_bev(ic->up), 200, false);
+		phase_relay(x, upstream_bev(ic->up), 200, false, NULL);
 		return;
 	}
 	metrics_inc(x->env->sinks.metrics, METRIC_HANDSHAKE_FAILURES_CLIENT);

@@ -157,7 +157,7 @@ phase_fail_upstream(struct phase_ctx *x, enum upstream_status st,
 
 void
 phase_relay(struct phase_ctx *x, struct bufferevent *bev, int status,
-    bool guard_line)
+    bool guard_line, const struct clienthello *hello)
 {
 	struct phase_outcome	 o;
 
@@ -165,6 +165,10 @@ phase_relay(struct phase_ctx *x, struct bufferevent *bev, int status,
 	o.next = PHASE_NEXT_RELAY;
 	o.relay_with = bev;
 	o.relay_guard = guard_line;
+	if (hello != NULL) {
+		o.relay_hello_sni = hello->sni;
+		o.relay_hello_len = hello->consumed;
+	}
 	o.status = status;
 	phase_done(x, &o);
 }

@@ -23,6 +23,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "clienthello.h"
 #include "hostmatch.h"
 #include "http_error.h"
 #include "runconf.h"
@@ -128,6 +129,12 @@ struct phase_outcome {
 	struct bufferevent	*relay_with;
 	/* PHASE_NEXT_RELAY: guard the client's stream (relay_guard_line). */
 	bool			 relay_guard;
+	/*
+	 * PHASE_NEXT_RELAY after a ClientHello of hello_len bytes naming
+	 * hello_sni (relay_guard_hello); 0: none.
+	 */
+	const char		*relay_hello_sni;
+	size_t			 relay_hello_len;
 	/* PHASE_NEXT_INTERCEPT: handed over to the intercept phase. */
 	struct intercept_args	*intercept;
 	/* PHASE_NEXT_PLAIN: where every request in the tunnel goes. */
@@ -243,10 +250,13 @@ void		 phase_fail_upstream(struct phase_ctx *x,
 /*
  * Relay the client and the upstream bev (borrowed), logged as status; with
  * guard_line, a blind tunnel's, refused once the start of the client's
- * stream is an HTTP request (relay_guard_line()).
+ * stream is an HTTP request (relay_guard_line()); after hello (NULL: none),
+ * the ClientHello that stream begins with, refused when a further one
+ * names another server (relay_guard_hello()).
  */
 void		 phase_relay(struct phase_ctx *x, struct bufferevent *bev,
-		    int status, bool guard_line);
+		    int status, bool guard_line,
+		    const struct clienthello *hello);
 /*
  * Replace the client's transport with bev, on the client's socket and,
  * for TLS, a connection the connection owns from now on (bev must not

@@ -39,6 +39,7 @@
 #include "log.h"
 #include "relay.h"
 #include "reqguard.h"
+#include "tlsguard.h"
 #include "sockprog.h"
 #include "xmalloc.h"
 
@@ -138,6 +139,14 @@ struct relay {
 	uint64_t		 down;
 	bool			 server_failed;	/* a write to it failed */
 	bool			 refusing;	/* relay_refuse_request() */
+	/*
+	 * relay_guard_hello(): until the server's ServerHello, the client's
+	 * further ClientHellos are read (held while incomplete) and must
+	 * name the first one's server; refused_hello: one did not.
+	 */
+	bool			 hello_guard;
+	bool			 refused_hello;
+	struct tlsguard		 tls_guard;
 	enum relay_outcome	 outcome;
 	bool			 down_dropped;	/* at the end, bytes for the
 						   client were left unwritten */
@@ -536,9 +545,17 @@ relay_way_eof(struct relay_way *w)
 	return RELAY_MORE;
 }
 
-/* Why a guarded relay ended (relay_guard_line). */
+/* Why a guarded relay ended (relay_guard_line, relay_guard_hello). */
 static const char	relay_refused_why[] =
     "an HTTP request at the start of the client's stream";
+static const char	relay_refused_hello_why[] =
+    "a further ClientHello named another server";
+
+static const char *
+relay_refused_reason(const struct relay *r)
+{
+	return r->refused_hello ? relay_refused_hello_why : relay_refused_why;
+}
 
 /*
  * The refused relay's bytes for the client are written out: it ends.
@@ -548,7 +565,7 @@ static void
 relay_refused_flush(struct relay *r)
 {
 	if (relay_way_flush(&r->way[1]) == RELAY_MORE)
-		relay_end(r, RELAY_REFUSED, relay_refused_why);
+		relay_end(r, RELAY_REFUSED, relay_refused_reason(r));
 }
 
 /*
@@ -574,7 +591,7 @@ relay_refuse_request(struct relay *r)
 	/* The server spoke: its stream, cut here, must not end in order. */
 	if (r->down > 0) {
 		r->down_cut = true;
-		relay_end(r, RELAY_REFUSED, relay_refused_why);
+		relay_end(r, RELAY_REFUSED, relay_refused_reason(r));
 		return;
 	}
 	event_del(r->way[1].readable);
@@ -602,6 +619,57 @@ relay_guard_scan(struct relay_way *w, const unsigned char *data, size_t len)
 }
 
 /*
+ * The held client bytes (len of them) as relay_guard_hello() judges them:
+ * what may go is queued; the rest stays held while the look goes on. The
+ * look ended (hello_guard false) once the server's ServerHello came.
+ */
+static enum tlsguard_verdict
+relay_hello_hold(struct relay_way *w, size_t len)
+{
+	struct relay	*r = w->r;
+	size_t		 pass;
+
+	if (tlsguard_client(&r->tls_guard, len > 0 ?
+	    evbuffer_pullup(w->held, -1) : NULL, len, &pass) ==
+	    TLSGUARD_REFUSE) {
+		r->refused_hello = true;
+		return TLSGUARD_REFUSE;
+	}
+	if (r->tls_guard.done) {
+		r->hello_guard = false;
+		return TLSGUARD_OK;
+	}
+	if (w->queue == NULL)
+		w->queue = evbuffer_new();
+	evbuffer_remove_buffer(w->held, w->queue, pass);
+	*w->moved += (uint64_t)pass;
+	return TLSGUARD_OK;
+}
+
+static enum relay_step relay_way_hold(struct relay_way *);
+
+/*
+ * n more bytes of the server's (in relay_scratch) for the look of
+ * relay_guard_hello(): once its ServerHello came, what the client's way
+ * held goes (unless a request line holds it still) and is flushed.
+ */
+static void
+relay_hello_server(struct relay *r, size_t n)
+{
+	struct relay_way	*c = &r->way[0];
+
+	tlsguard_server(&r->tls_guard, relay_scratch, n);
+	if (!r->tls_guard.done)
+		return;
+	r->hello_guard = false;
+	if (c->held == NULL || (c->guard && reqguard_holding(&c->guard_state)))
+		return;
+	/* Not holding a line, it releases all and cannot end the relay. */
+	(void)relay_way_hold(c);
+	event_active(c->readable, EV_READ, 1);
+}
+
+/*
  * The held start of the client's stream (relay_guard_line) after more
  * bytes: still held while it may be a request line, refused once longer
  * than any line taken for something else, else queued to be written.
@@ -616,6 +684,18 @@ relay_way_hold(struct relay_way *w)
 			return RELAY_MORE;
 		relay_refuse_request(w->r);
 		return RELAY_ENDED;
+	}
+	if (w == &w->r->way[0] && w->r->hello_guard) {
+		switch (relay_hello_hold(w, len)) {
+		case TLSGUARD_REFUSE:
+			relay_refuse_request(w->r);
+			return RELAY_ENDED;
+		case TLSGUARD_OK:
+			if (w->r->hello_guard)
+				return RELAY_MORE;
+			len = evbuffer_get_length(w->held);
+			break;
+		}
 	}
 	if (w->queue == NULL)
 		w->queue = evbuffer_new();
@@ -678,6 +758,9 @@ relay_way_read(struct relay_way *w)
 	if (w == &w->r->way[1] && n > 0 && w->r->up > 0 &&
 	    reqguard_version_only(&w->r->way[0].guard_state))
 		w->r->way[0].guard = false;
+	/* The server's ServerHello ends the look at the client's hellos. */
+	if (w == &w->r->way[1] && w->r->hello_guard)
+		relay_hello_server(w->r, n);
 	evtimer_add(w->r->idle_ev, &w->r->idle);
 	if (w->held != NULL) {
 		evbuffer_add(w->held, relay_scratch, n);
@@ -700,7 +783,7 @@ relay_way_read(struct relay_way *w)
 		evbuffer_add(w->queue, relay_scratch + sent, n - sent);
 	}
 	/* A guarded line is read into user space, where it is looked at. */
-	if (plain && !w->drained && !w->guard)
+	if (plain && !w->drained && !w->guard && !w->r->hello_guard)
 		relay_way_pipe(w);
 	return RELAY_MORE;
 }
@@ -743,6 +826,43 @@ relay_guard_line(struct relay *r)
 	len = evbuffer_get_length(w->held);
 	*w->moved -= (uint64_t)len;
 	w->refused = len >= REQGUARD_LINE_MAX;
+}
+
+void
+relay_guard_hello(struct relay *r, const char *sni, size_t hello_len)
+{
+	struct relay_way	*w = &r->way[0];
+	struct evbuffer		*front;
+	size_t			 len;
+
+	r->hello_guard = true;
+	tlsguard_init(&r->tls_guard, sni, hello_len);
+	if (w->refused)
+		return;
+	/* What the client sent before the relay is held, then judged. */
+	if (w->held == NULL) {
+		w->held = evbuffer_new();
+		front = evbuffer_new();
+		if (w->queue != NULL) {
+			evbuffer_remove_buffer(w->queue, front, w->before);
+			evbuffer_add_buffer(w->held, w->queue);
+			evbuffer_add_buffer(w->queue, front);
+		}
+		evbuffer_free(front);
+		len = evbuffer_get_length(w->held);
+		*w->moved -= (uint64_t)len;
+	}
+	if (w->guard && reqguard_holding(&w->guard_state))
+		return;
+	if (relay_hello_hold(w, evbuffer_get_length(w->held)) ==
+	    TLSGUARD_REFUSE)
+		w->refused = true;
+}
+
+bool
+relay_refused_hello(const struct relay *r)
+{
+	return r->refused_hello;
 }
 
 /* Move bytes one way until a descriptor would block or the relay ends. */

@@ -79,6 +79,20 @@ struct relay	*relay_new(struct event_base *base, struct bufferevent *client,
  */
 void		 relay_guard_line(struct relay *r);
 /*
+ * The client's stream begins with a ClientHello of hello_len bytes naming
+ * sni ("" for none), on whose verdict the tunnel went blind: until the
+ * server's first ServerHello that is not a HelloRetryRequest, each further
+ * ClientHello of the client's (a TLS 1.3 server reads the name again from
+ * the one after its retry request) is held until whole and must name the
+ * same server, else the relay is refused (RELAY_REFUSED,
+ * relay_refused_hello()) without a byte of it written. Neither side's
+ * bytes go through splice(2) meanwhile. Call it after relay_guard_line().
+ */
+void		 relay_guard_hello(struct relay *r, const char *sni,
+		    size_t hello_len);
+/* Whether a relay was refused for relay_guard_hello()'s reason. */
+bool		 relay_refused_hello(const struct relay *r);
+/*
  * The first non-empty extent of a buffer; false when it holds no byte.
  * (A buffer may hold empty chains, which evbuffer_peek also counts.)
  */

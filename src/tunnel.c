@@ -326,14 +326,19 @@ tunnel_intercept(struct tunnel *t)
  * output or the upstream's input, which the relay sends first, in order.
  */
 static void
-tunnel_blind(struct tunnel *t)
+tunnel_blind(struct tunnel *t, enum tunnel_first first)
 {
 	tunnel_settle(t);
 	evtimer_del(t->timer);
 	if (!t->server_first)
 		upstream_start_plain(t->up);
-	/* Its start is looked at: a ClientHello too may hide a request. */
-	phase_relay(t->x, upstream_bev(t->up), 200, true);
+	/*
+	 * Its start is looked at: a ClientHello too may hide a request; and
+	 * after a ClientHello, a second one (after the server's retry
+	 * request) may not name another server than the one judged here.
+	 */
+	phase_relay(t->x, upstream_bev(t->up), 200, true,
+	    first == TUNNEL_FIRST_TLS && !t->server_first ? &t->hello : NULL);
 }
 
 /* Read the client's first flight into its bufferevent, up to a hello. */
@@ -449,7 +454,7 @@ tunnel_decide(struct tunnel *t, enum tunnel_first first)
 		if (first == TUNNEL_FIRST_UPSTREAM)
 			tunnel_server_first(t);
 		else
-			tunnel_blind(t);
+			tunnel_blind(t, first);
 		return true;
 	}
 	if (first == TUNNEL_FIRST_UPSTREAM)

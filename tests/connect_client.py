@@ -15,6 +15,7 @@ is cut into TCP segments.
                       [--stop-reading N --hold S] [--wait-for FILE]
                       [--hold-finished FILE] [--leave S]
                       [--record-version HEX] [--alert-first]
+                      [--second-hello NAME]
 
 Output, one "key=value" per line (the value runs to the end of the line):
     reply=...    the proxy's answer head, with \\r and \\n escaped
@@ -132,6 +133,12 @@ def mutate_hello(data, args):
         data = data[:1] + bytes.fromhex(args.record_version) + data[3:]
     if args is not None and args.alert_first:
         data = bytes([21, 3, 3, 0, 2, 1, 0]) + data
+    if args is not None and args.second_hello is not None:
+        ctx = ssl.create_default_context()
+        out = ssl.MemoryBIO()
+        other = ctx.wrap_bio(ssl.MemoryBIO(), out,
+                             server_hostname=args.second_hello or None)
+        data += first_flight(other, out)
     return data
 
 
@@ -339,6 +346,9 @@ def main():
                    help="the first record's version, 4 hex digits")
     p.add_argument("--alert-first", action="store_true",
                    help="send a warning alert record before the hello")
+    p.add_argument("--second-hello",
+                   help="send a second ClientHello naming NAME ('' for "
+                   "none) right behind the first")
     args = p.parse_args()
 
     tls = tls_client(args)

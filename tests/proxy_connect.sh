@@ -460,6 +460,35 @@ check "unpinned = pass: pass.test was resolved with DNS" \
 check_log "unpinned = pass: access line mode=tunnel" "$TMP/a.log" \
     "$(kv event access)" "$(kv mode tunnel)" "$(kv host pass.test)"
 
+# A blind tunnel's second ClientHello (which a TLS 1.3 server reads after
+# its HelloRetryRequest, and takes the server name from) may not name
+# another server than the first, here sent right behind it: a pinned name
+# would reach its server unchecked. By address, and by an unpinned name.
+second()
+{
+	log_count "$TMP/a.log" "$(kv event blocked)" \
+	    'reason="a second ClientHello in a blind tunnel'
+}
+n=$(second)
+connect hello2 --proxy "$PA" --connect "127.0.0.1:$OP" --sni pass.test \
+    --cafile "$PKI/root.pem" --second-hello api.test --get /hello
+connect hello2n --proxy "$PA" --connect "pass.test:$OP" --sni pass.test \
+    --cafile "$PKI/root.pem" --second-hello api.test --get /hello
+connect hello2none --proxy "$PA" --connect "127.0.0.1:$OP" \
+    --cafile "$PKI/root.pem" --second-hello api.test --get /hello
+check_eq "a second ClientHello naming a pinned host: refused, each time" \
+    $((n + 3)) "$(second)"
+check_log "a second ClientHello naming another server: access status 403" \
+    "$TMP/a.log" "$(kv event access)" "$(kv mode tunnel)" \
+    "$(kv host pass.test)" "$(kv status 403)"
+check "a second ClientHello naming a pinned host: never reached the origin" \
+    test "$(grep -cF '"sni": "api.test"' "$TMP/op.log")" -eq 0
+# The same name again is no reason to refuse (the origin may fail it).
+connect hello2same --proxy "$PA" --connect "127.0.0.1:$OP" --sni pass.test \
+    --cafile "$PKI/root.pem" --second-hello pass.test --get /hello
+check_eq "a second ClientHello naming the same server: not refused" \
+    $((n + 3)) "$(second)"
+
 # Bulk data through a blind tunnel (moved with splice(2)): both ways, at
 # full speed and to a slow reader, every byte in order, and the pipes are
 # closed afterwards.
