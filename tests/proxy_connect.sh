@@ -90,6 +90,12 @@ OST=$(free_port)
 start_server O_ST "$TMP/ost.log" python3 "$TMP/sink.py" --port "$OST" \
     --send 200000
 OSB=$(free_port)
+# A TLS 1.3 server that wants P-256 only: a client offering an X25519 key
+# share first gets a HelloRetryRequest.
+OHR=$(free_port)
+spawn O_HRR openssl s_server -accept "127.0.0.1:$OHR" -groups P-256 -www \
+    -cert "$PKI/leaf.pem" -key "$PKI/leaf.key" </dev/null \
+    >"$TMP/ohr.log" 2>&1
 start_server O_SB "$TMP/osb.log" python3 "$TMP/sink.py" --port "$OSB" \
     --send 8
 
@@ -119,7 +125,7 @@ ca_cert = $TMP/ca.pem
 ca_key = $TMP/ca.key
 trust = $PKI/root.pem
 unpinned = pass
-connect_ports = 80 443 $OM $O1 $O0 $OW $OV $OT $OP $OH $OR $OL $OE $OS $OST $OSB
+connect_ports = 80 443 $OM $O1 $O0 $OW $OV $OT $OP $OH $OR $OL $OE $OS $OST $OSB $OHR
 plain_ports = 80 $OL $OS
 shutdown_timeout = 2s
 EOF
@@ -483,6 +489,17 @@ check_log "a second ClientHello naming another server: access status 403" \
     "$(kv host pass.test)" "$(kv status 403)"
 check "a second ClientHello naming a pinned host: never reached the origin" \
     test "$(grep -cF '"sni": "api.test"' "$TMP/op.log")" -eq 0
+# A real retry: the second ClientHello names the same server, and the
+# handshake and the request go through.
+wait_port "$OHR" || diag "openssl s_server (HelloRetryRequest) did not start"
+printf 'GET / HTTP/1.0\r\n\r\n' | timeout 10 openssl s_client -quiet -msg \
+    -proxy "127.0.0.1:$PA" -connect "pass.test:$OHR" -servername pass.test \
+    -CAfile "$PKI/root.pem" -groups X25519:P-256 -tls1_3 -ign_eof \
+    >"$TMP/hrr.out" 2>&1
+check_eq "a HelloRetryRequest through a blind tunnel: two ClientHellos" 2 \
+    "$(grep -c '^>>> .*ClientHello' "$TMP/hrr.out")"
+check_grep "a HelloRetryRequest through a blind tunnel: the answer" \
+    '^HTTP/1.0 200 ok' "$TMP/hrr.out"
 # The same name again is no reason to refuse (the origin may fail it).
 connect hello2same --proxy "$PA" --connect "127.0.0.1:$OP" --sni pass.test \
     --cafile "$PKI/root.pem" --second-hello pass.test --get /hello
