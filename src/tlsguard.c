@@ -31,6 +31,21 @@ tlsguard_init(struct tlsguard *g, const char *sni, size_t hello_len)
 	g->skip = hello_len;
 }
 
+/* Copy into buf (have of want bytes there) what *p holds, up to want. */
+static void
+tlsguard_gather(unsigned char *buf, size_t *have, size_t want,
+    const unsigned char **p, size_t *len)
+{
+	size_t	 take = want - *have;
+
+	if (take > *len)
+		take = *len;
+	memcpy(buf + *have, *p, take);
+	*have += take;
+	*p += take;
+	*len -= take;
+}
+
 /*
  * len more bytes of the server's handshake messages: each header and the
  * start of a ServerHello's body are gathered; the first ServerHello that
@@ -49,13 +64,7 @@ tlsguard_messages(struct tlsguard *g, const unsigned char *p, size_t len)
 			len -= take;
 			continue;
 		}
-		take = sizeof(g->msg) - g->msg_have;
-		if (take > len)
-			take = len;
-		memcpy(g->msg + g->msg_have, p, take);
-		g->msg_have += take;
-		p += take;
-		len -= take;
+		tlsguard_gather(g->msg, &g->msg_have, sizeof(g->msg), &p, &len);
 		if (g->msg_have >= 1 && g->msg[0] != TG_HS_SERVER_HELLO) {
 			g->done = true;
 			break;
@@ -83,13 +92,8 @@ tlsguard_server(struct tlsguard *g, const unsigned char *p, size_t len)
 
 	while (len > 0 && !g->done) {
 		if (g->rec_have < TG_RECORD_HEADER) {
-			take = TG_RECORD_HEADER - g->rec_have;
-			if (take > len)
-				take = len;
-			memcpy(g->rec + g->rec_have, p, take);
-			g->rec_have += take;
-			p += take;
-			len -= take;
+			tlsguard_gather(g->rec, &g->rec_have, TG_RECORD_HEADER, &p,
+			    &len);
 			if (g->rec_have < TG_RECORD_HEADER)
 				break;
 			/* A ChangeCipherSpec may come between; nothing else. */
