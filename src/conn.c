@@ -359,8 +359,9 @@ conn_relay_done_cb(struct relay *r, const char *why, void *arg)
 	log_msg(EV_DEBUG, "client %s: relay ended: %s", c->client, why);
 	if (relay_outcome(r) == RELAY_REFUSED) {
 		phase_log_blocked(&c->x, c->x.acc.host, relay_refused_hello(r) ?
-		    "a second ClientHello in a blind tunnel (after a "
-		    "HelloRetryRequest) named another server than the first" :
+		    "a blind tunnel's further ClientHello (before the "
+		    "server's ServerHello) named another server than the "
+		    "first, or was none" :
 		    c->x.acc.status == 101 ?
 		    "plaintext HTTP after a 101 (an HTTP request at the start "
 		    "of the client's stream)" : "plaintext HTTP in a blind "

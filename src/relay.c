@@ -549,7 +549,8 @@ relay_way_eof(struct relay_way *w)
 static const char	relay_refused_why[] =
     "an HTTP request at the start of the client's stream";
 static const char	relay_refused_hello_why[] =
-    "a further ClientHello named another server";
+    "before the server's ServerHello, a further handshake record was no "
+    "ClientHello naming the first one's server";
 
 static const char *
 relay_refused_reason(const struct relay *r)

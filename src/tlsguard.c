@@ -11,6 +11,7 @@
 #include "tlsguard.h"
 
 #define TG_CT_CHANGE_CIPHER	20
+#define TG_CT_ALERT		21
 #define TG_CT_HANDSHAKE		22
 #define TG_HS_SERVER_HELLO	2
 #define TG_RECORD_HEADER	5
@@ -96,9 +97,14 @@ tlsguard_server(struct tlsguard *g, const unsigned char *p, size_t len)
 			    &len);
 			if (g->rec_have < TG_RECORD_HEADER)
 				break;
-			/* A ChangeCipherSpec may come between; nothing else. */
+			/*
+			 * A ChangeCipherSpec or an alert (a warning a client
+			 * may ignore) may come between; anything else is no
+			 * TLS server's first flight.
+			 */
 			if (g->rec[0] != TG_CT_HANDSHAKE &&
-			    g->rec[0] != TG_CT_CHANGE_CIPHER) {
+			    g->rec[0] != TG_CT_CHANGE_CIPHER &&
+			    g->rec[0] != TG_CT_ALERT) {
 				g->done = true;
 				break;
 			}

@@ -473,7 +473,7 @@ check_log "unpinned = pass: access line mode=tunnel" "$TMP/a.log" \
 second()
 {
 	log_count "$TMP/a.log" "$(kv event blocked)" \
-	    'reason="a second ClientHello in a blind tunnel'
+	    'reason="a blind tunnel.s further ClientHello'
 }
 n=$(second)
 connect hello2 --proxy "$PA" --connect "127.0.0.1:$OP" --sni pass.test \

@@ -204,11 +204,15 @@ test_tlsguard_ends_at_a_server_hello_not_at_a_retry(void **state)
 {
 	struct tlsguard	 g;
 	unsigned char	 sh[128], ccs[] = { 20, 3, 3, 0, 1, 1 };
+	unsigned char	 warn[] = { 21, 3, 3, 0, 2, 1, 112 };
 	unsigned char	*a, *b, *ab;
 	size_t		 n, i, alen, blen, len, pass;
 
 	(void)state;
 	tlsguard_init(&g, "a.test", 10);
+	/* A warning alert first ends nothing either. */
+	tlsguard_server(&g, warn, sizeof(warn));
+	assert_false(g.done);
 	n = server_hello(sh, true);
 	for (i = 0; i < n; i++)
 		tlsguard_server(&g, sh + i, 1);
