@@ -153,9 +153,15 @@ tlsguard_client(struct tlsguard *g, const unsigned char *data, size_t len,
 			    ((size_t)data[pos + 3] << 8 | data[pos + 4]);
 			continue;
 		}
-		r = clienthello_parse(data + pos, len - pos, &ch);
-		if (r == CH_NEED_MORE)
+		/* Not gathered again before the bytes it needs are there. */
+		if (len - pos < g->need)
 			break;
+		r = clienthello_parse(data + pos, len - pos, &ch);
+		if (r == CH_NEED_MORE) {
+			g->need = ch.need;
+			break;
+		}
+		g->need = 0;
 		if (r != CH_OK)
 			return TLSGUARD_REFUSE;
 		same = strcasecmp(ch.sni, g->sni) == 0;

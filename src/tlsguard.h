@@ -23,6 +23,7 @@ struct tlsguard {
 	char		 sni[CLIENTHELLO_SNI_MAX + 1];	/* the first's */
 	size_t		 skip;		/* of the first ClientHello, to pass */
 	size_t		 pass_left;	/* of a record of another kind */
+	size_t		 need;		/* held bytes a parse waits for */
 	bool		 done;		/* nothing more to look at */
 	/* The server's stream: the record and handshake message it is in. */
 	unsigned char	 rec[5];

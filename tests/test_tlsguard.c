@@ -164,6 +164,38 @@ test_tlsguard_holds_a_second_hello_until_whole(void **state)
 	free(b);
 }
 
+/*
+ * A second hello sent a byte at a time is held, byte after byte, and
+ * judged at its last one (not gathered again at each: the parse waits
+ * for the bytes its lengths announce).
+ */
+static void
+test_tlsguard_judges_a_hello_sent_a_byte_at_a_time(void **state)
+{
+	struct tlsguard	 g;
+	unsigned char	*a, *b;
+	size_t		 alen, blen, pass, i;
+
+	(void)state;
+	a = hello("a.test", &alen);
+	b = hello("pinned.test", &blen);
+	tlsguard_init(&g, "a.test", 0);
+	for (i = 1; i < blen; i++) {
+		assert_int_equal(tlsguard_client(&g, b, i, &pass),
+		    TLSGUARD_OK);
+		assert_int_equal(pass, 0);
+	}
+	assert_int_equal(tlsguard_client(&g, b, blen, &pass), TLSGUARD_REFUSE);
+	tlsguard_init(&g, "a.test", 0);
+	for (i = 1; i < alen; i++)
+		assert_int_equal(tlsguard_client(&g, a, i, &pass),
+		    TLSGUARD_OK);
+	assert_int_equal(tlsguard_client(&g, a, alen, &pass), TLSGUARD_OK);
+	assert_int_equal(pass, alen);
+	free(a);
+	free(b);
+}
+
 /* Records of other kinds (early data, a CCS) go on as they come. */
 static void
 test_tlsguard_passes_other_records_as_they_come(void **state)
@@ -248,6 +280,8 @@ main(void)
 		cmocka_unit_test(
 		    test_tlsguard_refuses_a_second_hello_naming_another_server),
 		cmocka_unit_test(test_tlsguard_holds_a_second_hello_until_whole),
+		cmocka_unit_test(
+		    test_tlsguard_judges_a_hello_sent_a_byte_at_a_time),
 		cmocka_unit_test(test_tlsguard_passes_other_records_as_they_come),
 		cmocka_unit_test(
 		    test_tlsguard_ends_at_a_server_hello_not_at_a_retry),
