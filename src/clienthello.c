@@ -18,8 +18,6 @@
 #define TLS_CT_CHANGE_CIPHER	20	/* the first of the record types */
 #define TLS_CT_HANDSHAKE	22
 #define TLS_CT_HEARTBEAT	24	/* the last */
-/* A record version a server may take for TLS: Go's refuses 0x1000 up. */
-#define TLS_VERSION_MAJOR_MAX	0x0f
 #define TLS_HS_HEADER		4
 #define TLS_HS_CLIENT_HELLO	1
 #define TLS_RANDOM_LEN		32
@@ -103,11 +101,11 @@ cursor_vector(struct cursor *c, int lenbytes, struct cursor *sub)
 /*
  * Check the record header at p, deciding with as few bytes as there are.
  * What a server could take for a TLS record is TLS: a handshake record of
- * any version it accepts (servers ignore the record version, so a hello
- * under 3.9 still names its host), and a record of another type first
- * (an alert, which a server may skip, then the hello) is malformed, not
- * "not TLS": either must never pass for another protocol, which a CONNECT
- * by address may tunnel blind.
+ * any version (servers ignore the record version, or take any from 3.0
+ * up, as Java's does, so a hello under 3.9 or 255.255 still names its
+ * host), and a record of another type first (an alert, which a server may
+ * skip, then the hello) is malformed, not "not TLS": either must never
+ * pass for another protocol, which a CONNECT by address may tunnel blind.
  */
 static enum clienthello_result
 clienthello_record(const unsigned char *p, size_t len, bool first,
@@ -118,10 +116,6 @@ clienthello_record(const unsigned char *p, size_t len, bool first,
 	if (len < 1)
 		return CH_NEED_MORE;
 	if (p[0] < TLS_CT_CHANGE_CIPHER || p[0] > TLS_CT_HEARTBEAT)
-		return bad;
-	if (len < 2)
-		return CH_NEED_MORE;
-	if (p[1] > TLS_VERSION_MAJOR_MAX)
 		return bad;
 	if (p[0] != TLS_CT_HANDSHAKE)
 		return CH_MALFORMED;

@@ -385,15 +385,16 @@ check_out "CONNECT by IP, SNI of a wrong pin set: TLS alert" byip-wrong \
     tls alert
 check_eq "CONNECT by IP, SNI of a wrong pin set: event=pin_mismatch" \
     $((n + 1)) "$(mismatches)"
-# Servers ignore the record version: a hello under 3.5 (or 0.0) is still
-# read for its SNI, never tunnelled blind as "not TLS" (unpinned = pass).
+# Servers ignore the record version (Java's takes any from 3.0 up): a
+# hello under 3.5, 0.0, 16.3 or 255.255 is still read for its SNI, never
+# tunnelled blind as "not TLS" (unpinned = pass).
 refused()
 {
 	log_count "$TMP/a.log" "$(kv event access)" "$(kv mode intercept)" \
 	    "$(kv host wrong.test)" "$(kv status 502)"
 }
 n=$(refused)
-for v in 0305 0000; do
+for v in 0305 0000 1003 ffff; do
 	connect "byip-v$v" --proxy "$PA" --connect "127.0.0.1:$OW" \
 	    --sni wrong.test --cafile "$TMP/ca.pem" --record-version "$v" \
 	    --get /hello
@@ -401,7 +402,7 @@ for v in 0305 0000; do
 	    "byip-v$v" tls alert
 done
 check_eq "CONNECT by IP, other record versions: intercepted and refused" \
-    $((n + 2)) "$(refused)"
+    $((n + 4)) "$(refused)"
 # Nor is a hello behind a warning alert (which a server may skip).
 n=$(log_count "$TMP/a.log" "$(kv event access)" "$(kv mode tunnel)" \
     "$(kv host 127.0.0.1)" "$(kv status 400)" "$(kv bytes_up 0)")
