@@ -238,6 +238,34 @@ tunnel_is_http(const unsigned char *data, size_t len)
 }
 
 /*
+ * Whether data starts with a PROXY protocol header (version 1's "PROXY ",
+ * version 2's binary signature): 1 yes, 0 no, -1 too few bytes to tell.
+ * A server that takes one from its clients reads the ClientHello behind
+ * it, which the tunnel's look at the first bytes would not see.
+ */
+static int
+tunnel_is_proxy_header(const unsigned char *data, size_t len)
+{
+	static const unsigned char	 v1[] = "PROXY ";
+	static const unsigned char	 v2[] = "\r\n\r\n\0\r\nQUIT\n";
+	size_t				 i;
+	int				 r = 0;
+
+	for (i = 0; i < 2; i++) {
+		const unsigned char	*sig = i == 0 ? v1 : v2;
+		size_t			 n = i == 0 ? sizeof(v1) - 1 :
+		    sizeof(v2) - 1;
+
+		if (memcmp(data, sig, len < n ? len : n) != 0)
+			continue;
+		if (len >= n)
+			return 1;
+		r = -1;
+	}
+	return r;
+}
+
+/*
  * Plaintext HTTP in the tunnel: the connection reads requests again, as a
  * plaintext proxy connection bound to the CONNECT host and port. The
  * tunnel, its upstream TCP connection included, is freed then: nothing of
@@ -499,6 +527,22 @@ tunnel_hello(struct tunnel *t, const unsigned char *data, size_t len)
 	int			 http = 0;
 
 	r = clienthello_parse(data, len, &t->hello);
+	/* (A server that spoke first is no TLS server: the guard judges.) */
+	if (r == CH_NOT_TLS && !t->server_first) {
+		switch (tunnel_is_proxy_header(data, len)) {
+		case -1:
+			if (len < CLIENTHELLO_MAX_INPUT) {
+				t->not_tls = true;
+				return false;
+			}
+			break;
+		case 1:
+			phase_log_blocked(t->x, t->connect_host, "a PROXY "
+			    "protocol header from the client");
+			tunnel_end(t, 400);
+			return true;
+		}
+	}
 	if (r == CH_NOT_TLS && (http = tunnel_is_http(data, len)) == -1) {
 		t->not_tls = true;
 		return false;

@@ -490,6 +490,24 @@ check_log "a second ClientHello naming another server: access status 403" \
     "$(kv host pass.test)" "$(kv status 403)"
 check "a second ClientHello naming a pinned host: never reached the origin" \
     test "$(grep -cF '"sni": "api.test"' "$TMP/op.log")" -eq 0
+# A PROXY protocol header (either version) before a ClientHello is
+# refused: a server that takes one from its clients would read the hello
+# behind it, which the tunnel's look at the first bytes does not see.
+printf 'PROXY TCP4 127.0.0.9 127.0.0.1 5555 443\r\n' >"$TMP/proxy1.bin"
+printf '\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c' >"$TMP/proxy2.bin"
+proxyhdr()
+{
+	log_count "$TMP/a.log" "$(kv event blocked)" \
+	    'reason="a PROXY protocol header from the client"'
+}
+n=$(proxyhdr)
+for v in 1 2; do
+	connect "proxyhdr$v" --proxy "$PA" --connect "127.0.0.1:$OP" \
+	    --send "$TMP/proxy$v.bin"
+done
+check_eq "a PROXY protocol header (v1, v2) first in a tunnel: refused" \
+    $((n + 2)) "$(proxyhdr)"
+
 # A real retry: the second ClientHello names the same server, and the
 # handshake and the request go through.
 wait_port "$OHR" || diag "openssl s_server (HelloRetryRequest) did not start"
@@ -807,7 +825,8 @@ no request" "$n_ol" "$(origin_count "$TMP/ol.log" request)"
 # that is no version, then a field (the JDK's server); a bare LF inside
 # the line (gunicorn reads lines to the CRLF); a request without fields,
 # then another (the JDK answers the first and reads the second); a
-# PROXY header, then a request (nginx with proxy_protocol). Client bytes
+# PROXY header, then a request (nginx with proxy_protocol; refused for
+# the header itself, before the guard sees the request). Client bytes
 # that name "http/" elsewhere pass: a git path, a binary protocol.
 cat >"$TMP/blindline.py" <<'EOF'
 import sys, time
@@ -842,8 +861,8 @@ for c in "git, then a version|[b'0030git-upload-pack /project.git\\0host=pass.te
 	    "HTTP/1.1 200 Connection established|0" \
 	    "$(py "$TMP/blindline.py" "$PA" "127.0.0.1:$OL" "${c#*|}" 2>&1)"
 done
-check_eq "a request at the start of a blind tunnel: blocked, 7 times" \
-    $(( n_blocked + 7 )) "$(log_count "$TMP/a.log" "$(kv event blocked)" \
+check_eq "a request at the start of a blind tunnel: blocked, 6 times" \
+    $(( n_blocked + 6 )) "$(log_count "$TMP/a.log" "$(kv event blocked)" \
     "an HTTP request at the start")"
 check_log "an HTTP version on a blind tunnel's first line: access status=403" \
     "$TMP/a.log" "$(kv event access)" "$(kv mode tunnel)" \
