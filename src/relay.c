@@ -789,14 +789,35 @@ relay_way_read(struct relay_way *w)
 	return RELAY_MORE;
 }
 
+/*
+ * Hold the client's bytes queued before the relay (behind the before bytes
+ * that go first), unwritten and uncounted until released: their length.
+ */
+static size_t
+relay_hold_queued(struct relay_way *w)
+{
+	struct evbuffer	*front;
+	size_t		 len;
+
+	w->held = evbuffer_new();
+	if (w->queue != NULL) {
+		front = evbuffer_new();
+		evbuffer_remove_buffer(w->queue, front, w->before);
+		evbuffer_add_buffer(w->held, w->queue);
+		evbuffer_add_buffer(w->queue, front);
+		evbuffer_free(front);
+	}
+	len = evbuffer_get_length(w->held);
+	*w->moved -= (uint64_t)len;
+	return len;
+}
+
 void
 relay_guard_line(struct relay *r)
 {
 	struct relay_way	*w = &r->way[0];
 	struct evbuffer_ptr	 at;
 	struct evbuffer_iovec	 v;
-	struct evbuffer		*front;
-	size_t			 len;
 
 	w->guard = true;
 	reqguard_init(&w->guard_state);
@@ -818,41 +839,21 @@ relay_guard_line(struct relay *r)
 	if (!reqguard_holding(&w->guard_state))
 		return;
 	/* It may be a request line: hold it, behind what goes first. */
-	w->held = evbuffer_new();
-	front = evbuffer_new();
-	evbuffer_remove_buffer(w->queue, front, w->before);
-	evbuffer_add_buffer(w->held, w->queue);
-	evbuffer_add_buffer(w->queue, front);
-	evbuffer_free(front);
-	len = evbuffer_get_length(w->held);
-	*w->moved -= (uint64_t)len;
-	w->refused = len >= REQGUARD_LINE_MAX;
+	w->refused = relay_hold_queued(w) >= REQGUARD_LINE_MAX;
 }
 
 void
 relay_guard_hello(struct relay *r, const char *sni, size_t hello_len)
 {
 	struct relay_way	*w = &r->way[0];
-	struct evbuffer		*front;
-	size_t			 len;
 
 	r->hello_guard = true;
 	tlsguard_init(&r->tls_guard, sni, hello_len);
 	if (w->refused)
 		return;
 	/* What the client sent before the relay is held, then judged. */
-	if (w->held == NULL) {
-		w->held = evbuffer_new();
-		front = evbuffer_new();
-		if (w->queue != NULL) {
-			evbuffer_remove_buffer(w->queue, front, w->before);
-			evbuffer_add_buffer(w->held, w->queue);
-			evbuffer_add_buffer(w->queue, front);
-		}
-		evbuffer_free(front);
-		len = evbuffer_get_length(w->held);
-		*w->moved -= (uint64_t)len;
-	}
+	if (w->held == NULL)
+		(void)relay_hold_queued(w);
 	if (w->guard && reqguard_holding(&w->guard_state))
 		return;
 	if (relay_hello_hold(w, evbuffer_get_length(w->held)) ==

@@ -246,19 +246,21 @@ tunnel_is_http(const unsigned char *data, size_t len)
 static int
 tunnel_is_proxy_header(const unsigned char *data, size_t len)
 {
-	static const unsigned char	 v1[] = "PROXY ";
-	static const unsigned char	 v2[] = "\r\n\r\n\0\r\nQUIT\n";
-	size_t				 i;
-	int				 r = 0;
+	static const struct {
+		const char	*sig;
+		size_t		 len;
+	} sigs[] = {
+		{ "PROXY ", 6 },
+		{ "\r\n\r\n\0\r\nQUIT\n", 12 },
+	};
+	size_t	 i, n;
+	int	 r = 0;
 
-	for (i = 0; i < 2; i++) {
-		const unsigned char	*sig = i == 0 ? v1 : v2;
-		size_t			 n = i == 0 ? sizeof(v1) - 1 :
-		    sizeof(v2) - 1;
-
-		if (memcmp(data, sig, len < n ? len : n) != 0)
+	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		n = len < sigs[i].len ? len : sigs[i].len;
+		if (memcmp(data, sigs[i].sig, n) != 0)
 			continue;
-		if (len >= n)
+		if (n == sigs[i].len)
 			return 1;
 		r = -1;
 	}
