@@ -200,7 +200,12 @@ clienthello_gather(const unsigned char *buf, size_t len, unsigned char *msg,
 	}
 }
 
-/* The server_name extension: at most one host_name, printable ASCII. */
+/*
+ * The server_name extension: one host_name, printable ASCII, and no entry
+ * of another type. None is defined, and OpenSSL refuses any; a server that
+ * took the first entry whatever its type would serve a name this parse
+ * never judged.
+ */
 static enum clienthello_result
 clienthello_sni(struct cursor *ext, struct clienthello *out)
 {
@@ -214,9 +219,8 @@ clienthello_sni(struct cursor *ext, struct clienthello *out)
 		if (!cursor_u8(&list, &type) ||
 		    !cursor_vector(&list, 2, &name))
 			return CH_MALFORMED;
-		if (type != TLS_SNI_HOST_NAME)
-			continue;
-		if (out->sni_len != 0 || name.left == 0 ||
+		if (type != TLS_SNI_HOST_NAME || out->sni_len != 0 ||
+		    name.left == 0 ||
 		    name.left > CLIENTHELLO_SNI_MAX)
 			return CH_MALFORMED;
 		for (i = 0; i < name.left; i++) {

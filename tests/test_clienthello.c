@@ -32,6 +32,7 @@ struct hello_spec {
 	size_t		 sni_len;	/* 0: strlen(sni) */
 	bool		 sni_twice;	/* two server_name extensions */
 	bool		 sni_two_names;	/* two host_name entries in one */
+	int		 sni_other_type; /* another type's entry: 1 before, 2 after */
 	bool		 sni_trailing;	/* a byte after the server_name list */
 	const char	*const *alpn;	/* NULL: no ALPN extension */
 	size_t		 nalpn;
@@ -110,6 +111,15 @@ end16(struct buf *b, size_t at)
 	b->b[at + 1] = (unsigned char)n;
 }
 
+/* A server_name entry of type 1 (none is defined but host_name, 0). */
+static void
+build_sni_other(struct buf *m)
+{
+	put8(m, 1);
+	put16(m, 14);
+	putn(m, "pinned.example", 14);
+}
+
 static void
 build_sni(struct buf *m, const struct hello_spec *s, struct hello_fields *f)
 {
@@ -119,6 +129,8 @@ build_sni(struct buf *m, const struct hello_spec *s, struct hello_fields *f)
 	put16(m, 0);
 	f->at[F_SNI_EXT_LEN] = ext = begin16(m);
 	f->at[F_SNI_LIST_LEN] = list = begin16(m);
+	if (s->sni_other_type == 1)
+		build_sni_other(m);
 	put8(m, 0);
 	f->at[F_SNI_NAME_LEN] = m->len;
 	put16(m, (unsigned int)len);
@@ -128,6 +140,8 @@ build_sni(struct buf *m, const struct hello_spec *s, struct hello_fields *f)
 		put16(m, 5);
 		putn(m, "other", 5);
 	}
+	if (s->sni_other_type == 2)
+		build_sni_other(m);
 	end16(m, list);
 	if (s->sni_trailing)
 		put8(m, 0);
@@ -792,6 +806,32 @@ test_clienthello_rejects_two_host_names_in_one_sni(void **state)
 	assert_int_equal(parse_copy(rec.b, rec.len, &ch), CH_MALFORMED);
 }
 
+/*
+ * An entry of another type than host_name, before or after it: a server
+ * that took the first entry whatever its type would serve a name the
+ * proxy never judged.
+ */
+static void
+test_clienthello_rejects_an_sni_entry_of_another_type(void **state)
+{
+	static struct buf	 rec;
+	struct hello_spec	 s = { .sni = "a.example" };
+	struct hello_fields	 f;
+	struct clienthello	 ch;
+	int			 where;
+
+	for (where = 1; where <= 2; where++) {
+		s.sni_other_type = where;
+		build_record(&rec, &s, &f);
+		assert_int_equal(parse_copy(rec.b, rec.len, &ch),
+		    CH_MALFORMED);
+	}
+	s.sni_other_type = 0;
+	build_record(&rec, &s, &f);
+	assert_int_equal(parse_copy(rec.b, rec.len, &ch), CH_OK);
+	assert_string_equal(ch.sni, "a.example");
+}
+
 static void
 test_clienthello_rejects_nul_and_control_bytes_in_the_sni(void **state)
 {
@@ -952,6 +992,7 @@ main(void)
 		T(test_clienthello_rejects_a_duplicate_sni_extension),
 		T(test_clienthello_rejects_a_duplicate_alpn_extension),
 		T(test_clienthello_rejects_two_host_names_in_one_sni),
+		T(test_clienthello_rejects_an_sni_entry_of_another_type),
 		T(test_clienthello_rejects_nul_and_control_bytes_in_the_sni),
 		T(test_clienthello_rejects_an_sni_longer_than_255_bytes),
 		T(test_clienthello_rejects_an_empty_alpn_protocol),
