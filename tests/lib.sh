@@ -333,10 +333,13 @@ start_dnsd()
 }
 
 # origin_count LOG EVENT [TEXT]: how many EVENT records (containing TEXT)
-# the log of a test server holds.
+# the log of a test server holds (LOG - : the standard input).
 origin_count()
 {
-	grep -F "\"event\": \"$2\"" "$1" 2>/dev/null | grep -cF -- "${3:-}"
+	local oc_event oc_text
+	q_into oc_event "\"event\": \"$2\""
+	q_into oc_text "${3:-}"
+	log_grep "$1" -c "$oc_event" "$oc_text"
 }
 
 # origin_unsettled LOG: how many connections in the log of a test server
@@ -344,7 +347,28 @@ origin_count()
 # answered and waits for the next request on a connection kept open).
 origin_unsettled()
 {
+	local line c n=0
+	local -a lines=()
+	local -A last=()
 	[ -f "$1" ] || { echo 0; return; }
+	# As log_grep: a short log is read by the shell itself.
+	mapfile -t -n 401 lines <"$1" 2>/dev/null
+	if [ "${#lines[@]}" -le 400 ]; then
+		for line in "${lines[@]}"; do
+			[[ $line =~ \"conn\":\ ([0-9]+) ]] || continue
+			c=${BASH_REMATCH[1]}
+			[[ $line =~ \"event\":\ \"([a-z_]+)\" ]] || continue
+			last[$c]=${BASH_REMATCH[1]}
+		done
+		for c in "${!last[@]}"; do
+			case ${last[$c]} in
+			close|idle)	;;
+			*)	n=$((n + 1)) ;;
+			esac
+		done
+		echo "$n"
+		return
+	fi
 	awk '
 	match($0, /"conn": [0-9]+/) {
 		c = substr($0, RSTART + 8, RLENGTH - 8)
@@ -735,16 +759,45 @@ kv()
 	printf '(^| )%s="?%s"?( |$)' "$1" "$re"
 }
 
-# log_grep FILE OPTION PATTERN...: grep -E FILE for the lines that match
-# every pattern, one grep per pattern, the last one with OPTION (-c to
-# count, -q to test, - for neither).
+# log_grep FILE OPTION PATTERN...: the lines of FILE that match every
+# pattern (extended regular expressions, as grep -E reads them): printed
+# (OPTION -), counted (-c) or tested (-q); fails when none matches. A
+# short log is read by the shell itself (a grep costs a fork and an exec,
+# and the polls of wait_log call this thousands of times a run); a long
+# one by one grep per pattern, the last one with OPTION. FILE - is the
+# standard input, read by the shell.
 log_grep()
 {
-	local f=$1 opt=$2 n i cmd
+	local f=$1 opt=$2 n i cmd line re max
+	local -a lines=()
 	shift 2
 	[ "$opt" = - ] && opt=""
-	[ -r "$f" ] || f=/dev/null
 	[ $# -gt 0 ] || set -- ''
+	max=$(( 400 / $# ))
+	if [ "$f" = - ]; then
+		mapfile -t lines
+		max=${#lines[@]}
+	else
+		[ -r "$f" ] || f=/dev/null
+		mapfile -t -n $(( max + 1 )) lines <"$f" 2>/dev/null
+	fi
+	if [ "${#lines[@]}" -le "$max" ]; then
+		n=0
+		for line in "${lines[@]}"; do
+			for re; do
+				[[ $line =~ $re ]] || continue 2
+			done
+			n=$((n + 1))
+			case $opt in
+			-q)	return 0 ;;
+			-c)	;;
+			*)	printf '%s\n' "$line" ;;
+			esac
+		done
+		[ "$opt" != -c ] || echo "$n"
+		[ "$n" -gt 0 ]
+		return
+	fi
 	n=$#
 	cmd='grep -E'
 	[ "$n" -gt 1 ] || cmd+=" $opt"
@@ -774,9 +827,9 @@ log_count()
 # for a line of FILE matching PATTERN.
 wait_line()
 {
-	local _
-	for _ in $(seq $(( ${3:-10} * 20 ))); do
-		grep -qE -- "$2" "$1" 2>/dev/null && return 0
+	local i
+	for (( i = 0; i < ${3:-10} * 20; i++ )); do
+		log_grep "$1" -q "$2" && return 0
 		t_sleep 0.05
 	done
 	return 1
