@@ -486,7 +486,8 @@ start_pinproxy()
 stop_pinproxy()
 {
 	local pid=$1 log=$2 name
-	name=${3:-"pinproxy -c $(basename "$log" .log).conf"}
+	name=${log##*/}
+	name=${3:-"pinproxy -c ${name%.log}.conf"}
 	kill "$pid" 2>/dev/null
 	wait_exit "$pid" 10
 	if [ "$EXIT_RC" = running ]; then
@@ -505,13 +506,15 @@ reload()
 {
 	local pid=$1 log=$2 n i
 	local event='(^| )event=reload(ed|_failed)( |$)'
-	n=$(log_count "$log" "$event")
+	local -a reloads=()
+	log_grep "$log" =reloads "$event"
+	n=${#reloads[@]}
 	[ $# -lt 4 ] || printf '%s\n' "$4" >"$3"
 	kill -HUP "$pid"
 	for (( i = 0; i < 100; i++ )); do
-		if [ "$(log_count "$log" "$event")" -gt "$n" ]; then
-			log_lines "$log" "$event" | tail -n 1 |
-			    grep -q 'event=reloaded'
+		log_grep "$log" =reloads "$event"
+		if [ "${#reloads[@]}" -gt "$n" ]; then
+			[[ ${reloads[-1]} == *event=reloaded* ]]
 			return
 		fi
 		t_sleep 0.05
@@ -761,17 +764,21 @@ kv()
 
 # log_grep FILE OPTION PATTERN...: the lines of FILE that match every
 # pattern (extended regular expressions, as grep -E reads them): printed
-# (OPTION -), counted (-c) or tested (-q); fails when none matches. A
+# (OPTION -), counted (-c), tested (-q) or put in the array VAR (=VAR);
+# fails when none matches. A
 # short log is read by the shell itself (a grep costs a fork and an exec,
 # and the polls of wait_log call this thousands of times a run); a long
 # one by one grep per pattern, the last one with OPTION. FILE - is the
 # standard input, read by the shell.
 log_grep()
 {
-	local f=$1 opt=$2 n i cmd line re max
-	local -a lines=()
+	local f=$1 opt=$2 n i cmd line re max into=""
+	local -a lines=() found=()
 	shift 2
 	[ "$opt" = - ] && opt=""
+	case $opt in
+	=*)	into=${opt#=}; opt="" ;;
+	esac
 	[ $# -gt 0 ] || set -- ''
 	max=$(( 400 / $# ))
 	if [ "$f" = - ]; then
@@ -791,11 +798,21 @@ log_grep()
 			case $opt in
 			-q)	return 0 ;;
 			-c)	;;
-			*)	printf '%s\n' "$line" ;;
+			*)	found+=("$line") ;;
 			esac
 		done
 		[ "$opt" != -c ] || echo "$n"
+		if [ -n "$into" ]; then
+			eval "$into=(\"\${found[@]}\")"
+		elif [ -z "$opt" ] && [ "$n" -gt 0 ]; then
+			printf '%s\n' "${found[@]}"
+		fi
 		[ "$n" -gt 0 ]
+		return
+	fi
+	if [ -n "$into" ]; then
+		mapfile -t "$into" < <(log_grep "$f" - "$@")
+		eval "[ \${#$into[@]} -gt 0 ]"
 		return
 	fi
 	n=$#
@@ -957,7 +974,13 @@ small_quarantine()
 # a test client printed).
 out()
 {
-	sed -n "s/^$2=//p" "$TMP/$1.out" | head -n 1
+	local line
+	while IFS= read -r line || [ -n "$line" ]; do
+		if [[ $line == "$2="* ]]; then
+			printf '%s\n' "${line#"$2="}"
+			return
+		fi
+	done 2>/dev/null <"$TMP/$1.out"
 }
 
 # check_out DESCRIPTION NAME KEY EXPECTED: one case on KEY in NAME.out;
