@@ -46,6 +46,9 @@
 /* Reads one wake-up may do per direction before others get their turn. */
 #define RELAY_ROUNDS		16
 
+/* Looks at an idle relay in one idle time (relay_idle_cb()). */
+#define RELAY_IDLE_LOOKS	4
+
 /* What one step of a direction came to. */
 enum relay_step {
 	RELAY_MORE,		/* go on */
@@ -130,11 +133,18 @@ struct relay_way {
 
 struct relay {
 	struct relay_way	 way[2];	/* up, down */
+	/*
+	 * The idle wait is looked at in quarters of the idle time (see
+	 * relay_idle_cb()): looks counts the looks since the last read,
+	 * moved is the look after whose quarter a peer last acknowledged
+	 * bytes, and acked[] are both peers' counts at the last look.
+	 */
 	struct event		*idle_ev;
-	struct timeval		 idle;
+	struct timeval		 quarter;
+	unsigned int		 looks;
+	unsigned int		 moved;
 	uint64_t		 acked[2];	/* by the client and the
-						   server, at the last idle
-						   look (sockprog.h); 0 first */
+						   server (sockprog.h) */
 	uint64_t		 up;
 	uint64_t		 down;
 	bool			 server_failed;	/* a write to it failed */
@@ -204,10 +214,15 @@ relay_end(struct relay *r, enum relay_outcome outcome, const char *why)
 }
 
 /*
- * Nothing was read for the idle time. A peer that still takes what was
- * written to it (a slow reader of a large socket buffer, which makes the
- * socket writable only when a third of it is free) is not idle: its
- * acknowledgements moved on, and the wait starts again.
+ * A quarter of the idle time went by without a read. A peer that still
+ * takes what was written to it (a slow reader of a large socket buffer,
+ * which makes the socket writable only when a third of it is free) is
+ * not idle while its acknowledgements move on; the relay ends a full
+ * idle time after the last quarter in which one moved, or after the last
+ * read. What the first look after a read sees moving may have moved
+ * before the read (and a reader that just stopped is still acknowledged
+ * what its kernel takes in): it only takes the marks. So a peer that
+ * stopped reading is found stalled at most a quarter past the idle time.
  */
 static void
 relay_idle_cb(evutil_socket_t fd, short what, void *arg)
@@ -218,11 +233,23 @@ relay_idle_cb(evutil_socket_t fd, short what, void *arg)
 	/* Both looked at, so that both marks are of now. */
 	client = sockprog_moved(r->way[0].from.fd, &r->acked[0]);
 	server = sockprog_moved(r->way[1].from.fd, &r->acked[1]);
-	if (client || server) {
-		evtimer_add(r->idle_ev, &r->idle);
+	r->looks++;
+	if (r->looks > 1 && (client || server))
+		r->moved = r->looks;
+	if (r->looks - r->moved < RELAY_IDLE_LOOKS) {
+		evtimer_add(r->idle_ev, &r->quarter);
 		return;
 	}
 	relay_end(r, RELAY_IDLE, "idle timeout");
+}
+
+/* Traffic: the idle wait starts again. */
+static void
+relay_busy(struct relay *r)
+{
+	r->looks = 0;
+	r->moved = 0;
+	evtimer_add(r->idle_ev, &r->quarter);
 }
 
 /*
@@ -762,7 +789,7 @@ relay_way_read(struct relay_way *w)
 	/* The server's ServerHello ends the look at the client's hellos. */
 	if (w == &w->r->way[1] && w->r->hello_guard)
 		relay_hello_server(w->r, n);
-	evtimer_add(w->r->idle_ev, &w->r->idle);
+	relay_busy(w->r);
 	if (w->held != NULL) {
 		evbuffer_add(w->held, relay_scratch, n);
 		return relay_way_hold(w);
@@ -1033,9 +1060,10 @@ relay_new(struct event_base *base, struct bufferevent *client,
 	r->cb = cb;
 	r->arg = arg;
 	r->server_fd = -1;
-	r->idle = cv_timeval(idle_ms);
+	r->quarter = cv_timeval(idle_ms / RELAY_IDLE_LOOKS > 0 ?
+	    idle_ms / RELAY_IDLE_LOOKS : 1);
 	r->idle_ev = evtimer_new(base, relay_idle_cb, r);
-	evtimer_add(r->idle_ev, &r->idle);
+	relay_busy(r);
 	relay_quiet(client);
 	relay_quiet(server);
 	relay_way_init(r, &r->way[0], base, client, server, true, &r->up);

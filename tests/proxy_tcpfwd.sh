@@ -429,16 +429,17 @@ stop_pinproxy "$L" "$TMP/linger.log"
 # wait for the client: the client's next byte finds the server gone, and
 # the relay ends with them unwritten. Once the server's stream ended and
 # its end reached the client, the client has all of it: no reset then.
-# The three clients run at once. (A client that took bytes when the idle
-# time began is found stalled within twice idle_timeout.)
-start_blast stall "idle_timeout = 2s"
-stalled fwd-stall "$LF" 'go 20000000\n' 4.5 >"$TMP/fwd-stall.state" &
+# The three clients run at once. A client that took bytes when the idle
+# time began (its kernel takes what fits in its buffers) is found stalled
+# at most a quarter past idle_timeout (it took twice idle_timeout).
+start_blast stall "idle_timeout = 3s"
+stalled fwd-stall "$LF" 'go 20000000\n' 5 >"$TMP/fwd-stall.state" &
 w1=$!
-stalled fwd-ended "$LF" 'go 65536\n' 4.5 >"$TMP/fwd-ended.state" &
+stalled fwd-ended "$LF" 'go 65536\n' 5 >"$TMP/fwd-ended.state" &
 w2=$!
 (
 	t0=$(now_ms)
-	state=$(poked fwd-reset "$LF" 'go 20000000 reset\n' 2)
+	state=$(poked fwd-reset "$LF" 'go 20000000 reset\n' 1)
 	echo "$state $(( $(now_ms) - t0 ))"
 ) >"$TMP/fwd-reset.state" 2>&1 &
 w3=$!
@@ -447,13 +448,19 @@ check_eq "forwarder: a client that stops reading mid-stream is reset at \
 idle_timeout" reset "$(cat "$TMP/fwd-stall.state")"
 check "forwarder: the stalled client got less than the stream" \
     test "$(stat -c %s "$TMP/fwd-stall.resp")" -lt 20000000
+# Its access line (the request "go 20000000\n", 12 bytes): the relay's
+# duration.
+ms=$(log_lines "$TMP/stall.log" 'event=access' '(^| )bytes_up=12 ' |
+    sed -n 's/.* ms=\([0-9]*\).*/\1/p')
+check "forwarder: the stalled client is reset within a quarter past \
+idle_timeout = 3s ($ms ms)" test "${ms:-9999}" -ge 3000 -a "${ms:-9999}" -lt 4500
 check_eq "forwarder: the server's stream ended, the client silent past \
 idle_timeout: all of it, then the close" "closed 65536" \
     "$(cat "$TMP/fwd-ended.state") $(stat -c %s "$TMP/fwd-ended.resp")"
 read -r state ms <"$TMP/fwd-reset.state"
 check_eq "forwarder: the server resets while bytes wait for a stalled \
 client: the client is reset" reset "$state"
-# Its byte at 2 s restarted idle_timeout: a reset before 4 s is the
+# Its byte at 1 s restarted idle_timeout: a reset before 4 s is the
 # server's failure.
 check "forwarder: that reset came with the server's failure, before \
 idle_timeout ($ms ms)" test "${ms:-9999}" -lt 3800
