@@ -223,7 +223,6 @@ static void
 conn_close_after_flush(struct conn *c)
 {
 	struct bufferevent	*bev = c->x.bev;
-	struct timeval		 tv = cv_timeval(c->x.rc->conf->header_timeout_ms);
 
 	phase_set_state(&c->x, CONN_CLOSING);
 	conn_phase_free(c);
@@ -234,7 +233,7 @@ conn_close_after_flush(struct conn *c)
 	}
 	bufferevent_setcb(bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
 	bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
-	bufferevent_set_timeouts(bev, NULL, &tv);
+	phase_client_timeouts(&c->x, NULL, c->x.rc->conf->header_timeout_ms);
 	bufferevent_enable(bev, EV_WRITE);
 	bufferevent_disable(bev, EV_READ);
 	if (c->head_timer != NULL)
@@ -293,7 +292,6 @@ conn_await_head(struct conn *c)
 {
 	const struct conf	*conf = c->x.rc->conf;
 	struct timeval		 tv = cv_timeval(conf->header_timeout_ms);
-	struct timeval		 idle = cv_timeval(conf->idle_timeout_ms);
 
 	if (c->shutting_down) {
 		/* The last response may still be queued for the client. */
@@ -309,7 +307,7 @@ conn_await_head(struct conn *c)
 		bufferevent_disable(c->x.bev, EV_READ);
 		bufferevent_setwatermark(c->x.bev, EV_WRITE,
 		    RELAY_HIGH_WATER / 2, 0);
-		bufferevent_set_timeouts(c->x.bev, NULL, &idle);
+		phase_client_timeouts(&c->x, NULL, conf->idle_timeout_ms);
 		bufferevent_enable(c->x.bev, EV_WRITE);
 		return;
 	}

@@ -203,9 +203,13 @@ forward_release(struct forward *f)
 static void
 forward_traffic(struct forward *f, struct bufferevent *waiting)
 {
-	struct timeval	 idle = cv_timeval(f->x->rc->conf->idle_timeout_ms);
+	uint64_t	 ms = f->x->rc->conf->idle_timeout_ms;
+	struct timeval	 idle = cv_timeval(ms);
 
-	bufferevent_set_timeouts(waiting, &idle, &idle);
+	if (waiting == f->x->bev)
+		phase_client_timeouts(f->x, &idle, ms);
+	else
+		bufferevent_set_timeouts(waiting, &idle, &idle);
 }
 
 /* Answer the client about an upstream that failed a step. */
@@ -266,14 +270,12 @@ static void
 forward_request_sent(struct forward *f)
 {
 	struct bufferevent	*cb = f->x->bev;
-	struct timeval		 idle;
 
 	if (evbuffer_get_length(bufferevent_get_input(cb)) > 0)
 		bufferevent_disable(cb, EV_READ);
-	else {
-		idle = cv_timeval(f->x->rc->conf->idle_timeout_ms);
-		bufferevent_set_timeouts(cb, NULL, &idle);
-	}
+	else
+		phase_client_timeouts(f->x, NULL,
+		    f->x->rc->conf->idle_timeout_ms);
 	if (f->resp_done)
 		forward_done(f);
 }
@@ -625,7 +627,7 @@ forward_send_request(struct forward *f)
 	bufferevent_enable(ub, EV_READ | EV_WRITE);
 	/* The head goes now when the upstream is a plain socket. */
 	relay_push(ub, f->pending, evbuffer_get_length(f->pending));
-	bufferevent_set_timeouts(cb, &idle, &idle);
+	phase_client_timeouts(f->x, &idle, f->x->rc->conf->idle_timeout_ms);
 	bufferevent_enable(cb, EV_READ);
 	forward_request_body(f);
 }

@@ -14,6 +14,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
 
+#include "conf_value.h"
 #include "log.h"
 #include "phase.h"
 #include "sockprog.h"
@@ -49,12 +50,39 @@ phase_set_host(struct phase_ctx *x, const char *host)
 	memcpy(a->host, host, len + 1);
 }
 
+/* Looks at a client's write wait in one wait (phase_client_timeouts()). */
+#define PHASE_WRITE_LOOKS	4
+
+void
+phase_client_timeouts(struct phase_ctx *x, const struct timeval *read,
+    uint64_t write_ms)
+{
+	struct timeval	 quarter;
+
+	quarter = cv_timeval(write_ms / PHASE_WRITE_LOOKS > 0 ?
+	    write_ms / PHASE_WRITE_LOOKS : 1);
+	bufferevent_set_timeouts(x->bev, read, &quarter);
+	x->wlooks = 0;
+	x->wmoved = 0;
+}
+
+/*
+ * A write timeout comes only after a quarter of the wait without a byte
+ * written, so the client's socket was full at the last one, and a write
+ * since then means it acknowledged bytes: the acknowledgements of one
+ * quarter are those since the look before (a mark older than that, its
+ * first look, puts earlier ones in this quarter: at most one more).
+ */
 bool
 phase_client_still_reading(struct phase_ctx *x, short what)
 {
 	if ((what & (BEV_EVENT_TIMEOUT | BEV_EVENT_WRITING)) !=
-	    (BEV_EVENT_TIMEOUT | BEV_EVENT_WRITING) || x->bev == NULL ||
-	    !sockprog_moved(x->fd, &x->acked))
+	    (BEV_EVENT_TIMEOUT | BEV_EVENT_WRITING) || x->bev == NULL)
+		return false;
+	x->wlooks++;
+	if (sockprog_moved(x->fd, &x->acked))
+		x->wmoved = x->wlooks;
+	if (x->wlooks - x->wmoved >= PHASE_WRITE_LOOKS)
 		return false;
 	bufferevent_enable(x->bev, EV_WRITE);
 	return true;

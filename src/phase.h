@@ -195,6 +195,8 @@ struct phase_ctx {
 	enum conn_state		 state;
 	uint64_t		 acked;		/* by the client, at the last
 						   write timeout (sockprog.h) */
+	unsigned int		 wlooks;	/* write timeouts of this wait */
+	unsigned int		 wmoved;	/* the last one after acks */
 	bool			 transparent;	/* redirected, no CONNECT */
 	bool			 closing;	/* the client ends after this */
 
@@ -212,10 +214,19 @@ struct phase_ctx {
 /* Move x to state st (a no-op when it is there already). */
 void		 phase_set_state(struct phase_ctx *x, enum conn_state st);
 /*
- * An event of the client's transport: when it is a write timeout but the
- * client took bytes since the last one (a slow reader of a large socket
- * buffer, which is writable again only when a third of it is free),
- * writing is enabled again, the wait starts over, and this says true.
+ * The client's transport times out reading after read (NULL: never), and
+ * writing after write_ms without a byte written: its write timeout is a
+ * quarter of that, for phase_client_still_reading() to look four times.
+ */
+void		 phase_client_timeouts(struct phase_ctx *x,
+		    const struct timeval *read, uint64_t write_ms);
+/*
+ * An event of the client's transport: when it is a write timeout (a
+ * quarter of the wait, see phase_client_timeouts()) and the client was
+ * acknowledged bytes in one of the last four quarters (a slow reader of
+ * a large socket buffer, which is writable again only when a third of it
+ * is free), writing is enabled again and this says true. So a client
+ * that stopped reading is given up at most a quarter past the wait.
  */
 bool		 phase_client_still_reading(struct phase_ctx *x, short what);
 /*
