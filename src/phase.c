@@ -76,8 +76,8 @@ phase_client_timeouts(struct phase_ctx *x, const struct timeval *read,
 bool
 phase_client_still_reading(struct phase_ctx *x, short what)
 {
-	if ((what & (BEV_EVENT_TIMEOUT | BEV_EVENT_WRITING)) !=
-	    (BEV_EVENT_TIMEOUT | BEV_EVENT_WRITING) || x->bev == NULL)
+	/* Events OR'ed with it (an EOF, a read timeout) go on to the phase. */
+	if (what != (BEV_EVENT_TIMEOUT | BEV_EVENT_WRITING) || x->bev == NULL)
 		return false;
 	x->wlooks++;
 	if (sockprog_moved(x->fd, &x->acked))

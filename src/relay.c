@@ -136,8 +136,8 @@ struct relay {
 	/*
 	 * The idle wait is looked at in quarters of the idle time (see
 	 * relay_idle_cb()): looks counts the looks since the last read,
-	 * moved is the look after whose quarter a peer last acknowledged
-	 * bytes, and acked[] are both peers' counts at the last look.
+	 * moved is the last look that found a peer's acknowledgements
+	 * moved, and acked[] are both peers' counts at the last look.
 	 */
 	struct event		*idle_ev;
 	struct timeval		 quarter;
@@ -220,9 +220,10 @@ relay_end(struct relay *r, enum relay_outcome outcome, const char *why)
  * not idle while its acknowledgements move on; the relay ends a full
  * idle time after the last quarter in which one moved, or after the last
  * read. What the first look after a read sees moving may have moved
- * before the read (and a reader that just stopped is still acknowledged
- * what its kernel takes in): it only takes the marks. So a peer that
- * stopped reading is found stalled at most a quarter past the idle time.
+ * before it (a reader that just stopped is still acknowledged what its
+ * kernel takes in), and counts for the first quarter: so a peer that
+ * stopped reading is found stalled at most a quarter past the idle time,
+ * and one that reads at least once in each idle time never is.
  */
 static void
 relay_idle_cb(evutil_socket_t fd, short what, void *arg)
@@ -234,7 +235,7 @@ relay_idle_cb(evutil_socket_t fd, short what, void *arg)
 	client = sockprog_moved(r->way[0].from.fd, &r->acked[0]);
 	server = sockprog_moved(r->way[1].from.fd, &r->acked[1]);
 	r->looks++;
-	if (r->looks > 1 && (client || server))
+	if (client || server)
 		r->moved = r->looks;
 	if (r->looks - r->moved < RELAY_IDLE_LOOKS) {
 		evtimer_add(r->idle_ev, &r->quarter);

@@ -190,9 +190,12 @@ event_free_block(void *ptr)
 	track_free(ptr, &big_event);
 }
 
-/* A connected pair of TCP sockets on 127.0.0.1, both non-blocking. */
+/*
+ * A connected pair of TCP sockets on 127.0.0.1, both non-blocking; a's
+ * receive buffer is rcvbuf bytes (0: the default), set before it connects.
+ */
 static void
-tcp_pair(int *a, int *b)
+tcp_pair_sized(int *a, int *b, int rcvbuf)
 {
 	struct sockaddr_in	 sin;
 	socklen_t		 len = sizeof(sin);
@@ -206,12 +209,21 @@ tcp_pair(int *a, int *b)
 	assert_int_equal(listen(l, 1), 0);
 	assert_int_equal(getsockname(l, (struct sockaddr *)&sin, &len), 0);
 	assert_true((*a = socket(AF_INET, SOCK_STREAM, 0)) != -1);
+	if (rcvbuf > 0)
+		assert_int_equal(setsockopt(*a, SOL_SOCKET, SO_RCVBUF,
+		    &rcvbuf, sizeof(rcvbuf)), 0);
 	assert_int_equal(connect(*a, (struct sockaddr *)&sin, sizeof(sin)),
 	    0);
 	assert_true((*b = accept(l, NULL, NULL)) != -1);
 	close(l);
 	assert_int_equal(evutil_make_socket_nonblocking(*a), 0);
 	assert_int_equal(evutil_make_socket_nonblocking(*b), 0);
+}
+
+static void
+tcp_pair(int *a, int *b)
+{
+	tcp_pair_sized(a, b, 0);
 }
 
 static int
@@ -910,6 +922,67 @@ test_relay_sockets_ends_after_idle_time_without_traffic(void **state)
 	assert_true(f->cut);
 }
 
+/* A read of all the client has, from the loop (event_base_once()). */
+static void
+app_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct fixture	*f = arg;
+	char		 buf[65536];
+
+	while (recv(f->app, buf, sizeof(buf), MSG_DONTWAIT) > 0)
+		continue;
+}
+
+/*
+ * A client that reads less often than a quarter of the idle time but
+ * more often than the idle time, with small buffers so that what the
+ * relay has for it waits in the relay's socket: its first read (in the
+ * first quarter after the relay's last read) and its second (after the
+ * fourth quarter) are 780 ms apart, less than idle_timeout, so it is not
+ * idle (the first read early in its quarter: the client's kernel may
+ * delay its acknowledgement by 40 ms). Once it stops reading, the relay
+ * ends a quarter past the idle time at most.
+ */
+static void
+test_relay_sockets_slow_reader_is_not_idle(void **state)
+{
+	struct fixture	*f = *state;
+	static char	 bulk[48000];
+	struct timeval	 first = { 0, 100 * 1000 }, second = { 0, 880 * 1000 };
+	int		 c, s, sndbuf = 8192;
+	size_t		 sent = 0;
+	ssize_t		 n;
+	double		 t0;
+
+	bufferevent_free(f->client);
+	bufferevent_free(f->server);
+	close(f->app);
+	close(f->origin);
+	tcp_pair_sized(&f->app, &c, 4096);
+	assert_int_equal(setsockopt(c, SOL_SOCKET, SO_SNDBUF, &sndbuf,
+	    sizeof(sndbuf)), 0);
+	tcp_pair(&s, &f->origin);
+	f->client = bufferevent_socket_new(f->base, c, BEV_OPT_CLOSE_ON_FREE);
+	f->server = bufferevent_socket_new(f->base, s, BEV_OPT_CLOSE_ON_FREE);
+	memset(bulk, 'x', sizeof(bulk));
+	while (sent < sizeof(bulk) &&
+	    (n = send(f->origin, bulk + sent, sizeof(bulk) - sent, 0)) > 0)
+		sent += (size_t)n;
+	/* 800 ms: a look every 200 ms. */
+	t0 = now();
+	start(f, 800);
+	event_base_once(f->base, -1, EV_TIMEOUT, app_read_cb, f, &first);
+	event_base_once(f->base, -1, EV_TIMEOUT, app_read_cb, f, &second);
+	run_for(f, 1100);
+	assert_null(f->why);
+	run_until_end(f);
+	assert_non_null(f->why);
+	assert_string_equal(f->why, "idle timeout");
+	/* The last read at 880 ms: 800 ms on, at most a quarter more. */
+	assert_true(now() - t0 >= 1.6);
+	assert_true(now() - t0 < 2.6);
+}
+
 /*
  * The server ended its stream, and its end reached the client; the
  * client's side then stays silent until the idle timeout: the client has
@@ -1218,6 +1291,9 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_relay_sockets_ends_after_idle_time_without_traffic,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_relay_sockets_slow_reader_is_not_idle,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_relay_sockets_idle_after_the_servers_end_is_no_cut,
