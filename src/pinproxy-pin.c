@@ -241,13 +241,18 @@ terminal_safe(const char *in, size_t len)
 	return out;
 }
 
-/* The subject in RFC 2253 form, safe for a terminal; a new string. */
+/*
+ * The subject in RFC 2253 form, safe for a terminal, and with no two
+ * spaces in a row (the second is written \20): two spaces end a field of
+ * the chain line, which a subject must not forge. A new string.
+ */
 static char *
 cert_subject(X509 *cert)
 {
 	BIO	*bio;
-	char	*data, *text;
+	char	*data, *text, *out;
 	long	 len;
+	size_t	 i, n = 0;
 
 	if ((bio = BIO_new(BIO_s_mem())) == NULL)
 		return xstrdup("");
@@ -259,7 +264,39 @@ cert_subject(X509 *cert)
 	len = BIO_get_mem_data(bio, &data);
 	text = terminal_safe(data, len > 0 ? (size_t)len : 0);
 	BIO_free(bio);
-	return text;
+	out = xmalloc(strlen(text) * 3 + 1);
+	for (i = 0; text[i] != '\0'; i++) {
+		if (text[i] == ' ' && n > 0 && out[n - 1] == ' ') {
+			memcpy(out + n, "\\20", 3);
+			n += 3;
+		} else
+			out[n++] = text[i];
+	}
+	out[n] = '\0';
+	free(text);
+	return out;
+}
+
+/*
+ * A comment line of the INI output: "; " and the text, with every byte a
+ * terminal or the configuration parser would read otherwise (a line end
+ * in a file name, say) escaped as terminal_safe() does, cut to a line the
+ * parser takes.
+ */
+static void
+ini_comment(const char *fmt, ...)
+{
+	char	 text[4 * INI_LINE_MAX], *safe;
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	safe = terminal_safe(text, strlen(text));
+	if (strlen(safe) > INI_LINE_MAX - 2)
+		safe[INI_LINE_MAX - 2] = '\0';
+	printf("; %s\n", safe);
+	free(safe);
 }
 
 /* The notAfter date as YYYY-MM-DD into buf of at least 11 bytes. */
@@ -381,7 +418,9 @@ hostlist_add_san(struct hostlist *hl, const GENERAL_NAME *gen)
 			return;
 	} else
 		return;
-	if (hostmatch_pattern(text, norm, sizeof(norm), err, sizeof(err)))
+	/* A DNS name spelling an address verifies for no address. */
+	if (hostmatch_pattern(text, norm, sizeof(norm), err, sizeof(err)) &&
+	    (gen->type == GEN_IPADD || !hostmatch_is_ip(norm)))
 		hostlist_add(hl, norm);
 }
 
@@ -535,8 +574,8 @@ ini_print_hosts(const struct hostlist *hl)
 			    "bytes does not fit a configuration line (at most "
 			    "%zu); it is left out, not pinned\n", hl->names[i],
 			    n, (size_t)INI_LINE_MAX - start);
-			printf("; a host name of %zu bytes is left out: it does "
-			    "not fit a configuration line\n", n);
+			ini_comment("a host name of %zu bytes is left out: it "
+			    "does not fit a configuration line", n);
 			ok = false;
 			continue;
 		}
@@ -580,8 +619,8 @@ ini_print(const struct hostlist *hl, const char *name_from,
 	if (hl->count > 0)
 		ok = ini_print_hosts(hl);
 	else
-		printf("; hosts = (the leaf certificate names no host:"
-		    " add the hosts here)\n");
+		ini_comment("hosts = (the leaf certificate names no host:"
+		    " add the hosts here)");
 	if (extra != NULL)
 		printf("%s", extra);
 	return chain_each(chain, ini_pin_line) && ok;
@@ -594,7 +633,7 @@ run_files(const struct tool_opts *o)
 	struct hostlist		 hl = { 0 };
 	enum exit_status	 status = EXIT_OK;
 	const char		*slash;
-	char			 err[512];
+	char			 err[512], *name;
 	int			 i;
 
 	for (i = 0; i < o->nfiles; i++) {
@@ -615,8 +654,12 @@ run_files(const struct tool_opts *o)
 				status = EXIT_FAILED;
 			hostlist_clear(&hl);
 		} else {
-			if (o->nfiles > 1)
-				printf("# %s\n", o->files[i]);
+			if (o->nfiles > 1) {
+				name = terminal_safe(o->files[i],
+				    strlen(o->files[i]));
+				printf("# %s\n", name);
+				free(name);
+			}
 			if (!print_chain(certs))
 				status = EXIT_FAILED;
 		}
@@ -1370,8 +1413,8 @@ observed_print(const struct observed_group *g, bool split)
 	ini_name_unique(from, name);
 	printf("[pins:%s]\n", name);
 	if (split)
-		printf("; hosts of %s whose chains share no CA key with these"
-		    " are in another section\n", g->domain);
+		ini_comment("hosts of %s whose chains share no CA key with"
+		    " these are in another section", g->domain);
 	hl.names = g->hosts;
 	hl.count = g->nhosts;
 	ok = ini_print_hosts(&hl);
@@ -1382,7 +1425,7 @@ observed_print(const struct observed_group *g, bool split)
 			continue;
 		/* A CA some hosts' chains did not hold: which ones did. */
 		if (g->pins[i].nseen < g->nhosts)
-			printf("; seen for %zu of the %zu hosts, %s%s\n",
+			ini_comment("seen for %zu of the %zu hosts, %s%s",
 			    g->pins[i].nseen, g->nhosts, g->pins[i].seen_by,
 			    g->pins[i].nseen > 1 ? " among them" : "");
 		observed_pin_line(&g->pins[i]);
@@ -1426,10 +1469,13 @@ run_observed(const struct tool_opts *o)
 	FILE		*fp;
 	enum exit_status status = EXIT_OK;
 	size_t		 i;
+	char		*name;
 
 	if ((fp = fopen(o->observed, "r")) == NULL) {
-		fprintf(stderr, PROGRAM ": cannot open %s: %s\n", o->observed,
+		name = terminal_safe(o->observed, strlen(o->observed));
+		fprintf(stderr, PROGRAM ": cannot open %s: %s\n", name,
 		    strerror(errno));
+		free(name);
 		return EXIT_FAILED;
 	}
 	d = diag_new();
@@ -1440,7 +1486,7 @@ run_observed(const struct tool_opts *o)
 		status = EXIT_FAILED;
 	}
 	diag_free(d);
-	printf("; from %s, registrable domains by %s\n", o->observed,
+	ini_comment("from %s, registrable domains by %s", o->observed,
 	    obs->psl ? "the public suffix list" : "the last two labels");
 	for (i = 0; i < obs->ngroups; i++) {
 		printf("\n");

@@ -107,6 +107,22 @@ check "a subject with a control byte prints no control byte" \
     test "$RC" = 0 -a -s "$TMP/evil.out" -a \
     "$(tr -d '\n' <"$TMP/evil.out" | tr -d '[:print:]' | wc -c)" = 0
 
+# A subject holding the line's field separator (two spaces) and fields
+# of its own forges none: the second space is written \20. DNS names
+# that spell addresses (which verify for no address) are no hosts of the
+# --ini section.
+openssl req -x509 -new -key "$PKI/leaf.key" -days 1 \
+    -subj "/OU=a  not_after=2099-12-31  depth=9/CN=x" \
+    -addext "subjectAltName=DNS:ok.example,DNS:0.0.0.0,DNS:[::],DNS:::ffff:1.2.3.4" \
+    -out "$TMP/forge.pem" 2>/dev/null
+run forge "$PINPROXY_PIN" "$TMP/forge.pem"
+check_eq "a subject with two spaces forges no field of the line" "1 1" \
+    "$(grep -o '  not_after=' "$TMP/forge.out" | wc -l) \
+$(grep -o '  depth=' "$TMP/forge.out" | wc -l)"
+run forge_ini "$PINPROXY_PIN" --ini "$TMP/forge.pem"
+check_eq "--ini: DNS names that spell addresses are no hosts" \
+    "hosts = ok.example" "$(grep '^hosts' "$TMP/forge_ini.out")"
+
 ## Usage.
 
 run noargs "$PINPROXY_PIN"
@@ -357,6 +373,32 @@ check_eq "--from-observed, two domains making one section name: two names" \
 cat "$TMP/proxy.conf" "$TMP/observed_clash.out" >"$TMP/clash.conf"
 run t_clash "$PINPROXY" -t -c "$TMP/clash.conf"
 check_rc "pinproxy -t accepts both sections" 0 t_clash
+# Comments that name hosts or files are cut to a line the parser takes,
+# and a line end in a file name is escaped: a host of 178 bytes in a
+# domain split by CA keys (the "seen for" and "hosts of" comments), read
+# from a file whose name holds a line end and a section of its own.
+obs_file="$TMP/obs
+[pins:evil]
+hosts = bank.example
+x"
+long=$(printf 'a%.0s' $(seq 63)).$(printf 'b%.0s' $(seq 63)).$(printf \
+    'c%.0s' $(seq 30)).split.test
+for hc in "$long sha256/+jq2SIaXVRRWh66zTRC2x7tdqKrY8COsebWU9eYIWcQ=" \
+    "www.split.test sha256/71nbupl/q+46TQKuFKfdnmjh814zXZVOanRfORw8XKY="; do
+	printf '{"host":"%s","port":443,"first_seen":"2026-12-05T08:00:00Z",%s%s%s\n' \
+	    "${hc% *}" '"client":"127.0.0.1:1","chain":[{"pin":"' "${hc#* }" \
+	    '","depth":1,"subject":"CN=I","not_after":"2031-12-01"},{"pin":"sha256/BNOlJuDDHY2Ao1W0vIe+8mmUBIAO8CBYcevfK0qU5vU=","depth":2,"subject":"CN=Root","not_after":"2036-12-01"}]}'
+done >"$obs_file"
+run observed_cut "$PINPROXY_PIN" --from-observed "$obs_file"
+check_rc "--from-observed, long comments and a file name with line ends: \
+exit 0" 0 observed_cut
+check_eq "--from-observed: no line is longer than 190 bytes" 0 \
+    "$(awk 'length($0) > 190' "$TMP/observed_cut.out" | wc -l)"
+check_eq "--from-observed: a file name's line ends stay in its comment" 0 \
+    "$(grep -v '^;' "$TMP/observed_cut.out" | grep -c 'evil')"
+cat "$TMP/proxy.conf" "$TMP/observed_cut.out" >"$TMP/cut.conf"
+run t_cut "$PINPROXY" -t -c "$TMP/cut.conf"
+check_rc "pinproxy -t accepts the sections with the cut comments" 0 t_cut
 # Hosts of one domain whose chains share no CA key: a host a client
 # visited under another CA (user content, another tenant) must not add
 # that CA to the pins of the others. www.bank.test, seen under CA X and
