@@ -238,17 +238,31 @@ log_escape(char *buf, size_t bufsize, const char *val, size_t len)
 	return buf;
 }
 
-/* Append raw text to a line, marking it truncated when it does not fit. */
+/* What ends a line that some pairs did not fit. */
+#define LOG_TRUNCATED	" truncated=1"
+
+/*
+ * Append " key=value" (value escaped) whole, or not at all: a pair that
+ * does not fit, with room for LOG_TRUNCATED after it, is left out, and so
+ * are the ones after it, so that no value is cut in its middle (an open
+ * quote) and the line says it is incomplete.
+ */
 static void
-log_append(struct logline *l, const char *s, size_t n)
+log_pair(struct logline *l, const char *key, const char *esc)
 {
-	if (l->len + n >= sizeof(l->buf)) {
+	size_t	 klen = strlen(key), vlen = strlen(esc);
+
+	if (l->truncated || l->len + 1 + klen + 1 + vlen +
+	    sizeof(LOG_TRUNCATED) > sizeof(l->buf)) {
 		l->truncated = true;
-		n = sizeof(l->buf) - 1 - l->len;
+		return;
 	}
-	memcpy(l->buf + l->len, s, n);
-	l->len += n;
-	l->buf[l->len] = '\0';
+	l->buf[l->len++] = ' ';
+	memcpy(l->buf + l->len, key, klen);
+	l->len += klen;
+	l->buf[l->len++] = '=';
+	memcpy(l->buf + l->len, esc, vlen + 1);
+	l->len += vlen;
 }
 
 void
@@ -273,7 +287,6 @@ void
 log_strn(struct logline *l, enum log_key key, const char *val, size_t len)
 {
 	char	 esc[LOG_LINE_MAX];
-	size_t	 klen;
 
 	if (!l->enabled)
 		return;
@@ -282,11 +295,7 @@ log_strn(struct logline *l, enum log_key key, const char *val, size_t len)
 		len = 0;
 	}
 	log_escape(esc, sizeof(esc), val, len);
-	klen = strlen(log_keys[key]);
-	log_append(l, " ", 1);
-	log_append(l, log_keys[key], klen);
-	log_append(l, "=", 1);
-	log_append(l, esc, strlen(esc));
+	log_pair(l, log_keys[key], esc);
 }
 
 void
@@ -311,6 +320,11 @@ log_end(struct logline *l)
 
 	if (!l->enabled)
 		return;
+	/* log_pair() kept the room. */
+	if (l->truncated) {
+		memcpy(l->buf + l->len, LOG_TRUNCATED, sizeof(LOG_TRUNCATED));
+		l->len += sizeof(LOG_TRUNCATED) - 1;
+	}
 	level = log_events[l->event].level;
 	if (log_capture != NULL) {
 		log_capture(level, l->buf, log_capture_arg);

@@ -154,6 +154,35 @@ test_log_truncates_an_overlong_line_without_overflow(void **state)
 	assert_true(strlen(captured) < LOG_LINE_MAX);
 }
 
+/*
+ * A pair that does not fit is left out whole, never cut in its quoted
+ * value, and so are the ones after it; the line ends with truncated=1.
+ */
+static void
+test_log_leaves_out_a_pair_that_does_not_fit(void **state)
+{
+	struct logline	 l;
+	char		 big[LOG_LINE_MAX - 200];
+	size_t		 n;
+
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	big[10] = ' ';
+	log_begin(&l, EV_ACCESS);
+	log_str(&l, LK_HOST, "api.test");
+	log_str(&l, LK_CLIENT, big);
+	log_str(&l, LK_REASON, big);
+	log_int(&l, LK_STATUS, 200);
+	log_end(&l);
+	n = strlen(captured);
+	assert_true(n < LOG_LINE_MAX);
+	assert_non_null(strstr(captured, " host=api.test client=\"aaaa"));
+	assert_null(strstr(captured, " reason="));
+	assert_null(strstr(captured, " status="));
+	assert_true(n > 12);
+	assert_string_equal(captured + n - 13, "\" truncated=1");
+}
+
 static void
 test_log_level_parse_accepts_the_four_names(void **state)
 {
@@ -186,6 +215,9 @@ main(void)
 		    test_log_drops_events_below_the_level, setup, teardown),
 		cmocka_unit_test(test_log_levels_follow_the_spec),
 		cmocka_unit_test(test_log_every_event_and_key_has_a_name),
+		cmocka_unit_test_setup_teardown(
+		    test_log_leaves_out_a_pair_that_does_not_fit, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_log_truncates_an_overlong_line_without_overflow,
 		    setup, teardown),
