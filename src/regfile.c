@@ -44,6 +44,32 @@ regfile_refuse(const char *what, const char *path, mode_t mode, char *err,
 }
 
 /*
+ * Whether a file the daemon appends to is its own: owned by its user or
+ * root, and not writable by others. One another user made (in a shared
+ * directory, before the daemon first started) could be read, emptied or
+ * filled with forged lines by them; false with err then.
+ */
+static bool
+regfile_owned(const char *what, const char *path, const struct stat *st,
+    char *err, size_t errlen)
+{
+	if (st->st_uid != geteuid() && st->st_uid != 0) {
+		snprintf(err, errlen, "%s %s is owned by uid %lu, not by "
+		    "pinproxy's user (uid %lu) or root: another user's file "
+		    "is refused", what, path, (unsigned long)st->st_uid,
+		    (unsigned long)geteuid());
+		return false;
+	}
+	if (st->st_mode & S_IWOTH) {
+		snprintf(err, errlen, "%s %s is writable by every user "
+		    "(mode %04o): refused", what, path,
+		    (unsigned int)(st->st_mode & 07777));
+		return false;
+	}
+	return true;
+}
+
+/*
  * Whether fd, opened without blocking, is a regular file (its status in
  * *st), made blocking again: a regular file never waits, so read(2) and
  * write(2) stay plain. 0; 1 for a file of another kind; -1 with errno.
@@ -150,6 +176,8 @@ regfile_check_append(const char *what, const char *path, char *err,
 			regfile_refuse(what, path, st.st_mode, err, errlen);
 			return false;
 		}
+		if (!regfile_owned(what, path, &st, err, errlen))
+			return false;
 		/* As open() judges: effective IDs and capabilities. */
 		if (faccessat(AT_FDCWD, path, W_OK, AT_EACCESS) == 0)
 			return true;
@@ -225,9 +253,15 @@ int
 regfile_append(const char *what, const char *path, char *err, size_t errlen)
 {
 	struct stat	 st;
+	int		 fd;
 
-	return regfile_open(what, path, O_WRONLY | O_APPEND | O_CREAT, 0640,
+	fd = regfile_open(what, path, O_WRONLY | O_APPEND | O_CREAT, 0640,
 	    &st, err, errlen);
+	if (fd != -1 && !regfile_owned(what, path, &st, err, errlen)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
 }
 
 void

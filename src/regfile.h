@@ -53,8 +53,8 @@ char	*regfile_dirname(const char *path);
 
 /*
  * Whether regfile_append() could open path, without creating it (for a
- * check of the configuration): a regular file, or none in a directory
- * that exists. False with err naming what and path.
+ * check of the configuration): a regular file it would take, or none in a
+ * directory that exists. False with err naming what and path.
  */
 bool	 regfile_check_append(const char *what, const char *path, char *err,
 	    size_t errlen);
@@ -72,7 +72,12 @@ bool	 regfile_writable_dir(const char *what, const char *path,
  */
 bool	 regfile_same(const char *a, const char *b);
 
-/* Open path for appending, created with mode 0640 when missing. */
+/*
+ * Open path for appending, created with mode 0640 when missing; a file
+ * owned by another user than this process's and root, or writable by
+ * every user, is refused (err says so), as that user could read or forge
+ * what is written.
+ */
 int	 regfile_append(const char *what, const char *path, char *err,
 	    size_t errlen);
 

@@ -451,6 +451,42 @@ check "stats_listen that cannot bind: pinproxy still runs" kill -0 "$PP_A"
 check_eq "stats_listen that cannot bind: the old stats port still serves" \
     "200 text/plain" "$(scrape "$SP1" "$TMP/sp1-kept.prom" | cut -d ';' -f 1)"
 
+# A report_file another user owns, or that every user may write, is
+# refused: that user could read the reports or forge lines in them.
+if [ "$(id -u)" = 0 ]; then
+	: >"$TMP/foreign.jsonl"
+	chown 65534 "$TMP/foreign.jsonl"
+	: >"$TMP/open.jsonl"
+	chmod 0666 "$TMP/open.jsonl"
+	for f in foreign open; do
+		write_conf_a "127.0.0.1:$SP1"
+		sed -i "s|^report_file = .*|report_file = $TMP/$f.jsonl|" \
+		    "$TMP/a.conf"
+		if reload "$PP_A" "$TMP/a.log"; then
+			not_ok "a report_file of another user ($f): reload fails"
+		else
+			ok "a report_file of another user ($f): reload fails"
+		fi
+	done
+	check_log "report_file owned by another user: the log says whose" \
+	    "$TMP/a.log" 'event=reload_failed' \
+	    "$(q "foreign.jsonl is owned by uid 65534")"
+	check_log "report_file writable by every user: the log says so" \
+	    "$TMP/a.log" 'event=reload_failed' \
+	    "$(q "open.jsonl is writable by every user (mode 0666)")"
+	run foreign "$PINPROXY" -t -c "$TMP/a.conf"
+	check_rc "-t refuses a report_file writable by every user" 1 foreign
+	check "pinproxy still runs after the refused report_files" \
+	    kill -0 "$PP_A"
+else
+	skip "a report_file of another user: needs root to make one"
+	skip "a report_file of another user: needs root to make one"
+	skip "a report_file of another user: needs root to make one"
+	skip "a report_file of another user: needs root to make one"
+	skip "a report_file of another user: needs root to make one"
+	skip "a report_file of another user: needs root to make one"
+fi
+
 scrape "$SP1" "$TMP/pre-reload.prom" >/dev/null
 write_conf_a "127.0.0.1:$SP2"
 check "stats_listen changed: SIGHUP reloads" reload "$PP_A" "$TMP/a.log"
