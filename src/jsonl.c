@@ -32,6 +32,7 @@ struct jsonl_file {
 	const char	*what;		/* the setting, for errors */
 	char		*path;
 	int		 fd;
+	bool		 created;	/* by the last (re)open */
 	/* The last write stopped mid-line: end that line before the next. */
 	bool		 partial;
 	long long	 day;		/* days since the epoch, UTC */
@@ -146,9 +147,12 @@ jsonl_open(const char *what, const char *path, char *err, size_t errlen)
 	struct jsonl_file	*f;
 	int			 fd;
 
-	if ((fd = regfile_append(what, path, err, errlen)) == -1)
+	bool			 created;
+
+	if ((fd = regfile_append(what, path, &created, err, errlen)) == -1)
 		return NULL;
 	f = xcalloc(1, sizeof(*f));
+	f->created = created;
 	f->what = what;
 	f->path = xstrdup(path);
 	f->fd = fd;
@@ -160,11 +164,14 @@ bool
 jsonl_reopen(struct jsonl_file *f, char *err, size_t errlen)
 {
 	int	 fd;
+	bool	 created;
 
-	if ((fd = regfile_append(f->what, f->path, err, errlen)) == -1)
+	if ((fd = regfile_append(f->what, f->path, &created, err, errlen)) ==
+	    -1)
 		return false;
 	close(f->fd);
 	f->fd = fd;
+	f->created = created;
 	f->partial = jsonl_ends_mid_line(f->path, fd);
 	return true;
 }
@@ -182,6 +189,16 @@ jsonl_error_line(struct jsonl_file *f, const char *err)
 		log_int(&l, LK_COUNT, (long long)f->errors_unlogged);
 	log_end(&l);
 	f->errors_unlogged = 0;
+}
+
+void
+jsonl_discard(struct jsonl_file *f)
+{
+	if (f == NULL)
+		return;
+	if (f->created)
+		regfile_discard(f->path, f->fd);
+	jsonl_close(f);
 }
 
 void

@@ -41,6 +41,11 @@ struct jsonl_file *jsonl_open(const char *what, const char *path, char *err,
 bool		 jsonl_reopen(struct jsonl_file *f, char *err, size_t errlen);
 /* Close and free (NULL ok). */
 void		 jsonl_close(struct jsonl_file *f);
+/*
+ * As jsonl_close(), and remove the file when the open made it and nothing
+ * was written (the open was for a reload that failed).
+ */
+void		 jsonl_discard(struct jsonl_file *f);
 /* The path it was opened with. */
 const char	*jsonl_path(const struct jsonl_file *f);
 /* The UTC day of t, in days since the epoch: what the budgets count by. */

@@ -190,6 +190,15 @@ observe_close(struct observe *o)
 	free(o);
 }
 
+void
+observe_discard(struct observe *o)
+{
+	if (o == NULL)
+		return;
+	jsonl_discard(o->out);
+	free(o);
+}
+
 const char *
 observe_path(const struct observe *o)
 {

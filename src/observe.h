@@ -35,6 +35,8 @@ struct observe	*observe_open(const char *path, char *err, size_t errlen);
 bool		 observe_reopen(struct observe *o, char *err, size_t errlen);
 /* Close the file and free (NULL is fine). */
 void		 observe_close(struct observe *o);
+/* As observe_close(), removing the file if the open made it, still empty. */
+void		 observe_discard(struct observe *o);
 /* The path the file was opened with. */
 const char	*observe_path(const struct observe *o);
 /*

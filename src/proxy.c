@@ -458,7 +458,7 @@ proxy_open_outputs(struct proxy *p, const struct conf *conf,
 		*stats = stats_new(p->base, &conf->stats_listen, p->metrics, err,
 		    errlen);
 		if (*stats == NULL) {
-			report_close(*report);
+			report_discard(*report);
 			*report = NULL;
 			return false;
 		}
@@ -601,10 +601,11 @@ proxy_reload(struct proxy *p)
 	    (rc = runconf_new(conf, p->generation + 1, p->rc, err,
 	    sizeof(err))) == NULL) {
 		tcpfwd_abort(p->fwd);
+		/* A file the failed reload made goes again. */
 		if (report != p->env.sinks.report)
-			report_close(report);
+			report_discard(report);
 		if (observe != p->env.sinks.observe)
-			observe_close(observe);
+			observe_discard(observe);
 		stats_free(stats);
 		runconf_unref(rc);
 		rc = NULL;

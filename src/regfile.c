@@ -103,6 +103,7 @@ regfile_open(const char *what, const char *path, int flags, mode_t mode,
 		else
 			snprintf(err, errlen, "cannot open %s %s: %s", what,
 			    path, strerror(saved));
+		errno = saved;
 		return -1;
 	}
 	switch (regfile_settle(fd, st)) {
@@ -250,18 +251,42 @@ regfile_writable_dir(const char *what, const char *path, const char *dir,
 }
 
 int
-regfile_append(const char *what, const char *path, char *err, size_t errlen)
+regfile_append(const char *what, const char *path, bool *created, char *err,
+    size_t errlen)
 {
 	struct stat	 st;
-	int		 fd;
+	int		 fd, tries;
 
-	fd = regfile_open(what, path, O_WRONLY | O_APPEND | O_CREAT, 0640,
-	    &st, err, errlen);
+	/* Made here or not: an open that finds it, else one that makes it. */
+	*created = false;
+	for (tries = 0; tries < 3; tries++) {
+		fd = regfile_open(what, path, O_WRONLY | O_APPEND, 0, &st,
+		    err, errlen);
+		if (fd != -1 || errno != ENOENT)
+			break;
+		fd = regfile_open(what, path, O_WRONLY | O_APPEND | O_CREAT |
+		    O_EXCL, 0640, &st, err, errlen);
+		if (fd != -1 || errno != EEXIST) {
+			*created = fd != -1;
+			break;
+		}
+	}
 	if (fd != -1 && !regfile_owned(what, path, &st, err, errlen)) {
 		close(fd);
 		return -1;
 	}
 	return fd;
+}
+
+void
+regfile_discard(const char *path, int fd)
+{
+	struct stat	 st, at;
+
+	if (fstat(fd, &st) == 0 && st.st_size == 0 &&
+	    lstat(path, &at) == 0 && at.st_dev == st.st_dev &&
+	    at.st_ino == st.st_ino)
+		unlink(path);
 }
 
 void

@@ -73,12 +73,18 @@ bool	 regfile_writable_dir(const char *what, const char *path,
 bool	 regfile_same(const char *a, const char *b);
 
 /*
- * Open path for appending, created with mode 0640 when missing; a file
- * owned by another user than this process's and root, or writable by
- * every user, is refused (err says so), as that user could read or forge
- * what is written.
+ * Open path for appending, created with mode 0640 when missing (*created
+ * says whether this call made it); a file owned by another user than this
+ * process's and root, or writable by every user, is refused (err says
+ * so), as that user could read or forge what is written.
  */
-int	 regfile_append(const char *what, const char *path, char *err,
-	    size_t errlen);
+int	 regfile_append(const char *what, const char *path, bool *created,
+	    char *err, size_t errlen);
+/*
+ * Remove path, which regfile_append() created as fd, when nothing was
+ * written to it and it is still that file (a failed reload leaves no new
+ * empty file behind). fd stays open.
+ */
+void	 regfile_discard(const char *path, int fd);
 
 #endif

@@ -287,6 +287,15 @@ report_close(struct report *r)
 	free(r);
 }
 
+void
+report_discard(struct report *r)
+{
+	if (r == NULL)
+		return;
+	jsonl_discard(r->out);
+	free(r);
+}
+
 const char *
 report_path(const struct report *r)
 {

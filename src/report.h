@@ -66,6 +66,8 @@ bool			 report_reopen(struct report *r, char *err,
 			    size_t errlen);
 /* Close the file and free (NULL is fine). */
 void			 report_close(struct report *r);
+/* As report_close(), removing the file if the open made it, still empty. */
+void			 report_discard(struct report *r);
 /* The path the report was opened with. */
 const char		*report_path(const struct report *r);
 /* Log a failure to write a report (see jsonl_log_error()). */

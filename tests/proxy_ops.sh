@@ -448,6 +448,13 @@ else
 	ok "stats_listen that cannot bind, new report_file: reload fails"
 fi
 check "stats_listen that cannot bind: pinproxy still runs" kill -0 "$PP_A"
+check "the failed reload left no new report_file behind" \
+    test ! -e "$TMP/other-report.jsonl"
+# One that was there before stays.
+: >"$TMP/other-report.jsonl"
+reload "$PP_A" "$TMP/a.log"
+check "the failed reload leaves a report_file that was there" \
+    test -e "$TMP/other-report.jsonl"
 check_eq "stats_listen that cannot bind: the old stats port still serves" \
     "200 text/plain" "$(scrape "$SP1" "$TMP/sp1-kept.prom" | cut -d ';' -f 1)"
 
