@@ -278,6 +278,29 @@ cert_subject(X509 *cert)
 }
 
 /*
+ * Whether value can follow "key = " on a configuration line and be read
+ * back as it is: printable ASCII, no white space at either end nor before
+ * a ';' (an inline comment), the whole line within INI_LINE_MAX.
+ */
+static bool
+ini_value_fits(const char *key, const char *value)
+{
+	size_t		 i, n = strlen(value);
+	unsigned char	 c;
+
+	if (n == 0 || strlen(key) + 3 + n > INI_LINE_MAX ||
+	    value[0] == ' ' || value[n - 1] == ' ')
+		return false;
+	for (i = 0; i < n; i++) {
+		c = (unsigned char)value[i];
+		if (c < 0x20 || c >= 0x7f ||
+		    (c == ';' && i > 0 && value[i - 1] == ' '))
+			return false;
+	}
+	return true;
+}
+
+/*
  * A comment line of the INI output: "; " and the text, with every byte a
  * terminal or the configuration parser would read otherwise (a line end
  * in a file name, say) escaped as terminal_safe() does, cut to a line the
@@ -418,9 +441,14 @@ hostlist_add_san(struct hostlist *hl, const GENERAL_NAME *gen)
 			return;
 	} else
 		return;
-	/* A DNS name spelling an address verifies for no address. */
+	/*
+	 * A DNS name spelling an address verifies for no address, and an
+	 * address the configuration would read as another (0.0.0.0 as
+	 * 127.0.0.1, ::ffff:a.b.c.d as a.b.c.d) does not for that one.
+	 */
 	if (hostmatch_pattern(text, norm, sizeof(norm), err, sizeof(err)) &&
-	    (gen->type == GEN_IPADD || !hostmatch_is_ip(norm)))
+	    (gen->type == GEN_IPADD ? strcmp(norm, text) == 0 :
+	    !hostmatch_is_ip(norm)))
 		hostlist_add(hl, norm);
 }
 
@@ -690,9 +718,11 @@ parse_target(const char *arg, struct target *t, char *err, size_t errlen)
 
 /* port, connect_to and ca_file lines for an -s section; a new string. */
 static char *
-server_ini_extra(const struct target *t, const struct tool_opts *o)
+server_ini_extra(const struct target *t, const struct tool_opts *o,
+    bool *ok)
 {
-	char	*extra, *next, *abs = NULL;
+	char	*extra, *next, *abs = NULL, *safe;
+	const char *path;
 
 	extra = xstrdup("");
 	if (t->port != DEFAULT_PORT) {
@@ -705,10 +735,24 @@ server_ini_extra(const struct target *t, const struct tool_opts *o)
 		free(extra);
 		extra = next;
 	}
+	*ok = true;
 	if (o->ca_file != NULL) {
 		abs = realpath(o->ca_file, NULL);
-		next = xasprintf("%sca_file = %s\n", extra,
-		    abs != NULL ? abs : o->ca_file);
+		path = abs != NULL ? abs : o->ca_file;
+		if (ini_value_fits("ca_file", path))
+			next = xasprintf("%sca_file = %s\n", extra, path);
+		else {
+			safe = terminal_safe(path, strlen(path));
+			fprintf(stderr, PROGRAM ": %.60s...: the path of "
+			    "--ca-file cannot be written on a configuration "
+			    "line (at most %d bytes, printable ASCII, no ' ;'); "
+			    "ca_file is left out\n", safe, INI_LINE_MAX);
+			free(safe);
+			next = xasprintf("%s; ca_file = (left out: its path "
+			    "cannot be written on a configuration line)\n",
+			    extra);
+			*ok = false;
+		}
 		free(abs);
 		free(extra);
 		extra = next;
@@ -753,6 +797,7 @@ server_print(const struct tool_opts *o, const struct target *t,
 	struct hostlist		 hl = { 0 };
 	enum exit_status	 status = EXIT_OK;
 	char			 text[TARGET_TEXT_MAX], *extra;
+	bool			 extra_ok;
 
 	cv_hostport_text(t->host, t->port, text, sizeof(text));
 	chain = upstream_verified_chain(u);
@@ -774,8 +819,8 @@ server_print(const struct tool_opts *o, const struct target *t,
 	}
 	if (o->ini) {
 		hostlist_add(&hl, name);
-		extra = server_ini_extra(t, o);
-		if (!ini_print(&hl, name, extra, chain))
+		extra = server_ini_extra(t, o, &extra_ok);
+		if (!ini_print(&hl, name, extra, chain) || !extra_ok)
 			status = EXIT_FAILED;
 		free(extra);
 		hostlist_clear(&hl);

@@ -45,15 +45,23 @@ regfile_refuse(const char *what, const char *path, mode_t mode, char *err,
 
 /*
  * Whether a file the daemon appends to is its own: owned by its user or
- * root, and not writable by others. One another user made (in a shared
- * directory, before the daemon first started) could be read, emptied or
- * filled with forged lines by them; false with err then.
+ * root (any owner with any_owner), not writable by others, and its one
+ * name. One another user made (in a shared directory, before the daemon
+ * first started) could be read, emptied or filled with forged lines by
+ * them; false with err then.
  */
 static bool
 regfile_owned(const char *what, const char *path, const struct stat *st,
-    char *err, size_t errlen)
+    bool any_owner, char *err, size_t errlen)
 {
-	if (st->st_uid != geteuid() && st->st_uid != 0) {
+	/* Another name of a file elsewhere (hard links are not checked). */
+	if (st->st_nlink > 1) {
+		snprintf(err, errlen, "%s %s has %lu links: another name of "
+		    "a file elsewhere is refused", what, path,
+		    (unsigned long)st->st_nlink);
+		return false;
+	}
+	if (!any_owner && st->st_uid != geteuid() && st->st_uid != 0) {
 		snprintf(err, errlen, "%s %s is owned by uid %lu, not by "
 		    "pinproxy's user (uid %lu) or root: another user's file "
 		    "is refused", what, path, (unsigned long)st->st_uid,
@@ -111,12 +119,15 @@ regfile_open(const char *what, const char *path, int flags, mode_t mode,
 		return fd;
 	case 1:
 		regfile_refuse(what, path, st->st_mode, err, errlen);
+		saved = EINVAL;
 		break;
 	default:
+		saved = errno;
 		snprintf(err, errlen, "%s %s: %s", what, path,
-		    strerror(errno));
+		    strerror(saved));
 	}
 	close(fd);
+	errno = saved;
 	return -1;
 }
 
@@ -177,7 +188,12 @@ regfile_check_append(const char *what, const char *path, char *err,
 			regfile_refuse(what, path, st.st_mode, err, errlen);
 			return false;
 		}
-		if (!regfile_owned(what, path, &st, err, errlen))
+		/*
+		 * Root checking cannot tell the user the daemon will run as
+		 * (the service's own): the owner is for the start to judge.
+		 */
+		if (!regfile_owned(what, path, &st, geteuid() == 0, err,
+		    errlen))
 			return false;
 		/* As open() judges: effective IDs and capabilities. */
 		if (faccessat(AT_FDCWD, path, W_OK, AT_EACCESS) == 0)
@@ -271,8 +287,12 @@ regfile_append(const char *what, const char *path, bool *created, char *err,
 			break;
 		}
 	}
-	if (fd != -1 && !regfile_owned(what, path, &st, err, errlen)) {
+	if (fd != -1 && !regfile_owned(what, path, &st, false, err, errlen)) {
+		/* Made here but not ours (a root squashed by NFS, say). */
+		if (*created)
+			regfile_discard(path, fd);
 		close(fd);
+		*created = false;
 		return -1;
 	}
 	return fd;

@@ -122,6 +122,14 @@ $(grep -o '  depth=' "$TMP/forge.out" | wc -l)"
 run forge_ini "$PINPROXY_PIN" --ini "$TMP/forge.pem"
 check_eq "--ini: DNS names that spell addresses are no hosts" \
     "hosts = ok.example" "$(grep '^hosts' "$TMP/forge_ini.out")"
+# Nor are addresses the configuration would read as others (0.0.0.0 as
+# 127.0.0.1, :: as ::1, an IPv4-mapped one as its IPv4 address).
+openssl req -x509 -new -key "$PKI/leaf.key" -days 1 -subj "/CN=ips" \
+    -addext "subjectAltName=IP:0.0.0.0,IP:::,IP:::ffff:127.0.0.9,IP:127.0.0.5" \
+    -out "$TMP/ips.pem" 2>/dev/null
+run ips_ini "$PINPROXY_PIN" --ini "$TMP/ips.pem"
+check_eq "--ini: addresses read as others are no hosts" \
+    "hosts = 127.0.0.5" "$(grep '^hosts' "$TMP/ips_ini.out")"
 
 ## Usage.
 
@@ -228,6 +236,29 @@ check_eq "no --ini line is 199 bytes or longer" "" \
 cat "$TMP/proxy.conf" "$TMP/ini.out" >"$TMP/good.conf"
 run t_good "$PINPROXY" -t -c "$TMP/good.conf"
 check_rc "pinproxy -t accepts the --ini section" 0 t_good
+# A --ca-file whose path cannot be written on a configuration line (a
+# line end and a section of its own in a directory name, or too long):
+# ca_file is left out with an error, never printed as it is.
+evil_dir="$TMP/d
+[pins:evil]
+hosts = victim.test
+x"
+long_dir=$TMP/$(printf 'l%.0s' $(seq 190))
+mkdir -p "$evil_dir" "$long_dir"
+cp "$PKI/root.pem" "$evil_dir/root.pem"
+cp "$PKI/root.pem" "$long_dir/root.pem"
+for d in evil long; do
+	eval "dir=\$${d}_dir"
+	run "ini_$d" "$PINPROXY_PIN" --ini -s "api.test:$PORT" \
+	    --connect-to "127.0.0.1:$PORT" -a "$dir/root.pem"
+	check_eq "--ini -s, a --ca-file path that fits no line ($d): exit 1, \
+no ca_file line, no other section" "1 0 1" \
+	    "$RC $(grep -c '^ca_file' "$TMP/ini_$d.out") \
+$(grep -c '^\[' "$TMP/ini_$d.out")"
+done
+check_grep "--ini -s, a --ca-file path that fits no line: the error says so" \
+    "the path of --ca-file cannot be written on a configuration line" \
+    "$TMP/ini_long.err"
 
 run inifile "$PINPROXY_PIN" --ini "$PKI/chain.pem"
 check_rc "--ini FILE exits 0" 0 inifile

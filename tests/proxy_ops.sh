@@ -465,7 +465,9 @@ if [ "$(id -u)" = 0 ]; then
 	chown 65534 "$TMP/foreign.jsonl"
 	: >"$TMP/open.jsonl"
 	chmod 0666 "$TMP/open.jsonl"
-	for f in foreign open; do
+	: >"$TMP/linked-target"
+	ln "$TMP/linked-target" "$TMP/linked.jsonl"
+	for f in foreign open linked; do
 		write_conf_a "127.0.0.1:$SP1"
 		sed -i "s|^report_file = .*|report_file = $TMP/$f.jsonl|" \
 		    "$TMP/a.conf"
@@ -481,17 +483,18 @@ if [ "$(id -u)" = 0 ]; then
 	check_log "report_file writable by every user: the log says so" \
 	    "$TMP/a.log" 'event=reload_failed' \
 	    "$(q "open.jsonl is writable by every user (mode 0666)")"
+	check_log "report_file with another name elsewhere: the log says so" \
+	    "$TMP/a.log" 'event=reload_failed' \
+	    "$(q "linked.jsonl has 2 links")"
+	sed -i "s|^report_file = .*|report_file = $TMP/open.jsonl|" "$TMP/a.conf"
 	run foreign "$PINPROXY" -t -c "$TMP/a.conf"
 	check_rc "-t refuses a report_file writable by every user" 1 foreign
 	check "pinproxy still runs after the refused report_files" \
 	    kill -0 "$PP_A"
 else
-	skip "a report_file of another user: needs root to make one"
-	skip "a report_file of another user: needs root to make one"
-	skip "a report_file of another user: needs root to make one"
-	skip "a report_file of another user: needs root to make one"
-	skip "a report_file of another user: needs root to make one"
-	skip "a report_file of another user: needs root to make one"
+	for i in 1 2 3 4 5 6 7 8; do
+		skip "a report_file of another user: needs root to make one"
+	done
 fi
 
 scrape "$SP1" "$TMP/pre-reload.prom" >/dev/null
