@@ -929,6 +929,13 @@ proxy_main(struct conf *conf, const char *path, bool debug)
 	event_base_dispatch(p.base);
 	rc = 0;
 out:
+	/* A failed start leaves no new empty file behind. */
+	if (rc != 0) {
+		report_discard(p.env.sinks.report);
+		p.env.sinks.report = NULL;
+		observe_discard(p.env.sinks.observe);
+		p.env.sinks.observe = NULL;
+	}
 	proxy_teardown(&p);
 	return rc;
 }

@@ -497,6 +497,16 @@ else
 	done
 fi
 
+# A start that fails after opening a new report_file (its listen port
+# taken) leaves no new file behind.
+write_conf_a ""
+sed "s|^report_file = .*|report_file = $TMP/start-report.jsonl|" \
+    "$TMP/a.conf" >"$TMP/busy.conf"
+run busy timeout 10 "$PINPROXY" -c "$TMP/busy.conf"
+check_rc "a start whose port is taken fails" 1 busy
+check "the failed start left no new report_file behind" \
+    test ! -e "$TMP/start-report.jsonl"
+
 scrape "$SP1" "$TMP/pre-reload.prom" >/dev/null
 write_conf_a "127.0.0.1:$SP2"
 check "stats_listen changed: SIGHUP reloads" reload "$PP_A" "$TMP/a.log"
