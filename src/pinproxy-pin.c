@@ -38,8 +38,10 @@
 #include "observed.h"
 #include "pin.h"
 #include "pincheck.h"
+#include "strindex.h"
 #include "probe.h"
 #include "runconf.h"
+#include "tls_upstream.h"
 #include "upstream.h"
 #include "version.h"
 #include "xmalloc.h"
@@ -416,9 +418,28 @@ hostlist_clear(struct hostlist *hl)
 	hl->count = 0;
 }
 
+/*
+ * Whether the daemon's check of leaf for host (a pattern of hosts =: "*."
+ * stands for any one label) would pass: a DNS name OpenSSL does not match
+ * (a trailing dot, a wildcard in a label it takes for no wildcard) would
+ * make a pin set that never verifies.
+ */
+static bool
+ini_host_verifies(X509 *leaf, const char *host)
+{
+	char	 name[HOSTMATCH_NAME_MAX + 16];
+
+	if (strncmp(host, "*.", 2) == 0)
+		snprintf(name, sizeof(name), "pinproxy-check%s", host + 1);
+	else
+		snprintf(name, sizeof(name), "%s", host);
+	return X509_check_host(leaf, name, 0, TLS_UPSTREAM_HOSTFLAGS,
+	    NULL) == 1;
+}
+
 /* Add a SAN entry to hl when the configuration would accept it. */
 static void
-hostlist_add_san(struct hostlist *hl, const GENERAL_NAME *gen)
+hostlist_add_san(struct hostlist *hl, X509 *leaf, const GENERAL_NAME *gen)
 {
 	const unsigned char	*data;
 	char			 text[HOSTMATCH_NAME_MAX];
@@ -448,7 +469,7 @@ hostlist_add_san(struct hostlist *hl, const GENERAL_NAME *gen)
 	 */
 	if (hostmatch_pattern(text, norm, sizeof(norm), err, sizeof(err)) &&
 	    (gen->type == GEN_IPADD ? strcmp(norm, text) == 0 :
-	    !hostmatch_is_ip(norm)))
+	    !hostmatch_is_ip(norm) && ini_host_verifies(leaf, norm)))
 		hostlist_add(hl, norm);
 }
 
@@ -471,7 +492,7 @@ leaf_hosts(X509 *leaf, struct hostlist *hl)
 		for (i = 0; i < sk_GENERAL_NAME_num(gens); i++) {
 			gen = sk_GENERAL_NAME_value(gens, i);
 			if (gen->type == pass)
-				hostlist_add_san(hl, gen);
+				hostlist_add_san(hl, leaf, gen);
 		}
 	}
 	GENERAL_NAMES_free(gens);
@@ -579,17 +600,48 @@ ini_name_unique(const char *host, char *out)
 	e->n = n;
 }
 
+/* The hosts the sections printed so far list (the keys are their own). */
+static struct strindex	 ini_hosts;
+
+/*
+ * The hosts of in that no earlier section listed, into fresh (empty):
+ * pinproxy takes a host in one pin set only, whatever the port, and
+ * refuses it in a second. Each one left out gets an error on stderr and
+ * a comment; false when one was.
+ */
+static bool
+ini_fresh_hosts(const struct hostlist *in, struct hostlist *fresh)
+{
+	size_t	 i, section;
+	bool	 ok = true;
+
+	for (i = 0; i < in->count; i++) {
+		if (!strindex_get(&ini_hosts, in->names[i], &section)) {
+			hostlist_add(fresh, in->names[i]);
+			continue;
+		}
+		fprintf(stderr, PROGRAM ": %.60s: an earlier section lists "
+		    "this host already (a host has one pin set, whatever the "
+		    "port); it is left out here\n", in->names[i]);
+		ini_comment("%.60s is left out: an earlier section lists it",
+		    in->names[i]);
+		ok = false;
+	}
+	return ok;
+}
+
 /*
  * hosts = lines, as many as needed to keep each under INI_LINE_MAX. A
  * name too long for a line of its own cannot be pinned by a configuration
  * file: it is left out, with an error on stderr and a comment, never cut
- * (a cut name would pin another host and leave this one unpinned). False
- * when a name was left out.
+ * (a cut name would pin another host and leave this one unpinned). The
+ * ones printed are remembered (ini_fresh_hosts()). False when a name was
+ * left out.
  */
 static bool
 ini_print_hosts(const struct hostlist *hl)
 {
-	char	 line[INI_LINE_MAX + 1];
+	char	 line[INI_LINE_MAX + 1], *key;
 	size_t	 i, len, start, n;
 	bool	 ok = true;
 
@@ -611,6 +663,9 @@ ini_print_hosts(const struct hostlist *hl)
 			printf("%s\n", line);
 			len = start;
 		}
+		key = xstrdup(hl->names[i]);
+		if (!strindex_add(&ini_hosts, key, 0))
+			free(key);
 		len += (size_t)snprintf(line + len, sizeof(line) - len, "%s%s",
 		    len > start ? ", " : "", hl->names[i]);
 	}
@@ -639,16 +694,24 @@ static bool
 ini_print(const struct hostlist *hl, const char *name_from,
     const char *extra, STACK_OF(X509) *chain)
 {
-	char	 name[PINSET_NAME_MAX + 1];
-	bool	 ok = true;
+	struct hostlist	 fresh = { 0 };
+	char		 name[PINSET_NAME_MAX + 1];
+	bool		 ok;
 
+	ok = ini_fresh_hosts(hl, &fresh);
+	if (hl->count > 0 && fresh.count == 0) {
+		ini_comment("no section for %.60s: an earlier one lists its "
+		    "hosts", hl->names[0]);
+		return false;
+	}
 	ini_name_unique(name_from, name);
 	printf("[pins:%s]\n", name);
-	if (hl->count > 0)
-		ok = ini_print_hosts(hl);
+	if (fresh.count > 0)
+		ok = ini_print_hosts(&fresh) && ok;
 	else
 		ini_comment("hosts = (the leaf certificate names no host:"
 		    " add the hosts here)");
+	hostlist_clear(&fresh);
 	if (extra != NULL)
 		printf("%s", extra);
 	return chain_each(chain, ini_pin_line) && ok;
@@ -1445,12 +1508,20 @@ observed_pin_line(const struct observed_pin *op)
 static bool
 observed_print(const struct observed_group *g, bool split)
 {
-	struct hostlist	 hl;
+	struct hostlist	 hl, fresh = { 0 };
 	char		 name[PINSET_NAME_MAX + 1];
 	char		 from[HOSTMATCH_NAME_MAX + 8];
 	size_t		 i;
 	bool		 ok;
 
+	hl.names = g->hosts;
+	hl.count = g->nhosts;
+	ok = ini_fresh_hosts(&hl, &fresh);
+	if (fresh.count == 0) {
+		ini_comment("no section for %.60s port %u: an earlier one "
+		    "lists its hosts", g->domain, g->port);
+		return false;
+	}
 	if (g->port != DEFAULT_PORT)
 		snprintf(from, sizeof(from), "%s-%u", g->domain, g->port);
 	else
@@ -1460,9 +1531,8 @@ observed_print(const struct observed_group *g, bool split)
 	if (split)
 		ini_comment("hosts of %s whose chains share no CA key with"
 		    " these are in another section", g->domain);
-	hl.names = g->hosts;
-	hl.count = g->nhosts;
-	ok = ini_print_hosts(&hl);
+	ok = ini_print_hosts(&fresh) && ok;
+	hostlist_clear(&fresh);
 	if (g->port != DEFAULT_PORT)
 		printf("port = %u\n", g->port);
 	for (i = 0; i < g->npins; i++) {

@@ -310,9 +310,7 @@ tls_upstream_ssl(struct tls_upstream *t, const struct pinset *ps,
 	SSL_set_ex_data(ssl, tls_upstream_index, tc);
 	param = SSL_get0_param(ssl);
 	/* The name must be a subjectAltName: the subject CN never counts. */
-	X509_VERIFY_PARAM_set_hostflags(param,
-	    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS |
-	    X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
+	X509_VERIFY_PARAM_set_hostflags(param, TLS_UPSTREAM_HOSTFLAGS);
 	if (hostmatch_is_ip(host)) {
 		if (X509_VERIFY_PARAM_set1_ip_asc(param, host) != 1)
 			goto fail;

@@ -19,6 +19,13 @@
 #include "pincheck.h"
 
 /* Sessions kept per generation, least recently used dropped first. */
+/*
+ * How an upstream's name is checked (X509_check_host(3)): a name of its
+ * subjectAltName only, never the subject's CN, and no partial wildcard.
+ */
+#define TLS_UPSTREAM_HOSTFLAGS	(X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS | \
+	X509_CHECK_FLAG_NEVER_CHECK_SUBJECT)
+
 #define TLS_UPSTREAM_SESSIONS	256
 /* Sessions kept for one host, port and pin set. */
 #define TLS_UPSTREAM_PER_HOST	8

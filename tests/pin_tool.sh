@@ -130,6 +130,28 @@ openssl req -x509 -new -key "$PKI/leaf.key" -days 1 -subj "/CN=ips" \
 run ips_ini "$PINPROXY_PIN" --ini "$TMP/ips.pem"
 check_eq "--ini: addresses read as others are no hosts" \
     "hosts = 127.0.0.5" "$(grep '^hosts' "$TMP/ips_ini.out")"
+# Nor are DNS names the daemon's check of the certificate never matches
+# (a trailing dot, a wildcard OpenSSL takes for none); and a host two
+# files name is listed once: pinproxy takes a host in one pin set only.
+openssl req -x509 -new -key "$PKI/leaf.key" -days 1 -subj "/CN=odd" \
+    -addext "subjectAltName=DNS:trail.example.,DNS:*.a_b.example,DNS:*.ok.example,DNS:shared.example" \
+    -out "$TMP/odd.pem" 2>/dev/null
+openssl req -x509 -new -key "$PKI/leaf.key" -days 1 -subj "/CN=odd2" \
+    -addext "subjectAltName=DNS:shared.example,DNS:other.example" \
+    -out "$TMP/odd2.pem" 2>/dev/null
+openssl req -x509 -new -key "$PKI/leaf.key" -days 1 -subj "/CN=odd3" \
+    -addext "subjectAltName=DNS:other.example" -out "$TMP/odd3.pem" \
+    2>/dev/null
+run odd_ini "$PINPROXY_PIN" --ini "$TMP/odd.pem" "$TMP/odd2.pem" \
+    "$TMP/odd3.pem"
+check_eq "--ini: only names the certificate verifies for, each once; \
+exit 1 for the ones left out" "1|hosts = *.ok.example, shared.example|hosts = other.example|2" \
+    "$RC|$(grep '^hosts' "$TMP/odd_ini.out" | paste -sd'|')|$(grep -c '^\[pins:' \
+    "$TMP/odd_ini.out")"
+printf '[proxy]\nca_cert = %s\nca_key = %s\n\n' "$PKI/root.pem" \
+    "$PKI/root.key" | cat - "$TMP/odd_ini.out" >"$TMP/odd.conf"
+run t_odd "$PINPROXY" -t -c "$TMP/odd.conf"
+check_rc "pinproxy -t accepts the --ini sections of hosts named twice" 0 t_odd
 
 ## Usage.
 
@@ -404,6 +426,20 @@ check_eq "--from-observed, two domains making one section name: two names" \
 cat "$TMP/proxy.conf" "$TMP/observed_clash.out" >"$TMP/clash.conf"
 run t_clash "$PINPROXY" -t -c "$TMP/clash.conf"
 check_rc "pinproxy -t accepts both sections" 0 t_clash
+# One host seen on two ports: pinproxy takes a host in one pin set only,
+# whatever the port, so the second section is left out with an error.
+for pc in "443 sha256/+jq2SIaXVRRWh66zTRC2x7tdqKrY8COsebWU9eYIWcQ=" \
+    "8443 sha256/71nbupl/q+46TQKuFKfdnmjh814zXZVOanRfORw8XKY="; do
+	printf '{"host":"api.dup.test","port":%s,"first_seen":"2026-12-05T08:00:00Z",%s%s%s\n' \
+	    "${pc% *}" '"client":"127.0.0.1:1","chain":[{"pin":"' "${pc#* }" \
+	    '","depth":1,"subject":"CN=I","not_after":"2031-12-01"}]}'
+done >"$TMP/dup.jsonl"
+run observed_dup "$PINPROXY_PIN" --from-observed "$TMP/dup.jsonl"
+check_eq "--from-observed, a host on two ports: exit 1, listed once" \
+    "1 1" "$RC $(grep -c '^hosts = api.dup.test$' "$TMP/observed_dup.out")"
+cat "$TMP/proxy.conf" "$TMP/observed_dup.out" >"$TMP/dup.conf"
+run t_dup "$PINPROXY" -t -c "$TMP/dup.conf"
+check_rc "pinproxy -t accepts the sections of a host on two ports" 0 t_dup
 # Comments that name hosts or files are cut to a line the parser takes,
 # and a line end in a file name is escaped: a host of 178 bytes in a
 # domain split by CA keys (the "seen for" and "hosts of" comments), read
