@@ -282,7 +282,8 @@ cert_subject(X509 *cert)
 /*
  * Whether value can follow "key = " on a configuration line and be read
  * back as it is: printable ASCII, no white space at either end nor before
- * a ';' (an inline comment), the whole line within INI_LINE_MAX.
+ * a ';' (an inline comment), no ';' first, the whole line within
+ * INI_LINE_MAX.
  */
 static bool
 ini_value_fits(const char *key, const char *value)
@@ -291,7 +292,7 @@ ini_value_fits(const char *key, const char *value)
 	unsigned char	 c;
 
 	if (n == 0 || strlen(key) + 3 + n > INI_LINE_MAX ||
-	    value[0] == ' ' || value[n - 1] == ' ')
+	    value[0] == ' ' || value[0] == ';' || value[n - 1] == ' ')
 		return false;
 	for (i = 0; i < n; i++) {
 		c = (unsigned char)value[i];
