@@ -107,47 +107,59 @@ check "a subject with a control byte prints no control byte" \
     test "$RC" = 0 -a -s "$TMP/evil.out" -a \
     "$(tr -d '\n' <"$TMP/evil.out" | tr -d '[:print:]' | wc -c)" = 0
 
+# san_cert NAME SANS [SUBJECT]: a self-signed certificate $TMP/NAME.pem
+# of the test leaf's key, with subjectAltName SANS.
+san_cert()
+{
+	openssl req -x509 -new -key "$PKI/leaf.key" -days 1 \
+	    -subj "${3:-/CN=$1}" -addext "subjectAltName=$2" \
+	    -out "$TMP/$1.pem" 2>/dev/null
+}
+
+# check_ini_hosts DESCRIPTION EXPECTED NAME...: one case, the hosts lines
+# of pinproxy-pin --ini $TMP/NAME.pem... (joined by "|"), after its exit
+# status and a "|".
+check_ini_hosts()
+{
+	local desc=$1 want=$2 files=() n
+	shift 2
+	for n; do
+		files+=("$TMP/$n.pem")
+	done
+	run "$1_ini" "$PINPROXY_PIN" --ini "${files[@]}"
+	check_eq "$desc" "$want" \
+	    "$RC|$(grep '^hosts' "$TMP/$1_ini.out" | paste -sd'|')"
+}
+
 # A subject holding the line's field separator (two spaces) and fields
 # of its own forges none: the second space is written \20. DNS names
 # that spell addresses (which verify for no address) are no hosts of the
 # --ini section.
-openssl req -x509 -new -key "$PKI/leaf.key" -days 1 \
-    -subj "/OU=a  not_after=2099-12-31  depth=9/CN=x" \
-    -addext "subjectAltName=DNS:ok.example,DNS:0.0.0.0,DNS:[::],DNS:::ffff:1.2.3.4" \
-    -out "$TMP/forge.pem" 2>/dev/null
+san_cert forge "DNS:ok.example,DNS:0.0.0.0,DNS:[::],DNS:::ffff:1.2.3.4" \
+    "/OU=a  not_after=2099-12-31  depth=9/CN=x"
 run forge "$PINPROXY_PIN" "$TMP/forge.pem"
 check_eq "a subject with two spaces forges no field of the line" "1 1" \
     "$(grep -o '  not_after=' "$TMP/forge.out" | wc -l) \
 $(grep -o '  depth=' "$TMP/forge.out" | wc -l)"
-run forge_ini "$PINPROXY_PIN" --ini "$TMP/forge.pem"
-check_eq "--ini: DNS names that spell addresses are no hosts" \
-    "hosts = ok.example" "$(grep '^hosts' "$TMP/forge_ini.out")"
+check_ini_hosts "--ini: DNS names that spell addresses are no hosts" \
+    "0|hosts = ok.example" forge
 # Nor are addresses the configuration would read as others (0.0.0.0 as
 # 127.0.0.1, :: as ::1, an IPv4-mapped one as its IPv4 address).
-openssl req -x509 -new -key "$PKI/leaf.key" -days 1 -subj "/CN=ips" \
-    -addext "subjectAltName=IP:0.0.0.0,IP:::,IP:::ffff:127.0.0.9,IP:127.0.0.5" \
-    -out "$TMP/ips.pem" 2>/dev/null
-run ips_ini "$PINPROXY_PIN" --ini "$TMP/ips.pem"
-check_eq "--ini: addresses read as others are no hosts" \
-    "hosts = 127.0.0.5" "$(grep '^hosts' "$TMP/ips_ini.out")"
+san_cert ips "IP:0.0.0.0,IP:::,IP:::ffff:127.0.0.9,IP:127.0.0.5"
+check_ini_hosts "--ini: addresses read as others are no hosts" \
+    "0|hosts = 127.0.0.5" ips
 # Nor are DNS names the daemon's check of the certificate never matches
 # (a trailing dot, a wildcard OpenSSL takes for none); and a host two
 # files name is listed once: pinproxy takes a host in one pin set only.
-openssl req -x509 -new -key "$PKI/leaf.key" -days 1 -subj "/CN=odd" \
-    -addext "subjectAltName=DNS:trail.example.,DNS:*.a_b.example,DNS:*.ok.example,DNS:shared.example" \
-    -out "$TMP/odd.pem" 2>/dev/null
-openssl req -x509 -new -key "$PKI/leaf.key" -days 1 -subj "/CN=odd2" \
-    -addext "subjectAltName=DNS:shared.example,DNS:other.example" \
-    -out "$TMP/odd2.pem" 2>/dev/null
-openssl req -x509 -new -key "$PKI/leaf.key" -days 1 -subj "/CN=odd3" \
-    -addext "subjectAltName=DNS:other.example" -out "$TMP/odd3.pem" \
-    2>/dev/null
-run odd_ini "$PINPROXY_PIN" --ini "$TMP/odd.pem" "$TMP/odd2.pem" \
-    "$TMP/odd3.pem"
-check_eq "--ini: only names the certificate verifies for, each once; \
-exit 1 for the ones left out" "1|hosts = *.ok.example, shared.example|hosts = other.example|2" \
-    "$RC|$(grep '^hosts' "$TMP/odd_ini.out" | paste -sd'|')|$(grep -c '^\[pins:' \
-    "$TMP/odd_ini.out")"
+san_cert odd "DNS:trail.example.,DNS:*.a_b.example,DNS:*.ok.example,DNS:shared.example"
+san_cert odd2 "DNS:shared.example,DNS:other.example"
+san_cert odd3 "DNS:other.example"
+check_ini_hosts "--ini: only names the certificate verifies for, each \
+once; exit 1 for the ones left out" \
+    "1|hosts = *.ok.example, shared.example|hosts = other.example" \
+    odd odd2 odd3
+check_eq "--ini: a file whose hosts earlier sections list has no section" \
+    2 "$(grep -c '^\[pins:' "$TMP/odd_ini.out")"
 printf '[proxy]\nca_cert = %s\nca_key = %s\n\n' "$PKI/root.pem" \
     "$PKI/root.key" | cat - "$TMP/odd_ini.out" >"$TMP/odd.conf"
 run t_odd "$PINPROXY" -t -c "$TMP/odd.conf"
@@ -241,6 +253,15 @@ ca_cert = $PKI/root.pem
 ca_key = $PKI/root.key
 
 EOF
+
+# check_pasted DESCRIPTION NAME: one case, pinproxy -t accepts what
+# pinproxy-pin printed in $TMP/NAME.out pasted after proxy.conf.
+check_pasted()
+{
+	cat "$TMP/proxy.conf" "$TMP/$2.out" >"$TMP/$2.pasted.conf"
+	run "t_$2" "$PINPROXY" -t -c "$TMP/$2.pasted.conf"
+	check_rc "$1" 0 "t_$2"
+}
 
 run ini "$PINPROXY_PIN" --ini -s "api.test:$PORT" \
     --connect-to "127.0.0.1:$PORT" -a "$PKI/root.pem"
@@ -352,9 +373,7 @@ check_eq "--from-observed prints the expected sections" \
 check_grep "--from-observed says how it found registrable domains" \
     "^; from .*, registrable domains by the (public suffix list|last two labels)$" \
     "$TMP/observed.out"
-cat "$TMP/proxy.conf" "$TMP/observed.out" >"$TMP/observed.conf"
-run t_observed "$PINPROXY" -t -c "$TMP/observed.conf"
-check_rc "pinproxy -t accepts the --from-observed sections" 0 t_observed
+check_pasted "pinproxy -t accepts the --from-observed sections" observed
 # A host name too long for a configuration line (200 bytes; a line holds
 # at most 198) is left out with an error, never cut: a cut name would pin
 # another host and leave this one unpinned.
@@ -423,9 +442,7 @@ check_eq "--from-observed, two domains making one section name: two names" \
     "[pins:x-y-com-2] [pins:x-y-com]" \
     "$(grep '^\[pins:' "$TMP/observed_clash.out" | LC_ALL=C sort | tr '\n' ' ' |
     sed 's/ $//')"
-cat "$TMP/proxy.conf" "$TMP/observed_clash.out" >"$TMP/clash.conf"
-run t_clash "$PINPROXY" -t -c "$TMP/clash.conf"
-check_rc "pinproxy -t accepts both sections" 0 t_clash
+check_pasted "pinproxy -t accepts both sections" observed_clash
 # One host seen on two ports: pinproxy takes a host in one pin set only,
 # whatever the port, so the second section is left out with an error.
 for pc in "443 sha256/+jq2SIaXVRRWh66zTRC2x7tdqKrY8COsebWU9eYIWcQ=" \
@@ -437,9 +454,8 @@ done >"$TMP/dup.jsonl"
 run observed_dup "$PINPROXY_PIN" --from-observed "$TMP/dup.jsonl"
 check_eq "--from-observed, a host on two ports: exit 1, listed once" \
     "1 1" "$RC $(grep -c '^hosts = api.dup.test$' "$TMP/observed_dup.out")"
-cat "$TMP/proxy.conf" "$TMP/observed_dup.out" >"$TMP/dup.conf"
-run t_dup "$PINPROXY" -t -c "$TMP/dup.conf"
-check_rc "pinproxy -t accepts the sections of a host on two ports" 0 t_dup
+check_pasted "pinproxy -t accepts the sections of a host on two ports" \
+    observed_dup
 # Comments that name hosts or files are cut to a line the parser takes,
 # and a line end in a file name is escaped: a host of 178 bytes in a
 # domain split by CA keys (the "seen for" and "hosts of" comments), read
@@ -463,9 +479,8 @@ check_eq "--from-observed: no line is longer than 190 bytes" 0 \
     "$(awk 'length($0) > 190' "$TMP/observed_cut.out" | wc -l)"
 check_eq "--from-observed: a file name's line ends stay in its comment" 0 \
     "$(grep -v '^;' "$TMP/observed_cut.out" | grep -c 'evil')"
-cat "$TMP/proxy.conf" "$TMP/observed_cut.out" >"$TMP/cut.conf"
-run t_cut "$PINPROXY" -t -c "$TMP/cut.conf"
-check_rc "pinproxy -t accepts the sections with the cut comments" 0 t_cut
+check_pasted "pinproxy -t accepts the sections with the cut comments" \
+    observed_cut
 # Hosts of one domain whose chains share no CA key: a host a client
 # visited under another CA (user content, another tenant) must not add
 # that CA to the pins of the others. www.bank.test, seen under CA X and
@@ -497,9 +512,7 @@ says which" "; seen for 1 of the 2 hosts, www.bank.test|pin = $CA_Z" \
 check_eq "--from-observed, hosts under unrelated CAs: each section says so" \
     2 "$(grep -c '^; hosts of bank\.test whose chains share no CA key with' \
     "$TMP/observed_split.out")"
-cat "$TMP/proxy.conf" "$TMP/observed_split.out" >"$TMP/split.conf"
-run t_split "$PINPROXY" -t -c "$TMP/split.conf"
-check_rc "pinproxy -t accepts the split sections" 0 t_split
+check_pasted "pinproxy -t accepts the split sections" observed_split
 run observed_usage "$PINPROXY_PIN" --from-observed x --check
 check_rc "--from-observed with --check gives status 2" 2 observed_usage
 
