@@ -175,6 +175,77 @@ regfile_dirname(const char *path)
 	return dir;
 }
 
+/*
+ * Whether no other user can put something else in place of path through
+ * a directory above it: each symbolic link on the way to its directory
+ * owned by root or this process's user, and that directory, resolved, and
+ * each one up to / as well (any owner with any_owner), and writable by
+ * every user only when sticky (then none can rename or remove what
+ * another owns). A directory that does not exist is judged by the caller.
+ * False with err naming the directory or link.
+ */
+static bool
+regfile_dirs_safe(const char *what, const char *path, bool any_owner,
+    char *err, size_t errlen)
+{
+	struct stat	 st;
+	char		*dir, *real, *slash, c;
+	bool		 ok = true;
+	size_t		 i, len;
+
+	dir = regfile_dirname(path);
+	len = strlen(dir);
+	for (i = 1; i <= len && ok; i++) {
+		if (dir[i] != '/' && dir[i] != '\0')
+			continue;
+		c = dir[i];
+		dir[i] = '\0';
+		if (!any_owner && lstat(dir, &st) == 0 &&
+		    S_ISLNK(st.st_mode) && st.st_uid != 0 &&
+		    st.st_uid != geteuid()) {
+			snprintf(err, errlen, "%s %s: the link %s is owned by "
+			    "uid %lu, not by pinproxy's user or root: that user "
+			    "could point it elsewhere", what, path, dir,
+			    (unsigned long)st.st_uid);
+			ok = false;
+		}
+		dir[i] = c;
+	}
+	real = ok ? realpath(dir, NULL) : NULL;
+	free(dir);
+	if (real == NULL)
+		return ok;
+	for (;;) {
+		if (stat(real, &st) == 0 && !any_owner && st.st_uid != 0 &&
+		    st.st_uid != geteuid()) {
+			snprintf(err, errlen, "%s %s: the directory %s is owned "
+			    "by uid %lu, not by pinproxy's user or root: that "
+			    "user could put another file in its place", what,
+			    path, real, (unsigned long)st.st_uid);
+			ok = false;
+			break;
+		}
+		if (stat(real, &st) == 0 && (st.st_mode & S_IWOTH) &&
+		    !(st.st_mode & S_ISVTX)) {
+			snprintf(err, errlen, "%s %s: the directory %s is "
+			    "writable by every user and not sticky: any user "
+			    "could put another file in its place", what, path,
+			    real);
+			ok = false;
+			break;
+		}
+		if (strcmp(real, "/") == 0)
+			break;
+		slash = strrchr(real, '/');
+		if (slash == real)
+			slash[1] = '\0';
+		else
+			*slash = '\0';
+	}
+	free(real);
+	return ok;
+}
+
 bool
 regfile_check_append(const char *what, const char *path, char *err,
     size_t errlen)
@@ -183,6 +254,9 @@ regfile_check_append(const char *what, const char *path, char *err,
 	char		*dir;
 	bool		 ok;
 
+	/* Root checking cannot tell the user the daemon will run as. */
+	if (!regfile_dirs_safe(what, path, geteuid() == 0, err, errlen))
+		return false;
 	if (lstat(path, &st) == 0) {
 		if (!S_ISREG(st.st_mode)) {
 			regfile_refuse(what, path, st.st_mode, err, errlen);
@@ -273,8 +347,10 @@ regfile_append(const char *what, const char *path, bool *created, char *err,
 	struct stat	 st;
 	int		 fd, tries;
 
-	/* Made here or not: an open that finds it, else one that makes it. */
 	*created = false;
+	if (!regfile_dirs_safe(what, path, false, err, errlen))
+		return -1;
+	/* Made here or not: an open that finds it, else one that makes it. */
 	for (tries = 0; tries < 3; tries++) {
 		fd = regfile_open(what, path, O_WRONLY | O_APPEND, 0, &st,
 		    err, errlen);

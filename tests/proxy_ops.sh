@@ -467,7 +467,15 @@ if [ "$(id -u)" = 0 ]; then
 	chmod 0666 "$TMP/open.jsonl"
 	: >"$TMP/linked-target"
 	ln "$TMP/linked-target" "$TMP/linked.jsonl"
-	for f in foreign open linked; do
+	# Directories through which another user could put a file of
+	# theirs in its place: world-writable and not sticky, owned by that
+	# user, or reached through a link of theirs.
+	mkdir -m 0777 "$TMP/wdir"
+	mkdir "$TMP/udir" && chown 65534 "$TMP/udir"
+	mkdir "$TMP/ldir-target"
+	ln -s "$TMP/ldir-target" "$TMP/ldir"
+	chown -h 65534 "$TMP/ldir"
+	for f in foreign open linked wdir/r udir/r ldir/r; do
 		write_conf_a "127.0.0.1:$SP1"
 		sed -i "s|^report_file = .*|report_file = $TMP/$f.jsonl|" \
 		    "$TMP/a.conf"
@@ -486,13 +494,32 @@ if [ "$(id -u)" = 0 ]; then
 	check_log "report_file with another name elsewhere: the log says so" \
 	    "$TMP/a.log" 'event=reload_failed' \
 	    "$(q "linked.jsonl has 2 links")"
+	check_log "report_file in a directory all may write: the log says so" \
+	    "$TMP/a.log" 'event=reload_failed' \
+	    "$(q "the directory $TMP/wdir is writable by every user and not sticky")"
+	check_log "report_file in another user's directory: the log says so" \
+	    "$TMP/a.log" 'event=reload_failed' \
+	    "$(q "the directory $TMP/udir is owned by uid 65534")"
+	check_log "report_file through another user's link: the log says so" \
+	    "$TMP/a.log" 'event=reload_failed' \
+	    "$(q "the link $TMP/ldir is owned by uid 65534")"
+	check "no report_file was made in those directories" \
+	    test ! -e "$TMP/wdir/r.jsonl" -a ! -e "$TMP/udir/r.jsonl" -a \
+	    ! -e "$TMP/ldir-target/r.jsonl"
+	# A sticky one (as /tmp is) is fine: none can replace another's file.
+	mkdir -m 1777 "$TMP/sdir"
+	write_conf_a "127.0.0.1:$SP1"
+	sed -i "s|^report_file = .*|report_file = $TMP/sdir/r.jsonl|" \
+	    "$TMP/a.conf"
+	check "report_file in a sticky directory all may write: reloads" \
+	    reload "$PP_A" "$TMP/a.log"
 	sed -i "s|^report_file = .*|report_file = $TMP/open.jsonl|" "$TMP/a.conf"
 	run foreign "$PINPROXY" -t -c "$TMP/a.conf"
 	check_rc "-t refuses a report_file writable by every user" 1 foreign
 	check "pinproxy still runs after the refused report_files" \
 	    kill -0 "$PP_A"
 else
-	for i in 1 2 3 4 5 6 7 8; do
+	for i in $(seq 16); do
 		skip "a report_file of another user: needs root to make one"
 	done
 fi
