@@ -146,7 +146,6 @@ jsonl_open(const char *what, const char *path, char *err, size_t errlen)
 {
 	struct jsonl_file	*f;
 	int			 fd;
-
 	bool			 created;
 
 	if ((fd = regfile_append(what, path, &created, err, errlen)) == -1)

@@ -50,17 +50,12 @@ phase_set_host(struct phase_ctx *x, const char *host)
 	memcpy(a->host, host, len + 1);
 }
 
-/* Looks at a client's write wait in one wait (phase_client_timeouts()). */
-#define PHASE_WRITE_LOOKS	4
-
 void
 phase_client_timeouts(struct phase_ctx *x, const struct timeval *read,
     uint64_t write_ms)
 {
-	struct timeval	 quarter;
+	struct timeval	 quarter = cv_timeval(sockprog_look_ms(write_ms));
 
-	quarter = cv_timeval(write_ms / PHASE_WRITE_LOOKS > 0 ?
-	    write_ms / PHASE_WRITE_LOOKS : 1);
 	bufferevent_set_timeouts(x->bev, read, &quarter);
 	x->wlooks = 0;
 	x->wmoved = 0;
@@ -82,7 +77,7 @@ phase_client_still_reading(struct phase_ctx *x, short what)
 	x->wlooks++;
 	if (sockprog_moved(x->fd, &x->acked))
 		x->wmoved = x->wlooks;
-	if (x->wlooks - x->wmoved >= PHASE_WRITE_LOOKS)
+	if (x->wlooks - x->wmoved >= SOCKPROG_LOOKS)
 		return false;
 	bufferevent_enable(x->bev, EV_WRITE);
 	return true;

@@ -43,6 +43,13 @@ regfile_refuse(const char *what, const char *path, mode_t mode, char *err,
 	    what, path, regfile_kind(mode));
 }
 
+/* Whether uid may own what the daemon appends to: its user's or root's. */
+static bool
+regfile_uid_ok(uid_t uid, bool any_owner)
+{
+	return any_owner || uid == 0 || uid == geteuid();
+}
+
 /*
  * Whether a file the daemon appends to is its own: owned by its user or
  * root (any owner with any_owner), not writable by others, and its one
@@ -61,7 +68,7 @@ regfile_owned(const char *what, const char *path, const struct stat *st,
 		    (unsigned long)st->st_nlink);
 		return false;
 	}
-	if (!any_owner && st->st_uid != geteuid() && st->st_uid != 0) {
+	if (!regfile_uid_ok(st->st_uid, any_owner)) {
 		snprintf(err, errlen, "%s %s is owned by uid %lu, not by "
 		    "pinproxy's user (uid %lu) or root: another user's file "
 		    "is refused", what, path, (unsigned long)st->st_uid,
@@ -190,7 +197,7 @@ regfile_dirs_safe(const char *what, const char *path, bool any_owner,
 {
 	struct stat	 st;
 	char		*dir, *real, *slash, c;
-	bool		 ok = true;
+	bool		 ok = true, have;
 	size_t		 i, len;
 
 	dir = regfile_dirname(path);
@@ -200,9 +207,8 @@ regfile_dirs_safe(const char *what, const char *path, bool any_owner,
 			continue;
 		c = dir[i];
 		dir[i] = '\0';
-		if (!any_owner && lstat(dir, &st) == 0 &&
-		    S_ISLNK(st.st_mode) && st.st_uid != 0 &&
-		    st.st_uid != geteuid()) {
+		if (lstat(dir, &st) == 0 && S_ISLNK(st.st_mode) &&
+		    !regfile_uid_ok(st.st_uid, any_owner)) {
 			snprintf(err, errlen, "%s %s: the link %s is owned by "
 			    "uid %lu, not by pinproxy's user or root: that user "
 			    "could point it elsewhere", what, path, dir,
@@ -215,29 +221,24 @@ regfile_dirs_safe(const char *what, const char *path, bool any_owner,
 	free(dir);
 	if (real == NULL)
 		return ok;
-	for (;;) {
-		if (stat(real, &st) == 0 && !any_owner && st.st_uid != 0 &&
-		    st.st_uid != geteuid()) {
+	while (ok) {
+		have = stat(real, &st) == 0;
+		if (have && !regfile_uid_ok(st.st_uid, any_owner)) {
 			snprintf(err, errlen, "%s %s: the directory %s is owned "
 			    "by uid %lu, not by pinproxy's user or root: that "
 			    "user could put another file in its place", what,
 			    path, real, (unsigned long)st.st_uid);
 			ok = false;
-			break;
-		}
-		if (stat(real, &st) == 0 && (st.st_mode & S_IWOTH) &&
+		} else if (have && (st.st_mode & S_IWOTH) &&
 		    !(st.st_mode & S_ISVTX)) {
 			snprintf(err, errlen, "%s %s: the directory %s is "
 			    "writable by every user and not sticky: any user "
 			    "could put another file in its place", what, path,
 			    real);
 			ok = false;
+		} else if (strcmp(real, "/") == 0)
 			break;
-		}
-		if (strcmp(real, "/") == 0)
-			break;
-		slash = strrchr(real, '/');
-		if (slash == real)
+		else if ((slash = strrchr(real, '/')) == real)
 			slash[1] = '\0';
 		else
 			*slash = '\0';

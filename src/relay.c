@@ -46,9 +46,6 @@
 /* Reads one wake-up may do per direction before others get their turn. */
 #define RELAY_ROUNDS		16
 
-/* Looks at an idle relay in one idle time (relay_idle_cb()). */
-#define RELAY_IDLE_LOOKS	4
-
 /* What one step of a direction came to. */
 enum relay_step {
 	RELAY_MORE,		/* go on */
@@ -237,7 +234,7 @@ relay_idle_cb(evutil_socket_t fd, short what, void *arg)
 	r->looks++;
 	if (client || server)
 		r->moved = r->looks;
-	if (r->looks - r->moved < RELAY_IDLE_LOOKS) {
+	if (r->looks - r->moved < SOCKPROG_LOOKS) {
 		evtimer_add(r->idle_ev, &r->quarter);
 		return;
 	}
@@ -1061,8 +1058,7 @@ relay_new(struct event_base *base, struct bufferevent *client,
 	r->cb = cb;
 	r->arg = arg;
 	r->server_fd = -1;
-	r->quarter = cv_timeval(idle_ms / RELAY_IDLE_LOOKS > 0 ?
-	    idle_ms / RELAY_IDLE_LOOKS : 1);
+	r->quarter = cv_timeval(sockprog_look_ms(idle_ms));
 	r->idle_ev = evtimer_new(base, relay_idle_cb, r);
 	relay_busy(r);
 	relay_quiet(client);

@@ -40,6 +40,12 @@ sockprog_moved(int fd, uint64_t *seen)
 	return moved;
 }
 
+uint64_t
+sockprog_look_ms(uint64_t wait_ms)
+{
+	return wait_ms / SOCKPROG_LOOKS > 0 ? wait_ms / SOCKPROG_LOOKS : 1;
+}
+
 bool
 sockprog_failed(int fd)
 {

@@ -19,6 +19,15 @@
  */
 bool		 sockprog_moved(int fd, uint64_t *seen);
 
+/*
+ * How often a wait for a peer's progress looks at it: SOCKPROG_LOOKS times
+ * a wait, so that a peer that stopped is found at most one look past the
+ * wait after its last progress. sockprog_look_ms() is the time between
+ * two looks of a wait of wait_ms (at least 1 ms).
+ */
+#define SOCKPROG_LOOKS	4
+uint64_t	 sockprog_look_ms(uint64_t wait_ms);
+
 /* Whether fd has a pending error (a reset, say), which this takes. */
 bool		 sockprog_failed(int fd);
 
