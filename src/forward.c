@@ -56,6 +56,8 @@ struct forward {
 	bool			 resp_head_sent;	/* one, 1xx too */
 	bool			 up_settle;	/* see POOL_SETTLE_MS */
 	bool			 up_tainted;	/* taken settling: not kept */
+	bool			 up_private;	/* see POOL_OWNER_ONLY */
+	bool			 kept_private;	/* one was put back so */
 	bool			 resp_done;
 	bool			 close_after;	/* the client must be closed */
 	bool			 client_eof;	/* it shut down its sending side */
@@ -186,8 +188,14 @@ forward_release(struct forward *f)
 	if (f->up == NULL)
 		return;
 	if (f->state == FORWARD_IDLE && f->use != NULL) {
+		/* One that carried a body is this client's alone. */
+		if (f->body_up > 0)
+			f->up_private = true;
+		if (f->up_private)
+			f->kept_private = true;
 		pool_put(f->x->env->pool, f->use, f->up, f->x->id,
-		    f->up_settle);
+		    (f->up_settle ? POOL_SETTLE : 0) |
+		    (f->up_private ? POOL_OWNER_ONLY : 0));
 		f->up = NULL;
 		f->use = NULL;
 	} else
@@ -665,6 +673,7 @@ forward_open(struct forward *f)
 	f->state = FORWARD_CONNECTING;
 	phase_set_state(f->x, CONN_CONNECTING);
 	f->reused = false;
+	f->up_private = false;
 	bufferevent_disable(f->x->bev, EV_READ);
 	f->up = upstream_connect(&p, forward_upstream_cb, f);
 }
@@ -674,6 +683,7 @@ forward_start(struct forward *f, const struct forward_target *t)
 {
 	struct runconf		*rc = f->x->rc;
 	const struct http_head	*h;
+	unsigned		 how;
 
 	xstrlcpy(f->host, t->host, sizeof(f->host));
 	xstrlcpy(f->authority, t->authority != NULL ? t->authority : t->host,
@@ -712,7 +722,9 @@ forward_start(struct forward *f, const struct forward_target *t)
 	    !upstream_matches(f->up, rc, f->host, f->port, f->tls)) {
 		forward_release(f);
 		f->up = pool_get(f->x->env->pool, rc, f->host,
-		    f->port, f->tls, f->x->id, &f->use, &f->up_tainted);
+		    f->port, f->tls, f->x->id, &f->use, &how);
+		f->up_tainted = (how & POOL_SETTLE) != 0;
+		f->up_private = (how & POOL_OWNER_ONLY) != 0;
 	}
 	if (f->up == NULL) {
 		forward_open(f);
@@ -793,6 +805,8 @@ forward_free(void *arg)
 	struct forward	*f = arg;
 
 	forward_release(f);
+	if (f->kept_private)
+		pool_forget(f->x->env->pool, f->x->id);
 	http_msg_free(f->resp);
 	evbuffer_free(f->pending);
 	free(f->offer);

@@ -33,6 +33,7 @@ struct pool_entry {
 	struct upstream		*up;
 	unsigned long		 owner;		/* its last client connection */
 	uint64_t		 settled_us;	/* others may have it from then */
+	bool			 owner_only;	/* see POOL_OWNER_ONLY */
 };
 
 TAILQ_HEAD(pool_list, pool_entry);
@@ -208,11 +209,12 @@ pool_settling(const struct pool_entry *e)
 struct upstream *
 pool_get(struct pool *p, const struct runconf *rc, const char *host,
     uint16_t port, bool tls, unsigned long owner, struct pool_host **ph,
-    bool *settling)
+    unsigned *how)
 {
 	struct pool_host	*h;
 	struct pool_entry	*e, *next;
 	struct upstream		*u;
+	bool			 settling, owner_only;
 	int			 pass;
 
 	h = pool_host_get(p, host, port, tls, rc->generation);
@@ -223,21 +225,25 @@ pool_get(struct pool *p, const struct runconf *rc, const char *host,
 	*ph = h;
 	/* A settled one first; only then the owner's still settling. */
 	for (pass = 0; pass < 2; pass++) {
-		*settling = pass == 1;
+		settling = pass == 1;
 		for (e = TAILQ_FIRST(&h->idle); e != NULL; e = next) {
 			next = TAILQ_NEXT(e, by_host);
-			if (pool_settling(e) != *settling ||
-			    (*settling && e->owner != owner))
+			if (pool_settling(e) != settling ||
+			    ((settling || e->owner_only) && e->owner != owner))
 				continue;
+			owner_only = e->owner_only;
 			u = pool_remove(e, true);
 			/* Bytes it sent while idle answer no next request. */
 			if (upstream_matches(u, rc, host, port, tls) &&
-			    upstream_quiet(u))
+			    upstream_quiet(u)) {
+				*how = (settling ? POOL_SETTLE : 0) |
+				    (owner_only ? POOL_OWNER_ONLY : 0);
 				return u;
+			}
 			upstream_free(u);
 		}
 	}
-	*settling = false;
+	*how = 0;
 	return NULL;
 }
 
@@ -252,6 +258,18 @@ pool_end_use(struct pool_host *h)
 }
 
 void
+pool_forget(struct pool *p, unsigned long owner)
+{
+	struct pool_entry	*e, *next;
+
+	for (e = TAILQ_FIRST(&p->idle); e != NULL; e = next) {
+		next = TAILQ_NEXT(e, all);
+		if (e->owner_only && e->owner == owner)
+			pool_close(e);
+	}
+}
+
+void
 pool_drop(struct pool *p, struct pool_host *ph, struct upstream *u)
 {
 	upstream_free(u);
@@ -261,7 +279,7 @@ pool_drop(struct pool *p, struct pool_host *ph, struct upstream *u)
 
 void
 pool_put(struct pool *p, struct pool_host *ph, struct upstream *u,
-    unsigned long owner, bool settle)
+    unsigned long owner, unsigned how)
 {
 	struct bufferevent	*bev = upstream_bev(u);
 	struct timeval		 tv = { POOL_IDLE_SECONDS, 0 };
@@ -291,7 +309,8 @@ pool_put(struct pool *p, struct pool_host *ph, struct upstream *u,
 	e->host = ph;
 	e->up = u;
 	e->owner = owner;
-	if (settle)
+	e->owner_only = (how & POOL_OWNER_ONLY) != 0;
+	if (how & POOL_SETTLE)
 		e->settled_us = monotime_us() + POOL_SETTLE_MS * 1000;
 	bufferevent_setcb(bev, pool_read_cb, NULL, pool_event_cb, e);
 	bufferevent_set_timeouts(bev, &tv, NULL);

@@ -36,6 +36,16 @@
  */
 #define POOL_SETTLE_MS		50
 
+/* How pool_put keeps an upstream, and how pool_get found it. */
+#define POOL_SETTLE	0x1	/* only its owner, for POOL_SETTLE_MS */
+/*
+ * Only its owner, as long as it is kept: it carried a request body. A
+ * server that took less of a body than the request framed (one that does
+ * not read the body of some request, say) takes the rest for the start of
+ * the next request: that must be the same client's, never another's.
+ */
+#define POOL_OWNER_ONLY	0x2
+
 struct pool;
 /* One host, port, TLS or not and generation, while it has any connection. */
 struct pool_host;
@@ -49,21 +59,24 @@ void		 pool_free(struct pool *p);
  * connection owner, and count it in use until pool_put or pool_drop ends
  * it; *ph is the handle those take. The result is an idle upstream the
  * caller now owns, or NULL: then the caller dials one, which counts as in
- * use already. *settling says the upstream was still settling (only its
- * owner may have it then): bytes its server sent late may come as the
- * answer to this use, so it must not be put back after it.
+ * use already. *how says how it was kept: POOL_SETTLE when it was still
+ * settling (bytes its server sent late may come as the answer to this
+ * use, so it must not be put back after it), POOL_OWNER_ONLY when only
+ * owner may ever have it (then it is put back so again).
  */
 struct upstream	*pool_get(struct pool *p, const struct runconf *rc,
 		    const char *host, uint16_t port, bool tls,
-		    unsigned long owner, struct pool_host **ph, bool *settling);
+		    unsigned long owner, struct pool_host **ph, unsigned *how);
 /*
  * End a use by the client connection owner with a ready upstream whose
  * last exchange ended cleanly (takes it over): it is kept idle, or closed
  * when it cannot carry another exchange or its host keeps enough idle
- * ones already. With settle, only owner may have it for POOL_SETTLE_MS.
+ * ones already. how: POOL_SETTLE, POOL_OWNER_ONLY (either, both or 0).
  */
 void		 pool_put(struct pool *p, struct pool_host *ph,
-		    struct upstream *u, unsigned long owner, bool settle);
+		    struct upstream *u, unsigned long owner, unsigned how);
+/* The client connection owner ended: close the ones only it may have. */
+void		 pool_forget(struct pool *p, unsigned long owner);
 /* End a use whose upstream (NULL ok) is not reusable: close it. */
 void		 pool_drop(struct pool *p, struct pool_host *ph,
 		    struct upstream *u);

@@ -320,6 +320,17 @@ class Handler(socketserver.BaseRequestHandler):
                                       ("Connection", "close")])
                 sock.sendall(b"early answer\n")
                 return
+            if target.split("?", 1)[0] == "/nobody":
+                # Answered as if the request had no body, whatever its
+                # head said: the body, unread, is taken for the start of
+                # the next request on the connection (a server that does
+                # not read the body of some requests).
+                body = b"body left unread\n"
+                send_head(sock, 200, [("X-Origin-Conn", self.conn),
+                                      ("Content-Length", len(body))])
+                sock.sendall(body)
+                rec.log(self.conn, "idle")
+                continue
             if (headers.get("expect", "").lower() == "100-continue" and
                     has_body(headers)):
                 sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")

@@ -444,6 +444,57 @@ check_eq "a stray answer after a 204, its client asking again: no other \
 client gets that client's answer" "HTTP/1.1 204 No Content|$HELLO" \
     "$(printf '%s' "$out" | tr '\n' '|')"
 
+# A server that leaves a request's body unread takes it for the start of
+# the next request on that connection ("GET /smuggled ... X-Ignore: "
+# swallows the next request line): an upstream that carried a body goes
+# back to its own client only, so another client never has its request
+# answered as someone else's smuggled one, while the client itself keeps
+# its upstream across requests with bodies.
+out=$(py - "$PA" <<'EOF'
+import socket, sys
+from connect_client import read_rest
+port = int(sys.argv[1])
+def answer(s):
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += s.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    n = 0
+    conn = ""
+    for line in head.split(b"\r\n")[1:]:
+        k, _, v = line.partition(b":")
+        if k.strip().lower() == b"content-length":
+            n = int(v)
+        if k.strip().lower() == b"x-origin-conn":
+            conn = v.strip().decode()
+    while len(body) < n:
+        body += s.recv(65536)
+    return conn
+def post(s, path, body):
+    s.sendall(b"POST http://keep.test%s HTTP/1.1\r\nHost: keep.test\r\n"
+              b"Content-Length: %d\r\n\r\n%s" % (path, len(body), body))
+    return answer(s)
+a = socket.create_connection(("127.0.0.1", port), timeout=5)
+first = post(a, b"/echo", b"a body")
+a.sendall(b"GET http://keep.test/hello HTTP/1.1\r\nHost: keep.test\r\n\r\n")
+print("same" if answer(a) == first else "another")
+a.close()
+smuggler = socket.create_connection(("127.0.0.1", port), timeout=5)
+post(smuggler, b"/nobody", b"GET /smuggled HTTP/1.1\r\nX-Ignore: ")
+b = socket.create_connection(("127.0.0.1", port), timeout=5)
+b.sendall(b"GET http://keep.test/hello HTTP/1.1\r\nHost: keep.test\r\n"
+          b"Connection: close\r\n\r\n")
+print(read_rest(b).partition(b"\r\n\r\n")[2].decode().strip())
+smuggler.close()
+EOF
+)
+check_eq "after a POST, the same client's next request has its upstream" \
+    same "$(printf '%s' "$out" | sed -n 1p)"
+check_eq "an upstream left a request's body unread: another client gets \
+its own answer" "$HELLO" "$(printf '%s' "$out" | sed -n 2p)"
+check "the origin never took another client's request for a smuggled one" \
+    test "$(log_grep "$TMP/ok.log" -c 'smuggled')" -eq 0
+
 # Request bodies stream in both framings; 10 MiB of random bytes.
 head -c 10485760 /dev/urandom >"$TMP/up.bin"
 UP="$(sha256sum "$TMP/up.bin" | cut -d ' ' -f 1) 10485760"

@@ -202,7 +202,7 @@ take(struct fixture *f, size_t h, size_t from, size_t n)
 {
 	struct upstream_params	 p;
 	size_t			 i, hits = 0;
-	bool			 settling;
+	unsigned		 how;
 
 	assert_true(from + n <= MAX_UPS);
 	memset(&p, 0, sizeof(p));
@@ -215,7 +215,7 @@ take(struct fixture *f, size_t h, size_t from, size_t n)
 	f->dialled = f->connected = 0;
 	for (i = from; i < from + n; i++) {
 		f->ups[i] = pool_get(f->pool, f->rc, "127.0.0.1", f->port[h],
-		    false, 1, &f->uses[i], &settling);
+		    false, 1, &f->uses[i], &how);
 		assert_non_null(f->uses[i]);
 		if (f->ups[i] != NULL) {
 			hits++;
@@ -238,7 +238,7 @@ put(struct fixture *f, size_t from, size_t n)
 	size_t	 i;
 
 	for (i = from; i < from + n; i++)
-		pool_put(f->pool, f->uses[i], f->ups[i], 1, false);
+		pool_put(f->pool, f->uses[i], f->ups[i], 1, 0);
 }
 
 /* Whether u is one of f->ups[from..from+n). */
@@ -276,10 +276,10 @@ test_pool_counts_a_dial_in_progress_as_in_use(void **state)
 {
 	struct fixture		*f = *state;
 	struct pool_host	*use;
-	bool			 settling;
+	unsigned		 how;
 
 	assert_null(pool_get(f->pool, f->rc, "127.0.0.1", f->port[0], false,
-	    1, &use, &settling));
+	    1, &use, &how));
 	assert_int_equal(pool_in_use(f->pool), 1);
 	assert_int_equal(pool_hosts(f->pool), 1);
 	pool_drop(f->pool, use, NULL);
@@ -293,7 +293,7 @@ test_pool_closes_idle_beyond_the_recent_need_after_the_window(void **state)
 	struct fixture		*f = *state;
 	struct upstream		*u;
 	struct pool_host	*use;
-	bool			 settling;
+	unsigned		 how;
 	size_t			 i;
 
 	/* A burst of 40, then 10 at once in the next window. */
@@ -314,7 +314,7 @@ test_pool_closes_idle_beyond_the_recent_need_after_the_window(void **state)
 	/* Those kept are among the ten used last. */
 	for (i = 0; i < POOL_MIN_PER_HOST; i++) {
 		u = pool_get(f->pool, f->rc, "127.0.0.1", f->port[0], false,
-		    1, &use, &settling);
+		    1, &use, &how);
 		assert_non_null(u);
 		assert_true(among(f, u, 0, 10));
 		pool_drop(f->pool, use, u);
@@ -418,7 +418,7 @@ test_pool_never_hands_out_a_connection_with_bytes_waiting(void **state)
 {
 	struct fixture		*f = *state;
 	struct pool_host	*use;
-	bool			 settling;
+	unsigned		 how;
 	struct upstream		*u;
 	struct pollfd		 pfd;
 	int			 sfd[2], stray;
@@ -439,7 +439,7 @@ test_pool_never_hands_out_a_connection_with_bytes_waiting(void **state)
 	assert_int_equal(poll(&pfd, 1, 2000), 1);
 	/* No turn of the loop: the pool's read callback has not run. */
 	u = pool_get(f->pool, f->rc, "127.0.0.1", f->port[0], false, 1,
-	    &use, &settling);
+	    &use, &how);
 	assert_ptr_equal(u, f->ups[0]);
 	assert_int_equal(pool_count(f->pool), 0);
 	pool_drop(f->pool, use, u);
@@ -457,37 +457,72 @@ test_pool_lets_a_settling_connection_serve_only_its_client(void **state)
 {
 	struct fixture		*f = *state;
 	struct pool_host	*use;
-	bool			 settling;
+	unsigned		 how;
 	struct upstream		*u;
 	struct timespec		 pause = { 0, (POOL_SETTLE_MS + 20) * 1000000L };
 	int			 sfd;
 
 	take(f, 0, 0, 1);
-	pool_put(f->pool, f->uses[0], f->ups[0], 7, true);
+	pool_put(f->pool, f->uses[0], f->ups[0], 7, POOL_SETTLE);
 	assert_null(pool_get(f->pool, f->rc, "127.0.0.1", f->port[0], false,
-	    8, &use, &settling));
+	    8, &use, &how));
 	pool_drop(f->pool, use, NULL);
 	assert_int_equal(pool_count(f->pool), 1);
 	/* Its own client has it, told that it still settles. */
 	u = pool_get(f->pool, f->rc, "127.0.0.1", f->port[0], false, 7, &use,
-	    &settling);
+	    &how);
 	assert_ptr_equal(u, f->ups[0]);
-	assert_true(settling);
-	pool_put(f->pool, use, u, 7, true);
+	assert_true(how & POOL_SETTLE);
+	pool_put(f->pool, use, u, 7, POOL_SETTLE);
 	nanosleep(&pause, NULL);
 	u = pool_get(f->pool, f->rc, "127.0.0.1", f->port[0], false, 8, &use,
-	    &settling);
+	    &how);
 	assert_ptr_equal(u, f->ups[0]);
-	assert_false(settling);
+	assert_false(how & POOL_SETTLE);
 
 	/* Settling again, and the server sends a body after all. */
-	pool_put(f->pool, use, u, 8, true);
+	pool_put(f->pool, use, u, 8, POOL_SETTLE);
 	sfd = accept(f->lfd[0], NULL, NULL);
 	assert_true(sfd != -1);
 	assert_int_equal(write(sfd, "late body", 9), 9);
 	run_until(f, pool_empty);
 	assert_int_equal(pool_count(f->pool), 0);
 	close(sfd);
+}
+
+/*
+ * One that carried a request body serves only its own client for as long
+ * as it is kept, and goes when that client's connection ends.
+ */
+static void
+test_pool_keeps_a_connection_that_carried_a_body_for_its_client(
+    void **state)
+{
+	struct fixture		*f = *state;
+	struct pool_host	*use;
+	unsigned		 how;
+	struct upstream		*u;
+	struct timespec		 pause = { 0, (POOL_SETTLE_MS + 20) * 1000000L };
+
+	take(f, 0, 0, 1);
+	pool_put(f->pool, f->uses[0], f->ups[0], 7, POOL_OWNER_ONLY);
+	/* Past any settling: still not another client's. */
+	nanosleep(&pause, NULL);
+	assert_null(pool_get(f->pool, f->rc, "127.0.0.1", f->port[0], false,
+	    8, &use, &how));
+	assert_int_equal(how, 0);
+	pool_drop(f->pool, use, NULL);
+	assert_int_equal(pool_count(f->pool), 1);
+	u = pool_get(f->pool, f->rc, "127.0.0.1", f->port[0], false, 7, &use,
+	    &how);
+	assert_ptr_equal(u, f->ups[0]);
+	assert_int_equal(how, POOL_OWNER_ONLY);
+	pool_put(f->pool, use, u, 7, how);
+	/* Another client's connection ending leaves it; its own does not. */
+	pool_forget(f->pool, 8);
+	assert_int_equal(pool_count(f->pool), 1);
+	pool_forget(f->pool, 7);
+	assert_int_equal(pool_count(f->pool), 0);
 }
 
 int
@@ -520,6 +555,9 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_pool_lets_a_settling_connection_serve_only_its_client,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_pool_keeps_a_connection_that_carried_a_body_for_its_client,
 		    setup, teardown),
 	};
 
