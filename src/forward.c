@@ -65,6 +65,7 @@ struct forward {
 	bool			 head_req;	/* the request is a HEAD */
 	bool			 decode;	/* the body goes dechunked */
 	bool			 upgrade;	/* the Upgrade goes on */
+	bool			 guard_upgrade;	/* see forward_start() */
 	int			 status;
 	char			*offer;		/* request's Upgrade list */
 	uint64_t		 resp_bytes;	/* from the upstream */
@@ -262,8 +263,8 @@ forward_upgrade(struct forward *f)
 {
 	forward_flush_down(f);
 	f->state = FORWARD_UPGRADED;
-	/* Over plaintext, an HTTP request at its start is refused. */
-	phase_relay(f->x, upstream_bev(f->up), f->status, !f->tls, NULL);
+	phase_relay(f->x, upstream_bev(f->up), f->status, f->guard_upgrade,
+	    NULL);
 }
 
 /*
@@ -714,6 +715,15 @@ forward_start(struct forward *f, const struct forward_target *t)
 	h = http_msg_head(f->x->req);
 	f->upgrade = h->upgrade && ((!t->to_proxy && f->tls) ||
 	    http_upgrade_only(h, "websocket"));
+	/*
+	 * After the 101 an HTTP request at the start of the client's stream
+	 * is refused (relay_guard_line()): to a plaintext server it would go
+	 * out in cleartext; sent to the proxy, it is a request pipelined
+	 * behind the Upgrade request (a WebSocket client waits for the 101),
+	 * perhaps for another host, which this server must not get. In a
+	 * tunnel to a TLS server every request goes to that server anyway.
+	 */
+	f->guard_upgrade = !f->tls || t->to_proxy;
 	f->status = 0;
 	f->resp_bytes = 0;
 	f->body_up = 0;

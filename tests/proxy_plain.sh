@@ -639,6 +639,33 @@ check_eq "Upgrade: websocket: 101, then bytes are relayed both ways" \
     "101 bytes through the relay" "$(upgrade_through websocket)"
 check_eq "Upgrade: another protocol sent to the proxy does not go on" \
     426 "$(upgrade_through echo)"
+# A request pipelined behind the Upgrade request, for another host, is no
+# WebSocket data (a WebSocket client waits for the 101): the relay to the
+# upgraded server refuses it instead of sending it there, over TLS too.
+out=$(python3 - "$PA" <<'EOF' 2>&1
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(b"GET http://api.test/upgrade HTTP/1.1\r\nHost: api.test\r\n"
+          b"Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+          b"GET http://other.test/secret HTTP/1.1\r\nHost: other.test\r\n"
+          b"Authorization: Bearer SECRET\r\n\r\n")
+buf = b""
+try:
+    while True:
+        d = s.recv(4096)
+        if not d:
+            break
+        buf += d
+except OSError:
+    pass
+print(buf.split(b" ")[1].decode() if buf else "nothing",
+      "relayed" if b"SECRET" in buf else "refused")
+EOF
+)
+check_eq "a request pipelined behind an Upgrade request is not relayed to \
+the upgraded server" "101 refused" "$out"
+check_log "a request pipelined behind an Upgrade request: event=blocked" \
+    "$TMP/a.log" "$(kv event blocked)" "$(kv host api.test)"
 
 # HTTP/1.0 clients: no Upgrade, no interim response, no chunked framing.
 # raw10 NAME: send stdin to the proxy as one client and read to the
