@@ -560,6 +560,16 @@ forward_upstream_event(struct forward *f, short what)
 			return;
 		}
 	}
+	/*
+	 * The server waited idle_timeout for the rest of the body, and so
+	 * nothing moved either way (forward_traffic): the client stalled,
+	 * not the server, whose wait is right.
+	 */
+	if (!forward_final_sent(f) && !f->req_done &&
+	    what == (BEV_EVENT_TIMEOUT | BEV_EVENT_READING)) {
+		forward_client_gone(f);
+		return;
+	}
 	/* (After a 100 Continue, a final answer can still be given.) */
 	if (!forward_final_sent(f) && (what & BEV_EVENT_TIMEOUT)) {
 		why = (what & BEV_EVENT_WRITING) ? "The server took no more "

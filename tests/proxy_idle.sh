@@ -199,6 +199,29 @@ check "idle_timeout: no response: answered after 1 s, before 2 s ($ms ms)" \
 check_log "idle_timeout: no response: event=upstream_error error=timeout" \
     "$TMP/g.log" "$(kv event upstream_error)" "$(kv host api.test)" \
     "$(kv error timeout)"
+# A client that stops in the middle of its body: the server rightly waits
+# for the rest, and it is the client that timed out, not the server.
+errors=$(log_grep "$TMP/g.log" -c "$(kv event upstream_error)")
+out=$(py - "$PG" <<'EOF'
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(b"POST http://api.test/echo HTTP/1.1\r\nHost: api.test\r\n"
+          b"Content-Length: 100\r\n\r\n0123456789")
+start = time.monotonic()
+try:
+    data = s.recv(65536)
+    end = "answered" if data else "closed"
+except ConnectionResetError:
+    end = "reset"
+except socket.timeout:
+    end = "open"
+print(end, int((time.monotonic() - start) * 1000))
+EOF
+)
+check "idle_timeout: a client stalled mid-body is cut after 1 s (${out#* } \
+ms)" test "${out% *}" = reset -a "${out#* }" -ge 950 -a "${out#* }" -lt 1900
+check_eq "idle_timeout: a client stalled mid-body is no upstream_error" \
+    "$errors" "$(log_grep "$TMP/g.log" -c "$(kv event upstream_error)")"
 kill -TERM "$PP_G"
 wait_exit "$PP_G" 10
 check_eq "idle_timeout: pinproxy G exits 0" 0 "$EXIT_RC"
