@@ -102,6 +102,30 @@ def read_rest(sock, timeout=5, size=None):
     return out
 
 
+def read_response(sock):
+    """One response framed by its Content-Length (none: no body), for the
+    tests' own keep-alive clients: (status line, {lower-case name: value},
+    body)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        more = sock.recv(65536)
+        if not more:
+            raise EOFError("closed after %r" % data)
+        data += more
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    fields = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        fields[name.strip().lower()] = value.strip()
+    while len(body) < int(fields.get("content-length", 0)):
+        more = sock.recv(65536)
+        if not more:
+            break
+        body += more
+    return lines[0], fields, body
+
+
 def send_pieces(sock, data, pieces):
     """Send data in that many writes: the first one ends inside the TLS
     record header, the others share the rest."""

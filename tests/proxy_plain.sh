@@ -413,21 +413,10 @@ check_eq "a stray answer after a 204: the next client gets its own answer" \
 # that request, when it comes, reaches no other client.
 out=$(py - "$PA" <<'EOF'
 import socket, sys, time
-from connect_client import read_rest
+from connect_client import read_rest, read_response
 port = int(sys.argv[1])
 def answer(s):
-    data = b""
-    while b"\r\n\r\n" not in data:
-        data += s.recv(65536)
-    head, _, body = data.partition(b"\r\n\r\n")
-    n = 0
-    for line in head.split(b"\r\n")[1:]:
-        k, _, v = line.partition(b":")
-        if k.strip().lower() == b"content-length":
-            n = int(v)
-    while len(body) < n:
-        body += s.recv(65536)
-    return head.split(b"\r\n")[0].decode()
+    return read_response(s)[0]
 a = socket.create_connection(("127.0.0.1", port), timeout=5)
 a.sendall(b"GET http://keep.test/late204 HTTP/1.1\r\nHost: keep.test\r\n\r\n")
 print(answer(a))
@@ -452,24 +441,10 @@ client gets that client's answer" "HTTP/1.1 204 No Content|$HELLO" \
 # its upstream across requests with bodies.
 out=$(py - "$PA" <<'EOF'
 import socket, sys
-from connect_client import read_rest
+from connect_client import read_rest, read_response
 port = int(sys.argv[1])
 def answer(s):
-    data = b""
-    while b"\r\n\r\n" not in data:
-        data += s.recv(65536)
-    head, _, body = data.partition(b"\r\n\r\n")
-    n = 0
-    conn = ""
-    for line in head.split(b"\r\n")[1:]:
-        k, _, v = line.partition(b":")
-        if k.strip().lower() == b"content-length":
-            n = int(v)
-        if k.strip().lower() == b"x-origin-conn":
-            conn = v.strip().decode()
-    while len(body) < n:
-        body += s.recv(65536)
-    return conn
+    return read_response(s)[1].get("x-origin-conn", "")
 def post(s, path, body):
     s.sendall(b"POST http://keep.test%s HTTP/1.1\r\nHost: keep.test\r\n"
               b"Content-Length: %d\r\n\r\n%s" % (path, len(body), body))
@@ -610,21 +585,16 @@ check_eq "slow body: complete" "slow slow slow slow slow" \
 # answers 426 to a request without it).
 upgrade_through()
 {
-	python3 - "$PA" "$1" <<'EOF' 2>&1
+	py - "$PA" "$1" <<'EOF' 2>&1
 import socket, sys
+from connect_client import read_response
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
 s.sendall(b"GET http://api.test/upgrade HTTP/1.1\r\nHost: api.test\r\n"
           b"Connection: Upgrade\r\nUpgrade: %s\r\n\r\n" %
           sys.argv[2].encode())
-buf = b""
-while b"\r\n\r\n" not in buf:
-    d = s.recv(4096)
-    if not d:
-        raise SystemExit("closed after %r" % buf)
-    buf += d
-head, _, rest = buf.partition(b"\r\n\r\n")
-if head.split(b" ")[1] != b"101":
-    raise SystemExit(head.split(b" ")[1].decode())
+status, fields, rest = read_response(s)
+if status.split(" ")[1] != "101":
+    raise SystemExit(status.split(" ")[1])
 msg = b"bytes through the relay\n"
 s.sendall(msg)
 while len(rest) < len(msg):
@@ -632,7 +602,7 @@ while len(rest) < len(msg):
     if not d:
         break
     rest += d
-print(head.split(b" ")[1].decode(), rest.decode().strip())
+print(status.split(" ")[1], rest.decode().strip())
 EOF
 }
 check_eq "Upgrade: websocket: 101, then bytes are relayed both ways" \
@@ -642,22 +612,15 @@ check_eq "Upgrade: another protocol sent to the proxy does not go on" \
 # A request pipelined behind the Upgrade request, for another host, is no
 # WebSocket data (a WebSocket client waits for the 101): the relay to the
 # upgraded server refuses it instead of sending it there, over TLS too.
-out=$(python3 - "$PA" <<'EOF' 2>&1
+out=$(py - "$PA" <<'EOF' 2>&1
 import socket, sys
+from connect_client import read_rest
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
 s.sendall(b"GET http://api.test/upgrade HTTP/1.1\r\nHost: api.test\r\n"
           b"Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
           b"GET http://other.test/secret HTTP/1.1\r\nHost: other.test\r\n"
           b"Authorization: Bearer SECRET\r\n\r\n")
-buf = b""
-try:
-    while True:
-        d = s.recv(4096)
-        if not d:
-            break
-        buf += d
-except OSError:
-    pass
+buf = read_rest(s)
 print(buf.split(b" ")[1].decode() if buf else "nothing",
       "relayed" if b"SECRET" in buf else "refused")
 EOF
