@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "forward.h"
 #include "hostmatch.h"
@@ -536,6 +537,34 @@ forward_upstream_drained(struct forward *f)
 }
 
 /* A kept upstream closed between requests, or one broke mid-exchange. */
+/* Why an exchange ended when its server was silent for idle_timeout. */
+#define FORWARD_NO_RESPONSE	"The server sent no response within idle_timeout."
+
+/* The server timed out before its final answer: log it, answer 504. */
+static void
+forward_upstream_timeout(struct forward *f, const char *why)
+{
+	forward_upstream_failed(f, METRIC_UPSTREAM_ERRORS_TIMEOUT, why);
+	phase_fail(f->x, HTTP_ERROR_READ_TIMEOUT, why);
+}
+
+/*
+ * Whether the client was free to send the rest of its request body: it
+ * sent some already, or an interim answer reached it, or it does not
+ * wait for one (RFC 9110 10.1.1: with "Expect: 100-continue" it may wait
+ * for the server's word first).
+ */
+static bool
+forward_client_owes_body(const struct forward *f)
+{
+	const char	*expect;
+
+	if (f->body_up > 0 || f->resp_head_sent)
+		return true;
+	expect = http_head_get(http_msg_head(f->x->req), "Expect");
+	return expect == NULL || strcasecmp(expect, "100-continue") != 0;
+}
+
 static void
 forward_upstream_event(struct forward *f, short what)
 {
@@ -566,17 +595,16 @@ forward_upstream_event(struct forward *f, short what)
 	 * not the server, whose wait is right.
 	 */
 	if (!forward_final_sent(f) && !f->req_done &&
-	    what == (BEV_EVENT_TIMEOUT | BEV_EVENT_READING)) {
+	    what == (BEV_EVENT_TIMEOUT | BEV_EVENT_READING) &&
+	    forward_client_owes_body(f)) {
 		forward_client_gone(f);
 		return;
 	}
 	/* (After a 100 Continue, a final answer can still be given.) */
 	if (!forward_final_sent(f) && (what & BEV_EVENT_TIMEOUT)) {
-		why = (what & BEV_EVENT_WRITING) ? "The server took no more "
-		    "of the request within idle_timeout." : "The server sent "
-		    "no response within idle_timeout.";
-		forward_upstream_failed(f, METRIC_UPSTREAM_ERRORS_TIMEOUT, why);
-		phase_fail(f->x, HTTP_ERROR_READ_TIMEOUT, why);
+		forward_upstream_timeout(f, (what & BEV_EVENT_WRITING) ?
+		    "The server took no more of the request within "
+		    "idle_timeout." : FORWARD_NO_RESPONSE);
 		return;
 	}
 	if (!f->resp_head_sent && f->reused && !f->retried &&
@@ -802,7 +830,12 @@ forward_on_client(void *arg, short what)
 		 */
 		f->client_eof = true;
 		f->close_after = true;
-	} else
+	} else if (what == (BEV_EVENT_TIMEOUT | BEV_EVENT_READING) &&
+	    f->state == FORWARD_EXCHANGE && !f->req_done &&
+	    !forward_final_sent(f) && !forward_client_owes_body(f))
+		/* It waited for the server's 100 Continue, rightly. */
+		forward_upstream_timeout(f, FORWARD_NO_RESPONSE);
+	else
 		forward_client_gone(f);
 }
 

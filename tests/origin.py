@@ -320,6 +320,12 @@ class Handler(socketserver.BaseRequestHandler):
                                       ("Connection", "close")])
                 sock.sendall(b"early answer\n")
                 return
+            if target.split("?", 1)[0] == "/mute":
+                # Never answers, not even a 100 Continue: reads to the
+                # close.
+                while peer.read(65536):
+                    pass
+                return
             if target.split("?", 1)[0] == "/nobody":
                 # Answered as if the request had no body, whatever its
                 # head said: the body, unread, is taken for the start of

@@ -222,6 +222,18 @@ check "idle_timeout: a client stalled mid-body is cut after 1 s (${out#* } \
 ms)" test "${out% *}" = reset -a "${out#* }" -ge 950 -a "${out#* }" -lt 1900
 check_eq "idle_timeout: a client stalled mid-body is no upstream_error" \
     "$errors" "$(log_grep "$TMP/g.log" -c "$(kv event upstream_error)")"
+# But a client that waits for the 100 Continue it asked for, which the
+# server never sends, waits rightly: the server timed out.
+start=$(now_ms)
+code=$(fetch mute "$PG" --max-time 10 -T - -H 'Expect: 100-continue' \
+    --expect100-timeout 30 http://api.test/mute <<<"0123456789")
+ms=$(( $(now_ms) - start ))
+check_eq "idle_timeout: no 100 Continue for a client that waits for it: 504" \
+    504 "$code"
+check "idle_timeout: no 100 Continue: answered after 1 s, before 2 s \
+($ms ms)" test "$ms" -ge 950 -a "$ms" -lt 1900
+check_eq "idle_timeout: no 100 Continue: one more upstream_error" \
+    $((errors + 1)) "$(log_grep "$TMP/g.log" -c "$(kv event upstream_error)")"
 kill -TERM "$PP_G"
 wait_exit "$PP_G" 10
 check_eq "idle_timeout: pinproxy G exits 0" 0 "$EXIT_RC"
