@@ -840,6 +840,15 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 	/* A client that still takes bytes has not stalled. */
 	if (phase_client_still_reading(&c->x, what))
 		return;
+	/*
+	 * Once only the last answer is written, a read timeout means
+	 * nothing: one armed for the exchange that ended can fire in the
+	 * same turn as what ended it (the server's wait, say) and would
+	 * reset the client before it read that answer.
+	 */
+	if (c->x.state == CONN_CLOSING &&
+	    what == (BEV_EVENT_TIMEOUT | BEV_EVENT_READING))
+		return;
 	/* A phase says what the client's leaving (or TLS) means to it. */
 	if (conn_in_phase(c)) {
 		c->x.ops->on_client(c->x.phase, what);
