@@ -778,6 +778,11 @@ intercept_on_client(void *arg, short what)
 	}
 	metrics_inc(x->env->sinks.metrics, METRIC_HANDSHAKE_FAILURES_CLIENT);
 	intercept_log_client_tls_failed(ic, first, a);
+	/* Its answer still held: OpenSSL's alert went in there, unsent. */
+	if (x->state != CONN_CLIENT_TLS) {
+		intercept_refuse_held(ic, INTERCEPT_ALERT_HANDSHAKE_FAILURE);
+		return;
+	}
 	phase_end(x, 502, true);
 }
 

@@ -15,6 +15,7 @@ is cut into TCP segments.
                       [--stop-reading N --hold S] [--wait-for FILE]
                       [--hold-finished FILE] [--leave S]
                       [--record-version HEX] [--alert-first]
+                      [--junk-after-hello]
                       [--second-hello NAME]
 
 Output, one "key=value" per line (the value runs to the end of the line):
@@ -150,13 +151,16 @@ def flush(sock, outgoing, pieces=1):
 
 
 def mutate_hello(data, args):
-    """The first flight as --record-version and --alert-first want it:
-    another version in the first record's header, a warning alert
-    record (close_notify) before it."""
+    """The first flight as --record-version, --alert-first and
+    --junk-after-hello want it: another version in the first record's
+    header, a warning alert record (close_notify) before it, a record of
+    no TLS content type (99) behind it."""
     if args is not None and args.record_version:
         data = data[:1] + bytes.fromhex(args.record_version) + data[3:]
     if args is not None and args.alert_first:
         data = bytes([21, 3, 3, 0, 2, 1, 0]) + data
+    if args is not None and args.junk_after_hello:
+        data += bytes([99, 3, 3, 0, 5]) + b"hello"
     if args is not None and args.second_hello is not None:
         ctx = ssl.create_default_context()
         out = ssl.MemoryBIO()
@@ -370,6 +374,8 @@ def main():
                    help="the first record's version, 4 hex digits")
     p.add_argument("--alert-first", action="store_true",
                    help="send a warning alert record before the hello")
+    p.add_argument("--junk-after-hello", action="store_true",
+                   help="send a record of no TLS type behind the hello")
     p.add_argument("--second-hello",
                    help="send a second ClientHello naming NAME ('' for "
                    "none) right behind the first")

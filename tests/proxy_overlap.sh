@@ -76,6 +76,16 @@ check_out "another ALPN offer: the origin's body" other body \
     'hello from origin\n'
 check_eq "another ALPN offer: in series" 1 "$(beside)"
 
+# A client that breaks TLS itself while its answer is held (a record of
+# no TLS type behind its hello) saw nothing of the handshake: a bare
+# alert ends it, as when the upstream fails (OpenSSL's own went into the
+# held answer, which is never sent).
+connect junk --alpn h2,http/1.1 --junk-after-hello
+check_out "a broken record behind the hello, answer held: an alert ends it" \
+    junk tls alert
+check_eq "a broken record behind the hello: it was answered beside" 2 \
+    "$(beside)"
+
 # refused NAME WHAT ALERT: the guessed connection NAME ended in the alert
 # ALERT (as Python's ssl names it) and the origin got no application byte
 # from it.
