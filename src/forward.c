@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "forward.h"
 #include "hostmatch.h"
@@ -55,6 +54,7 @@ struct forward {
 	bool			 up_keep;	/* it may carry another one */
 	bool			 req_done;
 	bool			 resp_head_sent;	/* one, 1xx too */
+	bool			 continued;	/* a 100 came, sent on or not */
 	bool			 up_settle;	/* see POOL_SETTLE_MS */
 	bool			 up_tainted;	/* taken settling: not kept */
 	bool			 up_private;	/* see POOL_OWNER_ONLY */
@@ -397,6 +397,8 @@ forward_response_head(struct forward *f, struct evbuffer *out)
 		forward_upgrade(f);
 		return false;
 	}
+	if (h->status == 100)
+		f->continued = true;
 	/* RFC 9110 §15.2: HTTP/1.0 knows no interim response; drop it. */
 	if (h->status < 200 && f->client_10)
 		return true;
@@ -550,19 +552,15 @@ forward_upstream_timeout(struct forward *f, const char *why)
 
 /*
  * Whether the client was free to send the rest of its request body: it
- * sent some already, or an interim answer reached it, or it does not
- * wait for one (RFC 9110 10.1.1: with "Expect: 100-continue" it may wait
- * for the server's word first).
+ * sent some already, or the server said 100 (Continue), or it waits for
+ * no such word (RFC 9110 10.1.1: an HTTP/1.1 request with "Expect:
+ * 100-continue" may wait for it, or for the final answer).
  */
 static bool
 forward_client_owes_body(const struct forward *f)
 {
-	const char	*expect;
-
-	if (f->body_up > 0 || f->resp_head_sent)
-		return true;
-	expect = http_head_get(http_msg_head(f->x->req), "Expect");
-	return expect == NULL || strcasecmp(expect, "100-continue") != 0;
+	return f->body_up > 0 || f->continued ||
+	    !http_expects_continue(http_msg_head(f->x->req));
 }
 
 static void
@@ -734,6 +732,7 @@ forward_start(struct forward *f, const struct forward_target *t)
 	f->up_keep = false;
 	f->req_done = false;
 	f->resp_head_sent = false;
+	f->continued = false;
 	f->up_settle = false;
 	f->resp_done = false;
 	f->close_after = false;

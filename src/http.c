@@ -1129,6 +1129,22 @@ http_head_list(const struct http_head *h, const char *name)
 }
 
 bool
+http_expects_continue(const struct http_head *h)
+{
+	size_t	 i;
+
+	/* RFC 9110 10.1.1: HTTP/1.0 requests' expectations are ignored. */
+	if (h->dir != HTTP_DIR_REQUEST || h->http_minor == 0)
+		return false;
+	for (i = 0; i < h->nheaders; i++)
+		if (strcasecmp(h->headers[i].name, "Expect") == 0 &&
+		    http_list_has_n(h->headers[i].value, "100-continue",
+		    strlen("100-continue")))
+			return true;
+	return false;
+}
+
+bool
 http_upgrade_offered(const char *offered, const char *chosen)
 {
 	const char	*tok;

@@ -180,6 +180,11 @@ bool			 http_is_tchar(unsigned char c);
  */
 bool			 http_is_split_space(unsigned char c);
 /*
+ * Whether an HTTP/1.1 request's Expect headers name 100-continue (any
+ * case): its client may wait for a 100 (Continue) before its body.
+ */
+bool			 http_expects_continue(const struct http_head *h);
+/*
  * Whether a 101's Upgrade list (chosen) names at least one protocol and
  * only protocols of the request's Upgrade list (offered), in any case;
  * false when either is NULL.

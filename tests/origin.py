@@ -321,8 +321,10 @@ class Handler(socketserver.BaseRequestHandler):
                 sock.sendall(b"early answer\n")
                 return
             if target.split("?", 1)[0] == "/mute":
-                # Never answers, not even a 100 Continue: reads to the
-                # close.
+                # Never answers, not even a 100 Continue (/mute?103: only
+                # a 103 Early Hints): reads to the close.
+                if target.endswith("?103"):
+                    sock.sendall(b"HTTP/1.1 103 Early Hints\r\n\r\n")
                 while peer.read(65536):
                     pass
                 return

@@ -234,6 +234,32 @@ check "idle_timeout: no 100 Continue: answered after 1 s, before 2 s \
 ($ms ms)" test "$ms" -ge 950 -a "$ms" -lt 1900
 check_eq "idle_timeout: no 100 Continue: one more upstream_error" \
     $((errors + 1)) "$(log_grep "$TMP/g.log" -c "$(kv event upstream_error)")"
+# A 103 Early Hints is not the 100 the client waits for.
+code=$(fetch mute103 "$PG" --max-time 10 -T - -H 'Expect: 100-continue' \
+    --expect100-timeout 30 'http://api.test/mute?103' <<<"0123456789")
+check_eq "idle_timeout: a 103 and then nothing for a client that waits for \
+its 100: 504" 504 "$code"
+# An HTTP/1.0 client has no 100 to wait for (RFC 9110 10.1.1: its Expect
+# is ignored; the server's 100 is not sent on to it): silent after its
+# head, it is the one that stalled.
+errors=$(log_grep "$TMP/g.log" -c "$(kv event upstream_error)")
+out=$(py - "$PG" <<'EOF'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(b"PUT http://api.test/echo HTTP/1.0\r\nHost: api.test\r\n"
+          b"Content-Length: 10\r\nExpect: 100-continue\r\n\r\n")
+try:
+    print("answered" if s.recv(65536) else "closed")
+except ConnectionResetError:
+    print("reset")
+except socket.timeout:
+    print("open")
+EOF
+)
+check_eq "idle_timeout: an HTTP/1.0 client with Expect, silent: it is cut" \
+    reset "$out"
+check_eq "idle_timeout: an HTTP/1.0 client with Expect: no upstream_error" \
+    "$errors" "$(log_grep "$TMP/g.log" -c "$(kv event upstream_error)")"
 kill -TERM "$PP_G"
 wait_exit "$PP_G" 10
 check_eq "idle_timeout: pinproxy G exits 0" 0 "$EXIT_RC"

@@ -1581,6 +1581,44 @@ test_http_upgrade_only_names_one_protocol(void **state)
 }
 
 static void
+test_http_expects_continue_reads_every_expect_of_a_1_1_request(void **state)
+{
+	struct http_msg	*m;
+	size_t		 i;
+	const struct {
+		const char	*line;
+		const char	*fields;
+		bool		 expects;
+	} cases[] = {
+		{ "PUT / HTTP/1.1", "Expect: 100-continue\r\n", true },
+		{ "PUT / HTTP/1.1", "Expect: 100-Continue\r\n", true },
+		{ "PUT / HTTP/1.1", "Expect: foo, 100-continue\r\n", true },
+		{ "PUT / HTTP/1.1", "Expect: foo\r\nExpect: 100-continue\r\n",
+		    true },
+		{ "PUT / HTTP/1.1", "Expect: foo\r\n", false },
+		{ "PUT / HTTP/1.1", "Expect: 100-continued\r\n", false },
+		{ "PUT / HTTP/1.1", "X-Expect: 100-continue\r\n", false },
+		{ "PUT / HTTP/1.1", "", false },
+		/* RFC 9110 10.1.1: an HTTP/1.0 request's are ignored. */
+		{ "PUT / HTTP/1.0", "Expect: 100-continue\r\n", false },
+	};
+	char		 head[256];
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(head, sizeof(head), "%s\r\nHost: a.example\r\n"
+		    "Content-Length: 3\r\n%s\r\n", cases[i].line,
+		    cases[i].fields);
+		m = request(head);
+		if (http_expects_continue(http_msg_head(m)) !=
+		    cases[i].expects)
+			fail_msg("case %zu: %s %s", i, cases[i].line,
+			    cases[i].fields);
+		http_msg_free(m);
+	}
+}
+
+static void
 test_http_response_write_removes_hop_by_hop_headers(void **state)
 {
 	struct http_msg		*m;
@@ -2028,6 +2066,8 @@ main(void)
 		cmocka_unit_test(
 		    test_http_request_write_drops_an_upgrade_that_does_not_go_on),
 		cmocka_unit_test(test_http_upgrade_only_names_one_protocol),
+		cmocka_unit_test(
+		    test_http_expects_continue_reads_every_expect_of_a_1_1_request),
 		cmocka_unit_test(
 		    test_http_response_write_removes_hop_by_hop_headers),
 		cmocka_unit_test(
