@@ -1131,17 +1131,20 @@ http_head_list(const struct http_head *h, const char *name)
 bool
 http_expects_continue(const struct http_head *h)
 {
-	size_t	 i;
+	size_t	 i, n = 0;
+	bool	 plain = false;
 
 	/* RFC 9110 10.1.1: HTTP/1.0 requests' expectations are ignored. */
-	if (h->dir != HTTP_DIR_REQUEST || h->http_minor == 0)
+	if (h->dir != HTTP_DIR_REQUEST || h->http_minor == 0 ||
+	    http_connection_lists(h, "expect", strlen("expect")))
 		return false;
-	for (i = 0; i < h->nheaders; i++)
-		if (strcasecmp(h->headers[i].name, "Expect") == 0 &&
-		    http_list_has_n(h->headers[i].value, "100-continue",
-		    strlen("100-continue")))
-			return true;
-	return false;
+	for (i = 0; i < h->nheaders; i++) {
+		if (strcasecmp(h->headers[i].name, "Expect") != 0)
+			continue;
+		n++;
+		plain = strcasecmp(h->headers[i].value, "100-continue") == 0;
+	}
+	return n == 1 && plain;
 }
 
 bool

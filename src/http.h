@@ -180,8 +180,11 @@ bool			 http_is_tchar(unsigned char c);
  */
 bool			 http_is_split_space(unsigned char c);
 /*
- * Whether an HTTP/1.1 request's Expect headers name 100-continue (any
- * case): its client may wait for a 100 (Continue) before its body.
+ * Whether an HTTP/1.1 request has one Expect header, 100-continue (any
+ * case), which goes upstream (its Connection does not name it): its
+ * client may wait for a 100 (Continue) before its body, and every server
+ * sees what it waits for. Other lists of expectations, which servers
+ * read differently, count for nothing.
  */
 bool			 http_expects_continue(const struct http_head *h);
 /*
