@@ -356,6 +356,18 @@ cv_cidr(const char *s, struct cidr *out, char *err, size_t errlen)
 		    c.prefix);
 		return false;
 	}
+	/*
+	 * ::ffff:a.b.c.d is the IPv4 address a.b.c.d everywhere: a block
+	 * inside the mapped range is that IPv4 block (and a wider IPv6 one
+	 * holds no IPv4 client, see cidr_match()).
+	 */
+	if (c.family == AF_INET6 && c.prefix >= 96 &&
+	    IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)c.addr)) {
+		c.family = AF_INET;
+		memmove(c.addr, c.addr + 12, 4);
+		memset(c.addr + 4, 0, 12);
+		c.prefix -= 96;
+	}
 	*out = c;
 	return true;
 }
@@ -379,12 +391,15 @@ cidr_match(const struct cidr *c, const struct sockaddr *sa)
 	case AF_INET6:
 		sin6 = (const struct sockaddr_in6 *)sa;
 		a = (const unsigned char *)&sin6->sin6_addr;
-		if (c->family == AF_INET) {
-			/* A dual-stack listener sees IPv4 clients this way. */
-			if (!IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr))
-				return false;
+		/*
+		 * A dual-stack listener sees IPv4 clients this way: they are
+		 * IPv4 clients, for IPv4 blocks only.
+		 */
+		if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr) !=
+		    (c->family == AF_INET))
+			return false;
+		if (c->family == AF_INET)
 			a += 12;
-		}
 		break;
 	default:
 		return false;

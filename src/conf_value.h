@@ -52,7 +52,10 @@ bool	 cv_addr(const char *s, struct conf_addr *out, char *err,
 	    size_t errlen);
 /* "ADDR/PREFIX" or a single address (a /32 or /128); host bits must be 0. */
 bool	 cv_cidr(const char *s, struct cidr *out, char *err, size_t errlen);
-/* Whether sa falls in the block; IPv4-mapped IPv6 addresses count as IPv4. */
+/*
+ * Whether sa falls in the block; IPv4-mapped IPv6 addresses count as IPv4
+ * (for IPv4 blocks, and only for them).
+ */
 bool	 cidr_match(const struct cidr *c, const struct sockaddr *sa);
 /* A calendar date "YYYY-MM-DD"; *out is its first second, 00:00:00 UTC. */
 bool	 cv_date(const char *s, time_t *out, char *err, size_t errlen);

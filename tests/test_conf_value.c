@@ -506,6 +506,36 @@ test_cidr_match_treats_mapped_ipv6_clients_as_ipv4(void **state)
 	assert_true(cv_cidr("0.0.0.0/0", &c, err, sizeof(err)));
 	assert_true(match6(&c, "::ffff:8.8.8.8"));
 	assert_false(match6(&c, "2001:db8::1"));
+
+	/* An IPv6 block holds no IPv4 client, mapped or not. */
+	assert_true(cv_cidr("::/0", &c, err, sizeof(err)));
+	assert_false(match6(&c, "::ffff:127.0.0.2"));
+	assert_true(match6(&c, "::127.0.0.2"));
+}
+
+static void
+test_cidr_reads_a_mapped_block_as_ipv4(void **state)
+{
+	struct cidr	 c;
+	char		 err[128];
+
+	assert_true(cv_cidr("::ffff:127.0.0.3", &c, err, sizeof(err)));
+	assert_int_equal(c.family, AF_INET);
+	assert_int_equal(c.prefix, 32);
+	assert_true(match4(&c, "127.0.0.3"));
+	assert_true(match6(&c, "::ffff:127.0.0.3"));
+	assert_false(match4(&c, "127.0.0.2"));
+
+	assert_true(cv_cidr("::ffff:10.0.0.0/104", &c, err, sizeof(err)));
+	assert_int_equal(c.family, AF_INET);
+	assert_int_equal(c.prefix, 8);
+	assert_true(match4(&c, "10.9.8.7"));
+	assert_false(match4(&c, "11.0.0.1"));
+
+	assert_true(cv_cidr("::ffff:0.0.0.0/96", &c, err, sizeof(err)));
+	assert_int_equal(c.family, AF_INET);
+	assert_int_equal(c.prefix, 0);
+	assert_true(match4(&c, "192.0.2.1"));
 }
 
 static void
@@ -720,6 +750,7 @@ main(void)
 		    test_addr_rejects_unbracketed_ipv6_missing_port_and_names),
 		cmocka_unit_test(test_addr_rejects_port_0_and_65536),
 		cmocka_unit_test(test_cidr_parses_blocks_and_lone_addresses),
+		cmocka_unit_test(test_cidr_reads_a_mapped_block_as_ipv4),
 		cmocka_unit_test(
 		    test_cidr_rejects_host_bits_and_suggests_the_block),
 		cmocka_unit_test(test_cidr_rejects_too_long_prefixes_and_junk),
