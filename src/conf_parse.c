@@ -1539,6 +1539,10 @@ conf_reader(char *str, int num, void *arg)
 		    "line contains a NUL byte");
 		return str;
 	}
+	if (memchr(buf, '\r', len) != NULL) {
+		diag_error(p->diag, p->file, p->lineno, DIAG_BARE_CR);
+		return str;
+	}
 	line = buf;
 	if (p->lineno == 1 && strncmp(line, "\xef\xbb\xbf", 3) == 0)
 		line += 3;

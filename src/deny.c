@@ -116,6 +116,13 @@ deny_file_read(const char *path, struct pin **pins, size_t *npins,
 			bad++;
 			continue;
 		}
+		/* (Only the CR of a CR LF line end may be there.) */
+		if ((text = memchr(buf, '\r', total)) != NULL &&
+		    (size_t)(text - buf) + 1 != total) {
+			diag_error(d, path, lineno, DIAG_BARE_CR);
+			bad++;
+			continue;
+		}
 		if (*(text = deny_trim(buf)) == '\0')
 			continue;
 		if (ngot == DENY_FILE_MAX_PINS) {

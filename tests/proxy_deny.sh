@@ -332,4 +332,16 @@ check_eq "a deny_file of 5000 bad lines: 100 of them told" 100 \
 check_grep "a deny_file of 5000 bad lines: no line past the 100th read" \
     '100 bad lines in' "$TMP/t_junk.err"
 
+# 7. Lines end with LF or CR LF: a file whose lines end with CR alone
+# would be one line, whose first comment would hide every pin after it.
+printf '# revoked keys\r%s\r%s\r\n' "$PIN_FOREIGN" "$PIN_FOREIGN" \
+    >"$TMP/cr.pins"
+write_conf "$TMP/cr.conf" "$(free_port)" "$(free_port)" \
+    "deny_file = $TMP/cr.pins"
+run t_cr timeout 10 "$PINPROXY" -t -c "$TMP/cr.conf"
+check_rc "pinproxy -t refuses a deny_file with CR line ends" 1 t_cr
+check_grep "pinproxy -t says where the carriage return is" \
+    "cr\.pins:1: line holds a carriage return before its end" \
+    "$TMP/t_cr.err"
+
 done_testing

@@ -1277,6 +1277,22 @@ test_nul_byte_is_reported(void **state)
 	parsed_free(&r);
 }
 
+/*
+ * Lines end with LF or CR LF: a file whose lines end with CR alone would
+ * be read as one line, a comment hiding the settings after it.
+ */
+static void
+test_bare_carriage_return_is_reported(void **state)
+{
+	(void)state;
+	expect_rejected("#pinproxy\r[proxy]\runpinned = block\r\n"
+	    "[proxy]\r\nlog = nowhere ; note\rlog = stderr\n",
+	    FILE_NAME ":1: line holds a carriage return before its end; "
+	    "lines end with LF or CR LF",
+	    FILE_NAME ":3: line holds a carriage return before its end; "
+	    "lines end with LF or CR LF");
+}
+
 static void
 test_line_that_is_not_key_value_is_reported(void **state)
 {
@@ -1786,6 +1802,7 @@ main(void)
 		cmocka_unit_test(test_text_after_a_section_header_is_reported),
 		cmocka_unit_test(test_duplicate_sections_are_reported),
 		cmocka_unit_test(test_nul_byte_is_reported),
+		cmocka_unit_test(test_bare_carriage_return_is_reported),
 		cmocka_unit_test(test_line_that_is_not_key_value_is_reported),
 		cmocka_unit_test(test_colon_separates_like_equals),
 		cmocka_unit_test(test_every_error_of_a_file_is_reported),
