@@ -1595,7 +1595,16 @@ run_observed(const struct tool_opts *o)
 		return EXIT_FAILED;
 	}
 	d = diag_new();
+	errno = 0;
 	obs = observed_load(fp, o->observed, OBSERVED_PSL_PATH, d);
+	/* A directory opens, and fails at the first read (EISDIR). */
+	if (ferror(fp)) {
+		name = terminal_safe(o->observed, strlen(o->observed));
+		fprintf(stderr, PROGRAM ": cannot read %s: %s\n", name,
+		    strerror(errno != 0 ? errno : EIO));
+		free(name);
+		status = EXIT_FAILED;
+	}
 	fclose(fp);
 	if (diag_count(d) > 0) {
 		diag_print(d, stderr);

@@ -390,6 +390,12 @@ says so" "a host name of 200 bytes does not fit a configuration line" \
     "$TMP/observed_long.err"
 check_eq "--from-observed, a host name too long for a line: no part of it \
 is printed as a host" 0 "$(grep -c '^hosts = .*aaaa' "$TMP/observed_long.out")"
+# A directory opens, then fails at its first read: an error, exit 1.
+mkdir "$TMP/observed.d"
+run observed_dir "$PINPROXY_PIN" --from-observed "$TMP/observed.d"
+check_rc "--from-observed on a directory: exit 1" 1 observed_dir
+check_grep "--from-observed on a directory: the error says so" \
+    "cannot read .*observed\.d: Is a directory" "$TMP/observed_dir.err"
 # A \u escape cut short before the closing quote ("\u0"): the line is
 # left out with an error, and nothing is read or written past its text.
 {
