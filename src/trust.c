@@ -104,7 +104,7 @@ trust_hash_cmp(const void *a, const void *b)
  */
 static bool
 trust_add_hash(X509_STORE *store, const char *dir, unsigned long hash,
-    char *err, size_t errlen)
+    size_t *added, char *err, size_t errlen)
 {
 	STACK_OF(X509)	*certs;
 	X509		*x;
@@ -121,12 +121,14 @@ trust_add_hash(X509_STORE *store, const char *dir, unsigned long hash,
 		ERR_clear_error();
 		for (i = 0; i < sk_X509_num(certs) && ok; i++) {
 			x = sk_X509_value(certs, i);
-			if (X509_subject_name_hash(x) == hash &&
-			    X509_STORE_add_cert(store, x) != 1) {
+			if (X509_subject_name_hash(x) != hash)
+				continue;
+			if (X509_STORE_add_cert(store, x) != 1) {
 				snprintf(err, errlen, "cannot use a root of "
 				    "%s: %s", dir, trust_ssl_reason());
 				ok = false;
-			}
+			} else
+				(*added)++;
 		}
 		ERR_clear_error();
 		sk_X509_pop_free(certs, X509_free);
@@ -137,7 +139,9 @@ trust_add_hash(X509_STORE *store, const char *dir, unsigned long hash,
 /*
  * Add the roots of a hashed directory, read now rather than by OpenSSL
  * during a verification (which opened its files on the event loop, where
- * a FIFO stopped the daemon), and found as that lookup finds them.
+ * a FIFO stopped the daemon), and found as that lookup finds them. One
+ * that holds none (empty, or certificates never hashed) is an error, as
+ * a file without a certificate is: every verification would fail.
  */
 static bool
 trust_add_dir(X509_STORE *store, const char *path, char *err, size_t errlen)
@@ -145,7 +149,7 @@ trust_add_dir(X509_STORE *store, const char *path, char *err, size_t errlen)
 	DIR		*dir;
 	struct dirent	*de;
 	unsigned long	*hashes = NULL, hash;
-	size_t		 n = 0, i;
+	size_t		 n = 0, i, added = 0;
 	bool		 ok = true;
 
 	if ((dir = opendir(path)) == NULL) {
@@ -164,9 +168,15 @@ trust_add_dir(X509_STORE *store, const char *path, char *err, size_t errlen)
 		qsort(hashes, n, sizeof(*hashes), trust_hash_cmp);
 	for (i = 0; i < n && ok; i++)
 		if (i == 0 || hashes[i] != hashes[i - 1])
-			ok = trust_add_hash(store, path, hashes[i], err,
-			    errlen);
+			ok = trust_add_hash(store, path, hashes[i], &added,
+			    err, errlen);
 	free(hashes);
+	if (ok && added == 0) {
+		snprintf(err, errlen, "no root certificate found in %s, "
+		    "under names HASH.0 as \"openssl rehash\" makes them",
+		    path);
+		ok = false;
+	}
 	return ok;
 }
 

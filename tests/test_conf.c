@@ -560,7 +560,7 @@ test_trust_and_ca_file_take_pem_files(void **state)
 	EVP_PKEY	*key;
 	X509		*root;
 	struct parsed	 r;
-	char		*dir, *pem, *text;
+	char		*dir, *pem, *text, hashed[32];
 
 	(void)state;
 	key = testpki_key(TESTPKI_EC);
@@ -577,7 +577,13 @@ test_trust_and_ca_file_take_pem_files(void **state)
 	parsed_free(&r);
 	free(text);
 
-	/* A directory of roots is a trust source, but not a ca_file. */
+	/*
+	 * A directory of hashed roots is a trust source, but not a
+	 * ca_file.
+	 */
+	snprintf(hashed, sizeof(hashed), "%08lx.0",
+	    X509_subject_name_hash(root));
+	free(testpki_write_cert(dir, hashed, root));
 	text = xasprintf("[proxy]\ntrust = %s\n", dir);
 	r = parse(text);
 	assert_non_null(r.conf);

@@ -902,6 +902,29 @@ test_trust_store_from_a_directory_of_hashed_roots(void **state)
 	free(sub);
 }
 
+/*
+ * A directory without hashed roots (empty, or certificates never hashed)
+ * is refused as a file without certificates is: every verification
+ * would fail.
+ */
+static void
+test_trust_store_refuses_a_directory_without_hashed_roots(void **state)
+{
+	struct fixture	*f = *state;
+	char		*sub, *path, err[512];
+
+	sub = xasprintf("%s/unhashed.d", f->dir);
+	assert_int_equal(mkdir(sub, 0700), 0);
+	assert_null(trust_store_new(sub, NULL, err, sizeof(err)));
+	assert_non_null(strstr(err, "no root certificate found in"));
+	path = testpki_write_cert(sub, "root.pem", f->a.root);
+	assert_false(trust_check(sub, err, sizeof(err)));
+	assert_non_null(strstr(err, "openssl rehash"));
+	testpki_rmdir(sub);
+	free(path);
+	free(sub);
+}
+
 static void
 test_trust_store_refuses_a_file_without_certificates(void **state)
 {
@@ -1052,6 +1075,8 @@ main(void)
 		cmocka_unit_test(
 		    test_trust_store_refuses_a_file_without_certificates),
 		cmocka_unit_test(test_trust_store_names_a_missing_file),
+		cmocka_unit_test(
+		    test_trust_store_refuses_a_directory_without_hashed_roots),
 		cmocka_unit_test(test_trust_store_loads_the_system_roots),
 		cmocka_unit_test(test_trust_store_refuses_an_empty_source),
 		cmocka_unit_test(
