@@ -117,8 +117,7 @@ deny_file_read(const char *path, struct pin **pins, size_t *npins,
 			continue;
 		}
 		/* (Only the CR of a CR LF line end may be there.) */
-		if ((text = memchr(buf, '\r', total)) != NULL &&
-		    (size_t)(text - buf) + 1 != total) {
+		if (total > 0 && memchr(buf, '\r', total - 1) != NULL) {
 			diag_error(d, path, lineno, DIAG_BARE_CR);
 			bad++;
 			continue;

@@ -21,7 +21,6 @@ struct diag;
 struct diag	*diag_new(void);
 /* Free a collection (NULL is fine). */
 void		 diag_free(struct diag *d);
-/* Record an error at file:line. */
 /*
  * The error of a line of a configuration file that holds a carriage
  * return before its end: lines end with LF or CR LF, and a file whose
@@ -30,6 +29,7 @@ void		 diag_free(struct diag *d);
 #define DIAG_BARE_CR	"line holds a carriage return before its end; lines " \
 			"end with LF or CR LF"
 
+/* Record an error at file:line. */
 void		 diag_error(struct diag *d, const char *file, int line,
 		     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* Record a warning at file:line. */

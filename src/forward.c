@@ -538,7 +538,6 @@ forward_upstream_drained(struct forward *f)
 	relay_unthrottle(f->x->bev, upstream_bev(f->up));
 }
 
-/* A kept upstream closed between requests, or one broke mid-exchange. */
 /* Why an exchange ended when its server was silent for idle_timeout. */
 #define FORWARD_NO_RESPONSE	"The server sent no response within idle_timeout."
 
@@ -563,6 +562,33 @@ forward_client_owes_body(const struct forward *f)
 	    !http_expects_continue(http_msg_head(f->x->req));
 }
 
+/*
+ * Whether what, a read timeout of either side, came while the request's
+ * body was still to come and no final answer was sent: body bytes moving
+ * restart both waits (forward_traffic), so nothing moved either way.
+ */
+static bool
+forward_body_stalled(const struct forward *f, short what)
+{
+	return what == (BEV_EVENT_TIMEOUT | BEV_EVENT_READING) &&
+	    f->state == FORWARD_EXCHANGE && !f->req_done &&
+	    !forward_final_sent(f);
+}
+
+/*
+ * The body stalled: the client's timeout, unless it rightly waits for a
+ * 100 (Continue), which the server never sent: then the server's.
+ */
+static void
+forward_body_timeout(struct forward *f)
+{
+	if (forward_client_owes_body(f))
+		forward_client_gone(f);
+	else
+		forward_upstream_timeout(f, FORWARD_NO_RESPONSE);
+}
+
+/* A kept upstream closed between requests, or one broke mid-exchange. */
 static void
 forward_upstream_event(struct forward *f, short what)
 {
@@ -587,15 +613,9 @@ forward_upstream_event(struct forward *f, short what)
 			return;
 		}
 	}
-	/*
-	 * The server waited idle_timeout for the rest of the body, and so
-	 * nothing moved either way (forward_traffic): the client stalled,
-	 * not the server, whose wait is right.
-	 */
-	if (!forward_final_sent(f) && !f->req_done &&
-	    what == (BEV_EVENT_TIMEOUT | BEV_EVENT_READING) &&
-	    forward_client_owes_body(f)) {
-		forward_client_gone(f);
+	/* The server waited for the rest of the body: rightly, mostly. */
+	if (forward_body_stalled(f, what)) {
+		forward_body_timeout(f);
 		return;
 	}
 	/* (After a 100 Continue, a final answer can still be given.) */
@@ -829,11 +849,8 @@ forward_on_client(void *arg, short what)
 		 */
 		f->client_eof = true;
 		f->close_after = true;
-	} else if (what == (BEV_EVENT_TIMEOUT | BEV_EVENT_READING) &&
-	    f->state == FORWARD_EXCHANGE && !f->req_done &&
-	    !forward_final_sent(f) && !forward_client_owes_body(f))
-		/* It waited for the server's 100 Continue, rightly. */
-		forward_upstream_timeout(f, FORWARD_NO_RESPONSE);
+	} else if (forward_body_stalled(f, what))
+		forward_body_timeout(f);
 	else
 		forward_client_gone(f);
 }

@@ -38,9 +38,9 @@
 #include "observed.h"
 #include "pin.h"
 #include "pincheck.h"
-#include "strindex.h"
 #include "probe.h"
 #include "runconf.h"
+#include "strindex.h"
 #include "tls_upstream.h"
 #include "upstream.h"
 #include "version.h"
@@ -1587,8 +1587,8 @@ run_observed(const struct tool_opts *o)
 	size_t		 i;
 	char		*name;
 
+	name = terminal_safe(o->observed, strlen(o->observed));
 	if ((fp = fopen(o->observed, "r")) == NULL) {
-		name = terminal_safe(o->observed, strlen(o->observed));
 		fprintf(stderr, PROGRAM ": cannot open %s: %s\n", name,
 		    strerror(errno));
 		free(name);
@@ -1599,12 +1599,11 @@ run_observed(const struct tool_opts *o)
 	obs = observed_load(fp, o->observed, OBSERVED_PSL_PATH, d);
 	/* A directory opens, and fails at the first read (EISDIR). */
 	if (ferror(fp)) {
-		name = terminal_safe(o->observed, strlen(o->observed));
 		fprintf(stderr, PROGRAM ": cannot read %s: %s\n", name,
 		    strerror(errno != 0 ? errno : EIO));
-		free(name);
 		status = EXIT_FAILED;
 	}
+	free(name);
 	fclose(fp);
 	if (diag_count(d) > 0) {
 		diag_print(d, stderr);

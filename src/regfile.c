@@ -253,22 +253,21 @@ regfile_check_append(const char *what, const char *path, char *err,
 {
 	struct stat	 st;
 	char		*dir;
-	bool		 ok;
+	bool		 ok, any_owner;
 
-	/* Root checking cannot tell the user the daemon will run as. */
-	if (!regfile_dirs_safe(what, path, geteuid() == 0, err, errlen))
+	/*
+	 * Root checking cannot tell the user the daemon will run as (the
+	 * service's own): the owners are for the start to judge.
+	 */
+	any_owner = geteuid() == 0;
+	if (!regfile_dirs_safe(what, path, any_owner, err, errlen))
 		return false;
 	if (lstat(path, &st) == 0) {
 		if (!S_ISREG(st.st_mode)) {
 			regfile_refuse(what, path, st.st_mode, err, errlen);
 			return false;
 		}
-		/*
-		 * Root checking cannot tell the user the daemon will run as
-		 * (the service's own): the owner is for the start to judge.
-		 */
-		if (!regfile_owned(what, path, &st, geteuid() == 0, err,
-		    errlen))
+		if (!regfile_owned(what, path, &st, any_owner, err, errlen))
 			return false;
 		/* As open() judges: effective IDs and capabilities. */
 		if (faccessat(AT_FDCWD, path, W_OK, AT_EACCESS) == 0)

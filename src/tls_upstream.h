@@ -18,7 +18,6 @@
 #include "conf.h"
 #include "pincheck.h"
 
-/* Sessions kept per generation, least recently used dropped first. */
 /*
  * How an upstream's name is checked (X509_check_host(3)): a name of its
  * subjectAltName only, never the subject's CN, and no partial wildcard.
@@ -26,6 +25,7 @@
 #define TLS_UPSTREAM_HOSTFLAGS	(X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS | \
 	X509_CHECK_FLAG_NEVER_CHECK_SUBJECT)
 
+/* Sessions kept per generation, least recently used dropped first. */
 #define TLS_UPSTREAM_SESSIONS	256
 /* Sessions kept for one host, port and pin set. */
 #define TLS_UPSTREAM_PER_HOST	8
