@@ -117,6 +117,9 @@ struct conf_parse {
 	int			*candidate_lines; /* of its candidates */
 	int			 key_line[KEY__COUNT]; /* 0: not seen */
 	bool			 listen_default;
+	int			*listen_line;	/* per [proxy] listen address */
+	int			*transparent_line; /* per transparent address */
+	int			 stats_line;
 
 	struct conf_host_seen	*hosts;
 	size_t			 nhosts;
@@ -310,9 +313,13 @@ conf_set_listen(struct conf_parse *p, const char *value, char *err,
 		}
 		c->listen = xreallocarray(c->listen, c->nlisten + n,
 		    sizeof(*c->listen));
-		for (i = 0; i < n; i++)
+		p->listen_line = xreallocarray(p->listen_line, c->nlisten + n,
+		    sizeof(*p->listen_line));
+		for (i = 0; i < n; i++) {
+			p->listen_line[c->nlisten] = p->lineno;
 			cv_addr(items[i], &c->listen[c->nlisten++], err,
 			    errlen);
+		}
 	}
 	cv_list_free(items, n);
 	return ok;
@@ -339,9 +346,13 @@ conf_set_transparent(struct conf_parse *p, const char *value, char *err,
 	if (ok) {
 		c->transparent = xreallocarray(c->transparent,
 		    c->ntransparent + n, sizeof(*c->transparent));
-		for (i = 0; i < n; i++)
+		p->transparent_line = xreallocarray(p->transparent_line,
+		    c->ntransparent + n, sizeof(*p->transparent_line));
+		for (i = 0; i < n; i++) {
+			p->transparent_line[c->ntransparent] = p->lineno;
 			cv_addr(items[i], &c->transparent[c->ntransparent++],
 			    err, errlen);
+		}
 	}
 	cv_list_free(items, n);
 	return ok;
@@ -638,6 +649,7 @@ conf_set_stats_listen(struct conf_parse *p, const char *value, char *err,
 	if (!cv_addr(value, &c->stats_listen, err, errlen))
 		return false;
 	c->has_stats_listen = true;
+	p->stats_line = p->lineno;
 	return true;
 }
 
@@ -1279,18 +1291,38 @@ conf_end_forward(struct conf_parse *p)
 		    "server will break every connection", f->name);
 }
 
-/* Whether two listening addresses cannot both be bound. */
+/* One listening address of the configuration, for the clash check. */
+struct conf_addr_use {
+	const struct conf_addr	*addr;
+	const char		*key;	/* of [proxy], or NULL: a forwarder */
+	const char		*fwd;	/* the forwarder's name */
+	int			 line;	/* 0: the default listen address */
+	size_t			 seq;	/* order within a line */
+};
+
+/*
+ * Whether two listening addresses cannot both be bound. An IPv6 wildcard
+ * takes the IPv4 port too (Linux's default, net.ipv6.bindv6only = 0),
+ * except for stats_listen's, which is bound IPv6-only.
+ */
 static bool
-conf_addr_clash(const struct conf_addr *a, const struct conf_addr *b)
+conf_addr_clash(const struct conf_addr_use *ua, const struct conf_addr_use *ub)
 {
+	const struct conf_addr		*a = ua->addr, *b = ub->addr;
 	const struct sockaddr_in	*a4 = (const struct sockaddr_in *)&a->ss;
 	const struct sockaddr_in	*b4 = (const struct sockaddr_in *)&b->ss;
 	const struct sockaddr_in6	*a6, *b6;
 
 	if (strcmp(a->text, b->text) == 0)
 		return true;
-	if (a->ss.ss_family != b->ss.ss_family)
-		return false;
+	if (a->ss.ss_family == AF_INET6 && b->ss.ss_family == AF_INET)
+		return conf_addr_clash(ub, ua);
+	if (a->ss.ss_family == AF_INET && b->ss.ss_family == AF_INET6) {
+		b6 = (const struct sockaddr_in6 *)&b->ss;
+		return a4->sin_port == b6->sin6_port &&
+		    IN6_IS_ADDR_UNSPECIFIED(&b6->sin6_addr) &&
+		    !(ub->key != NULL && strcmp(ub->key, "stats_listen") == 0);
+	}
 	if (a->ss.ss_family == AF_INET)
 		return a4->sin_port == b4->sin_port &&
 		    (a4->sin_addr.s_addr == htonl(INADDR_ANY) ||
@@ -1302,38 +1334,82 @@ conf_addr_clash(const struct conf_addr *a, const struct conf_addr *b)
 	    IN6_IS_ADDR_UNSPECIFIED(&b6->sin6_addr));
 }
 
-/* Whether listen address j of forwarder i is taken by what came first. */
-static const char *
-conf_fwd_clash(struct conf_parse *p, size_t i, size_t j)
+static int
+conf_addr_use_cmp(const void *a, const void *b)
 {
-	const struct conf	*c = p->conf;
-	const struct conf_addr	*a = &c->forwarders[i].listen[j];
-	size_t			 k, l;
+	const struct conf_addr_use	*x = a, *y = b;
 
-	for (k = 0; k < c->nlisten; k++)
-		if (conf_addr_clash(a, &c->listen[k]))
-			return "[proxy] listen";
-	if (c->has_stats_listen && conf_addr_clash(a, &c->stats_listen))
-		return "[proxy] stats_listen";
-	for (k = 0; k < c->ntransparent; k++)
-		if (conf_addr_clash(a, &c->transparent[k]))
-			return "[proxy] transparent";
-	for (k = 0; k <= i; k++)
-		for (l = 0; l < (k == i ? j : c->forwarders[k].nlisten); l++)
-			if (conf_addr_clash(a, &c->forwarders[k].listen[l]))
-				return c->forwarders[k].name;
-	return NULL;
+	if (x->line != y->line)
+		return x->line < y->line ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-/* Whole-file checks of forwarders: pin set names, listen clashes. */
+static void
+conf_addr_use_add(struct conf_addr_use *u, size_t *n,
+    const struct conf_addr *addr, const char *key, const char *fwd, int line)
+{
+	u[*n] = (struct conf_addr_use){ addr, key, fwd, line, *n };
+	(*n)++;
+}
+
+/*
+ * Every address the daemon listens on can be bound once: the later line
+ * of two that clash is the error, named by the earlier one's owner.
+ */
+static void
+conf_check_addresses(struct conf_parse *p)
+{
+	const struct conf	*c = p->conf;
+	struct conf_addr_use	*u, *a, *b;
+	size_t			 n = 0, max, i, j, k;
+
+	max = c->nlisten + c->ntransparent + 1;
+	for (i = 0; i < c->nforwarders; i++)
+		max += c->forwarders[i].nlisten;
+	u = xreallocarray(NULL, max, sizeof(*u));
+	for (i = 0; i < c->nlisten; i++)
+		conf_addr_use_add(u, &n, &c->listen[i], "listen", NULL,
+		    p->listen_default ? 0 : p->listen_line[i]);
+	if (c->has_stats_listen)
+		conf_addr_use_add(u, &n, &c->stats_listen, "stats_listen",
+		    NULL, p->stats_line);
+	for (i = 0; i < c->ntransparent; i++)
+		conf_addr_use_add(u, &n, &c->transparent[i], "transparent",
+		    NULL, p->transparent_line[i]);
+	for (i = 0; i < c->nforwarders; i++)
+		for (k = 0; k < c->forwarders[i].nlisten; k++)
+			conf_addr_use_add(u, &n, &c->forwarders[i].listen[k],
+			    NULL, c->forwarders[i].name,
+			    p->fwdrefs[i].listen_line[k]);
+	qsort(u, n, sizeof(*u), conf_addr_use_cmp);
+	for (i = 0; i < n; i++) {
+		b = &u[i];
+		for (j = 0; j < i && !conf_addr_clash(b, &u[j]); j++)
+			;
+		if (j == i)
+			continue;
+		a = &u[j];
+		diag_error(p->diag, p->file, b->line,
+		    "[%s%s]: %s %s is already used by %s[%s%s]%s%s",
+		    b->key != NULL ? "proxy" : "forward:",
+		    b->key != NULL ? "" : b->fwd,
+		    b->key != NULL ? b->key : "listen", b->addr->text,
+		    a->line == 0 ? "the default address of " : "",
+		    a->key != NULL ? "proxy" : "forward:",
+		    a->key != NULL ? "" : a->fwd,
+		    a->key != NULL ? " " : "", a->key != NULL ? a->key : "");
+	}
+	free(u);
+}
+
+/* Whole-file checks of forwarders: pin set names. */
 static void
 conf_check_forwarders(struct conf_parse *p)
 {
 	struct conf		*c = p->conf;
 	struct forwarder	*f;
 	struct conf_fwd_ref	*r;
-	const char		*other;
-	size_t			 i, j, k;
+	size_t			 i, k;
 
 	for (i = 0; i < c->nforwarders; i++) {
 		f = &c->forwarders[i];
@@ -1349,15 +1425,6 @@ conf_check_forwarders(struct conf_parse *p)
 			    "section)", f->name, r->pinset, r->pinset);
 		else if (r->pinset != NULL)
 			f->pinset = k;
-		for (j = 0; j < f->nlisten; j++) {
-			if ((other = conf_fwd_clash(p, i, j)) == NULL)
-				continue;
-			diag_error(p->diag, p->file, r->listen_line[j],
-			    "[forward:%s]: listen %s is already used by %s%s%s",
-			    f->name, f->listen[j].text,
-			    other[0] == '[' ? "" : "[forward:", other,
-			    other[0] == '[' ? "" : "]");
-		}
 	}
 }
 
@@ -1660,7 +1727,10 @@ conf_parse_stream(FILE *fp, const char *name, time_t now, struct diag *d)
 		diag_error(d, name, rc, "inih cannot parse this line");
 	conf_end_section(&p);
 	conf_check_forwarders(&p);
+	conf_check_addresses(&p);
 	conf_fwdrefs_free(&p);
+	free(p.listen_line);
+	free(p.transparent_line);
 	if (ferror(fp))
 		diag_error(d, name, 0, "read error: %s", strerror(errno));
 
