@@ -900,37 +900,61 @@ conf_check_expiry(struct conf_parse *p, const struct pinset *ps)
 		    ps->name, days, days == 1 ? "" : "s", ps->expires_text);
 }
 
-/* Whether pin has the digest of one of the n pins of set. */
-static bool
-conf_pin_in(const struct pin *pin, const struct pin *set, size_t n)
-{
-	size_t	 i;
+/* A candidate and its place in the set, sorted by digest, then place. */
+struct conf_cand {
+	struct pin	 pin;	/* first: pin_cmp reads it */
+	size_t		 i;
+};
 
-	for (i = 0; i < n; i++)
-		if (pin_equal(pin, &set[i]))
-			return true;
-	return false;
+static int
+conf_cand_cmp(const void *a, const void *b)
+{
+	const struct conf_cand	*x = a, *y = b;
+	int			 r;
+
+	if ((r = pin_cmp(&x->pin, &y->pin)) != 0)
+		return r;
+	return x->i < y->i ? -1 : x->i > y->i;
 }
 
 /*
  * A candidate that is also a pin, or a repeated one, is dropped with a
  * warning: it would announce a rotation that the set already accepts.
+ * Sorted copies keep a set of 100,000 lines to n log n.
  */
 static void
 conf_check_candidates(struct conf_parse *p, struct pinset *ps)
 {
-	char	 text[PIN_TEXT_MAX];
-	size_t	 i, kept;
+	char			 text[PIN_TEXT_MAX];
+	struct conf_cand	*sorted;
+	struct pin		*pins;
+	bool			*repeated;
+	size_t			 i, kept, n = ps->ncandidates;
+
+	if (n == 0)
+		return;
+	pins = xreallocarray(NULL, ps->npins + 1, sizeof(*pins));
+	memcpy(pins, ps->pins, ps->npins * sizeof(*pins));
+	qsort(pins, ps->npins, sizeof(*pins), pin_cmp);
+	sorted = xreallocarray(NULL, n, sizeof(*sorted));
+	repeated = xcalloc(n, sizeof(*repeated));
+	for (i = 0; i < n; i++)
+		sorted[i] = (struct conf_cand){ ps->candidates[i], i };
+	qsort(sorted, n, sizeof(*sorted), conf_cand_cmp);
+	for (i = 1; i < n; i++)
+		if (pin_cmp(&sorted[i - 1].pin, &sorted[i].pin) == 0)
+			repeated[sorted[i].i] = true;
 
 	kept = 0;
-	for (i = 0; i < ps->ncandidates; i++) {
+	for (i = 0; i < n; i++) {
 		pin_format(&ps->candidates[i], text, sizeof(text));
-		if (conf_pin_in(&ps->candidates[i], ps->pins, ps->npins))
+		if (bsearch(&ps->candidates[i], pins, ps->npins,
+		    sizeof(*pins), pin_cmp) != NULL)
 			diag_warn(p->diag, p->file, p->candidate_lines[i],
 			    "[pins:%s] candidate %s is also a pin of the set: "
 			    "it is ignored (remove the candidate line)",
 			    ps->name, text);
-		else if (conf_pin_in(&ps->candidates[i], ps->candidates, kept))
+		else if (repeated[i])
 			diag_warn(p->diag, p->file, p->candidate_lines[i],
 			    "[pins:%s] candidate %s is repeated", ps->name,
 			    text);
@@ -938,6 +962,9 @@ conf_check_candidates(struct conf_parse *p, struct pinset *ps)
 			ps->candidates[kept++] = ps->candidates[i];
 	}
 	ps->ncandidates = kept;
+	free(repeated);
+	free(sorted);
+	free(pins);
 }
 
 /* require = leaf+ca needs a pin of each scope to be satisfiable. */

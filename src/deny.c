@@ -159,18 +159,11 @@ deny_file_read(const char *path, struct pin **pins, size_t *npins,
 	return true;
 }
 
-static int
-deny_cmp(const void *a, const void *b)
-{
-	return memcmp(((const struct pin *)a)->digest,
-	    ((const struct pin *)b)->digest, PIN_DIGEST_LEN);
-}
-
 void
 deny_sort(struct pin *pins, size_t npins)
 {
 	if (npins > 1)
-		qsort(pins, npins, sizeof(*pins), deny_cmp);
+		qsort(pins, npins, sizeof(*pins), pin_cmp);
 }
 
 /*
@@ -182,7 +175,7 @@ static bool
 deny_has(const struct pin *pins, size_t npins, const struct pin *key)
 {
 	return npins > 0 &&
-	    bsearch(key, pins, npins, sizeof(*pins), deny_cmp) != NULL;
+	    bsearch(key, pins, npins, sizeof(*pins), pin_cmp) != NULL;
 }
 
 int

@@ -290,3 +290,10 @@ pin_equal(const struct pin *a, const struct pin *b)
 {
 	return CRYPTO_memcmp(a->digest, b->digest, PIN_DIGEST_LEN) == 0;
 }
+
+int
+pin_cmp(const void *a, const void *b)
+{
+	return memcmp(((const struct pin *)a)->digest,
+	    ((const struct pin *)b)->digest, PIN_DIGEST_LEN);
+}

@@ -47,5 +47,7 @@ void	 pin_format_scoped(const struct pin *p, char *buf, size_t len);
 bool	 pin_from_cert(X509 *cert, struct pin *out);
 /* Constant-time equality of two digests. */
 bool	 pin_equal(const struct pin *a, const struct pin *b);
+/* Order of digests, for qsort and bsearch (public keys: not constant time). */
+int	 pin_cmp(const void *a, const void *b);
 
 #endif

@@ -720,6 +720,47 @@ test_scope_require_and_candidate_errors_name_their_lines(void **state)
 	    "repeated");
 }
 
+/*
+ * Repeats found by sorting still warn in file order, keep each first
+ * candidate in its place, and a pin among them is named as a pin.
+ */
+static void
+test_candidates_keep_file_order(void **state)
+{
+#define PIN_D	"sha256/DDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDA="
+	struct parsed	 r = parse(PINSET("a", "a.example")
+	    "candidate = " PIN_D "\n"
+	    "candidate = " PIN_C "\n"
+	    "candidate = " PIN_D "\n"
+	    "candidate = " PIN_A "\n"
+	    "candidate = " PIN_C "\n"
+	    "candidate = " PIN_A "\n"
+	    "candidate = " PIN_D "\n");
+	const struct pinset	*ps;
+	struct pin		 pin;
+	char			 err[128];
+
+	(void)state;
+	assert_non_null(r.conf);
+	expect_diags(r.diag,
+	    FILE_NAME ":7: warning: [pins:a] candidate " PIN_D " is repeated",
+	    FILE_NAME ":8: warning: [pins:a] candidate " PIN_A " is also a "
+	    "pin of the set: it is ignored (remove the candidate line)",
+	    FILE_NAME ":9: warning: [pins:a] candidate " PIN_C " is repeated",
+	    FILE_NAME ":10: warning: [pins:a] candidate " PIN_A " is also a "
+	    "pin of the set: it is ignored (remove the candidate line)",
+	    FILE_NAME ":11: warning: [pins:a] candidate " PIN_D " is repeated",
+	    NULL);
+	ps = &r.conf->pinsets[0];
+	assert_int_equal(ps->ncandidates, 2);
+	assert_true(pin_parse(PIN_D, &pin, err, sizeof(err)));
+	assert_true(pin_equal(&ps->candidates[0], &pin));
+	assert_true(pin_parse(PIN_C, &pin, err, sizeof(err)));
+	assert_true(pin_equal(&ps->candidates[1], &pin));
+	parsed_free(&r);
+#undef PIN_D
+}
+
 static void
 test_pins_section_defaults(void **state)
 {
@@ -1764,6 +1805,7 @@ main(void)
 		cmocka_unit_test(test_every_pins_key_is_parsed),
 		cmocka_unit_test(test_pins_section_defaults),
 		cmocka_unit_test(test_scopes_require_and_candidates_are_parsed),
+		cmocka_unit_test(test_candidates_keep_file_order),
 		cmocka_unit_test(
 		    test_scope_require_and_candidate_errors_name_their_lines),
 		cmocka_unit_test(test_hosts_repeat_and_are_normalised),
