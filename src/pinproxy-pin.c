@@ -36,6 +36,7 @@
 #include "hostport.h"
 #include "log.h"
 #include "observed.h"
+#include "regfile.h"
 #include "pin.h"
 #include "pincheck.h"
 #include "probe.h"
@@ -1586,6 +1587,7 @@ run_observed(const struct tool_opts *o)
 	enum exit_status status = EXIT_OK;
 	size_t		 i;
 	char		*name;
+	struct stat	 st;
 
 	name = terminal_safe(o->observed, strlen(o->observed));
 	if ((fp = fopen(o->observed, "r")) == NULL) {
@@ -1594,10 +1596,18 @@ run_observed(const struct tool_opts *o)
 		free(name);
 		return EXIT_FAILED;
 	}
+	/* A file or a pipe ends; a device (/dev/zero) need not. */
+	if (fstat(fileno(fp), &st) == -1 ||
+	    !(S_ISREG(st.st_mode) || S_ISFIFO(st.st_mode))) {
+		fprintf(stderr, PROGRAM ": %s is %s, not a file or a pipe: "
+		    "refused\n", name, regfile_kind(st.st_mode));
+		fclose(fp);
+		free(name);
+		return EXIT_FAILED;
+	}
 	d = diag_new();
 	errno = 0;
 	obs = observed_load(fp, o->observed, OBSERVED_PSL_PATH, d);
-	/* A directory opens, and fails at the first read (EISDIR). */
 	if (ferror(fp)) {
 		fprintf(stderr, PROGRAM ": cannot read %s: %s\n", name,
 		    strerror(errno != 0 ? errno : EIO));

@@ -18,7 +18,7 @@
 #include "xmalloc.h"
 
 /* What a file that is not a regular one is, for an error message. */
-static const char *
+const char *
 regfile_kind(mode_t mode)
 {
 	if (S_ISLNK(mode))

@@ -48,6 +48,9 @@ int	 regfile_open(const char *what, const char *path, int flags,
 FILE	*regfile_fopen(const char *path, const char *label, char *err,
 	    size_t errlen);
 
+/* What a file of mode is, for an error: "a directory", "a device". */
+const char *regfile_kind(mode_t mode);
+
 /* The directory path names its entry in (".", "/", or a prefix); free it. */
 char	*regfile_dirname(const char *path);
 

@@ -390,12 +390,24 @@ says so" "a host name of 200 bytes does not fit a configuration line" \
     "$TMP/observed_long.err"
 check_eq "--from-observed, a host name too long for a line: no part of it \
 is printed as a host" 0 "$(grep -c '^hosts = .*aaaa' "$TMP/observed_long.out")"
-# A directory opens, then fails at its first read: an error, exit 1.
+# A directory, or a device that never ends (/dev/zero was read until
+# killed): refused, exit 1. A pipe ends with its writer: read.
 mkdir "$TMP/observed.d"
 run observed_dir "$PINPROXY_PIN" --from-observed "$TMP/observed.d"
 check_rc "--from-observed on a directory: exit 1" 1 observed_dir
 check_grep "--from-observed on a directory: the error says so" \
-    "cannot read .*observed\.d: Is a directory" "$TMP/observed_dir.err"
+    "observed\.d is a directory, not a file or a pipe: refused" \
+    "$TMP/observed_dir.err"
+run observed_zero timeout 20 "$PINPROXY_PIN" --from-observed /dev/zero
+check_rc "--from-observed on /dev/zero: exit 1 at once" 1 observed_zero
+check_grep "--from-observed on /dev/zero: the error says so" \
+    "/dev/zero is a device, not a file or a pipe: refused" \
+    "$TMP/observed_zero.err"
+run observed_pipe sh -c "cat \"\$1\" | \"\$2\" --from-observed /dev/stdin" \
+    sh "$top_srcdir/tests/data/observe.jsonl" "$PINPROXY_PIN"
+check_eq "--from-observed reads a pipe: the sections of the file" \
+    "$(cat "$top_srcdir/tests/data/observe.expected")" \
+    "$(tail -n +2 "$TMP/observed_pipe.out")"
 # A \u escape cut short before the closing quote ("\u0"): the line is
 # left out with an error, and nothing is read or written past its text.
 {
