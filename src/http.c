@@ -673,11 +673,11 @@ http_absolute_parse(struct http_msg *m)
 	if (!hostport_host(t + off, u.field_data[UF_HOST].len,
 	    off > 0 && t[off - 1] == '[', m->host))
 		return false;
-	if ((u.field_set & (1 << UF_PORT)) != 0) {
-		if (u.port == 0)
-			return false;
-		h->port = u.port;
-	}
+	/* The port as Host and CONNECT read it: 1-5 digits, not 0. */
+	if ((u.field_set & (1 << UF_PORT)) != 0 &&
+	    !hostport_port(t + u.field_data[UF_PORT].off,
+	    u.field_data[UF_PORT].len, &h->port))
+		return false;
 
 	/* Fragments were refused, so path and query run to the end. */
 	if ((u.field_set & (1 << UF_PATH)) != 0)
@@ -696,6 +696,8 @@ http_target_parse(struct http_msg *m)
 {
 	struct http_head	*h = &m->head;
 	const char		*host;
+	char			 scratch[HOSTMATCH_NAME_MAX];
+	uint16_t		 port;
 	size_t			 i, nhost = 0;
 
 	for (i = 0; i < h->nheaders; i++)
@@ -705,10 +707,18 @@ http_target_parse(struct http_msg *m)
 		return false;
 	if (h->is_connect)
 		return http_hostport_parse(h->target, m->host, &h->port, true);
-	/* RFC 9112 §3.2.2: an absolute URL wins over the Host header. */
+	/*
+	 * RFC 9112 §3.2.2: an absolute URL wins over the Host header, which
+	 * must still be valid (§3.2: a 400 otherwise), as it is elsewhere.
+	 */
 	if (h->target[0] != '/' && (strcmp(h->target, "*") != 0 ||
-	    strcmp(h->method, "OPTIONS") != 0))
-		return http_absolute_parse(m);
+	    strcmp(h->method, "OPTIONS") != 0)) {
+		if (!http_absolute_parse(m))
+			return false;
+		host = http_head_get(h, "Host");
+		return host == NULL ||
+		    http_hostport_parse(host, scratch, &port, false);
+	}
 	h->path = h->target;
 	/*
 	 * HTTP/1.0 may leave Host out: the host is then the connection's

@@ -323,6 +323,23 @@ test_http_rejects_malformed_targets_and_hosts(void **state)
 	assert_int_equal(REQUEST_RESULT(
 	    "GET http://example.com:0/ HTTP/1.1\r\n\r\n"),
 	    HTTP_ERR_BAD_REQUEST);
+	/* Ports as Host and CONNECT read them: 1-5 digits. */
+	assert_int_equal(REQUEST_RESULT(
+	    "GET http://example.com:018080/ HTTP/1.1\r\n\r\n"),
+	    HTTP_ERR_BAD_REQUEST);
+	assert_int_equal(REQUEST_RESULT(
+	    "GET http://example.com:/ HTTP/1.1\r\n\r\n"),
+	    HTTP_ERR_BAD_REQUEST);
+	/* The URL wins over Host, but an invalid Host is still refused. */
+	assert_int_equal(REQUEST_RESULT(
+	    "GET http://example.com/ HTTP/1.1\r\nHost: example.com:\r\n\r\n"),
+	    HTTP_ERR_BAD_REQUEST);
+	assert_int_equal(REQUEST_RESULT(
+	    "GET http://example.com/ HTTP/1.1\r\nHost: a.test:+80\r\n\r\n"),
+	    HTTP_ERR_BAD_REQUEST);
+	assert_int_equal(REQUEST_RESULT(
+	    "GET http://example.com/ HTTP/1.1\r\nHost: a b\r\n\r\n"),
+	    HTTP_ERR_BAD_REQUEST);
 	assert_int_equal(REQUEST_RESULT(
 	    "GET http://[abc]/ HTTP/1.1\r\n\r\n"), HTTP_ERR_BAD_REQUEST);
 	assert_int_equal(REQUEST_RESULT(
