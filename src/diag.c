@@ -56,7 +56,9 @@ diag_free(struct diag *d)
 
 /*
  * A message with its control bytes as \xHH: it quotes values from the
- * file, and an escape sequence there must not reach a terminal.
+ * file, and an escape sequence there must not reach a terminal. Bytes
+ * from 0x80 are escaped too: 0x9b is CSI to a terminal that reads 8-bit
+ * controls, and UTF-8 can spell the same control (c2 9b).
  */
 static char *
 diag_escape(const char *msg)
@@ -69,7 +71,7 @@ diag_escape(const char *msg)
 	out = xmalloc(len * 4 + 1);
 	for (i = 0; i < len; i++) {
 		c = (unsigned char)msg[i];
-		if (c >= 0x20 && c != 0x7f) {
+		if (c >= 0x20 && c < 0x7f) {
 			out[o++] = (char)c;
 			continue;
 		}

@@ -186,6 +186,15 @@ check_grep "-t quotes control bytes as \\xHH" \
 check "-t prints no control byte" \
     test "$(tr -d '\n' <"$TMP/esc.err" | LC_ALL=C tr -d '[:print:]' |
     wc -c)" -eq 0
+# So are bytes from 0x80: 0x9b is CSI to a terminal that reads 8-bit
+# controls, as UTF-8's c2 9b is to some; an e-acute (c3 a9) too.
+printf '[proxy]\nlisten = \233[31m\302\233[32m\303\251\n' >"$TMP/esc8.conf"
+run esc8 "$PINPROXY" -t -c "$TMP/esc8.conf"
+check_grep "-t quotes bytes from 0x80 as \xHH" \
+    'listen: "\\x9b\[31m\\xc2\\x9b\[32m\\xc3\\xa9"' "$TMP/esc8.err"
+check "-t prints no byte from 0x80" \
+    test "$(tr -d '\n' <"$TMP/esc8.err" | LC_ALL=C tr -d '[:print:]' |
+    wc -c)" -eq 0
 
 # A file of garbage makes an error per line: the first 1000 are told, the
 # rest counted, so that neither memory nor the terminal fill up.
