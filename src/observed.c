@@ -205,12 +205,34 @@ json_key(struct json *j, char **key)
 	return false;
 }
 
+/*
+ * Whether key is one of names (a NULL-terminated list) seen before in the
+ * object whose seen bits are *seen: a key given twice makes the line
+ * ambiguous (which one counts?), and pinproxy never writes one.
+ */
+static bool
+json_key_repeated(const char *key, const char *const *names, unsigned *seen)
+{
+	unsigned	 i;
+
+	for (i = 0; names[i] != NULL; i++) {
+		if (strcmp(key, names[i]) != 0)
+			continue;
+		if ((*seen & (1u << i)) != 0)
+			return true;
+		*seen |= 1u << i;
+	}
+	return false;
+}
+
 /* One chain entry: pin, depth and subject. */
 static bool
 json_cert(struct json *j, struct observed_pin *op)
 {
+	static const char *const names[] = { "pin", "depth", "subject", NULL };
 	struct pin	 pin;
 	unsigned long	 depth = 0;
+	unsigned	 seen = 0;
 	char		*key, *val, perr[128];
 	bool		 ok;
 
@@ -224,7 +246,9 @@ json_cert(struct json *j, struct observed_pin *op)
 		if (!json_key(j, &key))
 			return false;
 		ok = true;
-		if (strcmp(key, "pin") == 0 && (ok = json_string(j, &val))) {
+		if (json_key_repeated(key, names, &seen))
+			ok = false;
+		else if (strcmp(key, "pin") == 0 && (ok = json_string(j, &val))) {
 			ok = pin_parse(val, &pin, perr, sizeof(perr));
 			if (ok)
 				pin_format(&pin, op->pin, sizeof(op->pin));
@@ -232,7 +256,7 @@ json_cert(struct json *j, struct observed_pin *op)
 		} else if (strcmp(key, "depth") == 0 &&
 		    (ok = json_uint(j, &depth)))
 			op->depth = depth < 64 ? (int)depth : -1;
-		else if (strcmp(key, "subject") == 0 && op->subject == NULL)
+		else if (strcmp(key, "subject") == 0)
 			ok = json_string(j, &op->subject);
 		else if (ok)
 			ok = json_skip_value(j, 2);
@@ -248,7 +272,9 @@ static bool
 json_line(struct json *j, char **host, unsigned long *port,
     struct observed_pin **chain, size_t *nchain)
 {
+	static const char *const names[] = { "host", "port", "chain", NULL };
 	struct observed_pin	 op;
+	unsigned		 seen = 0;
 	char			*key;
 	bool			 ok;
 
@@ -257,11 +283,13 @@ json_line(struct json *j, char **host, unsigned long *port,
 	do {
 		if (!json_key(j, &key))
 			return false;
-		if (strcmp(key, "host") == 0 && *host == NULL)
+		if (json_key_repeated(key, names, &seen))
+			ok = false;
+		else if (strcmp(key, "host") == 0)
 			ok = json_string(j, host);
 		else if (strcmp(key, "port") == 0)
 			ok = json_uint(j, port);
-		else if (strcmp(key, "chain") == 0 && *nchain == 0) {
+		else if (strcmp(key, "chain") == 0) {
 			ok = json_eat(j, '[');
 			if (ok && !json_eat(j, ']')) {
 				do {

@@ -424,6 +424,26 @@ check_grep "--from-observed, a cut \\u escape: FILE:LINE says it is left out" \
     "escape\.jsonl:1: not an observe_file line" "$TMP/observed_escape.err"
 check_grep "--from-observed, a cut \\u escape: the next line counts" \
     "^hosts = www\.after\.test$" "$TMP/observed_escape.out"
+# A key given twice, in the line or in a chain entry: which would count?
+# (The first host and the last port were taken.) Each such line is left
+# out with an error; the good line after them counts.
+cert='"pin":"sha256/rJcdD76UBuYkRPrhAMpCS3jNMtjk5yEJUchQwgpC3Eg=","depth":1'
+{
+	printf '{"host":"a.dup.test","host":"b.dup.test","port":443,"chain":[{%s}]}\n' "$cert"
+	printf '{"host":"c.dup.test","port":443,"port":8443,"chain":[{%s}]}\n' "$cert"
+	printf '{"host":"d.dup.test","port":443,"chain":[],"chain":[{%s}]}\n' "$cert"
+	printf '{"host":"e.dup.test","port":443,"chain":[{%s,"depth":0}]}\n' "$cert"
+	printf '{"host":"f.dup.test","port":443,"chain":[{%s,"pin":"sha256/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}]}\n' "$cert"
+	printf '{"host":"www.ok.test","port":443,"chain":[{%s,"subject":"CN=x"}]}\n' "$cert"
+} >"$TMP/dup.jsonl"
+run observed_dup "$PINPROXY_PIN" --from-observed "$TMP/dup.jsonl"
+check_rc "--from-observed, keys given twice: exit 1" 1 observed_dup
+check_eq "--from-observed, keys given twice: each such line is left out" \
+    "dup.jsonl:1 dup.jsonl:2 dup.jsonl:3 dup.jsonl:4 dup.jsonl:5" \
+    "$(grep -o 'dup\.jsonl:[0-9]*: not an observe_file line' \
+    "$TMP/observed_dup.err" | cut -d: -f1,2 | tr '\n' ' ' | sed 's/ $//')"
+check_eq "--from-observed, keys given twice: only the good line's host" \
+    "hosts = www.ok.test" "$(grep '^hosts = ' "$TMP/observed_dup.out")"
 # A line of 64 MiB (a file that is not an observe_file, or one cut and
 # appended to) is left out with an error, read through without being held:
 # the memory stays that of a line's limit, and the next line counts.
