@@ -38,6 +38,7 @@ static const struct log_event_def log_events[EV__COUNT] = {
 	[EV_START_FAILED] =	{ "start_failed",	LL_ERROR },
 	[EV_ACCEPT_PAUSED] =	{ "accept_paused",	LL_WARN },
 	[EV_ACCEPT_RESUMED] =	{ "accept_resumed",	LL_INFO },
+	[EV_FD_LIMIT] =		{ "fd_limit",		LL_WARN },
 	[EV_CA_CREATED] =	{ "ca_created",		LL_INFO },
 	[EV_REPORT_ERROR] =	{ "report_error",	LL_ERROR },
 	[EV_CONN_STATE] =	{ "conn_state",		LL_DEBUG },

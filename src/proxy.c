@@ -5,6 +5,7 @@
  */
 #include "config.h"
 
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
@@ -62,6 +63,14 @@
  */
 #define PROXY_STOP_SLACK_MS	10000
 
+/*
+ * Descriptors one connection may hold: its client and its upstream, an
+ * idle pooled upstream, and a blind tunnel's two pipes for splice; and
+ * those beside them (listeners, the log, report and observe files, DNS).
+ */
+#define PROXY_FDS_PER_CONN	6
+#define PROXY_FDS_SPARE		64
+
 struct proxy {
 	struct event_base	 *base;
 	struct evdns_base	 *dns;
@@ -90,6 +99,7 @@ struct proxy {
 	struct tcpfwd		 *fwd;		/* [forward:] listeners */
 	bool			  paused;
 	bool			  fd_short;	/* paused for want of fds */
+	unsigned		  fd_warned;	/* max_connections warned of */
 	bool			  stopping;
 	bool			  stopped;	/* event=stopped logged */
 };
@@ -162,6 +172,41 @@ proxy_follow_limit(struct proxy *p)
 	else if (p->paused)
 		proxy_set_accepting(p, true, p->fd_short ? NULL :
 		    "below max_connections");
+}
+
+/*
+ * Raise the soft descriptor limit to what max_connections may take,
+ * within the hard limit (a shell's ulimit -n of 1024 would otherwise stop
+ * accepts at EMFILE near 500 connections); warn, once for each
+ * max_connections, when the hard limit is short of it.
+ */
+static void
+proxy_fd_limit(struct proxy *p, unsigned max)
+{
+	struct rlimit	 rl;
+	struct logline	 l;
+	rlim_t		 need;
+	char		 hint[160];
+
+	need = (rlim_t)max * PROXY_FDS_PER_CONN + PROXY_FDS_SPARE;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 ||
+	    rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
+		return;
+	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need ?
+	    need : rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) == -1 &&
+	    getrlimit(RLIMIT_NOFILE, &rl) == -1)
+		return;
+	if (rl.rlim_cur >= need || p->fd_warned == max)
+		return;
+	p->fd_warned = max;
+	snprintf(hint, sizeof(hint), "max_connections = %u may take %llu "
+	    "descriptors: raise LimitNOFILE or ulimit -n", max,
+	    (unsigned long long)need);
+	log_begin(&l, EV_FD_LIMIT);
+	log_int(&l, LK_COUNT, (long long)rl.rlim_cur);
+	log_str(&l, LK_HINT, hint);
+	log_end(&l);
 }
 
 /* A connection closed: accept again if we had stopped, or finish. */
@@ -645,6 +690,7 @@ proxy_reload(struct proxy *p)
 		/* A new max_connections counts at once, both ways. */
 		proxy_follow_limit(p);
 		resolve_set_capacity(p->dns, conf->max_connections);
+		proxy_fd_limit(p, conf->max_connections);
 		/*
 		 * Nothing checked under the old configuration is reused: the
 		 * next request of every connection takes the new generation,
@@ -874,6 +920,7 @@ proxy_main(struct conf *conf, const char *path, bool debug)
 		goto out;
 	}
 	resolve_set_capacity(p.dns, conf->max_connections);
+	proxy_fd_limit(&p, conf->max_connections);
 	if ((p.env.intercept = intercept_env_new(err, sizeof(err))) == NULL) {
 		log_msg(EV_START_FAILED, "%s", err);
 		goto out;
