@@ -648,6 +648,13 @@ conf_set_stats_listen(struct conf_parse *p, const char *value, char *err,
 	}
 	if (!cv_addr(value, &c->stats_listen, err, errlen))
 		return false;
+	/* Its socket is IPv6-only, where a mapped address cannot be bound. */
+	if (c->stats_listen.ss.ss_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(
+	    &((struct sockaddr_in6 *)&c->stats_listen.ss)->sin6_addr)) {
+		snprintf(err, errlen, "an IPv4-mapped address: write the IPv4 "
+		    "address");
+		return false;
+	}
 	c->has_stats_listen = true;
 	p->stats_line = p->lineno;
 	return true;
@@ -1327,38 +1334,65 @@ struct conf_addr_use {
 	size_t			 seq;	/* order within a line */
 };
 
+/* A listening address as the kernel binds it. */
+struct conf_bind {
+	int		 family;	/* AF_INET or AF_INET6 */
+	unsigned char	 addr[16];	/* 4 bytes for AF_INET */
+	uint16_t	 port;
+	bool		 any;		/* 0.0.0.0 or :: */
+	bool		 v6only;	/* stats_listen's socket */
+};
+
+/* An IPv4-mapped IPv6 address binds its IPv4 address (bindv6only = 0). */
+static void
+conf_bind_of(const struct conf_addr_use *u, struct conf_bind *b)
+{
+	const struct sockaddr_in	*sin;
+	const struct sockaddr_in6	*sin6;
+	static const unsigned char	 zero[16];
+
+	memset(b, 0, sizeof(*b));
+	if (u->addr->ss.ss_family == AF_INET) {
+		sin = (const struct sockaddr_in *)&u->addr->ss;
+		b->family = AF_INET;
+		memcpy(b->addr, &sin->sin_addr, 4);
+		b->port = sin->sin_port;
+	} else {
+		sin6 = (const struct sockaddr_in6 *)&u->addr->ss;
+		b->port = sin6->sin6_port;
+		if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
+			b->family = AF_INET;
+			memcpy(b->addr, &sin6->sin6_addr.s6_addr[12], 4);
+		} else {
+			b->family = AF_INET6;
+			memcpy(b->addr, &sin6->sin6_addr, 16);
+			b->v6only = u->key != NULL &&
+			    strcmp(u->key, "stats_listen") == 0;
+		}
+	}
+	b->any = memcmp(b->addr, zero, b->family == AF_INET ? 4 : 16) == 0;
+}
+
 /*
- * Whether two listening addresses cannot both be bound. An IPv6 wildcard
- * takes the IPv4 port too (Linux's default, net.ipv6.bindv6only = 0),
- * except for stats_listen's, which is bound IPv6-only.
+ * Whether two listening addresses cannot both be bound: one address, or a
+ * wildcard and another of its family, on one port. An IPv6 wildcard takes
+ * the IPv4 port too (Linux's default, net.ipv6.bindv6only = 0), except
+ * stats_listen's, which is bound IPv6-only.
  */
 static bool
 conf_addr_clash(const struct conf_addr_use *ua, const struct conf_addr_use *ub)
 {
-	const struct conf_addr		*a = ua->addr, *b = ub->addr;
-	const struct sockaddr_in	*a4 = (const struct sockaddr_in *)&a->ss;
-	const struct sockaddr_in	*b4 = (const struct sockaddr_in *)&b->ss;
-	const struct sockaddr_in6	*a6, *b6;
+	struct conf_bind	 a, b;
 
-	if (strcmp(a->text, b->text) == 0)
-		return true;
-	if (a->ss.ss_family == AF_INET6 && b->ss.ss_family == AF_INET)
-		return conf_addr_clash(ub, ua);
-	if (a->ss.ss_family == AF_INET && b->ss.ss_family == AF_INET6) {
-		b6 = (const struct sockaddr_in6 *)&b->ss;
-		return a4->sin_port == b6->sin6_port &&
-		    IN6_IS_ADDR_UNSPECIFIED(&b6->sin6_addr) &&
-		    !(ub->key != NULL && strcmp(ub->key, "stats_listen") == 0);
-	}
-	if (a->ss.ss_family == AF_INET)
-		return a4->sin_port == b4->sin_port &&
-		    (a4->sin_addr.s_addr == htonl(INADDR_ANY) ||
-		    b4->sin_addr.s_addr == htonl(INADDR_ANY));
-	a6 = (const struct sockaddr_in6 *)&a->ss;
-	b6 = (const struct sockaddr_in6 *)&b->ss;
-	return a6->sin6_port == b6->sin6_port &&
-	    (IN6_IS_ADDR_UNSPECIFIED(&a6->sin6_addr) ||
-	    IN6_IS_ADDR_UNSPECIFIED(&b6->sin6_addr));
+	conf_bind_of(ua, &a);
+	conf_bind_of(ub, &b);
+	if (a.port != b.port)
+		return false;
+	if (a.family == b.family)
+		return a.any || b.any || memcmp(a.addr, b.addr,
+		    a.family == AF_INET ? 4 : 16) == 0;
+	return (a.family == AF_INET6 && a.any && !a.v6only) ||
+	    (b.family == AF_INET6 && b.any && !b.v6only);
 }
 
 static int

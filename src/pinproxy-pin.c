@@ -1597,8 +1597,9 @@ run_observed(const struct tool_opts *o)
 		return EXIT_FAILED;
 	}
 	/* A file or a pipe ends; a device (/dev/zero) need not. */
-	if (fstat(fileno(fp), &st) == -1 ||
-	    !(S_ISREG(st.st_mode) || S_ISFIFO(st.st_mode))) {
+	if (fstat(fileno(fp), &st) == -1)
+		st.st_mode = 0;		/* "not a regular file" */
+	if (!(S_ISREG(st.st_mode) || S_ISFIFO(st.st_mode))) {
 		fprintf(stderr, PROGRAM ": %s is %s, not a file or a pipe: "
 		    "refused\n", name, regfile_kind(st.st_mode));
 		fclose(fp);

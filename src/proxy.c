@@ -177,7 +177,7 @@ proxy_follow_limit(struct proxy *p)
 /*
  * Raise the soft descriptor limit to what max_connections may take,
  * within the hard limit (a shell's ulimit -n of 1024 would otherwise stop
- * accepts at EMFILE near 500 connections); warn, once for each
+ * accepts at EMFILE with as few as 160 connections); warn, once for each
  * max_connections, when the hard limit is short of it.
  */
 static void
