@@ -1121,7 +1121,10 @@ relay_direct(struct bufferevent *bev)
 void
 relay_push(struct bufferevent *dst, struct evbuffer *src, size_t n)
 {
-	int	 w;
+	struct evbuffer		*out = bufferevent_get_output(dst);
+	struct evbuffer_iovec	 v;
+	size_t			 len;
+	int			 w;
 
 	if (n > evbuffer_get_length(src))
 		n = evbuffer_get_length(src);
@@ -1136,8 +1139,21 @@ relay_push(struct bufferevent *dst, struct evbuffer *src, size_t n)
 	    (w = evbuffer_write_atmost(src, bufferevent_getfd(dst),
 	    (ev_ssize_t)n)) > 0)
 		n -= (size_t)w;
-	if (n > 0)
-		evbuffer_remove_buffer(src, bufferevent_get_output(dst), n);
+	/*
+	 * Copied into dst's chains, which fill up, rather than moved: the
+	 * chains of src are the reads of its bufferevent, each allocated
+	 * for a whole read and often half empty (a socket's reads are of at
+	 * most 4 KiB, in chains of 8), and moved they would take twice the
+	 * memory of the bytes they queue, for every connection whose peer
+	 * stopped reading.
+	 */
+	while (n > 0 && relay_peek(src, &v)) {
+		len = v.iov_len < n ? v.iov_len : n;
+		if (evbuffer_add(out, v.iov_base, len) == -1)
+			break;
+		evbuffer_drain(src, len);
+		n -= len;
+	}
 }
 
 void

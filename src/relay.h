@@ -19,8 +19,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* Bytes a side may have queued before the other side stops reading. */
-#define RELAY_HIGH_WATER	(256 * 1024)
+/*
+ * Bytes a side may have queued before the other side stops reading: the
+ * kernel's socket buffers hold far more, so more here buys no speed, only
+ * memory for every connection whose peer stopped reading.
+ */
+#define RELAY_HIGH_WATER	(128 * 1024)
 /* The most one read or write moves: fewer calls on bulk transfers. */
 #define RELAY_IO_MAX		(64 * 1024)
 
@@ -111,8 +115,8 @@ void		 relay_unthrottle(struct bufferevent *src,
  * dst is a plain socket bufferevent with nothing queued, they go to its
  * socket at once and only what the socket did not take is queued: a
  * short message costs no poll and no change of dst's events. A TLS
- * bufferevent's bytes wait for its write event. src must not be a
- * bufferevent's output.
+ * bufferevent's bytes wait for its write event. What is queued is copied,
+ * not moved: see relay_push. src must not be a bufferevent's output.
  */
 void		 relay_push(struct bufferevent *dst, struct evbuffer *src,
 		    size_t n);

@@ -491,7 +491,7 @@ check_status "10 MiB POST with Expect: 100-continue: 200" 200 "$code" \
 check_eq "10 MiB POST with Expect: 100-continue: every byte" \
     "$UP" "$(cat "$TMP/post-expect.body" 2>/dev/null)"
 
-# Response bodies: 32 MiB with Content-Length (128 times RELAY_HIGH_WATER:
+# Response bodies: 32 MiB with Content-Length (256 times RELAY_HIGH_WATER:
 # the relay's buffer fills and drains many times over), 1 MiB chunked.
 want=$(python3 "$ORIGIN" --pattern 33554432 | sha256sum | cut -d ' ' -f 1)
 got=$(pcurl "$PA" -D "$TMP/big.head" http://api.test/bytes/33554432 \

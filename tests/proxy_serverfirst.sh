@@ -367,7 +367,7 @@ check_out "flood after the banner, client reading: 4 MiB came" drain \
     drained 4194304
 
 # A client that reads nothing after the banner holds up the server once
-# RELAY_HIGH_WATER (256 KiB) waits for it in pinproxy, plus what the
+# RELAY_HIGH_WATER (128 KiB) waits for it in pinproxy, plus what the
 # sockets' buffers take: far from the 64 MiB the server would send.
 client stall "$PA" "banner.test:$SF" 10 stall:2
 case $(out stall first) in
