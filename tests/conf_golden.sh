@@ -177,24 +177,26 @@ check_grep "-t, observe_file the trust file: refused at its line" \
     "otrust\.conf:3: observe_file .*c\.pem is also trust: each file has one use" \
     "$TMP/otrust.err"
 
-# A value with control bytes is quoted with them as \xHH: an escape
-# sequence in the file never reaches the terminal.
-printf '[proxy]\nlisten = \033[31mred\001\n' >"$TMP/esc.conf"
-run esc "$PINPROXY" -t -c "$TMP/esc.conf"
-check_grep "-t quotes control bytes as \\xHH" \
-    'listen: "\\x1b\[31mred\\x01"' "$TMP/esc.err"
-check "-t prints no control byte" \
-    test "$(tr -d '\n' <"$TMP/esc.err" | LC_ALL=C tr -d '[:print:]' |
-    wc -c)" -eq 0
-# So are bytes from 0x80: 0x9b is CSI to a terminal that reads 8-bit
-# controls, as UTF-8's c2 9b is to some; an e-acute (c3 a9) too.
-printf '[proxy]\nlisten = \233[31m\302\233[32m\303\251\n' >"$TMP/esc8.conf"
-run esc8 "$PINPROXY" -t -c "$TMP/esc8.conf"
-check_grep "-t quotes bytes from 0x80 as \xHH" \
-    'listen: "\\x9b\[31m\\xc2\\x9b\[32m\\xc3\\xa9"' "$TMP/esc8.err"
-check "-t prints no byte from 0x80" \
-    test "$(tr -d '\n' <"$TMP/esc8.err" | LC_ALL=C tr -d '[:print:]' |
-    wc -c)" -eq 0
+# check_quoted NAME WHAT BYTES PATTERN: pinproxy -t on a listen value of
+# BYTES (printf's) quotes WHAT as \xHH, as PATTERN, and prints no byte
+# that is not printable ASCII.
+check_quoted()
+{
+	printf '[proxy]\nlisten = %b\n' "$3" >"$TMP/$1.conf"
+	run "$1" "$PINPROXY" -t -c "$TMP/$1.conf"
+	check_grep "-t quotes $2 as \\xHH" "$4" "$TMP/$1.err"
+	check "-t prints no $2" \
+	    test "$(tr -d '\n' <"$TMP/$1.err" | LC_ALL=C tr -d '[:print:]' |
+	    wc -c)" -eq 0
+}
+# A value's control bytes: an escape sequence in the file never reaches
+# the terminal. Nor do bytes from 0x80: 0x9b is CSI to a terminal that
+# reads 8-bit controls, as UTF-8's c2 9b is to some; an e-acute (c3 a9)
+# goes with them.
+check_quoted esc "control bytes" '\033[31mred\001' \
+    'listen: "\\x1b\[31mred\\x01"'
+check_quoted esc8 "bytes from 0x80" '\0233[31m\0302\0233[32m\0303\0251' \
+    'listen: "\\x9b\[31m\\xc2\\x9b\[32m\\xc3\\xa9"'
 
 # A file of garbage makes an error per line: the first 1000 are told, the
 # rest counted, so that neither memory nor the terminal fill up.
