@@ -1325,15 +1325,6 @@ conf_end_forward(struct conf_parse *p)
 		    "server will break every connection", f->name);
 }
 
-/* One listening address of the configuration, for the clash check. */
-struct conf_addr_use {
-	const struct conf_addr	*addr;
-	const char		*key;	/* of [proxy], or NULL: a forwarder */
-	const char		*fwd;	/* the forwarder's name */
-	int			 line;	/* 0: the default listen address */
-	size_t			 seq;	/* order within a line */
-};
-
 /* A listening address as the kernel binds it. */
 struct conf_bind {
 	int		 family;	/* AF_INET or AF_INET6 */
@@ -1342,6 +1333,17 @@ struct conf_bind {
 	bool		 any;		/* 0.0.0.0 or :: */
 	bool		 v6only;	/* stats_listen's socket */
 };
+
+/* One listening address of the configuration, for the clash check. */
+struct conf_addr_use {
+	const struct conf_addr	*addr;
+	const char		*key;	/* of [proxy], or NULL: a forwarder */
+	const char		*fwd;	/* the forwarder's name */
+	int			 line;	/* 0: the default listen address */
+	size_t			 seq;	/* order within a line */
+	struct conf_bind	 bind;
+};
+
 
 /* An IPv4-mapped IPv6 address binds its IPv4 address (bindv6only = 0). */
 static void
@@ -1380,26 +1382,25 @@ conf_bind_of(const struct conf_addr_use *u, struct conf_bind *b)
  * stats_listen's, which is bound IPv6-only.
  */
 static bool
-conf_addr_clash(const struct conf_addr_use *ua, const struct conf_addr_use *ub)
+conf_addr_clash(const struct conf_bind *a, const struct conf_bind *b)
 {
-	struct conf_bind	 a, b;
-
-	conf_bind_of(ua, &a);
-	conf_bind_of(ub, &b);
-	if (a.port != b.port)
+	if (a->port != b->port)
 		return false;
-	if (a.family == b.family)
-		return a.any || b.any || memcmp(a.addr, b.addr,
-		    a.family == AF_INET ? 4 : 16) == 0;
-	return (a.family == AF_INET6 && a.any && !a.v6only) ||
-	    (b.family == AF_INET6 && b.any && !b.v6only);
+	if (a->family == b->family)
+		return a->any || b->any || memcmp(a->addr, b->addr,
+		    a->family == AF_INET ? 4 : 16) == 0;
+	return (a->family == AF_INET6 && a->any && !a->v6only) ||
+	    (b->family == AF_INET6 && b->any && !b->v6only);
 }
 
+/* By port, then in file order: clashes are within a port. */
 static int
 conf_addr_use_cmp(const void *a, const void *b)
 {
 	const struct conf_addr_use	*x = a, *y = b;
 
+	if (x->bind.port != y->bind.port)
+		return x->bind.port < y->bind.port ? -1 : 1;
 	if (x->line != y->line)
 		return x->line < y->line ? -1 : 1;
 	return x->seq < y->seq ? -1 : x->seq > y->seq;
@@ -1409,7 +1410,8 @@ static void
 conf_addr_use_add(struct conf_addr_use *u, size_t *n,
     const struct conf_addr *addr, const char *key, const char *fwd, int line)
 {
-	u[*n] = (struct conf_addr_use){ addr, key, fwd, line, *n };
+	u[*n] = (struct conf_addr_use){ addr, key, fwd, line, *n, { 0 } };
+	conf_bind_of(&u[*n], &u[*n].bind);
 	(*n)++;
 }
 
@@ -1422,7 +1424,7 @@ conf_check_addresses(struct conf_parse *p)
 {
 	const struct conf	*c = p->conf;
 	struct conf_addr_use	*u, *a, *b;
-	size_t			 n = 0, max, i, j, k;
+	size_t			 n = 0, max, i, j, k, first;
 
 	max = c->nlisten + c->ntransparent + 1;
 	for (i = 0; i < c->nforwarders; i++)
@@ -1442,10 +1444,14 @@ conf_check_addresses(struct conf_parse *p)
 			conf_addr_use_add(u, &n, &c->forwarders[i].listen[k],
 			    NULL, c->forwarders[i].name,
 			    p->fwdrefs[i].listen_line[k]);
+	/* Each against the earlier ones of its port (diag sorts by line). */
 	qsort(u, n, sizeof(*u), conf_addr_use_cmp);
-	for (i = 0; i < n; i++) {
+	for (i = 0, first = 0; i < n; i++) {
 		b = &u[i];
-		for (j = 0; j < i && !conf_addr_clash(b, &u[j]); j++)
+		if (b->bind.port != u[first].bind.port)
+			first = i;
+		for (j = first; j < i && !conf_addr_clash(&b->bind,
+		    &u[j].bind); j++)
 			;
 		if (j == i)
 			continue;
