@@ -1154,6 +1154,13 @@ relay_push(struct bufferevent *dst, struct evbuffer *src, size_t n)
 		evbuffer_drain(src, len);
 		n -= len;
 	}
+	/*
+	 * Out of memory for a copy: move the rest, which needs none. Every
+	 * caller counts the n bytes as gone from src; left there, a body's
+	 * bytes would be read again, as the next request's head maybe.
+	 */
+	if (n > 0)
+		evbuffer_remove_buffer(src, out, n);
 }
 
 void

@@ -671,7 +671,7 @@ alive "$PIPELINED pipelined requests" "$PP_H" "$H"
 
 # Pipelined requests that pinproxy answers at once (the CA page) from a
 # client that reads nothing: the answers queued for it stop at the relay's
-# high-water mark (256 KiB) and the requests behind wait unread, so memory
+# high-water mark (128 KiB) and the requests behind wait unread, so memory
 # stays bounded. (Each answer used to be queued at once, without bound.)
 n0=$(log_count "$TMP/h.log" "$(kv event access)" \
     "$(kv host pinproxy.internal)")
