@@ -65,10 +65,11 @@
 
 /*
  * Descriptors one connection may hold: its client and its upstream, an
- * idle pooled upstream, and a blind tunnel's two pipes for splice; and
- * those beside them (listeners, the log, report and observe files, DNS).
+ * idle pooled upstream, and a blind tunnel's two pipes for splice (two
+ * ends each); and those beside them (listeners, the log, report and
+ * observe files, DNS).
  */
-#define PROXY_FDS_PER_CONN	6
+#define PROXY_FDS_PER_CONN	7
 #define PROXY_FDS_SPARE		64
 
 struct proxy {
@@ -177,8 +178,8 @@ proxy_follow_limit(struct proxy *p)
 /*
  * Raise the soft descriptor limit to what max_connections may take,
  * within the hard limit (a shell's ulimit -n of 1024 would otherwise stop
- * accepts at EMFILE with as few as 160 connections); warn, once for each
- * max_connections, when the hard limit is short of it.
+ * accepts at EMFILE with as few as 140 connections); warn, once for each
+ * max_connections in a row, when the hard limit is short of it.
  */
 static void
 proxy_fd_limit(struct proxy *p, unsigned max)
@@ -189,15 +190,20 @@ proxy_fd_limit(struct proxy *p, unsigned max)
 	char		 hint[160];
 
 	need = (rlim_t)max * PROXY_FDS_PER_CONN + PROXY_FDS_SPARE;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 ||
-	    rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
 		return;
-	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need ?
-	    need : rl.rlim_max;
-	if (setrlimit(RLIMIT_NOFILE, &rl) == -1 &&
-	    getrlimit(RLIMIT_NOFILE, &rl) == -1)
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ||
+		    rl.rlim_max >= need ? need : rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == -1 &&
+		    getrlimit(RLIMIT_NOFILE, &rl) == -1)
+			return;
+	}
+	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need) {
+		p->fd_warned = 0;	/* a later shortage is told again */
 		return;
-	if (rl.rlim_cur >= need || p->fd_warned == max)
+	}
+	if (p->fd_warned == max)
 		return;
 	p->fd_warned = max;
 	snprintf(hint, sizeof(hint), "max_connections = %u may take %llu "

@@ -341,6 +341,12 @@ test_http_rejects_malformed_targets_and_hosts(void **state)
 	    "GET http://example.com/ HTTP/1.1\r\nHost: a b\r\n\r\n"),
 	    HTTP_ERR_BAD_REQUEST);
 	assert_int_equal(REQUEST_RESULT(
+	    "GET http://example.com/ HTTP/1.1\r\nHost:\r\n\r\n"),
+	    HTTP_ERR_BAD_REQUEST);
+	assert_int_equal(REQUEST_RESULT(
+	    "GET http://example.com/ HTTP/1.1\r\nHost: h:018080\r\n\r\n"),
+	    HTTP_ERR_BAD_REQUEST);
+	assert_int_equal(REQUEST_RESULT(
 	    "GET http://[abc]/ HTTP/1.1\r\n\r\n"), HTTP_ERR_BAD_REQUEST);
 	assert_int_equal(REQUEST_RESULT(
 	    "GET example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n"),
