@@ -1337,13 +1337,12 @@ struct conf_bind {
 /* One listening address of the configuration, for the clash check. */
 struct conf_addr_use {
 	const struct conf_addr	*addr;
-	const char		*key;	/* of [proxy], or NULL: a forwarder */
-	const char		*fwd;	/* the forwarder's name */
+	const char		*key;
+	const char		*fwd;	/* the forwarder's name, or NULL */
 	int			 line;	/* 0: the default listen address */
 	size_t			 seq;	/* order within a line */
 	struct conf_bind	 bind;
 };
-
 
 /* An IPv4-mapped IPv6 address binds its IPv4 address (bindv6only = 0). */
 static void
@@ -1368,8 +1367,7 @@ conf_bind_of(const struct conf_addr_use *u, struct conf_bind *b)
 		} else {
 			b->family = AF_INET6;
 			memcpy(b->addr, &sin6->sin6_addr, 16);
-			b->v6only = u->key != NULL &&
-			    strcmp(u->key, "stats_listen") == 0;
+			b->v6only = strcmp(u->key, "stats_listen") == 0;
 		}
 	}
 	b->any = memcmp(b->addr, zero, b->family == AF_INET ? 4 : 16) == 0;
@@ -1406,6 +1404,16 @@ conf_addr_use_cmp(const void *a, const void *b)
 	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
+/* The section of u's line, as its errors name it. */
+static void
+conf_addr_use_section(const struct conf_addr_use *u, char *buf, size_t len)
+{
+	if (u->fwd == NULL)
+		snprintf(buf, len, "[proxy]");
+	else
+		snprintf(buf, len, "[forward:%s]", u->fwd);
+}
+
 static void
 conf_addr_use_add(struct conf_addr_use *u, size_t *n,
     const struct conf_addr *addr, const char *key, const char *fwd, int line)
@@ -1424,6 +1432,7 @@ conf_check_addresses(struct conf_parse *p)
 {
 	const struct conf	*c = p->conf;
 	struct conf_addr_use	*u, *a, *b;
+	char			 sa[300], sb[300];
 	size_t			 n = 0, max, i, j, k, first;
 
 	max = c->nlisten + c->ntransparent + 1;
@@ -1442,7 +1451,7 @@ conf_check_addresses(struct conf_parse *p)
 	for (i = 0; i < c->nforwarders; i++)
 		for (k = 0; k < c->forwarders[i].nlisten; k++)
 			conf_addr_use_add(u, &n, &c->forwarders[i].listen[k],
-			    NULL, c->forwarders[i].name,
+			    "listen", c->forwarders[i].name,
 			    p->fwdrefs[i].listen_line[k]);
 	/* Each against the earlier ones of its port (diag sorts by line). */
 	qsort(u, n, sizeof(*u), conf_addr_use_cmp);
@@ -1456,15 +1465,14 @@ conf_check_addresses(struct conf_parse *p)
 		if (j == i)
 			continue;
 		a = &u[j];
+		conf_addr_use_section(a, sa, sizeof(sa));
+		conf_addr_use_section(b, sb, sizeof(sb));
+		/* A forwarder has one key: its section names it. */
 		diag_error(p->diag, p->file, b->line,
-		    "[%s%s]: %s %s is already used by %s[%s%s]%s%s",
-		    b->key != NULL ? "proxy" : "forward:",
-		    b->key != NULL ? "" : b->fwd,
-		    b->key != NULL ? b->key : "listen", b->addr->text,
-		    a->line == 0 ? "the default address of " : "",
-		    a->key != NULL ? "proxy" : "forward:",
-		    a->key != NULL ? "" : a->fwd,
-		    a->key != NULL ? " " : "", a->key != NULL ? a->key : "");
+		    "%s: %s %s is already used by %s%s%s%s", sb, b->key,
+		    b->addr->text, a->line == 0 ? "the default address of " :
+		    "", sa, a->fwd == NULL ? " " : "",
+		    a->fwd == NULL ? a->key : "");
 	}
 	free(u);
 }

@@ -323,6 +323,11 @@ stop_pinproxy "$PP_E" "$TMP/e.log"
 # one to 764 and says nothing; a reload to 200 (1464) raises it to 800
 # and warns, once for that limit however many reloads follow; after a
 # reload back to 100, which fits, a shortage is told again.
+# nofile PID: its soft and hard descriptor limits.
+nofile()
+{
+	awk '/^Max open files/ { print $4, $5 }' "/proc/$1/limits"
+}
 PF=$(free_port)
 conf "$PF" f "max_connections = 100" >"$TMP/f.conf"
 check "pinproxy F (128 descriptors, hard limit 800) listens" \
@@ -330,14 +335,14 @@ check "pinproxy F (128 descriptors, hard limit 800) listens" \
     prlimit --nofile=128:800
 check_eq "F: the soft descriptor limit is raised to what 100 connections \
 may take" "764 800" \
-    "$(awk '/^Max open files/ { print $4, $5 }' "/proc/$PP_F/limits")"
+    "$(nofile "$PP_F")"
 check_eq "F: enough descriptors: no event=fd_limit" 0 \
     "$(log_count "$TMP/f.log" "$(kv event fd_limit)")"
 conf "$PF" f "max_connections = 200" >"$TMP/f.conf"
 check "F: reloaded with max_connections = 200" reload "$PP_F" "$TMP/f.log"
 check "F: a second reload" reload "$PP_F" "$TMP/f.log"
 check_eq "F: the soft limit is raised to the hard one" "800 800" \
-    "$(awk '/^Max open files/ { print $4, $5 }' "/proc/$PP_F/limits")"
+    "$(nofile "$PP_F")"
 check_eq "F: short of the hard limit: event=fd_limit once" 1 \
     "$(log_count "$TMP/f.log" "$(kv event fd_limit)")"
 check_log "F: event=fd_limit names the limit and the need" "$TMP/f.log" \
