@@ -1,11 +1,13 @@
 /*
  * Interception, in the order SPEC §3 gives after the ClientHello: the
  * upstream TLS handshake with verification and pins, and only then the
- * client's handshake with a forged leaf, then the relay. Every refusal is
- * a fatal TLS alert; nothing is relayed. The client's TLS always runs on
- * its socket: bytes read with the CONNECT head reach OpenSSL first through
- * a small BIO in front of the socket, so no buffer grows behind a client
- * that stops reading.
+ * client's handshake with a forged leaf, then the relay. With a guess of
+ * the upstream's ALPN choice the client's handshake runs beside the
+ * upstream's, and the last record of its flight waits for the verdict
+ * (tlsflight.h). Every refusal is a fatal TLS alert; nothing is relayed.
+ * The client's TLS always runs on its socket: bytes read with the CONNECT
+ * head reach OpenSSL first through a small BIO in front of the socket, so
+ * no buffer grows behind a client that stops reading.
  */
 #include "config.h"
 
@@ -13,6 +15,7 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -34,6 +37,7 @@
 #include "runconf.h"
 #include "sockwatch.h"
 #include "throttle.h"
+#include "tlsflight.h"
 #include "upstream.h"
 #include "xmalloc.h"
 
@@ -112,7 +116,10 @@ struct intercept {
 	bool			 guessed;
 	bool			 client_started;	/* its SSL runs */
 	BIO			*front;		/* its BIO, holding if guessed */
-	struct event		*flush_ev;	/* the held flight's rest */
+	struct event		*flush_ev;	/* what of the flight may go */
+	/* Guessed: the key a refusal's alert is sealed with (TLS 1.3). */
+	unsigned char		 hs_secret[TLSFLIGHT_SECRET_MAX];
+	size_t			 hs_secret_len;
 	struct event		*gone_ev;	/* the client, until its turn */
 	bool			 await_flush;	/* the 200 is still queued */
 	/* The upstream passed while its generation was the current one. */
@@ -143,12 +150,11 @@ void
 intercept_alert(struct phase_ctx *x, unsigned char alert, int status,
     size_t peeked)
 {
-	unsigned char	 rec[7] = { 0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0 };
+	unsigned char	 rec[TLSFLIGHT_RECORD_MAX];
 
-	rec[6] = alert;
 	intercept_drain(bufferevent_getfd(x->bev), peeked);
 	bufferevent_disable(x->bev, EV_READ);
-	bufferevent_write(x->bev, rec, sizeof(rec));
+	bufferevent_write(x->bev, rec, tlsflight_plain(alert, rec));
 	phase_end(x, status, true);
 }
 
@@ -156,16 +162,66 @@ intercept_alert(struct phase_ctx *x, unsigned char alert, int status,
  * The BIO in front of the client's socket, both ways. Reads hand out what
  * was read before the socket first. Writes may be held back: the answer
  * to a hello made while the upstream's handshake still runs waits until
- * the upstream passed, and is dropped unsent when it does not.
+ * the upstream passed, and is dropped unsent when it does not; all of its
+ * first flight but the last record goes when OpenSSL, done writing it,
+ * reads on (partial).
  */
 struct intercept_bio {
 	struct evbuffer		*prefix;	/* read before the socket */
-	struct evbuffer		*held;		/* written, not sent yet */
+	struct evbuffer		*ready;		/* may go, not sent yet */
+	struct evbuffer		*held;		/* written, waits the verdict */
 	bool			 holding;
+	bool			 partial;	/* the first flight not cut yet */
+	SSL			*ssl;		/* borrowed: its version */
+	struct event		*flush_ev;	/* borrowed: ready waits */
+	size_t			 early;		/* bytes sent before verdict */
+	unsigned int		 sealed;	/* records among them, TLS 1.3 */
 };
 
 /* The most a held handshake flight may take (certificates included). */
 #define INTERCEPT_HELD_MAX	(64 * 1024)
+
+/* Send what may go; false while some of it is still to go. */
+static bool
+intercept_bio_flush(BIO *b)
+{
+	struct intercept_bio	*ib = BIO_get_data(b);
+	struct evbuffer_iovec	 v;
+	int			 n;
+
+	while (relay_peek(ib->ready, &v)) {
+		n = BIO_write(BIO_next(b), v.iov_base, (int)v.iov_len);
+		if (n <= 0)
+			return false;
+		evbuffer_drain(ib->ready, (size_t)n);
+	}
+	return true;
+}
+
+/*
+ * OpenSSL wrote its first flight and reads on: all of it but the last
+ * record goes now (tlsflight.h), the rest waits for the verdict, and so
+ * does everything it writes from here.
+ */
+static void
+intercept_bio_early(BIO *b)
+{
+	struct intercept_bio	*ib = BIO_get_data(b);
+	unsigned char		*p;
+	size_t			 n;
+
+	ib->partial = false;
+	if ((p = evbuffer_pullup(ib->held, -1)) == NULL)
+		return;
+	n = tlsflight_early(p, evbuffer_get_length(ib->held),
+	    SSL_version(ib->ssl) == TLS1_3_VERSION, &ib->sealed);
+	if (n == 0)
+		return;
+	evbuffer_remove_buffer(ib->held, ib->ready, n);
+	ib->early = n;
+	if (!intercept_bio_flush(b))
+		event_add(ib->flush_ev, NULL);
+}
 
 static int
 intercept_prefix_read(BIO *b, char *out, int outl)
@@ -174,6 +230,8 @@ intercept_prefix_read(BIO *b, char *out, int outl)
 	int			 n;
 
 	BIO_clear_retry_flags(b);
+	if (ib->partial && evbuffer_get_length(ib->held) > 0)
+		intercept_bio_early(b);
 	if (outl <= 0)
 		return 0;
 	if (evbuffer_get_length(ib->prefix) > 0)
@@ -181,23 +239,6 @@ intercept_prefix_read(BIO *b, char *out, int outl)
 	n = BIO_read(BIO_next(b), out, outl);
 	BIO_copy_next_retry(b);
 	return n;
-}
-
-/* Send what was held; false while some of it is still to go. */
-static bool
-intercept_bio_flush(BIO *b)
-{
-	struct intercept_bio	*ib = BIO_get_data(b);
-	struct evbuffer_iovec	 v;
-	int			 n;
-
-	while (relay_peek(ib->held, &v)) {
-		n = BIO_write(BIO_next(b), v.iov_base, (int)v.iov_len);
-		if (n <= 0)
-			return false;
-		evbuffer_drain(ib->held, (size_t)n);
-	}
-	return true;
 }
 
 static int
@@ -239,7 +280,8 @@ intercept_prefix_ctrl(BIO *b, int cmd, long num, void *ptr)
 	if (cmd == BIO_CTRL_PENDING && n >= 0)
 		n += (long)evbuffer_get_length(ib->prefix);
 	if (cmd == BIO_CTRL_WPENDING && n >= 0)
-		n += (long)evbuffer_get_length(ib->held);
+		n += (long)(evbuffer_get_length(ib->ready) +
+		    evbuffer_get_length(ib->held));
 	return n;
 }
 
@@ -250,10 +292,13 @@ intercept_prefix_create(BIO *b)
 
 	ib = xcalloc(1, sizeof(*ib));
 	ib->prefix = evbuffer_new();
+	ib->ready = evbuffer_new();
 	ib->held = evbuffer_new();
-	if (ib->prefix == NULL || ib->held == NULL) {
+	if (ib->prefix == NULL || ib->ready == NULL || ib->held == NULL) {
 		if (ib->prefix != NULL)
 			evbuffer_free(ib->prefix);
+		if (ib->ready != NULL)
+			evbuffer_free(ib->ready);
 		if (ib->held != NULL)
 			evbuffer_free(ib->held);
 		free(ib);
@@ -272,6 +317,7 @@ intercept_prefix_destroy(BIO *b)
 
 	if (ib != NULL) {
 		evbuffer_free(ib->prefix);
+		evbuffer_free(ib->ready);
 		evbuffer_free(ib->held);
 		free(ib);
 	}
@@ -302,11 +348,13 @@ intercept_prefix_method_new(void)
  * reads start with what the bufferevent already took from the socket
  * (moved out of prefix), and never read ahead, so once those bytes are
  * gone the socket's readiness tells libevent the truth. With hold, what it
- * writes waits for intercept_release(). NULL on failure.
+ * writes waits for intercept_release() (but the early part of its first
+ * flight, which flush_ev sends when the socket cannot take it at once).
+ * NULL on failure.
  */
 static BIO *
 intercept_client_bio(SSL *ssl, evutil_socket_t fd, struct evbuffer *prefix,
-    bool hold)
+    struct event *flush_ev)
 {
 	struct intercept_bio	*ib;
 	BIO			*front, *sock;
@@ -319,7 +367,9 @@ intercept_client_bio(SSL *ssl, evutil_socket_t fd, struct evbuffer *prefix,
 	}
 	ib = BIO_get_data(front);
 	evbuffer_add_buffer(ib->prefix, prefix);
-	ib->holding = hold;
+	ib->holding = ib->partial = flush_ev != NULL;
+	ib->ssl = ssl;
+	ib->flush_ev = flush_ev;
 	BIO_push(front, sock);
 	SSL_set_bio(ssl, front, front);
 	return front;
@@ -469,6 +519,17 @@ intercept_client_ssl(struct intercept *ic)
 	return ssl;
 }
 
+/* The socket can take more of what may go to the client. */
+static void
+intercept_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct intercept	*ic = arg;
+
+	if (ic->front == NULL || intercept_bio_flush(ic->front) ||
+	    !BIO_should_retry(BIO_next(ic->front)))
+		event_del(ic->flush_ev);
+}
+
 /*
  * Answer the client's hello on its socket: the TLS bufferevent takes over
  * the socket and becomes the client's transport. With hold, the answer
@@ -493,8 +554,13 @@ intercept_handshake_client(struct intercept *ic, bool hold)
 		    ic->peeked);
 		return false;
 	}
-	if ((ic->front = intercept_client_bio(ssl, fd,
-	    bufferevent_get_input(x->bev), hold)) == NULL ||
+	if (hold && ic->flush_ev == NULL)
+		ic->flush_ev = event_new(x->env->base, fd, EV_WRITE |
+		    EV_PERSIST, intercept_flush_cb, ic);
+	if ((hold && ic->flush_ev == NULL) ||
+	    (ic->front = intercept_client_bio(ssl, fd,
+	    bufferevent_get_input(x->bev), hold ? ic->flush_ev : NULL)) ==
+	    NULL ||
 	    (bev = bufferevent_openssl_socket_new(x->env->base, fd, ssl,
 	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_DEFER_CALLBACKS)) == NULL) {
 		SSL_free(ssl);
@@ -515,30 +581,57 @@ intercept_handshake_client(struct intercept *ic, bool hold)
 }
 
 /*
- * Refuse the client whose handshake answer is held: it has seen nothing
- * of the handshake yet, so a bare alert record ends it, as when its
- * handshake had not begun. What was held is never sent.
+ * The alert sealed as the record the held Finished would have been (the
+ * sealed-th under the server's handshake key); 0 when it cannot be.
+ */
+static size_t
+intercept_sealed_alert(struct intercept *ic, unsigned int seq,
+    unsigned char alert, unsigned char *rec)
+{
+	const SSL_CIPHER	*c = SSL_get_current_cipher(ic->x->tls);
+	size_t			 n = 0;
+
+	if (c == NULL)
+		c = SSL_get_pending_cipher(ic->x->tls);
+	if (ic->hs_secret_len > 0)
+		n = tlsflight_sealed(c, ic->hs_secret, ic->hs_secret_len, seq,
+		    alert, rec);
+	if (n == 0)
+		log_msg(EV_DEBUG, "client %s: cannot seal the alert for %s "
+		    "(%s): closed without one", ic->x->client, ic->host,
+		    c != NULL ? SSL_CIPHER_get_name(c) : "no cipher");
+	return n;
+}
+
+/*
+ * Refuse the client whose handshake answer is held: a fatal alert ends
+ * it in place of what was held, which is never sent. While the client
+ * has seen no encrypted record it goes in the clear, as when its
+ * handshake had not begun.
  */
 static void
 intercept_refuse_held(struct intercept *ic, unsigned char alert)
 {
-	unsigned char	 rec[7] = { 0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0 };
+	struct intercept_bio	*ib = ic->front != NULL ?
+				    BIO_get_data(ic->front) : NULL;
+	unsigned char		 rec[TLSFLIGHT_RECORD_MAX];
+	unsigned int		 sealed = ib != NULL ? ib->sealed : 0;
+	size_t			 n;
 
-	rec[6] = alert;
-	(void)send(bufferevent_getfd(ic->x->bev), rec, sizeof(rec),
-	    MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (sealed == 0)
+		n = tlsflight_plain(alert, rec);
+	else
+		n = intercept_sealed_alert(ic, sealed, alert, rec);
+	log_msg(EV_DEBUG, "client %s: answer for %s refused, %zu bytes of it "
+	    "sent before the verdict, the alert %s", ic->x->client, ic->host,
+	    ib != NULL ? ib->early : 0, n == 0 ? "not sent" : sealed > 0 ?
+	    "sealed" : "in the clear");
+	/* Behind what went early, if the socket takes all of that. */
+	if (n > 0 && (ib == NULL || intercept_bio_flush(ic->front)))
+		(void)send(bufferevent_getfd(ic->x->bev), rec, n,
+		    MSG_NOSIGNAL | MSG_DONTWAIT);
 	bufferevent_disable(ic->x->bev, EV_READ);
 	phase_end(ic->x, 502, true);
-}
-
-/* The socket can take the rest of the held flight. */
-static void
-intercept_flush_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct intercept	*ic = arg;
-
-	if (ic->front == NULL || intercept_bio_flush(ic->front))
-		event_del(ic->flush_ev);
 }
 
 /* Let the held answer go: the upstream passed, as guessed. */
@@ -547,14 +640,13 @@ intercept_release(struct intercept *ic)
 {
 	struct intercept_bio	*ib = BIO_get_data(ic->front);
 
-	ib->holding = false;
-	if (intercept_bio_flush(ic->front))
-		return;
+	log_msg(EV_DEBUG, "client %s: answer for %s released, %zu bytes of it "
+	    "sent before the verdict", ic->x->client, ic->host, ib->early);
+	ib->holding = ib->partial = false;
+	evbuffer_add_buffer(ib->ready, ib->held);
 	/* A fresh socket takes a handshake flight; if not, when it can. */
-	ic->flush_ev = event_new(ic->x->env->base,
-	    bufferevent_getfd(ic->x->bev), EV_WRITE | EV_PERSIST,
-	    intercept_flush_cb, ic);
-	event_add(ic->flush_ev, NULL);
+	if (!intercept_bio_flush(ic->front))
+		event_add(ic->flush_ev, NULL);
 }
 
 /*
@@ -714,6 +806,7 @@ intercept_bio_drop(struct intercept *ic)
 		return;
 	ib = BIO_get_data(ic->front);
 	if (ib->holding || evbuffer_get_length(ib->prefix) > 0 ||
+	    evbuffer_get_length(ib->ready) > 0 ||
 	    evbuffer_get_length(ib->held) > 0)
 		return;
 	sock = BIO_pop(ic->front);
@@ -751,9 +844,10 @@ intercept_on_client(void *arg, short what)
 	    first == 0 ||
 	    ERR_GET_REASON(first) == SSL_R_UNEXPECTED_EOF_WHILE_READING)) {
 		/*
-		 * The client left while its answer was held: it saw nothing
-		 * of the handshake, so its end (OpenSSL's "unexpected EOF", a
-		 * reset) judges no certificate.
+		 * The client left while the last of its answer was held: it
+		 * waited for pinproxy, so its end without an alert (OpenSSL's
+		 * "unexpected EOF", a reset) is a client that left, not one
+		 * that refused the certificate.
 		 */
 		phase_end(x, 200, true);
 		return;
@@ -806,6 +900,7 @@ intercept_free(void *arg)
 	struct intercept	*ic = arg;
 
 	upstream_free(ic->up);
+	OPENSSL_cleanse(ic->hs_secret, sizeof(ic->hs_secret));
 	event_free(ic->timer);
 	sockwatch_free(&ic->gone_ev);
 	if (ic->flush_ev != NULL)
@@ -912,6 +1007,29 @@ intercept_start(struct phase_ctx *x, const struct intercept_args *a)
 	(void)intercept_handshake_client(ic, true);
 }
 
+/*
+ * OpenSSL's key log: the server's handshake traffic secret of a guessed
+ * connection, which a refusal after the early part of the flight seals
+ * its alert with (tlsflight.h). Nothing is written anywhere.
+ */
+static void
+intercept_keylog_cb(const SSL *ssl, const char *line)
+{
+	static const char	 label[] = "SERVER_HANDSHAKE_TRAFFIC_SECRET ";
+	struct intercept	*ic = SSL_get_ex_data(ssl, intercept_ssl_index);
+	const char		*hex;
+	size_t			 n;
+
+	if (ic == NULL || !ic->guessed ||
+	    strncmp(line, label, sizeof(label) - 1) != 0 ||
+	    (hex = strrchr(line, ' ')) == NULL)
+		return;
+	if (OPENSSL_hexstr2buf_ex(ic->hs_secret, sizeof(ic->hs_secret), &n,
+	    hex + 1, '\0') != 1)
+		n = 0;
+	ic->hs_secret_len = n;
+}
+
 /* Select the protocol the upstream selected, or none. */
 static int
 intercept_alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
@@ -956,6 +1074,7 @@ intercept_env_new(char *err, size_t errlen)
 	 */
 	SSL_CTX_set_num_tickets(ie->server, 1);
 	SSL_CTX_set_alpn_select_cb(ie->server, intercept_alpn_cb, NULL);
+	SSL_CTX_set_keylog_callback(ie->server, intercept_keylog_cb);
 	ie->tls_failed = throttle_new(INTERCEPT_TLS_FAILED_SLOTS,
 	    INTERCEPT_TLS_FAILED_WINDOW);
 	return ie;

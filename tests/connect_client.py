@@ -16,7 +16,7 @@ is cut into TCP segments.
                       [--hold-finished FILE] [--leave S]
                       [--record-version HEX] [--alert-first]
                       [--junk-after-hello]
-                      [--second-hello NAME]
+                      [--second-hello NAME] [--times] [--tls12]
 
 Output, one "key=value" per line (the value runs to the end of the line):
     reply=...    the proxy's answer head, with \\r and \\n escaped
@@ -47,7 +47,9 @@ for --hold seconds without reading, and prints received=N, then held=S.
 up to the timeout, before it sends anything more. --hold-finished FILE
 waits the same way with the client's last handshake message (its
 Finished), once the server's flight has arrived (and creates FILE.held
-then).
+then). --times adds first_ms= (from the hello sent to the first byte of
+the server's answer; none when none came) and done_ms= (to the end of the
+handshake, done or failed). --tls12 offers TLS 1.2 at most.
 """
 
 import argparse
@@ -171,8 +173,11 @@ def mutate_hello(data, args):
 
 
 def handshake(sock, obj, incoming, outgoing, pieces, hold=None, timeout=10,
-              args=None):
+              args=None, times=None):
+    """The client's handshake; times gets "hello" and "first" (the first
+    answer byte), monotonic."""
     first = True
+    times = {} if times is None else times
     while True:
         try:
             obj.do_handshake()
@@ -187,14 +192,27 @@ def handshake(sock, obj, incoming, outgoing, pieces, hold=None, timeout=10,
                 data = mutate_hello(outgoing.read(), args)
                 if data:
                     send_pieces(sock, data, pieces)
+                times["hello"] = time.monotonic()
             else:
                 flush(sock, outgoing)
             first = False
             data = sock.recv(65536)
             if data:
+                times.setdefault("first", time.monotonic())
                 incoming.write(data)
             else:
                 incoming.write_eof()
+
+
+def print_times(args, times):
+    """first_ms= and done_ms= for --times."""
+    if not args.times or "hello" not in times:
+        return
+    done = time.monotonic()
+    first = times.get("first")
+    print("first_ms=%s\ndone_ms=%d" % (
+        "none" if first is None else int((first - times["hello"]) * 1000),
+        int((done - times["hello"]) * 1000)))
 
 
 def name_of(cert, field):
@@ -208,6 +226,8 @@ def name_of(cert, field):
 def tls_client(args):
     """A client TLS object over memory BIOs: (obj, incoming, outgoing)."""
     ctx = ssl.create_default_context(cafile=args.cafile)
+    if args.tls12:
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
     if args.sni is None:
         ctx.check_hostname = False
     protocols = []
@@ -268,10 +288,18 @@ def stop_reading(sock, obj, incoming, args):
 
 def tls_exchange(sock, args, tls):
     obj, incoming, outgoing = tls
+    times = {}
     try:
         handshake(sock, obj, incoming, outgoing, args.split,
-                  args.hold_finished, args.timeout, args)
+                  args.hold_finished, args.timeout, args, times)
     except ssl.SSLError as e:
+        print_times(args, times)
+        # The client's own alert (a certificate it refuses) goes out, as
+        # a client on a socket sends it.
+        try:
+            flush(sock, outgoing)
+        except OSError:
+            pass
         kind = "alert" if "ALERT" in (e.reason or "") or \
             "UNRECOGNIZED_NAME" in (e.reason or "") else "error"
         if isinstance(e, ssl.SSLEOFError):
@@ -279,8 +307,10 @@ def tls_exchange(sock, args, tls):
         print("tls=%s\nreason=%s" % (kind, e.reason or e))
         return 1
     except (OSError, ValueError) as e:
+        print_times(args, times)
         print("tls=error\nreason=%s" % e)
         return 1
+    print_times(args, times)
     cert = obj.getpeercert()
     sans = ",".join("%s:%s" % san for san in cert.get("subjectAltName", ()))
     print("tls=ok\nversion=%s\nalpn=%s\ncert_issuer=%s\ncert_san=%s" % (
@@ -379,6 +409,10 @@ def main():
     p.add_argument("--second-hello",
                    help="send a second ClientHello naming NAME ('' for "
                    "none) right behind the first")
+    p.add_argument("--times", action="store_true",
+                   help="print first_ms= and done_ms= of the handshake")
+    p.add_argument("--tls12", action="store_true",
+                   help="offer TLS 1.2 at most")
     args = p.parse_args()
 
     tls = tls_client(args)

@@ -1,10 +1,12 @@
 #!/bin/bash
 # A new intercepted connection answers the client's hello beside the
 # upstream's handshake once the upstream's ALPN choice for that host, port,
-# pin set and offer is known, holding the answer until the upstream passed:
-# a pin mismatch, a failed verification and an ALPN choice other than the
-# guess each end the client's handshake with an alert, and not one byte of
-# the client's reaches the origin. Two servers of one name at different
+# pin set and offer is known: all of the answer but its last record goes
+# at once, so the client verifies the certificate meanwhile, and the rest
+# waits until the upstream passed. A pin mismatch, a failed verification
+# and an ALPN choice other than the guess each end the client's handshake
+# with an alert (sealed under the handshake key in TLS 1.3, in the clear
+# in TLS 1.2), and not one byte of the client's reaches the origin. Two servers of one name at different
 # addresses keep a guess each. A client that leaves while the upstream's
 # handshake runs ends then, held or not. Everything lives on 127.0.0.0/8.
 
@@ -77,9 +79,8 @@ check_out "another ALPN offer: the origin's body" other body \
 check_eq "another ALPN offer: in series" 1 "$(beside)"
 
 # A client that breaks TLS itself while its answer is held (a record of
-# no TLS type behind its hello) saw nothing of the handshake: a bare
-# alert ends it, as when the upstream fails (OpenSSL's own went into the
-# held answer, which is never sent).
+# no TLS type behind its hello): an alert ends it, as when the upstream
+# fails (OpenSSL's own went into the held answer, which is never sent).
 # (The origin waits a second before its handshake, so that the answer is
 # still held when the broken record is read, however slow pinproxy runs.)
 origin --cert "$PKI/chain.pem" --key "$PKI/leaf.key" --alpn http/1.1 \
@@ -89,23 +90,66 @@ check_out "a broken record behind the hello, answer held: an alert ends it" \
     junk tls alert
 check_eq "a broken record behind the hello: it was answered beside" 2 \
     "$(beside)"
+
+# The answer but its last record goes before the verdict (the origin now
+# waits 2 s before its handshake): the client verified the certificate
+# meanwhile, and finishes only after the verdict.
+origin --cert "$PKI/chain.pem" --key "$PKI/leaf.key" --alpn http/1.1 \
+    --delay 2
+n=$(beside)
+connect early --alpn h2,http/1.1 --get /hello --times
+check_out "early part: the handshake completes" early tls ok
+check_out "early part: the origin's body" early body 'hello from origin\n'
+check_eq "early part: answered beside the upstream's handshake" \
+    $((n + 1)) "$(beside)"
+v=$(out early first_ms)
+check "early part: the answer began before the upstream's (${v:-?} ms)" \
+    test "${v:-none}" != none -a "${v:-9999}" -lt 1000
+v=$(out early done_ms)
+check "early part: the handshake ended after the verdict (${v:-?} ms)" \
+    test "${v:-0}" -ge 1500
+check_log "early part: logged with the bytes sent before the verdict" \
+    "$TMP/p.log" "answer for api.test released, [1-9][0-9]* bytes of it sent"
+# A client that does not trust pinproxy's CA refuses the certificate then,
+# before the upstream answered; not one byte of it reaches the origin.
+origin_settle "$TMP/o.log"
+bytes=$(origin_count "$TMP/o.log" bytes)
+connect untrusted --alpn h2,http/1.1 --get /hello --times \
+    --cafile "$PKI/root.pem"
+check_out "a client that does not trust the CA: it refuses the certificate" \
+    untrusted tls error
+v=$(out untrusted done_ms)
+check "... before the upstream's handshake ended (${v:-?} ms)" \
+    test "${v:-9999}" -lt 1000
+check_log "... logged as the client's failure, with its alert" "$TMP/p.log" \
+    "TLS handshake for api.test failed: tlsv1 alert unknown ca"
+origin_settle "$TMP/o.log"
+check_eq "... not one byte reached the origin" "$bytes" \
+    "$(origin_count "$TMP/o.log" bytes)"
 origin --cert "$PKI/chain.pem" --key "$PKI/leaf.key" --alpn http/1.1
 
-# refused NAME WHAT ALERT: the guessed connection NAME ended in the alert
-# ALERT (as Python's ssl names it) and the origin got no application byte
-# from it.
+# refused NAME WHAT ALERT HOW [ARGS...]: the guessed connection NAME (the
+# client given ARGS too) ended in the alert ALERT (as Python's ssl names
+# it), sent HOW (sealed, in the clear) behind the early part of the
+# answer, and the origin got no application byte from it.
 refused()
 {
-	local name=$1 what=$2 alert=$3 n
+	local name=$1 what=$2 alert=$3 how=$4 n early re
+	shift 4
 	n=$(beside)
+	re="answer for api.test refused, [1-9][0-9]* bytes of it sent before"
+	re+=" the verdict, the alert $how"
+	early=$(log_count "$TMP/p.log" "$re")
 	origin_settle "$TMP/o.log"
 	bytes=$(origin_count "$TMP/o.log" bytes)
-	connect "$name" --alpn h2,http/1.1 --get /hello
+	connect "$name" --alpn h2,http/1.1 --get /hello "$@"
 	check_out "$what: the client's handshake ends with an alert" \
 	    "$name" tls alert
 	check_out "$what: the alert is $alert" "$name" reason "$alert"
 	check_eq "$what: it was answered beside the upstream's handshake" \
 	    $((n + 1)) "$(beside)"
+	check_eq "$what: the certificate went early, the alert $how" \
+	    $((early + 1)) "$(log_count "$TMP/p.log" "$re")"
 	origin_settle "$TMP/o.log"
 	check_eq "$what: not one byte reached the origin" "$bytes" \
 	    "$(origin_count "$TMP/o.log" bytes)"
@@ -121,7 +165,7 @@ check_out "the first offer again: the origin's body" rewarm body \
 # The origin now serves a chain of an unrelated root.
 origin --cert "$PKI/foreign-leaf-chain.pem" --key "$PKI/foreign-leaf.key" \
     --alpn http/1.1
-refused mismatch "verification fails" TLSV1_ALERT_ACCESS_DENIED
+refused mismatch "verification fails" TLSV1_ALERT_ACCESS_DENIED sealed
 check_log "verification fails: access line status=502" "$TMP/p.log" \
     "$(kv event access)" "$(kv status 502)" "$(kv host api.test)"
 
@@ -129,14 +173,16 @@ check_log "verification fails: access line status=502" "$TMP/p.log" \
 sh "$MKPKI" leaf "$PKI" other "DNS:other.test" >/dev/null 2>&1 ||
     bail_out "mkpki.sh leaf failed"
 origin --cert "$PKI/other-chain.pem" --key "$PKI/other.key" --alpn http/1.1
-refused wrongname "wrong host name" TLSV1_ALERT_ACCESS_DENIED
+refused wrongname "wrong host name" TLSV1_ALERT_ACCESS_DENIED sealed
 
 # Pins that do not match: a new intermediate's leaf under the same root.
 sh "$MKPKI" ca "$PKI" inter2 root >/dev/null 2>&1 &&
     sh "$MKPKI" leaf "$PKI" api2 "DNS:api.test" inter2 >/dev/null 2>&1 ||
     bail_out "mkpki.sh failed"
 origin --cert "$PKI/api2-chain.pem" --key "$PKI/api2.key" --alpn http/1.1
-refused pins "pin mismatch" TLSV1_ALERT_ACCESS_DENIED
+refused pins "pin mismatch" TLSV1_ALERT_ACCESS_DENIED sealed
+refused pins12 "pin mismatch, TLS 1.2" TLSV1_ALERT_ACCESS_DENIED \
+    "in the clear" --tls12
 check_log "pin mismatch: event=pin_mismatch" "$TMP/p.log" \
     "$(kv event pin_mismatch)" "$(kv host api.test)"
 
@@ -149,7 +195,7 @@ check_out "genuine key again: the origin's body" relearn body \
     'hello from origin\n'
 origin --cert "$PKI/chain.pem" --key "$PKI/leaf.key" --alpn h2
 refused alpn "the server chose another ALPN protocol" \
-    SSLV3_ALERT_HANDSHAKE_FAILURE
+    SSLV3_ALERT_HANDSHAKE_FAILURE sealed
 n=$(beside)
 connect retry --alpn h2,http/1.1
 check_out "ALPN changed, the retry: the handshake completes" retry tls ok
