@@ -174,7 +174,7 @@ struct intercept_bio {
 	bool			 partial;	/* the first flight not cut yet */
 	SSL			*ssl;		/* borrowed: its version */
 	struct event		*flush_ev;	/* borrowed: ready waits */
-	size_t			 early;		/* bytes sent before verdict */
+	size_t			 early;		/* bytes let go before verdict */
 	unsigned int		 sealed;	/* records among them, TLS 1.3 */
 };
 
@@ -623,10 +623,13 @@ intercept_refuse_held(struct intercept *ic, unsigned char alert)
 	else
 		n = intercept_sealed_alert(ic, sealed, alert, rec);
 	log_msg(EV_DEBUG, "client %s: answer for %s refused, %zu bytes of it "
-	    "sent before the verdict, the alert %s", ic->x->client, ic->host,
+	    "let go before the verdict, the alert %s", ic->x->client, ic->host,
 	    ib != NULL ? ib->early : 0, n == 0 ? "not sent" : sealed > 0 ?
 	    "sealed" : "in the clear");
-	/* Behind what went early, if the socket takes all of that. */
+	/*
+	 * Behind what went early, if the socket takes all of that (a client
+	 * that does not read during its own handshake may get no alert).
+	 */
 	if (n > 0 && (ib == NULL || intercept_bio_flush(ic->front)))
 		(void)send(bufferevent_getfd(ic->x->bev), rec, n,
 		    MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -641,7 +644,7 @@ intercept_release(struct intercept *ic)
 	struct intercept_bio	*ib = BIO_get_data(ic->front);
 
 	log_msg(EV_DEBUG, "client %s: answer for %s released, %zu bytes of it "
-	    "sent before the verdict", ic->x->client, ic->host, ib->early);
+	    "let go before the verdict", ic->x->client, ic->host, ib->early);
 	ib->holding = ib->partial = false;
 	evbuffer_add_buffer(ib->ready, ib->held);
 	/* A fresh socket takes a handshake flight; if not, when it can. */
@@ -837,6 +840,19 @@ intercept_on_client(void *arg, short what)
 	if (!ic->client_started) {
 		/* The client left before its handshake began. */
 		phase_end(x, 200, true);
+		return;
+	}
+	if ((what & BEV_EVENT_CONNECTED) && x->state != CONN_CLIENT_TLS) {
+		/*
+		 * The client finished without the held last record: it
+		 * computed it itself (the server's Finished in TLS 1.3, the
+		 * four bytes of ServerHelloDone in TLS 1.2), which no client
+		 * following the protocol does. Refused before the verdict;
+		 * nothing it sent is relayed.
+		 */
+		phase_log_blocked(x, ic->host, "TLS handshake finished before "
+		    "the upstream's verdict");
+		phase_end(x, 502, true);
 		return;
 	}
 	first = intercept_tls_error(x->bev, &a);

@@ -108,8 +108,8 @@ check "early part: the answer began before the upstream's (${v:-?} ms)" \
 v=$(out early done_ms)
 check "early part: the handshake ended after the verdict (${v:-?} ms)" \
     test "${v:-0}" -ge 1500
-check_log "early part: logged with the bytes sent before the verdict" \
-    "$TMP/p.log" "answer for api.test released, [1-9][0-9]* bytes of it sent"
+check_log "early part: logged with the bytes let go before the verdict" \
+    "$TMP/p.log" "answer for api.test released, [1-9][0-9]* bytes of it let go"
 # A client that does not trust pinproxy's CA refuses the certificate then,
 # before the upstream answered; not one byte of it reaches the origin.
 origin_settle "$TMP/o.log"
@@ -126,6 +126,24 @@ check_log "... logged as the client's failure, with its alert" "$TMP/p.log" \
 origin_settle "$TMP/o.log"
 check_eq "... not one byte reached the origin" "$bytes" \
     "$(origin_count "$TMP/o.log" bytes)"
+# A client that does not wait for the held record but makes it up (TLS
+# 1.2's ServerHelloDone is always the same four bytes) finishes its
+# handshake before the verdict: refused then, nothing of it relayed.
+before=$(log_count "$TMP/p.log" "$(kv event access)" "$(kv status 502)")
+connect predict --alpn h2,http/1.1 --get /hello --times --tls12 \
+    --predict-done
+check "a client that makes up the held record: no handshake" \
+    test "$(out predict tls)" != ok
+v=$(out predict done_ms)
+check "... ended before the upstream's handshake did (${v:-?} ms)" \
+    test "${v:-9999}" -lt 1000
+check_log "... logged as blocked" "$TMP/p.log" "$(kv event blocked)" \
+    "$(kv host api.test)" "finished before the upstream's verdict"
+check_eq "... access line status=502" $((before + 1)) \
+    "$(log_count "$TMP/p.log" "$(kv event access)" "$(kv status 502)")"
+origin_settle "$TMP/o.log"
+check_eq "... not one byte reached the origin" "$bytes" \
+    "$(origin_count "$TMP/o.log" bytes)"
 origin --cert "$PKI/chain.pem" --key "$PKI/leaf.key" --alpn http/1.1
 
 # refused NAME WHAT ALERT HOW [ARGS...]: the guessed connection NAME (the
@@ -137,7 +155,7 @@ refused()
 	local name=$1 what=$2 alert=$3 how=$4 n early re
 	shift 4
 	n=$(beside)
-	re="answer for api.test refused, [1-9][0-9]* bytes of it sent before"
+	re="answer for api.test refused, [1-9][0-9]* bytes of it let go before"
 	re+=" the verdict, the alert $how"
 	early=$(log_count "$TMP/p.log" "$re")
 	origin_settle "$TMP/o.log"
