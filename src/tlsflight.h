@@ -4,10 +4,12 @@
  *
  * Everything of the flight but its last record may go before the verdict,
  * so that the client verifies the forged certificate while pinproxy
- * verifies the upstream's: the client cannot finish its handshake (nor
- * send a byte of its request) without that last record, the server's
- * Finished in TLS 1.3, its ServerHelloDone in TLS 1.2. In TLS 1.2 nothing
- * from a ChangeCipherSpec on goes early (an abbreviated handshake's).
+ * verifies the upstream's: a client following the protocol waits for that
+ * last record (the server's Finished in TLS 1.3, its ServerHelloDone in
+ * TLS 1.2) before it finishes its handshake and sends a byte of its
+ * request. One that computes the record itself and finishes anyway is
+ * the caller's to refuse. In TLS 1.2 nothing from a ChangeCipherSpec on
+ * goes early (an abbreviated handshake's).
  *
  * Refused, the client gets a fatal alert: in the clear while it has seen
  * no encrypted record, else, in TLS 1.3, sealed under the server's
