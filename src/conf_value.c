@@ -16,6 +16,7 @@
 #include <strings.h>
 
 #include "conf_value.h"
+#include "hostport.h"
 #include "xmalloc.h"
 
 /* The longest duration accepted: one year, in seconds and milliseconds. */
@@ -185,15 +186,17 @@ cv_uint(const char *s, unsigned long min, unsigned long max,
 bool
 cv_port(const char *s, uint16_t *out, char *err, size_t errlen)
 {
-	unsigned long	 v;
+	size_t	 len = s != NULL ? strlen(s) : 0;
 
-	if (!cv_uint(s, 1, 65535, &v, NULL, 0)) {
+	/* As a request's port is read: one to five digits. */
+	if (hostport_port(s, len, out))
+		return true;
+	if (len > 5 && strspn(s, "0123456789") == len)
+		xseterr(err, errlen, "not a port: at most five digits");
+	else
 		xseterr(err, errlen, "not a port: expected a number from 1 to "
 		    "65535");
-		return false;
-	}
-	*out = (uint16_t)v;
-	return true;
+	return false;
 }
 
 bool

@@ -304,6 +304,22 @@ test_port_rejects_0_65536_and_junk(void **state)
 	assert_rejected(cv_port("", &p, err, sizeof(err)), err);
 	assert_rejected(cv_port("https", &p, err, sizeof(err)), err);
 	assert_rejected(cv_port("-443", &p, err, sizeof(err)), err);
+	assert_rejected(cv_port("+443", &p, err, sizeof(err)), err);
+	assert_rejected(cv_port("443 ", &p, err, sizeof(err)), err);
+}
+
+/* One to five digits, as in a request: leading zeros within five. */
+static void
+test_port_takes_five_digits_at_most(void **state)
+{
+	uint16_t	 p;
+	char		 err[128];
+
+	assert_true(cv_port("08080", &p, err, sizeof(err)));
+	assert_int_equal(p, 8080);
+	assert_rejected(cv_port("038471", &p, err, sizeof(err)), err);
+	assert_non_null(strstr(err, "five digits"));
+	assert_rejected(cv_port("0000000443", &p, err, sizeof(err)), err);
 }
 
 static void
@@ -743,6 +759,7 @@ main(void)
 		cmocka_unit_test(test_uint_rejects_out_of_range_and_junk),
 		cmocka_unit_test(test_port_accepts_1_and_65535),
 		cmocka_unit_test(test_port_rejects_0_65536_and_junk),
+		cmocka_unit_test(test_port_takes_five_digits_at_most),
 		cmocka_unit_test(test_addr_parses_ipv4_with_port),
 		cmocka_unit_test(
 		    test_addr_parses_bracketed_ipv6_into_canonical_text),
