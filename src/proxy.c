@@ -520,14 +520,49 @@ proxy_open_outputs(struct proxy *p, const struct conf *conf,
 }
 
 /*
+ * Whether the old stats listener holds the port of the new address a: a
+ * wildcard and a specific address of one port cannot both be bound.
+ */
+static bool
+proxy_stats_same_port(const struct proxy *p, const struct conf_addr *a)
+{
+	const struct sockaddr_in	*sin = (const struct sockaddr_in *)&a->ss;
+	const struct sockaddr_in6	*sin6 =
+					    (const struct sockaddr_in6 *)&a->ss;
+	uint16_t			 port;
+
+	port = ntohs(a->ss.ss_family == AF_INET ? sin->sin_port :
+	    sin6->sin6_port);
+	return p->stats != NULL && port != 0 && port == stats_port(p->stats);
+}
+
+/*
+ * The old stats listener, closed for a reload that then failed, listens
+ * on its address again.
+ */
+static void
+proxy_stats_restore(struct proxy *p)
+{
+	const struct conf_addr	*a = &p->rc->conf->stats_listen;
+	char			 err[256];
+
+	if (stats_relisten(p->stats, a, err, sizeof(err)))
+		return;
+	log_msg(EV_CONFIG_WARNING, "stats_listen: %s; /metrics is not served "
+	    "until a reload", err);
+}
+
+/*
  * The outputs a reload wants: the same report file is reopened (log
  * rotation), a changed one opened anew; the stats listener is replaced
- * only when its address changed. Nothing is swapped on failure.
+ * only when its address changed. Nothing is swapped on failure; a stats
+ * listener closed so that the new one could take its port (*moved) is
+ * the caller's to restore.
  */
 static bool
 proxy_reload_outputs(struct proxy *p, const struct conf *conf,
     struct report **report, struct stats **stats, bool *keep_stats,
-    char *err, size_t errlen)
+    bool *moved, char *err, size_t errlen)
 {
 	const struct conf	*old = p->rc->conf;
 	struct report		*cur = p->env.sinks.report;
@@ -549,6 +584,14 @@ proxy_reload_outputs(struct proxy *p, const struct conf *conf,
 		/* Another address: the old listener serves until the swap. */
 		*stats = stats_new(p->base, &conf->stats_listen, p->metrics,
 		    err, errlen);
+		/* Unless it holds the port: then it closes first. */
+		if (*stats == NULL && errno == EADDRINUSE &&
+		    proxy_stats_same_port(p, &conf->stats_listen)) {
+			stats_unlisten(p->stats);
+			*moved = true;
+			*stats = stats_new(p->base, &conf->stats_listen,
+			    p->metrics, err, errlen);
+		}
 		/* The caller closes a new *report, once. */
 		if (*stats == NULL)
 			return false;
@@ -629,7 +672,7 @@ proxy_reload(struct proxy *p)
 	struct stats	*stats = NULL;
 	struct logline	 l;
 	char		 err[512];
-	bool		 keep_stats = true;
+	bool		 keep_stats = true, stats_moved = false;
 
 	notify_sendf("RELOADING=1\nMONOTONIC_USEC=%llu",
 	    (unsigned long long)monotime_us());
@@ -644,7 +687,7 @@ proxy_reload(struct proxy *p)
 	 * fails must not leave behind (nor log as created).
 	 */
 	else if (!proxy_reload_outputs(p, conf, &report, &stats, &keep_stats,
-	    err, sizeof(err)) ||
+	    &stats_moved, err, sizeof(err)) ||
 	    !upstream_mark_check(conf->upstream_mark, err, sizeof(err)) ||
 	    !tcpfwd_prepare(p->fwd, conf, err, sizeof(err)) ||
 	    !proxy_observe_for(p->env.sinks.observe, conf, &observe, err,
@@ -658,6 +701,8 @@ proxy_reload(struct proxy *p)
 		if (observe != p->env.sinks.observe)
 			observe_discard(observe);
 		stats_free(stats);
+		if (stats_moved)
+			proxy_stats_restore(p);
 		runconf_unref(rc);
 		rc = NULL;
 		proxy_locate(conf, err, sizeof(err));

@@ -365,7 +365,8 @@ stats_resume_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct stats	*s = arg;
 
-	evconnlistener_enable(s->lev);
+	if (s->lev != NULL)
+		evconnlistener_enable(s->lev);
 }
 
 /* accept() failed: out of descriptors pauses a moment, never spins. */
@@ -384,31 +385,53 @@ stats_accept_error_cb(struct evconnlistener *l, void *arg)
 	}
 }
 
-struct stats *
-stats_new(struct event_base *base, const struct conf_addr *addr,
-    struct metrics *m, char *err, size_t errlen)
+bool
+stats_relisten(struct stats *s, const struct conf_addr *addr, char *err,
+    size_t errlen)
 {
-	struct stats	*s;
 	unsigned int	 flags;
 
-	s = xcalloc(1, sizeof(*s));
-	s->base = base;
-	s->metrics = m;
-	TAILQ_INIT(&s->conns);
 	flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC |
 	    LEV_OPT_REUSEABLE;
 	if (addr->ss.ss_family == AF_INET6)
 		flags |= LEV_OPT_BIND_IPV6ONLY;
-	s->lev = evconnlistener_new_bind(base, stats_accept_cb, s, flags,
+	s->lev = evconnlistener_new_bind(s->base, stats_accept_cb, s, flags,
 	    -1, (const struct sockaddr *)&addr->ss,
 	    (int)addr->sslen);
 	if (s->lev == NULL) {
 		snprintf(err, errlen, "cannot listen on %s: %s", addr->text,
 		    strerror(errno));
-		free(s);
-		return NULL;
+		return false;
 	}
 	evconnlistener_set_error_cb(s->lev, stats_accept_error_cb);
+	return true;
+}
+
+void
+stats_unlisten(struct stats *s)
+{
+	if (s->lev != NULL)
+		evconnlistener_free(s->lev);
+	s->lev = NULL;
+}
+
+struct stats *
+stats_new(struct event_base *base, const struct conf_addr *addr,
+    struct metrics *m, char *err, size_t errlen)
+{
+	struct stats	*s;
+	int		 e;
+
+	s = xcalloc(1, sizeof(*s));
+	s->base = base;
+	s->metrics = m;
+	TAILQ_INIT(&s->conns);
+	if (!stats_relisten(s, addr, err, errlen)) {
+		e = errno;
+		free(s);
+		errno = e;
+		return NULL;
+	}
 	s->resume_ev = evtimer_new(base, stats_resume_cb, s);
 	return s;
 }
@@ -433,7 +456,7 @@ stats_port(const struct stats *s)
 	struct sockaddr_storage	 ss;
 	socklen_t		 len = sizeof(ss);
 
-	if (getsockname(evconnlistener_get_fd(s->lev),
+	if (s->lev == NULL || getsockname(evconnlistener_get_fd(s->lev),
 	    (struct sockaddr *)&ss, &len) == -1)
 		return 0;
 	if (ss.ss_family == AF_INET)
@@ -456,7 +479,7 @@ stats_free(struct stats *s)
 		return;
 	while (!TAILQ_EMPTY(&s->conns))
 		stats_conn_free(TAILQ_FIRST(&s->conns));
-	evconnlistener_free(s->lev);
+	stats_unlisten(s);
 	if (s->resume_ev != NULL)
 		event_free(s->resume_ev);
 	free(s);

@@ -37,7 +37,7 @@ struct stats;
 
 /*
  * Listen on addr and serve m (borrowed: it must outlive the stats). NULL
- * with err filled when the address cannot be bound.
+ * with err filled and errno kept when the address cannot be bound.
  */
 struct stats	*stats_new(struct event_base *base,
 		    const struct conf_addr *addr, struct metrics *m, char *err,
@@ -48,8 +48,17 @@ void		 stats_set_refresh(struct stats *s, stats_refresh_cb cb,
 /* Admit only clients for which cb(sa, arg) is true (cb NULL: every one). */
 void		 stats_set_allow(struct stats *s, stats_allow_cb cb,
 		    void *arg);
-/* The port bound, useful when addr asked for port 0. */
+/* The port bound, useful when addr asked for port 0; 0 when none. */
 uint16_t	 stats_port(const struct stats *s);
+/*
+ * Close the listening socket, so that another listener may bind its port
+ * (a reload moving it to another address of that port); open stats
+ * connections stay. stats_relisten() binds addr again: false, with err,
+ * when it cannot.
+ */
+void		 stats_unlisten(struct stats *s);
+bool		 stats_relisten(struct stats *s, const struct conf_addr *addr,
+		    char *err, size_t errlen);
 /* How many stats connections are open. */
 size_t		 stats_nconns(const struct stats *s);
 /* Stop listening, close open stats connections and free (NULL is fine). */

@@ -57,7 +57,7 @@ scrape()
 	local rc out
 	out=$(curl -sS --noproxy '' --max-time 10 -o "$2" \
 	    -w '%{http_code} %{content_type}' \
-	    "http://127.0.0.1:$1${3:-/metrics}" 2>/dev/null)
+	    "http://${SCRAPE_ADDR:-127.0.0.1}:$1${3:-/metrics}" 2>/dev/null)
 	rc=$?
 	if [ "$rc" != 0 ]; then
 		echo "curl-exit-$rc"
@@ -546,6 +546,33 @@ check_eq "stats_listen changed: the counters carry over" \
     "$(metric "$TMP/sp2.prom" pinproxy_connections_total)"
 check_eq "stats_listen changed: the old port refuses" "curl-exit-7" \
     "$(scrape "$SP1" "$TMP/sp1.out")"
+# The same port on the wildcard address, and back: the old listener
+# holds the port, so it closes first. A reload that fails after that
+# (an observe_file it cannot open) opens it again.
+write_conf_a "0.0.0.0:$SP2"
+check "stats_listen 127.0.0.1 -> 0.0.0.0, one port: SIGHUP reloads" \
+    reload "$PP_A" "$TMP/a.log"
+check_eq "... the wildcard serves /metrics (at 127.0.0.2)" "200 text/plain" \
+    "$(SCRAPE_ADDR=127.0.0.2 scrape "$SP2" "$TMP/sp2w.prom" |
+    cut -d ';' -f 1)"
+write_conf_a "127.0.0.1:$SP2"
+sed -i "/^stats_listen = /a observe_file = $TMP/no-such-dir/observed.jsonl" \
+    "$TMP/a.conf"
+if reload "$PP_A" "$TMP/a.log"; then
+	not_ok "... then to 127.0.0.1 with a bad observe_file: reload fails"
+else
+	ok "... then to 127.0.0.1 with a bad observe_file: reload fails"
+fi
+check_eq "... the wildcard listener serves again" "200 text/plain" \
+    "$(SCRAPE_ADDR=127.0.0.2 scrape "$SP2" "$TMP/sp2w2.prom" |
+    cut -d ';' -f 1)"
+write_conf_a "127.0.0.1:$SP2"
+check "stats_listen 0.0.0.0 -> 127.0.0.1, one port: SIGHUP reloads" \
+    reload "$PP_A" "$TMP/a.log"
+check_eq "... 127.0.0.1 serves /metrics" "200 text/plain" \
+    "$(scrape "$SP2" "$TMP/sp2b.prom" | cut -d ';' -f 1)"
+check_eq "... 127.0.0.2 no longer" "curl-exit-7" \
+    "$(SCRAPE_ADDR=127.0.0.2 scrape "$SP2" "$TMP/sp2w3.out")"
 write_conf_a ""
 check "stats_listen removed: SIGHUP reloads" reload "$PP_A" "$TMP/a.log"
 check_eq "stats_listen removed: its port refuses" "curl-exit-7" \
