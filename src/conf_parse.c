@@ -1128,6 +1128,7 @@ conf_set_upstream(struct conf_parse *p, const char *value, char *err,
 {
 	struct forwarder	*f = p->fwd;
 	char			 host[HOSTMATCH_NAME_MAX];
+	const char		*colon;
 	uint16_t		 port;
 
 	switch (hostport_parse(value, strlen(value), HOSTPORT_NEED_PORT, host,
@@ -1141,7 +1142,13 @@ conf_set_upstream(struct conf_parse *p, const char *value, char *err,
 		snprintf(err, errlen, "an IPv6 address goes in brackets");
 		return false;
 	case HOSTPORT_BAD_PORT:
-		return cv_port("", &port, err, errlen);
+		/* The message of the port alone, as for listen. */
+		colon = strrchr(value, ':');
+		if (!cv_port(colon != NULL ? colon + 1 : "", &port, err,
+		    errlen))
+			return false;
+		snprintf(err, errlen, "not a port: %s", colon + 1);
+		return false;
 	case HOSTPORT_BAD_HOST:
 		snprintf(err, errlen, "not a host name or address: %.*s",
 		    (int)strcspn(value, value[0] == '[' ? "]" : ":") +

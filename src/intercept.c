@@ -164,14 +164,14 @@ intercept_alert(struct phase_ctx *x, unsigned char alert, int status,
  * to a hello made while the upstream's handshake still runs waits until
  * the upstream passed, and is dropped unsent when it does not; all of its
  * first flight but the last record goes when OpenSSL, done writing it,
- * reads on (partial).
+ * reads on (partial; after a HelloRetryRequest, the second flight).
  */
 struct intercept_bio {
 	struct evbuffer		*prefix;	/* read before the socket */
 	struct evbuffer		*ready;		/* may go, not sent yet */
 	struct evbuffer		*held;		/* written, waits the verdict */
 	bool			 holding;
-	bool			 partial;	/* the first flight not cut yet */
+	bool			 partial;	/* a flight to cut, when written */
 	SSL			*ssl;		/* borrowed: its version */
 	struct event		*flush_ev;	/* borrowed: ready waits */
 	size_t			 early;		/* bytes let go before verdict */
@@ -199,26 +199,48 @@ intercept_bio_flush(BIO *b)
 }
 
 /*
- * OpenSSL wrote its first flight and reads on: all of it but the last
- * record goes now (tlsflight.h), the rest waits for the verdict, and so
- * does everything it writes from here.
+ * Whether a refusal could seal its alert for this TLS 1.3 connection: a
+ * suite tlsflight_sealed() knows, and the handshake secret from the key
+ * log. If not, nothing encrypted may go before the verdict.
+ */
+static bool
+intercept_can_seal(SSL *ssl)
+{
+	const struct intercept	*ic = SSL_get_ex_data(ssl, intercept_ssl_index);
+	const SSL_CIPHER	*c = SSL_get_current_cipher(ssl);
+
+	if (c == NULL)
+		c = SSL_get_pending_cipher(ssl);
+	return ic != NULL && ic->hs_secret_len > 0 && tlsflight_can_seal(c);
+}
+
+/*
+ * OpenSSL wrote a flight and reads on: all of it but the last record
+ * goes now (tlsflight.h), the rest waits for the verdict, and so does
+ * everything it writes from here. A TLS 1.3 HelloRetryRequest's flight
+ * has no encrypted record: the flight after the second hello is cut too.
  */
 static void
 intercept_bio_early(BIO *b)
 {
 	struct intercept_bio	*ib = BIO_get_data(b);
+	bool			 tls13 = SSL_version(ib->ssl) == TLS1_3_VERSION;
 	unsigned char		*p;
+	unsigned int		 sealed;
 	size_t			 n;
 
 	ib->partial = false;
 	if ((p = evbuffer_pullup(ib->held, -1)) == NULL)
 		return;
-	n = tlsflight_early(p, evbuffer_get_length(ib->held),
-	    SSL_version(ib->ssl) == TLS1_3_VERSION, &ib->sealed);
+	n = tlsflight_early(p, evbuffer_get_length(ib->held), tls13, &sealed);
+	if (sealed > 0 && !intercept_can_seal(ib->ssl))
+		return;
+	ib->partial = tls13 && sealed == 0;
 	if (n == 0)
 		return;
 	evbuffer_remove_buffer(ib->held, ib->ready, n);
-	ib->early = n;
+	ib->early += n;
+	ib->sealed += sealed;
 	if (!intercept_bio_flush(b))
 		event_add(ib->flush_ev, NULL);
 }
@@ -852,7 +874,7 @@ intercept_on_client(void *arg, short what)
 		 */
 		phase_log_blocked(x, ic->host, "TLS handshake finished before "
 		    "the upstream's verdict");
-		phase_end(x, 502, true);
+		intercept_refuse_held(ic, INTERCEPT_ALERT_ACCESS_DENIED);
 		return;
 	}
 	first = intercept_tls_error(x->bev, &a);

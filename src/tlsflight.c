@@ -133,6 +133,13 @@ tlsflight_aead(const SSL_CIPHER *cipher)
 	return c;
 }
 
+bool
+tlsflight_can_seal(const SSL_CIPHER *cipher)
+{
+	return cipher != NULL && tlsflight_aead(cipher) != NULL &&
+	    SSL_CIPHER_get_handshake_digest(cipher) != NULL;
+}
+
 size_t
 tlsflight_sealed(const SSL_CIPHER *cipher, const unsigned char *secret,
     size_t secret_len, uint64_t seq, unsigned char alert,

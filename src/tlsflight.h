@@ -43,6 +43,9 @@ size_t	tlsflight_early(const unsigned char *p, size_t len, bool tls13,
 /* The 7 bytes of a fatal alert in the clear; returns 7. */
 size_t	tlsflight_plain(unsigned char alert, unsigned char *rec);
 
+/* Whether tlsflight_sealed() can seal for cipher (NULL: no). */
+bool	tlsflight_can_seal(const SSL_CIPHER *cipher);
+
 /*
  * The fatal alert encrypted for TLS 1.3 with cipher under the traffic
  * secret at seq: its length, or 0 when the cipher is not one of the AEAD

@@ -24,6 +24,17 @@ connect()
 	python3 "$CLIENT" --proxy "$P" --connect "api.test:443" \
 	    --sni api.test --cafile "$TMP/ca.pem" "$@" >"$TMP/$name.out" 2>&1
 }
+# wait_count FILE N PATTERN...: wait until N lines of FILE match.
+wait_count()
+{
+	local file=$1 n=$2 i
+	shift 2
+	for (( i = 0; i < WAIT_TICKS; i++ )); do
+		[ "$(log_count "$file" "$@")" -ge "$n" ] && return 0
+		t_sleep 0.05
+	done
+	return 1
+}
 # beside: how many connections were answered beside the upstream's
 # handshake so far.
 beside()
@@ -128,19 +139,21 @@ check_eq "... not one byte reached the origin" "$bytes" \
     "$(origin_count "$TMP/o.log" bytes)"
 # A client that does not wait for the held record but makes it up (TLS
 # 1.2's ServerHelloDone is always the same four bytes) finishes its
-# handshake before the verdict: refused then, nothing of it relayed.
+# handshake before the verdict: refused then with an alert, nothing of it
+# relayed.
 before=$(log_count "$TMP/p.log" "$(kv event access)" "$(kv status 502)")
 connect predict --alpn h2,http/1.1 --get /hello --times --tls12 \
     --predict-done
-check "a client that makes up the held record: no handshake" \
-    test "$(out predict tls)" != ok
+check_out "a client that makes up the held record: an alert ends it" \
+    predict tls alert
+check_out "... access_denied" predict reason TLSV1_ALERT_ACCESS_DENIED
 v=$(out predict done_ms)
 check "... ended before the upstream's handshake did (${v:-?} ms)" \
     test "${v:-9999}" -lt 1000
 check_log "... logged as blocked" "$TMP/p.log" "$(kv event blocked)" \
     "$(kv host api.test)" "finished before the upstream's verdict"
-check_eq "... access line status=502" $((before + 1)) \
-    "$(log_count "$TMP/p.log" "$(kv event access)" "$(kv status 502)")"
+check "... access line status=502" wait_count "$TMP/p.log" $((before + 1)) \
+    "$(kv event access)" "$(kv status 502)"
 origin_settle "$TMP/o.log"
 check_eq "... not one byte reached the origin" "$bytes" \
     "$(origin_count "$TMP/o.log" bytes)"
@@ -305,6 +318,75 @@ check_eq "a hello refused while held: access line status=502" \
     $((before + 1)) \
     "$(log_count "$TMP/p.log" "$(kv event access)" "$(kv status 502)")"
 
-stop "$O_PID"
 stop_pinproxy "$PP" "$TMP/p.log"
+
+# Under an OpenSSL configuration that lets a client choose AES-CCM, a
+# suite pinproxy cannot seal an alert with, and that makes a client
+# whose first key share is P-384 get a HelloRetryRequest: with CCM the
+# whole answer waits for the verdict, as before (a refusal's alert then
+# goes in the clear); after a HelloRetryRequest the answer to the second
+# hello is cut as the first would have been.
+cat >"$TMP/openssl.cnf" <<EOC
+openssl_conf = init
+[init]
+ssl_conf = ssl
+[ssl]
+system_default = defaults
+[defaults]
+Groups = X25519:P-256
+Ciphersuites = TLS_AES_128_GCM_SHA256:TLS_AES_128_CCM_SHA256
+EOC
+P2=$(free_port)
+sed "s/^listen = .*/listen = 127.0.0.1:$P2/" "$TMP/p.conf" >"$TMP/p2.conf"
+start_pinproxy PP2 "$P2" "$TMP/p2.conf" "$TMP/p2.log" \
+    OPENSSL_CONF="$TMP/openssl.cnf" ||
+    bail_out "pinproxy is not listening on $P2"
+origin --cert "$PKI/chain.pem" --key "$PKI/leaf.key" --alpn http/1.1
+# sclient NAME ARGS...: openssl s_client through the second proxy.
+sclient()
+{
+	local name=$1
+	shift
+	openssl s_client -proxy "127.0.0.1:$P2" -connect api.test:443 \
+	    -servername api.test -alpn http/1.1 -CAfile "$TMP/ca.pem" \
+	    -verify_return_error "$@" </dev/null >"$TMP/$name.out" 2>&1
+}
+# early NAME: the bytes let go before the verdict of the last answer.
+early()
+{
+	log_lines "$TMP/p2.log" "answer for api.test (released|refused)" |
+	    tail -n 1 | sed -n 's/.*, \([0-9]*\) bytes of it let go.*/\1/p'
+}
+sclient learn2
+check_grep "second proxy: the first connection passes" \
+    "Verification: OK" "$TMP/learn2.out"
+sclient ccm -ciphersuites TLS_AES_128_CCM_SHA256
+check_grep "AES-CCM: the handshake completes" \
+    "Cipher is TLS_AES_128_CCM_SHA256" "$TMP/ccm.out"
+check_eq "AES-CCM: nothing let go before the verdict" 0 "$(early)"
+# (The origin now waits a second before its handshake, so that the
+# second hello comes before the verdict.)
+origin --cert "$PKI/chain.pem" --key "$PKI/leaf.key" --alpn http/1.1 \
+    --delay 1
+sclient hrr -groups P-384:X25519
+check_grep "HelloRetryRequest: the handshake completes" \
+    "Verification: OK" "$TMP/hrr.out"
+v=$(early)
+check "HelloRetryRequest: the second answer was cut (${v:-?} bytes)" \
+    test "${v:-0}" -gt 500
+origin --cert "$PKI/foreign-leaf-chain.pem" --key "$PKI/foreign-leaf.key" \
+    --alpn http/1.1 --delay 1
+sclient ccmbad -ciphersuites TLS_AES_128_CCM_SHA256
+check_grep "AES-CCM, verification fails: access_denied" \
+    "alert access denied" "$TMP/ccmbad.out"
+check_log "... the alert in the clear, nothing let go" "$TMP/p2.log" \
+    "answer for api.test refused, 0 bytes of it let go before the verdict, the alert in the clear"
+sclient hrrbad -groups P-384:X25519
+check_grep "HelloRetryRequest, verification fails: access_denied" \
+    "alert access denied" "$TMP/hrrbad.out"
+check_log "... the alert sealed behind the cut answer" "$TMP/p2.log" \
+    "answer for api.test refused, [0-9]{3,} bytes of it let go before the verdict, the alert sealed"
+
+stop "$O_PID"
+stop_pinproxy "$PP2" "$TMP/p2.log" "the second pinproxy:"
 done_testing

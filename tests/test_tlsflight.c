@@ -294,15 +294,35 @@ test_tls12(void **state)
 	refused(TLS1_2_VERSION, NULL);
 }
 
-/* A suite this cannot seal with: nothing, and no crash. */
+/* A suite this cannot seal with (AES-CCM, none): nothing, no crash. */
 static void
 test_sealed_unsupported(void **state)
 {
-	unsigned char	 rec[TLSFLIGHT_RECORD_MAX], secret[32] = { 0 };
+	const unsigned char	 ccm[2] = { 0x13, 0x04 }, gcm[2] = { 0x13, 0x01 };
+	unsigned char		 rec[TLSFLIGHT_RECORD_MAX], secret[32] = { 0 };
+	SSL_CTX			*ctx = SSL_CTX_new(TLS_method());
+	SSL			*ssl;
+	const SSL_CIPHER	*c;
 
 	(void)state;
+	assert_non_null(ctx);
+	ssl = SSL_new(ctx);
+	assert_non_null(ssl);
+	assert_false(tlsflight_can_seal(NULL));
 	assert_int_equal(tlsflight_sealed(NULL, secret, sizeof(secret), 0,
 	    40, rec), 0);
+	c = SSL_CIPHER_find(ssl, ccm);
+	assert_non_null(c);
+	assert_false(tlsflight_can_seal(c));
+	assert_int_equal(tlsflight_sealed(c, secret, sizeof(secret), 0, 40,
+	    rec), 0);
+	c = SSL_CIPHER_find(ssl, gcm);
+	assert_non_null(c);
+	assert_true(tlsflight_can_seal(c));
+	assert_int_equal(tlsflight_sealed(c, secret, sizeof(secret), 0, 40,
+	    rec), TLSFLIGHT_RECORD_MAX);
+	SSL_free(ssl);
+	SSL_CTX_free(ctx);
 }
 
 int
