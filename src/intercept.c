@@ -4,7 +4,8 @@
  * client's handshake with a forged leaf, then the relay. With a guess of
  * the upstream's ALPN choice the client's handshake runs beside the
  * upstream's, and the last record of its flight waits for the verdict
- * (tlsflight.h). Every refusal is a fatal TLS alert; nothing is relayed.
+ * (tlsflight.h). Every refusal is a fatal TLS alert where the client can
+ * be sent one; nothing is relayed.
  * The client's TLS always runs on its socket: bytes read with the CONNECT
  * head reach OpenSSL first through a small BIO in front of the socket, so
  * no buffer grows behind a client that stops reading.
@@ -554,9 +555,10 @@ intercept_flush_cb(evutil_socket_t fd, short what, void *arg)
 
 /*
  * Answer the client's hello on its socket: the TLS bufferevent takes over
- * the socket and becomes the client's transport. With hold, the answer
- * stays in the BIO until intercept_release(). False when the connection
- * ended.
+ * the socket and becomes the client's transport. With hold, all but the
+ * last record of the answer goes when written (intercept_bio_early()),
+ * the rest stays in the BIO until intercept_release(). False when the
+ * connection ended.
  */
 static bool
 intercept_handshake_client(struct intercept *ic, bool hold)
@@ -1026,8 +1028,8 @@ intercept_start(struct phase_ctx *x, const struct intercept_args *a)
 	    intercept_upstream_tls_cb, ic))
 		return;
 	/*
-	 * With a guess, the client's handshake runs meanwhile, held: the
-	 * upstream's hello is out already, so the upstream works on its part
+	 * With a guess, the client's handshake runs meanwhile, its last
+	 * record held: the upstream's hello is out already, so the upstream works on its part
 	 * while pinproxy works on the client's. Without one, the client's
 	 * socket is watched meanwhile (not while the 200 is still queued:
 	 * see tunnel_watch_dial()).

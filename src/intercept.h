@@ -2,8 +2,9 @@
  * Interception, the phase after a CONNECT's ClientHello named a host to
  * verify: the upstream's TLS handshake, its chain and the pin verdict, and
  * only then the client's handshake with a leaf forged by the CA of the
- * connection's generation. A refusal is a fatal TLS alert; nothing is
- * relayed before both handshakes completed.
+ * connection's generation (or its answer but the last record before:
+ * tlsflight.h). A refusal is a fatal TLS alert where the client can be
+ * sent one; nothing is relayed before both handshakes completed.
  */
 #ifndef PINPROXY_INTERCEPT_H
 #define PINPROXY_INTERCEPT_H
@@ -13,7 +14,7 @@
 
 #include "phase.h"
 
-/* TLS alert descriptions sent in a bare alert record. */
+/* TLS alert descriptions of a refusal. */
 #define INTERCEPT_ALERT_HANDSHAKE_FAILURE	40
 #define INTERCEPT_ALERT_ACCESS_DENIED		49
 #define INTERCEPT_ALERT_UNRECOGNIZED_NAME	112
@@ -48,8 +49,9 @@ extern const struct phase_ops intercept_ops;
  * Run as x's phase with a (copied as needed); it ends in phase_done().
  * When the upstream for that host, port and pin set chose an ALPN
  * protocol in this generation before, and the client offers it, the
- * client's handshake runs beside the upstream's with that protocol, its
- * answer held until the upstream passed and chose the same.
+ * client's handshake runs beside the upstream's with that protocol: all
+ * of its answer but the last record goes at once, that record waits
+ * until the upstream passed and chose the same (tlsflight.h).
  */
 void		 intercept_start(struct phase_ctx *x,
 		    const struct intercept_args *a);

@@ -351,7 +351,7 @@ sclient()
 	    -servername api.test -alpn http/1.1 -CAfile "$TMP/ca.pem" \
 	    -verify_return_error "$@" </dev/null >"$TMP/$name.out" 2>&1
 }
-# early NAME: the bytes let go before the verdict of the last answer.
+# early: the bytes let go before the verdict of the last answer.
 early()
 {
 	log_lines "$TMP/p2.log" "answer for api.test (released|refused)" |
@@ -376,6 +376,8 @@ check "HelloRetryRequest: the second answer was cut (${v:-?} bytes)" \
     test "${v:-0}" -gt 500
 origin --cert "$PKI/foreign-leaf-chain.pem" --key "$PKI/foreign-leaf.key" \
     --alpn http/1.1 --delay 1
+origin_settle "$TMP/o.log"
+bytes=$(origin_count "$TMP/o.log" bytes)
 sclient ccmbad -ciphersuites TLS_AES_128_CCM_SHA256
 check_grep "AES-CCM, verification fails: access_denied" \
     "alert access denied" "$TMP/ccmbad.out"
@@ -386,6 +388,9 @@ check_grep "HelloRetryRequest, verification fails: access_denied" \
     "alert access denied" "$TMP/hrrbad.out"
 check_log "... the alert sealed behind the cut answer" "$TMP/p2.log" \
     "answer for api.test refused, [0-9]{3,} bytes of it let go before the verdict, the alert sealed"
+origin_settle "$TMP/o.log"
+check_eq "AES-CCM and HelloRetryRequest refused: not one byte reached the origin" \
+    "$bytes" "$(origin_count "$TMP/o.log" bytes)"
 
 stop "$O_PID"
 stop_pinproxy "$PP2" "$TMP/p2.log" "the second pinproxy:"
