@@ -199,6 +199,15 @@ intercept_bio_flush(BIO *b)
 	return true;
 }
 
+/* The suite the client's handshake chose, or NULL. */
+static const SSL_CIPHER *
+intercept_cipher(const SSL *ssl)
+{
+	const SSL_CIPHER	*c = SSL_get_current_cipher(ssl);
+
+	return c != NULL ? c : SSL_get_pending_cipher(ssl);
+}
+
 /*
  * Whether a refusal could seal its alert for this TLS 1.3 connection: a
  * suite tlsflight_sealed() knows, and the handshake secret from the key
@@ -208,11 +217,9 @@ static bool
 intercept_can_seal(SSL *ssl)
 {
 	const struct intercept	*ic = SSL_get_ex_data(ssl, intercept_ssl_index);
-	const SSL_CIPHER	*c = SSL_get_current_cipher(ssl);
 
-	if (c == NULL)
-		c = SSL_get_pending_cipher(ssl);
-	return ic != NULL && ic->hs_secret_len > 0 && tlsflight_can_seal(c);
+	return ic != NULL && ic->hs_secret_len > 0 &&
+	    tlsflight_can_seal(intercept_cipher(ssl));
 }
 
 /*
@@ -612,11 +619,9 @@ static size_t
 intercept_sealed_alert(struct intercept *ic, unsigned int seq,
     unsigned char alert, unsigned char *rec)
 {
-	const SSL_CIPHER	*c = SSL_get_current_cipher(ic->x->tls);
+	const SSL_CIPHER	*c = intercept_cipher(ic->x->tls);
 	size_t			 n = 0;
 
-	if (c == NULL)
-		c = SSL_get_pending_cipher(ic->x->tls);
 	if (ic->hs_secret_len > 0)
 		n = tlsflight_sealed(c, ic->hs_secret, ic->hs_secret_len, seq,
 		    alert, rec);
