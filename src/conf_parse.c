@@ -1142,13 +1142,10 @@ conf_set_upstream(struct conf_parse *p, const char *value, char *err,
 		snprintf(err, errlen, "an IPv6 address goes in brackets");
 		return false;
 	case HOSTPORT_BAD_PORT:
-		/* The message of the port alone, as for listen. */
-		colon = strrchr(value, ':');
-		if (!cv_port(colon != NULL ? colon + 1 : "", &port, err,
-		    errlen))
-			return false;
-		snprintf(err, errlen, "not a port: %s", colon + 1);
-		return false;
+		/* The port text hostport_parse() refused, told as for listen. */
+		colon = strchr(value[0] == '[' ? strchr(value, ']') : value,
+		    ':');
+		return cv_port(colon + 1, &port, err, errlen);
 	case HOSTPORT_BAD_HOST:
 		snprintf(err, errlen, "not a host name or address: %.*s",
 		    (int)strcspn(value, value[0] == '[' ? "]" : ":") +
