@@ -944,7 +944,7 @@ intercept_free(void *arg)
 {
 	struct intercept	*ic = arg;
 
-	upstream_free(ic->up);
+	upstream_release(ic->up);
 	OPENSSL_cleanse(ic->hs_secret, sizeof(ic->hs_secret));
 	event_free(ic->timer);
 	sockwatch_free(&ic->gone_ev);

@@ -750,6 +750,8 @@ proxy_reload(struct proxy *p)
 		p->env.rc = rc;
 		pool_set_generation(p->env.pool, rc->generation);
 		pool_set_max_idle(p->env.pool, conf->max_connections);
+		upstream_alone_set_max(p->env.sinks.alone,
+		    conf->max_connections);
 		/* Nor is a key it denies used a moment longer. */
 		conn_recheck_all(&p->env);
 		tcpfwd_recheck_all(p->fwd);
@@ -903,6 +905,7 @@ proxy_teardown(struct proxy *p)
 
 	conn_close_all(&p->env);
 	tcpfwd_free(p->fwd);
+	upstream_alone_free(p->env.sinks.alone);
 	for (i = 0; i < p->nlisten; i++)
 		if (p->listeners[i] != NULL)
 			evconnlistener_free(p->listeners[i]);
@@ -988,6 +991,8 @@ proxy_main(struct conf *conf, const char *path, bool debug)
 	    THROTTLE_MISMATCH_SECONDS);
 	p.env.sinks.dials = dialring_new();
 	p.env.sinks.current = &p.env.rc;
+	p.env.sinks.alone = upstream_alone_new();
+	upstream_alone_set_max(p.env.sinks.alone, conf->max_connections);
 	if (!proxy_open_outputs(&p, conf, &p.env.sinks.report, &p.stats, err,
 	    sizeof(err)) || !proxy_observe_for(NULL, conf,
 	    &p.env.sinks.observe, err, sizeof(err))) {

@@ -106,7 +106,7 @@ tcpfwd_conn_close(struct tcpfwd_conn *c)
 
 	relay_free(c->relay);
 	linger_free(c->linger);
-	upstream_free(c->up);
+	upstream_release(c->up);
 	sockwatch_free(&c->dial_ev);
 	if (c->client != NULL)
 		bufferevent_free(c->client);

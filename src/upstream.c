@@ -6,6 +6,7 @@
  */
 #include "config.h"
 
+#include <sys/queue.h>
 #include <sys/socket.h>
 
 #include <arpa/inet.h>
@@ -97,6 +98,13 @@ struct upstream {
 	int				 hello_errno;
 	struct pincheck_result		 pins;
 	char				 reason[256];
+	TAILQ_ENTRY(upstream)		 alone_entry;	/* released */
+};
+
+struct upstream_alone {
+	TAILQ_HEAD(, upstream)	 list;
+	size_t			 n;
+	size_t			 max;
 };
 
 /* Not an evutil_getaddrinfo result: no answer has come yet. */
@@ -1211,6 +1219,85 @@ upstream_same_target(const struct upstream *a, const struct upstream *b)
 {
 	return a->rc == b->rc && a->port == b->port && a->tls == b->tls &&
 	    strcmp(a->host, b->host) == 0;
+}
+
+/* A released handshake reached its verdict, logged and reported. */
+static void
+upstream_alone_done(struct upstream *u, enum upstream_status st, void *arg)
+{
+	struct upstream_alone	*a = arg;
+
+	log_msg(EV_DEBUG, "the upstream handshake for %s:%u that ran on "
+	    "without client %s ended: %s", u->host, u->port, u->client,
+	    st == UPSTREAM_OK ? "passed" : u->reason[0] != '\0' ? u->reason :
+	    http_error_details(upstream_outcomes[st].error));
+	TAILQ_REMOVE(&a->list, u, alone_entry);
+	a->n--;
+	upstream_free(u);
+}
+
+void
+upstream_release(struct upstream *u)
+{
+	struct upstream_alone	*a;
+
+	if (u == NULL)
+		return;
+	a = u->sinks->alone;
+	if (u->state != UPSTREAM_HANDSHAKING) {
+		upstream_free(u);
+		return;
+	}
+	if (a == NULL || a->n >= a->max) {
+		log_msg(EV_DEBUG, "client %s is gone: the upstream handshake "
+		    "for %s:%u is abandoned (%zu others run on alone)",
+		    u->client, u->host, u->port, a != NULL ? a->n : 0);
+		upstream_free(u);
+		return;
+	}
+	log_msg(EV_DEBUG, "client %s is gone: the upstream handshake for "
+	    "%s:%u runs on alone to its verdict", u->client, u->host,
+	    u->port);
+	u->cb = upstream_alone_done;
+	u->arg = a;
+	TAILQ_INSERT_TAIL(&a->list, u, alone_entry);
+	a->n++;
+}
+
+struct upstream_alone *
+upstream_alone_new(void)
+{
+	struct upstream_alone	*a;
+
+	a = xcalloc(1, sizeof(*a));
+	TAILQ_INIT(&a->list);
+	return a;
+}
+
+void
+upstream_alone_set_max(struct upstream_alone *a, size_t max)
+{
+	a->max = max;
+}
+
+size_t
+upstream_alone_count(const struct upstream_alone *a)
+{
+	return a->n;
+}
+
+void
+upstream_alone_free(struct upstream_alone *a)
+{
+	struct upstream	*u;
+
+	if (a == NULL)
+		return;
+	while ((u = TAILQ_FIRST(&a->list)) != NULL) {
+		TAILQ_REMOVE(&a->list, u, alone_entry);
+		upstream_free(u);
+	}
+	free(a);
 }
 
 void

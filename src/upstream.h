@@ -28,6 +28,7 @@ struct metrics;
 struct observe;
 struct report;
 struct throttle;
+struct upstream_alone;
 
 enum upstream_status {
 	UPSTREAM_OK,
@@ -72,6 +73,8 @@ struct upstream_sinks {
 	 * its deny pins too.
 	 */
 	struct runconf *const	*current;
+	/* Where released handshakes finish (NULL: they are freed). */
+	struct upstream_alone	*alone;
 };
 
 struct upstream_params {
@@ -218,5 +221,25 @@ bool		 upstream_same_target(const struct upstream *a,
 		    const struct upstream *b);
 /* Close and free (NULL ok); cancels whatever is in progress. */
 void		 upstream_free(struct upstream *u);
+
+/*
+ * The caller is done with u (NULL ok), its client gone: a TLS handshake
+ * under way runs on alone to its verdict, which is logged and reported
+ * as any, and is then freed; anything else is freed now. A client that
+ * leaves or refuses the forged certificate before the verdict must not
+ * keep a pin mismatch out of the log and the report. Alone, u has its
+ * own deadline (connect_timeout) and sends no application byte.
+ */
+void		 upstream_release(struct upstream *u);
+
+/*
+ * The handshakes running alone, at most max at once (the daemon's
+ * max_connections): beyond, a released one is freed at once.
+ */
+struct upstream_alone	*upstream_alone_new(void);
+void		 upstream_alone_set_max(struct upstream_alone *, size_t max);
+size_t		 upstream_alone_count(const struct upstream_alone *);
+/* Free it and every handshake still running alone (NULL ok). */
+void		 upstream_alone_free(struct upstream_alone *);
 
 #endif

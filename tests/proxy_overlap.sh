@@ -59,6 +59,7 @@ ca_key = $TMP/ca.key
 trust = $PKI/root.pem
 log_level = debug
 connect_ports = 443 $OX
+report_file = $TMP/reports.jsonl
 
 [pins:api]
 hosts = api.test
@@ -302,6 +303,67 @@ left_early leaveserial "left while waiting for the upstream (no guess)" \
     --alpn x-none-before
 check_eq "left while waiting for the upstream: in series" $((n + 1)) \
     "$(beside)"
+
+# A client that is gone before the verdict does not end the upstream's
+# check: it runs on to its verdict, and a pin mismatch is logged and
+# reported as for a client that stayed (a new leaf under the other
+# intermediate each time, so that no line or report is a repeat). The
+# upstream waits a second before its handshake; nothing reaches it.
+# gone_verdict NAME WHAT ARGS...: the client NAME (connect's ARGS, or
+# --plain: a plaintext request, which pinproxy upgrades, then a reset)
+# ends before the verdict; then the verdict on leaf NAME is logged and
+# reported.
+gone_verdict()
+{
+	local name=$1 what=$2 mism reps bytes
+	shift 2
+	sh "$MKPKI" leaf "$PKI" "$name" "DNS:api.test" inter2 >/dev/null \
+	    2>&1 || bail_out "mkpki.sh leaf failed"
+	origin --cert "$PKI/$name-chain.pem" --key "$PKI/$name.key" \
+	    --alpn http/1.1 --delay 1
+	mism=$(log_count "$TMP/p.log" "$(kv event pin_mismatch)")
+	reps=$(grep -c . "$TMP/reports.jsonl" 2>/dev/null)
+	bytes=$(origin_count "$TMP/o.log" bytes)
+	if [ "$1" = --plain ]; then
+		python3 -c '
+import socket, struct, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"GET http://api.test/hello HTTP/1.1\r\nHost: api.test\r\n\r\n")
+time.sleep(0.3)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+s.close()' "$P"
+	else
+		connect "$name" "$@"
+	fi
+	check "$what: the pin_mismatch is logged" wait_count "$TMP/p.log" \
+	    $((mism + 1)) "$(kv event pin_mismatch)" "$(kv host api.test)"
+	check "$what: and reported" wait_count "$TMP/reports.jsonl" \
+	    $((${reps:-0} + 1)) '"hostname":"api.test"'
+	origin_settle "$TMP/o.log"
+	check_eq "$what: the origin got no application byte" "$bytes" \
+	    "$(origin_count "$TMP/o.log" bytes)"
+}
+origin --cert "$PKI/chain.pem" --key "$PKI/leaf.key" --alpn http/1.1
+connect learngone --alpn http/1.1 --get /hello
+check_out "a guess for http/1.1 once more" learngone body \
+    'hello from origin\n'
+n=$(beside)
+gone_verdict goneuntrusted "refused the certificate before the verdict" \
+    --alpn http/1.1 --get /hello --cafile "$PKI/root.pem"
+check_out "refused the certificate before the verdict: so it did" \
+    goneuntrusted tls error
+check_eq "refused the certificate before the verdict: it was held" \
+    $((n + 1)) "$(beside)"
+gone_verdict goneheld "left while its answer was held" --alpn http/1.1 \
+    --leave 0.3
+check_eq "left while its answer was held: it was held" $((n + 2)) \
+    "$(beside)"
+gone_verdict goneserial "left while waiting for the upstream (no guess)" \
+    --alpn x-none-before-either --leave 0.3
+check_eq "left while waiting for the upstream: in series" $((n + 2)) \
+    "$(beside)"
+gone_verdict goneplain "a plaintext request, reset before the verdict" \
+    --plain
 
 # A client whose hello the held handshake refuses (it offers TLS 1.1
 # only): a TLS failure as ever (status 502, logged), not a client that

@@ -518,6 +518,54 @@ check_log "forwarder: a client that reset during the dial ends at once \
     "$(kv status 0)"
 stop_pinproxy "$Y" "$TMP/fy.log"
 
+# A client that resets before the verdict does not end the check with
+# its connection: the handshake runs on alone, and the pin mismatch of a
+# server that answers late (a second after the accept) is logged all the
+# same.
+SL=$(free_port)
+start_server SLOW "$TMP/slow.log" python3 "$ECHO" --port "$SL" \
+    --cert "$PKI/chain.pem" --key "$PKI/leaf.key" --log "$TMP/slow.log" \
+    --delay 1
+PL=$(free_port)
+FL=$(free_port)
+one_forwarder "$PL" "log_level = debug" late "$FL" "127.0.0.1:$SL" \
+    "sni = api.test
+pin = $PIN_FOREIGN" >"$TMP/fl.conf"
+start_pinproxy L "$PL" "$TMP/fl.conf" "$TMP/fl.log" ||
+    bail_out "pinproxy L did not start"
+# (Asked of the kernel: a probe connection would be such a client too.)
+for (( i = 0; i < WAIT_TICKS; i++ )); do
+	[ -n "$(ss -Hltn "sport = :$FL")" ] && break
+	t_sleep 0.05
+done
+cport=$(python3 -c '
+import socket, struct, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+print(s.getsockname()[1], flush=True)
+time.sleep(0.2)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+s.close()' "$FL")
+check_log "forwarder: a client that reset before the verdict ends then" \
+    "$TMP/fl.log" "$(kv event access)" "$(kv mode forward)" \
+    "$(kv client "127.0.0.1:$cport")" "$(kv status 0)"
+ran="handshake for api.test:$SL that ran on without client 127.0.0.1:$cport"
+ran+=" ended: no pin of \[pins:forward:late\]"
+for (( i = 0; i < WAIT_TICKS; i++ )); do
+	[ "$(log_count "$TMP/fl.log" "$ran")" -gt 0 ] && break
+	t_sleep 0.05
+done
+check_log "forwarder: ... its handshake ran on alone to the pin verdict" \
+    "$TMP/fl.log" "$ran"
+check_log "forwarder: ... and the pin mismatch is logged" "$TMP/fl.log" \
+    "$(kv event pin_mismatch)" "$(kv host api.test)" \
+    "$(kv pinset forward:late)"
+origin_settle "$TMP/slow.log"
+check_eq "forwarder: ... the server received 0 bytes" '"bytes": 0' \
+    "$(grep -F '"event": "close"' "$TMP/slow.log" | tail -n 1 |
+    grep -oE '"bytes": [0-9]+')"
+stop_pinproxy "$L" "$TMP/fl.log"
+stop "$SLOW"
+
 # A server that speaks first (a banner), and a client that shuts down its
 # side at once and reads: the banner comes, then the end.
 BN=$(free_port)

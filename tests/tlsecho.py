@@ -2,8 +2,10 @@
 """A TLS echo server for the forwarder tests, on 127.0.0.1 only.
 
 tlsecho.py --port PORT (--cert CHAIN --key KEY | --plain) --log FILE
+        [--delay S]
     Echo every byte back on each connection until the client's end, then
-    close (without a close_notify of its own). FILE gets one JSON line per
+    close (without a close_notify of its own); with --delay, wait S
+    seconds after each accept before the handshake. FILE gets one JSON line per
     event: {"event": "accept"} and {"event": "close", "bytes": N, "end":
     HOW} with the bytes received on that connection and how the client
     ended: "close_notify", "bare" (TLS stopped without one), "fin"
@@ -50,6 +52,7 @@ def serve(args):
         log(args.log, lock, event="accept")
         try:
             conn = raw
+            time.sleep(args.delay)
             if ctx is not None:
                 conn = ctx.wrap_socket(raw, server_side=True,
                                        suppress_ragged_eofs=False)
@@ -136,6 +139,7 @@ def main():
     ap.add_argument("--size", type=int, default=8 * 1024 * 1024)
     ap.add_argument("--send")
     ap.add_argument("--stall", type=float, default=0)
+    ap.add_argument("--delay", type=float, default=0)
     args = ap.parse_args()
     if args.client is not None:
         client(args)
