@@ -121,7 +121,7 @@ forward_drop(struct forward *f)
 	if (f->use != NULL)
 		pool_drop(f->x->env->pool, f->use, f->up);
 	else
-		upstream_free(f->up);
+		upstream_release(f->up);
 	f->up = NULL;
 	f->use = NULL;
 }

@@ -30,6 +30,7 @@ static const struct log_event_def log_events[EV__COUNT] = {
 	[EV_PIN_DENIED] =	{ "pin_denied",		LL_WARN },
 	[EV_BLOCKED] =		{ "blocked",		LL_INFO },
 	[EV_UPSTREAM_ERROR] =	{ "upstream_error",	LL_WARN },
+	[EV_CHECK_ABANDONED] =	{ "check_abandoned",	LL_WARN },
 	[EV_CLIENT_TLS_FAILED] = { "client_tls_failed",	LL_WARN },
 	[EV_ACCESS] =		{ "access",		LL_INFO },
 	[EV_STOPPING] =		{ "stopping",		LL_INFO },

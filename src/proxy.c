@@ -65,11 +65,12 @@
 
 /*
  * Descriptors one connection may hold: its client and its upstream, an
- * idle pooled upstream, and a blind tunnel's two pipes for splice (two
- * ends each); and those beside them (listeners, the log, report and
- * observe files, DNS).
+ * idle pooled upstream, a blind tunnel's two pipes for splice (two ends
+ * each), and an upstream handshake left running alone once its client is
+ * gone (upstream_release()); and those beside them (listeners, the log,
+ * report and observe files, DNS).
  */
-#define PROXY_FDS_PER_CONN	7
+#define PROXY_FDS_PER_CONN	8
 #define PROXY_FDS_SPARE		64
 
 struct proxy {
@@ -793,6 +794,8 @@ proxy_stop(struct proxy *p)
 	p->nlisten = 0;
 	tcpfwd_stop_listening(p->fwd);
 	p->stopping = true;
+	/* No verdict is waited for that no client waits for. */
+	upstream_alone_close(p->env.sinks.alone);
 	conn_shutdown_all(&p->env);
 	if (p->env.nconns == 0) {
 		proxy_stopped(p, "connections finished");

@@ -33,6 +33,7 @@
 #include "hostport.h"
 #include "log.h"
 #include "metrics.h"
+#include "monotime.h"
 #include "relay.h"
 #include "observe.h"
 #include "report.h"
@@ -105,7 +106,13 @@ struct upstream_alone {
 	TAILQ_HEAD(, upstream)	 list;
 	size_t			 n;
 	size_t			 max;
+	bool			 closed;	/* stopping: free at once */
+	unsigned long		 abandoned;	/* since the last line */
+	long long		 warned_us;	/* that line, monotime_us() */
 };
+
+/* At most one check_abandoned line in this many seconds. */
+#define UPSTREAM_ABANDONED_LOG_SECONDS	60
 
 /* Not an evutil_getaddrinfo result: no answer has come yet. */
 #define UPSTREAM_NO_ANSWER	1
@@ -1236,6 +1243,37 @@ upstream_alone_done(struct upstream *u, enum upstream_status st, void *arg)
 	upstream_free(u);
 }
 
+/*
+ * max handshakes run alone already: u's verdict is lost. Said at warn
+ * level, the first time and then at most once a minute with the count.
+ */
+static void
+upstream_abandon(struct upstream_alone *a, struct upstream *u)
+{
+	struct logline	 l;
+	long long	 now = (long long)monotime_us();
+
+	a->abandoned++;
+	if (a->warned_us != 0 && now - a->warned_us <
+	    UPSTREAM_ABANDONED_LOG_SECONDS * 1000000LL) {
+		log_msg(EV_DEBUG, "client %s is gone: the upstream handshake "
+		    "for %s:%u is abandoned", u->client, u->host, u->port);
+	} else {
+		log_begin(&l, EV_CHECK_ABANDONED);
+		log_str(&l, LK_HOST, u->host);
+		log_int(&l, LK_PORT, u->port);
+		log_str(&l, LK_CLIENT, u->client);
+		log_int(&l, LK_COUNT, (long long)a->abandoned);
+		log_str(&l, LK_MSG, "the client is gone and max_connections "
+		    "handshakes run on without theirs: this one's verdict is "
+		    "not waited for");
+		log_end(&l);
+		a->warned_us = now;
+		a->abandoned = 0;
+	}
+	upstream_free(u);
+}
+
 void
 upstream_release(struct upstream *u)
 {
@@ -1248,11 +1286,12 @@ upstream_release(struct upstream *u)
 		upstream_free(u);
 		return;
 	}
-	if (a == NULL || a->n >= a->max) {
-		log_msg(EV_DEBUG, "client %s is gone: the upstream handshake "
-		    "for %s:%u is abandoned (%zu others run on alone)",
-		    u->client, u->host, u->port, a != NULL ? a->n : 0);
+	if (a == NULL || a->closed) {
 		upstream_free(u);
+		return;
+	}
+	if (a->n >= a->max) {
+		upstream_abandon(a, u);
 		return;
 	}
 	log_msg(EV_DEBUG, "client %s is gone: the upstream handshake for "
@@ -1280,23 +1319,25 @@ upstream_alone_set_max(struct upstream_alone *a, size_t max)
 	a->max = max;
 }
 
-size_t
-upstream_alone_count(const struct upstream_alone *a)
-{
-	return a->n;
-}
-
 void
-upstream_alone_free(struct upstream_alone *a)
+upstream_alone_close(struct upstream_alone *a)
 {
 	struct upstream	*u;
 
 	if (a == NULL)
 		return;
+	a->closed = true;
 	while ((u = TAILQ_FIRST(&a->list)) != NULL) {
 		TAILQ_REMOVE(&a->list, u, alone_entry);
+		a->n--;
 		upstream_free(u);
 	}
+}
+
+void
+upstream_alone_free(struct upstream_alone *a)
+{
+	upstream_alone_close(a);
 	free(a);
 }
 

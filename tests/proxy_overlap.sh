@@ -365,6 +365,32 @@ check_eq "left while waiting for the upstream: in series" $((n + 2)) \
 gone_verdict goneplain "a plaintext request, reset before the verdict" \
     --plain
 
+# At most max_connections handshakes run on alone: with 1, the second
+# client gone while the first's runs loses its verdict, said at warn
+# level; a stop then closes the one running (at once, cleanly).
+origin --cert "$PKI/chain.pem" --key "$PKI/leaf.key" --alpn http/1.1 \
+    --delay 3
+P3=$(free_port)
+sed -e "s/^listen = .*/listen = 127.0.0.1:$P3/" \
+    -e '/^\[proxy\]/a max_connections = 1' "$TMP/p.conf" >"$TMP/p3.conf"
+start_pinproxy PP3 "$P3" "$TMP/p3.conf" "$TMP/p3.log" ||
+    bail_out "pinproxy is not listening on $P3"
+for name in capfirst capsecond; do
+	python3 "$CLIENT" --proxy "$P3" --connect "api.test:443" \
+	    --sni api.test --cafile "$TMP/ca.pem" --alpn x-cap \
+	    --leave 0.3 >"$TMP/$name.out" 2>&1
+done
+check_log "max_connections = 1: the first runs on alone" "$TMP/p3.log" \
+    "upstream handshake for api.test:443 runs on alone"
+check_log "... the second's verdict is not waited for (warn)" "$TMP/p3.log" \
+    "^level=warn " "$(kv event check_abandoned)" "$(kv host api.test)" \
+    "$(kv count 1)"
+check_eq "... one line" 1 \
+    "$(log_count "$TMP/p3.log" "$(kv event check_abandoned)")"
+stop_pinproxy "$PP3" "$TMP/p3.log"
+check_log "... a stop does not wait for the one running" "$TMP/p3.log" \
+    "$(kv event stopped)" "$(kv reason "connections finished")"
+
 # A client whose hello the held handshake refuses (it offers TLS 1.1
 # only): a TLS failure as ever (status 502, logged), not a client that
 # left.
