@@ -97,7 +97,12 @@ tls_upstream_keep(struct tls_upstream_conn *tc, SSL_SESSION *sess)
 	struct tls_upstream_session	*s, *oldest = NULL, *slot = NULL;
 	size_t				 i, same = 0;
 
-	if (t->retired) {
+	/*
+	 * Nor after a report-only verdict: a resumed connection has no
+	 * chain to report, and each new one is to be checked and reported
+	 * as the first was, not stand on one report for the session's life.
+	 */
+	if (t->retired || tc->res.verdict == PIN_REPORT_ONLY) {
 		SSL_SESSION_free(sess);
 		return;
 	}

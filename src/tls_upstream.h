@@ -88,7 +88,8 @@ bool			 tls_upstream_judged(const SSL *ssl,
 			    struct tls_upstream_verdict *v);
 /*
  * The full handshake of ssl passed verification and the pin check with
- * res: its sessions, now or when they arrive, may be kept for resumption.
+ * res: its sessions, now or when they arrive, may be kept for resumption
+ * (not after a report-only verdict, which each new connection repeats).
  */
 void			 tls_upstream_passed(SSL *ssl,
 			    const struct pincheck_result *res);

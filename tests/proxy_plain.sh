@@ -349,6 +349,19 @@ check_eq "enforce = no, wrong pin: the origin's body" "$HELLO" \
 check_log "enforce = no: event=pin_mismatch enforced=no" "$TMP/a.log" \
     "$(kv event pin_mismatch)" "$(kv host reportonly.test)" \
     "$(kv pinset set-reportonly)" "$(kv enforced no)"
+# A report-only verdict is not resumed: each new upstream connection
+# (here the origin closes each after its answer) has its chain checked
+# and reported again, rather than one report standing for hours of
+# resumed sessions. (The first takes the connection of the one above.)
+for i in 2 3 4; do
+	fetch "reportonly$i" "$PA" "http://reportonly.test/close" >/dev/null
+done
+origin_settle "$TMP/om.log"
+check_eq "enforce = no: three upstream connections" 3 \
+    "$(origin_count "$TMP/om.log" tls '"sni": "reportonly.test"')"
+check_eq "enforce = no: none of them resumed" 0 \
+    "$(log_grep "$TMP/om.log" -c '"event": "tls"' \
+    '"sni": "reportonly.test"' '"resumed": true')"
 code=$(fetch expired "$PA" "http://expired.test/hello")
 check_status "expired pin set, wrong pin: 200" 200 "$code" expired
 check_eq "expired pin set, wrong pin: the origin's body" "$HELLO" \
