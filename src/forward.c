@@ -24,6 +24,8 @@
 #include "pincheck.h"
 #include "pool.h"
 #include "relay.h"
+#include "sockprog.h"
+#include "sockwatch.h"
 #include "upstream.h"
 #include "xmalloc.h"
 
@@ -71,6 +73,7 @@ struct forward {
 	char			*offer;		/* request's Upgrade list */
 	uint64_t		 resp_bytes;	/* from the upstream */
 	uint64_t		 body_up;	/* request body sent upstream */
+	struct event		*dial_ev;	/* the client, while CONNECTING */
 };
 
 static void	forward_open(struct forward *);
@@ -118,10 +121,10 @@ forward_drop(struct forward *f)
 {
 	if (f->up != NULL && !f->req_done)
 		linger_reset(upstream_fd(f->up));
+	/* A handshake under way runs on to its verdict, not counted in use. */
 	if (f->use != NULL)
-		pool_drop(f->x->env->pool, f->use, f->up);
-	else
-		upstream_release(f->up);
+		pool_drop(f->x->env->pool, f->use, NULL);
+	upstream_release(f->up);
 	f->up = NULL;
 	f->use = NULL;
 }
@@ -702,6 +705,9 @@ forward_upstream_cb(struct upstream *u, enum upstream_status st, void *arg)
 {
 	struct forward	*f = arg;
 
+	/* Opened and checked, or failed: the client is read or answered. */
+	if (st != UPSTREAM_OK || upstream_bev(u) != NULL || !f->tls)
+		sockwatch_free(&f->dial_ev);
 	if (st != UPSTREAM_OK) {
 		forward_failed(f, st);
 		return;
@@ -720,6 +726,26 @@ forward_upstream_cb(struct upstream *u, enum upstream_status st, void *arg)
 	    sizeof(forward_alpn_http11) - 1, false, forward_upstream_cb, f);
 }
 
+/*
+ * The client's socket while its upstream is opened and checked, when
+ * nothing reads it: a reset ends the exchange now, not after the verdict
+ * (a TLS handshake under way runs on alone to it, upstream_release()). A
+ * FIN is a half-close HTTP allows, and bytes are a next request: both
+ * wait. Edge-triggered, so neither wakes it again; not while an earlier
+ * answer is still written (see tunnel_watch_dial()).
+ */
+static void
+forward_dial_watch_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct forward	*f = arg;
+
+	if (f->state != FORWARD_CONNECTING || !sockprog_failed(fd))
+		return;
+	log_msg(EV_DEBUG, "client %s reset while %s was opened", f->x->client,
+	    f->host);
+	forward_client_gone(f);
+}
+
 /* Open a new upstream for the exchange. */
 static void
 forward_open(struct forward *f)
@@ -732,6 +758,10 @@ forward_open(struct forward *f)
 	f->reused = false;
 	f->up_private = false;
 	bufferevent_disable(f->x->bev, EV_READ);
+	if (f->dial_ev == NULL &&
+	    evbuffer_get_length(bufferevent_get_output(f->x->bev)) == 0)
+		f->dial_ev = sockwatch_new(f->x->env->base, f->x->fd,
+		    forward_dial_watch_cb, f);
 	f->up = upstream_connect(&p, forward_upstream_cb, f);
 }
 
@@ -876,6 +906,7 @@ forward_free(void *arg)
 	forward_release(f);
 	if (f->kept_private)
 		pool_forget(f->x->env->pool, f->x->id);
+	sockwatch_free(&f->dial_ev);
 	http_msg_free(f->resp);
 	evbuffer_free(f->pending);
 	free(f->offer);

@@ -261,8 +261,10 @@ tcpfwd_connected_cb(struct upstream *u, enum upstream_status st, void *arg)
 
 /*
  * While the server is dialled and judged, the client's reading is off: a
- * client that resets ends it at once (the dial goes with it), instead of
- * holding its place in max_connections until connect_timeout. Its FIN
+ * client that resets ends its connection at once (a dial still under way
+ * goes with it; a TLS handshake under way runs on to its verdict,
+ * upstream_release()), instead of holding its place in max_connections
+ * until connect_timeout. Its FIN
  * says nothing of the kind: a client that half-closes at once still
  * reads what the server says first (a banner), and gets it.
  */

@@ -1230,7 +1230,8 @@ upstream_same_target(const struct upstream *a, const struct upstream *b)
 
 /* A released handshake reached its verdict, logged and reported. */
 static void
-upstream_alone_done(struct upstream *u, enum upstream_status st, void *arg)
+upstream_alone_done_cb(struct upstream *u, enum upstream_status st,
+    void *arg)
 {
 	struct upstream_alone	*a = arg;
 
@@ -1297,7 +1298,7 @@ upstream_release(struct upstream *u)
 	log_msg(EV_DEBUG, "client %s is gone: the upstream handshake for "
 	    "%s:%u runs on alone to its verdict", u->client, u->host,
 	    u->port);
-	u->cb = upstream_alone_done;
+	u->cb = upstream_alone_done_cb;
 	u->arg = a;
 	TAILQ_INSERT_TAIL(&a->list, u, alone_entry);
 	a->n++;

@@ -233,15 +233,16 @@ void		 upstream_free(struct upstream *u);
 void		 upstream_release(struct upstream *u);
 
 /*
- * The handshakes running alone, at most max at once (the daemon's
- * max_connections): beyond, a released one is freed at once, its verdict
- * lost (event=check_abandoned, at most once a minute).
+ * A list of the handshakes running alone, at most max at once (the
+ * daemon's max_connections): beyond, a released one is freed at once,
+ * its verdict lost (event=check_abandoned, at most once a minute).
  */
 struct upstream_alone	*upstream_alone_new(void);
-void		 upstream_alone_set_max(struct upstream_alone *, size_t max);
+/* Set the cap (max_connections; a lower one ends none running). */
+void		 upstream_alone_set_max(struct upstream_alone *a, size_t max);
 /* Stopping: free those running alone, and any released from now on. */
-void		 upstream_alone_close(struct upstream_alone *);
+void		 upstream_alone_close(struct upstream_alone *a);
 /* Free it and every handshake still running alone (NULL ok). */
-void		 upstream_alone_free(struct upstream_alone *);
+void		 upstream_alone_free(struct upstream_alone *a);
 
 #endif
