@@ -844,10 +844,13 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 	 * Once only the last answer is written, a read timeout means
 	 * nothing: one armed for the exchange that ended can fire in the
 	 * same turn as what ended it (the server's wait, say) and would
-	 * reset the client before it read that answer.
+	 * reset the client before it read that answer. Nor does a bare
+	 * EOF, read before and delivered after (deferred): a client that
+	 * shut down its sending side still reads that answer.
 	 */
 	if (c->x.state == CONN_CLOSING &&
-	    what == (BEV_EVENT_TIMEOUT | BEV_EVENT_READING))
+	    (what == (BEV_EVENT_TIMEOUT | BEV_EVENT_READING) ||
+	    what == (BEV_EVENT_EOF | BEV_EVENT_READING)))
 		return;
 	/* A phase says what the client's leaving (or TLS) means to it. */
 	if (conn_in_phase(c)) {

@@ -706,8 +706,11 @@ forward_upstream_cb(struct upstream *u, enum upstream_status st, void *arg)
 	struct forward	*f = arg;
 
 	/* Opened and checked, or failed: the client is read or answered. */
-	if (st != UPSTREAM_OK || upstream_bev(u) != NULL || !f->tls)
+	if (f->dial_ev != NULL &&
+	    (st != UPSTREAM_OK || upstream_bev(u) != NULL || !f->tls)) {
 		sockwatch_free(&f->dial_ev);
+		bufferevent_enable(f->x->bev, EV_WRITE);
+	}
 	if (st != UPSTREAM_OK) {
 		forward_failed(f, st);
 		return;
@@ -732,7 +735,10 @@ forward_upstream_cb(struct upstream *u, enum upstream_status st, void *arg)
  * (a TLS handshake under way runs on alone to it, upstream_release()). A
  * FIN is a half-close HTTP allows, and bytes are a next request: both
  * wait. Edge-triggered, so neither wakes it again; not while an earlier
- * answer is still written (see tunnel_watch_dial()).
+ * answer is still written, and the client's writing is off meanwhile, as
+ * for a tunnel's peek (see tunnel_watch_dial()): a level-triggered event
+ * on the socket would make the watch level-triggered too. An answer
+ * queued meanwhile is written once the phase is freed.
  */
 static void
 forward_dial_watch_cb(evutil_socket_t fd, short what, void *arg)
@@ -759,9 +765,13 @@ forward_open(struct forward *f)
 	f->up_private = false;
 	bufferevent_disable(f->x->bev, EV_READ);
 	if (f->dial_ev == NULL &&
-	    evbuffer_get_length(bufferevent_get_output(f->x->bev)) == 0)
+	    evbuffer_get_length(bufferevent_get_output(f->x->bev)) == 0) {
+		bufferevent_disable(f->x->bev, EV_WRITE);
 		f->dial_ev = sockwatch_new(f->x->env->base, f->x->fd,
 		    forward_dial_watch_cb, f);
+		if (f->dial_ev == NULL)
+			bufferevent_enable(f->x->bev, EV_WRITE);
+	}
 	f->up = upstream_connect(&p, forward_upstream_cb, f);
 }
 

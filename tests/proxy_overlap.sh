@@ -368,6 +368,42 @@ check_eq "left while waiting for the upstream: in series" $((n + 2)) \
 gone_verdict goneplain "a plaintext request, reset before the verdict" \
     --plain
 
+# A client that shuts down its side (a FIN, which HTTP allows after a
+# whole request) while its request is retried on a fresh upstream (the
+# kept one was closed under it) still gets the answer: here the 502 of a
+# server that closes again, not a reset.
+origin --cert "$PKI/chain.pem" --key "$PKI/leaf.key" --alpn http/1.1 \
+    --delay 1
+python3 -c '
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.settimeout(20)
+def req(path):
+    return ("GET http://api.test%s HTTP/1.1\r\nHost: api.test\r\n\r\n"
+            % path).encode()
+s.sendall(req("/hello"))
+d = b""
+while not d.endswith(b"hello from origin\n"):
+    b = s.recv(65536)
+    if not b:
+        break
+    d += b
+s.sendall(req("/drop"))
+time.sleep(0.3)
+s.shutdown(socket.SHUT_WR)
+d = b""
+try:
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        d += b
+except OSError as e:
+    d += b"<%s>" % type(e).__name__.encode()
+print(d.split(b"\r\n")[0].decode())' "$P" >"$TMP/retryfin.out" 2>&1
+check_eq "a FIN while the request is retried: the 502 arrives" \
+    "HTTP/1.1 502 Bad Gateway" "$(head -n 1 "$TMP/retryfin.out")"
+
 # At most max_connections handshakes run on alone: with 1, the second
 # client gone while the first's runs loses its verdict, said at warn
 # level; a stop then closes the one running (cleanly: the sanitizer
