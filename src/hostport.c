@@ -15,6 +15,19 @@
 
 #include "hostport.h"
 
+uint16_t
+hostport_sockaddr_port(const struct sockaddr *sa)
+{
+	switch (sa->sa_family) {
+	case AF_INET:
+		return ntohs(((const struct sockaddr_in *)sa)->sin_port);
+	case AF_INET6:
+		return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+	default:
+		return 0;
+	}
+}
+
 bool
 hostport_sockaddr(const struct sockaddr *sa, char *host, uint16_t *port)
 {
@@ -22,15 +35,14 @@ hostport_sockaddr(const struct sockaddr *sa, char *host, uint16_t *port)
 	const struct sockaddr_in6	*sin6 =
 	    (const struct sockaddr_in6 *)sa;
 
+	*port = hostport_sockaddr_port(sa);
 	switch (sa->sa_family) {
 	case AF_INET:
-		*port = ntohs(sin->sin_port);
 		if (inet_ntop(AF_INET, &sin->sin_addr, host,
 		    HOSTMATCH_NAME_MAX) == NULL)
 			return false;
 		break;
 	case AF_INET6:
-		*port = ntohs(sin6->sin6_port);
 		if (inet_ntop(AF_INET6, &sin6->sin6_addr, host,
 		    HOSTMATCH_NAME_MAX) == NULL)
 			return false;

@@ -52,5 +52,7 @@ bool		 hostport_port(const char *s, size_t len, uint16_t *port);
  */
 bool		 hostport_sockaddr(const struct sockaddr *sa, char *host,
 		    uint16_t *port);
+/* The port of an IPv4 or IPv6 socket address, in host order; else 0. */
+uint16_t	 hostport_sockaddr_port(const struct sockaddr *sa);
 
 #endif

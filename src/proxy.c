@@ -28,6 +28,7 @@
 #include "conf_parse.h"
 #include "conn.h"
 #include "dialring.h"
+#include "hostport.h"
 #include "log.h"
 #include "metrics.h"
 #include "monotime.h"
@@ -527,13 +528,9 @@ proxy_open_outputs(struct proxy *p, const struct conf *conf,
 static bool
 proxy_stats_same_port(const struct proxy *p, const struct conf_addr *a)
 {
-	const struct sockaddr_in	*sin = (const struct sockaddr_in *)&a->ss;
-	const struct sockaddr_in6	*sin6 =
-					    (const struct sockaddr_in6 *)&a->ss;
-	uint16_t			 port;
+	uint16_t	 port = hostport_sockaddr_port((const struct sockaddr *)
+			    &a->ss);
 
-	port = ntohs(a->ss.ss_family == AF_INET ? sin->sin_port :
-	    sin6->sin6_port);
 	return p->stats != NULL && port != 0 && port == stats_port(p->stats);
 }
 

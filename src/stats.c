@@ -24,6 +24,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "hostport.h"
 #include "log.h"
 #include "stats.h"
 #include "xmalloc.h"
@@ -459,11 +460,7 @@ stats_port(const struct stats *s)
 	if (s->lev == NULL || getsockname(evconnlistener_get_fd(s->lev),
 	    (struct sockaddr *)&ss, &len) == -1)
 		return 0;
-	if (ss.ss_family == AF_INET)
-		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
-	if (ss.ss_family == AF_INET6)
-		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-	return 0;
+	return hostport_sockaddr_port((struct sockaddr *)&ss);
 }
 
 size_t

@@ -1283,11 +1283,7 @@ upstream_release(struct upstream *u)
 	if (u == NULL)
 		return;
 	a = u->sinks->alone;
-	if (u->state != UPSTREAM_HANDSHAKING) {
-		upstream_free(u);
-		return;
-	}
-	if (a == NULL || a->closed) {
+	if (u->state != UPSTREAM_HANDSHAKING || a == NULL || a->closed) {
 		upstream_free(u);
 		return;
 	}

@@ -10,6 +10,10 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
 #include <stdio.h>
 #include <string.h>
 
@@ -589,6 +593,42 @@ test_is_ip_recognises_both_families(void **state)
 	assert_false(hostmatch_is_ip(NULL));
 }
 
+/* A socket address's port and host, as the stats listener reads them. */
+static void
+test_hostport_sockaddr_port(void **state)
+{
+	struct sockaddr_in	 sin;
+	struct sockaddr_in6	 sin6;
+	struct sockaddr		 other;
+	char			 host[HOSTMATCH_NAME_MAX];
+	uint16_t		 port = 0;
+
+	(void)state;
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons(9101);
+	assert_int_equal(inet_pton(AF_INET, "127.0.0.2", &sin.sin_addr), 1);
+	assert_int_equal(hostport_sockaddr_port((struct sockaddr *)&sin),
+	    9101);
+	assert_true(hostport_sockaddr((struct sockaddr *)&sin, host, &port));
+	assert_string_equal(host, "127.0.0.2");
+	assert_int_equal(port, 9101);
+	memset(&sin6, 0, sizeof(sin6));
+	sin6.sin6_family = AF_INET6;
+	sin6.sin6_port = htons(65535);
+	sin6.sin6_addr = in6addr_loopback;
+	assert_int_equal(hostport_sockaddr_port((struct sockaddr *)&sin6),
+	    65535);
+	assert_true(hostport_sockaddr((struct sockaddr *)&sin6, host,
+	    &port));
+	assert_string_equal(host, "::1");
+	assert_int_equal(port, 65535);
+	memset(&other, 0, sizeof(other));
+	other.sa_family = AF_UNIX;
+	assert_int_equal(hostport_sockaddr_port(&other), 0);
+	assert_false(hostport_sockaddr(&other, host, &port));
+}
+
 /* Every spelling of HOST[:PORT] the inputs use, through one parser. */
 static void
 test_hostport_parses_every_form(void **state)
@@ -659,6 +699,7 @@ main(void)
 		    test_normalize_rejects_two_trailing_dots_and_empty_labels),
 		cmocka_unit_test(test_normalize_rejects_bytes_no_host_name_has),
 		cmocka_unit_test(test_hostport_parses_every_form),
+		cmocka_unit_test(test_hostport_sockaddr_port),
 		cmocka_unit_test(
 		    test_normalize_rejects_a_nul_byte_inside_the_length),
 		cmocka_unit_test(test_normalize_uses_only_the_given_length),
