@@ -42,7 +42,8 @@ and rst-hello, which never speak TLS):
 
 --tls12 caps TLS at version 1.2. --bind takes an IPv4 or IPv6 address
 (default 127.0.0.1). It prints
-"ready" once listening. Log events, one JSON object per line, all with
+"ready" once listening. Log events, one JSON object per line: start (no
+"conn"; a restart numbers connections from 1 again), then, all with
 "conn": accept, tls, tls_error, request {path, upgrade}, data {text}
 (latin-1), end {how: close_notify or bare}, reset, close.
 """
@@ -71,6 +72,11 @@ class Recorder:
         self.lock = threading.Lock()
         self.count = 0
         self.file = open(path, "a", encoding="utf-8") if path else None
+        # A server restarted on the same log numbers its connections from
+        # 1 again: this line tells where its own begin.
+        if self.file is not None:
+            self.file.write(json.dumps({"event": "start"}) + "\n")
+            self.file.flush()
 
     def next_conn(self):
         with self.lock:

@@ -345,6 +345,9 @@ origin_count()
 # origin_unsettled LOG: how many connections in the log of a test server
 # are neither closed nor idle (tests/origin.py logs "idle" when it has
 # answered and waits for the next request on a connection kept open).
+# Only the connections of its last start count: a server stopped with
+# connections open and started again on the same log numbers its own
+# from 1 again, and would never settle those it did not accept.
 origin_unsettled()
 {
 	local line c n=0
@@ -355,6 +358,10 @@ origin_unsettled()
 	mapfile -t -n 401 lines <"$1" 2>/dev/null
 	if [ "${#lines[@]}" -le 400 ]; then
 		for line in "${lines[@]}"; do
+			if [[ $line == '{"event": "start"'* ]]; then
+				last=()
+				continue
+			fi
 			[[ $line =~ \"conn\":\ ([0-9]+) ]] || continue
 			c=${BASH_REMATCH[1]}
 			[[ $line =~ \"event\":\ \"([a-z_]+)\" ]] || continue
@@ -370,6 +377,10 @@ origin_unsettled()
 		return
 	fi
 	awk '
+	/^\{"event": "start"/ {
+		split("", last)
+		next
+	}
 	match($0, /"conn": [0-9]+/) {
 		c = substr($0, RSTART + 8, RLENGTH - 8)
 		if (match($0, /"event": "[a-z_]+"/))

@@ -29,7 +29,9 @@ Routes (HEAD works on each; a request body is always read and hashed):
 The answer to a request with "Connection: close" (or an HTTP/1.0 one
 without keep-alive) says "Connection: close", and the connection ends.
 
-Log events, one JSON object per line, all with "conn" (1, 2, ...):
+Log events, one JSON object per line, all but the first with "conn" (1,
+2, ...): start (the server started; a server restarted on the same log
+numbers its connections from 1 again after it),
     accept {peer}, tls {version, alpn, sni}, tls_error {error},
     bytes {n} (application data received), request {method, path,
     version, headers}, body {length, sha256}, idle (a response was sent
@@ -80,6 +82,11 @@ class Recorder:
         self.lock = threading.Lock()
         self.count = 0
         self.file = open(path, "a", encoding="utf-8") if path else None
+        # A server restarted on the same log numbers its connections from
+        # 1 again: this line tells where its own begin.
+        if self.file is not None:
+            self.file.write(json.dumps({"event": "start"}) + "\n")
+            self.file.flush()
 
     def next_conn(self):
         with self.lock:
