@@ -694,7 +694,6 @@ conn_request(struct conn *c)
 	memset(&t, 0, sizeof(t));
 	t.host = c->x.acc.host;
 	t.port = h->port != 0 ? h->port : 80;
-	t.to_proxy = !c->in_tunnel && !c->x.transparent;
 	/*
 	 * In a tunnel, the CONNECT port: connect_ports allowed it, and must
 	 * still, as a reload since may have taken it out.

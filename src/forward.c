@@ -68,7 +68,6 @@ struct forward {
 	bool			 head_req;	/* the request is a HEAD */
 	bool			 decode;	/* the body goes dechunked */
 	bool			 upgrade;	/* the Upgrade goes on */
-	bool			 guard_upgrade;	/* see forward_start() */
 	int			 status;
 	char			*offer;		/* request's Upgrade list */
 	uint64_t		 resp_bytes;	/* from the upstream */
@@ -267,8 +266,7 @@ forward_upgrade(struct forward *f)
 {
 	forward_flush_down(f);
 	f->state = FORWARD_UPGRADED;
-	phase_relay(f->x, upstream_bev(f->up), f->status, f->guard_upgrade,
-	    NULL);
+	phase_relay(f->x, upstream_bev(f->up), f->status, true, NULL);
 }
 
 /*
@@ -799,28 +797,19 @@ forward_start(struct forward *f, const struct forward_target *t)
 	f->client_eof = false;
 	f->decode = false;
 	/*
-	 * An Upgrade sent to the proxy is for the client's connection to
-	 * pinproxy: after a 101 the client speaks the new protocol to it, and
-	 * h2c then multiplexes requests for any host, pinned ones too, onto a
-	 * raw relay to this server. Only a WebSocket, bound to its one URL,
-	 * goes on there. In a tunnel or a redirected connection the client
-	 * speaks to this server already, but to a plaintext one a raw relay
-	 * would carry, unchecked and in cleartext, whatever requests the
-	 * client sends next (the checks of each request's host end with the
-	 * 101): there too only a WebSocket, whose relay is guarded.
+	 * After a 101 the connection is a raw relay to this server, and the
+	 * checks of each request's host (to the proxy: its routing and pins;
+	 * in a tunnel or a redirected connection: that it names the tunnel's
+	 * host) end. h2c would then carry requests for any host, pinned ones
+	 * too, to this server, in cleartext to a plaintext one; only a
+	 * WebSocket, bound to its one URL, goes on. An HTTP request at the
+	 * start of the client's stream after the 101 is refused
+	 * (relay_guard_line()): a WebSocket client waits for the 101 and
+	 * then sends frames, so that is a request pipelined behind the
+	 * Upgrade request, perhaps for another host.
 	 */
 	h = http_msg_head(f->x->req);
-	f->upgrade = h->upgrade && ((!t->to_proxy && f->tls) ||
-	    http_upgrade_only(h, "websocket"));
-	/*
-	 * After the 101 an HTTP request at the start of the client's stream
-	 * is refused (relay_guard_line()): to a plaintext server it would go
-	 * out in cleartext; sent to the proxy, it is a request pipelined
-	 * behind the Upgrade request (a WebSocket client waits for the 101),
-	 * perhaps for another host, which this server must not get. In a
-	 * tunnel to a TLS server every request goes to that server anyway.
-	 */
-	f->guard_upgrade = !f->tls || t->to_proxy;
+	f->upgrade = h->upgrade && http_upgrade_only(h, "websocket");
 	f->status = 0;
 	f->resp_bytes = 0;
 	f->body_up = 0;

@@ -28,11 +28,6 @@ struct forward_target {
 	 * NULL: host.
 	 */
 	const char		*authority;
-	/*
-	 * The request was sent to the proxy, not in a tunnel or a redirected
-	 * connection: its Upgrade is for the client's connection to pinproxy.
-	 */
-	bool			 to_proxy;
 };
 
 /* The phase: its events, and its free (which hands an idle upstream on). */

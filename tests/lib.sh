@@ -889,6 +889,21 @@ check_log()
 	fi
 }
 
+# wait_count FILE N PATTERN...: wait up to WAIT_TICKS times 50 ms until
+# N lines of FILE match every pattern; the last lines of FILE as a
+# diagnostic when they do not.
+wait_count()
+{
+	local file=$1 n=$2 i
+	shift 2
+	for (( i = 0; i < WAIT_TICKS; i++ )); do
+		[ "$(log_count "$file" "$@")" -ge "$n" ] && return 0
+		t_sleep 0.05
+	done
+	diag "$(tail -n 5 "$file" 2>/dev/null)"
+	return 1
+}
+
 ## Time and resources.
 
 # now_ms: milliseconds since the epoch.

@@ -969,14 +969,35 @@ for c in "git's request for a path with /http/|[b'0036git-upload-pack /pub/http/
 	    "$(py "$TMP/blindline.py" "$PA" "pass.test:$OE" "${c#*|}" 2>&1)"
 done
 
-# A WebSocket-like Upgrade through a CONNECT tunnel to a pinned host.
+# A WebSocket Upgrade through a CONNECT tunnel to a pinned host, and a
+# frame (a text frame of 23 bytes, unmasked: the origin only echoes).
 UPGRADE='GET /upgrade HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\n'
 UNTIL=ping-through-the-tunnel tplain tp-up api.test:80 \
-    "${UPGRADE}Upgrade: echo\r\n\r\n%s" api.test ping-through-the-tunnel
-check "Upgrade in a CONNECT tunnel to a pinned host: 101" \
+    "${UPGRADE}Upgrade: websocket\r\n\r\n\x81\x17%s" api.test \
+    ping-through-the-tunnel
+check "WebSocket Upgrade in a CONNECT tunnel to a pinned host: 101" \
     got tp-up "HTTP/1.1 101 "
-check_out "Upgrade in a CONNECT tunnel to a pinned host: bytes echoed" \
-    tp-up plain until
+check_out "WebSocket Upgrade in a CONNECT tunnel to a pinned host: bytes \
+echoed" tp-up plain until
+# Any other offer does not go on, in a tunnel to a pinned server too:
+# after a 101 the requests that follow, for any host, would reach this
+# server unchecked (each request in the tunnel must name its host).
+tplain tp-upecho api.test:80 "${UPGRADE}Upgrade: echo\r\n\r\n" api.test
+check "Upgrade: echo in a CONNECT tunnel to a pinned host: not passed on \
+(the origin's 426)" got tp-upecho "HTTP/1.1 426 "
+# After the 101, a request at the start of the new protocol's stream
+# (pipelined behind the Upgrade request, for another host here) is
+# refused, not relayed to this server.
+blocked=$(log_count "$TMP/a.log" "$(kv event blocked)")
+tplain tp-upnext api.test:80 \
+    "${UPGRADE}Upgrade: websocket\r\n\r\nGET /next HTTP/1.1\r\nHost: %s\r\nCookie: other=SECRET\r\n\r\n" \
+    api.test other.test
+check "a request behind a WebSocket Upgrade in a tunnel: the 101" \
+    got tp-upnext "HTTP/1.1 101 "
+check_eq "a request behind a WebSocket Upgrade in a tunnel: not relayed (no \
+echo)" 0 "$(grep -c SECRET "$TMP/tp-upnext.out")"
+check "a request behind a WebSocket Upgrade in a tunnel: event=blocked" \
+    wait_count "$TMP/a.log" $((blocked + 1)) "$(kv event blocked)"
 
 # Many intercepted connections at once, from one curl that opens one
 # connection for each (a transfer starts at once instead of waiting for a

@@ -39,17 +39,6 @@ count()
 	grep -cE -- "$2" "$1" 2>/dev/null
 }
 
-# wait_count FILE PATTERN N: wait up to 5 s until N lines match.
-wait_count()
-{
-	local i
-	for i in $(seq 100); do
-		[ "$(count "$1" "$2")" -ge "$3" ] && return 0
-		t_sleep 0.05
-	done
-	return 1
-}
-
 # scrape PORT FILE: GET /metrics from a stats listener into FILE; prints
 # the status and Content-Type, or the curl exit status when it failed.
 scrape()
@@ -193,7 +182,7 @@ check_fetch "enforced mismatch" 502 enf1 http://enf1.test/hello
 check_fetch "the same enforced mismatch again" 502 enf1-again \
     http://enf1.test/hello
 check_fetch "report-only mismatch" 200 ro http://ro.test/hello
-wait_count "$REPORT" . 2
+wait_count "$REPORT" 2 .
 
 # check_reports FILE: validate every line of a report file against the
 # contract; prints "hostname enforced pinset" per line, problems on
@@ -301,13 +290,13 @@ else
 	diag "$(cat "$TMP/reports.txt")"
 fi
 
-wait_count "$TMP/a.log" 'event=access .*host=enf1\.test' 2
+wait_count "$TMP/a.log" 2 'event=access .*host=enf1\.test'
 check_eq "report_file: the repeat within 10 s is logged once" 1 \
     "$(count "$TMP/a.log" 'event=pin_mismatch .*host=enf1\.test')"
 check_eq "report_file: but reported once" 2 "$(wc -l <"$REPORT")"
 check_fetch "an enforced mismatch for another host" 502 enf2 \
     http://enf2.test/hello
-wait_count "$REPORT" . 3
+wait_count "$REPORT" 3 .
 check_eq "report_file: another host is reported" "enf2.test" \
     "$(check_reports "$REPORT" 2>/dev/null | tail -n 1 | cut -d ' ' -f 1)"
 
@@ -316,7 +305,7 @@ check_eq "report_file: another host is reported" "enf2.test" \
 mv "$REPORT" "$REPORT.1"
 check "rotation: SIGHUP reloads" reload "$PP_A" "$TMP/a.log"
 check_fetch "rotation: a new failure" 502 rot http://rot.test/hello
-wait_count "$REPORT" . 1
+wait_count "$REPORT" 1 .
 check_eq "rotation: the new report.jsonl holds it" "rot.test" \
     "$(check_reports "$REPORT" 2>/dev/null | cut -d ' ' -f 1)"
 if [ -f "$REPORT.1" ] && ! grep -qF '"rot.test"' "$REPORT.1" &&
@@ -628,7 +617,7 @@ else
 	    -e "s/^stats_listen = .*/log = syslog/" \
 	    -e "/^report_file = /d" "$TMP/a.conf" >"$TMP/s.conf"
 	start_pinproxy PP_S "$PS" "$TMP/s.conf" "$TMP/s.log"
-	if wait_count "$TMP/syslog.txt" "event=started" 1 &&
+	if wait_count "$TMP/syslog.txt" 1 "event=started" &&
 	    grep -qE "pinproxy\\[$PP_S\\]: level=info event=started( |$)" \
 	    "$TMP/syslog.txt"; then
 		ok "log = syslog: event=started arrives tagged pinproxy[$PP_S]"

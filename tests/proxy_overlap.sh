@@ -24,17 +24,6 @@ connect()
 	python3 "$CLIENT" --proxy "$P" --connect "api.test:443" \
 	    --sni api.test --cafile "$TMP/ca.pem" "$@" >"$TMP/$name.out" 2>&1
 }
-# wait_count FILE N PATTERN...: wait until N lines of FILE match.
-wait_count()
-{
-	local file=$1 n=$2 i
-	shift 2
-	for (( i = 0; i < WAIT_TICKS; i++ )); do
-		[ "$(log_count "$file" "$@")" -ge "$n" ] && return 0
-		t_sleep 0.05
-	done
-	return 1
-}
 # beside: how many connections were answered beside the upstream's
 # handshake so far.
 beside()

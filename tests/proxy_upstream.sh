@@ -66,24 +66,10 @@ check_bad_response()
 	    diag "response: $(head -c 300 "$TMP/$1.resp" 2>/dev/null)"
 	BAD_N=$((BAD_N + 1))
 	check "$1: event=upstream_error error=bad-response (number $BAD_N)" \
-	    wait_count "$BAD_N" "$TMP/u.log" "$(kv event upstream_error)" \
+	    wait_count "$TMP/u.log" "$BAD_N" "$(kv event upstream_error)" \
 	    "$(kv host "$2")" "$(kv error bad-response)"
 }
 BAD_N=0
-
-# wait_count N FILE PATTERN...: wait up to WAIT_TICKS times 50 ms until
-# N lines of FILE match every pattern.
-wait_count()
-{
-	local n=$1 i
-	shift
-	for i in $(seq "$WAIT_TICKS"); do
-		[ "$(log_count "$@")" -ge "$n" ] && return 0
-		t_sleep 0.05
-	done
-	diag "$(tail -n 5 "$1")"
-	return 1
-}
 
 # The PKI: the default set of tests/mkpki.sh (its leaf covers api.test).
 make_pki
@@ -184,7 +170,7 @@ check_eq "h2c in a tunnel to a plaintext server: the offer does not go on" \
 $(grep -c SECRET "$TMP/oh.log")"
 BAD_N=$((BAD_N + 1))
 check "h2c in a tunnel: the server's 101 is unsolicited, bad-response" \
-    wait_count "$BAD_N" "$TMP/u.log" "$(kv event upstream_error)" \
+    wait_count "$TMP/u.log" "$BAD_N" "$(kv event upstream_error)" \
     "$(kv error bad-response)"
 
 # An accepted upgrade: what follows the upgrading request's head is bytes
@@ -228,7 +214,7 @@ check_eq "upgrade, then requests split by other whitespace: 101s" \
     "101 101 101 101" "$(status_of split-line) $(status_of get09) \
 $(status_of split-ff) $(status_of split-vt)"
 check "upgrade, then a split request line, HTTP/0.9, other whitespace: blocked" \
-    wait_count $((n_blocked + 4)) "$TMP/u.log" "$(kv event blocked)" \
+    wait_count "$TMP/u.log" $((n_blocked + 4)) "$(kv event blocked)" \
     'plaintext HTTP'
 origin_settle "$TMP/ow.log"
 check_eq "upgrade, then a split request line: no byte of it reaches the server" \
@@ -255,7 +241,7 @@ check_eq "not HTTP from a plaintext upstream: details=bad-response" \
     "$(header "$TMP/garbage.head" Proxy-Status)"
 BAD_N=$((BAD_N + 1))
 check "not HTTP from a plaintext upstream: error=bad-response logged" \
-    wait_count "$BAD_N" "$TMP/u.log" "$(kv event upstream_error)" \
+    wait_count "$TMP/u.log" "$BAD_N" "$(kv event upstream_error)" \
     "$(kv error bad-response)"
 
 # Every bad response is counted.
