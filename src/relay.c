@@ -782,7 +782,7 @@ relay_way_read(struct relay_way *w)
 	 * after a client's first line, is no answer to it.
 	 */
 	if (w == &w->r->way[1] && n > 0 && w->r->up > 0 &&
-	    reqguard_version_only(&w->r->way[0].guard_state))
+	    reqguard_binary(&w->r->way[0].guard_state))
 		w->r->way[0].guard = false;
 	/* The server's ServerHello ends the look at the client's hellos. */
 	if (w == &w->r->way[1] && w->r->hello_guard)

@@ -26,6 +26,9 @@ reqguard_init(struct reqguard *g)
 	g->lines = 0;
 	g->match = 0;
 	g->pos = 0;
+	g->spaces = 0;
+	g->bad_target = false;
+	g->jdk = false;
 	g->v1 = true;
 	g->v2 = true;
 	g->first = REQGUARD_FIRST_START;
@@ -97,7 +100,7 @@ reqguard_second(struct reqguard *g, unsigned char c)
 		if (http_is_tchar(c))
 			g->second = REQGUARD_SECOND_NAME;
 		else if (c == ':' && g->second == REQGUARD_SECOND_NAME)
-			return g->first == REQGUARD_FIRST_SPACED;
+			return g->first == REQGUARD_FIRST_SPACED || g->jdk;
 		else if (c == '\r' && g->second == REQGUARD_SECOND_START)
 			g->second = REQGUARD_SECOND_CR;
 		else
@@ -110,6 +113,20 @@ reqguard_second(struct reqguard *g, unsigned char c)
 		break;
 	}
 	return false;
+}
+
+/*
+ * The JDK's request line after byte c of the first line: a space, a
+ * target (java.net.URI takes no control byte), a space.
+ */
+static void
+reqguard_spaces(struct reqguard *g, unsigned char c)
+{
+	if (c == ' ') {
+		if (g->spaces < 2)
+			g->spaces++;
+	} else if (g->spaces == 1 && c != '\r' && (c < ' ' || c == 0x7f))
+		g->bad_target = true;
 }
 
 /* Whether byte c, the stream's next, completes a PROXY header's start. */
@@ -159,11 +176,13 @@ reqguard_feed(struct reqguard *g, const unsigned char *data, size_t len,
 			g->crlf = g->crlf || g->cr;
 			if (g->lines < 2)
 				g->lines++;
-			if (g->lines == 1)
+			if (g->lines == 1) {
 				g->second = REQGUARD_SECOND_START;
-			else if ((g->second == REQGUARD_SECOND_START ||
+				g->jdk = g->cr && g->spaces == 2 &&
+				    !g->bad_target;
+			} else if ((g->second == REQGUARD_SECOND_START ||
 			    g->second == REQGUARD_SECOND_CR) &&
-			    g->first == REQGUARD_FIRST_SPACED) {
+			    (g->first == REQGUARD_FIRST_SPACED || g->jdk)) {
 				/* An empty line: a request without fields. */
 				g->verdict = REQGUARD_REQUEST;
 				continue;
@@ -175,6 +194,7 @@ reqguard_feed(struct reqguard *g, const unsigned char *data, size_t len,
 			g->text = true;
 			g->ctl = g->ctl || (c < ' ' && !http_is_split_space(c)) ||
 			    c == 0x7f;
+			reqguard_spaces(g, c);
 			if (reqguard_first(g, c))
 				g->verdict = REQGUARD_REQUEST;
 		} else if (reqguard_second(g, c))
@@ -188,7 +208,7 @@ reqguard_feed(struct reqguard *g, const unsigned char *data, size_t len,
 }
 
 bool
-reqguard_version_only(const struct reqguard *g)
+reqguard_binary(const struct reqguard *g)
 {
 	return g->ctl || g->first == REQGUARD_FIRST_OTHER;
 }

@@ -20,13 +20,21 @@
  *     (nginx) answer "GET /path" without a version; or
  *   - a PROXY protocol header (v1 "PROXY ", or v2's signature) at the
  *     very start: a server that takes one from whoever connects reads
- *     the request after it, and no client of a proxy sends one.
+ *     the request after it, and no client of a proxy sends one; or
+ *   - the JDK's server's request line, whatever its first word: any
+ *     bytes, a space, a target (no control byte: a URI), a space, any
+ *     bytes, a CRLF; then a second line that starts with a field name
+ *     and ':', or is empty. That server takes any bytes for a method,
+ *     a control byte or one above 0x7e too, and any third word for a
+ *     version.
  * Whitespace and empty lines before the first line are skipped, as
- * servers do. Only a version counts in a stream that starts with a
- * control byte or one above 0x7e, a ClientHello or a binary protocol:
- * there a space, a line feed and a colon or another line feed come by
- * chance, and a server that takes any method (wsgiref) still wants a
- * version. Once the first CRLF and the second line's end have passed,
+ * servers do. In a stream that starts with a control byte or one above
+ * 0x7e, a ClientHello or a binary protocol, only a version and the
+ * JDK's line count: there a space, a line feed and a colon or another
+ * line feed come by chance, and a server that takes any method
+ * (wsgiref) still wants a version; the JDK's line asks for two spaces
+ * around a target, a CRLF and a field name's colon, far rarer by
+ * chance. Once the first CRLF and the second line's end have passed,
  * nothing later can make a request of the start: the verdict is done.
  */
 #ifndef PINPROXY_REQGUARD_H
@@ -78,6 +86,9 @@ struct reqguard {
 	unsigned int		 lines;	/* LFs since the text began (to 2) */
 	size_t			 match;	/* bytes of "HTTP/" matched */
 	size_t			 pos;	/* bytes fed so far */
+	unsigned int		 spaces; /* in the first line (to 2) */
+	bool			 bad_target; /* a control byte after its first */
+	bool			 jdk;	/* the first line was the JDK's */
 	bool			 v1;	/* they start a PROXY v1 header */
 	bool			 v2;	/* they start a PROXY v2 header */
 	enum reqguard_first	 first;
@@ -104,11 +115,12 @@ enum reqguard_verdict	 reqguard_feed(struct reqguard *g,
  */
 bool			 reqguard_holding(const struct reqguard *g);
 /*
- * Whether only a version ("HTTP/" before the first CRLF) could still make
- * a request of the bytes fed so far: they started with a control byte
- * (a binary protocol, a ClientHello), or their first line with no method
- * and whitespace.
+ * Whether the bytes fed so far start as no client's request does: with a
+ * control byte (a binary protocol, a ClientHello), or a first line with
+ * no method and whitespace. Only a version ("HTTP/" before the first
+ * CRLF) or the JDK's request line could still make a request of them,
+ * and a server that answered them is no HTTP server waiting for one.
  */
-bool			 reqguard_version_only(const struct reqguard *g);
+bool			 reqguard_binary(const struct reqguard *g);
 
 #endif

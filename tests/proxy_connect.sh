@@ -826,8 +826,11 @@ no request" "$n_ol" "$(origin_count "$TMP/ol.log" request)"
 # the line (gunicorn reads lines to the CRLF); a request without fields,
 # then another (the JDK answers the first and reads the second); a
 # PROXY header, then a request (nginx with proxy_protocol; refused for
-# the header itself, before the guard sees the request). Client bytes
-# that name "http/" elsewhere pass: a git path, a binary protocol.
+# the header itself, before the guard sees the request); a method that
+# starts with a control byte or one above 0x7e, and a ClientHello whose
+# random holds a request line (the JDK's server takes any bytes for a
+# method). Client bytes that name "http/" elsewhere pass: a git path, a
+# binary protocol.
 cat >"$TMP/blindline.py" <<'EOF'
 import sys, time
 from connect_client import open_tunnel, read_rest
@@ -847,6 +850,7 @@ print("%s|%s" % (head.split(b"\r\n")[0].decode(),
 EOF
 REQ='b" HTTP/1.1\r\nHost: api.test\r\nConnection: close\r\n\r\n"'
 HELLO_NO_LF='b"\x16\x03\x01\x00\x2d\x01\x00\x00\x29\x03\x03" + b"A" * 32 + b"\x00\x00\x02\x13\x01\x01\x00"'
+HELLO_JDK='b"\x16\x03\x01\x00\x2f\x01\x00\x00\x2b\x03\x03 /x X\r\nHost: api.test\r\n\r\n" + b"A" * 7 + b"\x00\x00\x02\x13\x01\x01\x00\x00\x00"'
 n_ol=$(origin_count "$TMP/ol.log" request)
 n_blocked=$(log_count "$TMP/a.log" "$(kv event blocked)" \
     "an HTTP request at the start")
@@ -856,13 +860,16 @@ for c in "git, then a version|[b'0030git-upload-pack /project.git\\0host=pass.te
     "any third word, then a field (JDK)|[b'POST /x x\\r\\nHost: api.test\\r\\nContent-Length: 0\\r\\n\\r\\n']" \
     "a bare LF inside the line (gunicorn)|[b'POST /x\\nfoo' + $REQ]" \
     "a request without fields, then another (JDK)|[b'FOO / X\\r\\n\\r\\nGET /' + $REQ]" \
-    "a PROXY header, then a request (nginx)|[b'PROXY TCP4 1.2.3.4 5.6.7.8 1 2\\r\\nGET /' + $REQ]"; do
+    "a PROXY header, then a request (nginx)|[b'PROXY TCP4 1.2.3.4 5.6.7.8 1 2\\r\\nGET /' + $REQ]" \
+    "a control byte before the method (JDK)|[b'\\x01POST /x X\\r\\nHost: api.test\\r\\nContent-Length: 0\\r\\n\\r\\n']" \
+    "a method above 0x7e (JDK)|[b'\\xc3\\xa9 /x X\\r\\nHost: api.test\\r\\n\\r\\n']" \
+    "a ClientHello holding a request line (JDK)|[$HELLO_JDK]"; do
 	check_eq "blind tunnel, ${c%%|*}: 200, then closed with nothing" \
 	    "HTTP/1.1 200 Connection established|0" \
 	    "$(py "$TMP/blindline.py" "$PA" "127.0.0.1:$OL" "${c#*|}" 2>&1)"
 done
-check_eq "a request at the start of a blind tunnel: blocked, 6 times" \
-    $(( n_blocked + 6 )) "$(log_count "$TMP/a.log" "$(kv event blocked)" \
+check_eq "a request at the start of a blind tunnel: blocked, 9 times" \
+    $(( n_blocked + 9 )) "$(log_count "$TMP/a.log" "$(kv event blocked)" \
     "an HTTP request at the start")"
 check_log "an HTTP version on a blind tunnel's first line: access status=403" \
     "$TMP/a.log" "$(kv event access)" "$(kv mode tunnel)" \

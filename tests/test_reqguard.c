@@ -75,6 +75,16 @@ static const struct reqguard_case reqguard_cases[] = {
 	    "A\xa0/x\r\nHost: a\r\n", REQGUARD_DONE),
 	CASE("GET and a CR that no LF follows (Python)", "GET\r/secret\r\n",
 	    REQGUARD_REQUEST),
+	CASE("a control byte in the method, a third word, a field (the JDK)",
+	    "\x01POST /x X\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
+	    REQGUARD_REQUEST),
+	CASE("a method above 0x7e (the JDK's server)",
+	    "\xc3\xa9 /x X\r\nHost: a\r\n", REQGUARD_REQUEST),
+	CASE("a ClientHello whose random holds the JDK's request line",
+	    "\x16\x03\x01\x00\x45\x01\x00\x00\x41\x03\x03 /x X\r\n"
+	    "Host: a\r\n\r\nAAAAAA", REQGUARD_REQUEST),
+	CASE("a control byte in the method, no fields (the JDK's server)",
+	    "\x01GET / X\r\n\r\n", REQGUARD_REQUEST),
 	/* Other protocols: no request, and a verdict once one is sure. */
 	CASE("SMTP", "EHLO a.test\r\nMAIL FROM:<a@b>\r\n", REQGUARD_DONE),
 	CASE("a word that starts like PROXY", "PROXYX a\r\nb c\r\n",
@@ -97,6 +107,12 @@ static const struct reqguard_case reqguard_cases[] = {
 	    "\x16\x03\x01\x02\x00 \x01\nAb:c\n\n", REQGUARD_MORE),
 	CASE("binary bytes with a space and an empty line by chance",
 	    "\0\0\x08x y\r\n\r\nmore", REQGUARD_DONE),
+	CASE("binary bytes, two spaces and a CRLF, no field",
+	    "\0a b c\r\n\x01\x02\r\n", REQGUARD_DONE),
+	CASE("binary bytes, two spaces around a control byte, a field",
+	    "\0a \x01 c\r\nHost: a\r\n", REQGUARD_DONE),
+	CASE("binary bytes, two spaces, a bare LF, a field",
+	    "\0a b c\nHost: a\n", REQGUARD_MORE),
 	CASE("HTTP/ after the first CRLF", "EHLO a\r\nHTTP/1.1 x\r\n",
 	    REQGUARD_DONE),
 	CASE("memcached's get, in lower case", "get k\r\n", REQGUARD_MORE),
@@ -188,12 +204,12 @@ test_reqguard_holding(void **state)
  * answer that ends the guard.
  */
 static void
-test_reqguard_version_only(void **state)
+test_reqguard_binary(void **state)
 {
 	static const struct {
 		const char	*bytes;
 		size_t		 len;
-		bool		 version_only;
+		bool		 binary;
 	} cases[] = {
 		{ "\0\0\0\x08startup", 11, true },
 		{ "\x16\x03\x01\x00\x2d\x01", 6, true },
@@ -212,9 +228,9 @@ test_reqguard_version_only(void **state)
 		reqguard_init(&g);
 		(void)reqguard_feed(&g, (const unsigned char *)cases[k].bytes,
 		    cases[k].len, NULL);
-		if (reqguard_version_only(&g) != cases[k].version_only)
-			fail_msg("case %zu: version_only %d", k,
-			    reqguard_version_only(&g));
+		if (reqguard_binary(&g) != cases[k].binary)
+			fail_msg("case %zu: binary %d", k,
+			    reqguard_binary(&g));
 	}
 }
 
@@ -242,7 +258,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_reqguard_cases),
 		cmocka_unit_test(test_reqguard_holding),
-		cmocka_unit_test(test_reqguard_version_only),
+		cmocka_unit_test(test_reqguard_binary),
 		cmocka_unit_test(test_reqguard_counts_the_bytes_that_decided),
 	};
 
