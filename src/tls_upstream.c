@@ -54,7 +54,12 @@ struct tls_upstream {
 	SSL_CTX			**pinset;	/* one a pin set; NULL: use base */
 	size_t			  npinset;
 	const struct conf	 *conf;
-	struct tls_upstream_session sessions[TLS_UPSTREAM_SESSIONS];
+	/*
+	 * TLS_UPSTREAM_SESSIONS of them, from the first kept on until the
+	 * generation retires: a generation held on by its connections after
+	 * a reload then costs no space for them.
+	 */
+	struct tls_upstream_session *sessions;
 	unsigned long		  clock;
 	bool			  retired;	/* keeps and offers none */
 	struct trust		 *trust;	/* the anchors, for the next */
@@ -106,6 +111,9 @@ tls_upstream_keep(struct tls_upstream_conn *tc, SSL_SESSION *sess)
 		SSL_SESSION_free(sess);
 		return;
 	}
+	if (t->sessions == NULL)
+		t->sessions = xcalloc(TLS_UPSTREAM_SESSIONS,
+		    sizeof(*t->sessions));
 	for (i = 0; i < TLS_UPSTREAM_SESSIONS; i++) {
 		s = &t->sessions[i];
 		if (tls_upstream_same(s, tc)) {
@@ -222,16 +230,18 @@ fail:
 	return NULL;
 }
 
-/* Drop every kept session. */
+/* Drop every kept session, and the room for them. */
 static void
 tls_upstream_flush(struct tls_upstream *t)
 {
 	size_t	 i;
 
-	for (i = 0; i < TLS_UPSTREAM_SESSIONS; i++) {
+	if (t->sessions == NULL)
+		return;
+	for (i = 0; i < TLS_UPSTREAM_SESSIONS; i++)
 		SSL_SESSION_free(t->sessions[i].sess);
-		t->sessions[i].sess = NULL;
-	}
+	free(t->sessions);
+	t->sessions = NULL;
 }
 
 void
@@ -265,6 +275,8 @@ tls_upstream_offer(struct tls_upstream *t, SSL *ssl,
 	struct tls_upstream_session	*s, *best = NULL;
 	size_t				 i;
 
+	if (t->sessions == NULL)
+		return;
 	for (i = 0; i < TLS_UPSTREAM_SESSIONS; i++) {
 		s = &t->sessions[i];
 		if (!tls_upstream_same(s, tc))
