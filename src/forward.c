@@ -29,6 +29,14 @@
 #include "upstream.h"
 #include "xmalloc.h"
 
+/*
+ * Interim (1xx) responses taken for one request: a few are the norm (a
+ * 100, 103s, WebDAV's 102s); a server that sends them without end would
+ * keep the exchange busy, a CPU with it, and never let it time out,
+ * since each is traffic.
+ */
+#define FORWARD_INTERIM_MAX	32
+
 enum forward_state {
 	FORWARD_IDLE,		/* between exchanges */
 	FORWARD_CONNECTING,	/* opening and checking the upstream */
@@ -57,6 +65,7 @@ struct forward {
 	bool			 req_done;
 	bool			 resp_head_sent;	/* one, 1xx too */
 	bool			 continued;	/* a 100 came, sent on or not */
+	unsigned int		 interims;	/* 1xx taken for this request */
 	bool			 up_settle;	/* see POOL_SETTLE_MS */
 	bool			 up_tainted;	/* taken settling: not kept */
 	bool			 up_private;	/* see POOL_OWNER_ONLY */
@@ -400,6 +409,15 @@ forward_response_head(struct forward *f, struct evbuffer *out)
 	}
 	if (h->status == 100)
 		f->continued = true;
+	if (h->status < 200 && ++f->interims > FORWARD_INTERIM_MAX) {
+		char	 why[96];
+
+		snprintf(why, sizeof(why), "The server sent more than %d "
+		    "interim (1xx) responses to one request.",
+		    FORWARD_INTERIM_MAX);
+		forward_bad_response(f, why);
+		return false;
+	}
 	/* RFC 9110 §15.2: HTTP/1.0 knows no interim response; drop it. */
 	if (h->status < 200 && f->client_10)
 		return true;
@@ -791,6 +809,7 @@ forward_start(struct forward *f, const struct forward_target *t)
 	f->req_done = false;
 	f->resp_head_sent = false;
 	f->continued = false;
+	f->interims = 0;
 	f->up_settle = false;
 	f->resp_done = false;
 	f->close_after = false;

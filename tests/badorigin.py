@@ -32,6 +32,9 @@ and rst-hello, which never speak TLS):
     switch      answer the first request, whatever it asked for, with
                 "101 Switching Protocols" and "Upgrade: TOKENS" (default
                 websocket), then log every byte that follows as data
+    interims    answer the first request with "103 Early Hints" heads
+                without end, as fast as they are taken; log how many
+                went before the client left (interims {n})
     status      answer every request with an empty response of status
                 STATUS (any three digits, e.g. 600 or 099)
     headbody    answer a HEAD with "Content-Length: 40" (for /nocl: no
@@ -228,6 +231,18 @@ class Handler(socketserver.BaseRequestHandler):
         sock.shutdown(socket.SHUT_RDWR)
         sock.close()
 
+    def mode_interims(self, sock):
+        head, _ = self.read_request(sock, b"")
+        n = 0
+        try:
+            while head is not None:
+                sock.sendall(b"HTTP/1.1 103 Early Hints\r\n"
+                             b"Link: </style.css>; rel=preload\r\n\r\n")
+                n += 1
+        finally:
+            self.server.recorder.log(self.conn, "interims", n=n)
+        sock.close()
+
     def mode_end(self, sock):
         sock.suppress_ragged_eofs = False
         how = "close_notify"
@@ -334,7 +349,7 @@ def main():
                    choices=["hello", "rst-body", "nohead", "cut", "end",
                             "tls-close", "alert", "garbage", "rst-hello",
                             "switch", "status", "notify-back",
-                            "headbody", "banner"])
+                            "headbody", "banner", "interims"])
     p.add_argument("--cert")
     p.add_argument("--key")
     p.add_argument("--tls12", action="store_true")

@@ -43,7 +43,8 @@ EOF
 # The PKI: the default set of tests/mkpki.sh and one leaf for every host
 # name the TLS origins serve.
 SANS=$(dns_sans api.test slowdns.test rst.test nohead.test silent.test \
-    alert.test garbage.test rsthello.test cut.test end.test tls12.test)
+    alert.test garbage.test rsthello.test cut.test end.test tls12.test \
+    interims.test)
 make_pki multi "$SANS,IP:127.0.0.1" inter
 pki_pin PIN_INTER inter
 pki_pin PIN_RSA rsa
@@ -82,6 +83,9 @@ start_server O_E "$TMP/oe.log" python3 "$BADORIGIN" --port "$OE" $CERT \
 OT=$(free_port)
 start_server O_T "$TMP/ot.log" python3 "$BADORIGIN" --port "$OT" $CERT \
     --tls12 --mode notify-back
+OI=$(free_port)
+start_server O_I "$TMP/oi.log" python3 "$BADORIGIN" --port "$OI" $CERT \
+    --mode interims
 never=()
 for i in $(seq 0 39); do
 	never+=(--slow "never$i.test=30")
@@ -105,7 +109,7 @@ shutdown_timeout = 2s
 $3
 EOF
 	for h in api:$OM silent:$OQ rst:$OR alert:$OA garbage:$OG \
-	    rsthello:$OH nohead:$ON cut:$OC end:$OE tls12:$OT; do
+	    rsthello:$OH nohead:$ON cut:$OC end:$OE tls12:$OT interims:$OI; do
 		cat <<EOF
 
 [pins:set-${h%%:*}]
@@ -163,6 +167,31 @@ check_log "upstream RST mid-body (CONNECT): access line mode=intercept" \
     "$TMP/f.log" "$(kv event access)" "$(kv mode intercept)" \
     "$(kv host rst.test)"
 alive "upstream RST mid-body (CONNECT)" "$PP_F" "$PF"
+
+# An upstream that sends interim (1xx) responses without end: after 32
+# the exchange ends with a 502 well within idle_timeout, for an HTTP/1.1
+# client, which got the 32, and an HTTP/1.0 one, which gets none
+# (HTTP/1.0 knows no interim response) and was held for as long as they
+# came, a CPU busy with them.
+n_bad=$(log_count "$TMP/f.log" "$(kv event upstream_error)" \
+    "$(kv host interims.test)" "$(kv error bad-response)")
+for v in 1.1 1.0; do
+	start=$(now_ms)
+	code=$(fetch "interims$v" "$PF" --max-time 10 "--http$v" \
+	    http://interims.test/x)
+	ms=$(( $(now_ms) - start ))
+	check_eq "1xx without end (HTTP/$v client): 502" 502 "$code"
+	check "1xx without end (HTTP/$v client): at once ($ms ms)" \
+	    test "$ms" -lt 3000
+done
+check_eq "1xx without end: the HTTP/1.1 client got 32 of them" 32 \
+    "$(grep -c '^HTTP/1.1 103' "$TMP/interims1.1.head")"
+check_eq "1xx without end: the HTTP/1.0 client got none" 0 \
+    "$(grep -c ' 103' "$TMP/interims1.0.head")"
+check "1xx without end: upstream_error error=bad-response, twice" \
+    wait_count "$TMP/f.log" $((n_bad + 2)) "$(kv event upstream_error)" \
+    "$(kv host interims.test)" "$(kv error bad-response)"
+alive "1xx without end" "$PP_F" "$PF"
 
 # The end of an intercepted TLS stream is mirrored to the client: an
 # origin that ends its close-delimited body with close_notify gets one
