@@ -26,9 +26,11 @@ reqguard_init(struct reqguard *g)
 	g->lines = 0;
 	g->match = 0;
 	g->pos = 0;
-	g->spaces = 0;
-	g->bad_target = false;
-	g->jdk = false;
+	g->jdk = REQGUARD_JDK_LINE;
+	g->jdk_spaces = 0;
+	g->jdk_bad = false;
+	g->jdk_cr = false;
+	g->jdk_len = 0;
 	g->v1 = true;
 	g->v2 = true;
 	g->first = REQGUARD_FIRST_START;
@@ -100,7 +102,7 @@ reqguard_second(struct reqguard *g, unsigned char c)
 		if (http_is_tchar(c))
 			g->second = REQGUARD_SECOND_NAME;
 		else if (c == ':' && g->second == REQGUARD_SECOND_NAME)
-			return g->first == REQGUARD_FIRST_SPACED || g->jdk;
+			return g->first == REQGUARD_FIRST_SPACED;
 		else if (c == '\r' && g->second == REQGUARD_SECOND_START)
 			g->second = REQGUARD_SECOND_CR;
 		else
@@ -116,17 +118,69 @@ reqguard_second(struct reqguard *g, unsigned char c)
 }
 
 /*
- * The JDK's request line after byte c of the first line: a space, a
- * target (java.net.URI takes no control byte), a space.
+ * Byte c of the JDK's request line: its words split at a space only, and
+ * the target between the first two takes no control byte (java.net.URI).
  */
 static void
-reqguard_spaces(struct reqguard *g, unsigned char c)
+reqguard_jdk_byte(struct reqguard *g, unsigned char c)
 {
+	g->jdk_len++;
 	if (c == ' ') {
-		if (g->spaces < 2)
-			g->spaces++;
-	} else if (g->spaces == 1 && c != '\r' && (c < ' ' || c == 0x7f))
-		g->bad_target = true;
+		if (g->jdk_spaces < 2)
+			g->jdk_spaces++;
+	} else if (g->jdk_spaces == 1 && (c < ' ' || c == 0x7f))
+		g->jdk_bad = true;
+}
+
+/*
+ * The JDK's server's reading after byte c, as its reader goes
+ * (sun.net.httpserver's Request): true when the bytes so far are a
+ * request to it.
+ */
+static bool
+reqguard_jdk(struct reqguard *g, unsigned char c)
+{
+	switch (g->jdk) {
+	case REQGUARD_JDK_LINE:
+		if (g->jdk_cr) {
+			g->jdk_cr = false;
+			if (c == '\n') {
+				/* An empty line before it is skipped. */
+				if (g->jdk_len > 0)
+					g->jdk = g->jdk_spaces == 2 &&
+					    !g->jdk_bad ? REQGUARD_JDK_HEAD :
+					    REQGUARD_JDK_NO;
+				break;
+			}
+			/* A lone CR stays in the line. */
+			reqguard_jdk_byte(g, '\r');
+		}
+		if (c == '\r')
+			g->jdk_cr = true;
+		else
+			reqguard_jdk_byte(g, c);
+		break;
+	case REQGUARD_JDK_HEAD:
+		if (c == '\r' || c == '\n')
+			g->jdk = REQGUARD_JDK_EMPTY;
+		else
+			g->jdk = c > ' ' ? REQGUARD_JDK_NAME : REQGUARD_JDK_NO;
+		break;
+	case REQGUARD_JDK_EMPTY:
+		if (c == '\r' || c == '\n')
+			return true;
+		g->jdk = REQGUARD_JDK_NO;
+		break;
+	case REQGUARD_JDK_NAME:
+		if (c == ':')
+			return true;
+		if (c <= ' ')
+			g->jdk = REQGUARD_JDK_NO;
+		break;
+	default:
+		break;
+	}
+	return false;
 }
 
 /* Whether byte c, the stream's next, completes a PROXY header's start. */
@@ -166,6 +220,10 @@ reqguard_feed(struct reqguard *g, const unsigned char *data, size_t len,
 
 	for (i = 0; i < len && g->verdict == REQGUARD_MORE; i++) {
 		c = data[i];
+		if (reqguard_jdk(g, c)) {
+			g->verdict = REQGUARD_REQUEST;
+			continue;
+		}
 		if ((g->v1 || g->v2) && reqguard_proxy(g, c))
 			g->verdict = REQGUARD_REQUEST;
 		else if (!g->text && http_is_split_space(c)) {
@@ -176,31 +234,30 @@ reqguard_feed(struct reqguard *g, const unsigned char *data, size_t len,
 			g->crlf = g->crlf || g->cr;
 			if (g->lines < 2)
 				g->lines++;
-			if (g->lines == 1) {
+			if (g->lines == 1)
 				g->second = REQGUARD_SECOND_START;
-				g->jdk = g->cr && g->spaces == 2 &&
-				    !g->bad_target;
-			} else if ((g->second == REQGUARD_SECOND_START ||
+			else if ((g->second == REQGUARD_SECOND_START ||
 			    g->second == REQGUARD_SECOND_CR) &&
-			    (g->first == REQGUARD_FIRST_SPACED || g->jdk)) {
+			    g->first == REQGUARD_FIRST_SPACED) {
 				/* An empty line: a request without fields. */
 				g->verdict = REQGUARD_REQUEST;
 				continue;
 			} else if (g->second != REQGUARD_SECOND_NONE)
 				g->second = REQGUARD_SECOND_OTHER;
-			if (g->crlf && g->lines == 2)
-				g->verdict = REQGUARD_DONE;
 		} else if (g->lines == 0) {
 			g->text = true;
 			g->ctl = g->ctl || (c < ' ' && !http_is_split_space(c)) ||
 			    c == 0x7f;
-			reqguard_spaces(g, c);
 			if (reqguard_first(g, c))
 				g->verdict = REQGUARD_REQUEST;
 		} else if (reqguard_second(g, c))
 			g->verdict = REQGUARD_REQUEST;
 		g->word = http_is_split_space(c);
 		g->cr = c == '\r';
+		/* Past two lines, and the JDK's reading too. */
+		if (g->verdict == REQGUARD_MORE && g->crlf && g->lines == 2 &&
+		    g->jdk == REQGUARD_JDK_NO)
+			g->verdict = REQGUARD_DONE;
 	}
 	if (used != NULL)
 		*used = i;

@@ -21,12 +21,14 @@
  *   - a PROXY protocol header (v1 "PROXY ", or v2's signature) at the
  *     very start: a server that takes one from whoever connects reads
  *     the request after it, and no client of a proxy sends one; or
- *   - the JDK's server's request line, whatever its first word: any
- *     bytes, a space, a target (no control byte: a URI), a space, any
- *     bytes, a CRLF; then a second line that starts with a field name
- *     and ':', or is empty. That server takes any bytes for a method,
- *     a control byte or one above 0x7e too, and any third word for a
- *     version.
+ *   - a request as the JDK's server reads one, whatever its first
+ *     word: a request line ended only by a CRLF (a bare LF or a lone CR
+ *     stays in it; empty lines before it are skipped) of any bytes, a
+ *     space, a target (no control byte: a URI), a space and any bytes;
+ *     then a field name (bytes above a space) and ':', or an empty
+ *     header block (its first two bytes each a CR or a LF). That
+ *     server takes any bytes for a method, a control byte or one above
+ *     0x7e too, and any third word for a version.
  * Whitespace and empty lines before the first line are skipped, as
  * servers do. In a stream that starts with a control byte or one above
  * 0x7e, a ClientHello or a binary protocol, only a version and the
@@ -75,6 +77,15 @@ enum reqguard_second {
 	REQGUARD_SECOND_OTHER	/* no field name */
 };
 
+/* The JDK's server's reading of the stream so far. */
+enum reqguard_jdk {
+	REQGUARD_JDK_LINE,	/* its request line, ended by a CRLF only */
+	REQGUARD_JDK_HEAD,	/* the line fits: the header block's start */
+	REQGUARD_JDK_EMPTY,	/* a CR or LF first: a second ends it */
+	REQGUARD_JDK_NAME,	/* a field name so far */
+	REQGUARD_JDK_NO		/* no request to it */
+};
+
 struct reqguard {
 	bool			 text;	/* a byte that is not whitespace came */
 	unsigned int		 get;	/* bytes of "GET" the first word matched */
@@ -86,9 +97,11 @@ struct reqguard {
 	unsigned int		 lines;	/* LFs since the text began (to 2) */
 	size_t			 match;	/* bytes of "HTTP/" matched */
 	size_t			 pos;	/* bytes fed so far */
-	unsigned int		 spaces; /* in the first line (to 2) */
-	bool			 bad_target; /* a control byte after its first */
-	bool			 jdk;	/* the first line was the JDK's */
+	enum reqguard_jdk	 jdk;	/* the JDK's server's reading */
+	unsigned int		 jdk_spaces; /* in its request line (to 2) */
+	bool			 jdk_bad;	/* its target: a control byte */
+	bool			 jdk_cr;	/* a CR, what follows not yet */
+	size_t			 jdk_len;	/* its request line's bytes */
 	bool			 v1;	/* they start a PROXY v1 header */
 	bool			 v2;	/* they start a PROXY v2 header */
 	enum reqguard_first	 first;
