@@ -518,6 +518,24 @@ tunnel_decide(struct tunnel *t, enum tunnel_first first)
 }
 
 /*
+ * The client's ClientHello cannot be read (r): said at warn level, as a
+ * client's failed handshake is; the access line says only status=400.
+ */
+static void
+tunnel_bad_hello(const struct tunnel *t, enum clienthello_result r)
+{
+	struct logline	 l;
+
+	log_begin(&l, EV_CLIENT_TLS_FAILED);
+	log_str(&l, LK_HOST, t->connect_host);
+	log_str(&l, LK_CLIENT, t->x->client);
+	log_str(&l, LK_ALERT, "none");
+	log_str(&l, LK_REASON, r == CH_MALFORMED ? "its ClientHello is "
+	    "malformed" : "its ClientHello is larger than pinproxy reads");
+	log_end(&l);
+}
+
+/*
  * Judge the len bytes the client sent so far after the 200. False when
  * they are too few for a verdict; true when one was reached (the tunnel
  * may be gone).
@@ -559,8 +577,7 @@ tunnel_hello(struct tunnel *t, const unsigned char *data, size_t len)
 		/* FALLTHROUGH */
 	case CH_TOO_LARGE:
 	case CH_MALFORMED:
-		log_msg(EV_DEBUG, "client %s: bad ClientHello (%s)",
-		    t->x->client, clienthello_result_name(r));
+		tunnel_bad_hello(t, r);
 		tunnel_refuse(t, INTERCEPT_ALERT_HANDSHAKE_FAILURE, 400);
 		return true;
 	case CH_NOT_TLS:

@@ -412,6 +412,9 @@ check_eq "CONNECT by IP, an alert before the hello: refused (400), no byte up" \
     $((n + 1)) "$(log_count "$TMP/a.log" "$(kv event access)" \
     "$(kv mode tunnel)" "$(kv host 127.0.0.1)" "$(kv status 400)" \
     "$(kv bytes_up 0)")"
+check_log "CONNECT by IP, an alert before the hello: the reason, at warn level" \
+    "$TMP/a.log" "$(kv event client_tls_failed)" "$(kv host 127.0.0.1)" \
+    "$(kv alert none)" 'reason="its ClientHello is malformed"'
 
 # Without SNI, the host name is the CONNECT host.
 connect nosni --proxy "$PA" --connect api.test:443 --host api.test \
