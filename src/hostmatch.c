@@ -65,7 +65,10 @@ hostmatch_ipv6(const char *in, size_t len, char *out, size_t outsize,
 
 /*
  * Whether the last label of a lower-case name of len bytes is a number as
- * URL parsers and inet_aton() see one: all digits, or "0x" and hex digits.
+ * URL parsers and inet_aton() see one: all digits, or "0x" and hex digits;
+ * or as libevent's resolver sees one (sscanf()'s "%u": a '-' first, and
+ * numbers that wrap, so that "127.0.0.-4294967295" is 127.0.0.1). No
+ * host name's label starts with a '-'.
  */
 static bool
 hostmatch_ends_in_number(const char *name, size_t len)
@@ -81,6 +84,8 @@ hostmatch_ends_in_number(const char *name, size_t len)
 				return false;
 		return true;
 	}
+	if (start < len && name[start] == '-')
+		start++;
 	for (i = start; i < len; i++)
 		if (name[i] < '0' || name[i] > '9')
 			return false;

@@ -136,10 +136,12 @@ check_eq "the TLS origin got every upgraded request" "$n" \
     "$(origin_count "$TMP/ot.log" request "m-up")"
 
 # Numeric spellings that resolvers read in different ways: refused with a
-# 400 before anything is resolved or dialled.
+# 400 before anything is resolved or dialled (libevent's resolver reads
+# "127.0.0.-4294967295" as 127.0.0.1 itself, without asking DNS).
 BAD_HOSTS=("127.000.000.001" "127.0.0.01" "0177.0.0.1" "0x7f.0.0.1" \
     "0x7f000001" "2130706433" "127.1" "127.0.1" "foo.123" \
-    "[::127.0.0.1]" "[::ffff:127.0.0.01]")
+    "[::127.0.0.1]" "[::ffff:127.0.0.01]" "127.0.0.-4294967295" \
+    "-0.-0.-0.-0")
 n=0
 for h in "${BAD_HOSTS[@]}"; do
 	n=$((n + 1))

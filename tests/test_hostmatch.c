@@ -282,6 +282,9 @@ test_normalize_refuses_every_other_spelling_of_an_ipv4_address(void **state)
 		"127.1", "127.0.1", "017700000001", "127.0.0.1.1",
 		"256.0.0.1", "1.2.3.4.5", "00.0.0.0", "127.0.0.01.",
 		"[::ffff:127.0.0.01]", "[::ffff:0177.0.0.1]",
+		/* libevent's sscanf("%u") takes a sign, and wraps. */
+		"127.0.0.-4294967295", "4294967423.0.0.-4294967295",
+		"-0.-0.-0.-0", "0127.0.0.-18446744073709551615",
 	};
 	char		 out[HOSTMATCH_NAME_MAX];
 	size_t		 i;
