@@ -24,6 +24,19 @@
 #define HOSTMATCH_LEN_MAX	(HOSTMATCH_NAME_MAX - 1)
 #define HOSTMATCH_LABEL_MAX	63
 
+/*
+ * Whether a6 is an IPv4-translated address, ::ffff:0:a.b.c.d (RFC 2765's
+ * SIIT): a translator on the way would make it the IPv4 host a.b.c.d.
+ */
+static bool
+hostmatch_v4translated(const struct in6_addr *a6)
+{
+	static const unsigned char	 prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0,
+	    0xff, 0xff, 0, 0 };
+
+	return memcmp(a6->s6_addr, prefix, sizeof(prefix)) == 0;
+}
+
 /* Parse an IPv6 literal of len bytes and write its canonical text form. */
 static bool
 hostmatch_ipv6(const char *in, size_t len, char *out, size_t outsize,
@@ -53,6 +66,10 @@ hostmatch_ipv6(const char *in, size_t len, char *out, size_t outsize,
 	else if (IN6_IS_ADDR_V4COMPAT(&a6)) {
 		*why = "an IPv4-compatible IPv6 address (::a.b.c.d) is "
 		    "deprecated and refused; write the IPv4 address";
+		return false;
+	} else if (hostmatch_v4translated(&a6)) {
+		*why = "an IPv4-translated IPv6 address (::ffff:0:a.b.c.d) is "
+		    "refused; write the IPv4 address";
 		return false;
 	} else
 		inet_ntop(AF_INET6, &a6, text, sizeof(text));

@@ -528,8 +528,8 @@ upstream_dial(struct upstream *u, const struct sockaddr *sa, socklen_t salen)
  * name's (none, or another set: report-only, say, or with its own
  * ca_file): a name never unpins an address, whether the client pairs them
  * (a CONNECT by address with a SNI) or DNS does. Such an address is never
- * dialled, nor one that no host spells (an IPv4-compatible ::a.b.c.d),
- * whose pin set cannot be told.
+ * dialled, nor one that no host spells (an IPv4-compatible ::a.b.c.d, an
+ * IPv4-translated ::ffff:0:a.b.c.d), whose pin set cannot be told.
  */
 static bool
 upstream_addr_pinned(struct upstream *u, const struct sockaddr *sa)

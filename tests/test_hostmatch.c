@@ -285,6 +285,8 @@ test_normalize_refuses_every_other_spelling_of_an_ipv4_address(void **state)
 		/* libevent's sscanf("%u") takes a sign, and wraps. */
 		"127.0.0.-4294967295", "4294967423.0.0.-4294967295",
 		"-0.-0.-0.-0", "0127.0.0.-18446744073709551615",
+		/* IPv4-translated (SIIT). */
+		"[::ffff:0:7f00:1]", "[::ffff:0:127.0.0.1]",
 	};
 	char		 out[HOSTMATCH_NAME_MAX];
 	size_t		 i;
