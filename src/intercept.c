@@ -446,6 +446,18 @@ intercept_tls_error(struct bufferevent *bev,
 	return first;
 }
 
+bool
+intercept_tls_failed_allow(struct intercept_env *ie, const char *client,
+    const char *host)
+{
+	char	 key[CONF_ADDR_TEXT_MAX + HOSTMATCH_NAME_MAX + 2];
+
+	snprintf(key, sizeof(key), "%.*s %s", (int)throttle_addr_len(client),
+	    client, host);
+	return throttle_allow(ie->tls_failed, key, strlen(key),
+	    throttle_now());
+}
+
 /*
  * Say at warn level why the client's handshake failed, once a minute per
  * client address (without its port) and host: an untrusted CA is the most
@@ -457,17 +469,13 @@ intercept_log_client_tls_failed(struct intercept *ic, unsigned long first,
 {
 	const char			*client = ic->x->client;
 	struct logline			 l;
-	char				 key[CONF_ADDR_TEXT_MAX +
-					    HOSTMATCH_NAME_MAX + 2], why[160];
+	char				 why[160];
 
 	snprintf(why, sizeof(why), "%s", first != 0 ?
 	    ERR_reason_error_string(first) : "connection closed");
 	log_msg(EV_DEBUG, "client %s: TLS handshake for %s failed: %s",
 	    client, ic->host, why);
-	snprintf(key, sizeof(key), "%.*s %s", (int)throttle_addr_len(client),
-	    client, ic->host);
-	if (!throttle_allow(ic->env->tls_failed, key, strlen(key),
-	    throttle_now()))
+	if (!intercept_tls_failed_allow(ic->env, client, ic->host))
 		return;
 	log_begin(&l, EV_CLIENT_TLS_FAILED);
 	log_str(&l, LK_HOST, ic->host);

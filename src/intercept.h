@@ -42,6 +42,13 @@ struct intercept_args {
 struct intercept_env *intercept_env_new(char *err, size_t errlen);
 /* Free it (NULL ok). */
 void		 intercept_env_free(struct intercept_env *ie);
+/*
+ * Whether a client_tls_failed line for client (an address and port) and
+ * host may be logged now: one a minute per client address and host, so
+ * that a client retrying does not flood the log.
+ */
+bool		 intercept_tls_failed_allow(struct intercept_env *ie,
+		    const char *client, const char *host);
 
 extern const struct phase_ops intercept_ops;
 

@@ -31,6 +31,7 @@ reqguard_init(struct reqguard *g)
 	g->jdk_bad = false;
 	g->jdk_cr = false;
 	g->jdk_len = 0;
+	g->jdk_target = 0;
 	g->v1 = true;
 	g->v2 = true;
 	g->first = REQGUARD_FIRST_START;
@@ -119,16 +120,34 @@ reqguard_second(struct reqguard *g, unsigned char c)
 
 /*
  * Byte c of the JDK's request line: its words split at a space only, and
- * the target between the first two takes no control byte (java.net.URI).
+ * the target between the first two takes no control byte (java.net.URI)
+ * and starts as a client's does ('/', '*', or "http" of an absolute URL),
+ * which keeps the rule from binary streams that hold the rest by chance
+ * (a random byte is a space, a CRLF, a field's colon often enough).
  */
 static void
 reqguard_jdk_byte(struct reqguard *g, unsigned char c)
 {
-	g->jdk_len++;
+	unsigned char	 u = c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c;
+
+	if (++g->jdk_len > REQGUARD_JDK_LINE_MAX)
+		g->jdk = REQGUARD_JDK_NO;
 	if (c == ' ') {
 		if (g->jdk_spaces < 2)
 			g->jdk_spaces++;
-	} else if (g->jdk_spaces == 1 && (c < ' ' || c == 0x7f))
+		g->jdk_target = 0;
+		return;
+	}
+	if (g->jdk_spaces != 1)
+		return;
+	if (c < ' ' || c == 0x7f)
+		g->jdk_bad = true;
+	/* Its first bytes: '/', '*', or "http". */
+	if (g->jdk_target == 0 && (c == '/' || c == '*'))
+		g->jdk_target = 4;
+	else if (g->jdk_target < 4 && u == (unsigned char)"http"[g->jdk_target])
+		g->jdk_target++;
+	else if (g->jdk_target < 4)
 		g->jdk_bad = true;
 }
 
@@ -152,10 +171,13 @@ reqguard_jdk(struct reqguard *g, unsigned char c)
 					    REQGUARD_JDK_NO;
 				break;
 			}
-			/* A lone CR stays in the line. */
+			/*
+			 * A CR and the byte after it stay in the line, a
+			 * second CR too: it starts no line end.
+			 */
 			reqguard_jdk_byte(g, '\r');
-		}
-		if (c == '\r')
+			reqguard_jdk_byte(g, c);
+		} else if (c == '\r')
 			g->jdk_cr = true;
 		else
 			reqguard_jdk_byte(g, c);
@@ -164,7 +186,8 @@ reqguard_jdk(struct reqguard *g, unsigned char c)
 		if (c == '\r' || c == '\n')
 			g->jdk = REQGUARD_JDK_EMPTY;
 		else
-			g->jdk = c > ' ' ? REQGUARD_JDK_NAME : REQGUARD_JDK_NO;
+			g->jdk = http_is_tchar(c) ? REQGUARD_JDK_NAME :
+			    REQGUARD_JDK_NO;
 		break;
 	case REQGUARD_JDK_EMPTY:
 		if (c == '\r' || c == '\n')
@@ -174,7 +197,7 @@ reqguard_jdk(struct reqguard *g, unsigned char c)
 	case REQGUARD_JDK_NAME:
 		if (c == ':')
 			return true;
-		if (c <= ' ')
+		if (!http_is_tchar(c))
 			g->jdk = REQGUARD_JDK_NO;
 		break;
 	default:

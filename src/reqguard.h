@@ -22,13 +22,17 @@
  *     very start: a server that takes one from whoever connects reads
  *     the request after it, and no client of a proxy sends one; or
  *   - a request as the JDK's server reads one, whatever its first
- *     word: a request line ended only by a CRLF (a bare LF or a lone CR
- *     stays in it; empty lines before it are skipped) of any bytes, a
- *     space, a target (no control byte: a URI), a space and any bytes;
- *     then a field name (bytes above a space) and ':', or an empty
- *     header block (its first two bytes each a CR or a LF). That
- *     server takes any bytes for a method, a control byte or one above
- *     0x7e too, and any third word for a version.
+ *     word: a request line ended only by a CRLF (a bare LF, or a CR
+ *     and the byte after it, stays in it; empty lines before it are
+ *     skipped) within REQGUARD_JDK_LINE_MAX bytes, of any bytes, a
+ *     space, a target as a client sends one (no control byte, as in a
+ *     URI; '/', '*' or "http" first), a space and any bytes; then a
+ *     field name and ':', or an empty header block (its first two bytes
+ *     each a CR or a LF). That server takes any bytes for a method, a
+ *     control byte or one above 0x7e too, and any third word for a
+ *     version. (It takes any bytes above a space in a field name, and
+ *     any target java.net.URI takes; a client sends neither, and binary
+ *     streams would hold them by chance.)
  * Whitespace and empty lines before the first line are skipped, as
  * servers do. In a stream that starts with a control byte or one above
  * 0x7e, a ClientHello or a binary protocol, only a version and the
@@ -53,6 +57,11 @@
  * them one at a time costs a bounded copy and scan each.
  */
 #define REQGUARD_LINE_MAX	1024
+/*
+ * The longest request line looked for as the JDK's server reads one (see
+ * above): servers' own limits are about this (nginx's and Apache's 8 KiB).
+ */
+#define REQGUARD_JDK_LINE_MAX	8192
 
 enum reqguard_verdict {
 	REQGUARD_MORE,		/* no request so far; go on feeding */
@@ -102,6 +111,7 @@ struct reqguard {
 	bool			 jdk_bad;	/* its target: a control byte */
 	bool			 jdk_cr;	/* a CR, what follows not yet */
 	size_t			 jdk_len;	/* its request line's bytes */
+	unsigned int		 jdk_target;	/* its start matched (4: all) */
 	bool			 v1;	/* they start a PROXY v1 header */
 	bool			 v2;	/* they start a PROXY v2 header */
 	enum reqguard_first	 first;

@@ -519,13 +519,19 @@ tunnel_decide(struct tunnel *t, enum tunnel_first first)
 
 /*
  * The client's ClientHello cannot be read (r): said at warn level, as a
- * client's failed handshake is; the access line says only status=400.
+ * client's failed handshake is, and as often (the access line says only
+ * status=400).
  */
 static void
 tunnel_bad_hello(const struct tunnel *t, enum clienthello_result r)
 {
 	struct logline	 l;
 
+	log_msg(EV_DEBUG, "client %s: bad ClientHello (%s)", t->x->client,
+	    clienthello_result_name(r));
+	if (!intercept_tls_failed_allow(t->x->env->intercept, t->x->client,
+	    t->connect_host))
+		return;
 	log_begin(&l, EV_CLIENT_TLS_FAILED);
 	log_str(&l, LK_HOST, t->connect_host);
 	log_str(&l, LK_CLIENT, t->x->client);

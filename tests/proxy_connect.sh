@@ -832,9 +832,10 @@ no request" "$n_ol" "$(origin_count "$TMP/ol.log" request)"
 # the header itself, before the guard sees the request); a method that
 # starts with a control byte or one above 0x7e, and a ClientHello whose
 # random holds a request line (the JDK's server takes any bytes for a
-# method); a bare LF in the method or the third word, and CR CR for an
-# empty header block (the JDK ends a request line at a CRLF only, and a
-# header line at any CR or LF). Client bytes that name "http/" elsewhere pass: a git path, a
+# method); a bare LF in the method or the third word, CR CR LF inside
+# the request line, and CR CR for an empty header block (the JDK ends a
+# request line at a CRLF only, a CR and the byte after it stay in it, and
+# it ends a header line at any CR or LF). Client bytes that name "http/" elsewhere pass: a git path, a
 # binary protocol.
 cat >"$TMP/blindline.py" <<'EOF'
 import sys, time
@@ -872,13 +873,14 @@ for c in "git, then a version|[b'0030git-upload-pack /project.git\\0host=pass.te
     "a bare LF in the method (JDK)|[b'\\x01PO\\nST /x X\\r\\nHost: api.test\\r\\n\\r\\n']" \
     "a bare LF in a printable method (JDK)|[b'PO\\nST /x X\\r\\nHost: api.test\\r\\n\\r\\n']" \
     "a bare LF in the third word (JDK)|[b'\\x01POST /x X\\nY\\r\\nHost: api.test\\r\\n\\r\\n']" \
-    "CR CR for an empty header block (JDK)|[b'\\x01POST /x X\\r\\n\\r\\r']"; do
+    "CR CR for an empty header block (JDK)|[b'\\x01POST /x X\\r\\n\\r\\r']" \
+    "CR CR LF inside the request line (JDK)|[b'\\x01\\r\\r\\nGET /secret HTTP/1.1\\r\\nHost: api.test\\r\\n\\r\\n']"; do
 	check_eq "blind tunnel, ${c%%|*}: 200, then closed with nothing" \
 	    "HTTP/1.1 200 Connection established|0" \
 	    "$(py "$TMP/blindline.py" "$PA" "127.0.0.1:$OL" "${c#*|}" 2>&1)"
 done
-check_eq "a request at the start of a blind tunnel: blocked, 13 times" \
-    $(( n_blocked + 13 )) "$(log_count "$TMP/a.log" "$(kv event blocked)" \
+check_eq "a request at the start of a blind tunnel: blocked, 14 times" \
+    $(( n_blocked + 14 )) "$(log_count "$TMP/a.log" "$(kv event blocked)" \
     "an HTTP request at the start")"
 check_log "an HTTP version on a blind tunnel's first line: access status=403" \
     "$TMP/a.log" "$(kv event access)" "$(kv mode tunnel)" \
