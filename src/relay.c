@@ -551,6 +551,8 @@ relay_idle_tls(const struct relay_end *e)
 		(void)SSL_free_buffers(e->ssl);
 }
 
+static void	relay_refuse_request(struct relay *);
+
 /*
  * The side this direction reads from ended: deliver what it sent first.
  * Nothing is read from it again, so a TLS end gives back its buffers now
@@ -559,6 +561,11 @@ relay_idle_tls(const struct relay_end *e)
 static enum relay_step
 relay_way_eof(struct relay_way *w)
 {
+	/* Its end would end a request (the JDK's server's empty fields). */
+	if (w->guard && reqguard_eof(&w->guard_state)) {
+		relay_refuse_request(w->r);
+		return RELAY_ENDED;
+	}
 	/* A start still held ended undecided: it is not written. */
 	if (w->held != NULL) {
 		evbuffer_free(w->held);

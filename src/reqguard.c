@@ -32,6 +32,7 @@ reqguard_init(struct reqguard *g)
 	g->jdk_cr = false;
 	g->jdk_len = 0;
 	g->jdk_target = 0;
+	g->jdk_target_ok = false;
 	g->v1 = true;
 	g->v2 = true;
 	g->first = REQGUARD_FIRST_START;
@@ -121,9 +122,10 @@ reqguard_second(struct reqguard *g, unsigned char c)
 /*
  * Byte c of the JDK's request line: its words split at a space only, and
  * the target between the first two takes no control byte (java.net.URI)
- * and starts as a client's does ('/', '*', or "http" of an absolute URL),
- * which keeps the rule from binary streams that hold the rest by chance
- * (a random byte is a space, a CRLF, a field's colon often enough).
+ * and starts as a client's does ('/', '*', "http" of an absolute URL, or
+ * '%' of an escaped '/'), which keeps the rule from binary streams that
+ * hold the rest by chance (a random byte is a space, a CRLF, a field's
+ * colon often enough).
  */
 static void
 reqguard_jdk_byte(struct reqguard *g, unsigned char c)
@@ -133,6 +135,9 @@ reqguard_jdk_byte(struct reqguard *g, unsigned char c)
 	if (++g->jdk_len > REQGUARD_JDK_LINE_MAX)
 		g->jdk = REQGUARD_JDK_NO;
 	if (c == ' ') {
+		/* The target, now ended, started as a client's does. */
+		if (g->jdk_spaces == 1)
+			g->jdk_target_ok = g->jdk_target == 4;
 		if (g->jdk_spaces < 2)
 			g->jdk_spaces++;
 		g->jdk_target = 0;
@@ -142,8 +147,8 @@ reqguard_jdk_byte(struct reqguard *g, unsigned char c)
 		return;
 	if (c < ' ' || c == 0x7f)
 		g->jdk_bad = true;
-	/* Its first bytes: '/', '*', or "http". */
-	if (g->jdk_target == 0 && (c == '/' || c == '*'))
+	/* Its first bytes: '/', '*', '%', or "http". */
+	if (g->jdk_target == 0 && (c == '/' || c == '*' || c == '%'))
 		g->jdk_target = 4;
 	else if (g->jdk_target < 4 && u == (unsigned char)"http"[g->jdk_target])
 		g->jdk_target++;
@@ -167,8 +172,8 @@ reqguard_jdk(struct reqguard *g, unsigned char c)
 				/* An empty line before it is skipped. */
 				if (g->jdk_len > 0)
 					g->jdk = g->jdk_spaces == 2 &&
-					    !g->jdk_bad ? REQGUARD_JDK_HEAD :
-					    REQGUARD_JDK_NO;
+					    g->jdk_target_ok && !g->jdk_bad ?
+					    REQGUARD_JDK_HEAD : REQGUARD_JDK_NO;
 				break;
 			}
 			/*
@@ -285,6 +290,13 @@ reqguard_feed(struct reqguard *g, const unsigned char *data, size_t len,
 	if (used != NULL)
 		*used = i;
 	return g->verdict;
+}
+
+bool
+reqguard_eof(const struct reqguard *g)
+{
+	return g->verdict == REQGUARD_MORE && (g->jdk == REQGUARD_JDK_HEAD ||
+	    g->jdk == REQGUARD_JDK_EMPTY);
 }
 
 bool

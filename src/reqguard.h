@@ -26,13 +26,14 @@
  *     and the byte after it, stays in it; empty lines before it are
  *     skipped) within REQGUARD_JDK_LINE_MAX bytes, of any bytes, a
  *     space, a target as a client sends one (no control byte, as in a
- *     URI; '/', '*' or "http" first), a space and any bytes; then a
- *     field name and ':', or an empty header block (its first two bytes
- *     each a CR or a LF). That server takes any bytes for a method, a
- *     control byte or one above 0x7e too, and any third word for a
- *     version. (It takes any bytes above a space in a field name, and
- *     any target java.net.URI takes; a client sends neither, and binary
- *     streams would hold them by chance.)
+ *     URI; '/', '*', '%' or "http" first), a space and any bytes; then
+ *     a field name and ':', or an empty header block (its first two
+ *     bytes each a CR or a LF), or the end of the client's stream right
+ *     after the line or a CR or LF (reqguard_eof()). That server takes
+ *     any bytes for a method, a control byte or one above 0x7e too, and
+ *     any third word for a version. (It takes any target java.net.URI
+ *     takes, "ftp:/x" too; clients send none such, and binary streams
+ *     would hold them by chance.)
  * Whitespace and empty lines before the first line are skipped, as
  * servers do. In a stream that starts with a control byte or one above
  * 0x7e, a ClientHello or a binary protocol, only a version and the
@@ -59,9 +60,9 @@
 #define REQGUARD_LINE_MAX	1024
 /*
  * The longest request line looked for as the JDK's server reads one (see
- * above): servers' own limits are about this (nginx's and Apache's 8 KiB).
+ * above): that server's own limit for a request's head is 380 KiB.
  */
-#define REQGUARD_JDK_LINE_MAX	8192
+#define REQGUARD_JDK_LINE_MAX	(384 * 1024)
 
 enum reqguard_verdict {
 	REQGUARD_MORE,		/* no request so far; go on feeding */
@@ -112,6 +113,7 @@ struct reqguard {
 	bool			 jdk_cr;	/* a CR, what follows not yet */
 	size_t			 jdk_len;	/* its request line's bytes */
 	unsigned int		 jdk_target;	/* its start matched (4: all) */
+	bool			 jdk_target_ok;	/* it started as a client's */
 	bool			 v1;	/* they start a PROXY v1 header */
 	bool			 v2;	/* they start a PROXY v2 header */
 	enum reqguard_first	 first;
@@ -145,5 +147,12 @@ bool			 reqguard_holding(const struct reqguard *g);
  * and a server that answered them is no HTTP server waiting for one.
  */
 bool			 reqguard_binary(const struct reqguard *g);
+/*
+ * Whether the end of the client's stream, after the bytes fed so far,
+ * would end a request: the JDK's server takes it for the end of an empty
+ * header block. The stream is then refused as for REQUEST, and its end
+ * is not passed on.
+ */
+bool			 reqguard_eof(const struct reqguard *g);
 
 #endif

@@ -833,12 +833,13 @@ no request" "$n_ol" "$(origin_count "$TMP/ol.log" request)"
 # starts with a control byte or one above 0x7e, and a ClientHello whose
 # random holds a request line (the JDK's server takes any bytes for a
 # method); a bare LF in the method or the third word, CR CR LF inside
-# the request line, and CR CR for an empty header block (the JDK ends a
+# the request line, CR CR for an empty header block (the JDK ends a
 # request line at a CRLF only, a CR and the byte after it stay in it, and
-# it ends a header line at any CR or LF). Client bytes that name "http/" elsewhere pass: a git path, a
+# it ends a header line at any CR or LF), and a request line of 9000
+# bytes (that server reads 380 KiB). Client bytes that name "http/" elsewhere pass: a git path, a
 # binary protocol.
 cat >"$TMP/blindline.py" <<'EOF'
-import sys, time
+import socket, sys, time
 from connect_client import open_tunnel, read_rest
 s, head = open_tunnel(int(sys.argv[1]), sys.argv[2])
 segments = eval(sys.argv[3])
@@ -846,10 +847,13 @@ try:
     for i, seg in enumerate(segments):
         if i:
             time.sleep(0.3)
-        s.sendall(seg)
+        if seg is None:
+            s.shutdown(socket.SHUT_WR)
+        else:
+            s.sendall(seg)
 except OSError:
     pass
-want = b"".join(segments)
+want = b"".join(seg for seg in segments if seg is not None)
 out = read_rest(s, timeout=2, size=len(want))
 print("%s|%s" % (head.split(b"\r\n")[0].decode(),
                  "echoed" if out == want else len(out)), end="")
@@ -874,13 +878,14 @@ for c in "git, then a version|[b'0030git-upload-pack /project.git\\0host=pass.te
     "a bare LF in a printable method (JDK)|[b'PO\\nST /x X\\r\\nHost: api.test\\r\\n\\r\\n']" \
     "a bare LF in the third word (JDK)|[b'\\x01POST /x X\\nY\\r\\nHost: api.test\\r\\n\\r\\n']" \
     "CR CR for an empty header block (JDK)|[b'\\x01POST /x X\\r\\n\\r\\r']" \
-    "CR CR LF inside the request line (JDK)|[b'\\x01\\r\\r\\nGET /secret HTTP/1.1\\r\\nHost: api.test\\r\\n\\r\\n']"; do
+    "CR CR LF inside the request line (JDK)|[b'\\x01\\r\\r\\nGET /secret HTTP/1.1\\r\\nHost: api.test\\r\\n\\r\\n']" \
+    "a request line of 9000 bytes (JDK)|[b'\\x01 /secret?' + b'a' * 9000 + b' x\\r\\nHost: api.test\\r\\n\\r\\n']"; do
 	check_eq "blind tunnel, ${c%%|*}: 200, then closed with nothing" \
 	    "HTTP/1.1 200 Connection established|0" \
 	    "$(py "$TMP/blindline.py" "$PA" "127.0.0.1:$OL" "${c#*|}" 2>&1)"
 done
-check_eq "a request at the start of a blind tunnel: blocked, 14 times" \
-    $(( n_blocked + 14 )) "$(log_count "$TMP/a.log" "$(kv event blocked)" \
+check_eq "a request at the start of a blind tunnel: blocked, 15 times" \
+    $(( n_blocked + 15 )) "$(log_count "$TMP/a.log" "$(kv event blocked)" \
     "an HTTP request at the start")"
 check_log "an HTTP version on a blind tunnel's first line: access status=403" \
     "$TMP/a.log" "$(kv event access)" "$(kv mode tunnel)" \
@@ -923,6 +928,15 @@ check_eq "blind tunnel, a first line then a field: refused" \
     "[b'POST /x x\\r\\n', b'Host: a\\r\\n\\r\\n']" 2>&1)"
 check "blind tunnel, a first line then a field: the server got the line, \
 then a reset" wait_line "$TMP/os.log" '"how": "reset", "got": "POST /x x\\r\\n"'
+# The JDK's request line, then the client's end, which that server takes
+# for the end of an empty header block: the end is not passed on either.
+check_eq "blind tunnel, a request line then the client's end: refused" \
+    "HTTP/1.1 200 Connection established|0" \
+    "$(py "$TMP/blindline.py" "$PA" "sink.test:$OS" \
+    "[b'\\x01 /secret x\\r\\n', None]" 2>&1)"
+check "blind tunnel, a request line then the client's end: the server got \
+the line, then a reset" wait_line "$TMP/os.log" \
+    '"how": "reset", "got": "\\u0001 /secret x\\r\\n"'
 # A server that spoke first, then a refused request: the client had part
 # of the server's stream, which pinproxy cut, so it is reset too.
 check_eq "blind tunnel after the server spoke, then a request: the client \

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "reqguard.h"
@@ -105,6 +106,8 @@ static const struct reqguard_case reqguard_cases[] = {
 	    "\x01\r\r\nGET /secret HTTP/1.1\r\nHost: a\r\n", REQGUARD_REQUEST),
 	CASE("an absolute URL for the JDK's server, in upper case",
 	    "\x01GET HTTP://a.test/ X\r\nHost: a\r\n", REQGUARD_REQUEST),
+	CASE("an escaped '/' first in the target (the JDK decodes it)",
+	    "\x01 %2Fsecret x\r\nHost: a\r\n", REQGUARD_REQUEST),
 	/* Other protocols: no request, and a verdict once one is sure. */
 	CASE("SMTP", "EHLO a.test\r\nMAIL FROM:<a@b>\r\n", REQGUARD_DONE),
 	CASE("a word that starts like PROXY", "PROXYX a\r\nb c\r\n",
@@ -139,6 +142,10 @@ static const struct reqguard_case reqguard_cases[] = {
 	    "\x01POST /x X\r\n Host: a\r\n", REQGUARD_DONE),
 	CASE("binary bytes, two spaces around a word no client sends",
 	    "\x01POST x X\r\nHost: a\r\n", REQGUARD_DONE),
+	CASE("binary bytes, two spaces around nothing",
+	    "\x01  x\r\nHost: a\r\n", REQGUARD_DONE),
+	CASE("binary bytes, two spaces around a start of http",
+	    "\x01 htt x\r\nHost: a\r\n", REQGUARD_DONE),
 	CASE("binary bytes, two spaces, a CRLF, a name of other bytes",
 	    "\x01POST /x X\r\nHo\x80st: a\r\n", REQGUARD_DONE),
 	CASE("HTTP/ after the first CRLF", "EHLO a\r\nHTTP/1.1 x\r\n",
@@ -262,6 +269,66 @@ test_reqguard_binary(void **state)
 	}
 }
 
+/*
+ * The end of the stream ends the JDK's server's header block: right after
+ * its request line, or after one CR or LF.
+ */
+static void
+test_reqguard_eof(void **state)
+{
+	static const struct {
+		const char	*bytes;
+		size_t		 len;
+		bool		 eof;
+	} cases[] = {
+#define EOFCASE(lit, eof)	{ (lit), sizeof(lit) - 1, (eof) }
+		EOFCASE("\x01 /secret x\r\n", true),
+		EOFCASE("\x01 /secret x\r\n\r", true),
+		EOFCASE("\x01 /secret x\r\n\n", true),
+		EOFCASE("\x01 /secret x", false),
+		EOFCASE("\x01 /secret x\r\nHo", false),
+		EOFCASE("\x01 x y\r\n", false),
+		EOFCASE("\0\0\x08binary", false),
+#undef EOFCASE
+	};
+	struct reqguard	 g;
+	size_t		 k;
+
+	(void)state;
+	for (k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		reqguard_init(&g);
+		assert_int_equal(reqguard_feed(&g,
+		    (const unsigned char *)cases[k].bytes, cases[k].len, NULL),
+		    REQGUARD_MORE);
+		if (reqguard_eof(&g) != cases[k].eof)
+			fail_msg("case %zu: eof %d", k, reqguard_eof(&g));
+	}
+}
+
+/* The JDK's server reads request lines far longer than the others'. */
+static void
+test_reqguard_long_jdk_line(void **state)
+{
+	static const char	 head[] = "\x01 /secret?";
+	static const char	 tail[] = " x\r\nHost: a\r\n";
+	unsigned char		*b;
+	size_t			 n, pad = 9000;
+	struct reqguard		 g;
+
+	(void)state;
+	b = malloc(sizeof(head) + pad + sizeof(tail));
+	assert_non_null(b);
+	memcpy(b, head, sizeof(head) - 1);
+	n = sizeof(head) - 1;
+	memset(b + n, 'a', pad);
+	n += pad;
+	memcpy(b + n, tail, sizeof(tail) - 1);
+	n += sizeof(tail) - 1;
+	reqguard_init(&g);
+	assert_int_equal(reqguard_feed(&g, b, n, NULL), REQGUARD_REQUEST);
+	free(b);
+}
+
 /* The bytes that completed a request are counted; later feeds keep it. */
 static void
 test_reqguard_counts_the_bytes_that_decided(void **state)
@@ -287,6 +354,8 @@ main(void)
 		cmocka_unit_test(test_reqguard_cases),
 		cmocka_unit_test(test_reqguard_holding),
 		cmocka_unit_test(test_reqguard_binary),
+		cmocka_unit_test(test_reqguard_eof),
+		cmocka_unit_test(test_reqguard_long_jdk_line),
 		cmocka_unit_test(test_reqguard_counts_the_bytes_that_decided),
 	};
 
