@@ -42,7 +42,9 @@
  * (wsgiref) still wants a version; the JDK's line asks for two spaces
  * around a target, a CRLF and a field name's colon, far rarer by
  * chance. Once the first CRLF and the second line's end have passed,
- * nothing later can make a request of the start: the verdict is done.
+ * and the JDK's reading has ended (at most a field name after its
+ * line), nothing later can make a request of the start: the verdict is
+ * done.
  */
 #ifndef PINPROXY_REQGUARD_H
 #define PINPROXY_REQGUARD_H
