@@ -32,7 +32,6 @@ reqguard_init(struct reqguard *g)
 	g->jdk_cr = false;
 	g->jdk_len = 0;
 	g->jdk_target = 0;
-	g->jdk_target_ok = false;
 	g->v1 = true;
 	g->v2 = true;
 	g->first = REQGUARD_FIRST_START;
@@ -135,12 +134,8 @@ reqguard_jdk_byte(struct reqguard *g, unsigned char c)
 	if (++g->jdk_len > REQGUARD_JDK_LINE_MAX)
 		g->jdk = REQGUARD_JDK_NO;
 	if (c == ' ') {
-		/* The target, now ended, started as a client's does. */
-		if (g->jdk_spaces == 1)
-			g->jdk_target_ok = g->jdk_target == 4;
 		if (g->jdk_spaces < 2)
 			g->jdk_spaces++;
-		g->jdk_target = 0;
 		return;
 	}
 	if (g->jdk_spaces != 1)
@@ -172,7 +167,7 @@ reqguard_jdk(struct reqguard *g, unsigned char c)
 				/* An empty line before it is skipped. */
 				if (g->jdk_len > 0)
 					g->jdk = g->jdk_spaces == 2 &&
-					    g->jdk_target_ok && !g->jdk_bad ?
+					    g->jdk_target == 4 && !g->jdk_bad ?
 					    REQGUARD_JDK_HEAD : REQGUARD_JDK_NO;
 				break;
 			}

@@ -115,7 +115,6 @@ struct reqguard {
 	bool			 jdk_cr;	/* a CR, what follows not yet */
 	size_t			 jdk_len;	/* its request line's bytes */
 	unsigned int		 jdk_target;	/* its start matched (4: all) */
-	bool			 jdk_target_ok;	/* it started as a client's */
 	bool			 v1;	/* they start a PROXY v1 header */
 	bool			 v2;	/* they start a PROXY v2 header */
 	enum reqguard_first	 first;
