@@ -62,6 +62,7 @@ struct conn {
 	uint16_t		 tunnel_port;
 
 	bool			 head_started;	/* a byte of the head came */
+	bool			 used;		/* a byte of any head came */
 	/*
 	 * In CONN_READ_HEAD: the answers queued for the client reached
 	 * RELAY_HIGH_WATER; the next head is read once it took half.
@@ -77,6 +78,15 @@ struct conn {
 };
 
 static unsigned long	 conn_next_id = 1;
+
+/*
+ * A client that connected this shortly before a stop began may have its
+ * first request on the way: it is waited for until then, within half of
+ * shutdown_timeout (see conn_shutdown()). Clients do not send a first
+ * request again when the new connection they sent it on closes
+ * unanswered.
+ */
+#define CONN_STOP_GRACE_MS	1000
 
 static void	conn_read_head(struct conn *);
 static void	conn_deny(struct conn *);
@@ -771,6 +781,7 @@ conn_read_head(struct conn *c)
 		if (!c->head_started) {
 			/* The time of a request counts from its first byte. */
 			c->head_started = true;
+			c->used = true;
 			evutil_gettimeofday(&c->x.acc.start, NULL);
 		}
 		r = http_msg_feed_head(c->x.req, v.iov_base, v.iov_len,
@@ -1031,11 +1042,30 @@ conn_new_transparent(struct conn_env *env, evutil_socket_t fd,
 void
 conn_shutdown(struct conn *c)
 {
+	struct timeval	 tv;
+	long long	 age, grace;
+
 	c->shutting_down = true;
 	c->x.closing = true;
+	if (c->x.state != CONN_READ_HEAD || c->head_started)
+		return;
+	/*
+	 * Its first request may be on the way: the head timer ends the
+	 * wait (a head begun by then is answered, else the connection
+	 * closes without a word). Until a connection's first byte, the
+	 * request's start is its accept.
+	 */
+	age = conn_elapsed_ms(c);
+	grace = c->x.rc->conf->shutdown_timeout_ms / 2;
+	if (grace > CONN_STOP_GRACE_MS)
+		grace = CONN_STOP_GRACE_MS;
+	if (!c->used && !c->await_drain && !c->client_eof && age < grace) {
+		tv = cv_timeval((uint64_t)(grace - age));
+		evtimer_add(c->head_timer, &tv);
+		return;
+	}
 	/* Idle between requests: close once the last response is out. */
-	if (c->x.state == CONN_READ_HEAD && !c->head_started)
-		conn_close_after_flush(c);
+	conn_close_after_flush(c);
 }
 
 void

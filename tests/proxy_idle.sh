@@ -387,4 +387,62 @@ check_eq "an open intercepted connection: still served after the trim" \
     "first 200|second 200 reused -|" "$(tr '\n' '|' <"$TMP/kt.out")"
 stop_pinproxy "$PP_T" "$TMP/t.log"
 
+# A stop just after a client connected: its first request, sent once the
+# stop began, is answered (with Connection: close), where the connection
+# was closed unanswered before; a connection that sends nothing closes
+# once that grace (1 s from its accept) is over, not at shutdown_timeout.
+cat >"$TMP/late.py" <<'EOF'
+import re, socket, sys, time
+port, log = int(sys.argv[1]), sys.argv[2]
+first = socket.create_connection(("127.0.0.1", port), timeout=5)
+silent = socket.create_connection(("127.0.0.1", port), timeout=5)
+print("ready", flush=True)
+deadline = time.monotonic() + 5
+while time.monotonic() < deadline:
+    with open(log, errors="replace") as f:
+        if re.search(r"(^| )event=stopping( |$)", f.read(), re.M):
+            break
+    time.sleep(0.005)
+try:
+    first.sendall(b"GET http://api.test/hello HTTP/1.1\r\n"
+                  b"Host: api.test\r\n\r\n")
+    data = b""
+    while True:
+        chunk = first.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+except OSError as e:
+    data = b""
+    print("error", e, flush=True)
+head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1")
+status = head.split(" ")[1] if head.startswith("HTTP/") else "none"
+close = re.search(r"(?im)^connection: *close", head) is not None
+print("first", status, "close" if close else "keep", flush=True)
+try:
+    print("silent", len(silent.recv(1)), flush=True)
+except OSError as e:
+    print("silent error", e, flush=True)
+EOF
+PL=$(free_port)
+conf "$PL" "shutdown_timeout = 6s" >"$TMP/l.conf"
+check "pinproxy L listens on 127.0.0.1:$PL" \
+    start_pinproxy PP_L "$PL" "$TMP/l.conf" "$TMP/l.log"
+spawn LATE_PID python3 "$TMP/late.py" "$PL" "$TMP/l.log" >"$TMP/late.out"
+wait_ready "$TMP/late.out"
+start=$(now_ms)
+kill -TERM "$PP_L"
+wait "$LATE_PID" 2>/dev/null
+wait_exit "$PP_L" 10
+ms=$(( $(now_ms) - start ))
+check_eq "a request sent just after the stop began is answered" \
+    "first 200 close" "$(grep '^first\|^error' "$TMP/late.out")"
+check_eq "a silent new connection is closed by the stop" "silent 0" \
+    "$(grep '^silent' "$TMP/late.out")"
+check_eq "pinproxy L exits 0" 0 "$EXIT_RC"
+check "the stop took the grace, not shutdown_timeout ($ms ms)" \
+    test "$ms" -lt 3000
+check_log "the stop: event=stopped, connections finished" "$TMP/l.log" \
+    "$(kv event stopped)" "$(kv reason 'connections finished')"
+
 done_testing
