@@ -739,13 +739,14 @@ conn_request(struct conn *c)
 		return;
 	}
 	/*
-	 * What stays in plaintext in a tunnel or a redirected connection
-	 * opened to an address goes to that address, as it would have
-	 * without pinproxy: the Host header names the site, it does not
-	 * choose the server (nor reach one the redirect rules would have
-	 * kept the client from).
+	 * What is not pinned, in a tunnel or a redirected connection opened
+	 * to an address, goes to that address, as it would have without
+	 * pinproxy: the Host header names the site, it does not choose the
+	 * server (nor reach one the redirect rules would have kept the
+	 * client from). In plaintext, or with unpinned = verify over TLS to
+	 * its port 443, verified for the name the Host header gives.
 	 */
-	if (!t.tls && c->tunnel_addr != NULL) {
+	if (t.ps == NULL && c->tunnel_addr != NULL) {
 		/* A reload since the CONNECT may have pinned the address. */
 		if (conf_lookup(conf, c->tunnel_addr) != NULL) {
 			phase_log_blocked(&c->x, c->x.acc.host, "the tunnel's "

@@ -194,6 +194,18 @@ forward_final_sent(const struct forward *f)
 	return f->status != 0;
 }
 
+/*
+ * Whether the upstream is dialled at an address and verified for the
+ * request's host (unpinned = verify in a tunnel or a redirected
+ * connection opened to an address): kept for no other request, as the
+ * pool finds connections by where they go, not by the name verified.
+ */
+static bool
+forward_retargeted(const struct forward *f)
+{
+	return f->tls && strcmp(f->host, f->authority) != 0;
+}
+
 /* Let go of the upstream: to the pool when idle, else closed. */
 static void
 forward_release(struct forward *f)
@@ -741,6 +753,8 @@ forward_upstream_cb(struct upstream *u, enum upstream_status st, void *arg)
 		forward_send_request(f);
 		return;
 	}
+	if (forward_retargeted(f))
+		upstream_retarget(u, NULL, f->authority, false);
 	upstream_start_tls(u, forward_alpn_http11,
 	    sizeof(forward_alpn_http11) - 1, false, forward_upstream_cb, f);
 }
@@ -796,7 +810,7 @@ forward_start(struct forward *f, const struct forward_target *t)
 {
 	struct runconf		*rc = f->x->rc;
 	const struct http_head	*h;
-	unsigned		 how;
+	unsigned		 how = 0;
 
 	xstrlcpy(f->host, t->host, sizeof(f->host));
 	xstrlcpy(f->authority, t->authority != NULL ? t->authority : t->host,
@@ -836,8 +850,9 @@ forward_start(struct forward *f, const struct forward_target *t)
 	if (f->up == NULL ||
 	    !upstream_matches(f->up, rc, f->host, f->port, f->tls)) {
 		forward_release(f);
-		f->up = pool_get(f->x->env->pool, rc, f->host,
-		    f->port, f->tls, f->x->id, &f->use, &how);
+		if (!forward_retargeted(f))
+			f->up = pool_get(f->x->env->pool, rc, f->host,
+			    f->port, f->tls, f->x->id, &f->use, &how);
 		f->up_tainted = (how & POOL_SETTLE) != 0;
 		f->up_private = (how & POOL_OWNER_ONLY) != 0;
 	}

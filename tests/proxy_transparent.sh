@@ -4,7 +4,8 @@
 # the TCP 80/443 connections of user nobody to pinproxy, and a curl with
 # no proxy setting, running as nobody, fetches https:// and http:// URLs
 # of a pinned host. Right pins give the body, wrong pins fail with
-# pin_mismatch, and a connection that nothing redirected is a loop;
+# pin_mismatch, and a connection that nothing redirected is a loop; with
+# unpinned = verify, plaintext goes over TLS to the original address;
 # upstream_mark without CAP_NET_ADMIN stops the start; a redirect that
 # sends pinproxy's own upstream connection back is refused as a loop. SKIP
 # where namespaces or nft are unavailable (not root, no nftables).
@@ -246,6 +247,61 @@ check_log "it is refused as a loop" "$TMP/t.log" \
     'event=blocked' 'reason="?loop'
 
 stop_pinproxy "$P" "$TMP/t.log"
+
+# unpinned = verify: plaintext for an unpinned host goes over TLS to port
+# 443 of the original destination, verified for the name the Host header
+# gives; not to wherever that name resolves (here, by the test's DNS, to
+# 127.0.0.3, whose server has a certificate for it too). The redirect of
+# port 80 goes to this instance now.
+nft delete table ip t
+start_origin OV 443 "$TMP/origin-v.log" --host 127.0.0.3 \
+    --cert "$TMP/both-chain.pem" --key "$PKI/both.key" ||
+    bail_out "the origin on 127.0.0.3 did not start"
+start_dnsd --map api.test=127.0.0.3 --map free.test=127.0.0.3
+PV=$(free_port)
+TV=$(free_port)
+cat >"$TMP/v.conf" <<CONF
+[proxy]
+listen = 127.0.0.1:$PV
+transparent = 127.0.0.1:$TV
+connect_ports = 80
+unpinned = verify
+upstream_mark = 1
+trust = $PKI/root.pem
+ca_cert = $TMP/ca.pem
+ca_key = $TMP/ca.key
+CONF
+start_pinproxy V "$PV" "$TMP/v.conf" "$TMP/v.log" ||
+    bail_out "pinproxy V did not start"
+nft -f - <<NFT || bail_out "cannot load the verify case's nftables rule"
+table ip tv {
+	chain out {
+		type nat hook output priority -100;
+		meta mark 1 return
+		meta skuid nobody tcp dport 80 redirect to :$TV
+	}
+}
+NFT
+before=$(origin_count "$TMP/origin.log" request '"host": "api.test"')
+got=$(ncurl -H 'Host: api.test' http://127.0.0.2/hello 2>"$TMP/v1.err")
+check_eq "verify, http with a Host name: the original address answers" \
+    "hello from origin" "$got"
+[ -s "$TMP/v1.err" ] && diag "curl: $(cat "$TMP/v1.err")"
+check_eq "verify: the request reached 127.0.0.2:443" $((before + 1)) \
+    "$(origin_count "$TMP/origin.log" request '"host": "api.test"')"
+check_log "verify: its access line" "$TMP/v.log" 'event=access' \
+    'mode=transparent' 'host=api.test' 'status=200'
+code=$(ncurl -o /dev/null -w '%{http_code}' -H 'Host: free.test' \
+    http://127.0.0.2/hello 2>"$TMP/v2.err")
+check_eq "verify: a name the original address has no certificate for: 502" \
+    502 "$code"
+check_log "verify: refused for its certificate" "$TMP/v.log" \
+    'event=verify_failed' 'host=free.test' 'reason="hostname mismatch"'
+check_eq "verify: nothing reached the address the names resolve to" 0 \
+    "$(origin_count "$TMP/origin-v.log" request)"
+nft delete table ip tv
+stop_pinproxy "$V" "$TMP/v.log"
+stop "$OV"
 
 # A redirect that does not exempt pinproxy's own connections (no
 # upstream_mark here) sends its upstream connection back to it: refused
