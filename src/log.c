@@ -79,6 +79,7 @@ static const char *const log_keys[LK__COUNT] = {
 	[LK_ALERT] =		"alert",
 	[LK_HINT] =		"hint",
 	[LK_DAYS] =		"days",
+	[LK_RESULT] =		"result",
 };
 
 static const char *const log_level_names[] = {

@@ -86,6 +86,7 @@ enum log_key {
 	LK_ALERT,
 	LK_HINT,
 	LK_DAYS,
+	LK_RESULT,
 	LK__COUNT
 };
 

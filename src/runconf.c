@@ -57,7 +57,8 @@ runconf_build(struct conf *conf, unsigned long gen, const struct runconf *prev,
 	    sizeof(*rc->candidate_logged));
 	for (i = 0; i < conf->npinsets; i++)
 		rc->candidate_logged[i] = xcalloc(
-		    conf->pinsets[i].ncandidates + 1, sizeof(bool));
+		    conf->pinsets[i].ncandidates + 1,
+		    sizeof(**rc->candidate_logged));
 	if ((rc->tls = tls_upstream_new(conf, prev != NULL ? prev->tls : NULL,
 	    err, errlen)) == NULL) {
 		runconf_unref(rc);
@@ -99,17 +100,19 @@ runconf_ref(struct runconf *rc)
 
 bool
 runconf_candidate_first(struct runconf *rc, const struct pinset *ps,
-    size_t i)
+    size_t i, bool met)
 {
-	size_t	 set;
+	unsigned char	 bit = met ? RUNCONF_CANDIDATE_MET :
+			    RUNCONF_CANDIDATE_UNMET;
+	size_t		 set;
 
 	if (ps < rc->conf->pinsets ||
 	    ps >= rc->conf->pinsets + rc->conf->npinsets)
 		return false;
 	set = (size_t)(ps - rc->conf->pinsets);
-	if (i >= ps->ncandidates || rc->candidate_logged[set][i])
+	if (i >= ps->ncandidates || (rc->candidate_logged[set][i] & bit))
 		return false;
-	rc->candidate_logged[set][i] = true;
+	rc->candidate_logged[set][i] |= bit;
 	return true;
 }
 

@@ -27,8 +27,11 @@ struct runconf {
 	struct ca		*ca;		/* a reference of our own */
 	struct leafcert_cache	*leaves;	/* owned, issued by ca */
 	struct alpnguess	*alpn;		/* owned: upstreams' last ALPN */
-	/* Per pin set, per candidate: candidate_seen was logged. */
-	bool			**candidate_logged;
+	/*
+	 * Per pin set, per candidate: candidate_seen was logged for a chain
+	 * that met the pins (RUNCONF_CANDIDATE_MET) or did not (_UNMET).
+	 */
+	unsigned char		**candidate_logged;
 };
 
 /*
@@ -47,12 +50,15 @@ struct runconf	*runconf_new_upstream(struct conf *conf, unsigned long gen,
 		    char *err, size_t errlen);
 /* Take a reference. */
 struct runconf	*runconf_ref(struct runconf *rc);
+#define RUNCONF_CANDIDATE_MET	0x1
+#define RUNCONF_CANDIDATE_UNMET	0x2
 /*
  * Whether candidate i of ps, a pin set of this generation, is seen for the
- * first time in it; later calls return false.
+ * first time in it in a chain that met the pins (met) or did not; later
+ * calls for the same return false.
  */
 bool		 runconf_candidate_first(struct runconf *rc,
-		    const struct pinset *ps, size_t i);
+		    const struct pinset *ps, size_t i, bool met);
 /*
  * rc is no longer the current generation: drop its cached leaves, which
  * only connections set up before the reload may still ask for, and its

@@ -735,7 +735,9 @@ upstream_log_verdict(struct upstream *u, bool resumed)
 
 /*
  * Count the candidates the check found; the first sighting of each in this
- * generation is logged: the server has rotated to the next key.
+ * generation in a chain that met the pins, and the first in one that did
+ * not, is logged with the check's result: the server has rotated to the
+ * next key, or (not met) someone else holds a certificate with it.
  */
 static void
 upstream_note_candidates(struct upstream *u)
@@ -749,7 +751,8 @@ upstream_note_candidates(struct upstream *u)
 		c = &u->pins.candidates[i];
 		pin_format(&u->ps->candidates[c->index], pin, sizeof(pin));
 		metrics_candidate_seen(u->sinks->metrics, u->ps->name, pin);
-		if (!runconf_candidate_first(u->rc, u->ps, c->index))
+		if (!runconf_candidate_first(u->rc, u->ps, c->index,
+		    u->pins.verdict == PIN_MATCH))
 			continue;
 		log_begin(&l, EV_CANDIDATE_SEEN);
 		log_str(&l, LK_HOST, u->host);
@@ -757,6 +760,7 @@ upstream_note_candidates(struct upstream *u)
 		log_str(&l, LK_PINSET, u->ps->name);
 		log_str(&l, LK_PIN, pin);
 		log_int(&l, LK_DEPTH, c->depth);
+		log_str(&l, LK_RESULT, pincheck_verdict_name(u->pins.verdict));
 		log_end(&l);
 	}
 }

@@ -157,7 +157,7 @@ check_status "rotated server, second host of the set" 200 \
     "$(get rot2 rotated2.test)" rot2
 check_log "candidate_seen names the set, pin and depth" "$TMP/a.log" \
     'level=warn' 'event=candidate_seen' "$(kv pinset rotated)" \
-    "$(kv pin "$PIN_NEW")" "$(kv depth 0)"
+    "$(kv pin "$PIN_NEW")" "$(kv depth 0)" "$(kv result match)"
 check_eq "candidate_seen is logged once for two checks" 1 \
     "$(log_count "$TMP/a.log" 'event=candidate_seen' "$(kv pinset rotated)")"
 curl -sS --max-time 10 "http://127.0.0.1:$SS/metrics" >"$TMP/m1" 2>&1
@@ -168,8 +168,13 @@ check_status "a candidate alone never grants access" 502 \
     "$(get candonly candonly.test)" candonly
 check_log "candonly: the mismatch is logged" "$TMP/a.log" \
     'event=pin_mismatch' "$(kv host candonly.test)"
+check_log "candonly: candidate_seen says the pins were not met" \
+    "$TMP/a.log" 'event=candidate_seen' "$(kv pinset candonly)" \
+    "$(kv result mismatch)"
 check_status "cand-ro: report-only relays" 200 "$(get candro candro.test)" \
     candro
+check_log "cand-ro: candidate_seen with result=report_only" "$TMP/a.log" \
+    'event=candidate_seen' "$(kv pinset cand-ro)" "$(kv result report_only)"
 
 # 4. Reports carry matched-depth and candidate-pins where they apply.
 python3 - "$REPORT" "${PIN_NEW#sha256/}" >"$TMP/report.check" 2>&1 <<'EOF'

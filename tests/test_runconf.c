@@ -23,6 +23,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "conf_parse.h"
+#include "diag.h"
 #include "pincheck.h"
 #include "runconf.h"
 #include "testpki.h"
@@ -484,6 +486,55 @@ test_runconf_for_upstreams_fails_on_a_missing_trust_file(void **state)
 	conf_unref(conf);
 }
 
+/*
+ * A candidate's first sighting is told apart by whether the chain met the
+ * pins: one in a chain that did not (another server's certificate with
+ * the key, say) leaves the first one that did still to be logged, and
+ * the reverse; each once per generation and candidate.
+ */
+static void
+test_runconf_candidate_first_by_whether_the_pins_met(void **state)
+{
+	struct fixture	*fx = *state;
+	struct diag	*d = diag_new();
+	struct conf	*conf;
+	struct runconf	*rc;
+	const struct pinset *ps;
+	char		 text[1024], err[512] = "";
+	FILE		*fp;
+
+	snprintf(text, sizeof(text), "[proxy]\ntrust = %s\n\n"
+	    "[pins:api]\nhosts = api.test\n"
+	    "pin = sha256/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n"
+	    "pin = sha256/BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBA=\n"
+	    "candidate = sha256/CCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCA=\n"
+	    "candidate = sha256/DDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDA=\n",
+	    fx->trust);
+	fp = fmemopen(text, strlen(text), "r");
+	assert_non_null(fp);
+	conf = conf_parse_stream(fp, "test.conf", 0, d);
+	fclose(fp);
+	assert_non_null(conf);
+	rc = runconf_new_upstream(conf, 1, err, sizeof(err));
+	if (rc == NULL)
+		fail_msg("runconf_new_upstream: %s", err);
+	ps = &conf->pinsets[0];
+	assert_int_equal(ps->ncandidates, 2);
+
+	assert_true(runconf_candidate_first(rc, ps, 0, false));
+	assert_false(runconf_candidate_first(rc, ps, 0, false));
+	assert_true(runconf_candidate_first(rc, ps, 0, true));
+	assert_false(runconf_candidate_first(rc, ps, 0, true));
+	assert_false(runconf_candidate_first(rc, ps, 0, false));
+	/* The other candidate, and one past the last: their own. */
+	assert_true(runconf_candidate_first(rc, ps, 1, true));
+	assert_true(runconf_candidate_first(rc, ps, 1, false));
+	assert_false(runconf_candidate_first(rc, ps, 2, true));
+	runconf_unref(rc);
+	conf_unref(conf);
+	diag_free(d);
+}
+
 #define FX_TEST(f)	cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int
@@ -491,6 +542,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		FX_TEST(test_runconf_shares_the_ca_of_unchanged_files),
+		FX_TEST(test_runconf_candidate_first_by_whether_the_pins_met),
 		FX_TEST(test_runconf_loads_the_ca_named_by_other_paths),
 		FX_TEST(test_runconf_reads_an_unchanged_trust_file_once),
 		FX_TEST(test_runconf_gives_each_generation_its_own_system_store),
