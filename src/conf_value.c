@@ -502,6 +502,25 @@ cv_hostport_text(const char *host, uint16_t port, char *buf, size_t len)
 }
 
 void
+cv_peer_text(const struct sockaddr *sa, char *buf, size_t len)
+{
+	const struct sockaddr_in6	*sin6 = (const struct sockaddr_in6 *)sa;
+	struct sockaddr_in		 sin;
+
+	if (sa == NULL || sa->sa_family != AF_INET6 ||
+	    !IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
+		cv_sockaddr_text(sa, buf, len);
+		return;
+	}
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = sin6->sin6_port;
+	memcpy(&sin.sin_addr, &sin6->sin6_addr.s6_addr[12],
+	    sizeof(sin.sin_addr));
+	cv_sockaddr_text((const struct sockaddr *)&sin, buf, len);
+}
+
+void
 cv_sockaddr_text(const struct sockaddr *sa, char *buf, size_t len)
 {
 	const struct sockaddr_in	*sin;

@@ -68,5 +68,10 @@ void	 cv_hostport_text(const char *host, uint16_t port, char *buf,
 	    size_t len);
 /* Format a socket address as "1.2.3.4:80" or "[::1]:80". */
 void	 cv_sockaddr_text(const struct sockaddr *sa, char *buf, size_t len);
+/*
+ * The same for a peer, in logs: an IPv4 client of a dual-stack listener
+ * (an IPv4-mapped address) as its IPv4 address, as SPEC has it.
+ */
+void	 cv_peer_text(const struct sockaddr *sa, char *buf, size_t len);
 
 #endif

@@ -928,7 +928,7 @@ conn_alloc(struct conn_env *env, evutil_socket_t fd,
 	memcpy(&c->ss, sa, salen);
 	c->x.id = conn_next_id++;
 	c->x.state = CONN_READ_HEAD;
-	cv_sockaddr_text(sa, c->client, sizeof(c->client));
+	cv_peer_text(sa, c->client, sizeof(c->client));
 	c->x.client = c->client;
 	c->x.client_read = conn_read_cb;
 	c->x.client_write = conn_write_cb;

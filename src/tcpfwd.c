@@ -313,7 +313,7 @@ tcpfwd_accept_cb(struct evconnlistener *evl, evutil_socket_t fd,
 	c->rc = runconf_ref(env->rc);
 	c->f = conf_forwarder_at(c->rc->conf, tl->addr.text);
 	evutil_gettimeofday(&c->start, NULL);
-	cv_sockaddr_text(sa, c->addr, sizeof(c->addr));
+	cv_peer_text(sa, c->addr, sizeof(c->addr));
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->client = bufferevent_socket_new(env->base, fd,
 	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);

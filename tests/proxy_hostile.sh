@@ -843,9 +843,9 @@ if start_pinproxy PP_MAP "$PM" "$TMP/map.conf" "$TMP/map.log"
 then
 	client_case "client ::ffff:127.0.0.1, allow_clients = ::1" \
 	    "127.0.0.1:$PM" 403 client-denied
-	check_log "mapped client refused: event=blocked client=[::ffff:127.0.0.1]" \
+	check_log "mapped client refused: event=blocked client=127.0.0.1" \
 	    "$TMP/map.log" "$(kv event blocked)" \
-	    '(^| )client="?\[::ffff:127\.0\.0\.1\]:[0-9]+'
+	    '(^| )client="?127\.0\.0\.1:[0-9]+'
 	check "allow_clients = 127.0.0.0/8: reloaded" reload "$PP_MAP" \
 	    "$TMP/map.log" "$TMP/map.conf" \
 	    "$(conf "[::ffff:127.0.0.1]:$PM" map "$LIMITS

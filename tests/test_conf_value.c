@@ -712,6 +712,13 @@ test_sockaddr_text_formats_both_families(void **state)
 	assert_string_equal(buf, "[::1]:80");
 	cv_sockaddr_text((struct sockaddr *)&mapped, buf, sizeof(buf));
 	assert_string_equal(buf, "[::ffff:1.2.3.4]:443");
+	/* A peer's: as its IPv4 address. */
+	cv_peer_text((struct sockaddr *)&mapped, buf, sizeof(buf));
+	assert_string_equal(buf, "1.2.3.4:443");
+	cv_peer_text((struct sockaddr *)&sin6, buf, sizeof(buf));
+	assert_string_equal(buf, "[::1]:80");
+	cv_peer_text((struct sockaddr *)&sin, buf, sizeof(buf));
+	assert_string_equal(buf, "1.2.3.4:80");
 	memset(&other, 0, sizeof(other));
 	other.sa_family = AF_UNIX;
 	cv_sockaddr_text(&other, buf, sizeof(buf));
