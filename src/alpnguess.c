@@ -23,12 +23,20 @@
 #define ALPNGUESS_DIGEST	32
 #define ALPNGUESS_SALT		16
 #define ALPNGUESS_WAYS		2
+/* Handshakes in a row that chose the same, after a wrong guess. */
+#define ALPNGUESS_AGREE		2
 
 struct alpnguess_slot {
 	bool		 used;
 	unsigned char	 digest[ALPNGUESS_DIGEST];	/* of the whole key */
 	unsigned char	 proto[ALPNGUESS_PROTO_MAX];
 	unsigned char	 len;
+	/*
+	 * A guess for the key was wrong: none is made until
+	 * ALPNGUESS_AGREE handshakes in a row chose the same (agreed).
+	 */
+	bool		 wrong;
+	unsigned char	 agreed;	/* 0: proto and len are not set */
 	uint64_t	 touched;	/* the table's tick at the last use */
 };
 
@@ -119,7 +127,7 @@ alpnguess_get(struct alpnguess *g, const struct alpnguess_key *k,
 	struct alpnguess_slot	*s;
 	unsigned char		 d[ALPNGUESS_DIGEST];
 
-	if ((s = alpnguess_slot(g, k, d, false)) == NULL)
+	if ((s = alpnguess_slot(g, k, d, false)) == NULL || s->wrong)
 		return false;
 	s->touched = ++g->tick;
 	if (s->len > 0)
@@ -134,6 +142,7 @@ alpnguess_put(struct alpnguess *g, const struct alpnguess_key *k,
 {
 	struct alpnguess_slot	*s;
 	unsigned char		 d[ALPNGUESS_DIGEST];
+	bool			 same;
 
 	if (len > ALPNGUESS_PROTO_MAX) {
 		alpnguess_drop(g, k);
@@ -141,7 +150,19 @@ alpnguess_put(struct alpnguess *g, const struct alpnguess_key *k,
 	}
 	if ((s = alpnguess_slot(g, k, d, true)) == NULL)
 		return;
+	same = s->used && memcmp(s->digest, d, sizeof(d)) == 0;
+	/* The same choice again, since a wrong guess: trusted once more. */
+	if (same && s->wrong && s->agreed > 0 && s->len == len &&
+	    (len == 0 || memcmp(s->proto, proto, len) == 0)) {
+		if (++s->agreed >= ALPNGUESS_AGREE)
+			s->wrong = false;
+		s->touched = ++g->tick;
+		return;
+	}
+	if (!same)
+		s->wrong = false;
 	s->used = true;
+	s->agreed = 1;
 	s->touched = ++g->tick;
 	memcpy(s->digest, d, sizeof(d));
 	if (len > 0)
@@ -155,8 +176,13 @@ alpnguess_drop(struct alpnguess *g, const struct alpnguess_key *k)
 	struct alpnguess_slot	*s;
 	unsigned char		 d[ALPNGUESS_DIGEST];
 
-	if ((s = alpnguess_slot(g, k, d, false)) != NULL)
-		s->used = false;
+	if ((s = alpnguess_slot(g, k, d, true)) == NULL)
+		return;
+	s->used = true;
+	s->wrong = true;
+	s->agreed = 0;
+	s->touched = ++g->tick;
+	memcpy(s->digest, d, sizeof(d));
 }
 
 bool

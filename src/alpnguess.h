@@ -49,7 +49,11 @@ bool		 alpnguess_get(struct alpnguess *g,
 void		 alpnguess_put(struct alpnguess *g,
 		    const struct alpnguess_key *k, const unsigned char *proto,
 		    size_t len);
-/* Forget the key: a guess turned out wrong. */
+/*
+ * A guess for the key turned out wrong: none is made for it until two
+ * handshakes in a row chose the same again (alpnguess_put), so an
+ * upstream that alternates gets none.
+ */
 void		 alpnguess_drop(struct alpnguess *g,
 		    const struct alpnguess_key *k);
 /*

@@ -222,6 +222,27 @@ connect retry --alpn h2,http/1.1
 check_out "ALPN changed, the retry: the handshake completes" retry tls ok
 check_out "ALPN changed, the retry: ALPN h2" retry alpn h2
 check_eq "ALPN changed, the retry: in series" "$n" "$(beside)"
+# Guessed again only once two handshakes in a row chose the same: a
+# server that goes back and forth (two kinds behind one address, during a
+# deploy) would otherwise have every other connection refused.
+connect retry2 --alpn h2,http/1.1 --get /hello
+check_out "ALPN changed, a second connection: ALPN h2" retry2 alpn h2
+check_eq "... in series too" "$n" "$(beside)"
+connect settled --alpn h2,http/1.1 --get /hello
+check_out "two choices agreed: the origin's body" settled body \
+    'hello from origin\n'
+check_eq "... answered beside again" $((n + 1)) "$(beside)"
+origin --cert "$PKI/chain.pem" --key "$PKI/leaf.key" --alpn http/1.1
+refused flip "the server went back to http/1.1" \
+    SSLV3_ALERT_HANDSHAKE_FAILURE sealed
+n=$(beside)
+connect flip1 --alpn h2,http/1.1
+check_out "back and forth, the retry: ALPN http/1.1" flip1 alpn http/1.1
+origin --cert "$PKI/chain.pem" --key "$PKI/leaf.key" --alpn h2
+connect flip2 --alpn h2,http/1.1
+check_out "back and forth, h2 again: the handshake completes" flip2 tls ok
+check_out "back and forth, h2 again: ALPN h2" flip2 alpn h2
+check_eq "back and forth: both in series" "$n" "$(beside)"
 
 # Two servers of api.test at different addresses (the emulator's CONNECT
 # by address, or a name with several addresses), choosing differently: a

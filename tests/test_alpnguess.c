@@ -1,6 +1,7 @@
 /*
  * Tests of the ALPN guesses: a key is host, port, pin set and the client's
- * offer; what is put is got back, a drop forgets it, a set keeps two keys
+ * offer; what is put is got back, a drop forgets it until two handshakes
+ * in a row agree again, a set keeps two keys
  * and then the one used last, and a guess is only used when the client
  * offers it.
  */
@@ -121,6 +122,54 @@ test_drop_forgets(void **state)
 	alpnguess_put(g, &k, (const unsigned char *)"h2", 2);
 	alpnguess_drop(g, &k);
 	assert_false(alpnguess_get(g, &k, p, &len));
+	alpnguess_free(g);
+}
+
+/*
+ * After a wrong guess, a key is guessed again only once two handshakes in
+ * a row chose the same: an upstream that alternates between two
+ * protocols gets no guess (each would be wrong), one that changed once
+ * gets them back.
+ */
+static void
+test_a_wrong_guess_waits_for_two_agreeing_choices(void **state)
+{
+	struct alpnguess	*g = alpnguess_new();
+	struct alpnguess_key	 k = key("api.test", 443, &pinset_a, OFFER_BOTH);
+	struct alpnguess_key	 o = key("other.test", 443, &pinset_a,
+				    OFFER_BOTH);
+	unsigned char		 p[ALPNGUESS_PROTO_MAX];
+	size_t			 len;
+	int			 i;
+
+	alpnguess_put(g, &k, (const unsigned char *)"h2", 2);
+	alpnguess_put(g, &o, (const unsigned char *)"h2", 2);
+	alpnguess_drop(g, &k);
+	assert_false(alpnguess_get(g, &k, p, &len));
+	/* Alternating: never a guess. */
+	for (i = 0; i < 6; i++) {
+		if (i % 2 == 0)
+			alpnguess_put(g, &k, (const unsigned char *)
+			    "http/1.1", 8);
+		else
+			alpnguess_put(g, &k, (const unsigned char *)"h2", 2);
+		assert_false(alpnguess_get(g, &k, p, &len));
+	}
+	/* The same twice in a row: guessed again. */
+	alpnguess_put(g, &k, (const unsigned char *)"h2", 2);
+	assert_true(alpnguess_get(g, &k, p, &len));
+	assert_int_equal(len, 2);
+	assert_memory_equal(p, "h2", 2);
+	/* And no protocol agreeing with itself counts too. */
+	alpnguess_drop(g, &k);
+	alpnguess_put(g, &k, NULL, 0);
+	assert_false(alpnguess_get(g, &k, p, &len));
+	alpnguess_put(g, &k, NULL, 0);
+	assert_true(alpnguess_get(g, &k, p, &len));
+	assert_int_equal(len, 0);
+	/* Another key kept its guess throughout. */
+	assert_true(alpnguess_get(g, &o, p, &len));
+	assert_memory_equal(p, "h2", 2);
 	alpnguess_free(g);
 }
 
@@ -245,6 +294,7 @@ main(void)
 		cmocka_unit_test(test_no_protocol_is_a_guess_too),
 		cmocka_unit_test(test_every_part_of_the_key_counts),
 		cmocka_unit_test(test_drop_forgets),
+		cmocka_unit_test(test_a_wrong_guess_waits_for_two_agreeing_choices),
 		cmocka_unit_test(test_a_too_long_protocol_is_forgotten),
 		cmocka_unit_test(test_many_hosts_stay_bounded_and_correct),
 		cmocka_unit_test(test_two_keys_both_stay),
