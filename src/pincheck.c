@@ -115,6 +115,7 @@ pincheck_verdict(const struct pinset *ps, STACK_OF(X509) *verified_chain,
 {
 	memset(res, 0, sizeof(*res));
 	res->matched_depth = -1;
+	res->checked = now;
 	pincheck_record(verified_chain, res);
 
 	if (ps == NULL) {

@@ -52,6 +52,11 @@ struct pincheck_result {
 	bool			 partial;
 	size_t			 ncandidates;
 	struct pincheck_candidate candidates[PINCHECK_MAX_CHAIN];
+	/*
+	 * When the chain was checked; a resumed session's result is that of
+	 * the full handshake it goes back to, and so is this.
+	 */
+	time_t			 checked;
 };
 
 /*

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "conf.h"
 #include "hostmatch.h"
@@ -273,6 +274,7 @@ tls_upstream_offer(struct tls_upstream *t, SSL *ssl,
     struct tls_upstream_conn *tc)
 {
 	struct tls_upstream_session	*s, *best = NULL;
+	time_t				 now = time(NULL);
 	size_t				 i;
 
 	if (t->sessions == NULL)
@@ -281,7 +283,9 @@ tls_upstream_offer(struct tls_upstream *t, SSL *ssl,
 		s = &t->sessions[i];
 		if (!tls_upstream_same(s, tc))
 			continue;
-		if (!SSL_SESSION_is_resumable(s->sess)) {
+		if (!SSL_SESSION_is_resumable(s->sess) ||
+		    now - s->res.checked >= TLS_UPSTREAM_VERDICT_SECONDS ||
+		    now < s->res.checked) {
 			SSL_SESSION_free(s->sess);
 			s->sess = NULL;
 			continue;

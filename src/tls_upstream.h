@@ -29,6 +29,13 @@
 #define TLS_UPSTREAM_SESSIONS	256
 /* Sessions kept for one host, port and pin set. */
 #define TLS_UPSTREAM_PER_HOST	8
+/*
+ * Seconds a full handshake's verdict stands for the sessions that go back
+ * to it: a server that sends new tickets on each resumed connection is
+ * checked again in a full handshake at least this often (its key may have
+ * changed meanwhile, the ticket key not).
+ */
+#define TLS_UPSTREAM_VERDICT_SECONDS	3600
 
 struct tls_upstream;
 

@@ -381,11 +381,13 @@ test_runconf_retire_empties_only_the_leaves(void **state)
 
 /*
  * One upstream connection of rc to api.test with a server of sctx over
- * memory: its verdict passed (unpinned) and the server's tickets read, as
- * a relay would. Whether it resumed a kept session.
+ * memory: its verdict passed (unpinned, checked at checked) and the
+ * server's tickets read, as a relay would. Whether it resumed a kept
+ * session; *got (NULL: not wanted) is when its verdict was checked.
  */
 static bool
-upstream_once(struct runconf *rc, SSL_CTX *sctx)
+upstream_once_at(struct runconf *rc, SSL_CTX *sctx, time_t checked,
+    time_t *got)
 {
 	struct pincheck_result	 res;
 	unsigned char		 byte;
@@ -406,13 +408,23 @@ upstream_once(struct runconf *rc, SSL_CTX *sctx)
 		memset(&res, 0, sizeof(res));
 		res.verdict = PIN_UNPINNED;
 		res.matched_depth = -1;
+		res.checked = checked;
 		tls_upstream_passed(client, &res);
 	}
+	if (got != NULL)
+		*got = res.checked;
 	/* TLS 1.3 tickets arrive after the handshake; no data follows. */
 	assert_true(SSL_read(client, &byte, 1) <= 0);
 	SSL_free(client);
 	SSL_free(server);
 	return resumed;
+}
+
+/* The same, checked now. */
+static bool
+upstream_once(struct runconf *rc, SSL_CTX *sctx)
+{
+	return upstream_once_at(rc, sctx, time(NULL), NULL);
 }
 
 static void
@@ -535,6 +547,56 @@ test_runconf_candidate_first_by_whether_the_pins_met(void **state)
 	diag_free(d);
 }
 
+/*
+ * A session goes back to the full handshake that checked the chain, and
+ * its verdict stands for TLS_UPSTREAM_VERDICT_SECONDS: the tickets of a
+ * resumed connection carry the first check's time, and once it is that
+ * old, the next connection makes a full handshake.
+ */
+static void
+test_runconf_a_verdict_stands_for_resumptions_an_hour(void **state)
+{
+	struct fixture		*fx = *state;
+	struct conf		*conf = conf_with_ca(fx, fx->cert, fx->key);
+	struct testpki_chain	 c;
+	struct runconf		*rc;
+	SSL_CTX			*sctx;
+	time_t			 now = time(NULL), first, got = 0;
+
+	testpki_chain_make(&c, "Upstream", "api.test");
+	free(conf->trust);
+	conf->trust = testpki_write_cert(fx->dir, "upstream-root.pem", c.root);
+	sctx = SSL_CTX_new(TLS_server_method());
+	assert_non_null(sctx);
+	assert_int_equal(SSL_CTX_use_certificate(sctx, c.leaf), 1);
+	assert_int_equal(SSL_CTX_add1_chain_cert(sctx, c.ca), 1);
+	assert_int_equal(SSL_CTX_use_PrivateKey(sctx, c.leaf_key), 1);
+	rc = build_ok(conf, 1, NULL);
+
+	/* A check that old: its sessions are not offered. */
+	assert_false(upstream_once_at(rc, sctx,
+	    now - TLS_UPSTREAM_VERDICT_SECONDS, NULL));
+	assert_false(upstream_once_at(rc, sctx, now, &got));
+	assert_int_equal(got, now);
+	assert_true(upstream_once_at(rc, sctx, now, &got));
+	assert_int_equal(got, now);
+	runconf_unref(rc);
+
+	/* Resumed, twice over: each time the first check's time. */
+	rc = build_ok(conf, 2, NULL);
+	first = now - TLS_UPSTREAM_VERDICT_SECONDS + 60;
+	assert_false(upstream_once_at(rc, sctx, first, NULL));
+	assert_true(upstream_once_at(rc, sctx, now, &got));
+	assert_int_equal(got, first);
+	assert_true(upstream_once_at(rc, sctx, now, &got));
+	assert_int_equal(got, first);
+
+	runconf_unref(rc);
+	conf_unref(conf);
+	SSL_CTX_free(sctx);
+	testpki_chain_free(&c);
+}
+
 #define FX_TEST(f)	cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int
@@ -543,6 +605,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		FX_TEST(test_runconf_shares_the_ca_of_unchanged_files),
 		FX_TEST(test_runconf_candidate_first_by_whether_the_pins_met),
+		FX_TEST(test_runconf_a_verdict_stands_for_resumptions_an_hour),
 		FX_TEST(test_runconf_loads_the_ca_named_by_other_paths),
 		FX_TEST(test_runconf_reads_an_unchanged_trust_file_once),
 		FX_TEST(test_runconf_gives_each_generation_its_own_system_store),
