@@ -63,6 +63,7 @@ struct conn {
 
 	bool			 head_started;	/* a byte of the head came */
 	bool			 used;		/* a byte of any head came */
+	struct timeval		 accepted;
 	/*
 	 * In CONN_READ_HEAD: the answers queued for the client reached
 	 * RELAY_HIGH_WATER; the next head is read once it took half.
@@ -82,7 +83,7 @@ static unsigned long	 conn_next_id = 1;
 /*
  * A client that connected this shortly before a stop began may have its
  * first request on the way: it is waited for until then, within half of
- * shutdown_timeout (see conn_shutdown()). Clients do not send a first
+ * shutdown_timeout (conn_stop_grace()). Clients do not send a first
  * request again when the new connection they sent it on closes
  * unanswered.
  */
@@ -289,6 +290,28 @@ conn_begin_request(struct conn *c)
 }
 
 /*
+ * During a stop, the milliseconds c may still wait for its first request
+ * (0: none): a connection accepted less than CONN_STOP_GRACE_MS before,
+ * within half of the current shutdown_timeout, that sent no request yet.
+ */
+static long long
+conn_stop_grace(const struct conn *c)
+{
+	long long	 grace = c->x.env->rc->conf->shutdown_timeout_ms / 2;
+	struct timeval	 now, d;
+	long long	 age;
+
+	if (c->used || c->await_drain || c->client_eof)
+		return 0;
+	if (grace > CONN_STOP_GRACE_MS)
+		grace = CONN_STOP_GRACE_MS;
+	evutil_gettimeofday(&now, NULL);
+	evutil_timersub(&now, &c->accepted, &d);
+	age = (long long)d.tv_sec * 1000 + d.tv_usec / 1000;
+	return age >= 0 && age < grace ? grace - age : 0;
+}
+
+/*
  * Start waiting for the next request head. Pipelined requests whose
  * answers the client does not read must not queue them without bound: at
  * RELAY_HIGH_WATER queued, the next head waits (unread, its timer not
@@ -302,11 +325,23 @@ conn_await_head(struct conn *c)
 {
 	const struct conf	*conf = c->x.rc->conf;
 	struct timeval		 tv = cv_timeval(conf->header_timeout_ms);
+	long long		 grace;
 
 	if (c->shutting_down) {
-		/* The last response may still be queued for the client. */
-		conn_close_after_flush(c);
-		return;
+		/*
+		 * A first request (a redirected connection's, after its
+		 * tunnel's start) is read when it came or may still come
+		 * (conn_stop_grace()); else the last response may still be
+		 * queued for the client.
+		 */
+		grace = conn_stop_grace(c);
+		if (c->used || (grace == 0 && evbuffer_get_length(
+		    bufferevent_get_input(c->x.bev)) == 0)) {
+			conn_close_after_flush(c);
+			return;
+		}
+		if (grace > 0 && (uint64_t)grace < conf->header_timeout_ms)
+			tv = cv_timeval((uint64_t)grace);
 	}
 	phase_set_state(&c->x, CONN_READ_HEAD);
 	conn_begin_request(c);
@@ -928,6 +963,7 @@ conn_alloc(struct conn_env *env, evutil_socket_t fd,
 	memcpy(&c->ss, sa, salen);
 	c->x.id = conn_next_id++;
 	c->x.state = CONN_READ_HEAD;
+	evutil_gettimeofday(&c->accepted, NULL);
 	cv_peer_text(sa, c->client, sizeof(c->client));
 	c->x.client = c->client;
 	c->x.client_read = conn_read_cb;
@@ -1044,24 +1080,23 @@ void
 conn_shutdown(struct conn *c)
 {
 	struct timeval	 tv;
-	long long	 age, grace;
+	long long	 grace;
 
 	c->shutting_down = true;
 	c->x.closing = true;
 	if (c->x.state != CONN_READ_HEAD || c->head_started)
 		return;
+	/* Its first request came already, and is read next. */
+	if (!c->used &&
+	    evbuffer_get_length(bufferevent_get_input(c->x.bev)) > 0)
+		return;
 	/*
 	 * Its first request may be on the way: the head timer ends the
 	 * wait (a head begun by then is answered, else the connection
-	 * closes without a word). Until a connection's first byte, the
-	 * request's start is its accept.
+	 * closes without a word).
 	 */
-	age = conn_elapsed_ms(c);
-	grace = c->x.rc->conf->shutdown_timeout_ms / 2;
-	if (grace > CONN_STOP_GRACE_MS)
-		grace = CONN_STOP_GRACE_MS;
-	if (!c->used && !c->await_drain && !c->client_eof && age < grace) {
-		tv = cv_timeval((uint64_t)(grace - age));
+	if ((grace = conn_stop_grace(c)) > 0) {
+		tv = cv_timeval((uint64_t)grace);
 		evtimer_add(c->head_timer, &tv);
 		return;
 	}

@@ -252,7 +252,8 @@ stop_pinproxy "$P" "$TMP/t.log"
 # 443 of the original destination, verified for the name the Host header
 # gives; not to wherever that name resolves (here, by the test's DNS, to
 # 127.0.0.3, whose server has a certificate for it too). The redirect of
-# port 80 goes to this instance now.
+# 127.0.0.2's port 80 goes to this instance now, for every user (its own
+# connections carry the mark).
 nft delete table ip t
 start_origin OV 443 "$TMP/origin-v.log" --host 127.0.0.3 \
     --cert "$TMP/both-chain.pem" --key "$PKI/both.key" ||
@@ -278,7 +279,7 @@ table ip tv {
 	chain out {
 		type nat hook output priority -100;
 		meta mark 1 return
-		meta skuid nobody tcp dport 80 redirect to :$TV
+		ip daddr 127.0.0.2 tcp dport 80 redirect to :$TV
 	}
 }
 NFT
@@ -299,8 +300,42 @@ check_log "verify: refused for its certificate" "$TMP/v.log" \
     'event=verify_failed' 'host=free.test' 'reason="hostname mismatch"'
 check_eq "verify: nothing reached the address the names resolve to" 0 \
     "$(origin_count "$TMP/origin-v.log" request)"
+# A stop just after a redirected client connected: its first request,
+# sent once the stop began, is still answered (Connection: close).
+cat >"$TMP/late.py" <<'EOF'
+import re, socket, sys, time
+s = socket.create_connection(("127.0.0.2", 80), timeout=5)
+print("ready", flush=True)
+deadline = time.monotonic() + 5
+while time.monotonic() < deadline:
+    with open(sys.argv[1], errors="replace") as f:
+        if re.search(r"(^| )event=stopping( |$)", f.read(), re.M):
+            break
+    time.sleep(0.005)
+data = b""
+try:
+    s.sendall(b"GET /hello HTTP/1.1\r\nHost: api.test\r\n\r\n")
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+except OSError as e:
+    print("error", e, flush=True)
+head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1")
+close = re.search(r"(?im)^connection: *close", head) is not None
+print("first", head.split(" ")[1] if head.startswith("HTTP/") else "none",
+      "close" if close else "keep", flush=True)
+EOF
+spawn LATE python3 "$TMP/late.py" "$TMP/v.log" >"$TMP/late.out" 2>&1
+wait_ready "$TMP/late.out"
+kill -TERM "$V"
+wait "$LATE" 2>/dev/null
+wait_exit "$V" 10
+check_eq "a redirected request sent just after the stop began is answered" \
+    "first 200 close" "$(grep '^first\|^error' "$TMP/late.out")"
+check_eq "pinproxy V exits 0" 0 "$EXIT_RC"
 nft delete table ip tv
-stop_pinproxy "$V" "$TMP/v.log"
 stop "$OV"
 
 # A redirect that does not exempt pinproxy's own connections (no
