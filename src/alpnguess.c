@@ -127,9 +127,12 @@ alpnguess_get(struct alpnguess *g, const struct alpnguess_key *k,
 	struct alpnguess_slot	*s;
 	unsigned char		 d[ALPNGUESS_DIGEST];
 
-	if ((s = alpnguess_slot(g, k, d, false)) == NULL || s->wrong)
+	if ((s = alpnguess_slot(g, k, d, false)) == NULL)
 		return false;
+	/* Kept before others of its set, a wrong one too: it is news. */
 	s->touched = ++g->tick;
+	if (s->wrong)
+		return false;
 	if (s->len > 0)
 		memcpy(proto, s->proto, s->len);
 	*len = s->len;
@@ -176,13 +179,12 @@ alpnguess_drop(struct alpnguess *g, const struct alpnguess_key *k)
 	struct alpnguess_slot	*s;
 	unsigned char		 d[ALPNGUESS_DIGEST];
 
-	if ((s = alpnguess_slot(g, k, d, true)) == NULL)
+	/* Only a key still in the table: another key's guess stays. */
+	if ((s = alpnguess_slot(g, k, d, false)) == NULL)
 		return;
-	s->used = true;
 	s->wrong = true;
 	s->agreed = 0;
 	s->touched = ++g->tick;
-	memcpy(s->digest, d, sizeof(d));
 }
 
 bool

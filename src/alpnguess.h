@@ -52,7 +52,8 @@ void		 alpnguess_put(struct alpnguess *g,
 /*
  * A guess for the key turned out wrong: none is made for it until two
  * handshakes in a row chose the same again (alpnguess_put), so an
- * upstream that alternates gets none.
+ * upstream that alternates gets none; a key whose slot went to others
+ * meanwhile is learnt afresh.
  */
 void		 alpnguess_drop(struct alpnguess *g,
 		    const struct alpnguess_key *k);

@@ -167,9 +167,45 @@ test_a_wrong_guess_waits_for_two_agreeing_choices(void **state)
 	alpnguess_put(g, &k, NULL, 0);
 	assert_true(alpnguess_get(g, &k, p, &len));
 	assert_int_equal(len, 0);
+	/* Asked for (no guess), a wrong key keeps its slot before others. */
+	alpnguess_drop(g, &k);
+	assert_false(alpnguess_get(g, &k, p, &len));
 	/* Another key kept its guess throughout. */
 	assert_true(alpnguess_get(g, &o, p, &len));
 	assert_memory_equal(p, "h2", 2);
+	alpnguess_free(g);
+}
+
+/* A drop of a key not in the table takes no other key's slot. */
+static void
+test_a_drop_takes_no_slot(void **state)
+{
+	struct alpnguess	*g = alpnguess_new();
+	struct alpnguess_key	 k;
+	unsigned char		 p[ALPNGUESS_PROTO_MAX];
+	char			 host[32];
+	size_t			 len;
+	int			 i, kept = 0;
+
+	for (i = 0; i < ALPNGUESS_SLOTS; i++) {
+		snprintf(host, sizeof(host), "h%d.test", i);
+		k = key(host, 443, &pinset_a, OFFER_BOTH);
+		alpnguess_put(g, &k, (const unsigned char *)"h2", 2);
+	}
+	for (i = 0; i < 4 * ALPNGUESS_SLOTS; i++) {
+		snprintf(host, sizeof(host), "gone%d.test", i);
+		k = key(host, 443, &pinset_a, OFFER_BOTH);
+		alpnguess_drop(g, &k);
+	}
+	for (i = 0; i < ALPNGUESS_SLOTS; i++) {
+		snprintf(host, sizeof(host), "h%d.test", i);
+		k = key(host, 443, &pinset_a, OFFER_BOTH);
+		kept += alpnguess_get(g, &k, p, &len);
+	}
+	/* Those the sets had room for (two ways each) are all still there. */
+	assert_true(kept > ALPNGUESS_SLOTS / 2);
+	k = key("gone0.test", 443, &pinset_a, OFFER_BOTH);
+	assert_false(alpnguess_get(g, &k, p, &len));
 	alpnguess_free(g);
 }
 
@@ -295,6 +331,7 @@ main(void)
 		cmocka_unit_test(test_every_part_of_the_key_counts),
 		cmocka_unit_test(test_drop_forgets),
 		cmocka_unit_test(test_a_wrong_guess_waits_for_two_agreeing_choices),
+		cmocka_unit_test(test_a_drop_takes_no_slot),
 		cmocka_unit_test(test_a_too_long_protocol_is_forgotten),
 		cmocka_unit_test(test_many_hosts_stay_bounded_and_correct),
 		cmocka_unit_test(test_two_keys_both_stay),
