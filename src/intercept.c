@@ -933,14 +933,31 @@ intercept_on_client(void *arg, short what)
 	phase_end(x, 502, true);
 }
 
-/* The upstream ended before the relay began: so does the client. */
+/*
+ * The upstream ended before the relay began: so does the client, but
+ * when it ended in order (its close_notify came) after sending something.
+ * Then the client gets that and the end once its handshake is done: the
+ * relay reads the upstream first thing, and finds its end there.
+ */
 static void
 intercept_on_upstream(void *arg, short what)
 {
 	struct intercept	*ic = arg;
+	struct bufferevent	*up = upstream_bev(ic->up);
+	SSL			*ssl;
 
 	if (what == EV_READ || what == EV_WRITE)
 		return;
+	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
+	    up != NULL && evbuffer_get_length(bufferevent_get_input(up)) > 0 &&
+	    (ssl = bufferevent_openssl_get_ssl(up)) != NULL &&
+	    (SSL_get_shutdown(ssl) & SSL_RECEIVED_SHUTDOWN)) {
+		log_msg(EV_DEBUG, "client %s: the upstream for %s ended "
+		    "after %zu bytes, relayed once the client's handshake is "
+		    "done", ic->x->client, ic->host,
+		    evbuffer_get_length(bufferevent_get_input(up)));
+		return;
+	}
 	log_msg(EV_DEBUG, "client %s: the upstream for %s %s before the "
 	    "relay", ic->x->client, ic->host, (what & BEV_EVENT_EOF) ?
 	    "closed" : "failed");

@@ -20,6 +20,8 @@ and rst-hello, which never speak TLS):
                 without a TLS close_notify: a truncated body
     end         read until the client's end, and log how it ended
     banner      speak first ("220 banner ready\\r\\n"), then as end
+    banner-close  speak first, then end the TLS session (close_notify) and
+                the connection, without waiting for the client's
     notify-back read the request head, then until the client's end; answer
                 a close_notify with one (as RFC 5246 has a TLS 1.2 server
                 do, dropping what it had not sent: here, the whole answer)
@@ -258,6 +260,17 @@ class Handler(socketserver.BaseRequestHandler):
         sock.sendall(b"220 banner ready\r\n")
         self.mode_end(sock)
 
+    def mode_banner_close(self, sock):
+        sock.sendall(b"220 banner ready\r\n")
+        if isinstance(sock, ssl.SSLSocket):
+            sock.setblocking(False)
+            try:
+                sock = sock.unwrap()
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                pass
+        self.server.recorder.log(self.conn, "end", how="banner-close")
+        sock.close()
+
     def mode_notify_back(self, sock):
         sock.suppress_ragged_eofs = False
         self.read_request(sock, b"")
@@ -349,7 +362,8 @@ def main():
                    choices=["hello", "rst-body", "nohead", "cut", "end",
                             "tls-close", "alert", "garbage", "rst-hello",
                             "switch", "status", "notify-back",
-                            "headbody", "banner", "interims"])
+                            "headbody", "banner", "banner-close",
+                            "interims"])
     p.add_argument("--cert")
     p.add_argument("--key")
     p.add_argument("--tls12", action="store_true")

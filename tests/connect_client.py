@@ -17,7 +17,7 @@ is cut into TCP segments.
                       [--record-version HEX] [--alert-first]
                       [--junk-after-hello]
                       [--second-hello NAME] [--times] [--tls12]
-                      [--predict-done]
+                      [--predict-done] [--listen]
 
 Output, one "key=value" per line (the value runs to the end of the line):
     reply=...    the proxy's answer head, with \\r and \\n escaped
@@ -45,7 +45,9 @@ stall=open (still open at the timeout). With --get, --stop-reading N
 stops reading once N bytes of the response arrived, holds the connection
 for --hold seconds without reading, and prints received=N, then held=S.
 --wait-for FILE waits after the 200 (and --head-out) until FILE exists,
-up to the timeout, before it sends anything more. --hold-finished FILE
+up to the timeout, before it sends anything more. --listen, after the handshake, sends nothing and reads
+until the server's end: data=... (what came, escaped) and end=
+(close_notify, or eof for a bare end). --hold-finished FILE
 waits the same way with the client's last handshake message (its
 Finished), once the server's flight has arrived (and creates FILE.held
 then). --times adds first_ms= (from the hello sent to the first byte of
@@ -313,6 +315,33 @@ def stop_reading(sock, obj, incoming, args):
     return 0
 
 
+def listen(sock, obj, incoming):
+    data, end = b"", "eof"
+    while True:
+        try:
+            chunk = obj.read(65536)
+            if not chunk:
+                end = "close_notify"
+                break
+            data += chunk
+        except ssl.SSLZeroReturnError:
+            end = "close_notify"
+            break
+        except ssl.SSLWantReadError:
+            try:
+                got = sock.recv(65536)
+            except OSError:
+                got = b""
+            if not got:
+                incoming.write_eof()
+                continue
+            incoming.write(got)
+        except (ssl.SSLEOFError, ssl.SSLError):
+            break
+    print("data=%s\nend=%s" % (escape(data), end))
+    return 0
+
+
 def tls_exchange(sock, args, tls):
     obj, incoming, outgoing = tls
     times = {}
@@ -343,6 +372,8 @@ def tls_exchange(sock, args, tls):
     print("tls=ok\nversion=%s\nalpn=%s\ncert_issuer=%s\ncert_san=%s" % (
         obj.version(), obj.selected_alpn_protocol(),
         name_of(cert, "issuer"), sans))
+    if args.listen:
+        return listen(sock, obj, incoming)
     if args.get is None:
         return 0
     obj.write(("GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
@@ -425,6 +456,7 @@ def main():
     p.add_argument("--hold", type=float, default=0)
     p.add_argument("--wait-for")
     p.add_argument("--hold-finished")
+    p.add_argument("--listen", action="store_true")
     p.add_argument("--leave", type=float,
                    help="send the ClientHello, close SECONDS later")
     p.add_argument("--record-version",

@@ -44,7 +44,7 @@ EOF
 # name the TLS origins serve.
 SANS=$(dns_sans api.test slowdns.test rst.test nohead.test silent.test \
     alert.test garbage.test rsthello.test cut.test end.test tls12.test \
-    interims.test)
+    interims.test bannerclose.test)
 make_pki multi "$SANS,IP:127.0.0.1" inter
 pki_pin PIN_INTER inter
 pki_pin PIN_RSA rsa
@@ -86,6 +86,9 @@ start_server O_T "$TMP/ot.log" python3 "$BADORIGIN" --port "$OT" $CERT \
 OI=$(free_port)
 start_server O_I "$TMP/oi.log" python3 "$BADORIGIN" --port "$OI" $CERT \
     --mode interims
+OB=$(free_port)
+start_server O_B "$TMP/ob.log" python3 "$BADORIGIN" --port "$OB" $CERT \
+    --mode banner-close
 never=()
 for i in $(seq 0 39); do
 	never+=(--slow "never$i.test=30")
@@ -109,7 +112,8 @@ shutdown_timeout = 2s
 $3
 EOF
 	for h in api:$OM silent:$OQ rst:$OR alert:$OA garbage:$OG \
-	    rsthello:$OH nohead:$ON cut:$OC end:$OE tls12:$OT interims:$OI; do
+	    rsthello:$OH nohead:$ON cut:$OC end:$OE tls12:$OT interims:$OI \
+	    bannerclose:$OB; do
 		cat <<EOF
 
 [pins:set-${h%%:*}]
@@ -592,6 +596,27 @@ check_log "a dead nameserver: libevent's message, event=libevent" \
 stop_pinproxy "$PP_D" "$TMP/d.log"
 check_eq "a dead nameserver: every line of the log is logfmt" "" \
     "$(grep -v '^level=[a-z]* event=[a-z_]* ' "$TMP/d.log")"
+
+# An upstream that speaks first and ends in order (close_notify) while
+# the client's handshake still runs: the client gets what it sent, then
+# the end, instead of a connection closed with nothing (the upstream's
+# end is seen first, at debug level, before the client finishes).
+PB=$(free_port)
+conf "$PB" b "log_level = debug" >"$TMP/b.conf"
+check "pinproxy B (debug) listens on 127.0.0.1:$PB" \
+    start_pinproxy PP_B "$PB" "$TMP/b.conf" "$TMP/b.log"
+spawn BC python3 "$CLIENT" --proxy "$PB" --connect bannerclose.test:443 \
+    --sni bannerclose.test --cafile "$TMP/ca-b.pem" --listen \
+    --hold-finished "$TMP/bc.go" --timeout 10 >"$TMP/bc.out" 2>&1
+check "a banner, then the end: pinproxy sees the end before the client \
+finishes" wait_log "$TMP/b.log" 'upstream for bannerclose\.test (ended|closed)'
+touch "$TMP/bc.go"
+wait "$BC" 2>/dev/null
+check_eq "a banner, then the end: the client gets the banner" \
+    'data=220 banner ready\r\n' "$(grep '^data=' "$TMP/bc.out")"
+check_eq "a banner, then the end: then the end, in order" end=close_notify \
+    "$(grep '^end=' "$TMP/bc.out")"
+stop_pinproxy "$PP_B" "$TMP/b.log"
 
 # At the end: descriptors at rest, and a clean exit.
 check_fds "pinproxy F at the end" "$PP_F" "$BASE_F"
