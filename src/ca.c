@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <openssl/bn.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/objects.h>
 #include <openssl/pem.h>
@@ -273,6 +274,24 @@ ca_new(X509 *cert, EVP_PKEY *key, const char *cert_path, const char *key_path,
 		strftime(date, sizeof(date), "%Y-%m-%d", &tm);
 		snprintf(err, errlen, "ca_cert %s expired on %s", cert_path,
 		    date);
+		goto fail;
+	}
+	/* Clients refuse every leaf of a CA not valid yet. */
+	if (X509_cmp_current_time(X509_get0_notBefore(cert)) >= 0) {
+		snprintf(err, errlen, "ca_cert %s is not valid yet (its "
+		    "notBefore is in the future)", cert_path);
+		goto fail;
+	}
+	/*
+	 * A self-issued CA signs itself: a certificate changed since (one
+	 * of the same key, swapped in) would be served as it is.
+	 */
+	if (X509_check_issued(cert, cert) == X509_V_OK &&
+	    X509_verify(cert, key) != 1) {
+		snprintf(err, errlen, "ca_cert %s is self-issued but its "
+		    "signature does not verify with ca_key %s", cert_path,
+		    key_path);
+		ERR_clear_error();
 		goto fail;
 	}
 
@@ -616,10 +635,12 @@ ca_name_pending(const char *pending, const char *cert_path, char *err,
 }
 
 /*
- * Create a new CA: its certificate to cert_path.new, then its key to
- * key_path, then the certificate to cert_path. A stop in between leaves
- * either no key (the next start creates a CA again, over the stale .new)
- * or the key and the .new, which the next start finishes (ca_finish()).
+ * Create a new CA: its certificate to cert_path.new, its key to
+ * key_path.new, then the key to key_path and the certificate to
+ * cert_path, each whole when it gets its name. A stop in between leaves
+ * either no key (the next start creates a CA again, over the stale .new
+ * files) or the key and the certificate's .new, which the next start
+ * finishes (ca_finish()); never a part of a key.
  */
 static struct ca *
 ca_create(const char *cert_path, const char *key_path, char *err,
@@ -628,7 +649,7 @@ ca_create(const char *cert_path, const char *key_path, char *err,
 	struct ca	*ca;
 	EVP_PKEY	*key;
 	X509		*cert;
-	char		*pending;
+	char		*pending, *key_pending;
 
 	if (!ca_make_parent(key_path, err, errlen) ||
 	    !ca_make_parent(cert_path, err, errlen))
@@ -643,17 +664,24 @@ ca_create(const char *cert_path, const char *key_path, char *err,
 		return NULL;
 	}
 	pending = ca_pending_path(cert_path);
+	key_pending = ca_pending_path(key_path);
 	(void)unlink(pending);
+	(void)unlink(key_pending);
 	if (!ca_write_pem(pending, 0644, NULL, cert, err, errlen)) {
 		free(pending);
+		free(key_pending);
 		goto fail;
 	}
-	if (!ca_write_pem(key_path, 0600, key, NULL, err, errlen)) {
+	if (!ca_write_pem(key_pending, 0600, key, NULL, err, errlen) ||
+	    !ca_name_pending(key_pending, key_path, err, errlen)) {
 		/* (A key that was there is not this call's to remove.) */
+		unlink(key_pending);
 		unlink(pending);
 		free(pending);
+		free(key_pending);
 		goto fail;
 	}
+	free(key_pending);
 	if (!ca_name_pending(pending, cert_path, err, errlen)) {
 		/* Leaving the key alone would block the next start. */
 		unlink(key_path);

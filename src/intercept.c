@@ -488,6 +488,34 @@ intercept_log_client_tls_failed(struct intercept *ic, unsigned long first,
 	log_end(&l);
 }
 
+/*
+ * No leaf could be forged for ic->host (a CA OpenSSL cannot issue under):
+ * every intercepted client fails so, so it is said at warn, throttled as
+ * the client's own failures are.
+ */
+static void
+intercept_log_forge_failed(struct intercept *ic)
+{
+	unsigned long	 e = ERR_peek_last_error();
+	struct logline	 l;
+	char		 why[200];
+
+	snprintf(why, sizeof(why), "cannot forge a certificate under the "
+	    "CA: %s", e != 0 && ERR_reason_error_string(e) != NULL ?
+	    ERR_reason_error_string(e) : "no reason given");
+	ERR_clear_error();
+	log_msg(EV_DEBUG, "client %s: %s for %s", ic->x->client, why,
+	    ic->host);
+	if (!intercept_tls_failed_allow(ic->env, ic->x->client, ic->host))
+		return;
+	log_begin(&l, EV_CLIENT_TLS_FAILED);
+	log_str(&l, LK_HOST, ic->host);
+	log_str(&l, LK_CLIENT, ic->x->client);
+	log_str(&l, LK_ALERT, "handshake_failure");
+	log_str(&l, LK_REASON, why);
+	log_end(&l);
+}
+
 
 /*
  * The leaf for ic->host from the generation's cache (the caller owns it),
@@ -587,8 +615,7 @@ intercept_handshake_client(struct intercept *ic, bool hold)
 		phase_set_state(x, CONN_CLIENT_TLS);
 	sockwatch_free(&ic->gone_ev);
 	if ((ssl = intercept_client_ssl(ic)) == NULL) {
-		log_msg(EV_DEBUG, "cannot forge a certificate for %s",
-		    ic->host);
+		intercept_log_forge_failed(ic);
 		intercept_alert(x, INTERCEPT_ALERT_HANDSHAKE_FAILURE, 502,
 		    ic->peeked);
 		return false;

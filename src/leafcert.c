@@ -188,8 +188,9 @@ leafcert_forge(struct leafcert_cache *lc, struct ca *ca, const char *host,
 	    !ca_add_ext(cert, &ctx, NID_ext_key_usage, "serverAuth") ||
 	    !ca_add_ext(cert, &ctx, NID_subject_key_identifier,
 	    "hash") ||
+	    /* The CA's issuer and serial when it has no key identifier. */
 	    !ca_add_ext(cert, &ctx, NID_authority_key_identifier,
-	    "keyid") ||
+	    "keyid,issuer") ||
 	    !leafcert_add_san(cert, host, is_ip, ip, iplen) ||
 	    !ca_sign(ca, cert))
 		goto fail;

@@ -464,6 +464,34 @@ test_ca_creates_over_a_stale_pending_cert(void **state)
 }
 
 /*
+ * A key cut short by a stop while it was written stays under its .new
+ * name, never the key's: the next start creates a CA over it.
+ */
+static void
+test_ca_creates_over_a_stale_pending_key(void **state)
+{
+	struct paths	*p = *state;
+	struct stat	 st;
+	char		 pending[160], key_pending[160];
+	int		 fd;
+
+	make_state_dir(p);
+	snprintf(pending, sizeof(pending), "%s.new", p->cert);
+	snprintf(key_pending, sizeof(key_pending), "%s.new", p->key);
+	write_file(pending, "left by a stop\n");
+	fd = open(key_pending, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	ca_unref(create_ok(p));
+	assert_int_equal(stat(pending, &st), -1);
+	assert_int_equal(stat(key_pending, &st), -1);
+	assert_int_equal(stat(p->key, &st), 0);
+	assert_true(st.st_size > 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	ca_unref(load_ok(p));
+}
+
+/*
  * -t with neither file: the start would create them, and makes only the
  * last directory of each path; ca_check() says when that cannot work.
  */
@@ -591,6 +619,45 @@ test_ca_refuses_an_expired_ca(void **state)
 	cert = self_signed(key, "critical,CA:TRUE", -30 * DAY, -DAY);
 	write_key_and_cert(p->key, key, p->cert, cert);
 	assert_refused(p, "expired on");
+	X509_free(cert);
+	EVP_PKEY_free(key);
+}
+
+/* A CA not valid yet: clients would refuse every leaf it issues. */
+static void
+test_ca_refuses_a_ca_not_valid_yet(void **state)
+{
+	struct paths	*p = *state;
+	EVP_PKEY	*key;
+	X509		*cert;
+
+	make_state_dir(p);
+	key = EVP_EC_gen("P-256");
+	cert = self_signed(key, "critical,CA:TRUE", DAY, 30 * DAY);
+	write_key_and_cert(p->key, key, p->cert, cert);
+	assert_refused(p, "is not valid yet");
+	X509_free(cert);
+	EVP_PKEY_free(key);
+}
+
+/* A self-signed CA whose signature was broken (or the cert swapped). */
+static void
+test_ca_refuses_a_self_signed_ca_whose_signature_fails(void **state)
+{
+	struct paths		*p = *state;
+	EVP_PKEY		*key;
+	X509			*cert;
+	const ASN1_BIT_STRING	*sig;
+	const X509_ALGOR	*alg;
+
+	make_state_dir(p);
+	key = EVP_EC_gen("P-256");
+	cert = self_signed(key, "critical,CA:TRUE", -DAY, 30 * DAY);
+	X509_get0_signature(&sig, &alg, cert);
+	/* The last byte of the DER signature: one of s's. */
+	((ASN1_BIT_STRING *)sig)->data[sig->length - 1] ^= 0x01;
+	write_key_and_cert(p->key, key, p->cert, cert);
+	assert_refused(p, "signature does not verify");
 	X509_free(cert);
 	EVP_PKEY_free(key);
 }
@@ -862,6 +929,9 @@ main(void)
 		DIR_TEST(test_ca_refuses_a_key_that_does_not_match_the_cert),
 		DIR_TEST(test_ca_refuses_a_cert_that_is_not_a_ca),
 		DIR_TEST(test_ca_refuses_an_expired_ca),
+		DIR_TEST(test_ca_creates_over_a_stale_pending_key),
+		DIR_TEST(test_ca_refuses_a_ca_not_valid_yet),
+		DIR_TEST(test_ca_refuses_a_self_signed_ca_whose_signature_fails),
 		DIR_TEST(test_ca_refuses_files_that_hold_no_pem),
 		DIR_TEST(test_ca_reports_a_directory_it_cannot_create),
 		DIR_TEST(test_ca_check_does_not_create_missing_files),

@@ -54,9 +54,12 @@ make_ca(const char *dir, const char *name)
 	return ca;
 }
 
-/* A CA whose certificate expires in `until` seconds, loaded from files. */
+/*
+ * A CA whose certificate expires in `until` seconds, with a subject key
+ * identifier or not, loaded from files.
+ */
 static struct ca *
-make_short_lived_ca(const char *dir, long until)
+make_custom_ca(const char *dir, long until, bool ski)
 {
 	struct ca	*ca;
 	EVP_PKEY	*key;
@@ -84,14 +87,16 @@ make_short_lived_ca(const char *dir, long until)
 	    "critical,CA:TRUE");
 	X509_add_ext(cert, ext, -1);
 	X509_EXTENSION_free(ext);
-	ext = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_key_identifier,
-	    "hash");
-	X509_add_ext(cert, ext, -1);
-	X509_EXTENSION_free(ext);
+	if (ski) {
+		ext = X509V3_EXT_conf_nid(NULL, &v3,
+		    NID_subject_key_identifier, "hash");
+		X509_add_ext(cert, ext, -1);
+		X509_EXTENSION_free(ext);
+	}
 	assert_true(X509_sign(cert, key, EVP_sha256()) > 0);
 
-	snprintf(cpath, sizeof(cpath), "%s/short-%ld.pem", dir, until);
-	snprintf(kpath, sizeof(kpath), "%s/short-%ld.key", dir, until);
+	snprintf(cpath, sizeof(cpath), "%s/short-%ld-%d.pem", dir, until, ski);
+	snprintf(kpath, sizeof(kpath), "%s/short-%ld-%d.key", dir, until, ski);
 	fp = fopen(kpath, "w");
 	assert_non_null(fp);
 	/* The CA key must be private to its owner, or it is refused. */
@@ -109,6 +114,12 @@ make_short_lived_ca(const char *dir, long until)
 	if (ca == NULL)
 		fail_msg("short-lived CA: %s", err);
 	return ca;
+}
+
+static struct ca *
+make_short_lived_ca(const char *dir, long until)
+{
+	return make_custom_ca(dir, until, true);
 }
 
 static int
@@ -211,6 +222,27 @@ asn1_time(const ASN1_TIME *t)
 
 	assert_int_equal(ASN1_TIME_to_tm(t, &tm), 1);
 	return timegm(&tm);
+}
+
+/*
+ * A CA certificate without a subject key identifier (RFC 5280 wants one,
+ * but not every CA has it) still forges leaves that verify.
+ */
+static void
+test_leafcert_forges_under_a_ca_without_a_key_identifier(void **state)
+{
+	struct fixture		*fx = *state;
+	struct leafcert_cache	*lc = new_cache(16);
+	struct ca		*ca = make_custom_ca(fx->dir, 400 * DAY, false);
+	X509			*leaf;
+
+	leaf = leafcert_get(lc, ca, "api.example.com");
+	assert_non_null(leaf);
+	assert_int_equal(verify(ca, leaf, "api.example.com", false),
+	    X509_V_OK);
+	X509_free(leaf);
+	leafcert_cache_free(lc);
+	ca_unref(ca);
 }
 
 static void
@@ -660,6 +692,7 @@ main(void)
 		T(test_leafcert_carries_the_promised_extensions),
 		T(test_leafcert_validity_starts_a_day_back_and_lasts_90_days),
 		T(test_leafcert_validity_ends_with_a_short_lived_ca),
+		T(test_leafcert_forges_under_a_ca_without_a_key_identifier),
 		T(test_leafcert_serials_are_random_positive_and_distinct),
 		T(test_leafcert_cache_hit_returns_the_same_certificate),
 		T(test_leafcert_cache_evicts_the_least_recently_used),
