@@ -601,9 +601,35 @@ host_index_room(const struct observed *o, struct host_index *ix)
 }
 
 /*
+ * Whether chain holds a key of g's chains: a CA key (depth 1 and up) when
+ * both have one, else any key.
+ */
+static bool
+chain_shares(const struct observed_group *g, const struct observed_pin *chain,
+    size_t nchain)
+{
+	bool	 ca_g = false, ca_c = false, both;
+	size_t	 i, k;
+
+	for (k = 0; k < g->npins; k++)
+		ca_g = ca_g || g->pins[k].depth > 0;
+	for (i = 0; i < nchain; i++)
+		ca_c = ca_c || chain[i].depth > 0;
+	both = ca_g && ca_c;
+	for (i = 0; i < nchain; i++)
+		for (k = 0; k < g->npins; k++)
+			if ((!both || (chain[i].depth > 0 &&
+			    g->pins[k].depth > 0)) &&
+			    strcmp(chain[i].pin, g->pins[k].pin) == 0)
+				return true;
+	return false;
+}
+
+/*
  * Add the pins of chain (taking their subjects) to the group of host and
  * port, made when new: one group a host, the lines of a file merged as
- * they are read, so that memory follows hosts and pins, not lines.
+ * they are read, so that memory follows hosts and pins, not lines. A
+ * chain that shares no CA key with the host's earlier ones marks it.
  */
 static void
 host_add(struct observed *o, struct host_index *ix, const char *domain,
@@ -615,6 +641,8 @@ host_add(struct observed *o, struct host_index *ix, const char *domain,
 	host_index_room(o, ix);
 	slot = host_slot(o, ix, host, port);
 	if (*slot != 0) {
+		if (!chain_shares(&o->groups[*slot - 1], chain, nchain))
+			o->groups[*slot - 1].conflict = true;
 		group_add(o->groups, *slot - 1, NULL, NULL, chain, nchain);
 		return;
 	}
@@ -686,7 +714,7 @@ static void
 group_by_ca(struct observed *o)
 {
 	struct observed	 joined = { 0 };
-	struct observed_group *src;
+	struct observed_group *src, *dst;
 	struct pin_index ix = { 0 };
 	size_t		*parent, *slot, i, root;
 
@@ -702,6 +730,13 @@ group_by_ca(struct observed *o)
 		}
 		group_add(joined.groups, slot[root], &ix, src->hosts[0],
 		    src->pins, src->npins);
+		if (src->conflict) {
+			dst = &joined.groups[slot[root]];
+			dst->conflicts = xappendarray(dst->conflicts,
+			    dst->nconflicts, sizeof(char *));
+			dst->conflicts[dst->nconflicts++] =
+			    xstrdup(src->hosts[0]);
+		}
 		free(src->hosts[0]);
 		free(src->hosts);
 		free(src->pins);
@@ -831,6 +866,9 @@ observed_load(FILE *fp, const char *name, const char *psl_path,
 	for (i = 0; i < o->ngroups; i++) {
 		qsort(o->groups[i].hosts, o->groups[i].nhosts,
 		    sizeof(char *), host_cmp);
+		if (o->groups[i].nconflicts > 0)
+			qsort(o->groups[i].conflicts, o->groups[i].nconflicts,
+			    sizeof(char *), host_cmp);
 		qsort(o->groups[i].pins, o->groups[i].npins,
 		    sizeof(struct observed_pin), pin_depth_cmp);
 	}
@@ -851,6 +889,9 @@ observed_free(struct observed *o)
 			free(o->groups[i].hosts[k]);
 		for (k = 0; k < o->groups[i].npins; k++)
 			free(o->groups[i].pins[k].subject);
+		for (k = 0; k < o->groups[i].nconflicts; k++)
+			free(o->groups[i].conflicts[k]);
+		free(o->groups[i].conflicts);
 		free(o->groups[i].hosts);
 		free(o->groups[i].pins);
 		free(o->groups[i].domain);

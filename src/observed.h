@@ -40,6 +40,14 @@ struct observed_group {
 	size_t			 nhosts;
 	struct observed_pin	*pins;		/* depth order, distinct */
 	size_t			 npins;
+	/*
+	 * Hosts seen with chains that share no CA key (no key at all, for
+	 * chains of one certificate): an interception while observing, or
+	 * a change of CA; their pins were merged all the same. Sorted.
+	 */
+	char			**conflicts;	/* owned */
+	size_t			 nconflicts;
+	bool			 conflict;	/* while one group a host */
 };
 
 struct observed {

@@ -1537,6 +1537,20 @@ observed_print(const struct observed_group *g, bool split)
 	hostlist_clear(&fresh);
 	if (g->port != DEFAULT_PORT)
 		printf("port = %u\n", g->port);
+	/*
+	 * A host seen with chains that share no CA key: one of them may be
+	 * an interceptor's, whose CA is among the pins below.
+	 */
+	for (i = 0; i < g->nconflicts; i++) {
+		ini_comment("WARNING: %.80s was seen with chains that share no"
+		    " CA key", g->conflicts[i]);
+		ini_comment("  (an interception while observing, or a change "
+		    "of CA): confirm each pin below with the server's owner");
+		fprintf(stderr, "pinproxy-pin: %s port %u was seen with chains"
+		    " that share no CA key: confirm the pins of its section"
+		    " before using them\n", g->conflicts[i], g->port);
+		ok = false;
+	}
 	for (i = 0; i < g->npins; i++) {
 		if (g->pins[i].depth == 0)
 			continue;

@@ -533,8 +533,16 @@ for hp in api.bank.test:$CA_X user.bank.test:$CA_Y www.bank.test:$CA_X \
 	    "${hp#*:}" '","depth":1,"subject":"CN=ca","not_after":"2036-12-01"}]}'
 done >"$TMP/split.jsonl"
 run observed_split "$PINPROXY_PIN" --from-observed "$TMP/split.jsonl"
-check_rc "--from-observed, hosts of one domain under unrelated CAs: exit 0" \
-    0 observed_split
+# www.bank.test's two chains share no CA key, which an interception while
+# observing looks like too: its section says so, and the exit is 1.
+check_rc "--from-observed, a host under two unrelated CAs: exit 1" \
+    1 observed_split
+check_eq "--from-observed, a host under two unrelated CAs: a warning in its \
+section" "; WARNING: www.bank.test was seen with chains that share no CA key" \
+    "$(grep '^; WARNING' "$TMP/observed_split.out")"
+check_grep "--from-observed, a host under two unrelated CAs: said on stderr" \
+    "www\.bank\.test port 443 was seen with chains that share no CA key" \
+    "$TMP/observed_split.err"
 check_eq "--from-observed, hosts under unrelated CAs: separate sections" \
     "hosts = api.bank.test, www.bank.test|hosts = user.bank.test|" \
     "$(grep '^hosts = ' "$TMP/observed_split.out" | tr '\n' '|')"
