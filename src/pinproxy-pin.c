@@ -1483,16 +1483,23 @@ run_ca(const struct tool_opts *o)
 	return status;
 }
 
-/* "pin = sha256/...  ; depth=N SUBJECT", or commented out for a leaf. */
+/*
+ * "pin = sha256/...  ; depth=N SUBJECT", or commented out for a leaf but
+ * when the chains had nothing else (leaf_only: a self-signed certificate
+ * that is its own trust anchor), where a section needs it.
+ */
 static void
-observed_pin_line(const struct observed_pin *op)
+observed_pin_line(const struct observed_pin *op, bool leaf_only)
 {
 	char	 line[INI_LINE_MAX + 1], *subject;
 
 	subject = terminal_safe(op->subject != NULL ? op->subject : "",
 	    op->subject != NULL ? strlen(op->subject) : 0);
 	/* Truncation only shortens the comment. */
-	if (op->depth == 0)
+	if (op->depth == 0 && leaf_only)
+		snprintf(line, sizeof(line), "pin = leaf:%s  ; leaf, the whole"
+		    " chain: %s", op->pin, subject);
+	else if (op->depth == 0)
 		snprintf(line, sizeof(line), ";pin = %s  ; leaf, changes at"
 		    " renewal: %s", op->pin, subject);
 	else
@@ -1514,7 +1521,7 @@ observed_print(const struct observed_group *g, bool split)
 	char		 name[PINSET_NAME_MAX + 1];
 	char		 from[HOSTMATCH_NAME_MAX + 8];
 	size_t		 i;
-	bool		 ok;
+	bool		 ok, leaf_only = true;
 
 	hl.names = g->hosts;
 	hl.count = g->nhosts;
@@ -1559,11 +1566,15 @@ observed_print(const struct observed_group *g, bool split)
 			ini_comment("seen for %zu of the %zu hosts, %s%s",
 			    g->pins[i].nseen, g->nhosts, g->pins[i].seen_by,
 			    g->pins[i].nseen > 1 ? " among them" : "");
-		observed_pin_line(&g->pins[i]);
+		observed_pin_line(&g->pins[i], false);
+		leaf_only = false;
 	}
+	if (leaf_only)
+		ini_comment("chains of one certificate, each its own trust "
+		    "anchor: its key is the pin, to change with it");
 	for (i = 0; i < g->npins; i++)
 		if (g->pins[i].depth == 0)
-			observed_pin_line(&g->pins[i]);
+			observed_pin_line(&g->pins[i], leaf_only);
 	printf("; reminder: every pin above is in the live chain; add a backup"
 	    " pin (a key\n;   or CA these hosts do not use yet), then run"
 	    " pinproxy-pin --check\n");

@@ -543,6 +543,19 @@ section" "; WARNING: www.bank.test was seen with chains that share no CA key" \
 check_grep "--from-observed, a host under two unrelated CAs: said on stderr" \
     "www\.bank\.test port 443 was seen with chains that share no CA key" \
     "$TMP/observed_split.err"
+# A server whose certificate is its own trust anchor: a chain of one, the
+# leaf key the only pin, which the section must have (one with no pin line
+# is refused by -t).
+printf '{"host":"self.test","port":443,"first_seen":"2026-12-05T08:00:00Z",%s%s\n' \
+    '"client":"127.0.0.1:1","chain":[{"pin":"' \
+    "$CA_Y\",\"depth\":0,\"subject\":\"CN=self.test\",\"not_after\":\"2036-12-01\"}]}" \
+    >"$TMP/self.jsonl"
+run observed_self "$PINPROXY_PIN" --from-observed "$TMP/self.jsonl"
+check_rc "--from-observed, a chain of one certificate: exit 0" 0 observed_self
+check_grep "--from-observed, a chain of one certificate: its leaf is the pin" \
+    "^pin = leaf:$(q "$CA_Y")  ; leaf, the whole chain" "$TMP/observed_self.out"
+check_pasted "pinproxy -t accepts a chain of one certificate's section" \
+    observed_self
 check_eq "--from-observed, hosts under unrelated CAs: separate sections" \
     "hosts = api.bank.test, www.bank.test|hosts = user.bank.test|" \
     "$(grep '^hosts = ' "$TMP/observed_split.out" | tr '\n' '|')"
