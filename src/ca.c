@@ -47,6 +47,8 @@
 
 /* A longer-lived CA is warned about: about ten years, leap days included. */
 #define CA_MAX_VALID_DAYS	3660
+/* A CA expiring within this many days is warned about. */
+#define CA_EXPIRY_WARN_DAYS	30
 
 /* A file a CA came from, to tell whether a reload must read it again. */
 struct ca_source {
@@ -210,12 +212,23 @@ ca_strong_enough(X509 *cert, EVP_PKEY *key, const char *cert_path,
 	return true;
 }
 
-/* Note in ca a warning when cert is valid for more than about ten years. */
+/*
+ * Note in ca a warning when cert is valid for more than about ten years,
+ * or expires within CA_EXPIRY_WARN_DAYS.
+ */
 static void
 ca_check_lifetime(struct ca *ca, X509 *cert, const char *cert_path)
 {
 	int	 days, secs;
 
+	if (ASN1_TIME_diff(&days, &secs, NULL, X509_get0_notAfter(cert)) ==
+	    1 && days < CA_EXPIRY_WARN_DAYS) {
+		snprintf(ca->warning, sizeof(ca->warning), "ca_cert %s "
+		    "expires in %d days: clients will refuse every certificate "
+		    "it issued then; make a new CA and have clients trust it",
+		    cert_path, days);
+		return;
+	}
 	if (ASN1_TIME_diff(&days, &secs, X509_get0_notBefore(cert),
 	    X509_get0_notAfter(cert)) != 1 || days <= CA_MAX_VALID_DAYS)
 		return;

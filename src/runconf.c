@@ -24,7 +24,9 @@ runconf_ca(const struct conf *conf, const struct runconf *prev, char *err,
 	struct ca	*ca;
 	bool		 created = false;
 
-	if (prev != NULL && ca_unchanged(prev->ca, conf->ca_cert, conf->ca_key))
+	/* Unchanged, but expired since it was loaded: checked again. */
+	if (prev != NULL && ca_unchanged(prev->ca, conf->ca_cert,
+	    conf->ca_key) && ca_not_after(prev->ca) > time(NULL))
 		return ca_ref(prev->ca);
 	if ((ca = ca_load_or_create(conf->ca_cert, conf->ca_key, &created,
 	    err, errlen)) == NULL)

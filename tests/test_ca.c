@@ -907,6 +907,32 @@ test_ca_warns_about_a_ca_valid_over_ten_years(void **state)
 	EVP_PKEY_free(key);
 }
 
+/* A CA that expires within 30 days: warned about at load and by -t. */
+static void
+test_ca_warns_about_a_ca_that_expires_soon(void **state)
+{
+	struct paths	*p = *state;
+	struct ca	*ca;
+	EVP_PKEY	*key;
+	X509		*cert;
+	char		 err[512] = "", warn[512] = "";
+
+	make_state_dir(p);
+	key = EVP_EC_gen("P-256");
+	assert_non_null(key);
+	cert = self_signed(key, "critical,CA:TRUE", -DAY, 10 * DAY + 3600);
+	write_key_and_cert(p->key, key, p->cert, cert);
+	ca = load_ok(p);
+	assert_non_null(ca_warning(ca));
+	assert_non_null(strstr(ca_warning(ca), "expires in 10 days"));
+	ca_unref(ca);
+	assert_true(ca_check(p->cert, p->key, warn, sizeof(warn), err,
+	    sizeof(err)));
+	assert_non_null(strstr(warn, "expires in 10 days"));
+	X509_free(cert);
+	EVP_PKEY_free(key);
+}
+
 #define DIR_TEST(f)	cmocka_unit_test_setup_teardown(f, setup_dir, \
 			    teardown_dir)
 
@@ -929,6 +955,7 @@ main(void)
 		DIR_TEST(test_ca_refuses_a_key_that_does_not_match_the_cert),
 		DIR_TEST(test_ca_refuses_a_cert_that_is_not_a_ca),
 		DIR_TEST(test_ca_refuses_an_expired_ca),
+		DIR_TEST(test_ca_warns_about_a_ca_that_expires_soon),
 		DIR_TEST(test_ca_creates_over_a_stale_pending_key),
 		DIR_TEST(test_ca_refuses_a_ca_not_valid_yet),
 		DIR_TEST(test_ca_refuses_a_self_signed_ca_whose_signature_fails),
