@@ -113,6 +113,7 @@ struct check_result {
 	int			 chain_len;
 	int			*depths;	/* per pin, -1: not in chain */
 	bool			*strays;	/* per pin: only outside its scope */
+	int			*cand_depths;	/* per candidate, -1: none */
 	bool			 leaf_only;
 	bool			 no_backup;
 };
@@ -1025,6 +1026,16 @@ check_places(const struct pinset *ps, STACK_OF(X509) *chain,
 			nstray++;
 		}
 	}
+	/* Candidates: where the server's next key is in use already. */
+	cr->cand_depths = xreallocarray(NULL, ps->ncandidates > 0 ?
+	    ps->ncandidates : 1, sizeof(int));
+	for (i = 0; i < ps->ncandidates; i++) {
+		cr->cand_depths[i] = -1;
+		for (d = 0; d < n && cr->cand_depths[i] < 0; d++)
+			if (pin_from_cert(sk_X509_value(chain, d), &seen) &&
+			    pin_equal(&seen, &ps->candidates[i]))
+				cr->cand_depths[i] = d;
+	}
 	cr->chain_len = n;
 	cr->leaf_only = nin > 0 && nleaf == nin;
 	/*
@@ -1074,6 +1085,15 @@ check_print_text(const struct check_result *cr)
 		else
 			printf("  pin %s  %s\n", pin,
 			    check_place_name(cr->depths[i], cr->chain_len));
+	}
+	for (i = 0; i < cr->ps->ncandidates; i++) {
+		pin_format_scoped(&cr->ps->candidates[i], pin, sizeof(pin));
+		if (cr->cand_depths[i] < 0)
+			printf("  candidate %s  not in chain\n", pin);
+		else
+			printf("  candidate %s  %s depth=%d: in use, promote "
+			    "it\n", pin, check_place_name(cr->cand_depths[i],
+			    cr->chain_len), cr->cand_depths[i]);
 	}
 	if (cr->leaf_only)
 		printf("  warning: %s\n", CHECK_WARN_LEAF_ONLY);
@@ -1169,6 +1189,18 @@ check_print_json(const struct check_result *cr, bool first)
 			printf(",\"place\":\"%s\",\"depth\":%d}",
 			    check_place_name(cr->depths[i], cr->chain_len),
 			    cr->depths[i]);
+	}
+	printf("],\"candidates\":[");
+	for (i = 0; i < cr->ps->ncandidates; i++) {
+		pin_format_scoped(&cr->ps->candidates[i], pin, sizeof(pin));
+		printf("%s{\"pin\":", i > 0 ? "," : "");
+		json_str(pin);
+		if (cr->cand_depths == NULL || cr->cand_depths[i] < 0)
+			printf(",\"place\":null,\"depth\":null}");
+		else
+			printf(",\"place\":\"%s\",\"depth\":%d}",
+			    check_place_name(cr->cand_depths[i],
+			    cr->chain_len), cr->cand_depths[i]);
 	}
 	printf("],\"warnings\":[");
 	if (cr->leaf_only)
@@ -1288,6 +1320,7 @@ check_host(struct check_run *run, const struct pinset *ps, const char *host,
 	fflush(stdout);
 	free(cr.depths);
 	free(cr.strays);
+	free(cr.cand_depths);
 	upstream_free(u);
 	runconf_unref(rc);
 	return cr.ok;

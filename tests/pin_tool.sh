@@ -602,6 +602,25 @@ check_eq "--check: the host line, the pins, then the warning" \
   warning: leaf-only pins break at every certificate renewal" \
     "$(cat "$TMP/check_leaf.out")"
 
+# Candidates: where the server's next key is in use already (the leaf's
+# here, the rotation's step 3), and one not in the chain; in JSON too.
+sed -e "/^pin = /d" -e "/^hosts = /a pin = $INTER\\
+pin = $RSA\\
+candidate = $LEAF\\
+candidate = $FOREIGN_ROOT" "$TMP/good.conf" >"$TMP/cand.conf"
+run check_cand "$PINPROXY_PIN" --check -c "$TMP/cand.conf"
+check_rc "--check of a set with candidates exits 0" 0 check_cand
+check_eq "--check: each candidate, where it is in use" \
+    "  candidate $LEAF  leaf depth=0: in use, promote it
+  candidate $FOREIGN_ROOT  not in chain" \
+    "$(grep '^  candidate ' "$TMP/check_cand.out")"
+run check_cand_json "$PINPROXY_PIN" --check --json -c "$TMP/cand.conf"
+check_eq "--check --json: the candidates" \
+    "[{'pin': '$LEAF', 'place': 'leaf', 'depth': 0}, {'pin': '$FOREIGN_ROOT', 'place': None, 'depth': None}]" \
+    "$(py -c 'import json, sys
+print(json.load(sys.stdin)["hosts"][0]["candidates"])' \
+    <"$TMP/check_cand_json.out" 2>&1)"
+
 # A scoped pin counts only within its scope, as in the daemon: the
 # intermediate's key pinned as leaf: matches nothing, and --check says
 # where it sits instead of placing it as if it matched.
