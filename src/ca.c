@@ -832,6 +832,13 @@ ca_load_or_create(const char *cert_path, const char *key_path,
 
 	*created = false;
 	/*
+	 * No other user may swap the files, or remove them for a new CA to
+	 * be made: a CA that clients trust is as good as its key.
+	 */
+	if (!regfile_dirs_own("ca_cert", cert_path, err, errlen) ||
+	    !regfile_dirs_own("ca_key", key_path, err, errlen))
+		return NULL;
+	/*
 	 * Both files: load them. Anything else is judged again under the
 	 * lock, as the files are then: another start creating the CA may be
 	 * between its steps (the key named, the certificate not yet).
@@ -869,6 +876,9 @@ ca_check(const char *cert_path, const char *key_path, char *warn,
 	int		 have;
 
 	warn[0] = '\0';
+	if (!regfile_dirs_own("ca_cert", cert_path, err, errlen) ||
+	    !regfile_dirs_own("ca_key", key_path, err, errlen))
+		return false;
 	/* A creation between its steps: a second look sees it done. */
 	if ((have = ca_files(cert_path, key_path, err, errlen)) == -1)
 		have = ca_files(cert_path, key_path, err, errlen);

@@ -311,6 +311,13 @@ regfile_resolved(const char *path)
 }
 
 bool
+regfile_dirs_own(const char *what, const char *path, char *err,
+    size_t errlen)
+{
+	return regfile_dirs_safe(what, path, false, err, errlen);
+}
+
+bool
 regfile_same(const char *a, const char *b)
 {
 	struct stat	 sa, sb;

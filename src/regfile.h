@@ -70,6 +70,14 @@ bool	 regfile_writable_dir(const char *what, const char *path,
 	    const char *dir, char *err, size_t errlen);
 
 /*
+ * Whether no other user than root and this process's can put another file
+ * in place of path through the directories above it (or the links on the
+ * way): false with err naming what, path and the directory.
+ */
+bool	 regfile_dirs_own(const char *what, const char *path, char *err,
+	    size_t errlen);
+
+/*
  * Whether paths a and b name one file: the same file when both exist,
  * else the same name in the same directory (symbolic links followed).
  */

@@ -116,7 +116,9 @@ check_grep "-t, observe_file in a missing directory: the file and why" \
 # report_file there, or the CA's files to create there. Root may write
 # anywhere, so as root the checks run as nobody.
 U=$TMP/unwritable
-mkdir -p "$U/ro" "$U/rw" && chmod 555 "$U/ro" && chmod 777 "$U/rw" &&
+# (rw is sticky: a CA's directory any user may write to otherwise is
+# refused for itself.)
+mkdir -p "$U/ro" "$U/rw" && chmod 555 "$U/ro" && chmod 1777 "$U/rw" &&
     chmod 755 "$U" && chmod 711 "$TMP"
 printf '[proxy]\nreport_file = %s\nca_cert = %s\nca_key = %s\n' \
     "$U/ro/r.jsonl" "$U/rw/ca.pem" "$U/rw/ca.key" >"$U/rro.conf"

@@ -907,6 +907,36 @@ test_ca_warns_about_a_ca_valid_over_ten_years(void **state)
 	EVP_PKEY_free(key);
 }
 
+/*
+ * A directory any user may write to (not sticky): another user could swap
+ * the certificate, or remove both files for a new CA to be made. Refused,
+ * before a CA is made there too.
+ */
+static void
+test_ca_refuses_a_directory_every_user_may_write(void **state)
+{
+	struct paths	*p = *state;
+	struct stat	 st;
+	char		 dir[128];
+	EVP_PKEY	*key;
+	X509		*cert;
+
+	make_state_dir(p);
+	snprintf(dir, sizeof(dir), "%s/state", p->dir);
+	assert_int_equal(chmod(dir, 0777), 0);
+	assert_refused(p, "writable by every user and not sticky");
+	assert_int_equal(stat(p->key, &st), -1);
+	key = EVP_EC_gen("P-256");
+	cert = self_signed(key, "critical,CA:TRUE", -DAY, 30 * DAY);
+	write_key_and_cert(p->key, key, p->cert, cert);
+	assert_refused(p, "writable by every user and not sticky");
+	/* Sticky, as /tmp: no user may rename or remove another's file. */
+	assert_int_equal(chmod(dir, 01777), 0);
+	ca_unref(load_ok(p));
+	X509_free(cert);
+	EVP_PKEY_free(key);
+}
+
 /* A CA that expires within 30 days: warned about at load and by -t. */
 static void
 test_ca_warns_about_a_ca_that_expires_soon(void **state)
@@ -955,6 +985,7 @@ main(void)
 		DIR_TEST(test_ca_refuses_a_key_that_does_not_match_the_cert),
 		DIR_TEST(test_ca_refuses_a_cert_that_is_not_a_ca),
 		DIR_TEST(test_ca_refuses_an_expired_ca),
+		DIR_TEST(test_ca_refuses_a_directory_every_user_may_write),
 		DIR_TEST(test_ca_warns_about_a_ca_that_expires_soon),
 		DIR_TEST(test_ca_creates_over_a_stale_pending_key),
 		DIR_TEST(test_ca_refuses_a_ca_not_valid_yet),
