@@ -380,6 +380,28 @@ test_runconf_retire_empties_only_the_leaves(void **state)
 }
 
 /*
+ * A server context for api.test with a chain c made here, whose root conf
+ * now trusts alone.
+ */
+static SSL_CTX *
+upstream_server(const struct fixture *fx, struct conf *conf,
+    struct testpki_chain *c)
+{
+	SSL_CTX	*sctx;
+
+	testpki_chain_make(c, "Upstream", "api.test");
+	free(conf->trust);
+	conf->trust = testpki_write_cert(fx->dir, "upstream-root.pem",
+	    c->root);
+	sctx = SSL_CTX_new(TLS_server_method());
+	assert_non_null(sctx);
+	assert_int_equal(SSL_CTX_use_certificate(sctx, c->leaf), 1);
+	assert_int_equal(SSL_CTX_add1_chain_cert(sctx, c->ca), 1);
+	assert_int_equal(SSL_CTX_use_PrivateKey(sctx, c->leaf_key), 1);
+	return sctx;
+}
+
+/*
  * One upstream connection of rc to api.test with a server of sctx over
  * memory: its verdict passed (unpinned, checked at checked) and the
  * server's tickets read, as a relay would. Whether it resumed a kept
@@ -435,17 +457,8 @@ test_runconf_retire_drops_and_keeps_no_upstream_sessions(void **state)
 	struct testpki_chain	 c;
 	struct runconf		*rc;
 	SSL_CTX			*sctx;
-	char			*root;
 
-	testpki_chain_make(&c, "Upstream", "api.test");
-	root = testpki_write_cert(fx->dir, "upstream-root.pem", c.root);
-	free(conf->trust);
-	conf->trust = root;
-	sctx = SSL_CTX_new(TLS_server_method());
-	assert_non_null(sctx);
-	assert_int_equal(SSL_CTX_use_certificate(sctx, c.leaf), 1);
-	assert_int_equal(SSL_CTX_add1_chain_cert(sctx, c.ca), 1);
-	assert_int_equal(SSL_CTX_use_PrivateKey(sctx, c.leaf_key), 1);
+	sctx = upstream_server(fx, conf, &c);
 	rc = build_ok(conf, 1, NULL);
 
 	assert_false(upstream_once(rc, sctx));
@@ -563,14 +576,7 @@ test_runconf_a_verdict_stands_for_resumptions_an_hour(void **state)
 	SSL_CTX			*sctx;
 	time_t			 now = time(NULL), first, got = 0;
 
-	testpki_chain_make(&c, "Upstream", "api.test");
-	free(conf->trust);
-	conf->trust = testpki_write_cert(fx->dir, "upstream-root.pem", c.root);
-	sctx = SSL_CTX_new(TLS_server_method());
-	assert_non_null(sctx);
-	assert_int_equal(SSL_CTX_use_certificate(sctx, c.leaf), 1);
-	assert_int_equal(SSL_CTX_add1_chain_cert(sctx, c.ca), 1);
-	assert_int_equal(SSL_CTX_use_PrivateKey(sctx, c.leaf_key), 1);
+	sctx = upstream_server(fx, conf, &c);
 	rc = build_ok(conf, 1, NULL);
 
 	/* A check that old: its sessions are not offered. */
