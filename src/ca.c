@@ -785,6 +785,19 @@ ca_finish(const char *cert_path, const char *key_path, char *err,
 }
 
 /*
+ * Whether no other user may swap the CA's files, or remove them for a new
+ * CA to be made, through their directories: a CA that clients trust is
+ * as good as its key.
+ */
+static bool
+ca_dirs_own(const char *cert_path, const char *key_path, char *err,
+    size_t errlen)
+{
+	return regfile_dirs_own("ca_cert", cert_path, err, errlen) &&
+	    regfile_dirs_own("ca_key", key_path, err, errlen);
+}
+
+/*
  * Lock the directory of key_path (made if missing) against another
  * pinproxy creating or finishing the same CA: the descriptor to close;
  * -2 when the directory cannot be locked at all (not readable, a file
@@ -831,12 +844,7 @@ ca_load_or_create(const char *cert_path, const char *key_path,
 	int		 lock;
 
 	*created = false;
-	/*
-	 * No other user may swap the files, or remove them for a new CA to
-	 * be made: a CA that clients trust is as good as its key.
-	 */
-	if (!regfile_dirs_own("ca_cert", cert_path, err, errlen) ||
-	    !regfile_dirs_own("ca_key", key_path, err, errlen))
+	if (!ca_dirs_own(cert_path, key_path, err, errlen))
 		return NULL;
 	/*
 	 * Both files: load them. Anything else is judged again under the
@@ -876,8 +884,7 @@ ca_check(const char *cert_path, const char *key_path, char *warn,
 	int		 have;
 
 	warn[0] = '\0';
-	if (!regfile_dirs_own("ca_cert", cert_path, err, errlen) ||
-	    !regfile_dirs_own("ca_key", key_path, err, errlen))
+	if (!ca_dirs_own(cert_path, key_path, err, errlen))
 		return false;
 	/* A creation between its steps: a second look sees it done. */
 	if ((have = ca_files(cert_path, key_path, err, errlen)) == -1)

@@ -114,15 +114,22 @@ conn_tunnelling(const struct conn *c)
 	    st == CONN_UPSTREAM_TLS || st == CONN_CLIENT_TLS;
 }
 
-/* Milliseconds since the request started. */
+/* Milliseconds since t. */
 static long long
-conn_elapsed_ms(const struct conn *c)
+conn_ms_since(const struct timeval *t)
 {
 	struct timeval	 now, d;
 
 	evutil_gettimeofday(&now, NULL);
-	evutil_timersub(&now, &c->x.acc.start, &d);
+	evutil_timersub(&now, t, &d);
 	return (long long)d.tv_sec * 1000 + d.tv_usec / 1000;
+}
+
+/* Milliseconds since the request started. */
+static long long
+conn_elapsed_ms(const struct conn *c)
+{
+	return conn_ms_since(&c->x.acc.start);
 }
 
 /* The access line at the end of every request or tunnel: the only one. */
@@ -298,16 +305,13 @@ static long long
 conn_stop_grace(const struct conn *c)
 {
 	long long	 grace = c->x.env->rc->conf->shutdown_timeout_ms / 2;
-	struct timeval	 now, d;
 	long long	 age;
 
 	if (c->used || c->await_drain || c->client_eof)
 		return 0;
 	if (grace > CONN_STOP_GRACE_MS)
 		grace = CONN_STOP_GRACE_MS;
-	evutil_gettimeofday(&now, NULL);
-	evutil_timersub(&now, &c->accepted, &d);
-	age = (long long)d.tv_sec * 1000 + d.tv_usec / 1000;
+	age = conn_ms_since(&c->accepted);
 	return age >= 0 && age < grace ? grace - age : 0;
 }
 

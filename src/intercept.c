@@ -446,58 +446,57 @@ intercept_tls_error(struct bufferevent *bev,
 	return first;
 }
 
-bool
-intercept_tls_failed_allow(struct intercept_env *ie, const char *client,
-    const char *host)
+void
+intercept_log_tls_failed(struct intercept_env *ie, const char *client,
+    const char *host, const char *alert, const char *reason,
+    const char *hint)
 {
-	char	 key[CONF_ADDR_TEXT_MAX + HOSTMATCH_NAME_MAX + 2];
+	struct logline	 l;
+	char		 key[CONF_ADDR_TEXT_MAX + HOSTMATCH_NAME_MAX + 2];
 
 	snprintf(key, sizeof(key), "%.*s %s", (int)throttle_addr_len(client),
 	    client, host);
-	return throttle_allow(ie->tls_failed, key, strlen(key),
-	    throttle_now());
+	if (!throttle_allow(ie->tls_failed, key, strlen(key), throttle_now()))
+		return;
+	log_begin(&l, EV_CLIENT_TLS_FAILED);
+	log_str(&l, LK_HOST, host);
+	log_str(&l, LK_CLIENT, client);
+	log_str(&l, LK_ALERT, alert);
+	if (reason != NULL)
+		log_str(&l, LK_REASON, reason);
+	if (hint != NULL)
+		log_str(&l, LK_HINT, hint);
+	log_end(&l);
 }
 
 /*
- * Say at warn level why the client's handshake failed, once a minute per
- * client address (without its port) and host: an untrusted CA is the most
- * common setup mistake, and a client retrying must not flood the log.
+ * Say at warn level why the client's handshake failed: an untrusted CA is
+ * the most common setup mistake.
  */
 static void
 intercept_log_client_tls_failed(struct intercept *ic, unsigned long first,
     const struct intercept_alert_name *a)
 {
-	const char			*client = ic->x->client;
-	struct logline			 l;
-	char				 why[160];
+	char	 why[160];
 
 	snprintf(why, sizeof(why), "%s", first != 0 ?
 	    ERR_reason_error_string(first) : "connection closed");
 	log_msg(EV_DEBUG, "client %s: TLS handshake for %s failed: %s",
-	    client, ic->host, why);
-	if (!intercept_tls_failed_allow(ic->env, client, ic->host))
-		return;
-	log_begin(&l, EV_CLIENT_TLS_FAILED);
-	log_str(&l, LK_HOST, ic->host);
-	log_str(&l, LK_CLIENT, client);
-	log_str(&l, LK_ALERT, a != NULL ? a->name : "none");
-	if (a == NULL)
-		log_str(&l, LK_REASON, why);
-	if (a != NULL && a->hint != NULL)
-		log_str(&l, LK_HINT, a->hint);
-	log_end(&l);
+	    ic->x->client, ic->host, why);
+	intercept_log_tls_failed(ic->env, ic->x->client, ic->host,
+	    a != NULL ? a->name : "none", a == NULL ? why : NULL,
+	    a != NULL ? a->hint : NULL);
 }
 
 /*
  * No leaf could be forged for ic->host (a CA OpenSSL cannot issue under):
- * every intercepted client fails so, so it is said at warn, throttled as
- * the client's own failures are.
+ * every intercepted client fails so, so it is said at warn as the
+ * client's own failures are.
  */
 static void
 intercept_log_forge_failed(struct intercept *ic)
 {
 	unsigned long	 e = ERR_peek_last_error();
-	struct logline	 l;
 	char		 why[200];
 
 	snprintf(why, sizeof(why), "cannot forge a certificate under the "
@@ -506,16 +505,9 @@ intercept_log_forge_failed(struct intercept *ic)
 	ERR_clear_error();
 	log_msg(EV_DEBUG, "client %s: %s for %s", ic->x->client, why,
 	    ic->host);
-	if (!intercept_tls_failed_allow(ic->env, ic->x->client, ic->host))
-		return;
-	log_begin(&l, EV_CLIENT_TLS_FAILED);
-	log_str(&l, LK_HOST, ic->host);
-	log_str(&l, LK_CLIENT, ic->x->client);
-	log_str(&l, LK_ALERT, "handshake_failure");
-	log_str(&l, LK_REASON, why);
-	log_end(&l);
+	intercept_log_tls_failed(ic->env, ic->x->client, ic->host,
+	    "handshake_failure", why, NULL);
 }
-
 
 /*
  * The leaf for ic->host from the generation's cache (the caller owns it),

@@ -43,12 +43,14 @@ struct intercept_env *intercept_env_new(char *err, size_t errlen);
 /* Free it (NULL ok). */
 void		 intercept_env_free(struct intercept_env *ie);
 /*
- * Whether a client_tls_failed line for client (an address and port) and
- * host may be logged now: one a minute per client address and host, so
- * that a client retrying does not flood the log.
+ * Log a client_tls_failed line (warn) for client (an address and port)
+ * and host with alert and reason, hint (NULL: none), at most one a
+ * minute per client address and host, so that a client retrying does not
+ * flood the log.
  */
-bool		 intercept_tls_failed_allow(struct intercept_env *ie,
-		    const char *client, const char *host);
+void		 intercept_log_tls_failed(struct intercept_env *ie,
+		    const char *client, const char *host, const char *alert,
+		    const char *reason, const char *hint);
 
 extern const struct phase_ops intercept_ops;
 

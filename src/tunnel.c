@@ -525,20 +525,12 @@ tunnel_decide(struct tunnel *t, enum tunnel_first first)
 static void
 tunnel_bad_hello(const struct tunnel *t, enum clienthello_result r)
 {
-	struct logline	 l;
-
 	log_msg(EV_DEBUG, "client %s: bad ClientHello (%s)", t->x->client,
 	    clienthello_result_name(r));
-	if (!intercept_tls_failed_allow(t->x->env->intercept, t->x->client,
-	    t->connect_host))
-		return;
-	log_begin(&l, EV_CLIENT_TLS_FAILED);
-	log_str(&l, LK_HOST, t->connect_host);
-	log_str(&l, LK_CLIENT, t->x->client);
-	log_str(&l, LK_ALERT, "none");
-	log_str(&l, LK_REASON, r == CH_MALFORMED ? "its ClientHello is "
-	    "malformed" : "its ClientHello is larger than pinproxy reads");
-	log_end(&l);
+	intercept_log_tls_failed(t->x->env->intercept, t->x->client,
+	    t->connect_host, "none", r == CH_MALFORMED ? "its ClientHello is "
+	    "malformed" : "its ClientHello is larger than pinproxy reads",
+	    NULL);
 }
 
 /*
