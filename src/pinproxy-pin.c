@@ -501,7 +501,10 @@ leaf_hosts(X509 *leaf, struct hostlist *hl)
 	GENERAL_NAMES_free(gens);
 }
 
-/* A pin set name from a host: its letters and digits, dash-separated. */
+/*
+ * A pin set name from a host: its letters and digits, dash-separated; an
+ * IPv6 address's start with "ipv6-" (else "::1" would be named "1").
+ */
 static void
 ini_name(const char *host, char *out, size_t outlen)
 {
@@ -510,6 +513,10 @@ ini_name(const char *host, char *out, size_t outlen)
 	char	 c;
 
 	max = outlen - 1 < PINSET_NAME_MAX ? outlen - 1 : PINSET_NAME_MAX;
+	if (strchr(host, ':') != NULL && max > 5) {
+		memcpy(out, "ipv6", 4);
+		n = 4;
+	}
 	for (; *host != '\0'; host++) {
 		c = *host;
 		if (c >= 'A' && c <= 'Z')

@@ -981,8 +981,12 @@ if python3 -c 'import socket; socket.socket(socket.AF_INET6).bind(("::1", 0))' \
 	check_eq "-s [::1]:PORT prints the verified chain" \
 	    "$LEAF $INTER $ROOT" "$(grep '^sha256/' "$TMP/v6.out" |
 	    cut -d' ' -f1 | paste -sd' ')"
+	run v6ini "$PINPROXY_PIN" -s "[::1]:$V6PORT" -a "$PKI/root.pem" --ini
+	check_eq "--ini names an IPv6 address's section ipv6-..., not by its last group" \
+	    "[pins:ipv6-1]" "$(grep '^\[pins:' "$TMP/v6ini.out")"
 	stop "$V6"
 else
+	skip "no IPv6 loopback"
 	skip "no IPv6 loopback"
 	skip "no IPv6 loopback"
 fi
