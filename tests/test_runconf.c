@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "conf_parse.h"
@@ -356,6 +357,41 @@ test_runconf_fails_when_the_ca_does_not_load(void **state)
 	conf_unref(broken);
 }
 
+/*
+ * A CA that expired after it was loaded is read again by a reload, its
+ * files unchanged, and refused: the reload fails and says so, where
+ * sharing it would leave every forged leaf refused by clients unseen.
+ */
+static void
+test_runconf_reads_an_unchanged_ca_again_once_it_expired(void **state)
+{
+	struct fixture		*fx = *state;
+	struct testpki_spec	 spec = { .cn = "Expiring CA", .ca = true,
+				    .not_after = 3 };
+	EVP_PKEY		*key = testpki_key(TESTPKI_EC);
+	X509			*cert = testpki_issue(&spec, key, NULL, NULL);
+	struct conf		*conf;
+	struct runconf		*one, *two;
+	char			 err[512] = "";
+
+	free(testpki_write_cert(fx->dir, "ca.pem", cert));
+	free(testpki_write_key(fx->dir, "ca.key", key));
+	conf = conf_with_ca(fx, fx->cert, fx->key);
+	one = build_ok(conf, 1, NULL);
+	two = build_ok(conf, 2, one);
+	assert_ptr_equal(two->ca, one->ca);
+	while (time(NULL) < ca_not_after(one->ca))
+		usleep(100 * 1000);
+	assert_null(runconf_new(conf, 3, two, err, sizeof(err)));
+	assert_non_null(strstr(err, "expired on"));
+	assert_non_null(strstr(err, fx->cert));
+	runconf_unref(one);
+	runconf_unref(two);
+	conf_unref(conf);
+	X509_free(cert);
+	EVP_PKEY_free(key);
+}
+
 static void
 test_runconf_retire_empties_only_the_leaves(void **state)
 {
@@ -617,6 +653,7 @@ main(void)
 		FX_TEST(test_runconf_gives_each_generation_its_own_system_store),
 		FX_TEST(test_runconf_reads_a_trust_directory_at_once),
 		FX_TEST(test_runconf_fails_when_the_ca_does_not_load),
+		FX_TEST(test_runconf_reads_an_unchanged_ca_again_once_it_expired),
 		FX_TEST(test_runconf_retire_empties_only_the_leaves),
 		FX_TEST(test_runconf_retire_drops_and_keeps_no_upstream_sessions),
 		FX_TEST(test_runconf_for_upstreams_only_reads_and_creates_no_ca),
