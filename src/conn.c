@@ -362,6 +362,13 @@ conn_await_head(struct conn *c)
 	}
 	c->await_drain = false;
 	bufferevent_setwatermark(c->x.bev, EV_WRITE, 0, 0);
+	/*
+	 * Heads are parsed one at a time, so pipelined bytes wait in the
+	 * input: reading stops once it holds RELAY_IO_MAX (more than any
+	 * head), else a client pipelining requests answered here (the CA
+	 * page) grew it by a read a request.
+	 */
+	bufferevent_setwatermark(c->x.bev, EV_READ, 0, RELAY_IO_MAX);
 	if (c->client_eof &&
 	    evbuffer_get_length(bufferevent_get_input(c->x.bev)) == 0) {
 		conn_close_after_flush(c);

@@ -725,6 +725,60 @@ check "answers never read: VmRSS grows by less than 8 MiB ($rss0 -> ${peak:-?} K
     test -n "$rss0" -a $(( ${peak:-999999999} - ${rss0:-0} )) -lt 8192
 alive "pipelined requests whose answers are never read" "$PP_H" "$H"
 
+# The same requests from a client that reads every answer: heads are
+# parsed one at a time, so what the client sends ahead waits in
+# pinproxy's input, which stops growing at one read's worth (64 KiB).
+# (It used to grow by a read for every answer: megabytes a second.)
+rss0=$(rss_kb "$PP_H")
+out=$(python3 - "$PH" "$PP_H" <<'EOF'
+import socket, sys, threading, time
+port, pid = (int(a) for a in sys.argv[1:3])
+def rss():
+    for line in open("/proc/%d/status" % pid):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+req = (b"GET http://pinproxy.internal/ca.pem HTTP/1.1\r\n"
+       b"Host: pinproxy.internal\r\n\r\n")
+data = req * (24 * 1024 * 1024 // len(req))
+s = socket.create_connection(("127.0.0.1", port), timeout=10)
+got = [0]
+def read():
+    while True:
+        try:
+            b = s.recv(1 << 20)
+        except socket.timeout:
+            continue
+        except OSError:
+            return
+        if not b:
+            return
+        got[0] += b.count(b"HTTP/1.1 200 ")
+s.settimeout(0.05)
+threading.Thread(target=read, daemon=True).start()
+sent = 0
+peak = rss()
+deadline = time.monotonic() + 4
+while time.monotonic() < deadline and sent < len(data):
+    try:
+        sent += s.send(data[sent:sent + 262144])
+    except socket.timeout:
+        pass
+    peak = max(peak, rss())
+peak = max(peak, rss())
+print(sent // len(req), got[0], peak)
+s.close()
+EOF
+)
+read -r sent got peak <<<"$out"
+diag "answers read: $sent requests written, $got answers read," \
+    "VmRSS $rss0 -> $peak KiB"
+check "pipelined CA-page requests, answers read: answered ($got)" \
+    test "${got:-0}" -gt 0
+check "answers read: VmRSS grows by less than 2 MiB ($rss0 -> ${peak:-?} KiB)" \
+    test -n "$rss0" -a $(( ${peak:-999999999} - ${rss0:-0} )) -lt 2048
+alive "pipelined requests whose answers are read" "$PP_H" "$H"
+
 # A client that shuts down its sending side once its requests are sent
 # and reads only later: every answer arrives whole, then the close. Its
 # end used to close the connection at once when it came between two
