@@ -9,6 +9,7 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/event.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +65,7 @@ struct forward {
 	bool			 up_keep;	/* it may carry another one */
 	bool			 req_done;
 	bool			 resp_head_sent;	/* one, 1xx too */
+	bool			 head_timing;	/* head_timer runs */
 	bool			 continued;	/* a 100 came, sent on or not */
 	unsigned int		 interims;	/* 1xx taken for this request */
 	bool			 up_settle;	/* see POOL_SETTLE_MS */
@@ -82,6 +84,7 @@ struct forward {
 	uint64_t		 resp_bytes;	/* from the upstream */
 	uint64_t		 body_up;	/* request body sent upstream */
 	struct event		*dial_ev;	/* the client, while CONNECTING */
+	struct event		*head_timer;	/* a response head begun */
 };
 
 static void	forward_open(struct forward *);
@@ -486,6 +489,46 @@ forward_response_head(struct forward *f, struct evbuffer *out)
 	return true;
 }
 
+static void	forward_upstream_timeout(struct forward *, const char *);
+
+/*
+ * A response head has header_timeout from its first byte to arrive whole,
+ * as a request's has: each byte restarts the wait for traffic, so a
+ * server trickling a head would otherwise hold the exchange (and a client
+ * that shut down its side, its slot) for as long as it likes.
+ */
+static void
+forward_head_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct forward	*f = arg;
+
+	if (f->state != FORWARD_EXCHANGE || !f->head_timing)
+		return;
+	f->head_timing = false;
+	forward_upstream_timeout(f, "The server's response head did not "
+	    "arrive whole within header_timeout of its first byte.");
+}
+
+/* Start the head's clock at its first byte, stop it at its end. */
+static void
+forward_head_timing(struct forward *f, bool on)
+{
+	struct timeval	 tv;
+
+	if (on == f->head_timing)
+		return;
+	f->head_timing = on;
+	if (!on) {
+		evtimer_del(f->head_timer);
+		return;
+	}
+	if (f->head_timer == NULL)
+		f->head_timer = evtimer_new(f->x->env->base,
+		    forward_head_timeout_cb, f);
+	tv = cv_timeval(f->x->rc->conf->header_timeout_ms);
+	evtimer_add(f->head_timer, &tv);
+}
+
 /*
  * Parse and forward what the upstream sent. False when the exchange ended
  * (f may be gone) or turned into a relay.
@@ -507,6 +550,7 @@ forward_upstream_read(struct forward *f)
 			    &consumed);
 			evbuffer_drain(in, consumed);
 			f->resp_bytes += consumed;
+			forward_head_timing(f, r == HTTP_NEED_MORE);
 			if (r == HTTP_NEED_MORE)
 				continue;
 			if (r != HTTP_HEAD_COMPLETE) {
@@ -822,6 +866,7 @@ forward_start(struct forward *f, const struct forward_target *t)
 	f->up_keep = false;
 	f->req_done = false;
 	f->resp_head_sent = false;
+	forward_head_timing(f, false);
 	f->continued = false;
 	f->interims = 0;
 	f->up_settle = false;
@@ -940,6 +985,8 @@ forward_free(void *arg)
 	if (f->kept_private)
 		pool_forget(f->x->env->pool, f->x->id);
 	sockwatch_free(&f->dial_ev);
+	if (f->head_timer != NULL)
+		event_free(f->head_timer);
 	http_msg_free(f->resp);
 	evbuffer_free(f->pending);
 	free(f->offer);

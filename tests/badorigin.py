@@ -37,6 +37,9 @@ and rst-hello, which never speak TLS):
     interims    answer the first request with "103 Early Hints" heads
                 without end, as fast as they are taken; log how many
                 went before the client left (interims {n})
+    trickle     answer the first request with a head that never ends: a
+                status line, then a header's bytes, one each 0.2 s; log
+                how many went before the connection ended (trickled {n})
     status      answer every request with an empty response of status
                 STATUS (any three digits, e.g. 600 or 099)
     headbody    answer a HEAD with "Content-Length: 40" (for /nocl: no
@@ -245,6 +248,22 @@ class Handler(socketserver.BaseRequestHandler):
             self.server.recorder.log(self.conn, "interims", n=n)
         sock.close()
 
+    def mode_trickle(self, sock):
+        head, _ = self.read_request(sock, b"")
+        n = 0
+        try:
+            if head is not None:
+                sock.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+                while True:
+                    time.sleep(0.2)
+                    sock.sendall(b"a")
+                    n += 1
+        except OSError:
+            pass
+        finally:
+            self.server.recorder.log(self.conn, "trickled", n=n)
+        sock.close()
+
     def mode_end(self, sock):
         sock.suppress_ragged_eofs = False
         how = "close_notify"
@@ -363,7 +382,7 @@ def main():
                             "tls-close", "alert", "garbage", "rst-hello",
                             "switch", "status", "notify-back",
                             "headbody", "banner", "banner-close",
-                            "interims"])
+                            "interims", "trickle"])
     p.add_argument("--cert")
     p.add_argument("--key")
     p.add_argument("--tls12", action="store_true")

@@ -44,7 +44,7 @@ EOF
 # name the TLS origins serve.
 SANS=$(dns_sans api.test slowdns.test rst.test nohead.test silent.test \
     alert.test garbage.test rsthello.test cut.test end.test tls12.test \
-    interims.test bannerclose.test)
+    interims.test bannerclose.test trickle.test)
 make_pki multi "$SANS,IP:127.0.0.1" inter
 pki_pin PIN_INTER inter
 pki_pin PIN_RSA rsa
@@ -89,6 +89,9 @@ start_server O_I "$TMP/oi.log" python3 "$BADORIGIN" --port "$OI" $CERT \
 OB=$(free_port)
 start_server O_B "$TMP/ob.log" python3 "$BADORIGIN" --port "$OB" $CERT \
     --mode banner-close
+OK=$(free_port)
+start_server O_K "$TMP/ok.log" python3 "$BADORIGIN" --port "$OK" $CERT \
+    --mode trickle
 never=()
 for i in $(seq 0 39); do
 	never+=(--slow "never$i.test=30")
@@ -113,7 +116,7 @@ $3
 EOF
 	for h in api:$OM silent:$OQ rst:$OR alert:$OA garbage:$OG \
 	    rsthello:$OH nohead:$ON cut:$OC end:$OE tls12:$OT interims:$OI \
-	    bannerclose:$OB; do
+	    bannerclose:$OB trickle:$OK; do
 		cat <<EOF
 
 [pins:set-${h%%:*}]
@@ -585,7 +588,7 @@ alive "lookups that never end" "$PP_F" "$PF"
 printf 'nameserver 127.0.0.1:%s\noptions timeout:1 attempts:1\n' \
     "$(free_port)" >"$TMP/dead-resolv.conf"
 PD=$(free_port)
-conf "$PD" d "" >"$TMP/d.conf"
+conf "$PD" d "header_timeout = 1s" >"$TMP/d.conf"
 check "pinproxy D (a dead nameserver) listens on 127.0.0.1:$PD" \
     start_pinproxy PP_D "$PD" "$TMP/d.conf" "$TMP/d.log" \
     PINPROXY_RESOLV_CONF="$TMP/dead-resolv.conf"
@@ -593,6 +596,45 @@ check_eq "a dead nameserver: 502" 502 \
     "$(fetch deadns "$PD" --max-time 10 http://unknown.test/)"
 check_log "a dead nameserver: libevent's message, event=libevent" \
     "$TMP/d.log" "$(kv event libevent)" "msg=\"Nameserver 127.0.0.1:"
+
+# A server that trickles its response head, a byte each 0.2 s: each byte
+# is traffic, so idle_timeout never comes; header_timeout (1 s here)
+# bounds the head from its first byte, as it bounds a request's. Also for
+# a client that shut down its sending side, which nothing else would
+# end: it used to hold its slot for as long as the bytes came.
+start=$(now_ms)
+code=$(fetch trickle "$PD" --max-time 10 http://trickle.test/x)
+ms=$(( $(now_ms) - start ))
+check_eq "a response head trickled: 504" 504 "$code"
+check "a response head trickled: after header_timeout ($ms ms)" \
+    test "$ms" -ge 1000 -a "$ms" -lt 5000
+check_log "a response head trickled: upstream_error error=timeout" \
+    "$TMP/d.log" "$(kv event upstream_error)" "$(kv host trickle.test)" \
+    "$(kv error timeout)" "header_timeout of its first byte"
+out=$(python3 - "$PD" <<'EOF'
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(b"GET http://trickle.test/y HTTP/1.1\r\nHost: trickle.test\r\n\r\n")
+s.shutdown(socket.SHUT_WR)
+t = time.monotonic()
+got = b""
+try:
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        got += b
+except OSError:
+    pass
+print(got.split(b" ")[1].decode() if got else "none",
+      int((time.monotonic() - t) * 1000))
+EOF
+)
+read -r code ms <<<"$out"
+check_eq "a response head trickled, the client's side shut down: 504" 504 \
+    "$code"
+check "a response head trickled, the client's side shut down: then the \
+close ($ms ms)" test "${ms:-99999}" -lt 5000
 stop_pinproxy "$PP_D" "$TMP/d.log"
 check_eq "a dead nameserver: every line of the log is logfmt" "" \
     "$(grep -v '^level=[a-z]* event=[a-z_]* ' "$TMP/d.log")"
