@@ -1,7 +1,7 @@
 /*
- * The logger: events and keys from fixed tables, logfmt escaping, and two
- * sinks (stderr and syslog). The sink, the level and the capture hook of
- * the tests are its only global state.
+ * The logger: events and keys from fixed tables and logfmt escaping; the
+ * lines go to logsink.c (stderr or syslog, never blocking the loop). The
+ * level and the capture hook of the tests are its only global state.
  */
 #include "config.h"
 
@@ -12,6 +12,7 @@
 #include <event2/event.h>
 
 #include "log.h"
+#include "logsink.h"
 
 struct log_event_def {
 	const char	*name;
@@ -47,6 +48,7 @@ static const struct log_event_def log_events[EV__COUNT] = {
 	[EV_LIBEVENT_WARNING] =	{ "libevent",		LL_WARN },
 	[EV_LIBEVENT_ERROR] =	{ "libevent",		LL_ERROR },
 	[EV_DEBUG] =		{ "debug",		LL_DEBUG },
+	[EV_LOG_DROPPED] =	{ "log_dropped",	LL_WARN },
 };
 
 static const char *const log_keys[LK__COUNT] = {
@@ -96,19 +98,17 @@ static const int log_syslog_prio[] = {
 	[LL_DEBUG] = LOG_DEBUG,
 };
 
-static enum log_sink	 log_sink = LOG_SINK_STDERR;
 static enum log_level	 log_level = LL_INFO;
 static void		(*log_capture)(enum log_level, const char *, void *);
 static void		*log_capture_arg;
 
+static void	log_dropped_line(void);
+
 void
 log_open(enum log_sink sink, enum log_level level)
 {
-	if (log_sink == LOG_SINK_SYSLOG && sink != LOG_SINK_SYSLOG)
-		closelog();
-	if (sink == LOG_SINK_SYSLOG && log_sink != LOG_SINK_SYSLOG)
-		openlog("pinproxy", LOG_PID | LOG_NDELAY, LOG_DAEMON);
-	log_sink = sink;
+	logsink_open(sink == LOG_SINK_SYSLOG);
+	logsink_on_drained(log_dropped_line);
 	log_level = level;
 }
 
@@ -316,6 +316,28 @@ log_int(struct logline *l, enum log_key key, long long val)
 	log_str(l, key, num);
 }
 
+/*
+ * Once lines the output did not take in time were dropped, and it took
+ * the rest, the next line says how many, first.
+ */
+static void
+log_dropped_line(void)
+{
+	struct logline	 d;
+	unsigned long	 n;
+
+	if ((n = logsink_take_dropped()) == 0)
+		return;
+	log_begin(&d, EV_LOG_DROPPED);
+	if (!d.enabled)
+		return;
+	log_int(&d, LK_COUNT, (long long)n);
+	log_str(&d, LK_MSG, "the log's reader did not keep up: lines were "
+	    "dropped rather than the proxy wait for it");
+	logsink_write(log_syslog_prio[log_events[EV_LOG_DROPPED].level],
+	    d.buf, d.len);
+}
+
 void
 log_end(struct logline *l)
 {
@@ -333,12 +355,8 @@ log_end(struct logline *l)
 		log_capture(level, l->buf, log_capture_arg);
 		return;
 	}
-	if (log_sink == LOG_SINK_SYSLOG)
-		syslog(log_syslog_prio[level], "%s", l->buf);
-	else {
-		fprintf(stderr, "%s\n", l->buf);
-		fflush(stderr);
-	}
+	log_dropped_line();
+	logsink_write(log_syslog_prio[level], l->buf, l->len);
 }
 
 void

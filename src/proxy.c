@@ -30,6 +30,7 @@
 #include "dialring.h"
 #include "hostport.h"
 #include "log.h"
+#include "logsink.h"
 #include "metrics.h"
 #include "monotime.h"
 #include "notify.h"
@@ -938,6 +939,8 @@ proxy_teardown(struct proxy *p)
 	if (p->dns != NULL)
 		evdns_base_free(p->dns, 0);
 	runconf_unref(p->rc);
+	/* The last lines (event=stopped) go before the loop does. */
+	logsink_detach();
 	if (p->base != NULL)
 		event_base_free(p->base);
 	metrics_free(p->metrics);
@@ -1028,6 +1031,7 @@ proxy_main(struct conf *conf, const char *path, bool debug)
 	evsignal_add(p.sighup, NULL);
 	evsignal_add(p.sigterm, NULL);
 	evsignal_add(p.sigint, NULL);
+	logsink_attach(p.base);
 	proxy_started(&p);
 	event_base_dispatch(p.base);
 	rc = 0;

@@ -430,4 +430,74 @@ check_eq "F: short again after a limit that fit: event=fd_limit again" 2 \
 alive "F after the reloads" "$PP_F" "$PF"
 stop_pinproxy "$PP_F" "$TMP/f.log"
 
+# L: a log reader that stops reading. stderr is a FIFO whose reader holds
+# it open and reads nothing until told to; each request logs a line
+# (event=access), so the FIFO's 64 KiB fill within a few hundred. The
+# proxy must go on serving (and answering /metrics) all the same, drop
+# the lines that do not fit its queue, and say how many once the reader
+# is back. (A blocking write used to stop the whole daemon.)
+mkfifo "$TMP/l.fifo"
+cat >"$TMP/l-reader.py" <<'EOF'
+import os, sys, time
+fifo, go, out = sys.argv[1:4]
+with open(fifo, "rb", buffering=0) as f, open(out, "wb") as o:
+    while not os.path.exists(go):
+        time.sleep(0.05)
+    while True:
+        b = f.read(65536)
+        if not b:
+            break
+        o.write(b)
+        o.flush()
+EOF
+spawn L_READER python3 "$TMP/l-reader.py" "$TMP/l.fifo" "$TMP/l.go" \
+    "$TMP/l.log"
+PL=$(free_port)
+PLS=$(free_port)
+conf "$PL" l "stats_listen = 127.0.0.1:$PLS" >"$TMP/l.conf"
+check "L (stderr a FIFO nobody reads) listens on 127.0.0.1:$PL" \
+    start_pinproxy PP_L "$PL" "$TMP/l.conf" "$TMP/l.fifo"
+out=$(python3 - "$PL" <<'EOF'
+import socket, sys, time
+req = (b"GET http://pinproxy.internal/ca.pem HTTP/1.1\r\n"
+       b"Host: pinproxy.internal\r\n\r\n")
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+f = s.makefile("rb")
+n = 0
+t = time.monotonic()
+try:
+    for n in range(1, 20001):
+        s.sendall(req)
+        line = f.readline()
+        length = 0
+        while True:
+            h = f.readline()
+            if h in (b"\r\n", b""):
+                break
+            if h.lower().startswith(b"content-length:"):
+                length = int(h.split(b":")[1])
+        f.read(length)
+        if not line.startswith(b"HTTP/1.1 200"):
+            break
+except OSError:
+    n -= 1
+print(n, int((time.monotonic() - t) * 1000))
+EOF
+)
+read -r n ms <<<"$out"
+check_eq "L: 20000 requests answered, each logged to a FIFO nobody reads ($ms ms)" \
+    20000 "$n"
+check_eq "L: /metrics answers too" 200 \
+    "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 \
+    "http://127.0.0.1:$PLS/metrics")"
+touch "$TMP/l.go"
+check "L: once the reader is back, event=log_dropped says how many" \
+    wait_log "$TMP/l.log" "$(kv event log_dropped)" " count=[1-9]"
+stop_pinproxy "$PP_L" "$TMP/l.fifo" "L (stderr a FIFO):"
+wait "$L_READER" 2>/dev/null
+check_log "L: the last line, event=stopped, is written at exit" \
+    "$TMP/l.log" "$(kv event stopped)"
+check_eq "L: every line that arrived is whole" "" \
+    "$(grep -v '^level=[a-z]* event=[a-z_]* ' "$TMP/l.log" | head -n 3)"
+
 done_testing
