@@ -92,6 +92,7 @@ static unsigned long	 conn_next_id = 1;
 static void	conn_read_head(struct conn *);
 static void	conn_deny(struct conn *);
 static void	conn_read_cb(struct bufferevent *, void *);
+static void	conn_request(struct conn *);
 static void	conn_write_cb(struct bufferevent *, void *);
 static void	conn_event_cb(struct bufferevent *, short, void *);
 
@@ -545,6 +546,9 @@ conn_phase_done(struct phase_ctx *x, const struct phase_outcome *o)
 	case PHASE_NEXT_PLAIN:
 		conn_tunnel_plain(c, o->plain_host, o->plain_by_ip,
 		    o->plain_port);
+		return;
+	case PHASE_NEXT_ROUTE:
+		conn_request(c);
 		return;
 	case PHASE_NEXT_END:
 		break;

@@ -7,6 +7,8 @@
  */
 #include "config.h"
 
+#include <sys/socket.h>
+
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
@@ -17,6 +19,7 @@
 
 #include "forward.h"
 #include "hostmatch.h"
+#include "hostport.h"
 #include "http.h"
 #include "linger.h"
 #include "log.h"
@@ -772,6 +775,52 @@ forward_send_request(struct forward *f)
 	forward_request_body(f);
 }
 
+/*
+ * Whether a reload, while the plaintext upstream was dialled, made the
+ * request's host, or the address dialled for it, one never reached in
+ * cleartext: pinned now, or every unpinned host verified or blocked. The
+ * request was routed, and its addresses judged, under the configuration
+ * of its arrival.
+ */
+static bool
+forward_plain_outdated(const struct forward *f)
+{
+	const struct conf	*now;
+	struct sockaddr_storage	 peer;
+	socklen_t		 len = sizeof(peer);
+	char			 addr[HOSTMATCH_NAME_MAX];
+	uint16_t		 port;
+
+	if (f->tls || !f->x->rc->retired || f->x->env->rc == NULL)
+		return false;
+	now = f->x->env->rc->conf;
+	if (now->unpinned != UNPINNED_PASS ||
+	    conf_lookup(now, f->host) != NULL ||
+	    conf_lookup(now, f->authority) != NULL)
+		return true;
+	/* Unknown: routed again, to be judged afresh. */
+	if (getpeername(upstream_fd(f->up), (struct sockaddr *)&peer,
+	    &len) == -1 || !hostport_sockaddr((struct sockaddr *)&peer, addr,
+	    &port))
+		return true;
+	return conf_lookup(now, addr) != NULL;
+}
+
+/* Nothing of the request went: it is routed again, as if it came now. */
+static void
+forward_route_again(struct forward *f)
+{
+	struct phase_outcome	 o;
+
+	log_msg(EV_DEBUG, "client %s: a reload while %s was dialled; the "
+	    "request is routed again", f->x->client, f->host);
+	f->state = FORWARD_IDLE;
+	forward_drop(f);
+	phase_outcome_init(&o);
+	o.next = PHASE_NEXT_ROUTE;
+	phase_done(f->x, &o);
+}
+
 static void
 forward_upstream_cb(struct upstream *u, enum upstream_status st, void *arg)
 {
@@ -793,6 +842,10 @@ forward_upstream_cb(struct upstream *u, enum upstream_status st, void *arg)
 	}
 	/* TCP is up; TLS (or nothing) comes next. */
 	if (!f->tls) {
+		if (forward_plain_outdated(f)) {
+			forward_route_again(f);
+			return;
+		}
 		upstream_start_plain(u);
 		forward_send_request(f);
 		return;

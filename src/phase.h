@@ -93,6 +93,9 @@ enum phase_next {
 	PHASE_NEXT_RELAY,	/* relay the client and relay_with's bytes */
 	PHASE_NEXT_INTERCEPT,	/* intercept the tunnel: see intercept.h */
 	PHASE_NEXT_PLAIN,	/* plaintext HTTP in the CONNECT tunnel */
+	PHASE_NEXT_ROUTE,	/* route the request again, under the
+				   configuration now in force: none of it
+				   went anywhere */
 };
 
 /* No HTTP error is owed to the client. */

@@ -68,7 +68,8 @@ start_origin O_T "$OT" "$TMP/ot.log" --cert "$PKI/chain.pem" \
 OP=$(free_port)
 start_origin O_P "$OP" "$TMP/op.log" --plain
 start_dnsd --map alias.test=127.0.0.1 --map alias-ro.test=127.0.0.1 \
-    --map zero.test=0.0.0.0
+    --map zero.test=0.0.0.0 --map slow.test=127.0.0.1 --slow slow.test=1 \
+    --map slow2.test=127.0.0.1 --slow slow2.test=1
 
 PX=$(free_port)
 cat >"$TMP/a.conf" <<EOF
@@ -406,10 +407,8 @@ check_eq "CONNECT to a pinned address, SNI of another name: never relayed" \
     "$(kv host victim.test)" "$(kv status 200)")"
 stop_pinproxy "$PP_V" "$TMP/v.log"
 
-# A tunnel opened by address to an unpinned address carries plaintext to
-# that address; a reload that pins the address ends that, for the next
-# request of a tunnel already used and for the first of one opened before
-# the reload: they are refused, and nothing more reaches the address.
+# Daemon R: plaintext requests and tunnels, and reloads that pin what
+# they were going to.
 OQ=$(free_port)
 start_origin O_Q "$OQ" "$TMP/oq.log" --plain
 PR=$(free_port)
@@ -423,6 +422,7 @@ ca_key = $TMP/ca-a.key
 trust = $PKI/root.pem
 unpinned = pass
 connect_ports = 443 $OQ
+plain_ports = 80 $OQ
 
 [pins:loopback]
 hosts = api.test${1:-}
@@ -433,6 +433,47 @@ EOF
 r_conf >"$TMP/r.conf"
 check "pinproxy listens on 127.0.0.1:$PR" \
     start_pinproxy PP_R "$PR" "$TMP/r.conf" "$TMP/r.log"
+# A plaintext request routed before a reload that pins its host, its
+# server dialled across the reload (slow.test takes 1 s to resolve): it
+# is routed again under the new configuration, not sent in cleartext
+# under the old one. Pinned, it goes over TLS to the set's port, whose
+# leaf does not cover slow.test: 502. (It used to reach the address.)
+# across_reload NAME HOST HOSTS: GET http://HOST:$OQ/secret through R
+# (HOST takes 1 s to resolve) and, 0.3 s in, a reload to r_conf HOSTS (one
+# case); the request's status goes to $TMP/NAME.out.
+across_reload()
+{
+	local pid
+	spawn pid curl -s -o /dev/null -w '%{http_code}' --max-time 10 \
+	    -x "127.0.0.1:$PR" "http://$2:$OQ/secret" >"$TMP/$1.out"
+	t_sleep 0.3
+	check "a reload while $2 is looked up (hosts = api.test$3)" \
+	    reload "$PP_R" "$TMP/r.log" "$TMP/r.conf" "$(r_conf "$3")"
+	wait_exit "$pid" 10
+}
+n_q=$(origin_count "$TMP/oq.log" request)
+across_reload slow slow.test ', slow.test'
+check_eq "pinned while dialled: not sent in cleartext (502 over TLS)" 502 \
+    "$(cat "$TMP/slow.out")"
+check_eq "pinned while dialled: nothing reached the plaintext address" \
+    "$n_q" "$(origin_count "$TMP/oq.log" request)"
+check_log "pinned while dialled: verified for slow.test, and refused" \
+    "$TMP/r.log" "$(kv event verify_failed)" "$(kv host slow.test)"
+# The same when the reload pins the address dialled, not the name: the
+# request is routed again, and the new configuration's addresses refuse
+# it (403 address-pinned).
+across_reload slow2 slow2.test ', slow.test, 127.0.0.1'
+check_eq "address pinned while dialled: refused, 403" 403 \
+    "$(cat "$TMP/slow2.out")"
+check_eq "address pinned while dialled: nothing reached the address" \
+    "$n_q" "$(origin_count "$TMP/oq.log" request)"
+check "reload: 127.0.0.1 unpinned again" \
+    reload "$PP_R" "$TMP/r.log" "$TMP/r.conf" "$(r_conf ', slow.test')"
+
+# A tunnel opened by address to an unpinned address carries plaintext to
+# that address; a reload that pins the address ends that, for the next
+# request of a tunnel already used and for the first of one opened before
+# the reload: they are refused, and nothing more reaches the address.
 cat >"$TMP/tunnels.py" <<'EOF'
 import os, sys, time
 from connect_client import open_tunnel, read_head, read_rest
@@ -473,5 +514,6 @@ check_eq "pinned by a reload: nothing more reached the address" 1 \
     "$(origin_count "$TMP/oq.log" request)"
 check_log "pinned by a reload: logged blocked" "$TMP/r.log" \
     "$(kv event blocked)" "$(kv host www.unpinned.test)"
+
 stop_pinproxy "$PP_R" "$TMP/r.log"
 done_testing
