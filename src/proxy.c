@@ -66,8 +66,9 @@
 #define PROXY_STOP_SLACK_MS	10000
 
 /*
- * Descriptors one connection may hold: its client and its upstream, an
- * idle pooled upstream, a blind tunnel's two pipes for splice (two ends
+ * Descriptors one connection may hold: its client and its upstream (up
+ * to UPSTREAM_ATTEMPTS of them while it is dialled), an idle pooled
+ * upstream, a blind tunnel's two pipes for splice (two ends
  * each), and an upstream handshake left running alone once its client is
  * gone (upstream_release()); and those beside them (listeners, the log,
  * report and observe files, DNS).

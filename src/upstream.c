@@ -1,6 +1,7 @@
 /*
- * Upstream connections, step by step: resolve, TCP connect (trying every
- * address), then TLS with verification and the pin verdict. Each failure
+ * Upstream connections, step by step: resolve, TCP connect (every
+ * address in turn, a new one beside those still opening every 250 ms),
+ * then TLS with verification and the pin verdict. Each failure
  * is logged here, where host, port and client are known, and reported to
  * the caller once.
  */
@@ -19,6 +20,7 @@
 #include <openssl/ssl.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <ifaddrs.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -49,6 +51,10 @@ enum upstream_state {
 	UPSTREAM_READY,
 	UPSTREAM_FAILED
 };
+
+/* TCP connections opened at once for one upstream, and their stagger. */
+#define UPSTREAM_ATTEMPTS	4
+#define UPSTREAM_STAGGER_MS	250
 
 struct upstream {
 	enum upstream_state		 state;
@@ -84,8 +90,24 @@ struct upstream {
 	struct sockaddr_storage		 one_addr;	/* IP literal, connect_to */
 	socklen_t			 one_addrlen;
 
-	int				 fd;
-	struct event			*connect_ev;
+	/*
+	 * TCP connections being opened: a new one each UPSTREAM_STAGGER_MS
+	 * while addresses are left, at most UPSTREAM_ATTEMPTS at once (the
+	 * oldest is given up for a new one); the first to connect is the
+	 * upstream's, and the others are closed (RFC 8305's connection
+	 * attempt delay: an address that drops packets costs that delay,
+	 * not the whole connect_timeout).
+	 */
+	struct upstream_attempt {
+		struct upstream		*u;
+		int			 fd;	/* -1: a free slot */
+		struct event		*ev;
+		unsigned int		 seq;	/* the oldest is given up */
+	}				 att[UPSTREAM_ATTEMPTS];
+	size_t				 natt;
+	unsigned int			 att_seq;
+	struct event			*stagger;	/* the next attempt */
+	int				 fd;		/* connected */
 	int				 last_errno;
 
 	/*
@@ -118,6 +140,7 @@ struct upstream_alone {
 #define UPSTREAM_NO_ANSWER	1
 
 static void	upstream_try_next(struct upstream *);
+static void	upstream_attempts_end(struct upstream *);
 
 /* Stop the clock, record the outcome and tell the caller (last thing). */
 static void
@@ -125,6 +148,8 @@ upstream_finish(struct upstream *u, enum upstream_status st)
 {
 	evtimer_del(u->timer);
 	if (st != UPSTREAM_OK) {
+		/* Nothing of a failed dial may call back later. */
+		upstream_attempts_end(u);
 		u->state = UPSTREAM_FAILED;
 		if (u->bev != NULL) {
 			bufferevent_setcb(u->bev, NULL, NULL, NULL, NULL);
@@ -291,26 +316,67 @@ upstream_kick_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* Give up one TCP attempt, leaving its slot free. */
+static void
+upstream_attempt_end(struct upstream_attempt *a)
+{
+	if (a->fd == -1)
+		return;
+	event_free(a->ev);
+	a->ev = NULL;
+	close(a->fd);
+	a->fd = -1;
+	a->u->natt--;
+}
+
+/* Give up every attempt still opening. */
+static void
+upstream_attempts_end(struct upstream *u)
+{
+	size_t	 i;
+
+	for (i = 0; i < UPSTREAM_ATTEMPTS; i++)
+		upstream_attempt_end(&u->att[i]);
+	if (u->stagger != NULL)
+		evtimer_del(u->stagger);
+}
+
 static void
 upstream_connect_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct upstream	*u = arg;
-	socklen_t	 len = sizeof(u->last_errno);
-	int		 err = 0;
+	struct upstream_attempt	*a = arg;
+	struct upstream		*u = a->u;
+	socklen_t		 len = sizeof(u->last_errno);
+	int			 err = 0;
 
 	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
 		err = errno;
-	event_free(u->connect_ev);
-	u->connect_ev = NULL;
 	if (err != 0) {
 		u->last_errno = err;
-		close(u->fd);
-		u->fd = -1;
-		upstream_try_next(u);
+		upstream_attempt_end(a);
+		/* The next address now; none: the others may still connect. */
+		if (u->next_addr != NULL || u->natt == 0) {
+			evtimer_del(u->stagger);
+			upstream_try_next(u);
+		}
 		return;
 	}
+	/* This one won: it is the upstream's, the others go. */
+	u->fd = a->fd;
+	a->fd = -1;
+	event_free(a->ev);
+	a->ev = NULL;
+	u->natt--;
+	upstream_attempts_end(u);
 	u->state = UPSTREAM_CONNECTED;
 	upstream_finish(u, UPSTREAM_OK);
+}
+
+/* Time for another address, beside the attempts still opening. */
+static void
+upstream_stagger_cb(evutil_socket_t fd, short what, void *arg)
+{
+	upstream_try_next(arg);
 }
 
 /*
@@ -469,57 +535,78 @@ upstream_is_self(const struct upstream *u, const struct sockaddr *sa)
  * Without such a listener nothing can come back: no system call then.
  */
 static void
-upstream_remember_dial(struct upstream *u, const struct sockaddr *sa)
+upstream_remember_dial(struct upstream *u, int fd, const struct sockaddr *sa)
 {
 	struct sockaddr_storage	 local;
 	socklen_t		 len = sizeof(local);
 
 	if (u->sinks->dials != NULL && u->rc->conf->ntransparent > 0 &&
-	    getsockname(u->fd, (struct sockaddr *)&local, &len) == 0)
+	    getsockname(fd, (struct sockaddr *)&local, &len) == 0)
 		dialring_add(u->sinks->dials, (struct sockaddr *)&local, sa);
+}
+
+/* A slot for a new attempt: a free one, else the oldest, given up. */
+static struct upstream_attempt *
+upstream_attempt_slot(struct upstream *u)
+{
+	struct upstream_attempt	*a, *oldest = NULL;
+	size_t			 i;
+
+	for (i = 0; i < UPSTREAM_ATTEMPTS; i++) {
+		a = &u->att[i];
+		if (a->fd == -1)
+			return a;
+		if (oldest == NULL || a->seq - oldest->seq > UINT_MAX / 2)
+			oldest = a;
+	}
+	upstream_attempt_end(oldest);
+	return oldest;
 }
 
 /* Start a TCP connection to one address; false if it failed at once. */
 static bool
 upstream_dial(struct upstream *u, const struct sockaddr *sa, socklen_t salen)
 {
-	unsigned int	 mark = (unsigned int)u->rc->conf->upstream_mark;
-	int		 one = 1;
+	struct upstream_attempt	*a;
+	unsigned int		 mark = (unsigned int)u->rc->conf->upstream_mark;
+	int			 one = 1, fd;
 
 	if (upstream_is_self(u, sa)) {
 		u->looped = true;
 		return false;
 	}
-	u->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK |
-	    SOCK_CLOEXEC, 0);
-	if (u->fd == -1) {
+	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0);
+	if (fd == -1) {
 		u->last_errno = errno;
 		return false;
 	}
-	setsockopt(u->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	/*
 	 * Unmarked, a connection would be redirected back to a transparent
 	 * listener: better no connection at all.
 	 */
-	if (mark != 0 && setsockopt(u->fd, SOL_SOCKET, SO_MARK, &mark,
+	if (mark != 0 && setsockopt(fd, SOL_SOCKET, SO_MARK, &mark,
 	    sizeof(mark)) == -1) {
 		u->last_errno = errno;
 		log_msg(EV_UPSTREAM_ERROR, "cannot set upstream_mark: %s "
 		    "(SO_MARK needs CAP_NET_ADMIN)", strerror(errno));
-		close(u->fd);
-		u->fd = -1;
+		close(fd);
 		return false;
 	}
-	if (connect(u->fd, sa, salen) == -1 && errno != EINPROGRESS) {
+	if (connect(fd, sa, salen) == -1 && errno != EINPROGRESS) {
 		u->last_errno = errno;
-		close(u->fd);
-		u->fd = -1;
+		close(fd);
 		return false;
 	}
-	upstream_remember_dial(u, sa);
-	u->connect_ev = event_new(u->base, u->fd, EV_WRITE,
-	    upstream_connect_cb, u);
-	event_add(u->connect_ev, NULL);
+	upstream_remember_dial(u, fd, sa);
+	a = upstream_attempt_slot(u);
+	a->u = u;
+	a->fd = fd;
+	a->seq = u->att_seq++;
+	a->ev = event_new(u->base, fd, EV_WRITE, upstream_connect_cb, a);
+	event_add(a->ev, NULL);
+	u->natt++;
 	return true;
 }
 
@@ -572,10 +659,20 @@ upstream_try_next(struct upstream *u)
 		while ((ai = u->next_addr) != NULL) {
 			u->next_addr = ai->ai_next;
 			if (!upstream_addr_pinned(u, ai->ai_addr) &&
-			    upstream_dial(u, ai->ai_addr, ai->ai_addrlen))
+			    upstream_dial(u, ai->ai_addr, ai->ai_addrlen)) {
+				if (u->next_addr != NULL) {
+					struct timeval	 tv = cv_timeval(
+					    UPSTREAM_STAGGER_MS);
+
+					evtimer_add(u->stagger, &tv);
+				}
 				return;
+			}
 		}
 	}
+	/* The last addresses are still being tried. */
+	if (u->natt > 0)
+		return;
 	if (u->looped)
 		upstream_fail(u, UPSTREAM_LOOP, "%s port %u is the "
 		    "proxy's own listening address", u->host, u->port);
@@ -629,6 +726,7 @@ upstream_connect(const struct upstream_params *p, upstream_cb cb, void *arg)
 {
 	struct upstream	*u;
 	struct timeval	 now = { 0, 0 };
+	size_t		 i;
 
 	u = xcalloc(1, sizeof(*u));
 	u->state = UPSTREAM_RESOLVING;
@@ -646,8 +744,11 @@ upstream_connect(const struct upstream_params *p, upstream_cb cb, void *arg)
 	u->cb = cb;
 	u->arg = arg;
 	u->fd = -1;
+	for (i = 0; i < UPSTREAM_ATTEMPTS; i++)
+		u->att[i].fd = -1;
 	u->pins.matched_depth = -1;
 	u->timer = evtimer_new(u->base, upstream_timeout_cb, u);
+	u->stagger = evtimer_new(u->base, upstream_stagger_cb, u);
 	u->kick = evtimer_new(u->base, upstream_kick_cb, u);
 	upstream_fixed_address(u);
 	upstream_arm_timer(u, true);
@@ -1351,8 +1452,9 @@ upstream_free(struct upstream *u)
 		evdns_getaddrinfo_cancel(u->dns_req);
 	if (u->addrs != NULL)
 		evutil_freeaddrinfo(u->addrs);
-	if (u->connect_ev != NULL)
-		event_free(u->connect_ev);
+	upstream_attempts_end(u);
+	if (u->stagger != NULL)
+		event_free(u->stagger);
 	/* The bufferevent first: it stops using the others at once. */
 	if (u->bev != NULL)
 		bufferevent_free(u->bev);

@@ -44,7 +44,7 @@ EOF
 # name the TLS origins serve.
 SANS=$(dns_sans api.test slowdns.test rst.test nohead.test silent.test \
     alert.test garbage.test rsthello.test cut.test end.test tls12.test \
-    interims.test bannerclose.test trickle.test)
+    interims.test bannerclose.test trickle.test rr.test)
 make_pki multi "$SANS,IP:127.0.0.1" inter
 pki_pin PIN_INTER inter
 pki_pin PIN_RSA rsa
@@ -96,8 +96,30 @@ never=()
 for i in $(seq 0 39); do
 	never+=(--slow "never$i.test=30")
 done
+# rr.test: first an address that drops the SYN (127.0.0.2, where a full
+# listen queue takes no connection), then the good origin's.
 start_dnsd --map slowdns.test=127.0.0.1 --slow slowdns.test=1 "${never[@]}" \
-    --slow gaveup.test=30
+    --slow gaveup.test=30 --map rr.test=127.0.0.2 --map rr.test=127.0.0.1
+cat >"$TMP/blackhole.py" <<'EOF'
+import socket, sys, time
+l = socket.socket()
+l.bind((sys.argv[1], int(sys.argv[2])))
+l.listen(0)
+held = []
+for _ in range(4):
+    c = socket.socket()
+    c.setblocking(False)
+    try:
+        c.connect((sys.argv[1], int(sys.argv[2])))
+    except BlockingIOError:
+        pass
+    held.append(c)
+print("ready", flush=True)
+time.sleep(3600)
+EOF
+spawn BLACKHOLE python3 "$TMP/blackhole.py" 127.0.0.2 "$OM" \
+    >"$TMP/blackhole.out"
+wait_ready "$TMP/blackhole.out" || bail_out "the blackhole did not start"
 
 # conf PORT NAME EXTRA: a configuration listening on PORT with the CA
 # files NAME, the [proxy] lines EXTRA and a pin set for each host.
@@ -133,6 +155,12 @@ hosts = slowdns.test
 pin = $PIN_INTER
 pin = $PIN_RSA
 port = $OM
+
+[pins:set-rr]
+hosts = rr.test
+pin = $PIN_INTER
+pin = $PIN_RSA
+port = $OM
 EOF
 }
 
@@ -145,6 +173,16 @@ alive "start" "$PP_F" "$PF"
 t_sleep 0.2
 BASE_F=$(fd_count "$PP_F")
 diag "pinproxy F: $BASE_F descriptors at rest"
+
+# A name whose first address drops the SYN: the next is dialled a moment
+# later beside it, and answers (it used to wait for connect_timeout, 3 s
+# here, and fail).
+start=$(now_ms)
+code=$(fetch rr "$PF" --max-time 10 http://rr.test/close)
+ms=$(( $(now_ms) - start ))
+check_eq "first address silent, second good: 200" 200 "$code"
+check "first address silent, second good: in well under connect_timeout \
+($ms ms)" test "$ms" -lt 2000
 
 # An upstream resets the connection in the middle of a body.
 start=$(now_ms)
