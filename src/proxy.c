@@ -740,6 +740,7 @@ proxy_reload(struct proxy *p)
 		proxy_self_update(p);
 		/* A new max_connections counts at once, both ways. */
 		proxy_follow_limit(p);
+		resolve_reload(p->base, p->dns);
 		resolve_set_capacity(p->dns, conf->max_connections);
 		proxy_fd_limit(p, conf->max_connections);
 		/*

@@ -18,24 +18,76 @@
 #include "log.h"
 #include "resolve.h"
 
+/* The resolv.conf read. */
+static const char *
+resolve_path(void)
+{
+	const char	*path;
+
+	if ((path = getenv(RESOLVE_CONF_ENV)) == NULL)
+		path = "/etc/resolv.conf";
+	return path;
+}
+
+/* Read resolv.conf (and /etc/hosts) into dns: evdns's result, 0 good. */
+static int
+resolve_parse(struct evdns_base *dns)
+{
+	int	 r;
+
+	r = evdns_base_resolv_conf_parse(dns,
+	    DNS_OPTIONS_ALL & ~DNS_OPTION_SEARCH, resolve_path());
+	evdns_base_search_clear(dns);
+	return r;
+}
+
+/* As resolve_parse(), with evdns's defaults when the file is unusable. */
+static void
+resolve_configure(struct evdns_base *dns)
+{
+	int	 r;
+
+	if ((r = resolve_parse(dns)) != 0)
+		log_msg(EV_DEBUG, "resolver: %s unusable (error %d); "
+		    "using defaults", resolve_path(), r);
+}
+
 struct evdns_base *
 resolve_base_new(struct event_base *base)
 {
 	struct evdns_base	*dns;
-	const char		*path;
-	int			 r;
 
 	if ((dns = evdns_base_new(base, 0)) == NULL)
 		return NULL;
-	if ((path = getenv(RESOLVE_CONF_ENV)) == NULL)
-		path = "/etc/resolv.conf";
-	r = evdns_base_resolv_conf_parse(dns,
-	    DNS_OPTIONS_ALL & ~DNS_OPTION_SEARCH, path);
-	if (r != 0)
-		log_msg(EV_DEBUG, "resolver: %s unusable (error %d); "
-		    "using defaults", path, r);
-	evdns_base_search_clear(dns);
+	resolve_configure(dns);
 	return dns;
+}
+
+void
+resolve_reload(struct event_base *base, struct evdns_base *dns)
+{
+	struct evdns_base	*trial;
+	int			 r;
+
+	/*
+	 * Read on the side first: a file missing or without a nameserver
+	 * just then must not swap working nameservers for evdns's default
+	 * (127.0.0.1).
+	 */
+	if ((trial = evdns_base_new(base, 0)) == NULL)
+		return;
+	r = resolve_parse(trial);
+	evdns_base_free(trial, 0);
+	if (r != 0) {
+		log_msg(EV_CONFIG_WARNING, "resolver: %s unusable (error %d); "
+		    "the nameservers read before are kept", resolve_path(), r);
+		return;
+	}
+	/* Lookups under way wait, then go to the new nameservers. */
+	evdns_base_clear_nameservers_and_suspend(dns);
+	evdns_base_clear_host_addresses(dns);
+	(void)resolve_parse(dns);
+	evdns_base_resume(dns);
 }
 
 void

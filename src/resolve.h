@@ -20,6 +20,14 @@
  */
 struct evdns_base	*resolve_base_new(struct event_base *base);
 /*
+ * Read the same files again (a reload: the network, and so resolv.conf,
+ * may have changed since the start); lookups under way are sent again
+ * to the nameservers read. A file that cannot be read, or names no
+ * nameserver, changes nothing (a config_warning line says so).
+ */
+void			 resolve_reload(struct event_base *base,
+			    struct evdns_base *dns);
+/*
  * Let dns have a query in flight for every lookup that connections
  * connections can make at once (two each, A and AAAA), between
  * RESOLVE_INFLIGHT_MIN and RESOLVE_INFLIGHT_MAX. evdns queues queries beyond its limit (64 by

@@ -44,7 +44,7 @@ EOF
 # name the TLS origins serve.
 SANS=$(dns_sans api.test slowdns.test rst.test nohead.test silent.test \
     alert.test garbage.test rsthello.test cut.test end.test tls12.test \
-    interims.test bannerclose.test trickle.test rr.test)
+    interims.test bannerclose.test trickle.test rr.test moved.test)
 make_pki multi "$SANS,IP:127.0.0.1" inter
 pki_pin PIN_INTER inter
 pki_pin PIN_RSA rsa
@@ -158,6 +158,12 @@ port = $OM
 
 [pins:set-rr]
 hosts = rr.test
+pin = $PIN_INTER
+pin = $PIN_RSA
+port = $OM
+
+[pins:set-moved]
+hosts = moved.test
 pin = $PIN_INTER
 pin = $PIN_RSA
 port = $OM
@@ -697,6 +703,34 @@ check_eq "a banner, then the end: the client gets the banner" \
 check_eq "a banner, then the end: then the end, in order" end=close_notify \
     "$(grep '^end=' "$TMP/bc.out")"
 stop_pinproxy "$PP_B" "$TMP/b.log"
+
+# A reload reads resolv.conf again: the network (and its nameserver) may
+# have changed since the start. moved.test is known only to a second
+# dnsd, which resolv.conf names from now on.
+check_eq "moved.test, unknown to the nameserver: 502" 502 \
+    "$(fetch moved1 "$PF" --max-time 10 http://moved.test/close)"
+DNSPORT2=$(free_port)
+start_server DNS2 "$TMP/dns2.log" python3 "$DNSD" --port "$DNSPORT2" \
+    --map moved.test=127.0.0.1
+cp "$TMP/resolv.conf" "$TMP/resolv.conf.first"
+echo "nameserver 127.0.0.1:$DNSPORT2" >"$TMP/resolv.conf"
+check "F reloaded with another nameserver in resolv.conf" \
+    reload "$PP_F" "$TMP/f.log"
+check_eq "after the reload, the new nameserver answers: 200" 200 \
+    "$(fetch moved2 "$PF" --max-time 10 http://moved.test/close)"
+cp "$TMP/resolv.conf.first" "$TMP/resolv.conf"
+check "F reloaded with the first nameserver again" \
+    reload "$PP_F" "$TMP/f.log"
+stop "$DNS2"
+# A resolv.conf missing at a reload (being rewritten, say) keeps the
+# nameservers in use instead of evdns's default, 127.0.0.1:53.
+mv "$TMP/resolv.conf" "$TMP/resolv.conf.away"
+check "F reloaded without a resolv.conf" reload "$PP_F" "$TMP/f.log"
+check_log "no resolv.conf at the reload: a config_warning says so" \
+    "$TMP/f.log" "$(kv event config_warning)" "nameservers read before are kept"
+mv "$TMP/resolv.conf.away" "$TMP/resolv.conf"
+check_eq "no resolv.conf at the reload: the nameserver in use still answers" \
+    200 "$(fetch kept "$PF" --max-time 10 http://slowdns.test/close)"
 
 # At the end: descriptors at rest, and a clean exit.
 check_fds "pinproxy F at the end" "$PP_F" "$BASE_F"
