@@ -337,9 +337,32 @@ stats_conn_new(struct stats *s, evutil_socket_t fd)
 }
 
 /*
- * A new connection: refused clients and one connection too many are
- * closed at once, so that neither can hold a descriptor, and accepting
- * never pauses for them.
+ * Room for one more connection: the oldest still reading its request
+ * goes, so that clients that open connections and send nothing cannot
+ * keep a scraper out. False when every connection is being answered.
+ */
+static bool
+stats_make_room(struct stats *s)
+{
+	struct stats_conn	*sc;
+
+	TAILQ_FOREACH(sc, &s->conns, entry) {
+		if (sc->state == STATS_READING) {
+			log_msg(EV_DEBUG, "stats: %d connections open; the "
+			    "oldest still reading its request closed",
+			    STATS_MAX_CONNS);
+			stats_conn_free(sc);
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * A new connection: refused clients are closed at once, and when
+ * STATS_MAX_CONNS are open, the oldest still reading its request (or,
+ * with every one being answered, the new one), so that none can hold a
+ * descriptor, and accepting never pauses for them.
  */
 static void
 stats_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
@@ -352,7 +375,7 @@ stats_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 		close(fd);
 		return;
 	}
-	if (s->nconns >= STATS_MAX_CONNS) {
+	if (s->nconns >= STATS_MAX_CONNS && !stats_make_room(s)) {
 		log_msg(EV_DEBUG, "stats: %d connections open, one more "
 		    "closed", STATS_MAX_CONNS);
 		close(fd);

@@ -132,7 +132,8 @@ else
 	not_ok "stats: a client outside allow_clients gets no metrics ($got)"
 fi
 
-# 2. 100 idle connections hold at most STATS_MAX_CONNS (16) descriptors.
+# 2. 100 idle connections hold at most STATS_MAX_CONNS (16) descriptors,
+# and cannot keep a scraper out: the oldest idle one makes room.
 
 BASE=$(fd_count "$PP_S")
 hold "$SS" "$ALLOWED" 100
@@ -146,6 +147,8 @@ n=$(fd_count "$PP_S")
 check "stats flood: $n descriptors, at most $BASE + 20" \
     test "$n" -le $((BASE + 20))
 check "stats flood: pinproxy still runs" kill -0 "$PP_S"
+check_eq "stats flood: /metrics answers a scraper all the same (an idle \
+connection makes room)" 200 "$(scrape "$SS" "$ALLOWED" "$TMP/during.prom")"
 stop "$HOLD_PID"
 check_eq "stats flood over: /metrics answers again" 200 \
     "$(scrape "$SS" "$ALLOWED" "$TMP/after.prom")"
