@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "dialring.h"
+#include "monotime.h"
 #include "xmalloc.h"
 
 /*
@@ -30,7 +31,9 @@ struct dialring_dial {
 
 struct dialring {
 	struct dialring_dial	 dials[DIALRING_SLOTS];
+	uint64_t		 at_us[DIALRING_SLOTS];	/* when dialled */
 	size_t			 next;
+	uint64_t		(*clock)(void);
 };
 
 /* The end sa names, an IPv4-mapped address as IPv4; false if neither. */
@@ -83,7 +86,16 @@ dialring_reached(const struct sockaddr *sa, struct dialring_end *e)
 struct dialring *
 dialring_new(void)
 {
-	return xcalloc(1, sizeof(struct dialring));
+	struct dialring	*r = xcalloc(1, sizeof(*r));
+
+	r->clock = monotime_us;
+	return r;
+}
+
+void
+dialring_set_clock(struct dialring *r, uint64_t (*clock)(void))
+{
+	r->clock = clock;
 }
 
 void
@@ -102,6 +114,7 @@ dialring_add(struct dialring *r, const struct sockaddr *local,
 	    !dialring_reached(remote, &d.remote))
 		return;
 	memcpy(&r->dials[r->next], &d, sizeof(d));
+	r->at_us[r->next] = r->clock();
 	r->next = (r->next + 1) % DIALRING_SLOTS;
 }
 
@@ -110,13 +123,16 @@ dialring_has(const struct dialring *r, const struct sockaddr *peer,
     const struct sockaddr *dst)
 {
 	struct dialring_dial	 d;
+	uint64_t		 now;
 	size_t			 i;
 
 	if (r == NULL || !dialring_end(peer, &d.local) ||
 	    !dialring_reached(dst, &d.remote))
 		return false;
+	now = r->clock();
 	for (i = 0; i < DIALRING_SLOTS; i++)
-		if (memcmp(&r->dials[i], &d, sizeof(d)) == 0)
+		if (memcmp(&r->dials[i], &d, sizeof(d)) == 0 &&
+		    now - r->at_us[i] <= DIALRING_TTL_MS * 1000)
 			return true;
 	return false;
 }

@@ -6,7 +6,10 @@
  * of being dialled again, and again, until max_connections is reached.
  * A fixed ring: the oldest entry gives way, so memory is bounded whatever
  * the rate of connections; a loop is seen on the next turn of the event
- * loop after its dial, long before the ring turns.
+ * loop after its dial, long before the ring turns. An entry counts for
+ * DIALRING_TTL_MS only: a quiet ring would otherwise keep a dial for
+ * hours, and a client that the kernel later gave the same port towards
+ * the same address would be refused as a loop.
  */
 #ifndef PINPROXY_DIALRING_H
 #define PINPROXY_DIALRING_H
@@ -14,9 +17,11 @@
 #include <sys/socket.h>
 
 #include <stdbool.h>
+#include <stdint.h>
 
-/* Dials remembered. */
+/* Dials remembered, and for how long. */
 #define DIALRING_SLOTS	1024
+#define DIALRING_TTL_MS	10000
 
 struct dialring;
 
@@ -36,5 +41,7 @@ void		 dialring_add(struct dialring *r, const struct sockaddr *local,
  */
 bool		 dialring_has(const struct dialring *r,
 		    const struct sockaddr *peer, const struct sockaddr *dst);
+/* The clock of the entries, in microseconds (tests; monotime_us). */
+void		 dialring_set_clock(struct dialring *r, uint64_t (*clock)(void));
 
 #endif

@@ -116,6 +116,41 @@ test_dialring_forgets_the_oldest_when_full(void **state)
 	dialring_free(r);
 }
 
+static uint64_t	 fake_now_us;
+
+static uint64_t
+fake_clock(void)
+{
+	return fake_now_us;
+}
+
+/*
+ * A dial counts for DIALRING_TTL_MS: long after, the kernel may give a
+ * client the same port towards the same address, and it is no loop.
+ */
+static void
+test_dialring_forgets_a_dial_after_its_time(void **state)
+{
+	struct dialring		*r = dialring_new();
+	struct sockaddr_storage	 a, b;
+
+	(void)state;
+	dialring_set_clock(r, fake_clock);
+	fake_now_us = 1000000;
+	dialring_add(r, sa(&a, "127.0.0.1", 40000), sa(&b, "127.0.0.2", 443));
+	fake_now_us += (uint64_t)DIALRING_TTL_MS * 1000;
+	assert_true(dialring_has(r, sa(&a, "127.0.0.1", 40000),
+	    sa(&b, "127.0.0.2", 443)));
+	fake_now_us += 1;
+	assert_false(dialring_has(r, sa(&a, "127.0.0.1", 40000),
+	    sa(&b, "127.0.0.2", 443)));
+	/* The same ends dialled again count again. */
+	dialring_add(r, sa(&a, "127.0.0.1", 40000), sa(&b, "127.0.0.2", 443));
+	assert_true(dialring_has(r, sa(&a, "127.0.0.1", 40000),
+	    sa(&b, "127.0.0.2", 443)));
+	dialring_free(r);
+}
+
 int
 main(void)
 {
@@ -124,6 +159,7 @@ main(void)
 		cmocka_unit_test(
 		    test_dialring_takes_ipv4_mapped_addresses_as_ipv4),
 		cmocka_unit_test(test_dialring_forgets_the_oldest_when_full),
+		cmocka_unit_test(test_dialring_forgets_a_dial_after_its_time),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
