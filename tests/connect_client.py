@@ -71,6 +71,15 @@ SPLIT_PAUSE = 0.1
 SERVER_HELLO_DONE = bytes([22, 3, 3, 0, 4, 14, 0, 0, 0])
 
 
+def vm_rss_kb(pid):
+    """The resident set size of process pid, in KiB (0: unknown)."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
 def escape(data):
     return data.decode("latin-1").encode("unicode_escape").decode("ascii")
 

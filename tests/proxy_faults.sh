@@ -150,20 +150,8 @@ EOF
 	done
 	cat <<EOF
 
-[pins:set-slowdns]
-hosts = slowdns.test
-pin = $PIN_INTER
-pin = $PIN_RSA
-port = $OM
-
-[pins:set-rr]
-hosts = rr.test
-pin = $PIN_INTER
-pin = $PIN_RSA
-port = $OM
-
-[pins:set-moved]
-hosts = moved.test
+[pins:set-by-name]
+hosts = slowdns.test, rr.test, moved.test
 pin = $PIN_INTER
 pin = $PIN_RSA
 port = $OM

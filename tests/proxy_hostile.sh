@@ -601,14 +601,12 @@ client's answer is its own" clean "$(py "$TMP/headbody.py" "$PH" "$OB" /nocl)"
 # order (or a clean close), with bounded memory. After the last one the
 # origin closes the upstream.
 rss0=$(rss_kb "$PP_H")
-out=$(python3 - "$PH" "$OP" "$PIPELINED" "$PP_H" <<'EOF'
+out=$(py - "$PH" "$OP" "$PIPELINED" "$PP_H" <<'EOF'
 import socket, sys, threading, time
 port, op, n, pid = (int(a) for a in sys.argv[1:5])
+from connect_client import vm_rss_kb
 def rss():
-    for line in open("/proc/%d/status" % pid):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
+    return vm_rss_kb(pid)
 def size(i):
     return 1 + i % 64
 reqs = b"".join(b"GET http://127.0.0.1:%d/size/%d HTTP/1.1\r\n"
@@ -676,14 +674,12 @@ alive "$PIPELINED pipelined requests" "$PP_H" "$H"
 n0=$(log_count "$TMP/h.log" "$(kv event access)" \
     "$(kv host pinproxy.internal)")
 rss0=$(rss_kb "$PP_H")
-out=$(python3 - "$PH" "$PP_H" "$UNREAD" <<'EOF'
+out=$(py - "$PH" "$PP_H" "$UNREAD" <<'EOF'
 import socket, sys, time
 port, pid, n = (int(a) for a in sys.argv[1:4])
+from connect_client import vm_rss_kb
 def rss():
-    for line in open("/proc/%d/status" % pid):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
+    return vm_rss_kb(pid)
 req = (b"GET http://pinproxy.internal/ca.pem HTTP/1.1\r\n"
        b"Host: pinproxy.internal\r\n\r\n")
 data = req * n
@@ -730,14 +726,12 @@ alive "pipelined requests whose answers are never read" "$PP_H" "$H"
 # pinproxy's input, which stops growing at one read's worth (64 KiB).
 # (It used to grow by a read for every answer: megabytes a second.)
 rss0=$(rss_kb "$PP_H")
-out=$(python3 - "$PH" "$PP_H" <<'EOF'
+out=$(py - "$PH" "$PP_H" <<'EOF'
 import socket, sys, threading, time
 port, pid = (int(a) for a in sys.argv[1:3])
+from connect_client import vm_rss_kb
 def rss():
-    for line in open("/proc/%d/status" % pid):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
+    return vm_rss_kb(pid)
 req = (b"GET http://pinproxy.internal/ca.pem HTTP/1.1\r\n"
        b"Host: pinproxy.internal\r\n\r\n")
 data = req * (24 * 1024 * 1024 // len(req))
