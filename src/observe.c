@@ -2,7 +2,10 @@
  * The observe_file writer: each line is built in memory and appended with
  * one write(2). A hashed table of the triples written today (bounded; the
  * oldest entry of a full probe run is forgotten) keeps a host that is
- * contacted all day to one line a day.
+ * contacted all day to one line a day; a second one counts the lines of
+ * each domain (a host's last two labels, or its address), which may take
+ * a quarter of observe_max a day, so that ever new names under one
+ * wildcard certificate cannot spend the whole day's budget.
  */
 #include "config.h"
 
@@ -16,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "hostmatch.h"
 #include "log.h"
 #include "observe.h"
 #include "jsonl.h"
@@ -25,17 +29,20 @@
 
 #define OBSERVE_KEY_LEN		32
 
-/* A triple written on a day, remembered by its digest. */
+/* A triple (or a domain) seen on a day, remembered by its digest. */
 struct observe_seen {
 	bool		 used;
 	unsigned char	 key[OBSERVE_KEY_LEN];
 	long long	 day;		/* days since the epoch, UTC */
 	time_t		 when;
+	unsigned long	 lines;		/* a domain's, that day */
+	bool		 full;		/* a domain's share was logged */
 };
 
 struct observe {
 	struct jsonl_file	*out;
 	struct observe_seen	 seen[OBSERVE_DEDUP_ENTRIES];
+	struct observe_seen	 domains[OBSERVE_DOMAINS];
 };
 
 /* One chain entry: {"pin":...,"depth":N,"subject":...,"not_after":...}. */
@@ -138,19 +145,20 @@ observe_key(const char *host, uint16_t port, STACK_OF(X509) *chain,
 }
 
 /*
- * The slot for key: the one holding it, else a free one or the oldest
- * along its probe run. *found says whether key was already there.
+ * The slot for key in tab (of n): the one holding it, else a free one or
+ * the oldest along its probe run. *found says whether key was there.
  */
 static struct observe_seen *
-observe_slot(struct observe *o, const unsigned char *key, bool *found)
+observe_slot(struct observe_seen *tab, size_t n, const unsigned char *key,
+    bool *found)
 {
 	struct observe_seen	*s, *victim = NULL;
 	size_t			 start, i;
 
-	start = ((size_t)key[0] << 8 | key[1]) % OBSERVE_DEDUP_ENTRIES;
+	start = ((size_t)key[0] << 8 | key[1]) % n;
 	*found = false;
 	for (i = 0; i < OBSERVE_DEDUP_PROBES; i++) {
-		s = &o->seen[(start + i) % OBSERVE_DEDUP_ENTRIES];
+		s = &tab[(start + i) % n];
 		if (s->used && memcmp(s->key, key, OBSERVE_KEY_LEN) == 0) {
 			*found = true;
 			return s;
@@ -205,12 +213,76 @@ observe_path(const struct observe *o)
 	return jsonl_path(o->out);
 }
 
+/* A host's domain: its last two labels, or the whole of an address. */
+static const char *
+observe_domain(const char *host)
+{
+	const char	*p, *last = NULL, *prev = NULL;
+
+	if (strchr(host, ':') != NULL)
+		return host;
+	for (p = host; *p != '\0'; p++) {
+		if (*p != '.')
+			continue;
+		prev = last;
+		last = p;
+	}
+	/* An IPv4 address: all digits and dots. */
+	if (strspn(host, "0123456789.") == strlen(host))
+		return host;
+	return prev != NULL ? prev + 1 : host;
+}
+
+/*
+ * The slot counting the lines of host's domain today, when it may take
+ * one more (a quarter of max, at least one); NULL when it may not (logged
+ * once a day for the domain).
+ */
+static struct observe_seen *
+observe_domain_room(struct observe *o, unsigned long max, const char *host,
+    long long day, time_t now)
+{
+	struct observe_seen	*slot;
+	struct logline		 l;
+	unsigned char		 key[OBSERVE_KEY_LEN];
+	unsigned int		 len = OBSERVE_KEY_LEN;
+	unsigned long		 share = max / 4 > 0 ? max / 4 : 1;
+	const char		*domain = observe_domain(host);
+	char			 err[HOSTMATCH_NAME_MAX + 128];
+	bool			 found;
+
+	memset(key, 0, sizeof(key));
+	EVP_Digest(domain, strlen(domain), key, &len, EVP_sha256(), NULL);
+	slot = observe_slot(o->domains, OBSERVE_DOMAINS, key, &found);
+	if (!found || slot->day != day) {
+		memset(slot, 0, sizeof(*slot));
+		slot->used = true;
+		memcpy(slot->key, key, OBSERVE_KEY_LEN);
+		slot->day = day;
+	}
+	slot->when = now;
+	if (slot->lines < share)
+		return slot;
+	if (!slot->full) {
+		slot->full = true;
+		snprintf(err, sizeof(err), "%s: a quarter of observe_max (%lu "
+		    "new lines a UTC day) reached for this domain: its further "
+		    "hosts are left out until 00:00 UTC", domain, share);
+		log_begin(&l, EV_REPORT_ERROR);
+		log_str(&l, LK_FILE, jsonl_path(o->out));
+		log_str(&l, LK_HOST, host);
+		log_str(&l, LK_ERROR, err);
+		log_end(&l);
+	}
+	return NULL;
+}
+
 bool
 observe_chain(struct observe *o, unsigned long max, const char *host,
     uint16_t port, const char *client, STACK_OF(X509) *chain, time_t now)
 {
 	struct jsonl_buf	 b = { NULL, 0, 0 };
-	struct observe_seen	*slot;
+	struct observe_seen	*slot, *dom;
 	unsigned char		 key[OBSERVE_KEY_LEN];
 	char			 err[256];
 	long long		 day;
@@ -220,9 +292,10 @@ observe_chain(struct observe *o, unsigned long max, const char *host,
 		return false;
 	day = jsonl_day(now);
 	observe_key(host, port, chain, key);
-	slot = observe_slot(o, key, &found);
+	slot = observe_slot(o->seen, OBSERVE_DEDUP_ENTRIES, key, &found);
 	if ((found && slot->day == day) ||
-	    !jsonl_room(o->out, "observe_max", max, now))
+	    !jsonl_room(o->out, "observe_max", max, now) ||
+	    (dom = observe_domain_room(o, max, host, day, now)) == NULL)
 		return false;
 	observe_build(&b, host, port, client != NULL ? client : "", chain,
 	    now);
@@ -236,5 +309,6 @@ observe_chain(struct observe *o, unsigned long max, const char *host,
 	memcpy(slot->key, key, OBSERVE_KEY_LEN);
 	slot->day = day;
 	slot->when = now;
+	dom->lines++;
 	return true;
 }

@@ -19,6 +19,8 @@
 #define OBSERVE_DEDUP_ENTRIES	4096
 /* Slots probed from a triple's hash before the oldest one is reused. */
 #define OBSERVE_DEDUP_PROBES	16
+/* Domains whose lines of the day are counted (observe.c). */
+#define OBSERVE_DOMAINS		1024
 
 struct observe;
 

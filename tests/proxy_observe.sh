@@ -8,7 +8,7 @@
 . "${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}/tests/lib.sh"
 
 make_pki multi "$(dns_sans one.test two.test three.test four.test five.test \
-    pinned.test)" inter
+    pinned.test a.w.test b.w.test c.w.test d.w.test)" inter
 pki_pin PIN_LEAF multi
 pki_pin PIN_INTER inter
 pki_pin PIN_ROOT root
@@ -18,7 +18,9 @@ start_origin O_1 "$O" "$TMP/o.log" --cert "$PKI/multi-chain.pem" \
     --key "$PKI/multi.key" || bail_out "the origin did not start"
 start_dnsd --map one.test=127.0.0.1 --map two.test=127.0.0.1 \
     --map three.test=127.0.0.1 --map four.test=127.0.0.1 \
-    --map five.test=127.0.0.1 --map pinned.test=127.0.0.1 ||
+    --map five.test=127.0.0.1 --map pinned.test=127.0.0.1 \
+    --map a.w.test=127.0.0.1 --map b.w.test=127.0.0.1 \
+    --map c.w.test=127.0.0.1 --map d.w.test=127.0.0.1 ||
     bail_out "dnsd did not start"
 
 OBS="$TMP/observe.jsonl"
@@ -123,6 +125,23 @@ check_eq "beyond observe_max nothing is written" "0 0" \
 check_eq "observe_max reached is logged once, naming the file" 1 \
     "$(log_count "$TMP/p.log" "$(kv event report_error)" \
     "$(kv file "$OBS")" "observe_max \\(3 new lines")"
+
+# One domain takes a quarter of observe_max a day: ever new names under
+# one wildcard certificate (a page can make a browser fetch them) would
+# otherwise spend the whole day's budget. With 12, w.test gets 3 lines,
+# and another domain is still written.
+sed -i "s/^observe_max = 3$/observe_max = 12/" "$TMP/p.conf"
+check "SIGHUP reloads with observe_max = 12" reload "$PP" "$TMP/p.log"
+for h in a b c d; do
+	check_eq "$h.w.test: 200" 200 "$(get "w$h" "$h.w.test")"
+done
+check_eq "w.test's quarter of observe_max: a, b and c written, not d" \
+    "1 1 1 0" "$(lines "$OBS" a.w.test) $(lines "$OBS" b.w.test) \
+$(lines "$OBS" c.w.test) $(lines "$OBS" d.w.test)"
+check_log "a domain's share reached is logged, naming it" "$TMP/p.log" \
+    "$(kv event report_error)" "$(kv host d.w.test)" "w.test: a quarter"
+check_eq "four.test, another domain: 200" 200 "$(get four2 four.test)"
+check_eq "another domain is still written" 1 "$(lines "$OBS" four.test)"
 stop_pinproxy "$PP" "$TMP/p.log"
 
 # A symbolic link as observe_file is refused at start.
