@@ -705,6 +705,17 @@ conn_request(struct conn *c)
 		    "CONNECT inside a CONNECT tunnel is not allowed.");
 		return;
 	}
+	/*
+	 * A CONNECT has no content (RFC 9110, 9.3.6): bytes framed as its
+	 * body would start the tunnel, where the guard of a blind tunnel
+	 * judges the first line, and another hop may frame them otherwise.
+	 */
+	if (h->is_connect && (h->chunked || (h->has_content_length &&
+	    h->content_length > 0))) {
+		conn_reply_error(c, HTTP_ERROR_BAD_REQUEST, h->host,
+		    "A CONNECT request has no body.");
+		return;
+	}
 	if (h->is_connect) {
 		/* Keep the authority; the rest of the head is done with. */
 		xstrlcpy(authority, h->host, sizeof(authority));

@@ -123,12 +123,17 @@ struct http_msg {
 
 /*
  * Headers never forwarded (SPEC §3), besides those named in Connection;
- * lowercase, matched as http_name_like() does.
+ * lowercase, matched as http_name_like() does. A server's
+ * Proxy-Authenticate is for the proxy next to it (RFC 9110, 11.7.1):
+ * passed on, it would have a browser ask its user for credentials in
+ * pinproxy's name.
  */
 static const char *const http_hop_by_hop_names[] = {
 	"connection",
 	"proxy-connection",
 	"proxy-authorization",
+	"proxy-authenticate",
+	"proxy-authentication-info",
 	"keep-alive",
 	"te",
 	"trailer",
@@ -684,6 +689,9 @@ http_absolute_parse(struct http_msg *m)
 		h->path = t + u.field_data[UF_PATH].off;
 	else if ((u.field_set & (1 << UF_QUERY)) != 0)
 		return false;
+	else if (strcmp(h->method, "OPTIONS") == 0)
+		/* The server itself, not its root (RFC 9112, 3.2.4). */
+		h->path = "*";
 	else
 		h->path = "/";
 	h->absolute_form = true;

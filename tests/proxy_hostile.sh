@@ -192,6 +192,15 @@ post chunk-high-last "$TE" '\x80\r\n\r\n'
 post obs-fold 'X-Fold: a\r\n b\r\nContent-Length: 0\r\n' ''
 refused bare-lf "b'POST http://api.test/echo?/m-bare-lf HTTP/1.1\n\
 Host: api.test\nContent-Length: 0\n\n'"
+# A CONNECT has no content (RFC 9110, 9.3.6): bytes framed as its body
+# would open the tunnel, whose guard judges only the first line ("0"
+# here) and would pass the request behind it.
+refused connect-chunked "b'CONNECT 127.0.0.1:$OM HTTP/1.1\r\n\
+Host: 127.0.0.1:$OM\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n\
+GET /m-connect-chunked HTTP/1.1\r\nHost: api.test\r\n\r\n'"
+refused connect-length "b'CONNECT 127.0.0.1:$OM HTTP/1.1\r\n\
+Host: 127.0.0.1:$OM\r\nContent-Length: 4\r\n\r\nabc\n\
+GET /m-connect-length HTTP/1.1\r\nHost: api.test\r\n\r\n'"
 post space-before-colon \
     'Transfer-Encoding : chunked\r\nContent-Length: 5\r\n' 'hello'
 # A request line in the trailers, which libhttp-parser would take for a

@@ -385,6 +385,18 @@ test_http_accepts_options_asterisk(void **state)
 	assert_string_equal(http_msg_head(m)->path, "*");
 	assert_string_equal(http_msg_head(m)->host, "example.com");
 	http_msg_free(m);
+	/*
+	 * An absolute-form OPTIONS without a path asks about the server:
+	 * "*" upstream, not "/" (RFC 9112, 3.2.4); any other method's is "/".
+	 */
+	m = request("OPTIONS http://example.com HTTP/1.1\r\n"
+	    "Host: example.com\r\n\r\n");
+	assert_string_equal(http_msg_head(m)->path, "*");
+	http_msg_free(m);
+	m = request("GET http://example.com HTTP/1.1\r\n"
+	    "Host: example.com\r\n\r\n");
+	assert_string_equal(http_msg_head(m)->path, "/");
+	http_msg_free(m);
 }
 
 /*
@@ -1655,8 +1667,11 @@ test_http_response_write_removes_hop_by_hop_headers(void **state)
 	char			*s;
 
 	(void)state;
+	/* A server's Proxy-Authenticate is for the proxy next to it. */
 	m = response("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
 	    "Connection: keep-alive, X-Hop\r\nKeep-Alive: timeout=5\r\n"
+	    "Proxy-Authenticate: Basic realm=\"corp\"\r\n"
+	    "Proxy-Authentication-Info: nextnonce=\"x\"\r\n"
 	    "X-Hop: 1\r\nTrailer: X-Sum\r\nTransfer-Encoding: chunked\r\n\r\n");
 	out = evbuffer_new();
 	http_response_write(http_msg_head(m), HTTP_CONN_PERSIST, false,
