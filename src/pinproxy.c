@@ -46,6 +46,7 @@ main(int argc, char *argv[])
 	char		 err[512], warn[512];
 	int		 ch, rc;
 
+	proxy_hold_signals();
 	while ((ch = getopt(argc, argv, "c:tdVh")) != -1) {
 		switch (ch) {
 		case 'c':

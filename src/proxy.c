@@ -948,9 +948,29 @@ proxy_teardown(struct proxy *p)
 	metrics_free(p->metrics);
 }
 
+/* The signals the event loop handles. */
+static void
+proxy_loop_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGHUP);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+}
+
+void
+proxy_hold_signals(void)
+{
+	sigset_t	 set;
+
+	proxy_loop_signals(&set);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+}
+
 int
 proxy_main(struct conf *conf, const char *path, bool debug)
 {
+	sigset_t	 held;
 	struct proxy	 p;
 	char		 err[512];
 	int		 rc = 1;
@@ -1033,6 +1053,9 @@ proxy_main(struct conf *conf, const char *path, bool debug)
 	evsignal_add(p.sighup, NULL);
 	evsignal_add(p.sigterm, NULL);
 	evsignal_add(p.sigint, NULL);
+	/* Those that came during the start are handled now, in order. */
+	proxy_loop_signals(&held);
+	sigprocmask(SIG_UNBLOCK, &held, NULL);
 	logsink_attach(p.base);
 	proxy_started(&p);
 	event_base_dispatch(p.base);

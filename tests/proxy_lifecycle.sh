@@ -577,4 +577,46 @@ kill -TERM "$PP_I"
 wait_exit "$PP_I" 10
 check_eq "files past the size limit: SIGTERM, exit 0" 0 "$EXIT_RC"
 
+# A SIGHUP or SIGTERM during the start (a service manager may send one as
+# soon as the process runs) waits for the event loop: a reload, or a
+# clean stop, never the signal's default action (death, unlogged).
+# early_signal SIG NAME: start pinproxy and send SIG once its start holds
+# the signals (SigBlk in /proc; before main() nothing can), before it
+# listens; EARLY_HELD says whether the start held them.
+early_signal()
+{
+	local port pid i k v
+	port=$(free_port)
+	conf "$port" "" >"$TMP/$2.conf"
+	spawn pid "$PINPROXY" -c "$TMP/$2.conf" 2>"$TMP/$2.log"
+	EARLY_HELD=no
+	for (( i = 0; i < 5000; i++ )); do
+		while read -r k v; do
+			# SIGHUP, SIGINT and SIGTERM: bits 0, 1 and 14.
+			[ "$k" = SigBlk: ] &&
+			    (( (16#$v & 16#4003) == 16#4003 )) && EARLY_HELD=yes
+		done <"/proc/$pid/status" 2>/dev/null
+		[ "$EARLY_HELD" = yes ] && break
+	done
+	kill "-$1" "$pid"
+	EARLY_PID=$pid
+	EARLY_PORT=$port
+	if listening 127.0.0.1 "$port"; then
+		diag "SIG$1 came after the listener was up"
+	fi
+}
+early_signal HUP early-hup
+check_eq "the start holds SIGHUP, SIGINT and SIGTERM" yes "$EARLY_HELD"
+check "SIGHUP during the start: it runs on and listens" \
+    wait_port "$EARLY_PORT"
+check_log "SIGHUP during the start: handled as a reload" \
+    "$TMP/early-hup.log" "$(kv event reloaded)"
+stop_pinproxy "$EARLY_PID" "$TMP/early-hup.log" \
+    "SIGHUP during the start, then SIGTERM:"
+early_signal TERM early-term
+wait_exit "$EARLY_PID" 10
+check_eq "SIGTERM during the start: exit 0" 0 "$EXIT_RC"
+check_log "SIGTERM during the start: event=stopped is logged" \
+    "$TMP/early-term.log" "$(kv event stopped)"
+
 done_testing
