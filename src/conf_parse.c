@@ -118,6 +118,7 @@ struct conf_parse {
 	int			 key_line[KEY__COUNT]; /* 0: not seen */
 	bool			 listen_default;
 	int			*listen_line;	/* per [proxy] listen address */
+	int			 ca_host_line;	/* 0: the default name */
 	int			*transparent_line; /* per transparent address */
 	int			 stats_line;
 
@@ -633,6 +634,7 @@ conf_set_ca_host(struct conf_parse *p, const char *value, char *err,
 		return false;
 	}
 	conf_set_string(&p->conf->ca_host, host);
+	p->ca_host_line = p->lineno;
 	return true;
 }
 
@@ -1825,6 +1827,20 @@ conf_parse_stream(FILE *fp, const char *name, time_t now, struct diag *d)
 	}
 	conf_index_hosts(c);
 	deny_sort(c->deny_pins, c->ndeny_pins);
+	/*
+	 * The CA page answers for ca_host before any pin set is looked up:
+	 * a pinned host of that name would be served the page, plaintext,
+	 * its CONNECT a tunnel to the page, never its pinned server.
+	 */
+	if (c->ca_host != NULL && c->ca_host[0] != '\0' &&
+	    conf_lookup(c, c->ca_host) != NULL) {
+		diag_error(d, name, p.ca_host_line, "ca_host %s is a host of "
+		    "pin set %s: the CA page would answer for it; choose a "
+		    "name no pin set covers", c->ca_host,
+		    conf_lookup(c, c->ca_host)->name);
+		conf_unref(c);
+		return NULL;
+	}
 	return c;
 }
 

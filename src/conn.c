@@ -730,6 +730,15 @@ conn_request(struct conn *c)
 		 */
 		if (hostmatch_normalize(authority, strlen(authority), host,
 		    sizeof(host)) && capage_is_host(conf->ca_host, host)) {
+			/* connect_ports holds for the page's name too. */
+			if (!conf_connect_port_allowed(conf, port)) {
+				phase_log_blocked(&c->x, host, "port not in "
+				    "connect_ports");
+				conn_reply_error(c, HTTP_ERROR_PORT_DENIED, host,
+				    "CONNECT to this port is not allowed "
+				    "(connect_ports).");
+				return;
+			}
 			bufferevent_write(c->x.bev, tunnel_established,
 			    strlen(tunnel_established));
 			conn_tunnel_plain(c, host, false, port);

@@ -900,6 +900,18 @@ code=$(fetch catunnel "$PA" -p "http://pinproxy.internal/ca.crt")
 check_status "CA page through a CONNECT tunnel: 200" 200 "$code" catunnel
 check "CA page through a CONNECT tunnel: the CA certificate in DER" \
     cmp -s "$TMP/ca-a.der" "$TMP/catunnel.body"
+# connect_ports holds for the page's name too: a CONNECT to another port
+# of it is refused, as for any host.
+got=$(python3 - "$PA" <<'EOF'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(b"CONNECT pinproxy.internal:9999 HTTP/1.1\r\n"
+          b"Host: pinproxy.internal:9999\r\n\r\n")
+print(s.recv(4096).split(b" ")[1].decode())
+EOF
+)
+check_eq "CONNECT to the CA page's name, a port not in connect_ports: 403" \
+    403 "$got"
 check_log "CA page: access line mode=plain host=pinproxy.internal" \
     "$TMP/a.log" "$(kv event access)" "$(kv mode plain)" \
     "$(kv host pinproxy.internal)" "$(kv status 200)"
