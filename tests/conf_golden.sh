@@ -68,6 +68,16 @@ check_grep "an extra argument is named" 'unexpected argument: extra' \
 run noarg "$PINPROXY" -c
 check_rc "-c without a file exits 2" 2 noarg
 
+# The sample configuration says to remove the ';' at the start of its
+# example lines to use them: with every one removed (the CA files in the
+# scratch directory) it is a valid configuration.
+sed -e 's/^;//' -e "s|^ca_cert = [^ ]*|ca_cert = $TMP/sample-ca.pem|" \
+    -e "s|^ca_key = [^ ]*|ca_key = $TMP/sample-ca.key|" \
+    "$top_builddir/etc/pinproxy.conf" >"$TMP/sample.conf"
+run sample "$PINPROXY" -t -c "$TMP/sample.conf"
+check_rc "the sample configuration with its examples in use is valid" 0 \
+    sample
+
 run missing "$PINPROXY" -t -c "$TMP/missing.conf"
 check_rc "-t on a missing file exits 1" 1 missing
 check_grep "-t on a missing file names it" \
