@@ -34,6 +34,7 @@ for kv in \
     "Type=notify" \
     "ExecStartPre=$SBINDIR/pinproxy -t -c $SYSCONFDIR/pinproxy/pinproxy.conf" \
     "ExecStart=$SBINDIR/pinproxy -c $SYSCONFDIR/pinproxy/pinproxy.conf" \
+    "ExecReload=$SBINDIR/pinproxy -t -c $SYSCONFDIR/pinproxy/pinproxy.conf" \
     'ExecReload=/bin/kill -HUP $MAINPID' \
     "Restart=on-failure" \
     "DynamicUser=yes" \
