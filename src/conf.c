@@ -196,6 +196,8 @@ conf_error_line(const struct conf *c, const char *err)
 		{ "ca_key ", c->lines.ca_key },
 		{ "report_file ", c->lines.report_file },
 		{ "observe_file ", c->lines.observe_file },
+		{ "stats_listen ", c->lines.stats_listen },
+		{ "upstream_mark ", c->lines.upstream_mark },
 	};
 	const char	*at, *first = NULL;
 	size_t		 i;

@@ -75,12 +75,17 @@ struct forwarder {
 	size_t			 pinset;	/* index into pinsets */
 };
 
-/* The lines of the keys naming files the daemon opens (0: the default). */
+/*
+ * The lines of the keys naming what the daemon opens or sets when it
+ * starts (0: the default), for its errors' FILE:LINE.
+ */
 struct conf_file_lines {
 	int			 ca_cert;
 	int			 ca_key;
 	int			 report_file;
 	int			 observe_file;
+	int			 stats_listen;
+	int			 upstream_mark;
 };
 
 struct conf {

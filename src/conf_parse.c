@@ -1057,6 +1057,8 @@ conf_end_section(struct conf_parse *p)
 		p->conf->lines.ca_key = p->key_line[KEY_CA_KEY];
 		p->conf->lines.report_file = p->key_line[KEY_REPORT_FILE];
 		p->conf->lines.observe_file = p->key_line[KEY_OBSERVE_FILE];
+		p->conf->lines.stats_listen = p->key_line[KEY_STATS_LISTEN];
+		p->conf->lines.upstream_mark = p->key_line[KEY_UPSTREAM_MARK];
 	}
 	if (p->section == SECTION_FORWARD)
 		conf_end_forward(p);

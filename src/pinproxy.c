@@ -21,6 +21,7 @@
 #include "log.h"
 #include "proxy.h"
 #include "regfile.h"
+#include "upstream.h"
 #include "version.h"
 #include "xmalloc.h"
 
@@ -94,12 +95,17 @@ main(int argc, char *argv[])
 		conf = NULL;
 	} else if (conf != NULL && warn[0] != '\0')
 		diag_warn(d, path, 0, "interception CA: %s", warn);
-	/* The files the proxy appends to must open when it starts. */
+	/*
+	 * The files the proxy appends to must open when it starts, and (for
+	 * -t: the start logs it as start_failed) upstream_mark be settable,
+	 * else -t passed what the start refuses.
+	 */
 	if (conf != NULL && ((conf->report_file != NULL &&
 	    !regfile_check_append("report_file", conf->report_file, err,
 	    sizeof(err))) || (conf->observe_file != NULL &&
 	    !regfile_check_append("observe_file", conf->observe_file, err,
-	    sizeof(err))))) {
+	    sizeof(err))) || (check && !upstream_mark_check(
+	    conf->upstream_mark, err, sizeof(err))))) {
 		diag_error(d, path, conf_error_line(conf, err), "%s", err);
 		conf_unref(conf);
 		conf = NULL;

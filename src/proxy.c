@@ -1030,6 +1030,7 @@ proxy_main(struct conf *conf, const char *path, bool debug)
 	p.env.settled = proxy_trim_soon;
 	p.env.closed_arg = &p;
 	if (!upstream_mark_check(conf->upstream_mark, err, sizeof(err))) {
+		proxy_locate(conf, err, sizeof(err));
 		log_msg(EV_START_FAILED, "%s", err);
 		goto out;
 	}

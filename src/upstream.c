@@ -496,7 +496,7 @@ upstream_mark_check(unsigned long mark, char *err, size_t errlen)
 		if (fd != -1)
 			close(fd);
 		snprintf(err, errlen, "upstream_mark = %lu: cannot set "
-		    "SO_MARK: %s (it needs CAP_NET_ADMIN)", mark,
+		    "SO_MARK: %s (it needs CAP_NET_ADMIN or CAP_NET_RAW)", mark,
 		    strerror(saved));
 		return false;
 	}

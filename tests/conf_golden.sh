@@ -68,6 +68,22 @@ check_grep "an extra argument is named" 'unexpected argument: extra' \
 run noarg "$PINPROXY" -c
 check_rc "-c without a file exits 2" 2 noarg
 
+# upstream_mark needs CAP_NET_ADMIN (or CAP_NET_RAW): -t says so, with the
+# key's line, where the start would fail (the unit runs -t first).
+printf '[proxy]\nca_cert = %s\nca_key = %s\nupstream_mark = 1\n' \
+    "$TMP/mark-ca.pem" "$TMP/mark-ca.key" >"$TMP/mark.conf"
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null 2>&1; then
+	run mark setpriv --bounding-set=-net_admin,-net_raw \
+	    "$PINPROXY" -t -c "$TMP/mark.conf"
+	check_rc "-t without CAP_NET_ADMIN and upstream_mark set exits 1" 1 mark
+	check_grep "-t names the upstream_mark line" \
+	    "^$TMP/mark.conf:4: upstream_mark = 1: cannot set SO_MARK" \
+	    "$TMP/mark.err"
+else
+	skip "-t without CAP_NET_ADMIN: needs root and setpriv"
+	skip "-t without CAP_NET_ADMIN: needs root and setpriv"
+fi
+
 # The sample configuration says to remove the ';' at the start of its
 # example lines to use them: with every one removed (the CA files in the
 # scratch directory) it is a valid configuration.
