@@ -722,6 +722,12 @@ proxy_reload(struct proxy *p)
 			log_msg(EV_CONFIG_WARNING, "listen and transparent "
 			    "addresses change only on restart; still listening "
 			    "on the old ones");
+		/* A file saved half-way, most likely: say what it means. */
+		if (conf->npinsets == 0 && p->rc->conf->npinsets > 0)
+			log_msg(EV_CONFIG_WARNING, "the configuration has no pin "
+			    "set now (%zu before): every host follows unpinned = "
+			    "%s", p->rc->conf->npinsets,
+			    conf_unpinned_name(conf->unpinned));
 		if (p->env.sinks.report != report)
 			report_close(p->env.sinks.report);
 		p->env.sinks.report = report;

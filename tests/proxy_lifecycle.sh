@@ -613,6 +613,18 @@ check_log "SIGHUP during the start: handled as a reload" \
     "$TMP/early-hup.log" "$(kv event reloaded)"
 stop_pinproxy "$EARLY_PID" "$TMP/early-hup.log" \
     "SIGHUP during the start, then SIGTERM:"
+# A reload to a file without a pin set (saved half-way, say) is valid,
+# but every host then follows unpinned: a warning says so.
+PE=$(free_port)
+conf "$PE" "" >"$TMP/e.conf"
+check "pinproxy E listens on 127.0.0.1:$PE" \
+    start_pinproxy PP_E "$PE" "$TMP/e.conf" "$TMP/e.log"
+conf "$PE" "" | sed '/^\[pins:api\]/,$d' >"$TMP/e.conf"
+check "E reloaded without its pin set" reload "$PP_E" "$TMP/e.log"
+check_log "a reload that drops every pin set: a config_warning says so" \
+    "$TMP/e.log" "$(kv event config_warning)" \
+    "no pin set now \\(1 before\\): every host follows unpinned = block"
+stop_pinproxy "$PP_E" "$TMP/e.log"
 early_signal TERM early-term
 wait_exit "$EARLY_PID" 10
 check_eq "SIGTERM during the start: exit 0" 0 "$EXIT_RC"
