@@ -105,21 +105,22 @@ capage_der(X509 *ca, const char *ca_host, struct evbuffer *out)
 static void
 capage_reply(struct evbuffer *out, int status, const char *reason,
     const char *type, const char *extra, struct evbuffer *body,
-    bool with_body, bool close)
+    bool with_body, enum http_conn_token conn)
 {
 	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n"
 	    "Content-Type: %s\r\n"
 	    "Content-Length: %zu\r\n"
 	    "Cache-Control: no-store\r\n"
 	    "%s%s\r\n", status, reason, type, evbuffer_get_length(body),
-	    extra, close ? "Connection: close\r\n" : "");
+	    extra, conn == HTTP_CONN_CLOSE ? "Connection: close\r\n" :
+	    conn == HTTP_CONN_KEEP_ALIVE ? "Connection: keep-alive\r\n" : "");
 	if (with_body)
 		evbuffer_add_buffer(out, body);
 }
 
 int
 capage_respond(X509 *ca, const char *ca_host, const char *method,
-    const char *path, bool close, struct evbuffer *out)
+    const char *path, enum http_conn_token conn, struct evbuffer *out)
 {
 	const struct capage_doc	*doc = NULL;
 	struct evbuffer		*body;
@@ -134,7 +135,7 @@ capage_respond(X509 *ca, const char *ca_host, const char *method,
 		    "for %s.\n", ca_host);
 		capage_reply(out, 405, "Method Not Allowed",
 		    "text/plain; charset=utf-8", "Allow: GET, HEAD\r\n", body,
-		    true, close);
+		    true, conn);
 		status = 405;
 		goto out;
 	}
@@ -148,18 +149,18 @@ capage_respond(X509 *ca, const char *ca_host, const char *method,
 		evbuffer_add_printf(body, "%s serves /, /ca.pem and /ca.crt "
 		    "only.\n", ca_host);
 		capage_reply(out, 404, "Not Found",
-		    "text/plain; charset=utf-8", "", body, !head, close);
+		    "text/plain; charset=utf-8", "", body, !head, conn);
 		status = 404;
 	} else if (ca == NULL || doc->body(ca, ca_host, body) != 0) {
 		evbuffer_drain(body, evbuffer_get_length(body));
 		evbuffer_add_printf(body, "The CA certificate cannot be "
 		    "encoded.\n");
 		capage_reply(out, 500, "Internal Server Error",
-		    "text/plain; charset=utf-8", "", body, !head, close);
+		    "text/plain; charset=utf-8", "", body, !head, conn);
 		status = 500;
 	} else {
 		capage_reply(out, 200, "OK", doc->type, "", body, !head,
-		    close);
+		    conn);
 		status = 200;
 	}
 out:

@@ -11,6 +11,8 @@
 
 #include <stdbool.h>
 
+#include "http.h"
+
 struct evbuffer;
 
 /*
@@ -21,10 +23,10 @@ bool	 capage_is_host(const char *ca_host, const char *host);
 /*
  * Append the whole response to method and path (origin-form, with any
  * query) to out: the page at "/", the CA at "/ca.pem" and "/ca.crt", 404
- * elsewhere, 405 for methods other than GET and HEAD; "Connection: close"
- * when close. ca is borrowed. Returns the status.
+ * elsewhere, 405 for methods other than GET and HEAD; the Connection
+ * field conn says. ca is borrowed. Returns the status.
  */
 int	 capage_respond(X509 *ca, const char *ca_host, const char *method,
-	    const char *path, bool close, struct evbuffer *out);
+	    const char *path, enum http_conn_token conn, struct evbuffer *out);
 
 #endif

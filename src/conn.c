@@ -633,8 +633,10 @@ conn_ca_page(struct conn *c, const struct http_head *h)
 	/* A request body is not read: close after the answer instead. */
 	close = c->x.closing || http_msg_state(c->x.req) != HTTP_MSG_DONE;
 	/* The CA of the generation this request runs under. */
+	/* An HTTP/1.0 client kept open is told so (RFC 9112, 9.3). */
 	status = capage_respond(ca_cert(c->x.rc->ca), c->x.rc->conf->ca_host,
-	    h->method, h->path, close, out);
+	    h->method, h->path, close ? HTTP_CONN_CLOSE : h->http_minor == 0 ?
+	    HTTP_CONN_KEEP_ALIVE : HTTP_CONN_PERSIST, out);
 	c->x.acc.down += evbuffer_get_length(out) - before;
 	phase_end(&c->x, status, close);
 }

@@ -912,6 +912,34 @@ EOF
 )
 check_eq "CONNECT to the CA page's name, a port not in connect_ports: 403" \
     403 "$got"
+# An HTTP/1.0 client that asks to keep its connection is told it is kept
+# (Connection: keep-alive), and its next request is answered on it.
+got=$(python3 - "$PA" <<'EOF'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+f = s.makefile("rb")
+out = []
+for _ in range(2):
+    s.sendall(b"GET http://pinproxy.internal/ca.pem HTTP/1.0\r\n"
+              b"Connection: keep-alive\r\n\r\n")
+    status = f.readline().split(b" ")[1].decode()
+    conn, length = "-", 0
+    while True:
+        h = f.readline()
+        if h in (b"\r\n", b""):
+            break
+        k, _, v = h.decode().partition(":")
+        if k.lower() == "connection":
+            conn = v.strip()
+        if k.lower() == "content-length":
+            length = int(v)
+    f.read(length)
+    out.append(status + "/" + conn)
+print(" ".join(out))
+EOF
+)
+check_eq "CA page to an HTTP/1.0 keep-alive client: kept, and said so" \
+    "200/keep-alive 200/keep-alive" "$got"
 check_log "CA page: access line mode=plain host=pinproxy.internal" \
     "$TMP/a.log" "$(kv event access)" "$(kv mode plain)" \
     "$(kv host pinproxy.internal)" "$(kv status 200)"
