@@ -268,15 +268,31 @@ conn_answer(struct conn *c, enum http_error_kind kind,
 {
 	struct access_record	*a = &c->x.acc;
 	struct evbuffer		*out = bufferevent_get_output(c->x.bev);
+	struct evbuffer		*answer;
+	struct evbuffer_ptr	 end;
+	const struct http_head	*h;
+	const char		*method;
 	size_t			 before = evbuffer_get_length(out);
 
 	/*
 	 * A redirected client sent no request before its first bytes are
 	 * judged: it expects TLS or its server's answer, never ours.
 	 */
-	if (!(c->x.transparent && conn_tunnelling(c)))
-		http_error_write(out, kind, a->host[0] != '\0' ? a->host :
+	if (!(c->x.transparent && conn_tunnelling(c))) {
+		answer = evbuffer_new();
+		http_error_write(answer, kind, a->host[0] != '\0' ? a->host :
 		    NULL, explanation);
+		/* The answer to a HEAD is its head (RFC 9110, 9.3.2). */
+		h = c->x.req != NULL ? http_msg_head(c->x.req) : NULL;
+		method = h != NULL ? h->method : NULL;
+		if (method != NULL && strcmp(method, "HEAD") == 0 &&
+		    (end = evbuffer_search(answer, "\r\n\r\n", 4,
+		    NULL)).pos != -1)
+			evbuffer_remove_buffer(answer, out, (size_t)end.pos + 4);
+		else
+			evbuffer_add_buffer(out, answer);
+		evbuffer_free(answer);
+	}
 	a->down += evbuffer_get_length(out) - before;
 	a->status = http_error_status(kind);
 }
