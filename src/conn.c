@@ -268,31 +268,19 @@ conn_answer(struct conn *c, enum http_error_kind kind,
 {
 	struct access_record	*a = &c->x.acc;
 	struct evbuffer		*out = bufferevent_get_output(c->x.bev);
-	struct evbuffer		*answer;
-	struct evbuffer_ptr	 end;
 	const struct http_head	*h;
-	const char		*method;
 	size_t			 before = evbuffer_get_length(out);
 
 	/*
 	 * A redirected client sent no request before its first bytes are
-	 * judged: it expects TLS or its server's answer, never ours.
+	 * judged: it expects TLS or its server's answer, never ours. The
+	 * answer to a HEAD is its head (RFC 9110, 9.3.2).
 	 */
-	if (!(c->x.transparent && conn_tunnelling(c))) {
-		answer = evbuffer_new();
-		http_error_write(answer, kind, a->host[0] != '\0' ? a->host :
-		    NULL, explanation);
-		/* The answer to a HEAD is its head (RFC 9110, 9.3.2). */
-		h = c->x.req != NULL ? http_msg_head(c->x.req) : NULL;
-		method = h != NULL ? h->method : NULL;
-		if (method != NULL && strcmp(method, "HEAD") == 0 &&
-		    (end = evbuffer_search(answer, "\r\n\r\n", 4,
-		    NULL)).pos != -1)
-			evbuffer_remove_buffer(answer, out, (size_t)end.pos + 4);
-		else
-			evbuffer_add_buffer(out, answer);
-		evbuffer_free(answer);
-	}
+	h = c->x.req != NULL ? http_msg_head(c->x.req) : NULL;
+	if (!(c->x.transparent && conn_tunnelling(c)))
+		http_error_write(out, kind, a->host[0] != '\0' ? a->host :
+		    NULL, explanation, h != NULL && h->method != NULL &&
+		    strcmp(h->method, "HEAD") == 0);
 	a->down += evbuffer_get_length(out) - before;
 	a->status = http_error_status(kind);
 }
@@ -648,8 +636,10 @@ conn_ca_page(struct conn *c, const struct http_head *h)
 
 	/* A request body is not read: close after the answer instead. */
 	close = c->x.closing || http_msg_state(c->x.req) != HTTP_MSG_DONE;
-	/* The CA of the generation this request runs under. */
-	/* An HTTP/1.0 client kept open is told so (RFC 9112, 9.3). */
+	/*
+	 * The CA of the generation this request runs under; an HTTP/1.0
+	 * client kept open is told so (RFC 9112, 9.3).
+	 */
 	status = capage_respond(ca_cert(c->x.rc->ca), c->x.rc->conf->ca_host,
 	    h->method, h->path, close ? HTTP_CONN_CLOSE : h->http_minor == 0 ?
 	    HTTP_CONN_KEEP_ALIVE : HTTP_CONN_PERSIST, out);

@@ -114,7 +114,7 @@ http_error_add_clean(struct evbuffer *b, const char *s, bool keep_newlines)
 
 void
 http_error_write(struct evbuffer *out, enum http_error_kind kind,
-    const char *host, const char *explanation)
+    const char *host, const char *explanation, bool head_only)
 {
 	static const char		 lead[] =
 	    "pinproxy could not forward the request";
@@ -142,6 +142,8 @@ http_error_write(struct evbuffer *out, enum http_error_kind kind,
 	    "Cache-Control: no-store\r\n"
 	    "\r\n",
 	    e->status, e->reason, e->type, e->details, len);
+	if (head_only)
+		return;
 	evbuffer_add_printf(out, "%s", lead);
 	if (has_host) {
 		evbuffer_add_printf(out, " to ");

@@ -6,6 +6,8 @@
 #ifndef PINPROXY_HTTP_ERROR_H
 #define PINPROXY_HTTP_ERROR_H
 
+#include <stdbool.h>
+
 struct evbuffer;
 
 /* Every failure answered over HTTP, one row of the SPEC §3 table each. */
@@ -36,11 +38,12 @@ enum http_error_kind {
  * other headers, and a body naming host (NULL when unknown) and the reason,
  * followed by explanation (NULL or lines of text, e.g. the pins seen).
  * Control bytes in host and explanation, but newlines in explanation, are
- * replaced by '?'.
+ * replaced by '?'. head_only (the answer to a HEAD): the head alone, its
+ * Content-Length still the body's.
  */
 void		 http_error_write(struct evbuffer *out,
 		    enum http_error_kind kind, const char *host,
-		    const char *explanation);
+		    const char *explanation, bool head_only);
 /* The status code of kind, e.g. 502. */
 int		 http_error_status(enum http_error_kind kind);
 /* The reason phrase of kind, e.g. "Bad Gateway". */

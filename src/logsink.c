@@ -337,18 +337,19 @@ logsink_drain(void)
 			ls.midline = true;
 		break;
 	}
-	if (evbuffer_get_length(ls.pending) == 0)
+	if (evbuffer_get_length(ls.pending) == 0) {
 		ls.midline = false;
-	if (evbuffer_get_length(ls.pending) == 0 && ls.ev != NULL)
-		event_del(ls.ev);
+		if (ls.ev != NULL)
+			event_del(ls.ev);
+	}
 }
 
+/* The drained callback reports drops, if any, once the queue is empty. */
 static void
 logsink_writable_cb(evutil_socket_t fd, short what, void *arg)
 {
 	logsink_drain();
-	if (evbuffer_get_length(ls.pending) == 0 && ls.dropped > 0 &&
-	    ls.drained != NULL)
+	if (ls.drained != NULL)
 		ls.drained();
 }
 

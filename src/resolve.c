@@ -41,25 +41,17 @@ resolve_parse(struct evdns_base *dns)
 	return r;
 }
 
-/* As resolve_parse(), with evdns's defaults when the file is unusable. */
-static void
-resolve_configure(struct evdns_base *dns)
-{
-	int	 r;
-
-	if ((r = resolve_parse(dns)) != 0)
-		log_msg(EV_DEBUG, "resolver: %s unusable (error %d); "
-		    "using defaults", resolve_path(), r);
-}
-
 struct evdns_base *
 resolve_base_new(struct event_base *base)
 {
 	struct evdns_base	*dns;
+	int			 r;
 
 	if ((dns = evdns_base_new(base, 0)) == NULL)
 		return NULL;
-	resolve_configure(dns);
+	if ((r = resolve_parse(dns)) != 0)
+		log_msg(EV_DEBUG, "resolver: %s unusable (error %d); "
+		    "using defaults", resolve_path(), r);
 	return dns;
 }
 

@@ -942,17 +942,12 @@ check_eq "CA page to an HTTP/1.0 keep-alive client: kept, and said so" \
     "200/keep-alive 200/keep-alive" "$got"
 # pinproxy's own error answer to a HEAD is its head alone (RFC 9110,
 # 9.3.2): its Content-Length says what a GET would get, then the close.
-got=$(python3 - "$PA" <<'EOF'
+got=$(py - "$PA" <<'EOF'
 import socket, sys
+from connect_client import read_rest
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
 s.sendall(b"HEAD http://127.0.0.1:1/ HTTP/1.1\r\nHost: 127.0.0.1:1\r\n\r\n")
-data = b""
-while True:
-    b = s.recv(65536)
-    if not b:
-        break
-    data += b
-head, _, rest = data.partition(b"\r\n\r\n")
+head, _, rest = read_rest(s).partition(b"\r\n\r\n")
 length = [l for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")]
 print(head.split(b" ")[1].decode(), "length" if length else "nolength", len(rest))
 EOF

@@ -28,7 +28,7 @@ error_response(enum http_error_kind kind, const char *host,
 	char		*s;
 
 	assert_non_null(out);
-	http_error_write(out, kind, host, explanation);
+	http_error_write(out, kind, host, explanation, false);
 	len = evbuffer_get_length(out);
 	s = malloc(len + 1);
 	assert_non_null(s);
