@@ -268,19 +268,18 @@ conn_answer(struct conn *c, enum http_error_kind kind,
 {
 	struct access_record	*a = &c->x.acc;
 	struct evbuffer		*out = bufferevent_get_output(c->x.bev);
-	const struct http_head	*h;
 	size_t			 before = evbuffer_get_length(out);
 
 	/*
 	 * A redirected client sent no request before its first bytes are
 	 * judged: it expects TLS or its server's answer, never ours. The
-	 * answer to a HEAD is its head (RFC 9110, 9.3.2).
+	 * answer to a HEAD is its head (RFC 9110, 9.3.2), a HEAD whose head
+	 * was refused included.
 	 */
-	h = c->x.req != NULL ? http_msg_head(c->x.req) : NULL;
 	if (!(c->x.transparent && conn_tunnelling(c)))
 		http_error_write(out, kind, a->host[0] != '\0' ? a->host :
-		    NULL, explanation, h != NULL && h->method != NULL &&
-		    strcmp(h->method, "HEAD") == 0);
+		    NULL, explanation, c->x.req != NULL &&
+		    http_msg_is_head_request(c->x.req));
 	a->down += evbuffer_get_length(out) - before;
 	a->status = http_error_status(kind);
 }

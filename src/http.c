@@ -992,6 +992,7 @@ http_msg_trim(struct http_msg *m)
 	m->fields_cap = 0;
 	m->nfields = 0;
 	m->used = 0;
+	m->url = SIZE_MAX;
 	m->head_valid = false;
 }
 
@@ -1038,6 +1039,14 @@ const struct http_head *
 http_msg_head(const struct http_msg *m)
 {
 	return m->head_valid ? &m->head : NULL;
+}
+
+bool
+http_msg_is_head_request(const struct http_msg *m)
+{
+	/* The target has begun: the method before it was read whole. */
+	return m->dir == HTTP_DIR_REQUEST && m->url != SIZE_MAX &&
+	    m->parser.method == HTTP_HEAD;
 }
 
 enum http_msg_state

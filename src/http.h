@@ -123,6 +123,12 @@ enum http_result	 http_msg_feed_head(struct http_msg *m,
 			    const char *data, size_t len, size_t *consumed);
 /* The head of the current message, or NULL while it is being read. */
 const struct http_head	*http_msg_head(const struct http_msg *m);
+/*
+ * Whether the request being read, or last read, is a HEAD: known from
+ * its start line on, so that an answer to a head that failed (too large,
+ * bad framing) is still the head alone.
+ */
+bool			 http_msg_is_head_request(const struct http_msg *m);
 /* Where the parser stands. */
 enum http_msg_state	 http_msg_state(const struct http_msg *m);
 /*

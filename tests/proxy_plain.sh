@@ -942,18 +942,36 @@ check_eq "CA page to an HTTP/1.0 keep-alive client: kept, and said so" \
     "200/keep-alive 200/keep-alive" "$got"
 # pinproxy's own error answer to a HEAD is its head alone (RFC 9110,
 # 9.3.2): its Content-Length says what a GET would get, then the close.
-got=$(py - "$PA" <<'EOF'
+# So is the answer to a HEAD whose own head is refused (too large, bad
+# framing); a GET refused alike gets the body.
+got=$(python3 - "$PA" <<'EOF'
 import socket, sys
-from connect_client import read_rest
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
-s.sendall(b"HEAD http://127.0.0.1:1/ HTTP/1.1\r\nHost: 127.0.0.1:1\r\n\r\n")
-head, _, rest = read_rest(s).partition(b"\r\n\r\n")
-length = [l for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")]
-print(head.split(b" ")[1].decode(), "length" if length else "nolength", len(rest))
+def ask(req):
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+    s.sendall(req)
+    data = b""
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        data += b
+    s.close()
+    head, _, rest = data.partition(b"\r\n\r\n")
+    length = [l for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")]
+    return "%s/%s/%s" % (head.split(b" ")[1].decode(),
+        "length" if length else "nolength", "body" if rest else "none")
+start = b" http://127.0.0.1:1/ HTTP/1.1\r\nHost: 127.0.0.1:1\r\n"
+big = b"X: " + b"a" * 70000 + b"\r\n"
+both = b"Content-Length: 3\r\nTransfer-Encoding: chunked\r\n"
+out = []
+for m in (b"HEAD", b"GET"):
+    for extra in (b"", big, both):
+        out.append(ask(m + start + extra + b"\r\n"))
+print(" ".join(out))
 EOF
 )
-check_eq "an error answer to a HEAD: the head only, with its Content-Length" \
-    "403 length 0" "$got"
+check_eq "an error answer to a HEAD (403, 431, 400): the head only" \
+    "403/length/none 431/length/none 400/length/none 403/length/body 431/length/body 400/length/body" "$got"
 check_log "CA page: access line mode=plain host=pinproxy.internal" \
     "$TMP/a.log" "$(kv event access)" "$(kv mode plain)" \
     "$(kv host pinproxy.internal)" "$(kv status 200)"

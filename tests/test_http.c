@@ -652,6 +652,54 @@ test_http_head_of_20_kib_in_small_pieces_is_too_large(void **state)
 	free(s);
 }
 
+/* A HEAD is known from its start line on, whether its head passes or not. */
+static void
+test_http_knows_a_head_request_from_its_start_line(void **state)
+{
+	static const char	 ok[] = "HEAD / HTTP/1.1\r\nHost: a\r\n\r\n";
+	static const char	 bad[] = "HEAD / HTTP/1.1\r\nHost: a\r\n"
+	    "Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n";
+	struct http_msg		*m;
+	size_t			 used;
+
+	(void)state;
+	m = http_msg_new(HTTP_DIR_REQUEST);
+	assert_false(http_msg_is_head_request(m));
+	assert_int_equal(http_msg_feed_head(m, "HEA", 3, &used),
+	    HTTP_NEED_MORE);
+	assert_false(http_msg_is_head_request(m));
+	assert_int_equal(http_msg_feed_head(m, "D /", 3, &used),
+	    HTTP_NEED_MORE);
+	assert_true(http_msg_is_head_request(m));
+	http_msg_free(m);
+
+	m = http_msg_new(HTTP_DIR_REQUEST);
+	assert_int_equal(http_msg_feed_head(m, ok, strlen(ok), &used),
+	    HTTP_HEAD_COMPLETE);
+	assert_true(http_msg_is_head_request(m));
+	http_msg_trim(m);
+	assert_false(http_msg_is_head_request(m));
+	http_msg_free(m);
+
+	m = http_msg_new(HTTP_DIR_REQUEST);
+	assert_int_equal(http_msg_feed_head(m, bad, strlen(bad), &used),
+	    HTTP_ERR_BAD_REQUEST);
+	assert_true(http_msg_is_head_request(m));
+	http_msg_free(m);
+
+	m = http_msg_new(HTTP_DIR_REQUEST);
+	assert_int_equal(http_msg_feed_head(m, "HEAX / HTTP/1.1\r\n", 17,
+	    &used), HTTP_ERR_BAD_REQUEST);
+	assert_false(http_msg_is_head_request(m));
+	http_msg_free(m);
+
+	m = http_msg_new(HTTP_DIR_REQUEST);
+	assert_int_equal(http_msg_feed_head(m, "GET / ", 6, &used),
+	    HTTP_NEED_MORE);
+	assert_false(http_msg_is_head_request(m));
+	http_msg_free(m);
+}
+
 static void
 test_http_allows_100_header_fields_but_not_101(void **state)
 {
@@ -2060,6 +2108,8 @@ main(void)
 		    test_http_head_of_20_kib_in_small_pieces_is_too_large),
 		cmocka_unit_test(
 		    test_http_allows_100_header_fields_but_not_101),
+		cmocka_unit_test(
+		    test_http_knows_a_head_request_from_its_start_line),
 		cmocka_unit_test(test_http_rejects_each_smuggling_shape),
 		cmocka_unit_test(test_http_accepts_lone_chunked_in_any_case),
 		cmocka_unit_test(
