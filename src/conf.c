@@ -214,6 +214,17 @@ conf_error_line(const struct conf *c, const char *err)
 	return line;
 }
 
+void
+conf_locate(const struct conf *c, int line, char *err, size_t errlen)
+{
+	char	 buf[1024];
+
+	if (line <= 0 || c->path == NULL)
+		return;
+	snprintf(buf, sizeof(buf), "%s:%d: %s", c->path, line, err);
+	xstrlcpy(err, buf, errlen);
+}
+
 const struct pinset *
 conf_lookup(const struct conf *c, const char *host)
 {

@@ -158,6 +158,8 @@ const struct pinset *conf_lookup(const struct conf *c, const char *host);
  * first (ca_cert, ca_key, report_file, observe_file), or 0.
  */
 int	conf_error_line(const struct conf *c, const char *err);
+/* Put "FILE:LINE: " of c's file before err (nothing for line 0). */
+void	conf_locate(const struct conf *c, int line, char *err, size_t errlen);
 /* Whether a port is in connect_ports. */
 bool		 conf_connect_port_allowed(const struct conf *c, uint16_t port);
 /*

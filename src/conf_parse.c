@@ -318,8 +318,8 @@ conf_set_listen(struct conf_parse *p, const char *value, char *err,
 		    sizeof(*p->listen_line));
 		for (i = 0; i < n; i++) {
 			p->listen_line[c->nlisten] = p->lineno;
-			cv_addr(items[i], &c->listen[c->nlisten++], err,
-			    errlen);
+			cv_addr(items[i], &c->listen[c->nlisten], err, errlen);
+			c->listen[c->nlisten++].line = p->lineno;
 		}
 	}
 	cv_list_free(items, n);
@@ -351,8 +351,9 @@ conf_set_transparent(struct conf_parse *p, const char *value, char *err,
 		    c->ntransparent + n, sizeof(*p->transparent_line));
 		for (i = 0; i < n; i++) {
 			p->transparent_line[c->ntransparent] = p->lineno;
-			cv_addr(items[i], &c->transparent[c->ntransparent++],
+			cv_addr(items[i], &c->transparent[c->ntransparent],
 			    err, errlen);
+			c->transparent[c->ntransparent++].line = p->lineno;
 		}
 	}
 	cv_list_free(items, n);
@@ -658,6 +659,7 @@ conf_set_stats_listen(struct conf_parse *p, const char *value, char *err,
 		return false;
 	}
 	c->has_stats_listen = true;
+	c->stats_listen.line = p->lineno;
 	p->stats_line = p->lineno;
 	return true;
 }
@@ -1121,6 +1123,7 @@ conf_set_fwd_listen(struct conf_parse *p, const char *value, char *err,
 	r->listen_line = xreallocarray(r->listen_line, f->nlisten + 1,
 	    sizeof(*r->listen_line));
 	r->listen_line[f->nlisten] = p->lineno;
+	addr.line = p->lineno;
 	f->listen[f->nlisten++] = addr;
 	return true;
 }

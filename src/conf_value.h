@@ -22,6 +22,7 @@ struct conf_addr {
 	struct sockaddr_storage	 ss;
 	socklen_t		 sslen;
 	char			 text[CONF_ADDR_TEXT_MAX];
+	int			 line;	/* of the key that named it; 0: none */
 };
 
 /* An address block; family is AF_INET or AF_INET6. */

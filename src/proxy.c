@@ -391,7 +391,7 @@ proxy_listen(struct proxy *p)
 {
 	const struct conf	*conf = p->rc->conf;
 	const struct conf_addr	*a;
-	struct logline		 l;
+	char			 err[1024];
 	size_t			 i, n = conf->nlisten + conf->ntransparent;
 
 	p->nlisten = n;
@@ -408,10 +408,10 @@ proxy_listen(struct proxy *p)
 			    LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 511,
 			    (const struct sockaddr *)&a->ss, (int)a->sslen);
 		if (p->listeners[i] == NULL) {
-			log_begin(&l, EV_START_FAILED);
-			log_str(&l, LK_LISTEN, a->text);
-			log_str(&l, LK_ERROR, strerror(errno));
-			log_end(&l);
+			snprintf(err, sizeof(err), "cannot listen on %s: %s",
+			    a->text, strerror(errno));
+			conf_locate(conf, a->line, err, sizeof(err));
+			log_msg(EV_START_FAILED, "%s", err);
 			return false;
 		}
 		evconnlistener_set_error_cb(p->listeners[i],
@@ -490,13 +490,7 @@ proxy_stats_allow_cb(const struct sockaddr *sa, void *arg)
 static void
 proxy_locate(const struct conf *conf, char *err, size_t errlen)
 {
-	char	 buf[1024];
-	int	 line;
-
-	if ((line = conf_error_line(conf, err)) == 0)
-		return;
-	snprintf(buf, sizeof(buf), "%s:%d: %s", conf->path, line, err);
-	xstrlcpy(err, buf, errlen);
+	conf_locate(conf, conf_error_line(conf, err), err, errlen);
 }
 
 /* Open what report_file and stats_listen of conf ask for (NULL: none). */
@@ -513,6 +507,7 @@ proxy_open_outputs(struct proxy *p, const struct conf *conf,
 		*stats = stats_new(p->base, &conf->stats_listen, p->metrics, err,
 		    errlen);
 		if (*stats == NULL) {
+			conf_locate(conf, conf->stats_listen.line, err, errlen);
 			report_discard(*report);
 			*report = NULL;
 			return false;
@@ -593,8 +588,10 @@ proxy_reload_outputs(struct proxy *p, const struct conf *conf,
 			    p->metrics, err, errlen);
 		}
 		/* The caller closes a new *report, once. */
-		if (*stats == NULL)
+		if (*stats == NULL) {
+			conf_locate(conf, conf->stats_listen.line, err, errlen);
 			return false;
+		}
 		stats_set_refresh(*stats, proxy_stats_refresh_cb, p);
 		stats_set_allow(*stats, proxy_stats_allow_cb, p);
 	}

@@ -442,6 +442,7 @@ tcpfwd_prepare(struct tcpfwd *t, const struct conf *conf, char *err,
 			if ((tl = tcpfwd_find(t->cur, t->ncur, a->text)) ==
 			    NULL && (tl = tcpfwd_bind(t, a, err, errlen)) ==
 			    NULL) {
+				conf_locate(conf, a->line, err, errlen);
 				tcpfwd_abort(t);
 				return false;
 			}

@@ -524,6 +524,28 @@ run busy timeout 10 "$PINPROXY" -c "$TMP/busy.conf"
 check_rc "a start whose port is taken fails" 1 busy
 check "the failed start left no new report_file behind" \
     test ! -e "$TMP/start-report.jsonl"
+# Its error names the file and line of the address it cannot listen on,
+# and so does one for stats_listen or a forwarder's listen.
+check_grep "the failed start names the listen key's FILE:LINE" \
+    "event=start_failed msg=\"$TMP/busy.conf:2: cannot listen on 127.0.0.1:$PA: " \
+    "$TMP/busy.err"
+BUSY_FREE=$(free_port)
+sed -e "s|^listen = .*|listen = 127.0.0.1:$BUSY_FREE|" \
+    -e "s|^report_file = .*|report_file =|" \
+    -e "s|^stats_listen = .*|stats_listen = 127.0.0.1:$SP1|" \
+    "$TMP/a.conf" >"$TMP/busy-stats.conf"
+run busy-stats timeout 10 "$PINPROXY" -c "$TMP/busy-stats.conf"
+check_grep "a stats_listen port taken: the error names its FILE:LINE" \
+    "event=start_failed msg=\"$TMP/busy-stats.conf:9: cannot listen on 127.0.0.1:$SP1: " \
+    "$TMP/busy-stats.err"
+sed -e "s|^stats_listen = .*|stats_listen =|" "$TMP/busy-stats.conf" \
+    >"$TMP/busy-fwd.conf"
+printf '[forward:busy]\nlisten = 127.0.0.1:%s\nupstream = 127.0.0.1:%s\npinset = set-good\n' \
+    "$PA" "$OM" >>"$TMP/busy-fwd.conf"
+run busy-fwd timeout 10 "$PINPROXY" -c "$TMP/busy-fwd.conf"
+check_grep "a forwarder's port taken: the error names its FILE:LINE" \
+    "event=start_failed msg=\"$TMP/busy-fwd.conf:$(grep -n '^listen = 127.0.0.1:'"$PA" "$TMP/busy-fwd.conf" | cut -d: -f1): cannot listen on 127.0.0.1:$PA: " \
+    "$TMP/busy-fwd.err"
 
 scrape "$SP1" "$TMP/pre-reload.prom" >/dev/null
 write_conf_a "127.0.0.1:$SP2"
