@@ -685,6 +685,15 @@ conn_tunnel_host(struct conn *c)
 	}
 	if (strcmp(c->x.acc.host, c->tunnel_host) == 0)
 		return true;
+	/* A redirected client sent no CONNECT: its address stands for one. */
+	if (c->x.transparent) {
+		phase_log_blocked(&c->x, c->x.acc.host, "request host differs "
+		    "from the host of the redirected connection");
+		conn_reply_error(c, HTTP_ERROR_BAD_REQUEST, c->x.acc.host,
+		    "A request on a redirected connection must name the "
+		    "host it was sent to.");
+		return false;
+	}
 	phase_log_blocked(&c->x, c->x.acc.host,
 	    "request host differs from the CONNECT host");
 	conn_reply_error(c, HTTP_ERROR_BAD_REQUEST, c->x.acc.host,

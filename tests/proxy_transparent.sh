@@ -100,6 +100,10 @@ connect_to = 127.0.0.2:443
 hosts = wrong.test
 pin = $PIN_FOREIGN
 connect_to = 127.0.0.2:443
+
+[pins:addr]
+hosts = 127.0.0.4
+pin = $PIN_LEAF
 CONF
 start_pinproxy P "$PP" "$TMP/t.conf" "$TMP/t.log" ||
     bail_out "pinproxy did not start"
@@ -175,6 +179,19 @@ check_eq "http with a Host name: the request reached 127.0.0.2" 1 \
     "$(origin_count "$TMP/plain.log" request '"host": "free.test"')"
 check_eq "nothing reached the server that Host named" 0 \
     "$(origin_count "$TMP/plain3.log" request)"
+# To a pinned address, a request must name that address: the client is
+# told so in the terms of what it did (it sent no CONNECT).
+start_origin OA 80 "$TMP/plain4.log" --host 127.0.0.4 --plain ||
+    bail_out "the pinned address's plaintext origin did not start"
+got=$(ncurl -H 'Host: free.test' http://127.0.0.4/hello 2>"$TMP/c11.err")
+check_eq "http to a pinned address with another Host: refused, and why" \
+    "A request on a redirected connection must name the host it was sent to." \
+    "$(printf '%s\n' "$got" | grep -o 'A request on .*sent to\.')"
+check_log "its blocked line names the redirected connection" "$TMP/t.log" \
+    'event=blocked' 'host=free.test' \
+    'reason="request host differs from the host of the redirected connection"'
+check_eq "nothing reached the pinned address in cleartext" 0 \
+    "$(origin_count "$TMP/plain4.log" request)"
 
 got=$(ncurl --resolve wrong.test:443:127.0.0.2 \
     --cacert "$TMP/ca-public.pem" https://wrong.test/hello 2>&1)
