@@ -666,7 +666,7 @@ intercept_sealed_alert(struct intercept *ic, unsigned int seq,
  * handshake had not begun.
  */
 static void
-intercept_refuse_held(struct intercept *ic, unsigned char alert)
+intercept_refuse_held(struct intercept *ic, unsigned char alert, int status)
 {
 	struct intercept_bio	*ib = ic->front != NULL ?
 				    BIO_get_data(ic->front) : NULL;
@@ -690,7 +690,7 @@ intercept_refuse_held(struct intercept *ic, unsigned char alert)
 		(void)send(bufferevent_getfd(ic->x->bev), rec, n,
 		    MSG_NOSIGNAL | MSG_DONTWAIT);
 	bufferevent_disable(ic->x->bev, EV_READ);
-	phase_end(ic->x, 502, true);
+	phase_end(ic->x, status, true);
 }
 
 /* Let the held answer go: the upstream passed, as guessed. */
@@ -762,15 +762,18 @@ intercept_upstream_tls_cb(struct upstream *u, enum upstream_status st,
 	const unsigned char	*sel;
 	unsigned int		 sel_len;
 	unsigned char		 alert;
+	int			 status;
 
 	if (st != UPSTREAM_OK) {
+		/* The access line's status is the one an HTTP client gets. */
 		alert = upstream_outcome(st)->verdict ?
 		    INTERCEPT_ALERT_ACCESS_DENIED :
 		    INTERCEPT_ALERT_HANDSHAKE_FAILURE;
+		status = http_error_status(upstream_outcome(st)->error);
 		if (ic->client_started)
-			intercept_refuse_held(ic, alert);
+			intercept_refuse_held(ic, alert, status);
 		else
-			intercept_alert(ic->x, alert, 502, ic->peeked);
+			intercept_alert(ic->x, alert, status, ic->peeked);
 		return;
 	}
 	intercept_guess_key(ic, &k);
@@ -783,7 +786,8 @@ intercept_upstream_tls_cb(struct upstream *u, enum upstream_status st,
 		    "another ALPN protocol than last time: refused, the next "
 		    "handshake waits for the upstream", ic->x->client,
 		    ic->host);
-		intercept_refuse_held(ic, INTERCEPT_ALERT_HANDSHAKE_FAILURE);
+		intercept_refuse_held(ic, INTERCEPT_ALERT_HANDSHAKE_FAILURE,
+		    502);
 		return;
 	}
 	alpnguess_put(g, &k, sel, sel_len);
@@ -908,7 +912,7 @@ intercept_on_client(void *arg, short what)
 		 */
 		phase_log_blocked(x, ic->host, "TLS handshake finished before "
 		    "the upstream's verdict");
-		intercept_refuse_held(ic, INTERCEPT_ALERT_ACCESS_DENIED);
+		intercept_refuse_held(ic, INTERCEPT_ALERT_ACCESS_DENIED, 502);
 		return;
 	}
 	first = intercept_tls_error(x->bev, &a);
@@ -946,7 +950,8 @@ intercept_on_client(void *arg, short what)
 	intercept_log_client_tls_failed(ic, first, a);
 	/* Its answer still held: OpenSSL's alert went in there, unsent. */
 	if (x->state != CONN_CLIENT_TLS) {
-		intercept_refuse_held(ic, INTERCEPT_ALERT_HANDSHAKE_FAILURE);
+		intercept_refuse_held(ic, INTERCEPT_ALERT_HANDSHAKE_FAILURE,
+		    502);
 		return;
 	}
 	phase_end(x, 502, true);

@@ -496,6 +496,16 @@ by connect_timeout ($ms ms after the clients left)" \
     test "$(origin_count "$TMP/oq.log" close)" = 2 -a "$ms" -lt 4000
 alive "client leaves during the upstream handshake" "$PP_F" "$PF"
 check_fds "client leaves during the upstream handshake" "$PP_F" "$BASE_F"
+# A client that stays gets an alert at connect_timeout; its access line
+# says 504, the status an HTTP client of the same upstream gets.
+python3 "$CLIENT" --proxy "$PF" --connect silent.test:443 \
+    --sni silent.test --cafile "$TMP/ca-f.pem" --get /hello \
+    --timeout 10 >"$TMP/silent-stay.out" 2>&1
+check_eq "a silent upstream, the client stays (CONNECT): an alert" \
+    alert "$(sed -n 's/^tls=//p' "$TMP/silent-stay.out")"
+check_log "a silent upstream (CONNECT): access line status=504" \
+    "$TMP/f.log" "$(kv event access)" "$(kv mode intercept)" \
+    "$(kv host silent.test)" "$(kv status 504)"
 
 # The client is killed after 1 MiB of a 100 MiB download.
 n=$(origin_count "$TMP/om.log" close)

@@ -48,6 +48,7 @@ ca_key = $TMP/ca.key
 trust = $PKI/root.pem
 log_level = debug
 connect_ports = 443 $OX
+header_timeout = 1s
 report_file = $TMP/reports.jsonl
 
 [pins:api]
@@ -94,7 +95,9 @@ check_eq "a broken record behind the hello: it was answered beside" 2 \
 
 # The answer but its last record goes before the verdict (the origin now
 # waits 2 s before its handshake): the client verified the certificate
-# meanwhile, and finishes only after the verdict.
+# meanwhile, and finishes only after the verdict. The wait is the
+# upstream's (connect_timeout), not the client's: header_timeout (1 s
+# here) runs from the verdict on.
 origin --cert "$PKI/chain.pem" --key "$PKI/leaf.key" --alpn http/1.1 \
     --delay 2
 n=$(beside)
