@@ -28,6 +28,7 @@
 #include <openssl/x509v3.h>
 
 #include "ca.h"
+#include "certfile.h"
 #include "monotime.h"
 #include "regfile.h"
 #include "xmalloc.h"
@@ -163,17 +164,6 @@ ca_read_key(const char *path, struct stat *st, char *err, size_t errlen)
 	return key;
 }
 
-static bool
-ca_asn1_time(const ASN1_TIME *t, time_t *out)
-{
-	struct tm	 tm;
-
-	if (ASN1_TIME_to_tm(t, &tm) != 1)
-		return false;
-	*out = timegm(&tm);
-	return true;
-}
-
 /*
  * Refuse a key or a certificate signature weaker than CA_MIN_SECURITY_BITS:
  * anyone who breaks either can issue certificates the clients trust.
@@ -277,7 +267,7 @@ ca_new(X509 *cert, EVP_PKEY *key, const char *cert_path, const char *key_path,
 		    "(keyUsage lacks keyCertSign)", cert_path);
 		goto fail;
 	}
-	if (!ca_asn1_time(X509_get0_notAfter(cert), &not_after)) {
+	if (!certfile_asn1_time(X509_get0_notAfter(cert), &not_after)) {
 		snprintf(err, errlen, "ca_cert %s has an invalid notAfter",
 		    cert_path);
 		goto fail;

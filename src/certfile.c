@@ -186,3 +186,14 @@ certfile_load(const char *path, bool regular_only, char *err, size_t errlen)
 	}
 	return certs;
 }
+
+bool
+certfile_asn1_time(const ASN1_TIME *t, time_t *out)
+{
+	struct tm	 tm;
+
+	if (ASN1_TIME_to_tm(t, &tm) != 1)
+		return false;
+	*out = timegm(&tm);
+	return true;
+}

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 /*
  * Every certificate of a PEM file, in file order, or the one certificate
@@ -16,5 +17,7 @@
  */
 STACK_OF(X509)	*certfile_load(const char *path, bool regular_only, char *err,
 		    size_t errlen);
+/* A certificate's time (notBefore, notAfter) as seconds since the epoch. */
+bool		 certfile_asn1_time(const ASN1_TIME *t, time_t *out);
 
 #endif

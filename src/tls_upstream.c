@@ -20,6 +20,7 @@
 #include "pincheck.h"
 #include "tls_upstream.h"
 #include "trust.h"
+#include "verifycache.h"
 #include "xmalloc.h"
 
 /*
@@ -64,6 +65,7 @@ struct tls_upstream {
 	unsigned long		  clock;
 	bool			  retired;	/* keeps and offers none */
 	struct trust		 *trust;	/* the anchors, for the next */
+	struct verifycache	 *verified;	/* chains, of every context */
 };
 
 static int	tls_upstream_index = -1;
@@ -161,6 +163,27 @@ tls_upstream_new_session_cb(SSL *ssl, SSL_SESSION *sess)
 	return 0;
 }
 
+/*
+ * OpenSSL's verification of a chain, through the chains verified lately
+ * (verifycache.h) for the name this connection checks.
+ */
+static int
+tls_upstream_verify_cb(X509_STORE_CTX *sctx, void *arg)
+{
+	struct tls_upstream_conn	*tc = NULL;
+	SSL				*ssl;
+
+	(void)arg;
+	ssl = X509_STORE_CTX_get_ex_data(sctx,
+	    SSL_get_ex_data_X509_STORE_CTX_idx());
+	if (ssl != NULL)
+		tc = SSL_get_ex_data(ssl, tls_upstream_index);
+	if (tc == NULL || tc->t->verified == NULL)
+		return X509_verify_cert(sctx);
+	return verifycache_verify(tc->t->verified, sctx, tc->host,
+	    time(NULL));
+}
+
 /* A client context that verifies peers against store (takes it over). */
 static SSL_CTX *
 tls_upstream_ctx(X509_STORE *store, char *err, size_t errlen)
@@ -175,6 +198,7 @@ tls_upstream_ctx(X509_STORE *store, char *err, size_t errlen)
 	}
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	SSL_CTX_set_cert_verify_callback(ctx, tls_upstream_verify_cb, NULL);
 	/*
 	 * Every certificate of a verified chain is pinned against: no chain
 	 * verifies that is longer than the verdict records. A depth of d
@@ -205,6 +229,7 @@ tls_upstream_new(const struct conf *conf, const struct tls_upstream *prev,
 		    tls_upstream_conn_free);
 	t = xcalloc(1, sizeof(*t));
 	t->conf = conf;
+	t->verified = verifycache_new();
 	t->npinset = conf->npinsets;
 	t->pinset = xcalloc(conf->npinsets, sizeof(*t->pinset));
 	/* The anchors are read once; each context gets a copy. */
@@ -249,6 +274,8 @@ void
 tls_upstream_retire(struct tls_upstream *t)
 {
 	tls_upstream_flush(t);
+	if (t->verified != NULL)
+		verifycache_flush(t->verified);
 	t->retired = true;
 }
 
@@ -265,6 +292,7 @@ tls_upstream_free(struct tls_upstream *t)
 	free(t->pinset);
 	SSL_CTX_free(t->base);
 	trust_free(t->trust);
+	verifycache_free(t->verified);
 	free(t);
 }
 
