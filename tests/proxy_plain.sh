@@ -944,17 +944,13 @@ check_eq "CA page to an HTTP/1.0 keep-alive client: kept, and said so" \
 # 9.3.2): its Content-Length says what a GET would get, then the close.
 # So is the answer to a HEAD whose own head is refused (too large, bad
 # framing); a GET refused alike gets the body.
-got=$(python3 - "$PA" <<'EOF'
+got=$(py - "$PA" <<'EOF'
 import socket, sys
+from connect_client import read_rest
 def ask(req):
     s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
     s.sendall(req)
-    data = b""
-    while True:
-        b = s.recv(65536)
-        if not b:
-            break
-        data += b
+    data = read_rest(s)
     s.close()
     head, _, rest = data.partition(b"\r\n\r\n")
     length = [l for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")]

@@ -104,6 +104,21 @@ verify(struct fixture *f, X509_STORE *store, STACK_OF(X509) *served,
 	return r;
 }
 
+/* The same, for its outcome alone. */
+static int
+verify_ok(struct fixture *f, X509_STORE *store, STACK_OF(X509) *served,
+    const char *host, time_t now)
+{
+	struct result	 r = verify(f, store, served, host, now);
+
+	testpki_stack_free(r.chain);
+	return r.ok;
+}
+
+/* served verifies for HOST against store at when, from the cache or not. */
+#define VERIFIES(store, served, when) \
+	assert_int_equal(verify_ok(f, (store), (served), HOST, (when)), 1)
+
 static void
 assert_counts(struct fixture *f, unsigned long hits, unsigned long misses)
 {
@@ -197,8 +212,7 @@ test_verifycache_another_certificate_is_a_miss(void **state)
 	struct result	 r;
 	STACK_OF(X509)	*longer;
 
-	r = verify(f, f->store, f->served, HOST, now);
-	testpki_stack_free(r.chain);
+	VERIFIES(f->store, f->served, now);
 	/* Another leaf for the same name, from the same CA. */
 	r = verify(f, f->store, f->served_other, HOST, now);
 	assert_int_equal(r.ok, 1);
@@ -228,30 +242,20 @@ test_verifycache_stands_only_within_its_window(void **state)
 {
 	struct fixture	*f = *state;
 	time_t		 now = time(NULL);
-	struct result	 r;
 
-	r = verify(f, f->store, f->served, HOST, now);
-	testpki_stack_free(r.chain);
+	VERIFIES(f->store, f->served, now);
 	/* Before every certificate's notBefore (an hour ago): no hit. */
-	r = verify(f, f->store, f->served, HOST, now - 2 * TESTPKI_HOUR);
-	testpki_stack_free(r.chain);
+	VERIFIES(f->store, f->served, now - 2 * TESTPKI_HOUR);
 	assert_counts(f, 0, 2);
 	/* Kept again at now; then the cache's own time runs out. */
-	r = verify(f, f->store, f->served, HOST, now);
-	testpki_stack_free(r.chain);
-	r = verify(f, f->store, f->served, HOST,
-	    now + VERIFYCACHE_SECONDS - 1);
-	testpki_stack_free(r.chain);
+	VERIFIES(f->store, f->served, now);
+	VERIFIES(f->store, f->served, now + VERIFYCACHE_SECONDS - 1);
 	assert_counts(f, 1, 3);
-	r = verify(f, f->store, f->served, HOST,
-	    now + 2 * VERIFYCACHE_SECONDS + 1);
-	testpki_stack_free(r.chain);
+	VERIFIES(f->store, f->served, now + 2 * VERIFYCACHE_SECONDS + 1);
 	assert_counts(f, 1, 4);
 	/* Past the leaf's notAfter (30 days): never from the cache. */
-	r = verify(f, f->store, f->served, HOST, now + 31 * TESTPKI_DAY);
-	testpki_stack_free(r.chain);
-	r = verify(f, f->store, f->served, HOST, now + 31 * TESTPKI_DAY);
-	testpki_stack_free(r.chain);
+	VERIFIES(f->store, f->served, now + 31 * TESTPKI_DAY);
+	VERIFIES(f->store, f->served, now + 31 * TESTPKI_DAY);
 	assert_counts(f, 1, 6);
 }
 
@@ -260,14 +264,10 @@ test_verifycache_flush_forgets(void **state)
 {
 	struct fixture	*f = *state;
 	time_t		 now = time(NULL);
-	struct result	 r;
 
-	r = verify(f, f->store, f->served, HOST, now);
-	testpki_stack_free(r.chain);
+	VERIFIES(f->store, f->served, now);
 	verifycache_flush(f->vc);
-	r = verify(f, f->store, f->served, HOST, now);
-	assert_int_equal(r.ok, 1);
-	testpki_stack_free(r.chain);
+	VERIFIES(f->store, f->served, now);
 	assert_counts(f, 0, 2);
 }
 
@@ -277,32 +277,23 @@ test_verifycache_drops_the_least_recently_used(void **state)
 	struct fixture	*f = *state;
 	X509_STORE	*stores[VERIFYCACHE_SIZE + 1];
 	time_t		 now = time(NULL);
-	struct result	 r;
-	size_t		 i;
+	size_t		 i, last = VERIFYCACHE_SIZE;
 
 	/* As many stores as slots, one more: one chain under each. */
-	for (i = 0; i <= VERIFYCACHE_SIZE; i++)
+	for (i = 0; i <= last; i++)
 		stores[i] = testpki_store(f->a.root, NULL);
-	for (i = 0; i < VERIFYCACHE_SIZE; i++) {
-		r = verify(f, stores[i], f->served, HOST, now);
-		testpki_stack_free(r.chain);
-	}
+	for (i = 0; i < last; i++)
+		VERIFIES(stores[i], f->served, now);
 	/* The first is used again; the one more takes the second's slot. */
-	r = verify(f, stores[0], f->served, HOST, now);
-	testpki_stack_free(r.chain);
-	r = verify(f, stores[VERIFYCACHE_SIZE], f->served, HOST, now);
-	testpki_stack_free(r.chain);
-	assert_counts(f, 1, VERIFYCACHE_SIZE + 1);
-	r = verify(f, stores[0], f->served, HOST, now);
-	testpki_stack_free(r.chain);
-	r = verify(f, stores[VERIFYCACHE_SIZE], f->served, HOST, now);
-	testpki_stack_free(r.chain);
-	assert_counts(f, 3, VERIFYCACHE_SIZE + 1);
-	r = verify(f, stores[1], f->served, HOST, now);
-	assert_int_equal(r.ok, 1);
-	testpki_stack_free(r.chain);
-	assert_counts(f, 3, VERIFYCACHE_SIZE + 2);
-	for (i = 0; i <= VERIFYCACHE_SIZE; i++)
+	VERIFIES(stores[0], f->served, now);
+	VERIFIES(stores[last], f->served, now);
+	assert_counts(f, 1, last + 1);
+	VERIFIES(stores[0], f->served, now);
+	VERIFIES(stores[last], f->served, now);
+	assert_counts(f, 3, last + 1);
+	VERIFIES(stores[1], f->served, now);
+	assert_counts(f, 3, last + 2);
+	for (i = 0; i <= last; i++)
 		X509_STORE_free(stores[i]);
 }
 
