@@ -78,6 +78,12 @@ probe_free(struct probe *p)
 {
 	if (p == NULL)
 		return;
+	/*
+	 * A lookup given up (at connect_timeout) is freed by a callback that
+	 * evdns defers to the loop: let it run before the loop goes.
+	 */
+	if (p->base != NULL)
+		(void)event_base_loop(p->base, EVLOOP_NONBLOCK);
 	if (p->dns != NULL)
 		evdns_base_free(p->dns, 0);
 	if (p->base != NULL)

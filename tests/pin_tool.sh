@@ -779,7 +779,8 @@ pki_pin CHECK_LEAF check
 CPORT=$(free_port)
 serve CHECK_SERVER "$CPORT" "$PKI/check.pem" "$PKI/check.key" \
     "$PKI/inter.pem"
-start_dnsd --map check.test=127.0.0.1 --map loop.test=127.0.0.1
+start_dnsd --map check.test=127.0.0.1 --map loop.test=127.0.0.1 \
+    --map slow.test=127.0.0.1 --slow slow.test=5
 cat >"$TMP/resolve.conf" <<EOF
 [pins:check]
 hosts = check.test
@@ -803,6 +804,18 @@ if wait_port "$CPORT"; then
 	check_rc "a name the resolver does not know gives status 1" 1 nodns
 	check_grep "an unknown name is reported on stderr" \
 	    "^pinproxy-pin: cannot resolve nowhere.test" "$TMP/nodns.err"
+	# A name whose answer comes after connect_timeout: reported, and
+	# the request given up leaves nothing behind (LeakSanitizer).
+	printf '[proxy]\nconnect_timeout = 1s\n[pins:slow]\nhosts = slow.test\nport = %s\npin = %s\npin = %s\n' \
+	    "$CPORT" "$CHECK_LEAF" "$RSA" >"$TMP/slowdns.conf"
+	run slowdns env PINPROXY_RESOLV_CONF="$TMP/resolv.conf" \
+	    "$PINPROXY_PIN" --check -c "$TMP/slowdns.conf"
+	check_grep "--check: no DNS answer within connect_timeout, said so" \
+	    "^slow.test:$CPORT  pinset=slow  error \(no DNS answer within 1s\)$" \
+	    "$TMP/slowdns.out"
+	check_rc "--check: a DNS timeout gives status 1" 1 slowdns
+	check "--check: the request given up leaks nothing" \
+	    test -z "$(grep -i 'leak' "$TMP/slowdns.err")"
 else
 	not_ok "the check.test s_server did not start"
 fi
