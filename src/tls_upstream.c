@@ -17,6 +17,7 @@
 
 #include "conf.h"
 #include "hostmatch.h"
+#include "monotime.h"
 #include "pincheck.h"
 #include "tls_upstream.h"
 #include "trust.h"
@@ -165,7 +166,9 @@ tls_upstream_new_session_cb(SSL *ssl, SSL_SESSION *sess)
 
 /*
  * OpenSSL's verification of a chain, through the chains verified lately
- * (verifycache.h) for the name this connection checks.
+ * (verifycache.h) for the name this connection checks; a configuration
+ * that a reload retired keeps none (its handshakes still running verify
+ * in full).
  */
 static int
 tls_upstream_verify_cb(X509_STORE_CTX *sctx, void *arg)
@@ -178,10 +181,10 @@ tls_upstream_verify_cb(X509_STORE_CTX *sctx, void *arg)
 	    SSL_get_ex_data_X509_STORE_CTX_idx());
 	if (ssl != NULL)
 		tc = SSL_get_ex_data(ssl, tls_upstream_index);
-	if (tc == NULL || tc->t->verified == NULL)
+	if (tc == NULL || tc->t->verified == NULL || tc->t->retired)
 		return X509_verify_cert(sctx);
 	return verifycache_verify(tc->t->verified, sctx, tc->host,
-	    time(NULL));
+	    time(NULL), (long long)(monotime_us() / 1000000));
 }
 
 /* A client context that verifies peers against store (takes it over). */
@@ -461,4 +464,13 @@ tls_upstream_release_chains(SSL *ssl)
 {
 	tls_upstream_empty(SSL_get0_verified_chain(ssl));
 	tls_upstream_empty(SSL_get_peer_cert_chain(ssl));
+}
+
+void
+tls_upstream_verified_counts(const struct tls_upstream *t,
+    unsigned long *hits, unsigned long *misses)
+{
+	*hits = *misses = 0;
+	if (t->verified != NULL)
+		verifycache_counts(t->verified, hits, misses);
 }

@@ -106,5 +106,9 @@ void			 tls_upstream_passed(SSL *ssl,
  * the chain the peer sent become empty; the peer's certificate stays.
  */
 void			 tls_upstream_release_chains(SSL *ssl);
+/* How often a chain was taken from the chains verified lately, or not. */
+void			 tls_upstream_verified_counts(
+			    const struct tls_upstream *t, unsigned long *hits,
+			    unsigned long *misses);
 
 #endif

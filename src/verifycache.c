@@ -23,9 +23,10 @@
 struct verifycache_entry {
 	unsigned char		 key[VERIFYCACHE_KEY_LEN];
 	STACK_OF(X509)		*chain;		/* NULL: a free slot */
-	time_t			 from;		/* usable from, */
+	time_t			 from;		/* valid from, */
 	time_t			 until;		/* until (as OpenSSL, a
 						   notAfter of now is past) */
+	long long		 expires;	/* monotonic: kept until */
 	unsigned long		 used;		/* the clock when last used */
 };
 
@@ -98,7 +99,7 @@ static bool
 verifycache_key(struct verifycache *vc, X509_STORE_CTX *sctx,
     const char *name, unsigned char key[VERIFYCACHE_KEY_LEN])
 {
-	const X509_STORE	*store = X509_STORE_CTX_get0_store(sctx);
+	uintptr_t		 store = (uintptr_t)X509_STORE_CTX_get0_store(sctx);
 	STACK_OF(X509)		*sent = X509_STORE_CTX_get0_untrusted(sctx);
 	X509			*leaf = X509_STORE_CTX_get0_cert(sctx);
 	unsigned int		 len;
@@ -117,7 +118,7 @@ verifycache_key(struct verifycache *vc, X509_STORE_CTX *sctx,
 	    len == VERIFYCACHE_KEY_LEN;
 }
 
-/* The window in which every certificate of chain is valid, within ttl. */
+/* The window in which every certificate of chain is valid; false: none. */
 static bool
 verifycache_window(STACK_OF(X509) *chain, time_t now, time_t *from,
     time_t *until)
@@ -126,8 +127,7 @@ verifycache_window(STACK_OF(X509) *chain, time_t now, time_t *from,
 	time_t	 t;
 	int	 i;
 
-	*from = 0;
-	*until = now + VERIFYCACHE_SECONDS;
+	*from = *until = 0;
 	for (i = 0; i < sk_X509_num(chain); i++) {
 		x = sk_X509_value(chain, i);
 		if (!certfile_asn1_time(X509_get0_notBefore(x), &t))
@@ -136,7 +136,7 @@ verifycache_window(STACK_OF(X509) *chain, time_t now, time_t *from,
 			*from = t;
 		if (!certfile_asn1_time(X509_get0_notAfter(x), &t))
 			return false;
-		if (t < *until)
+		if (i == 0 || t < *until)
 			*until = t;
 	}
 	return *from <= now && now < *until;
@@ -164,7 +164,7 @@ verifycache_use(struct verifycache *vc, struct verifycache_entry *e,
 /* Keep sctx's verified chain under key, in the least recently used slot. */
 static void
 verifycache_keep(struct verifycache *vc, X509_STORE_CTX *sctx,
-    const unsigned char key[VERIFYCACHE_KEY_LEN], time_t now)
+    const unsigned char key[VERIFYCACHE_KEY_LEN], time_t now, long long mono)
 {
 	struct verifycache_entry	*e = &vc->e[0];
 	STACK_OF(X509)			*chain;
@@ -185,12 +185,13 @@ verifycache_keep(struct verifycache *vc, X509_STORE_CTX *sctx,
 	e->chain = chain;
 	e->from = from;
 	e->until = until;
+	e->expires = mono + VERIFYCACHE_SECONDS;
 	e->used = ++vc->clock;
 }
 
 int
 verifycache_verify(struct verifycache *vc, X509_STORE_CTX *sctx,
-    const char *name, time_t now)
+    const char *name, time_t now, long long mono)
 {
 	struct verifycache_entry	*e;
 	unsigned char			 key[VERIFYCACHE_KEY_LEN];
@@ -204,7 +205,7 @@ verifycache_verify(struct verifycache *vc, X509_STORE_CTX *sctx,
 		if (e->chain == NULL ||
 		    memcmp(e->key, key, VERIFYCACHE_KEY_LEN) != 0)
 			continue;
-		if (e->from <= now && now < e->until)
+		if (e->from <= now && now < e->until && mono < e->expires)
 			return verifycache_use(vc, e, sctx);
 		/* Out of its window: verified again, and kept anew. */
 		sk_X509_pop_free(e->chain, X509_free);
@@ -214,7 +215,7 @@ verifycache_verify(struct verifycache *vc, X509_STORE_CTX *sctx,
 	vc->misses++;
 	ok = X509_verify_cert(sctx);
 	if (keyed && ok > 0 && X509_STORE_CTX_get_error(sctx) == X509_V_OK)
-		verifycache_keep(vc, sctx, key, now);
+		verifycache_keep(vc, sctx, key, now, mono);
 	return ok;
 }
 

@@ -6,7 +6,9 @@
  * X509_verify_cert(3) built for exactly the same certificates as sent
  * (every DER byte, in order), the same name checked and the same trust
  * store; it is used only while every certificate of that chain is within
- * its validity, and at most VERIFYCACHE_SECONDS after the verification.
+ * its validity (by the wall clock, as OpenSSL checks it), and at most
+ * VERIFYCACHE_SECONDS after the verification (by a monotonic clock, which
+ * a step of the wall clock does not stretch).
  * Only successes are kept: a chain that failed is verified each time.
  */
 #ifndef PINPROXY_VERIFYCACHE_H
@@ -30,12 +32,14 @@ void			 verifycache_flush(struct verifycache *vc);
 void			 verifycache_free(struct verifycache *vc);
 /*
  * What X509_verify_cert(sctx) returns, with name the host or address its
- * parameters check, at now: from the cache when it holds the chain, which
- * then becomes sctx's verified chain with X509_V_OK; otherwise verified,
- * and kept when it passed.
+ * parameters check, at now (the wall clock) and mono (seconds of a
+ * monotonic clock): from the cache when it holds the chain, which then
+ * becomes sctx's verified chain with X509_V_OK; otherwise verified, and
+ * kept when it passed.
  */
 int			 verifycache_verify(struct verifycache *vc,
-			    X509_STORE_CTX *sctx, const char *name, time_t now);
+			    X509_STORE_CTX *sctx, const char *name, time_t now,
+			    long long mono);
 /* Hits and misses so far, for tests and debugging. */
 void			 verifycache_counts(const struct verifycache *vc,
 			    unsigned long *hits, unsigned long *misses);

@@ -512,6 +512,43 @@ test_runconf_retire_drops_and_keeps_no_upstream_sessions(void **state)
 	testpki_chain_free(&c);
 }
 
+/*
+ * Full handshakes (the server keeps no session) take the chain verified
+ * by the one before; a retired generation verifies each in full.
+ */
+static void
+test_runconf_verified_chains_serve_the_current_generation(void **state)
+{
+	struct fixture		*fx = *state;
+	struct conf		*conf = conf_with_ca(fx, fx->cert, fx->key);
+	struct testpki_chain	 c;
+	struct runconf		*rc;
+	SSL_CTX			*sctx;
+	unsigned long		 hits, misses;
+
+	sctx = upstream_server(fx, conf, &c);
+	SSL_CTX_set_options(sctx, SSL_OP_NO_TICKET);
+	SSL_CTX_set_session_cache_mode(sctx, SSL_SESS_CACHE_OFF);
+	rc = build_ok(conf, 1, NULL);
+
+	assert_false(upstream_once(rc, sctx));
+	assert_false(upstream_once(rc, sctx));
+	tls_upstream_verified_counts(rc->tls, &hits, &misses);
+	assert_int_equal(hits, 1);
+	assert_int_equal(misses, 1);
+	runconf_retire(rc);
+	assert_false(upstream_once(rc, sctx));
+	assert_false(upstream_once(rc, sctx));
+	tls_upstream_verified_counts(rc->tls, &hits, &misses);
+	assert_int_equal(hits, 1);
+	assert_int_equal(misses, 1);
+
+	runconf_unref(rc);
+	conf_unref(conf);
+	SSL_CTX_free(sctx);
+	testpki_chain_free(&c);
+}
+
 static void
 test_runconf_for_upstreams_only_reads_and_creates_no_ca(void **state)
 {
@@ -656,6 +693,7 @@ main(void)
 		FX_TEST(test_runconf_reads_an_unchanged_ca_again_once_it_expired),
 		FX_TEST(test_runconf_retire_empties_only_the_leaves),
 		FX_TEST(test_runconf_retire_drops_and_keeps_no_upstream_sessions),
+		FX_TEST(test_runconf_verified_chains_serve_the_current_generation),
 		FX_TEST(test_runconf_for_upstreams_only_reads_and_creates_no_ca),
 		FX_TEST(test_runconf_for_upstreams_fails_on_a_missing_trust_file),
 	};

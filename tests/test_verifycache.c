@@ -34,6 +34,7 @@ struct fixture {
 	X509_STORE		*store;		/* trusts the root */
 	X509_STORE		*empty;		/* trusts nothing */
 	struct verifycache	*vc;
+	long long		 mono;		/* the monotonic clock */
 };
 
 /* What one verification gave. */
@@ -60,6 +61,7 @@ setup(void **state)
 	assert_non_null(f->empty);
 	f->vc = verifycache_new();
 	assert_non_null(f->vc);
+	f->mono = 1000;
 	*state = f;
 	return 0;
 }
@@ -81,7 +83,10 @@ teardown(void **state)
 	return 0;
 }
 
-/* Verify served for host against store through the cache, at now. */
+/*
+ * Verify served for host against store through the cache, at now by the
+ * wall clock and f->mono by the monotonic one.
+ */
 static struct result
 verify(struct fixture *f, X509_STORE *store, STACK_OF(X509) *served,
     const char *host, time_t now)
@@ -96,7 +101,7 @@ verify(struct fixture *f, X509_STORE *store, STACK_OF(X509) *served,
 	assert_int_equal(X509_STORE_CTX_set_default(ctx, "ssl_server"), 1);
 	assert_int_equal(X509_VERIFY_PARAM_set1_host(
 	    X509_STORE_CTX_get0_param(ctx), host, 0), 1);
-	r.ok = verifycache_verify(f->vc, ctx, host, now);
+	r.ok = verifycache_verify(f->vc, ctx, host, now, f->mono);
 	r.error = X509_STORE_CTX_get_error(ctx);
 	r.chain = r.ok == 1 ? X509_STORE_CTX_get1_chain(ctx) : NULL;
 	X509_STORE_CTX_free(ctx);
@@ -247,16 +252,22 @@ test_verifycache_stands_only_within_its_window(void **state)
 	/* Before every certificate's notBefore (an hour ago): no hit. */
 	VERIFIES(f->store, f->served, now - 2 * TESTPKI_HOUR);
 	assert_counts(f, 0, 2);
-	/* Kept again at now; then the cache's own time runs out. */
+	/* Kept again; the wall clock stepped back or on: still a hit. */
 	VERIFIES(f->store, f->served, now);
-	VERIFIES(f->store, f->served, now + VERIFYCACHE_SECONDS - 1);
-	assert_counts(f, 1, 3);
-	VERIFIES(f->store, f->served, now + 2 * VERIFYCACHE_SECONDS + 1);
-	assert_counts(f, 1, 4);
+	VERIFIES(f->store, f->served, now - TESTPKI_HOUR / 2);
+	VERIFIES(f->store, f->served, now + 2 * VERIFYCACHE_SECONDS);
+	assert_counts(f, 2, 3);
+	/* The cache's own time runs on the monotonic clock. */
+	f->mono += VERIFYCACHE_SECONDS - 1;
+	VERIFIES(f->store, f->served, now);
+	assert_counts(f, 3, 3);
+	f->mono += 1;
+	VERIFIES(f->store, f->served, now);
+	assert_counts(f, 3, 4);
 	/* Past the leaf's notAfter (30 days): never from the cache. */
 	VERIFIES(f->store, f->served, now + 31 * TESTPKI_DAY);
 	VERIFIES(f->store, f->served, now + 31 * TESTPKI_DAY);
-	assert_counts(f, 1, 6);
+	assert_counts(f, 3, 6);
 }
 
 static void
