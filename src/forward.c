@@ -7,10 +7,12 @@
  */
 #include "config.h"
 
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 
 #include <stdio.h>
@@ -88,10 +90,15 @@ struct forward {
 	uint64_t		 body_up;	/* request body sent upstream */
 	struct event		*dial_ev;	/* the client, while CONNECTING */
 	struct event		*head_timer;	/* a response head begun */
+	struct event		*left_timer;	/* a held client: still there? */
 };
 
 static void	forward_open(struct forward *);
 static bool	forward_upstream_read(struct forward *);
+static void	forward_watch_left(struct forward *);
+
+/* How often a client held back from sending its body is looked at. */
+#define FORWARD_LEFT_LOOK_MS	1000
 
 /* Count bytes of the exchange: up from, down to the client. */
 static void
@@ -318,6 +325,70 @@ forward_request_sent(struct forward *f)
 		forward_done(f);
 }
 
+/*
+ * Whether the client held back from sending its body (the server stopped
+ * taking it) left: it reset the connection, or ended its side with less
+ * of the body unread than its Content-Length still owes, so that the
+ * request can never be whole. Its socket is not read meanwhile, so its
+ * end would otherwise wait for idle_timeout. A chunked body cannot be
+ * counted ahead; nor can one behind TLS, whose unread bytes are records.
+ */
+static bool
+forward_client_left(const struct forward *f)
+{
+	struct bufferevent	*cb = f->x->bev;
+	const struct http_head	*h = http_msg_head(f->x->req);
+	evutil_socket_t		 fd = bufferevent_getfd(cb);
+	uint64_t		 have;
+	int			 queued;
+
+	if (fd == -1 || !sockprog_peer_ended(fd))
+		return false;
+	if (sockprog_failed(fd))
+		return true;
+	if (h == NULL || h->framing != HTTP_FRAMING_LENGTH ||
+	    bufferevent_get_underlying(cb) != NULL ||
+	    bufferevent_openssl_get_ssl(cb) != NULL ||
+	    ioctl(fd, FIONREAD, &queued) != 0 || queued < 0)
+		return false;
+	have = f->body_up + evbuffer_get_length(bufferevent_get_input(cb)) +
+	    (uint64_t)queued;
+	return have < h->content_length;
+}
+
+static void
+forward_left_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct forward	*f = arg;
+
+	(void)fd;
+	(void)what;
+	if (f->state != FORWARD_EXCHANGE || f->req_done ||
+	    (bufferevent_get_enabled(f->x->bev) & EV_READ))
+		return;
+	if (forward_client_left(f)) {
+		log_msg(EV_DEBUG, "client %s: gone while its request body "
+		    "waited for %s", f->x->client, f->authority);
+		forward_client_gone(f);
+		return;
+	}
+	forward_watch_left(f);
+}
+
+/* The client is held back: look at it now and then (forward_left_cb). */
+static void
+forward_watch_left(struct forward *f)
+{
+	struct timeval	 tv = { FORWARD_LEFT_LOOK_MS / 1000,
+			    (FORWARD_LEFT_LOOK_MS % 1000) * 1000 };
+
+	if (f->left_timer == NULL)
+		f->left_timer = evtimer_new(f->x->env->base, forward_left_cb,
+		    f);
+	if (f->left_timer != NULL)
+		evtimer_add(f->left_timer, &tv);
+}
+
 /* Forward request body bytes that belong to the current request. */
 static void
 forward_request_body(struct forward *f)
@@ -370,6 +441,8 @@ forward_request_body(struct forward *f)
 		return;
 	}
 	relay_throttle(cb, ub);
+	if (!(bufferevent_get_enabled(cb) & EV_READ))
+		forward_watch_left(f);
 }
 
 /* Whether a 101 names only protocols that the request offered. */
@@ -613,6 +686,8 @@ forward_upstream_drained(struct forward *f)
 {
 	if (f->state != FORWARD_EXCHANGE || f->req_done)
 		return;
+	if (f->left_timer != NULL)
+		evtimer_del(f->left_timer);
 	relay_unthrottle(f->x->bev, upstream_bev(f->up));
 }
 
@@ -1040,6 +1115,8 @@ forward_free(void *arg)
 	sockwatch_free(&f->dial_ev);
 	if (f->head_timer != NULL)
 		event_free(f->head_timer);
+	if (f->left_timer != NULL)
+		event_free(f->left_timer);
 	http_msg_free(f->resp);
 	evbuffer_free(f->pending);
 	free(f->offer);

@@ -14,6 +14,18 @@
 
 #include "sockprog.h"
 
+/*
+ * The kernel's TCP states that follow the peer's FIN or a reset, as
+ * tcpi_state reports them (<netinet/tcp.h> names them, but cannot be
+ * included beside <linux/tcp.h>).
+ */
+enum {
+	SOCKPROG_TCP_CLOSE = 7,
+	SOCKPROG_TCP_CLOSE_WAIT = 8,
+	SOCKPROG_TCP_LAST_ACK = 9,
+	SOCKPROG_TCP_CLOSING = 11
+};
+
 /* fd's TCP_INFO, or false when it has none with the fields used here. */
 static bool
 sockprog_info(int fd, struct tcp_info *ti)
@@ -54,4 +66,26 @@ sockprog_failed(int fd)
 
 	return getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 &&
 	    err != 0;
+}
+
+bool
+sockprog_peer_ended(int fd)
+{
+	struct tcp_info	 ti;
+	socklen_t	 len = sizeof(ti);
+
+	memset(&ti, 0, sizeof(ti));
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 ||
+	    len < offsetof(struct tcp_info, tcpi_state) +
+	    sizeof(ti.tcpi_state))
+		return false;
+	switch (ti.tcpi_state) {
+	case SOCKPROG_TCP_CLOSE:
+	case SOCKPROG_TCP_CLOSE_WAIT:
+	case SOCKPROG_TCP_LAST_ACK:
+	case SOCKPROG_TCP_CLOSING:
+		return true;
+	default:
+		return false;
+	}
 }

@@ -31,4 +31,10 @@ uint64_t	 sockprog_look_ms(uint64_t wait_ms);
 /* Whether fd has a pending error (a reset, say), which this takes. */
 bool		 sockprog_failed(int fd);
 
+/*
+ * Whether the peer of fd ended its side (its FIN came, whatever of its
+ * bytes still waits unread) or the whole connection (a reset).
+ */
+bool		 sockprog_peer_ended(int fd);
+
 #endif

@@ -15,6 +15,9 @@ and rst-hello, which never speak TLS):
     rst-body    answer the first request with Content-Length SIZE, send
                 AFTER bytes of it, then reset the connection (SO_LINGER 0)
     nohead      read the request head, then close without a byte
+    stall       read the request head, then nothing more (no byte of a
+                body, no answer) until the connection is reset or
+                IO_TIMEOUT passes
     cut         answer the first request with a close-delimited body, send
                 AFTER bytes of it, then end the TCP connection (a FIN)
                 without a TLS close_notify: a truncated body
@@ -353,6 +356,19 @@ class Handler(socketserver.BaseRequestHandler):
                          b"POISON")
         sock.close()
 
+    def mode_stall(self, sock):
+        self.read_request(sock, b"")
+        raw = sock
+        deadline = time.monotonic() + IO_TIMEOUT
+        # Watch for the end without reading: a reset shows as an error.
+        while time.monotonic() < deadline:
+            err = raw.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if err:
+                self.server.recorder.log(self.conn, "reset")
+                break
+            time.sleep(0.05)
+        sock.close()
+
     def mode_nohead(self, sock):
         self.read_request(sock, b"")
         if isinstance(sock, ssl.SSLSocket):
@@ -378,7 +394,8 @@ def main():
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--bind", default="127.0.0.1")
     p.add_argument("--mode", required=True,
-                   choices=["hello", "rst-body", "nohead", "cut", "end",
+                   choices=["hello", "rst-body", "nohead", "stall", "cut",
+                            "end",
                             "tls-close", "alert", "garbage", "rst-hello",
                             "switch", "status", "notify-back",
                             "headbody", "banner", "banner-close",

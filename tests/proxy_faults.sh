@@ -44,7 +44,8 @@ EOF
 # name the TLS origins serve.
 SANS=$(dns_sans api.test slowdns.test rst.test nohead.test silent.test \
     alert.test garbage.test rsthello.test cut.test end.test tls12.test \
-    interims.test bannerclose.test trickle.test rr.test moved.test)
+    interims.test bannerclose.test trickle.test rr.test moved.test \
+    stall.test)
 make_pki multi "$SANS,IP:127.0.0.1" inter
 pki_pin PIN_INTER inter
 pki_pin PIN_RSA rsa
@@ -92,6 +93,9 @@ start_server O_B "$TMP/ob.log" python3 "$BADORIGIN" --port "$OB" $CERT \
 OK=$(free_port)
 start_server O_K "$TMP/ok.log" python3 "$BADORIGIN" --port "$OK" $CERT \
     --mode trickle
+OS=$(free_port)
+start_server O_S "$TMP/os.log" python3 "$BADORIGIN" --port "$OS" $CERT \
+    --mode stall
 never=()
 for i in $(seq 0 39); do
 	never+=(--slow "never$i.test=30")
@@ -138,7 +142,7 @@ $3
 EOF
 	for h in api:$OM silent:$OQ rst:$OR alert:$OA garbage:$OG \
 	    rsthello:$OH nohead:$ON cut:$OC end:$OE tls12:$OT interims:$OI \
-	    bannerclose:$OB trickle:$OK; do
+	    bannerclose:$OB trickle:$OK stall:$OS; do
 		cat <<EOF
 
 [pins:set-${h%%:*}]
@@ -559,6 +563,45 @@ check_eq "client leaves mid-upload: no complete body reached the origin" 0 \
     "$(grep -c "^{\"conn\": ${up:-none}, \"event\": \"body\"" "$TMP/om.log")"
 alive "client leaves mid-upload" "$PP_F" "$PF"
 check_fds "client leaves mid-upload" "$PP_F" "$BASE_F"
+
+# The same to a server that stopped reading: pinproxy holds the client
+# back and reads nothing of it; a client that resets its connection is
+# found within a second or so all the same (not at idle_timeout, 5 min
+# here), and the upstream is reset. (A client that only closes sends its
+# FIN behind its own unsent body bytes: nothing of it can reach pinproxy
+# before idle_timeout.)
+n=$(origin_count "$TMP/os.log" reset)
+python3 - "$PF" <<'EOF'
+import socket, struct, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(b"POST http://stall.test/upload HTTP/1.1\r\n"
+          b"Host: stall.test\r\nContent-Length: 104857600\r\n\r\n")
+s.settimeout(2)
+block = b"u" * 65536
+try:
+    while True:
+        s.sendall(block)
+except OSError:
+    pass
+s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+s.close()
+EOF
+start=$(now_ms)
+for (( i = 0; i < 100; i++ )); do
+	[ "$(origin_count "$TMP/os.log" reset)" -gt "$n" ] && break
+	t_sleep 0.05
+done
+ms=$(( $(now_ms) - start ))
+check "client reset mid-upload to a server that stopped \
+reading: the upstream reset in $ms ms" \
+    test "$(origin_count "$TMP/os.log" reset)" -gt "$n"
+check_log "client reset mid-upload, server not reading: its \
+access line" "$TMP/f.log" "$(kv event access)" "$(kv host stall.test)" \
+    "$(kv mode plain)"
+alive "client reset mid-upload to a server that stopped reading" \
+    "$PP_F" "$PF"
+check_fds "client reset mid-upload to a server that stopped reading" \
+    "$PP_F" "$BASE_F"
 
 # Slow DNS (1 s) within connect_timeout = 3s.
 start=$(now_ms)
