@@ -228,6 +228,14 @@ relay_idle_cb(evutil_socket_t fd, short what, void *arg)
 	struct relay	*r = arg;
 	bool		 client, server;
 
+	/*
+	 * A client that reset its connection while its way waits on the
+	 * server (nothing reads its socket then) shows only here.
+	 */
+	if (sockprog_failed(r->way[0].from.fd)) {
+		relay_end(r, RELAY_CLIENT_ERROR, "the client reset");
+		return;
+	}
 	/* Both looked at, so that both marks are of now. */
 	client = sockprog_moved(r->way[0].from.fd, &r->acked[0]);
 	server = sockprog_moved(r->way[1].from.fd, &r->acked[1]);

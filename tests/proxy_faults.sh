@@ -745,6 +745,60 @@ check_eq "a banner, then the end: then the end, in order" end=close_notify \
     "$(grep '^end=' "$TMP/bc.out")"
 stop_pinproxy "$PP_B" "$TMP/b.log"
 
+# A relay whose server stopped reading holds the client back too: a
+# client that resets its connection is found at the relay's next look
+# (a quarter of idle_timeout, 2 s here), not at idle_timeout (8 s). A
+# blind tunnel to a sink that never reads.
+cat >"$TMP/sink.py" <<'EOF'
+import socket, sys, time
+l = socket.socket()
+l.bind(("127.0.0.1", 0))
+l.listen(8)
+print(l.getsockname()[1], flush=True)
+held = []
+while True:
+    held.append(l.accept()[0])
+EOF
+spawn SINK python3 "$TMP/sink.py" >"$TMP/sink.out"
+for (( i = 0; i < 100; i++ )); do
+	[ -s "$TMP/sink.out" ] && break
+	t_sleep 0.05
+done
+SINKP=$(head -n 1 "$TMP/sink.out")
+PR=$(free_port)
+conf "$PR" r "idle_timeout = 8s
+connect_ports = $SINKP" >"$TMP/r.conf"
+check "pinproxy R (idle_timeout = 8s) listens on 127.0.0.1:$PR" \
+    start_pinproxy PP_R "$PR" "$TMP/r.conf" "$TMP/r.log"
+out=$(py - "$PR" "$SINKP" <<'EOF'
+import socket, struct, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(b"CONNECT 127.0.0.1:%s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" %
+          sys.argv[2].encode())
+head = b""
+while not head.endswith(b"\r\n\r\n"):
+    head += s.recv(1)
+s.settimeout(1)
+try:
+    while True:
+        s.sendall(b"\x00" * 65536)
+except OSError:
+    pass
+s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+s.close()
+print(head.split(b"\r\n")[0].decode())
+EOF
+)
+start=$(now_ms)
+wait_log "$TMP/r.log" "$(kv event access)" >/dev/null
+ms=$(( $(now_ms) - start ))
+check_eq "a blind tunnel to a sink: the 200" \
+    "HTTP/1.1 200 Connection established" "$out"
+check "a client reset while its tunnel's server stopped reading: ended \
+at the relay's next look, before idle_timeout ($ms ms)" test "$ms" -lt 5000
+stop_pinproxy "$PP_R" "$TMP/r.log"
+stop "$SINK"
+
 # A reload reads resolv.conf again: the network (and its nameserver) may
 # have changed since the start. moved.test is known only to a second
 # dnsd, which resolv.conf names from now on.
