@@ -332,6 +332,8 @@ forward_request_sent(struct forward *f)
  * request can never be whole. Its socket is not read meanwhile, so its
  * end would otherwise wait for idle_timeout. A chunked body cannot be
  * counted ahead; nor can one behind TLS, whose unread bytes are records.
+ * Once the final answer is on its way, an end is a client that stops its
+ * upload and reads the answer (RFC 9112, 9.6): only a reset counts then.
  */
 static bool
 forward_client_left(const struct forward *f)
@@ -346,7 +348,8 @@ forward_client_left(const struct forward *f)
 		return false;
 	if (sockprog_failed(fd))
 		return true;
-	if (h == NULL || h->framing != HTTP_FRAMING_LENGTH ||
+	if (forward_final_sent(f) || h == NULL ||
+	    h->framing != HTTP_FRAMING_LENGTH ||
 	    bufferevent_get_underlying(cb) != NULL ||
 	    bufferevent_openssl_get_ssl(cb) != NULL ||
 	    ioctl(fd, FIONREAD, &queued) != 0 || queued < 0)
