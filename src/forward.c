@@ -366,7 +366,7 @@ forward_left_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (f->state != FORWARD_EXCHANGE || f->req_done ||
+	if (f->state != FORWARD_EXCHANGE || f->req_done || f->x->bev == NULL ||
 	    (bufferevent_get_enabled(f->x->bev) & EV_READ))
 		return;
 	if (forward_client_left(f)) {
