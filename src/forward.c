@@ -438,6 +438,11 @@ forward_request_body(struct forward *f)
 		forward_request_sent(f);
 		return;
 	}
+	if (f->client_eof && forward_final_sent(f)) {
+		/* It stopped its upload for the answer: that goes on. */
+		bufferevent_disable(cb, EV_READ);
+		return;
+	}
 	if (f->client_eof) {
 		/* It shut down its side before its body ended: it left. */
 		forward_client_gone(f);
@@ -1060,13 +1065,17 @@ forward_client_drained(struct forward *f)
 /*
  * Whether the client may have shut down its sending side now: while the
  * upstream is dialled (its request's end is then judged from what it
- * sent, see forward_request_body), or once its request is all upstream.
+ * sent, see forward_request_body), once its request is all upstream, or
+ * once the final answer is on its way: a server that answers before the
+ * body ended tells the client to stop sending it, and the client then
+ * ends its side and reads the answer (RFC 9112, 9.6).
  */
 static bool
 forward_half_close_ok(const struct forward *f)
 {
 	return f->state == FORWARD_CONNECTING ||
-	    (f->state == FORWARD_EXCHANGE && f->req_done);
+	    (f->state == FORWARD_EXCHANGE && (f->req_done ||
+	    forward_final_sent(f)));
 }
 
 static void

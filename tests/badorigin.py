@@ -15,6 +15,10 @@ and rst-hello, which never speak TLS):
     rst-body    answer the first request with Content-Length SIZE, send
                 AFTER bytes of it, then reset the connection (SO_LINGER 0)
     nohead      read the request head, then close without a byte
+    early       read the request head and answer at once, before any
+                body: "413 Content Too Large", Connection: close, a body
+                of SIZE bytes "e" in ten parts 0.1 s apart; then read
+                (and drop) what comes until the client's end, and close
     stall       read the request head, then nothing more (no byte of a
                 body, no answer) until the connection is reset or
                 IO_TIMEOUT passes
@@ -356,6 +360,23 @@ class Handler(socketserver.BaseRequestHandler):
                          b"POISON")
         sock.close()
 
+    def mode_early(self, sock):
+        self.read_request(sock, b"")
+        size = self.server.args.size
+        sock.sendall(b"HTTP/1.1 413 Content Too Large\r\nConnection: close\r\n"
+                     b"Content-Length: %d\r\n\r\n" % size)
+        for part in range(10):
+            time.sleep(0.1)
+            sock.sendall(b"e" * (size // 10 + (size % 10 if part == 9 else 0)))
+        dropped = 0
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                break
+            dropped += len(data)
+        self.server.recorder.log(self.conn, "dropped", bytes=dropped)
+        sock.close()
+
     def mode_stall(self, sock):
         self.read_request(sock, b"")
         raw = sock
@@ -394,7 +415,8 @@ def main():
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--bind", default="127.0.0.1")
     p.add_argument("--mode", required=True,
-                   choices=["hello", "rst-body", "nohead", "stall", "cut",
+                   choices=["hello", "rst-body", "nohead", "stall", "early",
+                            "cut",
                             "end",
                             "tls-close", "alert", "garbage", "rst-hello",
                             "switch", "status", "notify-back",

@@ -45,7 +45,7 @@ EOF
 SANS=$(dns_sans api.test slowdns.test rst.test nohead.test silent.test \
     alert.test garbage.test rsthello.test cut.test end.test tls12.test \
     interims.test bannerclose.test trickle.test rr.test moved.test \
-    stall.test)
+    stall.test early.test)
 make_pki multi "$SANS,IP:127.0.0.1" inter
 pki_pin PIN_INTER inter
 pki_pin PIN_RSA rsa
@@ -96,6 +96,9 @@ start_server O_K "$TMP/ok.log" python3 "$BADORIGIN" --port "$OK" $CERT \
 OS=$(free_port)
 start_server O_S "$TMP/os.log" python3 "$BADORIGIN" --port "$OS" $CERT \
     --mode stall
+OY=$(free_port)
+start_server O_Y "$TMP/oy.log" python3 "$BADORIGIN" --port "$OY" $CERT \
+    --mode early --size 200000
 never=()
 for i in $(seq 0 39); do
 	never+=(--slow "never$i.test=30")
@@ -142,7 +145,7 @@ $3
 EOF
 	for h in api:$OM silent:$OQ rst:$OR alert:$OA garbage:$OG \
 	    rsthello:$OH nohead:$ON cut:$OC end:$OE tls12:$OT interims:$OI \
-	    bannerclose:$OB trickle:$OK stall:$OS; do
+	    bannerclose:$OB trickle:$OK stall:$OS early:$OY; do
 		cat <<EOF
 
 [pins:set-${h%%:*}]
@@ -598,6 +601,26 @@ reading: the upstream reset in $ms ms" \
 check_log "client reset mid-upload, server not reading: its \
 access line" "$TMP/f.log" "$(kv event access)" "$(kv host stall.test)" \
     "$(kv mode plain)"
+# A server that answers before the body (a 413): the client stops its
+# upload and shuts down its side, as RFC 9112 (9.6) has it, and reads
+# the whole answer.
+out=$(py - "$PF" <<'EOF'
+import socket, sys
+from connect_client import read_rest
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(b"POST http://early.test/upload HTTP/1.1\r\n"
+          b"Host: early.test\r\nContent-Length: 10000000\r\n\r\n" +
+          b"u" * 100000)
+head = b""
+while b"\r\n\r\n" not in head:
+    head += s.recv(1)
+s.shutdown(socket.SHUT_WR)
+rest = read_rest(s, timeout=5)
+print(head.split(b"\r\n")[0].decode(), len(rest))
+EOF
+)
+check_eq "an answer before the body, the client stops and ends its side: \
+the whole answer" "HTTP/1.1 413 Content Too Large 200000" "$out"
 alive "client reset mid-upload to a server that stopped reading" \
     "$PP_F" "$PF"
 check_fds "client reset mid-upload to a server that stopped reading" \
