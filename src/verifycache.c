@@ -118,6 +118,21 @@ verifycache_key(struct verifycache *vc, X509_STORE_CTX *sctx,
 	    len == VERIFYCACHE_KEY_LEN;
 }
 
+/* Whether chain is small enough to keep (VERIFYCACHE_CHAIN_MAX). */
+static bool
+verifycache_small(STACK_OF(X509) *chain)
+{
+	size_t	 total = 0;
+	int	 i, len;
+
+	for (i = 0; i < sk_X509_num(chain); i++) {
+		if ((len = i2d_X509(sk_X509_value(chain, i), NULL)) <= 0)
+			return false;
+		total += (size_t)len;
+	}
+	return total <= VERIFYCACHE_CHAIN_MAX;
+}
+
 /* The window in which every certificate of chain is valid; false: none. */
 static bool
 verifycache_window(STACK_OF(X509) *chain, time_t now, time_t *from,
@@ -173,7 +188,8 @@ verifycache_keep(struct verifycache *vc, X509_STORE_CTX *sctx,
 
 	if ((chain = X509_STORE_CTX_get1_chain(sctx)) == NULL)
 		return;
-	if (!verifycache_window(chain, now, &from, &until)) {
+	if (!verifycache_small(chain) ||
+	    !verifycache_window(chain, now, &from, &until)) {
 		sk_X509_pop_free(chain, X509_free);
 		return;
 	}

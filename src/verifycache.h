@@ -23,6 +23,11 @@
 #define VERIFYCACHE_SIZE	32
 /* How long a verification stands. */
 #define VERIFYCACHE_SECONDS	600
+/*
+ * The largest chain kept, in DER bytes (real ones take a few KiB): the
+ * cache holds at most VERIFYCACHE_SIZE times this, parsed.
+ */
+#define VERIFYCACHE_CHAIN_MAX	(32 * 1024)
 
 struct verifycache;
 

@@ -16,6 +16,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -270,6 +271,41 @@ test_verifycache_stands_only_within_its_window(void **state)
 	assert_counts(f, 3, 6);
 }
 
+/* A chain larger than VERIFYCACHE_CHAIN_MAX verifies, and is not kept. */
+static void
+test_verifycache_keeps_no_large_chain(void **state)
+{
+	struct fixture		*f = *state;
+	struct testpki_spec	 spec;
+	STACK_OF(X509)		*served;
+	EVP_PKEY		*key;
+	X509			*big;
+	char			*san, *p;
+	time_t			 now = time(NULL);
+	size_t			 i, n = 2000;
+
+	/* 2000 names of 24 bytes: some 50 KiB of subjectAltName. */
+	san = p = malloc(n * 32 + 64);
+	assert_non_null(san);
+	p += sprintf(p, "DNS:%s", HOST);
+	for (i = 0; i < n; i++)
+		p += sprintf(p, ",DNS:h%05zu.example.test", i);
+	memset(&spec, 0, sizeof(spec));
+	spec.cn = "big";
+	spec.san = san;
+	key = testpki_key(TESTPKI_EC);
+	big = testpki_issue(&spec, key, f->a.ca, f->a.ca_key);
+	assert_true(i2d_X509(big, NULL) > VERIFYCACHE_CHAIN_MAX);
+	served = testpki_stack(big, f->a.ca, NULL);
+	VERIFIES(f->store, served, now);
+	VERIFIES(f->store, served, now);
+	assert_counts(f, 0, 2);
+	testpki_stack_free(served);
+	X509_free(big);
+	EVP_PKEY_free(key);
+	free(san);
+}
+
 static void
 test_verifycache_flush_forgets(void **state)
 {
@@ -327,6 +363,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    test_verifycache_stands_only_within_its_window,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_verifycache_keeps_no_large_chain, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_verifycache_flush_forgets, setup, teardown),
 		cmocka_unit_test_setup_teardown(
