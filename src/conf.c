@@ -196,7 +196,7 @@ conf_error_line(const struct conf *c, const char *err)
 		{ "ca_key ", c->lines.ca_key },
 		{ "report_file ", c->lines.report_file },
 		{ "observe_file ", c->lines.observe_file },
-		{ "stats_listen ", c->lines.stats_listen },
+		{ "stats_listen ", c->stats_listen.line },
 		{ "upstream_mark ", c->lines.upstream_mark },
 	};
 	const char	*at, *first = NULL;

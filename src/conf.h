@@ -84,7 +84,6 @@ struct conf_file_lines {
 	int			 ca_key;
 	int			 report_file;
 	int			 observe_file;
-	int			 stats_listen;
 	int			 upstream_mark;
 };
 

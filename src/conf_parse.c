@@ -97,7 +97,6 @@ struct conf_fwd_ref {
 	char		*pinset;	/* pinset = NAME, or NULL */
 	int		 pinset_line;
 	size_t		 inline_ps;	/* 1 + index of its pin lines' set */
-	int		*listen_line;	/* per listen address */
 };
 
 struct conf_parse {
@@ -117,10 +116,7 @@ struct conf_parse {
 	int			*candidate_lines; /* of its candidates */
 	int			 key_line[KEY__COUNT]; /* 0: not seen */
 	bool			 listen_default;
-	int			*listen_line;	/* per [proxy] listen address */
 	int			 ca_host_line;	/* 0: the default name */
-	int			*transparent_line; /* per transparent address */
-	int			 stats_line;
 
 	struct conf_host_seen	*hosts;
 	size_t			 nhosts;
@@ -289,41 +285,50 @@ conf_set_string(char **dst, const char *value)
 	*dst = value[0] == '\0' ? NULL : xstrdup(value);
 }
 
+/*
+ * Append the addresses of value (a list) to *v, which holds *n, each with
+ * the line that named it; nothing changes when one of them is bad.
+ */
+static bool
+conf_add_addrs(struct conf_parse *p, const char *value, struct conf_addr **v,
+    size_t *n, char *err, size_t errlen)
+{
+	struct conf_addr	 addr;
+	char			**items;
+	size_t			 k, i;
+	bool			 ok = true;
+
+	items = cv_list(value, &k);
+	if (k == 0) {
+		snprintf(err, errlen, "an address is required");
+		ok = false;
+	}
+	for (i = 0; ok && i < k; i++)
+		ok = cv_addr(items[i], &addr, err, errlen);
+	if (ok) {
+		*v = xreallocarray(*v, *n + k, sizeof(**v));
+		for (i = 0; i < k; i++) {
+			cv_addr(items[i], &(*v)[*n], err, errlen);
+			(*v)[(*n)++].line = p->lineno;
+		}
+	}
+	cv_list_free(items, k);
+	return ok;
+}
+
 static bool
 conf_set_listen(struct conf_parse *p, const char *value, char *err,
     size_t errlen)
 {
-	struct conf		*c = p->conf;
-	struct conf_addr	 addr;
-	char			**items;
-	size_t			 n, i;
-	bool			 ok = true;
+	struct conf	*c = p->conf;
+	/* The first listen line replaces the default address. */
+	size_t		 n = p->listen_default ? 0 : c->nlisten;
 
-	items = cv_list(value, &n);
-	if (n == 0) {
-		snprintf(err, errlen, "an address is required");
-		ok = false;
-	}
-	for (i = 0; ok && i < n; i++)
-		ok = cv_addr(items[i], &addr, err, errlen);
-	if (ok) {
-		/* The first listen line replaces the default address. */
-		if (p->listen_default) {
-			c->nlisten = 0;
-			p->listen_default = false;
-		}
-		c->listen = xreallocarray(c->listen, c->nlisten + n,
-		    sizeof(*c->listen));
-		p->listen_line = xreallocarray(p->listen_line, c->nlisten + n,
-		    sizeof(*p->listen_line));
-		for (i = 0; i < n; i++) {
-			p->listen_line[c->nlisten] = p->lineno;
-			cv_addr(items[i], &c->listen[c->nlisten], err, errlen);
-			c->listen[c->nlisten++].line = p->lineno;
-		}
-	}
-	cv_list_free(items, n);
-	return ok;
+	if (!conf_add_addrs(p, value, &c->listen, &n, err, errlen))
+		return false;
+	c->nlisten = n;
+	p->listen_default = false;
+	return true;
 }
 
 /* Another address (or list of them) for redirected connections. */
@@ -331,33 +336,8 @@ static bool
 conf_set_transparent(struct conf_parse *p, const char *value, char *err,
     size_t errlen)
 {
-	struct conf		*c = p->conf;
-	struct conf_addr	 addr;
-	char			**items;
-	size_t			 n, i;
-	bool			 ok = true;
-
-	items = cv_list(value, &n);
-	if (n == 0) {
-		snprintf(err, errlen, "an address is required");
-		ok = false;
-	}
-	for (i = 0; ok && i < n; i++)
-		ok = cv_addr(items[i], &addr, err, errlen);
-	if (ok) {
-		c->transparent = xreallocarray(c->transparent,
-		    c->ntransparent + n, sizeof(*c->transparent));
-		p->transparent_line = xreallocarray(p->transparent_line,
-		    c->ntransparent + n, sizeof(*p->transparent_line));
-		for (i = 0; i < n; i++) {
-			p->transparent_line[c->ntransparent] = p->lineno;
-			cv_addr(items[i], &c->transparent[c->ntransparent],
-			    err, errlen);
-			c->transparent[c->ntransparent++].line = p->lineno;
-		}
-	}
-	cv_list_free(items, n);
-	return ok;
+	return conf_add_addrs(p, value, &p->conf->transparent,
+	    &p->conf->ntransparent, err, errlen);
 }
 
 /* The SO_MARK of upstream sockets; empty or 0: none. */
@@ -660,7 +640,6 @@ conf_set_stats_listen(struct conf_parse *p, const char *value, char *err,
 	}
 	c->has_stats_listen = true;
 	c->stats_listen.line = p->lineno;
-	p->stats_line = p->lineno;
 	return true;
 }
 
@@ -1059,7 +1038,6 @@ conf_end_section(struct conf_parse *p)
 		p->conf->lines.ca_key = p->key_line[KEY_CA_KEY];
 		p->conf->lines.report_file = p->key_line[KEY_REPORT_FILE];
 		p->conf->lines.observe_file = p->key_line[KEY_OBSERVE_FILE];
-		p->conf->lines.stats_listen = p->key_line[KEY_STATS_LISTEN];
 		p->conf->lines.upstream_mark = p->key_line[KEY_UPSTREAM_MARK];
 	}
 	if (p->section == SECTION_FORWARD)
@@ -1113,16 +1091,12 @@ conf_set_fwd_listen(struct conf_parse *p, const char *value, char *err,
     size_t errlen)
 {
 	struct forwarder	*f = p->fwd;
-	struct conf_fwd_ref	*r = &p->fwdrefs[f - p->conf->forwarders];
 	struct conf_addr	 addr;
 
 	if (!cv_addr(value, &addr, err, errlen))
 		return false;
 	f->listen = xreallocarray(f->listen, f->nlisten + 1,
 	    sizeof(*f->listen));
-	r->listen_line = xreallocarray(r->listen_line, f->nlisten + 1,
-	    sizeof(*r->listen_line));
-	r->listen_line[f->nlisten] = p->lineno;
 	addr.line = p->lineno;
 	f->listen[f->nlisten++] = addr;
 	return true;
@@ -1350,7 +1324,7 @@ struct conf_addr_use {
 	const struct conf_addr	*addr;
 	const char		*key;
 	const char		*fwd;	/* the forwarder's name, or NULL */
-	int			 line;	/* 0: the default listen address */
+	int			 line;	/* addr's: 0, the default listen */
 	size_t			 seq;	/* order within a line */
 	struct conf_bind	 bind;
 };
@@ -1427,9 +1401,10 @@ conf_addr_use_section(const struct conf_addr_use *u, char *buf, size_t len)
 
 static void
 conf_addr_use_add(struct conf_addr_use *u, size_t *n,
-    const struct conf_addr *addr, const char *key, const char *fwd, int line)
+    const struct conf_addr *addr, const char *key, const char *fwd)
 {
-	u[*n] = (struct conf_addr_use){ addr, key, fwd, line, *n, { 0 } };
+	u[*n] = (struct conf_addr_use){ addr, key, fwd, addr->line, *n,
+	    { 0 } };
 	conf_bind_of(&u[*n], &u[*n].bind);
 	(*n)++;
 }
@@ -1451,19 +1426,17 @@ conf_check_addresses(struct conf_parse *p)
 		max += c->forwarders[i].nlisten;
 	u = xreallocarray(NULL, max, sizeof(*u));
 	for (i = 0; i < c->nlisten; i++)
-		conf_addr_use_add(u, &n, &c->listen[i], "listen", NULL,
-		    p->listen_default ? 0 : p->listen_line[i]);
+		conf_addr_use_add(u, &n, &c->listen[i], "listen", NULL);
 	if (c->has_stats_listen)
 		conf_addr_use_add(u, &n, &c->stats_listen, "stats_listen",
-		    NULL, p->stats_line);
+		    NULL);
 	for (i = 0; i < c->ntransparent; i++)
 		conf_addr_use_add(u, &n, &c->transparent[i], "transparent",
-		    NULL, p->transparent_line[i]);
+		    NULL);
 	for (i = 0; i < c->nforwarders; i++)
 		for (k = 0; k < c->forwarders[i].nlisten; k++)
 			conf_addr_use_add(u, &n, &c->forwarders[i].listen[k],
-			    "listen", c->forwarders[i].name,
-			    p->fwdrefs[i].listen_line[k]);
+			    "listen", c->forwarders[i].name);
 	/* Each against the earlier ones of its port (diag sorts by line). */
 	qsort(u, n, sizeof(*u), conf_addr_use_cmp);
 	for (i = 0, first = 0; i < n; i++) {
@@ -1520,10 +1493,8 @@ conf_fwdrefs_free(struct conf_parse *p)
 {
 	size_t	 i;
 
-	for (i = 0; i < p->conf->nforwarders; i++) {
+	for (i = 0; i < p->conf->nforwarders; i++)
 		free(p->fwdrefs[i].pinset);
-		free(p->fwdrefs[i].listen_line);
-	}
 	free(p->fwdrefs);
 }
 
@@ -1815,8 +1786,6 @@ conf_parse_stream(FILE *fp, const char *name, time_t now, struct diag *d)
 	conf_check_forwarders(&p);
 	conf_check_addresses(&p);
 	conf_fwdrefs_free(&p);
-	free(p.listen_line);
-	free(p.transparent_line);
 	if (ferror(fp))
 		diag_error(d, name, 0, "read error: %s", strerror(errno));
 

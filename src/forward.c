@@ -382,8 +382,7 @@ forward_left_cb(evutil_socket_t fd, short what, void *arg)
 static void
 forward_watch_left(struct forward *f)
 {
-	struct timeval	 tv = { FORWARD_LEFT_LOOK_MS / 1000,
-			    (FORWARD_LEFT_LOOK_MS % 1000) * 1000 };
+	struct timeval	 tv = cv_timeval(FORWARD_LEFT_LOOK_MS);
 
 	if (f->left_timer == NULL)
 		f->left_timer = evtimer_new(f->x->env->base, forward_left_cb,
@@ -438,14 +437,16 @@ forward_request_body(struct forward *f)
 		forward_request_sent(f);
 		return;
 	}
-	if (f->client_eof && forward_final_sent(f)) {
-		/* It stopped its upload for the answer: that goes on. */
-		bufferevent_disable(cb, EV_READ);
-		return;
-	}
 	if (f->client_eof) {
-		/* It shut down its side before its body ended: it left. */
-		forward_client_gone(f);
+		/*
+		 * It shut down its side before its body ended: it stopped
+		 * its upload for an answer on its way, which goes on, or
+		 * it left.
+		 */
+		if (forward_final_sent(f))
+			bufferevent_disable(cb, EV_READ);
+		else
+			forward_client_gone(f);
 		return;
 	}
 	relay_throttle(cb, ub);

@@ -316,17 +316,25 @@ upstream_kick_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/* Give up one TCP attempt, leaving its slot free. */
+/* Take an attempt's socket out of it, leaving its slot free. */
+static int
+upstream_attempt_take(struct upstream_attempt *a)
+{
+	int	 fd = a->fd;
+
+	event_free(a->ev);
+	a->ev = NULL;
+	a->fd = -1;
+	a->u->natt--;
+	return fd;
+}
+
+/* Give up one TCP attempt (a free slot: nothing to do). */
 static void
 upstream_attempt_end(struct upstream_attempt *a)
 {
-	if (a->fd == -1)
-		return;
-	event_free(a->ev);
-	a->ev = NULL;
-	close(a->fd);
-	a->fd = -1;
-	a->u->natt--;
+	if (a->fd != -1)
+		close(upstream_attempt_take(a));
 }
 
 /* Give up every attempt still opening. */
@@ -362,11 +370,7 @@ upstream_connect_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	/* This one won: it is the upstream's, the others go. */
-	u->fd = a->fd;
-	a->fd = -1;
-	event_free(a->ev);
-	a->ev = NULL;
-	u->natt--;
+	u->fd = upstream_attempt_take(a);
 	upstream_attempts_end(u);
 	u->state = UPSTREAM_CONNECTED;
 	upstream_finish(u, UPSTREAM_OK);

@@ -121,6 +121,17 @@ verify_ok(struct fixture *f, X509_STORE *store, STACK_OF(X509) *served,
 	return r.ok;
 }
 
+/* The error of a verification that must fail. */
+static int
+verify_fails(struct fixture *f, X509_STORE *store, STACK_OF(X509) *served,
+    const char *host, time_t now)
+{
+	struct result	 r = verify(f, store, served, host, now);
+
+	assert_int_not_equal(r.ok, 1);
+	return r.error;
+}
+
 /* served verifies for HOST against store at when, from the cache or not. */
 #define VERIFIES(store, served, when) \
 	assert_int_equal(verify_ok(f, (store), (served), HOST, (when)), 1)
@@ -178,19 +189,14 @@ test_verifycache_another_name_is_verified_and_fails(void **state)
 {
 	struct fixture	*f = *state;
 	time_t		 now = time(NULL);
-	struct result	 r;
 
-	r = verify(f, f->store, f->served, HOST, now);
-	assert_int_equal(r.ok, 1);
-	testpki_stack_free(r.chain);
+	VERIFIES(f->store, f->served, now);
 	/* The same certificates for a name they do not cover: no hit. */
-	r = verify(f, f->store, f->served, "other.example.test", now);
-	assert_int_not_equal(r.ok, 1);
-	assert_int_equal(r.error, X509_V_ERR_HOSTNAME_MISMATCH);
+	assert_int_equal(verify_fails(f, f->store, f->served,
+	    "other.example.test", now), X509_V_ERR_HOSTNAME_MISMATCH);
 	/* A failure is not kept: it is verified, and fails, again. */
-	r = verify(f, f->store, f->served, "other.example.test", now);
-	assert_int_not_equal(r.ok, 1);
-	assert_int_equal(r.error, X509_V_ERR_HOSTNAME_MISMATCH);
+	assert_int_equal(verify_fails(f, f->store, f->served,
+	    "other.example.test", now), X509_V_ERR_HOSTNAME_MISMATCH);
 	assert_counts(f, 0, 3);
 }
 
@@ -199,14 +205,10 @@ test_verifycache_another_store_is_verified_and_fails(void **state)
 {
 	struct fixture	*f = *state;
 	time_t		 now = time(NULL);
-	struct result	 r;
 
-	r = verify(f, f->store, f->served, HOST, now);
-	assert_int_equal(r.ok, 1);
-	testpki_stack_free(r.chain);
-	r = verify(f, f->empty, f->served, HOST, now);
-	assert_int_not_equal(r.ok, 1);
-	assert_int_not_equal(r.error, X509_V_OK);
+	VERIFIES(f->store, f->served, now);
+	assert_int_not_equal(verify_fails(f, f->empty, f->served, HOST, now),
+	    X509_V_OK);
 	assert_counts(f, 0, 2);
 }
 
