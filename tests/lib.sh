@@ -19,6 +19,8 @@ T_N=0
 T_FAILED=0
 T_PIDS=""
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/pinproxy-test.XXXXXX")
+T_LAST=${EPOCHREALTIME/./}
+T_LAST=$((T_LAST / 1000))
 
 # The python3 found in PATH may be a wrapper that looks for the real
 # interpreter at every call (pyenv's shims run a few shell scripts, which
@@ -100,6 +102,7 @@ trap t_cleanup EXIT
 ok()
 {
 	T_N=$((T_N + 1))
+	t_time
 	echo "ok $T_N - $*"
 }
 
@@ -108,7 +111,20 @@ not_ok()
 {
 	T_N=$((T_N + 1))
 	T_FAILED=$((T_FAILED + 1))
+	t_time
 	echo "not ok $T_N - $*"
+}
+
+# t_time: with PINPROXY_TEST_TIMES=FILE, add to FILE a line "MS TEST N":
+# the milliseconds since the last case ended (or the test began) that
+# case N of TEST took, to find where the suite spends its time.
+t_time()
+{
+	[ -n "${PINPROXY_TEST_TIMES:-}" ] || return 0
+	local now=${EPOCHREALTIME/./}
+	now=$((now / 1000))
+	echo "$((now - T_LAST)) ${0##*/} $((T_N))" >>"$PINPROXY_TEST_TIMES"
+	T_LAST=$now
 }
 
 # skip REASON: one skipped case.

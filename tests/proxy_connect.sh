@@ -1014,7 +1014,8 @@ echoed" tp-up plain until
 # Any other offer does not go on, in a tunnel to a pinned server too:
 # after a 101 the requests that follow, for any host, would reach this
 # server unchecked (each request in the tunnel must name its host).
-tplain tp-upecho api.test:80 "${UPGRADE}Upgrade: echo\r\n\r\n" api.test
+UNTIL="HTTP/1.1 426 " tplain tp-upecho api.test:80 \
+    "${UPGRADE}Upgrade: echo\r\n\r\n" api.test
 check "Upgrade: echo in a CONNECT tunnel to a pinned host: not passed on \
 (the origin's 426)" got tp-upecho "HTTP/1.1 426 "
 # After the 101, a request at the start of the new protocol's stream

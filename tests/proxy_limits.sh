@@ -258,7 +258,7 @@ check_eq "H: hello sent with the CONNECT head: intercepted and served" \
     'hello from origin\n' "$(outval warm body)"
 before=$(rss_kb "$PP_H")
 spawn STOPPED hclient stopped "$PH" "$TMP/ca-h.pem" --hello-with-connect \
-    --get /bytes/209715200 --stop-reading 1048576 --hold 6 --timeout 20
+    --get /bytes/209715200 --stop-reading 1048576 --hold 3 --timeout 20
 max=${before:-0}
 for i in $(seq 150); do
 	kill -0 "$STOPPED" 2>/dev/null || break
@@ -269,7 +269,7 @@ done
 wait "$STOPPED" 2>/dev/null
 check "stopped reader: it received its first MiB" \
     test "$(outval stopped received)" -ge 1048576
-check_eq "stopped reader: it held the tunnel without reading" 6 \
+check_eq "stopped reader: it held the tunnel without reading" 3 \
     "$(outval stopped held)"
 diag "VmRSS of H before ${before:-?} KiB, peak $max KiB"
 check "stopped reader (hello with the CONNECT head): VmRSS grows by \
