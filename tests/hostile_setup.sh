@@ -145,8 +145,7 @@ check "pinproxy H listens on 127.0.0.1:$PH" \
     start_pinproxy PP_H "$PH" "$TMP/h.conf" "$TMP/h.log"
 H="127.0.0.1:$PH"
 alive "start" "$PP_H" "$H"
-t_sleep 0.2
-BASE_H=$(fd_count "$PP_H")
+BASE_H=$(fd_baseline "$PP_H")
 
 # post NAME HEADERS BODY: refused, a POST with the marker of NAME whose
 # head ends with the header lines HEADERS (each ending in \r\n).

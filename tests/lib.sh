@@ -945,6 +945,27 @@ fd_count()
 	fi
 }
 
+# fd_baseline PID: the descriptors PID holds once their number stopped
+# changing (the same in three looks 50 ms apart, 2 s at most): a baseline
+# taken while a connection of an earlier case is still closing would be
+# too high, and a later leak of that many would pass.
+fd_baseline()
+{
+	local i n last=-1 same=0
+	for (( i = 0; i < 40; i++ )); do
+		n=$(fd_count "$1")
+		if [ "$n" = "$last" ]; then
+			same=$((same + 1))
+			[ "$same" -ge 2 ] && break
+		else
+			same=0
+		fi
+		last=$n
+		t_sleep 0.05
+	done
+	echo "$n"
+}
+
 # check_fds DESCRIPTION PID BASE [SECONDS]: one case, within SECONDS (5 by
 # default) the process is back to BASE descriptors or fewer.
 check_fds()

@@ -531,8 +531,7 @@ check_eq "a second ClientHello naming the same server: not refused" \
 # Bulk data through a blind tunnel (moved with splice(2)): both ways, at
 # full speed and to a slow reader, every byte in order, and the pipes are
 # closed afterwards.
-t_sleep 0.5
-base=$(fd_count "$PP_A")
+base=$(fd_baseline "$PP_A")
 want=$(python3 "$ORIGIN" --pattern 16777216 | sha256sum | cut -d ' ' -f 1)
 got=$(pcurl "$PA" --cacert "$PKI/root.pem" \
     "https://pass.test:$OP/bytes/16777216" 2>"$TMP/tbig.err" |
@@ -1035,8 +1034,7 @@ check "a request behind a WebSocket Upgrade in a tunnel: event=blocked" \
 # Many intercepted connections at once, from one curl that opens one
 # connection for each (a transfer starts at once instead of waiting for a
 # connection to reuse); descriptors return afterwards.
-t_sleep 0.5
-base=$(fd_count "$PP_A")
+base=$(fd_baseline "$PP_A")
 # many_clients: how many client ports the intercepted 200s logged from
 # here on came from.
 lines0=$(wc -l <"$TMP/a.log")

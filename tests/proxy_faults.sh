@@ -171,8 +171,7 @@ conf "$PF" f "connect_timeout = 3s" >"$TMP/f.conf"
 check "pinproxy F listens on 127.0.0.1:$PF" \
     start_pinproxy PP_F "$PF" "$TMP/f.conf" "$TMP/f.log"
 alive "start" "$PP_F" "$PF"
-t_sleep 0.2
-BASE_F=$(fd_count "$PP_F")
+BASE_F=$(fd_baseline "$PP_F")
 diag "pinproxy F: $BASE_F descriptors at rest"
 
 # A name whose first address drops the SYN: the next is dialled a moment

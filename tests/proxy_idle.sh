@@ -121,8 +121,7 @@ conf "$PE" "header_timeout = 1s
 shutdown_timeout = 1s" >"$TMP/e.conf"
 check "pinproxy E listens on 127.0.0.1:$PE" \
     start_pinproxy PP_E "$PE" "$TMP/e.conf" "$TMP/e.log"
-t_sleep 0.2
-base=$(fd_count "$PP_E")
+base=$(fd_baseline "$PP_E")
 spawn IDLE_E python3 "$TMP/idle.py" "$PE" 50 "$TMP/e.never" 5 \
     >"$TMP/e-idle.out"
 wait_ready "$TMP/e-idle.out"

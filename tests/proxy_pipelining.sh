@@ -245,8 +245,7 @@ connect_timeout = 2s" >"$TMP/l.conf"
 		continue
 	fi
 	L="127.0.0.1:$PL"
-	t_sleep 0.2
-	BASE_L=$(fd_count "$PP_L")
+	BASE_L=$(fd_baseline "$PP_L")
 	code=$(pcurl "$L" --max-time 4 -o /dev/null -w '%{http_code}' \
 	    "http://$u:$PL/" 2>/dev/null)
 	check_eq "request to http://$u:PORT/ (pinproxy itself): 508" 508 \

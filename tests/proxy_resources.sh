@@ -293,8 +293,7 @@ conf "$PM" m "max_connections = 5" >"$TMP/m.conf"
 check "pinproxy M listens on 127.0.0.1:$PM" \
     start_pinproxy PP_M "$PM" "$TMP/m.conf" "$TMP/m.log"
 alive "M start" "$PP_M" "$PM"
-t_sleep 0.2
-BASE_M=$(fd_count "$PP_M")
+BASE_M=$(fd_baseline "$PP_M")
 hold full "$PM" 5 30
 check_log "max_connections = 5: event=accept_paused" "$TMP/m.log" \
     "$(kv event accept_paused)"
@@ -354,8 +353,7 @@ alive "E start" "$PP_E" "$PE"
 check_log "64 descriptors for max_connections = 1024: event=fd_limit says \
 what they may take" "$TMP/e.log" "$(kv event fd_limit)" "$(kv count 64)" \
     'max_connections = 1024 may take 8256 descriptors'
-t_sleep 0.2
-BASE_E=$(fd_count "$PP_E")
+BASE_E=$(fd_baseline "$PP_E")
 hold exhaust "$PE" 70 30
 check_log "out of descriptors: event=accept_paused" "$TMP/e.log" \
     "$(kv event accept_paused)"
