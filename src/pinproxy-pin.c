@@ -353,12 +353,35 @@ cert_pin_text(X509 *cert, int depth, char *buf, size_t len)
 	return true;
 }
 
+/* How many certificates of a chain chain_has_key looks back over. */
+#define CHAIN_KEYS_MAX	64
+
 /*
- * Call line() for every certificate of chain, leaf (index 0) first, with
- * its depth, pin and subject; false when a pin could not be computed.
+ * Whether one of the certificates before the one at i in chain (of the
+ * first CHAIN_KEYS_MAX: a file of thousands is no chain) has the same
+ * public key: a section needs its pin once, however often a file or a
+ * server repeats the certificate, or its key under another certificate.
  */
 static bool
-chain_each(STACK_OF(X509) *chain,
+chain_has_key(STACK_OF(X509) *chain, int i)
+{
+	X509_PUBKEY	*key = X509_get_X509_PUBKEY(sk_X509_value(chain, i));
+	int		 j;
+
+	for (j = 0; j < i && j < CHAIN_KEYS_MAX; j++)
+		if (X509_PUBKEY_eq(key,
+		    X509_get_X509_PUBKEY(sk_X509_value(chain, j))) == 1)
+			return true;
+	return false;
+}
+
+/*
+ * Call line() for every certificate of chain, leaf (index 0) first, with
+ * its depth, pin and subject, or with once, for the first of each public
+ * key; false when a pin could not be computed.
+ */
+static bool
+chain_each(STACK_OF(X509) *chain, bool once,
     void (*line)(X509 *, int, const char *, const char *))
 {
 	X509	*cert;
@@ -372,6 +395,8 @@ chain_each(STACK_OF(X509) *chain,
 			ok = false;
 			continue;
 		}
+		if (once && chain_has_key(chain, i))
+			continue;
 		subject = cert_subject(cert);
 		line(cert, i, pin, subject);
 		free(subject);
@@ -394,7 +419,7 @@ print_chain_line(X509 *cert, int depth, const char *pin, const char *subject)
 static bool
 print_chain(STACK_OF(X509) *chain)
 {
-	return chain_each(chain, print_chain_line);
+	return chain_each(chain, false, print_chain_line);
 }
 
 static void
@@ -691,8 +716,8 @@ ini_pin_line(X509 *cert, int depth, const char *pin, const char *subject)
 	char	 line[INI_LINE_MAX + 1];
 
 	/* Truncation only shortens the comment. */
-	snprintf(line, sizeof(line), "pin = %s  ; depth=%d %s", pin, depth,
-	    subject);
+	snprintf(line, sizeof(line), "pin = %s  ; depth=%d%s%s", pin, depth,
+	    *subject != '\0' ? " " : "", subject);
 	printf("%s\n", line);
 }
 
@@ -724,7 +749,7 @@ ini_print(const struct hostlist *hl, const char *name_from,
 	hostlist_clear(&fresh);
 	if (extra != NULL)
 		printf("%s", extra);
-	return chain_each(chain, ini_pin_line) && ok;
+	return chain_each(chain, true, ini_pin_line) && ok;
 }
 
 static enum exit_status
@@ -1531,20 +1556,22 @@ run_ca(const struct tool_opts *o)
 static void
 observed_pin_line(const struct observed_pin *op, bool leaf_only)
 {
-	char	 line[INI_LINE_MAX + 1], *subject;
+	char		 line[INI_LINE_MAX + 1], *subject;
+	const char	*sep;
 
 	subject = terminal_safe(op->subject != NULL ? op->subject : "",
 	    op->subject != NULL ? strlen(op->subject) : 0);
 	/* Truncation only shortens the comment. */
+	sep = *subject != '\0' ? ": " : "";
 	if (op->depth == 0 && leaf_only)
 		snprintf(line, sizeof(line), "pin = leaf:%s  ; leaf, the whole"
-		    " chain: %s", op->pin, subject);
+		    " chain%s%s", op->pin, sep, subject);
 	else if (op->depth == 0)
 		snprintf(line, sizeof(line), ";pin = %s  ; leaf, changes at"
-		    " renewal: %s", op->pin, subject);
+		    " renewal%s%s", op->pin, sep, subject);
 	else
-		snprintf(line, sizeof(line), "pin = %s  ; depth=%d %s",
-		    op->pin, op->depth, subject);
+		snprintf(line, sizeof(line), "pin = %s  ; depth=%d%s%s",
+		    op->pin, op->depth, *sep != '\0' ? " " : "", subject);
 	printf("%s\n", line);
 	free(subject);
 }

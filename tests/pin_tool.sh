@@ -164,6 +164,17 @@ printf '[proxy]\nca_cert = %s\nca_key = %s\n\n' "$PKI/root.pem" \
     "$PKI/root.key" | cat - "$TMP/odd_ini.out" >"$TMP/odd.conf"
 run t_odd "$PINPROXY" -t -c "$TMP/odd.conf"
 check_rc "pinproxy -t accepts the --ini sections of hosts named twice" 0 t_odd
+# A file that repeats a certificate, and one of the same key under an
+# empty subject: one pin line, and no space left dangling after it.
+san_cert nosubj "DNS:nosubj.example" /
+cat "$TMP/nosubj.pem" "$PKI/root.pem" "$TMP/nosubj.pem" "$TMP/forge.pem" \
+    >"$TMP/repeat.pem"
+run repeat "$PINPROXY_PIN" --ini "$TMP/repeat.pem"
+check_eq "--ini: a key repeated in a file gets one pin line" "0 2" \
+    "$RC $(grep -c '^pin = ' "$TMP/repeat.out")"
+check_eq "--ini: a certificate without a subject, no trailing space" \
+    "pin = $(sh "$MKPKI" pin "$TMP/nosubj.pem")  ; depth=0" \
+    "$(sed -n 's/^\(pin = .*depth=0.*\)$/\1/p' "$TMP/repeat.out")"
 
 ## Usage.
 
