@@ -161,25 +161,26 @@ upstream_finish(struct upstream *u, enum upstream_status st)
 
 static const struct upstream_outcome upstream_outcomes[UPSTREAM__COUNT] = {
 	[UPSTREAM_OK] =
-	    { HTTP_ERROR__COUNT, METRIC__COUNT, false },
+	    { HTTP_ERROR__COUNT, METRIC__COUNT, false, false },
 	[UPSTREAM_DNS_FAILED] =
-	    { HTTP_ERROR_DNS_FAILED, METRIC_UPSTREAM_ERRORS_DNS, false },
+	    { HTTP_ERROR_DNS_FAILED, METRIC_UPSTREAM_ERRORS_DNS, false, false },
 	[UPSTREAM_CONNECT_FAILED] =
-	    { HTTP_ERROR_CONNECT_FAILED, METRIC_UPSTREAM_ERRORS_CONNECT, false },
+	    { HTTP_ERROR_CONNECT_FAILED, METRIC_UPSTREAM_ERRORS_CONNECT, false,
+	    false },
 	[UPSTREAM_TIMEOUT] =
-	    { HTTP_ERROR_TIMEOUT, METRIC_UPSTREAM_ERRORS_TIMEOUT, false },
+	    { HTTP_ERROR_TIMEOUT, METRIC_UPSTREAM_ERRORS_TIMEOUT, false, false },
 	[UPSTREAM_TLS_FAILED] =
-	    { HTTP_ERROR_TLS_FAILED, METRIC_UPSTREAM_ERRORS_TLS, false },
+	    { HTTP_ERROR_TLS_FAILED, METRIC_UPSTREAM_ERRORS_TLS, false, false },
 	[UPSTREAM_VERIFY_FAILED] =
-	    { HTTP_ERROR_VERIFY_FAILED, METRIC__COUNT, true },
+	    { HTTP_ERROR_VERIFY_FAILED, METRIC__COUNT, true, false },
 	[UPSTREAM_PIN_MISMATCH] =
-	    { HTTP_ERROR_PIN_MISMATCH, METRIC__COUNT, true },
+	    { HTTP_ERROR_PIN_MISMATCH, METRIC__COUNT, true, false },
 	[UPSTREAM_PIN_DENIED] =
-	    { HTTP_ERROR_PIN_DENIED, METRIC__COUNT, true },
+	    { HTTP_ERROR_PIN_DENIED, METRIC__COUNT, true, false },
 	[UPSTREAM_LOOP] =
-	    { HTTP_ERROR_LOOP, METRIC__COUNT, false },
+	    { HTTP_ERROR_LOOP, METRIC__COUNT, false, true },
 	[UPSTREAM_ADDR_PINNED] =
-	    { HTTP_ERROR_ADDR_PINNED, METRIC__COUNT, false },
+	    { HTTP_ERROR_ADDR_PINNED, METRIC__COUNT, false, true },
 };
 
 const struct upstream_outcome *
@@ -188,7 +189,11 @@ upstream_outcome(enum upstream_status st)
 	return &upstream_outcomes[st];
 }
 
-/* Log and report a failure that is not about certificates. */
+/*
+ * Log and report a failure that is not about certificates: an
+ * upstream_error, or a refusal by policy, blocked, whose reason starts
+ * with its details code ("loop: ", "address-pinned: ").
+ */
 static void
 upstream_fail(struct upstream *u, enum upstream_status st, const char *fmt,
     ...)
@@ -196,16 +201,26 @@ upstream_fail(struct upstream *u, enum upstream_status st, const char *fmt,
 	const struct upstream_outcome	*o = &upstream_outcomes[st];
 	struct logline			 l;
 	va_list				 ap;
+	char				 why[sizeof(u->reason) + 32];
 
 	va_start(ap, fmt);
 	vsnprintf(u->reason, sizeof(u->reason), fmt, ap);
 	va_end(ap);
-	log_begin(&l, EV_UPSTREAM_ERROR);
-	log_str(&l, LK_HOST, u->host);
-	log_int(&l, LK_PORT, u->port);
-	log_str(&l, LK_CLIENT, u->client);
-	log_str(&l, LK_ERROR, http_error_details(o->error));
-	log_str(&l, LK_REASON, u->reason);
+	if (o->policy) {
+		snprintf(why, sizeof(why), "%s: %s",
+		    http_error_details(o->error), u->reason);
+		log_begin(&l, EV_BLOCKED);
+		log_str(&l, LK_HOST, u->host);
+		log_str(&l, LK_CLIENT, u->client);
+		log_str(&l, LK_REASON, why);
+	} else {
+		log_begin(&l, EV_UPSTREAM_ERROR);
+		log_str(&l, LK_HOST, u->host);
+		log_int(&l, LK_PORT, u->port);
+		log_str(&l, LK_CLIENT, u->client);
+		log_str(&l, LK_ERROR, http_error_details(o->error));
+		log_str(&l, LK_REASON, u->reason);
+	}
 	log_end(&l);
 	metrics_inc(u->sinks->metrics, o->metric);
 	upstream_finish(u, st);
@@ -642,11 +657,25 @@ upstream_addr_pinned(struct upstream *u, const struct sockaddr *sa)
 	return true;
 }
 
+/*
+ * " at ADDR:PORT" when a pin set's connect_to chose the address dialled
+ * (the host and port named are not where the connection went), else "".
+ */
+static const char *
+upstream_dialled(const struct upstream *u, char *buf, size_t len)
+{
+	if (u->ps == NULL || !u->ps->has_connect_to)
+		return "";
+	snprintf(buf, len, " at %s", u->ps->connect_to.text);
+	return buf;
+}
+
 /* Try the next resolved address, or fail when none is left. */
 static void
 upstream_try_next(struct upstream *u)
 {
 	struct evutil_addrinfo	*ai;
+	char			 dialled[CONF_ADDR_TEXT_MAX + 4];
 
 	if (u->one_addrlen > 0) {
 		/*
@@ -695,7 +724,8 @@ upstream_try_next(struct upstream *u)
 		    u->host, u->addr_pinned, u->addr_ps->name, u->ps->name);
 	else
 		upstream_fail(u, UPSTREAM_CONNECT_FAILED,
-		    "cannot connect to %s port %u: %s", u->host, u->port,
+		    "cannot connect to %s port %u%s: %s", u->host, u->port,
+		    upstream_dialled(u, dialled, sizeof(dialled)),
 		    strerror(u->last_errno != 0 ? u->last_errno :
 		    ECONNREFUSED));
 }

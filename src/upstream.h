@@ -48,13 +48,16 @@ enum upstream_status {
  * What a status means outside upstream.c, one row each: the HTTP answer
  * (whose Proxy-Status details code is also the upstream_error code
  * logged), the upstream_errors series counting it (METRIC__COUNT when a
- * verification counter counts it instead), and whether it is a verdict
- * on the certificates (an intercepted client gets access_denied).
+ * verification counter counts it instead, or none does), whether it is a
+ * verdict on the certificates (an intercepted client gets access_denied),
+ * and whether it is a refusal by policy, logged as blocked (its reason
+ * starting with the details code), not as an upstream_error.
  */
 struct upstream_outcome {
 	enum http_error_kind	 error;
 	enum metric_id		 metric;
 	bool			 verdict;
+	bool			 policy;
 };
 
 /* The row of a failed status (st != UPSTREAM_OK). */

@@ -760,8 +760,9 @@ hosts = *.wild.test
 EOF
 run check_dead "$PINPROXY_PIN" --check -c "$TMP/dead.conf"
 check_rc "--check with unreachable hosts exits 1" 1 check_dead
-check_grep "--check reports a refused connection to connect_to" \
-    "^dead.test:443  pinset=dead  error \(cannot connect to dead.test port 443: Connection refused\)$" \
+check_grep "--check reports a refused connection to connect_to, and where \
+it dialled" \
+    "^dead.test:443  pinset=dead  error \(cannot connect to dead.test port 443 at 127.0.0.1:$DEAD: Connection refused\)$" \
     "$TMP/check_dead.out"
 check_grep "--check gives up on a silent server after connect_timeout" \
     "^mute.test:443  pinset=mute  error \(no TLS handshake within 1s\)$" \

@@ -325,10 +325,10 @@ check_grep "another set's name resolving to the pinned address: the body \
 says the address is another set's" "a pin set other than the name's covers" \
     "$TMP/alias3.resp"
 check_log "unpinned name resolving to the pinned address: the log names \
-the set" "$TMP/a.log" "$(kv event upstream_error)" "$(kv host alias.test)" \
-    "which pin set loopback covers"
+the set" "$TMP/a.log" "$(kv event blocked)" "$(kv host alias.test)" \
+    'reason="address-pinned: .*which pin set loopback covers'
 check_log "another set's name resolving to the pinned address: the log \
-names both sets" "$TMP/a.log" "$(kv event upstream_error)" \
+names both sets" "$TMP/a.log" "$(kv event blocked)" \
     "$(kv host alias-ro.test)" "which pin set loopback covers, not the name's set ro"
 origin_settle "$TMP/op.log"
 check_eq "unpinned name resolving to the pinned address: nothing dialled" \

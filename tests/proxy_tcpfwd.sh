@@ -221,7 +221,7 @@ n_acc=$(log_count "$TMP/fwd.log" "$(kv event access)" "$(kv mode forward)" \
 got=$(python3 "$ECHO" --client "$FS" --send "to itself")
 check_eq "a forwarder to itself: the client gets nothing back" "got=0" "$got"
 check_log "a forwarder to itself: refused as a loop" "$TMP/fwd.log" \
-    "$(kv event upstream_error)" "$(kv port "$FS")" "loop"
+    "$(kv event blocked)" "reason=\"loop: [^\"]* port $FS "
 t_sleep 0.5
 check_eq "a forwarder to itself: one access line, no chain" \
     $((n_acc + 1)) "$(log_count "$TMP/fwd.log" "$(kv event access)" \
