@@ -94,7 +94,8 @@ main(int argc, char *argv[])
 		conf_unref(conf);
 		conf = NULL;
 	} else if (conf != NULL && warn[0] != '\0')
-		diag_warn(d, path, 0, "interception CA: %s", warn);
+		diag_warn(d, path, conf_error_line(conf, warn),
+		    "interception CA: %s", warn);
 	/*
 	 * The files the proxy appends to must open when it starts, and (for
 	 * -t: the start logs it as start_failed) upstream_mark be settable,

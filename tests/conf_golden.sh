@@ -240,4 +240,19 @@ check_eq "-t on 1500 bad lines: 1000 told, then how many more" \
     "1001 (and 500 more messages, left out)" \
     "$(wc -l <"$TMP/garbage.err") $(tail -n 1 "$TMP/garbage.err")"
 
+# Without -c, a missing default file is no error: the built-in defaults
+# (those of the sample configuration) apply; a file named with -c must
+# exist.
+default=$(sed -n 's/.*(default: \(.*\))$/\1/p' "$TMP/help.out")
+if [ -z "$default" ] || [ -e "$default" ]; then
+	skip "the default configuration file ${default:-?} exists here"
+else
+	run nodefault "$PINPROXY" -t
+	check_eq "-t without -c or the default file: the built-in defaults, \
+exit 0" "0 $default: not found; the built-in defaults apply" \
+	    "$RC $(head -n 1 "$TMP/nodefault.out")"
+fi
+run nofile "$PINPROXY" -t -c "$TMP/none.conf"
+check_rc "-t -c of a missing file: exit 1" 1 nofile
+
 done_testing
