@@ -82,6 +82,8 @@ static const char *const log_keys[LK__COUNT] = {
 	[LK_HINT] =		"hint",
 	[LK_DAYS] =		"days",
 	[LK_RESULT] =		"result",
+	[LK_FORWARD] =		"forward",
+	[LK_STATS] =		"stats",
 };
 
 static const char *const log_level_names[] = {

@@ -88,6 +88,8 @@ enum log_key {
 	LK_HINT,
 	LK_DAYS,
 	LK_RESULT,
+	LK_FORWARD,
+	LK_STATS,
 	LK__COUNT
 };
 

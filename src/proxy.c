@@ -881,26 +881,47 @@ proxy_base(void)
 	return base;
 }
 
-/* Log "started" and tell systemd. */
+/* Append the text of n addresses, comma-separated, to buf (*o used). */
+static void
+proxy_addrs_text(const struct conf_addr *a, size_t n, char *buf, size_t len,
+    size_t *o)
+{
+	size_t	 i;
+
+	for (i = 0; i < n && *o < len; i++)
+		*o += (size_t)snprintf(buf + *o, len - *o, "%s%s",
+		    *o > 0 ? "," : "", a[i].text);
+}
+
+/*
+ * Log "started" (the proxy's and transparent addresses, then the
+ * forwarders' and the stats address when there are any) and tell systemd.
+ */
 static void
 proxy_started(struct proxy *p)
 {
-	struct logline	 l;
-	char		 addrs[1024];
-	size_t		 i, o = 0;
+	const struct conf	*conf = p->rc->conf;
+	struct logline		 l;
+	char			 addrs[1024], fwd[1024];
+	size_t			 i, o = 0, fo = 0;
 
-	addrs[0] = '\0';
-	for (i = 0; i < p->nlisten && o < sizeof(addrs); i++)
-		o += (size_t)snprintf(addrs + o, sizeof(addrs) - o, "%s%s",
-		    i > 0 ? "," : "", p->listen[i].text);
+	addrs[0] = fwd[0] = '\0';
+	proxy_addrs_text(p->listen, p->nlisten, addrs, sizeof(addrs), &o);
+	for (i = 0; i < conf->nforwarders; i++)
+		proxy_addrs_text(conf->forwarders[i].listen,
+		    conf->forwarders[i].nlisten, fwd, sizeof(fwd), &fo);
 	log_begin(&l, EV_STARTED);
 	log_str(&l, LK_LISTEN, addrs);
+	if (fo > 0)
+		log_str(&l, LK_FORWARD, fwd);
+	if (conf->has_stats_listen)
+		log_str(&l, LK_STATS, conf->stats_listen.text);
 	log_str(&l, LK_VERSION, version_string());
-	log_int(&l, LK_PINSETS, (long long)p->rc->conf->npinsets);
+	log_int(&l, LK_PINSETS, (long long)conf->npinsets);
 	log_end(&l);
 	proxy_log_expiring(p);
 	notify_sendf("READY=1\nSTATUS=listening on %s, %zu pin sets", addrs,
-	    p->rc->conf->npinsets);
+	    conf->npinsets);
 }
 
 /* Free what proxy_main set up (every field may be NULL). */

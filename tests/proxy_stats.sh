@@ -117,6 +117,8 @@ check "pinproxy (64 descriptors) listens on 127.0.0.1:$PS" \
     prlimit --nofile=64:64
 check_eq "an allowed client is served through the proxy" "$CLOSE_BODY" \
     "$(through_proxy)"
+check_log "started: the stats address" "$TMP/s.log" "$(kv event started)" \
+    "$(kv listen "127.0.0.1:$PS")" "$(kv stats "127.0.0.1:$SS")"
 
 # 1. allow_clients applies to /metrics.
 

@@ -140,6 +140,9 @@ check_rc "pinproxy -t accepts forward sections" 0 check
 start_pinproxy P "$PP" "$TMP/fwd.conf" "$TMP/fwd.log" ||
     bail_out "pinproxy did not start"
 wait_port "$FG" || bail_out "the forwarder good is not listening"
+check_log "started: the forwarders' addresses, apart from the proxy's" \
+    "$TMP/fwd.log" "$(kv event started)" "$(kv listen "127.0.0.1:$PP")" \
+    "(^| )forward=127\.0\.0\.1:$FG,([^ ]*,)?127\.0\.0\.1:$FV( |$)"
 
 # not_listening PORT: nothing accepts on 127.0.0.1:PORT.
 not_listening()
