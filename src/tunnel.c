@@ -1004,6 +1004,8 @@ tunnel_start(struct phase_ctx *x, const char *host, uint16_t port)
 		return t;
 	}
 	if (phase_is_self(x, t->connect_host, port)) {
+		phase_log_blocked(x, t->connect_host, "loop: the CONNECT target "
+		    "is pinproxy itself");
 		phase_fail(x, HTTP_ERROR_LOOP,
 		    "The CONNECT target is the proxy itself.");
 		return t;

@@ -350,6 +350,12 @@ if start_pinproxy PP_W "$PW" "$TMP/w.conf" "$TMP/w.log"; then
 	check_eq "listen = 0.0.0.0: the GET never reached pinproxy again" 1 \
 	    "$(log_count "$TMP/w.log" "$(kv event access)" \
 	    "$(kv host 127.0.0.3)")"
+	check_log "listen = 0.0.0.0: the GET's loop is logged as blocked" \
+	    "$TMP/w.log" "$(kv event blocked)" "$(kv host 127.0.0.3)" \
+	    'reason="loop: '
+	check_log "listen = 0.0.0.0: a CONNECT's loop is logged as blocked" \
+	    "$TMP/w.log" "$(kv event blocked)" "$(kv host 127.0.0.2)" \
+	    'reason="loop: the CONNECT target'
 	ALIVE_TIME=5 alive "listen = 0.0.0.0" "$PP_W" "127.0.0.1:$PW"
 	stop_pinproxy "$PP_W" "$TMP/w.log"
 else
