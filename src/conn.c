@@ -806,8 +806,9 @@ conn_request(struct conn *c)
 		}
 	}
 	if (phase_is_self(&c->x, c->x.acc.host, t.port) || conn_came_back(c, h)) {
-		phase_log_blocked(&c->x, c->x.acc.host, "loop: the request is "
-		    "addressed to pinproxy itself");
+		phase_log_blocked(&c->x, c->x.acc.host, conn_came_back(c, h) ?
+		    "loop: the request already passed through pinproxy (Via)" :
+		    "loop: the request is addressed to pinproxy itself");
 		conn_reply_error(c, HTTP_ERROR_LOOP, c->x.acc.host,
 		    "The request is addressed to the proxy itself.");
 		return;

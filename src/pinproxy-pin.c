@@ -353,32 +353,36 @@ cert_pin_text(X509 *cert, int depth, char *buf, size_t len)
 	return true;
 }
 
-/* How many certificates of a chain chain_has_key looks back over. */
+/* How many certificates of a chain chain_has_pin looks back over. */
 #define CHAIN_KEYS_MAX	64
 
 /*
  * Whether one of the certificates before the one at i in chain (of the
  * first CHAIN_KEYS_MAX: a file of thousands is no chain) has the same
- * public key: a section needs its pin once, however often a file or a
- * server repeats the certificate, or its key under another certificate.
+ * pin: a section needs it once, however often a file or a server repeats
+ * the certificate, or its key under another certificate. The pins are
+ * compared, not the keys: one key encoded two ways (an EC point
+ * compressed, then not) has two pins, and each must stay.
  */
 static bool
-chain_has_key(STACK_OF(X509) *chain, int i)
+chain_has_pin(STACK_OF(X509) *chain, int i)
 {
-	X509_PUBKEY	*key = X509_get_X509_PUBKEY(sk_X509_value(chain, i));
+	struct pin	 mine, other;
 	int		 j;
 
+	if (!pin_from_cert(sk_X509_value(chain, i), &mine))
+		return false;
 	for (j = 0; j < i && j < CHAIN_KEYS_MAX; j++)
-		if (X509_PUBKEY_eq(key,
-		    X509_get_X509_PUBKEY(sk_X509_value(chain, j))) == 1)
+		if (pin_from_cert(sk_X509_value(chain, j), &other) &&
+		    memcmp(mine.digest, other.digest, sizeof(mine.digest)) == 0)
 			return true;
 	return false;
 }
 
 /*
  * Call line() for every certificate of chain, leaf (index 0) first, with
- * its depth, pin and subject, or with once, for the first of each public
- * key; false when a pin could not be computed.
+ * its depth, pin and subject, or with once, for the first of each pin;
+ * false when a pin could not be computed.
  */
 static bool
 chain_each(STACK_OF(X509) *chain, bool once,
@@ -395,7 +399,7 @@ chain_each(STACK_OF(X509) *chain, bool once,
 			ok = false;
 			continue;
 		}
-		if (once && chain_has_key(chain, i))
+		if (once && chain_has_pin(chain, i))
 			continue;
 		subject = cert_subject(cert);
 		line(cert, i, pin, subject);

@@ -19,8 +19,6 @@ T_N=0
 T_FAILED=0
 T_PIDS=""
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/pinproxy-test.XXXXXX")
-T_LAST=${EPOCHREALTIME/./}
-T_LAST=$((T_LAST / 1000))
 
 # The python3 found in PATH may be a wrapper that looks for the real
 # interpreter at every call (pyenv's shims run a few shell scripts, which
@@ -121,8 +119,8 @@ not_ok()
 t_time()
 {
 	[ -n "${PINPROXY_TEST_TIMES:-}" ] || return 0
-	local now=${EPOCHREALTIME/./}
-	now=$((now / 1000))
+	local now
+	now=$(now_ms)
 	echo "$((now - T_LAST)) ${0##*/} $((T_N))" >>"$PINPROXY_TEST_TIMES"
 	T_LAST=$now
 }
@@ -933,6 +931,9 @@ now_ms()
 		echo $(( $(date +%s%N) / 1000000 ))
 	fi
 }
+
+# When the test began, for t_time.
+T_LAST=$(now_ms)
 
 # fd_count PID: how many descriptors the process has open.
 fd_count()

@@ -172,6 +172,18 @@ cat "$TMP/nosubj.pem" "$PKI/root.pem" "$TMP/nosubj.pem" "$TMP/forge.pem" \
 run repeat "$PINPROXY_PIN" --ini "$TMP/repeat.pem"
 check_eq "--ini: a key repeated in a file gets one pin line" "0 2" \
     "$RC $(grep -c '^pin = ' "$TMP/repeat.out")"
+# The same key encoded another way (its EC point compressed) is another
+# pin: both lines stay.
+openssl ec -in "$PKI/leaf.key" -conv_form compressed -out "$TMP/cleaf.key" \
+    2>/dev/null
+openssl req -x509 -new -key "$TMP/cleaf.key" -days 1 -subj /CN=compressed \
+    -out "$TMP/compressed.pem" 2>/dev/null
+cat "$TMP/nosubj.pem" "$TMP/compressed.pem" >"$TMP/twoforms.pem"
+run twoforms "$PINPROXY_PIN" --ini "$TMP/twoforms.pem"
+check_eq "--ini: one key in two encodings, two pins, two lines" \
+    "$(sh "$MKPKI" pin "$TMP/nosubj.pem") $(sh "$MKPKI" pin \
+    "$TMP/compressed.pem")" \
+    "$(sed -n 's/^pin = \([^ ]*\) .*/\1/p' "$TMP/twoforms.out" | paste -sd' ')"
 check_eq "--ini: a certificate without a subject, no trailing space" \
     "pin = $(sh "$MKPKI" pin "$TMP/nosubj.pem")  ; depth=0" \
     "$(sed -n 's/^\(pin = .*depth=0.*\)$/\1/p' "$TMP/repeat.out")"

@@ -10,15 +10,15 @@
 # Once a daemon failed to start, its log will not grow: stop waiting.
 FAILED_START_STOPS_WAITS=yes
 
-# expect_error NAME PORT URL STATUS ERROR DETAILS HOST: pinproxy answers
-# URL itself with STATUS, the Proxy-Status of the contract and a text/plain
-# body naming HOST (three cases).
+# expect_error NAME PORT URL STATUS ERROR DETAILS HOST [CURL ARGS...]:
+# pinproxy answers URL itself with STATUS, the Proxy-Status of the
+# contract and a text/plain body naming HOST (three cases).
 expect_error()
 {
 	local name=$1 port=$2 url=$3 status=$4 error=$5 details=$6 host=$7
 	local code ctype
 
-	code=$(fetch "$name" "$port" "$url")
+	code=$(fetch "$name" "$port" "$url" "${@:8}")
 	check_status "$name: $status" "$status" "$code" "$name"
 	check_eq "$name: Proxy-Status error=$error details=$details" \
 	    "pinproxy; error=$error; details=\"$details\"" \
@@ -766,6 +766,26 @@ check_eq "port not in plain_ports: nothing reaches the origin" 0 \
 code=$(fetch pinned-port "$PA" "http://api.test:$OP2/hello")
 check_status "pinned host named with a port outside plain_ports: 200" 200 \
     "$code" pinned-port
+
+# A request that already passed through this pinproxy (its Via, as the
+# origin saw it, sent back to the proxy) is a loop: 508, and a blocked
+# line that says why.
+code=$(fetch via-first "$PA" "http://plain.test:$OP/hello?via-first")
+via=$(python3 -c 'import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if r.get("event") == "request" and "via-first" in r.get("path", ""):
+        h = r.get("headers", {})
+        print(dict((k.lower(), v) for k, v in h.items()).get("via", ""))
+' "$TMP/op.log" | head -n 1)
+check "the origin saw pinproxy's Via ($via)" test -n "$via"
+expect_error via-loop "$PA" "http://plain.test:$OP/hello?via-loop" 508 \
+    proxy_loop_detected loop plain.test -H "Via: $via"
+check_log "a request back through pinproxy: blocked, the Via named" \
+    "$TMP/a.log" "$(kv event blocked)" "$(kv host plain.test)" \
+    "$(kv reason "loop: the request already passed through pinproxy (Via)")"
+check_eq "a request back through pinproxy: nothing reaches the origin" 0 \
+    "$(grep -c 'via-loop' "$TMP/op.log")"
 
 # Names resolved with DNS (dnsd) on the pin set's port.
 code=$(fetch dns "$PA" "http://dns.test/hello")
