@@ -711,6 +711,7 @@ conn_request(struct conn *c)
 	char			 authority[HOSTMATCH_NAME_MAX];
 	char			 host[HOSTMATCH_NAME_MAX];
 	uint16_t		 port;
+	bool			 back;
 
 	evtimer_del(c->head_timer);
 	if (!conn_take_generation(c))
@@ -805,8 +806,9 @@ conn_request(struct conn *c)
 			return;
 		}
 	}
-	if (phase_is_self(&c->x, c->x.acc.host, t.port) || conn_came_back(c, h)) {
-		phase_log_blocked(&c->x, c->x.acc.host, conn_came_back(c, h) ?
+	back = conn_came_back(c, h);
+	if (back || phase_is_self(&c->x, c->x.acc.host, t.port)) {
+		phase_log_blocked(&c->x, c->x.acc.host, back ?
 		    "loop: the request already passed through pinproxy (Via)" :
 		    "loop: the request is addressed to pinproxy itself");
 		conn_reply_error(c, HTTP_ERROR_LOOP, c->x.acc.host,
