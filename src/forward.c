@@ -501,7 +501,8 @@ forward_response_head(struct forward *f, struct evbuffer *out)
 		return false;
 	}
 	if (h->status == 101) {
-		http_response_write(h, HTTP_CONN_PERSIST, false, out);
+		http_response_write(h, HTTP_CONN_PERSIST, false,
+		    f->x->env->via, out);
 		forward_count(f, 0, evbuffer_get_length(out) - before);
 		f->status = 101;
 		forward_upgrade(f);
@@ -564,7 +565,8 @@ forward_response_head(struct forward *f, struct evbuffer *out)
 			f->close_after = true;
 		http_msg_decode_body(f->resp, f->decode ? out : NULL);
 	}
-	http_response_write(h, forward_conn_token(f, h), f->decode, out);
+	http_response_write(h, forward_conn_token(f, h), f->decode,
+	    f->x->env->via, out);
 	forward_count(f, 0, evbuffer_get_length(out) - before);
 	f->resp_head_sent = true;
 	/* A message without a body (HEAD, 1xx, 204, 304) ends here. */

@@ -1377,10 +1377,12 @@ http_request_write(const struct http_head *h, bool upgrade, const char *host,
 
 void
 http_response_write(const struct http_head *h, enum http_conn_token conn,
-    bool decoded, struct evbuffer *out)
+    bool decoded, const char *via, struct evbuffer *out)
 {
 	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", h->status, h->reason);
 	http_headers_write(h, h->status == 101, false, decoded, out);
+	if (via != NULL)
+		evbuffer_add_printf(out, "Via: %s\r\n", via);
 	if (h->status != 101 && conn == HTTP_CONN_CLOSE)
 		evbuffer_add_printf(out, "Connection: close\r\n");
 	else if (h->status != 101 && conn == HTTP_CONN_KEEP_ALIVE)

@@ -216,11 +216,12 @@ bool			 http_upgrade_only(const struct http_head *h,
 			    const char *proto);
 /*
  * Append a response head for the client without the hop-by-hop headers,
- * with the Connection header conn says (ignored for a 101), and without
+ * with a Via header of via (none when NULL) after the server's own, the
+ * Connection header conn says (ignored for a 101), and without
  * Transfer-Encoding when decoded (the body goes out decoded).
  */
 void			 http_response_write(const struct http_head *h,
 			    enum http_conn_token conn, bool decoded,
-			    struct evbuffer *out);
+			    const char *via, struct evbuffer *out);
 
 #endif

@@ -779,6 +779,8 @@ for line in open(sys.argv[1]):
         print(dict((k.lower(), v) for k, v in h.items()).get("via", ""))
 ' "$TMP/op.log" | head -n 1)
 check "the origin saw pinproxy's Via ($via)" test -n "$via"
+check_eq "the client saw it on the response too" "$via" \
+    "$(header "$TMP/via-first.head" Via)"
 expect_error via-loop "$PA" "http://plain.test:$OP/hello?via-loop" 508 \
     proxy_loop_detected loop plain.test -H "Via: $via"
 check_log "a request back through pinproxy: blocked, the Via named" \

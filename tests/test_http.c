@@ -1723,13 +1723,14 @@ test_http_response_write_removes_hop_by_hop_headers(void **state)
 	    "X-Hop: 1\r\nTrailer: X-Sum\r\nTransfer-Encoding: chunked\r\n\r\n");
 	out = evbuffer_new();
 	http_response_write(http_msg_head(m), HTTP_CONN_PERSIST, false,
-	    out);
+	    NULL, out);
 	s = buffer_string(out);
 	assert_string_equal(s, "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
 	    "Transfer-Encoding: chunked\r\n\r\n");
 	free(s);
 	evbuffer_drain(out, evbuffer_get_length(out));
-	http_response_write(http_msg_head(m), HTTP_CONN_CLOSE, false, out);
+	http_response_write(http_msg_head(m), HTTP_CONN_CLOSE, false,
+	    NULL, out);
 	s = buffer_string(out);
 	assert_string_equal(s, "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
 	    "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
@@ -1767,7 +1768,7 @@ test_http_response_write_drops_framing_of_bodiless_answers(void **state)
 		m = response(cases[i].head);
 		out = evbuffer_new();
 		http_response_write(http_msg_head(m), HTTP_CONN_PERSIST, false,
-		    out);
+		    NULL, out);
 		s = buffer_string(out);
 		assert_string_equal(s, cases[i].want);
 		free(s);
@@ -1788,7 +1789,8 @@ test_http_response_write_keeps_upgrade_for_101(void **state)
 	    "Upgrade: websocket\r\nConnection: Upgrade\r\n"
 	    "Sec-WebSocket-Accept: a\r\n\r\n");
 	out = evbuffer_new();
-	http_response_write(http_msg_head(m), HTTP_CONN_CLOSE, false, out);
+	http_response_write(http_msg_head(m), HTTP_CONN_CLOSE, false,
+	    NULL, out);
 	s = buffer_string(out);
 	assert_string_equal(s, "HTTP/1.1 101 Switching Protocols\r\n"
 	    "Upgrade: websocket\r\nSec-WebSocket-Accept: a\r\n"
@@ -1965,7 +1967,8 @@ assert_decoded_head(const char *head, const char *expect)
 
 	m = response(head);
 	out = evbuffer_new();
-	http_response_write(http_msg_head(m), HTTP_CONN_CLOSE, true, out);
+	http_response_write(http_msg_head(m), HTTP_CONN_CLOSE, true,
+	    NULL, out);
 	s = buffer_string(out);
 	assert_string_equal(s, expect);
 	free(s);
@@ -2013,6 +2016,28 @@ test_http_response_write_keeps_other_codings_of_a_decoded_body(void **state)
 	    "Connection: close\r\n\r\n");
 }
 
+/* RFC 9110 (7.6.3): a proxy adds its Via to every message it forwards. */
+static void
+test_http_response_write_adds_via(void **state)
+{
+	struct http_msg	*m;
+	struct evbuffer	*out;
+	char		*s;
+
+	(void)state;
+	m = response("HTTP/1.1 200 OK\r\nVia: 1.0 fred\r\n"
+	    "Content-Length: 2\r\n\r\n");
+	out = evbuffer_new();
+	http_response_write(http_msg_head(m), HTTP_CONN_PERSIST, false,
+	    "1.1 pinproxy-0a0b0c0d", out);
+	s = buffer_string(out);
+	assert_string_equal(s, "HTTP/1.1 200 OK\r\nVia: 1.0 fred\r\n"
+	    "Content-Length: 2\r\nVia: 1.1 pinproxy-0a0b0c0d\r\n\r\n");
+	free(s);
+	evbuffer_free(out);
+	http_msg_free(m);
+}
+
 static void
 test_http_response_write_says_keep_alive_when_asked(void **state)
 {
@@ -2025,7 +2050,7 @@ test_http_response_write_says_keep_alive_when_asked(void **state)
 	    "Connection: close\r\n\r\n");
 	out = evbuffer_new();
 	http_response_write(http_msg_head(m), HTTP_CONN_KEEP_ALIVE, false,
-	    out);
+	    NULL, out);
 	s = buffer_string(out);
 	assert_string_equal(s, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
 	    "Connection: keep-alive\r\n\r\n");
@@ -2180,6 +2205,7 @@ main(void)
 		    test_http_response_write_drops_te_for_a_decoded_body),
 		cmocka_unit_test(
 		    test_http_response_write_says_keep_alive_when_asked),
+		cmocka_unit_test(test_http_response_write_adds_via),
 		cmocka_unit_test(
 		    test_http_upgrade_in_an_http_1_0_request_is_not_offered),
 	};

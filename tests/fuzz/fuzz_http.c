@@ -144,7 +144,8 @@ fuzz_check_rewrite(const struct http_head *h, const struct fuzz_feed *f,
 		    f->close ? NULL : "1.1 pinproxy", out);
 	else
 		http_response_write(h, f->close ? HTTP_CONN_CLOSE :
-		    HTTP_CONN_PERSIST, false, out);
+		    HTTP_CONN_PERSIST, false, f->close ? NULL : "1.1 pinproxy",
+		    out);
 	len = evbuffer_get_length(out);
 	text = (char *)evbuffer_pullup(out, -1);
 
