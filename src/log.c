@@ -377,3 +377,15 @@ log_msg(enum log_event ev, const char *fmt, ...)
 	log_str(&l, LK_MSG, val);
 	log_end(&l);
 }
+
+void
+log_blocked(const char *host, const char *client, const char *reason)
+{
+	struct logline	 l;
+
+	log_begin(&l, EV_BLOCKED);
+	log_str(&l, LK_HOST, host);
+	log_str(&l, LK_CLIENT, client);
+	log_str(&l, LK_REASON, reason);
+	log_end(&l);
+}

@@ -142,6 +142,9 @@ void		 log_end(struct logline *l);
 /* Log ev with a single msg= value; a shorthand for simple events. */
 void		 log_msg(enum log_event ev, const char *fmt, ...)
 		     __attribute__((format(printf, 2, 3)));
+/* Log a refusal by policy: event=blocked with host, client and reason. */
+void		 log_blocked(const char *host, const char *client,
+		    const char *reason);
 
 /* Escape val for logfmt into buf (always terminated); returns buf. */
 char		*log_escape(char *buf, size_t bufsize, const char *val,

@@ -283,11 +283,5 @@ void
 phase_log_blocked(const struct phase_ctx *x, const char *host,
     const char *reason)
 {
-	struct logline	 l;
-
-	log_begin(&l, EV_BLOCKED);
-	log_str(&l, LK_HOST, host);
-	log_str(&l, LK_CLIENT, x->client);
-	log_str(&l, LK_REASON, reason);
-	log_end(&l);
+	log_blocked(host, x->client, reason);
 }

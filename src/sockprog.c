@@ -26,16 +26,19 @@ enum {
 	SOCKPROG_TCP_CLOSING = 11
 };
 
-/* fd's TCP_INFO, or false when it has none with the fields used here. */
+/* How much of struct tcp_info a kernel must fill, up to and with field. */
+#define SOCKPROG_UPTO(field) \
+	(offsetof(struct tcp_info, field) + sizeof(((struct tcp_info *)0)->field))
+
+/* fd's TCP_INFO, or false when the kernel gives fewer than need bytes. */
 static bool
-sockprog_info(int fd, struct tcp_info *ti)
+sockprog_info(int fd, struct tcp_info *ti, size_t need)
 {
 	socklen_t	 len = sizeof(*ti);
 
 	memset(ti, 0, sizeof(*ti));
 	return getsockopt(fd, IPPROTO_TCP, TCP_INFO, ti, &len) == 0 &&
-	    len >= offsetof(struct tcp_info, tcpi_notsent_bytes) +
-	    sizeof(ti->tcpi_notsent_bytes);
+	    len >= need;
 }
 
 bool
@@ -44,7 +47,7 @@ sockprog_moved(int fd, uint64_t *seen)
 	struct tcp_info	 ti;
 	bool		 moved;
 
-	if (!sockprog_info(fd, &ti))
+	if (!sockprog_info(fd, &ti, SOCKPROG_UPTO(tcpi_notsent_bytes)))
 		return false;
 	moved = ti.tcpi_bytes_acked > *seen &&
 	    (ti.tcpi_unacked > 0 || ti.tcpi_notsent_bytes > 0);
@@ -72,12 +75,8 @@ bool
 sockprog_peer_ended(int fd)
 {
 	struct tcp_info	 ti;
-	socklen_t	 len = sizeof(ti);
 
-	memset(&ti, 0, sizeof(ti));
-	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 ||
-	    len < offsetof(struct tcp_info, tcpi_state) +
-	    sizeof(ti.tcpi_state))
+	if (!sockprog_info(fd, &ti, SOCKPROG_UPTO(tcpi_state)))
 		return false;
 	switch (ti.tcpi_state) {
 	case SOCKPROG_TCP_CLOSE:

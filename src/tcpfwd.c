@@ -286,13 +286,7 @@ tcpfwd_dial_watch_cb(evutil_socket_t fd, short what, void *arg)
 static void
 tcpfwd_deny(struct tcpfwd_conn *c)
 {
-	struct logline	 l;
-
-	log_begin(&l, EV_BLOCKED);
-	log_str(&l, LK_HOST, c->f->host);
-	log_str(&l, LK_CLIENT, c->addr);
-	log_str(&l, LK_REASON, "client not in allow_clients");
-	log_end(&l);
+	log_blocked(c->f->host, c->addr, "client not in allow_clients");
 	tcpfwd_refuse(c);
 }
 

@@ -209,10 +209,7 @@ upstream_fail(struct upstream *u, enum upstream_status st, const char *fmt,
 	if (o->policy) {
 		snprintf(why, sizeof(why), "%s: %s",
 		    http_error_details(o->error), u->reason);
-		log_begin(&l, EV_BLOCKED);
-		log_str(&l, LK_HOST, u->host);
-		log_str(&l, LK_CLIENT, u->client);
-		log_str(&l, LK_REASON, why);
+		log_blocked(u->host, u->client, why);
 	} else {
 		log_begin(&l, EV_UPSTREAM_ERROR);
 		log_str(&l, LK_HOST, u->host);
@@ -220,8 +217,8 @@ upstream_fail(struct upstream *u, enum upstream_status st, const char *fmt,
 		log_str(&l, LK_CLIENT, u->client);
 		log_str(&l, LK_ERROR, http_error_details(o->error));
 		log_str(&l, LK_REASON, u->reason);
+		log_end(&l);
 	}
-	log_end(&l);
 	metrics_inc(u->sinks->metrics, o->metric);
 	upstream_finish(u, st);
 }
