@@ -17,6 +17,7 @@
 
 #include "conf.h"
 #include "hostmatch.h"
+#include "keydecode.h"
 #include "monotime.h"
 #include "pincheck.h"
 #include "tls_upstream.h"
@@ -177,6 +178,8 @@ tls_upstream_verify_cb(X509_STORE_CTX *sctx, void *arg)
 	SSL				*ssl;
 
 	(void)arg;
+	/* The certificates are parsed: the rest runs on the providers. */
+	keydecode_close();
 	ssl = X509_STORE_CTX_get_ex_data(sctx,
 	    SSL_get_ex_data_X509_STORE_CTX_idx());
 	if (ssl != NULL)
@@ -215,6 +218,7 @@ tls_upstream_ctx(X509_STORE *store, char *err, size_t errlen)
 	SSL_CTX_sess_set_new_cb(ctx, tls_upstream_new_session_cb);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	keydecode_watch(ctx);
 	return ctx;
 }
 

@@ -26,6 +26,7 @@
 
 #include "conf_parse.h"
 #include "diag.h"
+#include "keydecode.h"
 #include "pincheck.h"
 #include "runconf.h"
 #include "testpki.h"
@@ -462,6 +463,11 @@ upstream_once_at(struct runconf *rc, SSL_CTX *sctx, time_t checked,
 	assert_true(testpki_handshake(client, server));
 	assert_int_equal(SSL_get_verify_result(client), X509_V_OK);
 	resumed = tls_upstream_resumed(client, &res);
+	/* The upstream context decodes the server's keys the short way. */
+	assert_false(keydecode_is_open());
+	if (!resumed && keydecode_available())
+		assert_null(EVP_PKEY_get0_provider(X509_get0_pubkey(
+		    SSL_get0_peer_certificate(client))));
 	if (!resumed) {
 		memset(&res, 0, sizeof(res));
 		res.verdict = PIN_UNPINNED;
