@@ -27,12 +27,18 @@
  * certificate verification callback on ctx must call keydecode_close()
  * first.
  */
-void	keydecode_watch(SSL_CTX *ctx);
+void		keydecode_watch(SSL_CTX *ctx);
 /* End the short way now, if it is on. */
-void	keydecode_close(void);
+void		keydecode_close(void);
 /* Whether the short way is on now (for tests). */
-bool	keydecode_is_open(void);
+bool		keydecode_is_open(void);
 /* Whether this OpenSSL has a short way to take. */
-bool	keydecode_available(void);
+bool		keydecode_available(void);
+/*
+ * How often anything asked the engine for its key methods, which only an
+ * operation with a key run while the short way is on does (for tests:
+ * it stays 0).
+ */
+unsigned long	keydecode_engine_uses(void);
 
 #endif

@@ -451,6 +451,7 @@ upstream_once_at(struct runconf *rc, SSL_CTX *sctx, time_t checked,
 	struct pincheck_result	 res;
 	unsigned char		 byte;
 	SSL			*client, *server;
+	unsigned long		 uses;
 	bool			 resumed;
 
 	client = tls_upstream_ssl(rc->tls, NULL, false, "api.test", 443,
@@ -460,9 +461,12 @@ upstream_once_at(struct runconf *rc, SSL_CTX *sctx, time_t checked,
 	assert_non_null(server);
 	SSL_set_connect_state(client);
 	SSL_set_accept_state(server);
+	uses = keydecode_engine_uses();
 	assert_true(testpki_handshake(client, server));
 	assert_int_equal(SSL_get_verify_result(client), X509_V_OK);
 	resumed = tls_upstream_resumed(client, &res);
+	/* Nothing but the certificates' parsing ran in the short way. */
+	assert_int_equal(keydecode_engine_uses(), uses);
 	/* The upstream context decodes the server's keys the short way. */
 	assert_false(keydecode_is_open());
 	if (!resumed && keydecode_available())
