@@ -40,10 +40,19 @@ struct alpnguess_slot {
 	uint64_t	 touched;	/* the table's tick at the last use */
 };
 
+/* The last offer for a host, port and pin set (one slot each). */
+struct alpnguess_offer {
+	bool		 used;
+	unsigned char	 digest[ALPNGUESS_DIGEST];	/* of host, port, set */
+	unsigned char	 offer[ALPNGUESS_OFFER_MAX];
+	unsigned char	 len;
+};
+
 struct alpnguess {
 	unsigned char		 salt[ALPNGUESS_SALT];
 	uint64_t		 tick;
 	struct alpnguess_slot	 slot[ALPNGUESS_SLOTS];
+	struct alpnguess_offer	 offer[ALPNGUESS_OFFERS];
 };
 
 struct alpnguess *
@@ -185,6 +194,63 @@ alpnguess_drop(struct alpnguess *g, const struct alpnguess_key *k)
 	s->wrong = true;
 	s->agreed = 0;
 	s->touched = ++g->tick;
+}
+
+/*
+ * The offer slot of k's host, port and pin set, with their digest; NULL
+ * when no digest can be computed. A slot takes one key at a time.
+ */
+static struct alpnguess_offer *
+alpnguess_offer_slot(struct alpnguess *g, const struct alpnguess_key *k,
+    unsigned char digest[ALPNGUESS_DIGEST])
+{
+	struct alpnguess_key	 hp = *k;
+	uint32_t		 i;
+
+	hp.addr = NULL;
+	hp.addrlen = 0;
+	hp.offer = NULL;
+	hp.offer_len = 0;
+	if (!alpnguess_digest(g, &hp, digest))
+		return NULL;
+	memcpy(&i, digest, sizeof(i));
+	return &g->offer[i % ALPNGUESS_OFFERS];
+}
+
+void
+alpnguess_put_offer(struct alpnguess *g, const struct alpnguess_key *k)
+{
+	struct alpnguess_offer	*o;
+	unsigned char		 d[ALPNGUESS_DIGEST];
+
+	if ((o = alpnguess_offer_slot(g, k, d)) == NULL)
+		return;
+	if (k->offer_len > ALPNGUESS_OFFER_MAX) {
+		if (o->used && memcmp(o->digest, d, sizeof(d)) == 0)
+			o->used = false;
+		return;
+	}
+	o->used = true;
+	memcpy(o->digest, d, sizeof(d));
+	if (k->offer_len > 0)
+		memcpy(o->offer, k->offer, k->offer_len);
+	o->len = (unsigned char)k->offer_len;
+}
+
+bool
+alpnguess_get_offer(struct alpnguess *g, const struct alpnguess_key *k,
+    unsigned char *offer, size_t *len)
+{
+	struct alpnguess_offer	*o;
+	unsigned char		 d[ALPNGUESS_DIGEST];
+
+	if ((o = alpnguess_offer_slot(g, k, d)) == NULL || !o->used ||
+	    memcmp(o->digest, d, sizeof(d)) != 0)
+		return false;
+	if (o->len > 0)
+		memcpy(offer, o->offer, o->len);
+	*len = o->len;
+	return true;
 }
 
 bool

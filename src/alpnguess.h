@@ -20,6 +20,9 @@
 /* Slots of a table, and the longest protocol name remembered. */
 #define ALPNGUESS_SLOTS		128
 #define ALPNGUESS_PROTO_MAX	32
+/* Offers remembered (one per host, port and pin set), and their length. */
+#define ALPNGUESS_OFFERS	64
+#define ALPNGUESS_OFFER_MAX	64
 
 struct alpnguess;
 
@@ -57,6 +60,21 @@ void		 alpnguess_put(struct alpnguess *g,
  */
 void		 alpnguess_drop(struct alpnguess *g,
 		    const struct alpnguess_key *k);
+/*
+ * Remember k's offer as the last one a client made for k's host, port and
+ * pin set (k's address is not part of it), so that the upstream's hello
+ * can be made before the next client's arrives; a longer offer than
+ * ALPNGUESS_OFFER_MAX is not kept.
+ */
+void		 alpnguess_put_offer(struct alpnguess *g,
+		    const struct alpnguess_key *k);
+/*
+ * The offer last remembered for k's host, port and pin set, into offer
+ * (ALPNGUESS_OFFER_MAX bytes) and *len; false when none is known.
+ */
+bool		 alpnguess_get_offer(struct alpnguess *g,
+		    const struct alpnguess_key *k, unsigned char *offer,
+		    size_t *len);
 /*
  * Whether proto (len bytes, a name, not wire format) is in the client's
  * ALPN list (wire format); a guess of no protocol always fits.

@@ -812,6 +812,8 @@ intercept_guess(struct intercept *ic, const struct intercept_args *a)
 	size_t			 len;
 
 	intercept_guess_key(ic, &k);
+	/* The next CONNECT to this host makes the upstream's hello with it. */
+	alpnguess_put_offer(ic->x->rc->alpn, &k);
 	if (evbuffer_get_length(bufferevent_get_output(ic->x->bev)) > 0 ||
 	    !alpnguess_get(ic->x->rc->alpn, &k, proto, &len) ||
 	    !alpnguess_offered(a->alpn, a->alpn_len, proto, len))

@@ -25,6 +25,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "alpnguess.h"
 #include "clienthello.h"
 #include "hostmatch.h"
 #include "http.h"
@@ -853,6 +854,28 @@ tunnel_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	tunnel_end(t, 408);
 }
 
+/*
+ * While the client makes its hello: a CONNECT by name to a pinned host is
+ * intercepted when the hello names that host, so the upstream's hello for
+ * it is made now, with the ALPN list that the host's last intercepted
+ * client offered (upstream_prepare_tls(): a hello that turns out to be
+ * for another name or offer is dropped unsent).
+ */
+static void
+tunnel_prepare_hello(struct tunnel *t)
+{
+	struct alpnguess_key	 k = { .host = t->connect_host,
+	    .port = t->port, .pinset = t->connect_ps };
+	unsigned char		 offer[ALPNGUESS_OFFER_MAX];
+	size_t			 len;
+
+	if (t->connect_by_ip || t->connect_ps == NULL ||
+	    !alpnguess_get_offer(t->x->rc->alpn, &k, offer, &len))
+		return;
+	upstream_prepare_tls(t->up, t->connect_host, t->connect_ps, false,
+	    offer, len);
+}
+
 static void
 tunnel_connected_cb(struct upstream *u, enum upstream_status st, void *arg)
 {
@@ -875,6 +898,7 @@ tunnel_connected_cb(struct upstream *u, enum upstream_status st, void *arg)
 	t->up_ev = sockwatch_new(x->env->base, upstream_fd(u),
 	    tunnel_upstream_cb, t);
 	if (tunnel_start_peeking(t)) {
+		tunnel_prepare_hello(t);
 		tunnel_peek(t);
 		return;
 	}

@@ -119,6 +119,21 @@ struct upstream {
 	/* Why sending the hello at once failed: the handshake then fails. */
 	unsigned long			 hello_error;
 	int				 hello_errno;
+	/*
+	 * A hello made ahead (upstream_prepare_tls()): its TLS connection,
+	 * its bufferevent (made while the connection was new, idle until
+	 * used), the name, pin set and offer it is for, and the hello, held
+	 * in memory.
+	 */
+	struct upstream_ahead {
+		SSL			*ssl;		/* NULL: none */
+		struct bufferevent	*bev;
+		char			 host[HOSTMATCH_NAME_MAX];
+		const struct pinset	*ps;
+		bool			 by_address;
+		unsigned char		 alpn[UPSTREAM_AHEAD_ALPN_MAX];
+		size_t			 alpnlen;
+	}				 ahead;
 	struct pincheck_result		 pins;
 	char				 reason[256];
 	TAILQ_ENTRY(upstream)		 alone_entry;	/* released */
@@ -1198,10 +1213,135 @@ upstream_send_hello(struct upstream *u)
 	ERR_clear_error();
 }
 
+/* Forget the hello made ahead, if any: nothing of it was sent. */
+static void
+upstream_ahead_drop(struct upstream *u)
+{
+	if (u->ahead.ssl == NULL)
+		return;
+	bufferevent_free(u->ahead.bev);
+	SSL_free(u->ahead.ssl);
+	memset(&u->ahead, 0, sizeof(u->ahead));
+}
+
+void
+upstream_prepare_tls(struct upstream *u, const char *host,
+    const struct pinset *ps, bool by_address, const unsigned char *alpn,
+    size_t alpnlen)
+{
+	struct upstream_ahead	*a = &u->ahead;
+	BIO			*in, *out;
+	int			 r;
+
+	upstream_ahead_drop(u);
+	if (u->state != UPSTREAM_CONNECTED || u->bev != NULL ||
+	    alpnlen > sizeof(a->alpn) ||
+	    strlen(host) >= sizeof(a->host))
+		return;
+	a->ssl = tls_upstream_ssl(u->rc->tls, ps, by_address, host, u->port,
+	    alpn, alpnlen);
+	if (a->ssl == NULL)
+		return;
+	/*
+	 * The bufferevent now, while the TLS connection is new: made later,
+	 * it would start the connection afresh (SSL_clear), hello and all.
+	 * It waits, disabled, until upstream_start_tls() takes it.
+	 */
+	a->bev = bufferevent_openssl_socket_new(u->base, u->fd, a->ssl,
+	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_DEFER_CALLBACKS);
+	in = BIO_new(BIO_s_mem());
+	out = BIO_new(BIO_s_mem());
+	if (a->bev == NULL || in == NULL || out == NULL) {
+		BIO_free(in);
+		BIO_free(out);
+		if (a->bev != NULL)
+			bufferevent_free(a->bev);
+		SSL_free(a->ssl);
+		memset(a, 0, sizeof(*a));
+		return;
+	}
+	bufferevent_disable(a->bev, EV_READ | EV_WRITE);
+	/* Nothing is read from the server meanwhile: it waits in the socket. */
+	BIO_set_mem_eof_return(in, -1);
+	SSL_set_bio(a->ssl, in, out);
+	ERR_clear_error();
+	r = SSL_do_handshake(a->ssl);
+	if (SSL_get_error(a->ssl, r) != SSL_ERROR_WANT_READ ||
+	    BIO_pending(out) <= 0) {
+		ERR_clear_error();
+		upstream_ahead_drop(u);
+		return;
+	}
+	xstrlcpy(a->host, host, sizeof(a->host));
+	a->ps = ps;
+	a->by_address = by_address;
+	if (alpnlen > 0)
+		memcpy(a->alpn, alpn, alpnlen);
+	a->alpnlen = alpnlen;
+}
+
+/*
+ * Take the hello made ahead when it is for what this start asks for, and
+ * send it: the TLS connection goes on from there on the socket.
+ */
+static bool
+upstream_ahead_take(struct upstream *u, const unsigned char *alpn,
+    size_t alpnlen)
+{
+	struct upstream_ahead	*a = &u->ahead;
+	unsigned char		 hello[UPSTREAM_AHEAD_HELLO_MAX];
+	BIO			*sock = NULL;
+	size_t			 len, off = 0;
+	ssize_t			 n;
+	int			 r;
+
+	if (a->ssl == NULL)
+		return false;
+	r = BIO_pending(SSL_get_wbio(a->ssl));
+	if (strcmp(a->host, u->host) != 0 || a->ps != u->ps ||
+	    a->by_address != u->by_address || a->alpnlen != alpnlen ||
+	    (alpnlen > 0 && memcmp(a->alpn, alpn, alpnlen) != 0) ||
+	    r <= 0 || r > (int)sizeof(hello) ||
+	    BIO_read(SSL_get_wbio(a->ssl), hello, r) != r ||
+	    (sock = BIO_new_socket(u->fd, BIO_NOCLOSE)) == NULL) {
+		log_msg(EV_DEBUG, "client %s: the hello to %s made ahead was "
+		    "for another name or offer: dropped unsent", u->client,
+		    u->host);
+		upstream_ahead_drop(u);
+		return false;
+	}
+	len = (size_t)r;
+	SSL_set_bio(a->ssl, sock, sock);
+	u->ssl = a->ssl;
+	u->bev = a->bev;
+	memset(a, 0, sizeof(*a));
+	/*
+	 * A new connection's socket takes a hello whole; if it did not, the
+	 * handshake would wait for an answer that cannot come, and end at
+	 * connect_timeout.
+	 */
+	while (off < len) {
+		n = send(u->fd, hello + off, len - off, MSG_NOSIGNAL);
+		if (n > 0) {
+			off += (size_t)n;
+		} else if (n == -1 && errno == EINTR) {
+			continue;
+		} else {
+			u->hello_errno = n == -1 ? errno : EPIPE;
+			break;
+		}
+	}
+	log_msg(EV_DEBUG, "client %s: the hello to %s made ahead, sent",
+	    u->client, u->host);
+	return true;
+}
+
 bool
 upstream_start_tls(struct upstream *u, const unsigned char *alpn,
     size_t alpnlen, bool fresh_deadline, upstream_cb cb, void *arg)
 {
+	bool	 ahead;
+
 	u->cb = cb;
 	u->arg = arg;
 	u->tls = true;
@@ -1209,11 +1349,14 @@ upstream_start_tls(struct upstream *u, const unsigned char *alpn,
 	u->hello_error = 0;
 	u->hello_errno = 0;
 	upstream_arm_timer(u, fresh_deadline);
-	u->ssl = tls_upstream_ssl(u->rc->tls, u->ps, u->by_address, u->host,
-	    u->port, alpn, alpnlen);
-	if (u->ssl != NULL)
-		u->bev = bufferevent_openssl_socket_new(u->base, u->fd, u->ssl,
-		    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_DEFER_CALLBACKS);
+	if (!(ahead = upstream_ahead_take(u, alpn, alpnlen))) {
+		u->ssl = tls_upstream_ssl(u->rc->tls, u->ps, u->by_address,
+		    u->host, u->port, alpn, alpnlen);
+		if (u->ssl != NULL)
+			u->bev = bufferevent_openssl_socket_new(u->base, u->fd,
+			    u->ssl, BUFFEREVENT_SSL_CONNECTING,
+			    BEV_OPT_DEFER_CALLBACKS);
+	}
 	if (u->bev == NULL) {
 		SSL_free(u->ssl);
 		u->ssl = NULL;
@@ -1225,7 +1368,8 @@ upstream_start_tls(struct upstream *u, const unsigned char *alpn,
 	bufferevent_openssl_set_allow_dirty_shutdown(u->bev, 1);
 	bufferevent_setcb(u->bev, NULL, NULL, upstream_tls_event_cb, u);
 	bufferevent_enable(u->bev, EV_READ | EV_WRITE);
-	upstream_send_hello(u);
+	if (!ahead)
+		upstream_send_hello(u);
 	return true;
 }
 
@@ -1241,6 +1385,7 @@ upstream_retarget(struct upstream *u, const struct pinset *ps,
 void
 upstream_start_plain(struct upstream *u)
 {
+	upstream_ahead_drop(u);
 	u->bev = bufferevent_socket_new(u->base, u->fd,
 	    BEV_OPT_DEFER_CALLBACKS);
 	relay_tune(u->bev);
@@ -1486,6 +1631,7 @@ upstream_free(struct upstream *u)
 	upstream_attempts_end(u);
 	if (u->stagger != NULL)
 		event_free(u->stagger);
+	upstream_ahead_drop(u);
 	/* The bufferevent first: it stops using the others at once. */
 	if (u->bev != NULL)
 		bufferevent_free(u->bev);

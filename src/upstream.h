@@ -124,6 +124,14 @@ bool		 upstream_addr_is_forwarder(const struct sockaddr *sa,
  */
 bool		 upstream_mark_check(unsigned long mark, char *err,
 		    size_t errlen);
+/*
+ * A hello made ahead (upstream_prepare_tls()) offers at most this many
+ * bytes of ALPN list and is at most this long; longer ones are made when
+ * TLS starts, as any other.
+ */
+#define UPSTREAM_AHEAD_ALPN_MAX		64
+#define UPSTREAM_AHEAD_HELLO_MAX	8192
+
 /* Resolve and connect TCP; cb(UPSTREAM_OK) when connected. */
 struct upstream	*upstream_connect(const struct upstream_params *p,
 		    upstream_cb cb, void *arg);
@@ -137,6 +145,18 @@ struct upstream	*upstream_connect(const struct upstream_params *p,
 bool		 upstream_start_tls(struct upstream *u,
 		    const unsigned char *alpn, size_t alpnlen,
 		    bool fresh_deadline, upstream_cb cb, void *arg);
+/*
+ * Make the TLS hello for host (pin set ps, by_address as in
+ * upstream_retarget()) offering alpn, without sending it, while the
+ * client's own hello is awaited: a start of TLS for the same name, pin
+ * set and offer sends it at once instead of making one; any other start,
+ * a plaintext one or none drops it. Nothing when the socket is not
+ * connected and idle, or the offer is longer than
+ * UPSTREAM_AHEAD_ALPN_MAX.
+ */
+void		 upstream_prepare_tls(struct upstream *u, const char *host,
+		    const struct pinset *ps, bool by_address,
+		    const unsigned char *alpn, size_t alpnlen);
 /*
  * Change the name checked in the certificate and the pin set before TLS
  * starts: a CONNECT by IP learns its host name from the ClientHello.

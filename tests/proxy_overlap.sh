@@ -30,6 +30,17 @@ beside()
 {
 	grep -c 'beside the upstream handshake' "$TMP/p.log"
 }
+# ahead, dropped: how many upstream hellos were made ahead (while the
+# client's was awaited) and then sent, or dropped unsent, so far.
+ahead()
+{
+	grep -c 'made ahead, sent' "$TMP/p.log"
+}
+dropped()
+{
+	grep -c 'made ahead was for another name or offer: dropped unsent' \
+	    "$TMP/p.log"
+}
 # origin ARGS...: (re)start the origin on port O with ARGS.
 O=$(free_port)
 origin()
@@ -68,17 +79,30 @@ check_out "first connection: ALPN http/1.1" first alpn http/1.1
 check_out "first connection: the origin's body" first body \
     'hello from origin\n'
 check_eq "first connection: in series" 0 "$(beside)"
+check_eq "first connection: its upstream hello made when its came" 0 \
+    "$(ahead)"
 connect second --alpn h2,http/1.1 --get /hello
 check_out "second connection: ALPN http/1.1" second alpn http/1.1
 check_out "second connection: the origin's body" second body \
     'hello from origin\n'
 check_eq "second connection: answered beside the upstream's handshake" 1 \
     "$(beside)"
+check_eq "second connection: the upstream's hello made ahead with the first's offer" \
+    1 "$(ahead)"
 # Another offer is another key: in series again.
 connect other --alpn http/1.1 --get /hello
 check_out "another ALPN offer: the origin's body" other body \
     'hello from origin\n'
 check_eq "another ALPN offer: in series" 1 "$(beside)"
+check_eq "another ALPN offer: the hello made ahead was dropped unsent" \
+    "1 1" "$(ahead) $(dropped)"
+check_out "another ALPN offer: ALPN http/1.1" other alpn http/1.1
+# Plaintext HTTP in a CONNECT to the pinned host, behind that offer: the
+# request goes over pinned TLS, with the hello made ahead or a new one.
+curl -s -p -x "http://127.0.0.1:$P" -o "$TMP/plainconnect.out" \
+    "http://api.test:443/hello" 2>"$TMP/plainconnect.err"
+check_eq "plaintext in a CONNECT after a TLS client: the origin's body" \
+    "hello from origin" "$(cat "$TMP/plainconnect.out")"
 
 # A client that breaks TLS itself while its answer is held (a record of
 # no TLS type behind its hello): an alert ends it, as when the upstream

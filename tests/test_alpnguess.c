@@ -3,7 +3,7 @@
  * offer; what is put is got back, a drop forgets it until two handshakes
  * in a row agree again, a set keeps two keys
  * and then the one used last, and a guess is only used when the client
- * offers it.
+ * offers it. The last offer of a host, port and pin set is kept too.
  */
 #include "config.h"
 
@@ -322,6 +322,93 @@ test_a_used_guess_outlives_an_unused_one(void **state)
 	alpnguess_free(g);
 }
 
+static void
+test_the_last_offer_is_kept_per_host_port_and_pin_set(void **state)
+{
+	struct alpnguess	*g = alpnguess_new();
+	struct alpnguess_key	 k = key("api.test", 443, &pinset_a, OFFER_BOTH);
+	struct alpnguess_key	 same = key("api.test", 443, &pinset_a, NULL);
+	struct alpnguess_key	 others[] = {
+		key("other.test", 443, &pinset_a, NULL),
+		key("api.test", 8443, &pinset_a, NULL),
+		key("api.test", 443, &pinset_b, NULL),
+	};
+	struct sockaddr_in	 a1;
+	unsigned char		 o[ALPNGUESS_OFFER_MAX];
+	size_t			 len = 99, i;
+
+	(void)state;
+	assert_false(alpnguess_get_offer(g, &k, o, &len));
+	memset(&a1, 0, sizeof(a1));
+	a1.sin_family = AF_INET;
+	a1.sin_addr.s_addr = htonl(0x7f000001);
+	k.addr = &a1;
+	k.addrlen = sizeof(a1);
+	alpnguess_put_offer(g, &k);
+	/* Neither the address nor an offer is part of the lookup. */
+	assert_true(alpnguess_get_offer(g, &same, o, &len));
+	assert_int_equal(len, strlen(OFFER_BOTH));
+	assert_memory_equal(o, OFFER_BOTH, len);
+	for (i = 0; i < sizeof(others) / sizeof(others[0]); i++)
+		assert_false(alpnguess_get_offer(g, &others[i], o, &len));
+	/* The last client's offer replaces the one before, none too. */
+	k = key("api.test", 443, &pinset_a, NULL);
+	alpnguess_put_offer(g, &k);
+	assert_true(alpnguess_get_offer(g, &same, o, &len));
+	assert_int_equal(len, 0);
+	alpnguess_free(g);
+}
+
+static void
+test_a_too_long_offer_is_not_kept_and_forgets(void **state)
+{
+	struct alpnguess	*g = alpnguess_new();
+	struct alpnguess_key	 k = key("api.test", 443, &pinset_a, OFFER_11);
+	unsigned char		 longer[ALPNGUESS_OFFER_MAX + 1];
+	unsigned char		 o[ALPNGUESS_OFFER_MAX];
+	size_t			 len;
+
+	(void)state;
+	alpnguess_put_offer(g, &k);
+	assert_true(alpnguess_get_offer(g, &k, o, &len));
+	memset(longer, 'x', sizeof(longer));
+	longer[0] = sizeof(longer) - 1;
+	k.offer = longer;
+	k.offer_len = sizeof(longer);
+	alpnguess_put_offer(g, &k);
+	assert_false(alpnguess_get_offer(g, &k, o, &len));
+	alpnguess_free(g);
+}
+
+static void
+test_many_offers_stay_bounded_and_correct(void **state)
+{
+	struct alpnguess	*g = alpnguess_new();
+	struct alpnguess_key	 k;
+	unsigned char		 o[ALPNGUESS_OFFER_MAX];
+	char			 host[32];
+	size_t			 len, i, found = 0;
+
+	(void)state;
+	for (i = 0; i < 4 * ALPNGUESS_OFFERS; i++) {
+		snprintf(host, sizeof(host), "h%zu.test", i);
+		k = key(host, 443, &pinset_a, i % 2 ? OFFER_11 : OFFER_BOTH);
+		alpnguess_put_offer(g, &k);
+	}
+	for (i = 0; i < 4 * ALPNGUESS_OFFERS; i++) {
+		snprintf(host, sizeof(host), "h%zu.test", i);
+		k = key(host, 443, &pinset_a, NULL);
+		if (!alpnguess_get_offer(g, &k, o, &len))
+			continue;
+		found++;
+		/* Whatever is found is that host's own. */
+		assert_int_equal(len, strlen(i % 2 ? OFFER_11 : OFFER_BOTH));
+		assert_memory_equal(o, i % 2 ? OFFER_11 : OFFER_BOTH, len);
+	}
+	assert_true(found > 0 && found <= ALPNGUESS_OFFERS);
+	alpnguess_free(g);
+}
+
 int
 main(void)
 {
@@ -337,6 +424,10 @@ main(void)
 		cmocka_unit_test(test_two_keys_both_stay),
 		cmocka_unit_test(test_a_used_guess_outlives_an_unused_one),
 		cmocka_unit_test(test_offered_finds_a_protocol_in_the_list),
+		cmocka_unit_test(
+		    test_the_last_offer_is_kept_per_host_port_and_pin_set),
+		cmocka_unit_test(test_a_too_long_offer_is_not_kept_and_forgets),
+		cmocka_unit_test(test_many_offers_stay_bounded_and_correct),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
