@@ -1213,6 +1213,9 @@ upstream_send_hello(struct upstream *u)
 	ERR_clear_error();
 }
 
+/* Hellos made ahead that wait, in the whole process. */
+static size_t	upstream_ahead_waiting;
+
 /* Forget the hello made ahead, if any: nothing of it was sent. */
 static void
 upstream_ahead_drop(struct upstream *u)
@@ -1222,6 +1225,7 @@ upstream_ahead_drop(struct upstream *u)
 	bufferevent_free(u->ahead.bev);
 	SSL_free(u->ahead.ssl);
 	memset(&u->ahead, 0, sizeof(u->ahead));
+	upstream_ahead_waiting--;
 }
 
 void
@@ -1235,13 +1239,15 @@ upstream_prepare_tls(struct upstream *u, const char *host,
 
 	upstream_ahead_drop(u);
 	if (u->state != UPSTREAM_CONNECTED || u->bev != NULL ||
-	    alpnlen > sizeof(a->alpn) ||
-	    strlen(host) >= sizeof(a->host))
+	    alpnlen > sizeof(a->alpn) || strlen(host) >= sizeof(a->host) ||
+	    upstream_ahead_waiting >= UPSTREAM_AHEAD_MAX)
 		return;
 	a->ssl = tls_upstream_ssl(u->rc->tls, ps, by_address, host, u->port,
 	    alpn, alpnlen);
 	if (a->ssl == NULL)
 		return;
+	/* Counted from here: every way out below goes by the drop. */
+	upstream_ahead_waiting++;
 	/*
 	 * The bufferevent now, while the TLS connection is new: made later,
 	 * it would start the connection afresh (SSL_clear), hello and all.
@@ -1258,6 +1264,7 @@ upstream_prepare_tls(struct upstream *u, const char *host,
 			bufferevent_free(a->bev);
 		SSL_free(a->ssl);
 		memset(a, 0, sizeof(*a));
+		upstream_ahead_waiting--;
 		return;
 	}
 	bufferevent_disable(a->bev, EV_READ | EV_WRITE);
@@ -1278,6 +1285,8 @@ upstream_prepare_tls(struct upstream *u, const char *host,
 	if (alpnlen > 0)
 		memcpy(a->alpn, alpn, alpnlen);
 	a->alpnlen = alpnlen;
+	log_msg(EV_DEBUG, "client %s: the hello to %s made ahead (%zu "
+	    "waiting)", u->client, host, upstream_ahead_waiting);
 }
 
 /*
@@ -1315,6 +1324,7 @@ upstream_ahead_take(struct upstream *u, const unsigned char *alpn,
 	u->ssl = a->ssl;
 	u->bev = a->bev;
 	memset(a, 0, sizeof(*a));
+	upstream_ahead_waiting--;
 	/*
 	 * A new connection's socket takes a hello whole; if it did not, the
 	 * handshake would wait for an answer that cannot come, and end at

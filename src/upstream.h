@@ -131,6 +131,12 @@ bool		 upstream_mark_check(unsigned long mark, char *err,
  */
 #define UPSTREAM_AHEAD_ALPN_MAX		64
 #define UPSTREAM_AHEAD_HELLO_MAX	8192
+/*
+ * Hellos made ahead that wait at once, in the whole process: one holds
+ * a TLS connection (about 40 KiB) until its client's hello comes or
+ * header_timeout; beyond these, hellos are made when TLS starts.
+ */
+#define UPSTREAM_AHEAD_MAX		64
 
 /* Resolve and connect TCP; cb(UPSTREAM_OK) when connected. */
 struct upstream	*upstream_connect(const struct upstream_params *p,
@@ -151,8 +157,8 @@ bool		 upstream_start_tls(struct upstream *u,
  * client's own hello is awaited: a start of TLS for the same name, pin
  * set and offer sends it at once instead of making one; any other start,
  * a plaintext one or none drops it. Nothing when the socket is not
- * connected and idle, or the offer is longer than
- * UPSTREAM_AHEAD_ALPN_MAX.
+ * connected and idle, the offer is longer than UPSTREAM_AHEAD_ALPN_MAX,
+ * or UPSTREAM_AHEAD_MAX hellos made ahead wait already.
  */
 void		 upstream_prepare_tls(struct upstream *u, const char *host,
 		    const struct pinset *ps, bool by_address,

@@ -482,6 +482,50 @@ check_eq "a hello refused while held: access line status=502" \
     $((before + 1)) \
     "$(log_count "$TMP/p.log" "$(kv event access)" "$(kv status 502)")"
 
+# Clients that stop after their CONNECT: at most 64 hellos are made ahead
+# and wait at once (each holds a TLS connection until the client's hello
+# or header_timeout); the others' are made when TLS starts. Once those
+# clients are gone, hellos are made ahead again.
+made=$(log_count "$TMP/p.log" 'made ahead \(')
+ended=$(log_count "$TMP/p.log" "$(kv event access)")
+out=$(python3 - "$P" "$TMP/p.log" "$made" <<'PY'
+import re, socket, sys, time
+port, log, before = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+socks = []
+for _ in range(74):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"CONNECT api.test:443 HTTP/1.1\r\nHost: api.test:443\r\n\r\n")
+    socks.append(s)
+for s in socks:
+    s.settimeout(10)
+    got = b""
+    while b"\r\n\r\n" not in got:
+        got += s.recv(100)
+def made():
+    with open(log) as f:
+        return [l for l in f if "made ahead (" in l][before:]
+deadline = time.time() + 10
+while len(made()) < 64 and time.time() < deadline:
+    time.sleep(0.05)
+time.sleep(0.3)
+lines = made()
+most = max((int(re.search(r"\((\d+) waiting\)", l).group(1)) for l in lines),
+           default=0)
+print(len(lines), most)
+for s in socks:
+    s.close()
+PY
+)
+check_eq "74 clients stalled after the CONNECT: 64 hellos made ahead, 64 at most waiting" \
+    "64 64" "$out"
+check "... and all 74 ended when they left" wait_count "$TMP/p.log" \
+    $((ended + 74)) "$(kv event access)"
+a=$(ahead)
+connect again --alpn http/1.1 --get /hello
+check_out "after they left: the origin's body" again body 'hello from origin\n'
+check_eq "after they left: the hello made ahead again, and sent" $((a + 1)) \
+    "$(ahead)"
+
 stop_pinproxy "$PP" "$TMP/p.log"
 
 # Under an OpenSSL configuration that lets a client choose AES-CCM, a
