@@ -48,6 +48,7 @@ struct tls_upstream_conn {
 	const SSL_CTX		*ctx;
 	bool			 passed;
 	bool			 offered;	/* a kept session */
+	SSL_SESSION		*offered_sess;	/* it, until sent */
 	struct pincheck_result	 res;
 	SSL_SESSION		*pending;	/* before the verdict */
 	char			 host[];	/* as long as it is */
@@ -82,6 +83,7 @@ tls_upstream_conn_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
 	if (tc == NULL)
 		return;
 	SSL_SESSION_free(tc->pending);
+	SSL_SESSION_free(tc->offered_sess);
 	free(tc);
 }
 
@@ -303,6 +305,14 @@ tls_upstream_free(struct tls_upstream *t)
 	free(t);
 }
 
+/* The verdict of a kept session still stands at now. */
+static bool
+tls_upstream_fresh(const struct pincheck_result *res, time_t now)
+{
+	return now - res->checked < TLS_UPSTREAM_VERDICT_SECONDS &&
+	    now >= res->checked;
+}
+
 /* Offer the newest kept session for tc's host, port and pin set. */
 static void
 tls_upstream_offer(struct tls_upstream *t, SSL *ssl,
@@ -319,8 +329,7 @@ tls_upstream_offer(struct tls_upstream *t, SSL *ssl,
 		if (!tls_upstream_same(s, tc))
 			continue;
 		if (!SSL_SESSION_is_resumable(s->sess) ||
-		    now - s->res.checked >= TLS_UPSTREAM_VERDICT_SECONDS ||
-		    now < s->res.checked) {
+		    !tls_upstream_fresh(&s->res, now)) {
 			SSL_SESSION_free(s->sess);
 			s->sess = NULL;
 			continue;
@@ -330,9 +339,12 @@ tls_upstream_offer(struct tls_upstream *t, SSL *ssl,
 	}
 	if (best == NULL)
 		return;
-	/* A session is used once: tickets are not meant for reuse. */
+	/*
+	 * A session is used once: tickets are not meant for reuse. The
+	 * connection holds it until its hello is sent (tls_upstream_unsent).
+	 */
 	SSL_set_session(ssl, best->sess);
-	SSL_SESSION_free(best->sess);
+	tc->offered_sess = best->sess;
 	best->sess = NULL;
 	tc->res = best->res;
 	tc->offered = true;
@@ -383,6 +395,35 @@ tls_upstream_ssl(struct tls_upstream *t, const struct pinset *ps,
 fail:
 	SSL_free(ssl);
 	return NULL;
+}
+
+void
+tls_upstream_unsent(SSL *ssl)
+{
+	struct tls_upstream_conn	*tc;
+
+	tc = SSL_get_ex_data(ssl, tls_upstream_index);
+	if (tc == NULL || tc->offered_sess == NULL)
+		return;
+	tls_upstream_keep(tc, tc->offered_sess);
+	tc->offered_sess = NULL;
+	tc->offered = false;
+}
+
+bool
+tls_upstream_sendable(SSL *ssl)
+{
+	struct tls_upstream_conn	*tc;
+
+	tc = SSL_get_ex_data(ssl, tls_upstream_index);
+	if (tc == NULL || !tc->offered)
+		return true;
+	if (!tls_upstream_fresh(&tc->res, time(NULL)))
+		return false;
+	/* Sent from here: the session is used up. */
+	SSL_SESSION_free(tc->offered_sess);
+	tc->offered_sess = NULL;
+	return true;
 }
 
 /* tc's handshake passed: keep a session that came before the verdict. */

@@ -69,6 +69,18 @@ SSL			*tls_upstream_ssl(struct tls_upstream *t,
 			    const char *host, uint16_t port,
 			    const unsigned char *alpn, size_t alpnlen);
 /*
+ * ssl, made by tls_upstream_ssl(), goes without its hello ever sent (a
+ * hello made ahead and dropped): the kept session it offered, if any, is
+ * kept again.
+ */
+void			 tls_upstream_unsent(SSL *ssl);
+/*
+ * Whether ssl's hello, made a while ago, may be sent now: false when the
+ * kept session it offers is no longer fresh enough to resume on (a new
+ * hello then checks the session again). True uses the session up.
+ */
+bool			 tls_upstream_sendable(SSL *ssl);
+/*
  * Whether the handshake of ssl resumed a session it was offered; then res
  * gets the verdict of the full handshake that passed when the session was
  * made (a resumed handshake has no verified chain to judge). False for a

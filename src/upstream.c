@@ -1222,6 +1222,7 @@ upstream_ahead_drop(struct upstream *u)
 {
 	if (u->ahead.ssl == NULL)
 		return;
+	tls_upstream_unsent(u->ahead.ssl);
 	bufferevent_free(u->ahead.bev);
 	SSL_free(u->ahead.ssl);
 	memset(&u->ahead, 0, sizeof(u->ahead));
@@ -1299,7 +1300,8 @@ upstream_ahead_take(struct upstream *u, const unsigned char *alpn,
 {
 	struct upstream_ahead	*a = &u->ahead;
 	unsigned char		 hello[UPSTREAM_AHEAD_HELLO_MAX];
-	BIO			*sock = NULL;
+	const char		*why = NULL;
+	BIO			*sock;
 	size_t			 len, off = 0;
 	ssize_t			 n;
 	int			 r;
@@ -1309,13 +1311,18 @@ upstream_ahead_take(struct upstream *u, const unsigned char *alpn,
 	r = BIO_pending(SSL_get_wbio(a->ssl));
 	if (strcmp(a->host, u->host) != 0 || a->ps != u->ps ||
 	    a->by_address != u->by_address || a->alpnlen != alpnlen ||
-	    (alpnlen > 0 && memcmp(a->alpn, alpn, alpnlen) != 0) ||
-	    r <= 0 || r > (int)sizeof(hello) ||
-	    BIO_read(SSL_get_wbio(a->ssl), hello, r) != r ||
-	    (sock = BIO_new_socket(u->fd, BIO_NOCLOSE)) == NULL) {
-		log_msg(EV_DEBUG, "client %s: the hello to %s made ahead was "
-		    "for another name or offer: dropped unsent", u->client,
-		    u->host);
+	    (alpnlen > 0 && memcmp(a->alpn, alpn, alpnlen) != 0))
+		why = "was for another name or offer";
+	else if (r <= 0 || r > (int)sizeof(hello) ||
+	    BIO_read(SSL_get_wbio(a->ssl), hello, r) != r)
+		why = "could not be read back";
+	else if (!tls_upstream_sendable(a->ssl))
+		why = "offers a session no longer fresh";
+	else if ((sock = BIO_new_socket(u->fd, BIO_NOCLOSE)) == NULL)
+		why = "has no socket to go on";
+	if (why != NULL) {
+		log_msg(EV_DEBUG, "client %s: the hello to %s made ahead %s: "
+		    "dropped unsent", u->client, u->host, why);
 		upstream_ahead_drop(u);
 		return false;
 	}
@@ -1326,20 +1333,26 @@ upstream_ahead_take(struct upstream *u, const unsigned char *alpn,
 	memset(a, 0, sizeof(*a));
 	upstream_ahead_waiting--;
 	/*
-	 * A new connection's socket takes a hello whole; if it did not, the
-	 * handshake would wait for an answer that cannot come, and end at
-	 * connect_timeout.
+	 * A new connection's socket takes a hello whole. One that does not
+	 * (it cannot be written again from where it stopped) ends the
+	 * connection, and the handshake fails at once.
 	 */
 	while (off < len) {
 		n = send(u->fd, hello + off, len - off, MSG_NOSIGNAL);
-		if (n > 0) {
+		if (n > 0)
 			off += (size_t)n;
-		} else if (n == -1 && errno == EINTR) {
+		else if (n == -1 && errno == EINTR)
 			continue;
-		} else {
-			u->hello_errno = n == -1 ? errno : EPIPE;
+		else
 			break;
-		}
+	}
+	if (off < len) {
+		u->hello_errno = n == -1 ? errno : EPIPE;
+		(void)shutdown(u->fd, SHUT_RDWR);
+		log_msg(EV_DEBUG, "client %s: the hello to %s made ahead went "
+		    "in part (%zu of %zu bytes): the connection is ended",
+		    u->client, u->host, off, len);
+		return true;
 	}
 	log_msg(EV_DEBUG, "client %s: the hello to %s made ahead, sent",
 	    u->client, u->host);

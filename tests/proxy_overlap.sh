@@ -41,6 +41,42 @@ dropped()
 	grep -c 'made ahead was for another name or offer: dropped unsent' \
 	    "$TMP/p.log"
 }
+# stall N [LOG BEFORE]: N clients that stop after their CONNECT to
+# api.test and its 200, and then leave; with LOG, they wait first (10 s
+# at most) until LOG has 64 more hellos made ahead than BEFORE, and say
+# how many it has and the most that waited at once.
+stall()
+{
+	python3 - "$P" "$@" <<'PY'
+import re, socket, sys, time
+port, n = int(sys.argv[1]), int(sys.argv[2])
+socks = []
+for _ in range(n):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"CONNECT api.test:443 HTTP/1.1\r\nHost: api.test:443\r\n\r\n")
+    socks.append(s)
+for s in socks:
+    s.settimeout(10)
+    got = b""
+    while b"\r\n\r\n" not in got:
+        got += s.recv(100)
+if len(sys.argv) > 3:
+    log, before = sys.argv[3], int(sys.argv[4])
+    def made():
+        with open(log) as f:
+            return [l for l in f if "made ahead (" in l][before:]
+    deadline = time.time() + 10
+    while len(made()) < 64 and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    lines = made()
+    most = max((int(re.search(r"\((\d+) waiting\)", l).group(1))
+                for l in lines), default=0)
+    print(len(lines), most)
+for s in socks:
+    s.close()
+PY
+}
 # origin ARGS...: (re)start the origin on port O with ARGS.
 O=$(free_port)
 origin()
@@ -51,6 +87,7 @@ origin()
 
 P=$(free_port)
 OX=$(free_port)
+RAW=$(free_port)
 cat >"$TMP/p.conf" <<EOC
 [proxy]
 listen = 127.0.0.1:$P
@@ -67,6 +104,11 @@ hosts = api.test
 pin = $PIN_INTER
 pin = sha256/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=
 connect_to = 127.0.0.1:$O
+
+[pins:raw]
+hosts = raw.test
+pin = $PIN_INTER
+connect_to = 127.0.0.1:$RAW
 EOC
 origin --cert "$PKI/chain.pem" --key "$PKI/leaf.key" --alpn http/1.1
 start_pinproxy PP "$P" "$TMP/p.conf" "$TMP/p.log" ||
@@ -488,34 +530,7 @@ check_eq "a hello refused while held: access line status=502" \
 # clients are gone, hellos are made ahead again.
 made=$(log_count "$TMP/p.log" 'made ahead \(')
 ended=$(log_count "$TMP/p.log" "$(kv event access)")
-out=$(python3 - "$P" "$TMP/p.log" "$made" <<'PY'
-import re, socket, sys, time
-port, log, before = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-socks = []
-for _ in range(74):
-    s = socket.create_connection(("127.0.0.1", port))
-    s.sendall(b"CONNECT api.test:443 HTTP/1.1\r\nHost: api.test:443\r\n\r\n")
-    socks.append(s)
-for s in socks:
-    s.settimeout(10)
-    got = b""
-    while b"\r\n\r\n" not in got:
-        got += s.recv(100)
-def made():
-    with open(log) as f:
-        return [l for l in f if "made ahead (" in l][before:]
-deadline = time.time() + 10
-while len(made()) < 64 and time.time() < deadline:
-    time.sleep(0.05)
-time.sleep(0.3)
-lines = made()
-most = max((int(re.search(r"\((\d+) waiting\)", l).group(1)) for l in lines),
-           default=0)
-print(len(lines), most)
-for s in socks:
-    s.close()
-PY
-)
+out=$(stall 74 "$TMP/p.log" "$made")
 check_eq "74 clients stalled after the CONNECT: 64 hellos made ahead, 64 at most waiting" \
     "64 64" "$out"
 check "... and all 74 ended when they left" wait_count "$TMP/p.log" \
@@ -525,6 +540,85 @@ connect again --alpn http/1.1 --get /hello
 check_out "after they left: the origin's body" again body 'hello from origin\n'
 check_eq "after they left: the hello made ahead again, and sent" $((a + 1)) \
     "$(ahead)"
+
+# A kept session that a hello made ahead offered goes back to the kept
+# ones when that hello is dropped unsent: ten clients that stop after
+# their CONNECT (more than the 8 sessions kept for a host) leave the
+# next connection a session to resume.
+connect keep --alpn http/1.1 --get /hello
+check_out "sessions: a connection that keeps some" keep body \
+    'hello from origin\n'
+ended=$(log_count "$TMP/p.log" "$(kv event access)")
+stall 10
+check "... ten clients that stopped after their CONNECT ended" wait_count \
+    "$TMP/p.log" $((ended + 10)) "$(kv event access)"
+resumed=$(origin_count "$TMP/o.log" tls '"resumed": true')
+connect after --alpn http/1.1 --get /hello
+check_out "... the next connection: the origin's body" after body \
+    'hello from origin\n'
+check_eq "... its upstream handshake resumed a kept session" \
+    $((resumed + 1)) "$(origin_count "$TMP/o.log" tls '"resumed": true')"
+
+# Not one byte of a hello made ahead reaches the upstream before the
+# client's own hello: a raw upstream (pinned raw.test) records when its
+# bytes come; a client learns the offer, then a second one waits half a
+# second after the 200 before its hello.
+a=$(ahead)
+out=$(python3 - "$P" "$RAW" <<'PY'
+import socket, ssl, sys, threading, time
+port, raw = int(sys.argv[1]), int(sys.argv[2])
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", raw))
+srv.listen(8)
+conns = []
+def serve():
+    while True:
+        c, _ = srv.accept()
+        rec = {"first": None, "n": 0}
+        conns.append(rec)
+        c.settimeout(5)
+        try:
+            d = c.recv(65536)
+            if d:
+                rec["first"], rec["n"] = time.monotonic(), len(d)
+        except OSError:
+            pass
+        c.close()
+threading.Thread(target=serve, daemon=True).start()
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+ctx.set_alpn_protocols(["h2"])
+def tunnel():
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"CONNECT raw.test:443 HTTP/1.1\r\nHost: raw.test:443\r\n\r\n")
+    got = b""
+    while b"\r\n\r\n" not in got:
+        got += s.recv(100)
+    return s
+def hello(s):
+    t = ctx.wrap_socket(s, server_hostname="raw.test",
+                        do_handshake_on_connect=False)
+    t.settimeout(5)
+    try:
+        t.do_handshake()
+    except (OSError, ssl.SSLError):
+        pass
+    t.close()
+hello(tunnel())
+s = tunnel()
+time.sleep(0.5)
+early = conns[1]["n"] if len(conns) > 1 else -1
+sent = time.monotonic()
+hello(s)
+later = conns[1]["first"] is not None and conns[1]["first"] >= sent
+print(len(conns), early, "after" if later else "never")
+PY
+)
+check_eq "a client silent after its 200: nothing reached the upstream until its hello, then the hello" \
+    "2 0 after" "$out"
+check_eq "... that hello was made ahead" $((a + 1)) "$(ahead)"
 
 stop_pinproxy "$PP" "$TMP/p.log"
 
