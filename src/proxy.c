@@ -782,6 +782,13 @@ proxy_stop(struct proxy *p)
 		proxy_stopped(p, "second signal");
 		return;
 	}
+	for (i = 0; i < p->nlisten; i++) {
+		evconnlistener_free(p->listeners[i]);
+		p->listeners[i] = NULL;
+	}
+	p->nlisten = 0;
+	tcpfwd_stop_listening(p->fwd);
+	/* Logged once new connections are refused: the line says so. */
 	log_msg(EV_STOPPING, "%zu connections open", p->env.nconns);
 	/*
 	 * The service manager's stop timeout (TimeoutStopSec) must not end
@@ -790,12 +797,6 @@ proxy_stop(struct proxy *p)
 	notify_sendf("STOPPING=1\nEXTEND_TIMEOUT_USEC=%llu",
 	    (unsigned long long)(p->rc->conf->shutdown_timeout_ms +
 	    PROXY_STOP_SLACK_MS) * 1000ULL);
-	for (i = 0; i < p->nlisten; i++) {
-		evconnlistener_free(p->listeners[i]);
-		p->listeners[i] = NULL;
-	}
-	p->nlisten = 0;
-	tcpfwd_stop_listening(p->fwd);
 	p->stopping = true;
 	/* No verdict is waited for that no client waits for. */
 	upstream_alone_close(p->env.sinks.alone);
