@@ -410,6 +410,19 @@ tls_upstream_unsent(SSL *ssl)
 	tc->offered = false;
 }
 
+void
+tls_upstream_sent(SSL *ssl)
+{
+	struct tls_upstream_conn	*tc;
+
+	tc = SSL_get_ex_data(ssl, tls_upstream_index);
+	if (tc == NULL)
+		return;
+	/* The session is used up; OpenSSL holds it as long as it needs. */
+	SSL_SESSION_free(tc->offered_sess);
+	tc->offered_sess = NULL;
+}
+
 bool
 tls_upstream_sendable(SSL *ssl)
 {
@@ -418,11 +431,13 @@ tls_upstream_sendable(SSL *ssl)
 	tc = SSL_get_ex_data(ssl, tls_upstream_index);
 	if (tc == NULL || !tc->offered)
 		return true;
-	if (!tls_upstream_fresh(&tc->res, time(NULL)))
+	if (!tls_upstream_fresh(&tc->res, time(NULL))) {
+		/* Stale: not kept again, as an offer would have dropped it. */
+		tls_upstream_sent(ssl);
+		tc->offered = false;
 		return false;
-	/* Sent from here: the session is used up. */
-	SSL_SESSION_free(tc->offered_sess);
-	tc->offered_sess = NULL;
+	}
+	tls_upstream_sent(ssl);
 	return true;
 }
 

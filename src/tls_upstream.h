@@ -74,10 +74,12 @@ SSL			*tls_upstream_ssl(struct tls_upstream *t,
  * kept again.
  */
 void			 tls_upstream_unsent(SSL *ssl);
+/* ssl's hello is sent: the kept session it offered, if any, is used up. */
+void			 tls_upstream_sent(SSL *ssl);
 /*
  * Whether ssl's hello, made a while ago, may be sent now: false when the
- * kept session it offers is no longer fresh enough to resume on (a new
- * hello then checks the session again). True uses the session up.
+ * kept session it offers is no longer fresh enough to resume on (it is
+ * dropped, and a new hello made). True: as tls_upstream_sent().
  */
 bool			 tls_upstream_sendable(SSL *ssl);
 /*

@@ -1263,6 +1263,7 @@ upstream_prepare_tls(struct upstream *u, const char *host,
 		BIO_free(out);
 		if (a->bev != NULL)
 			bufferevent_free(a->bev);
+		tls_upstream_unsent(a->ssl);
 		SSL_free(a->ssl);
 		memset(a, 0, sizeof(*a));
 		upstream_ahead_waiting--;
@@ -1316,10 +1317,12 @@ upstream_ahead_take(struct upstream *u, const unsigned char *alpn,
 	else if (r <= 0 || r > (int)sizeof(hello) ||
 	    BIO_read(SSL_get_wbio(a->ssl), hello, r) != r)
 		why = "could not be read back";
-	else if (!tls_upstream_sendable(a->ssl))
-		why = "offers a session no longer fresh";
 	else if ((sock = BIO_new_socket(u->fd, BIO_NOCLOSE)) == NULL)
 		why = "has no socket to go on";
+	else if (!tls_upstream_sendable(a->ssl)) {
+		BIO_free(sock);
+		why = "offers a session no longer fresh";
+	}
 	if (why != NULL) {
 		log_msg(EV_DEBUG, "client %s: the hello to %s made ahead %s: "
 		    "dropped unsent", u->client, u->host, why);
@@ -1375,10 +1378,13 @@ upstream_start_tls(struct upstream *u, const unsigned char *alpn,
 	if (!(ahead = upstream_ahead_take(u, alpn, alpnlen))) {
 		u->ssl = tls_upstream_ssl(u->rc->tls, u->ps, u->by_address,
 		    u->host, u->port, alpn, alpnlen);
-		if (u->ssl != NULL)
+		if (u->ssl != NULL) {
+			/* Its hello goes now (upstream_send_hello()). */
+			tls_upstream_sent(u->ssl);
 			u->bev = bufferevent_openssl_socket_new(u->base, u->fd,
 			    u->ssl, BUFFEREVENT_SSL_CONNECTING,
 			    BEV_OPT_DEFER_CALLBACKS);
+		}
 	}
 	if (u->bev == NULL) {
 		SSL_free(u->ssl);
