@@ -247,25 +247,38 @@ handshake(struct testpki_chain *c, X509 *leaf, EVP_PKEY *leaf_key,
 	return ok;
 }
 
+/*
+ * A TLS 1.3 handshake with a server that sends the chain, the client's
+ * verification leaving the short way on or not: it was on for the
+ * verification, with the leaf's key decoded the short way, and it is off
+ * again for every certificate parsed outside a handshake.
+ */
+static void
+ec_chain_handshake(bool leave_open, struct seen *seen)
+{
+	struct testpki_chain	c;
+
+	seen->leave_open = leave_open;
+	testpki_chain_make(&c, "kd", HOST);
+	assert_true(handshake(&c, c.leaf, c.leaf_key, c.root, TLS1_3_VERSION,
+	    seen));
+	assert_int_equal(seen->calls, 1);
+	assert_true(seen->open);
+	assert_false(seen->leaf_provided);
+	assert_true(parsed_by_provider(c.leaf));
+	testpki_chain_free(&c);
+}
+
 static void
 test_keydecode_takes_the_short_way_for_an_ec_chain_in_tls13(void **state)
 {
-	struct testpki_chain	c;
-	struct seen		seen = { .leave_open = false };
+	struct seen	seen;
 
 	(void)state;
 	if (!keydecode_available())
 		skip();
-	testpki_chain_make(&c, "kd", HOST);
-	assert_true(handshake(&c, c.leaf, c.leaf_key, c.root, TLS1_3_VERSION,
-	    &seen));
-	assert_int_equal(seen.calls, 1);
-	assert_true(seen.open);
-	assert_false(seen.leaf_provided);
+	ec_chain_handshake(false, &seen);
 	assert_false(seen.ca_provided);
-	/* Outside a handshake, certificates parse as they always did. */
-	assert_true(parsed_by_provider(c.leaf));
-	testpki_chain_free(&c);
 }
 
 /*
@@ -347,19 +360,12 @@ test_keydecode_leaves_an_ed25519_key_to_the_provider(void **state)
 static void
 test_keydecode_closes_at_the_next_record_by_itself(void **state)
 {
-	struct testpki_chain	c;
-	struct seen		seen = { .leave_open = true };
+	struct seen	seen;
 
 	(void)state;
 	if (!keydecode_available())
 		skip();
-	testpki_chain_make(&c, "kd", HOST);
-	assert_true(handshake(&c, c.leaf, c.leaf_key, c.root, TLS1_3_VERSION,
-	    &seen));
-	assert_true(seen.open);
-	assert_false(seen.leaf_provided);
-	assert_true(parsed_by_provider(c.leaf));
-	testpki_chain_free(&c);
+	ec_chain_handshake(true, &seen);
 }
 
 /*
