@@ -427,18 +427,17 @@ bool
 tls_upstream_sendable(SSL *ssl)
 {
 	struct tls_upstream_conn	*tc;
+	bool				 fresh;
 
 	tc = SSL_get_ex_data(ssl, tls_upstream_index);
 	if (tc == NULL || !tc->offered)
 		return true;
-	if (!tls_upstream_fresh(&tc->res, time(NULL))) {
-		/* Stale: not kept again, as an offer would have dropped it. */
-		tls_upstream_sent(ssl);
-		tc->offered = false;
-		return false;
-	}
+	fresh = tls_upstream_fresh(&tc->res, time(NULL));
+	/* Used up, or stale: not kept again, as an offer would drop it. */
 	tls_upstream_sent(ssl);
-	return true;
+	if (!fresh)
+		tc->offered = false;
+	return fresh;
 }
 
 /* tc's handshake passed: keep a session that came before the verdict. */

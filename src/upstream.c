@@ -1223,7 +1223,8 @@ upstream_ahead_drop(struct upstream *u)
 	if (u->ahead.ssl == NULL)
 		return;
 	tls_upstream_unsent(u->ahead.ssl);
-	bufferevent_free(u->ahead.bev);
+	if (u->ahead.bev != NULL)
+		bufferevent_free(u->ahead.bev);
 	SSL_free(u->ahead.ssl);
 	memset(&u->ahead, 0, sizeof(u->ahead));
 	upstream_ahead_waiting--;
@@ -1261,12 +1262,7 @@ upstream_prepare_tls(struct upstream *u, const char *host,
 	if (a->bev == NULL || in == NULL || out == NULL) {
 		BIO_free(in);
 		BIO_free(out);
-		if (a->bev != NULL)
-			bufferevent_free(a->bev);
-		tls_upstream_unsent(a->ssl);
-		SSL_free(a->ssl);
-		memset(a, 0, sizeof(*a));
-		upstream_ahead_waiting--;
+		upstream_ahead_drop(u);
 		return;
 	}
 	bufferevent_disable(a->bev, EV_READ | EV_WRITE);
