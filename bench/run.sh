@@ -22,7 +22,8 @@ usage: bash bench/run.sh [options]
   --only LIST      comma-separated rows to run (default: all), from:
                    direct direct-shared pinproxy-plain stunnel
                    pinproxy-forward squid-plain pinproxy-intercept
-                   pinproxy-intercept-resume squid-bump sslsplit
+                   pinproxy-intercept-resume pinproxy-intercept-busy
+                   squid-bump sslsplit
                    mitmproxy pinproxy-tunnel tinyproxy
   --pinproxy FILE  use this pinproxy binary instead of building one
   --baseline FILE  also measure every selected pinproxy row with this
@@ -43,7 +44,8 @@ EOF
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 BENCH=$SRC/bench
 ALL_ROWS="direct direct-shared pinproxy-plain stunnel pinproxy-forward
-squid-plain pinproxy-intercept pinproxy-intercept-resume squid-bump sslsplit mitmproxy
+squid-plain pinproxy-intercept pinproxy-intercept-resume pinproxy-intercept-busy
+squid-bump sslsplit mitmproxy
 pinproxy-tunnel tinyproxy"
 
 QUICK=0
@@ -104,7 +106,11 @@ done
 if [ -n "$BASELINE" ]; then
 	ROWS=$(for r in $ROWS; do
 		echo "$r"
-		case $r in pinproxy-*) echo "$r-baseline" ;; esac
+		# busy_poll is newer than most baselines.
+		case $r in
+		pinproxy-intercept-busy) ;;
+		pinproxy-*) echo "$r-baseline" ;;
+		esac
 	done)
 fi
 # The sweep: numbers in flight, and the pinning modes (on before off).
@@ -578,10 +584,14 @@ need()
 	return 1
 }
 
+# start_pinproxy PORT DIR [LINE]: LINE goes into [proxy].
 start_pinproxy()
 {
 	need "$ROW_BIN" || return 1
 	render pinproxy.conf.in "$2/pinproxy.conf" "$2" "$1"
+	if [ -n "${3:-}" ]; then
+		sed -i "/^\[proxy\]\$/a $3" "$2/pinproxy.conf"
+	fi
 	spawn PEER_PID on_cpu "$PROXY_CPU" env \
 	    PINPROXY_RESOLV_CONF="$WORK/resolv.conf" "$ROW_BIN" \
 	    -c "$2/pinproxy.conf" 2>"$2/pinproxy.log"
@@ -672,6 +682,8 @@ start_peer()
 	case $(kind "$1") in
 	pinproxy-forward)
 			start_pinproxy_forward "$2" "$3" ;;
+	pinproxy-intercept-busy)
+			start_pinproxy "$2" "$3" "busy_poll = 1ms" ;;
 	pinproxy-*)	start_pinproxy "$2" "$3" ;;
 	stunnel)	start_stunnel "$2" "$3" ;;
 	squid-plain)	start_squid squid-plain.conf.in "$2" "$3" ;;
@@ -702,7 +714,7 @@ client_args()
 		LG_MODE=absolute LG=(-s "$p") ;;
 	stunnel|pinproxy-forward)
 		LG_MODE=plain LG=(-s "$p") ;;
-	pinproxy-intercept)
+	pinproxy-intercept|pinproxy-intercept-busy)
 		LG_MODE=connect
 		LG=(-s "$p" -C bench.test:443 -A "$PKI/ica.pem") ;;
 	pinproxy-intercept-resume)
@@ -751,6 +763,9 @@ describe()
 	pinproxy-intercept-resume)
 			echo "pinproxy|CONNECT, intercepted, pinned," \
 			    "sessions resumed on both legs" ;;
+	pinproxy-intercept-busy)
+			echo "pinproxy|CONNECT, intercepted, pinned," \
+			    "busy_poll = 1ms" ;;
 	squid-bump)	echo "squid|CONNECT, ssl_bump" ;;
 	sslsplit)	echo "sslsplit|TLS in (static target), split" ;;
 	mitmproxy)	echo "mitmproxy|CONNECT, intercepted" ;;

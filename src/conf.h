@@ -25,6 +25,12 @@ enum unpinned_policy {
 /* The default ca_host: .internal is reserved for private use. */
 #define CONF_DEFAULT_CA_HOST	"pinproxy.internal"
 
+/*
+ * The longest busy_poll accepted: polling longer than a wake-up costs
+ * buys nothing, and a poller holds its CPU for all of it.
+ */
+#define CONF_BUSY_POLL_MAX_US	10000
+
 /* The longest pin set name accepted: names of 40 characters are errors. */
 #define PINSET_NAME_MAX		39
 
@@ -111,6 +117,7 @@ struct conf {
 	uint64_t		 header_timeout_ms;
 	uint64_t		 idle_timeout_ms;
 	uint64_t		 shutdown_timeout_ms;
+	uint64_t		 busy_poll_us;	/* 0: sleep when idle */
 	enum log_sink		 log;
 	enum log_level		 log_level;
 	char			*report_file;	/* NULL when unset */

@@ -54,6 +54,7 @@ enum conf_key_id {
 	KEY_HEADER_TIMEOUT,
 	KEY_IDLE_TIMEOUT,
 	KEY_SHUTDOWN_TIMEOUT,
+	KEY_BUSY_POLL,
 	KEY_LOG,
 	KEY_LOG_LEVEL,
 	KEY_REPORT_FILE,
@@ -156,6 +157,8 @@ static bool conf_set_header_timeout(struct conf_parse *, const char *, char *,
     size_t);
 static bool conf_set_idle_timeout(struct conf_parse *, const char *, char *,
     size_t);
+static bool conf_set_busy_poll(struct conf_parse *, const char *, char *,
+    size_t);
 static bool conf_set_shutdown_timeout(struct conf_parse *, const char *,
     char *, size_t);
 static bool conf_set_log(struct conf_parse *, const char *, char *, size_t);
@@ -233,6 +236,8 @@ static const struct conf_key conf_keys[KEY__COUNT] = {
 	    conf_set_idle_timeout },
 	[KEY_SHUTDOWN_TIMEOUT] = { "shutdown_timeout", SECTION_PROXY, false,
 	    conf_set_shutdown_timeout },
+	[KEY_BUSY_POLL] = { "busy_poll", SECTION_PROXY, false,
+	    conf_set_busy_poll },
 	[KEY_LOG] = { "log", SECTION_PROXY, false, conf_set_log },
 	[KEY_LOG_LEVEL] = { "log_level", SECTION_PROXY, false,
 	    conf_set_log_level },
@@ -538,6 +543,14 @@ conf_set_shutdown_timeout(struct conf_parse *p, const char *value, char *err,
 {
 	return conf_set_timeout(&p->conf->shutdown_timeout_ms, 0, value, err,
 	    errlen);
+}
+
+static bool
+conf_set_busy_poll(struct conf_parse *p, const char *value, char *err,
+    size_t errlen)
+{
+	return cv_duration_us(value, CONF_BUSY_POLL_MAX_US,
+	    &p->conf->busy_poll_us, err, errlen);
 }
 
 static bool

@@ -106,6 +106,50 @@ cv_duration(const char *s, uint64_t *ms, char *err, size_t errlen)
 	return true;
 }
 
+bool
+cv_duration_us(const char *s, uint64_t max_us, uint64_t *us, char *err,
+    size_t errlen)
+{
+	static const struct {
+		const char	*name;
+		uint64_t	 us;
+	} units[] = {
+		{ "", 1000000 }, { "us", 1 }, { "ms", 1000 }, { "s", 1000000 },
+		{ "m", 60000000 }, { "h", UINT64_C(3600000000) },
+	};
+	char		 text[32];
+	unsigned long	 v;
+	const char	*p = s;
+	size_t		 i;
+
+	if (s != NULL && *s == '-') {
+		xseterr(err, errlen, "a duration cannot be negative");
+		return false;
+	}
+	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (s != NULL && cv_is_digit(*s) &&
+		    strcmp(s + strspn(s, "0123456789"), units[i].name) == 0)
+			break;
+	if (i == sizeof(units) / sizeof(units[0])) {
+		xseterr(err, errlen, "not a duration: expected a number "
+		    "followed by us, ms or s");
+		return false;
+	}
+	/* More digits than a number holds are too long, as any more. */
+	if (!cv_digits(&p, ULONG_MAX, &v) || v > max_us / units[i].us) {
+		if (max_us % 1000 == 0)
+			snprintf(text, sizeof(text), "%llums",
+			    (unsigned long long)(max_us / 1000));
+		else
+			snprintf(text, sizeof(text), "%lluus",
+			    (unsigned long long)max_us);
+		xseterr(err, errlen, "duration too long: at most %s", text);
+		return false;
+	}
+	*us = v * units[i].us;
+	return true;
+}
+
 struct timeval
 cv_timeval(uint64_t ms)
 {

@@ -37,6 +37,12 @@ struct cidr {
  * h ("300ms", "30s", "5m", "1h"); at most 365 days.
  */
 bool	 cv_duration(const char *s, uint64_t *ms, char *err, size_t errlen);
+/*
+ * Microseconds from seconds, or from a number with the suffix us, ms, s,
+ * m or h ("200us", "1ms"); at most max_us.
+ */
+bool	 cv_duration_us(const char *s, uint64_t max_us, uint64_t *us,
+	    char *err, size_t errlen);
 /* The timeval of ms milliseconds, for libevent's timers. */
 struct timeval cv_timeval(uint64_t ms);
 /* ms as a duration in messages: "10s" in whole seconds, else "300ms". */

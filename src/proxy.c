@@ -28,6 +28,7 @@
 #include "conf_parse.h"
 #include "conn.h"
 #include "dialring.h"
+#include "evloop.h"
 #include "hostport.h"
 #include "log.h"
 #include "logsink.h"
@@ -898,6 +899,15 @@ proxy_addrs_text(const struct conf_addr *a, size_t n, char *buf, size_t len,
  * Log "started" (the proxy's and transparent addresses, then the
  * forwarders' and the stats address when there are any) and tell systemd.
  */
+/* busy_poll of the generation in force, read before every pass. */
+static uint64_t
+proxy_busy_poll(void *arg)
+{
+	struct proxy	*p = arg;
+
+	return p->rc->conf->busy_poll_us;
+}
+
 static void
 proxy_started(struct proxy *p)
 {
@@ -1084,7 +1094,9 @@ proxy_main(struct conf *conf, const char *path, bool debug)
 	sigprocmask(SIG_UNBLOCK, &held, NULL);
 	logsink_attach(p.base);
 	proxy_started(&p);
-	event_base_dispatch(p.base);
+	if (evloop_run(p.base, proxy_busy_poll, &p, NULL) != 0)
+		log_msg(EV_LIBEVENT_ERROR, "the event loop failed: %s",
+		    strerror(errno));
 	rc = 0;
 out:
 	/* A failed start leaves no new empty file behind. */

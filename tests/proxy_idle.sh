@@ -449,4 +449,61 @@ check "the stop took the grace, not shutdown_timeout ($ms ms)" \
 check_log "the stop: event=stopped, connections finished" "$TMP/l.log" \
     "$(kv event stopped)" "$(kv reason 'connections finished')"
 
+# busy_poll: after work the loop polls on for the window instead of
+# sleeping, and an idle daemon sleeps; a reload turns it off; a window
+# beyond 10ms is refused with its line. CPU time from schedstat (ns).
+cpu_ns()
+{
+	local ns _
+	read -r ns _ <"/proc/$1/schedstat" 2>/dev/null && echo "$ns"
+}
+
+# knocks PORT: three connections opened and closed 100 ms apart.
+knocks()
+{
+	local i
+	for i in 1 2 3; do
+		exec 9<>"/dev/tcp/127.0.0.1/$1" && exec 9>&-
+		t_sleep 0.1
+	done
+}
+
+PB=$(free_port)
+conf "$PB" "busy_poll = 10ms
+shutdown_timeout = 1s" >"$TMP/b.conf"
+check "pinproxy B (busy_poll = 10ms) listens on 127.0.0.1:$PB" \
+    start_pinproxy PP_B "$PB" "$TMP/b.conf" "$TMP/b.log"
+if [ -z "$(cpu_ns "$PP_B")" ]; then
+	for _ in 1 2 3 4 5; do
+		skip "busy_poll: no /proc/PID/schedstat on this kernel"
+	done
+else
+	alive "busy_poll = 10ms" "$PP_B" "$PB"
+	t_sleep 0.5
+	c0=$(cpu_ns "$PP_B")
+	t_sleep 1
+	idle=$(( ($(cpu_ns "$PP_B") - c0) / 1000000 ))
+	check "busy_poll: an idle daemon sleeps ($idle ms of CPU in 1 s)" \
+	    test "$idle" -lt 50
+	c0=$(cpu_ns "$PP_B")
+	knocks "$PB"
+	on=$(( ($(cpu_ns "$PP_B") - c0) / 1000 ))
+	check "busy_poll: three connections, three 10 ms polls ($on us of CPU)" \
+	    test "$on" -ge 12000
+	check "busy_poll: reloaded to 0" reload "$PP_B" "$TMP/b.log" \
+	    "$TMP/b.conf" "$(conf "$PB" "busy_poll = 0
+shutdown_timeout = 1s")"
+	c0=$(cpu_ns "$PP_B")
+	knocks "$PB"
+	off=$(( ($(cpu_ns "$PP_B") - c0) / 1000 ))
+	check "busy_poll = 0: the same connections take less than half ($off us)" \
+	    test $(( off * 2 )) -lt "$on"
+fi
+conf "$PB" "busy_poll = 11ms" >"$TMP/b-bad.conf"
+run b-bad "$PINPROXY" -t -c "$TMP/b-bad.conf"
+check_rc "busy_poll = 11ms is refused" 1 b-bad
+check_grep "busy_poll = 11ms: the error names its line and the limit" \
+    "b-bad.conf:7: .*busy_poll.*at most 10ms" "$TMP/b-bad.err"
+stop_pinproxy "$PP_B" "$TMP/b.log"
+
 done_testing

@@ -193,6 +193,67 @@ test_duration_to_timeval_keeps_milliseconds(void **state)
 }
 
 static void
+test_duration_us_reads_microseconds_and_every_other_unit(void **state)
+{
+	uint64_t	 us;
+	char		 err[128];
+
+	assert_true(cv_duration_us("200us", 10000, &us, err, sizeof(err)));
+	assert_int_equal(us, 200);
+	assert_true(cv_duration_us("0us", 10000, &us, err, sizeof(err)));
+	assert_int_equal(us, 0);
+	assert_true(cv_duration_us("0", 10000, &us, err, sizeof(err)));
+	assert_int_equal(us, 0);
+	assert_true(cv_duration_us("1ms", 10000, &us, err, sizeof(err)));
+	assert_int_equal(us, 1000);
+	assert_true(cv_duration_us("10ms", 10000, &us, err, sizeof(err)));
+	assert_int_equal(us, 10000);
+	assert_true(cv_duration_us("10000us", 10000, &us, err, sizeof(err)));
+	assert_int_equal(us, 10000);
+	assert_true(cv_duration_us("2s", 5000000, &us, err, sizeof(err)));
+	assert_int_equal(us, 2000000);
+}
+
+static void
+test_duration_us_rejects_too_long_and_junk(void **state)
+{
+	uint64_t	 us = 7;
+	char		 err[128];
+
+	assert_rejected(cv_duration_us("10001us", 10000, &us, err,
+	    sizeof(err)), err);
+	assert_non_null(strstr(err, "at most 10ms"));
+	assert_rejected(cv_duration_us("11ms", 10000, &us, err, sizeof(err)),
+	    err);
+	assert_rejected(cv_duration_us("1", 10000, &us, err, sizeof(err)),
+	    err);
+	assert_rejected(cv_duration_us("251us", 250, &us, err, sizeof(err)),
+	    err);
+	assert_non_null(strstr(err, "at most 250us"));
+	assert_rejected(cv_duration_us("99999999999999999999999us", 10000,
+	    &us, err, sizeof(err)), err);
+	assert_non_null(strstr(err, "too long"));
+	assert_rejected(cv_duration_us("us", 10000, &us, err, sizeof(err)),
+	    err);
+	assert_rejected(cv_duration_us("-5us", 10000, &us, err, sizeof(err)),
+	    err);
+	assert_rejected(cv_duration_us("5 us", 10000, &us, err, sizeof(err)),
+	    err);
+	assert_rejected(cv_duration_us("5usus", 10000, &us, err, sizeof(err)),
+	    err);
+	assert_rejected(cv_duration_us("5µs", 10000, &us, err, sizeof(err)),
+	    err);
+	assert_rejected(cv_duration_us("1.5ms", 10000, &us, err, sizeof(err)),
+	    err);
+	assert_non_null(strstr(err, "us, ms or s"));
+	assert_rejected(cv_duration_us("1m", 10000, &us, err, sizeof(err)),
+	    err);
+	assert_rejected(cv_duration_us("", 10000, &us, err, sizeof(err)),
+	    err);
+	assert_int_equal(us, 7);
+}
+
+static void
 test_duration_text_is_seconds_when_whole(void **state)
 {
 	char	 buf[32];
@@ -760,6 +821,9 @@ main(void)
 		cmocka_unit_test(test_duration_tolerates_a_missing_err_buffer),
 		cmocka_unit_test(test_duration_to_timeval_keeps_milliseconds),
 		cmocka_unit_test(test_duration_text_is_seconds_when_whole),
+		cmocka_unit_test(
+		    test_duration_us_reads_microseconds_and_every_other_unit),
+		cmocka_unit_test(test_duration_us_rejects_too_long_and_junk),
 		cmocka_unit_test(test_bool_accepts_every_spelling_in_any_case),
 		cmocka_unit_test(test_bool_rejects_other_words),
 		cmocka_unit_test(test_uint_accepts_the_bounds_of_its_range),

@@ -1,0 +1,221 @@
+/*
+ * Tests of the daemon's event loop: without a window it sleeps whenever
+ * nothing is ready; with one it polls on after a pass that ran a
+ * callback, for as long as callbacks keep coming and then for the window,
+ * and then sleeps again; the window is read before every pass (a reload
+ * changes it); it stops where event_base_dispatch() would.
+ */
+#include "config.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdbool.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+
+#include "evloop.h"
+
+struct fixture {
+	struct event_base	*base;
+	struct event		*tick;
+	struct event		*stop;
+	uint64_t		 window_us;
+	int			 ticks;
+	int			 ticks_max;	/* the tick stops after these */
+	bool			 window_off_after_tick;
+};
+
+static uint64_t
+window(void *arg)
+{
+	struct fixture	*f = arg;
+
+	return f->window_us;
+}
+
+static void
+tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct fixture	*f = arg;
+
+	if (++f->ticks >= f->ticks_max)
+		event_del(f->tick);
+	if (f->window_off_after_tick)
+		f->window_us = 0;
+}
+
+static void
+stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct fixture	*f = arg;
+
+	event_base_loopexit(f->base, NULL);
+}
+
+static struct timeval
+ms(long n)
+{
+	struct timeval	 tv = { n / 1000, (n % 1000) * 1000 };
+
+	return tv;
+}
+
+/* A tick every tick_ms, ticks_max times, and the stop at stop_ms. */
+static void
+setup(struct fixture *f, uint64_t window_us, long tick_ms, int ticks_max,
+    long stop_ms)
+{
+	struct timeval	 tv;
+
+	memset(f, 0, sizeof(*f));
+	f->base = event_base_new();
+	assert_non_null(f->base);
+	f->window_us = window_us;
+	f->ticks_max = ticks_max;
+	f->tick = event_new(f->base, -1, EV_PERSIST, tick_cb, f);
+	f->stop = evtimer_new(f->base, stop_cb, f);
+	tv = ms(tick_ms);
+	event_add(f->tick, &tv);
+	tv = ms(stop_ms);
+	event_add(f->stop, &tv);
+}
+
+static void
+teardown(struct fixture *f)
+{
+	event_free(f->tick);
+	event_free(f->stop);
+	event_base_free(f->base);
+}
+
+static uint64_t
+cpu_ms(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void
+test_evloop_without_a_window_never_polls(void **state)
+{
+	struct fixture		 f;
+	struct evloop_stats	 st = { 0, 0 };
+
+	setup(&f, 0, 5, 3, 60);
+	assert_int_equal(evloop_run(f.base, window, &f, &st), 0);
+	assert_int_equal(f.ticks, 3);
+	assert_int_equal(st.polls, 0);
+	/* Three ticks and the stop, each after a sleep. */
+	assert_int_equal(st.waits, 4);
+	teardown(&f);
+}
+
+static void
+test_evloop_polls_for_the_window_after_work_then_sleeps(void **state)
+{
+	struct fixture		 f;
+	struct evloop_stats	 st = { 0, 0 };
+	uint64_t		 cpu;
+
+	setup(&f, 20000, 5, 1, 300);
+	cpu = cpu_ms();
+	assert_int_equal(evloop_run(f.base, window, &f, &st), 0);
+	cpu = cpu_ms() - cpu;
+	assert_int_equal(f.ticks, 1);
+	/* 20 ms of passes that did not sleep... */
+	assert_true(st.polls > 10);
+	/* ...then one sleep until the stop, not 280 ms of polling. */
+	assert_int_equal(st.waits, 2);
+	assert_true(cpu < 150);
+	teardown(&f);
+}
+
+static void
+test_evloop_work_while_polling_keeps_it_polling(void **state)
+{
+	struct fixture		 f;
+	struct evloop_stats	 st = { 0, 0 };
+
+	/*
+	 * Ticks at 10, 20, ... 50 ms, each within the 25 ms window of the
+	 * one before: only the first and the stop come after a sleep. A
+	 * window counted from the first tick alone would end at 35 ms, and
+	 * the tick at 40 would come after a sleep too.
+	 */
+	setup(&f, 25000, 10, 5, 250);
+	assert_int_equal(evloop_run(f.base, window, &f, &st), 0);
+	assert_int_equal(f.ticks, 5);
+	assert_true(st.polls > 0);
+	assert_int_equal(st.waits, 2);
+	teardown(&f);
+}
+
+static void
+test_evloop_reads_the_window_before_every_pass(void **state)
+{
+	struct fixture		 f;
+	struct evloop_stats	 st = { 0, 0 };
+
+	/* As a reload to busy_poll = 0 would, the tick turns polling off. */
+	setup(&f, 20000, 5, 1, 60);
+	f.window_off_after_tick = true;
+	assert_int_equal(evloop_run(f.base, window, &f, &st), 0);
+	assert_int_equal(st.polls, 0);
+	assert_int_equal(st.waits, 2);
+	teardown(&f);
+}
+
+static void
+test_evloop_stops_on_a_break_while_polling(void **state)
+{
+	struct fixture		 f;
+	struct evloop_stats	 st = { 0, 0 };
+
+	/* The tick at 5 ms starts polling; the stop at 10 ms comes in it. */
+	setup(&f, 20000, 5, 1, 10);
+	assert_int_equal(evloop_run(f.base, window, &f, &st), 0);
+	assert_int_equal(f.ticks, 1);
+	assert_true(st.polls > 0);
+	assert_int_equal(st.waits, 1);
+	teardown(&f);
+}
+
+static void
+test_evloop_returns_when_no_event_is_left(void **state)
+{
+	struct event_base	*base = event_base_new();
+	struct evloop_stats	 st = { 0, 0 };
+	struct fixture		 f;
+
+	memset(&f, 0, sizeof(f));
+	f.window_us = 20000;
+	assert_non_null(base);
+	assert_int_equal(evloop_run(base, window, &f, &st), 0);
+	assert_int_equal(st.waits, 1);
+	assert_int_equal(evloop_run(base, NULL, NULL, NULL), 0);
+	event_base_free(base);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_evloop_without_a_window_never_polls),
+		cmocka_unit_test(
+		    test_evloop_polls_for_the_window_after_work_then_sleeps),
+		cmocka_unit_test(test_evloop_work_while_polling_keeps_it_polling),
+		cmocka_unit_test(test_evloop_reads_the_window_before_every_pass),
+		cmocka_unit_test(test_evloop_stops_on_a_break_while_polling),
+		cmocka_unit_test(test_evloop_returns_when_no_event_is_left),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
