@@ -132,7 +132,7 @@ cv_duration_us(const char *s, uint64_t max_us, uint64_t *us, char *err,
 			break;
 	if (i == sizeof(units) / sizeof(units[0])) {
 		xseterr(err, errlen, "not a duration: expected a number "
-		    "followed by us, ms or s");
+		    "followed by us, ms, s, m or h (none: seconds)");
 		return false;
 	}
 	/* More digits than a number holds are too long, as any more. */
@@ -143,7 +143,9 @@ cv_duration_us(const char *s, uint64_t max_us, uint64_t *us, char *err,
 		else
 			snprintf(text, sizeof(text), "%lluus",
 			    (unsigned long long)max_us);
-		xseterr(err, errlen, "duration too long: at most %s", text);
+		xseterr(err, errlen, "duration too long: at most %s%s", text,
+		    units[i].name[0] == '\0' ? " (a number alone is seconds)" :
+		    "");
 		return false;
 	}
 	*us = v * units[i].us;

@@ -895,10 +895,6 @@ proxy_addrs_text(const struct conf_addr *a, size_t n, char *buf, size_t len,
 		    *o > 0 ? "," : "", a[i].text);
 }
 
-/*
- * Log "started" (the proxy's and transparent addresses, then the
- * forwarders' and the stats address when there are any) and tell systemd.
- */
 /* busy_poll of the generation in force, read before every pass. */
 static uint64_t
 proxy_busy_poll(void *arg)
@@ -908,6 +904,10 @@ proxy_busy_poll(void *arg)
 	return p->rc->conf->busy_poll_us;
 }
 
+/*
+ * Log "started" (the proxy's and transparent addresses, then the
+ * forwarders' and the stats address when there are any) and tell systemd.
+ */
 static void
 proxy_started(struct proxy *p)
 {
@@ -1095,8 +1095,7 @@ proxy_main(struct conf *conf, const char *path, bool debug)
 	logsink_attach(p.base);
 	proxy_started(&p);
 	if (evloop_run(p.base, proxy_busy_poll, &p, NULL) != 0)
-		log_msg(EV_LIBEVENT_ERROR, "the event loop failed: %s",
-		    strerror(errno));
+		log_msg(EV_LIBEVENT_ERROR, "the event loop failed");
 	rc = 0;
 out:
 	/* A failed start leaves no new empty file behind. */

@@ -227,6 +227,7 @@ test_duration_us_rejects_too_long_and_junk(void **state)
 	    err);
 	assert_rejected(cv_duration_us("1", 10000, &us, err, sizeof(err)),
 	    err);
+	assert_non_null(strstr(err, "alone is seconds"));
 	assert_rejected(cv_duration_us("251us", 250, &us, err, sizeof(err)),
 	    err);
 	assert_non_null(strstr(err, "at most 250us"));
@@ -245,7 +246,7 @@ test_duration_us_rejects_too_long_and_junk(void **state)
 	    err);
 	assert_rejected(cv_duration_us("1.5ms", 10000, &us, err, sizeof(err)),
 	    err);
-	assert_non_null(strstr(err, "us, ms or s"));
+	assert_non_null(strstr(err, "us, ms, s, m or h"));
 	assert_rejected(cv_duration_us("1m", 10000, &us, err, sizeof(err)),
 	    err);
 	assert_rejected(cv_duration_us("", 10000, &us, err, sizeof(err)),

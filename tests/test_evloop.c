@@ -29,6 +29,8 @@ struct fixture {
 	int			 ticks;
 	int			 ticks_max;	/* the tick stops after these */
 	bool			 window_off_after_tick;
+	bool			 stop_breaks;	/* loopbreak, not loopexit */
+	long			 tick_exits_ms;	/* > 0: the tick asks an exit */
 };
 
 static uint64_t
@@ -46,8 +48,16 @@ tick_cb(evutil_socket_t fd, short what, void *arg)
 
 	if (++f->ticks >= f->ticks_max)
 		event_del(f->tick);
+	/* A loop that missed its stop ends here, its tests failing. */
+	if (f->ticks == 20)
+		event_base_loopexit(f->base, NULL);
 	if (f->window_off_after_tick)
 		f->window_us = 0;
+	if (f->tick_exits_ms > 0) {
+		struct timeval	 tv = { 0, f->tick_exits_ms * 1000 };
+
+		event_base_loopexit(f->base, &tv);
+	}
 }
 
 static void
@@ -55,7 +65,10 @@ stop_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct fixture	*f = arg;
 
-	event_base_loopexit(f->base, NULL);
+	if (f->stop_breaks)
+		event_base_loopbreak(f->base);
+	else
+		event_base_loopexit(f->base, NULL);
 }
 
 static struct timeval
@@ -95,12 +108,18 @@ teardown(struct fixture *f)
 }
 
 static uint64_t
-cpu_ms(void)
+clock_ms(clockid_t id)
 {
 	struct timespec	 ts;
 
-	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	clock_gettime(id, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t
+cpu_ms(void)
+{
+	return clock_ms(CLOCK_PROCESS_CPUTIME_ID);
 }
 
 static void
@@ -174,17 +193,50 @@ test_evloop_reads_the_window_before_every_pass(void **state)
 }
 
 static void
-test_evloop_stops_on_a_break_while_polling(void **state)
+test_evloop_stops_on_an_exit_or_a_break_while_polling(void **state)
 {
 	struct fixture		 f;
 	struct evloop_stats	 st = { 0, 0 };
+	int			 i;
 
-	/* The tick at 5 ms starts polling; the stop at 10 ms comes in it. */
-	setup(&f, 20000, 5, 1, 10);
+	/*
+	 * The tick at 5 ms starts polling, and goes on every 5 ms; the stop
+	 * at 12 ms comes while polling, and ends the loop with the tick
+	 * still pending.
+	 */
+	for (i = 0; i < 2; i++) {
+		setup(&f, 20000, 5, 100, 12);
+		f.stop_breaks = i == 1;
+		assert_int_equal(evloop_run(f.base, window, &f, &st), 0);
+		assert_int_equal(f.ticks, 2);
+		assert_true(st.polls > 0);
+		assert_int_equal(st.waits, 1);
+		teardown(&f);
+		memset(&st, 0, sizeof(st));
+	}
+}
+
+static void
+test_evloop_stops_on_an_exit_after_a_delay(void **state)
+{
+	struct fixture		 f;
+	struct evloop_stats	 st = { 0, 0 };
+	uint64_t		 t;
+
+	/*
+	 * The tick at 5 ms asks for an exit 30 ms later, after its 20 ms
+	 * of polling: the loop sleeps until then and stops, long before the
+	 * stop timer at 1 s.
+	 */
+	setup(&f, 20000, 5, 1, 1000);
+	f.tick_exits_ms = 30;
+	t = clock_ms(CLOCK_MONOTONIC);
 	assert_int_equal(evloop_run(f.base, window, &f, &st), 0);
+	t = clock_ms(CLOCK_MONOTONIC) - t;
 	assert_int_equal(f.ticks, 1);
+	assert_true(t >= 34 && t < 500);
 	assert_true(st.polls > 0);
-	assert_int_equal(st.waits, 1);
+	assert_int_equal(st.waits, 2);
 	teardown(&f);
 }
 
@@ -213,7 +265,9 @@ main(void)
 		    test_evloop_polls_for_the_window_after_work_then_sleeps),
 		cmocka_unit_test(test_evloop_work_while_polling_keeps_it_polling),
 		cmocka_unit_test(test_evloop_reads_the_window_before_every_pass),
-		cmocka_unit_test(test_evloop_stops_on_a_break_while_polling),
+		cmocka_unit_test(
+		    test_evloop_stops_on_an_exit_or_a_break_while_polling),
+		cmocka_unit_test(test_evloop_stops_on_an_exit_after_a_delay),
 		cmocka_unit_test(test_evloop_returns_when_no_event_is_left),
 	};
 
