@@ -1346,7 +1346,11 @@ upstream_ahead_take(struct upstream *u, const unsigned char *alpn,
 			break;
 	}
 	if (off < len) {
-		u->hello_errno = n == -1 ? errno : EPIPE;
+		/* EAGAIN would read as a failure worth a retry: no room. */
+		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			u->hello_errno = ENOBUFS;
+		else
+			u->hello_errno = n == -1 ? errno : EPIPE;
 		(void)shutdown(u->fd, SHUT_RDWR);
 		log_msg(EV_DEBUG, "client %s: the hello to %s made ahead went "
 		    "in part (%zu of %zu bytes): the connection is ended",
