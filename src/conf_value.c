@@ -135,7 +135,7 @@ cv_duration_us(const char *s, uint64_t max_us, uint64_t *us, char *err,
 		    "followed by us, ms, s, m or h (none: seconds)");
 		return false;
 	}
-	/* More digits than a number holds are too long, as any more. */
+	/* A number too big for an unsigned long is too long as well. */
 	if (!cv_digits(&p, ULONG_MAX, &v) || v > max_us / units[i].us) {
 		if (max_us % 1000 == 0)
 			snprintf(text, sizeof(text), "%llums",

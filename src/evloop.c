@@ -27,6 +27,7 @@ evloop_run(struct event_base *base, uint64_t (*window)(void *), void *arg,
 	uint64_t	 until = 0, win;
 	int		 flags, r;
 
+	/* Forget the callbacks run before: the first pass may sleep. */
 	(void)evloop_pass_ran(base);
 	for (;;) {
 		win = window != NULL ? window(arg) : 0;

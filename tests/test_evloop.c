@@ -31,6 +31,8 @@ struct fixture {
 	bool			 window_off_after_tick;
 	bool			 stop_breaks;	/* loopbreak, not loopexit */
 	long			 tick_exits_ms;	/* > 0: the tick asks an exit */
+	struct event		*guard;		/* pending after the stop */
+	bool			 guard_fired;
 };
 
 static uint64_t
@@ -48,9 +50,6 @@ tick_cb(evutil_socket_t fd, short what, void *arg)
 
 	if (++f->ticks >= f->ticks_max)
 		event_del(f->tick);
-	/* A loop that missed its stop ends here, its tests failing. */
-	if (f->ticks == 20)
-		event_base_loopexit(f->base, NULL);
 	if (f->window_off_after_tick)
 		f->window_us = 0;
 	if (f->tick_exits_ms > 0) {
@@ -69,6 +68,16 @@ stop_cb(evutil_socket_t fd, short what, void *arg)
 		event_base_loopbreak(f->base);
 	else
 		event_base_loopexit(f->base, NULL);
+}
+
+/* A loop that missed its stop ends here, its test failing. */
+static void
+guard_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct fixture	*f = arg;
+
+	f->guard_fired = true;
+	event_base_loopexit(f->base, NULL);
 }
 
 static struct timeval
@@ -102,6 +111,8 @@ setup(struct fixture *f, uint64_t window_us, long tick_ms, int ticks_max,
 static void
 teardown(struct fixture *f)
 {
+	if (f->guard != NULL)
+		event_free(f->guard);
 	event_free(f->tick);
 	event_free(f->stop);
 	event_base_free(f->base);
@@ -200,15 +211,19 @@ test_evloop_stops_on_an_exit_or_a_break_while_polling(void **state)
 	int			 i;
 
 	/*
-	 * The tick at 5 ms starts polling, and goes on every 5 ms; the stop
-	 * at 12 ms comes while polling, and ends the loop with the tick
-	 * still pending.
+	 * The tick at 5 ms starts polling; the stop at 12 ms comes while
+	 * polling, and ends the loop with the guard at 1 s still pending.
 	 */
 	for (i = 0; i < 2; i++) {
-		setup(&f, 20000, 5, 100, 12);
+		struct timeval	 tv = ms(1000);
+
+		setup(&f, 20000, 5, 1, 12);
 		f.stop_breaks = i == 1;
+		f.guard = evtimer_new(f.base, guard_cb, &f);
+		evtimer_add(f.guard, &tv);
 		assert_int_equal(evloop_run(f.base, window, &f, &st), 0);
-		assert_int_equal(f.ticks, 2);
+		assert_false(f.guard_fired);
+		assert_int_equal(f.ticks, 1);
 		assert_true(st.polls > 0);
 		assert_int_equal(st.waits, 1);
 		teardown(&f);

@@ -180,6 +180,7 @@ fuzz_scalars(const char *s, char *small)
 	bool		  b;
 
 	(void)cv_duration(s, &ms, small, FUZZ_SMALL_ERR_LEN);
+	(void)cv_duration_us(s, 10000, &ms, small, FUZZ_SMALL_ERR_LEN);
 	(void)cv_bool(s, &b, small, FUZZ_SMALL_ERR_LEN);
 	(void)cv_uint(s, 1, 100000, &ul, err, sizeof(err));
 	if (cv_port(s, &port, err, sizeof(err)))
