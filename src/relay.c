@@ -68,6 +68,7 @@ enum relay_io {
 struct relay_end {
 	evutil_socket_t		 fd;
 	SSL			*ssl;
+	BIO			*sock;		/* ssl's socket BIO, or NULL */
 };
 
 /* One direction of the relay. */
@@ -297,23 +298,63 @@ relay_tls_result(SSL *ssl, int n)
 	return io;
 }
 
-/* Read at most len bytes from e into buf; *done says how many. */
+/*
+ * The socket BIO under a TLS end, while relay_recv() reads: the last
+ * read(2) of the socket was shorter than asked (it emptied the socket's
+ * queue) or not.
+ */
+static long
+relay_bio_cb(BIO *b, int oper, const char *argp, size_t len, int argi,
+    long argl, int ret, size_t *processed)
+{
+	bool	*emptied;
+
+	if (oper == (BIO_CB_READ | BIO_CB_RETURN)) {
+		emptied = (bool *)BIO_get_callback_arg(b);
+		*emptied = ret > 0 && processed != NULL && *processed < len;
+	}
+	return ret;
+}
+
+/*
+ * Read at most len bytes from e into buf; *done says how many, *drained
+ * whether e has no more to read now. A plain socket's short recv(2) says
+ * so; a TLS read returns a record, and says so only when the socket was
+ * read short during it and OpenSSL holds nothing unread: then the socket
+ * is not read again to learn that it would block, which cost a system
+ * call and a pass through OpenSSL for every record. Bytes that come after
+ * the short read make the socket readable again, whether its event is
+ * level- or edge-triggered.
+ */
 static enum relay_io
-relay_recv(const struct relay_end *e, void *buf, size_t len, size_t *done)
+relay_recv(const struct relay_end *e, void *buf, size_t len, size_t *done,
+    bool *drained)
 {
 	ssize_t		 n;
 	int		 ret;
+	bool		 emptied = false;
 
 	*done = 0;
+	*drained = false;
 	if (e->ssl != NULL) {
 		ERR_clear_error();
 		errno = 0;
-		if ((ret = SSL_read_ex(e->ssl, buf, len, done)) == 1)
+		if (e->sock != NULL) {
+			BIO_set_callback_arg(e->sock, (char *)&emptied);
+			BIO_set_callback_ex(e->sock, relay_bio_cb);
+		}
+		ret = SSL_read_ex(e->ssl, buf, len, done);
+		if (e->sock != NULL)
+			BIO_set_callback_ex(e->sock, NULL);
+		if (ret == 1) {
+			*drained = emptied && !SSL_has_pending(e->ssl);
 			return RELAY_IO_DONE;
+		}
 		return relay_tls_result(e->ssl, ret);
 	}
 	if ((n = recv(e->fd, buf, len, 0)) > 0) {
 		*done = (size_t)n;
+		*drained = (size_t)n < len;
 		return RELAY_IO_DONE;
 	}
 	if (n == 0)
@@ -478,15 +519,21 @@ relay_wait(struct relay_way *w, struct event **ev, evutil_socket_t fd,
 static enum relay_step
 relay_way_block(struct relay_way *w, enum relay_io io, bool on_to)
 {
+	/*
+	 * Waiting to read from: its event stays as it is (deleted and added
+	 * again, the changelist would still modify it in the kernel).
+	 */
+	if (!on_to && io == RELAY_IO_WANT_READ) {
+		event_add(w->readable, NULL);
+		return RELAY_BLOCKED;
+	}
 	event_del(w->readable);
 	if (on_to && io == RELAY_IO_WANT_WRITE)
 		relay_wait(w, &w->writable, w->to.fd, EV_WRITE);
 	else if (on_to)
 		relay_wait(w, &w->to_readable, w->to.fd, EV_READ);
-	else if (io == RELAY_IO_WANT_WRITE)
-		relay_wait(w, &w->from_writable, w->from.fd, EV_WRITE);
 	else
-		event_add(w->readable, NULL);
+		relay_wait(w, &w->from_writable, w->from.fd, EV_WRITE);
 	return RELAY_BLOCKED;
 }
 
@@ -755,6 +802,7 @@ relay_way_read(struct relay_way *w)
 	size_t		 n, sent;
 	ssize_t		 sn;
 	bool		 plain = w->from.ssl == NULL && w->to.ssl == NULL;
+	bool		 drained = false;
 
 	if (w->pipe[0] != -1) {
 		sn = splice(w->from.fd, NULL, w->pipe[1], NULL, RELAY_IO_MAX,
@@ -765,7 +813,7 @@ relay_way_read(struct relay_way *w)
 		n = sn > 0 ? (size_t)sn : 0;
 	} else
 		io = relay_recv(&w->from, relay_scratch, sizeof(relay_scratch),
-		    &n);
+		    &n, &drained);
 	switch (io) {
 	case RELAY_IO_DONE:
 		break;
@@ -788,7 +836,10 @@ relay_way_read(struct relay_way *w)
 		relay_refuse_request(w->r);
 		return RELAY_ENDED;
 	}
-	w->drained = plain && w->pipe[0] == -1 && n < RELAY_IO_MAX;
+	/* A splice(2) into the pipe proves nothing (see drained). */
+	w->drained = drained;
+	if (drained)
+		relay_idle_tls(&w->from);
 	/*
 	 * The server answered what the client sent: it speaks the client's
 	 * protocol, and an HTTP server answers no part of a request. Taken
@@ -824,7 +875,8 @@ relay_way_read(struct relay_way *w)
 		evbuffer_add(w->queue, relay_scratch + sent, n - sent);
 	}
 	/* A guarded line is read into user space, where it is looked at. */
-	if (plain && !w->drained && !w->guard && !w->r->hello_guard)
+	if (plain && w->pipe[0] == -1 && n == RELAY_IO_MAX && !w->guard &&
+	    !w->r->hello_guard)
 		relay_way_pipe(w);
 	return RELAY_MORE;
 }
@@ -982,8 +1034,10 @@ static void
 relay_end_init(struct relay_end *e, struct bufferevent *bev)
 {
 	e->fd = bufferevent_getfd(bev);
+	e->sock = NULL;
 	if ((e->ssl = bufferevent_openssl_get_ssl(bev)) == NULL)
 		return;
+	e->sock = BIO_find_type(SSL_get_rbio(e->ssl), BIO_TYPE_SOCKET);
 	SSL_set_mode(e->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE |
 	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	SSL_set_read_ahead(e->ssl, 1);
