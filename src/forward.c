@@ -853,9 +853,18 @@ forward_send_request(struct forward *f)
 	/* Only what the request offered may answer a 101. */
 	free(f->offer);
 	f->offer = f->upgrade ? http_head_list(h, "Upgrade") : NULL;
-	bufferevent_enable(ub, EV_READ | EV_WRITE);
-	/* The head goes now when the upstream is a plain socket. */
-	relay_push(ub, f->pending, evbuffer_get_length(f->pending));
+	relay_enable(ub, EV_READ | EV_WRITE);
+	/*
+	 * The head goes now when it is the whole request; a body's bytes are
+	 * judged first (forward_request_body()), and over TLS the head waits
+	 * with them for the end of this turn, when a malformed body has
+	 * taken them all back.
+	 */
+	if (h->framing == HTTP_FRAMING_NONE)
+		relay_push_whole(ub, f->pending,
+		    evbuffer_get_length(f->pending));
+	else
+		relay_push(ub, f->pending, evbuffer_get_length(f->pending));
 	phase_client_timeouts(f->x, &idle, f->x->rc->conf->idle_timeout_ms);
 	bufferevent_enable(cb, EV_READ);
 	forward_request_body(f);

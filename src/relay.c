@@ -1175,20 +1175,55 @@ relay_unthrottle(struct bufferevent *src, struct bufferevent *dst)
 	bufferevent_enable(src, EV_READ);
 }
 
-/* Whether bytes for bev may go straight to its socket: see relay_push. */
+/*
+ * Whether bytes for bev may go straight to its socket, or (tls) its TLS
+ * connection once the handshake is over: see relay_push.
+ */
 static bool
-relay_direct(struct bufferevent *bev)
+relay_direct(struct bufferevent *bev, bool tls)
 {
-	/* A TLS bufferevent writes records, from its write event. */
-	return bufferevent_getfd(bev) != -1 &&
-	    bufferevent_get_underlying(bev) == NULL &&
-	    bufferevent_openssl_get_ssl(bev) == NULL &&
-	    (bufferevent_get_enabled(bev) & EV_WRITE) != 0 &&
-	    evbuffer_get_length(bufferevent_get_output(bev)) == 0;
+	SSL	*ssl;
+
+	if (bufferevent_getfd(bev) == -1 ||
+	    bufferevent_get_underlying(bev) != NULL ||
+	    (bufferevent_get_enabled(bev) & EV_WRITE) == 0 ||
+	    evbuffer_get_length(bufferevent_get_output(bev)) > 0)
+		return false;
+	ssl = bufferevent_openssl_get_ssl(bev);
+	return ssl == NULL || (tls && SSL_is_init_finished(ssl));
 }
 
-void
-relay_push(struct bufferevent *dst, struct evbuffer *src, size_t n)
+/*
+ * Write n bytes of src to the TLS connection of dst, whose output is
+ * empty: how many went (and left src). When OpenSSL could not take them
+ * all at once it may hold part of a record, and only a write of the same
+ * bytes, no fewer, may follow: they go to dst's output in one piece,
+ * from which the bufferevent's own write sends them (or reports its
+ * failure), as it would have without this one.
+ */
+static size_t
+relay_direct_tls(struct bufferevent *dst, struct evbuffer *src, size_t n)
+{
+	SSL		*ssl = bufferevent_openssl_get_ssl(dst);
+	unsigned char	*data;
+	size_t		 w = 0;
+
+	if ((data = evbuffer_pullup(src, (ev_ssize_t)n)) == NULL)
+		return 0;
+	ERR_clear_error();
+	if (SSL_write_ex(ssl, data, n, &w) != 1) {
+		ERR_clear_error();
+		if (evbuffer_add(bufferevent_get_output(dst), data, n) == -1)
+			return 0;
+		w = n;
+	}
+	evbuffer_drain(src, w);
+	return w;
+}
+
+/* relay_push(), relay_push_whole() (tls). */
+static void
+relay_move(struct bufferevent *dst, struct evbuffer *src, size_t n, bool tls)
 {
 	struct evbuffer		*out = bufferevent_get_output(dst);
 	struct evbuffer_iovec	 v;
@@ -1204,7 +1239,11 @@ relay_push(struct bufferevent *dst, struct evbuffer *src, size_t n)
 	 * enters the output, so no write event is armed for it; a failure
 	 * leaves the bytes to the bufferevent, whose own write reports it.
 	 */
-	if (relay_direct(dst) &&
+	if (!relay_direct(dst, tls))
+		;
+	else if (bufferevent_openssl_get_ssl(dst) != NULL)
+		n -= relay_direct_tls(dst, src, n);
+	else if (
 	    (w = evbuffer_write_atmost(src, bufferevent_getfd(dst),
 	    (ev_ssize_t)n)) > 0)
 		n -= (size_t)w;
@@ -1230,6 +1269,26 @@ relay_push(struct bufferevent *dst, struct evbuffer *src, size_t n)
 	 */
 	if (n > 0)
 		evbuffer_remove_buffer(src, out, n);
+}
+
+void
+relay_push(struct bufferevent *dst, struct evbuffer *src, size_t n)
+{
+	relay_move(dst, src, n, false);
+}
+
+void
+relay_push_whole(struct bufferevent *dst, struct evbuffer *src, size_t n)
+{
+	relay_move(dst, src, n, true);
+}
+
+void
+relay_enable(struct bufferevent *bev, short what)
+{
+	what &= ~bufferevent_get_enabled(bev);
+	if (what != 0)
+		bufferevent_enable(bev, what);
 }
 
 void

@@ -115,11 +115,26 @@ void		 relay_unthrottle(struct bufferevent *src,
  * dst is a plain socket bufferevent with nothing queued, they go to its
  * socket at once and only what the socket did not take is queued: a
  * short message costs no poll and no change of dst's events. A TLS
- * bufferevent's bytes wait for its write event. What is queued is copied,
- * not moved: see relay_push. src must not be a bufferevent's output.
+ * bufferevent's bytes wait for its write event, the end of this turn of
+ * the loop, until which the caller may still take them back (a request
+ * whose body turns out malformed reaches no server). What is queued is
+ * copied, not moved: see relay_push. src must not be a bufferevent's
+ * output.
  */
 void		 relay_push(struct bufferevent *dst, struct evbuffer *src,
 		    size_t n);
+/*
+ * relay_push() for n bytes that are a whole message, judged: to a TLS
+ * bufferevent whose handshake is over they go at once as well.
+ */
+void		 relay_push_whole(struct bufferevent *dst,
+		    struct evbuffer *src, size_t n);
+/*
+ * Enable what of bev that is not enabled yet. libevent enables again what
+ * is enabled, and a write enabled again is waited for even with nothing
+ * to write: a poll and two changes of the socket's events for nothing.
+ */
+void		 relay_enable(struct bufferevent *bev, short what);
 /* Let a bufferevent read and write RELAY_IO_MAX bytes at a time. */
 void		 relay_tune(struct bufferevent *bev);
 /*
