@@ -223,6 +223,15 @@ conn_linger_done(void *arg)
 static void
 conn_linger(struct conn *c, bool cut)
 {
+	/*
+	 * A plain client whose end of file was read sends nothing more, and
+	 * its socket holds nothing unread: its close is a FIN after what
+	 * was written, with nothing to linger for.
+	 */
+	if (!cut && c->client_eof && c->x.bev != NULL && c->x.tls == NULL) {
+		conn_close(c);
+		return;
+	}
 	phase_set_state(&c->x, CONN_LINGER);
 	/* Nothing is queued: the transport goes, the socket stays. */
 	if (c->x.bev != NULL) {
