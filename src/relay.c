@@ -108,10 +108,8 @@ struct relay_way {
 	bool			 unproven;
 	/*
 	 * The socket had no more when last read: the readable event says
-	 * when it has. For a plain socket a short recv(2) proves it; a short
-	 * splice(2) proves nothing (the pipe may have run out of slots) and
-	 * neither does a short SSL_read(3) (it returns one record): only
-	 * OpenSSL's wanting to read does.
+	 * when it has (relay_recv()). A short splice(2) proves nothing (the
+	 * pipe may have run out of slots).
 	 */
 	bool			 drained;
 	/*
@@ -322,9 +320,11 @@ relay_bio_cb(BIO *b, int oper, const char *argp, size_t len, int argi,
  * so; a TLS read returns a record, and says so only when the socket was
  * read short during it and OpenSSL holds nothing unread: then the socket
  * is not read again to learn that it would block, which cost a system
- * call and a pass through OpenSSL for every record. Bytes that come after
- * the short read make the socket readable again, whether its event is
- * level- or edge-triggered.
+ * call and a pass through OpenSSL for every record. What the short read
+ * left (an end of file that came with the last bytes, or later bytes) is
+ * reported by the readable event because it is level-triggered: an
+ * edge-triggered watch of the socket (sockwatch.h) is made
+ * level-triggered again by sockwatch_free() before a relay starts.
  */
 static enum relay_io
 relay_recv(const struct relay_end *e, void *buf, size_t len, size_t *done,
@@ -344,8 +344,10 @@ relay_recv(const struct relay_end *e, void *buf, size_t len, size_t *done,
 			BIO_set_callback_ex(e->sock, relay_bio_cb);
 		}
 		ret = SSL_read_ex(e->ssl, buf, len, done);
-		if (e->sock != NULL)
+		if (e->sock != NULL) {
 			BIO_set_callback_ex(e->sock, NULL);
+			BIO_set_callback_arg(e->sock, NULL);
+		}
 		if (ret == 1) {
 			*drained = emptied && !SSL_has_pending(e->ssl);
 			return RELAY_IO_DONE;
@@ -520,8 +522,9 @@ static enum relay_step
 relay_way_block(struct relay_way *w, enum relay_io io, bool on_to)
 {
 	/*
-	 * Waiting to read from: its event stays as it is (deleted and added
-	 * again, the changelist would still modify it in the kernel).
+	 * Waiting to read from: its event stays added (deleted and added
+	 * again in one turn, the changelist would still modify it in the
+	 * kernel); adding it again only makes sure of that.
 	 */
 	if (!on_to && io == RELAY_IO_WANT_READ) {
 		event_add(w->readable, NULL);
@@ -994,10 +997,8 @@ relay_way_pump(struct relay_way *w)
 			return;
 		/*
 		 * Others get their turn; this direction goes on in the next
-		 * one. The readable event may be edge-triggered (libevent
-		 * keeps the mode of an event the descriptor had before, such
-		 * as the ClientHello peek's), and TLS may hold read bytes the
-		 * descriptor no longer shows, so it is not left to fire again.
+		 * one. TLS may hold read bytes the descriptor no longer
+		 * shows, so the event is not left to fire again.
 		 */
 		if (i == RELAY_ROUNDS) {
 			event_active(w->readable, EV_READ, 1);
@@ -1027,8 +1028,8 @@ relay_wait(struct relay_way *w, struct event **ev, evutil_socket_t fd,
 /*
  * An end from a bufferevent: its socket and, for TLS, its connection,
  * which now reads ahead as much as its buffer holds (the relay, unlike
- * the bufferevent, reads until OpenSSL asks for the socket) and writes a
- * record at a time.
+ * the bufferevent, reads on while OpenSSL holds bytes: relay_recv()),
+ * and its socket BIO, under any filter, whose reads relay_recv() watches.
  */
 static void
 relay_end_init(struct relay_end *e, struct bufferevent *bev)
@@ -1197,24 +1198,32 @@ relay_direct(struct bufferevent *bev, bool tls)
  * Write n bytes of src to the TLS connection of dst, whose output is
  * empty: how many went (and left src). When OpenSSL could not take them
  * all at once it may hold part of a record, and only a write of the same
- * bytes, no fewer, may follow: they go to dst's output in one piece,
+ * bytes, no fewer, may follow: at most RELAY_DIRECT_TLS_MAX, no more
+ * than the bufferevent writes at a time, they go to dst's output in one
+ * piece,
  * from which the bufferevent's own write sends them (or reports its
  * failure), as it would have without this one.
  */
+#define RELAY_DIRECT_TLS_MAX	16384
+
 static size_t
 relay_direct_tls(struct bufferevent *dst, struct evbuffer *src, size_t n)
 {
 	SSL		*ssl = bufferevent_openssl_get_ssl(dst);
+	struct evbuffer	*out = bufferevent_get_output(dst);
 	unsigned char	*data;
 	size_t		 w = 0;
 
-	if ((data = evbuffer_pullup(src, (ev_ssize_t)n)) == NULL)
+	if (n > RELAY_DIRECT_TLS_MAX ||
+	    (data = evbuffer_pullup(src, (ev_ssize_t)n)) == NULL)
 		return 0;
 	ERR_clear_error();
 	if (SSL_write_ex(ssl, data, n, &w) != 1) {
 		ERR_clear_error();
-		if (evbuffer_add(bufferevent_get_output(dst), data, n) == -1)
+		if (evbuffer_add(out, data, n) == -1)
 			return 0;
+		/* Made sure of: a chain kept empty would split them. */
+		(void)evbuffer_pullup(out, -1);
 		w = n;
 	}
 	evbuffer_drain(src, w);
@@ -1239,14 +1248,13 @@ relay_move(struct bufferevent *dst, struct evbuffer *src, size_t n, bool tls)
 	 * enters the output, so no write event is armed for it; a failure
 	 * leaves the bytes to the bufferevent, whose own write reports it.
 	 */
-	if (!relay_direct(dst, tls))
-		;
-	else if (bufferevent_openssl_get_ssl(dst) != NULL)
-		n -= relay_direct_tls(dst, src, n);
-	else if (
-	    (w = evbuffer_write_atmost(src, bufferevent_getfd(dst),
-	    (ev_ssize_t)n)) > 0)
-		n -= (size_t)w;
+	if (relay_direct(dst, tls)) {
+		if (bufferevent_openssl_get_ssl(dst) != NULL)
+			n -= relay_direct_tls(dst, src, n);
+		else if ((w = evbuffer_write_atmost(src,
+		    bufferevent_getfd(dst), (ev_ssize_t)n)) > 0)
+			n -= (size_t)w;
+	}
 	/*
 	 * Copied into dst's chains, which fill up, rather than moved: the
 	 * chains of src are the reads of its bufferevent, each allocated

@@ -116,16 +116,18 @@ void		 relay_unthrottle(struct bufferevent *src,
  * socket at once and only what the socket did not take is queued: a
  * short message costs no poll and no change of dst's events. A TLS
  * bufferevent's bytes wait for its write event, the end of this turn of
- * the loop, until which the caller may still take them back (a request
- * whose body turns out malformed reaches no server). What is queued is
- * copied, not moved: see relay_push. src must not be a bufferevent's
- * output.
+ * the loop, until which the caller may still take them back (to a TLS
+ * upstream, a request head with the body bytes judged in the same turn:
+ * forward_send_request()). What is queued is copied, not moved: see
+ * relay_move(). src must not be a bufferevent's output.
  */
 void		 relay_push(struct bufferevent *dst, struct evbuffer *src,
 		    size_t n);
 /*
- * relay_push() for n bytes that are a whole message, judged: to a TLS
- * bufferevent whose handshake is over they go at once as well.
+ * relay_push() for n bytes that are a whole message, judged, to a peer
+ * whose verdict was given: to a TLS bufferevent whose handshake is over
+ * they go at once as well. The handshake's end is not the verdict (the
+ * pins are looked at after it): a caller must not push before.
  */
 void		 relay_push_whole(struct bufferevent *dst,
 		    struct evbuffer *src, size_t n);

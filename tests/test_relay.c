@@ -272,6 +272,16 @@ origin_expect(SSL *ssl, const char *want, size_t len)
  */
 static bool	origin_half;
 
+/*
+ * With origin_slow, the origin reads nothing for SLOW_MS after the
+ * handshake, with a small receive buffer, then reads SLOW_BYTES bytes that
+ * must be fill()'s with seed 5, and reads on until the close: exit status
+ * 0 if they were.
+ */
+static bool	origin_slow;
+#define SLOW_MS		300
+#define SLOW_BYTES	16000
+
 static void
 origin_run(const struct testpki_chain *pki, int fd)
 {
@@ -288,8 +298,23 @@ origin_run(const struct testpki_chain *pki, int fd)
 	    SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1 ||
 	    (ssl = SSL_new(ctx)) == NULL || SSL_set_fd(ssl, fd) != 1 ||
 	    fcntl(fd, F_SETFL, 0) == -1 || SSL_accept(ssl) != 1 ||
-	    !origin_expect(ssl, "ping", 4))
+	    (!origin_slow && !origin_expect(ssl, "ping", 4)))
 		_exit(1);
+	if (origin_slow) {
+		unsigned char	want[SLOW_BYTES];
+		size_t		got = 0;
+
+		usleep(SLOW_MS * 1000);
+		fill(want, sizeof(want), 5);
+		while (got < SLOW_BYTES && SSL_read_ex(ssl, bulk + got,
+		    SLOW_BYTES - got, &n) == 1)
+			got += n;
+		if (got != SLOW_BYTES || memcmp(bulk, want, SLOW_BYTES) != 0)
+			_exit(1);
+		while (SSL_read_ex(ssl, bulk, ORIGIN_BULK, &n) == 1)
+			continue;
+		_exit(0);
+	}
 	if (origin_half) {
 		if (SSL_write_ex(ssl, "pong", 4, &n) != 1 ||
 		    SSL_shutdown(ssl) < 0)
@@ -325,7 +350,11 @@ setup_tls(void **state)
 	assert_non_null(f);
 	f->base = event_base_new();
 	tcp_pair(&f->app, &c);
-	tcp_pair(&s, &f->origin);
+	/* A slow origin's receive buffer is small from the start. */
+	if (origin_slow)
+		tcp_pair_sized(&f->origin, &s, 2048);
+	else
+		tcp_pair(&s, &f->origin);
 	f->client = bufferevent_socket_new(f->base, c, BEV_OPT_CLOSE_ON_FREE);
 	testpki_chain_make(&f->pki, "relay", "origin.test");
 	assert_true((f->child = fork()) != -1);
@@ -358,11 +387,19 @@ setup_tls_half(void **state)
 }
 
 static int
+setup_tls_slow(void **state)
+{
+	origin_slow = true;
+	return setup_tls(state);
+}
+
+static int
 teardown(void **state)
 {
 	struct fixture	*f = *state;
 
 	origin_half = false;
+	origin_slow = false;
 	relay_free(f->relay);
 	if (f->client != NULL)
 		bufferevent_free(f->client);
@@ -1143,6 +1180,42 @@ origin_done(struct fixture *f)
 	origin_exited_ok(f);
 }
 
+/*
+ * relay_push_whole() to a TLS upstream whose socket cannot take the
+ * message at once: OpenSSL keeps part of a record, the rest goes to the
+ * bufferevent's output, and the bufferevent's own write, retrying the
+ * same bytes, delivers all of them intact once the origin reads.
+ */
+static void
+test_relay_tls_whole_message_goes_on_when_the_socket_is_full(void **state)
+{
+	struct fixture	*f = *state;
+	struct evbuffer	*msg;
+	unsigned char	 bytes[SLOW_BYTES];
+	int		 small = 4096;
+
+	tls_ready(f);
+	assert_int_equal(setsockopt(bufferevent_getfd(f->server), SOL_SOCKET,
+	    SO_SNDBUF, &small, sizeof(small)), 0);
+	fill(bytes, sizeof(bytes), 5);
+	assert_non_null(msg = evbuffer_new());
+	assert_int_equal(evbuffer_add(msg, bytes, sizeof(bytes)), 0);
+	relay_push_whole(f->server, msg, sizeof(bytes));
+	assert_int_equal(evbuffer_get_length(msg), 0);
+	/* The socket took part of it: the rest waits in the output. */
+	assert_true(evbuffer_get_length(bufferevent_get_output(f->server)) >
+	    0);
+	evbuffer_free(msg);
+	bufferevent_free(f->client);
+	f->client = NULL;
+	run_for(f, SLOW_MS + 200);
+	assert_int_equal(evbuffer_get_length(
+	    bufferevent_get_output(f->server)), 0);
+	bufferevent_free(f->server);
+	f->server = NULL;
+	origin_exited_ok(f);
+}
+
 static void
 test_relay_tls_idle_holds_no_buffer(void **state)
 {
@@ -1316,6 +1389,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    test_relay_tls_half_closed_holds_no_buffer,
 		    setup_tls_half, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_relay_tls_whole_message_goes_on_when_the_socket_is_full,
+		    setup_tls_slow, teardown),
 	};
 
 	/* Before either library allocates anything. */
