@@ -1178,7 +1178,7 @@ relay_unthrottle(struct bufferevent *src, struct bufferevent *dst)
 
 /*
  * Whether bytes for bev may go straight to its socket, or (tls) its TLS
- * connection once the handshake is over: see relay_push.
+ * connection once the handshake is over: see relay_move.
  */
 static bool
 relay_direct(struct bufferevent *bev, bool tls)
@@ -1194,22 +1194,21 @@ relay_direct(struct bufferevent *bev, bool tls)
 	return ssl == NULL || (tls && SSL_is_init_finished(ssl));
 }
 
-/*
- * Write n bytes of src to the TLS connection of dst, whose output is
- * empty: how many went (and left src). When OpenSSL could not take them
- * all at once it may hold part of a record, and only a write of the same
- * bytes, no fewer, may follow: at most RELAY_DIRECT_TLS_MAX, no more
- * than the bufferevent writes at a time, they go to dst's output in one
- * piece,
- * from which the bufferevent's own write sends them (or reports its
- * failure), as it would have without this one.
- */
+/* The most relay_direct_tls() writes: what a bufferevent writes at once. */
 #define RELAY_DIRECT_TLS_MAX	16384
 
+/*
+ * Write n bytes of src to ssl, the TLS connection of dst, whose output is
+ * empty: how many went (and left src). When OpenSSL could not take them
+ * all at once it may hold part of a record, and only a write of the same
+ * bytes, no fewer, may follow: they go to dst's output in one piece, from
+ * which the bufferevent's own write sends them (or reports its failure),
+ * as it would have without this one.
+ */
 static size_t
-relay_direct_tls(struct bufferevent *dst, struct evbuffer *src, size_t n)
+relay_direct_tls(struct bufferevent *dst, SSL *ssl, struct evbuffer *src,
+    size_t n)
 {
-	SSL		*ssl = bufferevent_openssl_get_ssl(dst);
 	struct evbuffer	*out = bufferevent_get_output(dst);
 	unsigned char	*data;
 	size_t		 w = 0;
@@ -1235,6 +1234,7 @@ static void
 relay_move(struct bufferevent *dst, struct evbuffer *src, size_t n, bool tls)
 {
 	struct evbuffer		*out = bufferevent_get_output(dst);
+	SSL			*ssl = bufferevent_openssl_get_ssl(dst);
 	struct evbuffer_iovec	 v;
 	size_t			 len;
 	int			 w;
@@ -1249,8 +1249,8 @@ relay_move(struct bufferevent *dst, struct evbuffer *src, size_t n, bool tls)
 	 * leaves the bytes to the bufferevent, whose own write reports it.
 	 */
 	if (relay_direct(dst, tls)) {
-		if (bufferevent_openssl_get_ssl(dst) != NULL)
-			n -= relay_direct_tls(dst, src, n);
+		if (ssl != NULL)
+			n -= relay_direct_tls(dst, ssl, src, n);
 		else if ((w = evbuffer_write_atmost(src,
 		    bufferevent_getfd(dst), (ev_ssize_t)n)) > 0)
 			n -= (size_t)w;
