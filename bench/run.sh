@@ -1182,11 +1182,13 @@ swept()
 	    "$WORK/results.tsv"
 }
 
-# sweep_cell ROW KEY: the median rate, with the errors of its runs.
+# sweep_cell ROW KEY: the median rate, with its ratio to the direct row's
+# at the same point and the errors of its runs.
 sweep_cell()
 {
-	local e
-	cell "$(median "$1" "$2")"
+	local e d=""
+	[ "$1" = direct ] || d=$(median direct "$2")
+	cell "$(median "$1" "$2")" "$d"
 	e=$(sumof "$1" "${2}_errors")
 	[ -n "$e" ] && printf ' (errors: %s)' "$e"
 }
@@ -1286,6 +1288,100 @@ sweep_plot()
 	fi
 }
 
+# ours PATH: pinproxy's row of PATH (the variants, such as busy_poll's,
+# and --baseline twins are compared in the tables, not here).
+ours()
+{
+	case $1 in
+	plain|forward|intercept|tunnel)	echo "pinproxy-$1" ;;
+	esac
+}
+
+# pair_cell OURS PEER KEY: pinproxy's rate over the peer's at one point,
+# round by round (the two ran side by side there): the verdict, the median
+# ratio and the rounds' range, the noise of the comparison. A point is a
+# lead or a trail only when every round says so; rounds on both sides of
+# 1.00 make a tie.
+pair_cell()
+{
+	awk -F '\t' -v a="$1" -v b="$2" -v k="$3" '
+	    $3 == k && $2 == a { x[$1] = $4 }
+	    $3 == k && $2 == b { y[$1] = $4 }
+	    END {
+		n = 0
+		for (r in x)
+			if ((r in y) && y[r] > 0)
+				q[++n] = x[r] / y[r]
+		if (n == 0) { printf "–"; exit }
+		for (i = 2; i <= n; i++)
+			for (j = i; j > 1 && q[j - 1] > q[j]; j--) {
+				t = q[j]; q[j] = q[j - 1]; q[j - 1] = t
+			}
+		m = n % 2 ? q[(n + 1) / 2] : (q[n / 2] + q[n / 2 + 1]) / 2
+		v = q[1] > 1 ? "lead" : q[n] < 1 ? "trail" : "tie"
+		if (n == 1)
+			printf "%s %.2f× (1 round)", v, m
+		else
+			printf "%s %.2f× (%.2f-%.2f)", v, m, q[1], q[n]
+	    }' "$WORK/results.tsv"
+}
+
+# lead_report: pinproxy against each peer of its path at every point of
+# the sweep, and a count of the points each way.
+lead_report()
+{
+	local path us row mode n test table lines
+	table=$(for path in plain forward intercept tunnel; do
+		us=$(ours "$path")
+		swept "$us" || continue
+		for row in $ROWS; do
+			[ "$(path_of "$row")" = "$path" ] || continue
+			case $row in pinproxy-*) continue ;; esac
+			swept "$row" || continue
+			for mode in $PIN_MODES; do
+				printf '| %s | %s | %s |' "$path" \
+				    "${row%%-*}" "$([ "$mode" = on ] &&
+				    echo pinned || echo unpinned)"
+				for test in nc ka; do
+					for n in $INFLIGHT; do
+						printf ' %s |' "$(pair_cell \
+						    "$us" "$row" \
+						    "sw_${mode}_${test}_$n")"
+					done
+				done
+				echo
+			done
+		done
+	done)
+	[ -n "$table" ] || return 0
+	echo
+	echo "pinproxy's rate over each peer's at each point of the sweep" \
+	    "(pinproxy's main row of the path), round by round: the median" \
+	    "ratio and, in parentheses, the rounds' range, the noise of" \
+	    "the comparison. \"lead\" and \"trail\" mean every round" \
+	    "said so; rounds on both sides of 1.00 make a \"tie\"."
+	echo
+	printf '| path | against | CPUs |'
+	for n in $INFLIGHT; do
+		printf ' new conn/s @%s |' "$n"
+	done
+	for n in $INFLIGHT; do
+		printf ' keep-alive req/s @%s |' "$n"
+	done
+	echo
+	printf '|---|---|---|'
+	for n in $INFLIGHT $INFLIGHT; do
+		printf -- '---:|'
+	done
+	echo
+	echo "$table"
+	lines=$(echo "$table" | tr '|' '\n')
+	echo
+	echo "Points: $(echo "$lines" | grep -c '^ lead') lead," \
+	    "$(echo "$lines" | grep -c '^ tie') tie," \
+	    "$(echo "$lines" | grep -c '^ trail') trail."
+}
+
 # sweep_report: the sweep as a table, one line per row and pinning mode,
 # and the plots.
 sweep_report()
@@ -1326,17 +1422,19 @@ sweep_report()
 		for mode in $PIN_MODES; do
 			printf '| %s | %s | %s |' "$peer" "$path" \
 			    "$([ "$mode" = on ] && echo pinned || echo unpinned)"
-			for n in $INFLIGHT; do
-				printf ' %s |' "$(sweep_cell "$row" \
-				    "sw_${mode}_nc_$n")"
-			done
-			for n in $INFLIGHT; do
-				printf ' %s |' "$(sweep_cell "$row" \
-				    "sw_${mode}_ka_$n")"
+			for test in nc ka; do
+				for n in $INFLIGHT; do
+					printf ' %s |' "$(sweep_cell "$row" \
+					    "sw_${mode}_${test}_$n")"
+				done
 			done
 			echo
 		done
 	done
+	echo
+	echo "In parentheses: the ratio to the direct row at the same point" \
+	    "and placement (the client and the origin alone)."
+	lead_report
 	echo
 	echo "The proxy's CPU time per keep-alive request in the same runs" \
 	    "(µs, its process and threads, medians): at the points where" \
