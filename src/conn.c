@@ -633,24 +633,32 @@ conn_port_denied(struct conn *c, uint16_t port)
 	    "Plaintext requests to this port are not allowed (plain_ports).");
 }
 
-/* Answer a request for ca_host from the CA page: it never goes upstream. */
+/*
+ * Answer a request itself, where it never goes upstream: a request for
+ * ca_host from the CA page (ca_page), or a TRACE or OPTIONS whose
+ * Max-Forwards is 0, of which pinproxy is the final recipient (RFC 9110,
+ * 7.6.2).
+ */
 static void
-conn_ca_page(struct conn *c, const struct http_head *h)
+conn_answer_self(struct conn *c, const struct http_head *h, bool ca_page)
 {
-	struct evbuffer	*out = bufferevent_get_output(c->x.bev);
-	size_t		 before = evbuffer_get_length(out);
-	bool		 close;
-	int		 status;
+	struct evbuffer		*out = bufferevent_get_output(c->x.bev);
+	size_t			 before = evbuffer_get_length(out);
+	enum http_conn_token	 token;
+	bool			 close;
+	int			 status;
 
 	/* A request body is not read: close after the answer instead. */
 	close = c->x.closing || http_msg_state(c->x.req) != HTTP_MSG_DONE;
-	/*
-	 * The CA of the generation this request runs under; an HTTP/1.0
-	 * client kept open is told so (RFC 9112, 9.3).
-	 */
-	status = capage_respond(ca_cert(c->x.rc->ca), c->x.rc->conf->ca_host,
-	    h->method, h->path, close ? HTTP_CONN_CLOSE : h->http_minor == 0 ?
-	    HTTP_CONN_KEEP_ALIVE : HTTP_CONN_PERSIST, out);
+	/* An HTTP/1.0 client kept open is told so (RFC 9112, 9.3). */
+	token = close ? HTTP_CONN_CLOSE : h->http_minor == 0 ?
+	    HTTP_CONN_KEEP_ALIVE : HTTP_CONN_PERSIST;
+	/* The CA of the generation this request runs under. */
+	if (ca_page)
+		status = capage_respond(ca_cert(c->x.rc->ca),
+		    c->x.rc->conf->ca_host, h->method, h->path, token, out);
+	else
+		status = http_final_answer(h, token, out);
 	c->x.acc.down += evbuffer_get_length(out) - before;
 	phase_end(&c->x, status, close);
 }
@@ -720,7 +728,7 @@ conn_request(struct conn *c)
 	char			 authority[HOSTMATCH_NAME_MAX];
 	char			 host[HOSTMATCH_NAME_MAX];
 	uint16_t		 port;
-	bool			 back;
+	bool			 back, ca_page;
 
 	evtimer_del(c->head_timer);
 	if (!conn_take_generation(c))
@@ -793,8 +801,9 @@ conn_request(struct conn *c)
 		return;
 	if (!h->keep_alive)
 		c->x.closing = true;
-	if (capage_is_host(conf->ca_host, c->x.acc.host)) {
-		conn_ca_page(c, h);
+	ca_page = capage_is_host(conf->ca_host, c->x.acc.host);
+	if (ca_page || http_max_forwards(h) == 0) {
+		conn_answer_self(c, h, ca_page);
 		return;
 	}
 	memset(&t, 0, sizeof(t));

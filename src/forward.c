@@ -565,7 +565,11 @@ forward_response_head(struct forward *f, struct evbuffer *out)
 			f->close_after = true;
 		http_msg_decode_body(f->resp, f->decode ? out : NULL);
 	}
-	http_response_write(h, forward_conn_token(f, h), f->decode,
+	/*
+	 * Whatever the framing, an HTTP/1.0 client is sent no
+	 * Transfer-Encoding, which it does not know (RFC 9112, 6.1).
+	 */
+	http_response_write(h, forward_conn_token(f, h), f->client_10,
 	    f->x->env->via, out);
 	forward_count(f, 0, evbuffer_get_length(out) - before);
 	f->resp_head_sent = true;

@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -1155,6 +1156,80 @@ http_head_list(const struct http_head *h, const char *name)
 	return list;
 }
 
+long
+http_max_forwards(const struct http_head *h)
+{
+	const char	*v = NULL, *p;
+	long		 n = 0;
+	size_t		 i;
+
+	if (strcmp(h->method, "TRACE") != 0 &&
+	    strcmp(h->method, "OPTIONS") != 0)
+		return -1;
+	for (i = 0; i < h->nheaders; i++) {
+		if (strcasecmp(h->headers[i].name, "Max-Forwards") != 0)
+			continue;
+		if (v != NULL)
+			return -1;
+		v = h->headers[i].value;
+	}
+	if (v == NULL || *v == '\0')
+		return -1;
+	for (p = v; *p != '\0'; p++) {
+		if (*p < '0' || *p > '9')
+			return -1;
+		n = n * 10 + (*p - '0');
+		if (n > HTTP_MAX_FORWARDS_MAX)
+			return -1;
+	}
+	return n;
+}
+
+/* The request line of a TRACE's echo. */
+#define HTTP_TRACE_LINE	"%s %s HTTP/%u.%u\r\n"
+
+/* Fields a TRACE's echo leaves out: they carry credentials. */
+static bool
+http_is_credential(const char *name)
+{
+	return strcasecmp(name, "Authorization") == 0 ||
+	    strcasecmp(name, "Proxy-Authorization") == 0 ||
+	    strcasecmp(name, "Cookie") == 0;
+}
+
+int
+http_final_answer(const struct http_head *h, enum http_conn_token conn,
+    struct evbuffer *out)
+{
+	bool		 trace = strcmp(h->method, "TRACE") == 0;
+	size_t		 len = 0, i;
+	int		 n;
+
+	if (trace) {
+		n = snprintf(NULL, 0, HTTP_TRACE_LINE, h->method, h->target,
+		    h->http_major, h->http_minor);
+		len = (n > 0 ? (size_t)n : 0) + 2;
+		for (i = 0; i < h->nheaders; i++)
+			if (!http_is_credential(h->headers[i].name))
+				len += strlen(h->headers[i].name) +
+				    strlen(h->headers[i].value) + 4;
+	}
+	evbuffer_add_printf(out, "HTTP/1.1 200 OK\r\n%sContent-Length: "
+	    "%zu\r\n%s\r\n", trace ? "Content-Type: message/http\r\n" : "",
+	    len, conn == HTTP_CONN_CLOSE ? "Connection: close\r\n" :
+	    conn == HTTP_CONN_KEEP_ALIVE ? "Connection: keep-alive\r\n" : "");
+	if (!trace)
+		return 200;
+	evbuffer_add_printf(out, HTTP_TRACE_LINE, h->method, h->target,
+	    h->http_major, h->http_minor);
+	for (i = 0; i < h->nheaders; i++)
+		if (!http_is_credential(h->headers[i].name))
+			evbuffer_add_printf(out, "%s: %s\r\n",
+			    h->headers[i].name, h->headers[i].value);
+	evbuffer_add(out, "\r\n", 2);
+	return 200;
+}
+
 bool
 http_expects_continue(const struct http_head *h)
 {
@@ -1194,17 +1269,17 @@ http_upgrade_offered(const char *offered, const char *chosen)
 /*
  * Whether a header stays on this hop: the fixed list and whatever
  * Connection names, except the framing headers of a body forwarded as is
- * (Transfer-Encoding goes when the body is sent decoded), and Upgrade
+ * (Transfer-Encoding goes to an HTTP/1.0 client, http10), and Upgrade
  * when the connection is being upgraded.
  */
 static bool
 http_is_hop_by_hop(const struct http_head *h, const char *name,
-    bool keep_upgrade, bool decoded)
+    bool keep_upgrade, bool http10)
 {
 	size_t	 i;
 
 	if (strcasecmp(name, "Transfer-Encoding") == 0)
-		return decoded;
+		return http10;
 	if (strcasecmp(name, "Content-Length") == 0)
 		return false;
 	if (keep_upgrade && strcasecmp(name, "Upgrade") == 0)
@@ -1265,14 +1340,15 @@ http_list_add(struct evbuffer *list, const char *value, bool but_last)
 }
 
 /*
- * For a body that goes decoded, the Content-Encoding a client must see
- * into ce: its own (unless a Connection header makes it hop-by-hop), then
- * the transfer codings before the last one, chunked, which the decoded
- * body still carries ("gzip, chunked") and which HTTP/1.0 knows only as
+ * For an HTTP/1.0 client, which knows no transfer coding, the
+ * Content-Encoding it must see into ce: its own (unless a Connection
+ * header makes it hop-by-hop), then the transfer codings but a last
+ * chunked, which the caller decodes: what the body still carries ("gzip,
+ * chunked", or "gzip" that the close ends), which HTTP/1.0 knows only as
  * content codings. False when there are none of those.
  */
 static bool
-http_decoded_encoding(const struct http_head *h, struct evbuffer *ce)
+http_10_encoding(const struct http_head *h, struct evbuffer *ce)
 {
 	char	*te, *own = NULL;
 	size_t	 before;
@@ -1283,7 +1359,7 @@ http_decoded_encoding(const struct http_head *h, struct evbuffer *ce)
 		own = http_head_list(h, "Content-Encoding");
 	http_list_add(ce, own, false);
 	before = evbuffer_get_length(ce);
-	http_list_add(ce, te, true);
+	http_list_add(ce, te, h->chunked);
 	free(own);
 	free(te);
 	return evbuffer_get_length(ce) > before;
@@ -1302,24 +1378,31 @@ http_bodiless_framing(const struct http_head *h, const char *name)
 	    strcasecmp(name, "Transfer-Encoding") == 0);
 }
 
-/* Append the end-to-end headers, and Connection: upgrade if upgrading. */
+/*
+ * Append the end-to-end headers, and Connection: upgrade if upgrading; a
+ * request's without Host and the Max-Forwards its writer decrements.
+ */
 static void
-http_headers_write(const struct http_head *h, bool upgrade, bool skip_host,
-    bool decoded, struct evbuffer *out)
+http_headers_write(const struct http_head *h, bool upgrade, bool request,
+    bool http10, struct evbuffer *out)
 {
 	const struct http_header	*f;
 	struct evbuffer			*ce = NULL;
 	size_t				 i;
 
-	if (decoded && !http_decoded_encoding(h, (ce = evbuffer_new()))) {
+	if (http10 && !http_10_encoding(h, (ce = evbuffer_new()))) {
 		evbuffer_free(ce);
 		ce = NULL;
 	}
 	for (i = 0; i < h->nheaders; i++) {
 		f = &h->headers[i];
-		if (skip_host && strcasecmp(f->name, "Host") == 0)
+		if (request && strcasecmp(f->name, "Host") == 0)
 			continue;
-		if (http_is_hop_by_hop(h, f->name, upgrade, decoded) ||
+		/* Written one less by http_request_write(). */
+		if (request && strcasecmp(f->name, "Max-Forwards") == 0 &&
+		    http_max_forwards(h) > 0)
+			continue;
+		if (http_is_hop_by_hop(h, f->name, upgrade, http10) ||
 		    http_bodiless_framing(h, f->name))
 			continue;
 		/* Written below, with the codings applied after it. */
@@ -1361,6 +1444,8 @@ void
 http_request_write(const struct http_head *h, bool upgrade, const char *host,
     uint16_t port, bool tls, const char *via, struct evbuffer *out)
 {
+	long	 hops;
+
 	evbuffer_add_printf(out, "%s %s HTTP/1.1\r\n", h->method, h->path);
 	if (strchr(host, ':') != NULL)
 		evbuffer_add_printf(out, "Host: [%s]", host);
@@ -1370,6 +1455,8 @@ http_request_write(const struct http_head *h, bool upgrade, const char *host,
 		evbuffer_add_printf(out, ":%u", (unsigned int)port);
 	evbuffer_add_printf(out, "\r\n");
 	http_headers_write(h, upgrade && h->upgrade, true, false, out);
+	if ((hops = http_max_forwards(h)) > 0)
+		evbuffer_add_printf(out, "Max-Forwards: %ld\r\n", hops - 1);
 	if (via != NULL)
 		evbuffer_add_printf(out, "Via: %s\r\n", via);
 	evbuffer_add_printf(out, "\r\n");
@@ -1377,10 +1464,10 @@ http_request_write(const struct http_head *h, bool upgrade, const char *host,
 
 void
 http_response_write(const struct http_head *h, enum http_conn_token conn,
-    bool decoded, const char *via, struct evbuffer *out)
+    bool http10, const char *via, struct evbuffer *out)
 {
 	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", h->status, h->reason);
-	http_headers_write(h, h->status == 101, false, decoded, out);
+	http_headers_write(h, h->status == 101, false, http10, out);
 	if (via != NULL)
 		evbuffer_add_printf(out, "Via: %s\r\n", via);
 	if (h->status != 101 && conn == HTTP_CONN_CLOSE)

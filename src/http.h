@@ -176,6 +176,23 @@ char			*http_head_list(const struct http_head *h,
  * TRACE, PUT, DELETE), the only requests a proxy may send again on its own.
  */
 bool			 http_method_idempotent(const char *method);
+/*
+ * RFC 9110, 7.6.2: the Max-Forwards of a TRACE or OPTIONS request, which
+ * a proxy answers itself at 0 and decrements otherwise; -1 for another
+ * method, or when the field is missing, repeated or not 1*DIGIT up to
+ * HTTP_MAX_FORWARDS_MAX (such a request goes on as it came).
+ */
+#define HTTP_MAX_FORWARDS_MAX	1000000000L
+long			 http_max_forwards(const struct http_head *h);
+/*
+ * Append pinproxy's own answer to a TRACE or OPTIONS request whose
+ * Max-Forwards is 0 to out: for OPTIONS a 200 without content, for TRACE
+ * a 200 whose content (message/http) is the request's head as received,
+ * less the fields that carry credentials (RFC 9110, 9.3.8); with the
+ * Connection field conn says. Returns the status.
+ */
+int			 http_final_answer(const struct http_head *h,
+			    enum http_conn_token conn, struct evbuffer *out);
 /* Whether c may be part of an RFC 9110 token (a method, a field name). */
 bool			 http_is_tchar(unsigned char c);
 /*
@@ -205,8 +222,8 @@ bool			 http_upgrade_offered(const char *offered,
  * header naming host (with port unless 0 or the default of the scheme, 443
  * when tls, else 80), the headers that are not hop-by-hop (Upgrade and
  * Connection: upgrade only with upgrade, for a request that offers one),
- * and a Via header with the value via (NULL for none) after the client's
- * own.
+ * Max-Forwards one less where http_max_forwards() reads one, and a Via
+ * header with the value via (NULL for none) after the client's own.
  */
 void			 http_request_write(const struct http_head *h,
 			    bool upgrade, const char *host, uint16_t port,
@@ -216,12 +233,13 @@ bool			 http_upgrade_only(const struct http_head *h,
 			    const char *proto);
 /*
  * Append a response head for the client without the hop-by-hop headers,
- * with a Via header of via (none when NULL) after the server's own, the
- * Connection header conn says (ignored for a 101), and without
- * Transfer-Encoding when decoded (the body goes out decoded).
+ * with a Via header of via (none when NULL) after the server's own, and
+ * the Connection header conn says (ignored for a 101). With http10 (the
+ * client is HTTP/1.0), without Transfer-Encoding: its codings but a last
+ * chunked, which the caller decodes, go as Content-Encoding.
  */
 void			 http_response_write(const struct http_head *h,
-			    enum http_conn_token conn, bool decoded,
+			    enum http_conn_token conn, bool http10,
 			    const char *via, struct evbuffer *out);
 
 #endif

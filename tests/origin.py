@@ -17,6 +17,8 @@ Routes (HEAD works on each; a request body is always read and hashed):
     /status/N       an empty response with status N
     /close[/N]      a close-delimited body (no length): a fixed line, or N
                     pattern bytes
+    /gzipped[/N]    the same, with "Transfer-Encoding: gzip" (the bytes are
+                    not gzip: a proxy passes them as they are)
     /slow[/N]       Content-Length, then N (default 5) lines "slow\\n", one
                     every 0.2 s
     /drop           no answer: the connection closes once the request is read
@@ -421,9 +423,12 @@ class Handler(socketserver.BaseRequestHandler):
                 send_head(sock, status, base + [("Content-Length", 0)])
             return True
 
-        if name == "close":
+        if name == "close" or name == "gzipped":
             n = route_number(path, -1)
+            coding = [("Transfer-Encoding", "gzip")] if name == "gzipped" \
+                else []
             send_head(sock, 200, base + [("Content-Type", "text/plain")] +
+                      coding +
                       ([] if closing else [("Connection", "close")]))
             if not head_only:
                 if n < 0:

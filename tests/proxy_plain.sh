@@ -260,6 +260,47 @@ check "origin saw SNI api.test and ALPN http/1.1" \
     grep -qE '"event": "tls", .*"alpn": "http/1.1", "sni": "api.test"' \
     "$TMP/om.log"
 
+# Max-Forwards (RFC 9110, 7.6.2): a TRACE or OPTIONS with 0 ends at the
+# proxy, which answers it and dials nothing; with more, it goes on one
+# less; another method's goes as it came.
+code=$(fetch mf-options "$PA" -X OPTIONS -H 'Max-Forwards: 0' \
+    "http://api.test/hello?mf-options")
+check_status "OPTIONS, Max-Forwards: 0: pinproxy's 200" 200 "$code" \
+    mf-options
+check_eq "OPTIONS, Max-Forwards: 0: no content" 0 \
+    "$(header "$TMP/mf-options.head" Content-Length)"
+n=$(log_count "$TMP/a.log" "$(kv event access)" "$(kv host plain.test)" \
+    "$(kv status 200)")
+code=$(fetch mf-trace "$PA" -X TRACE -H 'Max-Forwards: 0' \
+    -H 'Cookie: session=s3cret' -H 'X-Probe: traced' \
+    "http://plain.test:$OP/hello?mf-trace")
+check_status "TRACE, Max-Forwards: 0: pinproxy's 200" 200 "$code" mf-trace
+check_eq "TRACE, Max-Forwards: 0: message/http" "message/http" \
+    "$(header "$TMP/mf-trace.head" Content-Type)"
+check_eq "TRACE, Max-Forwards: 0: the echo starts with the request line" \
+    "TRACE http://plain.test:$OP/hello?mf-trace HTTP/1.1" \
+    "$(head -n 1 "$TMP/mf-trace.body" | tr -d '\r')"
+check "TRACE, Max-Forwards: 0: the echo has the request's fields" \
+    grep -q '^X-Probe: traced' "$TMP/mf-trace.body"
+check_eq "TRACE, Max-Forwards: 0: the echo leaves the Cookie out" 0 \
+    "$(grep -ci 'cookie\|s3cret' "$TMP/mf-trace.body")"
+check_eq "Max-Forwards: 0: neither origin saw the requests" 0 \
+    "$(cat "$TMP/om.log" "$TMP/op.log" | grep -c 'mf-options\|mf-trace')"
+check "Max-Forwards: 0: an access line with status=200" \
+    wait_count "$TMP/a.log" $((n + 1)) "$(kv event access)" \
+    "$(kv host plain.test)" "$(kv status 200)"
+code=$(fetch mf-three "$PA" -X OPTIONS -H 'Max-Forwards: 3' \
+    "http://api.test/hello?mf-three")
+check_status "OPTIONS, Max-Forwards: 3: the origin's answer" 200 "$code" \
+    mf-three
+check "OPTIONS, Max-Forwards: 3: the origin saw 2" \
+    grep -qF '"max-forwards": "2"' <<<"$(grep -F 'mf-three' "$TMP/om.log")"
+code=$(fetch mf-get "$PA" -H 'Max-Forwards: 0' \
+    "http://api.test/hello?mf-get")
+check_status "GET, Max-Forwards: 0: the origin's answer" 200 "$code" mf-get
+check "GET, Max-Forwards: 0: the origin saw it as sent" \
+    grep -qF '"max-forwards": "0"' <<<"$(grep -F 'mf-get' "$TMP/om.log")"
+
 # A wrong pin: 502, the seen pins in the body and the log, and not one
 # byte of the request at the origin.
 expect_error wrong-pin "$PA" "http://wrong.test/hello" 502 \
@@ -705,6 +746,22 @@ check "HTTP/1.0 client, 1 MiB chunked: Connection: close, then closed" \
 check_log "HTTP/1.0 client, 1 MiB chunked: bytes_down is what it received" \
     "$TMP/a.log" "$(kv event access)" "$(kv host api.test)" \
     "$(kv bytes_down "${out#* }")"
+
+# A transfer coding other than chunked, which the close ends: an HTTP/1.0
+# client, which knows none, gets it as a content coding and the bytes as
+# they came (RFC 9112, 6.1: no Transfer-Encoding to HTTP/1.0).
+out=$(printf '%s\r\n' 'GET http://api.test/gzipped/4000 HTTP/1.0' \
+    'Host: api.test' '' | raw10 gzipped10)
+want=$(python3 "$ORIGIN" --pattern 4000 | sha256sum | cut -d ' ' -f 1)
+check_eq "HTTP/1.0 client, Transfer-Encoding: gzip: the bytes as they came" \
+    "$want" "$(sha256sum <"$TMP/gzipped10.body" | cut -d ' ' -f 1)"
+check "HTTP/1.0 client, Transfer-Encoding: gzip: no Transfer-Encoding" \
+    eval '! grep -qi "^transfer-encoding" "$TMP/gzipped10.head"'
+check_eq "HTTP/1.0 client, Transfer-Encoding: gzip: Content-Encoding: gzip" \
+    gzip "$(header "$TMP/gzipped10.head" Content-Encoding)"
+fetch gzipped11 "$PA" "http://api.test/gzipped/10" >/dev/null
+check_eq "HTTP/1.1 client, Transfer-Encoding: gzip: passed on as it came" \
+    gzip "$(header "$TMP/gzipped11.head" Transfer-Encoding)"
 
 # Unpinned hosts with unpinned = pass: plain HTTP to the URL's port.
 code=$(fetch pass "$PA" "http://plain.test:$OP/hello")

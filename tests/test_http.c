@@ -1529,6 +1529,127 @@ test_http_request_write_removes_hop_by_hop_headers(void **state)
 	http_msg_free(m);
 }
 
+/* Max-Forwards of a request (-1: none that counts), its head freed. */
+static long
+max_forwards_of(const char *req)
+{
+	struct http_msg	*m = request(req);
+	long		 n = http_max_forwards(http_msg_head(m));
+
+	http_msg_free(m);
+	return n;
+}
+
+static void
+test_http_max_forwards_counts_for_trace_and_options_only(void **state)
+{
+	(void)state;
+	assert_int_equal(max_forwards_of("TRACE http://a.test/ HTTP/1.1\r\n"
+	    "Host: a.test\r\nMax-Forwards: 0\r\n\r\n"), 0);
+	assert_int_equal(max_forwards_of("OPTIONS * HTTP/1.1\r\n"
+	    "Host: a.test\r\nmax-forwards: 007\r\n\r\n"), 7);
+	assert_int_equal(max_forwards_of("OPTIONS http://a.test/ HTTP/1.1\r\n"
+	    "Host: a.test\r\nMax-Forwards: 1000000000\r\n\r\n"),
+	    1000000000L);
+	/* Another method: the field is the server's business. */
+	assert_int_equal(max_forwards_of("GET http://a.test/ HTTP/1.1\r\n"
+	    "Host: a.test\r\nMax-Forwards: 0\r\n\r\n"), -1);
+	/* Missing, repeated, not 1*DIGIT, too large: as if missing. */
+	assert_int_equal(max_forwards_of("TRACE http://a.test/ HTTP/1.1\r\n"
+	    "Host: a.test\r\n\r\n"), -1);
+	assert_int_equal(max_forwards_of("TRACE http://a.test/ HTTP/1.1\r\n"
+	    "Host: a.test\r\nMax-Forwards: 0\r\nMax-Forwards: 0\r\n\r\n"),
+	    -1);
+	assert_int_equal(max_forwards_of("TRACE http://a.test/ HTTP/1.1\r\n"
+	    "Host: a.test\r\nMax-Forwards: -1\r\n\r\n"), -1);
+	assert_int_equal(max_forwards_of("TRACE http://a.test/ HTTP/1.1\r\n"
+	    "Host: a.test\r\nMax-Forwards: 0x1\r\n\r\n"), -1);
+	assert_int_equal(max_forwards_of("TRACE http://a.test/ HTTP/1.1\r\n"
+	    "Host: a.test\r\nMax-Forwards: 1 2\r\n\r\n"), -1);
+	assert_int_equal(max_forwards_of("TRACE http://a.test/ HTTP/1.1\r\n"
+	    "Host: a.test\r\nMax-Forwards: \r\n\r\n"), -1);
+	assert_int_equal(max_forwards_of("TRACE http://a.test/ HTTP/1.1\r\n"
+	    "Host: a.test\r\nMax-Forwards: 1000000001\r\n\r\n"), -1);
+	assert_int_equal(max_forwards_of("TRACE http://a.test/ HTTP/1.1\r\n"
+	    "Host: a.test\r\nMax-Forwards: 99999999999999999999999\r\n"
+	    "\r\n"), -1);
+}
+
+static void
+test_http_request_write_decrements_max_forwards(void **state)
+{
+	struct http_msg		*m;
+	struct evbuffer		*out;
+	char			*s;
+
+	(void)state;
+	m = request("OPTIONS http://a.test/x HTTP/1.1\r\nMax-Forwards: 10\r\n"
+	    "Host: a.test\r\nAccept: */*\r\n\r\n");
+	out = evbuffer_new();
+	http_request_write(http_msg_head(m), false, "a.test", 80, false,
+	    "1.1 p", out);
+	s = buffer_string(out);
+	assert_string_equal(s, "OPTIONS /x HTTP/1.1\r\nHost: a.test\r\n"
+	    "Accept: */*\r\nMax-Forwards: 9\r\nVia: 1.1 p\r\n\r\n");
+	free(s);
+	evbuffer_free(out);
+	http_msg_free(m);
+	/* A GET's goes as it came. */
+	m = request("GET http://a.test/x HTTP/1.1\r\nMax-Forwards: 10\r\n"
+	    "Host: a.test\r\n\r\n");
+	out = evbuffer_new();
+	http_request_write(http_msg_head(m), false, "a.test", 80, false,
+	    NULL, out);
+	s = buffer_string(out);
+	assert_string_equal(s, "GET /x HTTP/1.1\r\nHost: a.test\r\n"
+	    "Max-Forwards: 10\r\n\r\n");
+	free(s);
+	evbuffer_free(out);
+	http_msg_free(m);
+}
+
+static void
+test_http_final_answer_echoes_a_trace_without_credentials(void **state)
+{
+	struct http_msg		*m;
+	struct evbuffer		*out;
+	char			*s;
+	const char		*echo =
+	    "TRACE http://a.test/t?q HTTP/1.1\r\n"
+	    "Host: a.test\r\n"
+	    "Max-Forwards: 0\r\n"
+	    "X-Trace: me\r\n\r\n";
+	char			 want[512];
+
+	(void)state;
+	m = request("TRACE http://a.test/t?q HTTP/1.1\r\nHost: a.test\r\n"
+	    "Max-Forwards: 0\r\nCookie: s=1\r\nAuthorization: Basic eA==\r\n"
+	    "Proxy-Authorization: Basic eQ==\r\nX-Trace: me\r\n\r\n");
+	out = evbuffer_new();
+	assert_int_equal(http_final_answer(http_msg_head(m), HTTP_CONN_CLOSE,
+	    out), 200);
+	s = buffer_string(out);
+	snprintf(want, sizeof(want), "HTTP/1.1 200 OK\r\n"
+	    "Content-Type: message/http\r\nContent-Length: %zu\r\n"
+	    "Connection: close\r\n\r\n%s", strlen(echo), echo);
+	assert_string_equal(s, want);
+	free(s);
+	evbuffer_free(out);
+	http_msg_free(m);
+	/* OPTIONS: no content. */
+	m = request("OPTIONS * HTTP/1.0\r\nHost: a.test\r\n"
+	    "Max-Forwards: 0\r\n\r\n");
+	out = evbuffer_new();
+	assert_int_equal(http_final_answer(http_msg_head(m),
+	    HTTP_CONN_KEEP_ALIVE, out), 200);
+	s = buffer_string(out);
+	assert_string_equal(s, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n"
+	    "Connection: keep-alive\r\n\r\n");
+	free(s);
+	evbuffer_free(out);
+	http_msg_free(m);
+}
+
 static void
 test_http_request_write_names_the_port_unless_default(void **state)
 {
@@ -2016,6 +2137,28 @@ test_http_response_write_keeps_other_codings_of_a_decoded_body(void **state)
 	    "Connection: close\r\n\r\n");
 }
 
+/*
+ * Codings without chunked, which the close ends: an HTTP/1.0 client gets
+ * every one of them as a content coding, the body as it came.
+ */
+static void
+test_http_response_write_gives_http10_every_coding_of_a_closed_body(
+    void **state)
+{
+	(void)state;
+	assert_decoded_head("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n"
+	    "\r\n", "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n"
+	    "Connection: close\r\n\r\n");
+	assert_decoded_head("HTTP/1.1 200 OK\r\nContent-Encoding: br\r\n"
+	    "Transfer-Encoding: gzip, x-y\r\n\r\n",
+	    "HTTP/1.1 200 OK\r\nContent-Encoding: br, gzip, x-y\r\n"
+	    "Connection: close\r\n\r\n");
+	/* None: the head as it was. */
+	assert_decoded_head("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n",
+	    "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+	    "Connection: close\r\n\r\n");
+}
+
 /* RFC 9110 (7.6.3): a proxy adds its Via to every message it forwards. */
 static void
 test_http_response_write_adds_via(void **state)
@@ -2179,6 +2322,12 @@ main(void)
 		cmocka_unit_test(
 		    test_http_head_answered_by_304_leaves_the_next_response_its_body),
 		cmocka_unit_test(
+		    test_http_max_forwards_counts_for_trace_and_options_only),
+		cmocka_unit_test(
+		    test_http_request_write_decrements_max_forwards),
+		cmocka_unit_test(
+		    test_http_final_answer_echoes_a_trace_without_credentials),
+		cmocka_unit_test(
 		    test_http_request_write_names_the_port_unless_default),
 		cmocka_unit_test(
 		    test_http_request_write_keeps_upgrade_for_websocket),
@@ -2191,6 +2340,8 @@ main(void)
 		    test_http_response_write_removes_hop_by_hop_headers),
 		cmocka_unit_test(
 		    test_http_response_write_keeps_other_codings_of_a_decoded_body),
+		cmocka_unit_test(
+		    test_http_response_write_gives_http10_every_coding_of_a_closed_body),
 		cmocka_unit_test(
 		    test_http_response_write_drops_framing_of_bodiless_answers),
 		cmocka_unit_test(
