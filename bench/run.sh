@@ -1288,6 +1288,32 @@ sweep_plot()
 	fi
 }
 
+# sweep_head COLUMN...: the head of a table of the sweep's points: these
+# columns, then new connections and keep-alive at each number in flight.
+sweep_head()
+{
+	local c n
+	printf '|'
+	for c in "$@"; do
+		printf ' %s |' "$c"
+	done
+	for n in $INFLIGHT; do
+		printf ' new conn/s @%s |' "$n"
+	done
+	for n in $INFLIGHT; do
+		printf ' keep-alive req/s @%s |' "$n"
+	done
+	echo
+	printf '|'
+	for c in "$@"; do
+		printf -- '---|'
+	done
+	for n in $INFLIGHT $INFLIGHT; do
+		printf -- '---:|'
+	done
+	echo
+}
+
 # ours PATH: pinproxy's row of PATH (the variants, such as busy_poll's,
 # and --baseline twins are compared in the tables, not here).
 ours()
@@ -1361,19 +1387,7 @@ lead_report()
 	    "the comparison. \"lead\" and \"trail\" mean every round" \
 	    "said so; rounds on both sides of 1.00 make a \"tie\"."
 	echo
-	printf '| path | against | CPUs |'
-	for n in $INFLIGHT; do
-		printf ' new conn/s @%s |' "$n"
-	done
-	for n in $INFLIGHT; do
-		printf ' keep-alive req/s @%s |' "$n"
-	done
-	echo
-	printf '|---|---|---|'
-	for n in $INFLIGHT $INFLIGHT; do
-		printf -- '---:|'
-	done
-	echo
+	sweep_head path against CPUs
 	echo "$table"
 	lines=$(echo "$table" | tr '|' '\n')
 	echo
@@ -1401,19 +1415,7 @@ sweep_report()
 	    "side, point by point, so that the machine's drift falls on" \
 	    "them alike."
 	echo
-	printf '| peer | path | CPUs |'
-	for n in $INFLIGHT; do
-		printf ' new conn/s @%s |' "$n"
-	done
-	for n in $INFLIGHT; do
-		printf ' keep-alive req/s @%s |' "$n"
-	done
-	echo
-	printf '|---|---|---|'
-	for n in $INFLIGHT $INFLIGHT; do
-		printf -- '---:|'
-	done
-	echo
+	sweep_head peer path CPUs
 	for row in $ROWS; do
 		swept "$row" || continue
 		desc=$(describe "$row")
