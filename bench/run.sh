@@ -1314,6 +1314,21 @@ sweep_head()
 	echo
 }
 
+# sweep_cells MODE COMMAND ARG...: the cells of a line of such a table,
+# each what COMMAND ARG... KEY prints for the key of its point, and the
+# line's end.
+sweep_cells()
+{
+	local mode=$1 test n
+	shift
+	for test in nc ka; do
+		for n in $INFLIGHT; do
+			printf ' %s |' "$("$@" "sw_${mode}_${test}_$n")"
+		done
+	done
+	echo
+}
+
 # ours PATH: pinproxy's row of PATH (the variants, such as busy_poll's,
 # and --baseline twins are compared in the tables, not here).
 ours()
@@ -1368,14 +1383,7 @@ lead_report()
 				printf '| %s | %s | %s |' "$path" \
 				    "${row%%-*}" "$([ "$mode" = on ] &&
 				    echo pinned || echo unpinned)"
-				for test in nc ka; do
-					for n in $INFLIGHT; do
-						printf ' %s |' "$(pair_cell \
-						    "$us" "$row" \
-						    "sw_${mode}_${test}_$n")"
-					done
-				done
-				echo
+				sweep_cells "$mode" pair_cell "$us" "$row"
 			done
 		done
 	done)
@@ -1424,13 +1432,7 @@ sweep_report()
 		for mode in $PIN_MODES; do
 			printf '| %s | %s | %s |' "$peer" "$path" \
 			    "$([ "$mode" = on ] && echo pinned || echo unpinned)"
-			for test in nc ka; do
-				for n in $INFLIGHT; do
-					printf ' %s |' "$(sweep_cell "$row" \
-					    "sw_${mode}_${test}_$n")"
-				done
-			done
-			echo
+			sweep_cells "$mode" sweep_cell "$row"
 		done
 	done
 	echo
