@@ -143,9 +143,10 @@ fuzz_check_rewrite(const struct http_head *h, const struct fuzz_feed *f,
 		    strcmp(h->scheme, "https") == 0,
 		    f->close ? NULL : "1.1 pinproxy", out);
 	else
+		/* With close, for an HTTP/1.0 client. */
 		http_response_write(h, f->close ? HTTP_CONN_CLOSE :
-		    HTTP_CONN_PERSIST, false, f->close ? NULL : "1.1 pinproxy",
-		    out);
+		    HTTP_CONN_PERSIST, f->close, f->close ? NULL :
+		    "1.1 pinproxy", out);
 	len = evbuffer_get_length(out);
 	text = (char *)evbuffer_pullup(out, -1);
 
@@ -171,8 +172,18 @@ fuzz_check_rewrite(const struct http_head *h, const struct fuzz_feed *f,
 	assert(used == len);
 	h2 = http_msg_head(m);
 	assert(h2 != NULL);
-	assert(h2->framing == h->framing || (h->dir == HTTP_DIR_RESPONSE &&
-	    h->status == 101));
+	/*
+	 * An HTTP/1.0 client is sent no Transfer-Encoding: a body that was
+	 * chunked or coded goes as the close ends it.
+	 */
+	if (h->dir == HTTP_DIR_RESPONSE && f->close)
+		assert(!h2->chunked && http_head_get(h2,
+		    "Transfer-Encoding") == NULL && (h2->framing == h->framing ||
+		    (h->framing == HTTP_FRAMING_CHUNKED &&
+		    h2->framing == HTTP_FRAMING_CLOSE) || h->status == 101));
+	else
+		assert(h2->framing == h->framing ||
+		    (h->dir == HTTP_DIR_RESPONSE && h->status == 101));
 	/* A 1xx or 204 goes on without the length it cannot have. */
 	assert(h2->content_length == h->content_length ||
 	    (h->dir == HTTP_DIR_RESPONSE && (h->status < 200 ||
@@ -180,10 +191,47 @@ fuzz_check_rewrite(const struct http_head *h, const struct fuzz_feed *f,
 	if (h->dir == HTTP_DIR_REQUEST) {
 		assert(strcmp(h2->method, h->method) == 0);
 		assert(strcmp(h2->host, host) == 0);
+		/* One hop less, never a second field. */
+		assert(http_max_forwards(h) <= 0 ||
+		    http_max_forwards(h2) == http_max_forwards(h) - 1);
 		/* An Upgrade that does not go on leaves no offer behind. */
 		assert(!f->close || !h2->upgrade);
 	} else
 		assert(h2->status == h->status);
+	http_msg_free(m);
+	evbuffer_free(out);
+}
+
+/*
+ * pinproxy's own answer to a TRACE or OPTIONS whose Max-Forwards is 0
+ * must parse as one response whose Content-Length is what follows it.
+ */
+static void
+fuzz_check_final_answer(const struct http_head *h, const struct fuzz_feed *f)
+{
+	struct http_msg		*m;
+	struct evbuffer		*out;
+	const struct http_head	*h2;
+	size_t			 len, used;
+	char			*text;
+
+	if (h->dir != HTTP_DIR_REQUEST || http_max_forwards(h) != 0)
+		return;
+	out = evbuffer_new();
+	assert(out != NULL);
+	assert(http_final_answer(h, f->close ? HTTP_CONN_CLOSE :
+	    HTTP_CONN_PERSIST, out) == 200);
+	len = evbuffer_get_length(out);
+	text = (char *)evbuffer_pullup(out, -1);
+	m = http_msg_new(HTTP_DIR_RESPONSE);
+	if (http_msg_feed_head(m, text, len, &used) != HTTP_HEAD_COMPLETE) {
+		fprintf(stderr, "final answer refused:\n%.*s\n", (int)len,
+		    text);
+		abort();
+	}
+	h2 = http_msg_head(m);
+	assert(h2 != NULL && h2->status == 200 && h2->has_content_length);
+	assert(h2->content_length == len - used);
 	http_msg_free(m);
 	evbuffer_free(out);
 }
@@ -277,8 +325,10 @@ fuzz_run(const struct fuzz_feed *f, const char *data, size_t len,
 				fuzz_check_rewrite(h, f, no_body);
 			if (h->status / 100 != 1)
 				no_body = false;
-		} else if (rewrite)
+		} else if (rewrite) {
 			fuzz_check_rewrite(h, f, false);
+			fuzz_check_final_answer(h, f);
+		}
 		/* After CONNECT or Upgrade the caller stops feeding. */
 		if (f->dir == HTTP_DIR_REQUEST && (h->is_connect || h->upgrade))
 			goto out;
