@@ -66,6 +66,10 @@ KA_CONNS=16
 NC_CONNS=8
 # Source addresses of new connections (loadgen -b): see lg().
 LG_SOURCES=16
+# How far ahead in every round a lead must be (lead_report()): a run of
+# one build against a copy of itself differed by up to 9 % in a single
+# run; in rounds run side by side, a few per cent.
+LEAD_MARGIN=0.03
 BIG_MIB=100
 
 while [ $# -gt 0 ]; do
@@ -1341,17 +1345,21 @@ ours()
 # pair_cell OURS PEER KEY: pinproxy's rate over the peer's at one point,
 # round by round (the two ran side by side there): the verdict, the median
 # ratio and the rounds' range, the noise of the comparison. A point is a
-# lead or a trail only when every round says so; rounds on both sides of
-# 1.00 make a tie.
+# lead only when every round has pinproxy ahead by LEAD_MARGIN or more, a
+# trail when every round has the peer ahead by as much; otherwise a tie.
+# A round where either side had errors at that point, or has no rate,
+# does not count; a cell says how many counted when not all did.
 pair_cell()
 {
-	awk -F '\t' -v a="$1" -v b="$2" -v k="$3" '
+	awk -F '\t' -v a="$1" -v b="$2" -v k="$3" -v rounds="$ROUNDS" \
+	    -v margin="$LEAD_MARGIN" '
 	    $3 == k && $2 == a { x[$1] = $4 }
 	    $3 == k && $2 == b { y[$1] = $4 }
+	    $3 == k "_errors" && ($2 == a || $2 == b) { bad[$1] = 1 }
 	    END {
 		n = 0
 		for (r in x)
-			if ((r in y) && y[r] > 0)
+			if ((r in y) && y[r] > 0 && !(r in bad))
 				q[++n] = x[r] / y[r]
 		if (n == 0) { printf "–"; exit }
 		for (i = 2; i <= n; i++)
@@ -1359,11 +1367,19 @@ pair_cell()
 				t = q[j]; q[j] = q[j - 1]; q[j - 1] = t
 			}
 		m = n % 2 ? q[(n + 1) / 2] : (q[n / 2] + q[n / 2 + 1]) / 2
-		v = q[1] > 1 ? "lead" : q[n] < 1 ? "trail" : "tie"
-		if (n == 1)
-			printf "%s %.2f× (1 round)", v, m
+		v = "tie"
+		if (q[1] >= 1 + margin)
+			v = "lead"
+		else if (q[n] <= 1 / (1 + margin))
+			v = "trail"
+		printf "%s %.2f×", v, m
+		if (n > 1)
+			printf " (%.2f-%.2f", q[1], q[n]
 		else
-			printf "%s %.2f× (%.2f-%.2f)", v, m, q[1], q[n]
+			printf " (one round"
+		if (n < rounds)
+			printf ", %d of %d rounds", n, rounds
+		printf ")"
 	    }' "$WORK/results.tsv"
 }
 
@@ -1393,7 +1409,9 @@ lead_report()
 	    "(pinproxy's main row of the path), round by round: the median" \
 	    "ratio and, in parentheses, the rounds' range, the noise of" \
 	    "the comparison. \"lead\" and \"trail\" mean every round" \
-	    "said so; rounds on both sides of 1.00 make a \"tie\"."
+	    "had one of the two ahead by $(awk -v m="$LEAD_MARGIN" \
+	    'BEGIN { printf "%g", 100 * m }') % or more; anything else is a" \
+	    "\"tie\". Rounds with errors on either side do not count."
 	echo
 	sweep_head path against CPUs
 	echo "$table"
