@@ -728,7 +728,7 @@ conn_request(struct conn *c)
 	char			 authority[HOSTMATCH_NAME_MAX];
 	char			 host[HOSTMATCH_NAME_MAX];
 	uint16_t		 port;
-	bool			 back, ca_page;
+	bool			 back;
 
 	evtimer_del(c->head_timer);
 	if (!conn_take_generation(c))
@@ -801,9 +801,8 @@ conn_request(struct conn *c)
 		return;
 	if (!h->keep_alive)
 		c->x.closing = true;
-	ca_page = capage_is_host(conf->ca_host, c->x.acc.host);
-	if (ca_page || http_max_forwards(h) == 0) {
-		conn_answer_self(c, h, ca_page);
+	if (capage_is_host(conf->ca_host, c->x.acc.host)) {
+		conn_answer_self(c, h, true);
 		return;
 	}
 	memset(&t, 0, sizeof(t));
@@ -868,6 +867,16 @@ conn_request(struct conn *c)
 		}
 		t.authority = t.host;
 		t.host = c->tunnel_addr;
+	}
+	/*
+	 * Of a request the rules above let through, pinproxy may be the
+	 * final recipient: it answers without dialling. A refused one is
+	 * refused as any other, so that an answer never tells a host or port
+	 * is open that is not.
+	 */
+	if (http_max_forwards(h) == 0) {
+		conn_answer_self(c, h, false);
+		return;
 	}
 	/* The phase of the previous request serves this one too. */
 	if (c->x.ops != &forward_ops) {

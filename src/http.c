@@ -1159,8 +1159,8 @@ http_head_list(const struct http_head *h, const char *name)
 long
 http_max_forwards(const struct http_head *h)
 {
-	const char	*v = NULL, *p;
-	long		 n = 0;
+	const char	*p;
+	long		 n, least = -1;
 	size_t		 i;
 
 	if (strcmp(h->method, "TRACE") != 0 &&
@@ -1169,20 +1169,22 @@ http_max_forwards(const struct http_head *h)
 	for (i = 0; i < h->nheaders; i++) {
 		if (strcasecmp(h->headers[i].name, "Max-Forwards") != 0)
 			continue;
-		if (v != NULL)
+		p = h->headers[i].value;
+		if (*p == '\0')
 			return -1;
-		v = h->headers[i].value;
-	}
-	if (v == NULL || *v == '\0')
-		return -1;
-	for (p = v; *p != '\0'; p++) {
-		if (*p < '0' || *p > '9')
-			return -1;
-		n = n * 10 + (*p - '0');
+		for (n = 0; *p != '\0'; p++) {
+			if (*p < '0' || *p > '9')
+				return -1;
+			/* Past the maximum, the digits no longer count. */
+			if (n <= HTTP_MAX_FORWARDS_MAX)
+				n = n * 10 + (*p - '0');
+		}
 		if (n > HTTP_MAX_FORWARDS_MAX)
-			return -1;
+			n = HTTP_MAX_FORWARDS_MAX + 1;
+		if (least == -1 || n < least)
+			least = n;
 	}
-	return n;
+	return least;
 }
 
 /* The request line of a TRACE's echo. */
@@ -1192,9 +1194,12 @@ http_max_forwards(const struct http_head *h)
 static bool
 http_is_credential(const char *name)
 {
-	return strcasecmp(name, "Authorization") == 0 ||
-	    strcasecmp(name, "Proxy-Authorization") == 0 ||
-	    strcasecmp(name, "Cookie") == 0;
+	size_t	 len = strlen(name);
+
+	/* With '_' for '-' too, as the hop-by-hop names. */
+	return http_name_like(name, len, "authorization") ||
+	    http_name_like(name, len, "proxy-authorization") ||
+	    http_name_like(name, len, "cookie");
 }
 
 int
@@ -1314,6 +1319,9 @@ http_connection_lists(const struct http_head *h, const char *name,
 static void
 http_list_put(struct evbuffer *list, const char *tok, size_t len)
 {
+	/* No coding at all (RFC 9110, 8.4.1): nothing to name. */
+	if (len == 8 && strncasecmp(tok, "identity", 8) == 0)
+		return;
 	if (evbuffer_get_length(list) > 0)
 		evbuffer_add(list, ", ", 2);
 	evbuffer_add(list, tok, len);
@@ -1353,7 +1361,9 @@ http_10_encoding(const struct http_head *h, struct evbuffer *ce)
 	char	*te, *own = NULL;
 	size_t	 before;
 
-	if ((te = http_head_list(h, "Transfer-Encoding")) == NULL)
+	/* A 1xx or a 204 goes without either (http_bodiless_framing()). */
+	if (h->status / 100 == 1 || h->status == 204 ||
+	    (te = http_head_list(h, "Transfer-Encoding")) == NULL)
 		return false;
 	if (!http_is_hop_by_hop(h, "Content-Encoding", false, true))
 		own = http_head_list(h, "Content-Encoding");
@@ -1455,7 +1465,9 @@ http_request_write(const struct http_head *h, bool upgrade, const char *host,
 		evbuffer_add_printf(out, ":%u", (unsigned int)port);
 	evbuffer_add_printf(out, "\r\n");
 	http_headers_write(h, upgrade && h->upgrade, true, false, out);
-	if ((hops = http_max_forwards(h)) > 0)
+	/* Not when Connection names it: then it was for this hop only. */
+	if ((hops = http_max_forwards(h)) > 0 &&
+	    !http_is_hop_by_hop(h, "Max-Forwards", false, false))
 		evbuffer_add_printf(out, "Max-Forwards: %ld\r\n", hops - 1);
 	if (via != NULL)
 		evbuffer_add_printf(out, "Via: %s\r\n", via);

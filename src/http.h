@@ -178,9 +178,10 @@ char			*http_head_list(const struct http_head *h,
 bool			 http_method_idempotent(const char *method);
 /*
  * RFC 9110, 7.6.2: the Max-Forwards of a TRACE or OPTIONS request, which
- * a proxy answers itself at 0 and decrements otherwise; -1 for another
- * method, or when the field is missing, repeated or not 1*DIGIT up to
- * HTTP_MAX_FORWARDS_MAX (such a request goes on as it came).
+ * a proxy answers itself at 0 and decrements otherwise: the least of its
+ * fields, a value above HTTP_MAX_FORWARDS_MAX counting as that plus one
+ * (it goes on as the maximum); -1 for another method, or when the field
+ * is missing or one is not 1*DIGIT (such a request goes on as it came).
  */
 #define HTTP_MAX_FORWARDS_MAX	1000000000L
 long			 http_max_forwards(const struct http_head *h);

@@ -289,6 +289,11 @@ check_eq "Max-Forwards: 0: neither origin saw the requests" 0 \
 check "Max-Forwards: 0: an access line with status=200" \
     wait_count "$TMP/a.log" $((n + 1)) "$(kv event access)" \
     "$(kv host plain.test)" "$(kv status 200)"
+# A request the rules refuse is refused at 0 too: the answer never says a
+# port is open that is not.
+expect_error mf-port "$PA" "http://plain.test:$OP2/hello?mf-port" 403 \
+    http_request_denied port-denied plain.test -X TRACE \
+    -H 'Max-Forwards: 0'
 code=$(fetch mf-three "$PA" -X OPTIONS -H 'Max-Forwards: 3' \
     "http://api.test/hello?mf-three")
 check_status "OPTIONS, Max-Forwards: 3: the origin's answer" 200 "$code" \
@@ -751,14 +756,18 @@ check_log "HTTP/1.0 client, 1 MiB chunked: bytes_down is what it received" \
 # client, which knows none, gets it as a content coding and the bytes as
 # they came (RFC 9112, 6.1: no Transfer-Encoding to HTTP/1.0).
 out=$(printf '%s\r\n' 'GET http://api.test/gzipped/4000 HTTP/1.0' \
-    'Host: api.test' '' | raw10 gzipped10)
+    'Host: api.test' 'Connection: keep-alive' '' | raw10 gzipped10)
 want=$(python3 "$ORIGIN" --pattern 4000 | sha256sum | cut -d ' ' -f 1)
 check_eq "HTTP/1.0 client, Transfer-Encoding: gzip: the bytes as they came" \
     "$want" "$(sha256sum <"$TMP/gzipped10.body" | cut -d ' ' -f 1)"
 check "HTTP/1.0 client, Transfer-Encoding: gzip: no Transfer-Encoding" \
-    eval '! grep -qi "^transfer-encoding" "$TMP/gzipped10.head"'
+    eval 'grep -q "^HTTP/1.1 200" "$TMP/gzipped10.head" &&
+    ! grep -qi "^transfer-encoding" "$TMP/gzipped10.head"'
 check_eq "HTTP/1.0 client, Transfer-Encoding: gzip: Content-Encoding: gzip" \
     gzip "$(header "$TMP/gzipped10.head" Content-Encoding)"
+check "HTTP/1.0 client, Transfer-Encoding: gzip: Connection: close, then closed" \
+    eval 'grep -q "^Connection: close" "$TMP/gzipped10.head" &&
+    [ "${out% *}" = closed ]'
 fetch gzipped11 "$PA" "http://api.test/gzipped/10" >/dev/null
 check_eq "HTTP/1.1 client, Transfer-Encoding: gzip: passed on as it came" \
     gzip "$(header "$TMP/gzipped11.head" Transfer-Encoding)"

@@ -1554,12 +1554,27 @@ test_http_max_forwards_counts_for_trace_and_options_only(void **state)
 	/* Another method: the field is the server's business. */
 	assert_int_equal(max_forwards_of("GET http://a.test/ HTTP/1.1\r\n"
 	    "Host: a.test\r\nMax-Forwards: 0\r\n\r\n"), -1);
-	/* Missing, repeated, not 1*DIGIT, too large: as if missing. */
+	/* Repeated: the least. */
+	assert_int_equal(max_forwards_of("TRACE http://a.test/ HTTP/1.1\r\n"
+	    "Host: a.test\r\nMax-Forwards: 5\r\nMax-Forwards: 3\r\n\r\n"),
+	    3);
+	/* Beyond the maximum: the maximum and one, whatever its length. */
+	assert_int_equal(max_forwards_of("TRACE http://a.test/ HTTP/1.1\r\n"
+	    "Host: a.test\r\nMax-Forwards: 1000000001\r\n\r\n"),
+	    HTTP_MAX_FORWARDS_MAX + 1);
+	assert_int_equal(max_forwards_of("TRACE http://a.test/ HTTP/1.1\r\n"
+	    "Host: a.test\r\nMax-Forwards: 99999999999999999999999\r\n"
+	    "\r\n"), HTTP_MAX_FORWARDS_MAX + 1);
+	/* Missing, not 1*DIGIT (in any of its fields): as if missing. */
 	assert_int_equal(max_forwards_of("TRACE http://a.test/ HTTP/1.1\r\n"
 	    "Host: a.test\r\n\r\n"), -1);
 	assert_int_equal(max_forwards_of("TRACE http://a.test/ HTTP/1.1\r\n"
-	    "Host: a.test\r\nMax-Forwards: 0\r\nMax-Forwards: 0\r\n\r\n"),
+	    "Host: a.test\r\nMax_Forwards: 0\r\n\r\n"), -1);
+	assert_int_equal(max_forwards_of("TRACE http://a.test/ HTTP/1.1\r\n"
+	    "Host: a.test\r\nMax-Forwards: 0\r\nMax-Forwards: x\r\n\r\n"),
 	    -1);
+	assert_int_equal(max_forwards_of("TRACE http://a.test/ HTTP/1.1\r\n"
+	    "Host: a.test\r\nMax-Forwards: 2, 2\r\n\r\n"), -1);
 	assert_int_equal(max_forwards_of("TRACE http://a.test/ HTTP/1.1\r\n"
 	    "Host: a.test\r\nMax-Forwards: -1\r\n\r\n"), -1);
 	assert_int_equal(max_forwards_of("TRACE http://a.test/ HTTP/1.1\r\n"
@@ -1568,11 +1583,6 @@ test_http_max_forwards_counts_for_trace_and_options_only(void **state)
 	    "Host: a.test\r\nMax-Forwards: 1 2\r\n\r\n"), -1);
 	assert_int_equal(max_forwards_of("TRACE http://a.test/ HTTP/1.1\r\n"
 	    "Host: a.test\r\nMax-Forwards: \r\n\r\n"), -1);
-	assert_int_equal(max_forwards_of("TRACE http://a.test/ HTTP/1.1\r\n"
-	    "Host: a.test\r\nMax-Forwards: 1000000001\r\n\r\n"), -1);
-	assert_int_equal(max_forwards_of("TRACE http://a.test/ HTTP/1.1\r\n"
-	    "Host: a.test\r\nMax-Forwards: 99999999999999999999999\r\n"
-	    "\r\n"), -1);
 }
 
 static void
@@ -1591,6 +1601,31 @@ test_http_request_write_decrements_max_forwards(void **state)
 	s = buffer_string(out);
 	assert_string_equal(s, "OPTIONS /x HTTP/1.1\r\nHost: a.test\r\n"
 	    "Accept: */*\r\nMax-Forwards: 9\r\nVia: 1.1 p\r\n\r\n");
+	free(s);
+	evbuffer_free(out);
+	http_msg_free(m);
+	/* Beyond the maximum, repeated: one field, the maximum. */
+	m = request("OPTIONS http://a.test/x HTTP/1.1\r\n"
+	    "Max-Forwards: 123456789012\r\nHost: a.test\r\n"
+	    "Max-Forwards: 99999999999\r\n\r\n");
+	out = evbuffer_new();
+	http_request_write(http_msg_head(m), false, "a.test", 80, false,
+	    NULL, out);
+	s = buffer_string(out);
+	assert_string_equal(s, "OPTIONS /x HTTP/1.1\r\nHost: a.test\r\n"
+	    "Max-Forwards: 1000000000\r\n\r\n");
+	free(s);
+	evbuffer_free(out);
+	http_msg_free(m);
+	/* Named by Connection: for this hop only, not passed on. */
+	m = request("OPTIONS http://a.test/x HTTP/1.1\r\nMax-Forwards: 4\r\n"
+	    "Host: a.test\r\nConnection: close, Max-Forwards\r\n\r\n");
+	out = evbuffer_new();
+	http_request_write(http_msg_head(m), false, "a.test", 80, false,
+	    NULL, out);
+	s = buffer_string(out);
+	assert_string_equal(s, "OPTIONS /x HTTP/1.1\r\nHost: a.test\r\n"
+	    "\r\n");
 	free(s);
 	evbuffer_free(out);
 	http_msg_free(m);
@@ -1624,7 +1659,8 @@ test_http_final_answer_echoes_a_trace_without_credentials(void **state)
 	(void)state;
 	m = request("TRACE http://a.test/t?q HTTP/1.1\r\nHost: a.test\r\n"
 	    "Max-Forwards: 0\r\nCookie: s=1\r\nAuthorization: Basic eA==\r\n"
-	    "Proxy-Authorization: Basic eQ==\r\nX-Trace: me\r\n\r\n");
+	    "Proxy-Authorization: Basic eQ==\r\nX-Trace: me\r\n"
+	    "proxy_authorization: Basic eg==\r\nCOOKIE: t=2\r\n\r\n");
 	out = evbuffer_new();
 	assert_int_equal(http_final_answer(http_msg_head(m), HTTP_CONN_CLOSE,
 	    out), 200);
@@ -2157,6 +2193,14 @@ test_http_response_write_gives_http10_every_coding_of_a_closed_body(
 	assert_decoded_head("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n",
 	    "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
 	    "Connection: close\r\n\r\n");
+	/* identity is no coding; a 204 has no content to code. */
+	assert_decoded_head("HTTP/1.1 200 OK\r\n"
+	    "Transfer-Encoding: identity, gzip\r\n\r\n",
+	    "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n"
+	    "Connection: close\r\n\r\n");
+	assert_decoded_head("HTTP/1.1 204 No Content\r\n"
+	    "Transfer-Encoding: gzip\r\n\r\n",
+	    "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
 }
 
 /* RFC 9110 (7.6.3): a proxy adds its Via to every message it forwards. */
