@@ -716,6 +716,26 @@ open(out + ".body", "wb").write(body)
 print(state, len(data))
 ' "$PA" "$TMP/$1"
 }
+# http10_pattern NAME ROUTE N LABEL: an HTTP/1.0 keep-alive GET of
+# http://api.test/ROUTE/N (N pattern bytes, which the origin frames as
+# ROUTE says) with raw10: three cases, the bytes arrive as the origin sent
+# them, with a 200 and no Transfer-Encoding, and Connection: close ends
+# them. raw10's "STATE BYTES" stays in $out.
+http10_pattern()
+{
+	local want
+	out=$(printf '%s\r\n' "GET http://api.test/$2/$3 HTTP/1.0" \
+	    'Host: api.test' 'Connection: keep-alive' '' | raw10 "$1")
+	want=$(python3 "$ORIGIN" --pattern "$3" | sha256sum | cut -d ' ' -f 1)
+	check_eq "$4: the body's bytes as the origin sent them" "$want" \
+	    "$(sha256sum <"$TMP/$1.body" | cut -d ' ' -f 1)"
+	check "$4: a 200 without Transfer-Encoding" eval \
+	    "grep -q '^HTTP/1.1 200' '$TMP/$1.head' &&
+	    ! grep -qi '^transfer-encoding' '$TMP/$1.head'"
+	check "$4: Connection: close, then closed" eval \
+	    "grep -q '^Connection: close' '$TMP/$1.head' &&
+	    [ \"\${out% *}\" = closed ]"
+}
 # first_line NAME: the status line of NAME.head.
 first_line()
 {
@@ -738,16 +758,8 @@ check_eq "HTTP/1.0 POST with Expect: 100-continue: no 100 Continue at all" \
 check_eq "HTTP/1.0 POST with Expect: 100-continue: the origin got the body" \
     "$(printf hello | sha256sum | cut -d ' ' -f 1) 5" \
     "$(cat "$TMP/expect10.body" 2>/dev/null)"
-out=$(printf '%s\r\n' 'GET http://api.test/chunked/1048576 HTTP/1.0' \
-    'Host: api.test' 'Connection: keep-alive' '' | raw10 chunked10)
-want=$(python3 "$ORIGIN" --pattern 1048576 | sha256sum | cut -d ' ' -f 1)
-check_eq "HTTP/1.0 client, 1 MiB chunked: the body arrives dechunked" \
-    "$want" "$(sha256sum <"$TMP/chunked10.body" | cut -d ' ' -f 1)"
-check "HTTP/1.0 client, 1 MiB chunked: no Transfer-Encoding" \
-    eval '! grep -qi "^transfer-encoding" "$TMP/chunked10.head"'
-check "HTTP/1.0 client, 1 MiB chunked: Connection: close, then closed" \
-    eval 'grep -q "^Connection: close" "$TMP/chunked10.head" &&
-    [ "${out% *}" = closed ]'
+http10_pattern chunked10 chunked 1048576 \
+    "HTTP/1.0 client, 1 MiB chunked"
 check_log "HTTP/1.0 client, 1 MiB chunked: bytes_down is what it received" \
     "$TMP/a.log" "$(kv event access)" "$(kv host api.test)" \
     "$(kv bytes_down "${out#* }")"
@@ -755,19 +767,10 @@ check_log "HTTP/1.0 client, 1 MiB chunked: bytes_down is what it received" \
 # A transfer coding other than chunked, which the close ends: an HTTP/1.0
 # client, which knows none, gets it as a content coding and the bytes as
 # they came (RFC 9112, 6.1: no Transfer-Encoding to HTTP/1.0).
-out=$(printf '%s\r\n' 'GET http://api.test/gzipped/4000 HTTP/1.0' \
-    'Host: api.test' 'Connection: keep-alive' '' | raw10 gzipped10)
-want=$(python3 "$ORIGIN" --pattern 4000 | sha256sum | cut -d ' ' -f 1)
-check_eq "HTTP/1.0 client, Transfer-Encoding: gzip: the bytes as they came" \
-    "$want" "$(sha256sum <"$TMP/gzipped10.body" | cut -d ' ' -f 1)"
-check "HTTP/1.0 client, Transfer-Encoding: gzip: no Transfer-Encoding" \
-    eval 'grep -q "^HTTP/1.1 200" "$TMP/gzipped10.head" &&
-    ! grep -qi "^transfer-encoding" "$TMP/gzipped10.head"'
+http10_pattern gzipped10 gzipped 4000 \
+    "HTTP/1.0 client, Transfer-Encoding: gzip"
 check_eq "HTTP/1.0 client, Transfer-Encoding: gzip: Content-Encoding: gzip" \
     gzip "$(header "$TMP/gzipped10.head" Content-Encoding)"
-check "HTTP/1.0 client, Transfer-Encoding: gzip: Connection: close, then closed" \
-    eval 'grep -q "^Connection: close" "$TMP/gzipped10.head" &&
-    [ "${out% *}" = closed ]'
 fetch gzipped11 "$PA" "http://api.test/gzipped/10" >/dev/null
 check_eq "HTTP/1.1 client, Transfer-Encoding: gzip: passed on as it came" \
     gzip "$(header "$TMP/gzipped11.head" Transfer-Encoding)"
