@@ -388,9 +388,8 @@ fail:
 }
 
 static bool
-proxy_listen(struct proxy *p)
+proxy_listen(struct proxy *p, const struct conf *conf)
 {
-	const struct conf	*conf = p->rc->conf;
 	const struct conf_addr	*a;
 	char			 err[1024];
 	size_t			 i, n = conf->nlisten + conf->ntransparent;
@@ -1022,12 +1021,6 @@ proxy_main(struct conf *conf, const char *path, bool debug)
 	signal(SIGUSR1, SIG_IGN);
 	signal(SIGUSR2, SIG_IGN);
 
-	if ((p.rc = runconf_new(conf, p.generation, NULL, err,
-	    sizeof(err))) == NULL) {
-		proxy_locate(conf, err, sizeof(err));
-		log_msg(EV_START_FAILED, "%s", err);
-		goto out;
-	}
 	if ((p.base = proxy_base()) == NULL ||
 	    (p.dns = resolve_base_new(p.base)) == NULL) {
 		log_msg(EV_START_FAILED, "cannot set up the event loop");
@@ -1040,9 +1033,8 @@ proxy_main(struct conf *conf, const char *path, bool debug)
 		goto out;
 	}
 	p.env.base = p.base;
-	p.env.rc = p.rc;
 	p.env.pool = pool_new(p.base);
-	pool_set_generation(p.env.pool, p.rc->generation);
+	pool_set_generation(p.env.pool, p.generation);
 	pool_set_max_idle(p.env.pool, conf->max_connections);
 	proxy_via(p.env.via, sizeof(p.env.via));
 	p.metrics = metrics_new();
@@ -1069,13 +1061,25 @@ proxy_main(struct conf *conf, const char *path, bool debug)
 		log_msg(EV_START_FAILED, "%s", err);
 		goto out;
 	}
-	if (!proxy_listen(&p))
+	if (!proxy_listen(&p, conf))
 		goto out;
 	p.fwd = tcpfwd_new(&p.env, proxy_accepted, proxy_accept_failed, &p);
 	if (!tcpfwd_prepare(p.fwd, conf, err, sizeof(err))) {
 		log_msg(EV_START_FAILED, "%s", err);
 		goto out;
 	}
+	/*
+	 * The generation last, as at a reload: it may create a CA, which a
+	 * start that fails must not leave behind (nor log as created).
+	 */
+	if ((p.rc = runconf_new(conf, p.generation, NULL, err,
+	    sizeof(err))) == NULL) {
+		tcpfwd_abort(p.fwd);
+		proxy_locate(conf, err, sizeof(err));
+		log_msg(EV_START_FAILED, "%s", err);
+		goto out;
+	}
+	p.env.rc = p.rc;
 	tcpfwd_commit(p.fwd);
 	proxy_self_update(&p);
 	p.sighup = evsignal_new(p.base, SIGHUP, proxy_signal_cb, &p);

@@ -516,14 +516,21 @@ else
 fi
 
 # A start that fails after opening a new report_file (its listen port
-# taken) leaves no new file behind.
+# taken) leaves no new file behind, nor a new CA (whose files it would
+# otherwise create).
 write_conf_a ""
-sed "s|^report_file = .*|report_file = $TMP/start-report.jsonl|" \
+sed -e "s|^report_file = .*|report_file = $TMP/start-report.jsonl|" \
+    -e "s|^ca_cert = .*|ca_cert = $TMP/start-ca.pem|" \
+    -e "s|^ca_key = .*|ca_key = $TMP/start-ca.key|" \
     "$TMP/a.conf" >"$TMP/busy.conf"
 run busy timeout 10 "$PINPROXY" -c "$TMP/busy.conf"
 check_rc "a start whose port is taken fails" 1 busy
 check "the failed start left no new report_file behind" \
     test ! -e "$TMP/start-report.jsonl"
+check "the failed start left no new CA behind" \
+    test ! -e "$TMP/start-ca.pem" -a ! -e "$TMP/start-ca.key"
+check_eq "the failed start logged no ca_created" 0 \
+    "$(grep -c 'event=ca_created' "$TMP/busy.err")"
 # Its error names the file and line of the address it cannot listen on,
 # and so does one for stats_listen or a forwarder's listen.
 check_grep "the failed start names the listen key's FILE:LINE" \
