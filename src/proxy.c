@@ -676,7 +676,12 @@ proxy_reload(struct proxy *p)
 	d = diag_new();
 	conf = conf_parse_file(p->path, time(NULL), d);
 	rc = NULL;
-	if (conf == NULL)
+	/* The first error, and how many more pinproxy -t would list. */
+	if (conf == NULL && diag_errors(d) > 1)
+		snprintf(err, sizeof(err), "%s (and %zu more error%s: "
+		    "pinproxy -t lists them)", diag_first_error(d),
+		    diag_errors(d) - 1, diag_errors(d) > 2 ? "s" : "");
+	else if (conf == NULL)
 		snprintf(err, sizeof(err), "%s", diag_first_error(d) != NULL ?
 		    diag_first_error(d) : "cannot read the configuration");
 	/*

@@ -210,6 +210,9 @@ check_log "broken file: level=error event=reload_failed" "$TMP/a.log" \
 check_log "broken file: error= names $(basename "$TMP/a.conf"):$bad_line" \
     "$TMP/a.log" "$(kv event reload_failed)" \
     "(^| )error=\"?$(q "$TMP/a.conf:$bad_line:")"
+check_log "broken file: error= counts the other error" "$TMP/a.log" \
+    "$(kv event reload_failed)" \
+    "$(q "(and 1 more error: pinproxy -t lists them)")\"?( |$)"
 check_eq "broken file: api.test still answers" 200 \
     "$(status "$PA" http://api.test/hello)"
 check_eq "broken file: new.test is still blocked" 403 \
