@@ -927,6 +927,15 @@ ca_unchanged(const struct ca *ca, const char *cert_path, const char *key_path)
 	    ca_source_same(&ca->key_src, key_path);
 }
 
+void
+ca_discard(const struct ca *ca)
+{
+	if (ca_source_same(&ca->key_src, ca->key_src.path))
+		(void)unlink(ca->key_src.path);
+	if (ca_source_same(&ca->cert_src, ca->cert_src.path))
+		(void)unlink(ca->cert_src.path);
+}
+
 X509 *
 ca_cert(const struct ca *ca)
 {

@@ -38,6 +38,11 @@ struct ca	*ca_load_or_create(const char *cert_path, const char *key_path,
 bool		 ca_check(const char *cert_path, const char *key_path,
 		    char *warn, size_t warnlen, char *err, size_t errlen);
 /*
+ * Remove the files ca was created as, each only while it is still that
+ * file, unchanged (a start that failed leaves no CA it made behind).
+ */
+void		 ca_discard(const struct ca *ca);
+/*
  * Whether ca was read from (or created as) cert_path and key_path and both
  * files are unchanged since: same inode, size, modification and status
  * change times. False means a reload must load them again.

@@ -388,8 +388,9 @@ fail:
 }
 
 static bool
-proxy_listen(struct proxy *p, const struct conf *conf)
+proxy_listen(struct proxy *p)
 {
+	const struct conf	*conf = p->rc->conf;
 	const struct conf_addr	*a;
 	char			 err[1024];
 	size_t			 i, n = conf->nlisten + conf->ntransparent;
@@ -1026,6 +1027,13 @@ proxy_main(struct conf *conf, const char *path, bool debug)
 	signal(SIGUSR1, SIG_IGN);
 	signal(SIGUSR2, SIG_IGN);
 
+	/* A CA it creates is kept, and logged, once the start succeeded. */
+	if ((p.rc = runconf_new(conf, p.generation, NULL, err,
+	    sizeof(err))) == NULL) {
+		proxy_locate(conf, err, sizeof(err));
+		log_msg(EV_START_FAILED, "%s", err);
+		goto out;
+	}
 	if ((p.base = proxy_base()) == NULL ||
 	    (p.dns = resolve_base_new(p.base)) == NULL) {
 		log_msg(EV_START_FAILED, "cannot set up the event loop");
@@ -1038,8 +1046,9 @@ proxy_main(struct conf *conf, const char *path, bool debug)
 		goto out;
 	}
 	p.env.base = p.base;
+	p.env.rc = p.rc;
 	p.env.pool = pool_new(p.base);
-	pool_set_generation(p.env.pool, p.generation);
+	pool_set_generation(p.env.pool, p.rc->generation);
 	pool_set_max_idle(p.env.pool, conf->max_connections);
 	proxy_via(p.env.via, sizeof(p.env.via));
 	p.metrics = metrics_new();
@@ -1066,26 +1075,15 @@ proxy_main(struct conf *conf, const char *path, bool debug)
 		log_msg(EV_START_FAILED, "%s", err);
 		goto out;
 	}
-	if (!proxy_listen(&p, conf))
+	if (!proxy_listen(&p))
 		goto out;
 	p.fwd = tcpfwd_new(&p.env, proxy_accepted, proxy_accept_failed, &p);
 	if (!tcpfwd_prepare(p.fwd, conf, err, sizeof(err))) {
 		log_msg(EV_START_FAILED, "%s", err);
 		goto out;
 	}
-	/*
-	 * The generation last, as at a reload: it may create a CA, which a
-	 * start that fails must not leave behind (nor log as created).
-	 */
-	if ((p.rc = runconf_new(conf, p.generation, NULL, err,
-	    sizeof(err))) == NULL) {
-		tcpfwd_abort(p.fwd);
-		proxy_locate(conf, err, sizeof(err));
-		log_msg(EV_START_FAILED, "%s", err);
-		goto out;
-	}
-	p.env.rc = p.rc;
 	tcpfwd_commit(p.fwd);
+	runconf_ca_settle(p.rc, true);
 	proxy_self_update(&p);
 	p.sighup = evsignal_new(p.base, SIGHUP, proxy_signal_cb, &p);
 	p.sigterm = evsignal_new(p.base, SIGTERM, proxy_signal_cb, &p);
@@ -1107,8 +1105,10 @@ proxy_main(struct conf *conf, const char *path, bool debug)
 		log_msg(EV_LIBEVENT_ERROR, "the event loop failed");
 	rc = 0;
 out:
-	/* A failed start leaves no new empty file behind. */
+	/* A failed start leaves no new empty file, nor a new CA, behind. */
 	if (rc != 0) {
+		if (p.rc != NULL)
+			runconf_ca_settle(p.rc, false);
 		report_discard(p.env.sinks.report);
 		p.env.sinks.report = NULL;
 		observe_discard(p.env.sinks.observe);

@@ -17,29 +17,45 @@
  * at start, pinproxy -t's checks did that already.
  */
 static struct ca *
-runconf_ca(const struct conf *conf, const struct runconf *prev, char *err,
-    size_t errlen)
+runconf_ca(const struct conf *conf, const struct runconf *prev,
+    bool *created, char *err, size_t errlen)
 {
-	struct logline	 l;
 	struct ca	*ca;
-	bool		 created = false;
 
 	/* Unchanged, but expired since it was loaded: checked again. */
 	if (prev != NULL && ca_unchanged(prev->ca, conf->ca_cert,
 	    conf->ca_key) && ca_not_after(prev->ca) > time(NULL))
 		return ca_ref(prev->ca);
-	if ((ca = ca_load_or_create(conf->ca_cert, conf->ca_key, &created,
+	if ((ca = ca_load_or_create(conf->ca_cert, conf->ca_key, created,
 	    err, errlen)) == NULL)
 		return NULL;
 	if (prev != NULL && ca_warning(ca) != NULL)
 		log_msg(EV_CONFIG_WARNING, "interception CA: %s",
 		    ca_warning(ca));
-	if (created) {
-		log_begin(&l, EV_CA_CREATED);
-		log_str(&l, LK_FILE, conf->ca_cert);
-		log_end(&l);
-	}
 	return ca;
+}
+
+/* Log that rc's CA was created, if it was. */
+static void
+runconf_log_created(const struct runconf *rc)
+{
+	struct logline	 l;
+
+	if (!rc->ca_created)
+		return;
+	log_begin(&l, EV_CA_CREATED);
+	log_str(&l, LK_FILE, rc->conf->ca_cert);
+	log_end(&l);
+}
+
+void
+runconf_ca_settle(struct runconf *rc, bool started)
+{
+	if (started)
+		runconf_log_created(rc);
+	else if (rc->ca_created)
+		ca_discard(rc->ca);
+	rc->ca_created = false;
 }
 
 /* The generation's upstream part, reusing what prev (NULL ok) read. */
@@ -84,12 +100,19 @@ runconf_new(struct conf *conf, unsigned long gen, const struct runconf *prev,
 
 	if ((rc = runconf_build(conf, gen, prev, err, errlen)) == NULL)
 		return NULL;
-	if ((rc->ca = runconf_ca(conf, prev, err, errlen)) == NULL ||
+	if ((rc->ca = runconf_ca(conf, prev, &rc->ca_created, err,
+	    errlen)) == NULL ||
 	    (rc->leaves = leafcert_cache_new(LEAFCERT_CACHE_DEFAULT, err,
 	    errlen)) == NULL) {
+		/* A CA made for a generation not built goes again. */
+		if (rc->ca != NULL)
+			runconf_ca_settle(rc, false);
 		runconf_unref(rc);
 		return NULL;
 	}
+	/* A reload builds its generation last: what it made is kept. */
+	if (prev != NULL)
+		runconf_ca_settle(rc, true);
 	return rc;
 }
 

@@ -32,6 +32,7 @@ struct runconf {
 	 * that met the pins (RUNCONF_CANDIDATE_MET) or did not (_UNMET).
 	 */
 	unsigned char		**candidate_logged;
+	bool			 ca_created;	/* this generation made its CA */
 };
 
 /*
@@ -41,6 +42,13 @@ struct runconf {
  */
 struct runconf	*runconf_new(struct conf *conf, unsigned long gen,
 		    const struct runconf *prev, char *err, size_t errlen);
+/*
+ * At start, whether the generation runconf_new() built is kept (started):
+ * a CA it created is then logged as created (ca_created), else its files
+ * are removed, so that a start that failed leaves no CA nobody used. A
+ * reload's generation, built last, logs its new CA when it is built.
+ */
+void		 runconf_ca_settle(struct runconf *rc, bool started);
 /*
  * A generation for upstream connections only: the TLS contexts, without
  * the CA and forged leaves of interception (ca and leaves stay NULL), so

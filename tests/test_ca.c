@@ -714,6 +714,30 @@ test_ca_check_does_not_create_missing_files(void **state)
 }
 
 static void
+test_ca_discard_removes_only_the_files_it_made(void **state)
+{
+	struct paths	*p = *state;
+	struct ca	*ca;
+	struct stat	 st;
+	FILE		*fp;
+
+	ca = create_ok(p);
+	ca_discard(ca);
+	assert_int_equal(stat(p->cert, &st), -1);
+	assert_int_equal(stat(p->key, &st), -1);
+	ca_unref(ca);
+	/* A certificate written over since is someone else's: it stays. */
+	ca = create_ok(p);
+	assert_non_null(fp = fopen(p->cert, "a"));
+	fputs("\n", fp);
+	fclose(fp);
+	ca_discard(ca);
+	assert_int_equal(stat(p->cert, &st), 0);
+	assert_int_equal(stat(p->key, &st), -1);
+	ca_unref(ca);
+}
+
+static void
 test_ca_signs_certificates_as_their_issuer(void **state)
 {
 	struct paths	*p = *state;
@@ -993,6 +1017,7 @@ main(void)
 		DIR_TEST(test_ca_refuses_files_that_hold_no_pem),
 		DIR_TEST(test_ca_reports_a_directory_it_cannot_create),
 		DIR_TEST(test_ca_check_does_not_create_missing_files),
+		DIR_TEST(test_ca_discard_removes_only_the_files_it_made),
 		DIR_TEST(test_ca_signs_certificates_as_their_issuer),
 		DIR_TEST(test_ca_stays_alive_while_a_reference_is_held),
 		DIR_TEST(test_ca_refuses_a_key_that_group_or_others_can_access),
