@@ -1362,8 +1362,9 @@ http_10_encoding(const struct http_head *h, struct evbuffer *ce)
 	size_t	 before;
 
 	/* A 1xx or a 204 goes without either (http_bodiless_framing()). */
-	if (h->status / 100 == 1 || h->status == 204 ||
-	    (te = http_head_list(h, "Transfer-Encoding")) == NULL)
+	if (h->status / 100 == 1 || h->status == 204)
+		return false;
+	if ((te = http_head_list(h, "Transfer-Encoding")) == NULL)
 		return false;
 	if (!http_is_hop_by_hop(h, "Content-Encoding", false, true))
 		own = http_head_list(h, "Content-Encoding");

@@ -188,8 +188,9 @@ long			 http_max_forwards(const struct http_head *h);
 /*
  * Append pinproxy's own answer to a TRACE or OPTIONS request whose
  * Max-Forwards is 0 to out: for OPTIONS a 200 without content, for TRACE
- * a 200 whose content (message/http) is the request's head as received,
- * less the fields that carry credentials (RFC 9110, 9.3.8); with the
+ * a 200 whose content (message/http) is the request's head as parsed
+ * (values without the blanks around them), less the fields that carry
+ * credentials (RFC 9110, 9.3.8), '_' for '-' too; with the
  * Connection field conn says. Returns the status.
  */
 int			 http_final_answer(const struct http_head *h,
