@@ -771,6 +771,14 @@ http10_pattern gzipped10 gzipped 4000 \
     "HTTP/1.0 client, Transfer-Encoding: gzip"
 check_eq "HTTP/1.0 client, Transfer-Encoding: gzip: Content-Encoding: gzip" \
     gzip "$(header "$TMP/gzipped10.head" Content-Encoding)"
+# A HEAD whose answer announces a chunked body: no body, and neither
+# coding field (nothing is coded: nothing comes).
+out=$(printf '%s\r\n' 'HEAD http://api.test/chunked/100 HTTP/1.0' \
+    'Host: api.test' '' | raw10 head10)
+check_eq "HTTP/1.0 HEAD of a chunked answer: a 200 and no body" \
+    "HTTP/1.1 200 OK 0" "$(first_line head10) $(wc -c <"$TMP/head10.body")"
+check_eq "HTTP/1.0 HEAD of a chunked answer: no Transfer-Encoding nor Content-Encoding" \
+    0 "$(grep -ci '^transfer-encoding\|^content-encoding' "$TMP/head10.head")"
 fetch gzipped11 "$PA" "http://api.test/gzipped/10" >/dev/null
 check_eq "HTTP/1.1 client, Transfer-Encoding: gzip: passed on as it came" \
     gzip "$(header "$TMP/gzipped11.head" Transfer-Encoding)"
