@@ -1333,13 +1333,10 @@ sweep_cells()
 	echo
 }
 
-# ours PATH: pinproxy's row of PATH (the variants, such as busy_poll's,
-# and --baseline twins are compared in the tables, not here).
-ours()
+# placement MODE: how a sweep mode (on, off) is named in the tables.
+placement()
 {
-	case $1 in
-	plain|forward|intercept|tunnel)	echo "pinproxy-$1" ;;
-	esac
+	if [ "$1" = on ]; then echo pinned; else echo unpinned; fi
 }
 
 # pair_cell OURS PEER KEY: pinproxy's rate over the peer's at one point,
@@ -1384,12 +1381,14 @@ pair_cell()
 }
 
 # lead_report: pinproxy against each peer of its path at every point of
-# the sweep, and a count of the points each way.
+# the sweep, and a count of the points each way. Only pinproxy's main row
+# of a path is compared here (the variants, such as busy_poll's, and
+# --baseline twins are in the tables).
 lead_report()
 {
-	local path us row mode n test table lines
+	local path us row mode table lines
 	table=$(for path in plain forward intercept tunnel; do
-		us=$(ours "$path")
+		us=pinproxy-$path
 		swept "$us" || continue
 		for row in $ROWS; do
 			[ "$(path_of "$row")" = "$path" ] || continue
@@ -1397,8 +1396,7 @@ lead_report()
 			swept "$row" || continue
 			for mode in $PIN_MODES; do
 				printf '| %s | %s | %s |' "$path" \
-				    "${row%%-*}" "$([ "$mode" = on ] &&
-				    echo pinned || echo unpinned)"
+				    "${row%%-*}" "$(placement "$mode")"
 				sweep_cells "$mode" pair_cell "$us" "$row"
 			done
 		done
@@ -1449,7 +1447,7 @@ sweep_report()
 		path=${desc#*|}
 		for mode in $PIN_MODES; do
 			printf '| %s | %s | %s |' "$peer" "$path" \
-			    "$([ "$mode" = on ] && echo pinned || echo unpinned)"
+			    "$(placement "$mode")"
 			sweep_cells "$mode" sweep_cell "$row"
 		done
 	done
@@ -1479,7 +1477,7 @@ sweep_report()
 		desc=$(describe "$row")
 		for mode in $PIN_MODES; do
 			printf '| %s | %s | %s |' "${desc%%|*}" "${desc#*|}" \
-			    "$([ "$mode" = on ] && echo pinned || echo unpinned)"
+			    "$(placement "$mode")"
 			for n in $INFLIGHT; do
 				printf ' %s |' "$(cell "$(median "$row" \
 				    "swcpu_${mode}_ka_$n")")"

@@ -1177,20 +1177,18 @@ relay_unthrottle(struct bufferevent *src, struct bufferevent *dst)
 }
 
 /*
- * Whether bytes for bev may go straight to its socket, or (tls) its TLS
- * connection once the handshake is over: see relay_move.
+ * Whether bytes for bev may go straight to its socket, or (tls) to ssl,
+ * its TLS connection (NULL for none), once the handshake is over: see
+ * relay_move.
  */
 static bool
-relay_direct(struct bufferevent *bev, bool tls)
+relay_direct(struct bufferevent *bev, SSL *ssl, bool tls)
 {
-	SSL	*ssl;
-
 	if (bufferevent_getfd(bev) == -1 ||
 	    bufferevent_get_underlying(bev) != NULL ||
 	    (bufferevent_get_enabled(bev) & EV_WRITE) == 0 ||
 	    evbuffer_get_length(bufferevent_get_output(bev)) > 0)
 		return false;
-	ssl = bufferevent_openssl_get_ssl(bev);
 	return ssl == NULL || (tls && SSL_is_init_finished(ssl));
 }
 
@@ -1248,7 +1246,7 @@ relay_move(struct bufferevent *dst, struct evbuffer *src, size_t n, bool tls)
 	 * enters the output, so no write event is armed for it; a failure
 	 * leaves the bytes to the bufferevent, whose own write reports it.
 	 */
-	if (relay_direct(dst, tls)) {
+	if (relay_direct(dst, ssl, tls)) {
 		if (ssl != NULL)
 			n -= relay_direct_tls(dst, ssl, src, n);
 		else if ((w = evbuffer_write_atmost(src,
