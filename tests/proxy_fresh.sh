@@ -1,0 +1,159 @@
+#!/bin/bash
+# A kept upstream TLS session stands for the verdict of the full handshake
+# that brought it (the resumed server sends no certificate): pinproxy
+# offers it for an hour at most, and never once its clock went back. The
+# clock here is pinproxy's own, moved under it by libfaketime (Debian's
+# faketime package): the origin and the client keep the real one. Both
+# places where a session is judged are driven: the offer when a hello is
+# made, and the send of a hello made ahead (while the client's own was
+# awaited), which goes or is dropped on the clock of that moment.
+# Everything lives on 127.0.0.0/8.
+
+. "${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}/tests/lib.sh"
+
+FAKETIME_LIB=
+for f in /usr/lib/*/faketime/libfaketime.so.1 \
+    /usr/lib/faketime/libfaketime.so.1; do
+	[ -f "$f" ] && FAKETIME_LIB=$f && break
+done
+if [ -z "$FAKETIME_LIB" ]; then
+	skip "session freshness: libfaketime (Debian's faketime) is not installed"
+	done_testing
+fi
+if run_wrapped; then
+	skip "session freshness: pinproxy runs under a wrapper, libfaketime cannot be preloaded into it"
+	done_testing
+fi
+
+make_pki
+PIN_INTER=$(sh "$MKPKI" pin "$PKI/inter.pem")
+
+# clock OFFSET: pinproxy's clock from now on is the real one plus OFFSET
+# seconds (libfaketime reads the file at every call).
+CLOCK=$TMP/clock
+clock()
+{
+	printf '%+d\n' "$1" >"$CLOCK"
+}
+# connect NAME ARGS...: a CONNECT to api.test and a GET of /hello through
+# the proxy, its output in $TMP/NAME.out.
+connect()
+{
+	local name=$1
+	shift
+	python3 "$CLIENT" --proxy "$P" --connect "api.test:443" \
+	    --sni api.test --cafile "$TMP/ca.pem" --alpn http/1.1 \
+	    --get /hello "$@" >"$TMP/$name.out" 2>&1
+}
+# handshakes: the origin's count of full and resumed handshakes so far.
+handshakes()
+{
+	origin_settle "$TMP/o.log"
+	echo "$(origin_count "$TMP/o.log" tls '"resumed": false') full," \
+	    "$(origin_count "$TMP/o.log" tls '"resumed": true') resumed"
+}
+# ahead_then OFFSET NAME: a connection whose client, after the 200, waits
+# until pinproxy made its upstream hello ahead, then sets the clock to
+# OFFSET and sends its own hello.
+ahead_then()
+{
+	local made pid
+	made=$(log_count "$TMP/p.log" 'made ahead \(')
+	rm -f "$TMP/go"
+	connect "$2" --wait-for "$TMP/go" &
+	pid=$!
+	wait_count "$TMP/p.log" $((made + 1)) 'made ahead \(' ||
+	    diag "no hello was made ahead for $2"
+	clock "$1"
+	touch "$TMP/go"
+	wait "$pid"
+}
+stale_drops()
+{
+	log_count "$TMP/p.log" 'made ahead offers a session no longer fresh'
+}
+
+O=$(free_port)
+P=$(free_port)
+cat >"$TMP/p.conf" <<EOC
+[proxy]
+listen = 127.0.0.1:$P
+ca_cert = $TMP/ca.pem
+ca_key = $TMP/ca.key
+trust = $PKI/root.pem
+log_level = debug
+connect_ports = 443
+
+[pins:api]
+hosts = api.test
+pin = $PIN_INTER
+connect_to = 127.0.0.1:$O
+EOC
+start_origin O_PID "$O" "$TMP/o.log" --cert "$PKI/chain.pem" \
+    --key "$PKI/leaf.key" --alpn http/1.1
+# Ten minutes ahead at first, so that going back later stays after the
+# test PKI's notBefore (made a moment ago on the real clock).
+clock 600
+start_pinproxy PP "$P" "$TMP/p.conf" "$TMP/p.log" \
+    LD_PRELOAD="$FAKETIME_LIB" FAKETIME_TIMESTAMP_FILE="$CLOCK" \
+    FAKETIME_NO_CACHE=1 DONT_FAKE_MONOTONIC=1 \
+    ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" ||
+    bail_out "pinproxy is not listening on $P"
+# The CA pinproxy made at its start is dated a day before its clock.
+nb=$(openssl x509 -noout -startdate -in "$TMP/ca.pem" 2>/dev/null)
+nb=$(date -u -d "${nb#notBefore=}" +%s 2>/dev/null || echo 0)
+ahead=$(( nb + 86400 - $(date +%s) ))
+check "pinproxy runs ten minutes ahead (its CA's date: ${ahead} s ahead)" \
+    test "$ahead" -ge 540 -a "$ahead" -le 600
+
+# Under the moved clock as without it: a full handshake, then a resumed
+# one.
+connect first
+check_out "first connection: the origin's body" first body \
+    'hello from origin\n'
+connect second
+check_out "second connection: the origin's body" second body \
+    'hello from origin\n'
+check_eq "the first upstream handshake is full, the second resumes" \
+    "1 full, 1 resumed" "$(handshakes)"
+
+# An hour and a bit later: the kept session (made by the second
+# connection's handshake, a moment ago) is not offered, though OpenSSL
+# would still offer it (the ticket's lifetime is two hours).
+clock $((600 + 3700))
+connect later
+check_out "an hour later: the origin's body" later body 'hello from origin\n'
+check_eq "an hour later: the kept session is not offered, the handshake is full" \
+    "2 full, 1 resumed" "$(handshakes)"
+connect again
+check_eq "... and the session that full handshake brought resumes" \
+    "2 full, 2 resumed" "$(handshakes)"
+
+# A hello made ahead offered a fresh session; the clock passes the hour
+# before the client's hello comes: that hello is dropped unsent, and the
+# one made then offers nothing.
+drops=$(stale_drops)
+ahead_then $((600 + 3700 + 3700)) ahead-later
+check_out "a hello made ahead, then an hour: the origin's body" ahead-later \
+    body 'hello from origin\n'
+check_eq "... the hello made ahead was dropped unsent, stale" \
+    $((drops + 1)) "$(stale_drops)"
+check_eq "... and the handshake is full" "3 full, 2 resumed" "$(handshakes)"
+
+# The same when the clock goes back (by 1 hour 2 minutes, still after the
+# last handshake's on the real clock): a session from the future is not
+# offered.
+connect keep
+check_eq "a new session kept" "3 full, 3 resumed" "$(handshakes)"
+drops=$(stale_drops)
+ahead_then $((600 + 3700)) ahead-back
+check_out "a hello made ahead, then the clock back: the origin's body" \
+    ahead-back body 'hello from origin\n'
+check_eq "... the hello made ahead was dropped unsent" $((drops + 1)) \
+    "$(stale_drops)"
+check_eq "... and the handshake is full" "4 full, 3 resumed" "$(handshakes)"
+
+check_eq "no pin mismatch or refusal was logged" 0 \
+    "$(log_count "$TMP/p.log" 'event=(pin_mismatch|verify_failed|upstream_failed)')"
+stop_pinproxy "$PP" "$TMP/p.log"
+done_testing
