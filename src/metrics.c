@@ -25,6 +25,7 @@ enum metric_family_id {
 	MF_PIN_CHECKS,
 	MF_VERIFY_FAILURES,
 	MF_UPSTREAM_ERRORS,
+	MF_UPSTREAM_ERRORS_BY_KIND,
 	MF_BYTES,
 	MF_LEAFCERT_CACHE_HITS,
 	MF_LEAFCERT_CACHE_MISSES,
@@ -62,8 +63,11 @@ static const struct metric_family metric_families[MF__COUNT] = {
 	    METRIC_COUNTER, NULL },
 	[MF_UPSTREAM_ERRORS] = { "pinproxy_upstream_errors_total",
 	    "Upstream DNS, TCP, TLS, timeout and response failures.",
-	    METRIC_COUNTER,
-	    "error" },
+	    METRIC_COUNTER, NULL },
+	[MF_UPSTREAM_ERRORS_BY_KIND] = {
+	    "pinproxy_upstream_errors_by_kind_total",
+	    "Upstream failures by kind (their sum is "
+	    "pinproxy_upstream_errors_total).", METRIC_COUNTER, "error" },
 	[MF_BYTES] = { "pinproxy_bytes_total",
 	    "Bytes relayed, up to upstreams and down to clients.",
 	    METRIC_COUNTER, "direction" },
@@ -101,12 +105,16 @@ static const struct metric_series metric_series[METRIC__COUNT] = {
 	[METRIC_PIN_CHECKS_REPORT_ONLY] = { MF_PIN_CHECKS, "report_only" },
 	[METRIC_PIN_CHECKS_EXPIRED] =	{ MF_PIN_CHECKS, "expired" },
 	[METRIC_VERIFY_FAILURES] =	{ MF_VERIFY_FAILURES, NULL },
-	[METRIC_UPSTREAM_ERRORS_DNS] =	{ MF_UPSTREAM_ERRORS, "dns-failed" },
-	[METRIC_UPSTREAM_ERRORS_CONNECT] = { MF_UPSTREAM_ERRORS,
+	[METRIC_UPSTREAM_ERRORS] =	{ MF_UPSTREAM_ERRORS, NULL },
+	[METRIC_UPSTREAM_ERRORS_DNS] =	{ MF_UPSTREAM_ERRORS_BY_KIND,
+					    "dns-failed" },
+	[METRIC_UPSTREAM_ERRORS_CONNECT] = { MF_UPSTREAM_ERRORS_BY_KIND,
 					    "connect-failed" },
-	[METRIC_UPSTREAM_ERRORS_TLS] =	{ MF_UPSTREAM_ERRORS, "tls-failed" },
-	[METRIC_UPSTREAM_ERRORS_TIMEOUT] = { MF_UPSTREAM_ERRORS, "timeout" },
-	[METRIC_UPSTREAM_ERRORS_BAD_RESPONSE] = { MF_UPSTREAM_ERRORS,
+	[METRIC_UPSTREAM_ERRORS_TLS] =	{ MF_UPSTREAM_ERRORS_BY_KIND,
+					    "tls-failed" },
+	[METRIC_UPSTREAM_ERRORS_TIMEOUT] = { MF_UPSTREAM_ERRORS_BY_KIND,
+					    "timeout" },
+	[METRIC_UPSTREAM_ERRORS_BAD_RESPONSE] = { MF_UPSTREAM_ERRORS_BY_KIND,
 					    "bad-response" },
 	[METRIC_BYTES_UP] =		{ MF_BYTES, "up" },
 	[METRIC_BYTES_DOWN] =		{ MF_BYTES, "down" },
@@ -199,8 +207,12 @@ metrics_inc(struct metrics *m, enum metric_id id)
 void
 metrics_add(struct metrics *m, enum metric_id id, uint64_t n)
 {
-	if (id < METRIC__COUNT)
-		m->value[id] += n;
+	if (id >= METRIC__COUNT)
+		return;
+	m->value[id] += n;
+	/* A failure of one kind counts in the total too. */
+	if (metric_series[id].family == MF_UPSTREAM_ERRORS_BY_KIND)
+		m->value[METRIC_UPSTREAM_ERRORS] += n;
 }
 
 void

@@ -389,9 +389,11 @@ check_eq "/metrics: pin checks result=expired +1" 1 \
 check_eq "/metrics: pinproxy_verify_failures_total +1" 1 \
     "$(delta pinproxy_verify_failures_total)"
 check_eq "/metrics: pinproxy_upstream_errors_total +1" 1 \
-    "$(delta 'pinproxy_upstream_errors_total{')"
+    "$(delta pinproxy_upstream_errors_total)"
+check_eq "/metrics: the upstream errors by kind +1" 1 \
+    "$(delta 'pinproxy_upstream_errors_by_kind_total{')"
 check_eq "/metrics: the upstream error is error=\"connect-failed\"" 1 \
-    "$(delta 'pinproxy_upstream_errors_total{error="connect-failed"}')"
+    "$(delta 'pinproxy_upstream_errors_by_kind_total{error="connect-failed"}')"
 check_eq "/metrics: an access line for every request" "$REQUESTS" \
     "$(wc -l <"$TMP/access")"
 for dir in up down; do

@@ -247,9 +247,12 @@ check "not HTTP from a plaintext upstream: error=bad-response logged" \
 # Every bad response is counted.
 curl -sS --noproxy '' --max-time 10 -o "$TMP/metrics.prom" \
     "http://127.0.0.1:$SU/metrics" 2>/dev/null
-check_eq "pinproxy_upstream_errors_total{error=\"bad-response\"} $BAD_N" \
+check_eq "pinproxy_upstream_errors_by_kind_total{error=\"bad-response\"} $BAD_N" \
     "$BAD_N" "$(sed -n \
-    's/^pinproxy_upstream_errors_total{error="bad-response"} //p' \
+    's/^pinproxy_upstream_errors_by_kind_total{error="bad-response"} //p' \
+    "$TMP/metrics.prom")"
+check_eq "pinproxy_upstream_errors_total $BAD_N (no other kind here)" \
+    "$BAD_N" "$(sed -n 's/^pinproxy_upstream_errors_total //p' \
     "$TMP/metrics.prom")"
 
 # A good request still works afterwards.

@@ -60,11 +60,15 @@ static const char golden[] =
     "# HELP pinproxy_upstream_errors_total Upstream DNS, TCP, TLS, "
     "timeout and response failures.\n"
     "# TYPE pinproxy_upstream_errors_total counter\n"
-    "pinproxy_upstream_errors_total{error=\"dns-failed\"} 0\n"
-    "pinproxy_upstream_errors_total{error=\"connect-failed\"} 0\n"
-    "pinproxy_upstream_errors_total{error=\"tls-failed\"} 0\n"
-    "pinproxy_upstream_errors_total{error=\"timeout\"} 1\n"
-    "pinproxy_upstream_errors_total{error=\"bad-response\"} 0\n"
+    "pinproxy_upstream_errors_total 3\n"
+    "# HELP pinproxy_upstream_errors_by_kind_total Upstream failures by "
+    "kind (their sum is pinproxy_upstream_errors_total).\n"
+    "# TYPE pinproxy_upstream_errors_by_kind_total counter\n"
+    "pinproxy_upstream_errors_by_kind_total{error=\"dns-failed\"} 0\n"
+    "pinproxy_upstream_errors_by_kind_total{error=\"connect-failed\"} 2\n"
+    "pinproxy_upstream_errors_by_kind_total{error=\"tls-failed\"} 0\n"
+    "pinproxy_upstream_errors_by_kind_total{error=\"timeout\"} 1\n"
+    "pinproxy_upstream_errors_by_kind_total{error=\"bad-response\"} 0\n"
     "# HELP pinproxy_bytes_total Bytes relayed, up to upstreams and down "
     "to clients.\n"
     "# TYPE pinproxy_bytes_total counter\n"
@@ -126,6 +130,7 @@ test_metrics_render_the_documented_text_exactly(void **state)
 	metrics_add(m, METRIC_PIN_CHECKS_MATCH, 5);
 	metrics_inc(m, METRIC_PIN_CHECKS_MISMATCH);
 	metrics_inc(m, METRIC_UPSTREAM_ERRORS_TIMEOUT);
+	metrics_add(m, METRIC_UPSTREAM_ERRORS_CONNECT, 2);
 	metrics_add(m, METRIC_BYTES_UP, 1000);
 	metrics_add(m, METRIC_BYTES_UP, 234);
 	metrics_set(m, METRIC_BYTES_DOWN, UINT64_MAX);
@@ -311,7 +316,7 @@ test_metrics_name_each_family_once(void **state)
 		assert_true(line[strlen(family)] == ' ' ||
 		    line[strlen(family)] == '{');
 	}
-	assert_int_equal(nhelp, 15);
+	assert_int_equal(nhelp, 16);
 	free(text);
 	metrics_free(m);
 }
