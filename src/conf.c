@@ -283,11 +283,17 @@ conf_client_allowed(const struct conf *c, const struct sockaddr *sa)
 	return false;
 }
 
+time_t
+pinset_end(const struct pinset *ps)
+{
+	/* The date itself is still covered: expiry starts the day after. */
+	return ps->expires + 86400;
+}
+
 bool
 pinset_expired(const struct pinset *ps, time_t now)
 {
-	/* The date itself is still covered: expiry starts the day after. */
-	return ps->has_expires && now >= ps->expires + 86400;
+	return ps->has_expires && now >= pinset_end(ps);
 }
 
 long
@@ -299,7 +305,7 @@ pinset_days_left(const struct pinset *ps, time_t now)
 long long
 pinset_seconds_left(const struct pinset *ps, time_t now)
 {
-	return (long long)ps->expires + 86400 - (long long)now;
+	return (long long)pinset_end(ps) - (long long)now;
 }
 
 const char *

@@ -180,6 +180,8 @@ bool		 conf_client_allowed(const struct conf *c,
 /* The forwarder listening on the address with this text, or NULL. */
 const struct forwarder *conf_forwarder_at(const struct conf *c,
 		    const char *listen);
+/* When the pins stop being enforced: the end of the expires date. */
+time_t		 pinset_end(const struct pinset *ps);
 /* Whether the pin set's expires date has passed at now. */
 bool		 pinset_expired(const struct pinset *ps, time_t now);
 /* Whole days from now's date (UTC) to the expires date (has_expires). */

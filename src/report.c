@@ -168,7 +168,7 @@ report_build(struct jsonl_buf *b, const struct report_event *ev)
 	jsonl_puts(b, port);
 	jsonl_key(b, "effective-expiration-date");
 	if (ev->ps->has_expires)
-		report_buf_time(b, ev->ps->expires);
+		report_buf_time(b, pinset_end(ev->ps));
 	else
 		jsonl_puts(b, "null");
 	jsonl_key(b, "include-subdomains");

@@ -358,7 +358,7 @@ test_report_writes_every_rfc7469_field_exactly(void **state)
 	root = pem_json(fx->pki.root);
 	expected = xasprintf("{\"date-time\":\"2024-05-01T12:00:00Z\","
 	    "\"hostname\":\"api.example.test\",\"port\":443,"
-	    "\"effective-expiration-date\":\"2027-06-30T00:00:00Z\","
+	    "\"effective-expiration-date\":\"2027-07-01T00:00:00Z\","
 	    "\"include-subdomains\":false,"
 	    "\"noted-hostname\":\"api.example.test\","
 	    "\"served-certificate-chain\":[%s,%s],"
