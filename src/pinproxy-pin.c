@@ -1428,6 +1428,32 @@ check_json_refused(const char *path, const struct diag *d, const char *err)
 	printf("]}\n");
 }
 
+/* The configuration file named, or the daemon's default one. */
+static const char *
+tool_conf_path(const struct tool_opts *o)
+{
+	return o->conf_path != NULL ? o->conf_path : PINPROXY_CONF_PATH;
+}
+
+/*
+ * The configuration the daemon would run with, its errors and warnings
+ * in d: conf_path, or the default file, or the built-in defaults when
+ * there is no default file (said on the standard error when note is set,
+ * as the daemon's -t says it). NULL on errors.
+ */
+static struct conf *
+tool_conf(const struct tool_opts *o, struct diag *d, bool note)
+{
+	if (o->conf_path == NULL && access(PINPROXY_CONF_PATH, F_OK) == -1 &&
+	    errno == ENOENT) {
+		if (note)
+			fprintf(stderr, PROGRAM ": %s: not found; the built-in "
+			    "defaults apply\n", PINPROXY_CONF_PATH);
+		return conf_new_default();
+	}
+	return conf_parse_file(tool_conf_path(o), time(NULL), d);
+}
+
 static enum exit_status
 run_check(const struct tool_opts *o)
 {
@@ -1437,33 +1463,33 @@ run_check(const struct tool_opts *o)
 	const struct pinset	*ps;
 	const struct forwarder	*f;
 	enum exit_status	 status = EXIT_OK;
+	const char		*path = tool_conf_path(o);
 	char			 err[512], msg[1024];
 	size_t			 i, j;
 
 	d = diag_new();
-	c = conf_parse_file(o->conf_path, time(NULL), d);
+	c = tool_conf(o, d, true);
 	if (diag_count(d) > 0)
 		diag_print(d, stderr);
 	if (c == NULL && o->json)
-		check_json_refused(o->conf_path, d, NULL);
+		check_json_refused(path, d, NULL);
 	diag_free(d);
 	if (c == NULL)
 		return EXIT_FAILED;
 	if (c->npinsets == 0 && c->nforwarders == 0)
-		fprintf(stderr, PROGRAM ": %s: no pin sets to check\n",
-		    o->conf_path);
+		fprintf(stderr, PROGRAM ": %s: no pin sets to check\n", path);
 	if (!check_start(&run, c, err, sizeof(err))) {
 		snprintf(msg, sizeof(msg), "%s: %s", c->path, err);
 		fprintf(stderr, PROGRAM ": %s\n", msg);
 		if (o->json)
-			check_json_refused(o->conf_path, NULL, msg);
+			check_json_refused(path, NULL, msg);
 		conf_unref(c);
 		return EXIT_FAILED;
 	}
 	run.json = o->json;
 	if (o->json) {
 		printf("{\"config\":");
-		json_str(o->conf_path);
+		json_str(path);
 		printf(",\"hosts\":[");
 	}
 	for (i = 0; i < c->npinsets; i++) {
@@ -1495,29 +1521,6 @@ run_check(const struct tool_opts *o)
 }
 
 /*
- * The configuration the daemon would run with: conf_path, or the default
- * file, or the built-in defaults when there is no default file. NULL
- * after printing the errors.
- */
-static struct conf *
-ca_conf(const struct tool_opts *o)
-{
-	struct diag	*d;
-	struct conf	*c;
-
-	if (o->conf_path == NULL && access(PINPROXY_CONF_PATH, F_OK) == -1 &&
-	    errno == ENOENT)
-		return conf_new_default();
-	d = diag_new();
-	c = conf_parse_file(o->conf_path != NULL ? o->conf_path :
-	    PINPROXY_CONF_PATH, time(NULL), d);
-	if (diag_count(d) > 0)
-		diag_print(d, stderr);
-	diag_free(d);
-	return c;
-}
-
-/*
  * Print the daemon's interception CA (ca_cert) in PEM, then its pin line
  * and the file name Android's CA store wants for it: OpenSSL's old subject
  * hash in 8 hex digits and ".0".
@@ -1526,12 +1529,18 @@ static enum exit_status
 run_ca(const struct tool_opts *o)
 {
 	STACK_OF(X509)	*certs;
+	struct diag	*d;
 	struct conf	*c;
 	X509		*ca;
 	char		 err[512];
 	enum exit_status status = EXIT_FAILED;
 
-	if ((c = ca_conf(o)) == NULL)
+	d = diag_new();
+	c = tool_conf(o, d, false);
+	if (diag_count(d) > 0)
+		diag_print(d, stderr);
+	diag_free(d);
+	if (c == NULL)
 		return EXIT_FAILED;
 	if ((certs = certfile_load(c->ca_cert, true, err, sizeof(err))) ==
 	    NULL) {
@@ -1799,8 +1808,6 @@ parse_args(int argc, char **argv, struct tool_opts *o)
 			return usage_error("--check takes no FILE, -s or"
 			    " --ini");
 		o->mode = MODE_CHECK;
-		if (o->conf_path == NULL)
-			o->conf_path = PINPROXY_CONF_PATH;
 	} else if (o->server != NULL) {
 		if (o->nfiles > 0)
 			return usage_error("-s takes no FILE");
@@ -1808,7 +1815,8 @@ parse_args(int argc, char **argv, struct tool_opts *o)
 	} else if (o->nfiles > 0)
 		o->mode = MODE_FILES;
 	else
-		return usage_error("give a FILE, -s HOST or --check");
+		return usage_error("give a FILE, -s HOST, --check, --ca or"
+		    " --from-observed FILE");
 
 	if (o->json && o->mode != MODE_CHECK)
 		return usage_error("--json goes with --check");

@@ -194,6 +194,9 @@ run noargs "$PINPROXY_PIN"
 check_rc "no argument is a usage error (status 2)" 2 noargs
 check_grep "a usage error prints the usage on stderr" "^usage:" \
     "$TMP/noargs.err"
+check_grep "no argument: the error names every mode" \
+    "give a FILE, -s HOST, --check, --ca or --from-observed FILE$" \
+    "$TMP/noargs.err"
 run badopt "$PINPROXY_PIN" --no-such-option "$PKI/leaf.pem"
 check_rc "an unknown option gives status 2" 2 badopt
 run sfile "$PINPROXY_PIN" -s 127.0.0.1:1 "$PKI/leaf.pem"
@@ -357,6 +360,22 @@ run cas "$PINPROXY_PIN" --ca -s 127.0.0.1:1
 check_rc "--ca with -s gives status 2" 2 cas
 
 ## --check.
+
+# Without -c and without the default file, the daemon runs with its
+# built-in defaults, which have no pin set: --check says so and passes.
+default=$(sed -n 's/.*(default \(\/.*\))$/\1/p' "$TMP/help.out" | head -n 1)
+if [ -z "$default" ] || [ -e "$default" ]; then
+	skip "--check without -c: the default configuration file ${default:-?} exists here"
+else
+	run check_default "$PINPROXY_PIN" --check
+	check_eq "--check without -c or the default file: the built-in defaults, exit 0" \
+	    "0|pinproxy-pin: $default: not found; the built-in defaults apply|pinproxy-pin: $default: no pin sets to check" \
+	    "$RC|$(paste -s -d '|' "$TMP/check_default.err")"
+	run check_default_json "$PINPROXY_PIN" --check --json
+	check_eq "--check --json without -c or the default file: no host, ok" \
+	    "0 {\"config\":\"$default\",\"hosts\":[],\"ok\":true}" \
+	    "$RC $(tr -d '\n' <"$TMP/check_default_json.out")"
+fi
 
 run check_good "$PINPROXY_PIN" --check -c "$TMP/good.conf"
 check_rc "--check with a correct pin exits 0" 0 check_good
