@@ -310,6 +310,22 @@ conn_begin_request(struct conn *c)
 }
 
 /*
+ * Whether the client sent what was not read as a request yet: bytes read
+ * and not parsed, or waiting in its socket (a pipelined request, most
+ * likely).
+ */
+static bool
+conn_request_came(struct conn *c)
+{
+	char	 b;
+
+	if (evbuffer_get_length(bufferevent_get_input(c->x.bev)) > 0)
+		return true;
+	return !c->client_eof &&
+	    recv(c->x.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 1;
+}
+
+/*
  * During a stop, the milliseconds c may still wait for its first request
  * (0: none): a connection accepted less than CONN_STOP_GRACE_MS before,
  * within half of the current shutdown_timeout, that sent no request yet.
@@ -346,14 +362,14 @@ conn_await_head(struct conn *c)
 
 	if (c->shutting_down) {
 		/*
-		 * A first request (a redirected connection's, after its
-		 * tunnel's start) is read when it came or may still come
-		 * (conn_stop_grace()); else the last response may still be
+		 * A request that came before the stop is read, and answered
+		 * with close; so is a first request (a redirected
+		 * connection's, after its tunnel's start) that may still come
+		 * (conn_stop_grace()). Else the last response may still be
 		 * queued for the client.
 		 */
 		grace = conn_stop_grace(c);
-		if (c->used || (grace == 0 && evbuffer_get_length(
-		    bufferevent_get_input(c->x.bev)) == 0)) {
+		if (!conn_request_came(c) && (c->used || grace == 0)) {
 			conn_close_after_flush(c);
 			return;
 		}
@@ -582,9 +598,15 @@ conn_phase_done(struct phase_ctx *x, const struct phase_outcome *o)
 		conn_reset(c);
 	else if (o->cut_delivered)
 		conn_linger(c, true);
-	else if (close)
+	else if (close && (o->close || kind != PHASE_NO_ERROR ||
+	    !c->shutting_down))
 		conn_close_after_flush(c);
 	else
+		/*
+		 * Also when a stop came after the head of the answer, which
+		 * kept the connection: a request the client sent by then is
+		 * read and answered, with close (conn_await_head()).
+		 */
 		conn_await_head(c);
 }
 
@@ -1169,9 +1191,8 @@ conn_shutdown(struct conn *c)
 	c->x.closing = true;
 	if (c->x.state != CONN_READ_HEAD || c->head_started)
 		return;
-	/* Its first request came already, and is read next. */
-	if (!c->used &&
-	    evbuffer_get_length(bufferevent_get_input(c->x.bev)) > 0)
+	/* A request came already (a first, or pipelined): read next. */
+	if (conn_request_came(c))
 		return;
 	/*
 	 * Its first request may be on the way: the head timer ends the

@@ -486,6 +486,7 @@ static bool
 forward_response_head(struct forward *f, struct evbuffer *out)
 {
 	const struct http_head	*h = http_msg_head(f->resp);
+	enum http_conn_token	 token;
 	size_t			 before, consumed;
 
 	before = evbuffer_get_length(out);
@@ -569,8 +570,11 @@ forward_response_head(struct forward *f, struct evbuffer *out)
 	 * Whatever the framing, an HTTP/1.0 client is sent no
 	 * Transfer-Encoding, which it does not know (RFC 9112, 6.1).
 	 */
-	http_response_write(h, forward_conn_token(f, h), f->client_10,
-	    f->x->env->via, out);
+	token = forward_conn_token(f, h);
+	http_response_write(h, token, f->client_10, f->x->env->via, out);
+	/* Told so, the client sends nothing more: none may be read. */
+	if (token == HTTP_CONN_CLOSE)
+		f->close_after = true;
 	forward_count(f, 0, evbuffer_get_length(out) - before);
 	f->resp_head_sent = true;
 	/* A message without a body (HEAD, 1xx, 204, 304) ends here. */

@@ -504,6 +504,75 @@ check_eq "SIGTERM with a response queued: pinproxy exits 0" 0 "$EXIT_RC"
 check_log "SIGTERM with a response queued: event=stopped cut=0" \
     "$TMP/g.log" "$(kv event stopped)" "$(kv cut 0)"
 
+# SIGTERM while a keep-alive client has requests pipelined behind an
+# answer whose head went before the stop, which kept the connection open:
+# the next request is answered too, with "Connection: close", and none
+# after it; pinproxy stops with cut=0. The answer streams from the origin
+# (/slow/10, two seconds) when the stop comes.
+cat >"$TMP/pipestop.py" <<'EOF2'
+import os, socket, sys, time
+port, ready, go, urls = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+s = socket.socket()
+s.settimeout(15)
+s.connect(("127.0.0.1", int(port)))
+s.sendall(b"".join(("GET %s HTTP/1.1\r\nHost: api.test\r\n\r\n" % u).encode()
+                   for u in urls))
+data = bytearray()
+while b"\r\n\r\n" not in data:
+    data += s.recv(4096)
+open(ready, "w").close()
+while not os.path.exists(go):
+    time.sleep(0.02)
+end = "eof"
+try:
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        data += b
+except OSError as e:
+    end = "error %s" % e
+n = 0
+while data:
+    head, sep, rest = bytes(data).partition(b"\r\n\r\n")
+    if not sep:
+        print("junk %d bytes" % len(data))
+        break
+    lines = head.decode("latin-1").split("\r\n")
+    fields = dict(l.split(":", 1) for l in lines[1:] if ":" in l)
+    fields = {k.strip().lower(): v.strip() for k, v in fields.items()}
+    size = int(fields.get("content-length", "0"))
+    n += 1
+    print("answer %d: %s, %s, %d of %d bytes" % (n, lines[0],
+          "close" if fields.get("connection", "").lower() == "close"
+          else "kept", len(rest[:size]), size))
+    data = bytearray(rest[size:])
+print("end", end)
+EOF2
+PS=$(free_port)
+conf "$PS" "shutdown_timeout = 10s" >"$TMP/s.conf"
+check "pinproxy S listens on 127.0.0.1:$PS" \
+    start_pinproxy PP_S "$PS" "$TMP/s.conf" "$TMP/s.log"
+spawn PS_CLIENT python3 "$TMP/pipestop.py" "$PS" "$TMP/s.ready" "$TMP/s.go" \
+    http://api.test/slow/10 http://api.test/hello http://api.test/hello \
+    >"$TMP/s-client.out" 2>&1
+for (( i = 0; i < 200; i++ )); do
+	[ -e "$TMP/s.ready" ] && break
+	t_sleep 0.05
+done
+kill -TERM "$PP_S"
+check_log "SIGTERM with a request pipelined: event=stopping" "$TMP/s.log" \
+    "$(kv event stopping)"
+touch "$TMP/s.go"
+wait "$PS_CLIENT" 2>/dev/null
+check_eq "SIGTERM with requests pipelined behind a streaming answer: the next one answered with close, then the end" \
+    "answer 1: HTTP/1.1 200 OK, kept, 50 of 50 bytes|answer 2: HTTP/1.1 200 OK, close, 18 of 18 bytes|end eof" \
+    "$(paste -s -d '|' "$TMP/s-client.out")"
+wait_exit "$PP_S" 10
+check_eq "SIGTERM with a request pipelined: pinproxy exits 0" 0 "$EXIT_RC"
+check_log "SIGTERM with a request pipelined: event=stopped cut=0" \
+    "$TMP/s.log" "$(kv event stopped)" "$(kv cut 0)"
+
 # Local hazards. A FIFO where a file is read (a ca_file, the
 # configuration itself) is refused, never waited on: by -t, and by a
 # reload, which fails while the proxy serves on.
