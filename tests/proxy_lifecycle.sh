@@ -442,23 +442,33 @@ check_log "SIGINT: event=stopped cut=0 once the transfer ended" \
 # SIGTERM while a keep-alive client still has a response queued: pinproxy
 # read it from the origin to its end, the client reads slowly; it still
 # gets every byte, and pinproxy stops with cut=0.
-cat >"$TMP/slowreader.py" <<'EOF'
+# reader.py PORT READY GO [--log LOG] URL...: a keep-alive client that
+# sends a GET of every URL at once (pipelined) and reads the first
+# answer's head; with LOG it goes on reading, slower than pinproxy writes
+# so that the kernel's buffers stay full (the answer is larger than they
+# can hold), until LOG has an access line with status 200: pinproxy has
+# read the whole answer from the origin, and holds what it could not
+# write yet. Then it creates READY, waits for GO, reads until the end,
+# and says what came: a line per answer, then how the stream ended.
+cat >"$TMP/reader.py" <<'EOF'
 import os, re, socket, sys, time
-port, url, log, go = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+port, ready, go, args = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4:]
+log = None
+if args[0] == "--log":
+    log, args = args[1], args[2:]
 s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
 s.settimeout(15)
 s.connect(("127.0.0.1", port))
-s.sendall(("GET %s HTTP/1.1\r\nHost: api.test\r\n\r\n" % url).encode())
+s.sendall(b"".join(("GET %s HTTP/1.1\r\nHost: api.test\r\n\r\n" % u).encode()
+                   for u in args))
 # A bytearray: appending to bytes copies all of it at every recv.
 data = bytearray()
-piece = 131072
+while b"\r\n\r\n" not in data:
+    data += s.recv(4096)
 done = re.compile(r"(^| )event=access( .*)? status=200( |$)", re.M)
-# Read 128 KiB every 50 ms, slower than pinproxy could write, so that the
-# kernel's buffers stay full (the response is larger than they can hold),
-# until pinproxy has read the whole response from the origin: what it
-# could not write yet is then queued inside it.
-for _ in range(400):
+piece = len(data) + 131072
+for _ in range(400 if log else 0):
     time.sleep(0.05)
     with open(log) as f:
         if done.search(f.read()):
@@ -469,57 +479,6 @@ for _ in range(400):
             break
         data += b
     piece += 131072
-print("idle", flush=True)
-while not os.path.exists(go):
-    time.sleep(0.05)
-try:
-    while True:
-        b = s.recv(65536)
-        if not b:
-            break
-        data += b
-except OSError as e:
-    print("error", e, flush=True)
-head, _, body = data.partition(b"\r\n\r\n")
-print("body", len(body), flush=True)
-EOF
-PG=$(free_port)
-conf "$PG" "shutdown_timeout = 10s" >"$TMP/g.conf"
-check "pinproxy G listens on 127.0.0.1:$PG" \
-    start_pinproxy PP_G "$PG" "$TMP/g.conf" "$TMP/g.log"
-spawn SR_G python3 "$TMP/slowreader.py" "$PG" http://api.test/bytes/12582912 \
-    "$TMP/g.log" "$TMP/g.go" >"$TMP/g-reader.out" 2>"$TMP/g-reader.err"
-check "SIGTERM with a response queued: it was read from the origin" \
-    wait_line "$TMP/g-reader.out" '^idle' 60
-kill -TERM "$PP_G"
-check_log "SIGTERM with a response queued: event=stopping" "$TMP/g.log" \
-    "$(kv event stopping)"
-touch "$TMP/g.go"
-wait "$SR_G" 2>/dev/null
-check_eq "SIGTERM with a response queued: the client gets all 12 MiB" \
-    "body 12582912" "$(grep -v '^idle' "$TMP/g-reader.out")"
-[ -s "$TMP/g-reader.err" ] && diag "$(cat "$TMP/g-reader.err")"
-wait_exit "$PP_G" 10
-check_eq "SIGTERM with a response queued: pinproxy exits 0" 0 "$EXIT_RC"
-check_log "SIGTERM with a response queued: event=stopped cut=0" \
-    "$TMP/g.log" "$(kv event stopped)" "$(kv cut 0)"
-
-# SIGTERM while a keep-alive client has requests pipelined behind an
-# answer whose head went before the stop, which kept the connection open:
-# the next request is answered too, with "Connection: close", and none
-# after it; pinproxy stops with cut=0. The answer streams from the origin
-# (/slow/10, two seconds) when the stop comes.
-cat >"$TMP/pipestop.py" <<'EOF2'
-import os, socket, sys, time
-port, ready, go, urls = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
-s = socket.socket()
-s.settimeout(15)
-s.connect(("127.0.0.1", int(port)))
-s.sendall(b"".join(("GET %s HTTP/1.1\r\nHost: api.test\r\n\r\n" % u).encode()
-                   for u in urls))
-data = bytearray()
-while b"\r\n\r\n" not in data:
-    data += s.recv(4096)
 open(ready, "w").close()
 while not os.path.exists(go):
     time.sleep(0.02)
@@ -548,18 +507,53 @@ while data:
           else "kept", len(rest[:size]), size))
     data = bytearray(rest[size:])
 print("end", end)
-EOF2
+EOF
+# wait_file FILE: wait up to 20 s until FILE exists.
+wait_file()
+{
+	local i
+	for (( i = 0; i < 400; i++ )); do
+		[ -e "$1" ] && return 0
+		t_sleep 0.05
+	done
+	return 1
+}
+PG=$(free_port)
+conf "$PG" "shutdown_timeout = 10s" >"$TMP/g.conf"
+check "pinproxy G listens on 127.0.0.1:$PG" \
+    start_pinproxy PP_G "$PG" "$TMP/g.conf" "$TMP/g.log"
+spawn SR_G python3 "$TMP/reader.py" "$PG" "$TMP/g.ready" "$TMP/g.go" \
+    --log "$TMP/g.log" http://api.test/bytes/12582912 \
+    >"$TMP/g-reader.out" 2>"$TMP/g-reader.err"
+check "SIGTERM with a response queued: it was read from the origin" \
+    wait_file "$TMP/g.ready"
+kill -TERM "$PP_G"
+check_log "SIGTERM with a response queued: event=stopping" "$TMP/g.log" \
+    "$(kv event stopping)"
+touch "$TMP/g.go"
+wait "$SR_G" 2>/dev/null
+check_eq "SIGTERM with a response queued: the client gets all 12 MiB" \
+    "answer 1: HTTP/1.1 200 OK, kept, 12582912 of 12582912 bytes|end eof" \
+    "$(paste -s -d '|' "$TMP/g-reader.out")"
+[ -s "$TMP/g-reader.err" ] && diag "$(cat "$TMP/g-reader.err")"
+wait_exit "$PP_G" 10
+check_eq "SIGTERM with a response queued: pinproxy exits 0" 0 "$EXIT_RC"
+check_log "SIGTERM with a response queued: event=stopped cut=0" \
+    "$TMP/g.log" "$(kv event stopped)" "$(kv cut 0)"
+
+# SIGTERM while a keep-alive client has requests pipelined behind an
+# answer whose head went before the stop, which kept the connection open:
+# the next request is answered too, with "Connection: close", and none
+# after it; pinproxy stops with cut=0. The answer streams from the origin
+# (/slow/10, two seconds) when the stop comes.
 PS=$(free_port)
 conf "$PS" "shutdown_timeout = 10s" >"$TMP/s.conf"
 check "pinproxy S listens on 127.0.0.1:$PS" \
     start_pinproxy PP_S "$PS" "$TMP/s.conf" "$TMP/s.log"
-spawn PS_CLIENT python3 "$TMP/pipestop.py" "$PS" "$TMP/s.ready" "$TMP/s.go" \
+spawn PS_CLIENT python3 "$TMP/reader.py" "$PS" "$TMP/s.ready" "$TMP/s.go" \
     http://api.test/slow/10 http://api.test/hello http://api.test/hello \
     >"$TMP/s-client.out" 2>&1
-for (( i = 0; i < 200; i++ )); do
-	[ -e "$TMP/s.ready" ] && break
-	t_sleep 0.05
-done
+wait_file "$TMP/s.ready"
 kill -TERM "$PP_S"
 check_log "SIGTERM with a request pipelined: event=stopping" "$TMP/s.log" \
     "$(kv event stopping)"
