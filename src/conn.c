@@ -88,6 +88,8 @@ static unsigned long	 conn_next_id = 1;
  * unanswered.
  */
 #define CONN_STOP_GRACE_MS	1000
+/* The bytes a stop looks at to tell a pipelined request from empty lines. */
+#define CONN_BLANK_LOOK		64
 
 static void	conn_read_head(struct conn *);
 static void	conn_deny(struct conn *);
@@ -309,20 +311,40 @@ conn_begin_request(struct conn *c)
 	evutil_gettimeofday(&a->start, NULL);
 }
 
+/* Whether the n bytes at p are all CR or LF. */
+static bool
+conn_blank(const unsigned char *p, size_t n)
+{
+	while (n > 0 && (*p == '\r' || *p == '\n')) {
+		p++;
+		n--;
+	}
+	return n == 0;
+}
+
 /*
- * Whether the client sent what was not read as a request yet: bytes read
- * and not parsed, or waiting in its socket (a pipelined request, most
- * likely).
+ * Whether the client sent what was not read as a request yet (a
+ * pipelined request, most likely): bytes read and not parsed, or waiting
+ * in its socket. Empty lines alone, which a client may send after a body
+ * (RFC 9112, 2.2), are no request; more of them than are looked at are
+ * taken for one.
  */
 static bool
 conn_request_came(struct conn *c)
 {
-	char	 b;
+	struct evbuffer	*in = bufferevent_get_input(c->x.bev);
+	unsigned char	 b[CONN_BLANK_LOOK];
+	ev_ssize_t	 n;
+	ssize_t		 r;
 
-	if (evbuffer_get_length(bufferevent_get_input(c->x.bev)) > 0)
+	n = evbuffer_copyout(in, b, sizeof(b));
+	if (n > 0 && (evbuffer_get_length(in) > sizeof(b) ||
+	    !conn_blank(b, (size_t)n)))
 		return true;
-	return !c->client_eof &&
-	    recv(c->x.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 1;
+	if (c->client_eof)
+		return false;
+	r = recv(c->x.fd, b, sizeof(b), MSG_PEEK | MSG_DONTWAIT);
+	return r > 0 && ((size_t)r == sizeof(b) || !conn_blank(b, (size_t)r));
 }
 
 /*
@@ -756,6 +778,17 @@ conn_request(struct conn *c)
 	if (!conn_take_generation(c))
 		return;
 	conf = c->x.rc->conf;
+	/*
+	 * Read during a stop behind an answer that kept the connection: the
+	 * answer must say close, which a 200 to a CONNECT or a 101 cannot,
+	 * and a tunnel would only be cut at shutdown_timeout.
+	 */
+	if (c->shutting_down && c->used && (h->is_connect || h->upgrade)) {
+		conn_reply_error(c, HTTP_ERROR_STOPPING, h->host, h->is_connect ?
+		    "No tunnel is opened while pinproxy stops." :
+		    "No protocol switch starts while pinproxy stops.");
+		return;
+	}
 	if (h->is_connect && c->in_tunnel) {
 		conn_reply_error(c, HTTP_ERROR_BAD_REQUEST, h->host,
 		    "CONNECT inside a CONNECT tunnel is not allowed.");

@@ -79,7 +79,11 @@ static const struct http_error_def http_errors[HTTP_ERROR__COUNT] = {
 	[HTTP_ERROR_ADDR_PINNED] = { 403, "Forbidden",
 	    "http_request_denied", "address-pinned",
 	    "the host name resolves to an address that a pin set other than "
-	    "the name's covers" }
+	    "the name's covers" },
+	[HTTP_ERROR_STOPPING] = { 503, "Service Unavailable",
+	    "proxy_internal_response", "stopping",
+	    "pinproxy is stopping, and starts no tunnel or protocol switch "
+	    "any more" }
 };
 
 /* The row of kind; an unknown kind is answered as a bad request. */

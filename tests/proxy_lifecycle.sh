@@ -443,7 +443,8 @@ check_log "SIGINT: event=stopped cut=0 once the transfer ended" \
 # read it from the origin to its end, the client reads slowly; it still
 # gets every byte, and pinproxy stops with cut=0.
 # reader.py PORT READY GO [--log LOG] URL...: a keep-alive client that
-# sends a GET of every URL at once (pipelined) and reads the first
+# sends a GET of every URL (or an argument with a space as a request of
+# its own) at once, pipelined, and reads the first
 # answer's head; with LOG it goes on reading, slower than pinproxy writes
 # so that the kernel's buffers stay full (the answer is larger than they
 # can hold), until LOG has an access line with status 200: pinproxy has
@@ -460,7 +461,9 @@ s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
 s.settimeout(15)
 s.connect(("127.0.0.1", port))
-s.sendall(b"".join(("GET %s HTTP/1.1\r\nHost: api.test\r\n\r\n" % u).encode()
+# An argument with a space is a whole request, \r and \n escaped.
+s.sendall(b"".join((u.encode().decode("unicode_escape") if " " in u else
+                    "GET %s HTTP/1.1\r\nHost: api.test\r\n\r\n" % u).encode()
                    for u in args))
 # A bytearray: appending to bytes copies all of it at every recv.
 data = bytearray()
@@ -546,26 +549,66 @@ check_log "SIGTERM with a response queued: event=stopped cut=0" \
 # the next request is answered too, with "Connection: close", and none
 # after it; pinproxy stops with cut=0. The answer streams from the origin
 # (/slow/10, two seconds) when the stop comes.
-PS=$(free_port)
-conf "$PS" "shutdown_timeout = 10s" >"$TMP/s.conf"
-check "pinproxy S listens on 127.0.0.1:$PS" \
-    start_pinproxy PP_S "$PS" "$TMP/s.conf" "$TMP/s.log"
-spawn PS_CLIENT python3 "$TMP/reader.py" "$PS" "$TMP/s.ready" "$TMP/s.go" \
-    http://api.test/slow/10 http://api.test/hello http://api.test/hello \
-    >"$TMP/s-client.out" 2>&1
-wait_file "$TMP/s.ready"
-kill -TERM "$PP_S"
-check_log "SIGTERM with a request pipelined: event=stopping" "$TMP/s.log" \
-    "$(kv event stopping)"
-touch "$TMP/s.go"
-wait "$PS_CLIENT" 2>/dev/null
-check_eq "SIGTERM with requests pipelined behind a streaming answer: the next one answered with close, then the end" \
-    "answer 1: HTTP/1.1 200 OK, kept, 50 of 50 bytes|answer 2: HTTP/1.1 200 OK, close, 18 of 18 bytes|end eof" \
-    "$(paste -s -d '|' "$TMP/s-client.out")"
-wait_exit "$PP_S" 10
-check_eq "SIGTERM with a request pipelined: pinproxy exits 0" 0 "$EXIT_RC"
-check_log "SIGTERM with a request pipelined: event=stopped cut=0" \
-    "$TMP/s.log" "$(kv event stopped)" "$(kv cut 0)"
+# stop_pipelined NAME EXTRA REQUEST...: a pinproxy with EXTRA in [proxy]
+# and a client that pipelines the REQUESTs (as reader.py takes them);
+# SIGTERM once the first answer's head came. The client's report is in
+# $TMP/NAME-client.out, pinproxy's exit status in EXIT_RC.
+stop_pipelined()
+{
+	local name=$1 extra=$2 port pid
+	shift 2
+	port=$(free_port)
+	conf "$port" "shutdown_timeout = 10s
+$extra" >"$TMP/$name.conf"
+	start_pinproxy PP_STOP "$port" "$TMP/$name.conf" "$TMP/$name.log" ||
+	    diag "pinproxy -c $name.conf is not listening"
+	spawn pid python3 "$TMP/reader.py" "$port" "$TMP/$name.ready" \
+	    "$TMP/$name.go" "$@" >"$TMP/$name-client.out" 2>&1
+	wait_file "$TMP/$name.ready"
+	kill -TERM "$PP_STOP"
+	wait_log "$TMP/$name.log" "$(kv event stopping)"
+	touch "$TMP/$name.go"
+	wait "$pid" 2>/dev/null
+	wait_exit "$PP_STOP" 10
+}
+# check_stop NAME DESCRIPTION ANSWER...: the client got the ANSWERs (as
+# reader.py says them) and then the end of the stream; pinproxy exited 0
+# with cut=0.
+check_stop()
+{
+	local name=$1 desc=$2 want
+	shift 2
+	want=$(printf '%s|' "$@")
+	check_eq "$desc" "${want}end eof" "$(paste -s -d '|' "$TMP/$name-client.out")"
+	check_eq "... pinproxy exits 0 with cut=0" "0 1" "$EXIT_RC $(log_count \
+	    "$TMP/$name.log" "$(kv event stopped)" "$(kv cut 0)")"
+}
+ANSWER_SLOW='answer 1: HTTP/1.1 200 OK, kept, 50 of 50 bytes'
+stop_pipelined pipe "" http://api.test/slow/10 http://api.test/hello \
+    http://api.test/hello
+check_stop pipe "SIGTERM, requests pipelined behind a streaming answer: the next one answered with close, no more" \
+    "$ANSWER_SLOW" 'answer 2: HTTP/1.1 200 OK, close, 18 of 18 bytes'
+# A CONNECT or an Upgrade read then cannot be answered with close (a 200
+# to a CONNECT or a 101 says nothing of it): 503, and nothing is dialled
+# for it.
+stop_pipelined pipe-connect "" http://api.test/slow/10 \
+    'CONNECT api.test:443 HTTP/1.1\r\nHost: api.test:443\r\n\r\n' \
+    http://api.test/hello
+check_stop pipe-connect "SIGTERM, a CONNECT pipelined behind a streaming answer: 503 with close" \
+    "$ANSWER_SLOW" \
+    'answer 2: HTTP/1.1 503 Service Unavailable, close, 166 of 166 bytes'
+check_log "... its access line: status=503" "$TMP/pipe-connect.log" \
+    "$(kv event access)" "$(kv status 503)" "$(kv host api.test)"
+stop_pipelined pipe-upgrade "" http://api.test/slow/10 \
+    'GET http://api.test/upgrade HTTP/1.1\r\nHost: api.test\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n'
+check_stop pipe-upgrade "SIGTERM, an Upgrade pipelined behind a streaming answer: 503 with close" \
+    "$ANSWER_SLOW" \
+    'answer 2: HTTP/1.1 503 Service Unavailable, close, 172 of 172 bytes'
+# Empty lines after a body (RFC 9112, 2.2) are no request to wait for.
+stop_pipelined pipe-crlf "header_timeout = 1s" \
+    'POST http://api.test/slow/10 HTTP/1.1\r\nHost: api.test\r\nContent-Length: 2\r\n\r\nab\r\n'
+check_stop pipe-crlf "SIGTERM, an empty line after a body: no request waited for" \
+    "$ANSWER_SLOW"
 
 # Local hazards. A FIFO where a file is read (a ca_file, the
 # configuration itself) is refused, never waited on: by -t, and by a

@@ -108,6 +108,9 @@ test_http_error_every_row_has_its_status_line_and_proxy_status(void **state)
 		{ HTTP_ERROR_ADDR_PINNED, "HTTP/1.1 403 Forbidden",
 		    "pinproxy; error=http_request_denied; "
 		    "details=\"address-pinned\"" },
+		{ HTTP_ERROR_STOPPING, "HTTP/1.1 503 Service Unavailable",
+		    "pinproxy; error=proxy_internal_response; "
+		    "details=\"stopping\"" },
 	};
 	char	 expect[256], *s;
 	size_t	 i;
