@@ -1479,7 +1479,7 @@ run_check(const struct tool_opts *o)
 	if (c->npinsets == 0 && c->nforwarders == 0)
 		fprintf(stderr, PROGRAM ": %s: no pin sets to check\n", path);
 	if (!check_start(&run, c, err, sizeof(err))) {
-		snprintf(msg, sizeof(msg), "%s: %s", c->path, err);
+		snprintf(msg, sizeof(msg), "%s: %s", path, err);
 		fprintf(stderr, PROGRAM ": %s\n", msg);
 		if (o->json)
 			check_json_refused(path, NULL, msg);

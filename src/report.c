@@ -26,6 +26,8 @@
 #include "xmalloc.h"
 
 #define REPORT_KEY_LEN	32
+/* 9999-12-31T23:59:59Z, the last time RFC 3339 can write. */
+#define REPORT_TIME_MAX	((time_t)253402300799LL)
 
 /* A report written recently, remembered by the digest of what identifies it. */
 struct report_seen {
@@ -47,6 +49,9 @@ report_buf_time(struct jsonl_buf *b, time_t t)
 	struct tm	 tm;
 	char		 text[32];
 
+	/* RFC 3339 has four digits for the year (expires = 9999-12-31). */
+	if (t > REPORT_TIME_MAX)
+		t = REPORT_TIME_MAX;
 	if (gmtime_r(&t, &tm) == NULL ||
 	    strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) {
 		jsonl_puts(b, "null");

@@ -154,6 +154,6 @@ check_eq "... the hello made ahead was dropped unsent" $((drops + 1)) \
 check_eq "... and the handshake is full" "4 full, 3 resumed" "$(handshakes)"
 
 check_eq "no pin mismatch or refusal was logged" 0 \
-    "$(log_count "$TMP/p.log" 'event=(pin_mismatch|verify_failed|upstream_failed)')"
+    "$(log_count "$TMP/p.log" 'event=(pin_mismatch|verify_failed|upstream_error)')"
 stop_pinproxy "$PP" "$TMP/p.log"
 done_testing

@@ -434,6 +434,37 @@ test_report_only_without_expiry_writes_false_and_null(void **state)
 	free(dir);
 }
 
+/* The end of the last day RFC 3339 can write is written as its last second. */
+static void
+test_report_expiry_of_the_last_day_stays_in_rfc3339(void **state)
+{
+	struct fixture		*fx = *state;
+	struct test_pinset	 t;
+	struct report_event	 ev;
+	struct report		*r;
+	char			*dir, *path, *text;
+	char			 err[256];
+
+	dir = testpki_tmpdir();
+	path = xasprintf("%s/report.jsonl", dir);
+	pinset_make(&t);
+	assert_true(cv_date("9999-12-31", &t.ps.expires, err, sizeof(err)));
+	event_make(&ev, &t.ps, fx);
+	r = report_open(path, err, sizeof(err));
+	assert_non_null(r);
+	assert_int_equal(report_pin_failure(r, &ev, 10000, err, sizeof(err)),
+	    REPORT_WRITTEN);
+	report_close(r);
+	text = slurp(path);
+	assert_non_null(strstr(text,
+	    "\"effective-expiration-date\":\"9999-12-31T23:59:59Z\","));
+	free(text);
+	pinset_clear(&t);
+	testpki_rmdir(dir);
+	free(path);
+	free(dir);
+}
+
 static void
 test_report_adds_matched_depth_and_candidates_when_found(void **state)
 {
@@ -1147,6 +1178,8 @@ main(void)
 		    test_report_writes_every_rfc7469_field_exactly),
 		cmocka_unit_test(
 		    test_report_only_without_expiry_writes_false_and_null),
+		cmocka_unit_test(
+		    test_report_expiry_of_the_last_day_stays_in_rfc3339),
 		cmocka_unit_test(test_report_escapes_a_hostile_host_name),
 		cmocka_unit_test(
 		    test_report_adds_matched_depth_and_candidates_when_found),
