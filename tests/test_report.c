@@ -188,6 +188,21 @@ slurp(const char *path)
 	return buf;
 }
 
+/* Write ev as the only report of a new file at path; the file's content. */
+static char *
+report_once(const char *path, const struct report_event *ev)
+{
+	struct report	*r;
+	char		 err[256];
+
+	r = report_open(path, err, sizeof(err));
+	assert_non_null(r);
+	assert_int_equal(report_pin_failure(r, ev, 10000, err, sizeof(err)),
+	    REPORT_WRITTEN);
+	report_close(r);
+	return slurp(path);
+}
+
 static size_t
 count_lines(const char *path)
 {
@@ -395,9 +410,7 @@ test_report_only_without_expiry_writes_false_and_null(void **state)
 	struct fixture		*fx = *state;
 	struct test_pinset	 t;
 	struct report_event	 ev;
-	struct report		*r;
 	char			*dir, *path, *text;
-	char			 err[256];
 
 	dir = testpki_tmpdir();
 	path = xasprintf("%s/report.jsonl", dir);
@@ -409,12 +422,7 @@ test_report_only_without_expiry_writes_false_and_null(void **state)
 	ev.enforced = false;
 	ev.served_chain = NULL;
 	ev.hostname = "x.api.example.test";
-	r = report_open(path, err, sizeof(err));
-	assert_non_null(r);
-	assert_int_equal(report_pin_failure(r, &ev, 10000, err, sizeof(err)),
-	    REPORT_WRITTEN);
-	report_close(r);
-	text = slurp(path);
+	text = report_once(path, &ev);
 	assert_non_null(strstr(text,
 	    "\"effective-expiration-date\":null,"
 	    "\"include-subdomains\":true,"
@@ -441,7 +449,6 @@ test_report_expiry_of_the_last_day_stays_in_rfc3339(void **state)
 	struct fixture		*fx = *state;
 	struct test_pinset	 t;
 	struct report_event	 ev;
-	struct report		*r;
 	char			*dir, *path, *text;
 	char			 err[256];
 
@@ -450,12 +457,7 @@ test_report_expiry_of_the_last_day_stays_in_rfc3339(void **state)
 	pinset_make(&t);
 	assert_true(cv_date("9999-12-31", &t.ps.expires, err, sizeof(err)));
 	event_make(&ev, &t.ps, fx);
-	r = report_open(path, err, sizeof(err));
-	assert_non_null(r);
-	assert_int_equal(report_pin_failure(r, &ev, 10000, err, sizeof(err)),
-	    REPORT_WRITTEN);
-	report_close(r);
-	text = slurp(path);
+	text = report_once(path, &ev);
 	assert_non_null(strstr(text,
 	    "\"effective-expiration-date\":\"9999-12-31T23:59:59Z\","));
 	free(text);
