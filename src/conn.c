@@ -63,6 +63,7 @@ struct conn {
 
 	bool			 head_started;	/* a byte of the head came */
 	bool			 used;		/* a byte of any head came */
+	bool			 answered;	/* an exchange of it ended */
 	struct timeval		 accepted;
 	/*
 	 * In CONN_READ_HEAD: the answers queued for the client reached
@@ -603,6 +604,7 @@ conn_phase_done(struct phase_ctx *x, const struct phase_outcome *o)
 	case PHASE_NEXT_END:
 		break;
 	}
+	c->answered = true;
 	if (o->upstream_status != UPSTREAM_OK)
 		kind = upstream_outcome(o->upstream_status)->error;
 	if (kind != PHASE_NO_ERROR) {
@@ -780,10 +782,11 @@ conn_request(struct conn *c)
 	conf = c->x.rc->conf;
 	/*
 	 * Read during a stop behind an answer that kept the connection: the
-	 * answer must say close, which a 200 to a CONNECT or a 101 cannot,
-	 * and a tunnel would only be cut at shutdown_timeout.
+	 * answer must say close, which a 200 to a CONNECT or a 101 cannot.
+	 * (A connection's first request, which a client may have sent just
+	 * before the stop, is served as ever: conn_stop_grace().)
 	 */
-	if (c->shutting_down && c->used && (h->is_connect || h->upgrade)) {
+	if (c->shutting_down && c->answered && (h->is_connect || h->upgrade)) {
 		conn_reply_error(c, HTTP_ERROR_STOPPING, h->host, h->is_connect ?
 		    "No tunnel is opened while pinproxy stops." :
 		    "No protocol switch starts while pinproxy stops.");
