@@ -312,15 +312,18 @@ conn_begin_request(struct conn *c)
 	evutil_gettimeofday(&a->start, NULL);
 }
 
-/* Whether the n bytes at p are all CR or LF. */
-static bool
+/*
+ * How many of the n bytes at p are empty lines (CR or LF), which a client
+ * may send before a request (RFC 9112, 2.2).
+ */
+static size_t
 conn_blank(const unsigned char *p, size_t n)
 {
-	while (n > 0 && (*p == '\r' || *p == '\n')) {
-		p++;
-		n--;
-	}
-	return n == 0;
+	size_t	 i;
+
+	for (i = 0; i < n && (p[i] == '\r' || p[i] == '\n'); i++)
+		continue;
+	return i;
 }
 
 /*
@@ -340,12 +343,13 @@ conn_request_came(struct conn *c)
 
 	n = evbuffer_copyout(in, b, sizeof(b));
 	if (n > 0 && (evbuffer_get_length(in) > sizeof(b) ||
-	    !conn_blank(b, (size_t)n)))
+	    conn_blank(b, (size_t)n) < (size_t)n))
 		return true;
 	if (c->client_eof)
 		return false;
 	r = recv(c->x.fd, b, sizeof(b), MSG_PEEK | MSG_DONTWAIT);
-	return r > 0 && ((size_t)r == sizeof(b) || !conn_blank(b, (size_t)r));
+	return r > 0 && ((size_t)r == sizeof(b) ||
+	    conn_blank(b, (size_t)r) < (size_t)r);
 }
 
 /*
@@ -566,6 +570,12 @@ conn_tunnel_plain(struct conn *c, const char *host, bool by_ip,
 	c->tunnel_addr = by_ip ? xstrdup(host) : NULL;
 	c->tunnel_port = port;
 	c->in_tunnel = true;
+	/*
+	 * The CONNECT was answered; the tunnel's first request is waited
+	 * for as a new connection's is during a stop (conn_stop_grace()).
+	 */
+	c->answered = true;
+	c->used = false;
 	conn_phase_free(c);
 	/* A fresh parser: the last one stopped after the CONNECT. */
 	http_msg_free(c->x.req);
@@ -956,6 +966,12 @@ conn_read_head(struct conn *c)
 
 	while (relay_peek(in, &v)) {
 		if (!c->head_started) {
+			/* Empty lines start no request: a stop closes then. */
+			if ((consumed = conn_blank(v.iov_base, v.iov_len)) > 0) {
+				evbuffer_drain(in, consumed);
+				c->x.acc.up += consumed;
+				continue;
+			}
 			/* The time of a request counts from its first byte. */
 			c->head_started = true;
 			c->used = true;
@@ -1066,12 +1082,25 @@ static void
 conn_head_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn	*c = arg;
+	struct timeval	 tv;
+	long long	 left;
 
 	if (c->x.state != CONN_READ_HEAD)
 		return;
 	if (!c->head_started) {
 		/* An idle connection: close without a word, once flushed. */
 		conn_close_after_flush(c);
+		return;
+	}
+	/*
+	 * A stop's grace cut the wait short (conn_stop_grace()): a head
+	 * begun within it has header_timeout from its first byte.
+	 */
+	left = (long long)c->x.rc->conf->header_timeout_ms -
+	    conn_ms_since(&c->x.acc.start);
+	if (c->shutting_down && left > 0) {
+		tv = cv_timeval((uint64_t)left);
+		evtimer_add(c->head_timer, &tv);
 		return;
 	}
 	conn_reply_error(c, HTTP_ERROR_HEADER_TIMEOUT, NULL,

@@ -399,8 +399,11 @@ cat >"$TMP/late.py" <<'EOF'
 import re, socket, sys, time
 port, log = int(sys.argv[1]), sys.argv[2]
 # With a third argument, the first request is a CONNECT to it, and only
-# the head of its answer is read.
+# the head of its answer is read; with a fourth, a request (\r and \n
+# escaped) then goes in the tunnel, and its answer is read to the end.
 target = sys.argv[3] if len(sys.argv) > 3 else None
+inner = sys.argv[4].encode().decode("unicode_escape").encode() \
+    if len(sys.argv) > 4 else None
 first = socket.create_connection(("127.0.0.1", port), timeout=5)
 silent = socket.create_connection(("127.0.0.1", port), timeout=5)
 print("ready", flush=True)
@@ -423,6 +426,18 @@ try:
         if not chunk:
             break
         data += chunk
+    if inner and data.startswith(b"HTTP/1.1 200"):
+        first.sendall(inner)
+        answer = b""
+        while True:
+            chunk = first.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+        ihead = answer.split(b"\r\n\r\n", 1)[0].decode("latin-1")
+        print("inner", ihead.split(" ")[1] if ihead.startswith("HTTP/")
+              else "none", "close" if re.search(r"(?im)^connection: *close",
+              ihead) else "keep", flush=True)
     first.close()
 except OSError as e:
     data = b""
@@ -472,6 +487,76 @@ wait_exit "$PP_L2" 10
 check_eq "a CONNECT sent just after the stop began opens its tunnel" \
     "first 200 keep" "$(grep '^first\|^error' "$TMP/late2.out")"
 check_eq "pinproxy L2 exits 0" 0 "$EXIT_RC"
+# late NAME TARGET INNER: the late client of a new pinproxy, whose first
+# request, sent once the stop began, is a CONNECT to TARGET with INNER in
+# its tunnel; what the client said is in $TMP/NAME.out.
+late()
+{
+	local port
+	port=$(free_port)
+	conf "$port" "shutdown_timeout = 6s" >"$TMP/$1.conf"
+	start_pinproxy PP_LATE "$port" "$TMP/$1.conf" "$TMP/$1.log" ||
+	    diag "pinproxy -c $1.conf is not listening"
+	spawn LATE_PID python3 "$TMP/late.py" "$port" "$TMP/$1.log" "$2" "$3" \
+	    >"$TMP/$1.out"
+	wait_ready "$TMP/$1.out"
+	kill -TERM "$PP_LATE"
+	wait "$LATE_PID" 2>/dev/null
+	wait_exit "$PP_LATE" 10
+}
+# The tunnel's first request is waited for as the connection's was: the
+# CA page, in a CONNECT to its name, is served (with close). A protocol
+# switch in it is not started (the CONNECT was answered before it).
+late late-ca pinproxy.internal:80 \
+    'GET /ca.pem HTTP/1.1\r\nHost: pinproxy.internal\r\n\r\n'
+check_eq "a CONNECT to the CA page's name just after the stop began: its page is served" \
+    "inner 200 close|first 200 keep" \
+    "$(grep '^first\|^inner\|^error' "$TMP/late-ca.out" | paste -s -d '|')"
+late late-up pinproxy.internal:80 \
+    'GET /ca.pem HTTP/1.1\r\nHost: pinproxy.internal\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n'
+check_eq "... an Upgrade in that tunnel gets 503 (stopping)" \
+    "inner 503 close|first 200 keep" \
+    "$(grep '^first\|^inner\|^error' "$TMP/late-up.out" | paste -s -d '|')"
+
+# A first head begun within the stop's grace has header_timeout to end.
+cat >"$TMP/slowhead.py" <<'EOF'
+import re, socket, sys, time
+port, log = int(sys.argv[1]), sys.argv[2]
+s = socket.create_connection(("127.0.0.1", port), timeout=10)
+print("ready", flush=True)
+deadline = time.monotonic() + 5
+while time.monotonic() < deadline:
+    with open(log, errors="replace") as f:
+        if re.search(r"(^| )event=stopping( |$)", f.read(), re.M):
+            break
+    time.sleep(0.005)
+s.sendall(b"GET http://api.test/hello HTTP/1.1\r\n")
+time.sleep(1.3)
+data = b""
+try:
+    s.sendall(b"Host: api.test\r\n\r\n")
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+except OSError as e:
+    print("error", e, flush=True)
+head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1")
+print("first", head.split(" ")[1] if head.startswith("HTTP/") else "none",
+      "close" if re.search(r"(?im)^connection: *close", head) else "keep")
+EOF
+PSH=$(free_port)
+conf "$PSH" "shutdown_timeout = 6s" >"$TMP/sh.conf"
+check "pinproxy SH listens on 127.0.0.1:$PSH" \
+    start_pinproxy PP_SH "$PSH" "$TMP/sh.conf" "$TMP/sh.log"
+spawn LATE_PID python3 "$TMP/slowhead.py" "$PSH" "$TMP/sh.log" >"$TMP/sh.out"
+wait_ready "$TMP/sh.out"
+kill -TERM "$PP_SH"
+wait "$LATE_PID" 2>/dev/null
+wait_exit "$PP_SH" 10
+check_eq "a first head begun within the stop's grace, ended after it: answered" \
+    "first 200 close" "$(grep '^first\|^error' "$TMP/sh.out")"
 
 # busy_poll: after work the loop polls on for the window instead of
 # sleeping, and an idle daemon sleeps; a reload turns it off; a window

@@ -604,11 +604,16 @@ stop_pipelined pipe-upgrade "" http://api.test/slow/10 \
 check_stop pipe-upgrade "SIGTERM, an Upgrade pipelined behind a streaming answer: 503 with close" \
     "$ANSWER_SLOW" \
     'answer 2: HTTP/1.1 503 Service Unavailable, close, 172 of 172 bytes'
-# Empty lines after a body (RFC 9112, 2.2) are no request to wait for.
+# Empty lines after a body (RFC 9112, 2.2) are no request to wait for,
+# read or not when the stop comes.
 stop_pipelined pipe-crlf "header_timeout = 1s" \
     'POST http://api.test/slow/10 HTTP/1.1\r\nHost: api.test\r\nContent-Length: 2\r\n\r\nab\r\n'
 check_stop pipe-crlf "SIGTERM, an empty line after a body: no request waited for" \
     "$ANSWER_SLOW"
+stop_pipelined pipe-crlf-read "header_timeout = 1s" \
+    'POST http://api.test/hello HTTP/1.1\r\nHost: api.test\r\nContent-Length: 2\r\n\r\nab\r\n'
+check_stop pipe-crlf-read "SIGTERM after an answer and an empty line read: the connection closes at once" \
+    'answer 1: HTTP/1.1 200 OK, kept, 18 of 18 bytes'
 
 # Local hazards. A FIFO where a file is read (a ca_file, the
 # configuration itself) is refused, never waited on: by -t, and by a
