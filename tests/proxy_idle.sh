@@ -401,7 +401,10 @@ port, log = int(sys.argv[1]), sys.argv[2]
 # With a third argument, the first request is a CONNECT to it, and only
 # the head of its answer is read; with a fourth, a request (\r and \n
 # escaped) then goes in the tunnel, and its answer is read to the end.
-target = sys.argv[3] if len(sys.argv) > 3 else None
+# A third argument --slow-head sends the GET's head in two parts, the
+# second 1.3 s after the first.
+slow = len(sys.argv) > 3 and sys.argv[3] == "--slow-head"
+target = sys.argv[3] if len(sys.argv) > 3 and not slow else None
 inner = sys.argv[4].encode().decode("unicode_escape").encode() \
     if len(sys.argv) > 4 else None
 first = socket.create_connection(("127.0.0.1", port), timeout=5)
@@ -418,8 +421,10 @@ try:
         first.sendall(b"CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" %
                       (target.encode(), target.encode()))
     else:
-        first.sendall(b"GET http://api.test/hello HTTP/1.1\r\n"
-                      b"Host: api.test\r\n\r\n")
+        first.sendall(b"GET http://api.test/hello HTTP/1.1\r\n")
+        if slow:
+            time.sleep(1.3)
+        first.sendall(b"Host: api.test\r\n\r\n")
     data = b""
     while not (target and b"\r\n\r\n" in data):
         chunk = first.recv(65536)
@@ -471,39 +476,35 @@ check "the stop took the grace, not shutdown_timeout ($ms ms)" \
     test "$ms" -lt 3000
 check_log "the stop: event=stopped, connections finished" "$TMP/l.log" \
     "$(kv event stopped)" "$(kv reason 'connections finished')"
-# The same with a CONNECT: a first request is served as ever (the 503 of
-# a CONNECT read during a stop is for one behind an answer, see
-# proxy_lifecycle.sh).
-PL2=$(free_port)
-conf "$PL2" "shutdown_timeout = 6s" >"$TMP/l2.conf"
-check "pinproxy L2 listens on 127.0.0.1:$PL2" \
-    start_pinproxy PP_L2 "$PL2" "$TMP/l2.conf" "$TMP/l2.log"
-spawn LATE_PID python3 "$TMP/late.py" "$PL2" "$TMP/l2.log" api.test:443 \
-    >"$TMP/late2.out"
-wait_ready "$TMP/late2.out"
-kill -TERM "$PP_L2"
-wait "$LATE_PID" 2>/dev/null
-wait_exit "$PP_L2" 10
-check_eq "a CONNECT sent just after the stop began opens its tunnel" \
-    "first 200 keep" "$(grep '^first\|^error' "$TMP/late2.out")"
-check_eq "pinproxy L2 exits 0" 0 "$EXIT_RC"
-# late NAME TARGET INNER: the late client of a new pinproxy, whose first
-# request, sent once the stop began, is a CONNECT to TARGET with INNER in
-# its tunnel; what the client said is in $TMP/NAME.out.
+# late NAME ARG...: the late client (late.py ARG...) of a new pinproxy,
+# whose first request is sent once the stop began; what the client said
+# is in $TMP/NAME.out, pinproxy's exit status in EXIT_RC.
 late()
 {
-	local port
+	local name=$1 port
+	shift
 	port=$(free_port)
-	conf "$port" "shutdown_timeout = 6s" >"$TMP/$1.conf"
-	start_pinproxy PP_LATE "$port" "$TMP/$1.conf" "$TMP/$1.log" ||
-	    diag "pinproxy -c $1.conf is not listening"
-	spawn LATE_PID python3 "$TMP/late.py" "$port" "$TMP/$1.log" "$2" "$3" \
-	    >"$TMP/$1.out"
-	wait_ready "$TMP/$1.out"
+	conf "$port" "shutdown_timeout = 6s" >"$TMP/$name.conf"
+	start_pinproxy PP_LATE "$port" "$TMP/$name.conf" "$TMP/$name.log" ||
+	    diag "pinproxy -c $name.conf is not listening"
+	spawn LATE_PID python3 "$TMP/late.py" "$port" "$TMP/$name.log" "$@" \
+	    >"$TMP/$name.out"
+	wait_ready "$TMP/$name.out"
 	kill -TERM "$PP_LATE"
 	wait "$LATE_PID" 2>/dev/null
 	wait_exit "$PP_LATE" 10
 }
+# The same with a CONNECT: a first request is served as ever (the 503 of
+# a CONNECT read during a stop is for one behind an answer, see
+# proxy_lifecycle.sh).
+late late2 api.test:443
+check_eq "a CONNECT sent just after the stop began opens its tunnel" \
+    "first 200 keep" "$(grep '^first\|^error' "$TMP/late2.out")"
+check_eq "pinproxy exits 0" 0 "$EXIT_RC"
+# A first head begun within the stop's grace has header_timeout to end.
+late late-sh --slow-head
+check_eq "a first head begun within the stop's grace, ended after it: answered" \
+    "first 200 close" "$(grep '^first\|^error' "$TMP/late-sh.out")"
 # The tunnel's first request is waited for as the connection's was: the
 # CA page, in a CONNECT to its name, is served (with close). A protocol
 # switch in it is not started (the CONNECT was answered before it).
@@ -517,46 +518,6 @@ late late-up pinproxy.internal:80 \
 check_eq "... an Upgrade in that tunnel gets 503 (stopping)" \
     "inner 503 close|first 200 keep" \
     "$(grep '^first\|^inner\|^error' "$TMP/late-up.out" | paste -s -d '|')"
-
-# A first head begun within the stop's grace has header_timeout to end.
-cat >"$TMP/slowhead.py" <<'EOF'
-import re, socket, sys, time
-port, log = int(sys.argv[1]), sys.argv[2]
-s = socket.create_connection(("127.0.0.1", port), timeout=10)
-print("ready", flush=True)
-deadline = time.monotonic() + 5
-while time.monotonic() < deadline:
-    with open(log, errors="replace") as f:
-        if re.search(r"(^| )event=stopping( |$)", f.read(), re.M):
-            break
-    time.sleep(0.005)
-s.sendall(b"GET http://api.test/hello HTTP/1.1\r\n")
-time.sleep(1.3)
-data = b""
-try:
-    s.sendall(b"Host: api.test\r\n\r\n")
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-except OSError as e:
-    print("error", e, flush=True)
-head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1")
-print("first", head.split(" ")[1] if head.startswith("HTTP/") else "none",
-      "close" if re.search(r"(?im)^connection: *close", head) else "keep")
-EOF
-PSH=$(free_port)
-conf "$PSH" "shutdown_timeout = 6s" >"$TMP/sh.conf"
-check "pinproxy SH listens on 127.0.0.1:$PSH" \
-    start_pinproxy PP_SH "$PSH" "$TMP/sh.conf" "$TMP/sh.log"
-spawn LATE_PID python3 "$TMP/slowhead.py" "$PSH" "$TMP/sh.log" >"$TMP/sh.out"
-wait_ready "$TMP/sh.out"
-kill -TERM "$PP_SH"
-wait "$LATE_PID" 2>/dev/null
-wait_exit "$PP_SH" 10
-check_eq "a first head begun within the stop's grace, ended after it: answered" \
-    "first 200 close" "$(grep '^first\|^error' "$TMP/sh.out")"
 
 # busy_poll: after work the loop polls on for the window instead of
 # sleeping, and an idle daemon sleeps; a reload turns it off; a window
