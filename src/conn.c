@@ -64,6 +64,7 @@ struct conn {
 	bool			 head_started;	/* a byte of the head came */
 	bool			 used;		/* a byte of any head came */
 	bool			 answered;	/* an exchange of it ended */
+	bool			 grace_cut;	/* head_timer ends the grace */
 	struct timeval		 accepted;
 	/*
 	 * In CONN_READ_HEAD: the answers queued for the client reached
@@ -387,6 +388,7 @@ conn_await_head(struct conn *c)
 	struct timeval		 tv = cv_timeval(conf->header_timeout_ms);
 	long long		 grace;
 
+	c->grace_cut = false;
 	if (c->shutting_down) {
 		/*
 		 * A request that came before the stop is read, and answered
@@ -400,8 +402,10 @@ conn_await_head(struct conn *c)
 			conn_close_after_flush(c);
 			return;
 		}
-		if (grace > 0 && (uint64_t)grace < conf->header_timeout_ms)
+		if (grace > 0 && (uint64_t)grace < conf->header_timeout_ms) {
 			tv = cv_timeval((uint64_t)grace);
+			c->grace_cut = true;
+		}
 	}
 	phase_set_state(&c->x, CONN_READ_HEAD);
 	conn_begin_request(c);
@@ -571,10 +575,11 @@ conn_tunnel_plain(struct conn *c, const char *host, bool by_ip,
 	c->tunnel_port = port;
 	c->in_tunnel = true;
 	/*
-	 * The CONNECT was answered; the tunnel's first request is waited
-	 * for as a new connection's is during a stop (conn_stop_grace()).
+	 * A CONNECT was answered (a redirected connection sent none); the
+	 * tunnel's first request is waited for as a new connection's is
+	 * during a stop (conn_stop_grace()).
 	 */
-	c->answered = true;
+	c->answered = !c->x.transparent;
 	c->used = false;
 	conn_phase_free(c);
 	/* A fresh parser: the last one stopped after the CONNECT. */
@@ -1000,6 +1005,10 @@ conn_read_head(struct conn *c)
 	/* A head begun before the client's end never completes. */
 	if (c->client_eof)
 		conn_close_after_flush(c);
+	/* Empty lines alone during a stop: as if nothing had come. */
+	else if (c->shutting_down && !c->head_started &&
+	    (c->used || conn_stop_grace(c) == 0))
+		conn_close_after_flush(c);
 }
 
 static void
@@ -1094,11 +1103,12 @@ conn_head_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	/*
 	 * A stop's grace cut the wait short (conn_stop_grace()): a head
-	 * begun within it has header_timeout from its first byte.
+	 * begun within it has header_timeout from its first byte, once.
 	 */
 	left = (long long)c->x.rc->conf->header_timeout_ms -
 	    conn_ms_since(&c->x.acc.start);
-	if (c->shutting_down && left > 0) {
+	if (c->grace_cut && left > 0) {
+		c->grace_cut = false;
 		tv = cv_timeval((uint64_t)left);
 		evtimer_add(c->head_timer, &tv);
 		return;
@@ -1267,6 +1277,7 @@ conn_shutdown(struct conn *c)
 	if ((grace = conn_stop_grace(c)) > 0) {
 		tv = cv_timeval((uint64_t)grace);
 		evtimer_add(c->head_timer, &tv);
+		c->grace_cut = true;
 		return;
 	}
 	/* Idle between requests: close once the last response is out. */

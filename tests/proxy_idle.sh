@@ -519,6 +519,45 @@ check_eq "... an Upgrade in that tunnel gets 503 (stopping)" \
     "inner 503 close|first 200 keep" \
     "$(grep '^first\|^inner\|^error' "$TMP/late-up.out" | paste -s -d '|')"
 
+# A head begun before the stop keeps its header_timeout: 408 then, not
+# a cut at shutdown_timeout.
+cat >"$TMP/partial.py" <<'EOF'
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(b"GET http://api.test/hello HTTP/1.1\r\nHost: api.test\r\n\r\n")
+data = b""
+while not data.endswith(b"hello from origin\n"):
+    data += s.recv(65536)
+time.sleep(2.5)
+s.sendall(b"GET http://api.test/hello HTTP/1.1\r\n")
+print("ready", flush=True)
+data = b""
+try:
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+except OSError as e:
+    print("error", e, flush=True)
+print("second", data.split(b"\r\n", 1)[0].decode("latin-1") or "none")
+EOF
+PP2=$(free_port)
+conf "$PP2" "header_timeout = 3s
+shutdown_timeout = 2s" >"$TMP/partial.conf"
+check "pinproxy P2 listens on 127.0.0.1:$PP2" \
+    start_pinproxy PP_P2 "$PP2" "$TMP/partial.conf" "$TMP/partial.log"
+spawn PARTIAL python3 "$TMP/partial.py" "$PP2" >"$TMP/partial.out"
+wait_ready "$TMP/partial.out"
+kill -TERM "$PP_P2"
+wait "$PARTIAL" 2>/dev/null
+wait_exit "$PP_P2" 10
+check_eq "a head begun before the stop: 408 at its header_timeout" \
+    "second HTTP/1.1 408 Request Timeout" \
+    "$(grep '^second\|^error' "$TMP/partial.out")"
+check_log "... and the stop ends with the connections" "$TMP/partial.log" \
+    "$(kv event stopped)" "$(kv reason 'connections finished')"
+
 # busy_poll: after work the loop polls on for the window instead of
 # sleeping, and an idle daemon sleeps; a reload turns it off; a window
 # beyond 10ms is refused with its line. CPU time from schedstat (ns).

@@ -442,7 +442,8 @@ check_log "SIGINT: event=stopped cut=0 once the transfer ended" \
 # SIGTERM while a keep-alive client still has a response queued: pinproxy
 # read it from the origin to its end, the client reads slowly; it still
 # gets every byte, and pinproxy stops with cut=0.
-# reader.py PORT READY GO [--log LOG] URL...: a keep-alive client that
+# reader.py PORT READY GO [--log LOG] [--after TEXT] URL...: a keep-alive
+# client that
 # sends a GET of every URL (or an argument with a space as a request of
 # its own) at once, pipelined, and reads the first
 # answer's head; with LOG it goes on reading, slower than pinproxy writes
@@ -451,20 +452,29 @@ check_log "SIGINT: event=stopped cut=0 once the transfer ended" \
 # read the whole answer from the origin, and holds what it could not
 # write yet. Then it creates READY, waits for GO, reads until the end,
 # and says what came: a line per answer, then how the stream ended.
+# With --after, it sends TEXT (a request, \r and \n escaped) once it has
+# the first answer whole, 0.3 s later.
 cat >"$TMP/reader.py" <<'EOF'
 import os, re, socket, sys, time
 port, ready, go, args = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4:]
-log = None
-if args[0] == "--log":
-    log, args = args[1], args[2:]
+log, after = None, None
+while args[0] in ("--log", "--after"):
+    if args[0] == "--log":
+        log = args[1]
+    else:
+        after = args[1].encode().decode("unicode_escape").encode()
+    args = args[2:]
 s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
 s.settimeout(15)
 s.connect(("127.0.0.1", port))
-# An argument with a space is a whole request, \r and \n escaped.
-s.sendall(b"".join((u.encode().decode("unicode_escape") if " " in u else
-                    "GET %s HTTP/1.1\r\nHost: api.test\r\n\r\n" % u).encode()
-                   for u in args))
+# An argument with a space or a backslash is sent as it is, \r and \n
+# escaped.
+def request(u):
+    if " " in u or "\\" in u:
+        return u.encode().decode("unicode_escape").encode()
+    return ("GET %s HTTP/1.1\r\nHost: api.test\r\n\r\n" % u).encode()
+s.sendall(b"".join(request(u) for u in args))
 # A bytearray: appending to bytes copies all of it at every recv.
 data = bytearray()
 while b"\r\n\r\n" not in data:
@@ -486,6 +496,21 @@ open(ready, "w").close()
 while not os.path.exists(go):
     time.sleep(0.02)
 end = "eof"
+# With --after, once the first answer is whole: AFTER goes too, later.
+while after:
+    head, sep, rest = bytes(data).partition(b"\r\n\r\n")
+    size = re.search(rb"(?im)^content-length: *([0-9]+)", head)
+    if sep and size and len(rest) >= int(size.group(1)):
+        time.sleep(0.3)
+        try:
+            s.sendall(after)
+        except OSError as e:
+            print("after: %s" % e.strerror)
+        break
+    b = s.recv(65536)
+    if not b:
+        break
+    data += b
 try:
     while True:
         b = s.recv(65536)
@@ -614,6 +639,13 @@ stop_pipelined pipe-crlf-read "header_timeout = 1s" \
     'POST http://api.test/hello HTTP/1.1\r\nHost: api.test\r\nContent-Length: 2\r\n\r\nab\r\n'
 check_stop pipe-crlf-read "SIGTERM after an answer and an empty line read: the connection closes at once" \
     'answer 1: HTTP/1.1 200 OK, kept, 18 of 18 bytes'
+# More empty lines than a look at the socket tells from a request: read,
+# they still close the connection, and a request sent after is not read.
+stop_pipelined pipe-crlfs "header_timeout = 3s" --after \
+    'GET http://api.test/hello HTTP/1.1\r\nHost: api.test\r\n\r\n' \
+    http://api.test/slow/10 "$(printf '\\r\\n%.0s' $(seq 100))"
+check_stop pipe-crlfs "SIGTERM, 100 empty lines behind a streaming answer: a request sent after is not read" \
+    "$ANSWER_SLOW"
 
 # Local hazards. A FIFO where a file is read (a ca_file, the
 # configuration itself) is refused, never waited on: by -t, and by a

@@ -318,7 +318,8 @@ check_log "verify: refused for its certificate" "$TMP/v.log" \
 check_eq "verify: nothing reached the address the names resolve to" 0 \
     "$(origin_count "$TMP/origin-v.log" request)"
 # A stop just after a redirected client connected: its first request,
-# sent once the stop began, is still answered (Connection: close).
+# sent once the stop began, is still answered (Connection: close), an
+# Upgrade offer and all (a redirected connection answered no CONNECT).
 cat >"$TMP/late.py" <<'EOF'
 import re, socket, sys, time
 s = socket.create_connection(("127.0.0.2", 80), timeout=5)
@@ -331,7 +332,8 @@ while time.monotonic() < deadline:
     time.sleep(0.005)
 data = b""
 try:
-    s.sendall(b"GET /hello HTTP/1.1\r\nHost: api.test\r\n\r\n")
+    s.sendall(b"GET /hello HTTP/1.1\r\nHost: api.test\r\n"
+              b"Connection: upgrade\r\nUpgrade: websocket\r\n\r\n")
     while True:
         chunk = s.recv(65536)
         if not chunk:
