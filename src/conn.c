@@ -65,7 +65,7 @@ struct conn {
 	bool			 used;		/* a byte of any head came */
 	bool			 answered;	/* an exchange of it ended */
 	bool			 grace_cut;	/* head_timer ends the grace */
-	struct timeval		 accepted;
+	struct timeval		 due;		/* its accept, or tunnel's */
 	/*
 	 * In CONN_READ_HEAD: the answers queued for the client reached
 	 * RELAY_HIGH_WATER; the next head is read once it took half.
@@ -355,8 +355,9 @@ conn_request_came(struct conn *c)
 
 /*
  * During a stop, the milliseconds c may still wait for its first request
- * (0: none): a connection accepted less than CONN_STOP_GRACE_MS before,
- * within half of the current shutdown_timeout, that sent no request yet.
+ * (0: none): a connection accepted (or whose CONNECT tunnel began) less
+ * than CONN_STOP_GRACE_MS before, within half of the current
+ * shutdown_timeout, that sent no request yet.
  */
 static long long
 conn_stop_grace(const struct conn *c)
@@ -368,7 +369,7 @@ conn_stop_grace(const struct conn *c)
 		return 0;
 	if (grace > CONN_STOP_GRACE_MS)
 		grace = CONN_STOP_GRACE_MS;
-	age = conn_ms_since(&c->accepted);
+	age = conn_ms_since(&c->due);
 	return age >= 0 && age < grace ? grace - age : 0;
 }
 
@@ -581,6 +582,7 @@ conn_tunnel_plain(struct conn *c, const char *host, bool by_ip,
 	 */
 	c->answered = !c->x.transparent;
 	c->used = false;
+	evutil_gettimeofday(&c->due, NULL);
 	conn_phase_free(c);
 	/* A fresh parser: the last one stopped after the CONNECT. */
 	http_msg_free(c->x.req);
@@ -1007,7 +1009,7 @@ conn_read_head(struct conn *c)
 		conn_close_after_flush(c);
 	/* Empty lines alone during a stop: as if nothing had come. */
 	else if (c->shutting_down && !c->head_started &&
-	    (c->used || conn_stop_grace(c) == 0))
+	    (c->used || conn_stop_grace(c) == 0) && !conn_request_came(c))
 		conn_close_after_flush(c);
 }
 
@@ -1143,7 +1145,7 @@ conn_alloc(struct conn_env *env, evutil_socket_t fd,
 	memcpy(&c->ss, sa, salen);
 	c->x.id = conn_next_id++;
 	c->x.state = CONN_READ_HEAD;
-	evutil_gettimeofday(&c->accepted, NULL);
+	evutil_gettimeofday(&c->due, NULL);
 	cv_peer_text(sa, c->client, sizeof(c->client));
 	c->x.client = c->client;
 	c->x.client_read = conn_read_cb;

@@ -402,13 +402,24 @@ port, log = int(sys.argv[1]), sys.argv[2]
 # the head of its answer is read; with a fourth, a request (\r and \n
 # escaped) then goes in the tunnel, and its answer is read to the end.
 # A third argument --slow-head sends the GET's head in two parts, the
-# second 1.3 s after the first.
+# second 1.3 s after the first; early:TARGET sends the CONNECT 1.2 s
+# after connecting and before the stop, and only INNER after it began.
 slow = len(sys.argv) > 3 and sys.argv[3] == "--slow-head"
 target = sys.argv[3] if len(sys.argv) > 3 and not slow else None
+early = target is not None and target.startswith("early:")
+if early:
+    target = target[len("early:"):]
 inner = sys.argv[4].encode().decode("unicode_escape").encode() \
     if len(sys.argv) > 4 else None
 first = socket.create_connection(("127.0.0.1", port), timeout=5)
 silent = socket.create_connection(("127.0.0.1", port), timeout=5)
+data = b""
+if early:
+    time.sleep(1.2)
+    first.sendall(b"CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" %
+                  (target.encode(), target.encode()))
+    while b"\r\n\r\n" not in data:
+        data += first.recv(65536)
 print("ready", flush=True)
 deadline = time.monotonic() + 5
 while time.monotonic() < deadline:
@@ -417,7 +428,9 @@ while time.monotonic() < deadline:
             break
     time.sleep(0.005)
 try:
-    if target:
+    if early:
+        pass
+    elif target:
         first.sendall(b"CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" %
                       (target.encode(), target.encode()))
     else:
@@ -425,7 +438,6 @@ try:
         if slow:
             time.sleep(1.3)
         first.sendall(b"Host: api.test\r\n\r\n")
-    data = b""
     while not (target and b"\r\n\r\n" in data):
         chunk = first.recv(65536)
         if not chunk:
@@ -518,6 +530,14 @@ late late-up pinproxy.internal:80 \
 check_eq "... an Upgrade in that tunnel gets 503 (stopping)" \
     "inner 503 close|first 200 keep" \
     "$(grep '^first\|^inner\|^error' "$TMP/late-up.out" | paste -s -d '|')"
+# The grace counts from the tunnel's start: a connection older than it
+# whose CONNECT was answered just before the stop has its first request
+# in the tunnel served.
+late late-early early:pinproxy.internal:80 \
+    'GET /ca.pem HTTP/1.1\r\nHost: pinproxy.internal\r\n\r\n'
+check_eq "a CONNECT answered just before the stop, on an older connection: its first request is served" \
+    "inner 200 close|first 200 keep" \
+    "$(grep '^first\|^inner\|^error' "$TMP/late-early.out" | paste -s -d '|')"
 
 # A head begun before the stop keeps its header_timeout: 408 then, not
 # a cut at shutdown_timeout.

@@ -442,10 +442,9 @@ check_log "SIGINT: event=stopped cut=0 once the transfer ended" \
 # SIGTERM while a keep-alive client still has a response queued: pinproxy
 # read it from the origin to its end, the client reads slowly; it still
 # gets every byte, and pinproxy stops with cut=0.
-# reader.py PORT READY GO [--log LOG] [--after TEXT] URL...: a keep-alive
-# client that
-# sends a GET of every URL (or an argument with a space as a request of
-# its own) at once, pipelined, and reads the first
+# reader.py PORT READY GO [--log LOG] [--after|--later TEXT] URL...: a
+# keep-alive client that sends a GET of every URL (or an argument with a
+# space or a backslash as it is) at once, pipelined, and reads the first
 # answer's head; with LOG it goes on reading, slower than pinproxy writes
 # so that the kernel's buffers stay full (the answer is larger than they
 # can hold), until LOG has an access line with status 200: pinproxy has
@@ -453,16 +452,19 @@ check_log "SIGINT: event=stopped cut=0 once the transfer ended" \
 # write yet. Then it creates READY, waits for GO, reads until the end,
 # and says what came: a line per answer, then how the stream ended.
 # With --after, it sends TEXT (a request, \r and \n escaped) once it has
-# the first answer whole, 0.3 s later.
+# the first answer whole, 0.3 s later; with --later, 0.3 s after the
+# first answer's head, before READY.
 cat >"$TMP/reader.py" <<'EOF'
 import os, re, socket, sys, time
 port, ready, go, args = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4:]
-log, after = None, None
-while args[0] in ("--log", "--after"):
+log, after, later = None, None, None
+while args[0] in ("--log", "--after", "--later"):
     if args[0] == "--log":
         log = args[1]
-    else:
+    elif args[0] == "--after":
         after = args[1].encode().decode("unicode_escape").encode()
+    else:
+        later = args[1].encode().decode("unicode_escape").encode()
     args = args[2:]
 s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
@@ -479,6 +481,9 @@ s.sendall(b"".join(request(u) for u in args))
 data = bytearray()
 while b"\r\n\r\n" not in data:
     data += s.recv(4096)
+if later:
+    time.sleep(0.3)
+    s.sendall(later)
 done = re.compile(r"(^| )event=access( .*)? status=200( |$)", re.M)
 piece = len(data) + 131072
 for _ in range(400 if log else 0):
@@ -646,6 +651,14 @@ stop_pipelined pipe-crlfs "header_timeout = 3s" --after \
     http://api.test/slow/10 "$(printf '\\r\\n%.0s' $(seq 100))"
 check_stop pipe-crlfs "SIGTERM, 100 empty lines behind a streaming answer: a request sent after is not read" \
     "$ANSWER_SLOW"
+# Reading stops at the first byte behind a request: here the empty line
+# after its body, read, while the request sent later waits in the socket,
+# and is answered.
+stop_pipelined pipe-crlf-later "" --later \
+    'GET http://api.test/hello HTTP/1.1\r\nHost: api.test\r\n\r\n' \
+    'POST http://api.test/slow/10 HTTP/1.1\r\nHost: api.test\r\nContent-Length: 2\r\n\r\nab\r\n'
+check_stop pipe-crlf-later "SIGTERM, an empty line read and a request waiting behind it: answered with close" \
+    "$ANSWER_SLOW" 'answer 2: HTTP/1.1 200 OK, close, 18 of 18 bytes'
 
 # Local hazards. A FIFO where a file is read (a ca_file, the
 # configuration itself) is refused, never waited on: by -t, and by a
