@@ -1187,9 +1187,6 @@ http_max_forwards(const struct http_head *h)
 	return least;
 }
 
-/* The request line of a TRACE's echo. */
-#define HTTP_TRACE_LINE	"%s %s HTTP/%u.%u\r\n"
-
 /* Fields a TRACE's echo leaves out: they carry credentials. */
 static bool
 http_is_credential(const char *name)
@@ -1206,32 +1203,29 @@ int
 http_final_answer(const struct http_head *h, enum http_conn_token conn,
     struct evbuffer *out)
 {
-	bool		 trace = strcmp(h->method, "TRACE") == 0;
-	size_t		 len = 0, i;
-	int		 n;
+	struct evbuffer	*echo = NULL;
+	size_t		 i;
 
-	if (trace) {
-		n = snprintf(NULL, 0, HTTP_TRACE_LINE, h->method, h->target,
-		    h->http_major, h->http_minor);
-		len = (n > 0 ? (size_t)n : 0) + 2;
+	/* The echo is made first, so that its length is what it is. */
+	if (strcmp(h->method, "TRACE") == 0) {
+		echo = evbuffer_new();
+		evbuffer_add_printf(echo, "%s %s HTTP/%u.%u\r\n", h->method,
+		    h->target, h->http_major, h->http_minor);
 		for (i = 0; i < h->nheaders; i++)
 			if (!http_is_credential(h->headers[i].name))
-				len += strlen(h->headers[i].name) +
-				    strlen(h->headers[i].value) + 4;
+				evbuffer_add_printf(echo, "%s: %s\r\n",
+				    h->headers[i].name, h->headers[i].value);
+		evbuffer_add(echo, "\r\n", 2);
 	}
 	evbuffer_add_printf(out, "HTTP/1.1 200 OK\r\n%sContent-Length: "
-	    "%zu\r\n%s\r\n", trace ? "Content-Type: message/http\r\n" : "",
-	    len, conn == HTTP_CONN_CLOSE ? "Connection: close\r\n" :
+	    "%zu\r\n%s\r\n", echo != NULL ? "Content-Type: message/http\r\n" :
+	    "", echo != NULL ? evbuffer_get_length(echo) : 0,
+	    conn == HTTP_CONN_CLOSE ? "Connection: close\r\n" :
 	    conn == HTTP_CONN_KEEP_ALIVE ? "Connection: keep-alive\r\n" : "");
-	if (!trace)
-		return 200;
-	evbuffer_add_printf(out, HTTP_TRACE_LINE, h->method, h->target,
-	    h->http_major, h->http_minor);
-	for (i = 0; i < h->nheaders; i++)
-		if (!http_is_credential(h->headers[i].name))
-			evbuffer_add_printf(out, "%s: %s\r\n",
-			    h->headers[i].name, h->headers[i].value);
-	evbuffer_add(out, "\r\n", 2);
+	if (echo != NULL) {
+		evbuffer_add_buffer(out, echo);
+		evbuffer_free(echo);
+	}
 	return 200;
 }
 
