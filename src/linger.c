@@ -1,7 +1,6 @@
 /*
  * The lingering close: one read event with the time left as its timeout,
- * a count of the bytes dropped, and a scratch buffer shared by all (the
- * daemon runs one thread).
+ * and a scratch buffer shared by all (the daemon runs one thread).
  */
 #include "config.h"
 
@@ -22,7 +21,6 @@ struct linger_close {
 					   linger_start_cut, the next look */
 	struct timeval	 end;
 	struct timeval	 last;		/* linger_start_cut: the latest end */
-	size_t		 dropped;
 	int		 outq;		/* linger_start_cut: last seen */
 	linger_done_cb	 cb;
 	void		*arg;
@@ -35,25 +33,34 @@ linger_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct linger_close	*l = arg;
 	struct timeval	 now, left;
+	size_t		 turn = 0;
 	ssize_t		 n;
 
-	while (!(what & EV_TIMEOUT) && l->dropped < LINGER_BYTES) {
+	if (what & EV_TIMEOUT)
+		goto done;
+	/*
+	 * A share of each turn of the loop: a client that sends faster than
+	 * this drops it comes back at the next (the event is level
+	 * triggered), until its end of file or the time is up.
+	 */
+	while (turn < LINGER_TURN_BYTES) {
 		n = recv(fd, linger_discard, sizeof(linger_discard), 0);
-		if (n > 0) {
-			l->dropped += (size_t)n;
+		if (n > 0)
+			turn += (size_t)n;
+		else if (n == -1 && errno == EINTR)
 			continue;
-		}
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == 0 || errno != EAGAIN)
+		else if (n == 0 || errno != EAGAIN)
+			goto done;
+		else
 			break;
-		evutil_gettimeofday(&now, NULL);
-		evutil_timersub(&l->end, &now, &left);
-		if (left.tv_sec < 0)
-			break;
-		event_add(l->ev, &left);
-		return;
 	}
+	evutil_gettimeofday(&now, NULL);
+	evutil_timersub(&l->end, &now, &left);
+	if (left.tv_sec < 0)
+		goto done;
+	event_add(l->ev, &left);
+	return;
+done:
 	l->cb(l->arg);
 }
 
@@ -161,7 +168,7 @@ linger_drain(evutil_socket_t fd)
 	size_t	 dropped = 0;
 	ssize_t	 n;
 
-	while (dropped < LINGER_BYTES) {
+	while (dropped < LINGER_DRAIN_BYTES) {
 		n = recv(fd, linger_discard, sizeof(linger_discard),
 		    MSG_DONTWAIT);
 		if (n > 0)

@@ -2,7 +2,8 @@
  * A lingering close, as httpd and nginx do it: once everything for a
  * client is written, its write side is shut, so that it reads its end of
  * file, and what it still sends is read and dropped until it closes too,
- * or LINGER_MS passed, or LINGER_BYTES came. Closing a socket with
+ * or LINGER_MS passed, however much it sends (bytes left unread when the
+ * time is up make the close a reset all the same). Closing a socket with
  * unread bytes (a pipelined request, the rest of an upload, what the
  * client sent as its tunnel ended) sends a RST, and a RST makes the
  * client's kernel drop what it received and had not read yet: the end of
@@ -15,10 +16,17 @@
 
 /*
  * Long enough for a client on a slow link to read its end of file and
- * close; as many bytes as a client pipelines, or the rest of an upload.
+ * close, or to send the rest of an upload or of what it pipelined. At
+ * most LINGER_TURN_BYTES are dropped in a turn of the event loop, so
+ * that a fast sender does not hold it.
  */
-#define LINGER_MS	2000
-#define LINGER_BYTES	(64 * 1024)
+#define LINGER_MS		2000
+#define LINGER_TURN_BYTES	(64 * 1024)
+/*
+ * What linger_drain() drops at most: more than a socket's receive buffer
+ * holds by default.
+ */
+#define LINGER_DRAIN_BYTES	(1024 * 1024)
 
 /* Not "struct linger": <sys/socket.h> has one, for SO_LINGER. */
 struct linger_close;
@@ -55,7 +63,7 @@ struct linger_close	*linger_start_cut(struct event_base *base,
 void			 linger_reset(evutil_socket_t fd);
 /*
  * For a close that cannot linger (the daemon is about to exit): drop
- * what the client sent that is queued now, up to LINGER_BYTES, so that
+ * what the client sent that is queued now, up to LINGER_DRAIN_BYTES, so
  * the close is a FIN after what was written, which the kernel goes on
  * delivering, and not a reset that drops it.
  */

@@ -809,10 +809,10 @@ first = ("GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
          % (url, host)).encode()
 second = ("POST %s HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n\r\n"
           % (url, host, extra)).encode() + b"p" * extra
-s.sendall(first + second)
-time.sleep(0.3)
 data, error = b"", "none"
 try:
+    s.sendall(first + second)
+    time.sleep(0.3)
     while True:
         d = s.recv(16384)
         if not d:
@@ -830,6 +830,13 @@ python3 "$TMP/pipeline.py" "$PA" "http://plain.test:$OP/bytes/1048576" \
     32768 >"$TMP/pipeline.out" 2>&1
 check_eq "pipelined bytes after Connection: close: the whole 1 MiB, no reset" \
     "status=200 body=1048576 error=none" "$(cat "$TMP/pipeline.out")"
+# The same with 4 MiB pipelined behind a short answer: the lingering close
+# drops them all (it stopped at 64 KiB and closed with the rest unread,
+# and the reset took the answer, or broke the client's send).
+python3 "$TMP/pipeline.py" "$PA" "http://plain.test:$OP/bytes/100" \
+    4194304 >"$TMP/pipeline4.out" 2>&1
+check_eq "4 MiB pipelined after Connection: close: the answer, no reset" \
+    "status=200 body=100 error=none" "$(cat "$TMP/pipeline4.out")"
 
 # plain_ports: an unpinned host on a port it does not list is refused
 # before anything is sent; a pinned host always goes to its set's port.
