@@ -1346,14 +1346,19 @@ conn_close_all(struct conn_env *env)
 	size_t		 cut = 0;
 
 	/*
-	 * shutdown_timeout passed: what is still under way is cut. The rest
-	 * (and a relay whose server's end reached its client) close with a
+	 * shutdown_timeout passed: what is still under way is cut, a request
+	 * whose head is still coming too. The rest (and a relay whose
+	 * server's end reached its client) close with a
 	 * FIN, which cannot linger: what their clients sent is dropped.
 	 */
 	while ((c = TAILQ_FIRST(&env->conns)) != NULL) {
 		if (conn_mid_exchange(c))
 			cut += conn_cut_short(c, 503);
-		else {
+		else if (c->x.state == CONN_READ_HEAD && c->head_started) {
+			/* A head under way: its request is cut short too. */
+			c->x.acc.status = 503;
+			cut += conn_cut_short(c, 503);
+		} else {
 			linger_drain(c->x.fd);
 			conn_close(c);
 		}

@@ -585,10 +585,11 @@ check_log "SIGTERM with a response queued: event=stopped cut=0" \
 # $TMP/NAME-client.out, pinproxy's exit status in EXIT_RC.
 stop_pipelined()
 {
-	local name=$1 extra=$2 port pid
+	local name=$1 extra=$2 port pid st="shutdown_timeout = 10s"
 	shift 2
 	port=$(free_port)
-	conf "$port" "shutdown_timeout = 10s
+	case $extra in *shutdown_timeout*) st= ;; esac
+	conf "$port" "$st
 $extra" >"$TMP/$name.conf"
 	start_pinproxy PP_STOP "$port" "$TMP/$name.conf" "$TMP/$name.log" ||
 	    diag "pinproxy -c $name.conf is not listening"
@@ -659,6 +660,17 @@ stop_pipelined pipe-crlf-later "" --later \
     'POST http://api.test/slow/10 HTTP/1.1\r\nHost: api.test\r\nContent-Length: 2\r\n\r\nab\r\n'
 check_stop pipe-crlf-later "SIGTERM, an empty line read and a request waiting behind it: answered with close" \
     "$ANSWER_SLOW" 'answer 2: HTTP/1.1 200 OK, close, 18 of 18 bytes'
+# A head still coming when shutdown_timeout ends the stop is a request
+# cut short: counted in cut=, with an access line (503), and reset.
+stop_pipelined pipe-partial "shutdown_timeout = 3s" http://api.test/slow/10 \
+    'GET http://api.test/hello HTTP/1.1\r\nHost: api'
+check_eq "SIGTERM, a partial head pipelined: answered up to it, then reset at the cut" \
+    "$ANSWER_SLOW|end error [Errno 104] Connection reset by peer" \
+    "$(paste -s -d '|' "$TMP/pipe-partial-client.out")"
+check_eq "... pinproxy exits 0 with cut=1" "0 1" "$EXIT_RC $(log_count \
+    "$TMP/pipe-partial.log" "$(kv event stopped)" "$(kv cut 1)")"
+check_log "... the cut request's access line: status=503" \
+    "$TMP/pipe-partial.log" "$(kv event access)" "$(kv status 503)"
 
 # Local hazards. A FIFO where a file is read (a ca_file, the
 # configuration itself) is refused, never waited on: by -t, and by a
