@@ -374,6 +374,35 @@ conn_stop_grace(const struct conn *c)
 }
 
 /*
+ * During a stop, c waits for a head and none was begun (empty lines may
+ * have been read): read next if a request came (a first, or pipelined);
+ * else its first request may be on the way, and the head timer ends the
+ * wait (a head begun by then is answered, else the connection closes
+ * without a word); else it is idle: close once the last response is out.
+ * Called when the stop begins, and again when empty lines were drained
+ * (they may have been all the stop saw in the socket).
+ */
+static void
+conn_stop_idle(struct conn *c)
+{
+	struct timeval	 tv;
+	long long	 grace;
+
+	if (conn_request_came(c))
+		return;
+	if ((grace = conn_stop_grace(c)) > 0) {
+		/* Once: a wait the grace cut already is not made longer. */
+		if (!c->grace_cut) {
+			tv = cv_timeval((uint64_t)grace);
+			evtimer_add(c->head_timer, &tv);
+			c->grace_cut = true;
+		}
+		return;
+	}
+	conn_close_after_flush(c);
+}
+
+/*
  * Start waiting for the next request head. Pipelined requests whose
  * answers the client does not read must not queue them without bound: at
  * RELAY_HIGH_WATER queued, the next head waits (unread, its timer not
@@ -1008,9 +1037,8 @@ conn_read_head(struct conn *c)
 	if (c->client_eof)
 		conn_close_after_flush(c);
 	/* Empty lines alone during a stop: as if nothing had come. */
-	else if (c->shutting_down && !c->head_started &&
-	    (c->used || conn_stop_grace(c) == 0) && !conn_request_came(c))
-		conn_close_after_flush(c);
+	else if (c->shutting_down && !c->head_started)
+		conn_stop_idle(c);
 }
 
 static void
@@ -1261,29 +1289,10 @@ conn_new_transparent(struct conn_env *env, evutil_socket_t fd,
 void
 conn_shutdown(struct conn *c)
 {
-	struct timeval	 tv;
-	long long	 grace;
-
 	c->shutting_down = true;
 	c->x.closing = true;
-	if (c->x.state != CONN_READ_HEAD || c->head_started)
-		return;
-	/* A request came already (a first, or pipelined): read next. */
-	if (conn_request_came(c))
-		return;
-	/*
-	 * Its first request may be on the way: the head timer ends the
-	 * wait (a head begun by then is answered, else the connection
-	 * closes without a word).
-	 */
-	if ((grace = conn_stop_grace(c)) > 0) {
-		tv = cv_timeval((uint64_t)grace);
-		evtimer_add(c->head_timer, &tv);
-		c->grace_cut = true;
-		return;
-	}
-	/* Idle between requests: close once the last response is out. */
-	conn_close_after_flush(c);
+	if (c->x.state == CONN_READ_HEAD && !c->head_started)
+		conn_stop_idle(c);
 }
 
 void

@@ -539,6 +539,44 @@ check_eq "a CONNECT answered just before the stop, on an older connection: its f
     "inner 200 close|first 200 keep" \
     "$(grep '^first\|^inner\|^error' "$TMP/late-early.out" | paste -s -d '|')"
 
+# A new connection whose empty lines are still unread in its socket when
+# the stop begins (more than the stop looks at): once they are read, it
+# has its grace, not header_timeout. pinproxy is stopped (SIGSTOP) while
+# the client connects and sends them, so that it accepts the connection
+# and sees the SIGTERM in one turn of its loop.
+cat >"$TMP/blanks.py" <<'EOF'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=20)
+s.sendall(b"\r\n" * 100)
+print("ready", flush=True)
+try:
+    print("eof" if s.recv(65536) == b"" else "data", flush=True)
+except OSError as e:
+    print("error", e, flush=True)
+EOF
+PBL=$(free_port)
+conf "$PBL" "shutdown_timeout = 10s
+header_timeout = 10s" >"$TMP/bl.conf"
+check "pinproxy BL listens on 127.0.0.1:$PBL" \
+    start_pinproxy PP_BL "$PBL" "$TMP/bl.conf" "$TMP/bl.log"
+kill -STOP "$PP_BL"
+spawn BL_PID python3 "$TMP/blanks.py" "$PBL" >"$TMP/bl.out"
+wait_ready "$TMP/bl.out"
+start=$(now_ms)
+kill -TERM "$PP_BL"
+kill -CONT "$PP_BL"
+wait "$BL_PID" 2>/dev/null
+wait_exit "$PP_BL" 15
+ms=$(( $(now_ms) - start ))
+check_eq "200 bytes of empty lines unread at the stop: closed in order" \
+    "ready|eof" "$(paste -s -d '|' "$TMP/bl.out")"
+check "... after the stop's grace, not header_timeout ($ms ms)" \
+    test "$ms" -lt 4000
+stopped=$(log_count "$TMP/bl.log" "$(kv event stopped)" \
+    "$(kv reason 'connections finished')")
+check_eq "... pinproxy exits 0, connections finished" "0 1" \
+    "$EXIT_RC $stopped"
+
 # A head begun before the stop keeps its header_timeout: 408 then, not
 # a cut at shutdown_timeout.
 cat >"$TMP/partial.py" <<'EOF'
