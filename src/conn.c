@@ -230,9 +230,11 @@ conn_linger(struct conn *c, bool cut)
 	/*
 	 * A plain client whose end of file was read sends nothing more, and
 	 * its socket holds nothing unread: its close is a FIN after what
-	 * was written, with nothing to linger for.
+	 * was written, with nothing to linger for, once the kernel holds
+	 * nothing more for it (else the linger waits for it to take that).
 	 */
-	if (!cut && c->client_eof && c->x.bev != NULL && c->x.tls == NULL) {
+	if (!cut && c->client_eof && c->x.bev != NULL && c->x.tls == NULL &&
+	    !linger_queued(c->x.fd)) {
 		conn_close(c);
 		return;
 	}
@@ -244,8 +246,12 @@ conn_linger(struct conn *c, bool cut)
 	}
 	if (c->head_timer != NULL)
 		evtimer_del(c->head_timer);
-	c->linger = (cut ? linger_start_cut : linger_start)(c->x.env->base,
-	    c->x.fd, conn_linger_done, c);
+	if (cut)
+		c->linger = linger_start_cut(c->x.env->base, c->x.fd,
+		    conn_linger_done, c);
+	else
+		c->linger = linger_start(c->x.env->base, c->x.fd,
+		    c->x.rc->conf->idle_timeout_ms, conn_linger_done, c);
 	if (c->linger == NULL)
 		conn_close(c);
 }

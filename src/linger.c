@@ -14,19 +14,89 @@
 
 #include "conf_value.h"
 #include "linger.h"
+#include "sockprog.h"
 #include "xmalloc.h"
 
 struct linger_close {
 	struct event	*ev;		/* readable, or the time is up; for
-					   linger_start_cut, the next look */
+					   linger_start_cut, and linger_start
+					   once watching, the next look */
 	struct timeval	 end;
 	struct timeval	 last;		/* linger_start_cut: the latest end */
 	int		 outq;		/* linger_start_cut: last seen */
+	uint64_t	 acked;		/* linger_start: by the client, last
+					   seen (sockprog.h) */
+	uint64_t	 stall_ms;	/* linger_start: how long it may take
+					   nothing */
 	linger_done_cb	 cb;
 	void		*arg;
 };
 
 static unsigned char	 linger_discard[16 * 1024];
+
+static void	linger_watch_cb(evutil_socket_t, short, void *);
+
+/* Bytes fd's kernel still holds for the peer (unsent or unacknowledged). */
+static bool
+linger_outq(evutil_socket_t fd, int *n)
+{
+	return ioctl(fd, SIOCOUTQ, n) == 0;
+}
+
+bool
+linger_queued(evutil_socket_t fd)
+{
+	int	 n;
+
+	return linger_outq(fd, &n) && n > 0;
+}
+
+/*
+ * The time is up, or the client ended, but the kernel still holds bytes
+ * for it: the wait goes on while it takes them (linger_watch_cb).
+ */
+static void
+linger_watch(struct linger_close *l, evutil_socket_t fd)
+{
+	struct event_base	*base = event_get_base(l->ev);
+	struct timeval		 look = cv_timeval(sockprog_look_ms(l->stall_ms));
+	struct timeval		 wait = cv_timeval(l->stall_ms);
+
+	event_free(l->ev);
+	l->ev = event_new(base, fd, 0, linger_watch_cb, l);
+	(void)sockprog_moved(fd, &l->acked);
+	evutil_gettimeofday(&l->end, NULL);
+	evutil_timeradd(&l->end, &wait, &l->end);
+	event_add(l->ev, &look);
+}
+
+static void
+linger_watch_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct linger_close	*l = arg;
+	struct timeval		 now, look = cv_timeval(sockprog_look_ms(
+				    l->stall_ms));
+	struct timeval		 wait = cv_timeval(l->stall_ms);
+
+	if (!linger_queued(fd)) {
+		l->cb(l->arg);
+		return;
+	}
+	evutil_gettimeofday(&now, NULL);
+	if (sockprog_moved(fd, &l->acked))
+		evutil_timeradd(&now, &wait, &l->end);
+	else if (!evutil_timercmp(&now, &l->end, <)) {
+		/*
+		 * It took nothing for stall_ms: a reset frees what the
+		 * kernel held for it, which it would otherwise keep for as
+		 * long as the client answers its probes.
+		 */
+		linger_reset(fd);
+		l->cb(l->arg);
+		return;
+	}
+	event_add(l->ev, &look);
+}
 
 static void
 linger_cb(evutil_socket_t fd, short what, void *arg)
@@ -35,31 +105,37 @@ linger_cb(evutil_socket_t fd, short what, void *arg)
 	struct timeval	 now, left;
 	size_t		 turn = 0;
 	ssize_t		 n;
+	bool		 ended = false;
 
-	if (what & EV_TIMEOUT)
-		goto done;
 	/*
 	 * A share of each turn of the loop: a client that sends faster than
 	 * this drops it comes back at the next (the event is level
 	 * triggered), until its end of file or the time is up.
 	 */
-	while (turn < LINGER_TURN_BYTES) {
+	while ((what & EV_READ) && turn < LINGER_TURN_BYTES) {
 		n = recv(fd, linger_discard, sizeof(linger_discard), 0);
 		if (n > 0)
 			turn += (size_t)n;
 		else if (n == -1 && errno == EINTR)
 			continue;
-		else if (n == 0 || errno != EAGAIN)
-			goto done;
+		else if (n == 0) {
+			ended = true;
+			break;
+		} else if (errno != EAGAIN)
+			goto done;	/* gone: the kernel holds nothing more */
 		else
 			break;
 	}
 	evutil_gettimeofday(&now, NULL);
 	evutil_timersub(&l->end, &now, &left);
-	if (left.tv_sec < 0)
-		goto done;
-	event_add(l->ev, &left);
-	return;
+	if (!ended && !(what & EV_TIMEOUT) && left.tv_sec >= 0) {
+		event_add(l->ev, &left);
+		return;
+	}
+	if (linger_queued(fd)) {
+		linger_watch(l, fd);
+		return;
+	}
 done:
 	l->cb(l->arg);
 }
@@ -70,13 +146,6 @@ done:
  */
 #define LINGER_CUT_LOOK_MS	20
 #define LINGER_CUT_MAX_MS	30000
-
-/* Bytes fd's kernel still holds for the peer (unsent or unacknowledged). */
-static bool
-linger_outq(evutil_socket_t fd, int *n)
-{
-	return ioctl(fd, SIOCOUTQ, n) == 0;
-}
 
 static void
 linger_cut_cb(evutil_socket_t fd, short what, void *arg)
@@ -145,12 +214,16 @@ linger_start_cut(struct event_base *base, evutil_socket_t fd,
 }
 
 struct linger_close *
-linger_start(struct event_base *base, evutil_socket_t fd, linger_done_cb cb,
-    void *arg)
+linger_start(struct event_base *base, evutil_socket_t fd, uint64_t stall_ms,
+    linger_done_cb cb, void *arg)
 {
+	struct linger_close	*l;
+
 	if (shutdown(fd, SHUT_WR) == -1)
 		return NULL;
-	return linger_new(base, fd, EV_READ, linger_cb, cb, arg, LINGER_MS);
+	l = linger_new(base, fd, EV_READ, linger_cb, cb, arg, LINGER_MS);
+	l->stall_ms = stall_ms;
+	return l;
 }
 
 void

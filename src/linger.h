@@ -7,10 +7,14 @@
  * unread bytes (a pipelined request, the rest of an upload, what the
  * client sent as its tunnel ended) sends a RST, and a RST makes the
  * client's kernel drop what it received and had not read yet: the end of
- * the response.
+ * the response. What the kernel still holds for the client is then waited
+ * for while the client takes it (linger_start).
  */
 #ifndef PINPROXY_LINGER_H
 #define PINPROXY_LINGER_H
+
+#include <stdbool.h>
+#include <stdint.h>
 
 #include <event2/event.h>
 
@@ -36,11 +40,20 @@ typedef void (*linger_done_cb)(void *arg);
 
 /*
  * Shut fd's write side and drop what comes until the client's end of
- * file or a bound; then cb(arg). NULL when the shutdown failed (the
- * client is gone): close at once. fd stays the caller's.
+ * file or a bound. Then, while the kernel still holds bytes for the client
+ * (its send queue: a client that does not read), wait as long as the
+ * client takes some within every stall_ms (sockprog.h); one that took
+ * none for that long is reset, which frees them: closed, the socket
+ * would keep them, outside any count of the daemon's, for as long as the
+ * client answers the kernel's window probes. Then cb(arg). NULL when the
+ * shutdown failed (the client is gone): close at once. fd stays the
+ * caller's.
  */
 struct linger_close	*linger_start(struct event_base *base,
-			    evutil_socket_t fd, linger_done_cb cb, void *arg);
+			    evutil_socket_t fd, uint64_t stall_ms,
+			    linger_done_cb cb, void *arg);
+/* Whether the kernel still holds bytes for fd's peer (SIOCOUTQ). */
+bool			 linger_queued(evutil_socket_t fd);
 /* Stop it (NULL ok); cb is not called. */
 void			 linger_free(struct linger_close *l);
 /*

@@ -135,8 +135,12 @@ tcpfwd_linger(struct tcpfwd_conn *c, bool cut)
 {
 	relay_free(c->relay);
 	c->relay = NULL;
-	c->linger = (cut ? linger_start_cut : linger_start)(c->t->env->base,
-	    c->fd, tcpfwd_linger_done, c);
+	if (cut)
+		c->linger = linger_start_cut(c->t->env->base, c->fd,
+		    tcpfwd_linger_done, c);
+	else
+		c->linger = linger_start(c->t->env->base, c->fd,
+		    c->rc->conf->idle_timeout_ms, tcpfwd_linger_done, c);
 	if (c->linger == NULL)
 		tcpfwd_conn_close(c);
 }

@@ -675,4 +675,64 @@ check_grep "busy_poll = 11ms: the error names its line and the limit" \
     "b-bad.conf:7: .*busy_poll.*at most 10ms" "$TMP/b-bad.err"
 stop_pinproxy "$PP_B" "$TMP/b.log"
 
+# A client that never reads the answer to its last request: the answer
+# went whole into the kernel's send buffer (1 MiB; the client's receive
+# buffer is 4 KiB), so pinproxy holds nothing and closes. Closed with a
+# FIN, the socket would keep that MiB for as long as the client answers
+# the kernel's window probes, outside max_connections: it is reset once
+# the client took nothing for idle_timeout. A client that takes some
+# within every idle_timeout gets it all.
+# nonreader.py PORT SIZE WAIT [PAUSE|shut]: GET SIZE bytes with close,
+# wait WAIT s, then read; with PAUSE, PAUSE s after every 256 KiB read;
+# with shut, the request keeps the connection and the client's sending
+# side is shut down 0.5 s after it, once the answer went (pinproxy closes
+# when it reads that end between requests).
+cat >"$TMP/nonreader.py" <<'EOF'
+import socket, sys, time
+port, size, wait = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+shut = sys.argv[4:] == ["shut"]
+pause = float(sys.argv[4]) if len(sys.argv) > 4 and not shut else 0
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096 if not pause else 32768)
+s.settimeout(30)
+s.connect(("127.0.0.1", port))
+s.sendall(b"GET http://api.test/bytes/%d HTTP/1.1\r\nHost: api.test\r\n%s"
+          b"\r\n" % (size, b"" if shut else b"Connection: close\r\n"))
+if shut:
+    time.sleep(0.5)
+    s.shutdown(socket.SHUT_WR)
+time.sleep(wait)
+data, end, mark = bytearray(), "eof", 262144
+try:
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        data += b
+        if pause and len(data) >= mark:
+            time.sleep(pause)
+            mark += 262144
+except OSError as e:
+    end = type(e).__name__
+body = bytes(data).partition(b"\r\n\r\n")[2]
+print(end, "all" if len(body) == size else "short")
+EOF
+PNR=$(free_port)
+conf "$PNR" "idle_timeout = 1s
+shutdown_timeout = 1s" >"$TMP/nr.conf"
+check "pinproxy NR listens on 127.0.0.1:$PNR" \
+    start_pinproxy PP_NR "$PNR" "$TMP/nr.conf" "$TMP/nr.log"
+check_eq "a client that never reads its last answer: reset, the kernel's copy freed" \
+    "ConnectionResetError short" "$(py "$TMP/nonreader.py" "$PNR" 1048576 5)"
+down=$(grep -m 1 ' event=access ' "$TMP/nr.log" |
+    sed -n 's/.* bytes_down=\([0-9]*\).*/\1/p')
+check "... the whole answer had gone to the kernel (bytes_down=$down)" \
+    test "${down:-0}" -gt 1048576
+check_eq "... the same from a client that shut down its sending side" \
+    "ConnectionResetError short" \
+    "$(py "$TMP/nonreader.py" "$PNR" 1048576 5 shut)"
+check_eq "a client that pauses shorter than idle_timeout: the whole answer" \
+    "eof all" "$(py "$TMP/nonreader.py" "$PNR" 1048576 2.5 0.6)"
+stop_pinproxy "$PP_NR" "$TMP/nr.log"
+
 done_testing
