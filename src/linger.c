@@ -52,6 +52,19 @@ linger_queued(evutil_socket_t fd)
 }
 
 /*
+ * How often a watch looks at the client's progress: as often as a wait
+ * for it does (sockprog.h), and at least every LINGER_MS, so that a slot
+ * is given back soon after the kernel delivered everything.
+ */
+static struct timeval
+linger_look(const struct linger_close *l)
+{
+	uint64_t	 ms = sockprog_look_ms(l->stall_ms);
+
+	return cv_timeval(ms < LINGER_MS ? ms : LINGER_MS);
+}
+
+/*
  * The time is up, or the client ended, but the kernel still holds bytes
  * for it: the wait goes on while it takes them (linger_watch_cb).
  */
@@ -59,7 +72,7 @@ static void
 linger_watch(struct linger_close *l, evutil_socket_t fd)
 {
 	struct event_base	*base = event_get_base(l->ev);
-	struct timeval		 look = cv_timeval(sockprog_look_ms(l->stall_ms));
+	struct timeval		 look = linger_look(l);
 	struct timeval		 wait = cv_timeval(l->stall_ms);
 
 	event_free(l->ev);
@@ -74,8 +87,7 @@ static void
 linger_watch_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct linger_close	*l = arg;
-	struct timeval		 now, look = cv_timeval(sockprog_look_ms(
-				    l->stall_ms));
+	struct timeval		 now, look = linger_look(l);
 	struct timeval		 wait = cv_timeval(l->stall_ms);
 
 	if (!linger_queued(fd)) {

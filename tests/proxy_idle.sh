@@ -734,5 +734,50 @@ check_eq "... the same from a client that shut down its sending side" \
 check_eq "a client that pauses shorter than idle_timeout: the whole answer" \
     "eof all" "$(py "$TMP/nonreader.py" "$PNR" 1048576 2.5 0.6)"
 stop_pinproxy "$PP_NR" "$TMP/nr.log"
+# With idle_timeout = 20s, a client that takes it all 3 s on and keeps its
+# socket open gives its slot back within LINGER_MS of that, not at the
+# next of the watch's looks a quarter of idle_timeout apart.
+cat >"$TMP/holder.py" <<'EOF'
+import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.connect(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"GET http://api.test/bytes/1048576 HTTP/1.1\r\nHost: api.test\r\n"
+          b"Connection: close\r\n\r\n")
+time.sleep(3)
+n = 0
+while True:
+    b = s.recv(65536)
+    if not b:
+        break
+    n += len(b)
+print("ready", n > 1048576, flush=True)
+time.sleep(10)
+EOF
+PNH=$(free_port)
+SNH=$(free_port)
+conf "$PNH" "idle_timeout = 20s
+shutdown_timeout = 1s
+stats_listen = 127.0.0.1:$SNH" >"$TMP/nh.conf"
+check "pinproxy NH listens on 127.0.0.1:$PNH" \
+    start_pinproxy PP_NH "$PNH" "$TMP/nh.conf" "$TMP/nh.log"
+spawn HOLD_PID python3 "$TMP/holder.py" "$PNH" >"$TMP/holder.out"
+wait_ready "$TMP/holder.out"
+start=$(now_ms)
+active=
+for (( i = 0; i < 200; i++ )); do
+	active=$(curl -sS --noproxy '' --max-time 5 \
+	    "http://127.0.0.1:$SNH/metrics" 2>/dev/null |
+	    awk '$1 == "pinproxy_connections_active" { print $2 }')
+	[ "$active" = 0 ] && break
+	t_sleep 0.05
+done
+ms=$(( $(now_ms) - start ))
+check_eq "a client that took its answer late, socket kept open: it had it all" \
+    "ready True" "$(cat "$TMP/holder.out")"
+check "... its slot is given back soon after ($ms ms, active=$active)" \
+    test "$active" = 0 -a "$ms" -lt 2500
+stop "$HOLD_PID"
+stop_pinproxy "$PP_NH" "$TMP/nh.log"
 
 done_testing
