@@ -682,16 +682,18 @@ stop_pinproxy "$PP_B" "$TMP/b.log"
 # the kernel's window probes, outside max_connections: it is reset once
 # the client took nothing for idle_timeout. A client that takes some
 # within every idle_timeout gets it all.
-# nonreader.py PORT SIZE WAIT [PAUSE|shut]: GET SIZE bytes with close,
-# wait WAIT s, then read; with PAUSE, PAUSE s after every 256 KiB read;
-# with shut, the request keeps the connection and the client's sending
-# side is shut down 0.5 s after it, once the answer went (pinproxy closes
-# when it reads that end between requests).
+# nonreader.py PORT SIZE WAIT [PAUSE|shut|hold]: GET SIZE bytes with
+# close, wait WAIT s, then read; with PAUSE, PAUSE s after every 256 KiB
+# read; with shut, the request keeps the connection and the client's
+# sending side is shut down 0.5 s after it, once the answer went (pinproxy
+# closes when it reads that end between requests); with hold, it says
+# "ready" before what came, and keeps its socket open 10 s more.
 cat >"$TMP/nonreader.py" <<'EOF'
 import socket, sys, time
 port, size, wait = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
-shut = sys.argv[4:] == ["shut"]
-pause = float(sys.argv[4]) if len(sys.argv) > 4 and not shut else 0
+mode = sys.argv[4] if len(sys.argv) > 4 else "0"
+shut, hold = mode == "shut", mode == "hold"
+pause = 0 if shut or hold else float(mode)
 s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096 if not pause else 32768)
 s.settimeout(30)
@@ -715,7 +717,10 @@ try:
 except OSError as e:
     end = type(e).__name__
 body = bytes(data).partition(b"\r\n\r\n")[2]
-print(end, "all" if len(body) == size else "short")
+print(*(["ready"] if hold else []), end,
+      "all" if len(body) == size else "short", flush=True)
+if hold:
+    time.sleep(10)
 EOF
 PNR=$(free_port)
 conf "$PNR" "idle_timeout = 1s
@@ -737,23 +742,6 @@ stop_pinproxy "$PP_NR" "$TMP/nr.log"
 # With idle_timeout = 20s, a client that takes it all 3 s on and keeps its
 # socket open gives its slot back within LINGER_MS of that, not at the
 # next of the watch's looks a quarter of idle_timeout apart.
-cat >"$TMP/holder.py" <<'EOF'
-import socket, sys, time
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-s.connect(("127.0.0.1", int(sys.argv[1])))
-s.sendall(b"GET http://api.test/bytes/1048576 HTTP/1.1\r\nHost: api.test\r\n"
-          b"Connection: close\r\n\r\n")
-time.sleep(3)
-n = 0
-while True:
-    b = s.recv(65536)
-    if not b:
-        break
-    n += len(b)
-print("ready", n > 1048576, flush=True)
-time.sleep(10)
-EOF
 PNH=$(free_port)
 SNH=$(free_port)
 conf "$PNH" "idle_timeout = 20s
@@ -761,7 +749,8 @@ shutdown_timeout = 1s
 stats_listen = 127.0.0.1:$SNH" >"$TMP/nh.conf"
 check "pinproxy NH listens on 127.0.0.1:$PNH" \
     start_pinproxy PP_NH "$PNH" "$TMP/nh.conf" "$TMP/nh.log"
-spawn HOLD_PID python3 "$TMP/holder.py" "$PNH" >"$TMP/holder.out"
+spawn HOLD_PID python3 "$TMP/nonreader.py" "$PNH" 1048576 3 hold \
+    >"$TMP/holder.out"
 wait_ready "$TMP/holder.out"
 start=$(now_ms)
 active=
@@ -774,7 +763,7 @@ for (( i = 0; i < 200; i++ )); do
 done
 ms=$(( $(now_ms) - start ))
 check_eq "a client that took its answer late, socket kept open: it had it all" \
-    "ready True" "$(cat "$TMP/holder.out")"
+    "ready eof all" "$(cat "$TMP/holder.out")"
 check "... its slot is given back soon after ($ms ms, active=$active)" \
     test "$active" = 0 -a "$ms" -lt 2500
 stop "$HOLD_PID"
