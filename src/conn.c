@@ -216,7 +216,12 @@ conn_reset(struct conn *c)
 static void
 conn_linger_done(void *arg)
 {
-	conn_close(arg);
+	struct conn	*c = arg;
+
+	if (linger_stalled(c->linger))
+		log_msg(EV_DEBUG, "client %s: reset, having taken nothing the "
+		    "kernel held for it for idle_timeout", c->client);
+	conn_close(c);
 }
 
 /*
@@ -1361,22 +1366,28 @@ conn_close_all(struct conn_env *env)
 	size_t		 cut = 0;
 
 	/*
-	 * shutdown_timeout passed: what is still under way is cut, a request
-	 * whose head is still coming too. The rest (and a relay whose
-	 * server's end reached its client) close with a
+	 * shutdown_timeout passed: what is still under way is cut. The rest
+	 * (and a relay whose server's end reached its client) close with a
 	 * FIN, which cannot linger: what their clients sent is dropped.
 	 */
 	while ((c = TAILQ_FIRST(&env->conns)) != NULL) {
-		if (conn_mid_exchange(c))
+		if (conn_mid_exchange(c)) {
 			cut += conn_cut_short(c, 503);
-		else if (c->x.state == CONN_READ_HEAD && c->head_started) {
-			/* A head under way: its request is cut short too. */
-			c->x.acc.status = 503;
-			cut += conn_cut_short(c, 503);
-		} else {
-			linger_drain(c->x.fd);
-			conn_close(c);
+			continue;
 		}
+		/*
+		 * A head under way: its request is cut short too, but closed
+		 * in order: the answers before it are whole (a reset could
+		 * drop what the kernel holds of them), and a close before any
+		 * answer tells the client to send it again.
+		 */
+		if (c->x.state == CONN_READ_HEAD && c->head_started) {
+			c->x.acc.status = 503;
+			conn_log_access(c);
+			cut++;
+		}
+		linger_drain(c->x.fd);
+		conn_close(c);
 	}
 	return cut;
 }

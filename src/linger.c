@@ -28,6 +28,8 @@ struct linger_close {
 					   seen (sockprog.h) */
 	uint64_t	 stall_ms;	/* linger_start: how long it may take
 					   nothing */
+	bool		 stalled;	/* linger_start: it took nothing for
+					   that long, and was reset */
 	linger_done_cb	 cb;
 	void		*arg;
 };
@@ -90,7 +92,8 @@ linger_watch_cb(evutil_socket_t fd, short what, void *arg)
 	struct timeval		 now, look = linger_look(l);
 	struct timeval		 wait = cv_timeval(l->stall_ms);
 
-	if (!linger_queued(fd)) {
+	/* A client that reset (or left) holds nothing any more. */
+	if (!linger_queued(fd) || sockprog_gone(fd)) {
 		l->cb(l->arg);
 		return;
 	}
@@ -104,6 +107,7 @@ linger_watch_cb(evutil_socket_t fd, short what, void *arg)
 		 * long as the client answers its probes.
 		 */
 		linger_reset(fd);
+		l->stalled = true;
 		l->cb(l->arg);
 		return;
 	}
@@ -144,7 +148,7 @@ linger_cb(evutil_socket_t fd, short what, void *arg)
 		event_add(l->ev, &left);
 		return;
 	}
-	if (linger_queued(fd)) {
+	if (linger_queued(fd) && !sockprog_gone(fd)) {
 		linger_watch(l, fd);
 		return;
 	}
@@ -236,6 +240,12 @@ linger_start(struct event_base *base, evutil_socket_t fd, uint64_t stall_ms,
 	l = linger_new(base, fd, EV_READ, linger_cb, cb, arg, LINGER_MS);
 	l->stall_ms = stall_ms;
 	return l;
+}
+
+bool
+linger_stalled(const struct linger_close *l)
+{
+	return l->stalled;
 }
 
 void

@@ -42,8 +42,9 @@ typedef void (*linger_done_cb)(void *arg);
  * Shut fd's write side and drop what comes until the client's end of
  * file or a bound. Then, while the kernel still holds bytes for the client
  * (its send queue: a client that does not read), wait as long as the
- * client takes some within every stall_ms (sockprog.h); one that took
- * none for that long is reset, which frees them: closed, the socket
+ * client takes some within every stall_ms (sockprog.h) and is still
+ * there (a client that reset holds nothing); one that took none for that
+ * long is reset, which frees them: closed, the socket
  * would keep them, outside any count of the daemon's, for as long as the
  * client answers the kernel's window probes. Then cb(arg). NULL when the
  * shutdown failed (the client is gone): close at once. fd stays the
@@ -52,6 +53,8 @@ typedef void (*linger_done_cb)(void *arg);
 struct linger_close	*linger_start(struct event_base *base,
 			    evutil_socket_t fd, uint64_t stall_ms,
 			    linger_done_cb cb, void *arg);
+/* Whether linger_start's client was reset for taking nothing. */
+bool			 linger_stalled(const struct linger_close *l);
 /* Whether the kernel still holds bytes for fd's peer (SIOCOUTQ). */
 bool			 linger_queued(evutil_socket_t fd);
 /* Stop it (NULL ok); cb is not called. */

@@ -88,3 +88,14 @@ sockprog_peer_ended(int fd)
 		return false;
 	}
 }
+
+bool
+sockprog_gone(int fd)
+{
+	struct tcp_info	 ti;
+
+	if (sockprog_failed(fd))
+		return true;
+	return sockprog_info(fd, &ti, SOCKPROG_UPTO(tcpi_state)) &&
+	    ti.tcpi_state == SOCKPROG_TCP_CLOSE;
+}

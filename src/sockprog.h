@@ -32,6 +32,13 @@ uint64_t	 sockprog_look_ms(uint64_t wait_ms);
 bool		 sockprog_failed(int fd);
 
 /*
+ * Whether the connection of fd is over: a pending error (a reset, which
+ * this takes) or the closed state. Bytes the peer never acknowledged may
+ * still be counted in its send queue then (SIOCOUTQ), for nobody.
+ */
+bool		 sockprog_gone(int fd);
+
+/*
  * Whether the peer of fd ended its side (its FIN came, whatever of its
  * bytes still waits unread) or the whole connection (a reset).
  */

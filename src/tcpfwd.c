@@ -123,7 +123,13 @@ tcpfwd_conn_close(struct tcpfwd_conn *c)
 static void
 tcpfwd_linger_done(void *arg)
 {
-	tcpfwd_conn_close(arg);
+	struct tcpfwd_conn	*c = arg;
+
+	if (linger_stalled(c->linger))
+		log_msg(EV_DEBUG, "forward %s from %s: reset, having taken "
+		    "nothing the kernel held for it for idle_timeout",
+		    c->f->name, c->addr);
+	tcpfwd_conn_close(c);
 }
 
 /*

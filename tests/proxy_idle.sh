@@ -682,18 +682,20 @@ stop_pinproxy "$PP_B" "$TMP/b.log"
 # the kernel's window probes, outside max_connections: it is reset once
 # the client took nothing for idle_timeout. A client that takes some
 # within every idle_timeout gets it all.
-# nonreader.py PORT SIZE WAIT [PAUSE|shut|hold]: GET SIZE bytes with
+# nonreader.py PORT SIZE WAIT [PAUSE|shut|hold|rst]: GET SIZE bytes with
 # close, wait WAIT s, then read; with PAUSE, PAUSE s after every 256 KiB
 # read; with shut, the request keeps the connection and the client's
 # sending side is shut down 0.5 s after it, once the answer went (pinproxy
 # closes when it reads that end between requests); with hold, it says
-# "ready" before what came, and keeps its socket open 10 s more.
+# "ready" before what came, and keeps its socket open 10 s more; with
+# rst, it resets the connection after WAIT instead of reading, says
+# "ready", and lives 10 s more.
 cat >"$TMP/nonreader.py" <<'EOF'
-import socket, sys, time
+import socket, struct, sys, time
 port, size, wait = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
 mode = sys.argv[4] if len(sys.argv) > 4 else "0"
-shut, hold = mode == "shut", mode == "hold"
-pause = 0 if shut or hold else float(mode)
+shut, hold, rst = mode == "shut", mode == "hold", mode == "rst"
+pause = 0 if shut or hold or rst else float(mode)
 s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096 if not pause else 32768)
 s.settimeout(30)
@@ -704,6 +706,12 @@ if shut:
     time.sleep(0.5)
     s.shutdown(socket.SHUT_WR)
 time.sleep(wait)
+if rst:
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()
+    print("ready", flush=True)
+    time.sleep(10)
+    sys.exit(0)
 data, end, mark = bytearray(), "eof", 262144
 try:
     while True:
@@ -724,7 +732,8 @@ if hold:
 EOF
 PNR=$(free_port)
 conf "$PNR" "idle_timeout = 1s
-shutdown_timeout = 1s" >"$TMP/nr.conf"
+shutdown_timeout = 1s
+log_level = debug" >"$TMP/nr.conf"
 check "pinproxy NR listens on 127.0.0.1:$PNR" \
     start_pinproxy PP_NR "$PNR" "$TMP/nr.conf" "$TMP/nr.log"
 check_eq "a client that never reads its last answer: reset, the kernel's copy freed" \
@@ -733,6 +742,8 @@ down=$(grep -m 1 ' event=access ' "$TMP/nr.log" |
     sed -n 's/.* bytes_down=\([0-9]*\).*/\1/p')
 check "... the whole answer had gone to the kernel (bytes_down=$down)" \
     test "${down:-0}" -gt 1048576
+check_log "... a debug line says it was reset" "$TMP/nr.log" \
+    "$(kv event debug)" "reset, having taken nothing"
 check_eq "... the same from a client that shut down its sending side" \
     "ConnectionResetError short" \
     "$(py "$TMP/nonreader.py" "$PNR" 1048576 5 shut)"
@@ -749,24 +760,37 @@ shutdown_timeout = 1s
 stats_listen = 127.0.0.1:$SNH" >"$TMP/nh.conf"
 check "pinproxy NH listens on 127.0.0.1:$PNH" \
     start_pinproxy PP_NH "$PNH" "$TMP/nh.conf" "$TMP/nh.log"
-spawn HOLD_PID python3 "$TMP/nonreader.py" "$PNH" 1048576 3 hold \
-    >"$TMP/holder.out"
-wait_ready "$TMP/holder.out"
-start=$(now_ms)
-active=
-for (( i = 0; i < 200; i++ )); do
-	active=$(curl -sS --noproxy '' --max-time 5 \
-	    "http://127.0.0.1:$SNH/metrics" 2>/dev/null |
-	    awk '$1 == "pinproxy_connections_active" { print $2 }')
-	[ "$active" = 0 ] && break
-	t_sleep 0.05
-done
-ms=$(( $(now_ms) - start ))
+# held MODE: nonreader.py's MODE against pinproxy NH; once it said
+# "ready", the ms until no connection is open (ms=, up to 10 s) and the
+# last count seen (active=); what it said is in $TMP/held.out.
+held()
+{
+	local pid i
+	spawn pid python3 "$TMP/nonreader.py" "$PNH" 1048576 3 "$1" \
+	    >"$TMP/held.out"
+	wait_ready "$TMP/held.out"
+	start=$(now_ms)
+	active=
+	for (( i = 0; i < 200; i++ )); do
+		active=$(curl -sS --noproxy '' --max-time 5 \
+		    "http://127.0.0.1:$SNH/metrics" 2>/dev/null |
+		    awk '$1 == "pinproxy_connections_active" { print $2 }')
+		[ "$active" = 0 ] && break
+		t_sleep 0.05
+	done
+	ms=$(( $(now_ms) - start ))
+	stop "$pid"
+}
+held hold
 check_eq "a client that took its answer late, socket kept open: it had it all" \
-    "ready eof all" "$(cat "$TMP/holder.out")"
+    "ready eof all" "$(cat "$TMP/held.out")"
 check "... its slot is given back soon after ($ms ms, active=$active)" \
     test "$active" = 0 -a "$ms" -lt 2500
-stop "$HOLD_PID"
+# A client that resets while the kernel holds its answer holds nothing:
+# its slot is given back at the next look, not after idle_timeout.
+held rst
+check "a client that resets while its answer waits in the kernel: its slot is given back ($ms ms, active=$active)" \
+    test "$active" = 0 -a "$ms" -lt 2500
 stop_pinproxy "$PP_NH" "$TMP/nh.log"
 
 done_testing

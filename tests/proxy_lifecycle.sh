@@ -661,11 +661,13 @@ stop_pipelined pipe-crlf-later "" --later \
 check_stop pipe-crlf-later "SIGTERM, an empty line read and a request waiting behind it: answered with close" \
     "$ANSWER_SLOW" 'answer 2: HTTP/1.1 200 OK, close, 18 of 18 bytes'
 # A head still coming when shutdown_timeout ends the stop is a request
-# cut short: counted in cut=, with an access line (503), and reset.
+# cut short: counted in cut=, with an access line (503); the close is in
+# order (a reset could drop the end of the answers before it, which the
+# kernel may still hold).
 stop_pipelined pipe-partial "shutdown_timeout = 3s" http://api.test/slow/10 \
     'GET http://api.test/hello HTTP/1.1\r\nHost: api'
-check_eq "SIGTERM, a partial head pipelined: answered up to it, then reset at the cut" \
-    "$ANSWER_SLOW|end error [Errno 104] Connection reset by peer" \
+check_eq "SIGTERM, a partial head pipelined: answered up to it, then closed at the cut" \
+    "$ANSWER_SLOW|end eof" \
     "$(paste -s -d '|' "$TMP/pipe-partial-client.out")"
 check_eq "... pinproxy exits 0 with cut=1" "0 1" "$EXIT_RC $(log_count \
     "$TMP/pipe-partial.log" "$(kv event stopped)" "$(kv cut 1)")"
