@@ -1364,6 +1364,7 @@ conn_close_all(struct conn_env *env)
 {
 	struct conn	*c;
 	size_t		 cut = 0;
+	bool		 clipped;
 
 	/*
 	 * shutdown_timeout passed: what is still under way is cut. The rest
@@ -1376,16 +1377,23 @@ conn_close_all(struct conn_env *env)
 			continue;
 		}
 		/*
-		 * A head under way: its request is cut short too, but closed
-		 * in order: the answers before it are whole (a reset could
-		 * drop what the kernel holds of them), and a close before any
-		 * answer tells the client to send it again.
+		 * An answer not all written yet is cut short too: conn_close()
+		 * resets its client.
+		 */
+		clipped = c->x.bev != NULL && evbuffer_get_length(
+		    bufferevent_get_output(c->x.bev)) > 0;
+		/*
+		 * A head under way: its request is cut short, but closed in
+		 * order when nothing else is (a reset could drop the end of
+		 * the answers before it that the kernel holds), and a close
+		 * before any answer tells the client to send it again.
 		 */
 		if (c->x.state == CONN_READ_HEAD && c->head_started) {
 			c->x.acc.status = 503;
 			conn_log_access(c);
-			cut++;
+			clipped = true;
 		}
+		cut += clipped;
 		linger_drain(c->x.fd);
 		conn_close(c);
 	}

@@ -5,12 +5,14 @@
 #include "config.h"
 
 #include <sys/ioctl.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 
 #include <linux/sockios.h>
 
 #include <errno.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "conf_value.h"
 #include "linger.h"
@@ -30,11 +32,18 @@ struct linger_close {
 					   nothing */
 	bool		 stalled;	/* linger_start: it took nothing for
 					   that long, and was reset */
+	evutil_socket_t	 fd;		/* linger_close_server: its own */
+	TAILQ_ENTRY(linger_close) entry; /* linger_close_server */
 	linger_done_cb	 cb;
 	void		*arg;
 };
 
 static unsigned char	 linger_discard[16 * 1024];
+
+/* The server sockets waiting for their server (linger_close_server). */
+static TAILQ_HEAD(, linger_close) linger_servers =
+    TAILQ_HEAD_INITIALIZER(linger_servers);
+static size_t		 linger_nservers;
 
 static void	linger_watch_cb(evutil_socket_t, short, void *);
 
@@ -281,4 +290,67 @@ linger_reset(evutil_socket_t fd)
 	struct linger	 l = { .l_onoff = 1, .l_linger = 0 };
 
 	(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+}
+
+/* A server socket's wait is over: it goes. */
+static void
+linger_server_done(void *arg)
+{
+	struct linger_close	*l = arg;
+
+	TAILQ_REMOVE(&linger_servers, l, entry);
+	linger_nservers--;
+	close(l->fd);
+	linger_free(l);
+}
+
+/* Whether a reset was asked for fd's close (linger_reset()). */
+static bool
+linger_resetting(evutil_socket_t fd)
+{
+	struct linger	 so;
+	socklen_t	 len = sizeof(so);
+
+	return getsockopt(fd, SOL_SOCKET, SO_LINGER, &so, &len) == 0 &&
+	    so.l_onoff && so.l_linger == 0;
+}
+
+void
+linger_close_server(struct event_base *base, evutil_socket_t fd,
+    uint64_t stall_ms)
+{
+	struct linger_close	*l;
+	struct timeval		 wait = cv_timeval(stall_ms);
+
+	if (!linger_queued(fd) || sockprog_gone(fd) || linger_resetting(fd)) {
+		close(fd);
+		return;
+	}
+	/* Bounded: past LINGER_SERVERS_MAX, what the server left goes. */
+	if (linger_nservers >= LINGER_SERVERS_MAX) {
+		linger_reset(fd);
+		close(fd);
+		return;
+	}
+	/* Its FIN follows what it has to take, as a close would send it. */
+	(void)shutdown(fd, SHUT_WR);
+	l = linger_new(base, fd, 0, linger_watch_cb, linger_server_done, NULL,
+	    LINGER_CUT_LOOK_MS);
+	l->arg = l;
+	l->fd = fd;
+	l->stall_ms = stall_ms;
+	(void)sockprog_moved(fd, &l->acked);
+	evutil_gettimeofday(&l->end, NULL);
+	evutil_timeradd(&l->end, &wait, &l->end);
+	TAILQ_INSERT_TAIL(&linger_servers, l, entry);
+	linger_nservers++;
+}
+
+void
+linger_close_servers(void)
+{
+	struct linger_close	*l;
+
+	while ((l = TAILQ_FIRST(&linger_servers)) != NULL)
+		linger_server_done(l);
 }

@@ -78,6 +78,19 @@ struct linger_close	*linger_start_cut(struct event_base *base,
  */
 void			 linger_reset(evutil_socket_t fd);
 /*
+ * The same wait for a server: close fd, a socket towards an upstream that
+ * pinproxy is done with (a relay that ended, an exchange's upstream),
+ * now when the kernel holds nothing for the server, else once the server
+ * took it, or once it took none for stall_ms (then with a reset), owned
+ * here: its connection is gone. At most LINGER_SERVERS_MAX wait; past
+ * that, a close with bytes still held is a reset.
+ */
+#define LINGER_SERVERS_MAX	1024
+void			 linger_close_server(struct event_base *base,
+			    evutil_socket_t fd, uint64_t stall_ms);
+/* Close every server socket still waiting (the daemon exits). */
+void			 linger_close_servers(void);
+/*
  * For a close that cannot linger (the daemon is about to exit): drop
  * what the client sent that is queued now, up to LINGER_DRAIN_BYTES, so
  * the close is a FIN after what was written, which the kernel goes on

@@ -30,6 +30,7 @@
 #include "dialring.h"
 #include "evloop.h"
 #include "hostport.h"
+#include "linger.h"
 #include "log.h"
 #include "logsink.h"
 #include "metrics.h"
@@ -956,6 +957,8 @@ proxy_teardown(struct proxy *p)
 	free(p->listen);
 	free(p->self);
 	pool_free(p->env.pool);
+	/* The closes above may have left server sockets waiting. */
+	linger_close_servers();
 	stats_free(p->stats);
 	report_close(p->env.sinks.report);
 	observe_close(p->env.sinks.observe);

@@ -136,6 +136,7 @@ struct relay {
 	 * moved, and acked[] are both peers' counts at the last look.
 	 */
 	struct event		*idle_ev;
+	uint64_t		 idle_ms;
 	struct timeval		 quarter;
 	unsigned int		 looks;
 	unsigned int		 moved;
@@ -1128,6 +1129,7 @@ relay_new(struct event_base *base, struct bufferevent *client,
 	r->cb = cb;
 	r->arg = arg;
 	r->server_fd = -1;
+	r->idle_ms = idle_ms;
 	r->quarter = cv_timeval(sockprog_look_ms(idle_ms));
 	r->idle_ev = evtimer_new(base, relay_idle_cb, r);
 	relay_busy(r);
@@ -1386,9 +1388,11 @@ relay_free(struct relay *r)
 			close(w->pipe[1]);
 		}
 	}
-	event_free(r->idle_ev);
 	SSL_free(r->server_ssl);
+	/* What the server has not taken yet is still its own (linger.h). */
 	if (r->server_fd != -1)
-		close(r->server_fd);
+		linger_close_server(event_get_base(r->idle_ev), r->server_fd,
+		    r->idle_ms);
+	event_free(r->idle_ev);
 	free(r);
 }

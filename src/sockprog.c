@@ -94,8 +94,10 @@ sockprog_gone(int fd)
 {
 	struct tcp_info	 ti;
 
-	if (sockprog_failed(fd))
-		return true;
+	/*
+	 * The state, not SO_ERROR: that may hold a soft error (an ICMP
+	 * message) of a connection that goes on.
+	 */
 	return sockprog_info(fd, &ti, SOCKPROG_UPTO(tcpi_state)) &&
 	    ti.tcpi_state == SOCKPROG_TCP_CLOSE;
 }

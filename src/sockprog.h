@@ -32,9 +32,9 @@ uint64_t	 sockprog_look_ms(uint64_t wait_ms);
 bool		 sockprog_failed(int fd);
 
 /*
- * Whether the connection of fd is over: a pending error (a reset, which
- * this takes) or the closed state. Bytes the peer never acknowledged may
- * still be counted in its send queue then (SIOCOUTQ), for nobody.
+ * Whether the connection of fd is over (the closed state: a reset came,
+ * say). Bytes the peer never acknowledged may still be counted in its
+ * send queue then (SIOCOUTQ), for nobody.
  */
 bool		 sockprog_gone(int fd);
 

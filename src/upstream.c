@@ -33,6 +33,7 @@
 #include "dialring.h"
 #include "hostmatch.h"
 #include "hostport.h"
+#include "linger.h"
 #include "log.h"
 #include "metrics.h"
 #include "monotime.h"
@@ -1665,8 +1666,10 @@ upstream_free(struct upstream *u)
 	if (u->bev != NULL)
 		bufferevent_free(u->bev);
 	SSL_free(u->ssl);
+	/* What the server has not taken yet is still its own (linger.h). */
 	if (u->fd != -1)
-		close(u->fd);
+		linger_close_server(u->base, u->fd,
+		    u->rc->conf->idle_timeout_ms);
 	if (u->timer != NULL)
 		event_free(u->timer);
 	if (u->kick != NULL)

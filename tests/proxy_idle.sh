@@ -793,4 +793,86 @@ check "a client that resets while its answer waits in the kernel: its slot is gi
     test "$active" = 0 -a "$ms" -lt 2500
 stop_pinproxy "$PP_NH" "$TMP/nh.log"
 
+# The same for a server: an upload its server never reads (1 MiB, which
+# the kernel takes whole: the server's receive buffer is 4 KiB), behind
+# an answer it gave after the head with close, the server keeping its
+# socket. Closed with a FIN, the socket towards it would keep the upload
+# for as long as the server answers the kernel's probes, after the
+# exchange and its slot are gone; it is reset once the server took none
+# for idle_timeout. A server that reads late, but within it, gets all.
+# sink.py PORT WAIT: one connection on 127.0.0.2:PORT; reads the head,
+# answers 0.5 s later, waits WAIT s, then reads and says how it ended
+# and how many bytes came.
+cat >"$TMP/sink.py" <<'EOF'
+import socket, sys, time
+port, wait = int(sys.argv[1]), float(sys.argv[2])
+l = socket.socket()
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+l.bind(("127.0.0.2", port))
+l.listen(1)
+print("ready", flush=True)
+c = l.accept()[0]
+c.settimeout(20)
+head = b""
+while not head.endswith(b"\r\n\r\n"):
+    head += c.recv(1)
+time.sleep(0.5)
+c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+time.sleep(wait)
+n, end = 0, "eof"
+try:
+    while True:
+        b = c.recv(65536)
+        if not b:
+            break
+        n += len(b)
+except OSError as e:
+    end = type(e).__name__
+print(end, n, flush=True)
+EOF
+# upload PORT SIZE: POST SIZE bytes through pinproxy UP to the sink on
+# 127.0.0.2:PORT; prints the answer's status line.
+upload()
+{
+	python3 -c 'import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=20)
+size = int(sys.argv[3])
+s.sendall(b"POST http://127.0.0.2:%s/ HTTP/1.1\r\nHost: 127.0.0.2:%s\r\n"
+          b"Content-Length: %d\r\n\r\n" % (sys.argv[2].encode(),
+          sys.argv[2].encode(), size) + b"u" * size)
+data = b""
+while b"\r\n" not in data:
+    data += s.recv(4096)
+print(data.split(b"\r\n")[0].decode())' "$PUP" "$1" "$2"
+}
+PUP=$(free_port)
+SK1=$(free_port)
+SK2=$(free_port)
+conf "$PUP" "idle_timeout = 1s
+shutdown_timeout = 1s
+plain_ports = $SK1 $SK2
+unpinned = pass" | grep -v '^unpinned = block$' >"$TMP/up.conf"
+check "pinproxy UP listens on 127.0.0.1:$PUP" \
+    start_pinproxy PP_UP "$PUP" "$TMP/up.conf" "$TMP/up.log"
+# sink_case NAME PORT WAIT: the sink on PORT waits WAIT s; its report in
+# $TMP/NAME.out, the client's status line in $TMP/NAME.status.
+sink_case()
+{
+	local pid
+	spawn pid python3 "$TMP/sink.py" "$2" "$3" >"$TMP/$1.out"
+	wait_ready "$TMP/$1.out"
+	upload "$2" 1048576 >"$TMP/$1.status" 2>&1
+	wait "$pid" 2>/dev/null
+}
+sink_case sink-stall "$SK1" 5
+check_eq "an upload its server never reads: the client has its answer" \
+    "HTTP/1.1 200 OK" "$(cat "$TMP/sink-stall.status")"
+check_eq "... and the server a reset, not the upload 5 s later" \
+    "ConnectionResetError" "$(sed -n 2p "$TMP/sink-stall.out" | cut -d ' ' -f 1)"
+sink_case sink-late "$SK2" 0.7
+check_eq "a server that reads the upload late, within idle_timeout: all of it" \
+    "eof 1048576" "$(sed -n 2p "$TMP/sink-late.out")"
+stop_pinproxy "$PP_UP" "$TMP/up.log"
+
 done_testing

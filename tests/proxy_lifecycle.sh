@@ -573,6 +573,50 @@ wait_exit "$PP_G" 10
 check_eq "SIGTERM with a response queued: pinproxy exits 0" 0 "$EXIT_RC"
 check_log "SIGTERM with a response queued: event=stopped cut=0" \
     "$TMP/g.log" "$(kv event stopped)" "$(kv cut 0)"
+# Answers pinproxy made itself (TRACE echoes of 12 kB, Max-Forwards: 0),
+# pipelined by a client that reads none until pinproxy exited, 8 MB of
+# them: more than the kernel's send buffer takes (4 MB at most), so that
+# pinproxy holds the rest. At the cut (shutdown_timeout = 1s) they are
+# cut short (reset) and counted, though no exchange was under way.
+cat >"$TMP/flood.py" <<'EOF'
+import os, socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.connect(("127.0.0.1", int(sys.argv[1])))
+s.settimeout(3)
+try:
+    s.sendall(b"TRACE http://api.test/ HTTP/1.1\r\nHost: api.test\r\n"
+              b"Max-Forwards: 0\r\nX-Pad: %s\r\n\r\n" % (b"p" * 12000)
+              * 700)
+except OSError:
+    pass
+print("ready", flush=True)
+while not os.path.exists(sys.argv[2]):
+    time.sleep(0.02)
+s.settimeout(10)
+end = "eof"
+try:
+    while s.recv(65536):
+        pass
+except OSError as e:
+    end = type(e).__name__
+print(end, flush=True)
+EOF
+PQ=$(free_port)
+conf "$PQ" "shutdown_timeout = 1s" >"$TMP/q.conf"
+check "pinproxy Q listens on 127.0.0.1:$PQ" \
+    start_pinproxy PP_Q "$PQ" "$TMP/q.conf" "$TMP/q.log"
+spawn SR_Q python3 "$TMP/flood.py" "$PQ" "$TMP/q.go" >"$TMP/q-flood.out"
+wait_ready "$TMP/q-flood.out"
+kill -TERM "$PP_Q"
+wait_exit "$PP_Q" 10
+touch "$TMP/q.go"
+wait "$SR_Q" 2>/dev/null
+check_eq "answers not all written at the cut: event=stopped cut=1, exit 0" \
+    "0 1" "$EXIT_RC $(log_count "$TMP/q.log" "$(kv event stopped)" \
+    "$(kv cut 1)")"
+check_eq "... their client is reset" "ready|ConnectionResetError" \
+    "$(paste -s -d '|' "$TMP/q-flood.out")"
 
 # SIGTERM while a keep-alive client has requests pipelined behind an
 # answer whose head went before the stop, which kept the connection open:
