@@ -38,6 +38,10 @@ and rst-hello, which never speak TLS):
     garbage     read the ClientHello, answer bytes that are not TLS, close
                 (to a plaintext request: bytes that are not HTTP)
     rst-hello   read the ClientHello, then reset the connection
+    sink        TLS: end its side at once (close_notify, then FIN) and
+                read nothing for AFTER ms (a 4 KiB receive buffer), then
+                read what comes until its end; log "sunk" with the bytes
+                and how it ended (eof, or the error)
     switch      answer the first request, whatever it asked for, with
                 "101 Switching Protocols" and "Upgrade: TOKENS" (default
                 websocket), then log every byte that follows as data
@@ -65,6 +69,7 @@ and rst-hello, which never speak TLS):
 
 import argparse
 import json
+import os
 import socket
 import socketserver
 import ssl
@@ -141,6 +146,8 @@ class Handler(socketserver.BaseRequestHandler):
         raw.settimeout(IO_TIMEOUT)
         mode = server.args.mode
         error = None
+        if mode == "sink":
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         try:
             if mode == "rst-hello":
                 raw.recv(65536)
@@ -192,6 +199,30 @@ class Handler(socketserver.BaseRequestHandler):
                 self.conn, "request",
                 path=parts[1] if len(parts) > 1 else line, upgrade=upgrade)
         return head, rest
+
+    def mode_sink(self, sock):
+        # Its own descriptor for the TCP stream under the TLS one.
+        tcp = socket.socket(fileno=os.dup(sock.fileno()))
+        sock.setblocking(False)
+        try:
+            sock.unwrap()
+        except (ssl.SSLError, OSError):
+            pass
+        tcp.shutdown(socket.SHUT_WR)
+        time.sleep(self.server.args.after / 1000)
+        tcp.setblocking(True)
+        tcp.settimeout(IO_TIMEOUT)
+        n, end = 0, "eof"
+        try:
+            while True:
+                data = tcp.recv(65536)
+                if not data:
+                    break
+                n += len(data)
+        except OSError as e:
+            end = type(e).__name__
+        tcp.close()
+        self.server.recorder.log(self.conn, "sunk", bytes=n, end=end)
 
     def mode_hello(self, sock):
         buf = b""
@@ -421,7 +452,7 @@ def main():
                             "tls-close", "alert", "garbage", "rst-hello",
                             "switch", "status", "notify-back",
                             "headbody", "banner", "banner-close",
-                            "interims", "trickle"])
+                            "interims", "trickle", "sink"])
     p.add_argument("--cert")
     p.add_argument("--key")
     p.add_argument("--tls12", action="store_true")

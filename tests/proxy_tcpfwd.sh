@@ -425,6 +425,37 @@ check_eq "forwarder: bytes unread at the close, the whole 1 MiB, no reset" \
     "got=1048576 error=none" "$(cat "$TMP/linger.out")"
 stop_pinproxy "$L" "$TMP/linger.log"
 
+# A server that ends its side at once and reads nothing, behind 256 KiB
+# the client sent and ended (they fit in the kernel's send buffer): the
+# relay ends both ways, and the socket towards the server, which still
+# holds them, is reset once the server took none for idle_timeout (1 s).
+# Closed with a FIN, it would keep them for as long as the server
+# answers the kernel's probes: here the server, reading 3 s later, got
+# them all and its end of file.
+SK=$(free_port)
+start_server B_S "$TMP/bs.log" python3 "$BADORIGIN" --port "$SK" \
+    --cert "$PKI/chain.pem" --key "$PKI/leaf.key" --mode sink --after 3000
+SKF=$(free_port)
+SKP=$(free_port)
+one_forwarder "$SKP" "idle_timeout = 1s" sink "$SKF" "127.0.0.1:$SK" \
+    "sni = api.test
+pin = $PIN_LEAF" >"$TMP/sink.conf"
+start_pinproxy SKL "$SKP" "$TMP/sink.conf" "$TMP/sink.log" ||
+    bail_out "pinproxy did not start with the sink forwarder"
+wait_port "$SKF" || bail_out "the forwarder sink is not listening"
+python3 -c 'import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(b"s" * 262144)
+s.shutdown(socket.SHUT_WR)
+while s.recv(65536):
+    pass
+print("ended")' "$SKF" >"$TMP/sink.out" 2>&1
+check_eq "forwarder: a client ends its 256 KiB to a server that reads none" \
+    ended "$(cat "$TMP/sink.out")"
+check "... the server, reading 3 s on, finds a reset" \
+    wait_line "$TMP/bs.log" '"event": "sunk".*"end": "ConnectionResetError"'
+stop_pinproxy "$SKL" "$TMP/sink.log"
+
 # A client that stops reading: idle_timeout ends the relay before the
 # server's stream does, and what was on its way is dropped, so the
 # client's connection is reset (a FIN could pass for the end of a stream
