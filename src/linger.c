@@ -44,6 +44,7 @@ static unsigned char	 linger_discard[16 * 1024];
 static TAILQ_HEAD(, linger_close) linger_servers =
     TAILQ_HEAD_INITIALIZER(linger_servers);
 static size_t		 linger_nservers;
+static size_t		 linger_servers_max;	/* 0: none wait */
 
 static void	linger_watch_cb(evutil_socket_t, short, void *);
 
@@ -321,13 +322,22 @@ linger_close_server(struct event_base *base, evutil_socket_t fd,
 {
 	struct linger_close	*l;
 	struct timeval		 wait = cv_timeval(stall_ms);
+	int			 unread;
 
-	if (!linger_queued(fd) || sockprog_gone(fd) || linger_resetting(fd)) {
+	/*
+	 * A close at once: nothing waits for the server, it is gone, a reset
+	 * was asked for, or bytes of its are left unread, which make the
+	 * close a reset (a FIN first would pass a stream cut short, its
+	 * client's say, for a whole one).
+	 */
+	if (linger_servers_max == 0 || !linger_queued(fd) ||
+	    sockprog_gone(fd) || linger_resetting(fd) ||
+	    ioctl(fd, FIONREAD, &unread) != 0 || unread > 0) {
 		close(fd);
 		return;
 	}
-	/* Bounded: past LINGER_SERVERS_MAX, what the server left goes. */
-	if (linger_nservers >= LINGER_SERVERS_MAX) {
+	/* Bounded: past the most that wait, what the server left goes. */
+	if (linger_nservers >= linger_servers_max) {
 		linger_reset(fd);
 		close(fd);
 		return;
@@ -344,6 +354,12 @@ linger_close_server(struct event_base *base, evutil_socket_t fd,
 	evutil_timeradd(&l->end, &wait, &l->end);
 	TAILQ_INSERT_TAIL(&linger_servers, l, entry);
 	linger_nservers++;
+}
+
+void
+linger_set_servers_max(size_t n)
+{
+	linger_servers_max = n;
 }
 
 void

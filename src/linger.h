@@ -14,6 +14,7 @@
 #define PINPROXY_LINGER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <event2/event.h>
@@ -80,14 +81,16 @@ void			 linger_reset(evutil_socket_t fd);
 /*
  * The same wait for a server: close fd, a socket towards an upstream that
  * pinproxy is done with (a relay that ended, an exchange's upstream),
- * now when the kernel holds nothing for the server, else once the server
+ * now when the kernel holds nothing for the server (or the server's own
+ * bytes are left unread: the kernel resets it), else once the server
  * took it, or once it took none for stall_ms (then with a reset), owned
- * here: its connection is gone. At most LINGER_SERVERS_MAX wait; past
- * that, a close with bytes still held is a reset.
+ * here: its connection is gone. At most linger_set_servers_max() wait
+ * (none until it is called: a plain close); past that, a close with
+ * bytes still held is a reset.
  */
-#define LINGER_SERVERS_MAX	1024
 void			 linger_close_server(struct event_base *base,
 			    evutil_socket_t fd, uint64_t stall_ms);
+void			 linger_set_servers_max(size_t n);
 /* Close every server socket still waiting (the daemon exits). */
 void			 linger_close_servers(void);
 /*

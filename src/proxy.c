@@ -71,11 +71,13 @@
  * Descriptors one connection may hold: its client and its upstream (up
  * to UPSTREAM_ATTEMPTS of them while it is dialled), an idle pooled
  * upstream, a blind tunnel's two pipes for splice (two ends
- * each), and an upstream handshake left running alone once its client is
- * gone (upstream_release()); and those beside them (listeners, the log,
- * report and observe files, DNS).
+ * each), an upstream handshake left running alone once its client is
+ * gone (upstream_release()), and a socket towards its server waiting
+ * for the server after it (linger_close_server(), max_connections of
+ * them); and those beside them (listeners, the log, report and observe
+ * files, DNS).
  */
-#define PROXY_FDS_PER_CONN	8
+#define PROXY_FDS_PER_CONN	9
 #define PROXY_FDS_SPARE		64
 
 struct proxy {
@@ -753,6 +755,7 @@ proxy_reload(struct proxy *p)
 		resolve_reload(p->base, p->dns);
 		resolve_set_capacity(p->dns, conf->max_connections);
 		proxy_fd_limit(p, conf->max_connections);
+		linger_set_servers_max(conf->max_connections);
 		/*
 		 * Nothing checked under the old configuration is reused: the
 		 * next request of every connection takes the new generation,
@@ -1044,6 +1047,7 @@ proxy_main(struct conf *conf, const char *path, bool debug)
 	}
 	resolve_set_capacity(p.dns, conf->max_connections);
 	proxy_fd_limit(&p, conf->max_connections);
+	linger_set_servers_max(conf->max_connections);
 	if ((p.env.intercept = intercept_env_new(err, sizeof(err))) == NULL) {
 		log_msg(EV_START_FAILED, "%s", err);
 		goto out;

@@ -42,6 +42,8 @@ and rst-hello, which never speak TLS):
                 read nothing for AFTER ms (a 4 KiB receive buffer), then
                 read what comes until its end; log "sunk" with the bytes
                 and how it ended (eof, or the error)
+    stream-sink TLS: send until a send waits a second (nobody reads),
+                then as sink, without ending its side
     switch      answer the first request, whatever it asked for, with
                 "101 Switching Protocols" and "Upgrade: TOKENS" (default
                 websocket), then log every byte that follows as data
@@ -146,7 +148,7 @@ class Handler(socketserver.BaseRequestHandler):
         raw.settimeout(IO_TIMEOUT)
         mode = server.args.mode
         error = None
-        if mode == "sink":
+        if mode in ("sink", "stream-sink"):
             raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         try:
             if mode == "rst-hello":
@@ -200,15 +202,25 @@ class Handler(socketserver.BaseRequestHandler):
                 path=parts[1] if len(parts) > 1 else line, upgrade=upgrade)
         return head, rest
 
-    def mode_sink(self, sock):
+    def mode_stream_sink(self, sock):
+        sock.settimeout(1)
+        try:
+            while True:
+                sock.sendall(b"d" * 65536)
+        except OSError:
+            pass
+        self.mode_sink(sock, end=False)
+
+    def mode_sink(self, sock, end=True):
         # Its own descriptor for the TCP stream under the TLS one.
         tcp = socket.socket(fileno=os.dup(sock.fileno()))
-        sock.setblocking(False)
-        try:
-            sock.unwrap()
-        except (ssl.SSLError, OSError):
-            pass
-        tcp.shutdown(socket.SHUT_WR)
+        if end:
+            sock.setblocking(False)
+            try:
+                sock.unwrap()
+            except (ssl.SSLError, OSError):
+                pass
+            tcp.shutdown(socket.SHUT_WR)
         time.sleep(self.server.args.after / 1000)
         tcp.setblocking(True)
         tcp.settimeout(IO_TIMEOUT)
@@ -452,7 +464,8 @@ def main():
                             "tls-close", "alert", "garbage", "rst-hello",
                             "switch", "status", "notify-back",
                             "headbody", "banner", "banner-close",
-                            "interims", "trickle", "sink"])
+                            "interims", "trickle", "sink",
+                            "stream-sink"])
     p.add_argument("--cert")
     p.add_argument("--key")
     p.add_argument("--tls12", action="store_true")

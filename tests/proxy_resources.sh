@@ -352,7 +352,7 @@ check "pinproxy E (64 descriptors) listens on 127.0.0.1:$PE" \
 alive "E start" "$PP_E" "$PE"
 check_log "64 descriptors for max_connections = 1024: event=fd_limit says \
 what they may take" "$TMP/e.log" "$(kv event fd_limit)" "$(kv count 64)" \
-    'max_connections = 1024 may take 8256 descriptors'
+    'max_connections = 1024 may take 9280 descriptors'
 BASE_E=$(fd_baseline "$PP_E")
 hold exhaust "$PE" 70 30
 check_log "out of descriptors: event=accept_paused" "$TMP/e.log" \
@@ -388,9 +388,9 @@ stop_pinproxy "$PP_G" "$TMP/g.log"
 stop_pinproxy "$PP_M" "$TMP/m.log"
 stop_pinproxy "$PP_E" "$TMP/e.log"
 
-# Instance F: max_connections = 100 may take 864 descriptors. Started
-# with a soft limit of 128 under a hard one of 900, it raises the soft
-# one to 864 and says nothing; a reload to 200 (1664) raises it to 900
+# Instance F: max_connections = 100 may take 964 descriptors. Started
+# with a soft limit of 128 under a hard one of 1000, it raises the soft
+# one to 964 and says nothing; a reload to 200 (1864) raises it to 1000
 # and warns, once for that limit however many reloads follow; after a
 # reload back to 100, which fits, a shortage is told again.
 # nofile PID: its soft and hard descriptor limits.
@@ -400,24 +400,24 @@ nofile()
 }
 PF=$(free_port)
 conf "$PF" f "max_connections = 100" >"$TMP/f.conf"
-check "pinproxy F (128 descriptors, hard limit 900) listens" \
+check "pinproxy F (128 descriptors, hard limit 1000) listens" \
     start_pinproxy PP_F "$PF" "$TMP/f.conf" "$TMP/f.log" \
-    prlimit --nofile=128:900
+    prlimit --nofile=128:1000
 check_eq "F: the soft descriptor limit is raised to what 100 connections \
-may take" "864 900" \
+may take" "964 1000" \
     "$(nofile "$PP_F")"
 check_eq "F: enough descriptors: no event=fd_limit" 0 \
     "$(log_count "$TMP/f.log" "$(kv event fd_limit)")"
 conf "$PF" f "max_connections = 200" >"$TMP/f.conf"
 check "F: reloaded with max_connections = 200" reload "$PP_F" "$TMP/f.log"
 check "F: a second reload" reload "$PP_F" "$TMP/f.log"
-check_eq "F: the soft limit is raised to the hard one" "900 900" \
+check_eq "F: the soft limit is raised to the hard one" "1000 1000" \
     "$(nofile "$PP_F")"
 check_eq "F: short of the hard limit: event=fd_limit once" 1 \
     "$(log_count "$TMP/f.log" "$(kv event fd_limit)")"
 check_log "F: event=fd_limit names the limit and the need" "$TMP/f.log" \
-    "$(kv event fd_limit)" "$(kv count 900)" \
-    'max_connections = 200 may take 1664 descriptors'
+    "$(kv event fd_limit)" "$(kv count 1000)" \
+    'max_connections = 200 may take 1864 descriptors'
 conf "$PF" f "max_connections = 100" >"$TMP/f.conf"
 check "F: reloaded with max_connections = 100 again" reload "$PP_F" \
     "$TMP/f.log"

@@ -455,6 +455,38 @@ check_eq "forwarder: a client ends its 256 KiB to a server that reads none" \
 check "... the server, reading 3 s on, finds a reset" \
     wait_line "$TMP/bs.log" '"event": "sunk".*"end": "ConnectionResetError"'
 stop_pinproxy "$SKL" "$TMP/sink.log"
+# But a server whose own bytes are left unread when its relay ends (here
+# its client, which read none, reset) gets the reset a close then makes,
+# at once: a FIN after what the kernel holds for it would pass the
+# client's cut upload for a whole one.
+SS=$(free_port)
+start_server B_SS "$TMP/bss.log" python3 "$BADORIGIN" --port "$SS" \
+    --cert "$PKI/chain.pem" --key "$PKI/leaf.key" --mode stream-sink \
+    --after 3000
+one_forwarder "$SKP" "idle_timeout = 10s" sink "$SKF" "127.0.0.1:$SS" \
+    "sni = api.test
+pin = $PIN_LEAF" >"$TMP/ssink.conf"
+start_pinproxy SKL "$SKP" "$TMP/ssink.conf" "$TMP/ssink.log" ||
+    bail_out "pinproxy did not start with the stream-sink forwarder"
+wait_port "$SKF" || bail_out "the forwarder sink is not listening"
+python3 -c 'import socket, struct, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.connect(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"s" * 262144)
+time.sleep(2)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+s.close()' "$SKF"
+# The first connection was wait_port's, through the forwarder.
+for (( i = 0; i < 200; i++ )); do
+	[ "$(grep -c '"event": "sunk"' "$TMP/bss.log")" -ge 2 ] && break
+	t_sleep 0.05
+done
+got=$(sed -n 's/.*"event": "sunk", "bytes": \([0-9]*\), "end": "\([A-Za-z]*\)".*/\2 \1/p' \
+    "$TMP/bss.log" | tail -n 1)
+check "... with a reset, at once: none of the upload the kernel held ($got)" \
+    test "${got% *}" = ConnectionResetError -a "${got#* }" -lt 65536
+stop_pinproxy "$SKL" "$TMP/ssink.log"
 
 # A client that stops reading: idle_timeout ends the relay before the
 # server's stream does, and what was on its way is dropped, so the
