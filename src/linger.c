@@ -322,17 +322,15 @@ linger_close_server(struct event_base *base, evutil_socket_t fd,
 {
 	struct linger_close	*l;
 	struct timeval		 wait = cv_timeval(stall_ms);
-	int			 unread;
 
 	/*
-	 * A close at once: nothing waits for the server, it is gone, a reset
-	 * was asked for, or bytes of its are left unread, which make the
-	 * close a reset (a FIN first would pass a stream cut short, its
-	 * client's say, for a whole one).
+	 * A close at once: nothing waits for the server, it is gone, or a
+	 * reset was asked for (the stream towards it was cut short).
+	 * Bytes of its left unread (a close_notify after its answer) make
+	 * the last close a reset, after it took the rest and its FIN.
 	 */
 	if (linger_servers_max == 0 || !linger_queued(fd) ||
-	    sockprog_gone(fd) || linger_resetting(fd) ||
-	    ioctl(fd, FIONREAD, &unread) != 0 || unread > 0) {
+	    sockprog_gone(fd) || linger_resetting(fd)) {
 		close(fd);
 		return;
 	}

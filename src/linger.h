@@ -81,9 +81,9 @@ void			 linger_reset(evutil_socket_t fd);
 /*
  * The same wait for a server: close fd, a socket towards an upstream that
  * pinproxy is done with (a relay that ended, an exchange's upstream),
- * now when the kernel holds nothing for the server (or the server's own
- * bytes are left unread: the kernel resets it), else once the server
- * took it, or once it took none for stall_ms (then with a reset), owned
+ * now when the kernel holds nothing for the server or a reset was asked
+ * for (linger_reset()), else once the server took it, or once it took
+ * none for stall_ms (then with a reset), owned
  * here: its connection is gone. At most linger_set_servers_max() wait
  * (none until it is called: a plain close); past that, a close with
  * bytes still held is a reset.

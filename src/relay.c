@@ -1389,10 +1389,18 @@ relay_free(struct relay *r)
 		}
 	}
 	SSL_free(r->server_ssl);
-	/* What the server has not taken yet is still its own (linger.h). */
-	if (r->server_fd != -1)
+	if (r->server_fd != -1) {
+		/*
+		 * A client's stream whose end was not passed on (the client
+		 * failed, the relay was idle or cut) ends at the server with
+		 * a reset: a FIN could pass for the end of a whole one.
+		 */
+		if (!r->way[0].done)
+			linger_reset(r->server_fd);
+		/* What the server has not taken yet is still its own. */
 		linger_close_server(event_get_base(r->idle_ev), r->server_fd,
 		    r->idle_ms);
+	}
 	event_free(r->idle_ev);
 	free(r);
 }

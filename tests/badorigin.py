@@ -44,6 +44,10 @@ and rst-hello, which never speak TLS):
                 and how it ended (eof, or the error)
     stream-sink TLS: send until a send waits a second (nobody reads),
                 then as sink, without ending its side
+    early-sink  read the request head, answer 200 with close and no body
+                0.5 s later (the client's body sent meanwhile waits in the
+                kernel), then as sink (close_notify, FIN, the body read
+                AFTER ms later)
     switch      answer the first request, whatever it asked for, with
                 "101 Switching Protocols" and "Upgrade: TOKENS" (default
                 websocket), then log every byte that follows as data
@@ -148,7 +152,7 @@ class Handler(socketserver.BaseRequestHandler):
         raw.settimeout(IO_TIMEOUT)
         mode = server.args.mode
         error = None
-        if mode in ("sink", "stream-sink"):
+        if mode in ("sink", "stream-sink", "early-sink"):
             raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         try:
             if mode == "rst-hello":
@@ -201,6 +205,14 @@ class Handler(socketserver.BaseRequestHandler):
                 self.conn, "request",
                 path=parts[1] if len(parts) > 1 else line, upgrade=upgrade)
         return head, rest
+
+    def mode_early_sink(self, sock):
+        head, _ = self.read_request(sock, b"")
+        if head is not None:
+            time.sleep(0.5)
+            sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n"
+                         b"Connection: close\r\n\r\n")
+            self.mode_sink(sock)
 
     def mode_stream_sink(self, sock):
         sock.settimeout(1)
@@ -465,7 +477,7 @@ def main():
                             "switch", "status", "notify-back",
                             "headbody", "banner", "banner-close",
                             "interims", "trickle", "sink",
-                            "stream-sink"])
+                            "stream-sink", "early-sink"])
     p.add_argument("--cert")
     p.add_argument("--key")
     p.add_argument("--tls12", action="store_true")

@@ -488,6 +488,42 @@ check "... with a reset, at once: none of the upload the kernel held ($got)" \
     test "${got% *}" = ConnectionResetError -a "${got#* }" -lt 65536
 stop_pinproxy "$SKL" "$TMP/ssink.log"
 
+# An exchange's server that answers at once with close and ends its TLS
+# side (close_notify, FIN), then reads the 64 KiB upload (which the
+# kernel took whole) 3 s later:
+# the close_notify pinproxy leaves unread does not cut it short; it gets
+# the upload (all but what its own TLS shutdown read) and its end of file.
+ESP=$(free_port)
+start_server B_ES "$TMP/bes.log" python3 "$BADORIGIN" --port "$ESP" \
+    --cert "$PKI/chain.pem" --key "$PKI/leaf.key" --mode early-sink \
+    --after 3000
+cat >"$TMP/esink.conf" <<CONF
+[proxy]
+listen = 127.0.0.1:$SKP
+trust = $PKI/root.pem
+ca_cert = $TMP/ca.pem
+ca_key = $TMP/ca.key
+idle_timeout = 10s
+
+[pins:sink]
+hosts = api.test
+pin = $PIN_LEAF
+pin = $PIN_INTER
+connect_to = 127.0.0.1:$ESP
+CONF
+start_pinproxy SKL "$SKP" "$TMP/esink.conf" "$TMP/esink.log" ||
+    bail_out "pinproxy did not start with the early-sink origin"
+python3 -c 'import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(b"POST http://api.test/ HTTP/1.1\r\nHost: api.test\r\n"
+          b"Content-Length: 65536\r\n\r\n" + b"u" * 65536)
+print(s.recv(4096).split(b"\r\n")[0].decode())' "$SKP" >"$TMP/esink.out" 2>&1
+check_eq "a server that answers at once and ends its TLS side: the answer" \
+    "HTTP/1.1 200 OK" "$(cat "$TMP/esink.out")"
+check "... it reads the upload 3 s later, then its end of file" \
+    wait_line "$TMP/bes.log" '"event": "sunk", "bytes": [3-9][0-9]{4}, "end": "eof"'
+stop_pinproxy "$SKL" "$TMP/esink.log"
+
 # A client that stops reading: idle_timeout ends the relay before the
 # server's stream does, and what was on its way is dropped, so the
 # client's connection is reset (a FIN could pass for the end of a stream
