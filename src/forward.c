@@ -1171,11 +1171,30 @@ forward_answered(void *arg)
 	return f->resp_head_sent ? f->status : 0;
 }
 
+/*
+ * An upgrade's relay runs: the connection keeps the upstream, which
+ * carries another protocol now and is never pooled again; the relay
+ * ends it (a reset when the client's stream did not end whole).
+ */
+static struct upstream *
+forward_relayed(void *arg)
+{
+	struct forward	*f = arg;
+	struct upstream	*up = f->up;
+
+	if (f->use != NULL)
+		pool_drop(f->x->env->pool, f->use, NULL);
+	f->up = NULL;
+	f->use = NULL;
+	return up;
+}
+
 const struct phase_ops forward_ops = {
 	.name = "forward",
 	.on_client = forward_on_client,
 	.on_upstream = forward_on_upstream,
 	.free = forward_free,
+	.relayed = forward_relayed,
 	.upstream_tls = forward_upstream_tls,
 	.answered = forward_answered,
 };

@@ -185,6 +185,24 @@ check_eq "accepted upgrade: the bytes after the head reach the server" 1 \
     "$(origin_count "$TMP/ow.log" data 'frame before')"
 check_eq "accepted upgrade: so do the bytes sent after the 101" 1 \
     "$(origin_count "$TMP/ow.log" data 'after the switch')"
+# A client that resets in the middle of a frame after the switch: its
+# server gets a reset too, not an end of file that could end the stream.
+python3 -c 'import socket, struct, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(b"GET http://%s/cut HTTP/1.1\r\nHost: %s\r\n"
+          b"Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+          % (sys.argv[2].encode(), sys.argv[2].encode()))
+data = b""
+while b"\r\n\r\n" not in data:
+    data += s.recv(4096)
+s.sendall(b"\x81\x85abcd\x00\x00\x00")
+time.sleep(0.5)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+s.close()' "$PU" "$W"
+cut_conn=$(sed -n 's/.*"conn": \([0-9]*\), "event": "request", "path": "\/cut".*/\1/p' \
+    "$TMP/ow.log")
+check "an upgraded client that resets mid-frame: its server is reset" \
+    wait_line "$TMP/ow.log" "\"conn\": ${cut_conn:-none}, \"event\": \"close\", \"error\": \"ConnectionResetError"
 # But a plaintext server must not get, after the 101, an HTTP request in
 # cleartext (one for a pinned host, say): the relay is guarded, and ends.
 raw accepted-http "b\"GET http://$W/e HTTP/1.1\\r\\nHost: $W\\r\\n$UPGRADE_WS\\r\\n\" + $PINNED" \
