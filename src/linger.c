@@ -77,6 +77,20 @@ linger_look(const struct linger_close *l)
 }
 
 /*
+ * A watch begins: what the peer acknowledged so far, and stall_ms from
+ * now for it to take more.
+ */
+static void
+linger_watch_begin(struct linger_close *l, evutil_socket_t fd)
+{
+	struct timeval	 wait = cv_timeval(l->stall_ms);
+
+	(void)sockprog_moved(fd, &l->acked);
+	evutil_gettimeofday(&l->end, NULL);
+	evutil_timeradd(&l->end, &wait, &l->end);
+}
+
+/*
  * The time is up, or the client ended, but the kernel still holds bytes
  * for it: the wait goes on while it takes them (linger_watch_cb).
  */
@@ -85,13 +99,10 @@ linger_watch(struct linger_close *l, evutil_socket_t fd)
 {
 	struct event_base	*base = event_get_base(l->ev);
 	struct timeval		 look = linger_look(l);
-	struct timeval		 wait = cv_timeval(l->stall_ms);
 
 	event_free(l->ev);
 	l->ev = event_new(base, fd, 0, linger_watch_cb, l);
-	(void)sockprog_moved(fd, &l->acked);
-	evutil_gettimeofday(&l->end, NULL);
-	evutil_timeradd(&l->end, &wait, &l->end);
+	linger_watch_begin(l, fd);
 	event_add(l->ev, &look);
 }
 
@@ -321,7 +332,6 @@ linger_close_server(struct event_base *base, evutil_socket_t fd,
     uint64_t stall_ms)
 {
 	struct linger_close	*l;
-	struct timeval		 wait = cv_timeval(stall_ms);
 
 	/*
 	 * A close at once: nothing waits for the server, it is gone, or a
@@ -347,9 +357,7 @@ linger_close_server(struct event_base *base, evutil_socket_t fd,
 	l->arg = l;
 	l->fd = fd;
 	l->stall_ms = stall_ms;
-	(void)sockprog_moved(fd, &l->acked);
-	evutil_gettimeofday(&l->end, NULL);
-	evutil_timeradd(&l->end, &wait, &l->end);
+	linger_watch_begin(l, fd);
 	TAILQ_INSERT_TAIL(&linger_servers, l, entry);
 	linger_nservers++;
 }
