@@ -132,15 +132,30 @@ forward_client_gone(struct forward *f)
 }
 
 /*
+ * Whether the server was given the whole request: all of it read from
+ * the client and written out of the upstream's bufferevent (what the
+ * kernel still holds reaches it; see linger.h). A server that answered
+ * before it read the body has its tail still there when the answer ends.
+ */
+static bool
+forward_request_written(const struct forward *f)
+{
+	struct bufferevent	*ub = upstream_bev(f->up);
+
+	return f->req_done && (ub == NULL ||
+	    evbuffer_get_length(bufferevent_get_output(ub)) == 0);
+}
+
+/*
  * Close the upstream; it cannot carry another exchange. One whose request
- * is not whole (a body or trailers cut short, refused or left, or not
- * begun after a head that announced one) is reset: a lenient server could
- * take an end of file for the end of it.
+ * did not reach it whole (a body or trailers cut short, refused or left,
+ * not begun after a head that announced one, or not yet written) is
+ * reset: a lenient server could take an end of file for the end of it.
  */
 static void
 forward_drop(struct forward *f)
 {
-	if (f->up != NULL && !f->req_done)
+	if (f->up != NULL && !forward_request_written(f))
 		linger_reset(upstream_fd(f->up));
 	/* A handshake under way runs on to its verdict, not counted in use. */
 	if (f->use != NULL)
