@@ -298,7 +298,7 @@ static void
 forward_done(struct forward *f)
 {
 	forward_flush_down(f);
-	if (!f->up_keep || !f->req_done)
+	if (!f->up_keep || !forward_request_written(f))
 		forward_drop(f);
 	/* The server answered before the body ended: no more on this one. */
 	if (!f->req_done)
@@ -821,6 +821,9 @@ forward_upstream_event(struct forward *f, short what)
 		 * server may have carried out the first (RFC 9110 9.2.2).
 		 */
 		f->retried = true;
+		/* Its server may have had the head of a body (above). */
+		if (!forward_request_written(f))
+			linger_reset(upstream_fd(f->up));
 		upstream_free(f->up);
 		f->up = NULL;
 		f->up_tainted = false;

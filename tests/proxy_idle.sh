@@ -886,8 +886,8 @@ check_eq "a server that reads the upload late, within idle_timeout: all of it" \
 # the window. Each server gets all of the upload or a reset.
 cat >"$TMP/upsweep.py" <<'EOF'
 import socket, sys, threading, time
-proxy, port = int(sys.argv[1]), int(sys.argv[2])
-sizes = [int(a) for a in sys.argv[3:]]
+proxy, port, keep = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+sizes = [int(a) for a in sys.argv[4:]]
 l = socket.socket()
 l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 l.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -906,8 +906,9 @@ def sink(c):
         head += b
     size = int(head.split(b" ")[1].rsplit(b"/", 1)[1])
     time.sleep(1.0)
-    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n"
-              b"Connection: close\r\n\r\n")
+    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n" +
+              (b"" if keep == "keep" else b"Connection: close\r\n") +
+              b"\r\n")
     time.sleep(1.5)
     n, end = 0, "eof"
     try:
@@ -945,7 +946,7 @@ for s in sizes:
     end, n = sunk.get(s, ("none", 0))
     print(s, end, n, flush=True)
 EOF
-python3 "$TMP/upsweep.py" "$PUP" "$SK3" \
+python3 "$TMP/upsweep.py" "$PUP" "$SK3" close \
     $(for (( i = 0; i < 15; i++ )); do echo $(( (2 + i) * 524288 )); done) \
     >"$TMP/sweep1.out" 2>&1
 # The first size that did not arrive whole.
@@ -954,15 +955,19 @@ check "uploads of 1 to 8 MiB behind an early answer: the small ones arrive \
 whole, a large one does not (first: ${first:-none})" \
     test -n "$first" -a "${first:-0}" -gt 1048576
 first=${first:-1048576}
-python3 "$TMP/upsweep.py" "$PUP" "$SK4" \
-    $(for (( i = 10; i >= 0; i-- )); do echo $(( first - i * 65536 )); done) \
-    >"$TMP/sweep2.out" 2>&1
-check_eq "uploads in 64 KiB steps up to it: each server has all of its \
-upload or a reset, never an end of file after part of it" "" \
-    "$(awk '!($2 == "eof" && $1 == $3) && $2 != "ConnectionResetError"' \
-        "$TMP/sweep2.out")"
-check "... and the last of them is reset" \
-    grep -q "^$first ConnectionResetError " "$TMP/sweep2.out"
+# The answer with close, and one that would keep the connection.
+for keep in close keep; do
+	python3 "$TMP/upsweep.py" "$PUP" "$SK4" "$keep" \
+	    $(for (( i = 10; i >= 0; i-- )); do echo $(( first - i * 65536 ))
+	    done) >"$TMP/sweep-$keep.out" 2>&1
+	check_eq "uploads in 64 KiB steps up to it, the answer with $keep: \
+each server has all of its upload or a reset, never an end of file after \
+part of it" "" \
+	    "$(awk '!($2 == "eof" && $1 == $3) &&
+	        $2 != "ConnectionResetError"' "$TMP/sweep-$keep.out")"
+	check "... and the last of them is reset" \
+	    grep -q "^$first ConnectionResetError " "$TMP/sweep-$keep.out"
+done
 stop_pinproxy "$PP_UP" "$TMP/up.log"
 
 done_testing

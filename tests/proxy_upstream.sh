@@ -95,6 +95,7 @@ OS0=$(free_port)
 start_server O_S0 "$TMP/os0.log" python3 "$BADORIGIN" --port "$OS0" \
     --mode status --status 099
 OG=$(free_port)
+OR=$(free_port)
 start_server O_G "$TMP/og.log" python3 "$BADORIGIN" --port "$OG" \
     --mode garbage
 
@@ -108,7 +109,7 @@ ca_cert = $TMP/ca-u.pem
 ca_key = $TMP/ca-u.key
 trust = $PKI/root.pem
 unpinned = pass
-plain_ports = $OW $OH $OS6 $OS0 $OG
+plain_ports = $OW $OH $OS6 $OS0 $OG $OR
 connect_ports = 443 $OH
 stats_listen = 127.0.0.1:$SU
 shutdown_timeout = 2s
@@ -307,6 +308,93 @@ origin_settle "$TMP/om.log"
 check_eq "a kept connection that closes unanswered: the GET tried twice, \
 the POST once" "2 1" "$(origin_count "$TMP/om.log" request '"method": "GET", "path": "/drop"') \
 $(origin_count "$TMP/om.log" request '"method": "POST", "path": "/drop"')"
+
+# The same retry when the server that closed had the head of a body that
+# was not sent yet (a PUT with Expect: 100-continue): it ended only its
+# own side, and reads on. The head it has is not a request: it is reset
+# (a FIN after it could pass for an empty body), and the retry, on a
+# fresh connection, has the whole request.
+cat >"$TMP/retryorigin.py" <<'EOF'
+import socket, sys, threading
+l = socket.socket()
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind(("127.0.0.1", int(sys.argv[1])))
+l.listen(2)
+l.settimeout(20)
+print("ready", flush=True)
+out = {}
+
+def head(c, buf=b""):
+    while b"\r\n\r\n" not in buf:
+        d = c.recv(65536)
+        if not d:
+            return None, buf
+        buf += d
+    h, _, rest = buf.partition(b"\r\n\r\n")
+    return h.split(b"\r\n")[0].decode(), rest
+
+def first(c):
+    c.settimeout(20)
+    h, rest = head(c)
+    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    h, rest = head(c, rest)
+    c.shutdown(socket.SHUT_WR)
+    n, end = len(rest), "eof"
+    try:
+        while True:
+            d = c.recv(65536)
+            if not d:
+                break
+            n += len(d)
+    except OSError as e:
+        end = type(e).__name__
+    out["first"] = "%s then %s after %d bytes" % (h, end, n)
+
+t = threading.Thread(target=first, args=(l.accept()[0],))
+t.start()
+c = l.accept()[0]
+c.settimeout(20)
+h, rest = head(c)
+c.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+while len(rest) < 10:
+    d = c.recv(65536)
+    if not d:
+        break
+    rest += d
+c.sendall(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")
+t.join()
+print(out.get("first"), flush=True)
+print("%s with %r" % (h, rest), flush=True)
+EOF
+spawn RO python3 "$TMP/retryorigin.py" "$OR" >"$TMP/retryorigin.out"
+wait_ready "$TMP/retryorigin.out"
+python3 -c 'import socket, sys
+p, o = int(sys.argv[1]), sys.argv[2]
+s = socket.create_connection(("127.0.0.1", p), timeout=20)
+def answer():
+    d = b""
+    while b"\r\n\r\n" not in d:
+        d += s.recv(4096)
+    return d
+s.sendall(b"GET http://127.0.0.1:%s/a HTTP/1.1\r\nHost: x\r\n\r\n" % o.encode())
+answer()
+s.sendall(b"PUT http://127.0.0.1:%s/p HTTP/1.1\r\nHost: x\r\n"
+          b"Content-Length: 10\r\nExpect: 100-continue\r\n\r\n" % o.encode())
+d = answer()
+if b" 100 " in d.split(b"\r\n")[0]:
+    s.sendall(b"0123456789")
+    d = d.split(b"\r\n\r\n", 1)[1]
+    while b"\r\n\r\n" not in d:
+        d += s.recv(4096)
+print(d.split(b"\r\n")[0].decode())' "$PU" "$OR" >"$TMP/retry.out" 2>&1
+wait "$RO" 2>/dev/null
+check_eq "a kept connection that ends its side after a PUT's head: the \
+retry answers" "HTTP/1.1 201 Created" "$(cat "$TMP/retry.out")"
+check_eq "... the first server is reset after the head, not given an end \
+of file" "PUT /p HTTP/1.1 then ConnectionResetError after 0 bytes" \
+    "$(sed -n 2p "$TMP/retryorigin.out")"
+check_eq "... the second has the whole request" \
+    "PUT /p HTTP/1.1 with b'0123456789'" "$(sed -n 3p "$TMP/retryorigin.out")"
 stop_pinproxy "$PP_U" "$TMP/u.log"
 
 done_testing
