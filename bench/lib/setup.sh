@@ -104,15 +104,20 @@ raise_nofile()
 	    "(hard limit: $(ulimit -Hn))"
 }
 
-# find_pinproxy BUILDDIR: set PINPROXY. With an empty BUILDDIR, configure
-# and build pinproxy from this tree in a temporary directory (the default
-# -O2, no sanitizers); otherwise use BUILDDIR/pinproxy as it is.
+# find_pinproxy BUILDDIR [CONFIGURE-ARG...]: set PINPROXY. With an empty
+# BUILDDIR, configure (with the arguments given: by default -O2 and no
+# sanitizers) and build pinproxy from this tree in a temporary directory;
+# otherwise use BUILDDIR/pinproxy as it is.
 find_pinproxy()
 {
-	if [ -n "$1" ]; then
+	local dir=$1
+	shift
+	if [ -n "$dir" ]; then
+		set -- "$dir"
 		PINPROXY=$(cd "$1" 2>/dev/null && pwd)/pinproxy
 		[ -x "$PINPROXY" ] || die "no pinproxy binary in $1"
-		if ldd "$PINPROXY" 2>/dev/null | grep -q 'libasan'; then
+		if [ -z "${SANITIZERS_WANTED:-}" ] &&
+		    ldd "$PINPROXY" 2>/dev/null | grep -q 'libasan'; then
 			say "warning: $PINPROXY is built with sanitizers;" \
 			    "its memory figures are not representative"
 		fi
@@ -121,7 +126,7 @@ find_pinproxy()
 	BUILD_TMP=$(mktemp -d \
 	    "${TMPDIR:-/tmp}/pinproxy-${PROG%.sh}-build.XXXXXX")
 	say "building pinproxy in $BUILD_TMP"
-	if ! (cd "$BUILD_TMP" && "$SRC/configure" -q &&
+	if ! (cd "$BUILD_TMP" && "$SRC/configure" -q "$@" &&
 	    make -j2 pinproxy) >"$BUILD_TMP/build.log" 2>&1; then
 		tail -n 20 "$BUILD_TMP/build.log" >&2
 		die "building pinproxy failed"
