@@ -84,6 +84,7 @@ static const char *const log_keys[LK__COUNT] = {
 	[LK_RESULT] =		"result",
 	[LK_FORWARD] =		"forward",
 	[LK_STATS] =		"stats",
+	[LK_ADDR] =		"addr",
 };
 
 static const char *const log_level_names[] = {

@@ -90,6 +90,7 @@ enum log_key {
 	LK_RESULT,
 	LK_FORWARD,
 	LK_STATS,
+	LK_ADDR,
 	LK__COUNT
 };
 

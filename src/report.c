@@ -193,6 +193,10 @@ report_build(struct jsonl_buf *b, const struct report_event *ev)
 	jsonl_str(b, ev->ps->name);
 	jsonl_key(b, "client");
 	jsonl_str(b, ev->client);
+	if (ev->server_address != NULL && ev->server_address[0] != '\0') {
+		jsonl_key(b, "server-address");
+		jsonl_str(b, ev->server_address);
+	}
 	jsonl_add(b, "}\n", 2);
 }
 

@@ -37,6 +37,7 @@ struct report_event {
 	/* The verdict's matched depth and candidates; NULL: none. */
 	const struct pincheck_result *pins;
 	const char		*client;	/* the client's address text */
+	const char		*server_address; /* who answered; NULL: none */
 	STACK_OF(X509)		*served_chain;	/* as the server sent it */
 	STACK_OF(X509)		*validated_chain; /* as OpenSSL built it */
 };

@@ -466,14 +466,18 @@ tunnel_decide(struct tunnel *t, enum tunnel_first first)
 			tunnel_refuse(t, INTERCEPT_ALERT_UNRECOGNIZED_NAME, 400);
 			return true;
 		}
-		phase_set_host(x, t->host);
 		if (!t->connect_by_ip &&
 		    strcmp(t->host, t->connect_host) != 0) {
-			phase_log_blocked(x, t->host, "SNI differs from the "
-			    "CONNECT host");
+			char	 why[HOSTMATCH_NAME_MAX + 48];
+
+			/* The host asked for; the name, never looked up. */
+			snprintf(why, sizeof(why), "SNI %s differs from the "
+			    "CONNECT host", t->host);
+			phase_log_blocked(x, t->connect_host, why);
 			tunnel_refuse(t, INTERCEPT_ALERT_UNRECOGNIZED_NAME, 403);
 			return true;
 		}
+		phase_set_host(x, t->host);
 	} else
 		xstrlcpy(t->host, t->connect_host, sizeof(t->host));
 

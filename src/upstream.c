@@ -835,12 +835,31 @@ upstream_mismatch_news(struct upstream *u)
 	return false;
 }
 
+/*
+ * The address of the server as "1.2.3.4:443" or "[::1]:443": the host
+ * name is what was checked, this is who answered (an address the client
+ * chose, for a CONNECT to one with a name in its hello). Empty when the
+ * socket has no peer.
+ */
+static void
+upstream_addr_text(const struct upstream *u, char *buf, size_t len)
+{
+	struct sockaddr_storage	 ss;
+	socklen_t		 sslen = sizeof(ss);
+
+	buf[0] = '\0';
+	if (u->fd != -1 && getpeername(u->fd, (struct sockaddr *)&ss,
+	    &sslen) == 0)
+		cv_peer_text((struct sockaddr *)&ss, buf, len);
+}
+
 /* Log a pin verdict that lets traffic through with a warning. */
 static void
 upstream_log_verdict(struct upstream *u, bool resumed)
 {
 	struct logline	 l;
 	char		 seen[PINCHECK_MAX_CHAIN * PIN_TEXT_MAX];
+	char		 addr[CONF_ADDR_TEXT_MAX];
 
 	switch (u->pins.verdict) {
 	case PIN_MISMATCH:
@@ -848,9 +867,11 @@ upstream_log_verdict(struct upstream *u, bool resumed)
 		if (!upstream_mismatch_news(u))
 			break;
 		pincheck_seen_text(&u->pins, seen, sizeof(seen));
+		upstream_addr_text(u, addr, sizeof(addr));
 		log_begin(&l, EV_PIN_MISMATCH);
 		log_str(&l, LK_HOST, u->host);
 		log_int(&l, LK_PORT, u->port);
+		log_str(&l, LK_ADDR, addr);
 		log_str(&l, LK_CLIENT, u->client);
 		log_str(&l, LK_PINSET, u->ps->name);
 		log_str(&l, LK_ENFORCED, u->pins.verdict == PIN_MISMATCH ?
@@ -919,10 +940,11 @@ upstream_report(struct upstream *u, STACK_OF(X509) *chain)
 {
 	struct report_event	 ev;
 	struct logline		 l;
-	char			 err[256];
+	char			 err[256], addr[CONF_ADDR_TEXT_MAX];
 
 	if (u->sinks->report == NULL)
 		return;
+	upstream_addr_text(u, addr, sizeof(addr));
 	memset(&ev, 0, sizeof(ev));
 	ev.time = time(NULL);
 	ev.hostname = u->host;
@@ -931,6 +953,7 @@ upstream_report(struct upstream *u, STACK_OF(X509) *chain)
 	ev.enforced = u->pins.verdict == PIN_MISMATCH;
 	ev.pins = &u->pins;
 	ev.client = u->client;
+	ev.server_address = addr;
 	ev.served_chain = SSL_get_peer_cert_chain(u->ssl);
 	ev.validated_chain = chain;
 	switch (report_pin_failure(u->sinks->report, &ev,
@@ -1134,6 +1157,7 @@ upstream_handshake_failed(struct upstream *u, short what)
 	struct logline	 l;
 	unsigned long	 e;
 	long		 v;
+	char		 addr[CONF_ADDR_TEXT_MAX];
 
 	metrics_inc(u->sinks->metrics, METRIC_HANDSHAKE_FAILURES_UPSTREAM);
 	v = SSL_get_verify_result(u->ssl);
@@ -1141,9 +1165,11 @@ upstream_handshake_failed(struct upstream *u, short what)
 		metrics_inc(u->sinks->metrics, METRIC_VERIFY_FAILURES);
 		snprintf(u->reason, sizeof(u->reason), "%s",
 		    X509_verify_cert_error_string(v));
+		upstream_addr_text(u, addr, sizeof(addr));
 		log_begin(&l, EV_VERIFY_FAILED);
 		log_str(&l, LK_HOST, u->host);
 		log_int(&l, LK_PORT, u->port);
+		log_str(&l, LK_ADDR, addr);
 		log_str(&l, LK_CLIENT, u->client);
 		log_str(&l, LK_REASON, u->reason);
 		log_end(&l);

@@ -255,7 +255,8 @@ connect wrong --proxy "$PA" --connect wrong.test:443 --sni wrong.test \
 check_out "pin mismatch: the handshake ends with a TLS alert" wrong tls alert
 check_log "pin mismatch: event=pin_mismatch enforced=yes" "$TMP/a.log" \
     "$(kv event pin_mismatch)" "$(kv host wrong.test)" \
-    "$(kv pinset set-wrong)" "$(kv enforced yes)"
+    "$(kv pinset set-wrong)" "$(kv enforced yes)" \
+    '(^| )addr=127\.0\.0\.1:[0-9]+( |$)'
 origin_settle "$TMP/ow.log"
 check "pin mismatch: pinproxy completed the origin's handshake" \
     test "$(origin_count "$TMP/ow.log" tls '"sni": "wrong.test"')" -ge 2
@@ -267,8 +268,9 @@ connect badname --proxy "$PA" --connect badname.test:443 \
     --sni badname.test --cafile "$TMP/ca.pem" --get /hello
 check_out "wrong name: the handshake ends with a TLS alert" badname tls \
     alert
-check_log "wrong name: event=verify_failed" "$TMP/a.log" \
-    "$(kv event verify_failed)" "$(kv host badname.test)"
+check_log "wrong name: event=verify_failed, the server's address" \
+    "$TMP/a.log" "$(kv event verify_failed)" "$(kv host badname.test)" \
+    '(^| )addr=127\.0\.0\.1:[0-9]+( |$)'
 origin_settle "$TMP/ov.log"
 check_eq "wrong name: the origin received no application byte" 0 \
     "$(origin_count "$TMP/ov.log" bytes)"
@@ -443,8 +445,10 @@ connect mismatch --proxy "$PA" --connect api.test:443 --sni other.test \
 check_out "CONNECT host differs from SNI: the bare 200" mismatch reply \
     "$ESTABLISHED"
 check_out "CONNECT host differs from SNI: TLS alert" mismatch tls alert
-check_log "CONNECT host differs from SNI: event=blocked" "$TMP/a.log" \
-    "$(kv event blocked)" "$(kv host other.test)"
+check_log "CONNECT host differs from SNI: event=blocked, the CONNECT host \
+as host, the SNI in the reason" "$TMP/a.log" \
+    "$(kv event blocked)" "$(kv host api.test)" \
+    "$(kv reason "SNI other.test differs from the CONNECT host")"
 
 # A port outside connect_ports.
 connect port --proxy "$PA" --connect "api.test:$DENIED" --sni api.test

@@ -176,8 +176,9 @@ check_status "cand-ro: report-only relays" 200 "$(get candro candro.test)" \
 check_log "cand-ro: candidate_seen with result=report_only" "$TMP/a.log" \
     'event=candidate_seen' "$(kv pinset cand-ro)" "$(kv result report_only)"
 
-# 4. Reports carry matched-depth and candidate-pins where they apply.
-python3 - "$REPORT" "${PIN_NEW#sha256/}" >"$TMP/report.check" 2>&1 <<'EOF'
+# 4. Reports carry matched-depth and candidate-pins where they apply, and
+# the address of the server that answered.
+python3 - "$REPORT" "${PIN_NEW#sha256/}" "$OO" >"$TMP/report.check" 2>&1 <<'EOF'
 import json, sys
 by_set = {}
 for line in open(sys.argv[1]):
@@ -195,10 +196,13 @@ if "matched-depth" in cand:
     bad.append("cand-ro: matched-depth where nothing matched")
 if "candidate-pins" in half:
     bad.append("half: candidate-pins without candidates")
+if half.get("server-address") != "127.0.0.1:" + sys.argv[3]:
+    bad.append("half: server-address %r" % half.get("server-address"))
 print("\n".join(bad))
 sys.exit(1 if bad else 0)
 EOF
-check_eq "reports: matched-depth and candidate-pins where they apply" 0 $?
+check_eq "reports: matched-depth and candidate-pins where they apply, \
+server-address" 0 $?
 [ -s "$TMP/report.check" ] && diag "$(cat "$TMP/report.check")"
 
 # 4b. report_max bounds the lines of a UTC day: the names under a

@@ -326,16 +326,16 @@ check_out "banner, then a hello for another name: refused with an alert" \
     other-sni after '\x15\x03\x03\x00\x02\x02p'
 check_out "banner, then a hello for another name: closed" other-sni end closed
 check_log "banner, then a hello for another name: blocked, SNI differs" \
-    "$TMP/a.log" "$(kv event blocked)" "$(kv host free.test)" \
-    "SNI differs from the CONNECT host"
+    "$TMP/a.log" "$(kv event blocked)" "$(kv host banner.test)" \
+    "SNI free.test differs from the CONNECT host"
 client pinned-sni "$PA" "banner.test:$SH" 10 bhello:pinned.test
 check_out "banner, then a hello for a pinned name: refused with an alert" \
     pinned-sni after '\x15\x03\x03\x00\x02\x02p'
 check_out "banner, then a hello for a pinned name: closed" pinned-sni end \
     closed
 check_log "banner, then a hello for a pinned name: blocked, SNI differs" \
-    "$TMP/a.log" "$(kv event blocked)" "$(kv host pinned.test)" \
-    "SNI differs from the CONNECT host"
+    "$TMP/a.log" "$(kv event blocked)" "$(kv host banner.test)" \
+    "SNI pinned.test differs from the CONNECT host"
 client http "$PA" "banner.test:$SH" 10 bhttp
 check_out "banner, then an HTTP request: closed, nothing answered" http \
     after ''
