@@ -155,8 +155,13 @@ forward_request_written(const struct forward *f)
 static void
 forward_drop(struct forward *f)
 {
-	if (f->up != NULL && !forward_request_written(f))
+	if (f->up != NULL && !forward_request_written(f)) {
+		if (f->req_done)
+			log_msg(EV_DEBUG, "client %s: the server of %s "
+			    "answered before it took the whole request: reset",
+			    f->x->client, f->authority);
 		linger_reset(upstream_fd(f->up));
+	}
 	/* A handshake under way runs on to its verdict, not counted in use. */
 	if (f->use != NULL)
 		pool_drop(f->x->env->pool, f->use, NULL);

@@ -19,7 +19,6 @@
 #include <string.h>
 
 #include "hostmatch.h"
-#include "linger.h"
 #include "monotime.h"
 #include "pool.h"
 #include "xmalloc.h"
@@ -291,10 +290,6 @@ pool_put(struct pool *p, struct pool_host *ph, struct upstream *u,
 	    upstream_generation(u) != p->generation ||
 	    evbuffer_get_length(bufferevent_get_input(bev)) > 0 ||
 	    evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
-		/* A request not all written is no request: see linger.h. */
-		if (bev != NULL &&
-		    evbuffer_get_length(bufferevent_get_output(bev)) > 0)
-			linger_reset(upstream_fd(u));
 		pool_drop(p, ph, u);
 		return;
 	}

@@ -109,6 +109,7 @@ struct upstream {
 	unsigned int			 att_seq;
 	struct event			*stagger;	/* the next attempt */
 	int				 fd;		/* connected */
+	char				 peer[CONF_ADDR_TEXT_MAX]; /* fd's */
 	int				 last_errno;
 
 	/*
@@ -157,6 +158,7 @@ struct upstream_alone {
 
 static void	upstream_try_next(struct upstream *);
 static void	upstream_attempts_end(struct upstream *);
+static void	upstream_note_peer(struct upstream *);
 
 /* Stop the clock, record the outcome and tell the caller (last thing). */
 static void
@@ -399,9 +401,27 @@ upstream_connect_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	/* This one won: it is the upstream's, the others go. */
 	u->fd = upstream_attempt_take(a);
+	upstream_note_peer(u);
 	upstream_attempts_end(u);
 	u->state = UPSTREAM_CONNECTED;
 	upstream_finish(u, UPSTREAM_OK);
+}
+
+/*
+ * Note the address of the server as "1.2.3.4:443" or "[::1]:443", taken
+ * when the connection is made (a reset would take it from the socket):
+ * the host name is what is checked, this is who answers (an address the
+ * client chose, for a CONNECT to one with a name in its hello).
+ */
+static void
+upstream_note_peer(struct upstream *u)
+{
+	struct sockaddr_storage	 ss;
+	socklen_t		 sslen = sizeof(ss);
+
+	u->peer[0] = '\0';
+	if (getpeername(u->fd, (struct sockaddr *)&ss, &sslen) == 0)
+		cv_peer_text((struct sockaddr *)&ss, u->peer, sizeof(u->peer));
 }
 
 /* Time for another address, beside the attempts still opening. */
@@ -835,31 +855,12 @@ upstream_mismatch_news(struct upstream *u)
 	return false;
 }
 
-/*
- * The address of the server as "1.2.3.4:443" or "[::1]:443": the host
- * name is what was checked, this is who answered (an address the client
- * chose, for a CONNECT to one with a name in its hello). Empty when the
- * socket has no peer.
- */
-static void
-upstream_addr_text(const struct upstream *u, char *buf, size_t len)
-{
-	struct sockaddr_storage	 ss;
-	socklen_t		 sslen = sizeof(ss);
-
-	buf[0] = '\0';
-	if (u->fd != -1 && getpeername(u->fd, (struct sockaddr *)&ss,
-	    &sslen) == 0)
-		cv_peer_text((struct sockaddr *)&ss, buf, len);
-}
-
 /* Log a pin verdict that lets traffic through with a warning. */
 static void
 upstream_log_verdict(struct upstream *u, bool resumed)
 {
 	struct logline	 l;
 	char		 seen[PINCHECK_MAX_CHAIN * PIN_TEXT_MAX];
-	char		 addr[CONF_ADDR_TEXT_MAX];
 
 	switch (u->pins.verdict) {
 	case PIN_MISMATCH:
@@ -867,11 +868,10 @@ upstream_log_verdict(struct upstream *u, bool resumed)
 		if (!upstream_mismatch_news(u))
 			break;
 		pincheck_seen_text(&u->pins, seen, sizeof(seen));
-		upstream_addr_text(u, addr, sizeof(addr));
 		log_begin(&l, EV_PIN_MISMATCH);
 		log_str(&l, LK_HOST, u->host);
 		log_int(&l, LK_PORT, u->port);
-		log_str(&l, LK_ADDR, addr);
+		log_str(&l, LK_ADDR, u->peer);
 		log_str(&l, LK_CLIENT, u->client);
 		log_str(&l, LK_PINSET, u->ps->name);
 		log_str(&l, LK_ENFORCED, u->pins.verdict == PIN_MISMATCH ?
@@ -940,11 +940,10 @@ upstream_report(struct upstream *u, STACK_OF(X509) *chain)
 {
 	struct report_event	 ev;
 	struct logline		 l;
-	char			 err[256], addr[CONF_ADDR_TEXT_MAX];
+	char			 err[256];
 
 	if (u->sinks->report == NULL)
 		return;
-	upstream_addr_text(u, addr, sizeof(addr));
 	memset(&ev, 0, sizeof(ev));
 	ev.time = time(NULL);
 	ev.hostname = u->host;
@@ -953,7 +952,7 @@ upstream_report(struct upstream *u, STACK_OF(X509) *chain)
 	ev.enforced = u->pins.verdict == PIN_MISMATCH;
 	ev.pins = &u->pins;
 	ev.client = u->client;
-	ev.server_address = addr;
+	ev.server_address = u->peer;
 	ev.served_chain = SSL_get_peer_cert_chain(u->ssl);
 	ev.validated_chain = chain;
 	switch (report_pin_failure(u->sinks->report, &ev,
@@ -1157,7 +1156,6 @@ upstream_handshake_failed(struct upstream *u, short what)
 	struct logline	 l;
 	unsigned long	 e;
 	long		 v;
-	char		 addr[CONF_ADDR_TEXT_MAX];
 
 	metrics_inc(u->sinks->metrics, METRIC_HANDSHAKE_FAILURES_UPSTREAM);
 	v = SSL_get_verify_result(u->ssl);
@@ -1165,11 +1163,10 @@ upstream_handshake_failed(struct upstream *u, short what)
 		metrics_inc(u->sinks->metrics, METRIC_VERIFY_FAILURES);
 		snprintf(u->reason, sizeof(u->reason), "%s",
 		    X509_verify_cert_error_string(v));
-		upstream_addr_text(u, addr, sizeof(addr));
 		log_begin(&l, EV_VERIFY_FAILED);
 		log_str(&l, LK_HOST, u->host);
 		log_int(&l, LK_PORT, u->port);
-		log_str(&l, LK_ADDR, addr);
+		log_str(&l, LK_ADDR, u->peer);
 		log_str(&l, LK_CLIENT, u->client);
 		log_str(&l, LK_REASON, u->reason);
 		log_end(&l);
@@ -1688,6 +1685,13 @@ upstream_free(struct upstream *u)
 	if (u->stagger != NULL)
 		event_free(u->stagger);
 	upstream_ahead_drop(u);
+	/*
+	 * Bytes still queued for the server never reach it: a FIN after
+	 * part of them could pass for the whole (a request's end, say).
+	 */
+	if (u->bev != NULL && u->fd != -1 &&
+	    evbuffer_get_length(bufferevent_get_output(u->bev)) > 0)
+		linger_reset(u->fd);
 	/* The bufferevent first: it stops using the others at once. */
 	if (u->bev != NULL)
 		bufferevent_free(u->bev);

@@ -256,7 +256,7 @@ check_out "pin mismatch: the handshake ends with a TLS alert" wrong tls alert
 check_log "pin mismatch: event=pin_mismatch enforced=yes" "$TMP/a.log" \
     "$(kv event pin_mismatch)" "$(kv host wrong.test)" \
     "$(kv pinset set-wrong)" "$(kv enforced yes)" \
-    '(^| )addr=127\.0\.0\.1:[0-9]+( |$)'
+    "(^| )addr=127\\.0\\.0\\.1:$OW( |\$)"
 origin_settle "$TMP/ow.log"
 check "pin mismatch: pinproxy completed the origin's handshake" \
     test "$(origin_count "$TMP/ow.log" tls '"sni": "wrong.test"')" -ge 2
@@ -270,7 +270,7 @@ check_out "wrong name: the handshake ends with a TLS alert" badname tls \
     alert
 check_log "wrong name: event=verify_failed, the server's address" \
     "$TMP/a.log" "$(kv event verify_failed)" "$(kv host badname.test)" \
-    '(^| )addr=127\.0\.0\.1:[0-9]+( |$)'
+    "(^| )addr=127\\.0\\.0\\.1:$OV( |\$)"
 origin_settle "$TMP/ov.log"
 check_eq "wrong name: the origin received no application byte" 0 \
     "$(origin_count "$TMP/ov.log" bytes)"

@@ -850,10 +850,10 @@ PUP=$(free_port)
 SK1=$(free_port)
 SK2=$(free_port)
 SK3=$(free_port)
-SK4=$(free_port)
 conf "$PUP" "idle_timeout = 3s
 shutdown_timeout = 1s
-plain_ports = $SK1 $SK2 $SK3 $SK4
+log_level = debug
+plain_ports = $SK1 $SK2 $SK3
 unpinned = pass" | grep -v '^unpinned = block$' >"$TMP/up.conf"
 check "pinproxy UP listens on 127.0.0.1:$PUP" \
     start_pinproxy PP_UP "$PUP" "$TMP/up.conf" "$TMP/up.log"
@@ -946,27 +946,52 @@ for s in sizes:
     end, n = sunk.get(s, ("none", 0))
     print(s, end, n, flush=True)
 EOF
-python3 "$TMP/upsweep.py" "$PUP" "$SK3" close \
-    $(for (( i = 0; i < 15; i++ )); do echo $(( (2 + i) * 524288 )); done) \
-    >"$TMP/sweep1.out" 2>&1
-# The first size that did not arrive whole.
-first=$(awk '$2 != "eof" || $1 != $3 { print $1; exit }' "$TMP/sweep1.out")
-check "uploads of 1 to 8 MiB behind an early answer: the small ones arrive \
-whole, a large one does not (first: ${first:-none})" \
-    test -n "$first" -a "${first:-0}" -gt 1048576
-first=${first:-1048576}
-# The answer with close, and one that would keep the connection.
+# sweep OUT MODE SIZE...: upsweep.py's report in $TMP/OUT.out; prints the
+# first size that did not arrive whole (empty: all did).
+sweep()
+{
+	local out=$1 mode=$2
+	shift 2
+	python3 "$TMP/upsweep.py" "$PUP" "$SK3" "$mode" "$@" >"$TMP/$out.out" 2>&1
+	awk '$2 != "eof" || $1 != $3 { print $1; exit }' "$TMP/$out.out"
+}
+# The kernel takes more the larger tcp_wmem's largest send buffer is (4 MiB
+# by default): the coarse pass spans a quarter of it to twice it, and
+# passes of ten steps narrow the steps below the first size not delivered
+# whole down to at most 640 KiB.
+wmem=$(awk '{ print $3 }' /proc/sys/net/ipv4/tcp_wmem 2>/dev/null)
+lo=$(( ${wmem:-4194304} / 4 ))
+step=$(( (${wmem:-4194304} * 2 - lo) / 14 ))
+first=$(sweep sweep1 close $(for (( i = 0; i < 15; i++ )); do
+	echo $(( lo + i * step )); done))
+check "uploads of $lo to $(( lo + 14 * step )) bytes behind an early \
+answer: the small ones arrive whole, a large one does not \
+(first: ${first:-none})" test -n "$first" -a "${first:-0}" -gt "$lo"
+first=${first:-$lo}
+while [ "$step" -gt 655360 ]; do
+	step=$(( step / 10 ))
+	next=$(sweep sweep-narrow close $(for (( i = 10; i >= 0; i-- )); do
+		echo $(( first - i * step )); done))
+	first=${next:-$first}
+done
+# Then 64 KiB steps, narrower than the window (the relay's 128 KiB high
+# water): some upload is read whole, its tail not yet written, when its
+# answer ends the exchange; the debug line says it was reset so. With
+# the answer with close, and one that would keep the connection.
+unwritten='answered before it took the whole request: reset'
 for keep in close keep; do
-	python3 "$TMP/upsweep.py" "$PUP" "$SK4" "$keep" \
-	    $(for (( i = 10; i >= 0; i-- )); do echo $(( first - i * 65536 ))
-	    done) >"$TMP/sweep-$keep.out" 2>&1
+	n=$(grep -c "$unwritten" "$TMP/up.log")
+	sweep "sweep-$keep" "$keep" $(for (( i = 10; i >= 0; i-- )); do
+		echo $(( first - i * 65536 )); done) >/dev/null
 	check_eq "uploads in 64 KiB steps up to it, the answer with $keep: \
 each server has all of its upload or a reset, never an end of file after \
 part of it" "" \
 	    "$(awk '!($2 == "eof" && $1 == $3) &&
 	        $2 != "ConnectionResetError"' "$TMP/sweep-$keep.out")"
-	check "... and the last of them is reset" \
+	check "... the last of them is reset" \
 	    grep -q "^$first ConnectionResetError " "$TMP/sweep-$keep.out"
+	check "... and one was read whole but not yet all written (the \
+window was crossed)" test "$(grep -c "$unwritten" "$TMP/up.log")" -gt "$n"
 done
 stop_pinproxy "$PP_UP" "$TMP/up.log"
 
