@@ -36,6 +36,7 @@
 #include "log.h"
 #include "linger.h"
 #include "metrics.h"
+#include "monotime.h"
 #include "relay.h"
 #include "tunnel.h"
 #include "xmalloc.h"
@@ -125,7 +126,7 @@ conn_ms_since(const struct timeval *t)
 {
 	struct timeval	 now, d;
 
-	evutil_gettimeofday(&now, NULL);
+	monotime_tv(&now);
 	evutil_timersub(&now, t, &d);
 	return (long long)d.tv_sec * 1000 + d.tv_usec / 1000;
 }
@@ -321,7 +322,7 @@ conn_begin_request(struct conn *c)
 	a->status = 0;
 	a->up = 0;
 	a->down = 0;
-	evutil_gettimeofday(&a->start, NULL);
+	monotime_tv(&a->start);
 }
 
 /*
@@ -622,7 +623,7 @@ conn_tunnel_plain(struct conn *c, const char *host, bool by_ip,
 	 */
 	c->answered = !c->x.transparent;
 	c->used = false;
-	evutil_gettimeofday(&c->due, NULL);
+	monotime_tv(&c->due);
 	conn_phase_free(c);
 	/* A fresh parser: the last one stopped after the CONNECT. */
 	http_msg_free(c->x.req);
@@ -1022,7 +1023,7 @@ conn_read_head(struct conn *c)
 			/* The time of a request counts from its first byte. */
 			c->head_started = true;
 			c->used = true;
-			evutil_gettimeofday(&c->x.acc.start, NULL);
+			monotime_tv(&c->x.acc.start);
 		}
 		r = http_msg_feed_head(c->x.req, v.iov_base, v.iov_len,
 		    &consumed);
@@ -1184,7 +1185,7 @@ conn_alloc(struct conn_env *env, evutil_socket_t fd,
 	memcpy(&c->ss, sa, salen);
 	c->x.id = conn_next_id++;
 	c->x.state = CONN_READ_HEAD;
-	evutil_gettimeofday(&c->due, NULL);
+	monotime_tv(&c->due);
 	cv_peer_text(sa, c->client, sizeof(c->client));
 	c->x.client = c->client;
 	c->x.client_read = conn_read_cb;

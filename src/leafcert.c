@@ -37,6 +37,7 @@ struct leafcert_entry {
 	char				*host;
 	unsigned char			 ca_id[CA_ID_LEN];
 	X509				*cert;
+	time_t				 made;	/* the clock when forged */
 	time_t				 renew_at;
 };
 
@@ -236,7 +237,8 @@ leafcert_remove(struct leafcert_cache *lc, struct leafcert_entry *e)
 /* Add cert for (host, id), evicting the least recently used if full. */
 static void
 leafcert_insert(struct leafcert_cache *lc, const char *host,
-    const unsigned char *id, uint64_t hash, X509 *cert, time_t renew_at)
+    const unsigned char *id, uint64_t hash, X509 *cert, time_t made,
+    time_t renew_at)
 {
 	struct leafcert_entry	*e;
 	size_t			 b;
@@ -250,6 +252,7 @@ leafcert_insert(struct leafcert_cache *lc, const char *host,
 	e->host = xstrdup(host);
 	memcpy(e->ca_id, id, CA_ID_LEN);
 	e->cert = cert;
+	e->made = made;
 	e->renew_at = renew_at;
 	b = hash & (lc->nbuckets - 1);
 	e->next = lc->buckets[b];
@@ -301,14 +304,20 @@ leafcert_get(struct leafcert_cache *lc, struct ca *ca, const char *host)
 	char			 name[HOSTMATCH_NAME_MAX];
 	size_t			 iplen = 0;
 	uint64_t		 hash;
-	time_t			 not_after;
+	time_t			 not_after, now = time(NULL);
 	bool			 is_ip;
 
 	if (!leafcert_normalize(host, name, sizeof(name), &is_ip, ip, &iplen))
 		return NULL;
 	hash = leafcert_hash(lc, name, ca_id(ca));
 	if ((e = leafcert_find(lc, name, ca_id(ca), hash)) != NULL) {
-		if (time(NULL) < e->renew_at) {
+		/*
+		 * Not once the clock went back more than half the leaf's
+		 * backdating since it was forged: made while the clock was
+		 * ahead (then set right), it is not valid yet for clients.
+		 */
+		if (now < e->renew_at &&
+		    now >= e->made - LEAFCERT_BACKDATE / 2) {
 			lc->stats.hits++;
 			TAILQ_REMOVE(&lc->lru, e, lru);
 			TAILQ_INSERT_HEAD(&lc->lru, e, lru);
@@ -321,7 +330,7 @@ leafcert_get(struct leafcert_cache *lc, struct ca *ca, const char *host)
 	cert = leafcert_forge(lc, ca, name, is_ip, ip, iplen, &not_after);
 	if (cert == NULL)
 		return NULL;
-	leafcert_insert(lc, name, ca_id(ca), hash, cert,
+	leafcert_insert(lc, name, ca_id(ca), hash, cert, now,
 	    not_after - LEAFCERT_RENEW_SECONDS);
 	X509_up_ref(cert);
 	return cert;

@@ -16,6 +16,7 @@
 
 #include "conf_value.h"
 #include "linger.h"
+#include "monotime.h"
 #include "sockprog.h"
 #include "xmalloc.h"
 
@@ -86,7 +87,7 @@ linger_watch_begin(struct linger_close *l, evutil_socket_t fd)
 	struct timeval	 wait = cv_timeval(l->stall_ms);
 
 	(void)sockprog_moved(fd, &l->acked);
-	evutil_gettimeofday(&l->end, NULL);
+	monotime_tv(&l->end);
 	evutil_timeradd(&l->end, &wait, &l->end);
 }
 
@@ -118,7 +119,7 @@ linger_watch_cb(evutil_socket_t fd, short what, void *arg)
 		l->cb(l->arg);
 		return;
 	}
-	evutil_gettimeofday(&now, NULL);
+	monotime_tv(&now);
 	if (sockprog_moved(fd, &l->acked))
 		evutil_timeradd(&now, &wait, &l->end);
 	else if (!evutil_timercmp(&now, &l->end, <)) {
@@ -163,7 +164,7 @@ linger_cb(evutil_socket_t fd, short what, void *arg)
 		else
 			break;
 	}
-	evutil_gettimeofday(&now, NULL);
+	monotime_tv(&now);
 	evutil_timersub(&l->end, &now, &left);
 	if (!ended && !(what & EV_TIMEOUT) && left.tv_sec >= 0) {
 		event_add(l->ev, &left);
@@ -192,7 +193,7 @@ linger_cut_cb(evutil_socket_t fd, short what, void *arg)
 	struct timeval		 wait = cv_timeval(LINGER_MS);
 	int			 n;
 
-	evutil_gettimeofday(&now, NULL);
+	monotime_tv(&now);
 	if (linger_outq(fd, &n) && n > 0) {
 		/* Moving: the wait for it starts again, up to a bound. */
 		if (n < l->outq)
@@ -224,7 +225,7 @@ linger_new(struct event_base *base, evutil_socket_t fd, short what,
 	l = xcalloc(1, sizeof(*l));
 	l->cb = cb;
 	l->arg = arg;
-	evutil_gettimeofday(&l->end, NULL);
+	monotime_tv(&l->end);
 	evutil_timeradd(&l->end, &wait, &l->end);
 	l->ev = event_new(base, fd, what, fn, l);
 	event_add(l->ev, &first);
@@ -245,7 +246,7 @@ linger_start_cut(struct event_base *base, evutil_socket_t fd,
 	l = linger_new(base, fd, 0, linger_cut_cb, cb, arg,
 	    LINGER_CUT_LOOK_MS);
 	l->outq = n;
-	evutil_gettimeofday(&now, NULL);
+	monotime_tv(&now);
 	evutil_timeradd(&now, &max, &l->last);
 	return l;
 }

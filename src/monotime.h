@@ -5,9 +5,13 @@
 #ifndef PINPROXY_MONOTIME_H
 #define PINPROXY_MONOTIME_H
 
+#include <sys/time.h>
+
 #include <stdint.h>
 
 /* Microseconds of CLOCK_MONOTONIC. */
 uint64_t	 monotime_us(void);
+/* CLOCK_MONOTONIC as a timeval: for deadlines and durations, not dates. */
+void		 monotime_tv(struct timeval *tv);
 
 #endif

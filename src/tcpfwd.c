@@ -25,6 +25,7 @@
 #include "linger.h"
 #include "log.h"
 #include "metrics.h"
+#include "monotime.h"
 #include "relay.h"
 #include "sockprog.h"
 #include "sockwatch.h"
@@ -83,7 +84,7 @@ tcpfwd_log_access(struct tcpfwd_conn *c, int status, uint64_t up,
 	struct logline	 l;
 	struct timeval	 now, d;
 
-	evutil_gettimeofday(&now, NULL);
+	monotime_tv(&now);
 	evutil_timersub(&now, &c->start, &d);
 	log_begin(&l, EV_ACCESS);
 	log_str(&l, LK_CLIENT, c->addr);
@@ -316,7 +317,7 @@ tcpfwd_accept_cb(struct evconnlistener *evl, evutil_socket_t fd,
 	c->fd = -1;
 	c->rc = runconf_ref(env->rc);
 	c->f = conf_forwarder_at(c->rc->conf, tl->addr.text);
-	evutil_gettimeofday(&c->start, NULL);
+	monotime_tv(&c->start);
 	cv_peer_text(sa, c->addr, sizeof(c->addr));
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->client = bufferevent_socket_new(env->base, fd,

@@ -261,7 +261,7 @@ upstream_arm_timer(struct upstream *u, bool fresh)
 {
 	struct timeval	 now, left, timeout;
 
-	evutil_gettimeofday(&now, NULL);
+	monotime_tv(&now);
 	if (fresh) {
 		timeout = cv_timeval(u->rc->conf->connect_timeout_ms);
 		evutil_timeradd(&now, &timeout, &u->deadline);

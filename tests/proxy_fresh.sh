@@ -153,6 +153,50 @@ check_eq "... the hello made ahead was dropped unsent" $((drops + 1)) \
     "$(stale_drops)"
 check_eq "... and the handshake is full" "4 full, 3 resumed" "$(handshakes)"
 
+# A leaf forged while the clock was two days ahead is dated a day ahead
+# of the real clock (leaves are backdated a day): no client takes it.
+# Once the clock is set right, it is not served from the cache again: a
+# new one is forged. (The reload empties the cache of api.test's leaf.)
+clock $((600 + 2 * 86400))
+reload "$PP" "$TMP/p.log" || diag "the reload two days ahead failed"
+connect future
+check_out "a leaf forged two days ahead: the client refuses it" future tls \
+    error
+clock 600
+connect set-right
+check_out "the clock set right: a new leaf, the origin's body" set-right \
+    body 'hello from origin\n'
+
+# Deadlines run on the monotonic clock: the wall clock set back an hour
+# while a refused CONNECT lingers (its client then sends a byte, which
+# the linger reads and drops) does not keep the socket an hour longer. The client has the 403 and the
+# FIN at once; 3 s later (the linger's 2 s over), its next byte finds the
+# socket closed: a reset, which fails the write after it.
+python3 -c 'import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(b"CONNECT api.test:80 HTTP/1.1\r\nHost: api.test:80\r\n\r\n")
+d = b""
+while b"\r\n\r\n" not in d:
+    d += s.recv(4096)
+open(sys.argv[2], "w").write("-3600\n")
+s.sendall(b"x")
+while s.recv(4096):
+    pass
+time.sleep(3)
+try:
+    s.sendall(b"y")
+    time.sleep(0.3)
+    s.sendall(b"z")
+    end = "held"
+except OSError:
+    end = "reset"
+print(d.split(b"\r\n")[0].decode(), end)
+' "$P" "$CLOCK" >"$TMP/linger-back.out" 2>&1
+check_eq "a lingering refusal, the clock set back an hour: closed after the \
+linger's 2 s" "HTTP/1.1 403 Forbidden reset" \
+    "$(cat "$TMP/linger-back.out")"
+clock 600
+
 check_eq "no pin mismatch or refusal was logged" 0 \
     "$(log_count "$TMP/p.log" 'event=(pin_mismatch|verify_failed|upstream_error)')"
 stop_pinproxy "$PP" "$TMP/p.log"
