@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "certfile.h"
 #include "pincheck.h"
 
 static const char *const pincheck_verdict_names[] = {
@@ -27,13 +28,24 @@ static const char *const pincheck_verdict_names[] = {
 static void
 pincheck_record(STACK_OF(X509) *chain, struct pincheck_result *res)
 {
+	time_t	 t;
 	int	 i, n;
 
 	res->nseen = 0;
 	res->partial = false;
+	res->valid_until = 0;
 	if (chain == NULL)
 		return;
 	n = sk_X509_num(chain);
+	for (i = 0; i < n; i++) {
+		if (!certfile_asn1_time(X509_get0_notAfter(sk_X509_value(chain,
+		    i)), &t)) {
+			res->valid_until = 0;
+			break;
+		}
+		if (i == 0 || t < res->valid_until)
+			res->valid_until = t;
+	}
 	for (i = 0; i < n && i < PINCHECK_MAX_CHAIN; i++) {
 		if (!pin_from_cert(sk_X509_value(chain, i),
 		    &res->seen[res->nseen]))

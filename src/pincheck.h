@@ -57,6 +57,11 @@ struct pincheck_result {
 	 * the full handshake it goes back to, and so is this.
 	 */
 	time_t			 checked;
+	/*
+	 * The first notAfter of the chain checked: its verdict stands no
+	 * longer (0: unknown, which stands for nothing).
+	 */
+	time_t			 valid_until;
 };
 
 /*

@@ -305,12 +305,16 @@ tls_upstream_free(struct tls_upstream *t)
 	free(t);
 }
 
-/* The verdict of a kept session still stands at now. */
+/*
+ * The verdict of a kept session still stands at now: within the hour,
+ * not before it, and not past the end of the chain it judged (a resumed
+ * server sends no certificate to find expired).
+ */
 static bool
 tls_upstream_fresh(const struct pincheck_result *res, time_t now)
 {
 	return now - res->checked < TLS_UPSTREAM_VERDICT_SECONDS &&
-	    now >= res->checked;
+	    now >= res->checked && now < res->valid_until;
 }
 
 /* Offer the newest kept session for tc's host, port and pin set. */

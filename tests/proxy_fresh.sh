@@ -74,6 +74,7 @@ stale_drops()
 }
 
 O=$(free_port)
+OS=$(free_port)
 P=$(free_port)
 cat >"$TMP/p.conf" <<EOC
 [proxy]
@@ -88,9 +89,29 @@ connect_ports = 443
 hosts = api.test
 pin = $PIN_INTER
 connect_to = 127.0.0.1:$O
+
+[pins:short]
+hosts = short.test
+pin = $PIN_INTER
+connect_to = 127.0.0.1:$OS
 EOC
 start_origin O_PID "$O" "$TMP/o.log" --cert "$PKI/chain.pem" \
     --key "$PKI/leaf.key" --alpn http/1.1
+# short.test's server has a leaf that ends a day from now.
+openssl ecparam -genkey -name prime256v1 -noout -out "$TMP/short.key" &&
+openssl req -new -key "$TMP/short.key" -subj /CN=short.test \
+    -out "$TMP/short.csr" &&
+printf '%s\n' 'subjectAltName=DNS:short.test' \
+    'basicConstraints=critical,CA:FALSE' \
+    'keyUsage=critical,digitalSignature' 'extendedKeyUsage=serverAuth' \
+    >"$TMP/short.ext" &&
+openssl x509 -req -in "$TMP/short.csr" -CA "$PKI/inter.pem" \
+    -CAkey "$PKI/inter.key" -set_serial 4242 -days 1 \
+    -extfile "$TMP/short.ext" -out "$TMP/short.pem" 2>/dev/null &&
+cat "$TMP/short.pem" "$PKI/inter.pem" >"$TMP/short-chain.pem" ||
+    bail_out "openssl could not make short.test's leaf"
+start_origin O_SHORT "$OS" "$TMP/os.log" --cert "$TMP/short-chain.pem" \
+    --key "$TMP/short.key" --alpn http/1.1
 # Ten minutes ahead at first, so that going back later stays after the
 # test PKI's notBefore (made a moment ago on the real clock).
 clock 600
@@ -199,5 +220,30 @@ clock 600
 
 check_eq "no pin mismatch or refusal was logged" 0 \
     "$(log_count "$TMP/p.log" 'event=(pin_mismatch|verify_failed|upstream_error)')"
+
+# A kept session stands for its chain only until that chain ends: half an
+# hour before short.test's leaf ends, a full handshake; ten minutes after
+# its end (within the hour), its session is not offered, and the full
+# handshake finds the leaf expired.
+short()
+{
+	python3 "$CLIENT" --proxy "$P" --connect "short.test:443" \
+	    --sni short.test --cafile "$TMP/ca.pem" --alpn http/1.1 \
+	    --get /hello >"$TMP/$1.out" 2>&1
+}
+clock $((86400 - 1800))
+short short-before
+check_out "short.test half an hour before its leaf ends: the origin's body" \
+    short-before body 'hello from origin\n'
+clock $((86400 + 600))
+short short-after
+check_out "ten minutes after its end: the session is not offered, the \
+handshake refused" short-after tls alert
+origin_settle "$TMP/os.log"
+check_eq "... short.test's server resumed no session" 0 \
+    "$(origin_count "$TMP/os.log" tls '"resumed": true')"
+check_log "... verify_failed: the certificate has expired" "$TMP/p.log" \
+    "$(kv event verify_failed)" "$(kv host short.test)" \
+    "certificate has expired"
 stop_pinproxy "$PP" "$TMP/p.log"
 done_testing

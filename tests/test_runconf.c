@@ -444,6 +444,9 @@ upstream_server(const struct fixture *fx, struct conf *conf,
  * server's tickets read, as a relay would. Whether it resumed a kept
  * session; *got (NULL: not wanted) is when its verdict was checked.
  */
+/* How long after its check the chain of upstream_once_at() still lasts. */
+static time_t	chain_valid_for = 30 * 24 * 60 * 60;
+
 static bool
 upstream_once_at(struct runconf *rc, SSL_CTX *sctx, time_t checked,
     time_t *got)
@@ -477,6 +480,7 @@ upstream_once_at(struct runconf *rc, SSL_CTX *sctx, time_t checked,
 		res.verdict = PIN_UNPINNED;
 		res.matched_depth = -1;
 		res.checked = checked;
+		res.valid_until = checked + chain_valid_for;
 		tls_upstream_passed(client, &res);
 	}
 	if (got != NULL)
@@ -647,7 +651,8 @@ test_runconf_candidate_first_by_whether_the_pins_met(void **state)
  * A session goes back to the full handshake that checked the chain, and
  * its verdict stands for TLS_UPSTREAM_VERDICT_SECONDS: the tickets of a
  * resumed connection carry the first check's time, and once it is that
- * old, the next connection makes a full handshake.
+ * old, or the chain it checked has ended, the next connection makes a
+ * full handshake.
  */
 static void
 test_runconf_a_verdict_stands_for_resumptions_an_hour(void **state)
@@ -679,6 +684,14 @@ test_runconf_a_verdict_stands_for_resumptions_an_hour(void **state)
 	assert_int_equal(got, first);
 	assert_true(upstream_once_at(rc, sctx, now, &got));
 	assert_int_equal(got, first);
+	runconf_unref(rc);
+
+	/* Not past the end of the chain it checked, within the hour too. */
+	rc = build_ok(conf, 3, NULL);
+	chain_valid_for = 30;
+	assert_false(upstream_once_at(rc, sctx, now - 60, NULL));
+	assert_false(upstream_once_at(rc, sctx, now, NULL));
+	chain_valid_for = 30 * 24 * 60 * 60;
 
 	runconf_unref(rc);
 	conf_unref(conf);
