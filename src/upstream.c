@@ -1545,8 +1545,10 @@ bool
 upstream_matches(const struct upstream *u, const struct runconf *rc,
     const char *host, uint16_t port, bool tls)
 {
+	/* Not once the chain its verdict judged ended, as for a session. */
 	return u->state == UPSTREAM_READY && u->rc == rc && u->port == port &&
-	    u->tls == tls && strcmp(u->host, host) == 0;
+	    u->tls == tls && strcmp(u->host, host) == 0 &&
+	    (!tls || time(NULL) < u->pins.valid_until);
 }
 
 unsigned long
