@@ -75,6 +75,7 @@ stale_drops()
 
 O=$(free_port)
 OS=$(free_port)
+SLOW=$(free_port)
 P=$(free_port)
 cat >"$TMP/p.conf" <<EOC
 [proxy]
@@ -84,17 +85,33 @@ ca_key = $TMP/ca.key
 trust = $PKI/root.pem
 log_level = debug
 connect_ports = 443
+connect_timeout = 3s
 
 [pins:api]
 hosts = api.test
 pin = $PIN_INTER
 connect_to = 127.0.0.1:$O
 
+[pins:slow]
+hosts = slow.test
+pin = $PIN_INTER
+port = $SLOW
+
 [pins:short]
 hosts = short.test
 pin = $PIN_INTER
 connect_to = 127.0.0.1:$OS
 EOC
+# slow.test's name is answered 2 s late, and its server takes the TCP
+# connection (the kernel's backlog) but never a byte of TLS.
+start_dnsd --map slow.test=127.0.0.1 --slow slow.test=2
+spawn SLOW_PID python3 -c 'import socket, sys, time
+s = socket.socket()
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(8)
+print("ready", flush=True)
+time.sleep(120)' "$SLOW" >"$TMP/slow.out"
+wait_ready "$TMP/slow.out" || bail_out "the silent server did not start"
 start_origin O_PID "$O" "$TMP/o.log" --cert "$PKI/chain.pem" \
     --key "$PKI/leaf.key" --alpn http/1.1
 # short.test's server has a leaf that ends a day from now.
@@ -223,6 +240,34 @@ clock 600
 
 check_eq "no pin mismatch or refusal was logged" 0 \
     "$(log_count "$TMP/p.log" 'event=(pin_mismatch|verify_failed|upstream_error)')"
+
+# Deadlines run on the monotonic clock. connect_timeout (3 s) covers the
+# DNS answer, the TCP connection and the TLS handshake together: the wall
+# clock set back an hour while the name is resolved does not give the
+# handshake that follows an hour more.
+python3 -c 'import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(b"GET http://slow.test/ HTTP/1.1\r\nHost: slow.test\r\n\r\n")
+t0 = time.monotonic()
+time.sleep(1)
+open(sys.argv[2], "w").write("-3600\n")
+d = b""
+try:
+    while b"\r\n" not in d:
+        b = s.recv(4096)
+        if not b:
+            break
+        d += b
+except OSError:
+    pass
+print(d.split(b"\r\n")[0].decode() or "none", round(time.monotonic() - t0))
+' "$P" "$CLOCK" >"$TMP/dial-back.out" 2>&1
+status=$(awk '{ print $2 }' "$TMP/dial-back.out")
+secs=$(awk '{ print $NF }' "$TMP/dial-back.out")
+check "a dial, the clock set back an hour during its DNS answer: 504 at \
+connect_timeout ($(cat "$TMP/dial-back.out"))" \
+    test "$status" = 504 -a "${secs:-99}" -le 5
+clock 600
 
 # A kept session stands for its chain only until that chain ends: half an
 # hour before short.test's leaf ends, a full handshake; ten minutes after
