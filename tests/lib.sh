@@ -300,6 +300,18 @@ wait_exit()
 
 ## The test servers and PKI.
 
+# clear_of_midnight SECONDS: when the next UTC midnight is less than
+# SECONDS away, wait until it has passed: a test that counts what one UTC
+# day allows (report_max, observe_max) must not straddle two.
+clear_of_midnight()
+{
+	local left=$(( 86400 - $(date -u +%s) % 86400 ))
+	if [ "$left" -lt "$1" ]; then
+		diag "waiting ${left} s for UTC midnight to pass"
+		t_sleep $(( left + 1 ))
+	fi
+}
+
 # wait_ready FILE: wait up to 5 s for a server to print "ready" in FILE
 # (read by the shell itself: every server of every test waits here).
 wait_ready()

@@ -7,6 +7,8 @@
 
 . "${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}/tests/lib.sh"
 
+clear_of_midnight 90
+
 make_pki multi "$(dns_sans one.test two.test three.test four.test five.test \
     pinned.test a.w.test b.w.test c.w.test d.w.test)" inter
 pki_pin PIN_LEAF multi

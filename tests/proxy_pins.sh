@@ -7,6 +7,8 @@
 
 . "${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}/tests/lib.sh"
 
+clear_of_midnight 90
+
 FAILED_START_STOPS_WAITS=yes
 
 HOSTS="ca.test leafwrong.test leaf.test caleaf.test both.test half.test \
