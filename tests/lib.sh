@@ -302,7 +302,8 @@ wait_exit()
 
 # clear_of_midnight SECONDS: when the next UTC midnight is less than
 # SECONDS away, wait until it has passed: a test that counts what one UTC
-# day allows (report_max, observe_max) must not straddle two.
+# day allows (report_max, observe_max), or an expiry date's days from
+# today, must not straddle two.
 clear_of_midnight()
 {
 	local left=$(( 86400 - $(date -u +%s) % 86400 ))

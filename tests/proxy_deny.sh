@@ -15,6 +15,8 @@
 
 . "${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}/tests/lib.sh"
 
+clear_of_midnight 90
+
 make_pki multi "$(dns_sans api.test free.test late.test)" inter \
     other "$(dns_sans other.test)" inter
 pki_pin PIN_MULTI multi
