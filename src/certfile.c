@@ -197,3 +197,28 @@ certfile_asn1_time(const ASN1_TIME *t, time_t *out)
 	*out = timegm(&tm);
 	return true;
 }
+
+bool
+certfile_chain_window(STACK_OF(X509) *chain, time_t *from, time_t *until)
+{
+	X509	*x;
+	time_t	 t;
+	int	 i;
+
+	*from = *until = 0;
+	for (i = 0; i < sk_X509_num(chain); i++) {
+		x = sk_X509_value(chain, i);
+		if (!certfile_asn1_time(X509_get0_notBefore(x), &t))
+			goto fail;
+		if (t > *from)
+			*from = t;
+		if (!certfile_asn1_time(X509_get0_notAfter(x), &t))
+			goto fail;
+		if (i == 0 || t < *until)
+			*until = t;
+	}
+	return i > 0;
+fail:
+	*from = *until = 0;
+	return false;
+}

@@ -19,5 +19,12 @@ STACK_OF(X509)	*certfile_load(const char *path, bool regular_only, char *err,
 		    size_t errlen);
 /* A certificate's time (notBefore, notAfter) as seconds since the epoch. */
 bool		 certfile_asn1_time(const ASN1_TIME *t, time_t *out);
+/*
+ * The window in which every certificate of chain is valid: the latest
+ * notBefore and the earliest notAfter. False (both 0) when a time cannot
+ * be read or the chain is empty.
+ */
+bool		 certfile_chain_window(STACK_OF(X509) *chain, time_t *from,
+		    time_t *until);
 
 #endif

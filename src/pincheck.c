@@ -28,7 +28,7 @@ static const char *const pincheck_verdict_names[] = {
 static void
 pincheck_record(STACK_OF(X509) *chain, struct pincheck_result *res)
 {
-	time_t	 t;
+	time_t	 from;
 	int	 i, n;
 
 	res->nseen = 0;
@@ -36,16 +36,8 @@ pincheck_record(STACK_OF(X509) *chain, struct pincheck_result *res)
 	res->valid_until = 0;
 	if (chain == NULL)
 		return;
+	(void)certfile_chain_window(chain, &from, &res->valid_until);
 	n = sk_X509_num(chain);
-	for (i = 0; i < n; i++) {
-		if (!certfile_asn1_time(X509_get0_notAfter(sk_X509_value(chain,
-		    i)), &t)) {
-			res->valid_until = 0;
-			break;
-		}
-		if (i == 0 || t < res->valid_until)
-			res->valid_until = t;
-	}
 	for (i = 0; i < n && i < PINCHECK_MAX_CHAIN; i++) {
 		if (!pin_from_cert(sk_X509_value(chain, i),
 		    &res->seen[res->nseen]))

@@ -104,12 +104,15 @@ struct upstream {
 		int			 fd;	/* -1: a free slot */
 		struct event		*ev;
 		unsigned int		 seq;	/* the oldest is given up */
+		struct sockaddr_storage	 sa;	/* the address dialled */
+		socklen_t		 salen;
 	}				 att[UPSTREAM_ATTEMPTS];
 	size_t				 natt;
 	unsigned int			 att_seq;
 	struct event			*stagger;	/* the next attempt */
 	int				 fd;		/* connected */
-	char				 peer[CONF_ADDR_TEXT_MAX]; /* fd's */
+	struct sockaddr_storage		 peer;		/* fd's; see */
+	socklen_t			 peerlen;	/* upstream_peer_text */
 	int				 last_errno;
 
 	/*
@@ -158,7 +161,6 @@ struct upstream_alone {
 
 static void	upstream_try_next(struct upstream *);
 static void	upstream_attempts_end(struct upstream *);
-static void	upstream_note_peer(struct upstream *);
 
 /* Stop the clock, record the outcome and tell the caller (last thing). */
 static void
@@ -400,28 +402,28 @@ upstream_connect_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	/* This one won: it is the upstream's, the others go. */
+	memcpy(&u->peer, &a->sa, a->salen);
+	u->peerlen = a->salen;
 	u->fd = upstream_attempt_take(a);
-	upstream_note_peer(u);
 	upstream_attempts_end(u);
 	u->state = UPSTREAM_CONNECTED;
 	upstream_finish(u, UPSTREAM_OK);
 }
 
 /*
- * Note the address of the server as "1.2.3.4:443" or "[::1]:443", taken
- * when the connection is made (a reset would take it from the socket):
- * the host name is what is checked, this is who answers (an address the
- * client chose, for a CONNECT to one with a name in its hello).
+ * The address of the server as "1.2.3.4:443" or "[::1]:443", the one its
+ * connection was dialled to (a reset would take it from the socket): the
+ * host name is what is checked, this is who answers (an address the
+ * client chose, for a CONNECT to one with a name in its hello). Empty
+ * before a connection.
  */
-static void
-upstream_note_peer(struct upstream *u)
+static const char *
+upstream_peer_text(const struct upstream *u, char *buf, size_t len)
 {
-	struct sockaddr_storage	 ss;
-	socklen_t		 sslen = sizeof(ss);
-
-	u->peer[0] = '\0';
-	if (getpeername(u->fd, (struct sockaddr *)&ss, &sslen) == 0)
-		cv_peer_text((struct sockaddr *)&ss, u->peer, sizeof(u->peer));
+	buf[0] = '\0';
+	if (u->peerlen > 0)
+		cv_peer_text((const struct sockaddr *)&u->peer, buf, len);
+	return buf;
 }
 
 /* Time for another address, beside the attempts still opening. */
@@ -655,6 +657,8 @@ upstream_dial(struct upstream *u, const struct sockaddr *sa, socklen_t salen)
 	a = upstream_attempt_slot(u);
 	a->u = u;
 	a->fd = fd;
+	memcpy(&a->sa, sa, salen);
+	a->salen = salen;
 	a->seq = u->att_seq++;
 	a->ev = event_new(u->base, fd, EV_WRITE, upstream_connect_cb, a);
 	event_add(a->ev, NULL);
@@ -861,6 +865,7 @@ upstream_log_verdict(struct upstream *u, bool resumed)
 {
 	struct logline	 l;
 	char		 seen[PINCHECK_MAX_CHAIN * PIN_TEXT_MAX];
+	char		 addr[CONF_ADDR_TEXT_MAX];
 
 	switch (u->pins.verdict) {
 	case PIN_MISMATCH:
@@ -871,7 +876,8 @@ upstream_log_verdict(struct upstream *u, bool resumed)
 		log_begin(&l, EV_PIN_MISMATCH);
 		log_str(&l, LK_HOST, u->host);
 		log_int(&l, LK_PORT, u->port);
-		log_str(&l, LK_ADDR, u->peer);
+		log_str(&l, LK_ADDR, upstream_peer_text(u, addr,
+		    sizeof(addr)));
 		log_str(&l, LK_CLIENT, u->client);
 		log_str(&l, LK_PINSET, u->ps->name);
 		log_str(&l, LK_ENFORCED, u->pins.verdict == PIN_MISMATCH ?
@@ -940,7 +946,7 @@ upstream_report(struct upstream *u, STACK_OF(X509) *chain)
 {
 	struct report_event	 ev;
 	struct logline		 l;
-	char			 err[256];
+	char			 err[256], addr[CONF_ADDR_TEXT_MAX];
 
 	if (u->sinks->report == NULL)
 		return;
@@ -952,7 +958,7 @@ upstream_report(struct upstream *u, STACK_OF(X509) *chain)
 	ev.enforced = u->pins.verdict == PIN_MISMATCH;
 	ev.pins = &u->pins;
 	ev.client = u->client;
-	ev.server_address = u->peer;
+	ev.server_address = upstream_peer_text(u, addr, sizeof(addr));
 	ev.served_chain = SSL_get_peer_cert_chain(u->ssl);
 	ev.validated_chain = chain;
 	switch (report_pin_failure(u->sinks->report, &ev,
@@ -1154,6 +1160,7 @@ static void
 upstream_handshake_failed(struct upstream *u, short what)
 {
 	struct logline	 l;
+	char		 addr[CONF_ADDR_TEXT_MAX];
 	unsigned long	 e;
 	long		 v;
 
@@ -1166,7 +1173,8 @@ upstream_handshake_failed(struct upstream *u, short what)
 		log_begin(&l, EV_VERIFY_FAILED);
 		log_str(&l, LK_HOST, u->host);
 		log_int(&l, LK_PORT, u->port);
-		log_str(&l, LK_ADDR, u->peer);
+		log_str(&l, LK_ADDR, upstream_peer_text(u, addr,
+		    sizeof(addr)));
 		log_str(&l, LK_CLIENT, u->client);
 		log_str(&l, LK_REASON, u->reason);
 		log_end(&l);

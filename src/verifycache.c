@@ -138,23 +138,8 @@ static bool
 verifycache_window(STACK_OF(X509) *chain, time_t now, time_t *from,
     time_t *until)
 {
-	X509	*x;
-	time_t	 t;
-	int	 i;
-
-	*from = *until = 0;
-	for (i = 0; i < sk_X509_num(chain); i++) {
-		x = sk_X509_value(chain, i);
-		if (!certfile_asn1_time(X509_get0_notBefore(x), &t))
-			return false;
-		if (t > *from)
-			*from = t;
-		if (!certfile_asn1_time(X509_get0_notAfter(x), &t))
-			return false;
-		if (i == 0 || t < *until)
-			*until = t;
-	}
-	return *from <= now && now < *until;
+	return certfile_chain_window(chain, from, until) && *from <= now &&
+	    now < *until;
 }
 
 /* A hit: the kept chain becomes sctx's, verified. */

@@ -273,11 +273,10 @@ clock 600
 # hour before short.test's leaf ends, a full handshake; ten minutes after
 # its end (within the hour), its session is not offered, and the full
 # handshake finds the leaf expired.
+# short NAME: connect's CONNECT and GET, to short.test.
 short()
 {
-	python3 "$CLIENT" --proxy "$P" --connect "short.test:443" \
-	    --sni short.test --cafile "$TMP/ca.pem" --alpn http/1.1 \
-	    --get /hello >"$TMP/$1.out" 2>&1
+	connect "$1" --connect short.test:443 --sni short.test
 }
 # plainget NAME: a plaintext GET of http://short.test/hello through the
 # proxy, which goes over pinned TLS (and leaves its upstream connection
