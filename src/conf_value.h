@@ -23,6 +23,7 @@ struct conf_addr {
 	socklen_t		 sslen;
 	char			 text[CONF_ADDR_TEXT_MAX];
 	int			 line;	/* of the key that named it; 0: none */
+	bool			 v6only; /* bound so: [::] takes no IPv4 */
 };
 
 /* An address block; family is AF_INET or AF_INET6. */

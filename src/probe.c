@@ -49,8 +49,12 @@ probe_self(struct probe *p, const struct conf *c)
 		p->self[p->nself++] = c->listen[i];
 	for (i = 0; i < c->ntransparent; i++)
 		p->self[p->nself++] = c->transparent[i];
-	if (c->has_stats_listen)
-		p->self[p->nself++] = c->stats_listen;
+	if (c->has_stats_listen) {
+		p->self[p->nself] = c->stats_listen;
+		/* Its socket is IPv6-only (stats_relisten). */
+		p->self[p->nself++].v6only =
+		    c->stats_listen.ss.ss_family == AF_INET6;
+	}
 }
 
 struct probe *

@@ -355,6 +355,23 @@ proxy_listen_addr(const struct conf *conf, size_t i)
 
 /* Bind every listen address; false with a logged error on failure. */
 /*
+ * Whether a listener's IPv6 socket was bound IPv6-only (the system's
+ * net.ipv6.bindv6only decides, as nothing sets it): its wildcard then
+ * takes no IPv4 client, and dialling an IPv4 address is no loop.
+ */
+static bool
+proxy_bound_v6only(struct evconnlistener *l)
+{
+	evutil_socket_t	 fd = evconnlistener_get_fd(l);
+	int		 on = 0;
+	socklen_t	 len = sizeof(on);
+
+	if (getsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, &len) == -1)
+		return false;
+	return on != 0;
+}
+
+/*
  * A transparent listener: also IP_TRANSPARENT (IPV6_TRANSPARENT), so that
  * nftables' tproxy can hand it connections to any address; without
  * CAP_NET_ADMIN only redirect works, which the debug log says.
@@ -420,6 +437,7 @@ proxy_listen(struct proxy *p)
 		}
 		evconnlistener_set_error_cb(p->listeners[i],
 		    proxy_accept_error_cb);
+		p->listen[i].v6only = proxy_bound_v6only(p->listeners[i]);
 	}
 	/* One more slot, for the stats address (proxy_self_update). */
 	p->self = xcalloc(n + 1, sizeof(*p->self));
@@ -446,6 +464,7 @@ proxy_self_update(struct proxy *p)
 	if (p->stats == NULL)
 		return;
 	*a = p->rc->conf->stats_listen;
+	a->v6only = a->ss.ss_family == AF_INET6;	/* stats_relisten */
 	/* The port bound, when stats_listen asked for port 0. */
 	if (a->ss.ss_family == AF_INET)
 		sin->sin_port = htons(stats_port(p->stats));

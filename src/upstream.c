@@ -481,6 +481,18 @@ upstream_is_wildcard(const struct sockaddr *sa)
 	    &((const struct sockaddr_in6 *)sa)->sin6_addr);
 }
 
+/*
+ * Whether the wildcard listener own accepts on a loop key's family: 0.0.0.0
+ * IPv4 only, [::] IPv6 and, unless bound IPv6-only, IPv4 too.
+ */
+static bool
+upstream_wildcard_takes(const struct conf_addr *own, const struct in6_addr *a)
+{
+	if (own->ss.ss_family == AF_INET)
+		return IN6_IS_ADDR_V4MAPPED(a);
+	return !own->v6only || !IN6_IS_ADDR_V4MAPPED(a);
+}
+
 /* Whether a loop key names this machine: loopback or an interface's. */
 static bool
 upstream_is_local(const struct in6_addr *a)
@@ -527,7 +539,8 @@ upstream_addr_is_self(const struct sockaddr *sa, const struct conf_addr *self,
 		 * as surely as 127.0.0.1 does.
 		 */
 		if (upstream_is_wildcard(own)) {
-			if (upstream_is_local(&a.sin6_addr))
+			if (upstream_wildcard_takes(&self[i], &a.sin6_addr) &&
+			    upstream_is_local(&a.sin6_addr))
 				return true;
 		} else if (memcmp(&a.sin6_addr, &b.sin6_addr,
 		    sizeof(a.sin6_addr)) == 0)

@@ -1,7 +1,8 @@
 /*
  * Tests of the pin tool's prober over real sockets on 127.0.0.1: it
  * refuses, as loops, exactly the addresses the daemon counts as its own
- * under the configuration it was given (none without one), and a server
+ * under the configuration it was given (none without one), a wildcard
+ * listener taking only the families its socket takes, and a server
  * that never answers ends the run after connect_timeout.
  */
 #include "config.h"
@@ -159,6 +160,64 @@ test_probe_refuses_transparent_and_stats_listen_as_loops(void **state)
 	assert_int_equal(dial(fx, c, reason, sizeof(reason)), UPSTREAM_LOOP);
 }
 
+/*
+ * A wildcard listener takes its own family only, an IPv6 one IPv4 too
+ * unless its socket is IPv6-only (as stats_listen's is): a loopback
+ * address of the other family on its port is another server.
+ */
+static void
+test_wildcard_listener_takes_its_families_only(void **state)
+{
+	struct conf_addr	 self, dial;
+
+	(void)state;
+	set_addr(&self, "0.0.0.0:8080");
+	set_addr(&dial, "127.0.0.2:8080");
+	assert_true(upstream_addr_is_self((struct sockaddr *)&dial.ss, &self,
+	    1));
+	set_addr(&dial, "127.0.0.1:8081");
+	assert_false(upstream_addr_is_self((struct sockaddr *)&dial.ss, &self,
+	    1));
+	set_addr(&dial, "[::1]:8080");
+	assert_false(upstream_addr_is_self((struct sockaddr *)&dial.ss, &self,
+	    1));
+	set_addr(&dial, "[::ffff:127.0.0.1]:8080");
+	assert_true(upstream_addr_is_self((struct sockaddr *)&dial.ss, &self,
+	    1));
+
+	set_addr(&self, "[::]:8080");
+	set_addr(&dial, "[::1]:8080");
+	assert_true(upstream_addr_is_self((struct sockaddr *)&dial.ss, &self,
+	    1));
+	set_addr(&dial, "127.0.0.1:8080");
+	assert_true(upstream_addr_is_self((struct sockaddr *)&dial.ss, &self,
+	    1));
+	self.v6only = true;
+	assert_false(upstream_addr_is_self((struct sockaddr *)&dial.ss, &self,
+	    1));
+	set_addr(&dial, "[::1]:8080");
+	assert_true(upstream_addr_is_self((struct sockaddr *)&dial.ss, &self,
+	    1));
+}
+
+/* The prober knows stats_listen's socket is IPv6-only. */
+static void
+test_probe_dials_ipv4_beside_an_ipv6_stats_wildcard(void **state)
+{
+	struct fixture	*fx = *state;
+	struct conf	*c = fx->conf;
+	char		 reason[256], text[32];
+
+	snprintf(text, sizeof(text), "[::]:%u", fx->port);
+	c->has_stats_listen = true;
+	set_addr(&c->stats_listen, text);
+	assert_int_equal(dial(fx, c, reason, sizeof(reason)),
+	    UPSTREAM_CONNECT_FAILED);
+	assert_non_null(strstr(reason, "Connection refused"));
+	set_addr(&c->listen[0], text);
+	assert_int_equal(dial(fx, c, reason, sizeof(reason)), UPSTREAM_LOOP);
+}
+
 static void
 test_probe_without_a_conf_dials_any_address(void **state)
 {
@@ -193,6 +252,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		FX_TEST(test_probe_refuses_a_listen_address_as_a_loop),
 		FX_TEST(test_probe_refuses_transparent_and_stats_listen_as_loops),
+		cmocka_unit_test(test_wildcard_listener_takes_its_families_only),
+		FX_TEST(test_probe_dials_ipv4_beside_an_ipv6_stats_wildcard),
 		FX_TEST(test_probe_without_a_conf_dials_any_address),
 		FX_TEST(test_probe_ends_a_silent_handshake_after_connect_timeout),
 	};
