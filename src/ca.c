@@ -202,6 +202,33 @@ ca_strong_enough(X509 *cert, EVP_PKEY *key, const char *cert_path,
 	return true;
 }
 
+bool
+ca_expiry_warning(const struct ca *ca, const char *cert_path, time_t now,
+    char *buf, size_t len)
+{
+	char		 date[32];
+	struct tm	 tm;
+	time_t		 left = ca->not_after - now;
+
+	if (left >= (time_t)CA_EXPIRY_WARN_DAYS * 86400)
+		return false;
+	if (left > 0) {
+		snprintf(buf, len, "ca_cert %s expires in %lld days: clients "
+		    "will refuse every certificate it issued then; make a new "
+		    "CA and have clients trust it", cert_path,
+		    (long long)(left / 86400));
+		return true;
+	}
+	if (gmtime_r(&ca->not_after, &tm) == NULL ||
+	    strftime(date, sizeof(date), "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
+		snprintf(date, sizeof(date), "%lld",
+		    (long long)ca->not_after);
+	snprintf(buf, len, "ca_cert %s expired on %s: clients refuse every "
+	    "certificate it issues (a reload or a restart refuses it); make a "
+	    "new CA and have clients trust it", cert_path, date);
+	return true;
+}
+
 /*
  * Note in ca a warning when cert is valid for more than about ten years,
  * or expires within CA_EXPIRY_WARN_DAYS.
@@ -211,14 +238,9 @@ ca_check_lifetime(struct ca *ca, X509 *cert, const char *cert_path)
 {
 	int	 days, secs;
 
-	if (ASN1_TIME_diff(&days, &secs, NULL, X509_get0_notAfter(cert)) ==
-	    1 && days < CA_EXPIRY_WARN_DAYS) {
-		snprintf(ca->warning, sizeof(ca->warning), "ca_cert %s "
-		    "expires in %d days: clients will refuse every certificate "
-		    "it issued then; make a new CA and have clients trust it",
-		    cert_path, days);
+	if (ca_expiry_warning(ca, cert_path, time(NULL), ca->warning,
+	    sizeof(ca->warning)))
 		return;
-	}
 	if (ASN1_TIME_diff(&days, &secs, X509_get0_notBefore(cert),
 	    X509_get0_notAfter(cert)) != 1 || days <= CA_MAX_VALID_DAYS)
 		return;
@@ -299,11 +321,11 @@ ca_new(X509 *cert, EVP_PKEY *key, const char *cert_path, const char *key_path,
 	}
 
 	ca = xcalloc(1, sizeof(*ca));
-	ca_check_lifetime(ca, cert, cert_path);
 	ca->refs = 1;
 	ca->cert = cert;
 	ca->key = key;
 	ca->not_after = not_after;
+	ca_check_lifetime(ca, cert, cert_path);
 	ca->md = EVP_sha256();
 	/* Ed25519 and Ed448 sign without a separate digest. */
 	if (EVP_PKEY_get_default_digest_nid(key, &nid) == 2 &&

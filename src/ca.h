@@ -58,6 +58,12 @@ X509		*ca_cert(const struct ca *ca);
 /* When the CA certificate expires. */
 time_t		 ca_not_after(const struct ca *ca);
 /*
+ * Whether the CA expires within 30 days of now, or has expired: then the
+ * warning to log, naming cert_path, into buf.
+ */
+bool		 ca_expiry_warning(const struct ca *ca, const char *cert_path,
+		    time_t now, char *buf, size_t len);
+/*
  * What is usable but unwise about the CA (valid for more than about ten
  * years), or NULL; borrowed from ca.
  */

@@ -27,6 +27,7 @@
 
 #include "conf_parse.h"
 #include "conn.h"
+#include "ca.h"
 #include "dialring.h"
 #include "evloop.h"
 #include "hostport.h"
@@ -623,10 +624,12 @@ proxy_reload_outputs(struct proxy *p, const struct conf *conf,
 
 /*
  * Log event=pinset_expiring for every enforced pin set whose expires date
- * is at most PROXY_EXPIRING_DAYS away, and arm the next day's check.
+ * is at most PROXY_EXPIRING_DAYS away, with ca a warning if the CA expires
+ * within as many days (or has), and arm the next day's check. The start,
+ * and a reload that loaded a CA, warned of theirs already.
  */
 static void
-proxy_log_expiring(struct proxy *p)
+proxy_log_expiring(struct proxy *p, bool ca)
 {
 	const struct conf	*c = p->rc->conf;
 	const struct pinset	*ps;
@@ -635,6 +638,7 @@ proxy_log_expiring(struct proxy *p)
 	time_t			 now = time(NULL);
 	size_t			 i;
 	long			 days;
+	char			 text[512];
 
 	for (i = 0; i < c->npinsets; i++) {
 		ps = &c->pinsets[i];
@@ -649,6 +653,9 @@ proxy_log_expiring(struct proxy *p)
 		log_str(&l, LK_EXPIRES, ps->expires_text);
 		log_end(&l);
 	}
+	if (ca && ca_expiry_warning(p->rc->ca, c->ca_cert, now, text,
+	    sizeof(text)))
+		log_msg(EV_CONFIG_WARNING, "interception CA: %s", text);
 	/* A reload starts the day over, so the timer is re-armed. */
 	evtimer_add(p->expiring_ev, &tv);
 }
@@ -657,7 +664,7 @@ proxy_log_expiring(struct proxy *p)
 static void
 proxy_expiring_cb(evutil_socket_t fd, short what, void *arg)
 {
-	proxy_log_expiring(arg);
+	proxy_log_expiring(arg, true);
 }
 
 /*
@@ -692,7 +699,7 @@ proxy_reload(struct proxy *p)
 	struct stats	*stats = NULL;
 	struct logline	 l;
 	char		 err[512];
-	bool		 keep_stats = true, stats_moved = false;
+	bool		 keep_stats = true, stats_moved = false, ca_kept;
 
 	notify_sendf("RELOADING=1\nMONOTONIC_USEC=%llu",
 	    (unsigned long long)monotime_us());
@@ -764,6 +771,7 @@ proxy_reload(struct proxy *p)
 			p->stats = stats;
 		}
 		metrics_inc(p->metrics, METRIC_CONFIG_RELOADS_OK);
+		ca_kept = rc->ca == p->rc->ca;
 		p->generation++;
 		runconf_retire(p->rc);
 		runconf_unref(p->rc);
@@ -791,7 +799,7 @@ proxy_reload(struct proxy *p)
 		log_begin(&l, EV_RELOADED);
 		log_int(&l, LK_PINSETS, (long long)conf->npinsets);
 		log_end(&l);
-		proxy_log_expiring(p);
+		proxy_log_expiring(p, ca_kept);
 	}
 	conf_unref(conf);
 	diag_free(d);
@@ -958,7 +966,7 @@ proxy_started(struct proxy *p)
 	log_str(&l, LK_VERSION, version_string());
 	log_int(&l, LK_PINSETS, (long long)conf->npinsets);
 	log_end(&l);
-	proxy_log_expiring(p);
+	proxy_log_expiring(p, false);
 	notify_sendf("READY=1\nSTATUS=listening on %s, %zu pin sets", addrs,
 	    conf->npinsets);
 }

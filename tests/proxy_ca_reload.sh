@@ -272,6 +272,24 @@ check "the same reload without the report_file succeeds" \
     reload "$PP" "$TMP/h.log"
 check "and it creates the CA" test -s "$TMP/ca3.pem" -a -s "$TMP/ca3.key"
 
+# A CA that ends in 10 days is warned about when a reload loads it, and
+# again on each reload that keeps it (as once a day): a daemon that runs
+# on is told before its clients start refusing.
+( umask 077 && openssl req -x509 -newkey ec \
+    -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$TMP/ca4.key" \
+    -out "$TMP/ca4.pem" -days 10 -subj "/CN=pinproxy short CA" \
+    -addext basicConstraints=critical,CA:TRUE \
+    -addext keyUsage=critical,keyCertSign,cRLSign ) >>"$TMP/mkpki.log" 2>&1 ||
+    bail_out "openssl could not make a 10-day CA: $(cat "$TMP/mkpki.log")"
+expiring="$(kv event config_warning).*/ca4.pem expires in (9|10) days:"
+hconf ca4 >"$TMP/h.conf"
+check "a reload to a CA that ends in 10 days succeeds" \
+    reload "$PP" "$TMP/h.log"
+check_eq "... and warns that it expires" 1 \
+    "$(log_count "$TMP/h.log" "$expiring")"
+check "a reload that keeps it succeeds" reload "$PP" "$TMP/h.log"
+check_eq "... and warns again" 2 "$(log_count "$TMP/h.log" "$expiring")"
+
 stop_pinproxy "$PP" "$TMP/h.log"
 
 done_testing

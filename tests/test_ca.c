@@ -987,6 +987,44 @@ test_ca_warns_about_a_ca_that_expires_soon(void **state)
 	EVP_PKEY_free(key);
 }
 
+/*
+ * The daily check's words for a CA loaded earlier: none while its end is
+ * 30 days away or more, the days left within them, and once it has
+ * passed, the date it expired on.
+ */
+static void
+test_ca_expiry_warning_follows_the_clock(void **state)
+{
+	struct paths	*p = *state;
+	struct ca	*ca;
+	EVP_PKEY	*key;
+	X509		*cert;
+	char		 text[512];
+	time_t		 now = time(NULL);
+
+	make_state_dir(p);
+	key = EVP_EC_gen("P-256");
+	assert_non_null(key);
+	cert = self_signed(key, "critical,CA:TRUE", -DAY, 10 * DAY + 3600);
+	write_key_and_cert(p->key, key, p->cert, cert);
+	ca = load_ok(p);
+	assert_false(ca_expiry_warning(ca, "ca.pem", now - 21 * DAY, text,
+	    sizeof(text)));
+	assert_true(ca_expiry_warning(ca, "ca.pem", now - 19 * DAY, text,
+	    sizeof(text)));
+	assert_non_null(strstr(text, "ca_cert ca.pem expires in 29 days"));
+	assert_true(ca_expiry_warning(ca, "ca.pem", now + 10 * DAY, text,
+	    sizeof(text)));
+	assert_non_null(strstr(text, "expires in 0 days"));
+	assert_true(ca_expiry_warning(ca, "ca.pem", now + 11 * DAY, text,
+	    sizeof(text)));
+	assert_non_null(strstr(text, "ca_cert ca.pem expired on 20"));
+	assert_non_null(strstr(text, " UTC: clients refuse every "));
+	ca_unref(ca);
+	X509_free(cert);
+	EVP_PKEY_free(key);
+}
+
 #define DIR_TEST(f)	cmocka_unit_test_setup_teardown(f, setup_dir, \
 			    teardown_dir)
 
@@ -1011,6 +1049,7 @@ main(void)
 		DIR_TEST(test_ca_refuses_an_expired_ca),
 		DIR_TEST(test_ca_refuses_a_directory_every_user_may_write),
 		DIR_TEST(test_ca_warns_about_a_ca_that_expires_soon),
+		DIR_TEST(test_ca_expiry_warning_follows_the_clock),
 		DIR_TEST(test_ca_creates_over_a_stale_pending_key),
 		DIR_TEST(test_ca_refuses_a_ca_not_valid_yet),
 		DIR_TEST(test_ca_refuses_a_self_signed_ca_whose_signature_fails),
