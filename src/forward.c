@@ -938,8 +938,8 @@ forward_route_again(struct forward *f)
 {
 	struct phase_outcome	 o;
 
-	log_msg(EV_DEBUG, "client %s: a reload while %s was dialled; the "
-	    "request is routed again", f->x->client, f->host);
+	log_msg(EV_DEBUG, "client %s: a reload while %s was dialled or "
+	    "verified; the request is routed again", f->x->client, f->host);
 	f->state = FORWARD_IDLE;
 	forward_drop(f);
 	phase_outcome_init(&o);
@@ -960,6 +960,14 @@ forward_upstream_cb(struct upstream *u, enum upstream_status st, void *arg)
 	}
 	if (st != UPSTREAM_OK) {
 		forward_failed(f, st);
+		return;
+	}
+	/*
+	 * Dialled or judged under pins a reload replaced since: nothing of
+	 * the request went, and it is routed again under the new ones.
+	 */
+	if (f->tls && f->x->rc->retired) {
+		forward_route_again(f);
 		return;
 	}
 	if (upstream_bev(u) != NULL) {

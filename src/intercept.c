@@ -123,8 +123,6 @@ struct intercept {
 	size_t			 hs_secret_len;
 	struct event		*gone_ev;	/* the client, until its turn */
 	bool			 await_flush;	/* the 200 is still queued */
-	/* The upstream passed while its generation was the current one. */
-	bool			 passed_current;
 };
 
 static int	intercept_ssl_index = -1;
@@ -776,6 +774,22 @@ intercept_upstream_tls_cb(struct upstream *u, enum upstream_status st,
 			intercept_alert(ic->x, alert, status, ic->peeked);
 		return;
 	}
+	/*
+	 * Judged under pins a reload replaced since: not relayed. Its
+	 * upstream was chosen and checked under the old configuration; the
+	 * client connects again, under the new one.
+	 */
+	if (ic->x->rc->retired) {
+		phase_log_blocked(ic->x, ic->host, "upstream verified after a "
+		    "reload, under the old configuration: connect again");
+		if (ic->client_started)
+			intercept_refuse_held(ic,
+			    INTERCEPT_ALERT_HANDSHAKE_FAILURE, 503);
+		else
+			intercept_alert(ic->x,
+			    INTERCEPT_ALERT_HANDSHAKE_FAILURE, 503, ic->peeked);
+		return;
+	}
 	intercept_guess_key(ic, &k);
 	upstream_alpn(ic->up, &sel, &sel_len);
 	if (ic->guessed && (sel_len != ic->alpn_len ||
@@ -791,7 +805,6 @@ intercept_upstream_tls_cb(struct upstream *u, enum upstream_status st,
 		return;
 	}
 	alpnguess_put(g, &k, sel, sel_len);
-	ic->passed_current = !ic->x->rc->retired;
 	if (!ic->guessed && sel_len > 0 && sel_len < sizeof(ic->alpn)) {
 		memcpy(ic->alpn, sel, sel_len);
 		ic->alpn_len = (unsigned char)sel_len;
@@ -935,10 +948,8 @@ intercept_on_client(void *arg, short what)
 		/*
 		 * Its upstream passed under pins that a reload replaced
 		 * since, and the client chose when to finish: not relayed.
-		 * (An upstream whose handshake was in progress at the reload
-		 * finishes under the old pins, as an exchange does.)
 		 */
-		if (x->rc->retired && ic->passed_current) {
+		if (x->rc->retired) {
 			phase_log_blocked(x, ic->host, "TLS handshake finished "
 			    "after a reload: connect again");
 			phase_end(x, 503, true);

@@ -226,6 +226,23 @@ tcpfwd_refuse(struct tcpfwd_conn *c)
 	tcpfwd_conn_close(c);
 }
 
+/*
+ * Whether a reload came since the connection was accepted: its upstream
+ * was dialled or judged under pins that no longer apply, and it is closed
+ * before a byte is relayed (the client connects again, under the new
+ * configuration).
+ */
+static bool
+tcpfwd_reloaded(struct tcpfwd_conn *c)
+{
+	if (!c->rc->retired)
+		return false;
+	log_blocked(c->f->host, c->addr, "upstream dialled or verified "
+	    "across a reload: connect again");
+	tcpfwd_refuse(c);
+	return true;
+}
+
 static void
 tcpfwd_tls_cb(struct upstream *u, enum upstream_status st, void *arg)
 {
@@ -237,6 +254,8 @@ tcpfwd_tls_cb(struct upstream *u, enum upstream_status st, void *arg)
 		tcpfwd_refuse(c);
 		return;
 	}
+	if (tcpfwd_reloaded(c))
+		return;
 	/* The verdict allows traffic: only now is the client read. */
 	sockwatch_free(&c->dial_ev);
 	c->relay = relay_new(c->t->env->base, c->client, upstream_bev(u),
@@ -263,6 +282,8 @@ tcpfwd_connected_cb(struct upstream *u, enum upstream_status st, void *arg)
 		tcpfwd_refuse(c);
 		return;
 	}
+	if (tcpfwd_reloaded(c))
+		return;
 	/* sni is both the name sent and the name verified. */
 	if (c->f->sni != NULL)
 		upstream_retarget(u, ps, c->f->sni, false);

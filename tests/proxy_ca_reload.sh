@@ -1,8 +1,9 @@
 #!/bin/bash
 # The interception CA across reloads, end to end: a reload to another CA
 # leaves intercepted connections opened before it on the CA they started
-# with (one keep-alive inside its TLS, one whose upstream handshake was in
-# progress during the reload), while new connections, the CA page and
+# with (one keep-alive inside its TLS; one whose upstream handshake was in
+# progress during the reload is refused instead, its verdict reached
+# under the old configuration), while new connections, the CA page and
 # client TLS resumption follow the new CA; a reload that keeps the CA
 # keeps resumption; CA files replaced in place are read again. Everything
 # runs on 127.0.0.1 with TLS test origins.
@@ -204,10 +205,15 @@ check_eq "open across the reload: the next request inside the TLS succeeds" \
     "first 200|second 200 reused -|" "$(tr '\n' '|' <"$TMP/ka.out")"
 [ -s "$TMP/ka.err" ] && diag "keep-alive client: $(cat "$TMP/ka.err")"
 wait "$SC" 2>/dev/null
-check_eq "upstream handshake across the reload: the leaf is CA 1's" \
-    "tls=ok body=slow origin\\n" "$(verdict slow)"
-[ "$(verdict slow)" = "tls=ok body=slow origin\\n" ] ||
+# Its upstream was judged under the old configuration: not relayed, the
+# client connects again.
+check_eq "upstream handshake across the reload: refused with an alert" \
+    "tls=alert" "$(verdict slow)"
+[ "$(verdict slow)" = "tls=alert" ] ||
     diag "$(cat "$TMP/slow.out" "$TMP/slow-origin.err")"
+check_log "... and a blocked line: verified under the old configuration" \
+    "$TMP/h.log" "$(kv event blocked)" "$(kv host slow.test)" \
+    'after a reload, under the old configuration'
 wait "$RS" 2>/dev/null
 check_eq "client resumption: a session of CA 1 is not resumed under CA 2" \
     "4 full" "$(grep '^4 ' "$TMP/resume.out")"

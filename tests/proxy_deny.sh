@@ -228,8 +228,9 @@ stop_pinproxy "$PP_B" "$TMP/b.log"
 
 # 4. A reload's deny pins reach connections that relay by then: those
 # whose verified chain holds a newly denied key are reset, with a line
-# saying why; the others go on. And a request whose upstream handshake
-# ends after the reload (its name resolves slowly) is refused.
+# saying why; the others go on. And a request whose upstream was still
+# being looked up at the reload (its name resolves slowly) is routed
+# again, under the new deny pins, and refused.
 
 printf '%s\n' "$PIN_FOREIGN" >"$TMP/open.pins"
 PC=$(free_port)
@@ -265,13 +266,12 @@ check "a reload adds the leaf's key of api.test to the deny file" \
 touch "$TMP/open.go"
 wait "$KA_API" "$KA_OTHER" "$KA_FWD" "$LATE" 2>/dev/null
 wait "$SLOW"
-check_eq "a handshake that ends after the reload: 502 pin-denied" \
+check_eq "a request whose name resolved after the reload: 502 pin-denied" \
     '502|pinproxy; error=tls_certificate_error; details="pin-denied"' \
     "$(cat "$TMP/late.code")|$(header "$TMP/late.head" Proxy-Status)"
-check_log "a handshake that ends after the reload: event=pin_denied" \
+check_log "... routed again under the new deny pins: event=pin_denied" \
     "$TMP/c.log" "$(kv event pin_denied)" "$(kv host late.test)" \
-    "$(kv pin "$PIN_MULTI")" "$(kv depth 0)" \
-    'reason="denied by a reload during the handshake"'
+    "$(kv pin "$PIN_MULTI")" "$(kv depth 0)" "$(kv pinset set-late)\$"
 check_eq "an intercepted tunnel with the denied key: reset" \
     "second failed" "$(sed -n 's/^\(second [a-z]*\) .*/\1/p' \
     "$TMP/ka-api.out")"
@@ -345,5 +345,117 @@ check_rc "pinproxy -t refuses a deny_file with CR line ends" 1 t_cr
 check_grep "pinproxy -t says where the carriage return is" \
     "cr\.pins:1: line holds a carriage return before its end" \
     "$TMP/t_cr.err"
+
+# 8. A reload while upstream handshakes are under way: each is judged
+# under the configuration in force when it ends, not the one it began
+# under. Three handshakes wait on a server that starts its TLS 3 s after
+# the TCP connection (a plaintext request, an intercepted CONNECT, a
+# forwarder's connection); a reload then replaces the pin set's pin with
+# one of no key of its chain. The plaintext request is routed again,
+# and its new handshake meets the new pin: 502 pin-mismatch. The CONNECT
+# and the forwarder's client are closed. The server never sees a request.
+# A fourth, to other.test (pinned alike, its own slow server), meets a
+# deny pin the reload adds for its leaf, at the end of its handshake.
+OD=$(free_port)
+start_origin O_D "$OD" "$TMP/od.log" --cert "$PKI/multi-chain.pem" \
+    --key "$PKI/multi.key" --delay 3
+OE=$(free_port)
+start_origin O_E "$OE" "$TMP/oe.log" --cert "$PKI/other-chain.pem" \
+    --key "$PKI/other.key" --delay 3
+pki_pin PIN_OTHER other
+PD=$(free_port)
+FD=$(free_port)
+# dconf PIN [LINE]: instance D's configuration, pinning api.test to PIN,
+# with LINE in [proxy].
+dconf()
+{
+	cat <<EOF
+[proxy]
+listen = 127.0.0.1:$PD
+ca_cert = $TMP/ca-d.pem
+ca_key = $TMP/ca-d.key
+trust = $PKI/root.pem
+unpinned = block
+connect_timeout = 10s
+shutdown_timeout = 2s
+${2:-}
+
+[forward:fwd]
+listen = 127.0.0.1:$FD
+upstream = 127.0.0.1:$OD
+sni = api.test
+pinset = set-d
+
+[pins:set-d]
+hosts = api.test
+pin = $1
+connect_to = 127.0.0.1:$OD
+
+[pins:set-e]
+hosts = other.test
+pin = $PIN_INTER
+connect_to = 127.0.0.1:$OE
+EOF
+}
+dconf "$PIN_INTER" >"$TMP/d.conf"
+start_pinproxy PP_D "$PD" "$TMP/d.conf" "$TMP/d.log" ||
+    bail_out "pinproxy does not start with $TMP/d.conf"
+spawn D_PLAIN pcurl "$PD" -o "$TMP/d-plain.body" -D "$TMP/d-plain.head" \
+    -w '%{http_code}' http://api.test/hello >"$TMP/d-plain.code" \
+    2>"$TMP/d-plain.err"
+spawn D_CONNECT connect d-connect --proxy "$PD" --connect api.test:443 \
+    --sni api.test --cafile "$TMP/ca-d.pem" --get /hello
+spawn D_OTHER pcurl "$PD" -o /dev/null -D "$TMP/d-other.head" \
+    -w '%{http_code}' http://other.test/hello >"$TMP/d-other.code" \
+    2>"$TMP/d-other.err"
+spawn D_FWD python3 -c 'import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=20)
+s.sendall(b"GET /hello HTTP/1.1\r\nHost: api.test\r\n\r\n")
+d, end = b"", "eof"
+try:
+    while True:
+        b = s.recv(4096)
+        if not b:
+            break
+        d += b
+except OSError as e:
+    end = type(e).__name__
+print(len(d), end)' "$FD" >"$TMP/d-fwd.out" 2>&1
+for (( i = 0; i < 200; i++ )); do
+	[ "$(origin_count "$TMP/od.log" accept)" -ge 3 ] &&
+	    [ "$(origin_count "$TMP/oe.log" accept)" -ge 1 ] && break
+	t_sleep 0.02
+done
+check_eq "four handshakes wait on the slow servers" 4 \
+    "$(( $(origin_count "$TMP/od.log" accept) +
+    $(origin_count "$TMP/oe.log" accept) ))"
+dconf "$PIN_FOREIGN" "deny_pin = $PIN_OTHER" >"$TMP/d.conf"
+check "a reload replaces the pin while they wait" reload "$PP_D" "$TMP/d.log"
+wait "$D_PLAIN" "$D_CONNECT" "$D_FWD" "$D_OTHER" 2>/dev/null
+check_eq "the plaintext request: routed again, the new pin refuses it" \
+    '502|pinproxy; error=tls_certificate_error; details="pin-mismatch"' \
+    "$(cat "$TMP/d-plain.code")|$(header "$TMP/d-plain.head" Proxy-Status)"
+check_eq "the CONNECT: its handshake ends with an alert" alert \
+    "$(out d-connect tls)"
+check_log "the CONNECT: blocked, verified under the old configuration" \
+    "$TMP/d.log" "$(kv event blocked)" "$(kv host api.test)" \
+    'after a reload, under the old configuration'
+check "the forwarder's client: closed, nothing relayed ($(cat \
+    "$TMP/d-fwd.out"))" grep -q '^0 ' "$TMP/d-fwd.out"
+check_log "the forwarder: blocked, dialled across the reload" \
+    "$TMP/d.log" "$(kv event blocked)" "$(kv host 127.0.0.1)" \
+    'across a reload'
+check_eq "other.test: the reload's deny pin refuses it at its verdict" \
+    '502|pinproxy; error=tls_certificate_error; details="pin-denied"' \
+    "$(cat "$TMP/d-other.code")|$(header "$TMP/d-other.head" Proxy-Status)"
+check_log "... event=pin_denied, denied by a reload during the handshake" \
+    "$TMP/d.log" "$(kv event pin_denied)" "$(kv host other.test)" \
+    "$(kv pin "$PIN_OTHER")" 'reason="denied by a reload during the handshake"'
+origin_settle "$TMP/od.log"
+origin_settle "$TMP/oe.log"
+check_eq "the servers saw no request" 0 \
+    "$(( $(origin_count "$TMP/od.log" request) +
+    $(origin_count "$TMP/oe.log" request) ))"
+stop_pinproxy "$PP_D" "$TMP/d.log"
 
 done_testing

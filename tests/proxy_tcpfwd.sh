@@ -308,8 +308,12 @@ check_grep "--check: the forwarder via dials the pin set's connect_to" \
     "$TMP/pincheck.out"
 
 # A reload: an open connection of the kept forwarder good goes on, inline
-# is removed, reload is added.
+# is removed, reload is added. The connection relays before the reload
+# (one byte echoed): one still dialled or verified then would be closed.
 exec 5<>"/dev/tcp/127.0.0.1/$FG"
+printf 'r' >&5
+check_eq "a connection opened before the reload relays" r \
+    "$(timeout 10 head -c 1 <&5)"
 conf "[forward:reload]
 listen = 127.0.0.1:$FR
 upstream = 127.0.0.1:$EP
