@@ -27,6 +27,7 @@
 
 #include "conf_parse.h"
 #include "conn.h"
+#include "backlog.h"
 #include "ca.h"
 #include "dialring.h"
 #include "evloop.h"
@@ -91,6 +92,7 @@ struct proxy {
 	struct conn_env		  env;
 	struct conf_addr	 *listen;	/* as bound at start */
 	size_t			  nlisten;	/* listen, then transparent */
+	size_t			  nplain;	/* of them, listen */
 	/* What loops are checked against: listen, then the stats address. */
 	struct conf_addr	 *self;
 	size_t			  nself;
@@ -417,6 +419,7 @@ proxy_listen(struct proxy *p)
 	size_t			 i, n = conf->nlisten + conf->ntransparent;
 
 	p->nlisten = n;
+	p->nplain = conf->nlisten;
 	p->listen = xcalloc(n, sizeof(*p->listen));
 	p->listeners = xcalloc(n, sizeof(*p->listeners));
 	for (i = 0; i < n; i++) {
@@ -819,7 +822,14 @@ proxy_stop(struct proxy *p)
 		proxy_stopped(p, "second signal");
 		return;
 	}
+	/*
+	 * What the kernel queued is taken in first, as if accepted now
+	 * (past max_connections: no more will follow), then the sockets
+	 * close: those connections would else be reset.
+	 */
 	for (i = 0; i < p->nlisten; i++) {
+		backlog_take(p->listeners[i], i < p->nplain ?
+		    proxy_accept_cb : proxy_transparent_accept_cb, p);
 		evconnlistener_free(p->listeners[i]);
 		p->listeners[i] = NULL;
 	}

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "backlog.h"
 #include "linger.h"
 #include "log.h"
 #include "metrics.h"
@@ -524,17 +525,27 @@ tcpfwd_set_accepting(struct tcpfwd *t, bool on)
 	}
 }
 
-void
-tcpfwd_stop_listening(struct tcpfwd *t)
+/* Close the listeners; with take, what the kernel queued is taken first. */
+static void
+tcpfwd_close_listeners(struct tcpfwd *t, bool take)
 {
 	size_t	 i;
 
 	tcpfwd_abort(t);
-	for (i = 0; i < t->ncur; i++)
+	for (i = 0; i < t->ncur; i++) {
+		if (take)
+			backlog_take(t->cur[i]->l, tcpfwd_accept_cb, t->cur[i]);
 		tcpfwd_listener_free(t->cur[i]);
+	}
 	free(t->cur);
 	t->cur = NULL;
 	t->ncur = 0;
+}
+
+void
+tcpfwd_stop_listening(struct tcpfwd *t)
+{
+	tcpfwd_close_listeners(t, true);
 }
 
 size_t
@@ -568,7 +579,7 @@ tcpfwd_free(struct tcpfwd *t)
 {
 	if (t == NULL)
 		return;
-	tcpfwd_stop_listening(t);
+	tcpfwd_close_listeners(t, false);
 	tcpfwd_close_all(t);
 	free(t);
 }

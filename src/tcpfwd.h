@@ -35,7 +35,10 @@ void		 tcpfwd_commit(struct tcpfwd *t);
 void		 tcpfwd_abort(struct tcpfwd *t);
 /* Pause or resume accepting on every listener. */
 void		 tcpfwd_set_accepting(struct tcpfwd *t, bool on);
-/* Close every listener; open connections go on. */
+/*
+ * Close every listener, taking what the kernel queued on it first (as
+ * connections accepted now, see backlog.h); open connections go on.
+ */
 void		 tcpfwd_stop_listening(struct tcpfwd *t);
 /* Close every connection now. */
 size_t		 tcpfwd_close_all(struct tcpfwd *t);

@@ -114,6 +114,46 @@ kill -TERM "$PP_D"
 wait_exit "$PP_D" 10
 check_eq "max_connections: pinproxy D exits 0" 0 "$EXIT_RC"
 
+# A stop while a client waits in the kernel's queue (max_connections = 1,
+# an idle client holds the slot), its request sent: the stop takes it in
+# and serves it, as a connection opened just before the stop; closing
+# the listening socket with it queued would reset it.
+PQ=$(free_port)
+conf "$PQ" "max_connections = 1
+header_timeout = 30s
+shutdown_timeout = 3s" >"$TMP/q.conf"
+check "pinproxy Q listens on 127.0.0.1:$PQ" \
+    start_pinproxy PP_Q "$PQ" "$TMP/q.conf" "$TMP/q.log"
+spawn IDLE_Q python3 "$TMP/idle.py" "$PQ" 1 "$TMP/q.close" 30 \
+    >"$TMP/q-idle.out"
+wait_ready "$TMP/q-idle.out"
+check_log "a queued client at the stop: event=accept_paused" "$TMP/q.log" \
+    "$(kv event accept_paused)"
+spawn QUEUED python3 -c 'import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=15)
+s.sendall(b"GET http://api.test/hello HTTP/1.1\r\nHost: api.test\r\n\r\n")
+print("ready", flush=True)
+d = b""
+try:
+    while True:
+        b = s.recv(4096)
+        if not b:
+            break
+        d += b
+    print(d.split(b"\r\n")[0].decode("latin-1"))
+except OSError as e:
+    print(type(e).__name__, d.split(b"\r\n")[0].decode("latin-1"))' "$PQ" \
+    >"$TMP/q-queued.out" 2>&1
+wait_ready "$TMP/q-queued.out"
+t_sleep 0.3
+kill -TERM "$PP_Q"
+wait "$QUEUED" 2>/dev/null
+check_eq "a queued client at the stop: taken in and served" \
+    "ready|HTTP/1.1 200 OK|" "$(tr '\n' '|' <"$TMP/q-queued.out")"
+wait_exit "$PP_Q" 10
+check_eq "... and pinproxy Q exits 0" 0 "$EXIT_RC"
+stop "$IDLE_Q"
+
 # header_timeout = 1s: 50 silent clients are all disconnected, and every
 # descriptor they took is released.
 PE=$(free_port)
