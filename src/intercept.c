@@ -1040,14 +1040,6 @@ intercept_upstream_tls(void *arg)
 	return ic->up != NULL ? upstream_tls(ic->up) : NULL;
 }
 
-/* Interception follows the CONNECT's 200 (or a redirected connection). */
-static int
-intercept_answered(void *arg)
-{
-	(void)arg;
-	return 200;
-}
-
 const struct phase_ops intercept_ops = {
 	.name = "intercept",
 	.on_client = intercept_on_client,
@@ -1055,7 +1047,11 @@ const struct phase_ops intercept_ops = {
 	.free = intercept_free,
 	.relayed = intercept_relayed,
 	.upstream_tls = intercept_upstream_tls,
-	.answered = intercept_answered,
+	/*
+	 * No answered op: until the relay, whose start logs the 200, the
+	 * tunnel is not set up, and a cut (a stop, a reload's deny pins)
+	 * logs its own status, as a timeout or a failure then would.
+	 */
 };
 
 void

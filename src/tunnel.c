@@ -979,26 +979,13 @@ tunnel_relayed(void *arg)
 	return up;
 }
 
-/*
- * The 200 went (or is queued); a redirected client, never asked, has its
- * tunnel once the target answered.
- */
-static int
-tunnel_answered(void *arg)
-{
-	struct tunnel	*t = arg;
-
-	return t->said_200 || (t->x->transparent &&
-	    t->x->state != CONN_DIAL) ? 200 : 0;
-}
-
 const struct phase_ops tunnel_ops = {
 	.name = "tunnel",
 	.on_client = tunnel_on_client,
 	.on_upstream = tunnel_on_upstream,
 	.free = tunnel_free,
 	.relayed = tunnel_relayed,
-	.answered = tunnel_answered,
+	/* No answered op: see intercept_ops. */
 };
 
 struct tunnel *

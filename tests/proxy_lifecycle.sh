@@ -341,6 +341,26 @@ s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
 s.sendall(b"CONNECT api.test:443 HTTP/1.1\r\n\r\n")
 print(s.recv(100).split(b"\r\n")[0].decode(), flush=True)
 time.sleep(20)' "$PB" >"$TMP/silent.out"
+# An intercepted CONNECT whose client stalls in its handshake: its hello
+# sent, the answer read, its Finished never sent.
+spawn MIDTLS python3 -c '
+import socket, ssl, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"CONNECT api.test:443 HTTP/1.1\r\nHost: api.test:443\r\n\r\n")
+head = b""
+while b"\r\n\r\n" not in head:
+    head += s.recv(1)
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+tls = ctx.wrap_bio(inc, out, server_hostname="api.test")
+try:
+    tls.do_handshake()
+except ssl.SSLWantReadError:
+    pass
+s.sendall(out.read())
+s.settimeout(5)
+print("answered", len(s.recv(65536)), flush=True)
+time.sleep(20)' "$PB" "$TMP/ca.pem" >"$TMP/midtls.out"
 spawn FWD_DL python3 -c '
 import socket, sys
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=20)
@@ -373,19 +393,26 @@ check "shutdown_timeout: a silent client's tunnel is answered" \
     wait_line "$TMP/silent.out" '^HTTP/1.1 200'
 check "shutdown_timeout: a download through the forwarder flows" \
     wait_line "$TMP/fwd-dl.out" '^flowing$'
+check "shutdown_timeout: an intercepted client stalls in its handshake" \
+    wait_line "$TMP/midtls.out" '^answered [1-9]'
 t_sleep 0.3
 start=$(now_ms)
 kill -TERM "$PP_B"
 wait_exit "$PP_B" 10
 ms=$(( $(now_ms) - start ))
 check_eq "shutdown_timeout = 500ms: pinproxy exits 0" 0 "$EXIT_RC"
-# Six open, five cut: the half-closed forwarder client's server had ended,
-# and its connection closes in order.
-check_log "shutdown_timeout = 500ms: event=stopped cut=5" "$TMP/b.log" \
-    "$(kv event stopped)" "$(kv cut 5)"
-check_log "shutdown_timeout: the silent client's tunnel: its 200 logged" \
+# Seven open, six cut: the half-closed forwarder client's server had
+# ended, and its connection closes in order.
+check_log "shutdown_timeout = 500ms: event=stopped cut=6" "$TMP/b.log" \
+    "$(kv event stopped)" "$(kv cut 6)"
+check_log "shutdown_timeout: the client stalled in its handshake: 503" \
+    "$TMP/b.log" "$(kv event access)" "$(kv mode intercept)" \
+    "$(kv host api.test)" "$(kv status 503)"
+# Its 200 went, but nothing was relayed: the stop's 503, as a timeout's
+# 408 would be, not a tunnel's 200.
+check_log "shutdown_timeout: the silent client's tunnel, never relayed: 503" \
     "$TMP/b.log" "$(kv event access)" "$(kv mode tunnel)" \
-    "$(kv host api.test)" "$(kv status 200)"
+    "$(kv host api.test)" "$(kv status 503)"
 wait "$FWD_DL"
 check "shutdown_timeout: the forwarder's download is reset, not ended" \
     grep -q '^reset ' "$TMP/fwd-dl.out"
@@ -407,6 +434,7 @@ check_log "shutdown_timeout: the cut forwarder has its access line" \
 stop "$KA_TUNNEL"
 stop "$KA_FWD"
 stop "$SILENT"
+stop "$MIDTLS"
 check "shutdown_timeout = 500ms: exit after about 500 ms ($ms ms)" \
     test "$ms" -ge 450 -a "$ms" -lt 2500
 wait "$DL_CUT" 2>/dev/null
