@@ -742,4 +742,62 @@ stop "$HOLDERS"
 # the handshakes waiting on them fail, and X stops at once.
 stop "$HOLE_PID"
 stop_pinproxy "$X" "$TMP/fx.log"
+
+# A stop while a forwarder's client waits in the kernel's queue (max_
+# connections = 1, another relay holds the slot): the stop takes it in,
+# and it is relayed within shutdown_timeout instead of reset.
+PQ=$(free_port)
+FQ=$(free_port)
+cat >"$TMP/fq.conf" <<CONF
+[proxy]
+listen = 127.0.0.1:$PQ
+trust = $PKI/root.pem
+ca_cert = $TMP/ca.pem
+ca_key = $TMP/ca.key
+max_connections = 1
+shutdown_timeout = 3s
+
+[pins:echo]
+hosts = api.test
+pin = $PIN_LEAF
+connect_to = 127.0.0.1:$EP
+
+[forward:q]
+listen = 127.0.0.1:$FQ
+upstream = api.test:443
+pinset = echo
+CONF
+check "pinproxy Q listens on 127.0.0.1:$PQ" \
+    start_pinproxy PP_Q "$PQ" "$TMP/fq.conf" "$TMP/fq.log"
+spawn QHOLD python3 -c 'import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(b"h")
+print("ready", s.recv(1).decode(), flush=True)
+time.sleep(20)' "$FQ" >"$TMP/qhold.out"
+wait_ready "$TMP/qhold.out"
+check_log "a queued forwarder client at the stop: event=accept_paused" \
+    "$TMP/fq.log" "$(kv event accept_paused)"
+spawn QWAIT python3 -c 'import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(b"queued")
+print("ready", flush=True)
+d = b""
+try:
+    while len(d) < 6:
+        b = s.recv(64)
+        if not b:
+            break
+        d += b
+    print(d.decode())
+except OSError as e:
+    print(type(e).__name__, d.decode())' "$FQ" >"$TMP/qwait.out" 2>&1
+wait_ready "$TMP/qwait.out"
+t_sleep 0.3
+kill -TERM "$PP_Q"
+wait "$QWAIT" 2>/dev/null
+check_eq "a queued forwarder client at the stop: taken in and relayed" \
+    "ready|queued|" "$(tr '\n' '|' <"$TMP/qwait.out")"
+wait_exit "$PP_Q" 10
+check_eq "... and pinproxy Q exits 0" 0 "$EXIT_RC"
+stop "$QHOLD"
 done_testing
