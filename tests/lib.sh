@@ -675,6 +675,28 @@ half_closed()
 	late_reader "$1" "$2" "$3" "${4:-}" shut
 }
 
+# send_read PORT BYTES: connect to 127.0.0.1:PORT, send BYTES (Python
+# escapes: \r\n), print "ready", then read until the end or an error and
+# print what came: its length, "eof" or the error's name, and its first
+# line.
+send_read()
+{
+	python3 -c 'import codecs, socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=15)
+s.sendall(codecs.escape_decode(sys.argv[2])[0])
+print("ready", flush=True)
+d, end = b"", "eof"
+try:
+    while True:
+        b = s.recv(4096)
+        if not b:
+            break
+        d += b
+except OSError as e:
+    end = type(e).__name__
+print(len(d), end, d.split(b"\r\n")[0].decode("latin-1"))' "$@"
+}
+
 # stalled NAME PORT REQUEST WAIT: as half_closed with WAIT, but the client
 # keeps its sending side open and reads nothing for WAIT s: a client that
 # stopped reading.
