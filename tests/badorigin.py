@@ -51,6 +51,10 @@ and rst-hello, which never speak TLS):
     switch      answer the first request, whatever it asked for, with
                 "101 Switching Protocols" and "Upgrade: TOKENS" (default
                 websocket), then log every byte that follows as data
+    hints-late  answer every request with "103 Early Hints", then 1 s
+                later with 200 "late answer from badorigin\\n" (a client
+                that took the 103 for the answer has sent its next
+                request by then)
     interims    answer the first request with "103 Early Hints" heads
                 without end, as fast as they are taken; log how many
                 went before the client left (interims {n})
@@ -298,6 +302,19 @@ class Handler(socketserver.BaseRequestHandler):
         sock.shutdown(socket.SHUT_RDWR)
         sock.close()
 
+    def mode_hints_late(self, sock):
+        buf = b""
+        while True:
+            head, buf = self.read_request(sock, buf)
+            if head is None:
+                return
+            sock.sendall(b"HTTP/1.1 103 Early Hints\r\n"
+                         b"Link: </style.css>; rel=preload\r\n\r\n")
+            time.sleep(1)
+            body = b"late answer from badorigin\n"
+            sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s"
+                         % (len(body), body))
+
     def mode_interims(self, sock):
         head, _ = self.read_request(sock, b"")
         n = 0
@@ -476,7 +493,7 @@ def main():
                             "tls-close", "alert", "garbage", "rst-hello",
                             "switch", "status", "notify-back",
                             "headbody", "banner", "banner-close",
-                            "interims", "trickle", "sink",
+                            "interims", "hints-late", "trickle", "sink",
                             "stream-sink", "early-sink"])
     p.add_argument("--cert")
     p.add_argument("--key")
