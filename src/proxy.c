@@ -824,12 +824,15 @@ proxy_stop(struct proxy *p)
 	}
 	/*
 	 * What the kernel queued is taken in first, as if accepted now
-	 * (past max_connections: no more will follow), then the sockets
-	 * close: those connections would else be reset.
+	 * (past max_connections: no more will follow), from every listener
+	 * before any closes: each one taken may pause or resume them all.
+	 * Then the sockets close; those connections would else be reset.
 	 */
-	for (i = 0; i < p->nlisten; i++) {
+	for (i = 0; i < p->nlisten; i++)
 		backlog_take(p->listeners[i], i < p->nplain ?
 		    proxy_accept_cb : proxy_transparent_accept_cb, p);
+	tcpfwd_take_queued(p->fwd);
+	for (i = 0; i < p->nlisten; i++) {
 		evconnlistener_free(p->listeners[i]);
 		p->listeners[i] = NULL;
 	}

@@ -525,27 +525,26 @@ tcpfwd_set_accepting(struct tcpfwd *t, bool on)
 	}
 }
 
-/* Close the listeners; with take, what the kernel queued is taken first. */
-static void
-tcpfwd_close_listeners(struct tcpfwd *t, bool take)
+void
+tcpfwd_take_queued(struct tcpfwd *t)
 {
 	size_t	 i;
 
-	tcpfwd_abort(t);
-	for (i = 0; i < t->ncur; i++) {
-		if (take)
-			backlog_take(t->cur[i]->l, tcpfwd_accept_cb, t->cur[i]);
-		tcpfwd_listener_free(t->cur[i]);
-	}
-	free(t->cur);
-	t->cur = NULL;
-	t->ncur = 0;
+	for (i = 0; i < t->ncur; i++)
+		backlog_take(t->cur[i]->l, tcpfwd_accept_cb, t->cur[i]);
 }
 
 void
 tcpfwd_stop_listening(struct tcpfwd *t)
 {
-	tcpfwd_close_listeners(t, true);
+	size_t	 i;
+
+	tcpfwd_abort(t);
+	for (i = 0; i < t->ncur; i++)
+		tcpfwd_listener_free(t->cur[i]);
+	free(t->cur);
+	t->cur = NULL;
+	t->ncur = 0;
 }
 
 size_t
@@ -579,7 +578,7 @@ tcpfwd_free(struct tcpfwd *t)
 {
 	if (t == NULL)
 		return;
-	tcpfwd_close_listeners(t, false);
+	tcpfwd_stop_listening(t);
 	tcpfwd_close_all(t);
 	free(t);
 }

@@ -36,9 +36,12 @@ void		 tcpfwd_abort(struct tcpfwd *t);
 /* Pause or resume accepting on every listener. */
 void		 tcpfwd_set_accepting(struct tcpfwd *t, bool on);
 /*
- * Close every listener, taking what the kernel queued on it first (as
- * connections accepted now, see backlog.h); open connections go on.
+ * Take what the kernel queued on every listener, as connections accepted
+ * now (see backlog.h); before any listener of the daemon closes, as each
+ * one taken may pause or resume them all.
  */
+void		 tcpfwd_take_queued(struct tcpfwd *t);
+/* Close every listener; open connections go on. */
 void		 tcpfwd_stop_listening(struct tcpfwd *t);
 /* Close every connection now. */
 size_t		 tcpfwd_close_all(struct tcpfwd *t);

@@ -142,6 +142,26 @@ wait_exit "$PP_Q" 10
 check_eq "... and pinproxy Q exits 0" 0 "$EXIT_RC"
 stop "$IDLE_Q"
 
+# The same with two listeners, a slot freeing in the loop's turn of the
+# stop (tests/stop_queued.py): taking the queued client resumes and
+# pauses every listener, none of which may be closed yet.
+PR=$(free_port)
+PR2=$(free_port)
+conf "$PR" "listen = 127.0.0.1:$PR2
+max_connections = 2
+header_timeout = 30s
+shutdown_timeout = 3s" >"$TMP/r.conf"
+check "pinproxy R listens on 127.0.0.1:$PR and :$PR2" \
+    start_pinproxy PP_R "$PR" "$TMP/r.conf" "$TMP/r.log"
+python3 "$top_srcdir/tests/stop_queued.py" "$PP_R" "$PR" "$PR2" \
+    >"$TMP/r-queued.out" 2>&1
+check_eq "a slot freeing as the stop takes a queued client: it is served" \
+    "HTTP/1.1 200 OK" "$(cat "$TMP/r-queued.out")"
+wait_exit "$PP_R" 10
+check_eq "... and pinproxy R exits 0" 0 "$EXIT_RC"
+check_log "... having logged event=stopped" "$TMP/r.log" \
+    "$(kv event stopped)"
+
 # header_timeout = 1s: 50 silent clients are all disconnected, and every
 # descriptor they took is released.
 PE=$(free_port)

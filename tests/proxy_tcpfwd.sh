@@ -788,4 +788,40 @@ check_eq "a queued forwarder client at the stop: taken in and relayed" \
 wait_exit "$PP_Q" 10
 check_eq "... and pinproxy Q exits 0" 0 "$EXIT_RC"
 stop "$QHOLD"
+
+# The same with a slot freeing in the loop's turn of the stop, the client
+# queued on a forwarder's second listener (tests/stop_queued.py): taking
+# it resumes and pauses every listener, none of which may be closed yet.
+PR=$(free_port)
+FR1=$(free_port)
+FR2=$(free_port)
+cat >"$TMP/fr.conf" <<CONF
+[proxy]
+listen = 127.0.0.1:$PR
+trust = $PKI/root.pem
+ca_cert = $TMP/ca.pem
+ca_key = $TMP/ca.key
+max_connections = 2
+shutdown_timeout = 3s
+
+[pins:echo]
+hosts = api.test
+pin = $PIN_LEAF
+connect_to = 127.0.0.1:$EP
+
+[forward:r]
+listen = 127.0.0.1:$FR1
+listen = 127.0.0.1:$FR2
+upstream = api.test:443
+pinset = echo
+CONF
+check "pinproxy R listens on 127.0.0.1:$PR" \
+    start_pinproxy PP_R "$PR" "$TMP/fr.conf" "$TMP/fr.log"
+python3 "$top_srcdir/tests/stop_queued.py" "$PP_R" "$PR" "$FR2" \
+    >"$TMP/fr-queued.out" 2>&1
+wait_exit "$PP_R" 10
+check_eq "a slot freeing as the stop takes a forwarder's queued client: \
+pinproxy R exits 0" 0 "$EXIT_RC"
+check_log "... having logged event=stopped" "$TMP/fr.log" \
+    "$(kv event stopped)"
 done_testing
