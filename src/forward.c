@@ -949,6 +949,11 @@ forward_route_again(struct forward *f)
 
 	log_msg(EV_DEBUG, "client %s: a reload while %s was dialled or "
 	    "verified; the request is routed again", f->x->client, f->host);
+	/* The dial's watch goes, and the client's writing comes back. */
+	if (f->dial_ev != NULL) {
+		sockwatch_free(&f->dial_ev);
+		bufferevent_enable(f->x->bev, EV_WRITE);
+	}
 	f->state = FORWARD_IDLE;
 	forward_drop(f);
 	phase_outcome_init(&o);

@@ -675,15 +675,16 @@ half_closed()
 	late_reader "$1" "$2" "$3" "${4:-}" shut
 }
 
-# send_read PORT BYTES: connect to 127.0.0.1:PORT, send BYTES (Python
-# escapes: \r\n), print "ready", then read until the end or an error and
-# print what came: its length, "eof" or the error's name, and its first
-# line.
+# send_read PORT BYTES [UNTIL]: connect to 127.0.0.1:PORT, send BYTES
+# (Python escapes: \r\n), print "ready", then read until the end, an
+# error or the text UNTIL and print what came: its length, "eof", the
+# error's name or "until", and its first line.
 send_read()
 {
 	python3 -c 'import codecs, socket, sys
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=15)
 s.sendall(codecs.escape_decode(sys.argv[2])[0])
+until = sys.argv[3].encode() if len(sys.argv) > 3 else None
 print("ready", flush=True)
 d, end = b"", "eof"
 try:
@@ -692,6 +693,9 @@ try:
         if not b:
             break
         d += b
+        if until is not None and until in d:
+            end = "until"
+            break
 except OSError as e:
     end = type(e).__name__
 print(len(d), end, d.split(b"\r\n")[0].decode("latin-1"))' "$@"

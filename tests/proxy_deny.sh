@@ -447,4 +447,59 @@ check_eq "the servers saw no request" 0 \
     $(origin_count "$TMP/oe.log" request) ))"
 stop_pinproxy "$PP_D" "$TMP/d.log"
 
+# 9. A request routed again after a reload that came while its server's
+# name was looked up, that finds under the new configuration a kept
+# upstream connection (late.test is reached by connect_to now, and a
+# request made after the reload left one in the pool): the client has
+# the answer then, not at header_timeout (its writing, off during the
+# dial, is on again; a keep-alive exchange, whose answer no close
+# flushes).
+PE=$(free_port)
+# econf [CONNECT_TO]: instance E's configuration, late.test pinned, its
+# server found by its name or at CONNECT_TO.
+econf()
+{
+	cat <<EOF
+[proxy]
+listen = 127.0.0.1:$PE
+ca_cert = $TMP/ca-e.pem
+ca_key = $TMP/ca-e.key
+trust = $PKI/root.pem
+header_timeout = 10s
+shutdown_timeout = 2s
+
+[pins:set-late]
+hosts = late.test
+pin = $PIN_INTER
+port = $OA
+${1:+connect_to = $1}
+EOF
+}
+econf >"$TMP/e.conf"
+start_pinproxy PP_E "$PE" "$TMP/e.conf" "$TMP/e.log" ||
+    bail_out "pinproxy does not start with $TMP/e.conf"
+LATE_RE='"[lL][aA][tT][eE]\.[tT][eE][sS][tT]"'
+asked=$(log_count "$TMP/dns.log" "$LATE_RE")
+start=$(now_ms)
+spawn E_LATE send_read "$PE" \
+    'GET http://late.test/hello HTTP/1.1\r\nHost: late.test\r\n\r\n' "$HELLO" \
+    >"$TMP/e-late.out" 2>&1
+check "a request waits for its name" wait_count "$TMP/dns.log" \
+    $((asked + 1)) "$LATE_RE"
+econf "127.0.0.1:$OA" >"$TMP/e.conf"
+check "a reload has late.test reached by connect_to" \
+    reload "$PP_E" "$TMP/e.log"
+send_read "$PE" \
+    'GET http://late.test/hello HTTP/1.1\r\nHost: late.test\r\nConnection: close\r\n\r\n' \
+    >"$TMP/e-next.out" 2>&1
+check_eq "a request after the reload: 200, its upstream kept" \
+    "HTTP/1.1 200 OK" "$(sed -n '2s/^[0-9]* [A-Za-z]* //p' "$TMP/e-next.out")"
+wait "$E_LATE" 2>/dev/null
+ms=$(( $(now_ms) - start ))
+check_eq "the request from before the reload, routed again: 200" \
+    "HTTP/1.1 200 OK" "$(sed -n '2s/^[0-9]* [A-Za-z]* //p' "$TMP/e-late.out")"
+check "... once its name resolved, not at header_timeout ($ms ms)" \
+    test "$ms" -lt 6000
+stop_pinproxy "$PP_E" "$TMP/e.log"
+
 done_testing
