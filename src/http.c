@@ -1413,6 +1413,22 @@ http_headers_write(const struct http_head *h, bool upgrade, bool request,
 		/* Written below, with the codings applied after it. */
 		if (ce != NULL && strcasecmp(f->name, "Content-Encoding") == 0)
 			continue;
+		/*
+		 * The framing as parsed, not as spelled ("0010", "CHUNKED"):
+		 * a server that reads a length in another base, or a coding's
+		 * name case-sensitively, would else frame the body otherwise.
+		 */
+		if (h->has_content_length &&
+		    strcasecmp(f->name, "Content-Length") == 0) {
+			evbuffer_add_printf(out, "%s: %llu\r\n", f->name,
+			    (unsigned long long)h->content_length);
+			continue;
+		}
+		if (request && h->chunked &&
+		    strcasecmp(f->name, "Transfer-Encoding") == 0) {
+			evbuffer_add_printf(out, "%s: chunked\r\n", f->name);
+			continue;
+		}
 		evbuffer_add_printf(out, "%s: %s\r\n", f->name, f->value);
 	}
 	if (ce != NULL) {

@@ -1585,6 +1585,43 @@ test_http_max_forwards_counts_for_trace_and_options_only(void **state)
 	    "Host: a.test\r\nMax-Forwards: \r\n\r\n"), -1);
 }
 
+/*
+ * The framing goes on as parsed, whatever its spelling: a length without
+ * its leading zeros (which a server might read in octal), the coding's
+ * name in lower case (which a server might compare case-sensitively).
+ */
+static void
+test_http_request_write_spells_the_framing_as_parsed(void **state)
+{
+	struct http_msg		*m;
+	struct evbuffer		*out;
+	char			*s;
+
+	(void)state;
+	m = request("POST http://a.test/x HTTP/1.1\r\nHost: a.test\r\n"
+	    "Content-Length: 0010\r\n\r\n");
+	out = evbuffer_new();
+	http_request_write(http_msg_head(m), false, "a.test", 80, false,
+	    NULL, out);
+	s = buffer_string(out);
+	assert_string_equal(s, "POST /x HTTP/1.1\r\nHost: a.test\r\n"
+	    "Content-Length: 10\r\n\r\n");
+	free(s);
+	evbuffer_free(out);
+	http_msg_free(m);
+	m = request("POST http://a.test/x HTTP/1.1\r\nHost: a.test\r\n"
+	    "Transfer-Encoding: CHUNKED\r\n\r\n");
+	out = evbuffer_new();
+	http_request_write(http_msg_head(m), false, "a.test", 80, false,
+	    NULL, out);
+	s = buffer_string(out);
+	assert_string_equal(s, "POST /x HTTP/1.1\r\nHost: a.test\r\n"
+	    "Transfer-Encoding: chunked\r\n\r\n");
+	free(s);
+	evbuffer_free(out);
+	http_msg_free(m);
+}
+
 static void
 test_http_request_write_decrements_max_forwards(void **state)
 {
@@ -2369,6 +2406,8 @@ main(void)
 		    test_http_max_forwards_counts_for_trace_and_options_only),
 		cmocka_unit_test(
 		    test_http_request_write_decrements_max_forwards),
+		cmocka_unit_test(
+		    test_http_request_write_spells_the_framing_as_parsed),
 		cmocka_unit_test(
 		    test_http_final_answer_echoes_a_trace_without_credentials),
 		cmocka_unit_test(
