@@ -21,7 +21,6 @@
 
 #include "forward.h"
 #include "hostmatch.h"
-#include "hostport.h"
 #include "http.h"
 #include "linger.h"
 #include "log.h"
@@ -910,37 +909,6 @@ forward_send_request(struct forward *f)
 	forward_request_body(f);
 }
 
-/*
- * Whether a reload, while the plaintext upstream was dialled, made the
- * request's host, or the address dialled for it, one never reached in
- * cleartext: pinned now, or every unpinned host verified or blocked. The
- * request was routed, and its addresses judged, under the configuration
- * of its arrival.
- */
-static bool
-forward_plain_outdated(const struct forward *f)
-{
-	const struct conf	*now;
-	struct sockaddr_storage	 peer;
-	socklen_t		 len = sizeof(peer);
-	char			 addr[HOSTMATCH_NAME_MAX];
-	uint16_t		 port;
-
-	if (f->tls || !f->x->rc->retired || f->x->env->rc == NULL)
-		return false;
-	now = f->x->env->rc->conf;
-	if (now->unpinned != UNPINNED_PASS ||
-	    conf_lookup(now, f->host) != NULL ||
-	    conf_lookup(now, f->authority) != NULL)
-		return true;
-	/* Unknown: routed again, to be judged afresh. */
-	if (getpeername(upstream_fd(f->up), (struct sockaddr *)&peer,
-	    &len) == -1 || !hostport_sockaddr((struct sockaddr *)&peer, addr,
-	    &port))
-		return true;
-	return conf_lookup(now, addr) != NULL;
-}
-
 /* Nothing of the request went: it is routed again, as if it came now. */
 static void
 forward_route_again(struct forward *f)
@@ -977,10 +945,11 @@ forward_upstream_cb(struct upstream *u, enum upstream_status st, void *arg)
 		return;
 	}
 	/*
-	 * Dialled or judged under pins a reload replaced since: nothing of
-	 * the request went, and it is routed again under the new ones.
+	 * Dialled or judged under a configuration a reload replaced since
+	 * (its pins, its ports, its clients): nothing of the request went,
+	 * and it is routed again under the new one.
 	 */
-	if (f->tls && f->x->rc->retired) {
+	if (f->x->rc->retired) {
 		forward_route_again(f);
 		return;
 	}
@@ -990,10 +959,6 @@ forward_upstream_cb(struct upstream *u, enum upstream_status st, void *arg)
 	}
 	/* TCP is up; TLS (or nothing) comes next. */
 	if (!f->tls) {
-		if (forward_plain_outdated(f)) {
-			forward_route_again(f);
-			return;
-		}
 		upstream_start_plain(u);
 		forward_send_request(f);
 		return;

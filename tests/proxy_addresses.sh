@@ -69,7 +69,8 @@ OP=$(free_port)
 start_origin O_P "$OP" "$TMP/op.log" --plain
 start_dnsd --map alias.test=127.0.0.1 --map alias-ro.test=127.0.0.1 \
     --map zero.test=0.0.0.0 --map slow.test=127.0.0.1 --slow slow.test=1 \
-    --map slow2.test=127.0.0.1 --slow slow2.test=1
+    --map slow2.test=127.0.0.1 --slow slow2.test=1 \
+    --map slow3.test=127.0.0.1 --slow slow3.test=1
 
 PX=$(free_port)
 cat >"$TMP/a.conf" <<EOF
@@ -422,7 +423,7 @@ ca_key = $TMP/ca-a.key
 trust = $PKI/root.pem
 unpinned = pass
 connect_ports = 443 $OQ
-plain_ports = 80 $OQ
+plain_ports = 80 ${2-$OQ}
 
 [pins:loopback]
 hosts = api.test${1:-}
@@ -438,17 +439,18 @@ check "pinproxy listens on 127.0.0.1:$PR" \
 # is routed again under the new configuration, not sent in cleartext
 # under the old one. Pinned, it goes over TLS to the set's port, whose
 # leaf does not cover slow.test: 502. (It used to reach the address.)
-# across_reload NAME HOST HOSTS: GET http://HOST:$OQ/secret through R
-# (HOST takes 1 s to resolve) and, 0.3 s in, a reload to r_conf HOSTS (one
-# case); the request's status goes to $TMP/NAME.out.
+# across_reload NAME HOST HOSTS [PORTS]: GET http://HOST:$OQ/secret
+# through R (HOST takes 1 s to resolve) and, 0.3 s in, a reload to r_conf
+# HOSTS PORTS (one case); the request's status goes to $TMP/NAME.out.
 across_reload()
 {
 	local pid
 	spawn pid curl -s -o /dev/null -w '%{http_code}' --max-time 10 \
 	    -x "127.0.0.1:$PR" "http://$2:$OQ/secret" >"$TMP/$1.out"
 	t_sleep 0.3
-	check "a reload while $2 is looked up (hosts = api.test$3)" \
-	    reload "$PP_R" "$TMP/r.log" "$TMP/r.conf" "$(r_conf "$3")"
+	check "a reload while $2 is looked up (hosts = api.test$3${4+, \
+plain_ports = 80 $4})" \
+	    reload "$PP_R" "$TMP/r.log" "$TMP/r.conf" "$(r_conf "$3" "${4-$OQ}")"
 	wait_exit "$pid" 10
 }
 n_q=$(origin_count "$TMP/oq.log" request)
@@ -468,6 +470,18 @@ check_eq "address pinned while dialled: refused, 403" 403 \
 check_eq "address pinned while dialled: nothing reached the address" \
     "$n_q" "$(origin_count "$TMP/oq.log" request)"
 check "reload: 127.0.0.1 unpinned again" \
+    reload "$PP_R" "$TMP/r.log" "$TMP/r.conf" "$(r_conf ', slow.test')"
+# A reload that takes the port out of plain_ports: the request is
+# refused under the new configuration (403), not sent to a port it no
+# longer allows.
+across_reload slow3 slow3.test ', slow.test' ""
+check_eq "port no longer allowed while dialled: refused, 403" 403 \
+    "$(cat "$TMP/slow3.out")"
+check_log "... by the new plain_ports" "$TMP/r.log" "$(kv event blocked)" \
+    "$(kv host slow3.test)" "plain_ports"
+check_eq "port no longer allowed while dialled: nothing reached it" \
+    "$n_q" "$(origin_count "$TMP/oq.log" request)"
+check "reload: the port allowed again" \
     reload "$PP_R" "$TMP/r.log" "$TMP/r.conf" "$(r_conf ', slow.test')"
 
 # A tunnel opened by address to an unpinned address carries plaintext to
