@@ -1024,6 +1024,7 @@ conn_read_head(struct conn *c)
 			c->head_started = true;
 			c->used = true;
 			monotime_tv(&c->x.acc.start);
+			c->x.reroutes = 0;
 		}
 		r = http_msg_feed_head(c->x.req, v.iov_base, v.iov_len,
 		    &consumed);

@@ -96,6 +96,9 @@ static void	forward_open(struct forward *);
 static bool	forward_upstream_read(struct forward *);
 static void	forward_watch_left(struct forward *);
 
+/* How often a request is routed again after reloads, at most. */
+#define FORWARD_REROUTES_MAX	3
+
 /* How often a client held back from sending its body is looked at. */
 #define FORWARD_LEFT_LOOK_MS	1000
 
@@ -909,19 +912,33 @@ forward_send_request(struct forward *f)
 	forward_request_body(f);
 }
 
-/* Nothing of the request went: it is routed again, as if it came now. */
+/*
+ * Nothing of the request went: it is routed again, as if it came now; at
+ * most FORWARD_REROUTES_MAX times, as each new dial has a connect_timeout
+ * of its own, and reloads that come faster than its server is reached
+ * would else hold it for ever.
+ */
 static void
 forward_route_again(struct forward *f)
 {
 	struct phase_outcome	 o;
+	char			 why[128];
 
-	log_msg(EV_DEBUG, "client %s: a reload while %s was dialled or "
-	    "verified; the request is routed again", f->x->client, f->host);
 	/* The dial's watch goes, and the client's writing comes back. */
 	if (f->dial_ev != NULL) {
 		sockwatch_free(&f->dial_ev);
 		bufferevent_enable(f->x->bev, EV_WRITE);
 	}
+	if (++f->x->reroutes > FORWARD_REROUTES_MAX) {
+		snprintf(why, sizeof(why), "Reloads came faster than the "
+		    "server could be reached: the request was routed again %d "
+		    "times.", FORWARD_REROUTES_MAX);
+		forward_upstream_failed(f, METRIC_UPSTREAM_ERRORS_TIMEOUT, why);
+		phase_fail(f->x, HTTP_ERROR_TIMEOUT, why);
+		return;
+	}
+	log_msg(EV_DEBUG, "client %s: a reload while %s was dialled or "
+	    "verified; the request is routed again", f->x->client, f->host);
 	f->state = FORWARD_IDLE;
 	forward_drop(f);
 	phase_outcome_init(&o);

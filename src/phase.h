@@ -195,6 +195,7 @@ struct phase_ctx {
 	struct bufferevent	*bev;		/* the client's transport */
 	struct http_msg		*req;		/* the request head; NULL in a relay */
 	struct access_record	 acc;
+	unsigned		 reroutes;	/* of the request, by reloads */
 	enum conn_state		 state;
 	uint64_t		 acked;		/* by the client, at the last
 						   write timeout (sockprog.h) */

@@ -502,4 +502,44 @@ check "... once its name resolved, not at header_timeout ($ms ms)" \
     test "$ms" -lt 6000
 stop_pinproxy "$PP_E" "$TMP/e.log"
 
+# 10. Reloads that come faster than a server is reached: each routes the
+# request again, with a new dial, at most 3 times; the next one ends it
+# with 504 (its server takes 1 s for a handshake, a reload comes every
+# 0.6 s).
+OF=$(free_port)
+start_origin O_F "$OF" "$TMP/of.log" --cert "$PKI/multi-chain.pem" \
+    --key "$PKI/multi.key" --delay 1
+PG=$(free_port)
+cat >"$TMP/g.conf" <<EOF
+[proxy]
+listen = 127.0.0.1:$PG
+ca_cert = $TMP/ca-g.pem
+ca_key = $TMP/ca-g.key
+trust = $PKI/root.pem
+shutdown_timeout = 2s
+
+[pins:set-api]
+hosts = api.test
+pin = $PIN_INTER
+connect_to = 127.0.0.1:$OF
+EOF
+start_pinproxy PP_G "$PG" "$TMP/g.conf" "$TMP/g.log" ||
+    bail_out "pinproxy does not start with $TMP/g.conf"
+spawn G_REQ pcurl "$PG" -o /dev/null -D "$TMP/g-req.head" \
+    -w '%{http_code}' http://api.test/hello >"$TMP/g-req.code" \
+    2>"$TMP/g-req.err"
+for (( i = 0; i < 15; i++ )); do
+	t_sleep 0.6
+	kill -0 "$G_REQ" 2>/dev/null || break
+	reload "$PP_G" "$TMP/g.log"
+done
+wait "$G_REQ" 2>/dev/null
+check_eq "reloads faster than the server: 504 after routing again 3 times" \
+    '504|pinproxy; error=connection_timeout; details="timeout"' \
+    "$(cat "$TMP/g-req.code")|$(header "$TMP/g-req.head" Proxy-Status)"
+check_log "... with an upstream_error line saying so" "$TMP/g.log" \
+    "$(kv event upstream_error)" "$(kv error timeout)" \
+    'routed again 3 times'
+stop_pinproxy "$PP_G" "$TMP/g.log"
+
 done_testing
