@@ -514,7 +514,10 @@ conn_relay_done_cb(struct relay *r, const char *why, void *arg)
 	has_all = relay_client_has_all(r);
 	log_msg(EV_DEBUG, "client %s: relay ended: %s", c->client, why);
 	if (relay_outcome(r) == RELAY_REFUSED) {
-		phase_log_blocked(&c->x, c->x.acc.host, relay_refused_hello(r) ?
+		phase_log_blocked(&c->x, c->x.acc.host,
+		    relay_refused_response(r) ? "an HTTP response after a "
+		    "101 (at the start of the server's stream)" :
+		    relay_refused_hello(r) ?
 		    "a blind tunnel's further ClientHello (before the "
 		    "server's ServerHello) named another server than the "
 		    "first, or was none" :
@@ -556,6 +559,9 @@ conn_relay(struct conn *c, const struct phase_outcome *o)
 	    c->x.rc->conf->idle_timeout_ms, conn_relay_done_cb, c);
 	if (o->relay_guard)
 		relay_guard_line(c->relay);
+	/* A 101's server must not answer as HTTP either. */
+	if (o->relay_guard && o->status == 101)
+		relay_guard_response(c->relay);
 	if (o->relay_hello_len > 0)
 		relay_guard_hello(c->relay, o->relay_hello_sni,
 		    o->relay_hello_len);

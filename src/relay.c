@@ -120,6 +120,12 @@ struct relay_way {
 	bool			 refused;
 	struct reqguard		 guard_state;
 	/*
+	 * relay_guard_response(): how much of "HTTP/" the start of the
+	 * server's stream matched so far, while it may still.
+	 */
+	bool			 resp_guard;
+	unsigned char		 resp_seen;
+	/*
 	 * The start of the client's stream while it may be a request line
 	 * (reqguard_holding()): read, neither written nor counted yet.
 	 */
@@ -153,6 +159,7 @@ struct relay {
 	 */
 	bool			 hello_guard;
 	bool			 refused_hello;
+	bool			 refused_response;	/* relay_guard_response */
 	struct tlsguard		 tls_guard;
 	enum relay_outcome	 outcome;
 	bool			 down_dropped;	/* at the end, bytes for the
@@ -643,10 +650,38 @@ static const char	relay_refused_hello_why[] =
     "before the server's ServerHello, a further handshake record was no "
     "ClientHello naming the first one's server";
 
+static const char	relay_refused_response_why[] =
+    "an HTTP response at the start of the server's stream";
+
 static const char *
 relay_refused_reason(const struct relay *r)
 {
+	if (r->refused_response)
+		return relay_refused_response_why;
 	return r->refused_hello ? relay_refused_hello_why : relay_refused_why;
+}
+
+/* The start of a response that relay_guard_response() refuses. */
+static const char	relay_response_start[] = "HTTP/";
+
+/*
+ * Look at len more bytes of the start of the server's stream
+ * (relay_guard_response): true once they complete "HTTP/"; the guard ends
+ * at the first byte that does not match.
+ */
+static bool
+relay_response_scan(struct relay_way *w, const unsigned char *data,
+    size_t len)
+{
+	size_t	 i;
+
+	for (i = 0; i < len && w->resp_guard; i++) {
+		if (data[i] != (unsigned char)relay_response_start[w->resp_seen])
+			w->resp_guard = false;
+		else if (++w->resp_seen == sizeof(relay_response_start) - 1)
+			return true;
+	}
+	return false;
 }
 
 /*
@@ -840,6 +875,12 @@ relay_way_read(struct relay_way *w)
 		relay_refuse_request(w->r);
 		return RELAY_ENDED;
 	}
+	/* None of these bytes went; the client has the 101 at most. */
+	if (w->resp_guard && relay_response_scan(w, relay_scratch, n)) {
+		w->r->refused_response = true;
+		relay_refuse_request(w->r);
+		return RELAY_ENDED;
+	}
 	/* A splice(2) into the pipe proves nothing (see drained). */
 	w->drained = drained;
 	if (drained)
@@ -880,7 +921,7 @@ relay_way_read(struct relay_way *w)
 	}
 	/* A guarded line is read into user space, where it is looked at. */
 	if (plain && w->pipe[0] == -1 && n == RELAY_IO_MAX && !w->guard &&
-	    !w->r->hello_guard)
+	    !w->resp_guard && !w->r->hello_guard)
 		relay_way_pipe(w);
 	return RELAY_MORE;
 }
@@ -939,6 +980,39 @@ relay_guard_line(struct relay *r)
 }
 
 void
+relay_guard_response(struct relay *r)
+{
+	struct relay_way	*w = &r->way[1];
+	struct evbuffer		*front;
+	struct evbuffer_ptr	 at;
+	struct evbuffer_iovec	 v;
+	size_t			 len;
+
+	w->resp_guard = true;
+	w->resp_seen = 0;
+	/* What the server sent with its 101 goes after it: look at it. */
+	evbuffer_ptr_set(w->queue, &at, w->before, EVBUFFER_PTR_SET);
+	while (w->resp_guard && evbuffer_peek(w->queue, -1, &at, &v, 1) > 0) {
+		if (relay_response_scan(w, v.iov_base, v.iov_len))
+			break;
+		if (evbuffer_ptr_set(w->queue, &at, v.iov_len,
+		    EVBUFFER_PTR_ADD) == -1)
+			break;
+	}
+	if (!w->resp_guard || w->resp_seen < sizeof(relay_response_start) - 1)
+		return;
+	/* Refused at once: the server's bytes go, the 101 before them stays. */
+	len = evbuffer_get_length(w->queue) - w->before;
+	front = evbuffer_new();
+	evbuffer_remove_buffer(w->queue, front, w->before);
+	evbuffer_free(w->queue);
+	w->queue = front;
+	*w->moved -= (uint64_t)len;
+	r->refused_response = true;
+	r->way[0].refused = true;
+}
+
+void
 relay_guard_hello(struct relay *r, const char *sni, size_t hello_len)
 {
 	struct relay_way	*w = &r->way[0];
@@ -961,6 +1035,12 @@ bool
 relay_refused_hello(const struct relay *r)
 {
 	return r->refused_hello;
+}
+
+bool
+relay_refused_response(const struct relay *r)
+{
+	return r->refused_response;
 }
 
 /* Move bytes one way until a descriptor would block or the relay ends. */

@@ -83,6 +83,17 @@ struct relay	*relay_new(struct event_base *base, struct bufferevent *client,
  */
 void		 relay_guard_line(struct relay *r);
 /*
+ * After a 101: the server's stream must not begin with "HTTP/" (no
+ * upgraded protocol's does, and a client that took the 101 for an answer
+ * would read that response as the answer to its next request); if it
+ * does, the relay is refused (RELAY_REFUSED, relay_refused_response())
+ * with none of those bytes written: the client has the 101 and the close.
+ * The server's bytes do not go through splice(2) until the guard ended.
+ */
+void		 relay_guard_response(struct relay *r);
+/* Whether a relay was refused for relay_guard_response()'s reason. */
+bool		 relay_refused_response(const struct relay *r);
+/*
  * The client's stream begins with a ClientHello of hello_len bytes naming
  * sni ("" for none), on whose verdict the tunnel went blind: until the
  * server's first ServerHello that is not a HelloRetryRequest, each further

@@ -48,6 +48,9 @@ and rst-hello, which never speak TLS):
                 0.5 s later (the client's body sent meanwhile waits in the
                 kernel), then as sink (close_notify, FIN, the body read
                 AFTER ms later)
+    switch-answer  as switch, then AFTER ms later (0: in the same write
+                as good as) a whole response, 200 "answer after a 101\\n",
+                as if the 101 had been no switch
     switch      answer the first request, whatever it asked for, with
                 "101 Switching Protocols" and "Upgrade: TOKENS" (default
                 websocket), then log every byte that follows as data
@@ -404,6 +407,27 @@ class Handler(socketserver.BaseRequestHandler):
                 break
         sock.close()
 
+    def mode_switch_answer(self, sock):
+        head, rest = self.read_request(sock, b"")
+        if head is None:
+            sock.close()
+            return
+        sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\n"
+                     b"Connection: Upgrade\r\nUpgrade: %s\r\n\r\n"
+                     % self.server.args.upgrade.encode("latin-1"))
+        # At once with AFTER 0, else AFTER ms later.
+        if self.server.args.after:
+            time.sleep(self.server.args.after / 1000)
+        body = b"answer after a 101\n"
+        try:
+            sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s"
+                         % (len(body), body))
+            while sock.recv(65536):
+                pass
+        except OSError:
+            pass
+        sock.close()
+
     def mode_status(self, sock):
         buf = b""
         while True:
@@ -493,7 +517,8 @@ def main():
                             "tls-close", "alert", "garbage", "rst-hello",
                             "switch", "status", "notify-back",
                             "headbody", "banner", "banner-close",
-                            "interims", "hints-late", "trickle", "sink",
+                            "interims", "hints-late", "switch-answer", "trickle",
+                            "sink",
                             "stream-sink", "early-sink"])
     p.add_argument("--cert")
     p.add_argument("--key")

@@ -96,6 +96,12 @@ start_server O_K "$TMP/ok.log" python3 "$BADORIGIN" --port "$OK" $CERT \
 OL=$(free_port)
 start_server O_L "$TMP/ol.log" python3 "$BADORIGIN" --port "$OL" \
     --mode hints-late
+OW=$(free_port)
+start_server O_W "$TMP/ow.log" python3 "$BADORIGIN" --port "$OW" \
+    --mode switch-answer --after 5
+OW0=$(free_port)
+start_server O_W0 "$TMP/ow0.log" python3 "$BADORIGIN" --port "$OW0" \
+    --mode switch-answer --after 0
 OS=$(free_port)
 start_server O_S "$TMP/os.log" python3 "$BADORIGIN" --port "$OS" $CERT \
     --mode stall
@@ -171,7 +177,7 @@ EOF
 # Instance F: the faults of upstreams and clients, connect_timeout = 3s.
 PF=$(free_port)
 conf "$PF" f "connect_timeout = 3s
-plain_ports = 80, $OL" >"$TMP/f.conf"
+plain_ports = 80, $OL, $OW, $OW0" >"$TMP/f.conf"
 check "pinproxy F listens on 127.0.0.1:$PF" \
     start_pinproxy PP_F "$PF" "$TMP/f.conf" "$TMP/f.log"
 alive "start" "$PP_F" "$PF"
@@ -865,6 +871,49 @@ EOF
 )
 check_eq "a 103 before a late answer: each request gets its own answer" \
     "200 late answer from badorigin | 200 $HELLO" "$out"
+# The same through a 101: http.client takes it for an answer too (a
+# client that offers an upgrade it does not make), and a server that
+# then answers as HTTP, with the 101 (its bytes queued when the relay
+# starts) or 5 ms later, would have that answer read as the next
+# request's. The server's stream after a 101 may not begin with
+# "HTTP/": the relay is refused before a byte of it goes, and the next
+# request finds the connection closed. (5 ms later, the client's next
+# request usually comes first, and the guard of the client's stream
+# ends the relay.)
+for w in "$OW" "$OW0"; do
+	out=$(python3 - "$PF" "$w" <<'EOF' 2>&1
+import http.client, sys
+c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=10)
+got = []
+try:
+    c.request("GET", "http://127.0.0.1:%s/ws" % sys.argv[2],
+              headers={"Connection": "Upgrade", "Upgrade": "websocket"})
+    r = c.getresponse()
+    got.append("%d %s" % (r.status, r.read().decode().strip()))
+    c.request("GET", "http://api.test/hello")
+    r = c.getresponse()
+    got.append("%d %s" % (r.status, r.read().decode().strip()))
+except Exception as e:
+    got.append(type(e).__name__)
+print(" | ".join(got))
+EOF
+)
+	case $out in
+	"101  | "*answer*|*"after a 101"*)
+		not_ok "a response after a 101 (port $w): not taken for the \
+next request's"
+		diag "$out" ;;
+	"101  | "*)
+		ok "a response after a 101 (port $w): not taken for the next \
+request's ($out)" ;;
+	*)
+		not_ok "a response after a 101 (port $w): not taken for the \
+next request's"
+		diag "$out" ;;
+	esac
+done
+check_log "a response after a 101: blocked" "$TMP/f.log" \
+    "$(kv event blocked)" "an HTTP response after a 101"
 
 # A resolv.conf missing at a reload (being rewritten, say) keeps the
 # nameservers in use instead of evdns's default, 127.0.0.1:53.

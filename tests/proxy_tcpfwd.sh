@@ -746,15 +746,19 @@ stop_pinproxy "$X" "$TMP/fx.log"
 # A stop while a forwarder's client waits in the kernel's queue (max_
 # connections = 1, another relay holds the slot): the stop takes it in,
 # and it is relayed within shutdown_timeout instead of reset.
-PQ=$(free_port)
-FQ=$(free_port)
-cat >"$TMP/fq.conf" <<CONF
+# stop_conf PORT MAX FPORT...: a configuration listening on PORT, with
+# max_connections = MAX and a forwarder to the echo server listening on
+# each FPORT.
+stop_conf()
+{
+	local f
+	cat <<CONF
 [proxy]
-listen = 127.0.0.1:$PQ
+listen = 127.0.0.1:$1
 trust = $PKI/root.pem
 ca_cert = $TMP/ca.pem
 ca_key = $TMP/ca.key
-max_connections = 1
+max_connections = $2
 shutdown_timeout = 3s
 
 [pins:echo]
@@ -763,10 +767,16 @@ pin = $PIN_LEAF
 connect_to = 127.0.0.1:$EP
 
 [forward:q]
-listen = 127.0.0.1:$FQ
 upstream = api.test:443
 pinset = echo
 CONF
+	for f in "${@:3}"; do
+		echo "listen = 127.0.0.1:$f"
+	done
+}
+PQ=$(free_port)
+FQ=$(free_port)
+stop_conf "$PQ" 1 "$FQ" >"$TMP/fq.conf"
 check "pinproxy Q listens on 127.0.0.1:$PQ" \
     start_pinproxy PP_Q "$PQ" "$TMP/fq.conf" "$TMP/fq.log"
 spawn QHOLD python3 -c 'import socket, sys, time
@@ -795,26 +805,7 @@ stop "$QHOLD"
 PR=$(free_port)
 FR1=$(free_port)
 FR2=$(free_port)
-cat >"$TMP/fr.conf" <<CONF
-[proxy]
-listen = 127.0.0.1:$PR
-trust = $PKI/root.pem
-ca_cert = $TMP/ca.pem
-ca_key = $TMP/ca.key
-max_connections = 2
-shutdown_timeout = 3s
-
-[pins:echo]
-hosts = api.test
-pin = $PIN_LEAF
-connect_to = 127.0.0.1:$EP
-
-[forward:r]
-listen = 127.0.0.1:$FR1
-listen = 127.0.0.1:$FR2
-upstream = api.test:443
-pinset = echo
-CONF
+stop_conf "$PR" 2 "$FR1" "$FR2" >"$TMP/fr.conf"
 check "pinproxy R listens on 127.0.0.1:$PR" \
     start_pinproxy PP_R "$PR" "$TMP/fr.conf" "$TMP/fr.log"
 python3 "$top_srcdir/tests/stop_queued.py" "$PP_R" "$PR" "$FR2" \
