@@ -70,7 +70,7 @@ struct forward {
 	bool			 req_done;
 	bool			 resp_head_sent;	/* one, 1xx too */
 	bool			 head_timing;	/* head_timer runs */
-	bool			 continued;	/* a 100 came, sent on or not */
+	bool			 continued;	/* a 100 went to the client */
 	unsigned int		 interims;	/* 1xx taken for this request */
 	bool			 up_settle;	/* see POOL_SETTLE_MS */
 	bool			 up_tainted;	/* taken settling: not kept */
@@ -531,8 +531,6 @@ forward_response_head(struct forward *f, struct evbuffer *out)
 		forward_upgrade(f);
 		return false;
 	}
-	if (h->status == 100)
-		f->continued = true;
 	if (h->status < 200 && ++f->interims > FORWARD_INTERIM_MAX) {
 		char	 why[96];
 
@@ -544,7 +542,7 @@ forward_response_head(struct forward *f, struct evbuffer *out)
 	}
 	/*
 	 * An interim response reaches the client only as the 100 (Continue)
-	 * its Expect asked for. HTTP/1.0 knows none (RFC 9110 §15.2). And a
+	 * its Expect asked for (in whatever spelling). HTTP/1.0 knows none (RFC 9110 §15.2). And a
 	 * client that takes another (a 102, a 103) for the final answer, as
 	 * Python's http.client does, would read the real one as the answer
 	 * to its next request on this connection, which may be a pinned
@@ -552,8 +550,11 @@ forward_response_head(struct forward *f, struct evbuffer *out)
 	 * the proxy may for the 100 it did not ask for.
 	 */
 	if (h->status < 200 && (f->client_10 || h->status != 100 ||
-	    !http_expects_continue(http_msg_head(f->x->req))))
+	    !http_expect_names_continue(http_msg_head(f->x->req))))
 		return true;
+	/* The client was told to send its body: it owes it now. */
+	if (h->status == 100)
+		f->continued = true;
 	if (h->status >= 200) {
 		f->status = h->status;
 		f->up_keep = h->keep_alive && h->framing != HTTP_FRAMING_CLOSE;

@@ -1249,6 +1249,26 @@ http_expects_continue(const struct http_head *h)
 }
 
 bool
+http_expect_names_continue(const struct http_head *h)
+{
+	char		*list;
+	const char	*p, *tok;
+	size_t		 len;
+	bool		 found = false;
+
+	if (h->dir != HTTP_DIR_REQUEST || h->http_minor == 0 ||
+	    http_connection_lists(h, "expect", strlen("expect")) ||
+	    (list = http_head_list(h, "Expect")) == NULL)
+		return false;
+	p = list;
+	while (!found && http_list_next(&p, &tok, &len))
+		found = len == strlen("100-continue") &&
+		    strncasecmp(tok, "100-continue", len) == 0;
+	free(list);
+	return found;
+}
+
+bool
 http_upgrade_offered(const char *offered, const char *chosen)
 {
 	const char	*tok;

@@ -213,6 +213,12 @@ bool			 http_is_split_space(unsigned char c);
  */
 bool			 http_expects_continue(const struct http_head *h);
 /*
+ * Whether an HTTP/1.1 request's Expect fields name 100-continue at all,
+ * in any list or number of fields, and go upstream: its client may wait
+ * for the 100, and one its server sends is passed on.
+ */
+bool			 http_expect_names_continue(const struct http_head *h);
+/*
  * Whether a 101's Upgrade list (chosen) names at least one protocol and
  * only protocols of the request's Upgrade list (offered), in any case;
  * false when either is NULL.

@@ -1901,6 +1901,46 @@ test_http_expects_continue_only_for_one_forwarded_expect(void **state)
 	}
 }
 
+/* The 100 a server sends is passed on for any Expect naming it. */
+static void
+test_http_expect_names_continue_in_any_spelling(void **state)
+{
+	struct http_msg	*m;
+	size_t		 i;
+	const struct {
+		const char	*line;
+		const char	*fields;
+		bool		 names;
+	} cases[] = {
+		{ "PUT / HTTP/1.1", "Expect: 100-continue\r\n", true },
+		{ "PUT / HTTP/1.1", "Expect: foo, 100-Continue\r\n", true },
+		{ "PUT / HTTP/1.1", "Expect: 100-continue\r\n"
+		    "Expect: 100-continue\r\n", true },
+		{ "PUT / HTTP/1.1", "Expect: foo\r\nExpect: 100-continue\r\n",
+		    true },
+		/* Not sent upstream: no server was asked. */
+		{ "PUT / HTTP/1.1", "Expect: 100-continue\r\n"
+		    "Connection: keep-alive, Expect\r\n", false },
+		{ "PUT / HTTP/1.1", "Expect: 100-continued\r\n", false },
+		{ "PUT / HTTP/1.1", "", false },
+		{ "PUT / HTTP/1.0", "Expect: 100-continue\r\n", false },
+	};
+	char		 head[256];
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(head, sizeof(head), "%s\r\nHost: a.example\r\n"
+		    "Content-Length: 3\r\n%s\r\n", cases[i].line,
+		    cases[i].fields);
+		m = request(head);
+		if (http_expect_names_continue(http_msg_head(m)) !=
+		    cases[i].names)
+			fail_msg("case %zu: %s %s", i, cases[i].line,
+			    cases[i].fields);
+		http_msg_free(m);
+	}
+}
+
 static void
 test_http_response_write_removes_hop_by_hop_headers(void **state)
 {
@@ -2419,6 +2459,8 @@ main(void)
 		cmocka_unit_test(test_http_upgrade_only_names_one_protocol),
 		cmocka_unit_test(
 		    test_http_expects_continue_only_for_one_forwarded_expect),
+		cmocka_unit_test(
+		    test_http_expect_names_continue_in_any_spelling),
 		cmocka_unit_test(
 		    test_http_response_write_removes_hop_by_hop_headers),
 		cmocka_unit_test(
