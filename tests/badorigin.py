@@ -389,14 +389,22 @@ class Handler(socketserver.BaseRequestHandler):
     def mode_tls_close(self, sock):
         sock.close()
 
-    def mode_switch(self, sock):
+    def switch(self, sock):
+        """Read a request and answer 101 (UPGRADE): what came after
+        the request's head, or None (the socket closed) without one."""
         head, rest = self.read_request(sock, b"")
         if head is None:
             sock.close()
-            return
+            return None
         sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\n"
                      b"Connection: Upgrade\r\nUpgrade: %s\r\n\r\n"
                      % self.server.args.upgrade.encode("latin-1"))
+        return rest
+
+    def mode_switch(self, sock):
+        rest = self.switch(sock)
+        if rest is None:
+            return
         data = rest
         while True:
             if data:
@@ -408,13 +416,8 @@ class Handler(socketserver.BaseRequestHandler):
         sock.close()
 
     def mode_switch_answer(self, sock):
-        head, rest = self.read_request(sock, b"")
-        if head is None:
-            sock.close()
+        if self.switch(sock) is None:
             return
-        sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\n"
-                     b"Connection: Upgrade\r\nUpgrade: %s\r\n\r\n"
-                     % self.server.args.upgrade.encode("latin-1"))
         # At once with AFTER 0, else AFTER ms later.
         if self.server.args.after:
             time.sleep(self.server.args.after / 1000)
