@@ -10,7 +10,7 @@
 
 #include "backlog.h"
 
-size_t
+void
 backlog_take(struct evconnlistener *l, evconnlistener_cb cb, void *arg)
 {
 	struct sockaddr_storage	 ss;
@@ -31,5 +31,4 @@ backlog_take(struct evconnlistener *l, evconnlistener_cb cb, void *arg)
 		cb(l, fd, (struct sockaddr *)&ss, (int)len, arg);
 		n++;
 	}
-	return n;
 }

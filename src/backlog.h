@@ -18,10 +18,9 @@
 /*
  * Accept, without waiting, every connection queued on l (at most
  * BACKLOG_MAX, and none once accept(2) fails: out of descriptors, the
- * rest are reset as before), handing each to cb as l would have. The
- * number taken.
+ * rest are reset as before), handing each to cb as l would have.
  */
-size_t		 backlog_take(struct evconnlistener *l, evconnlistener_cb cb,
+void		 backlog_take(struct evconnlistener *l, evconnlistener_cb cb,
 		    void *arg);
 
 #endif

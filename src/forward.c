@@ -542,12 +542,12 @@ forward_response_head(struct forward *f, struct evbuffer *out)
 	}
 	/*
 	 * An interim response reaches the client only as the 100 (Continue)
-	 * its Expect asked for (in whatever spelling). HTTP/1.0 knows none (RFC 9110 §15.2). And a
-	 * client that takes another (a 102, a 103) for the final answer, as
-	 * Python's http.client does, would read the real one as the answer
-	 * to its next request on this connection, which may be a pinned
-	 * host's: a cleartext server's words as that host's. Dropped, as
-	 * the proxy may for the 100 it did not ask for.
+	 * its Expect asked for (in whatever spelling). HTTP/1.0 knows none
+	 * (RFC 9110 §15.2). And a client that takes another (a 102, a 103)
+	 * for the final answer, as Python's http.client does, would read the
+	 * real one as the answer to its next request on this connection,
+	 * which may be a pinned host's: a cleartext server's words as that
+	 * host's. Dropped, as a proxy may the 100 it did not ask for.
 	 */
 	if (h->status < 200 && (f->client_10 || h->status != 100 ||
 	    !http_expect_names_continue(http_msg_head(f->x->req))))

@@ -1229,15 +1229,25 @@ http_final_answer(const struct http_head *h, enum http_conn_token conn,
 	return 200;
 }
 
+/*
+ * Whether h is a request whose Expect fields count and go upstream: RFC
+ * 9110 10.1.1 has an HTTP/1.0 request's ignored, and Connection may name
+ * them for this hop only.
+ */
+static bool
+http_expect_forwarded(const struct http_head *h)
+{
+	return h->dir == HTTP_DIR_REQUEST && h->http_minor > 0 &&
+	    !http_connection_lists(h, "expect", strlen("expect"));
+}
+
 bool
 http_expects_continue(const struct http_head *h)
 {
 	size_t	 i, n = 0;
 	bool	 plain = false;
 
-	/* RFC 9110 10.1.1: HTTP/1.0 requests' expectations are ignored. */
-	if (h->dir != HTTP_DIR_REQUEST || h->http_minor == 0 ||
-	    http_connection_lists(h, "expect", strlen("expect")))
+	if (!http_expect_forwarded(h))
 		return false;
 	for (i = 0; i < h->nheaders; i++) {
 		if (strcasecmp(h->headers[i].name, "Expect") != 0)
@@ -1256,8 +1266,7 @@ http_expect_names_continue(const struct http_head *h)
 	size_t		 len;
 	bool		 found = false;
 
-	if (h->dir != HTTP_DIR_REQUEST || h->http_minor == 0 ||
-	    http_connection_lists(h, "expect", strlen("expect")) ||
+	if (!http_expect_forwarded(h) ||
 	    (list = http_head_list(h, "Expect")) == NULL)
 		return false;
 	p = list;

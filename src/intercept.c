@@ -750,6 +750,20 @@ intercept_guess_key(const struct intercept *ic, struct alpnguess_key *k)
 	k->offer_len = ic->offer_len;
 }
 
+/*
+ * Refuse the client at the upstream's verdict: with the answer it was
+ * being sent meanwhile held back, or before its handshake began.
+ */
+static void
+intercept_refuse_at_verdict(struct intercept *ic, unsigned char alert,
+    int status)
+{
+	if (ic->client_started)
+		intercept_refuse_held(ic, alert, status);
+	else
+		intercept_alert(ic->x, alert, status, ic->peeked);
+}
+
 static void
 intercept_upstream_tls_cb(struct upstream *u, enum upstream_status st,
     void *arg)
@@ -768,10 +782,7 @@ intercept_upstream_tls_cb(struct upstream *u, enum upstream_status st,
 		    INTERCEPT_ALERT_ACCESS_DENIED :
 		    INTERCEPT_ALERT_HANDSHAKE_FAILURE;
 		status = http_error_status(upstream_outcome(st)->error);
-		if (ic->client_started)
-			intercept_refuse_held(ic, alert, status);
-		else
-			intercept_alert(ic->x, alert, status, ic->peeked);
+		intercept_refuse_at_verdict(ic, alert, status);
 		return;
 	}
 	/*
@@ -782,12 +793,8 @@ intercept_upstream_tls_cb(struct upstream *u, enum upstream_status st,
 	if (ic->x->rc->retired) {
 		phase_log_blocked(ic->x, ic->host, "upstream verified after a "
 		    "reload, under the old configuration: connect again");
-		if (ic->client_started)
-			intercept_refuse_held(ic,
-			    INTERCEPT_ALERT_HANDSHAKE_FAILURE, 503);
-		else
-			intercept_alert(ic->x,
-			    INTERCEPT_ALERT_HANDSHAKE_FAILURE, 503, ic->peeked);
+		intercept_refuse_at_verdict(ic,
+		    INTERCEPT_ALERT_HANDSHAKE_FAILURE, 503);
 		return;
 	}
 	intercept_guess_key(ic, &k);
